@@ -1,0 +1,310 @@
+//! Diagnostics: what every stage reports instead of failing, rendered by miette or as JSON.
+//!
+//! A stage never stops at its first problem: it pushes a [`Diagnostic`] into a
+//! [`Diagnostics`] list and carries on with a placeholder, so one run reports every
+//! independent error. Codes are stable (`cnnc::shape::concat_mismatch`) and documented in
+//! README.md.
+
+use crate::source::{SourceMap, Span};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// A labelled span. The first label of a diagnostic is its primary location.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// Stable code, `cnnc::<stage>::<name>`.
+    pub code: &'static str,
+    pub message: String,
+    pub labels: Vec<Label>,
+    /// What to change, when a fix is known.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+        }
+    }
+
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
+    }
+
+    pub fn label(mut self, span: Span, text: impl Into<String>) -> Diagnostic {
+        self.labels.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    pub fn primary_span(&self) -> Option<Span> {
+        self.labels.first().map(|l| l.span)
+    }
+}
+
+/// An ordered list of diagnostics, errors and warnings mixed.
+#[derive(Clone, Debug, Default)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn new() -> Diagnostics {
+        Diagnostics::default()
+    }
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d)
+    }
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0)
+    }
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(Diagnostic::is_error)
+    }
+    pub fn error_count(&self) -> usize {
+        self.0.iter().filter(|d| d.is_error()).count()
+    }
+    pub fn warning_count(&self) -> usize {
+        self.0.len() - self.error_count()
+    }
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Sorts by file and position, keeping the order of diagnostics at the same place.
+    pub fn sort(&mut self) {
+        self.0.sort_by_key(|d| {
+            d.primary_span()
+                .map(|s| (s.file, s.start))
+                .unwrap_or_default()
+        });
+    }
+}
+
+/// The JSON form of one diagnostic (`cnnc check --format json`).
+#[derive(Serialize, Debug)]
+pub struct JsonDiagnostic {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// Byte offsets `[start, end)` in the file.
+    pub span: Option<[u32; 2]>,
+    pub labels: Vec<JsonLabel>,
+    pub help: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct JsonLabel {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+    pub span: [u32; 2],
+}
+
+impl Diagnostic {
+    pub fn to_json(&self, sources: &SourceMap) -> JsonDiagnostic {
+        let primary = self.primary_span();
+        let (file, line, column) = match primary {
+            Some(s) => {
+                let f = sources.get(s.file);
+                let (l, c) = f.line_col(s.start);
+                (Some(f.path.display().to_string()), Some(l), Some(c))
+            }
+            None => (None, None, None),
+        };
+        JsonDiagnostic {
+            severity: self.severity,
+            code: self.code,
+            message: self.message.clone(),
+            file,
+            line,
+            column,
+            span: primary.map(|s| [s.start, s.end]),
+            labels: self
+                .labels
+                .iter()
+                .map(|l| {
+                    let (line, column) = sources.get(l.span.file).line_col(l.span.start);
+                    JsonLabel {
+                        message: l.text.clone(),
+                        line,
+                        column,
+                        span: [l.span.start, l.span.end],
+                    }
+                })
+                .collect(),
+            help: self.help.clone(),
+        }
+    }
+
+    /// Renders with miette's graphical handler: unicode, no colour unless `color`, fixed width.
+    pub fn render(&self, sources: &SourceMap, color: bool) -> String {
+        let report = MietteReport::new(self, sources);
+        let theme = if color {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        let handler = miette::GraphicalReportHandler::new_themed(theme)
+            .with_width(100)
+            .with_links(false);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = handler.render_report(&mut out, &report);
+        out
+    }
+}
+
+/// Adapter from [`Diagnostic`] to miette. miette draws labels of one source only, so
+/// labels in other files than the primary one become lines of the help text.
+struct MietteReport {
+    code: &'static str,
+    message: String,
+    severity: miette::Severity,
+    source: Option<miette::NamedSource<String>>,
+    labels: Vec<miette::LabeledSpan>,
+    help: Option<String>,
+}
+
+impl MietteReport {
+    fn new(d: &Diagnostic, sources: &SourceMap) -> MietteReport {
+        let primary_file = d.primary_span().map(|s| s.file);
+        let mut labels = Vec::new();
+        let mut help_lines = Vec::new();
+        for (i, l) in d.labels.iter().enumerate() {
+            if Some(l.span.file) == primary_file {
+                let span = miette::SourceSpan::new((l.span.start as usize).into(), l.span.len());
+                let text = if l.text.is_empty() {
+                    None
+                } else {
+                    Some(l.text.clone())
+                };
+                labels.push(if i == 0 {
+                    miette::LabeledSpan::new_primary_with_span(text, span)
+                } else {
+                    miette::LabeledSpan::new_with_span(text, span)
+                });
+            } else {
+                let f = sources.get(l.span.file);
+                let (line, col) = f.line_col(l.span.start);
+                help_lines.push(format!("{}:{}:{}: {}", f.path.display(), line, col, l.text));
+            }
+        }
+        if let Some(h) = &d.help {
+            help_lines.push(h.clone());
+        }
+        let source = primary_file.map(|id| {
+            let f = sources.get(id);
+            miette::NamedSource::new(f.path.display().to_string(), f.text.clone())
+        });
+        MietteReport {
+            code: d.code,
+            message: d.message.clone(),
+            severity: match d.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            source,
+            labels,
+            help: if help_lines.is_empty() {
+                None
+            } else {
+                Some(help_lines.join("\n"))
+            },
+        }
+    }
+}
+
+impl fmt::Debug for MietteReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl fmt::Display for MietteReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for MietteReport {}
+
+impl miette::Diagnostic for MietteReport {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.labels.iter().cloned()))
+        }
+    }
+}
+
+/// Suggests the closest of `candidates` to `word` (for "did you mean").
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = word.to_ascii_lowercase();
+    // Strip PyTorch's class-name decorations: `AvgPool2d` -> `avgpool`.
+    let stripped = lower
+        .trim_end_matches("2d")
+        .trim_end_matches("1d")
+        .replace('_', "");
+    candidates
+        .into_iter()
+        .map(|c| {
+            let cn = c.replace('_', "");
+            let score = strsim::normalized_damerau_levenshtein(&stripped, &cn)
+                .max(strsim::normalized_damerau_levenshtein(&lower, c));
+            (score, c)
+        })
+        .filter(|(score, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,204 @@
+//! The front half of the pipeline for one file: load (following `use`), parse, elaborate
+//! every model, check. Returns all diagnostics and the models that checked.
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ir::elaborate;
+use crate::shape::{self, CheckedModel};
+use crate::source::{FileId, SourceMap};
+use crate::syntax::{self, ast};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The largest source file cnnc reads (a `.cnn` file is text a person writes).
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The result of compiling one file: its sources (for rendering diagnostics), every
+/// diagnostic, and each model that checked without error.
+#[derive(Debug)]
+pub struct Compilation {
+    pub sources: SourceMap,
+    pub main: FileId,
+    pub diagnostics: Diagnostics,
+    pub models: Vec<CheckedModel>,
+    /// Names of every model defined in the main file, checked or not, in source order.
+    pub model_names: Vec<String>,
+}
+
+impl Compilation {
+    /// The model named `name`, or the only model when `name` is `None`.
+    pub fn model(&self, name: Option<&str>) -> Result<&CheckedModel, String> {
+        match name {
+            Some(n) => self.models.iter().find(|m| m.name == n).ok_or_else(|| {
+                if self.model_names.iter().any(|m| m == n) {
+                    format!("model `{n}` has errors")
+                } else {
+                    format!(
+                        "no model named `{n}`; this file defines: {}",
+                        self.model_names.join(", ")
+                    )
+                }
+            }),
+            None => match (self.model_names.len(), self.models.len()) {
+                (0, _) => Err("this file defines no model (only blocks)".to_string()),
+                (1, 1) => Ok(&self.models[0]),
+                (1, _) => Err(format!("model `{}` has errors", self.model_names[0])),
+                _ => Err(format!(
+                    "this file defines several models ({}); pick one with --model NAME",
+                    self.model_names.join(", ")
+                )),
+            },
+        }
+    }
+}
+
+/// A problem reading a file given on the command line (exit code 2, not a diagnostic).
+#[derive(Debug)]
+pub struct LoadError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Reads a source file with the limits every input gets: a regular file, at most
+/// [`MAX_FILE_BYTES`], UTF-8.
+pub fn read_source(path: &Path) -> Result<String, LoadError> {
+    let err = |message: String| LoadError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
+    if meta.is_dir() {
+        return Err(err("it is a directory, not a .cnn file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "the file is {} bytes; cnnc reads source files of at most {} bytes",
+            meta.len(),
+            MAX_FILE_BYTES
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(io_message(&e)))?;
+    String::from_utf8(bytes).map_err(|e| {
+        err(format!(
+            "the file is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Compiles a file on disk.
+pub fn compile_file(path: &Path) -> Result<Compilation, LoadError> {
+    let text = read_source(path)?;
+    Ok(compile_source(path, text))
+}
+
+/// Compiles source text; `use` declarations are resolved relative to `path`'s folder.
+pub fn compile_source(path: &Path, text: String) -> Compilation {
+    let mut sources = SourceMap::new();
+    let mut diagnostics = Diagnostics::new();
+    let hash = hex(&Sha256::digest(text.as_bytes()));
+    let main = sources.add(path, text);
+    let mut files: Vec<(FileId, ast::File)> = Vec::new();
+    load_recursive(main, &mut sources, &mut files, &mut diagnostics);
+
+    let mut model_names = Vec::new();
+    let mut models = Vec::new();
+    let defs = elaborate::Definitions::collect(&files, &mut diagnostics);
+    if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
+        for item in &main_ast.items {
+            if let ast::Item::Model(m) = item {
+                model_names.push(m.name.name.clone());
+                let mut model_diags = Diagnostics::new();
+                let graph = elaborate::elaborate_model(m, &defs, &mut model_diags);
+                let checked = shape::check(
+                    m.name.name.clone(),
+                    graph,
+                    m.span,
+                    path.display().to_string(),
+                    hash.clone(),
+                    &model_diags,
+                );
+                diagnostics.extend(model_diags);
+                match checked {
+                    Ok(c) => models.push(c),
+                    Err(d) => diagnostics.extend(d),
+                }
+            }
+        }
+    }
+    Compilation {
+        sources,
+        main,
+        diagnostics,
+        models,
+        model_names,
+    }
+}
+
+/// Parses `id` and, depth first, every file it `use`s (each file once).
+fn load_recursive(
+    id: FileId,
+    sources: &mut SourceMap,
+    files: &mut Vec<(FileId, ast::File)>,
+    diagnostics: &mut Diagnostics,
+) {
+    let parsed = syntax::parse(&sources.get(id).text, id);
+    let file = match parsed {
+        Ok(f) => f,
+        Err(d) => {
+            diagnostics.extend(d);
+            return;
+        }
+    };
+    let dir = sources
+        .get(id)
+        .path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let uses: Vec<ast::UseDecl> = file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            ast::Item::Use(u) => Some(u.clone()),
+            _ => None,
+        })
+        .collect();
+    files.push((id, file));
+    for u in uses {
+        let target = dir.join(&u.path);
+        if sources.find(&target).is_some() {
+            continue; // already loaded (or a cycle of uses): each file once
+        }
+        match read_source(&target) {
+            Ok(text) => {
+                let child = sources.add(target, text);
+                load_recursive(child, sources, files, diagnostics);
+            }
+            Err(e) => diagnostics.push(
+                Diagnostic::error("cnnc::syntax::use_not_found", e.to_string())
+                    .label(u.span, "used here")
+                    .help("the path of a `use` is relative to the file that contains it"),
+            ),
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

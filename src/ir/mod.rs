@@ -1,0 +1,105 @@
+//! The graph IR: a petgraph graph of typed ops, built from the AST by elaboration.
+//!
+//! Consumes [`crate::syntax::ast`] and produces a [`Graph`] whose nodes carry their scoped
+//! name, op, source span and inferred output shape. Blocks, repeats and conditionals are
+//! fully expanded; concat and residual become merge nodes with several inputs.
+
+pub mod elaborate;
+pub mod op;
+
+pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs};
+
+use crate::source::Span;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use std::fmt;
+
+/// A tensor shape without the (implicit, symbolic) batch dimension: `[C, H, W]` or `[F]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shape(pub Vec<u64>);
+
+impl Shape {
+    pub fn dims(&self) -> &[u64] {
+        &self.0
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    /// Elements per sample; saturates (shape rules keep it under 2^31 anyway).
+    pub fn elements(&self) -> u64 {
+        self.0.iter().fold(1u64, |a, &d| a.saturating_mul(d))
+    }
+    /// Channels of `[C, H, W]` or features of `[F]`.
+    pub fn channels(&self) -> u64 {
+        self.0.first().copied().unwrap_or(0)
+    }
+    /// `[H, W]` of a rank-3 shape.
+    pub fn spatial(&self) -> Option<[u64; 2]> {
+        match self.0[..] {
+            [_, h, w] => Some([h, w]),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// One layer instance.
+#[derive(Clone, Debug)]
+pub struct Node {
+    /// Scope path, unique in the graph: `stage2.unit1.conv1`. Becomes the ONNX node name
+    /// and the prefix of its initializers (`stage2.unit1.conv1.weight`).
+    pub name: String,
+    pub op: Op,
+    /// The source text the layer came from (the call, or the concat/residual statement).
+    pub span: Span,
+    /// Output shape; `None` only while elaborating a graph that has errors.
+    pub shape: Option<Shape>,
+    /// Trainable parameters (weights and biases).
+    pub params: u64,
+    /// Multiply-accumulates per sample (biases not counted).
+    pub macs: u64,
+}
+
+/// The model graph. Edge weights are the input slot of the target node (0, 1, …).
+#[derive(Clone, Debug)]
+pub struct Graph {
+    pub graph: DiGraph<Node, usize>,
+    pub input: NodeIndex,
+    pub output: NodeIndex,
+}
+
+impl Graph {
+    pub fn node(&self, ix: NodeIndex) -> &Node {
+        &self.graph[ix]
+    }
+
+    /// The node's inputs in slot order.
+    pub fn inputs(&self, ix: NodeIndex) -> Vec<NodeIndex> {
+        let mut edges: Vec<(usize, NodeIndex)> = self
+            .graph
+            .edges_directed(ix, petgraph::Direction::Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
+        edges.sort();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Nodes in a topological order (inputs before users). The graph is acyclic by
+    /// construction: elaboration only adds edges from existing nodes to a new one.
+    pub fn topo_order(&self) -> Vec<NodeIndex> {
+        petgraph::algo::toposort(&self.graph, None)
+            .expect("elaboration only builds acyclic graphs")
+    }
+}

@@ -1,0 +1,136 @@
+//! The op enum: one variant per layer kind, with typed, fully resolved attributes.
+//!
+//! Every per-layer stage (shape rule, cost, ONNX lowering, gradient) matches on [`Op`], so
+//! adding a layer is one variant here and one arm in each stage, found by the compiler.
+
+/// Per-axis pair `[h, w]`.
+pub type Pair = [u64; 2];
+
+/// Padding of the two spatial axes: `begin = [top, left]`, `end = [bottom, right]`
+/// (the order of ONNX's `pads` attribute is `begin ++ end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pads {
+    pub begin: Pair,
+    pub end: Pair,
+}
+
+impl Pads {
+    pub fn symmetric(p: Pair) -> Pads {
+        Pads { begin: p, end: p }
+    }
+    pub fn is_symmetric(&self) -> bool {
+        self.begin == self.end
+    }
+    /// ONNX order: `[top, left, bottom, right]`.
+    pub fn onnx(&self) -> [u64; 4] {
+        [self.begin[0], self.begin[1], self.end[0], self.end[1]]
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvAttrs {
+    pub out_channels: u64,
+    pub kernel: Pair,
+    pub stride: Pair,
+    pub pads: Pads,
+    pub dilation: Pair,
+    pub groups: u64,
+    pub bias: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvTransposeAttrs {
+    pub out_channels: u64,
+    pub kernel: Pair,
+    pub stride: Pair,
+    pub pads: Pads,
+    pub output_pad: Pair,
+    pub dilation: Pair,
+    pub groups: u64,
+    pub bias: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolAttrs {
+    pub kernel: Pair,
+    pub stride: Pair,
+    pub pads: Pads,
+    pub ceil: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The model's input; no inputs.
+    Input,
+    Conv(ConvAttrs),
+    ConvTranspose(ConvTransposeAttrs),
+    MaxPool(PoolAttrs),
+    /// PyTorch semantics: padding counts in the divisor (`count_include_pad=True`).
+    AvgPool(PoolAttrs),
+    /// PyTorch's `AdaptiveAvgPool2d([h, w])`.
+    AdaptiveAvgPool { output: Pair },
+    GlobalAvgPool,
+    /// 2-D on `[C, H, W]`, 1-D on `[F]`. `momentum` in PyTorch's convention (weight of the
+    /// new batch statistic, default 0.1).
+    BatchNorm { eps: f64, momentum: f64 },
+    Relu,
+    Sigmoid,
+    Tanh,
+    LeakyRelu { alpha: f64 },
+    Elu { alpha: f64 },
+    /// Over the channel (or feature) axis.
+    Softmax,
+    Dropout { p: f64 },
+    /// `[C, H, W]` → `[C·H·W]`.
+    Flatten,
+    Linear { out_features: u64, bias: bool },
+    /// Joins its inputs (in edge-slot order) along channels.
+    Concat,
+    /// Elementwise sum of its two inputs (a residual connection).
+    Add,
+    /// Center crop of its input to `[h, w]` (U-Net's copy-and-crop).
+    Crop { size: Pair },
+}
+
+impl Op {
+    /// The layer's name in the language (and in summaries).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv(_) => "conv",
+            Op::ConvTranspose(_) => "convT",
+            Op::MaxPool(_) => "maxpool",
+            Op::AvgPool(_) => "avgpool",
+            Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
+            Op::GlobalAvgPool => "global_avgpool",
+            Op::BatchNorm { .. } => "batchnorm",
+            Op::Relu => "relu",
+            Op::Sigmoid => "sigmoid",
+            Op::Tanh => "tanh",
+            Op::LeakyRelu { .. } => "leaky_relu",
+            Op::Elu { .. } => "elu",
+            Op::Softmax => "softmax",
+            Op::Dropout { .. } => "dropout",
+            Op::Flatten => "flatten",
+            Op::Linear { .. } => "linear",
+            Op::Concat => "concat",
+            Op::Add => "add",
+            Op::Crop { .. } => "crop",
+        }
+    }
+
+    /// Activations and other ops that keep the shape and act elementwise (or per channel).
+    pub fn is_shape_preserving(&self) -> bool {
+        matches!(
+            self,
+            Op::BatchNorm { .. }
+                | Op::Relu
+                | Op::Sigmoid
+                | Op::Tanh
+                | Op::LeakyRelu { .. }
+                | Op::Elu { .. }
+                | Op::Softmax
+                | Op::Dropout { .. }
+        )
+    }
+}

@@ -1,0 +1,99 @@
+//! Shape checking: the per-op size rules and the [`CheckedModel`] they certify.
+//!
+//! Elaboration calls [`rules::infer`] for every node as it builds the graph (the language
+//! can query the incoming shape, `in.c`), so shapes, parameter counts and MACs are known per
+//! node. [`check`] then turns an error-free graph into a [`CheckedModel`]; later stages
+//! (summary, ONNX lowering, training) take a `&CheckedModel`, so an unchecked graph cannot
+//! be exported.
+
+pub mod rules;
+pub mod summary;
+
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::ir::{Graph, Node, Shape};
+use crate::source::Span;
+use petgraph::graph::NodeIndex;
+
+/// A model whose every node has a known, valid output shape.
+#[derive(Clone, Debug)]
+pub struct CheckedModel {
+    pub name: String,
+    pub graph: Graph,
+    /// Span of the `model` declaration.
+    pub span: Span,
+    /// Path of the file that defines the model, as given by the user.
+    pub source_path: String,
+    /// SHA-256 (hex) of that file's text.
+    pub source_hash: String,
+}
+
+impl CheckedModel {
+    pub fn node(&self, ix: NodeIndex) -> &Node {
+        self.graph.node(ix)
+    }
+
+    /// The node's output shape (known for every node of a checked model).
+    pub fn shape(&self, ix: NodeIndex) -> &Shape {
+        self.graph.graph[ix]
+            .shape
+            .as_ref()
+            .expect("a checked model has every shape")
+    }
+
+    pub fn input_shape(&self) -> &Shape {
+        self.shape(self.graph.input)
+    }
+
+    pub fn output_shape(&self) -> &Shape {
+        self.shape(self.graph.output)
+    }
+
+    pub fn total_params(&self) -> u64 {
+        self.graph.graph.node_weights().map(|n| n.params).sum()
+    }
+
+    pub fn total_macs(&self) -> u64 {
+        self.graph.graph.node_weights().map(|n| n.macs).sum()
+    }
+
+    /// Layers in topological order, the input excluded.
+    pub fn layers(&self) -> Vec<NodeIndex> {
+        self.graph
+            .topo_order()
+            .into_iter()
+            .filter(|&ix| ix != self.graph.input)
+            .collect()
+    }
+}
+
+/// Certifies a graph: every shape known and the diagnostics free of errors.
+pub fn check(
+    name: String,
+    graph: Graph,
+    span: Span,
+    source_path: String,
+    source_hash: String,
+    diagnostics: &Diagnostics,
+) -> Result<CheckedModel, Diagnostics> {
+    let missing = graph.graph.node_weights().any(|n| n.shape.is_none());
+    if diagnostics.has_errors() || missing {
+        let mut d = Diagnostics::new();
+        if !diagnostics.has_errors() {
+            d.push(
+                Diagnostic::error(
+                    "cnnc::internal::unknown_shape",
+                    format!("model `{name}` has a layer whose shape could not be inferred"),
+                )
+                .label(span, "in this model"),
+            );
+        }
+        return Err(d);
+    }
+    Ok(CheckedModel {
+        name,
+        graph,
+        span,
+        source_path,
+        source_hash,
+    })
+}

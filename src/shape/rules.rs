@@ -1,0 +1,1 @@
+//! Per-op shape rules (stub: being written).

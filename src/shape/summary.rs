@@ -1,0 +1,1 @@
+//! Summary table (stub: being written).

@@ -1,0 +1,220 @@
+//! The typed syntax tree. Every node keeps the byte span of the text it came from.
+
+use crate::source::Span;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct File {
+    pub items: Vec<Item>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// `use "other.cnn"`: the blocks (and models) of another file become visible.
+    Use(UseDecl),
+    Block(BlockDef),
+    Model(ModelDef),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UseDecl {
+    /// The path as written, without quotes, relative to the file containing the `use`.
+    pub path: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+/// `block NAME(params) { body }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockDef {
+    pub name: Ident,
+    pub params: Vec<Param>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    pub name: Ident,
+    pub default: Option<Expr>,
+}
+
+/// `model NAME(input: [C, H, W]) { body }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDef {
+    pub name: Ident,
+    /// The input shape's dimensions, without the batch; constant expressions.
+    pub input: Vec<Expr>,
+    /// Span of the `[C, H, W]` list.
+    pub input_span: Span,
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+/// One statement of a body, with its optional postfix parts: `stmt as NAME : [shape]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stmt {
+    pub kind: StmtKind,
+    /// `as NAME`: keeps the statement's output tensor under a name.
+    pub alias: Option<Ident>,
+    /// `: [400]`: a checked assertion of the statement's output shape.
+    pub assert: Option<ShapeAssert>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShapeAssert {
+    pub dims: Vec<Expr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StmtKind {
+    /// A layer (`conv(6, 5, pad=2)`, `relu`), a block call, or a named tensor (`e2`).
+    Call(Call),
+    /// `repeat n { }` or `repeat i in a..b { }`.
+    Repeat(Repeat),
+    /// `if cond { } else { }`; `else if` nests an `If` in the else body.
+    If(IfStmt),
+    /// `concat { {…} {…} stmt … }`.
+    Concat(Concat),
+    /// `residual { body } shortcut [if cond] { … }`.
+    Residual(Residual),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    pub name: Ident,
+    pub args: Vec<Arg>,
+    /// Whether the call was written with parentheses (`relu()` vs `relu`).
+    pub parens: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arg {
+    /// `Some` for a named argument (`pad=2`).
+    pub name: Option<Ident>,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Repeat {
+    /// `Some(i)` in `repeat i in a..b`.
+    pub var: Option<Ident>,
+    pub range: RepeatRange,
+    pub body: Vec<Stmt>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RepeatRange {
+    /// `repeat n`: n times (the variable, if any, runs 0..n).
+    Count(Expr),
+    /// `a..b`: from a inclusive to b exclusive.
+    Range(Expr, Expr),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IfStmt {
+    pub cond: Expr,
+    pub then_body: Vec<Stmt>,
+    pub else_body: Option<Vec<Stmt>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Concat {
+    pub branches: Vec<Branch>,
+}
+
+/// One branch of a concat: a braced sequence (`{}` is the identity) or a single statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Branch {
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Residual {
+    pub body: Vec<Stmt>,
+    /// Span of the body's braces, for labels.
+    pub body_span: Span,
+    pub shortcut: Option<Shortcut>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shortcut {
+    /// `shortcut if cond { … }`: the projection applies only when cond holds.
+    pub cond: Option<Expr>,
+    pub body: Vec<Stmt>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// `same` (for `pad=same`).
+    Same,
+    Var(String),
+    /// `in.c`, `in.h`, `in.w`, `in.f` (features of a rank-1 tensor), `in.rank`.
+    InQuery(String),
+    List(Vec<Expr>),
+    Index(Box<Expr>, Box<Expr>),
+    Unary(UnaryOp, Box<Expr>),
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Rem => "%",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::And => "and",
+            BinaryOp::Or => "or",
+        }
+    }
+}
