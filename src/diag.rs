@@ -289,7 +289,10 @@ impl miette::Diagnostic for MietteReport {
 }
 
 /// Suggests the closest of `candidates` to `word` (for "did you mean").
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();
     // Strip PyTorch's class-name decorations: `AvgPool2d` -> `avgpool`.
     let stripped = lower
@@ -307,4 +310,21 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+impl JsonDiagnostic {
+    /// A file that could not be read, in the JSON form of a diagnostic.
+    pub fn io(e: &crate::driver::LoadError) -> JsonDiagnostic {
+        JsonDiagnostic {
+            severity: Severity::Error,
+            code: "cnnc::io::read",
+            message: e.to_string(),
+            file: Some(e.path.display().to_string()),
+            line: None,
+            column: None,
+            span: None,
+            labels: Vec::new(),
+            help: None,
+        }
+    }
 }

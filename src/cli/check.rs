@@ -1,5 +1,80 @@
-//! `cnnc check` (being written).
+//! `cnnc check FILE...`: every diagnostic of every file; exit 1 on any error.
+
+use super::common::{print_diagnostics, Format, EXIT_DIAGNOSTICS, EXIT_USAGE};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {}
-pub fn run(_a: CheckArgs) -> ExitCode { ExitCode::SUCCESS }
+pub struct CheckArgs {
+    /// The .cnn files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format of the diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut io_failure = false;
+    let mut json = Vec::new();
+    for path in &args.files {
+        match cnnc::compile_file(path) {
+            Ok(c) => {
+                errors += c.diagnostics.error_count();
+                warnings += c.diagnostics.warning_count();
+                match args.format {
+                    Format::Text => {
+                        print_diagnostics(&c);
+                        if !c.diagnostics.has_errors() {
+                            let models: Vec<String> = c
+                                .models
+                                .iter()
+                                .map(|m| {
+                                    format!("{} {} → {}", m.name, m.input_shape(), m.output_shape())
+                                })
+                                .collect();
+                            let what = if models.is_empty() {
+                                "no models".to_string()
+                            } else {
+                                models.join(", ")
+                            };
+                            eprintln!("{}: ok ({what})", path.display());
+                        }
+                    }
+                    Format::Json => {
+                        json.extend(c.diagnostics.iter().map(|d| d.to_json(&c.sources)))
+                    }
+                }
+            }
+            Err(e) => {
+                io_failure = true;
+                match args.format {
+                    Format::Text => eprintln!("error: {e}"),
+                    Format::Json => json.push(cnnc::diag::JsonDiagnostic::io(&e)),
+                }
+            }
+        }
+    }
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("diagnostics serialize")
+        ),
+        Format::Text if args.files.len() > 1 || errors + warnings > 0 => {
+            eprintln!(
+                "{errors} error(s), {warnings} warning(s) in {} file(s)",
+                args.files.len()
+            )
+        }
+        Format::Text => {}
+    }
+    if io_failure {
+        ExitCode::from(EXIT_USAGE)
+    } else if errors > 0 {
+        ExitCode::from(EXIT_DIAGNOSTICS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,5 +1,8 @@
-//! Helpers shared by subcommands: exit codes, output format, error printing.
+//! Helpers shared by subcommands: exit codes, output format, diagnostics printing.
 
+use cnnc::Compilation;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Exit code: the input has errors (diagnostics were printed).
@@ -22,4 +25,40 @@ pub enum Format {
 pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
+}
+
+/// Whether diagnostics get colour: stderr is a terminal and NO_COLOR is unset.
+pub fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Renders every diagnostic of a compilation to stderr.
+pub fn print_diagnostics(c: &Compilation) {
+    let color = color();
+    for d in c.diagnostics.iter() {
+        eprint!("{}", d.render(&c.sources, color));
+    }
+}
+
+/// Compiles `path` and picks one model; on failure prints why and gives the exit code.
+/// Warnings are printed either way. Returns the compilation and the model's index.
+pub fn compile_one(path: &Path, model: Option<&str>) -> Result<(Compilation, usize), ExitCode> {
+    let c = cnnc::compile_file(path).map_err(|e| fail(EXIT_USAGE, e))?;
+    print_diagnostics(&c);
+    if c.diagnostics.has_errors() {
+        eprintln!(
+            "error: {} has {} error(s); nothing was produced",
+            path.display(),
+            c.diagnostics.error_count()
+        );
+        return Err(ExitCode::from(EXIT_DIAGNOSTICS));
+    }
+    let chosen = c.model(model).map_err(|m| fail(EXIT_USAGE, m))?;
+    let name = chosen.name.clone();
+    let index = c
+        .models
+        .iter()
+        .position(|m| m.name == name)
+        .expect("model is in the list");
+    Ok((c, index))
 }

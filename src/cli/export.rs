@@ -2,4 +2,6 @@
 use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {}
-pub fn run(_a: ExportArgs) -> ExitCode { ExitCode::SUCCESS }
+pub fn run(_a: ExportArgs) -> ExitCode {
+    ExitCode::SUCCESS
+}

@@ -6,6 +6,12 @@ pub struct RunArgs {}
 pub struct BenchArgs {}
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {}
-pub fn run(_a: RunArgs) -> ExitCode { ExitCode::SUCCESS }
-pub fn bench(_a: BenchArgs) -> ExitCode { ExitCode::SUCCESS }
-pub fn doctor(_a: DoctorArgs) -> ExitCode { ExitCode::SUCCESS }
+pub fn run(_a: RunArgs) -> ExitCode {
+    ExitCode::SUCCESS
+}
+pub fn bench(_a: BenchArgs) -> ExitCode {
+    ExitCode::SUCCESS
+}
+pub fn doctor(_a: DoctorArgs) -> ExitCode {
+    ExitCode::SUCCESS
+}

@@ -1,5 +1,34 @@
-//! `cnnc summary` (being written).
+//! `cnnc summary FILE`: the per-layer table of one model.
+
+use super::common::{compile_one, Format};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
 #[derive(clap::Args, Debug)]
-pub struct SummaryArgs {}
-pub fn run(_a: SummaryArgs) -> ExitCode { ExitCode::SUCCESS }
+pub struct SummaryArgs {
+    /// The .cnn file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Which model of the file (needed when it defines several).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+pub fn run(args: SummaryArgs) -> ExitCode {
+    let (compilation, model) = match compile_one(&args.file, args.model.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let summary = cnnc::shape::summary::summarize(&compilation.models[model]);
+    match args.format {
+        Format::Text => print!("{}", summary.to_text()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serializes")
+        ),
+    }
+    ExitCode::SUCCESS
+}

@@ -2,4 +2,6 @@
 use std::process::ExitCode;
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {}
-pub fn run(_a: TrainArgs) -> ExitCode { ExitCode::SUCCESS }
+pub fn run(_a: TrainArgs) -> ExitCode {
+    ExitCode::SUCCESS
+}

@@ -1,19 +1,954 @@
-//! Elaboration (stub: being written).
-use crate::diag::Diagnostics;
-use crate::ir::Graph;
-use crate::source::FileId;
-use crate::syntax::ast;
+//! Elaboration: AST → IR graph. Expands block calls, repeats and conditionals, evaluates
+//! argument expressions, resolves named tensors, and infers each node's shape as it is
+//! added (the language can query the incoming shape with `in.c`).
+//!
+//! Errors never stop elaboration: a failed layer yields an *unknown* tensor, and every
+//! later use of an unknown tensor is silent, so each independent mistake is reported once.
 
+use super::layers::{self, LayerSpec};
+use super::value::{eval, Env, EvalError, Value};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::ir::{Graph, Node, Op, Shape};
+use crate::shape::rules::{self, RuleError};
+use crate::source::{FileId, Span};
+use crate::syntax::ast::{self, StmtKind};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::HashMap;
+
+/// Most layers one model may expand to.
+pub const MAX_NODES: usize = 2_000_000;
+/// Most iterations of one `repeat`.
+pub const MAX_REPEAT: i64 = 1_000_000;
+/// Deepest nesting of block calls.
+pub const MAX_CALL_DEPTH: usize = 100;
+
+/// The blocks visible to a model: those of its file and of every file it `use`s.
 pub struct Definitions<'a> {
-    pub files: &'a [(FileId, ast::File)],
+    blocks: HashMap<&'a str, &'a ast::BlockDef>,
 }
 
 impl<'a> Definitions<'a> {
-    pub fn collect(files: &'a [(FileId, ast::File)], _d: &mut Diagnostics) -> Definitions<'a> {
-        Definitions { files }
+    /// Collects the blocks, reporting duplicates and blocks named like a built-in layer.
+    pub fn collect(files: &'a [(FileId, ast::File)], diags: &mut Diagnostics) -> Definitions<'a> {
+        let mut blocks: HashMap<&'a str, &'a ast::BlockDef> = HashMap::new();
+        for (_, file) in files {
+            for item in &file.items {
+                if let ast::Item::Block(b) = item {
+                    let name = b.name.name.as_str();
+                    if layers::lookup(name).is_some() {
+                        diags.push(
+                            Diagnostic::error(
+                                "cnnc::elab::duplicate_definition",
+                                format!("block `{name}` has the name of a built-in layer"),
+                            )
+                            .label(b.name.span, "this block")
+                            .help("rename the block"),
+                        );
+                    } else if let Some(prev) = blocks.get(name) {
+                        diags.push(
+                            Diagnostic::error(
+                                "cnnc::elab::duplicate_definition",
+                                format!("block `{name}` is defined twice"),
+                            )
+                            .label(b.name.span, "defined again here")
+                            .label(prev.name.span, "first defined here")
+                            .help("rename one of them"),
+                        );
+                    } else {
+                        blocks.insert(name, b);
+                    }
+                }
+            }
+        }
+        Definitions { blocks }
     }
 }
 
-pub fn elaborate_model(_m: &ast::ModelDef, _defs: &Definitions, _d: &mut Diagnostics) -> Graph {
-    todo!()
+/// The tensor flowing through a body: a node and its shape (`None` after an error).
+#[derive(Clone, Debug)]
+struct Cur {
+    node: NodeIndex,
+    shape: Option<Shape>,
+}
+
+/// A naming scope: the prefix of node names and per-kind counters.
+struct Scope {
+    prefix: String,
+    counters: HashMap<String, u32>,
+}
+
+impl Scope {
+    fn new(prefix: String) -> Scope {
+        Scope {
+            prefix,
+            counters: HashMap::new(),
+        }
+    }
+    fn fresh(&mut self, kind: &str) -> String {
+        let n = self.counters.entry(kind.to_string()).or_insert(0);
+        *n += 1;
+        format!("{}{}{}", self.prefix, kind, n)
+    }
+}
+
+/// Per block invocation: its variables and its named tensors.
+struct Frame {
+    env: Env,
+    tensors: HashMap<String, (Cur, Span)>,
+}
+
+/// Raised when elaboration must stop for the whole model (node budget exceeded).
+struct Abort;
+
+struct Elab<'a, 'd> {
+    defs: &'a Definitions<'a>,
+    graph: DiGraph<Node, usize>,
+    diags: &'d mut Diagnostics,
+    call_stack: Vec<(&'a str, Span)>,
+    /// Rates and spans of the current run of stacked dilated convs (gridding check).
+    dilation_run: Vec<(u64, Span)>,
+}
+
+/// Elaborates one model. The returned graph has every node's shape when `diags` got no
+/// error; `shape::check` certifies it.
+pub fn elaborate_model(
+    model: &ast::ModelDef,
+    defs: &Definitions,
+    diags: &mut Diagnostics,
+) -> Graph {
+    let mut e = Elab {
+        defs,
+        graph: DiGraph::new(),
+        diags,
+        call_stack: Vec::new(),
+        dilation_run: Vec::new(),
+    };
+    let mut frame = Frame {
+        env: Env::new(),
+        tensors: HashMap::new(),
+    };
+    let input_shape = e.input_shape(model, &frame);
+    let input = e.graph.add_node(Node {
+        name: "input".into(),
+        op: Op::Input,
+        span: model.input_span,
+        shape: input_shape.clone(),
+        params: 0,
+        macs: 0,
+    });
+    let cur = Cur {
+        node: input,
+        shape: input_shape,
+    };
+    let mut scope = Scope::new(String::new());
+    let out = match e.body(&model.body, cur, &mut frame, &mut scope) {
+        Ok(c) => {
+            e.flush_dilation_run();
+            c.node
+        }
+        Err(Abort) => input,
+    };
+    if out == input && !e.diags.has_errors() {
+        e.diags.push(
+            Diagnostic::error(
+                "cnnc::elab::empty_model",
+                format!("model `{}` has no layers", model.name.name),
+            )
+            .label(model.name.span, "this model")
+            .help("add layers between the braces, e.g. `flatten linear(10)`"),
+        );
+    }
+    Graph {
+        graph: e.graph,
+        input,
+        output: out,
+    }
+}
+
+impl<'a, 'd> Elab<'a, 'd> {
+    fn input_shape(&mut self, model: &ast::ModelDef, frame: &Frame) -> Option<Shape> {
+        let mut dims = Vec::new();
+        for d in &model.input {
+            match eval(d, &frame.env, None) {
+                Ok(Value::Int(n)) if n > 0 => dims.push(n as u64),
+                Ok(v) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            format!(
+                                "an input dimension must be a positive integer, got {}",
+                                v.describe()
+                            ),
+                        )
+                        .label(d.span, "here"),
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    self.report_eval(e);
+                    return None;
+                }
+            }
+        }
+        if dims.len() != 3 && dims.len() != 1 {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::shape::rank",
+                    format!(
+                        "the model input must be [C, H, W] or [F], got {} dimensions",
+                        dims.len()
+                    ),
+                )
+                .label(model.input_span, "this shape")
+                .help("write the shape without the batch dimension, e.g. `input: [1, 28, 28]`"),
+            );
+            return None;
+        }
+        let s = Shape(dims);
+        if s.dims()
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .is_none_or(|n| n > rules::MAX_ELEMENTS)
+        {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::shape::tensor_too_large",
+                    format!("the input {s} is too large to be real (over 2^31 elements)"),
+                )
+                .label(model.input_span, "this shape"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn report_eval(&mut self, e: EvalError) {
+        if let EvalError::Diag(d) = e {
+            self.diags.push(*d);
+        }
+    }
+
+    fn body(
+        &mut self,
+        stmts: &'a [ast::Stmt],
+        mut cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        for stmt in stmts {
+            cur = self.stmt(stmt, cur, frame, scope)?;
+        }
+        Ok(cur)
+    }
+
+    fn stmt(
+        &mut self,
+        stmt: &'a ast::Stmt,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let out = match &stmt.kind {
+            StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
+            StmtKind::Repeat(r) => self.repeat(r, stmt.span, cur, frame, scope)?,
+            StmtKind::If(i) => match self.eval_bool(&i.cond, frame, &cur) {
+                Some(true) => self.body(&i.then_body, cur, frame, scope)?,
+                Some(false) => match &i.else_body {
+                    Some(b) => self.body(b, cur, frame, scope)?,
+                    None => cur,
+                },
+                None => unknown(cur),
+            },
+            StmtKind::Concat(c) => self.concat(c, stmt.span, cur, frame, scope)?,
+            StmtKind::Residual(r) => self.residual(r, stmt.span, cur, frame, scope)?,
+        };
+        if let Some(assert) = &stmt.assert {
+            self.check_assert(assert, &out, frame);
+        }
+        if let Some(alias) = &stmt.alias {
+            if layers::lookup(&alias.name).is_some()
+                || self.defs.blocks.contains_key(alias.name.as_str())
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::duplicate_definition",
+                        format!(
+                            "`{}` names a layer or block; a tensor cannot take that name",
+                            alias.name
+                        ),
+                    )
+                    .label(alias.span, "this name")
+                    .help("pick another name for the tensor"),
+                );
+            } else {
+                frame
+                    .tensors
+                    .insert(alias.name.clone(), (out.clone(), alias.span));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_assert(&mut self, assert: &ast::ShapeAssert, out: &Cur, frame: &Frame) {
+        let Some(shape) = &out.shape else { return };
+        let mut dims = Vec::new();
+        for d in &assert.dims {
+            match eval(d, &frame.env, Some(shape)) {
+                Ok(Value::Int(n)) if n >= 0 => dims.push(n as u64),
+                Ok(v) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_type",
+                            format!(
+                                "a shape dimension must be a non-negative integer, got {}",
+                                v.describe()
+                            ),
+                        )
+                        .label(d.span, "here"),
+                    );
+                    return;
+                }
+                Err(e) => return self.report_eval(e),
+            }
+        }
+        let expected = Shape(dims);
+        if &expected != shape {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::shape::assertion_failed",
+                    format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
+                )
+                .label(assert.span, format!("the tensor here is {shape}"))
+                .help(format!(
+                    "write `: {shape}` if that is what you meant, or fix the layers before it"
+                )),
+            );
+        }
+    }
+
+    fn eval_bool(&mut self, e: &ast::Expr, frame: &Frame, cur: &Cur) -> Option<bool> {
+        match eval(e, &frame.env, cur.shape.as_ref()) {
+            Ok(Value::Bool(b)) => Some(b),
+            Ok(v) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::type_error",
+                        format!("a condition must be true or false, got {}", v.describe()),
+                    )
+                    .label(e.span, "this condition")
+                    .help("compare with `==`, `!=`, `<`, … to get a boolean"),
+                );
+                None
+            }
+            Err(err) => {
+                self.report_eval(err);
+                None
+            }
+        }
+    }
+
+    fn eval_int(&mut self, e: &ast::Expr, frame: &Frame, cur: &Cur, what: &str) -> Option<i64> {
+        match eval(e, &frame.env, cur.shape.as_ref()) {
+            Ok(Value::Int(n)) => Some(n),
+            Ok(v) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_type",
+                        format!("{what} must be an integer, got {}", v.describe()),
+                    )
+                    .label(e.span, "here"),
+                );
+                None
+            }
+            Err(err) => {
+                self.report_eval(err);
+                None
+            }
+        }
+    }
+
+    fn repeat(
+        &mut self,
+        r: &'a ast::Repeat,
+        span: Span,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let (from, to, count_span) = match &r.range {
+            ast::RepeatRange::Count(n) => (
+                Some(0),
+                self.eval_int(n, frame, &cur, "a repeat count"),
+                n.span,
+            ),
+            ast::RepeatRange::Range(a, b) => (
+                self.eval_int(a, frame, &cur, "a range bound"),
+                self.eval_int(b, frame, &cur, "a range bound"),
+                a.span.to(b.span),
+            ),
+        };
+        let (Some(from), Some(to)) = (from, to) else {
+            return Ok(unknown(cur));
+        };
+        let count = to.saturating_sub(from);
+        if count > MAX_REPEAT {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_large",
+                    format!("repeat count {count} is too large to be real"),
+                )
+                .label(count_span, format!("{count} iterations"))
+                .help(format!(
+                    "cnnc expands repeats into layers; at most {MAX_REPEAT} iterations are allowed"
+                )),
+            );
+            return Ok(unknown(cur));
+        }
+        if count < 0 && matches!(r.range, ast::RepeatRange::Count(_)) {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::argument_value",
+                    format!("repeat count {count} is negative"),
+                )
+                .label(count_span, "here"),
+            );
+            return Ok(unknown(cur));
+        }
+        let _ = span;
+        let mut cur = cur;
+        for i in from..to {
+            if let Some(var) = &r.var {
+                frame.env.set(&var.name, Value::Int(i));
+            }
+            cur = self.body(&r.body, cur, frame, scope)?;
+        }
+        if let Some(var) = &r.var {
+            frame.env.remove(&var.name);
+        }
+        Ok(cur)
+    }
+
+    fn concat(
+        &mut self,
+        c: &'a ast::Concat,
+        span: Span,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        self.flush_dilation_run();
+        let name = scope.fresh("concat");
+        let mut outs = Vec::new();
+        for (i, branch) in c.branches.iter().enumerate() {
+            let mut sub = Scope::new(format!("{name}.branch{}.", i + 1));
+            let out = self.body(&branch.body, cur.clone(), frame, &mut sub)?;
+            self.flush_dilation_run();
+            outs.push((out, branch.span));
+        }
+        if outs.is_empty() {
+            self.diags.push(
+                Diagnostic::error("cnnc::elab::argument_count", "a concat needs at least one branch")
+                    .label(span, "this concat")
+                    .help("write the branches in braces: `concat { { conv(16, 1) } { conv(16, 3, pad=1) } }`"),
+            );
+            return Ok(unknown(cur));
+        }
+        self.merge(Op::Concat, name, span, &outs)
+    }
+
+    fn residual(
+        &mut self,
+        r: &'a ast::Residual,
+        span: Span,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        self.flush_dilation_run();
+        let body = self.body(&r.body, cur.clone(), frame, scope)?;
+        self.flush_dilation_run();
+        let (short, short_span) = match &r.shortcut {
+            Some(s) => {
+                let apply = match &s.cond {
+                    Some(cond) => self.eval_bool(cond, frame, &cur),
+                    None => Some(true),
+                };
+                match apply {
+                    Some(true) => {
+                        let mut sub = Scope::new(scope.fresh("shortcut") + ".");
+                        (self.body(&s.body, cur.clone(), frame, &mut sub)?, s.span)
+                    }
+                    Some(false) => (cur.clone(), s.span),
+                    None => (unknown(cur.clone()), s.span),
+                }
+            }
+            None => (cur.clone(), span),
+        };
+        self.flush_dilation_run();
+        let name = scope.fresh("add");
+        let inputs = [(body, r.body_span), (short, short_span)];
+        let before = self.diags.0.len();
+        let out = self.merge(Op::Add, name, span, &inputs)?;
+        // Add a residual-specific help: the projection shortcut that would fix it.
+        if self.diags.0.len() > before {
+            if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
+                if let Some(d) = self.diags.0.last_mut() {
+                    if d.code == "cnnc::shape::residual_mismatch" {
+                        d.help = Some(projection_help(x, b, r.shortcut.is_some()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a node with several inputs (concat, add), labelling the inputs on error.
+    fn merge(
+        &mut self,
+        op: Op,
+        name: String,
+        span: Span,
+        inputs: &[(Cur, Span)],
+    ) -> Result<Cur, Abort> {
+        let shapes: Option<Vec<&Shape>> = inputs.iter().map(|(c, _)| c.shape.as_ref()).collect();
+        let result = match &shapes {
+            Some(s) => Some(rules::infer(&op, s)),
+            None => None,
+        };
+        let node = self.add_node(name, op, span, inputs.iter().map(|(c, _)| c.node).collect())?;
+        let shape = match result {
+            Some(Ok(inf)) => {
+                self.set_inferred(node, inf, span);
+                self.graph[node].shape.clone()
+            }
+            Some(Err(e)) => {
+                let mut d = Diagnostic::error(e.code, e.message).label(span, "in this statement");
+                for (slot, text) in e.input_labels {
+                    d = d.label(inputs[slot].1, text);
+                }
+                // The primary label should be the first branch; keep the statement last.
+                d.labels.rotate_left(1);
+                if let Some(h) = e.help {
+                    d = d.help(h);
+                }
+                self.diags.push(d);
+                None
+            }
+            None => None,
+        };
+        Ok(Cur { node, shape })
+    }
+
+    fn add_node(
+        &mut self,
+        name: String,
+        op: Op,
+        span: Span,
+        inputs: Vec<NodeIndex>,
+    ) -> Result<NodeIndex, Abort> {
+        if self.graph.node_count() >= MAX_NODES {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_large",
+                    format!("the model expands to more than {MAX_NODES} layers"),
+                )
+                .label(span, "the limit was reached here")
+                .help("check repeat counts and recursive structures"),
+            );
+            return Err(Abort);
+        }
+        let node = self.graph.add_node(Node {
+            name,
+            op,
+            span,
+            shape: None,
+            params: 0,
+            macs: 0,
+        });
+        for (slot, input) in inputs.into_iter().enumerate() {
+            self.graph.add_edge(input, node, slot);
+        }
+        Ok(node)
+    }
+
+    fn set_inferred(&mut self, node: NodeIndex, inf: rules::Inferred, span: Span) {
+        for w in inf.warnings {
+            let mut d = Diagnostic::warning(w.code, w.message).label(span, "this layer");
+            d.help = w.help;
+            self.diags.push(d);
+        }
+        let n = &mut self.graph[node];
+        n.shape = Some(inf.shape);
+        n.params = inf.params;
+        n.macs = inf.macs;
+    }
+
+    fn call(
+        &mut self,
+        call: &'a ast::Call,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let name = call.name.name.as_str();
+        if let Some(spec) = layers::lookup(name) {
+            return self.layer(spec, call, cur, frame, scope);
+        }
+        if let Some(block) = self.defs.blocks.get(name).copied() {
+            return self.block_call(block, call, cur, frame, scope);
+        }
+        if let Some((tensor, _)) = frame.tensors.get(name) {
+            if call.parens {
+                self.diags.push(
+                    Diagnostic::error("cnnc::elab::argument_count", format!("`{name}` is a named tensor; it takes no arguments"))
+                        .label(call.span, "here")
+                        .help(format!("write `{name}` alone to use the tensor, or `crop({name})` to crop it to the current size")),
+                );
+                return Ok(unknown(cur));
+            }
+            self.flush_dilation_run();
+            return Ok(tensor.clone());
+        }
+        let candidates: Vec<String> = layers::names()
+            .map(str::to_string)
+            .chain(self.defs.blocks.keys().map(|k| k.to_string()))
+            .chain(frame.tensors.keys().cloned())
+            .collect();
+        let mut d = Diagnostic::error(
+            "cnnc::elab::unknown_layer",
+            format!("unknown layer `{name}`"),
+        )
+        .label(call.name.span, "not a layer, block or named tensor");
+        d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
+            Some(s) => d.help(format!("did you mean `{s}`?")),
+            None => d.help(format!(
+                "the layers are: {}",
+                layers::names().collect::<Vec<_>>().join(", ")
+            )),
+        };
+        self.diags.push(d);
+        Ok(unknown(cur))
+    }
+
+    fn layer(
+        &mut self,
+        spec: &'static LayerSpec,
+        call: &'a ast::Call,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        // crop(NAME) takes a tensor, not a value.
+        if spec.name == "crop" {
+            return self.crop(call, cur, frame, scope);
+        }
+        let op = match layers::build(spec, call, &frame.env, cur.shape.as_ref(), self.diags) {
+            Some(op) => op,
+            None => return Ok(unknown(cur)),
+        };
+        self.track_dilation(&op, call.span);
+        let name = scope.fresh(spec.name);
+        let node = self.add_node(name, op, call.span, vec![cur.node])?;
+        let Some(shape) = &cur.shape else {
+            return Ok(Cur { node, shape: None });
+        };
+        let result = rules::infer(&self.graph[node].op, &[shape]);
+        match result {
+            Ok(inf) => {
+                self.set_inferred(node, inf, call.span);
+                Ok(Cur {
+                    node,
+                    shape: self.graph[node].shape.clone(),
+                })
+            }
+            Err(e) => {
+                self.push_rule_error(e, call.span, shape);
+                Ok(Cur { node, shape: None })
+            }
+        }
+    }
+
+    fn push_rule_error(&mut self, e: RuleError, span: Span, input: &Shape) {
+        let mut d =
+            Diagnostic::error(e.code, e.message).label(span, format!("its input is {input}"));
+        d.help = e.help;
+        self.diags.push(d);
+    }
+
+    fn crop(
+        &mut self,
+        call: &'a ast::Call,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let target = match (
+            call.args.as_slice(),
+            call.args.first().map(|a| &a.value.kind),
+        ) {
+            ([a], Some(ast::ExprKind::Var(n))) if a.name.is_none() => (n, a.value.span),
+            _ => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_count",
+                        "`crop` takes one named tensor: `crop(e2)`",
+                    )
+                    .label(call.span, "here")
+                    .help("name a tensor with `… as e2` earlier, then write `crop(e2)`"),
+                );
+                return Ok(unknown(cur));
+            }
+        };
+        let Some((tensor, _)) = frame.tensors.get(target.0.as_str()).cloned() else {
+            let names: Vec<&str> = frame.tensors.keys().map(String::as_str).collect();
+            let mut d = Diagnostic::error(
+                "cnnc::elab::unknown_tensor",
+                format!("no tensor is named `{}`", target.0),
+            )
+            .label(target.1, "unknown tensor");
+            d = match did_you_mean(target.0, names.iter().copied()) {
+                Some(s) => d.help(format!("did you mean `{s}`?")),
+                None if names.is_empty() => {
+                    d.help("name a tensor with `… as NAME` before using it")
+                }
+                None => d.help(format!("the named tensors here are: {}", names.join(", "))),
+            };
+            self.diags.push(d);
+            return Ok(unknown(cur));
+        };
+        self.flush_dilation_run();
+        let size = match cur.shape.as_ref().map(|s| s.spatial()) {
+            Some(Some(hw)) => hw,
+            Some(None) => {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::shape::rank",
+                        format!(
+                            "`crop` crops to the current [H, W], but the current tensor is {}",
+                            cur.shape.as_ref().unwrap()
+                        ),
+                    )
+                    .label(call.span, "here"),
+                );
+                return Ok(unknown(cur));
+            }
+            None => return Ok(unknown(cur)),
+        };
+        let name = scope.fresh("crop");
+        let node = self.add_node(name, Op::Crop { size }, call.span, vec![tensor.node])?;
+        let Some(shape) = &tensor.shape else {
+            return Ok(Cur { node, shape: None });
+        };
+        match rules::infer(&Op::Crop { size }, &[shape]) {
+            Ok(inf) => {
+                self.set_inferred(node, inf, call.span);
+                Ok(Cur {
+                    node,
+                    shape: self.graph[node].shape.clone(),
+                })
+            }
+            Err(e) => {
+                self.push_rule_error(e, call.span, shape);
+                Ok(Cur { node, shape: None })
+            }
+        }
+    }
+
+    fn block_call(
+        &mut self,
+        block: &'a ast::BlockDef,
+        call: &'a ast::Call,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let name = block.name.name.as_str();
+        if let Some((_, first)) = self.call_stack.iter().find(|(n, _)| *n == name) {
+            let first = *first;
+            let mut d = Diagnostic::error(
+                "cnnc::elab::recursive_block",
+                format!("block `{name}` calls itself"),
+            )
+            .label(call.span, "this call expands the block again")
+            .label(block.name.span, "in this block");
+            if first != call.span {
+                d = d.label(first, "first expanded here");
+            }
+            self.diags.push(d.help("blocks are expanded at compile time, so recursion would never end; use `repeat` instead"));
+            return Ok(unknown(cur));
+        }
+        if self.call_stack.len() >= MAX_CALL_DEPTH {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_deep",
+                    format!("block calls nest more than {MAX_CALL_DEPTH} deep"),
+                )
+                .label(call.span, "here"),
+            );
+            return Ok(unknown(cur));
+        }
+        // Bind arguments: positional first, then named; defaults see earlier parameters.
+        let mut env = Env::new();
+        let mut ok = true;
+        let mut bound: Vec<Option<Value>> = vec![None; block.params.len()];
+        let mut positional = 0;
+        for arg in &call.args {
+            let slot = match &arg.name {
+                None => {
+                    positional += 1;
+                    if positional > block.params.len() {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "cnnc::elab::argument_count",
+                                format!(
+                                    "block `{name}` takes {} arguments, got more",
+                                    block.params.len()
+                                ),
+                            )
+                            .label(arg.span, "extra argument")
+                            .label(block.name.span, "defined here"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    positional - 1
+                }
+                Some(n) => match block.params.iter().position(|p| p.name.name == n.name) {
+                    Some(i) => i,
+                    None => {
+                        let mut d = Diagnostic::error(
+                            "cnnc::elab::unknown_argument",
+                            format!("block `{name}` has no parameter `{}`", n.name),
+                        )
+                        .label(n.span, "unknown parameter");
+                        let params = block.params.iter().map(|p| p.name.name.as_str());
+                        if let Some(s) = did_you_mean(&n.name, params) {
+                            d = d.help(format!("did you mean `{s}`?"));
+                        }
+                        self.diags.push(d);
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            match eval(&arg.value, &frame.env, cur.shape.as_ref()) {
+                Ok(v) => bound[slot] = Some(v),
+                Err(e) => {
+                    self.report_eval(e);
+                    ok = false;
+                }
+            }
+        }
+        for (i, p) in block.params.iter().enumerate() {
+            let v = match bound[i].take() {
+                Some(v) => v,
+                None => match &p.default {
+                    Some(d) => match eval(d, &env, cur.shape.as_ref()) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.report_eval(e);
+                            ok = false;
+                            continue;
+                        }
+                    },
+                    None => {
+                        if ok {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "cnnc::elab::argument_count",
+                                    format!("block `{name}` needs an argument `{}`", p.name.name),
+                                )
+                                .label(call.span, "missing here")
+                                .label(p.name.span, "parameter declared here"),
+                            );
+                        }
+                        ok = false;
+                        continue;
+                    }
+                },
+            };
+            env.set(&p.name.name, v);
+        }
+        if !ok {
+            return Ok(unknown(cur));
+        }
+        self.call_stack.push((name, call.span));
+        let mut inner = Frame {
+            env,
+            tensors: HashMap::new(),
+        };
+        let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
+        let out = self.body(&block.body, cur, &mut inner, &mut sub);
+        self.call_stack.pop();
+        out
+    }
+
+    /// Gridding check: a run of stacked dilated convs whose rates share a factor > 1.
+    fn track_dilation(&mut self, op: &Op, span: Span) {
+        match op {
+            Op::Conv(c) if c.dilation[0].max(c.dilation[1]) > 1 => {
+                self.dilation_run
+                    .push((c.dilation[0].max(c.dilation[1]), span));
+            }
+            op if op.is_shape_preserving() => {}
+            _ => self.flush_dilation_run(),
+        }
+    }
+
+    fn flush_dilation_run(&mut self) {
+        let run = std::mem::take(&mut self.dilation_run);
+        if run.len() < 2 {
+            return;
+        }
+        let g = run.iter().fold(0, |g, &(r, _)| gcd(g, r));
+        if g > 1 {
+            let rates: Vec<String> = run.iter().map(|(r, _)| r.to_string()).collect();
+            let mut d = Diagnostic::warning(
+                "cnnc::shape::gridding",
+                format!(
+                    "stacked dilated convolutions with rates [{}] share the factor {g}: the output sees only every {g}th input pixel (gridding)",
+                    rates.join(", ")
+                ),
+            );
+            for (r, span) in &run {
+                d = d.label(*span, format!("dilation {r}"));
+            }
+            self.diags.push(d.help("use rates without a common factor, as hybrid dilated convolution does, e.g. [1, 2, 3]"));
+        }
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+fn unknown(cur: Cur) -> Cur {
+    Cur {
+        node: cur.node,
+        shape: None,
+    }
+}
+
+fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
+    match (input.spatial(), body.spatial()) {
+        (Some([h, w]), Some([bh, bw])) if !has_shortcut => {
+            let stride = if bh > 0 && bw > 0 && h / bh == w / bw && h / bh > 1 {
+                format!(", stride={}", h / bh)
+            } else {
+                String::new()
+            };
+            format!(
+                "add a projection shortcut: `residual {{ … }} shortcut {{ conv({}, 1{stride}) }}`",
+                body.channels()
+            )
+        }
+        _ => format!(
+            "the shortcut must give {body}, like the body; make its conv produce {} channels with the body's stride",
+            body.channels()
+        ),
+    }
 }

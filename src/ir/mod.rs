@@ -5,7 +5,9 @@
 //! fully expanded; concat and residual become merge nodes with several inputs.
 
 pub mod elaborate;
+pub mod layers;
 pub mod op;
+pub mod value;
 
 pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs};
 
@@ -99,7 +101,6 @@ impl Graph {
     /// Nodes in a topological order (inputs before users). The graph is acyclic by
     /// construction: elaboration only adds edges from existing nodes to a new one.
     pub fn topo_order(&self) -> Vec<NodeIndex> {
-        petgraph::algo::toposort(&self.graph, None)
-            .expect("elaboration only builds acyclic graphs")
+        petgraph::algo::toposort(&self.graph, None).expect("elaboration only builds acyclic graphs")
     }
 }

@@ -68,28 +68,44 @@ pub enum Op {
     /// PyTorch semantics: padding counts in the divisor (`count_include_pad=True`).
     AvgPool(PoolAttrs),
     /// PyTorch's `AdaptiveAvgPool2d([h, w])`.
-    AdaptiveAvgPool { output: Pair },
+    AdaptiveAvgPool {
+        output: Pair,
+    },
     GlobalAvgPool,
     /// 2-D on `[C, H, W]`, 1-D on `[F]`. `momentum` in PyTorch's convention (weight of the
     /// new batch statistic, default 0.1).
-    BatchNorm { eps: f64, momentum: f64 },
+    BatchNorm {
+        eps: f64,
+        momentum: f64,
+    },
     Relu,
     Sigmoid,
     Tanh,
-    LeakyRelu { alpha: f64 },
-    Elu { alpha: f64 },
+    LeakyRelu {
+        alpha: f64,
+    },
+    Elu {
+        alpha: f64,
+    },
     /// Over the channel (or feature) axis.
     Softmax,
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     /// `[C, H, W]` → `[C·H·W]`.
     Flatten,
-    Linear { out_features: u64, bias: bool },
+    Linear {
+        out_features: u64,
+        bias: bool,
+    },
     /// Joins its inputs (in edge-slot order) along channels.
     Concat,
     /// Elementwise sum of its two inputs (a residual connection).
     Add,
     /// Center crop of its input to `[h, w]` (U-Net's copy-and-crop).
-    Crop { size: Pair },
+    Crop {
+        size: Pair,
+    },
 }
 
 impl Op {

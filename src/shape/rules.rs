@@ -1,1 +1,496 @@
-//! Per-op shape rules (stub: being written).
+//! Per-op shape rules: given an op and its input shapes, the output shape, parameter
+//! count and multiply-accumulates, or why the op cannot apply.
+//!
+//! Sizes follow the formulas of the notes, per spatial axis with input n, kernel k,
+//! padding p_begin/p_end, stride s, dilation d:
+//! - conv / pool: `floor((n + p_begin + p_end - d*(k-1) - 1) / s) + 1` (ceil in ceil mode,
+//!   dropping a last window that would start in the end padding, as PyTorch does);
+//! - transposed conv: `(n-1)*s - p_begin - p_end + d*(k-1) + output_pad + 1`.
+//!
+//! All arithmetic is checked: an overflow is reported as a tensor too large, never wraps.
+
+use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, PoolAttrs, Shape};
+
+/// The largest tensor cnnc accepts, in elements per sample (2^31).
+pub const MAX_ELEMENTS: u64 = 1 << 31;
+
+/// What a rule infers for one node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inferred {
+    pub shape: Shape,
+    pub params: u64,
+    pub macs: u64,
+    pub warnings: Vec<RuleWarning>,
+}
+
+/// Why an op cannot apply to its inputs. The elaborator turns it into a diagnostic with the
+/// layer's span, and labels the inputs named in `input_labels`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleError {
+    pub code: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+    /// `(input slot, label text)` for ops with several inputs (concat, add).
+    pub input_labels: Vec<(usize, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleWarning {
+    pub code: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+fn err(code: &'static str, message: impl Into<String>) -> RuleError {
+    RuleError {
+        code,
+        message: message.into(),
+        help: None,
+        input_labels: Vec::new(),
+    }
+}
+
+impl RuleError {
+    fn help(mut self, h: impl Into<String>) -> RuleError {
+        self.help = Some(h.into());
+        self
+    }
+}
+
+const AXES: [&str; 2] = ["height", "width"];
+
+fn too_large(what: &str) -> RuleError {
+    err(
+        "cnnc::shape::tensor_too_large",
+        format!("{what} is too large to be real (over 2^31 elements per sample)"),
+    )
+    .help("check the channel counts and the input size; cnnc accepts at most 2^31 elements per sample")
+}
+
+fn mul(a: u64, b: u64) -> Result<u64, RuleError> {
+    a.checked_mul(b)
+        .ok_or_else(|| too_large("the layer's size"))
+}
+
+fn product(dims: &[u64]) -> Result<u64, RuleError> {
+    dims.iter().try_fold(1u64, |acc, &d| mul(acc, d))
+}
+
+fn finish(
+    shape: Vec<u64>,
+    params: u64,
+    macs: u64,
+    warnings: Vec<RuleWarning>,
+) -> Result<Inferred, RuleError> {
+    let elements = product(&shape)?;
+    if elements > MAX_ELEMENTS {
+        return Err(too_large(&format!("the output {}", Shape(shape.clone()))));
+    }
+    Ok(Inferred {
+        shape: Shape(shape),
+        params,
+        macs,
+        warnings,
+    })
+}
+
+fn need_image<'a>(op: &str, input: &'a Shape) -> Result<(u64, [u64; 2]), RuleError> {
+    match input.dims() {
+        [c, h, w] => Ok((*c, [*h, *w])),
+        _ => Err(err(
+            "cnnc::shape::rank",
+            format!("`{op}` needs an image [C, H, W], but its input is {input}"),
+        )
+        .help(format!(
+            "`{op}` works on [C, H, W] tensors; move it before the `flatten` (or the layer that made the tensor flat)"
+        ))),
+    }
+}
+
+/// Output size of a sliding window over one axis, or an error naming the axis.
+/// Also returns how many padded input rows the windows leave unused (floor mode).
+pub fn window_out(
+    n: u64,
+    k: u64,
+    s: u64,
+    p_begin: u64,
+    p_end: u64,
+    d: u64,
+    ceil: bool,
+) -> Option<(u64, u64)> {
+    let padded = n.checked_add(p_begin)?.checked_add(p_end)?;
+    let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
+    if span > padded || s == 0 {
+        return None;
+    }
+    let room = padded - span;
+    let mut out = if ceil {
+        room.div_ceil(s) + 1
+    } else {
+        room / s + 1
+    };
+    // PyTorch: in ceil mode the last window must start inside the input or the begin padding.
+    if ceil && (out - 1) * s >= n + p_begin {
+        out -= 1;
+    }
+    let unused = if ceil { 0 } else { room % s };
+    Some((out, unused))
+}
+
+/// Transposed-conv output size of one axis; `None` when it is not positive.
+pub fn transposed_out(
+    n: u64,
+    k: u64,
+    s: u64,
+    p_begin: u64,
+    p_end: u64,
+    d: u64,
+    output_pad: u64,
+) -> Option<u64> {
+    let grown = (n.checked_sub(1)?)
+        .checked_mul(s)?
+        .checked_add(d.checked_mul(k.checked_sub(1)?)?)?
+        .checked_add(output_pad)?
+        .checked_add(1)?;
+    let out = grown.checked_sub(p_begin.checked_add(p_end)?)?;
+    (out > 0).then_some(out)
+}
+
+fn window_spatial(
+    op: &str,
+    hw: [u64; 2],
+    kernel: [u64; 2],
+    stride: [u64; 2],
+    pads: &Pads,
+    dilation: [u64; 2],
+    ceil: bool,
+) -> Result<([u64; 2], Vec<RuleWarning>), RuleError> {
+    let mut out = [0; 2];
+    let mut warnings = Vec::new();
+    for a in 0..2 {
+        let (n, k, s, d) = (hw[a], kernel[a], stride[a], dilation[a]);
+        let (pb, pe) = (pads.begin[a], pads.end[a]);
+        match window_out(n, k, s, pb, pe, d, ceil) {
+            Some((o, unused)) => {
+                out[a] = o;
+                if unused > 0 {
+                    let rows = if a == 0 { "row" } else { "column" };
+                    let plural = if unused > 1 { "s" } else { "" };
+                    warnings.push(RuleWarning {
+                        code: "cnnc::shape::unused_input",
+                        message: format!(
+                            "stride {s} leaves the last {unused} {rows}{plural} of the padded {} ({} = {n} + {}) unused",
+                            AXES[a],
+                            n + pb + pe,
+                            pb + pe
+                        ),
+                        help: Some(format!(
+                            "the windows of `{op}` never reach them; pad by {} more on the end, or use ceil mode for pooling, if they matter",
+                            s - unused
+                        )),
+                    });
+                }
+            }
+            None => {
+                let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
+                let padded = n.saturating_add(pb).saturating_add(pe);
+                let dil = if d > 1 {
+                    format!(", dilation {d}, spanning {span}")
+                } else {
+                    String::new()
+                };
+                return Err(err(
+                    "cnnc::shape::window_too_large",
+                    format!(
+                        "the {} window of `{op}` (kernel {k}{dil}) is larger than its padded input {} {padded} (= {n} + padding {})",
+                        AXES[a],
+                        AXES[a],
+                        pb + pe
+                    ),
+                )
+                .help(format!(
+                    "the output {} would be zero or negative: use a kernel of at most {padded}, pad the input by {} more, or remove a downsampling layer before this one",
+                    AXES[a],
+                    span - padded
+                )));
+            }
+        }
+    }
+    Ok((out, warnings))
+}
+
+fn check_groups(op: &str, c_in: u64, c_out: u64, groups: u64) -> Result<(), RuleError> {
+    if c_in % groups != 0 || c_out % groups != 0 {
+        let which = if c_in % groups != 0 {
+            format!("the {c_in} input channels")
+        } else {
+            format!("the {c_out} output channels")
+        };
+        let divisors: Vec<String> = (1..=c_in.min(c_out).min(64))
+            .filter(|g| c_in % g == 0 && c_out % g == 0)
+            .map(|g| g.to_string())
+            .collect();
+        return Err(err(
+            "cnnc::shape::groups",
+            format!("`{op}` with groups={groups}: {groups} does not divide {which}"),
+        )
+        .help(format!(
+            "groups must divide both the input ({c_in}) and output ({c_out}) channels; candidates: {}",
+            divisors.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn conv(a: &ConvAttrs, input: &Shape) -> Result<Inferred, RuleError> {
+    let (c, hw) = need_image("conv", input)?;
+    check_groups("conv", c, a.out_channels, a.groups)?;
+    let (out, warnings) =
+        window_spatial("conv", hw, a.kernel, a.stride, &a.pads, a.dilation, false)?;
+    let per_out = product(&[c / a.groups, a.kernel[0], a.kernel[1]])?;
+    let params = mul(a.out_channels, per_out)? + if a.bias { a.out_channels } else { 0 };
+    let out_elems = product(&[a.out_channels, out[0], out[1]])?;
+    finish(
+        vec![a.out_channels, out[0], out[1]],
+        params,
+        mul(out_elems, per_out)?,
+        warnings,
+    )
+}
+
+fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, RuleError> {
+    let (c, hw) = need_image("convT", input)?;
+    check_groups("convT", c, a.out_channels, a.groups)?;
+    let mut out = [0; 2];
+    for ax in 0..2 {
+        let (s, d, op) = (a.stride[ax], a.dilation[ax], a.output_pad[ax]);
+        if op >= s.max(d) {
+            return Err(err(
+                "cnnc::shape::output_pad",
+                format!(
+                    "`convT` output_pad {op} on the {} must be smaller than the stride ({s}) or the dilation ({d})",
+                    AXES[ax]
+                ),
+            )
+            .help("output_pad only picks among the sizes a strided conv could have come from; use a value below the stride"));
+        }
+        out[ax] = transposed_out(hw[ax], a.kernel[ax], s, a.pads.begin[ax], a.pads.end[ax], d, op)
+            .ok_or_else(|| {
+                err(
+                    "cnnc::shape::window_too_large",
+                    format!(
+                        "`convT` output {} would be zero or negative: the padding {} removes more than the {} the layer produces",
+                        AXES[ax],
+                        a.pads.begin[ax] + a.pads.end[ax],
+                        AXES[ax]
+                    ),
+                )
+                .help("reduce `pad` or increase the kernel or stride")
+            })?;
+    }
+    let per_in = product(&[a.out_channels / a.groups, a.kernel[0], a.kernel[1]])?;
+    let params = mul(c, per_in)? + if a.bias { a.out_channels } else { 0 };
+    let macs = mul(product(input.dims())?, per_in)?;
+    finish(
+        vec![a.out_channels, out[0], out[1]],
+        params,
+        macs,
+        Vec::new(),
+    )
+}
+
+fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
+    let (c, hw) = need_image(op, input)?;
+    for ax in 0..2 {
+        let half = a.kernel[ax] / 2;
+        if a.pads.begin[ax] > half || a.pads.end[ax] > half {
+            return Err(err(
+                "cnnc::shape::pool_pad",
+                format!(
+                    "`{op}` padding {} on the {} is more than half its kernel ({})",
+                    a.pads.begin[ax].max(a.pads.end[ax]),
+                    AXES[ax],
+                    a.kernel[ax]
+                ),
+            )
+            .help(format!(
+                "pooling padding must be at most kernel / 2 = {half}, as in PyTorch"
+            )));
+        }
+    }
+    let (out, warnings) = window_spatial(op, hw, a.kernel, a.stride, &a.pads, [1, 1], a.ceil)?;
+    finish(vec![c, out[0], out[1]], 0, 0, warnings)
+}
+
+/// Infers one node. `inputs` are the shapes of the node's inputs in slot order.
+pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
+    let first = || inputs[0];
+    match op {
+        Op::Input => finish(first().0.clone(), 0, 0, Vec::new()),
+        Op::Conv(a) => conv(a, first()),
+        Op::ConvTranspose(a) => conv_transpose(a, first()),
+        Op::MaxPool(a) => pool("maxpool", a, first()),
+        Op::AvgPool(a) => pool("avgpool", a, first()),
+        Op::AdaptiveAvgPool { output } => {
+            let (c, _) = need_image("adaptive_avgpool", first())?;
+            finish(vec![c, output[0], output[1]], 0, 0, Vec::new())
+        }
+        Op::GlobalAvgPool => {
+            let (c, _) = need_image("global_avgpool", first())?;
+            finish(vec![c, 1, 1], 0, 0, Vec::new())
+        }
+        Op::BatchNorm { .. } => {
+            let s = first();
+            if s.rank() != 3 && s.rank() != 1 {
+                return Err(err(
+                    "cnnc::shape::rank",
+                    format!("`batchnorm` needs [C, H, W] or [F], got {s}"),
+                ));
+            }
+            finish(s.0.clone(), 2 * s.channels(), 0, Vec::new())
+        }
+        Op::Relu
+        | Op::Sigmoid
+        | Op::Tanh
+        | Op::LeakyRelu { .. }
+        | Op::Elu { .. }
+        | Op::Softmax
+        | Op::Dropout { .. } => finish(first().0.clone(), 0, 0, Vec::new()),
+        Op::Flatten => {
+            let s = first();
+            if s.rank() == 1 {
+                return Err(err(
+                    "cnnc::shape::rank",
+                    format!("`flatten` of {s}: the tensor is already flat"),
+                )
+                .help("remove this `flatten`"));
+            }
+            finish(vec![product(s.dims())?], 0, 0, Vec::new())
+        }
+        Op::Linear { out_features, bias } => {
+            let s = first();
+            if s.rank() != 1 {
+                return Err(err(
+                    "cnnc::shape::rank",
+                    format!("`linear` needs a flat [F] input, but its input is {s}"),
+                )
+                .help(format!(
+                    "insert `flatten` before this `linear`; it will then receive {} features",
+                    s.elements()
+                )));
+            }
+            let params = mul(s.channels(), *out_features)? + if *bias { *out_features } else { 0 };
+            finish(
+                vec![*out_features],
+                params,
+                mul(s.channels(), *out_features)?,
+                Vec::new(),
+            )
+        }
+        Op::Concat => concat(inputs),
+        Op::Add => {
+            let (a, b) = (inputs[0], inputs[1]);
+            if a != b {
+                let mut e = err(
+                    "cnnc::shape::residual_mismatch",
+                    format!("a residual adds tensors of different shapes: {a} and {b}"),
+                );
+                e.input_labels = vec![
+                    (0, format!("this gives {a}")),
+                    (1, format!("this gives {b}")),
+                ];
+                return Err(e);
+            }
+            finish(a.0.clone(), 0, 0, Vec::new())
+        }
+        Op::Crop { size } => {
+            let (c, hw) = need_image("crop", first())?;
+            if size[0] > hw[0] || size[1] > hw[1] {
+                return Err(err(
+                    "cnnc::shape::crop_too_large",
+                    format!(
+                        "cannot crop the {}×{} tensor to {}×{}: it is smaller than the current tensor",
+                        hw[0], hw[1], size[0], size[1]
+                    ),
+                )
+                .help("crop takes a larger skip tensor down to the current size; check which tensor you named"));
+            }
+            finish(vec![c, size[0], size[1]], 0, 0, Vec::new())
+        }
+    }
+}
+
+fn concat(inputs: &[&Shape]) -> Result<Inferred, RuleError> {
+    let first = inputs[0];
+    for (i, s) in inputs.iter().enumerate().skip(1) {
+        let same_rest = s.rank() == first.rank() && s.dims()[1..] == first.dims()[1..];
+        if !same_rest {
+            let what = if first.rank() == 3 && s.rank() == 3 {
+                "spatial sizes"
+            } else {
+                "ranks"
+            };
+            let mut e = err(
+                "cnnc::shape::concat_mismatch",
+                format!("concat branches have different {what}: {first} and {s}"),
+            )
+            .help("every branch must keep the spatial size [H, W] (only channels may differ): adjust padding or strides, or crop the larger one");
+            e.input_labels = vec![
+                (0, format!("this branch gives {first}")),
+                (i, format!("this branch gives {s}")),
+            ];
+            return Err(e);
+        }
+    }
+    let mut dims = first.0.clone();
+    dims[0] = inputs
+        .iter()
+        .try_fold(0u64, |acc, s| acc.checked_add(s.channels()))
+        .ok_or_else(|| too_large("the concat"))?;
+    finish(dims, 0, 0, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_formula_matches_the_notes() {
+        // 6x8 input examples of the notes.
+        assert_eq!(window_out(6, 3, 1, 1, 1, 1, false), Some((6, 0)));
+        assert_eq!(window_out(6, 3, 2, 1, 1, 1, false), Some((3, 1)));
+        assert_eq!(window_out(8, 3, 2, 1, 1, 1, false), Some((4, 1)));
+        assert_eq!(window_out(6, 3, 3, 0, 0, 1, false), Some((2, 0)));
+        assert_eq!(window_out(8, 5, 4, 1, 1, 1, false), Some((2, 1)));
+        assert_eq!(window_out(4, 5, 1, 0, 0, 1, false), None);
+    }
+
+    #[test]
+    fn ceil_mode_drops_a_window_starting_in_the_padding() {
+        // PyTorch: MaxPool2d(2, stride=2, ceil_mode=True) on 5 → 3; on 4 with pad 1 → 3.
+        assert_eq!(window_out(5, 2, 2, 0, 0, 1, true), Some((3, 0)));
+        assert_eq!(window_out(4, 2, 2, 1, 1, 1, true), Some((3, 0)));
+        // 6 with k3 s2 p1 ceil: room = 5, ceil(5/2)+1 = 4, (4-1)*2 = 6 >= 6+1? no → 4.
+        assert_eq!(window_out(6, 3, 2, 1, 1, 1, true), Some((4, 0)));
+        // 5 with k2 s2 p1 ceil: room 5, 3+1 = 4; (4-1)*2 = 6 >= 5+1 → 3.
+        assert_eq!(window_out(5, 2, 2, 1, 1, 1, true), Some((3, 0)));
+    }
+
+    #[test]
+    fn transposed_conv_inverts_conv_sizes() {
+        assert_eq!(transposed_out(3, 3, 2, 1, 1, 1, 1), Some(6));
+        assert_eq!(transposed_out(2, 2, 2, 0, 0, 1, 0), Some(4));
+        assert_eq!(transposed_out(1, 1, 1, 1, 1, 1, 0), None);
+    }
+
+    #[test]
+    fn overflow_is_reported_not_wrapped() {
+        assert_eq!(window_out(u64::MAX, 3, 1, 1, 1, 1, false), None);
+        let op = Op::Linear {
+            out_features: u64::MAX / 2,
+            bias: true,
+        };
+        let e = infer(&op, &[&Shape(vec![4])]).unwrap_err();
+        assert_eq!(e.code, "cnnc::shape::tensor_too_large");
+    }
+}

@@ -1,1 +1,166 @@
-//! Summary table (stub: being written).
+//! The per-layer summary of a checked model: output shapes, parameters and MACs.
+
+use super::CheckedModel;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+/// Bytes per element of every tensor cnnc emits (float32).
+pub const BYTES_PER_ELEMENT: u64 = 4;
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub model: String,
+    pub input: Vec<u64>,
+    pub output: Vec<u64>,
+    pub params: u64,
+    pub macs: u64,
+    /// Parameter bytes as float32.
+    pub param_bytes: u64,
+    /// Bytes of every layer's output for one sample, as float32 (no buffer reuse assumed).
+    pub activation_bytes: u64,
+    pub layers: Vec<LayerRow>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct LayerRow {
+    pub name: String,
+    pub op: String,
+    pub output: Vec<u64>,
+    pub params: u64,
+    pub macs: u64,
+}
+
+pub fn summarize(model: &CheckedModel) -> Summary {
+    let layers: Vec<LayerRow> = model
+        .layers()
+        .into_iter()
+        .map(|ix| {
+            let n = model.node(ix);
+            LayerRow {
+                name: n.name.clone(),
+                op: n.op.kind().to_string(),
+                output: model.shape(ix).0.clone(),
+                params: n.params,
+                macs: n.macs,
+            }
+        })
+        .collect();
+    let activation_elements: u64 = model
+        .layers()
+        .into_iter()
+        .map(|ix| model.shape(ix).elements())
+        .sum();
+    Summary {
+        model: model.name.clone(),
+        input: model.input_shape().0.clone(),
+        output: model.output_shape().0.clone(),
+        params: model.total_params(),
+        macs: model.total_macs(),
+        param_bytes: model.total_params() * BYTES_PER_ELEMENT,
+        activation_bytes: activation_elements * BYTES_PER_ELEMENT,
+        layers,
+    }
+}
+
+/// Thousands separators: 61706 → "61,706".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 1536 → "1.5 KiB".
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = n as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < units.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{x:.1} {}", units[u])
+    }
+}
+
+fn shape_str(d: &[u64]) -> String {
+    crate::ir::Shape(d.to_vec()).to_string()
+}
+
+impl Summary {
+    /// The human-readable table.
+    pub fn to_text(&self) -> String {
+        let mut rows: Vec<[String; 5]> = vec![[
+            "layer".into(),
+            "kind".into(),
+            "output".into(),
+            "params".into(),
+            "MACs".into(),
+        ]];
+        for l in &self.layers {
+            rows.push([
+                l.name.clone(),
+                l.op.clone(),
+                shape_str(&l.output),
+                group(l.params),
+                group(l.macs),
+            ]);
+        }
+        let mut widths = [0usize; 5];
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "model {}: input {} → output {}",
+            self.model,
+            shape_str(&self.input),
+            shape_str(&self.output)
+        );
+        let line: usize = widths.iter().sum::<usize>() + 8;
+        for (i, r) in rows.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3],
+                w4 = widths[4]
+            );
+            if i == 0 {
+                let _ = writeln!(out, "{}", "─".repeat(line));
+            }
+        }
+        let _ = writeln!(out, "{}", "─".repeat(line));
+        let _ = writeln!(
+            out,
+            "parameters        {} ({} as float32)",
+            group(self.params),
+            bytes(self.param_bytes)
+        );
+        let _ = writeln!(out, "MACs per sample   {}", group(self.macs));
+        let _ = writeln!(
+            out,
+            "activations       {} per sample (float32, all layer outputs)",
+            bytes(self.activation_bytes)
+        );
+        out
+    }
+}

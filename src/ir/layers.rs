@@ -1,0 +1,616 @@
+//! The built-in layers: their names, parameters (PyTorch's names and defaults) and the
+//! binding of a call's arguments into a typed [`Op`].
+
+use super::value::{eval, Env, EvalError, Value};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, Shape};
+use crate::source::Span;
+use crate::syntax::ast;
+
+/// How an argument's value is checked and converted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An integer ≥ 1.
+    Count,
+    /// An integer ≥ 1, or `[h, w]` of them.
+    Pair,
+    /// An integer ≥ 0, or `[h, w]` of them.
+    PairOrZero,
+    /// `p`, `[h, w]`, `[top, bottom, left, right]` (all ≥ 0) or `same`.
+    Pad,
+    Bool,
+    /// A number in [0, 1).
+    Probability,
+    /// Any finite number.
+    Number,
+    /// A number > 0.
+    Positive,
+}
+
+#[derive(Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+#[derive(Debug)]
+pub struct LayerSpec {
+    pub name: &'static str,
+    pub params: &'static [ParamSpec],
+}
+
+const fn req(name: &'static str, kind: Kind) -> ParamSpec {
+    ParamSpec {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind) -> ParamSpec {
+    ParamSpec {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+const POOL: &[ParamSpec] = &[
+    req("kernel", Kind::Pair),
+    opt("stride", Kind::Pair),
+    opt("pad", Kind::Pad),
+    opt("ceil", Kind::Bool),
+];
+
+/// Every built-in layer.
+pub static LAYERS: &[LayerSpec] = &[
+    LayerSpec {
+        name: "conv",
+        params: &[
+            req("out", Kind::Count),
+            req("kernel", Kind::Pair),
+            opt("stride", Kind::Pair),
+            opt("pad", Kind::Pad),
+            opt("dilation", Kind::Pair),
+            opt("groups", Kind::Count),
+            opt("bias", Kind::Bool),
+        ],
+    },
+    LayerSpec {
+        name: "convT",
+        params: &[
+            req("out", Kind::Count),
+            req("kernel", Kind::Pair),
+            opt("stride", Kind::Pair),
+            opt("pad", Kind::Pad),
+            opt("output_pad", Kind::PairOrZero),
+            opt("dilation", Kind::Pair),
+            opt("groups", Kind::Count),
+            opt("bias", Kind::Bool),
+        ],
+    },
+    LayerSpec {
+        name: "maxpool",
+        params: POOL,
+    },
+    LayerSpec {
+        name: "avgpool",
+        params: POOL,
+    },
+    LayerSpec {
+        name: "adaptive_avgpool",
+        params: &[req("output", Kind::Pair)],
+    },
+    LayerSpec {
+        name: "global_avgpool",
+        params: &[],
+    },
+    LayerSpec {
+        name: "batchnorm",
+        params: &[
+            opt("eps", Kind::Positive),
+            opt("momentum", Kind::Probability),
+        ],
+    },
+    LayerSpec {
+        name: "relu",
+        params: &[],
+    },
+    LayerSpec {
+        name: "sigmoid",
+        params: &[],
+    },
+    LayerSpec {
+        name: "tanh",
+        params: &[],
+    },
+    LayerSpec {
+        name: "leaky_relu",
+        params: &[opt("alpha", Kind::Number)],
+    },
+    LayerSpec {
+        name: "elu",
+        params: &[opt("alpha", Kind::Number)],
+    },
+    LayerSpec {
+        name: "softmax",
+        params: &[],
+    },
+    LayerSpec {
+        name: "dropout",
+        params: &[opt("p", Kind::Probability)],
+    },
+    LayerSpec {
+        name: "flatten",
+        params: &[],
+    },
+    LayerSpec {
+        name: "linear",
+        params: &[req("out", Kind::Count), opt("bias", Kind::Bool)],
+    },
+    // crop(NAME) takes a tensor; the elaborator handles it.
+    LayerSpec {
+        name: "crop",
+        params: &[],
+    },
+];
+
+pub fn lookup(name: &str) -> Option<&'static LayerSpec> {
+    LAYERS.iter().find(|l| l.name == name)
+}
+
+pub fn names() -> impl Iterator<Item = &'static str> {
+    LAYERS.iter().map(|l| l.name)
+}
+
+/// PyTorch argument names users type from habit, and cnnc's name for each.
+const ALIASES: &[(&str, &str)] = &[
+    ("padding", "pad"),
+    ("kernel_size", "kernel"),
+    ("out_channels", "out"),
+    ("out_features", "out"),
+    ("output_padding", "output_pad"),
+    ("ceil_mode", "ceil"),
+    ("negative_slope", "alpha"),
+    ("output_size", "output"),
+    ("rate", "p"),
+];
+
+/// The bound, converted arguments of one call, by parameter index.
+struct Bound {
+    values: Vec<Option<(Value, Span)>>,
+}
+
+impl Bound {
+    fn get(&self, spec: &LayerSpec, name: &str) -> Option<&Value> {
+        let i = spec.params.iter().position(|p| p.name == name)?;
+        self.values[i].as_ref().map(|(v, _)| v)
+    }
+}
+
+/// Binds and checks `call`'s arguments against `spec` and builds the op. Reports every
+/// problem of the call; `None` if there was any.
+pub fn build(
+    spec: &'static LayerSpec,
+    call: &ast::Call,
+    env: &Env,
+    incoming: Option<&Shape>,
+    diags: &mut Diagnostics,
+) -> Option<Op> {
+    let bound = bind(spec, call, env, incoming, diags)?;
+    let pair = |name: &str, default: Pair| -> Pair {
+        match bound.get(spec, name) {
+            Some(v) => to_pair(v).expect("checked by bind"),
+            None => default,
+        }
+    };
+    let int = |name: &str, default: u64| -> u64 {
+        match bound.get(spec, name) {
+            Some(Value::Int(n)) => *n as u64,
+            _ => default,
+        }
+    };
+    let boolean = |name: &str, default: bool| -> bool {
+        match bound.get(spec, name) {
+            Some(Value::Bool(b)) => *b,
+            _ => default,
+        }
+    };
+    let number = |name: &str, default: f64| -> f64 {
+        match bound.get(spec, name) {
+            Some(Value::Int(n)) => *n as f64,
+            Some(Value::Float(x)) => *x,
+            _ => default,
+        }
+    };
+    let pad_span = || {
+        let i = spec.params.iter().position(|p| p.name == "pad")?;
+        bound.values[i].as_ref().map(|(_, s)| *s)
+    };
+    // Resolves `pad` (incl. `same`) for a kernel and dilation.
+    let pads = |kernel: Pair,
+                dilation: Pair,
+                stride: Pair,
+                diags: &mut Diagnostics|
+     -> Option<Pads> {
+        match bound.get(spec, "pad") {
+            None => Some(Pads::default()),
+            Some(Value::Same) => {
+                if stride != [1, 1] {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            format!("`pad=same` needs stride 1, but `{}` has stride {}", spec.name, fmt_pair(stride)),
+                        )
+                        .label(pad_span().unwrap_or(call.span), "same padding")
+                        .help("with a stride, give the padding explicitly (e.g. pad=1 for a 3×3 kernel)"),
+                    );
+                    return None;
+                }
+                let mut p = Pads::default();
+                let mut even = false;
+                for a in 0..2 {
+                    let total = dilation[a] * (kernel[a] - 1);
+                    p.begin[a] = total / 2;
+                    p.end[a] = total - total / 2;
+                    even |= kernel[a] % 2 == 0;
+                }
+                if even {
+                    diags.push(
+                        Diagnostic::warning(
+                            "cnnc::shape::even_kernel_same",
+                            format!("`pad=same` with the even kernel {} pads asymmetrically", fmt_pair(kernel)),
+                        )
+                        .label(call.span, format!("padding {:?} before, {:?} after", p.begin, p.end))
+                        .help("the extra row and column go at the end, as in PyTorch; use an odd kernel for symmetric padding"),
+                    );
+                }
+                Some(p)
+            }
+            Some(v) => to_pads(v),
+        }
+    };
+    let op = match spec.name {
+        "conv" => {
+            let (kernel, stride, dilation) = (
+                pair("kernel", [1, 1]),
+                pair("stride", [1, 1]),
+                pair("dilation", [1, 1]),
+            );
+            Op::Conv(ConvAttrs {
+                out_channels: int("out", 1),
+                kernel,
+                stride,
+                pads: pads(kernel, dilation, stride, diags)?,
+                dilation,
+                groups: int("groups", 1),
+                bias: boolean("bias", true),
+            })
+        }
+        "convT" => {
+            let (kernel, stride, dilation) = (
+                pair("kernel", [1, 1]),
+                pair("stride", [1, 1]),
+                pair("dilation", [1, 1]),
+            );
+            if bound.get(spec, "pad") == Some(&Value::Same) {
+                diags.push(
+                    Diagnostic::error("cnnc::elab::argument_value", "`convT` does not take `pad=same`")
+                        .label(pad_span().unwrap_or(call.span), "here")
+                        .help("give the padding explicitly; PyTorch's ConvTranspose2d has no 'same' either"),
+                );
+                return None;
+            }
+            Op::ConvTranspose(ConvTransposeAttrs {
+                out_channels: int("out", 1),
+                kernel,
+                stride,
+                pads: pads(kernel, dilation, stride, diags)?,
+                output_pad: pair("output_pad", [0, 0]),
+                dilation,
+                groups: int("groups", 1),
+                bias: boolean("bias", true),
+            })
+        }
+        "maxpool" | "avgpool" => {
+            let kernel = pair("kernel", [1, 1]);
+            let stride = pair("stride", kernel);
+            if bound.get(spec, "pad") == Some(&Value::Same) {
+                diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_value",
+                        format!("`{}` does not take `pad=same`", spec.name),
+                    )
+                    .label(pad_span().unwrap_or(call.span), "here")
+                    .help("give the padding explicitly, e.g. pad=1 for a 3×3 window with stride 1"),
+                );
+                return None;
+            }
+            let attrs = PoolAttrs {
+                kernel,
+                stride,
+                pads: pads(kernel, [1, 1], stride, diags)?,
+                ceil: boolean("ceil", false),
+            };
+            if spec.name == "maxpool" {
+                Op::MaxPool(attrs)
+            } else {
+                Op::AvgPool(attrs)
+            }
+        }
+        "adaptive_avgpool" => Op::AdaptiveAvgPool {
+            output: pair("output", [1, 1]),
+        },
+        "global_avgpool" => Op::GlobalAvgPool,
+        "batchnorm" => Op::BatchNorm {
+            eps: number("eps", 1e-5),
+            momentum: number("momentum", 0.1),
+        },
+        "relu" => Op::Relu,
+        "sigmoid" => Op::Sigmoid,
+        "tanh" => Op::Tanh,
+        "leaky_relu" => Op::LeakyRelu {
+            alpha: number("alpha", 0.01),
+        },
+        "elu" => Op::Elu {
+            alpha: number("alpha", 1.0),
+        },
+        "softmax" => Op::Softmax,
+        "dropout" => Op::Dropout {
+            p: number("p", 0.5),
+        },
+        "flatten" => Op::Flatten,
+        "linear" => Op::Linear {
+            out_features: int("out", 1),
+            bias: boolean("bias", true),
+        },
+        other => unreachable!("layer `{other}` has no builder"),
+    };
+    Some(op)
+}
+
+fn fmt_pair(p: Pair) -> String {
+    if p[0] == p[1] {
+        p[0].to_string()
+    } else {
+        format!("[{}, {}]", p[0], p[1])
+    }
+}
+
+fn bind(
+    spec: &'static LayerSpec,
+    call: &ast::Call,
+    env: &Env,
+    incoming: Option<&Shape>,
+    diags: &mut Diagnostics,
+) -> Option<Bound> {
+    let mut values: Vec<Option<(Value, Span)>> = vec![None; spec.params.len()];
+    let mut ok = true;
+    let mut positional = 0;
+    let signature = || {
+        let ps: Vec<String> = spec
+            .params
+            .iter()
+            .map(|p| {
+                if p.required {
+                    p.name.to_string()
+                } else {
+                    format!("{}=…", p.name)
+                }
+            })
+            .collect();
+        format!("{}({})", spec.name, ps.join(", "))
+    };
+    for arg in &call.args {
+        let index = match &arg.name {
+            None => {
+                positional += 1;
+                if positional > spec.params.len() {
+                    let takes = match spec.params.len() {
+                        0 => "takes no arguments".to_string(),
+                        n => format!(
+                            "takes at most {n} argument{}",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                    };
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_count",
+                            format!("`{}` {takes}", spec.name),
+                        )
+                        .label(arg.span, "extra argument")
+                        .help(format!("the signature is {}", signature())),
+                    );
+                    ok = false;
+                    continue;
+                }
+                positional - 1
+            }
+            Some(n) => match spec.params.iter().position(|p| p.name == n.name) {
+                Some(i) => i,
+                None => {
+                    let mut d = Diagnostic::error(
+                        "cnnc::elab::unknown_argument",
+                        format!("`{}` has no argument `{}`", spec.name, n.name),
+                    )
+                    .label(n.span, "unknown argument");
+                    let alias = ALIASES
+                        .iter()
+                        .find(|(from, to)| {
+                            *from == n.name && spec.params.iter().any(|p| p.name == *to)
+                        })
+                        .map(|(_, to)| *to);
+                    let suggestion =
+                        alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
+                    d = if n.name == "in_channels" || n.name == "in_features" {
+                        d.help(format!(
+                            "cnnc infers `{}` from the incoming tensor; remove it",
+                            n.name
+                        ))
+                    } else if let Some(s) = suggestion {
+                        d.help(format!(
+                            "did you mean `{s}`? the signature is {}",
+                            signature()
+                        ))
+                    } else {
+                        d.help(format!("the signature is {}", signature()))
+                    };
+                    diags.push(d);
+                    ok = false;
+                    continue;
+                }
+            },
+        };
+        if values[index].is_some() {
+            diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::argument_count",
+                    format!(
+                        "argument `{}` of `{}` is given twice",
+                        spec.params[index].name, spec.name
+                    ),
+                )
+                .label(arg.span, "given again here"),
+            );
+            ok = false;
+            continue;
+        }
+        match eval(&arg.value, env, incoming) {
+            Ok(v) => match check_kind(spec.params[index].kind, &v) {
+                Ok(()) => values[index] = Some((v, arg.span)),
+                Err((code, expected)) => {
+                    diags.push(
+                        Diagnostic::error(
+                            code,
+                            format!(
+                                "argument `{}` of `{}` must be {expected}, got {}",
+                                spec.params[index].name,
+                                spec.name,
+                                v.describe()
+                            ),
+                        )
+                        .label(arg.value.span, "this value")
+                        .help(format!("the signature is {}", signature())),
+                    );
+                    ok = false;
+                }
+            },
+            Err(EvalError::Diag(d)) => {
+                diags.push(*d);
+                ok = false;
+            }
+            Err(EvalError::Unknown) => ok = false,
+        }
+    }
+    let missing: Vec<&str> = spec
+        .params
+        .iter()
+        .zip(&values)
+        .filter(|(p, v)| p.required && v.is_none())
+        .map(|(p, _)| p.name)
+        .collect();
+    if !missing.is_empty() && ok {
+        let list: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+        diags.push(
+            Diagnostic::error(
+                "cnnc::elab::argument_count",
+                format!("`{}` needs {}", spec.name, list.join(" and ")),
+            )
+            .label(call.span, format!("missing {}", list.join(", ")))
+            .help(format!("the signature is {}", signature())),
+        );
+        ok = false;
+    }
+    ok.then_some(Bound { values })
+}
+
+/// `Ok` when `v` fits `kind`, else what was expected.
+fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)> {
+    const TYPE: &str = "cnnc::elab::argument_type";
+    const VALUE: &str = "cnnc::elab::argument_value";
+    match kind {
+        Kind::Count => match v {
+            Value::Int(n) if *n >= 1 && *n <= u32::MAX as i64 => Ok(()),
+            Value::Int(_) => Err((VALUE, "a positive integer (≥ 1, < 2^32)")),
+            _ => Err((TYPE, "an integer")),
+        },
+        Kind::Pair => match to_pair(v) {
+            Some(p)
+                if p[0] >= 1 && p[1] >= 1 && p[0] <= u32::MAX as u64 && p[1] <= u32::MAX as u64 =>
+            {
+                Ok(())
+            }
+            Some(_) => Err((VALUE, "a positive integer or a pair [h, w] of them (≥ 1)")),
+            None => Err((TYPE, "an integer or a pair [h, w]")),
+        },
+        Kind::PairOrZero => match to_pair(v) {
+            Some(p) if p[0] <= u32::MAX as u64 && p[1] <= u32::MAX as u64 => Ok(()),
+            _ => Err((TYPE, "an integer or a pair [h, w] (≥ 0)")),
+        },
+        Kind::Pad => match v {
+            Value::Same => Ok(()),
+            _ => match to_pads(v) {
+                Some(p) if p.onnx().iter().all(|&x| x <= u32::MAX as u64) => Ok(()),
+                _ => Err((
+                    TYPE,
+                    "an integer, [h, w], [top, bottom, left, right] (≥ 0) or `same`",
+                )),
+            },
+        },
+        Kind::Bool => match v {
+            Value::Bool(_) => Ok(()),
+            _ => Err((TYPE, "true or false")),
+        },
+        Kind::Probability => match number(v) {
+            Some(x) if (0.0..1.0).contains(&x) => Ok(()),
+            Some(_) => Err((VALUE, "a number in [0, 1)")),
+            None => Err((TYPE, "a number")),
+        },
+        Kind::Number => match number(v) {
+            Some(x) if x.is_finite() => Ok(()),
+            _ => Err((TYPE, "a number")),
+        },
+        Kind::Positive => match number(v) {
+            Some(x) if x > 0.0 && x.is_finite() => Ok(()),
+            Some(_) => Err((VALUE, "a positive number")),
+            None => Err((TYPE, "a number")),
+        },
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(n) => Some(*n as f64),
+        Value::Float(x) => Some(*x),
+        _ => None,
+    }
+}
+
+fn nonneg(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(n) if *n >= 0 => Some(*n as u64),
+        _ => None,
+    }
+}
+
+fn to_pair(v: &Value) -> Option<Pair> {
+    match v {
+        Value::List(items) if items.len() == 2 => Some([nonneg(&items[0])?, nonneg(&items[1])?]),
+        v => nonneg(v).map(|n| [n, n]),
+    }
+}
+
+/// `p`, `[h, w]` or `[top, bottom, left, right]`.
+fn to_pads(v: &Value) -> Option<Pads> {
+    match v {
+        Value::List(items) if items.len() == 4 => {
+            let p: Vec<u64> = items.iter().map(nonneg).collect::<Option<_>>()?;
+            Some(Pads {
+                begin: [p[0], p[2]],
+                end: [p[1], p[3]],
+            })
+        }
+        v => to_pair(v).map(Pads::symmetric),
+    }
+}

@@ -1,0 +1,306 @@
+//! Compile-time values and expression evaluation. All integer arithmetic is checked:
+//! overflow and division by zero are diagnostics, never a wrap or a panic.
+
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::ir::Shape;
+use crate::syntax::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    List(Vec<Value>),
+    /// `same` padding.
+    Same,
+}
+
+impl Value {
+    /// "an integer (3)", "a list of 2", … for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Int(n) => format!("the integer {n}"),
+            Value::Float(x) => format!("the number {x}"),
+            Value::Bool(b) => format!("the boolean {b}"),
+            Value::List(v) => format!("a list of {}", v.len()),
+            Value::Same => "`same`".into(),
+        }
+    }
+}
+
+/// Variables in scope: block parameters and repeat variables.
+#[derive(Clone, Debug, Default)]
+pub struct Env {
+    vars: HashMap<String, Value>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::default()
+    }
+    pub fn set(&mut self, name: &str, v: Value) {
+        self.vars.insert(name.to_string(), v);
+    }
+    pub fn remove(&mut self, name: &str) {
+        self.vars.remove(name);
+    }
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+}
+
+#[derive(Debug)]
+pub enum EvalError {
+    /// A new problem, to report.
+    Diag(Box<Diagnostic>),
+    /// The value depends on a tensor whose shape is unknown after an earlier error.
+    Unknown,
+}
+
+fn fail(code: &'static str, msg: String, e: &Expr, label: &str) -> EvalError {
+    EvalError::Diag(Box::new(Diagnostic::error(code, msg).label(e.span, label)))
+}
+
+fn fail_help(code: &'static str, msg: String, e: &Expr, label: &str, help: String) -> EvalError {
+    EvalError::Diag(Box::new(
+        Diagnostic::error(code, msg).label(e.span, label).help(help),
+    ))
+}
+
+/// Evaluates `e`. `incoming` is the shape `in.c`/`in.h`/`in.w` refer to: `None` where no
+/// tensor is in scope or its shape is unknown.
+pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, EvalError> {
+    match &e.kind {
+        ExprKind::Int(n) => Ok(Value::Int(*n)),
+        ExprKind::Float(x) => Ok(Value::Float(*x)),
+        ExprKind::Bool(b) => Ok(Value::Bool(*b)),
+        ExprKind::Same => Ok(Value::Same),
+        ExprKind::Var(name) => env.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = env.vars.keys().map(String::as_str).collect();
+            let help = match did_you_mean(name, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => {
+                    "no variables are in scope here; block parameters and repeat variables are"
+                        .into()
+                }
+                None => format!("the variables in scope are: {}", names.join(", ")),
+            };
+            fail_help(
+                "cnnc::elab::unknown_variable",
+                format!("unknown variable `{name}`"),
+                e,
+                "not defined",
+                help,
+            )
+        }),
+        ExprKind::InQuery(q) => in_query(q, e, incoming),
+        ExprKind::List(items) => Ok(Value::List(
+            items
+                .iter()
+                .map(|i| eval(i, env, incoming))
+                .collect::<Result<_, _>>()?,
+        )),
+        ExprKind::Index(list, index) => {
+            let l = eval(list, env, incoming)?;
+            let i = eval(index, env, incoming)?;
+            match (l, i) {
+                (Value::List(items), Value::Int(i)) => {
+                    let len = items.len();
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| items.into_iter().nth(i))
+                        .ok_or_else(|| {
+                            fail_help(
+                                "cnnc::elab::index_out_of_range",
+                                format!("index {i} is out of range for a list of {len}"),
+                                index,
+                                "this index",
+                                format!("valid indices are 0 to {}", len.saturating_sub(1)),
+                            )
+                        })
+                }
+                (Value::List(_), other) => Err(fail(
+                    "cnnc::elab::type_error",
+                    format!("a list index must be an integer, got {}", other.describe()),
+                    index,
+                    "this index",
+                )),
+                (other, _) => Err(fail(
+                    "cnnc::elab::type_error",
+                    format!("only lists can be indexed, this is {}", other.describe()),
+                    list,
+                    "not a list",
+                )),
+            }
+        }
+        ExprKind::Unary(op, inner) => {
+            let v = eval(inner, env, incoming)?;
+            match (op, v) {
+                (UnaryOp::Neg, Value::Int(n)) => {
+                    n.checked_neg().map(Value::Int).ok_or_else(|| overflow(e))
+                }
+                (UnaryOp::Neg, Value::Float(x)) => Ok(Value::Float(-x)),
+                (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
+                (op, v) => Err(fail(
+                    "cnnc::elab::type_error",
+                    format!(
+                        "`{}` does not apply to {}",
+                        if *op == UnaryOp::Neg { "-" } else { "not" },
+                        v.describe()
+                    ),
+                    e,
+                    "here",
+                )),
+            }
+        }
+        ExprKind::Binary(op, a, b) => binary(*op, e, a, b, env, incoming),
+    }
+}
+
+fn overflow(e: &Expr) -> EvalError {
+    fail_help(
+        "cnnc::elab::overflow",
+        "integer overflow: the value does not fit in 64 bits".into(),
+        e,
+        "this expression",
+        "sizes this large cannot be real; check the arithmetic".into(),
+    )
+}
+
+fn in_query(q: &str, e: &Expr, incoming: Option<&Shape>) -> Result<Value, EvalError> {
+    let Some(s) = incoming else {
+        return Err(EvalError::Unknown);
+    };
+    let dim = match (q, s.dims()) {
+        ("c", [c, _, _]) | ("f", [c]) | ("c", [c]) => Some(*c),
+        ("h", [_, h, _]) | ("w", [_, _, h]) => Some(*h),
+        ("rank", d) => Some(d.len() as u64),
+        _ => None,
+    };
+    match dim {
+        Some(d) => Ok(Value::Int(d as i64)),
+        None => Err(fail_help(
+            "cnnc::elab::unknown_variable",
+            format!("`in.{q}` does not exist for the incoming tensor {s}"),
+            e,
+            "here",
+            "the queries are in.c, in.h, in.w for [C, H, W], in.f for [F], and in.rank".into(),
+        )),
+    }
+}
+
+fn binary(
+    op: BinaryOp,
+    e: &Expr,
+    a: &Expr,
+    b: &Expr,
+    env: &Env,
+    incoming: Option<&Shape>,
+) -> Result<Value, EvalError> {
+    // `and` / `or` short-circuit, so `stride != 1 or in.c != c` works where `in` is unknown
+    // only if needed.
+    if matches!(op, BinaryOp::And | BinaryOp::Or) {
+        let l = expect_bool(eval(a, env, incoming)?, a, op)?;
+        if (op == BinaryOp::Or && l) || (op == BinaryOp::And && !l) {
+            return Ok(Value::Bool(l));
+        }
+        return Ok(Value::Bool(expect_bool(eval(b, env, incoming)?, b, op)?));
+    }
+    let l = eval(a, env, incoming)?;
+    let r = eval(b, env, incoming)?;
+    use BinaryOp::*;
+    match (l, r) {
+        (Value::Int(x), Value::Int(y)) => match op {
+            Add => x.checked_add(y).map(Value::Int).ok_or_else(|| overflow(e)),
+            Sub => x.checked_sub(y).map(Value::Int).ok_or_else(|| overflow(e)),
+            Mul => x.checked_mul(y).map(Value::Int).ok_or_else(|| overflow(e)),
+            Div | Rem if y == 0 => Err(fail_help(
+                "cnnc::elab::division_by_zero",
+                format!("division by zero in `{}`", op.symbol()),
+                e,
+                "the divisor is 0 here",
+                "check the block's arguments: the right-hand side evaluates to 0".into(),
+            )),
+            // Floor division and modulo, as in Python (and the notes).
+            Div => x
+                .checked_div_euclid(y)
+                .map(|q| {
+                    if y < 0 && x.rem_euclid(y) != 0 {
+                        q - 1
+                    } else {
+                        q
+                    }
+                })
+                .map(Value::Int)
+                .ok_or_else(|| overflow(e)),
+            Rem => x
+                .checked_rem_euclid(y)
+                .map(|r| if y < 0 && r != 0 { r + y } else { r })
+                .map(Value::Int)
+                .ok_or_else(|| overflow(e)),
+            Eq => Ok(Value::Bool(x == y)),
+            Ne => Ok(Value::Bool(x != y)),
+            Lt => Ok(Value::Bool(x < y)),
+            Le => Ok(Value::Bool(x <= y)),
+            Gt => Ok(Value::Bool(x > y)),
+            Ge => Ok(Value::Bool(x >= y)),
+            And | Or => unreachable!("handled above"),
+        },
+        (l @ (Value::Int(_) | Value::Float(_)), r @ (Value::Int(_) | Value::Float(_))) => {
+            let (x, y) = (as_f64(&l), as_f64(&r));
+            match op {
+                Add => Ok(Value::Float(x + y)),
+                Sub => Ok(Value::Float(x - y)),
+                Mul => Ok(Value::Float(x * y)),
+                Div | Rem if y == 0.0 => Err(fail(
+                    "cnnc::elab::division_by_zero",
+                    format!("division by zero in `{}`", op.symbol()),
+                    e,
+                    "the divisor is 0 here",
+                )),
+                Div => Ok(Value::Float(x / y)),
+                Rem => Ok(Value::Float(x.rem_euclid(y))),
+                Eq => Ok(Value::Bool(x == y)),
+                Ne => Ok(Value::Bool(x != y)),
+                Lt => Ok(Value::Bool(x < y)),
+                Le => Ok(Value::Bool(x <= y)),
+                Gt => Ok(Value::Bool(x > y)),
+                Ge => Ok(Value::Bool(x >= y)),
+                And | Or => unreachable!("handled above"),
+            }
+        }
+        (l, r) if matches!(op, Eq | Ne) => Ok(Value::Bool((l == r) == (op == Eq))),
+        (l, r) => Err(fail(
+            "cnnc::elab::type_error",
+            format!(
+                "`{}` does not apply to {} and {}",
+                op.symbol(),
+                l.describe(),
+                r.describe()
+            ),
+            e,
+            "here",
+        )),
+    }
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(n) => *n as f64,
+        Value::Float(x) => *x,
+        _ => f64::NAN,
+    }
+}
+
+fn expect_bool(v: Value, e: &Expr, op: BinaryOp) -> Result<bool, EvalError> {
+    match v {
+        Value::Bool(b) => Ok(b),
+        other => Err(fail(
+            "cnnc::elab::type_error",
+            format!("`{}` needs booleans, got {}", op.symbol(), other.describe()),
+            e,
+            "not a boolean",
+        )),
+    }
+}
