@@ -1,0 +1,82 @@
+//! A stable, readable text form of the graph, for snapshots and `--emit ir`.
+
+use super::{Graph, Op, Pads, Pair};
+use std::fmt::Write as _;
+
+fn pair(p: Pair) -> String {
+    if p[0] == p[1] {
+        p[0].to_string()
+    } else {
+        format!("[{}, {}]", p[0], p[1])
+    }
+}
+
+fn pads(p: &Pads) -> String {
+    if p.is_symmetric() {
+        pair(p.begin)
+    } else {
+        format!("[{}, {}, {}, {}]", p.begin[0], p.end[0], p.begin[1], p.end[1])
+    }
+}
+
+/// The op with its attributes in the language's syntax: `conv(6, 5, pad=2)`.
+pub fn op_text(op: &Op) -> String {
+    match op {
+        Op::Conv(a) => format!(
+            "conv({}, {}, stride={}, pad={}, dilation={}, groups={}, bias={})",
+            a.out_channels,
+            pair(a.kernel),
+            pair(a.stride),
+            pads(&a.pads),
+            pair(a.dilation),
+            a.groups,
+            a.bias
+        ),
+        Op::ConvTranspose(a) => format!(
+            "convT({}, {}, stride={}, pad={}, output_pad={}, dilation={}, groups={}, bias={})",
+            a.out_channels,
+            pair(a.kernel),
+            pair(a.stride),
+            pads(&a.pads),
+            pair(a.output_pad),
+            pair(a.dilation),
+            a.groups,
+            a.bias
+        ),
+        Op::MaxPool(a) | Op::AvgPool(a) => format!(
+            "{}({}, stride={}, pad={}, ceil={})",
+            op.kind(),
+            pair(a.kernel),
+            pair(a.stride),
+            pads(&a.pads),
+            a.ceil
+        ),
+        Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
+        Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
+        Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}(alpha={alpha})", op.kind()),
+        Op::Dropout { p } => format!("dropout(p={p})"),
+        Op::Linear { out_features, bias } => format!("linear({out_features}, bias={bias})"),
+        Op::Crop { size } => format!("crop(to {}×{})", size[0], size[1]),
+        other => other.kind().to_string(),
+    }
+}
+
+/// One line per node in topological order: `name = op(inputs) : shape  params macs`.
+pub fn dump(g: &Graph) -> String {
+    let mut out = String::new();
+    for ix in g.topo_order() {
+        let n = g.node(ix);
+        let inputs: Vec<String> = g.inputs(ix).into_iter().map(|i| g.node(i).name.clone()).collect();
+        let shape = n.shape.as_ref().map_or("?".to_string(), |s| s.to_string());
+        let _ = write!(out, "{} = {}", n.name, op_text(&n.op));
+        if !inputs.is_empty() {
+            let _ = write!(out, " <- {}", inputs.join(", "));
+        }
+        let _ = write!(out, " : {shape}");
+        if n.params > 0 || n.macs > 0 {
+            let _ = write!(out, "  params={} macs={}", n.params, n.macs);
+        }
+        out.push('\n');
+    }
+    out
+}

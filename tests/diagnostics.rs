@@ -1,0 +1,102 @@
+//! Data-driven diagnostics tests over `tests/fixtures/`: each error fixture names the codes
+//! it must produce (`# expect: cnnc::…`) and its rendered diagnostics are snapshotted; each
+//! warning fixture checks (exit 0) with its warning; each valid fixture checks clean.
+
+use std::path::Path;
+use std::process::Command;
+
+fn cnnc() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    c
+}
+
+/// The path relative to the crate root, so rendered diagnostics are machine-independent.
+fn relative(path: &Path) -> String {
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn expected_codes(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("# expect:"))
+        .unwrap_or_else(|| panic!("{} has no `# expect:` line", path.display()));
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+fn json_codes(path: &str) -> (i32, Vec<(String, String)>) {
+    let out = cnnc().args(["check", "--format", "json", path]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{path}: JSON output does not parse: {e}"));
+    let codes = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["severity"].as_str().unwrap().to_string(),
+                d["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (out.status.code().unwrap(), codes)
+}
+
+#[test]
+fn error_fixtures_report_their_codes() {
+    insta::glob!("fixtures/errors/*.cnn", |path| {
+        let rel = relative(path);
+        let expected = expected_codes(path);
+        let (status, codes) = json_codes(&rel);
+        assert_eq!(status, 1, "{rel}: `cnnc check` must exit 1");
+        for code in &expected {
+            assert!(
+                codes.iter().any(|(s, c)| s == "error" && c == code),
+                "{rel}: expected error {code}, got {codes:?}"
+            );
+        }
+        let errors = codes.iter().filter(|(s, _)| s == "error").count();
+        assert_eq!(
+            errors,
+            expected.len(),
+            "{rel}: expected exactly {expected:?}, got {codes:?}"
+        );
+        let out = cnnc().args(["check", &rel]).output().unwrap();
+        insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+#[test]
+fn warning_fixtures_check_with_their_warning() {
+    insta::glob!("fixtures/warnings/*.cnn", |path| {
+        let rel = relative(path);
+        let expected = expected_codes(path);
+        let (status, codes) = json_codes(&rel);
+        assert_eq!(status, 0, "{rel}: warnings alone must exit 0, got {codes:?}");
+        for code in &expected {
+            assert!(
+                codes.iter().any(|(s, c)| s == "warning" && c == code),
+                "{rel}: expected warning {code}, got {codes:?}"
+            );
+        }
+        let out = cnnc().args(["check", &rel]).output().unwrap();
+        insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+#[test]
+fn valid_fixtures_check_clean() {
+    insta::glob!("fixtures/valid/*.cnn", |path| {
+        let rel = relative(path);
+        let (status, codes) = json_codes(&rel);
+        assert_eq!(status, 0, "{rel}: {codes:?}");
+        assert!(
+            codes.iter().all(|(s, _)| s != "error"),
+            "{rel}: unexpected errors {codes:?}"
+        );
+    });
+}

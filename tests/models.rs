@@ -1,0 +1,78 @@
+//! Every network of `models/`: its IR is snapshotted (any change shows up in review), and
+//! its output shape, parameter count and MACs equal an independent computation
+//! (`tests/reference/reference.py`, written the PyTorch way, stored in expected.json).
+
+use std::path::Path;
+
+fn compile(path: &Path) -> cnnc::Compilation {
+    let c = cnnc::compile_file(path).unwrap();
+    let rendered: Vec<String> = c
+        .diagnostics
+        .iter()
+        .map(|d| d.render(&c.sources, false))
+        .collect();
+    assert!(
+        !c.diagnostics.has_errors(),
+        "{}:\n{}",
+        path.display(),
+        rendered.join("\n")
+    );
+    c
+}
+
+#[test]
+fn model_ir_snapshots() {
+    insta::glob!("../models", "*.cnn", |path| {
+        let c = compile(path);
+        let mut text = String::new();
+        for m in &c.models {
+            text.push_str(&format!(
+                "model {} : {} -> {}\n",
+                m.name,
+                m.input_shape(),
+                m.output_shape()
+            ));
+            text.push_str(&cnnc::ir::print::dump(&m.graph));
+        }
+        insta::assert_snapshot!(text);
+    });
+}
+
+#[test]
+fn models_match_the_independent_reference() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/reference/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root.join("models")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "cnn") {
+            continue;
+        }
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let want = expected
+            .get(&stem)
+            .unwrap_or_else(|| panic!("tests/reference/expected.json has no entry for {stem}"));
+        let c = compile(&path);
+        let m = c.model(None).unwrap();
+        let output: Vec<u64> = serde_json::from_value(want["output"].clone()).unwrap();
+        assert_eq!(m.output_shape().0, output, "{stem}: output shape");
+        assert_eq!(m.total_params(), want["params"].as_u64().unwrap(), "{stem}: parameters");
+        if let Some(macs) = want.get("macs").and_then(|v| v.as_u64()) {
+            assert_eq!(m.total_macs(), macs, "{stem}: MACs");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 13, "only {checked} models checked");
+}
+
+#[test]
+fn lenet_has_the_parameter_counts_of_the_notes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let lenet = compile(&root.join("lenet.cnn"));
+    assert_eq!(lenet.model(None).unwrap().total_params(), 61_706);
+    let nopad = compile(&root.join("lenet_nopad_maxpool.cnn"));
+    assert_eq!(nopad.model(None).unwrap().total_params(), 44_426);
+}
