@@ -1,0 +1,694 @@
+#!/usr/bin/env python3
+"""Independent reference numbers for the networks in models/.
+
+Pure Python, no torch. Each network is written the PyTorch way -- every layer with its
+in_channels / in_features spelled out by hand, as in the d2l.ai notes -- and pushed through
+the PyTorch size formulas on a symbolic single sample. For each network we record:
+
+  output  the output shape without the batch dimension
+  params  trainable parameters: conv/linear weights and biases, batchnorm gamma and beta
+          (running mean/var are buffers, not parameters)
+  macs    multiply-accumulates, biases not counted:
+            conv            output elements * in_channels/groups * kh * kw
+            transposed conv input elements  * out_channels/groups * kh * kw
+            linear          in_features * out_features
+            everything else 0
+
+This file deliberately shares no code or numbers with the .cnn files: it is a second,
+independent description of the same networks. Every declared in_channels / in_features is
+checked against the tensor that actually arrives, so a wrong hand-count fails loudly here.
+
+Run:  python3 tests/reference/reference.py
+      writes tests/reference/expected.json (models/*.cnn) and expected_valid.json
+      (tests/fixtures/valid/*.cnn), both keyed by file stem.
+"""
+
+import json
+import math
+import os
+import sys
+
+
+# --------------------------------------------------------------------------------------
+# Shapes and the PyTorch size formulas
+# --------------------------------------------------------------------------------------
+
+def _pair(v):
+    if isinstance(v, (tuple, list)):
+        assert len(v) == 2
+        return tuple(v)
+    return (v, v)
+
+
+def conv_out(n, k, s, p, d):
+    # torch.nn.Conv2d / MaxPool2d / AvgPool2d (floor mode)
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def pool_out(n, k, s, p, ceil_mode):
+    if not ceil_mode:
+        return (n + 2 * p - (k - 1) - 1) // s + 1
+    out = math.ceil((n + 2 * p - (k - 1) - 1) / s) + 1
+    # PyTorch: the last window must start inside the input or left padding
+    if (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def convT_out(n, k, s, p, op, d):
+    # torch.nn.ConvTranspose2d
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+class Cost:
+    def __init__(self):
+        self.params = 0
+        self.macs = 0
+
+
+# --------------------------------------------------------------------------------------
+# Modules: each has forward(shape, cost) -> shape. Shapes are tuples without the batch.
+# --------------------------------------------------------------------------------------
+
+class Module:
+    def forward(self, x, c):
+        raise NotImplementedError
+
+
+class Conv2d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True):
+        self.cin, self.cout = in_channels, out_channels
+        self.k, self.s = _pair(kernel_size), _pair(stride)
+        self.p, self.d = _pair(padding), _pair(dilation)
+        self.g, self.bias = groups, bias
+        assert self.cin % self.g == 0 and self.cout % self.g == 0
+
+    def forward(self, x, c):
+        C, H, W = x
+        assert C == self.cin, f"Conv2d expects {self.cin} channels, got {C}"
+        Ho = conv_out(H, self.k[0], self.s[0], self.p[0], self.d[0])
+        Wo = conv_out(W, self.k[1], self.s[1], self.p[1], self.d[1])
+        assert Ho > 0 and Wo > 0
+        w = self.cout * (self.cin // self.g) * self.k[0] * self.k[1]
+        c.params += w + (self.cout if self.bias else 0)
+        c.macs += self.cout * Ho * Wo * (self.cin // self.g) * self.k[0] * self.k[1]
+        return (self.cout, Ho, Wo)
+
+
+class ConvTranspose2d(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1):
+        self.cin, self.cout = in_channels, out_channels
+        self.k, self.s = _pair(kernel_size), _pair(stride)
+        self.p, self.op = _pair(padding), _pair(output_padding)
+        self.d, self.g, self.bias = _pair(dilation), groups, bias
+
+    def forward(self, x, c):
+        C, H, W = x
+        assert C == self.cin, f"ConvTranspose2d expects {self.cin} channels, got {C}"
+        Ho = convT_out(H, self.k[0], self.s[0], self.p[0], self.op[0], self.d[0])
+        Wo = convT_out(W, self.k[1], self.s[1], self.p[1], self.op[1], self.d[1])
+        # weight shape in PyTorch: (in_channels, out_channels/groups, kh, kw)
+        w = self.cin * (self.cout // self.g) * self.k[0] * self.k[1]
+        c.params += w + (self.cout if self.bias else 0)
+        c.macs += C * H * W * (self.cout // self.g) * self.k[0] * self.k[1]
+        return (self.cout, Ho, Wo)
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+        self.k = _pair(kernel_size)
+        self.s = _pair(stride if stride is not None else kernel_size)
+        self.p = _pair(padding)
+        self.ceil = ceil_mode
+
+    def forward(self, x, c):
+        C, H, W = x
+        Ho = pool_out(H, self.k[0], self.s[0], self.p[0], self.ceil)
+        Wo = pool_out(W, self.k[1], self.s[1], self.p[1], self.ceil)
+        assert Ho > 0 and Wo > 0
+        return (C, Ho, Wo)
+
+
+class AvgPool2d(MaxPool2d):
+    pass
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        self.o = _pair(output_size)
+
+    def forward(self, x, c):
+        return (x[0],) + self.o
+
+
+class BatchNorm2d(Module):
+    def __init__(self, num_features):
+        self.n = num_features
+
+    def forward(self, x, c):
+        assert len(x) == 3 and x[0] == self.n, f"BatchNorm2d({self.n}) on {x}"
+        c.params += 2 * self.n
+        return x
+
+
+class BatchNorm1d(Module):
+    def __init__(self, num_features):
+        self.n = num_features
+
+    def forward(self, x, c):
+        assert len(x) == 1 and x[0] == self.n, f"BatchNorm1d({self.n}) on {x}"
+        c.params += 2 * self.n
+        return x
+
+
+class _Elementwise(Module):
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def forward(self, x, c):
+        return x
+
+
+class ReLU(_Elementwise):
+    pass
+
+
+class Sigmoid(_Elementwise):
+    pass
+
+
+class Tanh(_Elementwise):
+    pass
+
+
+class Dropout(_Elementwise):
+    pass
+
+
+class Flatten(Module):
+    def forward(self, x, c):
+        assert len(x) == 3
+        return (x[0] * x[1] * x[2],)
+
+
+class Linear(Module):
+    def __init__(self, in_features, out_features, bias=True):
+        self.i, self.o, self.bias = in_features, out_features, bias
+
+    def forward(self, x, c):
+        assert x == (self.i,), f"Linear expects ({self.i},), got {x}"
+        c.params += self.i * self.o + (self.o if self.bias else 0)
+        c.macs += self.i * self.o
+        return (self.o,)
+
+
+class ZeroPad2d(Module):
+    # PyTorch order: (left, right, top, bottom)
+    def __init__(self, padding):
+        self.l, self.r, self.t, self.b = padding
+
+    def forward(self, x, c):
+        C, H, W = x
+        return (C, H + self.t + self.b, W + self.l + self.r)
+
+
+class Softmax(_Elementwise):
+    pass
+
+
+class LeakyReLU(_Elementwise):
+    pass
+
+
+class ELU(_Elementwise):
+    pass
+
+
+class Sequential(Module):
+    def __init__(self, *mods):
+        self.mods = mods
+
+    def forward(self, x, c):
+        for m in self.mods:
+            x = m.forward(x, c)
+        return x
+
+
+# --------------------------------------------------------------------------------------
+# The networks, as the d2l.ai notes (PyTorch) define them
+# --------------------------------------------------------------------------------------
+
+def lenet():
+    # d2l 7.6: LeNet with padding 2 on the first conv, sigmoid, average pooling
+    return Sequential(
+        Conv2d(1, 6, kernel_size=5, padding=2), Sigmoid(),
+        AvgPool2d(kernel_size=2, stride=2),
+        Conv2d(6, 16, kernel_size=5), Sigmoid(),
+        AvgPool2d(kernel_size=2, stride=2),
+        Flatten(),
+        Linear(16 * 5 * 5, 120), Sigmoid(),
+        Linear(120, 84), Sigmoid(),
+        Linear(84, 10))
+
+
+def lenet_nopad_maxpool():
+    # LeNet without the padding on the first conv, max pooling, still sigmoid
+    return Sequential(
+        Conv2d(1, 6, kernel_size=5), Sigmoid(),
+        MaxPool2d(kernel_size=2, stride=2),
+        Conv2d(6, 16, kernel_size=5), Sigmoid(),
+        MaxPool2d(kernel_size=2, stride=2),
+        Flatten(),
+        Linear(16 * 4 * 4, 120), Sigmoid(),
+        Linear(120, 84), Sigmoid(),
+        Linear(84, 10))
+
+
+def lenet_bn():
+    # d2l 8.5 (concise BatchNorm LeNet): no padding, BN after each conv and hidden linear
+    return Sequential(
+        Conv2d(1, 6, kernel_size=5), BatchNorm2d(6), Sigmoid(),
+        AvgPool2d(kernel_size=2, stride=2),
+        Conv2d(6, 16, kernel_size=5), BatchNorm2d(16), Sigmoid(),
+        AvgPool2d(kernel_size=2, stride=2), Flatten(),
+        Linear(256, 120), BatchNorm1d(120), Sigmoid(),
+        Linear(120, 84), BatchNorm1d(84), Sigmoid(),
+        Linear(84, 10))
+
+
+def alexnet():
+    # d2l 8.1, 1-channel Fashion-MNIST resized to 224
+    return Sequential(
+        Conv2d(1, 96, kernel_size=11, stride=4, padding=1), ReLU(),
+        MaxPool2d(kernel_size=3, stride=2),
+        Conv2d(96, 256, kernel_size=5, padding=2), ReLU(),
+        MaxPool2d(kernel_size=3, stride=2),
+        Conv2d(256, 384, kernel_size=3, padding=1), ReLU(),
+        Conv2d(384, 384, kernel_size=3, padding=1), ReLU(),
+        Conv2d(384, 256, kernel_size=3, padding=1), ReLU(),
+        MaxPool2d(kernel_size=3, stride=2), Flatten(),
+        Linear(6400, 4096), ReLU(), Dropout(p=0.5),
+        Linear(4096, 4096), ReLU(), Dropout(p=0.5),
+        Linear(4096, 10))
+
+
+def vgg11():
+    # d2l 8.2
+    def vgg_block(num_convs, in_channels, out_channels):
+        layers = []
+        for _ in range(num_convs):
+            layers.append(Conv2d(in_channels, out_channels, kernel_size=3, padding=1))
+            layers.append(ReLU())
+            in_channels = out_channels
+        layers.append(MaxPool2d(kernel_size=2, stride=2))
+        return Sequential(*layers)
+
+    conv_arch = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+    blks, in_channels = [], 1
+    for (num_convs, out_channels) in conv_arch:
+        blks.append(vgg_block(num_convs, in_channels, out_channels))
+        in_channels = out_channels
+    return Sequential(
+        *blks, Flatten(),
+        Linear(out_channels * 7 * 7, 4096), ReLU(), Dropout(0.5),
+        Linear(4096, 4096), ReLU(), Dropout(0.5),
+        Linear(4096, 10))
+
+
+def nin():
+    # d2l 8.3
+    def nin_block(in_channels, out_channels, kernel_size, strides, padding):
+        return Sequential(
+            Conv2d(in_channels, out_channels, kernel_size, strides, padding), ReLU(),
+            Conv2d(out_channels, out_channels, kernel_size=1), ReLU(),
+            Conv2d(out_channels, out_channels, kernel_size=1), ReLU())
+
+    return Sequential(
+        nin_block(1, 96, kernel_size=11, strides=4, padding=0),
+        MaxPool2d(3, stride=2),
+        nin_block(96, 256, kernel_size=5, strides=1, padding=2),
+        MaxPool2d(3, stride=2),
+        nin_block(256, 384, kernel_size=3, strides=1, padding=1),
+        MaxPool2d(3, stride=2),
+        Dropout(0.5),
+        nin_block(384, 10, kernel_size=3, strides=1, padding=1),
+        AdaptiveAvgPool2d((1, 1)),
+        Flatten())
+
+
+class Inception(Module):
+    # d2l 8.4
+    def __init__(self, in_channels, c1, c2, c3, c4):
+        self.p1 = Sequential(Conv2d(in_channels, c1, kernel_size=1), ReLU())
+        self.p2 = Sequential(Conv2d(in_channels, c2[0], kernel_size=1), ReLU(),
+                             Conv2d(c2[0], c2[1], kernel_size=3, padding=1), ReLU())
+        self.p3 = Sequential(Conv2d(in_channels, c3[0], kernel_size=1), ReLU(),
+                             Conv2d(c3[0], c3[1], kernel_size=5, padding=2), ReLU())
+        self.p4 = Sequential(MaxPool2d(kernel_size=3, stride=1, padding=1),
+                             Conv2d(in_channels, c4, kernel_size=1), ReLU())
+
+    def forward(self, x, c):
+        outs = [p.forward(x, c) for p in (self.p1, self.p2, self.p3, self.p4)]
+        assert all(o[1:] == outs[0][1:] for o in outs)
+        return (sum(o[0] for o in outs),) + outs[0][1:]
+
+
+def googlenet():
+    b1 = Sequential(Conv2d(1, 64, kernel_size=7, stride=2, padding=3), ReLU(),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b2 = Sequential(Conv2d(64, 64, kernel_size=1), ReLU(),
+                    Conv2d(64, 192, kernel_size=3, padding=1), ReLU(),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b3 = Sequential(Inception(192, 64, (96, 128), (16, 32), 32),
+                    Inception(256, 128, (128, 192), (32, 96), 64),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b4 = Sequential(Inception(480, 192, (96, 208), (16, 48), 64),
+                    Inception(512, 160, (112, 224), (24, 64), 64),
+                    Inception(512, 128, (128, 256), (24, 64), 64),
+                    Inception(512, 112, (144, 288), (32, 64), 64),
+                    Inception(528, 256, (160, 320), (32, 128), 128),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b5 = Sequential(Inception(832, 256, (160, 320), (32, 128), 128),
+                    Inception(832, 384, (192, 384), (48, 128), 128),
+                    AdaptiveAvgPool2d((1, 1)), Flatten())
+    return Sequential(b1, b2, b3, b4, b5, Linear(1024, 10))
+
+
+class Residual(Module):
+    # d2l 8.6: the projection shortcut is a bare 1x1 conv (with bias, no batchnorm)
+    def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
+        self.conv1 = Conv2d(input_channels, num_channels, kernel_size=3, padding=1,
+                            stride=strides)
+        self.conv2 = Conv2d(num_channels, num_channels, kernel_size=3, padding=1)
+        self.conv3 = (Conv2d(input_channels, num_channels, kernel_size=1, stride=strides)
+                      if use_1x1conv else None)
+        self.bn1 = BatchNorm2d(num_channels)
+        self.bn2 = BatchNorm2d(num_channels)
+
+    def forward(self, x, c):
+        y = self.bn1.forward(self.conv1.forward(x, c), c)
+        y = self.bn2.forward(self.conv2.forward(y, c), c)
+        sc = self.conv3.forward(x, c) if self.conv3 else x
+        assert sc == y, f"residual mismatch {sc} vs {y}"
+        return y
+
+
+def resnet18():
+    def resnet_block(input_channels, num_channels, num_residuals, first_block=False):
+        blk = []
+        for i in range(num_residuals):
+            if i == 0 and not first_block:
+                blk.append(Residual(input_channels, num_channels, use_1x1conv=True,
+                                    strides=2))
+            else:
+                blk.append(Residual(num_channels, num_channels))
+        return Sequential(*blk)
+
+    b1 = Sequential(Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
+                    BatchNorm2d(64), ReLU(),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    b2 = resnet_block(64, 64, 2, first_block=True)
+    b3 = resnet_block(64, 128, 2)
+    b4 = resnet_block(128, 256, 2)
+    b5 = resnet_block(256, 512, 2)
+    return Sequential(b1, b2, b3, b4, b5, AdaptiveAvgPool2d((1, 1)), Flatten(),
+                      Linear(512, 10))
+
+
+def densenet():
+    # d2l 8.7
+    def conv_block(input_channels, num_channels):
+        return Sequential(BatchNorm2d(input_channels), ReLU(),
+                          Conv2d(input_channels, num_channels, kernel_size=3, padding=1))
+
+    class DenseBlock(Module):
+        def __init__(self, num_convs, input_channels, num_channels):
+            self.net = [conv_block(num_channels * i + input_channels, num_channels)
+                        for i in range(num_convs)]
+
+        def forward(self, x, c):
+            for blk in self.net:
+                y = blk.forward(x, c)
+                assert y[1:] == x[1:]
+                x = (x[0] + y[0],) + x[1:]   # torch.cat((X, Y), dim=1)
+            return x
+
+    def transition_block(input_channels, num_channels):
+        return Sequential(BatchNorm2d(input_channels), ReLU(),
+                          Conv2d(input_channels, num_channels, kernel_size=1),
+                          AvgPool2d(kernel_size=2, stride=2))
+
+    b1 = Sequential(Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
+                    BatchNorm2d(64), ReLU(),
+                    MaxPool2d(kernel_size=3, stride=2, padding=1))
+    num_channels, growth_rate = 64, 32
+    num_convs_in_dense_blocks = [4, 4, 4, 4]
+    blks = []
+    for i, num_convs in enumerate(num_convs_in_dense_blocks):
+        blks.append(DenseBlock(num_convs, num_channels, growth_rate))
+        num_channels += num_convs * growth_rate
+        if i != len(num_convs_in_dense_blocks) - 1:
+            blks.append(transition_block(num_channels, num_channels // 2))
+            num_channels = num_channels // 2
+    return Sequential(b1, *blks, BatchNorm2d(num_channels), ReLU(),
+                      AdaptiveAvgPool2d((1, 1)), Flatten(), Linear(num_channels, 10))
+
+
+def simple_cnn():
+    # MNIST SimpleCNN: two padded 3x3 conv + relu + 2x2 max-pool stages, one hidden linear
+    return Sequential(
+        Conv2d(1, 32, kernel_size=3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(32, 64, kernel_size=3, padding=1), ReLU(), MaxPool2d(2),
+        Flatten(),
+        Linear(64 * 7 * 7, 128), ReLU(),
+        Linear(128, 10))
+
+
+class UNet(Module):
+    # Ronneberger et al. 2015, Fig. 1: unpadded convs, copy-and-crop skips
+    def __init__(self):
+        def double_conv(cin, cout):
+            return Sequential(Conv2d(cin, cout, 3), ReLU(), Conv2d(cout, cout, 3), ReLU())
+
+        self.down1 = double_conv(1, 64)
+        self.down2 = double_conv(64, 128)
+        self.down3 = double_conv(128, 256)
+        self.down4 = double_conv(256, 512)
+        self.bottom = double_conv(512, 1024)
+        self.pool = MaxPool2d(2)
+        self.up4 = ConvTranspose2d(1024, 512, 2, stride=2)
+        self.dec4 = double_conv(1024, 512)
+        self.up3 = ConvTranspose2d(512, 256, 2, stride=2)
+        self.dec3 = double_conv(512, 256)
+        self.up2 = ConvTranspose2d(256, 128, 2, stride=2)
+        self.dec2 = double_conv(256, 128)
+        self.up1 = ConvTranspose2d(128, 64, 2, stride=2)
+        self.dec1 = double_conv(128, 64)
+        self.head = Conv2d(64, 2, 1)
+
+    @staticmethod
+    def crop_cat(skip, up):
+        # center-crop the skip to the upsampled size, then torch.cat((skip, up), dim=1)
+        assert skip[1] >= up[1] and skip[2] >= up[2]
+        return (skip[0] + up[0],) + up[1:]
+
+    def forward(self, x, c):
+        e1 = self.down1.forward(x, c)
+        e2 = self.down2.forward(self.pool.forward(e1, c), c)
+        e3 = self.down3.forward(self.pool.forward(e2, c), c)
+        e4 = self.down4.forward(self.pool.forward(e3, c), c)
+        b = self.bottom.forward(self.pool.forward(e4, c), c)
+        d = self.dec4.forward(self.crop_cat(e4, self.up4.forward(b, c)), c)
+        d = self.dec3.forward(self.crop_cat(e3, self.up3.forward(d, c)), c)
+        d = self.dec2.forward(self.crop_cat(e2, self.up2.forward(d, c)), c)
+        d = self.dec1.forward(self.crop_cat(e1, self.up1.forward(d, c)), c)
+        return self.head.forward(d, c)
+
+
+def unet():
+    return UNet()
+
+
+def tconv_decoder():
+    # [64, 7, 7] -> [1, 28, 28]: two stride-2 transposed convs, the second with
+    # output_padding=1, then a 3x3 conv to one channel and a sigmoid
+    return Sequential(
+        ConvTranspose2d(64, 32, kernel_size=4, stride=2, padding=1),     # 7 -> 14
+        BatchNorm2d(32), ReLU(),
+        ConvTranspose2d(32, 16, kernel_size=3, stride=2, padding=1,
+                        output_padding=1),                                # 14 -> 28
+        BatchNorm2d(16), ReLU(),
+        Conv2d(16, 1, kernel_size=3, padding=1),
+        Sigmoid())
+
+
+def hdc():
+    # Hybrid dilated convolution (Wang et al. 2018): rates 1, 2, 3 with padding = rate,
+    # on a CIFAR-sized input, two groups, then a global-average-pool classifier
+    def hdc_group(cin, c):
+        return Sequential(
+            Conv2d(cin, c, 3, padding=1, dilation=1), BatchNorm2d(c), ReLU(),
+            Conv2d(c, c, 3, padding=2, dilation=2), BatchNorm2d(c), ReLU(),
+            Conv2d(c, c, 3, padding=3, dilation=3), BatchNorm2d(c), ReLU())
+
+    return Sequential(
+        Conv2d(3, 32, kernel_size=3, padding=1), BatchNorm2d(32), ReLU(),
+        hdc_group(32, 32),
+        MaxPool2d(2),
+        hdc_group(32, 64),
+        AdaptiveAvgPool2d((1, 1)), Flatten(),
+        Linear(64, 10))
+
+
+# --------------------------------------------------------------------------------------
+# The valid fixtures (tests/fixtures/valid/*.cnn), written out the same way
+# --------------------------------------------------------------------------------------
+
+class BasicUnit(Module):
+    # conv-bn (no conv bias) x2, projection conv1x1-bn shortcut where the shape changes
+    def __init__(self, cin, c, stride=1):
+        self.body = Sequential(Conv2d(cin, c, 3, stride=stride, padding=1, bias=False),
+                               BatchNorm2d(c), ReLU(),
+                               Conv2d(c, c, 3, padding=1, bias=False), BatchNorm2d(c))
+        self.short = (Sequential(Conv2d(cin, c, 1, stride=stride, bias=False),
+                                 BatchNorm2d(c))
+                      if stride != 1 or cin != c else None)
+
+    def forward(self, x, c):
+        y = self.body.forward(x, c)
+        sc = self.short.forward(x, c) if self.short else x
+        assert y == sc
+        return y
+
+
+def valid_uses_lib():
+    return Sequential(
+        Conv2d(3, 16, 3, padding=1, bias=False), BatchNorm2d(16), ReLU(),
+        BasicUnit(16, 16), ReLU(),
+        BasicUnit(16, 32, stride=2), ReLU(),
+        BasicUnit(32, 32), ReLU(),
+        LeakyReLU(0.1), ELU(1.0), Tanh(), Sigmoid(),
+        AdaptiveAvgPool2d(1), Flatten(), Linear(32, 10))
+
+
+def valid_pooling():
+    return Sequential(
+        MaxPool2d(2, ceil_mode=True),                        # 33 -> 17
+        AvgPool2d(3, stride=2, padding=1),                   # 17 -> 9
+        Conv2d(4, 8, (3, 5), padding=(1, 2)),
+        ZeroPad2d((1, 1, 0, 2)), Conv2d(8, 8, 3),            # top 0 bottom 2 left 1 right 1
+        Conv2d(8, 16, 3, padding=1, groups=2, bias=False),   # 'same' for k=3
+        Conv2d(16, 16, 3, padding=2, dilation=2, groups=16),
+        Conv2d(16, 16, (1, 3), stride=(1, 2), padding=(0, 1)),
+        MaxPool2d((3, 1), stride=(2, 1), padding=(1, 0)),
+        AvgPool2d(2, ceil_mode=True),
+        AdaptiveAvgPool2d((2, 2)), Flatten(),
+        Linear(64, 10, bias=False))
+
+
+def valid_expressions():
+    return Sequential(
+        Conv2d(3, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(16, 32, 3, padding=1), ReLU(), Conv2d(32, 32, 1), ReLU(), MaxPool2d(2),
+        Conv2d(32, 64, 3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(64, 128, 1), ReLU(),
+        Conv2d(128, 32, 3, padding=1), ReLU(),
+        MaxPool2d(2), Sigmoid(),
+        Conv2d(32, 32, 1), ReLU(), Conv2d(32, 32, 1), ReLU(),
+        AdaptiveAvgPool2d(1), Flatten(), Linear(32, 10))
+
+
+class ValidSkips(Module):
+    def forward(self, x, c):
+        a = Sequential(Conv2d(1, 8, 3), ReLU()).forward(x, c)
+        y = MaxPool2d(2).forward(a, c)
+        b = Sequential(Conv2d(8, 16, 3, padding=1), ReLU()).forward(y, c)
+        y = MaxPool2d(2, stride=2).forward(b, c)
+        y = ConvTranspose2d(16, 16, 2, stride=2).forward(y, c)
+        assert y[1:] == b[1:]
+        y = (b[0] + y[0],) + y[1:]                                  # cat(b, y)
+        y = ConvTranspose2d(32, 8, 3, stride=2, padding=2, output_padding=1).forward(y, c)
+        assert a[1] >= y[1] and (a[1] - y[1]) % 2 == 0
+        y = (a[0] + y[0] + y[0],) + y[1:]                           # cat(crop(a), y, relu(y))
+        r = Sequential(Conv2d(24, 24, 3, padding=1), BatchNorm2d(24)).forward(y, c)
+        assert r == y                                               # y + r
+        y = AvgPool2d(2).forward(r, c)
+        return Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(24, 10)).forward(y, c)
+
+
+def valid_rank1():
+    return Sequential(
+        Linear(784, 256), BatchNorm1d(256), ReLU(), Dropout(0.2),
+        Linear(256, 128), ELU(0.5),
+        Linear(128, 64, bias=False), LeakyReLU(0.01), Tanh(),
+        Linear(64, 10), Softmax(dim=1))
+
+
+VALID = {
+    "uses_lib": (valid_uses_lib, (3, 32, 32)),
+    "pooling": (valid_pooling, (4, 33, 33)),
+    "expressions": (valid_expressions, (3, 32, 32)),
+    "skips": (ValidSkips, (1, 66, 66)),
+    "rank1": (valid_rank1, (784,)),
+}
+
+
+NETWORKS = {
+    # file stem: (builder, input shape)
+    "lenet": (lenet, (1, 28, 28)),
+    "lenet_nopad_maxpool": (lenet_nopad_maxpool, (1, 28, 28)),
+    "lenet_bn": (lenet_bn, (1, 28, 28)),
+    "alexnet": (alexnet, (1, 224, 224)),
+    "vgg11": (vgg11, (1, 224, 224)),
+    "nin": (nin, (1, 224, 224)),
+    "googlenet": (googlenet, (1, 96, 96)),
+    "resnet18": (resnet18, (1, 96, 96)),
+    "densenet": (densenet, (1, 96, 96)),
+    "simple_cnn": (simple_cnn, (1, 28, 28)),
+    "unet": (unet, (1, 572, 572)),
+    "tconv_decoder": (tconv_decoder, (64, 7, 7)),
+    "hdc": (hdc, (3, 32, 32)),
+}
+
+# Published numbers these must agree with (sanity checks of the reference itself).
+PUBLISHED = {
+    "lenet": 61_706,                # d2l 7.6 / the classic LeNet-5 count on 28x28 with pad 2
+    "lenet_nopad_maxpool": 44_426,  # the same layers without the first conv's padding
+}
+
+
+def evaluate(table):
+    out = {}
+    for name, (build, shape) in table.items():
+        c = Cost()
+        y = build().forward(tuple(shape), c)
+        out[name] = {"input": list(shape), "output": list(y), "params": c.params,
+                     "macs": c.macs}
+    return out
+
+
+def write(out, filename):
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    print(f"== {filename}")
+    w = max(len(n) for n in out)
+    for name, r in out.items():
+        print(f"{name:<{w}}  in {str(r['input']):<16} out {str(r['output']):<16} "
+              f"params {r['params']:>12,}  MACs {r['macs']:>16,}")
+
+
+def main():
+    out = evaluate(NETWORKS)
+    for name, p in PUBLISHED.items():
+        assert out[name]["params"] == p, (name, out[name]["params"], p)
+    write(out, "expected.json")            # models/*.cnn, keyed by file stem
+    write(evaluate(VALID), "expected_valid.json")   # tests/fixtures/valid/*.cnn
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
