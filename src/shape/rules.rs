@@ -173,20 +173,23 @@ fn window_spatial(
         match window_out(n, k, s, pb, pe, d, ceil) {
             Some((o, unused)) => {
                 out[a] = o;
-                if unused > 0 {
+                // Only rows of the real input count, not end padding; and a window smaller
+                // than its stride skips rows by design (a 1×1 stride-2 projection).
+                let extra = s - unused;
+                let unused = unused.saturating_sub(pe);
+                let contiguous = d.saturating_mul(k - 1) + 1 >= s;
+                if unused > 0 && contiguous {
                     let rows = if a == 0 { "row" } else { "column" };
                     let plural = if unused > 1 { "s" } else { "" };
                     warnings.push(RuleWarning {
                         code: "cnnc::shape::unused_input",
                         message: format!(
-                            "stride {s} leaves the last {unused} {rows}{plural} of the padded {} ({} = {n} + {}) unused",
+                            "stride {s} leaves the last {unused} input {rows}{plural} of the {} ({n}, padded to {}) unused",
                             AXES[a],
                             n + pb + pe,
-                            pb + pe
                         ),
                         help: Some(format!(
-                            "the windows of `{op}` never reach them; pad by {} more on the end, or use ceil mode for pooling, if they matter",
-                            s - unused
+                            "the windows of `{op}` never reach them; if they matter, pad the end by {extra} more (or use ceil mode for pooling)"
                         )),
                     });
                 }
