@@ -87,7 +87,13 @@ impl Scope {
     fn fresh(&mut self, kind: &str) -> String {
         let n = self.counters.entry(kind.to_string()).or_insert(0);
         *n += 1;
-        format!("{}{}{}", self.prefix, kind, n)
+        // `b3` called twice gives `b3_1`, `b3_2`, not the ambiguous `b31`, `b32`.
+        let sep = if kind.ends_with(|c: char| c.is_ascii_digit()) {
+            "_"
+        } else {
+            ""
+        };
+        format!("{}{}{}{}", self.prefix, kind, sep, n)
     }
 }
 
@@ -482,9 +488,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                     None => (unknown(cur.clone()), s.span),
                 }
             }
-            None => (cur.clone(), span),
+            None => (
+                cur.clone(),
+                Span {
+                    end: span.start + "residual".len() as u32,
+                    ..span
+                },
+            ),
         };
         self.flush_dilation_run();
+        let short_is_identity = short.node == cur.node;
         let name = scope.fresh("add");
         let inputs = [(body, r.body_span), (short, short_span)];
         let before = self.diags.0.len();
@@ -495,6 +508,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         d.help = Some(projection_help(x, b, r.shortcut.is_some()));
+                        if short_is_identity {
+                            if let Some(l) = d.labels.get_mut(1) {
+                                l.text = format!("the identity shortcut passes the input {x}");
+                            }
+                        }
                     }
                 }
             }
@@ -522,12 +540,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                 self.graph[node].shape.clone()
             }
             Some(Err(e)) => {
-                let mut d = Diagnostic::error(e.code, e.message).label(span, "in this statement");
+                let mut d = Diagnostic::error(e.code, e.message);
                 for (slot, text) in e.input_labels {
                     d = d.label(inputs[slot].1, text);
                 }
-                // The primary label should be the first branch; keep the statement last.
-                d.labels.rotate_left(1);
+                if d.labels.is_empty() {
+                    d = d.label(span, "in this statement");
+                }
                 if let Some(h) = e.help {
                     d = d.help(h);
                 }
@@ -797,17 +816,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                 None => {
                     positional += 1;
                     if positional > block.params.len() {
-                        self.diags.push(
-                            Diagnostic::error(
-                                "cnnc::elab::argument_count",
-                                format!(
-                                    "block `{name}` takes {} arguments, got more",
-                                    block.params.len()
-                                ),
-                            )
-                            .label(arg.span, "extra argument")
-                            .label(block.name.span, "defined here"),
-                        );
+                        if positional == block.params.len() + 1 {
+                            let given = call.args.iter().filter(|a| a.name.is_none()).count();
+                            self.diags.push(
+                                Diagnostic::error(
+                                    "cnnc::elab::argument_count",
+                                    format!(
+                                        "block `{name}` takes {} arguments, got {given}",
+                                        block.params.len()
+                                    ),
+                                )
+                                .label(arg.span, "first extra argument")
+                                .label(block.name.span, "defined here"),
+                            );
+                        }
                         ok = false;
                         continue;
                     }
@@ -906,7 +928,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             let mut d = Diagnostic::warning(
                 "cnnc::shape::gridding",
                 format!(
-                    "stacked dilated convolutions with rates [{}] share the factor {g}: the output sees only every {g}th input pixel (gridding)",
+                    "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} along each axis (gridding)",
                     rates.join(", ")
                 ),
             );

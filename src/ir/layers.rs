@@ -388,6 +388,7 @@ fn bind(
     let mut values: Vec<Option<(Value, Span)>> = vec![None; spec.params.len()];
     let mut ok = true;
     let mut positional = 0;
+    let mut extra: Vec<Span> = Vec::new();
     let signature = || {
         let ps: Vec<String> = spec
             .params
@@ -407,21 +408,7 @@ fn bind(
             None => {
                 positional += 1;
                 if positional > spec.params.len() {
-                    let takes = match spec.params.len() {
-                        0 => "takes no arguments".to_string(),
-                        n => format!(
-                            "takes at most {n} argument{}",
-                            if n == 1 { "" } else { "s" }
-                        ),
-                    };
-                    diags.push(
-                        Diagnostic::error(
-                            "cnnc::elab::argument_count",
-                            format!("`{}` {takes}", spec.name),
-                        )
-                        .label(arg.span, "extra argument")
-                        .help(format!("the signature is {}", signature())),
-                    );
+                    extra.push(arg.span);
                     ok = false;
                     continue;
                 }
@@ -502,6 +489,27 @@ fn bind(
             }
             Err(EvalError::Unknown) => ok = false,
         }
+    }
+    if !extra.is_empty() {
+        let takes = match spec.params.len() {
+            0 => "takes no arguments".to_string(),
+            n => format!(
+                "takes at most {n} argument{}",
+                if n == 1 { "" } else { "s" }
+            ),
+        };
+        let mut d = Diagnostic::error(
+            "cnnc::elab::argument_count",
+            format!(
+                "`{}` {takes}, got {}",
+                spec.name,
+                spec.params.len() + extra.len()
+            ),
+        );
+        for span in &extra {
+            d = d.label(*span, "extra argument");
+        }
+        diags.push(d.help(format!("the signature is {}", signature())));
     }
     let missing: Vec<&str> = spec
         .params

@@ -15,7 +15,10 @@ fn pads(p: &Pads) -> String {
     if p.is_symmetric() {
         pair(p.begin)
     } else {
-        format!("[{}, {}, {}, {}]", p.begin[0], p.end[0], p.begin[1], p.end[1])
+        format!(
+            "[{}, {}, {}, {}]",
+            p.begin[0], p.end[0], p.begin[1], p.end[1]
+        )
     }
 }
 
@@ -66,7 +69,11 @@ pub fn dump(g: &Graph) -> String {
     let mut out = String::new();
     for ix in g.topo_order() {
         let n = g.node(ix);
-        let inputs: Vec<String> = g.inputs(ix).into_iter().map(|i| g.node(i).name.clone()).collect();
+        let inputs: Vec<String> = g
+            .inputs(ix)
+            .into_iter()
+            .map(|i| g.node(i).name.clone())
+            .collect();
         let shape = n.shape.as_ref().map_or("?".to_string(), |s| s.to_string());
         let _ = write!(out, "{} = {}", n.name, op_text(&n.op));
         if !inputs.is_empty() {

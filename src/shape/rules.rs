@@ -166,7 +166,8 @@ fn window_spatial(
     ceil: bool,
 ) -> Result<([u64; 2], Vec<RuleWarning>), RuleError> {
     let mut out = [0; 2];
-    let mut warnings = Vec::new();
+    // Per axis: (real input rows left unused, extra end padding that would use them).
+    let mut unused_axes: Vec<(usize, u64, u64, u64)> = Vec::new();
     for a in 0..2 {
         let (n, k, s, d) = (hw[a], kernel[a], stride[a], dilation[a]);
         let (pb, pe) = (pads.begin[a], pads.end[a]);
@@ -179,45 +180,64 @@ fn window_spatial(
                 let unused = unused.saturating_sub(pe);
                 let contiguous = d.saturating_mul(k - 1) + 1 >= s;
                 if unused > 0 && contiguous {
-                    let rows = if a == 0 { "row" } else { "column" };
-                    let plural = if unused > 1 { "s" } else { "" };
-                    warnings.push(RuleWarning {
-                        code: "cnnc::shape::unused_input",
-                        message: format!(
-                            "stride {s} leaves the last {unused} input {rows}{plural} of the {} ({n}, padded to {}) unused",
-                            AXES[a],
-                            n + pb + pe,
-                        ),
-                        help: Some(format!(
-                            "the windows of `{op}` never reach them; if they matter, pad the end by {extra} more (or use ceil mode for pooling)"
-                        )),
-                    });
+                    unused_axes.push((a, unused, extra, s));
                 }
             }
             None => {
                 let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
                 let padded = n.saturating_add(pb).saturating_add(pe);
-                let dil = if d > 1 {
-                    format!(", dilation {d}, spanning {span}")
+                let window = if d > 1 {
+                    format!("kernel {k} with dilation {d} spans {span}")
+                } else {
+                    format!("kernel {k}")
+                };
+                let pad = if pb + pe > 0 {
+                    format!(" ({n} + padding {})", pb + pe)
                 } else {
                     String::new()
                 };
                 return Err(err(
                     "cnnc::shape::window_too_large",
                     format!(
-                        "the {} window of `{op}` (kernel {k}{dil}) is larger than its padded input {} {padded} (= {n} + padding {})",
-                        AXES[a],
-                        AXES[a],
-                        pb + pe
+                        "`{op}` {window} does not fit in its input {} of {padded}{pad}",
+                        AXES[a]
                     ),
                 )
                 .help(format!(
-                    "the output {} would be zero or negative: use a kernel of at most {padded}, pad the input by {} more, or remove a downsampling layer before this one",
+                    "the output {} would be zero or negative: use a kernel of at most {padded}, pad by {} more, or remove a downsampling layer before this one",
                     AXES[a],
                     span - padded
                 )));
             }
         }
+    }
+    let mut warnings = Vec::new();
+    if let Some(&(_, _, extra, s)) = unused_axes.first() {
+        let parts: Vec<String> = unused_axes
+            .iter()
+            .map(|&(a, unused, _, _)| {
+                let what = if a == 0 { "row" } else { "column" };
+                let plural = if unused > 1 { "s" } else { "" };
+                format!("{unused} {what}{plural}")
+            })
+            .collect();
+        let stride = if stride[0] == stride[1] {
+            s.to_string()
+        } else {
+            format!("[{}, {}]", stride[0], stride[1])
+        };
+        warnings.push(RuleWarning {
+            code: "cnnc::shape::unused_input",
+            message: format!(
+                "stride {stride} leaves the last {} of the input {}×{} unused",
+                parts.join(" and "),
+                hw[0],
+                hw[1]
+            ),
+            help: Some(format!(
+                "the windows of `{op}` never reach them; if they matter, pad the end by {extra} more (or use ceil mode for pooling)"
+            )),
+        });
     }
     Ok((out, warnings))
 }
@@ -399,8 +419,8 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     format!("a residual adds tensors of different shapes: {a} and {b}"),
                 );
                 e.input_labels = vec![
-                    (0, format!("this gives {a}")),
-                    (1, format!("this gives {b}")),
+                    (0, format!("the body gives {a}")),
+                    (1, format!("the shortcut gives {b}")),
                 ];
                 return Err(e);
             }
