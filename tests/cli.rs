@@ -1,0 +1,199 @@
+//! The `cnnc` binary as a user meets it: exit codes, JSON formats, hostile inputs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_clean_model_checks_with_exit_0() {
+    let o = cnnc(&["check", "models/lenet.cnn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("LeNet [1, 28, 28] → [10]"));
+}
+
+#[test]
+fn several_files_are_all_checked_and_any_error_gives_exit_1() {
+    let o = cnnc(&[
+        "check",
+        "models/lenet.cnn",
+        "tests/fixtures/errors/groups.cnn",
+        "tests/fixtures/errors/unknown_tensor.cnn",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("cnnc::shape::groups") && e.contains("cnnc::elab::unknown_tensor"), "{e}");
+    assert!(e.contains("2 error(s), 0 warning(s) in 3 file(s)"), "{e}");
+}
+
+#[test]
+fn json_diagnostics_have_the_documented_fields() {
+    let o = cnnc(&["check", "--format", "json", "tests/fixtures/errors/unknown_argument.cnn"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v[0];
+    assert_eq!(d["severity"], "error");
+    assert_eq!(d["code"], "cnnc::elab::unknown_argument");
+    assert_eq!(d["file"], "tests/fixtures/errors/unknown_argument.cnn");
+    assert_eq!(d["line"], 4);
+    assert_eq!(d["column"], 16);
+    let text = std::fs::read_to_string("tests/fixtures/errors/unknown_argument.cnn").unwrap();
+    let span = d["span"].as_array().unwrap();
+    let (start, end) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
+    assert_eq!(&text[start..end], "padding");
+    assert!(d["help"].as_str().unwrap().contains("`pad`"));
+    assert!(d["message"].as_str().unwrap().contains("padding"));
+}
+
+#[test]
+fn summary_json_has_the_documented_keys_and_totals() {
+    let o = cnnc(&["summary", "--format", "json", "models/lenet.cnn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"], "LeNet");
+    assert_eq!(v["input"], serde_json::json!([1, 28, 28]));
+    assert_eq!(v["output"], serde_json::json!([10]));
+    assert_eq!(v["params"], 61706);
+    let layers = v["layers"].as_array().unwrap();
+    let sum: u64 = layers.iter().map(|l| l["params"].as_u64().unwrap()).sum();
+    assert_eq!(sum, 61706);
+    let macs: u64 = layers.iter().map(|l| l["macs"].as_u64().unwrap()).sum();
+    assert_eq!(v["macs"].as_u64().unwrap(), macs);
+    let conv1 = &layers[0];
+    assert_eq!(conv1["name"], "conv1");
+    assert_eq!(conv1["op"], "conv");
+    assert_eq!(conv1["output"], serde_json::json!([6, 28, 28]));
+    // 6·28·28 outputs × 1 input channel × 5×5 kernel.
+    assert_eq!(conv1["macs"], 6 * 28 * 28 * 25);
+}
+
+#[test]
+fn summary_text_names_scoped_layers_and_totals() {
+    let o = cnnc(&["summary", "models/resnet18.cnn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("stage2.unit1.conv1"), "{out}");
+    assert!(out.contains("11,178,378"), "{out}");
+}
+
+#[test]
+fn missing_file_directory_and_bad_bytes_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnnc(&["check", "no/such/file.cnn"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+
+    let d = dir.path().display().to_string();
+    let o = cnnc(&["check", &d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("directory"), "{}", stderr(&o));
+
+    let bad = write(dir.path(), "bad.cnn", b"model M(input: [1, 2, 2]) { \xff\xfe }");
+    let o = cnnc(&["check", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+
+    let big = write(dir.path(), "big.cnn", &vec![b'#'; 17 * 1024 * 1024]);
+    let o = cnnc(&["check", &big]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("at most"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_empty_file_checks_but_has_no_model_to_summarize() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.cnn", b"");
+    assert_eq!(cnnc(&["check", &empty]).status.code(), Some(0));
+    let o = cnnc(&["summary", &empty]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("defines no model"), "{}", stderr(&o));
+}
+
+#[test]
+fn several_models_need_a_model_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "two.cnn",
+        b"model A(input: [4]) { linear(2) }\nmodel B(input: [4]) { linear(3) }\n",
+    );
+    let o = cnnc(&["summary", &f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+    let o = cnnc(&["summary", &f, "--model", "B", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["output"], serde_json::json!([3]));
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("model M(input: [1, 8, 8]) { ");
+    text.push_str(&"concat { { ".repeat(100_000));
+    let f = write(dir.path(), "deep.cnn", text.as_bytes());
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cnnc::syntax::too_deep"), "{}", stderr(&o));
+
+    let expr = format!("model M(input: [4]) {{ linear({}1{}) }}", "(".repeat(100_000), ")".repeat(100_000));
+    let f = write(dir.path(), "parens.cnn", expr.as_bytes());
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn deeply_nested_block_calls_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!("block b{i}() {{ b{}() }}\n", i + 1));
+    }
+    text.push_str("block b1000() { relu }\nmodel M(input: [4]) { b0() }\n");
+    let f = write(dir.path(), "calls.cnn", text.as_bytes());
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cnnc::elab::too_deep"), "{}", stderr(&o));
+}
+
+#[test]
+fn huge_expression_values_do_not_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "overflow.cnn",
+        b"model M(input: [4]) { linear(9223372036854775807 * 2) }",
+    );
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cnnc::elab::overflow"), "{}", stderr(&o));
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let o = cnnc(&["--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for cmd in ["check", "summary", "export", "run", "bench", "doctor", "train"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}");
+    }
+    let o = cnnc(&["check"]);
+    assert_eq!(o.status.code(), Some(2), "a usage error exits 2");
+}
