@@ -10,6 +10,7 @@
 pub mod diag;
 pub mod driver;
 pub mod ir;
+pub mod runtime;
 pub mod shape;
 pub mod source;
 pub mod syntax;

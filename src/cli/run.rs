@@ -1,17 +1,552 @@
-//! `cnnc run`, `cnnc bench`, `cnnc doctor` (being written).
+//! `cnnc run`, `cnnc bench` and `cnnc doctor`: models through ONNX Runtime ([`cnnc::runtime`]).
+
+use super::common::{fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use cnnc::runtime::{
+    self, npy, Device, Library, Runtime, RuntimeError, Session, CPU_PROVIDER, CUDA_PROVIDER,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-#[derive(clap::Args, Debug)]
-pub struct RunArgs {}
-#[derive(clap::Args, Debug)]
-pub struct BenchArgs {}
-#[derive(clap::Args, Debug)]
-pub struct DoctorArgs {}
-pub fn run(_a: RunArgs) -> ExitCode {
-    ExitCode::SUCCESS
+use std::time::{Duration, Instant};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeviceArg {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// The CUDA execution provider (needs onnxruntime-gpu and an NVIDIA GPU); never falls back
+    /// to the CPU.
+    Cuda,
 }
-pub fn bench(_a: BenchArgs) -> ExitCode {
-    ExitCode::SUCCESS
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+        }
+    }
 }
-pub fn doctor(_a: DoctorArgs) -> ExitCode {
-    ExitCode::SUCCESS
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The model: an .onnx file, or a .cnn file (compiled with freshly initialized weights).
+    pub model: PathBuf,
+    /// The input array, a .npy file of float32 (float64 is converted) in C order.
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Write the first output here as a float32 .npy file.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// Which model of a .cnn file that defines several.
+    #[arg(long = "model", value_name = "NAME")]
+    pub model_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The model: an .onnx or .cnn file.
+    pub model: PathBuf,
+    /// Images per run [default: 1, or the model's fixed batch size].
+    #[arg(long, short)]
+    pub batch: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// Untimed runs before measuring.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Timed runs [default: as many as fit in 3 seconds].
+    #[arg(long, short = 'n', conflicts_with = "seconds")]
+    pub iterations: Option<usize>,
+    /// Measure for this long (at least one run).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Which model of a .cnn file that defines several.
+    #[arg(long = "model", value_name = "NAME")]
+    pub model_name: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// A failure that ends a subcommand: its exit code and message.
+struct Failure(u8, String);
+
+impl From<RuntimeError> for Failure {
+    fn from(e: RuntimeError) -> Failure {
+        let code = if e.is_user_input() {
+            EXIT_USAGE
+        } else {
+            EXIT_RUNTIME
+        };
+        Failure(code, e.to_string())
+    }
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) => fail(code, message),
+    }
+}
+
+pub fn run(a: RunArgs) -> ExitCode {
+    finish(run_inner(&a))
+}
+
+pub fn bench(a: BenchArgs) -> ExitCode {
+    finish(bench_inner(&a))
+}
+
+/// The ONNX bytes of MODEL: an .onnx file as it is, a .cnn file compiled.
+fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
+    if path.extension().is_some_and(|e| e == "cnn") {
+        return compile_cnn(path, model_name);
+    }
+    if model_name.is_some() {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "--model picks a model of a .cnn file; {} is an ONNX file",
+                path.display()
+            ),
+        ));
+    }
+    let bytes = read(path, "model")?;
+    runtime::check_model_bytes(&bytes)
+        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))?;
+    Ok(bytes)
+}
+
+/// Compiles a .cnn file to ONNX bytes with freshly initialized weights.
+///
+/// Not wired yet: the ONNX exporter is being written in parallel. The lead connects it here,
+/// roughly: `cnnc::compile_file(path)` (print its diagnostics, exit 1 on errors),
+/// `compilation.model(model_name)`, then
+/// `cnnc::onnx::weights::initialize(model, Init::Default, seed)` and
+/// `cnnc::onnx::export_bytes(model, &compilation.sources, &weights, &ExportOptions::default())`.
+fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
+    let _ = model_name;
+    Err(Failure(
+        EXIT_USAGE,
+        format!(
+            "{}: compiling .cnn in `run` is not wired yet; export it with `cnnc export` and run \
+             the .onnx file",
+            path.display()
+        ),
+    ))
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| {
+        Failure(
+            EXIT_USAGE,
+            format!("cannot read the {what} {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
+/// reader never sees half a file.
+// TODO: use cnnc::fsutil::write_atomic once it lands.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".cnnc-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The one float32 input of a model that `run` and `bench` feed.
+fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
+    match session.inputs() {
+        [one] if one.element == runtime::ElementType::F32 => Ok(one),
+        [one] => Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model's input `{}` is {}; cnnc feeds float32",
+                one.name, one.element
+            ),
+        )),
+        many => Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model has {} inputs ({}); cnnc run and bench feed a model with one",
+                many.len(),
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn run_inner(a: &RunArgs) -> Result<(), Failure> {
+    if let Some(path) = &a.output {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!(
+                    "cannot write {}: the folder {} does not exist",
+                    path.display(),
+                    dir.unwrap_or(Path::new(".")).display()
+                ),
+            ));
+        }
+    }
+    let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
+    let input_bytes = read(&a.input, "input")?;
+    let array = npy::parse(&input_bytes)
+        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
+    if array.data.is_empty() {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "{}: the array {:?} has no elements",
+                a.input.display(),
+                array.shape
+            ),
+        ));
+    }
+    let rt = Runtime::get()?;
+    let mut session = rt.session(&bytes, a.device.into())?;
+    let spec = single_input(&session)?;
+    spec.check_shape(&array.shape)
+        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
+    let output_name = session.outputs()[0].name.clone();
+    let (shape, values) = session.run_f32(&array.data, &array.shape)?;
+
+    let mut out = String::new();
+    out.push_str(&format!(
+        "input  {}: {:?} float32{}\n",
+        a.input.display(),
+        array.shape,
+        array
+            .converted_from
+            .map(|t| format!(" (converted from {t})"))
+            .unwrap_or_default()
+    ));
+    out.push_str(&format!("output `{output_name}`: {shape:?}\n"));
+    if let [n, k] = shape[..] {
+        if k >= 2 {
+            out.push_str(&top_classes(&values, n, k, 5, 5));
+        }
+    }
+    print!("{out}");
+    if let Some(path) = &a.output {
+        let mut buf = Vec::new();
+        npy::write_f32(&mut buf, &shape, &values)
+            .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
+        write_atomic(path, &buf)
+            .map_err(|e| Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Each row's probabilities: the row itself when it already is a distribution (a model ending
+/// in softmax), else its softmax.
+fn probabilities(row: &[f32]) -> Vec<f32> {
+    let sum: f32 = row.iter().sum();
+    if row.iter().all(|&v| (0.0..=1.0).contains(&v)) && (sum - 1.0).abs() < 1e-3 {
+        return row.to_vec();
+    }
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = row.iter().map(|&v| (v - max).exp()).collect();
+    let total: f32 = exps.iter().sum();
+    exps.iter().map(|e| e / total).collect()
+}
+
+/// `sample 0: 3 (0.912)  8 (0.051) …` for the first `samples` rows of an `[n, k]` output.
+fn top_classes(values: &[f32], n: usize, k: usize, top: usize, samples: usize) -> String {
+    let mut out = format!("top {} classes (softmax probability):\n", top.min(k));
+    for (i, row) in values.chunks_exact(k).take(samples).enumerate() {
+        let p = probabilities(row);
+        let mut order: Vec<usize> = (0..k).collect();
+        order.sort_by(|&x, &y| p[y].total_cmp(&p[x]).then(x.cmp(&y)));
+        let items: Vec<String> = order
+            .iter()
+            .take(top)
+            .map(|&c| format!("{c} ({:.3})", p[c]))
+            .collect();
+        out.push_str(&format!("  sample {i}: {}\n", items.join("  ")));
+    }
+    if n > samples {
+        out.push_str(&format!("  … {} more samples\n", n - samples));
+    }
+    out
+}
+
+/// Latency statistics of the timed runs, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+struct Stats {
+    p50_ms: f64,
+    p99_ms: f64,
+    mean_ms: f64,
+    total_s: f64,
+}
+
+/// Nearest-rank percentiles (the smallest sample with at least p% of samples at or below it).
+fn stats(latencies: &[Duration]) -> Stats {
+    let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    let rank = |p: f64| {
+        let r = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+        ms[r.clamp(1, ms.len()) - 1]
+    };
+    let total_ms: f64 = ms.iter().sum();
+    Stats {
+        p50_ms: rank(50.0),
+        p99_ms: rank(99.0),
+        mean_ms: total_ms / ms.len() as f64,
+        total_s: total_ms / 1e3,
+    }
+}
+
+/// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
+fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<usize>, Failure> {
+    let dims = runtime::format_dims(&spec.shape);
+    let mut shape = Vec::with_capacity(spec.shape.len());
+    for (i, d) in spec.shape.iter().enumerate() {
+        match (i, d) {
+            (0, runtime::Dim::Symbolic(_)) => shape.push(batch.unwrap_or(1)),
+            (0, runtime::Dim::Fixed(n)) => match batch {
+                Some(b) if b != *n => {
+                    return Err(Failure(
+                        EXIT_USAGE,
+                        format!(
+                            "the model's input is {dims}, its batch size is fixed at {n}, not {b}"
+                        ),
+                    ))
+                }
+                _ => shape.push(*n),
+            },
+            (_, runtime::Dim::Fixed(n)) => shape.push(*n),
+            (_, runtime::Dim::Symbolic(_)) => {
+                return Err(Failure(
+                    EXIT_USAGE,
+                    format!(
+                        "the model's input is {dims}; bench needs every dimension but the batch \
+                         fixed"
+                    ),
+                ))
+            }
+        }
+    }
+    if shape.contains(&0) {
+        return Err(Failure(EXIT_USAGE, "the batch must be at least 1".into()));
+    }
+    Ok(shape)
+}
+
+fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
+    if let Some(s) = a.seconds {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!("--seconds must be positive, not {s}"),
+            ));
+        }
+    }
+    if a.iterations == Some(0) {
+        return Err(Failure(
+            EXIT_USAGE,
+            "--iterations must be at least 1".into(),
+        ));
+    }
+    let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
+    let rt = Runtime::get()?;
+    let device: Device = a.device.into();
+    let mut session = rt.session(&bytes, device)?;
+    let spec = single_input(&session)?;
+    let shape = bench_shape(spec, a.batch)?;
+    let batch = shape.first().copied().unwrap_or(1);
+
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let count: usize = shape.iter().product();
+    let input: Vec<f32> = (0..count).map(|_| rng.random::<f32>()).collect();
+
+    for _ in 0..a.warmup {
+        session.run_f32(&input, &shape)?;
+    }
+    let budget = Duration::from_secs_f64(a.seconds.unwrap_or(3.0));
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    loop {
+        let t = Instant::now();
+        session.run_f32(&input, &shape)?;
+        latencies.push(t.elapsed());
+        let done = match a.iterations {
+            Some(n) => latencies.len() >= n,
+            None => started.elapsed() >= budget,
+        };
+        if done {
+            break;
+        }
+    }
+    let s = stats(&latencies);
+    let images_per_sec = (batch * latencies.len()) as f64 / s.total_s;
+    match a.format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "model": a.model.display().to_string(),
+                "device": device.to_string(),
+                "batch": batch,
+                "iterations": latencies.len(),
+                "warmup": a.warmup,
+                "images_per_sec": images_per_sec,
+                "p50_ms": s.p50_ms,
+                "p99_ms": s.p99_ms,
+                "mean_ms": s.mean_ms,
+                "onnxruntime": rt.version(),
+            });
+            println!("{json}");
+        }
+        Format::Text => {
+            println!("model       {}", a.model.display());
+            println!(
+                "device      {device} (ONNX Runtime {})",
+                rt.version().unwrap_or("of unknown version")
+            );
+            println!("input       {shape:?}");
+            println!(
+                "iterations  {} (after {} warm-up)",
+                latencies.len(),
+                a.warmup
+            );
+            println!("throughput  {images_per_sec:.1} images/s");
+            println!(
+                "latency     p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms",
+                s.p50_ms, s.p99_ms, s.mean_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+/// One check of `doctor`: ok, or why not.
+fn probe(rt: &Runtime, device: Device) -> Result<(), RuntimeError> {
+    let mut session = rt.session(&runtime::tiny_model(), device)?;
+    let (shape, y) = session.run_f32(&[-1.0, 0.0, 2.0, -3.0], &[1, 4])?;
+    if shape != [1, 4] || y != [0.0, 0.0, 2.0, 0.0] {
+        return Err(RuntimeError::Ort {
+            context: format!("checking Relu on {device}"),
+            message: format!("got {y:?} of shape {shape:?}, expected [0, 0, 2, 0]"),
+        });
+    }
+    Ok(())
+}
+
+pub fn doctor(a: DoctorArgs) -> ExitCode {
+    let rt = Runtime::get();
+    let located = match &rt {
+        Ok(rt) => Ok(rt.library().clone()),
+        Err(_) => runtime::locate(),
+    };
+    let (providers, cpu, cuda) = match &rt {
+        Ok(rt) => (
+            rt.available_providers(),
+            probe(rt, Device::Cpu),
+            probe(rt, Device::Cuda),
+        ),
+        Err(e) => (Err(e.clone()), Err(e.clone()), Err(e.clone())),
+    };
+    let version = rt.as_ref().ok().and_then(|r| r.version());
+    let code = if cpu.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    };
+    let err_text = |r: &Result<(), RuntimeError>| r.as_ref().err().map(|e| e.to_string());
+    match a.format {
+        Format::Json => {
+            let json = serde_json::json!({
+                "library": located.as_ref().ok().map(|l: &Library| l.path.display().to_string()),
+                "found_by": located.as_ref().ok().map(|l| l.found_by.to_string()),
+                "load_error": rt.as_ref().err().map(|e| e.to_string()),
+                "version": version,
+                "providers": providers.as_ref().ok(),
+                "cpu": { "ok": cpu.is_ok(), "error": err_text(&cpu) },
+                "cuda": { "ok": cuda.is_ok(), "error": err_text(&cuda) },
+            });
+            println!("{json}");
+        }
+        Format::Text => {
+            match &located {
+                Ok(l) => {
+                    println!("library    {}", l.path.display());
+                    println!("found by   {}", l.found_by);
+                }
+                Err(e) => println!("library    not found: {e}"),
+            }
+            if let (Err(e), Ok(_)) = (&rt, &located) {
+                println!("load       failed: {e}");
+            }
+            if let Ok(rt) = &rt {
+                println!("version    {}", version.unwrap_or("unknown"));
+                println!("build      {}", rt.build_info().trim());
+            }
+            match &providers {
+                Ok(list) => println!("providers  {}", list.join(", ")),
+                Err(_) if rt.is_err() => {}
+                Err(e) => println!("providers  unknown: {e}"),
+            }
+            let line = |name: &str, provider: &str, r: &Result<(), RuntimeError>| match r {
+                Ok(()) => println!("{name:<10} ok ({provider} ran a one-node model)"),
+                Err(RuntimeError::CudaUnavailable { reason }) => {
+                    println!("{name:<10} unavailable: {reason}")
+                }
+                Err(e) => println!("{name:<10} unavailable: {e}"),
+            };
+            if rt.is_ok() {
+                line("cpu", CPU_PROVIDER, &cpu);
+                line("cuda", CUDA_PROVIDER, &cuda);
+            }
+        }
+    }
+    match (&rt, &cpu) {
+        (Err(e), _) => eprintln!("error: {e}"),
+        (Ok(_), Err(e)) => eprintln!("error: ONNX Runtime does not work on the CPU: {e}"),
+        _ => {}
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_or_passthrough() {
+        let p = probabilities(&[0.0, 0.0]);
+        assert!((p[0] - 0.5).abs() < 1e-6);
+        assert_eq!(probabilities(&[0.25, 0.75]), vec![0.25, 0.75]);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let lat: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let s = stats(&lat);
+        assert_eq!((s.p50_ms, s.p99_ms), (50.0, 99.0));
+        assert!((s.mean_ms - 50.5).abs() < 1e-9);
+        let one = stats(&[Duration::from_millis(4)]);
+        assert_eq!((one.p50_ms, one.p99_ms), (4.0, 4.0));
+    }
 }

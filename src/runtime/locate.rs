@@ -1,0 +1,385 @@
+//! Finding `libonnxruntime`: `ORT_DYLIB_PATH` first, then a pip-installed `onnxruntime` or
+//! `onnxruntime-gpu` in the usual site-packages folders, then whatever `python3` imports.
+
+use super::error::RuntimeError;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A library file and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Library {
+    pub path: PathBuf,
+    pub found_by: FoundBy,
+}
+
+/// How [`locate`] found the library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FoundBy {
+    /// The `ORT_DYLIB_PATH` environment variable.
+    EnvVar,
+    /// A pip-installed `onnxruntime` package in this site-packages folder.
+    SitePackages(PathBuf),
+    /// `python3 -c "import onnxruntime"` named the package folder.
+    Python,
+}
+
+impl fmt::Display for FoundBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FoundBy::EnvVar => write!(f, "ORT_DYLIB_PATH"),
+            FoundBy::SitePackages(dir) => {
+                write!(f, "pip-installed onnxruntime in {}", dir.display())
+            }
+            FoundBy::Python => write!(f, "python3 -c \"import onnxruntime\""),
+        }
+    }
+}
+
+/// Where to look; [`Probe::from_env`] reads the process environment, tests build their own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Probe {
+    pub ort_dylib_path: Option<OsString>,
+    pub virtual_env: Option<PathBuf>,
+    pub conda_prefix: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    pub pyenv_root: Option<PathBuf>,
+    /// Folders holding `python3*/{site,dist}-packages` (e.g. `/usr/local/lib`).
+    pub system_lib_dirs: Vec<PathBuf>,
+    /// Folders that are themselves a dist-packages folder (Debian's `/usr/lib/python3/dist-packages`).
+    pub system_package_dirs: Vec<PathBuf>,
+    /// The interpreter to ask as a last resort; `None` skips the question.
+    pub python: Option<OsString>,
+}
+
+impl Probe {
+    pub(crate) fn from_env() -> Probe {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let home = var("HOME").map(PathBuf::from);
+        Probe {
+            ort_dylib_path: var("ORT_DYLIB_PATH"),
+            virtual_env: var("VIRTUAL_ENV").map(PathBuf::from),
+            conda_prefix: var("CONDA_PREFIX").map(PathBuf::from),
+            pyenv_root: var("PYENV_ROOT")
+                .map(PathBuf::from)
+                .or_else(|| home.as_ref().map(|h| h.join(".pyenv"))),
+            home,
+            system_lib_dirs: vec![PathBuf::from("/usr/local/lib"), PathBuf::from("/usr/lib")],
+            system_package_dirs: vec![PathBuf::from("/usr/lib/python3/dist-packages")],
+            python: Some(OsString::from("python3")),
+        }
+    }
+}
+
+/// Finds the ONNX Runtime shared library; see the module documentation for the order.
+pub fn locate() -> Result<Library, RuntimeError> {
+    locate_with(&Probe::from_env())
+}
+
+pub(crate) fn locate_with(probe: &Probe) -> Result<Library, RuntimeError> {
+    if let Some(value) = &probe.ort_dylib_path {
+        return from_env_var(Path::new(value)).map(|path| Library {
+            path,
+            found_by: FoundBy::EnvVar,
+        });
+    }
+    let mut searched = Vec::new();
+    for dir in site_packages_dirs(probe, &mut searched) {
+        if let Some(path) = library_in(&dir.join("onnxruntime").join("capi")) {
+            return Ok(Library {
+                path,
+                found_by: FoundBy::SitePackages(dir),
+            });
+        }
+    }
+    if let Some(python) = &probe.python {
+        searched.push(PathBuf::from(format!(
+            "{} -c \"import onnxruntime\"",
+            Path::new(python).display()
+        )));
+        if let Some(dir) = ask_python(python) {
+            if let Some(path) = library_in(&dir.join("capi")) {
+                return Ok(Library {
+                    path,
+                    found_by: FoundBy::Python,
+                });
+            }
+        }
+    }
+    Err(RuntimeError::NotFound { searched })
+}
+
+fn from_env_var(value: &Path) -> Result<PathBuf, RuntimeError> {
+    let bad = |reason: &str| RuntimeError::BadEnvPath {
+        path: value.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let path = if value.is_absolute() {
+        value.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| {
+                bad(&format!(
+                    "is relative and the current directory is unknown ({e})"
+                ))
+            })?
+            .join(value)
+    };
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(bad("points to a file that does not exist"))
+        }
+        Err(e) => Err(bad(&format!("cannot be read: {e}"))),
+        Ok(meta) if meta.is_dir() => library_in(&path).ok_or_else(|| {
+            bad("is a directory with no libonnxruntime shared library (libonnxruntime.so*) in it")
+        }),
+        Ok(meta) if !meta.is_file() => Err(bad("is not a regular file")),
+        Ok(_) => Ok(path),
+    }
+}
+
+/// The site-packages folders to look in, in order, that exist; `searched` gets every pattern.
+fn site_packages_dirs(probe: &Probe, searched: &mut Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let mut python_lib = |lib: PathBuf, searched: &mut Vec<PathBuf>| {
+        searched.push(lib.join("python3*/site-packages"));
+        for py in children_starting_with(&lib, "python3") {
+            for leaf in ["site-packages", "dist-packages"] {
+                let dir = py.join(leaf);
+                if dir.is_dir() {
+                    dirs.push(dir);
+                }
+            }
+        }
+    };
+    if let Some(venv) = &probe.virtual_env {
+        python_lib(venv.join("lib"), searched);
+    }
+    if let Some(conda) = &probe.conda_prefix {
+        python_lib(conda.join("lib"), searched);
+    }
+    if let Some(home) = &probe.home {
+        python_lib(home.join(".local").join("lib"), searched);
+    }
+    if let Some(pyenv) = &probe.pyenv_root {
+        let versions = pyenv.join("versions");
+        searched.push(versions.join("*/lib/python3*/site-packages"));
+        let mut found = children_starting_with(&versions, "");
+        // Newest interpreter first, so that 3.12 wins over 3.9 when both have onnxruntime.
+        found.reverse();
+        for version in found {
+            python_lib(version.join("lib"), &mut Vec::new());
+        }
+    }
+    for lib in &probe.system_lib_dirs {
+        python_lib(lib.clone(), searched);
+    }
+    for dir in &probe.system_package_dirs {
+        searched.push(dir.clone());
+        if dir.is_dir() {
+            dirs.push(dir.clone());
+        }
+    }
+    dirs
+}
+
+/// Entries of `dir` whose name starts with `prefix`, sorted by name; none if `dir` is unreadable.
+fn children_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Is `name` the main ONNX Runtime library (not one of its provider plug-ins)?
+pub(crate) fn is_library_name(name: &str) -> bool {
+    name == "libonnxruntime.so"
+        || name.starts_with("libonnxruntime.so.")
+        || (name.starts_with("libonnxruntime.") && name.ends_with(".dylib"))
+        || name == "onnxruntime.dll"
+}
+
+/// The ONNX Runtime library file in `dir`, preferring the most specific version name.
+fn library_in(dir: &Path) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| is_library_name(&e.file_name().to_string_lossy()))
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    candidates.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    candidates.into_iter().next()
+}
+
+/// Asks the interpreter where its `onnxruntime` package lives.
+fn ask_python(python: &OsString) -> Option<PathBuf> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).ok()?;
+    let dir = PathBuf::from(text.trim());
+    dir.is_dir().then_some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_probe() -> Probe {
+        Probe::default()
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"not really a library").unwrap();
+    }
+
+    #[test]
+    fn env_var_to_missing_file_is_a_precise_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope").join("libonnxruntime.so");
+        let probe = Probe {
+            ort_dylib_path: Some(missing.clone().into_os_string()),
+            ..empty_probe()
+        };
+        let err = locate_with(&probe).unwrap_err();
+        assert_eq!(
+            err,
+            RuntimeError::BadEnvPath {
+                path: missing.clone(),
+                reason: "points to a file that does not exist".into()
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "ORT_DYLIB_PATH={} points to a file that does not exist",
+                missing.display()
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn env_var_wins_over_site_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("custom").join("libonnxruntime.so.1.99.0");
+        touch(&lib);
+        let venv = dir.path().join("venv");
+        touch(&venv.join("lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.0.0"));
+        let probe = Probe {
+            ort_dylib_path: Some(lib.clone().into_os_string()),
+            virtual_env: Some(venv),
+            ..empty_probe()
+        };
+        let found = locate_with(&probe).unwrap();
+        assert_eq!(found.path, lib);
+        assert_eq!(found.found_by, FoundBy::EnvVar);
+    }
+
+    #[test]
+    fn env_var_may_name_a_directory_holding_the_library() {
+        let dir = tempfile::tempdir().unwrap();
+        touch(&dir.path().join("libonnxruntime_providers_shared.so"));
+        touch(&dir.path().join("libonnxruntime.so.1.32.0"));
+        let probe = Probe {
+            ort_dylib_path: Some(dir.path().as_os_str().to_owned()),
+            ..empty_probe()
+        };
+        let found = locate_with(&probe).unwrap();
+        assert_eq!(found.path, dir.path().join("libonnxruntime.so.1.32.0"));
+
+        let empty = tempfile::tempdir().unwrap();
+        let probe = Probe {
+            ort_dylib_path: Some(empty.path().as_os_str().to_owned()),
+            ..empty_probe()
+        };
+        let err = locate_with(&probe).unwrap_err().to_string();
+        assert!(
+            err.contains("is a directory with no libonnxruntime"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn finds_pip_install_in_a_pyenv_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let pyenv = dir.path().join(".pyenv");
+        let site = pyenv.join("versions/3.11.7/lib/python3.11/site-packages");
+        touch(&site.join("onnxruntime/capi/libonnxruntime.so.1.32.0"));
+        touch(&site.join("onnxruntime/capi/libonnxruntime_providers_shared.so"));
+        let probe = Probe {
+            pyenv_root: Some(pyenv),
+            ..empty_probe()
+        };
+        let found = locate_with(&probe).unwrap();
+        assert_eq!(
+            found.path,
+            site.join("onnxruntime/capi/libonnxruntime.so.1.32.0")
+        );
+        assert_eq!(found.found_by, FoundBy::SitePackages(site));
+    }
+
+    #[test]
+    fn virtual_env_comes_before_user_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv_site = dir.path().join("venv/lib/python3.10/site-packages");
+        let user_site = dir.path().join("home/.local/lib/python3.10/site-packages");
+        touch(&venv_site.join("onnxruntime/capi/libonnxruntime.so.1.30.0"));
+        touch(&user_site.join("onnxruntime/capi/libonnxruntime.so.1.32.0"));
+        let probe = Probe {
+            virtual_env: Some(dir.path().join("venv")),
+            home: Some(dir.path().join("home")),
+            ..empty_probe()
+        };
+        assert_eq!(
+            locate_with(&probe).unwrap().found_by,
+            FoundBy::SitePackages(venv_site)
+        );
+    }
+
+    #[test]
+    fn nothing_found_says_how_to_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = Probe {
+            home: Some(dir.path().to_path_buf()),
+            ..empty_probe()
+        };
+        let err = locate_with(&probe).unwrap_err();
+        assert!(matches!(err, RuntimeError::NotFound { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains(
+                "`pip install onnxruntime` (or `onnxruntime-gpu` for CUDA) or set \
+                 ORT_DYLIB_PATH=/path/to/libonnxruntime.so"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn provider_plugins_are_not_the_library() {
+        assert!(is_library_name("libonnxruntime.so"));
+        assert!(is_library_name("libonnxruntime.so.1.32.0"));
+        assert!(is_library_name("libonnxruntime.1.32.0.dylib"));
+        assert!(!is_library_name("libonnxruntime_providers_cuda.so"));
+        assert!(!is_library_name("libonnxruntime_providers_shared.so"));
+    }
+}

@@ -1,0 +1,290 @@
+//! ONNX Runtime through `ort`: finds `libonnxruntime`, holds the process's one environment, and
+//! turns ONNX bytes into [`Session`]s on the CPU or CUDA that run f32/i64 tensors.
+//!
+//! Architecture invariant: this is the only module that uses `ort`; nothing of `ort` appears in
+//! its public API. Every ONNX Runtime failure becomes a [`RuntimeError`] that says what cnnc was
+//! doing; nothing here panics on a bad model or input.
+
+mod error;
+pub mod locate;
+pub mod npy;
+mod session;
+mod wire;
+
+pub use error::{RuntimeError, INSTALL_HINT};
+pub use locate::{locate, FoundBy, Library};
+pub use session::{
+    format_dims, Dim, ElementType, Input, InputData, Output, OutputData, Session, TensorSpec,
+};
+pub use wire::{check_model_bytes, tiny_model};
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Where a session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        })
+    }
+}
+
+/// How to build a session; [`Runtime::session`] uses the defaults for a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionOptions {
+    pub device: Device,
+    /// Threads within one operator; `None` is the number of cores.
+    pub intra_threads: Option<usize>,
+}
+
+/// The loaded ONNX Runtime: one per process (ort allows one environment), made on first use.
+pub struct Runtime {
+    env: ort::environment::Environment,
+    library: Library,
+    version: Option<String>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("library", &self.library)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The process's runtime, or the error that kept it from starting (kept, since ort cannot retry).
+static RUNTIME: OnceLock<Result<Runtime, RuntimeError>> = OnceLock::new();
+
+/// The execution provider names ONNX Runtime uses.
+pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
+pub const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
+
+impl Runtime {
+    /// The runtime, loading the library ([`locate`]) and creating the environment the first time.
+    pub fn get() -> Result<&'static Runtime, RuntimeError> {
+        RUNTIME
+            .get_or_init(Runtime::start)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn start() -> Result<Runtime, RuntimeError> {
+        let library = locate()?;
+        let load_error = |message: String| RuntimeError::Load {
+            path: library.path.clone(),
+            message: format!("{message} (found by {})", library.found_by),
+        };
+        let builder = ort::init_from(&library.path).map_err(|e| load_error(describe_load(&e)))?;
+        let env = builder
+            .with_name("cnnc")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| load_error(format!("creating the environment: {}", e.message())))?;
+        let version = version_of(ort::info(), &library.path);
+        Ok(Runtime {
+            env,
+            library,
+            version,
+        })
+    }
+
+    /// The library file and how it was found.
+    pub fn library(&self) -> &Library {
+        &self.library
+    }
+
+    /// ONNX Runtime's version (`1.32.0`), read from its build information or its file name.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// ONNX Runtime's build information string.
+    pub fn build_info(&self) -> &'static str {
+        ort::info()
+    }
+
+    /// The execution providers this build of ONNX Runtime has (GetAvailableProviders), e.g.
+    /// `["AzureExecutionProvider", "CPUExecutionProvider"]`. Having one does not mean it works:
+    /// CUDA still needs a driver and its libraries, which only [`Runtime::session`] finds out.
+    pub fn available_providers(&self) -> Result<Vec<String>, RuntimeError> {
+        let api = ort::api();
+        let mut names: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+        let mut count: std::ffi::c_int = 0;
+        // SAFETY: the library is loaded (self exists); both out-pointers are valid, and the list
+        // ONNX Runtime returns is read within its length, then released exactly once.
+        unsafe {
+            ort::Error::result_from_status((api.GetAvailableProviders)(&mut names, &mut count))
+                .map_err(|e| RuntimeError::ort("listing the execution providers", e))?;
+            if names.is_null() {
+                return Ok(Vec::new());
+            }
+            let list = (0..usize::try_from(count).unwrap_or(0))
+                .map(|i| {
+                    let p = *names.add(i);
+                    if p.is_null() {
+                        String::new()
+                    } else {
+                        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+                    }
+                })
+                .collect();
+            // A failure to release leaks a few bytes; nothing to report to the user.
+            let _ = ort::Error::result_from_status((api.ReleaseAvailableProviders)(names, count));
+            Ok(list)
+        }
+    }
+
+    /// A session for the ONNX model `bytes` on `device`, with as many intra-op threads as cores.
+    pub fn session(&self, bytes: &[u8], device: Device) -> Result<Session, RuntimeError> {
+        self.session_with(
+            bytes,
+            &SessionOptions {
+                device,
+                ..SessionOptions::default()
+            },
+        )
+    }
+
+    /// A session for the ONNX model `bytes` with explicit options.
+    ///
+    /// The bytes are checked to be an ONNX ModelProto before ONNX Runtime sees them. With
+    /// [`Device::Cuda`], registering the CUDA execution provider must succeed: a failure is a
+    /// [`RuntimeError::CudaUnavailable`], never a silent fall back to the CPU.
+    pub fn session_with(
+        &self,
+        bytes: &[u8],
+        options: &SessionOptions,
+    ) -> Result<Session, RuntimeError> {
+        check_model_bytes(bytes)?;
+        let threads = options.intra_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let mut builder = ort::session::Session::builder(&self.env)
+            .map_err(|e| RuntimeError::ort("creating a session builder", e))?
+            .with_intra_threads(threads)
+            .map_err(|e| RuntimeError::ort(format!("setting {threads} intra-op threads"), e))?;
+        if options.device == Device::Cuda {
+            builder = self.with_cuda(builder)?;
+        }
+        let session = builder.commit_from_memory(bytes).map_err(|e| {
+            use ort::ErrorCode::*;
+            match e.code() {
+                InvalidProtobuf | InvalidGraph | NoModel | InvalidArgument => {
+                    RuntimeError::InvalidModel {
+                        message: format!("ONNX Runtime cannot load the model: {}", e.message()),
+                    }
+                }
+                _ => RuntimeError::ort(format!("loading the model on {}", options.device), e),
+            }
+        })?;
+        Session::new(session, options.device)
+    }
+
+    fn with_cuda(
+        &self,
+        builder: ort::session::builder::SessionBuilder,
+    ) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
+        let providers = self.available_providers()?;
+        if !providers.iter().any(|p| p == CUDA_PROVIDER) {
+            return Err(RuntimeError::CudaUnavailable {
+                reason: format!(
+                    "the ONNX Runtime {}at {} was built without CUDA (its execution providers: \
+                     {}); `pip install onnxruntime-gpu` in place of onnxruntime, or set \
+                     ORT_DYLIB_PATH to a CUDA build of libonnxruntime.so",
+                    self.version
+                        .as_ref()
+                        .map(|v| format!("{v} "))
+                        .unwrap_or_default(),
+                    self.library.path.display(),
+                    providers.join(", ")
+                ),
+            });
+        }
+        let cuda = ort::ep::CUDA::default().build().error_on_failure();
+        builder
+            .with_execution_providers([cuda])
+            .map_err(|e| RuntimeError::CudaUnavailable {
+                reason: format!(
+                    "registering the CUDA execution provider failed: {} (it needs an NVIDIA \
+                     driver and the CUDA and cuDNN libraries that onnxruntime-gpu was built for)",
+                    e.message().trim()
+                ),
+            })
+    }
+}
+
+/// ort's load error with the dynamic loader's own reason (ort shows only "dlopen failed").
+fn describe_load(e: &ort::LoadDynamicError) -> String {
+    match e {
+        ort::LoadDynamicError::Dlopen { error, .. } => match std::error::Error::source(error) {
+            Some(reason) => format!("the dynamic loader refused it: {reason}"),
+            None => format!("the dynamic loader refused it: {error}"),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The version from `git-branch=rel-1.32.0` in the build information, else from a file name
+/// such as `libonnxruntime.so.1.32.0`.
+fn version_of(build_info: &str, path: &std::path::Path) -> Option<String> {
+    let is_version = |s: &str| {
+        !s.is_empty()
+            && s.split('.').count() >= 2
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if let Some(rest) = build_info.split("git-branch=rel-").nth(1) {
+        let v: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        if is_version(&v) {
+            return Some(v);
+        }
+    }
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let v = name.strip_prefix("libonnxruntime.so.").or_else(|| {
+        name.strip_prefix("libonnxruntime.")
+            .and_then(|s| s.strip_suffix(".dylib"))
+    })?;
+    is_version(v).then(|| v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn version_from_build_info_or_file_name() {
+        assert_eq!(
+            version_of(
+                "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc, build type=Release",
+                Path::new("/x/libonnxruntime.so")
+            )
+            .as_deref(),
+            Some("1.32.0")
+        );
+        assert_eq!(
+            version_of(
+                "ORT Build Info: git-branch=main",
+                Path::new("/x/libonnxruntime.so.1.31.1")
+            )
+            .as_deref(),
+            Some("1.31.1")
+        );
+        assert_eq!(version_of("", Path::new("/x/libonnxruntime.so")), None);
+    }
+}

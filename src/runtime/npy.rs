@@ -1,0 +1,397 @@
+//! NumPy `.npy` files (format versions 1–3): read float32 (and float64, converted) arrays in C
+//! order, write float32. Written here rather than taken from a crate because the subset is
+//! small and its error messages matter: they name the dtype or order that was refused.
+
+use std::fmt;
+use std::io::Write;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Why a `.npy` file was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyError(pub String);
+
+impl fmt::Display for NpyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NpyError {}
+
+fn err<T>(message: impl Into<String>) -> Result<T, NpyError> {
+    Err(NpyError(message.into()))
+}
+
+/// A float32 array read from a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    /// The file's dtype when it was converted to float32 (`Some("float64")`), else `None`.
+    pub converted_from: Option<&'static str>,
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return err("not a .npy file (it does not start with the NumPy magic \\x93NUMPY)");
+    }
+    let (major, minor) = (bytes[6], bytes[7]);
+    let (header_len, header_start) = match major {
+        1 => (
+            usize::from(u16::from_le_bytes([bytes[8], bytes[9]])),
+            10usize,
+        ),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return err(format!("unsupported .npy format version {major}.{minor}")),
+    };
+    let header_end = header_start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| NpyError("truncated .npy header".into()))?;
+    let header = std::str::from_utf8(&bytes[header_start..header_end])
+        .map_err(|_| NpyError("the .npy header is not text".into()))?;
+    let header = Header::parse(header)?;
+    if header.fortran_order {
+        return err("the array is in Fortran order; cnnc reads C order only \
+             (save np.ascontiguousarray(x) instead)");
+    }
+    let (kind, little_endian) = dtype(&header.descr)?;
+    let count = header
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| NpyError(format!("shape {:?} is too large", header.shape)))?;
+    let width = match kind {
+        Float::F32 => 4,
+        Float::F64 => 8,
+    };
+    let body = &bytes[header_end..];
+    let expected = count
+        .checked_mul(width)
+        .ok_or_else(|| NpyError(format!("shape {:?} is too large", header.shape)))?;
+    if body.len() != expected {
+        return err(format!(
+            "the data of a {} array of shape {:?} should be {expected} bytes, the file has {}",
+            kind.name(),
+            header.shape,
+            body.len()
+        ));
+    }
+    let data: Vec<f32> = match kind {
+        Float::F32 => body
+            .chunks_exact(4)
+            .map(|c| {
+                let b = [c[0], c[1], c[2], c[3]];
+                if little_endian {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                }
+            })
+            .collect(),
+        Float::F64 => body
+            .chunks_exact(8)
+            .map(|c| {
+                let b: [u8; 8] = c.try_into().expect("chunks of 8");
+                let v = if little_endian {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
+                v as f32
+            })
+            .collect(),
+    };
+    Ok(NpyArray {
+        shape: header.shape,
+        data,
+        converted_from: (kind == Float::F64).then_some("float64"),
+    })
+}
+
+/// Writes a float32 array in C order as a version 1.0 `.npy` file.
+pub fn write_f32(out: &mut impl Write, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "the shape and the data disagree"
+    );
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    // NumPy pads the header with spaces and a newline so that the data starts 64-byte aligned.
+    let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
+    header.push('\n');
+    let header_len = u16::try_from(header.len()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "shape too long for .npy")
+    })?;
+    out.write_all(MAGIC)?;
+    out.write_all(&[1, 0])?;
+    out.write_all(&header_len.to_le_bytes())?;
+    out.write_all(header.as_bytes())?;
+    let mut body = Vec::with_capacity(data.len() * 4);
+    for v in data {
+        body.extend_from_slice(&v.to_le_bytes());
+    }
+    out.write_all(&body)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Float {
+    F32,
+    F64,
+}
+
+impl Float {
+    fn name(self) -> &'static str {
+        match self {
+            Float::F32 => "float32",
+            Float::F64 => "float64",
+        }
+    }
+}
+
+/// The float kind and byte order of a dtype descriptor such as `<f4`; others are refused by name.
+fn dtype(descr: &str) -> Result<(Float, bool), NpyError> {
+    let (order, code) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
+        _ => ('|', descr),
+    };
+    // '=' is the writer's native order; NumPy writes '<' on every little-endian machine.
+    let little = order != '>';
+    match code {
+        "f4" => Ok((Float::F32, little)),
+        "f8" => Ok((Float::F64, little)),
+        _ => err(format!(
+            "the array has dtype {} ('{descr}'); cnnc takes float32 (float64 is converted), \
+             e.g. np.save(path, x.astype(np.float32))",
+            numpy_name(code)
+        )),
+    }
+}
+
+fn numpy_name(code: &str) -> String {
+    let (kind, size) = code.split_at(code.len().min(1));
+    let bits = size.parse::<usize>().map(|b| b * 8).ok();
+    match (kind, bits) {
+        ("i", Some(b)) => format!("int{b}"),
+        ("u", Some(b)) => format!("uint{b}"),
+        ("f", Some(b)) => format!("float{b}"),
+        ("c", Some(b)) => format!("complex{b}"),
+        ("b", _) => "bool".into(),
+        ("O", _) => "object".into(),
+        ("U", _) | ("S", _) => "string".into(),
+        _ => format!("'{code}'"),
+    }
+}
+
+/// The three keys of a `.npy` header dictionary.
+#[derive(Debug)]
+struct Header {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+impl Header {
+    /// Parses the Python dict literal NumPy writes, e.g.
+    /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
+    fn parse(text: &str) -> Result<Header, NpyError> {
+        let bad = |what: &str| NpyError(format!("malformed .npy header ({what}): {}", text.trim()));
+        let mut p = Parser {
+            s: text.trim().as_bytes(),
+            i: 0,
+        };
+        let (mut descr, mut fortran, mut shape) = (None, None, None);
+        p.expect(b'{').ok_or_else(|| bad("no opening brace"))?;
+        loop {
+            p.skip_ws();
+            if p.eat(b'}') {
+                break;
+            }
+            let key = p.string().ok_or_else(|| bad("a key is not a string"))?;
+            p.skip_ws();
+            p.expect(b':').ok_or_else(|| bad("no colon after a key"))?;
+            p.skip_ws();
+            match key.as_str() {
+                "descr" => {
+                    if p.peek() == Some(b'[') {
+                        return err("structured arrays (record dtypes) are not supported");
+                    }
+                    descr = Some(p.string().ok_or_else(|| bad("descr is not a string"))?);
+                }
+                "fortran_order" => {
+                    fortran = Some(p.boolean().ok_or_else(|| bad("fortran_order"))?);
+                }
+                "shape" => shape = Some(p.tuple().ok_or_else(|| bad("shape is not a tuple"))?),
+                _ => return Err(bad(&format!("unknown key '{key}'"))),
+            }
+            p.skip_ws();
+            if !p.eat(b',') {
+                p.skip_ws();
+                p.expect(b'}').ok_or_else(|| bad("no closing brace"))?;
+                break;
+            }
+        }
+        Ok(Header {
+            descr: descr.ok_or_else(|| bad("no descr"))?,
+            fortran_order: fortran.ok_or_else(|| bad("no fortran_order"))?,
+            shape: shape.ok_or_else(|| bad("no shape"))?,
+        })
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.peek() == Some(c);
+        if hit {
+            self.i += 1;
+        }
+        hit
+    }
+    fn expect(&mut self, c: u8) -> Option<()> {
+        self.eat(c).then_some(())
+    }
+    fn string(&mut self) -> Option<String> {
+        let quote = self.peek().filter(|&q| q == b'\'' || q == b'"')?;
+        self.i += 1;
+        let start = self.i;
+        while self.peek()? != quote {
+            self.i += 1;
+        }
+        let s = std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .to_string();
+        self.i += 1;
+        Some(s)
+    }
+    fn boolean(&mut self) -> Option<bool> {
+        for (word, value) in [(&b"True"[..], true), (&b"False"[..], false)] {
+            if self.s[self.i..].starts_with(word) {
+                self.i += word.len();
+                return Some(value);
+            }
+        }
+        None
+    }
+    fn tuple(&mut self) -> Option<Vec<usize>> {
+        self.expect(b'(')?;
+        let mut dims = Vec::new();
+        loop {
+            self.skip_ws();
+            if self.eat(b')') {
+                return Some(dims);
+            }
+            let start = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            // NumPy 1.x on some platforms wrote `3L`.
+            let digits = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+            dims.push(digits.parse().ok()?);
+            self.eat(b'L');
+            self.skip_ws();
+            if !self.eat(b',') {
+                self.skip_ws();
+                self.expect(b')')?;
+                return Some(dims);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str, fortran: bool, shape: &str, body: &[u8]) -> Vec<u8> {
+        let header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}\n",
+            if fortran { "True" } else { "False" }
+        );
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&[1, 0]);
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    #[test]
+    fn write_then_read_round_trips() {
+        for shape in [vec![], vec![3], vec![2, 3], vec![1, 1, 2, 2]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5 - 1.0).collect();
+            let mut bytes = Vec::new();
+            write_f32(&mut bytes, &shape, &data).unwrap();
+            let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+            assert_eq!((10 + header_len) % 64, 0, "data is 64-byte aligned");
+            let back = parse(&bytes).unwrap();
+            assert_eq!(back.shape, shape);
+            assert_eq!(back.data, data);
+            assert_eq!(back.converted_from, None);
+        }
+    }
+
+    #[test]
+    fn float64_and_big_endian_are_converted() {
+        let body: Vec<u8> = [1.5f64, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse(&npy("<f8", false, "(2,)", &body)).unwrap();
+        assert_eq!(
+            (a.shape, a.data, a.converted_from),
+            (vec![2], vec![1.5, -2.0], Some("float64"))
+        );
+        let body: Vec<u8> = [3.25f32].iter().flat_map(|v| v.to_be_bytes()).collect();
+        assert_eq!(
+            parse(&npy(">f4", false, "(1, 1)", &body)).unwrap().data,
+            vec![3.25]
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_problem() {
+        let cases: [(Vec<u8>, &str); 6] = [
+            (npy("<i8", false, "(1,)", &[0; 8]), "dtype int64 ('<i8')"),
+            (npy("|u1", false, "(1,)", &[0; 1]), "dtype uint8"),
+            (npy("<f4", true, "(1, 1)", &[0; 4]), "Fortran order"),
+            (
+                npy("<f4", false, "(2, 2)", &[0; 12]),
+                "should be 16 bytes, the file has 12",
+            ),
+            (
+                b"PK\x03\x04 a zip file, not npy".to_vec(),
+                "not a .npy file",
+            ),
+            (npy("<f4", false, "[2]", &[0; 8]), "shape is not a tuple"),
+        ];
+        for (bytes, expect) in cases {
+            let e = parse(&bytes).unwrap_err().to_string();
+            assert!(e.contains(expect), "expected {expect:?} in {e:?}");
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! A loaded model: its inputs and outputs as plain shapes, and runs that take and return
+//! f32/i64 slices. Inputs are checked against the model before ONNX Runtime sees them.
+
+use super::error::RuntimeError;
+use super::Device;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use std::borrow::Cow;
+use std::fmt;
+
+/// One dimension of a model's input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    Fixed(usize),
+    /// A dimension fixed only at run time (the batch), with its name in the model if any.
+    Symbolic(String),
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(name) if name.is_empty() => f.write_str("?"),
+            Dim::Symbolic(name) => f.write_str(name),
+        }
+    }
+}
+
+/// The element types cnnc passes to and from ONNX Runtime, and the name of any other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementType {
+    F32,
+    I64,
+    Other(String),
+}
+
+impl fmt::Display for ElementType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ElementType::F32 => f.write_str("float32"),
+            ElementType::I64 => f.write_str("int64"),
+            ElementType::Other(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A model input or output: name, element type and shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub element: ElementType,
+    pub shape: Vec<Dim>,
+}
+
+/// `[N, 1, 28, 28]`.
+pub fn format_dims(dims: &[Dim]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn format_shape(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+impl TensorSpec {
+    fn from_outlet(outlet: &ort::value::Outlet) -> TensorSpec {
+        let (element, shape) = match outlet.dtype() {
+            ValueType::Tensor {
+                ty,
+                shape,
+                dimension_symbols,
+            } => {
+                let element = match ty {
+                    TensorElementType::Float32 => ElementType::F32,
+                    TensorElementType::Int64 => ElementType::I64,
+                    other => ElementType::Other(format!("{other:?}").to_lowercase()),
+                };
+                let dims = shape
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &d)| match usize::try_from(d) {
+                        Ok(n) => Dim::Fixed(n),
+                        Err(_) => {
+                            Dim::Symbolic(dimension_symbols.get(i).cloned().unwrap_or_default())
+                        }
+                    })
+                    .collect();
+                (element, dims)
+            }
+            other => (ElementType::Other(format!("{other:?}")), Vec::new()),
+        };
+        TensorSpec {
+            name: outlet.name().to_string(),
+            element,
+            shape,
+        }
+    }
+
+    /// Checks a concrete shape against this one: the rank and every fixed dimension.
+    pub fn check_shape(&self, shape: &[usize]) -> Result<(), RuntimeError> {
+        let fits = shape.len() == self.shape.len()
+            && self.shape.iter().zip(shape).all(|(d, &n)| match d {
+                Dim::Fixed(m) => *m == n,
+                Dim::Symbolic(_) => true,
+            });
+        if fits {
+            Ok(())
+        } else {
+            Err(RuntimeError::Input {
+                message: format!(
+                    "the model expects {}, the input is {}{}",
+                    format_dims(&self.shape),
+                    format_shape(shape),
+                    if shape.len() != self.shape.len() {
+                        format!(
+                            " (rank {} where the model's input `{}` has rank {})",
+                            shape.len(),
+                            self.name,
+                            self.shape.len()
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            })
+        }
+    }
+}
+
+/// The data of one input.
+#[derive(Debug, Clone, Copy)]
+pub enum InputData<'a> {
+    F32(&'a [f32]),
+    I64(&'a [i64]),
+}
+
+impl InputData<'_> {
+    fn len(&self) -> usize {
+        match self {
+            InputData::F32(d) => d.len(),
+            InputData::I64(d) => d.len(),
+        }
+    }
+    fn element(&self) -> ElementType {
+        match self {
+            InputData::F32(_) => ElementType::F32,
+            InputData::I64(_) => ElementType::I64,
+        }
+    }
+}
+
+/// A named input, borrowed: ONNX Runtime reads it in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub name: &'a str,
+    pub shape: &'a [usize],
+    pub data: InputData<'a>,
+}
+
+impl<'a> Input<'a> {
+    pub fn f32(name: &'a str, shape: &'a [usize], data: &'a [f32]) -> Self {
+        Input {
+            name,
+            shape,
+            data: InputData::F32(data),
+        }
+    }
+    pub fn i64(name: &'a str, shape: &'a [usize], data: &'a [i64]) -> Self {
+        Input {
+            name,
+            shape,
+            data: InputData::I64(data),
+        }
+    }
+}
+
+/// The data of one output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// A named output, copied out of ONNX Runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: OutputData,
+}
+
+impl Output {
+    /// The values if the output is float32.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            OutputData::F32(v) => Some(v),
+            OutputData::I64(_) => None,
+        }
+    }
+
+    /// The values if the output is float32, else an error naming the output.
+    pub fn into_f32(self) -> Result<Vec<f32>, RuntimeError> {
+        match self.data {
+            OutputData::F32(v) => Ok(v),
+            OutputData::I64(_) => Err(RuntimeError::Input {
+                message: format!("output `{}` is int64, not float32", self.name),
+            }),
+        }
+    }
+}
+
+/// A model loaded into ONNX Runtime on one device.
+pub struct Session {
+    inner: ort::session::Session,
+    device: Device,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("device", &self.device)
+            .field("inputs", &self.inputs)
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        inner: ort::session::Session,
+        device: Device,
+    ) -> Result<Session, RuntimeError> {
+        let inputs: Vec<TensorSpec> = inner.inputs().iter().map(TensorSpec::from_outlet).collect();
+        let outputs: Vec<TensorSpec> = inner
+            .outputs()
+            .iter()
+            .map(TensorSpec::from_outlet)
+            .collect();
+        if outputs.is_empty() {
+            return Err(RuntimeError::InvalidModel {
+                message: "the model has no outputs".into(),
+            });
+        }
+        Ok(Session {
+            inner,
+            device,
+            inputs,
+            outputs,
+        })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// The shape of the first input (the image batch for a model cnnc exports).
+    pub fn input_shape(&self) -> &[Dim] {
+        self.inputs.first().map_or(&[], |s| &s.shape)
+    }
+
+    pub fn output_names(&self) -> Vec<&str> {
+        self.outputs.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    /// Runs a model with one float32 input and returns its first output (which must be float32).
+    pub fn run_f32(
+        &mut self,
+        input: &[f32],
+        shape: &[usize],
+    ) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
+        let name = match self.inputs.as_slice() {
+            [one] => one.name.clone(),
+            many => {
+                return Err(RuntimeError::Input {
+                    message: format!(
+                        "the model has {} inputs ({}); run_f32 takes a model with one",
+                        many.len(),
+                        many.iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })
+            }
+        };
+        let first = self.outputs[0].name.clone();
+        let out = self
+            .run_selected(&[Input::f32(&name, shape, input)], &[first.as_str()])?
+            .remove(0);
+        let shape = out.shape.clone();
+        Ok((shape, out.into_f32()?))
+    }
+
+    /// Runs the model on named inputs (every model input, each once) and returns every output,
+    /// in the model's order.
+    pub fn run(&mut self, inputs: &[Input<'_>]) -> Result<Vec<Output>, RuntimeError> {
+        let names: Vec<String> = self.outputs.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.run_selected(inputs, &names)
+    }
+
+    /// Runs the model on named inputs and returns the named outputs, in the order asked.
+    pub fn run_selected(
+        &mut self,
+        inputs: &[Input<'_>],
+        outputs: &[&str],
+    ) -> Result<Vec<Output>, RuntimeError> {
+        self.check_inputs(inputs)?;
+        for name in outputs {
+            if !self.outputs.iter().any(|s| s.name == *name) {
+                return Err(RuntimeError::Input {
+                    message: format!(
+                        "the model has no output `{name}` (its outputs: {})",
+                        self.output_names().join(", ")
+                    ),
+                });
+            }
+        }
+        let mut values: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> =
+            Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let context = || format!("preparing input `{}`", input.name);
+            let value: ort::session::SessionInputValue<'_> = match input.data {
+                InputData::F32(d) => TensorRef::from_array_view((input.shape, d))
+                    .map_err(|e| RuntimeError::ort(context(), e))?
+                    .into(),
+                InputData::I64(d) => TensorRef::from_array_view((input.shape, d))
+                    .map_err(|e| RuntimeError::ort(context(), e))?
+                    .into(),
+            };
+            values.push((Cow::Borrowed(input.name), value));
+        }
+        let device = self.device;
+        let result = self
+            .inner
+            .run(values)
+            .map_err(|e| RuntimeError::ort(format!("running the model on {device}"), e))?;
+        let mut out = Vec::with_capacity(outputs.len());
+        for name in outputs {
+            let value = result.get(*name).ok_or_else(|| RuntimeError::Ort {
+                context: "reading the outputs".into(),
+                message: format!("output `{name}` is missing from the results"),
+            })?;
+            let context = || format!("reading output `{name}`");
+            let (shape, data) = match value.dtype() {
+                ValueType::Tensor {
+                    ty: TensorElementType::Float32,
+                    ..
+                } => {
+                    let (shape, data) = value
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| RuntimeError::ort(context(), e))?;
+                    (shape.clone(), OutputData::F32(data.to_vec()))
+                }
+                ValueType::Tensor {
+                    ty: TensorElementType::Int64,
+                    ..
+                } => {
+                    let (shape, data) = value
+                        .try_extract_tensor::<i64>()
+                        .map_err(|e| RuntimeError::ort(context(), e))?;
+                    (shape.clone(), OutputData::I64(data.to_vec()))
+                }
+                other => {
+                    return Err(RuntimeError::Input {
+                        message: format!(
+                            "output `{name}` has type {other:?}; cnnc reads float32 and int64 \
+                             tensors"
+                        ),
+                    })
+                }
+            };
+            out.push(Output {
+                name: name.to_string(),
+                shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    fn check_inputs(&self, inputs: &[Input<'_>]) -> Result<(), RuntimeError> {
+        let input_err = |message: String| Err(RuntimeError::Input { message });
+        let model_names = || {
+            self.inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, input) in inputs.iter().enumerate() {
+            if inputs[..i].iter().any(|o| o.name == input.name) {
+                return input_err(format!("input `{}` is given twice", input.name));
+            }
+            let Some(spec) = self.inputs.iter().find(|s| s.name == input.name) else {
+                return input_err(format!(
+                    "the model has no input `{}` (its inputs: {})",
+                    input.name,
+                    model_names()
+                ));
+            };
+            if spec.element != input.data.element() {
+                return input_err(format!(
+                    "input `{}` is {} in the model, the value given is {}",
+                    input.name,
+                    spec.element,
+                    input.data.element()
+                ));
+            }
+            let count = input
+                .shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d));
+            if count != Some(input.data.len()) {
+                return input_err(format!(
+                    "input `{}` has shape {} but {} values",
+                    input.name,
+                    format_shape(input.shape),
+                    input.data.len()
+                ));
+            }
+            spec.check_shape(input.shape)
+                .map_err(|e| RuntimeError::Input {
+                    message: if self.inputs.len() > 1 {
+                        format!("input `{}`: {e}", input.name)
+                    } else {
+                        e.to_string()
+                    },
+                })?;
+        }
+        for spec in &self.inputs {
+            if !inputs.iter().any(|i| i.name == spec.name) {
+                return input_err(format!(
+                    "input `{}` ({} {}) is missing",
+                    spec.name,
+                    spec.element,
+                    format_dims(&spec.shape)
+                ));
+            }
+        }
+        Ok(())
+    }
+}

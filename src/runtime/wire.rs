@@ -1,0 +1,233 @@
+//! Just enough protobuf wire format to tell an ONNX model from other bytes before ONNX Runtime
+//! sees them, and to write the one-node model `cnnc doctor` loads. It knows nothing of the rest
+//! of onnx.proto (that is `onnx/`'s job).
+
+use super::error::RuntimeError;
+
+/// ModelProto's field numbers that the check relies on (from onnx.proto).
+const MODEL_IR_VERSION: u64 = 1;
+const MODEL_GRAPH: u64 = 7;
+
+const VARINT: u64 = 0;
+const FIXED64: u64 = 1;
+const LEN: u64 = 2;
+const FIXED32: u64 = 5;
+
+fn not_onnx(detail: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::InvalidModel {
+        message: format!("not an ONNX model: {detail}"),
+    }
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Walks one message's fields, calling `field(number, wire_type, payload)` for each (the payload
+/// of a length-delimited field without its length); fails on anything that is not well-formed
+/// wire format.
+fn walk(bytes: &[u8], mut field: impl FnMut(u64, u64, &[u8])) -> Result<(), String> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let start = pos;
+        let key = read_varint(bytes, &mut pos)
+            .ok_or_else(|| format!("a truncated field key at byte {start}"))?;
+        let (number, wire) = (key >> 3, key & 7);
+        if number == 0 {
+            return Err(format!("field number 0 at byte {start}"));
+        }
+        let payload_start = pos;
+        match wire {
+            VARINT => {
+                read_varint(bytes, &mut pos)
+                    .ok_or_else(|| format!("a truncated integer at byte {payload_start}"))?;
+            }
+            FIXED64 | FIXED32 => {
+                let width = if wire == FIXED64 { 8 } else { 4 };
+                if bytes.len() - pos < width {
+                    return Err(format!(
+                        "a truncated fixed-width value at byte {payload_start}"
+                    ));
+                }
+                pos += width;
+            }
+            LEN => {
+                let len = read_varint(bytes, &mut pos)
+                    .ok_or_else(|| format!("a truncated length at byte {payload_start}"))?;
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&l| l <= bytes.len() - pos)
+                    .ok_or_else(|| {
+                        format!(
+                            "a length of {len} bytes at byte {payload_start} that runs past the \
+                             end ({} bytes left)",
+                            bytes.len() - pos
+                        )
+                    })?;
+                field(number, wire, &bytes[pos..pos + len]);
+                pos += len;
+                continue;
+            }
+            other => return Err(format!("wire type {other} at byte {start}")),
+        }
+        field(number, wire, &bytes[payload_start..pos]);
+    }
+    Ok(())
+}
+
+/// Checks that `bytes` look like an ONNX ModelProto: well-formed protobuf with a graph.
+pub fn check_model_bytes(bytes: &[u8]) -> Result<(), RuntimeError> {
+    if bytes.is_empty() {
+        return Err(not_onnx("the file is empty"));
+    }
+    let mut graph = None;
+    let mut bad_field = None;
+    walk(bytes, |number, wire, payload| match (number, wire) {
+        (MODEL_GRAPH, LEN) => graph = Some(payload.to_vec()),
+        (MODEL_IR_VERSION, VARINT) => {}
+        (MODEL_GRAPH | MODEL_IR_VERSION, _) => {
+            bad_field.get_or_insert(number);
+        }
+        _ => {}
+    })
+    .map_err(|e| not_onnx(format!("the bytes are not a protobuf message ({e})")))?;
+    if let Some(number) = bad_field {
+        return Err(not_onnx(format!(
+            "field {number} of the message has the wrong type for an ONNX ModelProto"
+        )));
+    }
+    let graph = graph.ok_or_else(|| {
+        not_onnx("the protobuf message has no graph (ModelProto field 7); is this an ONNX file?")
+    })?;
+    walk(&graph, |_, _, _| {})
+        .map_err(|e| not_onnx(format!("its graph is not a protobuf message ({e})")))?;
+    Ok(())
+}
+
+/// Encodes a protobuf message by hand: enough for [`tiny_model`].
+#[derive(Default)]
+struct Msg(Vec<u8>);
+
+fn push_varint(buf: &mut Vec<u8>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            buf.push(byte);
+            return;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+impl Msg {
+    fn varint(mut self, number: u64, value: u64) -> Self {
+        push_varint(&mut self.0, (number << 3) | VARINT);
+        push_varint(&mut self.0, value);
+        self
+    }
+
+    fn bytes(mut self, number: u64, payload: &[u8]) -> Self {
+        push_varint(&mut self.0, (number << 3) | LEN);
+        push_varint(&mut self.0, payload.len() as u64);
+        self.0.extend_from_slice(payload);
+        self
+    }
+
+    fn string(self, number: u64, s: &str) -> Self {
+        self.bytes(number, s.as_bytes())
+    }
+
+    fn msg(self, number: u64, m: Msg) -> Self {
+        self.bytes(number, &m.0)
+    }
+}
+
+/// A float tensor ValueInfoProto `name` of shape `[N, 4]`.
+fn value_info(name: &str) -> Msg {
+    // TensorShapeProto.Dimension: dim_value = 1, dim_param = 2.
+    let shape = Msg::default()
+        .msg(1, Msg::default().string(2, "N"))
+        .msg(1, Msg::default().varint(1, 4));
+    // TypeProto.Tensor: elem_type = 1 (FLOAT is 1), shape = 2.
+    let tensor = Msg::default().varint(1, 1).msg(2, shape);
+    // TypeProto: tensor_type = 1. ValueInfoProto: name = 1, type = 2.
+    Msg::default()
+        .string(1, name)
+        .msg(2, Msg::default().msg(1, tensor))
+}
+
+/// A one-node ONNX model (`y = Relu(x)`, x and y float `[N, 4]`, opset 17), used by `doctor`
+/// to try the CPU and CUDA execution providers without a model file.
+pub fn tiny_model() -> Vec<u8> {
+    // NodeProto: input = 1, output = 2, name = 3, op_type = 4.
+    let node = Msg::default()
+        .string(1, "x")
+        .string(2, "y")
+        .string(3, "relu")
+        .string(4, "Relu");
+    // GraphProto: node = 1, name = 2, input = 11, output = 12.
+    let graph = Msg::default()
+        .msg(1, node)
+        .string(2, "cnnc_doctor")
+        .msg(11, value_info("x"))
+        .msg(12, value_info("y"));
+    // OperatorSetIdProto: domain = 1, version = 2.
+    let opset = Msg::default().string(1, "").varint(2, 17);
+    // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8.
+    Msg::default()
+        .varint(MODEL_IR_VERSION, 8)
+        .string(2, "cnnc")
+        .msg(MODEL_GRAPH, graph)
+        .msg(8, opset)
+        .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_model_passes_the_check() {
+        check_model_bytes(&tiny_model()).unwrap();
+    }
+
+    #[test]
+    fn lengths_over_127_bytes_encode_as_varints() {
+        let payload = vec![7u8; 300];
+        let m = Msg::default().bytes(1, &payload);
+        // key 0x0a, then 300 = 0b10_0101100 → [0xac, 0x02].
+        assert_eq!(&m.0[..3], &[0x0a, 0xac, 0x02]);
+        let mut seen = 0;
+        walk(&m.0, |n, w, p| {
+            assert_eq!((n, w, p.len()), (1, LEN, 300));
+            seen += 1;
+        })
+        .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn other_bytes_are_not_onnx() {
+        for (bytes, expect) in [
+            (&b""[..], "the file is empty"),
+            (b"hello, this is a text file\n", "not an ONNX model"),
+            (&[0xff, 0xff, 0xff][..], "not a protobuf message"),
+            // A valid message (field 1 = 150) without a graph.
+            (&[0x08, 0x96, 0x01][..], "no graph"),
+        ] {
+            let err = check_model_bytes(bytes).unwrap_err();
+            assert!(err.is_user_input());
+            assert!(err.to_string().contains(expect), "{bytes:?}: {err}");
+        }
+    }
+}

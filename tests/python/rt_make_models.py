@@ -1,0 +1,99 @@
+"""Writes the small ONNX models and .npy inputs the runtime tests use into OUTDIR.
+
+Usage: python3 rt_make_models.py OUTDIR
+
+Models are built with onnx.helper (not exported by cnnc), so the tests check the runtime
+against ONNX files made independently of the compiler.
+"""
+
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper
+
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def save(model, path):
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def conv_model(path):
+    # y = x ⋆ w (cross-correlation), x: [N, 1, 3, 3], w: [[0, 1], [2, 3]], no bias, no padding.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [1, 1, 2, 2], [0.0, 1.0, 2.0, 3.0])
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="conv", kernel_shape=[2, 2])
+    graph = helper.make_graph(
+        [node],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1, 2, 2])],
+        [w],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def classifier_model(path):
+    # logits = x @ w, x: [N, 4], w: [4, 6]; class 5 wins for the all-ones input.
+    w = np.zeros((4, 6), dtype=np.float32)
+    for k in range(6):
+        w[:, k] = k * 0.5
+    wt = helper.make_tensor("w", TensorProto.FLOAT, [4, 6], w.flatten().tolist())
+    node = helper.make_node("MatMul", ["x", "w"], ["logits"], name="fc")
+    graph = helper.make_graph(
+        [node],
+        "classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 6])],
+        [wt],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def step_model(path):
+    # The shape of a training step: f32 `input`, i64 `labels`, f32 parameter `p`;
+    # outputs `scaled` = input * p and `labels_f` = float(labels).
+    nodes = [
+        helper.make_node("Mul", ["input", "p"], ["scaled"], name="mul"),
+        helper.make_node("Cast", ["labels"], ["labels_f"], name="cast", to=TensorProto.FLOAT),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "step",
+        [
+            helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("labels", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("p", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("scaled", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_value_info("labels_f", TensorProto.FLOAT, ["N"]),
+        ],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def main(out):
+    os.makedirs(out, exist_ok=True)
+    conv_model(os.path.join(out, "conv.onnx"))
+    classifier_model(os.path.join(out, "classifier.onnx"))
+    step_model(os.path.join(out, "step.onnx"))
+    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    np.save(os.path.join(out, "x.npy"), x)
+    np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
+    np.save(os.path.join(out, "xint.npy"), x.astype(np.int64))
+    np.save(os.path.join(out, "xfortran.npy"), np.asfortranarray(np.arange(18, dtype=np.float32).reshape(2, 1, 3, 3)))
+    np.save(os.path.join(out, "wrong_shape.npy"), np.zeros((2, 3, 3, 3), dtype=np.float32))
+    np.save(os.path.join(out, "ones.npy"), np.ones((2, 4), dtype=np.float32))
+    with open(os.path.join(out, "notes.txt"), "w") as f:
+        f.write("this is a text file, not a model\n")
+    with open(os.path.join(out, "random.onnx"), "wb") as f:
+        f.write(np.random.default_rng(0).bytes(4096))
+    open(os.path.join(out, "empty.onnx"), "wb").close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

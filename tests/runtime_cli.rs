@@ -1,0 +1,329 @@
+//! `cnnc run`, `cnnc bench` and `cnnc doctor` end to end: the real binary on ONNX models and
+//! .npy inputs written by tests/python/rt_make_models.py (onnx.helper and numpy, independent of
+//! cnnc's exporter). A machine without python3+onnx+numpy skips with a printed reason.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The fixture folder, made once per test binary; `None` (with the reason printed) when python3
+/// with onnx and numpy is missing.
+fn fixtures() -> Option<&'static Path> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime_cli");
+        let _ = std::fs::remove_dir_all(&dir);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rt_make_models.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .map_err(|e| format!("python3 cannot be started: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "python3 {} failed (needs onnx and numpy): {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(dir)
+    });
+    match dir {
+        Ok(d) => Some(d),
+        Err(why) => {
+            println!("skipped: {why}");
+            None
+        }
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn cnnc_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+    cmd.args(args).current_dir(dir).env_remove("ORT_DYLIB_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the cnnc binary runs");
+    let run = Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked"),
+        "cnnc {args:?} panicked:\n{}",
+        run.stderr
+    );
+    run
+}
+
+fn cnnc(dir: &Path, args: &[&str]) -> Run {
+    cnnc_in(dir, args, &[])
+}
+
+fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let a = cnnc::runtime::npy::parse(&std::fs::read(path).unwrap()).unwrap();
+    (a.shape, a.data)
+}
+
+#[test]
+fn conv_output_matches_the_hand_computed_cross_correlation() {
+    let Some(dir) = fixtures() else { return };
+    let out_dir = dir.join("out_conv");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "conv.onnx",
+            "--input",
+            "x.npy",
+            "--output",
+            "out_conv/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("output `y`: [1, 1, 2, 2]"),
+        "{}",
+        r.stdout
+    );
+    // [[0,1,2],[3,4,5],[6,7,8]] ⋆ [[0,1],[2,3]]: e.g. top left = 0·0 + 1·1 + 3·2 + 4·3 = 19.
+    assert_eq!(
+        read_npy(&out_dir.join("y.npy")),
+        (vec![1, 1, 2, 2], vec![19.0, 25.0, 37.0, 43.0])
+    );
+    // The atomic write leaves only the result behind.
+    let names: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("y.npy")]);
+}
+
+#[test]
+fn float64_input_is_converted() {
+    let Some(dir) = fixtures() else { return };
+    std::fs::create_dir_all(dir.join("out64")).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "conv.onnx",
+            "--input",
+            "x64.npy",
+            "-o",
+            "out64/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("converted from float64"), "{}", r.stdout);
+    assert_eq!(
+        read_npy(&dir.join("out64/y.npy")).1,
+        vec![19.0, 25.0, 37.0, 43.0]
+    );
+}
+
+#[test]
+fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "wrong_shape.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr
+            .contains("the model expects [N, 1, 3, 3], the input is [2, 3, 3, 3]"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn integer_and_fortran_inputs_are_refused() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "xint.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("dtype int64"), "{}", r.stderr);
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "xfortran.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("Fortran order"), "{}", r.stderr);
+}
+
+#[test]
+fn files_that_are_not_onnx_are_refused_before_onnx_runtime() {
+    let Some(dir) = fixtures() else { return };
+    for (model, expect) in [
+        ("notes.txt", "not an ONNX model"),
+        ("random.onnx", "not an ONNX model"),
+        ("empty.onnx", "the file is empty"),
+    ] {
+        let r = cnnc(dir, &["run", model, "--input", "x.npy"]);
+        assert_eq!(r.code, Some(2), "{model}: {}", r.stderr);
+        assert!(r.stderr.contains(model), "{model}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{model}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn missing_files_are_usage_errors() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "no_such.onnx", "--input", "x.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("cannot read the model no_such.onnx"),
+        "{}",
+        r.stderr
+    );
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "no_such.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("cannot read the input no_such.npy"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn classifier_output_shows_the_top_classes() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "classifier.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // Logits of sample 0 are 0, 2, 4, 6, 8, 10: softmax gives class 5 0.865, class 4 0.117.
+    assert!(
+        r.stdout
+            .contains("sample 0: 5 (0.865)  4 (0.117)  3 (0.016)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("sample 1:"), "{}", r.stdout);
+}
+
+/// Whether CUDA really works here, by `cnnc doctor`'s own test.
+fn cuda_works(dir: &Path) -> bool {
+    let r = cnnc(dir, &["doctor", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    v["cuda"]["ok"] == serde_json::Value::Bool(true)
+}
+
+#[test]
+fn cuda_without_cuda_is_an_error_not_a_cpu_fallback() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(
+        dir,
+        &["run", "conv.onnx", "--input", "x.npy", "--device", "cuda"],
+    );
+    if cuda_works(dir) {
+        println!("CUDA works on this machine: checking that --device cuda runs");
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        return;
+    }
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("CUDA is unavailable"), "{}", r.stderr);
+    assert!(r.stderr.contains("onnxruntime-gpu"), "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("output"),
+        "nothing ran on the CPU: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn bench_json_has_the_keys_and_positive_numbers() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(
+        dir,
+        &[
+            "bench",
+            "conv.onnx",
+            "--batch",
+            "4",
+            "--warmup",
+            "2",
+            "--iterations",
+            "20",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["model"], "conv.onnx");
+    assert_eq!(v["device"], "cpu");
+    assert_eq!(v["batch"], 4);
+    assert_eq!(v["iterations"], 20);
+    for key in ["images_per_sec", "p50_ms", "p99_ms", "mean_ms"] {
+        let x = v[key].as_f64().unwrap_or_else(|| panic!("{key} in {v}"));
+        assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
+    }
+    assert!(v["p50_ms"].as_f64() <= v["p99_ms"].as_f64());
+}
+
+#[test]
+fn bench_text_and_seconds() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["bench", "classifier.onnx", "--seconds", "0.2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("images/s"), "{}", r.stdout);
+    assert!(r.stdout.contains("p99"), "{}", r.stdout);
+    let r = cnnc(dir, &["bench", "notes.txt"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}
+
+#[test]
+fn doctor_lists_the_cpu_provider_and_exits_0() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["doctor"]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("CPUExecutionProvider"), "{}", r.stdout);
+    assert!(r.stdout.contains("libonnxruntime"), "{}", r.stdout);
+    let r = cnnc(dir, &["doctor", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["cpu"]["ok"], true);
+    assert!(v["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "CPUExecutionProvider"));
+}
+
+#[test]
+fn a_wrong_ort_dylib_path_is_named_precisely() {
+    let Some(dir) = fixtures() else { return };
+    let missing = dir.join("nowhere/libonnxruntime.so");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        &["doctor"][..],
+        &["run", "conv.onnx", "--input", "x.npy"][..],
+    ] {
+        let r = cnnc_in(dir, args, &[("ORT_DYLIB_PATH", missing)]);
+        assert_eq!(r.code, Some(3), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!(
+                "ORT_DYLIB_PATH={missing} points to a file that does not exist"
+            )),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // A file that is not a shared library: the loader's reason is shown.
+    let r = cnnc_in(
+        dir,
+        &["run", "conv.onnx", "--input", "x.npy"],
+        &[("ORT_DYLIB_PATH", dir.join("notes.txt").to_str().unwrap())],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("could not load ONNX Runtime"),
+        "{}",
+        r.stderr
+    );
+}
