@@ -42,8 +42,14 @@ fn main() {
     let resnet = root.join("models/resnet18.cnn");
     let text = std::fs::read_to_string(&resnet).expect("models/resnet18.cnn");
     let t = median_time(200, || compile(&resnet, &text));
-    println!("parse+check resnet18.cnn: {:.3} ms (median of 200; target < 2 ms)", t.as_secs_f64() * 1e3);
-    println!("{:>10}  {:>12}  {:>14}", "layers", "median ms", "µs per layer");
+    println!(
+        "parse+check resnet18.cnn: {:.3} ms (median of 200; target < 2 ms)",
+        t.as_secs_f64() * 1e3
+    );
+    println!(
+        "{:>10}  {:>12}  {:>14}",
+        "layers", "median ms", "µs per layer"
+    );
     for layers in [1_000usize, 10_000, 100_000] {
         let text = generated(layers);
         let runs = if layers >= 100_000 { 5 } else { 21 };

@@ -7,7 +7,8 @@ use std::process::Command;
 
 fn cnnc() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cnnc"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1");
     c
 }
 
@@ -29,7 +30,10 @@ fn expected_codes(path: &Path) -> Vec<String> {
 }
 
 fn json_codes(path: &str) -> (i32, Vec<(String, String)>) {
-    let out = cnnc().args(["check", "--format", "json", path]).output().unwrap();
+    let out = cnnc()
+        .args(["check", "--format", "json", path])
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{path}: JSON output does not parse: {e}"));
     let codes = v
@@ -76,7 +80,10 @@ fn warning_fixtures_check_with_their_warning() {
         let rel = relative(path);
         let expected = expected_codes(path);
         let (status, codes) = json_codes(&rel);
-        assert_eq!(status, 0, "{rel}: warnings alone must exit 0, got {codes:?}");
+        assert_eq!(
+            status, 0,
+            "{rel}: warnings alone must exit 0, got {codes:?}"
+        );
         for code in &expected {
             assert!(
                 codes.iter().any(|(s, c)| s == "warning" && c == code),

@@ -59,7 +59,11 @@ fn models_match_the_independent_reference() {
         let m = c.model(None).unwrap();
         let output: Vec<u64> = serde_json::from_value(want["output"].clone()).unwrap();
         assert_eq!(m.output_shape().0, output, "{stem}: output shape");
-        assert_eq!(m.total_params(), want["params"].as_u64().unwrap(), "{stem}: parameters");
+        assert_eq!(
+            m.total_params(),
+            want["params"].as_u64().unwrap(),
+            "{stem}: parameters"
+        );
         if let Some(macs) = want.get("macs").and_then(|v| v.as_u64()) {
             assert_eq!(m.total_macs(), macs, "{stem}: MACs");
         }
