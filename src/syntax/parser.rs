@@ -144,10 +144,9 @@ fn error_to_diagnostic(e: pest::error::Error<Rule>, text: &str, file: FileId) ->
         InputLocation::Span((s, _)) => s,
     };
     match e.variant {
-        ErrorVariant::ParsingError {
-            positives,
-            negatives,
-        } => unexpected(&positives, &negatives, text, pos, file),
+        // The grammar's negative lookaheads (`!keyword`) only ever explain a missing
+        // positive, so the positives say everything worth saying.
+        ErrorVariant::ParsingError { positives, .. } => unexpected(&positives, text, pos, file),
         // pest's own guard: it stops before the native stack runs out.
         ErrorVariant::CustomError { message } if message.contains("limit") => {
             Diagnostic::error(TOO_DEEP, "the file is nested too deeply to parse")
@@ -300,26 +299,18 @@ fn is_keyword(word: &str) -> bool {
     )
 }
 
-fn unexpected(
-    positives: &[Rule],
-    negatives: &[Rule],
-    text: &str,
-    pos: usize,
-    file: FileId,
-) -> Diagnostic {
+fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagnostic {
     let (start, end, found) = found_token(text, pos);
     let tok = &text[start..end];
     let words = expected_words(positives);
     let message = if words.is_empty() {
-        let _ = negatives;
         format!("unexpected {found}")
     } else {
         format!("expected {}, found {found}", join_words(&words))
     };
-    let mut d = Diagnostic::error(UNEXPECTED, message).label(
-        Span::new(file, start, end.max(start + usize::from(end < text.len()))),
-        format!("unexpected {found}"),
-    );
+    // The token's span; empty only at the end of the file.
+    let mut d = Diagnostic::error(UNEXPECTED, message)
+        .label(Span::new(file, start, end), format!("unexpected {found}"));
     let expects = |w: &str| words.contains(&w);
     let closer = |b: u8| match b {
         b'{' => '}',

@@ -230,6 +230,7 @@ fn empty_and_comment_only_files() {
     check("  \n\t\n", "");
     check("# only a comment\n// and another", "");
     check("# no newline at the end", "");
+    check("\u{feff}block b() {}", "block b()");
 }
 
 #[test]
