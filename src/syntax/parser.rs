@@ -1,8 +1,938 @@
-//! pest pairs → AST. (stub: being written)
-use super::ast;
-use crate::diag::Diagnostics;
-use crate::source::FileId;
+//! pest pairs → AST, and pest errors → diagnostics.
+//!
+//! Architecture invariant: parsing never overflows the stack, whatever the input. Bracket
+//! nesting is limited by a scan before pest runs ([`MAX_NESTING`]); the grammar recurses only
+//! through brackets; prefix operators, binary operator chains and `else if` chains arrive as
+//! flat sequences that this module folds with loops, and it caps the depth of what it builds
+//! ([`MAX_NESTING`] statements deep, [`MAX_EXPR_DEPTH`] expression nodes deep), so later
+//! stages may recurse over the AST freely.
 
-pub fn parse(_text: &str, _file: FileId) -> Result<ast::File, Diagnostics> {
-    Ok(ast::File { items: vec![] })
+use super::ast::*;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::source::{FileId, Span};
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/cnn.pest"]
+struct CnnParser;
+
+/// The deepest nesting of `{`, `(` and `[` (together) that a file may have, and the deepest
+/// nesting of statements (bodies and `else if` chains).
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest expression tree the parser builds (`- - - x` is three deep below `x`).
+pub const MAX_EXPR_DEPTH: usize = 128;
+
+const UNEXPECTED: &str = "cnnc::syntax::unexpected";
+const TOO_DEEP: &str = "cnnc::syntax::too_deep";
+const INT_TOO_LARGE: &str = "cnnc::syntax::int_too_large";
+
+/// Parses one `.cnn` file. An empty file is an empty [`File`]; a file with a syntax error
+/// gives at least one error diagnostic.
+pub fn parse(text: &str, file: FileId) -> Result<File, Diagnostics> {
+    let one = |d: Diagnostic| Err(Diagnostics(vec![d]));
+    if let Some(d) = check_nesting(text, file) {
+        return one(d);
+    }
+    let mut pairs = match CnnParser::parse(Rule::file, text) {
+        Ok(pairs) => pairs,
+        Err(e) => return one(error_to_diagnostic(e, text, file)),
+    };
+    let mut builder = Builder {
+        file,
+        diags: Diagnostics::new(),
+        depth: 0,
+    };
+    let ast = builder.file(pairs.next().expect("the file rule matched"));
+    if builder.diags.has_errors() {
+        Err(builder.diags)
+    } else {
+        Ok(ast)
+    }
 }
+
+// ---- nesting ---------------------------------------------------------------------------
+
+/// Calls `f(offset, byte)` for every bracket of `text` outside comments and strings, and
+/// stops early when `f` returns false.
+fn for_each_bracket(text: &str, mut f: impl FnMut(usize, u8) -> bool) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => i = skip_line(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_line(bytes, i),
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b @ (b'{' | b'(' | b'[' | b'}' | b')' | b']') => {
+                if !f(i, b) {
+                    return;
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
+fn skip_line(bytes: &[u8], mut i: usize) -> usize {
+    while i < bytes.len() && bytes[i] != b'\n' {
+        i += 1;
+    }
+    i
+}
+
+/// Reports the first opening bracket nested deeper than [`MAX_NESTING`].
+fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
+    let mut depth = 0usize;
+    let mut too_deep = None;
+    for_each_bracket(text, |i, b| {
+        if matches!(b, b'{' | b'(' | b'[') {
+            depth += 1;
+            if depth > MAX_NESTING {
+                too_deep = Some((i, b));
+                return false;
+            }
+        } else {
+            depth = depth.saturating_sub(1);
+        }
+        true
+    });
+    let (at, b) = too_deep?;
+    Some(
+        Diagnostic::error(
+            TOO_DEEP,
+            format!("brackets are nested more than {MAX_NESTING} deep"),
+        )
+        .label(
+            Span::new(file, at, at + 1),
+            format!("this `{}` is {} deep", b as char, MAX_NESTING + 1),
+        )
+        .help("flatten the nesting: move inner parts into a `block`, or split the expression"),
+    )
+}
+
+/// The innermost bracket opened before `pos` and not closed before it.
+fn innermost_unclosed(text: &str, pos: usize) -> Option<(usize, u8)> {
+    let mut stack = Vec::new();
+    for_each_bracket(text, |i, b| {
+        if i >= pos {
+            return false;
+        }
+        if matches!(b, b'{' | b'(' | b'[') {
+            stack.push((i, b));
+        } else {
+            stack.pop();
+        }
+        true
+    });
+    stack.pop()
+}
+
+// ---- pest errors -----------------------------------------------------------------------
+
+fn error_to_diagnostic(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnostic {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    match e.variant {
+        // The grammar's negative lookaheads (`!keyword`) only ever explain a missing
+        // positive, so the positives say everything worth saying.
+        ErrorVariant::ParsingError { positives, .. } => unexpected(&positives, text, pos, file),
+        // pest's own guard: it stops before the native stack runs out.
+        ErrorVariant::CustomError { message } if message.contains("limit") => {
+            Diagnostic::error(TOO_DEEP, "the file is nested too deeply to parse")
+                .label(Span::new(file, pos, (pos + 1).min(text.len())), "here")
+                .help("flatten the nesting: move inner parts into a `block`")
+        }
+        ErrorVariant::CustomError { message } => Diagnostic::error(UNEXPECTED, message)
+            .label(Span::new(file, pos, (pos + 1).min(text.len())), ""),
+    }
+}
+
+/// What the user should read for a rule pest expected. Groups share one word: every way to
+/// begin an expression is "an expression".
+fn expected_word(rule: Rule) -> &'static str {
+    use Rule::*;
+    match rule {
+        use_decl | kw_use => "`use`",
+        block_def | kw_block => "`block`",
+        model_def | kw_model => "`model`",
+        kw_input => "`input`",
+        EOI => "end of file",
+        // pest reports the whole-file rule when none of an item's first tokens matched.
+        file => "`block`, `model` or `use`",
+        stmt | call | repeat_stmt | if_stmt | concat_stmt | residual_stmt | kw_repeat
+        | kw_concat | kw_residual => "a layer",
+        branch => "a branch (a layer or `{ … }`)",
+        body => "`{`",
+        expr | float | int | kw_true | kw_false | kw_same | in_query | paren | op_not | op_neg
+        | repeat_range => "an expression",
+        list | lbracket => "a list `[…]`",
+        index | cmp_op | add_op | mul_op | op_and | op_or => "an operator",
+        ident | param => "a name",
+        arg => "an argument",
+        alias | kw_as => "`as`",
+        shape_assert | colon => "`:`",
+        call_args | lparen => "`(`",
+        else_if | else_clause | kw_else => "`else`",
+        shortcut | kw_shortcut => "`shortcut`",
+        kw_if => "`if`",
+        kw_in => "`in`",
+        lbrace => "`{`",
+        rbrace => "`}`",
+        rparen => "`)`",
+        rbracket => "`]`",
+        comma => "`,`",
+        dotdot => "`..`",
+        assign => "`=`",
+        string => "a quoted path",
+        // Rules that pest does not report on their own (silent or whole-file ones).
+        _ => "something else",
+    }
+}
+
+/// The words for pest's expected rules, deduplicated, with the groups that subsume others
+/// applied: where a layer may start, a name is a layer; where an expression may start, a
+/// name, `(` or `[` begins an expression; after an operand, `[` is indexing, an operator.
+fn expected_words(positives: &[Rule]) -> Vec<&'static str> {
+    let mut words: Vec<&'static str> = Vec::new();
+    for &r in positives {
+        let w = expected_word(r);
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    let has = |words: &[&str], w: &str| words.contains(&w);
+    if has(&words, "a layer") {
+        words.retain(|w| *w != "a name" && *w != "`if`");
+    }
+    if has(&words, "an expression") {
+        words.retain(|w| !matches!(*w, "a name" | "`(`" | "a list `[…]`"));
+    }
+    if has(&words, "an operator") {
+        words.retain(|w| *w != "a list `[…]`");
+    }
+    // A stable, readable order: what may come first, punctuation after, end of file last.
+    let rank = |w: &str| match w {
+        "a layer" | "a branch (a layer or `{ … }`)" => 0,
+        "an expression" | "a name" | "an argument" | "a list `[…]`" | "a quoted path" => 1,
+        "an operator" => 2,
+        "`}`" | "`)`" | "`]`" => 4,
+        "end of file" => 5,
+        _ => 3,
+    };
+    words.sort_by_key(|w| rank(w));
+    words
+}
+
+fn join_words(words: &[&str]) -> String {
+    match words {
+        [] => "something else".to_string(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The token at `pos`, as a byte range and as words (`` `conv` ``, "end of file").
+fn found_token(text: &str, pos: usize) -> (usize, usize, String) {
+    let rest = &text[pos.min(text.len())..];
+    let Some(c) = rest.chars().next() else {
+        return (text.len(), text.len(), "end of file".to_string());
+    };
+    let len = if c.is_ascii_alphanumeric() || c == '_' {
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())
+    } else if ["==", "!=", "<=", ">=", "..", "//"]
+        .iter()
+        .any(|op| rest.starts_with(op))
+    {
+        2
+    } else {
+        c.len_utf8()
+    };
+    let tok = &rest[..len];
+    let words = if tok.len() > 40 {
+        let cut = (0..=40)
+            .rev()
+            .find(|&i| tok.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("`{}…`", &tok[..cut])
+    } else if c == '"' {
+        "a string".to_string()
+    } else if c == '\n' || c == '\r' {
+        "a line break".to_string()
+    } else {
+        format!("`{tok}`")
+    };
+    (pos, pos + len, words)
+}
+
+fn is_keyword(word: &str) -> bool {
+    matches!(
+        word,
+        "use"
+            | "block"
+            | "model"
+            | "repeat"
+            | "in"
+            | "if"
+            | "else"
+            | "concat"
+            | "residual"
+            | "shortcut"
+            | "as"
+            | "and"
+            | "or"
+            | "not"
+            | "true"
+            | "false"
+            | "same"
+    )
+}
+
+fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagnostic {
+    let (start, end, found) = found_token(text, pos);
+    let tok = &text[start..end];
+    let words = expected_words(positives);
+    let message = if words.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_words(&words))
+    };
+    // The token's span; empty only at the end of the file.
+    let mut d = Diagnostic::error(UNEXPECTED, message)
+        .label(Span::new(file, start, end), format!("unexpected {found}"));
+    let expects = |w: &str| words.contains(&w);
+    let closer = |b: u8| match b {
+        b'{' => '}',
+        b'(' => ')',
+        _ => ']',
+    };
+    if tok == "=" && expects("an operator") {
+        return d.help(
+            "to compare two values write `==`; a single `=` only names an argument, as in `pad=2`",
+        );
+    }
+    if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
+        return d.help("comparisons do not chain: write `a < b and b < c`");
+    }
+    if is_keyword(tok) && expects("a name") {
+        return d.help(format!("`{tok}` is a keyword and cannot be used as a name"));
+    }
+    let unclosed =
+        innermost_unclosed(text, pos).filter(|&(_, b)| expects(&format!("`{}`", closer(b))));
+    if let Some((open, b)) = unclosed {
+        let opener = Span::new(file, open, open + 1);
+        let close = closer(b);
+        if start == text.len() {
+            d = d
+                .label(opener, format!("this `{}` is never closed", b as char))
+                .help(format!("add a `{close}` to close it"));
+        } else if b != b'{' {
+            let help = if expects("`,`") {
+                format!("close it with `{close}`, or separate the items with `,`")
+            } else {
+                format!("close it with `{close}`")
+            };
+            d = d
+                .label(opener, format!("this `{}` is not closed", b as char))
+                .help(help);
+        }
+    }
+    d
+}
+
+// ---- pairs → AST -----------------------------------------------------------------------
+
+struct Builder {
+    file: FileId,
+    diags: Diagnostics,
+    /// How many statements deep the statement being built is.
+    depth: usize,
+}
+
+/// An operator waiting for its operands while an expression is folded.
+enum PendingOp {
+    Prefix(UnaryOp, usize),
+    Binary(BinaryOp, u8, Span),
+}
+
+impl PendingOp {
+    /// Binding power: `or` 1, `and` 2, `not` 3, comparisons 4, `+ -` 5, `* / %` 6, `-x` 7.
+    fn power(&self) -> u8 {
+        match self {
+            PendingOp::Prefix(UnaryOp::Not, _) => 3,
+            PendingOp::Prefix(UnaryOp::Neg, _) => 7,
+            PendingOp::Binary(_, p, _) => *p,
+        }
+    }
+}
+
+/// An expression and the depth of its tree.
+type Operand = (Expr, usize);
+
+impl Builder {
+    /// The span of a pair without the whitespace and comments pest may include at its end:
+    /// it ends where its last token ends.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let start = pair.as_span().start();
+        let mut last = pair.clone();
+        while let Some(child) = last.clone().into_inner().next_back() {
+            last = child;
+        }
+        Span::new(self.file, start, last.as_span().end())
+    }
+
+    fn file(&mut self, pair: Pair<'_, Rule>) -> File {
+        let mut items = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::use_decl => {
+                    let span = self.span(&p);
+                    let s = p.into_inner().nth(1).expect("use has a string");
+                    let quoted = s.as_str();
+                    items.push(Item::Use(UseDecl {
+                        path: quoted[1..quoted.len() - 1].to_string(),
+                        span,
+                    }));
+                }
+                Rule::block_def => items.push(Item::Block(self.block_def(p))),
+                Rule::model_def => items.push(Item::Model(self.model_def(p))),
+                _ => {}
+            }
+        }
+        File { items }
+    }
+
+    fn ident(&self, pair: Pair<'_, Rule>) -> Ident {
+        Ident {
+            name: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    fn block_def(&mut self, pair: Pair<'_, Rule>) -> BlockDef {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut params = Vec::new();
+        let mut body = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::params => {
+                    for param in p.into_inner().filter(|p| p.as_rule() == Rule::param) {
+                        let mut inner = param.into_inner();
+                        let name = self.ident(inner.next().expect("a param has a name"));
+                        let default = inner.find(|p| p.as_rule() == Rule::expr);
+                        params.push(Param {
+                            name,
+                            default: default.map(|e| self.expr(e)),
+                        });
+                    }
+                }
+                Rule::body => body = self.body(p),
+                _ => {}
+            }
+        }
+        BlockDef {
+            name: name.expect("a block has a name"),
+            params,
+            body,
+            span,
+        }
+    }
+
+    fn model_def(&mut self, pair: Pair<'_, Rule>) -> ModelDef {
+        let span = self.span(&pair);
+        let mut name = None;
+        let mut input = Vec::new();
+        let mut input_span = span;
+        let mut body = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::list => {
+                    input_span = self.span(&p);
+                    input = self.list_items(p);
+                }
+                Rule::body => body = self.body(p),
+                _ => {}
+            }
+        }
+        ModelDef {
+            name: name.expect("a model has a name"),
+            input,
+            input_span,
+            body,
+            span,
+        }
+    }
+
+    /// The statements of a `{ … }` body, one level deeper than the enclosing statement.
+    fn body(&mut self, pair: Pair<'_, Rule>) -> Vec<Stmt> {
+        self.depth += 1;
+        let stmts = if self.depth > MAX_NESTING {
+            // Braces are limited before parsing, so only `else if` chains inside deep
+            // bodies get here; the chain reported the problem already.
+            Vec::new()
+        } else {
+            pair.into_inner()
+                .filter(|p| p.as_rule() == Rule::stmt)
+                .map(|p| self.stmt(p))
+                .collect()
+        };
+        self.depth -= 1;
+        stmts
+    }
+
+    fn stmt(&mut self, pair: Pair<'_, Rule>) -> Stmt {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let kind_pair = inner.next().expect("a statement has a kind");
+        let kind = match kind_pair.as_rule() {
+            Rule::call => StmtKind::Call(self.call(kind_pair)),
+            Rule::repeat_stmt => StmtKind::Repeat(self.repeat(kind_pair)),
+            Rule::if_stmt => StmtKind::If(self.if_stmt(kind_pair)),
+            Rule::concat_stmt => StmtKind::Concat(self.concat(kind_pair)),
+            Rule::residual_stmt => StmtKind::Residual(self.residual(kind_pair)),
+            r => unreachable!("statement kind {r:?}"),
+        };
+        let mut alias = None;
+        let mut assert = None;
+        for p in inner {
+            match p.as_rule() {
+                Rule::alias => {
+                    let name = p.into_inner().nth(1).expect("`as` has a name");
+                    alias = Some(self.ident(name));
+                }
+                Rule::shape_assert => {
+                    let list = p.into_inner().nth(1).expect("`:` has a list");
+                    let span = self.span(&list);
+                    assert = Some(ShapeAssert {
+                        dims: self.list_items(list),
+                        span,
+                    });
+                }
+                r => unreachable!("statement postfix {r:?}"),
+            }
+        }
+        Stmt {
+            kind,
+            alias,
+            assert,
+            span,
+        }
+    }
+
+    fn call(&mut self, pair: Pair<'_, Rule>) -> Call {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let name = self.ident(inner.next().expect("a call has a name"));
+        let mut args = Vec::new();
+        let mut parens = false;
+        if let Some(call_args) = inner.next() {
+            parens = true;
+            for arg in call_args.into_inner().filter(|p| p.as_rule() == Rule::arg) {
+                let span = self.span(&arg);
+                let mut name = None;
+                let mut value = None;
+                for p in arg.into_inner() {
+                    match p.as_rule() {
+                        Rule::ident => name = Some(self.ident(p)),
+                        Rule::expr => value = Some(self.expr(p)),
+                        _ => {}
+                    }
+                }
+                args.push(Arg {
+                    name,
+                    value: value.expect("an argument has a value"),
+                    span,
+                });
+            }
+        }
+        Call {
+            name,
+            args,
+            parens,
+            span,
+        }
+    }
+
+    fn repeat(&mut self, pair: Pair<'_, Rule>) -> Repeat {
+        let mut var = None;
+        let mut range = None;
+        let mut body = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::repeat_range => {
+                    let mut inner = p.into_inner();
+                    var = Some(self.ident(inner.next().expect("a loop variable")));
+                    let mut bounds = inner.filter(|p| p.as_rule() == Rule::expr);
+                    let from = self.expr(bounds.next().expect("a range start"));
+                    let to = self.expr(bounds.next().expect("a range end"));
+                    range = Some(RepeatRange::Range(from, to));
+                }
+                Rule::expr => range = Some(RepeatRange::Count(self.expr(p))),
+                Rule::body => body = self.body(p),
+                _ => {}
+            }
+        }
+        Repeat {
+            var,
+            range: range.expect("a repeat has a count or range"),
+            body,
+        }
+    }
+
+    /// `if a {} else if b {} else {}` arrives flat; each `else if` becomes an else body
+    /// holding one statement, folded from the last one back.
+    fn if_stmt(&mut self, pair: Pair<'_, Rule>) -> IfStmt {
+        let end = self.span(&pair).end;
+        let mut arms: Vec<(usize, Expr, Vec<Stmt>)> = Vec::new();
+        let mut else_body = None;
+        let mut cond = None;
+        let mut then_body = Vec::new();
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::expr => cond = Some(self.expr(p)),
+                Rule::body => then_body = self.body(p),
+                Rule::else_if => {
+                    let mut inner = p.into_inner();
+                    inner.next(); // else
+                    let kw_if = inner.next().expect("`else if`");
+                    let start = kw_if.as_span().start();
+                    if self.depth + arms.len() + 1 >= MAX_NESTING {
+                        if arms.len() + 1 == MAX_NESTING - self.depth {
+                            self.diags.push(
+                                Diagnostic::error(
+                                    TOO_DEEP,
+                                    format!("`else if` chains nest more than {MAX_NESTING} deep"),
+                                )
+                                .label(Span::new(self.file, start, start + 2), "too deep here")
+                                .help("split the chain, or choose with expressions"),
+                            );
+                        }
+                        continue;
+                    }
+                    self.depth += arms.len() + 1;
+                    let c = self.expr(inner.next().expect("a condition"));
+                    let b = self.body(inner.next().expect("a body"));
+                    self.depth -= arms.len() + 1;
+                    arms.push((start, c, b));
+                }
+                Rule::else_clause => {
+                    self.depth += arms.len();
+                    else_body = Some(self.body(p.into_inner().nth(1).expect("a body")));
+                    self.depth -= arms.len();
+                }
+                _ => {}
+            }
+        }
+        while let Some((start, cond, then_body)) = arms.pop() {
+            let nested = IfStmt {
+                cond,
+                then_body,
+                else_body,
+            };
+            else_body = Some(vec![Stmt {
+                kind: StmtKind::If(nested),
+                alias: None,
+                assert: None,
+                span: Span {
+                    file: self.file,
+                    start: start as u32,
+                    end,
+                },
+            }]);
+        }
+        IfStmt {
+            cond: cond.expect("an if has a condition"),
+            then_body,
+            else_body,
+        }
+    }
+
+    fn concat(&mut self, pair: Pair<'_, Rule>) -> Concat {
+        let mut branches = Vec::new();
+        for p in pair.into_inner().filter(|p| p.as_rule() == Rule::branch) {
+            let span = self.span(&p);
+            let inner = p.into_inner().next().expect("a branch has content");
+            let body = match inner.as_rule() {
+                Rule::body => self.body(inner),
+                _ => {
+                    self.depth += 1;
+                    let s = self.stmt(inner);
+                    self.depth -= 1;
+                    vec![s]
+                }
+            };
+            branches.push(Branch { body, span });
+        }
+        Concat { branches }
+    }
+
+    fn residual(&mut self, pair: Pair<'_, Rule>) -> Residual {
+        let mut body = Vec::new();
+        let mut body_span = self.span(&pair);
+        let mut shortcut = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::body => {
+                    body_span = self.span(&p);
+                    body = self.body(p);
+                }
+                Rule::shortcut => {
+                    let span = self.span(&p);
+                    let mut cond = None;
+                    let mut sbody = Vec::new();
+                    for q in p.into_inner() {
+                        match q.as_rule() {
+                            Rule::expr => cond = Some(self.expr(q)),
+                            Rule::body => sbody = self.body(q),
+                            _ => {}
+                        }
+                    }
+                    shortcut = Some(Shortcut {
+                        cond,
+                        body: sbody,
+                        span,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Residual {
+            body,
+            body_span,
+            shortcut,
+        }
+    }
+
+    // ---- expressions -------------------------------------------------------------------
+
+    fn list_items(&mut self, list: Pair<'_, Rule>) -> Vec<Expr> {
+        list.into_inner()
+            .filter(|p| p.as_rule() == Rule::expr)
+            .map(|p| self.expr(p))
+            .collect()
+    }
+
+    fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        self.expr_with_depth(pair).0
+    }
+
+    /// Folds an `expr` pair's flat sequence of prefix operators, operands, indexes and
+    /// binary operators by precedence, with explicit stacks (shunting-yard).
+    fn expr_with_depth(&mut self, pair: Pair<'_, Rule>) -> Operand {
+        let mut operands: Vec<Operand> = Vec::new();
+        let mut ops: Vec<PendingOp> = Vec::new();
+        let mut reported = false;
+        for p in pair.into_inner() {
+            let binary = match p.as_rule() {
+                Rule::op_or => Some((BinaryOp::Or, 1)),
+                Rule::op_and => Some((BinaryOp::And, 2)),
+                Rule::cmp_op => Some((
+                    match p.as_str() {
+                        "==" => BinaryOp::Eq,
+                        "!=" => BinaryOp::Ne,
+                        "<" => BinaryOp::Lt,
+                        "<=" => BinaryOp::Le,
+                        ">" => BinaryOp::Gt,
+                        _ => BinaryOp::Ge,
+                    },
+                    4,
+                )),
+                Rule::add_op => Some((
+                    if p.as_str() == "+" {
+                        BinaryOp::Add
+                    } else {
+                        BinaryOp::Sub
+                    },
+                    5,
+                )),
+                Rule::mul_op => Some((
+                    match p.as_str() {
+                        "*" => BinaryOp::Mul,
+                        "/" => BinaryOp::Div,
+                        _ => BinaryOp::Rem,
+                    },
+                    6,
+                )),
+                _ => None,
+            };
+            if let Some((op, power)) = binary {
+                while ops.last().is_some_and(|top| top.power() >= power) {
+                    let top = ops.pop().expect("checked");
+                    self.reduce(top, &mut operands, &mut reported);
+                }
+                ops.push(PendingOp::Binary(op, power, self.span(&p)));
+                continue;
+            }
+            match p.as_rule() {
+                Rule::op_not => ops.push(PendingOp::Prefix(UnaryOp::Not, p.as_span().start())),
+                Rule::op_neg => ops.push(PendingOp::Prefix(UnaryOp::Neg, p.as_span().start())),
+                Rule::index => {
+                    let end = self.span(&p).end;
+                    let bracket = p.as_span().start();
+                    let idx = self.expr_with_depth(p.into_inner().nth(1).expect("an index"));
+                    let base = operands.pop().expect("an index follows an operand");
+                    let span = Span { end, ..base.0.span };
+                    let (index, index_depth) = idx;
+                    let node = self.node(
+                        span,
+                        bracket,
+                        base.1.max(index_depth),
+                        &mut reported,
+                        |base| ExprKind::Index(Box::new(base), Box::new(index)),
+                        base.0,
+                    );
+                    operands.push(node);
+                }
+                _ => operands.push(self.atom(p, &mut reported)),
+            }
+        }
+        while let Some(top) = ops.pop() {
+            self.reduce(top, &mut operands, &mut reported);
+        }
+        operands.pop().expect("an expression has an operand")
+    }
+
+    /// Wraps `inner` into a node one deeper, unless that would pass [`MAX_EXPR_DEPTH`]:
+    /// then reports once per expression and keeps `inner` as it is.
+    fn node(
+        &mut self,
+        span: Span,
+        at: usize,
+        below: usize,
+        reported: &mut bool,
+        make: impl FnOnce(Expr) -> ExprKind,
+        inner: Expr,
+    ) -> Operand {
+        if below + 1 > MAX_EXPR_DEPTH {
+            if !*reported {
+                *reported = true;
+                self.diags.push(
+                    Diagnostic::error(
+                        TOO_DEEP,
+                        format!("this expression is nested more than {MAX_EXPR_DEPTH} deep"),
+                    )
+                    .label(Span::new(self.file, at, at + 1), "too deep here")
+                    .help("split the expression into block parameters or simpler parts"),
+                );
+            }
+            return (inner, below);
+        }
+        (
+            Expr {
+                kind: make(inner),
+                span,
+            },
+            below + 1,
+        )
+    }
+
+    fn reduce(&mut self, op: PendingOp, operands: &mut Vec<Operand>, reported: &mut bool) {
+        match op {
+            PendingOp::Prefix(op, start) => {
+                let (e, d) = operands.pop().expect("a prefix operator has an operand");
+                let span = Span {
+                    start: start as u32,
+                    ..e.span
+                };
+                let node = self.node(
+                    span,
+                    start,
+                    d,
+                    reported,
+                    |e| ExprKind::Unary(op, Box::new(e)),
+                    e,
+                );
+                operands.push(node);
+            }
+            PendingOp::Binary(op, _, op_span) => {
+                let (r, rd) = operands.pop().expect("a binary operator has a right side");
+                let (l, ld) = operands.pop().expect("a binary operator has a left side");
+                let span = l.span.to(r.span);
+                let node = self.node(
+                    span,
+                    op_span.start as usize,
+                    ld.max(rd),
+                    reported,
+                    |l| ExprKind::Binary(op, Box::new(l), Box::new(r)),
+                    l,
+                );
+                operands.push(node);
+            }
+        }
+    }
+
+    fn atom(&mut self, p: Pair<'_, Rule>, reported: &mut bool) -> Operand {
+        let span = self.span(&p);
+        let leaf = |kind| (Expr { kind, span }, 1);
+        match p.as_rule() {
+            Rule::int => match p.as_str().parse::<i64>() {
+                Ok(v) => leaf(ExprKind::Int(v)),
+                Err(_) => {
+                    self.diags.push(
+                        Diagnostic::error(INT_TOO_LARGE, "integer literal is too large")
+                            .label(span, "does not fit in a 64-bit signed integer")
+                            .help(format!("the largest integer is {}", i64::MAX)),
+                    );
+                    leaf(ExprKind::Int(0))
+                }
+            },
+            // Every digit string with a dot or exponent parses as an f64 (maybe infinite).
+            Rule::float => leaf(ExprKind::Float(p.as_str().parse().unwrap_or(f64::INFINITY))),
+            Rule::kw_true => leaf(ExprKind::Bool(true)),
+            Rule::kw_false => leaf(ExprKind::Bool(false)),
+            Rule::kw_same => leaf(ExprKind::Same),
+            Rule::in_query => leaf(ExprKind::InQuery(p.as_str()[3..].to_string())),
+            Rule::ident => leaf(ExprKind::Var(p.as_str().to_string())),
+            Rule::paren => {
+                let inner = p
+                    .into_inner()
+                    .nth(1)
+                    .expect("parentheses hold an expression");
+                let (mut e, d) = self.expr_with_depth(inner);
+                // The parenthesised expression keeps its own kind, spanning the parentheses.
+                e.span = span;
+                (e, d)
+            }
+            Rule::list => {
+                let mut depth = 0;
+                let mut items = Vec::new();
+                for item in p.into_inner().filter(|p| p.as_rule() == Rule::expr) {
+                    let (e, d) = self.expr_with_depth(item);
+                    depth = depth.max(d);
+                    items.push(e);
+                }
+                let at = span.start as usize;
+                self.node(
+                    span,
+                    at,
+                    depth,
+                    reported,
+                    |_| ExprKind::List(items),
+                    Expr {
+                        kind: ExprKind::Int(0),
+                        span,
+                    },
+                )
+            }
+            r => unreachable!("atom {r:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "parser_tests.rs"]
+mod tests;

@@ -1,0 +1,978 @@
+//! Data-driven parser tests: `check(input, expect)` prints the AST in a compact outline and
+//! compares it with the expected text; `check_expr` prints one fully parenthesised
+//! expression; `check_error` asserts a diagnostic's code and words.
+
+use super::*;
+use std::fmt::Write as _;
+
+const FILE: FileId = FileId(0);
+
+fn parse_ok(text: &str) -> File {
+    match parse(text, FILE) {
+        Ok(f) => f,
+        Err(d) => panic!("unexpected errors for {:?}:\n{:#?}", short(text), d.0),
+    }
+}
+
+/// Parses `input` and compares its outline with `expect` (indentation-insensitive at the
+/// ends: both are trimmed).
+fn check(input: &str, expect: &str) {
+    let file = parse_ok(input);
+    let mut out = String::new();
+    for item in &file.items {
+        print_item(&mut out, item);
+    }
+    assert_eq!(out.trim_end(), dedent(expect).trim_end(), "input:\n{input}");
+}
+
+/// Removes the blank lines around `text` and the indentation common to its lines.
+fn dedent(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let indent = lines
+        .iter()
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    lines
+        .iter()
+        .map(|l| format!("{}\n", &l[indent..]))
+        .collect()
+}
+
+fn check_expr(input: &str, expect: &str) {
+    let text = format!("model M(input: [{input}]) {{}}");
+    let file = parse_ok(&text);
+    let Item::Model(m) = &file.items[0] else {
+        panic!("not a model")
+    };
+    assert_eq!(m.input.len(), 1, "{input}");
+    assert_eq!(expr_str(&m.input[0]), expect, "input: {input}");
+}
+
+/// Asserts that `input` fails with a diagnostic of `code` whose message contains each of
+/// `words`; returns it for further checks.
+fn check_error(input: &str, code: &str, words: &[&str]) -> Diagnostic {
+    let diags = match parse(input, FILE) {
+        Ok(_) => panic!("expected an error for {:?}", short(input)),
+        Err(d) => d,
+    };
+    assert!(diags.has_errors());
+    let d = diags
+        .iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("no {code} for {:?}: {:#?}", short(input), diags.0))
+        .clone();
+    let all = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
+    for w in words {
+        assert!(
+            all.contains(w),
+            "{w:?} not in {all:?} (input {:?})",
+            short(input)
+        );
+    }
+    assert!(!d.labels.is_empty(), "no label: {d:#?}");
+    let raw = ["stmt", "expr", "ident", "rbrace", "lbrace", "EOI", "call"];
+    for word in d
+        .message
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+    {
+        assert!(
+            !raw.contains(&word) && !word.starts_with("kw_") && !word.ends_with("_op"),
+            "raw rule name {word:?} in {:?}",
+            d.message
+        );
+    }
+    d
+}
+
+/// The start of a long test input, for failure messages.
+fn short(text: &str) -> &str {
+    let end = (0..=200.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i));
+    &text[..end.unwrap_or(0)]
+}
+
+fn slice(text: &str, span: Span) -> &str {
+    &text[span.start as usize..span.end as usize]
+}
+
+// ---- the outline printer -----------------------------------------------------------------
+
+fn print_item(out: &mut String, item: &Item) {
+    match item {
+        Item::Use(u) => writeln!(out, "use {:?}", u.path).unwrap(),
+        Item::Block(b) => {
+            let params: Vec<String> = b
+                .params
+                .iter()
+                .map(|p| match &p.default {
+                    Some(d) => format!("{}={}", p.name.name, expr_str(d)),
+                    None => p.name.name.clone(),
+                })
+                .collect();
+            writeln!(out, "block {}({})", b.name.name, params.join(", ")).unwrap();
+            print_body(out, &b.body, 1);
+        }
+        Item::Model(m) => {
+            writeln!(out, "model {} {}", m.name.name, list_str(&m.input)).unwrap();
+            print_body(out, &m.body, 1);
+        }
+    }
+}
+
+fn print_body(out: &mut String, body: &[Stmt], depth: usize) {
+    for s in body {
+        print_stmt(out, s, depth);
+    }
+}
+
+fn print_stmt(out: &mut String, s: &Stmt, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let mut post = String::new();
+    if let Some(a) = &s.alias {
+        write!(post, " as {}", a.name).unwrap();
+    }
+    if let Some(a) = &s.assert {
+        write!(post, " : {}", list_str(&a.dims)).unwrap();
+    }
+    match &s.kind {
+        StmtKind::Call(c) => {
+            let args: Vec<String> = c
+                .args
+                .iter()
+                .map(|a| match &a.name {
+                    Some(n) => format!("{}={}", n.name, expr_str(&a.value)),
+                    None => expr_str(&a.value),
+                })
+                .collect();
+            if c.parens {
+                writeln!(out, "{pad}{}({}){post}", c.name.name, args.join(", ")).unwrap();
+            } else {
+                writeln!(out, "{pad}{}{post}", c.name.name).unwrap();
+            }
+        }
+        StmtKind::Repeat(r) => {
+            let head = match (&r.var, &r.range) {
+                (None, RepeatRange::Count(n)) => format!("repeat {}", expr_str(n)),
+                (Some(v), RepeatRange::Range(a, b)) => {
+                    format!("repeat {} in {}..{}", v.name, expr_str(a), expr_str(b))
+                }
+                (v, r) => panic!("odd repeat {v:?} {r:?}"),
+            };
+            writeln!(out, "{pad}{head}{post}").unwrap();
+            print_body(out, &r.body, depth + 1);
+        }
+        StmtKind::If(i) => print_if(out, i, depth, &post),
+        StmtKind::Concat(c) => {
+            writeln!(out, "{pad}concat{post}").unwrap();
+            for b in &c.branches {
+                if b.body.is_empty() {
+                    writeln!(out, "{pad}  branch {{}}").unwrap();
+                } else {
+                    writeln!(out, "{pad}  branch").unwrap();
+                    print_body(out, &b.body, depth + 2);
+                }
+            }
+        }
+        StmtKind::Residual(r) => {
+            writeln!(out, "{pad}residual{post}").unwrap();
+            print_body(out, &r.body, depth + 1);
+            if let Some(s) = &r.shortcut {
+                match &s.cond {
+                    Some(c) => writeln!(out, "{pad}shortcut if {}", expr_str(c)).unwrap(),
+                    None => writeln!(out, "{pad}shortcut").unwrap(),
+                }
+                print_body(out, &s.body, depth + 1);
+            }
+        }
+    }
+}
+
+fn print_if(out: &mut String, i: &IfStmt, depth: usize, post: &str) {
+    let pad = "  ".repeat(depth);
+    writeln!(out, "{pad}if {}{post}", expr_str(&i.cond)).unwrap();
+    print_body(out, &i.then_body, depth + 1);
+    if let Some(e) = &i.else_body {
+        writeln!(out, "{pad}else").unwrap();
+        print_body(out, e, depth + 1);
+    }
+}
+
+fn list_str(items: &[Expr]) -> String {
+    let items: Vec<String> = items.iter().map(expr_str).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn expr_str(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Int(v) => v.to_string(),
+        ExprKind::Float(v) => format!("{v:?}"),
+        ExprKind::Bool(b) => b.to_string(),
+        ExprKind::Same => "same".into(),
+        ExprKind::Var(v) => v.clone(),
+        ExprKind::InQuery(q) => format!("in.{q}"),
+        ExprKind::List(items) => list_str(items),
+        ExprKind::Index(a, i) => format!("{}[{}]", expr_str(a), expr_str(i)),
+        ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", expr_str(a)),
+        ExprKind::Unary(UnaryOp::Not, a) => format!("(not {})", expr_str(a)),
+        ExprKind::Binary(op, a, b) => {
+            format!("({} {} {})", expr_str(a), op.symbol(), expr_str(b))
+        }
+    }
+}
+
+// ---- constructs --------------------------------------------------------------------------
+
+#[test]
+fn empty_and_comment_only_files() {
+    check("", "");
+    check("  \n\t\n", "");
+    check("# only a comment\n// and another", "");
+    check("# no newline at the end", "");
+    check("\u{feff}block b() {}", "block b()");
+}
+
+#[test]
+fn use_declarations() {
+    check(
+        r#"use "blocks/common.cnn"  use "x.cnn""#,
+        r#"
+        use "blocks/common.cnn"
+        use "x.cnn"
+        "#,
+    );
+}
+
+#[test]
+fn lenet() {
+    check(
+        "# LeNet (seeds 000/001): sigmoid, average pooling, padding 2 on the first conv
+model LeNet(input: [1, 28, 28]) {
+    conv(6, 5, pad=2) sigmoid
+    avgpool(2, stride=2)
+    conv(16, 5) sigmoid
+    avgpool(2, stride=2)
+    flatten            : [400]      # an optional shape assertion, checked
+    linear(120) sigmoid
+    linear(84) sigmoid
+    linear(10)
+}",
+        "
+        model LeNet [1, 28, 28]
+          conv(6, 5, pad=2)
+          sigmoid
+          avgpool(2, stride=2)
+          conv(16, 5)
+          sigmoid
+          avgpool(2, stride=2)
+          flatten : [400]
+          linear(120)
+          sigmoid
+          linear(84)
+          sigmoid
+          linear(10)
+        ",
+    );
+}
+
+#[test]
+fn vgg_block() {
+    check(
+        "block vgg_block(convs, channels) {
+            repeat convs { conv(channels, 3, pad=1) relu }
+            maxpool(2, stride=2)
+        }",
+        "
+        block vgg_block(convs, channels)
+          repeat convs
+            conv(channels, 3, pad=1)
+            relu
+          maxpool(2, stride=2)
+        ",
+    );
+}
+
+#[test]
+fn inception() {
+    check(
+        "block inception(c1, c2, c3, c4) {
+            concat {
+                { conv(c1, 1) relu }
+                { conv(c2[0], 1) relu conv(c2[1], 3, pad=1) relu }
+                { conv(c3[0], 1) relu conv(c3[1], 5, pad=2) relu }
+                { maxpool(3, stride=1, pad=1) conv(c4, 1) relu }
+            }
+        }",
+        "
+        block inception(c1, c2, c3, c4)
+          concat
+            branch
+              conv(c1, 1)
+              relu
+            branch
+              conv(c2[0], 1)
+              relu
+              conv(c2[1], 3, pad=1)
+              relu
+            branch
+              conv(c3[0], 1)
+              relu
+              conv(c3[1], 5, pad=2)
+              relu
+            branch
+              maxpool(3, stride=1, pad=1)
+              conv(c4, 1)
+              relu
+        ",
+    );
+}
+
+#[test]
+fn residual_unit() {
+    check(
+        "block residual_unit(channels, stride=1) {
+            residual {
+                conv(channels, 3, pad=1, stride=stride) batchnorm relu
+                conv(channels, 3, pad=1) batchnorm
+            } shortcut if stride != 1 or in.c != channels {
+                conv(channels, 1, stride=stride)
+            }
+            relu
+        }",
+        "
+        block residual_unit(channels, stride=1)
+          residual
+            conv(channels, 3, pad=1, stride=stride)
+            batchnorm
+            relu
+            conv(channels, 3, pad=1)
+            batchnorm
+          shortcut if ((stride != 1) or (in.c != channels))
+            conv(channels, 1, stride=stride)
+          relu
+        ",
+    );
+}
+
+#[test]
+fn residual_without_and_with_plain_shortcut() {
+    check(
+        "block b() { residual { relu } residual { relu } shortcut { conv(1, 1) } }",
+        "
+        block b()
+          residual
+            relu
+          residual
+            relu
+          shortcut
+            conv(1, 1)
+        ",
+    );
+}
+
+#[test]
+fn dense_block_and_transition() {
+    check(
+        "block dense_block(convs, growth) {
+            repeat convs { concat { {} { batchnorm relu conv(growth, 3, pad=1) } } }
+        }
+        block transition() { batchnorm relu conv(in.c / 2, 1) avgpool(2, stride=2) }",
+        "
+        block dense_block(convs, growth)
+          repeat convs
+            concat
+              branch {}
+              branch
+                batchnorm
+                relu
+                conv(growth, 3, pad=1)
+        block transition()
+          batchnorm
+          relu
+          conv((in.c / 2), 1)
+          avgpool(2, stride=2)
+        ",
+    );
+}
+
+#[test]
+fn unet() {
+    check(
+        "block double_conv(c) { conv(c, 3) relu conv(c, 3) relu }
+        model UNet(input: [1, 572, 572]) {
+            double_conv(64) as e1
+            maxpool(2) double_conv(128) as e2
+            # ...
+            convT(128, 2, stride=2)
+            concat { crop(e2) {} } double_conv(128)
+            # ...
+            conv(2, 1)         : [2, 388, 388]
+        }",
+        "
+        block double_conv(c)
+          conv(c, 3)
+          relu
+          conv(c, 3)
+          relu
+        model UNet [1, 572, 572]
+          double_conv(64) as e1
+          maxpool(2)
+          double_conv(128) as e2
+          convT(128, 2, stride=2)
+          concat
+            branch
+              crop(e2)
+            branch {}
+          double_conv(128)
+          conv(2, 1) : [2, 388, 388]
+        ",
+    );
+}
+
+#[test]
+fn postfixes_in_either_order() {
+    check(
+        "model M(input: [3]) { a as x : [3] b : [3] as y c() as z d : [1, 2] }",
+        "
+        model M [3]
+          a as x : [3]
+          b as y : [3]
+          c() as z
+          d : [1, 2]
+        ",
+    );
+}
+
+#[test]
+fn repeat_forms() {
+    check(
+        "block b(n) { repeat n { relu } repeat i in 0..4 { conv(2 * i, 3) } repeat 3 {} }",
+        "
+        block b(n)
+          repeat n
+            relu
+          repeat i in 0..4
+            conv((2 * i), 3)
+          repeat 3
+        ",
+    );
+    check(
+        "block b(n) { repeat j in n-1..in.c { relu } }",
+        "
+        block b(n)
+          repeat j in (n - 1)..in.c
+            relu
+        ",
+    );
+}
+
+#[test]
+fn if_else_chains() {
+    check(
+        "block b(k) { if k == 1 { relu } if k > 2 { tanh } else { sigmoid }
+          if k == 1 { a } else if k == 2 { b } else if not k { c } else { d } }",
+        "
+        block b(k)
+          if (k == 1)
+            relu
+          if (k > 2)
+            tanh
+          else
+            sigmoid
+          if (k == 1)
+            a
+          else
+            if (k == 2)
+              b
+            else
+              if (not k)
+                c
+              else
+                d
+        ",
+    );
+}
+
+#[test]
+fn else_if_statement_spans() {
+    let text = "block b(k) { if k { a } else if j { b } else { c } }";
+    let f = parse_ok(text);
+    let Item::Block(b) = &f.items[0] else {
+        panic!()
+    };
+    assert_eq!(
+        slice(text, b.body[0].span),
+        "if k { a } else if j { b } else { c }"
+    );
+    let StmtKind::If(i) = &b.body[0].kind else {
+        panic!()
+    };
+    let nested = &i.else_body.as_ref().unwrap()[0];
+    assert_eq!(slice(text, nested.span), "if j { b } else { c }");
+}
+
+#[test]
+fn calls_with_and_without_parens() {
+    check(
+        "model M(input: [1, 2, 3,]) { relu relu() f(1,) g(a=1, b=[1, 2,], c=-1) h(x == 1) }",
+        "
+        model M [1, 2, 3]
+          relu
+          relu()
+          f(1)
+          g(a=1, b=[1, 2], c=(-1))
+          h((x == 1))
+        ",
+    );
+}
+
+#[test]
+fn block_params_with_defaults() {
+    check(
+        "block b(a, b=2, c=[1, 1], d=same, e=true, f=0.5,) {}",
+        "block b(a, b=2, c=[1, 1], d=same, e=true, f=0.5)",
+    );
+}
+
+#[test]
+fn keywords_inside_names_are_names() {
+    check(
+        "block use_in(inner, iffy, same2, as_) { concatenate repeated(inner) residuals }",
+        "
+        block use_in(inner, iffy, same2, as_)
+          concatenate
+          repeated(inner)
+          residuals
+        ",
+    );
+}
+
+#[test]
+fn whitespace_is_free_form() {
+    check(
+        "model\nM(\ninput\n:\n[\n1\n]\n)\n{\nconv\n(\n1\n,\npad\n=\n2\n)//c\n:[\n1\n]}",
+        "
+        model M [1]
+          conv(1, pad=2) : [1]
+        ",
+    );
+    check(
+        "block b(){relu}model M(input:[1]){b}",
+        "block b()\n  relu\nmodel M [1]\n  b",
+    );
+}
+
+// ---- expressions -------------------------------------------------------------------------
+
+#[test]
+fn atoms() {
+    check_expr("42", "42");
+    check_expr("0.5", "0.5");
+    check_expr("1e-5", "1e-5");
+    check_expr("2.5e3", "2500.0");
+    check_expr("1E+2", "100.0");
+    check_expr("true", "true");
+    check_expr("false", "false");
+    check_expr("same", "same");
+    check_expr("in.c", "in.c");
+    check_expr("in.rank", "in.rank");
+    check_expr("x_1", "x_1");
+    check_expr("[]", "[]");
+    check_expr("[1, [2, 3], ]", "[1, [2, 3]]");
+    check_expr("((7))", "7");
+    check_expr("9223372036854775807", "9223372036854775807");
+}
+
+#[test]
+fn precedence() {
+    check_expr("1 + 2 * 3", "(1 + (2 * 3))");
+    check_expr("1 * 2 + 3", "((1 * 2) + 3)");
+    check_expr("1 - 2 - 3", "((1 - 2) - 3)");
+    check_expr("8 / 4 / 2", "((8 / 4) / 2)");
+    check_expr("7 % 3 * 2", "((7 % 3) * 2)");
+    check_expr("(1 + 2) * 3", "((1 + 2) * 3)");
+    check_expr("-a * b", "((-a) * b)");
+    check_expr("a * -b", "(a * (-b))");
+    check_expr("a - -b", "(a - (-b))");
+    check_expr("--a", "(-(-a))");
+    check_expr("-x[0]", "(-x[0])");
+    check_expr("x[0][1]", "x[0][1]");
+    check_expr("[1, 2][i + 1]", "[1, 2][(i + 1)]");
+    check_expr("a + 1 == b * 2", "((a + 1) == (b * 2))");
+    check_expr("a < b and c >= d", "((a < b) and (c >= d))");
+    check_expr("a or b and c", "(a or (b and c))");
+    check_expr("a and b or c and d", "((a and b) or (c and d))");
+    check_expr("a or b or c", "((a or b) or c)");
+    check_expr("not a == b", "(not (a == b))");
+    check_expr("not a and b", "((not a) and b)");
+    check_expr("a and not b or c", "((a and (not b)) or c)");
+    check_expr("not not a", "(not (not a))");
+    check_expr("a != b", "(a != b)");
+    check_expr("a <= b", "(a <= b)");
+    check_expr("a > -1", "(a > (-1))");
+    check_expr("in.c / 2", "(in.c / 2)");
+    check_expr(
+        "stride != 1 or in.c != channels",
+        "((stride != 1) or (in.c != channels))",
+    );
+}
+
+#[test]
+fn expression_spans() {
+    let text = "model M(input: [(a + b) * c, -x[0], not p == q, [1, 2]]) {}";
+    let f = parse_ok(text);
+    let Item::Model(m) = &f.items[0] else {
+        panic!()
+    };
+    let spans: Vec<&str> = m.input.iter().map(|e| slice(text, e.span)).collect();
+    assert_eq!(spans, ["(a + b) * c", "-x[0]", "not p == q", "[1, 2]"]);
+    assert_eq!(
+        slice(text, m.input_span),
+        "[(a + b) * c, -x[0], not p == q, [1, 2]]"
+    );
+    let ExprKind::Binary(_, l, r) = &m.input[0].kind else {
+        panic!()
+    };
+    assert_eq!(slice(text, l.span), "(a + b)");
+    assert_eq!(slice(text, r.span), "c");
+    let ExprKind::Unary(_, x0) = &m.input[1].kind else {
+        panic!()
+    };
+    assert_eq!(slice(text, x0.span), "x[0]");
+}
+
+#[test]
+fn statement_spans_exclude_trailing_space_and_comments() {
+    let text = "model M(input: [1]) {\n  flatten   : [400]   # note\n  conv(6, 5, pad=2)  # c\n  relu as r  \n}\n";
+    let f = parse_ok(text);
+    let Item::Model(m) = &f.items[0] else {
+        panic!()
+    };
+    let stmts: Vec<&str> = m.body.iter().map(|s| slice(text, s.span)).collect();
+    assert_eq!(
+        stmts,
+        ["flatten   : [400]", "conv(6, 5, pad=2)", "relu as r"]
+    );
+    assert_eq!(
+        slice(text, m.body[0].assert.as_ref().unwrap().span),
+        "[400]"
+    );
+    let StmtKind::Call(c) = &m.body[1].kind else {
+        panic!()
+    };
+    assert_eq!(slice(text, c.span), "conv(6, 5, pad=2)");
+    assert_eq!(slice(text, c.name.span), "conv");
+    let args: Vec<&str> = c.args.iter().map(|a| slice(text, a.span)).collect();
+    assert_eq!(args, ["6", "5", "pad=2"]);
+    let StmtKind::Call(r) = &m.body[2].kind else {
+        panic!()
+    };
+    assert_eq!(slice(text, r.span), "relu");
+    assert_eq!(slice(text, m.body[2].alias.as_ref().unwrap().span), "r");
+    assert_eq!(slice(text, m.span), &text[..text.len() - 1]);
+    assert_eq!(slice(text, m.name.span), "M");
+}
+
+#[test]
+fn construct_spans() {
+    let text = "block b() { residual { relu } shortcut if x { c } concat { a {} { b } } }";
+    let f = parse_ok(text);
+    let Item::Block(b) = &f.items[0] else {
+        panic!()
+    };
+    assert_eq!(slice(text, b.span), text);
+    let StmtKind::Residual(r) = &b.body[0].kind else {
+        panic!()
+    };
+    assert_eq!(slice(text, r.body_span), "{ relu }");
+    assert_eq!(
+        slice(text, r.shortcut.as_ref().unwrap().span),
+        "shortcut if x { c }"
+    );
+    assert_eq!(
+        slice(text, b.body[0].span),
+        "residual { relu } shortcut if x { c }"
+    );
+    let StmtKind::Concat(c) = &b.body[1].kind else {
+        panic!()
+    };
+    let branches: Vec<&str> = c.branches.iter().map(|br| slice(text, br.span)).collect();
+    assert_eq!(branches, ["a", "{}", "{ b }"]);
+    let text = r#"use "a.cnn"   # x"#;
+    let Item::Use(u) = &parse_ok(text).items[0] else {
+        panic!()
+    };
+    assert_eq!(slice(text, u.span), r#"use "a.cnn""#);
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+const UNEXPECTED: &str = "cnnc::syntax::unexpected";
+
+#[test]
+fn unexpected_tokens_are_named_in_words() {
+    check_error(
+        "model M(input: [1]) { conv(1) ) }",
+        UNEXPECTED,
+        &["a layer", "`}`", "found `)`"],
+    );
+    check_error(
+        "blok b() {}",
+        UNEXPECTED,
+        &["`block`", "`model`", "`use`", "found `blok`"],
+    );
+    check_error(
+        "block b() { conv(1 + ) }",
+        UNEXPECTED,
+        &["an expression", "found `)`"],
+    );
+    check_error("block b() { conv(pad=) }", UNEXPECTED, &["an expression"]);
+    check_error("block b( { }", UNEXPECTED, &["a name", "`)`"]);
+    check_error("block 3() {}", UNEXPECTED, &["a name", "found `3`"]);
+    check_error("model M([1]) {}", UNEXPECTED, &["`input`"]);
+    check_error("model M(input: 1) {}", UNEXPECTED, &["a list `[…]`"]);
+    check_error("use blocks.cnn", UNEXPECTED, &["a quoted path"]);
+    check_error(
+        "block b() { repeat { relu } }",
+        UNEXPECTED,
+        &["an expression", "found `{`"],
+    );
+    check_error(
+        "block b() { repeat i in 0 { relu } }",
+        UNEXPECTED,
+        &["`..`"],
+    );
+    check_error(
+        "block b() { concat { ) } }",
+        UNEXPECTED,
+        &["a branch", "`}`"],
+    );
+    check_error(
+        "block b() { relu as }",
+        UNEXPECTED,
+        &["a name", "found `}`"],
+    );
+    check_error("block b() { relu : 3 }", UNEXPECTED, &["a list"]);
+    check_error(
+        "block b() { a } }",
+        UNEXPECTED,
+        &["end of file", "found `}`"],
+    );
+    check_error(
+        "model M(input: [1]) { x(a < b < c) }",
+        UNEXPECTED,
+        &["do not chain"],
+    );
+    check_error("block b() { relu @ }", UNEXPECTED, &["found `@`"]);
+}
+
+#[test]
+fn unclosed_brace_points_at_the_opening_brace() {
+    let text = "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n}\n";
+    let d = check_error(text, UNEXPECTED, &["`}`", "end of file", "add a `}`"]);
+    assert_eq!(d.labels.len(), 2, "{d:#?}");
+    assert_eq!(d.labels[1].span.start as usize, text.find('{').unwrap());
+    assert!(d.labels[1].text.contains("never closed"));
+}
+
+#[test]
+fn missing_paren_points_at_the_opening_paren() {
+    let text = "block b() { conv(1, 2 relu }";
+    let d = check_error(text, UNEXPECTED, &["`)`", "found `relu`"]);
+    assert_eq!(d.labels[0].span, Span::new(FILE, 22, 26));
+    assert_eq!(d.labels[1].span.start as usize, text.find("(1").unwrap());
+}
+
+#[test]
+fn single_equals_in_a_condition() {
+    check_error("block b(s) { if s = 1 { relu } }", UNEXPECTED, &["`==`"]);
+    check_error(
+        "block b(s) { residual { relu } shortcut if s = 2 { relu } }",
+        UNEXPECTED,
+        &["`==`"],
+    );
+}
+
+#[test]
+fn keywords_are_not_names() {
+    check_error(
+        "block in() {}",
+        UNEXPECTED,
+        &["a name", "found `in`", "keyword"],
+    );
+    check_error("block b(if) {}", UNEXPECTED, &["keyword"]);
+    check_error("block b() { relu as same }", UNEXPECTED, &["keyword"]);
+}
+
+#[test]
+fn integer_too_large() {
+    let d = check_error(
+        "model M(input: [99999999999999999999]) {}",
+        "cnnc::syntax::int_too_large",
+        &["too large"],
+    );
+    assert_eq!(d.labels[0].span, Span::new(FILE, 16, 36));
+    // Every literal is reported, not only the first.
+    let e = parse(
+        "block b(a=99999999999999999999) { f(1e5, 18446744073709551616) }",
+        FILE,
+    )
+    .unwrap_err();
+    assert_eq!(e.error_count(), 2);
+}
+
+// ---- limits ------------------------------------------------------------------------------
+
+const TOO_DEEP: &str = "cnnc::syntax::too_deep";
+
+#[test]
+fn nesting_at_the_limit_parses() {
+    let depth = MAX_NESTING - 2; // the model's body and the call's parentheses
+    let text = format!(
+        "model M(input: [1]) {{ f({}1{}) }}",
+        "(".repeat(depth),
+        ")".repeat(depth)
+    );
+    parse_ok(&text);
+    let lists = format!("model M(input: {}1{}) {{}}", "[".repeat(63), "]".repeat(63));
+    parse_ok(&lists);
+    let mut body = String::new();
+    for _ in 0..MAX_NESTING - 1 {
+        body.push_str("repeat 2 { ");
+    }
+    body.push_str("relu");
+    body.push_str(&" }".repeat(MAX_NESTING - 1));
+    parse_ok(&format!("model M(input: [1]) {{ {body} }}"));
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    for (open, close) in [("{", "}"), ("(", ")"), ("[", "]")] {
+        let text = format!(
+            "block b() {{ f({}{}) }}",
+            open.repeat(100_000),
+            close.repeat(100_000)
+        );
+        let d = check_error(&text, TOO_DEEP, &["64"]);
+        assert_eq!(d.labels[0].span.len(), 1);
+        assert!(d.help.is_some());
+        // Unclosed brackets too.
+        check_error(&open.repeat(100_000), TOO_DEEP, &[]);
+    }
+    // Brackets in comments and strings do not count.
+    let text = format!("# {}\nuse \"{}\"", "(".repeat(1000), "[".repeat(1000));
+    parse_ok(&text);
+}
+
+#[test]
+fn long_prefix_chains_do_not_overflow() {
+    for prefix in ["-", "- ", "not "] {
+        let text = format!("model M(input: [{}1]) {{}}", prefix.repeat(100_000));
+        check_error(&text, TOO_DEEP, &[]);
+    }
+    let both = format!("{}{}", "not ".repeat(50_000), "-".repeat(50_000));
+    check_error(&format!("model M(input: [{both}1]) {{}}"), TOO_DEEP, &[]);
+    // Up to the limit they parse.
+    let text = format!("model M(input: [{}1]) {{}}", "-".repeat(MAX_EXPR_DEPTH - 1));
+    parse_ok(&text);
+}
+
+#[test]
+fn long_operator_chains_do_not_overflow() {
+    let text = format!("model M(input: [1{}]) {{}}", " + 1".repeat(100_000));
+    check_error(&text, TOO_DEEP, &[]);
+    let text = format!("model M(input: [{}]) {{}}", vec!["a"; 100_000].join(" or "));
+    check_error(&text, TOO_DEEP, &[]);
+}
+
+#[test]
+fn long_else_if_chains_do_not_overflow() {
+    let mut text = String::from("block b(k) { if k == 0 { relu }");
+    for i in 1..100_000 {
+        write!(text, " else if k == {i} {{ relu }}").unwrap();
+    }
+    text.push_str(" else { tanh } }");
+    check_error(&text, TOO_DEEP, &["else if"]);
+    let mut ok = String::from("block b(k) { if k == 0 { relu }");
+    for i in 1..MAX_NESTING - 1 {
+        write!(ok, " else if k == {i} {{ relu }}").unwrap();
+    }
+    ok.push_str(" }");
+    parse_ok(&ok);
+}
+
+#[test]
+fn a_large_file_parses() {
+    let unit = "block b{i}(c, stride=1) {\n    conv(c, 3, pad=1, stride=stride) batchnorm relu  # a comment\n    maxpool(2, stride=2) : [c, in.h / 2, in.w / 2]\n}\n";
+    let mut text = String::new();
+    let mut n = 0;
+    while text.len() < 5 * 1024 * 1024 {
+        text.push_str(&unit.replace("{i}", &n.to_string()));
+        n += 1;
+    }
+    let f = parse_ok(&text);
+    assert_eq!(f.items.len(), n);
+}
+
+/// Prints the messages for a few broken inputs: `cargo test --lib print_messages -- --nocapture`.
+#[test]
+fn print_messages() {
+    for text in [
+        "blok b() {}",
+        "model M(input: [1]) { conv(1) ) }",
+        "block b() { conv(1 + ) }",
+        "block b( { }",
+        "block b() { repeat { relu } }",
+        "block b() { repeat i in 0 { relu } }",
+        "block b() { concat { ) } }",
+        "block b() { relu as }",
+        "block b() { a } }",
+        "model M(input: [1]) { x(a < b < c) }",
+        "block b() { relu @ }",
+        "block b(s) { if s = 1 { relu } }",
+        "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n}\n",
+        "block b() { conv(1, 2 relu }",
+        "block in() {}",
+        "block b() { residual { relu } shortcut }",
+        "block b() { if x { relu } else }",
+        "model M(input: [1]) { flatten : [400 }",
+        "model M(input: [1]) { x(a[0) }",
+    ] {
+        let d = parse(text, FILE).unwrap_err();
+        let d = &d.0[0];
+        println!(
+            "{text:?}\n    {} | {:?} | {:?}",
+            d.message,
+            d.labels
+                .iter()
+                .map(|l| (&text[l.span.start as usize..l.span.end as usize], &l.text))
+                .collect::<Vec<_>>(),
+            d.help
+        );
+    }
+}
+
+#[test]
+fn garbage_does_not_panic() {
+    for text in [
+        "\"",
+        "use \"",
+        "/",
+        "model",
+        "block b(",
+        "{",
+        "}",
+        "]]]",
+        "(((",
+        "é",
+        "block b() { é }",
+        "model M(input: [1]) { conv(1)\u{0}",
+        "block b() { 1 }",
+        "..",
+        "in.",
+        "block b() { x[ }",
+    ] {
+        assert!(parse(text, FILE).is_err(), "{text:?}");
+    }
+}
