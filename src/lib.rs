@@ -14,6 +14,7 @@ pub mod runtime;
 pub mod shape;
 pub mod source;
 pub mod syntax;
+pub mod train;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use driver::{compile_file, compile_source, Compilation};
