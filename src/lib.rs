@@ -9,7 +9,9 @@
 
 pub mod diag;
 pub mod driver;
+pub mod fsutil;
 pub mod ir;
+pub mod onnx;
 pub mod runtime;
 pub mod shape;
 pub mod source;
