@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --release --quiet
-cnnc=target/release/cnnc
+# CNNC_BIN runs an already built binary (the end-to-end test of this script uses it).
+if [ -n "${CNNC_BIN:-}" ]; then
+    cnnc=$CNNC_BIN
+else
+    cargo build --release --quiet
+    cnnc=target/release/cnnc
+fi
 model=${1:-models/resnet18.cnn}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
