@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod graph;
 pub mod progress;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
