@@ -74,8 +74,8 @@ impl TrainError {
             TrainError::Checkpoint(e) => e.help(),
             TrainError::Mismatch { help, .. } => help.clone(),
             TrainError::Diverged { .. } => Some(
-                "lower the learning rate (--lr), or use --optimizer adam; the last checkpoint \
-                 holds the state before this epoch"
+                "lower the learning rate (--lr), or use --optimizer adam; the checkpoint \
+                 holds the state after the last finished epoch, if any"
                     .into(),
             ),
             TrainError::Resume { .. } => Some(
@@ -162,7 +162,10 @@ pub fn load_data(
                 "model `{}` gives {output} per example, but the data set has one label per image",
                 model.name
             ),
-            help: Some("end the model with class scores [K] (e.g. global_avgpool flatten linear(K))".into()),
+            help: Some(
+                "end the model with class scores [K] (e.g. global_avgpool flatten linear(K))"
+                    .into(),
+            ),
         });
     }
     let source = DataSource::resolve(data)?;
@@ -293,10 +296,7 @@ fn checkpoint_name(c: &Carried) -> String {
     match c.kind {
         CarriedKind::Param | CarriedKind::RunningStat => format!("param.{}", c.name),
         CarriedKind::State { slot } => {
-            let param = c
-                .name
-                .strip_suffix(&format!(".{slot}"))
-                .unwrap_or(&c.name);
+            let param = c.name.strip_suffix(&format!(".{slot}")).unwrap_or(&c.name);
             format!("opt.{slot}.{param}")
         }
     }
@@ -308,9 +308,11 @@ impl State {
         let values = carried
             .iter()
             .map(|c| match c.kind {
-                CarriedKind::Param | CarriedKind::RunningStat => {
-                    w.get(&c.name).expect("initialize covers every spec").data.clone()
-                }
+                CarriedKind::Param | CarriedKind::RunningStat => w
+                    .get(&c.name)
+                    .expect("initialize covers every spec")
+                    .data
+                    .clone(),
                 CarriedKind::State { .. } => vec![0.0; c.dims.iter().product()],
             })
             .collect();
@@ -456,13 +458,9 @@ pub fn train(
     let n_train = splits.train.n;
     let info = run_info(config, n_train);
     let mut state = match (&config.checkpoint, config.resume) {
-        (Some(path), true) => State::from_checkpoint(
-            path,
-            model,
-            sessions.carried.clone(),
-            config,
-            n_train,
-        )?,
+        (Some(path), true) => {
+            State::from_checkpoint(path, model, sessions.carried.clone(), config, n_train)?
+        }
         (None, true) => {
             return Err(TrainError::Mismatch {
                 message: "--resume needs a checkpoint path".into(),
@@ -559,7 +557,11 @@ pub fn train(
         }
         let stats = EpochStats {
             epoch,
-            loss: if seen > 0 { loss_sum / seen as f64 } else { 0.0 },
+            loss: if seen > 0 {
+                loss_sum / seen as f64
+            } else {
+                0.0
+            },
             train_acc: if seen > 0 {
                 correct as f64 / seen as f64
             } else {

@@ -5,9 +5,9 @@
 pub mod checkpoint;
 pub mod data;
 pub mod graph;
+pub mod progress;
 #[path = "loop.rs"]
 pub mod training;
-pub mod progress;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use data::{
