@@ -7,7 +7,7 @@
 //! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum |
 //! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped |
 //! | maxpool | ScatterElements(add) of dY at the flat Indices into zeros, Reshape | — |
-//! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C (non-overlapping windows: Expand) | — |
+//! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
 //! | global_avgpool | Expand(dY / (H·W)) | — |
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY) |
@@ -495,23 +495,10 @@ impl Lowering<'_> {
         pads: Pads,
         base: &str,
     ) -> String {
-        let (c, h, w) = (in_dims[0], in_dims[1], in_dims[2]);
-        let (oh, ow) = (out_dims[1], out_dims[2]);
-        if s == k && pads == Pads::default() && oh * k[0] == h && ow * k[1] == w {
-            // Non-overlapping windows tiling the input: repeat each value k×k times.
-            let r = self.b.reshape(
-                g,
-                &[-1, c as i64, oh as i64, 1, ow as i64, 1],
-                &format!("{base}.cells"),
-            );
-            let shape = self.b.ints(&[1, 1, 1, k[0] as i64, 1, k[1] as i64]);
-            let e = self
-                .b
-                .op("Expand", &[&r, &shape], &format!("{base}.tiles"), vec![]);
-            return self
-                .b
-                .reshape(&e, &[-1, c as i64, h as i64, w as i64], base);
-        }
+        // A ConvTranspose with a ones kernel, one channel per group, beats Expand-based
+        // tiling even for non-overlapping windows (ORT CPU: 0.8 ms against 8 ms for LeNet's
+        // first pooling at batch 256).
+        let c = in_dims[0];
         let ones = self.b.init_f32(
             &format!("{base}.ones"),
             &[c as usize, 1, k[0] as usize, k[1] as usize],
