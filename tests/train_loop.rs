@@ -369,7 +369,7 @@ fn setup_errors_are_clear() {
     let o = cnnc(&["train", seg.to_str().unwrap(), "--out", &out]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("one label per image"), "{}", text(&o));
-    // A missing data directory.
+    // A missing data directory: a bad data set (exit 3, as README says).
     let o = cnnc(&[
         "train",
         "models/lenet.cnn",
@@ -378,7 +378,7 @@ fn setup_errors_are_clear() {
         "--out",
         &out,
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // --resume without a checkpoint.
     let o = cnnc(&[
         "train",

@@ -5,8 +5,9 @@
 //! Defaults: `--out` is `<file stem>.trained.onnx` in the current directory
 //! (`<file stem>.<model>.trained.onnx` with `--model`), `--checkpoint` is `--out` with
 //! `.onnx` replaced by `.ckpt.safetensors`. Exit codes: 0 done, 1 the model has errors, 2
-//! usage, data or model/data mismatch, 3 ONNX Runtime failure or a diverged loss, 130
-//! stopped by Ctrl-C (after the current step, with a checkpoint written).
+//! usage or a model that does not fit the data, 3 a missing or bad data set, an ONNX Runtime
+//! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
+//! current step, with a checkpoint written).
 
 use super::common::{compile_one, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
 use super::export::{InitArg, OptimizerArg};
@@ -152,7 +153,7 @@ fn default_checkpoint(out: &Path) -> PathBuf {
 fn train_fail(e: &TrainError) -> ExitCode {
     let code = match e {
         TrainError::Runtime(r) if !r.is_user_input() => EXIT_RUNTIME,
-        TrainError::Diverged { .. } => EXIT_RUNTIME,
+        TrainError::Diverged { .. } | TrainError::Data(_) => EXIT_RUNTIME,
         _ => EXIT_USAGE,
     };
     eprintln!("error: {e}");
@@ -180,7 +181,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         OptimizerArg::Adam => 0.001,
     });
     if !(lr.is_finite() && lr > 0.0) {
-        return fail(EXIT_USAGE, format!("--lr {lr}: the learning rate must be positive"));
+        return fail(
+            EXIT_USAGE,
+            format!("--lr {lr}: the learning rate must be positive"),
+        );
     }
     let (compilation, index) = match compile_one(&a.file, a.model.as_deref()) {
         Ok(c) => c,
@@ -191,7 +195,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&a.file, a.model.as_deref()));
-    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| default_checkpoint(&out));
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&out));
     if a.resume && !checkpoint.is_file() {
         return fail(
             EXIT_USAGE,
@@ -209,11 +216,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         };
     let optimizer = a.optimizer.build(a.momentum, a.weight_decay);
     let device: Device = a.device.into();
-    let mut sessions =
-        match train::sessions(model, &compilation.sources, &optimizer, device) {
-            Ok(s) => s,
-            Err(e) => return train_fail(&e),
-        };
+    let mut sessions = match train::sessions(model, &compilation.sources, &optimizer, device) {
+        Ok(s) => s,
+        Err(e) => return train_fail(&e),
+    };
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch,
@@ -273,7 +279,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         b.finish_and_clear();
     }
     if let Some((epoch, step)) = outcome.resumed_from {
-        eprintln!("resumed from {} (epoch {epoch}, step {step})", checkpoint.display());
+        eprintln!(
+            "resumed from {} (epoch {epoch}, step {step})",
+            checkpoint.display()
+        );
     }
     if outcome.interrupted {
         eprintln!(
