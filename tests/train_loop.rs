@@ -237,7 +237,8 @@ fn resume_continues_as_if_uninterrupted() {
 }
 
 #[test]
-fn ctrl_c_stops_after_the_step_with_a_checkpoint() {
+fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
+    use std::io::{BufRead, BufReader, Read};
     if !data_ready() {
         return;
     }
@@ -247,32 +248,79 @@ fn ctrl_c_stops_after_the_step_with_a_checkpoint() {
         d.join("c.onnx").display().to_string(),
     );
     let mut args = common(&ck, &out);
-    // Enough work that the signal arrives mid-run.
-    args.retain(|a| *a != "1000" && *a != "--limit-train");
-    args.extend(["--epochs", "50"]);
-    let child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(&args)
+    // Enough work (100 steps per epoch) that the signal arrives mid-epoch.
+    let limit = args.iter().position(|a| *a == "1000").unwrap();
+    args[limit] = "10000";
+    let mut stopped_args = args.clone();
+    stopped_args.extend(["--epochs", "50"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(&stopped_args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until training runs (the data is loaded and the sessions are up).
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The `training …` line is printed once the handler is installed and training starts.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("cnnc ended before training: {seen}");
+        }
+        seen.push_str(&line);
+        if line.starts_with("training ") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: signalling our own child process.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
-    assert!(text(&o).contains("continue with --resume"), "{}", text(&o));
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("continue with --resume"), "{seen}");
+    assert!(!Path::new(&out).exists(), "no model is exported on a stop");
     let ckpt = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
     assert!(ckpt.step > 0);
     assert!(ckpt.tensors.contains_key("param.conv1.weight"));
     assert!(ckpt
         .tensors
         .contains_key("opt.momentum_buffer.conv1.weight"));
-    assert!(!Path::new(&out).exists(), "no model is exported on a stop");
+
+    // Resuming finishes the interrupted epoch with the same batches: the state equals an
+    // uninterrupted run's.
+    let epochs = (ckpt.epoch + 1).to_string();
+    let mut resumed = args.clone();
+    resumed.extend(["--epochs", &epochs, "--resume"]);
+    let o = cnnc(&resumed);
+    assert!(o.status.success(), "{}", text(&o));
+    let (ck2, out2) = (
+        d.join("straight.ckpt").display().to_string(),
+        d.join("straight.onnx").display().to_string(),
+    );
+    let mut straight = common(&ck2, &out2);
+    straight[limit] = "10000";
+    straight.extend(["--epochs", &epochs]);
+    let o = cnnc(&straight);
+    assert!(o.status.success(), "{}", text(&o));
+    let a = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    let b = cnnc::train::Checkpoint::load(Path::new(&ck2)).unwrap();
+    assert_eq!((a.epoch, a.step), (b.epoch, b.step));
+    for (name, (_, x)) in &b.tensors {
+        let y = &a.tensors[name].1;
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{name}: resumed and uninterrupted differ by {worst}"
+        );
+    }
 }
 
 #[test]

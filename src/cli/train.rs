@@ -235,6 +235,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
+    install_sigint();
     eprintln!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {} epochs",
         model.name,
@@ -253,7 +254,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
         a.batch,
         a.epochs,
     );
-    install_sigint();
     let mut report = Report {
         format: a.format,
         bar: None,
