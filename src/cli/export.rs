@@ -3,6 +3,7 @@
 
 use super::common::{fail, EXIT_DIAGNOSTICS, EXIT_USAGE};
 use cnnc::onnx::{self, ExportOptions, Init};
+use cnnc::train::graph::{self, GradOptions, TRAIN_OPSET};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,43 @@ pub struct ExportArgs {
     /// Take the weights from a safetensors file (keyed by layer name, PyTorch-style).
     #[arg(long, value_name = "W.safetensors")]
     pub weights: Option<PathBuf>,
+    /// Write the gradient graph instead (opset 18): inputs `input`, `labels` and every
+    /// parameter (defaulting to the weights); outputs `loss` and `grad.<parameter>`.
+    #[arg(long, conflicts_with = "train")]
+    pub grad: bool,
+    /// Write the training step graph instead (opset 18): forward, loss, backward and the
+    /// optimizer update; outputs `loss`, `correct` and `new.<tensor>`.
+    #[arg(long)]
+    pub train: bool,
+    /// The optimizer of the step graph (with --train).
+    #[arg(long, value_enum, default_value = "sgd", requires = "train")]
+    pub optimizer: OptimizerArg,
+    /// SGD momentum of the step graph (with --train).
+    #[arg(long, value_name = "M", default_value_t = 0.0, requires = "train")]
+    pub momentum: f32,
+    /// Weight decay of the step graph (with --train).
+    #[arg(long, value_name = "W", default_value_t = 0.0, requires = "train")]
+    pub weight_decay: f32,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerArg {
+    /// Stochastic gradient descent, optionally with momentum (PyTorch's SGD).
+    Sgd,
+    /// Adam with betas (0.9, 0.999), eps 1e-8 (PyTorch's Adam).
+    Adam,
+}
+
+impl OptimizerArg {
+    pub fn build(self, momentum: f32, weight_decay: f32) -> cnnc::train::graph::Optimizer {
+        match self {
+            OptimizerArg::Sgd => cnnc::train::graph::Optimizer::Sgd {
+                momentum,
+                weight_decay,
+            },
+            OptimizerArg::Adam => cnnc::train::graph::Optimizer::adam(weight_decay),
+        }
+    }
 }
 
 pub fn run(a: ExportArgs) -> ExitCode {
@@ -78,11 +116,32 @@ pub fn run(a: ExportArgs) -> ExitCode {
             onnx::initialize(model, init, a.seed.unwrap_or(0))
         }
     };
+    let training = a.grad || a.train;
+    if training && a.opset != onnx::DEFAULT_OPSET && a.opset != TRAIN_OPSET {
+        return fail(
+            EXIT_USAGE,
+            format!("training graphs are written with opset {TRAIN_OPSET}; leave out --opset"),
+        );
+    }
     let options = ExportOptions {
-        opset: a.opset,
+        opset: if training { TRAIN_OPSET } else { a.opset },
         ..Default::default()
     };
-    let proto = match onnx::export(model, &compilation.sources, &weights, &options) {
+    let built = if a.grad {
+        let o = GradOptions {
+            weights: Some(&weights),
+            ..Default::default()
+        };
+        graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
+    } else if a.train {
+        let opt = a.optimizer.build(a.momentum, a.weight_decay);
+        graph::step_model(model, &compilation.sources, &opt)
+            .map(|s| s.model)
+            .map_err(|e| e.to_string())
+    } else {
+        onnx::export(model, &compilation.sources, &weights, &options).map_err(|e| e.to_string())
+    };
+    let proto = match built {
         Ok(p) => p,
         Err(e) => return fail(EXIT_USAGE, e),
     };
@@ -100,12 +159,19 @@ pub fn run(a: ExportArgs) -> ExitCode {
         None => String::new(),
     };
     eprintln!(
-        "wrote {} ({}){data}: model {}, {} parameters, opset {}, in {:.2} s",
+        "wrote {}{} ({}){data}: model {}, {} parameters, opset {}, in {:.2} s",
+        if a.grad {
+            "the gradient graph "
+        } else if a.train {
+            "the training step graph "
+        } else {
+            ""
+        },
         a.output.display(),
         bytes(written.model_bytes),
         model.name,
         params,
-        a.opset,
+        options.opset,
         start.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS

@@ -1,7 +1,312 @@
-//! `cnnc train` (being written).
+//! `cnnc train`: train a model on an IDX data set through ONNX Runtime with the
+//! compiler-generated step graph, print one line (or JSON object) per epoch, checkpoint after
+//! every epoch, and export the trained model as inference ONNX.
+//!
+//! Defaults: `--out` is `<file stem>.trained.onnx` in the current directory
+//! (`<file stem>.<model>.trained.onnx` with `--model`), `--checkpoint` is `--out` with
+//! `.onnx` replaced by `.ckpt.safetensors`. Exit codes: 0 done, 1 the model has errors, 2
+//! usage or a model that does not fit the data, 3 a missing or bad data set, an ONNX Runtime
+//! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
+//! current step, with a checkpoint written).
+
+use super::common::{compile_one, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::export::{InitArg, OptimizerArg};
+use super::run::DeviceArg;
+use cnnc::onnx::{self, ExportOptions, Init};
+use cnnc::runtime::Device;
+use cnnc::train::progress::epoch_bar;
+use cnnc::train::{self, EpochStats, Observer, TrainConfig, TrainError};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
 #[derive(clap::Args, Debug)]
-pub struct TrainArgs {}
-pub fn run(_a: TrainArgs) -> ExitCode {
-    ExitCode::SUCCESS
+pub struct TrainArgs {
+    /// The .cnn file.
+    pub file: PathBuf,
+    /// The data set: `fashion-mnist` (the Debian package) or a directory of IDX files.
+    #[arg(long, value_name = "DATA", default_value = "fashion-mnist")]
+    pub data: String,
+    /// Which model of the file (needed when it defines several).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Epochs in total (a resumed run continues up to this many).
+    #[arg(long, value_name = "E", default_value_t = 10)]
+    pub epochs: u32,
+    /// Examples per step.
+    #[arg(long, value_name = "B", default_value_t = 256)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerArg,
+    /// Learning rate [default: 0.1 for SGD, 0.001 for Adam].
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f32>,
+    /// SGD momentum (PyTorch semantics).
+    #[arg(long, value_name = "M", default_value_t = 0.0)]
+    pub momentum: f32,
+    /// L2 weight decay added to the gradient (PyTorch's `weight_decay`).
+    #[arg(long, value_name = "W", default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Seed of the initial weights and the data order.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// How to draw the initial weights.
+    #[arg(long, value_enum, default_value = "default")]
+    pub init: InitArg,
+    /// Resize the images to H×H (bilinear) to fit the model's input.
+    #[arg(long, value_name = "H")]
+    pub resize: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// Where to write the trained model (inference ONNX).
+    #[arg(long, value_name = "TRAINED.onnx")]
+    pub out: Option<PathBuf>,
+    /// Where to write the checkpoint after every epoch.
+    #[arg(long, value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Train on the first N training examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_train: Option<usize>,
+    /// Evaluate on the first N test examples only.
+    #[arg(long, value_name = "N")]
+    pub limit_test: Option<usize>,
+    /// One line per epoch (text) or one JSON object per line (json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Set by the SIGINT handler; the loop stops after the current step.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+    // A second Ctrl-C ends the process at once.
+    // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+fn install_sigint() {
+    // SAFETY: the handler only stores to an atomic and resets the disposition, both
+    // async-signal-safe.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+    }
+}
+
+struct Report {
+    format: Format,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Observer for Report {
+    fn epoch_start(&mut self, epoch: u32, batches: usize) {
+        self.bar = Some(epoch_bar(epoch, batches as u64));
+    }
+    fn step(&mut self, _epoch: u32, mean_loss: f64) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(format!("loss {mean_loss:.4}"));
+        }
+    }
+    fn epoch_end(&mut self, stats: &EpochStats) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        match self.format {
+            Format::Text => println!("{stats}"),
+            Format::Json => println!("{}", stats.to_json()),
+        }
+    }
+}
+
+fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    match model {
+        Some(m) => PathBuf::from(format!("{stem}.{m}.trained.onnx")),
+        None => PathBuf::from(format!("{stem}.trained.onnx")),
+    }
+}
+
+fn default_checkpoint(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = name.strip_suffix(".onnx").unwrap_or(&name);
+    out.with_file_name(format!("{base}.ckpt.safetensors"))
+}
+
+fn train_fail(e: &TrainError) -> ExitCode {
+    let code = match e {
+        TrainError::Runtime(r) if !r.is_user_input() => EXIT_RUNTIME,
+        TrainError::Diverged { .. } | TrainError::Data(_) => EXIT_RUNTIME,
+        _ => EXIT_USAGE,
+    };
+    eprintln!("error: {e}");
+    if let Some(h) = e.help() {
+        eprintln!("  help: {h}");
+    }
+    ExitCode::from(code)
+}
+
+pub fn run(a: TrainArgs) -> ExitCode {
+    if a.batch == 0 {
+        return fail(EXIT_USAGE, "--batch must be at least 1");
+    }
+    if a.resize == Some(0) {
+        return fail(EXIT_USAGE, "--resize must be at least 1");
+    }
+    if a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
+        return fail(
+            EXIT_USAGE,
+            "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
+        );
+    }
+    let lr = a.lr.unwrap_or(match a.optimizer {
+        OptimizerArg::Sgd => 0.1,
+        OptimizerArg::Adam => 0.001,
+    });
+    if !(lr.is_finite() && lr > 0.0) {
+        return fail(
+            EXIT_USAGE,
+            format!("--lr {lr}: the learning rate must be positive"),
+        );
+    }
+    let (compilation, index) = match compile_one(&a.file, a.model.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let model = &compilation.models[index];
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&a.file, a.model.as_deref()));
+    let checkpoint = a
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_checkpoint(&out));
+    if a.resume && !checkpoint.is_file() {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "--resume: no checkpoint at {} (pass --checkpoint PATH)",
+                checkpoint.display()
+            ),
+        );
+    }
+    // Data first: every problem with it is reported before ONNX Runtime starts.
+    let (splits, resize) =
+        match train::load_data(&a.data, model, a.resize, a.limit_train, a.limit_test) {
+            Ok(d) => d,
+            Err(e) => return train_fail(&e),
+        };
+    let optimizer = a.optimizer.build(a.momentum, a.weight_decay);
+    let device: Device = a.device.into();
+    let mut sessions = match train::sessions(model, &compilation.sources, &optimizer, device) {
+        Ok(s) => s,
+        Err(e) => return train_fail(&e),
+    };
+    let config = TrainConfig {
+        epochs: a.epochs,
+        batch_size: a.batch,
+        optimizer,
+        lr,
+        seed: a.seed,
+        init: match a.init {
+            InitArg::Default => Init::Default,
+            InitArg::Xavier => Init::Xavier,
+            InitArg::Kaiming => Init::Kaiming,
+        },
+        device,
+        checkpoint: Some(checkpoint.clone()),
+        resume: a.resume,
+    };
+    install_sigint();
+    eprintln!(
+        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {} epochs",
+        model.name,
+        onnx::parameter_specs(model)
+            .iter()
+            .filter(|s| s.kind.is_trainable())
+            .map(|s| s.elements())
+            .sum::<usize>(),
+        a.data,
+        splits.train.n,
+        splits.test.n,
+        resize
+            .map(|(h, w)| format!(", resized to {h}×{w}"))
+            .unwrap_or_default(),
+        optimizer.describe(),
+        a.batch,
+        a.epochs,
+    );
+    let mut report = Report {
+        format: a.format,
+        bar: None,
+    };
+    let outcome = match train::train(
+        model,
+        &mut sessions,
+        &splits,
+        resize,
+        &config,
+        &STOP,
+        &mut report,
+    ) {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(b) = report.bar.take() {
+                b.abandon();
+            }
+            return train_fail(&e);
+        }
+    };
+    if let Some(b) = report.bar.take() {
+        b.finish_and_clear();
+    }
+    if let Some((epoch, step)) = outcome.resumed_from {
+        eprintln!(
+            "resumed from {} (epoch {epoch}, step {step})",
+            checkpoint.display()
+        );
+    }
+    if outcome.interrupted {
+        eprintln!(
+            "stopped at epoch {}, step {}: checkpoint written to {}; continue with --resume",
+            outcome.epochs_done + 1,
+            outcome.steps_done,
+            checkpoint.display()
+        );
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    let options = ExportOptions::default();
+    let written = onnx::export(model, &compilation.sources, &outcome.weights, &options)
+        .and_then(|p| onnx::write_model(p, &out, &options));
+    match written {
+        Ok(_) => {
+            eprintln!(
+                "wrote {} (trained {} epochs, {} steps); checkpoint {}",
+                out.display(),
+                outcome.epochs_done,
+                outcome.steps_done,
+                checkpoint.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(EXIT_USAGE, e),
+    }
 }

@@ -1,12 +1,19 @@
-//! Training: data loading ([`data`]), checkpoints ([`checkpoint`]) and progress reporting
-//! ([`progress`]); the gradient and step graphs and the training loop build on these.
+//! Training: data loading ([`data`]), checkpoints ([`checkpoint`]), progress reporting
+//! ([`progress`]), the gradient, step and evaluation graphs ([`graph`]) and the training
+//! loop ([`training`], in `loop.rs`).
 
 pub mod checkpoint;
 pub mod data;
+pub mod graph;
 pub mod progress;
+#[path = "loop.rs"]
+pub mod training;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use data::{
     resize_bilinear, Batch, BatchConfig, Batches, DataError, DataSource, Dataset, Splits,
 };
 pub use progress::EpochStats;
+pub use training::{
+    load_data, sessions, train, Observer, Quiet, Sessions, TrainConfig, TrainError, TrainOutcome,
+};

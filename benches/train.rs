@@ -1,0 +1,103 @@
+//! Training throughput through ONNX Runtime (a benchmark, not a test): `cargo bench --bench
+//! train`. For models/lenet.cnn and models/lenet_bn.cnn at batch 256 on random data: the median
+//! time of one step-graph run, and two ways to evaluate 10,000 examples: the evaluation graph
+//! with parameters as inputs (one session for the whole run, what `cnnc train` does), and a
+//! fresh inference export with the weights as initializers plus a new session (per epoch).
+
+use cnnc::onnx::{self, ExportOptions, Init};
+use cnnc::runtime::{Device, Input, Runtime};
+use cnnc::train::graph::{self, CarriedKind, Optimizer};
+use prost::Message;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main() {
+    let Ok(rt) = Runtime::get() else {
+        eprintln!("ONNX Runtime is not installed; nothing to measure");
+        return;
+    };
+    const B: usize = 256;
+    const TEST: usize = 10_000;
+    for file in ["models/lenet.cnn", "models/lenet_bn.cnn"] {
+        let c = cnnc::compile_file(Path::new(file)).expect("the model compiles");
+        let model = c.model(None).expect("one model");
+        let opt = Optimizer::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let step = graph::step_model(model, &c.sources, &opt).unwrap();
+        let eval = graph::eval_model(model, &c.sources).unwrap();
+        let mut step_s = rt
+            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .unwrap();
+        let mut eval_s = rt.session(&eval.encode_to_vec(), Device::Cpu).unwrap();
+        let w = onnx::initialize(model, Init::Xavier, 0);
+        let values: Vec<Vec<f32>> = step
+            .carried
+            .iter()
+            .map(|c| match c.kind {
+                CarriedKind::State { .. } => vec![0.0; c.dims.iter().product()],
+                _ => w.get(&c.name).unwrap().data.clone(),
+            })
+            .collect();
+        let x: Vec<f32> = (0..B * 784)
+            .map(|i| ((i * 7919) % 255) as f32 / 255.0)
+            .collect();
+        let labels: Vec<i64> = (0..B as i64).map(|i| i % 10).collect();
+        let (xs, ls, lr) = ([B, 1, 28, 28], [B], [0.1f32]);
+        let step_time = median_time(30, || {
+            let mut inputs = vec![
+                Input::f32("input", &xs, &x),
+                Input::i64("labels", &ls, &labels),
+                Input::f32("lr", &[], &lr),
+            ];
+            for (c, v) in step.carried.iter().zip(&values) {
+                inputs.push(Input::f32(&c.name, &c.dims, v));
+            }
+            step_s.run(&inputs).unwrap();
+        });
+        let batches = TEST.div_ceil(B);
+        let eval_graph = median_time(5, || {
+            for _ in 0..batches {
+                let mut inputs = vec![
+                    Input::f32("input", &xs, &x),
+                    Input::i64("labels", &ls, &labels),
+                ];
+                for (c, v) in step.carried.iter().zip(&values) {
+                    if !matches!(c.kind, CarriedKind::State { .. }) {
+                        inputs.push(Input::f32(&c.name, &c.dims, v));
+                    }
+                }
+                eval_s.run_selected(&inputs, &["correct"]).unwrap();
+            }
+        });
+        let fresh = median_time(5, || {
+            let bytes =
+                onnx::export_bytes(model, &c.sources, &w, &ExportOptions::default()).unwrap();
+            let mut s = rt.session(&bytes, Device::Cpu).unwrap();
+            for _ in 0..batches {
+                s.run_f32(&x, &xs).unwrap();
+            }
+        });
+        println!(
+            "{file}: step {:.2} ms at batch {B} ({:.0} examples/s training alone); evaluating \
+             {TEST} examples: eval graph {:.0} ms, fresh export + session {:.0} ms",
+            step_time.as_secs_f64() * 1e3,
+            B as f64 / step_time.as_secs_f64(),
+            eval_graph.as_secs_f64() * 1e3,
+            fresh.as_secs_f64() * 1e3,
+        );
+    }
+}

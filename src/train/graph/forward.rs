@@ -1,0 +1,484 @@
+//! The forward pass of a training graph, one IR node at a time. Training mode differs from
+//! the inference export: batch norm uses batch statistics (written from primitive ops, as
+//! ONNX BatchNormalization's training mode gives neither the batch mean nor the inverse
+//! standard deviation and updates the running variance with the biased estimate), dropout
+//! draws a mask, and max pooling keeps its Indices for the backward pass.
+
+use super::builder::i64s;
+use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
+use crate::ir::{Op, Pads, PoolAttrs};
+use crate::onnx::proto::{data_type, AttributeProto};
+use petgraph::graph::NodeIndex;
+
+/// Extra end padding that turns a ceil-mode pooling into floor mode with the same windows
+/// (the checked output size fixes the window count), as the inference export does.
+pub(super) fn pool_overhang(
+    p: &PoolAttrs,
+    in_hw: [u64; 2],
+    out_hw: [u64; 2],
+) -> Result<[u64; 2], GraphError> {
+    let mut extra = [0u64; 2];
+    for axis in 0..2 {
+        let (n, o) = (in_hw[axis], out_hw[axis]);
+        let (k, s) = (p.kernel[axis], p.stride[axis].max(1));
+        let have = n + p.pads.begin[axis] + p.pads.end[axis];
+        let need = (o.max(1) - 1) * s + k;
+        let e = need.saturating_sub(have);
+        if have + e < k || (have + e - k) / s + 1 != o {
+            return Err(err(format!(
+                "pooling output size {o} on axis {axis} does not follow from input {n}, \
+                 kernel {k}, stride {s}"
+            )));
+        }
+        extra[axis] = e;
+    }
+    Ok(extra)
+}
+
+/// The pads of a pooling with its ceil-mode overhang made explicit.
+pub(super) fn pool_pads(p: &PoolAttrs, extra: [u64; 2]) -> Pads {
+    Pads {
+        begin: p.pads.begin,
+        end: [p.pads.end[0] + extra[0], p.pads.end[1] + extra[1]],
+    }
+}
+
+/// PyTorch's `count_include_pad=True` divisor of each output window: the window clipped to
+/// the padded input (a ceil-mode overhang past the end padding does not count). Row-major
+/// `[oh, ow]`.
+pub(super) fn avgpool_divisors(p: &PoolAttrs, in_hw: [u64; 2], out_hw: [u64; 2]) -> Vec<f32> {
+    let sizes = |axis: usize| -> Vec<i64> {
+        let (n, o) = (in_hw[axis] as i64, out_hw[axis] as i64);
+        let (k, s) = (p.kernel[axis] as i64, p.stride[axis].max(1) as i64);
+        let (pb, pe) = (p.pads.begin[axis] as i64, p.pads.end[axis] as i64);
+        (0..o)
+            .map(|i| {
+                let start = i * s - pb;
+                let end = (start + k).min(n + pe);
+                end - start
+            })
+            .collect()
+    };
+    let (h, w) = (sizes(0), sizes(1));
+    h.iter()
+        .flat_map(|&a| w.iter().map(move |&b| (a * b) as f32))
+        .collect()
+}
+
+/// PyTorch's adaptive pooling bins as an averaging matrix `[m, n]`: row i averages
+/// [⌊i·n/m⌋, ⌈(i+1)·n/m⌉).
+pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
+    let mut out = vec![0.0f32; (n * m) as usize];
+    for i in 0..m {
+        let start = i * n / m;
+        let end = ((i + 1) * n).div_ceil(m);
+        let v = 1.0 / (end - start) as f32;
+        for j in start..end {
+            out[(i * n + j) as usize] = v;
+        }
+    }
+    out
+}
+
+/// `[a, b]` row-major → `[b, a]`.
+pub(super) fn transpose_matrix(m: &[f32], a: usize, b: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for i in 0..a {
+        for j in 0..b {
+            t[j * a + i] = m[i * b + j];
+        }
+    }
+    t
+}
+
+pub(super) fn conv_attrs(
+    kernel: Option<[u64; 2]>,
+    stride: [u64; 2],
+    pads: &Pads,
+    dilation: [u64; 2],
+    groups: u64,
+) -> Vec<AttributeProto> {
+    let mut v = vec![
+        AttributeProto::ints("dilations", i64s(&dilation)),
+        AttributeProto::int("group", groups as i64),
+    ];
+    if let Some(k) = kernel {
+        v.push(AttributeProto::ints("kernel_shape", i64s(&k)));
+    }
+    v.push(AttributeProto::ints("pads", i64s(&pads.onnx())));
+    v.push(AttributeProto::ints("strides", i64s(&stride)));
+    v
+}
+
+/// Axes a batch norm reduces over for a tensor of per-sample rank `rank`: the batch and
+/// every spatial axis.
+pub(super) fn bn_axes(rank: usize) -> Vec<i64> {
+    std::iter::once(0)
+        .chain((2..=rank).map(|a| a as i64))
+        .collect()
+}
+
+impl Lowering<'_> {
+    fn in_dims(&self, ix: NodeIndex, slot: usize) -> Vec<u64> {
+        let i = self.model.graph.inputs(ix)[slot];
+        self.model.shape(i).dims().to_vec()
+    }
+
+    pub(super) fn forward(&mut self, ix: NodeIndex) -> Result<(), GraphError> {
+        let model = self.model;
+        let node = model.node(ix);
+        let name = node.name.clone();
+        let ins: Vec<String> = model
+            .graph
+            .inputs(ix)
+            .iter()
+            .map(|i| self.value[i].clone())
+            .collect();
+        let x = ins.first().cloned().unwrap_or_else(|| "input".into());
+        let out_dims = model.shape(ix).dims().to_vec();
+        let in_dims = if ins.is_empty() {
+            vec![]
+        } else {
+            self.in_dims(ix, 0)
+        };
+        let hw = |d: &[u64]| -> [u64; 2] { [d[1], d[2]] };
+        let y = match &node.op {
+            Op::Input => return Err(err(format!("`{name}`: a second input node"))),
+            Op::Conv(a) => {
+                let mut v = vec![x.clone(), format!("{name}.weight")];
+                if a.bias {
+                    v.push(format!("{name}.bias"));
+                }
+                let v: Vec<&str> = v.iter().map(String::as_str).collect();
+                self.b.op(
+                    "Conv",
+                    &v,
+                    &name,
+                    conv_attrs(Some(a.kernel), a.stride, &a.pads, a.dilation, a.groups),
+                )
+            }
+            Op::ConvTranspose(a) => {
+                let mut v = vec![x.clone(), format!("{name}.weight")];
+                if a.bias {
+                    v.push(format!("{name}.bias"));
+                }
+                let v: Vec<&str> = v.iter().map(String::as_str).collect();
+                let mut attrs = conv_attrs(Some(a.kernel), a.stride, &a.pads, a.dilation, a.groups);
+                attrs.push(AttributeProto::ints("output_padding", i64s(&a.output_pad)));
+                self.b.op("ConvTranspose", &v, &name, attrs)
+            }
+            Op::MaxPool(p) => {
+                let extra = pool_overhang(p, hw(&in_dims), hw(&out_dims))?;
+                let pads = pool_pads(p, extra);
+                let attrs = vec![
+                    AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+                    AttributeProto::ints("pads", i64s(&pads.onnx())),
+                    AttributeProto::ints("strides", i64s(&p.stride)),
+                ];
+                if self.mode == Mode::Train {
+                    let y = self.b.fresh(&name);
+                    let idx = self.b.fresh(&format!("{name}.indices"));
+                    self.b.node_to("MaxPool", &[&x], &[&y, &idx], attrs);
+                    self.saved.insert(ix, Saved::MaxPoolIndices(idx));
+                    y
+                } else {
+                    self.b.op("MaxPool", &[&x], &name, attrs)
+                }
+            }
+            Op::AvgPool(p) => {
+                let extra = pool_overhang(p, hw(&in_dims), hw(&out_dims))?;
+                let pads = pool_pads(p, extra);
+                let attrs = vec![
+                    AttributeProto::int("count_include_pad", 1),
+                    AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+                    AttributeProto::ints("pads", i64s(&pads.onnx())),
+                    AttributeProto::ints("strides", i64s(&p.stride)),
+                ];
+                if extra == [0, 0] {
+                    self.b.op("AveragePool", &[&x], &name, attrs)
+                } else {
+                    // Every window lies inside the explicit padding, so AveragePool divides
+                    // by kh·kw; rescale each window to PyTorch's divisor.
+                    let avg = self
+                        .b
+                        .op("AveragePool", &[&x], &format!("{name}.full"), attrs);
+                    let k = (p.kernel[0] * p.kernel[1]) as f32;
+                    let div = avgpool_divisors(p, hw(&in_dims), hw(&out_dims));
+                    let fix: Vec<f32> = div.iter().map(|d| k / d).collect();
+                    let c = self.b.init_f32(
+                        &format!("{name}.rescale"),
+                        &[out_dims[1] as usize, out_dims[2] as usize],
+                        &fix,
+                    );
+                    self.b.mul(&avg, &c, &name)
+                }
+            }
+            Op::AdaptiveAvgPool { output } => {
+                let (h, w) = (in_dims[1], in_dims[2]);
+                let [oh, ow] = *output;
+                let pw = adaptive_matrix(w, ow); // [ow, w]
+                let pwt = transpose_matrix(&pw, ow as usize, w as usize); // [w, ow]
+                let ph = adaptive_matrix(h, oh); // [oh, h]
+                let pwt =
+                    self.b
+                        .init_f32(&format!("{name}.pool_w"), &[w as usize, ow as usize], &pwt);
+                let ph =
+                    self.b
+                        .init_f32(&format!("{name}.pool_h"), &[oh as usize, h as usize], &ph);
+                let cols = self
+                    .b
+                    .op("MatMul", &[&x, &pwt], &format!("{name}.cols"), vec![]);
+                self.b.op("MatMul", &[&ph, &cols], &name, vec![])
+            }
+            Op::GlobalAvgPool => self.b.op("GlobalAveragePool", &[&x], &name, vec![]),
+            Op::BatchNorm { eps, momentum } => {
+                self.batchnorm(ix, &name, &x, &in_dims, *eps, *momentum)?
+            }
+            Op::Relu => self.b.op("Relu", &[&x], &name, vec![]),
+            Op::Sigmoid => self.b.op("Sigmoid", &[&x], &name, vec![]),
+            Op::Tanh => self.b.op("Tanh", &[&x], &name, vec![]),
+            Op::LeakyRelu { alpha } => self.b.op(
+                "LeakyRelu",
+                &[&x],
+                &name,
+                vec![AttributeProto::float("alpha", *alpha as f32)],
+            ),
+            Op::Elu { alpha } => self.b.op(
+                "Elu",
+                &[&x],
+                &name,
+                vec![AttributeProto::float("alpha", *alpha as f32)],
+            ),
+            Op::Softmax => self.b.op(
+                "Softmax",
+                &[&x],
+                &name,
+                vec![AttributeProto::int("axis", 1)],
+            ),
+            Op::Dropout { p } => self.dropout(ix, &name, &x, &out_dims, *p)?,
+            Op::Flatten => self.b.op(
+                "Flatten",
+                &[&x],
+                &name,
+                vec![AttributeProto::int("axis", 1)],
+            ),
+            Op::Linear { bias, .. } => {
+                if in_dims.len() != 1 {
+                    return Err(err(format!(
+                        "`{name}`: linear of a tensor that is not flat [F]"
+                    )));
+                }
+                let mut v = vec![x.clone(), format!("{name}.weight")];
+                if *bias {
+                    v.push(format!("{name}.bias"));
+                }
+                let v: Vec<&str> = v.iter().map(String::as_str).collect();
+                self.b
+                    .op("Gemm", &v, &name, vec![AttributeProto::int("transB", 1)])
+            }
+            Op::Concat => {
+                let v: Vec<&str> = ins.iter().map(String::as_str).collect();
+                self.b
+                    .op("Concat", &v, &name, vec![AttributeProto::int("axis", 1)])
+            }
+            Op::Add => {
+                let v: Vec<&str> = ins.iter().map(String::as_str).collect();
+                self.b.op("Add", &v, &name, vec![])
+            }
+            Op::Crop { size } => {
+                let (h, w) = (in_dims[1], in_dims[2]);
+                let starts = [((h - size[0]) / 2) as i64, ((w - size[1]) / 2) as i64];
+                let ends = [starts[0] + size[0] as i64, starts[1] + size[1] as i64];
+                self.b.slice(&x, &starts, &ends, &[2, 3], &name)
+            }
+        };
+        self.value.insert(ix, y);
+        Ok(())
+    }
+
+    fn batchnorm(
+        &mut self,
+        ix: NodeIndex,
+        name: &str,
+        x: &str,
+        in_dims: &[u64],
+        eps: f64,
+        momentum: f64,
+    ) -> Result<String, GraphError> {
+        let (gamma, beta) = (format!("{name}.weight"), format!("{name}.bias"));
+        let (rm, rv) = (
+            format!("{name}.running_mean"),
+            format!("{name}.running_var"),
+        );
+        if self.mode == Mode::Eval {
+            return Ok(self.b.op(
+                "BatchNormalization",
+                &[x, &gamma, &beta, &rm, &rv],
+                name,
+                vec![AttributeProto::float("epsilon", eps as f32)],
+            ));
+        }
+        let c = in_dims[0] as usize;
+        let axes = bn_axes(in_dims.len());
+        let mut cshape = vec![1i64, c as i64];
+        cshape.extend(std::iter::repeat_n(1, in_dims.len() - 1));
+        let mean = self
+            .b
+            .reduce("ReduceMean", x, &axes, true, &format!("{name}.mean"));
+        let xc = self.b.sub(x, &mean, &format!("{name}.centered"));
+        let sq = self.b.mul(&xc, &xc, &format!("{name}.centered_sq"));
+        let var = self
+            .b
+            .reduce("ReduceMean", &sq, &axes, true, &format!("{name}.var"));
+        let e = self.b.scalar(eps as f32);
+        let ve = self.b.add(&var, &e, &format!("{name}.var_eps"));
+        let std = self.b.op("Sqrt", &[&ve], &format!("{name}.std"), vec![]);
+        let inv = self
+            .b
+            .op("Reciprocal", &[&std], &format!("{name}.inv_std"), vec![]);
+        let xhat = self.b.mul(&xc, &inv, &format!("{name}.xhat"));
+        let g = self.b.reshape(&gamma, &cshape, &format!("{name}.gamma"));
+        let bt = self.b.reshape(&beta, &cshape, &format!("{name}.beta"));
+        let scaled = self.b.mul(&xhat, &g, &format!("{name}.scaled"));
+        let y = self.b.add(&scaled, &bt, name);
+        if self.update_running {
+            // PyTorch: running = (1 − m)·running + m·batch, with the unbiased variance.
+            let m = momentum as f32;
+            let mean_c = self
+                .b
+                .reshape(&mean, &[c as i64], &format!("{name}.mean_c"));
+            let var_c = self.b.reshape(&var, &[c as i64], &format!("{name}.var_c"));
+            let count = self.b.size_f32(x, &format!("{name}.count_all"));
+            let cc = self.b.scalar(c as f32);
+            let per = self.b.div(&count, &cc, &format!("{name}.count"));
+            let one = self.b.scalar(1.0);
+            let per1 = self.b.sub(&per, &one, &format!("{name}.count_m1"));
+            let corr = self.b.div(&per, &per1, &format!("{name}.bessel"));
+            let unbiased = self.b.mul(&var_c, &corr, &format!("{name}.var_unbiased"));
+            for (run, batch, out) in [
+                (&rm, &mean_c, "running_mean"),
+                (&rv, &unbiased, "running_var"),
+            ] {
+                let old = self.b.scale(run, 1.0 - m, &format!("{name}.{out}.old"));
+                let new = self.b.scale(batch, m, &format!("{name}.{out}.batch"));
+                let exact = format!("new.{name}.{out}");
+                self.b.node_to("Add", &[&old, &new], &[&exact], vec![]);
+                self.extra_outputs.push((exact, vec![c]));
+            }
+        }
+        self.saved.insert(
+            ix,
+            Saved::BatchNorm {
+                xhat,
+                inv_std: inv,
+                gamma: g,
+                axes,
+            },
+        );
+        Ok(y)
+    }
+
+    fn dropout(
+        &mut self,
+        ix: NodeIndex,
+        name: &str,
+        x: &str,
+        out_dims: &[u64],
+        p: f64,
+    ) -> Result<String, GraphError> {
+        if self.mode == Mode::Eval || p == 0.0 {
+            return Ok(x.to_string());
+        }
+        if !(0.0..1.0).contains(&p) {
+            return Err(err(format!(
+                "`{name}`: dropout probability {p} must be in [0, 1) for training"
+            )));
+        }
+        let scale = (1.0 / (1.0 - p)) as f32;
+        match self.dropout {
+            DropoutMode::Random => {
+                let ratio = self.b.scalar(p as f32);
+                let on = self.b.bool_scalar(true);
+                let y = self.b.fresh(name);
+                let mask = self.b.fresh(&format!("{name}.mask"));
+                self.b
+                    .node_to("Dropout", &[x, &ratio, &on], &[&y, &mask], vec![]);
+                self.saved.insert(
+                    ix,
+                    Saved::Dropout {
+                        mask,
+                        is_bool: true,
+                        scale,
+                    },
+                );
+                Ok(y)
+            }
+            DropoutMode::MaskInput => {
+                let mask = format!("dropout_mask.{name}");
+                if !self.b.reserve(&mask) {
+                    return Err(err(format!("the value name `{mask}` is taken")));
+                }
+                self.b
+                    .input(&mask, data_type::FLOAT, &super::builder::batched(out_dims));
+                let kept = self.b.mul(x, &mask, &format!("{name}.kept"));
+                let y = self.b.scale(&kept, scale, name);
+                self.saved.insert(
+                    ix,
+                    Saved::Dropout {
+                        mask,
+                        is_bool: false,
+                        scale,
+                    },
+                );
+                Ok(y)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_bins_match_pytorch() {
+        // 5 → 3: bins [0,2), [1,4), [3,5).
+        let m = adaptive_matrix(5, 3);
+        let want = [
+            0.5,
+            0.5,
+            0.0,
+            0.0,
+            0.0, //
+            0.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            0.0, //
+            0.0,
+            0.0,
+            0.0,
+            0.5,
+            0.5,
+        ];
+        for (a, b) in m.iter().zip(want) {
+            assert!((a - b).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn avgpool_divisor_excludes_ceil_overhang() {
+        // n = 5, k = 2, s = 2, pad 1 each side, ceil: windows start at −1, 1, 3, 5?
+        // PyTorch: out = ceil((5 + 2 − 2) / 2) + 1 = 4, last window starts at 5 < 5 + 1.
+        let p = PoolAttrs {
+            kernel: [2, 2],
+            stride: [2, 2],
+            pads: Pads::symmetric([1, 1]),
+            ceil: true,
+        };
+        let d = avgpool_divisors(&p, [5, 5], [4, 4]);
+        // Row sizes: 2, 2, 2, 1 (the last window covers the end padding only up to n + pe).
+        assert_eq!(&d[..4], &[4.0, 4.0, 4.0, 2.0]);
+        assert_eq!(d[15], 1.0);
+    }
+}

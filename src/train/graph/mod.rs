@@ -1,0 +1,547 @@
+//! Training graphs: the model's forward pass in training mode, the loss, a reverse-mode
+//! backward pass written as standard ONNX ops, and the optimizer update, all in one ONNX
+//! graph (opset 18) that plain ONNX Runtime runs. No ONNX Runtime training build is needed.
+//!
+//! Three graphs come from one lowering:
+//! - [`grad_model`]: inputs `input`, `labels` and every trainable parameter; outputs `loss`
+//!   and `grad.<parameter>` (batch norm on batch statistics).
+//! - [`step_model`]: one optimizer step. Inputs `input`, `labels`, `lr` (and `t` for Adam),
+//!   every parameter, running statistic and optimizer state; outputs `loss`, `correct` and
+//!   `new.<name>` for every tensor carried from step to step ([`StepGraph::carried`]).
+//! - [`eval_model`]: inference mode (running statistics, no dropout) with parameters as
+//!   inputs; outputs `loss` and `correct`, so one session evaluates every epoch.
+//!
+//! Recipes per layer are in `backward.rs`; optimizers (PyTorch semantics) in `optim.rs`.
+
+mod backward;
+pub mod builder;
+mod forward;
+mod optim;
+
+pub use optim::Optimizer;
+
+use crate::onnx::proto::{data_type, Dim, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::onnx::{parameter_specs, ParamSpec, Weights};
+use crate::shape::CheckedModel;
+use crate::source::SourceMap;
+use builder::{batched, fixed, Builder};
+use petgraph::graph::NodeIndex;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The opset of every training graph (Reduce* take their axes as an input from 18 on).
+pub const TRAIN_OPSET: i64 = 18;
+
+/// Why a training graph could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    pub message: String,
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+fn err(message: impl Into<String>) -> GraphError {
+    GraphError {
+        message: message.into(),
+    }
+}
+
+/// How dropout behaves in a gradient graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DropoutMode {
+    /// ONNX Dropout in training mode: a fresh mask every run (what training does).
+    #[default]
+    Random,
+    /// The keep-mask is an input `dropout_mask.<layer>` (float 0/1, the layer's shape with the
+    /// batch first), so the loss is a deterministic function of the parameters: for gradient
+    /// checks.
+    MaskInput,
+}
+
+/// Options of [`grad_model`].
+#[derive(Clone, Debug, Default)]
+pub struct GradOptions<'w> {
+    /// Also store every parameter as an initializer holding these weights, so the graph runs
+    /// with only `input` and `labels` given (parameters stay overridable inputs).
+    pub weights: Option<&'w Weights>,
+    pub dropout: DropoutMode,
+}
+
+/// A tensor that goes into the step graph and comes back updated as `new.<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub kind: CarriedKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CarriedKind {
+    /// A trainable parameter.
+    Param,
+    /// Batch norm running mean or variance.
+    RunningStat,
+    /// Optimizer state; `slot` is PyTorch's state name (`momentum_buffer`, `exp_avg`, …).
+    State { slot: &'static str },
+}
+
+impl Carried {
+    /// The output name of its updated value.
+    pub fn new_name(&self) -> String {
+        format!("new.{}", self.name)
+    }
+}
+
+/// The step graph and what it carries.
+#[derive(Clone, Debug)]
+pub struct StepGraph {
+    pub model: ModelProto,
+    /// Inputs beyond `input`, `labels` and the scalars, each with its `new.` output, in the
+    /// graph's input order: parameters, running statistics, optimizer state.
+    pub carried: Vec<Carried>,
+    /// Whether the graph takes the step number `t` (Adam's bias correction).
+    pub takes_step: bool,
+}
+
+/// The shape of the labels for a model: `[N]` for an output `[K]`, `[N, H, W]` for a
+/// per-pixel output `[K, H, W]`.
+pub fn label_dims(model: &CheckedModel) -> Vec<Dim> {
+    let out = model.output_shape().dims();
+    let mut d = vec![Dim::Param("N".into())];
+    d.extend(out[1..].iter().map(|&x| Dim::Value(x as i64)));
+    d
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Batch statistics, dropout active.
+    Train,
+    /// Running statistics, dropout off.
+    Eval,
+}
+
+/// What the backward pass needs from a node's forward pass beyond its input and output.
+#[derive(Clone, Debug, Default)]
+enum Saved {
+    #[default]
+    None,
+    MaxPoolIndices(String),
+    BatchNorm {
+        xhat: String,
+        inv_std: String,
+        gamma: String,
+        axes: Vec<i64>,
+    },
+    /// Bool keep-mask (ONNX Dropout) or float mask (mask input), and the scale 1/(1-p).
+    Dropout {
+        mask: String,
+        is_bool: bool,
+        scale: f32,
+    },
+}
+
+/// One lowering of a model into a training graph.
+struct Lowering<'a> {
+    model: &'a CheckedModel,
+    sources: &'a SourceMap,
+    b: Builder,
+    mode: Mode,
+    dropout: DropoutMode,
+    /// Emit the running-statistic updates (`new.<layer>.running_mean` …).
+    update_running: bool,
+    specs: Vec<ParamSpec>,
+    /// The ONNX value of each IR node's output.
+    value: HashMap<NodeIndex, String>,
+    saved: HashMap<NodeIndex, Saved>,
+    /// Whether a node's output depends on a trainable parameter.
+    needs_grad: HashMap<NodeIndex, bool>,
+    /// Gradient of each trainable parameter.
+    param_grad: HashMap<String, String>,
+    /// Extra graph outputs made during the forward pass (running statistics).
+    extra_outputs: Vec<(String, Vec<usize>)>,
+}
+
+impl<'a> Lowering<'a> {
+    fn new(model: &'a CheckedModel, sources: &'a SourceMap, mode: Mode, graph: &str) -> Self {
+        Lowering {
+            model,
+            sources,
+            b: Builder::new(graph),
+            mode,
+            dropout: DropoutMode::Random,
+            update_running: false,
+            specs: parameter_specs(model),
+            value: HashMap::new(),
+            saved: HashMap::new(),
+            needs_grad: HashMap::new(),
+            param_grad: HashMap::new(),
+            extra_outputs: Vec::new(),
+        }
+    }
+
+    fn reserve(&mut self, name: &str) -> Result<(), GraphError> {
+        if self.b.reserve(name) {
+            Ok(())
+        } else {
+            Err(err(format!(
+                "two values of the training graph would both be named `{name}`; rename the \
+                 layer (`as NAME`)"
+            )))
+        }
+    }
+
+    /// Declares `input`, `labels` and the parameters (all, or only trainable ones) as graph
+    /// inputs, and reserves every output name given.
+    fn declare(&mut self, with_buffers: bool, outputs: &[String]) -> Result<(), GraphError> {
+        for n in ["input", "labels"] {
+            self.reserve(n)?;
+        }
+        self.b.input(
+            "input",
+            data_type::FLOAT,
+            &batched(self.model.input_shape().dims()),
+        );
+        self.b
+            .input("labels", data_type::INT64, &label_dims(self.model));
+        for s in self.specs.clone() {
+            if s.kind.is_trainable() || with_buffers {
+                self.reserve(&s.name)?;
+                self.b.input(&s.name, data_type::FLOAT, &fixed(&s.dims));
+            }
+        }
+        for o in outputs {
+            self.reserve(o)?;
+        }
+        Ok(())
+    }
+
+    fn trainable(&self) -> Vec<ParamSpec> {
+        self.specs
+            .iter()
+            .filter(|s| s.kind.is_trainable())
+            .cloned()
+            .collect()
+    }
+
+    fn running_stats(&self) -> Vec<ParamSpec> {
+        self.specs
+            .iter()
+            .filter(|s| !s.kind.is_trainable())
+            .cloned()
+            .collect()
+    }
+
+    fn location(&self, ix: NodeIndex) -> String {
+        let span = self.model.node(ix).span;
+        if (span.file.0 as usize) >= self.sources.files().count() {
+            return String::new();
+        }
+        let f = self.sources.get(span.file);
+        let (line, col) = f.line_col(span.start);
+        format!("{}:{line}:{col}", f.path.display())
+    }
+
+    /// The forward pass over every layer; returns the logits.
+    fn forward_all(&mut self) -> Result<String, GraphError> {
+        let model = self.model;
+        let input = model.graph.input;
+        self.value.insert(input, "input".into());
+        self.needs_grad.insert(input, false);
+        for ix in model.layers() {
+            self.b.doc = self.location(ix);
+            let has_params = self
+                .specs
+                .iter()
+                .any(|s| s.node == ix && s.kind.is_trainable());
+            let needs = has_params || model.graph.inputs(ix).iter().any(|i| self.needs_grad[i]);
+            self.needs_grad.insert(ix, needs);
+            self.forward(ix)?;
+        }
+        self.b.doc.clear();
+        Ok(self.value[&model.graph.output].clone())
+    }
+
+    /// `loss` (exact name) and the log-probabilities, from the logits.
+    fn loss(&mut self, logits: &str) -> String {
+        let logp = self.b.fresh("log_prob");
+        self.b.node_to(
+            "SoftmaxCrossEntropyLoss",
+            &[logits, "labels"],
+            &["loss", &logp],
+            vec![crate::onnx::proto::AttributeProto::string(
+                "reduction",
+                "mean",
+            )],
+        );
+        logp
+    }
+
+    /// `correct` (exact name): the number of labels the arg-max of the logits hits.
+    fn correct(&mut self, logits: &str) {
+        use crate::onnx::proto::AttributeProto;
+        let am = self.b.op(
+            "ArgMax",
+            &[logits],
+            "predicted",
+            vec![
+                AttributeProto::int("axis", 1),
+                AttributeProto::int("keepdims", 0),
+            ],
+        );
+        let eq = self.b.op("Equal", &[&am, "labels"], "hits", vec![]);
+        let c = self.b.cast(&eq, data_type::INT64, "hits.int");
+        self.b.node_to(
+            "ReduceSum",
+            &[&c],
+            &["correct"],
+            vec![AttributeProto::int("keepdims", 0)],
+        );
+    }
+
+    /// The loss gradient w.r.t. the logits: (softmax − one-hot(labels)) / #labels.
+    fn loss_grad(&mut self, logp: &str) -> String {
+        let out = self.model.output_shape().dims().to_vec();
+        let k = out[0] as usize;
+        let p = self.b.op("Exp", &[logp], "prob", vec![]);
+        let axis1 = self.b.ints(&[1]);
+        let lab = self.b.op(
+            "Unsqueeze",
+            &["labels", &axis1],
+            "labels.unsqueezed",
+            vec![],
+        );
+        let mut cdims = vec![1, k];
+        cdims.extend(std::iter::repeat_n(1, out.len() - 1));
+        let classes: Vec<i64> = (0..k as i64).collect();
+        let cls = self.b.ints_shaped("classes", &cdims, &classes);
+        let eq = self.b.op("Equal", &[&lab, &cls], "onehot.bool", vec![]);
+        let onehot = self.b.cast(&eq, data_type::FLOAT, "onehot");
+        let diff = self.b.sub(&p, &onehot, "dlogits.sum");
+        let count = self.b.size_f32("labels", "label_count");
+        self.b.div(&diff, &count, "dlogits")
+    }
+
+    /// The backward pass from the logits' gradient; fills `param_grad`.
+    fn backward_all(&mut self, dlogits: String) -> Result<(), GraphError> {
+        let model = self.model;
+        let mut grads: HashMap<NodeIndex, Vec<String>> = HashMap::new();
+        grads.insert(model.graph.output, vec![dlogits]);
+        let mut order = model.layers();
+        order.reverse();
+        for ix in order {
+            let Some(gs) = grads.remove(&ix) else {
+                continue;
+            };
+            if !self.needs_grad[&ix] {
+                continue;
+            }
+            self.b.doc = self.location(ix);
+            let name = model.node(ix).name.clone();
+            let dy = self.b.sum(&gs, &format!("grad_sum.{name}"));
+            let inputs = model.graph.inputs(ix);
+            let want: Vec<bool> = inputs.iter().map(|i| self.needs_grad[i]).collect();
+            let dxs = self.backward(ix, &dy, &want)?;
+            for (slot, dx) in dxs.into_iter().enumerate() {
+                if let (Some(dx), true) = (dx, want[slot]) {
+                    grads.entry(inputs[slot]).or_default().push(dx);
+                }
+            }
+        }
+        self.b.doc.clear();
+        // Parameters that do not reach the loss get zero gradients.
+        for s in self.trainable() {
+            if !self.param_grad.contains_key(&s.name) {
+                let z = self.b.init_f32(
+                    &format!("grad.{}.zero", s.name),
+                    &s.dims,
+                    &vec![0.0; s.elements()],
+                );
+                self.param_grad.insert(s.name.clone(), z);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, doc: String) -> ModelProto {
+        let model = self.model;
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: TRAIN_OPSET,
+            }],
+            producer_name: "cnnc".into(),
+            producer_version: crate::VERSION.into(),
+            doc_string: doc,
+            graph: Some(self.b.graph),
+            metadata_props: vec![
+                StringStringEntryProto::new("cnnc_version", crate::VERSION),
+                StringStringEntryProto::new("source_file", model.source_path.clone()),
+                StringStringEntryProto::new("source_sha256", model.source_hash.clone()),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
+fn check_model(model: &CheckedModel) -> Result<(), GraphError> {
+    let out = model.output_shape();
+    if out.rank() != 1 && out.rank() != 3 {
+        return Err(err(format!(
+            "the model's output is {out}; training needs class scores [K] or per-pixel scores \
+             [K, H, W]"
+        )));
+    }
+    if out.channels() < 1 {
+        return Err(err("the model's output has no classes"));
+    }
+    if model.graph.input == model.graph.output {
+        return Err(err("the model has no layers to train"));
+    }
+    Ok(())
+}
+
+/// The gradient graph: `loss` and `grad.<parameter>` for every trainable parameter, batch
+/// norm on batch statistics.
+pub fn grad_model(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    options: &GradOptions<'_>,
+) -> Result<ModelProto, GraphError> {
+    check_model(model)?;
+    let mut l = Lowering::new(model, sources, Mode::Train, &format!("{}_grad", model.name));
+    l.dropout = options.dropout;
+    let trainable = l.trainable();
+    let mut outs = vec!["loss".to_string()];
+    outs.extend(trainable.iter().map(|s| format!("grad.{}", s.name)));
+    l.declare(false, &outs)?;
+    if let Some(w) = options.weights {
+        w.check(&l.specs).map_err(|problems| {
+            let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            err(format!(
+                "the weights do not match the model: {}",
+                list.join("; ")
+            ))
+        })?;
+        for s in &trainable {
+            let t = w.get(&s.name).expect("checked");
+            l.b.init_f32_exact(&s.name, &t.dims, &t.data);
+        }
+    }
+    let logits = l.forward_all()?;
+    let logp = l.loss(&logits);
+    let dl = l.loss_grad(&logp);
+    l.backward_all(dl)?;
+    l.b.output("loss", data_type::FLOAT, &[]);
+    for s in &trainable {
+        let g = l.param_grad[&s.name].clone();
+        let exact = format!("grad.{}", s.name);
+        l.b.node_to("Identity", &[&g], &[&exact], vec![]);
+        l.b.output(&exact, data_type::FLOAT, &fixed(&s.dims));
+    }
+    let doc = format!(
+        "gradient graph of model {} of {}",
+        model.name, model.source_path
+    );
+    Ok(l.finish(doc))
+}
+
+/// The training step graph for `optimizer`.
+pub fn step_model(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    optimizer: &Optimizer,
+) -> Result<StepGraph, GraphError> {
+    check_model(model)?;
+    let mut l = Lowering::new(model, sources, Mode::Train, &format!("{}_step", model.name));
+    l.update_running = true;
+    let trainable = l.trainable();
+    let running = l.running_stats();
+    let mut carried: Vec<Carried> = trainable
+        .iter()
+        .map(|s| Carried {
+            name: s.name.clone(),
+            dims: s.dims.clone(),
+            kind: CarriedKind::Param,
+        })
+        .collect();
+    carried.extend(running.iter().map(|s| Carried {
+        name: s.name.clone(),
+        dims: s.dims.clone(),
+        kind: CarriedKind::RunningStat,
+    }));
+    for slot in optimizer.slots() {
+        carried.extend(trainable.iter().map(|s| Carried {
+            name: format!("{}.{slot}", s.name),
+            dims: s.dims.clone(),
+            kind: CarriedKind::State { slot },
+        }));
+    }
+    let mut outs = vec!["loss".to_string(), "correct".to_string()];
+    outs.extend(carried.iter().map(Carried::new_name));
+    l.declare(true, &outs)?;
+    for c in &carried {
+        if let CarriedKind::State { .. } = c.kind {
+            l.reserve(&c.name)?;
+            l.b.input(&c.name, data_type::FLOAT, &fixed(&c.dims));
+        }
+    }
+    l.reserve("lr")?;
+    l.b.input("lr", data_type::FLOAT, &[]);
+    let takes_step = optimizer.takes_step();
+    if takes_step {
+        l.reserve("t")?;
+        l.b.input("t", data_type::FLOAT, &[]);
+    }
+    let logits = l.forward_all()?;
+    let logp = l.loss(&logits);
+    l.correct(&logits);
+    let dl = l.loss_grad(&logp);
+    l.backward_all(dl)?;
+    optimizer.lower(&mut l.b, &trainable, &l.param_grad);
+    l.b.output("loss", data_type::FLOAT, &[]);
+    l.b.output("correct", data_type::INT64, &[]);
+    for c in &carried {
+        l.b.output(&c.new_name(), data_type::FLOAT, &fixed(&c.dims));
+    }
+    debug_assert_eq!(
+        l.extra_outputs.len(),
+        running.len(),
+        "every running statistic is updated"
+    );
+    let doc = format!(
+        "training step ({}) of model {} of {}",
+        optimizer.describe(),
+        model.name,
+        model.source_path
+    );
+    Ok(StepGraph {
+        model: l.finish(doc),
+        carried,
+        takes_step,
+    })
+}
+
+/// The evaluation graph: inference mode, every parameter and running statistic an input;
+/// outputs `loss` (mean over the batch) and `correct`.
+pub fn eval_model(model: &CheckedModel, sources: &SourceMap) -> Result<ModelProto, GraphError> {
+    check_model(model)?;
+    let mut l = Lowering::new(model, sources, Mode::Eval, &format!("{}_eval", model.name));
+    l.declare(true, &["loss".to_string(), "correct".to_string()])?;
+    let logits = l.forward_all()?;
+    l.loss(&logits);
+    l.correct(&logits);
+    l.b.output("loss", data_type::FLOAT, &[]);
+    l.b.output("correct", data_type::INT64, &[]);
+    let doc = format!(
+        "evaluation graph of model {} of {}",
+        model.name, model.source_path
+    );
+    Ok(l.finish(doc))
+}

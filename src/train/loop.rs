@@ -1,0 +1,632 @@
+//! The training loop: one ONNX Runtime session runs the step graph ([`super::graph`]), another
+//! the evaluation graph; parameters, running statistics and optimizer state live in `Vec<f32>`
+//! between steps and go in and out of every step by name.
+//!
+//! After every epoch the state is checkpointed atomically (safetensors, [`Checkpoint`]); a stop
+//! request (Ctrl-C in the CLI) is honoured after the current step, with a checkpoint that
+//! records the step, so `--resume` continues mid-epoch with the same batches. A non-finite
+//! loss stops training with the epoch and step named.
+
+use super::checkpoint::{Checkpoint, CheckpointError};
+use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
+use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
+use super::progress::EpochStats;
+use crate::onnx::{initialize, Init, Tensor, Weights};
+use crate::runtime::{Device, Input, OutputData, Runtime, RuntimeError, Session};
+use crate::shape::CheckedModel;
+use crate::source::SourceMap;
+use prost::Message;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Everything that shapes a run.
+#[derive(Clone, Debug)]
+pub struct TrainConfig {
+    /// Epochs in total (a resumed run continues up to this many).
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub optimizer: Optimizer,
+    pub lr: f32,
+    /// Seeds the initial weights and the data order.
+    pub seed: u64,
+    pub init: Init,
+    pub device: Device,
+    /// Where the state is written after every epoch (and on a stop request).
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from `checkpoint`.
+    pub resume: bool,
+}
+
+/// Why training stopped early or could not start.
+#[derive(Debug)]
+pub enum TrainError {
+    Data(DataError),
+    /// The model and the data do not fit together (labels, channels, sizes).
+    Mismatch {
+        message: String,
+        help: Option<String>,
+    },
+    Graph(GraphError),
+    Runtime(RuntimeError),
+    Checkpoint(CheckpointError),
+    /// The checkpoint cannot continue this run.
+    Resume {
+        path: PathBuf,
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    Diverged {
+        /// 1-based.
+        epoch: u32,
+        /// 1-based step within the epoch.
+        step: usize,
+        global_step: u64,
+        loss: f32,
+    },
+}
+
+impl TrainError {
+    pub fn help(&self) -> Option<String> {
+        match self {
+            TrainError::Data(e) => e.help(),
+            TrainError::Checkpoint(e) => e.help(),
+            TrainError::Mismatch { help, .. } => help.clone(),
+            TrainError::Diverged { .. } => Some(
+                "lower the learning rate (--lr), or use --optimizer adam; the checkpoint \
+                 holds the state after the last finished epoch, if any"
+                    .into(),
+            ),
+            TrainError::Resume { .. } => Some(
+                "resume with the same --batch and --limit-train as the run that wrote it, or \
+                 start afresh without --resume"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TrainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrainError::Data(e) => write!(f, "{e}"),
+            TrainError::Mismatch { message, .. } => f.write_str(message),
+            TrainError::Graph(e) => write!(f, "cannot build the training graph: {e}"),
+            TrainError::Runtime(e) => write!(f, "{e}"),
+            TrainError::Checkpoint(e) => write!(f, "{e}"),
+            TrainError::Resume { path, message } => {
+                write!(f, "{}: cannot resume: {message}", path.display())
+            }
+            TrainError::Diverged {
+                epoch,
+                step,
+                global_step,
+                loss,
+            } => write!(
+                f,
+                "training diverged: the loss is {loss} at epoch {epoch}, step {step} (step {global_step} overall)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(e)
+    }
+}
+impl From<GraphError> for TrainError {
+    fn from(e: GraphError) -> Self {
+        TrainError::Graph(e)
+    }
+}
+impl From<RuntimeError> for TrainError {
+    fn from(e: RuntimeError) -> Self {
+        TrainError::Runtime(e)
+    }
+}
+impl From<CheckpointError> for TrainError {
+    fn from(e: CheckpointError) -> Self {
+        TrainError::Checkpoint(e)
+    }
+}
+
+/// Loads `--data`, checks it against the model and cuts it to the limits. `resize` is the
+/// side the images are resized to (`--resize H`: H×H). Returns the splits and the size
+/// batches must be resized to, if any.
+pub fn load_data(
+    data: &str,
+    model: &CheckedModel,
+    resize: Option<usize>,
+    limit_train: Option<usize>,
+    limit_test: Option<usize>,
+) -> Result<(Splits, Option<(usize, usize)>), TrainError> {
+    let input = model.input_shape();
+    let output = model.output_shape();
+    let [c, h, w] = input.dims()[..] else {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "model `{}` takes {input}; training on images needs an input [C, H, W]",
+                model.name
+            ),
+            help: None,
+        });
+    };
+    if output.rank() != 1 {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "model `{}` gives {output} per example, but the data set has one label per image",
+                model.name
+            ),
+            help: Some(
+                "end the model with class scores [K] (e.g. global_avgpool flatten linear(K))"
+                    .into(),
+            ),
+        });
+    }
+    let source = DataSource::resolve(data)?;
+    let mut splits = source.load(super::data::DEFAULT_CLASSES)?;
+    let classes = splits.train.classes;
+    if (output.channels() as usize) < classes {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "model `{}` gives {} class scores, but the data set has {classes} classes",
+                model.name,
+                output.channels()
+            ),
+            help: Some(format!("end the model with linear({classes})")),
+        });
+    }
+    let expected = [c as usize, h as usize, w as usize];
+    let found = splits.train.image_shape();
+    if found[0] != expected[0] {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "the images have {} channel(s) but model `{}` takes {} ({input})",
+                found[0], model.name, expected[0]
+            ),
+            help: Some(format!("declare the model's input as {found:?}")),
+        });
+    }
+    let fit = match resize {
+        None => splits.train.fit_input(expected, false).map_err(|e| {
+            let help = if expected[1] == expected[2] {
+                format!(
+                    "pass --resize {} to resize the {}×{} images to the model's {}×{} (bilinear), or declare the model's input as {:?}",
+                    expected[1], found[1], found[2], expected[1], expected[2], found
+                )
+            } else {
+                format!("declare the model's input as {found:?}")
+            };
+            TrainError::Mismatch {
+                message: e.to_string(),
+                help: Some(help),
+            }
+        })?,
+        Some(side) => {
+            if [side, side] != [expected[1], expected[2]] {
+                return Err(TrainError::Mismatch {
+                    message: format!(
+                        "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
+                        model.name, expected[1], expected[2]
+                    ),
+                    help: (expected[1] == expected[2])
+                        .then(|| format!("pass --resize {}", expected[1])),
+                });
+            }
+            splits.train.fit_input(expected, true)?
+        }
+    };
+    if let Some(n) = limit_train {
+        truncate(&mut splits.train, n);
+    }
+    if let Some(n) = limit_test {
+        truncate(&mut splits.test, n);
+    }
+    if splits.train.n == 0 {
+        return Err(TrainError::Mismatch {
+            message: "no training examples (--limit-train 0?)".into(),
+            help: None,
+        });
+    }
+    Ok((splits, fit))
+}
+
+/// Keeps the first `n` examples.
+fn truncate(d: &mut Dataset, n: usize) {
+    let n = n.min(d.n);
+    d.images.truncate(n * d.image_len());
+    d.labels.truncate(n);
+    d.n = n;
+}
+
+/// What a run reports as it goes.
+pub trait Observer {
+    /// An epoch starts with `batches` steps (fewer when resumed mid-epoch).
+    fn epoch_start(&mut self, _epoch: u32, _batches: usize) {}
+    /// A step finished; `mean_loss` is the epoch's running mean.
+    fn step(&mut self, _epoch: u32, _mean_loss: f64) {}
+    /// An epoch finished (after evaluation and checkpointing).
+    fn epoch_end(&mut self, _stats: &EpochStats) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// How a run ended.
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// Parameters and running statistics: the trained model's weights.
+    pub weights: Weights,
+    /// Per-epoch stats of this invocation.
+    pub history: Vec<EpochStats>,
+    /// Epochs completed in total (including those of a resumed checkpoint).
+    pub epochs_done: u32,
+    pub steps_done: u64,
+    /// Stopped on request before `epochs`; the checkpoint (if any) holds the state.
+    pub interrupted: bool,
+    /// Whether the run started from a checkpoint.
+    pub resumed_from: Option<(u32, u64)>,
+}
+
+/// Training state: the carried tensors and where the run is.
+struct State {
+    carried: Vec<Carried>,
+    values: Vec<Vec<f32>>,
+    epoch: u32,
+    step: u64,
+    seed: u64,
+}
+
+fn run_info(config: &TrainConfig, train_examples: usize) -> serde_json::Value {
+    serde_json::json!({
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "batch_size": config.batch_size,
+        "train_examples": train_examples,
+    })
+}
+
+fn checkpoint_name(c: &Carried) -> String {
+    match c.kind {
+        CarriedKind::Param | CarriedKind::RunningStat => format!("param.{}", c.name),
+        CarriedKind::State { slot } => {
+            let param = c.name.strip_suffix(&format!(".{slot}")).unwrap_or(&c.name);
+            format!("opt.{slot}.{param}")
+        }
+    }
+}
+
+impl State {
+    fn fresh(model: &CheckedModel, carried: Vec<Carried>, config: &TrainConfig) -> State {
+        let w = initialize(model, config.init, config.seed);
+        let values = carried
+            .iter()
+            .map(|c| match c.kind {
+                CarriedKind::Param | CarriedKind::RunningStat => w
+                    .get(&c.name)
+                    .expect("initialize covers every spec")
+                    .data
+                    .clone(),
+                CarriedKind::State { .. } => vec![0.0; c.dims.iter().product()],
+            })
+            .collect();
+        State {
+            carried,
+            values,
+            epoch: 0,
+            step: 0,
+            seed: config.seed,
+        }
+    }
+
+    fn from_checkpoint(
+        path: &Path,
+        model: &CheckedModel,
+        carried: Vec<Carried>,
+        config: &TrainConfig,
+        train_examples: usize,
+    ) -> Result<State, TrainError> {
+        let ck = Checkpoint::load_for(path, &model.name, &model.source_hash)?;
+        let resume_err = |message: String| TrainError::Resume {
+            path: path.to_path_buf(),
+            message,
+        };
+        let info = &ck.optimizer;
+        let want = serde_json::to_value(config.optimizer).unwrap_or_default();
+        if info.get("optimizer") != Some(&want) {
+            return Err(resume_err(format!(
+                "it was written with optimizer {}, this run uses {want}",
+                info.get("optimizer").cloned().unwrap_or_default()
+            )));
+        }
+        let steps_per_epoch = train_examples.div_ceil(config.batch_size) as u64;
+        let mid_epoch = ck.step != u64::from(ck.epoch) * steps_per_epoch;
+        let same_batches = info.get("batch_size").and_then(|v| v.as_u64())
+            == Some(config.batch_size as u64)
+            && info.get("train_examples").and_then(|v| v.as_u64()) == Some(train_examples as u64);
+        if mid_epoch && !same_batches {
+            return Err(resume_err(format!(
+                "it stopped part-way through epoch {} with batch size {} over {} examples; this \
+                 run has batch size {} over {} examples",
+                ck.epoch + 1,
+                info.get("batch_size").cloned().unwrap_or_default(),
+                info.get("train_examples").cloned().unwrap_or_default(),
+                config.batch_size,
+                train_examples
+            )));
+        }
+        let mut values = Vec::with_capacity(carried.len());
+        for c in &carried {
+            let name = checkpoint_name(c);
+            match ck.tensors.get(&name) {
+                Some((dims, data)) if *dims == c.dims => values.push(data.clone()),
+                Some((dims, _)) => {
+                    return Err(resume_err(format!(
+                        "tensor `{name}` has shape {dims:?}, the model needs {:?}",
+                        c.dims
+                    )))
+                }
+                None => return Err(resume_err(format!("tensor `{name}` is missing"))),
+            }
+        }
+        Ok(State {
+            carried,
+            values,
+            epoch: ck.epoch,
+            step: ck.step,
+            seed: ck.rng_seed,
+        })
+    }
+
+    fn checkpoint(&self, model: &CheckedModel, info: serde_json::Value) -> Checkpoint {
+        Checkpoint {
+            tensors: self
+                .carried
+                .iter()
+                .zip(&self.values)
+                .map(|(c, v)| (checkpoint_name(c), (c.dims.clone(), v.clone())))
+                .collect(),
+            epoch: self.epoch,
+            step: self.step,
+            rng_seed: self.seed,
+            model_name: model.name.clone(),
+            source_sha256: model.source_hash.clone(),
+            optimizer: info,
+        }
+    }
+
+    fn weights(&self) -> Weights {
+        let mut w = Weights::new();
+        for (c, v) in self.carried.iter().zip(&self.values) {
+            if matches!(c.kind, CarriedKind::Param | CarriedKind::RunningStat) {
+                w.insert(
+                    c.name.clone(),
+                    Tensor {
+                        dims: c.dims.clone(),
+                        data: v.clone(),
+                    },
+                );
+            }
+        }
+        w
+    }
+}
+
+/// Sessions for the step and evaluation graphs.
+pub struct Sessions {
+    pub step: Session,
+    pub eval: Session,
+    pub carried: Vec<Carried>,
+    pub takes_step: bool,
+}
+
+/// Builds both graphs and loads them on `device` (CUDA fails clearly when unavailable).
+pub fn sessions(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    optimizer: &Optimizer,
+    device: Device,
+) -> Result<Sessions, TrainError> {
+    let step = graph::step_model(model, sources, optimizer)?;
+    let eval = graph::eval_model(model, sources)?;
+    let rt = Runtime::get()?;
+    Ok(Sessions {
+        step: rt.session(&step.model.encode_to_vec(), device)?,
+        eval: rt.session(&eval.encode_to_vec(), device)?,
+        carried: step.carried,
+        takes_step: step.takes_step,
+    })
+}
+
+/// Trains `model` on `splits`. `stop` is polled after every step.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    model: &CheckedModel,
+    sessions: &mut Sessions,
+    splits: &Splits,
+    resize: Option<(usize, usize)>,
+    config: &TrainConfig,
+    stop: &AtomicBool,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome, TrainError> {
+    let n_train = splits.train.n;
+    let info = run_info(config, n_train);
+    let mut state = match (&config.checkpoint, config.resume) {
+        (Some(path), true) => {
+            State::from_checkpoint(path, model, sessions.carried.clone(), config, n_train)?
+        }
+        (None, true) => {
+            return Err(TrainError::Mismatch {
+                message: "--resume needs a checkpoint path".into(),
+                help: None,
+            })
+        }
+        _ => State::fresh(model, sessions.carried.clone(), config),
+    };
+    let resumed_from = config.resume.then_some((state.epoch, state.step));
+    let steps_per_epoch = n_train.div_ceil(config.batch_size);
+    let out_names: Vec<String> = ["loss".to_string(), "correct".to_string()]
+        .into_iter()
+        .chain(state.carried.iter().map(Carried::new_name))
+        .collect();
+    let out_refs: Vec<&str> = out_names.iter().map(String::as_str).collect();
+    let lr = [config.lr];
+    let mut history = Vec::new();
+    while state.epoch < config.epochs {
+        let epoch = state.epoch + 1;
+        let started = Instant::now();
+        let mut batches = Batches::new(
+            &splits.train,
+            BatchConfig {
+                resize,
+                ..BatchConfig::train(config.batch_size, state.seed, state.epoch)
+            },
+        );
+        let first = (state.step - u64::from(state.epoch) * steps_per_epoch as u64) as usize;
+        batches.seek(first);
+        observer.epoch_start(epoch, steps_per_epoch - first);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0usize);
+        let mut index = first;
+        while let Some(batch) = batches.next_batch() {
+            index += 1;
+            let b = batch.len();
+            let t = [(state.step + 1) as f32];
+            let mut inputs = Vec::with_capacity(state.carried.len() + 4);
+            inputs.push(Input::f32("input", &batch.shape, batch.images));
+            let lab_shape = [b];
+            inputs.push(Input::i64("labels", &lab_shape, batch.labels));
+            inputs.push(Input::f32("lr", &[], &lr));
+            if sessions.takes_step {
+                inputs.push(Input::f32("t", &[], &t));
+            }
+            for (c, v) in state.carried.iter().zip(&state.values) {
+                inputs.push(Input::f32(&c.name, &c.dims, v));
+            }
+            let outs = sessions.step.run_selected(&inputs, &out_refs)?;
+            drop(inputs);
+            let mut outs = outs.into_iter();
+            let loss = match outs.next().map(|o| o.data) {
+                Some(OutputData::F32(v)) => v[0],
+                _ => f32::NAN,
+            };
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    step: index,
+                    global_step: state.step + 1,
+                    loss,
+                });
+            }
+            if let Some(OutputData::I64(v)) = outs.next().map(|o| o.data) {
+                correct += v[0].max(0) as u64;
+            }
+            for (slot, o) in state.values.iter_mut().zip(outs) {
+                if let OutputData::F32(v) = o.data {
+                    *slot = v;
+                }
+            }
+            state.step += 1;
+            loss_sum += f64::from(loss) * b as f64;
+            seen += b;
+            observer.step(epoch, loss_sum / seen as f64);
+            if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
+                if let Some(path) = &config.checkpoint {
+                    state.checkpoint(model, info.clone()).save(path)?;
+                }
+                return Ok(TrainOutcome {
+                    weights: state.weights(),
+                    history,
+                    epochs_done: state.epoch,
+                    steps_done: state.step,
+                    interrupted: true,
+                    resumed_from,
+                });
+            }
+        }
+        let test_acc = evaluate(sessions, &state, &splits.test, resize, config.batch_size)?;
+        let elapsed = started.elapsed().as_secs_f64();
+        state.epoch = epoch;
+        if let Some(path) = &config.checkpoint {
+            state.checkpoint(model, info.clone()).save(path)?;
+        }
+        let stats = EpochStats {
+            epoch,
+            loss: if seen > 0 {
+                loss_sum / seen as f64
+            } else {
+                0.0
+            },
+            train_acc: if seen > 0 {
+                correct as f64 / seen as f64
+            } else {
+                0.0
+            },
+            test_acc,
+            examples_per_sec: seen as f64 / elapsed.max(1e-9),
+        };
+        observer.epoch_end(&stats);
+        history.push(stats);
+        if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
+            return Ok(TrainOutcome {
+                weights: state.weights(),
+                history,
+                epochs_done: state.epoch,
+                steps_done: state.step,
+                interrupted: true,
+                resumed_from,
+            });
+        }
+    }
+    Ok(TrainOutcome {
+        weights: state.weights(),
+        history,
+        epochs_done: state.epoch,
+        steps_done: state.step,
+        interrupted: false,
+        resumed_from,
+    })
+}
+
+/// Test accuracy with the current parameters and running statistics (inference mode).
+fn evaluate(
+    sessions: &mut Sessions,
+    state: &State,
+    test: &Dataset,
+    resize: Option<(usize, usize)>,
+    batch_size: usize,
+) -> Result<f64, TrainError> {
+    if test.n == 0 {
+        return Ok(0.0);
+    }
+    let mut batches = Batches::new(
+        test,
+        BatchConfig {
+            resize,
+            ..BatchConfig::eval(batch_size)
+        },
+    );
+    let mut correct = 0u64;
+    while let Some(batch) = batches.next_batch() {
+        let lab_shape = [batch.len()];
+        let mut inputs = vec![
+            Input::f32("input", &batch.shape, batch.images),
+            Input::i64("labels", &lab_shape, batch.labels),
+        ];
+        for (c, v) in state.carried.iter().zip(&state.values) {
+            if matches!(c.kind, CarriedKind::Param | CarriedKind::RunningStat) {
+                inputs.push(Input::f32(&c.name, &c.dims, v));
+            }
+        }
+        let out = sessions.eval.run_selected(&inputs, &["correct"])?;
+        if let Some(OutputData::I64(v)) = out.first().map(|o| &o.data) {
+            correct += v[0].max(0) as u64;
+        }
+    }
+    Ok(correct as f64 / test.n as f64)
+}

@@ -1,0 +1,564 @@
+//! Gradient checks: for every layer kind and a small model of each architecture family, the
+//! gradient graph's `grad.<p>` must agree with central finite differences of its own `loss`
+//! output, run through ONNX Runtime in float32 (ORT has no float64 Conv).
+//!
+//! For each trainable parameter p and a random direction u (standard normal, p's shape), the
+//! analytic directional derivative an = <grad.p, u> is compared with central differences
+//! D(ε) = (L(p + εu) − L(p − εu)) / 2ε for ε = 2e-3 … 1.6e-5 (halving) and Richardson's
+//! extrapolations (4·D(ε/2) − D(ε)) / 3, which remove the ε² term that batch norm on small
+//! batches makes large. The check passes when one of these estimates fd satisfies
+//! |fd − an| ≤ 2e-2 · max(|fd|, |an|) + 3e-4: large steps can cross a kink of relu or max
+//! pooling, small ones drown in float32 rounding, but a wrong gradient is off at every step.
+//! Dropout reads its mask from an input so the loss is deterministic.
+
+use cnnc::onnx::{self, Init, ParamKind, Weights};
+use cnnc::runtime::{Device, Input, Runtime};
+use cnnc::train::graph::{self, DropoutMode, GradOptions};
+use prost::Message;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+/// Steps of the central differences.
+const EPS: [f32; 8] = [
+    2e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5, 3.125e-5, 1.5625e-5,
+];
+const REL_TOL: f64 = 2e-2;
+const ABS_TOL: f64 = 3e-4;
+/// Along a random direction the signal is about √n times weaker than along the gradient, so
+/// kinks and rounding weigh more; the tolerance is looser there.
+const LOOSE_REL_TOL: f64 = 0.1;
+const LOOSE_ABS_TOL: f64 = 2e-3;
+
+fn normal(rng: &mut ChaCha8Rng) -> f32 {
+    // Box–Muller.
+    let u1: f64 = rng.random::<f64>().max(1e-12);
+    let u2: f64 = rng.random::<f64>();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+}
+
+struct Case<'a> {
+    name: &'a str,
+    src: &'a str,
+    batch: usize,
+}
+
+/// Runs the check; returns the per-parameter report lines, or the failures.
+fn grad_check(case: &Case<'_>, seed: u64) -> Result<Vec<String>, Vec<String>> {
+    let c = cnnc::compile_source(
+        Path::new(&format!("{}.cnn", case.name)),
+        case.src.to_string(),
+    );
+    if c.diagnostics.has_errors() {
+        let text: Vec<String> = c
+            .diagnostics
+            .iter()
+            .map(|d| d.render(&c.sources, false))
+            .collect();
+        panic!("{}: does not compile:\n{}", case.name, text.join("\n"));
+    }
+    let model = c.model(None).unwrap();
+    let proto = graph::grad_model(
+        model,
+        &c.sources,
+        &GradOptions {
+            weights: None,
+            dropout: DropoutMode::MaskInput,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    let bytes = proto.encode_to_vec();
+    let mut session = Runtime::get()
+        .expect("onnxruntime is installed")
+        .session(&bytes, Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let specs = onnx::parameter_specs(model);
+    let mut weights: Weights = onnx::initialize(model, Init::Default, seed);
+    // Batch norm away from its identity initialization, so γ and β matter.
+    for s in &specs {
+        let t = weights.tensors.get_mut(&s.name).unwrap();
+        match s.kind {
+            ParamKind::BnScale => t
+                .data
+                .iter_mut()
+                .for_each(|v| *v = 1.0 + 0.3 * normal(&mut rng)),
+            ParamKind::BnShift => t.data.iter_mut().for_each(|v| *v = 0.3 * normal(&mut rng)),
+            _ => {}
+        }
+    }
+    let b = case.batch;
+    let in_dims: Vec<usize> = std::iter::once(b)
+        .chain(model.input_shape().dims().iter().map(|&d| d as usize))
+        .collect();
+    let x: Vec<f32> = (0..in_dims.iter().product::<usize>())
+        .map(|_| normal(&mut rng))
+        .collect();
+    let out = model.output_shape().dims().to_vec();
+    let k = out[0];
+    let lab_dims: Vec<usize> = std::iter::once(b)
+        .chain(out[1..].iter().map(|&d| d as usize))
+        .collect();
+    let labels: Vec<i64> = (0..lab_dims.iter().product::<usize>())
+        .map(|_| rng.random_range(0..k as i64))
+        .collect();
+    // Dropout masks (inputs named dropout_mask.<layer>).
+    let masks: Vec<(String, Vec<usize>, Vec<f32>)> = session
+        .inputs()
+        .iter()
+        .filter(|s| s.name.starts_with("dropout_mask."))
+        .map(|s| {
+            let dims: Vec<usize> = s
+                .shape
+                .iter()
+                .map(|d| match d {
+                    cnnc::runtime::Dim::Fixed(n) => *n,
+                    cnnc::runtime::Dim::Symbolic(_) => b,
+                })
+                .collect();
+            let n = dims.iter().product();
+            let m = (0..n)
+                .map(|_| if rng.random::<f32>() < 0.5 { 0.0 } else { 1.0 })
+                .collect();
+            (s.name.clone(), dims, m)
+        })
+        .collect();
+    let trainable: Vec<_> = specs.iter().filter(|s| s.kind.is_trainable()).collect();
+
+    let mut run = |overrides: Option<(&str, &[f32])>, outputs: &[&str]| -> Vec<Vec<f32>> {
+        let mut inputs = vec![
+            Input::f32("input", &in_dims, &x),
+            Input::i64("labels", &lab_dims, &labels),
+        ];
+        for s in &trainable {
+            let t = weights.get(&s.name).unwrap();
+            let data = match overrides {
+                Some((n, d)) if n == s.name => d,
+                _ => &t.data[..],
+            };
+            inputs.push(Input::f32(&s.name, &t.dims, data));
+        }
+        for (n, d, m) in &masks {
+            inputs.push(Input::f32(n, d, m));
+        }
+        session
+            .run_selected(&inputs, outputs)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name))
+            .into_iter()
+            .map(|o| o.into_f32().unwrap())
+            .collect()
+    };
+
+    let grad_names: Vec<String> = trainable
+        .iter()
+        .map(|s| format!("grad.{}", s.name))
+        .collect();
+    let mut outs: Vec<&str> = vec!["loss"];
+    outs.extend(grad_names.iter().map(String::as_str));
+    let base = run(None, &outs);
+    let l0 = base[0][0] as f64;
+    assert!(l0.is_finite(), "{}: loss {l0}", case.name);
+    let mut report = Vec::new();
+    let mut failures = Vec::new();
+    for (i, s) in trainable.iter().enumerate() {
+        let g = &base[i + 1];
+        let p = &weights.get(&s.name).unwrap().data.clone();
+        assert_eq!(
+            g.len(),
+            p.len(),
+            "{}: grad.{} has the wrong size",
+            case.name,
+            s.name
+        );
+        let random: Vec<f32> = (0..p.len()).map(|_| normal(&mut rng)).collect();
+        let norm = g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        // Along the gradient itself (scaled to the norm of a random direction): the largest
+        // signal; a wrong gradient g' is measured there as <g, g'>/|g'| ≠ |g'|.
+        let along: Vec<f32> = if norm > 0.0 {
+            let k = (p.len() as f64).sqrt() / norm;
+            g.iter().map(|&v| (v as f64 * k) as f32).collect()
+        } else {
+            random.clone()
+        };
+        for (dir, u, (rel, abs)) in [
+            ("along the gradient", &along, (REL_TOL, ABS_TOL)),
+            ("random direction", &random, (LOOSE_REL_TOL, LOOSE_ABS_TOL)),
+        ] {
+            let an: f64 = g.iter().zip(u).map(|(&a, &b)| a as f64 * b as f64).sum();
+            // (central, forward, backward) differences at one step.
+            let mut d = |eps: f32| -> [f64; 3] {
+                let plus: Vec<f32> = p.iter().zip(u).map(|(&a, &b)| a + eps * b).collect();
+                let minus: Vec<f32> = p.iter().zip(u).map(|(&a, &b)| a - eps * b).collect();
+                let lp = run(Some((&s.name, &plus)), &["loss"])[0][0] as f64;
+                let lm = run(Some((&s.name, &minus)), &["loss"])[0][0] as f64;
+                let e = eps as f64;
+                [(lp - lm) / (2.0 * e), (lp - l0) / e, (l0 - lm) / e]
+            };
+            // Central differences at halving steps and Richardson's extrapolation of each
+            // consecutive pair; near a kink of relu or max pooling (closer than the step) the
+            // one-sided difference away from it is exact to O(ε), so those count too. Large
+            // steps cross kinks, small ones drown in float32 rounding; a wrong gradient is
+            // off at every step.
+            let all: Vec<[f64; 3]> = EPS.iter().map(|&e| d(e)).collect();
+            let ds: Vec<f64> = all.iter().map(|x| x[0]).collect();
+            let mut candidates = ds.clone();
+            candidates.extend(ds.windows(2).map(|w| (4.0 * w[1] - w[0]) / 3.0));
+            candidates.extend(all.iter().flat_map(|x| [x[1], x[2]]));
+            let allowed = |fd: f64| rel * fd.abs().max(an.abs()) + abs;
+            let (fd, err) = candidates
+                .iter()
+                .map(|&fd| (fd, (fd - an).abs() - allowed(fd)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .unwrap();
+            let err_abs = (fd - an).abs();
+            let list: Vec<String> = ds.iter().map(|d| format!("{d:.6}")).collect();
+            let line = format!(
+                "{}: {} ({dir}): analytic {an:.6}, best finite difference {fd:.6} (central differences {}), error {err_abs:.2e}",
+                case.name,
+                s.name,
+                list.join(", ")
+            );
+            if err > 0.0 {
+                failures.push(line);
+            } else {
+                report.push(line);
+            }
+        }
+    }
+    for l in &report {
+        println!("{l}");
+    }
+    if failures.is_empty() {
+        Ok(report)
+    } else {
+        Err(failures)
+    }
+}
+
+fn check(case: Case<'_>) {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed (see `cnnc doctor`)");
+        return;
+    }
+    let seed = std::env::var("GRAD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    match grad_check(&case, seed) {
+        Ok(_) => {}
+        Err(failures) => panic!("gradients disagree:\n{}", failures.join("\n")),
+    }
+}
+
+macro_rules! grad_test {
+    ($name:ident, $batch:expr, $src:expr) => {
+        #[test]
+        fn $name() {
+            check(Case {
+                name: stringify!($name),
+                src: $src,
+                batch: $batch,
+            });
+        }
+    };
+}
+
+// ---- every layer kind ----
+
+grad_test!(
+    conv_stride_asymmetric_pad,
+    3,
+    "model M(input: [3, 9, 8]) {
+    conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh flatten linear(5)
+}"
+);
+
+grad_test!(
+    conv_dilation_groups,
+    3,
+    "model M(input: [4, 8, 7]) {
+    conv(6, 3, pad=2, dilation=2, groups=2) tanh
+    conv(6, [1, 3], stride=[1, 2], pad=[0, 1], groups=3, bias=false) tanh
+    flatten linear(4)
+}"
+);
+
+grad_test!(
+    conv_depthwise_stride3,
+    3,
+    "model M(input: [4, 11, 10]) {
+    conv(4, 3, stride=3, groups=4) tanh
+    conv(5, 2, stride=[2, 1], dilation=[1, 2]) tanh
+    flatten linear(3)
+}"
+);
+
+grad_test!(
+    conv_transpose,
+    3,
+    "model M(input: [3, 5, 4]) {
+    convT(4, 3, stride=2, pad=1, output_pad=1) tanh
+    convT(4, 2, stride=2, groups=2, bias=false) tanh
+    flatten linear(3)
+}"
+);
+
+grad_test!(
+    conv_transpose_dilated,
+    3,
+    "model M(input: [4, 4, 5]) {
+    convT(6, 3, stride=2, dilation=2, groups=2, output_pad=1) tanh
+    convT(3, [2, 3], stride=[2, 2], pad=[1, 0, 0, 1], dilation=[2, 1], output_pad=[1, 0]) tanh
+    flatten linear(3)
+}"
+);
+
+grad_test!(
+    maxpool,
+    3,
+    "model M(input: [2, 9, 9]) {
+    conv(3, 3, pad=1) maxpool(3, stride=2, pad=1)
+    conv(3, 2) maxpool(2, ceil=true)
+    flatten linear(4)
+}"
+);
+
+grad_test!(
+    maxpool_plain,
+    3,
+    "model M(input: [2, 8, 8]) {
+    conv(3, 3, pad=1) maxpool(2) flatten linear(4)
+}"
+);
+
+grad_test!(
+    avgpool_padded_and_ceil,
+    3,
+    "model M(input: [2, 9, 9]) {
+    conv(3, 3, pad=1) avgpool(3, stride=2, pad=1)
+    conv(3, 2) avgpool(2, ceil=true)
+    conv(3, 1) avgpool(3, stride=2, pad=1, ceil=true)
+    flatten linear(4)
+}"
+);
+
+grad_test!(
+    avgpool_tiling,
+    3,
+    "model M(input: [2, 8, 8]) {
+    conv(3, 3, pad=1) avgpool(2) conv(3, 3, pad=1) avgpool(2, stride=1) flatten linear(4)
+}"
+);
+
+grad_test!(
+    adaptive_avgpool,
+    3,
+    "model M(input: [2, 7, 5]) {
+    conv(3, 1) adaptive_avgpool([3, 2]) conv(3, 1) adaptive_avgpool([1, 1]) flatten linear(4)
+}"
+);
+
+grad_test!(
+    global_avgpool,
+    3,
+    "model M(input: [2, 6, 5]) {
+    conv(4, 3) global_avgpool flatten linear(3)
+}"
+);
+
+grad_test!(
+    batchnorm_2d,
+    4,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) batchnorm tanh conv(3, 3) batchnorm(eps=0.001) flatten linear(4)
+}"
+);
+
+grad_test!(
+    batchnorm_1d,
+    6,
+    "model M(input: [2, 4, 4]) {
+    flatten linear(6) batchnorm sigmoid linear(4)
+}"
+);
+
+grad_test!(
+    relu,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) relu flatten linear(8) relu linear(4)
+}"
+);
+
+grad_test!(
+    sigmoid_tanh,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) sigmoid flatten linear(8) tanh linear(4)
+}"
+);
+
+grad_test!(
+    leaky_relu_elu,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) leaky_relu(alpha=0.1) conv(3, 3) elu(alpha=0.7) flatten linear(4)
+}"
+);
+
+grad_test!(
+    softmax_channels,
+    3,
+    "model M(input: [2, 5, 5]) {
+    conv(4, 3) softmax flatten linear(6) softmax linear(3)
+}"
+);
+
+grad_test!(
+    dropout,
+    4,
+    "model M(input: [2, 5, 5]) {
+    conv(3, 3) dropout(0.5) flatten linear(6) tanh dropout(p=0.3) linear(3)
+}"
+);
+
+grad_test!(
+    flatten_linear_no_bias,
+    3,
+    "model M(input: [2, 3, 3]) {
+    flatten linear(5, bias=false) tanh linear(3, bias=false)
+}"
+);
+
+grad_test!(
+    concat,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3, pad=1)
+    concat { { conv(2, 1) } { conv(3, 3, pad=1) tanh } {} }
+    flatten linear(4)
+}"
+);
+
+grad_test!(
+    add_residual,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3, pad=1) residual { conv(3, 3, pad=1) tanh conv(3, 1) } tanh flatten linear(4)
+}"
+);
+
+grad_test!(
+    crop,
+    3,
+    "model M(input: [2, 9, 10]) {
+    conv(3, 1) as a
+    conv(3, 3) conv(3, 2, stride=[1, 2])      : [3, 6, 4]
+    concat { crop(a) {} }                     : [6, 6, 4]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
+    per_pixel_loss,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(4, 3, pad=1) tanh conv(3, 1)
+}"
+);
+
+// ---- architecture families ----
+
+grad_test!(
+    family_lenet,
+    4,
+    "model LeNet(input: [1, 28, 28]) {
+    conv(6, 5, pad=2) sigmoid avgpool(2, stride=2)
+    conv(16, 5) sigmoid avgpool(2, stride=2)
+    flatten linear(120) sigmoid linear(84) sigmoid linear(10)
+}"
+);
+
+grad_test!(
+    family_vgg_block,
+    3,
+    "block vgg_block(convs, channels) {
+    repeat convs { conv(channels, 3, pad=1) relu }
+    maxpool(2, stride=2)
+}
+model VGG(input: [1, 12, 12]) {
+    vgg_block(1, 4) vgg_block(2, 6) flatten linear(8) relu dropout(0.5) linear(5)
+}"
+);
+
+grad_test!(
+    family_nin_block,
+    3,
+    "block nin_block(c, k, s, p) {
+    conv(c, k, stride=s, pad=p) relu conv(c, 1) relu conv(c, 1) relu
+}
+model NiN(input: [1, 15, 15]) {
+    nin_block(6, 5, 2, 1) maxpool(3, stride=2)
+    nin_block(5, 3, 1, 1) global_avgpool flatten
+}"
+);
+
+grad_test!(
+    family_inception,
+    3,
+    "block inception(c1, c2, c3, c4) {
+    concat {
+        { conv(c1, 1) relu }
+        { conv(c2[0], 1) relu conv(c2[1], 3, pad=1) relu }
+        { conv(c3[0], 1) relu conv(c3[1], 5, pad=2) relu }
+        { maxpool(3, stride=1, pad=1) conv(c4, 1) relu }
+    }
+}
+model Inception(input: [2, 8, 8]) {
+    conv(4, 3, pad=1) relu inception(2, [3, 4], [2, 3], 2) global_avgpool flatten linear(4)
+}"
+);
+
+grad_test!(
+    family_residual_projection_bn,
+    4,
+    "block unit(channels, stride=1) {
+    residual {
+        conv(channels, 3, pad=1, stride=stride) batchnorm relu
+        conv(channels, 3, pad=1) batchnorm
+    } shortcut if stride != 1 or in.c != channels {
+        conv(channels, 1, stride=stride)
+    }
+    relu
+}
+model ResNet(input: [2, 8, 8]) {
+    conv(4, 3, pad=1) batchnorm relu unit(4) unit(6, stride=2) global_avgpool flatten linear(4)
+}"
+);
+
+grad_test!(
+    family_dense_transition,
+    4,
+    "block dense_block(convs, growth) {
+    repeat convs { concat { {} { batchnorm relu conv(growth, 3, pad=1) } } }
+}
+block transition() { batchnorm relu conv(in.c / 2, 1) avgpool(2, stride=2) }
+model DenseNet(input: [2, 8, 8]) {
+    conv(4, 3, pad=1) dense_block(2, 3) transition() batchnorm relu global_avgpool flatten linear(4)
+}"
+);
+
+grad_test!(
+    family_unet,
+    2,
+    "block double_conv(c) { conv(c, 3) relu conv(c, 3) relu }
+model UNet(input: [1, 20, 20]) {
+    double_conv(4) as e1
+    maxpool(2) double_conv(6)
+    convT(4, 2, stride=2)
+    concat { crop(e1) {} }
+    double_conv(4)
+    conv(2, 1)
+}"
+);

@@ -1,0 +1,441 @@
+//! `cnnc train` end to end on Fashion-MNIST subsets: LeNet learns (a test-accuracy floor a
+//! broken gradient cannot reach), the exported model reproduces the reported test accuracy,
+//! resume continues exactly, Ctrl-C stops with a checkpoint, divergence and bad set-ups fail
+//! clearly. Without /usr/share/datasets/fashion-mnist the tests print why they skip.
+
+use cnnc::runtime::{Device, Runtime};
+use cnnc::train::data::{DataSource, FASHION_MNIST_DIR};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn data_ready() -> bool {
+    let ok = DataSource::resolve("fashion-mnist").is_ok();
+    if !ok {
+        println!(
+            "skipped: Fashion-MNIST is not installed at {FASHION_MNIST_DIR} \
+             (apt-get install dataset-fashion-mnist)"
+        );
+    }
+    ok && Runtime::get().is_ok()
+}
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("train_loop")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The JSON objects of `--format json`, one per epoch.
+fn epochs(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// Accuracy of an exported inference model on the first `n` test images.
+fn accuracy_of(onnx: &Path, n: usize) -> f64 {
+    let src = DataSource::resolve("fashion-mnist").unwrap();
+    let mut test = src.load(10).unwrap().test;
+    test.n = n;
+    let bytes = std::fs::read(onnx).unwrap();
+    let mut s = Runtime::get()
+        .unwrap()
+        .session(&bytes, Device::Cpu)
+        .unwrap();
+    let (_, logits) = s.run_f32(&test.images[..n * 784], &[n, 1, 28, 28]).unwrap();
+    let hits = logits
+        .chunks_exact(10)
+        .zip(&test.labels)
+        .filter(|(row, &l)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap()
+                .0;
+            best as i64 == l
+        })
+        .count();
+    hits as f64 / n as f64
+}
+
+#[test]
+fn lenet_learns_a_fashion_mnist_subset() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("lenet");
+    let out = d.join("lenet.onnx");
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        "fashion-mnist",
+        "--epochs",
+        "3",
+        "--batch",
+        "32",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.005",
+        "--limit-train",
+        "5000",
+        "--limit-test",
+        "1000",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e = epochs(&o);
+    assert_eq!(e.len(), 3, "{}", text(&o));
+    let acc = e[2]["test_acc"].as_f64().unwrap();
+    println!("{}", text(&o));
+    // Chance is 0.1; a wrong gradient stays near it.
+    assert!(
+        acc >= 0.6,
+        "test accuracy {acc} after 3 epochs: {}",
+        text(&o)
+    );
+    assert!(e[2]["loss"].as_f64().unwrap() < e[0]["loss"].as_f64().unwrap());
+    // The exported model is the trained one: it reproduces the reported test accuracy.
+    let exported = accuracy_of(&out, 1000);
+    assert!(
+        (exported - acc).abs() < 1e-9,
+        "exported model: {exported}, reported {acc}"
+    );
+    assert!(d.join("lenet.ckpt.safetensors").is_file());
+}
+
+#[test]
+fn batchnorm_running_statistics_reach_the_exported_model() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("lenet_bn");
+    let out = d.join("bn.onnx");
+    let o = cnnc(&[
+        "train",
+        "models/lenet_bn.cnn",
+        "--epochs",
+        "2",
+        "--batch",
+        "64",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--limit-train",
+        "3000",
+        "--limit-test",
+        "500",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let acc = epochs(&o)[1]["test_acc"].as_f64().unwrap();
+    assert!(acc >= 0.5, "LeNet-BN test accuracy {acc}: {}", text(&o));
+    let exported = accuracy_of(&out, 500);
+    assert!(
+        (exported - acc).abs() < 1e-9,
+        "exported model: {exported}, reported {acc}"
+    );
+}
+
+fn common<'a>(ckpt: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "models/lenet.cnn",
+        "--batch",
+        "100",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0.9",
+        "--lr",
+        "0.1",
+        "--weight-decay",
+        "0.0001",
+        "--limit-train",
+        "1000",
+        "--limit-test",
+        "200",
+        "--seed",
+        "5",
+        "--format",
+        "json",
+        "--checkpoint",
+        ckpt,
+        "--out",
+        out,
+    ]
+}
+
+#[test]
+fn resume_continues_as_if_uninterrupted() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("resume");
+    let (ck, out) = (
+        d.join("a.ckpt").display().to_string(),
+        d.join("a.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "3"]);
+    let straight = cnnc(&args);
+    assert!(straight.status.success(), "{}", text(&straight));
+    let straight = epochs(&straight);
+
+    let (ck, out) = (
+        d.join("b.ckpt").display().to_string(),
+        d.join("b.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1"]);
+    let first = cnnc(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "3", "--resume"]);
+    let rest = cnnc(&args);
+    assert!(rest.status.success(), "{}", text(&rest));
+    assert!(text(&rest).contains("resumed from"), "{}", text(&rest));
+    let rest = epochs(&rest);
+    assert_eq!(rest.len(), 2);
+    for (a, b) in straight[1..].iter().zip(&rest) {
+        assert_eq!(a["epoch"], b["epoch"]);
+        for key in ["loss", "train_acc", "test_acc"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!((x - y).abs() < 1e-6, "{key}: straight {x}, resumed {y}");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
+    use std::io::{BufRead, BufReader, Read};
+    if !data_ready() {
+        return;
+    }
+    let d = dir("sigint");
+    let (ck, out) = (
+        d.join("c.ckpt").display().to_string(),
+        d.join("c.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    // Enough work (100 steps per epoch) that the signal arrives mid-epoch.
+    let limit = args.iter().position(|a| *a == "1000").unwrap();
+    args[limit] = "10000";
+    let mut stopped_args = args.clone();
+    stopped_args.extend(["--epochs", "50"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(&stopped_args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The `training …` line is printed once the handler is installed and training starts.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("cnnc ended before training: {seen}");
+        }
+        seen.push_str(&line);
+        if line.starts_with("training ") {
+            break;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    err.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("continue with --resume"), "{seen}");
+    assert!(!Path::new(&out).exists(), "no model is exported on a stop");
+    let ckpt = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    assert!(ckpt.step > 0);
+    assert!(ckpt.tensors.contains_key("param.conv1.weight"));
+    assert!(ckpt
+        .tensors
+        .contains_key("opt.momentum_buffer.conv1.weight"));
+
+    // Resuming finishes the interrupted epoch with the same batches: the state equals an
+    // uninterrupted run's.
+    let epochs = (ckpt.epoch + 1).to_string();
+    let mut resumed = args.clone();
+    resumed.extend(["--epochs", &epochs, "--resume"]);
+    let o = cnnc(&resumed);
+    assert!(o.status.success(), "{}", text(&o));
+    let (ck2, out2) = (
+        d.join("straight.ckpt").display().to_string(),
+        d.join("straight.onnx").display().to_string(),
+    );
+    let mut straight = common(&ck2, &out2);
+    straight[limit] = "10000";
+    straight.extend(["--epochs", &epochs]);
+    let o = cnnc(&straight);
+    assert!(o.status.success(), "{}", text(&o));
+    let a = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    let b = cnnc::train::Checkpoint::load(Path::new(&ck2)).unwrap();
+    assert_eq!((a.epoch, a.step), (b.epoch, b.step));
+    for (name, (_, x)) in &b.tensors {
+        let y = &a.tensors[name].1;
+        let worst = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{name}: resumed and uninterrupted differ by {worst}"
+        );
+    }
+}
+
+#[test]
+fn divergence_names_the_epoch_and_step() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("nan");
+    let m = d.join("mlp.cnn");
+    std::fs::write(
+        &m,
+        "model M(input: [1, 28, 28]) { flatten linear(32) relu linear(10) }\n",
+    )
+    .unwrap();
+    let out = d.join("x.onnx");
+    let o = cnnc(&[
+        "train",
+        m.to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--limit-train",
+        "1000",
+        "--limit-test",
+        "100",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("diverged") && t.contains("at epoch 1, step"),
+        "{t}"
+    );
+}
+
+#[test]
+fn setup_errors_are_clear() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("setup");
+    let m = d.join("m32.cnn");
+    std::fs::write(
+        &m,
+        "model M(input: [1, 32, 32]) { conv(4, 5) relu global_avgpool flatten linear(10) }\n",
+    )
+    .unwrap();
+    let out = d.join("x.onnx").display().to_string();
+    let m = m.display().to_string();
+    // Image size: suggests --resize.
+    let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--resize 32"), "{}", text(&o));
+    // With it, training runs.
+    let o = cnnc(&[
+        "train",
+        &m,
+        "--resize",
+        "32",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // CUDA is never a silent fall-back.
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--device",
+        "cuda",
+        "--limit-train",
+        "100",
+        "--out",
+        &out,
+    ]);
+    if Runtime::get()
+        .unwrap()
+        .available_providers()
+        .unwrap()
+        .iter()
+        .all(|p| p != cnnc::runtime::CUDA_PROVIDER)
+    {
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        assert!(text(&o).contains("CUDA"), "{}", text(&o));
+    }
+    // A per-pixel model cannot train on one label per image.
+    let seg = d.join("seg.cnn");
+    std::fs::write(&seg, "model S(input: [1, 28, 28]) { conv(10, 3, pad=1) }\n").unwrap();
+    let o = cnnc(&["train", seg.to_str().unwrap(), "--out", &out]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("one label per image"), "{}", text(&o));
+    // A missing data directory: a bad data set (exit 3, as README says).
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        "/nonexistent/dir",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    // --resume without a checkpoint.
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--resume",
+        "--checkpoint",
+        "/nonexistent/c.ckpt",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

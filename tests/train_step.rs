@@ -1,0 +1,254 @@
+//! The step graph against PyTorch's formulas: its loss is the gradient graph's, its
+//! parameter and state updates are SGD (momentum, weight decay) and Adam (bias correction with
+//! `t`) applied to the gradient graph's gradients, and batch norm's running statistics move
+//! by momentum 0.1 toward the batch mean and the unbiased batch variance.
+
+use cnnc::onnx::{self, Init};
+use cnnc::runtime::{Device, Input, Output, OutputData, Runtime};
+use cnnc::train::graph::{self, CarriedKind, GradOptions, Optimizer};
+use prost::Message;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
+use std::path::Path;
+
+const SRC: &str = "model M(input: [2, 4, 4]) {
+    batchnorm conv(3, 3) tanh flatten linear(3)
+}";
+const B: usize = 5;
+
+fn f32s(o: &Output) -> Vec<f32> {
+    match &o.data {
+        OutputData::F32(v) => v.clone(),
+        OutputData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+    }
+}
+
+fn close(name: &str, got: &[f32], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{name}");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+            "{name}[{i}]: step graph {g}, expected {w}"
+        );
+    }
+}
+
+fn check(optimizer: Optimizer, lr: f32, t: f32) {
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
+    let model = c.model(None).unwrap();
+    let step = graph::step_model(model, &c.sources, &optimizer).unwrap();
+    let grad = graph::grad_model(model, &c.sources, &GradOptions::default()).unwrap();
+    let mut step_s = rt
+        .session(&step.model.encode_to_vec(), Device::Cpu)
+        .unwrap();
+    let mut grad_s = rt.session(&grad.encode_to_vec(), Device::Cpu).unwrap();
+
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let w = onnx::initialize(model, Init::Default, 3);
+    let x: Vec<f32> = (0..B * 32)
+        .map(|_| rng.random::<f32>() * 2.0 - 0.5)
+        .collect();
+    let labels: Vec<i64> = (0..B).map(|_| rng.random_range(0..3)).collect();
+    // Carried values: parameters from the init, running stats and optimizer state random
+    // (as in the middle of a run; exp_avg_sq positive).
+    let values: Vec<Vec<f32>> = step
+        .carried
+        .iter()
+        .map(|c| match c.kind {
+            CarriedKind::Param => w.get(&c.name).unwrap().data.clone(),
+            CarriedKind::RunningStat | CarriedKind::State { .. } => (0..c.dims.iter().product())
+                .map(|_| rng.random::<f32>() * 0.5 + 0.1)
+                .collect(),
+        })
+        .collect();
+    let (xs, ls) = ([B, 2, 4, 4], [B]);
+    let (lr_v, t_v) = ([lr], [t]);
+    let mut inputs = vec![
+        Input::f32("input", &xs, &x),
+        Input::i64("labels", &ls, &labels),
+        Input::f32("lr", &[], &lr_v),
+    ];
+    if step.takes_step {
+        inputs.push(Input::f32("t", &[], &t_v));
+    }
+    for (c, v) in step.carried.iter().zip(&values) {
+        inputs.push(Input::f32(&c.name, &c.dims, v));
+    }
+    let outs: HashMap<String, Vec<f32>> = step_s
+        .run(&inputs)
+        .unwrap()
+        .iter()
+        .map(|o| (o.name.clone(), f32s(o)))
+        .collect();
+
+    let mut ginputs = vec![
+        Input::f32("input", &xs, &x),
+        Input::i64("labels", &ls, &labels),
+    ];
+    for (c, v) in step.carried.iter().zip(&values) {
+        if c.kind == CarriedKind::Param {
+            ginputs.push(Input::f32(&c.name, &c.dims, v));
+        }
+    }
+    let grads: HashMap<String, Vec<f32>> = grad_s
+        .run(&ginputs)
+        .unwrap()
+        .iter()
+        .map(|o| (o.name.clone(), f32s(o)))
+        .collect();
+    close("loss", &outs["loss"], &[grads["loss"][0] as f64]);
+    let correct = outs["correct"][0];
+    assert!((0.0..=B as f32).contains(&correct) && correct.fract() == 0.0);
+
+    let value = |name: &str| -> &Vec<f32> {
+        let i = step.carried.iter().position(|c| c.name == name).unwrap();
+        &values[i]
+    };
+    for c in step.carried.iter().filter(|c| c.kind == CarriedKind::Param) {
+        let p = value(&c.name);
+        let g = &grads[&format!("grad.{}", c.name)];
+        match optimizer {
+            Optimizer::Sgd {
+                momentum,
+                weight_decay,
+            } => {
+                let d: Vec<f64> = p
+                    .iter()
+                    .zip(g)
+                    .map(|(&p, &g)| g as f64 + weight_decay as f64 * p as f64)
+                    .collect();
+                let upd: Vec<f64> = if momentum == 0.0 {
+                    d
+                } else {
+                    let buf = value(&format!("{}.momentum_buffer", c.name));
+                    let v: Vec<f64> = buf
+                        .iter()
+                        .zip(&d)
+                        .map(|(&b, &d)| momentum as f64 * b as f64 + d)
+                        .collect();
+                    close(
+                        &format!("new.{}.momentum_buffer", c.name),
+                        &outs[&format!("new.{}.momentum_buffer", c.name)],
+                        &v,
+                    );
+                    v
+                };
+                let want: Vec<f64> = p
+                    .iter()
+                    .zip(&upd)
+                    .map(|(&p, &u)| p as f64 - lr as f64 * u)
+                    .collect();
+                close(
+                    &format!("new.{}", c.name),
+                    &outs[&format!("new.{}", c.name)],
+                    &want,
+                );
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let (b1, b2, e, wd, t) = (
+                    beta1 as f64,
+                    beta2 as f64,
+                    eps as f64,
+                    weight_decay as f64,
+                    t as f64,
+                );
+                let m = value(&format!("{}.exp_avg", c.name));
+                let v = value(&format!("{}.exp_avg_sq", c.name));
+                let mut nm = Vec::new();
+                let mut nv = Vec::new();
+                let mut np = Vec::new();
+                for i in 0..p.len() {
+                    let gi = g[i] as f64 + wd * p[i] as f64;
+                    let mi = b1 * m[i] as f64 + (1.0 - b1) * gi;
+                    let vi = b2 * v[i] as f64 + (1.0 - b2) * gi * gi;
+                    let bc1 = 1.0 - b1.powf(t);
+                    let bc2 = 1.0 - b2.powf(t);
+                    let denom = vi.sqrt() / bc2.sqrt() + e;
+                    nm.push(mi);
+                    nv.push(vi);
+                    np.push(p[i] as f64 - lr as f64 / bc1 * mi / denom);
+                }
+                close(
+                    &format!("new.{}.exp_avg", c.name),
+                    &outs[&format!("new.{}.exp_avg", c.name)],
+                    &nm,
+                );
+                close(
+                    &format!("new.{}.exp_avg_sq", c.name),
+                    &outs[&format!("new.{}.exp_avg_sq", c.name)],
+                    &nv,
+                );
+                close(
+                    &format!("new.{}", c.name),
+                    &outs[&format!("new.{}", c.name)],
+                    &np,
+                );
+            }
+        }
+    }
+    // Running statistics of the first batch norm, which sees the input itself.
+    let (mut mean, mut var) = (vec![0.0f64; 2], vec![0.0f64; 2]);
+    let per = (B * 16) as f64;
+    for ch in 0..2 {
+        let vals: Vec<f64> = (0..B)
+            .flat_map(|n| (0..16).map(move |i| (n, i)))
+            .map(|(n, i)| x[n * 32 + ch * 16 + i] as f64)
+            .collect();
+        mean[ch] = vals.iter().sum::<f64>() / per;
+        var[ch] = vals.iter().map(|v| (v - mean[ch]).powi(2)).sum::<f64>() / (per - 1.0);
+    }
+    let rm = value("batchnorm1.running_mean");
+    let rv = value("batchnorm1.running_var");
+    let want_m: Vec<f64> = (0..2).map(|c| 0.9 * rm[c] as f64 + 0.1 * mean[c]).collect();
+    let want_v: Vec<f64> = (0..2).map(|c| 0.9 * rv[c] as f64 + 0.1 * var[c]).collect();
+    close(
+        "new.batchnorm1.running_mean",
+        &outs["new.batchnorm1.running_mean"],
+        &want_m,
+    );
+    close(
+        "new.batchnorm1.running_var",
+        &outs["new.batchnorm1.running_var"],
+        &want_v,
+    );
+}
+
+#[test]
+fn sgd_step_is_pytorch_sgd() {
+    check(
+        Optimizer::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        0.3,
+        1.0,
+    );
+}
+
+#[test]
+fn sgd_momentum_weight_decay_step_is_pytorch_sgd() {
+    check(
+        Optimizer::Sgd {
+            momentum: 0.9,
+            weight_decay: 0.01,
+        },
+        0.05,
+        1.0,
+    );
+}
+
+#[test]
+fn adam_step_is_pytorch_adam() {
+    check(Optimizer::adam(0.0), 0.001, 1.0);
+    check(Optimizer::adam(0.01), 0.002, 7.0);
+}
