@@ -3,8 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, synced,
-/// then renamed over `path`. On any error the target is untouched and the temporary file is
+/// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, then
+/// renamed over `path`, so a reader sees the old file or the whole new one, never a part.
+/// (Not fsync'd: durability across a power cut is not promised; checkpoints sync themselves.) On any error the target is untouched and the temporary file is
 /// removed, so no command leaves a partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
@@ -16,7 +17,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.flush()?;
-    tmp.as_file().sync_all()?;
     #[cfg(unix)]
     {
         // tempfile creates 0600; a written model is an ordinary output file.

@@ -17,7 +17,10 @@ fn every_model_exports_to_valid_onnx_with_agreeing_shapes() {
     models.sort();
     assert!(models.len() >= 13);
     for model in models {
-        let out = dir.path().join(model.file_stem().unwrap()).with_extension("onnx");
+        let out = dir
+            .path()
+            .join(model.file_stem().unwrap())
+            .with_extension("onnx");
         let export = Command::new(env!("CARGO_BIN_EXE_cnnc"))
             .arg("export")
             .arg(&model)

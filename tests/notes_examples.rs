@@ -6,15 +6,29 @@ use cnnc::runtime::{Device, Input, Runtime};
 use std::path::Path;
 
 /// Compiles a one-model source, exports it with `weights`, runs it on `input` (one sample).
-fn run(source: &str, weights: &[(&str, Vec<usize>, Vec<f32>)], input: &[f32]) -> (Vec<usize>, Vec<f32>) {
+fn run(
+    source: &str,
+    weights: &[(&str, Vec<usize>, Vec<f32>)],
+    input: &[f32],
+) -> (Vec<usize>, Vec<f32>) {
     let c = cnnc::compile_source(Path::new("example.cnn"), source.to_string());
-    let errors: Vec<String> = c.diagnostics.iter().map(|d| d.render(&c.sources, false)).collect();
+    let errors: Vec<String> = c
+        .diagnostics
+        .iter()
+        .map(|d| d.render(&c.sources, false))
+        .collect();
     assert!(!c.diagnostics.has_errors(), "{}", errors.join("\n"));
     let model = c.model(None).unwrap();
     // Given weights override the default initialisation.
     let mut w = onnx::initialize(model, onnx::Init::Default, 0);
     for (name, dims, data) in weights {
-        w.insert(*name, Tensor { dims: dims.clone(), data: data.clone() });
+        w.insert(
+            *name,
+            Tensor {
+                dims: dims.clone(),
+                data: data.clone(),
+            },
+        );
     }
     let bytes = onnx::export_bytes(model, &c.sources, &w, &ExportOptions::default()).unwrap();
     let runtime = Runtime::get().expect("ONNX Runtime: pip install onnxruntime");
@@ -44,7 +58,10 @@ fn cross_correlation_of_the_notes() {
 
 #[test]
 fn two_input_channels_sum() {
-    let x: Vec<f32> = arange(9).into_iter().chain((1..10).map(|i| i as f32)).collect();
+    let x: Vec<f32> = arange(9)
+        .into_iter()
+        .chain((1..10).map(|i| i as f32))
+        .collect();
     let k = vec![0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0];
     let (_, y) = run(
         "model M(input: [2, 3, 3]) { conv(1, 2, bias=false) }",
@@ -56,9 +73,14 @@ fn two_input_channels_sum() {
 
 #[test]
 fn three_output_channels() {
-    let x: Vec<f32> = arange(9).into_iter().chain((1..10).map(|i| i as f32)).collect();
+    let x: Vec<f32> = arange(9)
+        .into_iter()
+        .chain((1..10).map(|i| i as f32))
+        .collect();
     let k0 = [0.0f32, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 4.0];
-    let k: Vec<f32> = (0..3).flat_map(|o| k0.iter().map(move |v| v + o as f32)).collect();
+    let k: Vec<f32> = (0..3)
+        .flat_map(|o| k0.iter().map(move |v| v + o as f32))
+        .collect();
     let (shape, y) = run(
         "model M(input: [2, 3, 3]) { conv(3, 2, bias=false) }",
         &[("conv1.weight", vec![3, 2, 2, 2], k)],
@@ -73,11 +95,23 @@ fn three_output_channels() {
 
 #[test]
 fn max_and_average_pooling() {
-    let (_, y) = run("model M(input: [1, 3, 3]) { maxpool(2, stride=1) }", &[], &arange(9));
+    let (_, y) = run(
+        "model M(input: [1, 3, 3]) { maxpool(2, stride=1) }",
+        &[],
+        &arange(9),
+    );
     assert_eq!(y, vec![4.0, 5.0, 7.0, 8.0]);
-    let (_, y) = run("model M(input: [1, 3, 3]) { avgpool(2, stride=1) }", &[], &arange(9));
+    let (_, y) = run(
+        "model M(input: [1, 3, 3]) { avgpool(2, stride=1) }",
+        &[],
+        &arange(9),
+    );
     assert_eq!(y, vec![2.0, 3.0, 5.0, 6.0]);
-    let (shape, y) = run("model M(input: [1, 4, 4]) { maxpool(3, pad=1, stride=2) }", &[], &arange(16));
+    let (shape, y) = run(
+        "model M(input: [1, 4, 4]) { maxpool(3, pad=1, stride=2) }",
+        &[],
+        &arange(16),
+    );
     assert_eq!(shape, vec![1, 1, 2, 2]);
     assert_eq!(y, vec![5.0, 7.0, 13.0, 15.0]);
 }
@@ -85,7 +119,9 @@ fn max_and_average_pooling() {
 #[test]
 fn the_learned_edge_detector() {
     // The notes' 6×8 image: ones with a black stripe in columns 2..6.
-    let x: Vec<f32> = (0..48).map(|i| if (2..6).contains(&(i % 8)) { 0.0 } else { 1.0 }).collect();
+    let x: Vec<f32> = (0..48)
+        .map(|i| if (2..6).contains(&(i % 8)) { 0.0 } else { 1.0 })
+        .collect();
     let (shape, y) = run(
         "model M(input: [1, 6, 8]) { conv(1, [1, 2], bias=false) }",
         &[("conv1.weight", vec![1, 1, 1, 2], vec![1.0, -1.0])],
@@ -106,7 +142,11 @@ fn padding_and_stride_shapes_of_the_notes() {
         ("conv(1, [3, 5], pad=[0, 1], stride=[3, 4])", [2, 2]),
     ];
     for (layer, [h, w]) in cases {
-        let (shape, _) = run(&format!("model M(input: [1, 6, 8]) {{ {layer} }}"), &[], &[0.5; 48]);
+        let (shape, _) = run(
+            &format!("model M(input: [1, 6, 8]) {{ {layer} }}"),
+            &[],
+            &[0.5; 48],
+        );
         assert_eq!(shape, vec![1, 1, h, w], "{layer}");
     }
 }
@@ -114,11 +154,21 @@ fn padding_and_stride_shapes_of_the_notes() {
 #[test]
 fn a_transposed_conv_undoes_the_size_change() {
     for (conv, convt) in [
-        ("conv(4, 3, pad=1, stride=2)", "convT(1, 3, pad=1, stride=2, output_pad=1)"),
+        (
+            "conv(4, 3, pad=1, stride=2)",
+            "convT(1, 3, pad=1, stride=2, output_pad=1)",
+        ),
         ("conv(4, 2, stride=2)", "convT(1, 2, stride=2)"),
-        ("conv(4, [3, 5], pad=[0, 1], stride=[3, 4])", "convT(1, [3, 5], pad=[0, 1], stride=[3, 4], output_pad=[0, 1])"),
+        (
+            "conv(4, [3, 5], pad=[0, 1], stride=[3, 4])",
+            "convT(1, [3, 5], pad=[0, 1], stride=[3, 4], output_pad=[0, 1])",
+        ),
     ] {
-        let (shape, _) = run(&format!("model M(input: [1, 6, 8]) {{ {conv} {convt} }}"), &[], &[0.5; 48]);
+        let (shape, _) = run(
+            &format!("model M(input: [1, 6, 8]) {{ {conv} {convt} }}"),
+            &[],
+            &[0.5; 48],
+        );
         assert_eq!(shape, vec![1, 1, 6, 8], "{conv} then {convt}");
     }
 }

@@ -15,10 +15,25 @@ fn the_quick_start_runs_end_to_end() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "quickstart failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "quickstart failed:\n{stdout}\n{stderr}"
+    );
     assert!(stderr.contains("LeNet [1, 28, 28] → [10]"), "{stderr}");
-    assert!(stdout.contains("61,706"), "summary totals missing:\n{stdout}");
-    assert!(stdout.contains("output `output`: [2, 10]"), "run output missing:\n{stdout}");
-    assert!(stdout.contains("images/s") || stdout.contains("images per second"), "bench missing:\n{stdout}");
-    assert!(stdout.contains("CPUExecutionProvider"), "doctor missing:\n{stdout}");
+    assert!(
+        stdout.contains("61,706"),
+        "summary totals missing:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("output `output`: [2, 10]"),
+        "run output missing:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("images/s") || stdout.contains("images per second"),
+        "bench missing:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("CPUExecutionProvider"),
+        "doctor missing:\n{stdout}"
+    );
 }

@@ -161,7 +161,6 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     })
 }
 
-
 /// The one float32 input of a model that `run` and `bench` feed.
 fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
     match session.inputs() {

@@ -337,8 +337,11 @@ impl Lowerer<'_> {
                 expected: vec![],
             }])
         })?;
-        let (dims, data) = (t.dims.clone(), t.data.clone());
-        self.init_f32(&name, &dims, &data)?;
+        let t: &super::weights::Tensor = t;
+        self.claim(&name)?;
+        self.graph
+            .initializer
+            .push(TensorProto::from_f32(&name, &t.dims, &t.data));
         Ok(name)
     }
 

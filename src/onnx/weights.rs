@@ -11,7 +11,7 @@ use crate::ir::Op;
 use crate::shape::CheckedModel;
 use petgraph::graph::NodeIndex;
 use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -245,49 +245,94 @@ pub enum Init {
 /// its shape: adding another layer does not change them. Batch norm: scale 1, shift 0,
 /// running mean 0, running variance 1.
 pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
+    let specs = parameter_specs(model);
+    // Each parameter has its own random stream, so the tensors can be drawn in parallel; the
+    // result does not depend on the number of threads.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let total: usize = specs.iter().map(ParamSpec::elements).sum();
+    let mut chunks: Vec<Vec<ParamSpec>> = vec![Vec::new(); threads];
+    let (mut chunk, mut filled) = (0, 0);
+    for spec in specs {
+        filled += spec.elements();
+        chunks[chunk].push(spec);
+        if filled * threads > total * (chunk + 1) && chunk + 1 < threads {
+            chunk += 1;
+        }
+    }
+    let drawn: Vec<Vec<(String, Tensor)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|specs| {
+                scope.spawn(move || {
+                    specs
+                        .into_iter()
+                        .map(|spec| {
+                            let data = draw(&spec, init, seed);
+                            (
+                                spec.name,
+                                Tensor {
+                                    dims: spec.dims,
+                                    data,
+                                },
+                            )
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("initialisation threads do not panic"))
+            .collect()
+    });
     let mut w = Weights::new();
-    for spec in parameter_specs(model) {
-        let n = spec.elements();
-        let data = match spec.kind {
-            ParamKind::BnScale | ParamKind::RunningVar => vec![1.0; n],
-            ParamKind::BnShift | ParamKind::RunningMean => vec![0.0; n],
-            ParamKind::Bias if init != Init::Default => vec![0.0; n],
-            ParamKind::Bias | ParamKind::Weight => {
-                let (fi, fo) = (spec.fan_in as f64, spec.fan_out as f64);
-                let bound = match (spec.kind, init) {
-                    (ParamKind::Bias, _) | (_, Init::Default) => 1.0 / fi.sqrt(),
-                    (_, Init::Xavier) => (6.0 / (fi + fo)).sqrt(),
-                    (_, Init::Kaiming) => (6.0 / fi).sqrt(),
-                };
-                let bound = if bound.is_finite() { bound } else { 0.0 };
-                uniform(&mut param_rng(seed, &spec.name), n, bound as f32)
-            }
-        };
-        w.insert(
-            spec.name,
-            Tensor {
-                dims: spec.dims,
-                data,
-            },
-        );
+    for (name, tensor) in drawn.into_iter().flatten() {
+        w.insert(name, tensor);
     }
     w
 }
 
-fn param_rng(seed: u64, name: &str) -> ChaCha20Rng {
+/// The initial values of one parameter.
+fn draw(spec: &ParamSpec, init: Init, seed: u64) -> Vec<f32> {
+    let n = spec.elements();
+    match spec.kind {
+        ParamKind::BnScale | ParamKind::RunningVar => vec![1.0; n],
+        ParamKind::BnShift | ParamKind::RunningMean => vec![0.0; n],
+        ParamKind::Bias if init != Init::Default => vec![0.0; n],
+        ParamKind::Bias | ParamKind::Weight => {
+            let (fi, fo) = (spec.fan_in as f64, spec.fan_out as f64);
+            let bound = match (spec.kind, init) {
+                (ParamKind::Bias, _) | (_, Init::Default) => 1.0 / fi.sqrt(),
+                (_, Init::Xavier) => (6.0 / (fi + fo)).sqrt(),
+                (_, Init::Kaiming) => (6.0 / fi).sqrt(),
+            };
+            let bound = if bound.is_finite() { bound } else { 0.0 };
+            uniform(&mut param_rng(seed, &spec.name), n, bound as f32)
+        }
+    }
+}
+
+fn param_rng(seed: u64, name: &str) -> ChaCha8Rng {
     let mut h = Sha256::new();
     h.update(b"cnnc-init\0");
     h.update(seed.to_le_bytes());
     h.update(name.as_bytes());
-    ChaCha20Rng::from_seed(h.finalize().into())
+    ChaCha8Rng::from_seed(h.finalize().into())
 }
 
 /// `n` draws from U(−bound, bound): 24 random bits per value, so the stream is fixed by
 /// ChaCha alone (independent of `rand`'s distribution code).
-fn uniform(rng: &mut ChaCha20Rng, n: usize, bound: f32) -> Vec<f32> {
-    (0..n)
-        .map(|_| {
-            let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Vec<f32> {
+    // The stream's u32s in bulk (the same values `next_u32` would give, little-endian).
+    let mut bytes = vec![0u8; n * 4];
+    rng.fill_bytes(&mut bytes);
+    bytes
+        .chunks_exact(4)
+        .map(|b| {
+            let u =
+                (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8) as f32 * (1.0 / 16_777_216.0);
             (2.0 * u - 1.0) * bound
         })
         .collect()
