@@ -331,6 +331,15 @@ impl StringStringEntryProto {
     }
 }
 
+/// Little-endian bytes of `data`, written in place (a memcpy on little-endian machines).
+pub fn f32_le_bytes(data: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; data.len() * 4];
+    for (chunk, v) in out.chunks_exact_mut(4).zip(data) {
+        chunk.copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,13 +462,4 @@ mod tests {
         };
         assert_eq!(m.encode_to_vec(), vec![0x12, 1, b'p', 0x3a, 0, 0x72, 0]);
     }
-}
-
-/// Little-endian bytes of `data`, written in place (a memcpy on little-endian machines).
-pub fn f32_le_bytes(data: &[f32]) -> Vec<u8> {
-    let mut out = vec![0u8; data.len() * 4];
-    for (chunk, v) in out.chunks_exact_mut(4).zip(data) {
-        chunk.copy_from_slice(&v.to_le_bytes());
-    }
-    out
 }
