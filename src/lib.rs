@@ -9,11 +9,14 @@
 
 pub mod diag;
 pub mod driver;
+pub mod fsutil;
 pub mod ir;
+pub mod onnx;
 pub mod runtime;
 pub mod shape;
 pub mod source;
 pub mod syntax;
+pub mod train;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
 pub use driver::{compile_file, compile_source, Compilation};

@@ -39,13 +39,21 @@ fn several_files_are_all_checked_and_any_error_gives_exit_1() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("cnnc::shape::groups") && e.contains("cnnc::elab::unknown_tensor"), "{e}");
+    assert!(
+        e.contains("cnnc::shape::groups") && e.contains("cnnc::elab::unknown_tensor"),
+        "{e}"
+    );
     assert!(e.contains("2 error(s), 0 warning(s) in 3 file(s)"), "{e}");
 }
 
 #[test]
 fn json_diagnostics_have_the_documented_fields() {
-    let o = cnnc(&["check", "--format", "json", "tests/fixtures/errors/unknown_argument.cnn"]);
+    let o = cnnc(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/errors/unknown_argument.cnn",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let d = &v[0];
@@ -56,7 +64,10 @@ fn json_diagnostics_have_the_documented_fields() {
     assert_eq!(d["column"], 16);
     let text = std::fs::read_to_string("tests/fixtures/errors/unknown_argument.cnn").unwrap();
     let span = d["span"].as_array().unwrap();
-    let (start, end) = (span[0].as_u64().unwrap() as usize, span[1].as_u64().unwrap() as usize);
+    let (start, end) = (
+        span[0].as_u64().unwrap() as usize,
+        span[1].as_u64().unwrap() as usize,
+    );
     assert_eq!(&text[start..end], "padding");
     assert!(d["help"].as_str().unwrap().contains("`pad`"));
     assert!(d["message"].as_str().unwrap().contains("padding"));
@@ -105,7 +116,11 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("directory"), "{}", stderr(&o));
 
-    let bad = write(dir.path(), "bad.cnn", b"model M(input: [1, 2, 2]) { \xff\xfe }");
+    let bad = write(
+        dir.path(),
+        "bad.cnn",
+        b"model M(input: [1, 2, 2]) { \xff\xfe }",
+    );
     let o = cnnc(&["check", &bad]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
@@ -151,9 +166,17 @@ fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
     let f = write(dir.path(), "deep.cnn", text.as_bytes());
     let o = cnnc(&["check", &f]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cnnc::syntax::too_deep"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cnnc::syntax::too_deep"),
+        "{}",
+        stderr(&o)
+    );
 
-    let expr = format!("model M(input: [4]) {{ linear({}1{}) }}", "(".repeat(100_000), ")".repeat(100_000));
+    let expr = format!(
+        "model M(input: [4]) {{ linear({}1{}) }}",
+        "(".repeat(100_000),
+        ")".repeat(100_000)
+    );
     let f = write(dir.path(), "parens.cnn", expr.as_bytes());
     let o = cnnc(&["check", &f]);
     assert_eq!(o.status.code(), Some(1));
@@ -170,7 +193,11 @@ fn deeply_nested_block_calls_are_limited() {
     let f = write(dir.path(), "calls.cnn", text.as_bytes());
     let o = cnnc(&["check", &f]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cnnc::elab::too_deep"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cnnc::elab::too_deep"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -183,7 +210,11 @@ fn huge_expression_values_do_not_overflow() {
     );
     let o = cnnc(&["check", &f]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cnnc::elab::overflow"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cnnc::elab::overflow"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -191,7 +222,9 @@ fn help_lists_the_subcommands() {
     let o = cnnc(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    for cmd in ["check", "summary", "export", "run", "bench", "doctor", "train"] {
+    for cmd in [
+        "check", "summary", "export", "run", "bench", "doctor", "train",
+    ] {
         assert!(out.contains(cmd), "--help lacks {cmd}");
     }
     let o = cnnc(&["check"]);

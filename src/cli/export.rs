@@ -1,7 +1,121 @@
-//! `cnnc export` (being written).
+//! `cnnc export`: compile a model and write it as ONNX (atomically; with external data
+//! beside it when the weights pass 2 GB).
+
+use super::common::{fail, EXIT_DIAGNOSTICS, EXIT_USAGE};
+use cnnc::onnx::{self, ExportOptions, Init};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitArg {
+    /// PyTorch's default initialization.
+    Default,
+    /// Xavier (Glorot) uniform weights, zero biases.
+    Xavier,
+    /// Kaiming (He) uniform weights for ReLU, zero biases.
+    Kaiming,
+}
+
 #[derive(clap::Args, Debug)]
-pub struct ExportArgs {}
-pub fn run(_a: ExportArgs) -> ExitCode {
+pub struct ExportArgs {
+    /// The .cnn file.
+    pub file: PathBuf,
+    /// Where to write the ONNX model.
+    #[arg(short, long, value_name = "OUT.onnx")]
+    pub output: PathBuf,
+    /// Which model of the file (needed when it defines several).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// ONNX opset, 17 to 21.
+    #[arg(long, value_name = "N", default_value_t = onnx::DEFAULT_OPSET)]
+    pub opset: i64,
+    /// Seed of the random initial weights.
+    #[arg(long, value_name = "S", conflicts_with = "weights")]
+    pub seed: Option<u64>,
+    /// How to draw the initial weights.
+    #[arg(long, value_enum, conflicts_with = "weights")]
+    pub init: Option<InitArg>,
+    /// Take the weights from a safetensors file (keyed by layer name, PyTorch-style).
+    #[arg(long, value_name = "W.safetensors")]
+    pub weights: Option<PathBuf>,
+}
+
+pub fn run(a: ExportArgs) -> ExitCode {
+    let start = Instant::now();
+    if let Err(e) = onnx::ir_version(a.opset) {
+        return fail(EXIT_USAGE, e);
+    }
+    let compilation = match cnnc::compile_file(&a.file) {
+        Ok(c) => c,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    // Warnings are shown too; errors stop the export.
+    let color = std::io::stderr().is_terminal();
+    for d in compilation.diagnostics.iter() {
+        eprint!("{}", d.render(&compilation.sources, color));
+    }
+    if compilation.diagnostics.has_errors() {
+        return ExitCode::from(EXIT_DIAGNOSTICS);
+    }
+    let model = match compilation.model(a.model.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let specs = onnx::parameter_specs(model);
+    let weights = match &a.weights {
+        Some(path) => match onnx::load_safetensors(path, &specs) {
+            Ok(w) => w,
+            Err(e) => return fail(EXIT_USAGE, e),
+        },
+        None => {
+            let init = match a.init.unwrap_or(InitArg::Default) {
+                InitArg::Default => Init::Default,
+                InitArg::Xavier => Init::Xavier,
+                InitArg::Kaiming => Init::Kaiming,
+            };
+            onnx::initialize(model, init, a.seed.unwrap_or(0))
+        }
+    };
+    let options = ExportOptions {
+        opset: a.opset,
+        ..Default::default()
+    };
+    let proto = match onnx::export(model, &compilation.sources, &weights, &options) {
+        Ok(p) => p,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let written = match onnx::write_model(proto, &a.output, &options) {
+        Ok(w) => w,
+        Err(e) => return fail(EXIT_USAGE, e),
+    };
+    let params: usize = specs
+        .iter()
+        .filter(|s| s.kind.is_trainable())
+        .map(|s| s.elements())
+        .sum();
+    let data = match &written.data {
+        Some((p, n)) => format!(" + {} ({})", p.display(), bytes(*n)),
+        None => String::new(),
+    };
+    eprintln!(
+        "wrote {} ({}){data}: model {}, {} parameters, opset {}, in {:.2} s",
+        a.output.display(),
+        bytes(written.model_bytes),
+        model.name,
+        params,
+        a.opset,
+        start.elapsed().as_secs_f64()
+    );
     ExitCode::SUCCESS
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }

@@ -4,7 +4,6 @@ use super::common::{fail, Format, EXIT_RUNTIME, EXIT_USAGE};
 use cnnc::runtime::{
     self, npy, Device, Library, Runtime, RuntimeError, Session, CPU_PROVIDER, CUDA_PROVIDER,
 };
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -125,23 +124,32 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
     Ok(bytes)
 }
 
-/// Compiles a .cnn file to ONNX bytes with freshly initialized weights.
-///
-/// Not wired yet: the ONNX exporter is being written in parallel. The lead connects it here,
-/// roughly: `cnnc::compile_file(path)` (print its diagnostics, exit 1 on errors),
-/// `compilation.model(model_name)`, then
-/// `cnnc::onnx::weights::initialize(model, Init::Default, seed)` and
-/// `cnnc::onnx::export_bytes(model, &compilation.sources, &weights, &ExportOptions::default())`.
+/// Compiles a .cnn file to ONNX bytes with freshly initialized weights (PyTorch's default
+/// initialisation, seed 0), printing its diagnostics.
 fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let _ = model_name;
-    Err(Failure(
-        EXIT_USAGE,
-        format!(
-            "{}: compiling .cnn in `run` is not wired yet; export it with `cnnc export` and run \
-             the .onnx file",
-            path.display()
-        ),
-    ))
+    let compilation = cnnc::compile_file(path).map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
+    super::common::print_diagnostics(&compilation);
+    if compilation.diagnostics.has_errors() {
+        return Err(Failure(
+            super::common::EXIT_DIAGNOSTICS,
+            format!(
+                "{} has {} error(s); nothing was run",
+                path.display(),
+                compilation.diagnostics.error_count()
+            ),
+        ));
+    }
+    let model = compilation
+        .model(model_name)
+        .map_err(|m| Failure(EXIT_USAGE, m))?;
+    let weights = cnnc::onnx::initialize(model, cnnc::onnx::Init::Default, 0);
+    cnnc::onnx::export_bytes(
+        model,
+        &compilation.sources,
+        &weights,
+        &cnnc::onnx::ExportOptions::default(),
+    )
+    .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
@@ -153,23 +161,6 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so that a
-/// reader never sees half a file.
-// TODO: use cnnc::fsutil::write_atomic once it lands.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cnnc-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
 
 /// The one float32 input of a model that `run` and `bench` feed.
 fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
@@ -253,7 +244,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         let mut buf = Vec::new();
         npy::write_f32(&mut buf, &shape, &values)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
-        write_atomic(path, &buf)
+        cnnc::fsutil::write_atomic(path, &buf)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display())))?;
         println!("wrote {}", path.display());
     }

@@ -604,10 +604,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         inputs: &[(Cur, Span)],
     ) -> Result<Cur, Abort> {
         let shapes: Option<Vec<&Shape>> = inputs.iter().map(|(c, _)| c.shape.as_ref()).collect();
-        let result = match &shapes {
-            Some(s) => Some(rules::infer(&op, s)),
-            None => None,
-        };
+        let result = shapes.as_ref().map(|s| rules::infer(&op, s));
         let node = self.add_node(name, op, span, inputs.iter().map(|(c, _)| c.node).collect())?;
         let shape = match result {
             Some(Ok(inf)) => {

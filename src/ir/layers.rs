@@ -254,7 +254,7 @@ pub fn build(
                     let total = dilation[a] * (kernel[a] - 1);
                     p.begin[a] = total / 2;
                     p.end[a] = total - total / 2;
-                    even |= kernel[a] % 2 == 0;
+                    even |= kernel[a].is_multiple_of(2);
                 }
                 if even {
                     diags.push(

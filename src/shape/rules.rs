@@ -94,7 +94,7 @@ fn finish(
     })
 }
 
-fn need_image<'a>(op: &str, input: &'a Shape) -> Result<(u64, [u64; 2]), RuleError> {
+fn need_image(op: &str, input: &Shape) -> Result<(u64, [u64; 2]), RuleError> {
     match input.dims() {
         [c, h, w] => Ok((*c, [*h, *w])),
         _ => Err(err(
@@ -243,14 +243,14 @@ fn window_spatial(
 }
 
 fn check_groups(op: &str, c_in: u64, c_out: u64, groups: u64) -> Result<(), RuleError> {
-    if c_in % groups != 0 || c_out % groups != 0 {
-        let which = if c_in % groups != 0 {
+    if !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
+        let which = if !c_in.is_multiple_of(groups) {
             format!("the {c_in} input channels")
         } else {
             format!("the {c_out} output channels")
         };
         let divisors: Vec<String> = (1..=c_in.min(c_out).min(64))
-            .filter(|g| c_in % g == 0 && c_out % g == 0)
+            .filter(|g| c_in.is_multiple_of(*g) && c_out.is_multiple_of(*g))
             .map(|g| g.to_string())
             .collect();
         return Err(err(
@@ -324,7 +324,7 @@ fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, Rul
 
 fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
     let (c, hw) = need_image(op, input)?;
-    for ax in 0..2 {
+    for (ax, axis) in AXES.iter().enumerate() {
         let half = a.kernel[ax] / 2;
         if a.pads.begin[ax] > half || a.pads.end[ax] > half {
             return Err(err(
@@ -332,7 +332,7 @@ fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
                 format!(
                     "`{op}` padding {} on the {} is more than half its kernel ({})",
                     a.pads.begin[ax].max(a.pads.end[ax]),
-                    AXES[ax],
+                    axis,
                     a.kernel[ax]
                 ),
             )

@@ -1,0 +1,775 @@
+//! Lowering a [`CheckedModel`] to an ONNX [`ModelProto`]: one or a few standard ONNX nodes
+//! per IR node, with the exact semantics of the PyTorch layer the IR op names.
+//!
+//! Naming: each IR node's output tensor and main ONNX node carry its scoped name (the last
+//! layer's tensor is `output`); helper nodes and constants are `<name>.<suffix>`;
+//! parameters are `<name>.weight` etc. ([`super::weights::parameter_specs`]).
+
+use super::proto::{
+    data_location, data_type, AttributeProto, Dim, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, ValueInfoProto,
+};
+use super::weights::{parameter_specs, WeightProblem, Weights};
+use crate::fsutil;
+use crate::ir::{Op, Pads, PoolAttrs};
+use crate::shape::CheckedModel;
+use crate::source::SourceMap;
+use petgraph::graph::NodeIndex;
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The opsets cnnc can target.
+pub const OPSETS: std::ops::RangeInclusive<i64> = 17..=21;
+/// The default opset.
+pub const DEFAULT_OPSET: i64 = 17;
+/// The largest protobuf message parsers accept (2 GiB − 1).
+pub const PROTOBUF_LIMIT: u64 = i32::MAX as u64;
+/// Default external-data threshold: initializers above 2 GB in total go to `<out>.data`.
+pub const EXTERNAL_DATA_THRESHOLD: u64 = 2_000_000_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// ONNX default-domain opset, one of [`OPSETS`].
+    pub opset: i64,
+    /// When the initializers' raw data exceed this many bytes in total, [`write_model`]
+    /// stores them in an external data file.
+    pub external_data_threshold: u64,
+}
+
+impl Default for ExportOptions {
+    fn default() -> ExportOptions {
+        ExportOptions {
+            opset: DEFAULT_OPSET,
+            external_data_threshold: EXTERNAL_DATA_THRESHOLD,
+        }
+    }
+}
+
+/// The ONNX IR version that goes with an opset (ONNX's versioning table).
+pub fn ir_version(opset: i64) -> Result<i64, ExportError> {
+    match opset {
+        17 | 18 => Ok(8),
+        19 | 20 => Ok(9),
+        21 => Ok(10),
+        _ => Err(ExportError::UnsupportedOpset(opset)),
+    }
+}
+
+#[derive(Debug)]
+pub enum ExportError {
+    /// An opset outside [`OPSETS`].
+    UnsupportedOpset(i64),
+    /// The weights do not match the model's parameters (every problem listed).
+    Weights(Vec<WeightProblem>),
+    /// Two ONNX values would get the same name.
+    NameClash(String),
+    /// A layer cnnc cannot lower exactly.
+    Unsupported {
+        node: String,
+        location: String,
+        message: String,
+    },
+    /// The model with inline weights exceeds protobuf's 2 GiB limit.
+    TooLarge {
+        bytes: u64,
+    },
+    Io {
+        path: PathBuf,
+        message: String,
+    },
+}
+
+impl fmt::Display for ExportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExportError::UnsupportedOpset(o) => write!(
+                f,
+                "opset {o} is not supported; cnnc exports opsets {} to {} (default {DEFAULT_OPSET})",
+                OPSETS.start(),
+                OPSETS.end()
+            ),
+            ExportError::Weights(problems) => {
+                write!(f, "the weights do not match the model ({} problems):", problems.len())?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+            ExportError::NameClash(n) => write!(
+                f,
+                "two ONNX values would both be named `{n}`; rename the layer (`as NAME`)"
+            ),
+            ExportError::Unsupported {
+                node,
+                location,
+                message,
+            } => write!(f, "{location}: cannot export layer `{node}`: {message}"),
+            ExportError::TooLarge { bytes } => write!(
+                f,
+                "the model is {bytes} bytes, over protobuf's 2 GiB limit; write it with \
+                 external data (cnnc export does so above the threshold)"
+            ),
+            ExportError::Io { path, message } => {
+                write!(f, "cannot write {}: {message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+/// Lowers `model` with `weights` (which must match [`parameter_specs`] exactly). Every
+/// initializer is inline (`raw_data`); [`write_model`] moves them out when they are large.
+pub fn export(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    weights: &Weights,
+    options: &ExportOptions,
+) -> Result<ModelProto, ExportError> {
+    let ir_version = ir_version(options.opset)?;
+    weights
+        .check(&parameter_specs(model))
+        .map_err(ExportError::Weights)?;
+    let mut l = Lowerer {
+        model,
+        weights,
+        graph: GraphProto {
+            name: model.name.clone(),
+            ..Default::default()
+        },
+        values: HashSet::new(),
+        tensor: HashMap::new(),
+        doc: String::new(),
+    };
+    l.lower(sources)?;
+    Ok(ModelProto {
+        ir_version,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: options.opset,
+        }],
+        producer_name: "cnnc".into(),
+        producer_version: crate::VERSION.into(),
+        doc_string: format!("model {} of {}", model.name, model.source_path),
+        graph: Some(l.graph),
+        metadata_props: vec![
+            StringStringEntryProto::new("cnnc_version", crate::VERSION),
+            StringStringEntryProto::new("source_file", model.source_path.clone()),
+            StringStringEntryProto::new("source_sha256", model.source_hash.clone()),
+        ],
+        ..Default::default()
+    })
+}
+
+/// [`export`], serialized. Fails with [`ExportError::TooLarge`] past protobuf's limit.
+pub fn export_bytes(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    weights: &Weights,
+    options: &ExportOptions,
+) -> Result<Vec<u8>, ExportError> {
+    encode(&export(model, sources, weights, options)?)
+}
+
+fn encode(model: &ModelProto) -> Result<Vec<u8>, ExportError> {
+    let len = model.encoded_len() as u64;
+    if len > PROTOBUF_LIMIT {
+        return Err(ExportError::TooLarge { bytes: len });
+    }
+    Ok(model.encode_to_vec())
+}
+
+/// Moves every float initializer's `raw_data` into one external data buffer (ONNX external
+/// data: `location`, `offset`, `length`; offsets aligned to 64 bytes) when their total
+/// exceeds `threshold`. Int64 constants (Slice starts, Pad pads) stay inline: shape inference
+/// reads them and cannot read external data. Returns the buffer to write at `location`,
+/// beside the model.
+pub fn externalize(model: &mut ModelProto, location: &str, threshold: u64) -> Option<Vec<u8>> {
+    let graph = model.graph.as_mut()?;
+    let is_float = |t: &TensorProto| t.data_type == data_type::FLOAT;
+    let total: u64 = graph
+        .initializer
+        .iter()
+        .filter(|t| is_float(t))
+        .map(|t| t.raw_data.len() as u64)
+        .sum();
+    if total <= threshold {
+        return None;
+    }
+    let mut data = Vec::with_capacity(total as usize);
+    for t in graph.initializer.iter_mut().filter(|t| is_float(t)) {
+        data.resize(data.len().next_multiple_of(64), 0);
+        let raw = std::mem::take(&mut t.raw_data);
+        t.data_location = data_location::EXTERNAL;
+        t.external_data = vec![
+            StringStringEntryProto::new("location", location),
+            StringStringEntryProto::new("offset", data.len().to_string()),
+            StringStringEntryProto::new("length", raw.len().to_string()),
+        ];
+        data.extend(raw);
+    }
+    Some(data)
+}
+
+/// What [`write_model`] wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    pub model_bytes: u64,
+    /// The external data file and its size, when the weights went there.
+    pub data: Option<(PathBuf, u64)>,
+}
+
+/// Writes `model` to `path`, atomically; above `options.external_data_threshold` the
+/// initializers go to `<path>.data` (written first, also atomically).
+pub fn write_model(
+    mut model: ModelProto,
+    path: &Path,
+    options: &ExportOptions,
+) -> Result<Written, ExportError> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.onnx".into());
+    let location = format!("{file_name}.data");
+    let data_path = path.with_file_name(&location);
+    let io = |p: &Path, e: std::io::Error| ExportError::Io {
+        path: p.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut data = None;
+    if let Some(buf) = externalize(&mut model, &location, options.external_data_threshold) {
+        fsutil::write_atomic(&data_path, &buf).map_err(|e| io(&data_path, e))?;
+        data = Some((data_path, buf.len() as u64));
+    }
+    let bytes = encode(&model)?;
+    fsutil::write_atomic(path, &bytes).map_err(|e| io(path, e))?;
+    Ok(Written {
+        model_bytes: bytes.len() as u64,
+        data,
+    })
+}
+
+struct Lowerer<'a> {
+    model: &'a CheckedModel,
+    weights: &'a Weights,
+    graph: GraphProto,
+    /// Every value name used so far (inputs, outputs, initializers).
+    values: HashSet<String>,
+    /// The ONNX tensor holding each IR node's output.
+    tensor: HashMap<NodeIndex, String>,
+    /// `path:line:col` of the IR node being lowered.
+    doc: String,
+}
+
+/// `[N, ...dims]`.
+fn batched(dims: &[u64]) -> Vec<Dim> {
+    std::iter::once(Dim::Param("N".into()))
+        .chain(dims.iter().map(|&d| Dim::Value(d as i64)))
+        .collect()
+}
+
+fn i64s(v: &[u64]) -> Vec<i64> {
+    v.iter().map(|&x| x as i64).collect()
+}
+
+impl Lowerer<'_> {
+    fn claim(&mut self, name: &str) -> Result<(), ExportError> {
+        if self.values.insert(name.to_string()) {
+            Ok(())
+        } else {
+            Err(ExportError::NameClash(name.to_string()))
+        }
+    }
+
+    fn node(
+        &mut self,
+        op_type: &str,
+        name: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) -> Result<(), ExportError> {
+        self.claim(output)?;
+        self.graph.node.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.to_string()],
+            name: name.to_string(),
+            op_type: op_type.to_string(),
+            attribute,
+            doc_string: self.doc.clone(),
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    /// Records the shape of an intermediate value (batch dimension excluded).
+    fn value_info(&mut self, name: &str, dims: &[u64]) {
+        self.graph.value_info.push(ValueInfoProto::tensor(
+            name,
+            data_type::FLOAT,
+            &batched(dims),
+        ));
+    }
+
+    fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Result<(), ExportError> {
+        self.claim(name)?;
+        self.graph
+            .initializer
+            .push(TensorProto::from_f32(name, dims, data));
+        Ok(())
+    }
+
+    fn init_i64(&mut self, name: &str, data: &[i64]) -> Result<(), ExportError> {
+        self.claim(name)?;
+        self.graph
+            .initializer
+            .push(TensorProto::from_i64(name, &[data.len()], data));
+        Ok(())
+    }
+
+    /// A parameter from the weights (checked against the specs by [`export`]).
+    fn param(&mut self, name: String) -> Result<String, ExportError> {
+        let t = self.weights.get(&name).ok_or_else(|| {
+            ExportError::Weights(vec![WeightProblem::Missing {
+                name: name.clone(),
+                expected: vec![],
+            }])
+        })?;
+        let (dims, data) = (t.dims.clone(), t.data.clone());
+        self.init_f32(&name, &dims, &data)?;
+        Ok(name)
+    }
+
+    fn lower(&mut self, sources: &SourceMap) -> Result<(), ExportError> {
+        let model = self.model;
+        let input_ix = model.graph.input;
+        let output_ix = model.graph.output;
+        self.claim("input")?;
+        self.graph.input.push(ValueInfoProto::tensor(
+            "input",
+            data_type::FLOAT,
+            &batched(model.input_shape().dims()),
+        ));
+        self.tensor.insert(input_ix, "input".into());
+        self.graph.output.push(ValueInfoProto::tensor(
+            "output",
+            data_type::FLOAT,
+            &batched(model.output_shape().dims()),
+        ));
+        if input_ix == output_ix {
+            self.doc = location(sources, model.node(input_ix).span);
+            return self.node("Identity", "output", &["input"], "output", vec![]);
+        }
+        for ix in model.layers() {
+            let node = model.node(ix);
+            self.doc = location(sources, node.span);
+            let out = if ix == output_ix {
+                "output".to_string()
+            } else {
+                node.name.clone()
+            };
+            let inputs: Vec<String> = model
+                .graph
+                .inputs(ix)
+                .iter()
+                .map(|i| self.tensor[i].clone())
+                .collect();
+            let in_dims: Vec<u64> = model
+                .graph
+                .inputs(ix)
+                .first()
+                .map(|&i| model.shape(i).dims().to_vec())
+                .unwrap_or_default();
+            let out_dims = model.shape(ix).dims().to_vec();
+            self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
+            if ix != output_ix {
+                self.value_info(&out, &out_dims);
+            }
+            self.tensor.insert(ix, out);
+        }
+        Ok(())
+    }
+
+    fn unsupported(&self, name: &str, message: String) -> ExportError {
+        ExportError::Unsupported {
+            node: name.to_string(),
+            location: self.doc.clone(),
+            message,
+        }
+    }
+
+    fn lower_node(
+        &mut self,
+        ix: NodeIndex,
+        inputs: &[String],
+        in_dims: &[u64],
+        out_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let node = self.model.node(ix);
+        let name = node.name.as_str();
+        let x = inputs.first().map(String::as_str).unwrap_or("input");
+        let simple =
+            |l: &mut Self, op: &str, attrs: Vec<AttributeProto>| l.node(op, name, &[x], out, attrs);
+        match &node.op {
+            Op::Input => Err(self.unsupported(name, "a second input node".into())),
+            Op::Conv(a) => {
+                let mut ins = vec![x.to_string(), self.param(format!("{name}.weight"))?];
+                if a.bias {
+                    ins.push(self.param(format!("{name}.bias"))?);
+                }
+                let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                self.node(
+                    "Conv",
+                    name,
+                    &ins,
+                    out,
+                    vec![
+                        AttributeProto::ints("dilations", i64s(&a.dilation)),
+                        AttributeProto::int("group", a.groups as i64),
+                        AttributeProto::ints("kernel_shape", i64s(&a.kernel)),
+                        AttributeProto::ints("pads", i64s(&a.pads.onnx())),
+                        AttributeProto::ints("strides", i64s(&a.stride)),
+                    ],
+                )
+            }
+            Op::ConvTranspose(a) => {
+                let mut ins = vec![x.to_string(), self.param(format!("{name}.weight"))?];
+                if a.bias {
+                    ins.push(self.param(format!("{name}.bias"))?);
+                }
+                let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                self.node(
+                    "ConvTranspose",
+                    name,
+                    &ins,
+                    out,
+                    vec![
+                        AttributeProto::ints("dilations", i64s(&a.dilation)),
+                        AttributeProto::int("group", a.groups as i64),
+                        AttributeProto::ints("kernel_shape", i64s(&a.kernel)),
+                        AttributeProto::ints("output_padding", i64s(&a.output_pad)),
+                        AttributeProto::ints("pads", i64s(&a.pads.onnx())),
+                        AttributeProto::ints("strides", i64s(&a.stride)),
+                    ],
+                )
+            }
+            Op::MaxPool(p) => {
+                let extra = self.pool_overhang(name, p, in_dims, out_dims)?;
+                let pads = [
+                    p.pads.begin,
+                    [p.pads.end[0] + extra[0], p.pads.end[1] + extra[1]],
+                ];
+                simple(
+                    self,
+                    "MaxPool",
+                    vec![
+                        AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+                        AttributeProto::ints(
+                            "pads",
+                            i64s(
+                                &Pads {
+                                    begin: pads[0],
+                                    end: pads[1],
+                                }
+                                .onnx(),
+                            ),
+                        ),
+                        AttributeProto::ints("strides", i64s(&p.stride)),
+                    ],
+                )
+            }
+            Op::AvgPool(p) => self.avgpool(name, x, p, in_dims, out_dims, out),
+            Op::AdaptiveAvgPool { output } => {
+                self.adaptive_avgpool(name, x, *output, in_dims, out_dims, out)
+            }
+            Op::GlobalAvgPool => simple(self, "GlobalAveragePool", vec![]),
+            Op::BatchNorm { eps, momentum } => {
+                let mut ins = vec![x.to_string()];
+                for s in ["weight", "bias", "running_mean", "running_var"] {
+                    ins.push(self.param(format!("{name}.{s}"))?);
+                }
+                let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+                self.node(
+                    "BatchNormalization",
+                    name,
+                    &ins,
+                    out,
+                    vec![
+                        AttributeProto::float("epsilon", *eps as f32),
+                        // ONNX's momentum weighs the old running value.
+                        AttributeProto::float("momentum", (1.0 - momentum) as f32),
+                    ],
+                )
+            }
+            Op::Relu => simple(self, "Relu", vec![]),
+            Op::Sigmoid => simple(self, "Sigmoid", vec![]),
+            Op::Tanh => simple(self, "Tanh", vec![]),
+            Op::LeakyRelu { alpha } => simple(
+                self,
+                "LeakyRelu",
+                vec![AttributeProto::float("alpha", *alpha as f32)],
+            ),
+            Op::Elu { alpha } => simple(
+                self,
+                "Elu",
+                vec![AttributeProto::float("alpha", *alpha as f32)],
+            ),
+            Op::Softmax => simple(self, "Softmax", vec![AttributeProto::int("axis", 1)]),
+            // Dropout is the identity at inference; the node stays so the layer keeps its
+            // name in the exported graph.
+            Op::Dropout { .. } => simple(self, "Identity", vec![]),
+            Op::Flatten => simple(self, "Flatten", vec![AttributeProto::int("axis", 1)]),
+            Op::Linear { bias, .. } => {
+                let w = self.param(format!("{name}.weight"))?;
+                let b = if *bias {
+                    Some(self.param(format!("{name}.bias"))?)
+                } else {
+                    None
+                };
+                if in_dims.len() == 1 {
+                    let mut ins = vec![x, w.as_str()];
+                    ins.extend(b.as_deref());
+                    self.node(
+                        "Gemm",
+                        name,
+                        &ins,
+                        out,
+                        vec![AttributeProto::int("transB", 1)],
+                    )
+                } else {
+                    // PyTorch's Linear acts on the last axis: x · Wᵀ + b.
+                    let wt = format!("{name}.weight_t");
+                    self.node(
+                        "Transpose",
+                        &wt,
+                        &[&w],
+                        &wt,
+                        vec![AttributeProto::ints("perm", [1, 0])],
+                    )?;
+                    match b {
+                        None => self.node("MatMul", name, &[x, &wt], out, vec![]),
+                        Some(b) => {
+                            let mm = format!("{name}.matmul");
+                            self.node("MatMul", &mm, &[x, &wt], &mm, vec![])?;
+                            self.value_info(&mm, out_dims);
+                            self.node("Add", name, &[&mm, &b], out, vec![])
+                        }
+                    }
+                }
+            }
+            Op::Concat => {
+                let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.node(
+                    "Concat",
+                    name,
+                    &ins,
+                    out,
+                    vec![AttributeProto::int("axis", 1)],
+                )
+            }
+            Op::Add => {
+                let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.node("Add", name, &ins, out, vec![])
+            }
+            Op::Crop { size } => {
+                let [_, h, w] = in_dims[..] else {
+                    return Err(
+                        self.unsupported(name, "crop of a tensor that is not [C, H, W]".into())
+                    );
+                };
+                if size[0] > h || size[1] > w {
+                    return Err(self.unsupported(name, "crop larger than its input".into()));
+                }
+                let starts = [((h - size[0]) / 2) as i64, ((w - size[1]) / 2) as i64];
+                let ends = [starts[0] + size[0] as i64, starts[1] + size[1] as i64];
+                let (s, e, a) = (
+                    format!("{name}.starts"),
+                    format!("{name}.ends"),
+                    format!("{name}.axes"),
+                );
+                self.init_i64(&s, &starts)?;
+                self.init_i64(&e, &ends)?;
+                self.init_i64(&a, &[2, 3])?;
+                self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
+            }
+        }
+    }
+
+    /// Extra end padding that turns a ceil-mode pooling into floor mode with the same
+    /// windows: the checked output shape fixes the window count, so cnnc never relies on
+    /// ONNX's `ceil_mode` (whose output size and divisor differ between ONNX versions and
+    /// from PyTorch's rule that drops a last window starting in the end padding).
+    fn pool_overhang(
+        &self,
+        name: &str,
+        p: &PoolAttrs,
+        in_dims: &[u64],
+        out_dims: &[u64],
+    ) -> Result<[u64; 2], ExportError> {
+        let (&[_, ih, iw], &[_, oh, ow]) = (in_dims, out_dims) else {
+            return Err(self.unsupported(name, "pooling of a tensor that is not [C, H, W]".into()));
+        };
+        let mut extra = [0u64; 2];
+        for (axis, (n, o)) in [(ih, oh), (iw, ow)].into_iter().enumerate() {
+            let (k, s) = (p.kernel[axis], p.stride[axis].max(1));
+            let (pb, pe) = (p.pads.begin[axis], p.pads.end[axis]);
+            let have = n + pb + pe;
+            let need = (o.max(1) - 1) * s + k;
+            let e = need.saturating_sub(have);
+            // Floor mode on the padded size must give exactly `o` windows.
+            if have + e < k || (have + e - k) / s + 1 != o {
+                return Err(self.unsupported(
+                    name,
+                    format!("pooling output size {o} on axis {axis} does not follow from input {n}, kernel {k}, stride {s}, pads {pb}+{pe}"),
+                ));
+            }
+            if e > 0 && pe + e >= k {
+                return Err(self.unsupported(
+                    name,
+                    "a ceil-mode window would lie entirely in the padding".into(),
+                ));
+            }
+            extra[axis] = e;
+        }
+        Ok(extra)
+    }
+
+    /// PyTorch `AvgPool2d(count_include_pad=True)`: the divisor counts padding but not the
+    /// part of a ceil-mode window past the end padding. Without such a window this is
+    /// AveragePool with `count_include_pad=1`; with one, the padding is made explicit (Pad
+    /// with zeros) and AveragePool with `count_include_pad=0` excludes only the overhang.
+    fn avgpool(
+        &mut self,
+        name: &str,
+        x: &str,
+        p: &PoolAttrs,
+        in_dims: &[u64],
+        out_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let extra = self.pool_overhang(name, p, in_dims, out_dims)?;
+        let common = |pads: Pads, include: i64| {
+            vec![
+                AttributeProto::int("count_include_pad", include),
+                AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+                AttributeProto::ints("pads", i64s(&pads.onnx())),
+                AttributeProto::ints("strides", i64s(&p.stride)),
+            ]
+        };
+        if extra == [0, 0] {
+            return self.node("AveragePool", name, &[x], out, common(p.pads, 1));
+        }
+        let overhang = Pads {
+            begin: [0, 0],
+            end: extra,
+        };
+        if p.pads == Pads::default() {
+            return self.node("AveragePool", name, &[x], out, common(overhang, 0));
+        }
+        let (b, e) = (p.pads.begin, p.pads.end);
+        let pads_name = format!("{name}.pads");
+        self.init_i64(
+            &pads_name,
+            &[
+                0,
+                0,
+                b[0] as i64,
+                b[1] as i64,
+                0,
+                0,
+                e[0] as i64,
+                e[1] as i64,
+            ],
+        )?;
+        let padded = format!("{name}.padded");
+        self.node("Pad", &padded, &[x, &pads_name], &padded, vec![])?;
+        self.value_info(
+            &padded,
+            &[
+                in_dims[0],
+                in_dims[1] + b[0] + e[0],
+                in_dims[2] + b[1] + e[1],
+            ],
+        );
+        self.node("AveragePool", name, &[&padded], out, common(overhang, 0))
+    }
+
+    /// PyTorch `AdaptiveAvgPool2d`: bin i of n → m covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉). Divisible
+    /// sizes are an AveragePool; otherwise `Ph · X · Pwᵀ` with constant averaging matrices
+    /// (two MatMuls), exact for any sizes.
+    fn adaptive_avgpool(
+        &mut self,
+        name: &str,
+        x: &str,
+        output: [u64; 2],
+        in_dims: &[u64],
+        out_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let [c, h, w] = in_dims[..] else {
+            return Err(self.unsupported(
+                name,
+                "adaptive pooling of a tensor that is not [C, H, W]".into(),
+            ));
+        };
+        let [oh, ow] = output;
+        if oh == 0 || ow == 0 {
+            return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
+        }
+        if h % oh == 0 && w % ow == 0 {
+            let k = [h / oh, w / ow];
+            return self.node(
+                "AveragePool",
+                name,
+                &[x],
+                out,
+                vec![
+                    AttributeProto::ints("kernel_shape", i64s(&k)),
+                    AttributeProto::ints("strides", i64s(&k)),
+                ],
+            );
+        }
+        // pool_w: [w, ow], column j averages bin j; pool_h: [oh, h], row i averages bin i.
+        let bins = |n: u64, m: u64| -> Vec<Vec<f32>> {
+            (0..m)
+                .map(|i| {
+                    let start = i * n / m;
+                    let end = ((i + 1) * n).div_ceil(m);
+                    let v = 1.0 / (end - start) as f32;
+                    (0..n)
+                        .map(|j| if (start..end).contains(&j) { v } else { 0.0 })
+                        .collect()
+                })
+                .collect()
+        };
+        let ph: Vec<f32> = bins(h, oh).concat();
+        let pw_rows = bins(w, ow);
+        let pwt: Vec<f32> = (0..w as usize)
+            .flat_map(|j| pw_rows.iter().map(move |row| row[j]))
+            .collect();
+        let (pw_name, ph_name, cols) = (
+            format!("{name}.pool_w"),
+            format!("{name}.pool_h"),
+            format!("{name}.cols"),
+        );
+        self.init_f32(&pw_name, &[w as usize, ow as usize], &pwt)?;
+        self.init_f32(&ph_name, &[oh as usize, h as usize], &ph)?;
+        self.node("MatMul", &cols, &[x, &pw_name], &cols, vec![])?;
+        self.value_info(&cols, &[c, h, ow]);
+        debug_assert_eq!(out_dims, [c, oh, ow]);
+        self.node("MatMul", name, &[&ph_name, &cols], out, vec![])
+    }
+}
+
+/// `path:line:col` of a span's start.
+fn location(sources: &SourceMap, span: crate::source::Span) -> String {
+    if (span.file.0 as usize) >= sources.files().count() {
+        return String::new();
+    }
+    let f = sources.get(span.file);
+    let (line, col) = f.line_col(span.start);
+    format!("{}:{line}:{col}", f.path.display())
+}

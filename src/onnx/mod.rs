@@ -1,0 +1,21 @@
+//! ONNX export: consumes a [`crate::shape::CheckedModel`] and its [`Weights`], produces an
+//! ONNX `ModelProto` (hand-written prost messages, no protoc).
+//!
+//! [`proto`] holds the messages, [`lower`] the per-op lowering, [`weights`] the parameter
+//! names, shapes, initialization and safetensors I/O.
+
+pub mod lower;
+pub mod proto;
+pub mod weights;
+
+pub use lower::{
+    export, export_bytes, externalize, ir_version, write_model, ExportError, ExportOptions,
+    Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
+};
+pub use weights::{
+    initialize, load_safetensors, parameter_specs, save_safetensors, Init, ParamKind, ParamSpec,
+    Tensor, WeightProblem, Weights, WeightsError,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,537 @@
+//! Unit tests of export on hand-built graphs (the parser is not needed). The Python checks
+//! (checker, shape inference, ONNX Runtime, NumPy references) are in tests/onnx_export.rs.
+
+use super::proto::{data_location, data_type, ModelProto};
+use super::*;
+use crate::diag::Diagnostics;
+use crate::ir::{ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, Shape};
+use crate::source::{SourceMap, Span};
+use crate::CheckedModel;
+use petgraph::graph::{DiGraph, NodeIndex};
+use prost::Message;
+
+/// `(name, op, output shape)` applied in sequence to an input; spans on line i+2, col 3.
+fn chain(sources: &mut SourceMap, input: &[u64], layers: &[(&str, Op, &[u64])]) -> CheckedModel {
+    let text: String = (0..=layers.len()).map(|i| format!("  l{i}\n")).collect();
+    let file = sources.add("models/t.cnn", text);
+    let span = |i: usize| Span::new(file, i * 5 + 2, i * 5 + 4);
+    let mut g = DiGraph::new();
+    let node = |name: &str, op: Op, shape: &[u64], span: Span| Node {
+        name: name.into(),
+        op,
+        span,
+        shape: Some(Shape(shape.to_vec())),
+        params: 0,
+        macs: 0,
+    };
+    let input_ix = g.add_node(node("input", Op::Input, input, span(0)));
+    let mut last = input_ix;
+    for (i, (name, op, shape)) in layers.iter().enumerate() {
+        let ix = g.add_node(node(name, op.clone(), shape, span(i + 1)));
+        g.add_edge(last, ix, 0);
+        last = ix;
+    }
+    let graph = Graph {
+        graph: g,
+        input: input_ix,
+        output: last,
+    };
+    crate::shape::check(
+        "T".into(),
+        graph,
+        span(0),
+        "models/t.cnn".into(),
+        "ab".repeat(32),
+        &Diagnostics::new(),
+    )
+    .unwrap()
+}
+
+fn conv(out: u64, k: u64, pad: u64, groups: u64, bias: bool) -> Op {
+    Op::Conv(ConvAttrs {
+        out_channels: out,
+        kernel: [k, k],
+        stride: [1, 1],
+        pads: Pads::symmetric([pad, pad]),
+        dilation: [1, 1],
+        groups,
+        bias,
+    })
+}
+
+fn small(sources: &mut SourceMap) -> CheckedModel {
+    chain(
+        sources,
+        &[2, 6, 6],
+        &[
+            ("conv1", conv(4, 3, 1, 2, true), &[4, 6, 6]),
+            (
+                "bn1",
+                Op::BatchNorm {
+                    eps: 1e-5,
+                    momentum: 0.1,
+                },
+                &[4, 6, 6],
+            ),
+            ("relu1", Op::Relu, &[4, 6, 6]),
+            ("flat", Op::Flatten, &[144]),
+            (
+                "fc",
+                Op::Linear {
+                    out_features: 10,
+                    bias: true,
+                },
+                &[10],
+            ),
+        ],
+    )
+}
+
+#[test]
+fn parameter_specs_follow_pytorch() {
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let specs = parameter_specs(&m);
+    let got: Vec<(&str, &[usize], ParamKind, usize, usize)> = specs
+        .iter()
+        .map(|p| (p.name.as_str(), &p.dims[..], p.kind, p.fan_in, p.fan_out))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("conv1.weight", &[4, 1, 3, 3][..], ParamKind::Weight, 9, 36),
+            ("conv1.bias", &[4][..], ParamKind::Bias, 9, 36),
+            ("bn1.weight", &[4][..], ParamKind::BnScale, 0, 0),
+            ("bn1.bias", &[4][..], ParamKind::BnShift, 0, 0),
+            ("bn1.running_mean", &[4][..], ParamKind::RunningMean, 0, 0),
+            ("bn1.running_var", &[4][..], ParamKind::RunningVar, 0, 0),
+            ("fc.weight", &[10, 144][..], ParamKind::Weight, 144, 10),
+            ("fc.bias", &[10][..], ParamKind::Bias, 144, 10),
+        ]
+    );
+
+    // ConvTranspose: weight [C, M/g, kh, kw], fan_in from dim 1 as PyTorch computes it.
+    let m = chain(
+        &mut s,
+        &[6, 4, 4],
+        &[(
+            "up",
+            Op::ConvTranspose(ConvTransposeAttrs {
+                out_channels: 4,
+                kernel: [2, 3],
+                stride: [2, 2],
+                pads: Pads::default(),
+                output_pad: [0, 0],
+                dilation: [1, 1],
+                groups: 2,
+                bias: true,
+            }),
+            &[4, 8, 9],
+        )],
+    );
+    let specs = parameter_specs(&m);
+    assert_eq!(specs[0].dims, vec![6, 2, 2, 3]);
+    assert_eq!((specs[0].fan_in, specs[0].fan_out), (12, 36));
+    assert_eq!((specs[1].dims.clone(), specs[1].fan_in), (vec![4], 12));
+}
+
+#[test]
+fn initialization_is_reproducible_bounded_and_per_parameter() {
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let a = initialize(&m, Init::Default, 42);
+    assert_eq!(a, initialize(&m, Init::Default, 42));
+    assert_ne!(a, initialize(&m, Init::Default, 43));
+    let w = &a.get("conv1.weight").unwrap().data;
+    let bound = 1.0 / 9f32.sqrt();
+    assert!(w.iter().all(|v| v.abs() <= bound));
+    assert!(
+        w.iter().any(|v| v.abs() > bound * 0.5),
+        "values spread over the range"
+    );
+    assert!(a.get("conv1.bias").unwrap().data.iter().any(|&v| v != 0.0));
+    assert!(a.get("bn1.weight").unwrap().data.iter().all(|&v| v == 1.0));
+    assert!(a.get("bn1.bias").unwrap().data.iter().all(|&v| v == 0.0));
+    assert!(a
+        .get("bn1.running_mean")
+        .unwrap()
+        .data
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(a
+        .get("bn1.running_var")
+        .unwrap()
+        .data
+        .iter()
+        .all(|&v| v == 1.0));
+
+    let x = initialize(&m, Init::Xavier, 42);
+    let xb = (6.0f32 / (144.0 + 10.0)).sqrt();
+    assert!(x
+        .get("fc.weight")
+        .unwrap()
+        .data
+        .iter()
+        .all(|v| v.abs() <= xb));
+    assert!(x.get("fc.bias").unwrap().data.iter().all(|&v| v == 0.0));
+    let k = initialize(&m, Init::Kaiming, 42);
+    let kb = (6.0f32 / 144.0).sqrt();
+    let kw = &k.get("fc.weight").unwrap().data;
+    assert!(kw.iter().all(|v| v.abs() <= kb) && kw.iter().any(|v| v.abs() > xb));
+
+    // Adding a layer in front of the head changes no other layer's values.
+    let bigger = chain(
+        &mut s,
+        &[2, 6, 6],
+        &[
+            ("conv1", conv(4, 3, 1, 2, true), &[4, 6, 6]),
+            ("conv0", conv(4, 1, 0, 1, true), &[4, 6, 6]),
+            (
+                "bn1",
+                Op::BatchNorm {
+                    eps: 1e-5,
+                    momentum: 0.1,
+                },
+                &[4, 6, 6],
+            ),
+            ("relu1", Op::Relu, &[4, 6, 6]),
+            ("flat", Op::Flatten, &[144]),
+            (
+                "fc",
+                Op::Linear {
+                    out_features: 10,
+                    bias: true,
+                },
+                &[10],
+            ),
+        ],
+    );
+    let b = initialize(&bigger, Init::Default, 42);
+    for (name, t) in &a.tensors {
+        assert_eq!(
+            b.get(name),
+            Some(t),
+            "{name} changed when a layer was added"
+        );
+    }
+}
+
+#[test]
+fn safetensors_round_trip_and_every_problem_reported() {
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let specs = parameter_specs(&m);
+    let w = initialize(&m, Init::Default, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    save_safetensors(&path, &w).unwrap();
+    assert_eq!(load_safetensors(&path, &specs).unwrap(), w);
+
+    // Missing conv1.bias, fc.weight transposed, an extra tensor, bn1.weight in float64.
+    let mut bad: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in &w.tensors {
+        let raw: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        match name.as_str() {
+            "conv1.bias" => {}
+            "fc.weight" => bad.push((name.clone(), safetensors::Dtype::F32, vec![144, 10], raw)),
+            "bn1.weight" => bad.push((
+                name.clone(),
+                safetensors::Dtype::F64,
+                t.dims.clone(),
+                t.data
+                    .iter()
+                    .flat_map(|&v| (v as f64).to_le_bytes())
+                    .collect(),
+            )),
+            _ => bad.push((name.clone(), safetensors::Dtype::F32, t.dims.clone(), raw)),
+        }
+    }
+    bad.push((
+        "head.weight".into(),
+        safetensors::Dtype::F32,
+        vec![1],
+        vec![0; 4],
+    ));
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bad
+        .iter()
+        .map(|(n, d, dims, raw)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, dims.clone(), raw).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let err = load_safetensors(&path, &specs).unwrap_err();
+    let WeightsError::Mismatch { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(problems.len(), 4, "{err}");
+    let text = err.to_string();
+    for needle in [
+        "4 problems",
+        "`bn1.weight` is F64",
+        "missing `conv1.bias`",
+        "`fc.weight` has shape [144, 10]; the model needs [10, 144]",
+        "`head.weight` [1] is not a parameter",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+
+    std::fs::write(&path, b"not safetensors").unwrap();
+    assert!(matches!(
+        load_safetensors(&path, &specs),
+        Err(WeightsError::Format { .. })
+    ));
+    let missing = dir.path().join("none.safetensors");
+    assert!(matches!(
+        load_safetensors(&missing, &specs),
+        Err(WeightsError::Io { .. })
+    ));
+}
+
+#[test]
+fn opsets_and_ir_versions() {
+    assert_eq!(
+        OPSETS.map(|o| ir_version(o).unwrap()).collect::<Vec<_>>(),
+        vec![8, 8, 9, 9, 10]
+    );
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let w = initialize(&m, Init::Default, 0);
+    for bad in [16, 22] {
+        let o = ExportOptions {
+            opset: bad,
+            ..Default::default()
+        };
+        let e = export(&m, &s, &w, &o).unwrap_err();
+        assert!(e.to_string().contains("opsets 17 to 21"), "{e}");
+    }
+    let o = ExportOptions {
+        opset: 21,
+        ..Default::default()
+    };
+    let p = export(&m, &s, &w, &o).unwrap();
+    assert_eq!((p.ir_version, p.opset_import[0].version), (10, 21));
+}
+
+#[test]
+fn names_spans_metadata_and_attributes() {
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let w = initialize(&m, Init::Default, 0);
+    let bytes = export_bytes(&m, &s, &w, &ExportOptions::default()).unwrap();
+    let p = ModelProto::decode(&bytes[..]).unwrap();
+    assert_eq!(p, export(&m, &s, &w, &ExportOptions::default()).unwrap());
+    assert_eq!((p.ir_version, p.producer_name.as_str()), (8, "cnnc"));
+    let meta: Vec<(&str, &str)> = p
+        .metadata_props
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_str()))
+        .collect();
+    let hash = "ab".repeat(32);
+    assert_eq!(
+        meta,
+        vec![
+            ("cnnc_version", crate::VERSION),
+            ("source_file", "models/t.cnn"),
+            ("source_sha256", hash.as_str()),
+        ]
+    );
+    let g = p.graph.unwrap();
+    let nodes: Vec<(&str, &str, Vec<&str>, &str, &str)> = g
+        .node
+        .iter()
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.op_type.as_str(),
+                n.input.iter().map(String::as_str).collect(),
+                n.output[0].as_str(),
+                n.doc_string.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        vec![
+            (
+                "conv1",
+                "Conv",
+                vec!["input", "conv1.weight", "conv1.bias"],
+                "conv1",
+                "models/t.cnn:2:3"
+            ),
+            (
+                "bn1",
+                "BatchNormalization",
+                vec![
+                    "conv1",
+                    "bn1.weight",
+                    "bn1.bias",
+                    "bn1.running_mean",
+                    "bn1.running_var"
+                ],
+                "bn1",
+                "models/t.cnn:3:3"
+            ),
+            ("relu1", "Relu", vec!["bn1"], "relu1", "models/t.cnn:4:3"),
+            ("flat", "Flatten", vec!["relu1"], "flat", "models/t.cnn:5:3"),
+            (
+                "fc",
+                "Gemm",
+                vec!["flat", "fc.weight", "fc.bias"],
+                "output",
+                "models/t.cnn:6:3"
+            ),
+        ]
+    );
+    let bn = &g.node[1];
+    let attr = |n: &str| {
+        bn.attribute
+            .iter()
+            .find(|a| a.name == n)
+            .unwrap()
+            .f
+            .unwrap()
+    };
+    assert!((attr("momentum") - 0.9).abs() < 1e-7);
+    assert!((attr("epsilon") - 1e-5).abs() < 1e-10);
+    let conv_group = g.node[0]
+        .attribute
+        .iter()
+        .find(|a| a.name == "group")
+        .unwrap();
+    assert_eq!(conv_group.i, Some(2));
+    assert_eq!(
+        g.value_info
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["conv1", "bn1", "relu1", "flat"]
+    );
+    assert_eq!(
+        (g.input[0].name.as_str(), g.output[0].name.as_str()),
+        ("input", "output")
+    );
+    let init: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(init.len(), 8);
+    let fc = g
+        .initializer
+        .iter()
+        .find(|t| t.name == "fc.weight")
+        .unwrap();
+    assert_eq!(fc.dims, vec![10, 144]);
+    assert_eq!(fc.raw_data.len(), 1440 * 4);
+    assert_eq!(
+        &fc.raw_data[..4],
+        &w.get("fc.weight").unwrap().data[0].to_le_bytes()
+    );
+}
+
+#[test]
+fn mismatched_weights_and_name_clashes_are_errors() {
+    let mut s = SourceMap::new();
+    let m = small(&mut s);
+    let mut w = initialize(&m, Init::Default, 0);
+    w.tensors.remove("fc.bias");
+    w.tensors.get_mut("conv1.weight").unwrap().dims = vec![4, 2, 3, 3];
+    match export(&m, &s, &w, &ExportOptions::default()) {
+        Err(ExportError::Weights(p)) => assert_eq!(p.len(), 2, "{p:?}"),
+        other => panic!("{other:?}"),
+    }
+
+    let m = chain(
+        &mut s,
+        &[2, 6, 6],
+        &[
+            ("conv", conv(2, 1, 0, 1, false), &[2, 6, 6]),
+            ("conv.weight", Op::Relu, &[2, 6, 6]),
+            ("relu", Op::Relu, &[2, 6, 6]),
+        ],
+    );
+    let w = initialize(&m, Init::Default, 0);
+    let e = export(&m, &s, &w, &ExportOptions::default()).unwrap_err();
+    assert!(
+        matches!(&e, ExportError::NameClash(n) if n == "conv.weight"),
+        "{e}"
+    );
+}
+
+#[test]
+fn external_data_moves_float_initializers_only() {
+    let mut s = SourceMap::new();
+    let m = chain(
+        &mut s,
+        &[2, 6, 6],
+        &[
+            ("conv1", conv(4, 3, 1, 1, true), &[4, 6, 6]),
+            ("crop", Op::Crop { size: [4, 4] }, &[4, 4, 4]),
+        ],
+    );
+    let w = initialize(&m, Init::Default, 0);
+    let mut p = export(&m, &s, &w, &ExportOptions::default()).unwrap();
+    assert!(externalize(&mut p.clone(), "m.onnx.data", 1 << 20).is_none());
+    let data = externalize(&mut p, "m.onnx.data", 16).unwrap();
+    let g = p.graph.unwrap();
+    for t in &g.initializer {
+        if t.data_type == data_type::INT64 {
+            assert_eq!(t.data_location, data_location::DEFAULT);
+            assert!(!t.raw_data.is_empty());
+            continue;
+        }
+        assert_eq!(t.data_location, data_location::EXTERNAL);
+        assert!(t.raw_data.is_empty());
+        let kv = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .unwrap()
+                .value
+                .clone()
+        };
+        assert_eq!(kv("location"), "m.onnx.data");
+        let off: usize = kv("offset").parse().unwrap();
+        let len: usize = kv("length").parse().unwrap();
+        assert_eq!(off % 64, 0);
+        let want: Vec<u8> = w
+            .get(&t.name)
+            .unwrap()
+            .data
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(&data[off..off + len], &want[..]);
+    }
+}
+
+#[test]
+fn adaptive_pool_matrices_average_pytorch_bins() {
+    let mut s = SourceMap::new();
+    let m = chain(
+        &mut s,
+        &[1, 5, 3],
+        &[("ap", Op::AdaptiveAvgPool { output: [3, 2] }, &[1, 3, 2])],
+    );
+    let w = initialize(&m, Init::Default, 0);
+    let g = export(&m, &s, &w, &ExportOptions::default())
+        .unwrap()
+        .graph
+        .unwrap();
+    let f32s = |name: &str| -> Vec<f32> {
+        let t = g.initializer.iter().find(|t| t.name == name).unwrap();
+        t.raw_data
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    // 5 → 3: bins [0,2), [1,4), [3,5).
+    let third = 1.0 / 3.0;
+    assert_eq!(
+        f32s("ap.pool_h"),
+        vec![0.5, 0.5, 0.0, 0.0, 0.0, 0.0, third, third, third, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5]
+    );
+    // 3 → 2 (stored transposed, [3, 2]): bins [0,2), [1,3).
+    assert_eq!(f32s("ap.pool_w"), vec![0.5, 0.0, 0.5, 0.5, 0.0, 0.5]);
+    let _: NodeIndex = m.graph.output;
+}

@@ -1,0 +1,480 @@
+//! Parameters: their names and shapes ([`parameter_specs`], the single source of truth that
+//! export and training share), their initialization, and safetensors files.
+//!
+//! Names are PyTorch's: `<layer>.weight`, `<layer>.bias`, and for batch norm also
+//! `<layer>.running_mean`, `<layer>.running_var`, where `<layer>` is the IR node's scoped
+//! name. Shapes are PyTorch's too (Conv `[M, C/g, kh, kw]`, ConvTranspose `[C, M/g, kh, kw]`,
+//! Linear `[out, in]`), so a PyTorch `state_dict` saved as safetensors loads as is.
+
+use crate::fsutil;
+use crate::ir::Op;
+use crate::shape::CheckedModel;
+use petgraph::graph::NodeIndex;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What a parameter is to its layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    /// Conv, ConvTranspose or Linear weight.
+    Weight,
+    /// Conv, ConvTranspose or Linear bias.
+    Bias,
+    /// Batch norm γ (`.weight`).
+    BnScale,
+    /// Batch norm β (`.bias`).
+    BnShift,
+    /// Batch norm running mean (a buffer, not trained by gradient).
+    RunningMean,
+    /// Batch norm running variance (a buffer, not trained by gradient).
+    RunningVar,
+}
+
+impl ParamKind {
+    /// The name's suffix after the layer name.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            ParamKind::Weight | ParamKind::BnScale => "weight",
+            ParamKind::Bias | ParamKind::BnShift => "bias",
+            ParamKind::RunningMean => "running_mean",
+            ParamKind::RunningVar => "running_var",
+        }
+    }
+
+    /// Whether gradient descent updates it (running statistics are buffers).
+    pub fn is_trainable(self) -> bool {
+        !matches!(self, ParamKind::RunningMean | ParamKind::RunningVar)
+    }
+}
+
+/// One parameter (or buffer) of a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSpec {
+    /// `<layer>.<suffix>`, e.g. `stage1.conv1.weight`.
+    pub name: String,
+    /// The layer (IR node) it belongs to.
+    pub node: NodeIndex,
+    pub dims: Vec<usize>,
+    pub kind: ParamKind,
+    /// PyTorch's `_calculate_fan_in_and_fan_out` of the layer's weight (for a bias, of the
+    /// weight beside it; 0 for batch norm).
+    pub fan_in: usize,
+    pub fan_out: usize,
+}
+
+impl ParamSpec {
+    pub fn elements(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+/// Every parameter of the model, layers in topological order, and within a layer weight,
+/// bias, running mean, running variance.
+pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
+    let mut specs = Vec::new();
+    for ix in model.layers() {
+        let node = model.node(ix);
+        let in_ch = || {
+            let inputs = model.graph.inputs(ix);
+            inputs.first().map_or(0, |&i| model.shape(i).channels()) as usize
+        };
+        let mut push = |kind: ParamKind, dims: Vec<usize>, fan_in: usize, fan_out: usize| {
+            specs.push(ParamSpec {
+                name: format!("{}.{}", node.name, kind.suffix()),
+                node: ix,
+                dims,
+                kind,
+                fan_in,
+                fan_out,
+            })
+        };
+        match &node.op {
+            Op::Conv(a) => {
+                let (m, g) = (a.out_channels as usize, a.groups.max(1) as usize);
+                let rf = (a.kernel[0] * a.kernel[1]) as usize;
+                let c_g = in_ch() / g;
+                push(
+                    ParamKind::Weight,
+                    vec![m, c_g, a.kernel[0] as usize, a.kernel[1] as usize],
+                    c_g * rf,
+                    m * rf,
+                );
+                if a.bias {
+                    push(ParamKind::Bias, vec![m], c_g * rf, m * rf);
+                }
+            }
+            Op::ConvTranspose(a) => {
+                let (m, g) = (a.out_channels as usize, a.groups.max(1) as usize);
+                let rf = (a.kernel[0] * a.kernel[1]) as usize;
+                let c = in_ch();
+                // PyTorch: fan_in = weight.size(1) * receptive field, fan_out = size(0) * rf.
+                push(
+                    ParamKind::Weight,
+                    vec![c, m / g, a.kernel[0] as usize, a.kernel[1] as usize],
+                    m / g * rf,
+                    c * rf,
+                );
+                if a.bias {
+                    push(ParamKind::Bias, vec![m], m / g * rf, c * rf);
+                }
+            }
+            Op::Linear { out_features, bias } => {
+                let (o, i) = (*out_features as usize, in_ch());
+                push(ParamKind::Weight, vec![o, i], i, o);
+                if *bias {
+                    push(ParamKind::Bias, vec![o], i, o);
+                }
+            }
+            Op::BatchNorm { .. } => {
+                let c = in_ch();
+                push(ParamKind::BnScale, vec![c], 0, 0);
+                push(ParamKind::BnShift, vec![c], 0, 0);
+                push(ParamKind::RunningMean, vec![c], 0, 0);
+                push(ParamKind::RunningVar, vec![c], 0, 0);
+            }
+            Op::Input
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::AdaptiveAvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::Relu
+            | Op::Sigmoid
+            | Op::Tanh
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::Softmax
+            | Op::Dropout { .. }
+            | Op::Flatten
+            | Op::Concat
+            | Op::Add
+            | Op::Crop { .. } => {}
+        }
+    }
+    specs
+}
+
+/// A dense float32 tensor, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Named tensors, ordered by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Weights {
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+impl Weights {
+    pub fn new() -> Weights {
+        Weights::default()
+    }
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+    pub fn insert(&mut self, name: impl Into<String>, tensor: Tensor) {
+        self.tensors.insert(name.into(), tensor);
+    }
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+    /// Total number of scalars.
+    pub fn elements(&self) -> usize {
+        self.tensors.values().map(|t| t.data.len()).sum()
+    }
+
+    /// Checks that the tensors are exactly `specs`: reports every missing, extra and
+    /// wrongly shaped tensor.
+    pub fn check(&self, specs: &[ParamSpec]) -> Result<(), Vec<WeightProblem>> {
+        let mut problems = Vec::new();
+        for s in specs {
+            match self.tensors.get(&s.name) {
+                None => problems.push(WeightProblem::Missing {
+                    name: s.name.clone(),
+                    expected: s.dims.clone(),
+                }),
+                Some(t) if t.dims != s.dims || t.data.len() != s.elements() => {
+                    problems.push(WeightProblem::WrongShape {
+                        name: s.name.clone(),
+                        expected: s.dims.clone(),
+                        found: t.dims.clone(),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, t) in &self.tensors {
+            if !specs.iter().any(|s| &s.name == name) {
+                problems.push(WeightProblem::Extra {
+                    name: name.clone(),
+                    dims: t.dims.clone(),
+                });
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// How to draw initial weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Init {
+    /// PyTorch's defaults: weights kaiming_uniform(a=√5), i.e. U(±1/√fan_in), and biases
+    /// U(±1/√fan_in).
+    #[default]
+    Default,
+    /// xavier_uniform weights, U(±√(6/(fan_in+fan_out))); zero biases.
+    Xavier,
+    /// kaiming_uniform with ReLU gain, U(±√(6/fan_in)); zero biases.
+    Kaiming,
+}
+
+/// Draws every parameter of `model`. Each parameter has its own ChaCha20 stream seeded from
+/// SHA-256 of `seed` and its name, so a layer's values depend only on the seed, its name and
+/// its shape: adding another layer does not change them. Batch norm: scale 1, shift 0,
+/// running mean 0, running variance 1.
+pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
+    let mut w = Weights::new();
+    for spec in parameter_specs(model) {
+        let n = spec.elements();
+        let data = match spec.kind {
+            ParamKind::BnScale | ParamKind::RunningVar => vec![1.0; n],
+            ParamKind::BnShift | ParamKind::RunningMean => vec![0.0; n],
+            ParamKind::Bias if init != Init::Default => vec![0.0; n],
+            ParamKind::Bias | ParamKind::Weight => {
+                let (fi, fo) = (spec.fan_in as f64, spec.fan_out as f64);
+                let bound = match (spec.kind, init) {
+                    (ParamKind::Bias, _) | (_, Init::Default) => 1.0 / fi.sqrt(),
+                    (_, Init::Xavier) => (6.0 / (fi + fo)).sqrt(),
+                    (_, Init::Kaiming) => (6.0 / fi).sqrt(),
+                };
+                let bound = if bound.is_finite() { bound } else { 0.0 };
+                uniform(&mut param_rng(seed, &spec.name), n, bound as f32)
+            }
+        };
+        w.insert(
+            spec.name,
+            Tensor {
+                dims: spec.dims,
+                data,
+            },
+        );
+    }
+    w
+}
+
+fn param_rng(seed: u64, name: &str) -> ChaCha20Rng {
+    let mut h = Sha256::new();
+    h.update(b"cnnc-init\0");
+    h.update(seed.to_le_bytes());
+    h.update(name.as_bytes());
+    ChaCha20Rng::from_seed(h.finalize().into())
+}
+
+/// `n` draws from U(−bound, bound): 24 random bits per value, so the stream is fixed by
+/// ChaCha alone (independent of `rand`'s distribution code).
+fn uniform(rng: &mut ChaCha20Rng, n: usize, bound: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| {
+            let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
+            (2.0 * u - 1.0) * bound
+        })
+        .collect()
+}
+
+/// One way a weights file fails to match the model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WeightProblem {
+    Missing {
+        name: String,
+        expected: Vec<usize>,
+    },
+    Extra {
+        name: String,
+        dims: Vec<usize>,
+    },
+    WrongShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    WrongDtype {
+        name: String,
+        dtype: String,
+    },
+}
+
+impl fmt::Display for WeightProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightProblem::Missing { name, expected } => {
+                write!(f, "missing `{name}` (the model needs {expected:?})")
+            }
+            WeightProblem::Extra { name, dims } => {
+                write!(f, "`{name}` {dims:?} is not a parameter of the model")
+            }
+            WeightProblem::WrongShape {
+                name,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "`{name}` has shape {found:?}; the model needs {expected:?}"
+                )
+            }
+            WeightProblem::WrongDtype { name, dtype } => {
+                write!(
+                    f,
+                    "`{name}` is {dtype}; cnnc reads float32 (F32) tensors only"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum WeightsError {
+    Io {
+        path: PathBuf,
+        message: String,
+    },
+    /// Not a valid safetensors file.
+    Format {
+        path: PathBuf,
+        message: String,
+    },
+    /// The file's tensors do not match the model's parameters; every problem is listed.
+    Mismatch {
+        path: PathBuf,
+        problems: Vec<WeightProblem>,
+    },
+}
+
+impl fmt::Display for WeightsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WeightsError::Io { path, message } => write!(f, "{}: {message}", path.display()),
+            WeightsError::Format { path, message } => {
+                write!(
+                    f,
+                    "{} is not a valid safetensors file: {message}",
+                    path.display()
+                )
+            }
+            WeightsError::Mismatch { path, problems } => {
+                write!(
+                    f,
+                    "{} does not match the model ({} problem{}):",
+                    path.display(),
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                )?;
+                for p in problems {
+                    write!(f, "\n  {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for WeightsError {}
+
+/// Reads a safetensors file keyed by scoped parameter name and checks it against `specs`.
+pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let mut weights = Weights::new();
+    let mut problems = Vec::new();
+    let mut names: Vec<&str> = st.names();
+    names.sort();
+    for name in names {
+        let view = st.tensor(name).map_err(|e| WeightsError::Format {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if view.dtype() != safetensors::Dtype::F32 {
+            problems.push(WeightProblem::WrongDtype {
+                name: name.to_string(),
+                dtype: format!("{:?}", view.dtype()),
+            });
+            continue;
+        }
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        weights.insert(
+            name,
+            Tensor {
+                dims: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    if let Err(more) = weights.check(specs) {
+        // A tensor with the wrong dtype is reported as such, not also as missing.
+        let wrong_dtype: Vec<String> = problems
+            .iter()
+            .filter_map(|p| match p {
+                WeightProblem::WrongDtype { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        problems.extend(more.into_iter().filter(|p| match p {
+            WeightProblem::Missing { name, .. } => !wrong_dtype.contains(name),
+            _ => true,
+        }));
+    }
+    if problems.is_empty() {
+        Ok(weights)
+    } else {
+        Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            problems,
+        })
+    }
+}
+
+/// Writes `weights` as a safetensors file (float32), atomically.
+pub fn save_safetensors(path: &Path, weights: &Weights) -> Result<(), WeightsError> {
+    let err = |message: String| WeightsError::Io {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = weights
+        .tensors
+        .iter()
+        .map(|(n, t)| {
+            let raw = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (n.clone(), raw, t.dims.clone())
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (n, raw, dims) in &bytes {
+        let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), raw)
+            .map_err(|e| err(format!("tensor `{n}`: {e}")))?;
+        views.push((n.as_str(), v));
+    }
+    let out = safetensors::serialize(views, None).map_err(|e| err(e.to_string()))?;
+    fsutil::write_atomic(path, &out).map_err(|e| err(e.to_string()))
+}

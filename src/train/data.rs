@@ -1,0 +1,781 @@
+//! Training data: IDX files (the MNIST / Fashion-MNIST format) → [`Dataset`] → shuffled
+//! [`Batches`] of `[B, C, H, W]` f32 images and `[B]` i64 labels.
+//!
+//! Every file is validated before any training starts, and no allocation is sized from an
+//! untrusted header until the header has been checked against the file: a raw file's length
+//! must match the header exactly, a gzip file's header claim is bounded by the largest
+//! possible deflate expansion of the compressed length, and decompression reads at most the
+//! claimed size plus one byte, so a lying header is caught both ways without reading more.
+
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Where `--data fashion-mnist` looks: the Debian package `dataset-fashion-mnist`.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// IDX magic of a `u8` tensor with three dimensions `[n, rows, cols]`.
+pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+/// IDX magic of a `u8` tensor with one dimension `[n]`.
+pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// The largest data payload an IDX header may claim (2 GiB). Larger claims are refused before
+/// anything is allocated.
+pub const MAX_IDX_BYTES: u64 = 1 << 31;
+
+/// The number of classes of (Fashion-)MNIST, the default label bound.
+pub const DEFAULT_CLASSES: usize = 10;
+
+/// Deflate's best case is about 1032:1; a gzip file of `c` bytes cannot inflate to more than
+/// this many bytes per compressed byte (plus a little slack for tiny files).
+const MAX_DEFLATE_RATIO: u64 = 1040;
+
+/// Why training data could not be found or loaded. Every variant that concerns a file names it.
+#[derive(Debug)]
+pub enum DataError {
+    /// `--data NAME` named a packaged data set that is not installed.
+    MissingPackage {
+        name: String,
+        dir: PathBuf,
+        help: String,
+    },
+    /// `--data DIR` is not a directory.
+    NoDirectory { dir: PathBuf, help: String },
+    /// A directory given with `--data` lacks one of the four IDX files.
+    MissingFile { dir: PathBuf, wanted: String },
+    /// Reading the file failed (permissions, I/O).
+    Io { path: PathBuf, source: io::Error },
+    /// The file does not start with the expected IDX magic number.
+    BadMagic {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    /// The header's sizes are impossible, or disagree with the data that follows.
+    BadHeader { path: PathBuf, message: String },
+    /// The gzip stream is corrupt or cut short.
+    Gzip { path: PathBuf, source: io::Error },
+    /// The image and label files hold different numbers of examples.
+    CountMismatch {
+        images: PathBuf,
+        n_images: usize,
+        labels: PathBuf,
+        n_labels: usize,
+    },
+    /// A label is not below the number of classes.
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        label: i64,
+        classes: usize,
+    },
+    /// The images are not the size of the model's input, and resizing was not requested.
+    ShapeMismatch {
+        found: [usize; 3],
+        expected: [usize; 3],
+    },
+}
+
+impl DataError {
+    /// What the user can do about it, when something is known.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            DataError::MissingPackage { help, .. } | DataError::NoDirectory { help, .. } => {
+                Some(help.clone())
+            }
+            DataError::MissingFile { .. } => Some(format!(
+                "a data directory holds {} and {} (optionally gzipped, e.g. `{}.gz`)",
+                IDX_NAMES[0].0, IDX_NAMES[0].1, IDX_NAMES[0].0
+            )),
+            DataError::ShapeMismatch { found, expected } if found[0] == expected[0] => {
+                Some(format!(
+                    "resize the images to {}×{} (bilinear), or declare the model's input as {:?}",
+                    expected[1], expected[2], found
+                ))
+            }
+            DataError::Gzip { .. } | DataError::BadHeader { .. } => {
+                Some("the file is damaged: download or install it again".to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// The file the error is about, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            DataError::Io { path, .. }
+            | DataError::BadMagic { path, .. }
+            | DataError::BadHeader { path, .. }
+            | DataError::Gzip { path, .. }
+            | DataError::LabelOutOfRange { path, .. } => Some(path),
+            DataError::CountMismatch { labels, .. } => Some(labels),
+            DataError::MissingPackage { dir, .. }
+            | DataError::NoDirectory { dir, .. }
+            | DataError::MissingFile { dir, .. } => Some(dir),
+            DataError::ShapeMismatch { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataError::MissingPackage { name, dir, .. } => {
+                write!(f, "data set `{name}` is not installed ({} not found)", dir.display())
+            }
+            DataError::NoDirectory { dir, .. } => {
+                write!(f, "{}: no such data set or directory", dir.display())
+            }
+            DataError::MissingFile { dir, wanted } => {
+                write!(f, "{}: no {wanted} (nor {wanted}.gz)", dir.display())
+            }
+            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::BadMagic { path, found, expected } => write!(
+                f,
+                "{}: not an IDX file of the expected kind (magic 0x{found:08x}, expected 0x{expected:08x})",
+                path.display()
+            ),
+            DataError::BadHeader { path, message } => {
+                write!(f, "{}: bad IDX header: {message}", path.display())
+            }
+            DataError::Gzip { path, source } => {
+                write!(f, "{}: corrupt or truncated gzip data: {source}", path.display())
+            }
+            DataError::CountMismatch { images, n_images, labels, n_labels } => write!(
+                f,
+                "{} holds {n_images} images but {} holds {n_labels} labels",
+                images.display(),
+                labels.display()
+            ),
+            DataError::LabelOutOfRange { path, index, label, classes } => write!(
+                f,
+                "{}: label {label} of example {index} is out of range (expected 0..{classes})",
+                path.display()
+            ),
+            DataError::ShapeMismatch { found, expected } => write!(
+                f,
+                "the images are {found:?} ([C, H, W]) but the model's input is {expected:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DataError::Io { source, .. } | DataError::Gzip { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A labelled image data set held in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// `[n, channels, height, width]`, row-major, scaled from `u8` to `[0, 1]`.
+    pub images: Vec<f32>,
+    /// `[n]`, each in `0..classes`.
+    pub labels: Vec<i64>,
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Floats per image: `channels · height · width`.
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// `[C, H, W]` of one image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    /// Loads an image file and a label file and checks them against each other.
+    pub fn from_idx_files(
+        images: &Path,
+        labels: &Path,
+        classes: usize,
+    ) -> Result<Dataset, DataError> {
+        let (dims, pixels) = read_idx(images, IDX_IMAGES_MAGIC)?;
+        let (ldims, raw_labels) = read_idx(labels, IDX_LABELS_MAGIC)?;
+        let (n, height, width) = (dims[0], dims[1], dims[2]);
+        if height == 0 || width == 0 {
+            return Err(DataError::BadHeader {
+                path: images.to_path_buf(),
+                message: format!("images of {height}×{width} pixels"),
+            });
+        }
+        if n != ldims[0] {
+            return Err(DataError::CountMismatch {
+                images: images.to_path_buf(),
+                n_images: n,
+                labels: labels.to_path_buf(),
+                n_labels: ldims[0],
+            });
+        }
+        let mut out_labels = Vec::with_capacity(n);
+        for (index, &l) in raw_labels.iter().enumerate() {
+            if usize::from(l) >= classes {
+                return Err(DataError::LabelOutOfRange {
+                    path: labels.to_path_buf(),
+                    index,
+                    label: i64::from(l),
+                    classes,
+                });
+            }
+            out_labels.push(i64::from(l));
+        }
+        let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
+        Ok(Dataset {
+            images,
+            labels: out_labels,
+            n,
+            channels: 1,
+            height,
+            width,
+            classes,
+        })
+    }
+
+    /// Checks the images against the model's input `[C, H, W]`. Returns the size batches must
+    /// be resized to (`Some((h, w))`) when `resize` is allowed and the sizes differ, `None`
+    /// when they already match. Channels are never converted.
+    pub fn fit_input(
+        &self,
+        expected: [usize; 3],
+        resize: bool,
+    ) -> Result<Option<(usize, usize)>, DataError> {
+        let found = self.image_shape();
+        if found == expected {
+            Ok(None)
+        } else if resize && found[0] == expected[0] && expected[1] > 0 && expected[2] > 0 {
+            Ok(Some((expected[1], expected[2])))
+        } else {
+            Err(DataError::ShapeMismatch { found, expected })
+        }
+    }
+}
+
+/// The file names of the IDX layout, (images, labels) for train then test.
+const IDX_NAMES: [(&str, &str); 2] = [
+    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+];
+
+/// The four files of a data set in the (Fashion-)MNIST layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataSource {
+    /// What the user wrote after `--data`.
+    pub name: String,
+    pub dir: PathBuf,
+    pub train_images: PathBuf,
+    pub train_labels: PathBuf,
+    pub test_images: PathBuf,
+    pub test_labels: PathBuf,
+}
+
+/// The train and test splits of a data source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub test: Dataset,
+}
+
+impl DataSource {
+    /// Resolves `--data ARG`: `fashion-mnist` is the Debian package's directory
+    /// ([`FASHION_MNIST_DIR`]); anything else is a directory holding
+    /// `{train,t10k}-{images-idx3,labels-idx1}-ubyte`, each gzipped (`.gz`) or not. A
+    /// directory that happens to be called `fashion-mnist` is reached as `./fashion-mnist`.
+    /// MNIST has no Debian package, so `mnist` must be a directory.
+    pub fn resolve(arg: &str) -> Result<DataSource, DataError> {
+        let dir = if arg == "fashion-mnist" {
+            let dir = PathBuf::from(FASHION_MNIST_DIR);
+            if !dir.is_dir() {
+                return Err(DataError::MissingPackage {
+                    name: arg.to_string(),
+                    dir,
+                    help: "install it with `apt-get update && apt-get install dataset-fashion-mnist`, \
+                           or pass a directory holding the IDX files"
+                        .to_string(),
+                });
+            }
+            dir
+        } else {
+            let dir = PathBuf::from(arg);
+            if !dir.is_dir() {
+                let help = if arg == "mnist" {
+                    "MNIST has no Debian package: download its four IDX files \
+                     (train-images-idx3-ubyte.gz, …) into a directory and pass that directory"
+                } else {
+                    "pass `fashion-mnist` or a directory holding the IDX files"
+                };
+                return Err(DataError::NoDirectory {
+                    dir,
+                    help: help.to_string(),
+                });
+            }
+            dir
+        };
+        let find = |stem: &str| -> Result<PathBuf, DataError> {
+            let gz = dir.join(format!("{stem}.gz"));
+            if gz.is_file() {
+                return Ok(gz);
+            }
+            let raw = dir.join(stem);
+            if raw.is_file() {
+                return Ok(raw);
+            }
+            Err(DataError::MissingFile {
+                dir: dir.clone(),
+                wanted: stem.to_string(),
+            })
+        };
+        Ok(DataSource {
+            name: arg.to_string(),
+            train_images: find(IDX_NAMES[0].0)?,
+            train_labels: find(IDX_NAMES[0].1)?,
+            test_images: find(IDX_NAMES[1].0)?,
+            test_labels: find(IDX_NAMES[1].1)?,
+            dir,
+        })
+    }
+
+    /// Loads and validates both splits; the test images must be the size of the train images.
+    pub fn load(&self, classes: usize) -> Result<Splits, DataError> {
+        let train = Dataset::from_idx_files(&self.train_images, &self.train_labels, classes)?;
+        let test = Dataset::from_idx_files(&self.test_images, &self.test_labels, classes)?;
+        if test.image_shape() != train.image_shape() {
+            return Err(DataError::BadHeader {
+                path: self.test_images.clone(),
+                message: format!(
+                    "test images are {}×{} but train images are {}×{}",
+                    test.height, test.width, train.height, train.width
+                ),
+            });
+        }
+        Ok(Splits { train, test })
+    }
+}
+
+/// Reads an IDX file of `u8` (gzipped or not, told by its first two bytes) whose magic must be
+/// `magic`. Returns the dimensions and the raw data, of exactly `product(dims)` bytes.
+pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad_header = |message: String| DataError::BadHeader {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = File::open(path).map_err(io_err)?;
+    let file_len = file.metadata().map_err(io_err)?.len();
+    let mut sniff = [0u8; 2];
+    let gzipped = match file.read_exact(&mut sniff) {
+        Ok(()) => sniff == [0x1f, 0x8b],
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
+        Err(e) => return Err(io_err(e)),
+    };
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut reader: Box<dyn Read> = if gzipped {
+        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    };
+    // Errors inside a gzip stream are the stream's fault, not the disk's.
+    let stream_err = |source: io::Error| {
+        if gzipped {
+            DataError::Gzip {
+                path: path.to_path_buf(),
+                source,
+            }
+        } else {
+            DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    };
+
+    let mut word = [0u8; 4];
+    read_header_word(&mut reader, &mut word).map_err(|e| match e {
+        Some(e) => stream_err(e),
+        None => bad_header("the file ends before the magic number".to_string()),
+    })?;
+    let found = u32::from_be_bytes(word);
+    if found != magic {
+        return Err(DataError::BadMagic {
+            path: path.to_path_buf(),
+            found,
+            expected: magic,
+        });
+    }
+    let rank = (magic & 0xff) as usize;
+    let mut dims = Vec::with_capacity(rank);
+    for axis in 0..rank {
+        read_header_word(&mut reader, &mut word).map_err(|e| match e {
+            Some(e) => stream_err(e),
+            None => bad_header(format!(
+                "the file ends inside the header (dimension {axis})"
+            )),
+        })?;
+        dims.push(u32::from_be_bytes(word) as u64);
+    }
+    let header_len = 4 * (1 + rank as u64);
+    let claimed = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    let claimed = match claimed {
+        Some(c) if c <= MAX_IDX_BYTES => c,
+        _ => {
+            return Err(bad_header(format!(
+                "dimensions {dims:?} claim more than {MAX_IDX_BYTES} bytes"
+            )))
+        }
+    };
+    if gzipped {
+        let bound = file_len
+            .saturating_mul(MAX_DEFLATE_RATIO)
+            .saturating_add(1024);
+        if header_len + claimed > bound {
+            return Err(bad_header(format!(
+                "dimensions {dims:?} claim {claimed} bytes, more than {file_len} gzipped bytes can hold"
+            )));
+        }
+    } else {
+        let actual = file_len.saturating_sub(header_len);
+        if actual != claimed {
+            return Err(bad_header(format!(
+                "dimensions {dims:?} claim {claimed} bytes of data but the file has {actual}"
+            )));
+        }
+    }
+    // A raw file's length has confirmed the claim. A gzip claim is only bounded (by 1040× the
+    // file), so start at what such files usually inflate to and let the buffer grow.
+    let capacity = if gzipped {
+        claimed.min(file_len.saturating_mul(4))
+    } else {
+        claimed
+    };
+    let mut data = Vec::with_capacity(capacity as usize);
+    reader
+        .take(claimed + 1)
+        .read_to_end(&mut data)
+        .map_err(stream_err)?;
+    let got = data.len() as u64;
+    if got != claimed {
+        let found = if got > claimed {
+            "more".to_string()
+        } else {
+            format!("only {got}")
+        };
+        return Err(bad_header(format!(
+            "dimensions {dims:?} claim {claimed} bytes of data but the file has {found}"
+        )));
+    }
+    let dims = dims.into_iter().map(|d| d as usize).collect();
+    Ok((dims, data))
+}
+
+/// Reads one big-endian header word; `Err(None)` is a clean end of file.
+fn read_header_word(reader: &mut dyn Read, word: &mut [u8; 4]) -> Result<(), Option<io::Error>> {
+    match reader.read_exact(word) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// Bilinear resize of a stack of `h × w` planes to `new_h × new_w`, as PyTorch's
+/// `F.interpolate(mode="bilinear", align_corners=False, antialias=False)` (torchvision
+/// `Resize(..., antialias=False)` on tensors): half-pixel centres, source coordinates clamped
+/// at 0, the neighbour index clamped at the last row/column.
+///
+/// For upsampling (28 → 224, what the notes do with `transforms.Resize(224)` on PIL images)
+/// PIL's bilinear filter gives the same weights; PIL then rounds to 8 bits, which cnnc does
+/// not. For downsampling PIL and antialiased torchvision average over a wider window; cnnc
+/// does not antialias.
+pub fn resize_bilinear(images: &[f32], h: usize, w: usize, new_h: usize, new_w: usize) -> Vec<f32> {
+    let planes = images.len().checked_div(h * w).unwrap_or(0);
+    let mut out = vec![0.0; planes * new_h * new_w];
+    if out.is_empty() {
+        return out;
+    }
+    let resizer = Resizer::new(h, w, new_h, new_w);
+    for (src, dst) in images
+        .chunks_exact(h * w)
+        .zip(out.chunks_exact_mut(new_h * new_w))
+    {
+        resizer.resize_plane(src, dst);
+    }
+    out
+}
+
+/// One axis of a bilinear resize: for each output index, the two source indices and weights.
+#[derive(Clone, Debug)]
+struct AxisTaps {
+    lo: Vec<usize>,
+    hi: Vec<usize>,
+    w_hi: Vec<f32>,
+}
+
+impl AxisTaps {
+    fn new(n_in: usize, n_out: usize) -> AxisTaps {
+        let scale = n_in as f64 / n_out as f64;
+        let mut taps = AxisTaps {
+            lo: Vec::new(),
+            hi: Vec::new(),
+            w_hi: Vec::new(),
+        };
+        for i in 0..n_out {
+            // PyTorch's area_pixel_compute_source_index with align_corners=False.
+            let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+            let lo = (src.floor() as usize).min(n_in - 1);
+            let hi = if lo + 1 < n_in { lo + 1 } else { lo };
+            taps.lo.push(lo);
+            taps.hi.push(hi);
+            taps.w_hi.push((src - lo as f64) as f32);
+        }
+        taps
+    }
+}
+
+/// Precomputed taps for resizing `h × w` planes to `new_h × new_w`.
+#[derive(Clone, Debug)]
+struct Resizer {
+    w: usize,
+    rows: AxisTaps,
+    cols: AxisTaps,
+}
+
+impl Resizer {
+    fn new(h: usize, w: usize, new_h: usize, new_w: usize) -> Resizer {
+        Resizer {
+            w,
+            rows: AxisTaps::new(h, new_h),
+            cols: AxisTaps::new(w, new_w),
+        }
+    }
+
+    fn resize_plane(&self, src: &[f32], dst: &mut [f32]) {
+        let new_w = self.cols.lo.len();
+        for (y, row_out) in dst.chunks_exact_mut(new_w).enumerate() {
+            let (r0, r1) = (self.rows.lo[y] * self.w, self.rows.hi[y] * self.w);
+            let wy = self.rows.w_hi[y];
+            for (x, out) in row_out.iter_mut().enumerate() {
+                let (c0, c1, wx) = (self.cols.lo[x], self.cols.hi[x], self.cols.w_hi[x]);
+                let top = src[r0 + c0] * (1.0 - wx) + src[r0 + c1] * wx;
+                let bottom = src[r1 + c0] * (1.0 - wx) + src[r1 + c1] * wx;
+                *out = top * (1.0 - wy) + bottom * wy;
+            }
+        }
+    }
+}
+
+/// How to cut a data set into batches for one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchConfig {
+    pub batch_size: usize,
+    /// Shuffle the examples (training); `false` keeps file order (evaluation).
+    pub shuffle: bool,
+    /// The run's seed; with the epoch number it fixes the order, so a resumed run sees the
+    /// same batches as an uninterrupted one.
+    pub seed: u64,
+    pub epoch: u32,
+    /// Leave out the last batch when it is smaller than `batch_size`. By default (`false`) it
+    /// is yielded, smaller, like PyTorch's `DataLoader(drop_last=False)`.
+    pub drop_last: bool,
+    /// Resize every image to `(h, w)` as it is batched (see [`resize_bilinear`]). Resizing
+    /// per batch keeps memory at the 28×28 data set's size: Fashion-MNIST at 224×224 would
+    /// take 12 GB.
+    pub resize: Option<(usize, usize)>,
+}
+
+impl BatchConfig {
+    /// Shuffled batches of `batch_size`, last partial batch kept, no resize.
+    pub fn train(batch_size: usize, seed: u64, epoch: u32) -> BatchConfig {
+        BatchConfig {
+            batch_size,
+            shuffle: true,
+            seed,
+            epoch,
+            drop_last: false,
+            resize: None,
+        }
+    }
+
+    /// Batches in file order, last partial batch kept, no resize.
+    pub fn eval(batch_size: usize) -> BatchConfig {
+        BatchConfig {
+            batch_size,
+            shuffle: false,
+            seed: 0,
+            epoch: 0,
+            drop_last: false,
+            resize: None,
+        }
+    }
+}
+
+/// One batch, borrowed from [`Batches`]' buffers until the next call to
+/// [`Batches::next_batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// `[B, C, H, W]`, contiguous.
+    pub images: &'a [f32],
+    /// `[B]`.
+    pub labels: &'a [i64],
+    /// `[B, C, H, W]`.
+    pub shape: [usize; 4],
+}
+
+impl Batch<'_> {
+    pub fn len(&self) -> usize {
+        self.shape[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shape[0] == 0
+    }
+}
+
+/// The batches of one epoch. A lending iterator: `while let Some(batch) =
+/// batches.next_batch() { … }`; each batch is gathered into buffers allocated once.
+#[derive(Debug)]
+pub struct Batches<'d> {
+    data: &'d Dataset,
+    order: Vec<usize>,
+    batch_size: usize,
+    n_batches: usize,
+    next: usize,
+    resizer: Option<Resizer>,
+    out_hw: (usize, usize),
+    images: Vec<f32>,
+    labels: Vec<i64>,
+}
+
+impl<'d> Batches<'d> {
+    /// # Panics
+    /// If `config.batch_size` is 0, or `config.resize` has a zero side.
+    pub fn new(data: &'d Dataset, config: BatchConfig) -> Batches<'d> {
+        assert!(config.batch_size > 0, "batch size must be positive");
+        assert!(
+            config.resize.is_none_or(|(h, w)| h > 0 && w > 0),
+            "resize target must be positive"
+        );
+        let mut order: Vec<usize> = (0..data.n).collect();
+        if config.shuffle {
+            shuffle(&mut order, config.seed, config.epoch);
+        }
+        let n_batches = if config.drop_last {
+            data.n / config.batch_size
+        } else {
+            data.n.div_ceil(config.batch_size)
+        };
+        let out_hw = config.resize.unwrap_or((data.height, data.width));
+        let resizer = (out_hw != (data.height, data.width))
+            .then(|| Resizer::new(data.height, data.width, out_hw.0, out_hw.1));
+        let batch_floats = config.batch_size * data.channels * out_hw.0 * out_hw.1;
+        Batches {
+            data,
+            order,
+            batch_size: config.batch_size,
+            n_batches,
+            next: 0,
+            resizer,
+            out_hw,
+            images: Vec::with_capacity(batch_floats),
+            labels: Vec::with_capacity(config.batch_size),
+        }
+    }
+
+    /// The number of batches in the epoch (including those already taken).
+    pub fn len(&self) -> usize {
+        self.n_batches
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_batches == 0
+    }
+
+    /// The example order of this epoch (indices into the data set).
+    pub fn order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Skips to batch `index` (to resume part-way through an epoch).
+    pub fn seek(&mut self, index: usize) {
+        self.next = index.min(self.n_batches);
+    }
+
+    /// The next batch, or `None` at the end of the epoch.
+    pub fn next_batch(&mut self) -> Option<Batch<'_>> {
+        if self.next >= self.n_batches {
+            return None;
+        }
+        let start = self.next * self.batch_size;
+        let end = (start + self.batch_size).min(self.data.n);
+        self.next += 1;
+        let d = self.data;
+        let (c, (oh, ow)) = (d.channels, self.out_hw);
+        let in_len = d.image_len();
+        let out_plane = oh * ow;
+        let b = end - start;
+        // Both buffers were allocated for a full batch: these never reallocate.
+        self.images.resize(b * c * out_plane, 0.0);
+        self.labels.clear();
+        for (slot, &i) in self.order[start..end].iter().enumerate() {
+            let src = &d.images[i * in_len..(i + 1) * in_len];
+            let dst = &mut self.images[slot * c * out_plane..(slot + 1) * c * out_plane];
+            match &self.resizer {
+                None => dst.copy_from_slice(src),
+                Some(r) => {
+                    let in_plane = d.height * d.width;
+                    for (s, t) in src
+                        .chunks_exact(in_plane)
+                        .zip(dst.chunks_exact_mut(out_plane))
+                    {
+                        r.resize_plane(s, t);
+                    }
+                }
+            }
+            self.labels.push(d.labels[i]);
+        }
+        Some(Batch {
+            images: &self.images,
+            labels: &self.labels,
+            shape: [b, c, oh, ow],
+        })
+    }
+}
+
+/// Fisher–Yates with a ChaCha8 stream seeded by `(seed, epoch)`. The bounded draws are
+/// written here (Lemire's method on `next_u64`) rather than taken from `rand`, so the order
+/// depends only on ChaCha8's output and stays the same across `rand` versions.
+pub fn shuffle(order: &mut [usize], seed: u64, epoch: u32) {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8..12].copy_from_slice(&epoch.to_le_bytes());
+    key[12..16].copy_from_slice(b"shuf");
+    let mut rng = ChaCha8Rng::from_seed(key);
+    for i in (1..order.len()).rev() {
+        let j = bounded(&mut rng, i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+}
+
+/// A uniform draw from `0..n` (`n > 0`), without modulo bias.
+fn bounded(rng: &mut ChaCha8Rng, n: u64) -> u64 {
+    let threshold = n.wrapping_neg() % n;
+    loop {
+        let m = u128::from(rng.next_u64()) * u128::from(n);
+        if (m as u64) >= threshold {
+            return (m >> 64) as u64;
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Progress reporting for training: a progress bar on stderr when it is a terminal, and the
+//! per-epoch summary as a text line (the notes' format) or a JSON object.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::fmt;
+use std::io::IsTerminal;
+
+/// A bar over the batches of one epoch, drawn on stderr only when stderr is a terminal
+/// (hidden when it is a file or a pipe, so logs stay clean).
+pub fn epoch_bar(epoch: u32, batches: u64) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(batches), target);
+    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(epoch.to_string());
+    bar
+}
+
+/// The summary of one epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EpochStats {
+    pub epoch: u32,
+    /// Mean training loss over the epoch.
+    pub loss: f64,
+    pub train_acc: f64,
+    pub test_acc: f64,
+    /// Training examples per second, evaluation included.
+    pub examples_per_sec: f64,
+}
+
+impl EpochStats {
+    /// One JSON object, no trailing newline: keys `epoch`, `loss`, `train_acc`, `test_acc`,
+    /// `examples_per_sec`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain numbers serialize")
+    }
+}
+
+/// `epoch 3, loss 0.4690, train acc 0.823, test acc 0.779, 35726.4 examples/sec`
+impl fmt::Display for EpochStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "epoch {}, loss {:.4}, train acc {:.3}, test acc {:.3}, {:.1} examples/sec",
+            self.epoch, self.loss, self.train_acc, self.test_acc, self.examples_per_sec
+        )
+    }
+}

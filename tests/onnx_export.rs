@@ -1,0 +1,504 @@
+//! ONNX export of hand-built graphs, checked by `tests/python/check_onnx.py` (onnx checker,
+//! ONNX shape inference against cnnc's shapes, ONNX Runtime, NumPy references).
+//!
+//! Graphs are built by hand (with shapes from PyTorch's formulas, computed here) so that
+//! export is tested independently of the parser and elaborator.
+
+use cnnc::diag::Diagnostics;
+use cnnc::ir::{ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, PoolAttrs, Shape};
+use cnnc::onnx::{self, ExportOptions, Init};
+use cnnc::{CheckedModel, SourceMap, Span};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Builder {
+    g: DiGraph<Node, usize>,
+    input: NodeIndex,
+    file: cnnc::FileId,
+    count: u32,
+}
+
+impl Builder {
+    fn new(sources: &mut SourceMap, input: &[u64]) -> Builder {
+        let text = (0..64).map(|i| format!("layer{i}\n")).collect::<String>();
+        let file = sources.add("models/test.cnn", text);
+        let mut g = DiGraph::new();
+        let input = g.add_node(Node {
+            name: "input".into(),
+            op: Op::Input,
+            span: Span::new(file, 0, 1),
+            shape: Some(Shape(input.to_vec())),
+            params: 0,
+            macs: 0,
+        });
+        Builder {
+            g,
+            input,
+            file,
+            count: 1,
+        }
+    }
+
+    fn shape(&self, ix: NodeIndex) -> Vec<u64> {
+        self.g[ix].shape.clone().unwrap().0
+    }
+
+    /// Adds a layer; its shape follows PyTorch's formulas.
+    fn add(&mut self, name: &str, op: Op, inputs: &[NodeIndex]) -> NodeIndex {
+        let ins: Vec<Vec<u64>> = inputs.iter().map(|&i| self.shape(i)).collect();
+        let shape = shape_of(&op, &ins);
+        let start = self.count * 7; // "layerN\n" lines: a distinct line per layer
+        self.count += 1;
+        let ix = self.g.add_node(Node {
+            name: name.into(),
+            op,
+            span: Span::new(self.file, start as usize, start as usize + 1),
+            shape: Some(Shape(shape)),
+            params: 0,
+            macs: 0,
+        });
+        for (slot, &i) in inputs.iter().enumerate() {
+            self.g.add_edge(i, ix, slot);
+        }
+        ix
+    }
+
+    fn finish(self, name: &str, output: NodeIndex) -> CheckedModel {
+        let graph = Graph {
+            graph: self.g,
+            input: self.input,
+            output,
+        };
+        cnnc::shape::check(
+            name.into(),
+            graph,
+            Span::new(self.file, 0, 1),
+            "models/test.cnn".into(),
+            "00".repeat(32),
+            &Diagnostics::new(),
+        )
+        .unwrap()
+    }
+}
+
+fn pool_out(n: u64, k: u64, s: u64, pb: u64, pe: u64, ceil: bool) -> u64 {
+    let span = n + pb + pe - k;
+    let mut o = if ceil { span.div_ceil(s) } else { span / s } + 1;
+    if ceil && (o - 1) * s >= n + pb {
+        o -= 1;
+    }
+    o
+}
+
+fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
+    let x = &ins[0];
+    let conv =
+        |n: u64, k: u64, s: u64, pb: u64, pe: u64, d: u64| (n + pb + pe - d * (k - 1) - 1) / s + 1;
+    match op {
+        Op::Conv(a) => (0..2)
+            .map(|i| {
+                conv(
+                    x[i + 1],
+                    a.kernel[i],
+                    a.stride[i],
+                    a.pads.begin[i],
+                    a.pads.end[i],
+                    a.dilation[i],
+                )
+            })
+            .fold(vec![a.out_channels], |mut v, d| {
+                v.push(d);
+                v
+            }),
+        Op::ConvTranspose(a) => {
+            let mut v = vec![a.out_channels];
+            for i in 0..2 {
+                v.push(
+                    (x[i + 1] - 1) * a.stride[i] - a.pads.begin[i] - a.pads.end[i]
+                        + a.dilation[i] * (a.kernel[i] - 1)
+                        + a.output_pad[i]
+                        + 1,
+                );
+            }
+            v
+        }
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let mut v = vec![x[0]];
+            for i in 0..2 {
+                v.push(pool_out(
+                    x[i + 1],
+                    p.kernel[i],
+                    p.stride[i],
+                    p.pads.begin[i],
+                    p.pads.end[i],
+                    p.ceil,
+                ));
+            }
+            v
+        }
+        Op::AdaptiveAvgPool { output } => vec![x[0], output[0], output[1]],
+        Op::GlobalAvgPool => vec![x[0], 1, 1],
+        Op::Flatten => vec![x.iter().product()],
+        Op::Linear { out_features, .. } => {
+            let mut v = x.clone();
+            *v.last_mut().unwrap() = *out_features;
+            v
+        }
+        Op::Concat => {
+            let mut v = x.clone();
+            v[0] = ins.iter().map(|s| s[0]).sum();
+            v
+        }
+        Op::Crop { size } => vec![x[0], size[0], size[1]],
+        _ => x.clone(),
+    }
+}
+
+fn conv(
+    out: u64,
+    k: [u64; 2],
+    stride: [u64; 2],
+    pads: Pads,
+    dil: [u64; 2],
+    groups: u64,
+    bias: bool,
+) -> Op {
+    Op::Conv(ConvAttrs {
+        out_channels: out,
+        kernel: k,
+        stride,
+        pads,
+        dilation: dil,
+        groups,
+        bias,
+    })
+}
+
+fn pool(k: [u64; 2], s: [u64; 2], pads: Pads, ceil: bool) -> PoolAttrs {
+    PoolAttrs {
+        kernel: k,
+        stride: s,
+        pads,
+        ceil,
+    }
+}
+
+fn pads(t: u64, l: u64, b: u64, r: u64) -> Pads {
+    Pads {
+        begin: [t, l],
+        end: [b, r],
+    }
+}
+
+/// Every op, with asymmetric pads, ceil mode, groups, dilation, output_padding,
+/// non-divisible adaptive pooling, crop, and rank-1 batch norm.
+fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
+    let mut b = Builder::new(sources, &[3, 17, 15]);
+    let x = b.input;
+    let c1 = b.add(
+        "stem.conv1",
+        conv(8, [3, 3], [2, 1], pads(1, 0, 2, 1), [1, 2], 1, true),
+        &[x],
+    );
+    let bn = b.add(
+        "stem.bn1",
+        Op::BatchNorm {
+            eps: 1e-5,
+            momentum: 0.1,
+        },
+        &[c1],
+    );
+    let r = b.add("stem.relu1", Op::Relu, &[bn]);
+    let c2 = b.add(
+        "stem.conv2",
+        conv(8, [3, 3], [1, 1], Pads::symmetric([1, 1]), [2, 2], 4, false),
+        &[r],
+    );
+    let lr = b.add("stem.lrelu", Op::LeakyRelu { alpha: 0.1 }, &[c2]);
+    let mp = b.add(
+        "mp",
+        Op::MaxPool(pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true)),
+        &[lr],
+    );
+    let ap = b.add(
+        "ap",
+        Op::AvgPool(pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true)),
+        &[mp],
+    );
+    let ap2 = b.add(
+        "ap_floor",
+        Op::AvgPool(pool([2, 2], [1, 1], pads(1, 0, 0, 1), false)),
+        &[ap],
+    );
+    let ct = b.add(
+        "up.convT",
+        Op::ConvTranspose(ConvTransposeAttrs {
+            out_channels: 6,
+            kernel: [3, 2],
+            stride: [2, 3],
+            pads: pads(1, 0, 0, 1),
+            output_pad: [1, 2],
+            dilation: [1, 1],
+            groups: 2,
+            bias: true,
+        }),
+        &[ap2],
+    );
+    let elu = b.add("up.elu", Op::Elu { alpha: 1.0 }, &[ct]);
+    let crop = b.add("skip.crop", Op::Crop { size: [4, 7] }, &[elu]);
+    let ad = b.add("skip.pool", Op::AdaptiveAvgPool { output: [4, 7] }, &[elu]);
+    let cat = b.add("merge.cat", Op::Concat, &[crop, ad]);
+    let th = b.add("merge.tanh", Op::Tanh, &[cat]);
+    let add = b.add("merge.add", Op::Add, &[cat, th]);
+    let sg = b.add("head.sigmoid", Op::Sigmoid, &[add]);
+    let dr = b.add("head.dropout", Op::Dropout { p: 0.5 }, &[sg]);
+    let sm = b.add("head.softmax2d", Op::Softmax, &[dr]);
+    let ad2 = b.add("head.pool", Op::AdaptiveAvgPool { output: [2, 7] }, &[sm]);
+    let gap = b.add("head.gap", Op::GlobalAvgPool, &[ad2]);
+    let fl = b.add("head.flatten", Op::Flatten, &[gap]);
+    let bn1 = b.add(
+        "head.bn",
+        Op::BatchNorm {
+            eps: 1e-3,
+            momentum: 0.01,
+        },
+        &[fl],
+    );
+    let l1 = b.add(
+        "head.fc1",
+        Op::Linear {
+            out_features: 5,
+            bias: true,
+        },
+        &[bn1],
+    );
+    let l2 = b.add(
+        "head.fc2",
+        Op::Linear {
+            out_features: 4,
+            bias: false,
+        },
+        &[l1],
+    );
+    let out = b.add("head.softmax", Op::Softmax, &[l2]);
+    let shapes = [c1, mp, ap, ap2, ct, ad, cat, ad2, out]
+        .iter()
+        .map(|&i| b.shape(i))
+        .collect();
+    (b.finish("EveryOp", out), shapes)
+}
+
+fn require_python() {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
+    );
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_onnx.py")
+}
+
+fn run_check(model: &Path, reference: Option<&Path>) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(script()).arg(model);
+    if let Some(r) = reference {
+        cmd.arg("--reference").arg(r);
+    }
+    let out = cmd.output().expect("run python3");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "check_onnx.py failed on {}:\n{text}",
+        model.display()
+    );
+    eprint!("{text}");
+}
+
+fn write(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    path: &Path,
+    options: &ExportOptions,
+) -> onnx::Written {
+    let weights = onnx::initialize(model, Init::Default, 7);
+    let proto = onnx::export(model, sources, &weights, options).unwrap();
+    onnx::write_model(proto, path, options).unwrap()
+}
+
+#[test]
+fn every_op_passes_checker_shape_inference_and_runtime() {
+    require_python();
+    let mut sources = SourceMap::new();
+    let (model, shapes) = every_op(&mut sources);
+    // The hand-computed shapes this graph is meant to exercise.
+    assert_eq!(
+        shapes,
+        vec![
+            vec![8, 9, 12],
+            vec![8, 4, 6],
+            vec![8, 3, 4],
+            vec![8, 3, 4],
+            vec![6, 7, 12],
+            vec![6, 4, 7],
+            vec![12, 4, 7],
+            vec![12, 2, 7],
+            vec![4]
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for opset in onnx::OPSETS {
+        let path = dir.path().join(format!("every_op_{opset}.onnx"));
+        let options = ExportOptions {
+            opset,
+            ..Default::default()
+        };
+        let w = write(&model, &sources, &path, &options);
+        assert!(w.data.is_none());
+        run_check(&path, None);
+    }
+}
+
+#[test]
+fn external_data_beside_the_model() {
+    require_python();
+    let mut sources = SourceMap::new();
+    let (model, _) = every_op(&mut sources);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ext.onnx");
+    let options = ExportOptions {
+        external_data_threshold: 16,
+        ..Default::default()
+    };
+    let w = write(&model, &sources, &path, &options);
+    let (data_path, data_len) = w
+        .data
+        .expect("weights go to external data above the threshold");
+    assert_eq!(data_path, dir.path().join("ext.onnx.data"));
+    assert_eq!(std::fs::metadata(&data_path).unwrap().len(), data_len);
+    // Nothing else (no temporary files) is left in the folder.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    run_check(&path, None);
+}
+
+/// Single-layer models compared with NumPy references of PyTorch's semantics.
+#[test]
+fn tricky_lowerings_match_pytorch_semantics() {
+    require_python();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, [u64; 3], Op, serde_json::Value)> = {
+        let mut v = Vec::new();
+        let mut pool_case = |name: &'static str, input: [u64; 3], kind: &str, p: PoolAttrs| {
+            let spec = serde_json::json!({
+                "op": kind, "kernel": p.kernel, "stride": p.stride,
+                "pads": p.pads.onnx().to_vec(), "ceil": p.ceil,
+            });
+            let op = if kind == "maxpool" {
+                Op::MaxPool(p)
+            } else {
+                Op::AvgPool(p)
+            };
+            v.push((name, input, op, spec));
+        };
+        // count_include_pad with padding, floor mode: divisor k·k everywhere.
+        pool_case(
+            "avg_pad",
+            [2, 7, 6],
+            "avgpool",
+            pool([3, 3], [2, 2], Pads::symmetric([1, 1]), false),
+        );
+        // ceil mode with padding and an overhanging last window (Pad + count_include_pad=0).
+        pool_case(
+            "avg_ceil_pad",
+            [2, 7, 10],
+            "avgpool",
+            pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true),
+        );
+        // ceil mode without padding, overhanging.
+        pool_case(
+            "avg_ceil",
+            [2, 8, 9],
+            "avgpool",
+            pool([3, 2], [2, 2], Pads::default(), true),
+        );
+        // ceil mode where PyTorch drops the window that would start in the end padding.
+        pool_case(
+            "avg_ceil_drop",
+            [1, 5, 5],
+            "avgpool",
+            pool([2, 2], [2, 2], Pads::symmetric([1, 1]), true),
+        );
+        // asymmetric padding.
+        pool_case(
+            "avg_asym",
+            [2, 6, 7],
+            "avgpool",
+            pool([3, 2], [1, 2], pads(2, 0, 1, 1), true),
+        );
+        pool_case(
+            "max_ceil",
+            [2, 7, 10],
+            "maxpool",
+            pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true),
+        );
+        pool_case(
+            "max_ceil_nopad",
+            [2, 8, 9],
+            "maxpool",
+            pool([2, 3], [2, 2], Pads::default(), true),
+        );
+        pool_case(
+            "max_ceil_drop",
+            [1, 5, 5],
+            "maxpool",
+            pool([2, 2], [2, 2], Pads::symmetric([1, 1]), true),
+        );
+        for (name, input, out) in [
+            ("adaptive_5_3", [3, 5, 7], [3, 3]),
+            ("adaptive_up", [2, 3, 4], [5, 7]),
+            ("adaptive_div", [2, 8, 6], [4, 3]),
+            ("adaptive_mixed", [2, 8, 7], [4, 3]),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::AdaptiveAvgPool { output: out },
+                serde_json::json!({"op": "adaptive_avgpool", "output": out}),
+            ));
+        }
+        for (name, input, size) in [
+            ("crop_odd", [2, 9, 8], [4, 5]),
+            ("crop_same", [1, 4, 4], [4, 4]),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::Crop { size },
+                serde_json::json!({"op": "crop", "size": size}),
+            ));
+        }
+        v
+    };
+    for (name, input, op, spec) in cases {
+        let mut sources = SourceMap::new();
+        let mut b = Builder::new(&mut sources, &input);
+        let x = b.input;
+        let y = b.add(name, op, &[x]);
+        let model = b.finish(name, y);
+        let path = dir.path().join(format!("{name}.onnx"));
+        write(&model, &sources, &path, &ExportOptions::default());
+        let spec_path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&spec_path, spec.to_string()).unwrap();
+        run_check(&path, Some(&spec_path));
+    }
+}

@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Checks a model written by `cnnc export`.
+
+    check_onnx.py MODEL.onnx [--reference SPEC.json] [--batch N] [--seed S]
+
+1. onnx.checker.check_model(full_check=True) on the file (external data included).
+2. ONNX shape inference (strict mode) on a copy stripped of cnnc's value_info and output
+   shape, then every value_info cnnc wrote, and the graph output, must equal the inferred
+   shape exactly (the batch dimension is the symbol N). Every node output other than
+   `output` must have a value_info from cnnc.
+3. ONNX Runtime (CPU) runs the model on a random batch; the output shape must match.
+4. With --reference, SPEC.json describes a single-layer model (op and attributes, PyTorch
+   semantics); a NumPy reference written from PyTorch's documented behaviour is compared
+   with ONNX Runtime's result.
+
+Exits 0 when everything agrees, 1 with a message on any disagreement, 2 when a Python
+package is missing.
+"""
+
+import argparse
+import json
+import math
+import sys
+
+try:
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+except ImportError as e:  # pragma: no cover
+    print(f"check_onnx.py: {e}; run: pip install onnx onnxruntime numpy", file=sys.stderr)
+    sys.exit(2)
+
+
+def fail(msg):
+    print(f"check_onnx.py: FAIL: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def dims_of(value_info):
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    out = []
+    for d in t.shape.dim:
+        kind = d.WhichOneof("value")
+        out.append(d.dim_value if kind == "dim_value" else d.dim_param if kind == "dim_param" else "?")
+    return out
+
+
+def check_shapes(path):
+    model = onnx.load(path, load_external_data=False)
+    written = {vi.name: dims_of(vi) for vi in model.graph.value_info}
+    out_vi = model.graph.output[0]
+    written[out_vi.name] = dims_of(out_vi)
+
+    produced = [o for n in model.graph.node for o in n.output]
+    missing = [o for o in produced if o not in written]
+    if missing:
+        fail(f"no value_info from cnnc for: {', '.join(missing)}")
+
+    stripped = onnx.ModelProto()
+    stripped.CopyFrom(model)
+    del stripped.graph.value_info[:]
+    for o in stripped.graph.output:
+        o.type.tensor_type.ClearField("shape")
+    try:
+        inferred_model = onnx.shape_inference.infer_shapes(stripped, check_type=True, strict_mode=True, data_prop=True)
+    except Exception as e:
+        fail(f"ONNX shape inference failed: {e}")
+    inferred = {vi.name: dims_of(vi) for vi in inferred_model.graph.value_info}
+    for o in inferred_model.graph.output:
+        inferred[o.name] = dims_of(o)
+
+    problems = []
+    for name, dims in written.items():
+        got = inferred.get(name)
+        if got is None:
+            problems.append(f"{name}: cnnc says {dims}, ONNX inferred no shape")
+        elif got != dims:
+            problems.append(f"{name}: cnnc says {dims}, ONNX infers {got}")
+    if problems:
+        fail("shape disagreements:\n  " + "\n  ".join(problems))
+    return model, len(written)
+
+
+def check_provenance(model):
+    """What cnnc promises beyond validity: producer, source metadata, and a `path:line:col`
+    doc string on every node, read back by the reference protobuf implementation."""
+    if model.producer_name != "cnnc":
+        fail(f"producer_name is {model.producer_name!r}")
+    meta = {p.key: p.value for p in model.metadata_props}
+    for key in ("cnnc_version", "source_file", "source_sha256"):
+        if not meta.get(key):
+            fail(f"metadata_props lacks {key}")
+    if len(meta["source_sha256"]) != 64:
+        fail(f"source_sha256 is {meta['source_sha256']!r}")
+    for n in model.graph.node:
+        parts = n.doc_string.rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            fail(f"node {n.name} has doc_string {n.doc_string!r}, not path:line:col")
+    if [d.dim_param for d in model.graph.input[0].type.tensor_type.shape.dim[:1]] != ["N"]:
+        fail("the input's batch dimension is not the symbol N")
+
+
+# ---- NumPy references, from PyTorch's documented semantics ----
+
+def pool_out(n, k, s, pb, pe, ceil):
+    """PyTorch's pooling output size; in ceil mode the last window must start inside the
+    input or the begin padding (pooling_output_shape in ATen)."""
+    span = n + pb + pe - k
+    o = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (o - 1) * s >= n + pb:
+        o -= 1
+    return o
+
+
+def ref_pool(x, spec, kind):
+    kh, kw = spec["kernel"]
+    sh, sw = spec["stride"]
+    t, l, b, r = spec["pads"]
+    ceil = spec["ceil"]
+    n, c, h, w = x.shape
+    oh = pool_out(h, kh, sh, t, b, ceil)
+    ow = pool_out(w, kw, sw, l, r, ceil)
+    y = np.zeros((n, c, oh, ow), dtype=np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            hs, ws = i * sh - t, j * sw - l
+            # AvgPool2d, count_include_pad=True: the divisor is the window clipped to the
+            # padded input (ceil-mode overhang excluded), padding included.
+            he, we = min(hs + kh, h + b), min(ws + kw, w + r)
+            pool_size = (he - hs) * (we - ws)
+            hs0, ws0, he0, we0 = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            win = x[:, :, hs0:he0, ws0:we0].astype(np.float64)
+            if kind == "maxpool":
+                y[:, :, i, j] = win.max(axis=(2, 3))
+            else:
+                y[:, :, i, j] = win.sum(axis=(2, 3)) / pool_size
+    return y
+
+
+def ref_adaptive(x, spec):
+    oh, ow = spec["output"]
+    n, c, h, w = x.shape
+    y = np.zeros((n, c, oh, ow), dtype=np.float64)
+    for i in range(oh):
+        hs, he = (i * h) // oh, -(-((i + 1) * h) // oh)
+        for j in range(ow):
+            ws, we = (j * w) // ow, -(-((j + 1) * w) // ow)
+            y[:, :, i, j] = x[:, :, hs:he, ws:we].astype(np.float64).mean(axis=(2, 3))
+    return y
+
+
+def ref_crop(x, spec):
+    th, tw = spec["size"]
+    h, w = x.shape[2], x.shape[3]
+    oh, ow = (h - th) // 2, (w - tw) // 2
+    return x[:, :, oh:oh + th, ow:ow + tw].astype(np.float64)
+
+
+REFERENCES = {
+    "maxpool": lambda x, s: ref_pool(x, s, "maxpool"),
+    "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
+    "adaptive_avgpool": ref_adaptive,
+    "crop": ref_crop,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model")
+    ap.add_argument("--reference")
+    ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    try:
+        onnx.checker.check_model(args.model, full_check=True)
+    except Exception as e:
+        fail(f"onnx.checker: {e}")
+
+    model, n_shapes = check_shapes(args.model)
+    check_provenance(model)
+
+    inp = model.graph.input[0]
+    in_dims = dims_of(inp)
+    shape = [args.batch] + [int(d) for d in in_dims[1:]]
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal(shape).astype(np.float32)
+    try:
+        sess = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+        (y,) = sess.run(["output"], {inp.name: x})
+    except Exception as e:
+        fail(f"onnxruntime: {e}")
+    want = [args.batch] + [int(d) for d in dims_of(model.graph.output[0])[1:]]
+    if list(y.shape) != want:
+        fail(f"onnxruntime output shape {list(y.shape)}, cnnc says {want}")
+    if not np.all(np.isfinite(y)):
+        fail("onnxruntime output has non-finite values")
+
+    if args.reference:
+        with open(args.reference) as f:
+            spec = json.load(f)
+        ref = REFERENCES[spec["op"]](x, spec)
+        if ref.shape != y.shape:
+            fail(f"reference shape {list(ref.shape)} (PyTorch's formula), onnxruntime {list(y.shape)}")
+        err = float(np.max(np.abs(ref - y))) if y.size else 0.0
+        if not err <= 1e-5 * max(1.0, float(np.max(np.abs(ref)))):
+            idx = np.unravel_index(np.argmax(np.abs(ref - y)), y.shape)
+            fail(f"{spec['op']} differs from the NumPy reference: max error {err:.3g} at {idx} "
+                 f"(reference {ref[idx]:.6g}, onnxruntime {y[idx]:.6g})")
+        print(f"check_onnx.py: ok: {args.model}: {n_shapes} shapes, {spec['op']} matches the reference (max error {err:.2g})")
+    else:
+        print(f"check_onnx.py: ok: {args.model}: {n_shapes} shapes agree, onnxruntime output {list(y.shape)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,519 @@
+//! Data loading, resizing, batching and checkpoints of `cnnc::train`.
+
+use cnnc::train::data::{read_idx, shuffle, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use cnnc::train::progress::EpochStats;
+use cnnc::train::{
+    resize_bilinear, BatchConfig, Batches, Checkpoint, CheckpointError, DataError, DataSource,
+    Dataset,
+};
+use flate2::write::GzEncoder;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend(d.to_be_bytes());
+    }
+    out.extend(data);
+    out
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `n` images of `h × w` where pixel j of image i is `(i * 7 + j) % 256`, labels `i % 10`.
+fn sample(n: u32, h: u32, w: u32) -> (Vec<u8>, Vec<u8>) {
+    let pixels = (0..n * h * w)
+        .map(|k| ((k / (h * w)) * 7 + k % (h * w)) as u8)
+        .collect::<Vec<_>>();
+    let labels = (0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>();
+    (
+        idx(IDX_IMAGES_MAGIC, &[n, h, w], &pixels),
+        idx(IDX_LABELS_MAGIC, &[n], &labels),
+    )
+}
+
+/// Writes a data directory; `gzip` picks `.gz` files or raw ones.
+fn data_dir(gzip: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (ti, tl) = sample(12, 3, 4);
+    let (ei, el) = sample(5, 3, 4);
+    for (name, bytes) in [
+        ("train-images-idx3-ubyte", ti),
+        ("train-labels-idx1-ubyte", tl),
+        ("t10k-images-idx3-ubyte", ei),
+        ("t10k-labels-idx1-ubyte", el),
+    ] {
+        if gzip {
+            write(dir.path(), &format!("{name}.gz"), &gz(&bytes));
+        } else {
+            write(dir.path(), name, &bytes);
+        }
+    }
+    dir
+}
+
+#[test]
+fn loads_gzipped_and_raw_directories_alike() {
+    let mut loaded = Vec::new();
+    for gzip in [true, false] {
+        let dir = data_dir(gzip);
+        let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(
+            source.train_images.extension().is_some_and(|e| e == "gz"),
+            gzip
+        );
+        let splits = source.load(10).unwrap();
+        let t = &splits.train;
+        assert_eq!(
+            (t.n, t.channels, t.height, t.width, t.classes),
+            (12, 1, 3, 4, 10)
+        );
+        assert_eq!(t.images.len(), 12 * 12);
+        assert_eq!(t.images[0], 0.0);
+        assert_eq!(t.images[12 + 5], (7.0 + 5.0) / 255.0);
+        assert_eq!(t.labels, (0..12).map(|i| i % 10).collect::<Vec<i64>>());
+        assert_eq!(splits.test.n, 5);
+        loaded.push(splits);
+    }
+    assert_eq!(loaded[0], loaded[1]);
+}
+
+#[test]
+fn gzip_is_detected_by_content_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, _) = sample(2, 2, 2);
+    let p = write(dir.path(), "images.raw", &gz(&images));
+    let (dims, data) = read_idx(&p, IDX_IMAGES_MAGIC).unwrap();
+    assert_eq!(dims, vec![2, 2, 2]);
+    assert_eq!(data.len(), 8);
+    let p = write(dir.path(), "images.gz", &images);
+    assert_eq!(read_idx(&p, IDX_IMAGES_MAGIC).unwrap().1.len(), 8);
+}
+
+fn load_err(images: &[u8], labels: &[u8], classes: usize) -> DataError {
+    let dir = tempfile::tempdir().unwrap();
+    let i = write(dir.path(), "images", images);
+    let l = write(dir.path(), "labels", labels);
+    Dataset::from_idx_files(&i, &l, classes).unwrap_err()
+}
+
+#[test]
+fn corrupt_files_give_errors_naming_the_file() {
+    let (images, labels) = sample(4, 2, 2);
+    // Labels given as images.
+    let e = load_err(&labels, &labels, 10);
+    assert!(
+        matches!(
+            e,
+            DataError::BadMagic {
+                found: 0x801,
+                expected: 0x803,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("images") && e.to_string().contains("magic"),
+        "{e}"
+    );
+
+    // Raw file: the header claims one image more / one fewer than the data holds.
+    for n in [5u32, 3] {
+        let lying = idx(IDX_IMAGES_MAGIC, &[n, 2, 2], &images[16..]);
+        let e = load_err(&lying, &labels, 10);
+        assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
+        assert!(e.to_string().contains("claim"), "{e}");
+    }
+    // Gzipped: the same lies, found while decompressing.
+    for n in [5u32, 3] {
+        let lying = gz(&idx(IDX_IMAGES_MAGIC, &[n, 2, 2], &images[16..]));
+        let e = load_err(&lying, &labels, 10);
+        assert!(matches!(e, DataError::BadHeader { .. }), "n = {n}: {e}");
+    }
+    // Truncated raw file and truncated gzip stream (cut in the data, and in the trailer).
+    let e = load_err(&images[..images.len() - 3], &labels, 10);
+    assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
+    let (big, big_labels) = sample(50, 28, 28);
+    let zipped = gz(&big);
+    for cut in [zipped.len() / 2, zipped.len() - 4] {
+        let e = load_err(&zipped[..cut], &big_labels, 10);
+        assert!(matches!(e, DataError::Gzip { .. }), "cut at {cut}: {e}");
+        assert!(
+            e.to_string().contains("images: corrupt or truncated gzip"),
+            "{e}"
+        );
+    }
+    // Images of zero pixels.
+    let e = load_err(&idx(IDX_IMAGES_MAGIC, &[4, 0, 2], &[]), &labels, 10);
+    assert!(e.to_string().contains("images of 0×2 pixels"), "{e}");
+    // A file too short to hold a header.
+    let e = load_err(&images[..6], &labels, 10);
+    assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
+
+    // Count mismatch.
+    let (_, five_labels) = sample(5, 2, 2);
+    let e = load_err(&images, &five_labels, 10);
+    assert!(
+        matches!(
+            e,
+            DataError::CountMismatch {
+                n_images: 4,
+                n_labels: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // Label out of range: labels go 0..4, so 3 classes rejects example 3.
+    let e = load_err(&images, &labels, 3);
+    assert!(
+        matches!(
+            e,
+            DataError::LabelOutOfRange {
+                index: 3,
+                label: 3,
+                classes: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("labels"), "{e}");
+}
+
+#[test]
+fn huge_header_claims_fail_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    for (magic, dims) in [
+        (IDX_IMAGES_MAGIC, vec![u32::MAX, 28, 28]),
+        (IDX_LABELS_MAGIC, vec![u32::MAX]),
+        (IDX_IMAGES_MAGIC, vec![1 << 20, 28, 28]), // 822 MB: under the cap, over the file
+    ] {
+        let bytes = idx(magic, &dims, &[0; 100]);
+        for (name, bytes) in [("raw", bytes.clone()), ("gz", gz(&bytes))] {
+            let p = write(dir.path(), name, &bytes);
+            let e = read_idx(&p, magic).unwrap_err();
+            assert!(matches!(e, DataError::BadHeader { .. }), "{name}: {e}");
+        }
+    }
+    assert!(
+        start.elapsed().as_secs_f64() < 1.0,
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn image_size_must_match_the_model_unless_resized() {
+    let dir = data_dir(false);
+    let train = DataSource::resolve(dir.path().to_str().unwrap())
+        .unwrap()
+        .load(10)
+        .unwrap()
+        .train;
+    assert_eq!(train.fit_input([1, 3, 4], false).unwrap(), None);
+    let e = train.fit_input([1, 6, 8], false).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::ShapeMismatch {
+                found: [1, 3, 4],
+                expected: [1, 6, 8]
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.help().unwrap().contains("resize"));
+    assert_eq!(train.fit_input([1, 6, 8], true).unwrap(), Some((6, 8)));
+    assert!(
+        train.fit_input([3, 6, 8], true).is_err(),
+        "channels are never converted"
+    );
+}
+
+#[test]
+fn resolve_reports_missing_directories_and_files() {
+    let e = DataSource::resolve("/nonexistent/data").unwrap_err();
+    assert!(matches!(e, DataError::NoDirectory { .. }), "{e}");
+    let e = DataSource::resolve("mnist").unwrap_err();
+    assert!(e.help().unwrap().contains("no Debian package"), "{e}");
+    let dir = data_dir(true);
+    std::fs::remove_file(dir.path().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        matches!(&e, DataError::MissingFile { wanted, .. } if wanted == "t10k-labels-idx1-ubyte"),
+        "{e}"
+    );
+}
+
+fn close(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6)
+}
+
+#[test]
+fn resize_matches_pytorch_bilinear_without_align_corners() {
+    // F.interpolate(torch.tensor([[[[0., 1.], [2., 3.]]]]), size=(4, 4), mode="bilinear",
+    // align_corners=False)
+    let out = resize_bilinear(&[0.0, 1.0, 2.0, 3.0], 2, 2, 4, 4);
+    #[rustfmt::skip]
+    let expected = [
+        0.0, 0.25, 0.75, 1.0,
+        0.5, 0.75, 1.25, 1.5,
+        1.5, 1.75, 2.25, 2.5,
+        2.0, 2.25, 2.75, 3.0,
+    ];
+    assert!(close(&out, &expected), "{out:?}");
+    // Downsampling 4 → 2 samples at 0.5 and 2.5: means of neighbouring pairs (no antialias).
+    let row = resize_bilinear(&[0.0, 1.0, 2.0, 3.0], 1, 4, 1, 2);
+    assert!(close(&row, &[0.5, 2.5]), "{row:?}");
+    // 3 → 2: scale 1.5, sources 0.25 and 1.75.
+    let row = resize_bilinear(&[0.0, 10.0, 20.0], 1, 3, 1, 2);
+    assert!(close(&row, &[2.5, 17.5]), "{row:?}");
+    // Identity, and several planes at once.
+    let planes: Vec<f32> = (0..24).map(|x| x as f32).collect();
+    assert!(close(&resize_bilinear(&planes, 3, 4, 3, 4), &planes));
+    assert_eq!(resize_bilinear(&planes, 3, 4, 6, 8).len(), 2 * 48);
+}
+
+fn toy(n: usize) -> Dataset {
+    Dataset {
+        images: (0..n * 4).map(|x| x as f32).collect(),
+        labels: (0..n as i64).collect(),
+        n,
+        channels: 1,
+        height: 2,
+        width: 2,
+        classes: n,
+    }
+}
+
+#[test]
+fn shuffling_is_a_reproducible_permutation() {
+    let mut a: Vec<usize> = (0..1000).collect();
+    let mut b = a.clone();
+    shuffle(&mut a, 42, 3);
+    shuffle(&mut b, 42, 3);
+    assert_eq!(a, b);
+    let mut sorted = a.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    assert_ne!(a, sorted);
+    let mut other_epoch: Vec<usize> = (0..1000).collect();
+    shuffle(&mut other_epoch, 42, 4);
+    assert_ne!(a, other_epoch);
+    let mut other_seed: Vec<usize> = (0..1000).collect();
+    shuffle(&mut other_seed, 43, 3);
+    assert_ne!(a, other_seed);
+}
+
+#[test]
+fn batches_gather_images_with_their_labels() {
+    let data = toy(10);
+    let mut batches = Batches::new(&data, BatchConfig::train(4, 7, 0));
+    assert_eq!(batches.len(), 3);
+    let order = batches.order().to_vec();
+    let mut seen = Vec::new();
+    let mut sizes = Vec::new();
+    while let Some(b) = batches.next_batch() {
+        sizes.push(b.shape);
+        for (k, &label) in b.labels.iter().enumerate() {
+            let img = &b.images[k * 4..(k + 1) * 4];
+            assert_eq!(
+                img,
+                &data.images[label as usize * 4..label as usize * 4 + 4]
+            );
+            seen.push(label as usize);
+        }
+    }
+    assert_eq!(sizes, vec![[4, 1, 2, 2], [4, 1, 2, 2], [2, 1, 2, 2]]);
+    assert_eq!(seen, order);
+
+    let mut cfg = BatchConfig::train(4, 7, 0);
+    cfg.drop_last = true;
+    let mut dropped = Batches::new(&data, cfg);
+    assert_eq!(dropped.len(), 2);
+    let mut n = 0;
+    while let Some(b) = dropped.next_batch() {
+        assert_eq!(b.len(), 4);
+        n += 1;
+    }
+    assert_eq!(n, 2);
+
+    // Evaluation order is file order; seek resumes part-way.
+    let mut eval = Batches::new(&data, BatchConfig::eval(3));
+    eval.seek(3);
+    assert_eq!(eval.next_batch().unwrap().labels, &[9]);
+    assert!(eval.next_batch().is_none());
+}
+
+#[test]
+fn batches_resize_on_the_fly() {
+    let data = Dataset {
+        images: vec![0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0],
+        labels: vec![0, 1],
+        n: 2,
+        channels: 1,
+        height: 2,
+        width: 2,
+        classes: 2,
+    };
+    let mut cfg = BatchConfig::eval(2);
+    cfg.resize = Some((4, 4));
+    let mut batches = Batches::new(&data, cfg);
+    let b = batches.next_batch().unwrap();
+    assert_eq!(b.shape, [2, 1, 4, 4]);
+    assert!(close(b.images, &resize_bilinear(&data.images, 2, 2, 4, 4)));
+}
+
+fn checkpoint() -> Checkpoint {
+    let mut tensors = BTreeMap::new();
+    tensors.insert(
+        "param.conv1.weight".to_string(),
+        (vec![2, 1, 2, 2], (0..8).map(|x| x as f32 * 0.5).collect()),
+    );
+    tensors.insert(
+        "param.conv1.bias".to_string(),
+        (vec![2], vec![-1.0, f32::MIN_POSITIVE]),
+    );
+    tensors.insert("opt.m.conv1.bias".to_string(), (vec![2], vec![0.25, 1e30]));
+    tensors.insert("scalar".to_string(), (vec![], vec![3.5]));
+    Checkpoint {
+        tensors,
+        epoch: 3,
+        step: 705,
+        rng_seed: u64::MAX - 1,
+        model_name: "LeNet".to_string(),
+        source_sha256: "ab".repeat(32),
+        optimizer: serde_json::json!({"kind": "sgd", "lr": 0.9}),
+    }
+}
+
+#[test]
+fn checkpoint_round_trips_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lenet.ckpt");
+    let mut ckpt = checkpoint();
+    ckpt.save(&path).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
+    // Overwriting replaces the file; no temporary files are left either time.
+    ckpt.epoch = 4;
+    ckpt.save(&path).unwrap();
+    let loaded = Checkpoint::load_for(&path, "LeNet", &"AB".repeat(32)).unwrap();
+    assert_eq!(loaded.epoch, 4);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("lenet.ckpt")]);
+}
+
+#[test]
+fn checkpoint_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    checkpoint().save(&path).unwrap();
+
+    let e = Checkpoint::load_for(&path, "LeNet", &"cd".repeat(32)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CheckpointError::ModelMismatch {
+                source_changed: true,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.help().unwrap().contains(".cnn file changed"));
+    let e = Checkpoint::load_for(&path, "AlexNet", &"ab".repeat(32)).unwrap_err();
+    assert!(e.to_string().contains("`LeNet`, not `AlexNet`"), "{e}");
+
+    let junk = write(
+        dir.path(),
+        "junk",
+        b"hello, this is not a checkpoint at all",
+    );
+    let e = Checkpoint::load(&junk).unwrap_err();
+    assert!(matches!(e, CheckpointError::NotACheckpoint { .. }), "{e}");
+    assert!(e.to_string().contains("junk"), "{e}");
+
+    // A safetensors file from elsewhere.
+    let plain = dir.path().join("plain.safetensors");
+    let data = [0u8; 8];
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
+    safetensors::serialize_to_file([("w", view)], None, &plain).unwrap();
+    let e = Checkpoint::load(&plain).unwrap_err();
+    assert!(e.to_string().contains("without cnnc metadata"), "{e}");
+
+    let e = Checkpoint::load(&dir.path().join("missing")).unwrap_err();
+    assert!(matches!(e, CheckpointError::Io { .. }), "{e}");
+
+    let mut bad = checkpoint();
+    bad.tensors.insert("x".to_string(), (vec![3], vec![1.0]));
+    let e = bad.save(&dir.path().join("bad")).unwrap_err();
+    assert!(matches!(e, CheckpointError::BadTensor { .. }), "{e}");
+    assert!(!dir.path().join("bad").exists());
+}
+
+#[test]
+fn epoch_lines_in_text_and_json() {
+    let s = EpochStats {
+        epoch: 3,
+        loss: 0.469,
+        train_acc: 0.823,
+        test_acc: 0.779,
+        examples_per_sec: 35726.4,
+    };
+    assert_eq!(
+        s.to_string(),
+        "epoch 3, loss 0.4690, train acc 0.823, test acc 0.779, 35726.4 examples/sec"
+    );
+    let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"epoch": 3, "loss": 0.469, "train_acc": 0.823, "test_acc": 0.779, "examples_per_sec": 35726.4})
+    );
+    // Hidden when stderr is not a terminal (as under `cargo test` with captured output).
+    let bar = cnnc::train::progress::epoch_bar(1, 10);
+    bar.inc(1);
+    bar.finish_and_clear();
+}
+
+#[test]
+fn loads_the_installed_fashion_mnist() {
+    let source = match DataSource::resolve("fashion-mnist") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("skipped: {e} ({})", e.help().unwrap_or_default());
+            return;
+        }
+    };
+    let splits = source.load(10).unwrap();
+    for (d, n) in [(&splits.train, 60_000), (&splits.test, 10_000)] {
+        assert_eq!((d.n, d.channels, d.height, d.width), (n, 1, 28, 28));
+        assert_eq!(d.images.len(), n * 784);
+        assert!(d.images.iter().all(|&x| (0.0..=1.0).contains(&x)));
+        let mut counts = [0usize; 10];
+        for &l in &d.labels {
+            counts[l as usize] += 1;
+        }
+        assert_eq!(counts, [n / 10; 10], "Fashion-MNIST is balanced");
+    }
+    assert_eq!(splits.train.fit_input([1, 28, 28], false).unwrap(), None);
+}
