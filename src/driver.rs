@@ -7,6 +7,7 @@ use crate::shape::{self, CheckedModel};
 use crate::source::{FileId, SourceMap};
 use crate::syntax::{self, ast};
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The largest source file cnnc reads (a `.cnn` file is text a person writes).
@@ -84,7 +85,17 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
             MAX_FILE_BYTES
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| err(io_message(&e)))?;
+    // The size in the metadata is 0 for devices and pipes (`use "/dev/zero"` read forever):
+    // the limit holds for the bytes actually read.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| err(io_message(&e)))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "it has more than {MAX_FILE_BYTES} bytes; cnnc reads source files of at most {MAX_FILE_BYTES} bytes"
+        )));
+    }
     String::from_utf8(bytes).map_err(|e| {
         err(format!(
             "the file is not UTF-8 text (invalid byte at offset {})",

@@ -13,7 +13,7 @@ use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, StmtKind};
 use petgraph::graph::{DiGraph, NodeIndex};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Most layers one model may expand to.
 pub const MAX_NODES: usize = 2_000_000;
@@ -21,6 +21,13 @@ pub const MAX_NODES: usize = 2_000_000;
 pub const MAX_REPEAT: i64 = 1_000_000;
 /// Deepest nesting of block calls.
 pub const MAX_CALL_DEPTH: usize = 100;
+/// Most elaboration steps (statements evaluated plus repeat iterations) of one model.
+/// Nested repeats multiply, and a body that adds no layer (empty, `if false`, or failing)
+/// never meets the node limit: without this budget `repeat 1000 { repeat 1000 { repeat
+/// 1000 {} } }` runs for a billion iterations.
+pub const MAX_STEPS: u64 = 4 * MAX_NODES as u64;
+/// Most distinct diagnostics one model reports before elaboration stops.
+pub const MAX_DIAGNOSTICS: usize = 1000;
 
 /// The blocks visible to a model: those of its file and of every file it `use`s.
 pub struct Definitions<'a> {
@@ -103,8 +110,12 @@ struct Frame {
     tensors: HashMap<String, (Cur, Span)>,
 }
 
-/// Raised when elaboration must stop for the whole model (node budget exceeded).
+/// Raised when elaboration must stop for the whole model (a budget exceeded).
 struct Abort;
+
+/// What makes two diagnostics the same report: a repeat or a block called twice can make
+/// the same mistake once per iteration or call, which is reported once.
+type DiagKey = (&'static str, Vec<Span>, String);
 
 struct Elab<'a, 'd> {
     defs: &'a Definitions<'a>,
@@ -113,6 +124,11 @@ struct Elab<'a, 'd> {
     call_stack: Vec<(&'a str, Span)>,
     /// Rates and spans of the current run of stacked dilated convs (gridding check).
     dilation_run: Vec<(u64, Span)>,
+    /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
+    steps: u64,
+    /// Diagnostics before this index have been deduplicated; their keys are in `seen`.
+    checked_diags: usize,
+    seen: HashSet<DiagKey>,
 }
 
 /// Elaborates one model. The returned graph has every node's shape when `diags` got no
@@ -128,6 +144,9 @@ pub fn elaborate_model(
         diags,
         call_stack: Vec::new(),
         dilation_run: Vec::new(),
+        steps: 0,
+        checked_diags: 0,
+        seen: HashSet::new(),
     };
     let mut frame = Frame {
         env: Env::new(),
@@ -154,6 +173,7 @@ pub fn elaborate_model(
         }
         Err(Abort) => input,
     };
+    e.dedupe_diagnostics();
     if out == input && !e.diags.has_errors() {
         e.diags.push(
             Diagnostic::error(
@@ -228,6 +248,54 @@ impl<'a, 'd> Elab<'a, 'd> {
         Some(s)
     }
 
+    /// Counts one step against [`MAX_STEPS`], drops the diagnostics reported since the last
+    /// step that repeat an earlier one, and stops the model at either budget.
+    fn step(&mut self, span: Span) -> Result<(), Abort> {
+        self.steps += 1;
+        self.dedupe_diagnostics();
+        if self.steps > MAX_STEPS {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_large",
+                    format!("the model takes more than {MAX_STEPS} elaboration steps"),
+                )
+                .label(span, "the limit was reached here")
+                .help("check repeat counts: nested repeats multiply"),
+            );
+            return Err(Abort);
+        }
+        if self.diags.0.len() >= MAX_DIAGNOSTICS {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_many_errors",
+                    format!("more than {MAX_DIAGNOSTICS} diagnostics; elaboration stopped"),
+                )
+                .label(span, "stopped here")
+                .help("fix the first errors and check again"),
+            );
+            return Err(Abort);
+        }
+        Ok(())
+    }
+
+    fn dedupe_diagnostics(&mut self) {
+        if self.diags.0.len() <= self.checked_diags {
+            return;
+        }
+        let new = self.diags.0.split_off(self.checked_diags);
+        for d in new {
+            let key = (
+                d.code,
+                d.labels.iter().map(|l| l.span).collect(),
+                d.message.clone(),
+            );
+            if self.seen.insert(key) {
+                self.diags.0.push(d);
+            }
+        }
+        self.checked_diags = self.diags.0.len();
+    }
+
     fn report_eval(&mut self, e: EvalError) {
         if let EvalError::Diag(d) = e {
             self.diags.push(*d);
@@ -254,6 +322,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         frame: &mut Frame,
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
+        self.step(stmt.span)?;
         let out = match &stmt.kind {
             StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
             StmtKind::Repeat(r) => self.repeat(r, stmt.span, cur, frame, scope)?,
@@ -423,10 +492,16 @@ impl<'a, 'd> Elab<'a, 'd> {
         let _ = span;
         let mut cur = cur;
         for i in from..to {
+            self.step(count_span)?;
             if let Some(var) = &r.var {
                 frame.env.set(&var.name, Value::Int(i));
             }
             cur = self.body(&r.body, cur, frame, scope)?;
+            if cur.shape.is_none() {
+                // After an error the tensor stays unknown: later iterations could only
+                // repeat the same mistakes (at a cost: `repeat 1000000 { typo }`).
+                break;
+            }
         }
         if let Some(var) = &r.var {
             frame.env.remove(&var.name);

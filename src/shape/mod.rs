@@ -49,11 +49,19 @@ impl CheckedModel {
     }
 
     pub fn total_params(&self) -> u64 {
-        self.graph.graph.node_weights().map(|n| n.params).sum()
+        // Saturating: each layer's count fits in u64, but 2,000,000 of them need not.
+        self.graph
+            .graph
+            .node_weights()
+            .fold(0, |total, n| total.saturating_add(n.params))
     }
 
     pub fn total_macs(&self) -> u64 {
-        self.graph.graph.node_weights().map(|n| n.macs).sum()
+        // Saturating: each layer's count fits in u64, but 2,000,000 of them need not.
+        self.graph
+            .graph
+            .node_weights()
+            .fold(0, |total, n| total.saturating_add(n.macs))
     }
 
     /// Layers in topological order, the input excluded.

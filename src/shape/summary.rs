@@ -49,15 +49,15 @@ pub fn summarize(model: &CheckedModel) -> Summary {
         .layers()
         .into_iter()
         .map(|ix| model.shape(ix).elements())
-        .sum();
+        .fold(0, u64::saturating_add);
     Summary {
         model: model.name.clone(),
         input: model.input_shape().0.clone(),
         output: model.output_shape().0.clone(),
         params: model.total_params(),
         macs: model.total_macs(),
-        param_bytes: model.total_params() * BYTES_PER_ELEMENT,
-        activation_bytes: activation_elements * BYTES_PER_ELEMENT,
+        param_bytes: model.total_params().saturating_mul(BYTES_PER_ELEMENT),
+        activation_bytes: activation_elements.saturating_mul(BYTES_PER_ELEMENT),
         layers,
     }
 }

@@ -1,0 +1,309 @@
+//! Hostile inputs and outputs through the real binary: unwritable outputs leave nothing
+//! behind, huge programs end in a diagnostic rather than a hang or a memory blow-up, and
+//! every documented exit code (README.md, "Exit codes") comes from a real invocation.
+//! (tests/cli.rs covers missing, non-UTF-8, oversized and empty files, deep nesting, 1,000
+//! nested block calls and overflow.)
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A hang guard, not a timing assertion: a run that takes this long is stuck.
+const HANG: Duration = Duration::from_secs(120);
+
+/// Runs `cnnc` with `args` (and extra environment), killing it after [`HANG`].
+fn cnnc_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut b).unwrap();
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut b).unwrap();
+        b
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > HANG {
+            child.kill().unwrap();
+            panic!("cnnc {args:?} ran for more than {HANG:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+fn cnnc(args: &[&str]) -> Output {
+    cnnc_env(args, &[])
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_check_fails_with(text: &str, code: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "m.cnn", text);
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(code), "expected {code}: {}", stderr(&o));
+    o
+}
+
+// ---- outputs that cannot be written -----------------------------------------------------
+
+#[test]
+fn export_to_a_missing_folder_exits_2_and_writes_nothing() {
+    let o = cnnc(&[
+        "export",
+        "models/lenet.cnn",
+        "-o",
+        "/nonexistent/dir/x.onnx",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/dir/x.onnx"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!Path::new("/nonexistent").exists());
+}
+
+#[test]
+fn export_under_a_file_exits_2_and_leaves_the_folder_as_it_was() {
+    // `notes.txt/x.onnx`: the parent is a file (unwritable even for root).
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "notes.txt", "not a folder");
+    let before = listing(dir.path());
+    let out = dir.path().join("notes.txt/x.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(listing(dir.path()), before);
+}
+
+#[test]
+fn export_onto_a_folder_exits_2_and_leaves_no_temporary_file() {
+    // The temporary file is created beside the target; the final rename fails.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("x.onnx")).unwrap();
+    let before = listing(dir.path());
+    let out = dir.path().join("x.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        listing(dir.path()),
+        before,
+        "a temporary file was left behind"
+    );
+    assert!(listing(&out).is_empty());
+}
+
+#[test]
+fn export_into_a_read_only_folder_exits_2_and_writes_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root ignores permissions: then there is nothing to test.
+    if std::fs::write(ro.join("probe"), b"").is_ok() {
+        std::fs::remove_file(ro.join("probe")).unwrap();
+        eprintln!("skipped: this user can write into a 0o555 folder (root)");
+        return;
+    }
+    let out = ro.join("x.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", out.to_str().unwrap()]);
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(listing(&ro).is_empty(), "{:?}", listing(&ro));
+}
+
+// ---- programs that expand without bound -------------------------------------------------
+
+#[test]
+fn a_huge_repeat_count_is_a_diagnostic() {
+    assert_check_fails_with(
+        "model M(input: [4]) { repeat 9223372036854775807 { relu } }",
+        "cnnc::elab::too_large",
+    );
+}
+
+#[test]
+fn nested_repeats_multiply_into_the_node_limit() {
+    // 10^9 layers: stopped at 2,000,000.
+    let o = assert_check_fails_with(
+        "model M(input: [4]) { repeat 1000 { repeat 1000 { repeat 1000 { relu } } } }",
+        "cnnc::elab::too_large",
+    );
+    assert!(
+        stderr(&o).contains("more than 2000000 layers"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn nested_repeats_that_add_no_layer_end_by_the_step_budget() {
+    // Never meets the node limit: 10^18 iterations without the step budget.
+    for body in ["", "if false { relu }", "repeat 0 { relu }"] {
+        let text = format!(
+            "model M(input: [4]) {{ relu repeat 1000000 {{ repeat 1000000 {{ repeat 1000000 {{ {body} }} }} }} }}"
+        );
+        let o = assert_check_fails_with(&text, "cnnc::elab::too_large");
+        assert!(stderr(&o).contains("elaboration steps"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn an_error_in_nested_repeats_is_reported_once() {
+    let o = assert_check_fails_with(
+        "model M(input: [4]) { repeat 1000000 { repeat 1000000 { relu_ } } }",
+        "cnnc::elab::unknown_layer",
+    );
+    assert!(
+        stderr(&o).contains("1 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn distinct_errors_stop_after_a_thousand() {
+    // Each iteration's assertion fails with another shape.
+    let o = assert_check_fails_with(
+        "model M(input: [4]) { repeat 1000000 { linear(in.f + 1) : [1] } }",
+        "cnnc::elab::too_many_errors",
+    );
+    assert!(
+        stderr(&o).contains("1001 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_chain_of_100_000_blocks_stops_at_the_call_depth_limit() {
+    let mut text = String::new();
+    for i in 0..100_000 {
+        text.push_str(&format!("block b{i}() {{ b{}() }}\n", i + 1));
+    }
+    text.push_str("block b100000() { relu }\nmodel M(input: [4]) { b0() }\n");
+    let o = assert_check_fails_with(&text, "cnnc::elab::too_deep");
+    assert!(
+        stderr(&o).contains("1 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_expression_with_100_000_operators_is_a_diagnostic() {
+    // The parser folds `1+1+…` into a tree 100,000 deep; it stops at its depth limit
+    // rather than letting evaluation (or dropping the tree) overflow the stack.
+    for op in ["+", "*", "-", "and"] {
+        let terms = vec!["1"; 100_001].join(&format!(" {op} "));
+        let text = format!("model M(input: [4]) {{ linear({terms}) }}");
+        assert_check_fails_with(&text, "cnnc::syntax::too_deep");
+    }
+}
+
+#[test]
+fn a_line_of_100_000_layers_checks() {
+    // (1,000,000 also checks, in about 6 s and 600 MB in a debug build.)
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "model M(input: [4]) {{ {} }}",
+        vec!["relu"; 100_000].join(" ")
+    );
+    let f = write(dir.path(), "line.cnn", &text);
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn a_device_as_a_used_file_is_read_with_the_size_limit() {
+    // The metadata says 0 bytes; /dev/zero never ends.
+    let o = assert_check_fails_with(
+        "use \"/dev/zero\"\nmodel M(input: [4]) { linear(2) }",
+        "cnnc::syntax::use_not_found",
+    );
+    assert!(stderr(&o).contains("at most"), "{}", stderr(&o));
+    let o = cnnc(&["check", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn a_model_whose_totals_overflow_summarizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "huge.cnn",
+        "model M(input: [2000000000]) { repeat 5 { linear(2000000000) } }",
+    );
+    let o = cnnc(&["summary", &f, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["params"].as_u64(), Some(u64::MAX), "saturated");
+}
+
+// ---- exit codes ------------------------------------------------------------------------
+
+#[test]
+fn every_documented_exit_code_has_a_real_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "bad.cnn", "model M(input: [4]) { linear(0) }");
+    // 0: success.
+    assert_eq!(cnnc(&["check", "models/lenet.cnn"]).status.code(), Some(0));
+    // 1: the input has errors.
+    let o = cnnc(&["check", "--format", "json", &bad]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["severity"], "error");
+    // 2: usage (unknown flag) and I/O (missing file).
+    assert_eq!(cnnc(&["check", "--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(cnnc(&["check", "no/such.cnn"]).status.code(), Some(2));
+    // 3: ONNX Runtime missing, whatever this machine has installed.
+    let missing = dir.path().join("nowhere/libonnxruntime.so");
+    let o = cnnc_env(
+        &["doctor"],
+        &[("ORT_DYLIB_PATH", missing.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
