@@ -307,3 +307,31 @@ fn every_documented_exit_code_has_a_real_invocation() {
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
+
+#[test]
+fn weights_beyond_memory_are_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("huge.cnn");
+    // 10^12 parameters: 4 TB of float32.
+    std::fs::write(&src, "model M(input: [1000000]) { linear(1000000) }\n").unwrap();
+    let out = dir.path().join("huge.onnx");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .arg("export")
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot allocate"));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing but the source"
+    );
+}

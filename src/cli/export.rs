@@ -113,7 +113,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
                 InitArg::Xavier => Init::Xavier,
                 InitArg::Kaiming => Init::Kaiming,
             };
-            onnx::initialize(model, init, a.seed.unwrap_or(0))
+            match onnx::weights::try_initialize(model, init, a.seed.unwrap_or(0)) {
+                Ok(w) => w,
+                Err(e) => return fail(EXIT_USAGE, e),
+            }
         }
     };
     let training = a.grad || a.train;

@@ -142,7 +142,8 @@ fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
     let model = compilation
         .model(model_name)
         .map_err(|m| Failure(EXIT_USAGE, m))?;
-    let weights = cnnc::onnx::initialize(model, cnnc::onnx::Init::Default, 0);
+    let weights = cnnc::onnx::weights::try_initialize(model, cnnc::onnx::Init::Default, 0)
+        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))?;
     cnnc::onnx::export_bytes(
         model,
         &compilation.sources,

@@ -249,6 +249,12 @@ pub enum Init {
 /// its shape: adding another layer does not change them. Batch norm: scale 1, shift 0,
 /// running mean 0, running variance 1.
 pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
+    try_initialize(model, init, seed).expect("the weights fit in memory")
+}
+
+/// [`initialize`], or [`OutOfMemory`] when the weights cannot be allocated (a model of tens
+/// of gigabytes), instead of aborting the process.
+pub fn try_initialize(model: &CheckedModel, init: Init, seed: u64) -> Result<Weights, OutOfMemory> {
     let specs = parameter_specs(model);
     // Each parameter has its own random stream, so the tensors can be drawn in parallel; the
     // result does not depend on the number of threads.
@@ -265,7 +271,7 @@ pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
             chunk += 1;
         }
     }
-    let drawn: Vec<Vec<(String, Tensor)>> = std::thread::scope(|scope| {
+    let drawn: Vec<Result<Vec<(String, Tensor)>, OutOfMemory>> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|specs| {
@@ -273,16 +279,14 @@ pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
                     specs
                         .into_iter()
                         .map(|spec| {
-                            let data = draw(&spec, init, seed);
-                            (
-                                spec.name,
-                                Tensor {
-                                    dims: spec.dims,
-                                    data,
-                                },
-                            )
+                            let data = draw(&spec, init, seed)?;
+                            let tensor = Tensor {
+                                dims: spec.dims,
+                                data,
+                            };
+                            Ok((spec.name, tensor))
                         })
-                        .collect()
+                        .collect::<Result<Vec<_>, OutOfMemory>>()
                 })
             })
             .collect();
@@ -292,19 +296,49 @@ pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
             .collect()
     });
     let mut w = Weights::new();
-    for (name, tensor) in drawn.into_iter().flatten() {
-        w.insert(name, tensor);
+    for chunk in drawn {
+        for (name, tensor) in chunk? {
+            w.insert(name, tensor);
+        }
     }
-    w
+    Ok(w)
+}
+
+/// The weights of a model do not fit in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfMemory {
+    pub bytes: u64,
+}
+
+impl fmt::Display for OutOfMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot allocate {} bytes for the weights: the model is too large for this machine's memory",
+            self.bytes
+        )
+    }
+}
+
+impl std::error::Error for OutOfMemory {}
+
+/// A zeroed buffer of `n` values, or [`OutOfMemory`].
+fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, OutOfMemory> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| OutOfMemory {
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    })?;
+    v.resize(n, value);
+    Ok(v)
 }
 
 /// The initial values of one parameter.
-fn draw(spec: &ParamSpec, init: Init, seed: u64) -> Vec<f32> {
+fn draw(spec: &ParamSpec, init: Init, seed: u64) -> Result<Vec<f32>, OutOfMemory> {
     let n = spec.elements();
     match spec.kind {
-        ParamKind::BnScale | ParamKind::RunningVar => vec![1.0; n],
-        ParamKind::BnShift | ParamKind::RunningMean => vec![0.0; n],
-        ParamKind::Bias if init != Init::Default => vec![0.0; n],
+        ParamKind::BnScale | ParamKind::RunningVar => try_filled(n, 1.0),
+        ParamKind::BnShift | ParamKind::RunningMean => try_filled(n, 0.0),
+        ParamKind::Bias if init != Init::Default => try_filled(n, 0.0),
         ParamKind::Bias | ParamKind::Weight => {
             let (fi, fo) = (spec.fan_in as f64, spec.fan_out as f64);
             let bound = match (spec.kind, init) {
@@ -328,18 +362,16 @@ fn param_rng(seed: u64, name: &str) -> ChaCha8Rng {
 
 /// `n` draws from U(−bound, bound): 24 random bits per value, so the stream is fixed by
 /// ChaCha alone (independent of `rand`'s distribution code).
-fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Vec<f32> {
+fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Result<Vec<f32>, OutOfMemory> {
     // The stream's u32s in bulk (the same values `next_u32` would give, little-endian).
-    let mut bytes = vec![0u8; n * 4];
+    let mut bytes = try_filled(n.saturating_mul(4), 0u8)?;
     rng.fill_bytes(&mut bytes);
-    bytes
-        .chunks_exact(4)
-        .map(|b| {
-            let u =
-                (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8) as f32 * (1.0 / 16_777_216.0);
-            (2.0 * u - 1.0) * bound
-        })
-        .collect()
+    let mut out = try_filled(n, 0f32)?;
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+        let u = (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8) as f32 * (1.0 / 16_777_216.0);
+        *o = (2.0 * u - 1.0) * bound;
+    }
+    Ok(out)
 }
 
 /// One way a weights file fails to match the model.
