@@ -739,21 +739,25 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         self.track_dilation(&op, call.span);
         let name = scope.fresh(spec.name);
-        let node = self.add_node(name, op, call.span, vec![cur.node])?;
-        let Some(shape) = &cur.shape else {
+        self.add_unary(name, op, call.span, &cur)
+    }
+
+    /// Adds a node with one input and infers its shape, reporting a rule error at `span`.
+    fn add_unary(&mut self, name: String, op: Op, span: Span, input: &Cur) -> Result<Cur, Abort> {
+        let node = self.add_node(name, op, span, vec![input.node])?;
+        let Some(shape) = &input.shape else {
             return Ok(Cur { node, shape: None });
         };
-        let result = rules::infer(&self.graph[node].op, &[shape]);
-        match result {
+        match rules::infer(&self.graph[node].op, &[shape]) {
             Ok(inf) => {
-                self.set_inferred(node, inf, call.span);
+                self.set_inferred(node, inf, span);
                 Ok(Cur {
                     node,
                     shape: self.graph[node].shape.clone(),
                 })
             }
             Err(e) => {
-                self.push_rule_error(e, call.span, shape);
+                self.push_rule_error(e, span, shape);
                 Ok(Cur { node, shape: None })
             }
         }
@@ -826,23 +830,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             None => return Ok(unknown(cur)),
         };
         let name = scope.fresh("crop");
-        let node = self.add_node(name, Op::Crop { size }, call.span, vec![tensor.node])?;
-        let Some(shape) = &tensor.shape else {
-            return Ok(Cur { node, shape: None });
-        };
-        match rules::infer(&Op::Crop { size }, &[shape]) {
-            Ok(inf) => {
-                self.set_inferred(node, inf, call.span);
-                Ok(Cur {
-                    node,
-                    shape: self.graph[node].shape.clone(),
-                })
-            }
-            Err(e) => {
-                self.push_rule_error(e, call.span, shape);
-                Ok(Cur { node, shape: None })
-            }
-        }
+        self.add_unary(name, Op::Crop { size }, call.span, &tensor)
     }
 
     fn block_call(
