@@ -2,33 +2,17 @@
 //! f32/i64 run that training uses, and the errors for inputs that do not fit. Models come from
 //! tests/python/rt_make_models.py; a machine without python3+onnx+numpy skips with a reason.
 
+mod common;
+
 use cnnc::runtime::{
     Device, Dim, ElementType, Input, OutputData, Runtime, RuntimeError, CUDA_PROVIDER,
 };
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 fn fixtures() -> Option<&'static Path> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime_api");
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rt_make_models.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .map_err(|e| format!("python3 cannot be started: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "python3 {} failed (needs onnx and numpy): {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(dir)
-    });
+    let dir = DIR.get_or_init(|| common::make_runtime_fixtures("runtime_api"));
     match dir {
         Ok(d) => Some(d),
         Err(why) => {

@@ -2,6 +2,8 @@
 //! .npy inputs written by tests/python/rt_make_models.py (onnx.helper and numpy, independent of
 //! cnnc's exporter). A machine without python3+onnx+numpy skips with a printed reason.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -10,24 +12,7 @@ use std::sync::OnceLock;
 /// with onnx and numpy is missing.
 fn fixtures() -> Option<&'static Path> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("runtime_cli");
-        let _ = std::fs::remove_dir_all(&dir);
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rt_make_models.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .map_err(|e| format!("python3 cannot be started: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "python3 {} failed (needs onnx and numpy): {}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(dir)
-    });
+    let dir = DIR.get_or_init(|| common::make_runtime_fixtures("runtime_cli"));
     match dir {
         Ok(d) => Some(d),
         Err(why) => {

@@ -1,0 +1,27 @@
+//! Helpers shared by integration tests (each test binary includes the ones it uses).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs tests/python/rt_make_models.py into `CARGO_TARGET_TMPDIR/<name>`: ONNX models and .npy
+/// inputs written with onnx.helper and numpy, independent of cnnc's exporter. `Err` says why
+/// (python3, onnx or numpy missing).
+pub fn make_runtime_fixtures(name: &str) -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/rt_make_models.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&dir)
+        .output()
+        .map_err(|e| format!("python3 cannot be started: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "python3 {} failed (needs onnx and numpy): {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(dir)
+}
