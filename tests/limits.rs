@@ -335,3 +335,40 @@ fn weights_beyond_memory_are_an_error_not_an_abort() {
         "nothing but the source"
     );
 }
+
+#[test]
+fn training_weights_beyond_memory_are_an_error_not_an_abort() {
+    if !Path::new("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists() {
+        println!("skipped: Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("huge.cnn");
+    // 10^12 parameters: 4 TB of float32.
+    std::fs::write(
+        &src,
+        "model M(input: [1, 28, 28]) { flatten linear(1000000) linear(1000000) linear(10) }\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args([
+            "train",
+            src.to_str().unwrap(),
+            "--data",
+            "fashion-mnist",
+            "--epochs",
+            "1",
+        ])
+        .args(["--limit-train", "256", "--limit-test", "256"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot allocate"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing but the source"
+    );
+}

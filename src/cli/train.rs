@@ -214,6 +214,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return train_fail(&e),
         };
+    // Parameters, gradients and up to two optimizer states: fail before ONNX Runtime starts.
+    if let Err(e) = cnnc::onnx::weights::check_fits_in_memory(model, 4) {
+        return fail(
+            EXIT_USAGE,
+            format!("{e}\n  help: train a smaller model, or on a machine with more memory"),
+        );
+    }
     let optimizer = a.optimizer.build(a.momentum, a.weight_decay);
     let device: Device = a.device.into();
     let mut sessions = match train::sessions(model, &compilation.sources, &optimizer, device) {

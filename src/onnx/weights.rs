@@ -304,6 +304,20 @@ pub fn try_initialize(model: &CheckedModel, init: Init, seed: u64) -> Result<Wei
     Ok(w)
 }
 
+/// Whether the model's weights (times `copies`: optimizer state, gradients) can be allocated,
+/// tried without touching the memory, so a command fails early and clearly on a model of tens
+/// of gigabytes.
+pub fn check_fits_in_memory(model: &CheckedModel, copies: u64) -> Result<(), OutOfMemory> {
+    let bytes = model
+        .total_params()
+        .saturating_mul(4)
+        .saturating_mul(copies);
+    let too_large = OutOfMemory { bytes };
+    let len = usize::try_from(bytes).map_err(|_| too_large)?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(len).map_err(|_| too_large)
+}
+
 /// The weights of a model do not fit in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfMemory {

@@ -11,7 +11,7 @@ use super::checkpoint::{Checkpoint, CheckpointError};
 use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
-use crate::onnx::{initialize, Init, Tensor, Weights};
+use crate::onnx::{Init, Tensor, Weights};
 use crate::runtime::{Device, Input, OutputData, Runtime, RuntimeError, Session};
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
@@ -303,8 +303,18 @@ fn checkpoint_name(c: &Carried) -> String {
 }
 
 impl State {
-    fn fresh(model: &CheckedModel, carried: Vec<Carried>, config: &TrainConfig) -> State {
-        let w = initialize(model, config.init, config.seed);
+    fn fresh(
+        model: &CheckedModel,
+        carried: Vec<Carried>,
+        config: &TrainConfig,
+    ) -> Result<State, TrainError> {
+        let w =
+            crate::onnx::weights::try_initialize(model, config.init, config.seed).map_err(|e| {
+                TrainError::Mismatch {
+                    message: e.to_string(),
+                    help: Some("train a smaller model, or on a machine with more memory".into()),
+                }
+            })?;
         let values = carried
             .iter()
             .map(|c| match c.kind {
@@ -316,13 +326,13 @@ impl State {
                 CarriedKind::State { .. } => vec![0.0; c.dims.iter().product()],
             })
             .collect();
-        State {
+        Ok(State {
             carried,
             values,
             epoch: 0,
             step: 0,
             seed: config.seed,
-        }
+        })
     }
 
     fn from_checkpoint(
@@ -467,7 +477,7 @@ pub fn train(
                 help: None,
             })
         }
-        _ => State::fresh(model, sessions.carried.clone(), config),
+        _ => State::fresh(model, sessions.carried.clone(), config)?,
     };
     let resumed_from = config.resume.then_some((state.epoch, state.step));
     let steps_per_epoch = n_train.div_ceil(config.batch_size);
