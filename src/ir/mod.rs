@@ -99,9 +99,13 @@ impl Graph {
         edges.into_iter().map(|(_, n)| n).collect()
     }
 
-    /// Nodes in a topological order (inputs before users). The graph is acyclic by
-    /// construction: elaboration only adds edges from existing nodes to a new one.
+    /// Nodes in creation order: source order, and a topological order (inputs before
+    /// users), because elaboration only adds edges from existing nodes to the one it creates.
     pub fn topo_order(&self) -> Vec<NodeIndex> {
-        petgraph::algo::toposort(&self.graph, None).expect("elaboration only builds acyclic graphs")
+        debug_assert!(self
+            .graph
+            .edge_indices()
+            .all(|e| self.graph.edge_endpoints(e).is_some_and(|(a, b)| a < b)));
+        self.graph.node_indices().collect()
     }
 }
