@@ -133,6 +133,17 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
         for item in &main_ast.items {
             if let ast::Item::Model(m) = item {
+                if model_names.contains(&m.name.name) {
+                    diagnostics.push(
+                        Diagnostic::error(
+                            "cnnc::elab::duplicate_definition",
+                            format!("model `{}` is defined twice", m.name.name),
+                        )
+                        .label(m.name.span, "defined again here")
+                        .help("rename one of them; `--model NAME` picks a model by name"),
+                    );
+                    continue;
+                }
                 model_names.push(m.name.name.clone());
                 let mut model_diags = Diagnostics::new();
                 let graph = elaborate::elaborate_model(m, &defs, &mut model_diags);

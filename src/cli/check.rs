@@ -18,6 +18,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
     let mut io_failure = false;
+    let mut unreadable = 0;
     let mut json = Vec::new();
     for path in &args.files {
         match cnnc::compile_file(path) {
@@ -50,6 +51,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             }
             Err(e) => {
                 io_failure = true;
+                unreadable += 1;
                 match args.format {
                     Format::Text => eprintln!("error: {e}"),
                     Format::Json => json.push(cnnc::diag::JsonDiagnostic::io(&e)),
@@ -63,8 +65,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
             serde_json::to_string_pretty(&json).expect("diagnostics serialize")
         ),
         Format::Text if args.files.len() > 1 || errors + warnings > 0 => {
+            let unread = if unreadable > 0 {
+                format!(", {unreadable} of them could not be read")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "{errors} error(s), {warnings} warning(s) in {} file(s)",
+                "{errors} error(s), {warnings} warning(s) in {} file(s){unread}",
                 args.files.len()
             )
         }

@@ -914,6 +914,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                 },
             };
             match eval(&arg.value, &frame.env, cur.shape.as_ref()) {
+                Ok(_) if bound[slot].is_some() => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_count",
+                            format!(
+                                "argument `{}` of block `{name}` is given twice",
+                                block.params[slot].name.name
+                            ),
+                        )
+                        .label(arg.span, "given again here")
+                        .help(block_signature(block)),
+                    );
+                    ok = false;
+                }
                 Ok(v) => bound[slot] = Some(v),
                 Err(e) => {
                     self.report_eval(e);
@@ -921,6 +935,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
             }
         }
+        let mut missing: Vec<&ast::Param> = Vec::new();
         for (i, p) in block.params.iter().enumerate() {
             let v = match bound[i].take() {
                 Some(v) => v,
@@ -934,24 +949,29 @@ impl<'a, 'd> Elab<'a, 'd> {
                         }
                     },
                     None => {
-                        if ok {
-                            self.diags.push(
-                                Diagnostic::error(
-                                    "cnnc::elab::argument_count",
-                                    format!("block `{name}` needs an argument `{}`", p.name.name),
-                                )
-                                .label(call.span, "missing here")
-                                .label(p.name.span, "parameter declared here"),
-                            );
-                        }
-                        ok = false;
+                        missing.push(p);
                         continue;
                     }
                 },
             };
             env.set(&p.name.name, v);
         }
-        if !ok {
+        if !missing.is_empty() && ok {
+            let names: Vec<String> = missing
+                .iter()
+                .map(|p| format!("`{}`", p.name.name))
+                .collect();
+            let mut d = Diagnostic::error(
+                "cnnc::elab::argument_count",
+                format!("block `{name}` needs {}", names.join(" and ")),
+            )
+            .label(call.span, format!("missing {}", names.join(", ")));
+            for p in &missing {
+                d = d.label(p.name.span, "parameter declared here");
+            }
+            self.diags.push(d.help(block_signature(block)));
+        }
+        if !ok || !missing.is_empty() {
             return Ok(unknown(cur));
         }
         self.call_stack.push((name, call.span));
@@ -960,8 +980,22 @@ impl<'a, 'd> Elab<'a, 'd> {
             tensors: HashMap::new(),
         };
         let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
+        let before = self.diags.0.len();
         let out = self.body(&block.body, cur, &mut inner, &mut sub);
         self.call_stack.pop();
+        // Point every error from inside the block at the call that expanded it.
+        for d in &mut self.diags.0[before..] {
+            let own_labels = matches!(
+                d.code,
+                "cnnc::elab::too_many_errors" | "cnnc::elab::recursive_block"
+            );
+            if d.is_error() && !own_labels {
+                d.labels.push(crate::diag::Label {
+                    span: call.span,
+                    text: format!("in this call of `{name}`"),
+                });
+            }
+        }
         out
     }
 
@@ -1033,4 +1067,21 @@ fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
             body.channels()
         ),
     }
+}
+
+/// `block NAME(a, b, c=…)`, for help lines.
+fn block_signature(block: &ast::BlockDef) -> String {
+    let params: Vec<String> = block
+        .params
+        .iter()
+        .map(|p| match p.default {
+            Some(_) => format!("{}=…", p.name.name),
+            None => p.name.name.clone(),
+        })
+        .collect();
+    format!(
+        "the signature is {}({})",
+        block.name.name,
+        params.join(", ")
+    )
 }

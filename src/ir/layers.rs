@@ -405,6 +405,20 @@ fn bind(
     };
     for arg in &call.args {
         let index = match &arg.name {
+            // `BatchNorm2d(16)` habit: the feature count is inferred, eps and momentum are
+            // named only, so `batchnorm(16)` cannot silently mean eps=16.
+            None if spec.name == "batchnorm" => {
+                diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_count",
+                        "`batchnorm` takes no positional arguments",
+                    )
+                    .label(arg.span, "this argument")
+                    .help("cnnc infers the number of features from the incoming tensor; write `batchnorm`, or name the options: `batchnorm(eps=1e-3, momentum=0.1)`"),
+                );
+                ok = false;
+                continue;
+            }
             None => {
                 positional += 1;
                 if positional > spec.params.len() {

@@ -78,13 +78,20 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
         ExprKind::Same => Ok(Value::Same),
         ExprKind::Var(name) => env.get(name).cloned().ok_or_else(|| {
             let names: Vec<&str> = env.vars.keys().map(String::as_str).collect();
-            let help = match did_you_mean(name, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if names.is_empty() => {
-                    "no variables are in scope here; block parameters and repeat variables are"
+            let literal = match name.as_str() {
+                "True" | "False" => Some(format!("booleans are written `{}`", name.to_lowercase())),
+                "valid" => Some("for no padding write `pad=0`".to_string()),
+                "None" => Some("leave the argument out to get its default".to_string()),
+                _ => None,
+            };
+            let help = match (literal, did_you_mean(name, names.iter().copied())) {
+                (Some(h), _) => h,
+                (None, Some(s)) => format!("did you mean `{s}`?"),
+                (None, None) if names.is_empty() => {
+                    "no variables are in scope here: only block parameters and repeat variables are variables"
                         .into()
                 }
-                None => format!("the variables in scope are: {}", names.join(", ")),
+                (None, None) => format!("the variables in scope are: {}", names.join(", ")),
             };
             fail_help(
                 "cnnc::elab::unknown_variable",
@@ -173,7 +180,7 @@ fn in_query(q: &str, e: &Expr, incoming: Option<&Shape>) -> Result<Value, EvalEr
         return Err(EvalError::Unknown);
     };
     let dim = match (q, s.dims()) {
-        ("c", [c, _, _]) | ("f", [c]) | ("c", [c]) => Some(*c),
+        ("c", [c, _, _]) | ("f", [c]) => Some(*c),
         ("h", [_, h, _]) | ("w", [_, _, h]) => Some(*h),
         ("rank", d) => Some(d.len() as u64),
         _ => None,
@@ -220,7 +227,8 @@ fn binary(
                 format!("division by zero in `{}`", op.symbol()),
                 e,
                 "the divisor is 0 here",
-                "check the block's arguments: the right-hand side evaluates to 0".into(),
+                "the right-hand side evaluates to 0 here; check the values it is computed from"
+                    .into(),
             )),
             // Floor division and modulo, as in Python (and the notes).
             Div => x
