@@ -62,3 +62,13 @@ pub fn compile_one(path: &Path, model: Option<&str>) -> Result<(Compilation, usi
         .expect("model is in the list");
     Ok((c, index))
 }
+
+/// clap value parser: a finite number ≥ 0 (momentum, weight decay).
+pub fn non_negative(s: &str) -> Result<f32, String> {
+    let x: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("must be a finite number ≥ 0, got {s}"))
+    }
+}

@@ -29,9 +29,9 @@ pub struct ExportArgs {
     /// Which model of the file (needed when it defines several).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// ONNX opset, 17 to 21.
-    #[arg(long, value_name = "N", default_value_t = onnx::DEFAULT_OPSET)]
-    pub opset: i64,
+    /// ONNX opset, 17 to 21 [default: 17; training graphs: 18].
+    #[arg(long, value_name = "N")]
+    pub opset: Option<i64>,
     /// Seed of the random initial weights.
     #[arg(long, value_name = "S", conflicts_with = "weights")]
     pub seed: Option<u64>,
@@ -53,10 +53,10 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "sgd", requires = "train")]
     pub optimizer: OptimizerArg,
     /// SGD momentum of the step graph (with --train).
-    #[arg(long, value_name = "M", default_value_t = 0.0, requires = "train")]
+    #[arg(long, value_name = "M", default_value_t = 0.0, requires = "train", value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub momentum: f32,
     /// Weight decay of the step graph (with --train).
-    #[arg(long, value_name = "W", default_value_t = 0.0, requires = "train")]
+    #[arg(long, value_name = "W", default_value_t = 0.0, requires = "train", value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
 }
 
@@ -82,7 +82,8 @@ impl OptimizerArg {
 
 pub fn run(a: ExportArgs) -> ExitCode {
     let start = Instant::now();
-    if let Err(e) = onnx::ir_version(a.opset) {
+    let opset = a.opset.unwrap_or(onnx::DEFAULT_OPSET);
+    if let Err(e) = onnx::ir_version(opset) {
         return fail(EXIT_USAGE, e);
     }
     let compilation = match cnnc::compile_file(&a.file) {
@@ -120,14 +121,14 @@ pub fn run(a: ExportArgs) -> ExitCode {
         }
     };
     let training = a.grad || a.train;
-    if training && a.opset != onnx::DEFAULT_OPSET && a.opset != TRAIN_OPSET {
+    if training && a.opset.is_some_and(|o| o != TRAIN_OPSET) {
         return fail(
             EXIT_USAGE,
             format!("training graphs are written with opset {TRAIN_OPSET}; leave out --opset"),
         );
     }
     let options = ExportOptions {
-        opset: if training { TRAIN_OPSET } else { a.opset },
+        opset: if training { TRAIN_OPSET } else { opset },
         ..Default::default()
     };
     let built = if a.grad {

@@ -45,10 +45,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LR")]
     pub lr: Option<f32>,
     /// SGD momentum (PyTorch semantics).
-    #[arg(long, value_name = "M", default_value_t = 0.0)]
+    #[arg(long, value_name = "M", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub momentum: f32,
     /// L2 weight decay added to the gradient (PyTorch's `weight_decay`).
-    #[arg(long, value_name = "W", default_value_t = 0.0)]
+    #[arg(long, value_name = "W", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// Seed of the initial weights and the data order.
     #[arg(long, value_name = "S", default_value_t = 0)]
