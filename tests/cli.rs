@@ -230,3 +230,35 @@ fn help_lists_the_subcommands() {
     let o = cnnc(&["check"]);
     assert_eq!(o.status.code(), Some(2), "a usage error exits 2");
 }
+
+#[test]
+fn optimizer_values_and_training_opsets_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.onnx").display().to_string();
+    let o = cnnc(&[
+        "export",
+        "models/lenet.cnn",
+        "--train",
+        "--momentum=-1",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("≥ 0"), "{}", stderr(&o));
+    let o = cnnc(&[
+        "export",
+        "models/lenet.cnn",
+        "--grad",
+        "--opset",
+        "17",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("opset 18"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
