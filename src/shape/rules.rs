@@ -187,7 +187,7 @@ fn window_spatial(
                 let span = d.saturating_mul(k.saturating_sub(1)).saturating_add(1);
                 let padded = n.saturating_add(pb).saturating_add(pe);
                 let window = if d > 1 {
-                    format!("kernel {k} with dilation {d} spans {span}")
+                    format!("kernel {k} (with dilation {d}, a window of {span})")
                 } else {
                     format!("kernel {k}")
                 };
@@ -203,11 +203,20 @@ fn window_spatial(
                         AXES[a]
                     ),
                 )
-                .help(format!(
-                    "the output {} would be zero or negative: use a kernel of at most {padded}, pad by {} more, or remove a downsampling layer before this one",
-                    AXES[a],
-                    span - padded
-                )));
+                .help({
+                    let deficit = span - padded;
+                    let per_side = deficit.div_ceil(2);
+                    let fix = if d > 1 {
+                        let max_d = if k > 1 { (padded - 1) / (k - 1) } else { d };
+                        format!("use a dilation of at most {max_d}")
+                    } else {
+                        format!("use a kernel of at most {padded}")
+                    };
+                    format!(
+                        "the output {} would be zero or negative: {fix}, pad each side by {per_side} more, or remove a downsampling layer before this one",
+                        AXES[a]
+                    )
+                }));
             }
         }
     }
