@@ -1,13 +1,24 @@
 //! File writing shared by every command that writes a file.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, then
 /// renamed over `path`, so a reader sees the old file or the whole new one, never a part.
-/// (Not fsync'd: durability across a power cut is not promised; checkpoints sync themselves.) On any error the target is untouched and the temporary file is
-/// removed, so no command leaves a partial file behind.
+/// (Not fsync'd: durability across a power cut is not promised; checkpoints sync
+/// themselves.) On any error the target is untouched and the temporary file is removed, so
+/// no command leaves a partial file behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`] of whatever `write` writes (buffered), for files made as they are
+/// written.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -15,8 +26,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".cnnc-tmp-")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.flush()?;
+    {
+        let mut out = BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        write(&mut out)?;
+        out.flush()?;
+    }
     #[cfg(unix)]
     {
         // tempfile creates 0600; a written model is an ordinary output file.
@@ -27,6 +41,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Fails, before anything is written, when the file system that holds `path` has fewer than
+/// `bytes` bytes free for this user, so an export of a model of terabytes says so at once
+/// instead of filling the disk. (Where the free space cannot be read, it is not checked.)
+pub fn check_space(path: &Path, bytes: u64) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Some(free) = free_space(dir) else {
+        return Ok(());
+    };
+    if bytes > free {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!(
+                "it needs {bytes} bytes but its file system has only {free} bytes free; \
+                 free some space or write elsewhere"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn free_space(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(not(unix))]
+fn free_space(_dir: &Path) -> Option<u64> {
+    None
 }
 
 #[cfg(test)]
@@ -49,5 +103,14 @@ mod tests {
         let p = dir.path().join("no/such/a.bin");
         assert!(write_atomic(&p, b"x").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn space_check_refuses_more_than_the_disk_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        assert!(check_space(&p, 1).is_ok());
+        let e = check_space(&p, u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("bytes free"), "{e}");
     }
 }

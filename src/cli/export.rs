@@ -103,23 +103,19 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let specs = onnx::parameter_specs(model);
-    let weights = match &a.weights {
+    let given = match &a.weights {
         Some(path) => match onnx::load_safetensors(path, &specs) {
-            Ok(w) => w,
+            Ok(w) => Some(w),
             Err(e) => return fail(EXIT_USAGE, e),
         },
-        None => {
-            let init = match a.init.unwrap_or(InitArg::Default) {
-                InitArg::Default => Init::Default,
-                InitArg::Xavier => Init::Xavier,
-                InitArg::Kaiming => Init::Kaiming,
-            };
-            match onnx::weights::try_initialize(model, init, a.seed.unwrap_or(0)) {
-                Ok(w) => w,
-                Err(e) => return fail(EXIT_USAGE, e),
-            }
-        }
+        None => None,
     };
+    let init = match a.init.unwrap_or(InitArg::Default) {
+        InitArg::Default => Init::Default,
+        InitArg::Xavier => Init::Xavier,
+        InitArg::Kaiming => Init::Kaiming,
+    };
+    let seed = a.seed.unwrap_or(0);
     let training = a.grad || a.train;
     if training && a.opset.is_some_and(|o| o != TRAIN_OPSET) {
         return fail(
@@ -131,25 +127,38 @@ pub fn run(a: ExportArgs) -> ExitCode {
         opset: if training { TRAIN_OPSET } else { opset },
         ..Default::default()
     };
-    let built = if a.grad {
-        let o = GradOptions {
-            weights: Some(&weights),
-            ..Default::default()
+    let written = if training {
+        // Training graphs hold the weights in memory (they are their parameters' defaults).
+        let weights = match given {
+            Some(w) => w,
+            None => match onnx::weights::try_initialize(model, init, seed) {
+                Ok(w) => w,
+                Err(e) => return fail(EXIT_USAGE, e),
+            },
         };
-        graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
-    } else if a.train {
-        let opt = a.optimizer.build(a.momentum, a.weight_decay);
-        graph::step_model(model, &compilation.sources, &opt)
-            .map(|s| s.model)
-            .map_err(|e| e.to_string())
+        let built = if a.grad {
+            let o = GradOptions {
+                weights: Some(&weights),
+                ..Default::default()
+            };
+            graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
+        } else {
+            let opt = a.optimizer.build(a.momentum, a.weight_decay);
+            graph::step_model(model, &compilation.sources, &opt)
+                .map(|s| s.model)
+                .map_err(|e| e.to_string())
+        };
+        built.and_then(|p| onnx::write_model(p, &a.output, &options).map_err(|e| e.to_string()))
     } else {
-        onnx::export(model, &compilation.sources, &weights, &options).map_err(|e| e.to_string())
+        // The inference model streams: weights drawn (or copied) as the file is written.
+        let values = match &given {
+            Some(w) => onnx::ParamValues::Given(w),
+            None => onnx::ParamValues::Drawn { init, seed },
+        };
+        onnx::export_to_file(model, &compilation.sources, values, &a.output, &options)
+            .map_err(|e| e.to_string())
     };
-    let proto = match built {
-        Ok(p) => p,
-        Err(e) => return fail(EXIT_USAGE, e),
-    };
-    let written = match onnx::write_model(proto, &a.output, &options) {
+    let written = match written {
         Ok(w) => w,
         Err(e) => return fail(EXIT_USAGE, e),
     };

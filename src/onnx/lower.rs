@@ -122,19 +122,49 @@ impl std::error::Error for ExportError {}
 
 /// Lowers `model` with `weights` (which must match [`parameter_specs`] exactly). Every
 /// initializer is inline (`raw_data`); [`write_model`] moves them out when they are large.
+/// (`cnnc export` writes through [`super::stream::export_to_file`] instead, which never
+/// holds the weights in memory.)
 pub fn export(
     model: &CheckedModel,
     sources: &SourceMap,
     weights: &Weights,
     options: &ExportOptions,
 ) -> Result<ModelProto, ExportError> {
-    let ir_version = ir_version(options.opset)?;
     weights
         .check(&parameter_specs(model))
         .map_err(ExportError::Weights)?;
+    let (mut proto, slots) = lower(model, sources, options)?;
+    let graph = proto.graph.as_mut().expect("lower builds a graph");
+    for slot in slots {
+        let t = weights.get(&slot.name).expect("checked against the specs");
+        graph.initializer[slot.initializer].raw_data = super::proto::f32_le_bytes(&t.data);
+    }
+    Ok(proto)
+}
+
+/// A parameter's initializer in a lowered graph, still without its values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSlot {
+    /// Its index in `graph.initializer`.
+    pub initializer: usize,
+    /// The parameter's scoped name (a [`super::ParamSpec`] name).
+    pub name: String,
+}
+
+/// Lowers `model` to ONNX with every parameter's initializer left without data (float,
+/// named, shaped, empty `raw_data`); the slots say which initializers those are, in order.
+/// Lowering never touches the weights' values, so the caller picks where they come from.
+pub fn lower(
+    model: &CheckedModel,
+    sources: &SourceMap,
+    options: &ExportOptions,
+) -> Result<(ModelProto, Vec<ParamSlot>), ExportError> {
+    let ir_version = ir_version(options.opset)?;
+    let specs = parameter_specs(model);
     let mut l = Lowerer {
         model,
-        weights,
+        specs: specs.iter().map(|s| (s.name.as_str(), s)).collect(),
+        slots: Vec::new(),
         graph: GraphProto {
             name: model.name.clone(),
             ..Default::default()
@@ -144,7 +174,7 @@ pub fn export(
         doc: String::new(),
     };
     l.lower(sources)?;
-    Ok(ModelProto {
+    let proto = ModelProto {
         ir_version,
         opset_import: vec![OperatorSetIdProto {
             domain: String::new(),
@@ -160,7 +190,8 @@ pub fn export(
             StringStringEntryProto::new("source_sha256", model.source_hash.clone()),
         ],
         ..Default::default()
-    })
+    };
+    Ok((proto, l.slots))
 }
 
 /// [`export`], serialized. Fails with [`ExportError::TooLarge`] past protobuf's limit.
@@ -253,7 +284,10 @@ pub fn write_model(
 
 struct Lowerer<'a> {
     model: &'a CheckedModel,
-    weights: &'a Weights,
+    /// Every parameter, by name.
+    specs: HashMap<&'a str, &'a super::ParamSpec>,
+    /// The parameters' initializers, in the order they were made.
+    slots: Vec<ParamSlot>,
     graph: GraphProto,
     /// Every value name used so far (inputs, outputs, initializers).
     values: HashSet<String>,
@@ -329,19 +363,22 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// A parameter from the weights (checked against the specs by [`export`]).
+    /// A parameter's initializer, without its values ([`ParamSlot`]).
     fn param(&mut self, name: String) -> Result<String, ExportError> {
-        let t = self.weights.get(&name).ok_or_else(|| {
+        let spec = *self.specs.get(name.as_str()).ok_or_else(|| {
             ExportError::Weights(vec![WeightProblem::Missing {
                 name: name.clone(),
                 expected: vec![],
             }])
         })?;
-        let t: &super::weights::Tensor = t;
         self.claim(&name)?;
+        self.slots.push(ParamSlot {
+            initializer: self.graph.initializer.len(),
+            name: name.clone(),
+        });
         self.graph
             .initializer
-            .push(TensorProto::from_f32(&name, &t.dims, &t.data));
+            .push(TensorProto::f32_without_data(&name, &spec.dims));
         Ok(name)
     }
 

@@ -6,12 +6,14 @@
 
 pub mod lower;
 pub mod proto;
+pub mod stream;
 pub mod weights;
 
 pub use lower::{
-    export, export_bytes, externalize, ir_version, write_model, ExportError, ExportOptions,
-    Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
+    export, export_bytes, externalize, ir_version, lower, write_model, ExportError,
+    ExportOptions, ParamSlot, Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
 };
+pub use stream::{export_to_file, ParamValues};
 pub use weights::{
     initialize, load_safetensors, parameter_specs, save_safetensors, Init, ParamKind, ParamSpec,
     Tensor, WeightProblem, Weights, WeightsError,

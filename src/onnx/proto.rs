@@ -273,10 +273,18 @@ impl TensorProto {
     pub fn from_f32(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len());
         TensorProto {
+            raw_data: f32_le_bytes(data),
+            ..TensorProto::f32_without_data(name, dims)
+        }
+    }
+
+    /// A float tensor's name and shape, its `raw_data` still empty (filled in, or streamed,
+    /// later).
+    pub fn f32_without_data(name: &str, dims: &[usize]) -> TensorProto {
+        TensorProto {
             name: name.into(),
             dims: dims.iter().map(|&d| d as i64).collect(),
             data_type: data_type::FLOAT,
-            raw_data: f32_le_bytes(data),
             ..Default::default()
         }
     }

@@ -535,3 +535,113 @@ fn adaptive_pool_matrices_average_pytorch_bins() {
     assert_eq!(f32s("ap.pool_w"), vec![0.5, 0.0, 0.5, 0.5, 0.0, 0.5]);
     let _: NodeIndex = m.graph.output;
 }
+
+/// A model whose parameters cross the streaming writer's chunk boundaries both ways: a
+/// 300,000-value weight spans two chunks, and one chunk holds many small tensors; the
+/// adaptive pool adds float constants that are not parameters.
+fn chunky(sources: &mut SourceMap) -> CheckedModel {
+    let lin = |out| Op::Linear {
+        out_features: out,
+        bias: true,
+    };
+    let bn = Op::BatchNorm {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    chain(
+        sources,
+        &[3, 10, 10],
+        &[
+            ("conv1", conv(8, 3, 1, 1, true), &[8, 10, 10]),
+            ("bn1", bn.clone(), &[8, 10, 10]),
+            ("ap", Op::AdaptiveAvgPool { output: [3, 2] }, &[8, 3, 2]),
+            ("flat", Op::Flatten, &[48]),
+            ("fc1", lin(6250), &[6250]),
+            ("bn2", bn, &[6250]),
+            ("fc2", lin(48), &[48]),
+            ("fc3", lin(10), &[10]),
+        ],
+    )
+}
+
+#[test]
+fn streamed_export_is_byte_identical_to_the_encoded_model() {
+    let mut s = SourceMap::new();
+    let m = chunky(&mut s);
+    let values: usize = parameter_specs(&m).iter().map(ParamSpec::elements).sum();
+    assert!(values > 1 << 18, "crosses a chunk boundary");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let options = ExportOptions::default();
+    for (init, seed) in [(Init::Default, 0), (Init::Xavier, 7), (Init::Kaiming, 1)] {
+        let w = initialize(&m, init, seed);
+        let want = export_bytes(&m, &s, &w, &options).unwrap();
+        let drawn = ParamValues::Drawn { init, seed };
+        let written = export_to_file(&m, &s, drawn, &path, &options).unwrap();
+        let got = std::fs::read(&path).unwrap();
+        assert_eq!(written.model_bytes, got.len() as u64);
+        let first = got.iter().zip(&want).position(|(a, b)| a != b);
+        assert!(got == want, "drawn {init:?} {seed}: bytes differ from {first:?} on");
+        export_to_file(&m, &s, ParamValues::Given(&w), &path, &options).unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "given: the bytes differ");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn streamed_external_data_matches_the_in_memory_writer() {
+    let mut s = SourceMap::new();
+    let m = chunky(&mut s);
+    let dir = tempfile::tempdir().unwrap();
+    let options = ExportOptions {
+        external_data_threshold: 1000,
+        ..Default::default()
+    };
+    let w = initialize(&m, Init::Default, 3);
+    let a = dir.path().join("a.onnx");
+    write_model(export(&m, &s, &w, &options).unwrap(), &a, &options).unwrap();
+    let b = dir.path().join("b.onnx");
+    let drawn = ParamValues::Drawn {
+        init: Init::Default,
+        seed: 3,
+    };
+    let written = export_to_file(&m, &s, drawn, &b, &options).unwrap();
+    let (data_path, data_len) = written.data.unwrap();
+    assert_eq!(data_path, dir.path().join("b.onnx.data"));
+    let data = std::fs::read(&data_path).unwrap();
+    assert_eq!(data_len, data.len() as u64);
+    assert!(data == std::fs::read(dir.path().join("a.onnx.data")).unwrap());
+    // The models differ only in the data file's name.
+    let model = |p: &std::path::Path| -> ModelProto {
+        let mut m = ModelProto::decode(&std::fs::read(p).unwrap()[..]).unwrap();
+        for t in &mut m.graph.as_mut().unwrap().initializer {
+            for e in &mut t.external_data {
+                e.value = e.value.replace("b.onnx.data", "a.onnx.data");
+            }
+        }
+        m
+    };
+    let (ma, mb) = (model(&a), model(&b));
+    assert!(ma.graph.as_ref().unwrap().initializer.iter().any(|t| t.data_location == data_location::EXTERNAL));
+    assert_eq!(ma, mb);
+}
+
+#[test]
+fn streamed_export_checks_given_weights_and_leaves_nothing_on_error() {
+    let mut s = SourceMap::new();
+    let m = chunky(&mut s);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    let mut w = initialize(&m, Init::Default, 0);
+    w.tensors.remove("fc1.weight");
+    let e = export_to_file(&m, &s, ParamValues::Given(&w), &path, &ExportOptions::default())
+        .unwrap_err();
+    assert!(e.to_string().contains("fc1.weight"), "{e}");
+    let missing = dir.path().join("no/such/m.onnx");
+    let drawn = ParamValues::Drawn {
+        init: Init::Default,
+        seed: 0,
+    };
+    assert!(export_to_file(&m, &s, drawn, &missing, &ExportOptions::default()).is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

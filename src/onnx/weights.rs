@@ -10,8 +10,6 @@ use crate::fsutil;
 use crate::ir::Op;
 use crate::shape::CheckedModel;
 use petgraph::graph::NodeIndex;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -244,9 +242,11 @@ pub enum Init {
     Kaiming,
 }
 
-/// Draws every parameter of `model`. Each parameter has its own ChaCha20 stream seeded from
+/// Draws every parameter of `model`. Each parameter has its own random stream, keyed by
 /// SHA-256 of `seed` and its name, so a layer's values depend only on the seed, its name and
-/// its shape: adding another layer does not change them. Batch norm: scale 1, shift 0,
+/// its shape: adding another layer does not change them. The stream is counter-based
+/// (wyrand: word `j` is a hash of key + j·constant), so any slice of a parameter can be
+/// drawn alone, which lets `cnnc export` draw chunks on several threads as it writes. Batch norm: scale 1, shift 0,
 /// running mean 0, running variance 1.
 pub fn initialize(model: &CheckedModel, init: Init, seed: u64) -> Weights {
     try_initialize(model, init, seed).expect("the weights fit in memory")
@@ -348,11 +348,20 @@ fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, OutOfMemory> {
 
 /// The initial values of one parameter.
 fn draw(spec: &ParamSpec, init: Init, seed: u64) -> Result<Vec<f32>, OutOfMemory> {
-    let n = spec.elements();
+    let mut out = try_filled(spec.elements(), 0f32)?;
+    draw_into(spec, init, seed, 0, &mut out);
+    Ok(out)
+}
+
+/// Elements `start .. start + out.len()` of the parameter's initial values (row-major), the
+/// same values [`initialize`] gives it: each value is drawn from its own position of the
+/// parameter's stream, so any range can be drawn alone, on any thread, in any order.
+pub fn draw_into(spec: &ParamSpec, init: Init, seed: u64, start: usize, out: &mut [f32]) {
+    debug_assert!(start + out.len() <= spec.elements());
     match spec.kind {
-        ParamKind::BnScale | ParamKind::RunningVar => try_filled(n, 1.0),
-        ParamKind::BnShift | ParamKind::RunningMean => try_filled(n, 0.0),
-        ParamKind::Bias if init != Init::Default => try_filled(n, 0.0),
+        ParamKind::BnScale | ParamKind::RunningVar => out.fill(1.0),
+        ParamKind::BnShift | ParamKind::RunningMean => out.fill(0.0),
+        ParamKind::Bias if init != Init::Default => out.fill(0.0),
         ParamKind::Bias | ParamKind::Weight => {
             let (fi, fo) = (spec.fan_in as f64, spec.fan_out as f64);
             let bound = match (spec.kind, init) {
@@ -361,31 +370,60 @@ fn draw(spec: &ParamSpec, init: Init, seed: u64) -> Result<Vec<f32>, OutOfMemory
                 (_, Init::Kaiming) => (6.0 / fi).sqrt(),
             };
             let bound = if bound.is_finite() { bound } else { 0.0 };
-            uniform(&mut param_rng(seed, &spec.name), n, bound as f32)
+            uniform(param_key(seed, &spec.name), start, out, bound as f32);
         }
     }
 }
 
-fn param_rng(seed: u64, name: &str) -> ChaCha8Rng {
+/// The key of a parameter's stream: the first 8 bytes of SHA-256 of the seed and its name.
+fn param_key(seed: u64, name: &str) -> u64 {
     let mut h = Sha256::new();
     h.update(b"cnnc-init\0");
     h.update(seed.to_le_bytes());
     h.update(name.as_bytes());
-    ChaCha8Rng::from_seed(h.finalize().into())
+    let d = h.finalize();
+    u64::from_le_bytes(d[..8].try_into().expect("32 bytes"))
 }
 
-/// `n` draws from U(−bound, bound): 24 random bits per value, so the stream is fixed by
-/// ChaCha alone (independent of `rand`'s distribution code).
-fn uniform(rng: &mut ChaCha8Rng, n: usize, bound: f32) -> Result<Vec<f32>, OutOfMemory> {
-    // The stream's u32s in bulk (the same values `next_u32` would give, little-endian).
-    let mut bytes = try_filled(n.saturating_mul(4), 0u8)?;
-    rng.fill_bytes(&mut bytes);
-    let mut out = try_filled(n, 0f32)?;
-    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-        let u = (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8) as f32 * (1.0 / 16_777_216.0);
-        *o = (2.0 * u - 1.0) * bound;
+/// wyrand's constants (Wang Yi's wyhash, public domain).
+const WY0: u64 = 0xa076_1d64_78bd_642f;
+const WY1: u64 = 0xe703_7ed1_a0b4_28db;
+
+/// Word `j` of the stream keyed `key`: wyrand's output after `j + 1` steps. wyrand's state
+/// advances by a constant, so any word is computed directly from its position.
+#[inline]
+fn word_at(key: u64, j: u64) -> u64 {
+    let s = key.wrapping_add(j.wrapping_add(1).wrapping_mul(WY0));
+    let m = (s as u128) * ((s ^ WY1) as u128);
+    ((m >> 64) as u64) ^ (m as u64)
+}
+
+/// Values `start ..` of U(−bound, bound) from the stream keyed `key`: value `i` is the top
+/// 24 bits of half `i mod 2` (low half first) of word `i / 2`.
+fn uniform(key: u64, start: usize, out: &mut [f32], bound: f32) {
+    let value = |half: u64| -> f32 {
+        let u = ((half as u32) >> 8) as f32 * (1.0 / 16_777_216.0);
+        (2.0 * u - 1.0) * bound
+    };
+    let mut i = start;
+    let mut rest = out;
+    if i % 2 == 1 && !rest.is_empty() {
+        let (first, tail) = std::mem::take(&mut rest).split_at_mut(1);
+        first[0] = value(word_at(key, (i / 2) as u64) >> 32);
+        rest = tail;
+        i += 1;
     }
-    Ok(out)
+    let mut pairs = rest.chunks_exact_mut(2);
+    let mut j = (i / 2) as u64;
+    for pair in &mut pairs {
+        let w = word_at(key, j);
+        pair[0] = value(w);
+        pair[1] = value(w >> 32);
+        j += 1;
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = value(word_at(key, j));
+    }
 }
 
 /// One way a weights file fails to match the model.
@@ -572,4 +610,62 @@ pub fn save_safetensors(path: &Path, weights: &Weights) -> Result<(), WeightsErr
     }
     let out = safetensors::serialize(views, None).map_err(|e| err(e.to_string()))?;
     fsutil::write_atomic(path, &out).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(n: usize) -> ParamSpec {
+        ParamSpec {
+            name: "fc.weight".into(),
+            node: NodeIndex::new(0),
+            dims: vec![n],
+            kind: ParamKind::Weight,
+            fan_in: 9,
+            fan_out: 4,
+        }
+    }
+
+    #[test]
+    fn uniform_draws_have_the_moments_and_histogram_of_the_uniform_law() {
+        let n = 1 << 20;
+        let mut v = vec![0f32; n];
+        draw_into(&spec(n), Init::Default, 5, 0, &mut v);
+        let bound = 1.0f64 / 3.0;
+        assert!(v.iter().all(|&x| (x as f64).abs() <= bound));
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        // U(−b, b): mean 0 (sd b/√(3n) ≈ 0.0002), variance b²/3.
+        assert!(mean.abs() < 0.001, "mean {mean}");
+        assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.01, "variance {var}");
+        // 64 equal bins: a χ² with 63 degrees of freedom stays far below 150.
+        let mut bins = [0u64; 64];
+        for &x in &v {
+            let b = ((x as f64 / bound + 1.0) / 2.0 * 64.0) as usize;
+            bins[b.min(63)] += 1;
+        }
+        let e = n as f64 / 64.0;
+        let chi2: f64 = bins.iter().map(|&c| (c as f64 - e).powi(2) / e).sum();
+        assert!(chi2 < 150.0, "χ² {chi2}");
+        // Neighbours are not correlated (both halves of a word are used).
+        let lag1 = v.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / n as f64;
+        assert!((lag1 / var).abs() < 0.01, "lag-1 correlation {}", lag1 / var);
+    }
+
+    #[test]
+    fn any_range_draws_the_same_values_as_the_whole() {
+        let n = 1001;
+        let s = spec(n);
+        let mut whole = vec![0f32; n];
+        draw_into(&s, Init::Xavier, 9, 0, &mut whole);
+        for (start, len) in [(0, 1), (1, 1), (1, 2), (7, 100), (500, 501), (1000, 1), (3, 0)] {
+            let mut part = vec![0f32; len];
+            draw_into(&s, Init::Xavier, 9, start, &mut part);
+            assert_eq!(part, whole[start..start + len], "{start}+{len}");
+        }
+        let mut other = vec![0f32; n];
+        draw_into(&s, Init::Xavier, 10, 0, &mut other);
+        assert_ne!(whole, other, "the seed matters");
+    }
 }
