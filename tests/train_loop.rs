@@ -100,6 +100,11 @@ fn lenet_learns_a_fashion_mnist_subset() {
         "adam",
         "--lr",
         "0.005",
+        // The notes' initialisation: with PyTorch's default one, a sigmoid LeNet under Adam
+        // at this rate stays at chance for some seeds (seen for 1 seed in 4), with Xavier it
+        // learned for each of 5 seeds (0.69–0.73).
+        "--init",
+        "xavier",
         "--limit-train",
         "5000",
         "--limit-test",
