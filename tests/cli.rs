@@ -256,6 +256,20 @@ fn optimizer_values_and_training_opsets_are_validated() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("opset 18"), "{}", stderr(&o));
+    // Zero epochs would write an untrained model and a checkpoint: refused by the parser.
+    let ckpt = dir.path().join("t.ckpt").display().to_string();
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--epochs",
+        "0",
+        "--out",
+        &out,
+        "--checkpoint",
+        &ckpt,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--epochs"), "{}", stderr(&o));
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         0,

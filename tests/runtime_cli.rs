@@ -133,6 +133,33 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
 }
 
 #[test]
+fn nan_or_infinite_inputs_are_refused_with_the_count_and_first_index() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "nan.npy"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("2 of the input's 9 values are NaN or infinite (the first at flat index 5)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.is_empty(),
+        "nothing is printed as a result: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn an_output_path_that_is_a_folder_is_refused_before_running() {
+    let Some(dir) = fixtures() else { return };
+    // The model does not even exist: the output is checked first.
+    let r = cnnc(dir, &["run", "missing.onnx", "--input", "x.npy", "-o", "."]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("it is a folder"), "{}", r.stderr);
+}
+
+#[test]
 fn integer_and_fortran_inputs_are_refused() {
     let Some(dir) = fixtures() else { return };
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "xint.npy"]);

@@ -37,6 +37,7 @@ pub struct RunArgs {
     /// Write the first output here as a float32 .npy file.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
     /// Which model of a .cnn file that defines several.
@@ -51,6 +52,7 @@ pub struct BenchArgs {
     /// Images per run [default: 1, or the model's fixed batch size].
     #[arg(long, short)]
     pub batch: Option<usize>,
+    /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
     /// Untimed runs before measuring.
@@ -62,6 +64,7 @@ pub struct BenchArgs {
     /// Measure for this long (at least one run).
     #[arg(long)]
     pub seconds: Option<f64>,
+    /// Output format of the results.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Which model of a .cnn file that defines several.
@@ -71,6 +74,7 @@ pub struct BenchArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
+    /// Output format of the report.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
 }
@@ -200,6 +204,16 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                 ),
             ));
         }
+        if path.is_dir() {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!(
+                    "cannot write {}: it is a folder; give a file name such as {}",
+                    path.display(),
+                    path.join("output.npy").display()
+                ),
+            ));
+        }
     }
     let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
     let input_bytes = read(&a.input, "input")?;
@@ -212,6 +226,19 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                 "{}: the array {:?} has no elements",
                 a.input.display(),
                 array.shape
+            ),
+        ));
+    }
+    let bad = array.data.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        let first = array.data.iter().position(|v| !v.is_finite()).unwrap_or(0);
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "{}: {bad} of the input's {} values are NaN or infinite (the first at flat \
+                 index {first}); the model's output would be meaningless",
+                a.input.display(),
+                array.data.len()
             ),
         ));
     }

@@ -34,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// Epochs in total (a resumed run continues up to this many).
-    #[arg(long, value_name = "E", default_value_t = 10)]
+    #[arg(long, value_name = "E", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
     /// Examples per step.
     #[arg(long, value_name = "B", default_value_t = 256)]
@@ -59,6 +59,7 @@ pub struct TrainArgs {
     /// Resize the images to H×H (bilinear) to fit the model's input.
     #[arg(long, value_name = "H")]
     pub resize: Option<usize>,
+    /// Where ONNX Runtime runs the training steps.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
     /// Where to write the trained model (inference ONNX).

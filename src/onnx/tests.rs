@@ -581,9 +581,15 @@ fn streamed_export_is_byte_identical_to_the_encoded_model() {
         let got = std::fs::read(&path).unwrap();
         assert_eq!(written.model_bytes, got.len() as u64);
         let first = got.iter().zip(&want).position(|(a, b)| a != b);
-        assert!(got == want, "drawn {init:?} {seed}: bytes differ from {first:?} on");
+        assert!(
+            got == want,
+            "drawn {init:?} {seed}: bytes differ from {first:?} on"
+        );
         export_to_file(&m, &s, ParamValues::Given(&w), &path, &options).unwrap();
-        assert!(std::fs::read(&path).unwrap() == want, "given: the bytes differ");
+        assert!(
+            std::fs::read(&path).unwrap() == want,
+            "given: the bytes differ"
+        );
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
@@ -622,7 +628,13 @@ fn streamed_external_data_matches_the_in_memory_writer() {
         m
     };
     let (ma, mb) = (model(&a), model(&b));
-    assert!(ma.graph.as_ref().unwrap().initializer.iter().any(|t| t.data_location == data_location::EXTERNAL));
+    assert!(ma
+        .graph
+        .as_ref()
+        .unwrap()
+        .initializer
+        .iter()
+        .any(|t| t.data_location == data_location::EXTERNAL));
     assert_eq!(ma, mb);
 }
 
@@ -634,8 +646,14 @@ fn streamed_export_checks_given_weights_and_leaves_nothing_on_error() {
     let path = dir.path().join("m.onnx");
     let mut w = initialize(&m, Init::Default, 0);
     w.tensors.remove("fc1.weight");
-    let e = export_to_file(&m, &s, ParamValues::Given(&w), &path, &ExportOptions::default())
-        .unwrap_err();
+    let e = export_to_file(
+        &m,
+        &s,
+        ParamValues::Given(&w),
+        &path,
+        &ExportOptions::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("fc1.weight"), "{e}");
     let missing = dir.path().join("no/such/m.onnx");
     let drawn = ParamValues::Drawn {

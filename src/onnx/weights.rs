@@ -638,7 +638,10 @@ mod tests {
         let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
         // U(−b, b): mean 0 (sd b/√(3n) ≈ 0.0002), variance b²/3.
         assert!(mean.abs() < 0.001, "mean {mean}");
-        assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.01, "variance {var}");
+        assert!(
+            (var / (bound * bound / 3.0) - 1.0).abs() < 0.01,
+            "variance {var}"
+        );
         // 64 equal bins: a χ² with 63 degrees of freedom stays far below 150.
         let mut bins = [0u64; 64];
         for &x in &v {
@@ -650,7 +653,11 @@ mod tests {
         assert!(chi2 < 150.0, "χ² {chi2}");
         // Neighbours are not correlated (both halves of a word are used).
         let lag1 = v.windows(2).map(|w| (w[0] * w[1]) as f64).sum::<f64>() / n as f64;
-        assert!((lag1 / var).abs() < 0.01, "lag-1 correlation {}", lag1 / var);
+        assert!(
+            (lag1 / var).abs() < 0.01,
+            "lag-1 correlation {}",
+            lag1 / var
+        );
     }
 
     #[test]
@@ -659,7 +666,15 @@ mod tests {
         let s = spec(n);
         let mut whole = vec![0f32; n];
         draw_into(&s, Init::Xavier, 9, 0, &mut whole);
-        for (start, len) in [(0, 1), (1, 1), (1, 2), (7, 100), (500, 501), (1000, 1), (3, 0)] {
+        for (start, len) in [
+            (0, 1),
+            (1, 1),
+            (1, 2),
+            (7, 100),
+            (500, 501),
+            (1000, 1),
+            (3, 0),
+        ] {
             let mut part = vec![0f32; len];
             draw_into(&s, Init::Xavier, 9, start, &mut part);
             assert_eq!(part, whole[start..start + len], "{start}+{len}");

@@ -88,6 +88,10 @@ def main(out):
     np.save(os.path.join(out, "xfortran.npy"), np.asfortranarray(np.arange(18, dtype=np.float32).reshape(2, 1, 3, 3)))
     np.save(os.path.join(out, "wrong_shape.npy"), np.zeros((2, 3, 3, 3), dtype=np.float32))
     np.save(os.path.join(out, "ones.npy"), np.ones((2, 4), dtype=np.float32))
+    nan = x.copy()
+    nan[0, 0, 1, 2] = np.nan
+    nan[0, 0, 2, 2] = np.inf
+    np.save(os.path.join(out, "nan.npy"), nan)
     with open(os.path.join(out, "notes.txt"), "w") as f:
         f.write("this is a text file, not a model\n")
     with open(os.path.join(out, "random.onnx"), "wb") as f:
