@@ -96,6 +96,32 @@ fn summary_json_has_the_documented_keys_and_totals() {
 }
 
 #[test]
+fn summary_json_of_a_wrong_model_prints_its_diagnostics_on_stdout() {
+    let o = cnnc(&[
+        "summary",
+        "--format",
+        "json",
+        "tests/fixtures/errors/assertion_failed.cnn",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = v["diagnostics"].as_array().unwrap();
+    assert!(!d.is_empty());
+    assert!(d
+        .iter()
+        .all(|d| d["severity"] == "error" || d["severity"] == "warning"));
+    assert!(
+        d.iter()
+            .any(|d| d["code"] == "cnnc::shape::assertion_failed"),
+        "{v}"
+    );
+    let o = cnnc(&["summary", "--format", "json", "no/such.cnn"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][0]["code"], "cnnc::io::read");
+}
+
+#[test]
 fn summary_text_names_scoped_layers_and_totals() {
     let o = cnnc(&["summary", "models/resnet18.cnn"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

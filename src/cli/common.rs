@@ -43,9 +43,36 @@ pub fn print_diagnostics(c: &Compilation) {
 /// Compiles `path` and picks one model; on failure prints why and gives the exit code.
 /// Warnings are printed either way. Returns the compilation and the model's index.
 pub fn compile_one(path: &Path, model: Option<&str>) -> Result<(Compilation, usize), ExitCode> {
-    let c = cnnc::compile_file(path).map_err(|e| fail(EXIT_USAGE, e))?;
+    compile_one_as(path, model, Format::Text)
+}
+
+/// [`compile_one`]; with `Format::Json`, errors also go to stdout as `{"diagnostics": [...]}`
+/// (the objects of `cnnc check --format json`), so a tool reading stdout sees why.
+pub fn compile_one_as(
+    path: &Path,
+    model: Option<&str>,
+    format: Format,
+) -> Result<(Compilation, usize), ExitCode> {
+    let c = match cnnc::compile_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            if format == Format::Json {
+                let d = [cnnc::diag::JsonDiagnostic::io(&e)];
+                println!("{}", serde_json::json!({ "diagnostics": d }));
+            }
+            return Err(fail(EXIT_USAGE, e));
+        }
+    };
     print_diagnostics(&c);
     if c.diagnostics.has_errors() {
+        if format == Format::Json {
+            let d: Vec<_> = c
+                .diagnostics
+                .iter()
+                .map(|d| d.to_json(&c.sources))
+                .collect();
+            println!("{}", serde_json::json!({ "diagnostics": d }));
+        }
         eprintln!(
             "error: {} has {} error(s); nothing was produced",
             path.display(),

@@ -1,6 +1,6 @@
 //! `cnnc summary FILE`: the per-layer table of one model.
 
-use super::common::{compile_one, Format};
+use super::common::{compile_one_as, Format};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,7 +18,8 @@ pub struct SummaryArgs {
 }
 
 pub fn run(args: SummaryArgs) -> ExitCode {
-    let (compilation, model) = match compile_one(&args.file, args.model.as_deref()) {
+    let (compilation, model) = match compile_one_as(&args.file, args.model.as_deref(), args.format)
+    {
         Ok(x) => x,
         Err(code) => return code,
     };
