@@ -124,6 +124,8 @@ struct Elab<'a, 'd> {
     call_stack: Vec<(&'a str, Span)>,
     /// Rates and spans of the current run of stacked dilated convs (gridding check).
     dilation_run: Vec<(u64, Span)>,
+    /// How many concat branches are being elaborated (a `crop` outside any is suspicious).
+    concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
     steps: u64,
     /// Diagnostics before this index have been deduplicated; their keys are in `seen`.
@@ -144,6 +146,7 @@ pub fn elaborate_model(
         diags,
         call_stack: Vec::new(),
         dilation_run: Vec::new(),
+        concat_depth: 0,
         steps: 0,
         checked_diags: 0,
         seen: HashSet::new(),
@@ -522,7 +525,10 @@ impl<'a, 'd> Elab<'a, 'd> {
         let mut outs = Vec::new();
         for (i, branch) in c.branches.iter().enumerate() {
             let mut sub = Scope::new(format!("{name}.branch{}.", i + 1));
-            let out = self.body(&branch.body, cur.clone(), frame, &mut sub)?;
+            self.concat_depth += 1;
+            let out = self.body(&branch.body, cur.clone(), frame, &mut sub);
+            self.concat_depth -= 1;
+            let out = out?;
             self.flush_dilation_run();
             outs.push((out, branch.span));
         }
@@ -829,6 +835,23 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
             None => return Ok(unknown(cur)),
         };
+        if self.concat_depth == 0 {
+            let current = cur.shape.as_ref().expect("known: its size was read");
+            self.diags.push(
+                Diagnostic::warning(
+                    "cnnc::elab::crop_outside_concat",
+                    format!(
+                        "`crop({})` continues from `{}` cropped: the current tensor {current} is only used for its size and then dropped",
+                        target.0, target.0
+                    ),
+                )
+                .label(call.span, "the current tensor is dropped here")
+                .help(format!(
+                    "to join the cropped tensor with the current one, put it in a concat branch: `concat {{ crop({}) {{}} }}`",
+                    target.0
+                )),
+            );
+        }
         let name = scope.fresh("crop");
         self.add_unary(name, Op::Crop { size }, call.span, &tensor)
     }
