@@ -717,6 +717,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         )
         .label(call.name.span, "not a layer, block or named tensor");
         d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
+            _ if layers::pytorch_equivalent(name).is_some() => {
+                d.help(layers::pytorch_equivalent(name).expect("checked"))
+            }
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!(
                 "the layers are: {}",
@@ -1075,15 +1078,29 @@ fn unknown(cur: Cur) -> Cur {
 fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
     match (input.spatial(), body.spatial()) {
         (Some([h, w]), Some([bh, bw])) if !has_shortcut => {
-            let stride = if bh > 0 && bw > 0 && h / bh == w / bw && h / bh > 1 {
-                format!(", stride={}", h / bh)
-            } else {
-                String::new()
-            };
-            format!(
-                "add a projection shortcut: `residual {{ … }} shortcut {{ conv({}, 1{stride}) }}`",
-                body.channels()
-            )
+            // A 1×1 conv with stride s gives ⌊(n − 1) / s⌋ + 1 from n.
+            let fits = |s: u64| (h - 1) / s + 1 == bh && (w - 1) / s + 1 == bw;
+            // Candidates: small strides, the one the heights imply, and one past the input.
+            let implied = (bh > 1).then(|| (h.saturating_sub(1) / (bh - 1)).max(1));
+            let mut candidates = (1..=64).chain(implied).chain([h.max(w).max(1)]);
+            match candidates.find(|&s| h > 0 && w > 0 && fits(s)) {
+                Some(s) => {
+                    let stride = if s > 1 {
+                        format!(", stride={s}")
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "add a projection shortcut: `residual {{ … }} shortcut {{ conv({}, 1{stride}) }}`",
+                        body.channels()
+                    )
+                }
+                None => format!(
+                    "the body turns {h}×{w} into {bh}×{bw}, which no strided 1×1 shortcut matches: \
+                     its convolutions probably lack padding (a k×k conv keeps the size with \
+                     pad=(k−1)/2, e.g. `conv(C, 3, pad=1)`, or `pad=same`)"
+                ),
+            }
         }
         _ => format!(
             "the shortcut must give {body}, like the body; make its conv produce {} channels with the body's stride",

@@ -164,6 +164,31 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     LAYERS.iter().map(|l| l.name)
 }
 
+/// cnnc's layer for a PyTorch `nn` class name (`Conv2d`, `nn.BatchNorm2d` without `nn.`),
+/// with how its arguments differ: the help of an unknown layer written PyTorch's way.
+pub fn pytorch_equivalent(name: &str) -> Option<String> {
+    let (cnnc, how) = match name {
+        "Conv2d" => ("conv", "`conv(out_channels, kernel, …)`: the input channels are inferred, so `Conv2d(3, 16, 3)` is `conv(16, 3)`"),
+        "ConvTranspose2d" => ("convT", "`convT(out_channels, kernel, …)`: the input channels are inferred"),
+        "Linear" => ("linear", "`linear(out_features)`: the input features are inferred, so `Linear(400, 120)` is `linear(120)`"),
+        "BatchNorm1d" | "BatchNorm2d" => ("batchnorm", "`batchnorm`: the features are inferred, so it takes no number"),
+        "MaxPool2d" => ("maxpool", "`maxpool(kernel, stride=…, pad=…)`"),
+        "AvgPool2d" => ("avgpool", "`avgpool(kernel, stride=…, pad=…)`"),
+        "AdaptiveAvgPool2d" => ("adaptive_avgpool", "`adaptive_avgpool(output)`, e.g. `adaptive_avgpool([6, 6])`"),
+        "ReLU" => ("relu", "`relu`"),
+        "LeakyReLU" => ("leaky_relu", "`leaky_relu`"),
+        "ELU" => ("elu", "`elu`"),
+        "Sigmoid" => ("sigmoid", "`sigmoid`"),
+        "Tanh" => ("tanh", "`tanh`"),
+        "Softmax" => ("softmax", "`softmax`"),
+        "Dropout" | "Dropout2d" => ("dropout", "`dropout(p)`"),
+        "Flatten" => ("flatten", "`flatten`"),
+        _ => return None,
+    };
+    debug_assert!(names().any(|n| n == cnnc));
+    Some(format!("`{name}` is PyTorch's name; cnnc's layer is {how}"))
+}
+
 /// PyTorch argument names users type from habit, and cnnc's name for each.
 const ALIASES: &[(&str, &str)] = &[
     ("padding", "pad"),
