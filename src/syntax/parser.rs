@@ -248,7 +248,16 @@ fn found_token(text: &str, pos: usize) -> (usize, usize, String) {
     let Some(c) = rest.chars().next() else {
         return (text.len(), text.len(), "end of file".to_string());
     };
-    let len = if c.is_ascii_alphanumeric() || c == '_' {
+    let len = if c == '"' {
+        // The whole string literal, up to its closing quote or the end of the line.
+        rest[1..].find(['"', '\n']).map_or(rest.len(), |i| {
+            if rest[1 + i..].starts_with('"') {
+                i + 2
+            } else {
+                i + 1
+            }
+        })
+    } else if c.is_ascii_alphanumeric() || c == '_' {
         rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(rest.len())
     } else if ["==", "!=", "<=", ">=", "..", "//"]
@@ -309,8 +318,29 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         format!("expected {}, found {found}", join_words(&words))
     };
     // The token's span; empty only at the end of the file.
-    let mut d = Diagnostic::error(UNEXPECTED, message)
-        .label(Span::new(file, start, end), format!("unexpected {found}"));
+    let label = if tok.starts_with('"') {
+        "a string is not a value here".to_string()
+    } else {
+        format!("unexpected {found}")
+    };
+    let mut d = Diagnostic::error(UNEXPECTED, message).label(Span::new(file, start, end), label);
+    if tok.starts_with('"') {
+        let inner = tok.trim_matches('"');
+        return d.help(if inner == "same" {
+            "write `same` without quotes, as in `pad=same`".to_string()
+        } else {
+            format!(
+                "strings only name files, in `use \"file.cnn\"`; values are numbers, lists, \
+                 names, `true`/`false` and `same`{}",
+                if inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !inner.is_empty()
+                {
+                    format!("; without quotes: `{inner}`")
+                } else {
+                    String::new()
+                }
+            )
+        });
+    }
     let expects = |w: &str| words.contains(&w);
     let closer = |b: u8| match b {
         b'{' => '}',

@@ -976,3 +976,30 @@ fn garbage_does_not_panic() {
         assert!(parse(text, FILE).is_err(), "{text:?}");
     }
 }
+
+#[test]
+fn a_string_where_a_value_goes_names_the_string_and_says_what_to_write() {
+    let text = "model M(input: [1, 8, 8]) { conv(4, 3, pad=\"same\") }";
+    let d = check_error(
+        text,
+        "cnnc::syntax::unexpected",
+        &["found a string", "write `same` without quotes"],
+    );
+    let l = &d.labels[0];
+    assert_eq!(
+        &text[l.span.start as usize..l.span.end as usize],
+        "\"same\""
+    );
+    assert_eq!(l.text, "a string is not a value here");
+    let d = check_error(
+        "model M(input: [1, 8, 8]) { dropout(\"half\") }",
+        "cnnc::syntax::unexpected",
+        &["strings only name files", "without quotes: `half`"],
+    );
+    assert!(d.help.is_some());
+    // An unterminated string is covered to the end of its line.
+    let text = "model M(input: [1, 8, 8]) { conv(4, \"3)\n }";
+    let d = check_error(text, "cnnc::syntax::unexpected", &["a string"]);
+    let l = &d.labels[0];
+    assert_eq!(&text[l.span.start as usize..l.span.end as usize], "\"3)");
+}
