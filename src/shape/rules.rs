@@ -454,25 +454,39 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
 
 fn concat(inputs: &[&Shape]) -> Result<Inferred, RuleError> {
     let first = inputs[0];
-    for (i, s) in inputs.iter().enumerate().skip(1) {
-        let same_rest = s.rank() == first.rank() && s.dims()[1..] == first.dims()[1..];
-        if !same_rest {
-            let what = if first.rank() == 3 && s.rank() == 3 {
-                "spatial sizes"
-            } else {
-                "ranks"
-            };
-            let mut e = err(
-                "cnnc::shape::concat_mismatch",
-                format!("concat branches have different {what}: {first} and {s}"),
-            )
-            .help("every branch must keep the spatial size [H, W] (only channels may differ): adjust padding or strides, or crop the larger one");
-            e.input_labels = vec![
-                (0, format!("this branch gives {first}")),
-                (i, format!("this branch gives {s}")),
-            ];
-            return Err(e);
-        }
+    // Every branch that differs from the first is named at once, not only the first one.
+    let differing: Vec<usize> = (1..inputs.len())
+        .filter(|&i| {
+            let s = inputs[i];
+            !(s.rank() == first.rank() && s.dims()[1..] == first.dims()[1..])
+        })
+        .collect();
+    if !differing.is_empty() {
+        let what = if differing
+            .iter()
+            .all(|&i| inputs[i].rank() == 3 && first.rank() == 3)
+        {
+            "spatial sizes"
+        } else {
+            "ranks"
+        };
+        let shapes: Vec<String> = std::iter::once(0)
+            .chain(differing.iter().copied())
+            .map(|i| inputs[i].to_string())
+            .collect();
+        let mut e = err(
+            "cnnc::shape::concat_mismatch",
+            format!(
+                "concat branches have different {what}: {}",
+                join_and(&shapes)
+            ),
+        )
+        .help("every branch must keep the spatial size [H, W] (only channels may differ): adjust padding or strides, or crop the larger one");
+        e.input_labels = std::iter::once(0)
+            .chain(differing)
+            .map(|i| (i, format!("this branch gives {}", inputs[i])))
+            .collect();
+        return Err(e);
     }
     let mut dims = first.0.clone();
     dims[0] = inputs
@@ -480,6 +494,15 @@ fn concat(inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         .try_fold(0u64, |acc, s| acc.checked_add(s.channels()))
         .ok_or_else(|| too_large("the concat"))?;
     finish(dims, 0, 0, Vec::new())
+}
+
+/// `a and b`, `a, b and c`.
+fn join_and(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -524,5 +547,24 @@ mod tests {
         };
         let e = infer(&op, &[&Shape(vec![4])]).unwrap_err();
         assert_eq!(e.code, "cnnc::shape::tensor_too_large");
+    }
+}
+
+#[cfg(test)]
+mod concat_tests {
+    use super::*;
+
+    #[test]
+    fn every_mismatching_branch_is_named() {
+        let s = |d: &[u64]| Shape(d.to_vec());
+        let (a, b, c, d) = (s(&[8, 4, 4]), s(&[8, 3, 3]), s(&[2, 4, 4]), s(&[8, 2, 2]));
+        let e = concat(&[&a, &b, &c, &d]).unwrap_err();
+        assert_eq!(
+            e.message,
+            "concat branches have different spatial sizes: [8, 4, 4], [8, 3, 3] and [8, 2, 2]"
+        );
+        let slots: Vec<usize> = e.input_labels.iter().map(|(i, _)| *i).collect();
+        assert_eq!(slots, [0, 1, 3], "the agreeing branch is not blamed");
+        assert!(concat(&[&a, &c]).is_ok());
     }
 }
