@@ -38,7 +38,14 @@ pub fn parse(text: &str, file: FileId) -> Result<File, Diagnostics> {
     }
     let mut pairs = match CnnParser::parse(Rule::file, text) {
         Ok(pairs) => pairs,
-        Err(e) => return one(error_to_diagnostic(e, text, file)),
+        Err(e) => {
+            return Err(recover(
+                error_pos(&e),
+                error_to_diagnostic(e, text, file),
+                text,
+                file,
+            ))
+        }
     };
     let mut builder = Builder {
         file,
@@ -51,6 +58,77 @@ pub fn parse(text: &str, file: FileId) -> Result<File, Diagnostics> {
     } else {
         Ok(ast)
     }
+}
+
+/// At most this many syntax errors are reported per file.
+const MAX_SYNTAX_ERRORS: usize = 10;
+
+/// Finds further syntax errors after the first (pest stops at one): the failing line is
+/// blanked (spaces, so every offset stays) and the file parsed again, as long as the file's
+/// and the line's brackets balance, so that no later line can be misread because of the
+/// blanking; each error must lie past the previous one.
+fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagnostics {
+    let mut diags = vec![first];
+    if !balanced(text) {
+        return Diagnostics(diags);
+    }
+    let mut blanked = text.as_bytes().to_vec();
+    while diags.len() < MAX_SYNTAX_ERRORS {
+        let start = blanked[..pos.min(blanked.len())]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let end = blanked[pos.min(blanked.len())..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(blanked.len(), |i| pos + i);
+        let line = std::str::from_utf8(&blanked[start..end]).unwrap_or("");
+        if line.trim().is_empty() || !balanced(line) {
+            break;
+        }
+        blanked[start..end].fill(b' ');
+        let again = std::str::from_utf8(&blanked).expect("only ASCII bytes were replaced");
+        match CnnParser::parse(Rule::file, again) {
+            Ok(_) => break,
+            Err(e) => {
+                let next = error_pos(&e);
+                if next <= end {
+                    break;
+                }
+                diags.push(error_to_diagnostic(e, again, file));
+                pos = next;
+            }
+        }
+    }
+    Diagnostics(diags)
+}
+
+fn error_pos(e: &pest::error::Error<Rule>) -> usize {
+    match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    }
+}
+
+/// Whether every bracket of `text` (outside comments and strings) is closed by its kind.
+fn balanced(text: &str) -> bool {
+    let mut stack = Vec::new();
+    let mut ok = true;
+    for_each_bracket(text, |_, b| {
+        match b {
+            b'{' | b'(' | b'[' => stack.push(b),
+            _ => {
+                let open = match b {
+                    b'}' => b'{',
+                    b')' => b'(',
+                    _ => b'[',
+                };
+                ok = stack.pop() == Some(open);
+            }
+        }
+        ok
+    });
+    ok && stack.is_empty()
 }
 
 // ---- nesting ---------------------------------------------------------------------------

@@ -1003,3 +1003,33 @@ fn a_string_where_a_value_goes_names_the_string_and_says_what_to_write() {
     let l = &d.labels[0];
     assert_eq!(&text[l.span.start as usize..l.span.end as usize], "\"3)");
 }
+
+#[test]
+fn independent_syntax_errors_are_all_reported() {
+    let text = "model M(input: [3, 32, 32]) {\n  conv(8 3)\n  relu\n  conv(8, 3,, pad=1)\n}\n\nmodel N(input: [3, 8, 8]) {\n  conv(4, = 3)\n}\n";
+    let d = parse(text, FILE).unwrap_err();
+    let lines: Vec<usize> = d
+        .iter()
+        .map(|d| {
+            text[..d.labels[0].span.start as usize]
+                .matches('\n')
+                .count()
+                + 1
+        })
+        .collect();
+    assert_eq!(lines, [2, 4, 8], "{:#?}", d.0);
+    assert!(d.iter().all(|d| d.code == "cnnc::syntax::unexpected"));
+}
+
+#[test]
+fn recovery_stops_where_blanking_a_line_could_invent_errors() {
+    // A missing `)`: the file's brackets do not balance, so only the first error is real.
+    let text = "model M(input: [3, 32, 32]) {\n  conv(8, 3\n  relu\n  conv(8 3)\n}\n";
+    assert_eq!(parse(text, FILE).unwrap_err().0.len(), 1);
+    // The failing line opens a block: blanking it would unbalance the rest.
+    let text =
+        "model M(input: [3, 32, 32]) { conv(8 3)\n  relu\n}\nmodel N(input: [1]) { linear(2 2) }\n";
+    assert_eq!(parse(text, FILE).unwrap_err().0.len(), 1);
+    // A correct file after recovery-worthy errors still parses when fixed.
+    assert!(parse("model M(input: [1]) { linear(2) }", FILE).is_ok());
+}
