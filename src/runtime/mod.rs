@@ -1,5 +1,6 @@
 //! ONNX Runtime through `ort`: finds `libonnxruntime`, holds the process's one environment, and
-//! turns ONNX bytes into [`Session`]s on the CPU or CUDA that run f32/i64 tensors.
+//! turns ONNX bytes into [`Session`]s on the CPU or CUDA that run f32/i64 tensors, and
+//! [`StatefulSession`]s that keep a training step's state in ONNX Runtime memory between runs.
 //!
 //! Architecture invariant: this is the only module that uses `ort`; nothing of `ort` appears in
 //! its public API. Every ONNX Runtime failure becomes a [`RuntimeError`] that says what cnnc was
@@ -9,6 +10,7 @@ mod error;
 pub mod locate;
 pub mod npy;
 mod session;
+mod stateful;
 mod wire;
 
 pub use error::{RuntimeError, INSTALL_HINT};
@@ -16,6 +18,7 @@ pub use locate::{locate, FoundBy, Library};
 pub use session::{
     format_dims, Dim, ElementType, Input, InputData, Output, OutputData, Session, TensorSpec,
 };
+pub use stateful::{StateTensor, StatefulSession};
 pub use wire::{check_model_bytes, tiny_model};
 
 use std::fmt;

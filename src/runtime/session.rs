@@ -210,7 +210,7 @@ impl Output {
 
 /// A model loaded into ONNX Runtime on one device.
 pub struct Session {
-    inner: ort::session::Session,
+    pub(super) inner: ort::session::Session,
     device: Device,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
@@ -315,16 +315,7 @@ impl Session {
         outputs: &[&str],
     ) -> Result<Vec<Output>, RuntimeError> {
         self.check_inputs(inputs)?;
-        for name in outputs {
-            if !self.outputs.iter().any(|s| s.name == *name) {
-                return Err(RuntimeError::Input {
-                    message: format!(
-                        "the model has no output `{name}` (its outputs: {})",
-                        self.output_names().join(", ")
-                    ),
-                });
-            }
-        }
+        self.check_output_names(outputs)?;
         let mut values: Vec<(Cow<'_, str>, ort::session::SessionInputValue<'_>)> =
             Vec::with_capacity(inputs.len());
         for input in inputs {
@@ -350,45 +341,38 @@ impl Session {
                 context: "reading the outputs".into(),
                 message: format!("output `{name}` is missing from the results"),
             })?;
-            let context = || format!("reading output `{name}`");
-            let (shape, data) = match value.dtype() {
-                ValueType::Tensor {
-                    ty: TensorElementType::Float32,
-                    ..
-                } => {
-                    let (shape, data) = value
-                        .try_extract_tensor::<f32>()
-                        .map_err(|e| RuntimeError::ort(context(), e))?;
-                    (shape.clone(), OutputData::F32(data.to_vec()))
-                }
-                ValueType::Tensor {
-                    ty: TensorElementType::Int64,
-                    ..
-                } => {
-                    let (shape, data) = value
-                        .try_extract_tensor::<i64>()
-                        .map_err(|e| RuntimeError::ort(context(), e))?;
-                    (shape.clone(), OutputData::I64(data.to_vec()))
-                }
-                other => {
-                    return Err(RuntimeError::Input {
-                        message: format!(
-                            "output `{name}` has type {other:?}; cnnc reads float32 and int64 \
-                             tensors"
-                        ),
-                    })
-                }
-            };
-            out.push(Output {
-                name: name.to_string(),
-                shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
-                data,
-            });
+            out.push(read_output(name, value)?);
         }
         Ok(out)
     }
 
+    /// Errors unless every name is an output of the model.
+    pub(super) fn check_output_names(&self, outputs: &[&str]) -> Result<(), RuntimeError> {
+        for name in outputs {
+            if !self.outputs.iter().any(|s| s.name == *name) {
+                return Err(RuntimeError::Input {
+                    message: format!(
+                        "the model has no output `{name}` (its outputs: {})",
+                        self.output_names().join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn check_inputs(&self, inputs: &[Input<'_>]) -> Result<(), RuntimeError> {
+        self.check_inputs_bound(inputs, &[])
+    }
+
+    /// Checks `inputs` against the model (names, element types, shapes, every input given
+    /// once) where the inputs named in `bound` are supplied otherwise (a [`super::StatefulSession`]'s
+    /// state): those must not be given, and are not missing.
+    pub(super) fn check_inputs_bound(
+        &self,
+        inputs: &[Input<'_>],
+        bound: &[&str],
+    ) -> Result<(), RuntimeError> {
         let input_err = |message: String| Err(RuntimeError::Input { message });
         let model_names = || {
             self.inputs
@@ -400,6 +384,12 @@ impl Session {
         for (i, input) in inputs.iter().enumerate() {
             if inputs[..i].iter().any(|o| o.name == input.name) {
                 return input_err(format!("input `{}` is given twice", input.name));
+            }
+            if bound.contains(&input.name) {
+                return input_err(format!(
+                    "input `{}` is state the session holds between runs; it is not given per run",
+                    input.name
+                ));
             }
             let Some(spec) = self.inputs.iter().find(|s| s.name == input.name) else {
                 return input_err(format!(
@@ -438,7 +428,7 @@ impl Session {
                 })?;
         }
         for spec in &self.inputs {
-            if !inputs.iter().any(|i| i.name == spec.name) {
+            if !bound.contains(&spec.name.as_str()) && !inputs.iter().any(|i| i.name == spec.name) {
                 return input_err(format!(
                     "input `{}` ({} {}) is missing",
                     spec.name,
@@ -449,4 +439,45 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Copies one output value out of ONNX Runtime (float32 or int64 tensors; it must be in CPU
+/// memory).
+pub(super) fn read_output(
+    name: &str,
+    value: &ort::value::DynValue,
+) -> Result<Output, RuntimeError> {
+    let context = || format!("reading output `{name}`");
+    let (shape, data) = match value.dtype() {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            ..
+        } => {
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| RuntimeError::ort(context(), e))?;
+            (shape.clone(), OutputData::F32(data.to_vec()))
+        }
+        ValueType::Tensor {
+            ty: TensorElementType::Int64,
+            ..
+        } => {
+            let (shape, data) = value
+                .try_extract_tensor::<i64>()
+                .map_err(|e| RuntimeError::ort(context(), e))?;
+            (shape.clone(), OutputData::I64(data.to_vec()))
+        }
+        other => {
+            return Err(RuntimeError::Input {
+                message: format!(
+                    "output `{name}` has type {other:?}; cnnc reads float32 and int64 tensors"
+                ),
+            })
+        }
+    };
+    Ok(Output {
+        name: name.to_string(),
+        shape: shape.iter().map(|&d| d.max(0) as usize).collect(),
+        data,
+    })
 }

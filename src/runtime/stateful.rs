@@ -1,0 +1,353 @@
+//! A session whose state stays in ONNX Runtime's memory between runs: the training step's
+//! parameters, running statistics and optimizer state live on the session's device (GPU memory
+//! on CUDA), and only the per-run inputs (the batch, the learning rate) and the small host
+//! outputs (the loss) cross to and from the host each run.
+//!
+//! Each state tensor has two buffers allocated on the device, A and B. A run reads the state
+//! from A (bound as inputs with ORT's IoBinding) and writes the updated state into B (bound as
+//! pre-allocated outputs); then the roles swap. Two bindings are made once, one per direction,
+//! so a run rebinds only the per-run inputs. The outputs are bound to buffers cnnc allocated
+//! (`bind_output`), never with `bind_output_to_device`: ORT keeps the buffer it allocated for
+//! such an output and writes the next run's result into it again, so a state output bound that
+//! way would be the next run's input and output at once. The same code runs on the CPU (the
+//! buffers are then host memory ONNX Runtime allocated), so CPU tests exercise it.
+
+use super::error::RuntimeError;
+use super::session::{read_output, ElementType, Input, InputData, Output, Session};
+use super::Device;
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::IoBinding;
+use ort::value::Tensor;
+use std::fmt;
+
+/// One tensor of state: the model input it is read from, the model output its next value is
+/// written to, its shape and its first value.
+#[derive(Debug, Clone, Copy)]
+pub struct StateTensor<'a> {
+    pub input: &'a str,
+    pub output: &'a str,
+    pub dims: &'a [usize],
+    pub values: &'a [f32],
+}
+
+struct Slot {
+    input: String,
+    output: String,
+    dims: Vec<usize>,
+}
+
+/// A [`Session`] that runs with its state held in ONNX Runtime memory on the session's device.
+pub struct StatefulSession<'s> {
+    session: &'s mut Session,
+    slots: Vec<Slot>,
+    /// `buffers[k][i]`: buffer set `k` of state tensor `i`, on the session's device.
+    buffers: [Vec<Tensor<f32>>; 2],
+    /// `bindings[k]` reads the state from `buffers[k]` and writes it into `buffers[1 - k]`.
+    bindings: [IoBinding; 2],
+    /// The buffer set that holds the current state.
+    current: usize,
+    host_outputs: Vec<String>,
+    /// Held so the device buffers' allocator outlives them (they also keep it alive).
+    _allocator: Allocator,
+}
+
+impl fmt::Debug for StatefulSession<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatefulSession")
+            .field("device", &self.session.device())
+            .field(
+                "state",
+                &self
+                    .slots
+                    .iter()
+                    .map(|s| format!("{} -> {} {:?}", s.input, s.output, s.dims))
+                    .collect::<Vec<_>>(),
+            )
+            .field("host_outputs", &self.host_outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn input_err<T>(message: String) -> Result<T, RuntimeError> {
+    Err(RuntimeError::Input { message })
+}
+
+fn element_count(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+impl<'s> StatefulSession<'s> {
+    /// Allocates two buffers per state tensor on `session`'s device, uploads the first values
+    /// and binds them. `host_outputs` are the outputs every [`StatefulSession::run`] returns
+    /// (float32 or int64, copied to the host).
+    ///
+    /// Every state input must be a float32 input of the model with the given shape, every
+    /// state output a float32 output; errors name the tensor.
+    pub fn new(
+        session: &'s mut Session,
+        state: &[StateTensor<'_>],
+        host_outputs: &[&str],
+    ) -> Result<StatefulSession<'s>, RuntimeError> {
+        Self::check(session, state, host_outputs)?;
+        let device = session.device();
+        let allocator = match device {
+            Device::Cpu => Allocator::default(),
+            Device::Cuda => {
+                let info = MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    0,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )
+                .map_err(|e| RuntimeError::ort("describing CUDA device memory", e))?;
+                Allocator::new(&session.inner, info)
+                    .map_err(|e| RuntimeError::ort("creating a CUDA allocator", e))?
+            }
+        };
+        let mut buffers: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
+        for set in &mut buffers {
+            for t in state {
+                let tensor = Tensor::<f32>::new(&allocator, t.dims).map_err(|e| {
+                    RuntimeError::ort(
+                        format!(
+                            "allocating {:?} for state `{}` on {device}",
+                            t.dims, t.input
+                        ),
+                        e,
+                    )
+                })?;
+                set.push(tensor);
+            }
+        }
+        let host = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .map_err(|e| RuntimeError::ort("describing host memory", e))?;
+        let binding_err = |e| RuntimeError::ort("binding the state to the session", e);
+        let mut make_binding = |from: usize| -> Result<IoBinding, RuntimeError> {
+            let mut binding = session.inner.create_binding().map_err(binding_err)?;
+            let (a, b) = buffers.split_at_mut(1);
+            let (reads, writes) = if from == 0 {
+                (&a[0], &mut b[0])
+            } else {
+                (&b[0], &mut a[0])
+            };
+            for ((t, r), w) in state.iter().zip(reads).zip(writes.iter_mut()) {
+                binding.bind_input(t.input, r).map_err(binding_err)?;
+                binding.bind_output(t.output, w).map_err(binding_err)?;
+            }
+            for name in host_outputs {
+                binding
+                    .bind_output_to_device(*name, &host)
+                    .map_err(binding_err)?;
+            }
+            Ok(binding)
+        };
+        let bindings = [make_binding(0)?, make_binding(1)?];
+        let mut this = StatefulSession {
+            session,
+            slots: state
+                .iter()
+                .map(|t| Slot {
+                    input: t.input.to_string(),
+                    output: t.output.to_string(),
+                    dims: t.dims.to_vec(),
+                })
+                .collect(),
+            buffers,
+            bindings,
+            current: 0,
+            host_outputs: host_outputs.iter().map(|s| s.to_string()).collect(),
+            _allocator: allocator,
+        };
+        let values: Vec<&[f32]> = state.iter().map(|t| t.values).collect();
+        this.upload(&values)?;
+        Ok(this)
+    }
+
+    fn check(
+        session: &Session,
+        state: &[StateTensor<'_>],
+        host_outputs: &[&str],
+    ) -> Result<(), RuntimeError> {
+        for (i, t) in state.iter().enumerate() {
+            if state[..i].iter().any(|o| o.input == t.input) {
+                return input_err(format!("state input `{}` is given twice", t.input));
+            }
+            if state[..i].iter().any(|o| o.output == t.output) {
+                return input_err(format!("state output `{}` is given twice", t.output));
+            }
+            let Some(spec) = session.inputs().iter().find(|s| s.name == t.input) else {
+                return input_err(format!(
+                    "the model has no input `{}` for state (its inputs: {})",
+                    t.input,
+                    session
+                        .inputs()
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            if spec.element != ElementType::F32 {
+                return input_err(format!(
+                    "state input `{}` is {} in the model; state is float32",
+                    t.input, spec.element
+                ));
+            }
+            spec.check_shape(t.dims).map_err(|e| RuntimeError::Input {
+                message: format!("state input `{}`: {e}", t.input),
+            })?;
+            session.check_output_names(&[t.output])?;
+            let out = session
+                .outputs()
+                .iter()
+                .find(|s| s.name == t.output)
+                .expect("checked above");
+            if out.element != ElementType::F32 {
+                return input_err(format!(
+                    "state output `{}` is {} in the model; state is float32",
+                    t.output, out.element
+                ));
+            }
+            out.check_shape(t.dims).map_err(|e| RuntimeError::Input {
+                message: format!("state output `{}`: {e}", t.output),
+            })?;
+            if element_count(t.dims) != Some(t.values.len()) {
+                return input_err(format!(
+                    "state `{}` has shape {:?} but {} values",
+                    t.input,
+                    t.dims,
+                    t.values.len()
+                ));
+            }
+        }
+        session.check_output_names(host_outputs)?;
+        for (i, name) in host_outputs.iter().enumerate() {
+            if host_outputs[..i].contains(name) || state.iter().any(|t| t.output == *name) {
+                return input_err(format!("output `{name}` is asked for twice"));
+            }
+            let spec = session
+                .outputs()
+                .iter()
+                .find(|s| s.name == *name)
+                .expect("checked above");
+            if !matches!(spec.element, ElementType::F32 | ElementType::I64) {
+                return input_err(format!(
+                    "output `{name}` is {}; cnnc reads float32 and int64 tensors",
+                    spec.element
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The session's device.
+    pub fn device(&self) -> Device {
+        self.session.device()
+    }
+
+    /// Replaces the state with `values` (one slice per state tensor, in the order given to
+    /// [`StatefulSession::new`]), copied to the device.
+    pub fn upload(&mut self, values: &[&[f32]]) -> Result<(), RuntimeError> {
+        if values.len() != self.slots.len() {
+            return input_err(format!(
+                "{} state values given for {} state tensors",
+                values.len(),
+                self.slots.len()
+            ));
+        }
+        for (slot, v) in self.slots.iter().zip(values) {
+            if element_count(&slot.dims) != Some(v.len()) {
+                return input_err(format!(
+                    "state `{}` has shape {:?} but {} values",
+                    slot.input,
+                    slot.dims,
+                    v.len()
+                ));
+            }
+        }
+        let device = self.session.device();
+        let set = &mut self.buffers[self.current];
+        for ((slot, v), target) in self.slots.iter().zip(values).zip(set.iter_mut()) {
+            let context = || format!("copying state `{}` to {device}", slot.input);
+            let host = Tensor::from_array((slot.dims.clone(), v.to_vec()))
+                .map_err(|e| RuntimeError::ort(context(), e))?;
+            host.copy_into(target)
+                .map_err(|e| RuntimeError::ort(context(), e))?;
+        }
+        Ok(())
+    }
+
+    /// The state copied to the host, one `Vec` per state tensor in the order given to
+    /// [`StatefulSession::new`].
+    pub fn state(&self) -> Result<Vec<Vec<f32>>, RuntimeError> {
+        let device = self.session.device();
+        self.slots
+            .iter()
+            .zip(&self.buffers[self.current])
+            .map(|(slot, t)| {
+                let context = || format!("copying state `{}` from {device}", slot.input);
+                let host = t
+                    .to(AllocationDevice::CPU, 0)
+                    .map_err(|e| RuntimeError::ort(context(), e))?;
+                let (_, data) = host
+                    .try_extract_tensor()
+                    .map_err(|e| RuntimeError::ort(context(), e))?;
+                Ok(data.to_vec())
+            })
+            .collect()
+    }
+
+    /// One run: `inputs` are every model input except the state (checked like
+    /// [`Session::run`]'s), copied into tensors ONNX Runtime owns; the state advances on the
+    /// device; the host outputs come back in the order given to [`StatefulSession::new`].
+    /// When the run fails, the state is the one before it.
+    pub fn run(&mut self, inputs: &[Input<'_>]) -> Result<Vec<Output>, RuntimeError> {
+        let bound: Vec<&str> = self.slots.iter().map(|s| s.input.as_str()).collect();
+        self.session.check_inputs_bound(inputs, &bound)?;
+        let binding = &mut self.bindings[self.current];
+        for input in inputs {
+            let context = || format!("preparing input `{}`", input.name);
+            let shape = input.shape.to_vec();
+            let bound = match input.data {
+                InputData::F32(d) => Tensor::from_array((shape, d.to_vec()))
+                    .map_err(|e| RuntimeError::ort(context(), e))
+                    .and_then(|t| {
+                        binding
+                            .bind_input(input.name, &t)
+                            .map_err(|e| RuntimeError::ort(context(), e))
+                    }),
+                InputData::I64(d) => Tensor::from_array((shape, d.to_vec()))
+                    .map_err(|e| RuntimeError::ort(context(), e))
+                    .and_then(|t| {
+                        binding
+                            .bind_input(input.name, &t)
+                            .map_err(|e| RuntimeError::ort(context(), e))
+                    }),
+            };
+            bound?;
+        }
+        let device = self.session.device();
+        let binding = &self.bindings[self.current];
+        let result = self
+            .session
+            .inner
+            .run_binding(binding)
+            .map_err(|e| RuntimeError::ort(format!("running the model on {device}"), e))?;
+        let mut out = Vec::with_capacity(self.host_outputs.len());
+        for name in &self.host_outputs {
+            let value = result.get(name).ok_or_else(|| RuntimeError::Ort {
+                context: "reading the outputs".into(),
+                message: format!("output `{name}` is missing from the results"),
+            })?;
+            out.push(read_output(name, value)?);
+        }
+        drop(result);
+        self.current = 1 - self.current;
+        Ok(out)
+    }
+}
