@@ -1,6 +1,9 @@
 //! The training loop: one ONNX Runtime session runs the step graph ([`super::graph`]), another
-//! the evaluation graph; parameters, running statistics and optimizer state live in `Vec<f32>`
-//! between steps and go in and out of every step by name.
+//! the evaluation graph. Parameters, running statistics and optimizer state stay in ONNX
+//! Runtime's memory on the session's device for the whole run ([`StatefulSession`]: GPU memory
+//! on CUDA); only the batch, the learning rate and the step go in, and the loss and the count of
+//! correct answers come out, each step. The state is copied back to the host (`State::values`)
+//! once per epoch for evaluation and the checkpoint, on a stop request, and at the end.
 //!
 //! After every epoch the state is checkpointed atomically (safetensors, [`Checkpoint`]); a stop
 //! request (Ctrl-C in the CLI) is honoured after the current step, with a checkpoint that
@@ -12,7 +15,9 @@ use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
 use crate::onnx::{Init, Tensor, Weights};
-use crate::runtime::{Device, Input, OutputData, Runtime, RuntimeError, Session};
+use crate::runtime::{
+    Device, Input, OutputData, Runtime, RuntimeError, Session, StateTensor, StatefulSession,
+};
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
 use prost::Message;
@@ -274,7 +279,9 @@ pub struct TrainOutcome {
     pub resumed_from: Option<(u32, u64)>,
 }
 
-/// Training state: the carried tensors and where the run is.
+/// Training state: the carried tensors and where the run is. While steps run, the carried
+/// tensors' current values are on the step session's device; `values` is their host copy,
+/// refreshed from the device before it is read.
 struct State {
     carried: Vec<Carried>,
     values: Vec<Vec<f32>>,
@@ -481,11 +488,23 @@ pub fn train(
     };
     let resumed_from = config.resume.then_some((state.epoch, state.step));
     let steps_per_epoch = n_train.div_ceil(config.batch_size);
-    let out_names: Vec<String> = ["loss".to_string(), "correct".to_string()]
-        .into_iter()
-        .chain(state.carried.iter().map(Carried::new_name))
+    let new_names: Vec<String> = state.carried.iter().map(Carried::new_name).collect();
+    let tensors: Vec<StateTensor<'_>> = state
+        .carried
+        .iter()
+        .zip(&new_names)
+        .zip(&state.values)
+        .map(|((c, new), v)| StateTensor {
+            input: &c.name,
+            output: new,
+            dims: &c.dims,
+            values: v,
+        })
         .collect();
-    let out_refs: Vec<&str> = out_names.iter().map(String::as_str).collect();
+    // The state goes to the device once (fresh or from the checkpoint) and stays there.
+    let mut stepper = StatefulSession::new(&mut sessions.step, &tensors, &["loss", "correct"])?;
+    drop(tensors);
+    let takes_step = sessions.takes_step;
     let lr = [config.lr];
     let mut history = Vec::new();
     while state.epoch < config.epochs {
@@ -507,18 +526,15 @@ pub fn train(
             index += 1;
             let b = batch.len();
             let t = [(state.step + 1) as f32];
-            let mut inputs = Vec::with_capacity(state.carried.len() + 4);
-            inputs.push(Input::f32("input", &batch.shape, batch.images));
             let lab_shape = [b];
+            let mut inputs = Vec::with_capacity(4);
+            inputs.push(Input::f32("input", &batch.shape, batch.images));
             inputs.push(Input::i64("labels", &lab_shape, batch.labels));
             inputs.push(Input::f32("lr", &[], &lr));
-            if sessions.takes_step {
+            if takes_step {
                 inputs.push(Input::f32("t", &[], &t));
             }
-            for (c, v) in state.carried.iter().zip(&state.values) {
-                inputs.push(Input::f32(&c.name, &c.dims, v));
-            }
-            let outs = sessions.step.run_selected(&inputs, &out_refs)?;
+            let outs = stepper.run(&inputs)?;
             drop(inputs);
             let mut outs = outs.into_iter();
             let loss = match outs.next().map(|o| o.data) {
@@ -536,16 +552,12 @@ pub fn train(
             if let Some(OutputData::I64(v)) = outs.next().map(|o| o.data) {
                 correct += v[0].max(0) as u64;
             }
-            for (slot, o) in state.values.iter_mut().zip(outs) {
-                if let OutputData::F32(v) = o.data {
-                    *slot = v;
-                }
-            }
             state.step += 1;
             loss_sum += f64::from(loss) * b as f64;
             seen += b;
             observer.step(epoch, loss_sum / seen as f64);
             if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
+                state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
                     state.checkpoint(model, info.clone()).save(path)?;
                 }
@@ -559,7 +571,14 @@ pub fn train(
                 });
             }
         }
-        let test_acc = evaluate(sessions, &state, &splits.test, resize, config.batch_size)?;
+        state.values = stepper.state()?;
+        let test_acc = evaluate(
+            &mut sessions.eval,
+            &state,
+            &splits.test,
+            resize,
+            config.batch_size,
+        )?;
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         if let Some(path) = &config.checkpoint {
@@ -605,7 +624,7 @@ pub fn train(
 
 /// Test accuracy with the current parameters and running statistics (inference mode).
 fn evaluate(
-    sessions: &mut Sessions,
+    eval: &mut Session,
     state: &State,
     test: &Dataset,
     resize: Option<(usize, usize)>,
@@ -633,7 +652,7 @@ fn evaluate(
                 inputs.push(Input::f32(&c.name, &c.dims, v));
             }
         }
-        let out = sessions.eval.run_selected(&inputs, &["correct"])?;
+        let out = eval.run_selected(&inputs, &["correct"])?;
         if let Some(OutputData::I64(v)) = out.first().map(|o| &o.data) {
             correct += v[0].max(0) as u64;
         }
