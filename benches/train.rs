@@ -1,12 +1,16 @@
 //! Training throughput through ONNX Runtime (a benchmark, not a test): `cargo bench --bench
 //! train`. For models/lenet.cnn and models/lenet_bn.cnn at batch 256 on random data: the median
-//! time of one step-graph run, and two ways to evaluate 10,000 examples: the evaluation graph
-//! with parameters as inputs (one session for the whole run, what `cnnc train` does), and a
-//! fresh inference export with the weights as initializers plus a new session (per epoch).
+//! time of one training step two ways, measured alternately so the machine's load falls on
+//! both: the state on the host (every carried tensor passed in and its `new.` output copied back
+//! each step, what `cnnc train` did before) and the state kept in ONNX Runtime memory
+//! (`StatefulSession`, what `cnnc train` does); and two ways to evaluate 10,000 examples: the
+//! evaluation graph with parameters as inputs (one session for the whole run, what `cnnc train`
+//! does), and a fresh inference export with the weights as initializers plus a new session (per
+//! epoch).
 
 use cnnc::onnx::{self, ExportOptions, Init};
-use cnnc::runtime::{Device, Input, Runtime};
-use cnnc::train::graph::{self, CarriedKind, Optimizer};
+use cnnc::runtime::{Device, Input, OutputData, Runtime, StateTensor, StatefulSession};
+use cnnc::train::graph::{self, Carried, CarriedKind, Optimizer};
 use prost::Message;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -23,6 +27,11 @@ fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn main() {
     let Ok(rt) = Runtime::get() else {
         eprintln!("ONNX Runtime is not installed; nothing to measure");
@@ -30,6 +39,7 @@ fn main() {
     };
     const B: usize = 256;
     const TEST: usize = 10_000;
+    const STEPS: usize = 200;
     for file in ["models/lenet.cnn", "models/lenet_bn.cnn"] {
         let c = cnnc::compile_file(Path::new(file)).expect("the model compiles");
         let model = c.model(None).expect("one model");
@@ -56,18 +66,66 @@ fn main() {
             .map(|i| ((i * 7919) % 255) as f32 / 255.0)
             .collect();
         let labels: Vec<i64> = (0..B as i64).map(|i| i % 10).collect();
-        let (xs, ls, lr) = ([B, 1, 28, 28], [B], [0.1f32]);
-        let step_time = median_time(30, || {
+        let (xs, ls, lr) = ([B, 1, 28, 28], [B], [0.01f32]);
+        let new_names: Vec<String> = step.carried.iter().map(Carried::new_name).collect();
+        let out_names: Vec<&str> = ["loss", "correct"]
+            .into_iter()
+            .chain(new_names.iter().map(String::as_str))
+            .collect();
+        let mut host_values = values.clone();
+        let mut host_step = || {
             let mut inputs = vec![
                 Input::f32("input", &xs, &x),
                 Input::i64("labels", &ls, &labels),
                 Input::f32("lr", &[], &lr),
             ];
-            for (c, v) in step.carried.iter().zip(&values) {
+            for (c, v) in step.carried.iter().zip(&host_values) {
                 inputs.push(Input::f32(&c.name, &c.dims, v));
             }
-            step_s.run(&inputs).unwrap();
-        });
+            let outs = step_s.run_selected(&inputs, &out_names).unwrap();
+            for (slot, o) in host_values.iter_mut().zip(outs.into_iter().skip(2)) {
+                if let OutputData::F32(v) = o.data {
+                    *slot = v;
+                }
+            }
+        };
+        let mut device_s = rt
+            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .unwrap();
+        let tensors: Vec<StateTensor<'_>> = step
+            .carried
+            .iter()
+            .zip(&new_names)
+            .zip(&values)
+            .map(|((c, new), v)| StateTensor {
+                input: &c.name,
+                output: new,
+                dims: &c.dims,
+                values: v,
+            })
+            .collect();
+        let mut stateful =
+            StatefulSession::new(&mut device_s, &tensors, &["loss", "correct"]).unwrap();
+        let mut device_step = || {
+            let inputs = [
+                Input::f32("input", &xs, &x),
+                Input::i64("labels", &ls, &labels),
+                Input::f32("lr", &[], &lr),
+            ];
+            stateful.run(&inputs).unwrap();
+        };
+        host_step();
+        device_step();
+        let (mut host_times, mut device_times) = (Vec::new(), Vec::new());
+        for _ in 0..STEPS {
+            let t = Instant::now();
+            host_step();
+            host_times.push(t.elapsed());
+            let t = Instant::now();
+            device_step();
+            device_times.push(t.elapsed());
+        }
+        let (host_time, device_time) = (median(host_times), median(device_times));
         let batches = TEST.div_ceil(B);
         let eval_graph = median_time(5, || {
             for _ in 0..batches {
@@ -92,10 +150,14 @@ fn main() {
             }
         });
         println!(
-            "{file}: step {:.2} ms at batch {B} ({:.0} examples/s training alone); evaluating \
-             {TEST} examples: eval graph {:.0} ms, fresh export + session {:.0} ms",
-            step_time.as_secs_f64() * 1e3,
-            B as f64 / step_time.as_secs_f64(),
+            "{file}: step at batch {B} (median of {STEPS}, alternating): state on the host \
+             {:.3} ms ({:.0} examples/s training alone), state in ONNX Runtime memory {:.3} ms \
+             ({:.0} examples/s); evaluating {TEST} examples: eval graph {:.0} ms, fresh export + \
+             session {:.0} ms",
+            host_time.as_secs_f64() * 1e3,
+            B as f64 / host_time.as_secs_f64(),
+            device_time.as_secs_f64() * 1e3,
+            B as f64 / device_time.as_secs_f64(),
             eval_graph.as_secs_f64() * 1e3,
             fresh.as_secs_f64() * 1e3,
         );
