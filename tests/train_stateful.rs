@@ -47,10 +47,11 @@ struct Batch {
     shape: [usize; 4],
 }
 
-/// Batches of 5, 5, 5 and a last one of 3 (the batch dimension is symbolic).
+/// Batches of 5, 5, 3 and 5 (the batch dimension is symbolic: a staged input tensor is
+/// reused, replaced and replaced again).
 fn batches() -> Vec<Batch> {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    [5usize, 5, 5, 3]
+    [5usize, 5, 3, 5]
         .iter()
         .map(|&b| Batch {
             x: (0..b * 32)

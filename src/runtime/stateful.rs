@@ -36,6 +36,19 @@ struct Slot {
     dims: Vec<usize>,
 }
 
+/// A per-run input's host tensor, kept and refilled while its shape and type stay the same
+/// (every full batch), so a run copies the batch once into memory that is already mapped.
+struct Staged {
+    name: String,
+    shape: Vec<usize>,
+    tensor: StagedTensor,
+}
+
+enum StagedTensor {
+    F32(Tensor<f32>),
+    I64(Tensor<i64>),
+}
+
 /// A [`Session`] that runs with its state held in ONNX Runtime memory on the session's device.
 pub struct StatefulSession<'s> {
     session: &'s mut Session,
@@ -47,6 +60,7 @@ pub struct StatefulSession<'s> {
     /// The buffer set that holds the current state.
     current: usize,
     host_outputs: Vec<String>,
+    staged: Vec<Staged>,
     /// Held so the device buffers' allocator outlives them (they also keep it alive).
     _allocator: Allocator,
 }
@@ -161,6 +175,7 @@ impl<'s> StatefulSession<'s> {
             bindings,
             current: 0,
             host_outputs: host_outputs.iter().map(|s| s.to_string()).collect(),
+            staged: Vec::new(),
             _allocator: allocator,
         };
         let values: Vec<&[f32]> = state.iter().map(|t| t.values).collect();
@@ -303,7 +318,8 @@ impl<'s> StatefulSession<'s> {
     }
 
     /// One run: `inputs` are every model input except the state (checked like
-    /// [`Session::run`]'s), copied into tensors ONNX Runtime owns; the state advances on the
+    /// [`Session::run`]'s), copied into host tensors ONNX Runtime allocated (reused from run to
+    /// run while an input's shape stays the same); the state advances on the
     /// device; the host outputs come back in the order given to [`StatefulSession::new`].
     /// When the run fails, the state is the one before it.
     pub fn run(&mut self, inputs: &[Input<'_>]) -> Result<Vec<Output>, RuntimeError> {
@@ -312,24 +328,59 @@ impl<'s> StatefulSession<'s> {
         let binding = &mut self.bindings[self.current];
         for input in inputs {
             let context = || format!("preparing input `{}`", input.name);
-            let shape = input.shape.to_vec();
-            let bound = match input.data {
-                InputData::F32(d) => Tensor::from_array((shape, d.to_vec()))
-                    .map_err(|e| RuntimeError::ort(context(), e))
-                    .and_then(|t| {
-                        binding
-                            .bind_input(input.name, &t)
-                            .map_err(|e| RuntimeError::ort(context(), e))
-                    }),
-                InputData::I64(d) => Tensor::from_array((shape, d.to_vec()))
-                    .map_err(|e| RuntimeError::ort(context(), e))
-                    .and_then(|t| {
-                        binding
-                            .bind_input(input.name, &t)
-                            .map_err(|e| RuntimeError::ort(context(), e))
-                    }),
+            let same_type = |t: &StagedTensor| {
+                matches!(
+                    (t, input.data),
+                    (StagedTensor::F32(_), InputData::F32(_))
+                        | (StagedTensor::I64(_), InputData::I64(_))
+                )
             };
-            bound?;
+            let found = self.staged.iter().position(|s| s.name == input.name);
+            let i = match found {
+                Some(i)
+                    if self.staged[i].shape == input.shape && same_type(&self.staged[i].tensor) =>
+                {
+                    i
+                }
+                _ => {
+                    let host = Allocator::default();
+                    let tensor = match input.data {
+                        InputData::F32(_) => Tensor::new(&host, input.shape).map(StagedTensor::F32),
+                        InputData::I64(_) => Tensor::new(&host, input.shape).map(StagedTensor::I64),
+                    }
+                    .map_err(|e| RuntimeError::ort(context(), e))?;
+                    let staged = Staged {
+                        name: input.name.to_string(),
+                        shape: input.shape.to_vec(),
+                        tensor,
+                    };
+                    match found {
+                        Some(i) => {
+                            self.staged[i] = staged;
+                            i
+                        }
+                        None => {
+                            self.staged.push(staged);
+                            self.staged.len() - 1
+                        }
+                    }
+                }
+            };
+            let staged = &mut self.staged[i];
+            // The tensor is not in use: runs are synchronous, and binding it again below is
+            // what makes ONNX Runtime read (or, for another device, copy) its new contents.
+            let bound = match (&mut staged.tensor, input.data) {
+                (StagedTensor::F32(t), InputData::F32(d)) => t
+                    .try_extract_tensor_mut()
+                    .map(|(_, buf)| buf.copy_from_slice(d))
+                    .and_then(|()| binding.bind_input(input.name, &*t)),
+                (StagedTensor::I64(t), InputData::I64(d)) => t
+                    .try_extract_tensor_mut()
+                    .map(|(_, buf)| buf.copy_from_slice(d))
+                    .and_then(|()| binding.bind_input(input.name, &*t)),
+                _ => unreachable!("the tensor was just made for this element type"),
+            };
+            bound.map_err(|e| RuntimeError::ort(context(), e))?;
         }
         let device = self.session.device();
         let binding = &self.bindings[self.current];
