@@ -252,6 +252,18 @@ pub struct Written {
     pub data: Option<(PathBuf, u64)>,
 }
 
+/// The external data file of a model written to `path`: its `location` as the model records
+/// it (`<file name>.data`, beside the model) and its path.
+pub(crate) fn external_data_file(path: &Path) -> (String, PathBuf) {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.onnx".into());
+    let location = format!("{file_name}.data");
+    let data_path = path.with_file_name(&location);
+    (location, data_path)
+}
+
 /// Writes `model` to `path`, atomically; above `options.external_data_threshold` the
 /// initializers go to `<path>.data` (written first, also atomically).
 pub fn write_model(
@@ -259,12 +271,7 @@ pub fn write_model(
     path: &Path,
     options: &ExportOptions,
 ) -> Result<Written, ExportError> {
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model.onnx".into());
-    let location = format!("{file_name}.data");
-    let data_path = path.with_file_name(&location);
+    let (location, data_path) = external_data_file(path);
     let io = |p: &Path, e: std::io::Error| ExportError::Io {
         path: p.to_path_buf(),
         message: e.to_string(),

@@ -83,12 +83,7 @@ pub fn export_to_file(
         // The float initializers go to `<file>.data`, 64-byte aligned; the model keeps
         // their location, offset and length (int64 constants stay inline: shape inference
         // reads them).
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model.onnx".into());
-        let location = format!("{file_name}.data");
-        let data_path = path.with_file_name(&location);
+        let (location, data_path) = super::lower::external_data_file(path);
         let mut data = Pieces::default();
         for (t, r) in graph.initializer.iter_mut().zip(raws) {
             if t.data_type != data_type::FLOAT {
