@@ -263,21 +263,28 @@ impl Lowering<'_> {
                 let db = self
                     .b
                     .reduce("ReduceSum", dy, &axes, false, &format!("grad.{name}.bias"));
-                self.param_grad.insert(format!("{name}.weight"), dg);
-                self.param_grad.insert(format!("{name}.bias"), db);
+                self.param_grad.insert(format!("{name}.weight"), dg.clone());
+                self.param_grad.insert(format!("{name}.bias"), db.clone());
                 let dx = if want0 {
-                    let dxh = self.b.mul(dy, &gamma, &format!("{base}.dxhat"));
-                    let m1 =
-                        self.b
-                            .reduce("ReduceMean", &dxh, &axes, true, &format!("{base}.mean1"));
-                    let p = self.b.mul(&dxh, &xhat, &format!("{base}.dxhat_xhat"));
-                    let m2 = self
+                    // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the N values
+                    // of a channel: they are the parameter gradients' sums over N, so only
+                    // four passes over the tensor remain.
+                    let n_all = self.b.size_f32(dy, &format!("{base}.count_all"));
+                    let c = self.b.size_f32(&gamma, &format!("{base}.channels"));
+                    let n = self.b.div(&n_all, &c, &format!("{base}.count"));
+                    let mean_dy = self.b.reshape_like(&db, &gamma, &format!("{base}.sum_dy"));
+                    let mean_dy = self.b.div(&mean_dy, &n, &format!("{base}.mean_dy"));
+                    let mean_t = self
                         .b
-                        .reduce("ReduceMean", &p, &axes, true, &format!("{base}.mean2"));
-                    let a = self.b.sub(&dxh, &m1, &format!("{base}.a"));
-                    let bterm = self.b.mul(&xhat, &m2, &format!("{base}.b"));
+                        .reshape_like(&dg, &gamma, &format!("{base}.sum_dy_xhat"));
+                    let mean_t = self.b.div(&mean_t, &n, &format!("{base}.mean_dy_xhat"));
+                    let k = self
+                        .b
+                        .mul(&gamma, &inv_std, &format!("{base}.gamma_inv_std"));
+                    let a = self.b.sub(dy, &mean_dy, &format!("{base}.a"));
+                    let bterm = self.b.mul(&xhat, &mean_t, &format!("{base}.b"));
                     let c = self.b.sub(&a, &bterm, &format!("{base}.c"));
-                    Some(self.b.mul(&c, &inv_std, &base))
+                    Some(self.b.mul(&c, &k, &base))
                 } else {
                     None
                 };
