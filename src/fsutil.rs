@@ -19,6 +19,28 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    // Through a symbolic link, the file it points to is replaced, not the link.
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
+            Ok(p) => {
+                resolved = p;
+                resolved.as_path()
+            }
+            Err(_) => path,
+        },
+        _ => path,
+    };
+    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`) cannot be replaced atomically, and
+    // renaming over it would destroy it: it is written in place.
+    if let Ok(m) = std::fs::metadata(path) {
+        if !m.is_file() && !m.is_dir() {
+            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+            let mut out = BufWriter::with_capacity(1 << 16, &mut f);
+            write(&mut out)?;
+            return out.flush();
+        }
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -47,6 +69,12 @@ pub fn write_atomic_with(
 /// `bytes` bytes free for this user, so an export of a model of terabytes says so at once
 /// instead of filling the disk. (Where the free space cannot be read, it is not checked.)
 pub fn check_space(path: &Path, bytes: u64) -> std::io::Result<()> {
+    // A device or a pipe is written in place ([`write_atomic_with`]) and takes no space.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Ok(());
+    }
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = path.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -103,6 +131,41 @@ mod tests {
         let p = dir.path().join("no/such/a.bin");
         assert!(write_atomic(&p, b"x").is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_written_in_place_and_links_followed() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        // A pipe (like a device): written into, never replaced by a regular file.
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_atomic(&fifo, b"through the pipe").unwrap();
+        // Checked before joining: had the pipe been replaced, the reader would wait forever.
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        assert!(
+            check_space(&fifo, u64::MAX).is_ok(),
+            "a pipe needs no disk space"
+        );
+        // A symbolic link: its target is replaced, the link stays a link.
+        let target = dir.path().join("real.bin");
+        std::fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link.bin");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
     }
 
     #[test]
