@@ -13,33 +13,45 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomic_with(path, |out| out.write_all(bytes))
 }
 
+/// The file an output path names: through symbolic links (also dangling ones, whose target
+/// is then created), so a write replaces the link's target, not the link.
+pub fn resolve_output(path: &Path) -> std::path::PathBuf {
+    let mut p = path.to_path_buf();
+    // A bounded walk: a loop of links is left to the write to report.
+    for _ in 0..40 {
+        match std::fs::read_link(&p) {
+            Ok(target) => {
+                p = match p.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    p
+}
+
+/// Whether `path` names an existing device, pipe or socket (written in place, not replaced).
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
 /// [`write_atomic`] of whatever `write` writes (buffered), for files made as they are
 /// written.
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    // Through a symbolic link, the file it points to is replaced, not the link.
-    let resolved;
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(path) {
-            Ok(p) => {
-                resolved = p;
-                resolved.as_path()
-            }
-            Err(_) => path,
-        },
-        _ => path,
-    };
+    let resolved = resolve_output(path);
+    let path = resolved.as_path();
     // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`) cannot be replaced atomically, and
     // renaming over it would destroy it: it is written in place.
-    if let Ok(m) = std::fs::metadata(path) {
-        if !m.is_file() && !m.is_dir() {
-            let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
-            let mut out = BufWriter::with_capacity(1 << 16, &mut f);
-            write(&mut out)?;
-            return out.flush();
-        }
+    if is_special(path) {
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        let mut out = BufWriter::with_capacity(1 << 16, &mut f);
+        write(&mut out)?;
+        return out.flush();
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -70,10 +82,10 @@ pub fn write_atomic_with(
 /// instead of filling the disk. (Where the free space cannot be read, it is not checked.)
 pub fn check_space(path: &Path, bytes: u64) -> std::io::Result<()> {
     // A device or a pipe is written in place ([`write_atomic_with`]) and takes no space.
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+    if is_special(path) {
         return Ok(());
     }
-    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let path = resolve_output(path);
     let path = path.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -166,6 +178,18 @@ mod tests {
             .file_type()
             .is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        // A dangling link: its target is created, the link stays.
+        let dangling = dir.path().join("dangling.bin");
+        std::os::unix::fs::symlink("later.bin", &dangling).unwrap();
+        write_atomic(&dangling, b"made").unwrap();
+        assert!(std::fs::symlink_metadata(&dangling)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read(dir.path().join("later.bin")).unwrap(),
+            b"made"
+        );
     }
 
     #[test]

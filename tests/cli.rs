@@ -119,6 +119,17 @@ fn summary_json_of_a_wrong_model_prints_its_diagnostics_on_stdout() {
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["diagnostics"][0]["code"], "cnnc::io::read");
+    let dir = tempfile::tempdir().unwrap();
+    let two = dir.path().join("two.cnn");
+    std::fs::write(
+        &two,
+        "model A(input: [1]) { linear(2) }\nmodel B(input: [1]) { linear(2) }\n",
+    )
+    .unwrap();
+    let o = cnnc(&["summary", "--format", "json", two.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][0]["code"], "cnnc::cli::model");
 }
 
 #[test]

@@ -80,7 +80,18 @@ pub fn compile_one_as(
         );
         return Err(ExitCode::from(EXIT_DIAGNOSTICS));
     }
-    let chosen = c.model(model).map_err(|m| fail(EXIT_USAGE, m))?;
+    let chosen = match c.model(model) {
+        Ok(m) => m,
+        Err(e) => {
+            if format == Format::Json {
+                let d = serde_json::json!({
+                    "severity": "error", "code": "cnnc::cli::model", "message": e.to_string()
+                });
+                println!("{}", serde_json::json!({ "diagnostics": [d] }));
+            }
+            return Err(fail(EXIT_USAGE, e));
+        }
+    };
     let name = chosen.name.clone();
     let index = c
         .models

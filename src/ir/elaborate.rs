@@ -1095,6 +1095,20 @@ fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
                         body.channels()
                     )
                 }
+                None if bh > h || bw > w => {
+                    let up = if h > 0 && w > 0 && bh % h == 0 && bw % w == 0 && bh / h == bw / w {
+                        let f = bh / h;
+                        format!(
+                            ", e.g. `residual {{ … }} shortcut {{ convT({}, {f}, stride={f}) }}`",
+                            body.channels()
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "the body enlarges {h}×{w} to {bh}×{bw}: the shortcut must upsample too{up}"
+                    )
+                }
                 None => format!(
                     "the body turns {h}×{w} into {bh}×{bw}, which no strided 1×1 shortcut matches: \
                      its convolutions probably lack padding (a k×k conv keeps the size with \

@@ -33,7 +33,7 @@ pub enum ParamValues<'a> {
     Drawn { init: Init, seed: u64 },
 }
 
-/// Values drawn per job: 1 MiB of floats, small enough to stay in cache between drawing and
+/// Values drawn per job: 256 KiB of floats, small enough to stay in cache between drawing and
 /// writing.
 const CHUNK: usize = 1 << 16;
 
@@ -46,6 +46,9 @@ pub fn export_to_file(
     path: &Path,
     options: &ExportOptions,
 ) -> Result<Written, ExportError> {
+    // Through links: the model and its data file go beside the file the link names.
+    let resolved = fsutil::resolve_output(path);
+    let path = resolved.as_path();
     let specs = parameter_specs(model);
     if let ParamValues::Given(w) = values {
         w.check(&specs).map_err(ExportError::Weights)?;
@@ -83,6 +86,16 @@ pub fn export_to_file(
         // The float initializers go to `<file>.data`, 64-byte aligned; the model keeps
         // their location, offset and length (int64 constants stay inline: shape inference
         // reads them).
+        if fsutil::is_special(path) {
+            return Err(io(
+                path,
+                io::Error::other(format!(
+                    "the model has {float_bytes} bytes of weights, which go to an external data \
+                     file beside the model, and {} is not a regular file; write to a file",
+                    path.display()
+                )),
+            ));
+        }
         let (location, data_path) = super::lower::external_data_file(path);
         let mut data = Pieces::default();
         for (t, r) in graph.initializer.iter_mut().zip(raws) {
@@ -103,15 +116,18 @@ pub fn export_to_file(
             ];
         }
         let data_len = data.len;
-        fsutil::check_space(&data_path, data_len).map_err(|e| io(&data_path, e))?;
-        data.write(&data_path, init, seed)
-            .map_err(|e| io(&data_path, e))?;
+        // Everything that can be checked is checked before the data file is written, so a
+        // refused export leaves an older model and its data file as they were.
         let bytes = proto.encode_to_vec();
         if bytes.len() as u64 > PROTOBUF_LIMIT {
             return Err(ExportError::TooLarge {
                 bytes: bytes.len() as u64,
             });
         }
+        fsutil::check_space(&data_path, data_len + bytes.len() as u64)
+            .map_err(|e| io(&data_path, e))?;
+        data.write(&data_path, init, seed)
+            .map_err(|e| io(&data_path, e))?;
         fsutil::write_atomic(path, &bytes).map_err(|e| io(path, e))?;
         return Ok(Written {
             model_bytes: bytes.len() as u64,
@@ -419,8 +435,10 @@ impl DrawnStream {
         while n > 0 {
             if self.at == self.current.len() {
                 let used = std::mem::take(&mut self.current);
-                // The workers may all have finished; then the buffer is not needed.
-                let _ = self.pool.send(used);
+                if used.capacity() > 0 {
+                    // The workers may all have finished; then the buffer is not needed.
+                    let _ = self.pool.send(used);
+                }
                 self.current = self.next_chunk()?;
                 self.at = 0;
             }

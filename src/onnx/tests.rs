@@ -663,3 +663,39 @@ fn streamed_export_checks_given_weights_and_leaves_nothing_on_error() {
     assert!(export_to_file(&m, &s, drawn, &missing, &ExportOptions::default()).is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn external_data_goes_beside_a_linked_model_and_not_to_a_device() {
+    let mut s = SourceMap::new();
+    let m = chunky(&mut s);
+    let dir = tempfile::tempdir().unwrap();
+    let options = ExportOptions {
+        external_data_threshold: 1000,
+        ..Default::default()
+    };
+    let drawn = ParamValues::Drawn {
+        init: Init::Default,
+        seed: 0,
+    };
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::fs::create_dir(dir.path().join("links")).unwrap();
+    let link = dir.path().join("links/m.onnx");
+    std::os::unix::fs::symlink("../real/m.onnx", &link).unwrap();
+    let written = export_to_file(&m, &s, drawn, &link, &options).unwrap();
+    assert_eq!(
+        written.data.unwrap().0,
+        dir.path().join("links/../real/m.onnx.data")
+    );
+    assert!(dir.path().join("real/m.onnx").is_file());
+    assert!(dir.path().join("real/m.onnx.data").is_file());
+    assert!(!dir.path().join("links/m.onnx.data").exists());
+    // A pipe cannot have a data file beside it: refused before anything is written.
+    let fifo = dir.path().join("pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = export_to_file(&m, &s, drawn, &fifo, &options).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(!dir.path().join("pipe.data").exists());
+}

@@ -83,7 +83,8 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
             .position(|&b| b == b'\n')
             .map_or(blanked.len(), |i| pos + i);
         let line = std::str::from_utf8(&blanked[start..end]).unwrap_or("");
-        if line.trim().is_empty() || !balanced(line) {
+        let before = std::str::from_utf8(&blanked[..start]).unwrap_or("");
+        if line.trim().is_empty() || !balanced(line) || !ends_a_statement(before) {
             break;
         }
         blanked[start..end].fill(b' ');
@@ -92,7 +93,9 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
             Ok(_) => break,
             Err(e) => {
                 let next = error_pos(&e);
-                if next <= end {
+                // An error on the very first token after the blanked line is most likely
+                // the blanking's doing (a statement left without its continuation).
+                if next <= end || next == first_token_after(again, end) {
                     break;
                 }
                 diags.push(error_to_diagnostic(e, again, file));
@@ -101,6 +104,69 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
         }
     }
     Diagnostics(diags)
+}
+
+/// The code of a line, without its comment (`#` or `//` outside a string).
+fn code_of(line: &str) -> &str {
+    let mut in_string = false;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_string = !in_string,
+            b'#' if !in_string => return &line[..i],
+            b'/' if !in_string && bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Whether the code before a line ends where a statement may end, so that the line is not
+/// the continuation of an unfinished one (`residual` waiting for its `{`, `… as` for a name).
+fn ends_a_statement(before: &str) -> bool {
+    let Some(last) = before
+        .lines()
+        .rev()
+        .map(|l| code_of(l).trim_end())
+        .find(|l| !l.is_empty())
+    else {
+        return true;
+    };
+    let word = last
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    let continues = matches!(
+        word,
+        "as" | "residual"
+            | "shortcut"
+            | "concat"
+            | "else"
+            | "repeat"
+            | "if"
+            | "in"
+            | "and"
+            | "or"
+            | "not"
+            | "use"
+            | "block"
+            | "model"
+    );
+    let open_end = last.ends_with(|c: char| ",=+-*/%<>(:[!.".contains(c));
+    !continues && !open_end
+}
+
+/// Where the first token after `from` starts (spaces, line breaks and comments skipped).
+fn first_token_after(text: &str, from: usize) -> usize {
+    let mut at = from;
+    for line in text[from..].split_inclusive('\n') {
+        let code = code_of(line);
+        if let Some(i) = code.find(|c: char| !c.is_whitespace()) {
+            return at + i;
+        }
+        at += line.len();
+    }
+    text.len()
 }
 
 fn error_pos(e: &pest::error::Error<Rule>) -> usize {

@@ -1033,3 +1033,18 @@ fn recovery_stops_where_blanking_a_line_could_invent_errors() {
     // A correct file after recovery-worthy errors still parses when fixed.
     assert!(parse("model M(input: [1]) { linear(2) }", FILE).is_ok());
 }
+
+#[test]
+fn recovery_does_not_blame_the_line_after_an_unfinished_statement() {
+    for text in [
+        // The failing line continues `residual`: blanking it would leave `residual` bare.
+        "model M(input: [3, 8, 8]) {\n  residual\n  { conv(8, 3 3) }\n  relu\n}\n",
+        // A block's body on the line after its header.
+        "block B(c)\n{ conv(c 3) }\nmodel M(input: [3, 8, 8]) { B(4) }\n",
+        // `as` waiting for its name on the next line.
+        "model M(input: [3, 8, 8]) {\n  conv(4, 3) as\n  1\n  relu(2)\n}\n",
+    ] {
+        let d = parse(text, FILE).unwrap_err();
+        assert_eq!(d.0.len(), 1, "{text:?}: {:#?}", d.0);
+    }
+}
