@@ -17,6 +17,7 @@ use cnnc::train::graph::{self, DropoutMode, GradOptions};
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Steps of the central differences.
@@ -43,8 +44,9 @@ struct Case<'a> {
     batch: usize,
 }
 
-/// Runs the check; returns the per-parameter report lines, or the failures.
-fn grad_check(case: &Case<'_>, seed: u64) -> Result<Vec<String>, Vec<String>> {
+/// Runs the check: the analytic gradients by parameter name when they all agree with finite differences,
+/// else the disagreements.
+fn grad_check(case: &Case<'_>, seed: u64) -> Result<HashMap<String, Vec<f32>>, Vec<String>> {
     let c = cnnc::compile_source(
         Path::new(&format!("{}.cnn", case.name)),
         case.src.to_string(),
@@ -230,7 +232,11 @@ fn grad_check(case: &Case<'_>, seed: u64) -> Result<Vec<String>, Vec<String>> {
         println!("{l}");
     }
     if failures.is_empty() {
-        Ok(report)
+        Ok(trainable
+            .iter()
+            .zip(&base[1..])
+            .map(|(s, g)| (s.name.clone(), g.clone()))
+            .collect())
     } else {
         Err(failures)
     }
@@ -248,6 +254,43 @@ fn check(case: Case<'_>) {
     match grad_check(&case, seed) {
         Ok(_) => {}
         Err(failures) => panic!("gradients disagree:\n{}", failures.join("\n")),
+    }
+}
+
+/// A bias whose layer feeds only a batch norm cannot change the loss (batch norm subtracts the
+/// channel's batch mean), so its gradient is exactly zero, not rounding noise that Adam would
+/// turn into steps of about `lr`. A bias whose layer also feeds something else (here the
+/// residual's sum) keeps its summed gradient.
+#[test]
+fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed (see `cnnc doctor`)");
+        return;
+    }
+    let case = Case {
+        name: "bias_before_batchnorm",
+        src: "model M(input: [2, 6, 6]) {
+    conv(3, 3) batchnorm tanh
+    conv(3, 3, pad=1) residual { batchnorm tanh }
+    conv(3, 3) tanh
+    flatten linear(5) batchnorm sigmoid linear(4)
+}",
+        batch: 4,
+    };
+    let grads = grad_check(&case, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    for zero in ["conv1.bias", "linear1.bias"] {
+        assert!(
+            grads[zero].iter().all(|&g| g == 0.0),
+            "{zero}: {:?}",
+            grads[zero]
+        );
+    }
+    for kept in ["conv2.bias", "conv3.bias", "linear2.bias", "conv1.weight"] {
+        assert!(
+            grads[kept].iter().any(|&g| g.abs() > 1e-4),
+            "{kept}: {:?}",
+            grads[kept]
+        );
     }
 }
 

@@ -506,6 +506,16 @@ fn bind(
             Ok(v) => match check_kind(spec.params[index].kind, &v) {
                 Ok(()) => values[index] = Some((v, arg.span)),
                 Err((code, expected)) => {
+                    let integral_float = match v {
+                        Value::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => Some(x),
+                        _ => None,
+                    };
+                    let hint = match integral_float {
+                        Some(x) if expected.contains("integer") => {
+                            format!("write `{}` without the decimal point; ", x as i64)
+                        }
+                        _ => String::new(),
+                    };
                     diags.push(
                         Diagnostic::error(
                             code,
@@ -517,7 +527,7 @@ fn bind(
                             ),
                         )
                         .label(arg.value.span, "this value")
-                        .help(format!("the signature is {}", signature())),
+                        .help(format!("{hint}the signature is {}", signature())),
                     );
                     ok = false;
                 }

@@ -21,7 +21,8 @@ impl Value {
     pub fn describe(&self) -> String {
         match self {
             Value::Int(n) => format!("the integer {n}"),
-            Value::Float(x) => format!("the number {x}"),
+            // `{:?}` keeps the decimal point: "the number 10.0", not "10".
+            Value::Float(x) => format!("the number {x:?}"),
             Value::Bool(b) => format!("the boolean {b}"),
             Value::List(v) => format!("a list of {}", v.len()),
             Value::Same => "`same`".into(),

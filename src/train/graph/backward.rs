@@ -4,8 +4,8 @@
 //!
 //! | layer | input gradient | parameter gradient |
 //! | --- | --- | --- |
-//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum |
-//! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped |
+//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer |
+//! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped; bias as for conv |
 //! | maxpool | ScatterElements(add) of dY at the flat Indices into zeros, Reshape | — |
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
@@ -16,7 +16,7 @@
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
 //! | flatten | Reshape | — |
-//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum |
+//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer |
 //! | concat | Split by channel counts | — |
 //! | add | dY to both inputs | — |
 //! | crop | Pad with zeros back to the input size | — |
@@ -86,14 +86,7 @@ impl Lowering<'_> {
                 );
                 self.param_grad.insert(w, dw);
                 if a.bias {
-                    let db = self.b.reduce(
-                        "ReduceSum",
-                        dy,
-                        &[0, 2, 3],
-                        false,
-                        &format!("grad.{name}.bias"),
-                    );
-                    self.param_grad.insert(format!("{name}.bias"), db);
+                    self.bias_grad(ix, dy, &[0, 2, 3], &name);
                 }
                 one(dx)
             }
@@ -146,14 +139,7 @@ impl Lowering<'_> {
                 );
                 self.param_grad.insert(w, dw);
                 if a.bias {
-                    let db = self.b.reduce(
-                        "ReduceSum",
-                        dy,
-                        &[0, 2, 3],
-                        false,
-                        &format!("grad.{name}.bias"),
-                    );
-                    self.param_grad.insert(format!("{name}.bias"), db);
+                    self.bias_grad(ix, dy, &[0, 2, 3], &name);
                 }
                 one(dx)
             }
@@ -369,10 +355,7 @@ impl Lowering<'_> {
                 );
                 self.param_grad.insert(w, dw);
                 if *bias {
-                    let db =
-                        self.b
-                            .reduce("ReduceSum", dy, &[0], false, &format!("grad.{name}.bias"));
-                    self.param_grad.insert(format!("{name}.bias"), db);
+                    self.bias_grad(ix, dy, &[0], &name);
                 }
                 one(dx)
             }
@@ -409,6 +392,29 @@ impl Lowering<'_> {
 
     /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,
     /// dilations, group and pads, and the output padding that restores the input size.
+    /// The gradient of layer `ix`'s bias: `dy` summed over `axes`, except when the layer's
+    /// only consumer is a batch norm. Batch norm in training mode subtracts each channel's
+    /// batch mean, so a per-channel constant added before it cannot change the loss: the
+    /// gradient is exactly zero, and it is left to the zero gradient of parameters that do
+    /// not reach the loss. Summing `dy` would give rounding noise instead (about 1e-9), which
+    /// Adam divides by its own size and turns into steps of about `lr` in a random direction
+    /// each step; the bias then wanders, and the running mean that evaluation uses lags it.
+    fn bias_grad(&mut self, ix: NodeIndex, dy: &str, axes: &[i64], name: &str) {
+        let graph = &self.model.graph.graph;
+        let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
+        let only_batchnorm = match (users.next(), users.next()) {
+            (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
+            _ => false,
+        };
+        if only_batchnorm {
+            return;
+        }
+        let db = self
+            .b
+            .reduce("ReduceSum", dy, axes, false, &format!("grad.{name}.bias"));
+        self.param_grad.insert(format!("{name}.bias"), db);
+    }
+
     fn conv_input_grad(
         &mut self,
         dy: &str,
