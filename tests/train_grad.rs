@@ -44,8 +44,8 @@ struct Case<'a> {
     batch: usize,
 }
 
-/// Runs the check: the analytic gradients by parameter name when they all agree with finite differences,
-/// else the disagreements.
+/// Runs the check: the analytic gradients by parameter name when they all agree with finite
+/// differences, else the disagreements.
 fn grad_check(case: &Case<'_>, seed: u64) -> Result<HashMap<String, Vec<f32>>, Vec<String>> {
     let c = cnnc::compile_source(
         Path::new(&format!("{}.cnn", case.name)),
