@@ -241,6 +241,31 @@ fn resume_continues_as_if_uninterrupted() {
     }
 }
 
+/// `--spin-wait` changes how ONNX Runtime's idle threads wait, never what they compute.
+#[test]
+fn spin_wait_changes_the_speed_not_the_numbers() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("spin_wait");
+    let mut runs = Vec::new();
+    for (tag, extra) in [("sleep", None), ("spin", Some("--spin-wait"))] {
+        let (ck, out) = (
+            d.join(format!("{tag}.ckpt")).display().to_string(),
+            d.join(format!("{tag}.onnx")).display().to_string(),
+        );
+        let mut args = common(&ck, &out);
+        args.extend(["--epochs", "1"]);
+        args.extend(extra);
+        let o = cnnc(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        runs.push(epochs(&o).remove(0));
+    }
+    for key in ["loss", "train_acc", "test_acc"] {
+        assert_eq!(runs[0][key], runs[1][key], "{key}");
+    }
+}
+
 #[test]
 fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
     use std::io::{BufRead, BufReader, Read};

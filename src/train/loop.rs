@@ -16,7 +16,8 @@ use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
 use crate::onnx::{Init, Tensor, Weights};
 use crate::runtime::{
-    Device, Input, OutputData, Runtime, RuntimeError, Session, StateTensor, StatefulSession,
+    Device, Input, OutputData, Runtime, RuntimeError, Session, SessionOptions, StateTensor,
+    StatefulSession,
 };
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
@@ -443,19 +444,19 @@ pub struct Sessions {
     pub takes_step: bool,
 }
 
-/// Builds both graphs and loads them on `device` (CUDA fails clearly when unavailable).
+/// Builds both graphs and loads them with `options` (CUDA fails clearly when unavailable).
 pub fn sessions(
     model: &CheckedModel,
     sources: &SourceMap,
     optimizer: &Optimizer,
-    device: Device,
+    options: &SessionOptions,
 ) -> Result<Sessions, TrainError> {
     let step = graph::step_model(model, sources, optimizer)?;
     let eval = graph::eval_model(model, sources)?;
     let rt = Runtime::get()?;
     Ok(Sessions {
-        step: rt.session(&step.model.encode_to_vec(), device)?,
-        eval: rt.session(&eval.encode_to_vec(), device)?,
+        step: rt.session_with(&step.model.encode_to_vec(), options)?,
+        eval: rt.session_with(&eval.encode_to_vec(), options)?,
         carried: step.carried,
         takes_step: step.takes_step,
     })
