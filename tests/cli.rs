@@ -313,3 +313,45 @@ fn optimizer_values_and_training_opsets_are_validated() {
         "nothing written"
     );
 }
+
+/// An output that is the model's source, the weights read or the other output is refused
+/// before anything is written, as is one in a missing folder; the source is left intact.
+#[test]
+fn outputs_never_overwrite_the_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read("models/lenet.cnn").unwrap();
+    let src = write(dir.path(), "m.cnn", &text);
+    let same = dir.path().join(".").join("m.cnn").display().to_string();
+    let ckpt = dir.path().join("c.ckpt").display().to_string();
+    for args in [
+        vec!["export", &src, "-o", &src],
+        vec!["export", &src, "-o", &same],
+        vec!["export", &src, "--grad", "-o", &src],
+        vec!["train", &src, "--out", &src],
+        vec!["train", &src, "--checkpoint", &src],
+        vec!["train", &src, "--out", &ckpt, "--checkpoint", &ckpt],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("which writing it would destroy"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(std::fs::read(&src).unwrap(), text, "{args:?}");
+    }
+    let missing = dir.path().join("no").join("x.onnx").display().to_string();
+    for args in [
+        vec!["export", &src, "-o", &missing],
+        vec!["train", &src, "--out", &missing],
+        vec!["train", &src, "--checkpoint", &missing],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("does not exist"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -138,3 +138,73 @@ fn every_model_of_the_notes_exports_valid_training_graphs() {
         grad_check(&out, &["--check-only"]);
     }
 }
+
+/// The float initializer `name` of the ONNX file at `path`.
+fn initializer(path: &Path, name: &str) -> Vec<f32> {
+    use prost::Message;
+    let m = cnnc::onnx::proto::ModelProto::decode(&std::fs::read(path).unwrap()[..]).unwrap();
+    let t = m
+        .graph
+        .unwrap()
+        .initializer
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("{}: no initializer {name}", path.display()));
+    if t.raw_data.is_empty() {
+        t.float_data
+    } else {
+        t.raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+}
+
+/// `--train` stores the starting state (the weights of `--seed`/`--init`, optimizer state at
+/// zero, running statistics at 0 and 1) as the carried inputs' defaults: the step runs from
+/// `input`, `labels`, `lr` and `t` alone, and moves the weights by one Adam step.
+#[test]
+fn step_graph_runs_from_its_stored_state() {
+    use cnnc::runtime::{Device, Input, Runtime};
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let (step, weights) = (tmp("stored_state.onnx"), tmp("stored_state_weights.onnx"));
+    export(
+        "models/lenet_bn.cnn",
+        &["--train", "--optimizer", "adam", "--seed", "3"],
+        &step,
+    );
+    export("models/lenet_bn.cnn", &["--seed", "3"], &weights);
+    let w0 = initializer(&step, "conv1.weight");
+    assert_eq!(w0, initializer(&weights, "conv1.weight"));
+    assert!(initializer(&step, "conv1.weight.exp_avg")
+        .iter()
+        .all(|&v| v == 0.0));
+
+    let mut session = rt
+        .session(&std::fs::read(&step).unwrap(), Device::Cpu)
+        .unwrap();
+    let x: Vec<f32> = (0..4 * 28 * 28).map(|i| (i % 17) as f32 / 17.0).collect();
+    let outs = session
+        .run_selected(
+            &[
+                Input::f32("input", &[4, 1, 28, 28], &x),
+                Input::i64("labels", &[4], &[0, 1, 2, 3]),
+                Input::f32("lr", &[], &[1e-3]),
+                Input::f32("t", &[], &[1.0]),
+            ],
+            &["loss", "new.conv1.weight"],
+        )
+        .unwrap();
+    let mut outs = outs.into_iter().map(|o| o.into_f32().unwrap());
+    let loss = outs.next().unwrap()[0];
+    assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
+    let w1 = outs.next().unwrap();
+    // Adam's first step moves each weight by lr · g/(|g| + eps): at most lr, and by about lr
+    // wherever the gradient is not tiny.
+    let moved: Vec<f32> = w0.iter().zip(&w1).map(|(a, b)| (a - b).abs()).collect();
+    assert!(moved.iter().all(|&d| d <= 1.001e-3), "{moved:?}");
+    assert!(moved.iter().filter(|&&d| d > 0.9e-3).count() > moved.len() / 2);
+}

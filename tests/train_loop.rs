@@ -241,6 +241,58 @@ fn resume_continues_as_if_uninterrupted() {
     }
 }
 
+/// Dropout masks come from `--seed`: the same command gives the same numbers, another seed
+/// other masks.
+#[test]
+fn dropout_runs_repeat_with_the_seed() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("dropout_seed");
+    let model = d.join("drop.cnn");
+    std::fs::write(
+        &model,
+        "model D(input: [1, 28, 28]) {\n    flatten linear(32) relu dropout(p=0.5) linear(10)\n}\n",
+    )
+    .unwrap();
+    let run = |tag: &str, seed: &str| {
+        let (ck, out) = (
+            d.join(format!("{tag}.ckpt")).display().to_string(),
+            d.join(format!("{tag}.onnx")).display().to_string(),
+        );
+        let o = cnnc(&[
+            "train",
+            model.to_str().unwrap(),
+            "--limit-train",
+            "1000",
+            "--limit-test",
+            "200",
+            "--batch",
+            "50",
+            "--epochs",
+            "1",
+            "--seed",
+            seed,
+            "--format",
+            "json",
+            "--checkpoint",
+            &ck,
+            "--out",
+            &out,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        epochs(&o).remove(0)
+    };
+    let (a, b, other) = (run("a", "3"), run("b", "3"), run("c", "4"));
+    for key in ["loss", "train_acc", "test_acc"] {
+        assert_eq!(a[key], b[key], "{key}: the same seed must repeat the run");
+    }
+    assert_ne!(
+        a["loss"], other["loss"],
+        "another seed must draw other masks"
+    );
+}
+
 /// `--spin-wait` changes how ONNX Runtime's idle threads wait, never what they compute.
 #[test]
 fn spin_wait_changes_the_speed_not_the_numbers() {
@@ -468,4 +520,113 @@ fn setup_errors_are_clear() {
         &out,
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// Batch norm over one value per channel (after a linear layer) has no variance in a batch of
+/// one example: `--batch 1` is refused, and a last batch of one example is left out, so the
+/// running statistics and the exported model stay finite.
+#[test]
+fn a_batch_of_one_never_reaches_a_batch_norm_over_features() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("batch_of_one");
+    let out = d.join("bn.onnx");
+    let ck = d.join("bn.ckpt").display().to_string();
+    let base = [
+        "train",
+        "models/lenet_bn.cnn",
+        "--limit-test",
+        "200",
+        "--epochs",
+        "1",
+        "--format",
+        "json",
+        "--checkpoint",
+        &ck,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--batch", "1", "--limit-train", "10"]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--batch 2"), "{}", text(&o));
+
+    let mut args = base.to_vec();
+    args.extend(["--batch", "256", "--limit-train", "513"]);
+    let o = cnnc(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("left out"), "{}", text(&o));
+    let acc = epochs(&o)[0]["test_acc"].as_f64().unwrap();
+    assert_eq!(accuracy_of(&out, 200), acc);
+    use prost::Message;
+    let m = cnnc::onnx::proto::ModelProto::decode(&std::fs::read(&out).unwrap()[..]).unwrap();
+    // The file says how to feed it and how it was trained.
+    let meta: std::collections::HashMap<_, _> = m
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    assert!(meta["cnnc_input"].contains("divided by 255"), "{meta:?}");
+    let training: serde_json::Value = serde_json::from_str(meta["cnnc_training"]).unwrap();
+    assert_eq!(training["test_acc"].as_f64(), Some(acc), "{training}");
+    assert_eq!(training["train_examples"], 513);
+    for t in m.graph.unwrap().initializer {
+        let finite = t
+            .raw_data
+            .chunks_exact(4)
+            .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite());
+        assert!(finite, "{} holds NaN or infinity", t.name);
+    }
+}
+
+/// The model's class scores bound the labels, and changing the batches or the optimizer on
+/// `--resume` is refused with what the checkpoint was written with.
+#[test]
+fn labels_follow_the_model_and_resume_names_what_differs() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("classes_resume");
+    let five = d.join("five.cnn");
+    std::fs::write(&five, "model F(input: [1, 28, 28]) { flatten linear(5) }\n").unwrap();
+    let out = d.join("x.onnx").display().to_string();
+    let o = cnnc(&["train", five.to_str().unwrap(), "--out", &out]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("the model gives 5 class scores, so labels go from 0 to 4"),
+        "{}",
+        text(&o)
+    );
+
+    let ck = d.join("r.ckpt").display().to_string();
+    let mut first = common(&ck, &out);
+    first.extend(["--epochs", "1"]);
+    assert!(cnnc(&first).status.success());
+    let mut batch = common(&ck, &out);
+    let at = batch.iter().position(|a| *a == "--batch").unwrap();
+    batch[at + 1] = "50";
+    batch.extend(["--epochs", "2", "--resume"]);
+    let o = cnnc(&batch);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("written with batch size 100 over 1000 training examples"),
+        "{}",
+        text(&o)
+    );
+    let mut momentum = common(&ck, &out);
+    let at = momentum.iter().position(|a| *a == "--momentum").unwrap();
+    momentum[at + 1] = "0.5";
+    momentum.extend(["--epochs", "2", "--resume"]);
+    let o = cnnc(&momentum);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "written with SGD, momentum 0.9, weight decay 0.0001; this run uses SGD, momentum 0.5"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("optimizer options"), "{}", text(&o));
 }

@@ -110,3 +110,51 @@ pub fn non_negative(s: &str) -> Result<f32, String> {
         Err(format!("must be a finite number ≥ 0, got {s}"))
     }
 }
+
+/// Checks, before any work, that `path` can receive an output: its folder exists, it is not a
+/// folder, and it is none of `others` (the source, the weights read, another output: each
+/// with what it is), which writing it would destroy. `example` is a file name to suggest
+/// when `path` is a folder.
+pub fn check_output_path(
+    path: &Path,
+    example: &str,
+    others: &[(&str, &Path)],
+) -> Result<(), String> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if dir.is_some_and(|d| !d.is_dir()) {
+        return Err(format!(
+            "cannot write {}: the folder {} does not exist",
+            path.display(),
+            dir.unwrap_or(Path::new(".")).display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "cannot write {}: it is a folder; give a file name such as {}",
+            path.display(),
+            path.join(example).display()
+        ));
+    }
+    let target = same_file_key(path);
+    for (what, other) in others {
+        if target.is_some() && same_file_key(other) == target {
+            return Err(format!(
+                "cannot write {}: it is {what} ({}), which writing it would destroy; choose another file name",
+                path.display(),
+                other.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The absolute path a file name refers to, links resolved, whether or not the file exists
+/// yet (its folder must).
+fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let dir = std::fs::canonicalize(dir.unwrap_or(Path::new("."))).ok()?;
+    Some(dir.join(path.file_name()?))
+}

@@ -1,7 +1,7 @@
 //! `cnnc export`: compile a model and write it as ONNX (atomically; with external data
 //! beside it when the weights pass 2 GB).
 
-use super::common::{fail, EXIT_DIAGNOSTICS, EXIT_USAGE};
+use super::common::{check_output_path, fail, EXIT_DIAGNOSTICS, EXIT_USAGE};
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::train::graph::{self, GradOptions, TRAIN_OPSET};
 use std::io::IsTerminal;
@@ -46,7 +46,11 @@ pub struct ExportArgs {
     #[arg(long, conflicts_with = "train")]
     pub grad: bool,
     /// Write the training step graph instead (opset 18): forward, loss, backward and the
-    /// optimizer update; outputs `loss`, `correct` and `new.<tensor>`.
+    /// optimizer update. Inputs `input`, `labels`, `lr` (a float scalar), for Adam `t` (the
+    /// step number as a float, counted from 1), and every carried tensor: the parameters
+    /// (defaulting to the weights), the running statistics (defaulting to mean 0, variance 1)
+    /// and the optimizer state (defaulting to zeros). Outputs `loss`, `correct` and
+    /// `new.<tensor>` for each carried tensor; feed those back as the next step's inputs.
     #[arg(long)]
     pub train: bool,
     /// The optimizer of the step graph (with --train).
@@ -86,6 +90,11 @@ pub fn run(a: ExportArgs) -> ExitCode {
     if let Err(e) = onnx::ir_version(opset) {
         return fail(EXIT_USAGE, e);
     }
+    let mut inputs = vec![("the model's source", a.file.as_path())];
+    inputs.extend(a.weights.as_deref().map(|w| ("the weights file", w)));
+    if let Err(e) = check_output_path(&a.output, "model.onnx", &inputs) {
+        return fail(EXIT_USAGE, e);
+    }
     let compilation = match cnnc::compile_file(&a.file) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
@@ -117,6 +126,12 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let seed = a.seed.unwrap_or(0);
     let training = a.grad || a.train;
+    if a.train && a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
+        return fail(
+            EXIT_USAGE,
+            "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
+        );
+    }
     if training && a.opset.is_some_and(|o| o != TRAIN_OPSET) {
         return fail(
             EXIT_USAGE,
@@ -145,7 +160,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         } else {
             let opt = a.optimizer.build(a.momentum, a.weight_decay);
             graph::step_model(model, &compilation.sources, &opt)
-                .map(|s| s.model)
+                .and_then(|mut s| s.set_initial_state(&weights).map(|()| s.model))
                 .map_err(|e| e.to_string())
         };
         built.and_then(|p| onnx::write_model(p, &a.output, &options).map_err(|e| e.to_string()))

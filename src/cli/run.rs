@@ -1,6 +1,6 @@
 //! `cnnc run`, `cnnc bench` and `cnnc doctor`: models through ONNX Runtime ([`cnnc::runtime`]).
 
-use super::common::{fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::common::{check_output_path, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
 use cnnc::runtime::{
     self, npy, Device, Library, Runtime, RuntimeError, Session, CPU_PROVIDER, CUDA_PROVIDER,
 };
@@ -193,27 +193,12 @@ fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
 
 fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     if let Some(path) = &a.output {
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-        if dir.is_some_and(|d| !d.is_dir()) {
-            return Err(Failure(
-                EXIT_USAGE,
-                format!(
-                    "cannot write {}: the folder {} does not exist",
-                    path.display(),
-                    dir.unwrap_or(Path::new(".")).display()
-                ),
-            ));
-        }
-        if path.is_dir() {
-            return Err(Failure(
-                EXIT_USAGE,
-                format!(
-                    "cannot write {}: it is a folder; give a file name such as {}",
-                    path.display(),
-                    path.join("output.npy").display()
-                ),
-            ));
-        }
+        check_output_path(
+            path,
+            "output.npy",
+            &[("the model", &a.model), ("the input", &a.input)],
+        )
+        .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
     let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
     let input_bytes = read(&a.input, "input")?;

@@ -9,13 +9,14 @@
 //! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
 //! current step, with a checkpoint written).
 
-use super::common::{compile_one, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::common::{check_output_path, compile_one, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
+use cnnc::onnx::proto::StringStringEntryProto;
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::runtime::{Device, SessionOptions};
 use cnnc::train::progress::epoch_bar;
-use cnnc::train::{self, EpochStats, Observer, TrainConfig, TrainError};
+use cnnc::train::{self, EpochPlan, EpochStats, Observer, Position, TrainConfig, TrainError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,9 +114,23 @@ fn install_sigint() {
 struct Report {
     format: Format,
     bar: Option<indicatif::ProgressBar>,
+    checkpoint: PathBuf,
+}
+
+/// "1 epoch", "3 epochs".
+fn plural(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 impl Observer for Report {
+    fn resumed(&mut self, at: Position) {
+        eprintln!("resumed from {} {at}", self.checkpoint.display());
+    }
     fn epoch_start(&mut self, epoch: u32, batches: usize) {
         self.bar = Some(epoch_bar(epoch, batches as u64));
     }
@@ -205,6 +220,24 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .checkpoint
         .clone()
         .unwrap_or_else(|| default_checkpoint(&out));
+    let checks = [
+        check_output_path(
+            &out,
+            "trained.onnx",
+            &[
+                ("the model's source", &a.file),
+                ("the checkpoint", &checkpoint),
+            ],
+        ),
+        check_output_path(
+            &checkpoint,
+            "ckpt.safetensors",
+            &[("the model's source", &a.file)],
+        ),
+    ];
+    if let Some(e) = checks.into_iter().find_map(Result::err) {
+        return fail(EXIT_USAGE, e);
+    }
     if a.resume && !checkpoint.is_file() {
         return fail(
             EXIT_USAGE,
@@ -234,11 +267,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
         intra_threads: None,
         spin_wait: a.spin_wait,
     };
-    let mut sessions =
-        match train::sessions(model, &compilation.sources, &optimizer, &session_options) {
-            Ok(s) => s,
-            Err(e) => return train_fail(&e),
-        };
+    let mut sessions = match train::sessions(
+        model,
+        &compilation.sources,
+        &optimizer,
+        a.seed,
+        &session_options,
+    ) {
+        Ok(s) => s,
+        Err(e) => return train_fail(&e),
+    };
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch,
@@ -254,9 +292,27 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
+    let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
+        Ok(p) => p,
+        Err(e) => return train_fail(&e),
+    };
+    if let (true, Some(bn)) = (plan.drops_last, &plan.single_value_batchnorm) {
+        eprintln!(
+            "note: the last batch of each epoch would hold 1 example, which `{bn}` cannot \
+             normalise (one value per channel); that example, a different one each epoch, is \
+             left out"
+        );
+    }
+    if !a.resume && checkpoint.is_file() {
+        eprintln!(
+            "note: {} exists and will be replaced after the first epoch; pass --resume to \
+             continue from it instead",
+            checkpoint.display()
+        );
+    }
     install_sigint();
     eprintln!(
-        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {} epochs",
+        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
         onnx::parameter_specs(model)
             .iter()
@@ -271,11 +327,12 @@ pub fn run(a: TrainArgs) -> ExitCode {
             .unwrap_or_default(),
         optimizer.describe(),
         a.batch,
-        a.epochs,
+        plural(a.epochs, "epoch"),
     );
     let mut report = Report {
         format: a.format,
         bar: None,
+        checkpoint: checkpoint.clone(),
     };
     let outcome = match train::train(
         model,
@@ -297,31 +354,55 @@ pub fn run(a: TrainArgs) -> ExitCode {
     if let Some(b) = report.bar.take() {
         b.finish_and_clear();
     }
-    if let Some((epoch, step)) = outcome.resumed_from {
-        eprintln!(
-            "resumed from {} (epoch {epoch}, step {step})",
-            checkpoint.display()
-        );
-    }
     if outcome.interrupted {
         eprintln!(
-            "stopped at epoch {}, step {}: checkpoint written to {}; continue with --resume",
-            outcome.epochs_done + 1,
-            outcome.steps_done,
+            "stopped {}: checkpoint written to {}; continue with --resume",
+            outcome.position,
             checkpoint.display()
         );
         return ExitCode::from(EXIT_INTERRUPTED);
     }
+    if outcome.resumed_from.is_some() && outcome.history.is_empty() {
+        eprintln!(
+            "note: the checkpoint had already trained {} of --epochs {}: nothing to train; \
+             the model is written from it (raise --epochs to train further)",
+            plural(outcome.position.epochs_done, "epoch"),
+            a.epochs
+        );
+    }
     let options = ExportOptions::default();
-    let written = onnx::export(model, &compilation.sources, &outcome.weights, &options)
-        .and_then(|p| onnx::write_model(p, &out, &options));
+    // What a user of the trained file needs to feed it, and how it was trained.
+    let training = serde_json::json!({
+        "data": a.data,
+        "train_examples": splits.train.n,
+        "epochs": outcome.position.epochs_done,
+        "batch": a.batch,
+        "optimizer": optimizer.describe(),
+        // f32 → shortest decimal → f64: 0.1, not 0.10000000149011612.
+        "lr": lr.to_string().parse::<f64>().unwrap_or(f64::from(lr)),
+        "seed": a.seed,
+        "resize": a.resize,
+        "test_acc": outcome.history.last().map(|s| s.test_acc),
+    });
+    let written =
+        onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
+            p.metadata_props.extend([
+                StringStringEntryProto::new(
+                    "cnnc_input",
+                    "float32 images [N, C, H, W]: the pixel values divided by 255 (0 to 1), \
+                     nothing subtracted",
+                ),
+                StringStringEntryProto::new("cnnc_training", training.to_string()),
+            ]);
+            onnx::write_model(p, &out, &options)
+        });
     match written {
         Ok(_) => {
             eprintln!(
-                "wrote {} (trained {} epochs, {} steps); checkpoint {}",
+                "wrote {} (trained {}, {}); checkpoint {}",
                 out.display(),
-                outcome.epochs_done,
-                outcome.steps_done,
+                plural(outcome.position.epochs_done, "epoch"),
+                plural(outcome.steps_done, "step"),
                 checkpoint.display()
             );
             ExitCode::SUCCESS

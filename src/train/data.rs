@@ -26,9 +26,6 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// anything is allocated.
 pub const MAX_IDX_BYTES: u64 = 1 << 31;
 
-/// The number of classes of (Fashion-)MNIST, the default label bound.
-pub const DEFAULT_CLASSES: usize = 10;
-
 /// Deflate's best case is about 1032:1; a gzip file of `c` bytes cannot inflate to more than
 /// this many bytes per compressed byte (plus a little slack for tiny files).
 const MAX_DEFLATE_RATIO: u64 = 1040;
@@ -152,8 +149,9 @@ impl fmt::Display for DataError {
             ),
             DataError::LabelOutOfRange { path, index, label, classes } => write!(
                 f,
-                "{}: label {label} of example {index} is out of range (expected 0..{classes})",
-                path.display()
+                "{}: label {label} of example {index} is out of range: the model gives {classes} class scores, so labels go from 0 to {}",
+                path.display(),
+                classes.saturating_sub(1)
             ),
             DataError::ShapeMismatch { found, expected } => write!(
                 f,

@@ -14,6 +14,7 @@ use super::checkpoint::{Checkpoint, CheckpointError};
 use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
+use crate::ir::Op;
 use crate::onnx::{Init, Tensor, Weights};
 use crate::runtime::{
     Device, Input, OutputData, Runtime, RuntimeError, Session, SessionOptions, StateTensor,
@@ -61,6 +62,8 @@ pub enum TrainError {
     Resume {
         path: PathBuf,
         message: String,
+        /// What to do instead.
+        help: String,
     },
     /// The loss became NaN or infinite.
     Diverged {
@@ -84,11 +87,7 @@ impl TrainError {
                  holds the state after the last finished epoch, if any"
                     .into(),
             ),
-            TrainError::Resume { .. } => Some(
-                "resume with the same --batch and --limit-train as the run that wrote it, or \
-                 start afresh without --resume"
-                    .into(),
-            ),
+            TrainError::Resume { help, .. } => Some(help.clone()),
             _ => None,
         }
     }
@@ -102,7 +101,7 @@ impl fmt::Display for TrainError {
             TrainError::Graph(e) => write!(f, "cannot build the training graph: {e}"),
             TrainError::Runtime(e) => write!(f, "{e}"),
             TrainError::Checkpoint(e) => write!(f, "{e}"),
-            TrainError::Resume { path, message } => {
+            TrainError::Resume { path, message, .. } => {
                 write!(f, "{}: cannot resume: {message}", path.display())
             }
             TrainError::Diverged {
@@ -175,18 +174,8 @@ pub fn load_data(
         });
     }
     let source = DataSource::resolve(data)?;
-    let mut splits = source.load(super::data::DEFAULT_CLASSES)?;
-    let classes = splits.train.classes;
-    if (output.channels() as usize) < classes {
-        return Err(TrainError::Mismatch {
-            message: format!(
-                "model `{}` gives {} class scores, but the data set has {classes} classes",
-                model.name,
-                output.channels()
-            ),
-            help: Some(format!("end the model with linear({classes})")),
-        });
-    }
+    // The model's class count bounds the labels: every label must name one of its scores.
+    let mut splits = source.load(output.channels() as usize)?;
     let expected = [c as usize, h as usize, w as usize];
     let found = splits.train.image_shape();
     if found[0] != expected[0] {
@@ -252,12 +241,49 @@ fn truncate(d: &mut Dataset, n: usize) {
 
 /// What a run reports as it goes.
 pub trait Observer {
+    /// The run continues from a checkpoint, at `at`.
+    fn resumed(&mut self, _at: Position) {}
     /// An epoch starts with `batches` steps (fewer when resumed mid-epoch).
     fn epoch_start(&mut self, _epoch: u32, _batches: usize) {}
     /// A step finished; `mean_loss` is the epoch's running mean.
     fn step(&mut self, _epoch: u32, _mean_loss: f64) {}
     /// An epoch finished (after evaluation and checkpointing).
     fn epoch_end(&mut self, _stats: &EpochStats) {}
+}
+
+/// Where a run is: epochs finished, and steps into the next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub epochs_done: u32,
+    pub steps_in_epoch: u64,
+    pub steps_per_epoch: u64,
+}
+
+impl Position {
+    fn new(epochs_done: u32, global_step: u64, steps_per_epoch: u64) -> Position {
+        Position {
+            epochs_done,
+            steps_in_epoch: global_step - u64::from(epochs_done) * steps_per_epoch,
+            steps_per_epoch,
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    /// "after epoch 3", or "in epoch 4, after step 36 of 235".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.steps_in_epoch == 0 {
+            write!(f, "after epoch {}", self.epochs_done)
+        } else {
+            write!(
+                f,
+                "in epoch {}, after step {} of {}",
+                self.epochs_done + 1,
+                self.steps_in_epoch,
+                self.steps_per_epoch
+            )
+        }
+    }
 }
 
 /// An observer that ignores everything.
@@ -271,13 +297,14 @@ pub struct TrainOutcome {
     pub weights: Weights,
     /// Per-epoch stats of this invocation.
     pub history: Vec<EpochStats>,
-    /// Epochs completed in total (including those of a resumed checkpoint).
-    pub epochs_done: u32,
+    /// Where the run ended (epochs include those of a resumed checkpoint).
+    pub position: Position,
+    /// Optimizer steps in total.
     pub steps_done: u64,
     /// Stopped on request before `epochs`; the checkpoint (if any) holds the state.
     pub interrupted: bool,
-    /// Whether the run started from a checkpoint.
-    pub resumed_from: Option<(u32, u64)>,
+    /// Where the run started from a checkpoint.
+    pub resumed_from: Option<Position>,
 }
 
 /// Training state: the carried tensors and where the run is. While steps run, the carried
@@ -351,33 +378,43 @@ impl State {
         train_examples: usize,
     ) -> Result<State, TrainError> {
         let ck = Checkpoint::load_for(path, &model.name, &model.source_hash)?;
-        let resume_err = |message: String| TrainError::Resume {
+        let resume_err = |message: String, help: &str| TrainError::Resume {
             path: path.to_path_buf(),
             message,
+            help: format!("{help}, or start afresh without --resume"),
         };
         let info = &ck.optimizer;
-        let want = serde_json::to_value(config.optimizer).unwrap_or_default();
-        if info.get("optimizer") != Some(&want) {
-            return Err(resume_err(format!(
-                "it was written with optimizer {}, this run uses {want}",
-                info.get("optimizer").cloned().unwrap_or_default()
-            )));
+        let written_with = info
+            .get("optimizer")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<Optimizer>(v).ok());
+        if written_with != Some(config.optimizer) {
+            return Err(resume_err(
+                format!(
+                    "it was written with {}; this run uses {}",
+                    written_with.map_or_else(|| "another optimizer".into(), |o| o.describe()),
+                    config.optimizer.describe()
+                ),
+                "resume with the optimizer options of the run that wrote it",
+            ));
         }
-        let steps_per_epoch = train_examples.div_ceil(config.batch_size) as u64;
-        let mid_epoch = ck.step != u64::from(ck.epoch) * steps_per_epoch;
+        // The position in the data is a step count: it means the same batches only with the
+        // same batch size over the same examples.
         let same_batches = info.get("batch_size").and_then(|v| v.as_u64())
             == Some(config.batch_size as u64)
             && info.get("train_examples").and_then(|v| v.as_u64()) == Some(train_examples as u64);
-        if mid_epoch && !same_batches {
-            return Err(resume_err(format!(
-                "it stopped part-way through epoch {} with batch size {} over {} examples; this \
-                 run has batch size {} over {} examples",
-                ck.epoch + 1,
-                info.get("batch_size").cloned().unwrap_or_default(),
-                info.get("train_examples").cloned().unwrap_or_default(),
-                config.batch_size,
-                train_examples
-            )));
+        if !same_batches {
+            return Err(resume_err(
+                format!(
+                    "it was written with batch size {} over {} training examples; this run has \
+                     batch size {} over {}",
+                    info.get("batch_size").cloned().unwrap_or_default(),
+                    info.get("train_examples").cloned().unwrap_or_default(),
+                    config.batch_size,
+                    train_examples
+                ),
+                "resume with the same --batch and --limit-train as the run that wrote it",
+            ));
         }
         let mut values = Vec::with_capacity(carried.len());
         for c in &carried {
@@ -385,12 +422,20 @@ impl State {
             match ck.tensors.get(&name) {
                 Some((dims, data)) if *dims == c.dims => values.push(data.clone()),
                 Some((dims, _)) => {
-                    return Err(resume_err(format!(
-                        "tensor `{name}` has shape {dims:?}, the model needs {:?}",
-                        c.dims
-                    )))
+                    return Err(resume_err(
+                        format!(
+                            "tensor `{name}` has shape {dims:?}, the model needs {:?}",
+                            c.dims
+                        ),
+                        "resume with the model that wrote it",
+                    ))
                 }
-                None => return Err(resume_err(format!("tensor `{name}` is missing"))),
+                None => {
+                    return Err(resume_err(
+                        format!("tensor `{name}` is missing"),
+                        "resume with the model and optimizer that wrote it",
+                    ))
+                }
             }
         }
         Ok(State {
@@ -445,13 +490,16 @@ pub struct Sessions {
 }
 
 /// Builds both graphs and loads them with `options` (CUDA fails clearly when unavailable).
+/// `seed` seeds the dropout masks (see [`graph::StepGraph::set_dropout_seed`]).
 pub fn sessions(
     model: &CheckedModel,
     sources: &SourceMap,
     optimizer: &Optimizer,
+    seed: u64,
     options: &SessionOptions,
 ) -> Result<Sessions, TrainError> {
-    let step = graph::step_model(model, sources, optimizer)?;
+    let mut step = graph::step_model(model, sources, optimizer)?;
+    step.set_dropout_seed(seed);
     let eval = graph::eval_model(model, sources)?;
     let rt = Runtime::get()?;
     Ok(Sessions {
@@ -460,6 +508,59 @@ pub fn sessions(
         carried: step.carried,
         takes_step: step.takes_step,
     })
+}
+
+/// How an epoch is cut into batches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochPlan {
+    pub batches: usize,
+    /// The batch norm that sees one value per channel per example, if any (after a linear
+    /// layer, or on a 1×1 map): a batch of one example has no variance there.
+    pub single_value_batchnorm: Option<String>,
+    /// The last batch would hold one example and such a batch norm exists: that example is
+    /// left out of the epoch (a different one each epoch, the order being shuffled).
+    pub drops_last: bool,
+}
+
+impl EpochPlan {
+    /// Refuses a batch size of 1 where a batch norm would see a single value per channel
+    /// (PyTorch refuses such a batch too); drops a last batch of one example there.
+    pub fn new(
+        model: &CheckedModel,
+        n_train: usize,
+        batch_size: usize,
+    ) -> Result<EpochPlan, TrainError> {
+        let single_value_batchnorm = model.layers().into_iter().find_map(|ix| {
+            let node = model.node(ix);
+            let Op::BatchNorm { .. } = node.op else {
+                return None;
+            };
+            let input = model.shape(*model.graph.inputs(ix).first()?);
+            (input.elements() == input.channels()).then(|| node.name.clone())
+        });
+        if let Some(name) = &single_value_batchnorm {
+            if batch_size < 2 || n_train < 2 {
+                return Err(TrainError::Mismatch {
+                    message: format!(
+                        "`{name}` normalises one value per channel per example, so it needs at \
+                         least 2 examples per batch (this run has {} per batch)",
+                        batch_size.min(n_train)
+                    ),
+                    help: Some("use --batch 2 or more (and at least 2 training examples)".into()),
+                });
+            }
+        }
+        let drops_last = single_value_batchnorm.is_some() && n_train % batch_size == 1;
+        Ok(EpochPlan {
+            batches: if drops_last {
+                n_train / batch_size
+            } else {
+                n_train.div_ceil(batch_size)
+            },
+            single_value_batchnorm,
+            drops_last,
+        })
+    }
 }
 
 /// Trains `model` on `splits`. `stop` is polled after every step.
@@ -474,6 +575,7 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     let n_train = splits.train.n;
+    let plan = EpochPlan::new(model, n_train, config.batch_size)?;
     let info = run_info(config, n_train);
     let mut state = match (&config.checkpoint, config.resume) {
         (Some(path), true) => {
@@ -487,8 +589,12 @@ pub fn train(
         }
         _ => State::fresh(model, sessions.carried.clone(), config)?,
     };
-    let resumed_from = config.resume.then_some((state.epoch, state.step));
-    let steps_per_epoch = n_train.div_ceil(config.batch_size);
+    let steps_per_epoch = plan.batches;
+    let position = |state: &State| Position::new(state.epoch, state.step, steps_per_epoch as u64);
+    let resumed_from = config.resume.then(|| position(&state));
+    if let Some(at) = resumed_from {
+        observer.resumed(at);
+    }
     let new_names: Vec<String> = state.carried.iter().map(Carried::new_name).collect();
     let tensors: Vec<StateTensor<'_>> = state
         .carried
@@ -515,6 +621,7 @@ pub fn train(
             &splits.train,
             BatchConfig {
                 resize,
+                drop_last: plan.drops_last,
                 ..BatchConfig::train(config.batch_size, state.seed, state.epoch)
             },
         );
@@ -565,7 +672,7 @@ pub fn train(
                 return Ok(TrainOutcome {
                     weights: state.weights(),
                     history,
-                    epochs_done: state.epoch,
+                    position: position(&state),
                     steps_done: state.step,
                     interrupted: true,
                     resumed_from,
@@ -606,7 +713,7 @@ pub fn train(
             return Ok(TrainOutcome {
                 weights: state.weights(),
                 history,
-                epochs_done: state.epoch,
+                position: position(&state),
                 steps_done: state.step,
                 interrupted: true,
                 resumed_from,
@@ -616,7 +723,7 @@ pub fn train(
     Ok(TrainOutcome {
         weights: state.weights(),
         history,
-        epochs_done: state.epoch,
+        position: position(&state),
         steps_done: state.step,
         interrupted: false,
         resumed_from,

@@ -15,5 +15,6 @@ pub use data::{
 };
 pub use progress::EpochStats;
 pub use training::{
-    load_data, sessions, train, Observer, Quiet, Sessions, TrainConfig, TrainError, TrainOutcome,
+    load_data, sessions, train, EpochPlan, Observer, Position, Quiet, Sessions, TrainConfig,
+    TrainError, TrainOutcome,
 };

@@ -20,12 +20,16 @@ mod optim;
 
 pub use optim::Optimizer;
 
-use crate::onnx::proto::{data_type, Dim, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::onnx::proto::{
+    data_type, AttributeProto, Dim, ModelProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto,
+};
 use crate::onnx::{parameter_specs, ParamSpec, Weights};
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
 use builder::{batched, fixed, Builder};
 use petgraph::graph::NodeIndex;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -107,6 +111,63 @@ pub struct StepGraph {
     pub carried: Vec<Carried>,
     /// Whether the graph takes the step number `t` (Adam's bias correction).
     pub takes_step: bool,
+}
+
+impl StepGraph {
+    /// Seeds every Dropout node from `seed` and the node's name, so that a run is repeated
+    /// exactly by the same command. ONNX Runtime's Dropout kernel draws its masks from a
+    /// generator made once per session from this attribute (a fresh mask every step);
+    /// without it the generator is seeded from the clock. A resumed run starts the sequence
+    /// again: it is reproducible, but its masks are not the ones the uninterrupted run drew.
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        let Some(graph) = self.model.graph.as_mut() else {
+            return;
+        };
+        for node in graph.node.iter_mut().filter(|n| n.op_type == "Dropout") {
+            let mut h = Sha256::new();
+            h.update(seed.to_le_bytes());
+            h.update(node.name.as_bytes());
+            let digest = h.finalize();
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&digest[..8]);
+            // Non-negative: some kernels read the seed as a signed value.
+            let value = (u64::from_le_bytes(bytes) >> 1) as i64;
+            node.attribute.retain(|a| a.name != "seed");
+            node.attribute.push(AttributeProto::int("seed", value));
+        }
+    }
+
+    /// Stores the starting state as initializers, the defaults of the carried inputs:
+    /// parameters and running statistics from `weights`, optimizer state at zero. The graph
+    /// then runs from `input`, `labels`, `lr` (and `t`, counted from 1) alone, and a caller
+    /// that feeds the carried tensors overrides them.
+    pub fn set_initial_state(&mut self, weights: &Weights) -> Result<(), GraphError> {
+        for c in &self.carried {
+            let data = match c.kind {
+                CarriedKind::State { .. } => {
+                    vec![0.0; c.dims.iter().product()]
+                }
+                _ => {
+                    let t = weights
+                        .get(&c.name)
+                        .ok_or_else(|| err(format!("the weights have no tensor `{}`", c.name)))?;
+                    if t.dims != c.dims {
+                        return Err(err(format!(
+                            "`{}` has shape {:?} in the weights, {:?} in the model",
+                            c.name, t.dims, c.dims
+                        )));
+                    }
+                    t.data.clone()
+                }
+            };
+            self.model
+                .graph
+                .get_or_insert_with(Default::default)
+                .initializer
+                .push(TensorProto::from_f32(&c.name, &c.dims, &data));
+        }
+        Ok(())
+    }
 }
 
 /// The shape of the labels for a model: `[N]` for an output `[K]`, `[N, H, W]` for a

@@ -5,10 +5,10 @@
 
 use super::builder::Builder;
 use crate::onnx::ParamSpec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Optimizer {
     /// g ← ∇ + wd·p; v ← μ·v + g (v kept only when μ ≠ 0); p ← p − lr·v.
@@ -59,7 +59,9 @@ impl Optimizer {
                 beta2,
                 eps,
                 weight_decay,
-            } => format!("Adam, betas ({beta1}, {beta2}), eps {eps}, weight decay {weight_decay}"),
+            } => {
+                format!("Adam, betas ({beta1}, {beta2}), eps {eps:e}, weight decay {weight_decay}")
+            }
         }
     }
 
