@@ -97,6 +97,17 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
         )));
     }
     String::from_utf8(bytes).map_err(|e| {
+        // An ONNX file given where a source belongs: say what it is and what takes it.
+        if path
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+        {
+            return err(
+                "it is an ONNX model, not a .cnn source; `cnnc run` and `cnnc bench` take \
+                 ONNX files, the other commands the .cnn file it came from"
+                    .into(),
+            );
+        }
         err(format!(
             "the file is not UTF-8 text (invalid byte at offset {})",
             e.utf8_error().valid_up_to()

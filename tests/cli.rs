@@ -355,3 +355,32 @@ fn outputs_never_overwrite_the_inputs() {
         );
     }
 }
+
+/// Argument mistakes of `cnnc train` are named before anything loads.
+#[test]
+fn train_arguments_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = write(dir.path(), "m.onnx", b"\x08\x08\x12\x04cnnc\xff\xfe");
+    for (args, says) in [
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "-1"],
+            "must be positive",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--epochs", "0"],
+            "at least 1",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--limit-test", "0"],
+            "at least 1",
+        ),
+        (
+            vec!["train", &onnx],
+            "it is an ONNX model, not a .cnn source",
+        ),
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+    }
+}

@@ -493,6 +493,27 @@ fn setup_errors_are_clear() {
         assert_eq!(o.status.code(), Some(3), "{}", text(&o));
         assert!(text(&o).contains("CUDA"), "{}", text(&o));
     }
+    // A final softmax under the loss's own log-softmax is flagged.
+    let soft = d.join("soft.cnn");
+    std::fs::write(
+        &soft,
+        "model S(input: [1, 28, 28]) { flatten linear(10) softmax }\n",
+    )
+    .unwrap();
+    let o = cnnc(&[
+        "train",
+        soft.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--limit-train",
+        "100",
+        "--limit-test",
+        "50",
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("ends in softmax"), "{}", text(&o));
     // A per-pixel model cannot train on one label per image.
     let seg = d.join("seg.cnn");
     std::fs::write(&seg, "model S(input: [1, 28, 28]) { conv(10, 3, pad=1) }\n").unwrap();

@@ -35,7 +35,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// Epochs in total (a resumed run continues up to this many).
-    #[arg(long, value_name = "E", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "E", default_value_t = 10, value_parser = at_least_one::<u32>)]
     pub epochs: u32,
     /// Examples per step.
     #[arg(long, value_name = "B", default_value_t = 256)]
@@ -43,7 +43,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
     /// Learning rate [default: 0.1 for SGD, 0.001 for Adam].
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     pub lr: Option<f32>,
     /// SGD momentum (PyTorch semantics).
     #[arg(long, value_name = "M", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
@@ -81,11 +81,20 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     pub limit_train: Option<usize>,
     /// Evaluate on the first N test examples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
     pub limit_test: Option<usize>,
     /// One line per epoch (text) or one JSON object per line (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// clap value parser: a whole number ≥ 1.
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
 }
 
 /// Set by the SIGINT handler; the loop stops after the current step.
@@ -292,6 +301,15 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
+    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
+        eprintln!(
+            "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
+             the output: training sees probabilities squashed twice and learns slowly; end the \
+             model with the class scores (drop the final softmax) as PyTorch's \
+             CrossEntropyLoss expects",
+            model.name
+        );
+    }
     let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
         Ok(p) => p,
         Err(e) => return train_fail(&e),
