@@ -278,6 +278,21 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         batch: 4,
     };
     let grads = grad_check(&case, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    // The model's output is read by the loss, whatever else reads it: its bias keeps its
+    // gradient even when a (dead) batch norm is its only other reader.
+    let output = Case {
+        name: "output_before_dead_batchnorm",
+        src: "model M(input: [2, 6, 6]) {
+    flatten linear(5) as s batchnorm s
+}",
+        batch: 4,
+    };
+    let out_grads = grad_check(&output, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    assert!(
+        out_grads["linear1.bias"].iter().any(|&g| g.abs() > 1e-4),
+        "{:?}",
+        out_grads["linear1.bias"]
+    );
     for zero in ["conv1.bias", "linear1.bias"] {
         assert!(
             grads[zero].iter().all(|&g| g == 0.0),

@@ -252,3 +252,39 @@ fn adam_step_is_pytorch_adam() {
     check(Optimizer::adam(0.0), 0.001, 1.0);
     check(Optimizer::adam(0.01), 0.002, 7.0);
 }
+
+/// The dropout masks follow `set_dropout_seed`: with the same weights and batch, the same seed
+/// gives the same step and another seed another one.
+#[test]
+fn dropout_masks_follow_their_seed() {
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let src = "model D(input: [1, 6, 6]) { flatten linear(16) relu dropout(p=0.5) linear(3) }";
+    let c = cnnc::compile_source(Path::new("d.cnn"), src.to_string());
+    let model = c.model(None).unwrap();
+    let weights = onnx::initialize(model, Init::Default, 1);
+    let x: Vec<f32> = (0..8 * 36).map(|i| (i % 7) as f32 / 7.0).collect();
+    let loss = |seed: u64| -> f32 {
+        let sgd = Optimizer::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let mut step = graph::step_model(model, &c.sources, &sgd).unwrap();
+        step.set_initial_state(&weights).unwrap();
+        step.set_dropout_seed(seed);
+        let mut s = rt
+            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .unwrap();
+        let inputs = [
+            Input::f32("input", &[8, 1, 6, 6], &x),
+            Input::i64("labels", &[8], &[0, 1, 2, 0, 1, 2, 0, 1]),
+            Input::f32("lr", &[], &[0.1]),
+        ];
+        let out = s.run_selected(&inputs, &["loss"]).unwrap();
+        out.into_iter().next().unwrap().into_f32().unwrap()[0]
+    };
+    assert_eq!(loss(1), loss(1));
+    assert_ne!(loss(1), loss(2));
+}

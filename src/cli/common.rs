@@ -120,13 +120,15 @@ pub fn check_output_path(
     example: &str,
     others: &[(&str, &Path)],
 ) -> Result<(), String> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if dir.is_some_and(|d| !d.is_dir()) {
-        return Err(format!(
-            "cannot write {}: the folder {} does not exist",
-            path.display(),
-            dir.unwrap_or(Path::new(".")).display()
-        ));
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            let why = if dir.exists() {
+                format!("{} is not a folder", dir.display())
+            } else {
+                format!("the folder {} does not exist", dir.display())
+            };
+            return Err(format!("cannot write {}: {why}", path.display()));
+        }
     }
     if path.is_dir() {
         return Err(format!(
@@ -134,6 +136,10 @@ pub fn check_output_path(
             path.display(),
             path.join(example).display()
         ));
+    }
+    // A device or pipe (`-o /dev/null`) is written in place: nothing it names is destroyed.
+    if cnnc::fsutil::is_special(path) {
+        return Ok(());
     }
     let target = same_file_key(path);
     for (what, other) in others {
@@ -148,9 +154,10 @@ pub fn check_output_path(
     Ok(())
 }
 
-/// The absolute path a file name refers to, links resolved, whether or not the file exists
-/// yet (its folder must).
+/// The absolute path a file name refers to, links resolved (dangling ones too, as the
+/// writer follows them), whether or not the file exists yet (its folder must).
 fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
+    let path = &cnnc::fsutil::resolve_output(path);
     if let Ok(p) = std::fs::canonicalize(path) {
         return Some(p);
     }

@@ -48,8 +48,8 @@ pub struct ExportArgs {
     /// Write the training step graph instead (opset 18): forward, loss, backward and the
     /// optimizer update. Inputs `input`, `labels`, `lr` (a float scalar), for Adam `t` (the
     /// step number as a float, counted from 1), and every carried tensor: the parameters
-    /// (defaulting to the weights), the running statistics (defaulting to mean 0, variance 1)
-    /// and the optimizer state (defaulting to zeros). Outputs `loss`, `correct` and
+    /// and running statistics (defaulting to the weights: drawn, or read with --weights) and
+    /// the optimizer state (defaulting to zeros). Outputs `loss`, `correct` and
     /// `new.<tensor>` for each carried tensor; feed those back as the next step's inputs.
     #[arg(long)]
     pub train: bool,

@@ -63,7 +63,7 @@ pub struct TrainArgs {
     /// Where ONNX Runtime runs the training steps.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
-    /// Let idle ONNX Runtime threads spin between operators instead of sleeping: about 10 %
+    /// Let idle ONNX Runtime threads spin between operators instead of sleeping: 5–12 %
     /// faster on the CPU when nothing else runs, much slower when other processes compete
     /// for the cores (off by default: machines are usually shared).
     #[arg(long)]
@@ -93,6 +93,9 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result
     match s.parse::<T>() {
         Ok(n) if n >= T::from(1) => Ok(n),
         Ok(_) => Err("must be at least 1".into()),
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(format!("{s} is too large"))
+        }
         Err(_) => Err(format!("`{s}` is not a whole number")),
     }
 }
@@ -262,6 +265,26 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return train_fail(&e),
         };
+    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
+        eprintln!(
+            "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
+             the output: training sees probabilities squashed twice and learns slowly; end the \
+             model with the class scores (drop the final softmax) as PyTorch's \
+             CrossEntropyLoss expects",
+            model.name
+        );
+    }
+    let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
+        Ok(p) => p,
+        Err(e) => return train_fail(&e),
+    };
+    if let (true, Some(bn)) = (plan.drops_last, &plan.single_value_batchnorm) {
+        eprintln!(
+            "note: the last batch of each epoch would hold 1 example, which `{bn}` cannot \
+             normalise (one value per channel); that example, a different one each epoch, is \
+             left out"
+        );
+    }
     // Parameters, gradients and up to two optimizer states: fail before ONNX Runtime starts.
     if let Err(e) = cnnc::onnx::weights::check_fits_in_memory(model, 4) {
         return fail(
@@ -301,26 +324,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
-    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
-        eprintln!(
-            "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
-             the output: training sees probabilities squashed twice and learns slowly; end the \
-             model with the class scores (drop the final softmax) as PyTorch's \
-             CrossEntropyLoss expects",
-            model.name
-        );
-    }
-    let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
-        Ok(p) => p,
-        Err(e) => return train_fail(&e),
-    };
-    if let (true, Some(bn)) = (plan.drops_last, &plan.single_value_batchnorm) {
-        eprintln!(
-            "note: the last batch of each epoch would hold 1 example, which `{bn}` cannot \
-             normalise (one value per channel); that example, a different one each epoch, is \
-             left out"
-        );
-    }
     if !a.resume && checkpoint.is_file() {
         eprintln!(
             "note: {} exists and will be replaced after the first epoch; pass --resume to \
@@ -382,10 +385,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     if outcome.resumed_from.is_some() && outcome.history.is_empty() {
         eprintln!(
-            "note: the checkpoint had already trained {} of --epochs {}: nothing to train; \
-             the model is written from it (raise --epochs to train further)",
-            plural(outcome.position.epochs_done, "epoch"),
-            a.epochs
+            "note: the checkpoint is already {} and this run has --epochs {}: nothing to \
+             train; the model is written from it (raise --epochs to train further)",
+            outcome.position, a.epochs
         );
     }
     let options = ExportOptions::default();

@@ -50,8 +50,8 @@ pub struct SessionOptions {
     /// Let idle intra-op threads spin between operators instead of sleeping (ONNX Runtime's
     /// default). Spinning saves the wake-up after each small operator when the cores are
     /// free, and burns the time of any other process that wants them: on the 2-core
-    /// development machine, training LeNet was about 12 % faster with spinning when nothing
-    /// else ran, and 40 % slower (8,600 against 14,300 examples/s) beside one busy process.
+    /// development machine, training LeNet was 5–12 % faster with spinning when nothing else
+    /// ran, and 8,900–11,200 against 14,400–14,800 examples/s beside one busy process.
     pub spin_wait: bool,
 }
 

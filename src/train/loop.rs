@@ -175,7 +175,17 @@ pub fn load_data(
     }
     let source = DataSource::resolve(data)?;
     // The model's class count bounds the labels: every label must name one of its scores.
-    let mut splits = source.load(output.channels() as usize)?;
+    let mut splits = source.load(output.channels() as usize).map_err(|e| match e {
+        DataError::LabelOutOfRange { label, .. } => TrainError::Mismatch {
+            message: e.to_string(),
+            help: Some(format!(
+                "end the model with at least {} class scores (e.g. linear({})), or check the labels",
+                label + 1,
+                label + 1
+            )),
+        },
+        e => TrainError::Data(e),
+    })?;
     let expected = [c as usize, h as usize, w as usize];
     let found = splits.train.image_shape();
     if found[0] != expected[0] {
@@ -263,7 +273,7 @@ impl Position {
     fn new(epochs_done: u32, global_step: u64, steps_per_epoch: u64) -> Position {
         Position {
             epochs_done,
-            steps_in_epoch: global_step - u64::from(epochs_done) * steps_per_epoch,
+            steps_in_epoch: global_step.saturating_sub(u64::from(epochs_done) * steps_per_epoch),
             steps_per_epoch,
         }
     }
@@ -376,6 +386,7 @@ impl State {
         carried: Vec<Carried>,
         config: &TrainConfig,
         train_examples: usize,
+        steps_per_epoch: usize,
     ) -> Result<State, TrainError> {
         let ck = Checkpoint::load_for(path, &model.name, &model.source_hash)?;
         let resume_err = |message: String, help: &str| TrainError::Resume {
@@ -414,6 +425,30 @@ impl State {
                     train_examples
                 ),
                 "resume with the same --batch and --limit-train as the run that wrote it",
+            ));
+        }
+        if ck.rng_seed != config.seed {
+            return Err(resume_err(
+                format!(
+                    "it was written with --seed {}; this run has --seed {}",
+                    ck.rng_seed, config.seed
+                ),
+                &format!("resume with --seed {}", ck.rng_seed),
+            ));
+        }
+        // Its step count must fall inside the epoch it names with this run's batches (an
+        // older cnnc counted a last batch of one example that this one leaves out).
+        let into_epoch = ck
+            .step
+            .checked_sub(u64::from(ck.epoch) * steps_per_epoch as u64);
+        if into_epoch.is_none_or(|k| k >= steps_per_epoch as u64) {
+            return Err(resume_err(
+                format!(
+                    "its step count ({} after {} epochs) does not fit {steps_per_epoch} batches \
+                     per epoch: it was written by another version of cnnc, or is damaged",
+                    ck.step, ck.epoch
+                ),
+                "resume it with the cnnc that wrote it",
             ));
         }
         let mut values = Vec::with_capacity(carried.len());
@@ -578,9 +613,14 @@ pub fn train(
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
     let info = run_info(config, n_train);
     let mut state = match (&config.checkpoint, config.resume) {
-        (Some(path), true) => {
-            State::from_checkpoint(path, model, sessions.carried.clone(), config, n_train)?
-        }
+        (Some(path), true) => State::from_checkpoint(
+            path,
+            model,
+            sessions.carried.clone(),
+            config,
+            n_train,
+            plan.batches,
+        )?,
         (None, true) => {
             return Err(TrainError::Mismatch {
                 message: "--resume needs a checkpoint path".into(),

@@ -390,8 +390,6 @@ impl Lowering<'_> {
         })
     }
 
-    /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,
-    /// dilations, group and pads, and the output padding that restores the input size.
     /// The gradient of layer `ix`'s bias: `dy` summed over `axes`, except when the layer's
     /// only consumer is a batch norm. Batch norm in training mode subtracts each channel's
     /// batch mean, so a per-channel constant added before it cannot change the loss: the
@@ -402,10 +400,12 @@ impl Lowering<'_> {
     fn bias_grad(&mut self, ix: NodeIndex, dy: &str, axes: &[i64], name: &str) {
         let graph = &self.model.graph.graph;
         let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
-        let only_batchnorm = match (users.next(), users.next()) {
-            (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
-            _ => false,
-        };
+        // The model's output takes the loss gradient directly, whatever else reads it.
+        let only_batchnorm = ix != self.model.graph.output
+            && match (users.next(), users.next()) {
+                (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
+                _ => false,
+            };
         if only_batchnorm {
             return;
         }
@@ -415,6 +415,8 @@ impl Lowering<'_> {
         self.param_grad.insert(format!("{name}.bias"), db);
     }
 
+    /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,
+    /// dilations, group and pads, and the output padding that restores the input size.
     fn conv_input_grad(
         &mut self,
         dy: &str,
