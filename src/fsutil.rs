@@ -65,15 +65,22 @@ pub fn write_atomic_with(
         write(&mut out)?;
         out.flush()?;
     }
+    give_output_mode(tmp.path(), path)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Gives the temporary file `tmp`, about to replace `target`, the mode `target` has, or 0644
+/// when it is new: tempfile creates 0600, and an output is an ordinary file.
+pub fn give_output_mode(tmp: &Path, target: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
-        // tempfile creates 0600; a written model is an ordinary output file.
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o777);
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))?;
     }
-    tmp.persist(path).map_err(|e| e.error)?;
+    #[cfg(not(unix))]
+    let _ = (tmp, target);
     Ok(())
 }
 

@@ -384,3 +384,36 @@ fn train_arguments_say_what_is_wrong() {
         assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
     }
 }
+
+/// With `--format json`, a training failure is also one JSON object on stdout, and a model
+/// with errors gives its diagnostics there, as `summary --format json` does.
+#[test]
+fn train_json_reports_failures_on_stdout() {
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        "/nonexistent/data",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["exit_code"], 3);
+    assert!(
+        v["error"].as_str().unwrap().contains("/nonexistent/data"),
+        "{v}"
+    );
+    assert!(v["help"].is_string(), "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.cnn",
+        b"model X(input: [1, 28, 28]) { linear( }\n",
+    );
+    let o = cnnc(&["train", &bad, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["diagnostics"][0]["severity"], "error", "{v}");
+}

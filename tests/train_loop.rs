@@ -452,6 +452,19 @@ fn setup_errors_are_clear() {
     let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--resize 32"), "{}", text(&o));
+    // --resize on images that already fit: drop it.
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--resize",
+        "32",
+        "--limit-train",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("drop --resize"), "{}", text(&o));
     // With it, training runs.
     let o = cnnc(&[
         "train",
@@ -575,6 +588,13 @@ fn a_batch_of_one_never_reaches_a_batch_norm_over_features() {
     let o = cnnc(&args);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("left out"), "{}", text(&o));
+    #[cfg(unix)]
+    {
+        // The checkpoint is an ordinary output file, like the model.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(Path::new(&ck)), mode(&out));
+    }
     let acc = epochs(&o)[0]["test_acc"].as_f64().unwrap();
     assert_eq!(accuracy_of(&out, 200), acc);
     use prost::Message;

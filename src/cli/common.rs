@@ -41,13 +41,9 @@ pub fn print_diagnostics(c: &Compilation) {
 }
 
 /// Compiles `path` and picks one model; on failure prints why and gives the exit code.
-/// Warnings are printed either way. Returns the compilation and the model's index.
-pub fn compile_one(path: &Path, model: Option<&str>) -> Result<(Compilation, usize), ExitCode> {
-    compile_one_as(path, model, Format::Text)
-}
-
-/// [`compile_one`]; with `Format::Json`, errors also go to stdout as `{"diagnostics": [...]}`
-/// (the objects of `cnnc check --format json`), so a tool reading stdout sees why.
+/// Warnings are printed either way. Returns the compilation and the model's index. With
+/// `Format::Json`, errors also go to stdout as `{"diagnostics": [...]}` (the objects of
+/// `cnnc check --format json`), so a tool reading stdout sees why.
 pub fn compile_one_as(
     path: &Path,
     model: Option<&str>,

@@ -9,7 +9,7 @@
 //! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
 //! current step, with a checkpoint written).
 
-use super::common::{check_output_path, compile_one, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::common::{check_output_path, compile_one_as, Format, EXIT_RUNTIME, EXIT_USAGE};
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
 use cnnc::onnx::proto::StringStringEntryProto;
@@ -68,10 +68,12 @@ pub struct TrainArgs {
     /// for the cores (off by default: machines are usually shared).
     #[arg(long)]
     pub spin_wait: bool,
-    /// Where to write the trained model (inference ONNX).
+    /// Where to write the trained model (inference ONNX) [default: <file stem>.trained.onnx
+    /// in the current directory; <file stem>.<model>.trained.onnx with --model].
     #[arg(long, value_name = "TRAINED.onnx")]
     pub out: Option<PathBuf>,
-    /// Where to write the checkpoint after every epoch.
+    /// Where to write the checkpoint after every epoch [default: --out with .onnx replaced
+    /// by .ckpt.safetensors].
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
     /// Continue from the checkpoint.
@@ -183,14 +185,38 @@ fn default_checkpoint(out: &Path) -> PathBuf {
     out.with_file_name(format!("{base}.ckpt.safetensors"))
 }
 
-fn train_fail(e: &TrainError) -> ExitCode {
+fn train_fail(format: Format, e: &TrainError) -> ExitCode {
     let code = match e {
         TrainError::Runtime(r) if !r.is_user_input() => EXIT_RUNTIME,
         TrainError::Diverged { .. } | TrainError::Data(_) => EXIT_RUNTIME,
         _ => EXIT_USAGE,
     };
-    eprintln!("error: {e}");
-    if let Some(h) = e.help() {
+    report_failure(format, code, e, e.help())
+}
+
+/// [`report_failure`] without a help line.
+fn fail_as(format: Format, code: u8, message: impl std::fmt::Display) -> ExitCode {
+    report_failure(format, code, message, None)
+}
+
+/// Prints `error: …` (and its help) on stderr and, with `--format json`, the same as one JSON
+/// object on stdout after the epochs' lines: `{"error": …, "help": …, "exit_code": …}`.
+fn report_failure(
+    format: Format,
+    code: u8,
+    message: impl std::fmt::Display,
+    help: Option<String>,
+) -> ExitCode {
+    if format == Format::Json {
+        let line = serde_json::json!({
+            "error": message.to_string(),
+            "help": help,
+            "exit_code": code,
+        });
+        println!("{line}");
+    }
+    eprintln!("error: {message}");
+    if let Some(h) = help {
         eprintln!("  help: {h}");
     }
     ExitCode::from(code)
@@ -198,13 +224,14 @@ fn train_fail(e: &TrainError) -> ExitCode {
 
 pub fn run(a: TrainArgs) -> ExitCode {
     if a.batch == 0 {
-        return fail(EXIT_USAGE, "--batch must be at least 1");
+        return fail_as(a.format, EXIT_USAGE, "--batch must be at least 1");
     }
     if a.resize == Some(0) {
-        return fail(EXIT_USAGE, "--resize must be at least 1");
+        return fail_as(a.format, EXIT_USAGE, "--resize must be at least 1");
     }
     if a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
-        return fail(
+        return fail_as(
+            a.format,
             EXIT_USAGE,
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
         );
@@ -214,12 +241,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
         OptimizerArg::Adam => 0.001,
     });
     if !(lr.is_finite() && lr > 0.0) {
-        return fail(
+        return fail_as(
+            a.format,
             EXIT_USAGE,
             format!("--lr {lr}: the learning rate must be positive"),
         );
     }
-    let (compilation, index) = match compile_one(&a.file, a.model.as_deref()) {
+    let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -248,10 +276,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
         ),
     ];
     if let Some(e) = checks.into_iter().find_map(Result::err) {
-        return fail(EXIT_USAGE, e);
+        return fail_as(a.format, EXIT_USAGE, e);
     }
     if a.resume && !checkpoint.is_file() {
-        return fail(
+        return fail_as(
+            a.format,
             EXIT_USAGE,
             format!(
                 "--resume: no checkpoint at {} (pass --checkpoint PATH)",
@@ -263,7 +292,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
     let (splits, resize) =
         match train::load_data(&a.data, model, a.resize, a.limit_train, a.limit_test) {
             Ok(d) => d,
-            Err(e) => return train_fail(&e),
+            Err(e) => return train_fail(a.format, &e),
         };
     if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
         eprintln!(
@@ -276,7 +305,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
         Ok(p) => p,
-        Err(e) => return train_fail(&e),
+        Err(e) => return train_fail(a.format, &e),
     };
     if let (true, Some(bn)) = (plan.drops_last, &plan.single_value_batchnorm) {
         eprintln!(
@@ -287,7 +316,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     // Parameters, gradients and up to two optimizer states: fail before ONNX Runtime starts.
     if let Err(e) = cnnc::onnx::weights::check_fits_in_memory(model, 4) {
-        return fail(
+        return fail_as(
+            a.format,
             EXIT_USAGE,
             format!("{e}\n  help: train a smaller model, or on a machine with more memory"),
         );
@@ -307,7 +337,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         &session_options,
     ) {
         Ok(s) => s,
-        Err(e) => return train_fail(&e),
+        Err(e) => return train_fail(a.format, &e),
     };
     let config = TrainConfig {
         epochs: a.epochs,
@@ -369,7 +399,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             if let Some(b) = report.bar.take() {
                 b.abandon();
             }
-            return train_fail(&e);
+            return train_fail(a.format, &e);
         }
     };
     if let Some(b) = report.bar.take() {
@@ -427,6 +457,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => fail(EXIT_USAGE, e),
+        Err(e) => fail_as(a.format, EXIT_USAGE, e),
     }
 }

@@ -228,6 +228,7 @@ impl Checkpoint {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io_err)?;
+        crate::fsutil::give_output_mode(&tmp, path).map_err(io_err)?;
         tmp.persist(path).map_err(|e| io_err(e.error))?;
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
         #[cfg(unix)]

@@ -123,6 +123,9 @@ impl fmt::Display for DataError {
             DataError::MissingPackage { name, dir, .. } => {
                 write!(f, "data set `{name}` is not installed ({} not found)", dir.display())
             }
+            DataError::NoDirectory { dir, .. } if dir.exists() => {
+                write!(f, "{}: not a directory", dir.display())
+            }
             DataError::NoDirectory { dir, .. } => {
                 write!(f, "{}: no such data set or directory", dir.display())
             }

@@ -194,7 +194,13 @@ pub fn load_data(
                 "the images have {} channel(s) but model `{}` takes {} ({input})",
                 found[0], model.name, expected[0]
             ),
-            help: Some(format!("declare the model's input as {found:?}")),
+            help: Some(format!(
+                "declare the model's input as {:?}",
+                match resize {
+                    Some(side) => [found[0], side, side],
+                    None => found,
+                }
+            )),
         });
     }
     let fit = match resize {
@@ -214,13 +220,20 @@ pub fn load_data(
         })?,
         Some(side) => {
             if [side, side] != [expected[1], expected[2]] {
+                let help = if [found[1], found[2]] == [expected[1], expected[2]] {
+                    Some(format!(
+                        "drop --resize: the images are already {}×{}",
+                        found[1], found[2]
+                    ))
+                } else {
+                    (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
+                };
                 return Err(TrainError::Mismatch {
                     message: format!(
                         "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
                         model.name, expected[1], expected[2]
                     ),
-                    help: (expected[1] == expected[2])
-                        .then(|| format!("pass --resize {}", expected[1])),
+                    help,
                 });
             }
             splits.train.fit_input(expected, true)?
