@@ -6,10 +6,12 @@
 //! (`StatefulSession`, what `cnnc train` does); and two ways to evaluate 10,000 examples: the
 //! evaluation graph with parameters as inputs (one session for the whole run, what `cnnc train`
 //! does), and a fresh inference export with the weights as initializers plus a new session (per
-//! epoch).
+//! epoch). Sessions are made as `cnnc train` makes them (threads sleep between operators).
 
 use cnnc::onnx::{self, ExportOptions, Init};
-use cnnc::runtime::{Device, Input, OutputData, Runtime, StateTensor, StatefulSession};
+use cnnc::runtime::{
+    Device, Input, OutputData, Runtime, SessionOptions, StateTensor, StatefulSession,
+};
 use cnnc::train::graph::{self, Carried, CarriedKind, Optimizer};
 use prost::Message;
 use std::path::Path;
@@ -37,6 +39,12 @@ fn main() {
         eprintln!("ONNX Runtime is not installed; nothing to measure");
         return;
     };
+    // The session options of `cnnc train`: idle threads sleep between operators.
+    let like_cnnc_train = SessionOptions {
+        device: Device::Cpu,
+        intra_threads: None,
+        spin_wait: false,
+    };
     const B: usize = 256;
     const TEST: usize = 10_000;
     const STEPS: usize = 200;
@@ -50,9 +58,11 @@ fn main() {
         let step = graph::step_model(model, &c.sources, &opt).unwrap();
         let eval = graph::eval_model(model, &c.sources).unwrap();
         let mut step_s = rt
-            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .session_with(&step.model.encode_to_vec(), &like_cnnc_train)
             .unwrap();
-        let mut eval_s = rt.session(&eval.encode_to_vec(), Device::Cpu).unwrap();
+        let mut eval_s = rt
+            .session_with(&eval.encode_to_vec(), &like_cnnc_train)
+            .unwrap();
         let w = onnx::initialize(model, Init::Xavier, 0);
         let values: Vec<Vec<f32>> = step
             .carried
@@ -90,7 +100,7 @@ fn main() {
             }
         };
         let mut device_s = rt
-            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .session_with(&step.model.encode_to_vec(), &like_cnnc_train)
             .unwrap();
         let tensors: Vec<StateTensor<'_>> = step
             .carried
@@ -144,7 +154,7 @@ fn main() {
         let fresh = median_time(5, || {
             let bytes =
                 onnx::export_bytes(model, &c.sources, &w, &ExportOptions::default()).unwrap();
-            let mut s = rt.session(&bytes, Device::Cpu).unwrap();
+            let mut s = rt.session_with(&bytes, &like_cnnc_train).unwrap();
             for _ in 0..batches {
                 s.run_f32(&x, &xs).unwrap();
             }
