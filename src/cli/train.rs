@@ -316,10 +316,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     // Parameters, gradients and up to two optimizer states: fail before ONNX Runtime starts.
     if let Err(e) = cnnc::onnx::weights::check_fits_in_memory(model, 4) {
-        return fail_as(
+        return report_failure(
             a.format,
             EXIT_USAGE,
-            format!("{e}\n  help: train a smaller model, or on a machine with more memory"),
+            e,
+            Some("train a smaller model, or on a machine with more memory".into()),
         );
     }
     let optimizer = a.optimizer.build(a.momentum, a.weight_decay);
