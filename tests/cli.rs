@@ -367,6 +367,14 @@ fn train_arguments_say_what_is_wrong() {
             "must be positive",
         ),
         (
+            vec!["train", "models/lenet.cnn", "--lr", "1e-50"],
+            "--lr 1e-50: too small for float32",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "1e40"],
+            "--lr 1e40: too large for float32",
+        ),
+        (
             vec!["train", "models/lenet.cnn", "--epochs", "0"],
             "at least 1",
         ),

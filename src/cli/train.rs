@@ -44,7 +44,7 @@ pub struct TrainArgs {
     pub optimizer: OptimizerArg,
     /// Learning rate [default: 0.1 for SGD, 0.001 for Adam].
     #[arg(long, value_name = "LR", allow_negative_numbers = true)]
-    pub lr: Option<f32>,
+    pub lr: Option<f64>,
     /// SGD momentum (PyTorch semantics).
     #[arg(long, value_name = "M", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub momentum: f32,
@@ -165,6 +165,36 @@ impl Observer for Report {
     }
 }
 
+/// The learning rate to train with: `--lr` (parsed as f64 so that a value float32 cannot hold
+/// is named as given, not as the 0 or infinity it would round to), else the optimizer's
+/// default.
+fn learning_rate(given: Option<f64>, optimizer: OptimizerArg) -> Result<f32, String> {
+    let Some(lr) = given else {
+        return Ok(match optimizer {
+            OptimizerArg::Sgd => 0.1,
+            OptimizerArg::Adam => 0.001,
+        });
+    };
+    if !(lr.is_finite() && lr > 0.0) {
+        return Err(format!("--lr {lr}: the learning rate must be positive"));
+    }
+    let single = lr as f32;
+    if !single.is_finite() {
+        return Err(format!(
+            "--lr {lr:e}: too large for float32, whose largest value is {:e}",
+            f32::MAX
+        ));
+    }
+    if single < f32::MIN_POSITIVE {
+        return Err(format!(
+            "--lr {lr:e}: too small for float32 (it would train as 0 or lose precision); the \
+             smallest normal value is {:e}",
+            f32::MIN_POSITIVE
+        ));
+    }
+    Ok(single)
+}
+
 fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
     let stem = file
         .file_stem()
@@ -236,17 +266,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
         );
     }
-    let lr = a.lr.unwrap_or(match a.optimizer {
-        OptimizerArg::Sgd => 0.1,
-        OptimizerArg::Adam => 0.001,
-    });
-    if !(lr.is_finite() && lr > 0.0) {
-        return fail_as(
-            a.format,
-            EXIT_USAGE,
-            format!("--lr {lr}: the learning rate must be positive"),
-        );
-    }
+    let lr = match learning_rate(a.lr, a.optimizer) {
+        Ok(lr) => lr,
+        Err(message) => return fail_as(a.format, EXIT_USAGE, message),
+    };
     let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format) {
         Ok(c) => c,
         Err(code) => return code,
@@ -327,8 +350,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
     let device: Device = a.device.into();
     let session_options = SessionOptions {
         device,
-        intra_threads: None,
         spin_wait: a.spin_wait,
+        ..SessionOptions::default()
     };
     let mut sessions = match train::sessions(
         model,
