@@ -42,8 +42,8 @@ fn main() {
     // The session options of `cnnc train`: idle threads sleep between operators.
     let like_cnnc_train = SessionOptions {
         device: Device::Cpu,
-        intra_threads: None,
         spin_wait: false,
+        ..SessionOptions::default()
     };
     const B: usize = 256;
     const TEST: usize = 10_000;

@@ -5,8 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// What to do when no ONNX Runtime library can be found or loaded.
-pub const INSTALL_HINT: &str = "`pip install onnxruntime` (or `onnxruntime-gpu` for CUDA) or set \
-     ORT_DYLIB_PATH=/path/to/libonnxruntime.so";
+pub const INSTALL_HINT: &str =
+    "`pip install onnxruntime` (or `onnxruntime-gpu` for CUDA; 1.24 or newer) or \
+     set ORT_DYLIB_PATH=/path/to/libonnxruntime.so";
 
 /// An error of the runtime. It is `Clone` because [`super::Runtime::get`] keeps the first
 /// failure to start ONNX Runtime and hands it out again (ort allows one try per process).

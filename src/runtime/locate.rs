@@ -367,8 +367,8 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.contains(
-                "`pip install onnxruntime` (or `onnxruntime-gpu` for CUDA) or set \
-                 ORT_DYLIB_PATH=/path/to/libonnxruntime.so"
+                "`pip install onnxruntime` (or `onnxruntime-gpu` for CUDA; 1.24 or newer) or \
+                 set ORT_DYLIB_PATH=/path/to/libonnxruntime.so"
             ),
             "{text}"
         );

@@ -6,6 +6,7 @@
 //! its public API. Every ONNX Runtime failure becomes a [`RuntimeError`] that says what cnnc was
 //! doing; nothing here panics on a bad model or input.
 
+mod cuda_libs;
 mod error;
 pub mod locate;
 pub mod npy;
@@ -53,6 +54,10 @@ pub struct SessionOptions {
     /// development machine, training LeNet was 5–12 % faster with spinning when nothing else
     /// ran, and 8,900–11,200 against 14,400–14,800 examples/s beside one busy process.
     pub spin_wait: bool,
+    /// On CUDA, let convolutions and matrix products run in TF32 (ONNX Runtime's default, and
+    /// PyTorch's for convolutions): about 1e-3 relative error for much more speed on Ampere
+    /// and later GPUs. Off gives float32 results that agree with the CPU's to rounding.
+    pub tf32: bool,
 }
 
 impl Default for SessionOptions {
@@ -61,6 +66,7 @@ impl Default for SessionOptions {
             device: Device::default(),
             intra_threads: None,
             spin_wait: true,
+            tf32: true,
         }
     }
 }
@@ -177,8 +183,8 @@ impl Runtime {
     /// A session for the ONNX model `bytes` with explicit options.
     ///
     /// The bytes are checked to be an ONNX ModelProto before ONNX Runtime sees them. With
-    /// [`Device::Cuda`], registering the CUDA execution provider must succeed: a failure is a
-    /// [`RuntimeError::CudaUnavailable`], never a silent fall back to the CPU.
+    /// [`Device::Cuda`], the CUDA execution provider must register and start: a failure of
+    /// either is a [`RuntimeError::CudaUnavailable`], never a silent fall back to the CPU.
     pub fn session_with(
         &self,
         bytes: &[u8],
@@ -197,7 +203,7 @@ impl Runtime {
             .with_intra_op_spinning(options.spin_wait)
             .map_err(|e| RuntimeError::ort("setting the intra-op spinning", e))?;
         if options.device == Device::Cuda {
-            builder = self.with_cuda(builder)?;
+            builder = self.with_cuda(builder, options.tf32)?;
         }
         let session = builder.commit_from_memory(bytes).map_err(|e| {
             use ort::ErrorCode::*;
@@ -207,6 +213,16 @@ impl Runtime {
                         message: format!("ONNX Runtime cannot load the model: {}", e.message()),
                     }
                 }
+                // The CUDA execution provider starts here, not when it is registered: no
+                // device, a driver too old for the provider's CUDA, or no memory on the GPU
+                // arrive now.
+                _ if options.device == Device::Cuda => RuntimeError::CudaUnavailable {
+                    reason: format!(
+                        "the CUDA execution provider could not start the model: {}{}",
+                        e.message().trim(),
+                        self.cuda_libraries_note(e.message())
+                    ),
+                },
                 _ => RuntimeError::ort(format!("loading the model on {}", options.device), e),
             }
         })?;
@@ -216,6 +232,7 @@ impl Runtime {
     fn with_cuda(
         &self,
         builder: ort::session::builder::SessionBuilder,
+        tf32: bool,
     ) -> Result<ort::session::builder::SessionBuilder, RuntimeError> {
         let providers = self.available_providers()?;
         if !providers.iter().any(|p| p == CUDA_PROVIDER) {
@@ -233,16 +250,52 @@ impl Runtime {
                 ),
             });
         }
-        let cuda = ort::ep::CUDA::default().build().error_on_failure();
+        cuda_libs::preload(&self.library.path);
+        let cuda = ort::ep::CUDA::default()
+            .with_tf32(tf32)
+            .build()
+            .error_on_failure();
         builder
             .with_execution_providers([cuda])
             .map_err(|e| RuntimeError::CudaUnavailable {
                 reason: format!(
-                    "registering the CUDA execution provider failed: {} (it needs an NVIDIA \
-                     driver and the CUDA and cuDNN libraries that onnxruntime-gpu was built for)",
-                    e.message().trim()
+                    "registering the CUDA execution provider failed: {}{}",
+                    e.message().trim(),
+                    self.cuda_libraries_note(e.message())
                 ),
             })
+    }
+
+    /// What a CUDA failure message adds about the libraries the provider needs: which were
+    /// loaded from pip's `nvidia` packages, or how to get them.
+    fn cuda_libraries_note(&self, message: &str) -> String {
+        if message.contains("libcuda.so") {
+            return " (libcuda.so.1 is the NVIDIA driver's library: this machine has no NVIDIA \
+                    driver, so no GPU that CUDA can use; `nvidia-smi` shows the driver where there \
+                    is one)"
+                .into();
+        }
+        let pre = cuda_libs::preload(&self.library.path);
+        let mut note = String::from(
+            " (the CUDA execution provider needs an NVIDIA GPU and driver, and the CUDA 13 and \
+             cuDNN 9 libraries that onnxruntime-gpu was built for",
+        );
+        match &pre.dir {
+            Some(dir) if !pre.loaded.is_empty() => note.push_str(&format!(
+                "; cnnc loaded {} of them from {}",
+                pre.loaded.len(),
+                dir.display()
+            )),
+            _ => note.push_str(
+                ": `pip install onnxruntime-gpu[cuda,cudnn]` installs them beside onnxruntime, \
+                 where cnnc finds them, or put them on LD_LIBRARY_PATH",
+            ),
+        }
+        for (path, reason) in &pre.failed {
+            note.push_str(&format!("; {} failed to load: {reason}", path.display()));
+        }
+        note.push(')');
+        note
     }
 }
 
@@ -253,6 +306,9 @@ fn describe_load(e: &ort::LoadDynamicError) -> String {
             Some(reason) => format!("the dynamic loader refused it: {reason}"),
             None => format!("the dynamic loader refused it: {error}"),
         },
+        ort::LoadDynamicError::BadVersion { .. } => format!(
+            "{e}; `pip install --upgrade onnxruntime` (or onnxruntime-gpu) gives a newer one"
+        ),
         other => other.to_string(),
     }
 }
