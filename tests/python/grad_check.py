@@ -82,7 +82,7 @@ def main():
 
     def classes():
         # The smallest class count is 1: a probe with all-zero labels always works; the
-        # SoftmaxCrossEntropyLoss log_prob tells K, but it is internal. Use the last Gemm /
+        # loss's log_prob tells K, but it is internal. Use the last Gemm /
         # Conv bias or weight dims instead: the first dim of the last parameter in the graph
         # input order that is a bias, else of the last weight.
         params = [i for i in g.input if i.name not in ("input", "labels") and not i.name.startswith("dropout_mask.")]

@@ -208,6 +208,16 @@ enum Saved {
 }
 
 /// One lowering of a model into a training graph.
+/// The values of the loss its gradient reuses.
+struct Loss {
+    /// log softmax(logits) along the class axis.
+    log_prob: String,
+    /// The labels with a class axis of size 1: [N, 1] or [N, 1, H, W].
+    labels: String,
+    /// The number of labels, as a float scalar.
+    count: String,
+}
+
 struct Lowering<'a> {
     model: &'a CheckedModel,
     sources: &'a SourceMap,
@@ -328,19 +338,45 @@ impl<'a> Lowering<'a> {
         Ok(self.value[&model.graph.output].clone())
     }
 
-    /// `loss` (exact name) and the log-probabilities, from the logits.
-    fn loss(&mut self, logits: &str) -> String {
-        let logp = self.b.fresh("log_prob");
-        self.b.node_to(
-            "SoftmaxCrossEntropyLoss",
-            &[logits, "labels"],
-            &["loss", &logp],
-            vec![crate::onnx::proto::AttributeProto::string(
-                "reduction",
-                "mean",
-            )],
+    /// `loss` (exact name): the mean over labels of −log softmax(logits)[label], along the
+    /// class axis 1 (per pixel for segmentation outputs). Written with LogSoftmax and
+    /// GatherElements rather than SoftmaxCrossEntropyLoss, which ONNX Runtime's CUDA execution
+    /// provider lacks (it would run on the CPU, with the logits copied over every step).
+    fn loss(&mut self, logits: &str) -> Loss {
+        use crate::onnx::proto::AttributeProto;
+        let log_prob = self.b.op(
+            "LogSoftmax",
+            &[logits],
+            "log_prob",
+            vec![AttributeProto::int("axis", 1)],
         );
-        logp
+        let axis1 = self.b.ints(&[1]);
+        let labels = self.b.op(
+            "Unsqueeze",
+            &["labels", &axis1],
+            "labels.unsqueezed",
+            vec![],
+        );
+        let picked = self.b.op(
+            "GatherElements",
+            &[&log_prob, &labels],
+            "log_prob.of_label",
+            vec![AttributeProto::int("axis", 1)],
+        );
+        let total = self.b.op(
+            "ReduceSum",
+            &[&picked],
+            "log_prob.sum",
+            vec![AttributeProto::int("keepdims", 0)],
+        );
+        let count = self.b.size_f32("labels", "label_count");
+        let mean = self.b.div(&total, &count, "log_prob.mean");
+        self.b.node_to("Neg", &[&mean], &["loss"], vec![]);
+        Loss {
+            log_prob,
+            labels,
+            count,
+        }
     }
 
     /// `correct` (exact name): the number of labels the arg-max of the logits hits.
@@ -366,26 +402,20 @@ impl<'a> Lowering<'a> {
     }
 
     /// The loss gradient w.r.t. the logits: (softmax − one-hot(labels)) / #labels.
-    fn loss_grad(&mut self, logp: &str) -> String {
+    fn loss_grad(&mut self, loss: &Loss) -> String {
         let out = self.model.output_shape().dims().to_vec();
         let k = out[0] as usize;
-        let p = self.b.op("Exp", &[logp], "prob", vec![]);
-        let axis1 = self.b.ints(&[1]);
-        let lab = self.b.op(
-            "Unsqueeze",
-            &["labels", &axis1],
-            "labels.unsqueezed",
-            vec![],
-        );
+        let p = self.b.op("Exp", &[&loss.log_prob], "prob", vec![]);
         let mut cdims = vec![1, k];
         cdims.extend(std::iter::repeat_n(1, out.len() - 1));
         let classes: Vec<i64> = (0..k as i64).collect();
         let cls = self.b.ints_shaped("classes", &cdims, &classes);
-        let eq = self.b.op("Equal", &[&lab, &cls], "onehot.bool", vec![]);
+        let eq = self
+            .b
+            .op("Equal", &[&loss.labels, &cls], "onehot.bool", vec![]);
         let onehot = self.b.cast(&eq, data_type::FLOAT, "onehot");
         let diff = self.b.sub(&p, &onehot, "dlogits.sum");
-        let count = self.b.size_f32("labels", "label_count");
-        self.b.div(&diff, &count, "dlogits")
+        self.b.div(&diff, &loss.count, "dlogits")
     }
 
     /// The backward pass from the logits' gradient; fills `param_grad`.
@@ -496,8 +526,8 @@ pub fn grad_model(
         }
     }
     let logits = l.forward_all()?;
-    let logp = l.loss(&logits);
-    let dl = l.loss_grad(&logp);
+    let loss = l.loss(&logits);
+    let dl = l.loss_grad(&loss);
     l.backward_all(dl)?;
     l.b.output("loss", data_type::FLOAT, &[]);
     for s in &trainable {
@@ -561,9 +591,9 @@ pub fn step_model(
         l.b.input("t", data_type::FLOAT, &[]);
     }
     let logits = l.forward_all()?;
-    let logp = l.loss(&logits);
+    let loss = l.loss(&logits);
     l.correct(&logits);
-    let dl = l.loss_grad(&logp);
+    let dl = l.loss_grad(&loss);
     l.backward_all(dl)?;
     optimizer.lower(&mut l.b, &trainable, &l.param_grad);
     l.b.output("loss", data_type::FLOAT, &[]);
