@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs on a lent GPU machine, in the repository's root, after the pieces that
+# scripts/gpu_bundle.sh made were carried into /tmp/cnnc-gpu (see that script): unpacks them,
+# points cnnc at the CUDA build of ONNX Runtime and the CUDA libraries of the machine's
+# PyTorch, then runs the CUDA tests and CUDA-against-CPU runs of bench and train. Everything it
+# prints also goes to $OUT/gpu.log.
+set -uo pipefail
+OUT="${OUT:-/tmp/cnnc-gpu/out}"
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu.log") 2>&1
+
+root=$PWD
+work=/tmp/cnnc-gpu
+x=$work/x
+if [ ! -d "$x" ]; then
+    mkdir -p "$x"
+    if command -v xz >/dev/null; then
+        cat "$work"/piece.* | xz -d | tar -x -C "$x" || exit 1
+    else
+        cat "$work"/piece.* | python3 -c 'import lzma, sys, shutil; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)' | tar -x -C "$x" || exit 1
+    fi
+fi
+
+# The test binaries were built in /work/main: the cnnc they start and the files they read are
+# found under that path.
+mkdir -p target/release
+cp "$x"/target/release/cnnc target/release/cnnc.new && mv target/release/cnnc.new target/release/cnnc
+if [ ! -e /work/main ]; then
+    mkdir -p /work && ln -s "$root" /work/main
+fi
+mkdir -p /work/main/target/release
+[ -e /work/main/target/release/cnnc ] || cp "$x"/target/release/cnnc /work/main/target/release/cnnc
+if [ ! -e /usr/share/datasets/fashion-mnist ]; then
+    mkdir -p /usr/share/datasets && ln -s "$x"/fashion-mnist /usr/share/datasets/fashion-mnist
+fi
+
+export ORT_DYLIB_PATH
+ORT_DYLIB_PATH=$(ls "$x"/ort/libonnxruntime.so.* | head -1)
+nvidia=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
+if [ -n "$nvidia" ]; then
+    LD_LIBRARY_PATH="$(ls -d "$nvidia"/*/lib | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export LD_LIBRARY_PATH
+fi
+cnnc=target/release/cnnc
+
+step() { echo; echo "=== $*"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+step "cnnc doctor"
+$cnnc doctor
+step "CUDA tests"
+for t in "$x"/tests/*; do
+    echo "--- $(basename "$t")"
+    "$t" --test-threads 1 2>&1 | grep -E "test result|FAILED|panicked|skipped|CUDA|cuda" 
+done
+"$x"/tests/train_stateful stateful_cuda --nocapture --test-threads 1
+
+step "bench: ResNet-18, batch 32, CPU then CUDA"
+$cnnc bench models/resnet18.cnn --batch 32 --device cpu
+$cnnc bench models/resnet18.cnn --batch 32 --device cuda
+
+step "train: LeNet, SGD 0.9, Xavier, 10 epochs, CPU then CUDA (same seed)"
+lenet=(train models/lenet.cnn --data fashion-mnist --epochs 10 --batch 256 --optimizer sgd --lr 0.9 --init xavier --format json)
+$cnnc "${lenet[@]}" --device cpu --out "$work/lenet.cpu.onnx"
+$cnnc "${lenet[@]}" --device cuda --out "$work/lenet.cuda.onnx"
+
+step "train: LeNet-BN, Adam 0.001, 5 epochs, CPU then CUDA"
+bn=(train models/lenet_bn.cnn --data fashion-mnist --epochs 5 --batch 256 --optimizer adam --lr 0.001 --format json)
+$cnnc "${bn[@]}" --device cpu --out "$work/bn.cpu.onnx"
+$cnnc "${bn[@]}" --device cuda --out "$work/bn.cuda.onnx"
+
+step "train: AlexNet at 224x224, 1 epoch on 2,560 images, CUDA"
+$cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 1 --batch 128 \
+    --optimizer sgd --lr 0.01 --limit-train 2560 --limit-test 1000 --device cuda \
+    --out "$work/alexnet.cuda.onnx"
+echo "done"
