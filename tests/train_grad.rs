@@ -328,7 +328,7 @@ grad_test!(
     conv_stride_asymmetric_pad,
     3,
     "model M(input: [3, 9, 8]) {
-    conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh flatten linear(5)
+    conv(2, 1) conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh flatten linear(5)
 }"
 );
 
@@ -620,3 +620,49 @@ model UNet(input: [1, 20, 20]) {
     conv(2, 1)
 }"
 );
+
+/// The gradient graph avoids the ops ONNX Runtime's CUDA provider would run on the CPU:
+/// SoftmaxCrossEntropyLoss (no CUDA kernel) and ConvTranspose with asymmetric pads (ceil-mode
+/// pooling, four-value pads). Their gradients are checked numerically above.
+#[test]
+fn gradient_graph_keeps_to_ops_cuda_runs() {
+    let c = cnnc::compile_source(
+        Path::new("cuda_ops.cnn"),
+        "model M(input: [2, 9, 8]) {
+    conv(3, 1) conv(4, 3, stride=2, pad=[0, 2, 1, 1]) relu
+    conv(4, 1) avgpool(3, stride=2, pad=1, ceil=true)
+    conv(4, 1) maxpool(2, ceil=true) flatten linear(5)
+}"
+        .to_string(),
+    );
+    assert!(!c.diagnostics.has_errors());
+    let proto = graph::grad_model(
+        c.model(None).unwrap(),
+        &c.sources,
+        &GradOptions {
+            weights: None,
+            dropout: DropoutMode::MaskInput,
+        },
+    )
+    .unwrap();
+    let graph = proto.graph.as_ref().unwrap();
+    assert!(graph
+        .node
+        .iter()
+        .all(|n| n.op_type != "SoftmaxCrossEntropyLoss"));
+    let transposed: Vec<_> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "ConvTranspose")
+        .collect();
+    assert!(transposed.len() >= 3, "{}", transposed.len());
+    for n in transposed {
+        let pads = &n
+            .attribute
+            .iter()
+            .find(|a| a.name == "pads")
+            .expect("pads written")
+            .ints;
+        assert_eq!(pads[..2], pads[2..], "{}: pads {pads:?}", n.name);
+    }
+}

@@ -417,6 +417,10 @@ impl Lowering<'_> {
 
     /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,
     /// dilations, group and pads, and the output padding that restores the input size.
+    /// Asymmetric pads (ceil-mode pooling, `pad=same` with an even kernel, four-value pads)
+    /// are written as the smaller pad on both sides and a Slice of the extra rows and
+    /// columns, since ONNX Runtime's CUDA provider runs a ConvTranspose with asymmetric pads
+    /// on the CPU.
     fn conv_input_grad(
         &mut self,
         dy: &str,
@@ -438,9 +442,19 @@ impl Lowering<'_> {
             let total = n + g.pads.begin[axis] as i64 + g.pads.end[axis] as i64;
             op[axis] = total - ((o - 1) * s + (k - 1) * d + 1);
         }
-        let mut attrs = conv_attrs(Some(g.kernel), g.stride, &g.pads, g.dilation, g.groups);
+        let common = [0, 1].map(|a| g.pads.begin[a].min(g.pads.end[a]));
+        let pads = Pads::symmetric(common);
+        let mut attrs = conv_attrs(Some(g.kernel), g.stride, &pads, g.dilation, g.groups);
         attrs.push(AttributeProto::ints("output_padding", op));
-        self.b.op("ConvTranspose", &[dy, w], base, attrs)
+        if g.pads.is_symmetric() {
+            return self.b.op("ConvTranspose", &[dy, w], base, attrs);
+        }
+        let full = self
+            .b
+            .op("ConvTranspose", &[dy, w], &format!("{base}.padded"), attrs);
+        let starts = [0, 1].map(|a| (g.pads.begin[a] - common[a]) as i64);
+        let ends = [0, 1].map(|a| starts[a] + in_dims[a + 1] as i64);
+        self.b.slice(&full, &starts, &ends, &[2, 3], base)
     }
 
     /// The weight gradient of a conv from `x` ([C, H, W] per sample) to `dy` ([M, oH, oW]):
