@@ -3,6 +3,43 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set (by the binary's Ctrl-C handler) to stop every atomic write in progress: its next
+/// write fails with [`Cancelled`] and its temporary file is removed, the target untouched.
+pub static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The error of a write stopped by [`CANCEL`].
+#[derive(Debug)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by Ctrl-C")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// Whether `e` is a write stopped by [`CANCEL`].
+pub fn is_cancelled(e: &std::io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
+}
+
+/// A file that refuses further writes once [`CANCEL`] is set.
+pub struct CancellableFile<'f>(&'f mut File);
+
+impl Write for CancellableFile<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if CANCEL.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(Cancelled));
+        }
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, then
 /// renamed over `path`, so a reader sees the old file or the whole new one, never a part.
@@ -41,7 +78,7 @@ pub fn is_special(path: &Path) -> bool {
 /// written.
 pub fn write_atomic_with(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<&mut File>) -> std::io::Result<()>,
+    write: impl FnOnce(&mut BufWriter<CancellableFile<'_>>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let resolved = resolve_output(path);
     let path = resolved.as_path();
@@ -49,7 +86,7 @@ pub fn write_atomic_with(
     // renaming over it would destroy it: it is written in place.
     if is_special(path) {
         let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
-        let mut out = BufWriter::with_capacity(1 << 16, &mut f);
+        let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(&mut f));
         write(&mut out)?;
         return out.flush();
     }
@@ -57,11 +94,22 @@ pub fn write_atomic_with(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    // tempfile's error names its random file; the user knows the folder.
     let mut tmp = tempfile::Builder::new()
         .prefix(".cnnc-tmp-")
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create a file in {}: {}",
+                    dir.display(),
+                    std::io::Error::from(e.kind())
+                ),
+            )
+        })?;
     {
-        let mut out = BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.as_file_mut()));
         write(&mut out)?;
         out.flush()?;
     }
@@ -98,23 +146,41 @@ pub fn check_space(path: &Path, bytes: u64) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let Some(free) = free_space(dir) else {
+    let Some(space) = free_space(dir) else {
         return Ok(());
     };
-    if bytes > free {
+    if space.read_only {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ReadOnlyFilesystem,
+            format!(
+                "{} is on a read-only file system; write elsewhere",
+                dir.display()
+            ),
+        ));
+    }
+    if bytes > space.free {
         return Err(std::io::Error::new(
             std::io::ErrorKind::StorageFull,
             format!(
-                "it needs {bytes} bytes but its file system has only {free} bytes free; \
-                 free some space or write elsewhere"
+                "it needs {} but its file system has only {} free; free some space or write \
+                 elsewhere",
+                crate::shape::summary::bytes(bytes),
+                crate::shape::summary::bytes(space.free)
             ),
         ));
     }
     Ok(())
 }
 
+/// What statvfs says of a file system.
+struct Space {
+    /// Bytes this user may still write.
+    free: u64,
+    read_only: bool,
+}
+
 #[cfg(unix)]
-fn free_space(dir: &Path) -> Option<u64> {
+fn free_space(dir: &Path) -> Option<Space> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -122,11 +188,19 @@ fn free_space(dir: &Path) -> Option<u64> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    // A pseudo file system (sysfs, procfs) has no blocks at all: its space says nothing, and
+    // the write itself reports what is wrong.
+    if st.f_blocks == 0 {
+        return None;
+    }
+    Some(Space {
+        free: (st.f_bavail as u64).saturating_mul(st.f_frsize as u64),
+        read_only: st.f_flag & libc::ST_RDONLY != 0,
+    })
 }
 
 #[cfg(not(unix))]
-fn free_space(_dir: &Path) -> Option<u64> {
+fn free_space(_dir: &Path) -> Option<Space> {
     None
 }
 
@@ -205,6 +279,6 @@ mod tests {
         let p = dir.path().join("a.bin");
         assert!(check_space(&p, 1).is_ok());
         let e = check_space(&p, u64::MAX).unwrap_err();
-        assert!(e.to_string().contains("bytes free"), "{e}");
+        assert!(e.to_string().contains(" free; free some space"), "{e}");
     }
 }

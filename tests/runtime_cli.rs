@@ -288,6 +288,26 @@ fn bench_text_and_seconds() {
     assert!(r.stdout.contains("p99"), "{}", r.stdout);
     let r = cnnc(dir, &["bench", "notes.txt"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
+    // A batch whose input alone no machine can hold (12.5 PB) is refused, not an abort.
+    let lenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lenet.cnn");
+    let r = cnnc(
+        dir,
+        &[
+            "bench",
+            lenet.to_str().unwrap(),
+            "--batch",
+            "4000000000000",
+            "-n",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("needs 11.1 PiB for its input alone")
+            && r.stderr.contains("use a smaller --batch"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@ use cnnc::Compilation;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Exit code: the input has errors (diagnostics were printed).
 pub const EXIT_DIAGNOSTICS: u8 = 1;
@@ -11,6 +12,8 @@ pub const EXIT_DIAGNOSTICS: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: a failure at run time (ONNX Runtime, data set, training diverged).
 pub const EXIT_RUNTIME: u8 = 3;
+/// Stopped by Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Format {
@@ -160,4 +163,46 @@ fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     let dir = std::fs::canonicalize(dir.unwrap_or(Path::new("."))).ok()?;
     Some(dir.join(path.file_name()?))
+}
+
+/// Set by Ctrl-C under [`OnSigint::StopAfterStep`]: `cnnc train` stops after its step.
+pub static STOP_AFTER_STEP: AtomicBool = AtomicBool::new(false);
+
+/// What the first Ctrl-C does; a second one ends the process at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSigint {
+    /// Set [`STOP_AFTER_STEP`] (training finishes its step and writes a checkpoint).
+    StopAfterStep,
+    /// Make the file being written stop and remove its temporary file
+    /// ([`cnnc::fsutil::CANCEL`]), so an interrupted export leaves nothing behind.
+    CancelWrites,
+}
+
+extern "C" fn stop_after_step(_: libc::c_int) {
+    STOP_AFTER_STEP.store(true, Ordering::SeqCst);
+    reset_sigint();
+}
+
+extern "C" fn cancel_writes(_: libc::c_int) {
+    cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
+    reset_sigint();
+}
+
+fn reset_sigint() {
+    // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+pub fn install_sigint(on: OnSigint) {
+    let handler: extern "C" fn(libc::c_int) = match on {
+        OnSigint::StopAfterStep => stop_after_step,
+        OnSigint::CancelWrites => cancel_writes,
+    };
+    // SAFETY: each handler only stores to an atomic and resets the disposition, both
+    // async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    }
 }

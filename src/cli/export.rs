@@ -1,8 +1,12 @@
 //! `cnnc export`: compile a model and write it as ONNX (atomically; with external data
 //! beside it when the weights pass 2 GB).
 
-use super::common::{check_output_path, fail, EXIT_DIAGNOSTICS, EXIT_USAGE};
+use super::common::{
+    check_output_path, fail, install_sigint, OnSigint, EXIT_DIAGNOSTICS, EXIT_INTERRUPTED,
+    EXIT_USAGE,
+};
 use cnnc::onnx::{self, ExportOptions, Init};
+use cnnc::shape::summary::bytes;
 use cnnc::train::graph::{self, GradOptions, TRAIN_OPSET};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -86,6 +90,7 @@ impl OptimizerArg {
 
 pub fn run(a: ExportArgs) -> ExitCode {
     let start = Instant::now();
+    install_sigint(OnSigint::CancelWrites);
     let opset = a.opset.unwrap_or(onnx::DEFAULT_OPSET);
     if let Err(e) = onnx::ir_version(opset) {
         return fail(EXIT_USAGE, e);
@@ -175,6 +180,15 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let written = match written {
         Ok(w) => w,
+        Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => {
+            return fail(
+                EXIT_INTERRUPTED,
+                format!(
+                    "stopped by Ctrl-C: {} was not written (a file already there is unchanged)",
+                    a.output.display()
+                ),
+            )
+        }
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let params: usize = specs
@@ -203,13 +217,4 @@ pub fn run(a: ExportArgs) -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
 }

@@ -323,6 +323,33 @@ fn stats(latencies: &[Duration]) -> Stats {
 }
 
 /// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
+/// A batch of uniform random values of `shape`, or a clear refusal when it cannot even be
+/// allocated (a `--batch` far beyond the machine's memory).
+fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, Failure> {
+    let batch = shape.first().copied().unwrap_or(1);
+    let too_large = |bytes: u64| {
+        Failure(
+            EXIT_RUNTIME,
+            format!(
+                "a batch of {batch} needs {} for its input alone, more than this machine can \
+                 allocate; use a smaller --batch",
+                cnnc::shape::summary::bytes(bytes)
+            ),
+        )
+    };
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| too_large(u64::MAX))?;
+    let bytes = (count as u64).saturating_mul(4);
+    let mut input: Vec<f32> = Vec::new();
+    input
+        .try_reserve_exact(count)
+        .map_err(|_| too_large(bytes))?;
+    input.extend((0..count).map(|_| rng.random::<f32>()));
+    Ok(input)
+}
+
 fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<usize>, Failure> {
     let dims = runtime::format_dims(&spec.shape);
     let mut shape = Vec::with_capacity(spec.shape.len());
@@ -381,10 +408,9 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
     let shape = bench_shape(spec, a.batch)?;
     let batch = shape.first().copied().unwrap_or(1);
 
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let count: usize = shape.iter().product();
-    let input: Vec<f32> = (0..count).map(|_| rng.random::<f32>()).collect();
+    let input = random_input(&shape, &mut rng)?;
 
     for _ in 0..a.warmup {
         session.run_f32(&input, &shape)?;

@@ -9,7 +9,10 @@
 //! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
 //! current step, with a checkpoint written).
 
-use super::common::{check_output_path, compile_one_as, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::common::{
+    check_output_path, compile_one_as, install_sigint, Format, OnSigint, EXIT_INTERRUPTED,
+    EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
+};
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
 use cnnc::onnx::proto::StringStringEntryProto;
@@ -19,10 +22,6 @@ use cnnc::train::progress::epoch_bar;
 use cnnc::train::{self, EpochPlan, EpochStats, Observer, Position, TrainConfig, TrainError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Exit code of a run stopped by Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
@@ -99,29 +98,6 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result
             Err(format!("{s} is too large"))
         }
         Err(_) => Err(format!("`{s}` is not a whole number")),
-    }
-}
-
-/// Set by the SIGINT handler; the loop stops after the current step.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-    // A second Ctrl-C ends the process at once.
-    // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-    }
-}
-
-fn install_sigint() {
-    // SAFETY: the handler only stores to an atomic and resets the disposition, both
-    // async-signal-safe.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
     }
 }
 
@@ -385,7 +361,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             checkpoint.display()
         );
     }
-    install_sigint();
+    install_sigint(OnSigint::StopAfterStep);
     eprintln!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
@@ -415,7 +391,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         &splits,
         resize,
         &config,
-        &STOP,
+        &STOP_AFTER_STEP,
         &mut report,
     ) {
         Ok(o) => o,

@@ -328,8 +328,8 @@ impl fmt::Display for OutOfMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "cannot allocate {} bytes for the weights: the model is too large for this machine's memory",
-            self.bytes
+            "cannot allocate {} for the weights: the model is too large for this machine's memory",
+            crate::shape::summary::bytes(self.bytes)
         )
     }
 }

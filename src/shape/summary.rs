@@ -77,7 +77,7 @@ pub fn group(n: u64) -> String {
 
 /// 1536 → "1.5 KiB".
 pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut x = n as f64;
     let mut u = 0;
     while x >= 1024.0 && u + 1 < units.len() {
