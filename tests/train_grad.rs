@@ -402,6 +402,16 @@ grad_test!(
 );
 
 grad_test!(
+    ceil_mode_window_larger_than_the_input,
+    3,
+    "model M(input: [2, 3, 2]) {
+    conv(3, 1) maxpool(4, ceil=true)
+    conv(3, 1) avgpool(4, pad=1, ceil=true)
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     avgpool_tiling,
     3,
     "model M(input: [2, 8, 8]) {

@@ -120,8 +120,13 @@ pub fn window_out(
 ) -> Option<(u64, u64)> {
     let padded = n.checked_add(p_begin)?.checked_add(p_end)?;
     let span = d.checked_mul(k.checked_sub(1)?)?.checked_add(1)?;
-    if span > padded || s == 0 {
+    if s == 0 {
         return None;
+    }
+    if span > padded {
+        // PyTorch's ceil mode still gives one window when it overhangs the padded input by
+        // less than a stride: floor((padded − span + s − 1) / s) + 1 = 1.
+        return (ceil && span - padded < s).then_some((1, 0));
     }
     let room = padded - span;
     let mut out = if ceil {
@@ -296,11 +301,17 @@ fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, Rul
     let mut out = [0; 2];
     for ax in 0..2 {
         let (s, d, op) = (a.stride[ax], a.dilation[ax], a.output_pad[ax]);
-        if op >= s.max(d) {
+        if op >= s {
+            let why = if op < d {
+                " (PyTorch also allows it below the dilation, but ONNX's ConvTranspose does \
+                 not: ONNX Runtime refuses such a model)"
+            } else {
+                ""
+            };
             return Err(err(
                 "cnnc::shape::output_pad",
                 format!(
-                    "`convT` output_pad {op} on the {} must be smaller than the stride ({s}) or the dilation ({d})",
+                    "`convT` output_pad {op} on the {} must be smaller than the stride ({s}){why}",
                     AXES[ax]
                 ),
             )
