@@ -107,3 +107,33 @@ fn valid_fixtures_check_clean() {
         );
     });
 }
+
+/// The gridding warning follows the receptive field: a stack whose offsets leave no hole is
+/// quiet, whatever its rates share, and one with holes warns, common factor or not.
+#[test]
+fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
+    for (rates, holes) in [
+        (&[1u64, 2, 4][..], false),
+        (&[1, 2, 5], false),
+        (&[1, 2, 3], false),
+        (&[1, 2, 2], false),
+        (&[2, 4], true),
+        (&[1, 4, 8], true),
+        (&[2, 3], true),
+        (&[4, 8, 1], true),
+    ] {
+        let body: String = rates
+            .iter()
+            .map(|d| format!("conv(8, 3, pad={d}, dilation={d}) relu\n"))
+            .collect();
+        let c = cnnc::compile_source(
+            std::path::Path::new("rates.cnn"),
+            format!("model M(input: [3, 64, 64]) {{\n{body}}}\n"),
+        );
+        let warned = c
+            .diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::shape::gridding");
+        assert_eq!(warned, holes, "rates {rates:?}");
+    }
+}

@@ -122,8 +122,8 @@ struct Elab<'a, 'd> {
     graph: DiGraph<Node, usize>,
     diags: &'d mut Diagnostics,
     call_stack: Vec<(&'a str, Span)>,
-    /// Rates and spans of the current run of stacked dilated convs (gridding check).
-    dilation_run: Vec<(u64, Span)>,
+    /// The current chain of stride-1 convolutions (gridding check).
+    dilation_run: Vec<ChainConv>,
     /// How many concat branches are being elaborated (a `crop` outside any is suspicious).
     concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
@@ -1026,38 +1026,131 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     /// Gridding check: a run of stacked dilated convs whose rates share a factor > 1.
+    /// Follows the current chain of stride-1 convolutions (dilated or not) for the gridding
+    /// warning; anything else but a shape-preserving layer ends the chain.
     fn track_dilation(&mut self, op: &Op, span: Span) {
         match op {
-            Op::Conv(c) if c.dilation[0].max(c.dilation[1]) > 1 => {
-                self.dilation_run
-                    .push((c.dilation[0].max(c.dilation[1]), span));
+            Op::Conv(c) => {
+                self.dilation_run.push(ChainConv {
+                    kernel: c.kernel,
+                    dilation: c.dilation,
+                    span,
+                });
+                if c.stride != [1, 1] {
+                    self.flush_dilation_run();
+                }
             }
             op if op.is_shape_preserving() => {}
             _ => self.flush_dilation_run(),
         }
     }
 
+    /// Warns when a chain with dilated convolutions leaves holes in its receptive field:
+    /// offsets between its first and last that no path through the chain reaches.
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
-        if run.len() < 2 {
+        let dilated: Vec<&ChainConv> = run
+            .iter()
+            .filter(|c| c.dilation[0].max(c.dilation[1]) > 1 && c.kernel != [1, 1])
+            .collect();
+        if dilated.len() < 2 {
             return;
         }
-        let g = run.iter().fold(0, |g, &(r, _)| gcd(g, r));
-        if g > 1 {
-            let rates: Vec<String> = run.iter().map(|(r, _)| r.to_string()).collect();
-            let mut d = Diagnostic::warning(
-                "cnnc::shape::gridding",
-                format!(
-                    "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} along each axis (gridding)",
-                    rates.join(", ")
-                ),
+        let Some((axis, holes)) = (0..2).find_map(|a| {
+            let taps: Vec<(u64, u64)> = run.iter().map(|c| (c.kernel[a], c.dilation[a])).collect();
+            receptive_field_holes(&taps).map(|h| (a, h))
+        }) else {
+            return;
+        };
+        let rates: Vec<String> = run
+            .iter()
+            .filter(|c| c.kernel[axis] > 1)
+            .map(|c| c.dilation[axis].to_string())
+            .collect();
+        let g = dilated.iter().fold(0, |g, c| gcd(g, c.dilation[axis]));
+        let all_share = run
+            .iter()
+            .filter(|c| c.kernel[axis] > 1)
+            .all(|c| c.dilation[axis] % g == 0);
+        let message = if g > 1 && all_share {
+            format!(
+                "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} along each axis (gridding)",
+                rates.join(", ")
+            )
+        } else {
+            let shown: Vec<String> = holes
+                .missing
+                .iter()
+                .take(5)
+                .map(|o| o.to_string())
+                .collect();
+            let more = if holes.missing.len() > 5 { ", …" } else { "" };
+            format!(
+                "stacked dilated convolutions with rates [{}] leave holes in their receptive field: along the {} it spans {} pixels but never sees offsets {}{more} of them (gridding)",
+                rates.join(", "),
+                if axis == 0 { "height" } else { "width" },
+                holes.span,
+                shown.join(", ")
+            )
+        };
+        let mut d = Diagnostic::warning("cnnc::shape::gridding", message);
+        for c in &dilated {
+            d = d.label(
+                c.span,
+                format!("dilation {}", c.dilation[0].max(c.dilation[1])),
             );
-            for (r, span) in &run {
-                d = d.label(*span, format!("dilation {r}"));
-            }
-            self.diags.push(d.help("use rates without a common factor, as hybrid dilated convolution does, e.g. [1, 2, 3]"));
         }
+        self.diags.push(d.help("choose rates whose receptive field has no holes, as hybrid dilated convolution does: e.g. [1, 2, 3] or [1, 2, 5]"));
     }
+}
+
+/// A convolution of the chain the gridding warning follows.
+struct ChainConv {
+    kernel: [u64; 2],
+    dilation: [u64; 2],
+    span: Span,
+}
+
+/// The receptive field of a stack of convolutions along one axis.
+struct Holes {
+    /// Pixels from the first offset reached to the last.
+    span: u64,
+    /// Offsets (from the first) that no path reaches.
+    missing: Vec<u64>,
+}
+
+/// The holes in the receptive field of convolutions `(kernel, dilation)` stacked along one
+/// axis: the offsets each reaches are {0, d, …, (k − 1)·d}, and the stack reaches their sums.
+/// `None` when there are none, or when the field is too large to enumerate (over a million).
+fn receptive_field_holes(taps: &[(u64, u64)]) -> Option<Holes> {
+    let span = taps
+        .iter()
+        .try_fold(1u64, |acc, &(k, d)| {
+            acc.checked_add(k.saturating_sub(1).checked_mul(d)?)
+        })
+        .filter(|&s| s <= 1_000_000)?;
+    let mut reach = vec![false; span as usize];
+    reach[0] = true;
+    let mut width = 1usize;
+    // A bound on the work: a very long chain of very wide dilations is not checked.
+    let mut work = 0usize;
+    for &(k, d) in taps {
+        let (k, d) = (k as usize, d as usize);
+        work = work.saturating_add(width.saturating_mul(k));
+        if work > 50_000_000 {
+            return None;
+        }
+        let mut next = vec![false; span as usize];
+        for (o, _) in reach[..width].iter().enumerate().filter(|(_, &r)| r) {
+            for t in 0..k {
+                next[o + t * d] = true;
+            }
+        }
+        width += (k - 1) * d;
+        reach = next;
+    }
+    let missing: Vec<u64> = (0..span).filter(|&o| !reach[o as usize]).collect();
+    (!missing.is_empty()).then_some(Holes { span, missing })
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
