@@ -40,7 +40,11 @@ impl Compilation {
                 }
             }),
             None => match (self.model_names.len(), self.models.len()) {
-                (0, _) => Err("this file defines no model (only blocks)".to_string()),
+                (0, _) => Err(
+                    "this file defines no model; one is written `model NAME(input: \
+                               [C, H, W]) { layers }`"
+                        .to_string(),
+                ),
                 (1, 1) => Ok(&self.models[0]),
                 (1, _) => Err(format!("model `{}` has errors", self.model_names[0])),
                 _ => Err(format!(

@@ -175,7 +175,11 @@ fn an_empty_file_checks_but_has_no_model_to_summarize() {
     assert_eq!(cnnc(&["check", &empty]).status.code(), Some(0));
     let o = cnnc(&["summary", &empty]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("defines no model"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("defines no model; one is written `model NAME("),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

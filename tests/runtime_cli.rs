@@ -246,6 +246,29 @@ fn cuda_without_cuda_is_an_error_not_a_cpu_fallback() {
         "nothing ran on the CPU: {}",
         r.stdout
     );
+    // `gpu` is the same device as `cuda`.
+    let g = cnnc(
+        dir,
+        &["run", "conv.onnx", "--input", "x.npy", "--device", "gpu"],
+    );
+    assert_eq!((g.code, g.stderr), (r.code, r.stderr));
+}
+
+/// A .cnn model runs with fresh weights, and the output says so.
+#[test]
+fn running_a_source_says_its_weights_are_untrained() {
+    let Some(dir) = fixtures() else { return };
+    let lenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lenet.cnn");
+    let mut x = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut x, &[1, 1, 28, 28], &[0.5; 784]).unwrap();
+    std::fs::write(dir.join("x28.npy"), x).unwrap();
+    let r = cnnc(dir, &["run", lenet.to_str().unwrap(), "--input", "x28.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("weights random"), "{}", r.stdout);
+    assert!(r.stdout.contains("not trained"), "{}", r.stdout);
+    let r = cnnc(dir, &["run", "classifier.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(!r.stdout.contains("weights random"), "{}", r.stdout);
 }
 
 #[test]

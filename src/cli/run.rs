@@ -14,7 +14,8 @@ pub enum DeviceArg {
     #[default]
     Cpu,
     /// The CUDA execution provider (needs onnxruntime-gpu and an NVIDIA GPU); never falls back
-    /// to the CPU.
+    /// to the CPU. `gpu` is accepted for it.
+    #[value(alias = "gpu")]
     Cuda,
 }
 
@@ -108,9 +109,14 @@ pub fn bench(a: BenchArgs) -> ExitCode {
     finish(bench_inner(&a))
 }
 
+/// Whether MODEL is a .cnn source (compiled with fresh weights) rather than an ONNX file.
+fn is_source(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "cnn")
+}
+
 /// The ONNX bytes of MODEL: an .onnx file as it is, a .cnn file compiled.
 fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
-    if path.extension().is_some_and(|e| e == "cnn") {
+    if is_source(path) {
         return compile_cnn(path, model_name);
     }
     if model_name.is_some() {
@@ -236,6 +242,12 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     let (shape, values) = session.run_f32(&array.data, &array.shape)?;
 
     let mut out = String::new();
+    if is_source(&a.model) {
+        out.push_str(
+            "weights random (PyTorch's default initialisation, seed 0), not trained: for real \
+             predictions run an .onnx from `cnnc train` or `cnnc export --weights`\n",
+        );
+    }
     out.push_str(&format!(
         "input  {}: {:?} float32{}\n",
         a.input.display(),

@@ -588,7 +588,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
-                        d.help = Some(projection_help(x, b, r.shortcut.is_some()));
+                        let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
+                        d.help = Some(match shortcut {
+                            Some(sc) => shortcut_help(x, b, sc),
+                            None => projection_help(x, b, r.shortcut.is_some()),
+                        });
                         if short_is_identity {
                             if let Some(l) = d.labels.get_mut(1) {
                                 l.text = format!("the identity shortcut passes the input {x}");
@@ -618,6 +622,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 self.graph[node].shape.clone()
             }
             Some(Err(e)) => {
+                let recovered = shapes
+                    .as_ref()
+                    .and_then(|s| rules::recover(&self.graph[node].op, s, &e));
                 let mut d = Diagnostic::error(e.code, e.message);
                 for (slot, text) in e.input_labels {
                     d = d.label(inputs[slot].1, text);
@@ -629,7 +636,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                     d = d.help(h);
                 }
                 self.diags.push(d);
-                None
+                self.graph[node].shape = recovered.clone();
+                recovered
             }
             None => None,
         };
@@ -766,8 +774,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                 })
             }
             Err(e) => {
+                let recovered = rules::recover(&self.graph[node].op, &[shape], &e);
                 self.push_rule_error(e, span, shape);
-                Ok(Cur { node, shape: None })
+                self.graph[node].shape = recovered.clone();
+                Ok(Cur {
+                    node,
+                    shape: recovered,
+                })
             }
         }
     }
@@ -1165,6 +1178,39 @@ fn unknown(cur: Cur) -> Cur {
     Cur {
         node: cur.node,
         shape: None,
+    }
+}
+
+/// The help for a written shortcut whose shape differs from the body's: what to change in it.
+fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape) -> String {
+    let (Some([h, w]), Some([bh, bw]), Some(ss)) =
+        (input.spatial(), body.spatial(), shortcut.spatial())
+    else {
+        return format!("the shortcut must give {body}, like the body");
+    };
+    let channels_ok = shortcut.channels() == body.channels();
+    let size_ok = ss == [bh, bw];
+    // The stride a 1×1 conv needs to take h×w to bh×bw.
+    let stride = (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw);
+    let stride_fix = match stride {
+        Some(s) if s > 1 => format!("give its conv the body's stride, `stride={s}`"),
+        _ => format!("make it give {bh}×{bw}"),
+    };
+    match (channels_ok, size_ok) {
+        (true, false) => format!(
+            "the shortcut gives {}×{} but the body {bh}×{bw}: {stride_fix}",
+            ss[0], ss[1]
+        ),
+        (false, true) => format!(
+            "the shortcut gives {} channels but the body {}: make its conv produce {}",
+            shortcut.channels(),
+            body.channels(),
+            body.channels()
+        ),
+        _ => format!(
+            "the shortcut must give {body}, like the body: make its conv produce {} channels and {stride_fix}",
+            body.channels()
+        ),
     }
 }
 

@@ -366,6 +366,47 @@ fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
 }
 
 /// Infers one node. `inputs` are the shapes of the node's inputs in slot order.
+/// After a rule error, the shape the layer was evidently meant to give, so checking goes on
+/// and later, independent mistakes are reported too; `None` when it is not clear.
+///
+/// - groups that do not divide the channels: the conv's output without groups;
+/// - a residual whose body and shortcut differ: the body's shape (the shortcut is the usual
+///   mistake, a missing projection);
+/// - concat branches of different spatial sizes: the first branch's size, channels summed;
+/// - `linear` on an image (a forgotten `flatten`): `[out_features]`.
+pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
+    match (e.code, op) {
+        ("cnnc::shape::groups", Op::Conv(a)) => {
+            let a = ConvAttrs {
+                groups: 1,
+                ..a.clone()
+            };
+            infer(&Op::Conv(a), inputs).ok().map(|i| i.shape)
+        }
+        ("cnnc::shape::groups", Op::ConvTranspose(a)) => {
+            let a = ConvTransposeAttrs {
+                groups: 1,
+                ..a.clone()
+            };
+            infer(&Op::ConvTranspose(a), inputs).ok().map(|i| i.shape)
+        }
+        ("cnnc::shape::residual_mismatch", Op::Add) => inputs.first().map(|s| (*s).clone()),
+        ("cnnc::shape::concat_mismatch", Op::Concat) => {
+            let first = inputs.first()?;
+            if inputs.iter().any(|s| s.rank() != first.rank()) {
+                return None;
+            }
+            let mut dims = first.0.clone();
+            dims[0] = inputs
+                .iter()
+                .try_fold(0u64, |acc, s| acc.checked_add(s.channels()))?;
+            Some(Shape(dims))
+        }
+        ("cnnc::shape::rank", Op::Linear { out_features, .. }) => Some(Shape(vec![*out_features])),
+        _ => None,
+    }
+}
+
 pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
     let first = || inputs[0];
     match op {
