@@ -131,6 +131,8 @@ pub struct JsonDiagnostic {
 #[derive(Serialize, Debug)]
 pub struct JsonLabel {
     pub message: String,
+    /// The label's file: it may differ from the diagnostic's (a block call in another file).
+    pub file: String,
     pub line: usize,
     pub column: usize,
     pub span: [u32; 2],
@@ -159,9 +161,11 @@ impl Diagnostic {
                 .labels
                 .iter()
                 .map(|l| {
-                    let (line, column) = sources.get(l.span.file).line_col(l.span.start);
+                    let f = sources.get(l.span.file);
+                    let (line, column) = f.line_col(l.span.start);
                     JsonLabel {
                         message: l.text.clone(),
+                        file: f.path.display().to_string(),
                         line,
                         column,
                         span: [l.span.start, l.span.end],

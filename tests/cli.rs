@@ -429,3 +429,50 @@ fn train_json_reports_failures_on_stdout() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["diagnostics"][0]["severity"], "error", "{v}");
 }
+
+/// Across `use`d files: a block defined in both is reported in the file being checked, and a
+/// JSON label names its own file (an error inside a library block, labelled at the call).
+#[test]
+fn diagnostics_across_used_files_point_at_the_right_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "lib.cnn",
+        b"block dconv(c) {\n  conv(c, 3) relu\n  conv(c, 30) relu\n}\n",
+    );
+    let dup = write(
+        dir.path(),
+        "dup.cnn",
+        b"use \"lib.cnn\"\nblock dconv(c) { relu }\nmodel U(input: [1, 28, 28]) { dconv(6) flatten linear(10) }\n",
+    );
+    let o = cnnc(&["check", "--format", "json", &dup]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v[0];
+    assert_eq!(d["code"], "cnnc::elab::duplicate_definition");
+    assert!(d["file"].as_str().unwrap().ends_with("dup.cnn"), "{d}");
+    assert_eq!(d["line"], 2);
+    let user = write(
+        dir.path(),
+        "user.cnn",
+        b"use \"lib.cnn\"\nmodel U(input: [1, 28, 28]) { dconv(6) flatten linear(10) }\n",
+    );
+    let o = cnnc(&["check", "--format", "json", &user]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v[0];
+    assert_eq!(d["code"], "cnnc::shape::window_too_large", "{d}");
+    assert!(d["file"].as_str().unwrap().ends_with("lib.cnn"), "{d}");
+    let labels = d["labels"].as_array().unwrap();
+    let call = labels
+        .iter()
+        .find(|l| l["file"].as_str().unwrap().ends_with("user.cnn"))
+        .unwrap_or_else(|| panic!("no label in user.cnn: {d}"));
+    assert_eq!(
+        (call["line"].clone(), call["column"].clone()),
+        (2.into(), 31.into())
+    );
+    assert!(labels
+        .iter()
+        .any(|l| l["file"].as_str().unwrap().ends_with("lib.cnn")));
+}

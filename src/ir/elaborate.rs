@@ -52,15 +52,23 @@ impl<'a> Definitions<'a> {
                             .help("rename the block"),
                         );
                     } else if let Some(prev) = blocks.get(name) {
-                        diags.push(
-                            Diagnostic::error(
-                                "cnnc::elab::duplicate_definition",
-                                format!("block `{name}` is defined twice"),
-                            )
-                            .label(b.name.span, "defined again here")
-                            .label(prev.name.span, "first defined here")
-                            .help("rename one of them"),
+                        let d = Diagnostic::error(
+                            "cnnc::elab::duplicate_definition",
+                            format!("block `{name}` is defined twice"),
                         );
+                        // Across files, the error belongs to the file being checked (the
+                        // first), not to the library it `use`s.
+                        let root = files.first().map(|(id, _)| *id);
+                        let d = if prev.name.span.file != b.name.span.file
+                            && Some(prev.name.span.file) == root
+                        {
+                            d.label(prev.name.span, "defined here")
+                                .label(b.name.span, "and also in a file this one `use`s")
+                        } else {
+                            d.label(b.name.span, "defined again here")
+                                .label(prev.name.span, "first defined here")
+                        };
+                        diags.push(d.help("rename one of them"));
                     } else {
                         blocks.insert(name, b);
                     }
