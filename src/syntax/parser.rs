@@ -423,10 +423,43 @@ fn found_token(text: &str, pos: usize) -> (usize, usize, String) {
         "a string".to_string()
     } else if c == '\n' || c == '\r' {
         "a line break".to_string()
+    } else if !c.is_ascii() {
+        // Invisible or look-alike characters are named, not echoed.
+        match lookalike(c) {
+            Some((name, _)) => format!("U+{:04X} {name}", c as u32),
+            None => format!("`{c}` (U+{:04X})", c as u32),
+        }
     } else {
         format!("`{tok}`")
     };
     (pos, pos + len, words)
+}
+
+/// The name of a character that pastes in from documents and looks like ASCII (or like
+/// nothing), and the ASCII to write instead.
+fn lookalike(c: char) -> Option<(&'static str, &'static str)> {
+    Some(match c {
+        '\u{a0}' => ("NO-BREAK SPACE", "a plain space"),
+        '\u{2009}' => ("THIN SPACE", "a plain space"),
+        '\u{202f}' => ("NARROW NO-BREAK SPACE", "a plain space"),
+        '\u{3000}' => ("IDEOGRAPHIC SPACE", "a plain space"),
+        '\u{200b}' => ("ZERO WIDTH SPACE", "nothing (delete it)"),
+        '\u{200c}' => ("ZERO WIDTH NON-JOINER", "nothing (delete it)"),
+        '\u{200d}' => ("ZERO WIDTH JOINER", "nothing (delete it)"),
+        '\u{feff}' => ("ZERO WIDTH NO-BREAK SPACE", "nothing (delete it)"),
+        '\u{ad}' => ("SOFT HYPHEN", "nothing (delete it)"),
+        '\u{2212}' => ("MINUS SIGN", "`-`"),
+        '\u{2013}' => ("EN DASH", "`-`"),
+        '\u{2014}' => ("EM DASH", "`-`"),
+        '\u{d7}' => ("MULTIPLICATION SIGN", "`*`"),
+        '\u{f7}' => ("DIVISION SIGN", "`/`"),
+        '\u{201c}' | '\u{201d}' => ("curly double quote", "`\"`"),
+        '\u{2018}' | '\u{2019}' => ("curly single quote", "nothing: strings use `\"`"),
+        '\u{ff08}' => ("FULLWIDTH LEFT PARENTHESIS", "`(`"),
+        '\u{ff09}' => ("FULLWIDTH RIGHT PARENTHESIS", "`)`"),
+        '\u{ff0c}' => ("FULLWIDTH COMMA", "`,`"),
+        _ => return None,
+    })
 }
 
 fn is_keyword(word: &str) -> bool {
@@ -484,6 +517,20 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 }
             )
         });
+    }
+    let mut chars = tok.chars();
+    if let (Some(c), None) = (chars.next(), chars.next()) {
+        if let Some((name, instead)) = lookalike(c) {
+            return d.help(format!(
+                "this is U+{:04X} {name}, which often comes in when code is pasted from a \
+                 document; write {instead} instead",
+                c as u32
+            ));
+        }
+        if !c.is_ascii() {
+            return d
+                .help("cnnc source is ASCII outside comments: names are letters, digits and `_`");
+        }
     }
     let expects = |w: &str| words.contains(&w);
     let closer = |b: u8| match b {

@@ -767,6 +767,37 @@ fn unexpected_tokens_are_named_in_words() {
     check_error("block b() { relu @ }", UNEXPECTED, &["found `@`"]);
 }
 
+/// Characters pasted from documents are named, with what to write instead; other non-ASCII
+/// characters are shown with their code point.
+#[test]
+fn pasted_lookalike_characters_are_named() {
+    check_error(
+        "model M(input: [4]) { relu\u{a0}linear(2) }",
+        UNEXPECTED,
+        &["found U+00A0 NO-BREAK SPACE", "write a plain space instead"],
+    );
+    check_error(
+        "model M(input: [4]) { relu\u{200b} linear(2) }",
+        UNEXPECTED,
+        &["U+200B ZERO WIDTH SPACE", "delete it"],
+    );
+    check_error(
+        "model M(input: [4]) { linear(\u{2212}2) }",
+        UNEXPECTED,
+        &["U+2212 MINUS SIGN", "write `-` instead"],
+    );
+    check_error(
+        "use \u{201c}lib.cnn\u{201d}",
+        UNEXPECTED,
+        &["curly double quote", "write `\"`"],
+    );
+    check_error(
+        "model \u{c4}(input: [4]) { relu }",
+        UNEXPECTED,
+        &["found `\u{c4}` (U+00C4)", "ASCII outside comments"],
+    );
+}
+
 #[test]
 fn unclosed_brace_points_at_the_opening_brace() {
     let text = "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n}\n";
