@@ -506,13 +506,19 @@ fn bind(
             Ok(v) => match check_kind(spec.params[index].kind, &v) {
                 Ok(()) => values[index] = Some((v, arg.span)),
                 Err((code, expected)) => {
-                    let integral_float = match v {
-                        Value::Float(x) if x.fract() == 0.0 && x.abs() < 1e15 => Some(x),
-                        _ => None,
-                    };
-                    let hint = match integral_float {
-                        Some(x) if expected.contains("integer") => {
-                            format!("write `{}` without the decimal point; ", x as i64)
+                    let literal = matches!(arg.value.kind, ast::ExprKind::Float(_));
+                    let hint = match v {
+                        Value::Float(x) if expected.contains("integer") => {
+                            if !literal {
+                                "the value is computed with a float; integer arithmetic keeps \
+                                 it whole (`/` is floor division: write `in.c / 2`, not \
+                                 `in.c * 0.5`); "
+                                    .to_string()
+                            } else if x.fract() == 0.0 && x.abs() < 1e15 {
+                                format!("write `{}` without the decimal point; ", x as i64)
+                            } else {
+                                String::new()
+                            }
                         }
                         _ => String::new(),
                     };
