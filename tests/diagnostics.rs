@@ -137,3 +137,43 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
         assert_eq!(warned, holes, "rates {rates:?}");
     }
 }
+
+/// `--allow CODE` silences each warning of the warning fixtures (by its short name), and only
+/// warnings: an error code is refused as an argument.
+#[test]
+fn every_warning_can_be_allowed() {
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/warnings"))
+            .unwrap()
+    {
+        let path = entry.unwrap().path();
+        let rel = relative(&path);
+        for code in expected_codes(&path) {
+            let short = code.rsplit("::").next().unwrap().to_string();
+            let out = cnnc()
+                .args(["check", "--format", "json", "--allow", &short, &rel])
+                .output()
+                .unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{rel}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                v.as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|d| d["code"] != code.as_str()),
+                "{rel}: {code} still reported with --allow {short}: {v}"
+            );
+        }
+    }
+    let out = cnnc()
+        .args(["check", "--allow", "residual_mismatch", "models/lenet.cnn"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("errors cannot be silenced"));
+}

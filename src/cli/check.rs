@@ -21,7 +21,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut unreadable = 0;
     let mut json = Vec::new();
     for path in &args.files {
-        match cnnc::compile_file(path) {
+        match super::common::compile(path) {
             Ok(c) => {
                 errors += c.diagnostics.error_count();
                 warnings += c.diagnostics.warning_count();

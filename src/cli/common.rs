@@ -35,6 +35,51 @@ pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
+/// The codes of every warning cnnc gives.
+pub const WARNING_CODES: [&str; 4] = [
+    "cnnc::shape::unused_input",
+    "cnnc::shape::gridding",
+    "cnnc::shape::even_kernel_same",
+    "cnnc::elab::crop_outside_concat",
+];
+
+/// `--allow`'s parser: a warning code, in full or by its last part.
+pub fn warning_code(s: &str) -> Result<&'static str, String> {
+    WARNING_CODES
+        .iter()
+        .find(|c| **c == s || c.rsplit("::").next() == Some(s))
+        .copied()
+        .ok_or_else(|| {
+            let short: Vec<&str> = WARNING_CODES
+                .iter()
+                .filter_map(|c| c.rsplit("::").next())
+                .collect();
+            format!(
+                "`{s}` is not a warning cnnc gives; the warnings are {} (errors cannot be \
+                 silenced)",
+                short.join(", ")
+            )
+        })
+}
+
+/// The warnings `--allow` silences, set once at start.
+static ALLOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+
+pub fn allow_warnings(codes: Vec<&'static str>) {
+    let _ = ALLOWED.set(codes);
+}
+
+/// Compiles `path` (see [`cnnc::compile_file`]) and drops the warnings `--allow` silences.
+pub fn compile(path: &Path) -> Result<Compilation, cnnc::driver::LoadError> {
+    let mut c = cnnc::compile_file(path)?;
+    if let Some(allowed) = ALLOWED.get().filter(|a| !a.is_empty()) {
+        c.diagnostics
+            .0
+            .retain(|d| d.is_error() || !allowed.contains(&d.code));
+    }
+    Ok(c)
+}
+
 /// Renders every diagnostic of a compilation to stderr.
 pub fn print_diagnostics(c: &Compilation) {
     let color = color();
@@ -52,7 +97,7 @@ pub fn compile_one_as(
     model: Option<&str>,
     format: Format,
 ) -> Result<(Compilation, usize), ExitCode> {
-    let c = match cnnc::compile_file(path) {
+    let c = match compile(path) {
         Ok(c) => c,
         Err(e) => {
             if format == Format::Json {

@@ -14,6 +14,11 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "cnnc", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Silence a warning everywhere it would be printed (repeatable): its code, with or
+    /// without the `cnnc::…::` prefix, e.g. `--allow unused_input`. Errors cannot be
+    /// silenced.
+    #[arg(long, global = true, value_name = "WARNING", value_parser = common::warning_code)]
+    pub allow: Vec<&'static str>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,6 +42,7 @@ pub enum Command {
 }
 
 pub fn dispatch(cli: Cli) -> ExitCode {
+    common::allow_warnings(cli.allow);
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Summary(a) => summary::run(a),

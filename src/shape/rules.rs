@@ -226,7 +226,7 @@ fn window_spatial(
         }
     }
     let mut warnings = Vec::new();
-    if let Some(&(_, _, extra, s)) = unused_axes.first() {
+    if let Some(&(_, _, _, s)) = unused_axes.first() {
         let parts: Vec<String> = unused_axes
             .iter()
             .map(|&(a, unused, _, _)| {
@@ -248,12 +248,28 @@ fn window_spatial(
                 hw[0],
                 hw[1]
             ),
-            help: Some(format!(
-                "the windows of `{op}` never reach them; if they matter, pad the end by {extra} more (or use ceil mode for pooling)"
-            )),
+            help: Some(if ceil_possible(op) {
+                format!(
+                    "the windows of `{op}` never reach them; if they matter, `ceil=true` adds a last, partial window"
+                )
+            } else {
+                let mut end = pads.end;
+                for &(a, _, extra, _) in &unused_axes {
+                    end[a] += extra;
+                }
+                format!(
+                    "the windows of `{op}` never reach them; if they matter, pad the end as well: `pad=[{}, {}, {}, {}]` (top, bottom, left, right)",
+                    pads.begin[0], end[0], pads.begin[1], end[1]
+                )
+            }),
         });
     }
     Ok((out, warnings))
+}
+
+/// Whether `op` is a pooling layer, whose partial windows `ceil=true` keeps.
+fn ceil_possible(op: &str) -> bool {
+    op.ends_with("pool")
 }
 
 fn check_groups(op: &str, c_in: u64, c_out: u64, groups: u64) -> Result<(), RuleError> {
