@@ -476,3 +476,33 @@ fn diagnostics_across_used_files_point_at_the_right_file() {
         .iter()
         .any(|l| l["file"].as_str().unwrap().ends_with("lib.cnn")));
 }
+
+/// A 2-D input and a shape assertion with the batch dimension are told what to write.
+#[test]
+fn shapes_written_with_a_batch_or_without_channels_get_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_d = write(
+        dir.path(),
+        "a.cnn",
+        b"model A(input: [28, 28]) { flatten linear(10) }\n",
+    );
+    let o = cnnc(&["check", &two_d]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("`input: [1, 28, 28]` for"),
+        "{}",
+        stderr(&o)
+    );
+    let batch = write(
+        dir.path(),
+        "b.cnn",
+        b"model B(input: [3, 8, 8]) { conv(4, 1) : [1, 4, 8, 8] }\n",
+    );
+    let o = cnnc(&["check", &batch]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("leave out the batch dimension: write `: [4, 8, 8]`"),
+        "{}",
+        stderr(&o)
+    );
+}

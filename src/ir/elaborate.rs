@@ -237,7 +237,18 @@ impl<'a, 'd> Elab<'a, 'd> {
                     ),
                 )
                 .label(model.input_span, "this shape")
-                .help("write the shape without the batch dimension, e.g. `input: [1, 28, 28]`"),
+                .help(match dims.as_slice() {
+                    [h, w] => format!(
+                        "an image needs its channel axis too: `input: [1, {h}, {w}]` for \
+                         one channel (the batch dimension is left out)"
+                    ),
+                    [_, c, h, w] => {
+                        format!("the batch dimension is left out: `input: [{c}, {h}, {w}]`")
+                    }
+                    _ => "write [C, H, W] for an image or [F] for features, without the \
+                          batch dimension, e.g. `input: [1, 28, 28]`"
+                        .to_string(),
+                }),
             );
             return None;
         }
@@ -405,9 +416,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                     format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
                 )
                 .label(assert.span, format!("the tensor here is {shape}"))
-                .help(format!(
-                    "write `: {shape}` if that is what you meant, or fix the layers before it"
-                )),
+                .help(if expected.dims().get(1..) == Some(shape.dims()) {
+                    format!("shapes leave out the batch dimension: write `: {shape}`")
+                } else {
+                    format!(
+                        "write `: {shape}` if that is what you meant, or fix the layers before it"
+                    )
+                }),
             );
         }
     }
@@ -900,7 +915,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             if first != call.span {
                 d = d.label(first, "first expanded here");
             }
-            self.diags.push(d.help("blocks are expanded at compile time, so recursion would never end; use `repeat` instead"));
+            self.diags.push(d.help("blocks are expanded at compile time and cannot call themselves, even with a base case; use `repeat n { … }` for a stack of layers"));
             return Ok(unknown(cur));
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {

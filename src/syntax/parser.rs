@@ -543,6 +543,26 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             "to compare two values write `==`; a single `=` only names an argument, as in `pad=2`",
         );
     }
+    match tok {
+        "&" | "|" | "!" => {
+            let word = match tok {
+                "&" => "and",
+                "|" => "or",
+                _ => "not",
+            };
+            return d.help(format!("logical operators are words: write `{word}`"));
+        }
+        ";" => {
+            return d.help(
+                "statements need no separator: delete the `;` (layers follow each other on a \
+                 line or on new lines)",
+            )
+        }
+        ":" if expects("`=`") => {
+            return d.help("arguments are named with `=`, as in `pad=2`");
+        }
+        _ => {}
+    }
     if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
         return d.help("comparisons do not chain: write `a < b and b < c`");
     }

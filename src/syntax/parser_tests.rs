@@ -767,6 +767,26 @@ fn unexpected_tokens_are_named_in_words() {
     check_error("block b() { relu @ }", UNEXPECTED, &["found `@`"]);
 }
 
+/// Habits from other languages get a help line: `&&`, `;` and `pad: 2`.
+#[test]
+fn habits_from_other_languages_are_explained() {
+    check_error(
+        "model M(input: [4]) { if 1 > 0 && 2 > 1 { relu } }",
+        UNEXPECTED,
+        &["found `&`", "write `and`"],
+    );
+    check_error(
+        "model M(input: [4]) { relu; linear(2) }",
+        UNEXPECTED,
+        &["found `;`", "delete the `;`"],
+    );
+    check_error(
+        "model M(input: [1, 8, 8]) { conv(6, 5, pad: 2) }",
+        UNEXPECTED,
+        &["found `:`", "`pad=2`"],
+    );
+}
+
 /// Characters pasted from documents are named, with what to write instead; other non-ASCII
 /// characters are shown with their code point.
 #[test]
