@@ -78,7 +78,7 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
         path: path.to_path_buf(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(io_message(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| err(crate::fsutil::io_message(&e)))?;
     if meta.is_dir() {
         return Err(err("it is a directory, not a .cnn file".into()));
     }
@@ -94,7 +94,7 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| err(io_message(&e)))?;
+        .map_err(|e| err(crate::fsutil::io_message(&e)))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(err(format!(
             "it has more than {MAX_FILE_BYTES} bytes; cnnc reads source files of at most {MAX_FILE_BYTES} bytes"
@@ -119,13 +119,6 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-fn io_message(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
-    }
-}
 
 /// Compiles a file on disk.
 pub fn compile_file(path: &Path) -> Result<Compilation, LoadError> {

@@ -41,6 +41,16 @@ impl Write for CancellableFile<'_> {
     }
 }
 
+/// A read error in words ("no such file"), without the OS error number.
+pub fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, then
 /// renamed over `path`, so a reader sees the old file or the whole new one, never a part.
 /// (Not fsync'd: durability across a power cut is not promised; checkpoints sync

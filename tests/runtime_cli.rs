@@ -198,7 +198,20 @@ fn missing_files_are_usage_errors() {
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "no_such.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(
-        r.stderr.contains("cannot read the input no_such.npy"),
+        r.stderr.contains("cannot read the input no_such.npy: no such file"),
+        "{}",
+        r.stderr
+    );
+    // A .cnn source under another extension is recognised as one.
+    std::fs::write(
+        dir.join("lenet.txt"),
+        "# LeNet\nmodel L(input: [1, 28, 28]) { flatten linear(10) }\n",
+    )
+    .unwrap();
+    let r = cnnc(dir, &["run", "lenet.txt", "--input", "x.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("looks like a .cnn source") && r.stderr.contains(".cnn extension"),
         "{}",
         r.stderr
     );

@@ -129,8 +129,24 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
         ));
     }
     let bytes = read(path, "model")?;
-    runtime::check_model_bytes(&bytes)
-        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))?;
+    runtime::check_model_bytes(&bytes).map_err(|e| {
+        let source_like = std::str::from_utf8(&bytes).is_ok_and(|t| {
+            t.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("//"))
+                .is_some_and(|l| ["model ", "block ", "use "].iter().any(|k| l.starts_with(k)))
+        });
+        let message = if source_like {
+            format!(
+                "{}: this looks like a .cnn source, not an ONNX model; give it the .cnn \
+                 extension and `cnnc run` compiles it",
+                path.display()
+            )
+        } else {
+            format!("{}: {e}", path.display())
+        };
+        Failure(EXIT_USAGE, message)
+    })?;
     Ok(bytes)
 }
 
@@ -168,7 +184,11 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
     std::fs::read(path).map_err(|e| {
         Failure(
             EXIT_USAGE,
-            format!("cannot read the {what} {}: {e}", path.display()),
+            format!(
+                "cannot read the {what} {}: {}",
+                path.display(),
+                cnnc::fsutil::io_message(&e)
+            ),
         )
     })
 }
