@@ -119,7 +119,6 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-
 /// Compiles a file on disk.
 pub fn compile_file(path: &Path) -> Result<Compilation, LoadError> {
     let text = read_source(path)?;

@@ -198,7 +198,8 @@ fn missing_files_are_usage_errors() {
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "no_such.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(
-        r.stderr.contains("cannot read the input no_such.npy: no such file"),
+        r.stderr
+            .contains("cannot read the input no_such.npy: no such file"),
         "{}",
         r.stderr
     );

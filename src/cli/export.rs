@@ -36,10 +36,10 @@ pub struct ExportArgs {
     /// ONNX opset, 17 to 21 [default: 17; training graphs: 18].
     #[arg(long, value_name = "N")]
     pub opset: Option<i64>,
-    /// Seed of the random initial weights.
+    /// Seed of the random initial weights [default: 0].
     #[arg(long, value_name = "S", conflicts_with = "weights")]
     pub seed: Option<u64>,
-    /// How to draw the initial weights.
+    /// How to draw the initial weights [default: default, PyTorch's].
     #[arg(long, value_enum, conflicts_with = "weights")]
     pub init: Option<InitArg>,
     /// Take the weights from a safetensors file (keyed by layer name, PyTorch-style).
@@ -212,7 +212,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         a.output.display(),
         bytes(written.model_bytes),
         model.name,
-        params,
+        cnnc::shape::summary::group(params as u64),
         options.opset,
         start.elapsed().as_secs_f64()
     );

@@ -26,18 +26,39 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check .cnn files: syntax, shapes, arguments; exit 1 on any error.
+    #[command(
+        after_help = "Examples:\n  cnnc check models/*.cnn\n  cnnc check model.cnn --format json     # diagnostics for an editor or CI"
+    )]
     Check(check::CheckArgs),
     /// Per-layer table of output shapes, parameters and multiply-accumulates.
+    #[command(
+        after_help = "Examples:\n  cnnc summary models/resnet18.cnn\n  cnnc summary models/unet.cnn --format json"
+    )]
     Summary(summary::SummaryArgs),
     /// Compile a model to ONNX.
+    #[command(
+        after_help = "Examples:\n  cnnc export models/lenet.cnn -o lenet.onnx\n  cnnc export models/resnet18.cnn -o r18.onnx --opset 21 --init kaiming --seed 7\n  cnnc export model.cnn -o model.onnx --weights trained.safetensors\n  cnnc export models/lenet.cnn --train --optimizer adam -o step.onnx"
+    )]
     Export(export::ExportArgs),
     /// Run a model (.cnn or .onnx) on an input array through ONNX Runtime.
+    #[command(
+        after_help = "Examples:\n  python3 -c 'import numpy as np; np.save(\"x.npy\", np.random.rand(1, 1, 28, 28).astype(\"float32\"))'\n  cnnc run lenet.trained.onnx --input x.npy --output y.npy"
+    )]
     Run(run::RunArgs),
     /// Measure inference throughput and latency through ONNX Runtime.
+    #[command(
+        after_help = "Examples:\n  cnnc bench models/resnet18.cnn --batch 32\n  cnnc bench model.onnx --device cuda --seconds 10 --format json"
+    )]
     Bench(run::BenchArgs),
     /// Show which ONNX Runtime library is loaded and which execution providers work.
+    #[command(
+        after_help = "Examples:\n  cnnc doctor\n  ORT_DYLIB_PATH=/path/to/libonnxruntime.so cnnc doctor --format json"
+    )]
     Doctor(run::DoctorArgs),
     /// Train a model on an IDX data set (Fashion-MNIST) through ONNX Runtime.
+    #[command(
+        after_help = "Examples:\n  cnnc train models/lenet.cnn --data fashion-mnist --epochs 10 --optimizer sgd --lr 0.9 --init xavier\n  cnnc train models/lenet_bn.cnn --epochs 5 --optimizer adam --lr 0.001\n  cnnc train models/alexnet.cnn --resize 224 --batch 128 --lr 0.01 --device cuda\n  cnnc train models/lenet.cnn --resume                # after Ctrl-C or a crash"
+    )]
     Train(train::TrainArgs),
 }
 

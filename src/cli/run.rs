@@ -32,7 +32,8 @@ impl From<DeviceArg> for Device {
 pub struct RunArgs {
     /// The model: an .onnx file, or a .cnn file (compiled with freshly initialized weights).
     pub model: PathBuf,
-    /// The input array, a .npy file of float32 (float64 is converted) in C order.
+    /// The input array, a .npy file of float32 (float64 is converted) in C order, with the
+    /// batch dimension first: [N, C, H, W] (numpy: `np.save("x.npy", x[None])` for one image).
     #[arg(long, short)]
     pub input: PathBuf,
     /// Write the first output here as a float32 .npy file.
@@ -134,7 +135,11 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
             t.lines()
                 .map(str::trim)
                 .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("//"))
-                .is_some_and(|l| ["model ", "block ", "use "].iter().any(|k| l.starts_with(k)))
+                .is_some_and(|l| {
+                    ["model ", "block ", "use "]
+                        .iter()
+                        .any(|k| l.starts_with(k))
+                })
         });
         let message = if source_like {
             format!(

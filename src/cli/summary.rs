@@ -26,10 +26,20 @@ pub fn run(args: SummaryArgs) -> ExitCode {
     let summary = cnnc::shape::summary::summarize(&compilation.models[model]);
     match args.format {
         Format::Text => print!("{}", summary.to_text()),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&summary).expect("summary serializes")
-        ),
+        Format::Json => {
+            // The warnings go with the summary (as `check --format json` gives them).
+            let mut value = serde_json::to_value(&summary).expect("summary serializes");
+            let warnings: Vec<_> = compilation
+                .diagnostics
+                .iter()
+                .map(|d| d.to_json(&compilation.sources))
+                .collect();
+            value["warnings"] = serde_json::to_value(warnings).expect("diagnostics serialize");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("summary serializes")
+            )
+        }
     }
     ExitCode::SUCCESS
 }
