@@ -109,7 +109,7 @@ fn main() {
             .zip(&values)
             .map(|((c, new), v)| StateTensor {
                 input: &c.name,
-                output: new,
+                output: Some(new),
                 dims: &c.dims,
                 values: v,
             })

@@ -84,7 +84,7 @@ fn state_of<'a>(
         .zip(values)
         .map(|((c, new), v)| StateTensor {
             input: &c.name,
-            output: new,
+            output: Some(new),
             dims: &c.dims,
             values: v,
         })
@@ -389,7 +389,7 @@ fn a_bad_state_is_refused_by_name() {
         "the model has no input `missing` for state",
     ));
     let mut s = good.clone();
-    s[0].output = "new.missing";
+    s[0].output = Some("new.missing");
     cases.push((s, vec!["loss"], "the model has no output `new.missing`"));
     let mut s = good.clone();
     s[1].input = s[0].input;
@@ -440,4 +440,76 @@ fn stateful_cuda_matches_the_cpu() {
         0.05,
     );
     compare(Device::Cuda, Optimizer::adam(0.0), 0.002);
+}
+
+/// Held tensors (no output): every run reads them, no run changes them, and the results are
+/// those of passing them as ordinary inputs (the evaluation path of `cnnc train`).
+#[test]
+fn held_tensors_are_read_by_every_run_and_never_change() {
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let optimizer = Optimizer::Sgd {
+        momentum: 0.0,
+        weight_decay: 0.0,
+    };
+    let (step, first) = step_graph(&optimizer);
+    let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
+    let eval = graph::eval_model(c.model(None).unwrap(), &c.sources).unwrap();
+    let mut session = rt.session(&eval.encode_to_vec(), Device::Cpu).unwrap();
+    let held_names: Vec<&str> = session
+        .inputs()
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| !matches!(*n, "input" | "labels"))
+        .map(|n| {
+            step.carried
+                .iter()
+                .find(|c| c.name == n)
+                .unwrap()
+                .name
+                .as_str()
+        })
+        .collect();
+    assert!(!held_names.is_empty());
+    let held: Vec<StateTensor<'_>> = held_names
+        .iter()
+        .map(|n| {
+            let i = step.carried.iter().position(|c| c.name == *n).unwrap();
+            StateTensor {
+                input: &step.carried[i].name,
+                output: None,
+                dims: &step.carried[i].dims,
+                values: &first[i],
+            }
+        })
+        .collect();
+    // The reference: every tensor passed as an input of each run.
+    let mut want = Vec::new();
+    for b in batches() {
+        let ls = [b.labels.len()];
+        let mut inputs = vec![
+            Input::f32("input", &b.shape, &b.x),
+            Input::i64("labels", &ls, &b.labels),
+        ];
+        for t in &held {
+            inputs.push(Input::f32(t.input, t.dims, t.values));
+        }
+        want.push(session.run_selected(&inputs, &["loss", "correct"]).unwrap());
+    }
+    let mut s = StatefulSession::new(&mut session, &held, &["loss", "correct"]).unwrap();
+    for (b, w) in batches().iter().zip(&want) {
+        let ls = [b.labels.len()];
+        let got = s
+            .run(&[
+                Input::f32("input", &b.shape, &b.x),
+                Input::i64("labels", &ls, &b.labels),
+            ])
+            .unwrap();
+        assert_eq!(got[0].data, w[0].data, "loss");
+        assert_eq!(got[1].data, w[1].data, "correct");
+    }
+    let values: Vec<Vec<f32>> = held.iter().map(|t| t.values.to_vec()).collect();
+    assert_eq!(s.state().unwrap(), values, "held tensors never change");
 }

@@ -9,8 +9,10 @@
 //! so a run rebinds only the per-run inputs. The outputs are bound to buffers cnnc allocated
 //! (`bind_output`), never with `bind_output_to_device`: ORT keeps the buffer it allocated for
 //! such an output and writes the next run's result into it again, so a state output bound that
-//! way would be the next run's input and output at once. The same code runs on the CPU (the
-//! buffers are then host memory ONNX Runtime allocated), so CPU tests exercise it.
+//! way would be the next run's input and output at once. A tensor without an output is *held*:
+//! one buffer, read by every run and never written (an evaluation's parameters, uploaded once
+//! per evaluation instead of once per batch). The same code runs on the CPU (the buffers are
+//! then host memory ONNX Runtime allocated), so CPU tests exercise it.
 
 use super::error::RuntimeError;
 use super::session::{read_output, ElementType, Input, InputData, Output, Session};
@@ -21,19 +23,44 @@ use ort::value::Tensor;
 use std::fmt;
 
 /// One tensor of state: the model input it is read from, the model output its next value is
-/// written to, its shape and its first value.
+/// written to (`None`: the tensor is held as it is, an input no run changes, such as the
+/// parameters of an evaluation), its shape and its first value.
 #[derive(Debug, Clone, Copy)]
 pub struct StateTensor<'a> {
     pub input: &'a str,
-    pub output: &'a str,
+    pub output: Option<&'a str>,
     pub dims: &'a [usize],
     pub values: &'a [f32],
 }
 
 struct Slot {
     input: String,
-    output: String,
+    output: Option<String>,
     dims: Vec<usize>,
+}
+
+/// The device memory of one state tensor.
+enum Buffers {
+    /// Read from one, written to the other, swapped after each run.
+    Swapped([Tensor<f32>; 2]),
+    /// Read by every run, never written.
+    Held(Tensor<f32>),
+}
+
+impl Buffers {
+    /// The buffer that holds the current value when set `current` is the current one.
+    fn current(&self, current: usize) -> &Tensor<f32> {
+        match self {
+            Buffers::Swapped(b) => &b[current],
+            Buffers::Held(t) => t,
+        }
+    }
+    fn current_mut(&mut self, current: usize) -> &mut Tensor<f32> {
+        match self {
+            Buffers::Swapped(b) => &mut b[current],
+            Buffers::Held(t) => t,
+        }
+    }
 }
 
 /// A per-run input's host tensor, kept and refilled while its shape and type stay the same
@@ -53,9 +80,10 @@ enum StagedTensor {
 pub struct StatefulSession<'s> {
     session: &'s mut Session,
     slots: Vec<Slot>,
-    /// `buffers[k][i]`: buffer set `k` of state tensor `i`, on the session's device.
-    buffers: [Vec<Tensor<f32>>; 2],
-    /// `bindings[k]` reads the state from `buffers[k]` and writes it into `buffers[1 - k]`.
+    /// `buffers[i]`: state tensor `i`'s memory, on the session's device.
+    buffers: Vec<Buffers>,
+    /// `bindings[k]` reads the state from set `k` of the swapped buffers (and from the held
+    /// ones) and writes it into set `1 - k`.
     bindings: [IoBinding; 2],
     /// The buffer set that holds the current state.
     current: usize,
@@ -74,7 +102,10 @@ impl fmt::Debug for StatefulSession<'_> {
                 &self
                     .slots
                     .iter()
-                    .map(|s| format!("{} -> {} {:?}", s.input, s.output, s.dims))
+                    .map(|s| match &s.output {
+                        Some(o) => format!("{} -> {o} {:?}", s.input, s.dims),
+                        None => format!("{} (held) {:?}", s.input, s.dims),
+                    })
                     .collect::<Vec<_>>(),
             )
             .field("host_outputs", &self.host_outputs)
@@ -118,20 +149,23 @@ impl<'s> StatefulSession<'s> {
                     .map_err(|e| RuntimeError::ort("creating a CUDA allocator", e))?
             }
         };
-        let mut buffers: [Vec<Tensor<f32>>; 2] = [Vec::new(), Vec::new()];
-        for set in &mut buffers {
-            for t in state {
-                let tensor = Tensor::<f32>::new(&allocator, t.dims).map_err(|e| {
-                    RuntimeError::ort(
-                        format!(
-                            "allocating {:?} for state `{}` on {device}",
-                            t.dims, t.input
-                        ),
-                        e,
-                    )
-                })?;
-                set.push(tensor);
-            }
+        let allocate = |t: &StateTensor<'_>| {
+            Tensor::<f32>::new(&allocator, t.dims).map_err(|e| {
+                RuntimeError::ort(
+                    format!(
+                        "allocating {:?} for state `{}` on {device}",
+                        t.dims, t.input
+                    ),
+                    e,
+                )
+            })
+        };
+        let mut buffers = Vec::with_capacity(state.len());
+        for t in state {
+            buffers.push(match t.output {
+                Some(_) => Buffers::Swapped([allocate(t)?, allocate(t)?]),
+                None => Buffers::Held(allocate(t)?),
+            });
         }
         let host = MemoryInfo::new(
             AllocationDevice::CPU,
@@ -143,15 +177,22 @@ impl<'s> StatefulSession<'s> {
         let binding_err = |e| RuntimeError::ort("binding the state to the session", e);
         let mut make_binding = |from: usize| -> Result<IoBinding, RuntimeError> {
             let mut binding = session.inner.create_binding().map_err(binding_err)?;
-            let (a, b) = buffers.split_at_mut(1);
-            let (reads, writes) = if from == 0 {
-                (&a[0], &mut b[0])
-            } else {
-                (&b[0], &mut a[0])
-            };
-            for ((t, r), w) in state.iter().zip(reads).zip(writes.iter_mut()) {
-                binding.bind_input(t.input, r).map_err(binding_err)?;
-                binding.bind_output(t.output, w).map_err(binding_err)?;
+            for (t, b) in state.iter().zip(buffers.iter_mut()) {
+                match (b, t.output) {
+                    (Buffers::Swapped(pair), Some(output)) => {
+                        let (a, rest) = pair.split_at_mut(1);
+                        let (read, write) = if from == 0 {
+                            (&a[0], &mut rest[0])
+                        } else {
+                            (&rest[0], &mut a[0])
+                        };
+                        binding.bind_input(t.input, read).map_err(binding_err)?;
+                        binding.bind_output(output, write).map_err(binding_err)?;
+                    }
+                    (b, _) => binding
+                        .bind_input(t.input, b.current(from))
+                        .map_err(binding_err)?,
+                }
             }
             for name in host_outputs {
                 binding
@@ -167,7 +208,7 @@ impl<'s> StatefulSession<'s> {
                 .iter()
                 .map(|t| Slot {
                     input: t.input.to_string(),
-                    output: t.output.to_string(),
+                    output: t.output.map(str::to_string),
                     dims: t.dims.to_vec(),
                 })
                 .collect(),
@@ -192,8 +233,11 @@ impl<'s> StatefulSession<'s> {
             if state[..i].iter().any(|o| o.input == t.input) {
                 return input_err(format!("state input `{}` is given twice", t.input));
             }
-            if state[..i].iter().any(|o| o.output == t.output) {
-                return input_err(format!("state output `{}` is given twice", t.output));
+            if t.output.is_some() && state[..i].iter().any(|o| o.output == t.output) {
+                return input_err(format!(
+                    "state output `{}` is given twice",
+                    t.output.unwrap_or_default()
+                ));
             }
             let Some(spec) = session.inputs().iter().find(|s| s.name == t.input) else {
                 return input_err(format!(
@@ -216,21 +260,23 @@ impl<'s> StatefulSession<'s> {
             spec.check_shape(t.dims).map_err(|e| RuntimeError::Input {
                 message: format!("state input `{}`: {e}", t.input),
             })?;
-            session.check_output_names(&[t.output])?;
-            let out = session
-                .outputs()
-                .iter()
-                .find(|s| s.name == t.output)
-                .expect("checked above");
-            if out.element != ElementType::F32 {
-                return input_err(format!(
-                    "state output `{}` is {} in the model; state is float32",
-                    t.output, out.element
-                ));
+            if let Some(output) = t.output {
+                session.check_output_names(&[output])?;
+                let out = session
+                    .outputs()
+                    .iter()
+                    .find(|s| s.name == output)
+                    .expect("checked above");
+                if out.element != ElementType::F32 {
+                    return input_err(format!(
+                        "state output `{output}` is {} in the model; state is float32",
+                        out.element
+                    ));
+                }
+                out.check_shape(t.dims).map_err(|e| RuntimeError::Input {
+                    message: format!("state output `{output}`: {e}"),
+                })?;
             }
-            out.check_shape(t.dims).map_err(|e| RuntimeError::Input {
-                message: format!("state output `{}`: {e}", t.output),
-            })?;
             if element_count(t.dims) != Some(t.values.len()) {
                 return input_err(format!(
                     "state `{}` has shape {:?} but {} values",
@@ -242,7 +288,7 @@ impl<'s> StatefulSession<'s> {
         }
         session.check_output_names(host_outputs)?;
         for (i, name) in host_outputs.iter().enumerate() {
-            if host_outputs[..i].contains(name) || state.iter().any(|t| t.output == *name) {
+            if host_outputs[..i].contains(name) || state.iter().any(|t| t.output == Some(*name)) {
                 return input_err(format!("output `{name}` is asked for twice"));
             }
             let spec = session
@@ -286,8 +332,9 @@ impl<'s> StatefulSession<'s> {
             }
         }
         let device = self.session.device();
-        let set = &mut self.buffers[self.current];
-        for ((slot, v), target) in self.slots.iter().zip(values).zip(set.iter_mut()) {
+        let current = self.current;
+        for ((slot, v), b) in self.slots.iter().zip(values).zip(self.buffers.iter_mut()) {
+            let target = b.current_mut(current);
             let context = || format!("copying state `{}` to {device}", slot.input);
             let host = Tensor::from_array((slot.dims.clone(), v.to_vec()))
                 .map_err(|e| RuntimeError::ort(context(), e))?;
@@ -303,7 +350,7 @@ impl<'s> StatefulSession<'s> {
         let device = self.session.device();
         self.slots
             .iter()
-            .zip(&self.buffers[self.current])
+            .zip(self.buffers.iter().map(|b| b.current(self.current)))
             .map(|(slot, t)| {
                 let context = || format!("copying state `{}` from {device}", slot.input);
                 let host = t

@@ -656,7 +656,7 @@ pub fn train(
         .zip(&state.values)
         .map(|((c, new), v)| StateTensor {
             input: &c.name,
-            output: new,
+            output: Some(new),
             dims: &c.dims,
             values: v,
         })
@@ -801,19 +801,29 @@ fn evaluate(
             ..BatchConfig::eval(batch_size)
         },
     );
+    // The parameters and running statistics go to the session's device once per evaluation
+    // and are held there; each batch sends only its images and labels.
+    let held: Vec<StateTensor<'_>> = state
+        .carried
+        .iter()
+        .zip(&state.values)
+        .filter(|(c, _)| matches!(c.kind, CarriedKind::Param | CarriedKind::RunningStat))
+        .map(|(c, v)| StateTensor {
+            input: &c.name,
+            output: None,
+            dims: &c.dims,
+            values: v,
+        })
+        .collect();
+    let mut eval = StatefulSession::new(eval, &held, &["correct"])?;
     let mut correct = 0u64;
     while let Some(batch) = batches.next_batch() {
         let lab_shape = [batch.len()];
-        let mut inputs = vec![
+        let inputs = [
             Input::f32("input", &batch.shape, batch.images),
             Input::i64("labels", &lab_shape, batch.labels),
         ];
-        for (c, v) in state.carried.iter().zip(&state.values) {
-            if matches!(c.kind, CarriedKind::Param | CarriedKind::RunningStat) {
-                inputs.push(Input::f32(&c.name, &c.dims, v));
-            }
-        }
-        let out = eval.run_selected(&inputs, &["correct"])?;
+        let out = eval.run(&inputs)?;
         if let Some(OutputData::I64(v)) = out.first().map(|o| &o.data) {
             correct += v[0].max(0) as u64;
         }
