@@ -36,11 +36,12 @@ pub fn color() -> bool {
 }
 
 /// The codes of every warning cnnc gives.
-pub const WARNING_CODES: [&str; 4] = [
+pub const WARNING_CODES: [&str; 5] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
     "cnnc::elab::crop_outside_concat",
+    "cnnc::elab::name_reused",
 ];
 
 /// `--allow`'s parser: a warning code, in full or by its last part.

@@ -115,7 +115,16 @@ impl Scope {
 /// Per block invocation: its variables and its named tensors.
 struct Frame {
     env: Env,
-    tensors: HashMap<String, (Cur, Span)>,
+    tensors: HashMap<String, Named>,
+}
+
+/// A tensor named with `as`.
+struct Named {
+    cur: Cur,
+    /// The `as NAME` that named it.
+    span: Span,
+    /// Whether anything has read it since (a layer position or `crop`).
+    used: bool,
 }
 
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
@@ -378,9 +387,29 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .help("pick another name for the tensor"),
                 );
             } else {
-                frame
-                    .tensors
-                    .insert(alias.name.clone(), (out.clone(), alias.span));
+                let named = Named {
+                    cur: out.clone(),
+                    span: alias.span,
+                    used: false,
+                };
+                if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
+                    // A second `as` of the same name (not the same `as` in a repeat) before
+                    // the first tensor was read: usually a copy-paste slip.
+                    if !old.used && old.span != alias.span {
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "cnnc::elab::name_reused",
+                                format!(
+                                    "`{}` names a second tensor before the first was used",
+                                    alias.name
+                                ),
+                            )
+                            .label(alias.span, "named again here")
+                            .label(old.span, "the first, never used")
+                            .help("give one of them another name if both are needed later"),
+                        );
+                    }
+                }
             }
         }
         Ok(out)
@@ -725,7 +754,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         if let Some(block) = self.defs.blocks.get(name).copied() {
             return self.block_call(block, call, cur, frame, scope);
         }
-        if let Some((tensor, _)) = frame.tensors.get(name) {
+        if let Some(named) = frame.tensors.get_mut(name) {
+            named.used = true;
+            let tensor = &named.cur;
             if call.parens {
                 self.diags.push(
                     Diagnostic::error("cnnc::elab::argument_count", format!("`{name}` is a named tensor; it takes no arguments"))
@@ -839,7 +870,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 return Ok(unknown(cur));
             }
         };
-        let Some((tensor, _)) = frame.tensors.get(target.0.as_str()).cloned() else {
+        let found = frame.tensors.get_mut(target.0.as_str()).map(|n| {
+            n.used = true;
+            n.cur.clone()
+        });
+        let Some(tensor) = found else {
             let names: Vec<&str> = frame.tensors.keys().map(String::as_str).collect();
             let mut d = Diagnostic::error(
                 "cnnc::elab::unknown_tensor",
