@@ -34,27 +34,40 @@ if [ ! -e /usr/share/datasets/fashion-mnist ]; then
     mkdir -p /usr/share/datasets && ln -s "$x"/fashion-mnist /usr/share/datasets/fashion-mnist
 fi
 
-export ORT_DYLIB_PATH
-ORT_DYLIB_PATH=$(ls "$x"/ort/libonnxruntime.so.* | head -1)
+# The libraries in a site-packages layout, beside the CUDA libraries of the machine's PyTorch
+# (its `nvidia` folder), as `pip install onnxruntime-gpu[cuda,cudnn]` would leave them: cnnc
+# then loads those itself (runtime::cuda_libs), with no LD_LIBRARY_PATH.
+site=$x/site
+mkdir -p "$site/onnxruntime/capi"
+cp -n "$x"/ort/* "$site/onnxruntime/capi/"
 nvidia=$(python3 -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null)
-if [ -n "$nvidia" ]; then
-    LD_LIBRARY_PATH="$(ls -d "$nvidia"/*/lib | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    export LD_LIBRARY_PATH
-fi
+[ -n "$nvidia" ] && [ ! -e "$site/nvidia" ] && ln -s "$nvidia" "$site/nvidia"
+export ORT_DYLIB_PATH
+ORT_DYLIB_PATH=$(ls "$site"/onnxruntime/capi/libonnxruntime.so.* | head -1)
 cnnc=target/release/cnnc
 
 step() { echo; echo "=== $*"; }
 
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-step "cnnc doctor"
+step "cnnc doctor (CUDA libraries found by cnnc beside the package)"
 $cnnc doctor
+if ! $cnnc doctor --format json | grep -q '"cuda":{"error":null,"ok":true}'; then
+    echo "CUDA did not start with the libraries cnnc found; trying them on LD_LIBRARY_PATH"
+    if [ -n "$nvidia" ]; then
+        LD_LIBRARY_PATH="$(ls -d "$nvidia"/*/lib | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+        export LD_LIBRARY_PATH
+    fi
+    $cnnc doctor
+fi
 step "CUDA tests"
+failed=0
 for t in "$x"/tests/*; do
     echo "--- $(basename "$t")"
-    "$t" --test-threads 1 2>&1 | grep -E "test result|FAILED|panicked|skipped|CUDA|cuda" 
+    "$t" --test-threads 1 >"$OUT/$(basename "$t").log" 2>&1 || failed=1
+    grep -E "test result|FAILED|panicked|skipped|CUDA|cuda" "$OUT/$(basename "$t").log"
 done
-"$x"/tests/train_stateful stateful_cuda --nocapture --test-threads 1
+"$x"/tests/train_stateful stateful_cuda --nocapture --test-threads 1 || failed=1
 
 step "bench: ResNet-18, batch 32, CPU then CUDA"
 $cnnc bench models/resnet18.cnn --batch 32 --device cpu
@@ -74,4 +87,8 @@ step "train: AlexNet at 224x224, 1 epoch on 2,560 images, CUDA"
 $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 1 --batch 128 \
     --optimizer sgd --lr 0.01 --limit-train 2560 --limit-test 1000 --device cuda \
     --out "$work/alexnet.cuda.onnx"
+if [ "$failed" = 1 ]; then
+    echo "done: some CUDA tests FAILED (their logs are in \$OUT)"
+    exit 1
+fi
 echo "done"

@@ -46,6 +46,10 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        debug_assert!(
+            WARNING_CODES.contains(&code),
+            "{code} is missing from WARNING_CODES"
+        );
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, message)
@@ -112,6 +116,16 @@ impl Diagnostics {
         });
     }
 }
+
+/// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
+/// fixture's code against it).
+pub const WARNING_CODES: [&str; 5] = [
+    "cnnc::shape::unused_input",
+    "cnnc::shape::gridding",
+    "cnnc::shape::even_kernel_same",
+    "cnnc::elab::crop_outside_concat",
+    "cnnc::elab::name_reused",
+];
 
 /// The JSON form of one diagnostic (`cnnc check --format json`).
 #[derive(Serialize, Debug)]

@@ -21,11 +21,6 @@ impl std::fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
-/// Whether `e` is a write stopped by [`CANCEL`].
-pub fn is_cancelled(e: &std::io::Error) -> bool {
-    e.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
-}
-
 /// A file that refuses further writes once [`CANCEL`] is set.
 pub struct CancellableFile<'f>(&'f mut File);
 
@@ -47,6 +42,7 @@ pub fn io_message(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::IsADirectory => "it is a directory".into(),
+        std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
         _ => e.to_string(),
     }
 }
@@ -114,7 +110,8 @@ pub fn write_atomic_with(
                 format!(
                     "cannot create a file in {}: {}",
                     dir.display(),
-                    std::io::Error::from(e.kind())
+                    // Without tempfile's wrapping, which names its random file.
+                    io_message(&std::io::Error::from(e.kind()))
                 ),
             )
         })?;

@@ -515,3 +515,33 @@ fn shapes_written_with_a_batch_or_without_channels_get_the_fix() {
         stderr(&o)
     );
 }
+
+/// Checking goes on after a shape error with the shape the layer was meant to give, and a
+/// repeat that meets the same mistake again with other sizes still reports it once.
+#[test]
+fn a_mistake_in_a_repeat_is_reported_once_after_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "r.cnn",
+        b"model M(input: [8, 32, 32]) {\n    repeat 3 { residual { conv(8, 3, stride=2, pad=1) } }\n    repeat 3 { conv(6, 3, groups=4, pad=1) }\n    linear(2)\n}\n",
+    );
+    let o = cnnc(&["check", "--format", "json", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let codes: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "cnnc::shape::residual_mismatch",
+            "cnnc::shape::groups",
+            "cnnc::shape::rank"
+        ],
+        "{v}"
+    );
+}

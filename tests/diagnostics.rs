@@ -136,6 +136,35 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
             .any(|d| d.code == "cnnc::shape::gridding");
         assert_eq!(warned, holes, "rates {rates:?}");
     }
+    // Per axis: a [3, 1] and a [1, 3] conv, each dilated along its own axis, leave no hole;
+    // dilation [1, 2] twice leaves holes along the width only, and says so.
+    for (body, warning) in [
+        (
+            "conv(8, [3, 1], pad=[2, 0], dilation=2) relu conv(8, [1, 3], pad=[0, 2], dilation=2)",
+            None,
+        ),
+        (
+            "conv(8, 3, pad=[1, 2], dilation=[1, 2]) relu conv(8, 3, pad=[1, 2], dilation=[1, 2])",
+            Some("along the width"),
+        ),
+    ] {
+        let c = cnnc::compile_source(
+            std::path::Path::new("axes.cnn"),
+            format!("model M(input: [3, 64, 64]) {{ {body} }}"),
+        );
+        let got = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::gridding")
+            .map(|d| d.message.clone());
+        match warning {
+            None => assert_eq!(got, None, "{body}"),
+            Some(w) => assert!(
+                got.as_deref().is_some_and(|m| m.contains(w)),
+                "{body}: {got:?}"
+            ),
+        }
+    }
 }
 
 /// `--allow CODE` silences each warning of the warning fixtures (by its short name), and only

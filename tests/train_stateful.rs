@@ -93,7 +93,14 @@ fn state_of<'a>(
 
 /// Runs every batch through the host path: state in, `new.` outputs copied back. Returns the
 /// (loss, correct) of every step and the final state.
-fn host_path(session: &mut Session, step: &StepGraph, first: &[Vec<f32>], lr: f32) -> Trace {
+/// `held`: a carried tensor fed unchanged to every step (its `new.` output ignored).
+fn host_path(
+    session: &mut Session,
+    step: &StepGraph,
+    first: &[Vec<f32>],
+    lr: f32,
+    held: Option<usize>,
+) -> Trace {
     let mut values = first.to_vec();
     let names: Vec<String> = ["loss".to_string(), "correct".to_string()]
         .into_iter()
@@ -116,10 +123,13 @@ fn host_path(session: &mut Session, step: &StepGraph, first: &[Vec<f32>], lr: f3
         }
         let outs = session.run_selected(&inputs, &names).unwrap();
         per_step.push((scalar_f32(&outs[0]), scalar_f32(&outs[1])));
-        let next: Vec<Vec<f32>> = outs[2..]
+        let mut next: Vec<Vec<f32>> = outs[2..]
             .iter()
             .map(|o| o.as_f32().unwrap().to_vec())
             .collect();
+        if let Some(h) = held {
+            next[h] = values[h].clone();
+        }
         values = next;
     }
     (per_step, values)
@@ -131,9 +141,13 @@ fn stateful_path(
     step: &StepGraph,
     first: &[Vec<f32>],
     lr: f32,
+    held: Option<usize>,
 ) -> Result<Trace, RuntimeError> {
     let names: Vec<String> = step.carried.iter().map(Carried::new_name).collect();
-    let state = state_of(&step.carried, &names, first);
+    let mut state = state_of(&step.carried, &names, first);
+    if let Some(h) = held {
+        state[h].output = None;
+    }
     let mut s = StatefulSession::new(session, &state, &["loss", "correct"])?;
     let mut per_step = Vec::new();
     for (i, b) in batches().iter().enumerate() {
@@ -177,7 +191,7 @@ fn compare(device: Device, optimizer: Optimizer, lr: f32) {
     let bytes = step.model.encode_to_vec();
     // The reference always runs on the CPU.
     let mut host = rt.session(&bytes, Device::Cpu).unwrap();
-    let (want_steps, want_state) = host_path(&mut host, &step, &first, lr);
+    let (want_steps, want_state) = host_path(&mut host, &step, &first, lr, None);
     // TF32 off: float32 products on the GPU too.
     let options = SessionOptions {
         device,
@@ -185,7 +199,7 @@ fn compare(device: Device, optimizer: Optimizer, lr: f32) {
         ..SessionOptions::default()
     };
     let mut dev = rt.session_with(&bytes, &options).unwrap();
-    let (got_steps, got_state) = stateful_path(&mut dev, &step, &first, lr).unwrap();
+    let (got_steps, got_state) = stateful_path(&mut dev, &step, &first, lr, None).unwrap();
     // CUDA kernels sum in another order than the CPU's; under Adam a gradient that is almost
     // zero can change sign with that order, and the step then moves by about lr either way.
     let tol = if device == Device::Cpu { 1e-6 } else { 1e-4 };
@@ -458,6 +472,8 @@ fn held_tensors_are_read_by_every_run_and_never_change() {
     let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
     let eval = graph::eval_model(c.model(None).unwrap(), &c.sources).unwrap();
     let mut session = rt.session(&eval.encode_to_vec(), Device::Cpu).unwrap();
+    // Every input but the batch; the names are taken from `step`, not from the session,
+    // which is borrowed mutably below.
     let held_names: Vec<&str> = session
         .inputs()
         .iter()
@@ -512,4 +528,43 @@ fn held_tensors_are_read_by_every_run_and_never_change() {
     }
     let values: Vec<Vec<f32>> = held.iter().map(|t| t.values.to_vec()).collect();
     assert_eq!(s.state().unwrap(), values, "held tensors never change");
+}
+
+/// Held and swapped tensors in one session: a parameter held fixed while the rest train
+/// follows the host path that feeds it unchanged, over steps that use both bindings.
+#[test]
+fn held_and_swapped_tensors_mix_in_one_session() {
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let optimizer = Optimizer::Sgd {
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
+    let (step, first) = step_graph(&optimizer);
+    let held = step
+        .carried
+        .iter()
+        .position(|c| matches!(c.kind, CarriedKind::Param))
+        .unwrap();
+    let bytes = step.model.encode_to_vec();
+    let mut host = rt.session(&bytes, Device::Cpu).unwrap();
+    let (want_steps, want_state) = host_path(&mut host, &step, &first, 0.1, Some(held));
+    let mut session = rt.session(&bytes, Device::Cpu).unwrap();
+    let (got_steps, got_state) =
+        stateful_path(&mut session, &step, &first, 0.1, Some(held)).unwrap();
+    assert!(batches().len() >= 3, "both bindings are used");
+    assert_eq!(got_steps, want_steps);
+    for ((c, g), w) in step.carried.iter().zip(&got_state).zip(&want_state) {
+        assert_close(&c.name, g, w);
+    }
+    assert_eq!(
+        got_state[held], first[held],
+        "the held parameter never changed"
+    );
+    let moved = (0..first.len())
+        .filter(|&i| got_state[i] != first[i])
+        .count();
+    assert!(moved > 0, "the other tensors trained");
 }

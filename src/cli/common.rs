@@ -35,20 +35,13 @@ pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// The codes of every warning cnnc gives.
-pub const WARNING_CODES: [&str; 5] = [
-    "cnnc::shape::unused_input",
-    "cnnc::shape::gridding",
-    "cnnc::shape::even_kernel_same",
-    "cnnc::elab::crop_outside_concat",
-    "cnnc::elab::name_reused",
-];
-
-/// `--allow`'s parser: a warning code, in full or by its last part.
+/// `--allow`'s parser: a warning code, in full or by its last parts (`unused_input`,
+/// `shape::unused_input`).
 pub fn warning_code(s: &str) -> Result<&'static str, String> {
+    use cnnc::diag::WARNING_CODES;
     WARNING_CODES
         .iter()
-        .find(|c| **c == s || c.rsplit("::").next() == Some(s))
+        .find(|c| **c == s || c.ends_with(&format!("::{s}")))
         .copied()
         .ok_or_else(|| {
             let short: Vec<&str> = WARNING_CODES

@@ -8,7 +8,6 @@ use super::common::{
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::shape::summary::bytes;
 use cnnc::train::graph::{self, GradOptions, TRAIN_OPSET};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -105,10 +104,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     // Warnings are shown too; errors stop the export.
-    let color = std::io::stderr().is_terminal();
-    for d in compilation.diagnostics.iter() {
-        eprint!("{}", d.render(&compilation.sources, color));
-    }
+    super::common::print_diagnostics(&compilation);
     if compilation.diagnostics.has_errors() {
         return ExitCode::from(EXIT_DIAGNOSTICS);
     }
@@ -183,10 +179,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => {
             return fail(
                 EXIT_INTERRUPTED,
-                format!(
-                    "stopped by Ctrl-C: {} was not written (a file already there is unchanged)",
-                    a.output.display()
-                ),
+                format!("stopped by Ctrl-C: {} was not written", a.output.display()),
             )
         }
         Err(e) => return fail(EXIT_USAGE, e),

@@ -360,26 +360,28 @@ fn stats(latencies: &[Duration]) -> Stats {
     }
 }
 
-/// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
 /// A batch of uniform random values of `shape`, or a clear refusal when it cannot even be
 /// allocated (a `--batch` far beyond the machine's memory).
 fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, Failure> {
     let batch = shape.first().copied().unwrap_or(1);
-    let too_large = |bytes: u64| {
+    let too_large = |bytes: Option<u64>| {
+        let size = match bytes {
+            Some(b) => cnnc::shape::summary::bytes(b),
+            None => format!("more than {}", cnnc::shape::summary::bytes(u64::MAX)),
+        };
         Failure(
             EXIT_RUNTIME,
             format!(
-                "a batch of {batch} needs {} for its input alone, more than this machine can \
-                 allocate; use a smaller --batch",
-                cnnc::shape::summary::bytes(bytes)
+                "a batch of {batch} needs {size} for its input alone, more than this machine \
+                 can allocate; use a smaller --batch"
             ),
         )
     };
     let count = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| too_large(u64::MAX))?;
-    let bytes = (count as u64).saturating_mul(4);
+        .ok_or_else(|| too_large(None))?;
+    let bytes = (count as u64).checked_mul(4);
     let mut input: Vec<f32> = Vec::new();
     input
         .try_reserve_exact(count)
@@ -388,6 +390,7 @@ fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, F
     Ok(input)
 }
 
+/// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
 fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<usize>, Failure> {
     let dims = runtime::format_dims(&spec.shape);
     let mut shape = Vec::with_capacity(spec.shape.len());

@@ -3,7 +3,9 @@
 //! added (the language can query the incoming shape with `in.c`).
 //!
 //! Errors never stop elaboration: a failed layer yields an *unknown* tensor, and every
-//! later use of an unknown tensor is silent, so each independent mistake is reported once.
+//! later use of an unknown tensor is silent, so each independent mistake is reported once;
+//! where the shape the layer was meant to give is clear (`rules::recover`), checking goes on
+//! with it instead, so later mistakes are reported too.
 
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
@@ -315,10 +317,17 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let new = self.diags.0.split_off(self.checked_diags);
         for d in new {
+            // The same code at the same places is the same mistake, whatever the message says:
+            // a repeat that meets it again with other sizes (checking goes on with a recovered
+            // shape) reports it once. Without a place, the message tells mistakes apart.
             let key = (
                 d.code,
                 d.labels.iter().map(|l| l.span).collect(),
-                d.message.clone(),
+                if d.labels.is_empty() {
+                    d.message.clone()
+                } else {
+                    String::new()
+                },
             );
             if self.seen.insert(key) {
                 self.diags.0.push(d);
@@ -1120,32 +1129,40 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// offsets between its first and last that no path through the chain reaches.
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
-        let dilated: Vec<&ChainConv> = run
-            .iter()
-            .filter(|c| c.dilation[0].max(c.dilation[1]) > 1 && c.kernel != [1, 1])
+        // Per axis: at least two convolutions dilated along it, and a hole along it.
+        let found: Vec<(usize, Holes)> = (0..2)
+            .filter(|&a| {
+                run.iter()
+                    .filter(|c| c.kernel[a] > 1 && c.dilation[a] > 1)
+                    .count()
+                    >= 2
+            })
+            .filter_map(|a| {
+                let taps: Vec<(u64, u64)> =
+                    run.iter().map(|c| (c.kernel[a], c.dilation[a])).collect();
+                receptive_field_holes(&taps).map(|h| (a, h))
+            })
             .collect();
-        if dilated.len() < 2 {
-            return;
-        }
-        let Some((axis, holes)) = (0..2).find_map(|a| {
-            let taps: Vec<(u64, u64)> = run.iter().map(|c| (c.kernel[a], c.dilation[a])).collect();
-            receptive_field_holes(&taps).map(|h| (a, h))
-        }) else {
+        let Some((axis, holes)) = found.first() else {
             return;
         };
-        let rates: Vec<String> = run
+        let axis = *axis;
+        let along = if found.len() == 2 {
+            "along each axis"
+        } else if axis == 0 {
+            "along the height"
+        } else {
+            "along the width"
+        };
+        let spread: Vec<&ChainConv> = run.iter().filter(|c| c.kernel[axis] > 1).collect();
+        let rates: Vec<String> = spread
             .iter()
-            .filter(|c| c.kernel[axis] > 1)
             .map(|c| c.dilation[axis].to_string())
             .collect();
-        let g = dilated.iter().fold(0, |g, c| gcd(g, c.dilation[axis]));
-        let all_share = run
-            .iter()
-            .filter(|c| c.kernel[axis] > 1)
-            .all(|c| c.dilation[axis] % g == 0);
-        let message = if g > 1 && all_share {
+        let g = spread.iter().fold(0, |g, c| gcd(g, c.dilation[axis]));
+        let message = if g > 1 {
             format!(
-                "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} along each axis (gridding)",
+                "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} {along} (gridding)",
                 rates.join(", ")
             )
         } else {
@@ -1157,19 +1174,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .collect();
             let more = if holes.missing.len() > 5 { ", …" } else { "" };
             format!(
-                "stacked dilated convolutions with rates [{}] leave holes in their receptive field: along the {} it spans {} pixels but never sees offsets {}{more} of them (gridding)",
+                "stacked dilated convolutions with rates [{}] leave holes in their receptive field: {along} it spans {} pixels but never sees offsets {}{more} of them (gridding)",
                 rates.join(", "),
-                if axis == 0 { "height" } else { "width" },
                 holes.span,
                 shown.join(", ")
             )
         };
         let mut d = Diagnostic::warning("cnnc::shape::gridding", message);
-        for c in &dilated {
-            d = d.label(
-                c.span,
-                format!("dilation {}", c.dilation[0].max(c.dilation[1])),
-            );
+        let mut labelled: Vec<Span> = Vec::new();
+        for c in spread.iter().filter(|c| c.dilation[axis] > 1) {
+            // A repeat puts the same layer in the chain several times: one label each.
+            if !labelled.contains(&c.span) {
+                labelled.push(c.span);
+                d = d.label(c.span, format!("dilation {}", c.dilation[axis]));
+            }
         }
         self.diags.push(d.help("choose rates whose receptive field has no holes, as hybrid dilated convolution does: e.g. [1, 2, 3] or [1, 2, 5]"));
     }

@@ -215,14 +215,16 @@ impl Runtime {
                 }
                 // The CUDA execution provider starts here, not when it is registered: no
                 // device, a driver too old for the provider's CUDA, or no memory on the GPU
-                // arrive now.
-                _ if options.device == Device::Cuda => RuntimeError::CudaUnavailable {
-                    reason: format!(
-                        "the CUDA execution provider could not start the model: {}{}",
-                        e.message().trim(),
-                        self.cuda_libraries_note(e.message())
-                    ),
-                },
+                // arrive now. Other failures (a kernel, the model) stay what they are.
+                _ if options.device == Device::Cuda && mentions_cuda(e.message()) => {
+                    RuntimeError::CudaUnavailable {
+                        reason: format!(
+                            "the CUDA execution provider could not start the model: {}{}",
+                            e.message().trim(),
+                            self.cuda_libraries_note(e.message())
+                        ),
+                    }
+                }
                 _ => RuntimeError::ort(format!("loading the model on {}", options.device), e),
             }
         })?;
@@ -297,6 +299,15 @@ impl Runtime {
         note.push(')');
         note
     }
+}
+
+/// Whether an ONNX Runtime message is about CUDA itself (the provider, its libraries, the
+/// driver or the device) rather than the model.
+fn mentions_cuda(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["cuda", "cudnn", "cublas", "gpu", "libcuda", "provider"]
+        .iter()
+        .any(|w| m.contains(w))
 }
 
 /// ort's load error with the dynamic loader's own reason (ort shows only "dlopen failed").

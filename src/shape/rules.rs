@@ -381,7 +381,6 @@ fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
     finish(vec![c, out[0], out[1]], 0, 0, warnings)
 }
 
-/// Infers one node. `inputs` are the shapes of the node's inputs in slot order.
 /// After a rule error, the shape the layer was evidently meant to give, so checking goes on
 /// and later, independent mistakes are reported too; `None` when it is not clear.
 ///
@@ -423,6 +422,7 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
     }
 }
 
+/// Infers one node. `inputs` are the shapes of the node's inputs in slot order.
 pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
     let first = || inputs[0];
     match op {

@@ -454,7 +454,7 @@ fn lookalike(c: char) -> Option<(&'static str, &'static str)> {
         '\u{d7}' => ("MULTIPLICATION SIGN", "`*`"),
         '\u{f7}' => ("DIVISION SIGN", "`/`"),
         '\u{201c}' | '\u{201d}' => ("curly double quote", "`\"`"),
-        '\u{2018}' | '\u{2019}' => ("curly single quote", "nothing: strings use `\"`"),
+        '\u{2018}' | '\u{2019}' => ("curly single quote", "`\"` (strings take double quotes)"),
         '\u{ff08}' => ("FULLWIDTH LEFT PARENTHESIS", "`(`"),
         '\u{ff09}' => ("FULLWIDTH RIGHT PARENTHESIS", "`)`"),
         '\u{ff0c}' => ("FULLWIDTH COMMA", "`,`"),

@@ -207,7 +207,6 @@ enum Saved {
     },
 }
 
-/// One lowering of a model into a training graph.
 /// The values of the loss its gradient reuses.
 struct Loss {
     /// log softmax(logits) along the class axis.
@@ -218,6 +217,7 @@ struct Loss {
     count: String,
 }
 
+/// One lowering of a model into a training graph.
 struct Lowering<'a> {
     model: &'a CheckedModel,
     sources: &'a SourceMap,
