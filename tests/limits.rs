@@ -205,10 +205,25 @@ fn an_error_in_nested_repeats_is_reported_once() {
 }
 
 #[test]
-fn distinct_errors_stop_after_a_thousand() {
-    // Each iteration's assertion fails with another shape.
+fn a_mistake_whose_message_changes_in_a_repeat_is_reported_once() {
+    // Each iteration's assertion fails with another shape, at the same place.
     let o = assert_check_fails_with(
-        "model M(input: [4]) { repeat 1000000 { linear(in.f + 1) : [1] } }",
+        "model M(input: [4]) { repeat 100000 { linear(in.f + 1) : [1] } }",
+        "cnnc::shape::assertion_failed",
+    );
+    assert!(
+        stderr(&o).contains("1 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn distinct_errors_stop_after_a_thousand() {
+    // 1,200 assertions that fail, each at its own place.
+    let body = "linear(5) : [1]\n".repeat(1200);
+    let o = assert_check_fails_with(
+        &format!("model M(input: [4]) {{\n{body}}}"),
         "cnnc::elab::too_many_errors",
     );
     assert!(
