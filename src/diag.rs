@@ -119,12 +119,13 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 5] = [
+pub const WARNING_CODES: [&str; 6] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
     "cnnc::elab::crop_outside_concat",
     "cnnc::elab::name_reused",
+    "cnnc::elab::unused_name",
 ];
 
 /// The JSON form of one diagnostic (`cnnc check --format json`).

@@ -206,3 +206,45 @@ fn every_warning_can_be_allowed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("errors cannot be silenced"));
 }
+
+/// `unused_name` fires for an `as x` that nothing ever reads, counting every iteration of a
+/// repeat and every call of a block: a name read in a later iteration, or in one call only,
+/// is used. The model's output, `_`-names and an erroneous model are left alone.
+#[test]
+fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
+    let cases = [
+        ("conv(8, 3) as a relu concat { {} a }", None),
+        ("conv(8, 3) as a relu conv(8, 3) as b crop(a)", Some("`b`")),
+        ("conv(8, 3) as _a relu flatten linear(2)", None),
+        ("conv(8, 3) relu flatten linear(2) as logits", None),
+        // Each iteration reads the tensor named by the previous one, the last is never read.
+        (
+            "conv(8, 1) as x repeat 3 { concat { {} x } conv(8, 1) as x }",
+            None,
+        ),
+        // A block names its input and reads it only when `skip` is set; one call sets it.
+        ("unit(false) unit(true)", None),
+        ("unit(false) unit(false)", Some("`t`")),
+        (
+            "conv(8, 3) as a relu conv(9, 3) as b residual { conv(8, 1) }",
+            None,
+        ),
+    ];
+    for (body, warned) in cases {
+        let src = format!(
+            "block unit(skip) {{ conv(8, 1) as t relu if skip {{ concat {{ {{}} t }} conv(8, 1) }} }}\n\
+             model M(input: [3, 32, 32]) {{ {body} }}\n"
+        );
+        let c = cnnc::compile_source(std::path::Path::new("names.cnn"), src);
+        let got: Vec<&str> = c
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "cnnc::elab::unused_name")
+            .map(|d| d.message.as_str())
+            .collect();
+        match warned {
+            None => assert!(got.is_empty(), "{body}: {got:?}"),
+            Some(name) => assert!(got.len() == 1 && got[0].contains(name), "{body}: {got:?}"),
+        }
+    }
+}

@@ -150,6 +150,11 @@ struct Elab<'a, 'd> {
     /// Diagnostics before this index have been deduplicated; their keys are in `seen`.
     checked_diags: usize,
     seen: HashSet<DiagKey>,
+    /// Every `as NAME` elaborated (by its place), with the nodes it named.
+    names: HashMap<Span, (String, Vec<NodeIndex>)>,
+    /// The `as NAME` places whose tensor was read by name at least once, or that a
+    /// `name_reused` warning already covers.
+    names_read: HashSet<Span>,
 }
 
 /// Elaborates one model. The returned graph has every node's shape when `diags` got no
@@ -169,6 +174,8 @@ pub fn elaborate_model(
         steps: 0,
         checked_diags: 0,
         seen: HashSet::new(),
+        names: HashMap::new(),
+        names_read: HashSet::new(),
     };
     let mut frame = Frame {
         env: Env::new(),
@@ -195,6 +202,9 @@ pub fn elaborate_model(
         }
         Err(Abort) => input,
     };
+    if !e.diags.has_errors() {
+        e.warn_unused_names(out);
+    }
     e.dedupe_diagnostics();
     if out == input && !e.diags.has_errors() {
         e.diags.push(
@@ -401,10 +411,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                     span: alias.span,
                     used: false,
                 };
+                self.names
+                    .entry(alias.span)
+                    .or_insert_with(|| (alias.name.clone(), Vec::new()))
+                    .1
+                    .push(out.node);
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
                     // A second `as` of the same name (not the same `as` in a repeat) before
                     // the first tensor was read: usually a copy-paste slip.
                     if !old.used && old.span != alias.span {
+                        self.names_read.extend([old.span, alias.span]);
                         self.diags.push(
                             Diagnostic::warning(
                                 "cnnc::elab::name_reused",
@@ -765,6 +781,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         if let Some(named) = frame.tensors.get_mut(name) {
             named.used = true;
+            self.names_read.insert(named.span);
             let tensor = &named.cur;
             if call.parens {
                 self.diags.push(
@@ -881,6 +898,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         let found = frame.tensors.get_mut(target.0.as_str()).map(|n| {
             n.used = true;
+            self.names_read.insert(n.span);
             n.cur.clone()
         });
         let Some(tensor) = found else {
@@ -1127,6 +1145,39 @@ impl<'a, 'd> Elab<'a, 'd> {
 
     /// Warns when a chain with dilated convolutions leaves holes in its receptive field:
     /// offsets between its first and last that no path through the chain reaches.
+    /// Warns of every `as NAME` whose tensor was never read by name (in any iteration of a
+    /// repeat, in any call of a block): usually a skip connection that was meant and
+    /// forgotten. The model's output and names starting with `_` are exempt.
+    fn warn_unused_names(&mut self, output: NodeIndex) {
+        let mut unused: Vec<(&Span, &String)> = self
+            .names
+            .iter()
+            .filter(|(span, (name, nodes))| {
+                !self.names_read.contains(span)
+                    && !name.starts_with('_')
+                    && !nodes.contains(&output)
+            })
+            .map(|(span, (name, _))| (span, name))
+            .collect();
+        unused.sort_by_key(|(span, _)| (span.file, span.start));
+        let warnings: Vec<Diagnostic> = unused
+            .into_iter()
+            .map(|(&span, name)| {
+                Diagnostic::warning(
+                    "cnnc::elab::unused_name",
+                    format!("the tensor named `{name}` is never used"),
+                )
+                .label(span, "named here, never read")
+                .help(format!(
+                    "a name is read in a concat branch (`concat {{ {{}} {name} }}`), in \
+                     `crop({name})` or as a layer of its own; if no skip connection was \
+                     meant, drop `as {name}`, or write `as _{name}` to keep it as a label"
+                ))
+            })
+            .collect();
+        self.diags.0.extend(warnings);
+    }
+
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
         // Per axis: at least two convolutions dilated along it, and a hole along it.
