@@ -353,6 +353,57 @@ fn outputs_never_overwrite_the_inputs() {
         );
         assert_eq!(std::fs::read(&src).unwrap(), text, "{args:?}");
     }
+    // A file reached through `use` (any extension), another model's `.cnn`, and a file of
+    // the training data are inputs too.
+    let lib_text = b"block dc(c) { conv(c, 3, pad=1) relu }\n";
+    let lib = write(dir.path(), "blocks.inc", lib_text);
+    let main = write(
+        dir.path(),
+        "main.cnn",
+        b"use \"blocks.inc\"\nmodel M(input: [1, 8, 8]) { dc(4) flatten linear(2) }\n",
+    );
+    let other = write(dir.path(), "other.cnn", &text);
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let label_file = write(&data, "train-labels-idx1-ubyte", b"labels");
+    for name in [
+        "train-images-idx3-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(&data, name, b"x");
+    }
+    let data_arg = data.display().to_string();
+    for (args, kept) in [
+        (vec!["export", &main, "-o", &lib], &lib),
+        (vec!["export", &main, "-o", &other], &other),
+        (vec!["run", &main, "--input", &lib, "-o", &other], &other),
+        (
+            vec![
+                "train",
+                &src,
+                "--data",
+                &data_arg,
+                "--checkpoint",
+                &label_file,
+            ],
+            &label_file,
+        ),
+        (
+            vec!["train", &main, "--data", &data_arg, "--out", &label_file],
+            &label_file,
+        ),
+    ] {
+        let before = std::fs::read(kept).unwrap();
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("which writing it would destroy"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(std::fs::read(kept).unwrap(), before, "{args:?}");
+    }
     let missing = dir.path().join("no").join("x.onnx").display().to_string();
     for args in [
         vec!["export", &src, "-o", &missing],

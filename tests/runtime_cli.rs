@@ -325,6 +325,10 @@ fn bench_text_and_seconds() {
     assert!(r.stdout.contains("p99"), "{}", r.stdout);
     let r = cnnc(dir, &["bench", "notes.txt"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
+    // Beyond what a Duration holds: refused before anything runs, not a panic.
+    let r = cnnc(dir, &["bench", "classifier.onnx", "--seconds", "1e20"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("is too large"), "{}", r.stderr);
     // A batch whose input alone no machine can hold (12.5 PB) is refused, not an abort.
     let lenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lenet.cnn");
     let r = cnnc(

@@ -137,9 +137,11 @@ fn corrupt_files_give_errors_naming_the_file() {
         assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
         assert!(e.to_string().contains("claim"), "{e}");
     }
-    // Gzipped: the same lies, found while decompressing.
+    // Gzipped: the same lies, found while decompressing (the labels agree with the header,
+    // which is checked against them before any data is read).
     for n in [5u32, 3] {
         let lying = gz(&idx(IDX_IMAGES_MAGIC, &[n, 2, 2], &images[16..]));
+        let labels = idx(IDX_LABELS_MAGIC, &[n], &vec![0; n as usize]);
         let e = load_err(&lying, &labels, 10);
         assert!(matches!(e, DataError::BadHeader { .. }), "n = {n}: {e}");
     }
@@ -516,4 +518,52 @@ fn loads_the_installed_fashion_mnist() {
         assert_eq!(counts, [n / 10; 10], "Fashion-MNIST is balanced");
     }
     assert_eq!(splits.train.fit_input([1, 28, 28], false).unwrap(), None);
+}
+
+/// A gzip file of several members (`cat a.gz b.gz`, bgzip) is one stream; bytes after the
+/// last member that are not gzip are damage.
+#[test]
+fn multi_member_gzip_is_read_whole_and_trailing_bytes_are_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, _) = sample(4, 3, 4);
+    let mut two = gz(&images[..20]);
+    two.extend(gz(&images[20..]));
+    let p = write(dir.path(), "two.gz", &two);
+    assert_eq!(read_idx(&p, IDX_IMAGES_MAGIC).unwrap().1, images[16..]);
+    let mut tail = gz(&images);
+    tail.extend(b"garbage!");
+    let p = write(dir.path(), "tail.gz", &tail);
+    let e = read_idx(&p, IDX_IMAGES_MAGIC).unwrap_err();
+    assert!(matches!(e, DataError::Gzip { .. }), "{e}");
+}
+
+/// `load_with` judges the image size from the headers before reading any example (a file
+/// whose data is cut short still gives the size error), and reads only the examples asked.
+#[test]
+fn load_with_checks_the_size_first_and_reads_only_the_limit() {
+    let dir = data_dir(true);
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    let (splits, seen) = source
+        .load_with(10, [Some(5), Some(2)], Ok::<_, DataError>)
+        .unwrap();
+    assert_eq!(seen, [1, 3, 4]);
+    assert_eq!((splits.train.n, splits.test.n), (5, 2));
+    assert_eq!(splits.train.images.len(), 5 * 12);
+    assert_eq!(splits.train.labels, vec![0, 1, 2, 3, 4]);
+    // Damage past the limit is not read; damage within it is.
+    let (ti, _) = sample(12, 3, 4);
+    let cut = gz(&ti)[..gz(&ti).len() - 30].to_vec();
+    write(dir.path(), "train-images-idx3-ubyte.gz", &cut);
+    let refused = source.load_with(10, [None, None], |_| {
+        Err::<(), _>(DataError::ShapeMismatch {
+            found: [1, 3, 4],
+            expected: [1, 28, 28],
+        })
+    });
+    assert!(matches!(refused, Err(DataError::ShapeMismatch { .. })));
+    assert!(source
+        .load_with(10, [Some(1), None], |_| Ok::<_, DataError>(()))
+        .is_ok());
+    let e = source.load(10).unwrap_err();
+    assert!(matches!(e, DataError::Gzip { .. }), "{e}");
 }

@@ -179,6 +179,23 @@ pub fn check_output_path(
     if cnnc::fsutil::is_special(path) {
         return Ok(());
     }
+    // cnnc never writes `.cnn` source: such a name is a slip that would destroy a model.
+    if path.is_file()
+        && path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("cnn"))
+    {
+        let stem = path.with_extension(match example.rsplit_once('.') {
+            Some((_, ext)) => ext,
+            None => "out",
+        });
+        return Err(format!(
+            "cannot write {}: it is a .cnn source, which writing it would destroy; choose \
+             another file name, such as {}",
+            path.display(),
+            stem.display()
+        ));
+    }
     let target = same_file_key(path);
     for (what, other) in others {
         if target.is_some() && same_file_key(other) == target {

@@ -103,6 +103,15 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    // Files reached through `use` are known only now.
+    let sources: Vec<(&str, &std::path::Path)> = compilation
+        .sources
+        .files()
+        .map(|(_, f)| ("a source of the model (through `use`)", f.path.as_path()))
+        .collect();
+    if let Err(e) = check_output_path(&a.output, "model.onnx", &sources) {
+        return fail(EXIT_USAGE, e);
+    }
     // Warnings are shown too; errors stop the export.
     super::common::print_diagnostics(&compilation);
     if compilation.diagnostics.has_errors() {

@@ -427,14 +427,21 @@ fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<u
 }
 
 fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
-    if let Some(s) = a.seconds {
-        if !(s.is_finite() && s > 0.0) {
+    let budget = match a.seconds {
+        None => Duration::from_secs(3),
+        Some(s) if !(s.is_finite() && s > 0.0) => {
             return Err(Failure(
                 EXIT_USAGE,
                 format!("--seconds must be positive, not {s}"),
-            ));
+            ))
         }
-    }
+        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
+            Failure(
+                EXIT_USAGE,
+                format!("--seconds {s} is too large; give a number of seconds such as 10"),
+            )
+        })?,
+    };
     if a.iterations == Some(0) {
         return Err(Failure(
             EXIT_USAGE,
@@ -456,7 +463,6 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
     for _ in 0..a.warmup {
         session.run_f32(&input, &shape)?;
     }
-    let budget = Duration::from_secs_f64(a.seconds.unwrap_or(3.0));
     let mut latencies = Vec::new();
     let started = Instant::now();
     loop {

@@ -259,20 +259,31 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .checkpoint
         .clone()
         .unwrap_or_else(|| default_checkpoint(&out));
+    // The data files are inputs too: an output must not land on one of them. (A data
+    // source that does not resolve is reported when the data is loaded.)
+    let data_files = cnnc::train::DataSource::resolve(&a.data)
+        .map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels])
+        .ok();
+    let mut inputs: Vec<(&str, &Path)> = compilation
+        .sources
+        .files()
+        .map(|(_, f)| ("a source of the model", f.path.as_path()))
+        .collect();
+    inputs.push(("the model's source", &a.file));
+    inputs.extend(
+        data_files
+            .iter()
+            .flatten()
+            .map(|p| ("a file of the training data", p.as_path())),
+    );
+    let with_checkpoint: Vec<(&str, &Path)> = inputs
+        .iter()
+        .copied()
+        .chain([("the checkpoint", checkpoint.as_path())])
+        .collect();
     let checks = [
-        check_output_path(
-            &out,
-            "trained.onnx",
-            &[
-                ("the model's source", &a.file),
-                ("the checkpoint", &checkpoint),
-            ],
-        ),
-        check_output_path(
-            &checkpoint,
-            "ckpt.safetensors",
-            &[("the model's source", &a.file)],
-        ),
+        check_output_path(&out, "trained.onnx", &with_checkpoint),
+        check_output_path(&checkpoint, "ckpt.safetensors", &inputs),
     ];
     if let Some(e) = checks.into_iter().find_map(Result::err) {
         return fail_as(a.format, EXIT_USAGE, e);

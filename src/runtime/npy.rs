@@ -43,7 +43,8 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
             usize::from(u16::from_le_bytes([bytes[8], bytes[9]])),
             10usize,
         ),
-        2 | 3 if bytes.len() >= 12 => (
+        2 | 3 if bytes.len() < 12 => return err("truncated .npy header"),
+        2 | 3 => (
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
@@ -180,8 +181,10 @@ fn dtype(descr: &str) -> Result<(Float, bool), NpyError> {
 }
 
 fn numpy_name(code: &str) -> String {
-    let (kind, size) = code.split_at(code.len().min(1));
-    let bits = size.parse::<usize>().map(|b| b * 8).ok();
+    // The first character is the kind; a header written by hand may put any text here.
+    let split = code.char_indices().nth(1).map_or(code.len(), |(i, _)| i);
+    let (kind, size) = code.split_at(split);
+    let bits = size.parse::<usize>().ok().and_then(|b| b.checked_mul(8));
     match (kind, bits) {
         ("i", Some(b)) => format!("int{b}"),
         ("u", Some(b)) => format!("uint{b}"),
@@ -310,7 +313,12 @@ impl Parser<'_> {
             }
             // NumPy 1.x on some platforms wrote `3L`.
             let digits = std::str::from_utf8(&self.s[start..self.i]).ok()?;
-            dims.push(digits.parse().ok()?);
+            if digits.is_empty() {
+                return None;
+            }
+            // A dimension beyond usize cannot be a real array: saturate, and let the size
+            // check say the array is too large.
+            dims.push(digits.parse().unwrap_or(usize::MAX));
             self.eat(b'L');
             self.skip_ws();
             if !self.eat(b',') {
@@ -375,7 +383,14 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        let cases: [(Vec<u8>, &str); 6] = [
+        let cases: [(Vec<u8>, &str); 10] = [
+            (
+                npy("<f4", false, "(99999999999999999999999, 2)", &[0; 4]),
+                "is too large",
+            ),
+            (npy("\u{e9}4", false, "(1,)", &[0; 4]), "dtype '\u{e9}4'"),
+            (npy("<i99999999999999999", false, "(1,)", &[0; 4]), "dtype"),
+            (b"\x93NUMPY\x02\x00\x10\x00\x00".to_vec(), "truncated .npy header"),
             (npy("<i8", false, "(1,)", &[0; 8]), "dtype int64 ('<i8')"),
             (npy("|u1", false, "(1,)", &[0; 1]), "dtype uint8"),
             (npy("<f4", true, "(1, 1)", &[0; 4]), "Fortran order"),

@@ -21,6 +21,8 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// IDX magic of a `u8` tensor with one dimension `[n]`.
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+/// IDX magic of a `u8` tensor without its rank byte.
+const IDX_MAGIC_PREFIX: u32 = 0x0000_0800;
 
 /// The largest data payload an IDX header may claim (2 GiB). Larger claims are refused before
 /// anything is allocated.
@@ -74,6 +76,10 @@ pub enum DataError {
         found: [usize; 3],
         expected: [usize; 3],
     },
+    /// The examples a file holds need more memory than can be allocated.
+    OutOfMemory { path: PathBuf, bytes: u64 },
+    /// A file holds no examples.
+    Empty { path: PathBuf },
 }
 
 impl DataError {
@@ -96,6 +102,9 @@ impl DataError {
             DataError::Gzip { .. } | DataError::BadHeader { .. } => {
                 Some("the file is damaged: download or install it again".to_string())
             }
+            DataError::OutOfMemory { .. } => {
+                Some("load fewer examples with --limit-train N / --limit-test N".to_string())
+            }
             _ => None,
         }
     }
@@ -107,7 +116,9 @@ impl DataError {
             | DataError::BadMagic { path, .. }
             | DataError::BadHeader { path, .. }
             | DataError::Gzip { path, .. }
-            | DataError::LabelOutOfRange { path, .. } => Some(path),
+            | DataError::LabelOutOfRange { path, .. }
+            | DataError::OutOfMemory { path, .. }
+            | DataError::Empty { path } => Some(path),
             DataError::CountMismatch { labels, .. } => Some(labels),
             DataError::MissingPackage { dir, .. }
             | DataError::NoDirectory { dir, .. }
@@ -160,6 +171,13 @@ impl fmt::Display for DataError {
                 f,
                 "the images are {found:?} ([C, H, W]) but the model's input is {expected:?}"
             ),
+            DataError::OutOfMemory { path, bytes } => write!(
+                f,
+                "{}: its examples need {} of memory, more than this machine can allocate",
+                path.display(),
+                crate::shape::summary::bytes(*bytes)
+            ),
+            DataError::Empty { path } => write!(f, "{}: the file holds no examples", path.display()),
         }
     }
 }
@@ -204,28 +222,57 @@ impl Dataset {
         labels: &Path,
         classes: usize,
     ) -> Result<Dataset, DataError> {
-        let (dims, pixels) = read_idx(images, IDX_IMAGES_MAGIC)?;
-        let (ldims, raw_labels) = read_idx(labels, IDX_LABELS_MAGIC)?;
-        let (n, height, width) = (dims[0], dims[1], dims[2]);
+        let image_header = IdxHeader::read(images, IDX_IMAGES_MAGIC)?;
+        let label_header = IdxHeader::read(labels, IDX_LABELS_MAGIC)?;
+        Dataset::from_headers(&image_header, &label_header, classes, None)
+    }
+
+    /// Loads the first `limit` examples (all when `None`) of two files whose headers were
+    /// read and checked against each other.
+    fn from_headers(
+        images: &IdxHeader,
+        labels: &IdxHeader,
+        classes: usize,
+        limit: Option<usize>,
+    ) -> Result<Dataset, DataError> {
+        let (n, height, width) = (images.dims[0], images.dims[1], images.dims[2]);
         if height == 0 || width == 0 {
             return Err(DataError::BadHeader {
-                path: images.to_path_buf(),
+                path: images.path.clone(),
                 message: format!("images of {height}×{width} pixels"),
             });
         }
-        if n != ldims[0] {
+        if n != labels.dims[0] {
             return Err(DataError::CountMismatch {
-                images: images.to_path_buf(),
+                images: images.path.clone(),
                 n_images: n,
-                labels: labels.to_path_buf(),
-                n_labels: ldims[0],
+                labels: labels.path.clone(),
+                n_labels: labels.dims[0],
             });
         }
+        let n = limit.map_or(n, |l| l.min(n));
+        // Everything this set will hold, checked before the first byte is read: a few
+        // kilobytes of gzip can claim gigabytes of examples.
+        let image_len = height.saturating_mul(width);
+        // Per example: the u8 pixels read, their f32 copy, one u8 label and its i64 copy.
+        let bytes =
+            (n as u64).saturating_mul((image_len as u64).saturating_mul(5).saturating_add(9));
+        let out_of_memory = || DataError::OutOfMemory {
+            path: images.path.clone(),
+            bytes,
+        };
+        let mut probe: Vec<u8> = Vec::new();
+        probe
+            .try_reserve_exact(usize::try_from(bytes).map_err(|_| out_of_memory())?)
+            .map_err(|_| out_of_memory())?;
+        drop(probe);
+
+        let raw_labels = labels.read_records(Some(n))?;
         let mut out_labels = Vec::with_capacity(n);
         for (index, &l) in raw_labels.iter().enumerate() {
             if usize::from(l) >= classes {
                 return Err(DataError::LabelOutOfRange {
-                    path: labels.to_path_buf(),
+                    path: labels.path.clone(),
                     index,
                     label: i64::from(l),
                     classes,
@@ -233,6 +280,8 @@ impl Dataset {
             }
             out_labels.push(i64::from(l));
         }
+        drop(raw_labels);
+        let pixels = images.read_records(Some(n))?;
         let images = pixels.iter().map(|&p| f32::from(p) / 255.0).collect();
         Ok(Dataset {
             images,
@@ -350,137 +399,214 @@ impl DataSource {
 
     /// Loads and validates both splits; the test images must be the size of the train images.
     pub fn load(&self, classes: usize) -> Result<Splits, DataError> {
-        let train = Dataset::from_idx_files(&self.train_images, &self.train_labels, classes)?;
-        let test = Dataset::from_idx_files(&self.test_images, &self.test_labels, classes)?;
-        if test.image_shape() != train.image_shape() {
+        self.load_with(classes, [None, None], |_| Ok::<(), DataError>(()))
+            .map(|(splits, ())| splits)
+    }
+
+    /// Reads the four headers, checks them against each other, lets `check` judge the
+    /// images' `[C, H, W]` (against the model), and only then loads the first
+    /// `limits[0]` train and `limits[1]` test examples (all when `None`).
+    pub fn load_with<T, E: From<DataError>>(
+        &self,
+        classes: usize,
+        limits: [Option<usize>; 2],
+        check: impl FnOnce([usize; 3]) -> Result<T, E>,
+    ) -> Result<(Splits, T), E> {
+        let train_images = IdxHeader::read(&self.train_images, IDX_IMAGES_MAGIC)?;
+        let train_labels = IdxHeader::read(&self.train_labels, IDX_LABELS_MAGIC)?;
+        let test_images = IdxHeader::read(&self.test_images, IDX_IMAGES_MAGIC)?;
+        let test_labels = IdxHeader::read(&self.test_labels, IDX_LABELS_MAGIC)?;
+        if test_images.dims[1..] != train_images.dims[1..] {
             return Err(DataError::BadHeader {
                 path: self.test_images.clone(),
                 message: format!(
-                    "test images are {}×{} but train images are {}×{}",
-                    test.height, test.width, train.height, train.width
+                    "test images are {}×{} but the train images ({}) are {}×{}",
+                    test_images.dims[1],
+                    test_images.dims[2],
+                    self.train_images.display(),
+                    train_images.dims[1],
+                    train_images.dims[2]
+                ),
+            }
+            .into());
+        }
+        let fit = check([1, train_images.dims[1], train_images.dims[2]])?;
+        let train = Dataset::from_headers(&train_images, &train_labels, classes, limits[0])?;
+        let test = Dataset::from_headers(&test_images, &test_labels, classes, limits[1])?;
+        Ok((Splits { train, test }, fit))
+    }
+}
+
+/// The checked header of an IDX file: its dimensions, and where its data starts.
+#[derive(Debug)]
+pub struct IdxHeader {
+    pub path: PathBuf,
+    pub dims: Vec<usize>,
+    gzipped: bool,
+}
+
+impl IdxHeader {
+    /// Reads and checks the header of an IDX file of `u8` (gzipped or not, told by its first
+    /// two bytes) whose magic must be `magic`: the claimed size must fit the file (exactly
+    /// for a raw file, within deflate's largest expansion for a gzip file).
+    pub fn read(path: &Path, magic: u32) -> Result<IdxHeader, DataError> {
+        let (header, _reader) = IdxHeader::open(path, magic)?;
+        Ok(header)
+    }
+
+    /// The header, and a reader positioned at the first data byte.
+    fn open(path: &Path, magic: u32) -> Result<(IdxHeader, Box<dyn Read>), DataError> {
+        let io_err = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bad_header = |message: String| DataError::BadHeader {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let file_len = file.metadata().map_err(io_err)?.len();
+        let mut sniff = [0u8; 2];
+        let gzipped = match file.read_exact(&mut sniff) {
+            Ok(()) => sniff == [0x1f, 0x8b],
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
+            Err(e) => return Err(io_err(e)),
+        };
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        // Every member of a multi-member gzip file (`cat a.gz b.gz`, bgzip) is read; bytes
+        // after the last member that are not a gzip member are an error.
+        let mut reader: Box<dyn Read> = if gzipped {
+            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        let header = |dims| IdxHeader {
+            path: path.to_path_buf(),
+            dims,
+            gzipped,
+        };
+        let stream_err = |e| header(Vec::new()).stream_error(e);
+
+        let mut word = [0u8; 4];
+        read_header_word(&mut reader, &mut word).map_err(|e| match e {
+            Some(e) => stream_err(e),
+            None => bad_header("the file ends before the magic number".to_string()),
+        })?;
+        let found = u32::from_be_bytes(word);
+        if found != magic {
+            return Err(DataError::BadMagic {
+                path: path.to_path_buf(),
+                found,
+                expected: magic,
+            });
+        }
+        let rank = (magic & 0xff) as usize;
+        let mut dims = Vec::with_capacity(rank);
+        for axis in 0..rank {
+            read_header_word(&mut reader, &mut word).map_err(|e| match e {
+                Some(e) => stream_err(e),
+                None => bad_header(format!(
+                    "the file ends inside the header (dimension {axis})"
+                )),
+            })?;
+            dims.push(u32::from_be_bytes(word) as u64);
+        }
+        let header_len = 4 * (1 + rank as u64);
+        let claimed = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let claimed = match claimed {
+            Some(c) if c <= MAX_IDX_BYTES => c,
+            _ => {
+                return Err(bad_header(format!(
+                    "dimensions {dims:?} claim more than {MAX_IDX_BYTES} bytes"
+                )))
+            }
+        };
+        if gzipped {
+            let bound = file_len
+                .saturating_mul(MAX_DEFLATE_RATIO)
+                .saturating_add(1024);
+            if header_len + claimed > bound {
+                return Err(bad_header(format!(
+                    "dimensions {dims:?} claim {claimed} bytes, more than {file_len} gzipped bytes can hold"
+                )));
+            }
+        } else {
+            let actual = file_len.saturating_sub(header_len);
+            if actual != claimed {
+                return Err(bad_header(format!(
+                    "dimensions {dims:?} claim {claimed} bytes of data but the file has {actual}"
+                )));
+            }
+        }
+        let dims = dims.into_iter().map(|d| d as usize).collect();
+        Ok((header(dims), reader))
+    }
+
+    /// Bytes per record (one image, one label).
+    fn record_len(&self) -> usize {
+        self.dims[1..].iter().product()
+    }
+
+    /// Reads the data of the first `limit` records (all when `None`). Reading everything
+    /// also checks that the file holds exactly what the header claims.
+    fn read_records(&self, limit: Option<usize>) -> Result<Vec<u8>, DataError> {
+        let (_, reader) = IdxHeader::open(&self.path, IDX_MAGIC_PREFIX | self.dims.len() as u32)?;
+        let n = self.dims[0];
+        let records = limit.map_or(n, |l| l.min(n));
+        // Both fit MAX_IDX_BYTES: the header was checked.
+        let claimed = (n * self.record_len()) as u64;
+        let wanted = (records * self.record_len()) as u64;
+        let mut data = Vec::new();
+        data.try_reserve_exact(wanted as usize)
+            .map_err(|_| DataError::OutOfMemory {
+                path: self.path.clone(),
+                bytes: wanted,
+            })?;
+        // Everything: one byte more than claimed, to catch a file longer than its header.
+        let take = if wanted == claimed {
+            claimed + 1
+        } else {
+            wanted
+        };
+        reader
+            .take(take)
+            .read_to_end(&mut data)
+            .map_err(|e| self.stream_error(e))?;
+        let got = data.len() as u64;
+        if got != wanted {
+            let found = if got > claimed {
+                "more".to_string()
+            } else {
+                format!("only {got}")
+            };
+            return Err(DataError::BadHeader {
+                path: self.path.clone(),
+                message: format!(
+                    "dimensions {:?} claim {claimed} bytes of data but the file has {found}",
+                    self.dims
                 ),
             });
         }
-        Ok(Splits { train, test })
+        Ok(data)
+    }
+
+    /// An error inside a gzip stream is the stream's fault, not the disk's.
+    fn stream_error(&self, source: io::Error) -> DataError {
+        let path = self.path.clone();
+        if self.gzipped {
+            DataError::Gzip { path, source }
+        } else {
+            DataError::Io { path, source }
+        }
     }
 }
 
 /// Reads an IDX file of `u8` (gzipped or not, told by its first two bytes) whose magic must be
 /// `magic`. Returns the dimensions and the raw data, of exactly `product(dims)` bytes.
 pub fn read_idx(path: &Path, magic: u32) -> Result<(Vec<usize>, Vec<u8>), DataError> {
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bad_header = |message: String| DataError::BadHeader {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut file = File::open(path).map_err(io_err)?;
-    let file_len = file.metadata().map_err(io_err)?.len();
-    let mut sniff = [0u8; 2];
-    let gzipped = match file.read_exact(&mut sniff) {
-        Ok(()) => sniff == [0x1f, 0x8b],
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => false,
-        Err(e) => return Err(io_err(e)),
-    };
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let mut reader: Box<dyn Read> = if gzipped {
-        Box::new(flate2::read::GzDecoder::new(BufReader::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    };
-    // Errors inside a gzip stream are the stream's fault, not the disk's.
-    let stream_err = |source: io::Error| {
-        if gzipped {
-            DataError::Gzip {
-                path: path.to_path_buf(),
-                source,
-            }
-        } else {
-            DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        }
-    };
-
-    let mut word = [0u8; 4];
-    read_header_word(&mut reader, &mut word).map_err(|e| match e {
-        Some(e) => stream_err(e),
-        None => bad_header("the file ends before the magic number".to_string()),
-    })?;
-    let found = u32::from_be_bytes(word);
-    if found != magic {
-        return Err(DataError::BadMagic {
-            path: path.to_path_buf(),
-            found,
-            expected: magic,
-        });
-    }
-    let rank = (magic & 0xff) as usize;
-    let mut dims = Vec::with_capacity(rank);
-    for axis in 0..rank {
-        read_header_word(&mut reader, &mut word).map_err(|e| match e {
-            Some(e) => stream_err(e),
-            None => bad_header(format!(
-                "the file ends inside the header (dimension {axis})"
-            )),
-        })?;
-        dims.push(u32::from_be_bytes(word) as u64);
-    }
-    let header_len = 4 * (1 + rank as u64);
-    let claimed = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
-    let claimed = match claimed {
-        Some(c) if c <= MAX_IDX_BYTES => c,
-        _ => {
-            return Err(bad_header(format!(
-                "dimensions {dims:?} claim more than {MAX_IDX_BYTES} bytes"
-            )))
-        }
-    };
-    if gzipped {
-        let bound = file_len
-            .saturating_mul(MAX_DEFLATE_RATIO)
-            .saturating_add(1024);
-        if header_len + claimed > bound {
-            return Err(bad_header(format!(
-                "dimensions {dims:?} claim {claimed} bytes, more than {file_len} gzipped bytes can hold"
-            )));
-        }
-    } else {
-        let actual = file_len.saturating_sub(header_len);
-        if actual != claimed {
-            return Err(bad_header(format!(
-                "dimensions {dims:?} claim {claimed} bytes of data but the file has {actual}"
-            )));
-        }
-    }
-    // A raw file's length has confirmed the claim. A gzip claim is only bounded (by 1040× the
-    // file), so start at what such files usually inflate to and let the buffer grow.
-    let capacity = if gzipped {
-        claimed.min(file_len.saturating_mul(4))
-    } else {
-        claimed
-    };
-    let mut data = Vec::with_capacity(capacity as usize);
-    reader
-        .take(claimed + 1)
-        .read_to_end(&mut data)
-        .map_err(stream_err)?;
-    let got = data.len() as u64;
-    if got != claimed {
-        let found = if got > claimed {
-            "more".to_string()
-        } else {
-            format!("only {got}")
-        };
-        return Err(bad_header(format!(
-            "dimensions {dims:?} claim {claimed} bytes of data but the file has {found}"
-        )));
-    }
-    let dims = dims.into_iter().map(|d| d as usize).collect();
-    Ok((dims, data))
+    let header = IdxHeader::read(path, magic)?;
+    let data = header.read_records(None)?;
+    Ok((header.dims, data))
 }
 
 /// Reads one big-endian header word; `Err(None)` is a clean end of file.

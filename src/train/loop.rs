@@ -174,20 +174,55 @@ pub fn load_data(
         });
     }
     let source = DataSource::resolve(data)?;
-    // The model's class count bounds the labels: every label must name one of its scores.
-    let mut splits = source.load(output.channels() as usize).map_err(|e| match e {
-        DataError::LabelOutOfRange { label, .. } => TrainError::Mismatch {
-            message: e.to_string(),
-            help: Some(format!(
-                "end the model with at least {} class scores (e.g. linear({})), or check the labels",
-                label + 1,
-                label + 1
-            )),
-        },
-        e => TrainError::Data(e),
-    })?;
     let expected = [c as usize, h as usize, w as usize];
-    let found = splits.train.image_shape();
+    // The image size is judged from the headers, before gigabytes of examples are read.
+    let check = |found: [usize; 3]| fit_images(model, expected, found, resize);
+    // The model's class count bounds the labels: every label must name one of its scores.
+    let (splits, fit) = source
+        .load_with(
+            output.channels() as usize,
+            [limit_train, limit_test],
+            check,
+        )
+        .map_err(|e| match e {
+            TrainError::Data(DataError::LabelOutOfRange { label, .. }) => TrainError::Mismatch {
+                message: e.to_string(),
+                help: Some(format!(
+                    "end the model with at least {} class scores (e.g. linear({})), or check the labels",
+                    label + 1,
+                    label + 1
+                )),
+            },
+            e => e,
+        })?;
+    if splits.train.n == 0 {
+        return Err(match limit_train {
+            Some(0) => TrainError::Mismatch {
+                message: "--limit-train 0 leaves no training examples".into(),
+                help: Some("pass --limit-train 1 or more".into()),
+            },
+            _ => TrainError::Data(DataError::Empty {
+                path: source.train_images.clone(),
+            }),
+        });
+    }
+    if splits.test.n == 0 && limit_test != Some(0) {
+        return Err(TrainError::Data(DataError::Empty {
+            path: source.test_images.clone(),
+        }));
+    }
+    Ok((splits, fit))
+}
+
+/// Judges images of `found` `[C, H, W]` against the model's input `expected`: `Some((h, w))`
+/// when `--resize` must resample them, `None` when they fit as they are.
+fn fit_images(
+    model: &CheckedModel,
+    expected: [usize; 3],
+    found: [usize; 3],
+    resize: Option<usize>,
+) -> Result<Option<(usize, usize)>, TrainError> {
+    let input = model.input_shape();
     if found[0] != expected[0] {
         return Err(TrainError::Mismatch {
             message: format!(
@@ -203,8 +238,10 @@ pub fn load_data(
             )),
         });
     }
-    let fit = match resize {
-        None => splits.train.fit_input(expected, false).map_err(|e| {
+    let same_size = [found[1], found[2]] == [expected[1], expected[2]];
+    match resize {
+        None if same_size => Ok(None),
+        None => {
             let help = if expected[1] == expected[2] {
                 format!(
                     "pass --resize {} to resize the {}×{} images to the model's {}×{} (bilinear), or declare the model's input as {:?}",
@@ -213,53 +250,31 @@ pub fn load_data(
             } else {
                 format!("declare the model's input as {found:?}")
             };
-            TrainError::Mismatch {
-                message: e.to_string(),
+            Err(TrainError::Mismatch {
+                message: DataError::ShapeMismatch { found, expected }.to_string(),
                 help: Some(help),
-            }
-        })?,
-        Some(side) => {
-            if [side, side] != [expected[1], expected[2]] {
-                let help = if [found[1], found[2]] == [expected[1], expected[2]] {
-                    Some(format!(
-                        "drop --resize: the images are already {}×{}",
-                        found[1], found[2]
-                    ))
-                } else {
-                    (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
-                };
-                return Err(TrainError::Mismatch {
-                    message: format!(
-                        "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
-                        model.name, expected[1], expected[2]
-                    ),
-                    help,
-                });
-            }
-            splits.train.fit_input(expected, true)?
+            })
         }
-    };
-    if let Some(n) = limit_train {
-        truncate(&mut splits.train, n);
+        Some(side) if [side, side] != [expected[1], expected[2]] => {
+            let help = if same_size {
+                Some(format!(
+                    "drop --resize: the images are already {}×{}",
+                    found[1], found[2]
+                ))
+            } else {
+                (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
+            };
+            Err(TrainError::Mismatch {
+                message: format!(
+                    "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
+                    model.name, expected[1], expected[2]
+                ),
+                help,
+            })
+        }
+        Some(_) if same_size => Ok(None),
+        Some(side) => Ok(Some((side, side))),
     }
-    if let Some(n) = limit_test {
-        truncate(&mut splits.test, n);
-    }
-    if splits.train.n == 0 {
-        return Err(TrainError::Mismatch {
-            message: "no training examples (--limit-train 0?)".into(),
-            help: None,
-        });
-    }
-    Ok((splits, fit))
-}
-
-/// Keeps the first `n` examples.
-fn truncate(d: &mut Dataset, n: usize) {
-    let n = n.min(d.n);
-    d.images.truncate(n * d.image_len());
-    d.labels.truncate(n);
-    d.n = n;
 }
 
 /// What a run reports as it goes.
