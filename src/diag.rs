@@ -193,7 +193,14 @@ impl Diagnostic {
 
     /// Renders with miette's graphical handler: unicode, no colour unless `color`, fixed width.
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        let report = MietteReport::new(self, sources);
+        // miette draws the whole source line and pads to the label's column, which fails past
+        // column 65,535; a label far out on a long line (a generated one-line model) is given
+        // as `file:line:col` instead, without the snippet.
+        let far_out = self.labels.iter().any(|l| {
+            let f = sources.get(l.span.file);
+            f.line_col(l.span.end).1 > MAX_SNIPPET_COLUMN
+        });
+        let report = MietteReport::new(self, sources, !far_out);
         let theme = if color {
             miette::GraphicalTheme::unicode()
         } else {
@@ -209,6 +216,9 @@ impl Diagnostic {
     }
 }
 
+/// The last column at which a label is drawn on its source line.
+const MAX_SNIPPET_COLUMN: usize = 1000;
+
 /// Adapter from [`Diagnostic`] to miette. miette draws labels of one source only, so
 /// labels in other files than the primary one become lines of the help text.
 struct MietteReport {
@@ -221,8 +231,10 @@ struct MietteReport {
 }
 
 impl MietteReport {
-    fn new(d: &Diagnostic, sources: &SourceMap) -> MietteReport {
-        let primary_file = d.primary_span().map(|s| s.file);
+    /// `snippet`: whether the primary file's labels are drawn on its source, or all given as
+    /// `file:line:col` lines.
+    fn new(d: &Diagnostic, sources: &SourceMap, snippet: bool) -> MietteReport {
+        let primary_file = d.primary_span().map(|s| s.file).filter(|_| snippet);
         let mut labels = Vec::new();
         let mut help_lines = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {

@@ -248,3 +248,26 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
         }
     }
 }
+
+/// A mistake far out on a very long line (a generated one-line model) is reported with its
+/// `file:line:col`, not drawn on the line (miette fails past column 65,535).
+#[test]
+fn a_mistake_past_column_65535_is_reported_by_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.cnn");
+    let line = format!("model M(input: [1, 8, 8]) {{{}cnv }}\n", " ".repeat(70_000));
+    std::fs::write(&path, line).unwrap();
+    let out = cnnc()
+        .args(["check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unknown layer `cnv`"), "{stderr}");
+    assert!(stderr.contains("long.cnn:1:70028"), "{stderr}");
+    assert!(
+        stderr.len() < 2000,
+        "the line is not drawn: {} bytes",
+        stderr.len()
+    );
+}

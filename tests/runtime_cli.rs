@@ -400,3 +400,29 @@ fn a_wrong_ort_dylib_path_is_named_precisely() {
         r.stderr
     );
 }
+
+/// A model ONNX Runtime refuses to load is the user's file (exit 2, named); a failure while
+/// running is exit 3. Either way the error is said once, in cnnc's words: ONNX Runtime's own
+/// log line (with its colour codes) stays quiet unless CNNC_ORT_LOG asks for it.
+#[test]
+fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["run", "cycle.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cycle.onnx: ONNX Runtime cannot load the model"),
+        "{}",
+        r.stderr
+    );
+    let r = cnnc(dir, &["run", "reshape.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot be reshaped"), "{}", r.stderr);
+    assert!(!r.stderr.contains("[E:onnxruntime"), "{}", r.stderr);
+    let r = cnnc_in(
+        dir,
+        &["run", "reshape.onnx", "--input", "ones.npy"],
+        &[("CNNC_ORT_LOG", "error")],
+    );
+    assert!(r.stderr.contains("[E:onnxruntime"), "{}", r.stderr);
+}

@@ -115,6 +115,9 @@ impl Runtime {
             .with_telemetry(false)
             .build()
             .map_err(|e| load_error(format!("creating the environment: {}", e.message())))?;
+        // ONNX Runtime's own log repeats on stderr, with colour codes, every error cnnc
+        // reports in its words; `CNNC_ORT_LOG=warning` (or verbose, info, error) shows it.
+        env.set_log_level(ort_log_level(std::env::var("CNNC_ORT_LOG").ok().as_deref()));
         let version = version_of(ort::info(), &library.path);
         Ok(Runtime {
             env,
@@ -206,13 +209,7 @@ impl Runtime {
             builder = self.with_cuda(builder, options.tf32)?;
         }
         let session = builder.commit_from_memory(bytes).map_err(|e| {
-            use ort::ErrorCode::*;
             match e.code() {
-                InvalidProtobuf | InvalidGraph | NoModel | InvalidArgument => {
-                    RuntimeError::InvalidModel {
-                        message: format!("ONNX Runtime cannot load the model: {}", e.message()),
-                    }
-                }
                 // The CUDA execution provider starts here, not when it is registered: no
                 // device, a driver too old for the provider's CUDA, or no memory on the GPU
                 // arrive now. Other failures (a kernel, the model) stay what they are.
@@ -225,7 +222,15 @@ impl Runtime {
                         ),
                     }
                 }
-                _ => RuntimeError::ort(format!("loading the model on {}", options.device), e),
+                // Memory is the machine's limit, not the model's fault.
+                _ if mentions_memory(e.message()) => {
+                    RuntimeError::ort(format!("loading the model on {}", options.device), e)
+                }
+                // Everything else at load time (a bad graph, an unknown op or opset, shapes
+                // that do not fit, external data that cannot be read) is the model file's.
+                _ => RuntimeError::InvalidModel {
+                    message: format!("ONNX Runtime cannot load the model: {}", e.message()),
+                },
             }
         })?;
         Session::new(session, options.device)
@@ -303,6 +308,31 @@ impl Runtime {
 
 /// Whether an ONNX Runtime message is about CUDA itself (the provider, its libraries, the
 /// driver or the device) rather than the model.
+/// The level of ONNX Runtime's own log from `CNNC_ORT_LOG`: fatal (quiet) unless set.
+fn ort_log_level(setting: Option<&str>) -> ort::logging::LogLevel {
+    use ort::logging::LogLevel;
+    match setting.map(str::to_ascii_lowercase).as_deref() {
+        Some("verbose") => LogLevel::Verbose,
+        Some("info") => LogLevel::Info,
+        Some("warning" | "warn") => LogLevel::Warning,
+        Some("error") => LogLevel::Error,
+        _ => LogLevel::Fatal,
+    }
+}
+
+/// Whether an ONNX Runtime message is about running out of memory.
+fn mentions_memory(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "bad_alloc",
+        "failed to allocate",
+        "out of memory",
+        "cannot allocate",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
+}
+
 fn mentions_cuda(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     ["cuda", "cudnn", "cublas", "gpu", "libcuda", "provider"]

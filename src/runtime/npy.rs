@@ -390,7 +390,10 @@ mod tests {
             ),
             (npy("\u{e9}4", false, "(1,)", &[0; 4]), "dtype '\u{e9}4'"),
             (npy("<i99999999999999999", false, "(1,)", &[0; 4]), "dtype"),
-            (b"\x93NUMPY\x02\x00\x10\x00\x00".to_vec(), "truncated .npy header"),
+            (
+                b"\x93NUMPY\x02\x00\x10\x00\x00".to_vec(),
+                "truncated .npy header",
+            ),
             (npy("<i8", false, "(1,)", &[0; 8]), "dtype int64 ('<i8')"),
             (npy("|u1", false, "(1,)", &[0; 1]), "dtype uint8"),
             (npy("<f4", true, "(1, 1)", &[0; 4]), "Fortran order"),

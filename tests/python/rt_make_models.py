@@ -76,11 +76,44 @@ def step_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def reshape_model(path):
+    # Valid, but fails when run on anything but 3 values: Reshape of [N, 4] to [3].
+    shape = helper.make_tensor("shape", TensorProto.INT64, [1], [3])
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], name="reshape")
+    graph = helper.make_graph(
+        [node],
+        "reshape",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])],
+        [shape],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def cyclic_model(path):
+    # Not a valid model: two nodes feed each other. Saved without the checker.
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cycle",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, ["N", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET)
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
     classifier_model(os.path.join(out, "classifier.onnx"))
     step_model(os.path.join(out, "step.onnx"))
+    reshape_model(os.path.join(out, "reshape.onnx"))
+    cyclic_model(os.path.join(out, "cycle.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
