@@ -19,8 +19,10 @@ pub enum Kind {
     /// `p`, `[h, w]`, `[top, bottom, left, right]` (all ≥ 0) or `same`.
     Pad,
     Bool,
-    /// A number in [0, 1).
+    /// A number in [0, 1) (a dropout rate: ONNX's Dropout refuses 1).
     Probability,
+    /// A number in [0, 1] (batch norm's momentum, as PyTorch allows).
+    Fraction,
     /// Any finite number.
     Number,
     /// A number > 0.
@@ -108,10 +110,7 @@ pub static LAYERS: &[LayerSpec] = &[
     },
     LayerSpec {
         name: "batchnorm",
-        params: &[
-            opt("eps", Kind::Positive),
-            opt("momentum", Kind::Probability),
-        ],
+        params: &[opt("eps", Kind::Positive), opt("momentum", Kind::Fraction)],
     },
     LayerSpec {
         name: "relu",
@@ -628,6 +627,11 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
         Kind::Probability => match number(v) {
             Some(x) if (0.0..1.0).contains(&x) => Ok(()),
             Some(_) => Err((VALUE, "a number in [0, 1)")),
+            None => Err((TYPE, "a number")),
+        },
+        Kind::Fraction => match number(v) {
+            Some(x) if (0.0..=1.0).contains(&x) => Ok(()),
+            Some(_) => Err((VALUE, "a number in [0, 1]")),
             None => Err((TYPE, "a number")),
         },
         Kind::Number => match number(v) {

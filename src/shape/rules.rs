@@ -312,12 +312,21 @@ fn conv(a: &ConvAttrs, input: &Shape) -> Result<Inferred, RuleError> {
 }
 
 fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, RuleError> {
+    conv_transpose_with(a, input, true)
+}
+
+/// `check_output_pad`: refuse an `output_pad` of at least the stride (off only to recover).
+fn conv_transpose_with(
+    a: &ConvTransposeAttrs,
+    input: &Shape,
+    check_output_pad: bool,
+) -> Result<Inferred, RuleError> {
     let (c, hw) = need_image("convT", input)?;
     check_groups("convT", c, a.out_channels, a.groups)?;
     let mut out = [0; 2];
     for ax in 0..2 {
         let (s, d, op) = (a.stride[ax], a.dilation[ax], a.output_pad[ax]);
-        if op >= s {
+        if check_output_pad && op >= s {
             let why = if op < d {
                 " (PyTorch also allows it below the dilation, but ONNX's ConvTranspose does \
                  not: ONNX Runtime refuses such a model)"
@@ -359,8 +368,18 @@ fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, Rul
 }
 
 fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
+    pool_with(op, a, input, true)
+}
+
+/// `check_pad`: refuse padding beyond half the kernel (off only to recover).
+fn pool_with(
+    op: &str,
+    a: &PoolAttrs,
+    input: &Shape,
+    check_pad: bool,
+) -> Result<Inferred, RuleError> {
     let (c, hw) = need_image(op, input)?;
-    for (ax, axis) in AXES.iter().enumerate() {
+    for (ax, axis) in AXES.iter().enumerate().filter(|_| check_pad) {
         let half = a.kernel[ax] / 2;
         if a.pads.begin[ax] > half || a.pads.end[ax] > half {
             return Err(err(
@@ -388,7 +407,10 @@ fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
 /// - a residual whose body and shortcut differ: the body's shape (the shortcut is the usual
 ///   mistake, a missing projection);
 /// - concat branches of different spatial sizes: the first branch's size, channels summed;
-/// - `linear` on an image (a forgotten `flatten`): `[out_features]`.
+/// - `linear` on an image (a forgotten `flatten`): `[out_features]`;
+/// - pooling padding beyond half the kernel, a convT `output_pad` not below the stride: the
+///   formula's size with the values as written;
+/// - `flatten` of a flat tensor: the same tensor.
 pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
     match (e.code, op) {
         ("cnnc::shape::groups", Op::Conv(a)) => {
@@ -418,6 +440,26 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
             Some(Shape(dims))
         }
         ("cnnc::shape::rank", Op::Linear { out_features, .. }) => Some(Shape(vec![*out_features])),
+        // The sizes the formulas give with the padding as written.
+        ("cnnc::shape::pool_pad", Op::MaxPool(a)) => {
+            pool_with("maxpool", a, inputs.first()?, false)
+                .ok()
+                .map(|i| i.shape)
+        }
+        ("cnnc::shape::pool_pad", Op::AvgPool(a)) => {
+            pool_with("avgpool", a, inputs.first()?, false)
+                .ok()
+                .map(|i| i.shape)
+        }
+        ("cnnc::shape::output_pad", Op::ConvTranspose(a)) => {
+            conv_transpose_with(a, inputs.first()?, false)
+                .ok()
+                .map(|i| i.shape)
+        }
+        // A second `flatten`: the tensor stays flat.
+        ("cnnc::shape::rank", Op::Flatten) if inputs.first()?.rank() == 1 => {
+            inputs.first().map(|s| (*s).clone())
+        }
         _ => None,
     }
 }
