@@ -358,4 +358,23 @@ impl JsonDiagnostic {
             help: None,
         }
     }
+
+    /// An error about a whole file (no place in it), in the JSON form of a diagnostic.
+    pub fn about_file(
+        code: &'static str,
+        message: String,
+        file: &std::path::Path,
+    ) -> JsonDiagnostic {
+        JsonDiagnostic {
+            severity: Severity::Error,
+            code,
+            message,
+            file: Some(file.display().to_string()),
+            line: None,
+            column: None,
+            span: None,
+            labels: Vec::new(),
+            help: None,
+        }
+    }
 }

@@ -124,6 +124,10 @@ fn summary_json_of_a_wrong_model_prints_its_diagnostics_on_stdout() {
             .any(|d| d["code"] == "cnnc::shape::assertion_failed"),
         "{v}"
     );
+    // Said once: on stdout, not rendered on stderr too.
+    assert!(!stderr(&o).contains("assertion failed"), "{}", stderr(&o));
+    let o = cnnc(&["summary", "--format", "json", "models/alexnet.cnn"]);
+    assert!(!stderr(&o).contains("unused_input"), "{}", stderr(&o));
     let o = cnnc(&["summary", "--format", "json", "no/such.cnn"]);
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -139,6 +143,12 @@ fn summary_json_of_a_wrong_model_prints_its_diagnostics_on_stdout() {
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["diagnostics"][0]["code"], "cnnc::cli::model");
+    // The same keys as every other diagnostic.
+    for key in [
+        "severity", "message", "file", "line", "column", "span", "labels", "help",
+    ] {
+        assert!(v["diagnostics"][0].get(key).is_some(), "{key} missing: {v}");
+    }
 }
 
 #[test]

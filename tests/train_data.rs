@@ -444,6 +444,17 @@ fn checkpoint_errors_are_clear() {
     assert!(e.help().unwrap().contains(".cnn file changed"));
     let e = Checkpoint::load_for(&path, "AlexNet", &"ab".repeat(32)).unwrap_err();
     assert!(e.to_string().contains("`LeNet`, not `AlexNet`"), "{e}");
+    // NaN state cannot come from cnnc (it stops before a non-finite step's checkpoint).
+    let mut nan = checkpoint();
+    nan.tensors.get_mut("param.conv1.bias").unwrap().1[1] = f32::NAN;
+    let nan_path = dir.path().join("nan.safetensors");
+    nan.save(&nan_path).unwrap();
+    let e = Checkpoint::load_for(&nan_path, "LeNet", &"ab".repeat(32)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("`param.conv1.bias` holds NaN or infinite values"),
+        "{e}"
+    );
 
     let junk = write(
         dir.path(),

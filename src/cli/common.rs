@@ -83,13 +83,15 @@ pub fn print_diagnostics(c: &Compilation) {
 }
 
 /// Compiles `path` and picks one model; on failure prints why and gives the exit code.
-/// Warnings are printed either way. Returns the compilation and the model's index. With
-/// `Format::Json`, errors also go to stdout as `{"diagnostics": [...]}` (the objects of
+/// Warnings are printed either way (with `Format::Json` and `warnings_in_result`, the caller
+/// puts them in its JSON instead). Returns the compilation and the model's index. With
+/// `Format::Json`, errors go to stdout instead, as `{"diagnostics": [...]}` (the objects of
 /// `cnnc check --format json`), so a tool reading stdout sees why.
 pub fn compile_one_as(
     path: &Path,
     model: Option<&str>,
     format: Format,
+    warnings_in_result: bool,
 ) -> Result<(Compilation, usize), ExitCode> {
     let c = match compile(path) {
         Ok(c) => c,
@@ -101,7 +103,13 @@ pub fn compile_one_as(
             return Err(fail(EXIT_USAGE, e));
         }
     };
-    print_diagnostics(&c);
+    // With JSON, errors go to stdout (below), warnings too where the result carries them
+    // (`summary`); what stdout does not carry is rendered on stderr.
+    match format {
+        Format::Text => print_diagnostics(&c),
+        Format::Json if c.diagnostics.has_errors() || warnings_in_result => {}
+        Format::Json => print_diagnostics(&c),
+    }
     if c.diagnostics.has_errors() {
         if format == Format::Json {
             let d: Vec<_> = c
@@ -122,9 +130,7 @@ pub fn compile_one_as(
         Ok(m) => m,
         Err(e) => {
             if format == Format::Json {
-                let d = serde_json::json!({
-                    "severity": "error", "code": "cnnc::cli::model", "message": e.to_string()
-                });
+                let d = cnnc::diag::JsonDiagnostic::about_file("cnnc::cli::model", e.clone(), path);
                 println!("{}", serde_json::json!({ "diagnostics": [d] }));
             }
             return Err(fail(EXIT_USAGE, e));

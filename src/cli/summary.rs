@@ -18,11 +18,11 @@ pub struct SummaryArgs {
 }
 
 pub fn run(args: SummaryArgs) -> ExitCode {
-    let (compilation, model) = match compile_one_as(&args.file, args.model.as_deref(), args.format)
-    {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    let (compilation, model) =
+        match compile_one_as(&args.file, args.model.as_deref(), args.format, true) {
+            Ok(x) => x,
+            Err(code) => return code,
+        };
     let summary = cnnc::shape::summary::summarize(&compilation.models[model]);
     match args.format {
         Format::Text => print!("{}", summary.to_text()),

@@ -246,7 +246,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         Ok(lr) => lr,
         Err(message) => return fail_as(a.format, EXIT_USAGE, message),
     };
-    let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format) {
+    let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format, false) {
         Ok(c) => c,
         Err(code) => return code,
     };

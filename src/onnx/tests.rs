@@ -227,12 +227,18 @@ fn safetensors_round_trip_and_every_problem_reported() {
     save_safetensors(&path, &w).unwrap();
     assert_eq!(load_safetensors(&path, &specs).unwrap(), w);
 
-    // Missing conv1.bias, fc.weight transposed, an extra tensor, bn1.weight in float64.
+    // Missing conv1.bias, fc.weight transposed, an extra tensor, bn1.weight in float64, a
+    // NaN in conv1.weight; PyTorch's int64 bn1.num_batches_tracked is no problem.
     let mut bad: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, t) in &w.tensors {
         let raw: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
         match name.as_str() {
             "conv1.bias" => {}
+            "conv1.weight" => {
+                let mut raw = raw;
+                raw[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+                bad.push((name.clone(), safetensors::Dtype::F32, t.dims.clone(), raw))
+            }
             "fc.weight" => bad.push((name.clone(), safetensors::Dtype::F32, vec![144, 10], raw)),
             "bn1.weight" => bad.push((
                 name.clone(),
@@ -246,6 +252,12 @@ fn safetensors_round_trip_and_every_problem_reported() {
             _ => bad.push((name.clone(), safetensors::Dtype::F32, t.dims.clone(), raw)),
         }
     }
+    bad.push((
+        "bn1.num_batches_tracked".into(),
+        safetensors::Dtype::I64,
+        vec![],
+        vec![0; 8],
+    ));
     bad.push((
         "head.weight".into(),
         safetensors::Dtype::F32,
@@ -266,10 +278,11 @@ fn safetensors_round_trip_and_every_problem_reported() {
     let WeightsError::Mismatch { problems, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(problems.len(), 4, "{err}");
+    assert_eq!(problems.len(), 5, "{err}");
     let text = err.to_string();
     for needle in [
-        "4 problems",
+        "5 problems",
+        "`conv1.weight` holds 1 NaN or infinite value(s)",
         "`bn1.weight` is F64",
         "missing `conv1.bias`",
         "`fc.weight` has shape [144, 10]; the model needs [10, 144]",

@@ -446,6 +446,11 @@ pub enum WeightProblem {
         name: String,
         dtype: String,
     },
+    /// Values that are NaN or infinite: a diverged training run.
+    NotFinite {
+        name: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for WeightProblem {
@@ -471,6 +476,12 @@ impl fmt::Display for WeightProblem {
                 write!(
                     f,
                     "`{name}` is {dtype}; cnnc reads float32 (F32) tensors only"
+                )
+            }
+            WeightProblem::NotFinite { name, count } => {
+                write!(
+                    f,
+                    "`{name}` holds {count} NaN or infinite value(s) (from a training run that diverged?)"
                 )
             }
         }
@@ -539,11 +550,24 @@ pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
     let mut problems = Vec::new();
     let mut names: Vec<&str> = st.names();
     names.sort();
+    let batchnorms: std::collections::HashSet<&str> = specs
+        .iter()
+        .filter_map(|s| s.name.strip_suffix(".running_mean"))
+        .collect();
     for name in names {
         let view = st.tensor(name).map_err(|e| WeightsError::Format {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        // PyTorch's BatchNorm keeps a step counter (int64) in its state_dict; it plays no
+        // part in the model (cnnc's momentum is fixed), so a state_dict loads as it is.
+        if name
+            .strip_suffix(".num_batches_tracked")
+            .is_some_and(|layer| batchnorms.contains(layer))
+            && view.shape().iter().product::<usize>() == 1
+        {
+            continue;
+        }
         if view.dtype() != safetensors::Dtype::F32 {
             problems.push(WeightProblem::WrongDtype {
                 name: name.to_string(),
@@ -555,7 +579,14 @@ pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+            .collect::<Vec<f32>>();
+        let not_finite = data.iter().filter(|x| !x.is_finite()).count();
+        if not_finite > 0 {
+            problems.push(WeightProblem::NotFinite {
+                name: name.to_string(),
+                count: not_finite,
+            });
+        }
         weights.insert(
             name,
             Tensor {

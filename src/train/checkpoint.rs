@@ -339,6 +339,18 @@ impl Checkpoint {
     ) -> Result<Checkpoint, CheckpointError> {
         let ckpt = Checkpoint::load(path)?;
         ckpt.verify_model(path, model_name, source_sha256)?;
+        // Training stops at the first non-finite loss, before its checkpoint: NaN state is a
+        // damaged file, and resuming from it would only say "diverged".
+        if let Some((name, _)) = ckpt
+            .tensors
+            .iter()
+            .find(|(_, (_, v))| v.iter().any(|x| !x.is_finite()))
+        {
+            return Err(CheckpointError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("tensor `{name}` holds NaN or infinite values"),
+            });
+        }
         Ok(ckpt)
     }
 }

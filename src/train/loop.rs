@@ -316,7 +316,7 @@ impl fmt::Display for Position {
             write!(
                 f,
                 "in epoch {}, after step {} of {}",
-                self.epochs_done + 1,
+                u64::from(self.epochs_done) + 1,
                 self.steps_in_epoch,
                 self.steps_per_epoch
             )
