@@ -275,7 +275,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         ));
     }
     let rt = Runtime::get()?;
-    let mut session = open_session(&rt, &bytes, a.device.into(), &a.model)?;
+    let mut session = open_session(rt, &bytes, a.device.into(), &a.model)?;
     let spec = single_input(&session)?;
     spec.check_shape(&array.shape)
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
@@ -466,7 +466,7 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
     let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
     let rt = Runtime::get()?;
     let device: Device = a.device.into();
-    let mut session = open_session(&rt, &bytes, device, &a.model)?;
+    let mut session = open_session(rt, &bytes, device, &a.model)?;
     let spec = single_input(&session)?;
     let shape = bench_shape(spec, a.batch)?;
     let batch = shape.first().copied().unwrap_or(1);
