@@ -119,13 +119,14 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 6] = [
+pub const WARNING_CODES: [&str; 7] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
     "cnnc::elab::crop_outside_concat",
     "cnnc::elab::name_reused",
     "cnnc::elab::unused_name",
+    "cnnc::elab::bare_branch",
 ];
 
 /// The JSON form of one diagnostic (`cnnc check --format json`).

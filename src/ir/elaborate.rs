@@ -143,7 +143,8 @@ struct Elab<'a, 'd> {
     call_stack: Vec<(&'a str, Span)>,
     /// The current chain of stride-1 convolutions (gridding check).
     dilation_run: Vec<ChainConv>,
-    /// How many concat branches are being elaborated (a `crop` outside any is suspicious).
+    /// How many concat branches or residual shortcuts are being elaborated (a `crop` outside
+    /// any is suspicious).
     concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
     steps: u64,
@@ -599,6 +600,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Result<Cur, Abort> {
         self.flush_dilation_run();
         let name = scope.fresh("concat");
+        self.warn_bare_branches(c);
         let mut outs = Vec::new();
         for (i, branch) in c.branches.iter().enumerate() {
             let mut sub = Scope::new(format!("{name}.branch{}.", i + 1));
@@ -618,6 +620,59 @@ impl<'a, 'd> Elab<'a, 'd> {
             return Ok(unknown(cur));
         }
         self.merge(Op::Concat, name, span, &outs)
+    }
+
+    /// Warns of an unbraced concat branch that is only an activation, dropout or batch norm
+    /// after another branch: `concat { conv(64, 1) relu … }` reads as two branches, `conv`
+    /// and `relu`, where the PyTorch habit meant one.
+    fn warn_bare_branches(&mut self, c: &ast::Concat) {
+        const SHAPE_KEEPING: [&str; 8] = [
+            "relu",
+            "sigmoid",
+            "tanh",
+            "leaky_relu",
+            "elu",
+            "softmax",
+            "dropout",
+            "batchnorm",
+        ];
+        for pair in c.branches.windows(2) {
+            let (before, branch) = (&pair[0], &pair[1]);
+            let [stmt] = branch.body.as_slice() else {
+                continue;
+            };
+            let StmtKind::Call(call) = &stmt.kind else {
+                continue;
+            };
+            let layer = call.name.name.as_str();
+            // A braced branch spans its braces; a bare statement spans only itself. Only a
+            // bare statement after another bare one is the slip: a braced branch is closed.
+            let bare = |b: &ast::Branch| matches!(b.body.as_slice(), [st] if st.span == b.span);
+            if !bare(branch) || !bare(before) || !SHAPE_KEEPING.contains(&layer) {
+                continue;
+            }
+            let previous = match &before.body[0].kind {
+                StmtKind::Call(c) if c.parens => format!("{}(…)", c.name.name),
+                StmtKind::Call(c) => c.name.name.clone(),
+                _ => "…".to_string(),
+            };
+            self.diags.push(
+                Diagnostic::warning(
+                    "cnnc::elab::bare_branch",
+                    format!(
+                        "this concat branch is `{layer}` alone: each statement not in braces is a \
+                         branch of its own"
+                    ),
+                )
+                .label(branch.span, "a branch of its own")
+                .label(before.span, "the branch before, not followed by it")
+                .help(format!(
+                    "to apply `{layer}` within the branch before, brace the two: \
+                     `{{ {previous} {layer} }}`; if a branch of `{layer}` alone is meant, \
+                     write it as `{{ {layer} }}`"
+                )),
+            );
+        }
     }
 
     fn residual(
@@ -640,7 +695,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                 match apply {
                     Some(true) => {
                         let mut sub = Scope::new(scope.fresh("shortcut") + ".");
-                        (self.body(&s.body, cur.clone(), frame, &mut sub)?, s.span)
+                        // A shortcut joins the body as a concat branch joins the others: a
+                        // `crop(x)` there is the skip connection itself.
+                        self.concat_depth += 1;
+                        let short = self.body(&s.body, cur.clone(), frame, &mut sub);
+                        self.concat_depth -= 1;
+                        (short?, s.span)
                     }
                     Some(false) => (cur.clone(), s.span),
                     None => (unknown(cur.clone()), s.span),
@@ -655,7 +715,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             ),
         };
         self.flush_dilation_run();
-        let short_is_identity = short.node == cur.node;
+        // The identity: no shortcut written, or its condition false (a written shortcut that
+        // names the input, `shortcut { x }`, is not called the identity).
+        let short_is_identity = short.node == cur.node
+            && r.shortcut.as_ref().is_none_or(|s| {
+                s.cond.is_some()
+                    && self.eval_bool(s.cond.as_ref().unwrap(), frame, &cur) == Some(false)
+            });
         let name = scope.fresh("add");
         let inputs = [(body, r.body_span), (short, short_span)];
         let before = self.diags.0.len();
@@ -666,8 +732,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
+                        let has_conv = r.shortcut.as_ref().is_some_and(|s| {
+                            s.body.iter().any(
+                                |st| matches!(&st.kind, StmtKind::Call(c) if c.name.name == "conv"),
+                            )
+                        });
                         d.help = Some(match shortcut {
-                            Some(sc) => shortcut_help(x, b, sc),
+                            Some(sc) => shortcut_help(x, b, sc, has_conv),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         });
                         if short_is_identity {
@@ -1309,7 +1380,8 @@ fn unknown(cur: Cur) -> Cur {
 }
 
 /// The help for a written shortcut whose shape differs from the body's: what to change in it.
-fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape) -> String {
+/// `has_conv`: whether the shortcut has a `conv` to fix; without one, the fix is to add one.
+fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape, has_conv: bool) -> String {
     let (Some([h, w]), Some([bh, bw]), Some(ss)) =
         (input.spatial(), body.spatial(), shortcut.spatial())
     else {
@@ -1320,9 +1392,21 @@ fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape) -> String {
     // The stride a 1×1 conv needs to take h×w to bh×bw.
     let stride = (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw);
     let stride_fix = match stride {
-        Some(s) if s > 1 => format!("give its conv the body's stride, `stride={s}`"),
+        Some(s) if s > 1 && has_conv => format!("give its conv the body's stride, `stride={s}`"),
+        Some(s) if s > 1 => format!(
+            "add a projection `conv({}, 1, stride={s})` to it",
+            body.channels()
+        ),
         _ => format!("make it give {bh}×{bw}"),
     };
+    if !has_conv && size_ok {
+        return format!(
+            "the shortcut gives {} channels but the body {}: add a projection `conv({}, 1)` to it",
+            shortcut.channels(),
+            body.channels(),
+            body.channels()
+        );
+    }
     match (channels_ok, size_ok) {
         (true, false) => format!(
             "the shortcut gives {}×{} but the body {bh}×{bw}: {stride_fix}",
@@ -1334,10 +1418,11 @@ fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape) -> String {
             body.channels(),
             body.channels()
         ),
-        _ => format!(
+        _ if has_conv => format!(
             "the shortcut must give {body}, like the body: make its conv produce {} channels and {stride_fix}",
             body.channels()
         ),
+        _ => format!("the shortcut must give {body}, like the body: {stride_fix}"),
     }
 }
 
