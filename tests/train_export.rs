@@ -208,3 +208,28 @@ fn step_graph_runs_from_its_stored_state() {
     assert!(moved.iter().all(|&d| d <= 1.001e-3), "{moved:?}");
     assert!(moved.iter().filter(|&&d| d > 0.9e-3).count() > moved.len() / 2);
 }
+
+/// A model ending in softmax gets `train`'s warning from `export --grad/--train` too (the loss
+/// applies log-softmax itself); a plain export is an inference model and stays quiet.
+#[test]
+fn training_exports_warn_of_a_final_softmax() {
+    let src = tmp("ends_in_softmax.cnn");
+    std::fs::write(&src, "model S(input: [4]) { linear(3) softmax }\n").unwrap();
+    let out = tmp("ends_in_softmax.onnx");
+    for (flags, warned) in [
+        (&["--grad"][..], true),
+        (&["--train"][..], true),
+        (&[][..], false),
+    ] {
+        let mut args = vec!["export", src.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = cnnc(&args);
+        assert!(o.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            stderr.contains("ends in softmax"),
+            warned,
+            "{flags:?}: {stderr}"
+        );
+    }
+}

@@ -268,3 +268,17 @@ pub fn install_sigint(on: OnSigint) {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
     }
 }
+
+/// Training and gradient graphs apply log-softmax in their loss: a model that already ends
+/// in softmax squashes twice and learns slowly. Said on stderr.
+pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {
+    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
+        eprintln!(
+            "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
+             the output: training sees probabilities squashed twice and learns slowly; end the \
+             model with the class scores (drop the final softmax) as PyTorch's \
+             CrossEntropyLoss expects",
+            model.name
+        );
+    }
+}

@@ -136,6 +136,9 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let seed = a.seed.unwrap_or(0);
     let training = a.grad || a.train;
+    if training {
+        super::common::warn_final_softmax(model);
+    }
     if a.train && a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
         return fail(
             EXIT_USAGE,

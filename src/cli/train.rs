@@ -304,15 +304,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return train_fail(a.format, &e),
         };
-    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
-        eprintln!(
-            "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
-             the output: training sees probabilities squashed twice and learns slowly; end the \
-             model with the class scores (drop the final softmax) as PyTorch's \
-             CrossEntropyLoss expects",
-            model.name
-        );
-    }
+    super::common::warn_final_softmax(model);
     let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
         Ok(p) => p,
         Err(e) => return train_fail(a.format, &e),

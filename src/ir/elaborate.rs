@@ -65,7 +65,7 @@ impl<'a> Definitions<'a> {
                             && Some(prev.name.span.file) == root
                         {
                             d.label(prev.name.span, "defined here")
-                                .label(b.name.span, "and also in a file this one `use`s")
+                                .label(b.name.span, "also defined here, in a `use`d file")
                         } else {
                             d.label(b.name.span, "defined again here")
                                 .label(prev.name.span, "first defined here")

@@ -566,6 +566,14 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
         return d.help("comparisons do not chain: write `a < b and b < c`");
     }
+    // `in` is the incoming tensor only through its fields; alone it is the keyword of
+    // `repeat i in a..b`.
+    if tok == "in" && !text[end..].starts_with('.') {
+        return d.help(
+            "`in` alone is not a value: the incoming tensor's sizes are `in.c`, `in.h`, `in.w` \
+             (an image) and `in.f` (features)",
+        );
+    }
     if is_keyword(tok) && expects("a name") {
         return d.help(format!("`{tok}` is a keyword and cannot be used as a name"));
     }
@@ -798,6 +806,17 @@ impl Builder {
                     value: value.expect("an argument has a value"),
                     span,
                 });
+            }
+        }
+        // As in Python: a positional argument after a named one has no clear place.
+        if let Some(named) = args.iter().position(|a| a.name.is_some()) {
+            if let Some(positional) = args[named..].iter().find(|a| a.name.is_none()) {
+                self.diags.push(
+                    Diagnostic::error(UNEXPECTED, "a positional argument after a named one")
+                        .label(positional.span, "positional")
+                        .label(args[named].span, "after this named argument")
+                        .help("put the positional arguments first, in order, then the named ones: `conv(16, 3, pad=1)`"),
+                );
             }
         }
         Call {

@@ -785,6 +785,21 @@ fn habits_from_other_languages_are_explained() {
         UNEXPECTED,
         &["found `:`", "`pad=2`"],
     );
+    // Python's rule: no positional argument after a named one.
+    check_error(
+        "model M(input: [1, 8, 8]) { conv(kernel=3, 16) }",
+        UNEXPECTED,
+        &[
+            "a positional argument after a named one",
+            "positional arguments first",
+        ],
+    );
+    // `in` alone, for the incoming feature count: its fields are the values.
+    check_error(
+        "model M(input: [4]) { linear(in) }",
+        UNEXPECTED,
+        &["found `in`", "`in.f` (features)"],
+    );
 }
 
 /// Characters pasted from documents are named, with what to write instead; other non-ASCII
