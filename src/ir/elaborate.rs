@@ -138,6 +138,7 @@ type DiagKey = (&'static str, Vec<Span>, String);
 
 struct Elab<'a, 'd> {
     defs: &'a Definitions<'a>,
+    model: &'a ast::ModelDef,
     graph: DiGraph<Node, usize>,
     diags: &'d mut Diagnostics,
     call_stack: Vec<(&'a str, Span)>,
@@ -160,13 +161,14 @@ struct Elab<'a, 'd> {
 
 /// Elaborates one model. The returned graph has every node's shape when `diags` got no
 /// error; `shape::check` certifies it.
-pub fn elaborate_model(
-    model: &ast::ModelDef,
-    defs: &Definitions,
+pub fn elaborate_model<'a>(
+    model: &'a ast::ModelDef,
+    defs: &'a Definitions<'a>,
     diags: &mut Diagnostics,
 ) -> Graph {
     let mut e = Elab {
         defs,
+        model,
         graph: DiGraph::new(),
         diags,
         call_stack: Vec::new(),
@@ -875,6 +877,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("unknown layer `{name}`"),
         )
         .label(call.name.span, "not a layer, block or named tensor");
+        if let Some(d) = self.misplaced_name(name, call.name.span) {
+            self.diags.push(d);
+            return Ok(unknown(cur));
+        }
         d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
             _ if layers::pytorch_equivalent(name).is_some() => {
                 d.help(layers::pytorch_equivalent(name).expect("checked"))
@@ -887,6 +893,54 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         self.diags.push(d);
         Ok(unknown(cur))
+    }
+
+    /// When `name`, unknown where it is used, is the `as` of a tensor elsewhere: named later
+    /// in the same body, or in another block or the model (names are local to their body).
+    fn misplaced_name(&self, name: &str, used: Span) -> Option<Diagnostic> {
+        let current = self.call_stack.last().map(|(block, _)| *block);
+        let here: &[ast::Stmt] = match current {
+            Some(block) => &self.defs.blocks.get(block)?.body,
+            None => &self.model.body,
+        };
+        let error = |message: String| {
+            Diagnostic::error("cnnc::elab::unknown_tensor", message).label(used, "used here")
+        };
+        if let Some(named) = find_alias(here, name) {
+            return Some(
+                error(format!("`{name}` is used before the statement that names it"))
+                    .label(named, "named here, later")
+                    .help("a tensor can be used only after its `as`: move the use below it, or name an earlier tensor"),
+            );
+        }
+        let mut elsewhere: Vec<(&str, Span)> = self
+            .defs
+            .blocks
+            .iter()
+            .filter(|(block, _)| Some(**block) != current)
+            .filter_map(|(block, def)| find_alias(&def.body, name).map(|s| (*block, s)))
+            .collect();
+        elsewhere.sort_by_key(|(_, s)| (s.file, s.start));
+        let (owner, named) = match (current, elsewhere.first()) {
+            (_, Some(&(block, span))) => (format!("block `{block}`"), span),
+            (Some(_), None) => (
+                format!("model `{}`", self.model.name.name),
+                find_alias(&self.model.body, name)?,
+            ),
+            (None, None) => return None,
+        };
+        let inside = match current {
+            Some(block) => format!("block `{block}`"),
+            None => format!("model `{}`", self.model.name.name),
+        };
+        Some(
+            error(format!("`{name}` is a tensor of {owner}, not of {inside}"))
+                .label(named, format!("named here, in {owner}"))
+                .help(format!(
+                    "a name is local to the block or model whose body makes it; to join that \
+                     tensor, write the concat or residual inside {owner}"
+                )),
+        )
     }
 
     fn layer(
@@ -973,6 +1027,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             n.cur.clone()
         });
         let Some(tensor) = found else {
+            if let Some(d) = self.misplaced_name(target.0, target.1) {
+                self.diags.push(d);
+                return Ok(unknown(cur));
+            }
             let names: Vec<&str> = frame.tensors.keys().map(String::as_str).collect();
             let mut d = Diagnostic::error(
                 "cnnc::elab::unknown_tensor",
@@ -1380,6 +1438,27 @@ fn unknown(cur: Cur) -> Cur {
 }
 
 /// The help for a written shortcut whose shape differs from the body's: what to change in it.
+/// The place of the first `as NAME` in `stmts`, at any depth.
+fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
+    stmts.iter().find_map(|st| {
+        if let Some(alias) = st.alias.as_ref().filter(|a| a.name == name) {
+            return Some(alias.span);
+        }
+        match &st.kind {
+            StmtKind::Call(_) => None,
+            StmtKind::Repeat(r) => find_alias(&r.body, name),
+            StmtKind::If(i) => find_alias(&i.then_body, name)
+                .or_else(|| i.else_body.as_deref().and_then(|b| find_alias(b, name))),
+            StmtKind::Concat(c) => c.branches.iter().find_map(|b| find_alias(&b.body, name)),
+            StmtKind::Residual(r) => find_alias(&r.body, name).or_else(|| {
+                r.shortcut
+                    .as_ref()
+                    .and_then(|sc| find_alias(&sc.body, name))
+            }),
+        }
+    })
+}
+
 /// `has_conv`: whether the shortcut has a `conv` to fix; without one, the fix is to add one.
 fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape, has_conv: bool) -> String {
     let (Some([h, w]), Some([bh, bw]), Some(ss)) =
