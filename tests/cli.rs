@@ -606,3 +606,24 @@ fn a_mistake_in_a_repeat_is_reported_once_after_recovery() {
         "{v}"
     );
 }
+
+/// A self-contained export beside the `.data` file of an earlier large export says that file
+/// is stale, and leaves it (it is not necessarily cnnc's).
+#[test]
+fn export_names_a_stale_external_data_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("is left from an earlier export"));
+    let stale = dir.path().join("m.onnx.data");
+    std::fs::write(&stale, b"old weights").unwrap();
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("m.onnx.data is left from an earlier export"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stale.exists());
+}

@@ -452,6 +452,27 @@ fn setup_errors_are_clear() {
     let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--resize 32"), "{}", text(&o));
+    // A 3-channel model of another size: the data's channels at the model's size, resized.
+    let rgb = d.join("rgb.cnn");
+    std::fs::write(
+        &rgb,
+        "model R(input: [3, 64, 64]) { conv(4, 3) relu global_avgpool flatten linear(10) }\n",
+    )
+    .unwrap();
+    let o = cnnc(&[
+        "train",
+        rgb.to_str().unwrap(),
+        "--limit-train",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("declare the model's input as [1, 64, 64] and pass --resize 64"),
+        "{}",
+        text(&o)
+    );
     // --resize on images that already fit: drop it.
     let o = cnnc(&[
         "train",

@@ -205,6 +205,16 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Some((p, n)) => format!(" + {} ({})", p.display(), bytes(*n)),
         None => String::new(),
     };
+    // A self-contained model beside the external data of an earlier, larger export: that
+    // file is not cnnc's to delete (it may be someone else's), but it is stale.
+    let (_, stale) = onnx::lower::external_data_file(&a.output);
+    if written.data.is_none() && stale.is_file() {
+        eprintln!(
+            "note: {} is left from an earlier export; {} no longer uses it, so it can be deleted",
+            stale.display(),
+            a.output.display()
+        );
+    }
     eprintln!(
         "wrote {}{} ({}){data}: model {}, {} parameters, opset {}, in {:.2} s",
         if a.grad {

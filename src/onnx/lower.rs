@@ -254,7 +254,7 @@ pub struct Written {
 
 /// The external data file of a model written to `path`: its `location` as the model records
 /// it (`<file name>.data`, beside the model) and its path.
-pub(crate) fn external_data_file(path: &Path) -> (String, PathBuf) {
+pub fn external_data_file(path: &Path) -> (String, PathBuf) {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -229,13 +229,20 @@ fn fit_images(
                 "the images have {} channel(s) but model `{}` takes {} ({input})",
                 found[0], model.name, expected[0]
             ),
-            help: Some(format!(
-                "declare the model's input as {:?}",
-                match resize {
-                    Some(side) => [found[0], side, side],
-                    None => found,
-                }
-            )),
+            help: Some(match resize {
+                Some(side) => format!(
+                    "declare the model's input as {:?}",
+                    [found[0], side, side]
+                ),
+                // A model made for other data (3-channel 224×224 ImageNet) keeps its size
+                // with the data's channels, resized to it.
+                None if expected[1] == expected[2] && found[1..] != expected[1..] => format!(
+                    "declare the model's input as {:?} and pass --resize {} (or as {found:?} to train on the images as they are)",
+                    [found[0], expected[1], expected[2]],
+                    expected[1]
+                ),
+                None => format!("declare the model's input as {found:?}"),
+            }),
         });
     }
     let same_size = [found[1], found[2]] == [expected[1], expected[2]];
