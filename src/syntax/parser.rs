@@ -568,7 +568,7 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     }
     // `in` is the incoming tensor only through its fields; alone it is the keyword of
     // `repeat i in a..b`.
-    if tok == "in" && !text[end..].starts_with('.') {
+    if tok == "in" && !text[end..].starts_with('.') && !expects("a name") {
         return d.help(
             "`in` alone is not a value: the incoming tensor's sizes are `in.c`, `in.h`, `in.w` \
              (an image) and `in.f` (features)",
