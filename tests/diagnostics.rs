@@ -208,8 +208,8 @@ fn every_warning_can_be_allowed() {
 }
 
 /// `unused_name` fires for an `as x` that nothing ever reads, counting every iteration of a
-/// repeat and every call of a block: a name read in a later iteration, or in one call only,
-/// is used. The model's output, `_`-names and an erroneous model are left alone.
+/// repeat and every call of a block: a name read in a later iteration, in one call only, or
+/// written in a branch that did not run, is used. The model's output, `_`-names and an erroneous model are left alone.
 #[test]
 fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
     let cases = [
@@ -224,7 +224,8 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
         ),
         // A block names its input and reads it only when `skip` is set; one call sets it.
         ("unit(false) unit(true)", None),
-        ("unit(false) unit(false)", Some("`t`")),
+        // Read in the source, in a branch no call takes: not this warning's business.
+        ("unit(false) unit(false)", None),
         (
             "conv(8, 3) as a relu conv(9, 3) as b residual { conv(8, 1) }",
             None,
@@ -270,4 +271,43 @@ fn a_mistake_past_column_65535_is_reported_by_position() {
         "the line is not drawn: {} bytes",
         stderr.len()
     );
+}
+
+/// A name used where it is not visible says why: named later in the same body, named only in
+/// a branch that did not run, or named in another block.
+#[test]
+fn a_tensor_out_of_sight_says_where_it_is_named() {
+    for (body, message, label) in [
+        (
+            "concat { e {} } conv(8, 1) as e",
+            "used before the statement that names it",
+            "named here, later",
+        ),
+        (
+            "if false { conv(8, 1) as e } concat { e {} }",
+            "no tensor is named `e` here",
+            "did not run",
+        ),
+        (
+            "enc concat { crop(s) {} }",
+            "a tensor of block `enc`, not of model `M`",
+            "in block `enc`",
+        ),
+    ] {
+        let src = format!(
+            "block enc() {{ conv(8, 1) as s relu }}\nmodel M(input: [8, 8, 8]) {{ {body} }}\n"
+        );
+        let c = cnnc::compile_source(std::path::Path::new("sight.cnn"), src);
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::elab::unknown_tensor")
+            .unwrap_or_else(|| panic!("{body}: no unknown_tensor"));
+        assert!(d.message.contains(message), "{body}: {}", d.message);
+        assert!(
+            d.labels.iter().any(|l| l.text.contains(label)),
+            "{body}: {:?}",
+            d.labels
+        );
+    }
 }

@@ -191,7 +191,9 @@ pub fn check_output_path(
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("cnn"))
     {
-        let stem = path.with_extension(match example.rsplit_once('.') {
+        // `ckpt.safetensors` is a double extension; the others are one.
+        let stem = path.with_extension(match example.split_once('.') {
+            Some(("ckpt", _)) => example,
             Some((_, ext)) => ext,
             None => "out",
         });

@@ -95,7 +95,8 @@ impl From<RuntimeError> for Failure {
     }
 }
 
-/// A session for the model read from `path`; a model ONNX Runtime refuses is named.
+/// A session for the model read from `path`; a model file ONNX Runtime refuses is named
+/// (exit 2), a `.cnn` compiled here that it refuses is cnnc's failure (exit 3).
 fn open_session(
     rt: &Runtime,
     bytes: &[u8],
@@ -103,10 +104,10 @@ fn open_session(
     path: &Path,
 ) -> Result<runtime::Session, Failure> {
     rt.session(bytes, device).map_err(|e| match e {
-        RuntimeError::InvalidModel { .. } => {
+        RuntimeError::InvalidModel { .. } if !is_source(path) => {
             Failure(EXIT_USAGE, format!("{}: {e}", path.display()))
         }
-        e => e.into(),
+        e => e.for_generated_graph().into(),
     })
 }
 

@@ -264,12 +264,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
     let data_files = cnnc::train::DataSource::resolve(&a.data)
         .map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels])
         .ok();
-    let mut inputs: Vec<(&str, &Path)> = compilation
-        .sources
-        .files()
-        .map(|(_, f)| ("a source of the model", f.path.as_path()))
-        .collect();
-    inputs.push(("the model's source", &a.file));
+    let mut inputs: Vec<(&str, &Path)> = vec![("the model's source", &a.file)];
+    inputs.extend(
+        compilation
+            .sources
+            .files()
+            .map(|(_, f)| ("a source of the model (through `use`)", f.path.as_path())),
+    );
     inputs.extend(
         data_files
             .iter()

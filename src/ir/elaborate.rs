@@ -653,6 +653,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             if !bare(branch) || !bare(before) || !SHAPE_KEEPING.contains(&layer) {
                 continue;
             }
+            let layer_text = if call.parens {
+                format!("{layer}(…)")
+            } else {
+                layer.to_string()
+            };
             let previous = match &before.body[0].kind {
                 StmtKind::Call(c) if c.parens => format!("{}(…)", c.name.name),
                 StmtKind::Call(c) => c.name.name.clone(),
@@ -670,8 +675,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .label(before.span, "the branch before, not followed by it")
                 .help(format!(
                     "to apply `{layer}` within the branch before, brace the two: \
-                     `{{ {previous} {layer} }}`; if a branch of `{layer}` alone is meant, \
-                     write it as `{{ {layer} }}`"
+                     `{{ {previous} {layer_text} }}`; if a branch of `{layer}` alone is meant, \
+                     write it as `{{ {layer_text} }}`"
                 )),
             );
         }
@@ -688,7 +693,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.flush_dilation_run();
         let body = self.body(&r.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
-        let (short, short_span) = match &r.shortcut {
+        // The identity: no shortcut written, or its condition false (a written shortcut that
+        // names the input, `shortcut { x }`, is not called the identity).
+        let (short, short_span, short_is_identity) = match &r.shortcut {
             Some(s) => {
                 let apply = match &s.cond {
                     Some(cond) => self.eval_bool(cond, frame, &cur),
@@ -702,10 +709,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                         self.concat_depth += 1;
                         let short = self.body(&s.body, cur.clone(), frame, &mut sub);
                         self.concat_depth -= 1;
-                        (short?, s.span)
+                        (short?, s.span, false)
                     }
-                    Some(false) => (cur.clone(), s.span),
-                    None => (unknown(cur.clone()), s.span),
+                    Some(false) => (cur.clone(), s.span, true),
+                    None => (unknown(cur.clone()), s.span, false),
                 }
             }
             None => (
@@ -714,31 +721,21 @@ impl<'a, 'd> Elab<'a, 'd> {
                     end: span.start + "residual".len() as u32,
                     ..span
                 },
+                true,
             ),
         };
         self.flush_dilation_run();
-        // The identity: no shortcut written, or its condition false (a written shortcut that
-        // names the input, `shortcut { x }`, is not called the identity).
-        let short_is_identity = short.node == cur.node
-            && r.shortcut.as_ref().is_none_or(|s| {
-                s.cond.is_some()
-                    && self.eval_bool(s.cond.as_ref().unwrap(), frame, &cur) == Some(false)
-            });
         let name = scope.fresh("add");
         let inputs = [(body, r.body_span), (short, short_span)];
         let before = self.diags.0.len();
         let out = self.merge(Op::Add, name, span, &inputs)?;
         // Add a residual-specific help: the projection shortcut that would fix it.
         if self.diags.0.len() > before {
+            let has_conv = self.conv_between(cur.node, inputs[1].0.node);
             if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
-                        let has_conv = r.shortcut.as_ref().is_some_and(|s| {
-                            s.body.iter().any(
-                                |st| matches!(&st.kind, StmtKind::Call(c) if c.name.name == "conv"),
-                            )
-                        });
                         d.help = Some(match shortcut {
                             Some(sc) => shortcut_help(x, b, sc, has_conv),
                             None => projection_help(x, b, r.shortcut.is_some()),
@@ -895,6 +892,34 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(unknown(cur))
     }
 
+    /// Whether a conv lies on a path from `from` to `to` (`to` included) in the graph built so
+    /// far: a shortcut with a projection, however written (a block, an `if`).
+    fn conv_between(&self, from: NodeIndex, to: NodeIndex) -> bool {
+        let mut stack = vec![to];
+        let mut seen = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == from || !seen.insert(n) {
+                continue;
+            }
+            if matches!(self.graph[n].op, Op::Conv(_)) {
+                return true;
+            }
+            stack.extend(
+                self.graph
+                    .neighbors_directed(n, petgraph::Direction::Incoming),
+            );
+        }
+        false
+    }
+
+    /// Whether any body (the model's, a block's) reads `name`: as a statement of its own or
+    /// in `crop(name)`.
+    fn read_in_source(&self, name: &str) -> bool {
+        std::iter::once(&self.model.body[..])
+            .chain(self.defs.blocks.values().map(|b| &b.body[..]))
+            .any(|body| reads_name(body, name))
+    }
+
     /// When `name`, unknown where it is used, is the `as` of a tensor elsewhere: named later
     /// in the same body, or in another block or the model (names are local to their body).
     fn misplaced_name(&self, name: &str, used: Span) -> Option<Diagnostic> {
@@ -907,11 +932,16 @@ impl<'a, 'd> Elab<'a, 'd> {
             Diagnostic::error("cnnc::elab::unknown_tensor", message).label(used, "used here")
         };
         if let Some(named) = find_alias(here, name) {
-            return Some(
+            let later = named.file == used.file && named.start > used.start;
+            return Some(if later {
                 error(format!("`{name}` is used before the statement that names it"))
                     .label(named, "named here, later")
-                    .help("a tensor can be used only after its `as`: move the use below it, or name an earlier tensor"),
-            );
+                    .help("a tensor can be used only after its `as`: move the use below it, or name an earlier tensor")
+            } else {
+                error(format!("no tensor is named `{name}` here"))
+                    .label(named, "named only here, in a part that did not run")
+                    .help("this `as` is in an `if` branch not taken or a repeat of no iterations; name the tensor where it always runs")
+            });
         }
         let mut elsewhere: Vec<(&str, Span)> = self
             .defs
@@ -1272,8 +1302,6 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
     }
 
-    /// Warns when a chain with dilated convolutions leaves holes in its receptive field:
-    /// offsets between its first and last that no path through the chain reaches.
     /// Warns of every `as NAME` whose tensor was never read by name (in any iteration of a
     /// repeat, in any call of a block): usually a skip connection that was meant and
     /// forgotten. The model's output and names starting with `_` are exempt.
@@ -1285,6 +1313,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 !self.names_read.contains(span)
                     && !name.starts_with('_')
                     && !nodes.contains(&output)
+                    // Read in the source, in a branch or call that did not run this time.
+                    && !self.read_in_source(name)
             })
             .map(|(span, (name, _))| (span, name))
             .collect();
@@ -1307,6 +1337,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.diags.0.extend(warnings);
     }
 
+    /// Warns when a chain with dilated convolutions leaves holes in its receptive field:
+    /// offsets between its first and last that no path through the chain reaches.
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
         // Per axis: at least two convolutions dilated along it, and a hole along it.
@@ -1437,7 +1469,32 @@ fn unknown(cur: Cur) -> Cur {
     }
 }
 
-/// The help for a written shortcut whose shape differs from the body's: what to change in it.
+/// Whether `stmts` read the tensor `name` (`name` as a statement, or `crop(name)`), at any
+/// depth.
+fn reads_name(stmts: &[ast::Stmt], name: &str) -> bool {
+    stmts.iter().any(|st| match &st.kind {
+        StmtKind::Call(c) => {
+            (c.name.name == name && !c.parens)
+                || (c.name.name == "crop"
+                    && c.args
+                        .iter()
+                        .any(|a| matches!(&a.value.kind, ast::ExprKind::Var(n) if n == name)))
+        }
+        StmtKind::Repeat(r) => reads_name(&r.body, name),
+        StmtKind::If(i) => {
+            reads_name(&i.then_body, name)
+                || i.else_body.as_deref().is_some_and(|b| reads_name(b, name))
+        }
+        StmtKind::Concat(c) => c.branches.iter().any(|b| reads_name(&b.body, name)),
+        StmtKind::Residual(r) => {
+            reads_name(&r.body, name)
+                || r.shortcut
+                    .as_ref()
+                    .is_some_and(|sc| reads_name(&sc.body, name))
+        }
+    })
+}
+
 /// The place of the first `as NAME` in `stmts`, at any depth.
 fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
     stmts.iter().find_map(|st| {
@@ -1459,6 +1516,7 @@ fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
     })
 }
 
+/// The help for a written shortcut whose shape differs from the body's: what to change in it.
 /// `has_conv`: whether the shortcut has a `conv` to fix; without one, the fix is to add one.
 fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape, has_conv: bool) -> String {
     let (Some([h, w]), Some([bh, bw]), Some(ss)) =

@@ -37,6 +37,20 @@ impl RuntimeError {
         }
     }
 
+    /// For a graph cnnc generated itself (a `.cnn` compiled, a training step): ONNX Runtime
+    /// refusing it is not the user's file but cnnc's, or an ONNX Runtime too old for it.
+    pub fn for_generated_graph(self) -> RuntimeError {
+        match self {
+            RuntimeError::InvalidModel { message } => RuntimeError::Ort {
+                context: "loading the graph cnnc generated (upgrade onnxruntime; if it persists, \
+                          this is a cnnc bug)"
+                    .to_string(),
+                message,
+            },
+            e => e,
+        }
+    }
+
     /// True when the error is the user's input (a bad model file or input array) rather than a
     /// failure of ONNX Runtime itself; the CLI maps it to the usage exit code.
     pub fn is_user_input(&self) -> bool {

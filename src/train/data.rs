@@ -235,21 +235,8 @@ impl Dataset {
         classes: usize,
         limit: Option<usize>,
     ) -> Result<Dataset, DataError> {
+        images.check_against(labels)?;
         let (n, height, width) = (images.dims[0], images.dims[1], images.dims[2]);
-        if height == 0 || width == 0 {
-            return Err(DataError::BadHeader {
-                path: images.path.clone(),
-                message: format!("images of {height}×{width} pixels"),
-            });
-        }
-        if n != labels.dims[0] {
-            return Err(DataError::CountMismatch {
-                images: images.path.clone(),
-                n_images: n,
-                labels: labels.path.clone(),
-                n_labels: labels.dims[0],
-            });
-        }
         let n = limit.map_or(n, |l| l.min(n));
         // Everything this set will hold, checked before the first byte is read: a few
         // kilobytes of gzip can claim gigabytes of examples.
@@ -430,6 +417,10 @@ impl DataSource {
             }
             .into());
         }
+        // What is wrong with the files is said before what does not fit the model.
+        for (images, labels) in [(&train_images, &train_labels), (&test_images, &test_labels)] {
+            images.check_against(labels)?;
+        }
         let fit = check([1, train_images.dims[1], train_images.dims[2]])?;
         let train = Dataset::from_headers(&train_images, &train_labels, classes, limits[0])?;
         let test = Dataset::from_headers(&test_images, &test_labels, classes, limits[1])?;
@@ -443,6 +434,8 @@ pub struct IdxHeader {
     pub path: PathBuf,
     pub dims: Vec<usize>,
     gzipped: bool,
+    /// The file's length on disk (compressed, for gzip).
+    file_len: u64,
 }
 
 impl IdxHeader {
@@ -484,6 +477,7 @@ impl IdxHeader {
             path: path.to_path_buf(),
             dims,
             gzipped,
+            file_len,
         };
         let stream_err = |e| header(Vec::new()).stream_error(e);
 
@@ -542,6 +536,27 @@ impl IdxHeader {
         Ok((header(dims), reader))
     }
 
+    /// Checks an image file's header (`self`) against its label file's: images of some
+    /// pixels, one label per image.
+    fn check_against(&self, labels: &IdxHeader) -> Result<(), DataError> {
+        let (n, height, width) = (self.dims[0], self.dims[1], self.dims[2]);
+        if height == 0 || width == 0 {
+            return Err(DataError::BadHeader {
+                path: self.path.clone(),
+                message: format!("images of {height}×{width} pixels"),
+            });
+        }
+        if n != labels.dims[0] {
+            return Err(DataError::CountMismatch {
+                images: self.path.clone(),
+                n_images: n,
+                labels: labels.path.clone(),
+                n_labels: labels.dims[0],
+            });
+        }
+        Ok(())
+    }
+
     /// Bytes per record (one image, one label).
     fn record_len(&self) -> usize {
         self.dims[1..].iter().product()
@@ -550,14 +565,31 @@ impl IdxHeader {
     /// Reads the data of the first `limit` records (all when `None`). Reading everything
     /// also checks that the file holds exactly what the header claims.
     fn read_records(&self, limit: Option<usize>) -> Result<Vec<u8>, DataError> {
-        let (_, reader) = IdxHeader::open(&self.path, IDX_MAGIC_PREFIX | self.dims.len() as u32)?;
+        let (again, reader) =
+            IdxHeader::open(&self.path, IDX_MAGIC_PREFIX | self.dims.len() as u32)?;
+        if again.dims != self.dims {
+            return Err(DataError::BadHeader {
+                path: self.path.clone(),
+                message: format!(
+                    "the file changed while it was read (dimensions {:?}, then {:?})",
+                    self.dims, again.dims
+                ),
+            });
+        }
         let n = self.dims[0];
         let records = limit.map_or(n, |l| l.min(n));
         // Both fit MAX_IDX_BYTES: the header was checked.
         let claimed = (n * self.record_len()) as u64;
         let wanted = (records * self.record_len()) as u64;
+        // A raw file's length has confirmed the claim. A gzip claim is only bounded (by 1040×
+        // the file), so start at what such files usually inflate to and let the buffer grow.
+        let capacity = if self.gzipped {
+            wanted.min(self.file_len.saturating_mul(4))
+        } else {
+            wanted
+        };
         let mut data = Vec::new();
-        data.try_reserve_exact(wanted as usize)
+        data.try_reserve_exact(capacity as usize)
             .map_err(|_| DataError::OutOfMemory {
                 path: self.path.clone(),
                 bytes: wanted,

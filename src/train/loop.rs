@@ -573,8 +573,12 @@ pub fn sessions(
     let eval = graph::eval_model(model, sources)?;
     let rt = Runtime::get()?;
     Ok(Sessions {
-        step: rt.session_with(&step.model.encode_to_vec(), options)?,
-        eval: rt.session_with(&eval.encode_to_vec(), options)?,
+        step: rt
+            .session_with(&step.model.encode_to_vec(), options)
+            .map_err(RuntimeError::for_generated_graph)?,
+        eval: rt
+            .session_with(&eval.encode_to_vec(), options)
+            .map_err(RuntimeError::for_generated_graph)?,
         carried: step.carried,
         takes_step: step.takes_step,
     })
