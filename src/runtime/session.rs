@@ -61,6 +61,16 @@ fn format_shape(shape: &[usize]) -> String {
     format!("{shape:?}")
 }
 
+/// A value type in words (`a bool tensor`, `a sequence`), for messages.
+fn describe_value_type(t: &ValueType) -> String {
+    match t {
+        ValueType::Tensor { ty, .. } => format!("a {} tensor", format!("{ty:?}").to_lowercase()),
+        ValueType::Sequence(_) => "a sequence".to_string(),
+        ValueType::Map { .. } => "a map".to_string(),
+        ValueType::Optional(_) => "an optional value".to_string(),
+    }
+}
+
 impl TensorSpec {
     fn from_outlet(outlet: &ort::value::Outlet) -> TensorSpec {
         let (element, shape) = match outlet.dtype() {
@@ -86,7 +96,7 @@ impl TensorSpec {
                     .collect();
                 (element, dims)
             }
-            other => (ElementType::Other(format!("{other:?}")), Vec::new()),
+            other => (ElementType::Other(describe_value_type(other)), Vec::new()),
         };
         TensorSpec {
             name: outlet.name().to_string(),
@@ -470,7 +480,8 @@ pub(super) fn read_output(
         other => {
             return Err(RuntimeError::Input {
                 message: format!(
-                    "output `{name}` has type {other:?}; cnnc reads float32 and int64 tensors"
+                    "output `{name}` is {}; cnnc reads float32 and int64 tensors",
+                    describe_value_type(other)
                 ),
             })
         }
