@@ -281,22 +281,30 @@ impl Dataset {
         })
     }
 
-    /// Checks the images against the model's input `[C, H, W]`. Returns the size batches must
-    /// be resized to (`Some((h, w))`) when `resize` is allowed and the sizes differ, `None`
-    /// when they already match. Channels are never converted.
+    /// [`fit_input`] of these images.
     pub fn fit_input(
         &self,
         expected: [usize; 3],
         resize: bool,
     ) -> Result<Option<(usize, usize)>, DataError> {
-        let found = self.image_shape();
-        if found == expected {
-            Ok(None)
-        } else if resize && found[0] == expected[0] && expected[1] > 0 && expected[2] > 0 {
-            Ok(Some((expected[1], expected[2])))
-        } else {
-            Err(DataError::ShapeMismatch { found, expected })
-        }
+        fit_input(self.image_shape(), expected, resize)
+    }
+}
+
+/// Checks images of `found` `[C, H, W]` against the model's input `expected`. Returns the size
+/// batches must be resized to (`Some((h, w))`) when `resize` is allowed and the sizes differ,
+/// `None` when they already match. Channels are never converted.
+pub fn fit_input(
+    found: [usize; 3],
+    expected: [usize; 3],
+    resize: bool,
+) -> Result<Option<(usize, usize)>, DataError> {
+    if found == expected {
+        Ok(None)
+    } else if resize && found[0] == expected[0] && expected[1] > 0 && expected[2] > 0 {
+        Ok(Some((expected[1], expected[2])))
+    } else {
+        Err(DataError::ShapeMismatch { found, expected })
     }
 }
 

@@ -246,42 +246,37 @@ fn fit_images(
         });
     }
     let same_size = [found[1], found[2]] == [expected[1], expected[2]];
-    match resize {
-        None if same_size => Ok(None),
-        None => {
-            let help = if expected[1] == expected[2] {
-                format!(
-                    "pass --resize {} to resize the {}×{} images to the model's {}×{} (bilinear), or declare the model's input as {:?}",
-                    expected[1], found[1], found[2], expected[1], expected[2], found
-                )
-            } else {
-                format!("declare the model's input as {found:?}")
-            };
-            Err(TrainError::Mismatch {
-                message: DataError::ShapeMismatch { found, expected }.to_string(),
-                help: Some(help),
-            })
-        }
-        Some(side) if [side, side] != [expected[1], expected[2]] => {
-            let help = if same_size {
-                Some(format!(
-                    "drop --resize: the images are already {}×{}",
-                    found[1], found[2]
-                ))
-            } else {
-                (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
-            };
-            Err(TrainError::Mismatch {
-                message: format!(
-                    "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
-                    model.name, expected[1], expected[2]
-                ),
-                help,
-            })
-        }
-        Some(_) if same_size => Ok(None),
-        Some(side) => Ok(Some((side, side))),
+    if let Some(side) = resize.filter(|&side| [side, side] != [expected[1], expected[2]]) {
+        let help = if same_size {
+            Some(format!(
+                "drop --resize: the images are already {}×{}",
+                found[1], found[2]
+            ))
+        } else {
+            (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
+        };
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "--resize {side} gives {side}×{side} images but model `{}` takes {}×{}",
+                model.name, expected[1], expected[2]
+            ),
+            help,
+        });
     }
+    super::data::fit_input(found, expected, resize.is_some()).map_err(|e| {
+        let help = if expected[1] == expected[2] {
+            format!(
+                "pass --resize {} to resize the {}×{} images to the model's {}×{} (bilinear), or declare the model's input as {:?}",
+                expected[1], found[1], found[2], expected[1], expected[2], found
+            )
+        } else {
+            format!("declare the model's input as {found:?}")
+        };
+        TrainError::Mismatch {
+            message: e.to_string(),
+            help: Some(help),
+        }
+    })
 }
 
 /// What a run reports as it goes.
