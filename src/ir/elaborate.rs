@@ -390,8 +390,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             StmtKind::Concat(c) => self.concat(c, stmt.span, cur, frame, scope)?,
             StmtKind::Residual(r) => self.residual(r, stmt.span, cur, frame, scope)?,
         };
+        let mut out = out;
         if let Some(assert) = &stmt.assert {
-            self.check_assert(assert, &out, frame);
+            // As a type ascription does in rustc: after a failed assertion, checking goes on
+            // with the shape the user wrote, so the assertions and layers written from that
+            // belief do not all fail in turn.
+            if let Some(believed) = self.check_assert(assert, &out, frame) {
+                out.shape = Some(believed);
+            }
         }
         if let Some(alias) = &stmt.alias {
             if layers::lookup(&alias.name).is_some()
@@ -443,8 +449,15 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(out)
     }
 
-    fn check_assert(&mut self, assert: &ast::ShapeAssert, out: &Cur, frame: &Frame) {
-        let Some(shape) = &out.shape else { return };
+    /// Reports a failed shape assertion; returns the asserted shape when checking should go
+    /// on with it (a shape a tensor can have, not one with the batch written in).
+    fn check_assert(
+        &mut self,
+        assert: &ast::ShapeAssert,
+        out: &Cur,
+        frame: &Frame,
+    ) -> Option<Shape> {
+        let shape = out.shape.as_ref()?;
         let mut dims = Vec::new();
         for d in &assert.dims {
             match eval(d, &frame.env, Some(shape)) {
@@ -460,28 +473,35 @@ impl<'a, 'd> Elab<'a, 'd> {
                         )
                         .label(d.span, "here"),
                     );
-                    return;
+                    return None;
                 }
-                Err(e) => return self.report_eval(e),
+                Err(e) => {
+                    self.report_eval(e);
+                    return None;
+                }
             }
         }
         let expected = Shape(dims);
-        if &expected != shape {
-            self.diags.push(
-                Diagnostic::error(
-                    "cnnc::shape::assertion_failed",
-                    format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
-                )
-                .label(assert.span, format!("the tensor here is {shape}"))
-                .help(if expected.dims().get(1..) == Some(shape.dims()) {
-                    format!("shapes leave out the batch dimension: write `: {shape}`")
-                } else {
-                    format!(
-                        "write `: {shape}` if that is what you meant, or fix the layers before it"
-                    )
-                }),
-            );
+        if &expected == shape {
+            return None;
         }
+        let batch_written = expected.dims().get(1..) == Some(shape.dims());
+        self.diags.push(
+            Diagnostic::error(
+                "cnnc::shape::assertion_failed",
+                format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
+            )
+            .label(assert.span, format!("the tensor here is {shape}"))
+            .help(if batch_written {
+                format!("shapes leave out the batch dimension: write `: {shape}`")
+            } else {
+                format!("write `: {shape}` if that is what you meant, or fix the layers before it")
+            }),
+        );
+        let usable = !batch_written
+            && matches!(expected.dims().len(), 1 | 3)
+            && expected.dims().iter().all(|&d| d > 0);
+        usable.then_some(expected)
     }
 
     fn eval_bool(&mut self, e: &ast::Expr, frame: &Frame, cur: &Cur) -> Option<bool> {
@@ -1263,16 +1283,23 @@ impl<'a, 'd> Elab<'a, 'd> {
             tensors: HashMap::new(),
         };
         let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
+        // Deduplicate on both sides of the body, so that what it reports is new and keyed
+        // without the call: a mistake inside a block is reported once, at its first call.
+        self.dedupe_diagnostics();
         let before = self.diags.0.len();
         let out = self.body(&block.body, cur, &mut inner, &mut sub);
         self.call_stack.pop();
-        // Point every error from inside the block at the call that expanded it.
+        self.dedupe_diagnostics();
+        // Point every error and warning from inside the block at the call that expanded it
+        // (the sizes in its message are that call's), except those about the text alone.
         for d in &mut self.diags.0[before..] {
             let own_labels = matches!(
                 d.code,
-                "cnnc::elab::too_many_errors" | "cnnc::elab::recursive_block"
+                "cnnc::elab::too_many_errors"
+                    | "cnnc::elab::recursive_block"
+                    | "cnnc::elab::bare_branch"
             );
-            if d.is_error() && !own_labels {
+            if !own_labels {
                 d.labels.push(crate::diag::Label {
                     span: call.span,
                     text: format!("in this call of `{name}`"),
