@@ -167,6 +167,31 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
     }
 }
 
+/// `pad=same` warns exactly when its total padding d·(k−1) is odd, so that it cannot be split
+/// evenly: an even kernel, unless an even dilation makes the total even.
+#[test]
+fn even_kernel_same_is_warned_exactly_when_the_padding_is_asymmetric() {
+    for (conv, asymmetric) in [
+        ("conv(4, 3, pad=same)", false),
+        ("conv(4, 4, pad=same)", true),
+        ("conv(4, 2, pad=same, dilation=2)", false),
+        ("conv(4, 2, pad=same, dilation=3)", true),
+        ("conv(4, [3, 2], pad=same, dilation=2)", false),
+        ("conv(4, [3, 2], pad=same)", true),
+    ] {
+        let c = cnnc::compile_source(
+            std::path::Path::new("same.cnn"),
+            format!("model M(input: [2, 16, 16]) {{ {conv} }}"),
+        );
+        assert!(!c.diagnostics.has_errors(), "{conv}");
+        let warned = c
+            .diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::shape::even_kernel_same");
+        assert_eq!(warned, asymmetric, "{conv}");
+    }
+}
+
 /// `--allow CODE` silences each warning of the warning fixtures (by its short name), and only
 /// warnings: an error code is refused as an argument.
 #[test]

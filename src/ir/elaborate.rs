@@ -902,6 +902,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             _ if layers::pytorch_equivalent(name).is_some() => {
                 d.help(layers::pytorch_equivalent(name).expect("checked"))
             }
+            _ if layers::missing_layer_hint(name).is_some() => {
+                d.help(layers::missing_layer_hint(name).expect("checked"))
+            }
             Some(s) => d.help(format!("did you mean `{s}`?")),
             None => d.help(format!(
                 "the layers are: {}",

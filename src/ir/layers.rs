@@ -188,6 +188,66 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
     Some(format!("`{name}` is PyTorch's name; cnnc's layer is {how}"))
 }
 
+/// What to write instead of a well-known layer cnnc does not have (`gelu`, `upsample`,
+/// `LayerNorm`, `global_maxpool`, `cat`, …), matched ignoring case and underscores: the help
+/// of an unknown layer where a near name would mislead (`gelu` is not `elu`).
+pub fn missing_layer_hint(name: &str) -> Option<String> {
+    let key: String = name
+        .chars()
+        .filter(|&c| c != '_')
+        .flat_map(char::to_lowercase)
+        .collect();
+    let activations = "relu, leaky_relu, elu, sigmoid, tanh and softmax";
+    let hint = match key.as_str() {
+        "gelu" | "silu" | "swish" | "mish" | "hardswish" | "hardsigmoid" | "softplus" | "selu"
+        | "celu" | "prelu" | "relu6" | "softsign" | "hardtanh" | "logsigmoid" => {
+            format!("cnnc has no `{name}`; its activations are {activations}")
+        }
+        "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
+                         logits); `cnnc train` applies softmax cross-entropy itself"
+            .to_string(),
+        "upsample"
+        | "interpolate"
+        | "upsamplingnearest2d"
+        | "upsamplingbilinear2d"
+        | "pixelshuffle"
+        | "maxunpool2d"
+        | "maxunpool" => format!(
+            "cnnc has no `{name}`; upsample with a transposed conv, e.g. `convT(64, 2, \
+             stride=2)` doubles the height and width, as U-Net's up-convolutions do"
+        ),
+        "layernorm" | "groupnorm" | "instancenorm" | "instancenorm2d" => {
+            format!("cnnc has no `{name}`; its normalization layer is `batchnorm`")
+        }
+        "lrn" | "localresponsenorm" => format!(
+            "cnnc has no `{name}`; its normalization layer is `batchnorm` (d2l's AlexNet drops \
+             the original's local response normalization)"
+        ),
+        "globalmaxpool" | "adaptivemaxpool" | "adaptivemaxpool2d" => format!(
+            "cnnc has no `{name}`; a global max pooling is `maxpool([in.h, in.w])`, and \
+             `global_avgpool` / `adaptive_avgpool(output)` average"
+        ),
+        "cat" | "concatenate" | "stack" => {
+            "concatenation is `concat { {branch} {branch} … }`: each braced branch takes the \
+             same input, and the outputs are joined along the channels"
+                .to_string()
+        }
+        "add" | "sum" => "a sum with the input is `residual { body }` (body(x) + x), with \
+                          `shortcut { … }` for a projection"
+            .to_string(),
+        "identity" => "the identity is an empty branch, `{}`".to_string(),
+        "sequential" | "modulelist" => {
+            "layers in a row are simply written one after another; `block Name(params) { … }` \
+             names a group to reuse"
+                .to_string()
+        }
+        "conv1d" | "conv3d" | "maxpool1d" | "maxpool3d" | "avgpool1d" | "avgpool3d"
+        | "batchnorm3d" => format!("cnnc is for 2-D images only: it has no `{name}`"),
+        _ => return None,
+    };
+    Some(hint)
+}
+
 /// PyTorch argument names users type from habit, and cnnc's name for each.
 const ALIASES: &[(&str, &str)] = &[
     ("padding", "pad"),
@@ -278,7 +338,8 @@ pub fn build(
                     let total = dilation[a] * (kernel[a] - 1);
                     p.begin[a] = total / 2;
                     p.end[a] = total - total / 2;
-                    even |= kernel[a].is_multiple_of(2);
+                    // Odd total padding (an even kernel, unless an even dilation evens it).
+                    even |= p.begin[a] != p.end[a];
                 }
                 if even {
                     diags.push(
