@@ -382,7 +382,16 @@ fn batches_resize_on_the_fly() {
     assert!(close(b.images, &resize_bilinear(&data.images, 2, 2, 4, 4)));
 }
 
-fn checkpoint() -> Checkpoint {
+/// A checked model compiled from `source` (named `lenet.cnn`).
+fn checked(source: &str) -> cnnc::shape::CheckedModel {
+    let c = cnnc::compile_source(Path::new("lenet.cnn"), source.to_string());
+    assert!(!c.diagnostics.has_errors(), "{source}");
+    c.models.into_iter().next().unwrap()
+}
+
+const LENET: &str = "model LeNet(input: [1, 4, 4]) { conv(2, 2) flatten linear(2) }";
+
+fn checkpoint_of(model: &cnnc::shape::CheckedModel) -> Checkpoint {
     let mut tensors = BTreeMap::new();
     tensors.insert(
         "param.conv1.weight".to_string(),
@@ -399,8 +408,9 @@ fn checkpoint() -> Checkpoint {
         epoch: 3,
         step: 705,
         rng_seed: u64::MAX - 1,
-        model_name: "LeNet".to_string(),
-        source_sha256: "ab".repeat(32),
+        model_name: model.name.clone(),
+        source_sha256: model.source_hash.clone(),
+        model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({"kind": "sgd", "lr": 0.9}),
     }
 }
@@ -409,13 +419,14 @@ fn checkpoint() -> Checkpoint {
 fn checkpoint_round_trips_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lenet.ckpt");
-    let mut ckpt = checkpoint();
+    let lenet = checked(LENET);
+    let mut ckpt = checkpoint_of(&lenet);
     ckpt.save(&path).unwrap();
     assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
     // Overwriting replaces the file; no temporary files are left either time.
     ckpt.epoch = 4;
     ckpt.save(&path).unwrap();
-    let loaded = Checkpoint::load_for(&path, "LeNet", &"AB".repeat(32)).unwrap();
+    let loaded = Checkpoint::load_for(&path, &lenet).unwrap();
     assert_eq!(loaded.epoch, 4);
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -424,13 +435,24 @@ fn checkpoint_round_trips_atomically() {
     assert_eq!(names, vec![std::ffi::OsString::from("lenet.ckpt")]);
 }
 
+/// A checkpoint belongs to the network, not to the text: an edit of comments or layout keeps
+/// it, a changed layer or another model does not; a checkpoint without a structure hash
+/// (older cnnc) is matched by the source's hash.
 #[test]
-fn checkpoint_errors_are_clear() {
+fn checkpoint_matches_the_network_not_the_text() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.safetensors");
-    checkpoint().save(&path).unwrap();
+    let lenet = checked(LENET);
+    checkpoint_of(&lenet).save(&path).unwrap();
 
-    let e = Checkpoint::load_for(&path, "LeNet", &"cd".repeat(32)).unwrap_err();
+    let relaid = checked(
+        "# LeNet, reformatted\nmodel LeNet(input: [1, 4, 4]) {\n    conv(2, 2)  // the only conv\n    flatten\n    linear(2)\n}\n",
+    );
+    assert_ne!(relaid.source_hash, lenet.source_hash);
+    Checkpoint::load_for(&path, &relaid).unwrap();
+
+    let changed = checked("model LeNet(input: [1, 4, 4]) { conv(2, 2) relu flatten linear(2) }");
+    let e = Checkpoint::load_for(&path, &changed).unwrap_err();
     assert!(
         matches!(
             e,
@@ -441,15 +463,41 @@ fn checkpoint_errors_are_clear() {
         ),
         "{e}"
     );
-    assert!(e.help().unwrap().contains(".cnn file changed"));
-    let e = Checkpoint::load_for(&path, "AlexNet", &"ab".repeat(32)).unwrap_err();
+    assert!(e
+        .help()
+        .unwrap()
+        .contains("network in the .cnn file changed"));
+    let other = checked("model AlexNet(input: [1, 4, 4]) { conv(2, 2) flatten linear(2) }");
+    let e = Checkpoint::load_for(&path, &other).unwrap_err();
     assert!(e.to_string().contains("`LeNet`, not `AlexNet`"), "{e}");
+
+    let mut old = checkpoint_of(&lenet);
+    old.model_sha256 = None;
+    old.save(&path).unwrap();
+    Checkpoint::load_for(&path, &lenet).unwrap();
+    assert!(Checkpoint::load_for(&path, &relaid).is_err());
+}
+
+#[test]
+fn checkpoint_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let lenet = checked(LENET);
+    checkpoint_of(&lenet).save(&path).unwrap();
+
+    // A damaged file: one byte of tensor data changed (the last byte of the file is data).
+    let mut bytes = std::fs::read(&path).unwrap();
+    *bytes.last_mut().unwrap() ^= 0x40;
+    let damaged = write(dir.path(), "damaged.safetensors", &bytes);
+    let e = Checkpoint::load(&damaged).unwrap_err();
+    assert!(e.to_string().contains("the file is damaged"), "{e}");
+
     // NaN state cannot come from cnnc (it stops before a non-finite step's checkpoint).
-    let mut nan = checkpoint();
+    let mut nan = checkpoint_of(&lenet);
     nan.tensors.get_mut("param.conv1.bias").unwrap().1[1] = f32::NAN;
     let nan_path = dir.path().join("nan.safetensors");
     nan.save(&nan_path).unwrap();
-    let e = Checkpoint::load_for(&nan_path, "LeNet", &"ab".repeat(32)).unwrap_err();
+    let e = Checkpoint::load_for(&nan_path, &lenet).unwrap_err();
     assert!(
         e.to_string()
             .contains("`param.conv1.bias` holds NaN or infinite values"),
@@ -477,7 +525,7 @@ fn checkpoint_errors_are_clear() {
     let e = Checkpoint::load(&dir.path().join("missing")).unwrap_err();
     assert!(matches!(e, CheckpointError::Io { .. }), "{e}");
 
-    let mut bad = checkpoint();
+    let mut bad = checkpoint_of(&lenet);
     bad.tensors.insert("x".to_string(), (vec![3], vec![1.0]));
     let e = bad.save(&dir.path().join("bad")).unwrap_err();
     assert!(matches!(e, CheckpointError::BadTensor { .. }), "{e}");

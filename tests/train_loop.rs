@@ -46,10 +46,19 @@ fn text(o: &Output) -> String {
 }
 
 /// The JSON objects of `--format json`, one per epoch.
-fn epochs(o: &Output) -> Vec<serde_json::Value> {
+/// Every JSON object of a `--format json` run's stdout.
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// The per-epoch objects of a `--format json` run (the last object says what was written).
+fn epochs(o: &Output) -> Vec<serde_json::Value> {
+    json_lines(o)
+        .into_iter()
+        .filter(|v| v.get("epoch").is_some())
         .collect()
 }
 
@@ -117,6 +126,17 @@ fn lenet_learns_a_fashion_mnist_subset() {
     assert!(o.status.success(), "{}", text(&o));
     let e = epochs(&o);
     assert_eq!(e.len(), 3, "{}", text(&o));
+    // One more object, the last, says what was written.
+    let all = json_lines(&o);
+    assert_eq!(all.len(), 4, "{}", text(&o));
+    let done = &all[3];
+    assert_eq!(done["done"], true);
+    assert_eq!(done["epochs_done"], 3);
+    assert_eq!(done["out"], out.to_str().unwrap());
+    assert_eq!(
+        done["checkpoint"],
+        d.join("lenet.ckpt.safetensors").to_str().unwrap()
+    );
     let acc = e[2]["test_acc"].as_f64().unwrap();
     println!("{}", text(&o));
     // Chance is 0.1; a wrong gradient stays near it.
@@ -132,7 +152,35 @@ fn lenet_learns_a_fashion_mnist_subset() {
         (exported - acc).abs() < 1e-9,
         "exported model: {exported}, reported {acc}"
     );
-    assert!(d.join("lenet.ckpt.safetensors").is_file());
+    // `export --weights` reads the checkpoint (after a stop, the only file there is): the
+    // same weights, the same accuracy.
+    let ckpt = d.join("lenet.ckpt.safetensors");
+    let from_ckpt = d.join("from_ckpt.onnx");
+    let o = cnnc(&[
+        "export",
+        "models/lenet.cnn",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "-o",
+        from_ckpt.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(accuracy_of(&from_ckpt, 1000), acc);
+    // Another model's checkpoint is refused as such, not as a list of missing tensors.
+    let o = cnnc(&[
+        "export",
+        "models/lenet_bn.cnn",
+        "--weights",
+        ckpt.to_str().unwrap(),
+        "-o",
+        from_ckpt.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("checkpoint is of model `LeNet`"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -359,7 +407,21 @@ fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
     err.read_to_string(&mut seen).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{seen}");
+    // Said at once (a step can take seconds), then again when the checkpoint is written.
+    assert!(seen.contains("stopping after this step"), "{seen}");
     assert!(seen.contains("continue with --resume"), "{seen}");
+    // With --format json, the last object says where training stopped.
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["stopped"], true, "{stdout}");
+    assert_eq!(last["checkpoint"], ck.as_str());
+    assert_eq!(last["exit_code"], 130);
     assert!(!Path::new(&out).exists(), "no model is exported on a stop");
     let ckpt = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
     assert!(ckpt.step > 0);
@@ -399,6 +461,125 @@ fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
             "{name}: resumed and uninterrupted differ by {worst}"
         );
     }
+}
+
+/// SIGTERM (`kill`, `timeout`, a job scheduler) stops training as Ctrl-C does: after the
+/// step, with a checkpoint, exit 130.
+#[test]
+fn sigterm_stops_after_the_step_with_a_checkpoint() {
+    use std::io::{BufRead, BufReader, Read};
+    if !data_ready() {
+        return;
+    }
+    let d = dir("sigterm");
+    let (ck, out) = (
+        d.join("t.ckpt").display().to_string(),
+        d.join("t.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1000"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("training ") {
+        if err.read_line(&mut seen).unwrap() == 0 {
+            panic!("cnnc ended before training: {seen}");
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    err.read_to_string(&mut seen).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(seen.contains("continue with --resume"), "{seen}");
+    assert!(cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap().step > 0);
+    let left: Vec<_> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        [std::ffi::OsString::from("t.ckpt")],
+        "no temporary file is left"
+    );
+}
+
+/// The checkpoint is written as every output is: through a symbolic link (the link stays), in
+/// place into a pipe or device (never replacing it), and `--out /dev/null` does not put it
+/// beside the device but where it would go without `--out`.
+#[test]
+fn checkpoint_goes_through_links_and_into_devices() {
+    use std::os::unix::fs::FileTypeExt;
+    if !data_ready() {
+        return;
+    }
+    let d = dir("ckpt_paths");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lenet.cnn");
+    let model = model.to_str().unwrap();
+    let quick = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            model,
+            "--epochs",
+            "1",
+            "--limit-train",
+            "200",
+            "--limit-test",
+            "50",
+        ];
+        args.extend(extra);
+        Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(&args)
+            .current_dir(&d)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    // A link to a file not yet there: the target is written, the link stays a link.
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::os::unix::fs::symlink("real/ck.st", d.join("link.st")).unwrap();
+    let o = quick(&["--out", "a.onnx", "--checkpoint", "link.st"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(std::fs::symlink_metadata(d.join("link.st"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    cnnc::train::Checkpoint::load(&d.join("real/ck.st")).unwrap();
+
+    // A named pipe is written in place; whoever reads it gets the checkpoint.
+    let fifo = d.join("ck.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let o = quick(&["--out", "b.onnx", "--checkpoint", "ck.fifo"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let bytes = reader.join().unwrap();
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let got = d.join("from_fifo.st");
+    std::fs::write(&got, bytes).unwrap();
+    cnnc::train::Checkpoint::load(&got).unwrap();
+
+    // `--out /dev/null`: the checkpoint is `lenet.trained.ckpt.safetensors` here.
+    let o = quick(&["--out", "/dev/null"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    cnnc::train::Checkpoint::load(&d.join("lenet.trained.ckpt.safetensors")).unwrap();
+    assert!(!Path::new("/dev/null.ckpt.safetensors").exists());
 }
 
 #[test]
@@ -502,6 +683,23 @@ fn setup_errors_are_clear() {
         &out,
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    // The same command again would replace that run's checkpoint: refused, with the ways on.
+    let again = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--limit-train",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    for words in [
+        "holds a checkpoint of an earlier run",
+        "--resume",
+        "--restart",
+    ] {
+        assert!(text(&again).contains(words), "{words}: {}", text(&again));
+    }
     // CUDA is never a silent fall-back.
     let o = cnnc(&[
         "train",
@@ -512,6 +710,7 @@ fn setup_errors_are_clear() {
         "100",
         "--out",
         &out,
+        "--restart",
     ]);
     if Runtime::get()
         .unwrap()
@@ -541,13 +740,14 @@ fn setup_errors_are_clear() {
         "50",
         "--out",
         &out,
+        "--restart",
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("ends in softmax"), "{}", text(&o));
     // A per-pixel model cannot train on one label per image.
     let seg = d.join("seg.cnn");
     std::fs::write(&seg, "model S(input: [1, 28, 28]) { conv(10, 3, pad=1) }\n").unwrap();
-    let o = cnnc(&["train", seg.to_str().unwrap(), "--out", &out]);
+    let o = cnnc(&["train", seg.to_str().unwrap(), "--out", &out, "--restart"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("one label per image"), "{}", text(&o));
     // A missing data directory: a bad data set (exit 3, as README says).
@@ -558,6 +758,7 @@ fn setup_errors_are_clear() {
         "/nonexistent/dir",
         "--out",
         &out,
+        "--restart",
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // --resume without a checkpoint.

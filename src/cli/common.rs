@@ -145,6 +145,32 @@ pub fn compile_one_as(
     Ok((c, index))
 }
 
+/// clap value parser: a whole number ≥ 0 (a seed, a count). Its argument takes negative
+/// numbers (`allow_negative_numbers`), so `--seed -1` is told what is wrong rather than
+/// that `-1` is an unknown option.
+pub fn whole_number<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    s.parse::<T>().map_err(|_| {
+        if s.strip_prefix('-').is_some_and(digits) {
+            format!("must be a whole number ≥ 0, not {s}")
+        } else if digits(s) {
+            format!("{s} is too large")
+        } else {
+            format!("`{s}` is not a whole number")
+        }
+    })
+}
+
+/// clap value parser: a whole number ≥ 1 (epochs, a batch size, a limit).
+pub fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    let n = whole_number::<T>(s).map_err(|e| e.replace("≥ 0", "≥ 1"))?;
+    if n >= T::from(1) {
+        Ok(n)
+    } else {
+        Err("must be at least 1".into())
+    }
+}
+
 /// clap value parser: a finite number ≥ 0 (momentum, weight decay).
 pub fn non_negative(s: &str) -> Result<f32, String> {
     let x: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
@@ -232,42 +258,54 @@ fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
 /// Set by Ctrl-C under [`OnSigint::StopAfterStep`]: `cnnc train` stops after its step.
 pub static STOP_AFTER_STEP: AtomicBool = AtomicBool::new(false);
 
-/// What the first Ctrl-C does; a second one ends the process at once.
+/// What the first Ctrl-C (or SIGTERM) does; a second one ends the process at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnSigint {
-    /// Set [`STOP_AFTER_STEP`] (training finishes its step and writes a checkpoint).
+    /// Set [`STOP_AFTER_STEP`] (training finishes its step and writes a checkpoint), and say
+    /// so at once: a large step can take seconds, and a silent terminal looks hung.
     StopAfterStep,
     /// Make the file being written stop and remove its temporary file
     /// ([`cnnc::fsutil::CANCEL`]), so an interrupted export leaves nothing behind.
     CancelWrites,
 }
 
+const STOPPING: &[u8] = b"\ncnnc: stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
+
 extern "C" fn stop_after_step(_: libc::c_int) {
     STOP_AFTER_STEP.store(true, Ordering::SeqCst);
-    reset_sigint();
+    // SAFETY: write(2) is async-signal-safe; the buffer is a static.
+    unsafe {
+        libc::write(2, STOPPING.as_ptr().cast(), STOPPING.len());
+    }
+    reset_signals();
 }
 
 extern "C" fn cancel_writes(_: libc::c_int) {
     cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
-    reset_sigint();
+    reset_signals();
 }
 
-fn reset_sigint() {
+/// The second signal takes the default action: the process ends at once.
+fn reset_signals() {
     // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
     }
 }
 
+/// Installs `on` for Ctrl-C (SIGINT) and SIGTERM (`kill`, `timeout`, a job scheduler), so
+/// both stop the same clean way.
 pub fn install_sigint(on: OnSigint) {
     let handler: extern "C" fn(libc::c_int) = match on {
         OnSigint::StopAfterStep => stop_after_step,
         OnSigint::CancelWrites => cancel_writes,
     };
-    // SAFETY: each handler only stores to an atomic and resets the disposition, both
-    // async-signal-safe.
+    // SAFETY: each handler only stores to an atomic, writes a static message and resets the
+    // dispositions, all async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
 }
 

@@ -33,15 +33,16 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// ONNX opset, 17 to 21 [default: 17; training graphs: 18].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub opset: Option<i64>,
     /// Seed of the random initial weights [default: 0].
-    #[arg(long, value_name = "S", conflicts_with = "weights")]
+    #[arg(long, value_name = "S", conflicts_with = "weights", value_parser = super::common::whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// How to draw the initial weights [default: default, PyTorch's].
     #[arg(long, value_enum, conflicts_with = "weights")]
     pub init: Option<InitArg>,
-    /// Take the weights from a safetensors file (keyed by layer name, PyTorch-style).
+    /// Take the weights from a safetensors file (keyed by layer name, PyTorch-style), or from
+    /// a checkpoint of `cnnc train`.
     #[arg(long, value_name = "W.safetensors")]
     pub weights: Option<PathBuf>,
     /// Write the gradient graph instead (opset 18): inputs `input`, `labels` and every
@@ -123,6 +124,30 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let specs = onnx::parameter_specs(model);
     let given = match &a.weights {
+        // A checkpoint of `cnnc train` (after Ctrl-C, the only file there is) gives the
+        // weights it holds, once it is known to be this model's.
+        Some(path) if cnnc::train::Checkpoint::is_checkpoint(path) => {
+            match cnnc::train::Checkpoint::load_for(path, model) {
+                Ok(ck) => {
+                    let w = ck.weights();
+                    if let Err(problems) = w.check(&specs) {
+                        let e = onnx::weights::WeightsError::Mismatch {
+                            path: path.clone(),
+                            problems,
+                        };
+                        return fail(EXIT_USAGE, e);
+                    }
+                    Some(w)
+                }
+                Err(e) => {
+                    let help = e
+                        .help()
+                        .map(|h| format!("\n  help: {h}"))
+                        .unwrap_or_default();
+                    return fail(EXIT_USAGE, format!("{e}{help}"));
+                }
+            }
+        }
         Some(path) => match onnx::load_safetensors(path, &specs) {
             Ok(w) => Some(w),
             Err(e) => return fail(EXIT_USAGE, e),

@@ -52,19 +52,19 @@ pub struct BenchArgs {
     /// The model: an .onnx or .cnn file.
     pub model: PathBuf,
     /// Images per run [default: 1, or the model's fixed batch size].
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = super::common::at_least_one::<usize>, allow_negative_numbers = true)]
     pub batch: Option<usize>,
     /// Where ONNX Runtime runs the model.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
     /// Untimed runs before measuring.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::common::whole_number::<usize>, allow_negative_numbers = true)]
     pub warmup: usize,
     /// Timed runs [default: as many as fit in 3 seconds].
-    #[arg(long, short = 'n', conflicts_with = "seconds")]
+    #[arg(long, short = 'n', conflicts_with = "seconds", value_parser = super::common::at_least_one::<usize>, allow_negative_numbers = true)]
     pub iterations: Option<usize>,
     /// Measure for this long (at least one run).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub seconds: Option<f64>,
     /// Output format of the results.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -458,12 +458,6 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
             )
         })?,
     };
-    if a.iterations == Some(0) {
-        return Err(Failure(
-            EXIT_USAGE,
-            "--iterations must be at least 1".into(),
-        ));
-    }
     let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
     let rt = Runtime::get()?;
     let device: Device = a.device.into();

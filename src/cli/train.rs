@@ -10,8 +10,8 @@
 //! current step, with a checkpoint written).
 
 use super::common::{
-    check_output_path, compile_one_as, install_sigint, Format, OnSigint, EXIT_INTERRUPTED,
-    EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
+    at_least_one, check_output_path, compile_one_as, install_sigint, whole_number, Format,
+    OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
 };
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
@@ -34,10 +34,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// Epochs in total (a resumed run continues up to this many).
-    #[arg(long, value_name = "E", default_value_t = 10, value_parser = at_least_one::<u32>)]
+    #[arg(long, value_name = "E", default_value_t = 10, value_parser = at_least_one::<u32>, allow_negative_numbers = true)]
     pub epochs: u32,
     /// Examples per step.
-    #[arg(long, value_name = "B", default_value_t = 256)]
+    #[arg(long, value_name = "B", default_value_t = 256, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub batch: usize,
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
@@ -51,13 +51,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "W", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// Seed of the initial weights and the data order.
-    #[arg(long, value_name = "S", default_value_t = 0)]
+    #[arg(long, value_name = "S", default_value_t = 0, value_parser = whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// How to draw the initial weights.
     #[arg(long, value_enum, default_value = "default")]
     pub init: InitArg,
     /// Resize the images to H×H (bilinear) to fit the model's input.
-    #[arg(long, value_name = "H")]
+    #[arg(long, value_name = "H", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub resize: Option<usize>,
     /// Where ONNX Runtime runs the training steps.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
@@ -72,33 +72,26 @@ pub struct TrainArgs {
     #[arg(long, value_name = "TRAINED.onnx")]
     pub out: Option<PathBuf>,
     /// Where to write the checkpoint after every epoch [default: --out with .onnx replaced
-    /// by .ckpt.safetensors].
+    /// by .ckpt.safetensors; when --out is a device such as /dev/null, the default --out's].
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
     /// Continue from the checkpoint.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "restart")]
     pub resume: bool,
+    /// Train from the start even though the checkpoint exists, replacing it after the first
+    /// epoch (without --resume or --restart, an existing checkpoint is refused: a forgotten
+    /// --resume would lose the run).
+    #[arg(long)]
+    pub restart: bool,
     /// Train on the first N training examples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub limit_train: Option<usize>,
     /// Evaluate on the first N test examples only.
-    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>)]
+    #[arg(long, value_name = "N", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub limit_test: Option<usize>,
     /// One line per epoch (text) or one JSON object per line (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-}
-
-/// clap value parser: a whole number ≥ 1.
-fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
-    match s.parse::<T>() {
-        Ok(n) if n >= T::from(1) => Ok(n),
-        Ok(_) => Err("must be at least 1".into()),
-        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            Err(format!("{s} is too large"))
-        }
-        Err(_) => Err(format!("`{s}` is not a whole number")),
-    }
 }
 
 struct Report {
@@ -229,12 +222,6 @@ fn report_failure(
 }
 
 pub fn run(a: TrainArgs) -> ExitCode {
-    if a.batch == 0 {
-        return fail_as(a.format, EXIT_USAGE, "--batch must be at least 1");
-    }
-    if a.resize == Some(0) {
-        return fail_as(a.format, EXIT_USAGE, "--resize must be at least 1");
-    }
     if a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
         return fail_as(
             a.format,
@@ -255,10 +242,15 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .out
         .clone()
         .unwrap_or_else(|| default_out(&a.file, a.model.as_deref()));
-    let checkpoint = a
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| default_checkpoint(&out));
+    // Beside a device (`--out /dev/null` to keep only the checkpoint), no file can go: the
+    // checkpoint goes where it would without --out.
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
+        if cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(&out)) {
+            default_checkpoint(&default_out(&a.file, a.model.as_deref()))
+        } else {
+            default_checkpoint(&out)
+        }
+    });
     // The data files are inputs too: an output must not land on one of them. (A data
     // source that does not resolve is reported when the data is loaded.)
     let data_files = cnnc::train::DataSource::resolve(&a.data)
@@ -288,6 +280,21 @@ pub fn run(a: TrainArgs) -> ExitCode {
     ];
     if let Some(e) = checks.into_iter().find_map(Result::err) {
         return fail_as(a.format, EXIT_USAGE, e);
+    }
+    if !a.resume && !a.restart && checkpoint.is_file() {
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!(
+                "{} holds a checkpoint of an earlier run",
+                checkpoint.display()
+            ),
+            Some(
+                "pass --resume to continue it, --restart to train from the start and replace \
+                 it, or --checkpoint PATH to keep it"
+                    .into(),
+            ),
+        );
     }
     if a.resume && !checkpoint.is_file() {
         return fail_as(
@@ -358,13 +365,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
-    if !a.resume && checkpoint.is_file() {
-        eprintln!(
-            "note: {} exists and will be replaced after the first epoch; pass --resume to \
-             continue from it instead",
-            checkpoint.display()
-        );
-    }
     install_sigint(OnSigint::StopAfterStep);
     eprintln!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
@@ -410,6 +410,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
         b.finish_and_clear();
     }
     if outcome.interrupted {
+        if a.format == Format::Json {
+            let line = serde_json::json!({
+                "stopped": true,
+                "epochs_done": outcome.position.epochs_done,
+                "steps_done": outcome.steps_done,
+                "checkpoint": checkpoint,
+                "exit_code": EXIT_INTERRUPTED,
+            });
+            println!("{line}");
+        }
         eprintln!(
             "stopped {}: checkpoint written to {}; continue with --resume",
             outcome.position,
@@ -452,6 +462,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
         });
     match written {
         Ok(_) => {
+            if a.format == Format::Json {
+                let line = serde_json::json!({
+                    "done": true,
+                    "epochs_done": outcome.position.epochs_done,
+                    "steps_done": outcome.steps_done,
+                    "out": out,
+                    "checkpoint": checkpoint,
+                });
+                println!("{line}");
+            }
             eprintln!(
                 "wrote {} (trained {}, {}); checkpoint {}",
                 out.display(),

@@ -28,6 +28,15 @@ pub struct CheckedModel {
 }
 
 impl CheckedModel {
+    /// SHA-256 (lowercase hex) of the graph's text form (`ir::print::dump`: every layer with
+    /// its attributes, inputs and shape, no source positions): what a checkpoint must match,
+    /// so an edit of comments or layout keeps it usable and a change of the network does not.
+    pub fn structure_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!("{}\n{}", self.name, crate::ir::print::dump(&self.graph));
+        format!("{:x}", Sha256::digest(text.as_bytes()))
+    }
+
     pub fn node(&self, ix: NodeIndex) -> &Node {
         self.graph.node(ix)
     }

@@ -2,7 +2,9 @@
 //! training position and provenance as strings in its `__metadata__` map.
 //!
 //! Metadata keys: `format` (= [`FORMAT`]), `format_version`, `cnnc_version`, `epoch`, `step`,
-//! `rng_seed`, `model_name`, `source_sha256`, `optimizer` (JSON). Tensor names are free;
+//! `rng_seed`, `model_name`, `source_sha256`, `model_sha256` (of the network's structure,
+//! [`crate::shape::CheckedModel::structure_hash`]), `tensors_sha256` (of every tensor's name,
+//! shape and data, checked on load), `optimizer` (JSON). Tensor names are free;
 //! the trainer uses `param.<node>` and `opt.<slot>.<node>`. Any safetensors reader (Python's
 //! `safetensors.torch.load_file`) can open a checkpoint.
 //!
@@ -35,6 +37,9 @@ pub struct Checkpoint {
     pub model_name: String,
     /// SHA-256 (lowercase hex) of the `.cnn` source the model was compiled from.
     pub source_sha256: String,
+    /// SHA-256 of the network's structure ([`crate::shape::CheckedModel::structure_hash`]);
+    /// absent in checkpoints of cnnc before 0.1 wrote it, which are matched by source.
+    pub model_sha256: Option<String>,
     /// The optimizer's configuration (kind, learning rate, momentum, …).
     pub optimizer: serde_json::Value,
 }
@@ -81,12 +86,13 @@ impl CheckpointError {
     pub fn help(&self) -> Option<String> {
         match self {
             CheckpointError::ModelMismatch { source_changed: true, .. } => Some(
-                "the .cnn file changed since the checkpoint was written: restore the old \
-                 source, or start training afresh without --resume"
+                "the network in the .cnn file changed since the checkpoint was written (an \
+                 edit of comments or layout would not matter): restore the old layers, or \
+                 start training afresh with --restart"
                     .to_string(),
             ),
             CheckpointError::ModelMismatch { .. } => Some(
-                "pass the .cnn file the checkpoint was trained from, or start afresh without --resume"
+                "pass the .cnn file the checkpoint was trained from, or start afresh with --restart"
                     .to_string(),
             ),
             CheckpointError::UnsupportedVersion { .. } => {
@@ -120,7 +126,7 @@ impl fmt::Display for CheckpointError {
                 if *source_changed {
                     write!(
                         f,
-                        "{}: checkpoint of model `{found_model}` was trained from a different version of its source",
+                        "{}: checkpoint of model `{found_model}` was trained from a different network (its layers changed)",
                         path.display()
                     )
                 } else {
@@ -168,6 +174,26 @@ impl View for F32View<'_> {
     }
 }
 
+/// SHA-256 (lowercase hex) of every tensor's name, shape and little-endian data, in name
+/// order: the checksum that finds a damaged checkpoint.
+fn tensors_hash(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, (shape, data)) in tensors {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((shape.len() as u64).to_le_bytes());
+        for &d in shape {
+            h.update((d as u64).to_le_bytes());
+        }
+        for chunk in data.chunks(1 << 14) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            h.update(&bytes);
+        }
+    }
+    format!("{:x}", h.finalize())
+}
+
 impl Checkpoint {
     /// The metadata map written into the file.
     fn metadata(&self) -> HashMap<String, String> {
@@ -180,6 +206,10 @@ impl Checkpoint {
         m.insert("rng_seed".to_string(), self.rng_seed.to_string());
         m.insert("model_name".to_string(), self.model_name.clone());
         m.insert("source_sha256".to_string(), self.source_sha256.clone());
+        if let Some(h) = &self.model_sha256 {
+            m.insert("model_sha256".to_string(), h.clone());
+        }
+        m.insert("tensors_sha256".to_string(), tensors_hash(&self.tensors));
         m.insert("optimizer".to_string(), self.optimizer.to_string());
         m
     }
@@ -200,6 +230,22 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         };
+        let ser_err = |e: safetensors::SafeTensorError| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::other(e.to_string()),
+        };
+        let views = self
+            .tensors
+            .iter()
+            .map(|(name, (shape, data))| (name.as_str(), F32View { shape, data }));
+        // As every output: a symbolic link's target is replaced, not the link, and a device
+        // or a pipe (`/dev/null`) is written in place, since renaming over it would destroy it.
+        let resolved = crate::fsutil::resolve_output(path);
+        let path = resolved.as_path();
+        if crate::fsutil::is_special(path) {
+            return safetensors::serialize_to_file(views, Some(self.metadata()), path)
+                .map_err(ser_err);
+        }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -215,16 +261,7 @@ impl Checkpoint {
             .tempfile_in(&dir)
             .map_err(io_err)?
             .into_temp_path();
-        let views = self
-            .tensors
-            .iter()
-            .map(|(name, (shape, data))| (name.as_str(), F32View { shape, data }));
-        safetensors::serialize_to_file(views, Some(self.metadata()), &tmp).map_err(|e| {
-            CheckpointError::Io {
-                path: path.to_path_buf(),
-                source: io::Error::other(e.to_string()),
-            }
-        })?;
+        safetensors::serialize_to_file(views, Some(self.metadata()), &tmp).map_err(ser_err)?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io_err)?;
@@ -301,6 +338,16 @@ impl Checkpoint {
                 .collect();
             tensors.insert(name.to_string(), (view.shape().to_vec(), data));
         }
+        // A damaged file (a bit flipped on disk, bytes overwritten) must not resume silently.
+        if let Some(expected) = meta.get("tensors_sha256") {
+            if !tensors_hash(&tensors).eq_ignore_ascii_case(expected) {
+                return Err(invalid(
+                    "its tensors do not match the checksum written with them: the file is \
+                     damaged"
+                        .to_string(),
+                ));
+            }
+        }
         Ok(Checkpoint {
             tensors,
             epoch,
@@ -308,19 +355,25 @@ impl Checkpoint {
             rng_seed,
             model_name: get("model_name")?.clone(),
             source_sha256: get("source_sha256")?.clone(),
+            model_sha256: meta.get("model_sha256").cloned(),
             optimizer,
         })
     }
 
-    /// Checks that the checkpoint was written for `model_name` compiled from a source whose
-    /// SHA-256 is `source_sha256`. `path` is only used in the error.
+    /// Checks that the checkpoint was written for `model`: the same name and the same
+    /// network (its structure hash; by the source's hash for a checkpoint without one).
+    /// `path` is only used in the error.
     pub fn verify_model(
         &self,
         path: &Path,
-        model_name: &str,
-        source_sha256: &str,
+        model: &crate::shape::CheckedModel,
     ) -> Result<(), CheckpointError> {
-        if self.model_name == model_name && self.source_sha256.eq_ignore_ascii_case(source_sha256) {
+        let same_network = match &self.model_sha256 {
+            Some(h) => h.eq_ignore_ascii_case(&model.structure_hash()),
+            None => self.source_sha256.eq_ignore_ascii_case(&model.source_hash),
+        };
+        let model_name = model.name.as_str();
+        if self.model_name == model_name && same_network {
             return Ok(());
         }
         Err(CheckpointError::ModelMismatch {
@@ -331,14 +384,56 @@ impl Checkpoint {
         })
     }
 
+    /// Whether `path` is a cnnc checkpoint (a safetensors file whose metadata says so), read
+    /// from its header only. Any failure to tell is `false`.
+    pub fn is_checkpoint(path: &Path) -> bool {
+        use std::io::Read;
+        let Ok(mut f) = std::fs::File::open(path) else {
+            return false;
+        };
+        let mut len = [0u8; 8];
+        if f.read_exact(&mut len).is_err() {
+            return false;
+        }
+        let len = u64::from_le_bytes(len);
+        if len > 100 << 20 {
+            return false;
+        }
+        let mut header = vec![0u8; len as usize];
+        if f.read_exact(&mut header).is_err() {
+            return false;
+        }
+        serde_json::from_slice::<serde_json::Value>(&header)
+            .ok()
+            .and_then(|h| h["__metadata__"]["format"].as_str().map(|f| f == FORMAT))
+            .unwrap_or(false)
+    }
+
+    /// The model's weights in the checkpoint (its `param.` tensors: parameters and running
+    /// statistics), keyed as `--weights` and the ONNX initializers are.
+    pub fn weights(&self) -> crate::onnx::weights::Weights {
+        let mut w = crate::onnx::weights::Weights::new();
+        for (name, (dims, data)) in &self.tensors {
+            if let Some(param) = name.strip_prefix("param.") {
+                w.insert(
+                    param,
+                    crate::onnx::weights::Tensor {
+                        dims: dims.clone(),
+                        data: data.clone(),
+                    },
+                );
+            }
+        }
+        w
+    }
+
     /// [`Checkpoint::load`] then [`Checkpoint::verify_model`].
     pub fn load_for(
         path: &Path,
-        model_name: &str,
-        source_sha256: &str,
+        model: &crate::shape::CheckedModel,
     ) -> Result<Checkpoint, CheckpointError> {
         let ckpt = Checkpoint::load(path)?;
-        ckpt.verify_model(path, model_name, source_sha256)?;
+        ckpt.verify_model(path, model)?;
         // Training stops at the first non-finite loss, before its checkpoint: NaN state is a
         // damaged file, and resuming from it would only say "diverged".
         if let Some((name, _)) = ckpt

@@ -418,11 +418,11 @@ impl State {
         train_examples: usize,
         steps_per_epoch: usize,
     ) -> Result<State, TrainError> {
-        let ck = Checkpoint::load_for(path, &model.name, &model.source_hash)?;
+        let ck = Checkpoint::load_for(path, model)?;
         let resume_err = |message: String, help: &str| TrainError::Resume {
             path: path.to_path_buf(),
             message,
-            help: format!("{help}, or start afresh without --resume"),
+            help: format!("{help}, or start afresh with --restart"),
         };
         let info = &ck.optimizer;
         let written_with = info
@@ -525,6 +525,7 @@ impl State {
             rng_seed: self.seed,
             model_name: model.name.clone(),
             source_sha256: model.source_hash.clone(),
+            model_sha256: Some(model.structure_hash()),
             optimizer: info,
         }
     }
