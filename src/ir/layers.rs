@@ -283,6 +283,7 @@ pub fn build(
     diags: &mut Diagnostics,
 ) -> Option<Op> {
     let bound = bind(spec, call, env, incoming, diags)?;
+    warn_pytorch_order(spec, call, &bound, incoming, diags);
     let pair = |name: &str, default: Pair| -> Pair {
         match bound.get(spec, name) {
             Some(v) => to_pair(v).expect("checked by bind"),
@@ -582,6 +583,18 @@ fn bind(
                         }
                         _ => String::new(),
                     };
+                    // `linear(400, 120)` from PyTorch's `Linear(400, 120)`: the second number
+                    // lands on `bias`.
+                    let help = match (&v, spec.name, arg.name.is_none()) {
+                        (Value::Int(n), "linear", true) if spec.params[index].name == "bias" => {
+                            format!(
+                                "`linear` takes the output size only, as PyTorch's \
+                                 `Linear(in_features, out_features)` without the first: cnnc \
+                                 infers the input's; write `linear({n})`"
+                            )
+                        }
+                        _ => format!("{hint}the signature is {}", signature()),
+                    };
                     diags.push(
                         Diagnostic::error(
                             code,
@@ -593,7 +606,7 @@ fn bind(
                             ),
                         )
                         .label(arg.value.span, "this value")
-                        .help(format!("{hint}the signature is {}", signature())),
+                        .help(help),
                     );
                     ok = false;
                 }
@@ -646,6 +659,89 @@ fn bind(
         ok = false;
     }
     ok.then_some(Bound { values })
+}
+
+/// A value as it would be written in a `.cnn` file: `5`, `[3, 1]`, `true`.
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Int(n) => n.to_string(),
+        Value::Float(x) => format!("{x:?}"),
+        Value::Bool(b) => b.to_string(),
+        Value::List(items) => {
+            let inner: Vec<String> = items.iter().map(value_text).collect();
+            format!("[{}]", inner.join(", "))
+        }
+        Value::Same => "same".to_string(),
+    }
+}
+
+/// `conv(1, 6, 5)` written from PyTorch's `Conv2d(1, 6, 5)`: valid (out 1, kernel 6, stride 5)
+/// and wrong. Warned when a conv's first argument equals its input's channels and the next
+/// two read as PyTorch's (out channels, kernel) would: a "kernel" of 6 or more, larger than
+/// the "stride" after it. cnnc's order is PyTorch's without `in_channels`, so the fix is to
+/// drop the first argument.
+fn warn_pytorch_order(
+    spec: &LayerSpec,
+    call: &ast::Call,
+    bound: &Bound,
+    incoming: Option<&Shape>,
+    diags: &mut Diagnostics,
+) {
+    let (Some(shape), true) = (incoming, matches!(spec.name, "conv" | "convT")) else {
+        return;
+    };
+    let positional: Vec<&ast::Arg> = call.args.iter().filter(|a| a.name.is_none()).collect();
+    if positional.len() < 3 || shape.rank() != 3 {
+        return;
+    }
+    let int = |i: usize| match bound.values[i].as_ref() {
+        Some((Value::Int(n), _)) => Some(*n),
+        _ => None,
+    };
+    let (Some(first), Some(second), Some(third)) = (int(0), int(1), int(2)) else {
+        return;
+    };
+    let channels = shape.dims()[0] as i64;
+    if first != channels || second < 6 || second <= third {
+        return;
+    }
+    let named = call.args.iter().filter_map(|a| {
+        let name = &a.name.as_ref()?.name;
+        let i = spec.params.iter().position(|p| p.name == *name)?;
+        let (v, _) = bound.values[i].as_ref()?;
+        Some(format!("{name}={}", value_text(v)))
+    });
+    let rest: Vec<String> = (1..positional.len())
+        .filter_map(|i| bound.values[i].as_ref().map(|(v, _)| value_text(v)))
+        .chain(named)
+        .collect();
+    let plural = |n: i64, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
+    let pytorch = if spec.name == "conv" {
+        "Conv2d"
+    } else {
+        "ConvTranspose2d"
+    };
+    diags.push(
+        Diagnostic::warning(
+            "cnnc::elab::pytorch_argument_order",
+            format!(
+                "`{}` reads as {}, kernel {second}, stride {third}: its first argument is the \
+                 input's channel count, as in PyTorch's `{pytorch}`",
+                spec.name,
+                plural(first, "output channel")
+            ),
+        )
+        .label(
+            positional[0].span,
+            format!("the input has {}", plural(channels, "channel")),
+        )
+        .help(format!(
+            "cnnc infers the input channels, and its order is PyTorch's without them: write \
+             `{}({})`",
+            spec.name,
+            rest.join(", ")
+        )),
+    );
 }
 
 /// `Ok` when `v` fits `kind`, else what was expected.
