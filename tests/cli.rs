@@ -453,6 +453,60 @@ fn train_arguments_say_what_is_wrong() {
             vec!["train", &onnx],
             "it is an ONNX model, not a .cnn source",
         ),
+        // Negative numbers are values, told what is wrong (not "unexpected argument '-1'").
+        (
+            vec!["train", "models/lenet.cnn", "--seed", "-1"],
+            "must be a whole number ≥ 0, not -1",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--batch=-5"],
+            "must be a whole number ≥ 1, not -5",
+        ),
+        (
+            vec!["export", "models/lenet.cnn", "--seed", "-1", "-o", "x.onnx"],
+            "must be a whole number ≥ 0, not -1",
+        ),
+        (
+            vec!["bench", "models/lenet.cnn", "--batch", "-1"],
+            "must be a whole number ≥ 1, not -1",
+        ),
+        (
+            vec!["bench", "models/lenet.cnn", "--seconds", "-1"],
+            "--seconds must be positive",
+        ),
+        (
+            vec![
+                "train",
+                "models/lenet.cnn",
+                "--seed",
+                "99999999999999999999999",
+            ],
+            "is too large",
+        ),
+        // Optimizer options belong to the step graph only.
+        (
+            vec![
+                "export",
+                "models/lenet.cnn",
+                "--momentum",
+                "0.9",
+                "-o",
+                "x.onnx",
+            ],
+            "configure the training step graph: add --train",
+        ),
+        (
+            vec![
+                "export",
+                "models/lenet.cnn",
+                "--grad",
+                "--optimizer",
+                "adam",
+                "-o",
+                "x.onnx",
+            ],
+            "the gradient graph of --grad has no optimizer",
+        ),
     ] {
         let o = cnnc(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));

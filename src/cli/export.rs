@@ -57,15 +57,15 @@ pub struct ExportArgs {
     /// `new.<tensor>` for each carried tensor; feed those back as the next step's inputs.
     #[arg(long)]
     pub train: bool,
-    /// The optimizer of the step graph (with --train).
-    #[arg(long, value_enum, default_value = "sgd", requires = "train")]
-    pub optimizer: OptimizerArg,
-    /// SGD momentum of the step graph (with --train).
-    #[arg(long, value_name = "M", default_value_t = 0.0, requires = "train", value_parser = super::common::non_negative, allow_negative_numbers = true)]
-    pub momentum: f32,
-    /// Weight decay of the step graph (with --train).
-    #[arg(long, value_name = "W", default_value_t = 0.0, requires = "train", value_parser = super::common::non_negative, allow_negative_numbers = true)]
-    pub weight_decay: f32,
+    /// The optimizer of the step graph (with --train) [default: sgd].
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerArg>,
+    /// SGD momentum of the step graph (with --train) [default: 0].
+    #[arg(long, value_name = "M", value_parser = super::common::non_negative, allow_negative_numbers = true)]
+    pub momentum: Option<f32>,
+    /// Weight decay of the step graph (with --train) [default: 0].
+    #[arg(long, value_name = "W", value_parser = super::common::non_negative, allow_negative_numbers = true)]
+    pub weight_decay: Option<f32>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +164,23 @@ pub fn run(a: ExportArgs) -> ExitCode {
     if training {
         super::common::warn_final_softmax(model);
     }
-    if a.train && a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
+    if !a.train && (a.optimizer.is_some() || a.momentum.is_some() || a.weight_decay.is_some()) {
+        return fail(
+            EXIT_USAGE,
+            format!(
+                "--optimizer, --momentum and --weight-decay configure the training step graph: \
+                 add --train{}",
+                if a.grad {
+                    " (the gradient graph of --grad has no optimizer)"
+                } else {
+                    ""
+                }
+            ),
+        );
+    }
+    let optimizer = a.optimizer.unwrap_or(OptimizerArg::Sgd);
+    let (momentum, weight_decay) = (a.momentum.unwrap_or(0.0), a.weight_decay.unwrap_or(0.0));
+    if a.train && optimizer == OptimizerArg::Adam && momentum != 0.0 {
         return fail(
             EXIT_USAGE,
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
@@ -196,7 +212,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
             };
             graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
         } else {
-            let opt = a.optimizer.build(a.momentum, a.weight_decay);
+            let opt = optimizer.build(momentum, weight_decay);
             graph::step_model(model, &compilation.sources, &opt)
                 .and_then(|mut s| s.set_initial_state(&weights).map(|()| s.model))
                 .map_err(|e| e.to_string())

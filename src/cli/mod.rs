@@ -52,7 +52,7 @@ pub enum Command {
     Bench(run::BenchArgs),
     /// Show which ONNX Runtime library is loaded and which execution providers work.
     #[command(
-        after_help = "Examples:\n  cnnc doctor\n  ORT_DYLIB_PATH=/path/to/libonnxruntime.so cnnc doctor --format json"
+        after_help = "Environment:\n  ORT_DYLIB_PATH  the ONNX Runtime library to load (else a pip-installed onnxruntime)\n  CNNC_ORT_LOG    show ONNX Runtime's own log: verbose, info, warning, error (default: quiet)\n\nExamples:\n  cnnc doctor\n  ORT_DYLIB_PATH=/path/to/libonnxruntime.so cnnc doctor --format json\n  CNNC_ORT_LOG=warning cnnc run model.onnx --input x.npy --device cuda   # see what CUDA leaves to the CPU"
     )]
     Doctor(run::DoctorArgs),
     /// Train a model on an IDX data set (Fashion-MNIST) through ONNX Runtime.
@@ -64,6 +64,14 @@ pub enum Command {
 
 pub fn dispatch(cli: Cli) -> ExitCode {
     common::allow_warnings(cli.allow);
+    if let Ok(level) = std::env::var("CNNC_ORT_LOG") {
+        if cnnc::runtime::parse_ort_log_level(&level).is_none() {
+            eprintln!(
+                "warning: CNNC_ORT_LOG={level} is not a level ({}); ONNX Runtime's log stays quiet",
+                cnnc::runtime::ORT_LOG_LEVELS.join(", ")
+            );
+        }
+    }
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Summary(a) => summary::run(a),

@@ -386,7 +386,7 @@ fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, F
             None => format!("more than {}", cnnc::shape::summary::bytes(u64::MAX)),
         };
         Failure(
-            EXIT_RUNTIME,
+            EXIT_USAGE,
             format!(
                 "a batch of {batch} needs {size} for its input alone, more than this machine \
                  can allocate; use a smaller --batch"
@@ -580,7 +580,8 @@ pub fn doctor(a: DoctorArgs) -> ExitCode {
                     println!("library    {}", l.path.display());
                     println!("found by   {}", l.found_by);
                 }
-                Err(e) => println!("library    not found: {e}"),
+                // The reason follows once, as the error below.
+                Err(_) => println!("library    not found (see the error below)"),
             }
             if let (Err(e), Ok(_)) = (&rt, &located) {
                 println!("load       failed: {e}");

@@ -306,18 +306,28 @@ impl Runtime {
     }
 }
 
-/// Whether an ONNX Runtime message is about CUDA itself (the provider, its libraries, the
-/// driver or the device) rather than the model.
-/// The level of ONNX Runtime's own log from `CNNC_ORT_LOG`: fatal (quiet) unless set.
-fn ort_log_level(setting: Option<&str>) -> ort::logging::LogLevel {
+/// The values `CNNC_ORT_LOG` understands, most verbose first.
+pub const ORT_LOG_LEVELS: [&str; 5] = ["verbose", "info", "warning", "error", "fatal"];
+
+/// The level `CNNC_ORT_LOG` names (`warn` for `warning`, any case), if it names one.
+pub fn parse_ort_log_level(setting: &str) -> Option<ort::logging::LogLevel> {
     use ort::logging::LogLevel;
-    match setting.map(str::to_ascii_lowercase).as_deref() {
-        Some("verbose") => LogLevel::Verbose,
-        Some("info") => LogLevel::Info,
-        Some("warning" | "warn") => LogLevel::Warning,
-        Some("error") => LogLevel::Error,
-        _ => LogLevel::Fatal,
-    }
+    Some(match setting.to_ascii_lowercase().as_str() {
+        "verbose" => LogLevel::Verbose,
+        "info" => LogLevel::Info,
+        "warning" | "warn" => LogLevel::Warning,
+        "error" => LogLevel::Error,
+        "fatal" => LogLevel::Fatal,
+        _ => return None,
+    })
+}
+
+/// The level of ONNX Runtime's own log from `CNNC_ORT_LOG`: fatal (quiet) unless set to a
+/// level (the CLI warns of any other value).
+fn ort_log_level(setting: Option<&str>) -> ort::logging::LogLevel {
+    setting
+        .and_then(parse_ort_log_level)
+        .unwrap_or(ort::logging::LogLevel::Fatal)
 }
 
 /// Whether an ONNX Runtime message is about running out of memory.
@@ -333,6 +343,8 @@ fn mentions_memory(message: &str) -> bool {
     .any(|w| m.contains(w))
 }
 
+/// Whether an ONNX Runtime message is about CUDA itself (the provider, its libraries, the
+/// driver or the device) rather than the model.
 fn mentions_cuda(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     ["cuda", "cudnn", "cublas", "gpu", "libcuda", "provider"]
@@ -384,6 +396,26 @@ fn version_of(build_info: &str, path: &std::path::Path) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn ort_log_levels_parse_and_anything_else_stays_quiet() {
+        use ort::logging::LogLevel;
+        for name in ORT_LOG_LEVELS {
+            assert!(parse_ort_log_level(name).is_some(), "{name}");
+            assert!(
+                parse_ort_log_level(&name.to_uppercase()).is_some(),
+                "{name}"
+            );
+        }
+        assert!(matches!(
+            parse_ort_log_level("warn"),
+            Some(LogLevel::Warning)
+        ));
+        assert!(parse_ort_log_level("loud").is_none());
+        assert!(matches!(ort_log_level(Some("loud")), LogLevel::Fatal));
+        assert!(matches!(ort_log_level(None), LogLevel::Fatal));
+        assert!(matches!(ort_log_level(Some("Info")), LogLevel::Info));
+    }
 
     #[test]
     fn version_from_build_info_or_file_name() {
