@@ -336,3 +336,22 @@ fn a_tensor_out_of_sight_says_where_it_is_named() {
         );
     }
 }
+
+/// PyTorch's `softmax(dim=1)` is told that cnnc's softmax has no dimension to give.
+#[test]
+fn softmax_dim_is_explained() {
+    let c = cnnc::compile_source(
+        Path::new("softmax.cnn"),
+        "model M(input: [1, 8, 8]) { flatten linear(10) softmax(dim=1) }".to_string(),
+    );
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::elab::unknown_argument")
+        .expect("an unknown_argument error");
+    let help = d.help.clone().unwrap_or_default();
+    assert!(
+        help.contains("PyTorch's dim=1") && help.contains("write `softmax`"),
+        "{help}"
+    );
+}

@@ -530,7 +530,12 @@ fn bind(
                         .map(|(_, to)| *to);
                     let suggestion =
                         alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
-                    d = if n.name == "in_channels" || n.name == "in_features" {
+                    d = if spec.name == "softmax" && n.name == "dim" {
+                        d.help(
+                            "cnnc's softmax is over the channels of an image or the features of \
+                             a vector (PyTorch's dim=1), and takes no arguments: write `softmax`",
+                        )
+                    } else if n.name == "in_channels" || n.name == "in_features" {
                         d.help(format!(
                             "cnnc infers `{}` from the incoming tensor; remove it",
                             n.name

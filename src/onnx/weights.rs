@@ -540,11 +540,24 @@ impl std::error::Error for WeightsError {}
 pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
     let bytes = std::fs::read(path).map_err(|e| WeightsError::Io {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        message: crate::fsutil::io_message(&e),
     })?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        // A safetensors file starts with the length of its JSON header; text (a `.cnn`
+        // source, a JSON file) reads as an absurd length, which safetensors calls "header
+        // too large". Say what the file looks like instead.
+        message: if bytes.len() >= 8
+            && bytes[..8]
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+        {
+            "it starts with text, not with the 8-byte header length of a safetensors file \
+             (give the weights, e.g. saved with `safetensors.torch.save_file`, not a source)"
+                .to_string()
+        } else {
+            e.to_string()
+        },
     })?;
     let mut weights = Weights::new();
     let mut problems = Vec::new();

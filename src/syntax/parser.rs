@@ -558,10 +558,45 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                  line or on new lines)",
             )
         }
+        "," if expects("a layer") => {
+            return d.help(
+                "statements need no separator: delete the `,` (layers follow each other on a \
+                 line or on new lines; `,` separates arguments and list items)",
+            )
+        }
+        "." => {
+            let before =
+                text[..start].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            let module = &text[before.len()..start];
+            if matches!(module, "nn" | "torch" | "F") {
+                return d.help(format!(
+                    "cnnc's layers are plain names, not PyTorch modules: drop `{module}.` (and \
+                     the `()` of a layer without arguments), e.g. `relu` for `nn.ReLU()`"
+                ));
+            }
+        }
         ":" if expects("`=`") => {
             return d.help("arguments are named with `=`, as in `pad=2`");
         }
         _ => {}
+    }
+    // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced.
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let before = text[line_start..start].trim();
+    if expects("`{`") {
+        for keyword in ["repeat", "if", "concat", "residual", "shortcut"] {
+            let rest = before.strip_prefix(keyword);
+            if rest.is_some_and(|r| r.is_empty() || r.starts_with(' ')) {
+                let head = if before.len() > keyword.len() {
+                    format!("{before} ")
+                } else {
+                    format!("{keyword} ")
+                };
+                return d.help(format!(
+                    "the body of `{keyword}` is braced, even for one statement: `{head}{{ … }}`"
+                ));
+            }
+        }
     }
     if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
         return d.help("comparisons do not chain: write `a < b and b < c`");

@@ -710,6 +710,33 @@ fn construct_spans() {
 
 const UNEXPECTED: &str = "cnnc::syntax::unexpected";
 
+/// Habits from PyTorch and other languages get a help that says what cnnc wants instead.
+#[test]
+fn habits_from_other_languages_get_a_help() {
+    let m = |body: &str| format!("model M(input: [1, 8, 8]) {{\n    {body}\n}}\n");
+    for (body, words) in [
+        ("conv(6, 5) nn.ReLU()", &["drop `nn.`", "`relu`"][..]),
+        ("conv(6, 5) torch.relu", &["drop `torch.`"]),
+        ("conv(6, 5), relu", &["delete the `,`"]),
+        ("conv(6, 5); relu", &["delete the `;`"]),
+        (
+            "repeat 3 conv(8, 3)",
+            &["body of `repeat` is braced", "`repeat 3 { … }`"],
+        ),
+        ("repeat i in 1..3 conv(8, 3)", &["`repeat i in 1..3 { … }`"]),
+        (
+            "if in.c > 3 relu",
+            &["body of `if` is braced", "`if in.c > 3 { … }`"],
+        ),
+        ("concat conv(3, 1)", &["body of `concat` is braced"]),
+    ] {
+        check_error(&m(body), UNEXPECTED, words);
+    }
+    // A dot after another name is not taken for a PyTorch module.
+    let d = check_error(&m("a.b"), UNEXPECTED, &["found `.`"]);
+    assert!(d.help.is_none_or(|h| !h.contains("PyTorch")));
+}
+
 #[test]
 fn unexpected_tokens_are_named_in_words() {
     check_error(
