@@ -33,8 +33,17 @@ impl Compilation {
                 if self.model_names.iter().any(|m| m == n) {
                     format!("model `{n}` has errors")
                 } else {
+                    let names = self.model_names.iter().map(String::as_str);
+                    let near = names
+                        .clone()
+                        .find(|m| m.eq_ignore_ascii_case(n))
+                        .map(str::to_string)
+                        .or_else(|| crate::diag::did_you_mean(n, names).map(str::to_string));
+                    let hint = near
+                        .map(|m| format!(" (did you mean `{m}`?)"))
+                        .unwrap_or_default();
                     format!(
-                        "no model named `{n}`; this file defines: {}",
+                        "no model named `{n}`{hint}; this file defines: {}",
                         self.model_names.join(", ")
                     )
                 }

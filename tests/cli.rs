@@ -216,6 +216,14 @@ fn several_models_need_a_model_flag() {
     assert_eq!(o.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["output"], serde_json::json!([3]));
+    // A name in the wrong case is found for the user.
+    let o = cnnc(&["summary", &f, "--model", "b"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no model named `b` (did you mean `B`?)"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -261,6 +261,8 @@ fn resolve_reports_missing_directories_and_files() {
         matches!(&e, DataError::MissingFile { wanted, .. } if wanted == "t10k-labels-idx1-ubyte"),
         "{e}"
     );
+    // The help names all four files, the test split's too.
+    assert!(e.help().unwrap().contains("t10k-labels-idx1-ubyte"), "{e}");
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {

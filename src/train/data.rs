@@ -90,8 +90,9 @@ impl DataError {
                 Some(help.clone())
             }
             DataError::MissingFile { .. } => Some(format!(
-                "a data directory holds {} and {} (optionally gzipped, e.g. `{}.gz`)",
-                IDX_NAMES[0].0, IDX_NAMES[0].1, IDX_NAMES[0].0
+                "a data directory holds four files: {}, {}, {} and {} (each optionally \
+                 gzipped, e.g. `{}.gz`)",
+                IDX_NAMES[0].0, IDX_NAMES[0].1, IDX_NAMES[1].0, IDX_NAMES[1].1, IDX_NAMES[0].0
             )),
             DataError::ShapeMismatch { found, expected } if found[0] == expected[0] => {
                 Some(format!(
