@@ -355,3 +355,23 @@ fn softmax_dim_is_explained() {
         "{help}"
     );
 }
+
+/// After a failed shape assertion, checking goes on with the shape written when it is of the
+/// tensor's rank (the layers after it were written from that belief), else with the real
+/// one (a vector written after a conv is a misplaced assertion): one error either way.
+#[test]
+fn a_failed_assertion_is_one_error() {
+    for body in [
+        // Belief [16, 10, 10] (pad=2 forgotten): the later `: [400]` holds under it.
+        "conv(6, 5) avgpool(2) conv(16, 5) : [16, 10, 10] avgpool(2) flatten : [400] linear(10)",
+        // A vector asserted on an image: the pooling after it still sees the image.
+        "conv(6, 5) : [400] avgpool(2) flatten linear(10)",
+    ] {
+        let c = cnnc::compile_source(
+            Path::new("assert.cnn"),
+            format!("model M(input: [1, 28, 28]) {{ {body} }}"),
+        );
+        let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["cnnc::shape::assertion_failed"], "{body}");
+    }
+}

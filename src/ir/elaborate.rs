@@ -450,7 +450,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     /// Reports a failed shape assertion; returns the asserted shape when checking should go
-    /// on with it (a shape a tensor can have, not one with the batch written in).
+    /// on with it (of the tensor's rank, no zero, not one with the batch written in).
     fn check_assert(
         &mut self,
         assert: &ast::ShapeAssert,
@@ -498,8 +498,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 format!("write `: {shape}` if that is what you meant, or fix the layers before it")
             }),
         );
+        // Only a shape of the same rank: `conv(…) : [400]` is more likely a misplaced
+        // assertion than a belief that the conv flattens, and the layers after it would
+        // all fail on a vector.
         let usable = !batch_written
-            && matches!(expected.dims().len(), 1 | 3)
+            && expected.rank() == shape.rank()
             && expected.dims().iter().all(|&d| d > 0);
         usable.then_some(expected)
     }
