@@ -23,9 +23,48 @@ pub struct Compilation {
     pub models: Vec<CheckedModel>,
     /// Names of every model defined in the main file, checked or not, in source order.
     pub model_names: Vec<String>,
+    /// Which diagnostics each model's elaboration and check produced (index ranges into
+    /// `diagnostics`); the rest are the file's (syntax, definitions).
+    pub model_diagnostics: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Compilation {
+    /// Narrows the compilation to the model `name` when only other models of the file have
+    /// errors: their diagnostics are dropped, and their names returned (one per model with
+    /// errors), so `--model A` works on a file whose model `B` is being written. `None`, and
+    /// nothing changed, when `name` has errors itself, is not a model, or the file has errors
+    /// of its own (syntax, definitions).
+    pub fn narrow_to_model(&mut self, name: &str) -> Option<Vec<String>> {
+        if !self.models.iter().any(|m| m.name == name) {
+            return None;
+        }
+        let other = |i: usize| {
+            self.model_diagnostics
+                .iter()
+                .find(|(_, r)| r.contains(&i))
+                .filter(|(m, _)| m != name)
+                .map(|(m, _)| m.clone())
+        };
+        let mut broken: Vec<String> = Vec::new();
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if d.is_error() {
+                let m = other(i)?;
+                if !broken.contains(&m) {
+                    broken.push(m);
+                }
+            }
+        }
+        let keep: Vec<bool> = (0..self.diagnostics.0.len())
+            .map(|i| other(i).is_none())
+            .collect();
+        let mut k = keep.iter();
+        self.diagnostics
+            .0
+            .retain(|_| *k.next().expect("one flag per diagnostic"));
+        self.model_diagnostics.clear();
+        Some(broken)
+    }
+
     /// The model named `name`, or the only model when `name` is `None`.
     pub fn model(&self, name: Option<&str>) -> Result<&CheckedModel, String> {
         match name {
@@ -145,6 +184,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
 
     let mut model_names = Vec::new();
     let mut models = Vec::new();
+    let mut model_diagnostics = Vec::new();
     let defs = elaborate::Definitions::collect(&files, &mut diagnostics);
     if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
         for item in &main_ast.items {
@@ -161,6 +201,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     continue;
                 }
                 model_names.push(m.name.name.clone());
+                let first = diagnostics.0.len();
                 let mut model_diags = Diagnostics::new();
                 let graph = elaborate::elaborate_model(m, &defs, &mut model_diags);
                 let checked = shape::check(
@@ -176,6 +217,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     Ok(c) => models.push(c),
                     Err(d) => diagnostics.extend(d),
                 }
+                model_diagnostics.push((m.name.name.clone(), first..diagnostics.0.len()));
             }
         }
     }
@@ -185,6 +227,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
         diagnostics,
         models,
         model_names,
+        model_diagnostics,
     }
 }
 

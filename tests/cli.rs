@@ -682,3 +682,41 @@ fn export_names_a_stale_external_data_file() {
     );
     assert!(stale.exists());
 }
+
+/// `--model A` works on a file whose other model is being written (has errors): the note
+/// names it, A's result is as usual. B itself, no `--model`, or an error of the file's own
+/// (syntax) still stop everything.
+#[test]
+fn a_model_is_usable_while_another_of_its_file_has_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "two.cnn",
+        b"model A(input: [4]) { linear(2) }\nmodel B(input: [4]) { conv(3, 3) }\n",
+    );
+    let out = dir.path().join("a.onnx").display().to_string();
+    for args in [
+        vec!["summary", f.as_str(), "--model", "A"],
+        vec!["export", f.as_str(), "--model", "A", "-o", out.as_str()],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("`B` of"), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("cnnc::shape::rank"), "{}", stderr(&o));
+    }
+    for args in [
+        vec!["summary", f.as_str(), "--model", "B"],
+        vec!["summary", f.as_str()],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("cnnc::shape::rank"), "{}", stderr(&o));
+    }
+    let broken = write(
+        dir.path(),
+        "syntax.cnn",
+        b"model A(input: [4]) { linear(2) }\nmodel B(input: [4]) { linear(3) ) }\n",
+    );
+    let o = cnnc(&["summary", &broken, "--model", "A"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}

@@ -65,7 +65,29 @@ pub fn allow_warnings(codes: Vec<&'static str>) {
 
 /// Compiles `path` (see [`cnnc::compile_file`]) and drops the warnings `--allow` silences.
 pub fn compile(path: &Path) -> Result<Compilation, cnnc::driver::LoadError> {
+    compile_for(path, None)
+}
+
+/// [`compile`] for the model `model`: when only other models of the file have errors, their
+/// diagnostics are left out (with a note naming them), so `--model A` works on a file
+/// whose model `B` is being written.
+pub fn compile_for(
+    path: &Path,
+    model: Option<&str>,
+) -> Result<Compilation, cnnc::driver::LoadError> {
     let mut c = cnnc::compile_file(path)?;
+    if let Some(name) = model.filter(|_| c.diagnostics.has_errors()) {
+        if let Some(broken) = c.narrow_to_model(name) {
+            let list: Vec<String> = broken.iter().map(|m| format!("`{m}`")).collect();
+            eprintln!(
+                "note: {} of {} {} errors, left out here (`cnnc check {}` shows them)",
+                list.join(", "),
+                path.display(),
+                if broken.len() == 1 { "has" } else { "have" },
+                path.display()
+            );
+        }
+    }
     if let Some(allowed) = ALLOWED.get().filter(|a| !a.is_empty()) {
         c.diagnostics
             .0
@@ -93,7 +115,7 @@ pub fn compile_one_as(
     format: Format,
     warnings_in_result: bool,
 ) -> Result<(Compilation, usize), ExitCode> {
-    let c = match compile(path) {
+    let c = match compile_for(path, model) {
         Ok(c) => c,
         Err(e) => {
             if format == Format::Json {

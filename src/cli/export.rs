@@ -100,7 +100,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     if let Err(e) = check_output_path(&a.output, "model.onnx", &inputs) {
         return fail(EXIT_USAGE, e);
     }
-    let compilation = match super::common::compile(&a.file) {
+    let compilation = match super::common::compile_for(&a.file, a.model.as_deref()) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_USAGE, e),
     };

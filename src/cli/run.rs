@@ -174,8 +174,8 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
 /// Compiles a .cnn file to ONNX bytes with freshly initialized weights (PyTorch's default
 /// initialisation, seed 0), printing its diagnostics.
 fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
-    let compilation =
-        super::common::compile(path).map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
+    let compilation = super::common::compile_for(path, model_name)
+        .map_err(|e| Failure(EXIT_USAGE, e.to_string()))?;
     super::common::print_diagnostics(&compilation);
     if compilation.diagnostics.has_errors() {
         return Err(Failure(
