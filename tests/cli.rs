@@ -313,6 +313,19 @@ fn optimizer_values_and_training_opsets_are_validated() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("≥ 0"), "{}", stderr(&o));
+    // A momentum of 1 or more is PyTorch's to accept too, but said to diverge.
+    let o = cnnc(&[
+        "export",
+        "models/lenet.cnn",
+        "--train",
+        "--momentum",
+        "1.5",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("training diverges"), "{}", stderr(&o));
+    std::fs::remove_file(&out).unwrap();
     let o = cnnc(&[
         "export",
         "models/lenet.cnn",

@@ -193,6 +193,18 @@ pub fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Re
     }
 }
 
+/// Says on stderr that an SGD momentum of 1 or more makes the velocity grow without bound
+/// (PyTorch accepts it too, and such a run diverges).
+pub fn warn_large_momentum(momentum: f32) {
+    if momentum >= 1.0 {
+        eprintln!(
+            "warning: --momentum {momentum} is 1 or more: the velocity then keeps every past \
+             gradient at full weight or more, and training diverges; the usual values are \
+             0.9 to 0.99"
+        );
+    }
+}
+
 /// clap value parser: a finite number ≥ 0 (momentum, weight decay).
 pub fn non_negative(s: &str) -> Result<f32, String> {
     let x: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;

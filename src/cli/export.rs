@@ -212,6 +212,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
             };
             graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
         } else {
+            super::common::warn_large_momentum(momentum);
             let opt = optimizer.build(momentum, weight_decay);
             graph::step_model(model, &compilation.sources, &opt)
                 .and_then(|mut s| s.set_initial_state(&weights).map(|()| s.model))

@@ -333,6 +333,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Some("train a smaller model, or on a machine with more memory".into()),
         );
     }
+    super::common::warn_large_momentum(a.momentum);
     let optimizer = a.optimizer.build(a.momentum, a.weight_decay);
     let device: Device = a.device.into();
     let session_options = SessionOptions {
