@@ -289,7 +289,8 @@ fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
     Some(dir.join(path.file_name()?))
 }
 
-/// Set by Ctrl-C under [`OnSigint::StopAfterStep`]: `cnnc train` stops after its step.
+/// Set by Ctrl-C under [`OnSigint::StopAfterStep`] or [`OnSigint::StopMeasuring`]: `cnnc
+/// train` stops after its step, `cnnc bench` after its run.
 pub static STOP_AFTER_STEP: AtomicBool = AtomicBool::new(false);
 
 /// What the first Ctrl-C (or SIGTERM) does; a second one ends the process at once.
@@ -301,6 +302,9 @@ pub enum OnSigint {
     /// Make the file being written stop and remove its temporary file
     /// ([`cnnc::fsutil::CANCEL`]), so an interrupted export leaves nothing behind.
     CancelWrites,
+    /// Set [`STOP_AFTER_STEP`]: `bench` ends its measurement after the current run and
+    /// reports the runs so far.
+    StopMeasuring,
 }
 
 const STOPPING: &[u8] = b"\ncnnc: stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
@@ -310,6 +314,17 @@ extern "C" fn stop_after_step(_: libc::c_int) {
     // SAFETY: write(2) is async-signal-safe; the buffer is a static.
     unsafe {
         libc::write(2, STOPPING.as_ptr().cast(), STOPPING.len());
+    }
+    reset_signals();
+}
+
+const STOPPING_BENCH: &[u8] = b"\ncnnc: stopping after this run; the results so far follow (press Ctrl-C again to quit at once)\n";
+
+extern "C" fn stop_measuring(_: libc::c_int) {
+    STOP_AFTER_STEP.store(true, Ordering::SeqCst);
+    // SAFETY: write(2) is async-signal-safe; the buffer is a static.
+    unsafe {
+        libc::write(2, STOPPING_BENCH.as_ptr().cast(), STOPPING_BENCH.len());
     }
     reset_signals();
 }
@@ -334,6 +349,7 @@ pub fn install_sigint(on: OnSigint) {
     let handler: extern "C" fn(libc::c_int) = match on {
         OnSigint::StopAfterStep => stop_after_step,
         OnSigint::CancelWrites => cancel_writes,
+        OnSigint::StopMeasuring => stop_measuring,
     };
     // SAFETY: each handler only stores to an atomic, writes a static message and resets the
     // dispositions, all async-signal-safe.

@@ -123,7 +123,11 @@ pub fn run(a: RunArgs) -> ExitCode {
 }
 
 pub fn bench(a: BenchArgs) -> ExitCode {
-    finish(bench_inner(&a))
+    match bench_inner(&a) {
+        Ok(false) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::from(super::common::EXIT_INTERRUPTED),
+        Err(Failure(code, message)) => fail(code, message),
+    }
 }
 
 /// Whether MODEL is a .cnn source (compiled with fresh weights) rather than an ONNX file.
@@ -442,7 +446,9 @@ fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<u
     Ok(shape)
 }
 
-fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
+/// Measures and reports; `Ok(true)` when Ctrl-C ended the measurement early (the runs so far
+/// are reported).
+fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     let budget = match a.seconds {
         None => Duration::from_secs(3),
         Some(s) if !(s.is_finite() && s > 0.0) => {
@@ -470,11 +476,22 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let input = random_input(&shape, &mut rng)?;
 
+    eprintln!(
+        "measuring: {} warm-up run(s), then {} (Ctrl-C stops early and reports the runs so far)",
+        a.warmup,
+        match a.iterations {
+            Some(n) => format!("{n} timed run(s)"),
+            None => format!("timed runs for {:.1} s", budget.as_secs_f64()),
+        }
+    );
+    // From here Ctrl-C ends the measurement after the current run (at least one is timed).
+    super::common::install_sigint(super::common::OnSigint::StopMeasuring);
     for _ in 0..a.warmup {
         session.run_f32(&input, &shape)?;
     }
     let mut latencies = Vec::new();
     let started = Instant::now();
+    let stop = &super::common::STOP_AFTER_STEP;
     loop {
         let t = Instant::now();
         session.run_f32(&input, &shape)?;
@@ -483,10 +500,11 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
             Some(n) => latencies.len() >= n,
             None => started.elapsed() >= budget,
         };
-        if done {
+        if done || stop.load(std::sync::atomic::Ordering::SeqCst) {
             break;
         }
     }
+    let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     let s = stats(&latencies);
     let images_per_sec = (batch * latencies.len()) as f64 / s.total_s;
     match a.format {
@@ -502,6 +520,7 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
                 "p99_ms": s.p99_ms,
                 "mean_ms": s.mean_ms,
                 "onnxruntime": rt.version(),
+                "interrupted": interrupted,
             });
             println!("{json}");
         }
@@ -524,7 +543,13 @@ fn bench_inner(a: &BenchArgs) -> Result<(), Failure> {
             );
         }
     }
-    Ok(())
+    if interrupted {
+        eprintln!(
+            "stopped by Ctrl-C after {} timed run(s): the numbers are of those",
+            latencies.len()
+        );
+    }
+    Ok(interrupted)
 }
 
 /// One check of `doctor`: ok, or why not.
