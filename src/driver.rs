@@ -139,9 +139,21 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     }
     // The size in the metadata is 0 for devices and pipes (`use "/dev/zero"` read forever):
     // the limit holds for the bytes actually read.
+    let file = std::fs::File::open(path).map_err(|e| err(crate::fsutil::io_message(&e)))?;
+    read_limited(path, file)
+}
+
+/// The source read from `reader` (a file, or standard input for `-`), with the limits of
+/// [`read_source`]: at most [`MAX_FILE_BYTES`], UTF-8.
+fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
+    let err = |message: String| LoadError {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+    reader
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| err(crate::fsutil::io_message(&e)))?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(err(format!(
@@ -167,8 +179,14 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     })
 }
 
-/// Compiles a file on disk.
+/// Compiles a file on disk; `-` is standard input (shown as `<stdin>`, `use` relative to the
+/// current folder), as editors and pipes give it.
 pub fn compile_file(path: &Path) -> Result<Compilation, LoadError> {
+    if path == Path::new("-") {
+        let shown = Path::new("<stdin>");
+        let text = read_limited(shown, std::io::stdin().lock())?;
+        return Ok(compile_source(shown, text));
+    }
     let text = read_source(path)?;
     Ok(compile_source(path, text))
 }

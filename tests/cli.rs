@@ -733,3 +733,33 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
     let o = cnnc(&["summary", &broken, "--model", "A"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
 }
+
+/// `cnnc check -` reads standard input (an editor's buffer, a pipe), named `<stdin>`.
+#[test]
+fn check_reads_standard_input() {
+    use std::io::Write;
+    for (text, code, says) in [
+        (
+            &b"model M(input: [1, 8, 8]) { conv(4, 3) }"[..],
+            0,
+            "<stdin>: ok",
+        ),
+        (
+            &b"model M(input: [1, 8, 8]) { conv(4, 9) }"[..],
+            1,
+            "<stdin>:1:29",
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["check", "-"])
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(text).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+}

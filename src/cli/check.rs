@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// The .cnn files to check.
+    /// The .cnn files to check (`-` reads standard input).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output format of the diagnostics.
@@ -41,7 +41,12 @@ pub fn run(args: CheckArgs) -> ExitCode {
                             } else {
                                 models.join(", ")
                             };
-                            eprintln!("{}: ok ({what})", path.display());
+                            let shown = if path.as_os_str() == "-" {
+                                "<stdin>".into()
+                            } else {
+                                path.display().to_string()
+                            };
+                            eprintln!("{shown}: ok ({what})");
                         }
                     }
                     Format::Json => {
