@@ -763,3 +763,50 @@ fn check_reads_standard_input() {
         assert!(stderr(&o).contains(says), "{}", stderr(&o));
     }
 }
+
+/// `--weights` from a pipe (`<(…)`, a FIFO) is read once: telling a checkpoint from plain
+/// weights must not consume its first bytes.
+#[test]
+fn weights_can_come_through_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(dir.path(), "m.cnn", b"model M(input: [4]) { linear(2) }\n");
+    let (w, b) = ([0.5f32; 8], [0.25f32; 2]);
+    let view = |dims: Vec<usize>, data: &[f32]| {
+        let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        (dims, bytes)
+    };
+    let tensors = [
+        ("linear1.weight", view(vec![2, 4], &w)),
+        ("linear1.bias", view(vec![2], &b)),
+    ];
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(name, (dims, bytes))| {
+            let v =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), bytes)
+                    .unwrap();
+            (*name, v)
+        })
+        .collect();
+    let bytes = safetensors::serialize(views, None).unwrap();
+    let fifo = dir.path().join("w.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    let out = dir.path().join("m.onnx");
+    let o = cnnc(&[
+        "export",
+        &m,
+        "--weights",
+        fifo.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.is_file());
+}

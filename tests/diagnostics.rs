@@ -337,23 +337,29 @@ fn a_tensor_out_of_sight_says_where_it_is_named() {
     }
 }
 
-/// PyTorch's `softmax(dim=1)` is told that cnnc's softmax has no dimension to give.
+/// PyTorch's `softmax(dim=1)` (or `softmax(1)`) is told that cnnc's softmax has no dimension
+/// to give.
 #[test]
 fn softmax_dim_is_explained() {
-    let c = cnnc::compile_source(
-        Path::new("softmax.cnn"),
-        "model M(input: [1, 8, 8]) { flatten linear(10) softmax(dim=1) }".to_string(),
-    );
-    let d = c
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "cnnc::elab::unknown_argument")
-        .expect("an unknown_argument error");
-    let help = d.help.clone().unwrap_or_default();
-    assert!(
-        help.contains("PyTorch's dim=1") && help.contains("write `softmax`"),
-        "{help}"
-    );
+    for (call, code) in [
+        ("softmax(dim=1)", "cnnc::elab::unknown_argument"),
+        ("softmax(1)", "cnnc::elab::argument_count"),
+    ] {
+        let c = cnnc::compile_source(
+            Path::new("softmax.cnn"),
+            format!("model M(input: [1, 8, 8]) {{ flatten linear(10) {call} }}"),
+        );
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{call}: no {code}"));
+        let help = d.help.clone().unwrap_or_default();
+        assert!(
+            help.contains("PyTorch's dim=1") && help.contains("write `softmax`"),
+            "{call}: {help}"
+        );
+    }
 }
 
 /// After a failed shape assertion, checking goes on with the shape written when it is of the

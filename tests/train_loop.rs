@@ -362,9 +362,37 @@ fn spin_wait_changes_the_speed_not_the_numbers() {
     }
 }
 
+/// Starts `cnnc` with `args` and returns once it says `training …`, which it prints after
+/// installing its signal handler: the child, its stderr and what it said so far.
+fn spawn_training(
+    args: &[&str],
+    stdout: Stdio,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.lines().any(|l| l.starts_with("training ")) {
+        if err.read_line(&mut seen).unwrap() == 0 {
+            panic!("cnnc ended before training: {seen}");
+        }
+    }
+    (child, err, seen)
+}
+
 #[test]
 fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     if !data_ready() {
         return;
     }
@@ -379,26 +407,7 @@ fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
     args[limit] = "10000";
     let mut stopped_args = args.clone();
     stopped_args.extend(["--epochs", "50"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(&stopped_args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The `training …` line is printed once the handler is installed and training starts.
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            panic!("cnnc ended before training: {seen}");
-        }
-        seen.push_str(&line);
-        if line.starts_with("training ") {
-            break;
-        }
-    }
+    let (mut child, mut err, mut seen) = spawn_training(&stopped_args, Stdio::piped());
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: signalling our own child process.
     unsafe {
@@ -467,7 +476,7 @@ fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
 /// step, with a checkpoint, exit 130.
 #[test]
 fn sigterm_stops_after_the_step_with_a_checkpoint() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
     if !data_ready() {
         return;
     }
@@ -478,20 +487,7 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
     );
     let mut args = common(&ck, &out);
     args.extend(["--epochs", "1000"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("training ") {
-        if err.read_line(&mut seen).unwrap() == 0 {
-            panic!("cnnc ended before training: {seen}");
-        }
-    }
+    let (mut child, mut err, mut seen) = spawn_training(&args, Stdio::null());
     std::thread::sleep(std::time::Duration::from_millis(300));
     // SAFETY: signalling our own child process.
     unsafe {
@@ -570,6 +566,24 @@ fn checkpoint_goes_through_links_and_into_devices() {
     let got = d.join("from_fifo.st");
     std::fs::write(&got, bytes).unwrap();
     cnnc::train::Checkpoint::load(&got).unwrap();
+
+    // A path that is not UTF-8 is written, and named in the JSON as best it can be.
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bad = std::ffi::OsStr::from_bytes(b"bad\xff.onnx");
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["train", model, "--epochs", "1", "--limit-train", "200"])
+            .args(["--limit-test", "50", "--format", "json", "--out"])
+            .arg(bad)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        assert!(last["out"].as_str().unwrap().starts_with("bad"), "{stdout}");
+        assert!(d.join(bad).is_file());
+    }
 
     // `--out /dev/null`: the checkpoint is `lenet.trained.ckpt.safetensors` here.
     let o = quick(&["--out", "/dev/null"]);

@@ -310,10 +310,16 @@ pub enum OnSigint {
 const STOPPING: &[u8] = b"\ncnnc: stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
 
 extern "C" fn stop_after_step(_: libc::c_int) {
+    request_stop(STOPPING);
+}
+
+/// Sets [`STOP_AFTER_STEP`], says `notice` and lets the next signal end the process. Only
+/// async-signal-safe calls: it runs in a signal handler.
+fn request_stop(notice: &'static [u8]) {
     STOP_AFTER_STEP.store(true, Ordering::SeqCst);
     // SAFETY: write(2) is async-signal-safe; the buffer is a static.
     unsafe {
-        libc::write(2, STOPPING.as_ptr().cast(), STOPPING.len());
+        libc::write(2, notice.as_ptr().cast(), notice.len());
     }
     reset_signals();
 }
@@ -321,12 +327,7 @@ extern "C" fn stop_after_step(_: libc::c_int) {
 const STOPPING_BENCH: &[u8] = b"\ncnnc: stopping after this run; the results so far follow (press Ctrl-C again to quit at once)\n";
 
 extern "C" fn stop_measuring(_: libc::c_int) {
-    STOP_AFTER_STEP.store(true, Ordering::SeqCst);
-    // SAFETY: write(2) is async-signal-safe; the buffer is a static.
-    unsafe {
-        libc::write(2, STOPPING_BENCH.as_ptr().cast(), STOPPING_BENCH.len());
-    }
-    reset_signals();
+    request_stop(STOPPING_BENCH);
 }
 
 extern "C" fn cancel_writes(_: libc::c_int) {

@@ -64,8 +64,13 @@ pub enum Command {
 
 pub fn dispatch(cli: Cli) -> ExitCode {
     common::allow_warnings(cli.allow);
-    if let Ok(level) = std::env::var("CNNC_ORT_LOG") {
-        if cnnc::runtime::parse_ort_log_level(&level).is_none() {
+    // Only where ONNX Runtime may be loaded; an empty value is as good as none.
+    let loads_ort = matches!(
+        cli.command,
+        Command::Run(_) | Command::Bench(_) | Command::Doctor(_) | Command::Train(_)
+    );
+    if let Ok(level) = std::env::var("CNNC_ORT_LOG").map(|l| l.trim().to_string()) {
+        if loads_ort && !level.is_empty() && cnnc::runtime::parse_ort_log_level(&level).is_none() {
             eprintln!(
                 "warning: CNNC_ORT_LOG={level} is not a level ({}); ONNX Runtime's log stays quiet",
                 cnnc::runtime::ORT_LOG_LEVELS.join(", ")

@@ -128,8 +128,8 @@ impl Observer for Report {
             b.finish_and_clear();
         }
         match self.format {
-            Format::Text => println!("{stats}"),
-            Format::Json => println!("{}", stats.to_json()),
+            Format::Text => stdout_line(stats),
+            Format::Json => stdout_line(stats.to_json()),
         }
     }
 }
@@ -175,6 +175,22 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
     }
 }
 
+/// One line on stdout. A reader that went away (`| head -1`, a pipe Ctrl-C also ended) must
+/// not end training or lose its last messages: a failed write is ignored, where `println!`
+/// would panic.
+fn stdout_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Whether `out` is no place for a file to go beside: a device or pipe, or anything under
+/// `/dev` or `/proc` (`/dev/stdout` leads through `/proc/self/fd/1` to whatever stdout is).
+fn is_device_path(out: &Path) -> bool {
+    out.starts_with("/dev")
+        || out.starts_with("/proc")
+        || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
+}
+
 fn default_checkpoint(out: &Path) -> PathBuf {
     let name = out
         .file_name()
@@ -212,7 +228,7 @@ fn report_failure(
             "help": help,
             "exit_code": code,
         });
-        println!("{line}");
+        stdout_line(line);
     }
     eprintln!("error: {message}");
     if let Some(h) = help {
@@ -245,7 +261,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // Beside a device (`--out /dev/null` to keep only the checkpoint), no file can go: the
     // checkpoint goes where it would without --out.
     let checkpoint = a.checkpoint.clone().unwrap_or_else(|| {
-        if cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(&out)) {
+        if is_device_path(&out) {
             default_checkpoint(&default_out(&a.file, a.model.as_deref()))
         } else {
             default_checkpoint(&out)
@@ -286,8 +302,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.format,
             EXIT_USAGE,
             format!(
-                "{} holds a checkpoint of an earlier run",
-                checkpoint.display()
+                "{} {}",
+                checkpoint.display(),
+                if cnnc::train::Checkpoint::is_checkpoint(&checkpoint) {
+                    "holds a checkpoint of an earlier run"
+                } else {
+                    "exists, and is not a cnnc checkpoint"
+                }
             ),
             Some(
                 "pass --resume to continue it, --restart to train from the start and replace \
@@ -411,23 +432,24 @@ pub fn run(a: TrainArgs) -> ExitCode {
         b.finish_and_clear();
     }
     if outcome.interrupted {
-        if a.format == Format::Json {
-            let line = serde_json::json!({
-                "stopped": true,
-                "epochs_done": outcome.position.epochs_done,
-                "steps_done": outcome.steps_done,
-                "checkpoint": checkpoint,
-                "exit_code": EXIT_INTERRUPTED,
-            });
-            println!("{line}");
-        }
         eprintln!(
             "stopped {}: checkpoint written to {}; continue with --resume",
             outcome.position,
             checkpoint.display()
         );
+        if a.format == Format::Json {
+            stdout_line(serde_json::json!({
+                "stopped": true,
+                "epochs_done": outcome.position.epochs_done,
+                "steps_done": outcome.steps_done,
+                "checkpoint": checkpoint.display().to_string(),
+                "exit_code": EXIT_INTERRUPTED,
+            }));
+        }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
+    // Ctrl-C now stops the export (its temporary file removed), not a training step.
+    install_sigint(OnSigint::CancelWrites);
     if outcome.resumed_from.is_some() && outcome.history.is_empty() {
         eprintln!(
             "note: the checkpoint is already {} and this run has --epochs {}: nothing to \
@@ -464,14 +486,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
     match written {
         Ok(_) => {
             if a.format == Format::Json {
-                let line = serde_json::json!({
+                stdout_line(serde_json::json!({
                     "done": true,
                     "epochs_done": outcome.position.epochs_done,
                     "steps_done": outcome.steps_done,
-                    "out": out,
-                    "checkpoint": checkpoint,
-                });
-                println!("{line}");
+                    "out": out.display().to_string(),
+                    "checkpoint": checkpoint.display().to_string(),
+                }));
             }
             eprintln!(
                 "wrote {} (trained {}, {}); checkpoint {}",
@@ -482,6 +503,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => fail_as(
+            a.format,
+            EXIT_INTERRUPTED,
+            format!(
+                "stopped by Ctrl-C: {} was not written; the checkpoint {} holds the trained \
+                 weights (`cnnc export {} --weights {} -o MODEL.onnx`)",
+                out.display(),
+                checkpoint.display(),
+                a.file.display(),
+                checkpoint.display()
+            ),
+        ),
         Err(e) => fail_as(a.format, EXIT_USAGE, e),
     }
 }

@@ -450,7 +450,8 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     /// Reports a failed shape assertion; returns the asserted shape when checking should go
-    /// on with it (of the tensor's rank, no zero, not one with the batch written in).
+    /// on with it (of the tensor's rank, no zero, within the size limit, not one with the
+    /// batch written in).
     fn check_assert(
         &mut self,
         assert: &ast::ShapeAssert,
@@ -501,9 +502,14 @@ impl<'a, 'd> Elab<'a, 'd> {
         // Only a shape of the same rank: `conv(…) : [400]` is more likely a misplaced
         // assertion than a belief that the conv flattens, and the layers after it would
         // all fail on a vector.
+        let elements = expected
+            .dims()
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d));
         let usable = !batch_written
             && expected.rank() == shape.rank()
-            && expected.dims().iter().all(|&d| d > 0);
+            && expected.dims().iter().all(|&d| d > 0)
+            && elements.is_some_and(|n| n <= rules::MAX_ELEMENTS);
         usable.then_some(expected)
     }
 

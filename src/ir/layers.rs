@@ -235,7 +235,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "add" | "sum" => "a sum with the input is `residual { body }` (body(x) + x), with \
                           `shortcut { … }` for a projection"
             .to_string(),
-        "identity" => "the identity is an empty branch, `{}`".to_string(),
+        "identity" => "in a sequence of layers, delete it; as a branch of a concat or a \
+                       shortcut, the identity is an empty branch, `{}`"
+            .to_string(),
         "sequential" | "modulelist" => {
             "layers in a row are simply written one after another; `block Name(params) { … }` \
              names a group to reuse"
@@ -247,6 +249,10 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
     };
     Some(hint)
 }
+
+/// The help of `softmax(dim=1)` and `softmax(1)`.
+const SOFTMAX_DIM: &str = "cnnc's softmax is over the channels of an image or the features of \
+                           a vector (PyTorch's dim=1), and takes no arguments: write `softmax`";
 
 /// PyTorch argument names users type from habit, and cnnc's name for each.
 const ALIASES: &[(&str, &str)] = &[
@@ -531,10 +537,7 @@ fn bind(
                     let suggestion =
                         alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
                     d = if spec.name == "softmax" && n.name == "dim" {
-                        d.help(
-                            "cnnc's softmax is over the channels of an image or the features of \
-                             a vector (PyTorch's dim=1), and takes no arguments: write `softmax`",
-                        )
+                        d.help(SOFTMAX_DIM)
                     } else if n.name == "in_channels" || n.name == "in_features" {
                         d.help(format!(
                             "cnnc infers `{}` from the incoming tensor; remove it",
@@ -642,7 +645,11 @@ fn bind(
         for span in &extra {
             d = d.label(*span, "extra argument");
         }
-        diags.push(d.help(format!("the signature is {}", signature())));
+        diags.push(d.help(if spec.name == "softmax" {
+            SOFTMAX_DIM.to_string()
+        } else {
+            format!("the signature is {}", signature())
+        }));
     }
     let missing: Vec<&str> = spec
         .params
@@ -682,9 +689,9 @@ fn value_text(v: &Value) -> String {
 
 /// `conv(1, 6, 5)` written from PyTorch's `Conv2d(1, 6, 5)`: valid (out 1, kernel 6, stride 5)
 /// and wrong. Warned when a conv's first argument equals its input's channels and the next
-/// two read as PyTorch's (out channels, kernel) would: a "kernel" of 6 or more, larger than
-/// the "stride" after it. cnnc's order is PyTorch's without `in_channels`, so the fix is to
-/// drop the first argument.
+/// two read as PyTorch's (out channels, kernel) would: a "kernel" of 6 or more that looks like
+/// a channel count (even, or above 11), larger than the "stride" after it, and no `groups`.
+/// cnnc's order is PyTorch's without `in_channels`, so the fix is to drop the first argument.
 fn warn_pytorch_order(
     spec: &LayerSpec,
     call: &ast::Call,
@@ -706,8 +713,21 @@ fn warn_pytorch_order(
     let (Some(first), Some(second), Some(third)) = (int(0), int(1), int(2)) else {
         return;
     };
+    // Real kernels are odd and at most 11 (AlexNet's); channel counts are mostly even. A
+    // `groups` (depthwise, `conv(96, 7, 1, 3, groups=96)`) is cnnc's own order.
     let channels = shape.dims()[0] as i64;
-    if first != channels || second < 6 || second <= third {
+    let grouped = call
+        .args
+        .iter()
+        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"));
+    let channel_like = second % 2 == 0 || second > 11;
+    if first != channels || second < 6 || second <= third || !channel_like || grouped {
+        return;
+    }
+    // PyTorch's ConvTranspose2d has `output_padding` where cnnc's convT has it too, but its
+    // 7th argument is `groups` where cnnc's is `dilation`: past 6, dropping the first is no
+    // faithful rewrite.
+    if spec.name == "convT" && positional.len() > 6 {
         return;
     }
     let named = call.args.iter().filter_map(|a| {

@@ -66,6 +66,18 @@ pub fn op_text(op: &Op) -> String {
 
 /// One line per node in topological order: `name = op(inputs) : shape  params macs`.
 pub fn dump(g: &Graph) -> String {
+    lines(g, true)
+}
+
+/// The network's structure as text, for fingerprints (a checkpoint's `model_sha256`): the
+/// lines of [`dump`] without the parameter and MAC counts, which are derived (a fix to how
+/// MACs are counted must not orphan every checkpoint), after a version tag to change
+/// deliberately if this text ever must.
+pub fn structure(g: &Graph) -> String {
+    format!("cnnc-structure 1\n{}", lines(g, false))
+}
+
+fn lines(g: &Graph, with_counts: bool) -> String {
     let mut out = String::new();
     for ix in g.topo_order() {
         let n = g.node(ix);
@@ -80,7 +92,7 @@ pub fn dump(g: &Graph) -> String {
             let _ = write!(out, " <- {}", inputs.join(", "));
         }
         let _ = write!(out, " : {shape}");
-        if n.params > 0 || n.macs > 0 {
+        if with_counts && (n.params > 0 || n.macs > 0) {
             let _ = write!(out, "  params={} macs={}", n.params, n.macs);
         }
         out.push('\n');

@@ -297,6 +297,14 @@ fn safetensors_round_trip_and_every_problem_reported() {
     let e = load_safetensors(&path, &specs).unwrap_err();
     assert!(matches!(e, WeightsError::Format { .. }));
     assert!(e.to_string().contains("it starts with text"), "{e}");
+    // Non-ASCII text with a byte-order mark too.
+    std::fs::write(
+        &path,
+        "\u{feff}# modèle\nmodel M(input: [1, 4, 4]) { flatten }",
+    )
+    .unwrap();
+    let e = load_safetensors(&path, &specs).unwrap_err();
+    assert!(e.to_string().contains("it starts with text"), "{e}");
     let missing = dir.path().join("none.safetensors");
     let e = load_safetensors(&missing, &specs).unwrap_err();
     assert!(matches!(e, WeightsError::Io { .. }));

@@ -536,6 +536,18 @@ impl fmt::Display for WeightsError {
 
 impl std::error::Error for WeightsError {}
 
+/// Whether a file starts as text does (UTF-8, a byte-order mark allowed, no control bytes
+/// but whitespace) rather than with a safetensors header length, whose high bytes are 0.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64)];
+    let utf8 = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        // A character cut at the end of the window is still text.
+        Err(e) => e.error_len().is_none(),
+    };
+    head.len() >= 8 && utf8 && head.iter().all(|&b| b >= 0x20 || b"\t\n\r".contains(&b))
+}
+
 /// Reads a safetensors file keyed by scoped parameter name and checks it against `specs`.
 pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
     let bytes = std::fs::read(path).map_err(|e| WeightsError::Io {
@@ -547,11 +559,7 @@ pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
         // A safetensors file starts with the length of its JSON header; text (a `.cnn`
         // source, a JSON file) reads as an absurd length, which safetensors calls "header
         // too large". Say what the file looks like instead.
-        message: if bytes.len() >= 8
-            && bytes[..8]
-                .iter()
-                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
-        {
+        message: if looks_like_text(&bytes) {
             "it starts with text, not with the 8-byte header length of a safetensors file \
              (give the weights, e.g. saved with `safetensors.torch.save_file`, not a source)"
                 .to_string()

@@ -28,12 +28,17 @@ pub struct CheckedModel {
 }
 
 impl CheckedModel {
-    /// SHA-256 (lowercase hex) of the graph's text form (`ir::print::dump`: every layer with
-    /// its attributes, inputs and shape, no source positions): what a checkpoint must match,
-    /// so an edit of comments or layout keeps it usable and a change of the network does not.
+    /// SHA-256 (lowercase hex) of the graph's structure (`ir::print::structure`: every layer
+    /// with its attributes, inputs and shape, no source positions): what a checkpoint must
+    /// match, so an edit of comments or layout keeps it usable and a change of the network
+    /// does not.
     pub fn structure_hash(&self) -> String {
         use sha2::{Digest, Sha256};
-        let text = format!("{}\n{}", self.name, crate::ir::print::dump(&self.graph));
+        let text = format!(
+            "{}\n{}",
+            self.name,
+            crate::ir::print::structure(&self.graph)
+        );
         format!("{:x}", Sha256::digest(text.as_bytes()))
     }
 

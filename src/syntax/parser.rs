@@ -580,22 +580,30 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
         _ => {}
     }
-    // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced.
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let before = text[line_start..start].trim();
+    // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced. The statement is
+    // the last of these keywords on the line before the token.
     if expects("`{`") {
-        for keyword in ["repeat", "if", "concat", "residual", "shortcut"] {
-            let rest = before.strip_prefix(keyword);
-            if rest.is_some_and(|r| r.is_empty() || r.starts_with(' ')) {
-                let head = if before.len() > keyword.len() {
-                    format!("{before} ")
-                } else {
-                    format!("{keyword} ")
-                };
-                return d.help(format!(
-                    "the body of `{keyword}` is braced, even for one statement: `{head}{{ … }}`"
-                ));
-            }
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let before = &text[line_start..start];
+        let is_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        let last = ["repeat", "if", "concat", "residual", "shortcut"]
+            .iter()
+            .filter_map(|k| {
+                before
+                    .match_indices(k)
+                    .filter(|(i, _)| {
+                        !is_word(before[..*i].chars().next_back())
+                            && !is_word(before[i + k.len()..].chars().next())
+                    })
+                    .map(|(i, _)| (i, *k))
+                    .last()
+            })
+            .max();
+        if let Some((at, keyword)) = last {
+            let head = before[at..].trim_end();
+            return d.help(format!(
+                "the body of `{keyword}` is braced, even for one statement: `{head} {{ … }}`"
+            ));
         }
     }
     if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {

@@ -729,6 +729,12 @@ fn habits_from_other_languages_get_a_help() {
             &["body of `if` is braced", "`if in.c > 3 { … }`"],
         ),
         ("concat conv(3, 1)", &["body of `concat` is braced"]),
+        // The statement is the last keyword before the token, not the line's first word.
+        (
+            "residual { conv(8, 3, pad=1) } shortcut conv(8, 1)",
+            &["body of `shortcut` is braced", "`shortcut { … }`"],
+        ),
+        ("conv(8, 3) repeat 2 relu", &["`repeat 2 { … }`"]),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }

@@ -38,7 +38,7 @@ pub struct Checkpoint {
     /// SHA-256 (lowercase hex) of the `.cnn` source the model was compiled from.
     pub source_sha256: String,
     /// SHA-256 of the network's structure ([`crate::shape::CheckedModel::structure_hash`]);
-    /// absent in checkpoints of cnnc before 0.1 wrote it, which are matched by source.
+    /// absent in checkpoints written before cnnc recorded it, which are matched by source.
     pub model_sha256: Option<String>,
     /// The optimizer's configuration (kind, learning rate, momentum, …).
     pub optimizer: serde_json::Value,
@@ -85,19 +85,25 @@ impl CheckpointError {
     /// What the user can do about it, when something is known.
     pub fn help(&self) -> Option<String> {
         match self {
-            CheckpointError::ModelMismatch { source_changed: true, .. } => Some(
-                "the network in the .cnn file changed since the checkpoint was written (an \
-                 edit of comments or layout would not matter): restore the old layers, or \
-                 start training afresh with --restart"
+            CheckpointError::ModelMismatch {
+                source_changed: true,
+                ..
+            } => Some(
+                "the network in the .cnn file changed since the checkpoint was written: \
+                 restore the old layers; to train the new ones from the start, `cnnc train` \
+                 takes --restart in place of --resume"
                     .to_string(),
             ),
             CheckpointError::ModelMismatch { .. } => Some(
-                "pass the .cnn file the checkpoint was trained from, or start afresh with --restart"
+                "pass the .cnn file the checkpoint was trained from (or --model NAME); to \
+                 train this model from the start, `cnnc train` takes --restart in place of \
+                 --resume"
                     .to_string(),
             ),
-            CheckpointError::UnsupportedVersion { .. } => {
-                Some("load it with the cnnc version that wrote it (see its `cnnc_version` metadata)".to_string())
-            }
+            CheckpointError::UnsupportedVersion { .. } => Some(
+                "load it with the cnnc version that wrote it (see its `cnnc_version` metadata)"
+                    .to_string(),
+            ),
             _ => None,
         }
     }
@@ -343,7 +349,7 @@ impl Checkpoint {
             if !tensors_hash(&tensors).eq_ignore_ascii_case(expected) {
                 return Err(invalid(
                     "its tensors do not match the checksum written with them: the file is \
-                     damaged"
+                     damaged (or was edited without removing its `tensors_sha256` metadata)"
                         .to_string(),
                 ));
             }
@@ -385,9 +391,13 @@ impl Checkpoint {
     }
 
     /// Whether `path` is a cnnc checkpoint (a safetensors file whose metadata says so), read
-    /// from its header only. Any failure to tell is `false`.
+    /// from its header only. Any failure to tell is `false`, and so is anything but a regular
+    /// file: a pipe read here would lose its first bytes for the real load.
     pub fn is_checkpoint(path: &Path) -> bool {
         use std::io::Read;
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return false;
+        }
         let Ok(mut f) = std::fs::File::open(path) else {
             return false;
         };

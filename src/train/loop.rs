@@ -422,7 +422,7 @@ impl State {
         let resume_err = |message: String, help: &str| TrainError::Resume {
             path: path.to_path_buf(),
             message,
-            help: format!("{help}, or start afresh with --restart"),
+            help: format!("{help}, or train from the start: --restart in place of --resume"),
         };
         let info = &ck.optimizer;
         let written_with = info
