@@ -216,10 +216,12 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
         &[r],
     );
     let lr = b.add("stem.lrelu", Op::LeakyRelu { alpha: 0.1 }, &[c2]);
+    let si = b.add("stem.silu", Op::Silu, &[lr]);
+    let ge = b.add("stem.gelu", Op::Gelu, &[si]);
     let mp = b.add(
         "mp",
         Op::MaxPool(pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true)),
-        &[lr],
+        &[ge],
     );
     let ap = b.add(
         "ap",
@@ -475,6 +477,10 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 Op::AdaptiveAvgPool { output: out },
                 serde_json::json!({"op": "adaptive_avgpool", "output": out}),
             ));
+        }
+        // The activations ONNX has no operator for, against their definitions.
+        for (name, op, kind) in [("silu", Op::Silu, "silu"), ("gelu", Op::Gelu, "gelu")] {
+            v.push((name, [3, 4, 5], op, serde_json::json!({ "op": kind })));
         }
         for (name, input, size) in [
             ("crop_odd", [2, 9, 8], [4, 5]),

@@ -476,6 +476,14 @@ grad_test!(
 );
 
 grad_test!(
+    silu_gelu,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) silu conv(3, 3) gelu flatten linear(8) gelu linear(4)
+}"
+);
+
+grad_test!(
     softmax_channels,
     3,
     "model M(input: [2, 5, 5]) {

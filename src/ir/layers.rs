@@ -133,6 +133,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[opt("alpha", Kind::Number)],
     },
     LayerSpec {
+        name: "silu",
+        params: &[],
+    },
+    LayerSpec {
+        name: "gelu",
+        params: &[],
+    },
+    LayerSpec {
         name: "softmax",
         params: &[],
     },
@@ -179,6 +187,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "ELU" => ("elu", "`elu`"),
         "Sigmoid" => ("sigmoid", "`sigmoid`"),
         "Tanh" => ("tanh", "`tanh`"),
+        "SiLU" => ("silu", "`silu`"),
+        "GELU" => ("gelu", "`gelu` (the exact form, PyTorch's default `approximate='none'`)"),
         "Softmax" => ("softmax", "`softmax`"),
         "Dropout" | "Dropout2d" => ("dropout", "`dropout(p)`"),
         "Flatten" => ("flatten", "`flatten`"),
@@ -197,10 +207,11 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         .filter(|&c| c != '_')
         .flat_map(char::to_lowercase)
         .collect();
-    let activations = "relu, leaky_relu, elu, sigmoid, tanh and softmax";
+    let activations = "relu, leaky_relu, elu, sigmoid, tanh, silu, gelu and softmax";
     let hint = match key.as_str() {
-        "gelu" | "silu" | "swish" | "mish" | "hardswish" | "hardsigmoid" | "softplus" | "selu"
-        | "celu" | "prelu" | "relu6" | "softsign" | "hardtanh" | "logsigmoid" => {
+        "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
+        "mish" | "hardswish" | "hardsigmoid" | "softplus" | "selu" | "celu" | "prelu" | "relu6"
+        | "softsign" | "hardtanh" | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
@@ -448,6 +459,8 @@ pub fn build(
         "elu" => Op::Elu {
             alpha: number("alpha", 1.0),
         },
+        "silu" => Op::Silu,
+        "gelu" => Op::Gelu,
         "softmax" => Op::Softmax,
         "dropout" => Op::Dropout {
             p: number("p", 0.5),

@@ -87,6 +87,11 @@ pub enum Op {
     Elu {
         alpha: f64,
     },
+    /// x·σ(x) (PyTorch's `SiLU`, also called swish).
+    Silu,
+    /// x·Φ(x) with Φ the standard normal CDF, the exact form (PyTorch's `GELU()`, whose
+    /// default `approximate='none'`).
+    Gelu,
     /// Over the channel (or feature) axis.
     Softmax,
     Dropout {
@@ -125,6 +130,8 @@ impl Op {
             Op::Tanh => "tanh",
             Op::LeakyRelu { .. } => "leaky_relu",
             Op::Elu { .. } => "elu",
+            Op::Silu => "silu",
+            Op::Gelu => "gelu",
             Op::Softmax => "softmax",
             Op::Dropout { .. } => "dropout",
             Op::Flatten => "flatten",
@@ -145,6 +152,8 @@ impl Op {
                 | Op::Tanh
                 | Op::LeakyRelu { .. }
                 | Op::Elu { .. }
+                | Op::Silu
+                | Op::Gelu
                 | Op::Softmax
                 | Op::Dropout { .. }
         )

@@ -564,6 +564,37 @@ impl Lowerer<'_> {
                 "Elu",
                 vec![AttributeProto::float("alpha", *alpha as f32)],
             ),
+            // x·σ(x): Sigmoid then Mul (ONNX has no SiLU operator).
+            Op::Silu => {
+                let s = format!("{name}.sigmoid");
+                self.node("Sigmoid", &s, &[x], &s, vec![])?;
+                self.value_info(&s, out_dims);
+                self.node("Mul", name, &[x, &s], out, vec![])
+            }
+            // x·½(1 + erf(x/√2)), PyTorch's exact GELU, in the operators of every opset cnnc
+            // writes (ONNX's own Gelu needs opset 20).
+            Op::Gelu => {
+                let c = |what: &str| format!("{name}.{what}");
+                self.init_f32(&c("inv_sqrt2"), &[], &[std::f32::consts::FRAC_1_SQRT_2])?;
+                self.init_f32(&c("one"), &[], &[1.0])?;
+                self.init_f32(&c("half"), &[], &[0.5])?;
+                let steps = [
+                    ("Mul", c("scaled"), [x.to_string(), c("inv_sqrt2")]),
+                    ("Erf", c("erf"), [c("scaled"), String::new()]),
+                    ("Add", c("one_plus"), [c("erf"), c("one")]),
+                    ("Mul", c("cdf"), [c("one_plus"), c("half")]),
+                ];
+                for (op, output, ins) in &steps {
+                    let ins: Vec<&str> = ins
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    self.node(op, output, &ins, output, vec![])?;
+                    self.value_info(output, out_dims);
+                }
+                self.node("Mul", name, &[x, &c("cdf")], out, vec![])
+            }
             Op::Softmax => simple(self, "Softmax", vec![AttributeProto::int("axis", 1)]),
             // Dropout is the identity at inference; the node stays so the layer keeps its
             // name in the exported graph.

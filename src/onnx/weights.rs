@@ -144,6 +144,8 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Tanh
             | Op::LeakyRelu { .. }
             | Op::Elu { .. }
+            | Op::Silu
+            | Op::Gelu
             | Op::Softmax
             | Op::Dropout { .. }
             | Op::Flatten

@@ -496,6 +496,8 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         | Op::Tanh
         | Op::LeakyRelu { .. }
         | Op::Elu { .. }
+        | Op::Silu
+        | Op::Gelu
         | Op::Softmax
         | Op::Dropout { .. } => finish(first().0.clone(), 0, 0, Vec::new()),
         Op::Flatten => {

@@ -158,7 +158,21 @@ def ref_crop(x, spec):
     return x[:, :, oh:oh + th, ow:ow + tw].astype(np.float64)
 
 
+def ref_silu(x, spec):
+    x = x.astype(np.float64)
+    return x / (1.0 + np.exp(-x))
+
+
+def ref_gelu(x, spec):
+    # PyTorch's exact GELU: x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2.
+    x = x.astype(np.float64)
+    erf = np.vectorize(math.erf)
+    return x * 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
+
+
 REFERENCES = {
+    "silu": ref_silu,
+    "gelu": ref_gelu,
     "maxpool": lambda x, s: ref_pool(x, s, "maxpool"),
     "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
     "adaptive_avgpool": ref_adaptive,

@@ -277,7 +277,11 @@ def gen_pool(rng, kind):
 
 
 def gen_act(rng):
-    r = rng.randrange(7)
+    r = rng.randrange(9)
+    if r == 7:
+        return Leaf("silu", "silu", nn.SiLU(), None, ["silu"])
+    if r == 8:
+        return Leaf("gelu", "gelu", nn.GELU(), None, ["gelu"])
     if r == 0:
         return Leaf("relu", "relu", nn.ReLU(), None, ["relu"])
     if r == 1:

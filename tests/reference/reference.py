@@ -226,6 +226,14 @@ class ELU(_Elementwise):
     pass
 
 
+class SiLU(_Elementwise):
+    pass
+
+
+class GELU(_Elementwise):
+    pass
+
+
 class Sequential(Module):
     def __init__(self, *mods):
         self.mods = mods
@@ -622,8 +630,9 @@ def valid_rank1():
     return Sequential(
         Linear(784, 256), BatchNorm1d(256), ReLU(), Dropout(0.2),
         Linear(256, 128), ELU(0.5),
-        Linear(128, 64, bias=False), LeakyReLU(0.01), Tanh(),
-        Linear(64, 10), Softmax(dim=1))
+        Linear(128, 64, bias=False), LeakyReLU(0.01), Tanh(), SiLU(),
+        Linear(64, 32), GELU(),
+        Linear(32, 10), Softmax(dim=1))
 
 
 VALID = {

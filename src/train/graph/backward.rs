@@ -13,6 +13,7 @@
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY) |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
+//! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
 //! | flatten | Reshape | — |
@@ -312,6 +313,31 @@ impl Lowering<'_> {
                 let ya = self.b.add(&y, &a, &format!("{base}.slope"));
                 let neg = self.b.mul(dy, &ya, &format!("{base}.neg"));
                 one(Some(self.b.op("Where", &[&pos, dy, &neg], &base, vec![])))
+            }
+            // σ(x)·(1 + x·(1 − σ(x))), with σ(x) computed again from x.
+            Op::Silu => {
+                let s = self
+                    .b
+                    .op("Sigmoid", &[&x], &format!("{base}.sigmoid"), vec![]);
+                let one_c = self.b.scalar(1.0);
+                let t = self.b.sub(&one_c, &s, &format!("{base}.one_minus"));
+                let xt = self.b.mul(&x, &t, &format!("{base}.x_one_minus"));
+                let u = self.b.add(&one_c, &xt, &format!("{base}.one_plus"));
+                let slope = self.b.mul(&s, &u, &format!("{base}.slope"));
+                one(Some(self.b.mul(dy, &slope, &base)))
+            }
+            // Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
+            Op::Gelu => {
+                let cdf = self.normal_cdf(&x, &base);
+                let sq = self.b.mul(&x, &x, &format!("{base}.sq"));
+                let m = self.b.scale(&sq, -0.5, &format!("{base}.half_sq"));
+                let e = self.b.op("Exp", &[&m], &format!("{base}.exp"), vec![]);
+                let inv_sqrt_2pi =
+                    0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+                let pdf = self.b.scale(&e, inv_sqrt_2pi, &format!("{base}.pdf"));
+                let xp = self.b.mul(&x, &pdf, &format!("{base}.x_pdf"));
+                let slope = self.b.add(&cdf, &xp, &format!("{base}.slope"));
+                one(Some(self.b.mul(dy, &slope, &base)))
             }
             Op::Softmax => {
                 let p = self.b.mul(dy, &y, &format!("{base}.dy_y"));

@@ -249,6 +249,16 @@ impl Lowering<'_> {
                 &name,
                 vec![AttributeProto::float("alpha", *alpha as f32)],
             ),
+            Op::Silu => {
+                let s = self
+                    .b
+                    .op("Sigmoid", &[&x], &format!("{name}.sigmoid"), vec![]);
+                self.b.mul(&x, &s, &name)
+            }
+            Op::Gelu => {
+                let cdf = self.normal_cdf(&x, &name);
+                self.b.mul(&x, &cdf, &name)
+            }
             Op::Softmax => self.b.op(
                 "Softmax",
                 &[&x],
@@ -294,6 +304,20 @@ impl Lowering<'_> {
         };
         self.value.insert(ix, y);
         Ok(())
+    }
+
+    /// Φ(x) = ½(1 + erf(x/√2)), the standard normal CDF (GELU's gate), under names from
+    /// `base`.
+    pub(super) fn normal_cdf(&mut self, x: &str, base: &str) -> String {
+        let scaled = self.b.scale(
+            x,
+            std::f32::consts::FRAC_1_SQRT_2,
+            &format!("{base}.scaled"),
+        );
+        let e = self.b.op("Erf", &[&scaled], &format!("{base}.erf"), vec![]);
+        let one = self.b.scalar(1.0);
+        let p = self.b.add(&e, &one, &format!("{base}.one_plus"));
+        self.b.scale(&p, 0.5, &format!("{base}.cdf"))
     }
 
     fn batchnorm(
