@@ -478,6 +478,76 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 serde_json::json!({"op": "adaptive_avgpool", "output": out}),
             ));
         }
+        // Transposed convs against their definition: plain, and with an output_pad at or
+        // above the stride (below the dilation: PyTorch's rule), which ONNX Runtime's
+        // ConvTranspose refuses and cnnc lowers as ConvTranspose + Slice + Pad + bias.
+        for (name, input, k, s, d, p, op, groups, bias) in [
+            (
+                "convT_plain",
+                [4, 5, 6],
+                [3, 2],
+                [2, 2],
+                [1, 1],
+                pads(1, 0, 0, 1),
+                [1, 0],
+                2,
+                true,
+            ),
+            (
+                "convT_op_dil",
+                [2, 4, 5],
+                [3, 3],
+                [1, 2],
+                [2, 3],
+                pads(1, 1, 0, 0),
+                [1, 2],
+                1,
+                true,
+            ),
+            (
+                "convT_op_cut",
+                [2, 4, 4],
+                [2, 3],
+                [1, 1],
+                [3, 2],
+                pads(2, 2, 1, 1),
+                [2, 1],
+                1,
+                false,
+            ),
+            (
+                "convT_op_grp",
+                [4, 3, 3],
+                [3, 3],
+                [1, 1],
+                [2, 2],
+                pads(0, 0, 0, 0),
+                [1, 1],
+                2,
+                true,
+            ),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::ConvTranspose(ConvTransposeAttrs {
+                    out_channels: 4,
+                    kernel: k,
+                    stride: s,
+                    pads: p,
+                    output_pad: op,
+                    dilation: d,
+                    groups,
+                    bias,
+                }),
+                serde_json::json!({
+                    "op": "convT", "stride": s, "dilation": d, "groups": groups,
+                    "pads": [p.begin[0], p.end[0], p.begin[1], p.end[1]], "output_pad": op,
+                    "weight": format!("{name}.weight"),
+                    "bias": if bias { Some(format!("{name}.bias")) } else { None },
+                }),
+            ));
+        }
         // The activations ONNX has no operator for, against their definitions.
         for (name, op, kind) in [("silu", Op::Silu, "silu"), ("gelu", Op::Gelu, "gelu")] {
             v.push((name, [3, 4, 5], op, serde_json::json!({ "op": kind })));

@@ -76,8 +76,8 @@ proptest! {
     fn transposed_conv_output_size_is_the_formula(n in 1u64..40, k in 1u64..6, s in 1u64..4, p in 0u64..3, d in 1u64..3, op in 0u64..3) {
         let got = compile(&format!("convT(3, {k}, stride={s}, pad={p}, output_pad={op}, dilation={d})"), n);
         let o = transposed_formula(n as i128, k as i128, s as i128, p as i128, d as i128, op as i128);
-        // ONNX's limit; PyTorch also allows output_pad below the dilation.
-        if op >= s {
+        // PyTorch's rule: output_pad below the stride or below the dilation.
+        if op >= s && op >= d {
             prop_assert_eq!(got, Err(vec!["cnnc::shape::output_pad".to_string()]));
         } else if o <= 0 {
             prop_assert_eq!(got, Err(vec!["cnnc::shape::window_too_large".to_string()]));

@@ -475,6 +475,18 @@ grad_test!(
 }"
 );
 
+// output_pad at or above the stride (below the dilation, PyTorch's rule): ConvTranspose,
+// Slice, Pad and the bias in the forward graph; one axis cut, the other extended.
+grad_test!(
+    conv_transpose_output_pad_below_dilation,
+    3,
+    "model M(input: [2, 4, 4]) {
+    convT(3, 3, stride=[1, 2], dilation=[2, 3], pad=[1, 1, 0, 0], output_pad=[1, 2]) tanh
+    convT(2, [2, 3], dilation=[3, 2], pad=[2, 2, 1, 1], output_pad=[2, 1], bias=false)
+    flatten linear(4)
+}"
+);
+
 grad_test!(
     silu_gelu,
     3,

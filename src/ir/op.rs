@@ -50,6 +50,52 @@ pub struct ConvTransposeAttrs {
     pub bias: bool,
 }
 
+/// How a transposed conv whose `output_pad` reaches its stride is computed: ONNX Runtime's
+/// ConvTranspose refuses such an `output_padding` (PyTorch allows it below the dilation), so
+/// the conv runs without padding or output padding, giving `full`, then the rows and columns
+/// `start .. end` are kept and `extend` zero rows and columns (that no input reaches) are
+/// appended, before the bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputPadPlan {
+    pub full: Pair,
+    pub start: Pair,
+    pub end: Pair,
+    pub extend: Pair,
+}
+
+impl ConvTransposeAttrs {
+    /// Whether ONNX's ConvTranspose cannot take this `output_pad` as it is (one at or above
+    /// the stride), so [`ConvTransposeAttrs::output_pad_plan`] is needed.
+    pub fn needs_output_pad_plan(&self) -> bool {
+        (0..2).any(|a| self.output_pad[a] >= self.stride[a])
+    }
+
+    /// The plan for an input of `in_hw` (sizes already checked: no overflow, every output
+    /// size positive).
+    pub fn output_pad_plan(&self, in_hw: Pair) -> OutputPadPlan {
+        let axis = |a: usize| {
+            let full =
+                (in_hw[a] - 1) * self.stride[a] + self.dilation[a] * (self.kernel[a] - 1) + 1;
+            // PyTorch's size is full − pad_begin − pad_end + output_pad: the rows up to
+            // `want` (from pad_begin), those past `full` being zeros.
+            let want = full + self.output_pad[a] - self.pads.end[a];
+            (
+                full,
+                self.pads.begin[a],
+                want.min(full),
+                want.saturating_sub(full),
+            )
+        };
+        let (h, w) = (axis(0), axis(1));
+        OutputPadPlan {
+            full: [h.0, w.0],
+            start: [h.1, w.1],
+            end: [h.2, w.2],
+            extend: [h.3, w.3],
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PoolAttrs {
     pub kernel: Pair,

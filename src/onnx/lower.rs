@@ -482,6 +482,9 @@ impl Lowerer<'_> {
                     ],
                 )
             }
+            Op::ConvTranspose(a) if a.needs_output_pad_plan() => {
+                self.conv_transpose_planned(name, x, a, in_dims, out_dims, out)
+            }
             Op::ConvTranspose(a) => {
                 let mut ins = vec![x.to_string(), self.param(format!("{name}.weight"))?];
                 if a.bias {
@@ -674,6 +677,103 @@ impl Lowerer<'_> {
                 self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
             }
         }
+    }
+
+    /// A transposed conv whose `output_pad` reaches its stride ([`OutputPadPlan`]): the
+    /// unpadded ConvTranspose, a Slice of the kept rows and columns, a zero Pad of the rows
+    /// and columns no input reaches, then the bias.
+    fn conv_transpose_planned(
+        &mut self,
+        name: &str,
+        x: &str,
+        a: &crate::ir::ConvTransposeAttrs,
+        in_dims: &[u64],
+        out_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let [_, h, w] = in_dims[..] else {
+            return Err(self.unsupported(name, "convT of a tensor that is not [C, H, W]".into()));
+        };
+        let plan = a.output_pad_plan([h, w]);
+        let c = out_dims[0];
+        let weight = self.param(format!("{name}.weight"))?;
+        let bias = if a.bias {
+            Some(self.param(format!("{name}.bias"))?)
+        } else {
+            None
+        };
+        let v = |what: &str| format!("{name}.{what}");
+        self.node(
+            "ConvTranspose",
+            &v("full"),
+            &[x, &weight],
+            &v("full"),
+            vec![
+                AttributeProto::ints("dilations", i64s(&a.dilation)),
+                AttributeProto::int("group", a.groups as i64),
+                AttributeProto::ints("kernel_shape", i64s(&a.kernel)),
+                AttributeProto::ints("pads", vec![0; 4]),
+                AttributeProto::ints("strides", i64s(&a.stride)),
+            ],
+        )?;
+        self.value_info(&v("full"), &[c, plan.full[0], plan.full[1]]);
+        // Each step's output is the next one's input; the last writes `out`.
+        let mut steps: Vec<(&str, String, Vec<String>, Vec<u64>)> = Vec::new();
+        let kept = [plan.end[0] - plan.start[0], plan.end[1] - plan.start[1]];
+        self.init_i64(&v("starts"), &i64s(&plan.start))?;
+        self.init_i64(&v("ends"), &i64s(&plan.end))?;
+        self.init_i64(&v("axes"), &[2, 3])?;
+        steps.push((
+            "Slice",
+            v("kept"),
+            vec![v("starts"), v("ends"), v("axes")],
+            vec![c, kept[0], kept[1]],
+        ));
+        if plan.extend != [0, 0] {
+            let [eh, ew] = plan.extend;
+            self.init_i64(&v("extend"), &[0, 0, 0, 0, 0, 0, eh as i64, ew as i64])?;
+            steps.push((
+                "Pad",
+                v("extended"),
+                vec![v("extend")],
+                vec![c, kept[0] + eh, kept[1] + ew],
+            ));
+        }
+        if let Some(b) = bias {
+            self.init_i64(&v("bias_shape"), &[c as i64, 1, 1])?;
+            self.node(
+                "Reshape",
+                &v("bias_c11"),
+                &[&b, &v("bias_shape")],
+                &v("bias_c11"),
+                vec![],
+            )?;
+            // No batch dimension: the bias broadcasts over it.
+            self.graph.value_info.push(ValueInfoProto::tensor(
+                &v("bias_c11"),
+                data_type::FLOAT,
+                &[c as i64, 1, 1].map(Dim::Value),
+            ));
+            steps.push(("Add", v("biased"), vec![v("bias_c11")], out_dims.to_vec()));
+        }
+        let mut input = v("full");
+        let last = steps.len() - 1;
+        for (i, (op, output, rest, dims)) in steps.into_iter().enumerate() {
+            let output = if i == last { out.to_string() } else { output };
+            let node_name = if i == last {
+                name.to_string()
+            } else {
+                output.clone()
+            };
+            let mut ins = vec![input.as_str()];
+            ins.extend(rest.iter().map(String::as_str));
+            self.node(op, &node_name, &ins, &output, vec![])?;
+            if i != last {
+                self.value_info(&output, &dims);
+            }
+            input = output;
+        }
+        Ok(())
     }
 
     /// Extra end padding that turns a ceil-mode pooling into floor mode with the same

@@ -326,21 +326,26 @@ fn conv_transpose_with(
     let mut out = [0; 2];
     for ax in 0..2 {
         let (s, d, op) = (a.stride[ax], a.dilation[ax], a.output_pad[ax]);
-        if check_output_pad && op >= s {
-            let why = if op < d {
-                " (PyTorch also allows it below the dilation, but ONNX's ConvTranspose does \
-                 not: ONNX Runtime refuses such a model)"
+        // PyTorch's rule: below the stride or below the dilation.
+        if check_output_pad && op >= s && op >= d {
+            let or_dilation = if d > 1 {
+                format!(" or the dilation ({d})")
             } else {
-                ""
+                String::new()
             };
             return Err(err(
                 "cnnc::shape::output_pad",
                 format!(
-                    "`convT` output_pad {op} on the {} must be smaller than the stride ({s}){why}",
+                    "`convT` output_pad {op} on the {} must be smaller than the stride \
+                     ({s}){or_dilation}",
                     AXES[ax]
                 ),
             )
-            .help("output_pad only picks among the sizes a strided conv could have come from; use a value below the stride"));
+            .help(format!(
+                "output_pad only picks among the sizes a strided conv could have come from; use \
+                 a value below the stride{}",
+                if d > 1 { " or the dilation" } else { "" }
+            )));
         }
         out[ax] = transposed_out(hw[ax], a.kernel[ax], s, a.pads.begin[ax], a.pads.end[ax], d, op)
             .ok_or_else(|| {

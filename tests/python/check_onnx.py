@@ -25,6 +25,7 @@ import sys
 try:
     import numpy as np
     import onnx
+    from onnx import numpy_helper
     import onnxruntime as ort
 except ImportError as e:  # pragma: no cover
     print(f"check_onnx.py: {e}; run: pip install onnx onnxruntime numpy", file=sys.stderr)
@@ -170,7 +171,36 @@ def ref_gelu(x, spec):
     return x * 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def ref_convT(x, spec):
+    # PyTorch's ConvTranspose2d by its definition: every input value scatters its kernel,
+    # dilated, at stride steps; the full result is cut by the padding (begin, end) and grown
+    # by output_pad (zeros that no input reaches), then the bias is added everywhere.
+    w = spec["_init"][spec["weight"]].astype(np.float64)   # (C_in, C_out / g, kh, kw)
+    b = spec["_init"].get(spec.get("bias") or "", None)
+    (sh, sw), (dh, dw), g = spec["stride"], spec["dilation"], spec["groups"]
+    pt, pb, pl, pr = spec["pads"]                              # top, bottom, left, right
+    oph, opw = spec["output_pad"]
+    n, cin, h, wd = x.shape
+    _, cg, kh, kw = w.shape
+    fh, fw = (h - 1) * sh + dh * (kh - 1) + 1, (wd - 1) * sw + dw * (kw - 1) + 1
+    full = np.zeros((n, cg * g, fh + oph, fw + opw))
+    per = cin // g
+    for ci in range(cin):
+        grp = ci // per
+        for i in range(kh):
+            for j in range(kw):
+                contrib = np.einsum("nhw,o->nohw", x[:, ci].astype(np.float64), w[ci, :, i, j])
+                full[:, grp * cg:(grp + 1) * cg,
+                     i * dh:i * dh + (h - 1) * sh + 1:sh,
+                     j * dw:j * dw + (wd - 1) * sw + 1:sw] += contrib
+    out = full[:, :, pt:fh + oph - pb, pl:fw + opw - pr]
+    if b is not None:
+        out = out + b.astype(np.float64)[None, :, None, None]
+    return out
+
+
 REFERENCES = {
+    "convT": ref_convT,
     "silu": ref_silu,
     "gelu": ref_gelu,
     "maxpool": lambda x, s: ref_pool(x, s, "maxpool"),
@@ -215,6 +245,7 @@ def main():
     if args.reference:
         with open(args.reference) as f:
             spec = json.load(f)
+        spec["_init"] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         ref = REFERENCES[spec["op"]](x, spec)
         if ref.shape != y.shape:
             fail(f"reference shape {list(ref.shape)} (PyTorch's formula), onnxruntime {list(y.shape)}")

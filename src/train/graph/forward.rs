@@ -157,6 +157,49 @@ impl Lowering<'_> {
                     conv_attrs(Some(a.kernel), a.stride, &a.pads, a.dilation, a.groups),
                 )
             }
+            // An output_pad at or above the stride, which ONNX Runtime's ConvTranspose refuses:
+            // the unpadded transposed conv, cut and zero-extended, then the bias
+            // (`ConvTransposeAttrs::output_pad_plan`, as the inference lowering does).
+            Op::ConvTranspose(a) if a.needs_output_pad_plan() => {
+                let plan = a.output_pad_plan(hw(&in_dims));
+                let attrs = conv_attrs(
+                    Some(a.kernel),
+                    a.stride,
+                    &Pads::default(),
+                    a.dilation,
+                    a.groups,
+                );
+                let full = self.b.op(
+                    "ConvTranspose",
+                    &[&x, &format!("{name}.weight")],
+                    &format!("{name}.full"),
+                    attrs,
+                );
+                let mut y = self.b.slice(
+                    &full,
+                    &i64s(&plan.start),
+                    &i64s(&plan.end),
+                    &[2, 3],
+                    &format!("{name}.kept"),
+                );
+                if plan.extend != [0, 0] {
+                    let [eh, ew] = plan.extend;
+                    let pads = self.b.ints(&[0, 0, 0, 0, 0, 0, eh as i64, ew as i64]);
+                    y = self
+                        .b
+                        .op("Pad", &[&y, &pads], &format!("{name}.extended"), vec![]);
+                }
+                if a.bias {
+                    let c = out_dims[0] as i64;
+                    let b = self.b.reshape(
+                        &format!("{name}.bias"),
+                        &[c, 1, 1],
+                        &format!("{name}.bias_c11"),
+                    );
+                    y = self.b.add(&y, &b, &name);
+                }
+                y
+            }
             Op::ConvTranspose(a) => {
                 let mut v = vec![x.clone(), format!("{name}.weight")];
                 if a.bias {
