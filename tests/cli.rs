@@ -809,4 +809,41 @@ fn weights_can_come_through_a_pipe() {
     writer.join().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(out.is_file());
+
+    // A checkpoint of `cnnc train` through the pipe too: told apart from plain weights by the
+    // bytes read, not by a second read.
+    let text = std::fs::read_to_string(&m).unwrap();
+    let model = cnnc::compile_source(Path::new(&m), text).models.remove(0);
+    let mut tensors = std::collections::BTreeMap::new();
+    tensors.insert("param.linear1.weight".to_string(), (vec![2, 4], w.to_vec()));
+    tensors.insert("param.linear1.bias".to_string(), (vec![2], b.to_vec()));
+    let ckpt = cnnc::train::Checkpoint {
+        tensors,
+        epoch: 1,
+        step: 4,
+        rng_seed: 0,
+        model_name: model.name.clone(),
+        source_sha256: model.source_hash.clone(),
+        model_sha256: Some(model.structure_hash()),
+        optimizer: serde_json::json!({}),
+    };
+    let ckpt_file = dir.path().join("c.ckpt");
+    ckpt.save(&ckpt_file).unwrap();
+    let bytes = std::fs::read(&ckpt_file).unwrap();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+    };
+    std::fs::remove_file(&out).unwrap();
+    let o = cnnc(&[
+        "export",
+        &m,
+        "--weights",
+        fifo.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    writer.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.is_file());
 }

@@ -338,12 +338,13 @@ fn a_tensor_out_of_sight_says_where_it_is_named() {
 }
 
 /// PyTorch's `softmax(dim=1)` (or `softmax(1)`) is told that cnnc's softmax has no dimension
-/// to give.
+/// to give, and `gelu(approximate=tanh)` that cnnc's gelu is the exact one.
 #[test]
 fn softmax_dim_is_explained() {
     for (call, code) in [
         ("softmax(dim=1)", "cnnc::elab::unknown_argument"),
         ("softmax(1)", "cnnc::elab::argument_count"),
+        ("gelu(approximate=tanh)", "cnnc::elab::unknown_argument"),
     ] {
         let c = cnnc::compile_source(
             Path::new("softmax.cnn"),
@@ -355,8 +356,9 @@ fn softmax_dim_is_explained() {
             .find(|d| d.code == code)
             .unwrap_or_else(|| panic!("{call}: no {code}"));
         let help = d.help.clone().unwrap_or_default();
+        let layer = &call[..call.find('(').unwrap()];
         assert!(
-            help.contains("PyTorch's dim=1") && help.contains("write `softmax`"),
+            help.contains("PyTorch's") && help.contains(&format!("write `{layer}`")),
             "{call}: {help}"
         );
     }

@@ -478,6 +478,11 @@ fn checkpoint_matches_the_network_not_the_text() {
     old.save(&path).unwrap();
     Checkpoint::load_for(&path, &lenet).unwrap();
     assert!(Checkpoint::load_for(&path, &relaid).is_err());
+    // A structure hash of another cnnc's making: the byte-identical source still matches.
+    old.model_sha256 = Some("00".repeat(32));
+    old.save(&path).unwrap();
+    Checkpoint::load_for(&path, &lenet).unwrap();
+    assert!(Checkpoint::load_for(&path, &relaid).is_err());
 }
 
 #[test]

@@ -123,16 +123,31 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let specs = onnx::parameter_specs(model);
-    let given = match &a.weights {
+    // Read once (a pipe gives its bytes once), then told apart by their header.
+    let weights_bytes = match &a.weights {
+        Some(path) => match std::fs::read(path) {
+            Ok(b) => Some((path, b)),
+            Err(e) => {
+                return fail(
+                    EXIT_USAGE,
+                    format!("{}: {}", path.display(), cnnc::fsutil::io_message(&e)),
+                )
+            }
+        },
+        None => None,
+    };
+    let given = match &weights_bytes {
         // A checkpoint of `cnnc train` (after Ctrl-C, the only file there is) gives the
         // weights it holds, once it is known to be this model's.
-        Some(path) if cnnc::train::Checkpoint::is_checkpoint(path) => {
-            match cnnc::train::Checkpoint::load_for(path, model) {
+        Some((path, bytes)) if cnnc::train::Checkpoint::is_checkpoint_bytes(bytes) => {
+            match cnnc::train::Checkpoint::from_bytes(path, bytes)
+                .and_then(|c| c.verified_for(path, model))
+            {
                 Ok(ck) => {
                     let w = ck.weights();
                     if let Err(problems) = w.check(&specs) {
                         let e = onnx::weights::WeightsError::Mismatch {
-                            path: path.clone(),
+                            path: path.to_path_buf(),
                             problems,
                         };
                         return fail(EXIT_USAGE, e);
@@ -148,7 +163,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
                 }
             }
         }
-        Some(path) => match onnx::load_safetensors(path, &specs) {
+        Some((path, bytes)) => match onnx::weights::load_safetensors_bytes(path, bytes, &specs) {
             Ok(w) => Some(w),
             Err(e) => return fail(EXIT_USAGE, e),
         },

@@ -186,7 +186,8 @@ fn stdout_line(line: impl std::fmt::Display) {
 /// Whether `out` is no place for a file to go beside: a device or pipe, or anything under
 /// `/dev` or `/proc` (`/dev/stdout` leads through `/proc/self/fd/1` to whatever stdout is).
 fn is_device_path(out: &Path) -> bool {
-    out.starts_with("/dev")
+    // `/dev/shm` is an ordinary (tmpfs) folder.
+    (out.starts_with("/dev") && !out.starts_with("/dev/shm"))
         || out.starts_with("/proc")
         || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
 }

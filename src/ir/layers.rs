@@ -198,9 +198,9 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
     Some(format!("`{name}` is PyTorch's name; cnnc's layer is {how}"))
 }
 
-/// What to write instead of a well-known layer cnnc does not have (`gelu`, `upsample`,
+/// What to write instead of a well-known layer cnnc does not have (`mish`, `upsample`,
 /// `LayerNorm`, `global_maxpool`, `cat`, …), matched ignoring case and underscores: the help
-/// of an unknown layer where a near name would mislead (`gelu` is not `elu`).
+/// of an unknown layer where a near name would mislead (`mish` is not `relu`).
 pub fn missing_layer_hint(name: &str) -> Option<String> {
     let key: String = name
         .chars()
@@ -551,6 +551,12 @@ fn bind(
                         alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
                     d = if spec.name == "softmax" && n.name == "dim" {
                         d.help(SOFTMAX_DIM)
+                    } else if spec.name == "gelu" && n.name == "approximate" {
+                        d.help(
+                            "cnnc's gelu is the exact x·Φ(x) (PyTorch's default, \
+                             approximate='none'); the tanh approximation is not available: \
+                             write `gelu`",
+                        )
                     } else if n.name == "in_channels" || n.name == "in_features" {
                         d.help(format!(
                             "cnnc infers `{}` from the incoming tensor; remove it",

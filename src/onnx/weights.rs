@@ -556,6 +556,15 @@ pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, Wei
         path: path.to_path_buf(),
         message: crate::fsutil::io_message(&e),
     })?;
+    load_safetensors_bytes(path, &bytes, specs)
+}
+
+/// [`load_safetensors`] of bytes already read (from a pipe, say); `path` names them in errors.
+pub fn load_safetensors_bytes(
+    path: &Path,
+    bytes: &[u8],
+    specs: &[ParamSpec],
+) -> Result<Weights, WeightsError> {
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
         path: path.to_path_buf(),
         // A safetensors file starts with the length of its JSON header; text (a `.cnn`

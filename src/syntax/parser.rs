@@ -599,7 +599,12 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                     .last()
             })
             .max();
-        if let Some((at, keyword)) = last {
+        if let Some((mut at, mut keyword)) = last {
+            // `shortcut if cond` is one statement: name the shortcut.
+            if keyword == "if" && before[..at].trim_end().ends_with("shortcut") {
+                at = before[..at].trim_end().len() - "shortcut".len();
+                keyword = "shortcut";
+            }
             let head = before[at..].trim_end();
             return d.help(format!(
                 "the body of `{keyword}` is braced, even for one statement: `{head} {{ … }}`"

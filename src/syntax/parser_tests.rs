@@ -735,6 +735,13 @@ fn habits_from_other_languages_get_a_help() {
             &["body of `shortcut` is braced", "`shortcut { … }`"],
         ),
         ("conv(8, 3) repeat 2 relu", &["`repeat 2 { … }`"]),
+        (
+            "residual { conv(8, 3, pad=1) } shortcut if in.c != 8 conv(8, 1)",
+            &[
+                "body of `shortcut` is braced",
+                "`shortcut if in.c != 8 { … }`",
+            ],
+        ),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }

@@ -180,6 +180,14 @@ impl View for F32View<'_> {
     }
 }
 
+/// Whether a safetensors JSON header carries cnnc's checkpoint format in its metadata.
+fn header_says_checkpoint(header: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(header)
+        .ok()
+        .and_then(|h| h["__metadata__"]["format"].as_str().map(|f| f == FORMAT))
+        .unwrap_or(false)
+}
+
 /// SHA-256 (lowercase hex) of every tensor's name, shape and little-endian data, in name
 /// order: the checksum that finds a damaged checkpoint.
 fn tensors_hash(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
@@ -287,6 +295,12 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         })?;
+        Checkpoint::from_bytes(path, &bytes)
+    }
+
+    /// [`Checkpoint::load`] of bytes already read (from a pipe, say); `path` names them in
+    /// errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
         let not_ckpt = |reason: String| CheckpointError::NotACheckpoint {
             path: path.to_path_buf(),
             reason,
@@ -374,10 +388,14 @@ impl Checkpoint {
         path: &Path,
         model: &crate::shape::CheckedModel,
     ) -> Result<(), CheckpointError> {
-        let same_network = match &self.model_sha256 {
-            Some(h) => h.eq_ignore_ascii_case(&model.structure_hash()),
-            None => self.source_sha256.eq_ignore_ascii_case(&model.source_hash),
-        };
+        // The same source, byte for byte, is the same network whatever its structure hash
+        // says (one written by a cnnc whose fingerprint text differed).
+        let same_source = self.source_sha256.eq_ignore_ascii_case(&model.source_hash);
+        let same_network = same_source
+            || self
+                .model_sha256
+                .as_ref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&model.structure_hash()));
         let model_name = model.name.as_str();
         if self.model_name == model_name && same_network {
             return Ok(());
@@ -413,10 +431,21 @@ impl Checkpoint {
         if f.read_exact(&mut header).is_err() {
             return false;
         }
-        serde_json::from_slice::<serde_json::Value>(&header)
+        header_says_checkpoint(&header)
+    }
+
+    /// [`Checkpoint::is_checkpoint`] of a whole file already in memory.
+    pub fn is_checkpoint_bytes(bytes: &[u8]) -> bool {
+        let Some(len) = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        else {
+            return false;
+        };
+        usize::try_from(len)
             .ok()
-            .and_then(|h| h["__metadata__"]["format"].as_str().map(|f| f == FORMAT))
-            .unwrap_or(false)
+            .and_then(|len| bytes.get(8..8usize.checked_add(len)?))
+            .is_some_and(header_says_checkpoint)
     }
 
     /// The model's weights in the checkpoint (its `param.` tensors: parameters and running
@@ -442,7 +471,16 @@ impl Checkpoint {
         path: &Path,
         model: &crate::shape::CheckedModel,
     ) -> Result<Checkpoint, CheckpointError> {
-        let ckpt = Checkpoint::load(path)?;
+        Checkpoint::load(path)?.verified_for(path, model)
+    }
+
+    /// [`Checkpoint::verify_model`], and no NaN or infinite value.
+    pub fn verified_for(
+        self,
+        path: &Path,
+        model: &crate::shape::CheckedModel,
+    ) -> Result<Checkpoint, CheckpointError> {
+        let ckpt = self;
         ckpt.verify_model(path, model)?;
         // Training stops at the first non-finite loss, before its checkpoint: NaN state is a
         // damaged file, and resuming from it would only say "diverged".
