@@ -565,12 +565,12 @@ pub fn load_safetensors_bytes(
     bytes: &[u8],
     specs: &[ParamSpec],
 ) -> Result<Weights, WeightsError> {
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format {
         path: path.to_path_buf(),
         // A safetensors file starts with the length of its JSON header; text (a `.cnn`
         // source, a JSON file) reads as an absurd length, which safetensors calls "header
         // too large". Say what the file looks like instead.
-        message: if looks_like_text(&bytes) {
+        message: if looks_like_text(bytes) {
             "it starts with text, not with the 8-byte header length of a safetensors file \
              (give the weights, e.g. saved with `safetensors.torch.save_file`, not a source)"
                 .to_string()

@@ -309,7 +309,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| not_ckpt(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format") {
@@ -342,7 +342,7 @@ impl Checkpoint {
         let rng_seed = parse("rng_seed", get("rng_seed")?).map_err(invalid)?;
         let optimizer = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| invalid(e.to_string()))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
             if view.dtype() != Dtype::F32 {
