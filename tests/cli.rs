@@ -793,22 +793,28 @@ fn weights_can_come_through_a_pipe() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-    };
     let out = dir.path().join("m.onnx");
-    let o = cnnc(&[
-        "export",
-        &m,
-        "--weights",
-        fifo.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    writer.join().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(out.is_file());
+    // Exports `m` with `bytes` written into the FIFO as its --weights; the model is written.
+    let export_through_fifo = |bytes: Vec<u8>| {
+        let _ = std::fs::remove_file(&out);
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        let args = [
+            "export",
+            &m,
+            "--weights",
+            fifo.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        let o = cnnc(&args);
+        writer.join().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(out.is_file());
+    };
+    export_through_fifo(bytes);
 
     // A checkpoint of `cnnc train` through the pipe too: told apart from plain weights by the
     // bytes read, not by a second read.
@@ -829,21 +835,5 @@ fn weights_can_come_through_a_pipe() {
     };
     let ckpt_file = dir.path().join("c.ckpt");
     ckpt.save(&ckpt_file).unwrap();
-    let bytes = std::fs::read(&ckpt_file).unwrap();
-    let writer = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
-    };
-    std::fs::remove_file(&out).unwrap();
-    let o = cnnc(&[
-        "export",
-        &m,
-        "--weights",
-        fifo.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    writer.join().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(out.is_file());
+    export_through_fifo(std::fs::read(&ckpt_file).unwrap());
 }
