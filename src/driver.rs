@@ -38,18 +38,22 @@ impl Compilation {
         if !self.models.iter().any(|m| m.name == name) {
             return None;
         }
+        // The ranges are in order and disjoint: a binary search finds the one holding `i`
+        // (a file may define thousands of models).
+        let ranges = &self.model_diagnostics;
         let other = |i: usize| {
-            self.model_diagnostics
-                .iter()
-                .find(|(_, r)| r.contains(&i))
-                .filter(|(m, _)| m != name)
+            let k = ranges.partition_point(|(_, r)| r.end <= i);
+            ranges
+                .get(k)
+                .filter(|(m, r)| r.contains(&i) && m != name)
                 .map(|(m, _)| m.clone())
         };
         let mut broken: Vec<String> = Vec::new();
         for (i, d) in self.diagnostics.iter().enumerate() {
             if d.is_error() {
                 let m = other(i)?;
-                if !broken.contains(&m) {
+                // A model's diagnostics are contiguous: a repeat is the last one.
+                if broken.last() != Some(&m) {
                     broken.push(m);
                 }
             }

@@ -78,7 +78,10 @@ pub fn compile_for(
     let mut c = cnnc::compile_file(path)?;
     if let Some(name) = model.filter(|_| c.diagnostics.has_errors()) {
         if let Some(broken) = c.narrow_to_model(name) {
-            let list: Vec<String> = broken.iter().map(|m| format!("`{m}`")).collect();
+            let mut list: Vec<String> = broken.iter().take(5).map(|m| format!("`{m}`")).collect();
+            if broken.len() > 5 {
+                list.push(format!("{} more models", broken.len() - 5));
+            }
             eprintln!(
                 "note: {} of {} {} errors, left out here (`cnnc check {}` shows them)",
                 list.join(", "),
