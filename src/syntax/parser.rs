@@ -583,7 +583,13 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced. The statement is
     // the last of these keywords on the line before the token.
     if expects("`{`") {
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        // The statement's head is near: at most 1,000 bytes back (a generated one-line file
+        // must not make each error scan megabytes).
+        let mut line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        line_start = line_start.max(start.saturating_sub(1000));
+        while !text.is_char_boundary(line_start) {
+            line_start += 1;
+        }
         let before = &text[line_start..start];
         let is_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
         let last = ["repeat", "if", "concat", "residual", "shortcut"]
