@@ -32,9 +32,23 @@ impl Compilation {
     /// Narrows the compilation to the model `name` when only other models of the file have
     /// errors: their diagnostics are dropped, and their names returned (one per model with
     /// errors), so `--model A` works on a file whose model `B` is being written. `None`, and
-    /// nothing changed, when `name` has errors itself, is not a model, or the file has errors
-    /// of its own (syntax, definitions).
+    /// nothing changed, when `name` has errors itself or the file has errors of its own
+    /// (syntax, definitions). `None` with every model's diagnostics dropped when `name` is no
+    /// model of the file, so that what gets reported is the name.
     pub fn narrow_to_model(&mut self, name: &str) -> Option<Vec<String>> {
+        // A name that is no model of the file: the models' own errors are beside the point
+        // (the file's stay), so the caller reports the name, with a did-you-mean.
+        if !self.model_names.iter().any(|m| m == name) {
+            let ranges = std::mem::take(&mut self.model_diagnostics);
+            let mut i = 0;
+            self.diagnostics.0.retain(|_| {
+                let k = ranges.partition_point(|(_, r)| r.end <= i);
+                let in_model = ranges.get(k).is_some_and(|(_, r)| r.contains(&i));
+                i += 1;
+                !in_model
+            });
+            return None;
+        }
         if !self.models.iter().any(|m| m.name == name) {
             return None;
         }

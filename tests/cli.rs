@@ -717,6 +717,13 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
         assert!(stderr(&o).contains("`B` of"), "{}", stderr(&o));
         assert!(!stderr(&o).contains("cnnc::shape::rank"), "{}", stderr(&o));
     }
+    // A name that is no model: said as such (exit 2, did-you-mean), not B's errors.
+    for name in ["C", "a"] {
+        let o = cnnc(&["summary", &f, "--model", name]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("no model named"), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("cnnc::shape::rank"), "{}", stderr(&o));
+    }
     for args in [
         vec!["summary", f.as_str(), "--model", "B"],
         vec!["summary", f.as_str()],

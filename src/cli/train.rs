@@ -4,9 +4,10 @@
 //!
 //! Defaults: `--out` is `<file stem>.trained.onnx` in the current directory
 //! (`<file stem>.<model>.trained.onnx` with `--model`), `--checkpoint` is `--out` with
-//! `.onnx` replaced by `.ckpt.safetensors`. Exit codes: 0 done, 1 the model has errors, 2
-//! usage or a model that does not fit the data, 3 a missing or bad data set, an ONNX Runtime
-//! failure (CUDA unavailable included) or a diverged loss, 130 stopped by Ctrl-C (after the
+//! `.onnx` replaced by `.ckpt.safetensors` (the default `--out`'s when `--out` is a device or
+//! under `/dev`, `/proc`). Exit codes: 0 done, 1 the model has errors, 2 usage or a model that
+//! does not fit the data, 3 a missing or bad data set, an ONNX Runtime failure (CUDA
+//! unavailable included) or a diverged loss, 130 stopped by Ctrl-C or SIGTERM (after the
 //! current step, with a checkpoint written).
 
 use super::common::{

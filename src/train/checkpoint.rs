@@ -9,7 +9,9 @@
 //! `safetensors.torch.load_file`) can open a checkpoint.
 //!
 //! A save never leaves a half-written checkpoint behind: it writes a temporary file in the
-//! target's directory, fsyncs it, renames it over the target and fsyncs the directory.
+//! target's directory, fsyncs it, renames it over the target and fsyncs the directory. As
+//! every output, it goes through a symbolic link to its target, and into a device or pipe
+//! in place (renaming over `/dev/null` would destroy it).
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
