@@ -24,7 +24,8 @@ pub struct Compilation {
     /// Names of every model defined in the main file, checked or not, in source order.
     pub model_names: Vec<String>,
     /// Which diagnostics each model's elaboration and check produced (index ranges into
-    /// `diagnostics`); the rest are the file's (syntax, definitions).
+    /// `diagnostics`); the rest are the file's (syntax, definitions). Whoever removes
+    /// diagnostics clears it (the ranges would no longer hold).
     pub model_diagnostics: Vec<(String, std::ops::Range<usize>)>,
 }
 

@@ -95,6 +95,7 @@ pub fn compile_for(
         c.diagnostics
             .0
             .retain(|d| d.is_error() || !allowed.contains(&d.code));
+        c.model_diagnostics.clear();
     }
     Ok(c)
 }
