@@ -839,6 +839,7 @@ fn weights_can_come_through_a_pipe() {
         source_sha256: model.source_hash.clone(),
         model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({}),
+        test_acc: None,
     };
     let ckpt_file = dir.path().join("c.ckpt");
     ckpt.save(&ckpt_file).unwrap();

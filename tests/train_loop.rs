@@ -287,6 +287,36 @@ fn resume_continues_as_if_uninterrupted() {
             assert!((x - y).abs() < 1e-6, "{key}: straight {x}, resumed {y}");
         }
     }
+
+    // Resuming a finished run trains nothing; the model written from the checkpoint still
+    // records the test accuracy of its weights (the checkpoint carries it).
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "3", "--resume"]);
+    let again = cnnc(&args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("nothing to train"),
+        "{}",
+        text(&again)
+    );
+    assert!(epochs(&again).is_empty(), "{}", text(&again));
+    let training: serde_json::Value =
+        serde_json::from_str(&metadata(&read_model(Path::new(&out)), "cnnc_training")).unwrap();
+    assert_eq!(training["test_acc"], rest[1]["test_acc"], "{training}");
+}
+
+fn read_model(path: &Path) -> cnnc::onnx::proto::ModelProto {
+    use prost::Message;
+    cnnc::onnx::proto::ModelProto::decode(&std::fs::read(path).unwrap()[..]).unwrap()
+}
+
+/// The value of a model's metadata entry `key`.
+fn metadata(m: &cnnc::onnx::proto::ModelProto, key: &str) -> String {
+    let entry = m.metadata_props.iter().find(|p| p.key == key);
+    entry
+        .unwrap_or_else(|| panic!("no metadata `{key}`"))
+        .value
+        .clone()
 }
 
 /// Dropout masks come from `--seed`: the same command gives the same numbers (that masks
@@ -833,16 +863,10 @@ fn a_batch_of_one_never_reaches_a_batch_norm_over_features() {
     }
     let acc = epochs(&o)[0]["test_acc"].as_f64().unwrap();
     assert_eq!(accuracy_of(&out, 200), acc);
-    use prost::Message;
-    let m = cnnc::onnx::proto::ModelProto::decode(&std::fs::read(&out).unwrap()[..]).unwrap();
+    let m = read_model(&out);
     // The file says how to feed it and how it was trained.
-    let meta: std::collections::HashMap<_, _> = m
-        .metadata_props
-        .iter()
-        .map(|p| (p.key.as_str(), p.value.as_str()))
-        .collect();
-    assert!(meta["cnnc_input"].contains("divided by 255"), "{meta:?}");
-    let training: serde_json::Value = serde_json::from_str(meta["cnnc_training"]).unwrap();
+    assert!(metadata(&m, "cnnc_input").contains("divided by 255"));
+    let training: serde_json::Value = serde_json::from_str(&metadata(&m, "cnnc_training")).unwrap();
     assert_eq!(training["test_acc"].as_f64(), Some(acc), "{training}");
     assert_eq!(training["train_examples"], 513);
     for t in m.graph.unwrap().initializer {

@@ -471,7 +471,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         "lr": lr.to_string().parse::<f64>().unwrap_or(f64::from(lr)),
         "seed": a.seed,
         "resize": a.resize,
-        "test_acc": outcome.history.last().map(|s| s.test_acc),
+        "test_acc": outcome.test_acc,
     });
     let written =
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {

@@ -44,6 +44,9 @@ pub struct Checkpoint {
     pub model_sha256: Option<String>,
     /// The optimizer's configuration (kind, learning rate, momentum, …).
     pub optimizer: serde_json::Value,
+    /// The test accuracy measured after the last completed epoch (absent before the first
+    /// epoch ends, and in checkpoints written before cnnc recorded it).
+    pub test_acc: Option<f64>,
 }
 
 /// Why a checkpoint could not be written or read.
@@ -227,6 +230,9 @@ impl Checkpoint {
         }
         m.insert("tensors_sha256".to_string(), tensors_hash(&self.tensors));
         m.insert("optimizer".to_string(), self.optimizer.to_string());
+        if let Some(acc) = self.test_acc {
+            m.insert("test_acc".to_string(), acc.to_string());
+        }
         m
     }
 
@@ -342,6 +348,10 @@ impl Checkpoint {
         let epoch = parse("epoch", get("epoch")?).map_err(invalid)?;
         let step = parse("step", get("step")?).map_err(invalid)?;
         let rng_seed = parse("rng_seed", get("rng_seed")?).map_err(invalid)?;
+        let test_acc = match meta.get("test_acc") {
+            Some(v) => Some(parse::<f64>("test_acc", v).map_err(invalid)?),
+            None => None,
+        };
         let optimizer = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
@@ -379,6 +389,7 @@ impl Checkpoint {
             source_sha256: get("source_sha256")?.clone(),
             model_sha256: meta.get("model_sha256").cloned(),
             optimizer,
+            test_acc,
         })
     }
 

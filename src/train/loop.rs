@@ -345,6 +345,9 @@ pub struct TrainOutcome {
     pub interrupted: bool,
     /// Where the run started from a checkpoint.
     pub resumed_from: Option<Position>,
+    /// The test accuracy of `weights` when the run ended at the end of an epoch (measured by
+    /// this run, or read from the checkpoint it resumed); `None` mid-epoch.
+    pub test_acc: Option<f64>,
 }
 
 /// Training state: the carried tensors and where the run is. While steps run, the carried
@@ -356,6 +359,8 @@ struct State {
     epoch: u32,
     step: u64,
     seed: u64,
+    /// The test accuracy after the last completed epoch (carried by checkpoints).
+    test_acc: Option<f64>,
 }
 
 fn run_info(config: &TrainConfig, train_examples: usize) -> serde_json::Value {
@@ -407,6 +412,7 @@ impl State {
             epoch: 0,
             step: 0,
             seed: config.seed,
+            test_acc: None,
         })
     }
 
@@ -509,7 +515,14 @@ impl State {
             epoch: ck.epoch,
             step: ck.step,
             seed: ck.rng_seed,
+            test_acc: ck.test_acc,
         })
+    }
+
+    /// The test accuracy of the current weights: known at the end of an epoch only.
+    fn epoch_end_test_acc(&self, steps_per_epoch: usize) -> Option<f64> {
+        let at_epoch_end = self.step == u64::from(self.epoch) * steps_per_epoch as u64;
+        self.test_acc.filter(|_| at_epoch_end)
     }
 
     fn checkpoint(&self, model: &CheckedModel, info: serde_json::Value) -> Checkpoint {
@@ -527,6 +540,7 @@ impl State {
             source_sha256: model.source_hash.clone(),
             model_sha256: Some(model.structure_hash()),
             optimizer: info,
+            test_acc: self.test_acc,
         }
     }
 
@@ -751,6 +765,7 @@ pub fn train(
                     steps_done: state.step,
                     interrupted: true,
                     resumed_from,
+                    test_acc: None,
                 });
             }
         }
@@ -764,6 +779,7 @@ pub fn train(
         )?;
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
+        state.test_acc = Some(test_acc);
         if let Some(path) = &config.checkpoint {
             state.checkpoint(model, info.clone()).save(path)?;
         }
@@ -792,6 +808,7 @@ pub fn train(
                 steps_done: state.step,
                 interrupted: true,
                 resumed_from,
+                test_acc: state.epoch_end_test_acc(steps_per_epoch),
             });
         }
     }
@@ -802,6 +819,7 @@ pub fn train(
         steps_done: state.step,
         interrupted: false,
         resumed_from,
+        test_acc: state.epoch_end_test_acc(steps_per_epoch),
     })
 }
 
