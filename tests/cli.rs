@@ -568,6 +568,65 @@ fn train_json_reports_failures_on_stdout() {
     assert_eq!(v["diagnostics"][0]["severity"], "error", "{v}");
 }
 
+/// `bench --format json` says why it failed as one JSON object on stdout, like `train`.
+#[test]
+fn bench_json_reports_failures_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.cnn",
+        b"model X(input: [1, 28, 28]) { conv(6, 30) }\n",
+    );
+    let missing = dir.path().join("missing.cnn").display().to_string();
+    for (args, code, says) in [
+        (vec![missing.as_str()], 2, "missing.cnn"),
+        (vec![bad.as_str()], 1, "error(s)"),
+        (vec!["models/lenet.cnn", "--seconds", "0"], 2, "--seconds"),
+    ] {
+        let mut all = vec!["bench"];
+        all.extend(args);
+        all.extend(["--format", "json"]);
+        let o = cnnc(&all);
+        assert_eq!(o.status.code(), Some(code), "{all:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{all:?}: stdout is not one JSON object: {e}"));
+        assert_eq!(v["exit_code"], code, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{v}");
+    }
+}
+
+/// A reader that stops reading (`cnnc summary big.cnn | head -1`) ends the command quietly,
+/// by SIGPIPE as for any Unix tool, not with a panic.
+#[test]
+fn a_reader_that_goes_away_is_no_panic() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("model Big(input: [4, 8, 8]) {\n");
+    text.push_str(&"  conv(4, 3, pad=1) relu\n".repeat(2000));
+    text.push_str("  flatten linear(10)\n}\n");
+    let big = write(dir.path(), "big.cnn", text.as_bytes());
+    for format in ["text", "json"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["summary", &big, "--format", format])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The pipe's read end is closed here, with most of the summary still to come.
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert!(
+            o.status.success() || o.status.signal() == Some(libc::SIGPIPE),
+            "{format}: {:?} {err}",
+            o.status
+        );
+    }
+}
+
 /// Across `use`d files: a block defined in both is reported in the file being checked, and a
 /// JSON label names its own file (an error inside a library block, labelled at the call).
 #[test]

@@ -30,6 +30,37 @@ pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// One line on stdout. A reader that went away (`| head -1`, a pipe Ctrl-C also ended) must
+/// not end training or lose its last messages: a failed write is ignored, where `println!`
+/// would panic.
+pub fn stdout_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Prints `error: …` (and its help) on stderr and, with `--format json`, the same as one JSON
+/// object on stdout (after any lines of results): `{"error": …, "help": …, "exit_code": …}`.
+pub fn report_failure(
+    format: Format,
+    code: u8,
+    message: impl std::fmt::Display,
+    help: Option<String>,
+) -> ExitCode {
+    if format == Format::Json {
+        let line = serde_json::json!({
+            "error": message.to_string(),
+            "help": help,
+            "exit_code": code,
+        });
+        stdout_line(line);
+    }
+    eprintln!("error: {message}");
+    if let Some(h) = help {
+        eprintln!("  help: {h}");
+    }
+    ExitCode::from(code)
+}
+
 /// Whether diagnostics get colour: stderr is a terminal and NO_COLOR is unset.
 pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()

@@ -77,6 +77,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             );
         }
     }
+    // A reader that goes away (`cnnc summary big.cnn | head`) ends the printing commands the
+    // Unix way, by SIGPIPE, where Rust's default (SIGPIPE ignored) makes `println!` panic.
+    // Training keeps ignoring it: its lines go out through `stdout_line`, and a closed pipe
+    // must not lose the run.
+    if !matches!(cli.command, Command::Train(_)) {
+        // SAFETY: setting a signal's disposition to the default before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Summary(a) => summary::run(a),

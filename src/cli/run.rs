@@ -1,6 +1,6 @@
 //! `cnnc run`, `cnnc bench` and `cnnc doctor`: models through ONNX Runtime ([`cnnc::runtime`]).
 
-use super::common::{check_output_path, fail, Format, EXIT_RUNTIME, EXIT_USAGE};
+use super::common::{check_output_path, fail, report_failure, Format, EXIT_RUNTIME, EXIT_USAGE};
 use cnnc::runtime::{
     self, npy, Device, Library, Runtime, RuntimeError, Session, CPU_PROVIDER, CUDA_PROVIDER,
 };
@@ -126,7 +126,7 @@ pub fn bench(a: BenchArgs) -> ExitCode {
     match bench_inner(&a) {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(super::common::EXIT_INTERRUPTED),
-        Err(Failure(code, message)) => fail(code, message),
+        Err(Failure(code, message)) => report_failure(a.format, code, message, None),
     }
 }
 

@@ -11,8 +11,8 @@
 //! current step, with a checkpoint written).
 
 use super::common::{
-    at_least_one, check_output_path, compile_one_as, install_sigint, whole_number, Format,
-    OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
+    at_least_one, check_output_path, compile_one_as, install_sigint, report_failure, stdout_line,
+    whole_number, Format, OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
 };
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
@@ -176,14 +176,6 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
     }
 }
 
-/// One line on stdout. A reader that went away (`| head -1`, a pipe Ctrl-C also ended) must
-/// not end training or lose its last messages: a failed write is ignored, where `println!`
-/// would panic.
-fn stdout_line(line: impl std::fmt::Display) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
-
 /// Whether `out` is no place for a file to go beside: a device or pipe, or anything under
 /// `/dev` or `/proc` (`/dev/stdout` leads through `/proc/self/fd/1` to whatever stdout is).
 fn is_device_path(out: &Path) -> bool {
@@ -214,29 +206,6 @@ fn train_fail(format: Format, e: &TrainError) -> ExitCode {
 /// [`report_failure`] without a help line.
 fn fail_as(format: Format, code: u8, message: impl std::fmt::Display) -> ExitCode {
     report_failure(format, code, message, None)
-}
-
-/// Prints `error: …` (and its help) on stderr and, with `--format json`, the same as one JSON
-/// object on stdout after the epochs' lines: `{"error": …, "help": …, "exit_code": …}`.
-fn report_failure(
-    format: Format,
-    code: u8,
-    message: impl std::fmt::Display,
-    help: Option<String>,
-) -> ExitCode {
-    if format == Format::Json {
-        let line = serde_json::json!({
-            "error": message.to_string(),
-            "help": help,
-            "exit_code": code,
-        });
-        stdout_line(line);
-    }
-    eprintln!("error: {message}");
-    if let Some(h) = help {
-        eprintln!("  help: {h}");
-    }
-    ExitCode::from(code)
 }
 
 pub fn run(a: TrainArgs) -> ExitCode {
