@@ -119,7 +119,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 8] = [
+pub const WARNING_CODES: [&str; 9] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
@@ -128,6 +128,7 @@ pub const WARNING_CODES: [&str; 8] = [
     "cnnc::elab::unused_name",
     "cnnc::elab::bare_branch",
     "cnnc::elab::pytorch_argument_order",
+    "cnnc::elab::dropped_tensor",
 ];
 
 /// The JSON form of one diagnostic (`cnnc check --format json`).

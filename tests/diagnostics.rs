@@ -275,6 +275,49 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
     }
 }
 
+/// `dropped_tensor` fires where a statement continues from a named tensor and what it left
+/// behind reaches nothing: a name alone, a concat whose branches all start from names or
+/// `crop`. Reading the tensor anywhere later (a branch, a residual, a later name) keeps it.
+#[test]
+fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
+    let cases = [
+        ("conv(8, 3) as a conv(8, 1) a", Some(("`a` on its own", 1))),
+        ("conv(8, 3) as a conv(8, 1) concat { a }", Some(("`a` on its own", 1))),
+        ("conv(8, 3) as a conv(8, 1) concat { crop(a) }", Some(("`crop(a)`", 1))),
+        ("conv(8, 3) as a conv(8, 1) concat { crop(a) {} }", None),
+        ("conv(8, 3) as a conv(8, 1) concat { {} a }", None),
+        // Read later by name: not dropped.
+        ("conv(8, 3) as a conv(8, 1) as b a concat { {} b }", None),
+        // A residual body that starts from a name still has its shortcut read the input.
+        ("conv(8, 3) as a residual { a conv(8, 1) }", None),
+        // Left behind in each call of a block: one warning, at the layer in the block.
+        ("twice() twice()", Some(("`t` on its own", 1))),
+        // Outside a concat, `crop_outside_concat` covers it.
+        ("conv(8, 3) as a conv(8, 1) crop(a)", None),
+    ];
+    for (body, warned) in cases {
+        let src = format!(
+            "block twice() {{ conv(8, 1) as t conv(8, 1) t }}\n\
+             model M(input: [3, 32, 32]) {{ {body} }}\n"
+        );
+        let c = cnnc::compile_source(std::path::Path::new("dropped.cnn"), src);
+        assert!(!c.diagnostics.has_errors(), "{body}");
+        let got: Vec<&str> = c
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "cnnc::elab::dropped_tensor")
+            .map(|d| d.message.as_str())
+            .collect();
+        match warned {
+            None => assert!(got.is_empty(), "{body}: {got:?}"),
+            Some((says, n)) => assert!(
+                got.len() == n && got[0].contains(says),
+                "{body}: {got:?}"
+            ),
+        }
+    }
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

@@ -157,6 +157,18 @@ struct Elab<'a, 'd> {
     /// The `as NAME` places whose tensor was read by name at least once, or that a
     /// `name_reused` warning already covers.
     names_read: HashSet<Span>,
+    /// Where a statement continued from a named tensor without reading the current one (a
+    /// name alone, or `crop(NAME)` in a concat branch): the tensor left behind, and how.
+    left_behind: Vec<(NodeIndex, Span, Continued)>,
+}
+
+/// How a statement continued from a named tensor instead of the current one.
+#[derive(Clone, Debug)]
+enum Continued {
+    /// `NAME` alone.
+    Name(String),
+    /// `crop(NAME)`, which reads the current tensor's size only.
+    Crop(String),
 }
 
 /// Elaborates one model. The returned graph has every node's shape when `diags` got no
@@ -179,6 +191,7 @@ pub fn elaborate_model<'a>(
         seen: HashSet::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
+        left_behind: Vec::new(),
     };
     let mut frame = Frame {
         env: Env::new(),
@@ -207,6 +220,7 @@ pub fn elaborate_model<'a>(
     };
     if !e.diags.has_errors() {
         e.warn_unused_names(out);
+        e.warn_dropped_tensors(out);
     }
     e.dedupe_diagnostics();
     if out == input && !e.diags.has_errors() {
@@ -891,6 +905,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                 return Ok(unknown(cur));
             }
             self.flush_dilation_run();
+            if tensor.node != cur.node {
+                self.left_behind
+                    .push((cur.node, call.span, Continued::Name(name.to_string())));
+            }
             return Ok(tensor.clone());
         }
         let candidates: Vec<String> = layers::names()
@@ -1144,6 +1162,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )),
             );
         }
+        if self.concat_depth > 0 && tensor.node != cur.node {
+            // (Outside a concat, `crop_outside_concat` says so already.)
+            self.left_behind
+                .push((cur.node, call.span, Continued::Crop(target.0.clone())));
+        }
         let name = scope.fresh("crop");
         self.add_unary(name, Op::Crop { size }, call.span, &tensor)
     }
@@ -1373,6 +1396,98 @@ impl<'a, 'd> Elab<'a, 'd> {
                 ))
             })
             .collect();
+        self.diags.0.extend(warnings);
+    }
+
+    /// Warns of each tensor that a statement left behind (see [`Elab::left_behind`]) and
+    /// that nothing reads: the layers that lead only to it are computed, exported and
+    /// counted for nothing. A forgotten `{}` branch (`concat { crop(e4) }`) or a name on its
+    /// own line does this silently otherwise.
+    fn warn_dropped_tensors(&mut self, output: NodeIndex) {
+        use petgraph::Direction::{Incoming, Outgoing};
+        let mut live = HashSet::from([output]);
+        let mut stack = vec![output];
+        while let Some(n) = stack.pop() {
+            for m in self.graph.neighbors_directed(n, Incoming) {
+                if live.insert(m) {
+                    stack.push(m);
+                }
+            }
+        }
+        let mut warned = HashSet::new();
+        let mut warnings = Vec::new();
+        for (node, at, how) in &self.left_behind {
+            let dropped = &self.graph[*node];
+            if live.contains(node)
+                || matches!(dropped.op, Op::Input)
+                || self
+                    .graph
+                    .neighbors_directed(*node, Outgoing)
+                    .next()
+                    .is_some()
+                || !warned.insert(dropped.span)
+            {
+                continue;
+            }
+            // The layers computed only for this tensor.
+            let (mut layers, mut params, mut macs) = (0u64, 0u64, 0u64);
+            let mut seen = HashSet::from([*node]);
+            let mut stack = vec![*node];
+            while let Some(n) = stack.pop() {
+                let layer = &self.graph[n];
+                layers += 1;
+                params += layer.params;
+                macs += layer.macs;
+                for m in self.graph.neighbors_directed(n, Incoming) {
+                    if !live.contains(&m) && seen.insert(m) {
+                        stack.push(m);
+                    }
+                }
+            }
+            let shape = dropped
+                .shape
+                .as_ref()
+                .map(|s| format!(" {s}"))
+                .unwrap_or_default();
+            let cost = format!(
+                "{} ({} parameters, {} MACs per example)",
+                if layers == 1 {
+                    "the layer that computes it".to_string()
+                } else {
+                    format!("the {layers} layers that lead only to it")
+                },
+                crate::shape::summary::group(params),
+                crate::shape::summary::group(macs)
+            );
+            let d = match how {
+                Continued::Name(name) => Diagnostic::warning(
+                    "cnnc::elab::dropped_tensor",
+                    format!(
+                        "this tensor is never used: `{name}` on its own continues from the \
+                         tensor named `{name}`"
+                    ),
+                )
+                .label(dropped.span, format!("its result{shape} is dropped"))
+                .label(*at, format!("continues from `{name}`"))
+                .help(format!(
+                    "to join the two, concatenate them, `concat {{ {name} {{}} }}`, or add \
+                     them with `residual`; if `{name}` alone is meant, delete {cost}"
+                )),
+                Continued::Crop(name) => Diagnostic::warning(
+                    "cnnc::elab::dropped_tensor",
+                    format!(
+                        "this tensor is never used: `crop({name})` reads only its size, and \
+                         no other branch of the concat reads it"
+                    ),
+                )
+                .label(dropped.span, format!("its result{shape} is dropped"))
+                .label(*at, "reads only the size of the current tensor")
+                .help(format!(
+                    "to keep it beside the cropped tensor, add a branch that passes it on:                      `concat {{ crop({name}) {{}} }}`; if only `{name}` is meant, delete {cost}"
+                )),
+            };
+            warnings.push(d);
+        }
         self.diags.0.extend(warnings);
     }
 
