@@ -282,8 +282,14 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
 fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
     let cases = [
         ("conv(8, 3) as a conv(8, 1) a", Some(("`a` on its own", 1))),
-        ("conv(8, 3) as a conv(8, 1) concat { a }", Some(("`a` on its own", 1))),
-        ("conv(8, 3) as a conv(8, 1) concat { crop(a) }", Some(("`crop(a)`", 1))),
+        (
+            "conv(8, 3) as a conv(8, 1) concat { a }",
+            Some(("`a` on its own", 1)),
+        ),
+        (
+            "conv(8, 3) as a conv(8, 1) concat { crop(a) }",
+            Some(("`crop(a)`", 1)),
+        ),
         ("conv(8, 3) as a conv(8, 1) concat { crop(a) {} }", None),
         ("conv(8, 3) as a conv(8, 1) concat { {} a }", None),
         // Read later by name: not dropped.
@@ -310,10 +316,7 @@ fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
             .collect();
         match warned {
             None => assert!(got.is_empty(), "{body}: {got:?}"),
-            Some((says, n)) => assert!(
-                got.len() == n && got[0].contains(says),
-                "{body}: {got:?}"
-            ),
+            Some((says, n)) => assert!(got.len() == n && got[0].contains(says), "{body}: {got:?}"),
         }
     }
 }

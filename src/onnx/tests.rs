@@ -228,7 +228,7 @@ fn safetensors_round_trip_and_every_problem_reported() {
     assert_eq!(load_safetensors(&path, &specs).unwrap(), w);
 
     // Missing conv1.bias, fc.weight transposed, an extra tensor, bn1.weight in float64, a
-    // NaN in conv1.weight; PyTorch's int64 bn1.num_batches_tracked is no problem.
+    // NaN in conv1.weight, a negative running variance; PyTorch's int64 bn1.num_batches_tracked is no problem.
     let mut bad: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, t) in &w.tensors {
         let raw: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -240,6 +240,11 @@ fn safetensors_round_trip_and_every_problem_reported() {
                 bad.push((name.clone(), safetensors::Dtype::F32, t.dims.clone(), raw))
             }
             "fc.weight" => bad.push((name.clone(), safetensors::Dtype::F32, vec![144, 10], raw)),
+            "bn1.running_var" => {
+                let mut raw = raw;
+                raw[4..8].copy_from_slice(&(-0.5f32).to_le_bytes());
+                bad.push((name.clone(), safetensors::Dtype::F32, t.dims.clone(), raw))
+            }
             "bn1.weight" => bad.push((
                 name.clone(),
                 safetensors::Dtype::F64,
@@ -278,10 +283,11 @@ fn safetensors_round_trip_and_every_problem_reported() {
     let WeightsError::Mismatch { problems, .. } = &err else {
         panic!("{err}")
     };
-    assert_eq!(problems.len(), 5, "{err}");
+    assert_eq!(problems.len(), 6, "{err}");
     let text = err.to_string();
     for needle in [
-        "5 problems",
+        "6 problems",
+        "`bn1.running_var` holds 1 negative value(s)",
         "`conv1.weight` holds 1 NaN or infinite value(s)",
         "`bn1.weight` is F64",
         "missing `conv1.bias`",

@@ -453,6 +453,11 @@ pub enum WeightProblem {
         name: String,
         count: usize,
     },
+    /// A batch norm's running variance with negative values (its square root is NaN).
+    NegativeVariance {
+        name: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for WeightProblem {
@@ -484,6 +489,13 @@ impl fmt::Display for WeightProblem {
                 write!(
                     f,
                     "`{name}` holds {count} NaN or infinite value(s) (from a training run that diverged?)"
+                )
+            }
+            WeightProblem::NegativeVariance { name, count } => {
+                write!(
+                    f,
+                    "`{name}` holds {count} negative value(s): a variance is never negative \
+                     (the model would output NaN; were the tensors swapped?)"
                 )
             }
         }
@@ -617,6 +629,16 @@ pub fn load_safetensors_bytes(
             problems.push(WeightProblem::NotFinite {
                 name: name.to_string(),
                 count: not_finite,
+            });
+        }
+        let negative = data.iter().filter(|x| **x < 0.0).count();
+        let is_variance = name
+            .strip_suffix(".running_var")
+            .is_some_and(|layer| batchnorms.contains(layer));
+        if is_variance && negative > 0 {
+            problems.push(WeightProblem::NegativeVariance {
+                name: name.to_string(),
+                count: negative,
             });
         }
         weights.insert(
