@@ -798,6 +798,24 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
     );
     let o = cnnc(&["summary", &broken, "--model", "A"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // Another model's warnings are not A's either (its errors get a note, its warnings
+    // nothing); B's own summary keeps them.
+    let warned = write(
+        dir.path(),
+        "warned.cnn",
+        b"model A(input: [1, 8, 8]) { conv(4, 3) flatten linear(2) }
+\
+          model B(input: [1, 8, 8]) { conv(4, 4, pad=same) flatten linear(2) }
+",
+    );
+    let o = cnnc(&["summary", &warned, "--model", "A", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
+    assert!(!stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
+    let o = cnnc(&["summary", &warned, "--model", "B"]);
+    assert!(stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
 }
 
 /// `cnnc check -` reads standard input (an editor's buffer, a pipe), named `<stdin>`.

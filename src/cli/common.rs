@@ -99,16 +99,16 @@ pub fn compile(path: &Path) -> Result<Compilation, cnnc::driver::LoadError> {
     compile_for(path, None)
 }
 
-/// [`compile`] for the model `model`: when only other models of the file have errors, their
-/// diagnostics are left out (with a note naming them), so `--model A` works on a file
-/// whose model `B` is being written.
+/// [`compile`] for the model `model`: other models' warnings are left out, and when only
+/// other models of the file have errors, their errors too (with a note naming them), so
+/// `--model A` works on a file whose model `B` is being written.
 pub fn compile_for(
     path: &Path,
     model: Option<&str>,
 ) -> Result<Compilation, cnnc::driver::LoadError> {
     let mut c = cnnc::compile_file(path)?;
-    if let Some(name) = model.filter(|_| c.diagnostics.has_errors()) {
-        if let Some(broken) = c.narrow_to_model(name) {
+    if let Some(name) = model {
+        if let Some(broken) = c.narrow_to_model(name).filter(|b| !b.is_empty()) {
             let mut list: Vec<String> = broken.iter().take(5).map(|m| format!("`{m}`")).collect();
             if broken.len() > 5 {
                 list.push(format!("{} more models", broken.len() - 5));
