@@ -538,6 +538,10 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         b'(' => ')',
         _ => ']',
     };
+    // Python and PyTorch habits met at the token.
+    if let Some(help) = python_habit(text, start, tok, &expects, innermost_unclosed(text, pos)) {
+        return d.help(help);
+    }
     if tok == "=" && expects("an operator") {
         return d.help(
             "to compare two values write `==`; a single `=` only names an argument, as in `pad=2`",
@@ -652,6 +656,66 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
     }
     d
+}
+
+/// A help for Python written where cnnc was expected, met at the token `tok` at `start`:
+/// `for i in range(n)`, `elif`, `x = conv(…)`, a tuple `(3, 3)` as an argument.
+fn python_habit(
+    text: &str,
+    start: usize,
+    tok: &str,
+    expects: &dyn Fn(&str) -> bool,
+    unclosed: Option<(usize, u8)>,
+) -> Option<String> {
+    let before = text[..start].trim_end();
+    let word_before = {
+        let w = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        &before[w.len()..]
+    };
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..start].trim_start();
+    if tok == "in" && line.starts_with("for ") {
+        return Some(
+            "loops are written with `repeat`: `repeat i in 0..n { … }` (i from 0 up to n - 1), \
+             or `repeat n { … }` without a variable"
+                .into(),
+        );
+    }
+    if tok == "(" && word_before == "range" {
+        return Some(
+            "a range is written `a..b` (from a up to b - 1): `repeat i in 0..n { … }`".into(),
+        );
+    }
+    if word_before == "elif" {
+        return Some("write `else if` for `elif`".into());
+    }
+    if tok == "=" && !expects("an operator") && expects("`as`") {
+        return Some(format!(
+            "a tensor is named after the layers that make it, with `as`: `conv(16, 3) as \
+             {}`; the layers of a statement apply to the current tensor",
+            if word_before.is_empty() {
+                "x"
+            } else {
+                word_before
+            }
+        ));
+    }
+    if tok == "," && expects("an operator") {
+        // `(3, 3)` where an argument goes: a Python tuple.
+        let (open, b) = unclosed?;
+        let lead = text[..open].trim_end();
+        if b == b'(' && (lead.ends_with(',') || lead.ends_with('=') || lead.ends_with('(')) {
+            let inner = text[open + 1..]
+                .find(')')
+                .map(|i| &text[open + 1..open + 1 + i])
+                .filter(|t| t.len() <= 40 && !t.contains('\n'));
+            return Some(format!(
+                "a pair is written in brackets, `[{}]`; parentheses only group an expression",
+                inner.unwrap_or("3, 3")
+            ));
+        }
+    }
+    None
 }
 
 // ---- pairs → AST -----------------------------------------------------------------------

@@ -742,9 +742,28 @@ fn habits_from_other_languages_get_a_help() {
                 "`shortcut if in.c != 8 { … }`",
             ],
         ),
+        // Python.
+        (
+            "conv(16, (3, 3))",
+            &["a pair is written in brackets, `[3, 3]`"],
+        ),
+        ("conv(16, 3, stride=(2, 2))", &["`[2, 2]`"]),
+        ("for i in range(3) { relu }", &["`repeat i in 0..n { … }`"]),
+        (
+            "repeat i in range(3) { relu }",
+            &["a range is written `a..b`"],
+        ),
+        (
+            "if in.c > 2 { relu } elif in.c > 1 { relu }",
+            &["write `else if`"],
+        ),
+        ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }
+    // Parentheses that group an expression are no tuple.
+    let d = check_error(&m("conv(16, 3, pad=(1 + 1) 2)"), UNEXPECTED, &["found"]);
+    assert!(d.help.is_none_or(|h| !h.contains("pair")));
     // A dot after another name is not taken for a PyTorch module.
     let d = check_error(&m("a.b"), UNEXPECTED, &["found `.`"]);
     assert!(d.help.is_none_or(|h| !h.contains("PyTorch")));
