@@ -576,16 +576,39 @@ fn bind(
                 }
             },
         };
-        if values[index].is_some() {
+        if let Some((_, first_span)) = &values[index] {
+            let param = spec.params[index].name;
+            // `convT(1024, 512, 2, stride=2)` on 1024 channels: PyTorch's order pushes the
+            // kernel onto `stride`.
+            let channels = incoming
+                .filter(|s| s.rank() == 3)
+                .map(|s| s.channels() as i64);
+            let pytorch = match (&values[0], spec.name, &arg.name) {
+                (Some((Value::Int(n), _)), "conv" | "convT", Some(_)) if Some(*n) == channels => {
+                    Some(if spec.name == "conv" {
+                        "Conv2d"
+                    } else {
+                        "ConvTranspose2d"
+                    })
+                }
+                _ => None,
+            };
+            let help = match pytorch {
+                Some(torch) => format!(
+                    "the first argument is the input's channel count, as in PyTorch's \
+                     `{torch}(in_channels, out_channels, kernel_size, …)`; cnnc infers it, and \
+                     its order is PyTorch's without it: drop the first argument"
+                ),
+                None => format!("give `{param}` once; the signature is {}", signature()),
+            };
             diags.push(
                 Diagnostic::error(
                     "cnnc::elab::argument_count",
-                    format!(
-                        "argument `{}` of `{}` is given twice",
-                        spec.params[index].name, spec.name
-                    ),
+                    format!("argument `{param}` of `{}` is given twice", spec.name),
                 )
-                .label(arg.span, "given again here"),
+                .label(*first_span, format!("`{param}` by position"))
+                .label(arg.span, "given again here")
+                .help(help),
             );
             ok = false;
             continue;
