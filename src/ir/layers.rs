@@ -190,7 +190,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "SiLU" => ("silu", "`silu`"),
         "GELU" => ("gelu", "`gelu` (the exact form, PyTorch's default `approximate='none'`)"),
         "Softmax" => ("softmax", "`softmax`"),
-        "Dropout" | "Dropout2d" => ("dropout", "`dropout(p)`"),
+        "Dropout" => ("dropout", "`dropout(p)`"),
+        "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
         _ => return None,
     };
