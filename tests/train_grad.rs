@@ -496,6 +496,14 @@ grad_test!(
 );
 
 grad_test!(
+    relu6_hardswish_hardsigmoid,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) relu6 conv(3, 3) hardswish flatten linear(8) hardsigmoid linear(4)
+}"
+);
+
+grad_test!(
     softmax_channels,
     3,
     "model M(input: [2, 5, 5]) {

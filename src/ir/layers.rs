@@ -141,6 +141,18 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[],
     },
     LayerSpec {
+        name: "relu6",
+        params: &[],
+    },
+    LayerSpec {
+        name: "hardsigmoid",
+        params: &[],
+    },
+    LayerSpec {
+        name: "hardswish",
+        params: &[],
+    },
+    LayerSpec {
         name: "softmax",
         params: &[],
     },
@@ -188,6 +200,9 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Sigmoid" => ("sigmoid", "`sigmoid`"),
         "Tanh" => ("tanh", "`tanh`"),
         "SiLU" => ("silu", "`silu`"),
+        "ReLU6" => ("relu6", "`relu6`"),
+        "Hardsigmoid" => ("hardsigmoid", "`hardsigmoid`"),
+        "Hardswish" => ("hardswish", "`hardswish`"),
         "GELU" => ("gelu", "`gelu` (the exact form, PyTorch's default `approximate='none'`)"),
         "Softmax" => ("softmax", "`softmax`"),
         "Dropout" => ("dropout", "`dropout(p)`"),
@@ -208,11 +223,12 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         .filter(|&c| c != '_')
         .flat_map(char::to_lowercase)
         .collect();
-    let activations = "relu, leaky_relu, elu, sigmoid, tanh, silu, gelu and softmax";
+    let activations =
+        "relu, relu6, leaky_relu, elu, sigmoid, hardsigmoid, tanh, silu, hardswish, gelu and softmax";
     let hint = match key.as_str() {
         "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
-        "mish" | "hardswish" | "hardsigmoid" | "softplus" | "selu" | "celu" | "prelu" | "relu6"
-        | "softsign" | "hardtanh" | "logsigmoid" => {
+        "mish" | "softplus" | "selu" | "celu" | "prelu" | "softsign" | "hardtanh"
+        | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
@@ -462,6 +478,9 @@ pub fn build(
         },
         "silu" => Op::Silu,
         "gelu" => Op::Gelu,
+        "relu6" => Op::Relu6,
+        "hardsigmoid" => Op::HardSigmoid,
+        "hardswish" => Op::HardSwish,
         "softmax" => Op::Softmax,
         "dropout" => Op::Dropout {
             p: number("p", 0.5),

@@ -138,6 +138,12 @@ pub enum Op {
     /// x·Φ(x) with Φ the standard normal CDF, the exact form (PyTorch's `GELU()`, whose
     /// default `approximate='none'`).
     Gelu,
+    /// min(max(x, 0), 6) (PyTorch's `ReLU6`, MobileNet's activation).
+    Relu6,
+    /// relu6(x + 3) / 6 (PyTorch's `Hardsigmoid`).
+    HardSigmoid,
+    /// x · relu6(x + 3) / 6 (PyTorch's `Hardswish`, MobileNetV3's activation).
+    HardSwish,
     /// Over the channel (or feature) axis.
     Softmax,
     Dropout {
@@ -178,6 +184,9 @@ impl Op {
             Op::Elu { .. } => "elu",
             Op::Silu => "silu",
             Op::Gelu => "gelu",
+            Op::Relu6 => "relu6",
+            Op::HardSigmoid => "hardsigmoid",
+            Op::HardSwish => "hardswish",
             Op::Softmax => "softmax",
             Op::Dropout { .. } => "dropout",
             Op::Flatten => "flatten",
@@ -200,6 +209,9 @@ impl Op {
                 | Op::Elu { .. }
                 | Op::Silu
                 | Op::Gelu
+                | Op::Relu6
+                | Op::HardSigmoid
+                | Op::HardSwish
                 | Op::Softmax
                 | Op::Dropout { .. }
         )

@@ -598,6 +598,22 @@ impl Lowerer<'_> {
                 }
                 self.node("Mul", name, &[x, &c("cdf")], out, vec![])
             }
+            // Clip to [0, 6], its bounds as scalar initializers (Clip takes them as inputs).
+            Op::Relu6 => {
+                let (lo, hi) = (format!("{name}.min"), format!("{name}.max"));
+                self.init_f32(&lo, &[], &[0.0])?;
+                self.init_f32(&hi, &[], &[6.0])?;
+                self.node("Clip", name, &[x, &lo, &hi], out, vec![])
+            }
+            Op::HardSigmoid => simple(self, "HardSigmoid", hard_sigmoid_attrs()),
+            // x·HardSigmoid(x): the operators the CUDA provider runs (ORT's CPU provider
+            // fuses them into HardSwish).
+            Op::HardSwish => {
+                let g = format!("{name}.gate");
+                self.node("HardSigmoid", &g, &[x], &g, hard_sigmoid_attrs())?;
+                self.value_info(&g, out_dims);
+                self.node("Mul", name, &[x, &g], out, vec![])
+            }
             Op::Softmax => simple(self, "Softmax", vec![AttributeProto::int("axis", 1)]),
             // Dropout is the identity at inference; the node stays so the layer keeps its
             // name in the exported graph.
@@ -950,4 +966,12 @@ fn location(sources: &SourceMap, span: crate::source::Span) -> String {
     let f = sources.get(span.file);
     let (line, col) = f.line_col(span.start);
     format!("{}:{line}:{col}", f.path.display())
+}
+
+/// PyTorch's hardsigmoid, relu6(x + 3) / 6, as ONNX's HardSigmoid max(0, min(1, αx + β)).
+pub(crate) fn hard_sigmoid_attrs() -> Vec<AttributeProto> {
+    vec![
+        AttributeProto::float("alpha", 1.0 / 6.0),
+        AttributeProto::float("beta", 0.5),
+    ]
 }

@@ -146,6 +146,9 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Elu { .. }
             | Op::Silu
             | Op::Gelu
+            | Op::Relu6
+            | Op::HardSigmoid
+            | Op::HardSwish
             | Op::Softmax
             | Op::Dropout { .. }
             | Op::Flatten

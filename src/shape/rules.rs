@@ -503,6 +503,9 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         | Op::Elu { .. }
         | Op::Silu
         | Op::Gelu
+        | Op::Relu6
+        | Op::HardSigmoid
+        | Op::HardSwish
         | Op::Softmax
         | Op::Dropout { .. } => finish(first().0.clone(), 0, 0, Vec::new()),
         Op::Flatten => {

@@ -171,6 +171,19 @@ def ref_gelu(x, spec):
     return x * 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
 
 
+def ref_relu6(x, spec):
+    return np.minimum(np.maximum(x.astype(np.float64), 0.0), 6.0)
+
+
+def ref_hardsigmoid(x, spec):
+    # PyTorch's: relu6(x + 3) / 6.
+    return ref_relu6(x.astype(np.float64) + 3.0, spec) / 6.0
+
+
+def ref_hardswish(x, spec):
+    return x.astype(np.float64) * ref_hardsigmoid(x, spec)
+
+
 def ref_convT(x, spec):
     # PyTorch's ConvTranspose2d by its definition: every input value scatters its kernel,
     # dilated, at stride steps; the full result is cut by the padding (begin, end) and grown
@@ -203,6 +216,9 @@ REFERENCES = {
     "convT": ref_convT,
     "silu": ref_silu,
     "gelu": ref_gelu,
+    "relu6": ref_relu6,
+    "hardsigmoid": ref_hardsigmoid,
+    "hardswish": ref_hardswish,
     "maxpool": lambda x, s: ref_pool(x, s, "maxpool"),
     "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
     "adaptive_avgpool": ref_adaptive,
@@ -229,8 +245,14 @@ def main():
     inp = model.graph.input[0]
     in_dims = dims_of(inp)
     shape = [args.batch] + [int(d) for d in in_dims[1:]]
+    spec = None
+    if args.reference:
+        with open(args.reference) as f:
+            spec = json.load(f)
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal(shape).astype(np.float32)
+    if spec is not None:
+        x = (x * spec.get("input_scale", 1.0)).astype(np.float32)
     try:
         sess = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
         (y,) = sess.run(["output"], {inp.name: x})
@@ -242,9 +264,7 @@ def main():
     if not np.all(np.isfinite(y)):
         fail("onnxruntime output has non-finite values")
 
-    if args.reference:
-        with open(args.reference) as f:
-            spec = json.load(f)
+    if spec is not None:
         spec["_init"] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
         ref = REFERENCES[spec["op"]](x, spec)
         if ref.shape != y.shape:

@@ -277,7 +277,13 @@ def gen_pool(rng, kind):
 
 
 def gen_act(rng):
-    r = rng.randrange(9)
+    r = rng.randrange(12)
+    if r == 9:
+        return Leaf("relu6", "relu6", nn.ReLU6(), None, ["relu6"])
+    if r == 10:
+        return Leaf("hardswish", "hardswish", nn.Hardswish(), None, ["hardswish"])
+    if r == 11:
+        return Leaf("hardsigmoid", "hardsigmoid", nn.Hardsigmoid(), None, ["hardsigmoid"])
     if r == 7:
         return Leaf("silu", "silu", nn.SiLU(), None, ["silu"])
     if r == 8:

@@ -234,6 +234,18 @@ class GELU(_Elementwise):
     pass
 
 
+class ReLU6(_Elementwise):
+    pass
+
+
+class Hardsigmoid(_Elementwise):
+    pass
+
+
+class Hardswish(_Elementwise):
+    pass
+
+
 class Sequential(Module):
     def __init__(self, *mods):
         self.mods = mods
@@ -631,7 +643,7 @@ def valid_rank1():
         Linear(784, 256), BatchNorm1d(256), ReLU(), Dropout(0.2),
         Linear(256, 128), ELU(0.5),
         Linear(128, 64, bias=False), LeakyReLU(0.01), Tanh(), SiLU(),
-        Linear(64, 32), GELU(),
+        Linear(64, 32), GELU(), ReLU6(), Hardswish(), Hardsigmoid(),
         Linear(32, 10), Softmax(dim=1))
 
 

@@ -13,6 +13,8 @@
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY) |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
+//! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
+//! | hardswish | dY·(0 below −3, x/3 + ½ up to 3, 1 above) | — |
 //! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
@@ -339,6 +341,56 @@ impl Lowering<'_> {
                 let slope = self.b.add(&cdf, &xp, &format!("{base}.slope"));
                 one(Some(self.b.mul(dy, &slope, &base)))
             }
+            // PyTorch's: dY where 0 < x < 6, else 0 (at the bounds too).
+            Op::Relu6 => {
+                let inside = self.open_interval(&x, 0.0, 6.0, &base);
+                let zero = self.b.scalar(0.0);
+                one(Some(self.b.op(
+                    "Where",
+                    &[&inside, dy, &zero],
+                    &base,
+                    vec![],
+                )))
+            }
+            // dY/6 where −3 < x < 3, else 0.
+            Op::HardSigmoid => {
+                let inside = self.open_interval(&x, -3.0, 3.0, &base);
+                let zero = self.b.scalar(0.0);
+                let sixth = self.b.scale(dy, 1.0 / 6.0, &format!("{base}.sixth"));
+                one(Some(self.b.op(
+                    "Where",
+                    &[&inside, &sixth, &zero],
+                    &base,
+                    vec![],
+                )))
+            }
+            // PyTorch's: 0 for x < −3, x/3 + ½ for −3 ≤ x ≤ 3, 1 above.
+            Op::HardSwish => {
+                let (lo, hi) = (self.b.scalar(-3.0), self.b.scalar(3.0));
+                let third = self.b.scale(&x, 1.0 / 3.0, &format!("{base}.third"));
+                let half = self.b.scalar(0.5);
+                let mid = self.b.add(&third, &half, &format!("{base}.mid"));
+                let below = self
+                    .b
+                    .op("Less", &[&x, &lo], &format!("{base}.below"), vec![]);
+                let above = self
+                    .b
+                    .op("Greater", &[&x, &hi], &format!("{base}.above"), vec![]);
+                let (zero, one_c) = (self.b.scalar(0.0), self.b.scalar(1.0));
+                let low = self.b.op(
+                    "Where",
+                    &[&below, &zero, &mid],
+                    &format!("{base}.low"),
+                    vec![],
+                );
+                let slope = self.b.op(
+                    "Where",
+                    &[&above, &one_c, &low],
+                    &format!("{base}.slope"),
+                    vec![],
+                );
+                one(Some(self.b.mul(dy, &slope, &base)))
+            }
             Op::Softmax => {
                 let p = self.b.mul(dy, &y, &format!("{base}.dy_y"));
                 let s = self
@@ -535,6 +587,19 @@ impl Lowering<'_> {
             corr
         };
         self.b.transpose(&corr, &[1, 0, 2, 3], name)
+    }
+
+    /// A bool tensor: `lo < x < hi`.
+    fn open_interval(&mut self, x: &str, lo: f32, hi: f32, base: &str) -> String {
+        let (l, h) = (self.b.scalar(lo), self.b.scalar(hi));
+        let above = self
+            .b
+            .op("Greater", &[x, &l], &format!("{base}.above_lo"), vec![]);
+        let below = self
+            .b
+            .op("Less", &[x, &h], &format!("{base}.below_hi"), vec![]);
+        self.b
+            .op("And", &[&above, &below], &format!("{base}.inside"), vec![])
     }
 
     /// The adjoint of a window sum with a `k` kernel, stride `s` and `pads`: each input

@@ -302,6 +302,25 @@ impl Lowering<'_> {
                 let cdf = self.normal_cdf(&x, &name);
                 self.b.mul(&x, &cdf, &name)
             }
+            Op::Relu6 => {
+                let (lo, hi) = (self.b.scalar(0.0), self.b.scalar(6.0));
+                self.b.op("Clip", &[&x, &lo, &hi], &name, vec![])
+            }
+            Op::HardSigmoid => self.b.op(
+                "HardSigmoid",
+                &[&x],
+                &name,
+                crate::onnx::lower::hard_sigmoid_attrs(),
+            ),
+            Op::HardSwish => {
+                let g = self.b.op(
+                    "HardSigmoid",
+                    &[&x],
+                    &format!("{name}.gate"),
+                    crate::onnx::lower::hard_sigmoid_attrs(),
+                );
+                self.b.mul(&x, &g, &name)
+            }
             Op::Softmax => self.b.op(
                 "Softmax",
                 &[&x],
