@@ -321,6 +321,51 @@ fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
     }
 }
 
+/// A residual's help fits how it went wrong: a pooling shortcut that rounds down, a body
+/// that restores `in.c` read after a concat, a block whose calls differ (the projection in
+/// its own arguments, under a condition), a model's own residual (the literal projection).
+#[test]
+fn residual_mismatch_helps_fit_the_mistake() {
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "block down(c) { residual { conv(c, 3, stride=2, pad=1) } shortcut { conv(c, 1) avgpool(2) } }\n\
+             model M(input: [16, 15, 15]) { down(32) }",
+            &["pooling drops the last rows", "`ceil=true`", "`conv(32, 1, stride=2)`"],
+        ),
+        (
+            "block a() { residual { concat { conv(32, 1) conv(32, 1) } conv(in.c, 1) } }\n\
+             model M(input: [96, 8, 8]) { a }",
+            &["`in.c` in `conv(…)`", "input's 96 channels"],
+        ),
+        (
+            "block unit(width, stride=1) { residual { conv(width, 3, stride=stride, pad=1) } }\n\
+             model M(input: [8, 8, 8]) { unit(8) unit(16, stride=2) }",
+            &["shortcut if in.c != width or stride != 1 { conv(width, 1, stride=stride) }"],
+        ),
+        (
+            "block unit(width) { residual { conv(width, 3, pad=1) batchnorm } }\n\
+             model M(input: [8, 8, 8]) { unit(8) unit(16) }",
+            &["shortcut if in.c != width { conv(width, 1) batchnorm }"],
+        ),
+        (
+            "model M(input: [8, 8, 8]) { residual { conv(16, 3, stride=2, pad=1) } }",
+            &["shortcut { conv(16, 1, stride=2) }"],
+        ),
+    ];
+    for (src, says) in cases {
+        let c = cnnc::compile_source(std::path::Path::new("res.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::residual_mismatch")
+            .unwrap_or_else(|| panic!("{src}: no residual_mismatch"));
+        let help = d.help.as_deref().unwrap_or("");
+        for s in says {
+            assert!(help.contains(s), "{src}:\n{help}\nlacks {s}");
+        }
+    }
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

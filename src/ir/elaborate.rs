@@ -775,14 +775,32 @@ impl<'a, 'd> Elab<'a, 'd> {
         // Add a residual-specific help: the projection shortcut that would fix it.
         if self.diags.0.len() > before {
             let has_conv = self.conv_between(cur.node, inputs[1].0.node);
+            let has_pool = self.op_between(cur.node, inputs[1].0.node, |op| {
+                matches!(op, Op::MaxPool(_) | Op::AvgPool(_))
+            });
+            let body_bn = self.op_between(cur.node, inputs[0].0.node, |op| {
+                matches!(op, Op::BatchNorm { .. })
+            });
+            let block_params = self.block_params(frame);
             if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
-                        d.help = Some(match shortcut {
-                            Some(sc) => shortcut_help(x, b, sc, has_conv),
+                        let mut help = match shortcut {
+                            Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
                             None => projection_help(x, b, r.shortcut.is_some()),
-                        });
+                        };
+                        if shortcut.is_none() && !r.shortcut.is_some() {
+                            if let Some(better) =
+                                block_projection_help(x, b, &block_params, body_bn)
+                            {
+                                help = better;
+                            }
+                        }
+                        if let Some(note) = ends_with_in_query(&r.body, x, b) {
+                            help = format!("{note}; or {help}");
+                        }
+                        d.help = Some(help);
                         if short_is_identity {
                             if let Some(l) = d.labels.get_mut(1) {
                                 l.text = format!("the identity shortcut passes the input {x}");
@@ -945,13 +963,18 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// Whether a conv lies on a path from `from` to `to` (`to` included) in the graph built so
     /// far: a shortcut with a projection, however written (a block, an `if`).
     fn conv_between(&self, from: NodeIndex, to: NodeIndex) -> bool {
+        self.op_between(from, to, |op| matches!(op, Op::Conv(_)))
+    }
+
+    /// Whether a node whose op satisfies `is` lies on a path from `from` (excluded) to `to`.
+    fn op_between(&self, from: NodeIndex, to: NodeIndex, is: impl Fn(&Op) -> bool) -> bool {
         let mut stack = vec![to];
         let mut seen = HashSet::new();
         while let Some(n) = stack.pop() {
             if n == from || !seen.insert(n) {
                 continue;
             }
-            if matches!(self.graph[n].op, Op::Conv(_)) {
+            if is(&self.graph[n].op) {
                 return true;
             }
             stack.extend(
@@ -960,6 +983,24 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
         }
         false
+    }
+
+    /// The integer arguments of the block being elaborated (none in a model's own body).
+    fn block_params(&self, frame: &Frame) -> Vec<(String, i64)> {
+        let Some((name, _)) = self.call_stack.last() else {
+            return Vec::new();
+        };
+        let Some(block) = self.defs.blocks.get(name) else {
+            return Vec::new();
+        };
+        block
+            .params
+            .iter()
+            .filter_map(|p| match frame.env.get(&p.name.name) {
+                Some(Value::Int(v)) => Some((p.name.name.clone(), *v)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether any body (the model's, a block's) reads `name`: as a statement of its own or
@@ -1672,7 +1713,13 @@ fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
 
 /// The help for a written shortcut whose shape differs from the body's: what to change in it.
 /// `has_conv`: whether the shortcut has a `conv` to fix; without one, the fix is to add one.
-fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape, has_conv: bool) -> String {
+fn shortcut_help(
+    input: &Shape,
+    body: &Shape,
+    shortcut: &Shape,
+    has_conv: bool,
+    has_pool: bool,
+) -> String {
     let (Some([h, w]), Some([bh, bw]), Some(ss)) =
         (input.spatial(), body.spatial(), shortcut.spatial())
     else {
@@ -1697,6 +1744,20 @@ fn shortcut_help(input: &Shape, body: &Shape, shortcut: &Shape, has_conv: bool) 
             body.channels(),
             body.channels()
         );
+    }
+    // A pooling shortcut rounds down where the body's strided conv (with padding) rounds up:
+    // 15 → 7 against 8.
+    if has_pool && !size_ok && ss[0] <= bh && ss[1] <= bw {
+        if let Some(s) = stride.filter(|&s| s > 1) {
+            return format!(
+                "the shortcut gives {}×{} but the body {bh}×{bw}: its pooling drops the last \
+                 rows and columns where the body's padded, strided conv keeps them; pool with \
+                 `ceil=true`, or downsample with the conv instead, `conv({}, 1, stride={s})`",
+                ss[0],
+                ss[1],
+                body.channels()
+            );
+        }
     }
     match (channels_ok, size_ok) {
         (true, false) => format!(
@@ -1763,6 +1824,73 @@ fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
             body.channels()
         ),
     }
+}
+
+/// Inside a block, the projection written with the block's own arguments, under the
+/// condition that makes it needed (ResNet's `shortcut if in.c != c or stride != 1`): a
+/// literal `conv(128, 1, stride=2)` would be wrong for the calls that keep the shape.
+fn block_projection_help(
+    input: &Shape,
+    body: &Shape,
+    params: &[(String, i64)],
+    batchnorm: bool,
+) -> Option<String> {
+    let ([h, w], [bh, bw]) = (input.spatial()?, body.spatial()?);
+    let stride =
+        (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw)?;
+    let channels = params
+        .iter()
+        .find(|(_, v)| *v == body.channels() as i64)
+        .map(|(n, _)| n.as_str())?;
+    let stride_param = params
+        .iter()
+        .find(|(n, v)| *v == stride as i64 && n != channels)
+        .map(|(n, _)| n.as_str());
+    let bn = if batchnorm { " batchnorm" } else { "" };
+    Some(match (stride, stride_param) {
+        (1, _) => format!(
+            "add a projection shortcut for the calls that change the channels: `residual {{ … }} \
+             shortcut if in.c != {channels} {{ conv({channels}, 1){bn} }}`"
+        ),
+        (_, Some(sp)) => format!(
+            "add a projection shortcut for the calls that change the shape: `residual {{ … }} \
+             shortcut if in.c != {channels} or {sp} != 1 {{ conv({channels}, 1, stride={sp}){bn} }}` \
+             (the other calls keep the identity)"
+        ),
+        (s, None) => format!(
+            "add a projection shortcut for the calls that change the shape: `residual {{ … }} \
+             shortcut if in.c != {channels} {{ conv({channels}, 1, stride={s}){bn} }}`"
+        ),
+    })
+}
+
+/// When the body's last statement is a layer whose arguments read `in.c` (`conv(in.c, 1)`,
+/// meant to restore the residual's input channels), what `in.c` was there.
+fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<String> {
+    let StmtKind::Call(call) = &body.last()?.kind else {
+        return None;
+    };
+    fn reads_in_c(e: &ast::Expr) -> bool {
+        match &e.kind {
+            ast::ExprKind::InQuery(q) => q == "c" || q == "f",
+            ast::ExprKind::List(xs) => xs.iter().any(reads_in_c),
+            ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
+                reads_in_c(a) || reads_in_c(b)
+            }
+            ast::ExprKind::Unary(_, a) => reads_in_c(a),
+            _ => false,
+        }
+    }
+    if input.channels() == out.channels() || !call.args.iter().any(|a| reads_in_c(&a.value)) {
+        return None;
+    }
+    Some(format!(
+        "`in.c` in `{}(…)` is the channel count of the tensor it meets there, not of the \
+         residual's input: to give back the input's {} channels, write the number, or take \
+         it as a block argument `c=in.c` (read at the call) and write `c`",
+        call.name.name,
+        input.channels()
+    ))
 }
 
 /// `block NAME(a, b, c=…)`, for help lines.
