@@ -790,7 +790,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                             Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         };
-                        if shortcut.is_none() && !r.shortcut.is_some() {
+                        if r.shortcut.is_none() {
                             if let Some(better) =
                                 block_projection_help(x, b, &block_params, body_bn)
                             {
