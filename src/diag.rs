@@ -119,7 +119,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 9] = [
+pub const WARNING_CODES: [&str; 10] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
@@ -129,7 +129,17 @@ pub const WARNING_CODES: [&str; 9] = [
     "cnnc::elab::bare_branch",
     "cnnc::elab::pytorch_argument_order",
     "cnnc::elab::dropped_tensor",
+    "cnnc::syntax::unknown_allow",
 ];
+
+/// The warning code `s` names: in full, or by its last parts (`unused_input`,
+/// `shape::unused_input`).
+pub fn find_warning_code(s: &str) -> Option<&'static str> {
+    WARNING_CODES
+        .iter()
+        .find(|c| **c == s || c.ends_with(&format!("::{s}")))
+        .copied()
+}
 
 /// The JSON form of one diagnostic (`cnnc check --format json`).
 #[derive(Serialize, Debug)]

@@ -223,6 +223,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     let mut models = Vec::new();
     let mut model_diagnostics = Vec::new();
     let defs = elaborate::Definitions::collect(&files, &mut diagnostics);
+    let allows = crate::allow::Allows::collect(&sources);
     if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
         for item in &main_ast.items {
             if let ast::Item::Model(m) = item {
@@ -249,6 +250,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     hash.clone(),
                     &model_diags,
                 );
+                allows.silence(&mut model_diags);
                 diagnostics.extend(model_diags);
                 match checked {
                     Ok(c) => models.push(c),
@@ -258,6 +260,8 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
+    // An allow that names no warning is reported once, with the file's own diagnostics.
+    diagnostics.0.extend(allows.unknown_codes());
     Compilation {
         sources,
         main,

@@ -7,6 +7,7 @@
 //! through ort) and [`train`] (gradient and step graphs). [`driver`] ties the first stages
 //! together for a file on disk; only the binary prints or exits.
 
+pub mod allow;
 pub mod diag;
 pub mod driver;
 pub mod fsutil;

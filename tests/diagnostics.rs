@@ -366,6 +366,50 @@ fn residual_mismatch_helps_fit_the_mistake() {
     }
 }
 
+/// `# cnnc: allow(code)` silences that warning on its line, or on the line below when it
+/// stands alone; not elsewhere, never an error, and a code that names no warning is warned.
+#[test]
+fn allow_comments_silence_warnings_where_they_are() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(std::path::Path::new("allow.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    const UNUSED: &str = "cnnc::shape::unused_input";
+    // Two 2×2 poolings on odd sizes: 11 → 5 → 2, each leaving a row unused.
+    let m = |a: &str, b: &str| {
+        format!("model W(input: [1, 11, 11]) {{\n{a}\n    maxpool(2){b}\n    avgpool(2)\n    flatten linear(2)\n}}\n")
+    };
+    assert_eq!(codes(&m("", "")), [UNUSED, UNUSED]);
+    assert_eq!(codes(&m("", "  # cnnc: allow(unused_input)")), [UNUSED]);
+    assert_eq!(
+        codes(&m("", " // cnnc: allow(cnnc::shape::unused_input)")),
+        [UNUSED]
+    );
+    assert_eq!(
+        codes(&m("    # cnnc: allow(gridding, unused_input)", "")),
+        [UNUSED]
+    );
+    // Another code, or a comment two lines up, silences nothing.
+    assert_eq!(codes(&m("", " # cnnc: allow(gridding)")), [UNUSED, UNUSED]);
+    let far = "model W(input: [1, 11, 11]) {\n    # cnnc: allow(unused_input)\n    relu\n    maxpool(2)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(far), [UNUSED]);
+    // A misspelt code is itself warned, with the right name.
+    let c = cnnc::compile_source(
+        std::path::Path::new("allow.cnn"),
+        m("", " # cnnc: allow(unused_inptu)"),
+    );
+    let unknown = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::syntax::unknown_allow")
+        .expect("the misspelt code is warned");
+    assert!(unknown.help.as_deref().unwrap().contains("`unused_input`"));
+    assert_eq!(c.diagnostics.warning_count(), 3);
+    // Errors stay.
+    let err = "model W(input: [1, 4, 4]) {\n    conv(2, 9)  # cnnc: allow(window_too_large)\n}\n";
+    assert!(codes(err).contains(&"cnnc::shape::window_too_large"));
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

@@ -70,21 +70,17 @@ pub fn color() -> bool {
 /// `shape::unused_input`).
 pub fn warning_code(s: &str) -> Result<&'static str, String> {
     use cnnc::diag::WARNING_CODES;
-    WARNING_CODES
-        .iter()
-        .find(|c| **c == s || c.ends_with(&format!("::{s}")))
-        .copied()
-        .ok_or_else(|| {
-            let short: Vec<&str> = WARNING_CODES
-                .iter()
-                .filter_map(|c| c.rsplit("::").next())
-                .collect();
-            format!(
-                "`{s}` is not a warning cnnc gives; the warnings are {} (errors cannot be \
+    cnnc::diag::find_warning_code(s).ok_or_else(|| {
+        let short: Vec<&str> = WARNING_CODES
+            .iter()
+            .filter_map(|c| c.rsplit("::").next())
+            .collect();
+        format!(
+            "`{s}` is not a warning cnnc gives; the warnings are {} (errors cannot be \
                  silenced)",
-                short.join(", ")
-            )
-        })
+            short.join(", ")
+        )
+    })
 }
 
 /// The warnings `--allow` silences, set once at start.

@@ -183,8 +183,12 @@ fn window_spatial(
                 // than its stride skips rows by design (a 1×1 stride-2 projection).
                 let extra = s - unused;
                 let unused = unused.saturating_sub(pe);
-                let contiguous = d.saturating_mul(k - 1) + 1 >= s;
-                if unused > 0 && contiguous {
+                let span = d.saturating_mul(k - 1) + 1;
+                let contiguous = span >= s;
+                // Overlapping pooling (AlexNet's, NiN's, GoogLeNet's `maxpool(3, stride=2)`)
+                // drops a last row by design; a non-overlapping one on an odd size is the slip.
+                let overlapping_pool = ceil_possible(op) && span > s;
+                if unused > 0 && contiguous && !overlapping_pool {
                     unused_axes.push((a, unused, extra, s));
                 }
             }

@@ -1,0 +1,142 @@
+//! Warnings silenced in the source: a comment `# cnnc: allow(unused_input)` (or `//`) at the
+//! end of the warned line, or on a line of its own just above it, silences those warnings
+//! there, as `# noqa` does in Python. A code may be written in full
+//! (`cnnc::shape::unused_input`) or by its last part; several are separated by commas.
+//! An allow that names no warning is itself warned of (errors cannot be silenced).
+
+use crate::diag::{find_warning_code, Diagnostic, Diagnostics, WARNING_CODES};
+use crate::source::{FileId, SourceMap, Span};
+
+const MARKER: &str = "cnnc: allow(";
+
+/// One `cnnc: allow(…)` comment: the line it is on, whether the line holds nothing else,
+/// and its codes with their spans.
+struct Allow {
+    line: usize,
+    alone: bool,
+    codes: Vec<(String, Span)>,
+}
+
+/// The allow comments of a file, by line.
+fn allows(file: FileId, text: &str) -> Vec<Allow> {
+    let mut found = Vec::new();
+    let mut offset = 0;
+    for (line, content) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += content.len();
+        let Some(comment) = comment_start(content) else {
+            continue;
+        };
+        let Some(at) = content[comment..].find(MARKER).map(|i| comment + i) else {
+            continue;
+        };
+        let inner_start = at + MARKER.len();
+        let Some(len) = content[inner_start..].find(')') else {
+            continue;
+        };
+        let mut codes = Vec::new();
+        let mut pos = inner_start;
+        for part in content[inner_start..inner_start + len].split(',') {
+            let trimmed = part.trim();
+            let lead = part.len() - part.trim_start().len();
+            if !trimmed.is_empty() {
+                let s = start + pos + lead;
+                codes.push((trimmed.to_string(), Span::new(file, s, s + trimmed.len())));
+            }
+            pos += part.len() + 1;
+        }
+        found.push(Allow {
+            line,
+            alone: content[..comment].trim().is_empty(),
+            codes,
+        });
+    }
+    found
+}
+
+/// Where a line's comment starts (`#` or `//`); the language has no strings but `use`'s
+/// file name, which is not expected to hold either.
+fn comment_start(line: &str) -> Option<usize> {
+    let hash = line.find('#');
+    let slashes = line.find("//");
+    match (hash, slashes) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The allow comments of a compilation's files.
+pub struct Allows {
+    /// Per file with allows: them, and where each of its lines starts.
+    per_file: Vec<(FileId, Vec<Allow>, Vec<usize>)>,
+}
+
+impl Allows {
+    pub fn collect(sources: &SourceMap) -> Allows {
+        let mut per_file = Vec::new();
+        for (id, file) in sources.files() {
+            if file.text.contains(MARKER) {
+                let starts = std::iter::once(0)
+                    .chain(file.text.match_indices('\n').map(|(i, _)| i + 1))
+                    .collect();
+                per_file.push((id, allows(id, &file.text), starts));
+            }
+        }
+        Allows { per_file }
+    }
+
+    /// Drops the warnings an allow comment silences.
+    pub fn silence(&self, diags: &mut Diagnostics) {
+        if self.per_file.is_empty() {
+            return;
+        }
+        diags.0.retain(|d| !self.silences(d));
+    }
+
+    fn silences(&self, d: &Diagnostic) -> bool {
+        let Some(span) = d.primary_span().filter(|_| !d.is_error()) else {
+            return false;
+        };
+        let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == span.file)
+        else {
+            return false;
+        };
+        let line = starts.partition_point(|&s| s <= span.start as usize) - 1;
+        list.iter().any(|a| {
+            (a.line == line || (a.alone && a.line + 1 == line))
+                && a.codes
+                    .iter()
+                    .any(|(c, _)| find_warning_code(c) == Some(d.code))
+        })
+    }
+
+    /// A warning for each allowed code that names no warning.
+    pub fn unknown_codes(&self) -> Vec<Diagnostic> {
+        self.per_file
+            .iter()
+            .flat_map(|(_, list, _)| list.iter().flat_map(|a| &a.codes))
+            .filter(|(code, _)| find_warning_code(code).is_none())
+            .map(|(code, span)| unknown_allow(code, *span))
+            .collect()
+    }
+}
+
+fn unknown_allow(code: &str, span: Span) -> Diagnostic {
+    let short: Vec<&str> = WARNING_CODES
+        .iter()
+        .filter_map(|c| c.rsplit("::").next())
+        .collect();
+    let mut d = Diagnostic::warning(
+        "cnnc::syntax::unknown_allow",
+        format!("`{code}` is not a warning cnnc gives; this allow silences nothing"),
+    )
+    .label(span, "not a warning code");
+    d = match crate::diag::did_you_mean(code, short.iter().copied()) {
+        Some(s) => d.help(format!("did you mean `{s}`? (errors cannot be silenced)")),
+        None => d.help(format!(
+            "the warnings are {}; errors cannot be silenced",
+            short.join(", ")
+        )),
+    };
+    d
+}
