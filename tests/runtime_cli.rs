@@ -218,6 +218,32 @@ fn missing_files_are_usage_errors() {
     );
 }
 
+/// A model whose weights are external data is run from any folder: the data is looked for
+/// beside the model file, as ONNX says, not in the working directory.
+#[test]
+fn external_data_is_read_beside_the_model() {
+    let Some(dir) = fixtures() else { return };
+    for args in [
+        &["run", "ext/classifier_ext.onnx", "--input", "ones.npy"][..],
+        &[
+            "bench",
+            "ext/classifier_ext.onnx",
+            "-n",
+            "1",
+            "--warmup",
+            "0",
+        ],
+    ] {
+        let r = cnnc(dir, args);
+        assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
+    }
+    let r = cnnc(
+        dir,
+        &["run", "ext/classifier_ext.onnx", "--input", "ones.npy"],
+    );
+    assert!(r.stdout.contains("sample 0: 5"), "{}", r.stdout);
+}
+
 #[test]
 fn classifier_output_shows_the_top_classes() {
     let Some(dir) = fixtures() else { return };

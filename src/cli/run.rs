@@ -103,7 +103,21 @@ fn open_session(
     device: Device,
     path: &Path,
 ) -> Result<runtime::Session, Failure> {
-    rt.session(bytes, device).map_err(|e| match e {
+    // An ONNX file's external data lies beside it, wherever the command runs from.
+    let external_data_dir = (!is_source(path)).then(|| {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir.to_path_buf()
+        }
+    });
+    let options = runtime::SessionOptions {
+        device,
+        external_data_dir,
+        ..runtime::SessionOptions::default()
+    };
+    rt.session_with(bytes, &options).map_err(|e| match e {
         RuntimeError::InvalidModel { .. } if !is_source(path) => {
             Failure(EXIT_USAGE, format!("{}: {e}", path.display()))
         }

@@ -58,6 +58,9 @@ pub struct SessionOptions {
     /// PyTorch's for convolutions): about 1e-3 relative error for much more speed on Ampere
     /// and later GPUs. Off gives float32 results that agree with the CPU's to rounding.
     pub tf32: bool,
+    /// The folder whose files the model's external data names (`location` of a tensor stored
+    /// outside the model): the model file's own folder. `None`: the working directory.
+    pub external_data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionOptions {
@@ -67,6 +70,7 @@ impl Default for SessionOptions {
             intra_threads: None,
             spin_wait: true,
             tf32: true,
+            external_data_dir: None,
         }
     }
 }
@@ -205,6 +209,15 @@ impl Runtime {
             .map_err(|e| RuntimeError::ort(format!("setting {threads} intra-op threads"), e))?
             .with_intra_op_spinning(options.spin_wait)
             .map_err(|e| RuntimeError::ort("setting the intra-op spinning", e))?;
+        if let Some(dir) = &options.external_data_dir {
+            // ONNX Runtime looks for the external data of a model given as bytes here.
+            builder = builder
+                .with_config_entry(
+                    "session.model_external_initializers_file_folder_path",
+                    dir.to_string_lossy(),
+                )
+                .map_err(|e| RuntimeError::ort("setting the external data folder", e))?;
+        }
         if options.device == Device::Cuda {
             builder = self.with_cuda(builder, options.tf32)?;
         }

@@ -107,6 +107,16 @@ def cyclic_model(path):
     onnx.save(model, path)
 
 
+def external_data_model(out):
+    # classifier.onnx with its weight in ext/classifier_ext.onnx.data, beside the model.
+    os.makedirs(os.path.join(out, "ext"), exist_ok=True)
+    path = os.path.join(out, "ext", "classifier_ext.onnx")
+    classifier_model(path)
+    model = onnx.load(path)
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="classifier_ext.onnx.data", size_threshold=0)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
@@ -114,6 +124,7 @@ def main(out):
     step_model(os.path.join(out, "step.onnx"))
     reshape_model(os.path.join(out, "reshape.onnx"))
     cyclic_model(os.path.join(out, "cycle.onnx"))
+    external_data_model(out)
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
