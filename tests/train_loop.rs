@@ -673,6 +673,43 @@ fn setup_errors_are_clear() {
     .unwrap();
     let out = d.join("x.onnx").display().to_string();
     let m = m.display().to_string();
+    // A batch far beyond the memory (2 × 4.3 GB of layer outputs per example) is refused
+    // before anything runs; one beyond the data set is just the whole data set.
+    let huge = d.join("huge.cnn");
+    std::fs::write(
+        &huge,
+        "model H(input: [1, 8192, 8192]) { conv(16, 3, pad=1) global_avgpool flatten linear(10) }\n",
+    )
+    .unwrap();
+    let o = cnnc(&[
+        "train",
+        huge.to_str().unwrap(),
+        "--resize",
+        "8192",
+        "--limit-train",
+        "300",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("use a smaller --batch"), "{}", text(&o));
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--batch",
+        "1000000000",
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "50",
+        "--epochs",
+        "1",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::fs::remove_file(&out).unwrap();
+    let _ = std::fs::remove_file(d.join("x.ckpt.safetensors"));
     // Image size: suggests --resize.
     let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

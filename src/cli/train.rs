@@ -176,6 +176,32 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
     }
 }
 
+/// Why a training step at `batch` examples cannot fit in this machine's memory: its layer
+/// outputs and their gradients (2 × the summary's activations per example) against the
+/// memory Linux reports available. `None` when it fits or the memory is unknown.
+fn batch_exceeds_memory(model: &cnnc::shape::CheckedModel, batch: usize) -> Option<String> {
+    let per_example = cnnc::shape::summary::summarize(model).activation_bytes;
+    let need = per_example.saturating_mul(2).saturating_mul(batch as u64);
+    let available = available_memory()?;
+    (need > available).then(|| {
+        let fits = (available / per_example.saturating_mul(2).max(1)).max(1);
+        format!(
+            "a batch of {batch} needs about {} for its layer outputs and their gradients, more \
+             than the {} of memory available; at most about {fits} examples per batch fit",
+            cnnc::shape::summary::bytes(need),
+            cnnc::shape::summary::bytes(available)
+        )
+    })
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Whether `out` is no place for a file to go beside: a device or pipe, or anything under
 /// `/dev` or `/proc` (`/dev/stdout` leads through `/proc/self/fd/1` to whatever stdout is).
 fn is_device_path(out: &Path) -> bool {
@@ -323,6 +349,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
             EXIT_USAGE,
             e,
             Some("train a smaller model, or on a machine with more memory".into()),
+        );
+    }
+    // A step holds the batch's layer outputs and their gradients: a batch far beyond the
+    // machine's memory is refused here, not aborted (or the machine swamped) mid-step.
+    if let Some(message) = batch_exceeds_memory(model, a.batch.min(splits.train.n)) {
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            message,
+            Some("use a smaller --batch (or a smaller --resize)".into()),
         );
     }
     super::common::warn_large_momentum(a.momentum);

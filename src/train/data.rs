@@ -848,7 +848,12 @@ impl<'d> Batches<'d> {
         let out_hw = config.resize.unwrap_or((data.height, data.width));
         let resizer = (out_hw != (data.height, data.width))
             .then(|| Resizer::new(data.height, data.width, out_hw.0, out_hw.1));
-        let batch_floats = config.batch_size * data.channels * out_hw.0 * out_hw.1;
+        // A batch never holds more than the data set (`--batch 1000000000` on 1,000 examples).
+        let batch = config.batch_size.min(data.n);
+        let batch_floats = batch
+            .saturating_mul(data.channels)
+            .saturating_mul(out_hw.0)
+            .saturating_mul(out_hw.1);
         Batches {
             data,
             order,
@@ -858,7 +863,7 @@ impl<'d> Batches<'d> {
             resizer,
             out_hw,
             images: Vec::with_capacity(batch_floats),
-            labels: Vec::with_capacity(config.batch_size),
+            labels: Vec::with_capacity(batch),
         }
     }
 
