@@ -47,6 +47,33 @@ pub fn io_message(e: &std::io::Error) -> String {
     }
 }
 
+/// Reads an input file (a model, weights, an array) of at most `limit` bytes. A character
+/// or block device (`/dev/zero`, a terminal) is refused: it is no file and may never end. A
+/// pipe is read as it comes, up to the limit. The error is in words, for `path: …`.
+pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::FileTypeExt;
+    let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+    let kind = file.metadata().map_err(|e| io_message(&e))?.file_type();
+    if kind.is_char_device() || kind.is_block_device() {
+        return Err("it is a device, not a file".into());
+    }
+    if kind.is_dir() {
+        return Err("it is a directory".into());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_message(&e))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "it holds more than {}, more than such a file can be",
+            crate::shape::summary::bytes(limit)
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` atomically: into a temporary file in the target's folder, then
 /// renamed over `path`, so a reader sees the old file or the whole new one, never a part.
 /// (Not fsync'd: durability across a power cut is not promised; checkpoints sync

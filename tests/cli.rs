@@ -574,6 +574,36 @@ fn train_json_reports_failures_on_stdout() {
     assert_eq!(v["diagnostics"][0]["severity"], "error", "{v}");
 }
 
+/// An endless device given as an input file (`/dev/zero`) is refused at once, not read
+/// until the memory runs out.
+#[test]
+fn devices_are_no_input_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.onnx").display().to_string();
+    for args in [
+        vec!["run", "models/lenet.cnn", "--input", "/dev/zero"],
+        vec!["run", "/dev/zero", "--input", "x.npy"],
+        vec!["bench", "/dev/zero"],
+        vec![
+            "export",
+            "models/lenet.cnn",
+            "-o",
+            &out,
+            "--weights",
+            "/dev/zero",
+        ],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("/dev/zero: it is a device, not a file"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!Path::new(&out).exists());
+}
+
 /// `bench --format json` says why it failed as one JSON object on stdout, like `train`.
 #[test]
 fn bench_json_reports_failures_on_stdout() {

@@ -125,14 +125,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
     let specs = onnx::parameter_specs(model);
     // Read once (a pipe gives its bytes once), then told apart by their header.
     let weights_bytes = match &a.weights {
-        Some(path) => match std::fs::read(path) {
+        // Parameters and up to two optimizer states (a checkpoint), and the header.
+        Some(path) => match cnnc::fsutil::read_input(path, weights_limit(model)) {
             Ok(b) => Some((path, b)),
-            Err(e) => {
-                return fail(
-                    EXIT_USAGE,
-                    format!("{}: {}", path.display(), cnnc::fsutil::io_message(&e)),
-                )
-            }
+            Err(e) => return fail(EXIT_USAGE, format!("{}: {e}", path.display())),
         },
         None => None,
     };
@@ -289,4 +285,13 @@ pub fn run(a: ExportArgs) -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// The most bytes a `--weights` file for `model` can hold: a checkpoint's parameters and two
+/// optimizer states, with room for its header.
+fn weights_limit(model: &cnnc::shape::CheckedModel) -> u64 {
+    model
+        .total_params()
+        .saturating_mul(4 * 3)
+        .saturating_add(256 << 20)
 }

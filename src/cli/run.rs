@@ -163,7 +163,8 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
             ),
         ));
     }
-    let bytes = read(path, "model")?;
+    // A protobuf message, so an ONNX file without external data, is below 2 GiB.
+    let bytes = read(path, "model", cnnc::onnx::lower::PROTOBUF_LIMIT)?;
     runtime::check_model_bytes(&bytes).map_err(|e| {
         let source_like = std::str::from_utf8(&bytes).is_ok_and(|t| {
             t.lines()
@@ -219,15 +220,14 @@ fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
     .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| {
+/// The largest `.npy` input `run` reads (16 GiB).
+const MAX_INPUT_BYTES: u64 = 1 << 34;
+
+fn read(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Failure> {
+    cnnc::fsutil::read_input(path, limit).map_err(|e| {
         Failure(
             EXIT_USAGE,
-            format!(
-                "cannot read the {what} {}: {}",
-                path.display(),
-                cnnc::fsutil::io_message(&e)
-            ),
+            format!("cannot read the {what} {}: {e}", path.display()),
         )
     })
 }
@@ -267,7 +267,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
     let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
-    let input_bytes = read(&a.input, "input")?;
+    let input_bytes = read(&a.input, "input", MAX_INPUT_BYTES)?;
     let array = npy::parse(&input_bytes)
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
     if array.data.is_empty() {

@@ -567,9 +567,14 @@ fn looks_like_text(bytes: &[u8]) -> bool {
 
 /// Reads a safetensors file keyed by scoped parameter name and checks it against `specs`.
 pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
-    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io {
+    let expected: u64 = specs
+        .iter()
+        .map(|s| s.dims.iter().product::<usize>() as u64 * 4)
+        .sum();
+    let limit = expected.saturating_mul(3).saturating_add(256 << 20);
+    let bytes = crate::fsutil::read_input(path, limit).map_err(|message| WeightsError::Io {
         path: path.to_path_buf(),
-        message: crate::fsutil::io_message(&e),
+        message,
     })?;
     load_safetensors_bytes(path, &bytes, specs)
 }
