@@ -367,6 +367,40 @@ fn dropout_runs_repeat_with_the_seed() {
     }
 }
 
+/// Readers of stdout and stderr that go away (`cnnc train … 2>&1 | head -1`) neither stop
+/// training nor turn its exit into a panic: the run ends as usual, its files written.
+#[test]
+fn training_outlives_its_readers() {
+    use std::io::{BufRead, BufReader};
+    if !data_ready() {
+        return;
+    }
+    let d = dir("readers");
+    let (ck, out) = (
+        d.join("r.ckpt").display().to_string(),
+        d.join("r.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "2"]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("training"), "{first}");
+    drop(child.stdout.take());
+    // Both pipes' read ends are closed now, long before the run ends.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(Path::new(&out).exists() && Path::new(&ck).exists());
+}
+
 /// `--spin-wait` changes how ONNX Runtime's idle threads wait, never what they compute.
 #[test]
 fn spin_wait_changes_the_speed_not_the_numbers() {

@@ -46,7 +46,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                             } else {
                                 path.display().to_string()
                             };
-                            eprintln!("{shown}: ok ({what})");
+                            note!("{shown}: ok ({what})");
                         }
                     }
                     Format::Json => {
@@ -58,7 +58,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 io_failure = true;
                 unreadable += 1;
                 match args.format {
-                    Format::Text => eprintln!("error: {e}"),
+                    Format::Text => note!("error: {e}"),
                     Format::Json => json.push(cnnc::diag::JsonDiagnostic::io(&e)),
                 }
             }
@@ -75,7 +75,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             } else {
                 String::new()
             };
-            eprintln!(
+            note!(
                 "{errors} error(s), {warnings} warning(s) in {} file(s){unread}",
                 args.files.len()
             )

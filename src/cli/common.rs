@@ -26,7 +26,7 @@ pub enum Format {
 
 /// Prints `error: message` to stderr and returns the exit code.
 pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
+    note!("error: {message}");
     ExitCode::from(code)
 }
 
@@ -54,9 +54,9 @@ pub fn report_failure(
         });
         stdout_line(line);
     }
-    eprintln!("error: {message}");
+    note!("error: {message}");
     if let Some(h) = help {
-        eprintln!("  help: {h}");
+        note!("  help: {h}");
     }
     ExitCode::from(code)
 }
@@ -109,7 +109,7 @@ pub fn compile_for(
             if broken.len() > 5 {
                 list.push(format!("{} more models", broken.len() - 5));
             }
-            eprintln!(
+            note!(
                 "note: {} of {} {} errors, left out here (`cnnc check {}` shows them)",
                 list.join(", "),
                 path.display(),
@@ -131,7 +131,7 @@ pub fn compile_for(
 pub fn print_diagnostics(c: &Compilation) {
     let color = color();
     for d in c.diagnostics.iter() {
-        eprint!("{}", d.render(&c.sources, color));
+        note_raw!("{}", d.render(&c.sources, color));
     }
 }
 
@@ -172,7 +172,7 @@ pub fn compile_one_as(
                 .collect();
             println!("{}", serde_json::json!({ "diagnostics": d }));
         }
-        eprintln!(
+        note!(
             "error: {} has {} error(s); nothing was produced",
             path.display(),
             c.diagnostics.error_count()
@@ -228,7 +228,7 @@ pub fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Re
 /// (PyTorch accepts it too, and such a run diverges).
 pub fn warn_large_momentum(momentum: f32) {
     if momentum >= 1.0 {
-        eprintln!(
+        note!(
             "warning: --momentum {momentum} is 1 or more: the velocity then keeps every past \
              gradient at full weight or more, and training diverges; the usual values are \
              0.9 to 0.99"
@@ -395,7 +395,7 @@ pub fn install_sigint(on: OnSigint) {
 /// in softmax squashes twice and learns slowly. Said on stderr.
 pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {
     if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
-        eprintln!(
+        note!(
             "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
              the output: training sees probabilities squashed twice and learns slowly; end the \
              model with the class scores (drop the final softmax) as PyTorch's \

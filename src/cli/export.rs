@@ -262,13 +262,13 @@ pub fn run(a: ExportArgs) -> ExitCode {
     // file is not cnnc's to delete (it may be someone else's), but it is stale.
     let (_, stale) = onnx::lower::external_data_file(&a.output);
     if written.data.is_none() && stale.is_file() {
-        eprintln!(
+        note!(
             "note: {} is left from an earlier export; {} no longer uses it, so it can be deleted",
             stale.display(),
             a.output.display()
         );
     }
-    eprintln!(
+    note!(
         "wrote {}{} ({}){data}: model {}, {} parameters, opset {}, in {:.2} s",
         if a.grad {
             "the gradient graph "

@@ -1,5 +1,22 @@
 //! Subcommands. Each file holds one subcommand's arguments and its function.
 
+/// `eprintln!` that never panics: a reader of stderr that went away (`cnnc train … 2>&1 |
+/// head -1`) must not end a run or turn its exit code into a panic's.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics (see `note!`).
+macro_rules! note_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod check;
 pub mod common;
 pub mod export;
@@ -71,7 +88,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     );
     if let Ok(level) = std::env::var("CNNC_ORT_LOG").map(|l| l.trim().to_string()) {
         if loads_ort && !level.is_empty() && cnnc::runtime::parse_ort_log_level(&level).is_none() {
-            eprintln!(
+            note!(
                 "warning: CNNC_ORT_LOG={level} is not a level ({}); ONNX Runtime's log stays quiet",
                 cnnc::runtime::ORT_LOG_LEVELS.join(", ")
             );

@@ -490,7 +490,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let input = random_input(&shape, &mut rng)?;
 
-    eprintln!(
+    note!(
         "measuring: {} warm-up run(s), then {} (Ctrl-C stops early and reports the runs so far)",
         a.warmup,
         match a.iterations {
@@ -558,7 +558,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
         }
     }
     if interrupted {
-        eprintln!(
+        note!(
             "stopped by Ctrl-C after {} timed run(s): the numbers are of those",
             latencies.len()
         );
@@ -648,8 +648,8 @@ pub fn doctor(a: DoctorArgs) -> ExitCode {
         }
     }
     match (&rt, &cpu) {
-        (Err(e), _) => eprintln!("error: {e}"),
-        (Ok(_), Err(e)) => eprintln!("error: ONNX Runtime does not work on the CPU: {e}"),
+        (Err(e), _) => note!("error: {e}"),
+        (Ok(_), Err(e)) => note!("error: ONNX Runtime does not work on the CPU: {e}"),
         _ => {}
     }
     code

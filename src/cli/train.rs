@@ -113,7 +113,7 @@ fn plural(n: impl Into<u64>, noun: &str) -> String {
 
 impl Observer for Report {
     fn resumed(&mut self, at: Position) {
-        eprintln!("resumed from {} {at}", self.checkpoint.display());
+        note!("resumed from {} {at}", self.checkpoint.display());
     }
     fn epoch_start(&mut self, epoch: u32, batches: usize) {
         self.bar = Some(epoch_bar(epoch, batches as u64));
@@ -336,7 +336,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         Err(e) => return train_fail(a.format, &e),
     };
     if let (true, Some(bn)) = (plan.drops_last, &plan.single_value_batchnorm) {
-        eprintln!(
+        note!(
             "note: the last batch of each epoch would hold 1 example, which `{bn}` cannot \
              normalise (one value per channel); that example, a different one each epoch, is \
              left out"
@@ -395,7 +395,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         resume: a.resume,
     };
     install_sigint(OnSigint::StopAfterStep);
-    eprintln!(
+    note!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
         onnx::parameter_specs(model)
@@ -439,7 +439,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         b.finish_and_clear();
     }
     if outcome.interrupted {
-        eprintln!(
+        note!(
             "stopped {}: checkpoint written to {}; continue with --resume",
             outcome.position,
             checkpoint.display()
@@ -458,10 +458,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // Ctrl-C now stops the export (its temporary file removed), not a training step.
     install_sigint(OnSigint::CancelWrites);
     if outcome.resumed_from.is_some() && outcome.history.is_empty() {
-        eprintln!(
+        note!(
             "note: the checkpoint is already {} and this run has --epochs {}: nothing to \
              train; the model is written from it (raise --epochs to train further)",
-            outcome.position, a.epochs
+            outcome.position,
+            a.epochs
         );
     }
     let options = ExportOptions::default();
@@ -501,7 +502,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
                     "checkpoint": checkpoint.display().to_string(),
                 }));
             }
-            eprintln!(
+            note!(
                 "wrote {} (trained {}, {}); checkpoint {}",
                 out.display(),
                 plural(outcome.position.epochs_done, "epoch"),
