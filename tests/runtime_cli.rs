@@ -343,52 +343,54 @@ fn bench_json_has_the_keys_and_positive_numbers() {
 }
 
 /// Ctrl-C during a bench ends the measurement after the current run: the runs so far are
-/// reported (JSON says `interrupted`), and the exit code is 130.
+/// reported (JSON says `interrupted`), and the exit code is 130. During the warm-up it ends
+/// the warm-up, and one timed run follows.
 #[test]
 fn bench_ctrl_c_reports_the_runs_so_far() {
     use std::io::{BufRead, BufReader, Read};
     let Some(dir) = fixtures() else { return };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args([
-            "bench",
-            "classifier.onnx",
-            "--seconds",
-            "600",
-            "--format",
-            "json",
-        ])
-        .current_dir(dir)
-        .env_remove("ORT_DYLIB_PATH")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The `measuring` line comes once the handler is installed.
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("measuring") {
-        if err.read_line(&mut seen).unwrap() == 0 {
-            panic!("bench ended before measuring: {seen}");
+    let warming = ["--warmup", "1000000000", "-n", "1"];
+    for extra in [&["--seconds", "600"][..], &warming] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["bench", "classifier.onnx", "--format", "json"])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("ORT_DYLIB_PATH")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The `measuring` line comes once the handler is installed.
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains("measuring") {
+            if err.read_line(&mut seen).unwrap() == 0 {
+                panic!("bench ended before measuring: {seen}");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGINT);
+        }
+        err.read_to_string(&mut seen).unwrap();
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(130), "{extra:?}: {seen}");
+        assert!(seen.contains("stopped by Ctrl-C after"), "{seen}");
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["interrupted"], true, "{out}");
+        assert!(v["iterations"].as_u64().unwrap() >= 1, "{out}");
+        if extra == warming {
+            assert_eq!(v["iterations"], 1, "{out}");
+            assert!(v["warmup"].as_u64().unwrap() < 1_000_000_000, "{out}");
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    err.read_to_string(&mut seen).unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
-    assert!(seen.contains("stopped by Ctrl-C after"), "{seen}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(v["interrupted"], true, "{out}");
-    assert!(v["iterations"].as_u64().unwrap() >= 1, "{out}");
 }
 
 #[test]

@@ -500,12 +500,16 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     );
     // From here Ctrl-C ends the measurement after the current run (at least one is timed).
     super::common::install_sigint(super::common::OnSigint::StopMeasuring);
-    for _ in 0..a.warmup {
+    let stop = &super::common::STOP_AFTER_STEP;
+    // Ctrl-C during the warm-up ends it too: one timed run follows, and the report says how
+    // many warm-up runs there were.
+    let mut warmed = 0;
+    while warmed < a.warmup && !stop.load(std::sync::atomic::Ordering::SeqCst) {
         session.run_f32(&input, &shape)?;
+        warmed += 1;
     }
     let mut latencies = Vec::new();
     let started = Instant::now();
-    let stop = &super::common::STOP_AFTER_STEP;
     loop {
         let t = Instant::now();
         session.run_f32(&input, &shape)?;
@@ -528,7 +532,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 "device": device.to_string(),
                 "batch": batch,
                 "iterations": latencies.len(),
-                "warmup": a.warmup,
+                "warmup": warmed,
                 "images_per_sec": images_per_sec,
                 "p50_ms": s.p50_ms,
                 "p99_ms": s.p99_ms,
@@ -545,11 +549,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 rt.version().unwrap_or("of unknown version")
             );
             println!("input       {shape:?}");
-            println!(
-                "iterations  {} (after {} warm-up)",
-                latencies.len(),
-                a.warmup
-            );
+            println!("iterations  {} (after {warmed} warm-up)", latencies.len(),);
             println!("throughput  {images_per_sec:.1} images/s");
             println!(
                 "latency     p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms",
