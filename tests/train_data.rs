@@ -180,7 +180,8 @@ fn corrupt_files_give_errors_naming_the_file() {
         "{e}"
     );
 
-    // Label out of range: labels go 0..4, so 3 classes rejects example 3.
+    // Label out of range: labels go 0..4, so 3 classes rejects example 3, and says the
+    // largest label (what the model needs to hold them all).
     let e = load_err(&images, &labels, 3);
     assert!(
         matches!(
@@ -189,6 +190,7 @@ fn corrupt_files_give_errors_naming_the_file() {
                 index: 3,
                 label: 3,
                 classes: 3,
+                largest: 4,
                 ..
             }
         ),

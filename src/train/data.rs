@@ -70,6 +70,8 @@ pub enum DataError {
         index: usize,
         label: i64,
         classes: usize,
+        /// The largest label of the examples read.
+        largest: i64,
     },
     /// The images are not the size of the model's input, and resizing was not requested.
     ShapeMismatch {
@@ -162,9 +164,9 @@ impl fmt::Display for DataError {
                 images.display(),
                 labels.display()
             ),
-            DataError::LabelOutOfRange { path, index, label, classes } => write!(
+            DataError::LabelOutOfRange { path, index, label, classes, largest } => write!(
                 f,
-                "{}: label {label} of example {index} is out of range: the model gives {classes} class scores, so labels go from 0 to {}",
+                "{}: label {label} of example {index} is out of range: the model gives {classes} class scores, so labels go from 0 to {} (the largest label is {largest})",
                 path.display(),
                 classes.saturating_sub(1)
             ),
@@ -264,6 +266,7 @@ impl Dataset {
                     index,
                     label: i64::from(l),
                     classes,
+                    largest: raw_labels.iter().copied().max().map_or(0, i64::from),
                 });
             }
             out_labels.push(i64::from(l));

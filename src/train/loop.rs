@@ -185,12 +185,12 @@ pub fn load_data(
             check,
         )
         .map_err(|e| match e {
-            TrainError::Data(DataError::LabelOutOfRange { label, .. }) => TrainError::Mismatch {
+            TrainError::Data(DataError::LabelOutOfRange { largest, .. }) => TrainError::Mismatch {
                 message: e.to_string(),
                 help: Some(format!(
                     "end the model with at least {} class scores (e.g. linear({})), or check the labels",
-                    label + 1,
-                    label + 1
+                    largest + 1,
+                    largest + 1
                 )),
             },
             e => e,
