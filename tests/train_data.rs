@@ -180,6 +180,11 @@ fn corrupt_files_give_errors_naming_the_file() {
         "{e}"
     );
 
+    // A gzip file cut before the IDX header inflates: the gzip file is named as damaged.
+    let cut = gz(&images);
+    let e = load_err(&cut[..12], &labels, 10);
+    assert!(e.to_string().contains("damaged or cut short"), "{e}");
+
     // Label out of range: labels go 0..4, so 3 classes rejects example 3, and says the
     // largest label (what the model needs to hold them all).
     let e = load_err(&images, &labels, 3);
@@ -190,7 +195,7 @@ fn corrupt_files_give_errors_naming_the_file() {
                 index: 3,
                 label: 3,
                 classes: 3,
-                largest: 4,
+                largest: 3,
                 ..
             }
         ),

@@ -496,6 +496,10 @@ impl IdxHeader {
         let mut word = [0u8; 4];
         read_header_word(&mut reader, &mut word).map_err(|e| match e {
             Some(e) => stream_err(e),
+            None if gzipped => bad_header(
+                "its gzip data ends before the IDX header: the .gz file is damaged or cut short"
+                    .to_string(),
+            ),
             None => bad_header("the file ends before the magic number".to_string()),
         })?;
         let found = u32::from_be_bytes(word);
