@@ -168,6 +168,28 @@ fn integer_and_fortran_inputs_are_refused() {
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "xfortran.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("Fortran order"), "{}", r.stderr);
+    // Non-finite outputs from a finite input are shown, and warned of.
+    let r = cnnc(dir, &["run", "infinite.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warning: 8 of the output's 8 values are NaN or infinite"),
+        "{}",
+        r.stderr
+    );
+    // An output that is not float32 is named before anything runs.
+    for args in [
+        &["run", "int_out.onnx", "--input", "ones.npy"][..],
+        &["bench", "int_out.onnx"],
+    ] {
+        let r = cnnc(dir, args);
+        assert_eq!(r.code, Some(2), "{args:?}");
+        assert!(
+            r.stderr
+                .contains("first output `y` is int64; cnnc run and bench read a float32"),
+            "{}",
+            r.stderr
+        );
+    }
 }
 
 #[test]

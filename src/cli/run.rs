@@ -234,6 +234,20 @@ fn read(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Failure> {
 
 /// The one float32 input of a model that `run` and `bench` feed.
 fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
+    // The first output is what is shown, written and timed: it must be float32 too.
+    if let Some(out) = session
+        .outputs()
+        .first()
+        .filter(|o| o.element != runtime::ElementType::F32)
+    {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model's first output `{}` is {}; cnnc run and bench read a float32 output",
+                out.name, out.element
+            ),
+        ));
+    }
     match session.inputs() {
         [one] if one.element == runtime::ElementType::F32 => Ok(one),
         [one] => Err(Failure(
@@ -300,6 +314,15 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
     let output_name = session.outputs()[0].name.clone();
     let (shape, values) = session.run_f32(&array.data, &array.shape)?;
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        note!(
+            "warning: {bad} of the output's {} values are NaN or infinite: the model computes \
+             them from this finite input (its weights, or an operator such as a division by \
+             zero)",
+            values.len()
+        );
+    }
 
     let mut out = String::new();
     if is_source(&a.model) {

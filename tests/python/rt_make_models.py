@@ -117,6 +117,32 @@ def external_data_model(out):
                     location="classifier_ext.onnx.data", size_threshold=0)
 
 
+def int_output_model(path):
+    # y = int64(x), x: [N, 4]: an output `cnnc run` cannot show as scores.
+    node = helper.make_node("Cast", ["x"], ["y"], name="cast", to=TensorProto.INT64)
+    graph = helper.make_graph(
+        [node],
+        "int_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, ["N", 4])],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def infinite_output_model(path):
+    # y = x / 0, x: [N, 4]: infinite (NaN for 0) outputs from a finite input.
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    node = helper.make_node("Div", ["x", "zero"], ["y"], name="div")
+    graph = helper.make_graph(
+        [node],
+        "infinite",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [zero],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
@@ -125,6 +151,8 @@ def main(out):
     reshape_model(os.path.join(out, "reshape.onnx"))
     cyclic_model(os.path.join(out, "cycle.onnx"))
     external_data_model(out)
+    int_output_model(os.path.join(out, "int_out.onnx"))
+    infinite_output_model(os.path.join(out, "infinite.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
