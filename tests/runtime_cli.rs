@@ -172,7 +172,8 @@ fn integer_and_fortran_inputs_are_refused() {
     let r = cnnc(dir, &["run", "infinite.onnx", "--input", "ones.npy"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
-        r.stderr.contains("warning: 8 of the output's 8 values are NaN or infinite"),
+        r.stderr
+            .contains("warning: 8 of the output's 8 values are NaN or infinite"),
         "{}",
         r.stderr
     );
@@ -418,6 +419,13 @@ fn bench_ctrl_c_reports_the_runs_so_far() {
 #[test]
 fn bench_text_and_seconds() {
     let Some(dir) = fixtures() else { return };
+    let r = cnnc(dir, &["bench", "scalar.onnx", "--batch", "5", "-n", "1"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no batch dimension for --batch"),
+        "{}",
+        r.stderr
+    );
     let r = cnnc(dir, &["bench", "classifier.onnx", "--seconds", "0.2"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("images/s"), "{}", r.stdout);

@@ -450,6 +450,14 @@ fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, F
 /// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
 fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<usize>, Failure> {
     let dims = runtime::format_dims(&spec.shape);
+    if spec.shape.is_empty() && batch.is_some() {
+        return Err(Failure(
+            EXIT_USAGE,
+            "the model's input has no batch dimension for --batch (a scalar, or of a rank the \
+             model leaves unknown)"
+                .into(),
+        ));
+    }
     let mut shape = Vec::with_capacity(spec.shape.len());
     for (i, d) in spec.shape.iter().enumerate() {
         match (i, d) {

@@ -143,6 +143,18 @@ def infinite_output_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def scalar_input_model(path):
+    # y = x for a scalar x: no batch dimension.
+    node = helper.make_node("Identity", ["x"], ["y"], name="id")
+    graph = helper.make_graph(
+        [node],
+        "scalar",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
@@ -153,6 +165,7 @@ def main(out):
     external_data_model(out)
     int_output_model(os.path.join(out, "int_out.onnx"))
     infinite_output_model(os.path.join(out, "infinite.onnx"))
+    scalar_input_model(os.path.join(out, "scalar.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
