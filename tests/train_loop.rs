@@ -1005,4 +1005,44 @@ fn labels_follow_the_model_and_resume_names_what_differs() {
     let o = cnnc(&seed);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("resume with --seed 5"), "{}", text(&o));
+
+    // Other examples of the same number: the checkpoint's position would index other
+    // batches. A folder of 1,000 other 28×28 images (raw IDX) is refused.
+    let other = d.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let idx = |magic: u32, dims: &[u32], data: Vec<u8>| {
+        let mut out = magic.to_be_bytes().to_vec();
+        dims.iter().for_each(|d| out.extend(d.to_be_bytes()));
+        out.extend(data);
+        out
+    };
+    for (split, n) in [("train", 1000u32), ("t10k", 200)] {
+        let pixels = (0..n * 784).map(|i| (i % 251) as u8).collect();
+        let labels = (0..n).map(|i| (i % 10) as u8).collect();
+        std::fs::write(
+            other.join(format!("{split}-images-idx3-ubyte")),
+            idx(0x803, &[n, 28, 28], pixels),
+        )
+        .unwrap();
+        std::fs::write(
+            other.join(format!("{split}-labels-idx1-ubyte")),
+            idx(0x801, &[n], labels),
+        )
+        .unwrap();
+    }
+    let mut args = common(&ck, &out);
+    args.extend([
+        "--epochs",
+        "2",
+        "--resume",
+        "--data",
+        other.to_str().unwrap(),
+    ]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("trained on other examples than this run's"),
+        "{}",
+        text(&o)
+    );
 }

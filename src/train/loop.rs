@@ -363,6 +363,25 @@ struct State {
     test_acc: Option<f64>,
 }
 
+/// A fingerprint of the training examples a run sees: their size, every label and a sample
+/// of the pixels (as stored, before any `--resize`), so that a resume on other data is refused even when
+/// the number of examples matches. Cheap: a few hundred kilobytes are hashed.
+fn data_fingerprint(train: &crate::train::data::Dataset) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for d in [train.n, train.channels, train.height, train.width] {
+        h.update((d as u64).to_le_bytes());
+    }
+    for &l in &train.labels {
+        h.update([l as u8]);
+    }
+    let stride = (train.images.len() / 65_536).max(1);
+    for x in train.images.iter().step_by(stride) {
+        h.update(x.to_le_bytes());
+    }
+    format!("{:x}", h.finalize())
+}
+
 fn run_info(config: &TrainConfig, train_examples: usize) -> serde_json::Value {
     serde_json::json!({
         "optimizer": config.optimizer,
@@ -421,9 +440,10 @@ impl State {
         model: &CheckedModel,
         carried: Vec<Carried>,
         config: &TrainConfig,
-        train_examples: usize,
+        train: &crate::train::data::Dataset,
         steps_per_epoch: usize,
     ) -> Result<State, TrainError> {
+        let train_examples = train.n;
         let ck = Checkpoint::load_for(path, model)?;
         let resume_err = |message: String, help: &str| TrainError::Resume {
             path: path.to_path_buf(),
@@ -461,6 +481,21 @@ impl State {
                     train_examples
                 ),
                 "resume with the same --batch and --limit-train as the run that wrote it",
+            ));
+        }
+        // Other examples of the same number (another folder, another --resize): refused, as
+        // the step count would index other batches. Checkpoints without it are trusted.
+        let data = data_fingerprint(train);
+        if info
+            .get("train_data_sha256")
+            .and_then(|v| v.as_str())
+            .is_some_and(|written| written != data)
+        {
+            return Err(resume_err(
+                "it was trained on other examples than this run's (another data folder or \
+                 --limit-train)"
+                    .into(),
+                "resume with the --data and --limit-train of the run that wrote it",
             ));
         }
         if ck.rng_seed != config.seed {
@@ -660,14 +695,15 @@ pub fn train(
 ) -> Result<TrainOutcome, TrainError> {
     let n_train = splits.train.n;
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
-    let info = run_info(config, n_train);
+    let mut info = run_info(config, n_train);
+    info["train_data_sha256"] = data_fingerprint(&splits.train).into();
     let mut state = match (&config.checkpoint, config.resume) {
         (Some(path), true) => State::from_checkpoint(
             path,
             model,
             sessions.carried.clone(),
             config,
-            n_train,
+            &splits.train,
             plan.batches,
         )?,
         (None, true) => {
