@@ -270,6 +270,31 @@ fn resolve_reports_missing_directories_and_files() {
     );
     // The help names all four files, the test split's too.
     assert!(e.help().unwrap().contains("t10k-labels-idx1-ubyte"), "{e}");
+    // A folder where a file belongs is said as such, not as missing.
+    std::fs::create_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+
+    // Test images of another size than the train images: two data sets, not a damaged file.
+    let dir = data_dir(false);
+    let (other, _) = sample(5, 4, 4);
+    write(dir.path(), "t10k-images-idx3-ubyte", &other);
+    let e = DataSource::resolve(dir.path().to_str().unwrap())
+        .unwrap()
+        .load(10)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::SplitSizes {
+                test_hw: [4, 4],
+                train_hw: [3, 4],
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.help().unwrap().contains("two data sets"), "{e}");
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {

@@ -64,6 +64,13 @@ pub enum DataError {
         labels: PathBuf,
         n_labels: usize,
     },
+    /// The test images are not the size of the train images (files of two data sets).
+    SplitSizes {
+        test: PathBuf,
+        test_hw: [usize; 2],
+        train: PathBuf,
+        train_hw: [usize; 2],
+    },
     /// A label is not below the number of classes.
     LabelOutOfRange {
         path: PathBuf,
@@ -108,6 +115,11 @@ impl DataError {
             DataError::OutOfMemory { .. } => {
                 Some("load fewer examples with --limit-train N / --limit-test N".to_string())
             }
+            DataError::SplitSizes { .. } => Some(
+                "both splits of a data folder hold images of one size: these files come from \
+                 two data sets"
+                    .to_string(),
+            ),
             _ => None,
         }
     }
@@ -123,6 +135,7 @@ impl DataError {
             | DataError::OutOfMemory { path, .. }
             | DataError::Empty { path } => Some(path),
             DataError::CountMismatch { labels, .. } => Some(labels),
+            DataError::SplitSizes { test, .. } => Some(test),
             DataError::MissingPackage { dir, .. }
             | DataError::NoDirectory { dir, .. }
             | DataError::MissingFile { dir, .. } => Some(dir),
@@ -151,6 +164,16 @@ impl fmt::Display for DataError {
                 f,
                 "{}: not an IDX file of the expected kind (magic 0x{found:08x}, expected 0x{expected:08x})",
                 path.display()
+            ),
+            DataError::SplitSizes { test, test_hw, train, train_hw } => write!(
+                f,
+                "{}: the test images are {}×{} but the train images ({}) are {}×{}",
+                test.display(),
+                test_hw[0],
+                test_hw[1],
+                train.display(),
+                train_hw[0],
+                train_hw[1]
             ),
             DataError::BadHeader { path, message } => {
                 write!(f, "{}: bad IDX header: {message}", path.display())
@@ -381,6 +404,13 @@ impl DataSource {
             if raw.is_file() {
                 return Ok(raw);
             }
+            // There, but no file (a folder, a device): said as such, not as missing.
+            if let Some(there) = [&gz, &raw].into_iter().find(|p| p.exists()) {
+                return Err(DataError::Io {
+                    path: there.clone(),
+                    source: io::Error::other("it is not a regular file (a folder or a device)"),
+                });
+            }
             Err(DataError::MissingFile {
                 dir: dir.clone(),
                 wanted: stem.to_string(),
@@ -416,16 +446,11 @@ impl DataSource {
         let test_images = IdxHeader::read(&self.test_images, IDX_IMAGES_MAGIC)?;
         let test_labels = IdxHeader::read(&self.test_labels, IDX_LABELS_MAGIC)?;
         if test_images.dims[1..] != train_images.dims[1..] {
-            return Err(DataError::BadHeader {
-                path: self.test_images.clone(),
-                message: format!(
-                    "test images are {}×{} but the train images ({}) are {}×{}",
-                    test_images.dims[1],
-                    test_images.dims[2],
-                    self.train_images.display(),
-                    train_images.dims[1],
-                    train_images.dims[2]
-                ),
+            return Err(DataError::SplitSizes {
+                test: self.test_images.clone(),
+                test_hw: [test_images.dims[1], test_images.dims[2]],
+                train: self.train_images.clone(),
+                train_hw: [train_images.dims[1], train_images.dims[2]],
             }
             .into());
         }
