@@ -410,6 +410,33 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert!(codes(err).contains(&"cnnc::shape::window_too_large"));
 }
 
+/// A concat whose skip tensor is larger than the upsampled branch is told to crop it (with
+/// the concat rewritten), and to reach it with `output_pad` when a transposed conv falls
+/// short by less than its stride; other mismatches keep the general help.
+#[test]
+fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
+    let help = |body: &str| -> String {
+        let src = format!("model U(input: [4, 25, 25]) {{ conv(8, 3, pad=1) as e {body} }}");
+        let c = cnnc::compile_source(std::path::Path::new("u.cnn"), src.clone());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::concat_mismatch")
+            .unwrap_or_else(|| panic!("{src}: no concat_mismatch"));
+        d.help.clone().unwrap_or_default()
+    };
+    let h = help("maxpool(2) convT(8, 2, stride=2) concat { e {} }");
+    assert!(h.contains("`concat { crop(e) {} }`"), "{h}");
+    assert!(h.contains("`output_pad=1`"), "{h}");
+    // Short by more than the stride: cropping only.
+    let h = help("maxpool(4) convT(8, 2, stride=2) conv(8, 3, pad=1) concat { {} e }");
+    assert!(h.contains("`concat { {} crop(e) }`"), "{h}");
+    assert!(!h.contains("output_pad"), "{h}");
+    // No named skip: the general help.
+    let h = help("concat { {} maxpool(2) }");
+    assert!(h.contains("every branch must keep the spatial size"), "{h}");
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

@@ -664,7 +664,91 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
             return Ok(unknown(cur));
         }
-        self.merge(Op::Concat, name, span, &outs)
+        let before = self.diags.0.len();
+        let out = self.merge(Op::Concat, name, span, &outs)?;
+        if self.diags.0.len() > before {
+            let help = self.concat_help(c, &outs, frame);
+            if let (Some(d), Some(help)) = (self.diags.0.last_mut(), help) {
+                if d.code == "cnnc::shape::concat_mismatch" {
+                    d.help = Some(help);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The fix for a concat whose branches differ in size, when a skip connection is plain
+    /// to see: a branch that is a named tensor alone, larger than the others, is cropped
+    /// (U-Net's copy-and-crop); a transposed conv just short of the skip's size can reach it
+    /// with `output_pad` (a stride before it rounded an odd size down).
+    fn concat_help(&self, c: &ast::Concat, outs: &[(Cur, Span)], frame: &Frame) -> Option<String> {
+        let sizes: Vec<[u64; 2]> = outs
+            .iter()
+            .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
+            .collect::<Option<_>>()?;
+        let small = *sizes.iter().min_by_key(|[h, w]| h * w)?;
+        let named = |b: &ast::Branch| match b.body.as_slice() {
+            [st] => match &st.kind {
+                StmtKind::Call(call)
+                    if !call.parens && frame.tensors.contains_key(&call.name.name) =>
+                {
+                    Some(call.name.name.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let larger: Vec<(usize, String, [u64; 2])> = c
+            .branches
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| Some((i, named(b)?, sizes[i])))
+            .filter(|(_, _, hw)| hw[0] >= small[0] && hw[1] >= small[1] && *hw != small)
+            .collect();
+        let (_, skip, big) = larger.first()?.clone();
+        let rewritten: Vec<String> = c
+            .branches
+            .iter()
+            .enumerate()
+            .map(
+                |(i, b)| match (larger.iter().find(|(j, _, _)| *j == i), b.body.is_empty()) {
+                    (Some((_, n, _)), _) => format!("crop({n})"),
+                    (None, true) => "{}".to_string(),
+                    (None, false) => named(b).unwrap_or_else(|| "{ … }".to_string()),
+                },
+            )
+            .collect();
+        let mut help = format!(
+            "the skip tensor `{skip}` is {}×{} and the other branch {}×{}: crop it to the \
+             center, `concat {{ {} }}` (U-Net's copy-and-crop)",
+            big[0],
+            big[1],
+            small[0],
+            small[1],
+            rewritten.join(" ")
+        );
+        // The branch that came out small: a transposed conv whose output_pad would close the
+        // gap (less than its stride).
+        let smaller = sizes.iter().position(|hw| *hw == small)?;
+        if let Op::ConvTranspose(t) = &self.graph[outs[smaller].0.node].op {
+            let gap = [
+                big[0] - small[0] + t.output_pad[0],
+                big[1] - small[1] + t.output_pad[1],
+            ];
+            if (0..2).all(|a| gap[a] < t.stride[a]) {
+                let pad = if gap[0] == gap[1] {
+                    gap[0].to_string()
+                } else {
+                    format!("[{}, {}]", gap[0], gap[1])
+                };
+                help.push_str(&format!(
+                    ", or let the transposed conv give {}×{} with `output_pad={pad}` (a stride \
+                     before it rounded an odd size down)",
+                    big[0], big[1]
+                ));
+            }
+        }
+        Some(help)
     }
 
     /// Warns of an unbraced concat branch that is only an activation, dropout or batch norm
