@@ -305,6 +305,24 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
             return None;
         }
+        // NumPy's and TensorFlow's [H, W, C]: 32 channels of 32×3 images to cnnc.
+        if let [h, w, c] = s.dims()[..] {
+            if c <= 4 && h >= 8 && w >= 8 && h > c {
+                self.diags.push(
+                    Diagnostic::warning(
+                        "cnnc::elab::channels_last",
+                        format!(
+                            "the input [{h}, {w}, {c}] reads as {h} channels of {w}×{c} images: \
+                             cnnc, like PyTorch, puts the channels first"
+                        ),
+                    )
+                    .label(model.input_span, "channels, height, width")
+                    .help(format!(
+                        "for {c}-channel {h}×{w} images write `input: [{c}, {h}, {w}]`"
+                    )),
+                );
+            }
+        }
         Some(s)
     }
 

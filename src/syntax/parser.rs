@@ -674,6 +674,39 @@ fn python_habit(
     };
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..start].trim_start();
+    if tok == ":" && expects("`{`") {
+        return Some(
+            "bodies are braced, not indented: `block name(c) { … }`, `model M(input: [C, H, W]) \
+             { … }`"
+                .into(),
+        );
+    }
+    if expects("`block`") || expects("`block`, `model` or `use`") {
+        match tok {
+            "def" => {
+                return Some(
+                    "a reusable piece of network is a block: `block name(c, stride=1) { … }`, \
+                     called like a layer, `name(64)`"
+                        .into(),
+                )
+            }
+            "class" => {
+                return Some(
+                    "a network is a model: `model Name(input: [C, H, W]) { conv(16, 3) relu … }`, \
+                     its layers in order (no __init__ or forward)"
+                        .into(),
+                )
+            }
+            "import" | "from" => {
+                return Some(
+                    "nothing is imported: the layers are built in; `use \"file.cnn\"` shares \
+                     blocks between files"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
+    }
     if tok == "in" && line.starts_with("for ") {
         return Some(
             "loops are written with `repeat`: `repeat i in 0..n { … }` (i from 0 up to n - 1), \

@@ -761,6 +761,23 @@ fn habits_from_other_languages_get_a_help() {
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }
+    for (file, words) in [
+        (
+            "block f(c):\n    conv(c, 3)\n",
+            &["braced, not indented"][..],
+        ),
+        (
+            "def f(c) { conv(c, 3) }\n",
+            &["`block name(c, stride=1) { … }`"],
+        ),
+        (
+            "class M(nn.Module) { }\n",
+            &["`model Name(input: [C, H, W])"],
+        ),
+        ("import torch\n", &["nothing is imported"]),
+    ] {
+        check_error(file, UNEXPECTED, words);
+    }
     // Parentheses that group an expression are no tuple.
     let d = check_error(&m("conv(16, 3, pad=(1 + 1) 2)"), UNEXPECTED, &["found"]);
     assert!(d.help.is_none_or(|h| !h.contains("pair")));
