@@ -504,6 +504,17 @@ grad_test!(
 );
 
 grad_test!(
+    gates_per_channel_and_per_value,
+    3,
+    "model M(input: [3, 6, 6]) {
+    conv(4, 3, pad=1) tanh
+    gate { global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }
+    gate { conv(4, 3, pad=1) sigmoid }
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     softmax_channels,
     3,
     "model M(input: [2, 5, 5]) {

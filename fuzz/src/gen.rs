@@ -69,6 +69,7 @@ pub enum StmtKind {
         body: Vec<Stmt>,
         shortcut: Option<(Option<Expr>, Vec<Stmt>)>,
     },
+    Gate(Vec<Stmt>),
 }
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
@@ -288,6 +289,13 @@ impl Gen<'_, '_> {
             }
             16 if nested => {
                 let body = self.body(depth + 1)?;
+                if self.u.ratio(1, 4)? {
+                    return Ok(Stmt {
+                        kind: StmtKind::Gate(body),
+                        alias: None,
+                        assert: None,
+                    });
+                }
                 let shortcut = if self.u.arbitrary()? {
                     let cond = if self.u.arbitrary()? {
                         Some(self.expr(Want::Bool, 0)?)
@@ -686,6 +694,10 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 }
             }
             s.push_str(" }");
+        }
+        StmtKind::Gate(body) => {
+            s.push_str("gate ");
+            braced(s, body, level);
         }
         StmtKind::Residual { body, shortcut } => {
             s.push_str("residual ");

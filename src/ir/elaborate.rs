@@ -421,6 +421,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             },
             StmtKind::Concat(c) => self.concat(c, stmt.span, cur, frame, scope)?,
             StmtKind::Residual(r) => self.residual(r, stmt.span, cur, frame, scope)?,
+            StmtKind::Gate(g) => self.gate(g, stmt.span, cur, frame, scope)?,
         };
         let mut out = out;
         if let Some(assert) = &stmt.assert {
@@ -825,6 +826,37 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )),
             );
         }
+    }
+
+    /// `gate { body }`: the input times body(input). The body's layers are named in the
+    /// enclosing scope, as a residual body's are; the product is `mul<k>`.
+    fn gate(
+        &mut self,
+        g: &'a ast::Gate,
+        span: Span,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        self.flush_dilation_run();
+        let body = self.body(&g.body, cur.clone(), frame, scope)?;
+        self.flush_dilation_run();
+        let name = scope.fresh("mul");
+        let keyword = Span {
+            end: span.start + "gate".len() as u32,
+            ..span
+        };
+        let before = self.diags.0.len();
+        let (x, gate) = (cur.shape.clone(), body.shape.clone());
+        let out = self.merge(Op::Mul, name, span, &[(cur, keyword), (body, g.body_span)])?;
+        if let (true, Some(x), Some(gate)) = (self.diags.0.len() > before, x, gate) {
+            if let Some(note) = ends_with_in_query(&g.body, &x, &gate) {
+                if let Some(d) = self.diags.0.last_mut() {
+                    d.help = Some(format!("{note}; {}", d.help.take().unwrap_or_default()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn residual(
@@ -1789,6 +1821,7 @@ fn reads_name(stmts: &[ast::Stmt], name: &str) -> bool {
                     .as_ref()
                     .is_some_and(|sc| reads_name(&sc.body, name))
         }
+        StmtKind::Gate(g) => reads_name(&g.body, name),
     })
 }
 
@@ -1809,6 +1842,7 @@ fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
                     .as_ref()
                     .and_then(|sc| find_alias(&sc.body, name))
             }),
+            StmtKind::Gate(g) => find_alias(&g.body, name),
         }
     })
 }
@@ -1966,12 +2000,10 @@ fn block_projection_help(
     })
 }
 
-/// When the body's last statement is a layer whose arguments read `in.c` (`conv(in.c, 1)`,
-/// meant to restore the residual's input channels), what `in.c` was there.
+/// When a layer of the body reads `in.c` in its arguments (`conv(in.c, 1)`, meant to give
+/// back the statement's input channels) and the channels came out wrong, what `in.c` was
+/// there. The last such layer of the body's own statements is named.
 fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<String> {
-    let StmtKind::Call(call) = &body.last()?.kind else {
-        return None;
-    };
     fn reads_in_c(e: &ast::Expr) -> bool {
         match &e.kind {
             ast::ExprKind::InQuery(q) => q == "c" || q == "f",
@@ -1983,12 +2015,16 @@ fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<
             _ => false,
         }
     }
-    if input.channels() == out.channels() || !call.args.iter().any(|a| reads_in_c(&a.value)) {
+    if input.channels() == out.channels() {
         return None;
     }
+    let call = body.iter().rev().find_map(|st| match &st.kind {
+        StmtKind::Call(call) if call.args.iter().any(|a| reads_in_c(&a.value)) => Some(call),
+        _ => None,
+    })?;
     Some(format!(
         "`in.c` in `{}(…)` is the channel count of the tensor it meets there, not of the \
-         residual's input: to give back the input's {} channels, write the number, or take \
+         statement's input: to give back the input's {} channels, write the number, or take \
          it as a block argument `c=in.c` (read at the call) and write `c`",
         call.name.name,
         input.channels()

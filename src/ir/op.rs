@@ -159,6 +159,9 @@ pub enum Op {
     Concat,
     /// Elementwise sum of its two inputs (a residual connection).
     Add,
+    /// Its first input times its second, the second `[C, 1, 1]` broadcast over H and W or
+    /// of the first's shape (a gate: squeeze-and-excitation).
+    Mul,
     /// Center crop of its input to `[h, w]` (U-Net's copy-and-crop).
     Crop {
         size: Pair,
@@ -193,6 +196,7 @@ impl Op {
             Op::Linear { .. } => "linear",
             Op::Concat => "concat",
             Op::Add => "add",
+            Op::Mul => "mul",
             Op::Crop { .. } => "crop",
         }
     }

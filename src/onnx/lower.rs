@@ -667,6 +667,11 @@ impl Lowerer<'_> {
                     vec![AttributeProto::int("axis", 1)],
                 )
             }
+            // [N, C, H, W] · [N, C, 1, 1]: ONNX's Mul broadcasts.
+            Op::Mul => {
+                let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                self.node("Mul", name, &ins, out, vec![])
+            }
             Op::Add => {
                 let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 self.node("Add", name, &ins, out, vec![])

@@ -154,6 +154,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Flatten
             | Op::Concat
             | Op::Add
+            | Op::Mul
             | Op::Crop { .. } => {}
         }
     }

@@ -437,6 +437,7 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
             infer(&Op::ConvTranspose(a), inputs).ok().map(|i| i.shape)
         }
         ("cnnc::shape::residual_mismatch", Op::Add) => inputs.first().map(|s| (*s).clone()),
+        ("cnnc::shape::gate_mismatch", Op::Mul) => inputs.first().map(|s| (*s).clone()),
         ("cnnc::shape::concat_mismatch", Op::Concat) => {
             let first = inputs.first()?;
             if inputs.iter().any(|s| s.rank() != first.rank()) {
@@ -544,6 +545,33 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             )
         }
         Op::Concat => concat(inputs),
+        Op::Mul => {
+            let (x, g) = (inputs[0], inputs[1]);
+            let per_channel = x.rank() == 3 && g.dims() == [x.channels(), 1, 1];
+            if g != x && !per_channel {
+                let mut e = err(
+                    "cnnc::shape::gate_mismatch",
+                    format!("a gate multiplies its input {x} by {g}"),
+                );
+                e.input_labels = vec![
+                    (0, format!("the input is {x}")),
+                    (1, format!("the gate gives {g}")),
+                ];
+                e.help = Some(if x.rank() == 3 {
+                    format!(
+                        "the gate must give one factor per channel, [{}, 1, 1] (squeeze and \
+                         excitation: `global_avgpool conv({}, 1) sigmoid` at its end), or one \
+                         per value, {x}",
+                        x.channels(),
+                        x.channels()
+                    )
+                } else {
+                    format!("the gate must give one factor per feature, {x}")
+                });
+                return Err(e);
+            }
+            finish(x.0.clone(), 0, 0, Vec::new())
+        }
         Op::Add => {
             let (a, b) = (inputs[0], inputs[1]);
             if a != b {

@@ -84,6 +84,8 @@ pub enum StmtKind {
     Concat(Concat),
     /// `residual { body } shortcut [if cond] { … }`.
     Residual(Residual),
+    /// `gate { body }`: the input times what the body makes of it (squeeze-and-excitation).
+    Gate(Gate),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +146,13 @@ pub struct Residual {
     /// Span of the body's braces, for labels.
     pub body_span: Span,
     pub shortcut: Option<Shortcut>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gate {
+    pub body: Vec<Stmt>,
+    /// Span of the body's braces, for labels.
+    pub body_span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]

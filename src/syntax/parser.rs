@@ -140,6 +140,7 @@ fn ends_a_statement(before: &str) -> bool {
         word,
         "as" | "residual"
             | "shortcut"
+            | "gate"
             | "concat"
             | "else"
             | "repeat"
@@ -314,8 +315,8 @@ fn expected_word(rule: Rule) -> &'static str {
         EOI => "end of file",
         // pest reports the whole-file rule when none of an item's first tokens matched.
         file => "`block`, `model` or `use`",
-        stmt | call | repeat_stmt | if_stmt | concat_stmt | residual_stmt | kw_repeat
-        | kw_concat | kw_residual => "a layer",
+        stmt | call | repeat_stmt | if_stmt | concat_stmt | residual_stmt | gate_stmt
+        | kw_repeat | kw_concat | kw_residual | kw_gate => "a layer",
         branch => "a branch (a layer or `{ … }`)",
         body => "`{`",
         expr | float | int | kw_true | kw_false | kw_same | in_query | paren | op_not | op_neg
@@ -475,6 +476,7 @@ fn is_keyword(word: &str) -> bool {
             | "concat"
             | "residual"
             | "shortcut"
+            | "gate"
             | "as"
             | "and"
             | "or"
@@ -596,7 +598,7 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
         let before = &text[line_start..start];
         let is_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        let last = ["repeat", "if", "concat", "residual", "shortcut"]
+        let last = ["repeat", "if", "concat", "residual", "shortcut", "gate"]
             .iter()
             .filter_map(|k| {
                 before
@@ -904,6 +906,7 @@ impl Builder {
             Rule::if_stmt => StmtKind::If(self.if_stmt(kind_pair)),
             Rule::concat_stmt => StmtKind::Concat(self.concat(kind_pair)),
             Rule::residual_stmt => StmtKind::Residual(self.residual(kind_pair)),
+            Rule::gate_stmt => StmtKind::Gate(self.gate(kind_pair)),
             r => unreachable!("statement kind {r:?}"),
         };
         let mut alias = None;
@@ -1089,6 +1092,18 @@ impl Builder {
             branches.push(Branch { body, span });
         }
         Concat { branches }
+    }
+
+    fn gate(&mut self, pair: Pair<'_, Rule>) -> Gate {
+        let mut body = Vec::new();
+        let mut body_span = self.span(&pair);
+        for p in pair.into_inner() {
+            if p.as_rule() == Rule::body {
+                body_span = self.span(&p);
+                body = self.body(p);
+            }
+        }
+        Gate { body, body_span }
     }
 
     fn residual(&mut self, pair: Pair<'_, Rule>) -> Residual {

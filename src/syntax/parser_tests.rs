@@ -186,6 +186,10 @@ fn print_stmt(out: &mut String, s: &Stmt, depth: usize) {
                 print_body(out, &s.body, depth + 1);
             }
         }
+        StmtKind::Gate(g) => {
+            writeln!(out, "{pad}gate{post}").unwrap();
+            print_body(out, &g.body, depth + 1);
+        }
     }
 }
 
@@ -351,6 +355,21 @@ fn residual_unit() {
           shortcut if ((stride != 1) or (in.c != channels))
             conv(channels, 1, stride=stride)
           relu
+        ",
+    );
+}
+
+#[test]
+fn gate_with_a_postfix() {
+    check(
+        "block se() { gate { global_avgpool conv(4, 1) sigmoid } as y : [4, 8, 8] gate {} }",
+        "
+        block se()
+          gate as y : [4, 8, 8]
+            global_avgpool
+            conv(4, 1)
+            sigmoid
+          gate
         ",
     );
 }
@@ -729,6 +748,10 @@ fn habits_from_other_languages_get_a_help() {
             &["body of `if` is braced", "`if in.c > 3 { … }`"],
         ),
         ("concat conv(3, 1)", &["body of `concat` is braced"]),
+        (
+            "gate sigmoid",
+            &["body of `gate` is braced", "`gate { … }`"],
+        ),
         // The statement is the last keyword before the token, not the line's first word.
         (
             "residual { conv(8, 3, pad=1) } shortcut conv(8, 1)",

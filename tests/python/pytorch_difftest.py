@@ -87,6 +87,20 @@ class Residual(nn.Module):
         return a + b
 
 
+class Gate(nn.Module):  # x * body(x), the body's [C, 1, 1] broadcast (squeeze-excitation)
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        g = self.body(x)
+        if g.shape != x.shape and g.shape[2:] != (1, 1):
+            raise ValueError("gate shape")
+        if g.shape[1] != x.shape[1]:
+            raise ValueError("gate channels")
+        return x * g
+
+
 class Crop(nn.Module):  # crop [t,b,l,r] off (reference for a padded transposed conv)
     def __init__(self, p):
         super().__init__()
@@ -361,7 +375,8 @@ def gen_image_leaf(rng, C, H, W):
 
 
 # ---------------------------------------------------------------- network tree
-# node: Leaf | ("concat", [branch...]) | ("residual", body, shortcut|None) | ("block", name, [nodes])
+# node: Leaf | ("concat", [branch...]) | ("residual", body, shortcut|None) | ("gate", body)
+#       | ("block", name, [nodes])
 def node_text(n, ind):
     p = "    " * ind
     if isinstance(n, Leaf):
@@ -390,6 +405,12 @@ def node_text(n, ind):
                 lines += node_text(m, ind + 1)
             lines.append(p + "}")
         return lines
+    if n[0] == "gate":
+        lines = [p + "gate {"]
+        for m in n[1]:
+            lines += node_text(m, ind + 1)
+        lines.append(p + "}")
+        return lines
     if n[0] == "block":
         return [p + n[1] + "()"]
     raise ValueError(n)
@@ -403,6 +424,8 @@ def node_mod(n):
     if n[0] == "residual":
         return Residual(Seq([node_mod(m) for m in n[1]]),
                         nn.Identity() if n[2] is None else Seq([node_mod(m) for m in n[2]]))
+    if n[0] == "gate":
+        return Gate(Seq([node_mod(m) for m in n[1]]))
     if n[0] == "block":
         return Seq([node_mod(m) for m in n[2]])
 
@@ -420,6 +443,9 @@ def leaves(n):
         if n[2] is not None:
             for m in n[2]:
                 yield from leaves(m)
+    elif n[0] == "gate":
+        for m in n[1]:
+            yield from leaves(m)
     elif n[0] == "block":
         for m in n[2]:
             yield from leaves(m)
@@ -438,6 +464,9 @@ def blocks_of(n, acc):
                 blocks_of(m, acc)
     elif n[0] == "residual":
         for m in n[1] + (n[2] or []):
+            blocks_of(m, acc)
+    elif n[0] == "gate":
+        for m in n[1]:
             blocks_of(m, acc)
 
 
@@ -548,6 +577,27 @@ class Gen:
                     else:
                         sc = [gen_image_leaf(rng, C, H, W)]
                 n = ("residual", body, sc)
+                y = try_shape(node_mod(n), x)
+                if y is None:
+                    self.reject(nodes, n, depth)
+                    continue
+                return n, y
+            if depth < 2 and r < 0.27:
+                # A gate: squeeze-and-excitation (per channel) or a same-shape map.
+                if rng.random() < 0.6:
+                    mid = max(1, C // rng.choice([1, 2, 4]))
+                    gate_act = rng.choice([
+                        Leaf("sigmoid", "sigmoid", nn.Sigmoid(), None, ["sigmoid"]),
+                        Leaf("hardsigmoid", "hardsigmoid", nn.Hardsigmoid(), None, ["hardsigmoid"])])
+                    body = [Leaf("global_avgpool", "global_avgpool", nn.AdaptiveAvgPool2d(1), None,
+                                 ["global_avgpool"]),
+                            mk_conv_simple(C, None, mid, 1, 0),
+                            Leaf("relu", "relu", nn.ReLU(), None, ["relu"]),
+                            mk_conv_simple(mid, None, C, 1, 0), gate_act]
+                else:
+                    body = [mk_conv_simple(C, None, C, 3, 1),
+                            Leaf("sigmoid", "sigmoid", nn.Sigmoid(), None, ["sigmoid"])]
+                n = ("gate", body)
                 y = try_shape(node_mod(n), x)
                 if y is None:
                     self.reject(nodes, n, depth)

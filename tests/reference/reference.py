@@ -638,6 +638,49 @@ class ValidSkips(Module):
         return Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(24, 10)).forward(y, c)
 
 
+class SqueezeExcitation(Module):
+    # torchvision's SqueezeExcitation: pool, 1x1 conv down, ReLU, 1x1 conv up, a gate
+    # (here Hardsigmoid, as MobileNetV3), and x * gate.
+    def __init__(self, channels, squeeze):
+        self.fc = Sequential(AdaptiveAvgPool2d(1), Conv2d(channels, squeeze, 1), ReLU(),
+                             Conv2d(squeeze, channels, 1), Hardsigmoid())
+
+    def forward(self, x, c):
+        g = self.fc.forward(x, c)
+        assert g == (x[0], 1, 1), f"gate {g} on {x}"
+        return x
+
+
+class InvertedResidual(Module):
+    def __init__(self, cin, cout, expand, stride):
+        hidden = cin * expand
+        self.body = Sequential(
+            Conv2d(cin, hidden, 1, bias=False), BatchNorm2d(hidden), Hardswish(),
+            Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden, bias=False),
+            BatchNorm2d(hidden), Hardswish(),
+            SqueezeExcitation(hidden, hidden // 4),
+            Conv2d(hidden, cout, 1, bias=False), BatchNorm2d(cout))
+        self.short = (Sequential(Conv2d(cin, cout, 1, stride=stride, bias=False),
+                                 BatchNorm2d(cout))
+                      if stride != 1 or cin != cout else None)
+
+    def forward(self, x, c):
+        y = self.body.forward(x, c)
+        sc = self.short.forward(x, c) if self.short else x
+        assert sc == y, f"residual mismatch {sc} vs {y}"
+        return y
+
+
+class ValidGates(Module):
+    def forward(self, x, c):
+        y = Sequential(Conv2d(3, 16, 3, stride=2, padding=1), BatchNorm2d(16), ReLU6(),
+                       InvertedResidual(16, 16, 4, 1),
+                       InvertedResidual(16, 24, 4, 2)).forward(x, c)
+        g = Sequential(Conv2d(24, 24, 3, padding=1), Sigmoid()).forward(y, c)
+        assert g == y                                               # y * g
+        return Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(24, 10)).forward(y, c)
+
+
 def valid_rank1():
     return Sequential(
         Linear(784, 256), BatchNorm1d(256), ReLU(), Dropout(0.2),
@@ -653,6 +696,7 @@ VALID = {
     "expressions": (valid_expressions, (3, 32, 32)),
     "skips": (ValidSkips, (1, 66, 66)),
     "rank1": (valid_rank1, (784,)),
+    "gates": (ValidGates, (3, 32, 32)),
 }
 
 

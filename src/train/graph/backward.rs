@@ -17,6 +17,7 @@
 //! | hardswish | dY·(0 below −3, x/3 + ½ up to 3, 1 above) | — |
 //! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
+//! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
 //! | flatten | Reshape | — |
 //! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer |
@@ -456,6 +457,21 @@ impl Lowering<'_> {
                 outs.into_iter().map(Some).collect()
             }
             Op::Add => inputs.iter().map(|_| Some(dy.to_string())).collect(),
+            // y = x·g: dx = dY·g (g broadcast), dg = dY·x, summed over H and W for a
+            // per-channel g.
+            Op::Mul => {
+                let g = self.value[&inputs[1]].clone();
+                let dx = self.b.mul(dy, &g, &format!("{base}.dx"));
+                let dyx = self.b.mul(dy, &x, &format!("{base}.dy_x"));
+                let per_channel = model.shape(inputs[1]).dims() != in_dims.as_slice();
+                let dg = if per_channel {
+                    self.b
+                        .reduce("ReduceSum", &dyx, &[2, 3], true, &format!("{base}.dg"))
+                } else {
+                    dyx
+                };
+                vec![Some(dx), Some(dg)]
+            }
             Op::Crop { size } => {
                 let (h, w) = (in_dims[1] as i64, in_dims[2] as i64);
                 let top = (h - size[0] as i64) / 2;

@@ -357,6 +357,7 @@ impl Lowering<'_> {
                 let v: Vec<&str> = ins.iter().map(String::as_str).collect();
                 self.b.op("Add", &v, &name, vec![])
             }
+            Op::Mul => self.b.mul(&ins[0], &ins[1], &name),
             Op::Crop { size } => {
                 let (h, w) = (in_dims[1], in_dims[2]);
                 let starts = [((h - size[0]) / 2) as i64, ((w - size[1]) / 2) as i64];
