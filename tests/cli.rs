@@ -661,6 +661,25 @@ fn a_reader_that_goes_away_is_no_panic() {
             o.status
         );
     }
+    // `export` whose stderr reader is gone before its warnings are written: the file is
+    // still written, and the exit is a success.
+    let warned = write(
+        dir.path(),
+        "warned.cnn",
+        b"model W(input: [1, 11, 11]) { maxpool(2) avgpool(2) flatten linear(2) }\n",
+    );
+    let out = dir.path().join("w.onnx");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["export", &warned, "-o", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(out.exists());
 }
 
 /// Across `use`d files: a block defined in both is reported in the file being checked, and a

@@ -94,11 +94,15 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             );
         }
     }
-    // A reader that goes away (`cnnc summary big.cnn | head`) ends the printing commands the
-    // Unix way, by SIGPIPE, where Rust's default (SIGPIPE ignored) makes `println!` panic.
-    // Training keeps ignoring it: its lines go out through `stdout_line`, and a closed pipe
-    // must not lose the run.
-    if !matches!(cli.command, Command::Train(_)) {
+    // A reader that goes away (`cnnc summary big.cnn | head`) ends the commands whose output
+    // is what they print the Unix way, by SIGPIPE, where Rust's default (SIGPIPE ignored)
+    // makes `println!` panic. Those that write files (export, run -o, train) keep ignoring
+    // it: their messages go out through `note!` and `stdout_line`, and a closed pipe must
+    // not cost the file.
+    if matches!(
+        cli.command,
+        Command::Check(_) | Command::Summary(_) | Command::Bench(_) | Command::Doctor(_)
+    ) {
         // SAFETY: setting a signal's disposition to the default before any thread starts.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

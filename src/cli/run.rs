@@ -346,14 +346,18 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             out.push_str(&top_classes(&values, n, k, 5, 5));
         }
     }
-    print!("{out}");
+    // Not `print!`: a reader that went away must not stop the `--output` file below.
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), "{out}");
+    }
     if let Some(path) = &a.output {
         let mut buf = Vec::new();
         npy::write_f32(&mut buf, &shape, &values)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
         cnnc::fsutil::write_atomic(path, &buf)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        super::common::stdout_line(format!("wrote {}", path.display()));
     }
     Ok(())
 }

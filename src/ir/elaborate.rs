@@ -1658,7 +1658,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .label(dropped.span, format!("its result{shape} is dropped"))
                 .label(*at, "reads only the size of the current tensor")
                 .help(format!(
-                    "to keep it beside the cropped tensor, add a branch that passes it on:                      `concat {{ crop({name}) {{}} }}`; if only `{name}` is meant, delete {cost}"
+                    "to keep it beside the cropped tensor, add a branch that passes it on: \
+                     `concat {{ crop({name}) {{}} }}`; if only `{name}` is meant, delete {cost}"
                 )),
             };
             warnings.push(d);
