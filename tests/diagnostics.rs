@@ -437,6 +437,47 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     assert!(h.contains("every branch must keep the spatial size"), "{h}");
 }
 
+/// An argument given twice: PyTorch's order is named only when the numbers look like it;
+/// otherwise the help says to give it once. The earlier one is labelled as it was given.
+#[test]
+fn an_argument_given_twice_gets_the_fitting_help() {
+    for (layer, says, label) in [
+        (
+            "convT(16, 512, 2, stride=2)",
+            "drop the first argument",
+            "`stride` by position",
+        ),
+        (
+            "conv(16, 3, 2, stride=2)",
+            "give `stride` once",
+            "`stride` by position",
+        ),
+        (
+            "conv(16, 3, pad=1, pad=2)",
+            "give `pad` once",
+            "`pad` first given here",
+        ),
+    ] {
+        let src = format!("model M(input: [16, 28, 28]) {{ {layer} }}");
+        let c = cnnc::compile_source(std::path::Path::new("twice.cnn"), src);
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains("is given twice"))
+            .unwrap_or_else(|| panic!("{layer}: no diagnostic"));
+        assert!(
+            d.help.as_deref().unwrap_or("").contains(says),
+            "{layer}: {:?}",
+            d.help
+        );
+        assert!(
+            d.labels.iter().any(|l| l.text == label),
+            "{layer}: {:?}",
+            d.labels
+        );
+    }
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

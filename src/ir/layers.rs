@@ -600,11 +600,27 @@ fn bind(
             let param = spec.params[index].name;
             // `convT(1024, 512, 2, stride=2)` on 1024 channels: PyTorch's order pushes the
             // kernel onto `stride`.
+            // Only PyTorch's order as `pytorch_argument_order` knows it: three positional
+            // numbers, the first the input's channels, the second a channel count rather
+            // than a kernel (6 or more, even or above 11) and above the third.
             let channels = incoming
                 .filter(|s| s.rank() == 3)
                 .map(|s| s.channels() as i64);
-            let pytorch = match (&values[0], spec.name, &arg.name) {
-                (Some((Value::Int(n), _)), "conv" | "convT", Some(_)) if Some(*n) == channels => {
+            let int = |i: usize| match &values[i] {
+                Some((Value::Int(n), _)) => Some(*n),
+                _ => None,
+            };
+            let positional = call.args.iter().filter(|a| a.name.is_none()).count();
+            let torch_order = matches!(
+                (int(0), int(1), int(2)),
+                (Some(first), Some(second), Some(third))
+                    if Some(first) == channels
+                        && second >= 6
+                        && (second % 2 == 0 || second > 11)
+                        && second > third
+            );
+            let pytorch = match (spec.name, &arg.name) {
+                ("conv" | "convT", Some(_)) if positional >= 3 && torch_order => {
                     Some(if spec.name == "conv" {
                         "Conv2d"
                     } else {
@@ -612,6 +628,16 @@ fn bind(
                     })
                 }
                 _ => None,
+            };
+            // The earlier one: by position, or by name (`pad=1, pad=2`).
+            let first_named = call
+                .args
+                .iter()
+                .any(|a| a.span == *first_span && a.name.is_some());
+            let first_label = if first_named {
+                format!("`{param}` first given here")
+            } else {
+                format!("`{param}` by position")
             };
             let help = match pytorch {
                 Some(torch) => format!(
@@ -626,7 +652,7 @@ fn bind(
                     "cnnc::elab::argument_count",
                     format!("argument `{param}` of `{}` is given twice", spec.name),
                 )
-                .label(*first_span, format!("`{param}` by position"))
+                .label(*first_span, first_label)
                 .label(arg.span, "given again here")
                 .help(help),
             );
