@@ -326,7 +326,19 @@ fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
 /// its own arguments, under a condition), a model's own residual (the literal projection).
 #[test]
 fn residual_mismatch_helps_fit_the_mistake() {
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 7] = [
+        // The stride written in the block: every call downsamples.
+        (
+            "block down(c) { residual { conv(c, 3, stride=2, pad=1) } }\n\
+             model M(input: [8, 8, 8]) { down(8) }",
+            &["every call downsamples", "shortcut { conv(c, 1, stride=2) }"],
+        ),
+        // A stride argument found by its name, even where this call passes 1.
+        (
+            "block b(c, n=2, stride=1) { residual { conv(c, 3, stride=stride, pad=1) } }\n\
+             model M(input: [8, 8, 8]) { b(16) }",
+            &["shortcut if in.c != c or stride != 1 { conv(c, 1, stride=stride) }"],
+        ),
         (
             "block down(c) { residual { conv(c, 3, stride=2, pad=1) } shortcut { conv(c, 1) avgpool(2) } }\n\
              model M(input: [16, 15, 15]) { down(32) }",

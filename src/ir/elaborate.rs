@@ -1886,10 +1886,24 @@ fn shortcut_help(
     // 15 → 7 against 8.
     if has_pool && !size_ok && ss[0] <= bh && ss[1] <= bw {
         if let Some(s) = stride.filter(|&s| s > 1) {
+            let channels = match (channels_ok, has_conv) {
+                (true, _) => String::new(),
+                (false, true) => format!(
+                    "; and its conv must give the body's {} channels, not {}",
+                    body.channels(),
+                    shortcut.channels()
+                ),
+                (false, false) => format!(
+                    "; it also needs a conv for the body's {} channels (it gives {})",
+                    body.channels(),
+                    shortcut.channels()
+                ),
+            };
             return format!(
                 "the shortcut gives {}×{} but the body {bh}×{bw}: its pooling drops the last \
                  rows and columns where the body's padded, strided conv keeps them; pool with \
-                 `ceil=true`, or downsample with the conv instead, `conv({}, 1, stride={s})`",
+                 `ceil=true`, or downsample with the conv instead, `conv({}, 1, stride={s})`\
+                 {channels}",
                 ss[0],
                 ss[1],
                 body.channels()
@@ -1975,28 +1989,31 @@ fn block_projection_help(
     let ([h, w], [bh, bw]) = (input.spatial()?, body.spatial()?);
     let stride =
         (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw)?;
+    let is_stride = |n: &str| n.contains("stride");
     let channels = params
         .iter()
-        .find(|(_, v)| *v == body.channels() as i64)
+        .find(|(n, v)| *v == body.channels() as i64 && !is_stride(n))
         .map(|(n, _)| n.as_str())?;
+    // A stride argument by its name (its value may be 1 in this call and 2 in the next);
+    // without one, the body's stride is written in it and holds for every call.
     let stride_param = params
         .iter()
-        .find(|(n, v)| *v == stride as i64 && n != channels)
-        .map(|(n, _)| n.as_str());
+        .map(|(n, _)| n.as_str())
+        .find(|n| is_stride(n));
     let bn = if batchnorm { " batchnorm" } else { "" };
-    Some(match (stride, stride_param) {
-        (1, _) => format!(
-            "add a projection shortcut for the calls that change the channels: `residual {{ … }} \
-             shortcut if in.c != {channels} {{ conv({channels}, 1){bn} }}`"
-        ),
-        (_, Some(sp)) => format!(
+    Some(match stride_param {
+        Some(sp) => format!(
             "add a projection shortcut for the calls that change the shape: `residual {{ … }} \
              shortcut if in.c != {channels} or {sp} != 1 {{ conv({channels}, 1, stride={sp}){bn} }}` \
              (the other calls keep the identity)"
         ),
-        (s, None) => format!(
-            "add a projection shortcut for the calls that change the shape: `residual {{ … }} \
-             shortcut if in.c != {channels} {{ conv({channels}, 1, stride={s}){bn} }}`"
+        None if stride > 1 => format!(
+            "add a projection shortcut (every call downsamples): `residual {{ … }} shortcut {{ \
+             conv({channels}, 1, stride={stride}){bn} }}`"
+        ),
+        None => format!(
+            "add a projection shortcut for the calls that change the channels: `residual {{ … }} \
+             shortcut if in.c != {channels} {{ conv({channels}, 1){bn} }}`"
         ),
     })
 }
