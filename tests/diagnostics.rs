@@ -444,6 +444,9 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     let h = help("maxpool(4) convT(8, 2, stride=2) conv(8, 3, pad=1) concat { {} e }");
     assert!(h.contains("`concat { {} crop(e) }`"), "{h}");
     assert!(!h.contains("output_pad"), "{h}");
+    // The smaller branch is not the concat's input size: `crop(e)` would not reach it.
+    let h = help("concat { e { conv(8, 3) } }");
+    assert!(!h.contains("crop(e)"), "{h}");
     // No named skip: the general help.
     let h = help("concat { {} maxpool(2) }");
     assert!(h.contains("every branch must keep the spatial size"), "{h}");

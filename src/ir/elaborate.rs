@@ -684,9 +684,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             return Ok(unknown(cur));
         }
         let before = self.diags.0.len();
+        let cur_shape = cur.shape.clone();
         let out = self.merge(Op::Concat, name, span, &outs)?;
         if self.diags.0.len() > before {
-            let help = self.concat_help(c, &outs, frame);
+            let help = self.concat_help(c, &outs, cur_shape.as_ref(), frame);
             if let (Some(d), Some(help)) = (self.diags.0.last_mut(), help) {
                 if d.code == "cnnc::shape::concat_mismatch" {
                     d.help = Some(help);
@@ -700,12 +701,23 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// to see: a branch that is a named tensor alone, larger than the others, is cropped
     /// (U-Net's copy-and-crop); a transposed conv just short of the skip's size can reach it
     /// with `output_pad` (a stride before it rounded an odd size down).
-    fn concat_help(&self, c: &ast::Concat, outs: &[(Cur, Span)], frame: &Frame) -> Option<String> {
+    fn concat_help(
+        &self,
+        c: &ast::Concat,
+        outs: &[(Cur, Span)],
+        input: Option<&Shape>,
+        frame: &Frame,
+    ) -> Option<String> {
         let sizes: Vec<[u64; 2]> = outs
             .iter()
             .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
             .collect::<Option<_>>()?;
         let small = *sizes.iter().min_by_key(|[h, w]| h * w)?;
+        // `crop(skip)` cuts to the concat's input size: the fix only where that is the size
+        // the other branches give.
+        if input.and_then(Shape::spatial) != Some(small) {
+            return None;
+        }
         let named = |b: &ast::Branch| match b.body.as_slice() {
             [st] => match &st.kind {
                 StmtKind::Call(call)
