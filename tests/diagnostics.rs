@@ -326,6 +326,13 @@ fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
 /// its own arguments, under a condition), a model's own residual (the literal projection).
 #[test]
 fn residual_mismatch_helps_fit_the_mistake() {
+    // `in.c` in the body's first layer is the residual's input: no note.
+    let c = cnnc::compile_source(
+        std::path::Path::new("res.cnn"),
+        "model M(input: [16, 8, 8]) { residual { conv(in.c * 2, 3, pad=1) } }".to_string(),
+    );
+    let d = c.diagnostics.iter().next().expect("a residual_mismatch");
+    assert!(!d.help.as_deref().unwrap_or("").contains("`in.c`"), "{:?}", d.help);
     let cases: [(&str, &[&str]); 7] = [
         // The stride written in the block: every call downsamples.
         (

@@ -2048,7 +2048,8 @@ fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<
     if input.channels() == out.channels() {
         return None;
     }
-    let call = body.iter().rev().find_map(|st| match &st.kind {
+    // The first statement meets the statement's input itself: its `in.c` is right.
+    let call = body.iter().skip(1).rev().find_map(|st| match &st.kind {
         StmtKind::Call(call) if call.args.iter().any(|a| reads_in_c(&a.value)) => Some(call),
         _ => None,
     })?;
