@@ -239,7 +239,14 @@ fn every_warning_can_be_allowed() {
 fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
     let cases = [
         ("conv(8, 3) as a relu concat { {} a }", None),
-        ("conv(8, 3) as a relu conv(8, 3) as b crop(a)", Some("`b`")),
+        (
+            "conv(8, 3) as a relu conv(8, 3, pad=1) as b relu concat { {} a }",
+            Some("`b`"),
+        ),
+        // Layers that reach nothing are `crop_outside_concat`'s and `dropped_tensor`'s to
+        // report ("drop `as b`" would not be the fix).
+        ("conv(8, 3) as a relu conv(8, 3) as b crop(a)", None),
+        ("conv(8, 3) as a relu conv(8, 3) as b a", None),
         ("conv(8, 3) as _a relu flatten linear(2)", None),
         ("conv(8, 3) relu flatten linear(2) as logits", None),
         // Each iteration reads the tensor named by the previous one, the last is never read.
@@ -332,7 +339,11 @@ fn residual_mismatch_helps_fit_the_mistake() {
         "model M(input: [16, 8, 8]) { residual { conv(in.c * 2, 3, pad=1) } }".to_string(),
     );
     let d = c.diagnostics.iter().next().expect("a residual_mismatch");
-    assert!(!d.help.as_deref().unwrap_or("").contains("`in.c`"), "{:?}", d.help);
+    assert!(
+        !d.help.as_deref().unwrap_or("").contains("`in.c`"),
+        "{:?}",
+        d.help
+    );
     let cases: [(&str, &[&str]); 7] = [
         // The stride written in the block: every call downsamples.
         (

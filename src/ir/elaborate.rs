@@ -165,8 +165,8 @@ struct Elab<'a, 'd> {
 /// How a statement continued from a named tensor instead of the current one.
 #[derive(Clone, Debug)]
 enum Continued {
-    /// `NAME` alone.
-    Name(String),
+    /// `NAME` alone; `true` as a concat branch (or shortcut).
+    Name(String, bool),
     /// `crop(NAME)`, which reads the current tensor's size only.
     Crop(String),
 }
@@ -1070,8 +1070,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
             self.flush_dilation_run();
             if tensor.node != cur.node {
-                self.left_behind
-                    .push((cur.node, call.span, Continued::Name(name.to_string())));
+                self.left_behind.push((
+                    cur.node,
+                    call.span,
+                    Continued::Name(name.to_string(), self.concat_depth > 0),
+                ));
             }
             return Ok(tensor.clone());
         }
@@ -1555,6 +1558,9 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// repeat, in any call of a block): usually a skip connection that was meant and
     /// forgotten. The model's output and names starting with `_` are exempt.
     fn warn_unused_names(&mut self, output: NodeIndex) {
+        // A name on layers that reach nothing is `dropped_tensor`'s (or
+        // `crop_outside_concat`'s) to report: "drop `as b`" would not be the fix.
+        let live = self.live_nodes(output);
         let mut unused: Vec<(&Span, &String)> = self
             .names
             .iter()
@@ -1562,6 +1568,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 !self.names_read.contains(span)
                     && !name.starts_with('_')
                     && !nodes.contains(&output)
+                    && nodes.iter().any(|n| live.contains(n))
                     // Read in the source, in a branch or call that did not run this time.
                     && !self.read_in_source(name)
             })
@@ -1586,21 +1593,30 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.diags.0.extend(warnings);
     }
 
+    /// The nodes the output depends on.
+    fn live_nodes(&self, output: NodeIndex) -> HashSet<NodeIndex> {
+        let mut live = HashSet::from([output]);
+        let mut stack = vec![output];
+        while let Some(n) = stack.pop() {
+            for m in self
+                .graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+            {
+                if live.insert(m) {
+                    stack.push(m);
+                }
+            }
+        }
+        live
+    }
+
     /// Warns of each tensor that a statement left behind (see [`Elab::left_behind`]) and
     /// that nothing reads: the layers that lead only to it are computed, exported and
     /// counted for nothing. A forgotten `{}` branch (`concat { crop(e4) }`) or a name on its
     /// own line does this silently otherwise.
     fn warn_dropped_tensors(&mut self, output: NodeIndex) {
         use petgraph::Direction::{Incoming, Outgoing};
-        let mut live = HashSet::from([output]);
-        let mut stack = vec![output];
-        while let Some(n) = stack.pop() {
-            for m in self.graph.neighbors_directed(n, Incoming) {
-                if live.insert(m) {
-                    stack.push(m);
-                }
-            }
-        }
+        let live = self.live_nodes(output);
         let mut warned = HashSet::new();
         let mut warnings = Vec::new();
         for (node, at, how) in &self.left_behind {
@@ -1647,7 +1663,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 crate::shape::summary::group(macs)
             );
             let d = match how {
-                Continued::Name(name) => Diagnostic::warning(
+                Continued::Name(name, in_branch) => Diagnostic::warning(
                     "cnnc::elab::dropped_tensor",
                     format!(
                         "this tensor is never used: `{name}` on its own continues from the \
@@ -1656,10 +1672,18 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )
                 .label(dropped.span, format!("its result{shape} is dropped"))
                 .label(*at, format!("continues from `{name}`"))
-                .help(format!(
-                    "to join the two, concatenate them, `concat {{ {name} {{}} }}`, or add \
-                     them with `residual`; if `{name}` alone is meant, delete {cost}"
-                )),
+                .help(if *in_branch {
+                    format!(
+                        "a concat branch starts from its input only when it does not name a \
+                         tensor: add a `{{}}` branch, which passes this one on (`concat {{ … \
+                         {{}} }}`); if `{name}` alone is meant, delete {cost}"
+                    )
+                } else {
+                    format!(
+                        "to join the two, concatenate them, `concat {{ {name} {{}} }}`, or add \
+                         them with `residual`; if `{name}` alone is meant, delete {cost}"
+                    )
+                }),
                 Continued::Crop(name) => Diagnostic::warning(
                     "cnnc::elab::dropped_tensor",
                     format!(
