@@ -721,7 +721,9 @@ fn python_habit(
             "a range is written `a..b` (from a up to b - 1): `repeat i in 0..n { … }`".into(),
         );
     }
-    if word_before == "elif" {
+    // `} elif s == 2 {` fails a few tokens after `elif`, which reads as a layer.
+    let mut words_before = line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    if word_before == "elif" || words_before.any(|w| w == "elif") {
         return Some("write `else if` for `elif`".into());
     }
     if tok == "=" && !expects("an operator") && expects("`as`") {
