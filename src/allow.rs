@@ -1,6 +1,7 @@
-//! Warnings silenced in the source: a comment `# cnnc: allow(unused_input)` (or `//`) at the
-//! end of the warned line, or on a line of its own just above it, silences those warnings
-//! there, as `# noqa` does in Python. A code may be written in full
+//! Warnings silenced in the source: a comment `# cnnc: allow(unused_input)` (or `//`) on a
+//! line the warning points at (the layer, the statement that caused it, the call of the
+//! block it is in), or on a line of its own just above one, silences it there, as `# noqa`
+//! does in Python. A code may be written in full
 //! (`cnnc::shape::unused_input`) or by its last part; several are separated by commas.
 //! An allow that names no warning is itself warned of (errors cannot be silenced).
 
@@ -93,20 +94,30 @@ impl Allows {
         diags.0.retain(|d| !self.silences(d));
     }
 
+    /// Whether an allow of `d`'s code is on a line of a place `d` points at (any of its
+    /// labels: the layer, the statement that caused it, the call of the block it is in), or
+    /// alone on the line above one.
     fn silences(&self, d: &Diagnostic) -> bool {
-        let Some(span) = d.primary_span().filter(|_| !d.is_error()) else {
+        if d.is_error() {
             return false;
-        };
-        let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == span.file)
-        else {
-            return false;
-        };
-        let line = starts.partition_point(|&s| s <= span.start as usize) - 1;
-        list.iter().any(|a| {
-            (a.line == line || (a.alone && a.line + 1 == line))
-                && a.codes
-                    .iter()
-                    .any(|(c, _)| find_warning_code(c) == Some(d.code))
+        }
+        d.labels.iter().any(|label| {
+            let span = label.span;
+            let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == span.file)
+            else {
+                return false;
+            };
+            let line_of = |at: u32| starts.partition_point(|&s| s <= at as usize) - 1;
+            let (first, last) = (
+                line_of(span.start),
+                line_of(span.end.max(span.start + 1) - 1),
+            );
+            list.iter().any(|a| {
+                ((first..=last).contains(&a.line) || (a.alone && a.line + 1 == first))
+                    && a.codes
+                        .iter()
+                        .any(|(c, _)| find_warning_code(c) == Some(d.code))
+            })
         })
     }
 

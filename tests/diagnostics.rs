@@ -423,6 +423,12 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert_eq!(codes(&m("", " # cnnc: allow(gridding)")), [UNUSED, UNUSED]);
     let far = "model W(input: [1, 11, 11]) {\n    # cnnc: allow(unused_input)\n    relu\n    maxpool(2)\n    flatten linear(2)\n}\n";
     assert_eq!(codes(far), [UNUSED]);
+    // A layer written over two lines: the allow may be on either.
+    let split = "model W(input: [1, 11, 11]) {\n    maxpool(2,\n        stride=2)  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(split), Vec::<&str>::new());
+    // On the statement that caused the warning (its second label), not only the layer.
+    let dropped = "model D(input: [1, 8, 8]) {\n    conv(4, 3, pad=1) as a\n    conv(4, 3, pad=1)\n    a  # cnnc: allow(dropped_tensor)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(dropped), Vec::<&str>::new());
     // A misspelt code is itself warned, with the right name.
     let c = cnnc::compile_source(
         std::path::Path::new("allow.cnn"),

@@ -780,7 +780,10 @@ fn habits_from_other_languages_get_a_help() {
             "if in.c > 2 { relu } elif in.c > 1 { relu }",
             &["write `else if`"],
         ),
-        ("if in.c > 2 { relu } elif (in.c == 2) { relu }", &["write `else if`"]),
+        (
+            "if in.c > 2 { relu } elif (in.c == 2) { relu }",
+            &["write `else if`"],
+        ),
         ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
     ] {
         check_error(&m(body), UNEXPECTED, words);
