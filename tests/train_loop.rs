@@ -744,6 +744,26 @@ fn setup_errors_are_clear() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     std::fs::remove_file(&out).unwrap();
     let _ = std::fs::remove_file(d.join("x.ckpt.safetensors"));
+    // Evaluation batches the test set with --batch too: 10,000 test examples of 51 MB of
+    // layer outputs each are refused even when the training set is small.
+    let wide = d.join("wide.cnn");
+    std::fs::write(
+        &wide,
+        "model W(input: [1, 28, 28]) { conv(16384, 1) relu global_avgpool flatten linear(10) }\n",
+    )
+    .unwrap();
+    let o = cnnc(&[
+        "train",
+        wide.to_str().unwrap(),
+        "--batch",
+        "100000",
+        "--limit-train",
+        "64",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("evaluating the test set"), "{}", text(&o));
     // Image size: suggests --resize.
     let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -176,19 +176,36 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
     }
 }
 
-/// Why a training step at `batch` examples cannot fit in this machine's memory: its layer
-/// outputs and their gradients (2 × the summary's activations per example) against the
-/// memory Linux reports available. `None` when it fits or the memory is unknown.
-fn batch_exceeds_memory(model: &cnnc::shape::CheckedModel, batch: usize) -> Option<String> {
+/// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
+/// their gradients (2 × the summary's activations per example, `train` examples) or an
+/// evaluation's layer outputs (`test` examples), against the memory Linux reports
+/// available. `None` when both fit or the memory is unknown.
+fn batch_exceeds_memory(
+    model: &cnnc::shape::CheckedModel,
+    train: usize,
+    test: usize,
+) -> Option<String> {
     let per_example = cnnc::shape::summary::summarize(model).activation_bytes;
-    let need = per_example.saturating_mul(2).saturating_mul(batch as u64);
+    let step = per_example.saturating_mul(2).saturating_mul(train as u64);
+    let eval = per_example.saturating_mul(test as u64);
+    let need = step.max(eval);
     let available = available_memory()?;
     (need > available).then(|| {
-        let fits = (available / per_example.saturating_mul(2).max(1)).max(1);
+        let (batch, what, per) = if step >= eval {
+            (train, "a training step", per_example.saturating_mul(2))
+        } else {
+            (test, "evaluating the test set", per_example)
+        };
+        let fits = (available / per.max(1)).max(1);
         format!(
-            "a batch of {batch} needs about {} for its layer outputs and their gradients, more \
-             than the {} of memory available; at most about {fits} examples per batch fit",
+            "a batch of {batch} needs about {} for {what} (its layer outputs{}), more than the \
+             {} of memory available; at most about {fits} examples per batch fit",
             cnnc::shape::summary::bytes(need),
+            if step >= eval {
+                " and their gradients"
+            } else {
+                ""
+            },
             cnnc::shape::summary::bytes(available)
         )
     })
@@ -353,7 +370,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     // A step holds the batch's layer outputs and their gradients: a batch far beyond the
     // machine's memory is refused here, not aborted (or the machine swamped) mid-step.
-    if let Some(message) = batch_exceeds_memory(model, a.batch.min(splits.train.n)) {
+    if let Some(message) = batch_exceeds_memory(
+        model,
+        a.batch.min(splits.train.n),
+        a.batch.min(splits.test.n),
+    ) {
         return report_failure(
             a.format,
             EXIT_USAGE,
