@@ -620,7 +620,7 @@ fn loads_the_installed_fashion_mnist() {
 }
 
 /// A gzip file of several members (`cat a.gz b.gz`, bgzip) is one stream; bytes after the
-/// last member that are not gzip are damage.
+/// last member that are neither gzip nor zero padding are damage.
 #[test]
 fn multi_member_gzip_is_read_whole_and_trailing_bytes_are_damage() {
     let dir = tempfile::tempdir().unwrap();
@@ -632,6 +632,16 @@ fn multi_member_gzip_is_read_whole_and_trailing_bytes_are_damage() {
     let mut tail = gz(&images);
     tail.extend(b"garbage!");
     let p = write(dir.path(), "tail.gz", &tail);
+    let e = read_idx(&p, IDX_IMAGES_MAGIC).unwrap_err();
+    assert!(matches!(e, DataError::Gzip { .. }), "{e}");
+    // Zero padding after the last member (a tape's or a block device's) is no damage, as
+    // GNU gzip says; padding followed by more bytes is.
+    let mut padded = two.clone();
+    padded.extend([0u8; 1000]);
+    let p = write(dir.path(), "padded.gz", &padded);
+    assert_eq!(read_idx(&p, IDX_IMAGES_MAGIC).unwrap().1, images[16..]);
+    padded.extend(b"x");
+    let p = write(dir.path(), "padded_tail.gz", &padded);
     let e = read_idx(&p, IDX_IMAGES_MAGIC).unwrap_err();
     assert!(matches!(e, DataError::Gzip { .. }), "{e}");
 }

@@ -11,7 +11,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Where `--data fashion-mnist` looks: the Debian package `dataset-fashion-mnist`.
@@ -503,10 +503,13 @@ impl IdxHeader {
             Err(e) => return Err(io_err(e)),
         };
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        // Every member of a multi-member gzip file (`cat a.gz b.gz`, bgzip) is read; bytes
-        // after the last member that are not a gzip member are an error.
+        // Every member of a multi-member gzip file (`cat a.gz b.gz`, bgzip) is read; zero
+        // bytes after the last member are padding (as GNU gzip says), other bytes that are no
+        // gzip member are an error.
         let mut reader: Box<dyn Read> = if gzipped {
-            Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file)))
+            Box::new(GzMembers {
+                decoder: Some(flate2::bufread::GzDecoder::new(BufReader::new(file))),
+            })
         } else {
             Box::new(BufReader::new(file))
         };
@@ -670,6 +673,52 @@ impl IdxHeader {
             DataError::Gzip { path, source }
         } else {
             DataError::Io { path, source }
+        }
+    }
+}
+
+/// The members of a gzip stream one after another, as GNU gzip reads them: zero bytes after
+/// a member (tape or block padding) are skipped when nothing but zeros follows; anything
+/// else after a member must be another member.
+struct GzMembers<R: BufRead> {
+    decoder: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            // The member ended: the end, padding, or the next member.
+            let mut inner = self.decoder.take().expect("a decoder").into_inner();
+            let mut padded = false;
+            loop {
+                let available = inner.fill_buf()?;
+                match available.first() {
+                    None => return Ok(0),
+                    Some(0) => {
+                        let zeros = available.iter().take_while(|&&b| b == 0).count();
+                        inner.consume(zeros);
+                        padded = true;
+                    }
+                    Some(_) if padded => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "bytes other than zero padding after the last gzip member",
+                        ))
+                    }
+                    Some(_) => break,
+                }
+            }
+            self.decoder = Some(flate2::bufread::GzDecoder::new(inner));
         }
     }
 }
