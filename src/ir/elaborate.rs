@@ -854,10 +854,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let body = self.body(&g.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
         let name = scope.fresh("mul");
-        let keyword = Span {
-            end: span.start + "gate".len() as u32,
-            ..span
-        };
+        let keyword = keyword_span(span, "gate");
         let before = self.diags.0.len();
         let (x, gate) = (cur.shape.clone(), body.shape.clone());
         let out = self.merge(Op::Mul, name, span, &[(cur, keyword), (body, g.body_span)])?;
@@ -904,14 +901,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     None => (unknown(cur.clone()), s.span, false),
                 }
             }
-            None => (
-                cur.clone(),
-                Span {
-                    end: span.start + "residual".len() as u32,
-                    ..span
-                },
-                true,
-            ),
+            None => (cur.clone(), keyword_span(span, "residual"), true),
         };
         self.flush_dilation_run();
         let name = scope.fresh("add");
@@ -2084,6 +2074,14 @@ fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<
         call.name.name,
         input.channels()
     ))
+}
+
+/// The span of the keyword that starts the statement at `span` (`residual`, `gate`).
+fn keyword_span(span: Span, keyword: &str) -> Span {
+    Span {
+        end: span.start + keyword.len() as u32,
+        ..span
+    }
 }
 
 /// `block NAME(a, b, c=…)`, for help lines.
