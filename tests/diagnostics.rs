@@ -325,6 +325,19 @@ fn dropped_tensor_is_warned_exactly_when_a_result_reaches_nothing() {
             None => assert!(got.is_empty(), "{body}: {got:?}"),
             Some((says, n)) => assert!(got.len() == n && got[0].contains(says), "{body}: {got:?}"),
         }
+        // Inside a block, it is labelled at the call, as every diagnostic from a block is.
+        if body.starts_with("twice") {
+            let d = c
+                .diagnostics
+                .iter()
+                .find(|d| d.code == "cnnc::elab::dropped_tensor")
+                .unwrap();
+            assert!(
+                d.labels.iter().any(|l| l.text == "in this call of `twice`"),
+                "{:?}",
+                d.labels
+            );
+        }
     }
 }
 

@@ -159,8 +159,12 @@ struct Elab<'a, 'd> {
     names_read: HashSet<Span>,
     /// Where a statement continued from a named tensor without reading the current one (a
     /// name alone, or `crop(NAME)` in a concat branch): the tensor left behind, and how.
-    left_behind: Vec<(NodeIndex, Span, Continued)>,
+    left_behind: Vec<LeftBehind<'a>>,
 }
+
+/// A tensor a statement left behind: the node, the statement, how it continued, and the
+/// block calls (name, call) it happened in, innermost last.
+type LeftBehind<'a> = (NodeIndex, Span, Continued, Vec<(&'a str, Span)>);
 
 /// How a statement continued from a named tensor instead of the current one.
 #[derive(Clone, Debug)]
@@ -1064,6 +1068,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     cur.node,
                     call.span,
                     Continued::Name(name.to_string(), self.concat_depth > 0),
+                    self.call_stack.clone(),
                 ));
             }
             return Ok(tensor.clone());
@@ -1344,8 +1349,12 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         if self.concat_depth > 0 && tensor.node != cur.node {
             // (Outside a concat, `crop_outside_concat` says so already.)
-            self.left_behind
-                .push((cur.node, call.span, Continued::Crop(target.0.clone())));
+            self.left_behind.push((
+                cur.node,
+                call.span,
+                Continued::Crop(target.0.clone()),
+                self.call_stack.clone(),
+            ));
         }
         let name = scope.fresh("crop");
         self.add_unary(name, Op::Crop { size }, call.span, &tensor)
@@ -1609,7 +1618,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let live = self.live_nodes(output);
         let mut warned = HashSet::new();
         let mut warnings = Vec::new();
-        for (node, at, how) in &self.left_behind {
+        for (node, at, how, calls) in &self.left_behind {
             let dropped = &self.graph[*node];
             if live.contains(node)
                 || matches!(dropped.op, Op::Input)
@@ -1688,6 +1697,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                      `concat {{ crop({name}) {{}} }}`; if only `{name}` is meant, delete {cost}"
                 )),
             };
+            // As every diagnostic from inside a block: labelled at its calls, innermost first.
+            let d = calls.iter().rev().fold(d, |d, (name, call)| {
+                d.label(*call, format!("in this call of `{name}`"))
+            });
             warnings.push(d);
         }
         self.diags.0.extend(warnings);
