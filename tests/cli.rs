@@ -455,7 +455,33 @@ fn outputs_never_overwrite_the_inputs() {
 fn train_arguments_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = write(dir.path(), "m.onnx", b"\x08\x08\x12\x04cnnc\xff\xfe");
+    let missing = dir.path().join("none.ckpt").display().to_string();
+    let out = dir.path().join("o.onnx").display().to_string();
     for (args, says) in [
+        (
+            vec![
+                "train",
+                "models/lenet.cnn",
+                "--resume",
+                "--checkpoint",
+                &missing,
+                "--out",
+                &out,
+            ],
+            "none.ckpt does not exist: no checkpoint to resume",
+        ),
+        (
+            vec![
+                "train",
+                "models/lenet.cnn",
+                "--resume",
+                "--checkpoint",
+                "/dev/null",
+                "--out",
+                &out,
+            ],
+            "/dev/null is not a regular file, so no checkpoint",
+        ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "-1"],
             "must be positive",

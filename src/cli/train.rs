@@ -332,11 +332,17 @@ pub fn run(a: TrainArgs) -> ExitCode {
         );
     }
     if a.resume && !checkpoint.is_file() {
+        // There but no file (a folder, a device, a pipe): said as such, not as missing.
+        let what = if checkpoint.exists() {
+            "is not a regular file, so no checkpoint"
+        } else {
+            "does not exist: no checkpoint to resume"
+        };
         return fail_as(
             a.format,
             EXIT_USAGE,
             format!(
-                "--resume: no checkpoint at {} (pass --checkpoint PATH)",
+                "--resume: {} {what} (pass --checkpoint PATH)",
                 checkpoint.display()
             ),
         );
