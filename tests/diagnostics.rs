@@ -530,6 +530,30 @@ fn an_argument_given_twice_gets_the_fitting_help() {
     }
 }
 
+/// A gate gives its input's shape whatever its body does: after an error in the body,
+/// later mistakes are still found; `mul` as a layer points to `gate`.
+#[test]
+fn checking_goes_on_after_a_gate_and_mul_points_to_it() {
+    let src = "model S(input: [16, 8, 8]) {\n gate { conv(4, 50) sigmoid }\n gate { conv(4, 1) sigmoid }\n}\n";
+    let c = cnnc::compile_source(std::path::Path::new("g.cnn"), src.to_string());
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "cnnc::shape::window_too_large",
+            "cnnc::shape::gate_mismatch"
+        ]
+    );
+    let src = "model S(input: [4, 8, 8]) { conv(4, 1) mul }";
+    let c = cnnc::compile_source(std::path::Path::new("m.cnn"), src.to_string());
+    let d = c.diagnostics.iter().next().unwrap();
+    assert!(
+        d.help.as_deref().unwrap().contains("gate {"),
+        "{:?}",
+        d.help
+    );
+}
+
 /// A mistake far out on a very long line (a generated one-line model) is reported with its
 /// `file:line:col`, not drawn on the line (miette fails past column 65,535).
 #[test]

@@ -503,6 +503,72 @@ grad_test!(
 }"
 );
 
+/// At their kinks the activations take PyTorch's (2.x) one-sided slopes: hardswish 0 at −3
+/// and 1 at 3, hardsigmoid and relu6 0 at their bounds. A first layer of zero weights puts
+/// its biases exactly on the kinks; a second of ones gives every hidden unit the same
+/// upstream gradient g, so grad.bias = g · slope.
+#[test]
+fn activations_take_pytorchs_slopes_at_their_kinks() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed (see `cnnc doctor`)");
+        return;
+    }
+    for (act, at, slopes) in [
+        ("hardswish", [-3.0, 3.0, -1.5, 1.5], [0.0, 1.0, 0.0, 1.0]),
+        (
+            "hardsigmoid",
+            [-3.0, 3.0, -1.5, 1.5],
+            [0.0, 0.0, 1.0 / 6.0, 1.0 / 6.0],
+        ),
+        ("relu6", [0.0, 6.0, 3.0, -1.0], [0.0, 0.0, 1.0, 0.0]),
+    ] {
+        let src = format!("model K(input: [1]) {{ linear(4) {act} linear(2) }}");
+        let c = cnnc::compile_source(Path::new("kinks.cnn"), src);
+        let model = c.model(None).unwrap();
+        let options = GradOptions {
+            weights: None,
+            dropout: DropoutMode::MaskInput,
+        };
+        let proto = graph::grad_model(model, &c.sources, &options).unwrap();
+        let mut session = Runtime::get()
+            .unwrap()
+            .session(&proto.encode_to_vec(), Device::Cpu)
+            .unwrap();
+        // hardswish's middle slope is x/3 + ½: 0 at −1.5 and 1 at 1.5.
+        let w2 = [1.0f32, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+        let inputs = [
+            Input::f32("input", &[1, 1], &[1.0]),
+            Input::i64("labels", &[1], &[1]),
+            Input::f32("linear1.weight", &[4, 1], &[0.0; 4]),
+            Input::f32("linear1.bias", &[4], &at),
+            Input::f32("linear2.weight", &[2, 4], &w2),
+            Input::f32("linear2.bias", &[2], &[0.0, 0.0]),
+        ];
+        let out = session
+            .run_selected(&inputs, &["grad.linear1.bias"])
+            .unwrap()
+            .remove(0)
+            .into_f32()
+            .unwrap();
+        // Label 1 and unit weights into class 0: g = softmax(z)[0] > 0.
+        let g = out
+            .iter()
+            .zip(&slopes)
+            .find(|(_, &s)| s != 0.0)
+            .map(|(o, s)| o / s)
+            .unwrap();
+        assert!(g > 0.0, "{act}: {out:?}");
+        for (i, (o, s)) in out.iter().zip(&slopes).enumerate() {
+            assert!(
+                (o - g * s).abs() <= 1e-6,
+                "{act} at {}: grad {o}, want {}",
+                at[i],
+                g * s
+            );
+        }
+    }
+}
+
 grad_test!(
     gates_per_channel_and_per_value,
     3,
@@ -510,6 +576,7 @@ grad_test!(
     conv(4, 3, pad=1) tanh
     gate { global_avgpool conv(2, 1) relu conv(4, 1) sigmoid }
     gate { conv(4, 3, pad=1) sigmoid }
+    gate { conv(1, 3, pad=1) sigmoid }
     flatten linear(4)
 }"
 );

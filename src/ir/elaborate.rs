@@ -861,7 +861,16 @@ impl<'a, 'd> Elab<'a, 'd> {
         let keyword = keyword_span(span, "gate");
         let before = self.diags.0.len();
         let (x, gate) = (cur.shape.clone(), body.shape.clone());
-        let out = self.merge(Op::Mul, name, span, &[(cur, keyword), (body, g.body_span)])?;
+        let body_known = body.shape.is_some();
+        let mut out = self.merge(Op::Mul, name, span, &[(cur, keyword), (body, g.body_span)])?;
+        // A gate gives its input's shape whatever its body did: after an error in the body
+        // (reported there), checking goes on with it.
+        if !body_known && out.shape.is_none() {
+            if let Some(x) = &x {
+                out.shape = Some(x.clone());
+                self.graph[out.node].shape = Some(x.clone());
+            }
+        }
         if let (true, Some(x), Some(gate)) = (self.diags.0.len() > before, x, gate) {
             if let Some(note) = ends_with_in_query(&g.body, &x, &gate) {
                 if let Some(d) = self.diags.0.last_mut() {

@@ -231,6 +231,12 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
+        "mul" | "multiply" | "squeezeexcitation" | "squeezeexcite" | "seblock" | "scale" => {
+            "a product of the input and what a few layers make of it is a gate: `gate { \
+             global_avgpool conv(c / 4, 1) relu conv(c, 1) sigmoid }` (squeeze-and-excitation; \
+             c the input's channels)"
+                .to_string()
+        }
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),

@@ -547,8 +547,13 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         Op::Concat => concat(inputs),
         Op::Mul => {
             let (x, g) = (inputs[0], inputs[1]);
-            let per_channel = x.rank() == 3 && g.dims() == [x.channels(), 1, 1];
-            if g != x && !per_channel {
+            // Each of g's axes is x's or 1 (broadcast): [C, 1, 1], [1, H, W], x's shape, …
+            let broadcasts = g.rank() == x.rank()
+                && g.dims()
+                    .iter()
+                    .zip(x.dims())
+                    .all(|(gd, xd)| gd == xd || *gd == 1);
+            if !broadcasts {
                 let mut e = err(
                     "cnnc::shape::gate_mismatch",
                     format!("a gate multiplies its input {x} by {g}"),
@@ -557,16 +562,17 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     (0, format!("the input is {x}")),
                     (1, format!("the gate gives {g}")),
                 ];
-                e.help = Some(if x.rank() == 3 {
-                    format!(
-                        "the gate must give one factor per channel, [{}, 1, 1] (squeeze and \
-                         excitation: `global_avgpool conv({}, 1) sigmoid` at its end), or one \
-                         per value, {x}",
-                        x.channels(),
-                        x.channels()
-                    )
-                } else {
-                    format!("the gate must give one factor per feature, {x}")
+                e.help = Some(match x.spatial() {
+                    Some([h, w]) => format!(
+                        "the gate must give one factor per channel, [{c}, 1, 1] (squeeze and \
+                         excitation: `global_avgpool conv({c}, 1) sigmoid` at its end), one per \
+                         place, [1, {h}, {w}] (a spatial attention map), or one per value, {x}: \
+                         each of its sizes the input's or 1",
+                        c = x.channels()
+                    ),
+                    None => format!(
+                        "the gate must give one factor per feature, {x}, or one in all, [1]"
+                    ),
                 });
                 return Err(e);
             }

@@ -14,7 +14,7 @@
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
-//! | hardswish | dY·(0 below −3, x/3 + ½ up to 3, 1 above) | — |
+//! | hardswish | dY·(0 to −3, x/3 + ½ between, 1 from 3), PyTorch 2's at the kinks | — |
 //! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
@@ -365,7 +365,7 @@ impl Lowering<'_> {
                     vec![],
                 )))
             }
-            // PyTorch's: 0 for x < −3, x/3 + ½ for −3 ≤ x ≤ 3, 1 above.
+            // PyTorch's (2.x): 0 for x ≤ −3, x/3 + ½ for −3 < x < 3, 1 from 3 on.
             Op::HardSwish => {
                 let (lo, hi) = (self.b.scalar(-3.0), self.b.scalar(3.0));
                 let third = self.b.scale(&x, 1.0 / 3.0, &format!("{base}.third"));
@@ -373,10 +373,13 @@ impl Lowering<'_> {
                 let mid = self.b.add(&third, &half, &format!("{base}.mid"));
                 let below = self
                     .b
-                    .op("Less", &[&x, &lo], &format!("{base}.below"), vec![]);
-                let above = self
-                    .b
-                    .op("Greater", &[&x, &hi], &format!("{base}.above"), vec![]);
+                    .op("LessOrEqual", &[&x, &lo], &format!("{base}.below"), vec![]);
+                let above = self.b.op(
+                    "GreaterOrEqual",
+                    &[&x, &hi],
+                    &format!("{base}.above"),
+                    vec![],
+                );
                 let (zero, one_c) = (self.b.scalar(0.0), self.b.scalar(1.0));
                 let low = self.b.op(
                     "Where",
@@ -457,18 +460,26 @@ impl Lowering<'_> {
                 outs.into_iter().map(Some).collect()
             }
             Op::Add => inputs.iter().map(|_| Some(dy.to_string())).collect(),
-            // y = x·g: dx = dY·g (g broadcast), dg = dY·x, summed over H and W for a
-            // per-channel g.
+            // y = x·g: dx = dY·g (g broadcast), dg = dY·x summed over the axes g broadcasts
+            // along (H and W for a per-channel g, C for a map).
             Op::Mul => {
                 let g = self.value[&inputs[1]].clone();
                 let dx = self.b.mul(dy, &g, &format!("{base}.dx"));
                 let dyx = self.b.mul(dy, &x, &format!("{base}.dy_x"));
-                let per_channel = model.shape(inputs[1]).dims() != in_dims.as_slice();
-                let dg = if per_channel {
-                    self.b
-                        .reduce("ReduceSum", &dyx, &[2, 3], true, &format!("{base}.dg"))
-                } else {
+                let axes: Vec<i64> = model
+                    .shape(inputs[1])
+                    .dims()
+                    .iter()
+                    .zip(&in_dims)
+                    .enumerate()
+                    .filter(|(_, (g, x))| g != x)
+                    .map(|(a, _)| a as i64 + 1)
+                    .collect();
+                let dg = if axes.is_empty() {
                     dyx
+                } else {
+                    self.b
+                        .reduce("ReduceSum", &dyx, &axes, true, &format!("{base}.dg"))
                 };
                 vec![Some(dx), Some(dg)]
             }
