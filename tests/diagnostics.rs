@@ -530,10 +530,11 @@ fn an_argument_given_twice_gets_the_fitting_help() {
     }
 }
 
-/// A gate gives its input's shape whatever its body does: after an error in the body,
-/// later mistakes are still found; `mul` as a layer points to `gate`.
+/// A gate gives its input's shape whatever its body does, and a residual its shortcut's:
+/// after an error in the body, later mistakes are still found; `mul` as a layer points to
+/// `gate`.
 #[test]
-fn checking_goes_on_after_a_gate_and_mul_points_to_it() {
+fn checking_goes_on_after_a_gate_or_residual_and_mul_points_to_gate() {
     let src = "model S(input: [16, 8, 8]) {\n gate { conv(4, 50) sigmoid }\n gate { conv(4, 1) sigmoid }\n}\n";
     let c = cnnc::compile_source(std::path::Path::new("g.cnn"), src.to_string());
     let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
@@ -542,6 +543,18 @@ fn checking_goes_on_after_a_gate_and_mul_points_to_it() {
         [
             "cnnc::shape::window_too_large",
             "cnnc::shape::gate_mismatch"
+        ]
+    );
+    // A residual too: the sum takes the shortcut's shape after an error in the body.
+    let src =
+        "model R(input: [16, 8, 8]) {\n residual { conv(16, 50) }\n conv(4, 1) : [5, 8, 8]\n}\n";
+    let c = cnnc::compile_source(std::path::Path::new("r.cnn"), src.to_string());
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "cnnc::shape::window_too_large",
+            "cnnc::shape::assertion_failed"
         ]
     );
     let src = "model S(input: [4, 8, 8]) { conv(4, 1) mul }";

@@ -920,7 +920,15 @@ impl<'a, 'd> Elab<'a, 'd> {
         let name = scope.fresh("add");
         let inputs = [(body, r.body_span), (short, short_span)];
         let before = self.diags.0.len();
-        let out = self.merge(Op::Add, name, span, &inputs)?;
+        let mut out = self.merge(Op::Add, name, span, &inputs)?;
+        // After an error inside the body (reported there), the sum has the shortcut's shape,
+        // the one the body was written to match: checking goes on with it.
+        if let (None, None, Some(short)) =
+            (&out.shape, &inputs[0].0.shape, inputs[1].0.shape.as_ref())
+        {
+            out.shape = Some(short.clone());
+            self.graph[out.node].shape = Some(short.clone());
+        }
         // Add a residual-specific help: the projection shortcut that would fix it.
         if self.diags.0.len() > before {
             let has_conv = self.conv_between(cur.node, inputs[1].0.node);
