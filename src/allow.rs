@@ -3,7 +3,11 @@
 //! block it is in), or on a line of its own just above one, silences it there, as `# noqa`
 //! does in Python. A code may be written in full
 //! (`cnnc::shape::unused_input`) or by its last part; several are separated by commas.
-//! An allow that names no warning is itself warned of (errors cannot be silenced).
+//! An allow that names no warning is itself warned of (errors cannot be silenced), and so is
+//! one in a model that compiled without errors whose warning never came (ruff's RUF100):
+//! the warning it was written for has gone, and it would hide the next one there.
+
+use std::cell::Cell;
 
 use crate::diag::{find_warning_code, Diagnostic, Diagnostics, WARNING_CODES};
 use crate::source::{FileId, SourceMap, Span};
@@ -11,11 +15,11 @@ use crate::source::{FileId, SourceMap, Span};
 const MARKER: &str = "cnnc: allow(";
 
 /// One `cnnc: allow(…)` comment: the line it is on, whether the line holds nothing else,
-/// and its codes with their spans.
+/// and its codes with their spans and whether a warning was silenced by each.
 struct Allow {
     line: usize,
     alone: bool,
-    codes: Vec<(String, Span)>,
+    codes: Vec<(String, Span, Cell<bool>)>,
 }
 
 /// The allow comments of a file, by line.
@@ -42,7 +46,11 @@ fn allows(file: FileId, text: &str) -> Vec<Allow> {
             let lead = part.len() - part.trim_start().len();
             if !trimmed.is_empty() {
                 let s = start + pos + lead;
-                codes.push((trimmed.to_string(), Span::new(file, s, s + trimmed.len())));
+                codes.push((
+                    trimmed.to_string(),
+                    Span::new(file, s, s + trimmed.len()),
+                    Cell::new(false),
+                ));
             }
             pos += part.len() + 1;
         }
@@ -96,29 +104,51 @@ impl Allows {
 
     /// Whether an allow of `d`'s code is on a line of a place `d` points at (any of its
     /// labels: the layer, the statement that caused it, the call of the block it is in), or
-    /// alone on the line above one.
+    /// alone on the line above one; marks the allows that do as used.
     fn silences(&self, d: &Diagnostic) -> bool {
         if d.is_error() {
             return false;
         }
-        d.labels.iter().any(|label| {
+        let mut silenced = false;
+        for label in &d.labels {
             let span = label.span;
             let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == span.file)
             else {
-                return false;
+                continue;
             };
-            let line_of = |at: u32| starts.partition_point(|&s| s <= at as usize) - 1;
-            let (first, last) = (
-                line_of(span.start),
-                line_of(span.end.max(span.start + 1) - 1),
-            );
-            list.iter().any(|a| {
-                ((first..=last).contains(&a.line) || (a.alone && a.line + 1 == first))
-                    && a.codes
-                        .iter()
-                        .any(|(c, _)| find_warning_code(c) == Some(d.code))
-            })
-        })
+            let (first, last) = lines_of(starts, span);
+            for a in list {
+                if !((first..=last).contains(&a.line) || (a.alone && a.line + 1 == first)) {
+                    continue;
+                }
+                for (code, _, used) in &a.codes {
+                    if find_warning_code(code) == Some(d.code) {
+                        used.set(true);
+                        silenced = true;
+                    }
+                }
+            }
+        }
+        silenced
+    }
+
+    /// A warning for each allow of a known code within `model` (its lines, and a comment
+    /// alone on the line above it) that silenced nothing. Only for a model that compiled
+    /// without errors: an error stops the checks that would have given the warning. Allows
+    /// in blocks are not judged, as a block's warnings depend on who calls it.
+    pub fn unused_in(&self, model: Span) -> Vec<Diagnostic> {
+        let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == model.file)
+        else {
+            return Vec::new();
+        };
+        let (first, last) = lines_of(starts, model);
+        list.iter()
+            .filter(|a| (first..=last).contains(&a.line) || (a.alone && a.line + 1 == first))
+            .flat_map(|a| &a.codes)
+            .filter(|(_, _, used)| !used.get())
+            .filter(|(code, _, _)| find_warning_code(code).is_some())
+            .map(|(code, span, _)| unused_allow(code, *span))
+            .collect()
     }
 
     /// A warning for each allowed code that names no warning.
@@ -126,10 +156,31 @@ impl Allows {
         self.per_file
             .iter()
             .flat_map(|(_, list, _)| list.iter().flat_map(|a| &a.codes))
-            .filter(|(code, _)| find_warning_code(code).is_none())
-            .map(|(code, span)| unknown_allow(code, *span))
+            .filter(|(code, _, _)| find_warning_code(code).is_none())
+            .map(|(code, span, _)| unknown_allow(code, *span))
             .collect()
     }
+}
+
+/// The first and last line `span` covers, given where each line starts.
+fn lines_of(starts: &[usize], span: Span) -> (usize, usize) {
+    let line_of = |at: u32| starts.partition_point(|&s| s <= at as usize) - 1;
+    (
+        line_of(span.start),
+        line_of(span.end.max(span.start + 1) - 1),
+    )
+}
+
+fn unused_allow(code: &str, span: Span) -> Diagnostic {
+    Diagnostic::warning(
+        "cnnc::syntax::unused_allow",
+        format!("this allow of `{code}` silences nothing: no such warning is given here"),
+    )
+    .label(span, "silences nothing")
+    .help(
+        "remove it (or this code from it): the warning it was written for no longer occurs, \
+         and a stale allow would hide the next one here",
+    )
 }
 
 fn unknown_allow(code: &str, span: Span) -> Diagnostic {

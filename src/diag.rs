@@ -119,7 +119,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 11] = [
+pub const WARNING_CODES: [&str; 12] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
@@ -130,6 +130,7 @@ pub const WARNING_CODES: [&str; 11] = [
     "cnnc::elab::pytorch_argument_order",
     "cnnc::elab::dropped_tensor",
     "cnnc::syntax::unknown_allow",
+    "cnnc::syntax::unused_allow",
     "cnnc::elab::channels_last",
 ];
 

@@ -224,6 +224,8 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     let mut model_diagnostics = Vec::new();
     let defs = elaborate::Definitions::collect(&files, &mut diagnostics);
     let allows = crate::allow::Allows::collect(&sources);
+    // Errors of the files themselves (syntax, definitions) hide warnings an allow expects.
+    let files_clean = diagnostics.error_count() == 0;
     if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
         for item in &main_ast.items {
             if let ast::Item::Model(m) = item {
@@ -251,6 +253,10 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     &model_diags,
                 );
                 allows.silence(&mut model_diags);
+                let clean = files_clean && model_diags.error_count() == 0;
+                if clean && checked.is_ok() {
+                    model_diags.0.extend(allows.unused_in(m.span));
+                }
                 diagnostics.extend(model_diags);
                 match checked {
                     Ok(c) => models.push(c),

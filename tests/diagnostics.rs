@@ -410,7 +410,8 @@ fn residual_mismatch_helps_fit_the_mistake() {
 }
 
 /// `# cnnc: allow(code)` silences that warning on its line, or on the line below when it
-/// stands alone; not elsewhere, never an error, and a code that names no warning is warned.
+/// stands alone; not elsewhere, never an error; a code that names no warning is warned, and
+/// so is one that silenced nothing in a model without errors.
 #[test]
 fn allow_comments_silence_warnings_where_they_are() {
     let codes = |src: &str| -> Vec<&'static str> {
@@ -428,14 +429,29 @@ fn allow_comments_silence_warnings_where_they_are() {
         codes(&m("", " // cnnc: allow(cnnc::shape::unused_input)")),
         [UNUSED]
     );
+    // Another code, or a comment two lines up, silences nothing, and is told so.
+    const STALE: &str = "cnnc::syntax::unused_allow";
     assert_eq!(
         codes(&m("    # cnnc: allow(gridding, unused_input)", "")),
-        [UNUSED]
+        [UNUSED, STALE]
     );
-    // Another code, or a comment two lines up, silences nothing.
-    assert_eq!(codes(&m("", " # cnnc: allow(gridding)")), [UNUSED, UNUSED]);
+    assert_eq!(
+        codes(&m("", " # cnnc: allow(gridding)")),
+        [UNUSED, UNUSED, STALE]
+    );
     let far = "model W(input: [1, 11, 11]) {\n    # cnnc: allow(unused_input)\n    relu\n    maxpool(2)\n    flatten linear(2)\n}\n";
-    assert_eq!(codes(far), [UNUSED]);
+    assert_eq!(codes(far), [UNUSED, STALE]);
+    // Only the stale code of a list, and only in a model without errors (an error stops
+    // the checks that give warnings), and not in a block, whose warnings depend on its calls.
+    assert_eq!(
+        codes(&m("", " # cnnc: allow(unused_input, gridding)")),
+        [UNUSED, STALE]
+    );
+    let broken =
+        "model W(input: [1, 11, 11]) {\n    relu  # cnnc: allow(unused_input)\n    linear(x)\n}\n";
+    assert_eq!(codes(broken), ["cnnc::elab::unknown_variable"]);
+    let block = "block B() {\n    relu  # cnnc: allow(unused_input)\n}\nmodel W(input: [1, 4, 4]) {\n    B()\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(block), Vec::<&str>::new());
     // A layer written over two lines: the allow may be on either.
     let split = "model W(input: [1, 11, 11]) {\n    maxpool(2,\n        stride=2)  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
     assert_eq!(codes(split), Vec::<&str>::new());
