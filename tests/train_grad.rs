@@ -259,7 +259,7 @@ fn check(case: Case<'_>) {
 
 /// A bias whose layer feeds only a batch norm cannot change the loss (batch norm subtracts the
 /// channel's batch mean), so its gradient is exactly zero, not rounding noise that Adam would
-/// turn into steps of about `lr`. A bias whose layer also feeds something else (here the
+/// turn into steps of about `lr`; a batch norm's β before another batch norm too. A bias whose layer also feeds something else (here the
 /// residual's sum) keeps its summed gradient.
 #[test]
 fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
@@ -273,7 +273,7 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
     conv(3, 3) batchnorm tanh
     conv(3, 3, pad=1) residual { batchnorm tanh }
     conv(3, 3) tanh
-    flatten linear(5) batchnorm sigmoid linear(4)
+    flatten linear(5) batchnorm batchnorm sigmoid linear(4)
 }",
         batch: 4,
     };
@@ -293,14 +293,22 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         "{:?}",
         out_grads["linear1.bias"]
     );
-    for zero in ["conv1.bias", "linear1.bias"] {
+    // A batch norm's own β before another batch norm, likewise.
+    for zero in ["conv1.bias", "linear1.bias", "batchnorm3.bias"] {
         assert!(
             grads[zero].iter().all(|&g| g == 0.0),
             "{zero}: {:?}",
             grads[zero]
         );
     }
-    for kept in ["conv2.bias", "conv3.bias", "linear2.bias", "conv1.weight"] {
+    for kept in [
+        "conv2.bias",
+        "conv3.bias",
+        "linear2.bias",
+        "conv1.weight",
+        "batchnorm4.bias",
+        "batchnorm2.bias",
+    ] {
         assert!(
             grads[kept].iter().any(|&g| g.abs() > 1e-4),
             "{kept}: {:?}",

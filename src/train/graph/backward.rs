@@ -10,7 +10,7 @@
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
 //! | global_avgpool | Expand(dY / (H·W)) | — |
-//! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY) |
+//! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before another batch norm |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
@@ -250,11 +250,19 @@ impl Lowering<'_> {
                     false,
                     &format!("grad.{name}.weight"),
                 );
-                let db = self
-                    .b
-                    .reduce("ReduceSum", dy, &axes, false, &format!("grad.{name}.bias"));
+                // β's gradient is ΣdY, which the input gradient needs too; before another
+                // batch norm it is exactly zero and left so (see `bias_grad`).
+                let beta_zero = self.feeds_only_batchnorm(ix);
+                let db_name = if beta_zero {
+                    format!("{base}.sum_dy_all")
+                } else {
+                    format!("grad.{name}.bias")
+                };
+                let db = self.b.reduce("ReduceSum", dy, &axes, false, &db_name);
                 self.param_grad.insert(format!("{name}.weight"), dg.clone());
-                self.param_grad.insert(format!("{name}.bias"), db.clone());
+                if !beta_zero {
+                    self.param_grad.insert(format!("{name}.bias"), db.clone());
+                }
                 let dx = if want0 {
                     // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂)), the means over the N values
                     // of a channel: they are the parameter gradients' sums over N, so only
@@ -495,29 +503,33 @@ impl Lowering<'_> {
         })
     }
 
-    /// The gradient of layer `ix`'s bias: `dy` summed over `axes`, except when the layer's
-    /// only consumer is a batch norm. Batch norm in training mode subtracts each channel's
+    /// The gradient of layer `ix`'s bias (a conv's, a linear's; a batch norm's β likewise):
+    /// `dy` summed over `axes`, except when the layer's only consumer is a batch norm. Batch norm in training mode subtracts each channel's
     /// batch mean, so a per-channel constant added before it cannot change the loss: the
     /// gradient is exactly zero, and it is left to the zero gradient of parameters that do
     /// not reach the loss. Summing `dy` would give rounding noise instead (about 1e-9), which
     /// Adam divides by its own size and turns into steps of about `lr` in a random direction
     /// each step; the bias then wanders, and the running mean that evaluation uses lags it.
     fn bias_grad(&mut self, ix: NodeIndex, dy: &str, axes: &[i64], name: &str) {
-        let graph = &self.model.graph.graph;
-        let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
-        // The model's output takes the loss gradient directly, whatever else reads it.
-        let only_batchnorm = ix != self.model.graph.output
-            && match (users.next(), users.next()) {
-                (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
-                _ => false,
-            };
-        if only_batchnorm {
+        if self.feeds_only_batchnorm(ix) {
             return;
         }
         let db = self
             .b
             .reduce("ReduceSum", dy, axes, false, &format!("grad.{name}.bias"));
         self.param_grad.insert(format!("{name}.bias"), db);
+    }
+
+    /// Whether layer `ix`'s one consumer is a batch norm (and it is not the model's output,
+    /// which takes the loss gradient directly, whatever else reads it).
+    fn feeds_only_batchnorm(&self, ix: NodeIndex) -> bool {
+        let graph = &self.model.graph.graph;
+        let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
+        ix != self.model.graph.output
+            && match (users.next(), users.next()) {
+                (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
+                _ => false,
+            }
     }
 
     /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,
