@@ -691,3 +691,119 @@ fn a_failed_assertion_is_one_error() {
         assert_eq!(codes, ["cnnc::shape::assertion_failed"], "{body}");
     }
 }
+
+/// PyTorch's argument order (`in_channels` first) is warned where the numbers give it away:
+/// a channel count where cnnc reads the kernel, or a stride above the kernel in a call of
+/// four or more positional numbers (`ConvTranspose2d(64, 3, 4, 2, 1)`, a DCGAN's last
+/// layer); where they cannot tell, nothing is said. Where PyTorch's padding lands on
+/// `dilation` as 0, the error says why.
+#[test]
+fn pytorch_argument_order_is_told_where_the_numbers_give_it_away() {
+    let compile = |input: &str, layer: &str| {
+        let src =
+            format!("model M(input: [{input}]) {{ {layer} global_avgpool flatten linear(2) }}");
+        cnnc::compile_source(Path::new("order.cnn"), src)
+    };
+    const ORDER: &str = "cnnc::elab::pytorch_argument_order";
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        (
+            "1, 28, 28",
+            "conv(1, 6, 5, pad=2)",
+            Some("`conv(6, 5, pad=2)`"),
+        ),
+        (
+            "64, 32, 32",
+            "convT(64, 3, 4, 2, 1)",
+            Some("`convT(3, 4, 2, 1)`"),
+        ),
+        (
+            "64, 32, 32",
+            "conv(64, 128, 1, 2)",
+            Some("`conv(128, 1, 2)`"),
+        ),
+        // Numbers that read the same in both orders, or are cnnc's own.
+        ("64, 32, 32", "conv(64, 3, 3, 1, 1)", None),
+        ("64, 32, 32", "conv(64, 3, 1, 1)", None),
+        ("64, 32, 32", "conv(64, 1, 2)", None),
+        ("96, 32, 32", "conv(96, 7, 1, 3, groups=96)", None),
+        ("32, 32, 32", "convT(64, 3, 4, 2, 1)", None),
+    ];
+    for (input, layer, help) in cases {
+        let c = compile(input, layer);
+        let d = c.diagnostics.iter().find(|d| d.code == ORDER);
+        match (help, d) {
+            (Some(h), Some(d)) => {
+                let text = d.help.as_deref().unwrap_or("");
+                assert!(text.contains(h), "{layer}: {text}");
+            }
+            (None, None) => {}
+            (Some(_), None) => panic!("{layer} on [{input}]: not warned"),
+            (None, Some(d)) => panic!("{layer} on [{input}]: warned: {}", d.message),
+        }
+    }
+    // `Conv2d(512, 1, 4, 1, 0)`, a DCGAN discriminator's last layer: dilation 0.
+    let help_of = |input: &str| {
+        let c = compile(input, "conv(512, 1, 4, 1, 0)");
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::elab::argument_value")
+            .expect("dilation 0 is an error");
+        d.help.clone().unwrap_or_default()
+    };
+    assert!(help_of("512, 4, 4").contains("drop the first argument"));
+    assert!(!help_of("256, 4, 4").contains("PyTorch"));
+}
+
+/// Helps for what a porter from PyTorch meets: a flat latent input under a transposed conv,
+/// a width formula that floor division rounds to 0, a squeeze-and-excitation gate written
+/// with `Linear`s, and layers cnnc lacks (said honestly, not as a near miss).
+#[test]
+fn porting_mistakes_get_helps_that_fit() {
+    let help = |src: &str, code: &str| -> String {
+        let c = cnnc::compile_source(Path::new("port.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{src}: no {code}"));
+        d.help.clone().unwrap_or_default()
+    };
+    const RANK: &str = "cnnc::shape::rank";
+    let h = help("model G(input: [100]) { convT(512, 4) }", RANK);
+    assert!(h.contains("`input: [100, 1, 1]`"), "{h}");
+    // After a flatten, the flatten is what to move.
+    let h = help("model G(input: [4, 8, 8]) { flatten conv(8, 3) }", RANK);
+    assert!(h.contains("move it before the `flatten`"), "{h}");
+    let value = "cnnc::elab::argument_value";
+    let h = help(
+        "model M(input: [64, 8, 8]) { conv(64 * (4 / 64) * 32, 1) }",
+        value,
+    );
+    assert!(h.contains("multiply before dividing"), "{h}");
+    let h = help("model M(input: [64, 8, 8]) { conv(64 - 64, 1) }", value);
+    assert!(!h.contains("floor division"), "{h}");
+    let h = help(
+        "model M(input: [64, 8, 8]) { gate { global_avgpool flatten linear(16) relu linear(64) sigmoid } }",
+        "cnnc::shape::gate_mismatch",
+    );
+    assert!(
+        h.contains("`conv(n, 1)`") && h.contains("[64, 1, 1]"),
+        "{h}"
+    );
+    let unknown = "cnnc::elab::unknown_layer";
+    for (layer, says) in [
+        ("chunk(2)", "not split"),
+        ("channel_shuffle(2)", "ShuffleNet"),
+        ("view(64, 4)", "only `flatten`"),
+        ("pixel_shuffle(2)", "without weights"),
+        ("max_unpool(2)", "indices"),
+        ("upsample(2)", "U-Net"),
+    ] {
+        let h = help(
+            &format!("model M(input: [64, 8, 8]) {{ {layer} }}"),
+            unknown,
+        );
+        assert!(h.contains(says), "{layer}: {h}");
+    }
+}

@@ -1260,8 +1260,22 @@ impl<'a, 'd> Elab<'a, 'd> {
                     shape: self.graph[node].shape.clone(),
                 })
             }
-            Err(e) => {
+            Err(mut e) => {
                 let recovered = rules::recover(&self.graph[node].op, &[shape], &e);
+                // An image layer on a flat model input: no `flatten` to move, the input is
+                // written flat (a GAN's latent vector, `input: [100]`).
+                if e.code == "cnnc::shape::rank"
+                    && e.message.contains("needs an image")
+                    && matches!(self.graph[input.node].op, Op::Input)
+                    && shape.rank() == 1
+                {
+                    let n = shape.dims()[0];
+                    e.help = Some(format!(
+                        "the model's input is flat, [{n}], and a layer of images needs [C, H, W]: \
+                         for a vector such as a GAN's latent code, write the input as an image \
+                         of one pixel, `input: [{n}, 1, 1]`"
+                    ));
+                }
                 self.push_rule_error(e, span, shape);
                 self.graph[node].shape = recovered.clone();
                 Ok(Cur {

@@ -240,16 +240,35 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),
-        "upsample"
-        | "interpolate"
-        | "upsamplingnearest2d"
-        | "upsamplingbilinear2d"
-        | "pixelshuffle"
-        | "maxunpool2d"
-        | "maxunpool" => format!(
+        "upsample" | "interpolate" | "upsamplingnearest2d" | "upsamplingbilinear2d" => format!(
             "cnnc has no `{name}`; upsample with a transposed conv, e.g. `convT(64, 2, \
              stride=2)` doubles the height and width, as U-Net's up-convolutions do"
         ),
+        "pixelshuffle" | "depthtospace" => format!(
+            "cnnc has no `{name}` (a depth-to-space rearrangement without weights); the nearest \
+             it has is a learned upsampling, a transposed conv: `convT(64, 2, stride=2)` \
+             doubles the height and width"
+        ),
+        "maxunpool2d" | "maxunpool" => format!(
+            "cnnc has no `{name}` (SegNet's unpooling at a max pooling's indices); a learned \
+             upsampling takes its place as in U-Net: `convT(64, 2, stride=2)` doubles the \
+             height and width"
+        ),
+        "chunk" | "split" | "narrow" | "slice" | "select" | "channelshuffle" | "shuffle" => {
+            format!(
+                "cnnc has no `{name}`: channels can be joined (`concat`) but not split, \
+                 selected or shuffled, so ShuffleNet's channel split and shuffle cannot be \
+                 written; a `concat` of branches that each start from the whole input is \
+                 what cnnc can express"
+            )
+        }
+        "reshape" | "view" | "permute" | "transpose" | "unflatten" | "squeeze" | "unsqueeze" => {
+            format!(
+                "cnnc has no `{name}`: tensors are images [C, H, W] and vectors [N], and only \
+             `flatten` turns one into the other; an image of one pixel, [N, 1, 1], is what a \
+             vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`)"
+            )
+        }
         "layernorm" | "groupnorm" | "instancenorm" | "instancenorm2d" => {
             format!("cnnc has no `{name}`; its normalization layer is `batchnorm`")
         }
@@ -606,34 +625,9 @@ fn bind(
             let param = spec.params[index].name;
             // `convT(1024, 512, 2, stride=2)` on 1024 channels: PyTorch's order pushes the
             // kernel onto `stride`.
-            // Only PyTorch's order as `pytorch_argument_order` knows it: three positional
-            // numbers, the first the input's channels, the second a channel count rather
-            // than a kernel (6 or more, even or above 11) and above the third.
-            let channels = incoming
-                .filter(|s| s.rank() == 3)
-                .map(|s| s.channels() as i64);
-            let int = |i: usize| match &values[i] {
-                Some((Value::Int(n), _)) => Some(*n),
-                _ => None,
-            };
-            let positional = call.args.iter().filter(|a| a.name.is_none()).count();
-            let torch_order = matches!(
-                (int(0), int(1), int(2)),
-                (Some(first), Some(second), Some(third))
-                    if Some(first) == channels
-                        && second >= 6
-                        && (second % 2 == 0 || second > 11)
-                        && second > third
-            );
-            let pytorch = match (spec.name, &arg.name) {
-                ("conv" | "convT", Some(_)) if positional >= 3 && torch_order => {
-                    Some(if spec.name == "conv" {
-                        "Conv2d"
-                    } else {
-                        "ConvTranspose2d"
-                    })
-                }
-                _ => None,
+            let pytorch = match &arg.name {
+                Some(_) => pytorch_class(spec, call, &values, incoming),
+                None => None,
             };
             // The earlier one: by position, or by name (`pad=1, pad=2`).
             let first_named = call
@@ -683,6 +677,13 @@ fn bind(
                                 String::new()
                             }
                         }
+                        // `planes * (base_width / 64) * groups`, torchvision's ResNeXt width.
+                        Value::Int(n) if n <= 0 && divides(&arg.value) => {
+                            "`/` is floor division on integers, so a quotient here may have \
+                             rounded down to 0; multiply before dividing (`a * b / c`, not \
+                             `a * (b / c)`); "
+                                .to_string()
+                        }
                         _ => String::new(),
                     };
                     // `linear(400, 120)` from PyTorch's `Linear(400, 120)`: the second number
@@ -695,7 +696,17 @@ fn bind(
                                  infers the input's; write `linear({n})`"
                             )
                         }
-                        _ => format!("{hint}the signature is {}", signature()),
+                        // `conv(512, 1, 4, 1, 0)` from `Conv2d(512, 1, 4, 1, 0)`: PyTorch's
+                        // padding lands on `dilation`.
+                        _ => match pytorch_class(spec, call, &values, incoming) {
+                            Some(torch) => format!(
+                                "the first argument looks like the input's channel count, as \
+                                 in PyTorch's `{torch}(in_channels, out_channels, \
+                                 kernel_size, stride, padding, …)`; cnnc infers it, and its \
+                                 order is PyTorch's without it: drop the first argument"
+                            ),
+                            None => format!("{hint}the signature is {}", signature()),
+                        },
                     };
                     diags.push(
                         Diagnostic::error(
@@ -781,11 +792,59 @@ fn value_text(v: &Value) -> String {
     }
 }
 
+/// Whether an expression divides (`/`) anywhere.
+fn divides(e: &ast::Expr) -> bool {
+    use ast::ExprKind as K;
+    match &e.kind {
+        K::Binary(op, a, b) => *op == ast::BinaryOp::Div || divides(a) || divides(b),
+        K::Unary(_, a) => divides(a),
+        K::Index(a, b) => divides(a) || divides(b),
+        K::List(items) => items.iter().any(divides),
+        _ => false,
+    }
+}
+
+/// The PyTorch class (`Conv2d`, `ConvTranspose2d`) whose argument order a conv call seems
+/// written in, `in_channels` first, from the first three values bound so far: the first
+/// equals the input's channels and no `groups` is named (a depthwise
+/// `conv(96, 7, 1, 3, groups=96)` is cnnc's own order), and either
+/// - `Conv2d(1, 6, 5)`: three or more positional numbers, the second a channel count rather
+///   than a kernel (6 or more, even or above 11: real kernels are odd and at most AlexNet's
+///   11) and above the third, or
+/// - `ConvTranspose2d(64, 3, 4, 2, 1)`: four or more positional numbers, and the third (read
+///   by cnnc as the stride) above the second (read as the kernel): a stride above the kernel
+///   skips input in a conv and leaves gaps in a transposed conv, which no classic network does.
+fn pytorch_class(
+    spec: &LayerSpec,
+    call: &ast::Call,
+    values: &[Option<(Value, Span)>],
+    incoming: Option<&Shape>,
+) -> Option<&'static str> {
+    let class = match spec.name {
+        "conv" => "Conv2d",
+        "convT" => "ConvTranspose2d",
+        _ => return None,
+    };
+    let channels = incoming.filter(|s| s.rank() == 3)?.dims()[0] as i64;
+    let int = |i: usize| match values.get(i)? {
+        Some((Value::Int(n), _)) => Some(*n),
+        _ => None,
+    };
+    let (first, second, third) = (int(0)?, int(1)?, int(2)?);
+    let positional = call.args.iter().filter(|a| a.name.is_none()).count();
+    let grouped = call
+        .args
+        .iter()
+        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"));
+    let channel_like = second >= 6 && (second % 2 == 0 || second > 11) && second > third;
+    let stride_over_kernel = positional >= 4 && third > second;
+    (first == channels && !grouped && positional >= 3 && (channel_like || stride_over_kernel))
+        .then_some(class)
+}
+
 /// `conv(1, 6, 5)` written from PyTorch's `Conv2d(1, 6, 5)`: valid (out 1, kernel 6, stride 5)
-/// and wrong. Warned when a conv's first argument equals its input's channels and the next
-/// two read as PyTorch's (out channels, kernel) would: a "kernel" of 6 or more that looks like
-/// a channel count (even, or above 11), larger than the "stride" after it, and no `groups`.
-/// cnnc's order is PyTorch's without `in_channels`, so the fix is to drop the first argument.
+/// and wrong; warned when [`pytorch_class`] says so. cnnc's order is PyTorch's without
+/// `in_channels`, so the fix is to drop the first argument.
 fn warn_pytorch_order(
     spec: &LayerSpec,
     call: &ast::Call,
@@ -793,31 +852,16 @@ fn warn_pytorch_order(
     incoming: Option<&Shape>,
     diags: &mut Diagnostics,
 ) {
-    let (Some(shape), true) = (incoming, matches!(spec.name, "conv" | "convT")) else {
+    let Some(pytorch) = pytorch_class(spec, call, &bound.values, incoming) else {
         return;
     };
     let positional: Vec<&ast::Arg> = call.args.iter().filter(|a| a.name.is_none()).collect();
-    if positional.len() < 3 || shape.rank() != 3 {
-        return;
-    }
+    let channels = incoming.map_or(0, |s| s.dims()[0] as i64);
     let int = |i: usize| match bound.values[i].as_ref() {
-        Some((Value::Int(n), _)) => Some(*n),
-        _ => None,
+        Some((Value::Int(n), _)) => *n,
+        _ => 0,
     };
-    let (Some(first), Some(second), Some(third)) = (int(0), int(1), int(2)) else {
-        return;
-    };
-    // Real kernels are odd and at most 11 (AlexNet's); channel counts are mostly even. A
-    // `groups` (depthwise, `conv(96, 7, 1, 3, groups=96)`) is cnnc's own order.
-    let channels = shape.dims()[0] as i64;
-    let grouped = call
-        .args
-        .iter()
-        .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"));
-    let channel_like = second % 2 == 0 || second > 11;
-    if first != channels || second < 6 || second <= third || !channel_like || grouped {
-        return;
-    }
+    let (first, second, third) = (int(0), int(1), int(2));
     // PyTorch's ConvTranspose2d has `output_padding` where cnnc's convT has it too, but its
     // 7th argument is `groups` where cnnc's is `dilation`: past 6, dropping the first is no
     // faithful rewrite.
@@ -835,11 +879,6 @@ fn warn_pytorch_order(
         .chain(named)
         .collect();
     let plural = |n: i64, noun: &str| format!("{n} {noun}{}", if n == 1 { "" } else { "s" });
-    let pytorch = if spec.name == "conv" {
-        "Conv2d"
-    } else {
-        "ConvTranspose2d"
-    };
     diags.push(
         Diagnostic::warning(
             "cnnc::elab::pytorch_argument_order",

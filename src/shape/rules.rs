@@ -563,6 +563,15 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     (1, format!("the gate gives {g}")),
                 ];
                 e.help = Some(match x.spatial() {
+                    // PyTorch's squeeze-and-excitation with `Linear`s on the pooled vector.
+                    Some(_) if g.rank() == 1 && g.dims()[0] == x.channels() => format!(
+                        "a gate's factors keep the input's rank: one per channel is [{c}, 1, \
+                         1], not the vector [{c}]; drop the `flatten` and write each `linear(n)` \
+                         on the pooled image as `conv(n, 1)`, the same weights: `gate {{ \
+                         global_avgpool conv({r}, 1) relu conv({c}, 1) sigmoid }}`",
+                        c = x.channels(),
+                        r = (x.channels() / 4).max(1)
+                    ),
                     Some([h, w]) => format!(
                         "the gate must give one factor per channel, [{c}, 1, 1] (squeeze and \
                          excitation: `global_avgpool conv({c}, 1) sigmoid` at its end), one per \
