@@ -30,46 +30,33 @@ pub struct Compilation {
 }
 
 impl Compilation {
-    /// Narrows the compilation to the model `name` when only other models of the file have
-    /// errors: their diagnostics are dropped, and their names returned (one per model with
-    /// errors), so `--model A` works on a file whose model `B` is being written. `None`, and
-    /// nothing changed, when `name` has errors itself or the file has errors of its own
-    /// (syntax, definitions). `None` with every model's diagnostics dropped when `name` is no
+    /// Narrows the compilation to the model `name`: the other models' diagnostics are
+    /// dropped, warnings and errors, and the names of those with errors returned (one per
+    /// model), so `--model A` works on a file whose model `B` is being written, and `A`'s
+    /// own errors are not buried under `B`'s. The file's own diagnostics (syntax,
+    /// definitions) stay. `None` with every model's diagnostics dropped when `name` is no
     /// model of the file, so that what gets reported is the name.
     pub fn narrow_to_model(&mut self, name: &str) -> Option<Vec<String>> {
-        // A name that is no model of the file: the models' own errors are beside the point
-        // (the file's stay), so the caller reports the name, with a did-you-mean.
-        if !self.model_names.iter().any(|m| m == name) {
-            let ranges = std::mem::take(&mut self.model_diagnostics);
-            let mut i = 0;
-            self.diagnostics.0.retain(|_| {
-                let k = ranges.partition_point(|(_, r)| r.end <= i);
-                let in_model = ranges.get(k).is_some_and(|(_, r)| r.contains(&i));
-                i += 1;
-                !in_model
-            });
-            return None;
-        }
-        if !self.models.iter().any(|m| m.name == name) {
-            return None;
-        }
+        let ranges = std::mem::take(&mut self.model_diagnostics);
+        let known = self.model_names.iter().any(|m| m == name);
         // The ranges are in order and disjoint: a binary search finds the one holding `i`
-        // (a file may define thousands of models).
-        let ranges = &self.model_diagnostics;
-        let other = |i: usize| {
+        // (a file may define thousands of models). A name that is no model of the file
+        // drops every model's diagnostics: they are beside the point, and the caller
+        // reports the name, with a did-you-mean.
+        let owner = |i: usize| {
             let k = ranges.partition_point(|(_, r)| r.end <= i);
             ranges
                 .get(k)
-                .filter(|(m, r)| r.contains(&i) && m != name)
-                .map(|(m, _)| m.clone())
+                .filter(|(_, r)| r.contains(&i))
+                .map(|(m, _)| m.as_str())
         };
+        let other = |i: usize| owner(i).filter(|m| !known || *m != name);
         let mut broken: Vec<String> = Vec::new();
         for (i, d) in self.diagnostics.iter().enumerate() {
-            if d.is_error() {
-                let m = other(i)?;
+            if let (true, Some(m)) = (d.is_error(), other(i)) {
                 // A model's diagnostics are contiguous: a repeat is the last one.
-                if broken.last() != Some(&m) {
-                    broken.push(m);
+                if broken.last().map(String::as_str) != Some(m) {
+                    broken.push(m.to_string());
                 }
             }
         }
@@ -80,8 +67,7 @@ impl Compilation {
         self.diagnostics
             .0
             .retain(|_| *k.next().expect("one flag per diagnostic"));
-        self.model_diagnostics.clear();
-        Some(broken)
+        known.then_some(broken)
     }
 
     /// The model named `name`, or the only model when `name` is `None`.

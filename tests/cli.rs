@@ -897,6 +897,39 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
     assert!(!stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
     let o = cnnc(&["summary", &warned, "--model", "B"]);
     assert!(stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
+
+    // A model with errors of its own: its errors only, not the others' warnings or errors
+    // (those get the note), in text and in JSON.
+    let three = write(
+        dir.path(),
+        "three.cnn",
+        b"model A(input: [1, 8, 8]) { conv(4, 4, pad=same) flatten linear(2) }
+\
+          model B(input: [1, 8, 8]) { conv(4, 9) }
+\
+          model C(input: [1, 8, 8]) { linear(x) }
+",
+    );
+    let o = cnnc(&["summary", &three, "--model", "B"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("window_too_large") && e.contains("`C` of"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("even_kernel_same") && !e.contains("unknown_variable"),
+        "{e}"
+    );
+    let o = cnnc(&["summary", &three, "--model", "B", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let codes: Vec<&str> = v["diagnostics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert_eq!(codes, ["cnnc::shape::window_too_large"], "{v}");
 }
 
 /// `cnnc check -` reads standard input (an editor's buffer, a pipe), named `<stdin>`.

@@ -95,9 +95,9 @@ pub fn compile(path: &Path) -> Result<Compilation, cnnc::driver::LoadError> {
     compile_for(path, None)
 }
 
-/// [`compile`] for the model `model`: other models' warnings are left out, and when only
-/// other models of the file have errors, their errors too (with a note naming them), so
-/// `--model A` works on a file whose model `B` is being written.
+/// [`compile`] for the model `model`: other models' warnings and errors are left out (with a
+/// note naming those with errors), so `--model A` works on a file whose model `B` is being
+/// written.
 pub fn compile_for(
     path: &Path,
     model: Option<&str>,
