@@ -32,7 +32,7 @@ pub struct ExportArgs {
     /// Which model of the file (needed when it defines several).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// ONNX opset, 17 to 21 [default: 17; training graphs: 18].
+    /// ONNX opset, 17 to 21 [default: 17]; not with --grad or --train, whose graphs are always opset 18.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub opset: Option<i64>,
     /// Seed of the random initial weights [default: 0].

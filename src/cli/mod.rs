@@ -87,7 +87,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(_) | Command::Bench(_) | Command::Doctor(_) | Command::Train(_)
     );
     if let Ok(level) = std::env::var("CNNC_ORT_LOG").map(|l| l.trim().to_string()) {
-        if loads_ort && !level.is_empty() && cnnc::runtime::parse_ort_log_level(&level).is_none() {
+        if loads_ort && !level.is_empty() && !cnnc::runtime::is_ort_log_level(&level) {
             note!(
                 "warning: CNNC_ORT_LOG={level} is not a level ({}); ONNX Runtime's log stays quiet",
                 cnnc::runtime::ORT_LOG_LEVELS.join(", ")

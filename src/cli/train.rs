@@ -40,6 +40,7 @@ pub struct TrainArgs {
     /// Examples per step.
     #[arg(long, value_name = "B", default_value_t = 256, value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub batch: usize,
+    /// The optimizer, run inside the step graph.
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
     /// Learning rate [default: 0.1 for SGD, 0.001 for Adam].
@@ -51,11 +52,11 @@ pub struct TrainArgs {
     /// L2 weight decay added to the gradient (PyTorch's `weight_decay`).
     #[arg(long, value_name = "W", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
-    /// Seed of the initial weights and the data order.
+    /// Seed of the initial weights, the data order and the dropout masks.
     #[arg(long, value_name = "S", default_value_t = 0, value_parser = whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
-    /// How to draw the initial weights.
-    #[arg(long, value_enum, default_value = "default")]
+    /// How to draw the initial weights [default: default, PyTorch's].
+    #[arg(long, value_enum, default_value = "default", hide_default_value = true)]
     pub init: InitArg,
     /// Resize the images to H×H (bilinear) to fit the model's input.
     #[arg(long, value_name = "H", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]

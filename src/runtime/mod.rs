@@ -322,8 +322,13 @@ impl Runtime {
 /// The values `CNNC_ORT_LOG` understands, most verbose first.
 pub const ORT_LOG_LEVELS: [&str; 5] = ["verbose", "info", "warning", "error", "fatal"];
 
+/// Whether `CNNC_ORT_LOG`'s value names a level (`warn` for `warning`, any case).
+pub fn is_ort_log_level(setting: &str) -> bool {
+    parse_ort_log_level(setting).is_some()
+}
+
 /// The level `CNNC_ORT_LOG` names (`warn` for `warning`, any case), if it names one.
-pub fn parse_ort_log_level(setting: &str) -> Option<ort::logging::LogLevel> {
+fn parse_ort_log_level(setting: &str) -> Option<ort::logging::LogLevel> {
     use ort::logging::LogLevel;
     Some(match setting.to_ascii_lowercase().as_str() {
         "verbose" => LogLevel::Verbose,
