@@ -48,18 +48,30 @@ cnnc=target/release/cnnc
 
 step() { echo; echo "=== $*"; }
 
+cuda_ok() { $cnnc doctor --format json | grep -q '"cuda":{"error":null,"ok":true}'; }
+
 step "machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+# The bundled ONNX Runtime is a CUDA 13 build (driver 580 or newer): the libraries it needs
+# must be CUDA 13's, from the machine's PyTorch.
+python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)' 2>&1
+[ -n "$nvidia" ] && ls "$nvidia"/*/lib 2>/dev/null | grep -E '^lib(cudart|cublas|cudnn)\.so' | sort -u
 step "cnnc doctor (CUDA libraries found by cnnc beside the package)"
 $cnnc doctor
-if ! $cnnc doctor --format json | grep -q '"cuda":{"error":null,"ok":true}'; then
+if ! cuda_ok; then
     echo "CUDA did not start with the libraries cnnc found; trying them on LD_LIBRARY_PATH"
     if [ -n "$nvidia" ]; then
         LD_LIBRARY_PATH="$(ls -d "$nvidia"/*/lib | paste -sd:)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         export LD_LIBRARY_PATH
     fi
     $cnnc doctor
+    if ! cuda_ok; then
+        echo "FAILED: the CUDA execution provider does not start on this machine (see doctor above)"
+        exit 1
+    fi
 fi
+# From here on CUDA works: a CUDA test that would skip fails instead.
+export CNNC_REQUIRE_CUDA=1
 step "CUDA tests"
 failed=0
 for t in "$x"/tests/*; do
@@ -71,24 +83,24 @@ done
 
 step "bench: ResNet-18, batch 32, CPU then CUDA"
 $cnnc bench models/resnet18.cnn --batch 32 --device cpu
-$cnnc bench models/resnet18.cnn --batch 32 --device cuda
+$cnnc bench models/resnet18.cnn --batch 32 --device cuda || failed=1
 
 step "train: LeNet, SGD 0.9, Xavier, 10 epochs, CPU then CUDA (same seed)"
 lenet=(train models/lenet.cnn --data fashion-mnist --epochs 10 --batch 256 --optimizer sgd --lr 0.9 --init xavier --format json)
 $cnnc "${lenet[@]}" --device cpu --out "$work/lenet.cpu.onnx"
-$cnnc "${lenet[@]}" --device cuda --out "$work/lenet.cuda.onnx"
+$cnnc "${lenet[@]}" --device cuda --out "$work/lenet.cuda.onnx" || failed=1
 
 step "train: LeNet-BN, Adam 0.001, 5 epochs, CPU then CUDA"
 bn=(train models/lenet_bn.cnn --data fashion-mnist --epochs 5 --batch 256 --optimizer adam --lr 0.001 --format json)
 $cnnc "${bn[@]}" --device cpu --out "$work/bn.cpu.onnx"
-$cnnc "${bn[@]}" --device cuda --out "$work/bn.cuda.onnx"
+$cnnc "${bn[@]}" --device cuda --out "$work/bn.cuda.onnx" || failed=1
 
 step "train: AlexNet at 224x224, 1 epoch on 2,560 images, CUDA"
 $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 1 --batch 128 \
     --optimizer sgd --lr 0.01 --limit-train 2560 --limit-test 1000 --device cuda \
-    --out "$work/alexnet.cuda.onnx"
+    --out "$work/alexnet.cuda.onnx" || failed=1
 if [ "$failed" = 1 ]; then
-    echo "done: some CUDA tests FAILED (their logs are in \$OUT)"
+    echo "done: some CUDA tests or runs FAILED (the tests' logs are in \$OUT)"
     exit 1
 fi
 echo "done"

@@ -427,10 +427,19 @@ fn a_bad_state_is_refused_by_name() {
     }
 }
 
+/// Skips a CUDA test with `reason`, or fails it where `CNNC_REQUIRE_CUDA=1` says CUDA must
+/// work (scripts/gpu_check.sh on a GPU machine: a skip there would pass unseen).
+fn skip_cuda(reason: String) {
+    if std::env::var("CNNC_REQUIRE_CUDA").is_ok_and(|v| v == "1") {
+        panic!("CNNC_REQUIRE_CUDA=1, but {reason}");
+    }
+    println!("skipped: {reason}");
+}
+
 #[test]
 fn stateful_cuda_matches_the_cpu() {
     let Ok(rt) = Runtime::get() else {
-        println!("skipped: ONNX Runtime is not installed");
+        skip_cuda("ONNX Runtime is not installed".into());
         return;
     };
     if !rt
@@ -438,11 +447,13 @@ fn stateful_cuda_matches_the_cpu() {
         .map(|p| p.iter().any(|p| p == CUDA_PROVIDER))
         .unwrap_or(false)
     {
-        println!("skipped: this ONNX Runtime has no CUDA execution provider (pip install onnxruntime-gpu)");
+        skip_cuda(
+            "this ONNX Runtime has no CUDA execution provider (pip install onnxruntime-gpu)".into(),
+        );
         return;
     }
     if let Err(e) = rt.session(&cnnc::runtime::tiny_model(), Device::Cuda) {
-        println!("skipped: no CUDA session can start here: {e}");
+        skip_cuda(format!("no CUDA session can start here: {e}"));
         return;
     }
     compare(

@@ -288,3 +288,60 @@ fn dropout_masks_follow_their_seed() {
     assert_eq!(loss(1), loss(1));
     assert_ne!(loss(1), loss(2));
 }
+
+/// No AveragePool the inference, gradient, step or evaluation graphs hold has asymmetric
+/// pads (ceil-mode overhang, four-value or `same`-like pads): ONNX Runtime's CUDA
+/// AveragePool applied the begin pads to both sides (onnxruntime#29631) and its CPU one took
+/// a wrong divisor for them (#27375), so such pads are written as an explicit Pad. A
+/// symmetric one keeps its pads (no extra node).
+#[test]
+fn average_pools_never_get_asymmetric_pads() {
+    let src = "model M(input: [2, 10, 10]) {
+    avgpool(3, stride=2, ceil=true) as a
+    avgpool(2, pad=[1, 0, 0, 1]) as b
+    avgpool(3, stride=1, pad=1)
+    flatten linear(3)
+}";
+    let c = cnnc::compile_source(Path::new("avg.cnn"), src.to_string());
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    let model = &c.models[0];
+    let w = onnx::initialize(model, Init::Default, 0);
+    let graphs = [
+        onnx::export(model, &c.sources, &w, &onnx::ExportOptions::default()).unwrap(),
+        graph::grad_model(model, &c.sources, &GradOptions::default()).unwrap(),
+        graph::step_model(model, &c.sources, &Optimizer::adam(0.0))
+            .unwrap()
+            .model,
+        graph::eval_model(model, &c.sources).unwrap(),
+    ];
+    for (which, m) in ["export", "grad", "step", "eval"].iter().zip(&graphs) {
+        let g = m.graph.as_ref().unwrap();
+        let pools: Vec<_> = g
+            .node
+            .iter()
+            .filter(|n| n.op_type == "AveragePool")
+            .collect();
+        assert_eq!(pools.len(), 3, "{which}");
+        let mut symmetric_pads = 0;
+        for n in &pools {
+            let pads = n
+                .attribute
+                .iter()
+                .find(|a| a.name == "pads")
+                .map(|a| a.ints.clone())
+                .unwrap_or_default();
+            assert!(
+                pads.is_empty() || pads[..2] == pads[2..],
+                "{which}: {} has pads {pads:?}",
+                n.name
+            );
+            symmetric_pads += usize::from(pads.iter().any(|&p| p != 0));
+        }
+        assert_eq!(
+            symmetric_pads, 1,
+            "{which}: the pad=1 pooling keeps its pads"
+        );
+        let explicit = g.node.iter().filter(|n| n.op_type == "Pad").count();
+        assert!(explicit >= 2, "{which}: {explicit} Pad nodes");
+    }
+}

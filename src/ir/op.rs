@@ -104,6 +104,30 @@ pub struct PoolAttrs {
     pub ceil: bool,
 }
 
+impl PoolAttrs {
+    /// PyTorch's `count_include_pad=True` divisor of each output window: the window clipped to
+    /// the padded input (a ceil-mode overhang past the end padding does not count). Row-major
+    /// `[oh, ow]`.
+    pub fn avg_divisors(&self, in_hw: [u64; 2], out_hw: [u64; 2]) -> Vec<f32> {
+        let sizes = |axis: usize| -> Vec<i64> {
+            let (n, o) = (in_hw[axis] as i64, out_hw[axis] as i64);
+            let (k, s) = (self.kernel[axis] as i64, self.stride[axis].max(1) as i64);
+            let (pb, pe) = (self.pads.begin[axis] as i64, self.pads.end[axis] as i64);
+            (0..o)
+                .map(|i| {
+                    let start = i * s - pb;
+                    let end = (start + k).min(n + pe);
+                    end - start
+                })
+                .collect()
+        };
+        let (h, w) = (sizes(0), sizes(1));
+        h.iter()
+            .flat_map(|&a| w.iter().map(move |&b| (a * b) as f32))
+            .collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// The model's input; no inputs.

@@ -837,9 +837,12 @@ impl Lowerer<'_> {
     }
 
     /// PyTorch `AvgPool2d(count_include_pad=True)`: the divisor counts padding but not the
-    /// part of a ceil-mode window past the end padding. Without such a window this is
-    /// AveragePool with `count_include_pad=1`; with one, the padding is made explicit (Pad
-    /// with zeros) and AveragePool with `count_include_pad=0` excludes only the overhang.
+    /// part of a ceil-mode window past the end padding. The overhang is added to the end
+    /// padding, so every window lies inside it and AveragePool (`count_include_pad=1`)
+    /// divides by kh·kw; a constant rescales the overhanging windows to PyTorch's divisor.
+    /// Asymmetric padding is made explicit (Pad with zeros), never given to AveragePool:
+    /// ONNX Runtime's CUDA AveragePool applied the begin pads to both sides (fixed in 2026,
+    /// onnxruntime#29631), and its CPU one took a wrong divisor for them (#27375).
     fn avgpool(
         &mut self,
         name: &str,
@@ -850,50 +853,71 @@ impl Lowerer<'_> {
         out: &str,
     ) -> Result<(), ExportError> {
         let extra = self.pool_overhang(name, p, in_dims, out_dims)?;
-        let common = |pads: Pads, include: i64| {
-            vec![
-                AttributeProto::int("count_include_pad", include),
-                AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
-                AttributeProto::ints("pads", i64s(&pads.onnx())),
-                AttributeProto::ints("strides", i64s(&p.stride)),
-            ]
+        let pads = Pads {
+            begin: p.pads.begin,
+            end: [p.pads.end[0] + extra[0], p.pads.end[1] + extra[1]],
         };
-        if extra == [0, 0] {
-            return self.node("AveragePool", name, &[x], out, common(p.pads, 1));
-        }
-        let overhang = Pads {
-            begin: [0, 0],
-            end: extra,
-        };
-        if p.pads == Pads::default() {
-            return self.node("AveragePool", name, &[x], out, common(overhang, 0));
-        }
-        let (b, e) = (p.pads.begin, p.pads.end);
-        let pads_name = format!("{name}.pads");
-        self.init_i64(
-            &pads_name,
-            &[
-                0,
-                0,
-                b[0] as i64,
-                b[1] as i64,
-                0,
-                0,
-                e[0] as i64,
-                e[1] as i64,
-            ],
-        )?;
         let padded = format!("{name}.padded");
-        self.node("Pad", &padded, &[x, &pads_name], &padded, vec![])?;
-        self.value_info(
-            &padded,
-            &[
-                in_dims[0],
-                in_dims[1] + b[0] + e[0],
-                in_dims[2] + b[1] + e[1],
-            ],
-        );
-        self.node("AveragePool", name, &[&padded], out, common(overhang, 0))
+        let (input, pads) = if pads.is_symmetric() {
+            (x, pads)
+        } else {
+            let (b, e) = (pads.begin, pads.end);
+            let pads_name = format!("{name}.pads");
+            self.init_i64(
+                &pads_name,
+                &[
+                    0,
+                    0,
+                    b[0] as i64,
+                    b[1] as i64,
+                    0,
+                    0,
+                    e[0] as i64,
+                    e[1] as i64,
+                ],
+            )?;
+            self.node("Pad", &padded, &[x, &pads_name], &padded, vec![])?;
+            self.value_info(
+                &padded,
+                &[
+                    in_dims[0],
+                    in_dims[1] + b[0] + e[0],
+                    in_dims[2] + b[1] + e[1],
+                ],
+            );
+            (padded.as_str(), Pads::default())
+        };
+        let attrs = vec![
+            AttributeProto::int("count_include_pad", 1),
+            AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+            AttributeProto::ints("pads", i64s(&pads.onnx())),
+            AttributeProto::ints("strides", i64s(&p.stride)),
+        ];
+        if extra == [0, 0] {
+            return self.node("AveragePool", name, &[input], out, attrs);
+        }
+        let full = format!("{name}.full");
+        self.node("AveragePool", name, &[input], &full, attrs)?;
+        self.value_info(&full, out_dims);
+        let k = (p.kernel[0] * p.kernel[1]) as f32;
+        let rescale: Vec<f32> = p
+            .avg_divisors([in_dims[1], in_dims[2]], [out_dims[1], out_dims[2]])
+            .iter()
+            .map(|d| k / d)
+            .collect();
+        let rescale_name = format!("{name}.rescale");
+        self.init_f32(
+            &rescale_name,
+            &[out_dims[1] as usize, out_dims[2] as usize],
+            &rescale,
+        )?;
+        self.node(
+            "Mul",
+            &format!("{name}.rescaled"),
+            &[&full, &rescale_name],
+            out,
+            vec![],
+        )
     }
 
     /// PyTorch `AdaptiveAvgPool2d`: bin i of n → m covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉). Divisible

@@ -222,26 +222,18 @@ impl Runtime {
             builder = self.with_cuda(builder, options.tf32)?;
         }
         let session = builder.commit_from_memory(bytes).map_err(|e| {
-            match e.code() {
-                // The CUDA execution provider starts here, not when it is registered: no
-                // device, a driver too old for the provider's CUDA, or no memory on the GPU
-                // arrive now. Other failures (a kernel, the model) stay what they are.
-                _ if options.device == Device::Cuda && mentions_cuda(e.message()) => {
-                    RuntimeError::CudaUnavailable {
-                        reason: format!(
-                            "the CUDA execution provider could not start the model: {}{}",
-                            e.message().trim(),
-                            self.cuda_libraries_note(e.message())
-                        ),
-                    }
-                }
-                // Memory is the machine's limit, not the model's fault.
-                _ if mentions_memory(e.message()) => {
+            match load_failure(options.device, e.message()) {
+                LoadFailure::Memory => {
                     RuntimeError::ort(format!("loading the model on {}", options.device), e)
                 }
-                // Everything else at load time (a bad graph, an unknown op or opset, shapes
-                // that do not fit, external data that cannot be read) is the model file's.
-                _ => RuntimeError::InvalidModel {
+                LoadFailure::Cuda => RuntimeError::CudaUnavailable {
+                    reason: format!(
+                        "the CUDA execution provider could not start the model: {}{}",
+                        e.message().trim(),
+                        self.cuda_libraries_note(e.message())
+                    ),
+                },
+                LoadFailure::Model => RuntimeError::InvalidModel {
                     message: format!("ONNX Runtime cannot load the model: {}", e.message()),
                 },
             }
@@ -348,6 +340,31 @@ fn ort_log_level(setting: Option<&str>) -> ort::logging::LogLevel {
         .unwrap_or(ort::logging::LogLevel::Fatal)
 }
 
+/// Whose fault a failure to load a model is.
+#[derive(Debug, PartialEq, Eq)]
+enum LoadFailure {
+    /// Memory is the machine's limit, not the model's fault.
+    Memory,
+    /// The CUDA execution provider starts when a session loads, not when it is registered:
+    /// no device, or a driver too old for the provider's CUDA, arrive now.
+    Cuda,
+    /// Everything else at load time (a bad graph, an unknown op or opset, shapes that do not
+    /// fit, external data that cannot be read) is the model file's.
+    Model,
+}
+
+/// Classifies ONNX Runtime's load error message. Memory is checked first: CUDA's "CUDA
+/// failure 2: out of memory" names CUDA too.
+fn load_failure(device: Device, message: &str) -> LoadFailure {
+    if mentions_memory(message) {
+        LoadFailure::Memory
+    } else if device == Device::Cuda && mentions_cuda(message) {
+        LoadFailure::Cuda
+    } else {
+        LoadFailure::Model
+    }
+}
+
 /// Whether an ONNX Runtime message is about running out of memory.
 fn mentions_memory(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
@@ -414,6 +431,33 @@ fn version_of(build_info: &str, path: &std::path::Path) -> Option<String> {
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn load_failures_are_blamed_on_memory_cuda_or_the_model() {
+        use LoadFailure::*;
+        for (device, message, want) in [
+            (
+                Device::Cuda,
+                "CUDA failure 2: out of memory ; GPU=0 ; expr=cudaMalloc",
+                Memory,
+            ),
+            (Device::Cpu, "std::bad_alloc", Memory),
+            (
+                Device::Cuda,
+                "CUDA failure 35: CUDA driver version is insufficient for CUDA runtime version",
+                Cuda,
+            ),
+            (
+                Device::Cuda,
+                "Could not find an implementation for Foo(1) node",
+                Model,
+            ),
+            // On the CPU a message naming a provider is still the model's.
+            (Device::Cpu, "Node (x) provider type mismatch", Model),
+        ] {
+            assert_eq!(load_failure(device, message), want, "{message}");
+        }
+    }
 
     #[test]
     fn ort_log_levels_parse_and_anything_else_stays_quiet() {

@@ -25,9 +25,7 @@
 //! | add | dY to both inputs | — |
 //! | crop | Pad with zeros back to the input size | — |
 
-use super::forward::{
-    adaptive_matrix, avgpool_divisors, conv_attrs, pool_overhang, pool_pads, transpose_matrix,
-};
+use super::forward::{adaptive_matrix, conv_attrs, pool_overhang, pool_pads, transpose_matrix};
 use super::{err, GraphError, Lowering, Saved};
 use crate::ir::{Op, Pads};
 use crate::onnx::proto::AttributeProto;
@@ -189,7 +187,8 @@ impl Lowering<'_> {
                     self.b
                         .scale(dy, 1.0 / (k[0] * k[1]) as f32, &format!("{base}.scaled"))
                 } else {
-                    let inv: Vec<f32> = avgpool_divisors(p, in_hw, out_hw)
+                    let inv: Vec<f32> = p
+                        .avg_divisors(in_hw, out_hw)
                         .iter()
                         .map(|d| 1.0 / d)
                         .collect();

@@ -43,28 +43,6 @@ pub(super) fn pool_pads(p: &PoolAttrs, extra: [u64; 2]) -> Pads {
     }
 }
 
-/// PyTorch's `count_include_pad=True` divisor of each output window: the window clipped to
-/// the padded input (a ceil-mode overhang past the end padding does not count). Row-major
-/// `[oh, ow]`.
-pub(super) fn avgpool_divisors(p: &PoolAttrs, in_hw: [u64; 2], out_hw: [u64; 2]) -> Vec<f32> {
-    let sizes = |axis: usize| -> Vec<i64> {
-        let (n, o) = (in_hw[axis] as i64, out_hw[axis] as i64);
-        let (k, s) = (p.kernel[axis] as i64, p.stride[axis].max(1) as i64);
-        let (pb, pe) = (p.pads.begin[axis] as i64, p.pads.end[axis] as i64);
-        (0..o)
-            .map(|i| {
-                let start = i * s - pb;
-                let end = (start + k).min(n + pe);
-                end - start
-            })
-            .collect()
-    };
-    let (h, w) = (sizes(0), sizes(1));
-    h.iter()
-        .flat_map(|&a| w.iter().map(move |&b| (a * b) as f32))
-        .collect()
-}
-
 /// PyTorch's adaptive pooling bins as an averaging matrix `[m, n]`: row i averages
 /// [⌊i·n/m⌋, ⌈(i+1)·n/m⌉).
 pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
@@ -231,6 +209,27 @@ impl Lowering<'_> {
             Op::AvgPool(p) => {
                 let extra = pool_overhang(p, hw(&in_dims), hw(&out_dims))?;
                 let pads = pool_pads(p, extra);
+                // Asymmetric pads are made explicit: ONNX Runtime's CUDA AveragePool applied
+                // the begin pads to both sides (fixed in 2026, onnxruntime#29631), and its
+                // CPU one took a wrong divisor for them (#27375).
+                let (input, pads) = if pads.is_symmetric() {
+                    (x, pads)
+                } else {
+                    let onnx_pads = self.b.ints(&[
+                        0,
+                        0,
+                        pads.begin[0] as i64,
+                        pads.begin[1] as i64,
+                        0,
+                        0,
+                        pads.end[0] as i64,
+                        pads.end[1] as i64,
+                    ]);
+                    let padded =
+                        self.b
+                            .op("Pad", &[&x, &onnx_pads], &format!("{name}.padded"), vec![]);
+                    (padded, Pads::default())
+                };
                 let attrs = vec![
                     AttributeProto::int("count_include_pad", 1),
                     AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
@@ -238,15 +237,15 @@ impl Lowering<'_> {
                     AttributeProto::ints("strides", i64s(&p.stride)),
                 ];
                 if extra == [0, 0] {
-                    self.b.op("AveragePool", &[&x], &name, attrs)
+                    self.b.op("AveragePool", &[&input], &name, attrs)
                 } else {
-                    // Every window lies inside the explicit padding, so AveragePool divides
-                    // by kh·kw; rescale each window to PyTorch's divisor.
+                    // Every window lies inside the padding, so AveragePool divides by kh·kw;
+                    // rescale each window to PyTorch's divisor.
                     let avg = self
                         .b
-                        .op("AveragePool", &[&x], &format!("{name}.full"), attrs);
+                        .op("AveragePool", &[&input], &format!("{name}.full"), attrs);
                     let k = (p.kernel[0] * p.kernel[1]) as f32;
-                    let div = avgpool_divisors(p, hw(&in_dims), hw(&out_dims));
+                    let div = p.avg_divisors(hw(&in_dims), hw(&out_dims));
                     let fix: Vec<f32> = div.iter().map(|d| k / d).collect();
                     let c = self.b.init_f32(
                         &format!("{name}.rescale"),
@@ -563,7 +562,7 @@ mod tests {
             pads: Pads::symmetric([1, 1]),
             ceil: true,
         };
-        let d = avgpool_divisors(&p, [5, 5], [4, 4]);
+        let d = p.avg_divisors([5, 5], [4, 4]);
         // Row sizes: 2, 2, 2, 1 (the last window covers the end padding only up to n + pe).
         assert_eq!(&d[..4], &[4.0, 4.0, 4.0, 2.0]);
         assert_eq!(d[15], 1.0);
