@@ -807,3 +807,63 @@ fn porting_mistakes_get_helps_that_fit() {
         assert!(h.contains(says), "{layer}: {h}");
     }
 }
+
+/// `residual if cond { body }` adds the skip only where cond holds; otherwise the body alone,
+/// its layers named the same, so weights carry over. `min`/`max` follow Python (integers stay
+/// integers, a float makes a float, one list is its items), and other functions are named.
+#[test]
+fn conditional_residuals_and_min_max() {
+    let compile = |src: &str| cnnc::compile_source(Path::new("lang.cnn"), src.to_string());
+    let layers = |src: &str| -> Vec<(String, Vec<u64>)> {
+        let c = compile(src);
+        assert!(!c.diagnostics.has_errors(), "{src}: {:?}", c.diagnostics);
+        let m = &c.models[0];
+        m.graph
+            .graph
+            .node_weights()
+            .map(|n| (n.name.clone(), n.shape.as_ref().unwrap().dims().to_vec()))
+            .collect()
+    };
+    let inverted = |input: &str, out: u64| {
+        format!(
+            "block inv(out) {{ residual if in.c == out {{ conv(in.c * 2, 1) conv(out, 1) }} }}\n\
+             model M(input: [{input}]) {{ inv({out}) }}"
+        )
+    };
+    let kept = layers(&inverted("8, 4, 4", 8));
+    let changed = layers(&inverted("8, 4, 4", 16));
+    let names = |l: &[(String, Vec<u64>)]| l.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert!(names(&kept).contains(&"inv1.add1".to_string()), "{kept:?}");
+    assert!(
+        !names(&changed).iter().any(|n| n.contains("add")),
+        "{changed:?}"
+    );
+    for name in ["inv1.conv1", "inv1.conv2"] {
+        assert!(names(&kept).contains(&name.to_string()), "{kept:?}");
+        assert!(names(&changed).contains(&name.to_string()), "{changed:?}");
+    }
+    assert_eq!(changed.last().unwrap().1, [16, 4, 4]);
+    // A condition that is no boolean is an error, not a guess.
+    let c = compile("model M(input: [4, 4, 4]) { residual if 1 { relu } }");
+    assert!(c
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "cnnc::elab::type_error"));
+
+    let out = |arg: &str| -> Result<u64, Vec<&'static str>> {
+        let c = compile(&format!("model M(input: [4, 4, 4]) {{ conv({arg}, 1) }}"));
+        if c.diagnostics.has_errors() {
+            return Err(c.diagnostics.iter().map(|d| d.code).collect());
+        }
+        Ok(c.models[0].output_shape().0[0])
+    };
+    assert_eq!(out("max(3, 7)"), Ok(7));
+    assert_eq!(out("min(in.c * 4, 9, 12)"), Ok(9));
+    assert_eq!(out("max([4, 9, 2])"), Ok(9));
+    assert_eq!(out("max(8, 64 / 4)"), Ok(16));
+    // A float among the numbers makes a float, which a channel count is not.
+    assert_eq!(out("max(2, 3.0)"), Err(vec!["cnnc::elab::argument_type"]));
+    assert_eq!(out("max(1)"), Err(vec!["cnnc::elab::argument_count"]));
+    assert_eq!(out("max(true, 2)"), Err(vec!["cnnc::elab::type_error"]));
+    assert_eq!(out("ceil(2)"), Err(vec!["cnnc::elab::unknown_function"]));
+}

@@ -66,6 +66,7 @@ pub enum StmtKind {
     /// Each branch: braced (`{…}`), or else a single unbraced statement when it has one.
     Concat(Vec<(bool, Vec<Stmt>)>),
     Residual {
+        cond: Option<Expr>,
         body: Vec<Stmt>,
         shortcut: Option<(Option<Expr>, Vec<Stmt>)>,
     },
@@ -150,6 +151,8 @@ pub enum Expr {
     Not(Box<Expr>),
     Bin(BinOp, Box<Expr>, Box<Expr>),
     Paren(Box<Expr>),
+    /// `min(…)`, `max(…)`, or another name (an unknown function).
+    Call(&'static str, Vec<Expr>),
 }
 
 /// What an expression is for: decides which plausible values to draw.
@@ -306,7 +309,17 @@ impl Gen<'_, '_> {
                 } else {
                     None
                 };
-                StmtKind::Residual { body, shortcut }
+                // `residual if cond { … }`, now and then.
+                let cond = if self.u.ratio(1, 4)? {
+                    Some(self.expr(Want::Bool, 1)?)
+                } else {
+                    None
+                };
+                StmtKind::Residual {
+                    cond,
+                    body,
+                    shortcut,
+                }
             }
             17 if self.blocks > 0 || self.u.ratio(1, 8)? => {
                 // Mostly an earlier block; sometimes any (recursion, unknown names).
@@ -457,8 +470,16 @@ impl Gen<'_, '_> {
         }
         let choice = self.u.int_in_range(0..=15)?;
         if depth > 0 && choice >= 13 {
-            return Ok(match self.u.int_in_range(0..=4)? {
+            return Ok(match self.u.int_in_range(0..=5)? {
                 0 => Expr::Neg(Box::new(self.expr(want, depth - 1)?)),
+                5 => {
+                    let f = *self.u.choose(&["max", "min", "max", "min", "int"])?;
+                    let n = self.u.int_in_range(0..=3)?;
+                    let args = (0..n)
+                        .map(|_| self.expr(want, depth - 1))
+                        .collect::<Result<Vec<_>>>()?;
+                    Expr::Call(f, args)
+                }
                 1 => Expr::Not(Box::new(self.expr(Want::Bool, depth - 1)?)),
                 2 => Expr::Paren(Box::new(self.expr(want, depth - 1)?)),
                 3 => {
@@ -699,8 +720,15 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
             s.push_str("gate ");
             braced(s, body, level);
         }
-        StmtKind::Residual { body, shortcut } => {
+        StmtKind::Residual {
+            cond,
+            body,
+            shortcut,
+        } => {
             s.push_str("residual ");
+            if let Some(c) = cond {
+                let _ = write!(s, "if {} ", expr(c));
+            }
             braced(s, body, level);
             if let Some((cond, b)) = shortcut {
                 s.push_str(" shortcut ");
@@ -750,5 +778,9 @@ fn expr(e: &Expr) -> String {
         Expr::Not(a) => format!("(not {})", expr(a)),
         Expr::Bin(op, a, b) => format!("({} {} {})", expr(a), op.symbol(), expr(b)),
         Expr::Paren(a) => format!("({})", expr(a)),
+        Expr::Call(f, args) => {
+            let v: Vec<String> = args.iter().map(expr).collect();
+            format!("{f}({})", v.join(", "))
+        }
     }
 }

@@ -890,6 +890,13 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         self.flush_dilation_run();
+        // `residual if cond { … }` with cond false: the body alone, its layers named as in
+        // the sum (a condition that could not be evaluated, reported, keeps the sum).
+        if let Some(cond) = &r.cond {
+            if self.eval_bool(cond, frame, &cur) == Some(false) {
+                return self.body(&r.body, cur, frame, scope);
+            }
+        }
         let body = self.body(&r.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
         // The identity: no shortcut written, or its condition false (a written shortcut that
@@ -2095,7 +2102,7 @@ fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<
     fn reads_in_c(e: &ast::Expr) -> bool {
         match &e.kind {
             ast::ExprKind::InQuery(q) => q == "c" || q == "f",
-            ast::ExprKind::List(xs) => xs.iter().any(reads_in_c),
+            ast::ExprKind::List(xs) | ast::ExprKind::Call(_, _, xs) => xs.iter().any(reads_in_c),
             ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
                 reads_in_c(a) || reads_in_c(b)
             }

@@ -799,7 +799,7 @@ fn divides(e: &ast::Expr) -> bool {
         K::Binary(op, a, b) => *op == ast::BinaryOp::Div || divides(a) || divides(b),
         K::Unary(_, a) => divides(a),
         K::Index(a, b) => divides(a) || divides(b),
-        K::List(items) => items.iter().any(divides),
+        K::List(items) | K::Call(_, _, items) => items.iter().any(divides),
         _ => false,
     }
 }

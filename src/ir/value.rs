@@ -163,6 +163,7 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             }
         }
         ExprKind::Binary(op, a, b) => binary(*op, e, a, b, env, incoming),
+        ExprKind::Call(name, name_span, args) => call(name, *name_span, args, e, env, incoming),
     }
 }
 
@@ -312,4 +313,98 @@ fn expect_bool(v: Value, e: &Expr, op: BinaryOp) -> Result<bool, EvalError> {
             "not a boolean",
         )),
     }
+}
+
+/// The functions of the expression language.
+const FUNCTIONS: [&str; 2] = ["min", "max"];
+
+/// `min(a, b, …)` / `max(a, b, …)` (or of one list), as Python's: integers stay integers, a
+/// float among them makes the result a float. Anything else is an unknown function, with
+/// what to write instead for the ones PyTorch code calls.
+fn call(
+    name: &str,
+    name_span: crate::source::Span,
+    args: &[Expr],
+    e: &Expr,
+    env: &Env,
+    incoming: Option<&Shape>,
+) -> Result<Value, EvalError> {
+    if !FUNCTIONS.contains(&name) {
+        let help = match name {
+            "int" | "floor" | "round" | "ceil" | "math.ceil" | "math.floor" => {
+                "`/` on integers already rounds down (`a / b` is ⌊a/b⌋), and `(a + b - 1) / \
+                 b` rounds up: keep the arithmetic in integers (`c / 4`, not `c * 0.25`)"
+                    .to_string()
+            }
+            "range" => "a range of a repeat is `repeat i in a..b { … }`".to_string(),
+            "len" => "lists have no length function; pass the count as a block argument".into(),
+            _ => match did_you_mean(name, FUNCTIONS.iter().copied()) {
+                Some(f) => format!("did you mean `{f}`? the functions are `min` and `max`"),
+                None => "the functions are `min` and `max`".to_string(),
+            },
+        };
+        return Err(EvalError::Diag(Box::new(
+            Diagnostic::error(
+                "cnnc::elab::unknown_function",
+                format!("unknown function `{name}`"),
+            )
+            .label(name_span, "not a function cnnc has")
+            .help(help),
+        )));
+    }
+    let mut values = args
+        .iter()
+        .map(|a| eval(a, env, incoming))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let [Value::List(items)] = values.as_slice() {
+        values = items.clone();
+    }
+    // One number is allowed from a list (`max([n])`), as Python's `max([n])` is n.
+    let from_list = args.len() == 1 && matches!(args[0].kind, ExprKind::List(_));
+    if values.is_empty() || (values.len() < 2 && !from_list) {
+        return Err(fail_help(
+            "cnnc::elab::argument_count",
+            format!("`{name}` takes two or more numbers, got {}", values.len()),
+            e,
+            "here",
+            format!("write `{name}(a, b)`"),
+        ));
+    }
+    let mut ints = Vec::new();
+    let mut floats = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        match v {
+            Value::Int(n) => {
+                ints.push(*n);
+                floats.push(*n as f64);
+            }
+            Value::Float(x) => floats.push(*x),
+            other => {
+                let at = args
+                    .get(i)
+                    .filter(|_| args.len() == values.len())
+                    .unwrap_or(e);
+                return Err(fail(
+                    "cnnc::elab::type_error",
+                    format!("`{name}` takes numbers, got {}", other.describe()),
+                    at,
+                    "not a number",
+                ));
+            }
+        }
+    }
+    let max = name == "max";
+    if ints.len() == values.len() {
+        let pick = if max {
+            ints.iter().max()
+        } else {
+            ints.iter().min()
+        };
+        return Ok(Value::Int(*pick.expect("two or more")));
+    }
+    let pick = floats
+        .into_iter()
+        .reduce(|a, b| if (b > a) == max { b } else { a })
+        .expect("two or more");
+    Ok(Value::Float(pick))
 }

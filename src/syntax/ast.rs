@@ -142,6 +142,8 @@ pub struct Branch {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Residual {
+    /// `residual if cond { … }`: the sum only when cond holds, else the body alone.
+    pub cond: Option<Expr>,
     pub body: Vec<Stmt>,
     /// Span of the body's braces, for labels.
     pub body_span: Span,
@@ -183,6 +185,8 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `max(a, b)`: a function (its name and the name's span) applied to arguments.
+    Call(String, Span, Vec<Expr>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

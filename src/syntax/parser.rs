@@ -319,8 +319,8 @@ fn expected_word(rule: Rule) -> &'static str {
         | kw_repeat | kw_concat | kw_residual | kw_gate => "a layer",
         branch => "a branch (a layer or `{ … }`)",
         body => "`{`",
-        expr | float | int | kw_true | kw_false | kw_same | in_query | paren | op_not | op_neg
-        | repeat_range => "an expression",
+        expr | float | int | kw_true | kw_false | kw_same | in_query | paren | fn_call | op_not
+        | op_neg | repeat_range => "an expression",
         list | lbracket => "a list `[…]`",
         index | cmp_op | add_op | mul_op | op_and | op_or => "an operator",
         ident | param => "a name",
@@ -585,6 +585,15 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             return d.help("arguments are named with `=`, as in `pad=2`");
         }
         _ => {}
+    }
+    // `repeat i in range(3) {`: `range(3)` parses as a function call, and the `..` of a
+    // range is missing after it.
+    if expects("`..`") {
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        if text[line_start..start].contains("range(") {
+            return d
+                .help("a range is written `a..b` (from a up to b - 1): `repeat i in 0..n { … }`");
+        }
     }
     // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced. The statement is
     // the last of these keywords on the line before the token.
@@ -1112,8 +1121,10 @@ impl Builder {
         let mut body = Vec::new();
         let mut body_span = self.span(&pair);
         let mut shortcut = None;
+        let mut cond = None;
         for p in pair.into_inner() {
             match p.as_rule() {
+                Rule::expr => cond = Some(self.expr(p)),
                 Rule::body => {
                     body_span = self.span(&p);
                     body = self.body(p);
@@ -1139,6 +1150,7 @@ impl Builder {
             }
         }
         Residual {
+            cond,
             body,
             body_span,
             shortcut,
@@ -1325,6 +1337,31 @@ impl Builder {
             Rule::kw_same => leaf(ExprKind::Same),
             Rule::in_query => leaf(ExprKind::InQuery(p.as_str()[3..].to_string())),
             Rule::ident => leaf(ExprKind::Var(p.as_str().to_string())),
+            Rule::fn_call => {
+                let mut inner = p.into_inner();
+                let name = inner.next().expect("a call names its function");
+                let name_span = self.span(&name);
+                let mut depth = 0;
+                let mut args = Vec::new();
+                for item in inner.filter(|p| p.as_rule() == Rule::expr) {
+                    let (e, d) = self.expr_with_depth(item);
+                    depth = depth.max(d);
+                    args.push(e);
+                }
+                let at = span.start as usize;
+                let fname = name.as_str().to_string();
+                self.node(
+                    span,
+                    at,
+                    depth,
+                    reported,
+                    |_| ExprKind::Call(fname, name_span, args),
+                    Expr {
+                        kind: ExprKind::Int(0),
+                        span,
+                    },
+                )
+            }
             Rule::paren => {
                 let inner = p
                     .into_inner()

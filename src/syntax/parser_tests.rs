@@ -176,7 +176,10 @@ fn print_stmt(out: &mut String, s: &Stmt, depth: usize) {
             }
         }
         StmtKind::Residual(r) => {
-            writeln!(out, "{pad}residual{post}").unwrap();
+            match &r.cond {
+                Some(c) => writeln!(out, "{pad}residual if {}{post}", expr_str(c)).unwrap(),
+                None => writeln!(out, "{pad}residual{post}").unwrap(),
+            }
             print_body(out, &r.body, depth + 1);
             if let Some(s) = &r.shortcut {
                 match &s.cond {
@@ -222,6 +225,10 @@ fn expr_str(e: &Expr) -> String {
         ExprKind::Unary(UnaryOp::Not, a) => format!("(not {})", expr_str(a)),
         ExprKind::Binary(op, a, b) => {
             format!("({} {} {})", expr_str(a), op.symbol(), expr_str(b))
+        }
+        ExprKind::Call(f, _, args) => {
+            let args: Vec<String> = args.iter().map(expr_str).collect();
+            format!("{f}({})", args.join(", "))
         }
     }
 }
@@ -355,6 +362,27 @@ fn residual_unit() {
           shortcut if ((stride != 1) or (in.c != channels))
             conv(channels, 1, stride=stride)
           relu
+        ",
+    );
+}
+
+#[test]
+fn conditional_residual_and_function_calls() {
+    check(
+        "block inverted(out, t, stride=1) {
+            residual if stride == 1 and in.c == out {
+                conv(max(8, in.c * t / 4), 1) conv(min([out, 3,]), 1)
+            } shortcut { relu }
+            conv(max(), 1)
+        }",
+        "
+        block inverted(out, t, stride=1)
+          residual if ((stride == 1) and (in.c == out))
+            conv(max(8, ((in.c * t) / 4)), 1)
+            conv(min([out, 3]), 1)
+          shortcut
+            relu
+          conv(max(), 1)
         ",
     );
 }

@@ -562,6 +562,42 @@ def hdc():
         Linear(64, 10))
 
 
+class MobileNetV2Block(Module):
+    # torchvision's InvertedResidual: expand (if t != 1), depthwise, project; the skip only
+    # when stride is 1 and the channels are kept.
+    def __init__(self, inp, oup, stride, expand_ratio):
+        hidden = inp * expand_ratio
+        layers = []
+        if expand_ratio != 1:
+            layers += [Conv2d(inp, hidden, 1, bias=False), BatchNorm2d(hidden), ReLU6()]
+        layers += [Conv2d(hidden, hidden, 3, stride=stride, padding=1, groups=hidden,
+                          bias=False), BatchNorm2d(hidden), ReLU6(),
+                   Conv2d(hidden, oup, 1, bias=False), BatchNorm2d(oup)]
+        self.conv = Sequential(*layers)
+        self.use_res_connect = stride == 1 and inp == oup
+
+    def forward(self, x, c):
+        y = self.conv.forward(x, c)
+        if self.use_res_connect:
+            assert y == x, f"residual mismatch {y} vs {x}"
+        return y
+
+
+def mobilenet_v2():
+    # torchvision.models.mobilenet_v2(num_classes=1000), width_mult 1.0
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    features = [Conv2d(3, 32, 3, stride=2, padding=1, bias=False), BatchNorm2d(32), ReLU6()]
+    inp = 32
+    for t, ch, n, s in settings:
+        for i in range(n):
+            features.append(MobileNetV2Block(inp, ch, s if i == 0 else 1, t))
+            inp = ch
+    features += [Conv2d(inp, 1280, 1, bias=False), BatchNorm2d(1280), ReLU6()]
+    return Sequential(*features, AdaptiveAvgPool2d((1, 1)), Flatten(), Dropout(0.2),
+                      Linear(1280, 1000))
+
+
 # --------------------------------------------------------------------------------------
 # The valid fixtures (tests/fixtures/valid/*.cnn), written out the same way
 # --------------------------------------------------------------------------------------
@@ -712,6 +748,7 @@ NETWORKS = {
     "resnet18": (resnet18, (1, 96, 96)),
     "densenet": (densenet, (1, 96, 96)),
     "simple_cnn": (simple_cnn, (1, 28, 28)),
+    "mobilenet_v2": (mobilenet_v2, (3, 224, 224)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
