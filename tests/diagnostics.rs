@@ -791,6 +791,17 @@ fn porting_mistakes_get_helps_that_fit() {
         h.contains("`conv(n, 1)`") && h.contains("[64, 1, 1]"),
         "{h}"
     );
+    // A depthwise conv's groups read after the expansion: `in.c` is explained there.
+    let h = help(
+        "model M(input: [16, 8, 8]) { conv(in.c * 6, 1) conv(in.c * 6, 3, pad=1, groups=in.c * 6) }",
+        "cnnc::shape::groups",
+    );
+    assert!(h.contains("`in.c` in `groups=…` is 96"), "{h}");
+    let h = help(
+        "model M(input: [16, 8, 8]) { conv(96, 3, pad=1, groups=7) }",
+        "cnnc::shape::groups",
+    );
+    assert!(!h.contains("in.c"), "{h}");
     let unknown = "cnnc::elab::unknown_layer";
     for (layer, says) in [
         ("chunk(2)", "not split"),

@@ -1250,7 +1250,28 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         self.track_dilation(&op, call.span);
         let name = scope.fresh(spec.name);
-        self.add_unary(name, op, call.span, &cur)
+        let before = self.diags.0.len();
+        let out = self.add_unary(name, op, call.span, &cur);
+        // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already
+        // the expanded count there.
+        let groups_reads_in_c = call
+            .args
+            .iter()
+            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups") && reads_in_c(&a.value));
+        if let (true, Some(c)) = (groups_reads_in_c, cur.shape.as_ref().map(|s| s.channels())) {
+            if let Some(d) = self.diags.0[before..]
+                .iter_mut()
+                .find(|d| d.code == "cnnc::shape::groups")
+            {
+                let help = d.help.take().unwrap_or_default();
+                d.help = Some(format!(
+                    "{help}; `in.c` in `groups=…` is {c}, the channels of the tensor this layer \
+                     meets, not of the block's input: a depthwise conv after an expansion is \
+                     `groups=in.c`"
+                ));
+            }
+        }
+        out
     }
 
     /// Adds a node with one input and infers its shape, reporting a rule error at `span`.
@@ -2095,21 +2116,23 @@ fn block_projection_help(
     })
 }
 
+/// Whether an expression reads the incoming channels (`in.c`, or `in.f` of a vector).
+fn reads_in_c(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ast::ExprKind::InQuery(q) => q == "c" || q == "f",
+        ast::ExprKind::List(xs) | ast::ExprKind::Call(_, _, xs) => xs.iter().any(reads_in_c),
+        ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
+            reads_in_c(a) || reads_in_c(b)
+        }
+        ast::ExprKind::Unary(_, a) => reads_in_c(a),
+        _ => false,
+    }
+}
+
 /// When a layer of the body reads `in.c` in its arguments (`conv(in.c, 1)`, meant to give
 /// back the statement's input channels) and the channels came out wrong, what `in.c` was
 /// there. The last such layer of the body's own statements is named.
 fn ends_with_in_query(body: &[ast::Stmt], input: &Shape, out: &Shape) -> Option<String> {
-    fn reads_in_c(e: &ast::Expr) -> bool {
-        match &e.kind {
-            ast::ExprKind::InQuery(q) => q == "c" || q == "f",
-            ast::ExprKind::List(xs) | ast::ExprKind::Call(_, _, xs) => xs.iter().any(reads_in_c),
-            ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
-                reads_in_c(a) || reads_in_c(b)
-            }
-            ast::ExprKind::Unary(_, a) => reads_in_c(a),
-            _ => false,
-        }
-    }
     if input.channels() == out.channels() {
         return None;
     }
