@@ -791,6 +791,21 @@ fn porting_mistakes_get_helps_that_fit() {
         h.contains("`conv(n, 1)`") && h.contains("[64, 1, 1]"),
         "{h}"
     );
+    // A transposed conv one row short of the asserted size: output_pad or a larger kernel.
+    let assertion = "cnnc::shape::assertion_failed";
+    let h = help(
+        "model M(input: [8, 4, 4]) { convT(8, 3, stride=2, pad=1) : [8, 8, 8] }",
+        assertion,
+    );
+    assert!(
+        h.contains("`output_pad=1`") && h.contains("kernel of 4"),
+        "{h}"
+    );
+    let h = help(
+        "model M(input: [8, 4, 4]) { convT(8, 3, stride=2, pad=1) : [8, 9, 9] }",
+        assertion,
+    );
+    assert!(!h.contains("output_pad"), "{h}");
     // A depthwise conv's groups read after the expansion: `in.c` is explained there.
     let h = help(
         "model M(input: [16, 8, 8]) { conv(in.c * 6, 1) conv(in.c * 6, 3, pad=1, groups=in.c * 6) }",

@@ -524,17 +524,20 @@ impl<'a, 'd> Elab<'a, 'd> {
             return None;
         }
         let batch_written = expected.dims().get(1..) == Some(shape.dims());
+        let help = if batch_written {
+            format!("shapes leave out the batch dimension: write `: {shape}`")
+        } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
+            h
+        } else {
+            format!("write `: {shape}` if that is what you meant, or fix the layers before it")
+        };
         self.diags.push(
             Diagnostic::error(
                 "cnnc::shape::assertion_failed",
                 format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
             )
             .label(assert.span, format!("the tensor here is {shape}"))
-            .help(if batch_written {
-                format!("shapes leave out the batch dimension: write `: {shape}`")
-            } else {
-                format!("write `: {shape}` if that is what you meant, or fix the layers before it")
-            }),
+            .help(help),
         );
         // Only a shape of the same rank: `conv(…) : [400]` is more likely a misplaced
         // assertion than a belief that the conv flattens, and the layers after it would
@@ -2114,6 +2117,54 @@ fn block_projection_help(
              shortcut if in.c != {channels} {{ conv({channels}, 1){bn} }}`"
         ),
     })
+}
+
+/// A transposed conv that falls short of the asserted size by less than its stride (or
+/// dilation): `convT(256, 3, stride=2, pad=1)` gives 2n − 1, not 2n. The fix is `output_pad`
+/// (PyTorch's `output_padding`) or a kernel that much larger.
+fn convt_short(op: &Op, expected: &Shape, got: &Shape) -> Option<String> {
+    let Op::ConvTranspose(a) = op else {
+        return None;
+    };
+    let (Some(want), Some(have)) = (expected.spatial(), got.spatial()) else {
+        return None;
+    };
+    if expected.channels() != got.channels() {
+        return None;
+    }
+    let mut pad = [0u64; 2];
+    for axis in 0..2 {
+        let short = want[axis].checked_sub(have[axis])?;
+        pad[axis] = a.output_pad[axis] + short;
+        if pad[axis] >= a.stride[axis].max(a.dilation[axis]) {
+            return None;
+        }
+    }
+    if pad == a.output_pad {
+        return None;
+    }
+    let text = |p: [u64; 2]| {
+        if p[0] == p[1] {
+            p[0].to_string()
+        } else {
+            format!("[{}, {}]", p[0], p[1])
+        }
+    };
+    let kernel = [
+        a.kernel[0] + pad[0] - a.output_pad[0],
+        a.kernel[1] + pad[1] - a.output_pad[1],
+    ];
+    let by_kernel = if a.dilation == [1, 1] {
+        format!(", or a kernel of {}", text(kernel))
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the transposed conv falls short of {} by less than its stride: `output_pad={}` adds \
+         the missing rows and columns (PyTorch's `output_padding`){by_kernel}",
+        Shape(want.to_vec()),
+        text(pad)
+    ))
 }
 
 /// Whether an expression reads the incoming channels (`in.c`, or `in.f` of a vector).
