@@ -893,3 +893,30 @@ fn conditional_residuals_and_min_max() {
     assert_eq!(out("max(true, 2)"), Err(vec!["cnnc::elab::type_error"]));
     assert_eq!(out("ceil(2)"), Err(vec!["cnnc::elab::unknown_function"]));
 }
+
+/// Scopes are numbered in source order: an outer residual's shortcut is `shortcut1`, the one
+/// nested in its body `shortcut2` (they used to be numbered as each finished), so weights
+/// renamed by hand from a `state_dict` follow the text.
+#[test]
+fn nested_shortcuts_are_numbered_in_source_order() {
+    let src = "model M(input: [8, 16, 16]) {
+    residual {
+        residual { conv(8, 3, pad=1) } shortcut { conv(4, 1) conv(8, 1) }
+    } shortcut { conv(8, 1) }
+}";
+    let c = cnnc::compile_source(Path::new("nested.cnn"), src.to_string());
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    let params = |name: &str| {
+        c.models[0]
+            .graph
+            .graph
+            .node_weights()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .params
+    };
+    // The outer shortcut's one conv (8·8 + 8), the inner's two.
+    assert_eq!(params("shortcut1.conv1"), 72);
+    assert_eq!(params("shortcut2.conv1"), 36);
+    assert_eq!(params("shortcut2.conv2"), 40);
+}

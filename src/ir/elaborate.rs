@@ -900,19 +900,26 @@ impl<'a, 'd> Elab<'a, 'd> {
                 return self.body(&r.body, cur, frame, scope);
             }
         }
+        // The shortcut's condition reads the statement's input, and its scope is numbered
+        // before the body's (source order: an outer residual's shortcut is `shortcut1` and
+        // one nested in its body `shortcut2`).
+        let apply = r.shortcut.as_ref().map(|s| match &s.cond {
+            Some(cond) => self.eval_bool(cond, frame, &cur),
+            None => Some(true),
+        });
+        let short_scope = match apply {
+            Some(Some(true)) => Some(scope.fresh("shortcut") + "."),
+            _ => None,
+        };
         let body = self.body(&r.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
         // The identity: no shortcut written, or its condition false (a written shortcut that
         // names the input, `shortcut { x }`, is not called the identity).
         let (short, short_span, short_is_identity) = match &r.shortcut {
             Some(s) => {
-                let apply = match &s.cond {
-                    Some(cond) => self.eval_bool(cond, frame, &cur),
-                    None => Some(true),
-                };
-                match apply {
+                match apply.flatten() {
                     Some(true) => {
-                        let mut sub = Scope::new(scope.fresh("shortcut") + ".");
+                        let mut sub = Scope::new(short_scope.expect("numbered above"));
                         // A shortcut joins the body as a concat branch joins the others: a
                         // `crop(x)` there is the skip connection itself.
                         self.concat_depth += 1;
