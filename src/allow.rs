@@ -136,18 +136,43 @@ impl Allows {
     /// alone on the line above it) that silenced nothing. Only for a model that compiled
     /// without errors: an error stops the checks that would have given the warning. Allows
     /// in blocks are not judged, as a block's warnings depend on who calls it.
-    pub fn unused_in(&self, model: Span) -> Vec<Diagnostic> {
+    ///
+    /// Nor are allows on the lines of `skip` (the calls of a block called more than once: a
+    /// warning from inside a block is reported once, at its first call, so an allow at a
+    /// later call has nothing to silence and is still needed if the first call goes), nor
+    /// allows of the allow warnings themselves, which only `--allow` silences.
+    pub fn unused_in(&self, model: Span, skip: &[Span]) -> Vec<Diagnostic> {
         let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == model.file)
         else {
             return Vec::new();
         };
         let (first, last) = lines_of(starts, model);
+        let skipped: Vec<(usize, usize)> = skip
+            .iter()
+            .filter(|s| s.file == model.file)
+            .map(|s| lines_of(starts, *s))
+            .collect();
         list.iter()
             .filter(|a| (first..=last).contains(&a.line) || (a.alone && a.line + 1 == first))
+            .filter(|a| {
+                !skipped
+                    .iter()
+                    .any(|&(f, l)| (f..=l).contains(&a.line) || (a.alone && a.line + 1 == f))
+            })
             .flat_map(|a| &a.codes)
             .filter(|(_, _, used)| !used.get())
-            .filter(|(code, _, _)| find_warning_code(code).is_some())
+            .filter(|(code, _, _)| {
+                find_warning_code(code).is_some_and(|c| !c.starts_with("cnnc::syntax::"))
+            })
             .map(|(code, span, _)| unused_allow(code, *span))
+            .collect()
+    }
+
+    /// [`Self::unknown_codes`] of the allows inside `span` (a model: its own diagnostics).
+    pub fn unknown_codes_in(&self, span: Span) -> Vec<Diagnostic> {
+        self.unknown_codes()
+            .into_iter()
+            .filter(|d| d.primary_span().is_some_and(|s| span.contains(s)))
             .collect()
     }
 

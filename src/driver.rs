@@ -4,7 +4,7 @@
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::ir::elaborate;
 use crate::shape::{self, CheckedModel};
-use crate::source::{FileId, SourceMap};
+use crate::source::{FileId, SourceMap, Span};
 use crate::syntax::{self, ast};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -239,9 +239,11 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     &model_diags,
                 );
                 allows.silence(&mut model_diags);
+                model_diags.0.extend(allows.unknown_codes_in(m.span));
                 let clean = files_clean && model_diags.error_count() == 0;
                 if clean && checked.is_ok() {
-                    model_diags.0.extend(allows.unused_in(m.span));
+                    let skip = repeated_block_calls(&m.body, &defs);
+                    model_diags.0.extend(allows.unused_in(m.span, &skip));
                 }
                 diagnostics.extend(model_diags);
                 match checked {
@@ -252,8 +254,23 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
-    // An allow that names no warning is reported once, with the file's own diagnostics.
-    diagnostics.0.extend(allows.unknown_codes());
+    // An allow that names no warning outside every model is the file's own diagnostic (one
+    // inside a model is that model's, reported above).
+    let model_spans: Vec<Span> = files
+        .iter()
+        .filter(|(id, _)| *id == main)
+        .flat_map(|(_, f)| &f.items)
+        .filter_map(|item| match item {
+            ast::Item::Model(m) => Some(m.span),
+            _ => None,
+        })
+        .collect();
+    diagnostics
+        .0
+        .extend(allows.unknown_codes().into_iter().filter(|d| {
+            d.primary_span()
+                .is_none_or(|s| !model_spans.iter().any(|m| m.contains(s)))
+        }));
     Compilation {
         sources,
         main,
@@ -262,6 +279,51 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
         model_names,
         model_diagnostics,
     }
+}
+
+/// The spans of the calls of blocks that a model's body calls at more than one place (in
+/// source; a repeat's iterations are one place).
+fn repeated_block_calls(body: &[ast::Stmt], defs: &elaborate::Definitions<'_>) -> Vec<Span> {
+    fn walk<'s>(
+        stmts: &'s [ast::Stmt],
+        out: &mut Vec<(&'s str, Span)>,
+        defs: &elaborate::Definitions<'_>,
+    ) {
+        for st in stmts {
+            match &st.kind {
+                ast::StmtKind::Call(c) if defs.is_block(&c.name.name) => {
+                    out.push((c.name.name.as_str(), st.span));
+                }
+                ast::StmtKind::Call(_) => {}
+                ast::StmtKind::Repeat(r) => walk(&r.body, out, defs),
+                ast::StmtKind::If(i) => {
+                    walk(&i.then_body, out, defs);
+                    if let Some(e) = &i.else_body {
+                        walk(e, out, defs);
+                    }
+                }
+                ast::StmtKind::Concat(c) => {
+                    for b in &c.branches {
+                        walk(&b.body, out, defs);
+                    }
+                }
+                ast::StmtKind::Residual(r) => {
+                    walk(&r.body, out, defs);
+                    if let Some(s) = &r.shortcut {
+                        walk(&s.body, out, defs);
+                    }
+                }
+                ast::StmtKind::Gate(g) => walk(&g.body, out, defs),
+            }
+        }
+    }
+    let mut calls = Vec::new();
+    walk(body, &mut calls, defs);
+    calls
+        .iter()
+        .filter(|(name, _)| calls.iter().filter(|(n, _)| n == name).count() > 1)
+        .map(|(_, span)| *span)
+        .collect()
 }
 
 /// Parses `id` and, depth first, every file it `use`s (each file once).

@@ -36,6 +36,11 @@ impl Span {
         (self.end - self.start) as usize
     }
 
+    /// Whether `other` lies within this span (same file).
+    pub fn contains(&self, other: Span) -> bool {
+        self.file == other.file && self.start <= other.start && other.end <= self.end
+    }
+
     pub fn is_empty(&self) -> bool {
         self.end == self.start
     }

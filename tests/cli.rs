@@ -930,6 +930,22 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
         .filter_map(|d| d["code"].as_str())
         .collect();
     assert_eq!(codes, ["cnnc::shape::window_too_large"], "{v}");
+
+    // A misspelt allow in another model is that model's warning, left out too.
+    let allow = write(
+        dir.path(),
+        "allow.cnn",
+        b"model A(input: [1, 8, 8]) { conv(4, 3) flatten linear(2) }
+model B(input: [1, 8, 8]) {
+    relu  # cnnc: allow(unsued_input)
+    flatten linear(2)
+}
+",
+    );
+    let o = cnnc(&["summary", &allow, "--model", "A"]);
+    assert!(!stderr(&o).contains("unknown_allow"), "{}", stderr(&o));
+    let o = cnnc(&["summary", &allow, "--model", "B"]);
+    assert!(stderr(&o).contains("unknown_allow"), "{}", stderr(&o));
 }
 
 /// `cnnc check -` reads standard input (an editor's buffer, a pipe), named `<stdin>`.

@@ -452,6 +452,13 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert_eq!(codes(broken), ["cnnc::elab::unknown_variable"]);
     let block = "block B() {\n    relu  # cnnc: allow(unused_input)\n}\nmodel W(input: [1, 4, 4]) {\n    B()\n    flatten linear(2)\n}\n";
     assert_eq!(codes(block), Vec::<&str>::new());
+    // A block called twice reports its warning once, at the first call: the allow at the
+    // second call is not stale (it is needed if the first call goes).
+    let twice = "block b() { conv(8, 3, stride=2) }\nmodel M(input: [8, 34, 34]) {\n    b()  # cnnc: allow(unused_input)\n    b()  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(twice), Vec::<&str>::new());
+    // The allow warnings themselves are silenced by `--allow` only: never judged stale.
+    let meta = "model W(input: [1, 4, 4]) {\n    relu  # cnnc: allow(unused_allow)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(meta), Vec::<&str>::new());
     // A layer written over two lines: the allow may be on either.
     let split = "model W(input: [1, 11, 11]) {\n    maxpool(2,\n        stride=2)  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
     assert_eq!(codes(split), Vec::<&str>::new());
@@ -727,6 +734,9 @@ fn pytorch_argument_order_is_told_where_the_numbers_give_it_away() {
         ("64, 32, 32", "conv(64, 1, 2)", None),
         ("96, 32, 32", "conv(96, 7, 1, 3, groups=96)", None),
         ("32, 32, 32", "convT(64, 3, 4, 2, 1)", None),
+        // A 1×1 stride-2 projection that keeps the channels, pad written: PyTorch's reading
+        // would have stride 0.
+        ("64, 32, 32", "conv(64, 1, 2, 0, bias=false)", None),
     ];
     for (input, layer, help) in cases {
         let c = compile(input, layer);
@@ -812,15 +822,20 @@ fn porting_mistakes_get_helps_that_fit() {
         "cnnc::shape::groups",
     );
     assert!(h.contains("`in.c` in `groups=…` is 96"), "{h}");
-    let h = help(
-        "model M(input: [16, 8, 8]) { conv(96, 3, pad=1, groups=7) }",
-        "cnnc::shape::groups",
-    );
-    assert!(!h.contains("in.c"), "{h}");
+    for layer in [
+        "conv(96, 3, pad=1, groups=7)",
+        "conv(24, 3, pad=1, groups=in.c)",
+    ] {
+        let h = help(
+            &format!("model M(input: [16, 8, 8]) {{ {layer} }}"),
+            "cnnc::shape::groups",
+        );
+        assert!(!h.contains("`in.c` in"), "{layer}: {h}");
+    }
     let unknown = "cnnc::elab::unknown_layer";
     for (layer, says) in [
-        ("chunk(2)", "not split"),
-        ("channel_shuffle(2)", "ShuffleNet"),
+        ("chunk(2)", "`slice(start, end)`"),
+        ("shuffle(2)", "`channel_shuffle(groups)`"),
         ("view(64, 4)", "only `flatten`"),
         ("pixel_shuffle(2)", "without weights"),
         ("max_unpool(2)", "indices"),
@@ -869,12 +884,25 @@ fn conditional_residuals_and_min_max() {
         assert!(names(&changed).contains(&name.to_string()), "{changed:?}");
     }
     assert_eq!(changed.last().unwrap().1, [16, 4, 4]);
-    // A condition that is no boolean is an error, not a guess.
+    // A condition that is no boolean is an error, not a guess; one that cannot be evaluated
+    // is reported once, not again as the mismatch of a sum it might not have made.
     let c = compile("model M(input: [4, 4, 4]) { residual if 1 { relu } }");
     assert!(c
         .diagnostics
         .iter()
         .any(|d| d.code == "cnnc::elab::type_error"));
+    let c = compile("model M(input: [8, 4, 4]) { residual if nope { conv(16, 3, pad=1) } }");
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::elab::unknown_variable"]);
+    // Its missing braces are named after the residual.
+    let c = compile("model M(input: [8, 4, 4]) { residual if in.c == 8 conv(8, 1) }");
+    let help = c
+        .diagnostics
+        .iter()
+        .next()
+        .and_then(|d| d.help.clone())
+        .unwrap_or_default();
+    assert!(help.contains("`residual if in.c == 8 { … }`"), "{help}");
 
     let out = |arg: &str| -> Result<u64, Vec<&'static str>> {
         let c = compile(&format!("model M(input: [4, 4, 4]) {{ conv({arg}, 1) }}"));
@@ -889,6 +917,14 @@ fn conditional_residuals_and_min_max() {
     assert_eq!(out("max(8, 64 / 4)"), Ok(16));
     // A float among the numbers makes a float, which a channel count is not.
     assert_eq!(out("max(2, 3.0)"), Err(vec!["cnnc::elab::argument_type"]));
+    // Python's pick keeps its type: max(1.5, 2) is the integer 2.
+    assert_eq!(out("max(1.5, 2)"), Ok(2));
+    assert_eq!(out("min([5])"), Ok(5));
+    assert_eq!(out("max([])"), Err(vec!["cnnc::elab::argument_count"]));
+    // A list held by a parameter is a list too.
+    let c = compile("block b(ws) { conv(max(ws), 1) }\nmodel M(input: [4, 4, 4]) { b([5]) }");
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    assert_eq!(c.models[0].output_shape().0[0], 5);
     assert_eq!(out("max(1)"), Err(vec!["cnnc::elab::argument_count"]));
     assert_eq!(out("max(true, 2)"), Err(vec!["cnnc::elab::type_error"]));
     assert_eq!(out("ceil(2)"), Err(vec!["cnnc::elab::unknown_function"]));

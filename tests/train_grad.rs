@@ -643,6 +643,18 @@ grad_test!(
 );
 
 grad_test!(
+    slice_and_channel_shuffle,
+    3,
+    "model M(input: [2, 5, 5]) {
+    conv(6, 1) tanh
+    concat { slice(0, 3) { slice(3, 6) conv(3, 3, pad=1) tanh } } : [6, 5, 5]
+    channel_shuffle(3) conv(4, 1) tanh channel_shuffle(2)
+    slice(1, 4)                                                   : [3, 5, 5]
+    flatten linear(7) tanh slice(2, 6) linear(4)
+}"
+);
+
+grad_test!(
     per_pixel_loss,
     3,
     "model M(input: [2, 6, 6]) {

@@ -96,6 +96,8 @@ pub enum Layer {
     Dropout,
     Flatten,
     Linear,
+    Slice,
+    ChannelShuffle,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
 }
@@ -436,6 +438,11 @@ impl Gen<'_, '_> {
                 pos.push(self.expr(Want::Size, 2)?);
                 self.opt(&mut named, "bias", Want::Bool)?;
             }
+            Layer::Slice => {
+                pos.push(self.expr(Want::Stride, 1)?);
+                pos.push(self.expr(Want::Size, 1)?);
+            }
+            Layer::ChannelShuffle => pos.push(self.expr(Want::Stride, 1)?),
             _ => {}
         }
         // Sometimes a wrong argument: an unknown name, one too many, one missing.
@@ -651,6 +658,8 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::Dropout => "dropout",
                 Layer::Flatten => "flatten",
                 Layer::Linear => "linear",
+                Layer::Slice => "slice",
+                Layer::ChannelShuffle => "channel_shuffle",
                 Layer::Typo => "Conv2d",
             };
             s.push_str(name);

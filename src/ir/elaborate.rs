@@ -37,6 +37,11 @@ pub struct Definitions<'a> {
 }
 
 impl<'a> Definitions<'a> {
+    /// Whether `name` is a block of the compilation.
+    pub fn is_block(&self, name: &str) -> bool {
+        self.blocks.contains_key(name)
+    }
+
     /// Collects the blocks, reporting duplicates and blocks named like a built-in layer.
     pub fn collect(files: &'a [(FileId, ast::File)], diags: &mut Diagnostics) -> Definitions<'a> {
         let mut blocks: HashMap<&'a str, &'a ast::BlockDef> = HashMap::new();
@@ -895,8 +900,10 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.flush_dilation_run();
         // `residual if cond { … }` with cond false: the body alone, its layers named as in
         // the sum (a condition that could not be evaluated, reported, keeps the sum).
+        // A condition that could not be evaluated (reported) goes on with the body alone, so
+        // the body's shape change is not reported again as a mismatch.
         if let Some(cond) = &r.cond {
-            if self.eval_bool(cond, frame, &cur) == Some(false) {
+            if self.eval_bool(cond, frame, &cur) != Some(true) {
                 return self.body(&r.body, cur, frame, scope);
             }
         }
@@ -1261,23 +1268,33 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.track_dilation(&op, call.span);
         let name = scope.fresh(spec.name);
         let before = self.diags.0.len();
+        let groups = match &op {
+            Op::Conv(a) => a.groups,
+            Op::ConvTranspose(a) => a.groups,
+            _ => 1,
+        };
         let out = self.add_unary(name, op, call.span, &cur);
         // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already
-        // the expanded count there.
-        let groups_reads_in_c = call
-            .args
-            .iter()
-            .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups") && reads_in_c(&a.value));
-        if let (true, Some(c)) = (groups_reads_in_c, cur.shape.as_ref().map(|s| s.channels())) {
+        // the expanded count there, and the groups do not divide it.
+        let groups_reads_in_c = call.args.iter().any(|a| {
+            a.name.as_ref().is_some_and(|n| n.name == "groups")
+                && reads_in_c(&a.value)
+                && !matches!(&a.value.kind, ast::ExprKind::InQuery(q) if q == "c")
+        });
+        let input_channels = cur.shape.as_ref().map(|s| s.channels());
+        if let (true, Some(c)) = (
+            groups_reads_in_c,
+            input_channels.filter(|c| !c.is_multiple_of(groups)),
+        ) {
             if let Some(d) = self.diags.0[before..]
                 .iter_mut()
                 .find(|d| d.code == "cnnc::shape::groups")
             {
                 let help = d.help.take().unwrap_or_default();
                 d.help = Some(format!(
-                    "{help}; `in.c` in `groups=…` is {c}, the channels of the tensor this layer \
-                     meets, not of the block's input: a depthwise conv after an expansion is \
-                     `groups=in.c`"
+                    "{help}; `in.c` in `groups=…` is {c} here, the channels of the tensor this \
+                     layer meets (after the layers before it): a depthwise conv after an \
+                     expansion is `groups=in.c`"
                 ));
             }
         }

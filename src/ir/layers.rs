@@ -27,6 +27,8 @@ pub enum Kind {
     Number,
     /// A number > 0.
     Positive,
+    /// An integer ≥ 0 (a position).
+    Index,
 }
 
 #[derive(Debug)]
@@ -173,6 +175,14 @@ pub static LAYERS: &[LayerSpec] = &[
         name: "crop",
         params: &[],
     },
+    LayerSpec {
+        name: "slice",
+        params: &[req("start", Kind::Index), req("end", Kind::Count)],
+    },
+    LayerSpec {
+        name: "channel_shuffle",
+        params: &[req("groups", Kind::Count)],
+    },
 ];
 
 pub fn lookup(name: &str) -> Option<&'static LayerSpec> {
@@ -254,13 +264,14 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
              upsampling takes its place as in U-Net: `convT(64, 2, stride=2)` doubles the \
              height and width"
         ),
-        "chunk" | "split" | "narrow" | "slice" | "select" | "channelshuffle" | "shuffle" => {
-            format!(
-                "cnnc has no `{name}`: channels can be joined (`concat`) but not split, \
-                 selected or shuffled, so ShuffleNet's channel split and shuffle cannot be \
-                 written; a `concat` of branches that each start from the whole input is \
-                 what cnnc can express"
-            )
+        "chunk" | "split" | "narrow" | "select" | "tensorsplit" => format!(
+            "cnnc has no `{name}`: a part of the channels (or features) is `slice(start, end)`, \
+             PyTorch's `x[:, start:end]`; ShuffleNet's split into halves is `concat {{ \
+             slice(0, in.c / 2) {{ slice(in.c / 2, in.c) … }} }}`"
+        ),
+        "shuffle" | "channelshuffle2d" => {
+            "a channel shuffle is `channel_shuffle(groups)` (PyTorch's `ChannelShuffle`)"
+                .to_string()
         }
         "reshape" | "view" | "permute" | "transpose" | "unflatten" | "squeeze" | "unsqueeze" => {
             format!(
@@ -511,6 +522,13 @@ pub fn build(
             p: number("p", 0.5),
         },
         "flatten" => Op::Flatten,
+        "slice" => Op::Slice {
+            start: int("start", 0),
+            end: int("end", 1),
+        },
+        "channel_shuffle" => Op::ChannelShuffle {
+            groups: int("groups", 1),
+        },
         "linear" => Op::Linear {
             out_features: int("out", 1),
             bias: boolean("bias", true),
@@ -837,7 +855,10 @@ fn pytorch_class(
         .iter()
         .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"));
     let channel_like = second >= 6 && (second % 2 == 0 || second > 11) && second > third;
-    let stride_over_kernel = positional >= 4 && third > second;
+    // PyTorch's stride is cnnc's 4th value (its `pad`): 0 there is cnnc's own order
+    // (`conv(64, 1, 2, 0)`, a 1×1 stride-2 projection), which PyTorch could not mean.
+    let fourth = int(3);
+    let stride_over_kernel = positional >= 4 && third > second && fourth.is_some_and(|s| s >= 1);
     (first == channels && !grouped && positional >= 3 && (channel_like || stride_over_kernel))
         .then_some(class)
 }
@@ -910,6 +931,11 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
         Kind::Count => match v {
             Value::Int(n) if *n >= 1 && *n <= u32::MAX as i64 => Ok(()),
             Value::Int(_) => Err((VALUE, "a positive integer (≥ 1, < 2^32)")),
+            _ => Err((TYPE, "an integer")),
+        },
+        Kind::Index => match v {
+            Value::Int(n) if *n >= 0 && *n <= u32::MAX as i64 => Ok(()),
+            Value::Int(_) => Err((VALUE, "an integer ≥ 0 (< 2^32)")),
             _ => Err((TYPE, "an integer")),
         },
         Kind::Pair => match to_pair(v) {

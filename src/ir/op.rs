@@ -190,6 +190,17 @@ pub enum Op {
     Crop {
         size: Pair,
     },
+    /// Channels (or features) `start .. end` of its input: PyTorch's `x[:, start:end]`,
+    /// ShuffleNet's channel split.
+    Slice {
+        start: u64,
+        end: u64,
+    },
+    /// ShuffleNet's channel shuffle (PyTorch's `ChannelShuffle(groups)`): channel i·(C/g) + j
+    /// goes to j·g + i.
+    ChannelShuffle {
+        groups: u64,
+    },
 }
 
 impl Op {
@@ -222,6 +233,8 @@ impl Op {
             Op::Add => "add",
             Op::Mul => "mul",
             Op::Crop { .. } => "crop",
+            Op::Slice { .. } => "slice",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
         }
     }
 

@@ -318,8 +318,8 @@ fn expect_bool(v: Value, e: &Expr, op: BinaryOp) -> Result<bool, EvalError> {
 /// The functions of the expression language.
 const FUNCTIONS: [&str; 2] = ["min", "max"];
 
-/// `min(a, b, …)` / `max(a, b, …)` (or of one list), as Python's: integers stay integers, a
-/// float among them makes the result a float. Anything else is an unknown function, with
+/// `min(a, b, …)` / `max(a, b, …)` (or of one list), as Python's: the value picked keeps its
+/// type (`max(1.5, 2)` is the integer 2). Anything else is an unknown function, with
 /// what to write instead for the ones PyTorch code calls.
 fn call(
     name: &str,
@@ -331,7 +331,7 @@ fn call(
 ) -> Result<Value, EvalError> {
     if !FUNCTIONS.contains(&name) {
         let help = match name {
-            "int" | "floor" | "round" | "ceil" | "math.ceil" | "math.floor" => {
+            "int" | "floor" | "round" | "ceil" => {
                 "`/` on integers already rounds down (`a / b` is ⌊a/b⌋), and `(a + b - 1) / \
                  b` rounds up: keep the arithmetic in integers (`c / 4`, not `c * 0.25`)"
                     .to_string()
@@ -356,55 +356,67 @@ fn call(
         .iter()
         .map(|a| eval(a, env, incoming))
         .collect::<Result<Vec<_>, _>>()?;
+    // One list argument is its items (Python's `max(widths)`), and may hold one number.
+    let from_list = matches!(values.as_slice(), [Value::List(_)]);
     if let [Value::List(items)] = values.as_slice() {
         values = items.clone();
     }
-    // One number is allowed from a list (`max([n])`), as Python's `max([n])` is n.
-    let from_list = args.len() == 1 && matches!(args[0].kind, ExprKind::List(_));
     if values.is_empty() || (values.len() < 2 && !from_list) {
+        let (got, help) = if from_list {
+            (
+                "an empty list".to_string(),
+                format!("`{name}` of a list needs one number or more"),
+            )
+        } else {
+            (values.len().to_string(), format!("write `{name}(a, b)`"))
+        };
         return Err(fail_help(
             "cnnc::elab::argument_count",
-            format!("`{name}` takes two or more numbers, got {}", values.len()),
+            format!("`{name}` takes two or more numbers (or one list), got {got}"),
             e,
             "here",
-            format!("write `{name}(a, b)`"),
+            help,
         ));
     }
-    let mut ints = Vec::new();
-    let mut floats = Vec::new();
     for (i, v) in values.iter().enumerate() {
-        match v {
-            Value::Int(n) => {
-                ints.push(*n);
-                floats.push(*n as f64);
-            }
-            Value::Float(x) => floats.push(*x),
-            other => {
-                let at = args
-                    .get(i)
-                    .filter(|_| args.len() == values.len())
-                    .unwrap_or(e);
-                return Err(fail(
-                    "cnnc::elab::type_error",
-                    format!("`{name}` takes numbers, got {}", other.describe()),
-                    at,
-                    "not a number",
-                ));
-            }
+        if !matches!(v, Value::Int(_) | Value::Float(_)) {
+            let at = args
+                .get(i)
+                .filter(|_| args.len() == values.len())
+                .unwrap_or(e);
+            return Err(fail(
+                "cnnc::elab::type_error",
+                format!("`{name}` takes numbers, got {}", v.describe()),
+                at,
+                "not a number",
+            ));
         }
     }
-    let max = name == "max";
-    if ints.len() == values.len() {
-        let pick = if max {
-            ints.iter().max()
-        } else {
-            ints.iter().min()
+    // As Python's: the first largest (smallest) value, of its own type, compared exactly
+    // between integers.
+    let better = |a: &Value, b: &Value| -> bool {
+        let ord = match (a, b) {
+            (Value::Int(x), Value::Int(y)) => x.cmp(y),
+            _ => {
+                let f = |v: &Value| match v {
+                    Value::Int(n) => *n as f64,
+                    Value::Float(x) => *x,
+                    _ => f64::NAN,
+                };
+                f(a).partial_cmp(&f(b)).unwrap_or(std::cmp::Ordering::Equal)
+            }
         };
-        return Ok(Value::Int(*pick.expect("two or more")));
+        if name == "max" {
+            ord.is_gt()
+        } else {
+            ord.is_lt()
+        }
+    };
+    let mut pick = &values[0];
+    for v in &values[1..] {
+        if better(v, pick) {
+            pick = v;
+        }
     }
-    let pick = floats
-        .into_iter()
-        .reduce(|a, b| if (b > a) == max { b } else { a })
-        .expect("two or more");
-    Ok(Value::Float(pick))
+    Ok(pick.clone())
 }

@@ -697,6 +697,48 @@ impl Lowerer<'_> {
                 self.init_i64(&a, &[2, 3])?;
                 self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
             }
+            Op::Slice { start, end } => {
+                let (s, e, a) = (
+                    format!("{name}.starts"),
+                    format!("{name}.ends"),
+                    format!("{name}.axes"),
+                );
+                self.init_i64(&s, &[*start as i64])?;
+                self.init_i64(&e, &[*end as i64])?;
+                self.init_i64(&a, &[1])?;
+                self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
+            }
+            Op::ChannelShuffle { groups } => {
+                let [c, h, w] = in_dims[..] else {
+                    return Err(self.unsupported(
+                        name,
+                        "channel shuffle of a tensor that is not [C, H, W]".into(),
+                    ));
+                };
+                // [N, g, C/g, H, W], its two group axes swapped, back to [N, C, H, W]; a 0
+                // in Reshape's shape keeps the batch dimension.
+                let g = *groups;
+                let (grouped_shape, shape) =
+                    (format!("{name}.grouped_shape"), format!("{name}.shape"));
+                self.init_i64(
+                    &grouped_shape,
+                    &[0, g as i64, (c / g) as i64, h as i64, w as i64],
+                )?;
+                self.init_i64(&shape, &[0, c as i64, h as i64, w as i64])?;
+                let grouped = format!("{name}.grouped");
+                self.node("Reshape", &grouped, &[x, &grouped_shape], &grouped, vec![])?;
+                self.value_info(&grouped, &[g, c / g, h, w]);
+                let swapped = format!("{name}.swapped");
+                self.node(
+                    "Transpose",
+                    &swapped,
+                    &[&grouped],
+                    &swapped,
+                    vec![AttributeProto::ints("perm", [0, 2, 1, 3, 4])],
+                )?;
+                self.value_info(&swapped, &[c / g, g, h, w]);
+                self.node("Reshape", name, &[&swapped, &shape], out, vec![])
+            }
         }
     }
 

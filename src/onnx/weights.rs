@@ -155,7 +155,9 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Concat
             | Op::Add
             | Op::Mul
-            | Op::Crop { .. } => {}
+            | Op::Crop { .. }
+            | Op::Slice { .. }
+            | Op::ChannelShuffle { .. } => {}
         }
     }
     specs

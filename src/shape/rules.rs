@@ -437,6 +437,7 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
             infer(&Op::ConvTranspose(a), inputs).ok().map(|i| i.shape)
         }
         ("cnnc::shape::residual_mismatch", Op::Add) => inputs.first().map(|s| (*s).clone()),
+        ("cnnc::shape::groups", Op::ChannelShuffle { .. }) => inputs.first().map(|s| (*s).clone()),
         ("cnnc::shape::gate_mismatch", Op::Mul) => inputs.first().map(|s| (*s).clone()),
         ("cnnc::shape::concat_mismatch", Op::Concat) => {
             let first = inputs.first()?;
@@ -615,6 +616,52 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 .help("crop takes a larger skip tensor down to the current size; check which tensor you named"));
             }
             finish(vec![c, size[0], size[1]], 0, 0, Vec::new())
+        }
+        Op::Slice { start, end } => {
+            let x = first();
+            let n = x.dims()[0];
+            let what = if x.rank() == 3 {
+                "channels"
+            } else {
+                "features"
+            };
+            if start >= end || *end > n {
+                let half = n / 2;
+                return Err(err(
+                    "cnnc::shape::slice_range",
+                    format!("`slice({start}, {end})` of {x}: the {what} are 0 up to {n}"),
+                )
+                .help(format!(
+                    "`slice(a, b)` keeps {what} a up to b − 1, with a < b ≤ {n} (PyTorch's \
+                     `x[:, a:b]`); halves are `slice(0, {half})` and `slice({half}, {n})`, or \
+                     `slice(0, in.c / 2)` and `slice(in.c / 2, in.c)`"
+                )));
+            }
+            let mut dims = x.dims().to_vec();
+            dims[0] = end - start;
+            finish(dims, 0, 0, Vec::new())
+        }
+        Op::ChannelShuffle { groups } => {
+            let x = first();
+            let (c, _) = need_image("channel_shuffle", x)?;
+            if !c.is_multiple_of(*groups) {
+                let divisors: Vec<String> = (2..=c.min(64))
+                    .filter(|g| c.is_multiple_of(*g))
+                    .map(|g| g.to_string())
+                    .collect();
+                return Err(err(
+                    "cnnc::shape::groups",
+                    format!(
+                        "`channel_shuffle` with groups={groups}: {groups} does not divide the {c} \
+                         channels"
+                    ),
+                )
+                .help(format!(
+                    "the groups must divide the channels; candidates: {}",
+                    divisors.join(", ")
+                )));
+            }
+            finish(x.dims().to_vec(), 0, 0, Vec::new())
         }
     }
 }

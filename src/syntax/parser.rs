@@ -621,10 +621,16 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             })
             .max();
         if let Some((mut at, mut keyword)) = last {
-            // `shortcut if cond` is one statement: name the shortcut.
-            if keyword == "if" && before[..at].trim_end().ends_with("shortcut") {
-                at = before[..at].trim_end().len() - "shortcut".len();
-                keyword = "shortcut";
+            // `shortcut if cond` and `residual if cond` are one statement: name it.
+            if keyword == "if" {
+                let ahead = before[..at].trim_end();
+                if let Some(owner) = ["shortcut", "residual"]
+                    .into_iter()
+                    .find(|k| ahead.ends_with(k))
+                {
+                    at = ahead.len() - owner.len();
+                    keyword = owner;
+                }
             }
             let head = before[at..].trim_end();
             return d.help(format!(

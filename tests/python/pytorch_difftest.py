@@ -121,6 +121,36 @@ class PadVal(nn.Module):
         return F.pad(x, (l, r, t, b), value=self.v)
 
 
+class SliceC(nn.Module):  # cnnc's slice(a, b): x[:, a:b]
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = a, b
+
+    def forward(self, x):
+        return x[:, self.a:self.b]
+
+
+class ShuffleC(nn.Module):  # ShuffleNet's channel shuffle, written out (autograd through views)
+    def __init__(self, g):
+        super().__init__()
+        self.g = g
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, self.g, c // self.g, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def gen_slice(rng, C):
+    a = rng.randint(0, C - 1)
+    b = rng.randint(a + 1, C)
+    return Leaf("slice", f"slice({a}, {b})", SliceC(a, b), None, ["slice"])
+
+
+def gen_shuffle(rng, C):
+    g = rng.choice([d for d in range(1, C + 1) if C % d == 0])
+    return Leaf("channel_shuffle", f"channel_shuffle({g})", ShuffleC(g), None, ["channel_shuffle"])
+
+
 class RaiseMod(nn.Module):  # a config torch rejects at construction
     def forward(self, x):
         raise ValueError("torch rejects this config")
@@ -369,8 +399,10 @@ def gen_image_leaf(rng, C, H, W):
         return Leaf("adaptive_avgpool", t, nn.AdaptiveAvgPool2d(tuple(sz)), None, feats)
     if r < 0.76:
         return gen_bn(rng, C, 3)
-    if r < 0.95:
+    if r < 0.92:
         return gen_act(rng)
+    if r < 0.95:
+        return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
     return gen_dropout(rng)
 
 
@@ -658,6 +690,8 @@ class Gen:
                     lf = gen_bn(rng, F_, 1)
                 elif r < 0.9:
                     lf = gen_act(rng)
+                elif r < 0.95 and F_ > 1:
+                    lf = gen_slice(rng, F_)
                 else:
                     lf = gen_dropout(rng)
                 nodes.append(lf)

@@ -598,6 +598,53 @@ def mobilenet_v2():
                       Linear(1280, 1000))
 
 
+class ShuffleV2Block(Module):
+    # torchvision's shufflenetv2.InvertedResidual: stride 1 splits x in halves (x.chunk(2,
+    # dim=1)), keeps one and runs branch2 on the other; stride 2 runs branch1 and branch2 on
+    # all of x; then torch.cat and channel_shuffle(out, 2), which keep the shape.
+    def __init__(self, inp, oup, stride):
+        bf = oup // 2
+        self.stride = stride
+        if stride > 1:
+            self.branch1 = Sequential(
+                Conv2d(inp, inp, 3, stride=stride, padding=1, groups=inp, bias=False),
+                BatchNorm2d(inp),
+                Conv2d(inp, bf, 1, bias=False), BatchNorm2d(bf), ReLU())
+        self.branch2 = Sequential(
+            Conv2d(inp if stride > 1 else bf, bf, 1, bias=False), BatchNorm2d(bf), ReLU(),
+            Conv2d(bf, bf, 3, stride=stride, padding=1, groups=bf, bias=False),
+            BatchNorm2d(bf),
+            Conv2d(bf, bf, 1, bias=False), BatchNorm2d(bf), ReLU())
+
+    def forward(self, x, c):
+        C, H, W = x
+        if self.stride == 1:
+            assert C % 2 == 0
+            half = (C // 2, H, W)
+            y2 = self.branch2.forward(half, c)
+            assert y2[1:] == half[1:]
+            return (half[0] + y2[0],) + y2[1:]
+        y1 = self.branch1.forward(x, c)
+        y2 = self.branch2.forward(x, c)
+        assert y1[1:] == y2[1:]
+        return (y1[0] + y2[0],) + y1[1:]
+
+
+def shufflenet_v2():
+    # torchvision.models.shufflenet_v2_x1_0(num_classes=1000)
+    stages, inp = [], 24
+    for oup, repeats in [(116, 4), (232, 8), (464, 4)]:
+        stages.append(ShuffleV2Block(inp, oup, 2))
+        stages += [ShuffleV2Block(oup, oup, 1) for _ in range(repeats - 1)]
+        inp = oup
+    return Sequential(
+        Conv2d(3, 24, 3, stride=2, padding=1, bias=False), BatchNorm2d(24), ReLU(),
+        MaxPool2d(3, stride=2, padding=1),
+        *stages,
+        Conv2d(464, 1024, 1, bias=False), BatchNorm2d(1024), ReLU(),
+        AdaptiveAvgPool2d(1), Flatten(), Linear(1024, 1000))
+
+
 # --------------------------------------------------------------------------------------
 # The valid fixtures (tests/fixtures/valid/*.cnn), written out the same way
 # --------------------------------------------------------------------------------------
@@ -749,6 +796,7 @@ NETWORKS = {
     "densenet": (densenet, (1, 96, 96)),
     "simple_cnn": (simple_cnn, (1, 28, 28)),
     "mobilenet_v2": (mobilenet_v2, (3, 224, 224)),
+    "shufflenet_v2": (shufflenet_v2, (3, 224, 224)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),

@@ -24,6 +24,8 @@
 //! | concat | Split by channel counts | — |
 //! | add | dY to both inputs | — |
 //! | crop | Pad with zeros back to the input size | — |
+//! | slice | Pad with zeros for the channels (features) left out | — |
+//! | channel_shuffle | the shuffle in C/g groups (its inverse) | — |
 
 use super::forward::{adaptive_matrix, conv_attrs, pool_overhang, pool_pads, transpose_matrix};
 use super::{err, GraphError, Lowering, Saved};
@@ -498,6 +500,19 @@ impl Lowering<'_> {
                 let right = w - size[1] as i64 - left;
                 let pads = self.b.ints(&[0, 0, top, left, 0, 0, bottom, right]);
                 one(Some(self.b.op("Pad", &[dy, &pads], &base, vec![])))
+            }
+            Op::Slice { start, end } => {
+                // Zeros for the channels (features) the slice left out.
+                let rank = in_dims.len() + 1;
+                let mut pads = vec![0i64; 2 * rank];
+                pads[1] = *start as i64;
+                pads[rank + 1] = (in_dims[0] - end) as i64;
+                let pads = self.b.ints(&pads);
+                one(Some(self.b.op("Pad", &[dy, &pads], &base, vec![])))
+            }
+            Op::ChannelShuffle { groups } => {
+                let inverse = in_dims[0] / groups;
+                one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
         })
     }

@@ -363,9 +363,28 @@ impl Lowering<'_> {
                 let ends = [starts[0] + size[0] as i64, starts[1] + size[1] as i64];
                 self.b.slice(&x, &starts, &ends, &[2, 3], &name)
             }
+            Op::Slice { start, end } => {
+                self.b
+                    .slice(&x, &[*start as i64], &[*end as i64], &[1], &name)
+            }
+            Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
         };
         self.value.insert(ix, y);
         Ok(())
+    }
+
+    /// ShuffleNet's channel shuffle of `x` (`[N, C, H, W]`) in `groups`: `[N, g, C/g, H, W]`
+    /// with its group axes swapped. Its inverse is the shuffle in C/g groups (the backward).
+    pub(super) fn shuffle(&mut self, x: &str, in_dims: &[u64], groups: u64, base: &str) -> String {
+        let (c, h, w) = (in_dims[0] as i64, in_dims[1] as i64, in_dims[2] as i64);
+        let g = groups as i64;
+        let grouped = self
+            .b
+            .reshape(x, &[0, g, c / g, h, w], &format!("{base}.grouped"));
+        let swapped = self
+            .b
+            .transpose(&grouped, &[0, 2, 1, 3, 4], &format!("{base}.swapped"));
+        self.b.reshape(&swapped, &[0, c, h, w], base)
     }
 
     /// Φ(x) = ½(1 + erf(x/√2)), the standard normal CDF (GELU's gate), under names from
