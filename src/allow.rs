@@ -181,8 +181,11 @@ impl Allows {
         self.per_file
             .iter()
             .flat_map(|(_, list, _)| list.iter().flat_map(|a| &a.codes))
-            .filter(|(code, _, _)| find_warning_code(code).is_none())
-            .map(|(code, span, _)| unknown_allow(code, *span))
+            .filter_map(|(code, span, _)| match find_warning_code(code) {
+                None => Some(unknown_allow(code, *span)),
+                Some(c) if c.starts_with("cnnc::syntax::") => Some(unsilenceable(code, *span)),
+                Some(_) => None,
+            })
             .collect()
     }
 }
@@ -206,6 +209,19 @@ fn unused_allow(code: &str, span: Span) -> Diagnostic {
         "remove it (or this code from it): the warning it was written for no longer occurs, \
          and a stale allow would hide the next one here",
     )
+}
+
+/// An allow comment of the allow warnings themselves: they are about the comments, which
+/// cannot silence them (only `--allow` does).
+fn unsilenceable(code: &str, span: Span) -> Diagnostic {
+    Diagnostic::warning(
+        "cnnc::syntax::unknown_allow",
+        format!("`{code}` is about allow comments and cannot be silenced by one"),
+    )
+    .label(span, "silences nothing")
+    .help(format!(
+        "fix the allow it points at, or pass `--allow {code}` on the command line"
+    ))
 }
 
 fn unknown_allow(code: &str, span: Span) -> Diagnostic {

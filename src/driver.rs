@@ -224,6 +224,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                         .label(m.name.span, "defined again here")
                         .help("rename one of them; `--model NAME` picks a model by name"),
                     );
+                    diagnostics.0.extend(allows.unknown_codes_in(m.span));
                     continue;
                 }
                 model_names.push(m.name.name.clone());
@@ -281,8 +282,9 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     }
 }
 
-/// The spans of the calls of blocks that a model's body calls at more than one place (in
-/// source; a repeat's iterations are one place).
+/// The spans of the second and later calls (in source order; a repeat's iterations are one
+/// place) of each block a model's body calls: a warning from inside a block is reported at
+/// its first call only.
 fn repeated_block_calls(body: &[ast::Stmt], defs: &elaborate::Definitions<'_>) -> Vec<Span> {
     fn walk<'s>(
         stmts: &'s [ast::Stmt],
@@ -319,10 +321,11 @@ fn repeated_block_calls(body: &[ast::Stmt], defs: &elaborate::Definitions<'_>) -
     }
     let mut calls = Vec::new();
     walk(body, &mut calls, defs);
+    let mut seen = std::collections::HashSet::new();
     calls
-        .iter()
-        .filter(|(name, _)| calls.iter().filter(|(n, _)| n == name).count() > 1)
-        .map(|(_, span)| *span)
+        .into_iter()
+        .filter(|(name, _)| !seen.insert(*name))
+        .map(|(_, span)| span)
         .collect()
 }
 

@@ -147,6 +147,11 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
             "conv(8, 3, pad=[1, 2], dilation=[1, 2]) relu conv(8, 3, pad=[1, 2], dilation=[1, 2])",
             Some("along the width"),
         ),
+        // A channel shuffle keeps every pixel's receptive field: the run goes on through it.
+        (
+            "conv(8, 3, pad=2, dilation=2) channel_shuffle(2) conv(8, 3, pad=4, dilation=4)",
+            Some("rates [2, 4]"),
+        ),
     ] {
         let c = cnnc::compile_source(
             std::path::Path::new("axes.cnn"),
@@ -456,9 +461,13 @@ fn allow_comments_silence_warnings_where_they_are() {
     // second call is not stale (it is needed if the first call goes).
     let twice = "block b() { conv(8, 3, stride=2) }\nmodel M(input: [8, 34, 34]) {\n    b()  # cnnc: allow(unused_input)\n    b()  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
     assert_eq!(codes(twice), Vec::<&str>::new());
-    // The allow warnings themselves are silenced by `--allow` only: never judged stale.
+    // But the first call's allow is judged: here the block never warns.
+    let quiet = "block b() { conv(8, 3, stride=2, pad=1) }\nmodel M(input: [8, 34, 34]) {\n    b()  # cnnc: allow(unused_input)\n    b()  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(quiet), ["cnnc::syntax::unused_allow"]);
+    // The allow warnings themselves are silenced by `--allow` only: a comment of them is
+    // told so (not judged stale).
     let meta = "model W(input: [1, 4, 4]) {\n    relu  # cnnc: allow(unused_allow)\n    flatten linear(2)\n}\n";
-    assert_eq!(codes(meta), Vec::<&str>::new());
+    assert_eq!(codes(meta), ["cnnc::syntax::unknown_allow"]);
     // A layer written over two lines: the allow may be on either.
     let split = "model W(input: [1, 11, 11]) {\n    maxpool(2,\n        stride=2)  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
     assert_eq!(codes(split), Vec::<&str>::new());
@@ -832,6 +841,33 @@ fn porting_mistakes_get_helps_that_fit() {
         );
         assert!(!h.contains("`in.c` in"), "{layer}: {h}");
     }
+    // A shape-keeping layer after a bare branch is the missing-braces slip, whichever it is.
+    for layer in ["channel_shuffle(2)", "hardswish", "relu6", "silu"] {
+        let src = format!("model M(input: [4, 8, 8]) {{ concat {{ conv(16, 1) {layer} }} }}");
+        let c = cnnc::compile_source(Path::new("bare.cnn"), src);
+        assert!(
+            c.diagnostics
+                .iter()
+                .any(|d| d.code == "cnnc::elab::bare_branch"),
+            "{layer}"
+        );
+    }
+    // slice and channel_shuffle: helps that fit the tensor.
+    let range = "cnnc::shape::slice_range";
+    let h = help("model M(input: [128]) { slice(100, 129) }", range);
+    assert!(h.contains("`slice(0, in.f / 2)`"), "{h}");
+    let h = help("model M(input: [1, 4, 4]) { slice(0, 2) }", range);
+    assert!(!h.contains("halves"), "{h}");
+    let h = help(
+        "model M(input: [67, 4, 4]) { channel_shuffle(2) }",
+        "cnnc::shape::groups",
+    );
+    assert!(h.contains("67 is prime"), "{h}");
+    let h = help(
+        "model M(input: [134, 4, 4]) { channel_shuffle(4) }",
+        "cnnc::shape::groups",
+    );
+    assert!(h.contains("candidates: 2, 67"), "{h}");
     let unknown = "cnnc::elab::unknown_layer";
     for (layer, says) in [
         ("chunk(2)", "`slice(start, end)`"),

@@ -798,15 +798,21 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// after another branch: `concat { conv(64, 1) relu … }` reads as two branches, `conv`
     /// and `relu`, where the PyTorch habit meant one.
     fn warn_bare_branches(&mut self, c: &ast::Concat) {
-        const SHAPE_KEEPING: [&str; 8] = [
+        const SHAPE_KEEPING: [&str; 14] = [
             "relu",
             "sigmoid",
             "tanh",
             "leaky_relu",
             "elu",
+            "silu",
+            "gelu",
+            "relu6",
+            "hardsigmoid",
+            "hardswish",
             "softmax",
             "dropout",
             "batchnorm",
+            "channel_shuffle",
         ];
         for pair in c.branches.windows(2) {
             let (before, branch) = (&pair[0], &pair[1]);
@@ -899,9 +905,8 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Result<Cur, Abort> {
         self.flush_dilation_run();
         // `residual if cond { … }` with cond false: the body alone, its layers named as in
-        // the sum (a condition that could not be evaluated, reported, keeps the sum).
-        // A condition that could not be evaluated (reported) goes on with the body alone, so
-        // the body's shape change is not reported again as a mismatch.
+        // the sum. A condition that could not be evaluated (reported) goes on with the body
+        // alone too, so the body's shape change is not reported again as a mismatch.
         if let Some(cond) = &r.cond {
             if self.eval_bool(cond, frame, &cur) != Some(true) {
                 return self.body(&r.body, cur, frame, scope);
@@ -2178,13 +2183,14 @@ fn convt_short(op: &Op, expected: &Shape, got: &Shape) -> Option<String> {
         a.kernel[0] + pad[0] - a.output_pad[0],
         a.kernel[1] + pad[1] - a.output_pad[1],
     ];
-    let by_kernel = if a.dilation == [1, 1] {
+    let by_kernel = if a.dilation == [1, 1] && a.output_pad == [0, 0] {
         format!(", or a kernel of {}", text(kernel))
     } else {
         String::new()
     };
     Some(format!(
-        "the transposed conv falls short of {} by less than its stride: `output_pad={}` adds \
+        "the transposed conv falls short of {} by less than its stride (or dilation): \
+         `output_pad={}` adds \
          the missing rows and columns (PyTorch's `output_padding`){by_kernel}",
         Shape(want.to_vec()),
         text(pad)

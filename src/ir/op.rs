@@ -238,7 +238,8 @@ impl Op {
         }
     }
 
-    /// Activations and other ops that keep the shape and act elementwise (or per channel).
+    /// Activations and other ops that keep the shape and act elementwise (or per channel, or
+    /// move whole channels: a shuffle keeps every pixel's receptive field).
     pub fn is_shape_preserving(&self) -> bool {
         matches!(
             self,
@@ -255,6 +256,7 @@ impl Op {
                 | Op::HardSwish
                 | Op::Softmax
                 | Op::Dropout { .. }
+                | Op::ChannelShuffle { .. }
         )
     }
 }

@@ -627,14 +627,22 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             };
             if start >= end || *end > n {
                 let half = n / 2;
+                let q = if x.rank() == 3 { "in.c" } else { "in.f" };
+                let halves = if n >= 2 {
+                    format!(
+                        "; halves are `slice(0, {half})` and `slice({half}, {n})`, or \
+                         `slice(0, {q} / 2)` and `slice({q} / 2, {q})`"
+                    )
+                } else {
+                    String::new()
+                };
                 return Err(err(
                     "cnnc::shape::slice_range",
                     format!("`slice({start}, {end})` of {x}: the {what} are 0 up to {n}"),
                 )
                 .help(format!(
                     "`slice(a, b)` keeps {what} a up to b − 1, with a < b ≤ {n} (PyTorch's \
-                     `x[:, a:b]`); halves are `slice(0, {half})` and `slice({half}, {n})`, or \
-                     `slice(0, in.c / 2)` and `slice(in.c / 2, in.c)`"
+                     `x[:, a:b]`){halves}"
                 )));
             }
             let mut dims = x.dims().to_vec();
@@ -645,10 +653,16 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             let x = first();
             let (c, _) = need_image("channel_shuffle", x)?;
             if !c.is_multiple_of(*groups) {
-                let divisors: Vec<String> = (2..=c.min(64))
+                let divisors: Vec<String> = (2..c)
                     .filter(|g| c.is_multiple_of(*g))
+                    .take(12)
                     .map(|g| g.to_string())
                     .collect();
+                let candidates = if divisors.is_empty() {
+                    format!("{c} is prime: no groups but 1 and {c} divide it, so no shuffle mixes its channels")
+                } else {
+                    format!("candidates: {}", divisors.join(", "))
+                };
                 return Err(err(
                     "cnnc::shape::groups",
                     format!(
@@ -656,10 +670,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                          channels"
                     ),
                 )
-                .help(format!(
-                    "the groups must divide the channels; candidates: {}",
-                    divisors.join(", ")
-                )));
+                .help(format!("the groups must divide the channels; {candidates}")));
             }
             finish(x.dims().to_vec(), 0, 0, Vec::new())
         }
