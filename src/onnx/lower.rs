@@ -903,22 +903,10 @@ impl Lowerer<'_> {
         let (input, pads) = if pads.is_symmetric() {
             (x, pads)
         } else {
-            let (b, e) = (pads.begin, pads.end);
             let pads_name = format!("{name}.pads");
-            self.init_i64(
-                &pads_name,
-                &[
-                    0,
-                    0,
-                    b[0] as i64,
-                    b[1] as i64,
-                    0,
-                    0,
-                    e[0] as i64,
-                    e[1] as i64,
-                ],
-            )?;
+            self.init_i64(&pads_name, &pad_amounts(&pads))?;
             self.node("Pad", &padded, &[x, &pads_name], &padded, vec![])?;
+            let (b, e) = (pads.begin, pads.end);
             self.value_info(
                 &padded,
                 &[
@@ -929,12 +917,7 @@ impl Lowerer<'_> {
             );
             (padded.as_str(), Pads::default())
         };
-        let attrs = vec![
-            AttributeProto::int("count_include_pad", 1),
-            AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
-            AttributeProto::ints("pads", i64s(&pads.onnx())),
-            AttributeProto::ints("strides", i64s(&p.stride)),
-        ];
+        let attrs = avgpool_attrs(p, &pads);
         if extra == [0, 0] {
             return self.node("AveragePool", name, &[input], out, attrs);
         }
@@ -1037,6 +1020,32 @@ fn location(sources: &SourceMap, span: crate::source::Span) -> String {
     let f = sources.get(span.file);
     let (line, col) = f.line_col(span.start);
     format!("{}:{line}:{col}", f.path.display())
+}
+
+/// AveragePool's attributes for a pooling whose (symmetric) pads are `pads`, counting them in
+/// the divisor (PyTorch's `count_include_pad=True`); shared with the training graphs.
+pub(crate) fn avgpool_attrs(p: &PoolAttrs, pads: &Pads) -> Vec<AttributeProto> {
+    vec![
+        AttributeProto::int("count_include_pad", 1),
+        AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
+        AttributeProto::ints("pads", i64s(&pads.onnx())),
+        AttributeProto::ints("strides", i64s(&p.stride)),
+    ]
+}
+
+/// ONNX Pad's amounts for an `[N, C, H, W]` tensor padded by `pads` on H and W.
+pub(crate) fn pad_amounts(pads: &Pads) -> [i64; 8] {
+    let (b, e) = (pads.begin, pads.end);
+    [
+        0,
+        0,
+        b[0] as i64,
+        b[1] as i64,
+        0,
+        0,
+        e[0] as i64,
+        e[1] as i64,
+    ]
 }
 
 /// PyTorch's hardsigmoid, relu6(x + 3) / 6, as ONNX's HardSigmoid max(0, min(1, αx + β)).

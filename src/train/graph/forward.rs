@@ -215,27 +215,13 @@ impl Lowering<'_> {
                 let (input, pads) = if pads.is_symmetric() {
                     (x, pads)
                 } else {
-                    let onnx_pads = self.b.ints(&[
-                        0,
-                        0,
-                        pads.begin[0] as i64,
-                        pads.begin[1] as i64,
-                        0,
-                        0,
-                        pads.end[0] as i64,
-                        pads.end[1] as i64,
-                    ]);
+                    let onnx_pads = self.b.ints(&crate::onnx::lower::pad_amounts(&pads));
                     let padded =
                         self.b
                             .op("Pad", &[&x, &onnx_pads], &format!("{name}.padded"), vec![]);
                     (padded, Pads::default())
                 };
-                let attrs = vec![
-                    AttributeProto::int("count_include_pad", 1),
-                    AttributeProto::ints("kernel_shape", i64s(&p.kernel)),
-                    AttributeProto::ints("pads", i64s(&pads.onnx())),
-                    AttributeProto::ints("strides", i64s(&p.stride)),
-                ];
+                let attrs = crate::onnx::lower::avgpool_attrs(p, &pads);
                 if extra == [0, 0] {
                     self.b.op("AveragePool", &[&input], &name, attrs)
                 } else {
