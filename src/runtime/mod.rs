@@ -288,9 +288,10 @@ impl Runtime {
                 .into();
         }
         let pre = cuda_libs::preload(&self.library.path);
-        let mut note = String::from(
-            " (the CUDA execution provider needs an NVIDIA GPU and driver, and the CUDA 13 and \
+        let mut note = format!(
+            " (the CUDA execution provider needs an NVIDIA GPU and driver, and the CUDA {} and \
              cuDNN 9 libraries that onnxruntime-gpu was built for",
+            pre.cuda_major
         );
         match &pre.dir {
             Some(dir) if !pre.loaded.is_empty() => note.push_str(&format!(
