@@ -598,6 +598,55 @@ def mobilenet_v2():
                       Linear(1280, 1000))
 
 
+class EfficientNetSE(Module):
+    # torchvision's SqueezeExcitation as EfficientNet uses it: SiLU inside, Sigmoid gate.
+    def __init__(self, channels, squeeze):
+        self.fc = Sequential(AdaptiveAvgPool2d(1), Conv2d(channels, squeeze, 1), SiLU(),
+                             Conv2d(squeeze, channels, 1), Sigmoid())
+
+    def forward(self, x, c):
+        g = self.fc.forward(x, c)
+        assert g == (x[0], 1, 1), f"gate {g} on {x}"
+        return x
+
+
+class MBConv(Module):
+    # torchvision's efficientnet.MBConv: expand (if t != 1), depthwise k x k, squeeze and
+    # excitation to max(1, cin // 4), project; the skip only when stride is 1 and the
+    # channels are kept (stochastic depth is a training-time drop, no shape or weight).
+    def __init__(self, cin, cout, t, k, stride):
+        hidden = cin * t
+        layers = []
+        if hidden != cin:
+            layers += [Conv2d(cin, hidden, 1, bias=False), BatchNorm2d(hidden), SiLU()]
+        layers += [Conv2d(hidden, hidden, k, stride=stride, padding=(k - 1) // 2,
+                          groups=hidden, bias=False), BatchNorm2d(hidden), SiLU(),
+                   EfficientNetSE(hidden, max(1, cin // 4)),
+                   Conv2d(hidden, cout, 1, bias=False), BatchNorm2d(cout)]
+        self.block = Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x, c):
+        y = self.block.forward(x, c)
+        if self.use_res_connect:
+            assert y == x, f"residual mismatch {y} vs {x}"
+        return y
+
+
+def efficientnet_b0():
+    # torchvision.models.efficientnet_b0(num_classes=1000): (t, k, stride, cin, cout, n)
+    settings = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2),
+                (6, 3, 2, 40, 80, 3), (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4),
+                (6, 3, 1, 192, 320, 1)]
+    features = [Conv2d(3, 32, 3, stride=2, padding=1, bias=False), BatchNorm2d(32), SiLU()]
+    for t, k, s, cin, cout, n in settings:
+        for i in range(n):
+            features.append(MBConv(cin if i == 0 else cout, cout, t, k, s if i == 0 else 1))
+    features += [Conv2d(320, 1280, 1, bias=False), BatchNorm2d(1280), SiLU()]
+    return Sequential(*features, AdaptiveAvgPool2d(1), Flatten(), Dropout(0.2),
+                      Linear(1280, 1000))
+
+
 class ShuffleV2Block(Module):
     # torchvision's shufflenetv2.InvertedResidual: stride 1 splits x in halves (x.chunk(2,
     # dim=1)), keeps one and runs branch2 on the other; stride 2 runs branch1 and branch2 on
@@ -797,6 +846,7 @@ NETWORKS = {
     "simple_cnn": (simple_cnn, (1, 28, 28)),
     "mobilenet_v2": (mobilenet_v2, (3, 224, 224)),
     "shufflenet_v2": (shufflenet_v2, (3, 224, 224)),
+    "efficientnet_b0": (efficientnet_b0, (3, 224, 224)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
@@ -806,6 +856,7 @@ NETWORKS = {
 PUBLISHED = {
     "lenet": 61_706,                # d2l 7.6 / the classic LeNet-5 count on 28x28 with pad 2
     "lenet_nopad_maxpool": 44_426,  # the same layers without the first conv's padding
+    "efficientnet_b0": 5_288_548,   # torchvision's efficientnet_b0
 }
 
 
