@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 
-use crate::diag::{find_warning_code, Diagnostic, Diagnostics, WARNING_CODES};
+use crate::diag::{find_warning_code, Diagnostic, Diagnostics, Label, WARNING_CODES};
 use crate::source::{FileId, SourceMap, Span};
 
 const MARKER: &str = "cnnc: allow(";
@@ -99,18 +99,51 @@ impl Allows {
         if self.per_file.is_empty() {
             return;
         }
-        diags.0.retain(|d| !self.silences(d));
+        diags.0.retain_mut(|d| !self.silences(d));
     }
 
-    /// Whether an allow of `d`'s code is on a line of a place `d` points at (any of its
-    /// labels: the layer, the statement that caused it, the call of the block it is in), or
-    /// alone on the line above one; marks the allows that do as used.
-    fn silences(&self, d: &Diagnostic) -> bool {
+    /// Whether an allow of `d`'s code is on a line of a place `d` points at (the layer, the
+    /// statement that caused it), or alone on the line above one; or, for a warning from
+    /// inside a block, at a call of the block on the way to it, for every call that gave it
+    /// (see [`crate::diag::OtherCalls`]). Marks the allows that match as used. When the
+    /// allows cover the first call but not another, `d` is moved to that call.
+    fn silences(&self, d: &mut Diagnostic) -> bool {
         if d.is_error() {
             return false;
         }
+        let own: Vec<&Label> = d.labels.iter().filter(|l| !l.call).collect();
+        let calls: Vec<&Label> = d.labels.iter().filter(|l| l.call).collect();
+        // Every list is checked (no short cut), so that each allow that matches is used.
+        let own_allowed = self.allowed(d.code, &own);
+        let first_allowed = self.allowed(d.code, &calls);
+        let others: Vec<bool> = d
+            .other_calls
+            .chains
+            .iter()
+            .map(|chain| self.allowed(d.code, &chain.iter().collect::<Vec<_>>()))
+            .collect();
+        if own_allowed {
+            return true;
+        }
+        if !first_allowed {
+            return false;
+        }
+        match others.iter().position(|allowed| !allowed) {
+            Some(i) => {
+                let chain = d.other_calls.chains.remove(i);
+                d.labels.retain(|l| !l.call);
+                d.labels.extend(chain);
+                false
+            }
+            None => !d.other_calls.truncated,
+        }
+    }
+
+    /// Whether an allow of `code` is on a line of one of `labels`, or alone on the line above
+    /// one; marks every allow that is as used.
+    fn allowed(&self, code: &str, labels: &[&Label]) -> bool {
         let mut silenced = false;
-        for label in &d.labels {
+        for label in labels {
             let span = label.span;
             let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == span.file)
             else {
@@ -121,8 +154,8 @@ impl Allows {
                 if !((first..=last).contains(&a.line) || (a.alone && a.line + 1 == first)) {
                     continue;
                 }
-                for (code, _, used) in &a.codes {
-                    if find_warning_code(code) == Some(d.code) {
+                for (allowed, _, used) in &a.codes {
+                    if find_warning_code(allowed) == Some(code) {
                         used.set(true);
                         silenced = true;
                     }
@@ -137,10 +170,9 @@ impl Allows {
     /// without errors: an error stops the checks that would have given the warning. Allows
     /// in blocks are not judged, as a block's warnings depend on who calls it.
     ///
-    /// Nor are allows on the lines of `skip` (the calls of a block called more than once: a
-    /// warning from inside a block is reported once, at its first call, so an allow at a
-    /// later call has nothing to silence and is still needed if the first call goes), nor
-    /// allows of the allow warnings themselves, which only `--allow` silences.
+    /// Nor are allows on the lines of `skip` (later calls of blocks whose warnings came from
+    /// more calls than were recorded, see [`crate::diag::OtherCalls`]), nor allows of the
+    /// allow warnings themselves, which only `--allow` silences.
     pub fn unused_in(&self, model: Span, skip: &[Span]) -> Vec<Diagnostic> {
         let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == model.file)
         else {

@@ -21,6 +21,48 @@ pub enum Severity {
 pub struct Label {
     pub span: Span,
     pub text: String,
+    /// An "in this call of `b`" label: the call of the block the diagnostic came from.
+    pub call: bool,
+}
+
+impl Label {
+    /// The label elaboration adds to a diagnostic from inside a block, at its call.
+    pub fn call(block: &str, span: Span) -> Label {
+        Label {
+            span,
+            text: format!("in this call of `{block}`"),
+            call: true,
+        }
+    }
+}
+
+/// The same warning from other calls of the block it is in: a mistake inside a block is
+/// reported once, at its first call (with that call's labels), and these are the call
+/// labels of the later calls that made it again. An allow comment at calls silences the
+/// warning only if it is at every one of them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OtherCalls {
+    /// Each later call's labels, innermost call first (at most [`OtherCalls::MAX`]).
+    pub chains: Vec<Vec<Label>>,
+    /// More calls than [`OtherCalls::MAX`] made it: only an allow on the block's own lines
+    /// silences it.
+    pub truncated: bool,
+}
+
+impl OtherCalls {
+    pub const MAX: usize = 256;
+
+    /// Records a later call's labels, once each.
+    pub fn add(&mut self, chain: Vec<Label>) {
+        if self.chains.contains(&chain) {
+            return;
+        }
+        if self.chains.len() < Self::MAX {
+            self.chains.push(chain);
+        } else {
+            self.truncated = true;
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +74,8 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     /// What to change, when a fix is known.
     pub help: Option<String>,
+    /// For a warning from inside a block: the later calls that gave it again.
+    pub other_calls: OtherCalls,
 }
 
 impl Diagnostic {
@@ -42,6 +86,7 @@ impl Diagnostic {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            other_calls: OtherCalls::default(),
         }
     }
 
@@ -60,6 +105,7 @@ impl Diagnostic {
         self.labels.push(Label {
             span,
             text: text.into(),
+            call: false,
         });
         self
     }

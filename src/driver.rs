@@ -239,11 +239,18 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                     hash.clone(),
                     &model_diags,
                 );
+                // A warning repeated by more block calls than are recorded may come from a call
+                // whose allow is then never matched: those calls' allows are not judged.
+                let truncated = model_diags.iter().any(|d| d.other_calls.truncated);
                 allows.silence(&mut model_diags);
                 model_diags.0.extend(allows.unknown_codes_in(m.span));
                 let clean = files_clean && model_diags.error_count() == 0;
                 if clean && checked.is_ok() {
-                    let skip = repeated_block_calls(&m.body, &defs);
+                    let skip = if truncated {
+                        repeated_block_calls(&m.body, &defs)
+                    } else {
+                        Vec::new()
+                    };
                     model_diags.0.extend(allows.unused_in(m.span, &skip));
                 }
                 diagnostics.extend(model_diags);
@@ -283,8 +290,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
 }
 
 /// The spans of the second and later calls (in source order; a repeat's iterations are one
-/// place) of each block a model's body calls: a warning from inside a block is reported at
-/// its first call only.
+/// place) of each block a model's body calls.
 fn repeated_block_calls(body: &[ast::Stmt], defs: &elaborate::Definitions<'_>) -> Vec<Span> {
     fn walk<'s>(
         stmts: &'s [ast::Stmt],

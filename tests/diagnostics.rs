@@ -457,13 +457,39 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert_eq!(codes(broken), ["cnnc::elab::unknown_variable"]);
     let block = "block B() {\n    relu  # cnnc: allow(unused_input)\n}\nmodel W(input: [1, 4, 4]) {\n    B()\n    flatten linear(2)\n}\n";
     assert_eq!(codes(block), Vec::<&str>::new());
-    // A block called twice reports its warning once, at the first call: the allow at the
-    // second call is not stale (it is needed if the first call goes).
-    let twice = "block b() { conv(8, 3, stride=2) }\nmodel M(input: [8, 34, 34]) {\n    b()  # cnnc: allow(unused_input)\n    b()  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
-    assert_eq!(codes(twice), Vec::<&str>::new());
-    // But the first call's allow is judged: here the block never warns.
+    // A block called twice reports its warning once, at the first call; an allow at every
+    // call silences it, and neither allow is stale.
+    let calls = |first: &str, second: &str| {
+        format!("block b() {{ conv(8, 3, stride=2) }}\nmodel M(input: [8, 34, 34]) {{\n    b(){first}\n    b(){second}\n    flatten linear(2)\n}}\n")
+    };
+    const ALLOW: &str = "  # cnnc: allow(unused_input)";
+    assert_eq!(codes(&calls(ALLOW, ALLOW)), Vec::<&str>::new());
+    // An allow at one call only leaves the warning of the other, shown at that call.
+    for (first, second, line) in [(ALLOW, "", 4), ("", ALLOW, 3)] {
+        let src = calls(first, second);
+        let c = cnnc::compile_source(std::path::Path::new("calls.cnn"), src.clone());
+        let d: Vec<_> = c.diagnostics.iter().collect();
+        assert_eq!(d.len(), 1, "{src}: {d:?}");
+        assert_eq!(d[0].code, UNUSED);
+        let call = d[0].labels.iter().find(|l| l.call).expect("a call label");
+        let at = src[..call.span.start as usize].matches('\n').count() + 1;
+        assert_eq!(
+            at, line,
+            "{src}: the warning is shown at the call not allowed"
+        );
+    }
+    // An allow at the call inside a block covers every call of that block; calls in a
+    // repeat are one place.
+    let nested = "block b() { conv(8, 3, stride=2) }\nblock a() {\n    b()  # cnnc: allow(unused_input)\n}\nmodel M(input: [8, 34, 34]) {\n    a()\n    repeat 2 { a() }\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(nested), Vec::<&str>::new());
+    let repeated = "block b() { conv(8, 3, stride=2) }\nmodel M(input: [8, 66, 66]) {\n    b()  # cnnc: allow(unused_input)\n    repeat 2 { b() }  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(repeated), Vec::<&str>::new());
+    // Every call's allow is judged: here the block never warns.
     let quiet = "block b() { conv(8, 3, stride=2, pad=1) }\nmodel M(input: [8, 34, 34]) {\n    b()  # cnnc: allow(unused_input)\n    b()  # cnnc: allow(unused_input)\n    flatten linear(2)\n}\n";
-    assert_eq!(codes(quiet), ["cnnc::syntax::unused_allow"]);
+    assert_eq!(
+        codes(quiet),
+        ["cnnc::syntax::unused_allow", "cnnc::syntax::unused_allow"]
+    );
     // The allow warnings themselves are silenced by `--allow` only: a comment of them is
     // told so (not judged stale).
     let meta = "model W(input: [1, 4, 4]) {\n    relu  # cnnc: allow(unused_allow)\n    flatten linear(2)\n}\n";

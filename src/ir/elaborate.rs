@@ -9,7 +9,7 @@
 
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Label};
 use crate::ir::{Graph, Node, Op, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
@@ -137,6 +137,15 @@ struct Named {
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
 struct Abort;
 
+/// Whether a diagnostic from inside a block is pointed at the call that expanded it: all but
+/// those about the block's text alone.
+fn gets_call_labels(code: &str) -> bool {
+    !matches!(
+        code,
+        "cnnc::elab::too_many_errors" | "cnnc::elab::recursive_block" | "cnnc::elab::bare_branch"
+    )
+}
+
 /// What makes two diagnostics the same report: a repeat or a block called twice can make
 /// the same mistake once per iteration or call, which is reported once.
 type DiagKey = (&'static str, Vec<Span>, String);
@@ -154,9 +163,10 @@ struct Elab<'a, 'd> {
     concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
     steps: u64,
-    /// Diagnostics before this index have been deduplicated; their keys are in `seen`.
+    /// Diagnostics before this index have been deduplicated; their keys are in `seen`, with
+    /// the index of the one kept and the calls it came from.
     checked_diags: usize,
-    seen: HashSet<DiagKey>,
+    seen: HashMap<DiagKey, (usize, Vec<Label>)>,
     /// Every `as NAME` elaborated (by its place), with the nodes it named.
     names: HashMap<Span, (String, Vec<NodeIndex>)>,
     /// The `as NAME` places whose tensor was read by name at least once, or that a
@@ -197,7 +207,7 @@ pub fn elaborate_model<'a>(
         concat_depth: 0,
         steps: 0,
         checked_diags: 0,
-        seen: HashSet::new(),
+        seen: HashMap::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
         left_behind: Vec::new(),
@@ -231,7 +241,7 @@ pub fn elaborate_model<'a>(
         e.warn_unused_names(out);
         e.warn_dropped_tensors(out);
     }
-    e.dedupe_diagnostics();
+    e.dedupe_diagnostics(None);
     if out == input && !e.diags.has_errors() {
         e.diags.push(
             Diagnostic::error(
@@ -339,7 +349,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// step that repeat an earlier one, and stops the model at either budget.
     fn step(&mut self, span: Span) -> Result<(), Abort> {
         self.steps += 1;
-        self.dedupe_diagnostics();
+        self.dedupe_diagnostics(None);
         if self.steps > MAX_STEPS {
             self.diags.push(
                 Diagnostic::error(
@@ -365,11 +375,21 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(())
     }
 
-    fn dedupe_diagnostics(&mut self) {
+    /// Drops the diagnostics reported since the last call that repeat an earlier one. They
+    /// were raised inside the calls on the call stack and, when `left` is given, inside that
+    /// call, just left: a warning repeated by another call records that call's labels on the
+    /// one kept (see [`crate::diag::OtherCalls`]), so that an allow at only one call does
+    /// not hide it.
+    fn dedupe_diagnostics(&mut self, left: Option<(&str, Span)>) {
         if self.diags.0.len() <= self.checked_diags {
             return;
         }
         let new = self.diags.0.split_off(self.checked_diags);
+        let chain: Vec<Label> = left
+            .into_iter()
+            .chain(self.call_stack.iter().rev().copied())
+            .map(|(block, span)| Label::call(block, span))
+            .collect();
         for d in new {
             // The same code at the same places is the same mistake, whatever the message says:
             // a repeat that meets it again with other sizes (checking goes on with a recovered
@@ -383,8 +403,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                     String::new()
                 },
             );
-            if self.seen.insert(key) {
-                self.diags.0.push(d);
+            match self.seen.get(&key) {
+                None => {
+                    self.seen.insert(key, (self.diags.0.len(), chain.clone()));
+                    self.diags.0.push(d);
+                }
+                Some((kept, kept_chain)) => {
+                    if !d.is_error() && gets_call_labels(d.code) && *kept_chain != chain {
+                        self.diags.0[*kept].other_calls.add(chain.clone());
+                    }
+                }
             }
         }
         self.checked_diags = self.diags.0.len();
@@ -1592,33 +1620,24 @@ impl<'a, 'd> Elab<'a, 'd> {
         if !ok || !missing.is_empty() {
             return Ok(unknown(cur));
         }
+        // Deduplicate on both sides of the body, so that what it reports is new and keyed
+        // without the call: a mistake inside a block is reported once, at its first call.
+        self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
         let mut inner = Frame {
             env,
             tensors: HashMap::new(),
         };
         let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
-        // Deduplicate on both sides of the body, so that what it reports is new and keyed
-        // without the call: a mistake inside a block is reported once, at its first call.
-        self.dedupe_diagnostics();
         let before = self.diags.0.len();
         let out = self.body(&block.body, cur, &mut inner, &mut sub);
         self.call_stack.pop();
-        self.dedupe_diagnostics();
+        self.dedupe_diagnostics(Some((name, call.span)));
         // Point every error and warning from inside the block at the call that expanded it
         // (the sizes in its message are that call's), except those about the text alone.
         for d in &mut self.diags.0[before..] {
-            let own_labels = matches!(
-                d.code,
-                "cnnc::elab::too_many_errors"
-                    | "cnnc::elab::recursive_block"
-                    | "cnnc::elab::bare_branch"
-            );
-            if !own_labels {
-                d.labels.push(crate::diag::Label {
-                    span: call.span,
-                    text: format!("in this call of `{name}`"),
-                });
+            if gets_call_labels(d.code) {
+                d.labels.push(Label::call(name, call.span));
             }
         }
         out
