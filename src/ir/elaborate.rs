@@ -48,6 +48,7 @@ impl<'a> Definitions<'a> {
         for (_, file) in files {
             for item in &file.items {
                 if let ast::Item::Block(b) = item {
+                    check_parameters(b, diags);
                     let name = b.name.name.as_str();
                     if layers::lookup(name).is_some() {
                         diags.push(
@@ -84,6 +85,61 @@ impl<'a> Definitions<'a> {
         }
         Definitions { blocks }
     }
+}
+
+/// A block's parameters as Python takes a function's: each name once, and no parameter
+/// without a default after one with (a call could never leave the first out).
+fn check_parameters(b: &ast::BlockDef, diags: &mut Diagnostics) {
+    let block = &b.name.name;
+    for (i, p) in b.params.iter().enumerate() {
+        if let Some(first) = b.params[..i].iter().find(|q| q.name.name == p.name.name) {
+            diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!("block `{block}` has two parameters named `{}`", p.name.name),
+                )
+                .label(p.name.span, "named again here")
+                .label(first.name.span, "first here")
+                .help("rename one of them: a call could set only one"),
+            );
+        }
+    }
+    let Some(fd) = b.params.iter().position(|p| p.default.is_some()) else {
+        return;
+    };
+    let Some(p) = b.params[fd..].iter().find(|p| p.default.is_none()) else {
+        return;
+    };
+    let order: Vec<String> = b
+        .params
+        .iter()
+        .filter(|p| p.default.is_none())
+        .map(|p| p.name.name.clone())
+        .chain(
+            b.params
+                .iter()
+                .filter(|p| p.default.is_some())
+                .map(|p| format!("{}=…", p.name.name)),
+        )
+        .collect();
+    diags.push(
+        Diagnostic::error(
+            "cnnc::elab::parameter_order",
+            format!(
+                "parameter `{}` of block `{block}` has no default but follows \
+                 `{}`, which has one",
+                p.name.name, b.params[fd].name.name
+            ),
+        )
+        .label(p.name.span, "no default")
+        .label(b.params[fd].name.span, "a default before it")
+        .help(format!(
+            "put the parameters without a default first, as Python requires: \
+             `block {block}({})`, or give `{}` a default",
+            order.join(", "),
+            p.name.name
+        )),
+    );
 }
 
 /// The tensor flowing through a body: a node and its shape (`None` after an error).
@@ -163,6 +219,11 @@ struct Elab<'a, 'd> {
     concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
     steps: u64,
+    /// The shape assertions that have held somewhere (a repeat's iteration, a block's call):
+    /// one that fails later holds for no single shape.
+    held_assertions: HashSet<Span>,
+    /// How many repeats of more than one iteration are being elaborated.
+    repeating: usize,
     /// Diagnostics before this index have been deduplicated; their keys are in `seen`, with
     /// the index of the one kept and the calls it came from.
     checked_diags: usize,
@@ -207,6 +268,8 @@ pub fn elaborate_model<'a>(
         concat_depth: 0,
         steps: 0,
         checked_diags: 0,
+        held_assertions: HashSet::new(),
+        repeating: 0,
         seen: HashMap::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
@@ -275,6 +338,22 @@ impl<'a, 'd> Elab<'a, 'd> {
                             ),
                         )
                         .label(d.span, "here"),
+                    );
+                    return None;
+                }
+                // `in.c`, `in.h`, …: the only thing that is unknown here.
+                Err(EvalError::Unknown) => {
+                    self.diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::unknown_variable",
+                            "`in` has no shape in the model's input: no tensor comes before it",
+                        )
+                        .label(d.span, "uses `in`")
+                        .help(
+                            "write the input's sizes as numbers, e.g. `input: [3, 32, 32]`; \
+                             `in.c`, `in.h` and `in.w` are for layers, where they read the \
+                             incoming tensor",
+                        ),
                     );
                     return None;
                 }
@@ -554,13 +633,27 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let expected = Shape(dims);
         if &expected == shape {
+            self.held_assertions.insert(assert.span);
             return None;
         }
         let batch_written = expected.dims().get(1..) == Some(shape.dims());
-        let help = if batch_written {
+        let help = if self.held_assertions.contains(&assert.span) {
+            format!(
+                "this assertion held before, at an earlier iteration of the repeat or call of \
+                 the block it is in, and fails here, where the tensor is {shape}: no one shape \
+                 holds at all of them, so writing this one would fail the others; assert \
+                 after the repeat, or write the sizes from the loop variable or the block's \
+                 arguments"
+            )
+        } else if batch_written {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
+        } else if self.repeating > 0 {
+            format!(
+                "write `: {shape}` if that is what you meant, or fix the layers before it; in a \
+                 repeat, it must hold at every iteration"
+            )
         } else {
             format!("write `: {shape}` if that is what you meant, or fix the layers before it")
         };
@@ -670,26 +763,74 @@ impl<'a, 'd> Elab<'a, 'd> {
                     "cnnc::elab::argument_value",
                     format!("repeat count {count} is negative"),
                 )
-                .label(count_span, "here"),
+                .label(count_span, "here")
+                .help("a repeat runs its body that many times; 0 leaves it out"),
             );
             return Ok(unknown(cur));
         }
         let _ = span;
+        // The loop variable hides a parameter or an outer loop's variable of that name (and
+        // the body meant the one or the other): an error, checked on with the loop's.
+        let outer = r
+            .var
+            .as_ref()
+            .and_then(|v| frame.env.get(&v.name).cloned().map(|value| (v, value)));
+        if let Some((var, value)) = &outer {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!(
+                        "the loop variable `{}` hides the outer `{}`, here {}",
+                        var.name,
+                        var.name,
+                        value.describe()
+                    ),
+                )
+                .label(var.span, "defined again by this repeat")
+                .help(format!(
+                    "give the loop another name, e.g. `repeat j in …`: inside it, `{}` would be \
+                     the loop's count, not the value it has outside",
+                    var.name
+                )),
+            );
+        }
         let mut cur = cur;
+        self.repeating += usize::from(count > 1);
         for i in from..to {
             self.step(count_span)?;
             if let Some(var) = &r.var {
                 frame.env.set(&var.name, Value::Int(i));
             }
+            let before = self.diags.0.len();
             cur = self.body(&r.body, cur, frame, scope)?;
+            // Which iteration: the sizes in a message are that iteration's.
+            if count > 1 {
+                let which = match &r.var {
+                    Some(var) => format!("in the iteration with {} = {i}", var.name),
+                    None => format!("in iteration {} of {count}", i - from + 1),
+                };
+                for d in &mut self.diags.0[before..] {
+                    if d.labels.iter().all(|l| l.span != count_span) {
+                        d.labels.push(Label {
+                            span: count_span,
+                            text: which.clone(),
+                            call: false,
+                        });
+                    }
+                }
+            }
             if cur.shape.is_none() {
                 // After an error the tensor stays unknown: later iterations could only
                 // repeat the same mistakes (at a cost: `repeat 1000000 { typo }`).
                 break;
             }
         }
+        self.repeating -= usize::from(count > 1);
         if let Some(var) = &r.var {
-            frame.env.remove(&var.name);
+            match outer {
+                Some((_, value)) => frame.env.set(&var.name, value),
+                None => frame.env.remove(&var.name),
+            }
         }
         Ok(cur)
     }
