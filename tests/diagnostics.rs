@@ -1018,3 +1018,69 @@ fn nested_shortcuts_are_numbered_in_source_order() {
     assert_eq!(params("shortcut2.conv1"), 36);
     assert_eq!(params("shortcut2.conv2"), 40);
 }
+
+/// The help of a residual, concat or crop mismatch names the fix that fits how it was
+/// written: a condition that lets the shape change through, a change of rank, vectors, a
+/// crop whose skip is the smaller tensor.
+#[test]
+fn mismatch_helps_fit_how_the_network_was_written() {
+    let help = |src: &str, code: &str| -> String {
+        let c = cnnc::compile_source(Path::new("m.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+        d.help.clone().unwrap_or_default()
+    };
+    const RESIDUAL: &str = "cnnc::shape::residual_mismatch";
+    // ResNet's shortcut condition missing the change of channels: widen it.
+    let h = help(
+        "block unit(c, stride=1) {\n    residual { conv(c, 3, stride=stride, pad=1) relu conv(c, 3, pad=1) }\n    shortcut if stride != 1 { conv(c, 1, stride=stride) }\n}\nmodel M(input: [64, 32, 32]) { unit(64) unit(128) }\n",
+        RESIDUAL,
+    );
+    assert!(h.contains("`or in.c != c`"), "{h}");
+    assert!(!h.contains("add a projection"), "{h}");
+    // MobileNetV2's `residual if` without the channel test: narrow it.
+    let h = help(
+        "block ir(out, stride=1) {\n    residual if stride == 1 {\n        conv(in.c * 6, 1) relu6\n        conv(in.c, 3, stride=stride, pad=1, groups=in.c) relu6\n        conv(out, 1)\n    }\n}\nmodel M(input: [16, 32, 32]) { ir(16) ir(24) }\n",
+        RESIDUAL,
+    );
+    assert!(h.contains("`and in.c == out`"), "{h}");
+    assert!(!h.contains("in.c` in `conv"), "{h}");
+    // A body that flattens cannot have a shortcut; vectors are projected by a linear.
+    let h = help(
+        "model M(input: [16, 8, 8]) { residual { conv(16, 3, pad=1) global_avgpool flatten } }",
+        RESIDUAL,
+    );
+    assert!(h.contains("another rank"), "{h}");
+    let h = help(
+        "model M(input: [64]) { residual { linear(32) relu } }",
+        RESIDUAL,
+    );
+    assert!(h.contains("shortcut { linear(32) }"), "{h}");
+    // A dilated conv keeps the size with pad = d·(k−1)/2.
+    let h = help(
+        "model M(input: [16, 32, 32]) { residual { conv(16, 3, pad=1, dilation=2) relu } }",
+        RESIDUAL,
+    );
+    assert!(h.contains("dilation=2"), "{h}");
+    // Concat branches of different ranks: flatten after the concat.
+    let h = help(
+        "model M(input: [16, 8, 8]) { concat { {} { global_avgpool flatten } } }",
+        "cnnc::shape::concat_mismatch",
+    );
+    assert!(h.contains("same rank"), "{h}");
+    // A crop whose skip is smaller in one axis only says which.
+    let c = cnnc::compile_source(
+        Path::new("m.cnn"),
+        "model U(input: [3, 64, 32]) {\n    conv(16, 3, pad=1) as e1\n    conv(16, [5, 1], pad=[0, 2])\n    concat { crop(e1) {} }\n}\n".into(),
+    );
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::shape::crop_too_large")
+        .expect("crop_too_large");
+    assert!(d.message.ends_with("smaller in width"), "{}", d.message);
+    assert_eq!(d.labels[0].text, "`e1` is [16, 64, 32]");
+}

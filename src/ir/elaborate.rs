@@ -1142,17 +1142,25 @@ impl<'a, 'd> Elab<'a, 'd> {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
                         let mut help = match shortcut {
+                            _ if x.rank() != b.rank() => rank_change_help(x, b),
+                            // `shortcut if cond` whose cond is false here: the identity.
+                            Some(_) if short_is_identity => {
+                                widen_condition_help(x, b, "shortcut if", "or", &block_params)
+                            }
                             Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         };
-                        if r.shortcut.is_none() {
+                        if r.shortcut.is_none() && x.rank() == b.rank() {
                             if let Some(better) =
                                 block_projection_help(x, b, &block_params, body_bn)
                             {
                                 help = better;
                             }
                         }
-                        if let Some(note) = ends_with_in_query(&r.body, x, b) {
+                        // `residual if cond` that holds where the body changes the shape.
+                        if r.cond.is_some() && r.shortcut.is_none() && x.rank() == b.rank() {
+                            help = widen_condition_help(x, b, "residual if", "and", &block_params);
+                        } else if let Some(note) = ends_with_in_query(&r.body, x, b) {
                             help = format!("{note}; or {help}");
                         }
                         d.help = Some(help);
@@ -1617,7 +1625,17 @@ impl<'a, 'd> Elab<'a, 'd> {
             ));
         }
         let name = scope.fresh("crop");
-        self.add_unary(name, Op::Crop { size }, call.span, &tensor)
+        let before = self.diags.0.len();
+        let out = self.add_unary(name, Op::Crop { size }, call.span, &tensor);
+        // The input of the crop is the named tensor, not the current one: say so.
+        if let (Some(d), Some(skip)) = (self.diags.0.get_mut(before), &tensor.shape) {
+            if d.code == "cnnc::shape::crop_too_large" {
+                if let Some(l) = d.labels.first_mut() {
+                    l.text = format!("`{}` is {skip}", target.0);
+                }
+            }
+        }
+        out
     }
 
     fn block_call(
@@ -2219,6 +2237,65 @@ fn shortcut_help(
     }
 }
 
+/// A residual whose body changes the rank (a `flatten` or `global_avgpool flatten` inside
+/// it): no shortcut can follow.
+fn rank_change_help(input: &Shape, body: &Shape) -> String {
+    format!(
+        "the body turns {input} into {body}, another rank: a residual adds tensors of one shape, \
+         so end the body before it changes the rank and flatten (or pool) after the residual"
+    )
+}
+
+/// A residual with a condition (`residual if`, `shortcut if`) that lets the body's shape
+/// change through in this call: the condition should take in the change, joined with
+/// `join` (`and` for `residual if`, which must be false there; `or` for `shortcut if`,
+/// which must be true), written with the block's arguments where one holds the value.
+fn widen_condition_help(
+    input: &Shape,
+    body: &Shape,
+    keyword: &str,
+    join: &str,
+    params: &[(String, i64)],
+) -> String {
+    // `residual if … and in.c == c` keeps the skip where the shape is kept;
+    // `shortcut if … or in.c != c` projects where it changes.
+    let ne = if join == "and" { "==" } else { "!=" };
+    let mut terms = Vec::new();
+    if input.channels() != body.channels() {
+        let c = params
+            .iter()
+            .find(|(n, v)| *v == body.channels() as i64 && !n.contains("stride"))
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| body.channels().to_string());
+        terms.push(format!("in.c {ne} {c}"));
+    }
+    if input.spatial() != body.spatial() {
+        match params.iter().find(|(n, _)| n.contains("stride")) {
+            Some((n, _)) => terms.push(format!("{n} {ne} 1")),
+            None => terms.push(format!(
+                "in.h {ne} {}",
+                body.spatial().map(|[h, _]| h).unwrap_or(0)
+            )),
+        }
+    }
+    let (when, role) = if join == "and" {
+        (
+            format!("holds in this call, where the input is {input}"),
+            "the skip must be left out where the body changes the shape",
+        )
+    } else {
+        (
+            format!("is false in this call, so the identity passes the input {input}"),
+            "the projection must apply wherever the body changes the shape",
+        )
+    };
+    format!(
+        "`{keyword}`'s condition {when}, and the body gives {body}: {role}; add \
+         `{join} {}` to the condition",
+        terms.join(&format!(" {join} "))
+    )
+}
+
 fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
     match (input.spatial(), body.spatial()) {
         (Some([h, w]), Some([bh, bw])) if !has_shortcut => {
@@ -2255,11 +2332,21 @@ fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
                 }
                 None => format!(
                     "the body turns {h}×{w} into {bh}×{bw}, which no strided 1×1 shortcut matches: \
-                     its convolutions probably lack padding (a k×k conv keeps the size with \
-                     pad=(k−1)/2, e.g. `conv(C, 3, pad=1)`, or `pad=same`)"
+                     its convolutions do not keep the size (a k×k conv with dilation d keeps it \
+                     with pad=d·(k−1)/2: `conv(C, 3, pad=1)`, `conv(C, 3, pad=2, dilation=2)`; \
+                     or `pad=same`)"
                 ),
             }
         }
+        // Vectors: a `linear` projects them.
+        (None, None) if !has_shortcut => format!(
+            "add a projection shortcut: `residual {{ … }} shortcut {{ linear({}) }}`",
+            body.channels()
+        ),
+        (None, None) => format!(
+            "the shortcut must give {body}, like the body: make its `linear` give {}",
+            body.channels()
+        ),
         _ => format!(
             "the shortcut must give {body}, like the body; make its conv produce {} channels with the body's stride",
             body.channels()

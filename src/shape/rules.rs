@@ -606,14 +606,25 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         Op::Crop { size } => {
             let (c, hw) = need_image("crop", first())?;
             if size[0] > hw[0] || size[1] > hw[1] {
+                let smaller = match (size[0] > hw[0], size[1] > hw[1]) {
+                    (true, true) => "in height and width",
+                    (true, false) => "in height",
+                    _ => "in width",
+                };
                 return Err(err(
                     "cnnc::shape::crop_too_large",
                     format!(
-                        "cannot crop the {}×{} tensor to {}×{}: it is smaller than the current tensor",
+                        "cannot crop the {}×{} tensor to the current {}×{}: it is smaller {smaller}",
                         hw[0], hw[1], size[0], size[1]
                     ),
                 )
-                .help("crop takes a larger skip tensor down to the current size; check which tensor you named"));
+                .help(format!(
+                    "`crop(name)` cuts a larger skip tensor down to the current size, but here \
+                     the current tensor, {}×{}, is the larger {smaller}: a layer since the skip grew it \
+                     (padding over (k−1)/2, a transposed conv's `output_pad`); fix that, or \
+                     name the tensor you meant",
+                    size[0], size[1]
+                )));
             }
             finish(vec![c, size[0], size[1]], 0, 0, Vec::new())
         }
@@ -706,7 +717,15 @@ fn concat(inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 join_and(&shapes)
             ),
         )
-        .help("every branch must keep the spatial size [H, W] (only channels may differ): adjust padding or strides, or crop the larger one");
+        .help(if what == "ranks" {
+            "a concat joins its branches along the channels (features): every branch must have \
+             the same rank, [C, H, W] or [F]; flatten (or pool and flatten) after the concat, \
+             not inside one branch"
+        } else {
+            "every branch must keep the spatial size [H, W] (only channels may differ): adjust \
+             padding or strides; `crop(name)` cuts a larger named skip tensor down to the \
+             current size"
+        });
         e.input_labels = std::iter::once(0)
             .chain(differing)
             .map(|i| (i, format!("this branch gives {}", inputs[i])))
