@@ -3,11 +3,50 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// Set (by the binary's Ctrl-C handler) to stop every atomic write in progress: its next
 /// write fails with [`Cancelled`] and its temporary file is removed, the target untouched.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The temporary file being written now (a C string, or null), for a signal that ends the
+/// process at once to remove ([`remove_pending_temp`]). Replaced strings are leaked, not
+/// freed: a signal handler on another thread may still be reading one.
+static PENDING_TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Marks a temporary file as being written until dropped: if the process is ended by a
+/// second Ctrl-C meanwhile, the handler removes it, so no `.tmp` file is left behind.
+pub struct PendingTemp(());
+
+impl PendingTemp {
+    pub fn register(path: &Path) -> PendingTemp {
+        use std::os::unix::ffi::OsStrExt;
+        // A relative path would be resolved against the working directory at removal
+        // time, which does not change: fine as it is.
+        if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
+            PENDING_TEMP.store(c.into_raw(), Ordering::SeqCst);
+        }
+        PendingTemp(())
+    }
+}
+
+impl Drop for PendingTemp {
+    fn drop(&mut self) {
+        PENDING_TEMP.store(std::ptr::null_mut(), Ordering::SeqCst);
+    }
+}
+
+/// Removes the temporary file registered by [`PendingTemp`], if any. Async-signal-safe (an
+/// atomic load and unlink(2)): for a signal handler that ends the process.
+pub fn remove_pending_temp() {
+    let p = PENDING_TEMP.load(Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: `p` came from CString::into_raw and is never freed.
+        unsafe {
+            libc::unlink(p);
+        }
+    }
+}
 
 /// The error of a write stopped by [`CANCEL`].
 #[derive(Debug)]
@@ -89,6 +128,11 @@ pub fn resolve_output(path: &Path) -> std::path::PathBuf {
     let mut p = path.to_path_buf();
     // A bounded walk: a loop of links is left to the write to report.
     for _ in 0..40 {
+        // A link to a device or pipe is written through as it is: `/dev/stdout` leads to
+        // `/proc/self/fd/1`, whose "target" (`pipe:[1234]`) is no path.
+        if is_special(&p) {
+            break;
+        }
         match std::fs::read_link(&p) {
             Ok(target) => {
                 p = match p.parent() {
@@ -142,6 +186,7 @@ pub fn write_atomic_with(
                 ),
             )
         })?;
+    let _pending = PendingTemp::register(tmp.path());
     {
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.as_file_mut()));
         write(&mut out)?;
@@ -241,6 +286,21 @@ fn free_space(_dir: &Path) -> Option<Space> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_temporary_file_is_removed_by_the_quit_handler_until_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(".x.tmp");
+        std::fs::write(&p, b"partial").unwrap();
+        {
+            let _pending = PendingTemp::register(&p);
+            remove_pending_temp();
+            assert!(!p.exists(), "removed while registered");
+        }
+        std::fs::write(&p, b"done").unwrap();
+        remove_pending_temp();
+        assert!(p.exists(), "no longer pending once dropped");
+    }
 
     #[test]
     fn writes_and_replaces() {

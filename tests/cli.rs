@@ -1052,3 +1052,41 @@ fn weights_can_come_through_a_pipe() {
     ckpt.save(&ckpt_file).unwrap();
     export_through_fifo(std::fs::read(&ckpt_file).unwrap());
 }
+
+/// An output the file system cannot take (a folder where no file can be created, a link
+/// into a missing folder) is refused before any work, as a usage error; `/dev/stdout` into a
+/// pipe is written through (not resolved to `/proc/self/fd/pipe:[…]`).
+#[test]
+fn outputs_are_checked_before_work_and_stdout_pipes_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let dangling = dir.path().join("dangling.onnx");
+    std::os::unix::fs::symlink(dir.path().join("nowhere/x.onnx"), &dangling).unwrap();
+    let dangling = dangling.display().to_string();
+    for (args, says) in [
+        (
+            vec!["export", "models/lenet.cnn", "-o", "/proc/x.onnx"],
+            "cannot create a file in /proc",
+        ),
+        (
+            vec!["export", "models/lenet.cnn", "-o", &dangling],
+            "whose folder",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--out", "/proc/x.onnx"],
+            "cannot create a file in /proc",
+        ),
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("training "), "{args:?}: trained first");
+    }
+    assert!(!dir.path().join("nowhere").exists());
+    // `Command::output` gives the child a pipe for stdout.
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", "/dev/stdout"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use prost::Message;
+    let model = cnnc::onnx::proto::ModelProto::decode(o.stdout.as_slice())
+        .expect("the model came through the pipe");
+    assert_eq!(model.graph.unwrap().node.len(), 12);
+}

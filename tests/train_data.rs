@@ -145,6 +145,14 @@ fn corrupt_files_give_errors_naming_the_file() {
         let e = load_err(&lying, &labels, 10);
         assert!(matches!(e, DataError::BadHeader { .. }), "n = {n}: {e}");
     }
+    // A damaged gzip stream that inflates to more than its header claims: the damage (the
+    // checksum at its end) is what is reported, not a lying header.
+    let labels3 = idx(IDX_LABELS_MAGIC, &[3], &[0; 3]);
+    let mut damaged = gz(&idx(IDX_IMAGES_MAGIC, &[3, 2, 2], &images[16..]));
+    let crc_at = damaged.len() - 8;
+    damaged[crc_at] ^= 0xff;
+    let e = load_err(&damaged, &labels3, 10);
+    assert!(matches!(e, DataError::Gzip { .. }), "{e}");
     // Truncated raw file and truncated gzip stream (cut in the data, and in the trailer).
     let e = load_err(&images[..images.len() - 3], &labels, 10);
     assert!(matches!(e, DataError::BadHeader { .. }), "{e}");
@@ -580,6 +588,7 @@ fn epoch_lines_in_text_and_json() {
         train_acc: 0.823,
         test_acc: 0.779,
         examples_per_sec: 35726.4,
+        steps: None,
     };
     assert_eq!(
         s.to_string(),
@@ -590,6 +599,17 @@ fn epoch_lines_in_text_and_json() {
         v,
         serde_json::json!({"epoch": 3, "loss": 0.469, "train_acc": 0.823, "test_acc": 0.779, "examples_per_sec": 35726.4})
     );
+    // An epoch resumed mid-way says which of its steps the numbers cover.
+    let resumed = EpochStats {
+        steps: Some((33, 235)),
+        ..s
+    };
+    assert_eq!(
+        resumed.to_string(),
+        "epoch 3, loss 0.4690, train acc 0.823, test acc 0.779, 35726.4 examples/sec (steps 33–235, resumed)"
+    );
+    let v: serde_json::Value = serde_json::from_str(&resumed.to_json()).unwrap();
+    assert_eq!(v["steps"], serde_json::json!([33, 235]));
     // Hidden when stderr is not a terminal (as under `cargo test` with captured output).
     let bar = cnnc::train::progress::epoch_bar(1, 10);
     bar.inc(1);

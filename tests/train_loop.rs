@@ -1066,3 +1066,160 @@ fn labels_follow_the_model_and_resume_names_what_differs() {
         text(&o)
     );
 }
+
+/// `--resume` without `--lr` continues with the learning rate of the run that wrote the
+/// checkpoint (not the optimizer's default); another `--lr` is taken, and said.
+#[test]
+fn resume_keeps_the_checkpoints_learning_rate() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("resume_lr");
+    let (ck, out) = (
+        d.join("r.ckpt").display().to_string(),
+        d.join("r.onnx").display().to_string(),
+    );
+    let base = [
+        "train",
+        "models/lenet.cnn",
+        "--limit-train",
+        "200",
+        "--limit-test",
+        "100",
+        "--batch",
+        "100",
+        "--checkpoint",
+        &ck,
+        "--out",
+        &out,
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let o = cnnc(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let first = run(&["--epochs", "1", "--lr", "0.05"]);
+    assert!(first.contains("lr 0.05,"), "{first}");
+    let resumed = run(&["--epochs", "2", "--resume"]);
+    assert!(resumed.contains("lr 0.05,"), "{resumed}");
+    assert!(!resumed.contains("differs"), "{resumed}");
+    let trained = onnx_metadata(&out, "cnnc_training");
+    assert_eq!(trained["lr"], 0.05, "{trained}");
+    let changed = run(&["--epochs", "3", "--resume", "--lr", "0.02"]);
+    assert!(
+        changed.contains("--lr 0.02 differs from the checkpoint's 0.05"),
+        "{changed}"
+    );
+    assert!(changed.contains("lr 0.02,"), "{changed}");
+}
+
+/// A metadata entry of an ONNX file, parsed as JSON.
+fn onnx_metadata(path: &str, key: &str) -> serde_json::Value {
+    use prost::Message;
+    let bytes = std::fs::read(path).unwrap();
+    let model = cnnc::onnx::proto::ModelProto::decode(bytes.as_slice()).unwrap();
+    let value = model
+        .metadata_props
+        .iter()
+        .find(|p| p.key == key)
+        .unwrap_or_else(|| panic!("{path} has no {key}"))
+        .value
+        .clone();
+    serde_json::from_str(&value).unwrap()
+}
+
+/// Ctrl-C during the test-set evaluation stops it there: the epoch is trained and its
+/// checkpoint written (without a test accuracy), and the run ends as stopped.
+#[test]
+fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
+    use cnnc::train::{Dataset, Observer, Splits, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if Runtime::get().is_err() {
+        return;
+    }
+    let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
+    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
+    let model = &c.models[0];
+    let data = |n: usize| Dataset {
+        images: (0..n * 16).map(|i| (i % 7) as f32 / 7.0).collect(),
+        labels: (0..n).map(|i| (i % 3) as i64).collect(),
+        n,
+        channels: 1,
+        height: 4,
+        width: 4,
+        classes: 3,
+    };
+    let splits = Splits {
+        train: data(20),
+        test: data(50),
+    };
+    let d = dir("stop_in_eval");
+    let ck = d.join("t.ckpt");
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 10,
+        optimizer: cnnc::train::graph::Optimizer::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        lr: 0.1,
+        seed: 1,
+        init: cnnc::onnx::Init::Default,
+        device: cnnc::runtime::Device::Cpu,
+        checkpoint: Some(ck.clone()),
+        resume: false,
+    };
+    /// Asks to stop at the last step of the first epoch: the request is then seen by the
+    /// evaluation that follows.
+    struct StopAtEpochEnd<'a> {
+        stop: &'a AtomicBool,
+        steps: usize,
+        epochs_ended: usize,
+    }
+    impl Observer for StopAtEpochEnd<'_> {
+        fn step(&mut self, _epoch: u32, _mean_loss: f64) {
+            self.steps += 1;
+            if self.steps == 2 {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        fn epoch_end(&mut self, _stats: &cnnc::train::EpochStats) {
+            self.epochs_ended += 1;
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let mut observer = StopAtEpochEnd {
+        stop: &stop,
+        steps: 0,
+        epochs_ended: 0,
+    };
+    let mut sessions = cnnc::train::sessions(
+        model,
+        &c.sources,
+        &config.optimizer,
+        config.seed,
+        &Default::default(),
+    )
+    .unwrap();
+    let outcome = cnnc::train::train(
+        model,
+        &mut sessions,
+        &splits,
+        None,
+        &config,
+        &stop,
+        &mut observer,
+    )
+    .unwrap();
+    assert!(outcome.interrupted);
+    assert_eq!(outcome.position.epochs_done, 1);
+    assert_eq!(outcome.position.steps_in_epoch, 0);
+    assert_eq!(outcome.test_acc, None);
+    assert_eq!(
+        observer.epochs_ended, 0,
+        "no epoch line without its test accuracy"
+    );
+    let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
+    assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, None));
+}

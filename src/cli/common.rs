@@ -265,6 +265,20 @@ pub fn check_output_path(
             return Err(format!("cannot write {}: {why}", path.display()));
         }
     }
+    let resolved = cnnc::fsutil::resolve_output(path);
+    // Through a link: the folder the file will really be created in.
+    if resolved != path {
+        if let Some(dir) = resolved.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(format!(
+                    "cannot write {}: it is a link to {}, whose folder {} does not exist",
+                    path.display(),
+                    resolved.display(),
+                    dir.display()
+                ));
+            }
+        }
+    }
     if path.is_dir() {
         return Err(format!(
             "cannot write {}: it is a folder; give a file name such as {}",
@@ -304,6 +318,24 @@ pub fn check_output_path(
                 other.display()
             ));
         }
+    }
+    // The folder must take a new file (the temporary one the output is written to): a
+    // read-only file system or a folder without write permission fails here, before any
+    // work, not after an epoch of training.
+    let dir = match resolved.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Err(e) = tempfile::Builder::new()
+        .prefix(".cnnc-probe-")
+        .tempfile_in(dir)
+    {
+        return Err(format!(
+            "cannot write {}: cannot create a file in {}: {}",
+            path.display(),
+            dir.display(),
+            cnnc::fsutil::io_message(&std::io::Error::from(e.kind()))
+        ));
     }
     Ok(())
 }
@@ -366,13 +398,21 @@ extern "C" fn cancel_writes(_: libc::c_int) {
     reset_signals();
 }
 
-/// The second signal takes the default action: the process ends at once.
+/// The second signal ends the process at once, with the shell's status for a signal
+/// (128 + its number), after removing the temporary file of a write in progress.
 fn reset_signals() {
-    // SAFETY: signal() is async-signal-safe; SIG_DFL is a valid disposition.
+    let handler: extern "C" fn(libc::c_int) = quit_now;
+    // SAFETY: signal() is async-signal-safe; `quit_now` is a valid handler.
     unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
+}
+
+extern "C" fn quit_now(signal: libc::c_int) {
+    cnnc::fsutil::remove_pending_temp();
+    // SAFETY: _exit(2) is async-signal-safe.
+    unsafe { libc::_exit(128 + signal) }
 }
 
 /// Installs `on` for Ctrl-C (SIGINT) and SIGTERM (`kill`, `timeout`, a job scheduler), so

@@ -166,11 +166,28 @@ fn learning_rate(given: Option<f64>, optimizer: OptimizerArg) -> Result<f32, Str
     Ok(single)
 }
 
+/// "3 epochs", or "2 epochs and 42 of the 79 steps of epoch 3" for a model written from a
+/// checkpoint taken mid-epoch.
+fn trained_for(at: &Position) -> String {
+    let epochs = plural(at.epochs_done, "epoch");
+    if at.steps_in_epoch == 0 {
+        return epochs;
+    }
+    format!(
+        "{epochs} and {} of the {} steps of epoch {}",
+        at.steps_in_epoch,
+        at.steps_per_epoch,
+        at.epochs_done + 1
+    )
+}
+
 fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
+    // The source read from stdin (`-`): no file name to start from.
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
+        .filter(|s| s != "-")
+        .unwrap_or_else(|| "stdin".into());
     match model {
         Some(m) => PathBuf::from(format!("{stem}.{m}.trained.onnx")),
         None => PathBuf::from(format!("{stem}.trained.onnx")),
@@ -253,6 +270,9 @@ fn fail_as(format: Format, code: u8, message: impl std::fmt::Display) -> ExitCod
 }
 
 pub fn run(a: TrainArgs) -> ExitCode {
+    // From the start: a Ctrl-C while the data loads stops cleanly too (below, before the
+    // first step), rather than killing the process without a word.
+    install_sigint(OnSigint::StopAfterStep);
     if a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
         return fail_as(
             a.format,
@@ -260,10 +280,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
         );
     }
-    let lr = match learning_rate(a.lr, a.optimizer) {
-        Ok(lr) => lr,
-        Err(message) => return fail_as(a.format, EXIT_USAGE, message),
-    };
+    if let Err(message) = learning_rate(a.lr, a.optimizer) {
+        return fail_as(a.format, EXIT_USAGE, message);
+    }
     let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format, false) {
         Ok(c) => c,
         Err(code) => return code,
@@ -313,23 +332,28 @@ pub fn run(a: TrainArgs) -> ExitCode {
         return fail_as(a.format, EXIT_USAGE, e);
     }
     if !a.resume && !a.restart && checkpoint.is_file() {
+        let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
         return report_failure(
             a.format,
             EXIT_USAGE,
             format!(
                 "{} {}",
                 checkpoint.display(),
-                if cnnc::train::Checkpoint::is_checkpoint(&checkpoint) {
+                if is_checkpoint {
                     "holds a checkpoint of an earlier run"
                 } else {
                     "exists, and is not a cnnc checkpoint"
                 }
             ),
-            Some(
+            Some(if is_checkpoint {
                 "pass --resume to continue it, --restart to train from the start and replace \
                  it, or --checkpoint PATH to keep it"
-                    .into(),
-            ),
+                    .into()
+            } else {
+                "pass --checkpoint PATH to write the checkpoint elsewhere, or --restart to \
+                 replace this file with it"
+                    .into()
+            }),
         );
     }
     if a.resume && !checkpoint.is_file() {
@@ -347,6 +371,31 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 checkpoint.display()
             ),
         );
+    }
+    // A resumed run continues with the learning rate it was started with, unless told
+    // otherwise (then it says so: a lower rate to fine-tune is a choice, a forgotten --lr
+    // is not).
+    let recorded_lr = if a.resume {
+        cnnc::train::Checkpoint::recorded_lr(&checkpoint)
+    } else {
+        None
+    };
+    let lr = match (a.lr, recorded_lr) {
+        (None, Some(recorded)) => recorded as f32,
+        (given, _) => match learning_rate(given, a.optimizer) {
+            Ok(lr) => lr,
+            Err(message) => return fail_as(a.format, EXIT_USAGE, message),
+        },
+    };
+    if let (Some(given), Some(recorded)) = (a.lr, recorded_lr) {
+        // Recorded as the float32 it trained with: 0.2, not 0.20000000298023224.
+        let recorded = recorded as f32;
+        if given as f32 != recorded {
+            note!(
+                "note: --lr {given} differs from the checkpoint's {recorded}: the run continues \
+                 with {given}"
+            );
+        }
     }
     // Data first: every problem with it is reported before ONNX Runtime starts.
     let (splits, resize) =
@@ -422,7 +471,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
-    install_sigint(OnSigint::StopAfterStep);
+    if STOP_AFTER_STEP.load(std::sync::atomic::Ordering::SeqCst) {
+        note!("stopped before training started: nothing was written");
+        if a.format == Format::Json {
+            stdout_line(serde_json::json!({
+                "stopped": true,
+                "epochs_done": 0,
+                "steps_done": 0,
+                "exit_code": EXIT_INTERRUPTED,
+            }));
+        }
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     note!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
@@ -499,6 +559,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         "data": a.data,
         "train_examples": splits.train.n,
         "epochs": outcome.position.epochs_done,
+        "steps": outcome.steps_done,
         "batch": a.batch,
         "optimizer": optimizer.describe(),
         // f32 → shortest decimal → f64: 0.1, not 0.10000000149011612.
@@ -525,6 +586,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 stdout_line(serde_json::json!({
                     "done": true,
                     "epochs_done": outcome.position.epochs_done,
+                    "steps_in_epoch": outcome.position.steps_in_epoch,
                     "steps_done": outcome.steps_done,
                     "out": out.display().to_string(),
                     "checkpoint": checkpoint.display().to_string(),
@@ -533,7 +595,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             note!(
                 "wrote {} (trained {}, {}); checkpoint {}",
                 out.display(),
-                plural(outcome.position.epochs_done, "epoch"),
+                trained_for(&outcome.position),
                 plural(outcome.steps_done, "step"),
                 checkpoint.display()
             );
@@ -551,6 +613,17 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 checkpoint.display()
             ),
         ),
-        Err(e) => fail_as(a.format, EXIT_USAGE, e),
+        Err(e) => report_failure(
+            a.format,
+            EXIT_USAGE,
+            e,
+            Some(format!(
+                "the checkpoint {} holds the trained weights: `cnnc export {} --weights {} -o \
+                 MODEL.onnx` writes the model from it",
+                checkpoint.display(),
+                a.file.display(),
+                checkpoint.display()
+            )),
+        ),
     }
 }

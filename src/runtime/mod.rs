@@ -111,7 +111,15 @@ impl Runtime {
         let library = locate()?;
         let load_error = |message: String| RuntimeError::Load {
             path: library.path.clone(),
-            message: format!("{message} (found by {})", library.found_by),
+            message: match library.found_by {
+                // The user's own setting: say what it should name.
+                locate::FoundBy::EnvVar => format!(
+                    "{message} (found by ORT_DYLIB_PATH: point it at libonnxruntime.so, for a \
+                     pip install .../site-packages/onnxruntime/capi/libonnxruntime.so.<version>, \
+                     or unset it)"
+                ),
+                _ => format!("{message} (found by {})", library.found_by),
+            },
         };
         let builder = ort::init_from(&library.path).map_err(|e| load_error(describe_load(&e)))?;
         let env = builder

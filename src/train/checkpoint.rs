@@ -109,6 +109,11 @@ impl CheckpointError {
                 "load it with the cnnc version that wrote it (see its `cnnc_version` metadata)"
                     .to_string(),
             ),
+            CheckpointError::NotACheckpoint { .. } | CheckpointError::Invalid { .. } => Some(
+                "name the checkpoint `cnnc train` wrote (`*.ckpt.safetensors`); to train from \
+                 the start instead, `cnnc train` takes --restart in place of --resume"
+                    .to_string(),
+            ),
             _ => None,
         }
     }
@@ -186,6 +191,26 @@ impl View for F32View<'_> {
 }
 
 /// Whether a safetensors JSON header carries cnnc's checkpoint format in its metadata.
+/// The JSON header of the safetensors file at `path`, read alone. `None` for anything but a
+/// regular file (a pipe read here would lose its first bytes for the real load) and for a
+/// file too short or with an implausible header length.
+fn read_header(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).ok()?;
+    let len = u64::from_le_bytes(len);
+    if len > 100 << 20 {
+        return None;
+    }
+    let mut header = vec![0u8; len as usize];
+    f.read_exact(&mut header).ok()?;
+    Some(header)
+}
+
 fn header_says_checkpoint(header: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(header)
         .ok()
@@ -283,6 +308,7 @@ impl Checkpoint {
             .tempfile_in(&dir)
             .map_err(io_err)?
             .into_temp_path();
+        let _pending = crate::fsutil::PendingTemp::register(&tmp);
         safetensors::serialize_to_file(views, Some(self.metadata()), &tmp).map_err(ser_err)?;
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
@@ -425,26 +451,19 @@ impl Checkpoint {
     /// from its header only. Any failure to tell is `false`, and so is anything but a regular
     /// file: a pipe read here would lose its first bytes for the real load.
     pub fn is_checkpoint(path: &Path) -> bool {
-        use std::io::Read;
-        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
-            return false;
-        }
-        let Ok(mut f) = std::fs::File::open(path) else {
-            return false;
-        };
-        let mut len = [0u8; 8];
-        if f.read_exact(&mut len).is_err() {
-            return false;
-        }
-        let len = u64::from_le_bytes(len);
-        if len > 100 << 20 {
-            return false;
-        }
-        let mut header = vec![0u8; len as usize];
-        if f.read_exact(&mut header).is_err() {
-            return false;
-        }
-        header_says_checkpoint(&header)
+        read_header(path).is_some_and(|h| header_says_checkpoint(&h))
+    }
+
+    /// The learning rate of the run that wrote the checkpoint at `path` (its optimizer
+    /// metadata), read from its header only: `--resume` without `--lr` continues with it.
+    pub fn recorded_lr(path: &Path) -> Option<f64> {
+        let header = read_header(path).filter(|h| header_says_checkpoint(h))?;
+        let meta: serde_json::Value = serde_json::from_slice(&header).ok()?;
+        let optimizer: serde_json::Value =
+            serde_json::from_str(meta["__metadata__"]["optimizer"].as_str()?).ok()?;
+        optimizer["lr"]
+            .as_f64()
+            .filter(|lr| lr.is_finite() && *lr > 0.0)
     }
 
     /// [`Checkpoint::is_checkpoint`] of a whole file already in memory.

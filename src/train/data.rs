@@ -115,6 +115,16 @@ impl DataError {
             DataError::OutOfMemory { .. } => {
                 Some("load fewer examples with --limit-train N / --limit-test N".to_string())
             }
+            DataError::BadMagic { .. } => Some(format!(
+                "an IDX images file starts with the magic number {IDX_IMAGES_MAGIC:#010x}, a \
+                 labels file with {IDX_LABELS_MAGIC:#010x}: check that each file of the data \
+                 folder is the one its name says"
+            )),
+            DataError::CountMismatch { .. } => Some(
+                "the images and labels files of a split hold one label per image: they come \
+                 from two data sets, or one is cut short; install or download them again"
+                    .to_string(),
+            ),
             DataError::SplitSizes { .. } => Some(
                 "both splits of a data folder hold images of one size: these files come from \
                  two data sets"
@@ -609,7 +619,7 @@ impl IdxHeader {
     /// Reads the data of the first `limit` records (all when `None`). Reading everything
     /// also checks that the file holds exactly what the header claims.
     fn read_records(&self, limit: Option<usize>) -> Result<Vec<u8>, DataError> {
-        let (again, reader) =
+        let (again, mut reader) =
             IdxHeader::open(&self.path, IDX_MAGIC_PREFIX | self.dims.len() as u32)?;
         if again.dims != self.dims {
             return Err(DataError::BadHeader {
@@ -644,11 +654,18 @@ impl IdxHeader {
         } else {
             wanted
         };
-        reader
+        (&mut reader)
             .take(take)
             .read_to_end(&mut data)
             .map_err(|e| self.stream_error(e))?;
         let got = data.len() as u64;
+        // A damaged gzip stream can inflate to more than the header claims before its
+        // checksum, at the end, says so: read on (a bounded amount) to report the damage
+        // rather than a header that seems to lie.
+        if self.gzipped && got > claimed {
+            io::copy(&mut reader.take(1 << 30), &mut io::sink())
+                .map_err(|e| self.stream_error(e))?;
+        }
         if got != wanted {
             let found = if got > claimed {
                 "more".to_string()

@@ -812,13 +812,27 @@ pub fn train(
             &splits.test,
             resize,
             config.batch_size,
+            stop,
         )?;
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
-        state.test_acc = Some(test_acc);
+        state.test_acc = test_acc;
         if let Some(path) = &config.checkpoint {
             state.checkpoint(model, info.clone()).save(path)?;
         }
+        // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
+        // measured (a test set of 10,000 large images takes long).
+        let Some(test_acc) = test_acc else {
+            return Ok(TrainOutcome {
+                weights: state.weights(),
+                history,
+                position: position(&state),
+                steps_done: state.step,
+                interrupted: true,
+                resumed_from,
+                test_acc: None,
+            });
+        };
         let stats = EpochStats {
             epoch,
             loss: if seen > 0 {
@@ -833,6 +847,7 @@ pub fn train(
             },
             test_acc,
             examples_per_sec: seen as f64 / elapsed.max(1e-9),
+            steps: (first > 0).then_some((first as u64 + 1, steps_per_epoch as u64)),
         };
         observer.epoch_end(&stats);
         history.push(stats);
@@ -859,16 +874,18 @@ pub fn train(
     })
 }
 
-/// Test accuracy with the current parameters and running statistics (inference mode).
+/// Test accuracy with the current parameters and running statistics (inference mode);
+/// `None` when `stop` is set before it is done.
 fn evaluate(
     eval: &mut Session,
     state: &State,
     test: &Dataset,
     resize: Option<(usize, usize)>,
     batch_size: usize,
-) -> Result<f64, TrainError> {
+    stop: &AtomicBool,
+) -> Result<Option<f64>, TrainError> {
     if test.n == 0 {
-        return Ok(0.0);
+        return Ok(Some(0.0));
     }
     let mut batches = Batches::new(
         test,
@@ -894,6 +911,9 @@ fn evaluate(
     let mut eval = StatefulSession::new(eval, &held, &["correct"])?;
     let mut correct = 0u64;
     while let Some(batch) = batches.next_batch() {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
         let lab_shape = [batch.len()];
         let inputs = [
             Input::f32("input", &batch.shape, batch.images),
@@ -904,5 +924,5 @@ fn evaluate(
             correct += v[0].max(0) as u64;
         }
     }
-    Ok(correct as f64 / test.n as f64)
+    Ok(Some(correct as f64 / test.n as f64))
 }

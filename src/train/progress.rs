@@ -33,23 +33,32 @@ pub struct EpochStats {
     pub test_acc: f64,
     /// Training examples per second, evaluation included.
     pub examples_per_sec: f64,
+    /// For an epoch resumed mid-way: the first and last of its steps this run took (from
+    /// 1), which the loss and training accuracy cover. Absent for a whole epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<(u64, u64)>,
 }
 
 impl EpochStats {
     /// One JSON object, no trailing newline: keys `epoch`, `loss`, `train_acc`, `test_acc`,
-    /// `examples_per_sec`.
+    /// `examples_per_sec`, and `steps` (`[first, last]`) for an epoch resumed mid-way.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("plain numbers serialize")
     }
 }
 
-/// `epoch 3, loss 0.4690, train acc 0.823, test acc 0.779, 35726.4 examples/sec`
+/// `epoch 3, loss 0.4690, train acc 0.823, test acc 0.779, 35726.4 examples/sec`, and
+/// `(steps 33–235, resumed)` after it for an epoch resumed mid-way.
 impl fmt::Display for EpochStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "epoch {}, loss {:.4}, train acc {:.3}, test acc {:.3}, {:.1} examples/sec",
             self.epoch, self.loss, self.train_acc, self.test_acc, self.examples_per_sec
-        )
+        )?;
+        if let Some((first, last)) = self.steps {
+            write!(f, " (steps {first}–{last}, resumed)")?;
+        }
+        Ok(())
     }
 }
