@@ -322,7 +322,7 @@ impl MietteReport {
         }
         let source = primary_file.map(|id| {
             let f = sources.get(id);
-            miette::NamedSource::new(f.path.display().to_string(), f.text.clone())
+            miette::NamedSource::new(f.path.display().to_string(), printable(&f.text))
         });
         MietteReport {
             code: d.code,
@@ -402,6 +402,20 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+/// `text` with its control characters (but tabs and line breaks) replaced by visible ones
+/// of the same length in bytes, so that spans still fit: a source excerpt must not send an
+/// escape sequence to the terminal. `?` for the one-byte ones, `¿` for U+0080–U+009F.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if c.is_control() && c.is_ascii() => '?',
+            c if c.is_control() => '¿',
+            c => c,
+        })
+        .collect()
 }
 
 impl JsonDiagnostic {

@@ -206,6 +206,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     load_recursive(main, &mut sources, &mut files, &mut diagnostics);
 
     let mut model_names = Vec::new();
+    let mut model_name_spans: Vec<Span> = Vec::new();
     let mut models = Vec::new();
     let mut model_diagnostics = Vec::new();
     let defs = elaborate::Definitions::collect(&files, &mut diagnostics);
@@ -215,19 +216,24 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
         for item in &main_ast.items {
             if let ast::Item::Model(m) = item {
-                if model_names.contains(&m.name.name) {
+                if let Some(i) = model_names.iter().position(|n| *n == m.name.name) {
                     diagnostics.push(
                         Diagnostic::error(
                             "cnnc::elab::duplicate_definition",
                             format!("model `{}` is defined twice", m.name.name),
                         )
                         .label(m.name.span, "defined again here")
-                        .help("rename one of them; `--model NAME` picks a model by name"),
+                        .label(model_name_spans[i], "first defined here")
+                        .help(
+                            "rename one of them: models are picked by name (`--model NAME`), so \
+                             each name must be one model's",
+                        ),
                     );
                     diagnostics.0.extend(allows.unknown_codes_in(m.span));
                     continue;
                 }
                 model_names.push(m.name.name.clone());
+                model_name_spans.push(m.name.span);
                 let first = diagnostics.0.len();
                 let mut model_diags = Diagnostics::new();
                 let graph = elaborate::elaborate_model(m, &defs, &mut model_diags);

@@ -1084,3 +1084,48 @@ fn mismatch_helps_fit_how_the_network_was_written() {
     assert!(d.message.ends_with("smaller in width"), "{}", d.message);
     assert_eq!(d.labels[0].text, "`e1` is [16, 64, 32]");
 }
+
+/// Helps audited from a PyTorch user's mistakes: a block's signature for an unknown or an
+/// extra argument, the earlier PyTorch-order layer behind a later shape error, and a source
+/// excerpt that never echoes a control character to the terminal.
+#[test]
+fn helps_point_at_the_real_mistake() {
+    let diags = |src: &str| cnnc::compile_source(Path::new("h.cnn"), src.to_string());
+    let help_of = |src: &str, code: &str| -> String {
+        let c = diags(src);
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+        d.help.clone().unwrap_or_default()
+    };
+    let block = "block cbr(c, k=3) { conv(c, k, pad=k / 2) relu }\n";
+    let h = help_of(
+        &format!("{block}model M(input: [3, 32, 32]) {{ cbr(16, kernel=5) }}"),
+        "cnnc::elab::unknown_argument",
+    );
+    assert!(h.contains("cbr(c, k=…)"), "{h}");
+    let h = help_of(
+        &format!("{block}model M(input: [3, 32, 32]) {{ cbr(16, 3, 2) }}"),
+        "cnnc::elab::argument_count",
+    );
+    assert!(h.contains("cbr(c, k=…)"), "{h}");
+    // LeNet written with PyTorch's `Conv2d(1, 6, 5)`: the second conv's error points back.
+    let lenet =
+        "model M(input: [1, 28, 28]) { conv(1, 6, 5) sigmoid avgpool(2, 2) conv(6, 16, 5) }";
+    let h = help_of(lenet, "cnnc::shape::window_too_large");
+    assert!(
+        h.starts_with("an earlier layer reads as PyTorch's argument order"),
+        "{h}"
+    );
+    // An escape sequence in the source is shown as `?`.
+    let c = diags("model M(input: [3, 8, 8]) {\n    conv(16, 3) \u{1b}[31m\n}\n");
+    let text: String = c
+        .diagnostics
+        .iter()
+        .map(|d| d.render(&c.sources, false))
+        .collect();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("?[31m"), "{text}");
+}

@@ -193,6 +193,34 @@ struct Named {
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
 struct Abort;
 
+/// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
+/// 5) shrinks the tensor, and the layers after it fail for no fault of their own: their
+/// shape errors say where to look first.
+fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
+    let Some(first) = diags
+        .0
+        .iter()
+        .filter(|d| d.code == "cnnc::elab::pytorch_argument_order")
+        .filter_map(Diagnostic::primary_span)
+        .min_by_key(|s| (s.file, s.start))
+    else {
+        return;
+    };
+    for d in &mut diags.0 {
+        let after = d
+            .primary_span()
+            .is_some_and(|s| s.file == first.file && s.start > first.start);
+        if d.is_error() && d.code.starts_with("cnnc::shape::") && after {
+            let help = d.help.take().unwrap_or_default();
+            d.help = Some(format!(
+                "an earlier layer reads as PyTorch's argument order \
+                 (`cnnc::elab::pytorch_argument_order`, above), which changes the shapes after \
+                 it: fix that first, and check this layer's arguments the same way; {help}"
+            ));
+        }
+    }
+}
+
 /// Whether a diagnostic from inside a block is pointed at the call that expanded it: all but
 /// those about the block's text alone.
 fn gets_call_labels(code: &str) -> bool {
@@ -305,6 +333,7 @@ pub fn elaborate_model<'a>(
         e.warn_dropped_tensors(out);
     }
     e.dedupe_diagnostics(None);
+    note_pytorch_order_cascade(e.diags);
     if out == input && !e.diags.has_errors() {
         e.diags.push(
             Diagnostic::error(
@@ -337,7 +366,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 v.describe()
                             ),
                         )
-                        .label(d.span, "here"),
+                        .label(d.span, "here")
+                        .help(
+                            "the input is one example's shape without the batch: [C, H, W] for \
+                             images (e.g. `input: [1, 28, 28]`) or [F] for features",
+                        ),
                     );
                     return None;
                 }
@@ -1692,7 +1725,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                                     ),
                                 )
                                 .label(arg.span, "first extra argument")
-                                .label(block.name.span, "defined here"),
+                                .label(block.name.span, "defined here")
+                                .help(block_signature(block)),
                             );
                         }
                         ok = false;
@@ -1709,9 +1743,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                         )
                         .label(n.span, "unknown parameter");
                         let params = block.params.iter().map(|p| p.name.name.as_str());
-                        if let Some(s) = did_you_mean(&n.name, params) {
-                            d = d.help(format!("did you mean `{s}`?"));
-                        }
+                        // `kernel=5` for a parameter `k`: names too far apart for did-you-mean,
+                        // but the signature shows them.
+                        d = d.help(match did_you_mean(&n.name, params) {
+                            Some(s) => format!("did you mean `{s}`? ({})", block_signature(block)),
+                            None => block_signature(block),
+                        });
                         self.diags.push(d);
                         ok = false;
                         continue;

@@ -683,6 +683,22 @@ fn bind(
                 Err((code, expected)) => {
                     let literal = matches!(arg.value.kind, ast::ExprKind::Float(_));
                     let hint = match v {
+                        // PyTorch accepts p=1 (every value zeroed); ONNX's Dropout does not.
+                        _ if spec.params[index].kind == Kind::Probability
+                            && number(&v) == Some(1.0) =>
+                        {
+                            "a rate of 1 would zero every value, so nothing would pass (ONNX's \
+                             Dropout takes rates below 1): use a rate below 1, or remove the \
+                             path; "
+                                .to_string()
+                        }
+                        _ if spec.params[index].kind == Kind::Probability
+                            && number(&v).is_some_and(|x| x > 1.0) =>
+                        {
+                            "the rate is the fraction of values dropped, as PyTorch's `p`: 0.5 \
+                             drops half; "
+                                .to_string()
+                        }
                         Value::Float(x) if expected.contains("integer") => {
                             if !literal {
                                 "the value is computed with a float; integer arithmetic keeps \

@@ -568,8 +568,9 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     Some(_) if g.rank() == 1 && g.dims()[0] == x.channels() => format!(
                         "a gate's factors keep the input's rank: one per channel is [{c}, 1, \
                          1], not the vector [{c}]; drop the `flatten` and write each `linear(n)` \
-                         on the pooled image as `conv(n, 1)`, the same weights: `gate {{ \
-                         global_avgpool conv({r}, 1) relu conv({c}, 1) sigmoid }}`",
+                         on the pooled image as `conv(n, 1)`, the same weights (squeeze and \
+                         excitation, for example, is `gate {{ global_avgpool conv({r}, 1) relu \
+                         conv({c}, 1) sigmoid }}`)",
                         c = x.channels(),
                         r = (x.channels() / 4).max(1)
                     ),

@@ -265,6 +265,39 @@ fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
 }
 
 /// The innermost bracket opened before `pos` and not closed before it.
+/// The first `{` that a `}` less indented than its line closes: with braces at line ends
+/// and closing braces lined up under their statements, that `{` lacks its own `}`.
+fn misindented_open_brace(text: &str) -> Option<usize> {
+    let indent_of_line_at = |i: usize| {
+        let start = text[..i].rfind('\n').map_or(0, |n| n + 1);
+        let line = &text[start..];
+        (
+            line.len() - line.trim_start_matches([' ', '\t']).len(),
+            start,
+        )
+    };
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    let mut found = None;
+    for_each_bracket(text, |i, b| {
+        match b {
+            b'{' => stack.push((i, indent_of_line_at(i).0)),
+            b'}' => {
+                let (indent, start) = indent_of_line_at(i);
+                let first_on_line = i == start + indent;
+                if let Some((open, open_indent)) = stack.pop() {
+                    if first_on_line && open_indent > indent {
+                        found = Some(open);
+                        return false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    found
+}
+
 fn innermost_unclosed(text: &str, pos: usize) -> Option<(usize, u8)> {
     let mut stack = Vec::new();
     for_each_bracket(text, |i, b| {
@@ -424,6 +457,9 @@ fn found_token(text: &str, pos: usize) -> (usize, usize, String) {
         "a string".to_string()
     } else if c == '\n' || c == '\r' {
         "a line break".to_string()
+    } else if c.is_control() {
+        // Never echoed: an escape sequence would reach the terminal.
+        format!("the control character U+{:04X}", c as u32)
     } else if !c.is_ascii() {
         // Invisible or look-alike characters are named, not echoed.
         match lookalike(c) {
@@ -658,9 +694,29 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         let opener = Span::new(file, open, open + 1);
         let close = closer(b);
         if start == text.len() {
-            d = d
-                .label(opener, format!("this `{}` is never closed", b as char))
-                .help(format!("add a `{close}` to close it"));
+            // The braces pair up by count, so the one left over is the outermost; the
+            // indentation tells which was really left open (a `}` that lines up with an
+            // outer `{` while an inner, more indented one is open).
+            match (b, misindented_open_brace(text)) {
+                (b'{', Some(inner)) if inner != open => {
+                    d = d
+                        .label(
+                            Span::new(file, inner, inner + 1),
+                            "this `{` is probably the one not closed",
+                        )
+                        .label(opener, "left open at the end, by count")
+                        .help(
+                            "add a `}` after the body of the `{` the indentation points at: \
+                             the `}` that lines up with an outer statement closes this one \
+                             instead",
+                        );
+                }
+                _ => {
+                    d = d
+                        .label(opener, format!("this `{}` is never closed", b as char))
+                        .help(format!("add a `{close}` to close it"));
+                }
+            }
         } else if b != b'{' {
             let help = if expects("`,`") {
                 format!("close it with `{close}`, or separate the items with `,`")
@@ -691,6 +747,37 @@ fn python_habit(
     };
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..start].trim_start();
+    // Python's floor division `c // 4` inside a call: `//` starts a comment, which eats
+    // the rest of the line and leaves the `(` open.
+    if let Some((open, b'(' | b'[')) = unclosed {
+        let open_line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
+        if let Some(at) = text[open..open_line_end].find("//") {
+            let operand = text[..open + at].trim_end();
+            if operand.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')') {
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+                let left = &operand[operand.trim_end_matches(word).len()..];
+                let after = text[open + at + 2..open_line_end].trim_start();
+                let right = &after[..after.len() - after.trim_start_matches(word).len()];
+                let example = if left.is_empty() || right.is_empty() {
+                    "c / 4".to_string()
+                } else {
+                    format!("{left} / {right}")
+                };
+                return Some(format!(
+                    "`//` starts a comment in cnnc, so the rest of that line was skipped: `/` \
+                     already divides and rounds down, as Python's `//` does; write `{example}`"
+                ));
+            }
+        }
+    }
+    // Python's power `2 ** i`.
+    if tok == "*" && before.ends_with('*') {
+        return Some(
+            "cnnc has no power operator `**`: write the product (`2 * 2 * 2`), or pick from a \
+             list with the loop variable, `[16, 32, 64][i]`"
+                .into(),
+        );
+    }
     if tok == ":" && expects("`{`") {
         return Some(
             "bodies are braced, not indented: `block name(c) { … }`, `model M(input: [C, H, W]) \

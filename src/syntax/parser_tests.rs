@@ -966,11 +966,23 @@ fn pasted_lookalike_characters_are_named() {
 
 #[test]
 fn unclosed_brace_points_at_the_opening_brace() {
-    let text = "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n}\n";
+    let text = "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n";
     let d = check_error(text, UNEXPECTED, &["`}`", "end of file", "add a `}`"]);
     assert_eq!(d.labels.len(), 2, "{d:#?}");
-    assert_eq!(d.labels[1].span.start as usize, text.find('{').unwrap());
+    assert_eq!(d.labels[1].span.start as usize, text.rfind('{').unwrap());
     assert!(d.labels[1].text.contains("never closed"));
+    // The `}` under `block` closes the repeat's `{` by count: the indentation says the
+    // repeat's was left open, and the block's is named as what the count left.
+    let text = "block b() {\n  relu\n  repeat 2 {\n    conv(1)\n}\n";
+    let d = check_error(
+        text,
+        UNEXPECTED,
+        &["end of file", "add a `}` after the body"],
+    );
+    assert_eq!(d.labels.len(), 3, "{d:#?}");
+    assert_eq!(d.labels[1].span.start as usize, text.rfind('{').unwrap());
+    assert!(d.labels[1].text.contains("probably the one not closed"));
+    assert_eq!(d.labels[2].span.start as usize, text.find('{').unwrap());
 }
 
 #[test]
@@ -1244,4 +1256,29 @@ fn recovery_does_not_blame_the_line_after_an_unfinished_statement() {
         let d = parse(text, FILE).unwrap_err();
         assert_eq!(d.0.len(), 1, "{text:?}: {:#?}", d.0);
     }
+}
+
+#[test]
+fn python_floor_division_and_power_are_explained() {
+    // `//` comments out the rest of the line, leaving the `(` open.
+    check_error(
+        "block se(c=in.c) {\n    gate { global_avgpool conv(in.c // 16, 1) relu }\n}\n",
+        UNEXPECTED,
+        &["`//` starts a comment", "write `in.c / 16`"],
+    );
+    check_error(
+        "model M(input: [3, 8, 8]) { repeat i in 0..3 { conv(16 * 2 ** i, 3) } }",
+        UNEXPECTED,
+        &["no power operator", "[16, 32, 64][i]"],
+    );
+}
+
+#[test]
+fn control_characters_are_named_not_echoed() {
+    let d = check_error(
+        "model M(input: [3, 8, 8]) { conv(16, 3)\u{1b}[31m relu }",
+        UNEXPECTED,
+        &["the control character U+001B"],
+    );
+    assert!(!d.message.contains('\u{1b}'), "{}", d.message);
 }
