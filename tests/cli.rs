@@ -1090,3 +1090,33 @@ fn outputs_are_checked_before_work_and_stdout_pipes_work() {
         .expect("the model came through the pipe");
     assert_eq!(model.graph.unwrap().node.len(), 12);
 }
+
+/// `check --deny-warnings` fails on a warning (exit 1) that plain `check` lets pass, and a
+/// warning silenced by `--allow` does not count.
+#[test]
+fn deny_warnings_fails_the_check_on_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    // PyTorch's `Conv2d(3, 16, 3, 1, 1)` on a 3-channel input: a warning.
+    let src = write(
+        dir.path(),
+        "w.cnn",
+        b"model W(input: [3, 32, 32]) { conv(3, 16, 3, 1, 1) relu flatten linear(10) }\n",
+    );
+    let plain = cnnc(&["check", &src]);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert!(stderr(&plain).contains("pytorch_argument_order"));
+    let denied = cnnc(&["check", &src, "--deny-warnings"]);
+    assert_eq!(denied.status.code(), Some(1), "{}", stderr(&denied));
+    assert!(stderr(&denied).contains("--deny-warnings: the warnings fail the check"));
+    assert!(!stderr(&denied).contains(": ok ("), "{}", stderr(&denied));
+    let allowed = cnnc(&[
+        "check",
+        &src,
+        "--deny-warnings",
+        "--allow",
+        "pytorch_argument_order",
+    ]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
+    let clean = cnnc(&["check", "models/lenet.cnn", "--deny-warnings"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
+}

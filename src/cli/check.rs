@@ -12,6 +12,11 @@ pub struct CheckArgs {
     /// Output format of the diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Fail (exit 1) on warnings too, as on errors: for CI, where a warning nobody reads
+    /// (a PyTorch-order conv, an unused input row) should stop the build. Warnings silenced
+    /// by `--allow` or an allow comment do not count.
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
@@ -28,7 +33,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
                 match args.format {
                     Format::Text => {
                         print_diagnostics(&c);
-                        if !c.diagnostics.has_errors() {
+                        let denied = args.deny_warnings && c.diagnostics.warning_count() > 0;
+                        if !c.diagnostics.has_errors() && !denied {
                             let models: Vec<String> = c
                                 .models
                                 .iter()
@@ -75,8 +81,13 @@ pub fn run(args: CheckArgs) -> ExitCode {
             } else {
                 String::new()
             };
+            let denied = if args.deny_warnings && warnings > 0 {
+                " (--deny-warnings: the warnings fail the check)"
+            } else {
+                ""
+            };
             note!(
-                "{errors} error(s), {warnings} warning(s) in {} file(s){unread}",
+                "{errors} error(s), {warnings} warning(s) in {} file(s){unread}{denied}",
                 args.files.len()
             )
         }
@@ -84,7 +95,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
     }
     if io_failure {
         ExitCode::from(EXIT_USAGE)
-    } else if errors > 0 {
+    } else if errors > 0 || (args.deny_warnings && warnings > 0) {
         ExitCode::from(EXIT_DIAGNOSTICS)
     } else {
         ExitCode::SUCCESS

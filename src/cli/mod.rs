@@ -44,7 +44,7 @@ pub struct Cli {
 pub enum Command {
     /// Check .cnn files: syntax, shapes, arguments; exit 1 on any error.
     #[command(
-        after_help = "Examples:\n  cnnc check models/*.cnn\n  cnnc check model.cnn --format json     # diagnostics for an editor or CI"
+        after_help = "Examples:\n  cnnc check models/*.cnn\n  cnnc check model.cnn --format json     # diagnostics for an editor or CI\n  cnnc check models/*.cnn --deny-warnings  # CI: a warning fails the build too"
     )]
     Check(check::CheckArgs),
     /// Per-layer table of output shapes, parameters and multiply-accumulates.
