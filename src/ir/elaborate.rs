@@ -341,7 +341,12 @@ pub fn elaborate_model<'a>(
                 format!("model `{}` has no layers", model.name.name),
             )
             .label(model.name.span, "this model")
-            .help("add layers between the braces, e.g. `flatten linear(10)`"),
+            .help(if model.body.is_empty() {
+                "add layers between the braces, e.g. `flatten linear(10)`"
+            } else {
+                "its statements expand to no layer (a `repeat 0`, an `if` that is false, a \
+                 block with an empty body): check their counts and conditions"
+            }),
         );
     }
     Graph {

@@ -594,6 +594,31 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             };
             return d.help(format!("logical operators are words: write `{word}`"));
         }
+        _ if expects("`input`") => {
+            return d.help(
+                "a model's input is always named `input` (the exported graph's input): \
+                 `model M(input: [C, H, W]) { … }`",
+            );
+        }
+        // `conv(16, 3) -> relu`: a diagram's arrow.
+        "-" if text[end..].starts_with('>') && expects("a layer") => {
+            return d.help(
+                "layers follow each other without arrows: `conv(16, 3) relu flatten`, on one \
+                 line or on several",
+            );
+        }
+        "/" if text[end..].starts_with('*') => {
+            return d.help(
+                "there are no block comments: a comment runs from `#` or `//` to the end of \
+                 its line",
+            );
+        }
+        ")" | "]"
+            if expects("a layer")
+                && innermost_unclosed(text, pos).is_none_or(|(_, b)| b == b'{') =>
+        {
+            return d.help(format!("this `{tok}` closes nothing: delete it"));
+        }
         ";" => {
             return d.help(
                 "statements need no separator: delete the `;` (layers follow each other on a \
@@ -1073,7 +1098,11 @@ impl Builder {
                     Diagnostic::error(UNEXPECTED, "a positional argument after a named one")
                         .label(positional.span, "positional")
                         .label(args[named].span, "after this named argument")
-                        .help("put the positional arguments first, in order, then the named ones: `conv(16, 3, pad=1)`"),
+                        .help(format!(
+                            "put the positional arguments first, in order, then the named ones, \
+                             as in Python (`{}(a, b, key=value)`), or name this one too",
+                            name.name
+                        )),
                 );
             }
         }

@@ -1282,3 +1282,27 @@ fn control_characters_are_named_not_echoed() {
     );
     assert!(!d.message.contains('\u{1b}'), "{}", d.message);
 }
+
+#[test]
+fn diagram_and_c_habits_are_explained() {
+    check_error(
+        "model M(x: [3, 8, 8]) { relu }",
+        UNEXPECTED,
+        &["always named `input`"],
+    );
+    check_error(
+        "model M(input: [3, 8, 8]) { conv(16, 3) -> relu }",
+        UNEXPECTED,
+        &["without arrows"],
+    );
+    check_error(
+        "model M(input: [3, 8, 8]) { conv(16, 3) /* note */ relu }",
+        UNEXPECTED,
+        &["no block comments"],
+    );
+    check_error(
+        "model M(input: [3, 8, 8]) {\n    maxpool(2))\n    relu\n}\n",
+        UNEXPECTED,
+        &["this `)` closes nothing"],
+    );
+}
