@@ -1067,6 +1067,22 @@ impl<'a, 'd> Elab<'a, 'd> {
 
     /// `gate { body }`: the input times body(input). The body's layers are named in the
     /// enclosing scope, as a residual body's are; the product is `mul<k>`.
+    /// A `residual { }` or `gate { }` whose body is empty: the input meets itself, surely
+    /// not what was meant (layers left out, or moved out by an edit).
+    fn warn_empty_body(&mut self, span: Span, keyword: &str, does: &str) {
+        self.diags.push(
+            Diagnostic::warning(
+                "cnnc::elab::empty_body",
+                format!("this `{keyword}` has an empty body: it {does}"),
+            )
+            .label(keyword_span(span, keyword), "empty body")
+            .help(format!(
+                "put the layers of the branch inside the braces, `{keyword} {{ conv(…) … }}`, \
+                 or remove the `{keyword}`"
+            )),
+        );
+    }
+
     fn gate(
         &mut self,
         g: &'a ast::Gate,
@@ -1076,6 +1092,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         self.flush_dilation_run();
+        if g.body.is_empty() {
+            self.warn_empty_body(span, "gate", "multiplies its input by itself (x · x)");
+        }
         let body = self.body(&g.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
         let name = scope.fresh("mul");
@@ -1118,6 +1137,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             if self.eval_bool(cond, frame, &cur) != Some(true) {
                 return self.body(&r.body, cur, frame, scope);
             }
+        }
+        if r.body.is_empty() {
+            self.warn_empty_body(span, "residual", "adds its input to itself (2 · x)");
         }
         // The shortcut's condition reads the statement's input, and its scope is numbered
         // before the body's (source order: an outer residual's shortcut is `shortcut1` and
