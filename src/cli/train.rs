@@ -397,6 +397,14 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
         }
     }
+    // `--data fashion-mnist` names the Debian package even beside a folder of that name.
+    if a.data == "fashion-mnist" && Path::new("fashion-mnist").is_dir() {
+        note!(
+            "note: --data fashion-mnist reads the Debian package in {}; for the folder \
+             ./fashion-mnist here, pass --data ./fashion-mnist",
+            cnnc::train::data::FASHION_MNIST_DIR
+        );
+    }
     // Data first: every problem with it is reported before ONNX Runtime starts.
     let (splits, resize) =
         match train::load_data(&a.data, model, a.resize, a.limit_train, a.limit_test) {
