@@ -405,6 +405,56 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// What [`note_pytorch_order_cascade`] puts before a shape error's help.
+const PYTORCH_ORDER_NOTE: &str = "an earlier layer reads as PyTorch's argument order \
+     (`cnnc::elab::pytorch_argument_order`, above), which changes the shapes after it: fix \
+     that first, and check this layer's arguments the same way; ";
+
+/// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
+/// 5) shrinks the tensor, and the layers checked after it fail for no fault of their own:
+/// their shape errors say where to look first. Run on one model's diagnostics (in the order
+/// they were found) once warnings are silenced: a warning not shown is not pointed at.
+pub fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
+    let Some(first) = diags
+        .0
+        .iter()
+        .position(|d| d.code == "cnnc::elab::pytorch_argument_order")
+    else {
+        return;
+    };
+    for d in &mut diags.0[first + 1..] {
+        if d.is_error() && d.code.starts_with("cnnc::shape::") {
+            let help = d.help.take().unwrap_or_default();
+            if !help.starts_with(PYTORCH_ORDER_NOTE) {
+                d.help = Some(format!("{PYTORCH_ORDER_NOTE}{help}"));
+            } else {
+                d.help = Some(help);
+            }
+        }
+    }
+}
+
+/// Takes [`note_pytorch_order_cascade`]'s note back out where no PyTorch-order warning is
+/// left to point at (`--allow pytorch_argument_order` dropped it).
+pub fn drop_pytorch_order_note(diags: &mut Diagnostics) {
+    if diags
+        .0
+        .iter()
+        .any(|d| d.code == "cnnc::elab::pytorch_argument_order")
+    {
+        return;
+    }
+    for d in &mut diags.0 {
+        if let Some(rest) = d
+            .help
+            .as_deref()
+            .and_then(|h| h.strip_prefix(PYTORCH_ORDER_NOTE))
+        {
+            d.help = Some(rest.to_string());
+        }
+    }
+}
+
 /// `text` with its control characters (but tabs and line breaks) replaced by visible ones
 /// of the same length in bytes, so that spans still fit: a source excerpt must not send an
 /// escape sequence to the terminal. `?` for the one-byte ones, `¿` for U+0080–U+009F.

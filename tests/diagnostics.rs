@@ -1129,3 +1129,61 @@ fn helps_point_at_the_real_mistake() {
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(text.contains("?[31m"), "{text}");
 }
+
+/// The second review's cases: an allow inside a repeat covers the calls in it only; the
+/// PyTorch-order note follows a warning that is shown and came first; an empty residual body
+/// with a projection of its own is x + f(x); a condition help only where a term is missing.
+#[test]
+fn review_cases_of_allows_notes_and_conditions() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("r.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    const EVEN: &str = "cnnc::shape::even_kernel_same";
+    let block = "block b(c) {\n    conv(c, 4, pad=same)\n}\n";
+    // The allow on the repeat line does not cover the call after the repeat.
+    let after = format!(
+        "{block}model M(input: [3, 32, 32]) {{\n    repeat 2 {{ b(8) }}  # cnnc: allow(even_kernel_same)\n    b(8)\n    global_avgpool flatten linear(10)\n}}\n"
+    );
+    let c = cnnc::compile_source(Path::new("r.cnn"), after.clone());
+    let d: Vec<_> = c.diagnostics.iter().collect();
+    assert_eq!(
+        d.iter().map(|d| d.code).collect::<Vec<_>>(),
+        [EVEN],
+        "{after}"
+    );
+    let calls: Vec<_> = d[0].labels.iter().filter(|l| l.call).collect();
+    assert_eq!(calls.len(), 1, "{:?}", d[0].labels);
+    assert!(!d[0].labels.iter().any(|l| l.text.contains("iteration")));
+    // With an allow at both, nothing is left.
+    let both = after.replace("    b(8)\n", "    b(8)  # cnnc: allow(even_kernel_same)\n");
+    assert_eq!(codes(&both), Vec::<&str>::new(), "{both}");
+
+    // A silenced PyTorch-order warning is not pointed at.
+    let help_of = |src: &str, code: &str| -> String {
+        let c = cnnc::compile_source(Path::new("r.cnn"), src.to_string());
+        c.diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .and_then(|d| d.help.clone())
+            .unwrap_or_else(|| panic!("{src}: no {code}"))
+    };
+    let allowed = "model M(input: [1, 28, 28]) {\n    conv(1, 6, 5)   # cnnc: allow(pytorch_argument_order)\n    relu\n    conv(8, 3) : [8, 10, 10]\n    flatten linear(10)\n}\n";
+    let h = help_of(allowed, "cnnc::shape::assertion_failed");
+    assert!(!h.contains("PyTorch"), "{h}");
+    // Nor is one found after the error (a block defined above, called below).
+    let later = "block b() { conv(1, 6, 5) relu }\nmodel M(input: [1, 28, 28]) {\n    conv(1, 3) : [1, 28, 28]\n    b()\n    flatten linear(10)\n}\n";
+    let h = help_of(later, "cnnc::shape::assertion_failed");
+    assert!(!h.contains("PyTorch"), "{h}");
+
+    // `residual { } shortcut { conv(…) }` is x + conv(x): no warning.
+    let projected = "model M(input: [8, 32, 32]) {\n    residual { } shortcut { conv(8, 1) }\n    flatten linear(10)\n}\n";
+    assert_eq!(codes(projected), Vec::<&str>::new());
+
+    // `residual if stride == 1` called with stride 1, its conv unpadded: the padding is the
+    // fault, not the condition.
+    let unpadded = "block b(out, stride=1) {\n    residual if stride == 1 { conv(out, 3, stride=stride) relu }\n}\nmodel M(input: [8, 32, 32]) {\n    b(8)\n    global_avgpool flatten linear(10)\n}\n";
+    let h = help_of(unpadded, "cnnc::shape::residual_mismatch");
+    assert!(h.contains("do not keep the size"), "{h}");
+    assert!(!h.contains("to the condition"), "{h}");
+}

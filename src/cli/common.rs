@@ -122,6 +122,7 @@ pub fn compile_for(
         c.diagnostics
             .0
             .retain(|d| d.is_error() || !allowed.contains(&d.code));
+        cnnc::diag::drop_pytorch_order_note(&mut c.diagnostics);
         c.model_diagnostics.clear();
     }
     Ok(c)
@@ -362,6 +363,9 @@ pub enum OnSigint {
     /// Set [`STOP_AFTER_STEP`] (training finishes its step and writes a checkpoint), and say
     /// so at once: a large step can take seconds, and a silent terminal looks hung.
     StopAfterStep,
+    /// Set [`STOP_AFTER_STEP`] while `train` prepares (the data, the sessions): it stops
+    /// before the first step, writing nothing.
+    StopBeforeStart,
     /// Make the file being written stop and remove its temporary file
     /// ([`cnnc::fsutil::CANCEL`]), so an interrupted export leaves nothing behind.
     CancelWrites,
@@ -374,6 +378,12 @@ const STOPPING: &[u8] = b"\ncnnc: stopping after this step, then writing a check
 
 extern "C" fn stop_after_step(_: libc::c_int) {
     request_stop(STOPPING);
+}
+
+const STOPPING_EARLY: &[u8] = b"\ncnnc: stopping before training starts; nothing is written (press Ctrl-C again to quit at once)\n";
+
+extern "C" fn stop_before_start(_: libc::c_int) {
+    request_stop(STOPPING_EARLY);
 }
 
 /// Sets [`STOP_AFTER_STEP`], says `notice` and lets the next signal end the process. Only
@@ -411,8 +421,21 @@ fn reset_signals() {
 
 extern "C" fn quit_now(signal: libc::c_int) {
     cnnc::fsutil::remove_pending_temp();
-    // SAFETY: _exit(2) is async-signal-safe.
-    unsafe { libc::_exit(128 + signal) }
+    // Die of the signal itself, as the default action would have: a shell loop stops on a
+    // child killed by SIGINT, not on one that exited 130.
+    // The signal is blocked while its handler runs: unblock it, or raise() would only leave
+    // it pending until _exit.
+    // SAFETY: signal(), sigemptyset(), sigaddset(), pthread_sigmask(), raise() and _exit()
+    // are async-signal-safe; the set lives on this stack.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signal);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(signal);
+        libc::_exit(128 + signal)
+    }
 }
 
 /// Installs `on` for Ctrl-C (SIGINT) and SIGTERM (`kill`, `timeout`, a job scheduler), so
@@ -420,6 +443,7 @@ extern "C" fn quit_now(signal: libc::c_int) {
 pub fn install_sigint(on: OnSigint) {
     let handler: extern "C" fn(libc::c_int) = match on {
         OnSigint::StopAfterStep => stop_after_step,
+        OnSigint::StopBeforeStart => stop_before_start,
         OnSigint::CancelWrites => cancel_writes,
         OnSigint::StopMeasuring => stop_measuring,
     };

@@ -272,7 +272,7 @@ fn fail_as(format: Format, code: u8, message: impl std::fmt::Display) -> ExitCod
 pub fn run(a: TrainArgs) -> ExitCode {
     // From the start: a Ctrl-C while the data loads stops cleanly too (below, before the
     // first step), rather than killing the process without a word.
-    install_sigint(OnSigint::StopAfterStep);
+    install_sigint(OnSigint::StopBeforeStart);
     if a.optimizer == OptimizerArg::Adam && a.momentum != 0.0 {
         return fail_as(
             a.format,
@@ -491,6 +491,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
+    install_sigint(OnSigint::StopAfterStep);
     note!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
@@ -576,6 +577,12 @@ pub fn run(a: TrainArgs) -> ExitCode {
         "resize": a.resize,
         "test_acc": outcome.test_acc,
     });
+    // The export command the messages below suggest picks the same model.
+    let model_flag = a
+        .model
+        .as_ref()
+        .map(|m| format!(" --model {m}"))
+        .unwrap_or_default();
     let written =
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
             p.metadata_props.extend([
@@ -614,10 +621,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
             EXIT_INTERRUPTED,
             format!(
                 "stopped by Ctrl-C: {} was not written; the checkpoint {} holds the trained \
-                 weights (`cnnc export {} --weights {} -o MODEL.onnx`)",
+                 weights (`cnnc export {}{} --weights {} -o MODEL.onnx`)",
                 out.display(),
                 checkpoint.display(),
                 a.file.display(),
+                model_flag,
                 checkpoint.display()
             ),
         ),
@@ -626,10 +634,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
             EXIT_USAGE,
             e,
             Some(format!(
-                "the checkpoint {} holds the trained weights: `cnnc export {} --weights {} -o \
+                "the checkpoint {} holds the trained weights: `cnnc export {}{} --weights {} -o \
                  MODEL.onnx` writes the model from it",
                 checkpoint.display(),
                 a.file.display(),
+                model_flag,
                 checkpoint.display()
             )),
         ),

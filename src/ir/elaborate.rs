@@ -107,9 +107,14 @@ fn check_parameters(b: &ast::BlockDef, diags: &mut Diagnostics) {
     let Some(fd) = b.params.iter().position(|p| p.default.is_some()) else {
         return;
     };
-    let Some(p) = b.params[fd..].iter().find(|p| p.default.is_none()) else {
+    let late: Vec<&ast::Param> = b.params[fd..]
+        .iter()
+        .filter(|p| p.default.is_none())
+        .collect();
+    let Some(p) = late.first() else {
         return;
     };
+    let late_names: Vec<String> = late.iter().map(|p| format!("`{}`", p.name.name)).collect();
     let order: Vec<String> = b
         .params
         .iter()
@@ -135,9 +140,14 @@ fn check_parameters(b: &ast::BlockDef, diags: &mut Diagnostics) {
         .label(b.params[fd].name.span, "a default before it")
         .help(format!(
             "put the parameters without a default first, as Python requires: \
-             `block {block}({})`, or give `{}` a default",
+             `block {block}({})`, or give {} {}",
             order.join(", "),
-            p.name.name
+            late_names.join(" and "),
+            if late_names.len() == 1 {
+                "a default"
+            } else {
+                "defaults"
+            }
         )),
     );
 }
@@ -192,34 +202,6 @@ struct Named {
 
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
 struct Abort;
-
-/// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
-/// 5) shrinks the tensor, and the layers after it fail for no fault of their own: their
-/// shape errors say where to look first.
-fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
-    let Some(first) = diags
-        .0
-        .iter()
-        .filter(|d| d.code == "cnnc::elab::pytorch_argument_order")
-        .filter_map(Diagnostic::primary_span)
-        .min_by_key(|s| (s.file, s.start))
-    else {
-        return;
-    };
-    for d in &mut diags.0 {
-        let after = d
-            .primary_span()
-            .is_some_and(|s| s.file == first.file && s.start > first.start);
-        if d.is_error() && d.code.starts_with("cnnc::shape::") && after {
-            let help = d.help.take().unwrap_or_default();
-            d.help = Some(format!(
-                "an earlier layer reads as PyTorch's argument order \
-                 (`cnnc::elab::pytorch_argument_order`, above), which changes the shapes after \
-                 it: fix that first, and check this layer's arguments the same way; {help}"
-            ));
-        }
-    }
-}
 
 /// Whether a diagnostic from inside a block is pointed at the call that expanded it: all but
 /// those about the block's text alone.
@@ -333,7 +315,6 @@ pub fn elaborate_model<'a>(
         e.warn_dropped_tensors(out);
     }
     e.dedupe_diagnostics(None);
-    note_pytorch_order_cascade(e.diags);
     if out == input && !e.diags.has_errors() {
         e.diags.push(
             Diagnostic::error(
@@ -826,8 +807,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )
                 .label(var.span, "defined again by this repeat")
                 .help(format!(
-                    "give the loop another name, e.g. `repeat j in …`: inside it, `{}` would be \
-                     the loop's count, not the value it has outside",
+                    "give the loop another name, e.g. `repeat {} in …`: inside it, `{}` would \
+                     be the loop's count, not the value it has outside",
+                    ["i", "j", "k", "n", "idx", "step"]
+                        .into_iter()
+                        .find(|n| frame.env.get(n).is_none())
+                        .unwrap_or("i2"),
                     var.name
                 )),
             );
@@ -849,10 +834,14 @@ impl<'a, 'd> Elab<'a, 'd> {
                 };
                 for d in &mut self.diags.0[before..] {
                     if d.labels.iter().all(|l| l.span != count_span) {
+                        // From a block called in the body, the iteration is part of the way
+                        // to it, as its calls are: an allow there covers this call only,
+                        // and the label goes with them when the warning moves to another.
+                        let call = d.labels.iter().any(|l| l.call);
                         d.labels.push(Label {
                             span: count_span,
                             text: which.clone(),
-                            call: false,
+                            call,
                         });
                     }
                 }
@@ -1138,7 +1127,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 return self.body(&r.body, cur, frame, scope);
             }
         }
-        if r.body.is_empty() {
+        // With a shortcut of its own (`residual { } shortcut { conv(…) }`), x + f(x) is
+        // meant; with none, or an empty one, it is x + x.
+        if r.body.is_empty() && r.shortcut.as_ref().is_none_or(|s| s.body.is_empty()) {
             self.warn_empty_body(span, "residual", "adds its input to itself (2 · x)");
         }
         // The shortcut's condition reads the statement's input, and its scope is numbered
@@ -1201,12 +1192,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
                         let shortcut = r.shortcut.as_ref().and(inputs[1].0.shape.as_ref());
+                        // `shortcut if cond` whose cond is false here (the identity), when a
+                        // term the condition lacks explains the change.
+                        let widened = match (&r.shortcut, short_is_identity) {
+                            (Some(s), true) => s.cond.as_ref().and_then(|c| {
+                                widen_condition_help(x, b, c, "shortcut if", "or", &block_params)
+                            }),
+                            _ => None,
+                        };
                         let mut help = match shortcut {
                             _ if x.rank() != b.rank() => rank_change_help(x, b),
-                            // `shortcut if cond` whose cond is false here: the identity.
-                            Some(_) if short_is_identity => {
-                                widen_condition_help(x, b, "shortcut if", "or", &block_params)
-                            }
+                            _ if widened.is_some() => widened.clone().unwrap_or_default(),
                             Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         };
@@ -1217,9 +1213,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 help = better;
                             }
                         }
-                        // `residual if cond` that holds where the body changes the shape.
-                        if r.cond.is_some() && r.shortcut.is_none() && x.rank() == b.rank() {
-                            help = widen_condition_help(x, b, "residual if", "and", &block_params);
+                        // `residual if cond` that holds where the body changes the shape, when
+                        // a term the condition lacks explains the change.
+                        let narrowed = match (&r.cond, &r.shortcut) {
+                            (Some(c), None) if x.rank() == b.rank() => {
+                                widen_condition_help(x, b, c, "residual if", "and", &block_params)
+                            }
+                            _ => None,
+                        };
+                        if let Some(narrowed) = narrowed {
+                            help = narrowed;
                         } else if let Some(note) = ends_with_in_query(&r.body, x, b) {
                             help = format!("{note}; or {help}");
                         }
@@ -2314,18 +2317,22 @@ fn rank_change_help(input: &Shape, body: &Shape) -> String {
 /// change through in this call: the condition should take in the change, joined with
 /// `join` (`and` for `residual if`, which must be false there; `or` for `shortcut if`,
 /// which must be true), written with the block's arguments where one holds the value.
+/// `None` when no such term is missing (the condition tests the channels and the stride
+/// already, or no argument of this call downsamples): the change has another cause (a
+/// missing padding, say), which the general help names.
 fn widen_condition_help(
     input: &Shape,
     body: &Shape,
+    cond: &ast::Expr,
     keyword: &str,
     join: &str,
     params: &[(String, i64)],
-) -> String {
+) -> Option<String> {
     // `residual if … and in.c == c` keeps the skip where the shape is kept;
     // `shortcut if … or in.c != c` projects where it changes.
     let ne = if join == "and" { "==" } else { "!=" };
     let mut terms = Vec::new();
-    if input.channels() != body.channels() {
+    if input.channels() != body.channels() && !reads_in_c(cond) {
         let c = params
             .iter()
             .find(|(n, v)| *v == body.channels() as i64 && !n.contains("stride"))
@@ -2333,14 +2340,17 @@ fn widen_condition_help(
             .unwrap_or_else(|| body.channels().to_string());
         terms.push(format!("in.c {ne} {c}"));
     }
+    // A stride argument of this call that downsamples, and that the condition does not test.
     if input.spatial() != body.spatial() {
-        match params.iter().find(|(n, _)| n.contains("stride")) {
-            Some((n, _)) => terms.push(format!("{n} {ne} 1")),
-            None => terms.push(format!(
-                "in.h {ne} {}",
-                body.spatial().map(|[h, _]| h).unwrap_or(0)
-            )),
+        if let Some((n, _)) = params
+            .iter()
+            .find(|(n, v)| n.contains("stride") && *v != 1 && !reads_var(cond, n))
+        {
+            terms.push(format!("{n} {ne} 1"));
         }
+    }
+    if terms.is_empty() {
+        return None;
     }
     let (when, role) = if join == "and" {
         (
@@ -2353,11 +2363,11 @@ fn widen_condition_help(
             "the projection must apply wherever the body changes the shape",
         )
     };
-    format!(
+    Some(format!(
         "`{keyword}`'s condition {when}, and the body gives {body}: {role}; add \
          `{join} {}` to the condition",
         terms.join(&format!(" {join} "))
-    )
+    ))
 }
 
 fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
@@ -2506,6 +2516,21 @@ fn convt_short(op: &Op, expected: &Shape, got: &Shape) -> Option<String> {
         Shape(want.to_vec()),
         text(pad)
     ))
+}
+
+/// Whether an expression reads the variable `name`.
+fn reads_var(e: &ast::Expr, name: &str) -> bool {
+    match &e.kind {
+        ast::ExprKind::Var(v) => v == name,
+        ast::ExprKind::List(xs) | ast::ExprKind::Call(_, _, xs) => {
+            xs.iter().any(|x| reads_var(x, name))
+        }
+        ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
+            reads_var(a, name) || reads_var(b, name)
+        }
+        ast::ExprKind::Unary(_, a) => reads_var(a, name),
+        _ => false,
+    }
 }
 
 /// Whether an expression reads the incoming channels (`in.c`, or `in.f` of a vector).

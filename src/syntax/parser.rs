@@ -265,27 +265,40 @@ fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
 }
 
 /// The innermost bracket opened before `pos` and not closed before it.
-/// The first `{` that a `}` less indented than its line closes: with braces at line ends
-/// and closing braces lined up under their statements, that `{` lacks its own `}`.
+/// The first `{` that is closed, by count, by a `}` lined up with an outer statement: a
+/// `}` first on its line, less indented than the inner `{`'s line and as indented as the
+/// enclosing `{`'s, closes that enclosing one by its looks, so the inner `{` lacks its own.
+/// One pass: each line's indentation is found once.
 fn misindented_open_brace(text: &str) -> Option<usize> {
-    let indent_of_line_at = |i: usize| {
-        let start = text[..i].rfind('\n').map_or(0, |n| n + 1);
-        let line = &text[start..];
-        (
-            line.len() - line.trim_start_matches([' ', '\t']).len(),
-            start,
-        )
+    let bytes = text.as_bytes();
+    // (line start, indentation) of the line at the cursor, advanced as brackets come.
+    let indent_at = |start: usize| {
+        bytes[start..]
+            .iter()
+            .take_while(|&&b| b == b' ' || b == b'\t')
+            .count()
+    };
+    let mut line = (0usize, indent_at(0));
+    let mut scanned = 0usize;
+    let mut line_at = |i: usize| {
+        while let Some(n) = bytes[scanned..i].iter().position(|&b| b == b'\n') {
+            scanned += n + 1;
+            line = (scanned, indent_at(scanned));
+        }
+        scanned = scanned.max(i);
+        line
     };
     let mut stack: Vec<(usize, usize)> = Vec::new();
     let mut found = None;
     for_each_bracket(text, |i, b| {
         match b {
-            b'{' => stack.push((i, indent_of_line_at(i).0)),
+            b'{' => stack.push((i, line_at(i).1)),
             b'}' => {
-                let (indent, start) = indent_of_line_at(i);
+                let (start, indent) = line_at(i);
                 let first_on_line = i == start + indent;
                 if let Some((open, open_indent)) = stack.pop() {
-                    if first_on_line && open_indent > indent {
+                    let outer_indent = stack.last().map(|&(_, ind)| ind);
+                    if first_on_line && open_indent > indent && outer_indent == Some(indent) {
                         found = Some(open);
                         return false;
                     }
@@ -459,7 +472,7 @@ fn found_token(text: &str, pos: usize) -> (usize, usize, String) {
         "a line break".to_string()
     } else if c.is_control() {
         // Never echoed: an escape sequence would reach the terminal.
-        format!("the control character U+{:04X}", c as u32)
+        format!("a control character (U+{:04X})", c as u32)
     } else if !c.is_ascii() {
         // Invisible or look-alike characters are named, not echoed.
         match lookalike(c) {
@@ -776,7 +789,15 @@ fn python_habit(
     // the rest of the line and leaves the `(` open.
     if let Some((open, b'(' | b'[')) = unclosed {
         let open_line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
-        if let Some(at) = text[open..open_line_end].find("//") {
+        let closer = if text.as_bytes()[open] == b'(' {
+            ')'
+        } else {
+            ']'
+        };
+        let floor_division = text[open..open_line_end]
+            .find("//")
+            .filter(|&at| text[open + at..open_line_end].contains(closer));
+        if let Some(at) = floor_division {
             let operand = text[..open + at].trim_end();
             if operand.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')') {
                 let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';

@@ -1278,7 +1278,7 @@ fn control_characters_are_named_not_echoed() {
     let d = check_error(
         "model M(input: [3, 8, 8]) { conv(16, 3)\u{1b}[31m relu }",
         UNEXPECTED,
-        &["the control character U+001B"],
+        &["a control character (U+001B)"],
     );
     assert!(!d.message.contains('\u{1b}'), "{}", d.message);
 }
@@ -1304,5 +1304,32 @@ fn diagram_and_c_habits_are_explained() {
         "model M(input: [3, 8, 8]) {\n    maxpool(2))\n    relu\n}\n",
         UNEXPECTED,
         &["this `)` closes nothing"],
+    );
+}
+
+#[test]
+fn comments_and_hanging_lines_do_not_mislead_the_helps() {
+    // A comment after an argument, the comma forgotten: not floor division.
+    let d = check_error(
+        "model M(input: [3, 8, 8]) {\n    conv(16   // out channels\n         3)\n}\n",
+        UNEXPECTED,
+        &[],
+    );
+    assert!(
+        !d.help.clone().unwrap_or_default().contains("`//`"),
+        "{d:?}"
+    );
+    // A condition continued on a second line, its `{` more indented than the `}` under the
+    // statement: not the brace left open (the gate's is).
+    let text = "block ir(out, stride=1) {\n    residual if stride == 1\n            and in.c == out {\n        conv(out, 3, pad=1) relu\n    }\n}\nmodel M(input: [8, 32, 32]) {\n    ir(8)\n    gate {\n        global_avgpool conv(8, 1) sigmoid\n    global_avgpool flatten linear(10)\n}\n";
+    let d = check_error(text, UNEXPECTED, &["end of file"]);
+    let suspect = d
+        .labels
+        .iter()
+        .find(|l| l.text.contains("probably"))
+        .expect("a suspect brace");
+    assert_eq!(
+        suspect.span.start as usize,
+        text.find("gate {").unwrap() + 5
     );
 }

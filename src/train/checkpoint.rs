@@ -109,9 +109,12 @@ impl CheckpointError {
                 "load it with the cnnc version that wrote it (see its `cnnc_version` metadata)"
                     .to_string(),
             ),
-            CheckpointError::NotACheckpoint { .. } | CheckpointError::Invalid { .. } => Some(
-                "name the checkpoint `cnnc train` wrote (`*.ckpt.safetensors`); to train from \
-                 the start instead, `cnnc train` takes --restart in place of --resume"
+            CheckpointError::NotACheckpoint { .. } => {
+                Some("name the checkpoint `cnnc train` wrote (`*.ckpt.safetensors`)".to_string())
+            }
+            CheckpointError::Invalid { .. } => Some(
+                "the file is damaged or was edited: use another copy of it (or an earlier \
+                 checkpoint)"
                     .to_string(),
             ),
             _ => None,

@@ -80,6 +80,13 @@ impl TrainError {
     pub fn help(&self) -> Option<String> {
         match self {
             TrainError::Data(e) => e.help(),
+            // Training can always start over instead.
+            TrainError::Checkpoint(
+                e @ (CheckpointError::NotACheckpoint { .. } | CheckpointError::Invalid { .. }),
+            ) => Some(format!(
+                "{}; or train from the start: --restart in place of --resume",
+                e.help().unwrap_or_default()
+            )),
             TrainError::Checkpoint(e) => e.help(),
             TrainError::Mismatch { help, .. } => help.clone(),
             TrainError::Diverged { .. } => Some(
