@@ -1024,15 +1024,7 @@ fn nested_shortcuts_are_numbered_in_source_order() {
 /// crop whose skip is the smaller tensor.
 #[test]
 fn mismatch_helps_fit_how_the_network_was_written() {
-    let help = |src: &str, code: &str| -> String {
-        let c = cnnc::compile_source(Path::new("m.cnn"), src.to_string());
-        let d = c
-            .diagnostics
-            .iter()
-            .find(|d| d.code == code)
-            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
-        d.help.clone().unwrap_or_default()
-    };
+    let help = help_for;
     const RESIDUAL: &str = "cnnc::shape::residual_mismatch";
     // ResNet's shortcut condition missing the change of channels: widen it.
     let h = help(
@@ -1091,15 +1083,7 @@ fn mismatch_helps_fit_how_the_network_was_written() {
 #[test]
 fn helps_point_at_the_real_mistake() {
     let diags = |src: &str| cnnc::compile_source(Path::new("h.cnn"), src.to_string());
-    let help_of = |src: &str, code: &str| -> String {
-        let c = diags(src);
-        let d = c
-            .diagnostics
-            .iter()
-            .find(|d| d.code == code)
-            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
-        d.help.clone().unwrap_or_default()
-    };
+    let help_of = help_for;
     let block = "block cbr(c, k=3) { conv(c, k, pad=k / 2) relu }\n";
     let h = help_of(
         &format!("{block}model M(input: [3, 32, 32]) {{ cbr(16, kernel=5) }}"),
@@ -1160,14 +1144,7 @@ fn review_cases_of_allows_notes_and_conditions() {
     assert_eq!(codes(&both), Vec::<&str>::new(), "{both}");
 
     // A silenced PyTorch-order warning is not pointed at.
-    let help_of = |src: &str, code: &str| -> String {
-        let c = cnnc::compile_source(Path::new("r.cnn"), src.to_string());
-        c.diagnostics
-            .iter()
-            .find(|d| d.code == code)
-            .and_then(|d| d.help.clone())
-            .unwrap_or_else(|| panic!("{src}: no {code}"))
-    };
+    let help_of = help_for;
     let allowed = "model M(input: [1, 28, 28]) {\n    conv(1, 6, 5)   # cnnc: allow(pytorch_argument_order)\n    relu\n    conv(8, 3) : [8, 10, 10]\n    flatten linear(10)\n}\n";
     let h = help_of(allowed, "cnnc::shape::assertion_failed");
     assert!(!h.contains("PyTorch"), "{h}");
@@ -1186,4 +1163,15 @@ fn review_cases_of_allows_notes_and_conditions() {
     let h = help_of(unpadded, "cnnc::shape::residual_mismatch");
     assert!(h.contains("do not keep the size"), "{h}");
     assert!(!h.contains("to the condition"), "{h}");
+}
+
+/// The help of the first diagnostic of `code` that compiling `src` gives (empty without one).
+fn help_for(src: &str, code: &str) -> String {
+    let c = cnnc::compile_source(Path::new("h.cnn"), src.to_string());
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+    d.help.clone().unwrap_or_default()
 }

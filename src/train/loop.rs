@@ -724,6 +724,17 @@ pub fn train(
     let steps_per_epoch = plan.batches;
     let position = |state: &State| Position::new(state.epoch, state.step, steps_per_epoch as u64);
     let resumed_from = config.resume.then(|| position(&state));
+    // How the run ended, from where the state is: the test accuracy is known only at the end
+    // of an epoch that was evaluated.
+    let outcome = |state: &State, history: Vec<EpochStats>, interrupted: bool| TrainOutcome {
+        weights: state.weights(),
+        history,
+        position: position(state),
+        steps_done: state.step,
+        interrupted,
+        resumed_from,
+        test_acc: state.epoch_end_test_acc(steps_per_epoch),
+    };
     if let Some(at) = resumed_from {
         observer.resumed(at);
     }
@@ -801,15 +812,7 @@ pub fn train(
                 if let Some(path) = &config.checkpoint {
                     state.checkpoint(model, info.clone()).save(path)?;
                 }
-                return Ok(TrainOutcome {
-                    weights: state.weights(),
-                    history,
-                    position: position(&state),
-                    steps_done: state.step,
-                    interrupted: true,
-                    resumed_from,
-                    test_acc: None,
-                });
+                return Ok(outcome(&state, history, true));
             }
         }
         state.values = stepper.state()?;
@@ -830,15 +833,7 @@ pub fn train(
         // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
         // measured (a test set of 10,000 large images takes long).
         let Some(test_acc) = test_acc else {
-            return Ok(TrainOutcome {
-                weights: state.weights(),
-                history,
-                position: position(&state),
-                steps_done: state.step,
-                interrupted: true,
-                resumed_from,
-                test_acc: None,
-            });
+            return Ok(outcome(&state, history, true));
         };
         let stats = EpochStats {
             epoch,
@@ -859,26 +854,10 @@ pub fn train(
         observer.epoch_end(&stats);
         history.push(stats);
         if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
-            return Ok(TrainOutcome {
-                weights: state.weights(),
-                history,
-                position: position(&state),
-                steps_done: state.step,
-                interrupted: true,
-                resumed_from,
-                test_acc: state.epoch_end_test_acc(steps_per_epoch),
-            });
+            return Ok(outcome(&state, history, true));
         }
     }
-    Ok(TrainOutcome {
-        weights: state.weights(),
-        history,
-        position: position(&state),
-        steps_done: state.step,
-        interrupted: false,
-        resumed_from,
-        test_acc: state.epoch_end_test_acc(steps_per_epoch),
-    })
+    Ok(outcome(&state, history, false))
 }
 
 /// Test accuracy with the current parameters and running statistics (inference mode);

@@ -598,18 +598,6 @@ def mobilenet_v2():
                       Linear(1280, 1000))
 
 
-class EfficientNetSE(Module):
-    # torchvision's SqueezeExcitation as EfficientNet uses it: SiLU inside, Sigmoid gate.
-    def __init__(self, channels, squeeze):
-        self.fc = Sequential(AdaptiveAvgPool2d(1), Conv2d(channels, squeeze, 1), SiLU(),
-                             Conv2d(squeeze, channels, 1), Sigmoid())
-
-    def forward(self, x, c):
-        g = self.fc.forward(x, c)
-        assert g == (x[0], 1, 1), f"gate {g} on {x}"
-        return x
-
-
 class MBConv(Module):
     # torchvision's efficientnet.MBConv: expand (if t != 1), depthwise k x k, squeeze and
     # excitation to max(1, cin // 4), project; the skip only when stride is 1 and the
@@ -621,7 +609,7 @@ class MBConv(Module):
             layers += [Conv2d(cin, hidden, 1, bias=False), BatchNorm2d(hidden), SiLU()]
         layers += [Conv2d(hidden, hidden, k, stride=stride, padding=(k - 1) // 2,
                           groups=hidden, bias=False), BatchNorm2d(hidden), SiLU(),
-                   EfficientNetSE(hidden, max(1, cin // 4)),
+                   SqueezeExcitation(hidden, max(1, cin // 4), SiLU, Sigmoid),
                    Conv2d(hidden, cout, 1, bias=False), BatchNorm2d(cout)]
         self.block = Sequential(*layers)
         self.use_res_connect = stride == 1 and cin == cout
@@ -771,11 +759,14 @@ class ValidSkips(Module):
 
 
 class SqueezeExcitation(Module):
-    # torchvision's SqueezeExcitation: pool, 1x1 conv down, ReLU, 1x1 conv up, a gate
-    # (here Hardsigmoid, as MobileNetV3), and x * gate.
-    def __init__(self, channels, squeeze):
-        self.fc = Sequential(AdaptiveAvgPool2d(1), Conv2d(channels, squeeze, 1), ReLU(),
-                             Conv2d(squeeze, channels, 1), Hardsigmoid())
+    # torchvision's SqueezeExcitation: pool, 1x1 conv down, an activation (ReLU as
+    # MobileNetV3, SiLU as EfficientNet), 1x1 conv up, a gate (Hardsigmoid, Sigmoid), and
+    # x * gate.
+    def __init__(self, channels, squeeze, activation=None, gate=None):
+        activation = activation or ReLU
+        gate = gate or Hardsigmoid
+        self.fc = Sequential(AdaptiveAvgPool2d(1), Conv2d(channels, squeeze, 1), activation(),
+                             Conv2d(squeeze, channels, 1), gate())
 
     def forward(self, x, c):
         g = self.fc.forward(x, c)
