@@ -406,9 +406,9 @@ pub fn did_you_mean<'a>(
 }
 
 /// What [`note_pytorch_order_cascade`] puts before a shape error's help.
-const PYTORCH_ORDER_NOTE: &str = "an earlier layer reads as PyTorch's argument order \
-     (`cnnc::elab::pytorch_argument_order`, above), which changes the shapes after it: fix \
-     that first, and check this layer's arguments the same way; ";
+const PYTORCH_ORDER_NOTE: &str = "a layer checked before this one reads as PyTorch's \
+     argument order (its `cnnc::elab::pytorch_argument_order` warning), which changes the \
+     shapes after it: fix that first, and check this layer's arguments the same way; ";
 
 /// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
 /// 5) shrinks the tensor, and the layers checked after it fail for no fault of their own:

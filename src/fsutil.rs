@@ -68,7 +68,9 @@ impl Write for CancellableFile<'_> {
         if CANCEL.load(Ordering::Relaxed) {
             return Err(std::io::Error::other(Cancelled));
         }
-        self.0.write(buf)
+        // At most 8 MiB at a time, so a Ctrl-C is seen during a model of gigabytes written
+        // in one call.
+        self.0.write(&buf[..buf.len().min(8 << 20)])
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
@@ -191,6 +193,10 @@ pub fn write_atomic_with(
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.as_file_mut()));
         write(&mut out)?;
         out.flush()?;
+    }
+    // A Ctrl-C after the last write: the target stays as it was.
+    if CANCEL.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other(Cancelled));
     }
     give_output_mode(tmp.path(), path)?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -1100,7 +1100,7 @@ fn helps_point_at_the_real_mistake() {
         "model M(input: [1, 28, 28]) { conv(1, 6, 5) sigmoid avgpool(2, 2) conv(6, 16, 5) }";
     let h = help_of(lenet, "cnnc::shape::window_too_large");
     assert!(
-        h.starts_with("an earlier layer reads as PyTorch's argument order"),
+        h.starts_with("a layer checked before this one reads as PyTorch's"),
         "{h}"
     );
     // An escape sequence in the source is shown as `?`.
@@ -1174,4 +1174,25 @@ fn help_for(src: &str, code: &str) -> String {
         .find(|d| d.code == code)
         .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
     d.help.clone().unwrap_or_default()
+}
+
+/// The third review's cases: an allow on a repeat covers the calls in it whichever call
+/// comes first; a `shortcut if` false where the shape changes says so; an empty body beside
+/// an identity shortcut is x + x.
+#[test]
+fn third_review_cases() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("t.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    let src = "block b(c) {\n    conv(c, 4, pad=same)\n}\nmodel M(input: [3, 32, 32]) {\n    b(8)  # cnnc: allow(even_kernel_same)\n    repeat 2 {  # cnnc: allow(even_kernel_same)\n        b(8)\n    }\n    global_avgpool flatten linear(10)\n}\n";
+    assert_eq!(codes(src), Vec::<&str>::new(), "{src}");
+    let h = help_for(
+        "block b(out, s=1) {\n    residual { conv(out, 3, stride=s, pad=1) }\n    shortcut if in.c != out { conv(out, 1, stride=s) }\n}\nmodel M(input: [8, 32, 32]) { b(8, s=2) flatten linear(2) }\n",
+        "cnnc::shape::residual_mismatch",
+    );
+    assert!(h.contains("condition is false in this call"), "{h}");
+    assert!(!h.contains("add a projection"), "{h}");
+    let identity = "model M(input: [8, 16, 16]) {\n    residual { } shortcut if in.c != 8 { conv(8, 1) }\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(identity), ["cnnc::elab::empty_body"]);
 }

@@ -696,3 +696,32 @@ fn load_with_checks_the_size_first_and_reads_only_the_limit() {
     let e = source.load(10).unwrap_err();
     assert!(matches!(e, DataError::Gzip { .. }), "{e}");
 }
+
+/// A checkpoint cut short is said to be damaged, not "not a checkpoint": its header says
+/// what it is.
+#[test]
+fn a_truncated_checkpoint_is_damaged_not_foreign() {
+    let mut tensors = BTreeMap::new();
+    tensors.insert("param.w".to_string(), (vec![4096], vec![0.5f32; 4096]));
+    let ck = Checkpoint {
+        tensors,
+        epoch: 1,
+        step: 10,
+        rng_seed: 0,
+        model_name: "M".into(),
+        source_sha256: "0".repeat(64),
+        model_sha256: None,
+        optimizer: serde_json::json!({"kind": "sgd", "momentum": 0.0, "weight_decay": 0.0, "lr": 0.1}),
+        test_acc: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ckpt.safetensors");
+    ck.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let cut = dir.path().join("cut.ckpt.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Checkpoint::load(&cut).unwrap_err();
+    assert!(matches!(e, CheckpointError::Invalid { .. }), "{e}");
+    assert!(e.to_string().contains("cut short or damaged"), "{e}");
+    assert_eq!(Checkpoint::recorded_lr(&path), Some(0.1));
+}

@@ -438,6 +438,29 @@ extern "C" fn quit_now(signal: libc::c_int) {
     }
 }
 
+/// Switches to `on` unless a stop was requested already (then returns true and leaves the
+/// handlers be), with SIGINT and SIGTERM blocked meanwhile: a signal cannot fall between the
+/// check and the switch, and be lost or answered by the wrong handler.
+pub fn switch_sigint_unless_stopped(on: OnSigint) -> bool {
+    // SAFETY: a signal set on this stack, given to pthread_sigmask for the calling thread.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let stopped = STOP_AFTER_STEP.load(Ordering::SeqCst);
+    if !stopped {
+        install_sigint(on);
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+    stopped
+}
+
 /// Installs `on` for Ctrl-C (SIGINT) and SIGTERM (`kill`, `timeout`, a job scheduler), so
 /// both stop the same clean way.
 pub fn install_sigint(on: OnSigint) {

@@ -12,7 +12,8 @@
 
 use super::common::{
     at_least_one, check_output_path, compile_one_as, install_sigint, report_failure, stdout_line,
-    whole_number, Format, OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
+    switch_sigint_unless_stopped, whole_number, Format, OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME,
+    EXIT_USAGE, STOP_AFTER_STEP,
 };
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
@@ -479,7 +480,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
     };
-    if STOP_AFTER_STEP.load(std::sync::atomic::Ordering::SeqCst) {
+    if switch_sigint_unless_stopped(OnSigint::StopAfterStep) {
         note!("stopped before training started: nothing was written");
         if a.format == Format::Json {
             stdout_line(serde_json::json!({
@@ -491,7 +492,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    install_sigint(OnSigint::StopAfterStep);
     note!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
@@ -535,7 +535,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
     if let Some(b) = report.bar.take() {
         b.finish_and_clear();
     }
-    if outcome.interrupted {
+    // A Ctrl-C after the last step's checks (while the last checkpoint was written) still
+    // stops: the model is not written, the checkpoint holds it. Otherwise Ctrl-C now stops
+    // the export (its temporary file removed), not a training step.
+    if outcome.interrupted || switch_sigint_unless_stopped(OnSigint::CancelWrites) {
         note!(
             "stopped {}: checkpoint written to {}; continue with --resume",
             outcome.position,
@@ -552,8 +555,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    // Ctrl-C now stops the export (its temporary file removed), not a training step.
-    install_sigint(OnSigint::CancelWrites);
     if outcome.resumed_from.is_some() && outcome.history.is_empty() {
         note!(
             "note: the checkpoint is already {} and this run has --epochs {}: nothing to \

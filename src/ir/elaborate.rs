@@ -232,8 +232,10 @@ struct Elab<'a, 'd> {
     /// The shape assertions that have held somewhere (a repeat's iteration, a block's call):
     /// one that fails later holds for no single shape.
     held_assertions: HashSet<Span>,
-    /// How many repeats of more than one iteration are being elaborated.
-    repeating: usize,
+    /// The ranges of the repeats of more than one iteration being elaborated, outermost
+    /// first: part of the way to a diagnostic, as calls are (an allow on a repeat's line
+    /// covers what is called in it).
+    repeating: Vec<Span>,
     /// Diagnostics before this index have been deduplicated; their keys are in `seen`, with
     /// the index of the one kept and the calls it came from.
     checked_diags: usize,
@@ -279,7 +281,7 @@ pub fn elaborate_model<'a>(
         steps: 0,
         checked_diags: 0,
         held_assertions: HashSet::new(),
-        repeating: 0,
+        repeating: Vec::new(),
         seen: HashMap::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
@@ -487,6 +489,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             .into_iter()
             .chain(self.call_stack.iter().rev().copied())
             .map(|(block, span)| Label::call(block, span))
+            .chain(self.repeating.iter().rev().map(|&span| Label {
+                span,
+                text: "in this repeat".into(),
+                call: true,
+            }))
             .collect();
         for d in new {
             // The same code at the same places is the same mistake, whatever the message says:
@@ -668,7 +675,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
-        } else if self.repeating > 0 {
+        } else if !self.repeating.is_empty() {
             format!(
                 "write `: {shape}` if that is what you meant, or fix the layers before it; in a \
                  repeat, it must hold at every iteration"
@@ -818,7 +825,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
         }
         let mut cur = cur;
-        self.repeating += usize::from(count > 1);
+        if count > 1 {
+            self.repeating.push(count_span);
+        }
         for i in from..to {
             self.step(count_span)?;
             if let Some(var) = &r.var {
@@ -852,7 +861,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 break;
             }
         }
-        self.repeating -= usize::from(count > 1);
+        if count > 1 {
+            self.repeating.pop();
+        }
         if let Some(var) = &r.var {
             match outer {
                 Some((_, value)) => frame.env.set(&var.name, value),
@@ -1127,11 +1138,6 @@ impl<'a, 'd> Elab<'a, 'd> {
                 return self.body(&r.body, cur, frame, scope);
             }
         }
-        // With a shortcut of its own (`residual { } shortcut { conv(…) }`), x + f(x) is
-        // meant; with none, or an empty one, it is x + x.
-        if r.body.is_empty() && r.shortcut.as_ref().is_none_or(|s| s.body.is_empty()) {
-            self.warn_empty_body(span, "residual", "adds its input to itself (2 · x)");
-        }
         // The shortcut's condition reads the statement's input, and its scope is numbered
         // before the body's (source order: an outer residual's shortcut is `shortcut1` and
         // one nested in its body `shortcut2`).
@@ -1139,6 +1145,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             Some(cond) => self.eval_bool(cond, frame, &cur),
             None => Some(true),
         });
+        // With a shortcut of its own (`residual { } shortcut { conv(…) }`), x + f(x) is
+        // meant; with none, an empty one or one whose condition is false here, it is x + x.
+        if r.body.is_empty()
+            && (r.shortcut.as_ref().is_none_or(|s| s.body.is_empty()) || apply == Some(Some(false)))
+        {
+            self.warn_empty_body(span, "residual", "adds its input to itself (2 · x)");
+        }
         let short_scope = match apply {
             Some(Some(true)) => Some(scope.fresh("shortcut") + "."),
             _ => None,
@@ -1203,6 +1216,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                         let mut help = match shortcut {
                             _ if x.rank() != b.rank() => rank_change_help(x, b),
                             _ if widened.is_some() => widened.clone().unwrap_or_default(),
+                            Some(_) if short_is_identity => format!(
+                                "`shortcut if`'s condition is false in this call, so the \
+                                 identity passes the input {x}, and the body gives {b}: the \
+                                 condition must hold wherever the body changes the shape"
+                            ),
                             Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         };

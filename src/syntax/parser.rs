@@ -789,14 +789,18 @@ fn python_habit(
     // the rest of the line and leaves the `(` open.
     if let Some((open, b'(' | b'[')) = unclosed {
         let open_line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
-        let closer = if text.as_bytes()[open] == b'(' {
-            ')'
-        } else {
-            ']'
-        };
-        let floor_division = text[open..open_line_end]
-            .find("//")
-            .filter(|&at| text[open + at..open_line_end].contains(closer));
+        // An operand right after `//`, then what may follow one (`,`, a closer, an operator,
+        // the line's end): `in.c // 4, 1)`. Prose (`// out channels`) is a comment.
+        let floor_division = text[open..open_line_end].find("//").filter(|&at| {
+            let after = text[open + at + 2..open_line_end].trim_start();
+            let operand = after.len()
+                - after
+                    .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    .len();
+            let rest = after[operand..].trim_start();
+            operand > 0
+                && (rest.is_empty() || rest.starts_with([',', ')', ']', '+', '-', '*', '/', '%']))
+        });
         if let Some(at) = floor_division {
             let operand = text[..open + at].trim_end();
             if operand.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == ')') {

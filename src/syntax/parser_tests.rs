@@ -1333,3 +1333,23 @@ fn comments_and_hanging_lines_do_not_mislead_the_helps() {
         text.find("gate {").unwrap() + 5
     );
 }
+
+#[test]
+fn floor_division_is_told_from_a_comment_by_what_follows_it() {
+    // Prose after `//`, even with brackets in it: a comment.
+    let d = check_error(
+        "model M(input: [3, 8, 8]) {\n    conv(16   // out channels (doubled)\n         3)\n}\n",
+        UNEXPECTED,
+        &[],
+    );
+    assert!(
+        !d.help.clone().unwrap_or_default().contains("`//`"),
+        "{d:?}"
+    );
+    // An operand and a comma, the call going on below: floor division.
+    check_error(
+        "model M(input: [8, 8, 8]) {\n    conv(in.c // 2,\n         3, pad=1)\n}\n",
+        UNEXPECTED,
+        &["write `in.c / 2`"],
+    );
+}

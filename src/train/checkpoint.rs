@@ -346,8 +346,15 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| not_ckpt(format!("not a safetensors file: {e}")))?;
+        // A header that says "cnnc checkpoint" over a body that does not parse is one cut
+        // short or damaged, not some other file.
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            if Checkpoint::is_checkpoint_bytes(bytes) {
+                invalid(format!("it is cut short or damaged: {e}"))
+            } else {
+                not_ckpt(format!("not a safetensors file: {e}"))
+            }
+        })?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format") {
             Some(f) if f == FORMAT => {}
