@@ -266,9 +266,12 @@ fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
 
 /// The innermost bracket opened before `pos` and not closed before it.
 /// The first `{` that is closed, by count, by a `}` lined up with an outer statement: a
-/// `}` first on its line, less indented than the inner `{`'s line and as indented as the
-/// enclosing `{`'s, closes that enclosing one by its looks, so the inner `{` lacks its own.
-/// One pass: each line's indentation is found once.
+/// `}` first on its line, less indented than the inner `{`'s statement and as indented as
+/// the enclosing `{`'s, closes that enclosing one by its looks, so the inner `{` lacks its
+/// own. A `{`'s indentation is that of the line its statement begins on (the last keyword
+/// that opens a braced statement since the previous brace), so a condition wrapped onto a
+/// second line does not count as indentation. One pass: each line's indentation is found
+/// once, and each stretch between braces is searched for keywords once.
 fn misindented_open_brace(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
     // (line start, indentation) of the line at the cursor, advanced as brackets come.
@@ -290,10 +293,17 @@ fn misindented_open_brace(text: &str) -> Option<usize> {
     };
     let mut stack: Vec<(usize, usize)> = Vec::new();
     let mut found = None;
+    let mut after_last_brace = 0usize;
     for_each_bracket(text, |i, b| {
         match b {
-            b'{' => stack.push((i, line_at(i).1)),
+            b'{' => {
+                let begins = last_statement_keyword(&bytes[after_last_brace..i])
+                    .map_or(i, |k| after_last_brace + k);
+                stack.push((i, line_at(begins).1));
+                after_last_brace = i + 1;
+            }
             b'}' => {
+                after_last_brace = i + 1;
                 let (start, indent) = line_at(i);
                 let first_on_line = i == start + indent;
                 if let Some((open, open_indent)) = stack.pop() {
@@ -309,6 +319,49 @@ fn misindented_open_brace(text: &str) -> Option<usize> {
         true
     });
     found
+}
+
+/// Where the last keyword that begins a braced statement or item lies in `bytes` (outside
+/// comments and strings): the start of the statement a following `{` opens the body of.
+fn last_statement_keyword(bytes: &[u8]) -> Option<usize> {
+    const OPENERS: [&[u8]; 9] = [
+        b"block",
+        b"model",
+        b"repeat",
+        b"if",
+        b"else",
+        b"concat",
+        b"residual",
+        b"shortcut",
+        b"gate",
+    ];
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut last = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => i = skip_line(bytes, i),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_line(bytes, i),
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b if is_ident(b) => {
+                let start = i;
+                while i < bytes.len() && is_ident(bytes[i]) {
+                    i += 1;
+                }
+                if OPENERS.contains(&&bytes[start..i]) {
+                    last = Some(start);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    last
 }
 
 fn innermost_unclosed(text: &str, pos: usize) -> Option<(usize, u8)> {
