@@ -206,16 +206,11 @@ fn for_each_bracket(text: &str, mut f: impl FnMut(usize, u8) -> bool) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(past) = past_comment_or_string(bytes, i) {
+            i = past;
+            continue;
+        }
         match bytes[i] {
-            b'#' => i = skip_line(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_line(bytes, i),
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                i += 1;
-            }
             b @ (b'{' | b'(' | b'[' | b'}' | b')' | b']') => {
                 if !f(i, b) {
                     return;
@@ -224,6 +219,23 @@ fn for_each_bracket(text: &str, mut f: impl FnMut(usize, u8) -> bool) {
             }
             _ => i += 1,
         }
+    }
+}
+
+/// Where the comment or string that starts at `i` ends (a string ends at its line's end
+/// when not closed), or `None` when none starts there.
+fn past_comment_or_string(bytes: &[u8], i: usize) -> Option<usize> {
+    match bytes[i] {
+        b'#' => Some(skip_line(bytes, i)),
+        b'/' if bytes.get(i + 1) == Some(&b'/') => Some(skip_line(bytes, i)),
+        b'"' => {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j] != b'"' && bytes[j] != b'\n' {
+                j += 1;
+            }
+            Some(j + 1)
+        }
+        _ => None,
     }
 }
 
@@ -339,16 +351,11 @@ fn last_statement_keyword(bytes: &[u8]) -> Option<usize> {
     let mut last = None;
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(past) = past_comment_or_string(bytes, i) {
+            i = past;
+            continue;
+        }
         match bytes[i] {
-            b'#' => i = skip_line(bytes, i),
-            b'/' if bytes.get(i + 1) == Some(&b'/') => i = skip_line(bytes, i),
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                i += 1;
-            }
             b if is_ident(b) => {
                 let start = i;
                 while i < bytes.len() && is_ident(bytes[i]) {

@@ -1355,32 +1355,24 @@ fn floor_division_is_told_from_a_comment_by_what_follows_it() {
 }
 
 #[test]
-fn unclosed_brace_inside_a_wrapped_condition_is_found_by_the_statement_indentation() {
+fn unclosed_brace_is_found_by_the_indentation_of_its_statement() {
+    let blames_the_repeat = |text: &str| {
+        let d = check_error(
+            text,
+            UNEXPECTED,
+            &["end of file", "add a `}` after the body"],
+        );
+        assert_eq!(
+            d.labels[1].span.start as usize,
+            text.find("2 {").unwrap() + 2,
+            "{d:#?}"
+        );
+        assert!(d.labels[1].text.contains("probably the one not closed"));
+    };
     // The residual's `{` ends a condition wrapped onto a second line, far to the right:
     // its statement begins at `residual`, lined up with the `}` that closes it by looks,
     // so the repeat inside it is the one left open.
-    let text = "model m(input: [4]) {\n    residual if in.f == 4 and\n                in.f > 1 {\n        repeat 2 {\n            relu\n    }\n}\n";
-    let d = check_error(
-        text,
-        UNEXPECTED,
-        &["end of file", "add a `}` after the body"],
-    );
-    assert_eq!(
-        d.labels[1].span.start as usize,
-        text.find("2 {").unwrap() + 2,
-        "{d:#?}"
-    );
-    assert!(d.labels[1].text.contains("probably the one not closed"));
+    blames_the_repeat("model m(input: [4]) {\n    residual if in.f == 4 and\n                in.f > 1 {\n        repeat 2 {\n            relu\n    }\n}\n");
     // `} else {` and `shortcut` bodies begin on the `}` line.
-    let text = "model m(input: [4]) {\n    if true {\n        relu\n    } else {\n        repeat 2 {\n            relu\n    }\n}\n";
-    let d = check_error(
-        text,
-        UNEXPECTED,
-        &["end of file", "add a `}` after the body"],
-    );
-    assert_eq!(
-        d.labels[1].span.start as usize,
-        text.find("2 {").unwrap() + 2,
-        "{d:#?}"
-    );
+    blames_the_repeat("model m(input: [4]) {\n    if true {\n        relu\n    } else {\n        repeat 2 {\n            relu\n    }\n}\n");
 }
