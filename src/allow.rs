@@ -106,7 +106,7 @@ impl Allows {
     /// statement that caused it), or alone on the line above one; or, for a warning from
     /// inside a block, at a call of the block on the way to it, for every call that gave it
     /// (see [`crate::diag::OtherCalls`]). Marks the allows that match as used. When the
-    /// allows cover the first call but not another, `d` is moved to that call.
+    /// allows cover the first call but not another, `d` becomes that call's diagnostic.
     fn silences(&self, d: &mut Diagnostic) -> bool {
         if d.is_error() {
             return false;
@@ -118,9 +118,14 @@ impl Allows {
         let first_allowed = self.allowed(d.code, &calls);
         let others: Vec<bool> = d
             .other_calls
-            .chains
+            .calls
             .iter()
-            .map(|chain| self.allowed(d.code, &chain.iter().collect::<Vec<_>>()))
+            .map(|c| {
+                self.allowed(
+                    d.code,
+                    &c.labels.iter().filter(|l| l.call).collect::<Vec<_>>(),
+                )
+            })
             .collect();
         if own_allowed {
             return true;
@@ -130,9 +135,9 @@ impl Allows {
         }
         match others.iter().position(|allowed| !allowed) {
             Some(i) => {
-                let chain = d.other_calls.chains.remove(i);
-                d.labels.retain(|l| !l.call);
-                d.labels.extend(chain);
+                let mut reported = d.other_calls.calls.remove(i);
+                reported.other_calls = std::mem::take(&mut d.other_calls);
+                *d = reported;
                 false
             }
             None => !d.other_calls.truncated,

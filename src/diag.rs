@@ -37,13 +37,15 @@ impl Label {
 }
 
 /// The same warning from other calls of the block it is in: a mistake inside a block is
-/// reported once, at its first call (with that call's labels), and these are the call
-/// labels of the later calls that made it again. An allow comment at calls silences the
-/// warning only if it is at every one of them.
+/// reported once, at its first call (with that call's labels), and these are the later
+/// calls that made it again, each as that call gave it (its sizes in the message, its call
+/// labels). An allow comment at calls silences the warning only if it is at every one of
+/// them; when the first call's is allowed, the first one not allowed is reported instead.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OtherCalls {
-    /// Each later call's labels, innermost call first (at most [`OtherCalls::MAX`]).
-    pub chains: Vec<Vec<Label>>,
+    /// Each later call's diagnostic, its call labels last, innermost call first (at most
+    /// [`OtherCalls::MAX`]).
+    pub calls: Vec<Diagnostic>,
     /// More calls than [`OtherCalls::MAX`] made it: only an allow on the block's own lines
     /// silences it.
     pub truncated: bool,
@@ -52,13 +54,21 @@ pub struct OtherCalls {
 impl OtherCalls {
     pub const MAX: usize = 256;
 
-    /// Records a later call's labels, once each.
-    pub fn add(&mut self, chain: Vec<Label>) {
-        if self.chains.contains(&chain) {
+    /// Records a later call's diagnostic, once per way of calling.
+    pub fn add(&mut self, again: Diagnostic) {
+        let calls_of = |d: &Diagnostic| {
+            d.labels
+                .iter()
+                .filter(|l| l.call)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let chain = calls_of(&again);
+        if self.calls.iter().any(|c| calls_of(c) == chain) {
             return;
         }
-        if self.chains.len() < Self::MAX {
-            self.chains.push(chain);
+        if self.calls.len() < Self::MAX {
+            self.calls.push(again);
         } else {
             self.truncated = true;
         }

@@ -464,8 +464,9 @@ fn allow_comments_silence_warnings_where_they_are() {
     };
     const ALLOW: &str = "  # cnnc: allow(unused_input)";
     assert_eq!(codes(&calls(ALLOW, ALLOW)), Vec::<&str>::new());
-    // An allow at one call only leaves the warning of the other, shown at that call.
-    for (first, second, line) in [(ALLOW, "", 4), ("", ALLOW, 3)] {
+    // An allow at one call only leaves the warning of the other, shown at that call and
+    // with its sizes (the second call's input is the first's output).
+    for (first, second, line, size) in [(ALLOW, "", 4, "16×16"), ("", ALLOW, 3, "34×34")] {
         let src = calls(first, second);
         let c = cnnc::compile_source(std::path::Path::new("calls.cnn"), src.clone());
         let d: Vec<_> = c.diagnostics.iter().collect();
@@ -477,6 +478,7 @@ fn allow_comments_silence_warnings_where_they_are() {
             at, line,
             "{src}: the warning is shown at the call not allowed"
         );
+        assert!(d[0].message.contains(size), "{src}: {}", d[0].message);
     }
     // An allow at the call inside a block covers every call of that block; calls in a
     // repeat are one place.

@@ -515,7 +515,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
                 Some((kept, kept_chain)) => {
                     if !d.is_error() && gets_call_labels(d.code) && *kept_chain != chain {
-                        self.diags.0[*kept].other_calls.add(chain.clone());
+                        let mut again = d;
+                        again.labels.extend(chain.iter().cloned());
+                        self.diags.0[*kept].other_calls.add(again);
                     }
                 }
             }
