@@ -205,6 +205,16 @@ struct Abort;
 
 /// Whether a diagnostic from inside a block is pointed at the call that expanded it: all but
 /// those about the block's text alone.
+/// A call as a diagnostic quotes it in a fix: as written when short, else `name(…)`.
+fn quoted_call(call: &ast::Call) -> String {
+    let text = call.to_string();
+    if text.chars().count() <= 32 {
+        text
+    } else {
+        format!("{}(…)", call.name.name)
+    }
+}
+
 fn gets_call_labels(code: &str) -> bool {
     !matches!(
         code,
@@ -1005,7 +1015,10 @@ impl<'a, 'd> Elab<'a, 'd> {
 
     /// Warns of an unbraced concat branch that is only an activation, dropout or batch norm
     /// after another branch: `concat { conv(64, 1) relu … }` reads as two branches, `conv`
-    /// and `relu`, where the PyTorch habit meant one.
+    /// and `relu`, where the PyTorch habit meant one. So does an unbraced layer or block call
+    /// on the line of the unbraced branch before it (`concat { conv(48, 1) conv(64, 5) }`
+    /// reads as a sequence), except the layers that pick part of the input (`crop`, `slice`),
+    /// which a sequence would not follow with another.
     fn warn_bare_branches(&mut self, c: &ast::Concat) {
         const SHAPE_KEEPING: [&str; 14] = [
             "relu",
@@ -1035,34 +1048,49 @@ impl<'a, 'd> Elab<'a, 'd> {
             // A braced branch spans its braces; a bare statement spans only itself. Only a
             // bare statement after another bare one is the slip: a braced branch is closed.
             let bare = |b: &ast::Branch| matches!(b.body.as_slice(), [st] if st.span == b.span);
-            if !bare(branch) || !bare(before) || !SHAPE_KEEPING.contains(&layer) {
+            if !bare(branch) || !bare(before) {
                 continue;
             }
-            let layer_text = if call.parens {
-                format!("{layer}(…)")
-            } else {
-                layer.to_string()
-            };
+            let computes = (layers::lookup(layer).is_some() || self.defs.is_block(layer))
+                && !matches!(layer, "crop" | "slice");
+            let on_one_line = branch.shares_line && computes;
+            if !SHAPE_KEEPING.contains(&layer) && !on_one_line {
+                continue;
+            }
+            let layer_text = quoted_call(call);
             let previous = match &before.body[0].kind {
-                StmtKind::Call(c) if c.parens => format!("{}(…)", c.name.name),
-                StmtKind::Call(c) => c.name.name.clone(),
+                StmtKind::Call(c) => quoted_call(c),
                 _ => "…".to_string(),
             };
-            self.diags.push(
-                Diagnostic::warning(
-                    "cnnc::elab::bare_branch",
-                    format!(
-                        "this concat branch is `{layer}` alone: each statement not in braces is a \
-                         branch of its own"
-                    ),
+            let message = if SHAPE_KEEPING.contains(&layer) {
+                format!(
+                    "this concat branch is `{layer}` alone: each statement not in braces is a \
+                     branch of its own"
                 )
-                .label(branch.span, "a branch of its own")
-                .label(before.span, "the branch before, not followed by it")
-                .help(format!(
+            } else {
+                format!(
+                    "`{previous}` and `{layer_text}` on one line are two concat branches: each \
+                     statement not in braces is a branch of its own"
+                )
+            };
+            let help = if SHAPE_KEEPING.contains(&layer) {
+                format!(
                     "to apply `{layer}` within the branch before, brace the two: \
                      `{{ {previous} {layer_text} }}`; if a branch of `{layer}` alone is meant, \
                      write it as `{{ {layer_text} }}`"
-                )),
+                )
+            } else {
+                format!(
+                    "if `{layer_text}` follows `{previous}` in one branch, brace the two: \
+                     `{{ {previous} {layer_text} }}`; if they are two branches, brace each, \
+                     `{{ {previous} }} {{ {layer_text} }}`, or put each on a line of its own"
+                )
+            };
+            self.diags.push(
+                Diagnostic::warning("cnnc::elab::bare_branch", message)
+                    .label(branch.span, "a branch of its own")
+                    .label(before.span, "the branch before, not followed by it")
+                    .help(help),
             );
         }
     }

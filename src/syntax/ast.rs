@@ -1,6 +1,7 @@
 //! The typed syntax tree. Every node keeps the byte span of the text it came from.
 
 use crate::source::Span;
+use std::fmt;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct File {
@@ -138,6 +139,8 @@ pub struct Concat {
 pub struct Branch {
     pub body: Vec<Stmt>,
     pub span: Span,
+    /// It begins on the line where the branch before it ends (`concat { a b }`).
+    pub shares_line: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -229,5 +232,118 @@ impl BinaryOp {
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
         }
+    }
+}
+
+impl BinaryOp {
+    /// Binding strength, as in the grammar: `or` loosest, `*` `/` `%` tightest.
+    fn precedence(self) -> u8 {
+        match self {
+            BinaryOp::Or => 1,
+            BinaryOp::And => 2,
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => 4,
+            BinaryOp::Add | BinaryOp::Sub => 5,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Rem => 6,
+        }
+    }
+}
+
+/// How tightly an expression binds: an operand looser than its place is parenthesized.
+fn binding(e: &Expr) -> u8 {
+    match &e.kind {
+        ExprKind::Binary(op, _, _) => op.precedence(),
+        ExprKind::Unary(UnaryOp::Not, _) => 3,
+        ExprKind::Unary(UnaryOp::Neg, _) => 7,
+        _ => 8,
+    }
+}
+
+struct Operand<'a>(&'a Expr, u8);
+
+impl fmt::Display for Operand<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if binding(self.0) < self.1 {
+            write!(f, "({})", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+fn comma_separated<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
+/// The expression as it could be written (spacing normalized, parentheses only where
+/// needed), for diagnostics that quote a fix.
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ExprKind::Int(n) => write!(f, "{n}"),
+            ExprKind::Float(x) => write!(f, "{x:?}"),
+            ExprKind::Bool(b) => write!(f, "{b}"),
+            ExprKind::Same => f.write_str("same"),
+            ExprKind::Var(name) => f.write_str(name),
+            ExprKind::InQuery(field) => write!(f, "in.{field}"),
+            ExprKind::List(items) => {
+                f.write_str("[")?;
+                comma_separated(f, items)?;
+                f.write_str("]")
+            }
+            ExprKind::Index(list, i) => write!(f, "{}[{i}]", Operand(list, 8)),
+            ExprKind::Unary(UnaryOp::Neg, x) => write!(f, "-{}", Operand(x, 7)),
+            ExprKind::Unary(UnaryOp::Not, x) => write!(f, "not {}", Operand(x, 3)),
+            ExprKind::Binary(op, a, b) => {
+                let p = op.precedence();
+                // Left-associative: an equal-precedence right operand needs parentheses,
+                // and comparisons do not chain, so neither side may be one unbracketed.
+                let left = if p == 4 { p + 1 } else { p };
+                write!(
+                    f,
+                    "{} {} {}",
+                    Operand(a, left),
+                    op.symbol(),
+                    Operand(b, p + 1)
+                )
+            }
+            ExprKind::Call(name, _, args) => {
+                write!(f, "{name}(")?;
+                comma_separated(f, args)?;
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{}={}", name.name, self.value),
+            None => write!(f, "{}", self.value),
+        }
+    }
+}
+
+/// The call as it could be written: `conv(64, 5, pad=2)`, `relu`.
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name.name)?;
+        if self.parens {
+            f.write_str("(")?;
+            comma_separated(f, &self.args)?;
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }

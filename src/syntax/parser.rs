@@ -1295,8 +1295,13 @@ impl Builder {
 
     fn concat(&mut self, pair: Pair<'_, Rule>) -> Concat {
         let mut branches = Vec::new();
+        let mut previous_end: Option<usize> = None;
         for p in pair.into_inner().filter(|p| p.as_rule() == Rule::branch) {
             let span = self.span(&p);
+            let (start, end) = (span.start as usize, span.end as usize);
+            let shares_line =
+                previous_end.is_some_and(|e| e <= start && !p.get_input()[e..start].contains('\n'));
+            previous_end = Some(end);
             let inner = p.into_inner().next().expect("a branch has content");
             let body = match inner.as_rule() {
                 Rule::body => self.body(inner),
@@ -1307,7 +1312,11 @@ impl Builder {
                     vec![s]
                 }
             };
-            branches.push(Branch { body, span });
+            branches.push(Branch {
+                body,
+                span,
+                shares_line,
+            });
         }
         Concat { branches }
     }

@@ -1376,3 +1376,38 @@ fn unclosed_brace_is_found_by_the_indentation_of_its_statement() {
     // `} else {` and `shortcut` bodies begin on the `}` line.
     blames_the_repeat("model m(input: [4]) {\n    if true {\n        relu\n    } else {\n        repeat 2 {\n            relu\n    }\n}\n");
 }
+
+#[test]
+fn expressions_print_as_they_parse() {
+    let parse_one = |input: &str| {
+        let text = format!("model M(input: [{input}]) {{}}");
+        let Item::Model(m) = &parse_ok(&text).items[0] else {
+            panic!("not a model")
+        };
+        m.input[0].clone()
+    };
+    for (input, printed) in [
+        ("1+2*3", "1 + 2 * 3"),
+        ("(1+2)*3", "(1 + 2) * 3"),
+        ("a-(b-c)", "a - (b - c)"),
+        ("(a-b)-c", "a - b - c"),
+        ("-(a+1)", "-(a + 1)"),
+        ("- -a", "--a"),
+        ("not (a and b) or c", "not (a and b) or c"),
+        ("not a == b", "not a == b"),
+        ("(a < b) == c", "(a < b) == c"),
+        ("a == (b < c)", "a == (b < c)"),
+        ("[1, c/4, 0.5][i % 3]", "[1, c / 4, 0.5][i % 3]"),
+        ("max(1,in.c/2)", "max(1, in.c / 2)"),
+        ("1e-5", "1e-5"),
+        ("(a and b) and c", "a and b and c"),
+    ] {
+        let e = parse_one(input);
+        assert_eq!(e.to_string(), printed, "{input}");
+        assert_eq!(
+            expr_str(&parse_one(printed)),
+            expr_str(&e),
+            "{input} printed as {printed} parses otherwise"
+        );
+    }
+}
