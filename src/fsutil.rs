@@ -3,11 +3,25 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 
 /// Set (by the binary's Ctrl-C handler) to stop every atomic write in progress: its next
 /// write fails with [`Cancelled`] and its temporary file is removed, the target untouched.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// The signal that asked the process to stop (SIGINT or SIGTERM), 0 before one came: set by
+/// the binary's handlers, so that messages name what stopped the work.
+pub static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// What stopped the work, for messages: `Ctrl-C` (SIGINT, also before any signal) or
+/// `SIGTERM`.
+pub fn stopped_by() -> &'static str {
+    if STOP_SIGNAL.load(Ordering::SeqCst) == libc::SIGTERM {
+        "SIGTERM"
+    } else {
+        "Ctrl-C"
+    }
+}
 
 /// The temporary file being written now (a C string, or null), for a signal that ends the
 /// process at once to remove ([`remove_pending_temp`]). Replaced strings are leaked, not
@@ -54,7 +68,7 @@ pub struct Cancelled;
 
 impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stopped by Ctrl-C")
+        write!(f, "stopped by {}", stopped_by())
     }
 }
 

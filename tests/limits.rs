@@ -398,6 +398,12 @@ fn training_weights_beyond_memory_are_an_error_not_an_abort() {
 /// previous output as it was.
 #[test]
 fn ctrl_c_during_export_leaves_no_partial_file() {
+    for (signal, said) in [(libc::SIGINT, "Ctrl-C"), (libc::SIGTERM, "SIGTERM")] {
+        export_stopped_by(signal, said);
+    }
+}
+
+fn export_stopped_by(signal: libc::c_int, said: &str) {
     let dir = tempfile::tempdir().unwrap();
     // 400 million parameters: 1.6 GB to write, seconds of work.
     let src = write(
@@ -437,12 +443,12 @@ fn ctrl_c_during_export_leaves_no_partial_file() {
     }
     // SAFETY: kill() with a live child's pid and a valid signal number.
     unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        libc::kill(child.id() as libc::pid_t, signal);
     }
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(err.contains("stopped by Ctrl-C"), "{err}");
+    assert!(err.contains(&format!("stopped by {said}:")), "{err}");
     assert!(temporary().is_none(), "a temporary file was left behind");
     assert_eq!(std::fs::read(&out).unwrap(), b"previous");
 }

@@ -560,6 +560,10 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
     err.read_to_string(&mut seen).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
     assert!(seen.contains("continue with --resume"), "{seen}");
+    assert!(
+        seen.contains("cnnc: SIGTERM: stopping after this step"),
+        "the notice names the signal: {seen}"
+    );
     assert!(cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap().step > 0);
     let left: Vec<_> = std::fs::read_dir(&d)
         .unwrap()

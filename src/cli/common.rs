@@ -374,36 +374,47 @@ pub enum OnSigint {
     StopMeasuring,
 }
 
-const STOPPING: &[u8] = b"\ncnnc: stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
+const STOPPING: &[u8] = b"stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
 
-extern "C" fn stop_after_step(_: libc::c_int) {
-    request_stop(STOPPING);
+extern "C" fn stop_after_step(signal: libc::c_int) {
+    request_stop(signal, STOPPING);
 }
 
-const STOPPING_EARLY: &[u8] = b"\ncnnc: stopping before training starts; nothing is written (press Ctrl-C again to quit at once)\n";
+const STOPPING_EARLY: &[u8] =
+    b"stopping before training starts; nothing is written (press Ctrl-C again to quit at once)\n";
 
-extern "C" fn stop_before_start(_: libc::c_int) {
-    request_stop(STOPPING_EARLY);
+extern "C" fn stop_before_start(signal: libc::c_int) {
+    request_stop(signal, STOPPING_EARLY);
 }
 
-/// Sets [`STOP_AFTER_STEP`], says `notice` and lets the next signal end the process. Only
-/// async-signal-safe calls: it runs in a signal handler.
-fn request_stop(notice: &'static [u8]) {
+/// Sets [`STOP_AFTER_STEP`], says `notice` (after which signal came, when not Ctrl-C) and
+/// lets the next signal end the process. Only async-signal-safe calls: it runs in a signal
+/// handler.
+fn request_stop(signal: libc::c_int, notice: &'static [u8]) {
     STOP_AFTER_STEP.store(true, Ordering::SeqCst);
-    // SAFETY: write(2) is async-signal-safe; the buffer is a static.
+    cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
+    let prefix: &[u8] = if signal == libc::SIGTERM {
+        b"\ncnnc: SIGTERM: "
+    } else {
+        b"\ncnnc: "
+    };
+    // SAFETY: write(2) is async-signal-safe; the buffers are statics.
     unsafe {
+        libc::write(2, prefix.as_ptr().cast(), prefix.len());
         libc::write(2, notice.as_ptr().cast(), notice.len());
     }
     reset_signals();
 }
 
-const STOPPING_BENCH: &[u8] = b"\ncnnc: stopping after this run; the results so far follow (press Ctrl-C again to quit at once)\n";
+const STOPPING_BENCH: &[u8] =
+    b"stopping after this run; the results so far follow (press Ctrl-C again to quit at once)\n";
 
-extern "C" fn stop_measuring(_: libc::c_int) {
-    request_stop(STOPPING_BENCH);
+extern "C" fn stop_measuring(signal: libc::c_int) {
+    request_stop(signal, STOPPING_BENCH);
 }
 
-extern "C" fn cancel_writes(_: libc::c_int) {
+extern "C" fn cancel_writes(signal: libc::c_int) {
+    cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
     cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
     reset_signals();
 }

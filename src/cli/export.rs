@@ -244,7 +244,11 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => {
             return fail(
                 EXIT_INTERRUPTED,
-                format!("stopped by Ctrl-C: {} was not written", a.output.display()),
+                format!(
+                    "stopped by {}: {} was not written",
+                    cnnc::fsutil::stopped_by(),
+                    a.output.display()
+                ),
             )
         }
         Err(e) => return fail(EXIT_USAGE, e),

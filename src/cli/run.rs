@@ -594,7 +594,8 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     }
     if interrupted {
         note!(
-            "stopped by Ctrl-C after {} timed run(s): the numbers are of those",
+            "stopped by {} after {} timed run(s): the numbers are of those",
+            cnnc::fsutil::stopped_by(),
             latencies.len()
         );
     }

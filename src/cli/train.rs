@@ -621,8 +621,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.format,
             EXIT_INTERRUPTED,
             format!(
-                "stopped by Ctrl-C: {} was not written; the checkpoint {} holds the trained \
+                "stopped by {}: {} was not written; the checkpoint {} holds the trained \
                  weights (`cnnc export {}{} --weights {} -o MODEL.onnx`)",
+                cnnc::fsutil::stopped_by(),
                 out.display(),
                 checkpoint.display(),
                 a.file.display(),
