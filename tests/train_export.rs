@@ -233,3 +233,75 @@ fn training_exports_warn_of_a_final_softmax() {
         );
     }
 }
+
+/// The Dropout seeds of a written graph, in node order.
+fn dropout_seeds(path: &Path) -> Vec<i64> {
+    use prost::Message;
+    let m = cnnc::onnx::proto::ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+    m.graph
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Dropout")
+        .map(|n| {
+            n.attribute
+                .iter()
+                .find(|a| a.name == "seed")
+                .unwrap_or_else(|| panic!("{}: a Dropout without a seed", path.display()))
+                .i
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// `--seed` seeds the dropout masks of the written gradient and step graphs as `cnnc train
+/// --seed` does (ONNX Runtime seeds an unseeded Dropout from the clock); for an inference
+/// model, which has no dropout, `--seed` with `--weights` is refused before anything is read.
+#[test]
+fn seed_fixes_the_dropout_masks_of_training_graphs() {
+    let src = tmp("dropout.cnn");
+    std::fs::write(
+        &src,
+        "model D(input: [4]) { linear(8) relu dropout(0.5) linear(8) dropout(0.2) linear(3) }\n",
+    )
+    .unwrap();
+    let src = src.to_str().unwrap();
+    for kind in ["--grad", "--train"] {
+        let seeds = |seed: &str, name: &str| {
+            let out = tmp(name);
+            export(src, &[kind, "--seed", seed], &out);
+            dropout_seeds(&out)
+        };
+        let (a, again, other) = (
+            seeds("5", "d5.onnx"),
+            seeds("5", "d5b.onnx"),
+            seeds("6", "d6.onnx"),
+        );
+        assert_eq!(a.len(), 2, "{kind}");
+        assert_eq!(a, again, "{kind}: the same seed, the same masks");
+        assert_ne!(a[0], a[1], "{kind}: each Dropout draws its own masks");
+        assert!(a.iter().zip(&other).all(|(x, y)| x != y), "{kind}");
+    }
+    let init = tmp("dropout_init.onnx");
+    export(src, &[], &init);
+    let w = tmp("dropout_w.onnx");
+    let _ = std::fs::remove_file(&w);
+    // A refusal names both flags and the way to combine them.
+    let o = cnnc(&[
+        "export",
+        src,
+        "--seed",
+        "5",
+        "--weights",
+        init.to_str().unwrap(),
+        "-o",
+        w.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--seed draws the initial weights") && err.contains("--grad or --train"),
+        "{err}"
+    );
+    assert!(!w.exists());
+}

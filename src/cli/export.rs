@@ -35,8 +35,9 @@ pub struct ExportArgs {
     /// ONNX opset, 17 to 21 [default: 17]; not with --grad or --train, whose graphs are always opset 18.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub opset: Option<i64>,
-    /// Seed of the random initial weights [default: 0].
-    #[arg(long, value_name = "S", conflicts_with = "weights", value_parser = super::common::whole_number::<u64>, allow_negative_numbers = true)]
+    /// Seed of the random initial weights, and with --grad or --train of the dropout masks
+    /// (as `cnnc train --seed` draws them) [default: 0].
+    #[arg(long, value_name = "S", value_parser = super::common::whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// How to draw the initial weights [default: default, PyTorch's].
     #[arg(long, value_enum, conflicts_with = "weights")]
@@ -94,6 +95,13 @@ pub fn run(a: ExportArgs) -> ExitCode {
     let opset = a.opset.unwrap_or(onnx::DEFAULT_OPSET);
     if let Err(e) = onnx::ir_version(opset) {
         return fail(EXIT_USAGE, e);
+    }
+    if a.seed.is_some() && a.weights.is_some() && !(a.grad || a.train) {
+        return fail(
+            EXIT_USAGE,
+            "--seed draws the initial weights, which --weights gives: leave one out (with \
+             --grad or --train, --seed seeds the dropout masks and may go with --weights)",
+        );
     }
     let mut inputs = vec![("the model's source", a.file.as_path())];
     inputs.extend(a.weights.as_deref().map(|w| ("the weights file", w)));
@@ -221,12 +229,20 @@ pub fn run(a: ExportArgs) -> ExitCode {
                 weights: Some(&weights),
                 ..Default::default()
             };
-            graph::grad_model(model, &compilation.sources, &o).map_err(|e| e.to_string())
+            graph::grad_model(model, &compilation.sources, &o)
+                .map(|mut m| {
+                    graph::seed_dropout(&mut m, seed);
+                    m
+                })
+                .map_err(|e| e.to_string())
         } else {
             super::common::warn_large_momentum(momentum);
             let opt = optimizer.build(momentum, weight_decay);
             graph::step_model(model, &compilation.sources, &opt)
-                .and_then(|mut s| s.set_initial_state(&weights).map(|()| s.model))
+                .and_then(|mut s| {
+                    s.set_dropout_seed(seed);
+                    s.set_initial_state(&weights).map(|()| s.model)
+                })
                 .map_err(|e| e.to_string())
         };
         built.and_then(|p| onnx::write_model(p, &a.output, &options).map_err(|e| e.to_string()))

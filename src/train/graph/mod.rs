@@ -113,6 +113,26 @@ pub struct StepGraph {
     pub takes_step: bool,
 }
 
+/// Seeds every Dropout node of `model` from `seed` and the node's name (see
+/// [`StepGraph::set_dropout_seed`]); for the gradient graph of `export --grad` too.
+pub fn seed_dropout(model: &mut ModelProto, seed: u64) {
+    let Some(graph) = model.graph.as_mut() else {
+        return;
+    };
+    for node in graph.node.iter_mut().filter(|n| n.op_type == "Dropout") {
+        let mut h = Sha256::new();
+        h.update(seed.to_le_bytes());
+        h.update(node.name.as_bytes());
+        let digest = h.finalize();
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        // Non-negative: some kernels read the seed as a signed value.
+        let value = (u64::from_le_bytes(bytes) >> 1) as i64;
+        node.attribute.retain(|a| a.name != "seed");
+        node.attribute.push(AttributeProto::int("seed", value));
+    }
+}
+
 impl StepGraph {
     /// Seeds every Dropout node from `seed` and the node's name, so that a run is repeated
     /// exactly by the same command. ONNX Runtime's Dropout kernel draws its masks from a
@@ -120,21 +140,7 @@ impl StepGraph {
     /// without it the generator is seeded from the clock. A resumed run starts the sequence
     /// again: it is reproducible, but its masks are not the ones the uninterrupted run drew.
     pub fn set_dropout_seed(&mut self, seed: u64) {
-        let Some(graph) = self.model.graph.as_mut() else {
-            return;
-        };
-        for node in graph.node.iter_mut().filter(|n| n.op_type == "Dropout") {
-            let mut h = Sha256::new();
-            h.update(seed.to_le_bytes());
-            h.update(node.name.as_bytes());
-            let digest = h.finalize();
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(&digest[..8]);
-            // Non-negative: some kernels read the seed as a signed value.
-            let value = (u64::from_le_bytes(bytes) >> 1) as i64;
-            node.attribute.retain(|a| a.name != "seed");
-            node.attribute.push(AttributeProto::int("seed", value));
-        }
+        seed_dropout(&mut self.model, seed);
     }
 
     /// Stores the starting state as initializers, the defaults of the carried inputs:
