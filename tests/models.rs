@@ -38,15 +38,14 @@ fn model_ir_snapshots() {
     });
 }
 
-#[test]
-fn models_match_the_independent_reference() {
+/// Checks every .cnn file of `dir` against its entry in `reference` (output shape,
+/// parameters, MACs); returns how many were checked.
+fn check_against_reference(dir: &str, reference: &str) -> usize {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("tests/reference/expected.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join(reference)).unwrap()).unwrap();
     let mut checked = 0;
-    for entry in std::fs::read_dir(root.join("models")).unwrap() {
+    for entry in std::fs::read_dir(root.join(dir)).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "cnn") {
             continue;
@@ -54,7 +53,7 @@ fn models_match_the_independent_reference() {
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         let want = expected
             .get(&stem)
-            .unwrap_or_else(|| panic!("tests/reference/expected.json has no entry for {stem}"));
+            .unwrap_or_else(|| panic!("{reference} has no entry for {stem}"));
         let c = compile(&path);
         let m = c.model(None).unwrap();
         let output: Vec<u64> = serde_json::from_value(want["output"].clone()).unwrap();
@@ -69,7 +68,24 @@ fn models_match_the_independent_reference() {
         }
         checked += 1;
     }
+    checked
+}
+
+#[test]
+fn models_match_the_independent_reference() {
+    let checked = check_against_reference("models", "tests/reference/expected.json");
     assert!(checked >= 16, "only {checked} models checked");
+}
+
+/// The valid fixtures, which exercise the language's constructs (expressions, repeats over
+/// lists, skips, gates, pooling options), against the same independent reference.
+#[test]
+fn valid_fixtures_match_the_independent_reference() {
+    let checked = check_against_reference(
+        "tests/fixtures/valid",
+        "tests/reference/expected_valid.json",
+    );
+    assert!(checked >= 7, "only {checked} fixtures checked");
 }
 
 #[test]

@@ -766,6 +766,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         frame: &mut Frame,
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
+        // The items of `repeat w in list`; a range's values are its integers.
+        let mut items: Option<Vec<Value>> = None;
         let (from, to, count_span) = match &r.range {
             ast::RepeatRange::Count(n) => (
                 Some(0),
@@ -777,6 +779,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                 self.eval_int(b, frame, &cur, "a range bound"),
                 a.span.to(b.span),
             ),
+            ast::RepeatRange::Each(list) => {
+                let values = self.eval_repeat_list(list, r.var.as_ref(), frame, &cur);
+                let count = values.as_ref().map(|v| v.len() as i64);
+                items = values;
+                (Some(0), count, list.span)
+            }
         };
         let (Some(from), Some(to)) = (from, to) else {
             return Ok(unknown(cur));
@@ -842,17 +850,21 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         for i in from..to {
             self.step(count_span)?;
-            if let Some(var) = &r.var {
-                frame.env.set(&var.name, Value::Int(i));
-            }
+            let value = match &items {
+                Some(items) => items[(i - from) as usize].clone(),
+                None => Value::Int(i),
+            };
             let before = self.diags.0.len();
+            let which = match &r.var {
+                Some(var) => format!("in the iteration with {} = {}", var.name, value.written()),
+                None => format!("in iteration {} of {count}", i - from + 1),
+            };
+            if let Some(var) = &r.var {
+                frame.env.set(&var.name, value);
+            }
             cur = self.body(&r.body, cur, frame, scope)?;
             // Which iteration: the sizes in a message are that iteration's.
             if count > 1 {
-                let which = match &r.var {
-                    Some(var) => format!("in the iteration with {} = {i}", var.name),
-                    None => format!("in iteration {} of {count}", i - from + 1),
-                };
                 for d in &mut self.diags.0[before..] {
                     if d.labels.iter().all(|l| l.span != count_span) {
                         // From a block called in the body, the iteration is part of the way
@@ -883,6 +895,48 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         Ok(cur)
+    }
+
+    /// The items `repeat w in list` runs over; `None` after an error (reported).
+    fn eval_repeat_list(
+        &mut self,
+        list: &ast::Expr,
+        var: Option<&ast::Ident>,
+        frame: &Frame,
+        cur: &Cur,
+    ) -> Option<Vec<Value>> {
+        let value = match eval(list, &frame.env, cur.shape.as_ref()) {
+            Ok(v) => v,
+            Err(e) => {
+                self.report_eval(e);
+                return None;
+            }
+        };
+        let var = var.map_or("i", |v| v.name.as_str());
+        let help = match &value {
+            Value::List(items) => return Some(items.clone()),
+            Value::Int(n) => format!(
+                "to count, write a range: `repeat {var} in 0..{n}` runs {n} times, {var} from 0 \
+                 to {}",
+                n - 1
+            ),
+            _ => format!(
+                "`repeat {var} in` takes a range `a..b` or a list `[…]` (a list parameter, or \
+                 one written out)"
+            ),
+        };
+        self.diags.push(
+            Diagnostic::error(
+                "cnnc::elab::argument_type",
+                format!(
+                    "a repeat runs over a range or a list, got {}",
+                    value.describe()
+                ),
+            )
+            .label(list.span, "not a list")
+            .help(help),
+        );
+        None
     }
 
     fn concat(

@@ -28,6 +28,20 @@ impl Value {
             Value::Same => "`same`".into(),
         }
     }
+
+    /// The value as the source would write it: `32`, `0.5`, `[64, 128]`, `same`.
+    pub fn written(&self) -> String {
+        match self {
+            Value::Int(n) => n.to_string(),
+            Value::Float(x) => format!("{x:?}"),
+            Value::Bool(b) => b.to_string(),
+            Value::List(items) => {
+                let items: Vec<String> = items.iter().map(Value::written).collect();
+                format!("[{}]", items.join(", "))
+            }
+            Value::Same => "same".into(),
+        }
+    }
 }
 
 /// Variables in scope: block parameters and repeat variables.
@@ -316,11 +330,11 @@ fn expect_bool(v: Value, e: &Expr, op: BinaryOp) -> Result<bool, EvalError> {
 }
 
 /// The functions of the expression language.
-const FUNCTIONS: [&str; 2] = ["min", "max"];
+const FUNCTIONS: [&str; 3] = ["min", "max", "len"];
 
 /// `min(a, b, …)` / `max(a, b, …)` (or of one list), as Python's: the value picked keeps its
-/// type (`max(1.5, 2)` is the integer 2). Anything else is an unknown function, with
-/// what to write instead for the ones PyTorch code calls.
+/// type (`max(1.5, 2)` is the integer 2). `len(list)`: its number of items. Anything else is
+/// an unknown function, with what to write instead for the ones PyTorch code calls.
 fn call(
     name: &str,
     name_span: crate::source::Span,
@@ -336,11 +350,14 @@ fn call(
                  b` rounds up: keep the arithmetic in integers (`c / 4`, not `c * 0.25`)"
                     .to_string()
             }
-            "range" => "a range of a repeat is `repeat i in a..b { … }`".to_string(),
-            "len" => "lists have no length function; pass the count as a block argument".into(),
+            "range" => "a range of a repeat is `repeat i in a..b { … }`, and `repeat w in \
+                        widths { … }` runs over a list's items"
+                .to_string(),
             _ => match did_you_mean(name, FUNCTIONS.iter().copied()) {
-                Some(f) => format!("did you mean `{f}`? the functions are `min` and `max`"),
-                None => "the functions are `min` and `max`".to_string(),
+                Some(f) => {
+                    format!("did you mean `{f}`? the functions are `min`, `max` and `len`")
+                }
+                None => "the functions are `min`, `max` and `len`".to_string(),
             },
         };
         return Err(EvalError::Diag(Box::new(
@@ -356,6 +373,24 @@ fn call(
         .iter()
         .map(|a| eval(a, env, incoming))
         .collect::<Result<Vec<_>, _>>()?;
+    if name == "len" {
+        return match values.as_slice() {
+            [Value::List(items)] => Ok(Value::Int(items.len() as i64)),
+            [other] => Err(fail(
+                "cnnc::elab::type_error",
+                format!("`len` takes a list, got {}", other.describe()),
+                &args[0],
+                "not a list",
+            )),
+            _ => Err(fail_help(
+                "cnnc::elab::argument_count",
+                format!("`len` takes one list, got {} arguments", values.len()),
+                e,
+                "here",
+                "write `len(widths)`".to_string(),
+            )),
+        };
+    }
     // One list argument is its items (Python's `max(widths)`), and may hold one number.
     let from_list = matches!(values.as_slice(), [Value::List(_)]);
     if let [Value::List(items)] = values.as_slice() {

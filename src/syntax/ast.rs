@@ -120,6 +120,8 @@ pub enum RepeatRange {
     Count(Expr),
     /// `a..b`: from a inclusive to b exclusive.
     Range(Expr, Expr),
+    /// `repeat w in widths`: once per item of a list, the variable each item in turn.
+    Each(Expr),
 }
 
 #[derive(Clone, Debug, PartialEq)]

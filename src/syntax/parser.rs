@@ -1209,9 +1209,11 @@ impl Builder {
                     let mut inner = p.into_inner();
                     var = Some(self.ident(inner.next().expect("a loop variable")));
                     let mut bounds = inner.filter(|p| p.as_rule() == Rule::expr);
-                    let from = self.expr(bounds.next().expect("a range start"));
-                    let to = self.expr(bounds.next().expect("a range end"));
-                    range = Some(RepeatRange::Range(from, to));
+                    let from = self.expr(bounds.next().expect("a range start or a list"));
+                    range = Some(match bounds.next() {
+                        Some(to) => RepeatRange::Range(from, self.expr(to)),
+                        None => RepeatRange::Each(from),
+                    });
                 }
                 Rule::expr => range = Some(RepeatRange::Count(self.expr(p))),
                 Rule::body => body = self.body(p),

@@ -740,6 +740,18 @@ def valid_expressions():
         AdaptiveAvgPool2d(1), Flatten(), Linear(32, 10))
 
 
+def valid_repeat_over_lists():
+    return Sequential(
+        Conv2d(3, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+        Conv2d(16, 32, 3, padding=1), ReLU(), Conv2d(32, 32, 3, padding=1), ReLU(),
+        MaxPool2d(2),
+        Conv2d(32, 64, 3, padding=1), ReLU(), Conv2d(64, 64, 3, padding=1), ReLU(),
+        MaxPool2d(2),
+        Conv2d(64, 16, 1), ReLU(), Conv2d(16, 16, 3, padding=1), ReLU(),
+        Conv2d(16, 8, 1), Conv2d(8, 4, 1),
+        AdaptiveAvgPool2d(1), Flatten(), Linear(4, 10))
+
+
 class ValidSkips(Module):
     def forward(self, x, c):
         a = Sequential(Conv2d(1, 8, 3), ReLU()).forward(x, c)
@@ -817,6 +829,7 @@ VALID = {
     "uses_lib": (valid_uses_lib, (3, 32, 32)),
     "pooling": (valid_pooling, (4, 33, 33)),
     "expressions": (valid_expressions, (3, 32, 32)),
+    "repeat_over_lists": (valid_repeat_over_lists, (3, 32, 32)),
     "skips": (ValidSkips, (1, 66, 66)),
     "rank1": (valid_rank1, (784,)),
     "gates": (ValidGates, (3, 32, 32)),
