@@ -599,6 +599,24 @@ fn is_keyword(word: &str) -> bool {
 fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagnostic {
     let (start, end, found) = found_token(text, pos);
     let tok = &text[start..end];
+    // A string in single quotes, Python's habit (`pad='same'`): its text up to the closing
+    // quote on the line, labelled as a whole.
+    let single_quoted = (tok == "'")
+        .then(|| {
+            let rest = &text[end..];
+            let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+            line.find('\'')
+                .map(|close| (&line[..close], end + close + 1))
+        })
+        .flatten();
+    let (quoted, end, found) = match single_quoted {
+        Some((inner, close)) => (Some(inner), close, "a string in single quotes".to_string()),
+        None => (
+            tok.starts_with('"').then(|| tok.trim_matches('"')),
+            end,
+            found,
+        ),
+    };
     let words = expected_words(positives);
     let message = if words.is_empty() {
         format!("unexpected {found}")
@@ -606,14 +624,13 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         format!("expected {}, found {found}", join_words(&words))
     };
     // The token's span; empty only at the end of the file.
-    let label = if tok.starts_with('"') {
+    let label = if quoted.is_some() {
         "a string is not a value here".to_string()
     } else {
         format!("unexpected {found}")
     };
     let mut d = Diagnostic::error(UNEXPECTED, message).label(Span::new(file, start, end), label);
-    if tok.starts_with('"') {
-        let inner = tok.trim_matches('"');
+    if let Some(inner) = quoted {
         return d.help(if inner == "same" {
             "write `same` without quotes, as in `pad=same`".to_string()
         } else {

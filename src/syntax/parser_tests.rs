@@ -1203,6 +1203,18 @@ fn a_string_where_a_value_goes_names_the_string_and_says_what_to_write() {
         "\"same\""
     );
     assert_eq!(l.text, "a string is not a value here");
+    // Python's single quotes too, labelled from quote to quote.
+    let text = "model M(input: [1, 8, 8]) { conv(4, 3, pad='same') }";
+    let d = check_error(
+        text,
+        "cnnc::syntax::unexpected",
+        &[
+            "found a string in single quotes",
+            "write `same` without quotes",
+        ],
+    );
+    let l = &d.labels[0];
+    assert_eq!(&text[l.span.start as usize..l.span.end as usize], "'same'");
     let d = check_error(
         "model M(input: [1, 8, 8]) { dropout(\"half\") }",
         "cnnc::syntax::unexpected",
