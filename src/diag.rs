@@ -284,6 +284,9 @@ impl Diagnostic {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, &report);
+        for other in &report.related {
+            let _ = handler.render_report(&mut out, other);
+        }
         out
     }
 }
@@ -291,15 +294,18 @@ impl Diagnostic {
 /// The last column at which a label is drawn on its source line.
 const MAX_SNIPPET_COLUMN: usize = 1000;
 
-/// Adapter from [`Diagnostic`] to miette. miette draws labels of one source only, so
-/// labels in other files than the primary one become lines of the help text.
+/// Adapter from [`Diagnostic`] to miette. miette draws labels of one source only, so the
+/// labels in each other file (the call of a block from another file) are drawn on that
+/// file's source in a report of their own, rendered after the main one; the help comes
+/// last, after them all.
 struct MietteReport {
-    code: &'static str,
+    code: Option<&'static str>,
     message: String,
     severity: miette::Severity,
     source: Option<miette::NamedSource<String>>,
     labels: Vec<miette::LabeledSpan>,
     help: Option<String>,
+    related: Vec<MietteReport>,
 }
 
 impl MietteReport {
@@ -309,19 +315,23 @@ impl MietteReport {
         let primary_file = d.primary_span().map(|s| s.file).filter(|_| snippet);
         let mut labels = Vec::new();
         let mut help_lines = Vec::new();
+        // The other files' labels, by file in order of first appearance.
+        let mut related: Vec<(crate::source::FileId, Vec<miette::LabeledSpan>)> = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {
+            let span = miette::SourceSpan::new((l.span.start as usize).into(), l.span.len());
+            let text = (!l.text.is_empty()).then(|| l.text.clone());
             if Some(l.span.file) == primary_file {
-                let span = miette::SourceSpan::new((l.span.start as usize).into(), l.span.len());
-                let text = if l.text.is_empty() {
-                    None
-                } else {
-                    Some(l.text.clone())
-                };
                 labels.push(if i == 0 {
                     miette::LabeledSpan::new_primary_with_span(text, span)
                 } else {
                     miette::LabeledSpan::new_with_span(text, span)
                 });
+            } else if primary_file.is_some() {
+                let label = miette::LabeledSpan::new_with_span(text, span);
+                match related.iter_mut().find(|(f, _)| *f == l.span.file) {
+                    Some((_, list)) => list.push(label),
+                    None => related.push((l.span.file, vec![label])),
+                }
             } else {
                 let f = sources.get(l.span.file);
                 let (line, col) = f.line_col(l.span.start);
@@ -335,8 +345,38 @@ impl MietteReport {
             let f = sources.get(id);
             miette::NamedSource::new(f.path.display().to_string(), printable(&f.text))
         });
+        let mut related: Vec<MietteReport> = related
+            .into_iter()
+            .map(|(id, labels)| {
+                let f = sources.get(id);
+                MietteReport {
+                    code: None,
+                    message: format!("in {}", f.path.display()),
+                    severity: miette::Severity::Advice,
+                    source: Some(miette::NamedSource::new(
+                        f.path.display().to_string(),
+                        printable(&f.text),
+                    )),
+                    labels,
+                    help: None,
+                    related: Vec::new(),
+                }
+            })
+            .collect();
+        let help = if help_lines.is_empty() {
+            None
+        } else {
+            Some(help_lines.join("\n"))
+        };
+        let help = match related.last_mut() {
+            Some(last) => {
+                last.help = help;
+                None
+            }
+            None => help,
+        };
         MietteReport {
-            code: d.code,
+            code: Some(d.code),
             message: d.message.clone(),
             severity: match d.severity {
                 Severity::Error => miette::Severity::Error,
@@ -344,11 +384,8 @@ impl MietteReport {
             },
             source,
             labels,
-            help: if help_lines.is_empty() {
-                None
-            } else {
-                Some(help_lines.join("\n"))
-            },
+            help,
+            related,
         }
     }
 }
@@ -369,8 +406,10 @@ impl std::error::Error for MietteReport {}
 
 impl miette::Diagnostic for MietteReport {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
+        self.code
+            .map(|c| Box::new(c) as Box<dyn fmt::Display + 'a>)
     }
+
     fn severity(&self) -> Option<miette::Severity> {
         Some(self.severity)
     }
