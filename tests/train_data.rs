@@ -1,6 +1,8 @@
 //! Data loading, resizing, batching and checkpoints of `cnnc::train`.
 
-use cnnc::train::data::{read_idx, shuffle, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use cnnc::train::data::{
+    read_idx, shuffle, IDX_CHANNEL_IMAGES_MAGIC, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+};
 use cnnc::train::progress::EpochStats;
 use cnnc::train::{
     resize_bilinear, BatchConfig, Batches, Checkpoint, CheckpointError, DataError, DataSource,
@@ -295,8 +297,8 @@ fn resolve_reports_missing_directories_and_files() {
         matches!(
             e,
             DataError::SplitSizes {
-                test_hw: [4, 4],
-                train_hw: [3, 4],
+                test_shape: [1, 4, 4],
+                train_shape: [1, 3, 4],
                 ..
             }
         ),
@@ -724,4 +726,73 @@ fn a_truncated_checkpoint_is_damaged_not_foreign() {
     assert!(matches!(e, CheckpointError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("cut short or damaged"), "{e}");
     assert_eq!(Checkpoint::recorded_lr(&path), Some(0.1));
+}
+
+/// `n` images of `c × h × w`, channels first; pixel j of image i is `(i * 7 + j) % 256`.
+fn channel_sample(n: u32, dims: [u32; 3]) -> (Vec<u8>, Vec<u8>) {
+    let len = dims.iter().product::<u32>();
+    let pixels = (0..n * len)
+        .map(|k| ((k / len) * 7 + k % len) as u8)
+        .collect::<Vec<_>>();
+    let labels = (0..n).map(|i| (i % 10) as u8).collect::<Vec<_>>();
+    let mut all = vec![n];
+    all.extend(dims);
+    (
+        idx(IDX_CHANNEL_IMAGES_MAGIC, &all, &pixels),
+        idx(IDX_LABELS_MAGIC, &[n], &labels),
+    )
+}
+
+/// Images of several channels come as 4-dimensional IDX files, `[N, C, H, W]` (magic
+/// 0x0804), under the usual names or `…-images-idx4-ubyte`; they load channels first, and
+/// splits of other channel counts, channels-last arrays and channel counts the model does not
+/// take are told apart.
+#[test]
+fn images_of_several_channels_load_channels_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ti, tl) = channel_sample(6, [3, 2, 4]);
+    let (ei, el) = channel_sample(2, [3, 2, 4]);
+    write(dir.path(), "train-images-idx4-ubyte.gz", &gz(&ti));
+    write(dir.path(), "train-labels-idx1-ubyte", &tl);
+    write(dir.path(), "t10k-images-idx3-ubyte", &ei);
+    write(dir.path(), "t10k-labels-idx1-ubyte", &el);
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    assert!(source.train_images.ends_with("train-images-idx4-ubyte.gz"));
+    let splits = source.load(10).unwrap();
+    let train = &splits.train;
+    assert_eq!((train.n, train.image_shape()), (6, [3, 2, 4]));
+    assert_eq!(splits.test.image_shape(), [3, 2, 4]);
+    // Image 1's second channel starts 8 bytes into it: (1 * 7 + 8) / 255.
+    assert_eq!(train.images[24 + 8], 15.0 / 255.0);
+    assert_eq!(train.fit_input([3, 2, 4], false).unwrap(), None);
+    assert_eq!(train.fit_input([3, 4, 4], true).unwrap(), Some((4, 4)));
+    // A channels-last array: [N, H, W, C] = [N, 2, 4, 3] read as [C, H, W] = [2, 4, 3].
+    let e = cnnc::train::data::fit_input([2, 4, 3], [3, 2, 4], false).unwrap_err();
+    let help = e.help().unwrap();
+    assert!(
+        help.contains("channels come last") && help.contains("x.transpose(0, 3, 1, 2)"),
+        "{help}"
+    );
+    // A grayscale test split beside a 3-channel train split.
+    let (gi, gl) = sample(2, 2, 4);
+    write(dir.path(), "t10k-images-idx3-ubyte", &gi);
+    write(dir.path(), "t10k-labels-idx1-ubyte", &gl);
+    let e = DataSource::resolve(dir.path().to_str().unwrap())
+        .unwrap()
+        .load(10)
+        .unwrap_err();
+    assert!(matches!(e, DataError::SplitSizes { .. }), "{e}");
+    assert!(
+        e.to_string().contains("are 2×4 but the train images"),
+        "{e}"
+    );
+    assert!(e.to_string().ends_with("are 3×2×4"), "{e}");
+    // A file of another rank is named by its magic, both kinds of images in the help.
+    let bad = write(dir.path(), "five.idx", &idx(0x0805, &[1, 1, 1, 1, 1], &[0]));
+    let e = Dataset::from_idx_files(&bad, &source.train_labels, 10).unwrap_err();
+    assert!(
+        matches!(e, DataError::BadMagic { found: 0x0805, .. }),
+        "{e}"
+    );
+    assert!(e.help().unwrap().contains("0x00000804 ([N, C, H, W])"));
 }

@@ -1227,3 +1227,114 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
     let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
     assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, None));
 }
+
+/// Writes one split of a 3-channel, 3-class data set of 4×4 images: class k has channel k
+/// bright, the others dark (with some texture), as a 4-dimensional IDX file `[N, C, H, W]`;
+/// `channels_last` writes `[N, H, W, C]` instead.
+fn rgb_split(dir: &Path, prefix: &str, n: u32, channels_last: bool) {
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let class = i % 3;
+        let value = |c: u32, p: u32| -> u8 {
+            let texture = ((i * 31 + p * 17) % 40) as u8;
+            if c == class {
+                200 + texture / 2
+            } else {
+                texture
+            }
+        };
+        if channels_last {
+            for p in 0..16 {
+                for c in 0..3 {
+                    pixels.push(value(c, p));
+                }
+            }
+        } else {
+            for c in 0..3 {
+                for p in 0..16 {
+                    pixels.push(value(c, p));
+                }
+            }
+        }
+        labels.push(class as u8);
+    }
+    let dims: [u32; 4] = if channels_last {
+        [n, 4, 4, 3]
+    } else {
+        [n, 3, 4, 4]
+    };
+    let mut images = 0x0804u32.to_be_bytes().to_vec();
+    dims.iter().for_each(|d| images.extend(d.to_be_bytes()));
+    images.extend(pixels);
+    let mut label_file = 0x0801u32.to_be_bytes().to_vec();
+    label_file.extend(n.to_be_bytes());
+    label_file.extend(labels);
+    std::fs::write(dir.join(format!("{prefix}-images-idx4-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
+}
+
+/// A data directory of RGB images (`[N, C, H, W]` IDX files) trains a 3-channel model, which
+/// learns a task a broken channel order could not; channels-last files are refused with how
+/// to transpose them.
+#[test]
+fn trains_on_images_of_several_channels() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    }
+    let d = dir("rgb");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    rgb_split(&data, "train", 96, false);
+    rgb_split(&data, "t10k", 30, false);
+    let model = d.join("rgb.cnn");
+    std::fs::write(
+        &model,
+        "model RGB(input: [3, 4, 4]) { conv(4, 1) relu global_avgpool flatten linear(3) }\n",
+    )
+    .unwrap();
+    let out = d.join("rgb.onnx").display().to_string();
+    let (model, data) = (model.display().to_string(), data.display().to_string());
+    let args = [
+        "train",
+        &model,
+        "--data",
+        &data,
+        "--epochs",
+        "8",
+        "--batch",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--format",
+        "json",
+        "--out",
+        &out,
+    ];
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let last = epochs(&o).last().cloned().unwrap();
+    assert!(
+        last["test_acc"].as_f64().unwrap() >= 0.9,
+        "the brightest channel is the class: {last}"
+    );
+    // The same images written channels last.
+    let _ = std::fs::remove_file(d.join("rgb.ckpt.safetensors"));
+    let last_dir = d.join("last");
+    std::fs::create_dir_all(&last_dir).unwrap();
+    rgb_split(&last_dir, "train", 12, true);
+    rgb_split(&last_dir, "t10k", 6, true);
+    let mut args = args.to_vec();
+    let last_dir = last_dir.display().to_string();
+    args[3] = &last_dir;
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("channels last") && text(&o).contains("x.transpose(0, 3, 1, 2)"),
+        "{}",
+        text(&o)
+    );
+}

@@ -17,8 +17,11 @@ use std::path::{Path, PathBuf};
 /// Where `--data fashion-mnist` looks: the Debian package `dataset-fashion-mnist`.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
-/// IDX magic of a `u8` tensor with three dimensions `[n, rows, cols]`.
+/// IDX magic of a `u8` tensor with three dimensions `[n, rows, cols]`: grayscale images.
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+/// IDX magic of a `u8` tensor with four dimensions `[n, channels, rows, cols]`: images of
+/// several channels (RGB), channels first as the model's input.
+pub const IDX_CHANNEL_IMAGES_MAGIC: u32 = 0x0000_0804;
 /// IDX magic of a `u8` tensor with one dimension `[n]`.
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// IDX magic of a `u8` tensor without its rank byte.
@@ -67,9 +70,9 @@ pub enum DataError {
     /// The test images are not the size of the train images (files of two data sets).
     SplitSizes {
         test: PathBuf,
-        test_hw: [usize; 2],
+        test_shape: [usize; 3],
         train: PathBuf,
-        train_hw: [usize; 2],
+        train_shape: [usize; 3],
     },
     /// A label is not below the number of classes.
     LabelOutOfRange {
@@ -100,9 +103,15 @@ impl DataError {
             }
             DataError::MissingFile { .. } => Some(format!(
                 "a data directory holds four files: {}, {}, {} and {} (each optionally \
-                 gzipped, e.g. `{}.gz`)",
+                 gzipped, e.g. `{}.gz`; images of several channels, [N, C, H, W], may be \
+                 named `…-images-idx4-ubyte`)",
                 IDX_NAMES[0].0, IDX_NAMES[0].1, IDX_NAMES[1].0, IDX_NAMES[1].1, IDX_NAMES[0].0
             )),
+            DataError::ShapeMismatch { found, expected }
+                if channels_last_help(*found, *expected).is_some() =>
+            {
+                channels_last_help(*found, *expected)
+            }
             DataError::ShapeMismatch { found, expected } if found[0] == expected[0] => {
                 Some(format!(
                     "resize the images to {}×{} (bilinear), or declare the model's input as {:?}",
@@ -116,8 +125,9 @@ impl DataError {
                 Some("load fewer examples with --limit-train N / --limit-test N".to_string())
             }
             DataError::BadMagic { .. } => Some(format!(
-                "an IDX images file starts with the magic number {IDX_IMAGES_MAGIC:#010x}, a \
-                 labels file with {IDX_LABELS_MAGIC:#010x}: check that each file of the data \
+                "an IDX images file starts with the magic number {IDX_IMAGES_MAGIC:#010x} \
+                 ([N, H, W]) or {IDX_CHANNEL_IMAGES_MAGIC:#010x} ([N, C, H, W]), a labels file \
+                 with {IDX_LABELS_MAGIC:#010x} (bytes, [N]): check that each file of the data \
                  folder is the one its name says"
             )),
             DataError::CountMismatch { .. } => Some(
@@ -175,15 +185,13 @@ impl fmt::Display for DataError {
                 "{}: not an IDX file of the expected kind (magic 0x{found:08x}, expected 0x{expected:08x})",
                 path.display()
             ),
-            DataError::SplitSizes { test, test_hw, train, train_hw } => write!(
+            DataError::SplitSizes { test, test_shape, train, train_shape } => write!(
                 f,
-                "{}: the test images are {}×{} but the train images ({}) are {}×{}",
+                "{}: the test images are {} but the train images ({}) are {}",
                 test.display(),
-                test_hw[0],
-                test_hw[1],
+                image_size(*test_shape),
                 train.display(),
-                train_hw[0],
-                train_hw[1]
+                image_size(*train_shape)
             ),
             DataError::BadHeader { path, message } => {
                 write!(f, "{}: bad IDX header: {message}", path.display())
@@ -258,7 +266,7 @@ impl Dataset {
         labels: &Path,
         classes: usize,
     ) -> Result<Dataset, DataError> {
-        let image_header = IdxHeader::read(images, IDX_IMAGES_MAGIC)?;
+        let image_header = IdxHeader::read_images(images)?;
         let label_header = IdxHeader::read(labels, IDX_LABELS_MAGIC)?;
         Dataset::from_headers(&image_header, &label_header, classes, None)
     }
@@ -272,11 +280,12 @@ impl Dataset {
         limit: Option<usize>,
     ) -> Result<Dataset, DataError> {
         images.check_against(labels)?;
-        let (n, height, width) = (images.dims[0], images.dims[1], images.dims[2]);
+        let n = images.dims[0];
+        let [channels, height, width] = images.image_shape();
         let n = limit.map_or(n, |l| l.min(n));
         // Everything this set will hold, checked before the first byte is read: a few
         // kilobytes of gzip can claim gigabytes of examples.
-        let image_len = height.saturating_mul(width);
+        let image_len = channels.saturating_mul(height).saturating_mul(width);
         // Per example: the u8 pixels read, their f32 copy, one u8 label and its i64 copy.
         let bytes =
             (n as u64).saturating_mul((image_len as u64).saturating_mul(5).saturating_add(9));
@@ -311,7 +320,7 @@ impl Dataset {
             images,
             labels: out_labels,
             n,
-            channels: 1,
+            channels,
             height,
             width,
             classes,
@@ -350,6 +359,33 @@ const IDX_NAMES: [(&str, &str); 2] = [
     ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 ];
+
+/// When images of `found` `[C, H, W]` are the model's `expected` with the channels last (an
+/// `[N, H, W, C]` array written as IDX), what to do about it.
+pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<String> {
+    (found == [expected[1], expected[2], expected[0]] && found != expected).then(|| {
+        format!(
+            "the file holds [N, {}, {}, {}]: its channels come last; cnnc reads images \
+             channels first, [N, C, H, W], as the model's input: write the array transposed \
+             (numpy: `x.transpose(0, 3, 1, 2)`)",
+            found[0], found[1], found[2]
+        )
+    })
+}
+
+/// An images file of several channels may be named for its rank: `…-images-idx4-ubyte`.
+fn four_dimensional_name(stem: &str) -> String {
+    stem.replace("-idx3-", "-idx4-")
+}
+
+/// `28×28`, or `3×32×32` for images of several channels.
+fn image_size(shape: [usize; 3]) -> String {
+    if shape[0] == 1 {
+        format!("{}×{}", shape[1], shape[2])
+    } else {
+        format!("{}×{}×{}", shape[0], shape[1], shape[2])
+    }
+}
 
 /// The four files of a data set in the (Fashion-)MNIST layout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -414,6 +450,14 @@ impl DataSource {
             if raw.is_file() {
                 return Ok(raw);
             }
+            if stem.contains("-images-") {
+                let four = four_dimensional_name(stem);
+                for path in [dir.join(format!("{four}.gz")), dir.join(&four)] {
+                    if path.is_file() {
+                        return Ok(path);
+                    }
+                }
+            }
             // There, but no file (a folder, a device): said as such, not as missing.
             if let Some(there) = [&gz, &raw].into_iter().find(|p| p.exists()) {
                 return Err(DataError::Io {
@@ -451,16 +495,16 @@ impl DataSource {
         limits: [Option<usize>; 2],
         check: impl FnOnce([usize; 3]) -> Result<T, E>,
     ) -> Result<(Splits, T), E> {
-        let train_images = IdxHeader::read(&self.train_images, IDX_IMAGES_MAGIC)?;
+        let train_images = IdxHeader::read_images(&self.train_images)?;
         let train_labels = IdxHeader::read(&self.train_labels, IDX_LABELS_MAGIC)?;
-        let test_images = IdxHeader::read(&self.test_images, IDX_IMAGES_MAGIC)?;
+        let test_images = IdxHeader::read_images(&self.test_images)?;
         let test_labels = IdxHeader::read(&self.test_labels, IDX_LABELS_MAGIC)?;
-        if test_images.dims[1..] != train_images.dims[1..] {
+        if test_images.image_shape() != train_images.image_shape() {
             return Err(DataError::SplitSizes {
                 test: self.test_images.clone(),
-                test_hw: [test_images.dims[1], test_images.dims[2]],
+                test_shape: test_images.image_shape(),
                 train: self.train_images.clone(),
-                train_hw: [train_images.dims[1], train_images.dims[2]],
+                train_shape: train_images.image_shape(),
             }
             .into());
         }
@@ -468,7 +512,7 @@ impl DataSource {
         for (images, labels) in [(&train_images, &train_labels), (&test_images, &test_labels)] {
             images.check_against(labels)?;
         }
-        let fit = check([1, train_images.dims[1], train_images.dims[2]])?;
+        let fit = check(train_images.image_shape())?;
         let train = Dataset::from_headers(&train_images, &train_labels, classes, limits[0])?;
         let test = Dataset::from_headers(&test_images, &test_labels, classes, limits[1])?;
         Ok((Splits { train, test }, fit))
@@ -492,6 +536,25 @@ impl IdxHeader {
     pub fn read(path: &Path, magic: u32) -> Result<IdxHeader, DataError> {
         let (header, _reader) = IdxHeader::open(path, magic)?;
         Ok(header)
+    }
+
+    /// Reads the header of an images file: `[N, H, W]` (grayscale) or `[N, C, H, W]`.
+    pub fn read_images(path: &Path) -> Result<IdxHeader, DataError> {
+        match IdxHeader::read(path, IDX_IMAGES_MAGIC) {
+            Err(DataError::BadMagic { found, .. }) if found == IDX_CHANNEL_IMAGES_MAGIC => {
+                IdxHeader::read(path, IDX_CHANNEL_IMAGES_MAGIC)
+            }
+            other => other,
+        }
+    }
+
+    /// `[C, H, W]` of one image of an images file (C is 1 for `[N, H, W]`).
+    pub fn image_shape(&self) -> [usize; 3] {
+        match self.dims[..] {
+            [_, c, h, w] => [c, h, w],
+            [_, h, w] => [1, h, w],
+            _ => [0, 0, 0],
+        }
     }
 
     /// The header, and a reader positioned at the first data byte.
@@ -593,11 +656,18 @@ impl IdxHeader {
     /// Checks an image file's header (`self`) against its label file's: images of some
     /// pixels, one label per image.
     fn check_against(&self, labels: &IdxHeader) -> Result<(), DataError> {
-        let (n, height, width) = (self.dims[0], self.dims[1], self.dims[2]);
+        let n = self.dims[0];
+        let [channels, height, width] = self.image_shape();
         if height == 0 || width == 0 {
             return Err(DataError::BadHeader {
                 path: self.path.clone(),
                 message: format!("images of {height}×{width} pixels"),
+            });
+        }
+        if channels == 0 {
+            return Err(DataError::BadHeader {
+                path: self.path.clone(),
+                message: "images of 0 channels".to_string(),
             });
         }
         if n != labels.dims[0] {

@@ -230,6 +230,15 @@ fn fit_images(
     resize: Option<usize>,
 ) -> Result<Option<(usize, usize)>, TrainError> {
     let input = model.input_shape();
+    if let Some(help) = super::data::channels_last_help(found, expected) {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "the images are {}×{} with {} channels last, but model `{}` takes {input}",
+                found[0], found[1], found[2], model.name
+            ),
+            help: Some(help),
+        });
+    }
     if found[0] != expected[0] {
         return Err(TrainError::Mismatch {
             message: format!(
