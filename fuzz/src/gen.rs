@@ -388,7 +388,14 @@ impl Gen<'_, '_> {
         } else {
             Expr::Int(self.u.int_in_range(0..=3)?)
         };
-        let range = if var.is_some() && self.u.arbitrary()? {
+        let range = if var.is_some() && self.u.ratio(1, 4)? {
+            // `repeat v in [a, b, …]`: the items of a list, usually small integers.
+            let n = self.u.int_in_range(0..=3)?;
+            let items = (0..n)
+                .map(|_| self.expr(Want::Size, 1))
+                .collect::<Result<Vec<_>>>()?;
+            (Expr::List(items), None)
+        } else if var.is_some() && self.u.arbitrary()? {
             let from = self.u.int_in_range(-1..=2)?;
             (Expr::Int(from), Some(count))
         } else {
@@ -480,7 +487,7 @@ impl Gen<'_, '_> {
             return Ok(match self.u.int_in_range(0..=5)? {
                 0 => Expr::Neg(Box::new(self.expr(want, depth - 1)?)),
                 5 => {
-                    let f = *self.u.choose(&["max", "min", "max", "min", "int"])?;
+                    let f = *self.u.choose(&["max", "min", "max", "min", "int", "len"])?;
                     let n = self.u.int_in_range(0..=3)?;
                     let args = (0..n)
                         .map(|_| self.expr(want, depth - 1))
@@ -686,6 +693,9 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
             match (var, range) {
                 (Some(v), (from, Some(to))) => {
                     let _ = write!(s, "{v} in {}..{} ", expr(from), expr(to));
+                }
+                (Some(v), (list @ Expr::List(_), None)) => {
+                    let _ = write!(s, "{v} in {} ", expr(list));
                 }
                 (Some(v), (n, None)) => {
                     let _ = write!(s, "{v} in 0..{} ", expr(n));
