@@ -120,12 +120,7 @@ impl Allows {
             .other_calls
             .calls
             .iter()
-            .map(|c| {
-                self.allowed(
-                    d.code,
-                    &c.labels.iter().filter(|l| l.call).collect::<Vec<_>>(),
-                )
-            })
+            .map(|c| self.allowed(d.code, &c.chain.iter().collect::<Vec<_>>()))
             .collect();
         if own_allowed {
             return true;
@@ -135,9 +130,15 @@ impl Allows {
         }
         match others.iter().position(|allowed| !allowed) {
             Some(i) => {
-                let mut reported = d.other_calls.calls.remove(i);
-                reported.other_calls = std::mem::take(&mut d.other_calls);
-                *d = reported;
+                let call = d.other_calls.calls.remove(i);
+                if let Some(own) = call.differs {
+                    let others = std::mem::take(&mut d.other_calls);
+                    *d = *own;
+                    d.other_calls = others;
+                } else {
+                    d.labels.retain(|l| !l.call);
+                }
+                d.labels.extend(call.chain);
                 false
             }
             None => !d.other_calls.truncated,

@@ -38,37 +38,41 @@ impl Label {
 
 /// The same warning from other calls of the block it is in: a mistake inside a block is
 /// reported once, at its first call (with that call's labels), and these are the later
-/// calls that made it again, each as that call gave it (its sizes in the message, its call
-/// labels). An allow comment at calls silences the warning only if it is at every one of
-/// them; when the first call's is allowed, the first one not allowed is reported instead.
+/// calls that made it again. An allow comment at calls silences the warning only if it is
+/// at every one of them; when the first call's is allowed, the first one not allowed is
+/// reported instead, as that call gave it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OtherCalls {
-    /// Each later call's diagnostic, its call labels last, innermost call first (at most
-    /// [`OtherCalls::MAX`]).
-    pub calls: Vec<Diagnostic>,
+    /// The later calls, at most [`OtherCalls::MAX`].
+    pub calls: Vec<OtherCall>,
     /// More calls than [`OtherCalls::MAX`] made it: only an allow on the block's own lines
     /// silences it.
     pub truncated: bool,
 }
 
+/// A later call that made a warning again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OtherCall {
+    /// Its call labels, innermost call first.
+    pub chain: Vec<Label>,
+    /// Its own diagnostic (without call labels) when it says other things than the one
+    /// reported (other sizes); `None` when the same.
+    pub differs: Option<Box<Diagnostic>>,
+}
+
 impl OtherCalls {
     pub const MAX: usize = 256;
 
-    /// Records a later call's diagnostic, once per way of calling.
-    pub fn add(&mut self, again: Diagnostic) {
-        let calls_of = |d: &Diagnostic| {
-            d.labels
-                .iter()
-                .filter(|l| l.call)
-                .cloned()
-                .collect::<Vec<_>>()
-        };
-        let chain = calls_of(&again);
-        if self.calls.iter().any(|c| calls_of(c) == chain) {
+    /// Records a later call, once per way of calling.
+    pub fn add(&mut self, chain: Vec<Label>, differs: Option<Diagnostic>) {
+        if self.calls.iter().any(|c| c.chain == chain) {
             return;
         }
         if self.calls.len() < Self::MAX {
-            self.calls.push(again);
+            self.calls.push(OtherCall {
+                chain,
+                differs: differs.map(Box::new),
+            });
         } else {
             self.truncated = true;
         }

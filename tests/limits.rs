@@ -165,6 +165,23 @@ fn a_huge_repeat_count_is_a_diagnostic() {
     );
 }
 
+/// Lists built from lists double at each of a chain of blocks: 40 blocks would claim 2^40
+/// values from a few lines. The list that passes the limit is the error, at once.
+#[test]
+fn lists_that_double_through_blocks_stop_at_the_value_limit() {
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!("block d{i}(x) {{ d{}([x, x]) }}\n", i + 1));
+    }
+    text.push_str("block d40(x) { repeat w in x { relu } }\nmodel M(input: [4]) { d0(1) }\n");
+    let o = assert_check_fails_with(&text, "cnnc::elab::too_large");
+    assert!(
+        stderr(&o).contains("this list would hold more than 10000 values"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn nested_repeats_multiply_into_the_node_limit() {
     // 10^9 layers: stopped at 2,000,000.

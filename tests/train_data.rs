@@ -787,6 +787,15 @@ fn images_of_several_channels_load_channels_first() {
         "{e}"
     );
     assert!(e.to_string().ends_with("are 3×2×4"), "{e}");
+    // A folder where the 4-dimensional file would be is said to be one.
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::create_dir(folder.path().join("train-images-idx4-ubyte")).unwrap();
+    let e = DataSource::resolve(folder.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("train-images-idx4-ubyte: it is not a regular file"),
+        "{e}"
+    );
     // A file of another rank is named by its magic, both kinds of images in the help.
     let bad = write(dir.path(), "five.idx", &idx(0x0805, &[1, 1, 1, 1, 1], &[0]));
     let e = Dataset::from_idx_files(&bad, &source.train_labels, 10).unwrap_err();

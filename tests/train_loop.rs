@@ -1274,9 +1274,10 @@ fn rgb_split(dir: &Path, prefix: &str, n: u32, channels_last: bool) {
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
 }
 
-/// A data directory of RGB images (`[N, C, H, W]` IDX files) trains a 3-channel model, which
-/// learns a task a broken channel order could not; channels-last files are refused with how
-/// to transpose them.
+/// A data directory of RGB images (`[N, C, H, W]` IDX files) trains a 3-channel model to
+/// tell which channel is bright (the pixel order itself is pinned by train_data.rs);
+/// channels-last files are refused with how to transpose them, also when `--resize` would
+/// change their size.
 #[test]
 fn trains_on_images_of_several_channels() {
     if Runtime::get().is_err() {
@@ -1337,4 +1338,17 @@ fn trains_on_images_of_several_channels() {
         "{}",
         text(&o)
     );
+    // A model of another size, reached with --resize once the axes are in order.
+    let model8 = d.join("rgb8.cnn");
+    std::fs::write(
+        &model8,
+        "model RGB(input: [3, 8, 8]) { conv(4, 1) relu global_avgpool flatten linear(3) }\n",
+    )
+    .unwrap();
+    let model8 = model8.display().to_string();
+    args[1] = &model8;
+    args.extend(["--resize", "8"]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("x.transpose(0, 3, 1, 2)"), "{}", text(&o));
 }

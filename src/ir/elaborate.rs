@@ -525,9 +525,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
                 Some((kept, kept_chain)) => {
                     if !d.is_error() && gets_call_labels(d.code) && *kept_chain != chain {
-                        let mut again = d;
-                        again.labels.extend(chain.iter().cloned());
-                        self.diags.0[*kept].other_calls.add(again);
+                        // Kept whole only when it says other things (its sizes).
+                        let first = &self.diags.0[*kept];
+                        let same = d.message == first.message
+                            && d.help == first.help
+                            && d.labels.iter().map(|l| &l.text).eq(first
+                                .labels
+                                .iter()
+                                .filter(|l| !l.call)
+                                .map(|l| &l.text));
+                        let differs = (!same).then_some(d);
+                        self.diags.0[*kept].other_calls.add(chain.clone(), differs);
                     }
                 }
             }
@@ -835,12 +843,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .label(var.span, "defined again by this repeat")
                 .help(format!(
                     "give the loop another name, e.g. `repeat {} in …`: inside it, `{}` would \
-                     be the loop's count, not the value it has outside",
+                     be {}, not the value it has outside",
                     ["i", "j", "k", "n", "idx", "step"]
                         .into_iter()
                         .find(|n| frame.env.get(n).is_none())
                         .unwrap_or("i2"),
-                    var.name
+                    var.name,
+                    if items.is_some() {
+                        "each item of the list in turn"
+                    } else {
+                        "the loop's count"
+                    }
                 )),
             );
         }
@@ -850,21 +863,29 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         for i in from..to {
             self.step(count_span)?;
-            let value = match &items {
-                Some(items) => items[(i - from) as usize].clone(),
-                None => Value::Int(i),
-            };
-            let before = self.diags.0.len();
-            let which = match &r.var {
-                Some(var) => format!("in the iteration with {} = {}", var.name, value.written()),
-                None => format!("in iteration {} of {count}", i - from + 1),
-            };
+            let index = (i - from) as usize;
             if let Some(var) = &r.var {
+                let value = match &items {
+                    Some(items) => items[index].clone(),
+                    None => Value::Int(i),
+                };
                 frame.env.set(&var.name, value);
             }
+            let before = self.diags.0.len();
             cur = self.body(&r.body, cur, frame, scope)?;
-            // Which iteration: the sizes in a message are that iteration's.
-            if count > 1 {
+            // Which iteration: the sizes in a message are that iteration's. Said only when
+            // there is something to say (a list's item may be long to write).
+            if count > 1 && self.diags.0.len() > before {
+                let item = match &items {
+                    Some(items) => items[index].written(),
+                    None => i.to_string(),
+                };
+                let which = match &r.var {
+                    Some(var) if item.chars().count() <= 40 => {
+                        format!("in the iteration with {} = {item}", var.name)
+                    }
+                    _ => format!("in iteration {} of {count}", index + 1),
+                };
                 for d in &mut self.diags.0[before..] {
                     if d.labels.iter().all(|l| l.span != count_span) {
                         // From a block called in the body, the iteration is part of the way
@@ -913,17 +934,24 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         };
         let var = var.map_or("i", |v| v.name.as_str());
-        let help = match &value {
-            Value::List(items) => return Some(items.clone()),
-            Value::Int(n) => format!(
-                "to count, write a range: `repeat {var} in 0..{n}` runs {n} times, {var} from 0 \
-                 to {}",
-                n - 1
-            ),
-            _ => format!(
+        let value = match value {
+            Value::List(items) => return Some(items),
+            other => other,
+        };
+        let help = if let Value::Int(_) = value {
+            let count = match &list.kind {
+                ast::ExprKind::Binary(..) => format!("({list})"),
+                _ => list.to_string(),
+            };
+            format!(
+                "to count, write a range: `repeat {var} in 0..{count}` ({var} from 0 up to \
+                 {count} - 1)"
+            )
+        } else {
+            format!(
                 "`repeat {var} in` takes a range `a..b` or a list `[…]` (a list parameter, or \
                  one written out)"
-            ),
+            )
         };
         self.diags.push(
             Diagnostic::error(
@@ -1105,9 +1133,15 @@ impl<'a, 'd> Elab<'a, 'd> {
             if !bare(branch) || !bare(before) {
                 continue;
             }
-            let computes = (layers::lookup(layer).is_some() || self.defs.is_block(layer))
-                && !matches!(layer, "crop" | "slice");
-            let on_one_line = branch.shares_line && computes;
+            let computes = |name: &str| {
+                (layers::lookup(name).is_some() || self.defs.is_block(name))
+                    && !matches!(name, "crop" | "slice")
+            };
+            // A call after a call: a shape-keeping one before is warned of as a branch of its
+            // own already (`conv relu conv relu`), and a statement is not quoted in a fix.
+            let previous_computes = matches!(&before.body[0].kind,
+                StmtKind::Call(c) if computes(&c.name.name) && !SHAPE_KEEPING.contains(&c.name.name.as_str()));
+            let on_one_line = branch.shares_line && computes(layer) && previous_computes;
             if !SHAPE_KEEPING.contains(&layer) && !on_one_line {
                 continue;
             }

@@ -16,7 +16,18 @@ pub enum Value {
     Same,
 }
 
+/// The most values one list may hold, counting those of nested lists (and each list).
+pub const MAX_LIST_VALUES: usize = 10_000;
+
 impl Value {
+    /// How many values this one is: 1 for a number, 1 plus its items' for a list.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::List(items) => items.iter().map(Value::size).fold(1, usize::saturating_add),
+            _ => 1,
+        }
+    }
+
     /// "an integer (3)", "a list of 2", … for messages.
     pub fn describe(&self) -> String {
         match self {
@@ -117,12 +128,29 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             )
         }),
         ExprKind::InQuery(q) => in_query(q, e, incoming),
-        ExprKind::List(items) => Ok(Value::List(
-            items
-                .iter()
-                .map(|i| eval(i, env, incoming))
-                .collect::<Result<_, _>>()?,
-        )),
+        ExprKind::List(items) => {
+            // Checked as it grows: `[x, x]` in a chain of blocks doubles at each, and a few
+            // lines must not claim gigabytes.
+            let mut out = Vec::with_capacity(items.len());
+            let mut size = 1usize;
+            for item in items {
+                let v = eval(item, env, incoming)?;
+                size = size.saturating_add(v.size());
+                if size > MAX_LIST_VALUES {
+                    return Err(fail_help(
+                        "cnnc::elab::too_large",
+                        format!("this list would hold more than {MAX_LIST_VALUES} values"),
+                        e,
+                        "this list",
+                        "lists describe a network's configuration (widths, depths, kernel \
+                         sizes); compute large sizes with arithmetic instead"
+                            .to_string(),
+                    ));
+                }
+                out.push(v);
+            }
+            Ok(Value::List(out))
+        }
         ExprKind::Index(list, index) => {
             let l = eval(list, env, incoming)?;
             let i = eval(index, env, incoming)?;

@@ -600,15 +600,16 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     let (start, end, found) = found_token(text, pos);
     let tok = &text[start..end];
     // A string in single quotes, Python's habit (`pad='same'`): its text up to the closing
-    // quote on the line, labelled as a whole.
-    let single_quoted = (tok == "'")
-        .then(|| {
-            let rest = &text[end..];
-            let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
-            line.find('\'')
-                .map(|close| (&line[..close], end + close + 1))
-        })
-        .flatten();
+    // quote on the line (or, when not closed, to the line's end), comments left out,
+    // labelled as a whole.
+    let single_quoted = (tok == "'").then(|| {
+        let rest = &text[end..];
+        let line = code_of(&rest[..rest.find('\n').unwrap_or(rest.len())]);
+        match line.find('\'') {
+            Some(close) => (&line[..close], end + close + 1),
+            None => (line.trim_end(), end + line.trim_end().len()),
+        }
+    });
     let (quoted, end, found) = match single_quoted {
         Some((inner, close)) => (Some(inner), close, "a string in single quotes".to_string()),
         None => (
@@ -624,12 +625,17 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         format!("expected {}, found {found}", join_words(&words))
     };
     // The token's span; empty only at the end of the file.
-    let label = if quoted.is_some() {
+    let label = if single_quoted.is_some() && words.contains(&"a quoted path") {
+        "in single quotes".to_string()
+    } else if quoted.is_some() {
         "a string is not a value here".to_string()
     } else {
         format!("unexpected {found}")
     };
     let mut d = Diagnostic::error(UNEXPECTED, message).label(Span::new(file, start, end), label);
+    if single_quoted.is_some() && words.contains(&"a quoted path") {
+        return d.help("a path is written in double quotes: `use \"file.cnn\"`");
+    }
     if let Some(inner) = quoted {
         return d.help(if inner == "same" {
             "write `same` without quotes, as in `pad=same`".to_string()
@@ -737,8 +743,9 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
         _ => {}
     }
-    // `repeat i in range(3) {`: `range(3)` parses as a function call, and the `..` of a
-    // range is missing after it.
+    // `repeat i in range(3) relu`: `range(3)` parses as a function call, and neither the
+    // `..` of a range nor the `{` of the body follows it; the help shows both. (Braced, the
+    // loop parses, and elaboration names `range` an unknown function.)
     if expects("`..`") {
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         if text[line_start..start].contains("range(") {

@@ -1215,6 +1215,17 @@ fn a_string_where_a_value_goes_names_the_string_and_says_what_to_write() {
     );
     let l = &d.labels[0];
     assert_eq!(&text[l.span.start as usize..l.span.end as usize], "'same'");
+    // Not closed: to the end of the line's code, the comment left out.
+    let text = "model M(input: [1, 8, 8]) { conv(4, 3, pad='sam # it's\n) }";
+    let d = check_error(text, "cnnc::syntax::unexpected", &["single quotes"]);
+    let l = &d.labels[0];
+    assert_eq!(&text[l.span.start as usize..l.span.end as usize], "'sam");
+    // A path in single quotes.
+    check_error(
+        "use 'lib.cnn'",
+        "cnnc::syntax::unexpected",
+        &["a path is written in double quotes"],
+    );
     let d = check_error(
         "model M(input: [1, 8, 8]) { dropout(\"half\") }",
         "cnnc::syntax::unexpected",
@@ -1388,8 +1399,9 @@ fn unclosed_brace_is_found_by_the_indentation_of_its_statement() {
     // its statement begins at `residual`, lined up with the `}` that closes it by looks,
     // so the repeat inside it is the one left open.
     blames_the_repeat("model m(input: [4]) {\n    residual if in.f == 4 and\n                in.f > 1 {\n        repeat 2 {\n            relu\n    }\n}\n");
-    // `} else {` and `shortcut` bodies begin on the `}` line.
-    blames_the_repeat("model m(input: [4]) {\n    if true {\n        relu\n    } else {\n        repeat 2 {\n            relu\n    }\n}\n");
+    // `} else if` and `shortcut if` bodies begin on the `}` line, their conditions wrapped.
+    blames_the_repeat("model m(input: [4]) {\n    if true {\n        relu\n    } else if in.f == 4 and\n              in.f > 1 {\n        repeat 2 {\n            relu\n    }\n}\n");
+    blames_the_repeat("model m(input: [4]) {\n    residual { relu } shortcut if in.f == 4 and\n                                 in.f > 1 {\n        repeat 2 {\n            relu\n    }\n}\n");
 }
 
 #[test]

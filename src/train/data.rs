@@ -360,10 +360,12 @@ const IDX_NAMES: [(&str, &str); 2] = [
     ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 ];
 
-/// When images of `found` `[C, H, W]` are the model's `expected` with the channels last (an
-/// `[N, H, W, C]` array written as IDX), what to do about it.
+/// When images read as `found` `[C, H, W]` look like an `[N, H, W, C]` array written as IDX
+/// (their last axis is the model's channel count, their first is not, and they are not
+/// grayscale `[N, H, W]`), what to do about it; whatever their size, which `--resize` may
+/// change once the axes are in order.
 pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<String> {
-    (found == [expected[1], expected[2], expected[0]] && found != expected).then(|| {
+    (found[0] != 1 && found[2] == expected[0] && found[0] != expected[0]).then(|| {
         format!(
             "the file holds [N, {}, {}, {}]: its channels come last; cnnc reads images \
              channels first, [N, C, H, W], as the model's input: write the array transposed \
@@ -450,16 +452,18 @@ impl DataSource {
             if raw.is_file() {
                 return Ok(raw);
             }
+            let mut candidates = vec![gz, raw];
             if stem.contains("-images-") {
                 let four = four_dimensional_name(stem);
                 for path in [dir.join(format!("{four}.gz")), dir.join(&four)] {
                     if path.is_file() {
                         return Ok(path);
                     }
+                    candidates.push(path);
                 }
             }
             // There, but no file (a folder, a device): said as such, not as missing.
-            if let Some(there) = [&gz, &raw].into_iter().find(|p| p.exists()) {
+            if let Some(there) = candidates.iter().find(|p| p.exists()) {
                 return Err(DataError::Io {
                     path: there.clone(),
                     source: io::Error::other("it is not a regular file (a folder or a device)"),
