@@ -598,6 +598,71 @@ def mobilenet_v2():
                       Linear(1280, 1000))
 
 
+class Fire(Module):
+    # torchvision's squeezenet.Fire: squeeze 1x1, then 1x1 and 3x3 expansions concatenated.
+    def __init__(self, inplanes, squeeze, expand1x1, expand3x3):
+        self.squeeze = Sequential(Conv2d(inplanes, squeeze, 1), ReLU())
+        self.e1 = Sequential(Conv2d(squeeze, expand1x1, 1), ReLU())
+        self.e3 = Sequential(Conv2d(squeeze, expand3x3, 3, padding=1), ReLU())
+
+    def forward(self, x, c):
+        s = self.squeeze.forward(x, c)
+        a, b = self.e1.forward(s, c), self.e3.forward(s, c)
+        assert a[1:] == b[1:]
+        return (a[0] + b[0],) + a[1:]
+
+
+def squeezenet1_1():
+    # torchvision.models.squeezenet1_1(num_classes=1000)
+    return Sequential(
+        Conv2d(3, 64, 3, stride=2), ReLU(),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        Fire(64, 16, 64, 64), Fire(128, 16, 64, 64),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        Fire(128, 32, 128, 128), Fire(256, 32, 128, 128),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        Fire(256, 48, 192, 192), Fire(384, 48, 192, 192),
+        Fire(384, 64, 256, 256), Fire(512, 64, 256, 256),
+        Dropout(0.5), Conv2d(512, 1000, 1), ReLU(), AdaptiveAvgPool2d((1, 1)), Flatten())
+
+
+class Bottleneck(Module):
+    # torchvision's resnet.Bottleneck (v1.5): the stride on the 3x3, width from groups.
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, groups=1, base_width=64):
+        width = int(planes * (base_width / 64.0)) * groups
+        self.body = Sequential(
+            Conv2d(inplanes, width, 1, bias=False), BatchNorm2d(width), ReLU(),
+            Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False),
+            BatchNorm2d(width), ReLU(),
+            Conv2d(width, planes * 4, 1, bias=False), BatchNorm2d(planes * 4))
+        self.downsample = None
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = Sequential(
+                Conv2d(inplanes, planes * 4, 1, stride=stride, bias=False),
+                BatchNorm2d(planes * 4))
+
+    def forward(self, x, c):
+        y = self.body.forward(x, c)
+        sc = self.downsample.forward(x, c) if self.downsample else x
+        assert sc == y, f"residual mismatch {sc} vs {y}"
+        return y
+
+
+def resnext50_32x4d():
+    # torchvision.models.resnext50_32x4d: ResNet(Bottleneck, [3, 4, 6, 3], groups=32,
+    # width_per_group=4)
+    layers = [Conv2d(3, 64, 7, stride=2, padding=3, bias=False), BatchNorm2d(64), ReLU(),
+              MaxPool2d(3, stride=2, padding=1)]
+    inplanes = 64
+    for planes, blocks, stride in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+        for i in range(blocks):
+            layers.append(Bottleneck(inplanes, planes, stride if i == 0 else 1, 32, 4))
+            inplanes = planes * 4
+    return Sequential(*layers, AdaptiveAvgPool2d((1, 1)), Flatten(), Linear(2048, 1000))
+
+
 class MBConv(Module):
     # torchvision's efficientnet.MBConv: expand (if t != 1), depthwise k x k, squeeze and
     # excitation to max(1, cin // 4), project; the skip only when stride is 1 and the
@@ -851,6 +916,8 @@ NETWORKS = {
     "mobilenet_v2": (mobilenet_v2, (3, 224, 224)),
     "shufflenet_v2": (shufflenet_v2, (3, 224, 224)),
     "efficientnet_b0": (efficientnet_b0, (3, 224, 224)),
+    "squeezenet1_1": (squeezenet1_1, (3, 224, 224)),
+    "resnext50_32x4d": (resnext50_32x4d, (3, 224, 224)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
@@ -861,6 +928,8 @@ PUBLISHED = {
     "lenet": 61_706,                # d2l 7.6 / the classic LeNet-5 count on 28x28 with pad 2
     "lenet_nopad_maxpool": 44_426,  # the same layers without the first conv's padding
     "efficientnet_b0": 5_288_548,   # torchvision's efficientnet_b0
+    "squeezenet1_1": 1_235_496,     # torchvision's squeezenet1_1
+    "resnext50_32x4d": 25_028_904,  # torchvision's resnext50_32x4d
 }
 
 
