@@ -94,6 +94,41 @@ fn summary_json_has_the_documented_keys_and_totals() {
     // 6·28·28 outputs × 1 input channel × 5×5 kernel.
     assert_eq!(conv1["macs"], 6 * 28 * 28 * 25);
     assert_eq!(v["warnings"], serde_json::json!([]));
+    // Every tensor of the weights, in order, with its shape: what renaming a PyTorch
+    // state_dict needs.
+    let tensors = v["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 10, "{v}");
+    assert_eq!(
+        tensors[0],
+        serde_json::json!({"name": "conv1.weight", "shape": [6, 1, 5, 5], "trainable": true})
+    );
+    assert_eq!(tensors[1]["name"], "conv1.bias");
+    let elements: u64 = tensors
+        .iter()
+        .map(|t| {
+            t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .product::<u64>()
+        })
+        .sum();
+    assert_eq!(elements, 61706);
+    // A batch norm's running statistics are tensors of the weights, not trainable.
+    let o = cnnc(&["summary", "--format", "json", "models/lenet_bn.cnn"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stats: Vec<&str> = v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["trainable"] == false)
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &stats[..2],
+        ["batchnorm1.running_mean", "batchnorm1.running_var"]
+    );
     // A model with warnings lists them, as `check --format json` does.
     let dir = tempfile::tempdir().unwrap();
     let warned = write(

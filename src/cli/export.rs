@@ -153,6 +153,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
                         let e = onnx::weights::WeightsError::Mismatch {
                             path: path.to_path_buf(),
                             problems,
+                            foreign_name: None,
                         };
                         return fail(EXIT_USAGE, e);
                     }

@@ -35,6 +35,19 @@ pub fn run(args: SummaryArgs) -> ExitCode {
                 .map(|d| d.to_json(&compilation.sources))
                 .collect();
             value["warnings"] = serde_json::to_value(warnings).expect("diagnostics serialize");
+            // Every tensor of the weights, in the order of the exported model and of
+            // `--weights` files: what a script renaming PyTorch's `state_dict` keys needs.
+            let tensors: Vec<_> = cnnc::onnx::parameter_specs(&compilation.models[model])
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name,
+                        "shape": s.dims,
+                        "trainable": s.kind.is_trainable(),
+                    })
+                })
+                .collect();
+            value["tensors"] = serde_json::Value::Array(tensors);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&value).expect("summary serializes")

@@ -296,6 +296,48 @@ fn safetensors_round_trip_and_every_problem_reported() {
     ] {
         assert!(text.contains(needle), "{needle:?} not in:\n{text}");
     }
+    assert!(!text.contains("none of the file's names"), "{text}");
+
+    // A PyTorch state_dict as it is, named by module path: said in one line, with where the
+    // model's names are listed, and the list of problems cut short.
+    let mut renamed: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (i, (_, t)) in w.tensors.iter().enumerate() {
+        let raw: Vec<u8> = t.data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        renamed.push((format!("features.{i}.weight"), t.dims.clone(), raw));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = renamed
+        .iter()
+        .map(|(n, dims, raw)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), raw);
+            (n.clone(), view.unwrap())
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let text = load_safetensors(&path, &specs).unwrap_err().to_string();
+    assert!(
+        text.contains(
+            "none of the file's names (such as `features.0.weight`) is one of the model's"
+        ) && text.contains("--format json` lists them"),
+        "{text}"
+    );
+    // At most 20 problems are listed one by one.
+    let many = WeightsError::Mismatch {
+        path: path.clone(),
+        problems: (0..30)
+            .map(|i| WeightProblem::Missing {
+                name: format!("conv{i}.weight"),
+                expected: vec![1],
+            })
+            .collect(),
+        foreign_name: None,
+    }
+    .to_string();
+    assert_eq!(many.lines().count(), 22, "{many}");
+    assert!(
+        many.contains("30 problems") && many.ends_with("… and 10 more"),
+        "{many}"
+    );
 
     // Text (a `.cnn` given as weights) is named as such, not as safetensors' "header too
     // large"; a missing file in words, without the OS error number.

@@ -508,6 +508,9 @@ impl fmt::Display for WeightProblem {
     }
 }
 
+/// The most problems a mismatch lists one by one.
+const MAX_PROBLEMS_LISTED: usize = 20;
+
 #[derive(Debug)]
 pub enum WeightsError {
     Io {
@@ -523,6 +526,9 @@ pub enum WeightsError {
     Mismatch {
         path: PathBuf,
         problems: Vec<WeightProblem>,
+        /// One of the file's names, when none of them is a name of the model: the file
+        /// names its tensors another way (PyTorch's module paths), all of them.
+        foreign_name: Option<String>,
     },
 }
 
@@ -537,7 +543,11 @@ impl fmt::Display for WeightsError {
                     path.display()
                 )
             }
-            WeightsError::Mismatch { path, problems } => {
+            WeightsError::Mismatch {
+                path,
+                problems,
+                foreign_name,
+            } => {
                 write!(
                     f,
                     "{} does not match the model ({} problem{}):",
@@ -545,8 +555,22 @@ impl fmt::Display for WeightsError {
                     problems.len(),
                     if problems.len() == 1 { "" } else { "s" }
                 )?;
-                for p in problems {
+                for p in problems.iter().take(MAX_PROBLEMS_LISTED) {
                     write!(f, "\n  {p}")?;
+                }
+                if problems.len() > MAX_PROBLEMS_LISTED {
+                    write!(f, "\n  … and {} more", problems.len() - MAX_PROBLEMS_LISTED)?;
+                }
+                if let Some(extra) = foreign_name {
+                    write!(
+                        f,
+                        "\n  help: none of the file's names (such as `{extra}`) is one of the model's, \
+                         which are named by layer: `cnnc summary FILE --format json` lists them \
+                         in order under `tensors`, the order of PyTorch's `state_dict()` when the \
+                         module declares its layers in the order of the .cnn file; rename the \
+                         keys (e.g. `dict(zip(names, values))`, leaving out \
+                         `num_batches_tracked`)"
+                    )?;
                 }
                 Ok(())
             }
@@ -609,7 +633,7 @@ pub fn load_safetensors_bytes(
         .iter()
         .filter_map(|s| s.name.strip_suffix(".running_mean"))
         .collect();
-    for name in names {
+    for &name in &names {
         let view = st.tensor(name).map_err(|e| WeightsError::Format {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -677,9 +701,16 @@ pub fn load_safetensors_bytes(
     if problems.is_empty() {
         Ok(weights)
     } else {
+        let model_names: std::collections::HashSet<&str> =
+            specs.iter().map(|s| s.name.as_str()).collect();
+        let foreign_name = (!specs.is_empty()
+            && !names.is_empty()
+            && names.iter().all(|n| !model_names.contains(n)))
+        .then(|| names[0].to_string());
         Err(WeightsError::Mismatch {
             path: path.to_path_buf(),
             problems,
+            foreign_name,
         })
     }
 }
