@@ -151,6 +151,7 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             v
         }
         Op::Crop { size } => vec![x[0], size[0], size[1]],
+        Op::Upsample { scale } => vec![x[0], x[1] * scale[0], x[2] * scale[1]],
         _ => x.clone(),
     }
 }
@@ -569,6 +570,18 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 input,
                 Op::Crop { size },
                 serde_json::json!({"op": "crop", "size": size}),
+            ));
+        }
+        // Nearest-neighbour upsampling: each pixel repeated (PyTorch's Upsample, 'nearest').
+        for (name, input, scale) in [
+            ("upsample_2", [2, 3, 4], [2, 2]),
+            ("upsample_3x1", [1, 4, 3], [3, 1]),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::Upsample { scale },
+                serde_json::json!({"op": "upsample", "scale": scale}),
             ));
         }
         v

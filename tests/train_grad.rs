@@ -655,6 +655,18 @@ grad_test!(
 );
 
 grad_test!(
+    upsample_nearest,
+    3,
+    "model M(input: [2, 3, 4]) {
+    conv(3, 3, pad=1) tanh
+    upsample(2)                   : [3, 6, 8]
+    conv(3, 3, stride=2) tanh
+    upsample([3, 1])              : [3, 6, 3]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     per_pixel_loss,
     3,
     "model M(input: [2, 6, 6]) {

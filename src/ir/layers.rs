@@ -183,6 +183,10 @@ pub static LAYERS: &[LayerSpec] = &[
         name: "channel_shuffle",
         params: &[req("groups", Kind::Count)],
     },
+    LayerSpec {
+        name: "upsample",
+        params: &[req("scale", Kind::Pair)],
+    },
 ];
 
 pub fn lookup(name: &str) -> Option<&'static LayerSpec> {
@@ -218,6 +222,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
+        "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`); cnnc has no bilinear mode: a learned upsampling is a transposed conv, `convT(64, 2, stride=2)`"),
         _ => return None,
     };
     debug_assert!(names().any(|n| n == cnnc));
@@ -250,8 +255,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),
-        "upsample" | "interpolate" | "upsamplingnearest2d" | "upsamplingbilinear2d" => format!(
-            "cnnc has no `{name}`; upsample with a transposed conv, e.g. `convT(64, 2, \
+        "interpolate" | "upsamplingbilinear2d" | "resize" => format!(
+            "cnnc has no `{name}`; `upsample(scale)` repeats each pixel (nearest-neighbour, by a \
+             whole factor), and a transposed conv learns the upsampling: `convT(64, 2, \
              stride=2)` doubles the height and width, as U-Net's up-convolutions do"
         ),
         "pixelshuffle" | "depthtospace" => format!(
@@ -528,6 +534,9 @@ pub fn build(
         },
         "channel_shuffle" => Op::ChannelShuffle {
             groups: int("groups", 1),
+        },
+        "upsample" => Op::Upsample {
+            scale: pair("scale", [1, 1]),
         },
         "linear" => Op::Linear {
             out_features: int("out", 1),

@@ -201,6 +201,11 @@ pub enum Op {
     ChannelShuffle {
         groups: u64,
     },
+    /// Nearest-neighbour upsampling by whole factors `[sh, sw]` (PyTorch's
+    /// `Upsample(scale_factor=s)`, mode `nearest`): each pixel repeated sh × sw times.
+    Upsample {
+        scale: Pair,
+    },
 }
 
 impl Op {
@@ -235,6 +240,7 @@ impl Op {
             Op::Crop { .. } => "crop",
             Op::Slice { .. } => "slice",
             Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::Upsample { .. } => "upsample",
         }
     }
 

@@ -62,6 +62,7 @@ pub fn op_text(op: &Op) -> String {
         Op::Crop { size } => format!("crop(to {}×{})", size[0], size[1]),
         Op::Slice { start, end } => format!("slice({start}, {end})"),
         Op::ChannelShuffle { groups } => format!("channel_shuffle({groups})"),
+        Op::Upsample { scale } => format!("upsample({}, {})", scale[0], scale[1]),
         other => other.kind().to_string(),
     }
 }

@@ -739,6 +739,33 @@ impl Lowerer<'_> {
                 self.value_info(&swapped, &[c / g, g, h, w]);
                 self.node("Reshape", name, &[&swapped, &shape], out, vec![])
             }
+            Op::Upsample { scale } => {
+                let [c, h, w] = in_dims[..] else {
+                    return Err(self
+                        .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
+                };
+                // [N, C, H, 1, W, 1] expanded to [N, C, H, sh, W, sw] and joined back: each
+                // pixel repeated, as PyTorch's nearest Upsample by a whole factor. (Resize would
+                // say the same, but ONNX's shape inference loses the batch dimension's name
+                // through its scales.)
+                let [sh, sw] = *scale;
+                let (split_dims, repeat_dims, out_dims) = upsample_shapes([c, h, w], *scale);
+                let (split_shape, repeats, shape) = (
+                    format!("{name}.split_shape"),
+                    format!("{name}.repeats"),
+                    format!("{name}.shape"),
+                );
+                self.init_i64(&split_shape, &split_dims)?;
+                self.init_i64(&repeats, &repeat_dims)?;
+                self.init_i64(&shape, &out_dims)?;
+                let split = format!("{name}.split");
+                self.node("Reshape", &split, &[x, &split_shape], &split, vec![])?;
+                self.value_info(&split, &[c, h, 1, w, 1]);
+                let blocks = format!("{name}.blocks");
+                self.node("Expand", &blocks, &[&split, &repeats], &blocks, vec![])?;
+                self.value_info(&blocks, &[c, h, sh, w, sw]);
+                self.node("Reshape", name, &[&blocks, &shape], out, vec![])
+            }
         }
     }
 
@@ -1054,4 +1081,20 @@ pub(crate) fn hard_sigmoid_attrs() -> Vec<AttributeProto> {
         AttributeProto::float("alpha", 1.0 / 6.0),
         AttributeProto::float("beta", 0.5),
     ]
+}
+
+/// The three shapes of `upsample`'s lowering of a `[C, H, W]` input: the input split to
+/// `[N, C, H, 1, W, 1]` (0 keeps the batch), what Expand broadcasts it to, `[1, 1, 1, sh, 1,
+/// sw]`, and the output `[N, C, H·sh, W·sw]`.
+pub(crate) fn upsample_shapes(
+    dims: [u64; 3],
+    scale: crate::ir::Pair,
+) -> ([i64; 6], [i64; 6], [i64; 4]) {
+    let [c, h, w] = dims.map(|d| d as i64);
+    let [sh, sw] = scale.map(|s| s as i64);
+    (
+        [0, c, h, 1, w, 1],
+        [1, 1, 1, sh, 1, sw],
+        [0, c, h * sh, w * sw],
+    )
 }

@@ -157,7 +157,8 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Mul
             | Op::Crop { .. }
             | Op::Slice { .. }
-            | Op::ChannelShuffle { .. } => {}
+            | Op::ChannelShuffle { .. }
+            | Op::Upsample { .. } => {}
         }
     }
     specs

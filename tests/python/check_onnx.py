@@ -159,6 +159,11 @@ def ref_crop(x, spec):
     return x[:, :, oh:oh + th, ow:ow + tw].astype(np.float64)
 
 
+def ref_upsample(x, spec):
+    sh, sw = spec["scale"]
+    return x.repeat(sh, axis=2).repeat(sw, axis=3).astype(np.float64)
+
+
 def ref_silu(x, spec):
     x = x.astype(np.float64)
     return x / (1.0 + np.exp(-x))
@@ -223,6 +228,7 @@ REFERENCES = {
     "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
     "adaptive_avgpool": ref_adaptive,
     "crop": ref_crop,
+    "upsample": ref_upsample,
 }
 
 

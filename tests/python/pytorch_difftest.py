@@ -403,7 +403,18 @@ def gen_image_leaf(rng, C, H, W):
         return gen_act(rng)
     if r < 0.95:
         return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
+    if r < 0.97 and H * W <= 256:
+        return gen_upsample(rng)
     return gen_dropout(rng)
+
+
+def gen_upsample(rng):
+    if rng.random() < 0.7:
+        s = rng.randint(1, 3)
+        return Leaf("upsample", f"upsample({s})", nn.Upsample(scale_factor=s), None, ["upsample"])
+    sh, sw = rng.randint(1, 3), rng.randint(1, 3)
+    return Leaf("upsample", f"upsample([{sh}, {sw}])",
+                nn.Upsample(scale_factor=(sh, sw)), None, ["upsample", "upsample_pair"])
 
 
 # ---------------------------------------------------------------- network tree

@@ -514,6 +514,22 @@ impl Lowering<'_> {
                 let inverse = in_dims[0] / groups;
                 one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
+            Op::Upsample { scale } => {
+                // Each input pixel was copied to an sh × sw block: its gradient is the
+                // block's sum, [N, C, H, sh, W, sw] summed over the two block axes.
+                let (c, h, w) = (in_dims[0] as i64, in_dims[1] as i64, in_dims[2] as i64);
+                let (sh, sw) = (scale[0] as i64, scale[1] as i64);
+                let blocks = self
+                    .b
+                    .reshape(dy, &[0, c, h, sh, w, sw], &format!("{base}.blocks"));
+                one(Some(self.b.reduce(
+                    "ReduceSum",
+                    &blocks,
+                    &[3, 5],
+                    false,
+                    &base,
+                )))
+            }
         })
     }
 

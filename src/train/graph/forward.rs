@@ -354,6 +354,21 @@ impl Lowering<'_> {
                     .slice(&x, &[*start as i64], &[*end as i64], &[1], &name)
             }
             Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
+            Op::Upsample { scale } => {
+                // As the inference model: [N, C, H, 1, W, 1] expanded, then joined.
+                let dims = [in_dims[0], in_dims[1], in_dims[2]];
+                let (split_dims, repeat_dims, out_dims) =
+                    crate::onnx::lower::upsample_shapes(dims, *scale);
+                let split = self.b.reshape(&x, &split_dims, &format!("{name}.split"));
+                let repeats = self.b.ints(&repeat_dims);
+                let blocks = self.b.op(
+                    "Expand",
+                    &[&split, &repeats],
+                    &format!("{name}.blocks"),
+                    vec![],
+                );
+                self.b.reshape(&blocks, &out_dims, &name)
+            }
         };
         self.value.insert(ix, y);
         Ok(())
