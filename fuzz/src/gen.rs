@@ -98,6 +98,7 @@ pub enum Layer {
     Linear,
     Slice,
     ChannelShuffle,
+    Upsample,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
 }
@@ -450,6 +451,7 @@ impl Gen<'_, '_> {
                 pos.push(self.expr(Want::Size, 1)?);
             }
             Layer::ChannelShuffle => pos.push(self.expr(Want::Stride, 1)?),
+            Layer::Upsample => pos.push(self.expr(Want::Stride, 1)?),
             _ => {}
         }
         // Sometimes a wrong argument: an unknown name, one too many, one missing.
@@ -667,6 +669,7 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::Linear => "linear",
                 Layer::Slice => "slice",
                 Layer::ChannelShuffle => "channel_shuffle",
+                Layer::Upsample => "upsample",
                 Layer::Typo => "Conv2d",
             };
             s.push_str(name);
