@@ -1199,3 +1199,31 @@ fn third_review_cases() {
     let identity = "model M(input: [8, 16, 16]) {\n    residual { } shortcut if in.c != 8 { conv(8, 1) }\n    flatten linear(2)\n}\n";
     assert_eq!(codes(identity), ["cnnc::elab::empty_body"]);
 }
+
+/// `bare_branch` on one line: a layer or block call after an unbraced call is a branch of
+/// its own, whatever the first one is; in `conv relu conv relu` each `relu` is warned of once
+/// and the middle pair is no slip of its own.
+#[test]
+fn bare_branches_on_one_line_are_warned_once_each() {
+    let warnings = |body: &str| -> Vec<String> {
+        let src = format!("model M(input: [4, 8, 8]) {{ concat {{ {body} }} }}\n");
+        let c = cnnc::compile_source(std::path::Path::new("b.cnn"), src);
+        c.diagnostics
+            .iter()
+            .filter(|d| d.code == "cnnc::elab::bare_branch")
+            .map(|d| d.message.clone())
+            .collect()
+    };
+    let w = warnings("relu conv(8, 1)");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("`relu` and `conv(8, 1)` on one line"),
+        "{w:?}"
+    );
+    let w = warnings("conv(8, 1) relu conv(4, 1) relu");
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w.iter().all(|m| m.contains("is `relu` alone")), "{w:?}");
+    assert!(warnings("{ relu } conv(8, 1)").is_empty());
+    // On lines of their own, a first branch of `relu` alone reads as meant.
+    assert!(warnings("relu\n conv(8, 1)").is_empty());
+}

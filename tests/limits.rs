@@ -469,3 +469,27 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
     assert!(temporary().is_none(), "a temporary file was left behind");
     assert_eq!(std::fs::read(&out).unwrap(), b"previous");
 }
+
+/// The list limit counts values: 10,000 numbers pass, one more does not; a nested list
+/// counts as one value beside its items.
+#[test]
+fn a_list_of_ten_thousand_numbers_is_the_most() {
+    let list = |n: usize| vec!["1"; n].join(", ");
+    let ok = format!(
+        "block b() {{ repeat v in [{}] {{ }} }}\nmodel M(input: [4]) {{ b() relu }}\n",
+        list(10_000)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let o = cnnc(&["check", &write(dir.path(), "ten_thousand.cnn", &ok)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let over = format!(
+        "model M(input: [4]) {{ repeat v in [[{}]] {{ relu }} }}\n",
+        list(10_000)
+    );
+    let o = assert_check_fails_with(&over, "cnnc::elab::too_large");
+    assert!(
+        stderr(&o).contains("more than 10000 values"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1118,7 +1118,12 @@ impl<'a, 'd> Elab<'a, 'd> {
             "batchnorm",
             "channel_shuffle",
         ];
-        for pair in c.branches.windows(2) {
+        let bare = |b: &ast::Branch| matches!(b.body.as_slice(), [st] if st.span == b.span);
+        let shape_keeping = |b: &ast::Branch| {
+            matches!(b.body.as_slice(), [st] if matches!(&st.kind,
+                StmtKind::Call(c) if SHAPE_KEEPING.contains(&c.name.name.as_str())))
+        };
+        for (k, pair) in c.branches.windows(2).enumerate() {
             let (before, branch) = (&pair[0], &pair[1]);
             let [stmt] = branch.body.as_slice() else {
                 continue;
@@ -1129,7 +1134,6 @@ impl<'a, 'd> Elab<'a, 'd> {
             let layer = call.name.name.as_str();
             // A braced branch spans its braces; a bare statement spans only itself. Only a
             // bare statement after another bare one is the slip: a braced branch is closed.
-            let bare = |b: &ast::Branch| matches!(b.body.as_slice(), [st] if st.span == b.span);
             if !bare(branch) || !bare(before) {
                 continue;
             }
@@ -1137,10 +1141,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                 (layers::lookup(name).is_some() || self.defs.is_block(name))
                     && !matches!(name, "crop" | "slice")
             };
-            // A call after a call: a shape-keeping one before is warned of as a branch of its
-            // own already (`conv relu conv relu`), and a statement is not quoted in a fix.
+            // A call after a call (a statement is not quoted in a fix), unless the one before
+            // is shape-keeping and was itself warned of as a branch of its own, after a bare
+            // branch (`conv relu conv relu`: the middle pair is no slip of its own).
+            let before_warned = k >= 1 && shape_keeping(before) && bare(&c.branches[k - 1]);
             let previous_computes = matches!(&before.body[0].kind,
-                StmtKind::Call(c) if computes(&c.name.name) && !SHAPE_KEEPING.contains(&c.name.name.as_str()));
+                StmtKind::Call(c) if computes(&c.name.name))
+                && !before_warned;
             let on_one_line = branch.shares_line && computes(layer) && previous_computes;
             if !SHAPE_KEEPING.contains(&layer) && !on_one_line {
                 continue;

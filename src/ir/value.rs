@@ -16,7 +16,8 @@ pub enum Value {
     Same,
 }
 
-/// The most values one list may hold, counting those of nested lists (and each list).
+/// The most values one list may hold: its items, and those of nested lists (each nested
+/// list counting as one value too, so that lists of empty lists cannot grow unchecked).
 pub const MAX_LIST_VALUES: usize = 10_000;
 
 impl Value {
@@ -132,7 +133,7 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             // Checked as it grows: `[x, x]` in a chain of blocks doubles at each, and a few
             // lines must not claim gigabytes.
             let mut out = Vec::with_capacity(items.len());
-            let mut size = 1usize;
+            let mut size = 0usize;
             for item in items {
                 let v = eval(item, env, incoming)?;
                 size = size.saturating_add(v.size());

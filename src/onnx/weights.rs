@@ -527,8 +527,9 @@ pub enum WeightsError {
     Mismatch {
         path: PathBuf,
         problems: Vec<WeightProblem>,
-        /// One of the file's names, when none of them is a name of the model: the file
-        /// names its tensors another way (PyTorch's module paths), all of them.
+        /// One of the file's names that is not the model's, when fewer than half of the
+        /// model's names are in the file: the file names its tensors another way (PyTorch's
+        /// module paths).
         foreign_name: Option<String>,
     },
 }
@@ -565,8 +566,8 @@ impl fmt::Display for WeightsError {
                 if let Some(extra) = foreign_name {
                     write!(
                         f,
-                        "\n  help: none of the file's names (such as `{extra}`) is one of the model's, \
-                         which are named by layer: `cnnc summary FILE --format json` lists them \
+                        "\n  help: the file names its tensors another way (`{extra}`) than the \
+                         model, which names them by layer: `cnnc summary FILE --format json` lists them \
                          in order under `tensors`, the order of PyTorch's `state_dict()` when the \
                          module declares its layers in the order of the .cnn file; rename the \
                          keys (e.g. `dict(zip(names, values))`, leaving out \
@@ -640,12 +641,9 @@ pub fn load_safetensors_bytes(
             message: e.to_string(),
         })?;
         // PyTorch's BatchNorm keeps a step counter (int64) in its state_dict; it plays no
-        // part in the model (cnnc's momentum is fixed), so a state_dict loads as it is.
-        if name
-            .strip_suffix(".num_batches_tracked")
-            .is_some_and(|layer| batchnorms.contains(layer))
-            && view.shape().iter().product::<usize>() == 1
-        {
+        // part in the model (cnnc's momentum is fixed), so a state_dict loads as it is. Under
+        // PyTorch's names too: no parameter of cnnc's ends so, so it is never a mismatch.
+        if name.ends_with(".num_batches_tracked") && view.shape().iter().product::<usize>() == 1 {
             continue;
         }
         if view.dtype() != safetensors::Dtype::F32 {
@@ -702,12 +700,16 @@ pub fn load_safetensors_bytes(
     if problems.is_empty() {
         Ok(weights)
     } else {
+        // Fewer than half of the model's names in the file: it names its tensors another
+        // way (PyTorch's module paths; a stem's `conv1.weight` may still coincide).
         let model_names: std::collections::HashSet<&str> =
             specs.iter().map(|s| s.name.as_str()).collect();
-        let foreign_name = (!specs.is_empty()
-            && !names.is_empty()
-            && names.iter().all(|n| !model_names.contains(n)))
-        .then(|| names[0].to_string());
+        let matched = names.iter().filter(|n| model_names.contains(*n)).count();
+        let foreign_name = names
+            .iter()
+            .find(|n| !model_names.contains(*n) && !n.ends_with(".num_batches_tracked"))
+            .filter(|_| matched * 2 < specs.len())
+            .map(|n| n.to_string());
         Err(WeightsError::Mismatch {
             path: path.to_path_buf(),
             problems,
