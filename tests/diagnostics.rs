@@ -903,8 +903,15 @@ fn porting_mistakes_get_helps_that_fit() {
         ("view(64, 4)", "only `flatten`"),
         ("pixel_shuffle(2)", "without weights"),
         ("max_unpool(2)", "indices"),
-        ("interpolate(2)", "`upsample(scale)` repeats each pixel"),
-        ("UpsamplingBilinear2d(2)", "U-Net"),
+        (
+            "interpolate(2)",
+            "`upsample(scale, bilinear=true)` interpolates",
+        ),
+        (
+            "UpsamplingBilinear2d(2)",
+            "`upsample(scale, bilinear=true, align_corners=true)`",
+        ),
+        ("Upsample(2)", "`upsample(2, bilinear=true)`"),
     ] {
         let h = help(
             &format!("model M(input: [64, 8, 8]) {{ {layer} }}"),

@@ -5,7 +5,9 @@
 //! export is tested independently of the parser and elaborator.
 
 use cnnc::diag::Diagnostics;
-use cnnc::ir::{ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, PoolAttrs, Shape};
+use cnnc::ir::{
+    ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, PoolAttrs, Shape, UpsampleMode,
+};
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::{CheckedModel, SourceMap, Span};
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -151,7 +153,7 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             v
         }
         Op::Crop { size } => vec![x[0], size[0], size[1]],
-        Op::Upsample { scale } => vec![x[0], x[1] * scale[0], x[2] * scale[1]],
+        Op::Upsample { scale, .. } => vec![x[0], x[1] * scale[0], x[2] * scale[1]],
         _ => x.clone(),
     }
 }
@@ -580,8 +582,31 @@ fn tricky_lowerings_match_pytorch_semantics() {
             v.push((
                 name,
                 input,
-                Op::Upsample { scale },
+                Op::Upsample {
+                    scale,
+                    mode: UpsampleMode::Nearest,
+                },
                 serde_json::json!({"op": "upsample", "scale": scale}),
+            ));
+        }
+        // Bilinear upsampling, both of PyTorch's corner conventions, against an
+        // interpolation written out pixel by pixel.
+        for (name, input, scale, align_corners) in [
+            ("bilinear_2", [2, 3, 4], [2, 2], false),
+            ("bilinear_3x1", [1, 4, 3], [3, 1], false),
+            ("bilinear_1x4_one_row", [2, 1, 3], [1, 4], false),
+            ("bilinear_aligned", [2, 3, 5], [2, 3], true),
+            ("bilinear_aligned_one_pixel", [1, 1, 1], [2, 2], true),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::Upsample {
+                    scale,
+                    mode: UpsampleMode::Bilinear { align_corners },
+                },
+                serde_json::json!({"op": "upsample_bilinear", "scale": scale,
+                                   "align_corners": align_corners}),
             ));
         }
         v

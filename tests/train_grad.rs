@@ -667,6 +667,19 @@ grad_test!(
 );
 
 grad_test!(
+    upsample_bilinear,
+    3,
+    "model M(input: [2, 3, 4]) {
+    conv(3, 3, pad=1) tanh
+    upsample(2, bilinear=true)                          : [3, 6, 8]
+    conv(3, 3, stride=2) tanh
+    upsample([3, 2], bilinear=true, align_corners=true) : [3, 6, 6]
+    upsample([1, 2], bilinear=true)                     : [3, 6, 12]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     per_pixel_loss,
     3,
     "model M(input: [2, 6, 6]) {

@@ -451,7 +451,11 @@ impl Gen<'_, '_> {
                 pos.push(self.expr(Want::Size, 1)?);
             }
             Layer::ChannelShuffle => pos.push(self.expr(Want::Stride, 1)?),
-            Layer::Upsample => pos.push(self.expr(Want::Stride, 1)?),
+            Layer::Upsample => {
+                pos.push(self.expr(Want::Stride, 1)?);
+                self.opt(&mut named, "bilinear", Want::Bool)?;
+                self.opt(&mut named, "align_corners", Want::Bool)?;
+            }
             _ => {}
         }
         // Sometimes a wrong argument: an unknown name, one too many, one missing.

@@ -3,6 +3,7 @@
 
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+use crate::ir::UpsampleMode;
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, Shape};
 use crate::source::Span;
 use crate::syntax::ast;
@@ -185,7 +186,11 @@ pub static LAYERS: &[LayerSpec] = &[
     },
     LayerSpec {
         name: "upsample",
-        params: &[req("scale", Kind::Pair)],
+        params: &[
+            req("scale", Kind::Pair),
+            opt("bilinear", Kind::Bool),
+            opt("align_corners", Kind::Bool),
+        ],
     },
 ];
 
@@ -222,7 +227,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
-        "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`); cnnc has no bilinear mode: a learned upsampling is a transposed conv, `convT(64, 2, stride=2)`"),
+        "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`; `mode='bilinear'` is `upsample(2, bilinear=true)`, and `align_corners=True` is `align_corners=true` beside it)"),
+        "UpsamplingBilinear2d" => ("upsample", "`upsample(scale, bilinear=true, align_corners=true)`: PyTorch's `UpsamplingBilinear2d(scale_factor=2)` aligns the corners, unlike `Upsample(scale_factor=2, mode='bilinear')`, which is `upsample(2, bilinear=true)`"),
         _ => return None,
     };
     debug_assert!(names().any(|n| n == cnnc));
@@ -256,8 +262,10 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),
         "interpolate" | "upsamplingbilinear2d" | "resize" => format!(
-            "cnnc has no `{name}`; `upsample(scale)` repeats each pixel (nearest-neighbour, by a \
-             whole factor), and a transposed conv learns the upsampling: `convT(64, 2, \
+            "cnnc has no `{name}`; `upsample(scale)` repeats each pixel and `upsample(scale, \
+             bilinear=true)` interpolates (PyTorch's `interpolate(x, scale_factor=2, \
+             mode='bilinear')`; add `align_corners=true` for its `align_corners=True`), both by \
+             a whole factor, and a transposed conv learns the upsampling: `convT(64, 2, \
              stride=2)` doubles the height and width, as U-Net's up-convolutions do"
         ),
         "pixelshuffle" | "depthtospace" => format!(
@@ -385,10 +393,11 @@ pub fn build(
             _ => default,
         }
     };
-    let pad_span = || {
-        let i = spec.params.iter().position(|p| p.name == "pad")?;
+    let arg_span = |name: &str| {
+        let i = spec.params.iter().position(|p| p.name == name)?;
         bound.values[i].as_ref().map(|(_, s)| *s)
     };
+    let pad_span = || arg_span("pad");
     // Resolves `pad` (incl. `same`) for a kernel and dilation.
     let pads = |kernel: Pair,
                 dilation: Pair,
@@ -535,9 +544,37 @@ pub fn build(
         "channel_shuffle" => Op::ChannelShuffle {
             groups: int("groups", 1),
         },
-        "upsample" => Op::Upsample {
-            scale: pair("scale", [1, 1]),
-        },
+        "upsample" => {
+            let align_corners = bound
+                .get(spec, "align_corners")
+                .map(|_| boolean("align_corners", false));
+            let mode = if boolean("bilinear", false) {
+                UpsampleMode::Bilinear {
+                    align_corners: align_corners.unwrap_or(false),
+                }
+            } else {
+                if let Some(align) = align_corners {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            "`align_corners` is an option of bilinear upsampling",
+                        )
+                        .label(arg_span("align_corners").unwrap_or(call.span), "here")
+                        .help(format!(
+                            "add `bilinear=true` (PyTorch's `mode='bilinear'`), or leave \
+                             `align_corners={align}` out: nearest-neighbour upsampling repeats \
+                             each pixel and has no corners to align, and PyTorch refuses it too"
+                        )),
+                    );
+                    return None;
+                }
+                UpsampleMode::Nearest
+            };
+            Op::Upsample {
+                scale: pair("scale", [1, 1]),
+                mode,
+            }
+        }
         "linear" => Op::Linear {
             out_features: int("out", 1),
             bias: boolean("bias", true),

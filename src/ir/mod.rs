@@ -10,7 +10,7 @@ pub mod op;
 pub mod print;
 pub mod value;
 
-pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs};
+pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, UpsampleMode};
 
 use crate::source::Span;
 use petgraph::graph::{DiGraph, NodeIndex};

@@ -201,11 +201,24 @@ pub enum Op {
     ChannelShuffle {
         groups: u64,
     },
-    /// Nearest-neighbour upsampling by whole factors `[sh, sw]` (PyTorch's
-    /// `Upsample(scale_factor=s)`, mode `nearest`): each pixel repeated sh × sw times.
+    /// Upsampling by whole factors `[sh, sw]` (PyTorch's `Upsample(scale_factor=s)`):
+    /// each pixel repeated sh × sw times, or interpolated bilinearly.
     Upsample {
         scale: Pair,
+        mode: UpsampleMode,
     },
+}
+
+/// How [`Op::Upsample`] fills the new pixels: PyTorch's `mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpsampleMode {
+    /// Each pixel repeated (`mode='nearest'`, PyTorch's default).
+    #[default]
+    Nearest,
+    /// Each output pixel interpolated between the (up to) four nearest input pixels
+    /// (`mode='bilinear'`); with `align_corners` the corner pixels of input and output are
+    /// aligned, otherwise their areas are (PyTorch's default, `align_corners=False`).
+    Bilinear { align_corners: bool },
 }
 
 impl Op {

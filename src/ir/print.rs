@@ -1,5 +1,6 @@
 //! A stable, readable text form of the graph, for snapshots and `--emit ir`.
 
+use super::UpsampleMode;
 use super::{Graph, Op, Pads, Pair};
 use std::fmt::Write as _;
 
@@ -62,7 +63,18 @@ pub fn op_text(op: &Op) -> String {
         Op::Crop { size } => format!("crop(to {}×{})", size[0], size[1]),
         Op::Slice { start, end } => format!("slice({start}, {end})"),
         Op::ChannelShuffle { groups } => format!("channel_shuffle({groups})"),
-        Op::Upsample { scale } => format!("upsample({}, {})", scale[0], scale[1]),
+        Op::Upsample { scale, mode } => {
+            let mode = match mode {
+                UpsampleMode::Nearest => "",
+                UpsampleMode::Bilinear {
+                    align_corners: false,
+                } => ", bilinear",
+                UpsampleMode::Bilinear {
+                    align_corners: true,
+                } => ", bilinear, align_corners",
+            };
+            format!("upsample({}, {}{mode})", scale[0], scale[1])
+        }
         other => other.kind().to_string(),
     }
 }

@@ -11,6 +11,7 @@ use super::proto::{
 };
 use super::weights::{parameter_specs, WeightProblem, Weights};
 use crate::fsutil;
+use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads, PoolAttrs};
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
@@ -739,7 +740,50 @@ impl Lowerer<'_> {
                 self.value_info(&swapped, &[c / g, g, h, w]);
                 self.node("Reshape", name, &[&swapped, &shape], out, vec![])
             }
-            Op::Upsample { scale } => {
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Bilinear { align_corners },
+            } => {
+                let [c, h, w] = in_dims[..] else {
+                    return Err(self
+                        .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
+                };
+                // Bilinear interpolation is linear in each axis: the input times the columns'
+                // weights [W, W·sw], then the rows' weights [H·sh, H] times that (MatMul
+                // broadcasts them over N and C). (Resize would say the same, but ONNX's shape
+                // inference loses the batch dimension's name through its scales.)
+                let [sh, sw] = *scale;
+                let mut y = x.to_string();
+                if sw > 1 {
+                    let cols = format!("{name}.col_weights");
+                    let weights = bilinear_weights(w, sw, *align_corners, true);
+                    self.init_f32(&cols, &[w as usize, (w * sw) as usize], &weights)?;
+                    let (node, output) = if sh > 1 {
+                        (format!("{name}.cols"), format!("{name}.cols"))
+                    } else {
+                        (name.to_string(), out.to_string())
+                    };
+                    self.node("MatMul", &node, &[&y, &cols], &output, vec![])?;
+                    if sh > 1 {
+                        self.value_info(&output, &[c, h, w * sw]);
+                    }
+                    y = output;
+                }
+                if sh > 1 {
+                    let rows = format!("{name}.row_weights");
+                    let weights = bilinear_weights(h, sh, *align_corners, false);
+                    self.init_f32(&rows, &[(h * sh) as usize, h as usize], &weights)?;
+                    self.node("MatMul", name, &[&rows, &y], out, vec![])?;
+                }
+                if sh == 1 && sw == 1 {
+                    self.node("Identity", name, &[x], out, vec![])?;
+                }
+                Ok(())
+            }
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Nearest,
+            } => {
                 let [c, h, w] = in_dims[..] else {
                     return Err(self
                         .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
@@ -1081,6 +1125,34 @@ pub(crate) fn hard_sigmoid_attrs() -> Vec<AttributeProto> {
         AttributeProto::float("alpha", 1.0 / 6.0),
         AttributeProto::float("beta", 0.5),
     ]
+}
+
+/// The weights of bilinear upsampling by `s` along an axis of `n` pixels, PyTorch's
+/// (`upsample_bilinear2d`): output pixel o reads the source position `(o + ½)/s − ½`
+/// (clamped at 0), or `o·(n − 1)/(n·s − 1)` with `align_corners`, from its two neighbours
+/// in proportion. Row-major `[n·s, n]`, or its transpose `[n, n·s]` with `transposed`.
+pub(crate) fn bilinear_weights(n: u64, s: u64, align_corners: bool, transposed: bool) -> Vec<f32> {
+    let (n, m) = (n as usize, (n * s) as usize);
+    let mut a = vec![0f64; m * n];
+    for o in 0..m {
+        let src = if align_corners {
+            if m > 1 {
+                o as f64 * (n - 1) as f64 / (m - 1) as f64
+            } else {
+                0.0
+            }
+        } else {
+            ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0)
+        };
+        let i0 = (src.floor() as usize).min(n - 1);
+        let lambda = (src - i0 as f64).clamp(0.0, 1.0);
+        let i1 = (i0 + 1).min(n - 1);
+        for (i, weight) in [(i0, 1.0 - lambda), (i1, lambda)] {
+            let at = if transposed { i * m + o } else { o * n + i };
+            a[at] += weight;
+        }
+    }
+    a.into_iter().map(|v| v as f32).collect()
 }
 
 /// The three shapes of `upsample`'s lowering of a `[C, H, W]` input: the input split to

@@ -686,7 +686,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             }
             finish(x.dims().to_vec(), 0, 0, Vec::new())
         }
-        Op::Upsample { scale } => {
+        Op::Upsample { scale, .. } => {
             let (c, hw) = need_image("upsample", first())?;
             let grown = |n: u64, s: u64| {
                 n.checked_mul(s)

@@ -164,6 +164,35 @@ def ref_upsample(x, spec):
     return x.repeat(sh, axis=2).repeat(sw, axis=3).astype(np.float64)
 
 
+def ref_upsample_bilinear(x, spec):
+    # PyTorch's upsample_bilinear2d, one output pixel at a time: the source position
+    # (o + 1/2)/s - 1/2 (at least 0), or o (n - 1)/(n s - 1) with align_corners, read from
+    # its two neighbours on each axis.
+    sh, sw = spec["scale"]
+    align = spec["align_corners"]
+    n, c, h, w = x.shape
+
+    def source(o, size, s):
+        out = size * s
+        if align:
+            pos = o * (size - 1) / (out - 1) if out > 1 else 0.0
+        else:
+            pos = max((o + 0.5) / s - 0.5, 0.0)
+        i0 = min(int(math.floor(pos)), size - 1)
+        frac = min(max(pos - i0, 0.0), 1.0)
+        return i0, min(i0 + 1, size - 1), frac
+
+    x = x.astype(np.float64)
+    y = np.zeros((n, c, h * sh, w * sw))
+    for oy in range(h * sh):
+        y0, y1, fy = source(oy, h, sh)
+        for ox in range(w * sw):
+            x0, x1, fx = source(ox, w, sw)
+            y[:, :, oy, ox] = ((1 - fy) * ((1 - fx) * x[:, :, y0, x0] + fx * x[:, :, y0, x1])
+                               + fy * ((1 - fx) * x[:, :, y1, x0] + fx * x[:, :, y1, x1]))
+    return y
+
+
 def ref_silu(x, spec):
     x = x.astype(np.float64)
     return x / (1.0 + np.exp(-x))
@@ -229,6 +258,7 @@ REFERENCES = {
     "adaptive_avgpool": ref_adaptive,
     "crop": ref_crop,
     "upsample": ref_upsample,
+    "upsample_bilinear": ref_upsample_bilinear,
 }
 
 

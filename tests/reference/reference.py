@@ -187,6 +187,15 @@ class Dropout(_Elementwise):
     pass
 
 
+class Upsample(Module):
+    # nn.Upsample(scale_factor=s, mode=...): H*sh, W*sw whatever the mode, no parameters
+    def __init__(self, scale_factor, mode="nearest", align_corners=None):
+        self.s = scale_factor if isinstance(scale_factor, tuple) else (scale_factor,) * 2
+
+    def forward(self, x, c):
+        return (x[0], x[1] * self.s[0], x[2] * self.s[1])
+
+
 class Flatten(Module):
     def forward(self, x, c):
         assert len(x) == 3
@@ -890,6 +899,18 @@ def valid_rank1():
         Linear(32, 10), Softmax(dim=1))
 
 
+class ValidUpsampleModes(Module):
+    def forward(self, x, c):
+        skip = Sequential(Conv2d(3, 16, 3, padding=1), ReLU(), MaxPool2d(2)).forward(x, c)
+        y = Sequential(Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Upsample(2, mode="bilinear", align_corners=True)).forward(skip, c)
+        assert y[1:] == skip[1:]
+        y = (skip[0] + y[0],) + y[1:]                               # cat(skip, y)
+        return Sequential(Conv2d(48, 16, 3, padding=1), ReLU(),
+                          Upsample(2, mode="bilinear"), Upsample((1, 1)),
+                          Conv2d(16, 4, 1)).forward(y, c)
+
+
 VALID = {
     "uses_lib": (valid_uses_lib, (3, 32, 32)),
     "pooling": (valid_pooling, (4, 33, 33)),
@@ -898,6 +919,7 @@ VALID = {
     "skips": (ValidSkips, (1, 66, 66)),
     "rank1": (valid_rank1, (784,)),
     "gates": (ValidGates, (3, 32, 32)),
+    "upsample_modes": (ValidUpsampleModes, (3, 32, 32)),
 }
 
 

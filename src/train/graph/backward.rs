@@ -27,8 +27,11 @@
 //! | slice | Pad with zeros for the channels (features) left out | — |
 //! | channel_shuffle | the shuffle in C/g groups (its inverse) | — |
 
-use super::forward::{adaptive_matrix, conv_attrs, pool_overhang, pool_pads, transpose_matrix};
+use super::forward::{
+    adaptive_matrix, bilinear_maps, conv_attrs, pool_overhang, pool_pads, Separable,
+};
 use super::{err, GraphError, Lowering, Saved};
+use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads};
 use crate::onnx::proto::AttributeProto;
 use petgraph::graph::NodeIndex;
@@ -205,24 +208,18 @@ impl Lowering<'_> {
                     &scaled, &in_dims, &out_dims, k, p.stride, pads, &base,
                 )))
             }
+            // y = R·x·Cᵀ, so dx = Rᵀ·dy·C: the same maps transposed.
             Op::AdaptiveAvgPool { output } => {
                 let (h, w) = (in_dims[1], in_dims[2]);
                 let [oh, ow] = *output;
-                let ph = adaptive_matrix(h, oh); // [oh, h]
-                let pht = transpose_matrix(&ph, oh as usize, h as usize); // [h, oh]
-                let pw = adaptive_matrix(w, ow); // [ow, w]
-                let pht = self.b.init_f32(
-                    &format!("{name}.pool_h_t"),
-                    &[h as usize, oh as usize],
-                    &pht,
-                );
-                let pw =
-                    self.b
-                        .init_f32(&format!("{name}.pool_w_t"), &[ow as usize, w as usize], &pw);
-                let rows = self
-                    .b
-                    .op("MatMul", &[&pht, dy], &format!("{base}.rows"), vec![]);
-                one(Some(self.b.op("MatMul", &[&rows, &pw], &base, vec![])))
+                let rows = Separable::new(adaptive_matrix(h, oh), oh, h);
+                let cols = Separable::new(adaptive_matrix(w, ow), ow, w);
+                one(Some(self.separable(
+                    dy,
+                    &rows.transposed(),
+                    &cols.transposed(),
+                    &base,
+                )))
             }
             Op::GlobalAvgPool => {
                 let s = self.b.scale(
@@ -514,7 +511,22 @@ impl Lowering<'_> {
                 let inverse = in_dims[0] / groups;
                 one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
-            Op::Upsample { scale } => {
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Bilinear { align_corners },
+            } => {
+                let (rows, cols) = bilinear_maps(&in_dims, *scale, *align_corners);
+                one(Some(self.separable(
+                    dy,
+                    &rows.transposed(),
+                    &cols.transposed(),
+                    &base,
+                )))
+            }
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Nearest,
+            } => {
                 // Each input pixel was copied to an sh × sw block: its gradient is the
                 // block's sum, [N, C, H, sh, W, sw] summed over the two block axes.
                 let (c, h, w) = (in_dims[0] as i64, in_dims[1] as i64, in_dims[2] as i64);

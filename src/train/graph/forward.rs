@@ -6,7 +6,9 @@
 
 use super::builder::i64s;
 use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
+use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads, PoolAttrs};
+use crate::onnx::lower::bilinear_weights;
 use crate::onnx::proto::{data_type, AttributeProto};
 use petgraph::graph::NodeIndex;
 
@@ -58,6 +60,50 @@ pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
     out
 }
 
+/// A matrix `[out, in]` (row-major) that maps one axis of an image, as
+/// [`Lowering::separable`] applies it.
+pub(super) struct Separable {
+    pub(super) matrix: Vec<f32>,
+    pub(super) out: u64,
+    pub(super) inp: u64,
+}
+
+impl Separable {
+    pub(super) fn new(matrix: Vec<f32>, out: u64, inp: u64) -> Separable {
+        debug_assert_eq!(matrix.len() as u64, out * inp);
+        Separable { matrix, out, inp }
+    }
+
+    /// The transpose, `[in, out]`: the map of the gradient.
+    pub(super) fn transposed(&self) -> Separable {
+        Separable {
+            matrix: transpose_matrix(&self.matrix, self.out as usize, self.inp as usize),
+            out: self.inp,
+            inp: self.out,
+        }
+    }
+
+    fn is_identity(&self) -> bool {
+        self.out == self.inp
+            && (0..self.out).all(|i| {
+                (0..self.inp)
+                    .all(|j| self.matrix[(i * self.inp + j) as usize] == (i == j) as u8 as f32)
+            })
+    }
+}
+
+/// Bilinear upsampling of a `[C, H, W]` input as its row and column maps.
+pub(super) fn bilinear_maps(
+    in_dims: &[u64],
+    scale: [u64; 2],
+    align_corners: bool,
+) -> (Separable, Separable) {
+    let (h, w) = (in_dims[1], in_dims[2]);
+    let map =
+        |n: u64, s: u64| Separable::new(bilinear_weights(n, s, align_corners, false), n * s, n);
+    (map(h, scale[0]), map(w, scale[1]))
+}
+
 /// `[a, b]` row-major → `[b, a]`.
 pub(super) fn transpose_matrix(m: &[f32], a: usize, b: usize) -> Vec<f32> {
     let mut t = vec![0.0; m.len()];
@@ -97,6 +143,46 @@ pub(super) fn bn_axes(rank: usize) -> Vec<i64> {
 }
 
 impl Lowering<'_> {
+    /// `rows · x · colsᵀ` for `x` `[N, C, h, w]`: a linear map that acts on the height and
+    /// the width apart (adaptive average pooling, bilinear upsampling), as two MatMuls
+    /// broadcast over N and C. A map that is the identity is left out.
+    pub(super) fn separable(
+        &mut self,
+        x: &str,
+        rows: &Separable,
+        cols: &Separable,
+        name: &str,
+    ) -> String {
+        let (do_rows, do_cols) = (!rows.is_identity(), !cols.is_identity());
+        let mut y = x.to_string();
+        if do_cols {
+            let cols_t = transpose_matrix(&cols.matrix, cols.out as usize, cols.inp as usize);
+            let weights = self.b.init_f32(
+                &format!("{name}.col_weights"),
+                &[cols.inp as usize, cols.out as usize],
+                &cols_t,
+            );
+            let out = if do_rows {
+                format!("{name}.cols")
+            } else {
+                name.to_string()
+            };
+            y = self.b.op("MatMul", &[&y, &weights], &out, vec![]);
+        }
+        if do_rows {
+            let weights = self.b.init_f32(
+                &format!("{name}.row_weights"),
+                &[rows.out as usize, rows.inp as usize],
+                &rows.matrix,
+            );
+            y = self.b.op("MatMul", &[&weights, &y], name, vec![]);
+        }
+        if !do_rows && !do_cols {
+            y = self.b.op("Identity", &[x], name, vec![]);
+        }
+        y
+    }
+
     fn in_dims(&self, ix: NodeIndex, slot: usize) -> Vec<u64> {
         let i = self.model.graph.inputs(ix)[slot];
         self.model.shape(i).dims().to_vec()
@@ -244,19 +330,9 @@ impl Lowering<'_> {
             Op::AdaptiveAvgPool { output } => {
                 let (h, w) = (in_dims[1], in_dims[2]);
                 let [oh, ow] = *output;
-                let pw = adaptive_matrix(w, ow); // [ow, w]
-                let pwt = transpose_matrix(&pw, ow as usize, w as usize); // [w, ow]
-                let ph = adaptive_matrix(h, oh); // [oh, h]
-                let pwt =
-                    self.b
-                        .init_f32(&format!("{name}.pool_w"), &[w as usize, ow as usize], &pwt);
-                let ph =
-                    self.b
-                        .init_f32(&format!("{name}.pool_h"), &[oh as usize, h as usize], &ph);
-                let cols = self
-                    .b
-                    .op("MatMul", &[&x, &pwt], &format!("{name}.cols"), vec![]);
-                self.b.op("MatMul", &[&ph, &cols], &name, vec![])
+                let rows = Separable::new(adaptive_matrix(h, oh), oh, h);
+                let cols = Separable::new(adaptive_matrix(w, ow), ow, w);
+                self.separable(&x, &rows, &cols, &name)
             }
             Op::GlobalAvgPool => self.b.op("GlobalAveragePool", &[&x], &name, vec![]),
             Op::BatchNorm { eps, momentum } => {
@@ -354,7 +430,17 @@ impl Lowering<'_> {
                     .slice(&x, &[*start as i64], &[*end as i64], &[1], &name)
             }
             Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
-            Op::Upsample { scale } => {
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Bilinear { align_corners },
+            } => {
+                let (rows, cols) = bilinear_maps(&in_dims, *scale, *align_corners);
+                self.separable(&x, &rows, &cols, &name)
+            }
+            Op::Upsample {
+                scale,
+                mode: UpsampleMode::Nearest,
+            } => {
                 // As the inference model: [N, C, H, 1, W, 1] expanded, then joined.
                 let dims = [in_dims[0], in_dims[1], in_dims[2]];
                 let (split_dims, repeat_dims, out_dims) =
