@@ -60,12 +60,21 @@ pub struct OtherCall {
     pub differs: Option<Box<Diagnostic>>,
 }
 
+/// Whether two chains of call labels are the same way to a diagnostic: the same calls and
+/// repeats, whatever iteration of a repeat each label names (the first one met is kept).
+pub fn same_way(a: &[Label], b: &[Label]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.span == y.span && x.call == y.call)
+}
+
 impl OtherCalls {
     pub const MAX: usize = 256;
 
     /// Records a later call, once per way of calling.
     pub fn add(&mut self, chain: Vec<Label>, differs: Option<Diagnostic>) {
-        if self.calls.iter().any(|c| c.chain == chain) {
+        if self.calls.iter().any(|c| same_way(&c.chain, &chain)) {
             return;
         }
         if self.calls.len() < Self::MAX {

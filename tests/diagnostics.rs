@@ -480,6 +480,14 @@ fn allow_comments_silence_warnings_where_they_are() {
         );
         assert!(d[0].message.contains(size), "{src}: {}", d[0].message);
     }
+    // The call not allowed is in a repeat: the warning names the iteration that gave it.
+    let src = "block b(s) { conv(8, 3, stride=s) }\nmodel M(input: [8, 34, 34]) {\n    b(2)  # cnnc: allow(unused_input)\n    repeat s in [1, 2] { b(s) }\n    flatten linear(2)\n}\n";
+    let c = cnnc::compile_source(std::path::Path::new("calls.cnn"), src.to_string());
+    let d: Vec<_> = c.diagnostics.iter().collect();
+    assert_eq!(d.len(), 1, "{src}: {d:?}");
+    assert!(d[0].message.contains("14×14"), "{}", d[0].message);
+    let texts: Vec<&str> = d[0].labels.iter().map(|l| l.text.as_str()).collect();
+    assert!(texts.contains(&"in the iteration with s = 2"), "{texts:?}");
     // An allow at the call inside a block covers every call of that block; calls in a
     // repeat are one place.
     let nested = "block b() { conv(8, 3, stride=2) }\nblock a() {\n    b()  # cnnc: allow(unused_input)\n}\nmodel M(input: [8, 34, 34]) {\n    a()\n    repeat 2 { a() }\n    flatten linear(2)\n}\n";

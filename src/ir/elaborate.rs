@@ -9,7 +9,7 @@
 
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Label};
+use crate::diag::{did_you_mean, same_way, Diagnostic, Diagnostics, Label};
 use crate::ir::{Graph, Node, Op, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
@@ -19,6 +19,34 @@ use std::collections::{HashMap, HashSet};
 
 /// Most layers one model may expand to.
 pub const MAX_NODES: usize = 2_000_000;
+/// A repeat being elaborated, at one of its iterations: part of the way to what is reported
+/// from its body.
+struct Iteration {
+    /// The repeat's count or range, where its label goes.
+    span: Span,
+    /// The loop variable.
+    var: Option<String>,
+    /// Which iteration, from 0, of how many.
+    index: usize,
+    count: i64,
+    /// The loop variable's value in it (the count, or the list's item).
+    item: Value,
+}
+
+impl Iteration {
+    /// Which iteration, as a label: the sizes in a message are that iteration's. The loop
+    /// variable's value when it is short to write, else the iteration's number.
+    fn label(&self) -> String {
+        let item = self.item.written();
+        match &self.var {
+            Some(var) if item.chars().count() <= 40 => {
+                format!("in the iteration with {var} = {item}")
+            }
+            _ => format!("in iteration {} of {}", self.index + 1, self.count),
+        }
+    }
+}
+
 /// Most iterations of one `repeat`.
 pub const MAX_REPEAT: i64 = 1_000_000;
 /// Deepest nesting of block calls.
@@ -244,8 +272,8 @@ struct Elab<'a, 'd> {
     held_assertions: HashSet<Span>,
     /// The ranges of the repeats of more than one iteration being elaborated, outermost
     /// first: part of the way to a diagnostic, as calls are (an allow on a repeat's line
-    /// covers what is called in it).
-    repeating: Vec<Span>,
+    /// covers what is called in it), each at its current iteration.
+    repeating: Vec<Iteration>,
     /// Diagnostics before this index have been deduplicated; their keys are in `seen`, with
     /// the index of the one kept and the calls it came from.
     checked_diags: usize,
@@ -499,9 +527,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             .into_iter()
             .chain(self.call_stack.iter().rev().copied())
             .map(|(block, span)| Label::call(block, span))
-            .chain(self.repeating.iter().rev().map(|&span| Label {
-                span,
-                text: "in this repeat".into(),
+            .chain(self.repeating.iter().rev().map(|it| Label {
+                span: it.span,
+                text: it.label(),
                 call: true,
             }))
             .collect();
@@ -524,7 +552,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     self.diags.0.push(d);
                 }
                 Some((kept, kept_chain)) => {
-                    if !d.is_error() && gets_call_labels(d.code) && *kept_chain != chain {
+                    if !d.is_error() && gets_call_labels(d.code) && !same_way(kept_chain, &chain) {
                         // Kept whole only when it says other things (its sizes).
                         let first = &self.diags.0[*kept];
                         let same = d.message == first.message
@@ -859,33 +887,34 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let mut cur = cur;
         if count > 1 {
-            self.repeating.push(count_span);
+            self.repeating.push(Iteration {
+                span: count_span,
+                var: r.var.as_ref().map(|v| v.name.clone()),
+                index: 0,
+                count,
+                item: Value::Int(from),
+            });
         }
         for i in from..to {
             self.step(count_span)?;
             let index = (i - from) as usize;
+            let value = match &items {
+                Some(items) => items[index].clone(),
+                None => Value::Int(i),
+            };
             if let Some(var) = &r.var {
-                let value = match &items {
-                    Some(items) => items[index].clone(),
-                    None => Value::Int(i),
-                };
-                frame.env.set(&var.name, value);
+                frame.env.set(&var.name, value.clone());
+            }
+            if count > 1 {
+                let it = self.repeating.last_mut().expect("pushed above");
+                (it.index, it.item) = (index, value);
             }
             let before = self.diags.0.len();
             cur = self.body(&r.body, cur, frame, scope)?;
             // Which iteration: the sizes in a message are that iteration's. Said only when
             // there is something to say (a list's item may be long to write).
             if count > 1 && self.diags.0.len() > before {
-                let item = match &items {
-                    Some(items) => items[index].written(),
-                    None => i.to_string(),
-                };
-                let which = match &r.var {
-                    Some(var) if item.chars().count() <= 40 => {
-                        format!("in the iteration with {} = {item}", var.name)
-                    }
-                    _ => format!("in iteration {} of {count}", index + 1),
-                };
+                let which = self.repeating.last().expect("pushed above").label();
                 for d in &mut self.diags.0[before..] {
                     if d.labels.iter().all(|l| l.span != count_span) {
                         // From a block called in the body, the iteration is part of the way
