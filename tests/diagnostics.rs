@@ -904,6 +904,23 @@ fn porting_mistakes_get_helps_that_fit() {
         "cnnc::shape::groups",
     );
     assert!(h.contains("candidates: 2, 67"), "{h}");
+    // PyTorch's Upsample arguments: its mode is a switch, its scale_factor is `scale`.
+    let arg = "cnnc::elab::unknown_argument";
+    let h = help(
+        "model M(input: [4, 8, 8]) { upsample(2, mode=bilinear) }",
+        arg,
+    );
+    assert!(h.contains("`bilinear=true`"), "{h}");
+    let h = help(
+        "model M(input: [4, 8, 8]) { upsample(scale_factor=2) }",
+        arg,
+    );
+    assert!(h.contains("did you mean `scale`?"), "{h}");
+    let h = help(
+        "model M(input: [4, 8, 8]) { upsample(2, mode='bilinear') }",
+        "cnnc::syntax::unexpected",
+    );
+    assert!(h.contains("`upsample(2, bilinear=true)`"), "{h}");
     let unknown = "cnnc::elab::unknown_layer";
     for (layer, says) in [
         ("chunk(2)", "`slice(start, end)`"),

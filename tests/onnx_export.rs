@@ -259,7 +259,26 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
     let sg = b.add("head.sigmoid", Op::Sigmoid, &[add]);
     let dr = b.add("head.dropout", Op::Dropout { p: 0.5 }, &[sg]);
     let sm = b.add("head.softmax2d", Op::Softmax, &[dr]);
-    let ad2 = b.add("head.pool", Op::AdaptiveAvgPool { output: [2, 7] }, &[sm]);
+    // Bilinear (Resize, whose inference loses the batch's name) with layers after it.
+    let bl = b.add(
+        "head.bilinear",
+        Op::Upsample {
+            scale: [2, 1],
+            mode: UpsampleMode::Bilinear {
+                align_corners: true,
+            },
+        },
+        &[sm],
+    );
+    let ne = b.add(
+        "head.nearest",
+        Op::Upsample {
+            scale: [1, 2],
+            mode: UpsampleMode::Nearest,
+        },
+        &[bl],
+    );
+    let ad2 = b.add("head.pool", Op::AdaptiveAvgPool { output: [2, 7] }, &[ne]);
     let gap = b.add("head.gap", Op::GlobalAvgPool, &[ad2]);
     let fl = b.add("head.flatten", Op::Flatten, &[gap]);
     let bn1 = b.add(
@@ -287,7 +306,7 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
         &[l1],
     );
     let out = b.add("head.softmax", Op::Softmax, &[l2]);
-    let shapes = [c1, mp, ap, ap2, ct, ad, cat, ad2, out]
+    let shapes = [c1, mp, ap, ap2, ct, ad, cat, ne, ad2, out]
         .iter()
         .map(|&i| b.shape(i))
         .collect();
@@ -357,6 +376,7 @@ fn every_op_passes_checker_shape_inference_and_runtime() {
             vec![6, 7, 12],
             vec![6, 4, 7],
             vec![12, 4, 7],
+            vec![12, 8, 14],
             vec![12, 2, 7],
             vec![4]
         ]
@@ -378,7 +398,28 @@ fn every_op_passes_checker_shape_inference_and_runtime() {
 fn external_data_beside_the_model() {
     require_python();
     let mut sources = SourceMap::new();
-    let (model, _) = every_op(&mut sources);
+    // A conv whose weights (5 KiB) go to the external data, then layers whose small float
+    // constants stay inline, Resize's scales among them (shape inference reads them).
+    let mut b = Builder::new(&mut sources, &[3, 17, 15]);
+    let x = b.input;
+    let wide = b.add(
+        "wide",
+        conv(48, [3, 3], [1, 1], Pads::symmetric([1, 1]), [1, 1], 1, true),
+        &[x],
+    );
+    let gelu = b.add("gelu", Op::Gelu, &[wide]);
+    let up = b.add(
+        "up",
+        Op::Upsample {
+            scale: [2, 3],
+            mode: UpsampleMode::Bilinear {
+                align_corners: false,
+            },
+        },
+        &[gelu],
+    );
+    let out = b.add("relu6", Op::Relu6, &[up]);
+    let model = b.finish("External", out);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ext.onnx");
     let options = ExportOptions {

@@ -454,7 +454,10 @@ impl Gen<'_, '_> {
             Layer::Upsample => {
                 pos.push(self.expr(Want::Stride, 1)?);
                 self.opt(&mut named, "bilinear", Want::Bool)?;
-                self.opt(&mut named, "align_corners", Want::Bool)?;
+                // Mostly beside `bilinear`: alone it is an error.
+                if named.iter().any(|(n, _)| *n == "bilinear") || self.u.ratio(1, 8)? {
+                    self.opt(&mut named, "align_corners", Want::Bool)?;
+                }
             }
             _ => {}
         }

@@ -342,6 +342,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("ceil_mode", "ceil"),
     ("negative_slope", "alpha"),
     ("output_size", "output"),
+    ("scale_factor", "scale"),
     ("rate", "p"),
 ];
 
@@ -561,7 +562,7 @@ pub fn build(
                         )
                         .label(arg_span("align_corners").unwrap_or(call.span), "here")
                         .help(format!(
-                            "add `bilinear=true` (PyTorch's `mode='bilinear'`), or leave \
+                            "set `bilinear=true` (PyTorch's `mode='bilinear'`), or leave \
                              `align_corners={align}` out: nearest-neighbour upsampling repeats \
                              each pixel and has no corners to align, and PyTorch refuses it too"
                         )),
@@ -666,6 +667,13 @@ fn bind(
                              approximate='none'); the tanh approximation is not available: \
                              write `gelu`",
                         )
+                    } else if spec.name == "upsample" && n.name == "mode" {
+                        d.help(format!(
+                            "the mode is a switch: PyTorch's `mode='bilinear'` is \
+                             `bilinear=true`, and `mode='nearest'` is the default; the \
+                             signature is {}",
+                            signature()
+                        ))
                     } else if n.name == "in_channels" || n.name == "in_features" {
                         d.help(format!(
                             "cnnc infers `{}` from the incoming tensor; remove it",

@@ -213,25 +213,37 @@ fn encode(model: &ModelProto) -> Result<Vec<u8>, ExportError> {
     Ok(model.encode_to_vec())
 }
 
-/// Moves every float initializer's `raw_data` into one external data buffer (ONNX external
-/// data: `location`, `offset`, `length`; offsets aligned to 64 bytes) when their total
-/// exceeds `threshold`. Int64 constants (Slice starts, Pad pads) stay inline: shape inference
-/// reads them and cannot read external data. Returns the buffer to write at `location`,
-/// beside the model.
+/// Float initializers of fewer bytes stay inline when the weights go to an external data
+/// file (`onnx.save`'s default `size_threshold` too): shape inference reads some small float
+/// constants (Resize's scales) and cannot read external data, and moving a small bias
+/// saves nothing.
+pub(crate) const INLINE_BELOW: u64 = 1024;
+
+/// Whether initializer `t`, of `bytes` bytes of data, goes to the external data file when
+/// the model has one: a float tensor of at least [`INLINE_BELOW`] bytes. Int64 constants
+/// (Slice starts, Pad pads, Reshape shapes) stay inline: shape inference reads them.
+pub(crate) fn goes_external(t: &TensorProto, bytes: u64) -> bool {
+    t.data_type == data_type::FLOAT && bytes >= INLINE_BELOW
+}
+
+/// Moves the `raw_data` of every initializer that [`goes_external`] into one external data
+/// buffer (ONNX external data: `location`, `offset`, `length`; offsets aligned to 64 bytes)
+/// when their total exceeds `threshold`. Returns the buffer to write at `location`, beside
+/// the model.
 pub fn externalize(model: &mut ModelProto, location: &str, threshold: u64) -> Option<Vec<u8>> {
     let graph = model.graph.as_mut()?;
-    let is_float = |t: &TensorProto| t.data_type == data_type::FLOAT;
+    let external = |t: &TensorProto| goes_external(t, t.raw_data.len() as u64);
     let total: u64 = graph
         .initializer
         .iter()
-        .filter(|t| is_float(t))
+        .filter(|t| external(t))
         .map(|t| t.raw_data.len() as u64)
         .sum();
     if total <= threshold {
         return None;
     }
     let mut data = Vec::with_capacity(total as usize);
-    for t in graph.initializer.iter_mut().filter(|t| is_float(t)) {
+    for t in graph.initializer.iter_mut().filter(|t| external(t)) {
         data.resize(data.len().next_multiple_of(64), 0);
         let raw = std::mem::take(&mut t.raw_data);
         t.data_location = data_location::EXTERNAL;
@@ -740,45 +752,22 @@ impl Lowerer<'_> {
                 self.value_info(&swapped, &[c / g, g, h, w]);
                 self.node("Reshape", name, &[&swapped, &shape], out, vec![])
             }
+            // ONNX's Resize in linear mode, as PyTorch exports it: the scales by axis (1 for
+            // N and C), and PyTorch's coordinate convention. Its inferred output loses the
+            // batch dimension's name; the value_info every layer output gets keeps it.
             Op::Upsample {
                 scale,
                 mode: UpsampleMode::Bilinear { align_corners },
             } => {
-                let [c, h, w] = in_dims[..] else {
-                    return Err(self
-                        .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
-                };
-                // Bilinear interpolation is linear in each axis: the input times the columns'
-                // weights [W, W·sw], then the rows' weights [H·sh, H] times that (MatMul
-                // broadcasts them over N and C). (Resize would say the same, but ONNX's shape
-                // inference loses the batch dimension's name through its scales.)
-                let [sh, sw] = *scale;
-                let mut y = x.to_string();
-                if sw > 1 {
-                    let cols = format!("{name}.col_weights");
-                    let weights = bilinear_weights(w, sw, *align_corners, true);
-                    self.init_f32(&cols, &[w as usize, (w * sw) as usize], &weights)?;
-                    let (node, output) = if sh > 1 {
-                        (format!("{name}.cols"), format!("{name}.cols"))
-                    } else {
-                        (name.to_string(), out.to_string())
-                    };
-                    self.node("MatMul", &node, &[&y, &cols], &output, vec![])?;
-                    if sh > 1 {
-                        self.value_info(&output, &[c, h, w * sw]);
-                    }
-                    y = output;
-                }
-                if sh > 1 {
-                    let rows = format!("{name}.row_weights");
-                    let weights = bilinear_weights(h, sh, *align_corners, false);
-                    self.init_f32(&rows, &[(h * sh) as usize, h as usize], &weights)?;
-                    self.node("MatMul", name, &[&rows, &y], out, vec![])?;
-                }
-                if sh == 1 && sw == 1 {
-                    self.node("Identity", name, &[x], out, vec![])?;
-                }
-                Ok(())
+                let scales = format!("{name}.scales");
+                self.init_f32(&scales, &[4], &resize_scales(*scale))?;
+                self.node(
+                    "Resize",
+                    name,
+                    &[x, "", &scales],
+                    out,
+                    resize_attrs(*align_corners),
+                )
             }
             Op::Upsample {
                 scale,
@@ -1127,32 +1116,23 @@ pub(crate) fn hard_sigmoid_attrs() -> Vec<AttributeProto> {
     ]
 }
 
-/// The weights of bilinear upsampling by `s` along an axis of `n` pixels, PyTorch's
-/// (`upsample_bilinear2d`): output pixel o reads the source position `(o + ½)/s − ½`
-/// (clamped at 0), or `o·(n − 1)/(n·s − 1)` with `align_corners`, from its two neighbours
-/// in proportion. Row-major `[n·s, n]`, or its transpose `[n, n·s]` with `transposed`.
-pub(crate) fn bilinear_weights(n: u64, s: u64, align_corners: bool, transposed: bool) -> Vec<f32> {
-    let (n, m) = (n as usize, (n * s) as usize);
-    let mut a = vec![0f64; m * n];
-    for o in 0..m {
-        let src = if align_corners {
-            if m > 1 {
-                o as f64 * (n - 1) as f64 / (m - 1) as f64
-            } else {
-                0.0
-            }
-        } else {
-            ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0)
-        };
-        let i0 = (src.floor() as usize).min(n - 1);
-        let lambda = (src - i0 as f64).clamp(0.0, 1.0);
-        let i1 = (i0 + 1).min(n - 1);
-        for (i, weight) in [(i0, 1.0 - lambda), (i1, lambda)] {
-            let at = if transposed { i * m + o } else { o * n + i };
-            a[at] += weight;
-        }
-    }
-    a.into_iter().map(|v| v as f32).collect()
+/// The `scales` input of bilinear upsampling's Resize: `[1, 1, sh, sw]`.
+pub(crate) fn resize_scales(scale: crate::ir::Pair) -> [f32; 4] {
+    [1.0, 1.0, scale[0] as f32, scale[1] as f32]
+}
+
+/// Resize's attributes for PyTorch's bilinear interpolation: `pytorch_half_pixel` is
+/// `align_corners=False` (PyTorch's own export writes it), `align_corners` the other.
+pub(crate) fn resize_attrs(align_corners: bool) -> Vec<AttributeProto> {
+    let coordinates = if align_corners {
+        "align_corners"
+    } else {
+        "pytorch_half_pixel"
+    };
+    vec![
+        AttributeProto::string("mode", "linear"),
+        AttributeProto::string("coordinate_transformation_mode", coordinates),
+    ]
 }
 
 /// The three shapes of `upsample`'s lowering of a `[C, H, W]` input: the input split to

@@ -10,7 +10,7 @@
 
 use super::lower::{lower, ExportError, ExportOptions, ParamSlot, Written, PROTOBUF_LIMIT};
 use super::proto::{
-    data_location, data_type, GraphProto, ModelProto, StringStringEntryProto, TensorProto,
+    data_location, f32_le_bytes, GraphProto, ModelProto, StringStringEntryProto, TensorProto,
 };
 use super::weights::{draw_into, parameter_specs, Init, ParamSpec, Weights};
 use crate::fsutil;
@@ -74,18 +74,20 @@ pub fn export_to_file(
     for slot in &slots {
         raws[slot.initializer] = Some(raw(slot));
     }
+    let bytes_of =
+        |t: &TensorProto, r: &Option<Raw>| r.as_ref().map_or(t.raw_data.len() as u64, Raw::bytes);
     let float_bytes: u64 = graph
         .initializer
         .iter()
         .zip(&raws)
-        .filter(|(t, _)| t.data_type == data_type::FLOAT)
-        .map(|(t, r)| r.as_ref().map_or(t.raw_data.len() as u64, Raw::bytes))
+        .filter(|(t, r)| super::lower::goes_external(t, bytes_of(t, r)))
+        .map(|(t, r)| bytes_of(t, r))
         .sum();
 
     if float_bytes > options.external_data_threshold {
         // The float initializers go to `<file>.data`, 64-byte aligned; the model keeps
-        // their location, offset and length (int64 constants stay inline: shape inference
-        // reads them).
+        // their location, offset and length (int64 constants and small floats stay inline:
+        // shape inference reads some, see `lower::goes_external`).
         if fsutil::is_special(path) {
             return Err(io(
                 path,
@@ -99,7 +101,17 @@ pub fn export_to_file(
         let (location, data_path) = super::lower::external_data_file(path);
         let mut data = Pieces::default();
         for (t, r) in graph.initializer.iter_mut().zip(raws) {
-            if t.data_type != data_type::FLOAT {
+            if !super::lower::goes_external(t, bytes_of(t, &r)) {
+                // Small enough to stay inline: a parameter's values are filled in here.
+                match r {
+                    Some(Raw::Given(d)) => t.raw_data = f32_le_bytes(d),
+                    Some(Raw::Drawn(spec)) => {
+                        let mut values = vec![0f32; spec.elements()];
+                        draw_into(spec, init, seed, 0, &mut values);
+                        t.raw_data = f32_le_bytes(&values);
+                    }
+                    None => {}
+                }
                 continue;
             }
             data.bytes(vec![0; (data.len.next_multiple_of(64) - data.len) as usize]);

@@ -1,7 +1,7 @@
 //! Unit tests of export on hand-built graphs (the parser is not needed). The Python checks
 //! (checker, shape inference, ONNX Runtime, NumPy references) are in tests/onnx_export.rs.
 
-use super::proto::{data_location, data_type, ModelProto};
+use super::proto::{data_location, ModelProto};
 use super::*;
 use crate::diag::Diagnostics;
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, Shape};
@@ -539,15 +539,27 @@ fn mismatched_weights_and_name_clashes_are_errors() {
     );
 }
 
+/// Float tensors of 1 KiB or more go to the external data; int64 constants and small floats
+/// (a bias, Resize's scales, which shape inference reads) stay inline.
 #[test]
-fn external_data_moves_float_initializers_only() {
+fn external_data_moves_large_float_initializers_only() {
     let mut s = SourceMap::new();
     let m = chain(
         &mut s,
-        &[2, 6, 6],
+        &[8, 6, 6],
         &[
-            ("conv1", conv(4, 3, 1, 1, true), &[4, 6, 6]),
-            ("crop", Op::Crop { size: [4, 4] }, &[4, 4, 4]),
+            ("conv1", conv(16, 3, 1, 1, true), &[16, 6, 6]),
+            ("crop", Op::Crop { size: [4, 4] }, &[16, 4, 4]),
+            (
+                "up",
+                Op::Upsample {
+                    scale: [2, 2],
+                    mode: crate::ir::UpsampleMode::Bilinear {
+                        align_corners: false,
+                    },
+                },
+                &[16, 8, 8],
+            ),
         ],
     );
     let w = initialize(&m, Init::Default, 0);
@@ -555,13 +567,19 @@ fn external_data_moves_float_initializers_only() {
     assert!(externalize(&mut p.clone(), "m.onnx.data", 1 << 20).is_none());
     let data = externalize(&mut p, "m.onnx.data", 16).unwrap();
     let g = p.graph.unwrap();
+    let external: Vec<&str> = g
+        .initializer
+        .iter()
+        .filter(|t| t.data_location == data_location::EXTERNAL)
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(external, ["conv1.weight"]);
     for t in &g.initializer {
-        if t.data_type == data_type::INT64 {
+        if t.name != "conv1.weight" {
             assert_eq!(t.data_location, data_location::DEFAULT);
-            assert!(!t.raw_data.is_empty());
+            assert!(!t.raw_data.is_empty(), "{} is inline", t.name);
             continue;
         }
-        assert_eq!(t.data_location, data_location::EXTERNAL);
         assert!(t.raw_data.is_empty());
         let kv = |k: &str| {
             t.external_data

@@ -639,6 +639,12 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     if let Some(inner) = quoted {
         return d.help(if inner == "same" {
             "write `same` without quotes, as in `pad=same`".to_string()
+        } else if matches!(inner, "bilinear" | "nearest") {
+            // PyTorch's Upsample(mode='bilinear').
+            "an upsampling's mode is a switch: PyTorch's `mode='bilinear'` is \
+             `upsample(2, bilinear=true)`, and `mode='nearest'` is the default, \
+             `upsample(2)`"
+                .to_string()
         } else {
             format!(
                 "strings only name files, in `use \"file.cnn\"`; values are numbers, lists, \

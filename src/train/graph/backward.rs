@@ -26,6 +26,7 @@
 //! | crop | Pad with zeros back to the input size | — |
 //! | slice | Pad with zeros for the channels (features) left out | — |
 //! | channel_shuffle | the shuffle in C/g groups (its inverse) | — |
+//! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
     adaptive_matrix, bilinear_maps, conv_attrs, pool_overhang, pool_pads, Separable,

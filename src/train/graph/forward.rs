@@ -8,7 +8,6 @@ use super::builder::i64s;
 use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
 use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads, PoolAttrs};
-use crate::onnx::lower::bilinear_weights;
 use crate::onnx::proto::{data_type, AttributeProto};
 use petgraph::graph::NodeIndex;
 
@@ -60,6 +59,34 @@ pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
     out
 }
 
+/// The weights of bilinear upsampling by `s` along an axis of `n` pixels, PyTorch's
+/// (`upsample_bilinear2d`): output pixel o reads the source position `(o + ½)/s − ½`
+/// (clamped at 0), or `o·(n − 1)/(n·s − 1)` with `align_corners`, from its two neighbours
+/// in proportion. Row-major `[n·s, n]`: what Resize computes, as a matrix (the training
+/// graph's backward multiplies by its transpose).
+pub(super) fn bilinear_weights(n: u64, s: u64, align_corners: bool) -> Vec<f32> {
+    let (n, m) = (n as usize, (n * s) as usize);
+    let mut a = vec![0f64; m * n];
+    for o in 0..m {
+        let src = if align_corners {
+            if m > 1 {
+                o as f64 * (n - 1) as f64 / (m - 1) as f64
+            } else {
+                0.0
+            }
+        } else {
+            ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0)
+        };
+        let i0 = (src.floor() as usize).min(n - 1);
+        let lambda = (src - i0 as f64).clamp(0.0, 1.0);
+        let i1 = (i0 + 1).min(n - 1);
+        for (i, weight) in [(i0, 1.0 - lambda), (i1, lambda)] {
+            a[o * n + i] += weight;
+        }
+    }
+    a.into_iter().map(|v| v as f32).collect()
+}
+
 /// A matrix `[out, in]` (row-major) that maps one axis of an image, as
 /// [`Lowering::separable`] applies it.
 pub(super) struct Separable {
@@ -99,8 +126,7 @@ pub(super) fn bilinear_maps(
     align_corners: bool,
 ) -> (Separable, Separable) {
     let (h, w) = (in_dims[1], in_dims[2]);
-    let map =
-        |n: u64, s: u64| Separable::new(bilinear_weights(n, s, align_corners, false), n * s, n);
+    let map = |n: u64, s: u64| Separable::new(bilinear_weights(n, s, align_corners), n * s, n);
     (map(h, scale[0]), map(w, scale[1]))
 }
 
@@ -434,8 +460,20 @@ impl Lowering<'_> {
                 scale,
                 mode: UpsampleMode::Bilinear { align_corners },
             } => {
-                let (rows, cols) = bilinear_maps(&in_dims, *scale, *align_corners);
-                self.separable(&x, &rows, &cols, &name)
+                // As the inference model: Resize. Its gradient is the map of its weights,
+                // transposed (the backward).
+                let scales = self.b.init_f32(
+                    &format!("{name}.scales"),
+                    &[4],
+                    &crate::onnx::lower::resize_scales(*scale),
+                );
+                let roi = String::new();
+                self.b.op(
+                    "Resize",
+                    &[&x, &roi, &scales],
+                    &name,
+                    crate::onnx::lower::resize_attrs(*align_corners),
+                )
             }
             Op::Upsample {
                 scale,
