@@ -540,6 +540,37 @@ def unet():
     return UNet()
 
 
+class UNetBilinear(Module):
+    # milesial/Pytorch-UNet, UNet(n_channels=3, n_classes=2, bilinear=True): padded convs
+    # without bias + BatchNorm2d + ReLU, bilinear Upsample(2, align_corners=True), the
+    # deepest stage at 1024 // 2 channels, each Up's DoubleConv(in, out, mid=in // 2)
+    def __init__(self):
+        def double_conv(cin, cout, mid=None):
+            mid = mid or cout
+            return Sequential(Conv2d(cin, mid, 3, padding=1, bias=False), BatchNorm2d(mid), ReLU(),
+                              Conv2d(mid, cout, 3, padding=1, bias=False), BatchNorm2d(cout), ReLU())
+
+        self.inc = double_conv(3, 64)
+        self.downs = [Sequential(MaxPool2d(2), double_conv(cin, cout))
+                      for cin, cout in [(64, 128), (128, 256), (256, 512), (512, 512)]]
+        self.up = Upsample(2, mode="bilinear", align_corners=True)
+        self.ups = [double_conv(1024, 256, 512), double_conv(512, 128, 256),
+                    double_conv(256, 64, 128), double_conv(128, 64, 64)]
+        self.outc = Conv2d(64, 2, 1)
+
+    def forward(self, x, c):
+        skips = [self.inc.forward(x, c)]
+        for down in self.downs:
+            skips.append(down.forward(skips[-1], c))
+        y = skips.pop()
+        for conv in self.ups:
+            y = self.up.forward(y, c)
+            skip = skips.pop()
+            assert skip[1:] == y[1:], (skip, y)        # no padding needed
+            y = conv.forward((skip[0] + y[0],) + y[1:], c)   # torch.cat([x2, x1], dim=1)
+        return self.outc.forward(y, c)
+
+
 def tconv_decoder():
     # [64, 7, 7] -> [1, 28, 28]: two stride-2 transposed convs, the second with
     # output_padding=1, then a 3x3 conv to one channel and a sigmoid
@@ -940,6 +971,7 @@ NETWORKS = {
     "efficientnet_b0": (efficientnet_b0, (3, 224, 224)),
     "squeezenet1_1": (squeezenet1_1, (3, 224, 224)),
     "resnext50_32x4d": (resnext50_32x4d, (3, 224, 224)),
+    "unet_bilinear": (UNetBilinear, (3, 256, 256)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
@@ -952,6 +984,7 @@ PUBLISHED = {
     "efficientnet_b0": 5_288_548,   # torchvision's efficientnet_b0
     "squeezenet1_1": 1_235_496,     # torchvision's squeezenet1_1
     "resnext50_32x4d": 25_028_904,  # torchvision's resnext50_32x4d
+    "unet_bilinear": 17_263_042,    # milesial/Pytorch-UNet's UNet(3, 2, bilinear=True)
 }
 
 
