@@ -29,10 +29,16 @@ pub fn compile_all(text: &str) -> cnnc::Compilation {
 /// are allocated in full: 4 bytes each).
 pub const MAX_LOWERED_PARAMS: u64 = 4_000_000;
 
+/// Most layers a model may have for the fuzzer to lower it: a repeat of hundreds of
+/// thousands of layers lowers correctly, but in seconds per opset, and the fuzzer would
+/// spend its time there (each layer lowers alone, so a long chain finds nothing a short
+/// one does not).
+pub const MAX_LOWERED_LAYERS: usize = 20_000;
+
 /// Lowers a checked model to ONNX bytes in memory, with the oldest and newest opset; only errors the
 /// exporter documents are allowed (a panic is a bug).
 pub fn lower(m: &cnnc::CheckedModel, sources: &cnnc::SourceMap) {
-    if m.total_params() > MAX_LOWERED_PARAMS {
+    if m.total_params() > MAX_LOWERED_PARAMS || m.graph.graph.node_count() > MAX_LOWERED_LAYERS {
         return;
     }
     let weights = onnx::initialize(m, onnx::Init::Default, 0);
