@@ -670,11 +670,12 @@ class Bottleneck(Module):
     # torchvision's resnet.Bottleneck (v1.5): the stride on the 3x3, width from groups.
     expansion = 4
 
-    def __init__(self, inplanes, planes, stride=1, groups=1, base_width=64):
+    def __init__(self, inplanes, planes, stride=1, groups=1, base_width=64, dilation=1):
         width = int(planes * (base_width / 64.0)) * groups
         self.body = Sequential(
             Conv2d(inplanes, width, 1, bias=False), BatchNorm2d(width), ReLU(),
-            Conv2d(width, width, 3, stride=stride, padding=1, groups=groups, bias=False),
+            Conv2d(width, width, 3, stride=stride, padding=dilation, dilation=dilation,
+                   groups=groups, bias=False),
             BatchNorm2d(width), ReLU(),
             Conv2d(width, planes * 4, 1, bias=False), BatchNorm2d(planes * 4))
         self.downsample = None
@@ -701,6 +702,46 @@ def resnext50_32x4d():
             layers.append(Bottleneck(inplanes, planes, stride if i == 0 else 1, 32, 4))
             inplanes = planes * 4
     return Sequential(*layers, AdaptiveAvgPool2d((1, 1)), Flatten(), Linear(2048, 1000))
+
+
+class DeepLabV3(Module):
+    # torchvision.models.segmentation.deeplabv3_resnet50(num_classes=21, aux_loss=False):
+    # resnet50(replace_stride_with_dilation=[False, True, True]) -- a dilated stage's first
+    # block keeps the previous dilation --, DeepLabHead(2048, 21) = ASPP(2048, [12, 24, 36])
+    # (1x1, three atrous 3x3, image pooling; cat; 1x1 project, dropout), 3x3 conv, BN, ReLU,
+    # 1x1 conv; F.interpolate to the input size, bilinear
+    def __init__(self):
+        layers = [Conv2d(3, 64, 7, stride=2, padding=3, bias=False), BatchNorm2d(64), ReLU(),
+                  MaxPool2d(3, stride=2, padding=1)]
+        inplanes, dilation = 64, 1
+        for planes, blocks, stride, dilate in [(64, 3, 1, False), (128, 4, 2, False),
+                                               (256, 6, 2, True), (512, 3, 2, True)]:
+            previous = dilation
+            if dilate:
+                dilation, stride = dilation * stride, 1
+            for i in range(blocks):
+                layers.append(Bottleneck(inplanes, planes, stride if i == 0 else 1,
+                                         dilation=previous if i == 0 else dilation))
+                inplanes = planes * 4
+        self.backbone = Sequential(*layers)
+
+        def cbr(cin, k, d=1):
+            return Sequential(Conv2d(cin, 256, k, padding=d if k == 3 else 0, dilation=d,
+                                     bias=False), BatchNorm2d(256), ReLU())
+
+        self.branches = [cbr(2048, 1), cbr(2048, 3, 12), cbr(2048, 3, 24), cbr(2048, 3, 36)]
+        self.pool = Sequential(AdaptiveAvgPool2d(1), cbr(2048, 1))
+        self.head = Sequential(cbr(5 * 256, 1), Dropout(0.5), cbr(256, 3, 1),
+                               Conv2d(256, 21, 1))
+
+    def forward(self, x, c):
+        f = self.backbone.forward(x, c)
+        outs = [b.forward(f, c) for b in self.branches]
+        p = self.pool.forward(f, c)
+        outs.append(Upsample((f[1] // p[1], f[2] // p[2]), mode="bilinear").forward(p, c))
+        assert all(o == outs[0] for o in outs), outs
+        y = self.head.forward((sum(o[0] for o in outs),) + f[1:], c)
+        return Upsample((x[1] // y[1], x[2] // y[2]), mode="bilinear").forward(y, c)
 
 
 class MBConv(Module):
@@ -972,6 +1013,7 @@ NETWORKS = {
     "squeezenet1_1": (squeezenet1_1, (3, 224, 224)),
     "resnext50_32x4d": (resnext50_32x4d, (3, 224, 224)),
     "unet_bilinear": (UNetBilinear, (3, 256, 256)),
+    "deeplabv3_resnet50": (DeepLabV3, (3, 520, 520)),
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
@@ -985,6 +1027,7 @@ PUBLISHED = {
     "squeezenet1_1": 1_235_496,     # torchvision's squeezenet1_1
     "resnext50_32x4d": 25_028_904,  # torchvision's resnext50_32x4d
     "unet_bilinear": 17_263_042,    # milesial/Pytorch-UNet's UNet(3, 2, bilinear=True)
+    "deeplabv3_resnet50": 39_638_869,  # torchvision's, num_classes=21, aux_loss=False
 }
 
 
