@@ -727,14 +727,18 @@ fn streamed_external_data_matches_the_in_memory_writer() {
         m
     };
     let (ma, mb) = (model(&a), model(&b));
-    assert!(ma
-        .graph
-        .as_ref()
-        .unwrap()
-        .initializer
-        .iter()
-        .any(|t| t.data_location == data_location::EXTERNAL));
+    let inits = &ma.graph.as_ref().unwrap().initializer;
+    let location = |name: &str| inits.iter().find(|t| t.name == name).unwrap().data_location;
+    // Large weights go out; small parameters (their values filled in by the streaming
+    // writer) and constants stay inline.
+    assert_eq!(location("fc1.weight"), data_location::EXTERNAL);
+    assert_eq!(location("conv1.bias"), data_location::DEFAULT);
+    assert_eq!(location("fc3.bias"), data_location::DEFAULT);
     assert_eq!(ma, mb);
+    // The same from given weights.
+    export_to_file(&m, &s, ParamValues::Given(&w), &b, &options).unwrap();
+    assert!(data == std::fs::read(&data_path).unwrap());
+    assert_eq!(ma, model(&b));
 }
 
 #[test]
