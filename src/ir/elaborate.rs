@@ -47,6 +47,10 @@ impl Iteration {
     }
 }
 
+/// Iterations in a row of one `repeat` that only give errors already reported, after which
+/// the rest of it is skipped.
+const MAX_REPEATING_ITERATIONS: u32 = 64;
+
 /// Most iterations of one `repeat`.
 pub const MAX_REPEAT: i64 = 1_000_000;
 /// Deepest nesting of block calls.
@@ -278,6 +282,8 @@ struct Elab<'a, 'd> {
     /// the index of the one kept and the calls it came from.
     checked_diags: usize,
     seen: HashMap<DiagKey, (usize, Vec<Label>)>,
+    /// Errors dropped as repeats of one already reported (see [`MAX_REPEATING_ITERATIONS`]).
+    errors_repeated: u64,
     /// Every `as NAME` elaborated (by its place), with the nodes it named.
     names: HashMap<Span, (String, Vec<NodeIndex>)>,
     /// The `as NAME` places whose tensor was read by name at least once, or that a
@@ -321,6 +327,7 @@ pub fn elaborate_model<'a>(
         held_assertions: HashSet::new(),
         repeating: Vec::new(),
         seen: HashMap::new(),
+        errors_repeated: 0,
         names: HashMap::new(),
         names_read: HashSet::new(),
         left_behind: Vec::new(),
@@ -552,6 +559,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     self.diags.0.push(d);
                 }
                 Some((kept, kept_chain)) => {
+                    self.errors_repeated += d.is_error() as u64;
                     if !d.is_error() && gets_call_labels(d.code) && !same_way(kept_chain, &chain) {
                         // Kept whole only when it says other things (its sizes).
                         let first = &self.diags.0[*kept];
@@ -895,8 +903,28 @@ impl<'a, 'd> Elab<'a, 'd> {
                 item: Value::Int(from),
             });
         }
+        // Iterations in a row that only met errors already reported (they are known once the
+        // next step has deduplicated them), and where the last one started.
+        let mut repeating_errors = 0;
+        let mut last: Option<(usize, u64)> = None;
         for i in from..to {
             self.step(count_span)?;
+            if let Some((kept, repeated)) = last {
+                repeating_errors = if self.errors_repeated > repeated && self.diags.0.len() == kept
+                {
+                    repeating_errors + 1
+                } else {
+                    0
+                };
+                if repeating_errors == MAX_REPEATING_ITERATIONS {
+                    // They teach nothing more: the rest are skipped, as after an error that
+                    // loses the tensor, and so is checking what follows, which would see the
+                    // tensor of an unfinished repeat.
+                    cur = unknown(cur);
+                    break;
+                }
+            }
+            last = Some((self.diags.0.len(), self.errors_repeated));
             let index = (i - from) as usize;
             let value = match &items {
                 Some(items) => items[index].clone(),

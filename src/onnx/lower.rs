@@ -213,17 +213,23 @@ fn encode(model: &ModelProto) -> Result<Vec<u8>, ExportError> {
     Ok(model.encode_to_vec())
 }
 
-/// Float initializers of fewer bytes stay inline when the weights go to an external data
-/// file (`onnx.save`'s default `size_threshold` too): shape inference reads some small float
-/// constants (Resize's scales) and cannot read external data, and moving a small bias
-/// saves nothing.
-pub(crate) const INLINE_BELOW: u64 = 1024;
+/// The float initializers ONNX's shape inference reads as data: Resize's scales (and its
+/// other optional inputs). They stay in the model when the weights go to an external data
+/// file, since shape inference cannot read external data; int64 constants (Slice starts,
+/// Pad pads, Reshape shapes) stay there anyway.
+pub(crate) fn shape_data(graph: &GraphProto) -> HashSet<String> {
+    graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Resize")
+        .flat_map(|n| n.input.iter().skip(1).filter(|i| !i.is_empty()).cloned())
+        .collect()
+}
 
-/// Whether initializer `t`, of `bytes` bytes of data, goes to the external data file when
-/// the model has one: a float tensor of at least [`INLINE_BELOW`] bytes. Int64 constants
-/// (Slice starts, Pad pads, Reshape shapes) stay inline: shape inference reads them.
-pub(crate) fn goes_external(t: &TensorProto, bytes: u64) -> bool {
-    t.data_type == data_type::FLOAT && bytes >= INLINE_BELOW
+/// Whether initializer `t` goes to the external data file when the model has one: every
+/// float tensor but the [`shape_data`].
+pub(crate) fn goes_external(t: &TensorProto, shape_data: &HashSet<String>) -> bool {
+    t.data_type == data_type::FLOAT && !shape_data.contains(&t.name)
 }
 
 /// Moves the `raw_data` of every initializer that [`goes_external`] into one external data
@@ -232,7 +238,8 @@ pub(crate) fn goes_external(t: &TensorProto, bytes: u64) -> bool {
 /// the model.
 pub fn externalize(model: &mut ModelProto, location: &str, threshold: u64) -> Option<Vec<u8>> {
     let graph = model.graph.as_mut()?;
-    let external = |t: &TensorProto| goes_external(t, t.raw_data.len() as u64);
+    let shape_data = shape_data(graph);
+    let external = |t: &TensorProto| goes_external(t, &shape_data);
     let total: u64 = graph
         .initializer
         .iter()

@@ -9,9 +9,7 @@
 //! Above the external-data threshold the parameters stream into `<model>.data` instead.
 
 use super::lower::{lower, ExportError, ExportOptions, ParamSlot, Written, PROTOBUF_LIMIT};
-use super::proto::{
-    data_location, f32_le_bytes, GraphProto, ModelProto, StringStringEntryProto, TensorProto,
-};
+use super::proto::{data_location, GraphProto, ModelProto, StringStringEntryProto, TensorProto};
 use super::weights::{draw_into, parameter_specs, Init, ParamSpec, Weights};
 use crate::fsutil;
 use crate::shape::CheckedModel;
@@ -74,20 +72,20 @@ pub fn export_to_file(
     for slot in &slots {
         raws[slot.initializer] = Some(raw(slot));
     }
-    let bytes_of =
-        |t: &TensorProto, r: &Option<Raw>| r.as_ref().map_or(t.raw_data.len() as u64, Raw::bytes);
+    let shape_data = super::lower::shape_data(graph);
+    let external = |t: &TensorProto| super::lower::goes_external(t, &shape_data);
     let float_bytes: u64 = graph
         .initializer
         .iter()
         .zip(&raws)
-        .filter(|(t, r)| super::lower::goes_external(t, bytes_of(t, r)))
-        .map(|(t, r)| bytes_of(t, r))
+        .filter(|(t, _)| external(t))
+        .map(|(t, r)| r.as_ref().map_or(t.raw_data.len() as u64, Raw::bytes))
         .sum();
 
     if float_bytes > options.external_data_threshold {
         // The float initializers go to `<file>.data`, 64-byte aligned; the model keeps
-        // their location, offset and length (int64 constants and small floats stay inline:
-        // shape inference reads some, see `lower::goes_external`).
+        // their location, offset and length (int64 constants and Resize's scales stay
+        // inline: shape inference reads them, see `lower::shape_data`).
         if fsutil::is_special(path) {
             return Err(io(
                 path,
@@ -101,17 +99,8 @@ pub fn export_to_file(
         let (location, data_path) = super::lower::external_data_file(path);
         let mut data = Pieces::default();
         for (t, r) in graph.initializer.iter_mut().zip(raws) {
-            if !super::lower::goes_external(t, bytes_of(t, &r)) {
-                // Small enough to stay inline: a parameter's values are filled in here.
-                match r {
-                    Some(Raw::Given(d)) => t.raw_data = f32_le_bytes(d),
-                    Some(Raw::Drawn(spec)) => {
-                        let mut values = vec![0f32; spec.elements()];
-                        draw_into(spec, init, seed, 0, &mut values);
-                        t.raw_data = f32_le_bytes(&values);
-                    }
-                    None => {}
-                }
+            if !external(t) {
+                debug_assert!(r.is_none(), "{} is a parameter, not shape data", t.name);
                 continue;
             }
             data.bytes(vec![0; (data.len.next_multiple_of(64) - data.len) as usize]);

@@ -539,10 +539,10 @@ fn mismatched_weights_and_name_clashes_are_errors() {
     );
 }
 
-/// Float tensors of 1 KiB or more go to the external data; int64 constants and small floats
-/// (a bias, Resize's scales, which shape inference reads) stay inline.
+/// Float tensors go to the external data; int64 constants and Resize's scales, which shape
+/// inference reads, stay inline.
 #[test]
-fn external_data_moves_large_float_initializers_only() {
+fn external_data_moves_float_initializers_but_shape_data() {
     let mut s = SourceMap::new();
     let m = chain(
         &mut s,
@@ -573,9 +573,9 @@ fn external_data_moves_large_float_initializers_only() {
         .filter(|t| t.data_location == data_location::EXTERNAL)
         .map(|t| t.name.as_str())
         .collect();
-    assert_eq!(external, ["conv1.weight"]);
+    assert_eq!(external, ["conv1.weight", "conv1.bias"]);
     for t in &g.initializer {
-        if t.name != "conv1.weight" {
+        if !external.contains(&t.name.as_str()) {
             assert_eq!(t.data_location, data_location::DEFAULT);
             assert!(!t.raw_data.is_empty(), "{} is inline", t.name);
             continue;
@@ -729,11 +729,8 @@ fn streamed_external_data_matches_the_in_memory_writer() {
     let (ma, mb) = (model(&a), model(&b));
     let inits = &ma.graph.as_ref().unwrap().initializer;
     let location = |name: &str| inits.iter().find(|t| t.name == name).unwrap().data_location;
-    // Large weights go out; small parameters (their values filled in by the streaming
-    // writer) and constants stay inline.
     assert_eq!(location("fc1.weight"), data_location::EXTERNAL);
-    assert_eq!(location("conv1.bias"), data_location::DEFAULT);
-    assert_eq!(location("fc3.bias"), data_location::DEFAULT);
+    assert_eq!(location("conv1.bias"), data_location::EXTERNAL);
     assert_eq!(ma, mb);
     // The same from given weights.
     export_to_file(&m, &s, ParamValues::Given(&w), &b, &options).unwrap();
