@@ -920,7 +920,19 @@ fn porting_mistakes_get_helps_that_fit() {
         "model M(input: [4, 8, 8]) { upsample(2, mode='bilinear') }",
         "cnnc::syntax::unexpected",
     );
-    assert!(h.contains("`upsample(2, bilinear=true)`"), "{h}");
+    assert!(h.contains("`upsample(scale, bilinear=true)`"), "{h}");
+    // `align_corners=false` beside nearest is the default, harmless (a block may pass its
+    // own `bilinear` switch); only `true` asks for bilinear.
+    let c = cnnc::compile_source(
+        Path::new("port.cnn"),
+        "model M(input: [4, 8, 8]) { upsample(2, bilinear=false, align_corners=false) }".into(),
+    );
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    let h = help(
+        "model M(input: [4, 8, 8]) { upsample(2, mode='bicubic') }",
+        "cnnc::syntax::unexpected",
+    );
+    assert!(h.contains("no mode 'bicubic'"), "{h}");
     let unknown = "cnnc::elab::unknown_layer";
     for (layer, says) in [
         ("chunk(2)", "`slice(start, end)`"),

@@ -264,9 +264,10 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "interpolate" | "upsamplingbilinear2d" | "resize" => format!(
             "cnnc has no `{name}`; `upsample(scale)` repeats each pixel and `upsample(scale, \
              bilinear=true)` interpolates (PyTorch's `interpolate(x, scale_factor=2, \
-             mode='bilinear')`; add `align_corners=true` for its `align_corners=True`), both by \
-             a whole factor, and a transposed conv learns the upsampling: `convT(64, 2, \
-             stride=2)` doubles the height and width, as U-Net's up-convolutions do"
+             mode='bilinear')`; add `align_corners=true` for its `align_corners=True`, which \
+             `UpsamplingBilinear2d` always uses), both by a whole factor, and a transposed conv \
+             learns the upsampling: `convT(64, 2, stride=2)` doubles the height and width, as \
+             U-Net's up-convolutions do"
         ),
         "pixelshuffle" | "depthtospace" => format!(
             "cnnc has no `{name}` (a depth-to-space rearrangement without weights); the nearest \
@@ -554,7 +555,9 @@ pub fn build(
                     align_corners: align_corners.unwrap_or(false),
                 }
             } else {
-                if let Some(align) = align_corners {
+                // `align_corners=false` is the default that does nothing here; `true` asks
+                // for what nearest-neighbour upsampling cannot do.
+                if let Some(align @ true) = align_corners {
                     diags.push(
                         Diagnostic::error(
                             "cnnc::elab::argument_value",

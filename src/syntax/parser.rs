@@ -642,9 +642,17 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         } else if matches!(inner, "bilinear" | "nearest") {
             // PyTorch's Upsample(mode='bilinear').
             "an upsampling's mode is a switch: PyTorch's `mode='bilinear'` is \
-             `upsample(2, bilinear=true)`, and `mode='nearest'` is the default, \
-             `upsample(2)`"
+             `upsample(scale, bilinear=true)`, and `mode='nearest'` is the default, \
+             `upsample(scale)`"
                 .to_string()
+        } else if matches!(
+            inner,
+            "bicubic" | "area" | "trilinear" | "linear" | "nearest-exact"
+        ) {
+            format!(
+                "cnnc's `upsample` repeats pixels (PyTorch's mode 'nearest') or interpolates \
+                 them bilinearly (`bilinear=true`); it has no mode '{inner}'"
+            )
         } else {
             format!(
                 "strings only name files, in `use \"file.cnn\"`; values are numbers, lists, \
