@@ -278,6 +278,29 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         batch: 4,
     };
     let grads = grad_check(&case, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    // Through layers that pass a per-channel constant on as one (the residual's sum, a
+    // concat, a flatten) to a batch norm, likewise; not through a tanh.
+    let through = Case {
+        name: "bias_through_add_concat_flatten",
+        src: "model M(input: [2, 6, 6]) {
+    conv(3, 3, pad=1) tanh
+    residual { conv(3, 3, pad=1) } batchnorm tanh
+    concat { { conv(2, 1) } { conv(2, 1) tanh } } batchnorm tanh
+    conv(2, 1) flatten batchnorm linear(4)
+}",
+        batch: 4,
+    };
+    let through_grads = grad_check(&through, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    for (name, zero) in [
+        ("conv2.bias", true),
+        ("concat1.branch1.conv1.bias", true),
+        ("conv3.bias", true),
+        ("concat1.branch2.conv1.bias", false),
+        ("conv1.bias", false),
+    ] {
+        let g = &through_grads[name];
+        assert_eq!(g.iter().all(|&v| v == 0.0), zero, "{name}: {g:?}");
+    }
     // The model's output is read by the loss, whatever else reads it: its bias keeps its
     // gradient even when a (dead) batch norm is its only other reader.
     let output = Case {

@@ -4,7 +4,7 @@
 //!
 //! | layer | input gradient | parameter gradient |
 //! | --- | --- | --- |
-//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer |
+//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer (also through a residual add, concat or flatten) |
 //! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped; bias as for conv |
 //! | maxpool | ScatterElements(add) of dY at the flat Indices into zeros, Reshape | — |
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
@@ -20,7 +20,7 @@
 //! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
 //! | flatten | Reshape | — |
-//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer |
+//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer (also through an add, concat or flatten) |
 //! | concat | Split by channel counts | — |
 //! | add | dY to both inputs | — |
 //! | crop | Pad with zeros back to the input size | — |
@@ -563,14 +563,20 @@ impl Lowering<'_> {
         self.param_grad.insert(format!("{name}.bias"), db);
     }
 
-    /// Whether layer `ix`'s one consumer is a batch norm (and it is not the model's output,
-    /// which takes the loss gradient directly, whatever else reads it).
+    /// Whether layer `ix`'s one consumer is a batch norm, directly or through layers that
+    /// pass a per-channel constant on as one (a residual add, a concat, a flatten: each the
+    /// one consumer of the last), and none of them is the model's output, which takes the
+    /// loss gradient directly, whatever else reads it.
     fn feeds_only_batchnorm(&self, ix: NodeIndex) -> bool {
         let graph = &self.model.graph.graph;
         let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
         ix != self.model.graph.output
             && match (users.next(), users.next()) {
-                (Some(user), None) => matches!(graph[user].op, Op::BatchNorm { .. }),
+                (Some(user), None) => match graph[user].op {
+                    Op::BatchNorm { .. } => true,
+                    Op::Add | Op::Concat | Op::Flatten => self.feeds_only_batchnorm(user),
+                    _ => false,
+                },
                 _ => false,
             }
     }
