@@ -207,6 +207,13 @@ fn a_long_repeat_of_the_same_errors_stops_early() {
         [errors[0], errors[1], "cnnc::shape::assertion_failed"],
         "{short:?}"
     );
+    // A tensor named in a skipped iteration is unknown after the repeat, not missing.
+    let named_late = "model M(input: [8, 16, 16]) {\n    repeat i in 0..100 {\n        gate { \
+                      conv(in.c, 1) sigmod }\n        if i == 90 { conv(8, 1) as late }\n    }\n    \
+                      concat { {} late }\n    flatten linear(10)\n}\n";
+    let c = cnnc::compile_source(Path::new("m.cnn"), named_late.to_string());
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::elab::unknown_layer"], "{codes:?}");
 }
 
 #[test]

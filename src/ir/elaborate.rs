@@ -284,6 +284,8 @@ struct Elab<'a, 'd> {
     seen: HashMap<DiagKey, (usize, Vec<Label>)>,
     /// Errors dropped as repeats of one already reported (see [`MAX_REPEATING_ITERATIONS`]).
     errors_repeated: u64,
+    /// The repeats whose last iterations were skipped for that.
+    skipped_repeats: Vec<Span>,
     /// Every `as NAME` elaborated (by its place), with the nodes it named.
     names: HashMap<Span, (String, Vec<NodeIndex>)>,
     /// The `as NAME` places whose tensor was read by name at least once, or that a
@@ -328,6 +330,7 @@ pub fn elaborate_model<'a>(
         repeating: Vec::new(),
         seen: HashMap::new(),
         errors_repeated: 0,
+        skipped_repeats: Vec::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
         left_behind: Vec::new(),
@@ -858,7 +861,6 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
             return Ok(unknown(cur));
         }
-        let _ = span;
         // The loop variable hides a parameter or an outer loop's variable of that name (and
         // the body meant the one or the other): an error, checked on with the loop's.
         let outer = r
@@ -919,8 +921,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if repeating_errors == MAX_REPEATING_ITERATIONS {
                     // They teach nothing more: the rest are skipped, as after an error that
                     // loses the tensor, and so is checking what follows, which would see the
-                    // tensor of an unfinished repeat.
+                    // tensor of an unfinished repeat (or miss one it names).
                     cur = unknown(cur);
+                    self.skipped_repeats.push(span);
                     break;
                 }
             }
@@ -1569,6 +1572,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("unknown layer `{name}`"),
         )
         .label(call.name.span, "not a layer, block or named tensor");
+        if self.named_in_skipped_iterations(name) {
+            return Ok(unknown(cur));
+        }
         if let Some(d) = self.misplaced_name(name, call.name.span) {
             self.diags.push(d);
             return Ok(unknown(cur));
@@ -1639,6 +1645,23 @@ impl<'a, 'd> Elab<'a, 'd> {
         std::iter::once(&self.model.body[..])
             .chain(self.defs.blocks.values().map(|b| &b.body[..]))
             .any(|body| reads_name(body, name))
+    }
+
+    /// Whether `name` is named (`as`) in the iterations of a repeat that were skipped after
+    /// it only met errors already reported: unknown, not missing, so its reads are silent.
+    fn named_in_skipped_iterations(&self, name: &str) -> bool {
+        let here: &[ast::Stmt] = match self.call_stack.last() {
+            Some((block, _)) => match self.defs.blocks.get(block) {
+                Some(def) => &def.body,
+                None => return false,
+            },
+            None => &self.model.body,
+        };
+        find_alias(here, name).is_some_and(|named| {
+            self.skipped_repeats
+                .iter()
+                .any(|r| r.file == named.file && r.start <= named.start && named.end <= r.end)
+        })
     }
 
     /// When `name`, unknown where it is used, is the `as` of a tensor elsewhere: named later
@@ -1823,6 +1846,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             n.cur.clone()
         });
         let Some(tensor) = found else {
+            if self.named_in_skipped_iterations(target.0) {
+                return Ok(unknown(cur));
+            }
             if let Some(d) = self.misplaced_name(target.0, target.1) {
                 self.diags.push(d);
                 return Ok(unknown(cur));
