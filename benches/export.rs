@@ -2,6 +2,9 @@
 //! Whole-process time of the release binary (parse, check, lower, draw 11.2M weights while
 //! writing them, atomically), median of repeated runs, and the in-process split by stage
 //! beside the floor: writing a buffer of the same size that is already in memory.
+//! Then the gradient graph (`export --grad`, in process) of generated concat chains of
+//! 2.5k, 5k and 10k steps, whose growth must stay linear: each step's bias walks the
+//! chain of concats after it to learn whether only a batch norm reads it.
 
 use std::path::Path;
 use std::process::Command;
@@ -86,4 +89,41 @@ fn main() {
         ms(median(export)),
         ms(median(floor))
     );
+    grad_scaling();
+}
+
+/// `steps` concats, each joining the chain so far with a new conv of a 1-channel skip.
+fn concat_chain(steps: usize) -> String {
+    format!(
+        "model Chain(input: [1, 4, 4]) {{\n  conv(1, 1) as x\n  repeat {steps} {{\n    \
+         concat {{ {{}} {{ crop(x) conv(1, 1) }} }}\n  }}\n  batchnorm\n  flatten\n  \
+         linear(10)\n}}\n"
+    )
+}
+
+fn grad_scaling() {
+    println!(
+        "{:>10}  {:>12}  {:>14}",
+        "concats", "grad graph ms", "µs per concat"
+    );
+    let options = cnnc::train::graph::GradOptions::default();
+    for steps in [2_500usize, 5_000, 10_000] {
+        let c = cnnc::compile_source(Path::new("chain.cnn"), concat_chain(steps));
+        let m = c.model(None).expect("the generated chain checks");
+        let times = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let g = cnnc::train::graph::grad_model(m, &c.sources, &options).unwrap();
+                let elapsed = t.elapsed();
+                drop(g);
+                elapsed
+            })
+            .collect();
+        let t = median(times);
+        println!(
+            "{steps:>10}  {:>12.1}  {:>14.1}",
+            ms(t),
+            t.as_secs_f64() * 1e6 / steps as f64
+        );
+    }
 }

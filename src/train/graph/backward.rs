@@ -567,18 +567,36 @@ impl Lowering<'_> {
     /// pass a per-channel constant on as one (a residual add, a concat, a flatten: each the
     /// one consumer of the last), and none of them is the model's output, which takes the
     /// loss gradient directly, whatever else reads it.
-    fn feeds_only_batchnorm(&self, ix: NodeIndex) -> bool {
+    ///
+    /// The walk is iterative and its answer is remembered for every layer on it, so a
+    /// model that is one long chain of concats costs linear time, not quadratic, and no
+    /// stack.
+    fn feeds_only_batchnorm(&mut self, ix: NodeIndex) -> bool {
         let graph = &self.model.graph.graph;
-        let mut users = graph.neighbors_directed(ix, petgraph::Direction::Outgoing);
-        ix != self.model.graph.output
-            && match (users.next(), users.next()) {
-                (Some(user), None) => match graph[user].op {
-                    Op::BatchNorm { .. } => true,
-                    Op::Add | Op::Concat | Op::Flatten => self.feeds_only_batchnorm(user),
-                    _ => false,
-                },
-                _ => false,
+        let mut walked = Vec::new();
+        let mut at = ix;
+        let answer = loop {
+            if let Some(&known) = self.feeds_only_batchnorm.get(&at) {
+                break known;
             }
+            walked.push(at);
+            if at == self.model.graph.output {
+                break false;
+            }
+            let mut users = graph.neighbors_directed(at, petgraph::Direction::Outgoing);
+            match (users.next(), users.next()) {
+                (Some(user), None) => match graph[user].op {
+                    Op::BatchNorm { .. } => break true,
+                    Op::Add | Op::Concat | Op::Flatten => at = user,
+                    _ => break false,
+                },
+                _ => break false,
+            }
+        };
+        for layer in walked {
+            self.feeds_only_batchnorm.insert(layer, answer);
+        }
+        answer
     }
 
     /// The input gradient of a conv: ConvTranspose(dY, W) with the forward strides,

@@ -30,7 +30,7 @@ use crate::source::SourceMap;
 use builder::{batched, fixed, Builder};
 use petgraph::graph::NodeIndex;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// The opset of every training graph (Reduce* take their axes as an input from 18 on).
@@ -240,6 +240,8 @@ struct Lowering<'a> {
     needs_grad: HashMap<NodeIndex, bool>,
     /// Gradient of each trainable parameter.
     param_grad: HashMap<String, String>,
+    /// Memo of `feeds_only_batchnorm`, per layer.
+    feeds_only_batchnorm: HashMap<NodeIndex, bool>,
     /// Extra graph outputs made during the forward pass (running statistics).
     extra_outputs: Vec<(String, Vec<usize>)>,
 }
@@ -258,6 +260,7 @@ impl<'a> Lowering<'a> {
             saved: HashMap::new(),
             needs_grad: HashMap::new(),
             param_grad: HashMap::new(),
+            feeds_only_batchnorm: HashMap::new(),
             extra_outputs: Vec::new(),
         }
     }
@@ -330,12 +333,16 @@ impl<'a> Lowering<'a> {
         let input = model.graph.input;
         self.value.insert(input, "input".into());
         self.needs_grad.insert(input, false);
+        // A set, not `specs.iter().any(…)` per layer: that was quadratic in the layers.
+        let trainable: HashSet<NodeIndex> = self
+            .specs
+            .iter()
+            .filter(|s| s.kind.is_trainable())
+            .map(|s| s.node)
+            .collect();
         for ix in model.layers() {
             self.b.doc = self.location(ix);
-            let has_params = self
-                .specs
-                .iter()
-                .any(|s| s.node == ix && s.kind.is_trainable());
+            let has_params = trainable.contains(&ix);
             let needs = has_params || model.graph.inputs(ix).iter().any(|i| self.needs_grad[i]);
             self.needs_grad.insert(ix, needs);
             self.forward(ix)?;
