@@ -488,6 +488,25 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert!(d[0].message.contains("14×14"), "{}", d[0].message);
     let texts: Vec<&str> = d[0].labels.iter().map(|l| l.text.as_str()).collect();
     assert!(texts.contains(&"in the iteration with s = 2"), "{texts:?}");
+    // A list that repeats its item: the value alone would not say which iteration failed.
+    let iteration_label = |src: &str| {
+        let c = cnnc::compile_source(std::path::Path::new("list.cnn"), src.to_string());
+        let d: Vec<_> = c.diagnostics.iter().collect();
+        assert_eq!(d.len(), 1, "{src}: {d:?}");
+        let label = d[0].labels.iter().find(|l| l.text.contains("iteration"));
+        label.expect("an iteration label").text.clone()
+    };
+    let list = |size: u32, items: &str| {
+        format!("model M(input: [8, {size}, {size}]) {{\n    repeat k in {items} {{ conv(8, k) }}\n    flatten linear(2)\n}}\n")
+    };
+    assert_eq!(
+        iteration_label(&list(4, "[3, 3]")),
+        "in iteration 2 of 2, with k = 3"
+    );
+    assert_eq!(
+        iteration_label(&list(2, "[1, 3]")),
+        "in the iteration with k = 3"
+    );
     // An allow at the call inside a block covers every call of that block; calls in a
     // repeat are one place.
     let nested = "block b() { conv(8, 3, stride=2) }\nblock a() {\n    b()  # cnnc: allow(unused_input)\n}\nmodel M(input: [8, 34, 34]) {\n    a()\n    repeat 2 { a() }\n    flatten linear(2)\n}\n";

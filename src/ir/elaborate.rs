@@ -31,6 +31,9 @@ struct Iteration {
     count: i64,
     /// The loop variable's value in it (the count, or the list's item).
     item: Value,
+    /// Whether another iteration has the same value (a list that repeats an item), so the
+    /// value alone does not say which iteration.
+    shared_item: bool,
 }
 
 impl Iteration {
@@ -38,11 +41,16 @@ impl Iteration {
     /// variable's value when it is short to write, else the iteration's number.
     fn label(&self) -> String {
         let item = self.item.written();
+        let number = format!("in iteration {} of {}", self.index + 1, self.count);
         match &self.var {
             Some(var) if item.chars().count() <= 40 => {
-                format!("in the iteration with {var} = {item}")
+                if self.shared_item {
+                    format!("{number}, with {var} = {item}")
+                } else {
+                    format!("in the iteration with {var} = {item}")
+                }
             }
-            _ => format!("in iteration {} of {}", self.index + 1, self.count),
+            _ => number,
         }
     }
 }
@@ -903,7 +911,15 @@ impl<'a, 'd> Elab<'a, 'd> {
                 index: 0,
                 count,
                 item: Value::Int(from),
+                shared_item: false,
             });
+        }
+        // How often each item of a list is written, to tell iterations of equal items apart.
+        let mut written_items: HashMap<String, usize> = HashMap::new();
+        if count > 1 {
+            for item in items.iter().flatten() {
+                *written_items.entry(item.written()).or_default() += 1;
+            }
         }
         // Iterations in a row that only met errors already reported (they are known once the
         // next step has deduplicated them), and where the last one started.
@@ -937,8 +953,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                 frame.env.set(&var.name, value.clone());
             }
             if count > 1 {
+                let shared_item = !written_items.is_empty()
+                    && written_items.get(&value.written()).is_some_and(|&n| n > 1);
                 let it = self.repeating.last_mut().expect("pushed above");
-                (it.index, it.item) = (index, value);
+                (it.index, it.item, it.shared_item) = (index, value, shared_item);
             }
             let before = self.diags.0.len();
             cur = self.body(&r.body, cur, frame, scope)?;
