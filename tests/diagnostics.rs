@@ -488,6 +488,28 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert!(d[0].message.contains("14×14"), "{}", d[0].message);
     let texts: Vec<&str> = d[0].labels.iter().map(|l| l.text.as_str()).collect();
     assert!(texts.contains(&"in the iteration with s = 2"), "{texts:?}");
+    // A name given in a repeat: each iteration's tensor read in the loop, or only the last
+    // one named, after the repeat, is clean; every iteration's named and only the last one
+    // read is a warning.
+    for (src, warned) in [
+        ("repeat 2 { conv(8, 3, pad=1) as e concat { {} e } }", false),
+        (
+            "repeat 2 { conv(8, 3, pad=1) } as e conv(8, 1) concat { {} e }",
+            false,
+        ),
+        (
+            "repeat 2 { conv(8, 3, pad=1) as e } conv(8, 1) concat { {} e }",
+            true,
+        ),
+    ] {
+        let model = format!("model M(input: [8, 8, 8]) {{\n    {src}\n    flatten linear(2)\n}}\n");
+        let expected: &[&str] = if warned {
+            &["cnnc::elab::name_reused"]
+        } else {
+            &[]
+        };
+        assert_eq!(codes(&model), expected, "{model}");
+    }
     // A list that repeats its item: the value alone would not say which iteration failed.
     let iteration_label = |src: &str| {
         let c = cnnc::compile_source(std::path::Path::new("list.cnn"), src.to_string());

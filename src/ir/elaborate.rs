@@ -668,6 +668,30 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .1
                     .push(out.node);
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
+                    // The same `as` in the next iteration of a repeat, the last one's tensor
+                    // never read: each iteration's was meant to be read later (a U-Net
+                    // encoder written as a loop), but only the last one's can be.
+                    if !old.used && old.span == alias.span {
+                        self.names_read.insert(alias.span);
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "cnnc::elab::name_reused",
+                                format!(
+                                    "`{}` names a tensor in every iteration of this repeat, \
+                                     and the one before was never read",
+                                    alias.name
+                                ),
+                            )
+                            .label(alias.span, "named again in the next iteration")
+                            .help(format!(
+                                "after the repeat, `{0}` is only the last iteration's tensor: \
+                                 read each one inside the loop where it is made, or write \
+                                 the layers out one by one with a name each; to name only \
+                                 the last one, write `as {0}` after the repeat's `}}`",
+                                alias.name
+                            )),
+                        );
+                    }
                     // A second `as` of the same name (not the same `as` in a repeat) before
                     // the first tensor was read: usually a copy-paste slip.
                     if !old.used && old.span != alias.span {
