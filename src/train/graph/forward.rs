@@ -633,6 +633,21 @@ impl Lowering<'_> {
                 let mask = self.b.fresh(&format!("{name}.mask"));
                 self.b
                     .node_to("Dropout", &[x, &ratio, &on], &[&y, &mask], vec![]);
+                if !self.needs_grad[&ix] {
+                    // No gradient flows back through this dropout (no trainable layer
+                    // before it), so no backward node reads its mask, and ONNX Runtime's
+                    // basic optimizer removes a Dropout whose mask is unused whatever its
+                    // training_mode: training would silently run without it. Reading the
+                    // mask once keeps it: Where(mask, y, 0) is y, as y is 0 where the mask
+                    // is.
+                    let zero = self.b.scalar(0.0);
+                    return Ok(self.b.op(
+                        "Where",
+                        &[&mask, &y, &zero],
+                        &format!("{name}.masked"),
+                        vec![],
+                    ));
+                }
                 self.saved.insert(
                     ix,
                     Saved::Dropout {
