@@ -267,7 +267,7 @@ fn dropout_masks_follow_their_seed() {
         "model D(input: [1, 6, 6]) { flatten linear(16) relu dropout(p=0.5) linear(3) }",
         "model D(input: [1, 6, 6]) { flatten dropout(p=0.5) linear(3) }",
     ] {
-        dropout_masks_follow_their_seed_in(&rt, src);
+        dropout_masks_follow_their_seed_in(rt, src);
     }
 }
 
