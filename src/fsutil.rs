@@ -23,41 +23,59 @@ pub fn stopped_by() -> &'static str {
     }
 }
 
-/// The temporary file being written now (a C string, or null), for a signal that ends the
-/// process at once to remove ([`remove_pending_temp`]). Replaced strings are leaked, not
+/// The temporary files being written now (C strings, or null), for a signal that ends the
+/// process at once to remove ([`remove_pending_temp`]): two at most, a model and its
+/// external data file staged together ([`stage_with`]). Replaced strings are leaked, not
 /// freed: a signal handler on another thread may still be reading one.
-static PENDING_TEMP: AtomicPtr<libc::c_char> = AtomicPtr::new(std::ptr::null_mut());
+static PENDING_TEMPS: [AtomicPtr<libc::c_char>; 2] = [
+    AtomicPtr::new(std::ptr::null_mut()),
+    AtomicPtr::new(std::ptr::null_mut()),
+];
 
 /// Marks a temporary file as being written until dropped: if the process is ended by a
 /// second Ctrl-C meanwhile, the handler removes it, so no `.tmp` file is left behind.
-pub struct PendingTemp(());
+pub struct PendingTemp(Option<usize>);
 
 impl PendingTemp {
     pub fn register(path: &Path) -> PendingTemp {
         use std::os::unix::ffi::OsStrExt;
         // A relative path would be resolved against the working directory at removal
         // time, which does not change: fine as it is.
-        if let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) {
-            PENDING_TEMP.store(c.into_raw(), Ordering::SeqCst);
-        }
-        PendingTemp(())
+        let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+            return PendingTemp(None);
+        };
+        let c = c.into_raw();
+        let free = PENDING_TEMPS.iter().position(|slot| {
+            slot.compare_exchange(std::ptr::null_mut(), c, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        });
+        // Both slots taken (not done by cnnc): the last slot is reused, as before.
+        let slot = free.unwrap_or_else(|| {
+            PENDING_TEMPS[1].store(c, Ordering::SeqCst);
+            1
+        });
+        PendingTemp(Some(slot))
     }
 }
 
 impl Drop for PendingTemp {
     fn drop(&mut self) {
-        PENDING_TEMP.store(std::ptr::null_mut(), Ordering::SeqCst);
+        if let Some(slot) = self.0 {
+            PENDING_TEMPS[slot].store(std::ptr::null_mut(), Ordering::SeqCst);
+        }
     }
 }
 
-/// Removes the temporary file registered by [`PendingTemp`], if any. Async-signal-safe (an
-/// atomic load and unlink(2)): for a signal handler that ends the process.
+/// Removes the temporary files registered by [`PendingTemp`], if any. Async-signal-safe
+/// (atomic loads and unlink(2)): for a signal handler that ends the process.
 pub fn remove_pending_temp() {
-    let p = PENDING_TEMP.load(Ordering::SeqCst);
-    if !p.is_null() {
-        // SAFETY: `p` came from CString::into_raw and is never freed.
-        unsafe {
-            libc::unlink(p);
+    for slot in &PENDING_TEMPS {
+        let p = slot.load(Ordering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: `p` came from CString::into_raw and is never freed.
+            unsafe {
+                libc::unlink(p);
+            }
         }
     }
 }
@@ -173,15 +191,33 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<CancellableFile<'_>>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    commit([stage_with(path, write)?])
+}
+
+/// A file written in full to a temporary file beside its target, not yet in place: see
+/// [`commit`]. Dropped uncommitted, the temporary file is removed.
+pub struct Staged {
+    /// None for a device or pipe, written in place already.
+    file: Option<(tempfile::NamedTempFile, std::path::PathBuf, PendingTemp)>,
+}
+
+/// Writes what `write` writes into a temporary file beside `path`, to be put in place by
+/// [`commit`] (with the files that go with it: a model and its external data file are
+/// replaced together or not at all). A device or a pipe (`-o /dev/null`, `-o /dev/stdout`)
+/// cannot be replaced atomically, and renaming over it would destroy it: it is written in
+/// place, at once.
+pub fn stage_with(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<CancellableFile<'_>>) -> std::io::Result<()>,
+) -> std::io::Result<Staged> {
     let resolved = resolve_output(path);
     let path = resolved.as_path();
-    // A device or a pipe (`-o /dev/null`, `-o /dev/stdout`) cannot be replaced atomically, and
-    // renaming over it would destroy it: it is written in place.
     if is_special(path) {
         let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(&mut f));
         write(&mut out)?;
-        return out.flush();
+        out.flush()?;
+        return Ok(Staged { file: None });
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -202,18 +238,32 @@ pub fn write_atomic_with(
                 ),
             )
         })?;
-    let _pending = PendingTemp::register(tmp.path());
+    let pending = PendingTemp::register(tmp.path());
     {
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.as_file_mut()));
         write(&mut out)?;
         out.flush()?;
     }
-    // A Ctrl-C after the last write: the target stays as it was.
+    give_output_mode(tmp.path(), path)?;
+    Ok(Staged {
+        file: Some((tmp, path.to_path_buf(), pending)),
+    })
+}
+
+/// Puts staged files in place, in order, unless a Ctrl-C came before: then every target
+/// stays as it was. The renames that follow that check are not interrupted, so files
+/// staged together are replaced together (a model is never left beside another model's
+/// external data).
+pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
+    let staged: Vec<Staged> = staged.into_iter().collect();
     if CANCEL.load(Ordering::SeqCst) {
         return Err(std::io::Error::other(Cancelled));
     }
-    give_output_mode(tmp.path(), path)?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    for s in staged {
+        if let Some((tmp, target, _pending)) = s.file {
+            tmp.persist(&target).map_err(|e| e.error)?;
+        }
+    }
     Ok(())
 }
 

@@ -285,7 +285,7 @@ pub fn external_data_file(path: &Path) -> (String, PathBuf) {
 }
 
 /// Writes `model` to `path`, atomically; above `options.external_data_threshold` the
-/// initializers go to `<path>.data` (written first, also atomically).
+/// initializers go to `<path>.data`, and the two files are replaced together or not at all.
 pub fn write_model(
     mut model: ModelProto,
     path: &Path,
@@ -297,12 +297,19 @@ pub fn write_model(
         message: e.to_string(),
     };
     let mut data = None;
+    let mut staged = Vec::new();
     if let Some(buf) = externalize(&mut model, &location, options.external_data_threshold) {
-        fsutil::write_atomic(&data_path, &buf).map_err(|e| io(&data_path, e))?;
+        let file = fsutil::stage_with(&data_path, |o| std::io::Write::write_all(o, &buf))
+            .map_err(|e| io(&data_path, e))?;
+        staged.push(file);
         data = Some((data_path, buf.len() as u64));
     }
     let bytes = encode(&model)?;
-    fsutil::write_atomic(path, &bytes).map_err(|e| io(path, e))?;
+    staged.push(
+        fsutil::stage_with(path, |o| std::io::Write::write_all(o, &bytes))
+            .map_err(|e| io(path, e))?,
+    );
+    fsutil::commit(staged).map_err(|e| io(path, e))?;
     Ok(Written {
         model_bytes: bytes.len() as u64,
         data,

@@ -127,9 +127,14 @@ pub fn export_to_file(
         }
         fsutil::check_space(&data_path, data_len + bytes.len() as u64)
             .map_err(|e| io(&data_path, e))?;
-        data.write(&data_path, init, seed)
+        // Both files are staged, then put in place together: a Ctrl-C between the two
+        // must not leave the old model beside the new data.
+        let data_file = data
+            .stage(&data_path, init, seed)
             .map_err(|e| io(&data_path, e))?;
-        fsutil::write_atomic(path, &bytes).map_err(|e| io(path, e))?;
+        let model_file =
+            fsutil::stage_with(path, |o| o.write_all(&bytes)).map_err(|e| io(path, e))?;
+        fsutil::commit([data_file, model_file]).map_err(|e| io(path, e))?;
         return Ok(Written {
             model_bytes: bytes.len() as u64,
             data: Some((data_path, data_len)),
@@ -289,9 +294,14 @@ impl<'a> Pieces<'a> {
     /// Writes the pieces to `path` atomically; the drawn stream is drawn by worker threads,
     /// a chunk each, while this thread writes the chunks in order.
     fn write(self, path: &Path, init: Init, seed: u64) -> io::Result<()> {
+        fsutil::commit([self.stage(path, init, seed)?])
+    }
+
+    /// [`Pieces::write`] into a staged file, put in place by [`fsutil::commit`].
+    fn stage(self, path: &Path, init: Init, seed: u64) -> io::Result<fsutil::Staged> {
         let Pieces { items, drawn, .. } = self;
         let draw = Drawing::new(drawn, init, seed);
-        fsutil::write_atomic_with(path, |out| {
+        fsutil::stage_with(path, |out| {
             std::thread::scope(|scope| {
                 let mut stream = draw.start(scope);
                 for item in &items {
