@@ -242,12 +242,18 @@ fn missing_files_are_usage_errors() {
 }
 
 /// A model whose weights are external data is run from any folder: the data is looked for
-/// beside the model file, as ONNX says, not in the working directory.
+/// beside the model file, as ONNX says, not in the working directory; through a symbolic
+/// link, beside the file it leads to (`export -o LINK` writes the data there).
 #[test]
 fn external_data_is_read_beside_the_model() {
     let Some(dir) = fixtures() else { return };
+    let link = dir.join("classifier_ext_link.onnx");
+    if !link.exists() {
+        std::os::unix::fs::symlink("ext/classifier_ext.onnx", &link).unwrap();
+    }
     for args in [
         &["run", "ext/classifier_ext.onnx", "--input", "ones.npy"][..],
+        &["run", "classifier_ext_link.onnx", "--input", "ones.npy"][..],
         &[
             "bench",
             "ext/classifier_ext.onnx",

@@ -103,9 +103,11 @@ fn open_session(
     device: Device,
     path: &Path,
 ) -> Result<runtime::Session, Failure> {
-    // An ONNX file's external data lies beside it, wherever the command runs from.
+    // An ONNX file's external data lies beside it, wherever the command runs from; beside
+    // the file itself when `path` is a symbolic link to it (as `export` writes through one).
     let external_data_dir = (!is_source(path)).then(|| {
-        let dir = path.parent().unwrap_or(Path::new(""));
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let dir = file.parent().unwrap_or(Path::new(""));
         if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 OPSET = [helper.make_opsetid("", 17)]
 
@@ -113,8 +113,14 @@ def external_data_model(out):
     path = os.path.join(out, "ext", "classifier_ext.onnx")
     classifier_model(path)
     model = onnx.load(path)
+    # onnx moves only tensors held as raw_data: rewrite them so first.
+    for i, t in enumerate(model.graph.initializer):
+        model.graph.initializer[i].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t), t.name))
     onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location="classifier_ext.onnx.data", size_threshold=0)
+    saved = onnx.load(path, load_external_data=False)
+    assert all(t.data_location == TensorProto.EXTERNAL for t in saved.graph.initializer), \
+        "the weights did not go to external data"
 
 
 def int_output_model(path):
