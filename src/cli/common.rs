@@ -430,8 +430,14 @@ fn reset_signals() {
     }
 }
 
+const QUIT_NOW: &[u8] = b"\ncnnc: stopped at once by a second signal; nothing more is written\n";
+
 extern "C" fn quit_now(signal: libc::c_int) {
     cnnc::fsutil::remove_pending_temp();
+    // SAFETY: write(2) is async-signal-safe; the buffer is a static.
+    unsafe {
+        libc::write(2, QUIT_NOW.as_ptr().cast(), QUIT_NOW.len());
+    }
     // Die of the signal itself, as the default action would have: a shell loop stops on a
     // child killed by SIGINT, not on one that exited 130.
     // The signal is blocked while its handler runs: unblock it, or raise() would only leave

@@ -617,10 +617,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => fail_as(
-            a.format,
-            EXIT_INTERRUPTED,
-            format!(
+        Err(_) if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) => {
+            // A stop, as one during training is (the checkpoint is whole), not a failure.
+            note!(
                 "stopped by {}: {} was not written; the checkpoint {} holds the trained \
                  weights (`cnnc export {}{} --weights {} -o MODEL.onnx`)",
                 cnnc::fsutil::stopped_by(),
@@ -629,8 +628,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 a.file.display(),
                 model_flag,
                 checkpoint.display()
-            ),
-        ),
+            );
+            if a.format == Format::Json {
+                stdout_line(serde_json::json!({
+                    "stopped": true,
+                    "epochs_done": outcome.position.epochs_done,
+                    "steps_done": outcome.steps_done,
+                    "checkpoint": checkpoint.display().to_string(),
+                    "exit_code": EXIT_INTERRUPTED,
+                }));
+            }
+            ExitCode::from(EXIT_INTERRUPTED)
+        }
         Err(e) => report_failure(
             a.format,
             EXIT_USAGE,
