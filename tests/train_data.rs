@@ -773,6 +773,26 @@ fn images_of_several_channels_load_channels_first() {
         help.contains("channels come last") && help.contains("x.transpose(0, 3, 1, 2)"),
         "{help}"
     );
+    // RGB channels last for a grayscale model: the transpose, then the model's channels.
+    let help = cnnc::train::data::channels_last_help([28, 28, 3], [1, 28, 28]).unwrap();
+    assert!(
+        help.contains("[N, 28, 28, 3]") && help.ends_with("declare its input as [3, 28, 28]"),
+        "{help}"
+    );
+    assert_eq!(cnnc::train::data::channels_last_help([1, 28, 3], [1, 28, 28]), None);
+    // Grayscale channels last, [N, H, W, 1], is the bytes of [N, 1, H, W]: it loads so.
+    let gray = tempfile::tempdir().unwrap();
+    let (gi, gl) = channel_sample(3, [5, 6, 1]);
+    write(gray.path(), "train-images-idx4-ubyte", &gi);
+    write(gray.path(), "train-labels-idx1-ubyte", &gl);
+    write(gray.path(), "t10k-images-idx4-ubyte", &gi);
+    write(gray.path(), "t10k-labels-idx1-ubyte", &gl);
+    let splits = DataSource::resolve(gray.path().to_str().unwrap())
+        .unwrap()
+        .load(10)
+        .unwrap();
+    assert_eq!(splits.train.image_shape(), [1, 5, 6]);
+    assert_eq!(splits.train.fit_input([1, 5, 6], false).unwrap(), None);
     // A grayscale test split beside a 3-channel train split.
     let (gi, gl) = sample(2, 2, 4);
     write(dir.path(), "t10k-images-idx3-ubyte", &gi);

@@ -361,17 +361,28 @@ const IDX_NAMES: [(&str, &str); 2] = [
 ];
 
 /// When images read as `found` `[C, H, W]` look like an `[N, H, W, C]` array written as IDX
-/// (their last axis is the model's channel count, their first is not, and they are not
-/// grayscale `[N, H, W]`), what to do about it; whatever their size, which `--resize` may
-/// change once the axes are in order.
+/// (their last axis is the model's channel count, or a usual one, 3 or 4, beside a first
+/// one of more than 4; their first is not the model's; they are not grayscale `[N, H, W]`),
+/// what to do about it; whatever their size, which `--resize` may change once the axes are
+/// in order.
 pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<String> {
-    (found[0] != 1 && found[2] == expected[0] && found[0] != expected[0]).then(|| {
-        format!(
+    let last_is_channels =
+        found[2] == expected[0] || (matches!(found[2], 3 | 4) && found[0] > 4);
+    (found[0] != 1 && last_is_channels && found[0] != expected[0]).then(|| {
+        let mut help = format!(
             "the file holds [N, {}, {}, {}]: its channels come last; cnnc reads images \
              channels first, [N, C, H, W], as the model's input: write the array transposed \
              (numpy: `x.transpose(0, 3, 1, 2)`)",
             found[0], found[1], found[2]
-        )
+        );
+        if found[2] != expected[0] {
+            help.push_str(&format!(
+                "; the images then have {} channels and the model takes {}: declare its \
+                 input as [{}, {}, {}]",
+                found[2], expected[0], found[2], expected[1], expected[2]
+            ));
+        }
+        help
     })
 }
 
@@ -552,9 +563,12 @@ impl IdxHeader {
         }
     }
 
-    /// `[C, H, W]` of one image of an images file (C is 1 for `[N, H, W]`).
+    /// `[C, H, W]` of one image of an images file (C is 1 for `[N, H, W]`, and for `[N, H,
+    /// W, 1]`: grayscale images written channels last, the same bytes as `[N, 1, H, W]`,
+    /// rather than images one pixel wide).
     pub fn image_shape(&self) -> [usize; 3] {
         match self.dims[..] {
+            [_, h, w, 1] if h >= 4 && w >= 4 => [1, h, w],
             [_, c, h, w] => [c, h, w],
             [_, h, w] => [1, h, w],
             _ => [0, 0, 0],
