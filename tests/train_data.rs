@@ -825,3 +825,24 @@ fn images_of_several_channels_load_channels_first() {
     );
     assert!(e.help().unwrap().contains("0x00000804 ([N, C, H, W])"));
 }
+
+/// A data file this user cannot read is said in words, with what to do, and is the user's
+/// to fix (exit 2), unlike a damaged one (exit 3).
+#[test]
+fn an_unreadable_data_file_is_said_in_words() {
+    let denied = DataError::Io {
+        path: "d/train-images-idx3-ubyte".into(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    };
+    assert_eq!(
+        denied.to_string(),
+        "d/train-images-idx3-ubyte: permission denied"
+    );
+    assert!(denied.is_user_input());
+    assert!(denied.help().unwrap().contains("chmod a+r"), "{denied:?}");
+    let damaged = DataError::Gzip {
+        path: "d/train-images-idx3-ubyte.gz".into(),
+        source: std::io::Error::other("corrupt deflate stream"),
+    };
+    assert!(!damaged.is_user_input());
+}

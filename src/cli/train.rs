@@ -259,6 +259,7 @@ fn default_checkpoint(out: &Path) -> PathBuf {
 fn train_fail(format: Format, e: &TrainError) -> ExitCode {
     let code = match e {
         TrainError::Runtime(r) if !r.is_user_input() => EXIT_RUNTIME,
+        TrainError::Data(d) if d.is_user_input() => EXIT_USAGE,
         TrainError::Diverged { .. } | TrainError::Data(_) => EXIT_RUNTIME,
         _ => EXIT_USAGE,
     };

@@ -125,7 +125,9 @@ impl CheckpointError {
 impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CheckpointError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            CheckpointError::Io { path, source } => {
+                write!(f, "{}: {}", path.display(), crate::fsutil::io_message(source))
+            }
             CheckpointError::NotACheckpoint { path, reason } => {
                 write!(f, "{}: not a cnnc checkpoint ({reason})", path.display())
             }

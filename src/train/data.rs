@@ -95,6 +95,13 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// Whether the user can fix it by what they pass (a file they cannot read), rather
+    /// than the data set being missing or damaged: exit 2, not 3.
+    pub fn is_user_input(&self) -> bool {
+        matches!(self, DataError::Io { source, .. }
+            if source.kind() == io::ErrorKind::PermissionDenied)
+    }
+
     /// What the user can do about it, when something is known.
     pub fn help(&self) -> Option<String> {
         match self {
@@ -117,6 +124,15 @@ impl DataError {
                     "resize the images to {}×{} (bilinear), or declare the model's input as {:?}",
                     expected[1], expected[2], found
                 ))
+            }
+            DataError::Io { source, .. }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                Some(
+                    "this user cannot read the file: make it readable (chmod a+r) or copy the \
+                     data set to a folder of yours and pass it to --data"
+                        .to_string(),
+                )
             }
             DataError::Gzip { .. } | DataError::BadHeader { .. } => {
                 Some("the file is damaged: download or install it again".to_string())
@@ -179,7 +195,9 @@ impl fmt::Display for DataError {
             DataError::MissingFile { dir, wanted } => {
                 write!(f, "{}: no {wanted} (nor {wanted}.gz)", dir.display())
             }
-            DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            DataError::Io { path, source } => {
+                write!(f, "{}: {}", path.display(), crate::fsutil::io_message(source))
+            }
             DataError::BadMagic { path, found, expected } => write!(
                 f,
                 "{}: not an IDX file of the expected kind (magic 0x{found:08x}, expected 0x{expected:08x})",
