@@ -530,6 +530,14 @@ fn train_arguments_say_what_is_wrong() {
             "--lr 1e40: too large for float32",
         ),
         (
+            vec!["train", "models/lenet.cnn", "--momentum", "1e39"],
+            "1e39 is too large for float32",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--weight-decay", "-0.1"],
+            "must be a finite number ≥ 0, got -0.1",
+        ),
+        (
             vec!["train", "models/lenet.cnn", "--epochs", "0"],
             "at least 1",
         ),

@@ -239,8 +239,14 @@ pub fn warn_large_momentum(momentum: f32) {
 
 /// clap value parser: a finite number ≥ 0 (momentum, weight decay).
 pub fn non_negative(s: &str) -> Result<f32, String> {
-    let x: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if x.is_finite() && x >= 0.0 {
+    let wide: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    let x = wide as f32;
+    if wide.is_finite() && !x.is_finite() {
+        Err(format!(
+            "{s} is too large for float32, whose largest value is {:e}",
+            f32::MAX
+        ))
+    } else if x.is_finite() && x >= 0.0 {
         Ok(x)
     } else {
         Err(format!("must be a finite number ≥ 0, got {s}"))
