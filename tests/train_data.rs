@@ -445,6 +445,11 @@ fn checkpoint_of(model: &cnnc::shape::CheckedModel) -> Checkpoint {
         "param.conv1.bias".to_string(),
         (vec![2], vec![-1.0, f32::MIN_POSITIVE]),
     );
+    tensors.insert(
+        "param.linear1.weight".to_string(),
+        (vec![2, 18], vec![0.125; 36]),
+    );
+    tensors.insert("param.linear1.bias".to_string(), (vec![2], vec![0.0; 2]));
     tensors.insert("opt.m.conv1.bias".to_string(), (vec![2], vec![0.25, 1e30]));
     tensors.insert("scalar".to_string(), (vec![], vec![3.5]));
     Checkpoint {
@@ -508,10 +513,22 @@ fn checkpoint_matches_the_network_not_the_text() {
         ),
         "{e}"
     );
-    assert!(e
+    let help = e.help().unwrap();
+    assert!(help.contains("network in the .cnn file changed"), "{help}");
+    // The parameters all match: a layer without any changed.
+    assert!(help.contains("a layer without parameters"), "{help}");
+    // A parameter of another shape, one new and one gone are each named.
+    let wider = checked("model LeNet(input: [1, 4, 4]) { conv(3, 2) flatten linear(2, bias=false) linear(2) }");
+    let help = Checkpoint::load_for(&path, &wider)
+        .unwrap_err()
         .help()
-        .unwrap()
-        .contains("network in the .cnn file changed"));
+        .unwrap();
+    for said in [
+        "`conv1.weight` was [2, 1, 2, 2] and is [3, 1, 2, 2]",
+        "`linear2.bias` [2] is new",
+    ] {
+        assert!(help.contains(said), "{said}: {help}");
+    }
     let other = checked("model AlexNet(input: [1, 4, 4]) { conv(2, 2) flatten linear(2) }");
     let e = Checkpoint::load_for(&path, &other).unwrap_err();
     assert!(e.to_string().contains("`LeNet`, not `AlexNet`"), "{e}");

@@ -83,8 +83,14 @@ pub enum CheckpointError {
         expected_model: String,
         found_model: String,
         source_changed: bool,
+        /// How the parameters differ (names and shapes), the first few; empty when they
+        /// all match and a layer without parameters changed.
+        differences: Vec<String>,
     },
 }
+
+/// Most parameter differences a [`CheckpointError::ModelMismatch`] lists.
+const MAX_DIFFERENCES: usize = 5;
 
 impl CheckpointError {
     /// What the user can do about it, when something is known.
@@ -92,17 +98,24 @@ impl CheckpointError {
         match self {
             CheckpointError::ModelMismatch {
                 source_changed: true,
+                differences,
                 ..
-            } => Some(
-                "the network in the .cnn file changed since the checkpoint was written: \
-                 restore the old layers; to train the new ones from the start, `cnnc train` \
-                 takes --restart in place of --resume"
-                    .to_string(),
-            ),
+            } => Some(format!(
+                "the network in the .cnn file changed since the checkpoint was written{}: \
+                 the checkpoint's weights fit the old layers only, so restore them (in \
+                 `cnnc train`, --restart in place of --resume trains the new network from \
+                 the start)",
+                if differences.is_empty() {
+                    " (every parameter has its old name and shape: a layer without \
+                     parameters, such as an activation, a pooling or a stride, changed)"
+                        .to_string()
+                } else {
+                    format!(" ({})", differences.join("; "))
+                }
+            )),
             CheckpointError::ModelMismatch { .. } => Some(
-                "pass the .cnn file the checkpoint was trained from (or --model NAME); to \
-                 train this model from the start, `cnnc train` takes --restart in place of \
-                 --resume"
+                "pass the .cnn file the checkpoint was trained from (or --model NAME); in \
+                 `cnnc train`, --restart in place of --resume trains this model from the start"
                     .to_string(),
             ),
             CheckpointError::UnsupportedVersion { .. } => Some(
@@ -143,7 +156,7 @@ impl fmt::Display for CheckpointError {
                 f,
                 "tensor `{name}` has shape {shape:?} but {len} values"
             ),
-            CheckpointError::ModelMismatch { path, expected_model, found_model, source_changed } => {
+            CheckpointError::ModelMismatch { path, expected_model, found_model, source_changed, .. } => {
                 if *source_changed {
                     write!(
                         f,
@@ -456,7 +469,40 @@ impl Checkpoint {
             expected_model: model_name.to_string(),
             found_model: self.model_name.clone(),
             source_changed: self.model_name == model_name,
+            differences: self.parameter_differences(model),
         })
+    }
+
+    /// How the checkpoint's parameters differ from `model`'s, by name and shape, in the
+    /// model's order, then those of the checkpoint only: the first [`MAX_DIFFERENCES`].
+    fn parameter_differences(&self, model: &crate::shape::CheckedModel) -> Vec<String> {
+        let specs = crate::onnx::parameter_specs(model);
+        let mut out = Vec::new();
+        for s in &specs {
+            match self.tensors.get(&format!("param.{}", s.name)) {
+                None => out.push(format!("`{}` {:?} is new", s.name, s.dims)),
+                Some((dims, _)) if *dims != s.dims => out.push(format!(
+                    "`{}` was {dims:?} and is {:?}",
+                    s.name, s.dims
+                )),
+                Some(_) => {}
+            }
+        }
+        let names: std::collections::HashSet<&str> =
+            specs.iter().map(|s| s.name.as_str()).collect();
+        for (name, (dims, _)) in &self.tensors {
+            if let Some(param) = name.strip_prefix("param.") {
+                if !names.contains(param) {
+                    out.push(format!("`{param}` {dims:?} is gone"));
+                }
+            }
+        }
+        if out.len() > MAX_DIFFERENCES {
+            let more = out.len() - MAX_DIFFERENCES;
+            out.truncate(MAX_DIFFERENCES);
+            out.push(format!("{more} more"));
+        }
+        out
     }
 
     /// Whether `path` is a cnnc checkpoint (a safetensors file whose metadata says so), read
