@@ -530,6 +530,10 @@ fn train_arguments_say_what_is_wrong() {
             "--lr 1e40: too large for float32",
         ),
         (
+            vec!["train", "models/lenet.cnn", "--data", ""],
+            "is empty: pass `fashion-mnist` or a directory",
+        ),
+        (
             vec!["train", "models/lenet.cnn", "--momentum", "1e39"],
             "1e39 is too large for float32",
         ),

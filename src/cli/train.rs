@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// The .cnn file.
     pub file: PathBuf,
     /// The data set: `fashion-mnist` (the Debian package) or a directory of IDX files.
-    #[arg(long, value_name = "DATA", default_value = "fashion-mnist")]
+    #[arg(long, value_name = "DATA", default_value = "fashion-mnist", value_parser = data_arg)]
     pub data: String,
     /// Which model of the file (needed when it defines several).
     #[arg(long, value_name = "NAME")]
@@ -245,6 +245,15 @@ fn is_device_path(out: &Path) -> bool {
     (out.starts_with("/dev") && !out.starts_with("/dev/shm"))
         || out.starts_with("/proc")
         || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
+}
+
+/// clap value parser of `--data`: anything but the empty string.
+fn data_arg(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        Err("is empty: pass `fashion-mnist` or a directory holding the IDX files".into())
+    } else {
+        Ok(s.to_string())
+    }
 }
 
 fn default_checkpoint(out: &Path) -> PathBuf {
