@@ -806,7 +806,13 @@ fn bind(
                                 "argument `{}` of `{}` must be {expected}, got {}",
                                 spec.params[index].name,
                                 spec.name,
-                                v.describe()
+                                // A short list as written (`[0, 1]`), not "a list of 2".
+                                match &v {
+                                    Value::List(_) if v.written().chars().count() <= 40 => {
+                                        v.written()
+                                    }
+                                    _ => v.describe(),
+                                }
                             ),
                         )
                         .label(arg.value.span, "this value")
@@ -1017,17 +1023,26 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
             {
                 Ok(())
             }
+            // Negative, or too large: the right kind, a wrong value.
             Some(_) => Err((VALUE, "a positive integer or a pair [h, w] of them (≥ 1)")),
+            None if integers(v, &[2]) => {
+                Err((VALUE, "a positive integer or a pair [h, w] of them (≥ 1)"))
+            }
             None => Err((TYPE, "an integer or a pair [h, w]")),
         },
         Kind::PairOrZero => match to_pair(v) {
             Some(p) if p[0] <= u32::MAX as u64 && p[1] <= u32::MAX as u64 => Ok(()),
+            _ if integers(v, &[2]) => Err((VALUE, "an integer or a pair [h, w] of them ≥ 0")),
             _ => Err((TYPE, "an integer or a pair [h, w] (≥ 0)")),
         },
         Kind::Pad => match v {
             Value::Same => Ok(()),
             _ => match to_pads(v) {
                 Some(p) if p.onnx().iter().all(|&x| x <= u32::MAX as u64) => Ok(()),
+                _ if integers(v, &[2, 4]) => Err((
+                    VALUE,
+                    "an integer, [h, w] or [top, bottom, left, right], each ≥ 0, or `same`",
+                )),
                 _ => Err((
                     TYPE,
                     "an integer, [h, w], [top, bottom, left, right] (≥ 0) or `same`",
@@ -1072,6 +1087,18 @@ fn nonneg(v: &Value) -> Option<u64> {
     match v {
         Value::Int(n) if *n >= 0 => Some(*n as u64),
         _ => None,
+    }
+}
+
+/// Whether `v` is an integer or a list of integers of one of the lengths `lens`, whatever
+/// their signs and sizes.
+fn integers(v: &Value, lens: &[usize]) -> bool {
+    match v {
+        Value::Int(_) => true,
+        Value::List(items) => {
+            lens.contains(&items.len()) && items.iter().all(|i| matches!(i, Value::Int(_)))
+        }
+        _ => false,
     }
 }
 
