@@ -471,6 +471,11 @@ const PYTORCH_ORDER_NOTE: &str = "a layer checked before this one reads as PyTor
      argument order (its `cnnc::elab::pytorch_argument_order` warning), which changes the \
      shapes after it: fix that first, and check this layer's arguments the same way; ";
 
+/// The same, for the shape error of the very layer the warning is about.
+const PYTORCH_ORDER_NOTE_HERE: &str = "this layer reads as PyTorch's argument order (its \
+     `cnnc::elab::pytorch_argument_order` warning), so its numbers mean other things here: \
+     fix that first; ";
+
 /// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
 /// 5) shrinks the tensor, and the layers checked after it fail for no fault of their own:
 /// their shape errors say where to look first. Run on one model's diagnostics (in the order
@@ -483,14 +488,31 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
     else {
         return;
     };
+    // Where each warning points (inside its layer's span).
+    let warned: Vec<Span> = diags.0[first..]
+        .iter()
+        .filter(|d| d.code == "cnnc::elab::pytorch_argument_order")
+        .filter_map(|d| d.labels.first().map(|l| l.span))
+        .collect();
     for d in &mut diags.0[first + 1..] {
         if d.is_error() && d.code.starts_with("cnnc::shape::") {
             let help = d.help.take().unwrap_or_default();
-            if !help.starts_with(PYTORCH_ORDER_NOTE) {
-                d.help = Some(format!("{PYTORCH_ORDER_NOTE}{help}"));
-            } else {
+            if help.starts_with(PYTORCH_ORDER_NOTE) || help.starts_with(PYTORCH_ORDER_NOTE_HERE) {
                 d.help = Some(help);
+                continue;
             }
+            let layer = d.labels.first().map(|l| l.span);
+            let here = layer.is_some_and(|layer| {
+                warned.iter().any(|w| {
+                    w.file == layer.file && w.start >= layer.start && w.end <= layer.end
+                })
+            });
+            let note = if here {
+                PYTORCH_ORDER_NOTE_HERE
+            } else {
+                PYTORCH_ORDER_NOTE
+            };
+            d.help = Some(format!("{note}{help}"));
         }
     }
 }
@@ -506,11 +528,10 @@ pub fn drop_pytorch_order_note(diags: &mut Diagnostics) {
         return;
     }
     for d in &mut diags.0 {
-        if let Some(rest) = d
-            .help
-            .as_deref()
-            .and_then(|h| h.strip_prefix(PYTORCH_ORDER_NOTE))
-        {
+        if let Some(rest) = d.help.as_deref().and_then(|h| {
+            h.strip_prefix(PYTORCH_ORDER_NOTE)
+                .or_else(|| h.strip_prefix(PYTORCH_ORDER_NOTE_HERE))
+        }) {
             d.help = Some(rest.to_string());
         }
     }

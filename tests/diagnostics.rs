@@ -1191,6 +1191,15 @@ fn helps_point_at_the_real_mistake() {
         h.starts_with("a layer checked before this one reads as PyTorch's"),
         "{h}"
     );
+    // The shape error of the very layer written so says so of that layer.
+    let h = help_of(
+        "model M(input: [64, 56, 56]) { conv(64, 64, 3, 1, 1) }",
+        "cnnc::shape::window_too_large",
+    );
+    assert!(
+        h.starts_with("this layer reads as PyTorch's argument order"),
+        "{h}"
+    );
     // An escape sequence in the source is shown as `?`.
     let c = diags("model M(input: [3, 8, 8]) {\n    conv(16, 3) \u{1b}[31m\n}\n");
     let text: String = c
