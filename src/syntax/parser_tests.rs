@@ -632,6 +632,11 @@ fn atoms() {
     check_expr("1e-5", "1e-5");
     check_expr("2.5e3", "2500.0");
     check_expr("1E+2", "100.0");
+    // Python's `1.` and `.5`; `1..3` stays a range (see `repeat_statements`).
+    check_expr("1.", "1.0");
+    check_expr(".25", "0.25");
+    check_expr("2.e1", "20.0");
+    check_expr("[1., .5]", "[1.0, 0.5]");
     check_expr("true", "true");
     check_expr("false", "false");
     check_expr("same", "same");
