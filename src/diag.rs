@@ -503,9 +503,9 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
             }
             let layer = d.labels.first().map(|l| l.span);
             let here = layer.is_some_and(|layer| {
-                warned.iter().any(|w| {
-                    w.file == layer.file && w.start >= layer.start && w.end <= layer.end
-                })
+                warned
+                    .iter()
+                    .any(|w| w.file == layer.file && w.start >= layer.start && w.end <= layer.end)
             });
             let note = if here {
                 PYTORCH_ORDER_NOTE_HERE

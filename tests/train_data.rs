@@ -518,7 +518,9 @@ fn checkpoint_matches_the_network_not_the_text() {
     // The parameters all match: a layer without any changed.
     assert!(help.contains("a layer without parameters"), "{help}");
     // A parameter of another shape, one new and one gone are each named.
-    let wider = checked("model LeNet(input: [1, 4, 4]) { conv(3, 2) flatten linear(2, bias=false) linear(2) }");
+    let wider = checked(
+        "model LeNet(input: [1, 4, 4]) { conv(3, 2) flatten linear(2, bias=false) linear(2) }",
+    );
     let help = Checkpoint::load_for(&path, &wider)
         .unwrap_err()
         .help()
@@ -796,7 +798,10 @@ fn images_of_several_channels_load_channels_first() {
         help.contains("[N, 28, 28, 3]") && help.ends_with("declare its input as [3, 28, 28]"),
         "{help}"
     );
-    assert_eq!(cnnc::train::data::channels_last_help([1, 28, 3], [1, 28, 28]), None);
+    assert_eq!(
+        cnnc::train::data::channels_last_help([1, 28, 3], [1, 28, 28]),
+        None
+    );
     // Grayscale channels last, [N, H, W, 1], is the bytes of [N, 1, H, W]: it loads so.
     let gray = tempfile::tempdir().unwrap();
     let (gi, gl) = channel_sample(3, [5, 6, 1]);

@@ -976,6 +976,29 @@ fn python_habit(
     if word_before == "elif" || words_before.any(|w| w == "elif") {
         return Some("write `else if` for `elif`".into());
     }
+    // `cat { … }`, `add { … }`, `myblock { … }`: a layer or a block call given a body.
+    if tok == "{" && expects("`as`") && !word_before.is_empty() {
+        let lower = word_before.to_ascii_lowercase();
+        return Some(match lower.as_str() {
+            "cat" | "concatenate" | "stack" => {
+                "concatenation is `concat { {branch} {branch} … }`: \
+                each braced branch takes the same input, and the outputs are joined along the \
+                channels"
+                    .to_string()
+            }
+            "add" | "sum" => "a sum with the input is `residual { body }` (body(x) + x), with \
+                `shortcut { … }` for a projection"
+                .to_string(),
+            "mul" | "multiply" => {
+                "a product with the input is `gate { body }` (x · body(x))".to_string()
+            }
+            _ => format!(
+                "`{word_before}` takes no body: the statements with a braced body are \
+                 `concat`, `residual`, `gate`, `repeat` and `if`; a layer or block takes \
+                 arguments in parentheses, `{word_before}(…)`"
+            ),
+        });
+    }
     if tok == "=" && !expects("an operator") && expects("`as`") {
         return Some(format!(
             "a tensor is named after the layers that make it, with `as`: `conv(16, 3) as \

@@ -827,6 +827,17 @@ fn habits_from_other_languages_get_a_help() {
             &["write `else if`"],
         ),
         ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
+        // A body given to what takes none.
+        (
+            "cat { {} { conv(8, 1) } }",
+            &["`concat { {branch} {branch} … }`"],
+        ),
+        ("concatenate { {} {} }", &["`concat { {branch}"]),
+        ("add { conv(1, 3, pad=1) }", &["`residual { body }`"]),
+        (
+            "relu conv_bn { relu }",
+            &["`conv_bn` takes no body", "`conv_bn(…)`"],
+        ),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }

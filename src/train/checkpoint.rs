@@ -481,10 +481,9 @@ impl Checkpoint {
         for s in &specs {
             match self.tensors.get(&format!("param.{}", s.name)) {
                 None => out.push(format!("`{}` {:?} is new", s.name, s.dims)),
-                Some((dims, _)) if *dims != s.dims => out.push(format!(
-                    "`{}` was {dims:?} and is {:?}",
-                    s.name, s.dims
-                )),
+                Some((dims, _)) if *dims != s.dims => {
+                    out.push(format!("`{}` was {dims:?} and is {:?}", s.name, s.dims))
+                }
                 Some(_) => {}
             }
         }

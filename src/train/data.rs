@@ -125,9 +125,7 @@ impl DataError {
                     expected[1], expected[2], found
                 ))
             }
-            DataError::Io { source, .. }
-                if source.kind() == io::ErrorKind::PermissionDenied =>
-            {
+            DataError::Io { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some(
                     "this user cannot read the file: make it readable (chmod a+r) or copy the \
                      data set to a folder of yours and pass it to --data"
@@ -384,8 +382,7 @@ const IDX_NAMES: [(&str, &str); 2] = [
 /// what to do about it; whatever their size, which `--resize` may change once the axes are
 /// in order.
 pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<String> {
-    let last_is_channels =
-        found[2] == expected[0] || (matches!(found[2], 3 | 4) && found[0] > 4);
+    let last_is_channels = found[2] == expected[0] || (matches!(found[2], 3 | 4) && found[0] > 4);
     (found[0] != 1 && last_is_channels && found[0] != expected[0]).then(|| {
         let mut help = format!(
             "the file holds [N, {}, {}, {}]: its channels come last; cnnc reads images \
