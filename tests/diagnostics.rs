@@ -1191,6 +1191,15 @@ fn helps_point_at_the_real_mistake() {
         h.starts_with("a layer checked before this one reads as PyTorch's"),
         "{h}"
     );
+    // A layer passed to a block as a value: a flag and `if` instead.
+    let h = help_of(
+        "block b(c, act=relu) { conv(c, 1) }\nmodel M(input: [3, 8, 8]) { b(4) flatten linear(2) }",
+        "cnnc::elab::unknown_variable",
+    );
+    assert!(
+        h.starts_with("`relu` is a layer") && h.contains("if use_relu"),
+        "{h}"
+    );
     // The shape error of the very layer written so says so of that layer.
     let h = help_of(
         "model M(input: [64, 56, 56]) { conv(64, 64, 3, 1, 1) }",

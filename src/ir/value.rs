@@ -109,6 +109,12 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
                 "True" | "False" => Some(format!("booleans are written `{}`", name.to_lowercase())),
                 "valid" => Some("for no padding write `pad=0`".to_string()),
                 "None" => Some("leave the argument out to get its default".to_string()),
+                // `block b(c, act=relu) { … act }`: a layer passed as a value.
+                _ if super::layers::lookup(name).is_some() => Some(format!(
+                    "`{name}` is a layer, and a layer is no value to pass or compute with: \
+                     pass a flag instead and pick the layer with `if`, as in `block b(c, \
+                     use_{name}=true) {{ conv(c, 3) if use_{name} {{ {name} }} }}`"
+                )),
                 _ => None,
             };
             let help = match (literal, did_you_mean(name, names.iter().copied())) {

@@ -767,6 +767,20 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 .help("a range is written `a..b` (from a up to b - 1): `repeat i in 0..n { … }`");
         }
     }
+    // `repeat c, s in cfg { … }`: Python's tuple unpacking.
+    if tok == "," && expects("`in`") {
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let before = text[line_start..start].trim_end();
+        let var = &before[before
+            .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            .len()..];
+        if !var.is_empty() && before.contains("repeat") {
+            return d.help(format!(
+                "a repeat has one loop variable: take each item whole and index it, as in \
+                 `repeat {var} in cfg {{ conv({var}[0], 3, stride={var}[1]) }}`"
+            ));
+        }
+    }
     // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced. The statement is
     // the last of these keywords on the line before the token.
     if expects("`{`") {

@@ -827,6 +827,13 @@ fn habits_from_other_languages_get_a_help() {
             &["write `else if`"],
         ),
         ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
+        (
+            "repeat c, s in [[4, 1], [8, 2]] { conv(c, 3, stride=s) }",
+            &[
+                "one loop variable",
+                "`repeat c in cfg { conv(c[0], 3, stride=c[1]) }`",
+            ],
+        ),
         // A body given to what takes none.
         (
             "cat { {} { conv(8, 1) } }",
