@@ -77,7 +77,21 @@ impl SourceMap {
         SourceMap::default()
     }
 
+    /// Adds a file. Old Mac line ends, a `\r` alone, become `\n` (byte for byte, so spans
+    /// keep their places): a comment ends at the line's end, and the line numbers of a
+    /// message and of its excerpt agree.
     pub fn add(&mut self, path: impl Into<PathBuf>, text: String) -> FileId {
+        let text = if text.contains('\r') {
+            let mut bytes = text.into_bytes();
+            for i in 0..bytes.len() {
+                if bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n') {
+                    bytes[i] = b'\n';
+                }
+            }
+            String::from_utf8(bytes).expect("one ASCII byte replaced by another")
+        } else {
+            text
+        };
         self.files.push(SourceFile {
             path: path.into(),
             text,

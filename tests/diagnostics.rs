@@ -1330,3 +1330,18 @@ fn bare_branches_on_one_line_are_warned_once_each() {
     // On lines of their own, a first branch of `relu` alone reads as meant.
     assert!(warnings("relu\n conv(8, 1)").is_empty());
 }
+
+/// Old Mac line ends (`\r` alone) end lines as `\n` does: a comment stops at its line's end,
+/// and the message's line number is that of its excerpt.
+#[test]
+fn carriage_returns_alone_end_lines() {
+    let src = "# a comment\rmodel M(input: [3, 8, 8]) {\r    conv(16, 3, pad=-1)\r}\r";
+    let c = cnnc::compile_source(Path::new("cr.cnn"), src.to_string());
+    let d: Vec<_> = c.diagnostics.iter().collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code, "cnnc::elab::argument_value");
+    let text = d[0].render(&c.sources, false);
+    assert!(text.contains("cr.cnn:3:21"), "{text}");
+    assert!(text.contains(" 3 │     conv(16, 3, pad=-1)"), "{text}");
+    assert!(!text.contains('\r'), "{text:?}");
+}
