@@ -130,6 +130,15 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("batch axis"), "{}", r.stderr);
+    // One example without its batch axis is told how to add it.
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "unbatched.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("without the batch axis") && r.stderr.contains("`x[None]`"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

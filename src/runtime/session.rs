@@ -112,12 +112,18 @@ impl TensorSpec {
                 Dim::Fixed(m) => *m == n,
                 Dim::Symbolic(_) => true,
             });
+        // One image without its batch axis: `[3, 224, 224]` for `[N, 3, 224, 224]`.
+        let unbatched = shape.len() + 1 == self.shape.len()
+            && self.shape[1..].iter().zip(shape).all(|(d, &n)| match d {
+                Dim::Fixed(m) => *m == n,
+                Dim::Symbolic(_) => true,
+            });
         if fits {
             Ok(())
         } else {
             Err(RuntimeError::Input {
                 message: format!(
-                    "the model expects {}, the input is {}{}",
+                    "the model expects {}, the input is {}{}{}",
                     format_dims(&self.shape),
                     format_shape(shape),
                     if shape.len() != self.shape.len() {
@@ -129,6 +135,12 @@ impl TensorSpec {
                         )
                     } else {
                         String::new()
+                    },
+                    if unbatched {
+                        "; it is one example without the batch axis: save it with one in front \
+                         (numpy: `x[None]`)"
+                    } else {
+                        ""
                     }
                 ),
             })
