@@ -725,6 +725,29 @@ impl<'a, 'd> Elab<'a, 'd> {
         frame: &Frame,
     ) -> Option<Shape> {
         let shape = out.shape.as_ref()?;
+        // `: [8, in.h - 4, in.w - 4]`: `in` here would be the asserted tensor itself, so
+        // the size would be compared with itself and always hold.
+        if let Some(q) = assert.dims.iter().find_map(in_query_in) {
+            let ast::ExprKind::InQuery(name) = &q.kind else {
+                unreachable!("in_query_in finds queries")
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::unknown_variable",
+                    format!(
+                        "`in.{name}` has no meaning in a shape assertion: it would read the \
+                         asserted tensor itself, and the assertion would always hold"
+                    ),
+                )
+                .label(q.span, "here")
+                .help(
+                    "write the size the statement must give, as a number or from the \
+                     block's parameters (`: [c, 14, 14]`); `in` reads a layer's incoming \
+                     tensor in that layer's arguments",
+                ),
+            );
+            return None;
+        }
         let mut dims = Vec::new();
         for d in &assert.dims {
             match eval(d, &frame.env, Some(shape)) {
@@ -2798,6 +2821,19 @@ fn reads_var(e: &ast::Expr, name: &str) -> bool {
         }
         ast::ExprKind::Unary(_, a) => reads_var(a, name),
         _ => false,
+    }
+}
+
+/// The first `in.…` query an expression makes, if any.
+fn in_query_in(e: &ast::Expr) -> Option<&ast::Expr> {
+    match &e.kind {
+        ast::ExprKind::InQuery(_) => Some(e),
+        ast::ExprKind::List(xs) | ast::ExprKind::Call(_, _, xs) => xs.iter().find_map(in_query_in),
+        ast::ExprKind::Index(a, b) | ast::ExprKind::Binary(_, a, b) => {
+            in_query_in(a).or_else(|| in_query_in(b))
+        }
+        ast::ExprKind::Unary(_, a) => in_query_in(a),
+        _ => None,
     }
 }
 
