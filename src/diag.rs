@@ -480,7 +480,7 @@ const PYTORCH_ORDER_NOTE_HERE: &str = "this layer reads as PyTorch's argument or
 /// 5) shrinks the tensor, and the layers checked after it fail for no fault of their own:
 /// their shape errors say where to look first. Run on one model's diagnostics (in the order
 /// they were found) once warnings are silenced: a warning not shown is not pointed at.
-pub fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
+pub fn note_pytorch_order_cascade(diags: &mut Diagnostics, sources: &SourceMap) {
     let Some(first) = diags
         .0
         .iter()
@@ -501,11 +501,26 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics) {
                 d.help = Some(help);
                 continue;
             }
+            // The error is the warned layer's own when its span is that call: from the
+            // layer's name to the warned first argument lies only `name(` (an error on a
+            // residual or concat around the layer is not the layer's).
             let layer = d.labels.first().map(|l| l.span);
             let here = layer.is_some_and(|layer| {
-                warned
-                    .iter()
-                    .any(|w| w.file == layer.file && w.start >= layer.start && w.end <= layer.end)
+                warned.iter().any(|w| {
+                    w.file == layer.file
+                        && w.start >= layer.start
+                        && w.end <= layer.end
+                        && sources
+                            .get(layer.file)
+                            .text
+                            .get(layer.start as usize..w.start as usize)
+                            .and_then(|head| head.trim_end().strip_suffix('('))
+                            .is_some_and(|name| {
+                                let name = name.trim_end();
+                                !name.is_empty()
+                                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            })
+                })
             });
             let note = if here {
                 PYTORCH_ORDER_NOTE_HERE

@@ -249,7 +249,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                 // whose allow is then never matched: those calls' allows are not judged.
                 let truncated = model_diags.iter().any(|d| d.other_calls.truncated);
                 allows.silence(&mut model_diags);
-                crate::diag::note_pytorch_order_cascade(&mut model_diags);
+                crate::diag::note_pytorch_order_cascade(&mut model_diags, &sources);
                 model_diags.0.extend(allows.unknown_codes_in(m.span));
                 let clean = files_clean && model_diags.error_count() == 0;
                 if clean && checked.is_ok() {

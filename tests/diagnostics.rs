@@ -1209,6 +1209,12 @@ fn helps_point_at_the_real_mistake() {
         h.starts_with("this layer reads as PyTorch's argument order"),
         "{h}"
     );
+    // An error on a statement around the layer is not that layer's.
+    let h = help_of(
+        "model M(input: [1, 28, 28]) { residual { conv(1, 6, 5) } flatten linear(2) }",
+        "cnnc::shape::residual_mismatch",
+    );
+    assert!(h.starts_with("a layer checked before this one"), "{h}");
     // An escape sequence in the source is shown as `?`.
     let c = diags("model M(input: [3, 8, 8]) {\n    conv(16, 3) \u{1b}[31m\n}\n");
     let text: String = c

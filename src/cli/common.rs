@@ -241,7 +241,7 @@ pub fn warn_large_momentum(momentum: f32) {
 pub fn non_negative(s: &str) -> Result<f32, String> {
     let wide: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     let x = wide as f32;
-    if wide.is_finite() && !x.is_finite() {
+    if wide.is_finite() && wide > 0.0 && !x.is_finite() {
         Err(format!(
             "{s} is too large for float32, whose largest value is {:e}",
             f32::MAX

@@ -726,7 +726,8 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Option<Shape> {
         let shape = out.shape.as_ref()?;
         // `: [8, in.h - 4, in.w - 4]`: `in` here would be the asserted tensor itself, so
-        // the size would be compared with itself and always hold.
+        // each size would be compared with one computed from itself (always equal, or
+        // never).
         if let Some(q) = assert.dims.iter().find_map(in_query_in) {
             let ast::ExprKind::InQuery(name) = &q.kind else {
                 unreachable!("in_query_in finds queries")
@@ -736,7 +737,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                     "cnnc::elab::unknown_variable",
                     format!(
                         "`in.{name}` has no meaning in a shape assertion: it would read the \
-                         asserted tensor itself, and the assertion would always hold"
+                         asserted tensor itself, so each size would be compared with one \
+                         computed from itself"
                     ),
                 )
                 .label(q.span, "here")

@@ -489,7 +489,9 @@ impl fmt::Display for WeightProblem {
             WeightProblem::WrongDtype { name, dtype } => {
                 write!(
                     f,
-                    "`{name}` is {dtype}; cnnc reads float32 (F32) tensors only"
+                    "`{name}` is {dtype}; cnnc reads float32 (F32) and float64 (F64) tensors \
+                     (save a PyTorch state_dict as float32: `{{k: v.float() for k, v in \
+                     sd.items()}}`)"
                 )
             }
             WeightProblem::NotFinite { name, count } => {
@@ -646,18 +648,27 @@ pub fn load_safetensors_bytes(
         if name.ends_with(".num_batches_tracked") && view.shape().iter().product::<usize>() == 1 {
             continue;
         }
-        if view.dtype() != safetensors::Dtype::F32 {
-            problems.push(WeightProblem::WrongDtype {
-                name: name.to_string(),
-                dtype: format!("{:?}", view.dtype()),
-            });
-            continue;
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect::<Vec<f32>>();
+        // float64 is converted, as a float64 `.npy` input is (a value beyond float32's
+        // range becomes infinite, and is reported so below).
+        let data = match view.dtype() {
+            safetensors::Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<f32>>(),
+            safetensors::Dtype::F64 => view
+                .data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+                .collect::<Vec<f32>>(),
+            other => {
+                problems.push(WeightProblem::WrongDtype {
+                    name: name.to_string(),
+                    dtype: format!("{other:?}"),
+                });
+                continue;
+            }
+        };
         let not_finite = data.iter().filter(|x| !x.is_finite()).count();
         if not_finite > 0 {
             problems.push(WeightProblem::NotFinite {
