@@ -95,6 +95,43 @@ impl From<RuntimeError> for Failure {
     }
 }
 
+/// The folder where the external data of the model at `path` (its bytes `bytes`) lies:
+/// beside the path as given, as ONNX Runtime looks; through a symbolic link whose data is
+/// not there, beside the file it leads to (`export -o LINK` writes both there), when every
+/// data file is found there.
+fn external_data_dir(path: &Path, bytes: &[u8]) -> PathBuf {
+    let folder = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let given = folder(path);
+    let Some(resolved) = std::fs::canonicalize(path).ok().map(|p| folder(&p)) else {
+        return given;
+    };
+    if std::fs::canonicalize(&given).is_ok_and(|g| g == resolved) {
+        return given;
+    }
+    use prost::Message;
+    let Ok(model) = cnnc::onnx::proto::ModelProto::decode(bytes) else {
+        return given;
+    };
+    let locations: Vec<String> = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .filter(|t| t.data_location == cnnc::onnx::proto::data_location::EXTERNAL)
+        .flat_map(|t| &t.external_data)
+        .filter(|e| e.key == "location")
+        .map(|e| e.value.clone())
+        .collect();
+    let all_in = |dir: &Path| locations.iter().all(|l| dir.join(l).is_file());
+    if locations.is_empty() || all_in(&given) || !all_in(&resolved) {
+        given
+    } else {
+        resolved
+    }
+}
+
 /// A session for the model read from `path`; a model file ONNX Runtime refuses is named
 /// (exit 2), a `.cnn` compiled here that it refuses is cnnc's failure (exit 3).
 fn open_session(
@@ -103,17 +140,8 @@ fn open_session(
     device: Device,
     path: &Path,
 ) -> Result<runtime::Session, Failure> {
-    // An ONNX file's external data lies beside it, wherever the command runs from; beside
-    // the file itself when `path` is a symbolic link to it (as `export` writes through one).
-    let external_data_dir = (!is_source(path)).then(|| {
-        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let dir = file.parent().unwrap_or(Path::new(""));
-        if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir.to_path_buf()
-        }
-    });
+    // An ONNX file's external data lies beside it, wherever the command runs from.
+    let external_data_dir = (!is_source(path)).then(|| external_data_dir(path, bytes));
     let options = runtime::SessionOptions {
         device,
         external_data_dir,

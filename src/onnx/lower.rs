@@ -291,6 +291,10 @@ pub fn write_model(
     path: &Path,
     options: &ExportOptions,
 ) -> Result<Written, ExportError> {
+    // Through links: the model and its data file go beside the file the link names, as
+    // `export_to_file` puts them.
+    let resolved = fsutil::resolve_output(path);
+    let path = resolved.as_path();
     let (location, data_path) = external_data_file(path);
     let io = |p: &Path, e: std::io::Error| ExportError::Io {
         path: p.to_path_buf(),
