@@ -247,6 +247,17 @@ fn is_device_path(out: &Path) -> bool {
         || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
 }
 
+/// The last JSON object of a run stopped by Ctrl-C or SIGTERM after training started.
+fn stopped_json(outcome: &train::TrainOutcome, checkpoint: &Path) -> serde_json::Value {
+    serde_json::json!({
+        "stopped": true,
+        "epochs_done": outcome.position.epochs_done,
+        "steps_done": outcome.steps_done,
+        "checkpoint": checkpoint.display().to_string(),
+        "exit_code": EXIT_INTERRUPTED,
+    })
+}
+
 /// clap value parser of `--data`: anything but the empty string.
 fn data_arg(s: &str) -> Result<String, String> {
     if s.is_empty() {
@@ -555,13 +566,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             checkpoint.display()
         );
         if a.format == Format::Json {
-            stdout_line(serde_json::json!({
-                "stopped": true,
-                "epochs_done": outcome.position.epochs_done,
-                "steps_done": outcome.steps_done,
-                "checkpoint": checkpoint.display().to_string(),
-                "exit_code": EXIT_INTERRUPTED,
-            }));
+            stdout_line(stopped_json(&outcome, &checkpoint));
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
@@ -640,13 +645,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 checkpoint.display()
             );
             if a.format == Format::Json {
-                stdout_line(serde_json::json!({
-                    "stopped": true,
-                    "epochs_done": outcome.position.epochs_done,
-                    "steps_done": outcome.steps_done,
-                    "checkpoint": checkpoint.display().to_string(),
-                    "exit_code": EXIT_INTERRUPTED,
-                }));
+                stdout_line(stopped_json(&outcome, &checkpoint));
             }
             ExitCode::from(EXIT_INTERRUPTED)
         }
