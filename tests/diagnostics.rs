@@ -501,6 +501,19 @@ fn allow_comments_silence_warnings_where_they_are() {
             "repeat 2 { conv(8, 3, pad=1) as e } conv(8, 1) concat { {} e }",
             true,
         ),
+        // Read in only some iterations, where each is made: the others were not meant.
+        (
+            "repeat i in 0..3 { conv(8, 3, pad=1) as e if i == 1 { concat { {} e } } }",
+            false,
+        ),
+        (
+            "repeat i in 0..2 { conv(8, 3, pad=1) as e if i == 1 { concat { {} e } } }",
+            false,
+        ),
+        (
+            "repeat i in 0..3 { conv(8, 3, pad=1) as e if i == 0 { concat { {} e } } }",
+            false,
+        ),
     ] {
         let model = format!("model M(input: [8, 8, 8]) {{\n    {src}\n    flatten linear(2)\n}}\n");
         let expected: &[&str] = if warned {

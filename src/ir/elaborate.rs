@@ -299,6 +299,10 @@ struct Elab<'a, 'd> {
     /// The `as NAME` places whose tensor was read by name at least once, or that a
     /// `name_reused` warning already covers.
     names_read: HashSet<Span>,
+    /// The `as NAME` places in a repeat whose tensor was read in some iteration before the
+    /// next one named another: the loop reads its tensors where they are made (perhaps in
+    /// only some iterations, under an `if`), so an earlier unread one is no slip.
+    read_within_iteration: HashSet<Span>,
     /// Where a statement continued from a named tensor without reading the current one (a
     /// name alone, or `crop(NAME)` in a concat branch): the tensor left behind, and how.
     left_behind: Vec<LeftBehind<'a>>,
@@ -307,6 +311,9 @@ struct Elab<'a, 'd> {
 /// A tensor a statement left behind: the node, the statement, how it continued, and the
 /// block calls (name, call) it happened in, innermost last.
 type LeftBehind<'a> = (NodeIndex, Span, Continued, Vec<(&'a str, Span)>);
+
+/// The label of a `name_reused` warning for the same `as` in the next iteration.
+const NAMED_IN_NEXT_ITERATION: &str = "named again in the next iteration";
 
 /// How a statement continued from a named tensor instead of the current one.
 #[derive(Clone, Debug)]
@@ -341,6 +348,7 @@ pub fn elaborate_model<'a>(
         skipped_repeats: Vec::new(),
         names: HashMap::new(),
         names_read: HashSet::new(),
+        read_within_iteration: HashSet::new(),
         left_behind: Vec::new(),
     };
     let mut frame = Frame {
@@ -373,6 +381,7 @@ pub fn elaborate_model<'a>(
         e.warn_dropped_tensors(out);
     }
     e.dedupe_diagnostics(None);
+    e.drop_reuse_warnings_read_within_iterations();
     if out == input && !e.diags.has_errors() {
         e.diags.push(
             Diagnostic::error(
@@ -668,6 +677,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .1
                     .push(out.node);
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
+                    if old.used && old.span == alias.span {
+                        self.read_within_iteration.insert(alias.span);
+                    }
                     // The same `as` in the next iteration of a repeat, the last one's tensor
                     // never read: each iteration's was meant to be read later (a U-Net
                     // encoder written as a loop), but only the last one's can be.
@@ -682,7 +694,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                                     alias.name
                                 ),
                             )
-                            .label(alias.span, "named again in the next iteration")
+                            .label(alias.span, NAMED_IN_NEXT_ITERATION)
                             .help(format!(
                                 "after the repeat, `{0}` is only the last iteration's tensor: \
                                  read each one inside the loop where it is made, or write \
@@ -1035,6 +1047,13 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         if count > 1 {
             self.repeating.pop();
+        }
+        // A tensor the body names that is already read has been read inside the loop, in
+        // the iteration that made it (nothing after the loop has run yet).
+        for named in frame.tensors.values() {
+            if named.used && span.contains(named.span) {
+                self.read_within_iteration.insert(named.span);
+            }
         }
         if let Some(var) = &r.var {
             match outer {
@@ -2180,6 +2199,19 @@ impl<'a, 'd> Elab<'a, 'd> {
             op if op.is_shape_preserving() => {}
             _ => self.flush_dilation_run(),
         }
+    }
+
+    /// Withdraws the `name_reused` warnings of a repeat's `as` whose tensor some iteration
+    /// did read before the next named another (`if i == 2 { concat { {} t } }`): they warned
+    /// of an iteration whose tensor was not meant to be read.
+    fn drop_reuse_warnings_read_within_iterations(&mut self) {
+        let read = &self.read_within_iteration;
+        self.diags.0.retain(|d| {
+            !(d.code == "cnnc::elab::name_reused"
+                && d.labels
+                    .first()
+                    .is_some_and(|l| l.text == NAMED_IN_NEXT_ITERATION && read.contains(&l.span)))
+        });
     }
 
     /// Warns of every `as NAME` whose tensor was never read by name (in any iteration of a

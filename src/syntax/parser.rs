@@ -752,6 +752,13 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 ));
             }
         }
+        // `repeat i in 1..=3`: Rust's inclusive range.
+        "=" if text[..start].ends_with("..") => {
+            return d.help(
+                "a range is written `a..b` and runs from a up to b - 1 (there is no `..=`): \
+                 write `1..4` for 1, 2 and 3",
+            );
+        }
         ":" if expects("`=`") => {
             return d.help("arguments are named with `=`, as in `pad=2`");
         }
@@ -1006,11 +1013,20 @@ fn python_habit(
             "mul" | "multiply" => {
                 "a product with the input is `gate { body }` (x · body(x))".to_string()
             }
-            _ => format!(
-                "`{word_before}` takes no body: the statements with a braced body are \
+            _ => match crate::diag::did_you_mean(
+                &lower,
+                ["concat", "residual", "shortcut", "gate", "repeat"],
+            ) {
+                Some(keyword) => format!(
+                    "did you mean `{keyword}`? `{word_before}` is no statement with a braced \
+                     body"
+                ),
+                None => format!(
+                    "`{word_before}` takes no body: the statements with a braced body are \
                  `concat`, `residual`, `gate`, `repeat` and `if`; a layer or block takes \
                  arguments in parentheses, `{word_before}(…)`"
-            ),
+                ),
+            },
         });
     }
     if tok == "=" && !expects("an operator") && expects("`as`") {

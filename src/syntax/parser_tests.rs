@@ -834,6 +834,15 @@ fn habits_from_other_languages_get_a_help() {
                 "`repeat c in cfg { conv(c[0], 3, stride=c[1]) }`",
             ],
         ),
+        (
+            "repeat i in 1..=3 { relu }",
+            &["write `1..4` for 1, 2 and 3"],
+        ),
+        (
+            "resdual { conv(1, 3, pad=1) }",
+            &["did you mean `residual`?"],
+        ),
+        ("concta { {} {} }", &["did you mean `concat`?"]),
         // A body given to what takes none.
         (
             "cat { {} { conv(8, 1) } }",
