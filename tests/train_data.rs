@@ -92,6 +92,23 @@ fn loads_gzipped_and_raw_directories_alike() {
     assert_eq!(loaded[0], loaded[1]);
 }
 
+/// `gunzip -k` leaves both files: the `.gz` is read, and `shadowed` names the other for the
+/// note `train` prints.
+#[test]
+fn a_gzipped_file_beside_its_uncompressed_copy_is_named() {
+    let dir = data_dir(true);
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    assert!(source.shadowed().is_empty());
+    write(dir.path(), "t10k-labels-idx1-ubyte", b"stale");
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    let read = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    assert_eq!(
+        source.shadowed(),
+        vec![(read.as_path(), dir.path().join("t10k-labels-idx1-ubyte"))]
+    );
+    assert_eq!(source.test_labels, read);
+}
+
 #[test]
 fn gzip_is_detected_by_content_not_name() {
     let dir = tempfile::tempdir().unwrap();

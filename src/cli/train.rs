@@ -325,9 +325,17 @@ pub fn run(a: TrainArgs) -> ExitCode {
     });
     // The data files are inputs too: an output must not land on one of them. (A data
     // source that does not resolve is reported when the data is loaded.)
-    let data_files = cnnc::train::DataSource::resolve(&a.data)
-        .map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels])
-        .ok();
+    let data_source = cnnc::train::DataSource::resolve(&a.data).ok();
+    for (read, unread) in data_source.iter().flat_map(|d| d.shadowed()) {
+        note!(
+            "note: both {} and {} are there; the gzipped one is read (delete the one that is \
+             out of date)",
+            read.display(),
+            unread.display()
+        );
+    }
+    let data_files =
+        data_source.map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels]);
     let mut inputs: Vec<(&str, &Path)> = vec![("the model's source", &a.file)];
     inputs.extend(
         compilation

@@ -510,6 +510,22 @@ impl DataSource {
         })
     }
 
+    /// The files read that are gzipped while the same file uncompressed is there too
+    /// (`gunzip -k`, or new data beside a stale `.gz`): `(read, not read)`.
+    pub fn shadowed(&self) -> Vec<(&Path, PathBuf)> {
+        [
+            &self.train_images,
+            &self.train_labels,
+            &self.test_images,
+            &self.test_labels,
+        ]
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .map(|p| (p.as_path(), p.with_extension("")))
+        .filter(|(_, raw)| raw.is_file())
+        .collect()
+    }
+
     /// Loads and validates both splits; the test images must be the size of the train images.
     pub fn load(&self, classes: usize) -> Result<Splits, DataError> {
         self.load_with(classes, [None, None], |_| Ok::<(), DataError>(()))
