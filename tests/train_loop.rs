@@ -1180,9 +1180,18 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         stop: &'a AtomicBool,
         steps: usize,
         epochs_ended: usize,
+        /// What the loop said it was doing, in order (the first Ctrl-C's notice follows it).
+        phases: Vec<&'static str>,
     }
     impl Observer for StopAtEpochEnd<'_> {
+        fn evaluating(&mut self) {
+            self.phases.push("evaluating");
+        }
+        fn checkpointing(&mut self) {
+            self.phases.push("checkpointing");
+        }
         fn step(&mut self, _epoch: u32, _mean_loss: f64) {
+            self.phases.push("step");
             self.steps += 1;
             if self.steps == 2 {
                 self.stop.store(true, Ordering::SeqCst);
@@ -1197,6 +1206,7 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         stop: &stop,
         steps: 0,
         epochs_ended: 0,
+        phases: Vec::new(),
     };
     let mut sessions = cnnc::train::sessions(
         model,
@@ -1223,6 +1233,10 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
     assert_eq!(
         observer.epochs_ended, 0,
         "no epoch line without its test accuracy"
+    );
+    assert_eq!(
+        observer.phases,
+        ["step", "step", "evaluating", "checkpointing"]
     );
     let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
     assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, None));

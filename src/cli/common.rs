@@ -4,7 +4,7 @@ use cnnc::Compilation;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// Exit code: the input has errors (diagnostics were printed).
 pub const EXIT_DIAGNOSTICS: u8 = 1;
@@ -380,10 +380,39 @@ pub enum OnSigint {
     StopMeasuring,
 }
 
+/// What `train` is doing, for the first Ctrl-C's notice: it stops after the step in
+/// progress, cuts the test evaluation short, or lets the checkpoint being written finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TrainPhase {
+    Stepping,
+    Evaluating,
+    Checkpointing,
+}
+
+static TRAIN_PHASE: AtomicU8 = AtomicU8::new(TrainPhase::Stepping as u8);
+
+impl TrainPhase {
+    pub fn enter(self) {
+        TRAIN_PHASE.store(self as u8, Ordering::SeqCst);
+    }
+}
+
 const STOPPING: &[u8] = b"stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
+const STOPPING_EVALUATION: &[u8] = b"stopping: the epoch is trained; its test evaluation is cut short and a checkpoint written (press Ctrl-C again to quit at once, without one)\n";
+const STOPPING_AFTER_CHECKPOINT: &[u8] = b"stopping once the checkpoint being written is complete (press Ctrl-C again to quit at once, without it)\n";
+
+/// The first Ctrl-C's notice in `phase` (a [`TrainPhase`] as stored).
+fn stop_notice(phase: u8) -> &'static [u8] {
+    match phase {
+        p if p == TrainPhase::Evaluating as u8 => STOPPING_EVALUATION,
+        p if p == TrainPhase::Checkpointing as u8 => STOPPING_AFTER_CHECKPOINT,
+        _ => STOPPING,
+    }
+}
 
 extern "C" fn stop_after_step(signal: libc::c_int) {
-    request_stop(signal, STOPPING);
+    request_stop(signal, stop_notice(TRAIN_PHASE.load(Ordering::SeqCst)));
 }
 
 const STOPPING_EARLY: &[u8] =
@@ -512,5 +541,18 @@ pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {
              CrossEntropyLoss expects",
             model.name
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stop_notice_says_what_is_finished_first() {
+        let said = |phase: TrainPhase| String::from_utf8_lossy(stop_notice(phase as u8));
+        assert!(said(TrainPhase::Stepping).starts_with("stopping after this step"));
+        assert!(said(TrainPhase::Evaluating).contains("test evaluation is cut short"));
+        assert!(said(TrainPhase::Checkpointing).contains("checkpoint being written"));
     }
 }

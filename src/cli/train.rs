@@ -12,8 +12,8 @@
 
 use super::common::{
     at_least_one, check_output_path, compile_one_as, install_sigint, report_failure, stdout_line,
-    switch_sigint_unless_stopped, whole_number, Format, OnSigint, EXIT_INTERRUPTED, EXIT_RUNTIME,
-    EXIT_USAGE, STOP_AFTER_STEP,
+    switch_sigint_unless_stopped, whole_number, Format, OnSigint, TrainPhase, EXIT_INTERRUPTED,
+    EXIT_RUNTIME, EXIT_USAGE, STOP_AFTER_STEP,
 };
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
@@ -118,6 +118,7 @@ impl Observer for Report {
         note!("resumed from {} {at}", self.checkpoint.display());
     }
     fn epoch_start(&mut self, epoch: u32, batches: usize) {
+        TrainPhase::Stepping.enter();
         self.bar = Some(epoch_bar(epoch, batches as u64));
     }
     fn step(&mut self, _epoch: u32, mean_loss: f64) {
@@ -126,7 +127,14 @@ impl Observer for Report {
             b.set_message(format!("loss {mean_loss:.4}"));
         }
     }
+    fn evaluating(&mut self) {
+        TrainPhase::Evaluating.enter();
+    }
+    fn checkpointing(&mut self) {
+        TrainPhase::Checkpointing.enter();
+    }
     fn epoch_end(&mut self, stats: &EpochStats) {
+        TrainPhase::Stepping.enter();
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }

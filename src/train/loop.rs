@@ -305,6 +305,10 @@ pub trait Observer {
     fn step(&mut self, _epoch: u32, _mean_loss: f64) {}
     /// An epoch finished (after evaluation and checkpointing).
     fn epoch_end(&mut self, _stats: &EpochStats) {}
+    /// The test split is evaluated (after an epoch's last step).
+    fn evaluating(&mut self) {}
+    /// A checkpoint is written (after an epoch, or on a stop request).
+    fn checkpointing(&mut self) {}
 }
 
 /// Where a run is: epochs finished, and steps into the next one.
@@ -819,12 +823,14 @@ pub fn train(
             if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
                 state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
+                    observer.checkpointing();
                     state.checkpoint(model, info.clone()).save(path)?;
                 }
                 return Ok(outcome(&state, history, true));
             }
         }
         state.values = stepper.state()?;
+        observer.evaluating();
         let test_acc = evaluate(
             &mut sessions.eval,
             &state,
@@ -837,6 +843,7 @@ pub fn train(
         state.epoch = epoch;
         state.test_acc = test_acc;
         if let Some(path) = &config.checkpoint {
+            observer.checkpointing();
             state.checkpoint(model, info.clone()).save(path)?;
         }
         // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
