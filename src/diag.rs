@@ -459,11 +459,14 @@ pub fn did_you_mean<'a>(
             let cn = c.replace('_', "");
             let score = strsim::normalized_damerau_levenshtein(&stripped, &cn)
                 .max(strsim::normalized_damerau_levenshtein(&lower, c));
-            (score, c)
+            // Between names as many edits away, the one that shares the longer start:
+            // `reluu` is `relu`, not `relu6`.
+            let tie = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
+            (score, tie, c)
         })
-        .filter(|(score, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|(score, _, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// What [`note_pytorch_order_cascade`] puts before a shape error's help.

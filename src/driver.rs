@@ -269,6 +269,10 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
+    // The names in code no model expanded (an uncalled block, an `if` branch not taken).
+    if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
+        crate::ir::unexpanded::check(main_ast, &defs, &mut diagnostics);
+    }
     // An allow that names no warning outside every model is the file's own diagnostic (one
     // inside a model is that model's, reported above).
     let model_spans: Vec<Span> = files

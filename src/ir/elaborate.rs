@@ -74,6 +74,8 @@ pub const MAX_DIAGNOSTICS: usize = 1000;
 /// The blocks visible to a model: those of its file and of every file it `use`s.
 pub struct Definitions<'a> {
     blocks: HashMap<&'a str, &'a ast::BlockDef>,
+    /// The names of the models of every file (called as a layer, they get a help).
+    models: HashSet<&'a str>,
 }
 
 impl<'a> Definitions<'a> {
@@ -82,11 +84,25 @@ impl<'a> Definitions<'a> {
         self.blocks.contains_key(name)
     }
 
+    /// The block named `name`.
+    pub fn block(&self, name: &str) -> Option<&'a ast::BlockDef> {
+        self.blocks.get(name).copied()
+    }
+
+    /// The names of the blocks.
+    pub fn block_names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.blocks.keys().copied()
+    }
+
     /// Collects the blocks, reporting duplicates and blocks named like a built-in layer.
     pub fn collect(files: &'a [(FileId, ast::File)], diags: &mut Diagnostics) -> Definitions<'a> {
         let mut blocks: HashMap<&'a str, &'a ast::BlockDef> = HashMap::new();
+        let mut models = HashSet::new();
         for (_, file) in files {
             for item in &file.items {
+                if let ast::Item::Model(m) = item {
+                    models.insert(m.name.name.as_str());
+                }
                 if let ast::Item::Block(b) = item {
                     check_parameters(b, diags);
                     let name = b.name.name.as_str();
@@ -123,8 +139,69 @@ impl<'a> Definitions<'a> {
                 }
             }
         }
-        Definitions { blocks }
+        Definitions { blocks, models }
     }
+}
+
+/// The error for a call of `name` that is no layer, block or tensor in sight, with the
+/// fitting help; `candidates` are the names it may be a slip for.
+pub(crate) fn unknown_layer<'c>(
+    name: &str,
+    span: Span,
+    defs: &Definitions<'_>,
+    candidates: impl Iterator<Item = &'c str>,
+) -> Diagnostic {
+    let d = Diagnostic::error(
+        "cnnc::elab::unknown_layer",
+        format!("unknown layer `{name}`"),
+    )
+    .label(span, "not a layer, block or named tensor");
+    // In this order: a tie goes to the last (`max_by`), a tensor's name before a layer's.
+    let mut near: Vec<&str> = Vec::new();
+    for n in layers::names() {
+        near.push(n);
+    }
+    for n in defs.block_names() {
+        near.push(n);
+    }
+    for n in candidates {
+        near.push(n);
+    }
+    if defs.models.contains(name) {
+        return d.help(format!(
+            "`{name}` is a model, and a model cannot be called: write its layers as a block, \
+             `block {name}_body(…) {{ … }}`, and call that from both models"
+        ));
+    }
+    match did_you_mean(name, near) {
+        _ if layers::pytorch_equivalent(name).is_some() => {
+            d.help(layers::pytorch_equivalent(name).expect("checked"))
+        }
+        _ if layers::missing_layer_hint(name).is_some() => {
+            d.help(layers::missing_layer_hint(name).expect("checked"))
+        }
+        Some(s) => d.help(format!("did you mean `{s}`?")),
+        None => d.help(format!(
+            "the layers are: {}",
+            layers::names().collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// The error for `n=…` in a call of `block`, which has no such parameter.
+pub(crate) fn unknown_block_parameter(block: &ast::BlockDef, n: &ast::Ident) -> Diagnostic {
+    let d = Diagnostic::error(
+        "cnnc::elab::unknown_argument",
+        format!("block `{}` has no parameter `{}`", block.name.name, n.name),
+    )
+    .label(n.span, "unknown parameter");
+    let params = block.params.iter().map(|p| p.name.name.as_str());
+    // `kernel=5` for a parameter `k`: names too far apart for did-you-mean, but the
+    // signature shows them.
+    d.help(match did_you_mean(&n.name, params) {
+        Some(s) => format!("did you mean `{s}`? ({})", block_signature(block)),
+        None => block_signature(block),
+    })
 }
 
 /// A block's parameters as Python takes a function's: each name once, and no parameter
@@ -1648,16 +1725,6 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
             return Ok(tensor.clone());
         }
-        let candidates: Vec<String> = layers::names()
-            .map(str::to_string)
-            .chain(self.defs.blocks.keys().map(|k| k.to_string()))
-            .chain(frame.tensors.keys().cloned())
-            .collect();
-        let mut d = Diagnostic::error(
-            "cnnc::elab::unknown_layer",
-            format!("unknown layer `{name}`"),
-        )
-        .label(call.name.span, "not a layer, block or named tensor");
         if self.named_in_skipped_iterations(name) {
             return Ok(unknown(cur));
         }
@@ -1665,20 +1732,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             self.diags.push(d);
             return Ok(unknown(cur));
         }
-        d = match did_you_mean(name, candidates.iter().map(String::as_str)) {
-            _ if layers::pytorch_equivalent(name).is_some() => {
-                d.help(layers::pytorch_equivalent(name).expect("checked"))
-            }
-            _ if layers::missing_layer_hint(name).is_some() => {
-                d.help(layers::missing_layer_hint(name).expect("checked"))
-            }
-            Some(s) => d.help(format!("did you mean `{s}`?")),
-            None => d.help(format!(
-                "the layers are: {}",
-                layers::names().collect::<Vec<_>>().join(", ")
-            )),
-        };
-        self.diags.push(d);
+        let tensors = frame.tensors.keys().map(String::as_str);
+        self.diags
+            .push(unknown_layer(name, call.name.span, self.defs, tensors));
         Ok(unknown(cur))
     }
 
@@ -2079,19 +2135,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 Some(n) => match block.params.iter().position(|p| p.name.name == n.name) {
                     Some(i) => i,
                     None => {
-                        let mut d = Diagnostic::error(
-                            "cnnc::elab::unknown_argument",
-                            format!("block `{name}` has no parameter `{}`", n.name),
-                        )
-                        .label(n.span, "unknown parameter");
-                        let params = block.params.iter().map(|p| p.name.name.as_str());
-                        // `kernel=5` for a parameter `k`: names too far apart for did-you-mean,
-                        // but the signature shows them.
-                        d = d.help(match did_you_mean(&n.name, params) {
-                            Some(s) => format!("did you mean `{s}`? ({})", block_signature(block)),
-                            None => block_signature(block),
-                        });
-                        self.diags.push(d);
+                        self.diags.push(unknown_block_parameter(block, n));
                         ok = false;
                         continue;
                     }

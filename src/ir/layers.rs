@@ -596,6 +596,65 @@ fn fmt_pair(p: Pair) -> String {
     }
 }
 
+/// How `spec` is called: `conv(out_channels, kernel, stride=…, …)`.
+fn signature(spec: &LayerSpec) -> String {
+    let ps: Vec<String> = spec
+        .params
+        .iter()
+        .map(|p| {
+            if p.required {
+                p.name.to_string()
+            } else {
+                format!("{}=…", p.name)
+            }
+        })
+        .collect();
+    format!("{}({})", spec.name, ps.join(", "))
+}
+
+/// The error for `n=…`, an argument `spec` does not have, with the fitting help (PyTorch's
+/// names, a near name, the signature).
+pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
+    let d = Diagnostic::error(
+        "cnnc::elab::unknown_argument",
+        format!("`{}` has no argument `{}`", spec.name, n.name),
+    )
+    .label(n.span, "unknown argument");
+    let alias = ALIASES
+        .iter()
+        .find(|(from, to)| *from == n.name && spec.params.iter().any(|p| p.name == *to))
+        .map(|(_, to)| *to);
+    let suggestion = alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
+    if spec.name == "softmax" && n.name == "dim" {
+        d.help(SOFTMAX_DIM)
+    } else if spec.name == "gelu" && n.name == "approximate" {
+        d.help(
+            "cnnc's gelu is the exact x·Φ(x) (PyTorch's default, \
+             approximate='none'); the tanh approximation is not available: \
+             write `gelu`",
+        )
+    } else if spec.name == "upsample" && n.name == "mode" {
+        d.help(format!(
+            "the mode is a switch: PyTorch's `mode='bilinear'` is \
+             `bilinear=true`, and `mode='nearest'` is the default; the \
+             signature is {}",
+            signature(spec)
+        ))
+    } else if n.name == "in_channels" || n.name == "in_features" {
+        d.help(format!(
+            "cnnc infers `{}` from the incoming tensor; remove it",
+            n.name
+        ))
+    } else if let Some(s) = suggestion {
+        d.help(format!(
+            "did you mean `{s}`? the signature is {}",
+            signature(spec)
+        ))
+    } else {
+        d.help(format!("the signature is {}", signature(spec)))
+    }
+}
+
 fn bind(
     spec: &'static LayerSpec,
     call: &ast::Call,
@@ -607,20 +666,6 @@ fn bind(
     let mut ok = true;
     let mut positional = 0;
     let mut extra: Vec<Span> = Vec::new();
-    let signature = || {
-        let ps: Vec<String> = spec
-            .params
-            .iter()
-            .map(|p| {
-                if p.required {
-                    p.name.to_string()
-                } else {
-                    format!("{}=…", p.name)
-                }
-            })
-            .collect();
-        format!("{}({})", spec.name, ps.join(", "))
-    };
     for arg in &call.args {
         let index = match &arg.name {
             // `BatchNorm2d(16)` habit: the feature count is inferred, eps and momentum are
@@ -649,48 +694,7 @@ fn bind(
             Some(n) => match spec.params.iter().position(|p| p.name == n.name) {
                 Some(i) => i,
                 None => {
-                    let mut d = Diagnostic::error(
-                        "cnnc::elab::unknown_argument",
-                        format!("`{}` has no argument `{}`", spec.name, n.name),
-                    )
-                    .label(n.span, "unknown argument");
-                    let alias = ALIASES
-                        .iter()
-                        .find(|(from, to)| {
-                            *from == n.name && spec.params.iter().any(|p| p.name == *to)
-                        })
-                        .map(|(_, to)| *to);
-                    let suggestion =
-                        alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
-                    d = if spec.name == "softmax" && n.name == "dim" {
-                        d.help(SOFTMAX_DIM)
-                    } else if spec.name == "gelu" && n.name == "approximate" {
-                        d.help(
-                            "cnnc's gelu is the exact x·Φ(x) (PyTorch's default, \
-                             approximate='none'); the tanh approximation is not available: \
-                             write `gelu`",
-                        )
-                    } else if spec.name == "upsample" && n.name == "mode" {
-                        d.help(format!(
-                            "the mode is a switch: PyTorch's `mode='bilinear'` is \
-                             `bilinear=true`, and `mode='nearest'` is the default; the \
-                             signature is {}",
-                            signature()
-                        ))
-                    } else if n.name == "in_channels" || n.name == "in_features" {
-                        d.help(format!(
-                            "cnnc infers `{}` from the incoming tensor; remove it",
-                            n.name
-                        ))
-                    } else if let Some(s) = suggestion {
-                        d.help(format!(
-                            "did you mean `{s}`? the signature is {}",
-                            signature()
-                        ))
-                    } else {
-                        d.help(format!("the signature is {}", signature()))
-                    };
-                    diags.push(d);
+                    diags.push(unknown_argument(spec, n));
                     ok = false;
                     continue;
                 }
@@ -720,7 +724,7 @@ fn bind(
                      `{torch}(in_channels, out_channels, kernel_size, …)`; cnnc infers it, and \
                      its order is PyTorch's without it: drop the first argument"
                 ),
-                None => format!("give `{param}` once; the signature is {}", signature()),
+                None => format!("give `{param}` once; the signature is {}", signature(spec)),
             };
             diags.push(
                 Diagnostic::error(
@@ -759,8 +763,8 @@ fn bind(
                         Value::Float(x) if expected.contains("integer") => {
                             if !literal {
                                 "the value is computed with a float; integer arithmetic keeps \
-                                 it whole (`/` is floor division: write `in.c / 2`, not \
-                                 `in.c * 0.5`); "
+             it whole (`/` is floor division: write `in.c / 2`, not \
+             `in.c * 0.5`); "
                                     .to_string()
                             } else if x.fract() == 0.0 && x.abs() < 1e15 {
                                 format!("write `{}` without the decimal point; ", x as i64)
@@ -783,8 +787,8 @@ fn bind(
                         (Value::Int(n), "linear", true) if spec.params[index].name == "bias" => {
                             format!(
                                 "`linear` takes the output size only, as PyTorch's \
-                                 `Linear(in_features, out_features)` without the first: cnnc \
-                                 infers the input's; write `linear({n})`"
+             `Linear(in_features, out_features)` without the first: cnnc \
+             infers the input's; write `linear({n})`"
                             )
                         }
                         // `conv(512, 1, 4, 1, 0)` from `Conv2d(512, 1, 4, 1, 0)`: PyTorch's
@@ -792,11 +796,11 @@ fn bind(
                         _ => match pytorch_class(spec, call, &values, incoming) {
                             Some(torch) => format!(
                                 "the first argument looks like the input's channel count, as \
-                                 in PyTorch's `{torch}(in_channels, out_channels, \
-                                 kernel_size, stride, padding, …)`; cnnc infers it, and its \
-                                 order is PyTorch's without it: drop the first argument"
+             in PyTorch's `{torch}(in_channels, out_channels, \
+             kernel_size, stride, padding, …)`; cnnc infers it, and its \
+             order is PyTorch's without it: drop the first argument"
                             ),
-                            None => format!("{hint}the signature is {}", signature()),
+                            None => format!("{hint}the signature is {}", signature(spec)),
                         },
                     };
                     diags.push(
@@ -850,7 +854,7 @@ fn bind(
         diags.push(d.help(if spec.name == "softmax" {
             SOFTMAX_DIM.to_string()
         } else {
-            format!("the signature is {}", signature())
+            format!("the signature is {}", signature(spec))
         }));
     }
     let missing: Vec<&str> = spec
@@ -868,7 +872,7 @@ fn bind(
                 format!("`{}` needs {}", spec.name, list.join(" and ")),
             )
             .label(call.span, format!("missing {}", list.join(", ")))
-            .help(format!("the signature is {}", signature())),
+            .help(format!("the signature is {}", signature(spec))),
         );
         ok = false;
     }

@@ -8,6 +8,7 @@ pub mod elaborate;
 pub mod layers;
 pub mod op;
 pub mod print;
+pub mod unexpanded;
 pub mod value;
 
 pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, UpsampleMode};

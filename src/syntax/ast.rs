@@ -67,6 +67,36 @@ pub struct Stmt {
     pub span: Span,
 }
 
+impl Stmt {
+    /// The bodies nested in this statement (a repeat's, an if's two, each concat branch, a
+    /// residual's and its shortcut's, a gate's), in source order.
+    pub fn bodies(&self) -> Vec<&[Stmt]> {
+        match &self.kind {
+            StmtKind::Call(_) => Vec::new(),
+            StmtKind::Repeat(r) => vec![&r.body],
+            StmtKind::If(i) => std::iter::once(&i.then_body[..])
+                .chain(i.else_body.as_deref())
+                .collect(),
+            StmtKind::Concat(c) => c.branches.iter().map(|b| &b.body[..]).collect(),
+            StmtKind::Residual(r) => std::iter::once(&r.body[..])
+                .chain(r.shortcut.as_ref().map(|s| &s.body[..]))
+                .collect(),
+            StmtKind::Gate(g) => vec![&g.body],
+        }
+    }
+}
+
+/// Calls `f` on every statement of `stmts` and of the bodies nested in them, each before
+/// those nested in it.
+pub fn walk<'s>(stmts: &'s [Stmt], f: &mut impl FnMut(&'s Stmt)) {
+    for st in stmts {
+        f(st);
+        for body in st.bodies() {
+            walk(body, f);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShapeAssert {
     pub dims: Vec<Expr>,

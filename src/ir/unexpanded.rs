@@ -1,0 +1,77 @@
+//! The names in code that no elaboration expanded: a block no model calls, the branch of an
+//! `if` no call takes, the body of a `repeat 0`. Elaboration checks what it expands, with
+//! the values; this checks what holds whatever the values are, as a compiler checks dead
+//! code: every call names a layer, a block or a tensor named in its own body (or a block's
+//! parameter, which elaboration judges where it is expanded), and every named argument is
+//! one the layer or block has. A mistake elaboration already reported is not reported again.
+
+use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions};
+use super::layers;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::source::Span;
+use crate::syntax::ast::{self, StmtKind};
+use std::collections::HashSet;
+
+/// Appends to `diags` the name errors of `file`'s blocks and models that `diags` does not
+/// already hold at the same place.
+pub fn check(file: &ast::File, defs: &Definitions<'_>, diags: &mut Diagnostics) {
+    let reported: HashSet<Span> = diags.iter().filter_map(Diagnostic::primary_span).collect();
+    let mut found = Vec::new();
+    for item in &file.items {
+        let (body, params): (&[ast::Stmt], Vec<&str>) = match item {
+            ast::Item::Use(_) => continue,
+            ast::Item::Block(b) => (
+                &b.body,
+                b.params.iter().map(|p| p.name.name.as_str()).collect(),
+            ),
+            ast::Item::Model(m) => (&m.body, Vec::new()),
+        };
+        // Names are local to their body: a block reads only the tensors it names.
+        let mut tensors: Vec<&str> = Vec::new();
+        ast::walk(body, &mut |st| {
+            tensors.extend(st.alias.as_ref().map(|a| a.name.as_str()))
+        });
+        ast::walk(body, &mut |st| {
+            if let StmtKind::Call(call) = &st.kind {
+                found.extend(check_call(call, defs, &tensors, &params));
+            }
+        });
+    }
+    diags.0.extend(
+        found
+            .into_iter()
+            .filter(|d| d.primary_span().is_none_or(|s| !reported.contains(&s))),
+    );
+}
+
+/// The name errors of one call.
+fn check_call(
+    call: &ast::Call,
+    defs: &Definitions<'_>,
+    tensors: &[&str],
+    params: &[&str],
+) -> Vec<Diagnostic> {
+    let name = call.name.name.as_str();
+    let named = call.args.iter().filter_map(|a| a.name.as_ref());
+    if let Some(spec) = layers::lookup(name) {
+        return named
+            .filter(|n| !spec.params.iter().any(|p| p.name == n.name))
+            .map(|n| layers::unknown_argument(spec, n))
+            .collect();
+    }
+    if let Some(block) = defs.block(name) {
+        return named
+            .filter(|n| !block.params.iter().any(|p| p.name.name == n.name))
+            .map(|n| unknown_block_parameter(block, n))
+            .collect();
+    }
+    if tensors.contains(&name) || params.contains(&name) {
+        return Vec::new();
+    }
+    vec![unknown_layer(
+        name,
+        call.name.span,
+        defs,
+        tensors.iter().copied(),
+    )]
+}
