@@ -96,6 +96,27 @@ fn conv_output_matches_the_hand_computed_cross_correlation() {
     assert_eq!(names, vec![std::ffi::OsString::from("y.npy")]);
 }
 
+/// `-o /dev/stdout` into a pipe: the array alone goes there, the text to standard error.
+#[test]
+fn an_output_to_standard_output_gets_no_text_mixed_in() {
+    let Some(dir) = fixtures() else { return };
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", "conv.onnx", "--input", "x.npy", "-o", "/dev/stdout"])
+        .current_dir(dir)
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let array = cnnc::runtime::npy::parse(&out.stdout).unwrap();
+    assert_eq!(
+        (array.shape, array.data),
+        (vec![1, 1, 2, 2], vec![19.0, 25.0, 37.0, 43.0])
+    );
+    assert!(stderr.contains("output `y`: [1, 1, 2, 2]"), "{stderr}");
+    assert!(stderr.contains("wrote /dev/stdout"), "{stderr}");
+}
+
 #[test]
 fn float64_input_is_converted() {
     let Some(dir) = fixtures() else { return };

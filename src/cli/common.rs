@@ -34,8 +34,48 @@ pub fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
 /// not end training or lose its last messages: a failed write is ignored, where `println!`
 /// would panic.
 pub fn stdout_line(line: impl std::fmt::Display) {
+    stdout_text(format_args!("{line}\n"));
+}
+
+/// Writes `text` where results go: standard output, or standard error once an output file
+/// is standard output itself ([`results_to_stderr_if_output_is_stdout`]), so text never
+/// lands inside a model or an array written there.
+pub fn stdout_text(text: impl std::fmt::Display) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    if RESULTS_TO_STDERR.load(Ordering::SeqCst) {
+        let _ = write!(std::io::stderr().lock(), "{text}");
+    } else {
+        let _ = write!(std::io::stdout().lock(), "{text}");
+    }
+}
+
+static RESULTS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends the result lines to standard error when one of `outputs` is this process's
+/// standard output (`-o /dev/stdout`, `--out /proc/self/fd/1`, the same file or pipe).
+pub fn results_to_stderr_if_output_is_stdout<'p>(outputs: impl IntoIterator<Item = &'p Path>) {
+    if outputs.into_iter().any(is_stdout) {
+        RESULTS_TO_STDERR.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether `path` is the file or pipe standard output writes to (a device such as
+/// /dev/null takes both without harm).
+fn is_stdout(path: &Path) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(target) = std::fs::metadata(path) else {
+        return false;
+    };
+    let kind = target.file_type();
+    if !(kind.is_file() || kind.is_fifo() || kind.is_socket()) {
+        return false;
+    }
+    // SAFETY: fstat fills the zeroed struct for descriptor 1, or fails (then unused).
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(1, &mut st) } != 0 {
+        return false;
+    }
+    target.dev() == st.st_dev as u64 && target.ino() == st.st_ino as u64
 }
 
 /// Prints `error: …` (and its help) on stderr and, with `--format json`, the same as one JSON

@@ -377,10 +377,8 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         }
     }
     // Not `print!`: a reader that went away must not stop the `--output` file below.
-    {
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), "{out}");
-    }
+    super::common::results_to_stderr_if_output_is_stdout(a.output.as_deref());
+    super::common::stdout_text(out);
     if let Some(path) = &a.output {
         let mut buf = Vec::new();
         npy::write_f32(&mut buf, &shape, &values)

@@ -331,6 +331,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
             default_checkpoint(&out)
         }
     });
+    // Into a pipe on standard output (`--out /dev/stdout | …`), the epoch lines would land
+    // inside the model: they go to standard error then.
+    super::common::results_to_stderr_if_output_is_stdout([out.as_path(), checkpoint.as_path()]);
     // The data files are inputs too: an output must not land on one of them. (A data
     // source that does not resolve is reported when the data is loaded.)
     let data_source = cnnc::train::DataSource::resolve(&a.data).ok();
