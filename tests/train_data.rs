@@ -301,6 +301,13 @@ fn resolve_reports_missing_directories_and_files() {
     std::fs::create_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
     assert!(e.to_string().contains("not a regular file"), "{e}");
+    // Something the user passed, not a damaged data set: exit 2, as a device given as
+    // `--data`.
+    assert!(e.is_user_input(), "{e}");
+    assert!(DataSource::resolve("/dev/zero").unwrap_err().is_user_input());
+    assert!(!DataSource::resolve("/no/such/folder")
+        .unwrap_err()
+        .is_user_input());
 
     // Test images of another size than the train images: two data sets, not a damaged file.
     let dir = data_dir(false);

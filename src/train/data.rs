@@ -95,11 +95,18 @@ pub enum DataError {
 }
 
 impl DataError {
-    /// Whether the user can fix it by what they pass (a file they cannot read), rather
-    /// than the data set being missing or damaged: exit 2, not 3.
+    /// Whether the user can fix it by what they pass (a file they cannot read, a device or
+    /// a folder where a data file goes, a file where the data folder goes), rather than the
+    /// data set being missing or damaged: exit 2, not 3.
     pub fn is_user_input(&self) -> bool {
-        matches!(self, DataError::Io { source, .. }
-            if source.kind() == io::ErrorKind::PermissionDenied)
+        match self {
+            DataError::Io { path, source } => {
+                source.kind() == io::ErrorKind::PermissionDenied
+                    || path.metadata().is_ok_and(|m| !m.is_file())
+            }
+            DataError::NoDirectory { dir, .. } => dir.exists(),
+            _ => false,
+        }
     }
 
     /// What the user can do about it, when something is known.
