@@ -81,9 +81,10 @@ pub struct TrainArgs {
     /// Continue from the checkpoint.
     #[arg(long, conflicts_with = "restart")]
     pub resume: bool,
-    /// Train from the start even though the checkpoint exists, replacing it after the first
-    /// epoch (without --resume or --restart, an existing checkpoint is refused: a forgotten
-    /// --resume would lose the run).
+    /// Train from the start even though the checkpoint exists, replacing it with the new
+    /// run's first checkpoint (after the first epoch, or on Ctrl-C before that; without
+    /// --resume or --restart, an existing checkpoint is refused: a forgotten --resume would
+    /// lose the run).
     #[arg(long)]
     pub restart: bool,
     /// Train on the first N training examples only.
