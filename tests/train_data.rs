@@ -304,7 +304,9 @@ fn resolve_reports_missing_directories_and_files() {
     // Something the user passed, not a damaged data set: exit 2, as a device given as
     // `--data`.
     assert!(e.is_user_input(), "{e}");
-    assert!(DataSource::resolve("/dev/zero").unwrap_err().is_user_input());
+    assert!(DataSource::resolve("/dev/zero")
+        .unwrap_err()
+        .is_user_input());
     assert!(!DataSource::resolve("/no/such/folder")
         .unwrap_err()
         .is_user_input());

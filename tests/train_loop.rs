@@ -576,6 +576,39 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
     );
 }
 
+/// Two signals at once (GNU `timeout -s INT` signals the process, then its group) are one
+/// request: training stops after its step with a checkpoint, not at once without one.
+#[test]
+fn two_signals_at_once_are_one_stop_request() {
+    use std::io::Read;
+    if !data_ready() {
+        return;
+    }
+    let d = dir("double_sigint");
+    let (ck, out) = (
+        d.join("t.ckpt").display().to_string(),
+        d.join("t.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1000"]);
+    let (mut child, mut err, mut seen) = spawn_training(&args, Stdio::null());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY (both): signalling our own child process.
+    // Apart enough to be two deliveries (pending, they would merge into one).
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    err.read_to_string(&mut seen).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(!seen.contains("second signal"), "{seen}");
+    assert!(seen.contains("continue with --resume"), "{seen}");
+    assert!(cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap().step > 0);
+}
+
 /// The checkpoint is written as every output is: through a symbolic link (the link stays), in
 /// place into a pipe or device (never replacing it), and `--out /dev/null` does not put it
 /// beside the device but where it would go without `--out`.

@@ -4,7 +4,7 @@ use cnnc::Compilation;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 /// Exit code: the input has errors (diagnostics were printed).
 pub const EXIT_DIAGNOSTICS: u8 = 1;
@@ -438,9 +438,9 @@ impl TrainPhase {
     }
 }
 
-const STOPPING: &[u8] = b"stopping after this step, then writing a checkpoint (press Ctrl-C again to quit at once, without one)\n";
-const STOPPING_EVALUATION: &[u8] = b"stopping: the epoch is trained; its test evaluation is cut short and a checkpoint written (press Ctrl-C again to quit at once, without one)\n";
-const STOPPING_AFTER_CHECKPOINT: &[u8] = b"stopping once the checkpoint being written is complete (press Ctrl-C again to quit at once, without it)\n";
+const STOPPING: &[u8] = b"stopping after this step, then writing a checkpoint (a second Ctrl-C or SIGTERM quits at once, without one)\n";
+const STOPPING_EVALUATION: &[u8] = b"stopping: the epoch is trained; its test evaluation is cut short and a checkpoint written (a second Ctrl-C or SIGTERM quits at once, without one)\n";
+const STOPPING_AFTER_CHECKPOINT: &[u8] = b"stopping once the checkpoint being written is complete (a second Ctrl-C or SIGTERM quits at once, without it)\n";
 
 /// The first Ctrl-C's notice in `phase` (a [`TrainPhase`] as stored).
 fn stop_notice(phase: u8) -> &'static [u8] {
@@ -456,7 +456,7 @@ extern "C" fn stop_after_step(signal: libc::c_int) {
 }
 
 const STOPPING_EARLY: &[u8] =
-    b"stopping before training starts; nothing is written (press Ctrl-C again to quit at once)\n";
+    b"stopping before training starts; nothing is written (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_before_start(signal: libc::c_int) {
     request_stop(signal, STOPPING_EARLY);
@@ -466,6 +466,7 @@ extern "C" fn stop_before_start(signal: libc::c_int) {
 /// lets the next signal end the process. Only async-signal-safe calls: it runs in a signal
 /// handler.
 fn request_stop(signal: libc::c_int, notice: &'static [u8]) {
+    FIRST_SIGNAL_AT.store(monotonic_ns(), Ordering::SeqCst);
     STOP_AFTER_STEP.store(true, Ordering::SeqCst);
     cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
     let prefix: &[u8] = if signal == libc::SIGTERM {
@@ -482,13 +483,14 @@ fn request_stop(signal: libc::c_int, notice: &'static [u8]) {
 }
 
 const STOPPING_BENCH: &[u8] =
-    b"stopping after this run; the results so far follow (press Ctrl-C again to quit at once)\n";
+    b"stopping after this run; the results so far follow (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_measuring(signal: libc::c_int) {
     request_stop(signal, STOPPING_BENCH);
 }
 
 extern "C" fn cancel_writes(signal: libc::c_int) {
+    FIRST_SIGNAL_AT.store(monotonic_ns(), Ordering::SeqCst);
     cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
     cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
     reset_signals();
@@ -507,7 +509,30 @@ fn reset_signals() {
 
 const QUIT_NOW: &[u8] = b"\ncnnc: stopped at once by a second signal; nothing more is written\n";
 
+/// When the first signal came (CLOCK_MONOTONIC, in nanoseconds).
+static FIRST_SIGNAL_AT: AtomicU64 = AtomicU64::new(0);
+
+/// A second signal closer than this to the first is the same request, not a second one:
+/// GNU `timeout -s INT` signals the process and then its process group, a shell's Ctrl-C
+/// reaches a pipeline's every process, and a person does not press twice in 100 ms.
+const SAME_REQUEST_NS: u64 = 100_000_000;
+
+/// CLOCK_MONOTONIC in nanoseconds (async-signal-safe: clock_gettime is).
+fn monotonic_ns() -> u64 {
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime fills the timespec on this stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    (t.tv_sec as u64).saturating_mul(1_000_000_000) + t.tv_nsec as u64
+}
+
 extern "C" fn quit_now(signal: libc::c_int) {
+    let first = FIRST_SIGNAL_AT.load(Ordering::SeqCst);
+    if first != 0
+        && cnnc::fsutil::STOP_SIGNAL.load(Ordering::SeqCst) == signal
+        && monotonic_ns().saturating_sub(first) < SAME_REQUEST_NS
+    {
+        return;
+    }
     cnnc::fsutil::remove_pending_temp();
     // SAFETY: write(2) is async-signal-safe; the buffer is a static.
     unsafe {
