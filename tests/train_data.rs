@@ -701,6 +701,8 @@ fn multi_member_gzip_is_read_whole_and_trailing_bytes_are_damage() {
     let p = write(dir.path(), "tail.gz", &tail);
     let e = read_idx(&p, IDX_IMAGES_MAGIC).unwrap_err();
     assert!(matches!(e, DataError::Gzip { .. }), "{e}");
+    // Said as what it is, not as a file cut short.
+    assert!(e.to_string().contains("trailing garbage"), "{e}");
     // Zero padding after the last member (a tape's or a block device's) is no damage, as
     // GNU gzip says; padding followed by more bytes is.
     let mut padded = two.clone();

@@ -858,6 +858,15 @@ impl<R: BufRead> Read for GzMembers<R> {
                             "bytes other than zero padding after the last gzip member",
                         ))
                     }
+                    // What follows a member must be another (its magic 1f 8b) or padding.
+                    Some(&b) if b != 0x1f || available.get(1).is_some_and(|&c| c != 0x8b) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "bytes after the gzip data that are neither gzip nor zero padding \
+                             (\"trailing garbage\", which GNU gzip ignores with a warning); \
+                             `gzip -t` shows it",
+                        ))
+                    }
                     Some(_) => break,
                 }
             }
