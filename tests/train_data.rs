@@ -331,6 +331,17 @@ fn resolve_reports_missing_directories_and_files() {
         "{e}"
     );
     assert!(e.help().unwrap().contains("two data sets"), "{e}");
+    // Train images of 0 rows: the file's own fault, said before the splits are compared.
+    write(
+        dir.path(),
+        "train-images-idx3-ubyte",
+        &idx(IDX_IMAGES_MAGIC, &[12, 0, 4], &[]),
+    );
+    let e = DataSource::resolve(dir.path().to_str().unwrap())
+        .unwrap()
+        .load(10)
+        .unwrap_err();
+    assert!(e.to_string().contains("images of 0×4 pixels"), "{e}");
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {

@@ -552,6 +552,11 @@ impl DataSource {
         let train_labels = IdxHeader::read(&self.train_labels, IDX_LABELS_MAGIC)?;
         let test_images = IdxHeader::read_images(&self.test_images)?;
         let test_labels = IdxHeader::read(&self.test_labels, IDX_LABELS_MAGIC)?;
+        // What is wrong with each file (images of 0 pixels, a label count that differs) is
+        // said before what does not fit: the other split, then the model.
+        for (images, labels) in [(&train_images, &train_labels), (&test_images, &test_labels)] {
+            images.check_against(labels)?;
+        }
         if test_images.image_shape() != train_images.image_shape() {
             return Err(DataError::SplitSizes {
                 test: self.test_images.clone(),
@@ -560,10 +565,6 @@ impl DataSource {
                 train_shape: train_images.image_shape(),
             }
             .into());
-        }
-        // What is wrong with the files is said before what does not fit the model.
-        for (images, labels) in [(&train_images, &train_labels), (&test_images, &test_labels)] {
-            images.check_against(labels)?;
         }
         let fit = check(train_images.image_shape())?;
         let train = Dataset::from_headers(&train_images, &train_labels, classes, limits[0])?;
