@@ -1167,3 +1167,78 @@ fn deny_warnings_fails_the_check_on_a_warning() {
     let clean = cnnc(&["check", "models/lenet.cnn", "--deny-warnings"]);
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
 }
+
+/// The output checks of `train` name what a path is: a test data file as test data, and a
+/// default checkpoint path that is a folder with the option that moves it.
+#[test]
+fn train_output_checks_name_the_file_and_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(dir.path(), name, b"");
+    }
+    let data = dir.path().display().to_string();
+    let test_labels = dir.path().join("t10k-labels-idx1-ubyte");
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        &data,
+        "--out",
+        test_labels.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("a file of the test data"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::create_dir(dir.path().join("m.ckpt.safetensors")).unwrap();
+    let out = dir.path().join("m.onnx");
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        &data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("(the default, from --out)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("pass --checkpoint PATH"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Resuming takes the weights from the checkpoint: an --init given is said to be unused.
+    let ckpt = write(dir.path(), "r.ckpt", b"not a checkpoint");
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--data",
+        &data,
+        "--out",
+        out.to_str().unwrap(),
+        "--checkpoint",
+        &ckpt,
+        "--resume",
+        "--init",
+        "xavier",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--init xavier has no effect with --resume"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -57,8 +57,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "S", default_value_t = 0, value_parser = whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
     /// How to draw the initial weights [default: default, PyTorch's].
-    #[arg(long, value_enum, default_value = "default", hide_default_value = true)]
-    pub init: InitArg,
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
     /// Resize the images to H×H (bilinear) to fit the model's input.
     #[arg(long, value_name = "H", value_parser = at_least_one::<usize>, allow_negative_numbers = true)]
     pub resize: Option<usize>,
@@ -355,22 +355,35 @@ pub fn run(a: TrainArgs) -> ExitCode {
             .files()
             .map(|(_, f)| ("a source of the model (through `use`)", f.path.as_path())),
     );
-    inputs.extend(
-        data_files
-            .iter()
-            .flatten()
-            .map(|p| ("a file of the training data", p.as_path())),
-    );
+    inputs.extend(data_files.iter().flat_map(|[a, b, c, d]| {
+        [
+            ("a file of the training data", a.as_path()),
+            ("a file of the training data", b.as_path()),
+            ("a file of the test data", c.as_path()),
+            ("a file of the test data", d.as_path()),
+        ]
+    }));
     let with_checkpoint: Vec<(&str, &Path)> = inputs
         .iter()
         .copied()
         .chain([("the checkpoint", checkpoint.as_path())])
         .collect();
-    let checks = [
-        check_output_path(&out, "trained.onnx", &with_checkpoint),
-        check_output_path(&checkpoint, "ckpt.safetensors", &inputs),
-    ];
-    if let Some(e) = checks.into_iter().find_map(Result::err) {
+    if let Err(e) = check_output_path(&out, "trained.onnx", &with_checkpoint) {
+        return fail_as(a.format, EXIT_USAGE, e);
+    }
+    if let Err(e) = check_output_path(&checkpoint, "ckpt.safetensors", &inputs) {
+        // A default path the user never wrote: the way out is the option that sets it.
+        if a.checkpoint.is_none() && checkpoint.is_dir() {
+            return report_failure(
+                a.format,
+                EXIT_USAGE,
+                format!(
+                    "cannot write the checkpoint to {} (the default, from --out): it is a folder",
+                    checkpoint.display()
+                ),
+                Some("pass --checkpoint PATH to write it elsewhere".into()),
+            );
+        }
         return fail_as(a.format, EXIT_USAGE, e);
     }
     if !a.resume && !a.restart && checkpoint.is_file() {
@@ -438,6 +451,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
                  with {given}"
             );
         }
+    }
+    if let (true, Some(init)) = (a.resume, a.init) {
+        note!(
+            "note: --init {} has no effect with --resume: the weights come from the checkpoint",
+            clap::ValueEnum::to_possible_value(&init)
+                .map_or("…".into(), |v| v.get_name().to_string())
+        );
     }
     // `--data fashion-mnist` names the Debian package even beside a folder of that name.
     if a.data == "fashion-mnist" && Path::new("fashion-mnist").is_dir() {
@@ -512,7 +532,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         optimizer,
         lr,
         seed: a.seed,
-        init: match a.init {
+        init: match a.init.unwrap_or(InitArg::Default) {
             InitArg::Default => Init::Default,
             InitArg::Xavier => Init::Xavier,
             InitArg::Kaiming => Init::Kaiming,
