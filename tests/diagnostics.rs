@@ -1364,3 +1364,61 @@ fn carriage_returns_alone_end_lines() {
     assert!(text.contains(" 3 │     conv(16, 3, pad=-1)"), "{text}");
     assert!(!text.contains('\r'), "{text:?}");
 }
+
+/// A name used as what it is not is told what it is: a tensor passed as a number or to a
+/// block, a block's parameter used as a tensor, a repeat's variable after its body, a
+/// model called as a layer, the batch written in a shape assertion.
+#[test]
+fn names_used_as_what_they_are_not_are_told_what_they_are() {
+    let cases: [(&str, &str, &[&str]); 6] = [
+        (
+            "block f(x) { conv(x, 1) }\nmodel M(input: [3, 8, 8]) { conv(8, 1) as skip f(skip) }",
+            "cnnc::elab::unknown_variable",
+            &[
+                "`skip` is a tensor, not a number",
+                "write the concat where the block is called",
+            ],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 1) as a conv(a, 1) }",
+            "cnnc::elab::unknown_variable",
+            &["`a` is a tensor, not a number"],
+        ),
+        (
+            "block f(x) { conv(8, 1) concat { {} x } }\nmodel M(input: [3, 8, 8]) { f(3) }",
+            "cnnc::elab::unknown_layer",
+            &[
+                "`x` is a parameter of block `f`, here the integer 3",
+                "`f(…) concat { {} t }`",
+            ],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { repeat i in 0..2 { conv(8, 1) } conv(i + 1, 1) }",
+            "cnnc::elab::unknown_variable",
+            &["exists only inside that repeat's body"],
+        ),
+        (
+            "model A(input: [3, 8, 8]) { conv(8, 1) }\nmodel B(input: [3, 8, 8]) { A }",
+            "cnnc::elab::unknown_layer",
+            &["`A` is a model, and a model cannot be called"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(16, 3, pad=1) : [N, 16, 8, 8] }",
+            "cnnc::elab::unknown_variable",
+            &["the batch dimension is left out of shapes: write `: [16, 8, 8]`"],
+        ),
+    ];
+    for (src, code, says) in cases {
+        let c = cnnc::compile_source(Path::new("k.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+        let text = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
+        for s in says {
+            assert!(text.contains(s), "{src}: {s:?} not in {text:?}");
+        }
+        assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
+    }
+}

@@ -676,6 +676,58 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.checked_diags = self.diags.0.len();
     }
 
+    /// Says more of each "unknown variable" among the diagnostics from `from` on, at a place
+    /// `within`, whose name is something else in this body: a named tensor (passed as a
+    /// number or to a block), or the variable of a repeat used after its body.
+    fn explain_unknown_variables(&mut self, from: usize, frame: &Frame, within: Span) {
+        let here: &[ast::Stmt] = match self.call_stack.last() {
+            Some((block, _)) => match self.defs.blocks.get(block) {
+                Some(def) => &def.body,
+                None => return,
+            },
+            None => &self.model.body,
+        };
+        // (Deduplication after a block call may have dropped some since `from`.)
+        let from = from.min(self.diags.0.len());
+        for d in &mut self.diags.0[from..] {
+            if d.code != "cnnc::elab::unknown_variable"
+                || d.primary_span().is_none_or(|s| !within.contains(s))
+            {
+                continue;
+            }
+            let Some(name) = d
+                .message
+                .strip_prefix("unknown variable `")
+                .and_then(|m| m.strip_suffix('`'))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if frame.tensors.contains_key(&name) {
+                d.message = format!("`{name}` is a tensor, not a number");
+                if let Some(l) = d.labels.first_mut() {
+                    l.text = "a named tensor".into();
+                }
+                d.help = Some(format!(
+                    "a named tensor is read as a statement of its own (`{name}`), as a concat \
+                     branch (`concat {{ {{}} {name} }}`) or in `crop({name})`; it is no value to \
+                     compute with or to pass to a block: write the concat where the block is \
+                     called, or name the tensor inside the block"
+                ));
+            } else if let Some(var) = loop_variable(here, &name) {
+                d.help = Some(format!(
+                    "`{name}` is the variable of a repeat, and exists only inside that repeat's \
+                     body"
+                ));
+                d.labels.push(Label {
+                    span: var,
+                    text: "defined here, for the repeat's body only".into(),
+                    call: false,
+                });
+            }
+        }
+    }
+
     fn report_eval(&mut self, e: EvalError) {
         if let EvalError::Diag(d) = e {
             self.diags.push(*d);
@@ -857,7 +909,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                     return None;
                 }
                 Err(e) => {
+                    let before = self.diags.0.len();
                     self.report_eval(e);
+                    // `: [N, 16, 32, 32]`: the batch written as a variable.
+                    if assert.dims.len() == shape.rank() + 1 && std::ptr::eq(d, &assert.dims[0]) {
+                        for diag in &mut self.diags.0[before..] {
+                            if diag.code == "cnnc::elab::unknown_variable" {
+                                diag.help = Some(format!(
+                                    "the batch dimension is left out of shapes: write `: {}`",
+                                    Shape(shape.dims().to_vec())
+                                ));
+                            }
+                        }
+                    }
+                    self.explain_unknown_variables(before, frame, assert.span);
                     return None;
                 }
             }
@@ -1697,10 +1762,16 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Result<Cur, Abort> {
         let name = call.name.name.as_str();
         if let Some(spec) = layers::lookup(name) {
-            return self.layer(spec, call, cur, frame, scope);
+            let before = self.diags.0.len();
+            let out = self.layer(spec, call, cur, frame, scope);
+            self.explain_unknown_variables(before, frame, call.span);
+            return out;
         }
         if let Some(block) = self.defs.blocks.get(name).copied() {
-            return self.block_call(block, call, cur, frame, scope);
+            let before = self.diags.0.len();
+            let out = self.block_call(block, call, cur, frame, scope);
+            self.explain_unknown_variables(before, frame, call.span);
+            return out;
         }
         if let Some(named) = frame.tensors.get_mut(name) {
             named.used = true;
@@ -1726,6 +1797,41 @@ impl<'a, 'd> Elab<'a, 'd> {
             return Ok(tensor.clone());
         }
         if self.named_in_skipped_iterations(name) {
+            return Ok(unknown(cur));
+        }
+        // `block up(c, skip) { concat { skip {} } }`: a parameter is a number (or a list, a
+        // flag), never a tensor; tensors are not passed to blocks.
+        if let Some(value) = frame.env.get(name) {
+            let block = self.call_stack.last().map(|(b, _)| *b);
+            let param = block
+                .and_then(|b| self.defs.blocks.get(b))
+                .is_some_and(|def| def.params.iter().any(|p| p.name.name == name));
+            let (whose, help) = match block {
+                Some(b) if param => (
+                    format!("a parameter of block `{b}`"),
+                    format!(
+                        "a block takes numbers, lists and flags, not tensors: to join a tensor \
+                         of the caller, write the concat where the block is called (`{b}(…) \
+                         concat {{ {{}} t }}`), or name the tensor inside the block"
+                    ),
+                ),
+                _ => (
+                    "a repeat's variable".to_string(),
+                    "a repeat's variable is one of its values, never a tensor or a layer"
+                        .to_string(),
+                ),
+            };
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::unknown_layer",
+                    format!(
+                        "`{name}` is {whose}, here {}, not a layer or tensor",
+                        value.describe()
+                    ),
+                )
+                .label(call.name.span, "used as a layer")
+                .help(help),
+            );
             return Ok(unknown(cur));
         }
         if let Some(d) = self.misplaced_name(name, call.name.span) {
@@ -2571,6 +2677,19 @@ fn reads_name(stmts: &[ast::Stmt], name: &str) -> bool {
 }
 
 /// The place of the first `as NAME` in `stmts`, at any depth.
+/// Where `repeat NAME in …` defines `name` in `stmts` (or the bodies in them).
+fn loop_variable(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
+    let mut found = None;
+    ast::walk(stmts, &mut |st| {
+        if let StmtKind::Repeat(r) = &st.kind {
+            if let Some(v) = r.var.as_ref().filter(|v| v.name == name) {
+                found.get_or_insert(v.span);
+            }
+        }
+    });
+    found
+}
+
 fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
     stmts.iter().find_map(|st| {
         if let Some(alias) = st.alias.as_ref().filter(|a| a.name == name) {
