@@ -1422,3 +1422,19 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
         assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
     }
 }
+
+/// As in Python, a negative index counts from the end of a list; past either end it is an
+/// error naming both ranges.
+#[test]
+fn negative_indices_count_from_the_end() {
+    let src = "block f(cs) { conv(cs[-1], 1) conv(cs[-2] + cs[0], 1) }\n\
+               model M(input: [3, 8, 8]) { f([8, 16]) }\n";
+    let c = cnnc::compile_source(Path::new("i.cnn"), src.to_string());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.models[0].output_shape().0, vec![16, 8, 8]);
+    let help = help_for(
+        "model M(input: [3, 8, 8]) { conv([8, 16][-3], 1) }",
+        "cnnc::elab::index_out_of_range",
+    );
+    assert_eq!(help, "valid indices are 0 to 1, or -2 to -1 from the end");
+}

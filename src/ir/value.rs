@@ -164,8 +164,14 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             match (l, i) {
                 (Value::List(items), Value::Int(i)) => {
                     let len = items.len();
-                    usize::try_from(i)
-                        .ok()
+                    // As in Python, a negative index counts from the end: `cs[-1]` is the last.
+                    let from_start = if i < 0 {
+                        i64::try_from(len).ok().and_then(|n| n.checked_add(i))
+                    } else {
+                        Some(i)
+                    };
+                    from_start
+                        .and_then(|i| usize::try_from(i).ok())
                         .and_then(|i| items.into_iter().nth(i))
                         .ok_or_else(|| {
                             fail_help(
@@ -173,7 +179,14 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
                                 format!("index {i} is out of range for a list of {len}"),
                                 index,
                                 "this index",
-                                format!("valid indices are 0 to {}", len.saturating_sub(1)),
+                                if len == 0 {
+                                    "the list is empty: no index is valid".to_string()
+                                } else {
+                                    format!(
+                                        "valid indices are 0 to {}, or -{len} to -1 from the end",
+                                        len - 1
+                                    )
+                                },
                             )
                         })
                 }
