@@ -788,6 +788,11 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             ));
         }
     }
+    // `if 1 < k < 9`: Python chains comparisons, cnnc does not (before the braced-body
+    // help, which the `{` an `if` also expects would give).
+    if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
+        return d.help("comparisons do not chain: write `a < b and b < c`");
+    }
     // `repeat 3 conv(8, 3)`, `if in.c > 8 relu`: the body must be braced. The statement is
     // the last of these keywords on the line before the token.
     if expects("`{`") {
@@ -831,9 +836,6 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             ));
         }
     }
-    if matches!(tok, "==" | "!=" | "<" | "<=" | ">" | ">=") && expects("an operator") {
-        return d.help("comparisons do not chain: write `a < b and b < c`");
-    }
     // `in` is the incoming tensor only through its fields; alone it is the keyword of
     // `repeat i in a..b`.
     if tok == "in" && !text[end..].starts_with('.') && !expects("a name") {
@@ -844,6 +846,31 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     }
     if is_keyword(tok) && expects("a name") {
         return d.help(format!("`{tok}` is a keyword and cannot be used as a name"));
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    // `model M(input: [3, 32, 32], classes=10)`: a model takes its input only.
+    if expects("`)`")
+        && text[line_start..start].trim_start().starts_with("model ")
+        && text[..start].trim_end().ends_with(',')
+    {
+        return d.help(
+            "a model takes only its input shape; parameters belong to blocks: write the \
+             layers as `block body(classes=10) { … }` and call it from the model, `body(10)`",
+        );
+    }
+    // `conv(8, 3) }` and then more layers: the `}` closed the model (or block) early.
+    let before_tok = text[..start].trim_end();
+    if expects("`model`") && !is_keyword(tok) && before_tok.ends_with('}') {
+        let brace = before_tok.len() - 1;
+        return d
+            .label(
+                Span::new(file, brace, brace + 1),
+                "this `}` closes the model or block",
+            )
+            .help(
+                "delete this `}` if the statements after it belong inside, or move them in \
+                 (after the top level come only `use`, `block` and `model`)",
+            );
     }
     let unclosed =
         innermost_unclosed(text, pos).filter(|&(_, b)| expects(&format!("`{}`", closer(b))));
@@ -874,6 +901,11 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                         .help(format!("add a `{close}` to close it"));
                 }
             }
+        } else if b == b'{' && matches!(tok, "model" | "block" | "use") {
+            // The next definition begins inside the last one's body: its `}` is missing.
+            d = d
+                .label(opener, "this `{` is not closed")
+                .help(format!("add a `}}` before this `{tok}` to close it"));
         } else if b != b'{' {
             let help = if expects("`,`") {
                 format!("close it with `{close}`, or separate the items with `,`")

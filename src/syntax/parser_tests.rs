@@ -871,6 +871,22 @@ fn habits_from_other_languages_get_a_help() {
             &["`model Name(input: [C, H, W])"],
         ),
         ("import torch\n", &["nothing is imported"]),
+        (
+            "model M(input: [3, 32, 32], classes=10) { relu }\n",
+            &["a model takes only its input shape", "`body(10)`"],
+        ),
+        (
+            "block f(k) { if 1 < k < 9 { relu } }\n",
+            &["comparisons do not chain"],
+        ),
+        (
+            "model M(input: [1]) { relu\nmodel N(input: [1]) { relu }\n",
+            &["add a `}` before this `model`"],
+        ),
+        (
+            "model M(input: [1]) { relu }\n  relu\n}\n",
+            &["delete this `}` if the statements after it belong inside"],
+        ),
     ] {
         check_error(file, UNEXPECTED, words);
     }
