@@ -70,6 +70,27 @@ impl Compilation {
         known.then_some(broken)
     }
 
+    /// The models with errors of their own, in source order.
+    pub fn models_with_errors(&self) -> Vec<&str> {
+        self.model_diagnostics
+            .iter()
+            .filter(|(_, r)| {
+                self.diagnostics.0[r.clone()]
+                    .iter()
+                    .any(Diagnostic::is_error)
+            })
+            .map(|(m, _)| m.as_str())
+            .collect()
+    }
+
+    /// Whether the file itself has errors (syntax, definitions, code no model expands), not
+    /// only its models.
+    pub fn file_has_errors(&self) -> bool {
+        self.diagnostics.iter().enumerate().any(|(i, d)| {
+            d.is_error() && !self.model_diagnostics.iter().any(|(_, r)| r.contains(&i))
+        })
+    }
+
     /// The model named `name`, or the only model when `name` is `None`.
     pub fn model(&self, name: Option<&str>) -> Result<&CheckedModel, String> {
         match name {

@@ -918,6 +918,13 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
         let o = cnnc(&args);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("cnnc::shape::rank"), "{}", stderr(&o));
+        // Without --model, the way to the model that checks.
+        assert_eq!(
+            stderr(&o).contains("pick a model that checks with --model NAME (A)"),
+            args.len() == 2,
+            "{}",
+            stderr(&o)
+        );
     }
     let broken = write(
         dir.path(),
@@ -944,6 +951,15 @@ fn a_model_is_usable_while_another_of_its_file_has_errors() {
     assert!(!stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
     let o = cnnc(&["summary", &warned, "--model", "B"]);
     assert!(stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
+    // Without --model: which model is the question, before any model's warnings.
+    let o = cnnc(&["summary", &warned]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pick one with --model"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("even_kernel_same"), "{}", stderr(&o));
 
     // A model with errors of its own: its errors only, not the others' warnings or errors
     // (those get the note), in text and in JSON.

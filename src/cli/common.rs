@@ -197,6 +197,16 @@ pub fn compile_one_as(
             return Err(fail(EXIT_USAGE, e));
         }
     };
+    // Several models, no --model and no error: which one is the question, before any
+    // model's warnings (those of the one not meant would come first).
+    if model.is_none() && c.model_names.len() > 1 && !c.diagnostics.has_errors() {
+        let e = c.model(None).err().unwrap_or_default();
+        if format == Format::Json {
+            let d = cnnc::diag::JsonDiagnostic::about_file("cnnc::cli::model", e.clone(), path);
+            println!("{}", serde_json::json!({ "diagnostics": [d] }));
+        }
+        return Err(fail(EXIT_USAGE, e));
+    }
     // With JSON, errors go to stdout (below), warnings too where the result carries them
     // (`summary`); what stdout does not carry is rendered on stderr.
     match format {
@@ -218,6 +228,17 @@ pub fn compile_one_as(
             path.display(),
             c.diagnostics.error_count()
         );
+        // Without --model, in a file of several models of which some check: the way to
+        // use those.
+        let checked: Vec<&str> = c.models.iter().map(|m| m.name.as_str()).collect();
+        if model.is_none() && c.model_names.len() > 1 && !checked.is_empty() && !c.file_has_errors()
+        {
+            note!(
+                "  help: the errors are in {}; pick a model that checks with --model NAME ({})",
+                c.models_with_errors().join(", "),
+                checked.join(", ")
+            );
+        }
         return Err(ExitCode::from(EXIT_DIAGNOSTICS));
     }
     let chosen = match c.model(model) {
