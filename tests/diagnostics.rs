@@ -1438,3 +1438,26 @@ fn negative_indices_count_from_the_end() {
     );
     assert_eq!(help, "valid indices are 0 to 1, or -2 to -1 from the end");
 }
+
+/// `single_branch` fires for a concat of one branch, except one that starts from a named
+/// tensor (`dropped_tensor`'s and `crop_outside_concat`'s to report).
+#[test]
+fn single_branch_is_warned_for_a_concat_that_joins_nothing() {
+    for (body, warned) in [
+        ("concat { {} }", true),
+        ("concat { { conv(8, 1) relu } }", true),
+        ("concat { repeat 2 { conv(8, 1) } }", true),
+        ("concat { {} {} }", false),
+        ("concat { {} { repeat 2 { conv(8, 1) } } }", false),
+        ("conv(8, 1) as a relu concat { a }", false),
+        ("conv(8, 1) as a relu concat { crop(a) }", false),
+    ] {
+        let src = format!("model M(input: [8, 8, 8]) {{ {body} flatten linear(2) }}\n");
+        let c = cnnc::compile_source(Path::new("s.cnn"), src);
+        let got = c
+            .diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::elab::single_branch");
+        assert_eq!(got, warned, "{body}: {:?}", c.diagnostics);
+    }
+}

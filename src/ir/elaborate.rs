@@ -1276,6 +1276,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             self.flush_dilation_run();
             outs.push((out, branch.span));
         }
+        if let [only] = c.branches.as_slice() {
+            self.warn_single_branch(only, frame);
+        }
         if outs.is_empty() {
             self.diags.push(
                 Diagnostic::error("cnnc::elab::argument_count", "a concat needs at least one branch")
@@ -1476,6 +1479,47 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .help(help),
             );
         }
+    }
+
+    /// A concat of one branch is that branch alone: an Inception module's branches written
+    /// as a repeat (`concat { repeat 3 { conv(8, 1) } }`, one branch of three convs in a
+    /// row), or the `{}` of a DenseNet layer with the layers left outside. A branch that
+    /// starts from a named tensor is `dropped_tensor`'s or `crop_outside_concat`'s to report.
+    fn warn_single_branch(&mut self, branch: &ast::Branch, frame: &Frame) {
+        let from_name = |st: &ast::Stmt| match &st.kind {
+            StmtKind::Call(call) => {
+                frame.tensors.contains_key(&call.name.name) || call.name.name == "crop"
+            }
+            _ => false,
+        };
+        if branch.body.first().is_some_and(from_name) {
+            return;
+        }
+        let repeat = branch
+            .body
+            .iter()
+            .find(|st| matches!(st.kind, StmtKind::Repeat(_)));
+        let help = match repeat {
+            Some(_) => "a repeat inside a concat makes one branch, its iterations one after \
+                        another; for parallel branches write each in braces, `concat { { \
+                        conv(8, 1) } { conv(8, 3, pad=1) } }`"
+                .to_string(),
+            None if branch.body.is_empty() => "`concat { {} }` is its input alone: add the \
+                 other branches, e.g. `concat { {} { conv(32, 3, pad=1) } }` (DenseNet's \
+                 layer), or remove the concat"
+                .to_string(),
+            None => "add the other branches (`{}` for the input itself, as DenseNet's layer \
+                     does), or remove the concat and keep the branch's layers"
+                .to_string(),
+        };
+        self.diags.push(
+            Diagnostic::warning(
+                "cnnc::elab::single_branch",
+                "this concat has one branch: it joins nothing",
+            )
+            .label(branch.span, "the only branch")
+            .help(help),
+        );
     }
 
     /// `gate { body }`: the input times body(input). The body's layers are named in the
