@@ -188,7 +188,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 14] = [
+pub const WARNING_CODES: [&str; 15] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
@@ -203,6 +203,7 @@ pub const WARNING_CODES: [&str; 14] = [
     "cnnc::elab::channels_last",
     "cnnc::elab::empty_body",
     "cnnc::elab::single_branch",
+    "cnnc::elab::keras_momentum",
 ];
 
 /// The warning code `s` names: in full, or by its last parts (`unused_input`,

@@ -2009,6 +2009,38 @@ impl<'a, 'd> Elab<'a, 'd> {
         )
     }
 
+    /// `batchnorm(momentum=0.9)`: Keras's and TensorFlow's convention (the weight of the
+    /// running statistic), where PyTorch's and cnnc's momentum is the weight of the new
+    /// batch, 0.1 by default: the running statistics would follow each batch.
+    fn warn_keras_momentum(&mut self, momentum: f64, call: &ast::Call) {
+        // 1 is PyTorch's "the last batch only", deliberate; Keras's values are 0.9, 0.99, …
+        if momentum <= 0.5 || momentum >= 1.0 {
+            return;
+        }
+        let Some(arg) = call
+            .args
+            .iter()
+            .find(|a| a.name.as_ref().is_some_and(|n| n.name == "momentum"))
+        else {
+            return;
+        };
+        let pytorch = ((1.0 - momentum) * 1e6).round() / 1e6;
+        self.diags.push(
+            Diagnostic::warning(
+                "cnnc::elab::keras_momentum",
+                format!(
+                    "batch norm momentum {momentum} weighs each new batch by {momentum}: the \
+                     running statistics follow the last few batches"
+                ),
+            )
+            .label(arg.span, "Keras's convention?")
+            .help(format!(
+                "cnnc's momentum is PyTorch's, the weight of the new batch (default 0.1); \
+                 Keras's and TensorFlow's momentum={momentum} is momentum={pytorch} here"
+            )),
+        );
+    }
+
     fn layer(
         &mut self,
         spec: &'static LayerSpec,
@@ -2026,6 +2058,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             None => return Ok(unknown(cur)),
         };
         self.track_dilation(&op, call.span);
+        if let Op::BatchNorm { momentum, .. } = op {
+            self.warn_keras_momentum(momentum, call);
+        }
         let name = scope.fresh(spec.name);
         let before = self.diags.0.len();
         let groups = match &op {
