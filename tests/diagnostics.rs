@@ -235,6 +235,13 @@ fn every_warning_can_be_allowed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("errors cannot be silenced"));
+    // A slip in a warning's name gets a did-you-mean, as in an allow comment.
+    let out = cnnc()
+        .args(["check", "--allow", "unused_nam", "models/lenet.cnn"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `unused_name`?"));
 }
 
 /// `unused_name` fires for an `as x` that nothing ever reads, counting every iteration of a

@@ -160,6 +160,15 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
         "{}",
         r.stderr
     );
+    // Channels last, [N, H, W, C], is told how to transpose.
+    let r = cnnc(dir, &["run", "conv.onnx", "--input", "channels_last.npy"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("channels last") && r.stderr.contains("x.transpose(0, 3, 1, 2)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("channels last") || !r.stderr.contains("batch axis"));
 }
 
 #[test]

@@ -115,11 +115,17 @@ pub fn warning_code(s: &str) -> Result<&'static str, String> {
             .iter()
             .filter_map(|c| c.rsplit("::").next())
             .collect();
-        format!(
-            "`{s}` is not a warning cnnc gives; the warnings are {} (errors cannot be \
+        match cnnc::diag::did_you_mean(s.rsplit("::").next().unwrap_or(s), short.iter().copied()) {
+            Some(near) => format!(
+                "`{s}` is not a warning cnnc gives; did you mean `{near}`? (errors cannot be \
+                 silenced)"
+            ),
+            None => format!(
+                "`{s}` is not a warning cnnc gives; the warnings are {} (errors cannot be \
                  silenced)",
-            short.join(", ")
-        )
+                short.join(", ")
+            ),
+        }
     })
 }
 

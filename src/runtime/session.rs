@@ -118,6 +118,17 @@ impl TensorSpec {
                 Dim::Fixed(m) => *m == n,
                 Dim::Symbolic(_) => true,
             });
+        // Channels last, NumPy's and TensorFlow's image layout: `[N, H, W, C]` for `[N, C,
+        // H, W]`.
+        let channels_last = shape.len() == 4
+            && self.shape.len() == 4
+            && [shape[3], shape[1], shape[2]]
+                .iter()
+                .zip(&self.shape[1..])
+                .all(|(&n, d)| match d {
+                    Dim::Fixed(m) => *m == n,
+                    Dim::Symbolic(_) => true,
+                });
         if fits {
             Ok(())
         } else {
@@ -139,6 +150,9 @@ impl TensorSpec {
                     if unbatched {
                         "; it is one example without the batch axis: save it with one in front \
                          (numpy: `x[None]`)"
+                    } else if channels_last {
+                        "; it is channels last, [N, H, W, C]: save it channels first (numpy: \
+                         `x.transpose(0, 3, 1, 2)`)"
                     } else {
                         ""
                     }

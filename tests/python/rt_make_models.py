@@ -180,6 +180,7 @@ def main(out):
     np.save(os.path.join(out, "wrong_shape.npy"), np.zeros((2, 3, 3, 3), dtype=np.float32))
     # One image of conv.onnx's [N, 1, 3, 3] without the batch axis.
     np.save(os.path.join(out, "unbatched.npy"), np.zeros((1, 3, 3), dtype=np.float32))
+    np.save(os.path.join(out, "channels_last.npy"), np.zeros((2, 3, 3, 1), dtype=np.float32))
     np.save(os.path.join(out, "ones.npy"), np.ones((2, 4), dtype=np.float32))
     nan = x.copy()
     nan[0, 0, 1, 2] = np.nan
