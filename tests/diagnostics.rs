@@ -616,6 +616,12 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     // No named skip: the general help.
     let h = help("concat { {} maxpool(2) }");
     assert!(h.contains("every branch must keep the spatial size"), "{h}");
+    // The skip is the smaller one (an upsampling too many): no crop, but where to look.
+    let h = help("upsample(2) concat { {} e }");
+    assert!(
+        h.contains("`e` is 25×25, smaller than the 50×50 tensor") && !h.contains("crop(e)"),
+        "{h}"
+    );
 }
 
 /// An argument given twice: PyTorch's order is named only when the numbers look like it;

@@ -1317,11 +1317,6 @@ impl<'a, 'd> Elab<'a, 'd> {
             .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
             .collect::<Option<_>>()?;
         let small = *sizes.iter().min_by_key(|[h, w]| h * w)?;
-        // `crop(skip)` cuts to the concat's input size: the fix only where that is the size
-        // the other branches give.
-        if input.and_then(Shape::spatial) != Some(small) {
-            return None;
-        }
         let named = |b: &ast::Branch| match b.body.as_slice() {
             [st] => match &st.kind {
                 StmtKind::Call(call)
@@ -1333,6 +1328,31 @@ impl<'a, 'd> Elab<'a, 'd> {
             },
             _ => None,
         };
+        // A named skip smaller than the tensor it joins (a U-Net decoder with one upsampling
+        // too many, or an encoder stage too many): no crop makes it larger.
+        let here = input.and_then(Shape::spatial)?;
+        if let Some((skip, hw)) = c
+            .branches
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| {
+                let hw = sizes[i];
+                (hw[0] <= here[0] && hw[1] <= here[1] && hw != here).then(|| (named(b), hw))
+            })
+            .and_then(|(n, hw)| Some((n?, hw)))
+        {
+            return Some(format!(
+                "the skip tensor `{skip}` is {}×{}, smaller than the {}×{} tensor it joins \
+                 here: a crop cannot make it larger; the layers before this concat upsample \
+                 once too often (or downsample once too few) since `{skip}` was named",
+                hw[0], hw[1], here[0], here[1]
+            ));
+        }
+        // `crop(skip)` cuts to the concat's input size: the fix only where that is the size
+        // the other branches give.
+        if here != small {
+            return None;
+        }
         let larger: Vec<(usize, String, [u64; 2])> = c
             .branches
             .iter()
