@@ -858,8 +858,35 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
              layers as `block body(classes=10) { … }` and call it from the model, `body(10)`",
         );
     }
-    // `conv(8, 3) }` and then more layers: the `}` closed the model (or block) early.
     let before_tok = text[..start].trim_end();
+    // `Model M(…)`, `modle M(…)`: a top-level keyword misspelled.
+    if (expects("`model`") || expects("`block`, `model` or `use`"))
+        && tok.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        if let Some(k) = crate::diag::did_you_mean(tok, ["use", "block", "model"]) {
+            return d.help(format!("did you mean `{k}`? (keywords are lowercase)"));
+        }
+    }
+    // `conv(8, 1) as x as y`: one name per tensor.
+    if tok == "as" && expects("a layer") {
+        let words: Vec<&str> = before_tok.rsplit(char::is_whitespace).take(2).collect();
+        if words.len() == 2 && words[1] == "as" {
+            return d.help(format!(
+                "a tensor takes one name: keep one `as …` (here `as {}`), and read it by that \
+                 name",
+                words[0]
+            ));
+        }
+    }
+    // `relu else { … }`: an else with no if before it.
+    if tok == "else" {
+        return d.help("`else` follows the `}` of an `if`'s body: `if cond { … } else { … }`");
+    }
+    // `conv(8, 1) : 8, 8, 8`: a shape assertion is a list.
+    if expects("a list `[…]`") && text[..start].trim_end().ends_with(':') {
+        return d.help("a shape assertion is a list of sizes: `: [8, 30, 30]`");
+    }
+    // `conv(8, 3) }` and then more layers: the `}` closed the model (or block) early.
     if expects("`model`") && !is_keyword(tok) && before_tok.ends_with('}') {
         let brace = before_tok.len() - 1;
         return d
@@ -901,11 +928,18 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                         .help(format!("add a `{close}` to close it"));
                 }
             }
-        } else if b == b'{' && matches!(tok, "model" | "block" | "use") {
-            // The next definition begins inside the last one's body: its `}` is missing.
+        } else if b == b'{' && matches!(tok, "model" | "block" | "use") && start == line_start {
+            // The next definition begins inside the last one's body (at the start of its
+            // line, as a top-level one is written): its `}` is missing.
             d = d
                 .label(opener, "this `{` is not closed")
                 .help(format!("add a `}}` before this `{tok}` to close it"));
+        } else if b == b'{' && matches!(tok, "model" | "block" | "use") {
+            // Indented: written inside on purpose, as Python nests a function.
+            d = d.help(format!(
+                "`{tok}` is written at the top level of the file, not inside a model or block: \
+                 move it out, above the model"
+            ));
         } else if b != b'{' {
             let help = if expects("`,`") {
                 format!("close it with `{close}`, or separate the items with `,`")

@@ -887,6 +887,27 @@ fn habits_from_other_languages_get_a_help() {
             "model M(input: [1]) { relu }\n  relu\n}\n",
             &["delete this `}` if the statements after it belong inside"],
         ),
+        ("Model M(input: [1]) { relu }\n", &["did you mean `model`?"]),
+        (
+            "model A(input: [1]) { relu }\nmodle M(input: [1]) { relu }\n",
+            &["did you mean `model`?"],
+        ),
+        (
+            "model M(input: [1]) {\n    block f(c) { conv(c, 1) }\n}\n",
+            &["`block` is written at the top level of the file"],
+        ),
+        (
+            "model M(input: [1]) { linear(8) as x as y }\n",
+            &["a tensor takes one name"],
+        ),
+        (
+            "model M(input: [1]) { relu else { relu } }\n",
+            &["`else` follows the `}` of an `if`"],
+        ),
+        (
+            "model M(input: [1]) { linear(8) : 8 }\n",
+            &["a shape assertion is a list of sizes"],
+        ),
     ] {
         check_error(file, UNEXPECTED, words);
     }
