@@ -1220,6 +1220,19 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         fn evaluating(&mut self) {
             self.phases.push("evaluating");
         }
+        fn epoch_cut_short(&mut self, stats: &cnnc::train::EpochStats) {
+            self.phases.push("cut short");
+            // The epoch's training is reported, its test accuracy as unknown (JSON null).
+            assert!(
+                stats.loss.is_finite() && stats.test_acc.is_nan(),
+                "{stats:?}"
+            );
+            let json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
+            assert!(
+                json["test_acc"].is_null() && json["loss"].is_number(),
+                "{json}"
+            );
+        }
         fn checkpointing(&mut self) {
             self.phases.push("checkpointing");
         }
@@ -1269,7 +1282,7 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
     );
     assert_eq!(
         observer.phases,
-        ["step", "step", "evaluating", "checkpointing"]
+        ["step", "step", "evaluating", "checkpointing", "cut short"]
     );
     let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
     assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, None));

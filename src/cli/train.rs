@@ -131,6 +131,20 @@ impl Observer for Report {
     fn evaluating(&mut self) {
         TrainPhase::Evaluating.enter();
     }
+    fn epoch_cut_short(&mut self, stats: &EpochStats) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        match self.format {
+            Format::Text => stdout_line(format!(
+                "epoch {}, loss {:.4}, train acc {:.3}, test acc not measured (stopped during \
+                 its evaluation)",
+                stats.epoch, stats.loss, stats.train_acc
+            )),
+            // `test_acc` is null (NaN), `examples_per_sec` of the training alone.
+            Format::Json => stdout_line(stats.to_json()),
+        }
+    }
     fn checkpointing(&mut self) {
         TrainPhase::Checkpointing.enter();
     }

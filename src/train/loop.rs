@@ -305,6 +305,9 @@ pub trait Observer {
     fn step(&mut self, _epoch: u32, _mean_loss: f64) {}
     /// An epoch finished (after evaluation and checkpointing).
     fn epoch_end(&mut self, _stats: &EpochStats) {}
+    /// An epoch was trained, but a stop request cut its evaluation short: `stats` without
+    /// the test accuracy (NaN).
+    fn epoch_cut_short(&mut self, _stats: &EpochStats) {}
     /// The test split is evaluated (after an epoch's last step).
     fn evaluating(&mut self) {}
     /// A checkpoint is written (after an epoch, or on a stop request).
@@ -846,12 +849,7 @@ pub fn train(
             observer.checkpointing();
             state.checkpoint(model, info.clone()).save(path)?;
         }
-        // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
-        // measured (a test set of 10,000 large images takes long).
-        let Some(test_acc) = test_acc else {
-            return Ok(outcome(&state, history, true));
-        };
-        let stats = EpochStats {
+        let mut stats = EpochStats {
             epoch,
             loss: if seen > 0 {
                 loss_sum / seen as f64
@@ -863,10 +861,17 @@ pub fn train(
             } else {
                 0.0
             },
-            test_acc,
+            test_acc: f64::NAN,
             examples_per_sec: seen as f64 / elapsed.max(1e-9),
             steps: (first > 0).then_some((first as u64 + 1, steps_per_epoch as u64)),
         };
+        // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
+        // measured (a test set of 10,000 large images takes long).
+        let Some(test_acc) = test_acc else {
+            observer.epoch_cut_short(&stats);
+            return Ok(outcome(&state, history, true));
+        };
+        stats.test_acc = test_acc;
         observer.epoch_end(&stats);
         history.push(stats);
         if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
