@@ -997,6 +997,7 @@ fn a_batch_of_one_never_reaches_a_batch_norm_over_features() {
     let training: serde_json::Value = serde_json::from_str(&metadata(&m, "cnnc_training")).unwrap();
     assert_eq!(training["test_acc"].as_f64(), Some(acc), "{training}");
     assert_eq!(training["train_examples"], 513);
+    assert_eq!(training["test_examples"], 200);
     for t in m.graph.unwrap().initializer {
         let finite = t
             .raw_data

@@ -582,7 +582,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
             .map(|(h, w)| format!(", resized to {h}×{w}"))
             .unwrap_or_default(),
         optimizer.describe(),
-        a.batch,
+        if a.batch > splits.train.n {
+            format!("{} (the whole data set: --batch {})", splits.train.n, a.batch)
+        } else {
+            a.batch.to_string()
+        },
         plural(a.epochs, "epoch"),
     );
     let mut report = Report {
@@ -637,6 +641,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
     let training = serde_json::json!({
         "data": a.data,
         "train_examples": splits.train.n,
+        // `test_acc` is measured on these (fewer than the split holds with --limit-test).
+        "test_examples": splits.test.n,
         "epochs": outcome.position.epochs_done,
         "steps": outcome.steps_done,
         "batch": a.batch,
