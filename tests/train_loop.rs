@@ -976,6 +976,16 @@ fn a_batch_of_one_never_reaches_a_batch_norm_over_features() {
     let o = cnnc(&args);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--batch 2"), "{}", text(&o));
+    // One training example: the data is what to change, not --batch.
+    let mut args = base.to_vec();
+    args.extend(["--batch", "256", "--limit-train", "1"]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the training data has 1 example") && text(&o).contains("--limit-train"),
+        "{}",
+        text(&o)
+    );
 
     let mut args = base.to_vec();
     args.extend(["--batch", "256", "--limit-train", "513"]);

@@ -685,10 +685,18 @@ impl EpochPlan {
                 return Err(TrainError::Mismatch {
                     message: format!(
                         "`{name}` normalises one value per channel per example, so it needs at \
-                         least 2 examples per batch (this run has {} per batch)",
-                        batch_size.min(n_train)
+                         least 2 examples per batch ({})",
+                        if n_train < 2 {
+                            format!("the training data has {n_train} example")
+                        } else {
+                            format!("--batch {batch_size}")
+                        }
                     ),
-                    help: Some("use --batch 2 or more (and at least 2 training examples)".into()),
+                    help: Some(if n_train < 2 {
+                        "train on at least 2 examples (raise --limit-train)".into()
+                    } else {
+                        "use --batch 2 or more".into()
+                    }),
                 });
             }
         }
