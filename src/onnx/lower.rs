@@ -170,7 +170,13 @@ pub fn lower(
             name: model.name.clone(),
             ..Default::default()
         },
-        values: HashSet::new(),
+        // Several values per layer (a GELU's five): room for them up front, and a fast
+        // hash (the names are cnnc's own, no attacker's): a million-node graph spent a
+        // sixth of its export growing and hashing this set.
+        values: HashSet::with_capacity_and_hasher(
+            model.graph.graph.node_count().saturating_mul(4),
+            Default::default(),
+        ),
         tensor: HashMap::new(),
         doc: String::new(),
     };
@@ -328,7 +334,7 @@ struct Lowerer<'a> {
     slots: Vec<ParamSlot>,
     graph: GraphProto,
     /// Every value name used so far (inputs, outputs, initializers).
-    values: HashSet<String>,
+    values: HashSet<String, foldhash::fast::RandomState>,
     /// The ONNX tensor holding each IR node's output.
     tensor: HashMap<NodeIndex, String>,
     /// `path:line:col` of the IR node being lowered.
