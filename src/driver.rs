@@ -27,6 +27,19 @@ pub struct Compilation {
     /// `diagnostics`); the rest are the file's (syntax, definitions). Whoever removes
     /// diagnostics clears it (the ranges would no longer hold).
     pub model_diagnostics: Vec<(String, std::ops::Range<usize>)>,
+    /// The diagnostics of code no model expands (`ir::unexpanded`), an index range into
+    /// `diagnostics`: errors of the file for `check`, left out with a note under `--model`,
+    /// as another model's are. Cleared with `model_diagnostics`.
+    pub dead_code_diagnostics: std::ops::Range<usize>,
+}
+
+/// What narrowing a compilation to one model left out (see [`Compilation::narrow_to_model`]).
+#[derive(Debug, Default)]
+pub struct LeftOut {
+    /// The other models with errors, one name each, in source order.
+    pub models_with_errors: Vec<String>,
+    /// The errors in code no model expands.
+    pub dead_code_errors: usize,
 }
 
 impl Compilation {
@@ -36,8 +49,13 @@ impl Compilation {
     /// own errors are not buried under `B`'s. The file's own diagnostics (syntax,
     /// definitions) stay. `None` with every model's diagnostics dropped when `name` is no
     /// model of the file, so that what gets reported is the name.
-    pub fn narrow_to_model(&mut self, name: &str) -> Option<Vec<String>> {
+    pub fn narrow_to_model(&mut self, name: &str) -> Option<LeftOut> {
         let ranges = std::mem::take(&mut self.model_diagnostics);
+        let dead = std::mem::take(&mut self.dead_code_diagnostics);
+        let dead_code_errors = self.diagnostics.0[dead.clone()]
+            .iter()
+            .filter(|d| d.is_error())
+            .count();
         let known = self.model_names.iter().any(|m| m == name);
         // The ranges are in order and disjoint: a binary search finds the one holding `i`
         // (a file may define thousands of models). A name that is no model of the file
@@ -61,13 +79,16 @@ impl Compilation {
             }
         }
         let keep: Vec<bool> = (0..self.diagnostics.0.len())
-            .map(|i| other(i).is_none())
+            .map(|i| other(i).is_none() && !dead.contains(&i))
             .collect();
         let mut k = keep.iter();
         self.diagnostics
             .0
             .retain(|_| *k.next().expect("one flag per diagnostic"));
-        known.then_some(broken)
+        known.then_some(LeftOut {
+            models_with_errors: broken,
+            dead_code_errors,
+        })
     }
 
     /// The models with errors of their own, in source order.
@@ -83,11 +104,13 @@ impl Compilation {
             .collect()
     }
 
-    /// Whether the file itself has errors (syntax, definitions, code no model expands), not
-    /// only its models.
+    /// Whether the file itself has errors (syntax, definitions), not only its models or
+    /// the code no model expands.
     pub fn file_has_errors(&self) -> bool {
         self.diagnostics.iter().enumerate().any(|(i, d)| {
-            d.is_error() && !self.model_diagnostics.iter().any(|(_, r)| r.contains(&i))
+            d.is_error()
+                && !self.dead_code_diagnostics.contains(&i)
+                && !self.model_diagnostics.iter().any(|(_, r)| r.contains(&i))
         })
     }
 
@@ -290,10 +313,11 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
-    // The names in code no model expanded (an uncalled block, an `if` branch not taken).
-    if let Some((_, main_ast)) = files.iter().find(|(id, _)| *id == main) {
-        crate::ir::unexpanded::check(main_ast, &defs, &mut diagnostics);
-    }
+    // The names in code no model expanded (an uncalled block, an `if` branch not taken),
+    // in the main file and the files it `use`s.
+    let dead_start = diagnostics.0.len();
+    crate::ir::unexpanded::check(&files, &defs, &mut diagnostics);
+    let dead_code_diagnostics = dead_start..diagnostics.0.len();
     // An allow that names no warning outside every model is the file's own diagnostic (one
     // inside a model is that model's, reported above).
     let model_spans: Vec<Span> = files
@@ -318,6 +342,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
         models,
         model_names,
         model_diagnostics,
+        dead_code_diagnostics,
     }
 }
 

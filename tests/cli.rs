@@ -1258,3 +1258,41 @@ fn train_output_checks_name_the_file_and_the_option() {
         stderr(&o)
     );
 }
+
+/// A typo in code no model expands is an error for `check` (in the file and in the files it
+/// `use`s), and left out with a note under `--model`, as another model's errors are.
+#[test]
+fn errors_in_code_no_model_expands_do_not_block_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "lib.cnn",
+        b"block cbr(c, bn=false) { conv(c, 3, pad=1) if bn { batchnorm } else { reluu } }\n",
+    );
+    let f = write(
+        dir.path(),
+        "wip.cnn",
+        b"use \"lib.cnn\"\n\
+          block new_head(n) { global_avgpool flaten linear(n) }\n\
+          model A(input: [8, 16, 16]) { cbr(8, bn=true) global_avgpool flatten linear(10) }\n",
+    );
+    let o = cnnc(&["check", &f]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown layer `flaten`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("unknown layer `reluu`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cnnc(&["summary", &f, "--model", "A"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 error(s) in code `A` does not expand"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -274,6 +274,11 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
             "conv(8, 3) as a relu conv(9, 3) as b residual { conv(8, 1) }",
             None,
         ),
+        // Named in every iteration and read nowhere: unused, not reused.
+        (
+            "repeat 3 { conv(8, 1) relu as feat conv(8, 1) } flatten linear(2)",
+            Some("`feat`"),
+        ),
     ];
     for (body, warned) in cases {
         let src = format!(
@@ -291,7 +296,24 @@ fn unused_name_is_warned_exactly_when_no_elaboration_reads_the_name() {
             None => assert!(got.is_empty(), "{body}: {got:?}"),
             Some(name) => assert!(got.len() == 1 && got[0].contains(name), "{body}: {got:?}"),
         }
+        // One warning for one mistake: never `name_reused` beside `unused_name`.
+        assert!(
+            got.is_empty()
+                || !c
+                    .diagnostics
+                    .iter()
+                    .any(|d| d.code == "cnnc::elab::name_reused"),
+            "{body}: {:?}",
+            c.diagnostics
+        );
     }
+    // Read under an `if` between the two names (a branch this call does not take): the
+    // second name is no slip.
+    let src = "block unit(c, skip) { conv(c, 1) relu as t if skip { concat { {} t } conv(c, 1) } \
+               conv(c, 3, pad=1) relu as t concat { {} t } }\n\
+               model M(input: [3, 8, 8]) { unit(8, false) unit(8, true) flatten linear(2) }\n";
+    let c = cnnc::compile_source(std::path::Path::new("r7.cnn"), src.to_string());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
 }
 
 /// `dropped_tensor` fires where a statement continues from a named tensor and what it left
@@ -521,6 +543,14 @@ fn allow_comments_silence_warnings_where_they_are() {
             "repeat i in 0..3 { conv(8, 3, pad=1) as e if i == 0 { concat { {} e } } }",
             false,
         ),
+        // An inner repeat's tensors read only after it ends, in each outer iteration: the
+        // inner iterations' are lost, whatever the outer loop does.
+        (
+            "repeat 2 { repeat 3 { conv(8, 3, pad=1) as e } concat { {} e } conv(8, 1) }",
+            true,
+        ),
+        // A label (`_`) is never a slip.
+        ("repeat 3 { conv(8, 3, pad=1) as _e }", false),
     ] {
         let model = format!("model M(input: [8, 8, 8]) {{\n    {src}\n    flatten linear(2)\n}}\n");
         let expected: &[&str] = if warned {
@@ -619,9 +649,12 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     // The skip is the smaller one (an upsampling too many): no crop, but where to look.
     let h = help("upsample(2) concat { {} e }");
     assert!(
-        h.contains("`e` is 25×25, smaller than the 50×50 tensor") && !h.contains("crop(e)"),
+        h.contains("`e` is 25×25, smaller than the other branch's 50×50") && !h.contains("crop(e)"),
         "{h}"
     );
+    // The skip is the larger branch though smaller than the concat's input: not this help.
+    let h = help("conv(8, 3) as f conv(8, 1, pad=1) concat { f { conv(8, 5) } }");
+    assert!(!h.contains("smaller than"), "{h}");
 }
 
 /// An argument given twice: PyTorch's order is named only when the numbers look like it;

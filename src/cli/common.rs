@@ -150,7 +150,9 @@ pub fn compile_for(
 ) -> Result<Compilation, cnnc::driver::LoadError> {
     let mut c = cnnc::compile_file(path)?;
     if let Some(name) = model {
-        if let Some(broken) = c.narrow_to_model(name).filter(|b| !b.is_empty()) {
+        let left_out = c.narrow_to_model(name).unwrap_or_default();
+        let broken = left_out.models_with_errors;
+        if !broken.is_empty() {
             let mut list: Vec<String> = broken.iter().take(5).map(|m| format!("`{m}`")).collect();
             if broken.len() > 5 {
                 list.push(format!("{} more models", broken.len() - 5));
@@ -163,6 +165,14 @@ pub fn compile_for(
                 path.display()
             );
         }
+        if left_out.dead_code_errors > 0 {
+            note!(
+                "note: {} error(s) in code `{name}` does not expand (a block it does not call, \
+                 a branch not taken) are left out here (`cnnc check {}` shows them)",
+                left_out.dead_code_errors,
+                path.display()
+            );
+        }
     }
     if let Some(allowed) = ALLOWED.get().filter(|a| !a.is_empty()) {
         c.diagnostics
@@ -170,6 +180,7 @@ pub fn compile_for(
             .retain(|d| d.is_error() || !allowed.contains(&d.code));
         cnnc::diag::drop_pytorch_order_note(&mut c.diagnostics);
         c.model_diagnostics.clear();
+        c.dead_code_diagnostics = 0..0;
     }
     Ok(c)
 }

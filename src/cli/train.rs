@@ -141,7 +141,7 @@ impl Observer for Report {
                  its evaluation)",
                 stats.epoch, stats.loss, stats.train_acc
             )),
-            // `test_acc` is null (NaN), `examples_per_sec` of the training alone.
+            // `test_acc` is null (NaN); `examples_per_sec` over the epoch's time until the stop.
             Format::Json => stdout_line(stats.to_json()),
         }
     }

@@ -315,6 +315,8 @@ struct Named {
     span: Span,
     /// Whether anything has read it since (a layer position or `crop`).
     used: bool,
+    /// The repeat iteration it was named in (innermost; see [`Elab::iterations`]).
+    iteration: Option<u64>,
 }
 
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
@@ -376,10 +378,14 @@ struct Elab<'a, 'd> {
     /// The `as NAME` places whose tensor was read by name at least once, or that a
     /// `name_reused` warning already covers.
     names_read: HashSet<Span>,
-    /// The `as NAME` places in a repeat whose tensor was read in some iteration before the
-    /// next one named another: the loop reads its tensors where they are made (perhaps in
-    /// only some iterations, under an `if`), so an earlier unread one is no slip.
+    /// The `as NAME` places in a repeat whose tensor was read in the very iteration that
+    /// named it: the loop reads its tensors where they are made (perhaps in only some
+    /// iterations, under an `if`), so an earlier unread one is no slip.
     read_within_iteration: HashSet<Span>,
+    /// The repeat iterations running, innermost last, each by a number of its own, and the
+    /// next number to give.
+    iterations: Vec<u64>,
+    next_iteration: u64,
     /// Where a statement continued from a named tensor without reading the current one (a
     /// name alone, or `crop(NAME)` in a concat branch): the tensor left behind, and how.
     left_behind: Vec<LeftBehind<'a>>,
@@ -426,6 +432,8 @@ pub fn elaborate_model<'a>(
         names: HashMap::new(),
         names_read: HashSet::new(),
         read_within_iteration: HashSet::new(),
+        iterations: Vec::new(),
+        next_iteration: 0,
         left_behind: Vec::new(),
     };
     let mut frame = Frame {
@@ -799,6 +807,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     cur: out.clone(),
                     span: alias.span,
                     used: false,
+                    iteration: self.iterations.last().copied(),
                 };
                 self.names
                     .entry(alias.span)
@@ -806,14 +815,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .1
                     .push(out.node);
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
-                    if old.used && old.span == alias.span {
-                        self.read_within_iteration.insert(alias.span);
-                    }
                     // The same `as` in the next iteration of a repeat, the last one's tensor
                     // never read: each iteration's was meant to be read later (a U-Net
                     // encoder written as a loop), but only the last one's can be.
-                    if !old.used && old.span == alias.span {
-                        self.names_read.insert(alias.span);
+                    // (Withdrawn at the end if that `as` is read where it is made, or never:
+                    // `unused_name` is the warning then; a `_` name is a label.)
+                    if !old.used && old.span == alias.span && !alias.name.starts_with('_') {
                         self.diags.push(
                             Diagnostic::warning(
                                 "cnnc::elab::name_reused",
@@ -835,7 +842,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                     }
                     // A second `as` of the same name (not the same `as` in a repeat) before
                     // the first tensor was read: usually a copy-paste slip.
-                    if !old.used && old.span != alias.span {
+                    if !old.used
+                        && old.span != alias.span
+                        && !alias.name.starts_with('_')
+                        && !self.read_between(&alias.name, old.span, alias.span)
+                    {
                         self.names_read.extend([old.span, alias.span]);
                         self.diags.push(
                             Diagnostic::warning(
@@ -1162,7 +1173,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 (it.index, it.item, it.shared_item) = (index, value, shared_item);
             }
             let before = self.diags.0.len();
-            cur = self.body(&r.body, cur, frame, scope)?;
+            self.iterations.push(self.next_iteration);
+            self.next_iteration += 1;
+            let body = self.body(&r.body, cur, frame, scope);
+            self.iterations.pop();
+            cur = body?;
             // Which iteration: the sizes in a message are that iteration's. Said only when
             // there is something to say (a list's item may be long to write).
             if count > 1 && self.diags.0.len() > before {
@@ -1189,13 +1204,6 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         if count > 1 {
             self.repeating.pop();
-        }
-        // A tensor the body names that is already read has been read inside the loop, in
-        // the iteration that made it (nothing after the loop has run yet).
-        for named in frame.tensors.values() {
-            if named.used && span.contains(named.span) {
-                self.read_within_iteration.insert(named.span);
-            }
         }
         if let Some(var) = &r.var {
             match outer {
@@ -1328,26 +1336,28 @@ impl<'a, 'd> Elab<'a, 'd> {
             },
             _ => None,
         };
-        // A named skip smaller than the tensor it joins (a U-Net decoder with one upsampling
+        // A named skip smaller than every other branch (a U-Net decoder with one upsampling
         // too many, or an encoder stage too many): no crop makes it larger.
-        let here = input.and_then(Shape::spatial)?;
-        if let Some((skip, hw)) = c
-            .branches
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| {
-                let hw = sizes[i];
-                (hw[0] <= here[0] && hw[1] <= here[1] && hw != here).then(|| (named(b), hw))
-            })
-            .and_then(|(n, hw)| Some((n?, hw)))
-        {
+        let larger_than = |hw: [u64; 2]| {
+            sizes
+                .iter()
+                .filter(|o| **o != hw)
+                .all(|o| o[0] >= hw[0] && o[1] >= hw[1])
+                .then(|| sizes.iter().find(|o| **o != hw).copied())
+                .flatten()
+        };
+        if let Some((skip, hw, other)) = c.branches.iter().enumerate().find_map(|(i, b)| {
+            let other = larger_than(sizes[i])?;
+            Some((named(b)?, sizes[i], other))
+        }) {
             return Some(format!(
-                "the skip tensor `{skip}` is {}×{}, smaller than the {}×{} tensor it joins \
-                 here: a crop cannot make it larger; the layers before this concat upsample \
-                 once too often (or downsample once too few) since `{skip}` was named",
-                hw[0], hw[1], here[0], here[1]
+                "the skip tensor `{skip}` is {}×{}, smaller than the other branch's {}×{}: a \
+                 crop cannot make it larger; the layers before this concat upsample once too \
+                 often (or downsample once too few) since `{skip}` was named",
+                hw[0], hw[1], other[0], other[1]
             ));
         }
+        let here = input.and_then(Shape::spatial)?;
         // `crop(skip)` cuts to the concat's input size: the fix only where that is the size
         // the other branches give.
         if here != small {
@@ -1840,6 +1850,12 @@ impl<'a, 'd> Elab<'a, 'd> {
         if let Some(named) = frame.tensors.get_mut(name) {
             named.used = true;
             self.names_read.insert(named.span);
+            if named
+                .iteration
+                .is_some_and(|it| self.iterations.last() == Some(&it))
+            {
+                self.read_within_iteration.insert(named.span);
+            }
             let tensor = &named.cur;
             if call.parens {
                 self.diags.push(
@@ -2190,6 +2206,11 @@ impl<'a, 'd> Elab<'a, 'd> {
         let found = frame.tensors.get_mut(target.0.as_str()).map(|n| {
             n.used = true;
             self.names_read.insert(n.span);
+            if n.iteration
+                .is_some_and(|it| self.iterations.last() == Some(&it))
+            {
+                self.read_within_iteration.insert(n.span);
+            }
             n.cur.clone()
         });
         let Some(tensor) = found else {
@@ -2454,13 +2475,34 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// did read before the next named another (`if i == 2 { concat { {} t } }`): they warned
     /// of an iteration whose tensor was not meant to be read.
     fn drop_reuse_warnings_read_within_iterations(&mut self) {
-        let read = &self.read_within_iteration;
+        let (within, read) = (&self.read_within_iteration, &self.names_read);
         self.diags.0.retain(|d| {
             !(d.code == "cnnc::elab::name_reused"
-                && d.labels
-                    .first()
-                    .is_some_and(|l| l.text == NAMED_IN_NEXT_ITERATION && read.contains(&l.span)))
+                && d.labels.first().is_some_and(|l| {
+                    l.text == NAMED_IN_NEXT_ITERATION
+                        && (within.contains(&l.span) || !read.contains(&l.span))
+                }))
         });
+    }
+
+    /// Whether the body being elaborated reads `name` (alone, or in `crop`) between the
+    /// places `from` and `to`, in a branch that ran or not (`if skip { concat { {} t } }`).
+    fn read_between(&self, name: &str, from: Span, to: Span) -> bool {
+        let here: &[ast::Stmt] = match self.call_stack.last() {
+            Some((block, _)) => match self.defs.blocks.get(block) {
+                Some(def) => &def.body,
+                None => return false,
+            },
+            None => &self.model.body,
+        };
+        let mut found = false;
+        ast::walk(here, &mut |st| {
+            let StmtKind::Call(c) = &st.kind else { return };
+            let between =
+                c.span.file == from.file && from.end <= c.span.start && c.span.end <= to.start;
+            found |= between && reads_name(std::slice::from_ref(st), name);
+        });
+        found
     }
 
     /// Warns of every `as NAME` whose tensor was never read by name (in any iteration of a

@@ -8,16 +8,16 @@
 use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions};
 use super::layers;
 use crate::diag::{Diagnostic, Diagnostics};
-use crate::source::Span;
+use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, StmtKind};
 use std::collections::HashSet;
 
-/// Appends to `diags` the name errors of `file`'s blocks and models that `diags` does not
-/// already hold at the same place.
-pub fn check(file: &ast::File, defs: &Definitions<'_>, diags: &mut Diagnostics) {
+/// Appends to `diags` the name errors of the blocks and models of `files` that `diags` does
+/// not already hold at the same place.
+pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut Diagnostics) {
     let reported: HashSet<Span> = diags.iter().filter_map(Diagnostic::primary_span).collect();
     let mut found = Vec::new();
-    for item in &file.items {
+    for item in files.iter().flat_map(|(_, f)| &f.items) {
         let (body, params): (&[ast::Stmt], Vec<&str>) = match item {
             ast::Item::Use(_) => continue,
             ast::Item::Block(b) => (

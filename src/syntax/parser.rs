@@ -695,7 +695,28 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             "to compare two values write `==`; a single `=` only names an argument, as in `pad=2`",
         );
     }
+    {
+        let before_tok = text[..start].trim_end();
+        // `repeat i 0..3 { … }`: the `in` left out.
+        if expects("`in`") && (tok.starts_with(|c: char| c.is_ascii_digit()) || tok == "[") {
+            let words: Vec<&str> = before_tok.rsplit(char::is_whitespace).take(2).collect();
+            if let [var, "repeat"] = words[..] {
+                return d.help(format!("`in` is missing: `repeat {var} in 0..3 {{ … }}`"));
+            }
+        }
+        // `repeat in [1, 2] { … }`: the variable left out.
+        if tok == "in" && before_tok.ends_with("repeat") {
+            return d.help(
+                "a repeat over a list or range names its variable: `repeat w in [16, 32] { … }`, \
+                 or `repeat 3 { … }` without one",
+            );
+        }
+    }
     match tok {
+        // `conv(8, 1) | relu`: a pipe between layers.
+        "|" if expects("a layer") => {
+            return d.help("layers follow each other without `|`: `conv(8, 1) relu`");
+        }
         "&" | "|" | "!" => {
             let word = match tok {
                 "&" => "and",
@@ -859,13 +880,34 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         );
     }
     let before_tok = text[..start].trim_end();
-    // `Model M(…)`, `modle M(…)`: a top-level keyword misspelled.
+    // `Model M(…)`, `modle M(…)`: a top-level keyword misspelled, as a definition is written
+    // (a name and `(` follow, or a path for `use`).
+    let after = text[end..].trim_start();
+    let defines = after.split_once('(').is_some_and(|(name, _)| {
+        let name = name.trim_end();
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) || after.starts_with('"');
     if (expects("`model`") || expects("`block`, `model` or `use`"))
+        && defines
         && tok.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
         if let Some(k) = crate::diag::did_you_mean(tok, ["use", "block", "model"]) {
             return d.help(format!("did you mean `{k}`? (keywords are lowercase)"));
         }
+    }
+    // `conv(8, 3) }` and then more layers: the `}` closed the model (or block) early.
+    if expects("`model`") && !matches!(tok, "use" | "block" | "model") && before_tok.ends_with('}')
+    {
+        let brace = before_tok.len() - 1;
+        return d
+            .label(
+                Span::new(file, brace, brace + 1),
+                "this `}` closes the model or block",
+            )
+            .help(
+                "delete this `}` if the statements after it belong inside, or move them in \
+                 (after the top level come only `use`, `block` and `model`)",
+            );
     }
     // `conv(8, 1) as x as y`: one name per tensor.
     if tok == "as" && expects("a layer") {
@@ -882,22 +924,18 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     if tok == "else" {
         return d.help("`else` follows the `}` of an `if`'s body: `if cond { … } else { … }`");
     }
-    // `conv(8, 1) : 8, 8, 8`: a shape assertion is a list.
-    if expects("a list `[…]`") && text[..start].trim_end().ends_with(':') {
-        return d.help("a shape assertion is a list of sizes: `: [8, 30, 30]`");
+    // `model M(input: 3, 32, 32)`, `input: (3, 32, 32)`.
+    if expects("a list `[…]`") && before_tok.ends_with("input:") {
+        return d.help("the input shape is a list: `input: [3, 32, 32]`");
     }
-    // `conv(8, 3) }` and then more layers: the `}` closed the model (or block) early.
-    if expects("`model`") && !is_keyword(tok) && before_tok.ends_with('}') {
-        let brace = before_tok.len() - 1;
-        return d
-            .label(
-                Span::new(file, brace, brace + 1),
-                "this `}` closes the model or block",
-            )
-            .help(
-                "delete this `}` if the statements after it belong inside, or move them in \
-                 (after the top level come only `use`, `block` and `model`)",
-            );
+    // `conv(8, 1) : 8, 8, 8`: a shape assertion is a list (not the model's `input: …`).
+    if expects("a list `[…]`")
+        && before_tok.ends_with(':')
+        && !before_tok[..before_tok.len() - 1]
+            .trim_end()
+            .ends_with("input")
+    {
+        return d.help("a shape assertion is a list of sizes: `: [8, 30, 30]`");
     }
     let unclosed =
         innermost_unclosed(text, pos).filter(|&(_, b)| expects(&format!("`{}`", closer(b))));
@@ -1013,6 +1051,11 @@ fn python_habit(
                 .into(),
         );
     }
+    if tok == ":" && expects("`..`") && text[line_start..start].contains("repeat ") {
+        return Some(
+            "a range is written `a..b` (from a up to b - 1): `repeat i in 0..3 { … }`".into(),
+        );
+    }
     if tok == ":" && expects("`{`") {
         return Some(
             "bodies are braced, not indented: `block name(c) { … }`, `model M(input: [C, H, W]) \
@@ -1046,7 +1089,9 @@ fn python_habit(
             _ => {}
         }
     }
-    if tok == "in" && line.starts_with("for ") {
+    let mut last_two = before.rsplit(char::is_whitespace).filter(|w| !w.is_empty());
+    let (_, before_that) = (last_two.next(), last_two.next());
+    if tok == "in" && (line.starts_with("for ") || before_that == Some("for")) {
         return Some(
             "loops are written with `repeat`: `repeat i in 0..n { … }` (i from 0 up to n - 1), \
              or `repeat n { … }` without a variable"

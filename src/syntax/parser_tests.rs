@@ -889,6 +889,42 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("Model M(input: [1]) { relu }\n", &["did you mean `model`?"]),
         (
+            "model M(input: [1]) { repeat i 0..3 { relu } }\n",
+            &["`in` is missing"],
+        ),
+        (
+            "model M(input: [1]) { repeat n linear(2) }\n",
+            &["the body of `repeat` is braced"],
+        ),
+        (
+            "model M(input: [1]) { repeat in [1, 2] { relu } }\n",
+            &["names its variable"],
+        ),
+        (
+            "model M(input: [1]) { for i in 0..2 { relu } }\n",
+            &["loops are written with `repeat`"],
+        ),
+        (
+            "model M(input: [1]) { repeat i in 0:3 { relu } }\n",
+            &["a range is written `a..b`"],
+        ),
+        (
+            "model M(input: [1]) { linear(8) | relu }\n",
+            &["without `|`"],
+        ),
+        (
+            "model M(input: 3, 32, 32) { relu }\n",
+            &["the input shape is a list"],
+        ),
+        (
+            "block blk(c) { relu }\nmodel M(input: [1]) { relu }\n  blk(8)\n}\n",
+            &["delete this `}`"],
+        ),
+        (
+            "model M(input: [1]) { relu }\n  repeat 2 { relu }\n}\n",
+            &["delete this `}`"],
+        ),
+        (
             "model A(input: [1]) { relu }\nmodle M(input: [1]) { relu }\n",
             &["did you mean `model`?"],
         ),

@@ -693,7 +693,7 @@ impl EpochPlan {
                         }
                     ),
                     help: Some(if n_train < 2 {
-                        "train on at least 2 examples (raise --limit-train)".into()
+                        "train on at least 2 examples (raise --limit-train, if it is given)".into()
                     } else {
                         "use --batch 2 or more".into()
                     }),
