@@ -1416,7 +1416,18 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 8] = [
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 1) as a if a > 2 { relu } flatten linear(2) }",
+            "cnnc::elab::unknown_variable",
+            &["`a` is a tensor, not a number"],
+        ),
+        (
+            "block up(c, skip) { convT(c, 2, stride=2) concat { crop(skip) {} } }\n\
+             model M(input: [3, 8, 8]) { conv(8, 1) as s up(8, 3) concat { s {} } }",
+            "cnnc::elab::unknown_tensor",
+            &["`skip` is a variable", "here the integer 3"],
+        ),
         (
             "block f(x) { conv(x, 1) }\nmodel M(input: [3, 8, 8]) { conv(8, 1) as skip f(skip) }",
             "cnnc::elab::unknown_variable",

@@ -1001,7 +1001,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 None
             }
             Err(err) => {
+                let before = self.diags.0.len();
                 self.report_eval(err);
+                self.explain_unknown_variables(before, frame, e.span);
                 None
             }
         }
@@ -1021,7 +1023,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 None
             }
             Err(err) => {
+                let before = self.diags.0.len();
                 self.report_eval(err);
+                self.explain_unknown_variables(before, frame, e.span);
                 None
             }
         }
@@ -1225,7 +1229,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         let value = match eval(list, &frame.env, cur.shape.as_ref()) {
             Ok(v) => v,
             Err(e) => {
+                let before = self.diags.0.len();
                 self.report_eval(e);
+                self.explain_unknown_variables(before, frame, list.span);
                 return None;
             }
         };
@@ -2228,6 +2234,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             )
             .label(target.1, "unknown tensor");
             d = match did_you_mean(target.0, names.iter().copied()) {
+                // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
+                _ if frame.env.get(target.0).is_some() => d.help(format!(
+                    "`{0}` is a variable (a block's parameter or a repeat's), here {1}, not a \
+                     tensor: a block takes no tensors, so crop where the block is called, or \
+                     name the tensor inside the block",
+                    target.0,
+                    frame.env.get(target.0).map(Value::describe).unwrap_or_default()
+                )),
                 Some(s) => d.help(format!("did you mean `{s}`?")),
                 None if names.is_empty() => {
                     d.help("name a tensor with `… as NAME` before using it")
