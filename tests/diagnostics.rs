@@ -1416,7 +1416,13 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 8] = [
+    let cases: [(&str, &str, &[&str]); 9] = [
+        // In a block no model calls too.
+        (
+            "block f(x) { conv(8, 1) concat { {} x } }\nmodel M(input: [3, 8, 8]) { relu }",
+            "cnnc::elab::unknown_layer",
+            &["`x` is a parameter of the block, a value"],
+        ),
         (
             "model M(input: [3, 8, 8]) { conv(8, 1) as a if a > 2 { relu } flatten linear(2) }",
             "cnnc::elab::unknown_variable",

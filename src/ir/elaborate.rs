@@ -2233,21 +2233,24 @@ impl<'a, 'd> Elab<'a, 'd> {
                 format!("no tensor is named `{}`", target.0),
             )
             .label(target.1, "unknown tensor");
-            d = match did_you_mean(target.0, names.iter().copied()) {
-                // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
-                _ if frame.env.get(target.0).is_some() => d.help(format!(
+            d =
+                match did_you_mean(target.0, names.iter().copied()) {
+                    // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
+                    _ if frame.env.get(target.0).is_some() => {
+                        d.help(format!(
                     "`{0}` is a variable (a block's parameter or a repeat's), here {1}, not a \
                      tensor: a block takes no tensors, so crop where the block is called, or \
                      name the tensor inside the block",
                     target.0,
                     frame.env.get(target.0).map(Value::describe).unwrap_or_default()
-                )),
-                Some(s) => d.help(format!("did you mean `{s}`?")),
-                None if names.is_empty() => {
-                    d.help("name a tensor with `… as NAME` before using it")
-                }
-                None => d.help(format!("the named tensors here are: {}", names.join(", "))),
-            };
+                ))
+                    }
+                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    None if names.is_empty() => {
+                        d.help("name a tensor with `… as NAME` before using it")
+                    }
+                    None => d.help(format!("the named tensors here are: {}", names.join(", "))),
+                };
             self.diags.push(d);
             return Ok(unknown(cur));
         };

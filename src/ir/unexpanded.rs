@@ -28,12 +28,16 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
         };
         // Names are local to their body: a block reads only the tensors it names.
         let mut tensors: Vec<&str> = Vec::new();
+        let mut loop_vars: Vec<&str> = Vec::new();
         ast::walk(body, &mut |st| {
-            tensors.extend(st.alias.as_ref().map(|a| a.name.as_str()))
+            tensors.extend(st.alias.as_ref().map(|a| a.name.as_str()));
+            if let StmtKind::Repeat(r) = &st.kind {
+                loop_vars.extend(r.var.as_ref().map(|v| v.name.as_str()));
+            }
         });
         ast::walk(body, &mut |st| {
             if let StmtKind::Call(call) = &st.kind {
-                found.extend(check_call(call, defs, &tensors, &params));
+                found.extend(check_call(call, defs, &tensors, &params, &loop_vars));
             }
         });
     }
@@ -50,6 +54,7 @@ fn check_call(
     defs: &Definitions<'_>,
     tensors: &[&str],
     params: &[&str],
+    loop_vars: &[&str],
 ) -> Vec<Diagnostic> {
     let name = call.name.name.as_str();
     let named = call.args.iter().filter_map(|a| a.name.as_ref());
@@ -65,8 +70,28 @@ fn check_call(
             .map(|n| unknown_block_parameter(block, n))
             .collect();
     }
-    if tensors.contains(&name) || params.contains(&name) {
+    if tensors.contains(&name) {
         return Vec::new();
+    }
+    // A value used as a layer: wrong whatever the value (a tensor of that name would have
+    // been found above).
+    let what = if params.contains(&name) {
+        Some("a parameter of the block")
+    } else if loop_vars.contains(&name) {
+        Some("a repeat's variable")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return vec![Diagnostic::error(
+            "cnnc::elab::unknown_layer",
+            format!("`{name}` is {what}, a value, not a layer or tensor"),
+        )
+        .label(call.name.span, "used as a layer")
+        .help(
+            "a block takes numbers, lists and flags, not tensors or layers: pick a layer with a \
+             flag and `if`, and join a tensor of the caller where the block is called",
+        )];
     }
     vec![unknown_layer(
         name,
