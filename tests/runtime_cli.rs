@@ -199,14 +199,36 @@ fn an_output_path_that_is_a_folder_is_refused_before_running() {
 }
 
 #[test]
-fn integer_and_fortran_inputs_are_refused() {
+fn integer_inputs_are_refused_and_fortran_order_is_converted() {
     let Some(dir) = fixtures() else { return };
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "xint.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("dtype int64"), "{}", r.stderr);
-    let r = cnnc(dir, &["run", "conv.onnx", "--input", "xfortran.npy"]);
-    assert_eq!(r.code, Some(2));
-    assert!(r.stderr.contains("Fortran order"), "{}", r.stderr);
+    // `np.asfortranarray(np.arange(18).reshape(2, 1, 3, 3))`: the same values as C order,
+    // so the first image is x.npy's, and so is its output.
+    std::fs::create_dir_all(dir.join("out_fortran")).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "conv.onnx",
+            "--input",
+            "xfortran.npy",
+            "-o",
+            "out_fortran/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("converted from Fortran order"),
+        "{}",
+        r.stdout
+    );
+    let (shape, y) = read_npy(&dir.join("out_fortran/y.npy"));
+    assert_eq!(shape, vec![2, 1, 2, 2]);
+    assert_eq!(y[..4], [19.0, 25.0, 37.0, 43.0]);
+    // The second image is 9..17: each output 9 · (0 + 1 + 2 + 3) = 54 more.
+    assert_eq!(y[4..], [73.0, 79.0, 91.0, 97.0]);
     // Non-finite outputs from a finite input are shown, and warned of.
     let r = cnnc(dir, &["run", "infinite.onnx", "--input", "ones.npy"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);

@@ -32,6 +32,35 @@ pub struct NpyArray {
     pub converted_from: Option<&'static str>,
 }
 
+/// The elements of `data`, laid out with the first index fastest, in C order (the last
+/// index fastest).
+fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    // Where a step of each index moves in the Fortran layout.
+    let mut strides = Vec::with_capacity(shape.len());
+    let mut step = 1;
+    for &d in shape {
+        strides.push(step);
+        step *= d;
+    }
+    let mut index = vec![0usize; shape.len()];
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(data.len());
+    for _ in 0..data.len() {
+        out.push(data[offset]);
+        // The next index in C order: the last axis first, carrying leftwards.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            offset += strides[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            offset -= strides[axis] * shape[axis];
+            index[axis] = 0;
+        }
+    }
+    out
+}
+
 /// Parses the bytes of a `.npy` file.
 pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
@@ -57,10 +86,6 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     let header = std::str::from_utf8(&bytes[header_start..header_end])
         .map_err(|_| NpyError("the .npy header is not text".into()))?;
     let header = Header::parse(header)?;
-    if header.fortran_order {
-        return err("the array is in Fortran order; cnnc reads C order only \
-             (save np.ascontiguousarray(x) instead)");
-    }
     let (kind, little_endian) = dtype(&header.descr)?;
     let count = header
         .shape
@@ -108,10 +133,22 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
             })
             .collect(),
     };
+    // Fortran order (`np.asfortranarray`, a transposed view saved as it is): the first
+    // index runs fastest; ONNX Runtime takes C order.
+    let data = if header.fortran_order {
+        fortran_to_c(&data, &header.shape)
+    } else {
+        data
+    };
     Ok(NpyArray {
         shape: header.shape,
         data,
-        converted_from: (kind == Float::F64).then_some("float64"),
+        converted_from: match (kind, header.fortran_order) {
+            (Float::F64, false) => Some("float64"),
+            (Float::F64, true) => Some("float64 in Fortran order"),
+            (Float::F32, true) => Some("Fortran order"),
+            (Float::F32, false) => None,
+        },
     })
 }
 
