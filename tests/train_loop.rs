@@ -536,15 +536,11 @@ fn ctrl_c_stops_after_the_step_and_resume_continues_mid_epoch() {
     }
 }
 
-/// SIGTERM (`kill`, `timeout`, a job scheduler) stops training as Ctrl-C does: after the
-/// step, with a checkpoint, exit 130.
-#[test]
-fn sigterm_stops_after_the_step_with_a_checkpoint() {
+/// Trains for long in the folder `name` and sends `signals` to the process, 10 ms apart,
+/// once it trains: the exit code, what it said on stderr, the folder and the checkpoint.
+fn stop_training(name: &str, signals: &[libc::c_int]) -> (Option<i32>, String, PathBuf, String) {
     use std::io::Read;
-    if !data_ready() {
-        return;
-    }
-    let d = dir("sigterm");
+    let d = dir(name);
     let (ck, out) = (
         d.join("t.ckpt").display().to_string(),
         d.join("t.onnx").display().to_string(),
@@ -553,12 +549,27 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
     args.extend(["--epochs", "1000"]);
     let (mut child, mut err, mut seen) = spawn_training(&args, Stdio::null());
     std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY: signalling our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
+    for &signal in signals {
+        // SAFETY: signalling our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        // Apart enough to be two deliveries (pending, they would merge into one).
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     err.read_to_string(&mut seen).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    (child.wait().unwrap().code(), seen, d, ck)
+}
+
+/// SIGTERM (`kill`, `timeout`, a job scheduler) stops training as Ctrl-C does: after the
+/// step, with a checkpoint, exit 130.
+#[test]
+fn sigterm_stops_after_the_step_with_a_checkpoint() {
+    if !data_ready() {
+        return;
+    }
+    let (code, seen, d, ck) = stop_training("sigterm", &[libc::SIGTERM]);
+    assert_eq!(code, Some(130), "{seen}");
     assert!(seen.contains("continue with --resume"), "{seen}");
     assert!(
         seen.contains("cnnc: SIGTERM: stopping after this step"),
@@ -580,30 +591,11 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
 /// request: training stops after its step with a checkpoint, not at once without one.
 #[test]
 fn two_signals_at_once_are_one_stop_request() {
-    use std::io::Read;
     if !data_ready() {
         return;
     }
-    let d = dir("double_sigint");
-    let (ck, out) = (
-        d.join("t.ckpt").display().to_string(),
-        d.join("t.onnx").display().to_string(),
-    );
-    let mut args = common(&ck, &out);
-    args.extend(["--epochs", "1000"]);
-    let (mut child, mut err, mut seen) = spawn_training(&args, Stdio::null());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    // SAFETY (both): signalling our own child process.
-    // Apart enough to be two deliveries (pending, they would merge into one).
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    std::thread::sleep(std::time::Duration::from_millis(10));
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    err.read_to_string(&mut seen).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    let (code, seen, _, ck) = stop_training("double_sigint", &[libc::SIGINT, libc::SIGINT]);
+    assert_eq!(code, Some(130), "{seen}");
     assert!(!seen.contains("second signal"), "{seen}");
     assert!(seen.contains("continue with --resume"), "{seen}");
     assert!(cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap().step > 0);
