@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        let cases: [(Vec<u8>, &str); 10] = [
+        let cases: [(Vec<u8>, &str); 9] = [
             (
                 npy("<f4", false, "(99999999999999999999999, 2)", &[0; 4]),
                 "is too large",
@@ -433,7 +433,6 @@ mod tests {
             ),
             (npy("<i8", false, "(1,)", &[0; 8]), "dtype int64 ('<i8')"),
             (npy("|u1", false, "(1,)", &[0; 1]), "dtype uint8"),
-            (npy("<f4", true, "(1, 1)", &[0; 4]), "Fortran order"),
             (
                 npy("<f4", false, "(2, 2)", &[0; 12]),
                 "should be 16 bytes, the file has 12",
@@ -448,5 +447,31 @@ mod tests {
             let e = parse(&bytes).unwrap_err().to_string();
             assert!(e.contains(expect), "expected {expect:?} in {e:?}");
         }
+    }
+
+    /// A Fortran-order array (first index fastest) is read into C order.
+    #[test]
+    fn fortran_order_is_read_into_c_order() {
+        // [[0, 1, 2], [3, 4, 5]] in Fortran order: 0, 3, 1, 4, 2, 5.
+        let data: Vec<u8> = [0.0f32, 3.0, 1.0, 4.0, 2.0, 5.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let a = parse(&npy("<f4", true, "(2, 3)", &data)).unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(a.converted_from, Some("Fortran order"));
+        // Rank 3: element (i, j, k) at i + 2 j + 4 k.
+        let shape = [2, 2, 2];
+        let fortran: Vec<f32> = (0..8)
+            .map(|f| {
+                let (i, j, k) = (f % 2, f / 2 % 2, f / 4);
+                (i * 4 + j * 2 + k) as f32
+            })
+            .collect();
+        assert_eq!(
+            fortran_to_c(&fortran, &shape),
+            (0..8).map(|x| x as f32).collect::<Vec<_>>()
+        );
     }
 }
