@@ -1739,6 +1739,29 @@ impl Builder {
         let span = self.span(&p);
         let leaf = |kind| (Expr { kind, span }, 1);
         match p.as_rule() {
+            // `linear(1,000)`, `007`: Python refuses leading zeros; here the usual cause is a
+            // thousands separator, which makes two arguments of one number.
+            Rule::int if p.as_str().len() > 1 && p.as_str().starts_with('0') => {
+                let before = p.get_input()[..p.as_span().start()].trim_end();
+                let separated = before
+                    .strip_suffix(',')
+                    .is_some_and(|b| b.ends_with(|c: char| c.is_ascii_digit()));
+                self.diags.push(
+                    Diagnostic::error(UNEXPECTED, "an integer does not start with 0")
+                        .label(span, "leading zero")
+                        .help(if separated {
+                            "numbers are written without a thousands separator (`1000`, not \
+                             `1,000`): the `,` separates arguments"
+                                .to_string()
+                        } else {
+                            format!(
+                                "write it without the leading zeros: `{}`",
+                                p.as_str().trim_start_matches('0').max("0")
+                            )
+                        }),
+                );
+                leaf(ExprKind::Int(0))
+            }
             Rule::int => match p.as_str().parse::<i64>() {
                 Ok(v) => leaf(ExprKind::Int(v)),
                 Err(_) => {

@@ -913,6 +913,14 @@ fn habits_from_other_languages_get_a_help() {
             &["without `|`"],
         ),
         (
+            "model M(input: [8]) { linear(1,000) }\n",
+            &["an integer does not start with 0", "thousands separator"],
+        ),
+        (
+            "model M(input: [8]) { linear(007) }\n",
+            &["without the leading zeros: `7`"],
+        ),
+        (
             "model M(input: 3, 32, 32) { relu }\n",
             &["the input shape is a list"],
         ),
