@@ -1289,6 +1289,29 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
     );
     let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
     assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, None));
+
+    // Resumed with nothing left to train (`--epochs 1`): the cut-short evaluation is done
+    // now, reported, and kept in the checkpoint.
+    let resumed = TrainConfig {
+        epochs: 1,
+        resume: true,
+        ..config
+    };
+    let stop = AtomicBool::new(false);
+    let outcome = cnnc::train::train(
+        model,
+        &mut sessions,
+        &splits,
+        None,
+        &resumed,
+        &stop,
+        &mut cnnc::train::Quiet,
+    )
+    .unwrap();
+    let acc = outcome.test_acc.expect("evaluated on resuming");
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
+    assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, Some(acc)));
 }
 
 /// Writes one split of a 3-channel, 3-class data set of 4×4 images: class k has channel k

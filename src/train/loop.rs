@@ -886,6 +886,24 @@ pub fn train(
             return Ok(outcome(&state, history, true));
         }
     }
+    // Resumed at the end of an epoch whose evaluation a stop cut short, with nothing left to
+    // train: the test accuracy is measured now (and kept in the checkpoint), not left unknown.
+    let at_epoch_end = state.step == u64::from(state.epoch) * steps_per_epoch as u64;
+    if history.is_empty() && at_epoch_end && state.epoch > 0 && state.test_acc.is_none() {
+        observer.evaluating();
+        state.test_acc = evaluate(
+            &mut sessions.eval,
+            &state,
+            &splits.test,
+            resize,
+            config.batch_size,
+            stop,
+        )?;
+        if let (Some(path), Some(_)) = (&config.checkpoint, state.test_acc) {
+            observer.checkpointing();
+            state.checkpoint(model, info.clone()).save(path)?;
+        }
+    }
     Ok(outcome(&state, history, false))
 }
 
