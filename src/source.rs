@@ -103,10 +103,16 @@ impl SourceMap {
         &self.files[id.0 as usize]
     }
 
+    /// The file loaded from `path`, written this way or another way to the same file
+    /// (`lib.cnn` and `sub/../lib.cnn`, a link).
     pub fn find(&self, path: &Path) -> Option<FileId> {
+        let canonical = std::fs::canonicalize(path).ok();
         self.files
             .iter()
-            .position(|f| f.path == path)
+            .position(|f| {
+                f.path == path
+                    || canonical.is_some() && std::fs::canonicalize(&f.path).ok() == canonical
+            })
             .map(|i| FileId(i as u32))
     }
 

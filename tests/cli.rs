@@ -1243,10 +1243,12 @@ fn train_output_checks_name_the_file_and_the_option() {
 #[test]
 fn errors_in_code_no_model_expands_do_not_block_another_model() {
     let dir = tempfile::tempdir().unwrap();
+    // (Its model is no part of the files that use it: its typo is not theirs.)
     write(
         dir.path(),
         "lib.cnn",
-        b"block cbr(c, bn=false) { conv(c, 3, pad=1) if bn { batchnorm } else { reluu } }\n",
+        b"block cbr(c, bn=false) { conv(c, 3, pad=1) if bn { batchnorm } else { reluu } }\n\
+          model Demo(input: [1]) { relux }\n",
     );
     let f = write(
         dir.path(),
@@ -1274,4 +1276,39 @@ fn errors_in_code_no_model_expands_do_not_block_another_model() {
         "{}",
         stderr(&o)
     );
+    assert!(!stderr(&o).contains("relux"), "{}", stderr(&o));
+    // Without --model in a file of two models that both check: no help naming none.
+    let two = write(
+        dir.path(),
+        "two.cnn",
+        b"block b() { relux }\nmodel A(input: [4]) { linear(2) }\nmodel B(input: [4]) { linear(3) }\n",
+    );
+    let o = cnnc(&["summary", &two]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("the errors are in"), "{}", stderr(&o));
+}
+
+/// A file `use`d along two paths (`lib.cnn`, and `../lib.cnn` from a subfolder) is one file,
+/// loaded once: its blocks are not defined twice.
+#[test]
+fn a_file_used_along_two_paths_is_loaded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    write(
+        dir.path(),
+        "lib.cnn",
+        b"block cbr(c) { conv(c, 3, pad=1) relu }\n",
+    );
+    write(
+        &dir.path().join("sub"),
+        "x.cnn",
+        b"use \"../lib.cnn\"\nblock two(c) { cbr(c) cbr(c) }\n",
+    );
+    let main = write(
+        dir.path(),
+        "main.cnn",
+        b"use \"lib.cnn\"\nuse \"sub/x.cnn\"\nmodel M(input: [3, 8, 8]) { two(8) cbr(8) }\n",
+    );
+    let o = cnnc(&["check", &main]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }

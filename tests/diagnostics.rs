@@ -549,8 +549,22 @@ fn allow_comments_silence_warnings_where_they_are() {
             "repeat 2 { repeat 3 { conv(8, 3, pad=1) as e } concat { {} e } conv(8, 1) }",
             true,
         ),
-        // A label (`_`) is never a slip.
+        // A label (`_`) read nowhere is no slip; one read later is a lost tensor as any.
         ("repeat 3 { conv(8, 3, pad=1) as _e }", false),
+        (
+            "repeat 3 { conv(8, 3, pad=1) as _e maxpool(2) } upsample(2) concat { {} crop(_e) }",
+            true,
+        ),
+        // Read elsewhere (an earlier `as e`): `unused_name` stays silent, so this warns.
+        (
+            "conv(8, 3, pad=1) as e concat { {} e } repeat 3 { conv(8, 3, pad=1) as e maxpool(2) }",
+            true,
+        ),
+        // Read in the naming iteration, in a repeat nested inside it.
+        (
+            "repeat i in 0..3 { conv(8, 3, pad=1) as t repeat 1 { if i == 2 { concat { {} t } } } }",
+            false,
+        ),
     ] {
         let model = format!("model M(input: [8, 8, 8]) {{\n    {src}\n    flatten linear(2)\n}}\n");
         let expected: &[&str] = if warned {

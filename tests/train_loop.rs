@@ -138,6 +138,7 @@ fn lenet_learns_a_fashion_mnist_subset() {
         d.join("lenet.ckpt.safetensors").to_str().unwrap()
     );
     let acc = e[2]["test_acc"].as_f64().unwrap();
+    assert_eq!(done["test_acc"].as_f64(), Some(acc), "{done}");
     println!("{}", text(&o));
     // Chance is 0.1; a wrong gradient stays near it.
     assert!(

@@ -248,7 +248,11 @@ pub fn compile_one_as(
         // Without --model, in a file of several models of which some check: the way to
         // use those.
         let checked: Vec<&str> = c.models.iter().map(|m| m.name.as_str()).collect();
-        if model.is_none() && c.model_names.len() > 1 && !checked.is_empty() && !c.file_has_errors()
+        if model.is_none()
+            && c.model_names.len() > 1
+            && !checked.is_empty()
+            && !c.file_has_errors()
+            && !c.models_with_errors().is_empty()
         {
             note!(
                 "  help: the errors are in {}; pick a model that checks with --model NAME ({})",

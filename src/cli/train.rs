@@ -631,9 +631,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
     if outcome.resumed_from.is_some() && outcome.history.is_empty() {
         note!(
             "note: the checkpoint is already {} and this run has --epochs {}: nothing to \
-             train; the model is written from it (raise --epochs to train further)",
+             train; the model is written from it (raise --epochs to train further){}",
             outcome.position,
-            a.epochs
+            a.epochs,
+            outcome
+                .test_acc
+                .map(|acc| format!("; its test accuracy is {acc:.3}"))
+                .unwrap_or_default()
         );
     }
     let options = ExportOptions::default();
@@ -676,6 +680,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             if a.format == Format::Json {
                 stdout_line(serde_json::json!({
                     "done": true,
+                    "test_acc": outcome.test_acc,
                     "epochs_done": outcome.position.epochs_done,
                     "steps_in_epoch": outcome.position.steps_in_epoch,
                     "steps_done": outcome.steps_done,

@@ -819,8 +819,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                     // never read: each iteration's was meant to be read later (a U-Net
                     // encoder written as a loop), but only the last one's can be.
                     // (Withdrawn at the end if that `as` is read where it is made, or never:
-                    // `unused_name` is the warning then; a `_` name is a label.)
-                    if !old.used && old.span == alias.span && !alias.name.starts_with('_') {
+                    // `unused_name` is the warning then, or none for a `_` label.)
+                    if !old.used && old.span == alias.span {
                         self.diags.push(
                             Diagnostic::warning(
                                 "cnnc::elab::name_reused",
@@ -842,10 +842,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                     }
                     // A second `as` of the same name (not the same `as` in a repeat) before
                     // the first tensor was read: usually a copy-paste slip.
+                    // (The walks of the source last: a repeat names a tensor many times.)
+                    let label =
+                        |e: &Self| alias.name.starts_with('_') && !e.read_in_source(&alias.name);
                     if !old.used
                         && old.span != alias.span
-                        && !alias.name.starts_with('_')
                         && !self.read_between(&alias.name, old.span, alias.span)
+                        && !label(self)
                     {
                         self.names_read.extend([old.span, alias.span]);
                         self.diags.push(
@@ -1858,7 +1861,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             self.names_read.insert(named.span);
             if named
                 .iteration
-                .is_some_and(|it| self.iterations.last() == Some(&it))
+                .is_some_and(|it| self.iterations.contains(&it))
             {
                 self.read_within_iteration.insert(named.span);
             }
@@ -2212,9 +2215,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let found = frame.tensors.get_mut(target.0.as_str()).map(|n| {
             n.used = true;
             self.names_read.insert(n.span);
-            if n.iteration
-                .is_some_and(|it| self.iterations.last() == Some(&it))
-            {
+            if n.iteration.is_some_and(|it| self.iterations.contains(&it)) {
                 self.read_within_iteration.insert(n.span);
             }
             n.cur.clone()
@@ -2492,12 +2493,28 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// did read before the next named another (`if i == 2 { concat { {} t } }`): they warned
     /// of an iteration whose tensor was not meant to be read.
     fn drop_reuse_warnings_read_within_iterations(&mut self) {
-        let (within, read) = (&self.read_within_iteration, &self.names_read);
+        // Never read: `unused_name` says so where it fired, and a `_` label is no slip.
+        let unused: HashSet<Span> = self
+            .diags
+            .iter()
+            .filter(|d| d.code == "cnnc::elab::unused_name")
+            .filter_map(Diagnostic::primary_span)
+            .collect();
+        let never_read_label = |span: &Span| {
+            !self.names_read.contains(span)
+                && self
+                    .names
+                    .get(span)
+                    .is_some_and(|(name, _)| name.starts_with('_'))
+        };
+        let within = &self.read_within_iteration;
         self.diags.0.retain(|d| {
             !(d.code == "cnnc::elab::name_reused"
                 && d.labels.first().is_some_and(|l| {
                     l.text == NAMED_IN_NEXT_ITERATION
-                        && (within.contains(&l.span) || !read.contains(&l.span))
+                        && (within.contains(&l.span)
+                            || unused.contains(&l.span)
+                            || never_read_label(&l.span))
                 }))
         });
     }

@@ -17,9 +17,15 @@ use std::collections::HashSet;
 pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut Diagnostics) {
     let reported: HashSet<Span> = diags.iter().filter_map(Diagnostic::primary_span).collect();
     let mut found = Vec::new();
-    for item in files.iter().flat_map(|(_, f)| &f.items) {
+    let main = files.first().map(|(id, _)| *id);
+    for (id, item) in files
+        .iter()
+        .flat_map(|(id, f)| f.items.iter().map(move |i| (*id, i)))
+    {
         let (body, params): (&[ast::Stmt], Vec<&str>) = match item {
             ast::Item::Use(_) => continue,
+            // A `use`d file's models are no part of this file (they cannot be called).
+            ast::Item::Model(_) if Some(id) != main => continue,
             ast::Item::Block(b) => (
                 &b.body,
                 b.params.iter().map(|p| p.name.name.as_str()).collect(),

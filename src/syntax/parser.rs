@@ -925,16 +925,14 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         return d.help("`else` follows the `}` of an `if`'s body: `if cond { … } else { … }`");
     }
     // `model M(input: 3, 32, 32)`, `input: (3, 32, 32)`.
-    if expects("a list `[…]`") && before_tok.ends_with("input:") {
+    let after_input = before_tok
+        .strip_suffix("input:")
+        .is_some_and(|b| !b.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
+    if expects("a list `[…]`") && after_input {
         return d.help("the input shape is a list: `input: [3, 32, 32]`");
     }
     // `conv(8, 1) : 8, 8, 8`: a shape assertion is a list (not the model's `input: …`).
-    if expects("a list `[…]`")
-        && before_tok.ends_with(':')
-        && !before_tok[..before_tok.len() - 1]
-            .trim_end()
-            .ends_with("input")
-    {
+    if expects("a list `[…]`") && before_tok.ends_with(':') && !after_input {
         return d.help("a shape assertion is a list of sizes: `: [8, 30, 30]`");
     }
     let unclosed =
@@ -1170,6 +1168,24 @@ fn python_habit(
 }
 
 // ---- pairs → AST -----------------------------------------------------------------------
+
+/// Whether an integer literal is refused for its leading zero: `007`, as Python refuses it,
+/// and `000` right after `1,` (a thousands separator, which makes two arguments of one
+/// number); `00` elsewhere is zero, as Python reads it.
+fn leading_zero(p: &Pair<'_, Rule>) -> bool {
+    let digits = p.as_str();
+    if digits.len() < 2 || !digits.starts_with('0') {
+        return false;
+    }
+    separated_by_comma(p) || digits.bytes().any(|b| b != b'0')
+}
+
+/// Whether a digit and a comma come right before `p` (`1,000`), no space between.
+fn separated_by_comma(p: &Pair<'_, Rule>) -> bool {
+    p.get_input()[..p.as_span().start()]
+        .strip_suffix(',')
+        .is_some_and(|b| b.ends_with(|c: char| c.is_ascii_digit()))
+}
 
 struct Builder {
     file: FileId,
@@ -1741,11 +1757,8 @@ impl Builder {
         match p.as_rule() {
             // `linear(1,000)`, `007`: Python refuses leading zeros; here the usual cause is a
             // thousands separator, which makes two arguments of one number.
-            Rule::int if p.as_str().len() > 1 && p.as_str().starts_with('0') => {
-                let before = p.get_input()[..p.as_span().start()].trim_end();
-                let separated = before
-                    .strip_suffix(',')
-                    .is_some_and(|b| b.ends_with(|c: char| c.is_ascii_digit()));
+            Rule::int if leading_zero(&p) => {
+                let separated = separated_by_comma(&p);
                 self.diags.push(
                     Diagnostic::error(UNEXPECTED, "an integer does not start with 0")
                         .label(span, "leading zero")

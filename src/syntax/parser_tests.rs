@@ -921,6 +921,10 @@ fn habits_from_other_languages_get_a_help() {
             &["without the leading zeros: `7`"],
         ),
         (
+            "model M(input: [8]) { linear(8) as conv_input: 8 }\n",
+            &["a shape assertion is a list of sizes"],
+        ),
+        (
             "model M(input: 3, 32, 32) { relu }\n",
             &["the input shape is a list"],
         ),
