@@ -47,6 +47,45 @@ fn several_files_are_all_checked_and_any_error_gives_exit_1() {
 }
 
 #[test]
+fn a_mistake_in_a_shared_library_is_reported_once_per_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let lib = write(
+        dir.path(),
+        "lib.cnn",
+        b"block unused_one(c) {\n    conv(c, 3, padd=1) relu\n}\nblock good(c) { conv(c, 3, pad=1) }\n",
+    );
+    let a = write(
+        dir.path(),
+        "a.cnn",
+        b"use \"lib.cnn\"\nmodel A(input: [3, 8, 8]) { good(4) }\n",
+    );
+    let b = write(
+        &dir.path().join("sub"),
+        "b.cnn",
+        b"use \"../lib.cnn\"\nmodel B(input: [3, 8, 8]) { good(5) }\n",
+    );
+    // Reached along two paths, and also checked itself: one report.
+    for files in [[&a, &b], [&lib, &a]] {
+        let o = cnnc(&["check", files[0], files[1]]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert_eq!(e.matches("has no argument `padd`").count(), 1, "{e}");
+        assert!(e.contains("1 error above, in "), "{e}");
+        assert!(e.contains("1 error(s), 0 warning(s) in 2 file(s)"), "{e}");
+        let o = cnnc(&["check", "--format", "json", files[0], files[1]]);
+        let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(json.as_array().unwrap().len(), 1, "{json}");
+    }
+    // A mistake inside a block as each file calls it is each file's own.
+    std::fs::write(&lib, b"block good(c) { conv(c, 3, pad=1) linear(3) }\n").unwrap();
+    let o = cnnc(&["check", &a, &b]);
+    let e = stderr(&o);
+    assert_eq!(e.matches("in this call of `good`").count(), 2, "{e}");
+    assert!(!e.contains("not shown again"), "{e}");
+}
+
+#[test]
 fn json_diagnostics_have_the_documented_fields() {
     let o = cnnc(&[
         "check",
