@@ -52,16 +52,24 @@ pub struct SourceFile {
     /// The path as the user gave it (or as `use` resolved it); shown in diagnostics.
     pub path: PathBuf,
     pub text: String,
+    /// The byte offset of each line's start, found on the first [`SourceFile::line_col`]:
+    /// every node of an export names its place, so a lookup must not scan the file.
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: u32) -> (usize, usize) {
         let offset = (offset as usize).min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let col = before[line_start..].chars().count() + 1;
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // The last line starting at or before `offset` (the first start is 0).
+        let line = starts.partition_point(|&s| s <= offset);
+        let line_start = starts[line - 1];
+        let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
     }
 }
@@ -95,6 +103,7 @@ impl SourceMap {
         self.files.push(SourceFile {
             path: path.into(),
             text,
+            line_starts: Default::default(),
         });
         FileId(self.files.len() as u32 - 1)
     }
@@ -128,5 +137,44 @@ impl SourceMap {
         f.text
             .get(span.start as usize..span.end as usize)
             .unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod line_col_tests {
+    use super::SourceMap;
+
+    /// Line and column by scanning the text up to the offset.
+    fn scanned(text: &str, offset: usize) -> (usize, usize) {
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, before[line_start..].chars().count() + 1)
+    }
+
+    #[test]
+    fn line_and_column_of_every_offset() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "ab\ncd",
+            "model m\n\n  conv(4, 3) é relu\n",
+            "x\r\ny\rz\n\n",
+        ] {
+            let mut sources = SourceMap::new();
+            let id = sources.add("t.cnn", text.to_string());
+            let file = sources.get(id);
+            for offset in (0..=file.text.len()).filter(|&o| file.text.is_char_boundary(o)) {
+                assert_eq!(
+                    file.line_col(offset as u32),
+                    scanned(&file.text, offset),
+                    "{text:?} at {offset}"
+                );
+            }
+            // Past the end: the end.
+            let end = scanned(&file.text, file.text.len());
+            assert_eq!(file.line_col(file.text.len() as u32 + 5), end);
+        }
     }
 }
