@@ -7,12 +7,13 @@
 //! evaluation graph with parameters as inputs (one session for the whole run, what `cnnc train`
 //! does), and a fresh inference export with the weights as initializers plus a new session (per
 //! epoch). Sessions are made as `cnnc train` makes them (threads sleep between operators).
+//! Last, the time to draw AlexNet's dropout masks of one step on the host.
 
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::runtime::{
     Device, Input, OutputData, Runtime, SessionOptions, StateTensor, StatefulSession,
 };
-use cnnc::train::graph::{self, Carried, CarriedKind, Optimizer};
+use cnnc::train::graph::{self, Carried, CarriedKind, DropoutMode, Optimizer};
 use prost::Message;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -55,7 +56,8 @@ fn main() {
             momentum: 0.0,
             weight_decay: 0.0,
         };
-        let step = graph::step_model(model, &c.sources, &opt).unwrap();
+        // As `cnnc train` builds it (its dropout masks fed; these models have none).
+        let step = graph::step_model(model, &c.sources, &opt, DropoutMode::MaskInput).unwrap();
         let eval = graph::eval_model(model, &c.sources).unwrap();
         let mut step_s = rt
             .session_with(&step.model.encode_to_vec(), &like_cnnc_train)
@@ -172,4 +174,20 @@ fn main() {
             fresh.as_secs_f64() * 1e3,
         );
     }
+    // Dropout's masks, drawn on the host each step: AlexNet's two dropouts of 4096 features.
+    let alexnet_masks = graph::DropoutMask {
+        input: "dropout_mask.dropout1".into(),
+        dims: vec![4096],
+        p: 0.5,
+    };
+    let mut values = Vec::new();
+    let masks = median_time(21, || {
+        for step in 0..2 {
+            cnnc::train::dropout::draw(&alexnet_masks, 0, step, B, &mut values);
+        }
+    });
+    println!(
+        "dropout masks of 2 × {B} × 4096 values (AlexNet's per step, median of 21): {:.2} ms",
+        masks.as_secs_f64() * 1e3
+    );
 }

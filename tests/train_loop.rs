@@ -1260,14 +1260,8 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         epochs_ended: 0,
         phases: Vec::new(),
     };
-    let mut sessions = cnnc::train::sessions(
-        model,
-        &c.sources,
-        &config.optimizer,
-        config.seed,
-        &Default::default(),
-    )
-    .unwrap();
+    let mut sessions =
+        cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default()).unwrap();
     let outcome = cnnc::train::train(
         model,
         &mut sessions,
@@ -1315,6 +1309,103 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
     assert!((0.0..=1.0).contains(&acc), "{acc}");
     let ckpt = cnnc::train::Checkpoint::load(&ck).unwrap();
     assert_eq!((ckpt.epoch, ckpt.step, ckpt.test_acc), (1, 2, Some(acc)));
+}
+
+/// Dropout's masks follow the seed, the layer and the global step alone: a run stopped
+/// mid-epoch and resumed from its checkpoint ends with the weights of the run that was never
+/// stopped, to the bit.
+#[test]
+fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
+    use cnnc::train::{graph::Optimizer, Dataset, Observer, Splits, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if Runtime::get().is_err() {
+        return;
+    }
+    let src = "model Drop(input: [1, 4, 4]) {
+    conv(4, 3, pad=1) relu dropout(0.3) flatten linear(8) relu dropout(0.5) linear(3)
+}";
+    let c = cnnc::compile_source(Path::new("drop.cnn"), src.into());
+    let model = &c.models[0];
+    let data = |n: usize| Dataset {
+        images: (0..n * 16).map(|i| (i % 11) as f32 / 11.0).collect(),
+        labels: (0..n).map(|i| (i % 3) as i64).collect(),
+        n,
+        channels: 1,
+        height: 4,
+        width: 4,
+        classes: 3,
+    };
+    let splits = Splits {
+        train: data(30),
+        test: data(12),
+    };
+    let d = dir("dropout_resume");
+    struct StopAtStep<'a> {
+        stop: &'a AtomicBool,
+        steps: usize,
+        at: usize,
+    }
+    impl Observer for StopAtStep<'_> {
+        fn step(&mut self, _epoch: u32, _mean_loss: f64) {
+            self.steps += 1;
+            if self.steps == self.at {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+    // 3 steps an epoch; the stopped runs stop after steps 4 (mid-epoch) and 6 (at its end).
+    let run = |name: &str, stops: &[usize]| {
+        let config = TrainConfig {
+            epochs: 3,
+            batch_size: 10,
+            optimizer: Optimizer::adam(0.01),
+            lr: 0.01,
+            seed: 5,
+            init: cnnc::onnx::Init::Default,
+            device: cnnc::runtime::Device::Cpu,
+            checkpoint: Some(d.join(format!("{name}.ckpt"))),
+            resume: false,
+        };
+        let mut done = 0;
+        for (i, &at) in stops.iter().chain([&usize::MAX]).enumerate() {
+            // A new process would build new sessions: so does each part here.
+            let mut sessions =
+                cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default())
+                    .unwrap();
+            assert_eq!(sessions.masks.len(), 2);
+            let stop = AtomicBool::new(false);
+            let mut observer = StopAtStep {
+                stop: &stop,
+                steps: done,
+                at,
+            };
+            let config = TrainConfig {
+                resume: i > 0,
+                ..config.clone()
+            };
+            let outcome = cnnc::train::train(
+                model,
+                &mut sessions,
+                &splits,
+                None,
+                &config,
+                &stop,
+                &mut observer,
+            )
+            .unwrap();
+            done = outcome.steps_done as usize;
+            if at != usize::MAX {
+                assert!(outcome.interrupted && done == at, "stopped at {done}");
+            } else {
+                assert_eq!(done, 9);
+                return outcome.weights;
+            }
+        }
+        unreachable!()
+    };
+    let straight = run("straight", &[]);
+    let resumed = run("resumed", &[4, 6]);
+    assert!(straight == resumed, "the resumed run's weights differ");
 }
 
 /// Writes one split of a 3-channel, 3-class data set of 4×4 images: class k has channel k

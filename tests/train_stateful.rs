@@ -10,7 +10,7 @@ use cnnc::runtime::{
     Device, Input, Output, OutputData, Runtime, RuntimeError, Session, SessionOptions, StateTensor,
     StatefulSession, CUDA_PROVIDER,
 };
-use cnnc::train::graph::{self, Carried, CarriedKind, Optimizer, StepGraph};
+use cnnc::train::graph::{self, Carried, CarriedKind, DropoutMode, Optimizer, StepGraph};
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -25,7 +25,7 @@ const SRC: &str = "model M(input: [2, 4, 4]) {
 fn step_graph(optimizer: &Optimizer) -> (StepGraph, Vec<Vec<f32>>) {
     let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
     let model = c.model(None).unwrap();
-    let step = graph::step_model(model, &c.sources, optimizer).unwrap();
+    let step = graph::step_model(model, &c.sources, optimizer, DropoutMode::MaskInput).unwrap();
     let w = onnx::initialize(model, Init::Default, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let values = step

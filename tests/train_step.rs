@@ -5,7 +5,7 @@
 
 use cnnc::onnx::{self, Init};
 use cnnc::runtime::{Device, Input, Output, OutputData, Runtime};
-use cnnc::train::graph::{self, CarriedKind, GradOptions, Optimizer};
+use cnnc::train::graph::{self, CarriedKind, DropoutMode, GradOptions, Optimizer};
 use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -41,7 +41,7 @@ fn check(optimizer: Optimizer, lr: f32, t: f32) {
     };
     let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
     let model = c.model(None).unwrap();
-    let step = graph::step_model(model, &c.sources, &optimizer).unwrap();
+    let step = graph::step_model(model, &c.sources, &optimizer, DropoutMode::Random).unwrap();
     let grad = graph::grad_model(model, &c.sources, &GradOptions::default()).unwrap();
     let mut step_s = rt
         .session(&step.model.encode_to_vec(), Device::Cpu)
@@ -281,7 +281,7 @@ fn dropout_masks_follow_their_seed_in(rt: &Runtime, src: &str) {
             momentum: 0.0,
             weight_decay: 0.0,
         };
-        let mut step = graph::step_model(model, &c.sources, &sgd).unwrap();
+        let mut step = graph::step_model(model, &c.sources, &sgd, DropoutMode::Random).unwrap();
         step.set_initial_state(&weights).unwrap();
         step.set_dropout_seed(seed);
         let mut s = rt
@@ -319,9 +319,14 @@ fn average_pools_never_get_asymmetric_pads() {
     let graphs = [
         onnx::export(model, &c.sources, &w, &onnx::ExportOptions::default()).unwrap(),
         graph::grad_model(model, &c.sources, &GradOptions::default()).unwrap(),
-        graph::step_model(model, &c.sources, &Optimizer::adam(0.0))
-            .unwrap()
-            .model,
+        graph::step_model(
+            model,
+            &c.sources,
+            &Optimizer::adam(0.0),
+            DropoutMode::MaskInput,
+        )
+        .unwrap()
+        .model,
         graph::eval_model(model, &c.sources).unwrap(),
     ];
     for (which, m) in ["export", "grad", "step", "eval"].iter().zip(&graphs) {

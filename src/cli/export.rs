@@ -7,7 +7,7 @@ use super::common::{
 };
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::shape::summary::bytes;
-use cnnc::train::graph::{self, GradOptions, TRAIN_OPSET};
+use cnnc::train::graph::{self, DropoutMode, GradOptions, TRAIN_OPSET};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -239,7 +239,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         } else {
             super::common::warn_large_momentum(momentum);
             let opt = optimizer.build(momentum, weight_decay);
-            graph::step_model(model, &compilation.sources, &opt)
+            graph::step_model(model, &compilation.sources, &opt, DropoutMode::Random)
                 .and_then(|mut s| {
                     s.set_dropout_seed(seed);
                     s.set_initial_state(&weights).map(|()| s.model)

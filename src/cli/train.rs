@@ -530,16 +530,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
         spin_wait: a.spin_wait,
         ..SessionOptions::default()
     };
-    let mut sessions = match train::sessions(
-        model,
-        &compilation.sources,
-        &optimizer,
-        a.seed,
-        &session_options,
-    ) {
-        Ok(s) => s,
-        Err(e) => return train_fail(a.format, &e),
-    };
+    let mut sessions =
+        match train::sessions(model, &compilation.sources, &optimizer, &session_options) {
+            Ok(s) => s,
+            Err(e) => return train_fail(a.format, &e),
+        };
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch,

@@ -400,8 +400,9 @@ const WY1: u64 = 0xe703_7ed1_a0b4_28db;
 
 /// Word `j` of the stream keyed `key`: wyrand's output after `j + 1` steps. wyrand's state
 /// advances by a constant, so any word is computed directly from its position.
+/// Also the stream of dropout's masks (`train::dropout`).
 #[inline]
-fn word_at(key: u64, j: u64) -> u64 {
+pub(crate) fn word_at(key: u64, j: u64) -> u64 {
     let s = key.wrapping_add(j.wrapping_add(1).wrapping_mul(WY0));
     let m = (s as u128) * ((s ^ WY1) as u128);
     ((m >> 64) as u64) ^ (m as u64)

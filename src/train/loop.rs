@@ -12,6 +12,7 @@
 
 use super::checkpoint::{Checkpoint, CheckpointError};
 use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
+use super::dropout;
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
 use crate::ir::Op;
@@ -625,19 +626,19 @@ pub struct Sessions {
     pub eval: Session,
     pub carried: Vec<Carried>,
     pub takes_step: bool,
+    /// The dropout masks the step takes, drawn by [`crate::train::dropout::draw`].
+    pub masks: Vec<graph::DropoutMask>,
 }
 
 /// Builds both graphs and loads them with `options` (CUDA fails clearly when unavailable).
-/// `seed` seeds the dropout masks (see [`graph::StepGraph::set_dropout_seed`]).
+/// The step graph takes its dropout masks as inputs, which [`train`] draws.
 pub fn sessions(
     model: &CheckedModel,
     sources: &SourceMap,
     optimizer: &Optimizer,
-    seed: u64,
     options: &SessionOptions,
 ) -> Result<Sessions, TrainError> {
-    let mut step = graph::step_model(model, sources, optimizer)?;
-    step.set_dropout_seed(seed);
+    let step = graph::step_model(model, sources, optimizer, graph::DropoutMode::MaskInput)?;
     let eval = graph::eval_model(model, sources)?;
     let rt = Runtime::get()?;
     Ok(Sessions {
@@ -649,6 +650,7 @@ pub fn sessions(
             .map_err(RuntimeError::for_generated_graph)?,
         carried: step.carried,
         takes_step: step.takes_step,
+        masks: step.masks,
     })
 }
 
@@ -779,6 +781,8 @@ pub fn train(
     let mut stepper = StatefulSession::new(&mut sessions.step, &tensors, &["loss", "correct"])?;
     drop(tensors);
     let takes_step = sessions.takes_step;
+    let masks = &sessions.masks;
+    let mut mask_values: Vec<Vec<f32>> = vec![Vec::new(); masks.len()];
     let lr = [config.lr];
     let mut history = Vec::new();
     while state.epoch < config.epochs {
@@ -802,12 +806,23 @@ pub fn train(
             let b = batch.len();
             let t = [(state.step + 1) as f32];
             let lab_shape = [b];
-            let mut inputs = Vec::with_capacity(4);
+            let mask_shapes: Vec<Vec<usize>> = masks
+                .iter()
+                .zip(&mut mask_values)
+                .map(|(m, values)| {
+                    dropout::draw(m, state.seed, state.step, b, values);
+                    std::iter::once(b).chain(m.dims.iter().copied()).collect()
+                })
+                .collect();
+            let mut inputs = Vec::with_capacity(4 + masks.len());
             inputs.push(Input::f32("input", &batch.shape, batch.images));
             inputs.push(Input::i64("labels", &lab_shape, batch.labels));
             inputs.push(Input::f32("lr", &[], &lr));
             if takes_step {
                 inputs.push(Input::f32("t", &[], &t));
+            }
+            for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(&mask_values) {
+                inputs.push(Input::f32(&m.input, shape, values));
             }
             let outs = stepper.run(&inputs)?;
             drop(inputs);

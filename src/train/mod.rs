@@ -1,9 +1,11 @@
-//! Training: data loading ([`data`]), checkpoints ([`checkpoint`]), progress reporting
+//! Training: data loading ([`data`]), checkpoints ([`checkpoint`]), dropout masks
+//! ([`dropout`]), progress reporting
 //! ([`progress`]), the gradient, step and evaluation graphs ([`graph`]) and the training
 //! loop ([`training`], in `loop.rs`).
 
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod graph;
 pub mod progress;
 #[path = "loop.rs"]

@@ -665,6 +665,11 @@ impl Lowering<'_> {
                 }
                 self.b
                     .input(&mask, data_type::FLOAT, &super::builder::batched(out_dims));
+                self.masks.push(super::DropoutMask {
+                    input: mask.clone(),
+                    dims: out_dims.iter().map(|&d| d as usize).collect(),
+                    p,
+                });
                 let kept = self.b.mul(x, &mask, &format!("{name}.kept"));
                 let y = self.b.scale(&kept, scale, name);
                 self.saved.insert(

@@ -68,6 +68,18 @@ pub enum DropoutMode {
     MaskInput,
 }
 
+/// A keep-mask input of a graph lowered with [`DropoutMode::MaskInput`]: the caller draws it
+/// (`train::dropout`) and feeds it each run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DropoutMask {
+    /// The graph input, `dropout_mask.<layer>`.
+    pub input: String,
+    /// Its dims after the batch (the layer's output).
+    pub dims: Vec<usize>,
+    /// The probability of dropping a value.
+    pub p: f64,
+}
+
 /// Options of [`grad_model`].
 #[derive(Clone, Debug, Default)]
 pub struct GradOptions<'w> {
@@ -111,6 +123,9 @@ pub struct StepGraph {
     pub carried: Vec<Carried>,
     /// Whether the graph takes the step number `t` (Adam's bias correction).
     pub takes_step: bool,
+    /// The dropout masks it takes, in the graph's input order (none with
+    /// [`DropoutMode::Random`]).
+    pub masks: Vec<DropoutMask>,
 }
 
 /// Seeds every Dropout node of `model` from `seed` and the node's name (see
@@ -244,6 +259,8 @@ struct Lowering<'a> {
     feeds_only_batchnorm: HashMap<NodeIndex, bool>,
     /// Extra graph outputs made during the forward pass (running statistics).
     extra_outputs: Vec<(String, Vec<usize>)>,
+    /// The mask inputs made during the forward pass ([`DropoutMode::MaskInput`]).
+    masks: Vec<DropoutMask>,
 }
 
 impl<'a> Lowering<'a> {
@@ -262,6 +279,7 @@ impl<'a> Lowering<'a> {
             param_grad: HashMap::new(),
             feeds_only_batchnorm: HashMap::new(),
             extra_outputs: Vec::new(),
+            masks: Vec::new(),
         }
     }
 
@@ -556,15 +574,18 @@ pub fn grad_model(
     Ok(l.finish(doc))
 }
 
-/// The training step graph for `optimizer`.
+/// The training step graph for `optimizer`, its dropout as `dropout` says (`cnnc train` feeds
+/// the masks; `export --train` writes seeded Dropout nodes, so the file runs on its own).
 pub fn step_model(
     model: &CheckedModel,
     sources: &SourceMap,
     optimizer: &Optimizer,
+    dropout: DropoutMode,
 ) -> Result<StepGraph, GraphError> {
     check_model(model)?;
     let mut l = Lowering::new(model, sources, Mode::Train, &format!("{}_step", model.name));
     l.update_running = true;
+    l.dropout = dropout;
     let trainable = l.trainable();
     let running = l.running_stats();
     let mut carried: Vec<Carried> = trainable
@@ -625,10 +646,12 @@ pub fn step_model(
         model.name,
         model.source_path
     );
+    let masks = std::mem::take(&mut l.masks);
     Ok(StepGraph {
         model: l.finish(doc),
         carried,
         takes_step,
+        masks,
     })
 }
 
