@@ -165,10 +165,7 @@ fn site_packages_dirs(probe: &Probe, searched: &mut Vec<PathBuf>) -> Vec<PathBuf
     if let Some(pyenv) = &probe.pyenv_root {
         let versions = pyenv.join("versions");
         searched.push(versions.join("*/lib/python3*/site-packages"));
-        let mut found = children_starting_with(&versions, "");
-        // Newest interpreter first, so that 3.12 wins over 3.9 when both have onnxruntime.
-        found.reverse();
-        for version in found {
+        for version in children_starting_with(&versions, "") {
             python_lib(version.join("lib"), &mut Vec::new());
         }
     }
@@ -184,18 +181,46 @@ fn site_packages_dirs(probe: &Probe, searched: &mut Vec<PathBuf>) -> Vec<PathBuf
     dirs
 }
 
-/// Entries of `dir` whose name starts with `prefix`, sorted by name; none if `dir` is unreadable.
+/// Entries of `dir` whose name starts with `prefix`, newest version first (`3.12.1` before
+/// `3.9.18`, `python3.12` before `python3.9`: numbers compared as numbers), so that the newest
+/// interpreter wins when several have onnxruntime; none if `dir` is unreadable.
 fn children_starting_with(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<PathBuf> = entries
+    let mut out: Vec<(Vec<VersionPart>, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
-        .map(|e| e.path())
+        .map(|e| (version_parts(&e.file_name().to_string_lossy()), e.path()))
         .collect();
-    out.sort();
-    out
+    out.sort_by(|a, b| b.cmp(a));
+    out.into_iter().map(|(_, path)| path).collect()
+}
+
+/// A run of digits (compared as a number) or of other characters.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum VersionPart {
+    Text(String),
+    Number(u128),
+}
+
+/// `3.12.1rc1` → 3, ".", 12, ".", 1, "rc", 1.
+fn version_parts(name: &str) -> Vec<VersionPart> {
+    let mut parts = Vec::new();
+    let mut rest = name;
+    while let Some(c) = rest.chars().next() {
+        let digits = c.is_ascii_digit();
+        let end = rest
+            .find(|c: char| c.is_ascii_digit() != digits)
+            .unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(end);
+        parts.push(match run.parse() {
+            Ok(n) if digits => VersionPart::Number(n),
+            _ => VersionPart::Text(run.to_string()),
+        });
+        rest = tail;
+    }
+    parts
 }
 
 /// Is `name` the main ONNX Runtime library (not one of its provider plug-ins)?
@@ -335,6 +360,49 @@ mod tests {
             site.join("onnxruntime/capi/libonnxruntime.so.1.32.0")
         );
         assert_eq!(found.found_by, FoundBy::SitePackages(site));
+    }
+
+    #[test]
+    fn the_newest_pyenv_version_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let pyenv = dir.path().join(".pyenv");
+        for (version, python) in [("3.9.18", "3.9"), ("3.12.1", "3.12"), ("3.10.2", "3.10")] {
+            let site = pyenv.join(format!(
+                "versions/{version}/lib/python{python}/site-packages"
+            ));
+            touch(&site.join("onnxruntime/capi/libonnxruntime.so.1.32.0"));
+        }
+        let probe = Probe {
+            pyenv_root: Some(pyenv.clone()),
+            ..empty_probe()
+        };
+        let newest = pyenv.join("versions/3.12.1/lib/python3.12/site-packages");
+        assert_eq!(
+            locate_with(&probe).unwrap().found_by,
+            FoundBy::SitePackages(newest)
+        );
+        let mut names = [
+            "3.9",
+            "3.12.1",
+            "python3.9",
+            "3.10",
+            "system",
+            "3.12.10",
+            "python3.12",
+        ];
+        names.sort_by_key(|n| std::cmp::Reverse(version_parts(n)));
+        assert_eq!(
+            names,
+            [
+                "3.12.10",
+                "3.12.1",
+                "3.10",
+                "3.9",
+                "system",
+                "python3.12",
+                "python3.9"
+            ]
+        );
     }
 
     #[test]
