@@ -598,8 +598,9 @@ extern "C" fn quit_now(signal: libc::c_int) {
 }
 
 /// Switches to `on` unless a stop was requested already (then returns true and leaves the
-/// handlers be), with SIGINT and SIGTERM blocked meanwhile: a signal cannot fall between the
-/// check and the switch, and be lost or answered by the wrong handler.
+/// second signal's handler in place), with SIGINT and SIGTERM blocked meanwhile in this
+/// thread: a signal cannot fall between the check and the switch, and be lost or answered by
+/// the wrong handler; one that another thread took is seen after the switch.
 pub fn switch_sigint_unless_stopped(on: OnSigint) -> bool {
     // SAFETY: a signal set on this stack, given to pthread_sigmask for the calling thread.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -609,9 +610,17 @@ pub fn switch_sigint_unless_stopped(on: OnSigint) -> bool {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    let stopped = STOP_AFTER_STEP.load(Ordering::SeqCst);
+    let mut stopped = STOP_AFTER_STEP.load(Ordering::SeqCst);
     if !stopped {
         install_sigint(on);
+        // The mask holds for this thread only: ONNX Runtime's threads may have taken a
+        // signal meanwhile, with the old handler, which set the flag and installed
+        // `quit_now`, and `on` has just replaced that. Put it back: the stop stands, and a
+        // second signal still quits at once.
+        stopped = STOP_AFTER_STEP.load(Ordering::SeqCst);
+        if stopped {
+            reset_signals();
+        }
     }
     // SAFETY: as above.
     unsafe {
