@@ -361,6 +361,9 @@ struct Elab<'a, 'd> {
     /// The shape assertions that have held somewhere (a repeat's iteration, a block's call):
     /// one that fails later holds for no single shape.
     held_assertions: HashSet<Span>,
+    /// The last failed assertion checking went on from: its place, the shape written and
+    /// the one the layer gave. A later assertion that fails may fail only because of it.
+    assumed: Option<(Span, Shape, Shape)>,
     /// The ranges of the repeats of more than one iteration being elaborated, outermost
     /// first: part of the way to a diagnostic, as calls are (an allow on a repeat's line
     /// covers what is called in it), each at its current iteration.
@@ -425,6 +428,7 @@ pub fn elaborate_model<'a>(
         steps: 0,
         checked_diags: 0,
         held_assertions: HashSet::new(),
+        assumed: None,
         repeating: Vec::new(),
         seen: HashMap::new(),
         errors_repeated: 0,
@@ -784,7 +788,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             // with the shape the user wrote, so the assertions and layers written from that
             // belief do not all fail in turn.
             if let Some(believed) = self.check_assert(assert, &out, frame) {
-                out.shape = Some(believed);
+                if let Some(given) = out.shape.replace(believed.clone()) {
+                    self.assumed = Some((assert.span, believed, given));
+                }
             }
         }
         if let Some(alias) = &stmt.alias {
@@ -959,6 +965,15 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
+        } else if let Some((_, written, given)) = &self.assumed {
+            // `: [64, 16, 16]` wrong on a conv giving [64, 32, 32], then a right `: [64, 16,
+            // 16]` after a maxpool(2): this one fails from the first one's shape alone.
+            format!(
+                "checking went on from the shape written in the earlier failed assertion, \
+                 {written}, where the layer gave {given}: fix that one first, and this one \
+                 may hold (writing `: {shape}` here would follow a shape the model does not \
+                 have)"
+            )
         } else if !self.repeating.is_empty() {
             format!(
                 "write `: {shape}` if that is what you meant, or fix the layers before it; in a \
@@ -967,14 +982,26 @@ impl<'a, 'd> Elab<'a, 'd> {
         } else {
             format!("write `: {shape}` if that is what you meant, or fix the layers before it")
         };
-        self.diags.push(
-            Diagnostic::error(
-                "cnnc::shape::assertion_failed",
-                format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
-            )
-            .label(assert.span, format!("the tensor here is {shape}"))
-            .help(help),
-        );
+        let assumed = self
+            .assumed
+            .as_ref()
+            .filter(|_| !batch_written && !self.held_assertions.contains(&assert.span));
+        let message = match assumed {
+            Some((_, written, _)) => format!(
+                "shape assertion failed: expected {expected}; from the shape an earlier failed \
+                 assertion wrote, {written}, the layer gives {shape}"
+            ),
+            None => format!("shape assertion failed: expected {expected}, the layer gives {shape}"),
+        };
+        let mut d = Diagnostic::error("cnnc::shape::assertion_failed", message)
+            .label(assert.span, format!("the tensor here is {shape}"));
+        if let Some((at, written, _)) = assumed {
+            d = d.label(
+                *at,
+                format!("checking went on from {written}, as written here"),
+            );
+        }
+        self.diags.push(d.help(help));
         // Only a shape of the same rank: `conv(…) : [400]` is more likely a misplaced
         // assertion than a belief that the conv flattens, and the layers after it would
         // all fail on a vector.
