@@ -924,6 +924,29 @@ fn pytorch_argument_order_is_told_where_the_numbers_give_it_away() {
     assert!(!help_of("256, 4, 4").contains("PyTorch"));
 }
 
+/// FCN's upsampling, `ConvTranspose2d(21, 21, 16, stride=8)`, is `convT(21, 16, 8)` in cnnc:
+/// the numbers also read as PyTorch's order, but an assertion that holds on the statement
+/// says cnnc's reading is the one meant, and nothing is said. Without it, or with one that
+/// fails, the warning stands.
+#[test]
+fn an_assertion_that_holds_settles_the_argument_order() {
+    let warned = |statement: &str| {
+        let src = format!("model Head(input: [21, 16, 16]) {{\n    {statement}\n}}\n");
+        let c = cnnc::compile_source(Path::new("fcn.cnn"), src);
+        c.diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::elab::pytorch_argument_order")
+    };
+    assert!(!warned("convT(21, 16, 8, bias=false) : [21, 136, 136]"));
+    assert!(!warned("convT(21, 64, 32, bias=false) : [21, 544, 544]"));
+    assert!(warned("convT(21, 16, 8, bias=false)"));
+    // PyTorch's reading (16 channels out, kernel 8) asserted: cnnc's reading fails it.
+    assert!(warned("convT(21, 16, 8, bias=false) : [16, 23, 23]"));
+    // An assertion belongs to the last layer of its line: after `relu`, it does not settle
+    // the convT's order (a limit: the warning stays).
+    assert!(warned("convT(21, 16, 8) relu : [21, 136, 136]"));
+}
+
 /// Helps for what a porter from PyTorch meets: a flat latent input under a transposed conv,
 /// a width formula that floor division rounds to 0, a squeeze-and-excitation gate written
 /// with `Linear`s, and layers cnnc lacks (said honestly, not as a near miss).

@@ -740,6 +740,29 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
     }
 
+    /// `convT(21, 16, 8) : [21, 136, 136]` (FCN's upsampling, PyTorch's
+    /// `ConvTranspose2d(21, 21, 16, stride=8)`) reads as PyTorch's order to the
+    /// `pytorch_argument_order` guess of [`layers`], but the assertion that holds on it says
+    /// cnnc's reading is the one meant: the guess, if made on this statement's layer, is
+    /// withdrawn.
+    fn withdraw_pytorch_order(&mut self, stmt: &ast::Stmt, first_diag: usize) {
+        if !matches!(stmt.kind, StmtKind::Call(_)) {
+            return;
+        }
+        let from = first_diag.min(self.diags.0.len());
+        let mut i = from;
+        while i < self.diags.0.len() {
+            let d = &self.diags.0[i];
+            if d.code == "cnnc::elab::pytorch_argument_order"
+                && d.primary_span().is_some_and(|s| stmt.span.contains(s))
+            {
+                self.diags.0.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     fn report_eval(&mut self, e: EvalError) {
         if let EvalError::Diag(d) = e {
             self.diags.push(*d);
@@ -767,6 +790,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         self.step(stmt.span)?;
+        let first_diag = self.diags.0.len();
         let out = match &stmt.kind {
             StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
             StmtKind::Repeat(r) => self.repeat(r, stmt.span, cur, frame, scope)?,
@@ -787,10 +811,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             // As a type ascription does in rustc: after a failed assertion, checking goes on
             // with the shape the user wrote, so the assertions and layers written from that
             // belief do not all fail in turn.
-            if let Some(believed) = self.check_assert(assert, &out, frame) {
-                if let Some(given) = out.shape.replace(believed.clone()) {
-                    self.assumed = Some((assert.span, believed, given));
+            match self.check_assert(assert, &out, frame) {
+                Ok(()) => self.withdraw_pytorch_order(stmt, first_diag),
+                Err(Some(believed)) => {
+                    if let Some(given) = out.shape.replace(believed.clone()) {
+                        self.assumed = Some((assert.span, believed, given));
+                    }
                 }
+                Err(None) => {}
             }
         }
         if let Some(alias) = &stmt.alias {
@@ -876,16 +904,18 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(out)
     }
 
-    /// Reports a failed shape assertion; returns the asserted shape when checking should go
-    /// on with it (of the tensor's rank, no zero, within the size limit, not one with the
-    /// batch written in).
+    /// Reports a failed shape assertion: `Ok` when it holds, else the asserted shape when
+    /// checking should go on with it (of the tensor's rank, no zero, within the size limit,
+    /// not one with the batch written in).
     fn check_assert(
         &mut self,
         assert: &ast::ShapeAssert,
         out: &Cur,
         frame: &Frame,
-    ) -> Option<Shape> {
-        let shape = out.shape.as_ref()?;
+    ) -> Result<(), Option<Shape>> {
+        let Some(shape) = out.shape.as_ref() else {
+            return Err(None);
+        };
         // `: [8, in.h - 4, in.w - 4]`: `in` here would be the asserted tensor itself, so
         // each size would be compared with one computed from itself (always equal, or
         // never).
@@ -909,7 +939,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                      tensor in that layer's arguments",
                 ),
             );
-            return None;
+            return Err(None);
         }
         let mut dims = Vec::new();
         for d in &assert.dims {
@@ -926,7 +956,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                         )
                         .label(d.span, "here"),
                     );
-                    return None;
+                    return Err(None);
                 }
                 Err(e) => {
                     let before = self.diags.0.len();
@@ -943,14 +973,14 @@ impl<'a, 'd> Elab<'a, 'd> {
                         }
                     }
                     self.explain_unknown_variables(before, frame, assert.span);
-                    return None;
+                    return Err(None);
                 }
             }
         }
         let expected = Shape(dims);
         if &expected == shape {
             self.held_assertions.insert(assert.span);
-            return None;
+            return Ok(());
         }
         let batch_written = expected.dims().get(1..) == Some(shape.dims());
         let help = if self.held_assertions.contains(&assert.span) {
@@ -1013,7 +1043,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             && expected.rank() == shape.rank()
             && expected.dims().iter().all(|&d| d > 0)
             && elements.is_some_and(|n| n <= rules::MAX_ELEMENTS);
-        usable.then_some(expected)
+        Err(usable.then_some(expected))
     }
 
     fn eval_bool(&mut self, e: &ast::Expr, frame: &Frame, cur: &Cur) -> Option<bool> {
