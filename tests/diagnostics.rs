@@ -391,7 +391,24 @@ fn residual_mismatch_helps_fit_the_mistake() {
         "{:?}",
         d.help
     );
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 9] = [
+        // A written shortcut without the stride, in a block that takes one: the block's
+        // argument, not the literal, which would break the calls of stride 1.
+        (
+            "block basic(c, stride=1) {\n\
+                 residual { conv(c, 3, stride=stride, pad=1) relu conv(c, 3, pad=1) }\n\
+                 shortcut if stride != 1 or in.c != c { conv(c, 1) }\n\
+             }\n\
+             model N(input: [16, 32, 32]) { basic(32) basic(64, stride=2) }",
+            &["`stride=stride` (here 2)"],
+        ),
+        (
+            "block basic(c, stride=1) {\n\
+                 residual { conv(c, 3, stride=stride, pad=1) } shortcut { avgpool(1) }\n\
+             }\n\
+             model N(input: [16, 32, 32]) { basic(16, stride=2) }",
+            &["`conv(16, 1, stride=stride)`"],
+        ),
         // The stride written in the block: every call downsamples.
         (
             "block down(c) { residual { conv(c, 3, stride=2, pad=1) } }\n\

@@ -1774,7 +1774,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                                  identity passes the input {x}, and the body gives {b}: the \
                                  condition must hold wherever the body changes the shape"
                             ),
-                            Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool),
+                            Some(sc) => shortcut_help(x, b, sc, has_conv, has_pool, &block_params),
                             None => projection_help(x, b, r.shortcut.is_some()),
                         };
                         if r.shortcut.is_none() && x.rank() == b.rank() {
@@ -2945,12 +2945,16 @@ fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
 
 /// The help for a written shortcut whose shape differs from the body's: what to change in it.
 /// `has_conv`: whether the shortcut has a `conv` to fix; without one, the fix is to add one.
+/// `block_params`: the arguments of the block it is in, so that a stride is written as the
+/// block's `stride` argument where that has the value needed (a literal would break the
+/// block's other calls).
 fn shortcut_help(
     input: &Shape,
     body: &Shape,
     shortcut: &Shape,
     has_conv: bool,
     has_pool: bool,
+    block_params: &[(String, i64)],
 ) -> String {
     let (Some([h, w]), Some([bh, bw]), Some(ss)) =
         (input.spatial(), body.spatial(), shortcut.spatial())
@@ -2961,11 +2965,21 @@ fn shortcut_help(
     let size_ok = ss == [bh, bw];
     // The stride a 1×1 conv needs to take h×w to bh×bw.
     let stride = (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw);
+    let stride_param = |s: u64| {
+        block_params
+            .iter()
+            .find(|(n, v)| n.contains("stride") && *v == s as i64)
+            .map(|(n, _)| n.as_str())
+    };
     let stride_fix = match stride {
-        Some(s) if s > 1 && has_conv => format!("give its conv the body's stride, `stride={s}`"),
+        Some(s) if s > 1 && has_conv => match stride_param(s) {
+            Some(p) => format!("give its conv the body's stride, `stride={p}` (here {s})"),
+            None => format!("give its conv the body's stride, `stride={s}`"),
+        },
         Some(s) if s > 1 => format!(
-            "add a projection `conv({}, 1, stride={s})` to it",
-            body.channels()
+            "add a projection `conv({}, 1, stride={})` to it",
+            body.channels(),
+            stride_param(s).map_or(s.to_string(), str::to_string)
         ),
         _ => format!("make it give {bh}×{bw}"),
     };
