@@ -1276,6 +1276,17 @@ fn mismatch_helps_fit_how_the_network_was_written() {
         .expect("crop_too_large");
     assert!(d.message.ends_with("smaller in width"), "{}", d.message);
     assert_eq!(d.labels[0].text, "`e1` is [16, 64, 32]");
+    // A skip made smaller than the up path by a ceil-mode pooling: that is the cause named
+    // (75 → 38 → 76), not padding.
+    let src = |ceil: &str| {
+        format!(
+            "model U(input: [3, 75, 75]) {{\n    conv(16, 3, pad=1) as e1\n    maxpool(2{ceil}) conv(32, 3, pad=1)\n    convT(16, 2, stride=2)\n    concat {{ crop(e1) {{}} }}\n}}\n"
+        )
+    };
+    let h = help(&src(", ceil=true"), "cnnc::shape::crop_too_large");
+    assert!(h.contains("drop `ceil=true`"), "{h}");
+    let c = cnnc::compile_source(Path::new("m.cnn"), src(""));
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
 }
 
 /// Helps audited from a PyTorch user's mistakes: a block's signature for an unknown or an

@@ -2367,6 +2367,26 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
             }
         }
+        // A U-Net on an odd size with `maxpool(2, ceil=true)`: 75 → 38 → 76, past the skip's
+        // 75. The pooling is the cause, not the padding the general help names.
+        let ceil_between = self.op_between(
+            tensor.node,
+            cur.node,
+            |op| matches!(op, Op::MaxPool(p) | Op::AvgPool(p) if p.ceil),
+        );
+        if let (Some(d), Some(here)) = (self.diags.0.get_mut(before), &cur.shape) {
+            if d.code == "cnnc::shape::crop_too_large" && ceil_between {
+                d.help = Some(format!(
+                    "`crop(name)` cuts a larger skip tensor down to the current size, but here \
+                     the current tensor, {here}, is the larger: a pooling with `ceil=true` since \
+                     `{}` rounded an odd size up, and the upsampling after it went past the \
+                     skip; drop `ceil=true` (rounding down leaves the skip the larger, and the \
+                     crop cuts it), or give the model an input size that the poolings halve \
+                     evenly",
+                    target.0
+                ));
+            }
+        }
         out
     }
 
