@@ -121,6 +121,13 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
         (&[1, 4, 8], true),
         (&[2, 3], true),
         (&[4, 8, 1], true),
+        // One dilated conv on plain ones: its taps farther apart than they reach.
+        (&[1, 1, 1, 8], true),
+        (&[1, 6], true),
+        (&[1, 4], true),
+        (&[1, 2], false),
+        (&[1, 1, 3], false),
+        (&[8], false),
     ] {
         let body: String = rates
             .iter()

@@ -2773,13 +2773,17 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// offsets between its first and last that no path through the chain reaches.
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
-        // Per axis: at least two convolutions dilated along it, and a hole along it.
+        // Per axis: a convolution dilated along it stacked on another of a kernel above 1
+        // (a dilated conv alone has holes by design), and a hole along it: `[1, 1, 1, 8]`
+        // reaches ±3 below a conv whose taps are 8 apart, and never sees ±4.
         let found: Vec<(usize, Holes)> = (0..2)
             .filter(|&a| {
-                run.iter()
+                let dilated = run
+                    .iter()
                     .filter(|c| c.kernel[a] > 1 && c.dilation[a] > 1)
-                    .count()
-                    >= 2
+                    .count();
+                let spread = run.iter().filter(|c| c.kernel[a] > 1).count();
+                dilated >= 1 && spread >= 2
             })
             .filter_map(|a| {
                 let taps: Vec<(u64, u64)> =
