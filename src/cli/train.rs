@@ -220,34 +220,55 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
 
 /// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
 /// their gradients (2 × the summary's activations per example, `train` examples) or an
-/// evaluation's layer outputs (`test` examples), against the memory Linux reports
-/// available. `None` when both fit or the memory is unknown.
+/// evaluation's layer outputs (`test` examples), each with the batch's input twice (the batch
+/// made on the host, and ONNX Runtime's copy; while evaluating, the training batch's two stay
+/// allocated), against the memory Linux reports available.
+/// `None` when both fit or the memory is unknown.
 fn batch_exceeds_memory(
     model: &cnnc::shape::CheckedModel,
     train: usize,
     test: usize,
 ) -> Option<String> {
-    let per_example = cnnc::shape::summary::summarize(model).activation_bytes;
-    let step = per_example.saturating_mul(2).saturating_mul(train as u64);
-    let eval = per_example.saturating_mul(test as u64);
+    let activations = cnnc::shape::summary::summarize(model).activation_bytes;
+    let input = model.input_shape().elements().saturating_mul(4);
+    batch_memory_problem(activations, input, train, test, available_memory()?)
+}
+
+/// [`batch_exceeds_memory`] for `activations` and `input` bytes per example and `available`
+/// bytes of memory.
+fn batch_memory_problem(
+    activations: u64,
+    input: u64,
+    train: usize,
+    test: usize,
+    available: u64,
+) -> Option<String> {
+    let inputs = input.saturating_mul(2);
+    let step_per = activations.saturating_mul(2).saturating_add(inputs);
+    let eval_per = activations.saturating_add(inputs);
+    let step = step_per.saturating_mul(train as u64);
+    let eval = eval_per
+        .saturating_mul(test as u64)
+        .saturating_add(inputs.saturating_mul(train as u64));
     let need = step.max(eval);
-    let available = available_memory()?;
     (need > available).then(|| {
-        let (batch, what, per) = if step >= eval {
-            (train, "a training step", per_example.saturating_mul(2))
+        let what = if step >= eval {
+            "a training step (its input images, layer outputs and their gradients)"
         } else {
-            (test, "evaluating the test set", per_example)
+            "evaluating the test set (its input images and layer outputs, beside the training \
+             batch's images)"
         };
-        let fits = (available / per.max(1)).max(1);
+        // One --batch for both: per example of it, the larger of the two.
+        let per = step_per.max(eval_per.saturating_add(inputs));
+        let fits = match available / per.max(1) {
+            0 => "not even one example fits".to_string(),
+            n => format!("at most about {n} examples per batch fit"),
+        };
         format!(
-            "a batch of {batch} needs about {} for {what} (its layer outputs{}), more than the \
-             {} of memory available; at most about {fits} examples per batch fit",
+            "a batch of {} needs about {} for {what}, more than the {} of memory available; \
+             {fits}",
+            train.max(test),
             cnnc::shape::summary::bytes(need),
-            if step >= eval {
-                " and their gradients"
-            } else {
-                ""
-            },
             cnnc::shape::summary::bytes(available)
         )
     })
@@ -722,5 +743,30 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 checkpoint.display()
             )),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_memory_problem;
+
+    #[test]
+    fn the_input_batch_counts_in_the_memory_a_batch_needs() {
+        const MIB: u64 = 1 << 20;
+        // 1 MiB of layer outputs per example: a step of 100 needs 200 MiB.
+        assert!(batch_memory_problem(MIB, 0, 100, 100, 201 * MIB).is_none());
+        assert!(batch_memory_problem(MIB, 0, 100, 100, 199 * MIB).is_some());
+        // Huge images under a small network (a 4000×4000 input, a strided conv): the
+        // input, twice, is what does not fit.
+        let input = 64 * MIB;
+        let m = batch_memory_problem(MIB, input, 256, 256, 16 * 1024 * MIB).unwrap();
+        assert!(
+            m.contains("a batch of 256") && m.contains("input images"),
+            "{m}"
+        );
+        // Per example: 2 × 1 MiB + 2 × 64 MiB for a step, 1 + 4 × 64 MiB while evaluating.
+        assert!(m.contains("at most about 63 examples per batch fit"), "{m}");
+        let m = batch_memory_problem(MIB, input, 1, 1, 100 * MIB).unwrap();
+        assert!(m.contains("not even one example fits"), "{m}");
     }
 }

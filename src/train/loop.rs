@@ -855,6 +855,8 @@ pub fn train(
                 return Ok(outcome(&state, history, true));
             }
         }
+        // The training batch's buffer is not needed while evaluating (large with --resize).
+        drop(batches);
         state.values = stepper.state()?;
         observer.evaluating();
         let test_acc = evaluate(
