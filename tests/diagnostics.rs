@@ -1596,3 +1596,30 @@ fn single_branch_is_warned_for_a_concat_that_joins_nothing() {
         assert_eq!(got, warned, "{body}: {:?}", c.diagnostics);
     }
 }
+
+/// Float arguments go into ONNX as float32: one it cannot hold (inf, or 0 for a positive
+/// epsilon) is an error, not an exported inf.
+#[test]
+fn float_arguments_must_fit_in_float32() {
+    let codes = |layer: &str| -> Vec<&'static str> {
+        let src = format!("model M(input: [2, 8, 8]) {{ conv(2, 3) {layer} flatten linear(10) }}");
+        let c = cnnc::compile_source(Path::new("f.cnn"), src);
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    const VALUE: &str = "cnnc::elab::argument_value";
+    for bad in [
+        "leaky_relu(alpha=1e39)",
+        "elu(alpha=-1e39)",
+        "batchnorm(eps=1e39)",
+        "batchnorm(eps=1e-50)",
+    ] {
+        assert_eq!(codes(bad), [VALUE], "{bad}");
+    }
+    for good in [
+        "leaky_relu(alpha=3e38)",
+        "batchnorm(eps=1e-44)",
+        "elu(alpha=0)",
+    ] {
+        assert!(codes(good).is_empty(), "{good}: {:?}", codes(good));
+    }
+}

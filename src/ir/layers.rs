@@ -1067,12 +1067,18 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
             Some(_) => Err((VALUE, "a number in [0, 1]")),
             None => Err((TYPE, "a number")),
         },
+        // ONNX stores these as float32: a value it cannot hold would be exported as inf or 0.
         Kind::Number => match number(v) {
-            Some(x) if x.is_finite() => Ok(()),
+            Some(x) if (x as f32).is_finite() => Ok(()),
+            Some(x) if x.is_finite() => Err((VALUE, "a number float32 can hold (|x| < 3.4e38)")),
             _ => Err((TYPE, "a number")),
         },
         Kind::Positive => match number(v) {
-            Some(x) if x > 0.0 && x.is_finite() => Ok(()),
+            Some(x) if (x as f32) > 0.0 && (x as f32).is_finite() => Ok(()),
+            Some(x) if x > 0.0 && x.is_finite() => Err((
+                VALUE,
+                "a positive number float32 can hold (from 1.4e-45 to 3.4e38)",
+            )),
             Some(_) => Err((VALUE, "a positive number")),
             None => Err((TYPE, "a number")),
         },
