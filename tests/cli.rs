@@ -1351,3 +1351,29 @@ fn a_file_used_along_two_paths_is_loaded_once() {
     let o = cnnc(&["check", &main]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// A gradient or training graph holds its weights in memory several times over: one beyond
+/// the machine's memory is refused before anything is drawn, and nothing is written.
+#[test]
+fn training_graphs_beyond_memory_are_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    // 10^11 parameters: 400 GB each copy.
+    let src = write(
+        dir.path(),
+        "big.cnn",
+        b"model Big(input: [1000000]) { linear(100000) }\n",
+    );
+    let out = dir.path().join("g.onnx");
+    for flag in ["--grad", "--train"] {
+        let o = cnnc(&["export", &src, flag, "-o", out.to_str().unwrap()]);
+        let e = stderr(&o);
+        if cfg!(target_os = "linux") {
+            assert_eq!(o.status.code(), Some(2), "{e}");
+            assert!(e.contains("holds the weights 3 times over"), "{e}");
+            assert!(e.contains("help: export the inference model"), "{e}");
+        } else {
+            assert_ne!(o.status.code(), Some(0), "{e}");
+        }
+        assert!(!out.exists());
+    }
+}

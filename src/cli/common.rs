@@ -646,6 +646,14 @@ pub fn install_sigint(on: OnSigint) {
     }
 }
 
+/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 /// Training and gradient graphs apply log-softmax in their loss: a model that already ends
 /// in softmax squashes twice and learns slowly. Said on stderr.
 pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {

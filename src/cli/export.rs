@@ -217,7 +217,37 @@ pub fn run(a: ExportArgs) -> ExitCode {
         ..Default::default()
     };
     let written = if training {
-        // Training graphs hold the weights in memory (they are their parameters' defaults).
+        // Training graphs hold the weights in memory (they are their parameters' defaults):
+        // drawn, as initializers, the optimizer state's zeros, and all of it encoded.
+        let slots = if a.grad {
+            0
+        } else {
+            optimizer.build(momentum, weight_decay).slots().len() as u64
+        };
+        let copies = 3 + 2 * slots;
+        let need = model
+            .total_params()
+            .saturating_mul(4)
+            .saturating_mul(copies);
+        if let Some(available) = super::common::available_memory().filter(|&m| need > m) {
+            return fail(
+                EXIT_USAGE,
+                format!(
+                    "the {} graph holds the weights {copies} times over (the weights, the \
+                     graph's copy as its inputs' defaults{}, and the encoded file), about {}, \
+                     more than the {} of memory available",
+                    if a.grad { "gradient" } else { "training step" },
+                    if slots > 0 {
+                        ", the optimizer state"
+                    } else {
+                        ""
+                    },
+                    cnnc::shape::summary::bytes(need),
+                    cnnc::shape::summary::bytes(available)
+                ) + "\n  help: export the inference model (without --grad or --train), which \
+                     streams its weights, or use a machine with more memory",
+            );
+        }
         let weights = match given {
             Some(w) => w,
             None => match onnx::weights::try_initialize(model, init, seed) {

@@ -231,7 +231,13 @@ fn batch_exceeds_memory(
 ) -> Option<String> {
     let activations = cnnc::shape::summary::summarize(model).activation_bytes;
     let input = model.input_shape().elements().saturating_mul(4);
-    batch_memory_problem(activations, input, train, test, available_memory()?)
+    batch_memory_problem(
+        activations,
+        input,
+        train,
+        test,
+        super::common::available_memory()?,
+    )
 }
 
 /// [`batch_exceeds_memory`] for `activations` and `input` bytes per example and `available`
@@ -272,14 +278,6 @@ fn batch_memory_problem(
             cnnc::shape::summary::bytes(available)
         )
     })
-}
-
-/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 /// Whether `out` is no place for a file to go beside: a device or pipe, or anything under
