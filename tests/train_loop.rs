@@ -1532,3 +1532,27 @@ fn trains_on_images_of_several_channels() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("x.transpose(0, 3, 1, 2)"), "{}", text(&o));
 }
+
+/// A checkpoint that cannot be written (a full disk: /dev/full) ends the run with exit 2
+/// and a help that says the earlier checkpoint is intact and how to go on; the epoch that
+/// was trained is still reported first.
+#[test]
+fn a_full_disk_at_the_checkpoint_is_told_after_the_epochs_line() {
+    if !data_ready() || !Path::new("/dev/full").exists() {
+        return;
+    }
+    let d = dir("full_disk");
+    let out = d.join("m.onnx").display().to_string();
+    let mut args = common("/dev/full", &out);
+    args.extend(["--epochs", "2"]);
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 2, "{}", text(&o));
+    assert_eq!(lines[0]["epoch"], 1, "{}", text(&o));
+    let error = lines[1]["error"].as_str().unwrap();
+    assert!(error.contains("cannot write the checkpoint"), "{error}");
+    let help = lines[1]["help"].as_str().unwrap();
+    assert!(help.contains("--resume"), "{help}");
+    assert!(!Path::new(&out).exists());
+}

@@ -59,6 +59,13 @@ pub enum TrainError {
     Graph(GraphError),
     Runtime(RuntimeError),
     Checkpoint(CheckpointError),
+    /// Writing the checkpoint failed (a full disk); the one before it is intact.
+    CheckpointWrite {
+        error: CheckpointError,
+        /// Where training was: epochs done and steps done in all.
+        epochs_done: u32,
+        steps_done: u64,
+    },
     /// The checkpoint cannot continue this run.
     Resume {
         path: PathBuf,
@@ -96,6 +103,12 @@ impl TrainError {
                     .into(),
             ),
             TrainError::Resume { help, .. } => Some(help.clone()),
+            TrainError::CheckpointWrite { .. } => Some(
+                "the checkpoint written before, if any, is intact (no partial file is left): \
+                 free space, or pass --checkpoint with a path on another disk, and add \
+                 --resume to continue from it"
+                    .into(),
+            ),
             _ => None,
         }
     }
@@ -109,6 +122,14 @@ impl fmt::Display for TrainError {
             TrainError::Graph(e) => write!(f, "cannot build the training graph: {e}"),
             TrainError::Runtime(e) => write!(f, "{e}"),
             TrainError::Checkpoint(e) => write!(f, "{e}"),
+            TrainError::CheckpointWrite {
+                error,
+                epochs_done,
+                steps_done,
+            } => write!(
+                f,
+                "cannot write the checkpoint at step {steps_done} ({epochs_done} epoch(s) done): {error}"
+            ),
             TrainError::Resume { path, message, .. } => {
                 write!(f, "{}: cannot resume: {message}", path.display())
             }
@@ -584,6 +605,22 @@ impl State {
         self.test_acc.filter(|_| at_epoch_end)
     }
 
+    /// Writes the checkpoint to `path` (atomically).
+    fn save(
+        &self,
+        model: &CheckedModel,
+        info: serde_json::Value,
+        path: &Path,
+    ) -> Result<(), TrainError> {
+        self.checkpoint(model, info)
+            .save(path)
+            .map_err(|error| TrainError::CheckpointWrite {
+                error,
+                epochs_done: self.epoch,
+                steps_done: self.step,
+            })
+    }
+
     fn checkpoint(&self, model: &CheckedModel, info: serde_json::Value) -> Checkpoint {
         Checkpoint {
             tensors: self
@@ -850,7 +887,7 @@ pub fn train(
                 state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
                     observer.checkpointing();
-                    state.checkpoint(model, info.clone()).save(path)?;
+                    state.save(model, info.clone(), path)?;
                 }
                 return Ok(outcome(&state, history, true));
             }
@@ -870,11 +907,7 @@ pub fn train(
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         state.test_acc = test_acc;
-        if let Some(path) = &config.checkpoint {
-            observer.checkpointing();
-            state.checkpoint(model, info.clone()).save(path)?;
-        }
-        let mut stats = EpochStats {
+        let stats = EpochStats {
             epoch,
             loss: if seen > 0 {
                 loss_sum / seen as f64
@@ -886,17 +919,27 @@ pub fn train(
             } else {
                 0.0
             },
-            test_acc: f64::NAN,
             examples_per_sec: seen as f64 / elapsed.max(1e-9),
             steps: (first > 0).then_some((first as u64 + 1, steps_per_epoch as u64)),
+            test_acc: test_acc.unwrap_or(f64::NAN),
         };
+        if let Some(path) = &config.checkpoint {
+            observer.checkpointing();
+            if let Err(e) = state.save(model, info.clone(), path) {
+                // The epoch is trained (and evaluated): its line is said before the error.
+                match test_acc {
+                    Some(_) => observer.epoch_end(&stats),
+                    None => observer.epoch_cut_short(&stats),
+                }
+                return Err(e);
+            }
+        }
         // Stopped while evaluating: the epoch is trained and saved, its test accuracy not
         // measured (a test set of 10,000 large images takes long).
-        let Some(test_acc) = test_acc else {
+        if test_acc.is_none() {
             observer.epoch_cut_short(&stats);
             return Ok(outcome(&state, history, true));
-        };
-        stats.test_acc = test_acc;
+        }
         observer.epoch_end(&stats);
         history.push(stats);
         if stop.load(Ordering::SeqCst) && state.epoch < config.epochs {
@@ -918,7 +961,7 @@ pub fn train(
         )?;
         if let (Some(path), Some(_)) = (&config.checkpoint, state.test_acc) {
             observer.checkpointing();
-            state.checkpoint(model, info.clone()).save(path)?;
+            state.save(model, info.clone(), path)?;
         }
     }
     Ok(outcome(&state, history, false))
