@@ -1556,3 +1556,58 @@ fn a_full_disk_at_the_checkpoint_is_told_after_the_epochs_line() {
     assert!(help.contains("--resume"), "{help}");
     assert!(!Path::new(&out).exists());
 }
+
+/// The learning rate a checkpoint records (metadata, outside the tensors' checksum) is
+/// judged as `--lr` is: a rate that cannot train is refused on `--resume`, not replaced by
+/// the default in silence; `--lr` overrides it.
+#[test]
+fn a_checkpoints_learning_rate_is_judged_on_resume() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("recorded_lr");
+    let (ck, out) = (
+        d.join("a.ckpt").display().to_string(),
+        d.join("a.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1"]);
+    assert!(cnnc(&args).status.success());
+    // Rewrite the header's optimizer metadata with another lr.
+    let set_lr = |lr: &str| {
+        let bytes = std::fs::read(&ck).unwrap();
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let meta = &mut header["__metadata__"];
+        let mut optimizer: serde_json::Value =
+            serde_json::from_str(meta["optimizer"].as_str().unwrap()).unwrap();
+        optimizer["lr"] = serde_json::from_str(lr).unwrap();
+        meta["optimizer"] = optimizer.to_string().into();
+        let mut text = header.to_string().into_bytes();
+        text.resize(text.len().div_ceil(8) * 8, b' ');
+        let mut file = (text.len() as u64).to_le_bytes().to_vec();
+        file.extend(text);
+        file.extend(&bytes[8 + n..]);
+        std::fs::write(&ck, file).unwrap();
+    };
+    for bad in ["-5", "0", "1e39"] {
+        set_lr(bad);
+        let mut args = common(&ck, &out);
+        let at = args.iter().position(|&a| a == "--lr").unwrap();
+        args.drain(at..at + 2);
+        args.extend(["--epochs", "2", "--resume"]);
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "lr {bad}: {}", text(&o));
+        let last = json_lines(&o).pop().unwrap();
+        let error = last["error"].as_str().unwrap();
+        assert!(
+            error.contains("records a learning rate that cannot train"),
+            "{error}"
+        );
+        assert!(last["help"].as_str().unwrap().contains("--lr"), "{last}");
+    }
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "2", "--resume"]);
+    let o = cnnc(&args);
+    assert!(o.status.success(), "with --lr: {}", text(&o));
+}

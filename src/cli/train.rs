@@ -469,7 +469,21 @@ pub fn run(a: TrainArgs) -> ExitCode {
         None
     };
     let lr = match (a.lr, recorded_lr) {
-        (None, Some(recorded)) => recorded as f32,
+        (None, Some(recorded)) => match learning_rate(Some(recorded), a.optimizer) {
+            Ok(lr) => lr,
+            Err(why) => {
+                return report_failure(
+                    a.format,
+                    EXIT_USAGE,
+                    format!(
+                        "{}: the checkpoint records a learning rate that cannot train ({})",
+                        checkpoint.display(),
+                        why.trim_start_matches("--lr ")
+                    ),
+                    Some("pass --lr to resume with a rate of your choice".into()),
+                )
+            }
+        },
         (given, _) => match learning_rate(given, a.optimizer) {
             Ok(lr) => lr,
             Err(message) => return fail_as(a.format, EXIT_USAGE, message),

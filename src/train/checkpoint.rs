@@ -513,14 +513,13 @@ impl Checkpoint {
 
     /// The learning rate of the run that wrote the checkpoint at `path` (its optimizer
     /// metadata), read from its header only: `--resume` without `--lr` continues with it.
+    /// As recorded: the caller judges it (the metadata is not under the tensors' checksum).
     pub fn recorded_lr(path: &Path) -> Option<f64> {
         let header = read_header(path).filter(|h| header_says_checkpoint(h))?;
         let meta: serde_json::Value = serde_json::from_slice(&header).ok()?;
         let optimizer: serde_json::Value =
             serde_json::from_str(meta["__metadata__"]["optimizer"].as_str()?).ok()?;
-        optimizer["lr"]
-            .as_f64()
-            .filter(|lr| lr.is_finite() && *lr > 0.0)
+        optimizer["lr"].as_f64()
     }
 
     /// [`Checkpoint::is_checkpoint`] of a whole file already in memory.
