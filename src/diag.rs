@@ -317,7 +317,7 @@ struct MietteReport {
     code: Option<&'static str>,
     message: String,
     severity: miette::Severity,
-    source: Option<miette::NamedSource<String>>,
+    source: Option<SourceWindow>,
     labels: Vec<miette::LabeledSpan>,
     help: Option<String>,
     related: Vec<MietteReport>,
@@ -356,22 +356,22 @@ impl MietteReport {
         if let Some(h) = &d.help {
             help_lines.push(h.clone());
         }
-        let source = primary_file.map(|id| {
-            let f = sources.get(id);
-            miette::NamedSource::new(f.path.display().to_string(), printable(&f.text))
-        });
+        let (source, labels) = match primary_file {
+            Some(id) => {
+                let (window, labels) = SourceWindow::around(sources, id, labels);
+                (Some(window), labels)
+            }
+            None => (None, labels),
+        };
         let mut related: Vec<MietteReport> = related
             .into_iter()
             .map(|(id, labels)| {
-                let f = sources.get(id);
+                let (window, labels) = SourceWindow::around(sources, id, labels);
                 MietteReport {
                     code: None,
-                    message: format!("in {}", f.path.display()),
+                    message: format!("in {}", sources.get(id).path.display()),
                     severity: miette::Severity::Advice,
-                    source: Some(miette::NamedSource::new(
-                        f.path.display().to_string(),
-                        printable(&f.text),
-                    )),
+                    source: Some(window),
                     labels,
                     help: None,
                     related: Vec::new(),
@@ -402,6 +402,78 @@ impl MietteReport {
             help,
             related,
         }
+    }
+}
+
+/// The lines of a file that a report's labels are on, with a few around them: miette finds
+/// a span's line by scanning its source from the start, so each report gets only these
+/// lines, not the whole file (thousands of reports on a large file took quadratic time).
+/// Line numbers are the file's.
+struct SourceWindow {
+    name: String,
+    text: String,
+    /// The index (from 0) of the window's first line in the file.
+    first_line: usize,
+}
+
+impl SourceWindow {
+    /// Lines of context kept on each side of the labels (miette draws one).
+    const CONTEXT: usize = 2;
+
+    /// The window of file `id` around `labels` (in the file's offsets), and the labels moved
+    /// into it.
+    fn around(
+        sources: &SourceMap,
+        id: crate::source::FileId,
+        labels: Vec<miette::LabeledSpan>,
+    ) -> (SourceWindow, Vec<miette::LabeledSpan>) {
+        let f = sources.get(id);
+        let start = labels.iter().map(|l| l.offset()).min().unwrap_or(0);
+        let end = labels
+            .iter()
+            .map(|l| l.offset() + l.len())
+            .max()
+            .unwrap_or(0);
+        let (range, first_line) = f.lines_around(start, end, Self::CONTEXT);
+        let moved = labels
+            .into_iter()
+            .map(|l| {
+                let span = miette::SourceSpan::new((l.offset() - range.start).into(), l.len());
+                let text = l.label().map(str::to_string);
+                if l.primary() {
+                    miette::LabeledSpan::new_primary_with_span(text, span)
+                } else {
+                    miette::LabeledSpan::new_with_span(text, span)
+                }
+            })
+            .collect();
+        let window = SourceWindow {
+            name: f.path.display().to_string(),
+            text: printable(&f.text[range]),
+            first_line,
+        };
+        (window, moved)
+    }
+}
+
+impl miette::SourceCode for SourceWindow {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self
+            .text
+            .read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.first_line,
+            inner.column(),
+            inner.line_count(),
+        )))
     }
 }
 

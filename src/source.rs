@@ -58,19 +58,40 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, offset: u32) -> (usize, usize) {
-        let offset = (offset as usize).min(self.text.len());
-        let starts = self.line_starts.get_or_init(|| {
+    fn line_starts(&self) -> &[usize] {
+        self.line_starts.get_or_init(|| {
             std::iter::once(0)
                 .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
                 .collect()
-        });
+        })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: u32) -> (usize, usize) {
+        let offset = (offset as usize).min(self.text.len());
+        let starts = self.line_starts();
         // The last line starting at or before `offset` (the first start is 0).
         let line = starts.partition_point(|&s| s <= offset);
         let line_start = starts[line - 1];
         let col = self.text[line_start..offset].chars().count() + 1;
         (line, col)
+    }
+
+    /// The whole lines holding bytes `start..end`, with `context` more lines on each side:
+    /// their byte range, and the index (from 0) of the first.
+    pub fn lines_around(
+        &self,
+        start: usize,
+        end: usize,
+        context: usize,
+    ) -> (std::ops::Range<usize>, usize) {
+        let starts = self.line_starts();
+        let line_of =
+            |offset: usize| starts.partition_point(|&s| s <= offset.min(self.text.len())) - 1;
+        let first = line_of(start).saturating_sub(context);
+        let last = line_of(end) + context + 1;
+        let to = starts.get(last).copied().unwrap_or(self.text.len());
+        (starts[first]..to, first)
     }
 }
 

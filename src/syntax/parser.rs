@@ -1453,6 +1453,7 @@ impl Builder {
         let mut else_body = None;
         let mut cond = None;
         let mut then_body = Vec::new();
+        let mut too_deep_reported = false;
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::expr => cond = Some(self.expr(p)),
@@ -1463,7 +1464,10 @@ impl Builder {
                     let kw_if = inner.next().expect("`else if`");
                     let start = kw_if.as_span().start();
                     if self.depth + arms.len() + 1 >= MAX_NESTING {
-                        if arms.len() + 1 == MAX_NESTING - self.depth {
+                        // Once per chain: the links past the limit are not kept, so the
+                        // count stays where it was.
+                        if !too_deep_reported {
+                            too_deep_reported = true;
                             self.diags.push(
                                 Diagnostic::error(
                                     TOO_DEEP,
