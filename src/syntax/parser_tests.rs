@@ -1224,6 +1224,9 @@ fn long_else_if_chains_do_not_overflow() {
     }
     text.push_str(" else { tanh } }");
     check_error(&text, TOO_DEEP, &["else if"]);
+    // Once for the chain, not once per link past the limit.
+    let diags = parse(&text, FILE).unwrap_err();
+    assert_eq!(diags.iter().filter(|d| d.code == TOO_DEEP).count(), 1);
     let mut ok = String::from("block b(k) { if k == 0 { relu }");
     for i in 1..MAX_NESTING - 1 {
         write!(ok, " else if k == {i} {{ relu }}").unwrap();
