@@ -313,20 +313,20 @@ const MAX_SNIPPET_COLUMN: usize = 1000;
 /// labels in each other file (the call of a block from another file) are drawn on that
 /// file's source in a report of their own, rendered after the main one; the help comes
 /// last, after them all.
-struct MietteReport {
+struct MietteReport<'s> {
     code: Option<&'static str>,
     message: String,
     severity: miette::Severity,
-    source: Option<SourceWindow>,
+    source: Option<FileSource<'s>>,
     labels: Vec<miette::LabeledSpan>,
     help: Option<String>,
-    related: Vec<MietteReport>,
+    related: Vec<MietteReport<'s>>,
 }
 
-impl MietteReport {
+impl<'s> MietteReport<'s> {
     /// `snippet`: whether the primary file's labels are drawn on its source, or all given as
     /// `file:line:col` lines.
-    fn new(d: &Diagnostic, sources: &SourceMap, snippet: bool) -> MietteReport {
+    fn new(d: &Diagnostic, sources: &'s SourceMap, snippet: bool) -> MietteReport<'s> {
         let primary_file = d.primary_span().map(|s| s.file).filter(|_| snippet);
         let mut labels = Vec::new();
         let mut help_lines = Vec::new();
@@ -356,22 +356,16 @@ impl MietteReport {
         if let Some(h) = &d.help {
             help_lines.push(h.clone());
         }
-        let (source, labels) = match primary_file {
-            Some(id) => {
-                let (window, labels) = SourceWindow::around(sources, id, labels);
-                (Some(window), labels)
-            }
-            None => (None, labels),
-        };
+        let source = primary_file.map(|id| FileSource(sources.get(id)));
         let mut related: Vec<MietteReport> = related
             .into_iter()
             .map(|(id, labels)| {
-                let (window, labels) = SourceWindow::around(sources, id, labels);
+                let f = sources.get(id);
                 MietteReport {
                     code: None,
-                    message: format!("in {}", sources.get(id).path.display()),
+                    message: format!("in {}", f.path.display()),
                     severity: miette::Severity::Advice,
-                    source: Some(window),
+                    source: Some(FileSource(f)),
                     labels,
                     help: None,
                     related: Vec::new(),
@@ -405,93 +399,64 @@ impl MietteReport {
     }
 }
 
-/// The lines of a file that a report's labels are on, with a few around them: miette finds
-/// a span's line by scanning its source from the start, so each report gets only these
-/// lines, not the whole file (thousands of reports on a large file took quadratic time).
-/// Line numbers are the file's.
-struct SourceWindow {
-    name: String,
-    text: String,
-    /// The index (from 0) of the window's first line in the file.
-    first_line: usize,
-}
+/// A file as miette reads it. miette's own reading of a `str` scans it from the start for
+/// each label, and a file with thousands of diagnostics took quadratic time (10,000 took
+/// 21 s): this one hands miette only the lines around the label, found by binary search,
+/// and shifts what miette makes of them back to the file's offsets and line numbers.
+struct FileSource<'s>(&'s crate::source::SourceFile);
 
-impl SourceWindow {
-    /// Lines of context kept on each side of the labels (miette draws one).
-    const CONTEXT: usize = 2;
-
-    /// The window of file `id` around `labels` (in the file's offsets), and the labels moved
-    /// into it.
-    fn around(
-        sources: &SourceMap,
-        id: crate::source::FileId,
-        labels: Vec<miette::LabeledSpan>,
-    ) -> (SourceWindow, Vec<miette::LabeledSpan>) {
-        let f = sources.get(id);
-        let start = labels.iter().map(|l| l.offset()).min().unwrap_or(0);
-        let end = labels
-            .iter()
-            .map(|l| l.offset() + l.len())
-            .max()
-            .unwrap_or(0);
-        let (range, first_line) = f.lines_around(start, end, Self::CONTEXT);
-        let moved = labels
-            .into_iter()
-            .map(|l| {
-                let span = miette::SourceSpan::new((l.offset() - range.start).into(), l.len());
-                let text = l.label().map(str::to_string);
-                if l.primary() {
-                    miette::LabeledSpan::new_primary_with_span(text, span)
-                } else {
-                    miette::LabeledSpan::new_with_span(text, span)
-                }
-            })
-            .collect();
-        let window = SourceWindow {
-            name: f.path.display().to_string(),
-            text: printable(&f.text[range]),
-            first_line,
-        };
-        (window, moved)
-    }
-}
-
-impl miette::SourceCode for SourceWindow {
+impl miette::SourceCode for FileSource<'_> {
     fn read_span<'a>(
         &'a self,
         span: &miette::SourceSpan,
         context_lines_before: usize,
         context_lines_after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let inner = self
-            .text
-            .read_span(span, context_lines_before, context_lines_after)?;
+        let file = self.0;
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        // Whole lines, a line more than miette asks on each side (so that it finds the
+        // same context as in the whole file).
+        let (range, first_line) = file.lines_around(
+            start,
+            end,
+            context_lines_before + 1,
+            context_lines_after + 2,
+        );
+        if end > file.text.len() {
+            return Err(miette::MietteError::OutOfBounds);
+        }
+        let text = &file.printable()[range.clone()];
+        let local = miette::SourceSpan::new((start - range.start).into(), span.len());
+        let inner = text.read_span(&local, context_lines_before, context_lines_after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
-            self.name.clone(),
+            file.path.display().to_string(),
             inner.data(),
-            *inner.span(),
-            inner.line() + self.first_line,
+            miette::SourceSpan::new(
+                (inner.span().offset() + range.start).into(),
+                inner.span().len(),
+            ),
+            inner.line() + first_line,
             inner.column(),
-            inner.line_count(),
+            inner.line_count() + first_line,
         )))
     }
 }
 
-impl fmt::Debug for MietteReport {
+impl fmt::Debug for MietteReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)
     }
 }
 
-impl fmt::Display for MietteReport {
+impl fmt::Display for MietteReport<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.message)
     }
 }
 
-impl std::error::Error for MietteReport {}
+impl std::error::Error for MietteReport<'_> {}
 
-impl miette::Diagnostic for MietteReport {
+impl miette::Diagnostic for MietteReport<'_> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         self.code.map(|c| Box::new(c) as Box<dyn fmt::Display + 'a>)
     }
@@ -632,7 +597,7 @@ pub fn drop_pytorch_order_note(diags: &mut Diagnostics) {
 /// `text` with its control characters (but tabs and line breaks) replaced by visible ones
 /// of the same length in bytes, so that spans still fit: a source excerpt must not send an
 /// escape sequence to the terminal. `?` for the one-byte ones, `¿` for U+0080–U+009F.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
@@ -676,5 +641,45 @@ impl JsonDiagnostic {
             labels: Vec::new(),
             help: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Span;
+
+    /// Reports render from the lines around their labels, with the file's line numbers and
+    /// offsets (`FileSource`), as miette draws them from the whole file.
+    #[test]
+    fn snippets_show_the_files_lines() {
+        let mut text: String = (1..=1000).map(|i| format!("line {i}\n")).collect();
+        text.push_str("last line, no newline");
+        let mut sources = SourceMap::new();
+        let id = sources.add("t.cnn", text.clone());
+        let at = |needle: &str| {
+            let start = text.find(needle).unwrap();
+            Span::new(id, start, start + needle.len())
+        };
+        let d = Diagnostic::error("cnnc::test::x", "a message")
+            .label(at("line 900\n").to(at("line 900")), "here")
+            .label(at("line 3\n").to(at("line 3")), "and there");
+        let out = d.render(&sources, false);
+        assert!(out.contains("[t.cnn:900:1]"), "{out}");
+        for shown in [
+            "900 │ line 900",
+            "899 │ line 899",
+            "3 │ line 3\n",
+            "here",
+            "and there",
+        ] {
+            assert!(out.contains(shown), "{shown}:\n{out}");
+        }
+        assert!(!out.contains("line 500"), "{out}");
+        let d =
+            Diagnostic::error("cnnc::test::x", "a message").label(at("no newline"), "at the end");
+        let out = d.render(&sources, false);
+        assert!(out.contains("[t.cnn:1001:12]"), "{out}");
+        assert!(out.contains("1001 │ last line, no newline"), "{out}");
     }
 }

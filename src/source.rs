@@ -55,6 +55,9 @@ pub struct SourceFile {
     /// The byte offset of each line's start, found on the first [`SourceFile::line_col`]:
     /// every node of an export names its place, so a lookup must not scan the file.
     line_starts: std::sync::OnceLock<Vec<usize>>,
+    /// The text with control characters replaced (of the same length in bytes), as
+    /// diagnostics show it; made on the first diagnostic drawn.
+    printable: std::sync::OnceLock<String>,
 }
 
 impl SourceFile {
@@ -77,19 +80,26 @@ impl SourceFile {
         (line, col)
     }
 
-    /// The whole lines holding bytes `start..end`, with `context` more lines on each side:
-    /// their byte range, and the index (from 0) of the first.
+    /// The text as diagnostics show it (control characters replaced, byte for byte).
+    pub fn printable(&self) -> &str {
+        self.printable
+            .get_or_init(|| crate::diag::printable(&self.text))
+    }
+
+    /// The whole lines holding bytes `start..end`, with `before` more lines before them and
+    /// `after` after: their byte range, and the index (from 0) of the first.
     pub fn lines_around(
         &self,
         start: usize,
         end: usize,
-        context: usize,
+        before: usize,
+        after: usize,
     ) -> (std::ops::Range<usize>, usize) {
         let starts = self.line_starts();
         let line_of =
             |offset: usize| starts.partition_point(|&s| s <= offset.min(self.text.len())) - 1;
-        let first = line_of(start).saturating_sub(context);
-        let last = line_of(end) + context + 1;
+        let first = line_of(start).saturating_sub(before);
+        let last = line_of(end) + after + 1;
         let to = starts.get(last).copied().unwrap_or(self.text.len());
         (starts[first]..to, first)
     }
@@ -125,6 +135,7 @@ impl SourceMap {
             path: path.into(),
             text,
             line_starts: Default::default(),
+            printable: Default::default(),
         });
         FileId(self.files.len() as u32 - 1)
     }
