@@ -576,6 +576,48 @@ fn a_wrong_ort_dylib_path_is_named_precisely() {
     );
 }
 
+/// A library with ONNX Runtime's entry point that gives no API (a stub, another build): ort
+/// panics inside, which is said as the library's failure to load (exit 3), not a panic.
+#[test]
+fn a_library_without_an_api_is_no_panic() {
+    let Some(dir) = fixtures() else { return };
+    let build = tempfile::tempdir().unwrap();
+    let c = build.path().join("fake.c");
+    std::fs::write(
+        &c,
+        "#include <stddef.h>\n\
+         typedef struct { const void* (*GetApi)(unsigned); const char* (*GetVersionString)(void); } OrtApiBase;\n\
+         static const void* getapi(unsigned v) { return NULL; }\n\
+         static const char* ver(void) { return \"1.40.0\"; }\n\
+         static OrtApiBase b = { getapi, ver };\n\
+         const OrtApiBase* OrtGetApiBase(void) { return &b; }\n",
+    )
+    .unwrap();
+    let lib = build.path().join("libonnxruntime.so.1.40.0");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&lib)
+        .arg(&c)
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        println!("skipped: no C compiler to build a stub library");
+        return;
+    }
+    for args in [
+        &["doctor"][..],
+        &["run", "conv.onnx", "--input", "x.npy"][..],
+    ] {
+        let r = cnnc_in(dir, args, &[("ORT_DYLIB_PATH", lib.to_str().unwrap())]);
+        assert_eq!(r.code, Some(3), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("its API could not be initialised"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+}
+
 /// A model ONNX Runtime refuses to load is the user's file (exit 2, named); a failure while
 /// running is exit 3. Either way the error is said once, in cnnc's words: ONNX Runtime's own
 /// log line (with its colour codes) stays quiet unless CNNC_ORT_LOG asks for it.

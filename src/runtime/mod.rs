@@ -121,16 +121,31 @@ impl Runtime {
                 _ => format!("{message} (found by {})", library.found_by),
             },
         };
-        let builder = ort::init_from(&library.path).map_err(|e| load_error(describe_load(&e)))?;
-        let env = builder
-            .with_name("cnnc")
-            .with_telemetry(false)
-            .build()
-            .map_err(|e| load_error(format!("creating the environment: {}", e.message())))?;
-        // ONNX Runtime's own log repeats on stderr, with colour codes, every error cnnc
-        // reports in its words; `CNNC_ORT_LOG=warning` (or verbose, info, error) shows it.
-        env.set_log_level(ort_log_level(std::env::var("CNNC_ORT_LOG").ok().as_deref()));
-        let version = version_of(ort::info(), &library.path);
+        let start = || -> Result<(ort::environment::Environment, &'static str), RuntimeError> {
+            let builder =
+                ort::init_from(&library.path).map_err(|e| load_error(describe_load(&e)))?;
+            let env = builder
+                .with_name("cnnc")
+                .with_telemetry(false)
+                .build()
+                .map_err(|e| load_error(format!("creating the environment: {}", e.message())))?;
+            // ONNX Runtime's own log repeats on stderr, with colour codes, every error cnnc
+            // reports in its words; `CNNC_ORT_LOG=warning` (or verbose, info, error) shows it.
+            env.set_log_level(ort_log_level(std::env::var("CNNC_ORT_LOG").ok().as_deref()));
+            Ok((env, ort::info()))
+        };
+        // A library that has ONNX Runtime's entry point but gives no API (another build, a
+        // stub) makes ort panic: that is this library's failure to load, said as such.
+        let quiet = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let started = std::panic::catch_unwind(start);
+        std::panic::set_hook(quiet);
+        let (env, info) = started.map_err(|_| {
+            load_error(
+                "is no working ONNX Runtime library: its API could not be initialised".into(),
+            )
+        })??;
+        let version = version_of(info, &library.path);
         Ok(Runtime {
             env,
             library,
