@@ -33,7 +33,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
     /// ONNX opset, 17 to 21 [default: 17]; not with --grad or --train, whose graphs are always opset 18.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = super::common::whole_number::<i64>)]
     pub opset: Option<i64>,
     /// Seed of the random initial weights, and with --grad or --train of the dropout masks
     /// (as `cnnc train --seed` draws them) [default: 0].

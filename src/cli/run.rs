@@ -531,7 +531,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
         Some(s) if !(s.is_finite() && s > 0.0) => {
             return Err(Failure(
                 EXIT_USAGE,
-                format!("--seconds must be positive, not {s}"),
+                format!("--seconds must be a positive, finite number of seconds, not {s}"),
             ))
         }
         Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {

@@ -629,6 +629,9 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         "in single quotes".to_string()
     } else if quoted.is_some() {
         "a string is not a value here".to_string()
+    } else if found.starts_with("a ") {
+        // `a line break`, `a control character (U+0000)`: not "unexpected a …".
+        format!("{found} is not expected here")
     } else {
         format!("unexpected {found}")
     };
