@@ -611,7 +611,7 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["bench", "models/lenet.cnn", "--seconds", "-1"],
-            "--seconds must be positive",
+            "--seconds must be a positive, finite number",
         ),
         (
             vec![
