@@ -1623,3 +1623,20 @@ fn float_arguments_must_fit_in_float32() {
         assert!(codes(good).is_empty(), "{good}: {:?}", codes(good));
     }
 }
+
+/// `pad=same` with a stride is refused; the help gives the padding of this kernel and
+/// dilation, d·(k−1)/2 per axis.
+#[test]
+fn same_padding_with_a_stride_gets_this_kernels_padding() {
+    for (layer, pad) in [
+        ("conv(8, 3, stride=2, pad=same)", "`pad=1`"),
+        ("conv(8, 3, stride=2, pad=same, dilation=2)", "`pad=2`"),
+        ("conv(8, [1, 7], stride=2, pad=same)", "`pad=[0, 3]`"),
+    ] {
+        let h = help_for(
+            &format!("model M(input: [3, 32, 32]) {{ {layer} }}"),
+            "cnnc::elab::argument_value",
+        );
+        assert!(h.contains(pad), "{layer}: {h}");
+    }
+}

@@ -413,10 +413,35 @@ pub fn build(
                     diags.push(
                         Diagnostic::error(
                             "cnnc::elab::argument_value",
-                            format!("`pad=same` needs stride 1, but `{}` has stride {}", spec.name, fmt_pair(stride)),
+                            format!(
+                                "`pad=same` needs stride 1, but `{}` has stride {}",
+                                spec.name,
+                                fmt_pair(stride)
+                            ),
                         )
                         .label(pad_span().unwrap_or(call.span), "same padding")
-                        .help("with a stride, give the padding explicitly (e.g. pad=1 for a 3×3 kernel)"),
+                        .help({
+                            // d·(k−1)/2 per axis: the padding that keeps the size at stride 1,
+                            // ⌈n / stride⌉ for an odd kernel, as TensorFlow's SAME gives.
+                            let keep = |a: usize| dilation[a] * (kernel[a].max(1) - 1) / 2;
+                            let (h, w) = (keep(0), keep(1));
+                            let pad = if h == w {
+                                h.to_string()
+                            } else {
+                                format!("[{h}, {w}]")
+                            };
+                            format!(
+                                "with a stride, give the padding explicitly: `pad={pad}` for \
+                                 this {}×{} kernel{}",
+                                kernel[0],
+                                kernel[1],
+                                if dilation != [1, 1] {
+                                    format!(" with dilation {}", fmt_pair(dilation))
+                                } else {
+                                    String::new()
+                                }
+                            )
+                        }),
                     );
                     return None;
                 }
