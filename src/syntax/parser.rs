@@ -1044,6 +1044,18 @@ fn python_habit(
             }
         }
     }
+    // Python's conditional expression `1 if i == 0 else 2`, inside a call or a list.
+    if tok == "if"
+        && matches!(unclosed, Some((_, b'(' | b'[')))
+        && before.ends_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | ')' | ']'))
+    {
+        return Some(
+            "cnnc has no conditional expression (`a if cond else b`): pick from a list with \
+             the loop variable, `[1, 2, 2, 2][i]`, or write the call twice in an `if` \
+             statement, `if i == 0 { … } else { … }`"
+                .into(),
+        );
+    }
     // Python's power `2 ** i`.
     if tok == "*" && before.ends_with('*') {
         return Some(

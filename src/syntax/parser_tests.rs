@@ -817,6 +817,14 @@ fn habits_from_other_languages_get_a_help() {
             &["a pair is written in brackets, `[3, 3]`"],
         ),
         ("conv(16, 3, stride=(2, 2))", &["`[2, 2]`"]),
+        (
+            "conv(16, 3, stride=1 if in.c == 3 else 2)",
+            &["no conditional expression", "`[1, 2, 2, 2][i]`"],
+        ),
+        (
+            "conv([16, 1 if in.c > 2 else 3][0], 3)",
+            &["no conditional expression"],
+        ),
         ("for i in range(3) { relu }", &["`repeat i in 0..n { … }`"]),
         (
             "if in.c > 2 { relu } elif in.c > 1 { relu }",
