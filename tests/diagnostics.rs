@@ -1640,3 +1640,34 @@ fn same_padding_with_a_stride_gets_this_kernels_padding() {
         assert!(h.contains(pad), "{layer}: {h}");
     }
 }
+
+/// One mistake, one error: a block with a parameter written twice is not also called with
+/// a missing argument, and a tensor name refused (a block's name) is not then reported as
+/// a call of that block where it is read.
+#[test]
+fn refused_definitions_do_not_cascade() {
+    let errors = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("c.cnn"), src.to_string());
+        c.diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.code)
+            .collect()
+    };
+    const DUP: &str = "cnnc::elab::duplicate_definition";
+    assert_eq!(
+        errors("block s(c, c) { conv(c, 1) }\nmodel N(input: [3, 8, 8]) { s(4) }"),
+        [DUP]
+    );
+    assert_eq!(
+        errors(
+            "block up(c) { convT(c, 2, stride=2) }\nmodel N(input: [3, 8, 8]) {\n    conv(8, 3, pad=1) as up\n    maxpool(2) up(8)\n    concat { up {} }\n}"
+        ),
+        [DUP]
+    );
+    // A call of the block written as one, with its argument missing, is still told.
+    assert!(errors(
+        "block up(c) { convT(c, 2, stride=2) }\nmodel N(input: [3, 8, 8]) { conv(8, 3) up() }"
+    )
+    .contains(&"cnnc::elab::argument_count"));
+}

@@ -364,6 +364,9 @@ struct Elab<'a, 'd> {
     /// The last failed assertion checking went on from: its place, the shape written and
     /// the one the layer gave. A later assertion that fails may fail only because of it.
     assumed: Option<(Span, Shape, Shape)>,
+    /// Names refused to a tensor (`as up` where `up` is a block): a later bare `up` meant
+    /// that tensor, and is not reported again as a call of the block.
+    refused_names: HashSet<String>,
     /// The ranges of the repeats of more than one iteration being elaborated, outermost
     /// first: part of the way to a diagnostic, as calls are (an allow on a repeat's line
     /// covers what is called in it), each at its current iteration.
@@ -429,6 +432,7 @@ pub fn elaborate_model<'a>(
         checked_diags: 0,
         held_assertions: HashSet::new(),
         assumed: None,
+        refused_names: HashSet::new(),
         repeating: Vec::new(),
         seen: HashMap::new(),
         errors_repeated: 0,
@@ -836,6 +840,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .label(alias.span, "this name")
                     .help("pick another name for the tensor"),
                 );
+                self.refused_names.insert(alias.name.clone());
             } else {
                 let named = Named {
                     cur: out.clone(),
@@ -2486,6 +2491,10 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let mut missing: Vec<&ast::Param> = Vec::new();
         for (i, p) in block.params.iter().enumerate() {
+            // `block s(c, c)`, reported at the definition: the second `c` is that one.
+            if block.params[..i].iter().any(|q| q.name.name == p.name.name) {
+                continue;
+            }
             let v = match bound[i].take() {
                 Some(v) => v,
                 None => match &p.default {
@@ -2505,7 +2514,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             };
             env.set(&p.name.name, v);
         }
-        if !missing.is_empty() && ok {
+        // `… as up` was refused (a block's name), and this bare `up` reads that tensor.
+        let meant_the_tensor =
+            !call.parens && call.args.is_empty() && self.refused_names.contains(name);
+        if !missing.is_empty() && ok && !meant_the_tensor {
             let names: Vec<String> = missing
                 .iter()
                 .map(|p| format!("`{}`", p.name.name))
