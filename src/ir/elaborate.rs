@@ -1000,7 +1000,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
-        } else if let Some((_, written, given)) = &self.assumed {
+        } else if let Some((_, written, given)) =
+            self.assumed.as_ref().filter(|(at, ..)| *at != assert.span)
+        {
             // `: [64, 16, 16]` wrong on a conv giving [64, 32, 32], then a right `: [64, 16,
             // 16]` after a maxpool(2): this one fails from the first one's shape alone.
             format!(
@@ -1020,6 +1022,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         let assumed = self
             .assumed
             .as_ref()
+            // (The same assertion in a later iteration of a repeat is the same mistake.)
+            .filter(|(at, ..)| *at != assert.span)
             .filter(|_| !batch_written && !self.held_assertions.contains(&assert.span));
         let message = match assumed {
             Some((_, written, _)) => format!(
