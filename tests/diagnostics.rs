@@ -143,6 +143,27 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
             .any(|d| d.code == "cnnc::shape::gridding");
         assert_eq!(warned, holes, "rates {rates:?}");
     }
+    // ERFNet's non-bottleneck-1D block: one dilated conv per axis on plain ones, in a
+    // residual body, whose shortcut fills the holes: quiet. The same stack alone warns.
+    let nb1d = |residual: bool| {
+        let layers = "conv(16, [3, 1], pad=[1, 0]) relu conv(16, [1, 3], pad=[0, 1]) relu \
+                      conv(16, [3, 1], pad=[8, 0], dilation=[8, 1]) relu \
+                      conv(16, [1, 3], pad=[0, 8], dilation=[1, 8])";
+        let body = if residual {
+            format!("residual {{ {layers} }}")
+        } else {
+            layers.to_string()
+        };
+        let c = cnnc::compile_source(
+            std::path::Path::new("erf.cnn"),
+            format!("model E(input: [16, 64, 64]) {{ {body} }}"),
+        );
+        c.diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::shape::gridding")
+    };
+    assert!(!nb1d(true), "ERFNet's block");
+    assert!(nb1d(false));
     // Per axis: a [3, 1] and a [1, 3] conv, each dilated along its own axis, leave no hole;
     // dilation [1, 2] twice leaves holes along the width only, and says so.
     for (body, warning) in [

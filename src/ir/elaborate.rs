@@ -367,6 +367,9 @@ struct Elab<'a, 'd> {
     /// Names refused to a tensor (`as up` where `up` is a block): a later bare `up` meant
     /// that tensor, and is not reported again as a call of the block.
     refused_names: HashSet<String>,
+    /// How many residual bodies are being elaborated: there, the shortcut fills the holes
+    /// of one dilated conv on plain ones (ERFNet's blocks), which gridding leaves alone.
+    residual_bodies: usize,
     /// The ranges of the repeats of more than one iteration being elaborated, outermost
     /// first: part of the way to a diagnostic, as calls are (an allow on a repeat's line
     /// covers what is called in it), each at its current iteration.
@@ -433,6 +436,7 @@ pub fn elaborate_model<'a>(
         held_assertions: HashSet::new(),
         assumed: None,
         refused_names: HashSet::new(),
+        residual_bodies: 0,
         repeating: Vec::new(),
         seen: HashMap::new(),
         errors_repeated: 0,
@@ -1718,8 +1722,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             Some(Some(true)) => Some(scope.fresh("shortcut") + "."),
             _ => None,
         };
-        let body = self.body(&r.body, cur.clone(), frame, scope)?;
+        self.residual_bodies += 1;
+        let body = self.body(&r.body, cur.clone(), frame, scope);
         self.flush_dilation_run();
+        self.residual_bodies -= 1;
+        let body = body?;
         // The identity: no shortcut written, or its condition false (a written shortcut that
         // names the input, `shortcut { x }`, is not called the identity).
         let (short, short_span, short_is_identity) = match &r.shortcut {
@@ -2789,9 +2796,11 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// offsets between its first and last that no path through the chain reaches.
     fn flush_dilation_run(&mut self) {
         let run = std::mem::take(&mut self.dilation_run);
-        // Per axis: a convolution dilated along it stacked on another of a kernel above 1
-        // (a dilated conv alone has holes by design), and a hole along it: `[1, 1, 1, 8]`
-        // reaches ±3 below a conv whose taps are 8 apart, and never sees ±4.
+        // Per axis: two convolutions dilated along it, or one stacked on another of a kernel
+        // above 1 (a dilated conv alone has holes by design), and a hole along it: `[1, 1, 1,
+        // 8]` reaches ±3 below a conv whose taps are 8 apart, and never sees ±4. Not the
+        // latter in a residual body, whose shortcut brings the offsets the body skips
+        // (ERFNet's non-bottleneck-1D blocks: `[3, 1]` and `[1, 3]` convs, then dilated).
         let found: Vec<(usize, Holes)> = (0..2)
             .filter(|&a| {
                 let dilated = run
@@ -2799,7 +2808,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .filter(|c| c.kernel[a] > 1 && c.dilation[a] > 1)
                     .count();
                 let spread = run.iter().filter(|c| c.kernel[a] > 1).count();
-                dilated >= 1 && spread >= 2
+                dilated >= 2 || (dilated == 1 && spread >= 2 && self.residual_bodies == 0)
             })
             .filter_map(|a| {
                 let taps: Vec<(u64, u64)> =
