@@ -1315,6 +1315,12 @@ fn mismatch_helps_fit_how_the_network_was_written() {
     assert!(h.contains("drop `ceil=true`"), "{h}");
     let c = cnnc::compile_source(Path::new("m.cnn"), src(""));
     assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    // A ceil-mode pooling that rounded nothing (64 is even) is not blamed: the padding is.
+    let h = help(
+        "model U(input: [3, 64, 64]) {\n    conv(16, 3, pad=1) as e1\n    maxpool(2, ceil=true) conv(32, 3, pad=2)\n    convT(16, 2, stride=2)\n    concat { crop(e1) {} }\n}\n",
+        "cnnc::shape::crop_too_large",
+    );
+    assert!(!h.contains("ceil") && h.contains("padding over"), "{h}");
 }
 
 /// Helps audited from a PyTorch user's mistakes: a block's signature for an unknown or an

@@ -2031,6 +2031,36 @@ impl<'a, 'd> Elab<'a, 'd> {
         false
     }
 
+    /// Whether a pooling with `ceil=true` between `from` and `to` rounded a size up (a window
+    /// left over past the last whole one), where floor rounding would have given one less.
+    fn ceil_rounded_up_between(&self, from: NodeIndex, to: NodeIndex) -> bool {
+        let mut stack = vec![to];
+        let mut seen = HashSet::new();
+        while let Some(n) = stack.pop() {
+            if n == from || !seen.insert(n) {
+                continue;
+            }
+            let inputs: Vec<NodeIndex> = self
+                .graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .collect();
+            if let Op::MaxPool(p) | Op::AvgPool(p) = &self.graph[n].op {
+                let input = inputs.first().and_then(|&i| self.graph[i].shape.as_ref());
+                if let (true, Some([h, w])) = (p.ceil, input.and_then(|s| s.spatial())) {
+                    let rounds = |a: usize, n: u64| {
+                        let span = n + p.pads.begin[a] + p.pads.end[a];
+                        span >= p.kernel[a] && (span - p.kernel[a]) % p.stride[a] != 0
+                    };
+                    if rounds(0, h) || rounds(1, w) {
+                        return true;
+                    }
+                }
+            }
+            stack.extend(inputs);
+        }
+        false
+    }
+
     /// The integer arguments of the block being elaborated (none in a model's own body).
     fn block_params(&self, frame: &Frame) -> Vec<(String, i64)> {
         let Some((name, _)) = self.call_stack.last() else {
@@ -2385,11 +2415,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         // A U-Net on an odd size with `maxpool(2, ceil=true)`: 75 → 38 → 76, past the skip's
         // 75. The pooling is the cause, not the padding the general help names.
-        let ceil_between = self.op_between(
-            tensor.node,
-            cur.node,
-            |op| matches!(op, Op::MaxPool(p) | Op::AvgPool(p) if p.ceil),
-        );
+        let ceil_between = self.ceil_rounded_up_between(tensor.node, cur.node);
         if let (Some(d), Some(here)) = (self.diags.0.get_mut(before), &cur.shape) {
             if d.code == "cnnc::shape::crop_too_large" && ceil_between {
                 d.help = Some(format!(
