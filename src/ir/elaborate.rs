@@ -2049,7 +2049,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if let (true, Some([h, w])) = (p.ceil, input.and_then(|s| s.spatial())) {
                     let rounds = |a: usize, n: u64| {
                         let span = n + p.pads.begin[a] + p.pads.end[a];
-                        span >= p.kernel[a] && (span - p.kernel[a]) % p.stride[a] != 0
+                        span >= p.kernel[a] && !(span - p.kernel[a]).is_multiple_of(p.stride[a])
                     };
                     if rounds(0, h) || rounds(1, w) {
                         return true;
