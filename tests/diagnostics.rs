@@ -1698,3 +1698,31 @@ fn refused_definitions_do_not_cascade() {
     )
     .contains(&"cnnc::elab::argument_count"));
 }
+
+/// After a failed assertion, checking goes on from its written shape; once an assertion
+/// holds again, a later failure is the model's own and gets the usual help.
+#[test]
+fn an_assertion_that_holds_ends_the_written_shapes_reign() {
+    let src = "model m(input: [3, 32, 32]) {
+    conv(16, 3, pad=1) : [8, 32, 32]
+    conv(32, 3, pad=1) : [32, 32, 32]
+    maxpool(2) flatten
+    linear(10) : [12]
+}";
+    let c = cnnc::compile_source(Path::new("a.cnn"), src.into());
+    let failed: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "cnnc::shape::assertion_failed")
+        .collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(
+        failed[1].message,
+        "shape assertion failed: expected [12], the layer gives [10]"
+    );
+    assert!(failed[1]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("write `: [10]`"));
+}

@@ -989,6 +989,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         let expected = Shape(dims);
         if &expected == shape {
             self.held_assertions.insert(assert.span);
+            // Written and computed shapes agree again: later failures are the model's own.
+            self.assumed = None;
             return Ok(());
         }
         let batch_written = expected.dims().get(1..) == Some(shape.dims());
@@ -1011,9 +1013,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             // 16]` after a maxpool(2): this one fails from the first one's shape alone.
             format!(
                 "checking went on from the shape written in the earlier failed assertion, \
-                 {written}, where the layer gave {given}: fix that one first, and this one \
-                 may hold (writing `: {shape}` here would follow a shape the model does not \
-                 have)"
+                 {written}, where the layer gave {given}: fix that one first, then see whether \
+                 this one still fails (`: {shape}` is what that written shape leads to here, \
+                 which may not be the model's)"
             )
         } else if !self.repeating.is_empty() {
             format!(
