@@ -221,8 +221,8 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
 /// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
 /// their gradients (2 × the summary's activations per example, `train` examples) or an
 /// evaluation's layer outputs (`test` examples), each with the batch's input twice (the batch
-/// made on the host, and ONNX Runtime's copy; while evaluating, the training batch's two stay
-/// allocated), against the memory Linux reports available.
+/// made on the host, and ONNX Runtime's copy; while evaluating, the step's copy of the last
+/// training batch stays allocated), against the memory Linux reports available.
 /// `None` when both fit or the memory is unknown.
 fn batch_exceeds_memory(
     model: &cnnc::shape::CheckedModel,
@@ -255,7 +255,7 @@ fn batch_memory_problem(
     let step = step_per.saturating_mul(train as u64);
     let eval = eval_per
         .saturating_mul(test as u64)
-        .saturating_add(inputs.saturating_mul(train as u64));
+        .saturating_add(input.saturating_mul(train as u64));
     let need = step.max(eval);
     (need > available).then(|| {
         let what = if step >= eval {
@@ -265,7 +265,7 @@ fn batch_memory_problem(
              batch's images)"
         };
         // One --batch for both: per example of it, the larger of the two.
-        let per = step_per.max(eval_per.saturating_add(inputs));
+        let per = step_per.max(eval_per.saturating_add(input));
         let fits = match available / per.max(1) {
             0 => "not even one example fits".to_string(),
             n => format!("at most about {n} examples per batch fit"),
@@ -273,7 +273,7 @@ fn batch_memory_problem(
         format!(
             "a batch of {} needs about {} for {what}, more than the {} of memory available; \
              {fits}",
-            train.max(test),
+            if step >= eval { train } else { test },
             cnnc::shape::summary::bytes(need),
             cnnc::shape::summary::bytes(available)
         )
@@ -776,8 +776,14 @@ mod tests {
             m.contains("a batch of 256") && m.contains("input images"),
             "{m}"
         );
-        // Per example: 2 × 1 MiB + 2 × 64 MiB for a step, 1 + 4 × 64 MiB while evaluating.
-        assert!(m.contains("at most about 63 examples per batch fit"), "{m}");
+        // Per example: 2 × 1 MiB + 2 × 64 MiB for a step, 1 + 3 × 64 MiB while evaluating.
+        assert!(m.contains("at most about 84 examples per batch fit"), "{m}");
+        // The batch named is the one of the phase that does not fit.
+        let m = batch_memory_problem(MIB, 0, 200, 256, 100 * MIB).unwrap();
+        assert!(
+            m.contains("a batch of 200") && m.contains("training step"),
+            "{m}"
+        );
         let m = batch_memory_problem(MIB, input, 1, 1, 100 * MIB).unwrap();
         assert!(m.contains("not even one example fits"), "{m}");
     }

@@ -3042,10 +3042,16 @@ fn shortcut_help(
     let size_ok = ss == [bh, bw];
     // The stride a 1×1 conv needs to take h×w to bh×bw.
     let stride = (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw);
+    // `stride` itself before another stride-like name of the same value (`dw_stride`).
     let stride_param = |s: u64| {
-        block_params
-            .iter()
-            .find(|(n, v)| n.contains("stride") && *v == s as i64)
+        let candidates = || {
+            block_params
+                .iter()
+                .filter(move |(n, v)| n.contains("stride") && *v == s as i64)
+        };
+        candidates()
+            .find(|(n, _)| n == "stride")
+            .or_else(|| candidates().next())
             .map(|(n, _)| n.as_str())
     };
     let stride_fix = match stride {

@@ -59,12 +59,13 @@ fn err(message: impl Into<String>) -> GraphError {
 /// How dropout behaves in a gradient graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum DropoutMode {
-    /// ONNX Dropout in training mode: a fresh mask every run (what training does).
+    /// ONNX Dropout in training mode, seeded: a fresh mask every run (the graphs `export
+    /// --grad` and `--train` write, which run on their own).
     #[default]
     Random,
     /// The keep-mask is an input `dropout_mask.<layer>` (float 0/1, the layer's shape with the
-    /// batch first), so the loss is a deterministic function of the parameters: for gradient
-    /// checks.
+    /// batch first), so the loss is a deterministic function of the parameters and the masks:
+    /// what `cnnc train` runs (it draws them, `train::dropout`), and gradient checks.
     MaskInput,
 }
 
