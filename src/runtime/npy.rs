@@ -272,7 +272,12 @@ impl Header {
                 "fortran_order" => {
                     fortran = Some(p.boolean().ok_or_else(|| bad("fortran_order"))?);
                 }
-                "shape" => shape = Some(p.tuple().ok_or_else(|| bad("shape is not a tuple"))?),
+                "shape" => {
+                    shape =
+                        Some(p.tuple().ok_or_else(|| {
+                            bad("shape is not a tuple of sizes (whole numbers ≥ 0)")
+                        })?)
+                }
                 _ => return Err(bad(&format!("unknown key '{key}'"))),
             }
             p.skip_ws();
@@ -420,7 +425,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        let cases: [(Vec<u8>, &str); 9] = [
+        let cases: [(Vec<u8>, &str); 10] = [
             (
                 npy("<f4", false, "(99999999999999999999999, 2)", &[0; 4]),
                 "is too large",
@@ -442,6 +447,7 @@ mod tests {
                 "not a .npy file",
             ),
             (npy("<f4", false, "[2]", &[0; 8]), "shape is not a tuple"),
+            (npy("<f4", false, "(-1, 2)", &[0; 8]), "whole numbers ≥ 0"),
         ];
         for (bytes, expect) in cases {
             let e = parse(&bytes).unwrap_err().to_string();
