@@ -137,7 +137,15 @@ impl TensorSpec {
                     "the model expects {}, the input is {}{}{}",
                     format_dims(&self.shape),
                     format_shape(shape),
-                    if shape.len() != self.shape.len() {
+                    if self.shape.is_empty() {
+                        // ONNX Runtime reports a scalar and an input without a declared
+                        // shape alike.
+                        format!(
+                            " (the model's input `{}` is a scalar, or declares no shape: give \
+                             it one in the model)",
+                            self.name
+                        )
+                    } else if shape.len() != self.shape.len() {
                         format!(
                             " (rank {} where the model's input `{}` has rank {})",
                             shape.len(),
