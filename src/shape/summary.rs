@@ -62,8 +62,12 @@ pub fn summarize(model: &CheckedModel) -> Summary {
     }
 }
 
-/// Thousands separators: 61706 → "61,706".
+/// Thousands separators: 61706 → "61,706". Counts saturate at `u64::MAX` (a model of 8
+/// linear layers of 2³¹ features each), which is said as beyond 64 bits, not as a count.
 pub fn group(n: u64) -> String {
+    if n == u64::MAX {
+        return "more than 18,446,744,073,709,551,614 (beyond 64 bits)".into();
+    }
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -162,5 +166,19 @@ impl Summary {
             bytes(self.activation_bytes)
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group;
+
+    #[test]
+    fn counts_are_grouped_and_saturation_is_said() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(61_706), "61,706");
+        assert_eq!(group(1_000_000), "1,000,000");
+        assert_eq!(group(u64::MAX - 1), "18,446,744,073,709,551,614");
+        assert!(group(u64::MAX).contains("beyond 64 bits"));
     }
 }
