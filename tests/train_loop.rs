@@ -1172,20 +1172,13 @@ fn onnx_metadata(path: &str, key: &str) -> serde_json::Value {
     serde_json::from_str(&value).unwrap()
 }
 
-/// Ctrl-C during the test-set evaluation stops it there: the epoch is trained and its
-/// checkpoint written (without a test accuracy), and the run ends as stopped.
-#[test]
-fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
-    use cnnc::train::{Dataset, Observer, Splits, TrainConfig};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    if Runtime::get().is_err() {
-        return;
-    }
-    let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
-    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
-    let model = &c.models[0];
-    let data = |n: usize| Dataset {
-        images: (0..n * 16).map(|i| (i % 7) as f32 / 7.0).collect(),
+/// A made-up data set of 1×4×4 images in 3 classes, `train` and `test` examples, pixels
+/// `(i % period) / period`.
+fn tiny_splits(train: usize, test: usize, period: usize) -> cnnc::train::Splits {
+    let data = |n: usize| cnnc::train::Dataset {
+        images: (0..n * 16)
+            .map(|i| (i % period) as f32 / period as f32)
+            .collect(),
         labels: (0..n).map(|i| (i % 3) as i64).collect(),
         n,
         channels: 1,
@@ -1193,10 +1186,25 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         width: 4,
         classes: 3,
     };
-    let splits = Splits {
-        train: data(20),
-        test: data(50),
-    };
+    cnnc::train::Splits {
+        train: data(train),
+        test: data(test),
+    }
+}
+
+/// Ctrl-C during the test-set evaluation stops it there: the epoch is trained and its
+/// checkpoint written (without a test accuracy), and the run ends as stopped.
+#[test]
+fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
+    use cnnc::train::{Observer, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if Runtime::get().is_err() {
+        return;
+    }
+    let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
+    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
+    let model = &c.models[0];
+    let splits = tiny_splits(20, 50, 7);
     let d = dir("stop_in_eval");
     let ck = d.join("t.ckpt");
     let config = TrainConfig {
@@ -1316,7 +1324,7 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
 /// stopped, to the bit.
 #[test]
 fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
-    use cnnc::train::{graph::Optimizer, Dataset, Observer, Splits, TrainConfig};
+    use cnnc::train::{graph::Optimizer, Observer, TrainConfig};
     use std::sync::atomic::{AtomicBool, Ordering};
     if Runtime::get().is_err() {
         return;
@@ -1326,19 +1334,7 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
 }";
     let c = cnnc::compile_source(Path::new("drop.cnn"), src.into());
     let model = &c.models[0];
-    let data = |n: usize| Dataset {
-        images: (0..n * 16).map(|i| (i % 11) as f32 / 11.0).collect(),
-        labels: (0..n).map(|i| (i % 3) as i64).collect(),
-        n,
-        channels: 1,
-        height: 4,
-        width: 4,
-        classes: 3,
-    };
-    let splits = Splits {
-        train: data(30),
-        test: data(12),
-    };
+    let splits = tiny_splits(30, 12, 11);
     let d = dir("dropout_resume");
     struct StopAtStep<'a> {
         stop: &'a AtomicBool,
