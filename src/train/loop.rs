@@ -1,7 +1,8 @@
 //! The training loop: one ONNX Runtime session runs the step graph ([`super::graph`]), another
 //! the evaluation graph. Parameters, running statistics and optimizer state stay in ONNX
 //! Runtime's memory on the session's device for the whole run ([`StatefulSession`]: GPU memory
-//! on CUDA); only the batch, the learning rate and the step go in, and the loss and the count of
+//! on CUDA); only the batch, its dropout masks ([`super::dropout`]), the learning rate and the
+//! step go in, and the loss and the count of
 //! correct answers come out, each step. The state is copied back to the host (`State::values`)
 //! once per epoch for evaluation and the checkpoint, on a stop request, and at the end.
 //!
