@@ -136,10 +136,24 @@ impl Runtime {
         };
         // A library that has ONNX Runtime's entry point but gives no API (another build, a
         // stub) makes ort panic: that is this library's failure to load, said as such.
-        let quiet = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
+        // Its panic message is silenced on this thread only: another thread's panic meanwhile
+        // still reaches the hook in place.
+        thread_local! {
+            static STARTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        let previous: std::sync::Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+            std::panic::take_hook().into();
+        let chained = previous.clone();
+        std::panic::set_hook(Box::new(move |info| {
+            if !STARTING.with(|s| s.get()) {
+                chained(info);
+            }
+        }));
+        STARTING.with(|s| s.set(true));
         let started = std::panic::catch_unwind(start);
-        std::panic::set_hook(quiet);
+        STARTING.with(|s| s.set(false));
+        let _ = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| previous(info)));
         let (env, info) = started.map_err(|_| {
             load_error(
                 "is no working ONNX Runtime library: its API could not be initialised".into(),
