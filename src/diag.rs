@@ -486,26 +486,98 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    const FLOOR: f64 = 0.6;
     let lower = word.to_ascii_lowercase();
     // Strip PyTorch's class-name decorations: `AvgPool2d` -> `avgpool`.
     let stripped = lower
         .trim_end_matches("2d")
         .trim_end_matches("1d")
         .replace('_', "");
-    candidates
-        .into_iter()
-        .map(|c| {
-            let cn = c.replace('_', "");
-            let score = strsim::normalized_damerau_levenshtein(&stripped, &cn)
-                .max(strsim::normalized_damerau_levenshtein(&lower, c));
-            // Between names as many edits away, the one that shares the longer start:
-            // `reluu` is `relu`, not `relu6`.
-            let tie = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
-            (score, tie, c)
-        })
-        .filter(|(score, _, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
-        .map(|(_, _, c)| c)
+    let (word_shape, stripped_shape) = (Letters::of(&lower), Letters::of(&stripped));
+    // (score, tie-break, candidate) of the best so far; a later equal one wins.
+    let mut best: Option<(f64, f64, &'a str)> = None;
+    for c in candidates {
+        // The edit distance is costly and most candidates are far: skip those that cannot
+        // reach the floor or the best so far.
+        let need = best.map_or(FLOOR, |b| b.0);
+        let shape = Letters::of(c);
+        let bound = stripped_shape
+            .similarity_bound(&shape.without_underscores())
+            .max(word_shape.similarity_bound(&shape));
+        if bound < need {
+            continue;
+        }
+        let score = strsim::normalized_damerau_levenshtein(&stripped, &c.replace('_', ""))
+            .max(strsim::normalized_damerau_levenshtein(&lower, c));
+        if score < need {
+            continue;
+        }
+        // Between names as many edits away, the one that shares the longer start:
+        // `reluu` is `relu`, not `relu6`.
+        let tie = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
+        if best.is_none_or(|b| score.total_cmp(&b.0).then(tie.total_cmp(&b.1)).is_ge()) {
+            best = Some((score, tie, c));
+        }
+    }
+    best.map(|(_, _, c)| c)
+}
+
+/// A word's length and, for ASCII, how often each character occurs: enough for a cheap
+/// upper bound of the similarity of two words.
+struct Letters {
+    chars: usize,
+    underscores: usize,
+    counts: Option<[u16; 128]>,
+}
+
+impl Letters {
+    fn of(word: &str) -> Letters {
+        let counts = word.is_ascii().then(|| {
+            let mut counts = [0u16; 128];
+            for x in word.bytes() {
+                counts[usize::from(x)] = counts[usize::from(x)].saturating_add(1);
+            }
+            counts
+        });
+        Letters {
+            chars: word.chars().count(),
+            underscores: word.bytes().filter(|&x| x == b'_').count(),
+            counts,
+        }
+    }
+
+    /// The same word with its underscores left out.
+    fn without_underscores(&self) -> Letters {
+        let mut counts = self.counts;
+        if let Some(counts) = &mut counts {
+            counts[usize::from(b'_')] = 0;
+        }
+        Letters {
+            chars: self.chars - self.underscores,
+            underscores: 0,
+            counts,
+        }
+    }
+
+    /// An upper bound of `strsim::normalized_damerau_levenshtein` of the two words: an
+    /// edit changes the length by at most one and, on ASCII text, the count of each
+    /// character by two in all.
+    fn similarity_bound(&self, other: &Letters) -> f64 {
+        let longest = self.chars.max(other.chars);
+        if longest == 0 {
+            return 1.0;
+        }
+        let mut fewest_edits = self.chars.abs_diff(other.chars);
+        if let (Some(a), Some(b)) = (&self.counts, &other.counts) {
+            let apart: usize = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| usize::from(x.abs_diff(*y)))
+                .sum();
+            fewest_edits = fewest_edits.max(apart.div_ceil(2));
+        }
+        1.0 - fewest_edits as f64 / longest as f64
+    }
 }
 
 /// What [`note_pytorch_order_cascade`] puts before a shape error's help.
@@ -648,6 +720,88 @@ impl JsonDiagnostic {
 mod tests {
     use super::*;
     use crate::source::Span;
+
+    /// The cheap bound never cuts a candidate the edit distance would keep: it is at least
+    /// the similarity of every pair, and the pruned search picks what a full one picks.
+    #[test]
+    fn did_you_mean_prunes_only_what_cannot_win() {
+        let words = [
+            "",
+            "a",
+            "relu",
+            "reluu",
+            "relu6",
+            "ReLU",
+            "conv",
+            "vonc",
+            "conv2d",
+            "Conv2d",
+            "convt",
+            "maxpool",
+            "MaxPool2d",
+            "max_pool",
+            "avgpool",
+            "AvgPool2d",
+            "batchnorm",
+            "bn",
+            "résidu",
+            "résumé",
+            "blk_12",
+            "bkl_12",
+            "blk_3999",
+            "stage_1",
+            "stage1",
+            "dropout",
+            "droput",
+            "linear",
+            "Linear",
+            "lineer",
+            "ünïcödé",
+            "x",
+        ];
+        for a in words {
+            for b in words {
+                let exact = strsim::normalized_damerau_levenshtein(a, b);
+                assert!(
+                    Letters::of(a).similarity_bound(&Letters::of(b)) >= exact,
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+        let full = |word: &str| {
+            let lower = word.to_ascii_lowercase();
+            let stripped = lower
+                .trim_end_matches("2d")
+                .trim_end_matches("1d")
+                .replace('_', "");
+            words
+                .iter()
+                .map(|c| {
+                    let score =
+                        strsim::normalized_damerau_levenshtein(&stripped, &c.replace('_', ""))
+                            .max(strsim::normalized_damerau_levenshtein(&lower, c));
+                    (
+                        score,
+                        strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()),
+                        *c,
+                    )
+                })
+                .filter(|(score, _, _)| *score >= 0.6)
+                .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
+                .map(|(_, _, c)| c)
+        };
+        for w in words
+            .iter()
+            .chain(&["Dropout2d", "relu_", "blk_1", "bkl_3999", "zzz"])
+        {
+            assert_eq!(did_you_mean(w, words.iter().copied()), full(w), "{w:?}");
+        }
+        assert_eq!(did_you_mean("reluu", ["relu6", "relu"]), Some("relu"));
+        assert_eq!(
+            did_you_mean("bkl_12", ["blk_3999", "blk_12", "blk_21"]),
+            Some("blk_12")
+        );
+    }
 
     /// Reports render from the lines around their labels, with the file's line numbers and
     /// offsets (`FileSource`), as miette draws them from the whole file.
