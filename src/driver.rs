@@ -175,7 +175,7 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
         path: path.to_path_buf(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| err(crate::fsutil::io_message(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| err(crate::fsutil::read_message(path, &e)))?;
     if meta.is_dir() {
         return Err(err("it is a directory, not a .cnn file".into()));
     }
@@ -188,7 +188,7 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     }
     // The size in the metadata is 0 for devices and pipes (`use "/dev/zero"` read forever):
     // the limit holds for the bytes actually read.
-    let file = std::fs::File::open(path).map_err(|e| err(crate::fsutil::io_message(&e)))?;
+    let file = std::fs::File::open(path).map_err(|e| err(crate::fsutil::read_message(path, &e)))?;
     read_limited(path, file)
 }
 

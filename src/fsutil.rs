@@ -120,13 +120,28 @@ pub fn io_message(e: &std::io::Error) -> String {
     }
 }
 
+/// [`io_message`] for an error reading `path`, which also tells a link whose target is
+/// missing from a missing file: "no such file" would send the user to look at the wrong
+/// name.
+pub fn read_message(path: &Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        if let Ok(target) = std::fs::read_link(path) {
+            return format!(
+                "it is a symbolic link to {}, which does not exist",
+                target.display()
+            );
+        }
+    }
+    io_message(e)
+}
+
 /// Reads an input file (a model, weights, an array) of at most `limit` bytes. A character
 /// or block device (`/dev/zero`, a terminal) is refused: it is no file and may never end. A
 /// pipe is read as it comes, up to the limit. The error is in words, for `path: …`.
 pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
-    let file = std::fs::File::open(path).map_err(|e| io_message(&e))?;
+    let file = std::fs::File::open(path).map_err(|e| read_message(path, &e))?;
     let kind = file.metadata().map_err(|e| io_message(&e))?.file_type();
     if kind.is_char_device() || kind.is_block_device() {
         return Err("it is a device, not a file".into());

@@ -246,6 +246,16 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
     let o = cnnc(&["check", "no/such/file.cnn"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+    // A link to nothing names its target, the file the user must look for.
+    let link = dir.path().join("model.cnn");
+    std::os::unix::fs::symlink("moved-away.cnn", &link).unwrap();
+    let o = cnnc(&["check", link.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("it is a symbolic link to moved-away.cnn, which does not exist"),
+        "{}",
+        stderr(&o)
+    );
 
     let d = dir.path().display().to_string();
     let o = cnnc(&["check", &d]);

@@ -307,6 +307,20 @@ fn resolve_reports_missing_directories_and_files() {
     assert!(DataSource::resolve("/dev/zero")
         .unwrap_err()
         .is_user_input());
+    // A link to nothing is said as such: the name the user would look for is the target.
+    std::fs::remove_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    std::os::unix::fs::symlink(
+        "/nonexistent/labels.gz",
+        dir.path().join("t10k-labels-idx1-ubyte.gz"),
+    )
+    .unwrap();
+    let dangling = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        dangling
+            .to_string()
+            .ends_with("t10k-labels-idx1-ubyte.gz: it is a symbolic link to /nonexistent/labels.gz, which does not exist"),
+        "{dangling}"
+    );
     assert!(!DataSource::resolve("/no/such/folder")
         .unwrap_err()
         .is_user_input());

@@ -139,7 +139,7 @@ impl fmt::Display for CheckpointError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CheckpointError::Io { path, source } => {
-                write!(f, "{}: {}", path.display(), crate::fsutil::io_message(source))
+                write!(f, "{}: {}", path.display(), crate::fsutil::read_message(path, source))
             }
             CheckpointError::NotACheckpoint { path, reason } => {
                 write!(f, "{}: not a cnnc checkpoint ({reason})", path.display())

@@ -201,7 +201,7 @@ impl fmt::Display for DataError {
                 write!(f, "{}: no {wanted} (nor {wanted}.gz)", dir.display())
             }
             DataError::Io { path, source } => {
-                write!(f, "{}: {}", path.display(), crate::fsutil::io_message(source))
+                write!(f, "{}: {}", path.display(), crate::fsutil::read_message(path, source))
             }
             DataError::BadMagic { path, found, expected } => write!(
                 f,
@@ -495,11 +495,17 @@ impl DataSource {
                     candidates.push(path);
                 }
             }
-            // There, but no file (a folder, a device): said as such, not as missing.
-            if let Some(there) = candidates.iter().find(|p| p.exists()) {
+            // There, but no file (a folder, a device, a link to nothing): said as such, not
+            // as missing.
+            if let Some(there) = candidates.iter().find(|p| p.symlink_metadata().is_ok()) {
+                let source = if there.exists() {
+                    io::Error::other("it is not a regular file (a folder or a device)")
+                } else {
+                    io::Error::from(io::ErrorKind::NotFound)
+                };
                 return Err(DataError::Io {
                     path: there.clone(),
-                    source: io::Error::other("it is not a regular file (a folder or a device)"),
+                    source,
                 });
             }
             Err(DataError::MissingFile {
