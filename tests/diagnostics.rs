@@ -1602,13 +1602,17 @@ fn negative_indices_count_from_the_end() {
 }
 
 /// `single_branch` fires for a concat of one branch, except one that starts from a named
-/// tensor (`dropped_tensor`'s and `crop_outside_concat`'s to report).
+/// tensor (`dropped_tensor`'s and `crop_outside_concat`'s to report) or a repeat without
+/// braces (a branch per iteration, however many the list gives).
 #[test]
 fn single_branch_is_warned_for_a_concat_that_joins_nothing() {
     for (body, warned) in [
         ("concat { {} }", true),
         ("concat { { conv(8, 1) relu } }", true),
-        ("concat { repeat 2 { conv(8, 1) } }", true),
+        ("concat { { repeat 2 { conv(8, 1) } } }", true),
+        // Without braces, a repeat is a branch per iteration.
+        ("concat { repeat 2 { conv(8, 1) } }", false),
+        ("concat { repeat k in [1] { conv(8, k) } }", false),
         ("concat { {} {} }", false),
         ("concat { {} { repeat 2 { conv(8, 1) } } }", false),
         ("conv(8, 1) as a relu concat { a }", false),

@@ -276,6 +276,29 @@ struct Cur {
     shape: Option<Shape>,
 }
 
+/// Where a repeat's iterations go.
+enum Iterations<'o> {
+    /// One after another, each taking the tensor the one before made.
+    InARow,
+    /// Side by side, as branches of the concat named `concat`, each from the concat's
+    /// input: their outputs are pushed on `outs`, with the iteration each is of.
+    Branches {
+        concat: &'o str,
+        outs: &'o mut Vec<(Cur, Span, Option<String>)>,
+    },
+}
+
+/// The repeat a concat's branch is, when it is one written without braces.
+fn repeat_as_branch(branch: &ast::Branch) -> Option<(&ast::Repeat, &ast::Stmt)> {
+    match branch.body.as_slice() {
+        [stmt] if stmt.span == branch.span => match &stmt.kind {
+            StmtKind::Repeat(r) => Some((r, stmt)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A naming scope: the prefix of node names and per-kind counters.
 struct Scope {
     prefix: String,
@@ -801,7 +824,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         let first_diag = self.diags.0.len();
         let out = match &stmt.kind {
             StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
-            StmtKind::Repeat(r) => self.repeat(r, stmt.span, cur, frame, scope)?,
+            StmtKind::Repeat(r) => {
+                self.repeat(r, stmt.span, cur, frame, scope, Iterations::InARow)?
+            }
             StmtKind::If(i) => match self.eval_bool(&i.cond, frame, &cur) {
                 Some(true) => self.body(&i.then_body, cur, frame, scope)?,
                 Some(false) => match &i.else_body {
@@ -1106,6 +1131,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
     }
 
+    /// A repeat: its iterations in a row, or, written as a concat's branch, side by side
+    /// (`Iterations::Branches`, where each iteration's output goes; the input is returned).
     fn repeat(
         &mut self,
         r: &'a ast::Repeat,
@@ -1113,6 +1140,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         cur: Cur,
         frame: &mut Frame,
         scope: &mut Scope,
+        mut iterations: Iterations<'_>,
     ) -> Result<Cur, Abort> {
         // The items of `repeat w in list`; a range's values are its integers.
         let mut items: Option<Vec<Value>> = None;
@@ -1231,7 +1259,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                     // They teach nothing more: the rest are skipped, as after an error that
                     // loses the tensor, and so is checking what follows, which would see the
                     // tensor of an unfinished repeat (or miss one it names).
-                    cur = unknown(cur);
+                    match &mut iterations {
+                        Iterations::InARow => cur = unknown(cur),
+                        Iterations::Branches { outs, .. } => {
+                            outs.push((unknown(cur.clone()), span, None))
+                        }
+                    }
                     self.skipped_repeats.push(span);
                     break;
                 }
@@ -1254,9 +1287,28 @@ impl<'a, 'd> Elab<'a, 'd> {
             let before = self.diags.0.len();
             self.iterations.push(self.next_iteration);
             self.next_iteration += 1;
-            let body = self.body(&r.body, cur, frame, scope);
-            self.iterations.pop();
-            cur = body?;
+            let lost = match &mut iterations {
+                Iterations::InARow => {
+                    let body = self.body(&r.body, cur, frame, scope);
+                    self.iterations.pop();
+                    cur = body?;
+                    cur.shape.is_none()
+                }
+                Iterations::Branches { concat, outs } => {
+                    let mut sub = Scope::new(format!("{concat}.branch{}.", outs.len() + 1));
+                    self.concat_depth += 1;
+                    let body = self.body(&r.body, cur.clone(), frame, &mut sub);
+                    self.concat_depth -= 1;
+                    self.iterations.pop();
+                    let out = body?;
+                    self.flush_dilation_run();
+                    let lost = out.shape.is_none();
+                    let which =
+                        (count > 1).then(|| self.repeating.last().expect("pushed above").label());
+                    outs.push((out, span, which));
+                    lost
+                }
+            };
             // Which iteration: the sizes in a message are that iteration's. Said only when
             // there is something to say (a list's item may be long to write).
             if count > 1 && self.diags.0.len() > before {
@@ -1275,7 +1327,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     }
                 }
             }
-            if cur.shape.is_none() {
+            if lost {
                 // After an error the tensor stays unknown: later iterations could only
                 // repeat the same mistakes (at a cost: `repeat 1000000 { typo }`).
                 break;
@@ -1356,17 +1408,29 @@ impl<'a, 'd> Elab<'a, 'd> {
         let name = scope.fresh("concat");
         self.warn_bare_branches(c);
         let mut outs = Vec::new();
-        for (i, branch) in c.branches.iter().enumerate() {
-            let mut sub = Scope::new(format!("{name}.branch{}.", i + 1));
+        for branch in &c.branches {
+            // A repeat written as a branch, without braces, is a branch per iteration (ASPP's
+            // rates, PSP's bins); in braces it is one branch, its iterations in a row.
+            if let Some((r, stmt)) = repeat_as_branch(branch) {
+                let iterations = Iterations::Branches {
+                    concat: &name,
+                    outs: &mut outs,
+                };
+                self.repeat(r, stmt.span, cur.clone(), frame, scope, iterations)?;
+                continue;
+            }
+            let mut sub = Scope::new(format!("{name}.branch{}.", outs.len() + 1));
             self.concat_depth += 1;
             let out = self.body(&branch.body, cur.clone(), frame, &mut sub);
             self.concat_depth -= 1;
             let out = out?;
             self.flush_dilation_run();
-            outs.push((out, branch.span));
+            outs.push((out, branch.span, None));
         }
-        if let [only] = c.branches.as_slice() {
-            self.warn_single_branch(only, frame);
+        if let ([only], [_]) = (c.branches.as_slice(), outs.as_slice()) {
+            if repeat_as_branch(only).is_none() {
+                self.warn_single_branch(only, frame);
+            }
         }
         if outs.is_empty() {
             self.diags.push(
@@ -1378,7 +1442,11 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let before = self.diags.0.len();
         let cur_shape = cur.shape.clone();
-        let out = self.merge(Op::Concat, name, span, &outs)?;
+        let (outs, iterations): (Vec<_>, Vec<_>) = outs
+            .into_iter()
+            .map(|(cur, span, which)| ((cur, span), which))
+            .unzip();
+        let out = self.merge_labelled(Op::Concat, name, span, &outs, &iterations)?;
         if self.diags.0.len() > before {
             let help = self.concat_help(c, &outs, cur_shape.as_ref(), frame);
             if let (Some(d), Some(help)) = (self.diags.0.last_mut(), help) {
@@ -1401,6 +1469,12 @@ impl<'a, 'd> Elab<'a, 'd> {
         input: Option<&Shape>,
         frame: &Frame,
     ) -> Option<String> {
+        // Said of the branches as written: not where a repeat made several.
+        if outs.len() != c.branches.len()
+            || c.branches.iter().any(|b| repeat_as_branch(b).is_some())
+        {
+            return None;
+        }
         let sizes: Vec<[u64; 2]> = outs
             .iter()
             .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
@@ -1611,9 +1685,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             .iter()
             .find(|st| matches!(st.kind, StmtKind::Repeat(_)));
         let help = match repeat {
-            Some(_) => "a repeat inside a concat makes one branch, its iterations one after \
-                        another; for parallel branches write each in braces, `concat { { \
-                        conv(8, 1) } { conv(8, 3, pad=1) } }`"
+            Some(_) => "a repeat inside a branch's braces runs its iterations one after \
+                        another in that branch; for a branch per iteration write the repeat \
+                        as the branch itself, without braces: `concat { repeat k in [1, 3, \
+                        5] { conv(8, k, pad=k / 2) } }`"
                 .to_string(),
             None if branch.body.is_empty() => "`concat { {} }` is its input alone: add the \
                  other branches, e.g. `concat { {} { conv(32, 3, pad=1) } }` (DenseNet's \
@@ -1836,6 +1911,19 @@ impl<'a, 'd> Elab<'a, 'd> {
         span: Span,
         inputs: &[(Cur, Span)],
     ) -> Result<Cur, Abort> {
+        self.merge_labelled(op, name, span, inputs, &[])
+    }
+
+    /// [`Self::merge`], where some inputs are iterations of one repeat, at one place: their
+    /// labels say which (`iterations[i]`).
+    fn merge_labelled(
+        &mut self,
+        op: Op,
+        name: String,
+        span: Span,
+        inputs: &[(Cur, Span)],
+        iterations: &[Option<String>],
+    ) -> Result<Cur, Abort> {
         let shapes: Option<Vec<&Shape>> = inputs.iter().map(|(c, _)| c.shape.as_ref()).collect();
         let result = shapes.as_ref().map(|s| rules::infer(&op, s));
         let node = self.add_node(name, op, span, inputs.iter().map(|(c, _)| c.node).collect())?;
@@ -1850,6 +1938,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .and_then(|s| rules::recover(&self.graph[node].op, s, &e));
                 let mut d = Diagnostic::error(e.code, e.message);
                 for (slot, text) in e.input_labels {
+                    let text = match iterations.get(slot) {
+                        Some(Some(which)) => format!("{text}, {which}"),
+                        _ => text,
+                    };
                     d = d.label(inputs[slot].1, text);
                 }
                 if d.labels.is_empty() {

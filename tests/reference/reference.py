@@ -983,6 +983,36 @@ class ValidUpsampleModes(Module):
                           Conv2d(16, 4, 1)).forward(y, c)
 
 
+class ValidConcatBranchPerIteration(Module):
+    # torchvision's ASPP (a 1x1 branch, one dilated 3x3 branch per rate, image pooling)
+    # and PSPNet's pyramid pooling (the input, and one pooled branch per bin), each
+    # branch's layers written out by hand.
+    def forward(self, x, c):
+        x = Sequential(Conv2d(3, 32, 3, padding=1), ReLU()).forward(x, c)
+        branches = [Sequential(Conv2d(32, 16, 1, bias=False), BatchNorm2d(16), ReLU())]
+        for r in (2, 4, 6):
+            branches.append(Sequential(Conv2d(32, 16, 3, padding=r, dilation=r, bias=False),
+                                       BatchNorm2d(16), ReLU()))
+        branches.append(Sequential(AdaptiveAvgPool2d(1), Conv2d(32, 16, 1, bias=False),
+                                   BatchNorm2d(16), ReLU(), Upsample(24)))
+        x = _cat([b.forward(x, c) for b in branches])
+        outs = [x]
+        for b in (1, 2, 3, 6):
+            outs.append(Sequential(AdaptiveAvgPool2d(b), Conv2d(80, 8, 1, bias=False),
+                                   Upsample(24 // b, mode="bilinear", align_corners=True)
+                                   ).forward(x, c))
+        x = _cat(outs)
+        # In braces: one branch, two convs in a row.
+        x = _cat([Sequential(Conv2d(112, 8, 3, padding=1), Conv2d(8, 8, 3, padding=1)
+                             ).forward(x, c), x])
+        return Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(120, 10)).forward(x, c)
+
+
+def _cat(outs):
+    assert all(o[1:] == outs[0][1:] for o in outs), outs
+    return (sum(o[0] for o in outs),) + outs[0][1:]
+
+
 VALID = {
     "uses_lib": (valid_uses_lib, (3, 32, 32)),
     "pooling": (valid_pooling, (4, 33, 33)),
@@ -992,6 +1022,7 @@ VALID = {
     "rank1": (valid_rank1, (784,)),
     "gates": (ValidGates, (3, 32, 32)),
     "upsample_modes": (ValidUpsampleModes, (3, 32, 32)),
+    "concat_branch_per_iteration": (ValidConcatBranchPerIteration, (3, 24, 24)),
 }
 
 
