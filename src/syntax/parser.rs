@@ -993,6 +993,28 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     d
 }
 
+/// The right side of `name = …` at the `=` at `start`, when it reads as a number worked
+/// out (`c / 4`, `in.c * 2`, `[1, 2]`, `max(8, c)`) rather than layers (`conv(16, 3)`,
+/// `relu`, a tensor's name).
+fn assigned_value(text: &str, start: usize) -> Option<&str> {
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let after = text[start + 1..line_end].split('#').next()?.trim();
+    let rest = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    let head = &after[..after.len() - rest.len()];
+    let rest = rest.trim_start();
+    let function = matches!(head, "len" | "min" | "max");
+    let value = match head.chars().next() {
+        None => after.starts_with(['[', '(', '-']),
+        Some(c) if c.is_ascii_digit() => true,
+        Some(_) => {
+            function
+                || matches!(head, "True" | "False" | "true" | "false" | "in")
+                || rest.starts_with(['+', '-', '*', '/', '%', '.', '['])
+        }
+    };
+    (value && !after.is_empty() && after.len() <= 60).then_some(after)
+}
+
 /// A help for Python written where cnnc was expected, met at the token `tok` at `start`:
 /// `for i in range(n)`, `elif`, `x = conv(…)`, a tuple `(3, 3)` as an argument.
 fn python_habit(
@@ -1154,6 +1176,13 @@ fn python_habit(
         });
     }
     if tok == "=" && !expects("an operator") && expects("`as`") {
+        if let Some(value) = assigned_value(text, start).filter(|_| !word_before.is_empty()) {
+            return Some(format!(
+                "cnnc has no variables: a value worked out from the parameters is a parameter \
+                 with a default, `block …(…, {word_before}={value})` (a default may use the \
+                 parameters before it), or the expression written where it is used"
+            ));
+        }
         return Some(format!(
             "a tensor is named after the layers that make it, with `as`: `conv(16, 3) as \
              {}`; the layers of a statement apply to the current tensor",

@@ -835,6 +835,17 @@ fn habits_from_other_languages_get_a_help() {
             &["write `else if`"],
         ),
         ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
+        ("x = relu", &["with `as`"]),
+        // A number worked out is a parameter's default, not a tensor's name.
+        (
+            "s = in.c / 4 # squeeze",
+            &["no variables", "`block …(…, s=in.c / 4)`"],
+        ),
+        (
+            "s = max(8, in.c / 4)",
+            &["`block …(…, s=max(8, in.c / 4))`"],
+        ),
+        ("widths = [16, 32]", &["`block …(…, widths=[16, 32])`"]),
         (
             "repeat c, s in [[4, 1], [8, 2]] { conv(c, 3, stride=s) }",
             &[
