@@ -284,6 +284,39 @@ fn distinct_errors_stop_after_a_thousand() {
     );
 }
 
+/// The statements after elaboration stopped, and blocks no model calls, are checked for
+/// names alone (dead code): their errors count toward the same 1,000.
+#[test]
+fn dead_code_errors_count_toward_the_limit_too() {
+    let body = "conv(4, 3, padding=1)\n".repeat(2500);
+    let o = assert_check_fails_with(
+        &format!("model M(input: [4, 8, 8]) {{\n{body}}}"),
+        "cnnc::elab::too_many_errors",
+    );
+    assert!(
+        stderr(&o).contains("1001 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+    let blocks: String = (0..1500)
+        .map(|i| format!("block b{i}() {{ conv(4, 3, padding=1) }}\n"))
+        .collect();
+    let o = assert_check_fails_with(
+        &format!("{blocks}model M(input: [4, 8, 8]) {{ relu }}\n"),
+        "cnnc::elab::too_many_errors",
+    );
+    assert!(
+        stderr(&o).contains("1001 error(s), 0 warning(s)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("the rest, in code no model expands, are not shown"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn a_chain_of_100_000_blocks_stops_at_the_call_depth_limit() {
     let mut text = String::new();

@@ -5,7 +5,7 @@
 //! parameter, which elaboration judges where it is expanded), and every named argument is
 //! one the layer or block has. A mistake elaboration already reported is not reported again.
 
-use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions};
+use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions, MAX_DIAGNOSTICS};
 use super::layers;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
@@ -47,11 +47,30 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
             }
         });
     }
-    diags.0.extend(
-        found
-            .into_iter()
-            .filter(|d| d.primary_span().is_none_or(|s| !reported.contains(&s))),
-    );
+    let mut found = found
+        .into_iter()
+        .filter(|d| d.primary_span().is_none_or(|s| !reported.contains(&s)));
+    // As many in all as elaboration reports of one model at most; past them, one that says
+    // so, unless elaboration has said it already.
+    let room = MAX_DIAGNOSTICS.saturating_sub(diags.0.len());
+    diags.0.extend(found.by_ref().take(room));
+    let said = diags
+        .iter()
+        .any(|d| d.code == "cnnc::elab::too_many_errors");
+    if let Some(next) = found.next().filter(|_| !said) {
+        let mut d = Diagnostic::error(
+            "cnnc::elab::too_many_errors",
+            format!(
+                "more than {MAX_DIAGNOSTICS} diagnostics; the rest, in code no model expands, \
+                 are not shown"
+            ),
+        )
+        .help("fix the first errors and check again");
+        if let Some(span) = next.primary_span() {
+            d = d.label(span, "the first one not shown");
+        }
+        diags.push(d);
+    }
 }
 
 /// The name errors of one call.
