@@ -1730,3 +1730,44 @@ fn an_assertion_that_holds_ends_the_written_shapes_reign() {
         .unwrap()
         .contains("write `: [10]`"));
 }
+
+/// A transposed conv a few pixels over a skip's size gets the padding that fits, and the
+/// model with that padding checks clean (the help is the fix, not "upsample once too often").
+#[test]
+fn a_transposed_conv_over_the_skip_size_gets_its_padding() {
+    let model = |convt: &str| {
+        format!(
+            "model M(input: [1, 64, 64]) {{\n conv(16, 3, pad=1) relu as e1\n maxpool(2)\n \
+             conv(32, 3, pad=1) relu\n {convt}\n concat {{ {{}} e1 }}\n conv(2, 1)\n}}\n"
+        )
+    };
+    for (kernel, fix) in [
+        ("3, stride=2", "pad=1, output_pad=1"),
+        ("4, stride=2", "pad=1"),
+        ("5, stride=2", "pad=2, output_pad=1"),
+        ("3, stride=2, output_pad=1", "pad=1, output_pad=1"),
+        ("[3, 5], stride=2", "pad=[1, 2], output_pad=1"),
+    ] {
+        let c = cnnc::compile_source(Path::new("u.cnn"), model(&format!("convT(16, {kernel})")));
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::concat_mismatch")
+            .unwrap_or_else(|| panic!("{kernel}: {:?}", c.diagnostics));
+        let help = d.help.as_deref().unwrap();
+        assert!(
+            help.contains(&format!("write `{fix}` in it to give 64×64")),
+            "{kernel}: {help}"
+        );
+        let kernel_only = kernel.split(", output_pad").next().unwrap();
+        let fixed = cnnc::compile_source(
+            Path::new("u.cnn"),
+            model(&format!("convT(16, {kernel_only}, {fix})")),
+        );
+        assert!(
+            !fixed.diagnostics.has_errors(),
+            "{kernel} + {fix}: {:?}",
+            fixed.diagnostics
+        );
+    }
+}

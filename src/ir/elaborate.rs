@@ -10,7 +10,7 @@
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, same_way, Diagnostic, Diagnostics, Label};
-use crate::ir::{Graph, Node, Op, Shape};
+use crate::ir::{ConvTransposeAttrs, Graph, Node, Op, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, StmtKind};
@@ -274,6 +274,45 @@ fn check_parameters(b: &ast::BlockDef, diags: &mut Diagnostics) {
 struct Cur {
     node: NodeIndex,
     shape: Option<Shape>,
+}
+
+/// The padding that takes a transposed conv's output from `from` down to `to` (a few
+/// pixels, in each axis): its padding grows by p and its `output_pad` becomes one that stays
+/// below its stride or dilation, with 2p − (new output_pad − old) the pixels to lose.
+fn transposed_conv_fix(t: &ConvTransposeAttrs, from: [u64; 2], to: [u64; 2]) -> Option<String> {
+    if !t.pads.is_symmetric() {
+        return None;
+    }
+    let mut pad = [0u64; 2];
+    let mut output_pad = [0u64; 2];
+    for a in 0..2 {
+        let over = from[a].checked_sub(to[a])?;
+        let limit = t.stride[a].max(t.dilation[a]);
+        // The smallest output_pad below the limit that makes the pixels to lose even.
+        let op = (0..limit).find(|op| {
+            (over + op)
+                .checked_sub(t.output_pad[a])
+                .is_some_and(|n| n % 2 == 0)
+        })?;
+        pad[a] = t.pads.begin[a] + (over + op - t.output_pad[a]) / 2;
+        output_pad[a] = op;
+    }
+    let written = |p: [u64; 2]| {
+        if p[0] == p[1] {
+            p[0].to_string()
+        } else {
+            format!("[{}, {}]", p[0], p[1])
+        }
+    };
+    let mut fix = format!("pad={}", written(pad));
+    if output_pad != [0, 0] || t.output_pad != [0, 0] {
+        fix.push_str(&format!(", output_pad={}", written(output_pad)));
+    }
+    Some(format!(
+        "write `{fix}` in it to give {}×{} (PyTorch's size: (in − 1)·stride − 2·pad + dilation·(kernel \
+         − 1) + output_pad + 1)",
+        to[0], to[1]
+    ))
 }
 
 /// Where a repeat's iterations go.
@@ -1505,6 +1544,23 @@ impl<'a, 'd> Elab<'a, 'd> {
             let other = larger_than(sizes[i])?;
             Some((named(b)?, sizes[i], other))
         }) {
+            // A transposed conv a few pixels over the skip's size (`convT(16, 3, stride=2)`
+            // doubles and adds one): its padding takes them off.
+            let overshoot = outs.iter().zip(&sizes).find_map(|((cur, _), size)| {
+                let Op::ConvTranspose(t) = &self.graph[cur.node].op else {
+                    return None;
+                };
+                (*size == other)
+                    .then(|| transposed_conv_fix(t, other, hw))
+                    .flatten()
+            });
+            if let Some(fix) = overshoot {
+                return Some(format!(
+                    "the skip tensor `{skip}` is {}×{} and the transposed conv before this \
+                     concat gives {}×{}: {fix}",
+                    hw[0], hw[1], other[0], other[1]
+                ));
+            }
             return Some(format!(
                 "the skip tensor `{skip}` is {}×{}, smaller than the other branch's {}×{}: a \
                  crop cannot make it larger; the layers before this concat upsample once too \
