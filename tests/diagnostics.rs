@@ -1321,6 +1321,23 @@ fn mismatch_helps_fit_how_the_network_was_written() {
         "cnnc::shape::crop_too_large",
     );
     assert!(!h.contains("ceil") && h.contains("padding over"), "{h}");
+    // More upsampling than downsampling since the skip is named: that is the cause named,
+    // with or without a ceil-mode pooling on the way, and the fix it gives checks clean.
+    let src = |ceil: &str, up: u32| {
+        format!(
+            "model M(input: [4, 15, 15]) {{\n    conv(8, 3, pad=1) as a\n    maxpool(2{ceil})\n    upsample({up})\n    concat {{ {{}} crop(a) }}\n}}\n"
+        )
+    };
+    for ceil in ["", ", ceil=true"] {
+        let h = help(&src(ceil, 4), "cnnc::shape::crop_too_large");
+        assert!(
+            h.contains("downsample by 2 and upsample by 4: make them equal (upsample by 2 in all, or downsample by 4)")
+                && !h.contains("ceil"),
+            "{h}"
+        );
+    }
+    let c = cnnc::compile_source(Path::new("m.cnn"), src("", 2));
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
 }
 
 /// Helps audited from a PyTorch user's mistakes: a block's signature for an unknown or an

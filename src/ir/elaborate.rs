@@ -2181,6 +2181,34 @@ impl<'a, 'd> Elab<'a, 'd> {
         false
     }
 
+    /// How much the layers from `from` to `to` downsample and upsample in all (the products
+    /// of their strides and scales, per axis), along each layer's first input; `None` where
+    /// a layer's factor is no whole number (an adaptive pooling) or `from` is not reached.
+    fn scales_between(&self, from: NodeIndex, to: NodeIndex) -> Option<([u64; 2], [u64; 2])> {
+        let (mut down, mut up) = ([1u64; 2], [1u64; 2]);
+        let mut n = to;
+        while n != from {
+            let (d, u) = match &self.graph[n].op {
+                Op::Conv(c) => (c.stride, [1, 1]),
+                Op::MaxPool(p) | Op::AvgPool(p) => (p.stride, [1, 1]),
+                Op::ConvTranspose(t) => ([1, 1], t.stride),
+                Op::Upsample { scale, .. } => ([1, 1], *scale),
+                Op::AdaptiveAvgPool { .. } | Op::GlobalAvgPool | Op::Input => return None,
+                _ => ([1, 1], [1, 1]),
+            };
+            for a in 0..2 {
+                down[a] = down[a].checked_mul(d[a])?;
+                up[a] = up[a].checked_mul(u[a])?;
+            }
+            n = self
+                .graph
+                .edges_directed(n, petgraph::Direction::Incoming)
+                .min_by_key(|e| *e.weight())
+                .map(|e| petgraph::visit::EdgeRef::source(&e))?;
+        }
+        Some((down, up))
+    }
+
     /// Whether a pooling with `ceil=true` between `from` and `to` rounded a size up (a window
     /// left over past the last whole one), where floor rounding would have given one less.
     fn ceil_rounded_up_between(&self, from: NodeIndex, to: NodeIndex) -> bool {
@@ -2565,8 +2593,36 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         // A U-Net on an odd size with `maxpool(2, ceil=true)`: 75 → 38 → 76, past the skip's
         // 75. The pooling is the cause, not the padding the general help names.
+        // More upsampling than downsampling since the skip (`maxpool(2)` then
+        // `upsample(4)`): the imbalance is the cause, whatever a ceil pooling added.
+        let scales = self.scales_between(tensor.node, cur.node);
+        let unbalanced = scales.filter(|(down, up)| (0..2).any(|a| up[a] > down[a]));
         let ceil_between = self.ceil_rounded_up_between(tensor.node, cur.node);
-        if let (Some(d), Some(here)) = (self.diags.0.get_mut(before), &cur.shape) {
+        if let (Some(d), Some(here), Some((down, up))) =
+            (self.diags.0.get_mut(before), &cur.shape, unbalanced)
+        {
+            if d.code == "cnnc::shape::crop_too_large" {
+                let factor = |f: [u64; 2]| {
+                    if f[0] == f[1] {
+                        f[0].to_string()
+                    } else {
+                        format!("{}×{}", f[0], f[1])
+                    }
+                };
+                d.help = Some(format!(
+                    "`crop(name)` cuts a larger skip tensor down to the current size, but here \
+                     the current tensor, {here}, is the larger: since `{}` the layers \
+                     downsample by {} and upsample by {}: make them equal (upsample by {} in \
+                     all, or downsample by {}), so that the skip stays the larger and the crop \
+                     cuts it",
+                    target.0,
+                    factor(down),
+                    factor(up),
+                    factor(down),
+                    factor(up),
+                ));
+            }
+        } else if let (Some(d), Some(here)) = (self.diags.0.get_mut(before), &cur.shape) {
             if d.code == "cnnc::shape::crop_too_large" && ceil_between {
                 d.help = Some(format!(
                     "`crop(name)` cuts a larger skip tensor down to the current size, but here \
