@@ -1788,3 +1788,57 @@ fn a_transposed_conv_over_the_skip_size_gets_its_padding() {
         );
     }
 }
+
+/// PyTorch layers and arguments cnnc does not have get what to write instead, not a near
+/// name that means something else (`dropout2d` is not `dropout`, `padding_mode` not `pad`).
+#[test]
+fn what_cnnc_lacks_is_said_not_guessed() {
+    for (layer, code, words) in [
+        ("dropout2d(0.1)", "unknown_layer", "zeroes whole channels"),
+        ("ZeroPad2d(1)", "unknown_layer", "`conv(…, pad=…)`"),
+        (
+            "pad(1)",
+            "unknown_layer",
+            "zero padding is part of the layer",
+        ),
+        (
+            "ReflectionPad2d(1)",
+            "unknown_layer",
+            "reflect and replicate padding",
+        ),
+        (
+            "ModuleList",
+            "unknown_layer",
+            "a repeat written as a concat's branch",
+        ),
+        (
+            "conv(8, 3, padding_mode=1)",
+            "unknown_argument",
+            "pads with zeros only",
+        ),
+        (
+            "upsample(size=[16, 16])",
+            "unknown_argument",
+            "`upsample(S / in.h)`",
+        ),
+        (
+            "avgpool(2, count_include_pad=false)",
+            "unknown_argument",
+            "`False` is not supported",
+        ),
+        (
+            "maxpool(2, dilation=2)",
+            "unknown_argument",
+            "has no dilation",
+        ),
+    ] {
+        let h = help_for(
+            &format!("model M(input: [3, 8, 8]) {{ {layer} }}"),
+            &format!("cnnc::elab::{code}"),
+        );
+        assert!(
+            h.contains(words) && !h.contains("did you mean"),
+            "{layer}: {h}"
+        );
+    }
+}

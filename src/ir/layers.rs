@@ -319,8 +319,28 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
             .to_string(),
         "sequential" | "modulelist" => {
             "layers in a row are simply written one after another; `block Name(params) { … }` \
-             names a group to reuse"
+             names a group to reuse; branches made in a loop and joined (`torch.cat([b(x) for \
+             b in branches], 1)`) are a repeat written as a concat's branch, `concat { repeat \
+             r in [6, 12] { conv(64, 3, pad=r, dilation=r) } }`"
                 .to_string()
+        }
+        "dropout2d" | "dropout3d" | "spatialdropout" | "spatialdropout2d" | "channeldropout" => {
+            format!(
+                "cnnc has no `{name}`: its `dropout(p)` zeroes single values, where PyTorch's \
+                 `Dropout2d` zeroes whole channels (the two differ in training only)"
+            )
+        }
+        "pad" | "zeropad" | "zeropad2d" | "constantpad2d" | "padding" => format!(
+            "cnnc has no `{name}` layer: zero padding is part of the layer that needs it, \
+             `conv(…, pad=…)` or a pooling's `pad=…` (`[top, bottom, left, right]` for uneven \
+             sides)"
+        ),
+        "reflectionpad2d" | "reflectpad" | "replicationpad2d" | "replicatepad"
+        | "circularpad2d" => {
+            format!(
+                "cnnc has no `{name}`: its layers pad with zeros only (`conv(…, pad=…)`); \
+                 reflect and replicate padding are not supported"
+            )
         }
         "conv1d" | "conv3d" | "maxpool1d" | "maxpool3d" | "avgpool1d" | "avgpool3d"
         | "batchnorm3d" => format!("cnnc is for 2-D images only: it has no `{name}`"),
@@ -637,6 +657,30 @@ fn signature(spec: &LayerSpec) -> String {
     format!("{}({})", spec.name, ps.join(", "))
 }
 
+/// What cnnc does instead of a PyTorch argument it does not have, where a near name would
+/// mislead (`padding_mode` is not `pad`).
+fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
+    Some(match (layer, argument) {
+        ("conv" | "convT", "padding_mode") => {
+            "cnnc pads with zeros only (PyTorch's default `padding_mode='zeros'`): reflect, \
+             replicate and circular padding are not supported"
+        }
+        ("upsample", "size") => {
+            "`upsample` scales by a whole factor: from H to S is `upsample(S / in.h)` where H \
+             divides S (`[sh, sw]` for two factors); a size no whole multiple of the input's is \
+             not supported"
+        }
+        ("avgpool", "count_include_pad") => {
+            "cnnc's avgpool counts the padding in the divisor, as PyTorch's default \
+             `count_include_pad=True`; `False` is not supported"
+        }
+        ("avgpool", "divisor_override") => "cnnc's avgpool divides by the window's size",
+        ("maxpool", "dilation") => "cnnc's maxpool has no dilation (PyTorch's default 1)",
+        ("maxpool", "return_indices") => "cnnc's maxpool returns the maximum values alone",
+        _ => return None,
+    })
+}
+
 /// The error for `n=…`, an argument `spec` does not have, with the fitting help (PyTorch's
 /// names, a near name, the signature).
 pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
@@ -665,6 +709,8 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
              signature is {}",
             signature(spec)
         ))
+    } else if let Some(help) = unsupported_argument(spec.name, &n.name) {
+        d.help(format!("{help}; the signature is {}", signature(spec)))
     } else if n.name == "in_channels" || n.name == "in_features" {
         d.help(format!(
             "cnnc infers `{}` from the incoming tensor; remove it",
