@@ -568,6 +568,10 @@ fn lookalike(c: char) -> Option<(&'static str, &'static str)> {
         '\u{ff08}' => ("FULLWIDTH LEFT PARENTHESIS", "`(`"),
         '\u{ff09}' => ("FULLWIDTH RIGHT PARENTHESIS", "`)`"),
         '\u{ff0c}' => ("FULLWIDTH COMMA", "`,`"),
+        // Editors may draw a line break; cnnc reads none (a comment ends there).
+        '\u{2028}' => ("LINE SEPARATOR", "a plain line break"),
+        '\u{2029}' => ("PARAGRAPH SEPARATOR", "a plain line break"),
+        '\u{85}' => ("NEXT LINE", "a plain line break"),
         _ => return None,
     })
 }

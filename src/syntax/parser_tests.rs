@@ -1087,6 +1087,15 @@ fn pasted_lookalike_characters_are_named() {
         UNEXPECTED,
         &["U+200B ZERO WIDTH SPACE", "delete it"],
     );
+    // A comment ends at a line separator an editor may draw as a line break: the layer
+    // after it is not silently part of the comment.
+    for separator in ['\u{2028}', '\u{2029}', '\u{85}'] {
+        check_error(
+            &format!("model M(input: [4]) {{\n  # first layer{separator}  linear(2)\n}}"),
+            UNEXPECTED,
+            &["write a plain line break instead"],
+        );
+    }
     check_error(
         "model M(input: [4]) { linear(\u{2212}2) }",
         UNEXPECTED,
