@@ -560,3 +560,36 @@ fn a_list_of_ten_thousand_numbers_is_the_most() {
         stderr(&o)
     );
 }
+
+/// A chain of 20,000 files, each `use`ing the next, loads as one file does: no stack runs
+/// out (it was reported as a file "nested too deeply to parse"), and each `use` is looked
+/// up without a pass over the files loaded (it took minutes).
+#[test]
+fn a_chain_of_20_000_used_files_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    const N: usize = 20_000;
+    for i in 0..N {
+        let next = if i + 1 < N {
+            format!("use \"c{}.cnn\"\n", i + 1)
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            dir.path().join(format!("c{i}.cnn")),
+            format!("{next}block b{i}() {{ relu }}\n"),
+        )
+        .unwrap();
+    }
+    let main = dir.path().join("main.cnn");
+    std::fs::write(
+        &main,
+        format!(
+            "use \"c0.cnn\"\nmodel M(input: [4]) {{ b{}() b0() }}\n",
+            N - 1
+        ),
+    )
+    .unwrap();
+    let c = cnnc::compile_file(&main).unwrap();
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.sources.files().count(), N + 1);
+}
