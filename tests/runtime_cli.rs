@@ -643,3 +643,52 @@ fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
     );
     assert!(r.stderr.contains("[E:onnxruntime"), "{}", r.stderr);
 }
+
+/// `-` is standard input as a model, for `run` and `bench` as for `check`; as an output it
+/// is refused before any work, rather than made a file named `-`.
+#[test]
+fn a_dash_reads_standard_input_and_is_no_output_name() {
+    use std::io::Write;
+    let Some(dir) = fixtures() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let x = out.path().join("x.npy");
+    let mut npy = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut npy, &[1, 4], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    std::fs::write(&x, npy).unwrap();
+    std::fs::write(out.path().join("m.cnn"), "model M(input: [4]) { linear(3) }\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", "-", "--input", x.to_str().unwrap()])
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"model M(input: [4]) { linear(3) }\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
+        "{stderr}"
+    );
+    for args in [
+        &["export", "m.cnn", "-o", "-"][..],
+        &["run", "m.cnn", "--input", "x.npy", "-o", "-"][..],
+        &["train", "m.cnn", "--data", "d", "--out", "-"][..],
+    ] {
+        let r = cnnc(out.path(), args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("cannot write -: an output is a file"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(!out.path().join("-").exists(), "{args:?}");
+    }
+}

@@ -344,6 +344,14 @@ pub fn check_output_path(
     example: &str,
     others: &[(&str, &Path)],
 ) -> Result<(), String> {
+    // `-` reads standard input where a model goes; as an output it would be a file named
+    // `-`, which no one asked for.
+    if path == Path::new("-") {
+        return Err(format!(
+            "cannot write -: an output is a file (`-` would make one named `-`); give a file \
+             name such as {example}, or /dev/stdout to write to standard output"
+        ));
+    }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !dir.is_dir() {
             let why = if dir.exists() {

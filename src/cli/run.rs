@@ -174,13 +174,15 @@ pub fn bench(a: BenchArgs) -> ExitCode {
     }
 }
 
-/// Whether MODEL is a .cnn source (compiled with fresh weights) rather than an ONNX file.
+/// Whether MODEL is a .cnn source (compiled with fresh weights) rather than an ONNX file;
+/// `-`, standard input, is one, as for `check`, `summary` and `export`.
 fn is_source(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "cnn")
+    path == Path::new("-") || path.extension().is_some_and(|e| e == "cnn")
 }
 
 /// The ONNX bytes of MODEL: an .onnx file as it is, a .cnn file compiled.
-fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure> {
+/// `command` is the subcommand, for its messages.
+fn model_bytes(path: &Path, model_name: Option<&str>, command: &str) -> Result<Vec<u8>, Failure> {
     if is_source(path) {
         return compile_cnn(path, model_name);
     }
@@ -209,7 +211,7 @@ fn model_bytes(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
         let message = if source_like {
             format!(
                 "{}: this looks like a .cnn source, not an ONNX model; give it the .cnn \
-                 extension and `cnnc run` compiles it",
+                 extension and `cnnc {command}` compiles it",
                 path.display()
             )
         } else {
@@ -310,7 +312,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         )
         .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
-    let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
+    let bytes = model_bytes(&a.model, a.model_name.as_deref(), "run")?;
     let input_bytes = read(&a.input, "input", MAX_INPUT_BYTES)?;
     let array = npy::parse(&input_bytes)
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
@@ -541,7 +543,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
             )
         })?,
     };
-    let bytes = model_bytes(&a.model, a.model_name.as_deref())?;
+    let bytes = model_bytes(&a.model, a.model_name.as_deref(), "bench")?;
     let rt = Runtime::get()?;
     let device: Device = a.device.into();
     let mut session = open_session(rt, &bytes, device, &a.model)?;
