@@ -158,6 +158,13 @@ fn open_session(
 fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(code, message)) if allocation_failed(&message) => fail(
+            code,
+            format!(
+                "{message}\n  help: the input's batch does not fit in this machine's memory \
+                 through the model: run it in smaller batches"
+            ),
+        ),
         Err(Failure(code, message)) => fail(code, message),
     }
 }
@@ -170,8 +177,21 @@ pub fn bench(a: BenchArgs) -> ExitCode {
     match bench_inner(&a) {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(super::common::EXIT_INTERRUPTED),
-        Err(Failure(code, message)) => report_failure(a.format, code, message, None),
+        Err(Failure(code, message)) => {
+            let help = allocation_failed(&message).then(|| {
+                "the batch's layer outputs do not fit in this machine's memory: use a smaller \
+                 --batch"
+                    .to_string()
+            });
+            report_failure(a.format, code, message, help)
+        }
     }
+}
+
+/// Whether ONNX Runtime failed for want of memory (its arena's "Failed to allocate memory",
+/// or a `bad_alloc`): the batch is too large, which the user can change.
+fn allocation_failed(message: &str) -> bool {
+    message.contains("Failed to allocate memory") || message.contains("bad_alloc")
 }
 
 /// Whether MODEL is a .cnn source (compiled with fresh weights) rather than an ONNX file;
