@@ -655,7 +655,11 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
     let mut npy = Vec::new();
     cnnc::runtime::npy::write_f32(&mut npy, &[1, 4], &[1.0, 2.0, 3.0, 4.0]).unwrap();
     std::fs::write(&x, npy).unwrap();
-    std::fs::write(out.path().join("m.cnn"), "model M(input: [4]) { linear(3) }\n").unwrap();
+    std::fs::write(
+        out.path().join("m.cnn"),
+        "model M(input: [4]) { linear(3) }\n",
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(["run", "-", "--input", x.to_str().unwrap()])
         .current_dir(dir)

@@ -101,9 +101,24 @@ pub fn report_failure(
     ExitCode::from(code)
 }
 
-/// Whether diagnostics get colour: stderr is a terminal and NO_COLOR is unset.
+/// Whether diagnostics get colour, as the common conventions say: never with NO_COLOR set
+/// to something (no-color.org: an empty value does not count), always with CLICOLOR_FORCE
+/// set to something other than 0, else when stderr is a terminal that is not `TERM=dumb`.
 pub fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    color_from(
+        |name| std::env::var_os(name).filter(|v| !v.is_empty()),
+        std::io::stderr().is_terminal(),
+    )
+}
+
+fn color_from(var: impl Fn(&str) -> Option<std::ffi::OsString>, terminal: bool) -> bool {
+    if var("NO_COLOR").is_some() {
+        return false;
+    }
+    if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+        return true;
+    }
+    terminal && var("TERM").is_none_or(|t| t != "dumb")
 }
 
 /// `--allow`'s parser: a warning code, in full or by its last parts (`unused_input`,
@@ -679,6 +694,31 @@ pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_follows_no_color_clicolor_force_and_dumb_terminals() {
+        let with = |vars: &[(&str, &str)], terminal: bool| {
+            color_from(
+                |name| {
+                    vars.iter()
+                        .find(|(n, v)| *n == name && !v.is_empty())
+                        .map(|(_, v)| (*v).into())
+                },
+                terminal,
+            )
+        };
+        assert!(with(&[], true));
+        assert!(!with(&[], false));
+        assert!(!with(&[("NO_COLOR", "1")], true));
+        assert!(
+            with(&[("NO_COLOR", "")], true),
+            "an empty NO_COLOR does not count"
+        );
+        assert!(!with(&[("TERM", "dumb")], true));
+        assert!(with(&[("CLICOLOR_FORCE", "1")], false));
+        assert!(!with(&[("CLICOLOR_FORCE", "0")], false));
+        assert!(!with(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")], false));
+    }
 
     #[test]
     fn the_stop_notice_says_what_is_finished_first() {

@@ -32,7 +32,8 @@ impl From<DeviceArg> for Device {
 pub struct RunArgs {
     /// The model: an .onnx file, or a .cnn file (compiled with freshly initialized weights).
     pub model: PathBuf,
-    /// The input array, a .npy file of float32 (float64 is converted) in C order, with the
+    /// The input array, a .npy file of float32 (float64, big-endian and Fortran order are
+    /// converted), with the
     /// batch dimension first: [N, C, H, W] (numpy: `np.save("x.npy", x[None])` for one image).
     #[arg(long, short)]
     pub input: PathBuf,
