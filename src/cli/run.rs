@@ -112,19 +112,9 @@ fn external_data_dir(path: &Path, bytes: &[u8]) -> PathBuf {
     if std::fs::canonicalize(&given).is_ok_and(|g| g == resolved) {
         return given;
     }
-    use prost::Message;
-    let Ok(model) = cnnc::onnx::proto::ModelProto::decode(bytes) else {
+    let Some(locations) = cnnc::onnx::external_data_locations(bytes) else {
         return given;
     };
-    let locations: Vec<String> = model
-        .graph
-        .iter()
-        .flat_map(|g| &g.initializer)
-        .filter(|t| t.data_location == cnnc::onnx::proto::data_location::EXTERNAL)
-        .flat_map(|t| &t.external_data)
-        .filter(|e| e.key == "location")
-        .map(|e| e.value.clone())
-        .collect();
     let all_in = |dir: &Path| locations.iter().all(|l| dir.join(l).is_file());
     if locations.is_empty() || all_in(&given) || !all_in(&resolved) {
         given

@@ -21,3 +21,21 @@ pub use weights::{
 
 #[cfg(test)]
 mod tests;
+
+/// The files an ONNX model's initializers keep their data in (`location` of each external
+/// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
+pub fn external_data_locations(bytes: &[u8]) -> Option<Vec<String>> {
+    use prost::Message;
+    let model = proto::ModelProto::decode(bytes).ok()?;
+    Some(
+        model
+            .graph
+            .iter()
+            .flat_map(|g| &g.initializer)
+            .filter(|t| t.data_location == proto::data_location::EXTERNAL)
+            .flat_map(|t| &t.external_data)
+            .filter(|e| e.key == "location")
+            .map(|e| e.value.clone())
+            .collect(),
+    )
+}

@@ -25,6 +25,10 @@ pub struct CheckedModel {
     pub source_path: String,
     /// SHA-256 (hex) of that file's text.
     pub source_hash: String,
+    /// Private: no code outside this module can write a `CheckedModel { … }`, so every one
+    /// comes from [`check`]; and lowering, summary and training take it by shared reference,
+    /// so its graph is the one checked.
+    _checked: (),
 }
 
 impl CheckedModel {
@@ -117,5 +121,6 @@ pub fn check(
         span,
         source_path,
         source_hash,
+        _checked: (),
     })
 }
