@@ -15,6 +15,9 @@ use crate::source::Span;
 use petgraph::graph::NodeIndex;
 
 /// A model whose every node has a known, valid output shape.
+// Not `#[non_exhaustive]`: that keeps out other crates only, and the private field keeps
+// out the other modules of this one too.
+#[allow(clippy::manual_non_exhaustive)]
 #[derive(Clone, Debug)]
 pub struct CheckedModel {
     pub name: String,
