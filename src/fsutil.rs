@@ -195,6 +195,61 @@ pub fn resolve_output(path: &Path) -> std::path::PathBuf {
     p
 }
 
+/// The longest file name the file system holding `dir` takes, in bytes (`pathconf`'s
+/// `_PC_NAME_MAX`; 255 where it cannot be read, as on Linux's own file systems).
+pub fn name_max(dir: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 255;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let n = unsafe { libc::pathconf(c.as_ptr(), libc::_PC_NAME_MAX) };
+    if n > 0 {
+        n as usize
+    } else {
+        255
+    }
+}
+
+/// Why a file cannot be created at `path` for the length of its name (or of the file a
+/// link there leads to): a file name longer than its file system takes, or a path longer
+/// than the kernel takes (`PATH_MAX`). `None` when the lengths are fine. Said in words, for
+/// `cannot write PATH: …`.
+pub fn name_too_long(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let resolved = resolve_output(path);
+    for p in [path, resolved.as_path()] {
+        let len = p.as_os_str().len();
+        if len >= libc::PATH_MAX as usize {
+            return Some(format!(
+                "the path is {len} bytes long, more than the {} the system takes; choose a \
+                 shorter one",
+                libc::PATH_MAX - 1
+            ));
+        }
+        let Some(name) = p.file_name() else { continue };
+        let max = name_max(p.parent().unwrap_or(Path::new(".")));
+        let len = name.as_bytes().len();
+        if len > max {
+            return Some(format!(
+                "its file name{} is {len} bytes long, more than the {max} its file system takes; \
+                 choose a shorter name",
+                if p == path {
+                    String::new()
+                } else {
+                    format!(" (through a link: {})", p.display())
+                }
+            ));
+        }
+    }
+    None
+}
+
 /// Whether `path` names an existing device, pipe or socket (written in place, not replaced).
 pub fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())

@@ -1387,3 +1387,62 @@ fn training_graphs_beyond_memory_are_refused_up_front() {
         assert!(!out.exists());
     }
 }
+
+/// An output name longer than the file system takes is refused before training, whether
+/// written (`--out`, `--checkpoint`) or made from `--out` (the default checkpoint, longer
+/// than `--out` itself), rather than failing when the file is written at the end of an
+/// epoch.
+#[test]
+fn train_refuses_output_names_too_long_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(dir.path(), name, b"");
+    }
+    let data = dir.path().display().to_string();
+    let max = cnnc::fsutil::name_max(dir.path());
+    let path = |name: String| dir.path().join(name).display().to_string();
+    let long_out = path(format!("{}.onnx", "e".repeat(max - 5)));
+    let too_long = path(format!("{}.onnx", "e".repeat(max - 4)));
+    let ckpt = path("c.ckpt".into());
+    let out = path("m.onnx".into());
+    for (args, says) in [
+        (
+            vec!["--out", &long_out],
+            "(the default, from --out): its file name is",
+        ),
+        (
+            vec!["--out", &too_long, "--checkpoint", &ckpt],
+            "its file name is",
+        ),
+        (
+            vec!["--out", &out, "--checkpoint", &too_long],
+            "its file name is",
+        ),
+    ] {
+        let mut all = vec![
+            "train",
+            "models/lenet.cnn",
+            "--data",
+            &data,
+            "--format",
+            "json",
+        ];
+        all.extend(args.iter().copied());
+        let o = cnnc(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let last: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
+                .unwrap();
+        let error = last["error"].as_str().unwrap();
+        assert!(error.contains(says), "{args:?}: {error}");
+        assert!(error.contains("bytes long"), "{args:?}: {error}");
+        // Refused before the (empty, so unusable) data is read.
+        assert!(!stderr(&o).contains("IDX"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+}

@@ -921,3 +921,42 @@ fn an_unreadable_data_file_is_said_in_words() {
     };
     assert!(!damaged.is_user_input());
 }
+
+/// A checkpoint whose name is as long as the file system takes is written: its temporary
+/// file has a short name of its own, not one made longer from the target's. A write that
+/// fails for a name too long is helped with a shorter name, not with freeing disk space.
+#[test]
+fn a_checkpoint_of_the_longest_name_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = cnnc::fsutil::name_max(dir.path());
+    let name = format!("{}.ckpt.safetensors", "e".repeat(max - 17));
+    assert_eq!(name.len(), max);
+    let path = dir.path().join(&name);
+    let lenet = checked(LENET);
+    let ckpt = checkpoint_of(&lenet);
+    ckpt.save(&path).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let too_long = dir.path().join(format!("{name}x"));
+    let error = ckpt.save(&too_long).unwrap_err();
+    assert!(matches!(&error, CheckpointError::Io { .. }), "{error}");
+    let e = cnnc::train::TrainError::CheckpointWrite {
+        error,
+        epochs_done: 1,
+        steps_done: 10,
+    };
+    let help = e.help().unwrap();
+    assert!(help.contains("shorter"), "{e}: {help}");
+    assert!(!help.contains("free space"), "{e}: {help}");
+    // A full disk is still told to free space.
+    let full = cnnc::train::TrainError::CheckpointWrite {
+        error: CheckpointError::Io {
+            path: path.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        },
+        epochs_done: 1,
+        steps_done: 10,
+    };
+    assert!(full.help().unwrap().contains("free space"), "{full:?}");
+}

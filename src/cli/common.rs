@@ -368,6 +368,13 @@ pub fn check_output_path(
             }
         }
     }
+    // A name longer than the file system takes fails only when the file is written: at the
+    // end of a training run, or at its first checkpoint.
+    if !cnnc::fsutil::is_special(path) {
+        if let Some(why) = cnnc::fsutil::name_too_long(path) {
+            return Err(format!("cannot write {}: {why}", path.display()));
+        }
+    }
     if path.is_dir() {
         return Err(format!(
             "cannot write {}: it is a folder; give a file name such as {}",

@@ -406,6 +406,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     if let Err(e) = check_output_path(&checkpoint, "ckpt.safetensors", &inputs) {
         // A default path the user never wrote: the way out is the option that sets it.
+        if let (None, Some(why)) = (&a.checkpoint, cnnc::fsutil::name_too_long(&checkpoint)) {
+            return report_failure(
+                a.format,
+                EXIT_USAGE,
+                format!(
+                    "cannot write the checkpoint to {} (the default, from --out): {}",
+                    checkpoint.display(),
+                    why.split_once("; ").map_or(why.as_str(), |(w, _)| w)
+                ),
+                Some("pass --checkpoint PATH with a shorter name, or a shorter --out".into()),
+            );
+        }
         if a.checkpoint.is_none() && checkpoint.is_dir() {
             return report_failure(
                 a.format,

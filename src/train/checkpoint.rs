@@ -295,9 +295,13 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         };
+        // An I/O error keeps its kind (a full disk, a name too long), which the help follows.
         let ser_err = |e: safetensors::SafeTensorError| CheckpointError::Io {
             path: path.to_path_buf(),
-            source: io::Error::other(e.to_string()),
+            source: match e {
+                safetensors::SafeTensorError::IoError(e) => e,
+                e => io::Error::other(e.to_string()),
+            },
         };
         let views = self
             .tensors
@@ -315,14 +319,12 @@ impl Checkpoint {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         // Closed right away: safetensors writes the file by path, then we reopen it to fsync.
+        // A short name of its own, as every output's (`fsutil::stage_with`): one made from
+        // the target's would be longer than the file system takes when the target's is near
+        // the limit.
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".tmp")
+            .prefix(".cnnc-tmp-")
             .tempfile_in(&dir)
             .map_err(io_err)?
             .into_temp_path();

@@ -104,14 +104,39 @@ impl TrainError {
                     .into(),
             ),
             TrainError::Resume { help, .. } => Some(help.clone()),
-            TrainError::CheckpointWrite { .. } => Some(
+            TrainError::CheckpointWrite { error, .. } => Some(format!(
                 "the checkpoint written before, if any, is intact (no partial file is left): \
-                 free space, or pass --checkpoint with a path on another disk, and add \
-                 --resume to continue from it"
-                    .into(),
-            ),
+                 {}, and add --resume to continue from it",
+                checkpoint_write_remedy(error)
+            )),
             _ => None,
         }
+    }
+}
+
+/// What to do about a checkpoint that could not be written, after its I/O error: free
+/// space for a full disk only, a shorter name for one too long.
+fn checkpoint_write_remedy(error: &CheckpointError) -> &'static str {
+    let CheckpointError::Io { source, .. } = error else {
+        return "pass --checkpoint with another path";
+    };
+    match source.raw_os_error() {
+        Some(libc::ENAMETOOLONG) => {
+            "its name is longer than the file system takes: pass --checkpoint with a shorter one"
+        }
+        Some(libc::ENOSPC | libc::EDQUOT) => {
+            "free space, or pass --checkpoint with a path on another disk"
+        }
+        _ => match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                "free space, or pass --checkpoint with a path on another disk"
+            }
+            std::io::ErrorKind::InvalidFilename => {
+                "its name is longer than the file system takes: pass --checkpoint with a \
+                 shorter one"
+            }
+            _ => "pass --checkpoint with a path where it can be written",
+        },
     }
 }
 
