@@ -1446,3 +1446,46 @@ fn train_refuses_output_names_too_long_up_front() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
 }
+
+/// No output of `train` takes a name the data loader looks for in the data folder, read
+/// this time or not: a `.gz` written beside the plain file would be read in its place by
+/// the next run, an `idx4` name beside the `idx3` one would be refused as ambiguous data.
+#[test]
+fn train_outputs_never_take_a_data_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(&data, name, b"");
+    }
+    let data_arg = data.display().to_string();
+    let ckpt = dir.path().join("c.ckpt").display().to_string();
+    let out = dir.path().join("m.onnx").display().to_string();
+    for (option, name, split) in [
+        ("--checkpoint", "t10k-labels-idx1-ubyte.gz", "test"),
+        ("--checkpoint", "train-images-idx4-ubyte", "train"),
+        ("--out", "train-images-idx3-ubyte.gz", "train"),
+        ("--out", "t10k-images-idx4-ubyte.gz", "test"),
+    ] {
+        let target = data.join(name).display().to_string();
+        let mut args = vec!["train", "models/lenet.cnn", "--data", &data_arg];
+        args.extend(if option == "--out" {
+            ["--out", &target, "--checkpoint", &ckpt]
+        } else {
+            ["--out", &out, "--checkpoint", &target]
+        });
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("a name the {split} data is read from")),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 4, "{name}");
+    }
+}

@@ -438,7 +438,7 @@ pub fn check_output_path(
 
 /// The absolute path a file name refers to, links resolved (dangling ones too, as the
 /// writer follows them), whether or not the file exists yet (its folder must).
-fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
+pub fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
     let path = &cnnc::fsutil::resolve_output(path);
     if let Ok(p) = std::fs::canonicalize(path) {
         return Some(p);

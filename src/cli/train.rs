@@ -289,6 +289,36 @@ fn is_device_path(out: &Path) -> bool {
         || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
 }
 
+/// Why one of `outputs` cannot be written: it takes one of the `names` the data loader
+/// looks for in the data folder `dir` (with the split each belongs to), read or not this
+/// time (a `.gz` beside the file read, the `idx4` name of the images), so that the folder
+/// would give other data, or none, to the next run.
+fn data_name_clash(outputs: &[&Path], names: &[(PathBuf, &str)], dir: &Path) -> Option<String> {
+    for out in outputs {
+        // A device or pipe is written in place, never made a file there.
+        if cnnc::fsutil::is_special(out) {
+            continue;
+        }
+        let Some(key) = super::common::same_file_key(out) else {
+            continue;
+        };
+        if let Some((name, split)) = names
+            .iter()
+            .find(|(name, _)| super::common::same_file_key(name).as_ref() == Some(&key))
+        {
+            return Some(format!(
+                "cannot write {}: it is {}, a name the {split} data is read from in the data \
+                 folder {} (a file there by that name would be read as data by the next run); \
+                 choose another file name",
+                out.display(),
+                name.display(),
+                dir.display()
+            ));
+        }
+    }
+    None
+}
+
 /// The last JSON object of a run stopped by Ctrl-C or SIGTERM after training started.
 fn stopped_json(outcome: &train::TrainOutcome, checkpoint: &Path) -> serde_json::Value {
     serde_json::json!({
@@ -379,6 +409,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             unread.display()
         );
     }
+    // Every name the loader looks for there, the files not read this time included.
+    let data_names = data_source
+        .as_ref()
+        .map(|d| (d.dir.clone(), d.names_looked_for()));
     let data_files =
         data_source.map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels]);
     let mut inputs: Vec<(&str, &Path)> = vec![("the model's source", &a.file)];
@@ -430,6 +464,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
         }
         return fail_as(a.format, EXIT_USAGE, e);
+    }
+    if let Some((dir, names)) = &data_names {
+        if let Some(e) = data_name_clash(&[&out, &checkpoint], names, dir) {
+            return fail_as(a.format, EXIT_USAGE, e);
+        }
     }
     if !a.resume && !a.restart && checkpoint.is_file() {
         let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
