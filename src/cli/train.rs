@@ -511,6 +511,14 @@ pub fn run(a: TrainArgs) -> ExitCode {
             ),
         );
     }
+    // An output not there at the start is not replaced at the end: a file there by then is
+    // another process's (runs at the same time, given the same paths).
+    let is_new = |p: &Path| {
+        !cnnc::fsutil::is_special(p)
+            && std::fs::symlink_metadata(cnnc::fsutil::resolve_output(p)).is_err()
+    };
+    let out_is_new = is_new(&out);
+    let checkpoint_is_new = !a.resume && is_new(&checkpoint);
     // A resumed run continues with the learning rate it was started with, unless told
     // otherwise (then it says so: a lower rate to fine-tune is a choice, a forgotten --lr
     // is not).
@@ -633,6 +641,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         device,
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
+        new_checkpoint: checkpoint_is_new,
     };
     if switch_sigint_unless_stopped(OnSigint::StopAfterStep) {
         note!("stopped before training started: nothing was written");
@@ -742,7 +751,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .as_ref()
         .map(|m| format!(" --model {m}"))
         .unwrap_or_default();
-    let written =
+    // The trained model to `path`; `new`: without replacing a file there.
+    let write_to = |path: &Path, new: bool| {
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
             p.metadata_props.extend([
                 StringStringEntryProto::new(
@@ -752,8 +762,49 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 ),
                 StringStringEntryProto::new("cnnc_training", training.to_string()),
             ]);
-            onnx::write_model(p, &out, &options)
-        });
+            if new {
+                onnx::write_new_model(p, path, &options)
+            } else {
+                onnx::write_model(p, path, &options)
+            }
+        })
+    };
+    let written = write_to(&out, out_is_new);
+    if let Err(onnx::ExportError::Exists { .. }) = written {
+        // Not there when the run started: another run wrote it meanwhile. Its file stays;
+        // this run's model goes beside it, under a name of its own.
+        let resolved = cnnc::fsutil::resolve_output(&out);
+        let mut kept = None;
+        for n in 0..100 {
+            let other = cnnc::fsutil::alternative_name(&resolved, n);
+            match write_to(&other, true) {
+                Err(onnx::ExportError::Exists { .. }) => continue,
+                Ok(_) => kept = Some(Ok(other)),
+                Err(e) => kept = Some(Err(e)),
+            }
+            break;
+        }
+        let message = format!(
+            "another process wrote {} while this run trained (it did not exist when the run \
+             started); it was left as it is, and {}",
+            out.display(),
+            match &kept {
+                Some(Ok(other)) => format!("this run's model is in {} instead", other.display()),
+                Some(Err(e)) => format!("this run's model could not be written beside it: {e}"),
+                None => "no name beside it was free for this run's model".into(),
+            }
+        );
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            message,
+            Some(format!(
+                "runs at the same time need their own --out (and --checkpoint); this run's \
+                 checkpoint is {}",
+                checkpoint.display()
+            )),
+        );
+    }
     match written {
         Ok(_) => {
             if a.format == Format::Json {

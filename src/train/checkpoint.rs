@@ -77,6 +77,13 @@ pub enum CheckpointError {
         shape: Vec<usize>,
         len: usize,
     },
+    /// [`Checkpoint::save_new`] found a file at `path` (another process wrote it since the
+    /// run started) and left it as it is; the checkpoint was written to `kept` instead, if
+    /// any name beside it was free.
+    Appeared {
+        path: PathBuf,
+        kept: Option<PathBuf>,
+    },
     /// The checkpoint belongs to another model, or to another version of its source.
     ModelMismatch {
         path: PathBuf,
@@ -151,6 +158,18 @@ impl fmt::Display for CheckpointError {
             ),
             CheckpointError::Invalid { path, message } => {
                 write!(f, "{}: invalid checkpoint: {message}", path.display())
+            }
+            CheckpointError::Appeared { path, kept } => {
+                write!(
+                    f,
+                    "{}: another process wrote this file while this run trained (it did not \
+                     exist when the run started); it was left as it is, and ",
+                    path.display()
+                )?;
+                match kept {
+                    Some(k) => write!(f, "this run's checkpoint is in {} instead", k.display()),
+                    None => f.write_str("this run's checkpoint could not be kept beside it"),
+                }
             }
             CheckpointError::BadTensor { name, shape, len } => write!(
                 f,
@@ -282,6 +301,19 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically: after a crash the file holds either the old
     /// checkpoint or the new one, and no temporary file is left after a successful save.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.write(path, false)
+    }
+
+    /// [`Checkpoint::save`] of a checkpoint that must not replace a file: the first of a
+    /// run whose checkpoint did not exist when it started. Where a file is at `path` now
+    /// (another run beside this one wrote it), that file is left as it is, this checkpoint
+    /// goes beside it under another name ([`crate::fsutil::alternative_name`]), and the
+    /// error, [`CheckpointError::Appeared`], says where.
+    pub fn save_new(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.write(path, true)
+    }
+
+    fn write(&self, path: &Path, new: bool) -> Result<(), CheckpointError> {
         for (name, (shape, data)) in &self.tensors {
             if shape.iter().product::<usize>() != data.len() {
                 return Err(CheckpointError::BadTensor {
@@ -334,7 +366,33 @@ impl Checkpoint {
             .and_then(|f| f.sync_all())
             .map_err(io_err)?;
         crate::fsutil::give_output_mode(&tmp, path).map_err(io_err)?;
-        tmp.persist(path).map_err(|e| io_err(e.error))?;
+        if !new {
+            tmp.persist(path).map_err(|e| io_err(e.error))?;
+        } else if let Err(e) = tmp.persist_noclobber(path) {
+            if e.error.kind() != io::ErrorKind::AlreadyExists {
+                return Err(io_err(e.error));
+            }
+            // Kept beside it, under the first name free.
+            let mut tmp = e.path;
+            let mut kept = None;
+            for n in 0..100 {
+                let other = crate::fsutil::alternative_name(path, n);
+                match tmp.persist_noclobber(&other) {
+                    Ok(()) => {
+                        kept = Some(other);
+                        break;
+                    }
+                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.path,
+                    Err(_) => break,
+                }
+            }
+            #[cfg(unix)]
+            let _ = std::fs::File::open(&dir).and_then(|d| d.sync_all());
+            return Err(CheckpointError::Appeared {
+                path: path.to_path_buf(),
+                kept,
+            });
+        }
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
         #[cfg(unix)]
         std::fs::File::open(&dir)

@@ -46,6 +46,11 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Continue from `checkpoint`.
     pub resume: bool,
+    /// `checkpoint` did not exist when the run started: its first write does not replace a
+    /// file another process wrote there meanwhile (a run beside this one), but keeps this
+    /// run's checkpoint beside it and fails ([`CheckpointError::Appeared`]). Later writes
+    /// replace the run's own checkpoint.
+    pub new_checkpoint: bool,
 }
 
 /// Why training stopped early or could not start.
@@ -104,6 +109,19 @@ impl TrainError {
                     .into(),
             ),
             TrainError::Resume { help, .. } => Some(help.clone()),
+            TrainError::CheckpointWrite {
+                error: CheckpointError::Appeared { kept, .. },
+                ..
+            } => Some(format!(
+                "runs at the same time need their own --out and --checkpoint{}",
+                kept.as_ref()
+                    .map(|k| format!(
+                        "; continue this run with --resume --checkpoint {} and an --out of its \
+                         own",
+                        k.display()
+                    ))
+                    .unwrap_or_default()
+            )),
             TrainError::CheckpointWrite { error, .. } => Some(format!(
                 "the checkpoint written before, if any, is intact (no partial file is left): \
                  {}, and add --resume to continue from it",
@@ -631,20 +649,28 @@ impl State {
         self.test_acc.filter(|_| at_epoch_end)
     }
 
-    /// Writes the checkpoint to `path` (atomically).
+    /// Writes the checkpoint to `path` (atomically); while `*new`, without replacing a file
+    /// there ([`Checkpoint::save_new`]), and once written it is no longer new.
     fn save(
         &self,
         model: &CheckedModel,
         info: serde_json::Value,
         path: &Path,
+        new: &mut bool,
     ) -> Result<(), TrainError> {
-        self.checkpoint(model, info)
-            .save(path)
-            .map_err(|error| TrainError::CheckpointWrite {
-                error,
-                epochs_done: self.epoch,
-                steps_done: self.step,
-            })
+        let checkpoint = self.checkpoint(model, info);
+        let saved = if *new {
+            checkpoint.save_new(path)
+        } else {
+            checkpoint.save(path)
+        };
+        saved.map_err(|error| TrainError::CheckpointWrite {
+            error,
+            epochs_done: self.epoch,
+            steps_done: self.step,
+        })?;
+        *new = false;
+        Ok(())
     }
 
     fn checkpoint(&self, model: &CheckedModel, info: serde_json::Value) -> Checkpoint {
@@ -810,6 +836,8 @@ pub fn train(
         }
         _ => State::fresh(model, sessions.carried.clone(), config)?,
     };
+    // The first write of a checkpoint that was not there at the start replaces nothing.
+    let mut new_checkpoint = config.new_checkpoint && !config.resume;
     let steps_per_epoch = plan.batches;
     let position = |state: &State| Position::new(state.epoch, state.step, steps_per_epoch as u64);
     let resumed_from = config.resume.then(|| position(&state));
@@ -913,7 +941,7 @@ pub fn train(
                 state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
                     observer.checkpointing();
-                    state.save(model, info.clone(), path)?;
+                    state.save(model, info.clone(), path, &mut new_checkpoint)?;
                 }
                 return Ok(outcome(&state, history, true));
             }
@@ -951,7 +979,7 @@ pub fn train(
         };
         if let Some(path) = &config.checkpoint {
             observer.checkpointing();
-            if let Err(e) = state.save(model, info.clone(), path) {
+            if let Err(e) = state.save(model, info.clone(), path, &mut new_checkpoint) {
                 // The epoch is trained (and evaluated): its line is said before the error.
                 match test_acc {
                     Some(_) => observer.epoch_end(&stats),
@@ -987,7 +1015,7 @@ pub fn train(
         )?;
         if let (Some(path), Some(_)) = (&config.checkpoint, state.test_acc) {
             observer.checkpointing();
-            state.save(model, info.clone(), path)?;
+            state.save(model, info.clone(), path, &mut new_checkpoint)?;
         }
     }
     Ok(outcome(&state, history, false))
