@@ -1489,3 +1489,36 @@ fn train_outputs_never_take_a_data_file_name() {
         assert_eq!(std::fs::read_dir(&data).unwrap().count(), 4, "{name}");
     }
 }
+
+/// A model without trainable parameters is refused before training (there is nothing to
+/// learn), with the layer that would learn in the help.
+#[test]
+fn train_refuses_a_model_with_nothing_to_learn() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(
+        dir.path(),
+        "a.cnn",
+        b"model A(input: [1, 28, 28]) { flatten }\n",
+    );
+    let out = dir.path().join("a.onnx").display().to_string();
+    let o = cnnc(&[
+        "train",
+        &src,
+        "--data",
+        "fashion-mnist",
+        "--out",
+        &out,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("no trainable parameters"), "{error}");
+    assert!(
+        last["help"].as_str().unwrap().contains("linear(K)"),
+        "{last}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

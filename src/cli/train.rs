@@ -382,6 +382,26 @@ pub fn run(a: TrainArgs) -> ExitCode {
         Err(code) => return code,
     };
     let model = &compilation.models[index];
+    // Nothing to learn: the scores of such a model are its input, reshaped.
+    if !onnx::parameter_specs(model)
+        .iter()
+        .any(|s| s.kind.is_trainable() && s.elements() > 0)
+    {
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!(
+                "model `{}` has no trainable parameters: training cannot change what it \
+                 computes",
+                model.name
+            ),
+            Some(
+                "give it layers that learn, such as conv or linear; for K classes, end it \
+                 with `flatten linear(K)`"
+                    .into(),
+            ),
+        );
+    }
     let out = a
         .out
         .clone()
