@@ -1522,3 +1522,57 @@ fn train_refuses_a_model_with_nothing_to_learn() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// `--resume` without its checkpoint says what to do in the help (JSON `help`), fitting what
+/// was given: the path written to --checkpoint to check, or the default path to replace
+/// with --checkpoint; starting anew is dropping --resume.
+#[test]
+fn resume_without_a_checkpoint_helps_after_what_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx").display().to_string();
+    let missing = dir.path().join("foo.ckpt").display().to_string();
+    let resume = |more: &[&str]| -> (String, String) {
+        let mut args = vec![
+            "train",
+            "models/lenet.cnn",
+            "--resume",
+            "--out",
+            &out,
+            "--format",
+            "json",
+        ];
+        args.extend(more);
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{more:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v["error"].as_str().unwrap().to_string(),
+            v["help"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"))
+                .to_string(),
+        )
+    };
+    let (error, help) = resume(&["--checkpoint", &missing]);
+    assert!(error.contains("foo.ckpt does not exist"), "{error}");
+    assert!(!error.contains("pass --checkpoint"), "{error}");
+    assert!(
+        help.contains("check the path given to --checkpoint"),
+        "{help}"
+    );
+    assert!(help.contains("drop --resume"), "{help}");
+
+    let (error, help) = resume(&[]);
+    assert!(
+        error.contains("o.ckpt.safetensors does not exist"),
+        "{error}"
+    );
+    assert!(help.contains("default checkpoint (from --out)"), "{help}");
+    assert!(help.contains("pass --checkpoint PATH"), "{help}");
+
+    let (_, help) = resume(&["--checkpoint", "/dev/null"]);
+    assert!(
+        help.contains("give --checkpoint the checkpoint file"),
+        "{help}"
+    );
+}

@@ -517,18 +517,40 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     if a.resume && !checkpoint.is_file() {
         // There but no file (a folder, a device, a pipe): said as such, not as missing.
-        let what = if checkpoint.exists() {
-            "is not a regular file, so no checkpoint"
-        } else {
-            "does not exist: no checkpoint to resume"
-        };
-        return fail_as(
-            a.format,
-            EXIT_USAGE,
+        let there = checkpoint.exists();
+        let what = if there {
+            "is not a regular file, so no checkpoint".to_string()
+        } else if std::fs::symlink_metadata(&checkpoint).is_ok() {
+            // A link to nothing: the name to check is the link's target.
             format!(
-                "--resume: {} {what} (pass --checkpoint PATH)",
+                "does not exist ({}): no checkpoint to resume",
+                cnnc::fsutil::read_message(
+                    &checkpoint,
+                    &std::io::Error::from(std::io::ErrorKind::NotFound)
+                )
+            )
+        } else {
+            "does not exist: no checkpoint to resume".to_string()
+        };
+        // The way out fits what was given: the path written, or the default one.
+        let help = match (&a.checkpoint, there) {
+            (Some(_), true) => "give --checkpoint the checkpoint file `cnnc train` wrote, or drop \
+                                --resume to start a new run"
+                .to_string(),
+            (Some(_), false) => "check the path given to --checkpoint (the file the run to \
+                                 resume wrote), or drop --resume to start a new run"
+                .to_string(),
+            (None, _) => format!(
+                "{} is the default checkpoint (from --out); pass --checkpoint PATH where the run \
+                 to resume wrote its checkpoint, or drop --resume to start a new run",
                 checkpoint.display()
             ),
+        };
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!("--resume: {} {what}", checkpoint.display()),
+            Some(help),
         );
     }
     // An output not there at the start is not replaced at the end: a file there by then is
