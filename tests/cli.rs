@@ -1159,6 +1159,7 @@ fn weights_can_come_through_a_pipe() {
         model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({}),
         test_acc: None,
+        test_examples: None,
     };
     let ckpt_file = dir.path().join("c.ckpt");
     ckpt.save(&ckpt_file).unwrap();

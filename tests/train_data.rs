@@ -513,6 +513,7 @@ fn checkpoint_of(model: &cnnc::shape::CheckedModel) -> Checkpoint {
         model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({"kind": "sgd", "lr": 0.9}),
         test_acc: Some(0.8125),
+        test_examples: Some(16),
     }
 }
 
@@ -787,6 +788,7 @@ fn a_truncated_checkpoint_is_damaged_not_foreign() {
         model_sha256: None,
         optimizer: serde_json::json!({"kind": "sgd", "momentum": 0.0, "weight_decay": 0.0, "lr": 0.1}),
         test_acc: None,
+        test_examples: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.ckpt.safetensors");

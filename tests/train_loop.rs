@@ -1764,3 +1764,51 @@ fn a_trained_model_written_meanwhile_by_another_run_is_kept() {
         "{last}"
     );
 }
+
+/// A resumed run with nothing left to train reports the test accuracy of the test examples
+/// it was given: with another --limit-test than the checkpoint's, it is measured again, on
+/// those, and said so; the trained model records that figure beside that number. The
+/// checkpoint keeps its own.
+#[test]
+fn nothing_to_train_reports_the_accuracy_of_this_runs_test_examples() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("nothing_to_train_limit_test");
+    let (ck, out) = (
+        d.join("a.ckpt").display().to_string(),
+        d.join("a.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1"]);
+    let first = cnnc(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    let written = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    assert_eq!(written.test_examples, Some(200));
+
+    let mut args = common(&ck, &out);
+    let at = args.iter().position(|&a| a == "--limit-test").unwrap();
+    args[at + 1] = "50";
+    args.extend(["--epochs", "1", "--resume"]);
+    let again = cnnc(&args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("on 50 test examples"),
+        "{}",
+        text(&again)
+    );
+    let done = json_lines(&again).pop().unwrap();
+    let acc = done["test_acc"].as_f64().unwrap();
+    assert!(
+        (acc - accuracy_of(Path::new(&out), 50)).abs() < 1e-9,
+        "{done}"
+    );
+    let training = onnx_metadata(&out, "cnnc_training");
+    assert_eq!(training["test_examples"], 50, "{training}");
+    assert_eq!(training["test_acc"], done["test_acc"], "{training}");
+    let kept = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    assert_eq!(
+        (kept.test_acc, kept.test_examples),
+        (written.test_acc, Some(200))
+    );
+}

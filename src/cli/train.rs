@@ -766,7 +766,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.epochs,
             outcome
                 .test_acc
-                .map(|acc| format!("; its test accuracy is {acc:.3}"))
+                .map(|acc| format!(
+                    "; its test accuracy is {acc:.3}, on {}",
+                    plural(splits.test.n as u64, "test example")
+                ))
                 .unwrap_or_default()
         );
     }

@@ -4,7 +4,8 @@
 //! Metadata keys: `format` (= [`FORMAT`]), `format_version`, `cnnc_version`, `epoch`, `step`,
 //! `rng_seed`, `model_name`, `source_sha256`, `model_sha256` (of the network's structure,
 //! [`crate::shape::CheckedModel::structure_hash`]), `tensors_sha256` (of every tensor's name,
-//! shape and data, checked on load), `optimizer` (JSON). Tensor names are free;
+//! shape and data, checked on load), `optimizer` (JSON), `test_acc` and `test_examples` (the
+//! test accuracy after the last epoch, and how many test examples it was measured on). Tensor names are free;
 //! the trainer uses `param.<node>` and `opt.<slot>.<node>`. Any safetensors reader (Python's
 //! `safetensors.torch.load_file`) can open a checkpoint.
 //!
@@ -47,6 +48,9 @@ pub struct Checkpoint {
     /// The test accuracy measured after the last completed epoch (absent before the first
     /// epoch ends, and in checkpoints written before cnnc recorded it).
     pub test_acc: Option<f64>,
+    /// How many test examples `test_acc` was measured on (absent in checkpoints written
+    /// before cnnc recorded it).
+    pub test_examples: Option<u64>,
 }
 
 /// Why a checkpoint could not be written or read.
@@ -294,6 +298,9 @@ impl Checkpoint {
         m.insert("optimizer".to_string(), self.optimizer.to_string());
         if let Some(acc) = self.test_acc {
             m.insert("test_acc".to_string(), acc.to_string());
+            if let Some(n) = self.test_examples {
+                m.insert("test_examples".to_string(), n.to_string());
+            }
         }
         m
     }
@@ -463,6 +470,12 @@ impl Checkpoint {
             Some(v) => Some(parse::<f64>("test_acc", v).map_err(invalid)?),
             None => None,
         };
+        let test_examples = match meta.get("test_examples") {
+            Some(v) if test_acc.is_some() => {
+                Some(parse::<u64>("test_examples", v).map_err(invalid)?)
+            }
+            _ => None,
+        };
         let optimizer = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
@@ -501,6 +514,7 @@ impl Checkpoint {
             model_sha256: meta.get("model_sha256").cloned(),
             optimizer,
             test_acc,
+            test_examples,
         })
     }
 

@@ -450,6 +450,9 @@ struct State {
     seed: u64,
     /// The test accuracy after the last completed epoch (carried by checkpoints).
     test_acc: Option<f64>,
+    /// How many test examples `test_acc` was measured on (`None`: unknown, from a checkpoint
+    /// that does not say).
+    test_examples: Option<u64>,
 }
 
 /// A fingerprint of the training examples a run sees: their size, every label and a sample
@@ -521,6 +524,7 @@ impl State {
             step: 0,
             seed: config.seed,
             test_acc: None,
+            test_examples: None,
         })
     }
 
@@ -640,6 +644,7 @@ impl State {
             step: ck.step,
             seed: ck.rng_seed,
             test_acc: ck.test_acc,
+            test_examples: ck.test_examples,
         })
     }
 
@@ -689,6 +694,7 @@ impl State {
             model_sha256: Some(model.structure_hash()),
             optimizer: info,
             test_acc: self.test_acc,
+            test_examples: self.test_examples,
         }
     }
 
@@ -961,6 +967,7 @@ pub fn train(
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         state.test_acc = test_acc;
+        state.test_examples = Some(splits.test.n as u64);
         let stats = EpochStats {
             epoch,
             loss: if seen > 0 {
@@ -1002,8 +1009,14 @@ pub fn train(
     }
     // Resumed at the end of an epoch whose evaluation a stop cut short, with nothing left to
     // train: the test accuracy is measured now (and kept in the checkpoint), not left unknown.
+    // So it is when the checkpoint's was measured on another number of test examples
+    // (another --limit-test), or on a number it does not record: the accuracy reported, and
+    // recorded in the trained model beside its number of test examples, is this run's
+    // (the checkpoint keeps its own).
     let at_epoch_end = state.step == u64::from(state.epoch) * steps_per_epoch as u64;
-    if history.is_empty() && at_epoch_end && state.epoch > 0 && state.test_acc.is_none() {
+    let unknown = state.test_acc.is_none();
+    let measured_on_others = state.test_examples != Some(splits.test.n as u64);
+    if history.is_empty() && at_epoch_end && state.epoch > 0 && (unknown || measured_on_others) {
         observer.evaluating();
         state.test_acc = evaluate(
             &mut sessions.eval,
@@ -1013,7 +1026,8 @@ pub fn train(
             config.batch_size,
             stop,
         )?;
-        if let (Some(path), Some(_)) = (&config.checkpoint, state.test_acc) {
+        state.test_examples = Some(splits.test.n as u64);
+        if let (Some(path), Some(_), true) = (&config.checkpoint, state.test_acc, unknown) {
             observer.checkpointing();
             state.save(model, info.clone(), path, &mut new_checkpoint)?;
         }
