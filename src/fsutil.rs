@@ -195,6 +195,92 @@ pub fn resolve_output(path: &Path) -> std::path::PathBuf {
     p
 }
 
+/// The longest file name the file system holding `dir` takes, in bytes (`pathconf`'s
+/// `_PC_NAME_MAX`; 255 where it cannot be read, as on Linux's own file systems).
+pub fn name_max(dir: &Path) -> usize {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 255;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path.
+    let n = unsafe { libc::pathconf(c.as_ptr(), libc::_PC_NAME_MAX) };
+    if n > 0 {
+        n as usize
+    } else {
+        255
+    }
+}
+
+/// Why a file cannot be created at `path` for the length of its name (or of the file a
+/// link there leads to): a file name longer than its file system takes, or a path longer
+/// than the kernel takes (`PATH_MAX`). `None` when the lengths are fine. Said in words, for
+/// `cannot write PATH: …`.
+pub fn name_too_long(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let resolved = resolve_output(path);
+    for p in [path, resolved.as_path()] {
+        let len = p.as_os_str().len();
+        if len >= libc::PATH_MAX as usize {
+            return Some(format!(
+                "the path is {len} bytes long, more than the {} the system takes; choose a \
+                 shorter one",
+                libc::PATH_MAX - 1
+            ));
+        }
+        let Some(name) = p.file_name() else { continue };
+        let max = name_max(p.parent().unwrap_or(Path::new(".")));
+        let len = name.as_bytes().len();
+        if len > max {
+            return Some(format!(
+                "its file name{} is {len} bytes long, more than the {max} its file system takes; \
+                 choose a shorter name",
+                if p == path {
+                    String::new()
+                } else {
+                    format!(" (through a link: {})", p.display())
+                }
+            ));
+        }
+    }
+    None
+}
+
+/// Another name beside `path` for a file that cannot go there (another process wrote a
+/// file there meanwhile): `<stem>.pid<PID>[-<n>].<extension>` (the extension
+/// `.ckpt.safetensors` kept whole), the stem shortened where the name would be longer than
+/// the file system takes. `n` (from 0) picks another when that one is taken too.
+pub fn alternative_name(path: &Path, n: u32) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let split = if name.ends_with(".ckpt.safetensors") && name.len() > ".ckpt.safetensors".len() {
+        name.len() - ".ckpt.safetensors".len()
+    } else {
+        match name.rfind('.') {
+            Some(i) if i > 0 => i,
+            _ => name.len(),
+        }
+    };
+    let (stem, ext) = name.split_at(split);
+    let tag = match n {
+        0 => format!(".pid{}", std::process::id()),
+        n => format!(".pid{}-{}", std::process::id(), n + 1),
+    };
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let room = name_max(dir).saturating_sub(tag.len() + ext.len()).max(1);
+    let mut cut = stem.len().min(room);
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    path.with_file_name(format!("{}{tag}{ext}", &stem[..cut]))
+}
+
 /// Whether `path` names an existing device, pipe or socket (written in place, not replaced).
 pub fn is_special(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
@@ -214,6 +300,42 @@ pub fn write_atomic_with(
 pub struct Staged {
     /// None for a device or pipe, written in place already.
     file: Option<(tempfile::NamedTempFile, std::path::PathBuf, PendingTemp)>,
+    /// The target must not exist ([`Staged::must_be_new`]).
+    new: bool,
+}
+
+impl Staged {
+    /// Makes [`commit`] put the file in place only where no file is there (rename without
+    /// replacing): for an output that did not exist when the command started, which another
+    /// process (a run beside this one) may have written meanwhile. A device or a pipe is
+    /// written in place already, as ever.
+    pub fn must_be_new(mut self) -> Staged {
+        self.new = true;
+        self
+    }
+}
+
+/// The error of [`commit`] when a file staged [`Staged::must_be_new`] found a file at its
+/// target: the target is left as it is.
+#[derive(Debug)]
+pub struct AppearedMeanwhile(pub std::path::PathBuf);
+
+impl std::fmt::Display for AppearedMeanwhile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} exists now (another process wrote it meanwhile); it was left as it is",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for AppearedMeanwhile {}
+
+/// Whether `e` is [`commit`]'s [`AppearedMeanwhile`].
+pub fn appeared_meanwhile(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<AppearedMeanwhile>())
 }
 
 /// Writes what `write` writes into a temporary file beside `path`, to be put in place by
@@ -232,7 +354,10 @@ pub fn stage_with(
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(&mut f));
         write(&mut out)?;
         out.flush()?;
-        return Ok(Staged { file: None });
+        return Ok(Staged {
+            file: None,
+            new: false,
+        });
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -262,21 +387,47 @@ pub fn stage_with(
     give_output_mode(tmp.path(), path)?;
     Ok(Staged {
         file: Some((tmp, path.to_path_buf(), pending)),
+        new: false,
     })
 }
 
 /// Puts staged files in place, in order, unless a Ctrl-C came before: then every target
 /// stays as it was. The renames that follow that check are not interrupted, so files
 /// staged together are replaced together (a model is never left beside another model's
-/// external data).
+/// external data). Those that must be new ([`Staged::must_be_new`]) go first: where one
+/// finds a file at its target, nothing is replaced, those of them already placed are
+/// removed, and the error is [`AppearedMeanwhile`] (of kind `AlreadyExists`).
 pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
-    let staged: Vec<Staged> = staged.into_iter().collect();
+    let mut staged: Vec<Staged> = staged.into_iter().collect();
     if CANCEL.load(Ordering::SeqCst) {
         return Err(std::io::Error::other(Cancelled));
     }
+    // Stable: the others keep their order.
+    staged.sort_by_key(|s| !s.new);
+    let mut placed = Vec::new();
     for s in staged {
-        if let Some((tmp, target, _pending)) = s.file {
+        let Some((tmp, target, _pending)) = s.file else {
+            continue;
+        };
+        if !s.new {
             tmp.persist(&target).map_err(|e| e.error)?;
+            continue;
+        }
+        match tmp.persist_noclobber(&target) {
+            Ok(_) => placed.push(target),
+            Err(e) => {
+                for p in &placed {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        AppearedMeanwhile(target),
+                    )
+                } else {
+                    e.error
+                });
+            }
         }
     }
     Ok(())
@@ -449,6 +600,46 @@ mod tests {
         assert_eq!(
             std::fs::read(dir.path().join("later.bin")).unwrap(),
             b"made"
+        );
+    }
+
+    #[test]
+    fn a_file_that_must_be_new_leaves_one_there_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.onnx");
+        let staged = stage_with(&p, |o| o.write_all(b"mine")).unwrap();
+        std::fs::write(&p, b"theirs").unwrap();
+        let e = commit([staged.must_be_new()]).unwrap_err();
+        assert!(appeared_meanwhile(&e), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"theirs");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Where none is, it goes in place.
+        let q = dir.path().join("b.onnx");
+        commit([stage_with(&q, |o| o.write_all(b"mine"))
+            .unwrap()
+            .must_be_new()])
+        .unwrap();
+        assert_eq!(std::fs::read(&q).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn alternative_names_keep_the_extension_and_fit() {
+        let id = std::process::id();
+        let name = |p: &str, n| alternative_name(Path::new(p), n).display().to_string();
+        assert_eq!(
+            name("d/m.trained.onnx", 0),
+            format!("d/m.trained.pid{id}.onnx")
+        );
+        assert_eq!(
+            name("m.trained.ckpt.safetensors", 1),
+            format!("m.trained.pid{id}-2.ckpt.safetensors")
+        );
+        assert_eq!(name("model", 0), format!("model.pid{id}"));
+        let long = format!("{}.onnx", "é".repeat(125));
+        let other = name(&long, 0);
+        assert!(
+            other.len() <= 255 && other.ends_with(&format!(".pid{id}.onnx")),
+            "{other}"
         );
     }
 

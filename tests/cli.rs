@@ -1159,6 +1159,7 @@ fn weights_can_come_through_a_pipe() {
         model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({}),
         test_acc: None,
+        test_examples: None,
     };
     let ckpt_file = dir.path().join("c.ckpt");
     ckpt.save(&ckpt_file).unwrap();
@@ -1386,4 +1387,193 @@ fn training_graphs_beyond_memory_are_refused_up_front() {
         }
         assert!(!out.exists());
     }
+}
+
+/// An output name longer than the file system takes is refused before training, whether
+/// written (`--out`, `--checkpoint`) or made from `--out` (the default checkpoint, longer
+/// than `--out` itself), rather than failing when the file is written at the end of an
+/// epoch.
+#[test]
+fn train_refuses_output_names_too_long_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(dir.path(), name, b"");
+    }
+    let data = dir.path().display().to_string();
+    let max = cnnc::fsutil::name_max(dir.path());
+    let path = |name: String| dir.path().join(name).display().to_string();
+    let long_out = path(format!("{}.onnx", "e".repeat(max - 5)));
+    let too_long = path(format!("{}.onnx", "e".repeat(max - 4)));
+    let ckpt = path("c.ckpt".into());
+    let out = path("m.onnx".into());
+    for (args, says) in [
+        (
+            vec!["--out", &long_out],
+            "(the default, from --out): its file name is",
+        ),
+        (
+            vec!["--out", &too_long, "--checkpoint", &ckpt],
+            "its file name is",
+        ),
+        (
+            vec!["--out", &out, "--checkpoint", &too_long],
+            "its file name is",
+        ),
+    ] {
+        let mut all = vec![
+            "train",
+            "models/lenet.cnn",
+            "--data",
+            &data,
+            "--format",
+            "json",
+        ];
+        all.extend(args.iter().copied());
+        let o = cnnc(&all);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let last: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
+                .unwrap();
+        let error = last["error"].as_str().unwrap();
+        assert!(error.contains(says), "{args:?}: {error}");
+        assert!(error.contains("bytes long"), "{args:?}: {error}");
+        // Refused before the (empty, so unusable) data is read.
+        assert!(!stderr(&o).contains("IDX"), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+}
+
+/// No output of `train` takes a name the data loader looks for in the data folder, read
+/// this time or not: a `.gz` written beside the plain file would be read in its place by
+/// the next run, an `idx4` name beside the `idx3` one would be refused as ambiguous data.
+#[test]
+fn train_outputs_never_take_a_data_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for name in [
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ] {
+        write(&data, name, b"");
+    }
+    let data_arg = data.display().to_string();
+    let ckpt = dir.path().join("c.ckpt").display().to_string();
+    let out = dir.path().join("m.onnx").display().to_string();
+    for (option, name, split) in [
+        ("--checkpoint", "t10k-labels-idx1-ubyte.gz", "test"),
+        ("--checkpoint", "train-images-idx4-ubyte", "train"),
+        ("--out", "train-images-idx3-ubyte.gz", "train"),
+        ("--out", "t10k-images-idx4-ubyte.gz", "test"),
+    ] {
+        let target = data.join(name).display().to_string();
+        let mut args = vec!["train", "models/lenet.cnn", "--data", &data_arg];
+        args.extend(if option == "--out" {
+            ["--out", &target, "--checkpoint", &ckpt]
+        } else {
+            ["--out", &out, "--checkpoint", &target]
+        });
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("a name the {split} data is read from")),
+            "{name}: {}",
+            stderr(&o)
+        );
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 4, "{name}");
+    }
+}
+
+/// A model without trainable parameters is refused before training (there is nothing to
+/// learn), with the layer that would learn in the help.
+#[test]
+fn train_refuses_a_model_with_nothing_to_learn() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(
+        dir.path(),
+        "a.cnn",
+        b"model A(input: [1, 28, 28]) { flatten }\n",
+    );
+    let out = dir.path().join("a.onnx").display().to_string();
+    let o = cnnc(&[
+        "train",
+        &src,
+        "--data",
+        "fashion-mnist",
+        "--out",
+        &out,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("no trainable parameters"), "{error}");
+    assert!(
+        last["help"].as_str().unwrap().contains("linear(K)"),
+        "{last}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// `--resume` without its checkpoint says what to do in the help (JSON `help`), fitting what
+/// was given: the path written to --checkpoint to check, or the default path to replace
+/// with --checkpoint; starting anew is dropping --resume.
+#[test]
+fn resume_without_a_checkpoint_helps_after_what_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.onnx").display().to_string();
+    let missing = dir.path().join("foo.ckpt").display().to_string();
+    let resume = |more: &[&str]| -> (String, String) {
+        let mut args = vec![
+            "train",
+            "models/lenet.cnn",
+            "--resume",
+            "--out",
+            &out,
+            "--format",
+            "json",
+        ];
+        args.extend(more);
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{more:?}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v["error"].as_str().unwrap().to_string(),
+            v["help"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{v}"))
+                .to_string(),
+        )
+    };
+    let (error, help) = resume(&["--checkpoint", &missing]);
+    assert!(error.contains("foo.ckpt does not exist"), "{error}");
+    assert!(!error.contains("pass --checkpoint"), "{error}");
+    assert!(
+        help.contains("check the path given to --checkpoint"),
+        "{help}"
+    );
+    assert!(help.contains("drop --resume"), "{help}");
+
+    let (error, help) = resume(&[]);
+    assert!(
+        error.contains("o.ckpt.safetensors does not exist"),
+        "{error}"
+    );
+    assert!(help.contains("default checkpoint (from --out)"), "{help}");
+    assert!(help.contains("pass --checkpoint PATH"), "{help}");
+
+    let (_, help) = resume(&["--checkpoint", "/dev/null"]);
+    assert!(
+        help.contains("give --checkpoint the checkpoint file"),
+        "{help}"
+    );
 }

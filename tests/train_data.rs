@@ -513,6 +513,7 @@ fn checkpoint_of(model: &cnnc::shape::CheckedModel) -> Checkpoint {
         model_sha256: Some(model.structure_hash()),
         optimizer: serde_json::json!({"kind": "sgd", "lr": 0.9}),
         test_acc: Some(0.8125),
+        test_examples: Some(16),
     }
 }
 
@@ -787,6 +788,7 @@ fn a_truncated_checkpoint_is_damaged_not_foreign() {
         model_sha256: None,
         optimizer: serde_json::json!({"kind": "sgd", "momentum": 0.0, "weight_decay": 0.0, "lr": 0.1}),
         test_acc: None,
+        test_examples: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.ckpt.safetensors");
@@ -920,4 +922,43 @@ fn an_unreadable_data_file_is_said_in_words() {
         source: std::io::Error::other("corrupt deflate stream"),
     };
     assert!(!damaged.is_user_input());
+}
+
+/// A checkpoint whose name is as long as the file system takes is written: its temporary
+/// file has a short name of its own, not one made longer from the target's. A write that
+/// fails for a name too long is helped with a shorter name, not with freeing disk space.
+#[test]
+fn a_checkpoint_of_the_longest_name_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = cnnc::fsutil::name_max(dir.path());
+    let name = format!("{}.ckpt.safetensors", "e".repeat(max - 17));
+    assert_eq!(name.len(), max);
+    let path = dir.path().join(&name);
+    let lenet = checked(LENET);
+    let ckpt = checkpoint_of(&lenet);
+    ckpt.save(&path).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap(), ckpt);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let too_long = dir.path().join(format!("{name}x"));
+    let error = ckpt.save(&too_long).unwrap_err();
+    assert!(matches!(&error, CheckpointError::Io { .. }), "{error}");
+    let e = cnnc::train::TrainError::CheckpointWrite {
+        error,
+        epochs_done: 1,
+        steps_done: 10,
+    };
+    let help = e.help().unwrap();
+    assert!(help.contains("shorter"), "{e}: {help}");
+    assert!(!help.contains("free space"), "{e}: {help}");
+    // A full disk is still told to free space.
+    let full = cnnc::train::TrainError::CheckpointWrite {
+        error: CheckpointError::Io {
+            path: path.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        },
+        epochs_done: 1,
+        steps_done: 10,
+    };
+    assert!(full.help().unwrap().contains("free space"), "{full:?}");
 }

@@ -1220,6 +1220,7 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         device: cnnc::runtime::Device::Cpu,
         checkpoint: Some(ck.clone()),
         resume: false,
+        new_checkpoint: true,
     };
     /// Asks to stop at the last step of the first epoch: the request is then seen by the
     /// evaluation that follows.
@@ -1361,6 +1362,7 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
             device: cnnc::runtime::Device::Cpu,
             checkpoint: Some(d.join(format!("{name}.ckpt"))),
             resume: false,
+            new_checkpoint: true,
         };
         let mut done = 0;
         for (i, &at) in stops.iter().chain([&usize::MAX]).enumerate() {
@@ -1606,4 +1608,207 @@ fn a_checkpoints_learning_rate_is_judged_on_resume() {
     args.extend(["--epochs", "2", "--resume"]);
     let o = cnnc(&args);
     assert!(o.status.success(), "with --lr: {}", text(&o));
+}
+
+/// A checkpoint that was not there when the run started is not replaced by its first write:
+/// a file there by then is another run's (two runs given the same paths). It is left as it
+/// is, this run's checkpoint is kept beside it, and the run fails saying where and that runs
+/// at the same time need their own paths; later writes replace the run's own checkpoint.
+#[test]
+fn a_checkpoint_written_meanwhile_by_another_run_is_kept() {
+    use cnnc::train::{CheckpointError, TrainConfig, TrainError};
+    use std::sync::atomic::AtomicBool;
+    if Runtime::get().is_err() {
+        return;
+    }
+    let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
+    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
+    let model = &c.models[0];
+    let splits = tiny_splits(20, 10, 7);
+    let d = dir("checkpoint_appeared");
+    let ck = d.join("t.ckpt");
+    let config = TrainConfig {
+        epochs: 2,
+        batch_size: 10,
+        optimizer: cnnc::train::graph::Optimizer::Sgd {
+            momentum: 0.0,
+            weight_decay: 0.0,
+        },
+        lr: 0.1,
+        seed: 1,
+        init: cnnc::onnx::Init::Default,
+        device: cnnc::runtime::Device::Cpu,
+        checkpoint: Some(ck.clone()),
+        resume: false,
+        new_checkpoint: true,
+    };
+    let mut sessions =
+        cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default()).unwrap();
+    let mut train = |config: &TrainConfig| {
+        cnnc::train::train(
+            model,
+            &mut sessions,
+            &splits,
+            None,
+            config,
+            &AtomicBool::new(false),
+            &mut cnnc::train::Quiet,
+        )
+    };
+    // Alone: two epochs, two writes, the second replacing the first.
+    let outcome = train(&config).unwrap();
+    assert_eq!(outcome.position.epochs_done, 2);
+    assert_eq!(cnnc::train::Checkpoint::load(&ck).unwrap().epoch, 2);
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
+
+    // Another run's file appeared (here: was there all along, unknown to this run).
+    std::fs::write(&ck, b"another run's").unwrap();
+    let e = train(&config).unwrap_err();
+    let TrainError::CheckpointWrite {
+        error: CheckpointError::Appeared {
+            kept: Some(kept), ..
+        },
+        epochs_done: 1,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    assert_eq!(std::fs::read(&ck).unwrap(), b"another run's");
+    assert_eq!(kept.parent(), ck.parent());
+    assert_eq!(cnnc::train::Checkpoint::load(kept).unwrap().epoch, 1);
+    let (message, help) = (e.to_string(), e.help().unwrap());
+    assert!(message.contains("another process wrote"), "{message}");
+    assert!(message.contains(&kept.display().to_string()), "{message}");
+    assert!(help.contains("their own --out and --checkpoint"), "{help}");
+    assert!(
+        help.contains(&format!("--resume --checkpoint {}", kept.display())),
+        "{help}"
+    );
+    // Known to exist at the start (`--restart`): replaced, as before.
+    let restart = TrainConfig {
+        new_checkpoint: false,
+        ..config.clone()
+    };
+    train(&restart).unwrap();
+    assert_eq!(cnnc::train::Checkpoint::load(&ck).unwrap().epoch, 2);
+}
+
+/// The trained model is not written over a file that appeared at `--out` while the run
+/// trained (another run's): that file stays, the model goes beside it under a name of its
+/// own, and the run fails saying so. The file appears while the run writes its checkpoint
+/// into a pipe, which it cannot finish before the test reads it.
+#[test]
+fn a_trained_model_written_meanwhile_by_another_run_is_kept() {
+    use std::io::Read;
+    if !data_ready() {
+        return;
+    }
+    let d = dir("model_appeared");
+    let fifo = d.join("ckpt.pipe");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let out = d.join("m.onnx");
+    let (fifo_arg, out_arg) = (fifo.display().to_string(), out.display().to_string());
+    let mut args = common(&fifo_arg, &out_arg);
+    args.extend(["--epochs", "1"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the pipe waits for the run to open it, after its epoch; the run then waits
+    // for the checkpoint (LeNet's, beyond a pipe's buffer) to be read.
+    let opener = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
+    };
+    while !opener.is_finished() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("cnnc ended before writing its checkpoint ({status}): {err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut pipe = opener.join().unwrap();
+    std::fs::write(&out, b"another run's").unwrap();
+    let mut checkpoint = Vec::new();
+    pipe.read_to_end(&mut checkpoint).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(cnnc::train::Checkpoint::is_checkpoint_bytes(&checkpoint));
+    assert_eq!(std::fs::read(&out).unwrap(), b"another run's");
+    let last = json_lines(&o).pop().unwrap();
+    let error = last["error"].as_str().unwrap();
+    assert!(error.contains("another process wrote"), "{error}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p != &out && p != &fifo)
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(error.contains(&kept[0].display().to_string()), "{error}");
+    assert!(kept[0].display().to_string().ends_with(".onnx"), "{kept:?}");
+    let _ = read_model(&kept[0]);
+    assert!(
+        last["help"].as_str().unwrap().contains("their own --out"),
+        "{last}"
+    );
+}
+
+/// A resumed run with nothing left to train reports the test accuracy of the test examples
+/// it was given: with another --limit-test than the checkpoint's, it is measured again, on
+/// those, and said so; the trained model records that figure beside that number. The
+/// checkpoint keeps its own.
+#[test]
+fn nothing_to_train_reports_the_accuracy_of_this_runs_test_examples() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("nothing_to_train_limit_test");
+    let (ck, out) = (
+        d.join("a.ckpt").display().to_string(),
+        d.join("a.onnx").display().to_string(),
+    );
+    let mut args = common(&ck, &out);
+    args.extend(["--epochs", "1"]);
+    let first = cnnc(&args);
+    assert!(first.status.success(), "{}", text(&first));
+    let written = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    assert_eq!(written.test_examples, Some(200));
+
+    let mut args = common(&ck, &out);
+    let at = args.iter().position(|&a| a == "--limit-test").unwrap();
+    args[at + 1] = "50";
+    args.extend(["--epochs", "1", "--resume"]);
+    let again = cnnc(&args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("on 50 test examples"),
+        "{}",
+        text(&again)
+    );
+    let done = json_lines(&again).pop().unwrap();
+    let acc = done["test_acc"].as_f64().unwrap();
+    assert!(
+        (acc - accuracy_of(Path::new(&out), 50)).abs() < 1e-9,
+        "{done}"
+    );
+    let training = onnx_metadata(&out, "cnnc_training");
+    assert_eq!(training["test_examples"], 50, "{training}");
+    assert_eq!(training["test_acc"], done["test_acc"], "{training}");
+    let kept = cnnc::train::Checkpoint::load(Path::new(&ck)).unwrap();
+    assert_eq!(
+        (kept.test_acc, kept.test_examples),
+        (written.test_acc, Some(200))
+    );
 }

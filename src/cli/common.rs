@@ -391,6 +391,13 @@ pub fn check_output_path(
             }
         }
     }
+    // A name longer than the file system takes fails only when the file is written: at the
+    // end of a training run, or at its first checkpoint.
+    if !cnnc::fsutil::is_special(path) {
+        if let Some(why) = cnnc::fsutil::name_too_long(path) {
+            return Err(format!("cannot write {}: {why}", path.display()));
+        }
+    }
     if path.is_dir() {
         return Err(format!(
             "cannot write {}: it is a folder; give a file name such as {}",
@@ -454,7 +461,7 @@ pub fn check_output_path(
 
 /// The absolute path a file name refers to, links resolved (dangling ones too, as the
 /// writer follows them), whether or not the file exists yet (its folder must).
-fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
+pub fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
     let path = &cnnc::fsutil::resolve_output(path);
     if let Ok(p) = std::fs::canonicalize(path) {
         return Some(p);

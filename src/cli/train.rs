@@ -289,6 +289,36 @@ fn is_device_path(out: &Path) -> bool {
         || cnnc::fsutil::is_special(&cnnc::fsutil::resolve_output(out))
 }
 
+/// Why one of `outputs` cannot be written: it takes one of the `names` the data loader
+/// looks for in the data folder `dir` (with the split each belongs to), read or not this
+/// time (a `.gz` beside the file read, the `idx4` name of the images), so that the folder
+/// would give other data, or none, to the next run.
+fn data_name_clash(outputs: &[&Path], names: &[(PathBuf, &str)], dir: &Path) -> Option<String> {
+    for out in outputs {
+        // A device or pipe is written in place, never made a file there.
+        if cnnc::fsutil::is_special(out) {
+            continue;
+        }
+        let Some(key) = super::common::same_file_key(out) else {
+            continue;
+        };
+        if let Some((name, split)) = names
+            .iter()
+            .find(|(name, _)| super::common::same_file_key(name).as_ref() == Some(&key))
+        {
+            return Some(format!(
+                "cannot write {}: it is {}, a name the {split} data is read from in the data \
+                 folder {} (a file there by that name would be read as data by the next run); \
+                 choose another file name",
+                out.display(),
+                name.display(),
+                dir.display()
+            ));
+        }
+    }
+    None
+}
+
 /// The last JSON object of a run stopped by Ctrl-C or SIGTERM after training started.
 fn stopped_json(outcome: &train::TrainOutcome, checkpoint: &Path) -> serde_json::Value {
     serde_json::json!({
@@ -352,6 +382,26 @@ pub fn run(a: TrainArgs) -> ExitCode {
         Err(code) => return code,
     };
     let model = &compilation.models[index];
+    // Nothing to learn: the scores of such a model are its input, reshaped.
+    if !onnx::parameter_specs(model)
+        .iter()
+        .any(|s| s.kind.is_trainable() && s.elements() > 0)
+    {
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!(
+                "model `{}` has no trainable parameters: training cannot change what it \
+                 computes",
+                model.name
+            ),
+            Some(
+                "give it layers that learn, such as conv or linear; for K classes, end it \
+                 with `flatten linear(K)`"
+                    .into(),
+            ),
+        );
+    }
     let out = a
         .out
         .clone()
@@ -379,6 +429,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             unread.display()
         );
     }
+    // Every name the loader looks for there, the files not read this time included.
+    let data_names = data_source
+        .as_ref()
+        .map(|d| (d.dir.clone(), d.names_looked_for()));
     let data_files =
         data_source.map(|d| [d.train_images, d.train_labels, d.test_images, d.test_labels]);
     let mut inputs: Vec<(&str, &Path)> = vec![("the model's source", &a.file)];
@@ -406,6 +460,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     if let Err(e) = check_output_path(&checkpoint, "ckpt.safetensors", &inputs) {
         // A default path the user never wrote: the way out is the option that sets it.
+        if let (None, Some(why)) = (&a.checkpoint, cnnc::fsutil::name_too_long(&checkpoint)) {
+            return report_failure(
+                a.format,
+                EXIT_USAGE,
+                format!(
+                    "cannot write the checkpoint to {} (the default, from --out): {}",
+                    checkpoint.display(),
+                    why.split_once("; ").map_or(why.as_str(), |(w, _)| w)
+                ),
+                Some("pass --checkpoint PATH with a shorter name, or a shorter --out".into()),
+            );
+        }
         if a.checkpoint.is_none() && checkpoint.is_dir() {
             return report_failure(
                 a.format,
@@ -418,6 +484,11 @@ pub fn run(a: TrainArgs) -> ExitCode {
             );
         }
         return fail_as(a.format, EXIT_USAGE, e);
+    }
+    if let Some((dir, names)) = &data_names {
+        if let Some(e) = data_name_clash(&[&out, &checkpoint], names, dir) {
+            return fail_as(a.format, EXIT_USAGE, e);
+        }
     }
     if !a.resume && !a.restart && checkpoint.is_file() {
         let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
@@ -446,20 +517,50 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     if a.resume && !checkpoint.is_file() {
         // There but no file (a folder, a device, a pipe): said as such, not as missing.
-        let what = if checkpoint.exists() {
-            "is not a regular file, so no checkpoint"
-        } else {
-            "does not exist: no checkpoint to resume"
-        };
-        return fail_as(
-            a.format,
-            EXIT_USAGE,
+        let there = checkpoint.exists();
+        let what = if there {
+            "is not a regular file, so no checkpoint".to_string()
+        } else if std::fs::symlink_metadata(&checkpoint).is_ok() {
+            // A link to nothing: the name to check is the link's target.
             format!(
-                "--resume: {} {what} (pass --checkpoint PATH)",
+                "does not exist ({}): no checkpoint to resume",
+                cnnc::fsutil::read_message(
+                    &checkpoint,
+                    &std::io::Error::from(std::io::ErrorKind::NotFound)
+                )
+            )
+        } else {
+            "does not exist: no checkpoint to resume".to_string()
+        };
+        // The way out fits what was given: the path written, or the default one.
+        let help = match (&a.checkpoint, there) {
+            (Some(_), true) => "give --checkpoint the checkpoint file `cnnc train` wrote, or drop \
+                                --resume to start a new run"
+                .to_string(),
+            (Some(_), false) => "check the path given to --checkpoint (the file the run to \
+                                 resume wrote), or drop --resume to start a new run"
+                .to_string(),
+            (None, _) => format!(
+                "{} is the default checkpoint (from --out); pass --checkpoint PATH where the run \
+                 to resume wrote its checkpoint, or drop --resume to start a new run",
                 checkpoint.display()
             ),
+        };
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!("--resume: {} {what}", checkpoint.display()),
+            Some(help),
         );
     }
+    // An output not there at the start is not replaced at the end: a file there by then is
+    // another process's (runs at the same time, given the same paths).
+    let is_new = |p: &Path| {
+        !cnnc::fsutil::is_special(p)
+            && std::fs::symlink_metadata(cnnc::fsutil::resolve_output(p)).is_err()
+    };
+    let out_is_new = is_new(&out);
+    let checkpoint_is_new = !a.resume && is_new(&checkpoint);
     // A resumed run continues with the learning rate it was started with, unless told
     // otherwise (then it says so: a lower rate to fine-tune is a choice, a forgotten --lr
     // is not).
@@ -582,6 +683,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         device,
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
+        new_checkpoint: checkpoint_is_new,
     };
     if switch_sigint_unless_stopped(OnSigint::StopAfterStep) {
         note!("stopped before training started: nothing was written");
@@ -664,7 +766,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.epochs,
             outcome
                 .test_acc
-                .map(|acc| format!("; its test accuracy is {acc:.3}"))
+                .map(|acc| format!(
+                    "; its test accuracy is {acc:.3}, on {}",
+                    plural(splits.test.n as u64, "test example")
+                ))
                 .unwrap_or_default()
         );
     }
@@ -691,7 +796,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .as_ref()
         .map(|m| format!(" --model {m}"))
         .unwrap_or_default();
-    let written =
+    // The trained model to `path`; `new`: without replacing a file there.
+    let write_to = |path: &Path, new: bool| {
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
             p.metadata_props.extend([
                 StringStringEntryProto::new(
@@ -701,8 +807,49 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 ),
                 StringStringEntryProto::new("cnnc_training", training.to_string()),
             ]);
-            onnx::write_model(p, &out, &options)
-        });
+            if new {
+                onnx::write_new_model(p, path, &options)
+            } else {
+                onnx::write_model(p, path, &options)
+            }
+        })
+    };
+    let written = write_to(&out, out_is_new);
+    if let Err(onnx::ExportError::Exists { .. }) = written {
+        // Not there when the run started: another run wrote it meanwhile. Its file stays;
+        // this run's model goes beside it, under a name of its own.
+        let resolved = cnnc::fsutil::resolve_output(&out);
+        let mut kept = None;
+        for n in 0..100 {
+            let other = cnnc::fsutil::alternative_name(&resolved, n);
+            match write_to(&other, true) {
+                Err(onnx::ExportError::Exists { .. }) => continue,
+                Ok(_) => kept = Some(Ok(other)),
+                Err(e) => kept = Some(Err(e)),
+            }
+            break;
+        }
+        let message = format!(
+            "another process wrote {} while this run trained (it did not exist when the run \
+             started); it was left as it is, and {}",
+            out.display(),
+            match &kept {
+                Some(Ok(other)) => format!("this run's model is in {} instead", other.display()),
+                Some(Err(e)) => format!("this run's model could not be written beside it: {e}"),
+                None => "no name beside it was free for this run's model".into(),
+            }
+        );
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            message,
+            Some(format!(
+                "runs at the same time need their own --out (and --checkpoint); this run's \
+                 checkpoint is {}",
+                checkpoint.display()
+            )),
+        );
+    }
     match written {
         Ok(_) => {
             if a.format == Format::Json {

@@ -80,6 +80,10 @@ pub enum ExportError {
         path: PathBuf,
         message: String,
     },
+    /// [`write_new_model`] found a file at `path`, which it left as it was.
+    Exists {
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for ExportError {
@@ -115,6 +119,12 @@ impl fmt::Display for ExportError {
             ExportError::Io { path, message } => {
                 write!(f, "cannot write {}: {message}", path.display())
             }
+            ExportError::Exists { path } => write!(
+                f,
+                "cannot write {}: a file is there now (it was not when asked to write it); it \
+                 was left as it is",
+                path.display()
+            ),
         }
     }
 }
@@ -293,9 +303,30 @@ pub fn external_data_file(path: &Path) -> (String, PathBuf) {
 /// Writes `model` to `path`, atomically; above `options.external_data_threshold` the
 /// initializers go to `<path>.data`, and the two files are replaced together or not at all.
 pub fn write_model(
+    model: ModelProto,
+    path: &Path,
+    options: &ExportOptions,
+) -> Result<Written, ExportError> {
+    write_model_as(model, path, options, false)
+}
+
+/// [`write_model`] of a model that must not replace a file: where a file is at `path` when
+/// it is put in place (another process wrote it meanwhile), that file is left as it is and
+/// the error is [`ExportError::Exists`]. (Its external data file, if any, replaces one
+/// there, as a stale one is.)
+pub fn write_new_model(
+    model: ModelProto,
+    path: &Path,
+    options: &ExportOptions,
+) -> Result<Written, ExportError> {
+    write_model_as(model, path, options, true)
+}
+
+fn write_model_as(
     mut model: ModelProto,
     path: &Path,
     options: &ExportOptions,
+    new: bool,
 ) -> Result<Written, ExportError> {
     // Through links: the model and its data file go beside the file the link names, as
     // `export_to_file` puts them.
@@ -315,11 +346,18 @@ pub fn write_model(
         data = Some((data_path, buf.len() as u64));
     }
     let bytes = encode(&model)?;
-    staged.push(
-        fsutil::stage_with(path, |o| std::io::Write::write_all(o, &bytes))
-            .map_err(|e| io(path, e))?,
-    );
-    fsutil::commit(staged).map_err(|e| io(path, e))?;
+    let file = fsutil::stage_with(path, |o| std::io::Write::write_all(o, &bytes))
+        .map_err(|e| io(path, e))?;
+    staged.push(if new { file.must_be_new() } else { file });
+    fsutil::commit(staged).map_err(|e| {
+        if fsutil::appeared_meanwhile(&e) {
+            ExportError::Exists {
+                path: path.to_path_buf(),
+            }
+        } else {
+            io(path, e)
+        }
+    })?;
     Ok(Written {
         model_bytes: bytes.len() as u64,
         data,

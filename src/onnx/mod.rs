@@ -10,8 +10,8 @@ pub mod stream;
 pub mod weights;
 
 pub use lower::{
-    export, export_bytes, externalize, ir_version, lower, write_model, ExportError, ExportOptions,
-    ParamSlot, Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
+    export, export_bytes, externalize, ir_version, lower, write_model, write_new_model,
+    ExportError, ExportOptions, ParamSlot, Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
 };
 pub use stream::{export_to_file, ParamValues};
 pub use weights::{

@@ -4,7 +4,8 @@
 //! Metadata keys: `format` (= [`FORMAT`]), `format_version`, `cnnc_version`, `epoch`, `step`,
 //! `rng_seed`, `model_name`, `source_sha256`, `model_sha256` (of the network's structure,
 //! [`crate::shape::CheckedModel::structure_hash`]), `tensors_sha256` (of every tensor's name,
-//! shape and data, checked on load), `optimizer` (JSON). Tensor names are free;
+//! shape and data, checked on load), `optimizer` (JSON), `test_acc` and `test_examples` (the
+//! test accuracy after the last epoch, and how many test examples it was measured on). Tensor names are free;
 //! the trainer uses `param.<node>` and `opt.<slot>.<node>`. Any safetensors reader (Python's
 //! `safetensors.torch.load_file`) can open a checkpoint.
 //!
@@ -47,6 +48,9 @@ pub struct Checkpoint {
     /// The test accuracy measured after the last completed epoch (absent before the first
     /// epoch ends, and in checkpoints written before cnnc recorded it).
     pub test_acc: Option<f64>,
+    /// How many test examples `test_acc` was measured on (absent in checkpoints written
+    /// before cnnc recorded it).
+    pub test_examples: Option<u64>,
 }
 
 /// Why a checkpoint could not be written or read.
@@ -76,6 +80,13 @@ pub enum CheckpointError {
         name: String,
         shape: Vec<usize>,
         len: usize,
+    },
+    /// [`Checkpoint::save_new`] found a file at `path` (another process wrote it since the
+    /// run started) and left it as it is; the checkpoint was written to `kept` instead, if
+    /// any name beside it was free.
+    Appeared {
+        path: PathBuf,
+        kept: Option<PathBuf>,
     },
     /// The checkpoint belongs to another model, or to another version of its source.
     ModelMismatch {
@@ -151,6 +162,18 @@ impl fmt::Display for CheckpointError {
             ),
             CheckpointError::Invalid { path, message } => {
                 write!(f, "{}: invalid checkpoint: {message}", path.display())
+            }
+            CheckpointError::Appeared { path, kept } => {
+                write!(
+                    f,
+                    "{}: another process wrote this file while this run trained (it did not \
+                     exist when the run started); it was left as it is, and ",
+                    path.display()
+                )?;
+                match kept {
+                    Some(k) => write!(f, "this run's checkpoint is in {} instead", k.display()),
+                    None => f.write_str("this run's checkpoint could not be kept beside it"),
+                }
             }
             CheckpointError::BadTensor { name, shape, len } => write!(
                 f,
@@ -275,6 +298,9 @@ impl Checkpoint {
         m.insert("optimizer".to_string(), self.optimizer.to_string());
         if let Some(acc) = self.test_acc {
             m.insert("test_acc".to_string(), acc.to_string());
+            if let Some(n) = self.test_examples {
+                m.insert("test_examples".to_string(), n.to_string());
+            }
         }
         m
     }
@@ -282,6 +308,19 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically: after a crash the file holds either the old
     /// checkpoint or the new one, and no temporary file is left after a successful save.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.write(path, false)
+    }
+
+    /// [`Checkpoint::save`] of a checkpoint that must not replace a file: the first of a
+    /// run whose checkpoint did not exist when it started. Where a file is at `path` now
+    /// (another run beside this one wrote it), that file is left as it is, this checkpoint
+    /// goes beside it under another name ([`crate::fsutil::alternative_name`]), and the
+    /// error, [`CheckpointError::Appeared`], says where.
+    pub fn save_new(&self, path: &Path) -> Result<(), CheckpointError> {
+        self.write(path, true)
+    }
+
+    fn write(&self, path: &Path, new: bool) -> Result<(), CheckpointError> {
         for (name, (shape, data)) in &self.tensors {
             if shape.iter().product::<usize>() != data.len() {
                 return Err(CheckpointError::BadTensor {
@@ -295,9 +334,13 @@ impl Checkpoint {
             path: path.to_path_buf(),
             source,
         };
+        // An I/O error keeps its kind (a full disk, a name too long), which the help follows.
         let ser_err = |e: safetensors::SafeTensorError| CheckpointError::Io {
             path: path.to_path_buf(),
-            source: io::Error::other(e.to_string()),
+            source: match e {
+                safetensors::SafeTensorError::IoError(e) => e,
+                e => io::Error::other(e.to_string()),
+            },
         };
         let views = self
             .tensors
@@ -315,14 +358,12 @@ impl Checkpoint {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         // Closed right away: safetensors writes the file by path, then we reopen it to fsync.
+        // A short name of its own, as every output's (`fsutil::stage_with`): one made from
+        // the target's would be longer than the file system takes when the target's is near
+        // the limit.
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{file_name}."))
-            .suffix(".tmp")
+            .prefix(".cnnc-tmp-")
             .tempfile_in(&dir)
             .map_err(io_err)?
             .into_temp_path();
@@ -332,7 +373,33 @@ impl Checkpoint {
             .and_then(|f| f.sync_all())
             .map_err(io_err)?;
         crate::fsutil::give_output_mode(&tmp, path).map_err(io_err)?;
-        tmp.persist(path).map_err(|e| io_err(e.error))?;
+        if !new {
+            tmp.persist(path).map_err(|e| io_err(e.error))?;
+        } else if let Err(e) = tmp.persist_noclobber(path) {
+            if e.error.kind() != io::ErrorKind::AlreadyExists {
+                return Err(io_err(e.error));
+            }
+            // Kept beside it, under the first name free.
+            let mut tmp = e.path;
+            let mut kept = None;
+            for n in 0..100 {
+                let other = crate::fsutil::alternative_name(path, n);
+                match tmp.persist_noclobber(&other) {
+                    Ok(()) => {
+                        kept = Some(other);
+                        break;
+                    }
+                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.path,
+                    Err(_) => break,
+                }
+            }
+            #[cfg(unix)]
+            let _ = std::fs::File::open(&dir).and_then(|d| d.sync_all());
+            return Err(CheckpointError::Appeared {
+                path: path.to_path_buf(),
+                kept,
+            });
+        }
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
         #[cfg(unix)]
         std::fs::File::open(&dir)
@@ -403,6 +470,12 @@ impl Checkpoint {
             Some(v) => Some(parse::<f64>("test_acc", v).map_err(invalid)?),
             None => None,
         };
+        let test_examples = match meta.get("test_examples") {
+            Some(v) if test_acc.is_some() => {
+                Some(parse::<u64>("test_examples", v).map_err(invalid)?)
+            }
+            _ => None,
+        };
         let optimizer = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
         let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
@@ -441,6 +514,7 @@ impl Checkpoint {
             model_sha256: meta.get("model_sha256").cloned(),
             optimizer,
             test_acc,
+            test_examples,
         })
     }
 

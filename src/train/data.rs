@@ -523,6 +523,26 @@ impl DataSource {
         })
     }
 
+    /// Every file name [`DataSource::resolve`] looks for in the folder, whether there or not:
+    /// each of the four files, gzipped or not, and the images also as `…-images-idx4-ubyte`
+    /// (gzipped or not). A file written under one of them would be read as data by the next
+    /// run (a `.gz` in place of the file beside it), so no output may take one. Each with
+    /// the split it belongs to (`train` or `test`).
+    pub fn names_looked_for(&self) -> Vec<(PathBuf, &'static str)> {
+        let mut names = Vec::new();
+        for ((images, labels), split) in IDX_NAMES.into_iter().zip(["train", "test"]) {
+            for stem in [
+                images.to_string(),
+                four_dimensional_name(images),
+                labels.into(),
+            ] {
+                names.push((self.dir.join(format!("{stem}.gz")), split));
+                names.push((self.dir.join(stem), split));
+            }
+        }
+        names
+    }
+
     /// The files read that are gzipped while the same file uncompressed is there too
     /// (`gunzip -k`, or new data beside a stale `.gz`): `(read, not read)`.
     pub fn shadowed(&self) -> Vec<(&Path, PathBuf)> {

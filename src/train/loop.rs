@@ -46,6 +46,11 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Continue from `checkpoint`.
     pub resume: bool,
+    /// `checkpoint` did not exist when the run started: its first write does not replace a
+    /// file another process wrote there meanwhile (a run beside this one), but keeps this
+    /// run's checkpoint beside it and fails ([`CheckpointError::Appeared`]). Later writes
+    /// replace the run's own checkpoint.
+    pub new_checkpoint: bool,
 }
 
 /// Why training stopped early or could not start.
@@ -104,14 +109,52 @@ impl TrainError {
                     .into(),
             ),
             TrainError::Resume { help, .. } => Some(help.clone()),
-            TrainError::CheckpointWrite { .. } => Some(
+            TrainError::CheckpointWrite {
+                error: CheckpointError::Appeared { kept, .. },
+                ..
+            } => Some(format!(
+                "runs at the same time need their own --out and --checkpoint{}",
+                kept.as_ref()
+                    .map(|k| format!(
+                        "; continue this run with --resume --checkpoint {} and an --out of its \
+                         own",
+                        k.display()
+                    ))
+                    .unwrap_or_default()
+            )),
+            TrainError::CheckpointWrite { error, .. } => Some(format!(
                 "the checkpoint written before, if any, is intact (no partial file is left): \
-                 free space, or pass --checkpoint with a path on another disk, and add \
-                 --resume to continue from it"
-                    .into(),
-            ),
+                 {}, and add --resume to continue from it",
+                checkpoint_write_remedy(error)
+            )),
             _ => None,
         }
+    }
+}
+
+/// What to do about a checkpoint that could not be written, after its I/O error: free
+/// space for a full disk only, a shorter name for one too long.
+fn checkpoint_write_remedy(error: &CheckpointError) -> &'static str {
+    let CheckpointError::Io { source, .. } = error else {
+        return "pass --checkpoint with another path";
+    };
+    match source.raw_os_error() {
+        Some(libc::ENAMETOOLONG) => {
+            "its name is longer than the file system takes: pass --checkpoint with a shorter one"
+        }
+        Some(libc::ENOSPC | libc::EDQUOT) => {
+            "free space, or pass --checkpoint with a path on another disk"
+        }
+        _ => match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                "free space, or pass --checkpoint with a path on another disk"
+            }
+            std::io::ErrorKind::InvalidFilename => {
+                "its name is longer than the file system takes: pass --checkpoint with a \
+                 shorter one"
+            }
+            _ => "pass --checkpoint with a path where it can be written",
+        },
     }
 }
 
@@ -407,6 +450,9 @@ struct State {
     seed: u64,
     /// The test accuracy after the last completed epoch (carried by checkpoints).
     test_acc: Option<f64>,
+    /// How many test examples `test_acc` was measured on (`None`: unknown, from a checkpoint
+    /// that does not say).
+    test_examples: Option<u64>,
 }
 
 /// A fingerprint of the training examples a run sees: their size, every label and a sample
@@ -478,6 +524,7 @@ impl State {
             step: 0,
             seed: config.seed,
             test_acc: None,
+            test_examples: None,
         })
     }
 
@@ -597,6 +644,7 @@ impl State {
             step: ck.step,
             seed: ck.rng_seed,
             test_acc: ck.test_acc,
+            test_examples: ck.test_examples,
         })
     }
 
@@ -606,20 +654,28 @@ impl State {
         self.test_acc.filter(|_| at_epoch_end)
     }
 
-    /// Writes the checkpoint to `path` (atomically).
+    /// Writes the checkpoint to `path` (atomically); while `*new`, without replacing a file
+    /// there ([`Checkpoint::save_new`]), and once written it is no longer new.
     fn save(
         &self,
         model: &CheckedModel,
         info: serde_json::Value,
         path: &Path,
+        new: &mut bool,
     ) -> Result<(), TrainError> {
-        self.checkpoint(model, info)
-            .save(path)
-            .map_err(|error| TrainError::CheckpointWrite {
-                error,
-                epochs_done: self.epoch,
-                steps_done: self.step,
-            })
+        let checkpoint = self.checkpoint(model, info);
+        let saved = if *new {
+            checkpoint.save_new(path)
+        } else {
+            checkpoint.save(path)
+        };
+        saved.map_err(|error| TrainError::CheckpointWrite {
+            error,
+            epochs_done: self.epoch,
+            steps_done: self.step,
+        })?;
+        *new = false;
+        Ok(())
     }
 
     fn checkpoint(&self, model: &CheckedModel, info: serde_json::Value) -> Checkpoint {
@@ -638,6 +694,7 @@ impl State {
             model_sha256: Some(model.structure_hash()),
             optimizer: info,
             test_acc: self.test_acc,
+            test_examples: self.test_examples,
         }
     }
 
@@ -785,6 +842,8 @@ pub fn train(
         }
         _ => State::fresh(model, sessions.carried.clone(), config)?,
     };
+    // The first write of a checkpoint that was not there at the start replaces nothing.
+    let mut new_checkpoint = config.new_checkpoint && !config.resume;
     let steps_per_epoch = plan.batches;
     let position = |state: &State| Position::new(state.epoch, state.step, steps_per_epoch as u64);
     let resumed_from = config.resume.then(|| position(&state));
@@ -888,7 +947,7 @@ pub fn train(
                 state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
                     observer.checkpointing();
-                    state.save(model, info.clone(), path)?;
+                    state.save(model, info.clone(), path, &mut new_checkpoint)?;
                 }
                 return Ok(outcome(&state, history, true));
             }
@@ -908,6 +967,7 @@ pub fn train(
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         state.test_acc = test_acc;
+        state.test_examples = Some(splits.test.n as u64);
         let stats = EpochStats {
             epoch,
             loss: if seen > 0 {
@@ -926,7 +986,7 @@ pub fn train(
         };
         if let Some(path) = &config.checkpoint {
             observer.checkpointing();
-            if let Err(e) = state.save(model, info.clone(), path) {
+            if let Err(e) = state.save(model, info.clone(), path, &mut new_checkpoint) {
                 // The epoch is trained (and evaluated): its line is said before the error.
                 match test_acc {
                     Some(_) => observer.epoch_end(&stats),
@@ -949,8 +1009,14 @@ pub fn train(
     }
     // Resumed at the end of an epoch whose evaluation a stop cut short, with nothing left to
     // train: the test accuracy is measured now (and kept in the checkpoint), not left unknown.
+    // So it is when the checkpoint's was measured on another number of test examples
+    // (another --limit-test), or on a number it does not record: the accuracy reported, and
+    // recorded in the trained model beside its number of test examples, is this run's
+    // (the checkpoint keeps its own).
     let at_epoch_end = state.step == u64::from(state.epoch) * steps_per_epoch as u64;
-    if history.is_empty() && at_epoch_end && state.epoch > 0 && state.test_acc.is_none() {
+    let unknown = state.test_acc.is_none();
+    let measured_on_others = state.test_examples != Some(splits.test.n as u64);
+    if history.is_empty() && at_epoch_end && state.epoch > 0 && (unknown || measured_on_others) {
         observer.evaluating();
         state.test_acc = evaluate(
             &mut sessions.eval,
@@ -960,9 +1026,10 @@ pub fn train(
             config.batch_size,
             stop,
         )?;
-        if let (Some(path), Some(_)) = (&config.checkpoint, state.test_acc) {
+        state.test_examples = Some(splits.test.n as u64);
+        if let (Some(path), Some(_), true) = (&config.checkpoint, state.test_acc, unknown) {
             observer.checkpointing();
-            state.save(model, info.clone(), path)?;
+            state.save(model, info.clone(), path, &mut new_checkpoint)?;
         }
     }
     Ok(outcome(&state, history, false))
