@@ -1192,23 +1192,17 @@ fn tiny_splits(train: usize, test: usize, period: usize) -> cnnc::train::Splits 
     }
 }
 
-/// Ctrl-C during the test-set evaluation stops it there: the epoch is trained and its
-/// checkpoint written (without a test accuracy), and the run ends as stopped.
-#[test]
-fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
-    use cnnc::train::{Observer, TrainConfig};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    if Runtime::get().is_err() {
-        return;
-    }
+/// The tiny network of the in-process loop tests, compiled.
+fn tiny_compilation() -> cnnc::Compilation {
     let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
-    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
-    let model = &c.models[0];
-    let splits = tiny_splits(20, 50, 7);
-    let d = dir("stop_in_eval");
-    let ck = d.join("t.ckpt");
-    let config = TrainConfig {
-        epochs: 3,
+    cnnc::compile_source(Path::new("tiny.cnn"), src.into())
+}
+
+/// Plain SGD (lr 0.1, seed 1) over batches of 10 on the CPU, checkpointing at `checkpoint`,
+/// for a new run.
+fn tiny_sgd_config(checkpoint: &Path, epochs: u32) -> cnnc::train::TrainConfig {
+    cnnc::train::TrainConfig {
+        epochs,
         batch_size: 10,
         optimizer: cnnc::train::graph::Optimizer::Sgd {
             momentum: 0.0,
@@ -1218,10 +1212,27 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         seed: 1,
         init: cnnc::onnx::Init::Default,
         device: cnnc::runtime::Device::Cpu,
-        checkpoint: Some(ck.clone()),
+        checkpoint: Some(checkpoint.to_path_buf()),
         resume: false,
         new_checkpoint: true,
-    };
+    }
+}
+
+/// Ctrl-C during the test-set evaluation stops it there: the epoch is trained and its
+/// checkpoint written (without a test accuracy), and the run ends as stopped.
+#[test]
+fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
+    use cnnc::train::{Observer, TrainConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if Runtime::get().is_err() {
+        return;
+    }
+    let c = tiny_compilation();
+    let model = &c.models[0];
+    let splits = tiny_splits(20, 50, 7);
+    let d = dir("stop_in_eval");
+    let ck = d.join("t.ckpt");
+    let config = tiny_sgd_config(&ck, 3);
     /// Asks to stop at the last step of the first epoch: the request is then seen by the
     /// evaluation that follows.
     struct StopAtEpochEnd<'a> {
@@ -1621,27 +1632,12 @@ fn a_checkpoint_written_meanwhile_by_another_run_is_kept() {
     if Runtime::get().is_err() {
         return;
     }
-    let src = "model Tiny(input: [1, 4, 4]) { conv(2, 3, pad=1) relu flatten linear(3) }";
-    let c = cnnc::compile_source(Path::new("tiny.cnn"), src.into());
+    let c = tiny_compilation();
     let model = &c.models[0];
     let splits = tiny_splits(20, 10, 7);
     let d = dir("checkpoint_appeared");
     let ck = d.join("t.ckpt");
-    let config = TrainConfig {
-        epochs: 2,
-        batch_size: 10,
-        optimizer: cnnc::train::graph::Optimizer::Sgd {
-            momentum: 0.0,
-            weight_decay: 0.0,
-        },
-        lr: 0.1,
-        seed: 1,
-        init: cnnc::onnx::Init::Default,
-        device: cnnc::runtime::Device::Cpu,
-        checkpoint: Some(ck.clone()),
-        resume: false,
-        new_checkpoint: true,
-    };
+    let config = tiny_sgd_config(&ck, 2);
     let mut sessions =
         cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default()).unwrap();
     let mut train = |config: &TrainConfig| {
