@@ -1234,10 +1234,9 @@ fn deny_warnings_fails_the_check_on_a_warning() {
     assert_eq!(clean.status.code(), Some(0), "{}", stderr(&clean));
 }
 
-/// The output checks of `train` name what a path is: a test data file as test data, and a
-/// default checkpoint path that is a folder with the option that moves it.
-#[test]
-fn train_output_checks_name_the_file_and_the_option() {
+/// A folder holding the four IDX files, empty (the output checks come before reading
+/// them), and its path as an argument.
+fn empty_data_folder() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     for name in [
         "train-images-idx3-ubyte",
@@ -1248,6 +1247,14 @@ fn train_output_checks_name_the_file_and_the_option() {
         write(dir.path(), name, b"");
     }
     let data = dir.path().display().to_string();
+    (dir, data)
+}
+
+/// The output checks of `train` name what a path is: a test data file as test data, and a
+/// default checkpoint path that is a folder with the option that moves it.
+#[test]
+fn train_output_checks_name_the_file_and_the_option() {
+    let (dir, data) = empty_data_folder();
     // `train models/lenet.cnn --data DIR --out OUT` and `more`: its stderr, expecting exit 2
     // (or any failure with `more`, which fails later, on the fake checkpoint).
     let train = |out: &Path, more: &[&str]| -> String {
@@ -1395,16 +1402,7 @@ fn training_graphs_beyond_memory_are_refused_up_front() {
 /// epoch.
 #[test]
 fn train_refuses_output_names_too_long_up_front() {
-    let dir = tempfile::tempdir().unwrap();
-    for name in [
-        "train-images-idx3-ubyte",
-        "train-labels-idx1-ubyte",
-        "t10k-images-idx3-ubyte",
-        "t10k-labels-idx1-ubyte",
-    ] {
-        write(dir.path(), name, b"");
-    }
-    let data = dir.path().display().to_string();
+    let (dir, data) = empty_data_folder();
     let max = cnnc::fsutil::name_max(dir.path());
     let path = |name: String| dir.path().join(name).display().to_string();
     let long_out = path(format!("{}.onnx", "e".repeat(max - 5)));
