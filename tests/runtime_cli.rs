@@ -349,6 +349,43 @@ fn classifier_output_shows_the_top_classes() {
     assert!(r.stdout.contains("sample 1:"), "{}", r.stdout);
 }
 
+#[test]
+fn a_model_with_several_outputs_writes_the_first_and_names_the_others() {
+    let Some(dir) = fixtures() else { return };
+    let out_dir = dir.join("out_two");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "two_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "out_two/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.contains("output `y`: [2, 4]"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "the model's other outputs (`z`) are left out: cnnc run shows and writes only the \
+             first"
+        ),
+        "{}",
+        r.stdout
+    );
+    // x + x of ones, not x * x.
+    assert_eq!(read_npy(&out_dir.join("y.npy")), (vec![2, 4], vec![2.0; 8]));
+    let r = cnnc(dir, &["run", "two_outputs.onnx", "-i", "ones.npy"]);
+    assert!(
+        r.stdout
+            .contains("(`z`) are left out: cnnc run shows only the first"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// Whether CUDA really works here, by `cnnc doctor`'s own test.
 fn cuda_works(dir: &Path) -> bool {
     let r = cnnc(dir, &["doctor", "--format", "json"]);

@@ -384,6 +384,23 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             .unwrap_or_default()
     ));
     out.push_str(&format!("output `{output_name}`: {shape:?}\n"));
+    if let [_, others @ ..] = session.outputs() {
+        if !others.is_empty() {
+            out.push_str(&format!(
+                "the model's other outputs ({}) are left out: cnnc run shows {}only the first\n",
+                others
+                    .iter()
+                    .map(|o| format!("`{}`", o.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if a.output.is_some() {
+                    "and writes "
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
     if let [n, k] = shape[..] {
         if k >= 2 {
             out.push_str(&top_classes(&values, n, k, 5, 5));

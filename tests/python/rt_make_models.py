@@ -161,6 +161,22 @@ def scalar_input_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def two_output_model(path):
+    # y = x + x and z = x * x, x: [N, 4]: `cnnc run` shows and writes the first, y.
+    add = helper.make_node("Add", ["x", "x"], ["y"], name="add")
+    mul = helper.make_node("Mul", ["x", "x"], ["z"], name="mul")
+    graph = helper.make_graph(
+        [add, mul],
+        "two_outputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4]),
+        ],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
@@ -172,6 +188,7 @@ def main(out):
     int_output_model(os.path.join(out, "int_out.onnx"))
     infinite_output_model(os.path.join(out, "infinite.onnx"))
     scalar_input_model(os.path.join(out, "scalar.onnx"))
+    two_output_model(os.path.join(out, "two_outputs.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
