@@ -206,6 +206,38 @@ impl Allows {
             .collect()
     }
 
+    /// A warning for each allow on the first line of a `block` (or alone on the line above
+    /// it) whose body starts on a later line, that silenced nothing: no warning points at a
+    /// block's header, so such an allow never does, whatever calls the block. `blocks` are
+    /// each block's span and where its first statement starts.
+    pub fn on_block_headers(&self, blocks: &[(Span, u32)]) -> Vec<Diagnostic> {
+        let mut found = Vec::new();
+        for &(block, body_start) in blocks {
+            let Some((_, list, starts)) = self.per_file.iter().find(|(id, _, _)| *id == block.file)
+            else {
+                continue;
+            };
+            let (header, _) = lines_of(starts, block);
+            let (body, _) = lines_of(
+                starts,
+                Span::new(block.file, body_start as usize, body_start as usize),
+            );
+            if body <= header {
+                continue;
+            }
+            let codes = list
+                .iter()
+                .filter(|a| a.line == header || (a.alone && a.line + 1 == header))
+                .flat_map(|a| &a.codes)
+                .filter(|(code, _, used)| {
+                    !used.get()
+                        && find_warning_code(code).is_some_and(|c| !c.starts_with("cnnc::syntax::"))
+                });
+            found.extend(codes.map(|(code, span, _)| allow_on_block_header(code, *span)));
+        }
+        found
+    }
+
     /// [`Self::unknown_codes`] of the allows inside `span` (a model: its own diagnostics).
     pub fn unknown_codes_in(&self, span: Span) -> Vec<Diagnostic> {
         self.unknown_codes()
@@ -246,6 +278,19 @@ fn unused_allow(code: &str, span: Span) -> Diagnostic {
     .help(
         "remove it (or this code from it): the warning it was written for no longer occurs, \
          and a stale allow would hide the next one here",
+    )
+}
+
+fn allow_on_block_header(code: &str, span: Span) -> Diagnostic {
+    Diagnostic::warning(
+        "cnnc::syntax::unused_allow",
+        format!("this allow of `{code}` on a `block` line silences nothing"),
+    )
+    .label(span, "silences nothing")
+    .help(
+        "a warning from inside a block points at its layer and at the call: put the allow on \
+         the line of the layer the warning points at (it then silences it at every call), or \
+         on the calls whose warning should go",
     )
 }
 

@@ -313,6 +313,20 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
+    // Allows on a `block` line, which no warning points at (the main file's blocks: a used
+    // file's are its own, reported when it is checked).
+    let block_headers: Vec<(Span, u32)> = files
+        .iter()
+        .filter(|(id, _)| *id == main)
+        .flat_map(|(_, f)| &f.items)
+        .filter_map(|item| match item {
+            ast::Item::Block(b) => Some((b.span, b.body.first()?.span.start)),
+            _ => None,
+        })
+        .collect();
+    diagnostics
+        .0
+        .extend(allows.on_block_headers(&block_headers));
     // The names in code no model expanded (an uncalled block, an `if` branch not taken),
     // in the main file and the files it `use`s.
     let dead_start = diagnostics.0.len();

@@ -1090,6 +1090,18 @@ fn check_reads_standard_input() {
     }
 }
 
+/// Standard input can be read once: `check - -` is a usage error, not a second, empty file.
+#[test]
+fn check_refuses_standard_input_twice() {
+    let o = cnnc(&["check", "-", "models/lenet.cnn", "-"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`-` (standard input) is given 2 times; it can be read only once"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// `--weights` from a pipe (`<(…)`, a FIFO) is read once: telling a checkpoint from plain
 /// weights must not consume its first bytes.
 #[test]

@@ -531,6 +531,22 @@ fn allow_comments_silence_warnings_where_they_are() {
     assert_eq!(codes(broken), ["cnnc::elab::unknown_variable"]);
     let block = "block B() {\n    relu  # cnnc: allow(unused_input)\n}\nmodel W(input: [1, 4, 4]) {\n    B()\n    flatten linear(2)\n}\n";
     assert_eq!(codes(block), Vec::<&str>::new());
+    // An allow on a `block` line (or alone above it) never silences a warning of its body,
+    // and says so; one on a block written on one line is on its layer's line and works.
+    let header = |above: &str, on: &str| {
+        format!("{above}block B() {{{on}\n    maxpool(2)\n}}\nmodel W(input: [1, 11, 11]) {{\n    B()\n    flatten linear(2)\n}}\n")
+    };
+    for src in [
+        header("", "  # cnnc: allow(unused_input)"),
+        header("# cnnc: allow(unused_input)\n", ""),
+    ] {
+        assert_eq!(codes(&src), [UNUSED, STALE], "{src}");
+        let c = cnnc::compile_source(std::path::Path::new("h.cnn"), src.clone());
+        let d = c.diagnostics.iter().find(|d| d.code == STALE).unwrap();
+        assert!(d.message.contains("on a `block` line"), "{}", d.message);
+    }
+    let one_line = "block B() { maxpool(2) }  # cnnc: allow(unused_input)\nmodel W(input: [1, 11, 11]) {\n    B()\n    flatten linear(2)\n}\n";
+    assert_eq!(codes(one_line), Vec::<&str>::new());
     // A block called twice reports its warning once, at the first call; an allow at every
     // call silences it, and neither allow is stale.
     let calls = |first: &str, second: &str| {

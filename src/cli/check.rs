@@ -23,6 +23,11 @@ pub struct CheckArgs {
 }
 
 pub fn run(args: CheckArgs) -> ExitCode {
+    let stdin_count = args.files.iter().filter(|f| f.as_os_str() == "-").count();
+    if stdin_count > 1 {
+        note!("error: `-` (standard input) is given {stdin_count} times; it can be read only once");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let mut errors = 0;
     let mut warnings = 0;
     let mut io_failure = false;
