@@ -469,6 +469,70 @@ fn bench_json_has_the_keys_and_positive_numbers() {
     assert!(v["p50_ms"].as_f64() <= v["p99_ms"].as_f64());
 }
 
+/// The identifiers in backticks in README.md between `from` and the next `to`.
+fn readme_names(from: &str, to: &str) -> std::collections::BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find(from)
+        .unwrap_or_else(|| panic!("README lacks {from}"))
+        + from.len();
+    let end = start
+        + readme[start..]
+            .find(to)
+            .unwrap_or_else(|| panic!("README lacks {to}"));
+    readme[start..end]
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_string)
+        .collect()
+}
+
+fn json_keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+/// The keys of bench's and doctor's JSON are the ones README.md lists.
+#[test]
+fn bench_and_doctor_json_keys_are_the_readme_s() {
+    let Some(dir) = fixtures() else { return };
+    let r = cnnc(
+        dir,
+        &[
+            "bench",
+            "conv.onnx",
+            "-n",
+            "2",
+            "--warmup",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        json_keys(&v),
+        readme_names(
+            "`cnnc bench --format json` prints one object of results (",
+            ", or on"
+        )
+    );
+    let r = cnnc(dir, &["doctor", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(
+        json_keys(&v),
+        readme_names("`cnnc doctor --format json` prints", "(whether")
+    );
+    for device in ["cpu", "cuda"] {
+        assert_eq!(
+            json_keys(&v[device]),
+            ["error", "ok"].map(String::from).into()
+        );
+    }
+}
+
 /// Ctrl-C during a bench ends the measurement after the current run: the runs so far are
 /// reported (JSON says `interrupted`), and the exit code is 130. During the warm-up it ends
 /// the warm-up, and one timed run follows.
