@@ -1805,6 +1805,33 @@ fn a_transposed_conv_over_the_skip_size_gets_its_padding() {
     }
 }
 
+/// `upsample` takes a scale or a size: both, or neither, is an error that shows each form.
+#[test]
+fn upsample_takes_a_scale_or_a_size() {
+    for (layer, words) in [
+        (
+            "upsample(2, size=[16, 16])",
+            "keep one: `upsample(2)` doubles",
+        ),
+        (
+            "upsample(bilinear=true)",
+            "`upsample(size=[h, w])` resamples to h × w",
+        ),
+    ] {
+        let h = help_for(
+            &format!("model M(input: [3, 8, 8]) {{ {layer} }}"),
+            "cnnc::elab::argument_count",
+        );
+        assert!(h.contains(words), "{layer}: {h}");
+    }
+    let c = cnnc::compile_source(
+        std::path::Path::new("m.cnn"),
+        "model M(input: [3, 8, 8]) { upsample(size=[5, 16]) }".into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.models[0].output_shape().to_string(), "[3, 5, 16]");
+}
+
 /// PyTorch layers and arguments cnnc does not have get what to write instead, not a near
 /// name that means something else (`dropout2d` is not `dropout`, `padding_mode` not `pad`).
 #[test]
@@ -1831,11 +1858,6 @@ fn what_cnnc_lacks_is_said_not_guessed() {
             "conv(8, 3, padding_mode=1)",
             "unknown_argument",
             "pads with zeros only",
-        ),
-        (
-            "upsample(size=[16, 16])",
-            "unknown_argument",
-            "`upsample(S / in.h)`",
         ),
         (
             "avgpool(2, count_include_pad=false)",

@@ -7,6 +7,7 @@
 use cnnc::diag::Diagnostics;
 use cnnc::ir::{
     ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, PoolAttrs, Shape, UpsampleMode,
+    UpsampleTo,
 };
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::{CheckedModel, SourceMap, Span};
@@ -153,7 +154,14 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             v
         }
         Op::Crop { size } => vec![x[0], size[0], size[1]],
-        Op::Upsample { scale, .. } => vec![x[0], x[1] * scale[0], x[2] * scale[1]],
+        Op::Upsample {
+            to: UpsampleTo::Scale(scale),
+            ..
+        } => vec![x[0], x[1] * scale[0], x[2] * scale[1]],
+        Op::Upsample {
+            to: UpsampleTo::Size(size),
+            ..
+        } => vec![x[0], size[0], size[1]],
         _ => x.clone(),
     }
 }
@@ -263,7 +271,7 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
     let bl = b.add(
         "head.bilinear",
         Op::Upsample {
-            scale: [2, 1],
+            to: UpsampleTo::Scale([2, 1]),
             mode: UpsampleMode::Bilinear {
                 align_corners: true,
             },
@@ -273,12 +281,31 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
     let ne = b.add(
         "head.nearest",
         Op::Upsample {
-            scale: [1, 2],
+            to: UpsampleTo::Scale([1, 2]),
             mode: UpsampleMode::Nearest,
         },
         &[bl],
     );
-    let ad2 = b.add("head.pool", Op::AdaptiveAvgPool { output: [2, 7] }, &[ne]);
+    // Resampling to sizes no whole multiple of the input's: Resize, then Gather.
+    let rs = b.add(
+        "head.resize",
+        Op::Upsample {
+            to: UpsampleTo::Size([9, 15]),
+            mode: UpsampleMode::Bilinear {
+                align_corners: false,
+            },
+        },
+        &[ne],
+    );
+    let ga = b.add(
+        "head.gather",
+        Op::Upsample {
+            to: UpsampleTo::Size([11, 13]),
+            mode: UpsampleMode::Nearest,
+        },
+        &[rs],
+    );
+    let ad2 = b.add("head.pool", Op::AdaptiveAvgPool { output: [2, 7] }, &[ga]);
     let gap = b.add("head.gap", Op::GlobalAvgPool, &[ad2]);
     let fl = b.add("head.flatten", Op::Flatten, &[gap]);
     let bn1 = b.add(
@@ -411,7 +438,7 @@ fn external_data_beside_the_model() {
     let up = b.add(
         "up",
         Op::Upsample {
-            scale: [2, 3],
+            to: UpsampleTo::Scale([2, 3]),
             mode: UpsampleMode::Bilinear {
                 align_corners: false,
             },
@@ -624,10 +651,29 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 name,
                 input,
                 Op::Upsample {
-                    scale,
+                    to: UpsampleTo::Scale(scale),
                     mode: UpsampleMode::Nearest,
                 },
                 serde_json::json!({"op": "upsample", "scale": scale}),
+            ));
+        }
+        // Nearest to a size, as PyTorch's `interpolate(size=…)` picks the source pixels
+        // (2 → 82 is where ONNX's Resize would pick another), a whole multiple, a shrink.
+        for (name, input, size) in [
+            ("upsample_to_7x13", [2, 5, 6], [7, 13]),
+            ("upsample_to_82x94", [1, 2, 4], [82, 94]),
+            ("upsample_to_rows_only", [1, 6, 5], [74, 5]),
+            ("upsample_to_multiple", [2, 3, 4], [6, 12]),
+            ("upsample_to_smaller", [1, 6, 5], [4, 3]),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::Upsample {
+                    to: UpsampleTo::Size(size),
+                    mode: UpsampleMode::Nearest,
+                },
+                serde_json::json!({"op": "upsample", "size": size}),
             ));
         }
         // Bilinear upsampling, both of PyTorch's corner conventions, against an
@@ -643,10 +689,28 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 name,
                 input,
                 Op::Upsample {
-                    scale,
+                    to: UpsampleTo::Scale(scale),
                     mode: UpsampleMode::Bilinear { align_corners },
                 },
                 serde_json::json!({"op": "upsample_bilinear", "scale": scale,
+                                   "align_corners": align_corners}),
+            ));
+        }
+        for (name, input, size, align_corners) in [
+            ("bilinear_to_7x13", [2, 5, 6], [7, 13], false),
+            ("bilinear_to_one_row", [2, 5, 6], [1, 3], false),
+            ("bilinear_to_smaller", [1, 6, 5], [4, 3], false),
+            ("bilinear_to_aligned", [2, 5, 6], [7, 4], true),
+            ("bilinear_to_aligned_one_row", [2, 5, 6], [1, 4], true),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::Upsample {
+                    to: UpsampleTo::Size(size),
+                    mode: UpsampleMode::Bilinear { align_corners },
+                },
+                serde_json::json!({"op": "upsample_bilinear", "size": size,
                                    "align_corners": align_corners}),
             ));
         }

@@ -703,6 +703,21 @@ grad_test!(
 );
 
 grad_test!(
+    upsample_to_a_size,
+    3,
+    "model M(input: [2, 3, 4]) {
+    conv(3, 3, pad=1) tanh
+    upsample(size=[7, 5])                                   : [3, 7, 5]
+    conv(3, 3) tanh
+    upsample(size=[4, 6], bilinear=true)                    : [3, 4, 6]
+    upsample(size=[5, 2], bilinear=true, align_corners=true) : [3, 5, 2]
+    upsample(size=[10, 4])                                  : [3, 10, 4]
+    upsample(size=[3, 1])                                   : [3, 3, 1]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     per_pixel_loss,
     3,
     "model M(input: [2, 6, 6]) {

@@ -2192,8 +2192,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                 Op::Conv(c) => (c.stride, [1, 1]),
                 Op::MaxPool(p) | Op::AvgPool(p) => (p.stride, [1, 1]),
                 Op::ConvTranspose(t) => ([1, 1], t.stride),
-                Op::Upsample { scale, .. } => ([1, 1], *scale),
-                Op::AdaptiveAvgPool { .. } | Op::GlobalAvgPool | Op::Input => return None,
+                Op::Upsample {
+                    to: crate::ir::UpsampleTo::Scale(scale),
+                    ..
+                } => ([1, 1], *scale),
+                Op::AdaptiveAvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::Input
+                | Op::Upsample {
+                    to: crate::ir::UpsampleTo::Size(_),
+                    ..
+                } => return None,
                 _ => ([1, 1], [1, 1]),
             };
             for a in 0..2 {

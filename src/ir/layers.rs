@@ -3,8 +3,8 @@
 
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
-use crate::ir::UpsampleMode;
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, Shape};
+use crate::ir::{UpsampleMode, UpsampleTo};
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -187,9 +187,10 @@ pub static LAYERS: &[LayerSpec] = &[
     LayerSpec {
         name: "upsample",
         params: &[
-            req("scale", Kind::Pair),
+            opt("scale", Kind::Pair),
             opt("bilinear", Kind::Bool),
             opt("align_corners", Kind::Bool),
+            opt("size", Kind::Pair),
         ],
     },
 ];
@@ -227,7 +228,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
-        "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`; `mode='bilinear'` is `upsample(2, bilinear=true)`, and `align_corners=True` is `align_corners=true` beside it)"),
+        "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`, `Upsample(size=(h, w))` is `upsample(size=[h, w])`; `mode='bilinear'` is `upsample(2, bilinear=true)`, and `align_corners=True` is `align_corners=true` beside it)"),
         "UpsamplingBilinear2d" => ("upsample", "`upsample(scale, bilinear=true, align_corners=true)`: PyTorch's `UpsamplingBilinear2d(scale_factor=2)` aligns the corners, unlike `Upsample(scale_factor=2, mode='bilinear')`, which is `upsample(2, bilinear=true)`"),
         _ => return None,
     };
@@ -265,7 +266,8 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
             "cnnc has no `{name}`; `upsample(scale)` repeats each pixel and `upsample(scale, \
              bilinear=true)` interpolates (PyTorch's `interpolate(x, scale_factor=2, \
              mode='bilinear')`; add `align_corners=true` for its `align_corners=True`, which \
-             `UpsamplingBilinear2d` always uses), both by a whole factor, and a transposed conv \
+             `UpsamplingBilinear2d` always uses), both by a whole factor; `size=[h, w]` in place \
+             of the scale resamples to a size (`interpolate(x, size=(h, w))`); a transposed conv \
              learns the upsampling: `convT(64, 2, stride=2)` doubles the height and width, as \
              U-Net's up-convolutions do"
         ),
@@ -619,10 +621,41 @@ pub fn build(
                 }
                 UpsampleMode::Nearest
             };
-            Op::Upsample {
-                scale: pair("scale", [1, 1]),
-                mode,
-            }
+            let to = match (arg_span("scale"), arg_span("size")) {
+                (Some(_), None) => UpsampleTo::Scale(pair("scale", [1, 1])),
+                (None, Some(_)) => UpsampleTo::Size(pair("size", [1, 1])),
+                (Some(scale), Some(size)) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_count",
+                            "`upsample` takes a `scale` or a `size`, not both",
+                        )
+                        .label(scale, "a scale")
+                        .label(size, "and a size")
+                        .help(
+                            "keep one: `upsample(2)` doubles the height and the width, \
+                             `upsample(size=[h, w])` resamples to h × w whatever comes in",
+                        ),
+                    );
+                    return None;
+                }
+                (None, None) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_count",
+                            "`upsample` needs a `scale` or a `size`",
+                        )
+                        .label(call.span, "missing `scale` or `size`")
+                        .help(
+                            "`upsample(2)` doubles the height and the width (PyTorch's \
+                             `scale_factor=2`), `upsample(size=[h, w])` resamples to h × w \
+                             (PyTorch's `size=(h, w)`)",
+                        ),
+                    );
+                    return None;
+                }
+            };
+            Op::Upsample { to, mode }
         }
         "linear" => Op::Linear {
             out_features: int("out", 1),
@@ -664,11 +697,6 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
         ("conv" | "convT", "padding_mode") => {
             "cnnc pads with zeros only (PyTorch's default `padding_mode='zeros'`): reflect, \
              replicate and circular padding are not supported"
-        }
-        ("upsample", "size") => {
-            "`upsample` scales by a whole factor: from H to S is `upsample(S / in.h)` where H \
-             divides S (`[sh, sw]` for two factors); a size no whole multiple of the input's is \
-             not supported"
         }
         ("avgpool", "count_include_pad") => {
             "cnnc's avgpool counts the padding in the divisor, as PyTorch's default \

@@ -11,7 +11,7 @@ pub mod print;
 pub mod unexpanded;
 pub mod value;
 
-pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, UpsampleMode};
+pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, UpsampleMode, UpsampleTo};
 
 use crate::source::Span;
 use petgraph::graph::{DiGraph, NodeIndex};

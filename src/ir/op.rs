@@ -201,12 +201,40 @@ pub enum Op {
     ChannelShuffle {
         groups: u64,
     },
-    /// Upsampling by whole factors `[sh, sw]` (PyTorch's `Upsample(scale_factor=s)`):
-    /// each pixel repeated sh × sw times, or interpolated bilinearly.
+    /// Upsampling by whole factors `[sh, sw]` (PyTorch's `Upsample(scale_factor=s)`), each
+    /// pixel repeated sh × sw times or interpolated bilinearly, or resampling to a size
+    /// (`Upsample(size=…)`).
     Upsample {
-        scale: Pair,
+        to: UpsampleTo,
         mode: UpsampleMode,
     },
+}
+
+impl UpsampleTo {
+    /// The whole factors that take an `[h, w]` input to this size: the scale, or a size
+    /// that is a whole multiple of the input's (which resamples exactly as that scale).
+    pub fn whole_scale(&self, in_hw: Pair) -> Option<Pair> {
+        match *self {
+            UpsampleTo::Scale(scale) => Some(scale),
+            UpsampleTo::Size(size) => {
+                let factor = |a: usize| {
+                    (in_hw[a] > 0 && size[a] >= in_hw[a] && size[a] % in_hw[a] == 0)
+                        .then(|| size[a] / in_hw[a])
+                };
+                Some([factor(0)?, factor(1)?])
+            }
+        }
+    }
+}
+
+/// How large [`Op::Upsample`] makes its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpsampleTo {
+    /// By whole factors `[sh, sw]`: H·sh × W·sw.
+    Scale(Pair),
+    /// To `[h, w]`, whatever the input's size (PyTorch's `size=`): output pixel o of an axis
+    /// of n reads source position o·n/h (nearest, rounded down) or (o + ½)·n/h − ½ (bilinear).
+    Size(Pair),
 }
 
 /// How [`Op::Upsample`] fills the new pixels: PyTorch's `mode`.

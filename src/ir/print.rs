@@ -1,7 +1,7 @@
 //! A stable, readable text form of the graph, for snapshots and `--emit ir`.
 
-use super::UpsampleMode;
 use super::{Graph, Op, Pads, Pair};
+use super::{UpsampleMode, UpsampleTo};
 use std::fmt::Write as _;
 
 fn pair(p: Pair) -> String {
@@ -63,7 +63,7 @@ pub fn op_text(op: &Op) -> String {
         Op::Crop { size } => format!("crop(to {}×{})", size[0], size[1]),
         Op::Slice { start, end } => format!("slice({start}, {end})"),
         Op::ChannelShuffle { groups } => format!("channel_shuffle({groups})"),
-        Op::Upsample { scale, mode } => {
+        Op::Upsample { to, mode } => {
             let mode = match mode {
                 UpsampleMode::Nearest => "",
                 UpsampleMode::Bilinear {
@@ -73,7 +73,10 @@ pub fn op_text(op: &Op) -> String {
                     align_corners: true,
                 } => ", bilinear, align_corners",
             };
-            format!("upsample({}, {}{mode})", scale[0], scale[1])
+            match to {
+                UpsampleTo::Scale(scale) => format!("upsample({}, {}{mode})", scale[0], scale[1]),
+                UpsampleTo::Size(size) => format!("upsample(to {}×{}{mode})", size[0], size[1]),
+            }
         }
         other => other.kind().to_string(),
     }

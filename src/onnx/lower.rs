@@ -817,12 +817,96 @@ impl Lowerer<'_> {
             // ONNX's Resize in linear mode, as PyTorch exports it: the scales by axis (1 for
             // N and C), and PyTorch's coordinate convention. Its inferred output loses the
             // batch dimension's name; the value_info every layer output gets keeps it.
+            // Nearest to a size no whole multiple of the input's: the source rows, then the
+            // source columns, gathered ([`nearest_indices`]).
             Op::Upsample {
-                scale,
+                to,
+                mode: UpsampleMode::Nearest,
+            } if !matches!(in_dims, [_, h, w] if to.whole_scale([*h, *w]).is_some()) => {
+                let [c, h, w] = in_dims[..] else {
+                    return Err(self
+                        .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
+                };
+                let (oh, ow) = (out_dims[1], out_dims[2]);
+                let rows_name = format!("{name}.rows");
+                let rows_out = if ow == w { out } else { &rows_name };
+                let mut y = x.to_string();
+                for (axis, n, m, dims, target) in [
+                    (2, h, oh, [c, oh, w], rows_out),
+                    (3, w, ow, [c, oh, ow], out),
+                ] {
+                    if n == m {
+                        continue;
+                    }
+                    let index = format!("{name}.index{axis}");
+                    self.init_i64(&index, &nearest_indices(n, m))?;
+                    let node = if target == out { name } else { target };
+                    self.node(
+                        "Gather",
+                        node,
+                        &[&y, &index],
+                        target,
+                        vec![AttributeProto::int("axis", axis)],
+                    )?;
+                    if target != out {
+                        self.value_info(target, &dims);
+                    }
+                    y = target.to_string();
+                }
+                Ok(())
+            }
+            // Bilinear to a size no whole multiple of the input's: Resize to it, with the
+            // batch and channels of the input.
+            Op::Upsample {
+                to,
+                mode: UpsampleMode::Bilinear { align_corners },
+            } if !matches!(in_dims, [_, h, w] if to.whole_scale([*h, *w]).is_some()) => {
+                let size = [out_dims[1], out_dims[2]];
+                let (shape, sizes, batch_and_channels) = (
+                    format!("{name}.size"),
+                    format!("{name}.sizes"),
+                    format!("{name}.batch_and_channels"),
+                );
+                self.init_i64(&shape, &i64s(&size))?;
+                self.node(
+                    "Shape",
+                    &batch_and_channels,
+                    &[x],
+                    &batch_and_channels,
+                    vec![AttributeProto::int("end", 2)],
+                )?;
+                self.node(
+                    "Concat",
+                    &sizes,
+                    &[&batch_and_channels, &shape],
+                    &sizes,
+                    vec![AttributeProto::int("axis", 0)],
+                )?;
+                for (value, len) in [(&batch_and_channels, 2), (&sizes, 4)] {
+                    self.graph.value_info.push(ValueInfoProto::tensor(
+                        value,
+                        data_type::INT64,
+                        &[Dim::Value(len)],
+                    ));
+                }
+                self.node(
+                    "Resize",
+                    name,
+                    &[x, "", "", &sizes],
+                    out,
+                    resize_to_size_attrs(*align_corners),
+                )
+            }
+            Op::Upsample {
+                to,
                 mode: UpsampleMode::Bilinear { align_corners },
             } => {
+                let scale = match in_dims {
+                    [_, h, w] => to.whole_scale([*h, *w]).unwrap_or([1, 1]),
+                    _ => [1, 1],
+                };
                 let scales = format!("{name}.scales");
-                self.init_f32(&scales, &[4], &resize_scales(*scale))?;
+                self.init_f32(&scales, &[4], &resize_scales(scale))?;
                 self.node(
                     "Resize",
                     name,
@@ -832,13 +916,14 @@ impl Lowerer<'_> {
                 )
             }
             Op::Upsample {
-                scale,
+                to,
                 mode: UpsampleMode::Nearest,
             } => {
                 let [c, h, w] = in_dims[..] else {
                     return Err(self
                         .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
                 };
+                let scale = &to.whole_scale([h, w]).unwrap_or([1, 1]);
                 // [N, C, H, 1, W, 1] expanded to [N, C, H, sh, W, sw] and joined back: each
                 // pixel repeated, as PyTorch's nearest Upsample by a whole factor. (Resize would
                 // say the same, but ONNX's shape inference loses the batch dimension's name
@@ -1195,6 +1280,35 @@ pub(crate) fn resize_attrs(align_corners: bool) -> Vec<AttributeProto> {
         AttributeProto::string("mode", "linear"),
         AttributeProto::string("coordinate_transformation_mode", coordinates),
     ]
+}
+
+/// Resize's attributes for bilinear resampling to a size, as PyTorch's
+/// `interpolate(size=…, mode='bilinear')` computes: output pixel o of an axis of m reads the
+/// source position (o + ½)·n/m − ½, clamped at 0 (`half_pixel`, which unlike
+/// `pytorch_half_pixel` does so for an output of one pixel too), or aligns the corners.
+pub(crate) fn resize_to_size_attrs(align_corners: bool) -> Vec<AttributeProto> {
+    vec![
+        AttributeProto::string("mode", "linear"),
+        AttributeProto::string(
+            "coordinate_transformation_mode",
+            if align_corners {
+                "align_corners"
+            } else {
+                "half_pixel"
+            },
+        ),
+    ]
+}
+
+/// The source pixel of each of `m` output pixels when nearest-neighbour resampling takes an
+/// axis of `n` pixels to `m`: ⌊o·(n/m)⌋ (at most n − 1), computed in float32 as PyTorch's
+/// `upsample_nearest2d` computes it. (ONNX's Resize divides by m/n instead, which differs
+/// from PyTorch by one pixel for some sizes, such as 2 → 82: cnnc gathers these indices.)
+pub(crate) fn nearest_indices(n: u64, m: u64) -> Vec<i64> {
+    let scale = n as f32 / m as f32;
+    (0..m)
+        .map(|o| ((o as f32 * scale).floor() as i64).min(n as i64 - 1))
+        .collect()
 }
 
 /// The three shapes of `upsample`'s lowering of a `[C, H, W]` input: the input split to

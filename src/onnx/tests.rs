@@ -561,7 +561,7 @@ fn external_data_moves_float_initializers_but_shape_data() {
             (
                 "up",
                 Op::Upsample {
-                    scale: [2, 2],
+                    to: crate::ir::UpsampleTo::Scale([2, 2]),
                     mode: crate::ir::UpsampleMode::Bilinear {
                         align_corners: false,
                     },

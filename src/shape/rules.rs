@@ -686,18 +686,19 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             }
             finish(x.dims().to_vec(), 0, 0, Vec::new())
         }
-        Op::Upsample { scale, .. } => {
+        Op::Upsample { to, .. } => {
             let (c, hw) = need_image("upsample", first())?;
             let grown = |n: u64, s: u64| {
                 n.checked_mul(s)
                     .ok_or_else(|| too_large(&format!("the output of `upsample` ({n}·{s})")))
             };
-            finish(
-                vec![c, grown(hw[0], scale[0])?, grown(hw[1], scale[1])?],
-                0,
-                0,
-                Vec::new(),
-            )
+            let out = match to {
+                crate::ir::UpsampleTo::Scale(scale) => {
+                    [grown(hw[0], scale[0])?, grown(hw[1], scale[1])?]
+                }
+                crate::ir::UpsampleTo::Size(size) => *size,
+            };
+            finish(vec![c, out[0], out[1]], 0, 0, Vec::new())
         }
     }
 }

@@ -173,6 +173,13 @@ def ref_crop(x, spec):
 
 
 def ref_upsample(x, spec):
+    if "size" in spec:
+        # PyTorch's upsample_nearest2d to a size: source pixel floor(o * (n / m)), in float32.
+        def source(size, out):
+            scale = np.float32(size) / np.float32(out)
+            return [min(int(np.floor(np.float32(o) * scale)), size - 1) for o in range(out)]
+        (th, tw), (h, w) = spec["size"], x.shape[2:]
+        return x[:, :, source(h, th), :][:, :, :, source(w, tw)].astype(np.float64)
     sh, sw = spec["scale"]
     return x.repeat(sh, axis=2).repeat(sw, axis=3).astype(np.float64)
 
@@ -181,26 +188,26 @@ def ref_upsample_bilinear(x, spec):
     # PyTorch's upsample_bilinear2d, one output pixel at a time: the source position
     # (o + 1/2)/s - 1/2 (at least 0), or o (n - 1)/(n s - 1) with align_corners, read from
     # its two neighbours on each axis.
-    sh, sw = spec["scale"]
-    align = spec["align_corners"]
+    # To a size: the source position (o + 1/2) n / m - 1/2, as s = m / n.
     n, c, h, w = x.shape
+    th, tw = spec["size"] if "size" in spec else (h * spec["scale"][0], w * spec["scale"][1])
+    align = spec["align_corners"]
 
-    def source(o, size, s):
-        out = size * s
+    def source(o, size, out):
         if align:
             pos = o * (size - 1) / (out - 1) if out > 1 else 0.0
         else:
-            pos = max((o + 0.5) / s - 0.5, 0.0)
+            pos = max((o + 0.5) * size / out - 0.5, 0.0)
         i0 = min(int(math.floor(pos)), size - 1)
         frac = min(max(pos - i0, 0.0), 1.0)
         return i0, min(i0 + 1, size - 1), frac
 
     x = x.astype(np.float64)
-    y = np.zeros((n, c, h * sh, w * sw))
-    for oy in range(h * sh):
-        y0, y1, fy = source(oy, h, sh)
-        for ox in range(w * sw):
-            x0, x1, fx = source(ox, w, sw)
+    y = np.zeros((n, c, th, tw))
+    for oy in range(th):
+        y0, y1, fy = source(oy, h, th)
+        for ox in range(tw):
+            x0, x1, fx = source(ox, w, tw)
             y[:, :, oy, ox] = ((1 - fy) * ((1 - fx) * x[:, :, y0, x0] + fx * x[:, :, y0, x1])
                                + fy * ((1 - fx) * x[:, :, y1, x0] + fx * x[:, :, y1, x1]))
     return y

@@ -404,11 +404,23 @@ def gen_image_leaf(rng, C, H, W):
     if r < 0.95:
         return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
     if r < 0.97 and H * W <= 256:
-        return gen_upsample(rng)
+        return gen_upsample(rng, H, W)
     return gen_dropout(rng)
 
 
-def gen_upsample(rng):
+def gen_upsample(rng, H, W):
+    if rng.random() < 0.3:
+        # To a size: PyTorch's interpolate(size=…), larger or smaller, any ratio.
+        size = [rng.randint(1, 2 * H + 2), rng.randint(1, 2 * W + 2)]
+        mode = rng.choice(["nearest", "bilinear", "bilinear_align"])
+        if mode == "nearest":
+            return Leaf("upsample", f"upsample(size={fmt(size)})", nn.Upsample(size=tuple(size)),
+                        None, ["upsample_size"])
+        align = mode == "bilinear_align"
+        return Leaf("upsample",
+                    f"upsample(size={fmt(size)}, bilinear=true, align_corners={str(align).lower()})",
+                    nn.Upsample(size=tuple(size), mode="bilinear", align_corners=align), None,
+                    ["upsample_size", "upsample_size_bilinear"])
     if rng.random() < 0.4:
         sh, sw = rng.randint(1, 3), rng.randint(1, 3)
         align = rng.random() < 0.5

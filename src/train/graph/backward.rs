@@ -29,7 +29,7 @@
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
-    adaptive_matrix, bilinear_maps, conv_attrs, pool_overhang, pool_pads, Separable,
+    adaptive_matrix, conv_attrs, pool_overhang, pool_pads, upsample_maps, Separable,
 };
 use super::{err, GraphError, Lowering, Saved};
 use crate::ir::UpsampleMode;
@@ -512,36 +512,35 @@ impl Lowering<'_> {
                 let inverse = in_dims[0] / groups;
                 one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
-            Op::Upsample {
-                scale,
-                mode: UpsampleMode::Bilinear { align_corners },
-            } => {
-                let (rows, cols) = bilinear_maps(&in_dims, *scale, *align_corners);
-                one(Some(self.separable(
-                    dy,
-                    &rows.transposed(),
-                    &cols.transposed(),
-                    &base,
-                )))
-            }
-            Op::Upsample {
-                scale,
-                mode: UpsampleMode::Nearest,
-            } => {
-                // Each input pixel was copied to an sh × sw block: its gradient is the
-                // block's sum, [N, C, H, sh, W, sw] summed over the two block axes.
-                let (c, h, w) = (in_dims[0] as i64, in_dims[1] as i64, in_dims[2] as i64);
-                let (sh, sw) = (scale[0] as i64, scale[1] as i64);
-                let blocks = self
-                    .b
-                    .reshape(dy, &[0, c, h, sh, w, sw], &format!("{base}.blocks"));
-                one(Some(self.b.reduce(
-                    "ReduceSum",
-                    &blocks,
-                    &[3, 5],
-                    false,
-                    &base,
-                )))
+            Op::Upsample { to, mode } => {
+                match (mode, to.whole_scale([in_dims[1], in_dims[2]])) {
+                    (UpsampleMode::Nearest, Some(scale)) => {
+                        // Each input pixel was copied to an sh × sw block: its gradient is the
+                        // block's sum, [N, C, H, sh, W, sw] summed over the two block axes.
+                        let (c, h, w) = (in_dims[0] as i64, in_dims[1] as i64, in_dims[2] as i64);
+                        let (sh, sw) = (scale[0] as i64, scale[1] as i64);
+                        let blocks =
+                            self.b
+                                .reshape(dy, &[0, c, h, sh, w, sw], &format!("{base}.blocks"));
+                        one(Some(self.b.reduce(
+                            "ReduceSum",
+                            &blocks,
+                            &[3, 5],
+                            false,
+                            &base,
+                        )))
+                    }
+                    // Interpolation, or nearest to a size: the transposed maps of its weights.
+                    _ => {
+                        let (rows, cols) = upsample_maps(&in_dims, &out_dims, *mode);
+                        one(Some(self.separable(
+                            dy,
+                            &rows.transposed(),
+                            &cols.transposed(),
+                            &base,
+                        )))
+                    }
+                }
             }
         })
     }

@@ -59,13 +59,13 @@ pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
     out
 }
 
-/// The weights of bilinear upsampling by `s` along an axis of `n` pixels, PyTorch's
-/// (`upsample_bilinear2d`): output pixel o reads the source position `(o + ½)/s − ½`
-/// (clamped at 0), or `o·(n − 1)/(n·s − 1)` with `align_corners`, from its two neighbours
-/// in proportion. Row-major `[n·s, n]`: what Resize computes, as a matrix (the training
+/// The weights of bilinear resampling of an axis of `n` pixels to `m`, PyTorch's
+/// (`upsample_bilinear2d`): output pixel o reads the source position `(o + ½)·n/m − ½`
+/// (clamped at 0), or `o·(n − 1)/(m − 1)` with `align_corners`, from its two neighbours
+/// in proportion. Row-major `[m, n]`: what Resize computes, as a matrix (the training
 /// graph's backward multiplies by its transpose).
-pub(super) fn bilinear_weights(n: u64, s: u64, align_corners: bool) -> Vec<f32> {
-    let (n, m) = (n as usize, (n * s) as usize);
+pub(super) fn bilinear_weights(n: u64, m: u64, align_corners: bool) -> Vec<f32> {
+    let (n, m) = (n as usize, m as usize);
     let mut a = vec![0f64; m * n];
     for o in 0..m {
         let src = if align_corners {
@@ -75,7 +75,7 @@ pub(super) fn bilinear_weights(n: u64, s: u64, align_corners: bool) -> Vec<f32> 
                 0.0
             }
         } else {
-            ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0)
+            ((o as f64 + 0.5) * n as f64 / m as f64 - 0.5).max(0.0)
         };
         let i0 = (src.floor() as usize).min(n - 1);
         let lambda = (src - i0 as f64).clamp(0.0, 1.0);
@@ -119,15 +119,36 @@ impl Separable {
     }
 }
 
-/// Bilinear upsampling of a `[C, H, W]` input as its row and column maps.
-pub(super) fn bilinear_maps(
+/// Upsampling (or resampling to a size) of a `[C, H, W]` input to `[C, h, w]` as its row
+/// and column maps.
+pub(super) fn upsample_maps(
     in_dims: &[u64],
-    scale: [u64; 2],
-    align_corners: bool,
+    out_dims: &[u64],
+    mode: UpsampleMode,
 ) -> (Separable, Separable) {
-    let (h, w) = (in_dims[1], in_dims[2]);
-    let map = |n: u64, s: u64| Separable::new(bilinear_weights(n, s, align_corners), n * s, n);
-    (map(h, scale[0]), map(w, scale[1]))
+    let map = |n: u64, m: u64| {
+        let weights = match mode {
+            UpsampleMode::Bilinear { align_corners } => bilinear_weights(n, m, align_corners),
+            UpsampleMode::Nearest => nearest_weights(n, m),
+        };
+        Separable::new(weights, m, n)
+    };
+    (map(in_dims[1], out_dims[1]), map(in_dims[2], out_dims[2]))
+}
+
+/// The weights of nearest-neighbour resampling of an axis of `n` pixels to `m`, row-major
+/// `[m, n]`: a 1 at each output pixel's source ([`crate::onnx::lower::nearest_indices`], the
+/// indices the forward pass gathers), so that the gradient goes back exactly where each
+/// value came from.
+pub(super) fn nearest_weights(n: u64, m: u64) -> Vec<f32> {
+    let mut a = vec![0f32; (m * n) as usize];
+    for (o, src) in crate::onnx::lower::nearest_indices(n, m)
+        .into_iter()
+        .enumerate()
+    {
+        a[o * n as usize + src as usize] = 1.0;
+    }
+    a
 }
 
 /// `[a, b]` row-major → `[b, a]`.
@@ -457,15 +478,63 @@ impl Lowering<'_> {
             }
             Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
             Op::Upsample {
-                scale,
+                to,
+                mode: UpsampleMode::Nearest,
+            } if to.whole_scale(hw(&in_dims)).is_none() => {
+                // As the inference model: the source rows and columns gathered. The backward
+                // multiplies by the transposed 0/1 maps of the same indices.
+                let mut y = x.clone();
+                for (axis, n, m) in [(2, in_dims[1], out_dims[1]), (3, in_dims[2], out_dims[2])] {
+                    if n != m {
+                        let index = self.b.ints(&crate::onnx::lower::nearest_indices(n, m));
+                        y = self.b.op(
+                            "Gather",
+                            &[&y, &index],
+                            &format!("{name}.axis{axis}"),
+                            vec![AttributeProto::int("axis", axis)],
+                        );
+                    }
+                }
+                y
+            }
+            Op::Upsample {
+                to,
+                mode: UpsampleMode::Bilinear { align_corners },
+            } if to.whole_scale(hw(&in_dims)).is_none() => {
+                // As the inference model: Resize to the size, with the batch and channels of
+                // the input. Its gradient is the map of its weights, transposed (the backward).
+                let batch_and_channels = self.b.op(
+                    "Shape",
+                    &[&x],
+                    &format!("{name}.batch_and_channels"),
+                    vec![AttributeProto::int("end", 2)],
+                );
+                let size = self.b.ints(&i64s(&hw(&out_dims)));
+                let sizes = self.b.op(
+                    "Concat",
+                    &[&batch_and_channels, &size],
+                    &format!("{name}.sizes"),
+                    vec![AttributeProto::int("axis", 0)],
+                );
+                let (roi, scales) = (String::new(), String::new());
+                self.b.op(
+                    "Resize",
+                    &[&x, &roi, &scales, &sizes],
+                    &name,
+                    crate::onnx::lower::resize_to_size_attrs(*align_corners),
+                )
+            }
+            Op::Upsample {
+                to,
                 mode: UpsampleMode::Bilinear { align_corners },
             } => {
                 // As the inference model: Resize. Its gradient is the map of its weights,
                 // transposed (the backward).
+                let scale = to.whole_scale(hw(&in_dims)).unwrap_or([1, 1]);
                 let scales = self.b.init_f32(
                     &format!("{name}.scales"),
                     &[4],
-                    &crate::onnx::lower::resize_scales(*scale),
+                    &crate::onnx::lower::resize_scales(scale),
                 );
                 let roi = String::new();
                 self.b.op(
@@ -476,13 +545,14 @@ impl Lowering<'_> {
                 )
             }
             Op::Upsample {
-                scale,
+                to,
                 mode: UpsampleMode::Nearest,
             } => {
                 // As the inference model: [N, C, H, 1, W, 1] expanded, then joined.
                 let dims = [in_dims[0], in_dims[1], in_dims[2]];
+                let scale = to.whole_scale(hw(&in_dims)).unwrap_or([1, 1]);
                 let (split_dims, repeat_dims, out_dims) =
-                    crate::onnx::lower::upsample_shapes(dims, *scale);
+                    crate::onnx::lower::upsample_shapes(dims, scale);
                 let split = self.b.reshape(&x, &split_dims, &format!("{name}.split"));
                 let repeats = self.b.ints(&repeat_dims);
                 let blocks = self.b.op(
