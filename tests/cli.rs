@@ -1090,6 +1090,35 @@ fn check_reads_standard_input() {
     }
 }
 
+/// A standard output that cannot be written (a full disk) is an error, exit 2, not a panic
+/// and not a success whose results were lost.
+#[test]
+fn an_unwritable_standard_output_is_an_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        println!("skipped: no /dev/full");
+        return;
+    };
+    for args in [
+        &["summary", "models/lenet.cnn"][..],
+        &["summary", "models/lenet.cnn", "--format", "json"],
+        &["check", "models/lenet.cnn", "--format", "json"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write the results to standard output")
+                && !stderr(&o).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}
+
 /// Standard input can be read once: `check - -` is a usage error, not a second, empty file.
 #[test]
 fn check_refuses_standard_input_twice() {

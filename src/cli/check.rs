@@ -83,7 +83,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
     }
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&json).expect("diagnostics serialize")
         ),

@@ -44,9 +44,32 @@ pub fn stdout_text(text: impl std::fmt::Display) {
     use std::io::Write;
     if RESULTS_TO_STDERR.load(Ordering::SeqCst) {
         let _ = write!(std::io::stderr().lock(), "{text}");
-    } else {
-        let _ = write!(std::io::stdout().lock(), "{text}");
+    } else if let Err(e) = write!(std::io::stdout().lock(), "{text}") {
+        record_stdout_failure(e);
     }
+}
+
+/// The first failure to write standard output other than a reader that went away (a full
+/// disk, `> /dev/full`): the results are lost, which the exit code must say
+/// ([`stdout_failure`]).
+static STDOUT_FAILURE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+fn record_stdout_failure(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return;
+    }
+    if let Ok(mut first) = STDOUT_FAILURE.lock() {
+        first.get_or_insert_with(|| e.to_string());
+    }
+}
+
+/// Why writing standard output failed, if it did (after flushing what is buffered).
+pub fn stdout_failure() -> Option<String> {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().flush() {
+        record_stdout_failure(e);
+    }
+    STDOUT_FAILURE.lock().ok().and_then(|f| f.clone())
 }
 
 static RESULTS_TO_STDERR: AtomicBool = AtomicBool::new(false);
@@ -224,7 +247,7 @@ pub fn compile_one_as(
         Err(e) => {
             if format == Format::Json {
                 let d = [cnnc::diag::JsonDiagnostic::io(&e)];
-                println!("{}", serde_json::json!({ "diagnostics": d }));
+                outln!("{}", serde_json::json!({ "diagnostics": d }));
             }
             return Err(fail(EXIT_USAGE, e));
         }
@@ -235,7 +258,7 @@ pub fn compile_one_as(
         let e = c.model(None).err().unwrap_or_default();
         if format == Format::Json {
             let d = cnnc::diag::JsonDiagnostic::about_file("cnnc::cli::model", e.clone(), path);
-            println!("{}", serde_json::json!({ "diagnostics": [d] }));
+            outln!("{}", serde_json::json!({ "diagnostics": [d] }));
         }
         return Err(fail(EXIT_USAGE, e));
     }
@@ -253,7 +276,7 @@ pub fn compile_one_as(
                 .iter()
                 .map(|d| d.to_json(&c.sources))
                 .collect();
-            println!("{}", serde_json::json!({ "diagnostics": d }));
+            outln!("{}", serde_json::json!({ "diagnostics": d }));
         }
         note!(
             "error: {} has {} error(s); nothing was produced",
@@ -282,7 +305,7 @@ pub fn compile_one_as(
         Err(e) => {
             if format == Format::Json {
                 let d = cnnc::diag::JsonDiagnostic::about_file("cnnc::cli::model", e.clone(), path);
-                println!("{}", serde_json::json!({ "diagnostics": [d] }));
+                outln!("{}", serde_json::json!({ "diagnostics": [d] }));
             }
             return Err(fail(EXIT_USAGE, e));
         }

@@ -17,6 +17,21 @@ macro_rules! note_raw {
     }};
 }
 
+/// `println!` for results, through [`common::stdout_line`]: a write that fails is recorded
+/// and makes the exit code 2 ([`common::stdout_failure`]), where `println!` would panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::common::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// `print!` for results (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::common::stdout_text(format_args!($($arg)*))
+    };
+}
+
 pub mod check;
 pub mod common;
 pub mod export;
@@ -108,7 +123,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    match cli.command {
+    let code = match cli.command {
         Command::Check(a) => check::run(a),
         Command::Summary(a) => summary::run(a),
         Command::Export(a) => export::run(a),
@@ -116,5 +131,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Bench(a) => run::bench(a),
         Command::Doctor(a) => run::doctor(a),
         Command::Train(a) => train::run(a),
+    };
+    match common::stdout_failure() {
+        Some(why) => {
+            note!("error: cannot write the results to standard output: {why}");
+            if code == ExitCode::SUCCESS {
+                ExitCode::from(common::EXIT_USAGE)
+            } else {
+                code
+            }
+        }
+        None => code,
     }
 }

@@ -633,20 +633,22 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 "onnxruntime": rt.version(),
                 "interrupted": interrupted,
             });
-            println!("{json}");
+            outln!("{json}");
         }
         Format::Text => {
-            println!("model       {}", a.model.display());
-            println!(
+            outln!("model       {}", a.model.display());
+            outln!(
                 "device      {device} (ONNX Runtime {})",
                 rt.version().unwrap_or("of unknown version")
             );
-            println!("input       {shape:?}");
-            println!("iterations  {} (after {warmed} warm-up)", latencies.len(),);
-            println!("throughput  {images_per_sec:.1} images/s");
-            println!(
+            outln!("input       {shape:?}");
+            outln!("iterations  {} (after {warmed} warm-up)", latencies.len(),);
+            outln!("throughput  {images_per_sec:.1} images/s");
+            outln!(
                 "latency     p50 {:.3} ms, p99 {:.3} ms, mean {:.3} ms",
-                s.p50_ms, s.p99_ms, s.mean_ms
+                s.p50_ms,
+                s.p99_ms,
+                s.mean_ms
             );
         }
     }
@@ -705,35 +707,35 @@ pub fn doctor(a: DoctorArgs) -> ExitCode {
                 "cpu": { "ok": cpu.is_ok(), "error": err_text(&cpu) },
                 "cuda": { "ok": cuda.is_ok(), "error": err_text(&cuda) },
             });
-            println!("{json}");
+            outln!("{json}");
         }
         Format::Text => {
             match &located {
                 Ok(l) => {
-                    println!("library    {}", l.path.display());
-                    println!("found by   {}", l.found_by);
+                    outln!("library    {}", l.path.display());
+                    outln!("found by   {}", l.found_by);
                 }
                 // The reason follows once, as the error below.
-                Err(_) => println!("library    not found (see the error below)"),
+                Err(_) => outln!("library    not found (see the error below)"),
             }
             if let (Err(e), Ok(_)) = (&rt, &located) {
-                println!("load       failed: {e}");
+                outln!("load       failed: {e}");
             }
             if let Ok(rt) = &rt {
-                println!("version    {}", version.unwrap_or("unknown"));
-                println!("build      {}", rt.build_info().trim());
+                outln!("version    {}", version.unwrap_or("unknown"));
+                outln!("build      {}", rt.build_info().trim());
             }
             match &providers {
-                Ok(list) => println!("providers  {}", list.join(", ")),
+                Ok(list) => outln!("providers  {}", list.join(", ")),
                 Err(_) if rt.is_err() => {}
-                Err(e) => println!("providers  unknown: {e}"),
+                Err(e) => outln!("providers  unknown: {e}"),
             }
             let line = |name: &str, provider: &str, r: &Result<(), RuntimeError>| match r {
-                Ok(()) => println!("{name:<10} ok ({provider} ran a one-node model)"),
+                Ok(()) => outln!("{name:<10} ok ({provider} ran a one-node model)"),
                 Err(RuntimeError::CudaUnavailable { reason }) => {
-                    println!("{name:<10} unavailable: {reason}")
+                    outln!("{name:<10} unavailable: {reason}")
                 }
-                Err(e) => println!("{name:<10} unavailable: {e}"),
+                Err(e) => outln!("{name:<10} unavailable: {e}"),
             };
             if rt.is_ok() {
                 line("cpu", CPU_PROVIDER, &cpu);

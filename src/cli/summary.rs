@@ -25,7 +25,7 @@ pub fn run(args: SummaryArgs) -> ExitCode {
         };
     let summary = cnnc::shape::summary::summarize(&compilation.models[model]);
     match args.format {
-        Format::Text => print!("{}", summary.to_text()),
+        Format::Text => out!("{}", summary.to_text()),
         Format::Json => {
             // The warnings go with the summary (as `check --format json` gives them).
             let mut value = serde_json::to_value(&summary).expect("summary serializes");
@@ -48,7 +48,7 @@ pub fn run(args: SummaryArgs) -> ExitCode {
                 })
                 .collect();
             value["tensors"] = serde_json::Value::Array(tensors);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&value).expect("summary serializes")
             )
