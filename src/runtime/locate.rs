@@ -98,7 +98,7 @@ pub(crate) fn locate_with(probe: &Probe) -> Result<Library, RuntimeError> {
             "{} -c \"import onnxruntime\"",
             Path::new(python).display()
         )));
-        if let Some(dir) = ask_python(python) {
+        if let Some(dir) = ask_python(python, PYTHON_TIMEOUT) {
             if let Some(path) = library_in(&dir.join("capi")) {
                 return Ok(Library {
                     path,
@@ -244,21 +244,43 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
     candidates.into_iter().next()
 }
 
-/// Asks the interpreter where its `onnxruntime` package lives.
-fn ask_python(python: &OsString) -> Option<PathBuf> {
-    let out = Command::new(python)
+/// How long `python3` may take to say where onnxruntime is (an import takes well under a
+/// second; a wrapper that never returns must not hang cnnc).
+const PYTHON_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks the interpreter where its `onnxruntime` package lives; `None` when it cannot say
+/// within `timeout` ([`PYTHON_TIMEOUT`]).
+fn ask_python(python: &OsString, timeout: std::time::Duration) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut child = Command::new(python)
         .args([
             "-c",
             "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
         ])
         .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .output()
+        .spawn()
         .ok()?;
-    if !out.status.success() {
+    let start = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < timeout => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    if !status.success() {
         return None;
     }
-    let text = String::from_utf8(out.stdout).ok()?;
+    let mut text = String::new();
+    child.stdout.take()?.read_to_string(&mut text).ok()?;
     let dir = PathBuf::from(text.trim());
     dir.is_dir().then_some(dir)
 }
@@ -274,6 +296,20 @@ mod tests {
     fn touch(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, b"not really a library").unwrap();
+    }
+
+    #[test]
+    fn a_python3_that_never_answers_is_given_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("python3");
+        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let asked = ask_python(
+            &script.into_os_string(),
+            std::time::Duration::from_millis(200),
+        );
+        assert_eq!(asked, None);
     }
 
     #[test]
