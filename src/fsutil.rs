@@ -139,6 +139,17 @@ pub fn read_message(path: &Path, e: &std::io::Error) -> String {
 /// or block device (`/dev/zero`, a terminal) is refused: it is no file and may never end. A
 /// pipe is read as it comes, up to the limit. The error is in words, for `path: …`.
 pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    read_input_until(path, limit, |_| None)
+}
+
+/// [`read_input`], stopping one byte past `worth(bytes so far)` once it says how much the
+/// file should hold (a header that declares the length of what follows), so that a file
+/// far longer than declared is not read whole before being refused.
+pub fn read_input_until(
+    path: &Path,
+    limit: u64,
+    mut worth: impl FnMut(&[u8]) -> Option<u64>,
+) -> Result<Vec<u8>, String> {
     use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let file = std::fs::File::open(path).map_err(|e| read_message(path, &e))?;
@@ -150,9 +161,25 @@ pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
         return Err("it is a directory".into());
     }
     let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_message(&e))?;
+    let mut file = file.take(limit.saturating_add(1));
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_message(&e)),
+        };
+        bytes.extend_from_slice(&chunk[..n]);
+        if let Some(enough) = worth(&bytes) {
+            let cap = enough.saturating_add(1).min(limit.saturating_add(1));
+            if bytes.len() as u64 >= cap {
+                bytes.truncate(cap as usize);
+                break;
+            }
+            file.set_limit(cap - bytes.len() as u64);
+        }
+    }
     if bytes.len() as u64 > limit {
         return Err(format!(
             "it holds more than {}, more than such a file can be",

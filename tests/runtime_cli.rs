@@ -349,6 +349,29 @@ fn classifier_output_shows_the_top_classes() {
     assert!(r.stdout.contains("sample 1:"), "{}", r.stdout);
 }
 
+/// A `.npy` far longer than its header declares (a sparse 64 GiB file here) is refused after
+/// the declared length and one byte, not read whole first.
+#[test]
+fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
+    let Some(dir) = fixtures() else { return };
+    let path = dir.join("sparse.npy");
+    std::fs::copy(dir.join("ones.npy"), &path).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(1 << 36)
+        .unwrap();
+    let r = cnnc(dir, &["run", "classifier.onnx", "-i", "sparse.npy"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("should be 32 bytes, and the file holds more"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn a_model_with_several_outputs_writes_the_first_and_names_the_others() {
     let Some(dir) = fixtures() else { return };

@@ -324,7 +324,14 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
     let bytes = model_bytes(&a.model, a.model_name.as_deref(), "run")?;
-    let input_bytes = read(&a.input, "input", MAX_INPUT_BYTES)?;
+    let input_bytes =
+        cnnc::fsutil::read_input_until(&a.input, MAX_INPUT_BYTES, npy::bytes_worth_reading)
+            .map_err(|e| {
+                Failure(
+                    EXIT_USAGE,
+                    format!("cannot read the input {}: {e}", a.input.display()),
+                )
+            })?;
     let array = npy::parse(&input_bytes)
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
     if array.data.is_empty() {

@@ -61,8 +61,36 @@ fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
-/// Parses the bytes of a `.npy` file.
-pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
+/// How many bytes of a `.npy` file beginning with `prefix` are worth reading: its whole
+/// length (header and data) once `prefix` holds the header, so that a file longer than its
+/// header declares is refused after one byte more, not read to the end; what is there when
+/// the header is malformed (then [`parse`] says why); `None` while the header is incomplete.
+pub fn bytes_worth_reading(prefix: &[u8]) -> Option<u64> {
+    match header(prefix) {
+        Ok((_, end, _, _, expected)) => Some((end as u64).saturating_add(expected as u64)),
+        Err(_) if prefix.len() < 12 => None,
+        Err(_) => {
+            let header_end = match prefix[6] {
+                1 => 10 + u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
+                2 | 3 => {
+                    12 + u64::from(u32::from_le_bytes([
+                        prefix[8], prefix[9], prefix[10], prefix[11],
+                    ]))
+                }
+                _ => 0,
+            };
+            // Still reading a header (of a sensible size), or one that is malformed.
+            let incomplete = prefix.starts_with(MAGIC)
+                && (prefix.len() as u64) < header_end
+                && header_end <= 1 << 20;
+            (!incomplete).then_some(prefix.len() as u64)
+        }
+    }
+}
+
+/// The header of a `.npy` file: it, where the data starts, the element type, whether it is
+/// little-endian, and the data's length in bytes.
+fn header(bytes: &[u8]) -> Result<(Header, usize, Float, bool, usize), NpyError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return err("not a .npy file (it does not start with the NumPy magic \\x93NUMPY)");
     }
@@ -96,10 +124,24 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
         Float::F32 => 4,
         Float::F64 => 8,
     };
-    let body = &bytes[header_end..];
     let expected = count
         .checked_mul(width)
         .ok_or_else(|| NpyError(format!("shape {:?} is too large", header.shape)))?;
+    Ok((header, header_end, kind, little_endian, expected))
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
+    let (header, header_end, kind, little_endian, expected) = header(bytes)?;
+    let body = &bytes[header_end..];
+    if body.len() > expected {
+        return err(format!(
+            "the data of a {} array of shape {:?} should be {expected} bytes, and the file \
+             holds more",
+            kind.name(),
+            header.shape,
+        ));
+    }
     if body.len() != expected {
         return err(format!(
             "the data of a {} array of shape {:?} should be {expected} bytes, the file has {}",
@@ -456,6 +498,29 @@ mod tests {
     }
 
     /// A Fortran-order array (first index fastest) is read into C order.
+    #[test]
+    fn the_length_worth_reading_comes_from_the_header() {
+        let file = npy("<f4", false, "(2, 3)", &[0; 24]);
+        let data_start = file.len() - 24;
+        // The header incomplete: read on.
+        assert_eq!(bytes_worth_reading(&file[..5]), None);
+        assert_eq!(bytes_worth_reading(&file[..data_start - 1]), None);
+        // Once it is whole: the file's length, whatever follows.
+        assert_eq!(
+            bytes_worth_reading(&file[..data_start]),
+            Some(file.len() as u64)
+        );
+        let mut longer = file.clone();
+        longer.extend([0; 100]);
+        assert_eq!(bytes_worth_reading(&longer), Some(file.len() as u64));
+        // Not a .npy, or a header too long to be one: what is there, for `parse` to refuse.
+        assert_eq!(bytes_worth_reading(b"not a npy file at all"), Some(21));
+        let mut huge = file[..12].to_vec();
+        huge[6] = 2;
+        huge[8..12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+        assert_eq!(bytes_worth_reading(&huge), Some(12));
+    }
+
     #[test]
     fn fortran_order_is_read_into_c_order() {
         // [[0, 1, 2], [3, 4, 5]] in Fortran order: 0, 3, 1, 4, 2, 5.
