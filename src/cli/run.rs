@@ -469,20 +469,64 @@ struct Stats {
     total_s: f64,
 }
 
-/// Nearest-rank percentiles (the smallest sample with at least p% of samples at or below it).
-fn stats(latencies: &[Duration]) -> Stats {
-    let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-    ms.sort_by(f64::total_cmp);
-    let rank = |p: f64| {
-        let r = ((p / 100.0) * ms.len() as f64).ceil() as usize;
-        ms[r.clamp(1, ms.len()) - 1]
-    };
-    let total_ms: f64 = ms.iter().sum();
-    Stats {
-        p50_ms: rank(50.0),
-        p99_ms: rank(99.0),
-        mean_ms: total_ms / ms.len() as f64,
-        total_s: total_ms / 1e3,
+/// The latencies of a bench's timed runs in bounded memory: their count and sum, and every
+/// one up to [`Latencies::KEPT`], beyond which a uniform sample of that many (reservoir
+/// sampling) stands for them in the percentiles, so that `--seconds 3600` on a fast model
+/// (a billion runs) needs 8 MiB, not 8 GiB.
+struct Latencies {
+    count: usize,
+    total_ms: f64,
+    kept_ms: Vec<f64>,
+    rng: rand_chacha::ChaCha8Rng,
+}
+
+impl Latencies {
+    const KEPT: usize = 1 << 20;
+
+    fn new() -> Latencies {
+        use rand::SeedableRng;
+        Latencies {
+            count: 0,
+            total_ms: 0.0,
+            kept_ms: Vec::new(),
+            rng: rand_chacha::ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+
+    fn push(&mut self, d: Duration) {
+        use rand::Rng;
+        let ms = d.as_secs_f64() * 1e3;
+        self.total_ms += ms;
+        if self.kept_ms.len() < Self::KEPT {
+            self.kept_ms.push(ms);
+        } else {
+            let j = self.rng.random_range(0..=self.count);
+            if let Some(slot) = self.kept_ms.get_mut(j) {
+                *slot = ms;
+            }
+        }
+        self.count += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Nearest-rank percentiles (the smallest sample with at least p% of samples at or below
+    /// it), of every run or of the uniform sample.
+    fn stats(&self) -> Stats {
+        let mut ms = self.kept_ms.clone();
+        ms.sort_by(f64::total_cmp);
+        let rank = |p: f64| {
+            let r = ((p / 100.0) * ms.len() as f64).ceil() as usize;
+            ms[r.clamp(1, ms.len()) - 1]
+        };
+        Stats {
+            p50_ms: rank(50.0),
+            p99_ms: rank(99.0),
+            mean_ms: self.total_ms / self.count as f64,
+            total_s: self.total_ms / 1e3,
+        }
     }
 }
 
@@ -608,7 +652,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
         session.run_f32(&input, &shape)?;
         warmed += 1;
     }
-    let mut latencies = Vec::new();
+    let mut latencies = Latencies::new();
     let started = Instant::now();
     loop {
         let t = Instant::now();
@@ -623,7 +667,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
         }
     }
     let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
-    let s = stats(&latencies);
+    let s = latencies.stats();
     let images_per_sec = (batch * latencies.len()) as f64 / s.total_s;
     match a.format {
         Format::Json => {
@@ -769,13 +813,36 @@ mod tests {
         assert_eq!(probabilities(&[0.25, 0.75]), vec![0.25, 0.75]);
     }
 
+    fn latencies(ms: impl IntoIterator<Item = u64>) -> Latencies {
+        let mut l = Latencies::new();
+        for m in ms {
+            l.push(Duration::from_micros(m));
+        }
+        l
+    }
+
     #[test]
     fn nearest_rank_percentiles() {
-        let lat: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        let s = stats(&lat);
+        let s = latencies((1..=100).map(|m| m * 1000)).stats();
         assert_eq!((s.p50_ms, s.p99_ms), (50.0, 99.0));
         assert!((s.mean_ms - 50.5).abs() < 1e-9);
-        let one = stats(&[Duration::from_millis(4)]);
+        let one = latencies([4000]).stats();
         assert_eq!((one.p50_ms, one.p99_ms), (4.0, 4.0));
+    }
+
+    /// Past the runs kept, a uniform sample stands for them: memory stays bounded, the mean
+    /// is still every run's, and the percentiles stay close.
+    #[test]
+    fn many_runs_keep_a_bounded_uniform_sample() {
+        // 3·KEPT runs of 1 to 1000 µs, each value as often as the others.
+        let n = 3 * Latencies::KEPT as u64;
+        let l = latencies((0..n).map(|i| i % 1000 + 1));
+        assert_eq!(l.len() as u64, n);
+        assert_eq!(l.kept_ms.len(), Latencies::KEPT);
+        let s = l.stats();
+        let mean = (0..n).map(|i| (i % 1000 + 1) as f64).sum::<f64>() / n as f64 / 1e3;
+        assert!((s.mean_ms - mean).abs() < 1e-9, "{} {mean}", s.mean_ms);
+        assert!((s.p50_ms - 0.5).abs() < 0.01, "{}", s.p50_ms);
+        assert!((s.p99_ms - 0.99).abs() < 0.01, "{}", s.p99_ms);
     }
 }
