@@ -520,6 +520,73 @@ fn same_padding_over_an_explicit_paddings_limit_is_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// Runs `cnnc args` with its address space limited to `bytes` (`ulimit -v`), so an
+/// allocation beyond it fails as it would on a smaller machine.
+fn cnnc_limited(args: &[&str], bytes: u64, dir: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// Adaptive pooling's averaging matrices (16 GiB here) were built without a check, and the
+/// export aborted when memory ran out (exit 134); training's were too.
+#[test]
+fn adaptive_pooling_matrices_beyond_memory_are_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "m.cnn",
+        "model M(input: [1, 46340, 46340]) {\n    adaptive_avgpool([46339, 46339])\n}\n",
+    );
+    let o = cnnc_limited(
+        &["export", "m.cnn", "-o", "m.onnx"],
+        6_000_000_000,
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("m.cnn:2:5: cannot export layer `adaptive_avgpool1`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its averaging matrices [46339, 46340] and [46340, 46339] need 16.0 GiB"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["m.cnn"]);
+    // Training holds them (and their transposes) in one graph ONNX Runtime loads.
+    write(
+        dir.path(),
+        "t.cnn",
+        "model M(input: [1, 46340, 46340]) {\n    adaptive_avgpool([46339, 46339])\n    \
+         global_avgpool flatten linear(10)\n}\n",
+    );
+    let o = cnnc_limited(
+        &["export", "--grad", "t.cnn", "-o", "t.onnx"],
+        6_000_000_000,
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("the training graph's constants"), "{err}");
+    assert!(err.contains("need 32.0 GiB"), "{err}");
+    assert_eq!(listing(dir.path()), ["m.cnn", "t.cnn"]);
+}
+
 // ---- exit codes ------------------------------------------------------------------------
 
 #[test]
