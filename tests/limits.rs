@@ -368,18 +368,223 @@ fn a_device_as_a_used_file_is_read_with_the_size_limit() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
+/// Each layer's multiply-accumulates fit in 64 bits, five of them do not: the total
+/// saturates. (Parameters cannot: each weight has at most 2^38 elements, below.)
 #[test]
 fn a_model_whose_totals_overflow_summarizes() {
     let dir = tempfile::tempdir().unwrap();
+    // 2^31 outputs of 46341² taps each: about 2^62 MACs per layer.
     let f = write(
         dir.path(),
         "huge.cnn",
-        "model M(input: [2000000000]) { repeat 5 { linear(2000000000) } }",
+        "model M(input: [1, 32768, 65536]) { repeat 5 { conv(1, 46341, pad=23170) } }",
     );
     let o = cnnc(&["summary", &f, "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["params"].as_u64(), Some(u64::MAX), "saturated");
+    assert_eq!(v["macs"].as_u64(), Some(u64::MAX), "saturated");
+}
+
+// ---- sizes past every real network ------------------------------------------------------
+
+/// A weight of 2^62 elements: its bytes wrapped to 0, and export wrote a model whose weight
+/// had no data, exit 0. Now no command gets past the shape check.
+#[test]
+fn a_weight_over_the_limit_is_refused_before_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "m.cnn",
+        "model M(input: [2147483648]) {\n    linear(2147483648, bias=false)\n}\n",
+    );
+    let out = dir.path().join("m.onnx");
+    let o = cnnc(&["export", &f, "-o", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("cnnc::shape::tensor_too_large"), "{err}");
+    assert!(
+        err.contains("the weight [2147483648, 2147483648] has more than 2^62 elements"),
+        "{err}"
+    );
+    assert!(
+        err.contains("limit of 2^38 elements (1 TiB) per tensor"),
+        "{err}"
+    );
+    assert!(err.contains("m.cnn:2:5"), "source-located: {err}");
+    assert_eq!(listing(dir.path()), ["m.cnn"]);
+    // Just over the limit, and just under it (2^38 elements: a check, no export).
+    let over = assert_check_fails_with(
+        "model M(input: [262144]) { linear(1048577, bias=false) }",
+        "cnnc::shape::tensor_too_large",
+    );
+    assert!(
+        stderr(&over).contains("274,878,169,088 elements, 1.0 TiB of float32"),
+        "{}",
+        stderr(&over)
+    );
+    let under = write(
+        dir.path(),
+        "under.cnn",
+        "model M(input: [262144]) { linear(1048576, bias=false) }",
+    );
+    let o = cnnc(&["check", &under]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Kernels whose products wrap u64 (2^62 + 1 elements: 4 bytes as float32, so export
+/// streamed floats until the disk filled; exactly 2^64 − 1: 0 parameters in the summary).
+#[test]
+fn conv_weights_whose_size_wraps_are_refused() {
+    for (text, command) in [
+        (
+            "model M(input: [1, 1, 1]) { conv(1, [2147418113, 2147549185], \
+             pad=[1073709056, 1073709056, 1073774592, 1073774592], bias=false) }",
+            "check",
+        ),
+        (
+            "model M(input: [641, 1, 1]) { conv(1, [4294967295, 6700417], \
+             pad=[2147483647, 2147483647, 3350208, 3350208]) }",
+            "summary",
+        ),
+        (
+            "model M(input: [1, 1, 1]) { convT(1, [2147418113, 2147549185], \
+             pad=[1073709056, 1073709056, 1073774592, 1073774592], bias=false) }",
+            "check",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = cnnc(&[command, &write(dir.path(), "m.cnn", text)]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains("cnnc::shape::tensor_too_large"), "{err}");
+        assert!(err.contains("the weight ["), "{err}");
+    }
+}
+
+/// Average pooling's divisors were products of i64 window sizes that wrapped (a negative
+/// rescale in the exported model); such a pooling pads its input to 2^64 values, which is
+/// refused now.
+#[test]
+fn an_average_pooling_padded_past_the_limit_is_refused() {
+    let o = assert_check_fails_with(
+        "model M(input: [1, 2, 2]) { avgpool(4294967295, stride=2, pad=2147483647, ceil=true) }",
+        "cnnc::shape::tensor_too_large",
+    );
+    assert!(
+        stderr(&o).contains("the padded input [1, 4294967297, 4294967297]"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A transposed conv whose output_pad reaches the stride is computed unpadded first; that
+/// intermediate of (2^32 + 1)² values made ONNX Runtime fail with "Integer overflow".
+#[test]
+fn a_transposed_conv_whose_unpadded_result_is_too_large_is_refused() {
+    let o = assert_check_fails_with(
+        "model M(input: [1, 1, 1]) {\n  convT(1, 3, dilation=2147483648, output_pad=1, \
+         pad=2147483648)\n}\n",
+        "cnnc::shape::tensor_too_large",
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("the unpadded result [1, 4294967297, 4294967297]"),
+        "{err}"
+    );
+    assert!(err.contains("output_pad below the stride"), "{err}");
+}
+
+/// `pad=same` pads d·(k − 1): with a dilation and a kernel near 2^32 that is near 2^63 on a
+/// side, which ONNX Runtime's arithmetic overflowed (the run was killed for memory). It is
+/// held to what an explicit padding may be.
+#[test]
+fn same_padding_over_an_explicit_paddings_limit_is_refused() {
+    let o = assert_check_fails_with(
+        "model M(input: [1, 5, 5]) {\n  conv(1, [4294967295, 1], dilation=[4294967295, 1], \
+         pad=same)\n}\n",
+        "cnnc::elab::argument_value",
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("`pad=same` would pad the height by 9223372030412324865 on a side"),
+        "{err}"
+    );
+    // The largest padding an explicit `pad` can give is still fine.
+    let dir = tempfile::tempdir().unwrap();
+    let ok = write(
+        dir.path(),
+        "ok.cnn",
+        "model M(input: [1, 5, 5]) { conv(1, 3, dilation=4294967295, pad=same) }",
+    );
+    let o = cnnc(&["check", &ok]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+/// Runs `cnnc args` with its address space limited to `bytes` (`ulimit -v`), so an
+/// allocation beyond it fails as it would on a smaller machine.
+fn cnnc_limited(args: &[&str], bytes: u64, dir: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cnnc"));
+    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
+    // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// Adaptive pooling's averaging matrices (16 GiB here) were built without a check, and the
+/// export aborted when memory ran out (exit 134); training's were too.
+#[test]
+fn adaptive_pooling_matrices_beyond_memory_are_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "m.cnn",
+        "model M(input: [1, 46340, 46340]) {\n    adaptive_avgpool([46339, 46339])\n}\n",
+    );
+    let o = cnnc_limited(
+        &["export", "m.cnn", "-o", "m.onnx"],
+        6_000_000_000,
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("m.cnn:2:5: cannot export layer `adaptive_avgpool1`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("its averaging matrices [46339, 46340] and [46340, 46339] need 16.0 GiB"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["m.cnn"]);
+    // Training holds them (and their transposes) in one graph ONNX Runtime loads.
+    write(
+        dir.path(),
+        "t.cnn",
+        "model M(input: [1, 46340, 46340]) {\n    adaptive_avgpool([46339, 46339])\n    \
+         global_avgpool flatten linear(10)\n}\n",
+    );
+    let o = cnnc_limited(
+        &["export", "--grad", "t.cnn", "-o", "t.onnx"],
+        6_000_000_000,
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("the training graph's constants"), "{err}");
+    assert!(err.contains("need 32.0 GiB"), "{err}");
+    assert_eq!(listing(dir.path()), ["m.cnn", "t.cnn"]);
 }
 
 // ---- exit codes ------------------------------------------------------------------------
@@ -411,9 +616,14 @@ fn every_documented_exit_code_has_a_real_invocation() {
 fn weights_beyond_the_disk_are_an_error_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("huge.cnn");
-    // 10^12 parameters: 4 TB of float32. Export streams them (no memory limit applies), so
-    // the free space is what stops it, before writing.
-    std::fs::write(&src, "model M(input: [1000000]) { linear(1000000) }\n").unwrap();
+    // 10^12 parameters: 4 TB of float32, in four weights of 2^37.9 elements, each within
+    // the limit of 2^38. Export streams them (no memory limit applies), so the free space is
+    // what stops it, before writing.
+    std::fs::write(
+        &src,
+        "model M(input: [500000]) { repeat 4 { linear(500000) } }\n",
+    )
+    .unwrap();
     let out = dir.path().join("huge.onnx");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .arg("export")
@@ -449,10 +659,11 @@ fn training_weights_beyond_memory_are_an_error_not_an_abort() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("huge.cnn");
-    // 10^12 parameters: 4 TB of float32.
+    // 10^12 parameters: 4 TB of float32, each weight within the limit of 2^38 elements.
     std::fs::write(
         &src,
-        "model M(input: [1, 28, 28]) { flatten linear(1000000) linear(1000000) linear(10) }\n",
+        "model M(input: [1, 28, 28]) { flatten linear(500000) repeat 4 { linear(500000) } \
+         linear(10) }\n",
     )
     .unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))

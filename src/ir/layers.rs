@@ -467,6 +467,32 @@ pub fn build(
                     );
                     return None;
                 }
+                // d·(k−1) (below 2^64: both are below 2^32) on each side: at most what an
+                // explicit pad may be (< 2^32), so the padded size and ONNX's int64
+                // arithmetic on it cannot overflow.
+                let too_wide = (0..2).find(|&a| {
+                    dilation[a] * (kernel[a] - 1) - dilation[a] * (kernel[a] - 1) / 2
+                        > u32::MAX as u64
+                });
+                if let Some(a) = too_wide {
+                    let total = dilation[a] * (kernel[a] - 1);
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            format!(
+                                "`pad=same` would pad the {} by {} on a side: dilation {} × \
+                                 (kernel {} − 1) = {total}, and a padding must be below 2^32",
+                                ["height", "width"][a],
+                                total - total / 2,
+                                dilation[a],
+                                kernel[a]
+                            ),
+                        )
+                        .label(pad_span().unwrap_or(call.span), "same padding")
+                        .help("reduce the dilation or the kernel"),
+                    );
+                    return None;
+                }
                 let mut p = Pads::default();
                 let mut even = false;
                 for a in 0..2 {

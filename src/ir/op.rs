@@ -70,15 +70,20 @@ impl ConvTransposeAttrs {
         (0..2).any(|a| self.output_pad[a] >= self.stride[a])
     }
 
-    /// The plan for an input of `in_hw` (sizes already checked: no overflow, every output
-    /// size positive).
+    /// The plan for an input of `in_hw` (sizes already checked: `full` within
+    /// [`crate::shape::rules::MAX_ELEMENTS`], every output size positive; the arithmetic
+    /// saturates all the same, so unchecked sizes give a wrong plan, never a wrapped one).
     pub fn output_pad_plan(&self, in_hw: Pair) -> OutputPadPlan {
         let axis = |a: usize| {
-            let full =
-                (in_hw[a] - 1) * self.stride[a] + self.dilation[a] * (self.kernel[a] - 1) + 1;
+            let full = (in_hw[a].saturating_sub(1))
+                .saturating_mul(self.stride[a])
+                .saturating_add(self.dilation[a].saturating_mul(self.kernel[a].saturating_sub(1)))
+                .saturating_add(1);
             // PyTorch's size is full − pad_begin − pad_end + output_pad: the rows up to
             // `want` (from pad_begin), those past `full` being zeros.
-            let want = full + self.output_pad[a] - self.pads.end[a];
+            let want = full
+                .saturating_add(self.output_pad[a])
+                .saturating_sub(self.pads.end[a]);
             (
                 full,
                 self.pads.begin[a],
@@ -108,11 +113,21 @@ impl PoolAttrs {
     /// PyTorch's `count_include_pad=True` divisor of each output window: the window clipped to
     /// the padded input (a ceil-mode overhang past the end padding does not count). Row-major
     /// `[oh, ow]`.
+    ///
+    /// In 128-bit integers: sizes below 2^32 (every argument is) and 2^31 windows cannot
+    /// overflow them, and a window's two sides, each below 2^33, multiply exactly before the
+    /// one rounding to `f32` (in `i64` their product wrapped, to a negative divisor).
     pub fn avg_divisors(&self, in_hw: [u64; 2], out_hw: [u64; 2]) -> Vec<f32> {
-        let sizes = |axis: usize| -> Vec<i64> {
-            let (n, o) = (in_hw[axis] as i64, out_hw[axis] as i64);
-            let (k, s) = (self.kernel[axis] as i64, self.stride[axis].max(1) as i64);
-            let (pb, pe) = (self.pads.begin[axis] as i64, self.pads.end[axis] as i64);
+        let sizes = |axis: usize| -> Vec<i128> {
+            let (n, o) = (i128::from(in_hw[axis]), i128::from(out_hw[axis]));
+            let (k, s) = (
+                i128::from(self.kernel[axis]),
+                i128::from(self.stride[axis].max(1)),
+            );
+            let (pb, pe) = (
+                i128::from(self.pads.begin[axis]),
+                i128::from(self.pads.end[axis]),
+            );
             (0..o)
                 .map(|i| {
                     let start = i * s - pb;
@@ -305,5 +320,31 @@ impl Op {
                 | Op::Dropout { .. }
                 | Op::ChannelShuffle { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Windows of nearly 2^32 on each side: their product, near 2^64, wrapped in i64 to a
+    /// negative divisor (the exported rescale and training's inverse divisors with it).
+    #[test]
+    fn avg_divisors_of_huge_windows_do_not_wrap() {
+        let p = PoolAttrs {
+            kernel: [4294967295, 4294967295],
+            stride: [2, 2],
+            pads: Pads::symmetric([2147483647, 2147483647]),
+            ceil: true,
+        };
+        let d = p.avg_divisors([2, 2], [2, 2]);
+        // Window sizes: the whole padded input, 2^32 (clipped at n + pe), then 2^32 − 2.
+        let sizes = [4294967296f64, 4294967294f64];
+        let want: Vec<f32> = sizes
+            .iter()
+            .flat_map(|a| sizes.iter().map(move |b| (a * b) as f32))
+            .collect();
+        assert_eq!(d, want);
+        assert!(d.iter().all(|&x| x > 1e19), "{d:?}");
     }
 }

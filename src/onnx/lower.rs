@@ -1188,35 +1188,64 @@ impl Lowerer<'_> {
             );
         }
         // pool_w: [w, ow], column j averages bin j; pool_h: [oh, h], row i averages bin i.
-        let bins = |n: u64, m: u64| -> Vec<Vec<f32>> {
-            (0..m)
-                .map(|i| {
-                    let start = i * n / m;
-                    let end = ((i + 1) * n).div_ceil(m);
-                    let v = 1.0 / (end - start) as f32;
-                    (0..n)
-                        .map(|j| if (start..end).contains(&j) { v } else { 0.0 })
-                        .collect()
-                })
-                .collect()
+        // The shape check bounds them (2^38 elements each), not to what this machine can
+        // hold: they are allocated only if they can be, once each, as their bytes.
+        let (Some(pw), Some(ph)) = (averaging_bytes(w, ow, true), averaging_bytes(h, oh, false))
+        else {
+            let need = (h.saturating_mul(oh))
+                .saturating_add(w.saturating_mul(ow))
+                .saturating_mul(4);
+            return Err(self.unsupported(
+                name,
+                format!(
+                    "its averaging matrices [{oh}, {h}] and [{w}, {ow}] need {}, more than \
+                     this machine can allocate; an output size that divides the input's \
+                     needs none (it is an AveragePool)",
+                    crate::shape::summary::bytes(need)
+                ),
+            ));
         };
-        let ph: Vec<f32> = bins(h, oh).concat();
-        let pw_rows = bins(w, ow);
-        let pwt: Vec<f32> = (0..w as usize)
-            .flat_map(|j| pw_rows.iter().map(move |row| row[j]))
-            .collect();
         let (pw_name, ph_name, cols) = (
             format!("{name}.pool_w"),
             format!("{name}.pool_h"),
             format!("{name}.cols"),
         );
-        self.init_f32(&pw_name, &[w as usize, ow as usize], &pwt)?;
-        self.init_f32(&ph_name, &[oh as usize, h as usize], &ph)?;
+        for (n, dims, bytes) in [
+            (&pw_name, [w as usize, ow as usize], pw),
+            (&ph_name, [oh as usize, h as usize], ph),
+        ] {
+            self.claim(n)?;
+            self.graph.initializer.push(TensorProto {
+                raw_data: bytes,
+                ..TensorProto::f32_without_data(n, &dims)
+            });
+        }
         self.node("MatMul", &cols, &[x, &pw_name], &cols, vec![])?;
         self.value_info(&cols, &[c, h, ow]);
         debug_assert_eq!(out_dims, [c, oh, ow]);
         self.node("MatMul", name, &[&ph_name, &cols], out, vec![])
     }
+}
+
+/// PyTorch's adaptive pooling bins of `n` values into `m` as an averaging matrix, as the
+/// little-endian bytes of its float32 values: `[m, n]`, row i averaging bin i, or with
+/// `transposed` `[n, m]`, column i. `None` when it cannot be allocated.
+fn averaging_bytes(n: u64, m: u64, transposed: bool) -> Option<Vec<u8>> {
+    let len = usize::try_from(n.checked_mul(m)?.checked_mul(4)?).ok()?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).ok()?;
+    out.resize(len, 0);
+    for i in 0..m {
+        // Bin i covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉) (n, m < 2^32: no overflow).
+        let start = i * n / m;
+        let end = ((i + 1) * n).div_ceil(m);
+        let v = (1.0 / (end - start) as f32).to_le_bytes();
+        for j in start..end {
+            let at = 4 * if transposed { j * m + i } else { i * n + j } as usize;
+            out[at..at + 4].copy_from_slice(&v);
+        }
+    }
+    Some(out)
 }
 
 /// `path:line:col` of a span's start.

@@ -247,11 +247,17 @@ enum Raw<'a> {
 }
 
 impl Raw<'_> {
+    /// Its size as float32. A checked model's tensors have at most 2^38 elements
+    /// (`shape::rules::MAX_CONSTANT_ELEMENTS`), so this is exact; it saturates all the same,
+    /// since a wrapped size would cut the file's length prefixes short.
     fn bytes(&self) -> u64 {
-        4 * match self {
+        let elements = match self {
             Raw::Given(d) => d.len(),
             Raw::Drawn(s) => s.elements(),
-        } as u64
+        };
+        u64::try_from(elements)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(4)
     }
 }
 
@@ -346,7 +352,8 @@ impl<'a> Drawing<'a> {
         let mut total = 0;
         for s in &specs {
             starts.push(total);
-            total += s.elements();
+            // Exact for a checked model (its parameters' total is far below 2^62).
+            total = usize::saturating_add(total, s.elements());
         }
         Drawing {
             specs,

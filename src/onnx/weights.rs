@@ -65,8 +65,10 @@ pub struct ParamSpec {
 }
 
 impl ParamSpec {
+    /// Its elements: at most 2^38 in a checked model (`shape::rules::MAX_CONSTANT_ELEMENTS`);
+    /// saturating, never wrapped, all the same.
     pub fn elements(&self) -> usize {
-        self.dims.iter().product()
+        self.dims.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
 }
 
@@ -601,8 +603,8 @@ fn looks_like_text(bytes: &[u8]) -> bool {
 pub fn load_safetensors(path: &Path, specs: &[ParamSpec]) -> Result<Weights, WeightsError> {
     let expected: u64 = specs
         .iter()
-        .map(|s| s.dims.iter().product::<usize>() as u64 * 4)
-        .sum();
+        .map(|s| (s.elements() as u64).saturating_mul(4))
+        .fold(0, u64::saturating_add);
     let limit = expected.saturating_mul(3).saturating_add(256 << 20);
     let bytes = crate::fsutil::read_input(path, limit).map_err(|message| WeightsError::Io {
         path: path.to_path_buf(),

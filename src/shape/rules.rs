@@ -11,8 +11,19 @@
 
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, PoolAttrs, Shape};
 
-/// The largest tensor cnnc accepts, in elements per sample (2^31).
+/// The largest tensor cnnc accepts, in elements per sample (2^31): every layer's output, and
+/// every per-sample intermediate an export or training graph computes on the way (a
+/// transposed conv's unpadded result, an average pooling's padded input).
 pub const MAX_ELEMENTS: u64 = 1 << 31;
+
+/// The largest weight cnnc accepts, and the largest constant an export or training graph
+/// builds (adaptive pooling's and bilinear upsampling's averaging matrices), in elements:
+/// 2^38, 1 TiB of float32. No real network comes near it (VGG-16's largest weight has 103
+/// million elements, under 2^27), and it keeps every later sum far from overflowing: a model
+/// has at most 2,000,000 nodes (under 2^21), each with a weight, a bias of at most 2^32 and
+/// at most two such constants, so its parameters' and constants' bytes stay below 2^63 in
+/// u64, usize and ONNX's int64 alike, and `4 * elements` never wraps anywhere.
+pub const MAX_CONSTANT_ELEMENTS: u64 = 1 << 38;
 
 /// What a rule infers for one node.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,13 +78,61 @@ fn too_large(what: &str) -> RuleError {
     .help("check the channel counts and the input size; cnnc accepts at most 2^31 elements per sample")
 }
 
+/// A product of sizes that overflows u64: only a layer's multiply-accumulates can (its
+/// tensors are bounded before they are multiplied).
 fn mul(a: u64, b: u64) -> Result<u64, RuleError> {
-    a.checked_mul(b)
-        .ok_or_else(|| too_large("the layer's size"))
+    a.checked_mul(b).ok_or_else(|| {
+        err(
+            "cnnc::shape::tensor_too_large",
+            "the layer's multiply-accumulates per sample are too many to count (over 2^64)",
+        )
+        .help("check the channel counts, the kernel size and the input size")
+    })
 }
 
 fn product(dims: &[u64]) -> Result<u64, RuleError> {
     dims.iter().try_fold(1u64, |acc, &d| mul(acc, d))
+}
+
+/// The elements of `dims`, or `None` past u64.
+fn elements(dims: &[u64]) -> Option<u64> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// Refuses a per-sample tensor (`what`, e.g. "the output") over [`MAX_ELEMENTS`].
+fn per_sample(what: &str, dims: &[u64]) -> Result<u64, RuleError> {
+    match elements(dims) {
+        Some(n) if n <= MAX_ELEMENTS => Ok(n),
+        _ => Err(too_large(&format!("{what} {}", Shape(dims.to_vec())))),
+    }
+}
+
+/// Refuses a weight or constant (`what`, e.g. "the weight") over [`MAX_CONSTANT_ELEMENTS`];
+/// its elements otherwise.
+fn constant(what: &str, dims: &[u64]) -> Result<u64, RuleError> {
+    let n = elements(dims);
+    if let Some(n) = n.filter(|&n| n <= MAX_CONSTANT_ELEMENTS) {
+        return Ok(n);
+    }
+    let size = match n.and_then(|n| n.checked_mul(4)) {
+        Some(bytes) => format!(
+            "{} elements, {} of float32",
+            super::summary::group(n.unwrap_or(0)),
+            super::summary::bytes(bytes)
+        ),
+        None => "more than 2^62 elements, over 16 EiB of float32".to_string(),
+    };
+    Err(err(
+        "cnnc::shape::tensor_too_large",
+        format!(
+            "{what} {} has {size}: over cnnc's limit of 2^38 elements (1 TiB) per tensor",
+            Shape(dims.to_vec())
+        ),
+    )
+    .help(
+        "check the channel counts, the kernel size and the input size: no real network comes \
+         near this (VGG-16's largest weight has 103 million elements)",
+    ))
 }
 
 fn finish(
@@ -82,10 +141,7 @@ fn finish(
     macs: u64,
     warnings: Vec<RuleWarning>,
 ) -> Result<Inferred, RuleError> {
-    let elements = product(&shape)?;
-    if elements > MAX_ELEMENTS {
-        return Err(too_large(&format!("the output {}", Shape(shape.clone()))));
-    }
+    per_sample("the output", &shape)?;
     Ok(Inferred {
         shape: Shape(shape),
         params,
@@ -304,15 +360,14 @@ fn conv(a: &ConvAttrs, input: &Shape) -> Result<Inferred, RuleError> {
     check_groups("conv", c, a.out_channels, a.groups)?;
     let (out, warnings) =
         window_spatial("conv", hw, a.kernel, a.stride, &a.pads, a.dilation, false)?;
-    let per_out = product(&[c / a.groups, a.kernel[0], a.kernel[1]])?;
-    let params = mul(a.out_channels, per_out)? + if a.bias { a.out_channels } else { 0 };
-    let out_elems = product(&[a.out_channels, out[0], out[1]])?;
-    finish(
-        vec![a.out_channels, out[0], out[1]],
-        params,
-        mul(out_elems, per_out)?,
-        warnings,
-    )
+    let shape = vec![a.out_channels, out[0], out[1]];
+    let out_elems = per_sample("the output", &shape)?;
+    let m = a.out_channels;
+    let weight = constant("the weight", &[m, c / a.groups, a.kernel[0], a.kernel[1]])?;
+    // Both within 2^38 + 2^32: no overflow.
+    let per_out = weight / m;
+    let params = weight + if a.bias { m } else { 0 };
+    finish(shape, params, mul(out_elems, per_out)?, warnings)
 }
 
 fn conv_transpose(a: &ConvTransposeAttrs, input: &Shape) -> Result<Inferred, RuleError> {
@@ -328,6 +383,7 @@ fn conv_transpose_with(
     let (c, hw) = need_image("convT", input)?;
     check_groups("convT", c, a.out_channels, a.groups)?;
     let mut out = [0; 2];
+    let mut full = [0; 2];
     for ax in 0..2 {
         let (s, d, op) = (a.stride[ax], a.dilation[ax], a.output_pad[ax]);
         // PyTorch's rule: below the stride or below the dilation.
@@ -351,6 +407,19 @@ fn conv_transpose_with(
                 if d > 1 { " or the dilation" } else { "" }
             )));
         }
+        // The unpadded result's size, (n − 1)·s + d·(k − 1) + 1, before the output padding
+        // and the padding are applied: over u64 only with a huge dilation and kernel.
+        full[ax] = (hw[ax] - 1)
+            .checked_mul(s)
+            .and_then(|g| g.checked_add(d.checked_mul(a.kernel[ax] - 1)?))
+            .and_then(|g| g.checked_add(1))
+            .filter(|g| g.checked_add(op).is_some())
+            .ok_or_else(|| {
+                too_large(&format!(
+                    "the `convT` output {} ({} − 1)·{s} + {d}·({} − 1) + 1",
+                    AXES[ax], hw[ax], a.kernel[ax]
+                ))
+            })?;
         out[ax] = transposed_out(hw[ax], a.kernel[ax], s, a.pads.begin[ax], a.pads.end[ax], d, op)
             .ok_or_else(|| {
                 err(
@@ -365,15 +434,27 @@ fn conv_transpose_with(
                 .help("reduce `pad` or increase the kernel or stride")
             })?;
     }
-    let per_in = product(&[a.out_channels / a.groups, a.kernel[0], a.kernel[1]])?;
-    let params = mul(c, per_in)? + if a.bias { a.out_channels } else { 0 };
+    let shape = vec![a.out_channels, out[0], out[1]];
+    per_sample("the output", &shape)?;
+    if a.needs_output_pad_plan() {
+        // Computed in full, then cut and zero-extended (`ConvTransposeAttrs::output_pad_plan`).
+        per_sample("the unpadded result", &[a.out_channels, full[0], full[1]]).map_err(|e| {
+            e.help(
+                "an output_pad at or above the stride is exported as the transposed conv without \
+                 padding, cut to size afterwards, and that result is this large: reduce the \
+                 dilation, the kernel or the padding, or use an output_pad below the stride",
+            )
+        })?;
+    }
+    let weight = constant(
+        "the weight",
+        &[c, a.out_channels / a.groups, a.kernel[0], a.kernel[1]],
+    )?;
+    // Both within 2^38 + 2^32: no overflow.
+    let per_in = weight / c;
+    let params = weight + if a.bias { a.out_channels } else { 0 };
     let macs = mul(product(input.dims())?, per_in)?;
-    finish(
-        vec![a.out_channels, out[0], out[1]],
-        params,
-        macs,
-        Vec::new(),
-    )
+    finish(shape, params, macs, Vec::new())
 }
 
 fn pool(op: &str, a: &PoolAttrs, input: &Shape) -> Result<Inferred, RuleError> {
@@ -406,6 +487,24 @@ fn pool_with(
         }
     }
     let (out, warnings) = window_spatial(op, hw, a.kernel, a.stride, &a.pads, [1, 1], a.ceil)?;
+    if op == "avgpool" {
+        // Export and training pad the input explicitly (with a ceil-mode window's overhang)
+        // when the padding is asymmetric, and training spreads the gradient with a kernel of
+        // ones [C, 1, kh, kw], no larger: the padded input must be a tensor cnnc accepts.
+        // (n, p ≤ 2^32 and o·s ≤ 2^63: no overflow.)
+        let padded = |ax: usize| {
+            let have = hw[ax] + a.pads.begin[ax] + a.pads.end[ax];
+            let need = (out[ax] - 1) * a.stride[ax] + a.kernel[ax];
+            have.max(need)
+        };
+        per_sample("the padded input", &[c, padded(0), padded(1)]).map_err(|e| {
+            e.help(
+                "average pooling counts its padding in the divisor, as PyTorch's \
+                 `count_include_pad` does, so cnnc pads the input itself: reduce the kernel and \
+                 its padding",
+            )
+        })?;
+    }
     finish(vec![c, out[0], out[1]], 0, 0, warnings)
 }
 
@@ -485,8 +584,14 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         Op::MaxPool(a) => pool("maxpool", a, first()),
         Op::AvgPool(a) => pool("avgpool", a, first()),
         Op::AdaptiveAvgPool { output } => {
-            let (c, _) = need_image("adaptive_avgpool", first())?;
-            finish(vec![c, output[0], output[1]], 0, 0, Vec::new())
+            let (c, [h, w]) = need_image("adaptive_avgpool", first())?;
+            let shape = vec![c, output[0], output[1]];
+            per_sample("the output", &shape)?;
+            // Export (sizes that do not divide) and training average with the matrices
+            // [oh, h] and [w, ow].
+            constant("the averaging matrix", &[output[0], h])?;
+            constant("the averaging matrix", &[w, output[1]])?;
+            finish(shape, 0, 0, Vec::new())
         }
         Op::GlobalAvgPool => {
             let (c, _) = need_image("global_avgpool", first())?;
@@ -537,13 +642,12 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     s.elements()
                 )));
             }
-            let params = mul(s.channels(), *out_features)? + if *bias { *out_features } else { 0 };
-            finish(
-                vec![*out_features],
-                params,
-                mul(s.channels(), *out_features)?,
-                Vec::new(),
-            )
+            let shape = vec![*out_features];
+            per_sample("the output", &shape)?;
+            let weight = constant("the weight", &[*out_features, s.channels()])?;
+            // Within 2^38 + 2^32: no overflow.
+            let params = weight + if *bias { *out_features } else { 0 };
+            finish(shape, params, weight, Vec::new())
         }
         Op::Concat => concat(inputs),
         Op::Mul => {
@@ -686,19 +790,28 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             }
             finish(x.dims().to_vec(), 0, 0, Vec::new())
         }
-        Op::Upsample { to, .. } => {
+        Op::Upsample { to, mode } => {
             let (c, hw) = need_image("upsample", first())?;
             let grown = |n: u64, s: u64| {
                 n.checked_mul(s)
                     .ok_or_else(|| too_large(&format!("the output of `upsample` ({n}·{s})")))
             };
-            let out = match to {
+            let (oh, ow) = match to {
                 crate::ir::UpsampleTo::Scale(scale) => {
-                    [grown(hw[0], scale[0])?, grown(hw[1], scale[1])?]
+                    (grown(hw[0], scale[0])?, grown(hw[1], scale[1])?)
                 }
-                crate::ir::UpsampleTo::Size(size) => *size,
+                crate::ir::UpsampleTo::Size(size) => (size[0], size[1]),
             };
-            finish(vec![c, out[0], out[1]], 0, 0, Vec::new())
+            let shape = vec![c, oh, ow];
+            per_sample("the output", &shape)?;
+            let whole = to.whole_scale([hw[0], hw[1]]).is_some();
+            if matches!(mode, crate::ir::UpsampleMode::Bilinear { .. }) || !whole {
+                // Training interpolates, or sends the gradient back to the pixels a size
+                // picked, with the matrices [oh, h] and [ow, w].
+                constant("the interpolation matrix", &[oh, hw[0]])?;
+                constant("the interpolation matrix", &[ow, hw[1]])?;
+            }
+            finish(shape, 0, 0, Vec::new())
         }
     }
 }

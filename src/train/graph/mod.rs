@@ -527,7 +527,65 @@ fn check_model(model: &CheckedModel) -> Result<(), GraphError> {
     if model.graph.input == model.graph.output {
         return Err(err("the model has no layers to train"));
     }
-    Ok(())
+    check_constants(model)
+}
+
+/// Refuses a model whose training graph's constants could not be held: they are built in
+/// memory (a matrix, its transpose, the graph's copy), and `cnnc train` hands the graph to
+/// ONNX Runtime as one protobuf message, which cannot pass 2 GiB. The shape check bounds
+/// each constant to 2^38 elements, not to this; a real network's are kilobytes.
+fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
+    use crate::ir::{Op, UpsampleMode};
+    let mut bytes = 0u64;
+    for ix in model.layers() {
+        let Some(&[c, h, w]) = model
+            .graph
+            .inputs(ix)
+            .first()
+            .map(|&i| model.shape(i).dims())
+        else {
+            continue;
+        };
+        let [_, oh, ow] = model.shape(ix).dims()[..] else {
+            continue;
+        };
+        // Elements; the forward pass's and the backward's (transposed) alike.
+        let elements = match &model.node(ix).op {
+            Op::AdaptiveAvgPool { .. }
+            | Op::Upsample {
+                mode: UpsampleMode::Bilinear { .. },
+                ..
+            } => (oh.saturating_mul(h))
+                .saturating_add(ow.saturating_mul(w))
+                .saturating_mul(2),
+            // The backward's kernel of ones; the rescale and inverse divisors.
+            Op::AvgPool(p) => c
+                .saturating_mul(p.kernel[0])
+                .saturating_mul(p.kernel[1])
+                .saturating_add(oh.saturating_mul(ow).saturating_mul(2)),
+            _ => 0,
+        };
+        bytes = bytes.saturating_add(elements.saturating_mul(4));
+    }
+    if bytes > crate::onnx::lower::PROTOBUF_LIMIT {
+        return Err(err(format!(
+            "the training graph's constants (adaptive pooling's and bilinear upsampling's \
+             matrices, average pooling's kernels of ones) need {}, over the 2 GiB that a graph \
+             ONNX Runtime loads can hold; pool or upsample smaller images to train this model",
+            crate::shape::summary::bytes(bytes)
+        )));
+    }
+    // Built as f32 (and a bilinear map first as f64), transposed, and copied into the graph.
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes.saturating_mul(4) as usize)
+        .map_err(|_| {
+            err(format!(
+                "cannot allocate {} for the training graph's constants: the model is too \
+                 large for this machine's memory",
+                crate::shape::summary::bytes(bytes.saturating_mul(4))
+            ))
+        })
 }
 
 /// The gradient graph: `loss` and `grad.<parameter>` for every trainable parameter, batch
