@@ -209,17 +209,34 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
             "it has more than {MAX_FILE_BYTES} bytes; cnnc reads source files of at most {MAX_FILE_BYTES} bytes"
         )));
     }
+    // An ONNX file given where a source belongs (named .onnx, or any name: its protobuf
+    // starts with the tag of `ir_version`, byte 0x08, which no text starts with): say what
+    // it is and what takes it.
+    let onnx = |bytes: &[u8]| {
+        matches!(bytes, [0x08, v, ..] if (1..=30).contains(v))
+            || path
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+    };
+    let onnx_message = || {
+        err(format!(
+            "it is an ONNX model, not a .cnn source; `cnnc run` and `cnnc bench` take ONNX \
+             files{}, the other commands the .cnn file it came from",
+            if path.extension().is_some_and(|x| x == "onnx") {
+                ""
+            } else if path == Path::new("<stdin>") {
+                " (`-` is read as a source: `cnnc run /dev/stdin` reads an ONNX model there)"
+            } else {
+                " named `.onnx` (a `.cnn` name is read as a source)"
+            }
+        ))
+    };
+    if matches!(&bytes[..], [0x08, v, ..] if (1..=30).contains(v)) {
+        return Err(onnx_message());
+    }
     String::from_utf8(bytes).map_err(|e| {
-        // An ONNX file given where a source belongs: say what it is and what takes it.
-        if path
-            .extension()
-            .is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
-        {
-            return err(
-                "it is an ONNX model, not a .cnn source; `cnnc run` and `cnnc bench` take \
-                 ONNX files, the other commands the .cnn file it came from"
-                    .into(),
-            );
+        if onnx(e.as_bytes()) {
+            return onnx_message();
         }
         err(format!(
             "the file is not UTF-8 text (invalid byte at offset {})",

@@ -1119,6 +1119,26 @@ fn an_unwritable_standard_output_is_an_error() {
     }
 }
 
+/// An ONNX model given where a source belongs, whatever its name, is said to be one, with
+/// what takes it.
+#[test]
+fn an_onnx_model_read_as_a_source_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let onnx = dir.path().join("m.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", onnx.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let renamed = dir.path().join("m.cnn");
+    std::fs::copy(&onnx, &renamed).unwrap();
+    let o = cnnc(&["check", renamed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("it is an ONNX model, not a .cnn source")
+            && stderr(&o).contains("named `.onnx`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// Standard input can be read once: `check - -` is a usage error, not a second, empty file.
 #[test]
 fn check_refuses_standard_input_twice() {

@@ -350,10 +350,18 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         return Err(Failure(
             EXIT_USAGE,
             format!(
-                "{}: {bad} of the input's {} values are NaN or infinite (the first at flat \
+                "{}: {bad} of the input's {} values are NaN or infinite{} (the first at flat \
                  index {first}); the model's output would be meaningless",
                 a.input.display(),
-                array.data.len()
+                array.data.len(),
+                if array
+                    .converted_from
+                    .is_some_and(|t| t.starts_with("float64"))
+                {
+                    " in float32 (a float64 beyond ±3.4e38 becomes infinite)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -409,7 +417,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         }
     }
     if let [n, k] = shape[..] {
-        if k >= 2 {
+        if k >= 2 && n >= 1 {
             out.push_str(&top_classes(&values, n, k, 5, 5));
         }
     }
@@ -598,8 +606,14 @@ fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<u
             }
         }
     }
-    if shape.contains(&0) {
+    if shape.first() == Some(&0) {
         return Err(Failure(EXIT_USAGE, "the batch must be at least 1".into()));
+    }
+    if shape.contains(&0) {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("the model's input is {dims}: an input with no elements cannot be timed"),
+        ));
     }
     Ok(shape)
 }

@@ -91,6 +91,9 @@ pub fn bytes_worth_reading(prefix: &[u8]) -> Option<u64> {
 /// The header of a `.npy` file: it, where the data starts, the element type, whether it is
 /// little-endian, and the data's length in bytes.
 fn header(bytes: &[u8]) -> Result<(Header, usize, Float, bool, usize), NpyError> {
+    if bytes.len() < 10 && bytes.starts_with(MAGIC) {
+        return err("truncated .npy header");
+    }
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return err("not a .npy file (it does not start with the NumPy magic \\x93NUMPY)");
     }
@@ -267,7 +270,7 @@ fn numpy_name(code: &str) -> String {
     match (kind, bits) {
         ("i", Some(b)) => format!("int{b}"),
         ("u", Some(b)) => format!("uint{b}"),
-        ("f", Some(b)) => format!("float{b}"),
+        ("f", Some(b @ (16 | 32 | 64 | 128))) => format!("float{b}"),
         ("c", Some(b)) => format!("complex{b}"),
         ("b", _) => "bool".into(),
         ("O", _) => "object".into(),
@@ -467,7 +470,14 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        let cases: [(Vec<u8>, &str); 10] = [
+        let cases: [(Vec<u8>, &str); 14] = [
+            (b"\x93NUMPY".to_vec(), "truncated .npy header"),
+            (npy("<f3", false, "(1,)", &[0; 3]), "dtype 'f3' ('<f3')"),
+            (npy("<f2", false, "(1,)", &[0; 2]), "dtype float16"),
+            (
+                npy("<f4", false, "(2,)", &[0; 12]),
+                "should be 8 bytes, and the file holds more",
+            ),
             (
                 npy("<f4", false, "(99999999999999999999999, 2)", &[0; 4]),
                 "is too large",
