@@ -805,6 +805,31 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
         String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
         "{stderr}"
     );
+    // The input from standard input, the model from a file; not both from there.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", "m.cnn", "-i", "-"])
+        .current_dir(out.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&x).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
+        "{stderr}"
+    );
+    let r = cnnc(out.path(), &["run", "-", "-i", "-"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("both `-`"), "{}", r.stderr);
     for args in [
         &["export", "m.cnn", "-o", "-"][..],
         &["run", "m.cnn", "--input", "x.npy", "-o", "-"][..],

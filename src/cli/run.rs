@@ -34,7 +34,8 @@ pub struct RunArgs {
     pub model: PathBuf,
     /// The input array, a .npy file of float32 (float64, big-endian and Fortran order are
     /// converted), with the
-    /// batch dimension first: [N, C, H, W] (numpy: `np.save("x.npy", x[None])` for one image).
+    /// batch dimension first: [N, C, H, W] (numpy: `np.save("x.npy", x[None])` for one image);
+    /// `-` reads it from standard input.
     #[arg(long, short)]
     pub input: PathBuf,
     /// Write the first output here as a float32 .npy file.
@@ -323,9 +324,21 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         )
         .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
+    let stdin = Path::new("-");
+    if a.input == stdin && a.model == stdin {
+        return Err(Failure(
+            EXIT_USAGE,
+            "the model and the input are both `-`: standard input can be read only once".into(),
+        ));
+    }
     let bytes = model_bytes(&a.model, a.model_name.as_deref(), "run")?;
+    let read_from = if a.input == stdin {
+        Path::new("/dev/stdin")
+    } else {
+        a.input.as_path()
+    };
     let input_bytes =
-        cnnc::fsutil::read_input_until(&a.input, MAX_INPUT_BYTES, npy::bytes_worth_reading)
+        cnnc::fsutil::read_input_until(read_from, MAX_INPUT_BYTES, npy::bytes_worth_reading)
             .map_err(|e| {
                 Failure(
                     EXIT_USAGE,
