@@ -222,7 +222,10 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
         err(format!(
             "it is an ONNX model, not a .cnn source; `cnnc run` and `cnnc bench` take ONNX \
              files{}, the other commands the .cnn file it came from",
-            if path.extension().is_some_and(|x| x == "onnx") {
+            if path
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("onnx"))
+            {
                 ""
             } else if path == Path::new("<stdin>") {
                 " (`-` is read as a source: `cnnc run /dev/stdin` reads an ONNX model there)"

@@ -139,18 +139,29 @@ pub fn read_message(path: &Path, e: &std::io::Error) -> String {
 /// or block device (`/dev/zero`, a terminal) is refused: it is no file and may never end. A
 /// pipe is read as it comes, up to the limit. The error is in words, for `path: …`.
 pub fn read_input(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
-    read_input_until(path, limit, |_| None)
+    read_input_until(path, limit, |_| Worth::ReadOn)
 }
 
-/// [`read_input`], stopping one byte past `worth(bytes so far)` once it says how much the
-/// file should hold (a header that declares the length of what follows), so that a file
-/// far longer than declared is not read whole before being refused.
+/// What the first bytes of a file with a header say about how much of it is worth reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Worth {
+    /// The header is not whole yet: read on.
+    ReadOn,
+    /// The header declares this many bytes in all: read one byte more (to tell a longer
+    /// file), no further.
+    Length(u64),
+    /// The header is malformed: what was read is enough to say so.
+    Stop,
+}
+
+/// [`read_input`], asking `worth` after each read how much of the file is worth reading
+/// ([`Worth`]), so that a file far longer than its header declares is not read whole before
+/// being refused.
 pub fn read_input_until(
     path: &Path,
     limit: u64,
-    mut worth: impl FnMut(&[u8]) -> Option<u64>,
+    worth: impl FnMut(&[u8]) -> Worth,
 ) -> Result<Vec<u8>, String> {
-    use std::io::Read;
     use std::os::unix::fs::FileTypeExt;
     let file = std::fs::File::open(path).map_err(|e| read_message(path, &e))?;
     let kind = file.metadata().map_err(|e| io_message(&e))?.file_type();
@@ -160,24 +171,38 @@ pub fn read_input_until(
     if kind.is_dir() {
         return Err("it is a directory".into());
     }
+    read_capped(file, limit, worth)
+}
+
+/// What [`read_input_until`] reads from an open file, standard input or a pipe.
+pub fn read_capped(
+    reader: impl std::io::Read,
+    limit: u64,
+    mut worth: impl FnMut(&[u8]) -> Worth,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
     let mut bytes = Vec::new();
-    let mut file = file.take(limit.saturating_add(1));
+    let mut reader = reader.take(limit.saturating_add(1));
     let mut chunk = vec![0u8; 1 << 16];
     loop {
-        let n = match file.read(&mut chunk) {
+        let n = match reader.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_message(&e)),
         };
         bytes.extend_from_slice(&chunk[..n]);
-        if let Some(enough) = worth(&bytes) {
-            let cap = enough.saturating_add(1).min(limit.saturating_add(1));
-            if bytes.len() as u64 >= cap {
-                bytes.truncate(cap as usize);
-                break;
+        match worth(&bytes) {
+            Worth::ReadOn => {}
+            Worth::Stop => break,
+            Worth::Length(declared) => {
+                let cap = declared.saturating_add(1).min(limit.saturating_add(1));
+                if bytes.len() as u64 >= cap {
+                    bytes.truncate(cap as usize);
+                    break;
+                }
+                reader.set_limit(cap - bytes.len() as u64);
             }
-            file.set_limit(cap - bytes.len() as u64);
         }
     }
     if bytes.len() as u64 > limit {
@@ -549,6 +574,33 @@ fn free_space(_dir: &Path) -> Option<Space> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A megabyte of zeros that counts the reads made of it.
+    struct Counted<'a>(std::io::Cursor<Vec<u8>>, &'a std::cell::Cell<usize>);
+
+    impl std::io::Read for Counted<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.1.set(self.1.get() + 1);
+            self.0.read(buf)
+        }
+    }
+
+    #[test]
+    fn capped_reads_stop_where_the_header_says() {
+        let run = |worth: Worth| {
+            let reads = std::cell::Cell::new(0);
+            let source = Counted(std::io::Cursor::new(vec![0u8; 1 << 20]), &reads);
+            let bytes = read_capped(source, 1 << 30, |_| worth).unwrap();
+            (bytes.len(), reads.get())
+        };
+        // Malformed: what the first read gave, no more reads.
+        assert_eq!(run(Worth::Stop), (1 << 16, 1));
+        // A declared length: one byte past it, at once.
+        assert_eq!(run(Worth::Length(10)), (11, 1));
+        assert_eq!(run(Worth::Length(100_000)), (100_001, 2));
+        // Nothing known: all of it.
+        assert_eq!(run(Worth::ReadOn).0, 1 << 20);
+    }
 
     #[test]
     fn a_pending_temporary_file_is_removed_by_the_quit_handler_until_done() {

@@ -646,6 +646,8 @@ fn tricky_lowerings_match_pytorch_semantics() {
         for (name, input, scale) in [
             ("upsample_2", [2, 3, 4], [2, 2]),
             ("upsample_3x1", [1, 4, 3], [3, 1]),
+            // PyTorch's float32 1/41 picks the pixel before at some outputs: gathered.
+            ("upsample_41x2", [1, 2, 4], [41, 2]),
         ] {
             v.push((
                 name,
@@ -662,6 +664,7 @@ fn tricky_lowerings_match_pytorch_semantics() {
         for (name, input, size) in [
             ("upsample_to_7x13", [2, 5, 6], [7, 13]),
             ("upsample_to_82x94", [1, 2, 4], [82, 94]),
+            ("upsample_to_82x8_a_multiple", [1, 2, 4], [82, 8]),
             ("upsample_to_rows_only", [1, 6, 5], [74, 5]),
             ("upsample_to_multiple", [2, 3, 4], [6, 12]),
             ("upsample_to_smaller", [1, 6, 5], [4, 3]),

@@ -713,6 +713,7 @@ grad_test!(
     upsample(size=[5, 2], bilinear=true, align_corners=true) : [3, 5, 2]
     upsample(size=[10, 4])                                  : [3, 10, 4]
     upsample(size=[3, 1])                                   : [3, 3, 1]
+    upsample([41, 2])                                       : [3, 123, 2]
     flatten linear(4)
 }"
 );

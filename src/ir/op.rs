@@ -240,6 +240,42 @@ impl UpsampleTo {
             }
         }
     }
+
+    /// The source pixel of output pixel `o` when nearest-neighbour upsampling takes axis
+    /// `axis` (0 the height, 1 the width) of `n` pixels to `m`, as PyTorch's
+    /// `upsample_nearest2d` computes it: o itself when m = n, o/2 when m = 2n, else
+    /// ⌊o·scale⌋ in float32 (at most n − 1), where scale is 1/s for a scale factor s and n/m
+    /// for a size. For most factors that repeats each pixel s times; for some (41, 47, 55, …
+    /// with some n) the float32 rounding picks the pixel before, and cnnc picks the same.
+    pub fn nearest_source(&self, axis: usize, n: u64, m: u64, o: u64) -> u64 {
+        if m == n {
+            return o;
+        }
+        if m == 2 * n {
+            return o >> 1;
+        }
+        let scale = match self {
+            UpsampleTo::Scale(s) => (1.0 / s[axis] as f64) as f32,
+            UpsampleTo::Size(_) => n as f32 / m as f32,
+        };
+        ((o as f32 * scale).floor() as u64).min(n.saturating_sub(1))
+    }
+
+    /// The whole factors by which nearest-neighbour upsampling of an `[h, w]` input repeats
+    /// each pixel, when PyTorch's source pixels ([`Self::nearest_source`]) are exactly that
+    /// repetition; `None` when they are not (a size no whole multiple, or a factor whose
+    /// float32 rounding picks another pixel somewhere), and the pixels must be gathered.
+    pub fn nearest_repeats(&self, in_hw: Pair) -> Option<Pair> {
+        let scale = self.whole_scale(in_hw)?;
+        for axis in 0..2 {
+            let (n, s) = (in_hw[axis], scale[axis]);
+            let m = n.checked_mul(s)?;
+            if !(0..m).all(|o| self.nearest_source(axis, n, m, o) == o / s) {
+                return None;
+            }
+        }
+        Some(scale)
+    }
 }
 
 /// How large [`Op::Upsample`] makes its input.

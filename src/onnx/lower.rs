@@ -822,7 +822,7 @@ impl Lowerer<'_> {
             Op::Upsample {
                 to,
                 mode: UpsampleMode::Nearest,
-            } if !matches!(in_dims, [_, h, w] if to.whole_scale([*h, *w]).is_some()) => {
+            } if !matches!(in_dims, [_, h, w] if to.nearest_repeats([*h, *w]).is_some()) => {
                 let [c, h, w] = in_dims[..] else {
                     return Err(self
                         .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
@@ -839,7 +839,7 @@ impl Lowerer<'_> {
                         continue;
                     }
                     let index = format!("{name}.index{axis}");
-                    self.init_i64(&index, &nearest_indices(n, m))?;
+                    self.init_i64(&index, &nearest_indices(to, axis as usize - 2, n, m))?;
                     let node = if target == out { name } else { target };
                     self.node(
                         "Gather",
@@ -923,7 +923,7 @@ impl Lowerer<'_> {
                     return Err(self
                         .unsupported(name, "upsampling of a tensor that is not [C, H, W]".into()));
                 };
-                let scale = &to.whole_scale([h, w]).unwrap_or([1, 1]);
+                let scale = &to.nearest_repeats([h, w]).unwrap_or([1, 1]);
                 // [N, C, H, 1, W, 1] expanded to [N, C, H, sh, W, sw] and joined back: each
                 // pixel repeated, as PyTorch's nearest Upsample by a whole factor. (Resize would
                 // say the same, but ONNX's shape inference loses the batch dimension's name
@@ -1329,14 +1329,13 @@ pub(crate) fn resize_to_size_attrs(align_corners: bool) -> Vec<AttributeProto> {
     ]
 }
 
-/// The source pixel of each of `m` output pixels when nearest-neighbour resampling takes an
-/// axis of `n` pixels to `m`: ⌊o·(n/m)⌋ (at most n − 1), computed in float32 as PyTorch's
-/// `upsample_nearest2d` computes it. (ONNX's Resize divides by m/n instead, which differs
-/// from PyTorch by one pixel for some sizes, such as 2 → 82: cnnc gathers these indices.)
-pub(crate) fn nearest_indices(n: u64, m: u64) -> Vec<i64> {
-    let scale = n as f32 / m as f32;
+/// The source pixel of each of the `m` output pixels of axis `axis` (0 the height, 1 the
+/// width) of `n` pixels, as PyTorch picks them ([`crate::ir::UpsampleTo::nearest_source`]).
+/// (ONNX's Resize divides by m/n instead, which differs from PyTorch by one pixel for some
+/// sizes, such as 2 → 82: cnnc gathers these indices.)
+pub(crate) fn nearest_indices(to: &crate::ir::UpsampleTo, axis: usize, n: u64, m: u64) -> Vec<i64> {
     (0..m)
-        .map(|o| ((o as f32 * scale).floor() as i64).min(n as i64 - 1))
+        .map(|o| to.nearest_source(axis, n, m, o) as i64)
         .collect()
 }
 

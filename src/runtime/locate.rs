@@ -302,7 +302,8 @@ mod tests {
     fn a_python3_that_never_answers_is_given_up() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("python3");
-        std::fs::write(&script, "#!/bin/sh\nexec sleep 30\n").unwrap();
+        // It would name a real folder, after 30 s: given up on before that, nothing is found.
+        std::fs::write(&script, "#!/bin/sh\nsleep 30\necho /\n").unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let asked = ask_python(

@@ -2,6 +2,7 @@
 //! order, write float32. Written here rather than taken from a crate because the subset is
 //! small and its error messages matter: they name the dtype or order that was refused.
 
+use crate::fsutil::Worth;
 use std::fmt;
 use std::io::Write;
 
@@ -61,14 +62,14 @@ fn fortran_to_c(data: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
-/// How many bytes of a `.npy` file beginning with `prefix` are worth reading: its whole
-/// length (header and data) once `prefix` holds the header, so that a file longer than its
-/// header declares is refused after one byte more, not read to the end; what is there when
-/// the header is malformed (then [`parse`] says why); `None` while the header is incomplete.
-pub fn bytes_worth_reading(prefix: &[u8]) -> Option<u64> {
+/// How much of a `.npy` file beginning with `prefix` is worth reading: its whole length
+/// (header and data) once `prefix` holds the header, so that a file longer than its header
+/// declares is refused after one byte more, not read to the end; nothing more when the header
+/// is malformed (then [`parse`] says why).
+pub fn bytes_worth_reading(prefix: &[u8]) -> Worth {
     match header(prefix) {
-        Ok((_, end, _, _, expected)) => Some((end as u64).saturating_add(expected as u64)),
-        Err(_) if prefix.len() < 12 => None,
+        Ok((_, end, _, _, expected)) => Worth::Length((end as u64).saturating_add(expected as u64)),
+        Err(_) if prefix.len() < 12 => Worth::ReadOn,
         Err(_) => {
             let header_end = match prefix[6] {
                 1 => 10 + u64::from(u16::from_le_bytes([prefix[8], prefix[9]])),
@@ -83,7 +84,11 @@ pub fn bytes_worth_reading(prefix: &[u8]) -> Option<u64> {
             let incomplete = prefix.starts_with(MAGIC)
                 && (prefix.len() as u64) < header_end
                 && header_end <= 1 << 20;
-            (!incomplete).then_some(prefix.len() as u64)
+            if incomplete {
+                Worth::ReadOn
+            } else {
+                Worth::Stop
+            }
         }
     }
 }
@@ -513,22 +518,20 @@ mod tests {
         let file = npy("<f4", false, "(2, 3)", &[0; 24]);
         let data_start = file.len() - 24;
         // The header incomplete: read on.
-        assert_eq!(bytes_worth_reading(&file[..5]), None);
-        assert_eq!(bytes_worth_reading(&file[..data_start - 1]), None);
+        assert_eq!(bytes_worth_reading(&file[..5]), Worth::ReadOn);
+        assert_eq!(bytes_worth_reading(&file[..data_start - 1]), Worth::ReadOn);
         // Once it is whole: the file's length, whatever follows.
-        assert_eq!(
-            bytes_worth_reading(&file[..data_start]),
-            Some(file.len() as u64)
-        );
+        let length = Worth::Length(file.len() as u64);
+        assert_eq!(bytes_worth_reading(&file[..data_start]), length);
         let mut longer = file.clone();
         longer.extend([0; 100]);
-        assert_eq!(bytes_worth_reading(&longer), Some(file.len() as u64));
-        // Not a .npy, or a header too long to be one: what is there, for `parse` to refuse.
-        assert_eq!(bytes_worth_reading(b"not a npy file at all"), Some(21));
+        assert_eq!(bytes_worth_reading(&longer), length);
+        // Not a .npy, or a header too long to be one: stop, for `parse` to refuse it.
+        assert_eq!(bytes_worth_reading(b"not a npy file at all"), Worth::Stop);
         let mut huge = file[..12].to_vec();
         huge[6] = 2;
         huge[8..12].copy_from_slice(&(1u32 << 30).to_le_bytes());
-        assert_eq!(bytes_worth_reading(&huge), Some(12));
+        assert_eq!(bytes_worth_reading(&huge), Worth::Stop);
     }
 
     #[test]

@@ -804,8 +804,8 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             };
             let shape = vec![c, oh, ow];
             per_sample("the output", &shape)?;
-            let whole = to.whole_scale([hw[0], hw[1]]).is_some();
-            if matches!(mode, crate::ir::UpsampleMode::Bilinear { .. }) || !whole {
+            let repeats = to.nearest_repeats([hw[0], hw[1]]).is_some();
+            if matches!(mode, crate::ir::UpsampleMode::Bilinear { .. }) || !repeats {
                 // Training interpolates, or sends the gradient back to the pixels a size
                 // picked, with the matrices [oh, h] and [ow, w].
                 constant("the interpolation matrix", &[oh, hw[0]])?;

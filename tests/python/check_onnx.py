@@ -173,15 +173,26 @@ def ref_crop(x, spec):
 
 
 def ref_upsample(x, spec):
+    # PyTorch's upsample_nearest2d: output pixel o of an axis of n going to m reads pixel o
+    # (m = n), o // 2 (m = 2n), else floor(o * scale) in float32, scale = 1/s for a scale
+    # factor s (not always a plain repetition: 41 is one) and n/m for a size.
+    h, w = x.shape[2:]
     if "size" in spec:
-        # PyTorch's upsample_nearest2d to a size: source pixel floor(o * (n / m)), in float32.
-        def source(size, out):
-            scale = np.float32(size) / np.float32(out)
-            return [min(int(np.floor(np.float32(o) * scale)), size - 1) for o in range(out)]
-        (th, tw), (h, w) = spec["size"], x.shape[2:]
-        return x[:, :, source(h, th), :][:, :, :, source(w, tw)].astype(np.float64)
-    sh, sw = spec["scale"]
-    return x.repeat(sh, axis=2).repeat(sw, axis=3).astype(np.float64)
+        (th, tw) = spec["size"]
+        scales = (np.float32(h) / np.float32(th), np.float32(w) / np.float32(tw))
+    else:
+        sh, sw = spec["scale"]
+        (th, tw) = (h * sh, w * sw)
+        scales = (np.float32(1.0 / sh), np.float32(1.0 / sw))
+
+    def source(size, out, scale):
+        if out == size:
+            return list(range(out))
+        if out == 2 * size:
+            return [o // 2 for o in range(out)]
+        return [min(int(np.floor(np.float32(o) * scale)), size - 1) for o in range(out)]
+    rows, cols = source(h, th, scales[0]), source(w, tw, scales[1])
+    return x[:, :, rows, :][:, :, :, cols].astype(np.float64)
 
 
 def ref_upsample_bilinear(x, spec):

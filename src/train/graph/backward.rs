@@ -513,7 +513,7 @@ impl Lowering<'_> {
                 one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
             Op::Upsample { to, mode } => {
-                match (mode, to.whole_scale([in_dims[1], in_dims[2]])) {
+                match (mode, to.nearest_repeats([in_dims[1], in_dims[2]])) {
                     (UpsampleMode::Nearest, Some(scale)) => {
                         // Each input pixel was copied to an sh × sw block: its gradient is the
                         // block's sum, [N, C, H, sh, W, sw] summed over the two block axes.
@@ -532,7 +532,7 @@ impl Lowering<'_> {
                     }
                     // Interpolation, or nearest to a size: the transposed maps of its weights.
                     _ => {
-                        let (rows, cols) = upsample_maps(&in_dims, &out_dims, *mode);
+                        let (rows, cols) = upsample_maps(&in_dims, &out_dims, to, *mode);
                         one(Some(self.separable(
                             dy,
                             &rows.transposed(),

@@ -6,8 +6,8 @@
 
 use super::builder::i64s;
 use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
-use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads, PoolAttrs};
+use crate::ir::{UpsampleMode, UpsampleTo};
 use crate::onnx::proto::{data_type, AttributeProto};
 use petgraph::graph::NodeIndex;
 
@@ -124,25 +124,27 @@ impl Separable {
 pub(super) fn upsample_maps(
     in_dims: &[u64],
     out_dims: &[u64],
+    to: &UpsampleTo,
     mode: UpsampleMode,
 ) -> (Separable, Separable) {
-    let map = |n: u64, m: u64| {
+    let map = |axis: usize| {
+        let (n, m) = (in_dims[axis + 1], out_dims[axis + 1]);
         let weights = match mode {
             UpsampleMode::Bilinear { align_corners } => bilinear_weights(n, m, align_corners),
-            UpsampleMode::Nearest => nearest_weights(n, m),
+            UpsampleMode::Nearest => nearest_weights(to, axis, n, m),
         };
         Separable::new(weights, m, n)
     };
-    (map(in_dims[1], out_dims[1]), map(in_dims[2], out_dims[2]))
+    (map(0), map(1))
 }
 
-/// The weights of nearest-neighbour resampling of an axis of `n` pixels to `m`, row-major
-/// `[m, n]`: a 1 at each output pixel's source ([`crate::onnx::lower::nearest_indices`], the
-/// indices the forward pass gathers), so that the gradient goes back exactly where each
-/// value came from.
-pub(super) fn nearest_weights(n: u64, m: u64) -> Vec<f32> {
+/// The weights of nearest-neighbour resampling of axis `axis` of `n` pixels to `m`,
+/// row-major `[m, n]`: a 1 at each output pixel's source (the indices the forward pass
+/// gathers, [`crate::onnx::lower::nearest_indices`]), so that the gradient goes back
+/// exactly where each value came from.
+pub(super) fn nearest_weights(to: &UpsampleTo, axis: usize, n: u64, m: u64) -> Vec<f32> {
     let mut a = vec![0f32; (m * n) as usize];
-    for (o, src) in crate::onnx::lower::nearest_indices(n, m)
+    for (o, src) in crate::onnx::lower::nearest_indices(to, axis, n, m)
         .into_iter()
         .enumerate()
     {
@@ -480,13 +482,18 @@ impl Lowering<'_> {
             Op::Upsample {
                 to,
                 mode: UpsampleMode::Nearest,
-            } if to.whole_scale(hw(&in_dims)).is_none() => {
+            } if to.nearest_repeats(hw(&in_dims)).is_none() => {
                 // As the inference model: the source rows and columns gathered. The backward
                 // multiplies by the transposed 0/1 maps of the same indices.
                 let mut y = x.clone();
                 for (axis, n, m) in [(2, in_dims[1], out_dims[1]), (3, in_dims[2], out_dims[2])] {
                     if n != m {
-                        let index = self.b.ints(&crate::onnx::lower::nearest_indices(n, m));
+                        let index = self.b.ints(&crate::onnx::lower::nearest_indices(
+                            to,
+                            axis as usize - 2,
+                            n,
+                            m,
+                        ));
                         y = self.b.op(
                             "Gather",
                             &[&y, &index],
@@ -550,7 +557,7 @@ impl Lowering<'_> {
             } => {
                 // As the inference model: [N, C, H, 1, W, 1] expanded, then joined.
                 let dims = [in_dims[0], in_dims[1], in_dims[2]];
-                let scale = to.whole_scale(hw(&in_dims)).unwrap_or([1, 1]);
+                let scale = to.nearest_repeats(hw(&in_dims)).unwrap_or([1, 1]);
                 let (split_dims, repeat_dims, out_dims) =
                     crate::onnx::lower::upsample_shapes(dims, scale);
                 let split = self.b.reshape(&x, &split_dims, &format!("{name}.split"));

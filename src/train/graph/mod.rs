@@ -550,12 +550,20 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
             continue;
         };
         // Elements; the forward pass's and the backward's (transposed) alike.
+        let gathers = |to: &crate::ir::UpsampleTo| to.nearest_repeats([h, w]).is_none();
         let elements = match &model.node(ix).op {
             Op::AdaptiveAvgPool { .. }
             | Op::Upsample {
                 mode: UpsampleMode::Bilinear { .. },
                 ..
             } => (oh.saturating_mul(h))
+                .saturating_add(ow.saturating_mul(w))
+                .saturating_mul(2),
+            // Nearest to pixels gathered: the backward's 0/1 maps.
+            Op::Upsample {
+                to,
+                mode: UpsampleMode::Nearest,
+            } if gathers(to) => (oh.saturating_mul(h))
                 .saturating_add(ow.saturating_mul(w))
                 .saturating_mul(2),
             // The backward's kernel of ones; the rescale and inverse divisors.
@@ -569,8 +577,8 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
     }
     if bytes > crate::onnx::lower::PROTOBUF_LIMIT {
         return Err(err(format!(
-            "the training graph's constants (adaptive pooling's and bilinear upsampling's \
-             matrices, average pooling's kernels of ones) need {}, over the 2 GiB that a graph \
+            "the training graph's constants (adaptive pooling's and upsampling's matrices, \
+             average pooling's kernels of ones) need {}, over the 2 GiB that a graph \
              ONNX Runtime loads can hold; pool or upsample smaller images to train this model",
             crate::shape::summary::bytes(bytes)
         )));
