@@ -603,21 +603,6 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_temporary_file_is_removed_by_the_quit_handler_until_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join(".x.tmp");
-        std::fs::write(&p, b"partial").unwrap();
-        {
-            let _pending = PendingTemp::register(&p);
-            remove_pending_temp();
-            assert!(!p.exists(), "removed while registered");
-        }
-        std::fs::write(&p, b"done").unwrap();
-        remove_pending_temp();
-        assert!(p.exists(), "no longer pending once dropped");
-    }
-
-    #[test]
     fn writes_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.bin");
