@@ -61,23 +61,21 @@ fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
     (a.shape, a.data)
 }
 
+/// `cnnc run MODEL --input INPUT --output OUT/y.npy` in the fixture folder, which must
+/// succeed; the run and the output's path.
+fn run_writing(dir: &Path, model: &str, input: &str, out: &str) -> (Run, PathBuf) {
+    std::fs::create_dir_all(dir.join(out)).unwrap();
+    let y = format!("{out}/y.npy");
+    let r = cnnc(dir, &["run", model, "--input", input, "--output", &y]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    (r, dir.join(y))
+}
+
 #[test]
 fn conv_output_matches_the_hand_computed_cross_correlation() {
     let Some(dir) = fixtures() else { return };
+    let (r, _) = run_writing(dir, "conv.onnx", "x.npy", "out_conv");
     let out_dir = dir.join("out_conv");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let r = cnnc(
-        dir,
-        &[
-            "run",
-            "conv.onnx",
-            "--input",
-            "x.npy",
-            "--output",
-            "out_conv/y.npy",
-        ],
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stdout.contains("output `y`: [1, 1, 2, 2]"),
         "{}",
@@ -375,20 +373,7 @@ fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
 #[test]
 fn a_model_with_several_outputs_writes_the_first_and_names_the_others() {
     let Some(dir) = fixtures() else { return };
-    let out_dir = dir.join("out_two");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let r = cnnc(
-        dir,
-        &[
-            "run",
-            "two_outputs.onnx",
-            "-i",
-            "ones.npy",
-            "-o",
-            "out_two/y.npy",
-        ],
-    );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let (r, y) = run_writing(dir, "two_outputs.onnx", "ones.npy", "out_two");
     assert!(r.stdout.contains("output `y`: [2, 4]"), "{}", r.stdout);
     assert!(
         r.stdout.contains(
@@ -399,7 +384,7 @@ fn a_model_with_several_outputs_writes_the_first_and_names_the_others() {
         r.stdout
     );
     // x + x of ones, not x * x.
-    assert_eq!(read_npy(&out_dir.join("y.npy")), (vec![2, 4], vec![2.0; 8]));
+    assert_eq!(read_npy(&y), (vec![2, 4], vec![2.0; 8]));
     let r = cnnc(dir, &["run", "two_outputs.onnx", "-i", "ones.npy"]);
     assert!(
         r.stdout
