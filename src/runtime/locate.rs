@@ -262,6 +262,28 @@ fn ask_python(python: &OsString, timeout: std::time::Duration) -> Option<PathBuf
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()?;
+    // Standard output is drained while the child runs: a python whose start-up prints more
+    // than a pipe holds (a chatty sitecustomize) would otherwise block until the timeout.
+    // Only the tail is kept (the answer is the last line); the thread is left behind if a
+    // grandchild keeps the pipe open.
+    let mut stdout = child.stdout.take()?;
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tail = Vec::new();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match stdout.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    tail.extend_from_slice(&chunk[..n]);
+                    if tail.len() > 2 * PYTHON_ANSWER_KEPT {
+                        tail.drain(..tail.len() - PYTHON_ANSWER_KEPT);
+                    }
+                }
+            }
+        }
+        let _ = sender.send(tail);
+    });
     let start = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
@@ -279,11 +301,24 @@ fn ask_python(python: &OsString, timeout: std::time::Duration) -> Option<PathBuf
     if !status.success() {
         return None;
     }
-    let mut text = String::new();
-    child.stdout.take()?.read_to_string(&mut text).ok()?;
-    let dir = PathBuf::from(text.trim());
+    let left = timeout.saturating_sub(start.elapsed());
+    let tail = answer
+        .recv_timeout(left.max(std::time::Duration::from_millis(100)))
+        .ok()?;
+    // The folder is the last line printed; anything a start-up hook printed comes before it.
+    let text = String::from_utf8_lossy(&tail);
+    let dir = PathBuf::from(
+        text.lines()
+            .rev()
+            .find(|line| !line.trim().is_empty())?
+            .trim(),
+    );
     dir.is_dir().then_some(dir)
 }
+
+/// How much of the end of the python probe's standard output is kept (the answer is one
+/// short line, the last).
+const PYTHON_ANSWER_KEPT: usize = 1 << 16;
 
 #[cfg(test)]
 mod tests {
@@ -311,6 +346,27 @@ mod tests {
             std::time::Duration::from_millis(200),
         );
         assert_eq!(asked, None);
+    }
+
+    #[test]
+    fn a_python3_that_prints_more_than_a_pipe_holds_is_still_heard() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("python3");
+        let answer = dir.path().join("onnxruntime");
+        std::fs::create_dir(&answer).unwrap();
+        // 200 KiB of start-up noise before the answer: more than a pipe holds.
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nhead -c 204800 /dev/zero | tr '\\0' 'x'\necho\necho {}\n",
+                answer.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let asked = ask_python(&script.into_os_string(), std::time::Duration::from_secs(20));
+        assert_eq!(asked, Some(answer));
     }
 
     #[test]
