@@ -745,6 +745,16 @@ fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
     assert_eq!(r.code, Some(3), "{}", r.stderr);
     assert!(r.stderr.contains("cannot be reshaped"), "{}", r.stderr);
     assert!(!r.stderr.contains("[E:onnxruntime"), "{}", r.stderr);
+    // Which node failed, in words, without ONNX Runtime's C++ source location and signature.
+    assert!(r.stderr.contains("Reshape node"), "{}", r.stderr);
+    for internal in [
+        "onnxruntime_src",
+        "reshape_helper.h",
+        "onnxruntime::",
+        "was false",
+    ] {
+        assert!(!r.stderr.contains(internal), "{internal}: {}", r.stderr);
+    }
     let r = cnnc_in(
         dir,
         &["run", "reshape.onnx", "--input", "ones.npy"],

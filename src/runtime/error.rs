@@ -33,7 +33,7 @@ impl RuntimeError {
     pub(crate) fn ort<R>(context: impl Into<String>, e: ort::Error<R>) -> Self {
         RuntimeError::Ort {
             context: context.into(),
-            message: e.message().to_string(),
+            message: tidy_ort_message(e.message()),
         }
     }
 
@@ -102,3 +102,136 @@ impl fmt::Display for RuntimeError {
 }
 
 impl std::error::Error for RuntimeError {}
+
+/// ONNX Runtime's message without the C++ it carries: a failed check's source location,
+/// function signature and condition (`/onnxruntime_src/...h:84 onnxruntime::X::X(const
+/// onnxruntime::TensorShape&, ...) size != 0 was false. The input tensor cannot be
+/// reshaped...`) become the sentence meant for the reader, and "Non-zero status code
+/// returned while running Reshape node. Name:'r' Status Message: ..." says which node
+/// failed in plain words. Whatever does not parse as that is kept as it is.
+pub(crate) fn tidy_ort_message(raw: &str) -> String {
+    let text = raw.trim();
+    const RUNNING: &str = "Non-zero status code returned while running ";
+    const STATUS: &str = " Status Message: ";
+    if let Some(rest) = text.strip_prefix(RUNNING) {
+        if let Some((node, message)) = rest.split_once(STATUS) {
+            if let Some((op, name)) = node.split_once(" node. Name:") {
+                let name = name.trim().trim_matches('\'');
+                let which = if name.is_empty() {
+                    format!("an unnamed {op} node")
+                } else {
+                    format!("the {op} node '{name}'")
+                };
+                return format!("{which} failed: {}", strip_code_location(message.trim()));
+            }
+        }
+    }
+    strip_code_location(text)
+}
+
+/// `text` without a leading `file.cc:123 signature [condition was false.]` of an
+/// `ORT_ENFORCE`/`ORT_THROW`, when it starts with one.
+fn strip_code_location(text: &str) -> String {
+    let Some((location, rest)) = text.split_once(' ') else {
+        return text.to_string();
+    };
+    let is_location = location.rsplit_once(':').is_some_and(|(file, line)| {
+        !line.is_empty()
+            && line.bytes().all(|b| b.is_ascii_digit())
+            && [".h", ".cc", ".cpp", ".cu", ".cuh"]
+                .iter()
+                .any(|ext| file.ends_with(ext))
+    });
+    if !is_location {
+        return text.to_string();
+    }
+    // The signature runs to the parenthesis that closes its parameter list, then maybe
+    // ` const` and GCC's ` [with T = float]`.
+    let Some(open) = rest.find('(') else {
+        return text.to_string();
+    };
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, c) in rest[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return text.to_string();
+    };
+    let mut after = rest[close + 1..].trim_start();
+    after = after.strip_prefix("const").unwrap_or(after).trim_start();
+    if after.starts_with("[with ") {
+        match after.find(']') {
+            Some(end) => after = after[end + 1..].trim_start(),
+            None => return text.to_string(),
+        }
+    }
+    match after.split_once(" was false.") {
+        Some((condition, message)) if message.trim().is_empty() => {
+            format!("{condition} was false")
+        }
+        Some((_, message)) => message.trim().to_string(),
+        None => after.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy_ort_message;
+
+    #[test]
+    fn a_failed_check_keeps_only_its_sentence_and_the_node() {
+        let raw = "Non-zero status code returned while running Reshape node. Name:'' Status \
+                   Message: /onnxruntime_src/onnxruntime/core/providers/cpu/tensor/\
+                   reshape_helper.h:84 onnxruntime::ReshapeHelper::ReshapeHelper(const \
+                   onnxruntime::TensorShape&, onnxruntime::TensorShapeVector&, bool) size != 0 \
+                   && (input_shape_size % size) == 0 was false. The input tensor cannot be \
+                   reshaped to the requested shape. Input shape:{2,6}, requested shape:{5,-1}";
+        assert_eq!(
+            tidy_ort_message(raw),
+            "an unnamed Reshape node failed: The input tensor cannot be reshaped to the \
+             requested shape. Input shape:{2,6}, requested shape:{5,-1}"
+        );
+    }
+
+    #[test]
+    fn a_throw_with_a_gcc_template_signature_and_a_named_node() {
+        let raw = "Non-zero status code returned while running Conv node. Name:'conv1' Status \
+                   Message: /src/conv.cc:12 virtual onnxruntime::common::Status \
+                   onnxruntime::Conv<T>::Compute(onnxruntime::OpKernelContext*) const [with T \
+                   = float] X num_dims does not match W num_dims.";
+        assert_eq!(
+            tidy_ort_message(raw),
+            "the Conv node 'conv1' failed: X num_dims does not match W num_dims."
+        );
+    }
+
+    #[test]
+    fn a_check_without_a_sentence_keeps_its_condition() {
+        let raw = "/src/a.cc:5 void f(int) x > 0 was false. ";
+        assert_eq!(tidy_ort_message(raw), "x > 0 was false");
+    }
+
+    #[test]
+    fn messages_without_code_locations_are_kept() {
+        for raw in [
+            "Invalid input name: inp",
+            "Got invalid dimensions for input: x for the following indices index: 1 Got: 3 \
+             Expected: 4",
+            "/no/location here (at all)",
+            "file.cc:12x f() not a line number",
+        ] {
+            assert_eq!(tidy_ort_message(raw), raw);
+        }
+    }
+}

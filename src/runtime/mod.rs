@@ -266,12 +266,15 @@ impl Runtime {
                 LoadFailure::Cuda => RuntimeError::CudaUnavailable {
                     reason: format!(
                         "the CUDA execution provider could not start the model: {}{}",
-                        e.message().trim(),
+                        error::tidy_ort_message(e.message()),
                         self.cuda_libraries_note(e.message())
                     ),
                 },
                 LoadFailure::Model => RuntimeError::InvalidModel {
-                    message: format!("ONNX Runtime cannot load the model: {}", e.message()),
+                    message: format!(
+                        "ONNX Runtime cannot load the model: {}",
+                        error::tidy_ort_message(e.message())
+                    ),
                 },
             }
         })?;
@@ -309,7 +312,7 @@ impl Runtime {
             .map_err(|e| RuntimeError::CudaUnavailable {
                 reason: format!(
                     "registering the CUDA execution provider failed: {}{}",
-                    e.message().trim(),
+                    error::tidy_ort_message(e.message()),
                     self.cuda_libraries_note(e.message())
                 ),
             })
