@@ -706,7 +706,11 @@ impl IdxHeader {
             dims.push(u32::from_be_bytes(word) as u64);
         }
         let header_len = 4 * (1 + rank as u64);
-        let claimed = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        // One record's size is bounded too: with 0 records the whole claim is 0 whatever the
+        // other dimensions say, and `record_len` multiplies them.
+        let product = |dims: &[u64]| dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let record = product(dims.get(1..).unwrap_or_default());
+        let claimed = product(&dims).filter(|_| record.is_some_and(|r| r <= MAX_IDX_BYTES));
         let claimed = match claimed {
             Some(c) if c <= MAX_IDX_BYTES => c,
             _ => {
