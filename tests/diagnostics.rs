@@ -143,6 +143,26 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
             .any(|d| d.code == "cnnc::shape::gridding");
         assert_eq!(warned, holes, "rates {rates:?}");
     }
+    // A stride-1 pooling covers its window as a plain conv does: it continues the stack (its
+    // window fills holes) rather than starting a new one; a strided one starts one.
+    for (pool, holes) in [
+        ("maxpool(3, stride=1, pad=1)", false),
+        ("avgpool(3, stride=1, pad=1)", false),
+        ("maxpool(2, stride=2)", true),
+    ] {
+        let c = cnnc::compile_source(
+            std::path::Path::new("pool.cnn"),
+            format!(
+                "model M(input: [8, 64, 64]) {{ repeat 3 {{ conv(8, 3, pad=1) relu }} {pool} \
+                 repeat 3 {{ conv(8, 3, pad=2, dilation=2) relu }} }}"
+            ),
+        );
+        let warned = c
+            .diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::shape::gridding");
+        assert_eq!(warned, holes, "{pool}");
+    }
     // ERFNet's non-bottleneck-1D block: one dilated conv per axis on plain ones, in a
     // residual body, whose shortcut fills the holes: quiet. The same stack alone warns.
     let nb1d = |residual: bool| {
@@ -1524,6 +1544,28 @@ fn bare_branches_on_one_line_are_warned_once_each() {
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w.iter().all(|m| m.contains("is `relu` alone")), "{w:?}");
     assert!(warnings("{ relu } conv(8, 1)").is_empty());
+    // A named tensor then a layer: a shortcut's sequence, a concat's two branches.
+    let named = |body: &str| -> Vec<String> {
+        let src = format!(
+            "model M(input: [4, 8, 8]) {{ conv(6, 1) as a conv(4, 1) concat {{ {body} }} }}\n"
+        );
+        let c = cnnc::compile_source(std::path::Path::new("b.cnn"), src);
+        assert!(!c.diagnostics.has_errors(), "{body}: {:?}", c.diagnostics);
+        c.diagnostics
+            .iter()
+            .filter(|d| d.code == "cnnc::elab::bare_branch")
+            .map(|d| d.message.clone())
+            .collect()
+    };
+    let w = named("{} a conv(8, 1)");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("`a` and `conv(8, 1)` on one line"),
+        "{w:?}"
+    );
+    assert_eq!(named("a conv(8, 1)").len(), 1);
+    assert!(named("{} { a conv(8, 1) }").is_empty());
+    assert!(named("{} a\n conv(8, 1)").is_empty());
     // On lines of their own, a first branch of `relu` alone reads as meant.
     assert!(warnings("relu\n conv(8, 1)").is_empty());
 }

@@ -1680,7 +1680,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             let previous_computes = matches!(&before.body[0].kind,
                 StmtKind::Call(c) if computes(&c.name.name))
                 && !before_warned;
-            let on_one_line = branch.shares_line && computes(layer) && previous_computes;
+            // A named tensor and a layer on one line (`concat { {} a conv(8, 1) }`) read as
+            // the layer applied to it, as they are in a shortcut; in a concat they are two.
+            let previous_is_tensor = matches!(&before.body[0].kind,
+                StmtKind::Call(c) if !c.parens && c.args.is_empty()
+                    && layers::lookup(&c.name.name).is_none()
+                    && !self.defs.is_block(&c.name.name));
+            let on_one_line =
+                branch.shares_line && computes(layer) && (previous_computes || previous_is_tensor);
             if !SHAPE_KEEPING.contains(&layer) && !on_one_line {
                 continue;
             }
@@ -2824,6 +2831,15 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if c.stride != [1, 1] {
                     self.flush_dilation_run();
                 }
+            }
+            // A pooling window covers its offsets as a plain conv of its size does: at stride
+            // 1 it fills holes like one (DeepLab-LargeFOV's 3×3 pools before its rates).
+            Op::MaxPool(p) | Op::AvgPool(p) if p.stride == [1, 1] => {
+                self.dilation_run.push(ChainConv {
+                    kernel: p.kernel,
+                    dilation: [1, 1],
+                    span,
+                });
             }
             op if op.is_shape_preserving() => {}
             _ => self.flush_dilation_run(),
