@@ -1298,6 +1298,14 @@ fn mismatch_helps_fit_how_the_network_was_written() {
     );
     assert!(h.contains("`or in.c != c`"), "{h}");
     assert!(!h.contains("add a projection"), "{h}");
+    // A shortcut of a named tensor has no conv of its own, whatever made the tensor.
+    let h = help(
+        "model M(input: [16, 8, 8]) { conv(32, 3, pad=1) as a conv(64, 3, pad=1)\n\
+         residual { conv(64, 1) } shortcut { a } }\n",
+        RESIDUAL,
+    );
+    assert!(h.contains("add a projection `conv(64, 1)`"), "{h}");
+    assert!(!h.contains("make its conv"), "{h}");
     // MobileNetV2's `residual if` without the channel test: narrow it.
     let h = help(
         "block ir(out, stride=1) {\n    residual if stride == 1 {\n        conv(in.c * 6, 1) relu6\n        conv(in.c, 3, stride=stride, pad=1, groups=in.c) relu6\n        conv(out, 1)\n    }\n}\nmodel M(input: [16, 32, 32]) { ir(16) ir(24) }\n",

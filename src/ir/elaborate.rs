@@ -1869,6 +1869,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         let body = body?;
         // The identity: no shortcut written, or its condition false (a written shortcut that
         // names the input, `shortcut { x }`, is not called the identity).
+        // The shortcut's own nodes come after every node before it: what a shortcut that
+        // starts from a named tensor has (`shortcut { a }`) is told apart from what made `a`.
+        let shortcut_first = self.graph.node_count();
         let (short, short_span, short_is_identity) = match &r.shortcut {
             Some(s) => {
                 match apply.flatten() {
@@ -1902,8 +1905,10 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         // Add a residual-specific help: the projection shortcut that would fix it.
         if self.diags.0.len() > before {
-            let has_conv = self.conv_between(cur.node, inputs[1].0.node);
-            let has_pool = self.op_between(cur.node, inputs[1].0.node, |op| {
+            let has_conv = self.op_made_since(shortcut_first, inputs[1].0.node, |op| {
+                matches!(op, Op::Conv(_))
+            });
+            let has_pool = self.op_made_since(shortcut_first, inputs[1].0.node, |op| {
                 matches!(op, Op::MaxPool(_) | Op::AvgPool(_))
             });
             let body_bn = self.op_between(cur.node, inputs[0].0.node, |op| {
@@ -2163,18 +2168,30 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(unknown(cur))
     }
 
-    /// Whether a conv lies on a path from `from` to `to` (`to` included) in the graph built so
-    /// far: a shortcut with a projection, however written (a block, an `if`).
-    fn conv_between(&self, from: NodeIndex, to: NodeIndex) -> bool {
-        self.op_between(from, to, |op| matches!(op, Op::Conv(_)))
-    }
-
     /// Whether a node whose op satisfies `is` lies on a path from `from` (excluded) to `to`.
     fn op_between(&self, from: NodeIndex, to: NodeIndex, is: impl Fn(&Op) -> bool) -> bool {
+        self.op_upstream(to, |n| n == from, is)
+    }
+
+    /// Whether a node whose op satisfies `is` leads to `to` among the nodes made since the
+    /// graph had `first` of them (the layers of one construct, whatever it started from): a
+    /// shortcut with a projection, however written (a block, an `if`).
+    fn op_made_since(&self, first: usize, to: NodeIndex, is: impl Fn(&Op) -> bool) -> bool {
+        self.op_upstream(to, |n| n.index() < first, is)
+    }
+
+    /// Whether a node whose op satisfies `is` leads to `to` (itself included), walking back
+    /// from it no further than the nodes where `stop` holds (excluded).
+    fn op_upstream(
+        &self,
+        to: NodeIndex,
+        stop: impl Fn(NodeIndex) -> bool,
+        is: impl Fn(&Op) -> bool,
+    ) -> bool {
         let mut stack = vec![to];
         let mut seen = HashSet::new();
         while let Some(n) = stack.pop() {
-            if n == from || !seen.insert(n) {
+            if stop(n) || !seen.insert(n) {
                 continue;
             }
             if is(&self.graph[n].op) {
