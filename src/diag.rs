@@ -486,6 +486,30 @@ pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    nearest_words(word, candidates).pop()
+}
+
+/// `did you mean `a`?`, or `did you mean `a` or `b`?` when two are as near (`encl`: `enc1`
+/// or `enc2`); `None` when none is near.
+pub fn did_you_mean_text<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let mut near = nearest_words(word, candidates);
+    let mut seen = std::collections::HashSet::new();
+    near.retain(|w| seen.insert(*w));
+    near.sort_unstable();
+    let quoted: Vec<String> = near.iter().take(3).map(|w| format!("`{w}`")).collect();
+    match quoted.as_slice() {
+        [] => None,
+        [one] => Some(format!("did you mean {one}?")),
+        [first @ .., last] => Some(format!("did you mean {} or {last}?", first.join(", "))),
+    }
+}
+
+/// The candidates nearest to `word`, all equally near, in the order given; empty when none
+/// is near enough to suggest.
+fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     const FLOOR: f64 = 0.6;
     let lower = word.to_ascii_lowercase();
     // Strip PyTorch's class-name decorations: `AvgPool2d` -> `avgpool`.
@@ -494,12 +518,12 @@ pub fn did_you_mean<'a>(
         .trim_end_matches("1d")
         .replace('_', "");
     let (word_shape, stripped_shape) = (Letters::of(&lower), Letters::of(&stripped));
-    // (score, tie-break, candidate) of the best so far; a later equal one wins.
-    let mut best: Option<(f64, f64, &'a str)> = None;
+    // (score, tie-break, candidates) of the best so far; a later equal one joins them.
+    let mut best: Option<(f64, f64, Vec<&'a str>)> = None;
     for c in candidates {
         // The edit distance is costly and most candidates are far: skip those that cannot
         // reach the floor or the best so far.
-        let need = best.map_or(FLOOR, |b| b.0);
+        let need = best.as_ref().map_or(FLOOR, |b| b.0);
         let shape = Letters::of(c);
         let bound = stripped_shape
             .similarity_bound(&shape.without_underscores())
@@ -515,11 +539,13 @@ pub fn did_you_mean<'a>(
         // Between names as many edits away, the one that shares the longer start:
         // `reluu` is `relu`, not `relu6`.
         let tie = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
-        if best.is_none_or(|b| score.total_cmp(&b.0).then(tie.total_cmp(&b.1)).is_ge()) {
-            best = Some((score, tie, c));
+        match &mut best {
+            Some(b) if score == b.0 && tie == b.1 => b.2.push(c),
+            Some(b) if score.total_cmp(&b.0).then(tie.total_cmp(&b.1)).is_lt() => {}
+            _ => best = Some((score, tie, vec![c])),
         }
     }
-    best.map(|(_, _, c)| c)
+    best.map_or_else(Vec::new, |(_, _, near)| near)
 }
 
 /// A word's length and, for ASCII, how often each character occurs: enough for a cheap

@@ -1365,6 +1365,11 @@ fn mismatch_helps_fit_how_the_network_was_written() {
         "cnnc::shape::crop_too_large",
     );
     assert!(!h.contains("ceil") && h.contains("padding over"), "{h}");
+    // Crop's direction is said, and how to cut the current tensor instead.
+    assert!(
+        h.contains("never the other way") && h.contains("name it (`as x`)"),
+        "{h}"
+    );
     // More upsampling than downsampling since the skip is named: that is the cause named,
     // with or without a ceil-mode pooling on the way, and the fix it gives checks clean.
     let src = |ceil: &str, up: u32| {
@@ -1929,4 +1934,37 @@ fn what_cnnc_lacks_is_said_not_guessed() {
             "{layer}: {h}"
         );
     }
+}
+
+/// A name that is nothing here: two equally near names are both offered (`encl`: `enc1` or
+/// `enc2`), and with none near, the named tensors are listed before the layers.
+#[test]
+fn unknown_names_offer_every_near_name_and_the_named_tensors() {
+    let model = |use_: &str| {
+        format!(
+            "model M(input: [16, 8, 8]) {{ conv(16, 3, pad=1) as enc1 conv(16, 3, pad=1) as enc2\n\
+             {use_} }}\n"
+        )
+    };
+    let h = help_for(&model("concat { encl {} }"), "cnnc::elab::unknown_layer");
+    assert_eq!(h, "did you mean `enc1` or `enc2`?");
+    let h = help_for(
+        &model("concat { crop(encl) {} }"),
+        "cnnc::elab::unknown_tensor",
+    );
+    assert_eq!(h, "did you mean `enc1` or `enc2`?");
+    let h = help_for(
+        &model("residual { conv(16, 1) } shortcut { b }"),
+        "cnnc::elab::unknown_layer",
+    );
+    assert!(
+        h.starts_with("the tensors named here are: enc1, enc2; the layers are: conv,"),
+        "{h}"
+    );
+    // One near name is offered alone, as before.
+    let h = help_for(
+        "model M(input: [16, 8, 8]) { conv(16, 1) as down conv(16, 1) as up concat { dwn {} } }",
+        "cnnc::elab::unknown_layer",
+    );
+    assert_eq!(h, "did you mean `down`?");
 }

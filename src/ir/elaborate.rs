@@ -9,7 +9,7 @@
 
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
-use crate::diag::{did_you_mean, same_way, Diagnostic, Diagnostics, Label};
+use crate::diag::{did_you_mean, did_you_mean_text, same_way, Diagnostic, Diagnostics, Label};
 use crate::ir::{ConvTransposeAttrs, Graph, Node, Op, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
@@ -164,25 +164,30 @@ pub(crate) fn unknown_layer<'c>(
     for n in defs.block_names() {
         near.push(n);
     }
-    for n in candidates {
-        near.push(n);
-    }
+    let mut tensors: Vec<&str> = candidates.collect();
+    tensors.sort_unstable();
+    near.extend(&tensors);
     if defs.models.contains(name) {
         return d.help(format!(
             "`{name}` is a model, and a model cannot be called: write its layers as a block, \
              `block {name}_body(…) {{ … }}`, and call that from both models"
         ));
     }
-    match did_you_mean(name, near) {
+    match did_you_mean_text(name, near) {
         _ if layers::pytorch_equivalent(name).is_some() => {
             d.help(layers::pytorch_equivalent(name).expect("checked"))
         }
         _ if layers::missing_layer_hint(name).is_some() => {
             d.help(layers::missing_layer_hint(name).expect("checked"))
         }
-        Some(s) => d.help(format!("did you mean `{s}`?")),
-        None => d.help(format!(
+        Some(text) => d.help(text),
+        None if tensors.is_empty() => d.help(format!(
             "the layers are: {}",
+            layers::names().collect::<Vec<_>>().join(", ")
+        )),
+        None => d.help(format!(
+            "the tensors named here are: {}; the layers are: {}",
+            tensors.join(", "),
             layers::names().collect::<Vec<_>>().join(", ")
         )),
     }
@@ -2549,7 +2554,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             )
             .label(target.1, "unknown tensor");
             d =
-                match did_you_mean(target.0, names.iter().copied()) {
+                match did_you_mean_text(target.0, names.iter().copied()) {
                     // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
                     _ if frame.env.get(target.0).is_some() => {
                         d.help(format!(
@@ -2560,7 +2565,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     frame.env.get(target.0).map(Value::describe).unwrap_or_default()
                 ))
                     }
-                    Some(s) => d.help(format!("did you mean `{s}`?")),
+                    Some(text) => d.help(text),
                     None if names.is_empty() => {
                         d.help("name a tensor with `… as NAME` before using it")
                     }

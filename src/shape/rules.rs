@@ -724,10 +724,12 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     ),
                 )
                 .help(format!(
-                    "`crop(name)` cuts a larger skip tensor down to the current size, but here \
-                     the current tensor, {}×{}, is the larger {smaller}: a layer since the skip grew it \
-                     (padding over (k−1)/2, a transposed conv's `output_pad`); fix that, or \
-                     name the tensor you meant",
+                    "`crop(name)` cuts the named tensor down to the current size, never the \
+                     other way, and here the current tensor, {}×{}, is the larger {smaller}. \
+                     If a layer since the named tensor grew it (padding over (k−1)/2, a \
+                     transposed conv's `output_pad`), fix that; if it is the current tensor \
+                     that should be cut to the named one's size, name it (`as x`) and crop it \
+                     where the smaller tensor is the current one: `concat {{ crop(x) {{}} }}`",
                     size[0], size[1]
                 )));
             }
