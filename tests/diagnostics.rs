@@ -1968,3 +1968,37 @@ fn unknown_names_offer_every_near_name_and_the_named_tensors() {
     );
     assert_eq!(h, "did you mean `down`?");
 }
+
+/// The model's input is a named tensor of the model's body, `input`: read in a concat, a
+/// shortcut or a crop; no tensor can take its name, and a block, which reads only the tensors
+/// it names, is told so.
+#[test]
+fn the_model_input_is_the_tensor_named_input() {
+    let c = cnnc::compile_source(
+        Path::new("i.cnn"),
+        "model M(input: [4, 8, 8]) { conv(4, 3) concat { crop(input) {} }\n\
+         residual { conv(8, 1) } shortcut { crop(input) conv(8, 1) } }\n"
+            .into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let g = &c.models[0].graph;
+    let out = g.node(g.output).shape.as_ref().map(|s| s.to_string());
+    assert_eq!(out.as_deref(), Some("[8, 6, 6]"));
+    let m = |body: &str| format!("model M(input: [4, 8, 8]) {{ {body} }}\n");
+    let h = help_for(
+        &m("conv(4, 1) as input concat { input {} }"),
+        "cnnc::elab::duplicate_definition",
+    );
+    assert_eq!(h, "pick another name for the tensor");
+    let h = help_for(
+        &format!(
+            "block b() {{ conv(4, 1) concat {{ input {{}} }} }}\n{}",
+            m("b()")
+        ),
+        "cnnc::elab::unknown_layer",
+    );
+    assert!(
+        h.contains("join the input where the block is called"),
+        "{h}"
+    );
+}

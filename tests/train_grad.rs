@@ -655,6 +655,18 @@ grad_test!(
 );
 
 grad_test!(
+    the_input_read_by_name,
+    3,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3, pad=1) tanh
+    concat { {} input }                       : [5, 6, 6]
+    residual { conv(2, 3, pad=1) tanh } shortcut { input }
+    concat { crop(input) {} }                 : [4, 6, 6]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     crop,
     3,
     "model M(input: [2, 9, 10]) {

@@ -167,6 +167,13 @@ pub(crate) fn unknown_layer<'c>(
     let mut tensors: Vec<&str> = candidates.collect();
     tensors.sort_unstable();
     near.extend(&tensors);
+    if name == "input" {
+        // Found wherever a model's body reads it: this is a block's.
+        return d.help(
+            "`input` is the model's input, a named tensor of the model's body only: a block \
+             reads only the tensors it names, so join the input where the block is called",
+        );
+    }
     if defs.models.contains(name) {
         return d.help(format!(
             "`{name}` is a model, and a model cannot be called: write its layers as a block, \
@@ -532,6 +539,17 @@ pub fn elaborate_model<'a>(
         node: input,
         shape: input_shape,
     };
+    // The model's input is a named tensor of the model's body, as `input` (a global skip,
+    // `concat { input {} }`); never warned of as unused.
+    frame.tensors.insert(
+        "input".to_string(),
+        Named {
+            cur: cur.clone(),
+            span: model.input_span,
+            used: true,
+            iteration: None,
+        },
+    );
     let mut scope = Scope::new(String::new());
     let out = match e.body(&model.body, cur, &mut frame, &mut scope) {
         Ok(c) => {
@@ -899,7 +917,17 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         if let Some(alias) = &stmt.alias {
-            if layers::lookup(&alias.name).is_some()
+            if alias.name == "input" {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::duplicate_definition",
+                        "`input` names the model's input; a tensor cannot take that name",
+                    )
+                    .label(alias.span, "this name")
+                    .help("pick another name for the tensor"),
+                );
+                self.refused_names.insert(alias.name.clone());
+            } else if layers::lookup(&alias.name).is_some()
                 || self.defs.blocks.contains_key(alias.name.as_str())
             {
                 self.diags.push(

@@ -32,8 +32,12 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
             ),
             ast::Item::Model(m) => (&m.body, Vec::new()),
         };
-        // Names are local to their body: a block reads only the tensors it names.
-        let mut tensors: Vec<&str> = Vec::new();
+        // Names are local to their body: a block reads only the tensors it names, a model
+        // also its input.
+        let mut tensors: Vec<&str> = match item {
+            ast::Item::Model(_) => vec!["input"],
+            _ => Vec::new(),
+        };
         let mut loop_vars: Vec<&str> = Vec::new();
         ast::walk(body, &mut |st| {
             tensors.extend(st.alias.as_ref().map(|a| a.name.as_str()));
