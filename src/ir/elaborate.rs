@@ -164,9 +164,9 @@ pub(crate) fn unknown_layer<'c>(
     for n in defs.block_names() {
         near.push(n);
     }
-    let mut tensors: Vec<&str> = candidates.collect();
-    tensors.sort_unstable();
+    let tensors: Vec<&str> = candidates.collect();
     near.extend(&tensors);
+    let tensors = listed_tensors(&tensors);
     if name == "input" {
         // Found wherever a model's body reads it: this is a block's.
         return d.help(
@@ -198,6 +198,14 @@ pub(crate) fn unknown_layer<'c>(
             layers::names().collect::<Vec<_>>().join(", ")
         )),
     }
+}
+
+/// The tensor names a help lists, sorted: those named with `as`, not the model's `input`,
+/// which every model body has.
+fn listed_tensors<'n>(names: &[&'n str]) -> Vec<&'n str> {
+    let mut listed: Vec<&str> = names.iter().copied().filter(|n| *n != "input").collect();
+    listed.sort_unstable();
+    listed
 }
 
 /// The error for `n=…` in a call of `block`, which has no such parameter.
@@ -2581,24 +2589,25 @@ impl<'a, 'd> Elab<'a, 'd> {
                 format!("no tensor is named `{}`", target.0),
             )
             .label(target.1, "unknown tensor");
-            d =
-                match did_you_mean_text(target.0, names.iter().copied()) {
-                    // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
-                    _ if frame.env.get(target.0).is_some() => {
-                        d.help(format!(
+            d = match did_you_mean_text(target.0, names.iter().copied()) {
+                // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
+                _ if frame.env.get(target.0).is_some() => d.help(format!(
                     "`{0}` is a variable (a block's parameter or a repeat's), here {1}, not a \
                      tensor: a block takes no tensors, so crop where the block is called, or \
                      name the tensor inside the block",
                     target.0,
-                    frame.env.get(target.0).map(Value::describe).unwrap_or_default()
-                ))
-                    }
-                    Some(text) => d.help(text),
-                    None if names.is_empty() => {
-                        d.help("name a tensor with `… as NAME` before using it")
-                    }
-                    None => d.help(format!("the named tensors here are: {}", names.join(", "))),
-                };
+                    frame
+                        .env
+                        .get(target.0)
+                        .map(Value::describe)
+                        .unwrap_or_default()
+                )),
+                Some(text) => d.help(text),
+                None => match listed_tensors(&names).as_slice() {
+                    [] => d.help("name a tensor with `… as NAME` before using it"),
+                    listed => d.help(format!("the named tensors here are: {}", listed.join(", "))),
+                },
+            };
             self.diags.push(d);
             return Ok(unknown(cur));
         };
