@@ -2002,3 +2002,39 @@ fn the_model_input_is_the_tensor_named_input() {
         "{h}"
     );
 }
+
+/// `name.h` reads a named tensor's sizes as `in.h` reads the incoming one's: an FCN's
+/// upsampling back to the input's size, a conv as wide as a skip. Reading a tensor's size
+/// reads the tensor (no `unused_name`); unknown tensors and queries are errors naming what
+/// exists.
+#[test]
+fn named_tensors_sizes_are_read_with_a_dot() {
+    let c = cnnc::compile_source(
+        Path::new("q.cnn"),
+        "model FCN(input: [3, 50, 40]) {\n\
+         conv(8, 3, pad=1) as feat\n\
+         maxpool(2) conv(16, 3, pad=1) as mid\n\
+         maxpool(2, ceil=true) conv(4, 1)\n\
+         upsample(size=[input.h, input.w], bilinear=true) : [4, input.h, input.w]\n\
+         concat { {} conv(feat.c + mid.rank, 1) }          : [15, 50, 40]\n\
+         }\n"
+        .into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let m = |body: &str| format!("model M(input: [3, 8, 8]) {{ conv(8, 3) as a\n{body} }}\n");
+    let h = help_for(&m("conv(a.x, 1)"), "cnnc::elab::unknown_variable");
+    assert!(h.contains("a.c, a.h, a.w for [C, H, W]"), "{h}");
+    let h = help_for(&m("conv(b.h, 1)"), "cnnc::elab::unknown_tensor");
+    assert_eq!(h, "the named tensors here are: a");
+    let h = help_for(
+        &m("conv(8, 1) as skip2 conv(8, 1) as skip3 conv(skip4.c, 1) concat { skip2 skip3 {} }"),
+        "cnnc::elab::unknown_tensor",
+    );
+    assert_eq!(h, "did you mean `skip2` or `skip3`?");
+    // A block reads only the sizes of the tensors it names.
+    let h = help_for(
+        &format!("block b() {{ conv(input.c, 1) }}\n{}", m("b()")),
+        "cnnc::elab::unknown_tensor",
+    );
+    assert!(h.contains("pass it as a number"), "{h}");
+}

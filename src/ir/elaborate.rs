@@ -549,6 +549,7 @@ pub fn elaborate_model<'a>(
     };
     // The model's input is a named tensor of the model's body, as `input` (a global skip,
     // `concat { input {} }`); never warned of as unused.
+    frame.env.set_tensor("input", cur.shape.clone());
     frame.tensors.insert(
         "input".to_string(),
         Named {
@@ -962,6 +963,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .or_insert_with(|| (alias.name.clone(), Vec::new()))
                     .1
                     .push(out.node);
+                frame.env.set_tensor(&alias.name, out.shape.clone());
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
                     // The same `as` in the next iteration of a repeat, the last one's tensor
                     // never read: each iteration's was meant to be read later (a U-Net
@@ -2112,6 +2114,25 @@ impl<'a, 'd> Elab<'a, 'd> {
         n.macs = inf.macs;
     }
 
+    /// Marks the tensors whose sizes `exprs` read (`upsample(size=[e1.h, e1.w])`) as read:
+    /// a tensor named for its size is no forgotten skip connection.
+    fn mark_size_reads<'e>(
+        &mut self,
+        exprs: impl Iterator<Item = &'e ast::Expr>,
+        frame: &mut Frame,
+    ) {
+        for e in exprs {
+            ast::walk_expr(e, &mut |x| {
+                if let ast::ExprKind::TensorQuery(name, _) = &x.kind {
+                    if let Some(named) = frame.tensors.get_mut(name) {
+                        named.used = true;
+                        self.names_read.insert(named.span);
+                    }
+                }
+            });
+        }
+    }
+
     fn call(
         &mut self,
         call: &'a ast::Call,
@@ -2120,6 +2141,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         let name = call.name.name.as_str();
+        self.mark_size_reads(call.args.iter().map(|a| &a.value), frame);
         if let Some(spec) = layers::lookup(name) {
             let before = self.diags.0.len();
             let out = self.layer(spec, call, cur, frame, scope);

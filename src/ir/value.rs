@@ -60,6 +60,9 @@ impl Value {
 #[derive(Clone, Debug, Default)]
 pub struct Env {
     vars: HashMap<String, Value>,
+    /// The shapes of the tensors named in this body so far, for `e1.h` (`None`: unknown
+    /// after an earlier error).
+    tensors: HashMap<String, Option<Shape>>,
 }
 
 impl Env {
@@ -74,6 +77,10 @@ impl Env {
     }
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.vars.get(name)
+    }
+    /// Records the shape of the tensor `name` names from here on.
+    pub fn set_tensor(&mut self, name: &str, shape: Option<Shape>) {
+        self.tensors.insert(name.to_string(), shape);
     }
 }
 
@@ -135,6 +142,7 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             )
         }),
         ExprKind::InQuery(q) => in_query(q, e, incoming),
+        ExprKind::TensorQuery(name, q) => tensor_query(name, q, e, env),
         ExprKind::List(items) => {
             // Checked as it grows: `[x, x]` in a chain of blocks doubles at each, and a few
             // lines must not claim gigabytes.
@@ -243,6 +251,53 @@ fn in_query(q: &str, e: &Expr, incoming: Option<&Shape>) -> Result<Value, EvalEr
     let Some(s) = incoming else {
         return Err(EvalError::Unknown);
     };
+    shape_query("in", "the incoming tensor", q, s, e)
+}
+
+/// `name.q`: a size of the tensor named `name` in this body.
+fn tensor_query(name: &str, q: &str, e: &Expr, env: &Env) -> Result<Value, EvalError> {
+    match env.tensors.get(name) {
+        Some(Some(s)) => shape_query(name, &format!("the tensor `{name}`"), q, s, e),
+        Some(None) => Err(EvalError::Unknown),
+        None => {
+            let mut named: Vec<&str> = env.tensors.keys().map(String::as_str).collect();
+            named.sort_unstable();
+            let help = match crate::diag::did_you_mean_text(name, named.iter().copied()) {
+                _ if name == "input" => "`input` is the model's input, a named tensor of the \
+                    model's body only: a block takes no tensors, so read its size where the \
+                    block is called and pass it as a number"
+                    .to_string(),
+                _ if env.get(name).is_some() => format!(
+                    "`{name}` is a variable (a block's parameter or a repeat's), not a tensor: \
+                     a block takes no tensors, so read the size where the block is called and \
+                     pass it as a number"
+                ),
+                Some(text) => text,
+                None => {
+                    named.retain(|n| *n != "input");
+                    if named.is_empty() {
+                        format!(
+                            "name a tensor with `… as {name}` before reading its size; the \
+                             incoming tensor's sizes are `in.c`, `in.h` and `in.w`"
+                        )
+                    } else {
+                        format!("the named tensors here are: {}", named.join(", "))
+                    }
+                }
+            };
+            Err(fail_help(
+                "cnnc::elab::unknown_tensor",
+                format!("no tensor is named `{name}`"),
+                e,
+                "unknown tensor",
+                help,
+            ))
+        }
+    }
+}
+
+/// Query `q` (`c`, `h`, `w`, `f` or `rank`) of the shape `s`, written `{prefix}.{q}`.
+fn shape_query(prefix: &str, what: &str, q: &str, s: &Shape, e: &Expr) -> Result<Value, EvalError> {
     let dim = match (q, s.dims()) {
         ("c", [c, _, _]) | ("f", [c]) => Some(*c),
         ("h", [_, h, _]) | ("w", [_, _, h]) => Some(*h),
@@ -253,10 +308,13 @@ fn in_query(q: &str, e: &Expr, incoming: Option<&Shape>) -> Result<Value, EvalEr
         Some(d) => Ok(Value::Int(d as i64)),
         None => Err(fail_help(
             "cnnc::elab::unknown_variable",
-            format!("`in.{q}` does not exist for the incoming tensor {s}"),
+            format!("`{prefix}.{q}` does not exist for {what} {s}"),
             e,
             "here",
-            "the queries are in.c, in.h, in.w for [C, H, W], in.f for [F], and in.rank".into(),
+            format!(
+                "the queries are {prefix}.c, {prefix}.h, {prefix}.w for [C, H, W], {prefix}.f \
+                 for [F], and {prefix}.rank"
+            ),
         )),
     }
 }

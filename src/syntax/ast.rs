@@ -216,6 +216,8 @@ pub enum ExprKind {
     Var(String),
     /// `in.c`, `in.h`, `in.w`, `in.f` (features of a rank-1 tensor), `in.rank`.
     InQuery(String),
+    /// `e1.h`: a named tensor's size (the tensor's name, then the query as for `in`).
+    TensorQuery(String, String),
     List(Vec<Expr>),
     Index(Box<Expr>, Box<Expr>),
     Unary(UnaryOp, Box<Expr>),
@@ -328,6 +330,7 @@ impl fmt::Display for Expr {
             ExprKind::Same => f.write_str("same"),
             ExprKind::Var(name) => f.write_str(name),
             ExprKind::InQuery(field) => write!(f, "in.{field}"),
+            ExprKind::TensorQuery(name, field) => write!(f, "{name}.{field}"),
             ExprKind::List(items) => {
                 f.write_str("[")?;
                 comma_separated(f, items)?;
@@ -377,5 +380,25 @@ impl fmt::Display for Call {
             f.write_str(")")?;
         }
         Ok(())
+    }
+}
+
+/// Calls `f` on `e` and every expression inside it, outer first.
+pub fn walk_expr(e: &Expr, f: &mut impl FnMut(&Expr)) {
+    f(e);
+    match &e.kind {
+        ExprKind::List(xs) | ExprKind::Call(_, _, xs) => xs.iter().for_each(|x| walk_expr(x, f)),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => {
+            walk_expr(a, f);
+            walk_expr(b, f);
+        }
+        ExprKind::Unary(_, a) => walk_expr(a, f),
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Same
+        | ExprKind::Var(_)
+        | ExprKind::InQuery(_)
+        | ExprKind::TensorQuery(..) => {}
     }
 }

@@ -1844,6 +1844,10 @@ impl Builder {
             Rule::kw_false => leaf(ExprKind::Bool(false)),
             Rule::kw_same => leaf(ExprKind::Same),
             Rule::in_query => leaf(ExprKind::InQuery(p.as_str()[3..].to_string())),
+            Rule::tensor_query => {
+                let (name, field) = p.as_str().split_once('.').expect("the rule has a dot");
+                leaf(ExprKind::TensorQuery(name.to_string(), field.to_string()))
+            }
             Rule::ident => leaf(ExprKind::Var(p.as_str().to_string())),
             Rule::fn_call => {
                 let mut inner = p.into_inner();

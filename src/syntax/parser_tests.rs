@@ -222,6 +222,7 @@ fn expr_str(e: &Expr) -> String {
         ExprKind::Same => "same".into(),
         ExprKind::Var(v) => v.clone(),
         ExprKind::InQuery(q) => format!("in.{q}"),
+        ExprKind::TensorQuery(name, q) => format!("{name}.{q}"),
         ExprKind::List(items) => list_str(items),
         ExprKind::Index(a, i) => format!("{}[{}]", expr_str(a), expr_str(i)),
         ExprKind::Unary(UnaryOp::Neg, a) => format!("(-{})", expr_str(a)),
