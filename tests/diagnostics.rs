@@ -2038,3 +2038,25 @@ fn named_tensors_sizes_are_read_with_a_dot() {
     );
     assert!(h.contains("pass it as a number"), "{h}");
 }
+
+/// Helps from a PyTorch user's review: `flatten(1)` is cnnc's `flatten`, a constant `scale`
+/// is no gate, a 2-D input may be a `Conv1d`'s sequence, and a name is also read by a
+/// shortcut or for its sizes.
+#[test]
+fn helps_for_pytorch_habits() {
+    let m = |body: &str| format!("model M(input: [3, 8, 8]) {{ {body} }}\n");
+    let h = help_for(&m("flatten(1) linear(10)"), "cnnc::elab::argument_count");
+    assert!(
+        h.contains("`nn.Flatten()`") && h.contains("write `flatten` alone"),
+        "{h}"
+    );
+    let h = help_for(&m("conv(8, 3) scale(0.17)"), "cnnc::elab::unknown_layer");
+    assert!(h.starts_with("cnnc has no constant scaling"), "{h}");
+    let h = help_for("model M(input: [3, 8]) { relu }\n", "cnnc::shape::rank");
+    assert!(
+        h.contains("`input: [3, 1, 8]`") && h.contains("`Conv1d`"),
+        "{h}"
+    );
+    let h = help_for(&m("conv(8, 3) as a relu"), "cnnc::elab::unused_name");
+    assert!(h.contains("`shortcut { a }`") && h.contains("`a.h`"), "{h}");
+}

@@ -653,7 +653,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .help(match dims.as_slice() {
                     [h, w] => format!(
                         "an image needs its channel axis too: `input: [1, {h}, {w}]` for \
-                         one channel (the batch dimension is left out)"
+                         one channel (the batch dimension is left out); for a sequence of \
+                         {h} channels and length {w} (PyTorch's `Conv1d`), write `input: \
+                         [{h}, 1, {w}]` and give kernels as `[1, k]`"
                     ),
                     [_, c, h, w] => {
                         format!("the batch dimension is left out: `input: [{c}, {h}, {w}]`")
@@ -3007,8 +3009,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )
                 .label(span, "named here, never read")
                 .help(format!(
-                    "a name is read in a concat branch (`concat {{ {{}} {name} }}`), in \
-                     `crop({name})` or as a layer of its own; if no skip connection was \
+                    "a name is read in a concat branch (`concat {{ {{}} {name} }}`), in a \
+                     residual's shortcut (`shortcut {{ {name} }}`), in `crop({name})`, for its \
+                     sizes (`{name}.h`) or as a layer of its own; if no skip connection was \
                      meant, drop `as {name}`, or write `as _{name}` to keep it as a label"
                 ))
             })

@@ -253,12 +253,16 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
-        "mul" | "multiply" | "squeezeexcitation" | "squeezeexcite" | "seblock" | "scale" => {
+        "mul" | "multiply" | "squeezeexcitation" | "squeezeexcite" | "seblock" => {
             "a product of the input and what a few layers make of it is a gate: `gate { \
              global_avgpool conv(c / 4, 1) relu conv(c, 1) sigmoid }` (squeeze-and-excitation; \
              c the input's channels)"
                 .to_string()
         }
+        "scale" => "cnnc has no constant scaling (Inception-ResNet's `x + 0.17 * f(x)`, layer \
+                    scale): a following conv or batchnorm learns any constant factor; a product \
+                    with what layers make of the input is a gate, `gate { … sigmoid }`"
+            .to_string(),
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),
@@ -976,11 +980,17 @@ fn bind(
         for span in &extra {
             d = d.label(*span, "extra argument");
         }
-        diags.push(d.help(if spec.name == "softmax" {
-            SOFTMAX_DIM.to_string()
-        } else {
-            format!("the signature is {}", signature(spec))
-        }));
+        diags.push(
+            d.help(match spec.name {
+                "softmax" => SOFTMAX_DIM.to_string(),
+                "flatten" => {
+                    "`flatten` is PyTorch's `nn.Flatten()`, `flatten(x, 1)`: it keeps the \
+                          batch and flattens everything after it; write `flatten` alone"
+                        .to_string()
+                }
+                _ => format!("the signature is {}", signature(spec)),
+            }),
+        );
     }
     let missing: Vec<&str> = spec
         .params
