@@ -1893,16 +1893,11 @@ fn upsample_takes_a_scale_or_a_size() {
 fn what_cnnc_lacks_is_said_not_guessed() {
     for (layer, code, words) in [
         ("dropout2d(0.1)", "unknown_layer", "zeroes whole channels"),
-        ("ZeroPad2d(1)", "unknown_layer", "`conv(…, pad=…)`"),
-        (
-            "pad(1)",
-            "unknown_layer",
-            "zero padding is part of the layer",
-        ),
+        ("ZeroPad2d(1)", "unknown_layer", "cnnc's layer is `pad(p)`"),
         (
             "ReflectionPad2d(1)",
             "unknown_layer",
-            "reflect and replicate padding",
+            "`pad(p, reflect=true)`",
         ),
         (
             "ModuleList",
@@ -1912,7 +1907,7 @@ fn what_cnnc_lacks_is_said_not_guessed() {
         (
             "conv(8, 3, padding_mode=1)",
             "unknown_argument",
-            "pads with zeros only",
+            "pad before the conv, `pad(1, reflect=true) conv(c, 3)`",
         ),
         (
             "avgpool(2, count_include_pad=false)",
@@ -2059,4 +2054,47 @@ fn helps_for_pytorch_habits() {
     );
     let h = help_for(&m("conv(8, 3) as a relu"), "cnnc::elab::unused_name");
     assert!(h.contains("`shortcut { a }`") && h.contains("`a.h`"), "{h}");
+}
+
+/// `pad`: its shapes, and its mistakes: `same`, both modes, reflection as deep as the size
+/// or deeper (PyTorch refuses it), PyTorch's class names pointing at it.
+#[test]
+fn pad_layer_shapes_and_mistakes() {
+    let c = cnnc::compile_source(
+        Path::new("p.cnn"),
+        "model P(input: [3, 8, 8]) {\n\
+         pad(1) : [3, 10, 10]\n\
+         pad([1, 2]) : [3, 12, 14]\n\
+         pad([0, 1, 2, 3], reflect=true) : [3, 13, 19]\n\
+         pad([12, 0, 0, 18], reflect=true) : [3, 25, 37]\n\
+         pad(40, replicate=true) : [3, 105, 117]\n\
+         }\n"
+        .into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let m = |body: &str| format!("model P(input: [3, 8, 8]) {{ {body} }}\n");
+    let h = help_for(&m("pad(same)"), "cnnc::elab::argument_value");
+    assert!(h.starts_with("give the padding in pixels"), "{h}");
+    let h = help_for(
+        &m("pad(1, reflect=true, replicate=true)"),
+        "cnnc::elab::argument_value",
+    );
+    assert!(h.contains("`ReflectionPad2d`"), "{h}");
+    let h = help_for(
+        &m("pad([0, 8, 0, 0], reflect=true)"),
+        "cnnc::shape::pad_too_large",
+    );
+    assert!(
+        h.contains("below the size (8)") && h.contains("replicate=true"),
+        "{h}"
+    );
+    let c = cnnc::compile_source(Path::new("p.cnn"), m("pad([0, 0, 7, 7], reflect=true)"));
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    let h = help_for(&m("ReplicationPad2d(2)"), "cnnc::elab::unknown_layer");
+    assert!(
+        h.contains("`pad(p, replicate=true)`") && h.contains("(left, right, top, bottom)"),
+        "{h}"
+    );
+    let h = help_for(&m("ZeroPad"), "cnnc::elab::unknown_layer");
+    assert!(h.starts_with("zero padding is `pad(p)`"), "{h}");
 }

@@ -6,7 +6,7 @@
 
 use cnnc::diag::Diagnostics;
 use cnnc::ir::{
-    ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, Pads, PoolAttrs, Shape, UpsampleMode,
+    ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, PadMode, Pads, PoolAttrs, Shape, UpsampleMode,
     UpsampleTo,
 };
 use cnnc::onnx::{self, ExportOptions, Init};
@@ -154,6 +154,11 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             v
         }
         Op::Crop { size } => vec![x[0], size[0], size[1]],
+        Op::Pad { pads, .. } => vec![
+            x[0],
+            x[1] + pads.begin[0] + pads.end[0],
+            x[2] + pads.begin[1] + pads.end[1],
+        ],
         Op::Upsample {
             to: UpsampleTo::Scale(scale),
             ..
@@ -640,6 +645,37 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 input,
                 Op::Crop { size },
                 serde_json::json!({"op": "crop", "size": size}),
+            ));
+        }
+        // Padding, each mode, uneven sides, and reflection as deep as it goes (size − 1).
+        for (name, input, pads, mode) in [
+            ("pad_zeros", [2, 3, 4], [1, 2, 0, 3], PadMode::Zeros),
+            ("pad_reflect", [2, 3, 4], [2, 1, 3, 0], PadMode::Reflect),
+            ("pad_replicate", [1, 2, 3], [4, 0, 1, 5], PadMode::Replicate),
+            (
+                "pad_reflect_one_column",
+                [1, 3, 2],
+                [2, 2, 1, 1],
+                PadMode::Reflect,
+            ),
+        ] {
+            let [t, b, l, r] = pads;
+            let mode_name = match mode {
+                PadMode::Zeros => "zeros",
+                PadMode::Reflect => "reflect",
+                PadMode::Replicate => "replicate",
+            };
+            v.push((
+                name,
+                input,
+                Op::Pad {
+                    pads: Pads {
+                        begin: [t, l],
+                        end: [b, r],
+                    },
+                    mode,
+                },
+                serde_json::json!({"op": "pad", "pads": pads, "mode": mode_name}),
             ));
         }
         // Nearest-neighbour upsampling: each pixel repeated (PyTorch's Upsample, 'nearest').

@@ -667,6 +667,20 @@ grad_test!(
 );
 
 grad_test!(
+    pad_zeros_reflect_replicate,
+    3,
+    "model M(input: [2, 4, 5]) {
+    conv(3, 3, pad=1) tanh
+    pad([1, 2, 0, 3])                         : [3, 7, 8]
+    conv(3, 3) tanh
+    pad([2, 1, 3, 0], reflect=true)           : [3, 8, 9]
+    conv(3, 3, stride=2) tanh
+    pad([0, 4, 2, 1], replicate=true)         : [3, 7, 7]
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     crop,
     3,
     "model M(input: [2, 9, 10]) {

@@ -4,7 +4,7 @@
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, Shape};
-use crate::ir::{UpsampleMode, UpsampleTo};
+use crate::ir::{PadMode, UpsampleMode, UpsampleTo};
 use crate::source::Span;
 use crate::syntax::ast;
 
@@ -177,6 +177,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[],
     },
     LayerSpec {
+        name: "pad",
+        params: &[
+            req("pad", Kind::Pad),
+            opt("reflect", Kind::Bool),
+            opt("replicate", Kind::Bool),
+        ],
+    },
+    LayerSpec {
         name: "slice",
         params: &[req("start", Kind::Index), req("end", Kind::Count)],
     },
@@ -228,6 +236,9 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
+        "ZeroPad2d" => ("pad", "`pad(p)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
+        "ReflectionPad2d" => ("pad", "`pad(p, reflect=true)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
+        "ReplicationPad2d" => ("pad", "`pad(p, replicate=true)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
         "Upsample" | "UpsamplingNearest2d" => ("upsample", "`upsample(scale)`, nearest-neighbour by a whole factor (`Upsample(scale_factor=2)` is `upsample(2)`, `Upsample(size=(h, w))` is `upsample(size=[h, w])`; `mode='bilinear'` is `upsample(2, bilinear=true)`, and `align_corners=True` is `align_corners=true` beside it)"),
         "UpsamplingBilinear2d" => ("upsample", "`upsample(scale, bilinear=true, align_corners=true)`: PyTorch's `UpsamplingBilinear2d(scale_factor=2)` aligns the corners, unlike `Upsample(scale_factor=2, mode='bilinear')`, which is `upsample(2, bilinear=true)`"),
         _ => return None,
@@ -336,17 +347,21 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
                  `Dropout2d` zeroes whole channels (the two differ in training only)"
             )
         }
-        "pad" | "zeropad" | "zeropad2d" | "constantpad2d" | "padding" => format!(
-            "cnnc has no `{name}` layer: zero padding is part of the layer that needs it, \
-             `conv(…, pad=…)` or a pooling's `pad=…` (`[top, bottom, left, right]` for uneven \
-             sides)"
-        ),
-        "reflectionpad2d" | "reflectpad" | "replicationpad2d" | "replicatepad"
-        | "circularpad2d" => {
-            format!(
-                "cnnc has no `{name}`: its layers pad with zeros only (`conv(…, pad=…)`); \
-                 reflect and replicate padding are not supported"
-            )
+        "zeropad" | "zeropad2d" | "padding" => "zero padding is `pad(p)` (`pad([h, w])`, \
+            `pad([top, bottom, left, right])`), or the `pad=…` of the conv or pooling that \
+            needs it"
+            .to_string(),
+        "constantpad2d" => "`pad(p)` pads with zeros; padding with another constant is not \
+                            supported"
+            .to_string(),
+        "reflectionpad2d" | "reflectpad" | "reflectpad2d" => {
+            "reflection padding is `pad(p, reflect=true)`".to_string()
+        }
+        "replicationpad2d" | "replicatepad" | "replicatepad2d" => {
+            "replication padding is `pad(p, replicate=true)`".to_string()
+        }
+        "circularpad2d" => {
+            format!("cnnc has no `{name}`: `pad` pads with zeros, by reflection or by replication")
         }
         "conv1d" | "conv3d" | "maxpool1d" | "maxpool3d" | "avgpool1d" | "avgpool3d"
         | "batchnorm3d" => format!("cnnc is for 2-D images only: it has no `{name}`"),
@@ -616,6 +631,49 @@ pub fn build(
             p: number("p", 0.5),
         },
         "flatten" => Op::Flatten,
+        "pad" => {
+            let (reflect, replicate) = (boolean("reflect", false), boolean("replicate", false));
+            let mode = match (reflect, replicate) {
+                (false, false) => PadMode::Zeros,
+                (true, false) => PadMode::Reflect,
+                (false, true) => PadMode::Replicate,
+                (true, true) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            "`pad` reflects or replicates, not both",
+                        )
+                        .label(arg_span("replicate").unwrap_or(call.span), "here")
+                        .help(
+                            "`reflect=true` mirrors the input about its edge (PyTorch's \
+                             `ReflectionPad2d`), `replicate=true` repeats the edge \
+                             (`ReplicationPad2d`); without either, the padding is zeros",
+                        ),
+                    );
+                    return None;
+                }
+            };
+            let pads = match bound.get(spec, "pad") {
+                Some(Value::Same) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            "`pad(same)` has no meaning: `same` is the padding a conv or \
+                             pooling needs to keep its size",
+                        )
+                        .label(pad_span().unwrap_or(call.span), "here")
+                        .help(
+                            "give the padding in pixels: `pad(1)`, `pad([h, w])` or \
+                             `pad([top, bottom, left, right])`",
+                        ),
+                    );
+                    return None;
+                }
+                Some(v) => to_pads(v).unwrap_or_default(),
+                None => Pads::default(),
+            };
+            Op::Pad { pads, mode }
+        }
         "slice" => Op::Slice {
             start: int("start", 0),
             end: int("end", 1),
@@ -725,8 +783,9 @@ fn signature(spec: &LayerSpec) -> String {
 fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
     Some(match (layer, argument) {
         ("conv" | "convT", "padding_mode") => {
-            "cnnc pads with zeros only (PyTorch's default `padding_mode='zeros'`): reflect, \
-             replicate and circular padding are not supported"
+            "a conv's `pad` is zeros (PyTorch's default `padding_mode='zeros'`); for \
+             `padding_mode='reflect'` or `'replicate'`, pad before the conv, `pad(1, \
+             reflect=true) conv(c, 3)`; circular padding is not supported"
         }
         ("avgpool", "count_include_pad") => {
             "cnnc's avgpool counts the padding in the divisor, as PyTorch's default \

@@ -11,7 +11,9 @@ pub mod print;
 pub mod unexpanded;
 pub mod value;
 
-pub use op::{ConvAttrs, ConvTransposeAttrs, Op, Pads, Pair, PoolAttrs, UpsampleMode, UpsampleTo};
+pub use op::{
+    ConvAttrs, ConvTransposeAttrs, Op, PadMode, Pads, Pair, PoolAttrs, UpsampleMode, UpsampleTo,
+};
 
 use crate::source::Span;
 use petgraph::graph::{DiGraph, NodeIndex};

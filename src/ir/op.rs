@@ -27,6 +27,53 @@ impl Pads {
     }
 }
 
+/// What a `pad` layer puts around its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    /// Zeros (`ZeroPad2d`).
+    Zeros,
+    /// The input mirrored about its edge row, which is not repeated (`ReflectionPad2d`).
+    Reflect,
+    /// The edge row repeated (`ReplicationPad2d`).
+    Replicate,
+}
+
+impl PadMode {
+    /// ONNX `Pad`'s `mode` attribute.
+    pub fn onnx(self) -> &'static str {
+        match self {
+            PadMode::Zeros => "constant",
+            PadMode::Reflect => "reflect",
+            PadMode::Replicate => "edge",
+        }
+    }
+
+    /// The input index each of the `n + before + after` outputs of one axis copies, for the
+    /// modes that copy (`None` for zeros: the padding comes from no input).
+    pub fn source_indices(self, n: u64, before: u64, after: u64) -> Option<Vec<u64>> {
+        if self == PadMode::Zeros || n == 0 {
+            return None;
+        }
+        let n = n as i64;
+        let pick = |i: i64| -> u64 {
+            match self {
+                PadMode::Reflect if n > 1 => {
+                    // Mirrored about the edges, which are not repeated: a period of 2(n − 1).
+                    let period = 2 * (n - 1);
+                    let j = i.rem_euclid(period);
+                    (if j < n { j } else { period - j }) as u64
+                }
+                _ => i.clamp(0, n - 1) as u64,
+            }
+        };
+        Some(
+            (0..n + (before + after) as i64)
+                .map(|o| pick(o - before as i64))
+                .collect(),
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvAttrs {
     pub out_channels: u64,
@@ -205,6 +252,12 @@ pub enum Op {
     Crop {
         size: Pair,
     },
+    /// Padding of the height and width (PyTorch's `ZeroPad2d`, `ReflectionPad2d`,
+    /// `ReplicationPad2d`, `F.pad`).
+    Pad {
+        pads: Pads,
+        mode: PadMode,
+    },
     /// Channels (or features) `start .. end` of its input: PyTorch's `x[:, start:end]`,
     /// ShuffleNet's channel split.
     Slice {
@@ -330,6 +383,7 @@ impl Op {
             Op::Add => "add",
             Op::Mul => "mul",
             Op::Crop { .. } => "crop",
+            Op::Pad { .. } => "pad",
             Op::Slice { .. } => "slice",
             Op::ChannelShuffle { .. } => "channel_shuffle",
             Op::Upsample { .. } => "upsample",

@@ -61,6 +61,7 @@ pub fn op_text(op: &Op) -> String {
         Op::Dropout { p } => format!("dropout(p={p})"),
         Op::Linear { out_features, bias } => format!("linear({out_features}, bias={bias})"),
         Op::Crop { size } => format!("crop(to {}×{})", size[0], size[1]),
+        Op::Pad { pads: p, mode } => format!("pad({}, mode={})", pads(p), mode.onnx()),
         Op::Slice { start, end } => format!("slice({start}, {end})"),
         Op::ChannelShuffle { groups } => format!("channel_shuffle({groups})"),
         Op::Upsample { to, mode } => {

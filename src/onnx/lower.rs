@@ -772,6 +772,18 @@ impl Lowerer<'_> {
                 self.init_i64(&a, &[2, 3])?;
                 self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
             }
+            Op::Pad { pads, mode } => {
+                let [t, l, b, r] = pads.onnx().map(|p| p as i64);
+                let p = format!("{name}.pads");
+                self.init_i64(&p, &[0, 0, t, l, 0, 0, b, r])?;
+                self.node(
+                    "Pad",
+                    name,
+                    &[x, &p],
+                    out,
+                    vec![AttributeProto::string("mode", mode.onnx())],
+                )
+            }
             Op::Slice { start, end } => {
                 let (s, e, a) = (
                     format!("{name}.starts"),

@@ -158,6 +158,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Add
             | Op::Mul
             | Op::Crop { .. }
+            | Op::Pad { .. }
             | Op::Slice { .. }
             | Op::ChannelShuffle { .. }
             | Op::Upsample { .. } => {}

@@ -9,7 +9,7 @@
 //!
 //! All arithmetic is checked: an overflow is reported as a tensor too large, never wraps.
 
-use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, Pads, PoolAttrs, Shape};
+use crate::ir::{ConvAttrs, ConvTransposeAttrs, Op, PadMode, Pads, PoolAttrs, Shape};
 
 /// The largest tensor cnnc accepts, in elements per sample (2^31): every layer's output, and
 /// every per-sample intermediate an export or training graph computes on the way (a
@@ -734,6 +734,44 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 )));
             }
             finish(vec![c, size[0], size[1]], 0, 0, Vec::new())
+        }
+        Op::Pad { pads, mode } => {
+            let (c, hw) = need_image("pad", first())?;
+            // PyTorch's reflection needs each side's padding below the size (the mirror
+            // repeats no edge); it refuses more, and ONNX Runtime would give another result.
+            if *mode == PadMode::Reflect {
+                for (a, axis) in ["height", "width"].into_iter().enumerate() {
+                    let most = pads.begin[a].max(pads.end[a]);
+                    if most >= hw[a] {
+                        return Err(err(
+                            "cnnc::shape::pad_too_large",
+                            format!(
+                                "reflection padding of {most} along the {axis} needs more than \
+                                 {most} rows to mirror, but the input is {}×{}",
+                                hw[0], hw[1]
+                            ),
+                        )
+                        .help(format!(
+                            "reflection mirrors the input about its edge without repeating it, \
+                             so each side's padding must be below the size ({}): pad less, or \
+                             use `replicate=true`, which repeats the edge as often as needed",
+                            hw[a]
+                        )));
+                    }
+                }
+            }
+            let grow = |a: usize| {
+                hw[a]
+                    .checked_add(pads.begin[a])
+                    .and_then(|x| x.checked_add(pads.end[a]))
+            };
+            match (grow(0), grow(1)) {
+                (Some(h), Some(w)) => finish(vec![c, h, w], 0, 0, Vec::new()),
+                _ => Err(err(
+                    "cnnc::shape::tensor_too_large",
+                    "the padded size does not fit in 64 bits".to_string(),
+                )),
+            }
         }
         Op::Slice { start, end } => {
             let x = first();

@@ -172,6 +172,14 @@ def ref_crop(x, spec):
     return x[:, :, oh:oh + th, ow:ow + tw].astype(np.float64)
 
 
+def ref_pad(x, spec):
+    # numpy's modes are PyTorch's: constant (ZeroPad2d), reflect (ReflectionPad2d: the edge
+    # not repeated), edge (ReplicationPad2d); written independently of ONNX's Pad.
+    t, b, l, r = spec["pads"]
+    mode = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}[spec["mode"]]
+    return np.pad(x.astype(np.float64), ((0, 0), (0, 0), (t, b), (l, r)), mode=mode)
+
+
 def ref_upsample(x, spec):
     # PyTorch's upsample_nearest2d: output pixel o of an axis of n going to m reads pixel o
     # (m = n), o // 2 (m = 2n), else floor(o * scale) in float32, scale = 1/s for a scale
@@ -288,6 +296,7 @@ REFERENCES = {
     "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
     "adaptive_avgpool": ref_adaptive,
     "crop": ref_crop,
+    "pad": ref_pad,
     "upsample": ref_upsample,
     "upsample_bilinear": ref_upsample_bilinear,
 }

@@ -29,7 +29,7 @@
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
-    adaptive_matrix, conv_attrs, pool_overhang, pool_pads, upsample_maps, Separable,
+    adaptive_matrix, conv_attrs, pad_maps, pool_overhang, pool_pads, upsample_maps, Separable,
 };
 use super::{err, GraphError, Lowering, Saved};
 use crate::ir::UpsampleMode;
@@ -499,6 +499,20 @@ impl Lowering<'_> {
                 let pads = self.b.ints(&[0, 0, top, left, 0, 0, bottom, right]);
                 one(Some(self.b.op("Pad", &[dy, &pads], &base, vec![])))
             }
+            Op::Pad { pads, mode } => match pad_maps(&in_dims, pads, *mode) {
+                // Zeros: the gradient of the input is the middle of the output's.
+                None => {
+                    let starts = [pads.begin[0] as i64, pads.begin[1] as i64];
+                    let ends = [starts[0] + in_dims[1] as i64, starts[1] + in_dims[2] as i64];
+                    one(Some(self.b.slice(dy, &starts, &ends, &[2, 3], &base)))
+                }
+                Some((rows, cols)) => one(Some(self.separable(
+                    dy,
+                    &rows.transposed(),
+                    &cols.transposed(),
+                    &base,
+                ))),
+            },
             Op::Slice { start, end } => {
                 // Zeros for the channels (features) the slice left out.
                 let rank = in_dims.len() + 1;

@@ -7,7 +7,7 @@
 use super::builder::i64s;
 use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
 use crate::ir::{Op, Pads, PoolAttrs};
-use crate::ir::{UpsampleMode, UpsampleTo};
+use crate::ir::{PadMode, UpsampleMode, UpsampleTo};
 use crate::onnx::proto::{data_type, AttributeProto};
 use petgraph::graph::NodeIndex;
 
@@ -136,6 +136,27 @@ pub(super) fn upsample_maps(
         Separable::new(weights, m, n)
     };
     (map(0), map(1))
+}
+
+/// The row and column maps of a reflecting or replicating `pad` of a `[C, H, W]` input:
+/// a 1 at each output pixel's source, so that the backward (their transposes) sums the
+/// gradient of every copy into the pixel copied. `None` for zero padding (no copies).
+pub(super) fn pad_maps(
+    in_dims: &[u64],
+    pads: &Pads,
+    mode: PadMode,
+) -> Option<(Separable, Separable)> {
+    let map = |axis: usize| {
+        let n = in_dims[axis + 1];
+        let sources = mode.source_indices(n, pads.begin[axis], pads.end[axis])?;
+        let m = sources.len() as u64;
+        let mut a = vec![0f32; (m * n) as usize];
+        for (o, src) in sources.into_iter().enumerate() {
+            a[o * n as usize + src as usize] = 1.0;
+        }
+        Some(Separable::new(a, m, n))
+    };
+    Some((map(0)?, map(1)?))
 }
 
 /// The weights of nearest-neighbour resampling of axis `axis` of `n` pixels to `m`,
@@ -477,6 +498,18 @@ impl Lowering<'_> {
             Op::Slice { start, end } => {
                 self.b
                     .slice(&x, &[*start as i64], &[*end as i64], &[1], &name)
+            }
+            Op::Pad { pads, mode } => {
+                // As the inference model; the backward takes the gradient of the copies back
+                // to where they came from (`pad_maps`).
+                let [t, l, b, r] = pads.onnx().map(|p| p as i64);
+                let pads = self.b.ints(&[0, 0, t, l, 0, 0, b, r]);
+                self.b.op(
+                    "Pad",
+                    &[&x, &pads],
+                    &name,
+                    vec![AttributeProto::string("mode", mode.onnx())],
+                )
             }
             Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
             Op::Upsample {

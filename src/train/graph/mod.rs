@@ -566,6 +566,10 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
             } if gathers(to) => (oh.saturating_mul(h))
                 .saturating_add(ow.saturating_mul(w))
                 .saturating_mul(2),
+            // A reflecting or replicating pad's 0/1 maps, in the backward.
+            Op::Pad { mode, .. } if *mode != crate::ir::PadMode::Zeros => (oh.saturating_mul(h))
+                .saturating_add(ow.saturating_mul(w))
+                .saturating_mul(2),
             // The backward's kernel of ones; the rescale and inverse divisors.
             Op::AvgPool(p) => c
                 .saturating_mul(p.kernel[0])
