@@ -405,7 +405,22 @@ def gen_image_leaf(rng, C, H, W):
         return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
     if r < 0.97 and H * W <= 256:
         return gen_upsample(rng, H, W)
+    if r < 0.985:
+        return gen_pad(rng, H, W)
     return gen_dropout(rng)
+
+
+def gen_pad(rng, H, W):
+    # cnnc's [top, bottom, left, right]; PyTorch's (left, right, top, bottom).
+    mode = rng.choice(["zeros", "reflect", "replicate"])
+    most_h = H - 1 if mode == "reflect" else 4
+    most_w = W - 1 if mode == "reflect" else 4
+    t, b = rng.randint(0, min(most_h, 4)), rng.randint(0, min(most_h, 4))
+    l, r = rng.randint(0, min(most_w, 4)), rng.randint(0, min(most_w, 4))
+    flag = {"zeros": "", "reflect": ", reflect=true", "replicate": ", replicate=true"}[mode]
+    cls = {"zeros": nn.ZeroPad2d, "reflect": nn.ReflectionPad2d,
+           "replicate": nn.ReplicationPad2d}[mode]
+    return Leaf("pad", f"pad([{t}, {b}, {l}, {r}]{flag})", cls((l, r, t, b)), None, ["pad_" + mode])
 
 
 def gen_upsample(rng, H, W):
