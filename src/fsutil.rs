@@ -116,16 +116,24 @@ pub fn io_message(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::IsADirectory => "it is a directory".into(),
         std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => "a loop of symbolic links".into(),
         _ => e.to_string(),
     }
 }
 
 /// [`io_message`] for an error reading `path`, which also tells a link whose target is
-/// missing from a missing file: "no such file" would send the user to look at the wrong
-/// name.
+/// missing from a missing file, and a loop of links: "no such file" would send the user to
+/// look at the wrong name.
 pub fn read_message(path: &Path, e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::NotFound {
+    let is_loop = |e: &std::io::Error| e.raw_os_error() == Some(libc::ELOOP);
+    if e.kind() == std::io::ErrorKind::NotFound || is_loop(e) {
         if let Ok(target) = std::fs::read_link(path) {
+            if is_loop(e) || std::fs::metadata(path).err().is_some_and(|e| is_loop(&e)) {
+                return format!(
+                    "it is a loop of symbolic links: it links to {}, which never leads to a file",
+                    target.display()
+                );
+            }
             return format!(
                 "it is a symbolic link to {}, which does not exist",
                 target.display()

@@ -305,10 +305,31 @@ fn resolve_reports_missing_directories_and_files() {
     // A folder where a file belongs is said as such, not as missing.
     std::fs::create_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
-    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("it is a folder; data files must be regular files"),
+        "{e}"
+    );
     // Something the user passed, not a damaged data set: exit 2, as a device given as
     // `--data`.
     assert!(e.is_user_input(), "{e}");
+    // So is a named pipe: read twice (its header, then its examples), a data file cannot be
+    // one.
+    std::fs::remove_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    let fifo = dir.path().join("t10k-labels-idx1-ubyte");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "t10k-labels-idx1-ubyte: it is a named pipe (FIFO); data files must be regular files"
+        ),
+        "{e}"
+    );
+    assert!(e.is_user_input(), "{e}");
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::create_dir(&fifo).unwrap();
     assert!(DataSource::resolve("/dev/zero")
         .unwrap_err()
         .is_user_input());
@@ -361,6 +382,44 @@ fn resolve_reports_missing_directories_and_files() {
         .load(10)
         .unwrap_err();
     assert!(e.to_string().contains("images of 0×4 pixels"), "{e}");
+}
+
+/// A loop of symbolic links where a data file goes, and a link to nothing (or a loop) given
+/// as `--data`, are said as such, as a link to nothing where a data file goes is.
+#[test]
+fn links_to_nothing_and_loops_of_links_are_named() {
+    let dir = data_dir(true);
+    let labels = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    std::fs::remove_file(&labels).unwrap();
+    std::os::unix::fs::symlink("t10k-labels-idx1-ubyte.gz", &labels).unwrap();
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "t10k-labels-idx1-ubyte.gz: it is a loop of symbolic links: it links to \
+             t10k-labels-idx1-ubyte.gz, which never leads to a file"
+        ),
+        "{e}"
+    );
+
+    let links = tempfile::tempdir().unwrap();
+    let gone = links.path().join("gone");
+    let dangling = links.path().join("data");
+    std::os::unix::fs::symlink(&gone, &dangling).unwrap();
+    let e = DataSource::resolve(dangling.to_str().unwrap()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: it is a symbolic link to {}, which does not exist",
+            dangling.display(),
+            gone.display()
+        )
+    );
+    // Missing, as a missing folder is (exit 3), not a file given in its place (exit 2).
+    assert!(!e.is_user_input(), "{e}");
+    let looped = links.path().join("looped");
+    std::os::unix::fs::symlink("looped", &looped).unwrap();
+    let e = DataSource::resolve(looped.to_str().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("a loop of symbolic links"), "{e}");
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
@@ -895,7 +954,7 @@ fn images_of_several_channels_load_channels_first() {
     let e = DataSource::resolve(folder.path().to_str().unwrap()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("train-images-idx4-ubyte: it is not a regular file"),
+            .contains("train-images-idx4-ubyte: it is a folder; data files must be regular files"),
         "{e}"
     );
     // A file of another rank is named by its magic, both kinds of images in the help.

@@ -194,6 +194,13 @@ impl fmt::Display for DataError {
             DataError::NoDirectory { dir, .. } if dir.exists() => {
                 write!(f, "{}: not a directory", dir.display())
             }
+            // A link to nothing (or a loop of links): the name to check is the link's target.
+            DataError::NoDirectory { dir, .. } if dir.is_symlink() => write!(
+                f,
+                "{}: {}",
+                dir.display(),
+                crate::fsutil::read_message(dir, &io::Error::from(io::ErrorKind::NotFound))
+            ),
             DataError::NoDirectory { dir, .. } => {
                 write!(f, "{}: no such data set or directory", dir.display())
             }
@@ -408,6 +415,23 @@ pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<Str
     })
 }
 
+/// What a file that is no regular file is, in words: "a folder", "a named pipe (FIFO)".
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// An images file of several channels may be named for its rank: `…-images-idx4-ubyte`.
 fn four_dimensional_name(stem: &str) -> String {
     stem.replace("-idx3-", "-idx4-")
@@ -498,8 +522,11 @@ impl DataSource {
             // There, but no file (a folder, a device, a link to nothing): said as such, not
             // as missing.
             if let Some(there) = candidates.iter().find(|p| p.symlink_metadata().is_ok()) {
-                let source = if there.exists() {
-                    io::Error::other("it is not a regular file (a folder or a device)")
+                let source = if let Ok(m) = there.metadata() {
+                    io::Error::other(format!(
+                        "it is {}; data files must be regular files",
+                        file_kind(&m)
+                    ))
                 } else {
                     io::Error::from(io::ErrorKind::NotFound)
                 };
