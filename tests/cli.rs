@@ -568,7 +568,19 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "-1"],
-            "must be positive",
+            "--lr -1: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "inf"],
+            "--lr inf: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "nan"],
+            "--lr NaN: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--momentum", "nan"],
+            "must be a finite number ≥ 0, got nan",
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "1e-50"],

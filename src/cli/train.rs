@@ -171,7 +171,9 @@ fn learning_rate(given: Option<f64>, optimizer: OptimizerArg) -> Result<f32, Str
         });
     };
     if !(lr.is_finite() && lr > 0.0) {
-        return Err(format!("--lr {lr}: the learning rate must be positive"));
+        return Err(format!(
+            "--lr {lr}: the learning rate must be a finite positive number"
+        ));
     }
     let single = lr as f32;
     if !single.is_finite() {
