@@ -228,7 +228,21 @@ fn corrupt_files_give_errors_naming_the_file() {
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("labels"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "the model gives 3 class scores, so labels go from 0 to 2 (the largest label is 3)"
+        ),
+        "{e}"
+    );
+    // One class score: said in the singular.
+    let e = load_err(&images, &labels, 1);
+    assert!(
+        e.to_string().contains(
+            "label 1 of example 1 is out of range: the model gives 1 class score, so the only \
+             label it takes is 0 (the largest label is 3)"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

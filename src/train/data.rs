@@ -237,9 +237,12 @@ impl fmt::Display for DataError {
             ),
             DataError::LabelOutOfRange { path, index, label, classes, largest } => write!(
                 f,
-                "{}: label {label} of example {index} is out of range: the model gives {classes} class scores, so labels go from 0 to {} (the largest label is {largest})",
+                "{}: label {label} of example {index} is out of range: the model gives {} (the largest label is {largest})",
                 path.display(),
-                classes.saturating_sub(1)
+                match classes {
+                    1 => "1 class score, so the only label it takes is 0".to_string(),
+                    n => format!("{n} class scores, so labels go from 0 to {}", n.saturating_sub(1)),
+                }
             ),
             DataError::ShapeMismatch { found, expected } => write!(
                 f,
