@@ -1068,6 +1068,8 @@ fn labels_follow_the_model_and_resume_names_what_differs() {
     let o = cnnc(&seed);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("resume with --seed 5"), "{}", text(&o));
+    // Refused before it starts: no line describes a run that never happens.
+    assert!(!text(&o).contains("training LeNet"), "{}", text(&o));
 
     // Other examples of the same number: the checkpoint's position would index other
     // batches. A folder of 1,000 other 28×28 images (raw IDX) is refused.

@@ -99,6 +99,8 @@ pub struct TrainArgs {
 }
 
 struct Report {
+    /// What the run does, said once its state is ready: not for a run a checkpoint refuses.
+    banner: Option<String>,
     format: Format,
     bar: Option<indicatif::ProgressBar>,
     checkpoint: PathBuf,
@@ -115,6 +117,11 @@ fn plural(n: impl Into<u64>, noun: &str) -> String {
 }
 
 impl Observer for Report {
+    fn started(&mut self) {
+        if let Some(banner) = self.banner.take() {
+            note!("{banner}");
+        }
+    }
     fn resumed(&mut self, at: Position) {
         note!("resumed from {} {at}", self.checkpoint.display());
     }
@@ -699,7 +706,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    note!(
+    let banner = format!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
         onnx::parameter_specs(model)
@@ -722,6 +729,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         plural(a.epochs, "epoch"),
     );
     let mut report = Report {
+        banner: Some(banner),
         format: a.format,
         bar: None,
         checkpoint: checkpoint.clone(),

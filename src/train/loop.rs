@@ -363,6 +363,10 @@ fn fit_images(
 
 /// What a run reports as it goes.
 pub trait Observer {
+    /// The run's state is ready (fresh, or from a checkpoint that fits this run): its steps
+    /// follow. Called before [`Observer::resumed`]; a run refused before it (a checkpoint
+    /// that cannot continue) never gets here.
+    fn started(&mut self) {}
     /// The run continues from a checkpoint, at `at`.
     fn resumed(&mut self, _at: Position) {}
     /// An epoch starts with `batches` steps (fewer when resumed mid-epoch).
@@ -858,6 +862,7 @@ pub fn train(
         resumed_from,
         test_acc: state.epoch_end_test_acc(steps_per_epoch),
     };
+    observer.started();
     if let Some(at) = resumed_from {
         observer.resumed(at);
     }
