@@ -109,6 +109,40 @@ fn a_gzipped_file_beside_its_uncompressed_copy_is_named() {
     assert_eq!(source.test_labels, read);
 }
 
+/// Images named for rank 3 are looked for first: beside a file named for rank 4 (images of
+/// several channels), the one read and the one not read are both named, by `shadowed` and
+/// in the note `train` prints.
+#[test]
+fn images_named_for_both_ranks_are_both_named() {
+    let dir = data_dir(true);
+    let (rgb, _) = channel_sample(12, [3, 3, 4]);
+    write(dir.path(), "train-images-idx4-ubyte.gz", &gz(&rgb));
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    let read = dir.path().join("train-images-idx3-ubyte.gz");
+    let unread = dir.path().join("train-images-idx4-ubyte.gz");
+    assert_eq!(source.train_images, read);
+    assert_eq!(source.shadowed(), vec![(read.as_path(), unread.clone())]);
+    let out = dir.path().join("m.onnx");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["train", "models/lenet.cnn", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "note: both {} and {} are there; train-images-idx3-ubyte.gz is read and \
+             train-images-idx4-ubyte.gz is not",
+            read.display(),
+            unread.display()
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn gzip_is_detected_by_content_not_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -431,9 +431,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // source that does not resolve is reported when the data is loaded.)
     let data_source = cnnc::train::DataSource::resolve(&a.data).ok();
     for (read, unread) in data_source.iter().flat_map(|d| d.shadowed()) {
+        let why = if read.with_extension("") == unread {
+            "the gzipped one is read (delete the one that is out of date)".to_string()
+        } else {
+            format!(
+                "{} is read and {} is not: images are looked for as `…-idx3-ubyte` first \
+                 (move away the one not meant for this run)",
+                read.file_name().unwrap_or_default().to_string_lossy(),
+                unread.file_name().unwrap_or_default().to_string_lossy()
+            )
+        };
         note!(
-            "note: both {} and {} are there; the gzipped one is read (delete the one that is \
-             out of date)",
+            "note: both {} and {} are there; {why}",
             read.display(),
             unread.display()
         );

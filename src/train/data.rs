@@ -573,10 +573,12 @@ impl DataSource {
         names
     }
 
-    /// The files read that are gzipped while the same file uncompressed is there too
-    /// (`gunzip -k`, or new data beside a stale `.gz`): `(read, not read)`.
+    /// The files read beside others that could have been (`(read, not read)`): a gzipped file
+    /// whose uncompressed copy is there too (`gunzip -k`, or new data beside a stale `.gz`),
+    /// and images named for rank 3 (`…-images-idx3-ubyte`, looked for first) beside some
+    /// named for rank 4 (`…-images-idx4-ubyte`, gzipped or not).
     pub fn shadowed(&self) -> Vec<(&Path, PathBuf)> {
-        [
+        let mut out: Vec<(&Path, PathBuf)> = [
             &self.train_images,
             &self.train_labels,
             &self.test_images,
@@ -586,7 +588,25 @@ impl DataSource {
         .filter(|p| p.extension().is_some_and(|e| e == "gz"))
         .map(|p| (p.as_path(), p.with_extension("")))
         .filter(|(_, raw)| raw.is_file())
-        .collect()
+        .collect();
+        for (images, (stem, _)) in [&self.train_images, &self.test_images]
+            .into_iter()
+            .zip(IDX_NAMES)
+        {
+            let named_for_rank_3 = images
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(stem));
+            if !named_for_rank_3 {
+                continue;
+            }
+            let four = four_dimensional_name(stem);
+            for other in [self.dir.join(format!("{four}.gz")), self.dir.join(&four)] {
+                if other.is_file() {
+                    out.push((images.as_path(), other));
+                }
+            }
+        }
+        out
     }
 
     /// Loads and validates both splits; the test images must be the size of the train images.
