@@ -508,6 +508,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             return fail_as(a.format, EXIT_USAGE, e);
         }
     }
+    // After what the path is to this run (an input, a data name): what it holds.
+    if let Err(e) = super::common::check_replaces_only_a_model(&out) {
+        return fail_as(a.format, EXIT_USAGE, e);
+    }
     if !a.resume && !a.restart && checkpoint.is_file() {
         let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
         return report_failure(
