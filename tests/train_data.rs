@@ -765,6 +765,71 @@ fn checkpoint_errors_are_clear() {
     assert!(!dir.path().join("bad").exists());
 }
 
+/// Every metadata entry is judged as it is read (the metadata is outside the tensors'
+/// checksum): a value cnnc cannot have written is a damaged or edited file, refused as such,
+/// never reported (a test accuracy of 5) or recorded in a trained model.
+#[test]
+fn a_checkpoints_metadata_out_of_range_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let lenet = checked(LENET);
+    type Edit = fn(&mut Checkpoint);
+    let edits: [(Edit, &str); 9] = [
+        (
+            |c| c.test_acc = Some(5.0),
+            "metadata `test_acc` = `5` is not an accuracy (a number from 0 to 1)",
+        ),
+        (
+            |c| c.test_acc = Some(f64::NAN),
+            "metadata `test_acc` = `NaN` is not an accuracy",
+        ),
+        (
+            |c| c.test_acc = Some(-0.5),
+            "metadata `test_acc` = `-0.5` is not an accuracy",
+        ),
+        (
+            |c| c.test_examples = Some(0),
+            "metadata `test_examples` = `0`: an accuracy is measured on at least one example",
+        ),
+        (
+            |c| c.step = 2,
+            "metadata `step` = `2` is fewer than its epochs (3)",
+        ),
+        (
+            |c| c.source_sha256 = "not a hash".into(),
+            "metadata `source_sha256` = `not a hash` is not a SHA-256 (64 hexadecimal digits)",
+        ),
+        (
+            |c| c.model_sha256 = Some("ab".repeat(33)),
+            "metadata `model_sha256`",
+        ),
+        (
+            |c| c.model_name = String::new(),
+            "metadata `model_name` is empty",
+        ),
+        (
+            |c| c.optimizer = serde_json::json!(5),
+            "metadata `optimizer` = `5` is not a JSON object",
+        ),
+    ];
+    for (edit, says) in edits {
+        let mut c = checkpoint_of(&lenet);
+        edit(&mut c);
+        c.save(&path).unwrap();
+        let e = Checkpoint::load(&path).unwrap_err();
+        assert!(matches!(e, CheckpointError::Invalid { .. }), "{says}: {e}");
+        assert!(e.to_string().contains(says), "{says}: {e}");
+        assert!(e.help().unwrap().contains("damaged or was edited"), "{e}");
+    }
+    // The bounds themselves are accuracies.
+    for acc in [0.0, 1.0] {
+        let mut c = checkpoint_of(&lenet);
+        c.test_acc = Some(acc);
+        c.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap().test_acc, Some(acc));
+    }
+}
+
 #[test]
 fn epoch_lines_in_text_and_json() {
     let s = EpochStats {

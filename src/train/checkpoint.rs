@@ -463,21 +463,70 @@ impl Checkpoint {
                 .parse()
                 .map_err(|_| format!("metadata `{key}` = `{value}` is not a valid number"))
         }
-        let epoch = parse("epoch", get("epoch")?).map_err(invalid)?;
-        let step = parse("step", get("step")?).map_err(invalid)?;
+        // Every entry is judged as it is read (the metadata is outside the tensors'
+        // checksum): a value cnnc cannot have written is a damaged or edited file, refused
+        // rather than reported or recorded in a trained model.
+        let epoch: u32 = parse("epoch", get("epoch")?).map_err(invalid)?;
+        let step: u64 = parse("step", get("step")?).map_err(invalid)?;
+        if step < u64::from(epoch) {
+            return Err(invalid(format!(
+                "metadata `step` = `{step}` is fewer than its epochs ({epoch}), each of which \
+                 takes at least one step"
+            )));
+        }
         let rng_seed = parse("rng_seed", get("rng_seed")?).map_err(invalid)?;
         let test_acc = match meta.get("test_acc") {
-            Some(v) => Some(parse::<f64>("test_acc", v).map_err(invalid)?),
+            Some(v) => {
+                let acc = parse::<f64>("test_acc", v).map_err(invalid)?;
+                if !(0.0..=1.0).contains(&acc) {
+                    return Err(invalid(format!(
+                        "metadata `test_acc` = `{v}` is not an accuracy (a number from 0 to 1)"
+                    )));
+                }
+                Some(acc)
+            }
             None => None,
         };
         let test_examples = match meta.get("test_examples") {
             Some(v) if test_acc.is_some() => {
-                Some(parse::<u64>("test_examples", v).map_err(invalid)?)
+                let n = parse::<u64>("test_examples", v).map_err(invalid)?;
+                if n == 0 {
+                    return Err(invalid(
+                        "metadata `test_examples` = `0`: an accuracy is measured on at least \
+                         one example"
+                            .to_string(),
+                    ));
+                }
+                Some(n)
             }
             _ => None,
         };
-        let optimizer = serde_json::from_str(get("optimizer")?)
+        for key in ["source_sha256", "model_sha256", "tensors_sha256"] {
+            let required = key == "source_sha256";
+            match meta.get(key) {
+                Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                Some(h) => {
+                    return Err(invalid(format!(
+                        "metadata `{key}` = `{h}` is not a SHA-256 (64 hexadecimal digits)"
+                    )))
+                }
+                None if required => {
+                    return Err(invalid(format!("metadata `{key}` is missing")));
+                }
+                None => {}
+            }
+        }
+        if get("model_name")?.is_empty() {
+            return Err(invalid("metadata `model_name` is empty".to_string()));
+        }
+        let optimizer: serde_json::Value = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
+        // Its learning rate is judged by the caller, as `--lr` is (`recorded_lr`).
+        if !optimizer.is_object() {
+            return Err(invalid(format!(
+                "metadata `optimizer` = `{optimizer}` is not a JSON object"
+            )));
+        }
         let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
