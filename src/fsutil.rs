@@ -116,16 +116,24 @@ pub fn io_message(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         std::io::ErrorKind::IsADirectory => "it is a directory".into(),
         std::io::ErrorKind::ReadOnlyFilesystem => "read-only file system".into(),
+        _ if e.raw_os_error() == Some(libc::ELOOP) => "a loop of symbolic links".into(),
         _ => e.to_string(),
     }
 }
 
 /// [`io_message`] for an error reading `path`, which also tells a link whose target is
-/// missing from a missing file: "no such file" would send the user to look at the wrong
-/// name.
+/// missing from a missing file, and a loop of links: "no such file" would send the user to
+/// look at the wrong name.
 pub fn read_message(path: &Path, e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::NotFound {
+    let is_loop = |e: &std::io::Error| e.raw_os_error() == Some(libc::ELOOP);
+    if e.kind() == std::io::ErrorKind::NotFound || is_loop(e) {
         if let Ok(target) = std::fs::read_link(path) {
+            if is_loop(e) || std::fs::metadata(path).err().is_some_and(|e| is_loop(&e)) {
+                return format!(
+                    "it is a loop of symbolic links: it links to {}, which never leads to a file",
+                    target.display()
+                );
+            }
             return format!(
                 "it is a symbolic link to {}, which does not exist",
                 target.display()
@@ -347,47 +355,132 @@ pub fn write_atomic_with(
     commit([stage_with(path, write)?])
 }
 
+/// Which file a path names, as far as telling whether another process wrote it goes: its
+/// device and inode (a file put in place by a rename, as every output is, is a new inode),
+/// its length and its modification time (a file written over in place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl FileId {
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// What was at an output's path when the command started, or once its own last write of it
+/// was in place: the file a write there may replace. A file another process wrote there
+/// since (a run beside this one, given the same path) is not it, and is left as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// No file: the write goes in place only where there is still none (rename without
+    /// replacing).
+    Nothing,
+    /// This file: the write replaces it only while it is still there (or puts its own in
+    /// place where it has gone and nothing took its place).
+    File(FileId),
+    /// Not watched: whatever is there is replaced (a device or pipe is written in place).
+    Any,
+}
+
+impl Found {
+    /// What is at the output `path` now, through links as the write goes: a device or pipe
+    /// (written in place, never replaced) or anything but a file (which the write reports)
+    /// is not watched.
+    pub fn at(path: &Path) -> Found {
+        let resolved = resolve_output(path);
+        if is_special(&resolved) {
+            return Found::Any;
+        }
+        match std::fs::symlink_metadata(&resolved) {
+            Ok(m) if m.is_file() => Found::File(FileId::of(&m)),
+            Ok(_) => Found::Any,
+            Err(_) => Found::Nothing,
+        }
+    }
+
+    /// Whether `target` (a path [`resolve_output`] gave) is still what was found:
+    /// `Some(true)` the same file (or none, where none was; anything, where nothing was
+    /// watched), `Some(false)` gone (where a file was), `None` another file.
+    pub fn still_at(self, target: &Path) -> Option<bool> {
+        let now = std::fs::symlink_metadata(target);
+        match (self, now) {
+            (Found::Any, _) => Some(true),
+            (Found::Nothing, Err(_)) => Some(true),
+            (Found::Nothing, Ok(_)) => None,
+            (Found::File(id), Ok(m)) => (m.is_file() && FileId::of(&m) == id).then_some(true),
+            (Found::File(_), Err(_)) => Some(false),
+        }
+    }
+}
+
 /// A file written in full to a temporary file beside its target, not yet in place: see
 /// [`commit`]. Dropped uncommitted, the temporary file is removed.
 pub struct Staged {
     /// None for a device or pipe, written in place already.
     file: Option<(tempfile::NamedTempFile, std::path::PathBuf, PendingTemp)>,
-    /// The target must not exist ([`Staged::must_be_new`]).
-    new: bool,
+    /// What the target must still be ([`Staged::expecting`]).
+    found: Found,
 }
 
 impl Staged {
-    /// Makes [`commit`] put the file in place only where no file is there (rename without
-    /// replacing): for an output that did not exist when the command started, which another
-    /// process (a run beside this one) may have written meanwhile. A device or a pipe is
-    /// written in place already, as ever.
-    pub fn must_be_new(mut self) -> Staged {
-        self.new = true;
+    /// Makes [`commit`] put the file in place only while its target is still what `found`
+    /// says was there (when the command started): where nothing was, only where nothing
+    /// is (rename without replacing); where a file was, only over that same file. A file
+    /// another process (a run beside this one) wrote there meanwhile is left as it is. A
+    /// device or a pipe is written in place already, as ever.
+    pub fn expecting(mut self, found: Found) -> Staged {
+        self.found = found;
         self
+    }
+
+    /// [`Staged::expecting`] nothing there.
+    pub fn must_be_new(self) -> Staged {
+        self.expecting(Found::Nothing)
     }
 }
 
-/// The error of [`commit`] when a file staged [`Staged::must_be_new`] found a file at its
-/// target: the target is left as it is.
+/// The error of [`commit`] when a file staged [`Staged::expecting`] found its target
+/// changed: a file where there was none, or another file than the one there. The target is
+/// left as it is.
 #[derive(Debug)]
-pub struct AppearedMeanwhile(pub std::path::PathBuf);
+pub struct AppearedMeanwhile {
+    pub path: std::path::PathBuf,
+    /// A file was there (and another took its place or it was written over); otherwise none
+    /// was.
+    pub replaced: bool,
+}
 
 impl std::fmt::Display for AppearedMeanwhile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} exists now (another process wrote it meanwhile); it was left as it is",
-            self.0.display()
+            "{} {} (another process wrote it meanwhile); it was left as it is",
+            self.path.display(),
+            if self.replaced {
+                "is no longer the file that was there"
+            } else {
+                "exists now"
+            }
         )
     }
 }
 
 impl std::error::Error for AppearedMeanwhile {}
 
-/// Whether `e` is [`commit`]'s [`AppearedMeanwhile`].
-pub fn appeared_meanwhile(e: &std::io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<AppearedMeanwhile>())
+/// [`commit`]'s [`AppearedMeanwhile`], if `e` is one.
+pub fn appeared_meanwhile(e: &std::io::Error) -> Option<&AppearedMeanwhile> {
+    e.get_ref()?.downcast_ref::<AppearedMeanwhile>()
 }
 
 /// Writes what `write` writes into a temporary file beside `path`, to be put in place by
@@ -408,7 +501,7 @@ pub fn stage_with(
         out.flush()?;
         return Ok(Staged {
             file: None,
-            new: false,
+            found: Found::Any,
         });
     }
     let dir = match path.parent() {
@@ -439,29 +532,54 @@ pub fn stage_with(
     give_output_mode(tmp.path(), path)?;
     Ok(Staged {
         file: Some((tmp, path.to_path_buf(), pending)),
-        new: false,
+        found: Found::Any,
     })
 }
 
 /// Puts staged files in place, in order, unless a Ctrl-C came before: then every target
 /// stays as it was. The renames that follow that check are not interrupted, so files
 /// staged together are replaced together (a model is never left beside another model's
-/// external data). Those that must be new ([`Staged::must_be_new`]) go first: where one
-/// finds a file at its target, nothing is replaced, those of them already placed are
-/// removed, and the error is [`AppearedMeanwhile`] (of kind `AlreadyExists`).
+/// external data). Those staged [`Staged::expecting`] something go first: where one's target
+/// is no longer what was found (another process wrote it), nothing is replaced, those
+/// already placed where nothing was are removed, and the error is [`AppearedMeanwhile`] (of
+/// kind `AlreadyExists`). A file is compared just before the renames, and a new one put in
+/// place without replacing: a rename by another process between that comparison and this
+/// one's is the window left (Linux has no rename that replaces only a given file).
 pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
     let mut staged: Vec<Staged> = staged.into_iter().collect();
     if CANCEL.load(Ordering::SeqCst) {
         return Err(std::io::Error::other(Cancelled));
     }
-    // Stable: the others keep their order.
-    staged.sort_by_key(|s| !s.new);
+    let appeared = |target: &Path, replaced| {
+        std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            AppearedMeanwhile {
+                path: target.to_path_buf(),
+                replaced,
+            },
+        )
+    };
+    // Each target checked before any is placed: (staged, put in place without replacing).
+    let mut plan = Vec::new();
+    for s in staged.drain(..) {
+        let Some((_, target, _)) = &s.file else {
+            continue;
+        };
+        let noclobber = match s.found.still_at(target) {
+            None => return Err(appeared(target, s.found != Found::Nothing)),
+            Some(same) => s.found == Found::Nothing || !same,
+        };
+        plan.push((s, noclobber));
+    }
+    // Stable: the others keep their order. New files first, then the files watched, then
+    // the rest.
+    plan.sort_by_key(|(s, noclobber)| (!noclobber, s.found == Found::Any));
     let mut placed = Vec::new();
-    for s in staged {
+    for (s, noclobber) in plan {
         let Some((tmp, target, _pending)) = s.file else {
             continue;
         };
-        if !s.new {
+        if !noclobber {
             tmp.persist(&target).map_err(|e| e.error)?;
             continue;
         }
@@ -472,10 +590,7 @@ pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
                     let _ = std::fs::remove_file(p);
                 }
                 return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    std::io::Error::new(
-                        std::io::ErrorKind::AlreadyExists,
-                        AppearedMeanwhile(target),
-                    )
+                    appeared(&target, s.found != Found::Nothing)
                 } else {
                     e.error
                 });
@@ -674,7 +789,7 @@ mod tests {
         let staged = stage_with(&p, |o| o.write_all(b"mine")).unwrap();
         std::fs::write(&p, b"theirs").unwrap();
         let e = commit([staged.must_be_new()]).unwrap_err();
-        assert!(appeared_meanwhile(&e), "{e}");
+        assert!(appeared_meanwhile(&e).is_some_and(|a| !a.replaced), "{e}");
         assert_eq!(std::fs::read(&p).unwrap(), b"theirs");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         // Where none is, it goes in place.
@@ -684,6 +799,47 @@ mod tests {
             .must_be_new()])
         .unwrap();
         assert_eq!(std::fs::read(&q).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn a_file_found_is_replaced_only_while_it_is_still_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.onnx");
+        assert_eq!(Found::at(&p), Found::Nothing);
+        assert_eq!(Found::at(Path::new("/dev/null")), Found::Any);
+        std::fs::write(&p, b"old").unwrap();
+        let stage = |bytes: &'static [u8], found| {
+            commit([stage_with(&p, |o| o.write_all(bytes))
+                .unwrap()
+                .expecting(found)])
+        };
+        // Still the file found: replaced.
+        let found = Found::at(&p);
+        assert!(matches!(found, Found::File(_)));
+        stage(b"mine", found).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"mine");
+        // Another file put in its place meanwhile (another process's rename): left as it is.
+        let found = Found::at(&p);
+        write_atomic(&p, b"theirs").unwrap();
+        let e = stage(b"again", found).unwrap_err();
+        assert!(appeared_meanwhile(&e).is_some_and(|a| a.replaced), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"theirs");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Written over in place (another length): so is it.
+        let found = Found::at(&p);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b", more")
+            .unwrap();
+        assert!(stage(b"again", found).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"theirs, more");
+        // Gone, with nothing in its place: this one goes there.
+        let found = Found::at(&p);
+        std::fs::remove_file(&p).unwrap();
+        stage(b"after", found).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"after");
     }
 
     #[test]

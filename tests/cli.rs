@@ -534,6 +534,54 @@ fn outputs_never_overwrite_the_inputs() {
     }
 }
 
+/// A model written over an existing file replaces a model, never another file: `export -o`
+/// and `train --out` refuse a file that is no ONNX model (as `train` refuses one at its
+/// checkpoint path), before any work; an empty file and an earlier model are replaced.
+#[test]
+fn a_file_that_is_no_model_is_not_replaced_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let precious = write(dir.path(), "precious.txt", b"precious notes\n");
+    for args in [
+        vec!["export", "models/lenet.cnn", "-o", &precious],
+        vec!["train", "models/lenet.cnn", "--out", &precious],
+    ] {
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "cannot write {precious}: it exists and is not an ONNX model"
+            )),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(
+            stderr(&o).contains("remove it or choose another file name"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("training "), "{args:?}: trained first");
+        assert_eq!(std::fs::read(&precious).unwrap(), b"precious notes\n");
+    }
+    let empty = write(dir.path(), "empty.onnx", b"");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", &empty]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Now a model (of more than 64 KiB, judged by its first bytes): replaced.
+    assert!(std::fs::metadata(&empty).unwrap().len() > 1 << 16);
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", &empty, "--seed", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A small model, checked whole.
+    let src = write(
+        dir.path(),
+        "small.cnn",
+        b"model Small(input: [1, 4, 4]) { flatten linear(2) }\n",
+    );
+    let small = dir.path().join("small.onnx").display().to_string();
+    for _ in 0..2 {
+        let o = cnnc(&["export", &src, "-o", &small]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
 /// Argument mistakes of `cnnc train` are named before anything loads.
 #[test]
 fn train_arguments_say_what_is_wrong() {
@@ -568,7 +616,19 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "-1"],
-            "must be positive",
+            "--lr -1: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "inf"],
+            "--lr inf: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--lr", "nan"],
+            "--lr NaN: the learning rate must be a finite positive number",
+        ),
+        (
+            vec!["train", "models/lenet.cnn", "--momentum", "nan"],
+            "must be a finite number ≥ 0, got nan",
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "1e-50"],

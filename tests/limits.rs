@@ -707,7 +707,9 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
         "model Big(input: [1000]) { linear(400000) linear(1500) }\n",
     );
     let out = dir.path().join("big.onnx");
-    std::fs::write(&out, b"previous").unwrap();
+    // A previous model (an export replaces only a model).
+    let previous = cnnc::runtime::tiny_model();
+    std::fs::write(&out, &previous).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(["export", &src, "-o", out.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -745,7 +747,7 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains(&format!("stopped by {said}:")), "{err}");
     assert!(temporary().is_none(), "a temporary file was left behind");
-    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    assert_eq!(std::fs::read(&out).unwrap(), previous);
 }
 
 /// The list limit counts values: 10,000 numbers pass, one more does not; a nested list

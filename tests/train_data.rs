@@ -109,6 +109,40 @@ fn a_gzipped_file_beside_its_uncompressed_copy_is_named() {
     assert_eq!(source.test_labels, read);
 }
 
+/// Images named for rank 3 are looked for first: beside a file named for rank 4 (images of
+/// several channels), the one read and the one not read are both named, by `shadowed` and
+/// in the note `train` prints.
+#[test]
+fn images_named_for_both_ranks_are_both_named() {
+    let dir = data_dir(true);
+    let (rgb, _) = channel_sample(12, [3, 3, 4]);
+    write(dir.path(), "train-images-idx4-ubyte.gz", &gz(&rgb));
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    let read = dir.path().join("train-images-idx3-ubyte.gz");
+    let unread = dir.path().join("train-images-idx4-ubyte.gz");
+    assert_eq!(source.train_images, read);
+    assert_eq!(source.shadowed(), vec![(read.as_path(), unread.clone())]);
+    let out = dir.path().join("m.onnx");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["train", "models/lenet.cnn", "--data"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!(
+            "note: both {} and {} are there; train-images-idx3-ubyte.gz is read and \
+             train-images-idx4-ubyte.gz is not",
+            read.display(),
+            unread.display()
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn gzip_is_detected_by_content_not_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +262,21 @@ fn corrupt_files_give_errors_naming_the_file() {
         ),
         "{e}"
     );
-    assert!(e.to_string().contains("labels"), "{e}");
+    assert!(
+        e.to_string().contains(
+            "the model gives 3 class scores, so labels go from 0 to 2 (the largest label is 3)"
+        ),
+        "{e}"
+    );
+    // One class score: said in the singular.
+    let e = load_err(&images, &labels, 1);
+    assert!(
+        e.to_string().contains(
+            "label 1 of example 1 is out of range: the model gives 1 class score, so the only \
+             label it takes is 0 (the largest label is 3)"
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -305,10 +353,31 @@ fn resolve_reports_missing_directories_and_files() {
     // A folder where a file belongs is said as such, not as missing.
     std::fs::create_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
     let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
-    assert!(e.to_string().contains("not a regular file"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("it is a folder; data files must be regular files"),
+        "{e}"
+    );
     // Something the user passed, not a damaged data set: exit 2, as a device given as
     // `--data`.
     assert!(e.is_user_input(), "{e}");
+    // So is a named pipe: read twice (its header, then its examples), a data file cannot be
+    // one.
+    std::fs::remove_dir(dir.path().join("t10k-labels-idx1-ubyte")).unwrap();
+    let fifo = dir.path().join("t10k-labels-idx1-ubyte");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "t10k-labels-idx1-ubyte: it is a named pipe (FIFO); data files must be regular files"
+        ),
+        "{e}"
+    );
+    assert!(e.is_user_input(), "{e}");
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::create_dir(&fifo).unwrap();
     assert!(DataSource::resolve("/dev/zero")
         .unwrap_err()
         .is_user_input());
@@ -361,6 +430,44 @@ fn resolve_reports_missing_directories_and_files() {
         .load(10)
         .unwrap_err();
     assert!(e.to_string().contains("images of 0×4 pixels"), "{e}");
+}
+
+/// A loop of symbolic links where a data file goes, and a link to nothing (or a loop) given
+/// as `--data`, are said as such, as a link to nothing where a data file goes is.
+#[test]
+fn links_to_nothing_and_loops_of_links_are_named() {
+    let dir = data_dir(true);
+    let labels = dir.path().join("t10k-labels-idx1-ubyte.gz");
+    std::fs::remove_file(&labels).unwrap();
+    std::os::unix::fs::symlink("t10k-labels-idx1-ubyte.gz", &labels).unwrap();
+    let e = DataSource::resolve(dir.path().to_str().unwrap()).unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "t10k-labels-idx1-ubyte.gz: it is a loop of symbolic links: it links to \
+             t10k-labels-idx1-ubyte.gz, which never leads to a file"
+        ),
+        "{e}"
+    );
+
+    let links = tempfile::tempdir().unwrap();
+    let gone = links.path().join("gone");
+    let dangling = links.path().join("data");
+    std::os::unix::fs::symlink(&gone, &dangling).unwrap();
+    let e = DataSource::resolve(dangling.to_str().unwrap()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: it is a symbolic link to {}, which does not exist",
+            dangling.display(),
+            gone.display()
+        )
+    );
+    // Missing, as a missing folder is (exit 3), not a file given in its place (exit 2).
+    assert!(!e.is_user_input(), "{e}");
+    let looped = links.path().join("looped");
+    std::os::unix::fs::symlink("looped", &looped).unwrap();
+    let e = DataSource::resolve(looped.to_str().unwrap()).unwrap_err();
+    assert!(e.to_string().contains("a loop of symbolic links"), "{e}");
 }
 
 fn close(a: &[f32], b: &[f32]) -> bool {
@@ -658,6 +765,71 @@ fn checkpoint_errors_are_clear() {
     assert!(!dir.path().join("bad").exists());
 }
 
+/// Every metadata entry is judged as it is read (the metadata is outside the tensors'
+/// checksum): a value cnnc cannot have written is a damaged or edited file, refused as such,
+/// never reported (a test accuracy of 5) or recorded in a trained model.
+#[test]
+fn a_checkpoints_metadata_out_of_range_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.safetensors");
+    let lenet = checked(LENET);
+    type Edit = fn(&mut Checkpoint);
+    let edits: [(Edit, &str); 9] = [
+        (
+            |c| c.test_acc = Some(5.0),
+            "metadata `test_acc` = `5` is not an accuracy (a number from 0 to 1)",
+        ),
+        (
+            |c| c.test_acc = Some(f64::NAN),
+            "metadata `test_acc` = `NaN` is not an accuracy",
+        ),
+        (
+            |c| c.test_acc = Some(-0.5),
+            "metadata `test_acc` = `-0.5` is not an accuracy",
+        ),
+        (
+            |c| c.test_examples = Some(0),
+            "metadata `test_examples` = `0`: an accuracy is measured on at least one example",
+        ),
+        (
+            |c| c.step = 2,
+            "metadata `step` = `2` is fewer than its epochs (3)",
+        ),
+        (
+            |c| c.source_sha256 = "not a hash".into(),
+            "metadata `source_sha256` = `not a hash` is not a SHA-256 (64 hexadecimal digits)",
+        ),
+        (
+            |c| c.model_sha256 = Some("ab".repeat(33)),
+            "metadata `model_sha256`",
+        ),
+        (
+            |c| c.model_name = String::new(),
+            "metadata `model_name` is empty",
+        ),
+        (
+            |c| c.optimizer = serde_json::json!(5),
+            "metadata `optimizer` = `5` is not a JSON object",
+        ),
+    ];
+    for (edit, says) in edits {
+        let mut c = checkpoint_of(&lenet);
+        edit(&mut c);
+        c.save(&path).unwrap();
+        let e = Checkpoint::load(&path).unwrap_err();
+        assert!(matches!(e, CheckpointError::Invalid { .. }), "{says}: {e}");
+        assert!(e.to_string().contains(says), "{says}: {e}");
+        assert!(e.help().unwrap().contains("damaged or was edited"), "{e}");
+    }
+    // The bounds themselves are accuracies.
+    for acc in [0.0, 1.0] {
+        let mut c = checkpoint_of(&lenet);
+        c.test_acc = Some(acc);
+        c.save(&path).unwrap();
+        assert_eq!(Checkpoint::load(&path).unwrap().test_acc, Some(acc));
+    }
+}
+
 #[test]
 fn epoch_lines_in_text_and_json() {
     let s = EpochStats {
@@ -895,7 +1067,7 @@ fn images_of_several_channels_load_channels_first() {
     let e = DataSource::resolve(folder.path().to_str().unwrap()).unwrap_err();
     assert!(
         e.to_string()
-            .contains("train-images-idx4-ubyte: it is not a regular file"),
+            .contains("train-images-idx4-ubyte: it is a folder; data files must be regular files"),
         "{e}"
     );
     // A file of another rank is named by its magic, both kinds of images in the help.

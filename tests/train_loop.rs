@@ -1068,6 +1068,8 @@ fn labels_follow_the_model_and_resume_names_what_differs() {
     let o = cnnc(&seed);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("resume with --seed 5"), "{}", text(&o));
+    // Refused before it starts: no line describes a run that never happens.
+    assert!(!text(&o).contains("training LeNet"), "{}", text(&o));
 
     // Other examples of the same number: the checkpoint's position would index other
     // batches. A folder of 1,000 other 28×28 images (raw IDX) is refused.
@@ -1214,7 +1216,7 @@ fn tiny_sgd_config(checkpoint: &Path, epochs: u32) -> cnnc::train::TrainConfig {
         device: cnnc::runtime::Device::Cpu,
         checkpoint: Some(checkpoint.to_path_buf()),
         resume: false,
-        new_checkpoint: true,
+        checkpoint_found: cnnc::fsutil::Found::Nothing,
     }
 }
 
@@ -1373,7 +1375,7 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
             device: cnnc::runtime::Device::Cpu,
             checkpoint: Some(d.join(format!("{name}.ckpt"))),
             resume: false,
-            new_checkpoint: true,
+            checkpoint_found: cnnc::fsutil::Found::Nothing,
         };
         let mut done = 0;
         for (i, &at) in stops.iter().chain([&usize::MAX]).enumerate() {
@@ -1388,8 +1390,10 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
                 steps: done,
                 at,
             };
+            // A resumed part replaces the checkpoint it found.
             let config = TrainConfig {
                 resume: i > 0,
+                checkpoint_found: cnnc::fsutil::Found::at(config.checkpoint.as_ref().unwrap()),
                 ..config.clone()
             };
             let outcome = cnnc::train::train(
@@ -1683,82 +1687,232 @@ fn a_checkpoint_written_meanwhile_by_another_run_is_kept() {
     );
     // Known to exist at the start (`--restart`): replaced, as before.
     let restart = TrainConfig {
-        new_checkpoint: false,
+        checkpoint_found: cnnc::fsutil::Found::at(&ck),
         ..config.clone()
     };
     train(&restart).unwrap();
     assert_eq!(cnnc::train::Checkpoint::load(&ck).unwrap().epoch, 2);
 }
 
-/// The trained model is not written over a file that appeared at `--out` while the run
-/// trained (another run's): that file stays, the model goes beside it under a name of its
-/// own, and the run fails saying so. The file appears while the run writes its checkpoint
-/// into a pipe, which it cannot finish before the test reads it.
+/// A checkpoint is replaced only while it is the file the run found (the one it resumes) or
+/// last wrote: where another process put another file there meanwhile (two runs resuming
+/// one checkpoint at once), that file is left as it is, this run's checkpoint is kept beside
+/// it, and the run fails saying so.
+#[test]
+fn a_checkpoint_another_run_replaced_meanwhile_is_kept() {
+    use cnnc::fsutil::Found;
+    use cnnc::train::{CheckpointError, Observer, TrainConfig, TrainError};
+    use std::sync::atomic::AtomicBool;
+    if Runtime::get().is_err() {
+        return;
+    }
+    /// Writes another file over the checkpoint (by a rename, as another run would) after the
+    /// step `at` of the run, or once epoch `after_epoch` ends (its checkpoint written).
+    struct Meddler<'a> {
+        path: &'a Path,
+        steps: usize,
+        at: usize,
+        after_epoch: u32,
+    }
+    impl Observer for Meddler<'_> {
+        fn step(&mut self, _epoch: u32, _mean_loss: f64) {
+            self.steps += 1;
+            if self.steps == self.at {
+                cnnc::fsutil::write_atomic(self.path, b"another run's").unwrap();
+            }
+        }
+        fn epoch_end(&mut self, stats: &cnnc::train::progress::EpochStats) {
+            if stats.epoch == self.after_epoch {
+                cnnc::fsutil::write_atomic(self.path, b"another run's").unwrap();
+            }
+        }
+    }
+    let c = tiny_compilation();
+    let model = &c.models[0];
+    let splits = tiny_splits(20, 10, 7);
+    let d = dir("checkpoint_replaced");
+    let ck = d.join("t.ckpt");
+    let mut sessions = cnnc::train::sessions(
+        model,
+        &c.sources,
+        &tiny_sgd_config(&ck, 1).optimizer,
+        &Default::default(),
+    )
+    .unwrap();
+    let mut train = |config: &TrainConfig, meddler: &mut Meddler| {
+        cnnc::train::train(
+            model,
+            &mut sessions,
+            &splits,
+            None,
+            config,
+            &AtomicBool::new(false),
+            meddler,
+        )
+    };
+    let resume = |epochs| TrainConfig {
+        resume: true,
+        checkpoint_found: Found::at(&ck),
+        ..tiny_sgd_config(&ck, epochs)
+    };
+    let never = |path| Meddler {
+        path,
+        steps: 0,
+        at: 0,
+        after_epoch: 0,
+    };
+    train(&tiny_sgd_config(&ck, 1), &mut never(&ck)).unwrap();
+    let first = std::fs::read(&ck).unwrap();
+    // Alone: resumed, its own checkpoints replace the one it found, then each other.
+    let outcome = train(&resume(3), &mut never(&ck)).unwrap();
+    assert_eq!(outcome.position.epochs_done, 3);
+    assert_eq!(cnnc::train::Checkpoint::load(&ck).unwrap().epoch, 3);
+
+    // Another file in place of the checkpoint the run resumed, before its first write.
+    for (meddler, epochs_done) in [
+        (
+            Meddler {
+                at: 1,
+                ..never(&ck)
+            },
+            2,
+        ),
+        // In place of the run's own checkpoint of epoch 2, before it writes epoch 3's.
+        (
+            Meddler {
+                after_epoch: 2,
+                ..never(&ck)
+            },
+            3,
+        ),
+    ] {
+        std::fs::write(&ck, &first).unwrap();
+        let config = resume(3);
+        let mut meddler = meddler;
+        let e = train(&config, &mut meddler).unwrap_err();
+        let TrainError::CheckpointWrite {
+            error:
+                CheckpointError::Appeared {
+                    kept: Some(kept),
+                    replaced: true,
+                    ..
+                },
+            epochs_done: done,
+            ..
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!(*done, epochs_done);
+        assert_eq!(std::fs::read(&ck).unwrap(), b"another run's");
+        assert_eq!(kept.parent(), ck.parent());
+        assert_eq!(
+            cnnc::train::Checkpoint::load(kept).unwrap().epoch,
+            epochs_done
+        );
+        let message = e.to_string();
+        assert!(
+            message.contains("another process wrote this file while this run trained (it is not the checkpoint this run started from or last wrote)"),
+            "{message}"
+        );
+        assert!(message.contains(&kept.display().to_string()), "{message}");
+        assert!(
+            e.help()
+                .unwrap()
+                .contains("their own --out and --checkpoint"),
+            "{e:?}"
+        );
+        std::fs::remove_file(kept).unwrap();
+    }
+}
+
+/// The trained model is not written over a file that another process wrote at `--out` while
+/// the run trained, where none was when it started or where an earlier model was: that file
+/// stays, the model goes beside it under a name of its own, and the run fails saying so.
+/// The file appears while the run writes its checkpoint into a pipe, which it cannot finish
+/// before the test reads it.
 #[test]
 fn a_trained_model_written_meanwhile_by_another_run_is_kept() {
     use std::io::Read;
     if !data_ready() {
         return;
     }
-    let d = dir("model_appeared");
-    let fifo = d.join("ckpt.pipe");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let out = d.join("m.onnx");
-    let (fifo_arg, out_arg) = (fifo.display().to_string(), out.display().to_string());
-    let mut args = common(&fifo_arg, &out_arg);
-    args.extend(["--epochs", "1"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Opening the pipe waits for the run to open it, after its epoch; the run then waits
-    // for the checkpoint (LeNet's, beyond a pipe's buffer) to be read.
-    let opener = {
-        let fifo = fifo.clone();
-        std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
-    };
-    while !opener.is_finished() {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("cnnc ended before writing its checkpoint ({status}): {err}");
+    for earlier in [false, true] {
+        let d = dir(&format!("model_appeared_{earlier}"));
+        let fifo = d.join("ckpt.pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let out = d.join("m.onnx");
+        let (fifo_arg, out_arg) = (fifo.display().to_string(), out.display().to_string());
+        if earlier {
+            let o = cnnc(&["export", "models/lenet.cnn", "-o", &out_arg]);
+            assert!(o.status.success(), "{}", text(&o));
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut args = common(&fifo_arg, &out_arg);
+        args.extend(["--epochs", "1"]);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Opening the pipe waits for the run to open it, after its epoch; the run then waits
+        // for the checkpoint (LeNet's, beyond a pipe's buffer) to be read.
+        let opener = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::File::open(fifo).unwrap())
+        };
+        while !opener.is_finished() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                panic!("cnnc ended before writing its checkpoint ({status}): {err}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut pipe = opener.join().unwrap();
+        // By a rename, as another run writes it.
+        cnnc::fsutil::write_atomic(&out, b"another run's").unwrap();
+        let mut checkpoint = Vec::new();
+        pipe.read_to_end(&mut checkpoint).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(cnnc::train::Checkpoint::is_checkpoint_bytes(&checkpoint));
+        assert_eq!(std::fs::read(&out).unwrap(), b"another run's");
+        let last = json_lines(&o).pop().unwrap();
+        let error = last["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!(
+                "another process wrote {out_arg} while this run trained ({})",
+                if earlier {
+                    "it is not the file that was there when the run started"
+                } else {
+                    "it did not exist when the run started"
+                }
+            )),
+            "{error}"
+        );
+        let kept: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p != &out && p != &fifo)
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(error.contains(&kept[0].display().to_string()), "{error}");
+        assert!(kept[0].display().to_string().ends_with(".onnx"), "{kept:?}");
+        let _ = read_model(&kept[0]);
+        assert!(
+            last["help"].as_str().unwrap().contains("their own --out"),
+            "{last}"
+        );
     }
-    let mut pipe = opener.join().unwrap();
-    std::fs::write(&out, b"another run's").unwrap();
-    let mut checkpoint = Vec::new();
-    pipe.read_to_end(&mut checkpoint).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(cnnc::train::Checkpoint::is_checkpoint_bytes(&checkpoint));
-    assert_eq!(std::fs::read(&out).unwrap(), b"another run's");
-    let last = json_lines(&o).pop().unwrap();
-    let error = last["error"].as_str().unwrap();
-    assert!(error.contains("another process wrote"), "{error}");
-    let kept: Vec<PathBuf> = std::fs::read_dir(&d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p != &out && p != &fifo)
-        .collect();
-    assert_eq!(kept.len(), 1, "{kept:?}");
-    assert!(error.contains(&kept[0].display().to_string()), "{error}");
-    assert!(kept[0].display().to_string().ends_with(".onnx"), "{kept:?}");
-    let _ = read_model(&kept[0]);
-    assert!(
-        last["help"].as_str().unwrap().contains("their own --out"),
-        "{last}"
-    );
 }
 
 /// A resumed run with nothing left to train reports the test accuracy of the test examples

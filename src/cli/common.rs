@@ -482,6 +482,41 @@ pub fn check_output_path(
     Ok(())
 }
 
+/// Checks, before any work, that an existing file at `path` (through links), which an ONNX
+/// model written there would replace, is one: a model is replaced by a new one, but another
+/// file (notes, a checkpoint, `--out precious.txt`) is refused, as an existing file that is
+/// no checkpoint is at `train`'s checkpoint path. An empty file, a device or a pipe is no
+/// loss; a file that cannot be read is left to the write.
+pub fn check_replaces_only_a_model(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    const WHOLE: u64 = 1 << 16;
+    let resolved = cnnc::fsutil::resolve_output(path);
+    let Ok(meta) = std::fs::metadata(&resolved) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&resolved).and_then(|f| f.take(WHOLE).read_to_end(&mut bytes));
+    if read.is_err() {
+        return Ok(());
+    }
+    let is_model = if meta.len() <= WHOLE {
+        cnnc::runtime::check_model_bytes(&bytes).is_ok()
+    } else {
+        cnnc::runtime::starts_like_model(&bytes)
+    };
+    if is_model {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot write {}: it exists and is not an ONNX model, which writing the model would \
+         destroy; remove it or choose another file name",
+        path.display()
+    ))
+}
+
 /// The absolute path a file name refers to, links resolved (dangling ones too, as the
 /// writer follows them), whether or not the file exists yet (its folder must).
 pub fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {

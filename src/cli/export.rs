@@ -118,7 +118,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
         .files()
         .map(|(_, f)| ("a source of the model (through `use`)", f.path.as_path()))
         .collect();
-    if let Err(e) = check_output_path(&a.output, "model.onnx", &sources) {
+    // After what the path is to this command (a source): what it holds.
+    if let Err(e) = check_output_path(&a.output, "model.onnx", &sources)
+        .and_then(|()| super::common::check_replaces_only_a_model(&a.output))
+    {
         return fail(EXIT_USAGE, e);
     }
     // Warnings are shown too; errors stop the export.

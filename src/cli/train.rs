@@ -17,6 +17,7 @@ use super::common::{
 };
 use super::export::{InitArg, OptimizerArg};
 use super::run::DeviceArg;
+use cnnc::fsutil::Found;
 use cnnc::onnx::proto::StringStringEntryProto;
 use cnnc::onnx::{self, ExportOptions, Init};
 use cnnc::runtime::{Device, SessionOptions};
@@ -99,6 +100,8 @@ pub struct TrainArgs {
 }
 
 struct Report {
+    /// What the run does, said once its state is ready: not for a run a checkpoint refuses.
+    banner: Option<String>,
     format: Format,
     bar: Option<indicatif::ProgressBar>,
     checkpoint: PathBuf,
@@ -115,6 +118,11 @@ fn plural(n: impl Into<u64>, noun: &str) -> String {
 }
 
 impl Observer for Report {
+    fn started(&mut self) {
+        if let Some(banner) = self.banner.take() {
+            note!("{banner}");
+        }
+    }
     fn resumed(&mut self, at: Position) {
         note!("resumed from {} {at}", self.checkpoint.display());
     }
@@ -171,7 +179,9 @@ fn learning_rate(given: Option<f64>, optimizer: OptimizerArg) -> Result<f32, Str
         });
     };
     if !(lr.is_finite() && lr > 0.0) {
-        return Err(format!("--lr {lr}: the learning rate must be positive"));
+        return Err(format!(
+            "--lr {lr}: the learning rate must be a finite positive number"
+        ));
     }
     let single = lr as f32;
     if !single.is_finite() {
@@ -422,9 +432,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // source that does not resolve is reported when the data is loaded.)
     let data_source = cnnc::train::DataSource::resolve(&a.data).ok();
     for (read, unread) in data_source.iter().flat_map(|d| d.shadowed()) {
+        let why = if read.with_extension("") == unread {
+            "the gzipped one is read (delete the one that is out of date)".to_string()
+        } else {
+            format!(
+                "{} is read and {} is not: images are looked for as `…-idx3-ubyte` first \
+                 (move away the one not meant for this run)",
+                read.file_name().unwrap_or_default().to_string_lossy(),
+                unread.file_name().unwrap_or_default().to_string_lossy()
+            )
+        };
         note!(
-            "note: both {} and {} are there; the gzipped one is read (delete the one that is \
-             out of date)",
+            "note: both {} and {} are there; {why}",
             read.display(),
             unread.display()
         );
@@ -490,6 +509,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
             return fail_as(a.format, EXIT_USAGE, e);
         }
     }
+    // After what the path is to this run (an input, a data name): what it holds.
+    if let Err(e) = super::common::check_replaces_only_a_model(&out) {
+        return fail_as(a.format, EXIT_USAGE, e);
+    }
     if !a.resume && !a.restart && checkpoint.is_file() {
         let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
         return report_failure(
@@ -553,14 +576,12 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Some(help),
         );
     }
-    // An output not there at the start is not replaced at the end: a file there by then is
-    // another process's (runs at the same time, given the same paths).
-    let is_new = |p: &Path| {
-        !cnnc::fsutil::is_special(p)
-            && std::fs::symlink_metadata(cnnc::fsutil::resolve_output(p)).is_err()
-    };
-    let out_is_new = is_new(&out);
-    let checkpoint_is_new = !a.resume && is_new(&checkpoint);
+    // Each output replaces only what was there at the start (nothing, or a file: the
+    // checkpoint resumed, the model of an earlier run), and the checkpoint then only the
+    // run's own last one: a file there by then is another process's (runs at the same time,
+    // given the same paths, or resuming the same checkpoint).
+    let out_found = Found::at(&out);
+    let checkpoint_found = Found::at(&checkpoint);
     // A resumed run continues with the learning rate it was started with, unless told
     // otherwise (then it says so: a lower rate to fine-tune is a choice, a forgotten --lr
     // is not).
@@ -683,7 +704,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         device,
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
-        new_checkpoint: checkpoint_is_new,
+        checkpoint_found,
     };
     if switch_sigint_unless_stopped(OnSigint::StopAfterStep) {
         note!("stopped before training started: nothing was written");
@@ -697,7 +718,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
-    note!(
+    let banner = format!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
         onnx::parameter_specs(model)
@@ -720,6 +741,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         plural(a.epochs, "epoch"),
     );
     let mut report = Report {
+        banner: Some(banner),
         format: a.format,
         bar: None,
         checkpoint: checkpoint.clone(),
@@ -796,8 +818,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .as_ref()
         .map(|m| format!(" --model {m}"))
         .unwrap_or_default();
-    // The trained model to `path`; `new`: without replacing a file there.
-    let write_to = |path: &Path, new: bool| {
+    // The trained model to `path`, replacing only what `found` says is there.
+    let write_to = |path: &Path, found: Found| {
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
             p.metadata_props.extend([
                 StringStringEntryProto::new(
@@ -807,22 +829,18 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 ),
                 StringStringEntryProto::new("cnnc_training", training.to_string()),
             ]);
-            if new {
-                onnx::write_new_model(p, path, &options)
-            } else {
-                onnx::write_model(p, path, &options)
-            }
+            onnx::write_model_expecting(p, path, &options, found)
         })
     };
-    let written = write_to(&out, out_is_new);
-    if let Err(onnx::ExportError::Exists { .. }) = written {
-        // Not there when the run started: another run wrote it meanwhile. Its file stays;
-        // this run's model goes beside it, under a name of its own.
+    let written = write_to(&out, out_found);
+    if let Err(onnx::ExportError::Exists { replaced, .. }) = written {
+        // Not what was there when the run started: another run wrote it meanwhile. Its file
+        // stays; this run's model goes beside it, under a name of its own.
         let resolved = cnnc::fsutil::resolve_output(&out);
         let mut kept = None;
         for n in 0..100 {
             let other = cnnc::fsutil::alternative_name(&resolved, n);
-            match write_to(&other, true) {
+            match write_to(&other, Found::Nothing) {
                 Err(onnx::ExportError::Exists { .. }) => continue,
                 Ok(_) => kept = Some(Ok(other)),
                 Err(e) => kept = Some(Err(e)),
@@ -830,9 +848,13 @@ pub fn run(a: TrainArgs) -> ExitCode {
             break;
         }
         let message = format!(
-            "another process wrote {} while this run trained (it did not exist when the run \
-             started); it was left as it is, and {}",
+            "another process wrote {} while this run trained ({}); it was left as it is, and {}",
             out.display(),
+            if replaced {
+                "it is not the file that was there when the run started"
+            } else {
+                "it did not exist when the run started"
+            },
             match &kept {
                 Some(Ok(other)) => format!("this run's model is in {} instead", other.display()),
                 Some(Err(e)) => format!("this run's model could not be written beside it: {e}"),

@@ -80,9 +80,11 @@ pub enum ExportError {
         path: PathBuf,
         message: String,
     },
-    /// [`write_new_model`] found a file at `path`, which it left as it was.
+    /// [`write_model_expecting`] found at `path` another file than the one expected there
+    /// (a file where there was none, when `replaced` is false), which it left as it was.
     Exists {
         path: PathBuf,
+        replaced: bool,
     },
 }
 
@@ -119,11 +121,15 @@ impl fmt::Display for ExportError {
             ExportError::Io { path, message } => {
                 write!(f, "cannot write {}: {message}", path.display())
             }
-            ExportError::Exists { path } => write!(
+            ExportError::Exists { path, replaced } => write!(
                 f,
-                "cannot write {}: a file is there now (it was not when asked to write it); it \
-                 was left as it is",
-                path.display()
+                "cannot write {}: {}; it was left as it is",
+                path.display(),
+                if *replaced {
+                    "another file is there now than when asked to write it"
+                } else {
+                    "a file is there now (it was not when asked to write it)"
+                }
             ),
         }
     }
@@ -307,26 +313,28 @@ pub fn write_model(
     path: &Path,
     options: &ExportOptions,
 ) -> Result<Written, ExportError> {
-    write_model_as(model, path, options, false)
+    write_model_as(model, path, options, fsutil::Found::Any)
 }
 
-/// [`write_model`] of a model that must not replace a file: where a file is at `path` when
-/// it is put in place (another process wrote it meanwhile), that file is left as it is and
-/// the error is [`ExportError::Exists`]. (Its external data file, if any, replaces one
-/// there, as a stale one is.)
-pub fn write_new_model(
+/// [`write_model`] of a model that replaces only what was found at `path` (when the command
+/// started, [`fsutil::Found`]): where another file is there when it is put in place (another
+/// process wrote it meanwhile), that file is left as it is and the error is
+/// [`ExportError::Exists`]. (Its external data file, if any, replaces one there, as a stale
+/// one is.)
+pub fn write_model_expecting(
     model: ModelProto,
     path: &Path,
     options: &ExportOptions,
+    found: fsutil::Found,
 ) -> Result<Written, ExportError> {
-    write_model_as(model, path, options, true)
+    write_model_as(model, path, options, found)
 }
 
 fn write_model_as(
     mut model: ModelProto,
     path: &Path,
     options: &ExportOptions,
-    new: bool,
+    found: fsutil::Found,
 ) -> Result<Written, ExportError> {
     // Through links: the model and its data file go beside the file the link names, as
     // `export_to_file` puts them.
@@ -348,15 +356,13 @@ fn write_model_as(
     let bytes = encode(&model)?;
     let file = fsutil::stage_with(path, |o| std::io::Write::write_all(o, &bytes))
         .map_err(|e| io(path, e))?;
-    staged.push(if new { file.must_be_new() } else { file });
-    fsutil::commit(staged).map_err(|e| {
-        if fsutil::appeared_meanwhile(&e) {
-            ExportError::Exists {
-                path: path.to_path_buf(),
-            }
-        } else {
-            io(path, e)
-        }
+    staged.push(file.expecting(found));
+    fsutil::commit(staged).map_err(|e| match fsutil::appeared_meanwhile(&e) {
+        Some(a) => ExportError::Exists {
+            path: path.to_path_buf(),
+            replaced: a.replaced,
+        },
+        None => io(path, e),
     })?;
     Ok(Written {
         model_bytes: bytes.len() as u64,

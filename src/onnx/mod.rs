@@ -10,7 +10,7 @@ pub mod stream;
 pub mod weights;
 
 pub use lower::{
-    export, export_bytes, externalize, ir_version, lower, write_model, write_new_model,
+    export, export_bytes, externalize, ir_version, lower, write_model, write_model_expecting,
     ExportError, ExportOptions, ParamSlot, Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
 };
 pub use stream::{export_to_file, ParamValues};

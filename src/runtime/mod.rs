@@ -20,7 +20,7 @@ pub use session::{
     format_dims, Dim, ElementType, Input, InputData, Output, OutputData, Session, TensorSpec,
 };
 pub use stateful::{StateTensor, StatefulSession};
-pub use wire::{check_model_bytes, tiny_model};
+pub use wire::{check_model_bytes, starts_like_model, tiny_model};
 
 use std::fmt;
 use std::sync::OnceLock;

@@ -113,6 +113,43 @@ pub fn check_model_bytes(bytes: &[u8]) -> Result<(), RuntimeError> {
     Ok(())
 }
 
+/// Whether `prefix`, the first bytes of a file too long to check whole, begins as an ONNX
+/// ModelProto: `ir_version` (field 1, an integer) first, as every serializer writes a
+/// message's fields in number order, then well-formed fields as far as `prefix` goes (the
+/// last may run past its end). For telling a model about to be replaced from another file.
+pub fn starts_like_model(prefix: &[u8]) -> bool {
+    if prefix.first() != Some(&((MODEL_IR_VERSION << 3) as u8 | VARINT as u8)) {
+        return false;
+    }
+    let mut pos = 0;
+    while pos < prefix.len() {
+        // Cut by the end of `prefix`: well-formed as far as it goes.
+        let Some(key) = read_varint(prefix, &mut pos) else {
+            return pos >= prefix.len();
+        };
+        if key >> 3 == 0 {
+            return false;
+        }
+        match key & 7 {
+            VARINT => {
+                if read_varint(prefix, &mut pos).is_none() {
+                    return pos >= prefix.len();
+                }
+            }
+            FIXED64 => pos += 8,
+            FIXED32 => pos += 4,
+            LEN => {
+                let Some(len) = read_varint(prefix, &mut pos) else {
+                    return pos >= prefix.len();
+                };
+                pos = usize::try_from(len).map_or(usize::MAX, |len| pos.saturating_add(len));
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// Encodes a protobuf message by hand: enough for [`tiny_model`].
 #[derive(Default)]
 struct Msg(Vec<u8>);
@@ -214,6 +251,23 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn a_models_first_bytes_are_told_from_other_files() {
+        let model = tiny_model();
+        for cut in [1, 2, 5, model.len() / 2, model.len()] {
+            assert!(starts_like_model(&model[..cut]), "{cut}");
+        }
+        for other in [
+            &b""[..],
+            b"precious notes\n",
+            b"{\"__metadata__\": {}}",
+            &[0x08, 0x96, 0x01, 0x00][..],
+            &[0x08, 0x01, 0x0b][..],
+        ] {
+            assert!(!starts_like_model(other), "{other:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! every output, it goes through a symbolic link to its target, and into a device or pipe
 //! in place (renaming over `/dev/null` would destroy it).
 
+use crate::fsutil::{FileId, Found};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -81,12 +82,14 @@ pub enum CheckpointError {
         shape: Vec<usize>,
         len: usize,
     },
-    /// [`Checkpoint::save_new`] found a file at `path` (another process wrote it since the
-    /// run started) and left it as it is; the checkpoint was written to `kept` instead, if
-    /// any name beside it was free.
+    /// [`Checkpoint::save_expecting`] found at `path` another file than the one expected
+    /// there (another process wrote it since the run started, or since the run's last
+    /// checkpoint) and left it as it is; the checkpoint was written to `kept` instead, if any
+    /// name beside it was free. `replaced`: a file was expected there (none, otherwise).
     Appeared {
         path: PathBuf,
         kept: Option<PathBuf>,
+        replaced: bool,
     },
     /// The checkpoint belongs to another model, or to another version of its source.
     ModelMismatch {
@@ -163,12 +166,21 @@ impl fmt::Display for CheckpointError {
             CheckpointError::Invalid { path, message } => {
                 write!(f, "{}: invalid checkpoint: {message}", path.display())
             }
-            CheckpointError::Appeared { path, kept } => {
+            CheckpointError::Appeared {
+                path,
+                kept,
+                replaced,
+            } => {
                 write!(
                     f,
-                    "{}: another process wrote this file while this run trained (it did not \
-                     exist when the run started); it was left as it is, and ",
-                    path.display()
+                    "{}: another process wrote this file while this run trained ({}); it was \
+                     left as it is, and ",
+                    path.display(),
+                    if *replaced {
+                        "it is not the checkpoint this run started from or last wrote"
+                    } else {
+                        "it did not exist when the run started"
+                    }
                 )?;
                 match kept {
                     Some(k) => write!(f, "this run's checkpoint is in {} instead", k.display()),
@@ -279,6 +291,35 @@ fn tensors_hash(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
     format!("{:x}", h.finalize())
 }
 
+/// Where putting a checkpoint in place found another file at `path`: keeps the temporary file
+/// `tmp` beside it, under the first name free, and says so ([`CheckpointError::Appeared`]).
+fn keep_beside(
+    mut tmp: tempfile::TempPath,
+    path: &Path,
+    dir: &Path,
+    replaced: bool,
+) -> CheckpointError {
+    let mut kept = None;
+    for n in 0..100 {
+        let other = crate::fsutil::alternative_name(path, n);
+        match tmp.persist_noclobber(&other) {
+            Ok(()) => {
+                kept = Some(other);
+                break;
+            }
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.path,
+            Err(_) => break,
+        }
+    }
+    #[cfg(unix)]
+    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    CheckpointError::Appeared {
+        path: path.to_path_buf(),
+        kept,
+        replaced,
+    }
+}
+
 impl Checkpoint {
     /// The metadata map written into the file.
     fn metadata(&self) -> HashMap<String, String> {
@@ -308,19 +349,17 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` atomically: after a crash the file holds either the old
     /// checkpoint or the new one, and no temporary file is left after a successful save.
     pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        self.write(path, false)
+        self.save_expecting(path, Found::Any).map(drop)
     }
 
-    /// [`Checkpoint::save`] of a checkpoint that must not replace a file: the first of a
-    /// run whose checkpoint did not exist when it started. Where a file is at `path` now
-    /// (another run beside this one wrote it), that file is left as it is, this checkpoint
-    /// goes beside it under another name ([`crate::fsutil::alternative_name`]), and the
-    /// error, [`CheckpointError::Appeared`], says where.
-    pub fn save_new(&self, path: &Path) -> Result<(), CheckpointError> {
-        self.write(path, true)
-    }
-
-    fn write(&self, path: &Path, new: bool) -> Result<(), CheckpointError> {
+    /// [`Checkpoint::save`] of a checkpoint that replaces only what `found` says is at
+    /// `path` (what a run found there when it started, or what its last save returned):
+    /// nothing, or a given file. Where another file is at `path` now (another run beside
+    /// this one wrote it), that file is left as it is, this checkpoint goes beside it under
+    /// another name ([`crate::fsutil::alternative_name`]), and the error,
+    /// [`CheckpointError::Appeared`], says where. Returns what is at `path` after the save:
+    /// the file written, for the next save to replace.
+    pub fn save_expecting(&self, path: &Path, found: Found) -> Result<Found, CheckpointError> {
         for (name, (shape, data)) in &self.tensors {
             if shape.iter().product::<usize>() != data.len() {
                 return Err(CheckpointError::BadTensor {
@@ -351,8 +390,8 @@ impl Checkpoint {
         let resolved = crate::fsutil::resolve_output(path);
         let path = resolved.as_path();
         if crate::fsutil::is_special(path) {
-            return safetensors::serialize_to_file(views, Some(self.metadata()), path)
-                .map_err(ser_err);
+            safetensors::serialize_to_file(views, Some(self.metadata()), path).map_err(ser_err)?;
+            return Ok(Found::Any);
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -369,43 +408,41 @@ impl Checkpoint {
             .into_temp_path();
         let _pending = crate::fsutil::PendingTemp::register(&tmp);
         safetensors::serialize_to_file(views, Some(self.metadata()), &tmp).map_err(ser_err)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io_err)?;
+        // Kept open: what it is once in place is read from it, whatever the path holds by then.
+        let written = std::fs::File::open(&tmp).map_err(io_err)?;
+        written.sync_all().map_err(io_err)?;
         crate::fsutil::give_output_mode(&tmp, path).map_err(io_err)?;
-        if !new {
-            tmp.persist(path).map_err(|e| io_err(e.error))?;
-        } else if let Err(e) = tmp.persist_noclobber(path) {
-            if e.error.kind() != io::ErrorKind::AlreadyExists {
-                return Err(io_err(e.error));
-            }
-            // Kept beside it, under the first name free.
-            let mut tmp = e.path;
-            let mut kept = None;
-            for n in 0..100 {
-                let other = crate::fsutil::alternative_name(path, n);
-                match tmp.persist_noclobber(&other) {
-                    Ok(()) => {
-                        kept = Some(other);
-                        break;
-                    }
-                    Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.path,
-                    Err(_) => break,
+        // Put in place without replacing a file: one there by then is another process's.
+        let noclobber = |tmp: tempfile::TempPath, replaced| {
+            tmp.persist_noclobber(path).map_err(|e| {
+                if e.error.kind() == io::ErrorKind::AlreadyExists {
+                    keep_beside(e.path, path, &dir, replaced)
+                } else {
+                    io_err(e.error)
                 }
-            }
-            #[cfg(unix)]
-            let _ = std::fs::File::open(&dir).and_then(|d| d.sync_all());
-            return Err(CheckpointError::Appeared {
-                path: path.to_path_buf(),
-                kept,
-            });
-        }
+            })
+        };
+        let placed = match found {
+            Found::Any => tmp.persist(path).map_err(|e| io_err(e.error)),
+            Found::Nothing => noclobber(tmp, false),
+            // Compared just before the rename: another process's rename between the two is
+            // the window left.
+            Found::File(_) => match found.still_at(path) {
+                Some(true) => tmp.persist(path).map_err(|e| io_err(e.error)),
+                // Gone, and nothing in its place: this one goes there, replacing nothing.
+                Some(false) => noclobber(tmp, true),
+                None => Err(keep_beside(tmp, path, &dir, true)),
+            },
+        };
+        placed?;
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
         #[cfg(unix)]
         std::fs::File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err)?;
-        Ok(())
+        Ok(written
+            .metadata()
+            .map_or(Found::Any, |m| Found::File(FileId::of(&m))))
     }
 
     /// Reads and validates a checkpoint written by [`Checkpoint::save`].
@@ -463,21 +500,70 @@ impl Checkpoint {
                 .parse()
                 .map_err(|_| format!("metadata `{key}` = `{value}` is not a valid number"))
         }
-        let epoch = parse("epoch", get("epoch")?).map_err(invalid)?;
-        let step = parse("step", get("step")?).map_err(invalid)?;
+        // Every entry is judged as it is read (the metadata is outside the tensors'
+        // checksum): a value cnnc cannot have written is a damaged or edited file, refused
+        // rather than reported or recorded in a trained model.
+        let epoch: u32 = parse("epoch", get("epoch")?).map_err(invalid)?;
+        let step: u64 = parse("step", get("step")?).map_err(invalid)?;
+        if step < u64::from(epoch) {
+            return Err(invalid(format!(
+                "metadata `step` = `{step}` is fewer than its epochs ({epoch}), each of which \
+                 takes at least one step"
+            )));
+        }
         let rng_seed = parse("rng_seed", get("rng_seed")?).map_err(invalid)?;
         let test_acc = match meta.get("test_acc") {
-            Some(v) => Some(parse::<f64>("test_acc", v).map_err(invalid)?),
+            Some(v) => {
+                let acc = parse::<f64>("test_acc", v).map_err(invalid)?;
+                if !(0.0..=1.0).contains(&acc) {
+                    return Err(invalid(format!(
+                        "metadata `test_acc` = `{v}` is not an accuracy (a number from 0 to 1)"
+                    )));
+                }
+                Some(acc)
+            }
             None => None,
         };
         let test_examples = match meta.get("test_examples") {
             Some(v) if test_acc.is_some() => {
-                Some(parse::<u64>("test_examples", v).map_err(invalid)?)
+                let n = parse::<u64>("test_examples", v).map_err(invalid)?;
+                if n == 0 {
+                    return Err(invalid(
+                        "metadata `test_examples` = `0`: an accuracy is measured on at least \
+                         one example"
+                            .to_string(),
+                    ));
+                }
+                Some(n)
             }
             _ => None,
         };
-        let optimizer = serde_json::from_str(get("optimizer")?)
+        for key in ["source_sha256", "model_sha256", "tensors_sha256"] {
+            let required = key == "source_sha256";
+            match meta.get(key) {
+                Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                Some(h) => {
+                    return Err(invalid(format!(
+                        "metadata `{key}` = `{h}` is not a SHA-256 (64 hexadecimal digits)"
+                    )))
+                }
+                None if required => {
+                    return Err(invalid(format!("metadata `{key}` is missing")));
+                }
+                None => {}
+            }
+        }
+        if get("model_name")?.is_empty() {
+            return Err(invalid("metadata `model_name` is empty".to_string()));
+        }
+        let optimizer: serde_json::Value = serde_json::from_str(get("optimizer")?)
             .map_err(|e| invalid(format!("metadata `optimizer` is not JSON: {e}")))?;
+        // Its learning rate is judged by the caller, as `--lr` is (`recorded_lr`).
+        if !optimizer.is_object() {
+            return Err(invalid(format!(
+                "metadata `optimizer` = `{optimizer}` is not a JSON object"
+            )));
+        }
         let st = SafeTensors::deserialize(bytes).map_err(|e| invalid(e.to_string()))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {

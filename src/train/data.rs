@@ -194,6 +194,13 @@ impl fmt::Display for DataError {
             DataError::NoDirectory { dir, .. } if dir.exists() => {
                 write!(f, "{}: not a directory", dir.display())
             }
+            // A link to nothing (or a loop of links): the name to check is the link's target.
+            DataError::NoDirectory { dir, .. } if dir.is_symlink() => write!(
+                f,
+                "{}: {}",
+                dir.display(),
+                crate::fsutil::read_message(dir, &io::Error::from(io::ErrorKind::NotFound))
+            ),
             DataError::NoDirectory { dir, .. } => {
                 write!(f, "{}: no such data set or directory", dir.display())
             }
@@ -230,9 +237,12 @@ impl fmt::Display for DataError {
             ),
             DataError::LabelOutOfRange { path, index, label, classes, largest } => write!(
                 f,
-                "{}: label {label} of example {index} is out of range: the model gives {classes} class scores, so labels go from 0 to {} (the largest label is {largest})",
+                "{}: label {label} of example {index} is out of range: the model gives {} (the largest label is {largest})",
                 path.display(),
-                classes.saturating_sub(1)
+                match classes {
+                    1 => "1 class score, so the only label it takes is 0".to_string(),
+                    n => format!("{n} class scores, so labels go from 0 to {}", n.saturating_sub(1)),
+                }
             ),
             DataError::ShapeMismatch { found, expected } => write!(
                 f,
@@ -408,6 +418,23 @@ pub fn channels_last_help(found: [usize; 3], expected: [usize; 3]) -> Option<Str
     })
 }
 
+/// What a file that is no regular file is, in words: "a folder", "a named pipe (FIFO)".
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// An images file of several channels may be named for its rank: `…-images-idx4-ubyte`.
 fn four_dimensional_name(stem: &str) -> String {
     stem.replace("-idx3-", "-idx4-")
@@ -498,8 +525,11 @@ impl DataSource {
             // There, but no file (a folder, a device, a link to nothing): said as such, not
             // as missing.
             if let Some(there) = candidates.iter().find(|p| p.symlink_metadata().is_ok()) {
-                let source = if there.exists() {
-                    io::Error::other("it is not a regular file (a folder or a device)")
+                let source = if let Ok(m) = there.metadata() {
+                    io::Error::other(format!(
+                        "it is {}; data files must be regular files",
+                        file_kind(&m)
+                    ))
                 } else {
                     io::Error::from(io::ErrorKind::NotFound)
                 };
@@ -543,10 +573,12 @@ impl DataSource {
         names
     }
 
-    /// The files read that are gzipped while the same file uncompressed is there too
-    /// (`gunzip -k`, or new data beside a stale `.gz`): `(read, not read)`.
+    /// The files read beside others that could have been (`(read, not read)`): a gzipped file
+    /// whose uncompressed copy is there too (`gunzip -k`, or new data beside a stale `.gz`),
+    /// and images named for rank 3 (`…-images-idx3-ubyte`, looked for first) beside some
+    /// named for rank 4 (`…-images-idx4-ubyte`, gzipped or not).
     pub fn shadowed(&self) -> Vec<(&Path, PathBuf)> {
-        [
+        let mut out: Vec<(&Path, PathBuf)> = [
             &self.train_images,
             &self.train_labels,
             &self.test_images,
@@ -556,7 +588,25 @@ impl DataSource {
         .filter(|p| p.extension().is_some_and(|e| e == "gz"))
         .map(|p| (p.as_path(), p.with_extension("")))
         .filter(|(_, raw)| raw.is_file())
-        .collect()
+        .collect();
+        for (images, (stem, _)) in [&self.train_images, &self.test_images]
+            .into_iter()
+            .zip(IDX_NAMES)
+        {
+            let named_for_rank_3 = images
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(stem));
+            if !named_for_rank_3 {
+                continue;
+            }
+            let four = four_dimensional_name(stem);
+            for other in [self.dir.join(format!("{four}.gz")), self.dir.join(&four)] {
+                if other.is_file() {
+                    out.push((images.as_path(), other));
+                }
+            }
+        }
+        out
     }
 
     /// Loads and validates both splits; the test images must be the size of the train images.

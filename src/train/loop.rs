@@ -16,6 +16,7 @@ use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::dropout;
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::progress::EpochStats;
+use crate::fsutil::Found;
 use crate::ir::Op;
 use crate::onnx::{Init, Tensor, Weights};
 use crate::runtime::{
@@ -46,11 +47,13 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Continue from `checkpoint`.
     pub resume: bool,
-    /// `checkpoint` did not exist when the run started: its first write does not replace a
-    /// file another process wrote there meanwhile (a run beside this one), but keeps this
-    /// run's checkpoint beside it and fails ([`CheckpointError::Appeared`]). Later writes
-    /// replace the run's own checkpoint.
-    pub new_checkpoint: bool,
+    /// What was at `checkpoint` when the run started ([`Found::at`]): nothing, or the file
+    /// it resumes (or, with `--restart`, replaces). A write replaces only that, then only the
+    /// run's own last checkpoint: a file another process wrote there meanwhile (a run beside
+    /// this one) is left as it is, and this run's checkpoint is kept beside it and the run
+    /// fails ([`CheckpointError::Appeared`]). [`Found::Any`] replaces whatever is there;
+    /// with `resume`, [`Found::Nothing`] stands for the file read when the run starts.
+    pub checkpoint_found: Found,
 }
 
 /// Why training stopped early or could not start.
@@ -363,6 +366,10 @@ fn fit_images(
 
 /// What a run reports as it goes.
 pub trait Observer {
+    /// The run's state is ready (fresh, or from a checkpoint that fits this run): its steps
+    /// follow. Called before [`Observer::resumed`]; a run refused before it (a checkpoint
+    /// that cannot continue) never gets here.
+    fn started(&mut self) {}
     /// The run continues from a checkpoint, at `at`.
     fn resumed(&mut self, _at: Position) {}
     /// An epoch starts with `batches` steps (fewer when resumed mid-epoch).
@@ -654,27 +661,23 @@ impl State {
         self.test_acc.filter(|_| at_epoch_end)
     }
 
-    /// Writes the checkpoint to `path` (atomically); while `*new`, without replacing a file
-    /// there ([`Checkpoint::save_new`]), and once written it is no longer new.
+    /// Writes the checkpoint to `path` (atomically), replacing only what `*found` says is
+    /// there ([`Checkpoint::save_expecting`]), which then becomes the file written.
     fn save(
         &self,
         model: &CheckedModel,
         info: serde_json::Value,
         path: &Path,
-        new: &mut bool,
+        found: &mut Found,
     ) -> Result<(), TrainError> {
-        let checkpoint = self.checkpoint(model, info);
-        let saved = if *new {
-            checkpoint.save_new(path)
-        } else {
-            checkpoint.save(path)
-        };
-        saved.map_err(|error| TrainError::CheckpointWrite {
-            error,
-            epochs_done: self.epoch,
-            steps_done: self.step,
-        })?;
-        *new = false;
+        *found = self
+            .checkpoint(model, info)
+            .save_expecting(path, *found)
+            .map_err(|error| TrainError::CheckpointWrite {
+                error,
+                epochs_done: self.epoch,
+                steps_done: self.step,
+            })?;
         Ok(())
     }
 
@@ -825,6 +828,13 @@ pub fn train(
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
     let mut info = run_info(config, n_train);
     info["train_data_sha256"] = data_fingerprint(&splits.train).into();
+    // What each write may replace: what was there at the start, then the run's own last. A
+    // resumed checkpoint is there: where the caller did not say which file it found, the one
+    // about to be read.
+    let mut found = match (&config.checkpoint, config.resume, config.checkpoint_found) {
+        (Some(path), true, Found::Nothing) => Found::at(path),
+        (_, _, found) => found,
+    };
     let mut state = match (&config.checkpoint, config.resume) {
         (Some(path), true) => State::from_checkpoint(
             path,
@@ -842,8 +852,6 @@ pub fn train(
         }
         _ => State::fresh(model, sessions.carried.clone(), config)?,
     };
-    // The first write of a checkpoint that was not there at the start replaces nothing.
-    let mut new_checkpoint = config.new_checkpoint && !config.resume;
     let steps_per_epoch = plan.batches;
     let position = |state: &State| Position::new(state.epoch, state.step, steps_per_epoch as u64);
     let resumed_from = config.resume.then(|| position(&state));
@@ -858,6 +866,7 @@ pub fn train(
         resumed_from,
         test_acc: state.epoch_end_test_acc(steps_per_epoch),
     };
+    observer.started();
     if let Some(at) = resumed_from {
         observer.resumed(at);
     }
@@ -947,7 +956,7 @@ pub fn train(
                 state.values = stepper.state()?;
                 if let Some(path) = &config.checkpoint {
                     observer.checkpointing();
-                    state.save(model, info.clone(), path, &mut new_checkpoint)?;
+                    state.save(model, info.clone(), path, &mut found)?;
                 }
                 return Ok(outcome(&state, history, true));
             }
@@ -986,7 +995,7 @@ pub fn train(
         };
         if let Some(path) = &config.checkpoint {
             observer.checkpointing();
-            if let Err(e) = state.save(model, info.clone(), path, &mut new_checkpoint) {
+            if let Err(e) = state.save(model, info.clone(), path, &mut found) {
                 // The epoch is trained (and evaluated): its line is said before the error.
                 match test_acc {
                     Some(_) => observer.epoch_end(&stats),
@@ -1029,7 +1038,7 @@ pub fn train(
         state.test_examples = Some(splits.test.n as u64);
         if let (Some(path), Some(_), true) = (&config.checkpoint, state.test_acc, unknown) {
             observer.checkpointing();
-            state.save(model, info.clone(), path, &mut new_checkpoint)?;
+            state.save(model, info.clone(), path, &mut found)?;
         }
     }
     Ok(outcome(&state, history, false))
