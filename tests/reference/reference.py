@@ -223,6 +223,14 @@ class ZeroPad2d(Module):
         return (C, H + self.t + self.b, W + self.l + self.r)
 
 
+class ReflectionPad2d(ZeroPad2d):
+    # The same sizes; an int pads all four sides.
+    def __init__(self, padding):
+        if isinstance(padding, int):
+            padding = (padding,) * 4
+        super().__init__(padding)
+
+
 class Softmax(_Elementwise):
     pass
 
@@ -582,6 +590,35 @@ def tconv_decoder():
         BatchNorm2d(16), ReLU(),
         Conv2d(16, 1, kernel_size=3, padding=1),
         Sigmoid())
+
+
+def cyclegan_resnet_generator():
+    # junyanz/pytorch-CycleGAN-and-pix2pix ResnetGenerator(3, 3, ngf=64, BatchNorm2d,
+    # n_blocks=9): use_bias is False with batch norm, except the last conv's.
+    class ResnetBlock(Module):
+        # x + conv_block(x)
+        def __init__(self, d):
+            self.body = Sequential(
+                ReflectionPad2d(1), Conv2d(d, d, 3, bias=False), BatchNorm2d(d), ReLU(),
+                ReflectionPad2d(1), Conv2d(d, d, 3, bias=False), BatchNorm2d(d))
+
+        def forward(self, x, c):
+            y = self.body.forward(x, c)
+            assert y == x, (x, y)
+            return y
+
+    def block(d):
+        return ResnetBlock(d)
+    layers = [ReflectionPad2d(3), Conv2d(3, 64, 7, bias=False), BatchNorm2d(64), ReLU(),
+              Conv2d(64, 128, 3, stride=2, padding=1, bias=False), BatchNorm2d(128), ReLU(),
+              Conv2d(128, 256, 3, stride=2, padding=1, bias=False), BatchNorm2d(256), ReLU()]
+    layers += [block(256) for _ in range(9)]
+    layers += [ConvTranspose2d(256, 128, 3, stride=2, padding=1, output_padding=1, bias=False),
+               BatchNorm2d(128), ReLU(),
+               ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1, bias=False),
+               BatchNorm2d(64), ReLU(),
+               ReflectionPad2d(3), Conv2d(64, 3, 7), Tanh()]
+    return Sequential(*layers)
 
 
 def hdc():
@@ -1048,6 +1085,7 @@ NETWORKS = {
     "unet": (unet, (1, 572, 572)),
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
+    "cyclegan_resnet_generator": (cyclegan_resnet_generator, (3, 256, 256)),
 }
 
 # Published numbers these must agree with (sanity checks of the reference itself).
@@ -1059,6 +1097,9 @@ PUBLISHED = {
     "resnext50_32x4d": 25_028_904,  # torchvision's resnext50_32x4d
     "unet_bilinear": 17_263_042,    # milesial/Pytorch-UNet's UNet(3, 2, bilinear=True)
     "deeplabv3_resnet50": 39_638_869,  # torchvision's, num_classes=21, aux_loss=False
+    # pytorch-CycleGAN-and-pix2pix's ResnetGenerator(3, 3, 64, BatchNorm2d, n_blocks=9),
+    # counted with torch 2 here
+    "cyclegan_resnet_generator": 11_383_427,
 }
 
 
