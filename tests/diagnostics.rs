@@ -2098,3 +2098,39 @@ fn pad_layer_shapes_and_mistakes() {
     let h = help_for(&m("ZeroPad"), "cnnc::elab::unknown_layer");
     assert!(h.starts_with("zero padding is `pad(p)`"), "{h}");
 }
+
+/// An Inception module whose branch lacks a conv's or a pooling's padding: the branch's
+/// label names the layer and the padding that keeps the size (`[0, 3]` for a 1×7 conv).
+#[test]
+fn a_concat_branch_that_shrinks_names_the_padding_to_keep_its_size() {
+    let src = "model I(input: [16, 28, 28]) {\n\
+               concat {\n\
+               { conv(8, 1) }\n\
+               { conv(8, 1) conv(16, 3) }\n\
+               { conv(4, 1) conv(8, [1, 7], pad=[0, 2]) }\n\
+               { maxpool(3, stride=1) conv(8, 1) }\n\
+               }\n}\n";
+    let c = cnnc::compile_source(Path::new("inc.cnn"), src.into());
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::shape::concat_mismatch")
+        .expect("concat_mismatch");
+    let labels: Vec<&str> = d.labels.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "this branch gives [8, 28, 28]",
+            "this branch gives [16, 26, 26]: its 3×3 conv needs `pad=1`",
+            "this branch gives [8, 28, 26]: its 1×7 conv needs `pad=[0, 3]`",
+            "this branch gives [8, 26, 26]: its 3×3 maxpool needs `pad=1`",
+        ]
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .contains("as an Inception module"),
+        "{d:?}"
+    );
+}

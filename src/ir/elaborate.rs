@@ -10,7 +10,7 @@
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, did_you_mean_text, same_way, Diagnostic, Diagnostics, Label};
-use crate::ir::{ConvTransposeAttrs, Graph, Node, Op, Shape};
+use crate::ir::{ConvTransposeAttrs, Graph, Node, Op, Pads, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, StmtKind};
@@ -1491,6 +1491,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.flush_dilation_run();
         let name = scope.fresh("concat");
         self.warn_bare_branches(c);
+        let branches_first = self.graph.node_count();
         let mut outs = Vec::new();
         for branch in &c.branches {
             // A repeat written as a branch, without braces, is a branch per iteration (ASPP's
@@ -1533,13 +1534,102 @@ impl<'a, 'd> Elab<'a, 'd> {
         let out = self.merge_labelled(Op::Concat, name, span, &outs, &iterations)?;
         if self.diags.0.len() > before {
             let help = self.concat_help(c, &outs, cur_shape.as_ref(), frame);
-            if let (Some(d), Some(help)) = (self.diags.0.last_mut(), help) {
+            let shrinking = self.shrinking_layers(&outs, cur_shape.as_ref(), branches_first);
+            if let Some(d) = self.diags.0.last_mut() {
                 if d.code == "cnnc::shape::concat_mismatch" {
-                    d.help = Some(help);
+                    if let Some(help) = help {
+                        d.help = Some(help);
+                    } else if !shrinking.is_empty() {
+                        // An Inception module's branch whose conv or pooling lacks the
+                        // padding that keeps the size: its label says which, and the pad.
+                        for (branch, fixes) in &shrinking {
+                            if let Some(l) = d.labels.iter_mut().find(|l| l.span == *branch) {
+                                l.text = format!("{}: {}", l.text, fixes.join(", "));
+                            }
+                        }
+                        d.help = Some(
+                            "every branch must keep the spatial size [H, W] (only channels may \
+                             differ): give the layers named in the labels the padding shown, \
+                             `(k − 1)/2` times the dilation, as an Inception module's branches \
+                             do"
+                            .to_string(),
+                        );
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The stride-1 convs and poolings of concat branches (the nodes made since the graph
+    /// had `first`) that make a branch smaller than the concat's input, where another
+    /// branch keeps that size: per branch (its span), each layer with the padding that
+    /// would keep the size (`its 3×3 conv needs pad=1`).
+    fn shrinking_layers(
+        &self,
+        outs: &[(Cur, Span)],
+        input: Option<&Shape>,
+        first: usize,
+    ) -> Vec<(Span, Vec<String>)> {
+        let Some(here) = input.and_then(Shape::spatial) else {
+            return Vec::new();
+        };
+        let sizes: Vec<Option<[u64; 2]>> = outs
+            .iter()
+            .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
+            .collect();
+        if !sizes.contains(&Some(here)) {
+            return Vec::new();
+        }
+        let mut found = Vec::new();
+        for ((cur, branch), size) in outs.iter().zip(&sizes) {
+            if *size == Some(here) {
+                continue;
+            }
+            let mut fixes = Vec::new();
+            // Back along first inputs, within this concat's branches.
+            let mut n = cur.node;
+            while n.index() >= first {
+                let node = &self.graph[n];
+                let (kernel, stride, dilation, pads, what) = match &node.op {
+                    Op::Conv(a) => (a.kernel, a.stride, a.dilation, a.pads, "conv"),
+                    Op::MaxPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "maxpool"),
+                    Op::AvgPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "avgpool"),
+                    _ => ([1, 1], [1, 1], [1, 1], Pads::default(), ""),
+                };
+                let keep = |a: usize| dilation[a] * (kernel[a].max(1) - 1) / 2;
+                let odd = (0..2).all(|a| (dilation[a] * (kernel[a].max(1) - 1)) % 2 == 0);
+                let short = (0..2).any(|a| pads.begin[a] + pads.end[a] < 2 * keep(a));
+                if !what.is_empty() && stride == [1, 1] && odd && short {
+                    let pad = if keep(0) == keep(1) {
+                        keep(0).to_string()
+                    } else {
+                        format!("[{}, {}]", keep(0), keep(1))
+                    };
+                    let k = if kernel[0] == kernel[1] {
+                        format!("{}×{}", kernel[0], kernel[0])
+                    } else {
+                        format!("{}×{}", kernel[0], kernel[1])
+                    };
+                    fixes.push(format!("its {k} {what} needs `pad={pad}`"));
+                }
+                let input = self
+                    .graph
+                    .edges_directed(n, petgraph::Direction::Incoming)
+                    .find(|e| *e.weight() == 0)
+                    .map(|e| petgraph::visit::EdgeRef::source(&e));
+                let Some(input) = input else {
+                    break;
+                };
+                n = input;
+            }
+            if !fixes.is_empty() {
+                // Walked from the branch's end: said in source order.
+                fixes.reverse();
+                found.push((*branch, fixes));
+            }
+        }
+        found
     }
 
     /// The fix for a concat whose branches differ in size, when a skip connection is plain
