@@ -163,6 +163,42 @@ fn gridding_is_warned_exactly_when_the_receptive_field_has_holes() {
             .any(|d| d.code == "cnnc::shape::gridding");
         assert_eq!(warned, holes, "{pool}");
     }
+    // A pad layer before each dilated conv is the padded conv written in two: still a stack.
+    let c = cnnc::compile_source(
+        std::path::Path::new("pad.cnn"),
+        "model M(input: [8, 64, 64]) { repeat 2 { pad(2, reflect=true) conv(8, 3, dilation=2) \
+         relu } }"
+            .into(),
+    );
+    let d: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "cnnc::shape::gridding")
+        .collect();
+    assert_eq!(d.len(), 1, "{:?}", c.diagnostics);
+    assert!(
+        d[0].message.contains("rates [2, 2] share"),
+        "{}",
+        d[0].message
+    );
+    // A pooling in the stack is no rate.
+    let c = cnnc::compile_source(
+        std::path::Path::new("pool.cnn"),
+        "model M(input: [8, 64, 64]) { conv(8, 3, pad=4, dilation=4) relu avgpool(2, stride=1) \
+         conv(8, 3, pad=4, dilation=4) }"
+            .into(),
+    );
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::shape::gridding")
+        .expect("gridding");
+    assert!(
+        d.message
+            .contains("rates [4, 4] (with the stride-1 pooling among them)"),
+        "{}",
+        d.message
+    );
     // ERFNet's non-bottleneck-1D block: one dilated conv per axis on plain ones, in a
     // residual body, whose shortcut fills the holes: quiet. The same stack alone warns.
     let nb1d = |residual: bool| {
@@ -2026,6 +2062,35 @@ fn named_tensors_sizes_are_read_with_a_dot() {
         "cnnc::elab::unknown_tensor",
     );
     assert_eq!(h, "did you mean `skip2` or `skip3`?");
+    // A size read anywhere is a read: an assertion, a condition, a repeat's count, a
+    // residual's condition, an assertion in a repeat (no `name_reused` either).
+    let src = "model Q(input: [3, 32, 32]) {\n\
+    conv(8, 3, pad=1) as e1\n\
+    maxpool(2)                : [8, e1.h / 2, 16]\n\
+}\n\
+model R(input: [3, 32, 32]) {\n\
+    conv(8, 3, pad=1) as e2\n\
+    maxpool(2)\n\
+    if e2.h > 10 { conv(4, 1) }\n\
+}\n\
+model S(input: [3, 32, 32]) {\n\
+    conv(8, 3, pad=1) as e3\n\
+    residual if e3.c == 8 { conv(8, 3, pad=1) }\n\
+}\n\
+model T(input: [3, 32, 32]) {\n\
+    conv(8, 3, pad=1) as e4\n\
+    repeat e4.c / 4 { conv(8, 3, pad=1) }\n\
+}\n\
+model M(input: [2, 32, 32]) {\n\
+    repeat i in 0..3 {\n\
+        conv(4 * (i + 1), 3, pad=1) as s\n\
+        maxpool(2)   : [4 * (i + 1), s.h / 2, s.w / 2]\n\
+    }\n\
+}\n\
+"
+    .to_string();
+    let c = cnnc::compile_source(Path::new("size_reads.cnn"), src);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     // A block reads only the sizes of the tensors it names.
     let h = help_for(
         &format!("block b() {{ conv(input.c, 1) }}\n{}", m("b()")),

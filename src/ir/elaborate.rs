@@ -895,6 +895,23 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Result<Cur, Abort> {
         self.step(stmt.span)?;
         let first_diag = self.diags.0.len();
+        // The sizes the statement's own expressions read (its layer's arguments are read in
+        // `call`): a repeat's count, a condition, its shape assertion.
+        let own: Vec<&ast::Expr> = match &stmt.kind {
+            StmtKind::Repeat(r) => match &r.range {
+                ast::RepeatRange::Count(e) | ast::RepeatRange::Each(e) => vec![e],
+                ast::RepeatRange::Range(a, b) => vec![a, b],
+            },
+            StmtKind::If(i) => vec![&i.cond],
+            StmtKind::Residual(r) => r
+                .cond
+                .iter()
+                .chain(r.shortcut.as_ref().and_then(|s| s.cond.as_ref()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let asserted = stmt.assert.iter().flat_map(|a| a.dims.iter());
+        self.mark_size_reads(own.into_iter().chain(asserted), frame);
         let out = match &stmt.kind {
             StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
             StmtKind::Repeat(r) => {
@@ -2219,6 +2236,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                     if let Some(named) = frame.tensors.get_mut(name) {
                         named.used = true;
                         self.names_read.insert(named.span);
+                        if named
+                            .iteration
+                            .is_some_and(|it| self.iterations.contains(&it))
+                        {
+                            self.read_within_iteration.insert(named.span);
+                        }
                     }
                 }
             });
@@ -3000,6 +3023,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     kernel: c.kernel,
                     dilation: c.dilation,
                     span,
+                    pooling: false,
                 });
                 if c.stride != [1, 1] {
                     self.flush_dilation_run();
@@ -3012,8 +3036,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                     kernel: p.kernel,
                     dilation: [1, 1],
                     span,
+                    pooling: true,
                 });
             }
+            // Padding moves no offset (`pad(2, reflect=true) conv(8, 3, dilation=2)` is the
+            // padded conv written in two).
+            Op::Pad { .. } => {}
             op if op.is_shape_preserving() => {}
             _ => self.flush_dilation_run(),
         }
@@ -3261,12 +3289,18 @@ impl<'a, 'd> Elab<'a, 'd> {
         let spread: Vec<&ChainConv> = run.iter().filter(|c| c.kernel[axis] > 1).collect();
         let rates: Vec<String> = spread
             .iter()
+            .filter(|c| !c.pooling)
             .map(|c| c.dilation[axis].to_string())
             .collect();
+        let pooled = if spread.iter().any(|c| c.pooling) {
+            " (with the stride-1 pooling among them)"
+        } else {
+            ""
+        };
         let g = spread.iter().fold(0, |g, c| gcd(g, c.dilation[axis]));
         let message = if g > 1 {
             format!(
-                "stacked dilated convolutions with rates [{}] share the factor {g}: each output sees only one input pixel in {g} {along} (gridding)",
+                "stacked dilated convolutions with rates [{}]{pooled} share the factor {g}: each output sees only one input pixel in {g} {along} (gridding)",
                 rates.join(", ")
             )
         } else {
@@ -3278,7 +3312,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .collect();
             let more = if holes.missing.len() > 5 { ", …" } else { "" };
             format!(
-                "stacked dilated convolutions with rates [{}] leave holes in their receptive field: {along} it spans {} pixels but never sees offsets {}{more} of them (gridding)",
+                "stacked dilated convolutions with rates [{}]{pooled} leave holes in their receptive field: {along} it spans {} pixels but never sees offsets {}{more} of them (gridding)",
                 rates.join(", "),
                 holes.span,
                 shown.join(", ")
@@ -3302,6 +3336,8 @@ struct ChainConv {
     kernel: [u64; 2],
     dilation: [u64; 2],
     span: Span,
+    /// A stride-1 pooling: it covers its window as a plain conv does, but has no rate.
+    pooling: bool,
 }
 
 /// The receptive field of a stack of convolutions along one axis.
