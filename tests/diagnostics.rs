@@ -2138,8 +2138,18 @@ fn pad_layer_shapes_and_mistakes() {
     );
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let m = |body: &str| format!("model P(input: [3, 8, 8]) {{ {body} }}\n");
-    let h = help_for(&m("pad(same)"), "cnnc::elab::argument_value");
-    assert!(h.starts_with("give the padding in pixels"), "{h}");
+    let c = cnnc::compile_source(Path::new("p.cnn"), m("pad(same)"));
+    assert!(
+        c.diagnostics
+            .iter()
+            .any(|d| d.code == "cnnc::elab::argument_value"
+                && d.message
+                    .contains("(`same` is a conv's or a pooling's padding")),
+        "{:?}",
+        c.diagnostics
+    );
+    let h = help_for(&m("pad(1, mode=1)"), "cnnc::elab::unknown_argument");
+    assert!(h.contains("`reflect=true`"), "{h}");
     let h = help_for(
         &m("pad(1, reflect=true, replicate=true)"),
         "cnnc::elab::argument_value",
@@ -2198,4 +2208,35 @@ fn a_concat_branch_that_shrinks_names_the_padding_to_keep_its_size() {
             .contains("as an Inception module"),
         "{d:?}"
     );
+}
+
+/// Size reads of tensors that are not there say why, as other reads do: named later, a
+/// caller's tensor read in a block, the model's `input` in a block (also cropped), and a
+/// block's parameter that happens to be called `input`.
+#[test]
+fn size_reads_of_missing_tensors_say_why() {
+    let first_error = |src: &str| -> (String, String) {
+        let c = cnnc::compile_source(Path::new("u.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.is_error())
+            .unwrap_or_else(|| panic!("{src}: no error"));
+        (d.message.clone(), d.help.clone().unwrap_or_default())
+    };
+    let (m, _) = first_error(
+        "model A(input: [3, 32, 32]) { repeat 3 { conv(s.c, 3, pad=1) maxpool(2) as s } }",
+    );
+    assert_eq!(m, "`s` is used before the statement that names it");
+    let (m, _) = first_error(
+        "block up() { upsample(size=[e1.h, e1.w]) }\n\
+         model B(input: [3, 32, 32]) { conv(8, 3, pad=1) as e1 maxpool(2) up() concat { {} e1 } }",
+    );
+    assert_eq!(m, "`e1` is a tensor of model `B`, not of block `up`");
+    let (_, h) =
+        first_error("block e() { concat { crop(input) {} } }\nmodel D(input: [3, 32, 32]) { e() }");
+    assert!(h.starts_with("`input` is the model's input"), "{h}");
+    let (_, h) =
+        first_error("block d(input) { conv(input.c, 1) }\nmodel C(input: [3, 32, 32]) { d(4) }");
+    assert!(h.starts_with("`input` is a variable"), "{h}");
 }

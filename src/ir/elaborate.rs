@@ -805,6 +805,25 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         // (Deduplication after a block call may have dropped some since `from`.)
         let from = from.min(self.diags.0.len());
+        // A size read of a tensor named later, or only in a part that did not run, or in
+        // another body (`e1.h` in a block, of its caller's `e1`): said as for any read.
+        for i in from..self.diags.0.len() {
+            let d = &self.diags.0[i];
+            let (Some(span), Some(name)) = (
+                d.primary_span().filter(|s| within.contains(*s)),
+                d.message
+                    .strip_prefix("no tensor is named `")
+                    .and_then(|m| m.strip_suffix('`')),
+            ) else {
+                continue;
+            };
+            if d.code != "cnnc::elab::unknown_tensor" || name == "input" {
+                continue;
+            }
+            if let Some(better) = self.misplaced_name(name, span) {
+                self.diags.0[i] = better;
+            }
+        }
         for d in &mut self.diags.0[from..] {
             if d.code != "cnnc::elab::unknown_variable"
                 || d.primary_span().is_none_or(|s| !within.contains(s))
@@ -2740,6 +2759,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                         .unwrap_or_default()
                 )),
                 Some(text) => d.help(text),
+                None if target.0 == "input" => d.help(
+                    "`input` is the model's input, a named tensor of the model's body only: a \
+                     block reads only the tensors it names, so crop the input where the block \
+                     is called",
+                ),
                 None => match listed_tensors(&names).as_slice() {
                     [] => d.help("name a tensor with `… as NAME` before using it"),
                     listed => d.help(format!("the named tensors here are: {}", listed.join(", "))),

@@ -19,6 +19,8 @@ pub enum Kind {
     PairOrZero,
     /// `p`, `[h, w]`, `[top, bottom, left, right]` (all ≥ 0) or `same`.
     Pad,
+    /// `p`, `[h, w]` or `[top, bottom, left, right]` (all ≥ 0): pixels, not `same`.
+    Pixels,
     Bool,
     /// A number in [0, 1) (a dropout rate: ONNX's Dropout refuses 1).
     Probability,
@@ -179,7 +181,7 @@ pub static LAYERS: &[LayerSpec] = &[
     LayerSpec {
         name: "pad",
         params: &[
-            req("pad", Kind::Pad),
+            req("pad", Kind::Pixels),
             opt("reflect", Kind::Bool),
             opt("replicate", Kind::Bool),
         ],
@@ -354,10 +356,10 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "constantpad2d" => "`pad(p)` pads with zeros; padding with another constant is not \
                             supported"
             .to_string(),
-        "reflectionpad2d" | "reflectpad" | "reflectpad2d" => {
+        "reflectionpad2d" | "reflectionpad" | "reflectpad" | "reflectpad2d" => {
             "reflection padding is `pad(p, reflect=true)`".to_string()
         }
-        "replicationpad2d" | "replicatepad" | "replicatepad2d" => {
+        "replicationpad2d" | "replicationpad" | "replicatepad" | "replicatepad2d" => {
             "replication padding is `pad(p, replicate=true)`".to_string()
         }
         "circularpad2d" => {
@@ -653,25 +655,7 @@ pub fn build(
                     return None;
                 }
             };
-            let pads = match bound.get(spec, "pad") {
-                Some(Value::Same) => {
-                    diags.push(
-                        Diagnostic::error(
-                            "cnnc::elab::argument_value",
-                            "`pad(same)` has no meaning: `same` is the padding a conv or \
-                             pooling needs to keep its size",
-                        )
-                        .label(pad_span().unwrap_or(call.span), "here")
-                        .help(
-                            "give the padding in pixels: `pad(1)`, `pad([h, w])` or \
-                             `pad([top, bottom, left, right])`",
-                        ),
-                    );
-                    return None;
-                }
-                Some(v) => to_pads(v).unwrap_or_default(),
-                None => Pads::default(),
-            };
+            let pads = bound.get(spec, "pad").and_then(to_pads).unwrap_or_default();
             Op::Pad { pads, mode }
         }
         "slice" => Op::Slice {
@@ -782,6 +766,15 @@ fn signature(spec: &LayerSpec) -> String {
 /// mislead (`padding_mode` is not `pad`).
 fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
     Some(match (layer, argument) {
+        ("pad", "mode" | "padding_mode") => {
+            "`pad` takes its mode as a flag: `reflect=true` (PyTorch's `mode='reflect'`), \
+             `replicate=true` (`mode='replicate'`), neither for zeros"
+        }
+        ("pad", "circular") => {
+            "circular padding is not supported: `pad` pads with zeros, \
+                                 `reflect=true` or `replicate=true`"
+        }
+        ("pad", "value") => "`pad` pads with zeros; another constant is not supported",
         ("conv" | "convT", "padding_mode") => {
             "a conv's `pad` is zeros (PyTorch's default `padding_mode='zeros'`); for \
              `padding_mode='reflect'` or `'replicate'`, pad before the conv, `pad(1, \
@@ -1232,6 +1225,18 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
             Some(p) if p[0] <= u32::MAX as u64 && p[1] <= u32::MAX as u64 => Ok(()),
             _ if integers(v, &[2]) => Err((VALUE, "an integer or a pair [h, w] of them ≥ 0")),
             _ => Err((TYPE, "an integer or a pair [h, w] (≥ 0)")),
+        },
+        Kind::Pixels => match to_pads(v) {
+            Some(p) if p.onnx().iter().all(|&x| x <= u32::MAX as u64) => Ok(()),
+            _ if integers(v, &[2, 4]) || matches!(v, Value::Same) => Err((
+                VALUE,
+                "an integer, [h, w] or [top, bottom, left, right] of pixels, each ≥ 0 (`same` \
+                 is a conv's or a pooling's padding that keeps the size)",
+            )),
+            _ => Err((
+                TYPE,
+                "an integer, [h, w] or [top, bottom, left, right] (≥ 0)",
+            )),
         },
         Kind::Pad => match v {
             Value::Same => Ok(()),

@@ -263,9 +263,9 @@ fn tensor_query(name: &str, q: &str, e: &Expr, env: &Env) -> Result<Value, EvalE
             let mut named: Vec<&str> = env.tensors.keys().map(String::as_str).collect();
             named.sort_unstable();
             let help = match crate::diag::did_you_mean_text(name, named.iter().copied()) {
-                _ if name == "input" => "`input` is the model's input, a named tensor of the \
-                    model's body only: a block takes no tensors, so read its size where the \
-                    block is called and pass it as a number"
+                _ if env.get(name).is_none() && name == "input" => "`input` is the model's \
+                    input, a named tensor of the model's body only: a block takes no tensors, \
+                    so read its size where the block is called and pass it as a number"
                     .to_string(),
                 _ if env.get(name).is_some() => format!(
                     "`{name}` is a variable (a block's parameter or a repeat's), not a tensor: \

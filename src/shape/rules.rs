@@ -743,11 +743,16 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 for (a, axis) in ["height", "width"].into_iter().enumerate() {
                     let most = pads.begin[a].max(pads.end[a]);
                     if most >= hw[a] {
+                        let (pixels, side) = if a == 0 {
+                            ("rows", "taller")
+                        } else {
+                            ("columns", "wider")
+                        };
                         return Err(err(
                             "cnnc::shape::pad_too_large",
                             format!(
-                                "reflection padding of {most} along the {axis} needs more than \
-                                 {most} rows to mirror, but the input is {}×{}",
+                                "reflection padding of {most} along the {axis} needs an input \
+                                 {side} than {most} {pixels}, but the input is {}×{}",
                                 hw[0], hw[1]
                             ),
                         )

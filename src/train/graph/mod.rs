@@ -566,10 +566,16 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
             } if gathers(to) => (oh.saturating_mul(h))
                 .saturating_add(ow.saturating_mul(w))
                 .saturating_mul(2),
-            // A reflecting or replicating pad's 0/1 maps, in the backward.
-            Op::Pad { mode, .. } if *mode != crate::ir::PadMode::Zeros => (oh.saturating_mul(h))
-                .saturating_add(ow.saturating_mul(w))
-                .saturating_mul(2),
+            // A reflecting or replicating pad's 0/1 maps, in the backward (none for a pad of
+            // the model's input, whose gradient is not needed).
+            Op::Pad { mode, .. }
+                if *mode != crate::ir::PadMode::Zeros
+                    && model.graph.inputs(ix).first() != Some(&model.graph.input) =>
+            {
+                (oh.saturating_mul(h))
+                    .saturating_add(ow.saturating_mul(w))
+                    .saturating_mul(2)
+            }
             // The backward's kernel of ones; the rescale and inverse divisors.
             Op::AvgPool(p) => c
                 .saturating_mul(p.kernel[0])
@@ -581,9 +587,10 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
     }
     if bytes > crate::onnx::lower::PROTOBUF_LIMIT {
         return Err(err(format!(
-            "the training graph's constants (adaptive pooling's and upsampling's matrices, \
-             average pooling's kernels of ones) need {}, over the 2 GiB that a graph \
-             ONNX Runtime loads can hold; pool or upsample smaller images to train this model",
+            "the training graph's constants (adaptive pooling's, upsampling's and reflecting \
+             or replicating padding's matrices, average pooling's kernels of ones) need {}, \
+             over the 2 GiB that a graph ONNX Runtime loads can hold; pool, upsample or pad \
+             smaller images to train this model",
             crate::shape::summary::bytes(bytes)
         )));
     }
