@@ -763,6 +763,28 @@ fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
     assert!(r.stderr.contains("[E:onnxruntime"), "{}", r.stderr);
 }
 
+/// `export -o` replaces a model another tool wrote, over 64 KiB (judged by its first bytes)
+/// or one whose weights are external data, as it replaces its own.
+#[test]
+fn export_replaces_models_other_tools_wrote() {
+    let Some(dir) = fixtures() else { return };
+    let src = dir.join("tiny.cnn");
+    std::fs::write(&src, "model T(input: [1, 3, 3]) { conv(2, 1) }\n").unwrap();
+    for model in ["big.onnx", "ext/classifier_ext.onnx"] {
+        let target = dir.join(format!("replaced_{}", model.replace('/', "_")));
+        std::fs::copy(dir.join(model), &target).unwrap();
+        assert!(
+            model != "big.onnx" || std::fs::metadata(&target).unwrap().len() > 1 << 16,
+            "the fixture is meant to be over 64 KiB"
+        );
+        let r = cnnc(dir, &["export", "tiny.cnn", "-o", target.to_str().unwrap()]);
+        assert_eq!(r.code, Some(0), "{model}: {}", r.stderr);
+        assert!(r.stderr.contains("wrote"), "{model}: {}", r.stderr);
+        let bytes = std::fs::read(&target).unwrap();
+        assert!(cnnc::runtime::check_model_bytes(&bytes).is_ok(), "{model}");
+    }
+}
+
 /// `-` is standard input as a model, for `run` and `bench` as for `check`; as an output it
 /// is refused before any work, rather than made a file named `-`.
 #[test]

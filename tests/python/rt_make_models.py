@@ -90,6 +90,21 @@ def reshape_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def big_model(path):
+    # Over 64 KiB, written by onnx.helper (not cnnc), its initializer first as torch.onnx
+    # writes them: a model `export -o` may replace, judged by its first bytes.
+    w = helper.make_tensor("w", TensorProto.FLOAT, [40000], np.ones(40000, dtype=np.float32))
+    node = helper.make_node("Mul", ["x", "w"], ["y"], name="mul")
+    graph = helper.make_graph(
+        [node],
+        "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 40000])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 40000])],
+        [w],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET, producer_name="pytorch"), path)
+
+
 def cyclic_model(path):
     # Not a valid model: two nodes feed each other. Saved without the checker.
     nodes = [
@@ -184,6 +199,7 @@ def main(out):
     step_model(os.path.join(out, "step.onnx"))
     reshape_model(os.path.join(out, "reshape.onnx"))
     cyclic_model(os.path.join(out, "cycle.onnx"))
+    big_model(os.path.join(out, "big.onnx"))
     external_data_model(out)
     int_output_model(os.path.join(out, "int_out.onnx"))
     infinite_output_model(os.path.join(out, "infinite.onnx"))
