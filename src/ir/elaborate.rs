@@ -2253,17 +2253,22 @@ impl<'a, 'd> Elab<'a, 'd> {
             ast::walk_expr(e, &mut |x| {
                 if let ast::ExprKind::TensorQuery(name, _) = &x.kind {
                     if let Some(named) = frame.tensors.get_mut(name) {
-                        named.used = true;
-                        self.names_read.insert(named.span);
-                        if named
-                            .iteration
-                            .is_some_and(|it| self.iterations.contains(&it))
-                        {
-                            self.read_within_iteration.insert(named.span);
-                        }
+                        self.note_read(named);
                     }
                 }
             });
+        }
+    }
+
+    /// Records that the tensor `named` was read (for `unused_name` and `name_reused`).
+    fn note_read(&mut self, named: &mut Named) {
+        named.used = true;
+        self.names_read.insert(named.span);
+        if named
+            .iteration
+            .is_some_and(|it| self.iterations.contains(&it))
+        {
+            self.read_within_iteration.insert(named.span);
         }
     }
 
@@ -2289,14 +2294,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             return out;
         }
         if let Some(named) = frame.tensors.get_mut(name) {
-            named.used = true;
-            self.names_read.insert(named.span);
-            if named
-                .iteration
-                .is_some_and(|it| self.iterations.contains(&it))
-            {
-                self.read_within_iteration.insert(named.span);
-            }
+            self.note_read(named);
             let tensor = &named.cur;
             if call.parens {
                 self.diags.push(
