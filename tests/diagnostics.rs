@@ -1640,11 +1640,12 @@ fn carriage_returns_alone_end_lines() {
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
     let cases: [(&str, &str, &[&str]); 9] = [
-        // In a block no model calls too.
+        // In a block no model calls too (a parameter there may be a tensor).
         (
-            "block f(x) { conv(8, 1) concat { {} x } }\nmodel M(input: [3, 8, 8]) { relu }",
+            "block f() { repeat i in 0..2 { conv(8, 1) concat { {} i } } }\n\
+             model M(input: [3, 8, 8]) { relu }",
             "cnnc::elab::unknown_layer",
-            &["`x` is a parameter of the block, a value"],
+            &["`i` is a repeat's variable, a value"],
         ),
         (
             "model M(input: [3, 8, 8]) { conv(8, 1) as a if a > 2 { relu } flatten linear(2) }",
@@ -1660,10 +1661,7 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
         (
             "block f(x) { conv(x, 1) }\nmodel M(input: [3, 8, 8]) { conv(8, 1) as skip f(skip) }",
             "cnnc::elab::unknown_variable",
-            &[
-                "`skip` is a tensor, not a number",
-                "write the concat where the block is called",
-            ],
+            &["`x` is a tensor, not a number", "its sizes are: `x.c`"],
         ),
         (
             "model M(input: [3, 8, 8]) { conv(8, 1) as a conv(a, 1) }",
@@ -1675,7 +1673,7 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
             "cnnc::elab::unknown_layer",
             &[
                 "`x` is a parameter of block `f`, here the integer 3",
-                "`f(…) concat { {} t }`",
+                "pass that name (`f(…, e1)`)",
             ],
         ),
         (
@@ -2096,7 +2094,7 @@ model M(input: [2, 32, 32]) {\n\
         &format!("block b() {{ conv(input.c, 1) }}\n{}", m("b()")),
         "cnnc::elab::unknown_tensor",
     );
-    assert!(h.contains("pass it as a number"), "{h}");
+    assert!(h.contains("pass it to the block as an argument"), "{h}");
 }
 
 /// Helps from a PyTorch user's review: `flatten(1)` is cnnc's `flatten`, a constant `scale`
@@ -2239,4 +2237,128 @@ fn size_reads_of_missing_tensors_say_why() {
     let (_, h) =
         first_error("block d(input) { conv(input.c, 1) }\nmodel C(input: [3, 32, 32]) { d(4) }");
     assert!(h.starts_with("`input` is a variable"), "{h}");
+}
+
+/// The graph without its names: each node's op, its inputs by position in creation order,
+/// and its shape. Two texts that build the same network give the same lines.
+fn structure(m: &cnnc::ir::Graph) -> Vec<String> {
+    let order = m.topo_order();
+    let position = |n| order.iter().position(|&o| o == n).unwrap();
+    order
+        .iter()
+        .map(|&n| {
+            let inputs: Vec<usize> = m.inputs(n).into_iter().map(position).collect();
+            let node = m.node(n);
+            format!(
+                "{} <- {inputs:?} : {:?}",
+                cnnc::ir::print::op_text(&node.op),
+                node.shape
+            )
+        })
+        .collect()
+}
+
+/// A tensor is passed to a block by its name (`up(256, x4)`), and the block reads it by the
+/// parameter's name wherever a named tensor is read: in a concat, a crop, a shortcut, for
+/// its sizes (also in a later parameter's default), and on through another block. The
+/// network is the one written out by hand.
+#[test]
+fn tensors_are_passed_to_blocks_by_name() {
+    let with_blocks = "\
+block pair(c) { conv(c, 3, pad=1) relu }
+block up(c, skip) { upsample(2) concat { crop(skip) {} } pair(c) }
+block fuse(skip, c=skip.c) { conv(c, 1) upsample(size=[skip.h, skip.w]) residual { pair(c) } shortcut { skip } }
+block through(c, t) { up(c, t) }
+model M(input: [3, 32, 32]) {
+    pair(8) as e1
+    maxpool(2) pair(16) as e2
+    maxpool(2) pair(32)
+    through(16, e2)
+    up(skip=e1, c=8)
+    fuse(input)
+}
+";
+    let by_hand = "\
+model M(input: [3, 32, 32]) {
+    conv(8, 3, pad=1) relu as e1
+    maxpool(2) conv(16, 3, pad=1) relu as e2
+    maxpool(2) conv(32, 3, pad=1) relu
+    upsample(2) concat { crop(e2) {} } conv(16, 3, pad=1) relu
+    upsample(2) concat { crop(e1) {} } conv(8, 3, pad=1) relu
+    conv(3, 1) upsample(size=[32, 32]) residual { conv(3, 3, pad=1) relu } shortcut { input }
+}
+";
+    let compile = |src: &str| {
+        let c = cnnc::compile_source(Path::new("t.cnn"), src.to_string());
+        assert!(c.diagnostics.is_empty(), "{src}{:?}", c.diagnostics);
+        c
+    };
+    let (a, b) = (compile(with_blocks), compile(by_hand));
+    assert_eq!(structure(&a.models[0].graph), structure(&b.models[0].graph));
+    assert_eq!(a.models[0].output_shape().0, vec![3, 32, 32]);
+    // The block's layers are named in its scope; the tensor passed is the caller's node.
+    let g = &a.models[0].graph;
+    let concat = g
+        .topo_order()
+        .into_iter()
+        .find(|&n| g.node(n).name == "through1.up1.concat1")
+        .expect("the concat of the nested call");
+    let crop = g.inputs(concat)[0];
+    assert_eq!(g.node(g.inputs(crop)[0]).name, "pair2.relu1");
+}
+
+/// What goes wrong passing tensors is said at the call: a tensor the block never reads (a
+/// skip connection lost, unless the parameter starts with `_`), a name that is neither a
+/// variable nor a tensor, one named later, a number where the block reads a tensor, and a
+/// tensor where it computes with a number.
+#[test]
+fn tensor_arguments_are_checked_at_the_call() {
+    let blocks = "block up(c, skip) { upsample(2) conv(c, 3, pad=1) }\n\
+                  block keep(c, _skip) { conv(c, 1) }\n\
+                  block cat(skip) { concat { skip {} } }\n\
+                  block width(c) { conv(c, 1) }\n";
+    let check = |body: &str| {
+        let src = format!("{blocks}model M(input: [3, 16, 16]) {{ conv(8, 1) as enc1 {body} }}");
+        cnnc::compile_source(Path::new("t.cnn"), src).diagnostics
+    };
+    let d = check("up(8, enc1)");
+    let w: Vec<_> = d
+        .iter()
+        .filter(|d| d.code == "cnnc::elab::unused_name")
+        .collect();
+    assert_eq!(w.len(), 1, "{d:?}");
+    assert_eq!(
+        w[0].message,
+        "block `up` never reads the tensor passed as `skip`"
+    );
+    assert_eq!(d.error_count(), 0, "{d:?}");
+    // The caller's `enc1` was read (passed), so it is not an unused name of the model.
+    assert!(check("keep(8, enc1)").is_empty());
+    let first_error = |body: &str| {
+        let d = check(body);
+        let e = d.iter().find(|d| d.is_error()).cloned();
+        e.unwrap_or_else(|| panic!("{body}: no error in {d:?}"))
+    };
+    let e = first_error("cat(enc2)");
+    assert_eq!(e.message, "no tensor or variable is named `enc2`");
+    assert_eq!(e.help.as_deref(), Some("did you mean `enc1`?"));
+    let e = first_error("cat(later) conv(8, 1) as later");
+    assert_eq!(
+        e.message,
+        "`later` is used before the statement that names it"
+    );
+    let e = first_error("cat(3)");
+    assert!(e
+        .message
+        .starts_with("`skip` is a parameter of block `cat`, here the integer 3"));
+    assert!(e.help.unwrap().contains("pass that name (`cat(…, e1)`)"));
+    let e = first_error("width(enc1)");
+    assert_eq!(e.message, "`c` is a tensor, not a number");
+    assert!(e.help.unwrap().contains("`c.c`"));
+    // An error in the body is not also a tensor never read.
+    let d = check("up(enc1, enc1)");
+    assert!(
+        d.iter().all(|d| d.code != "cnnc::elab::unused_name"),
+        "{d:?}"
+    );
 }

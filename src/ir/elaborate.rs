@@ -401,6 +401,13 @@ struct Named {
     iteration: Option<u64>,
 }
 
+/// A block's argument: a value, or a tensor of the caller's (with the argument's place).
+#[derive(Clone)]
+enum Argument {
+    Value(Value),
+    Tensor(Cur, Span),
+}
+
 /// Raised when elaboration must stop for the whole model (a budget exceeded).
 struct Abort;
 
@@ -845,9 +852,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
                 d.help = Some(format!(
                     "a named tensor is read as a statement of its own (`{name}`), as a concat \
-                     branch (`concat {{ {{}} {name} }}`) or in `crop({name})`; it is no value to \
-                     compute with or to pass to a block: write the concat where the block is \
-                     called, or name the tensor inside the block"
+                     branch (`concat {{ {{}} {name} }}`), in `crop({name})` or passed alone to a \
+                     block (`b(…, {name})`); it is no value to compute with, but its sizes are: \
+                     `{name}.c`, `{name}.h`, `{name}.w`"
                 ));
             } else if let Some(var) = loop_variable(here, &name) {
                 d.help = Some(format!(
@@ -2318,8 +2325,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         if self.named_in_skipped_iterations(name) {
             return Ok(unknown(cur));
         }
-        // `block up(c, skip) { concat { skip {} } }`: a parameter is a number (or a list, a
-        // flag), never a tensor; tensors are not passed to blocks.
+        // `block up(c, skip) { concat { skip {} } }` called with a number for `skip`.
         if let Some(value) = frame.env.get(name) {
             let block = self.call_stack.last().map(|(b, _)| *b);
             let param = block
@@ -2329,9 +2335,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 Some(b) if param => (
                     format!("a parameter of block `{b}`"),
                     format!(
-                        "a block takes numbers, lists and flags, not tensors: to join a tensor \
-                         of the caller, write the concat where the block is called (`{b}(…) \
-                         concat {{ {{}} t }}`), or name the tensor inside the block"
+                        "a parameter is a tensor when the call passes a tensor's name: name \
+                         the tensor with `as` where the block is called and pass that name \
+                         (`{b}(…, e1)`)"
                     ),
                 ),
                 _ => (
@@ -2553,13 +2559,23 @@ impl<'a, 'd> Elab<'a, 'd> {
             Some(block) => format!("block `{block}`"),
             None => format!("model `{}`", self.model.name.name),
         };
+        let help = match current {
+            // The caller's tensor (or another's the caller may have): passed in by name.
+            Some(block) => format!(
+                "a name is local to the block or model whose body makes it; to read a \
+                 tensor of the caller here, give block `{block}` a parameter for it and pass \
+                 the tensor by name where the block is called (`{block}(…, {name})`)"
+            ),
+            None => format!(
+                "a name is local to the block or model whose body makes it, and a block gives \
+                 back only its last tensor; to join that tensor, write the concat or residual \
+                 inside {owner}"
+            ),
+        };
         Some(
             error(format!("`{name}` is a tensor of {owner}, not of {inside}"))
                 .label(named, format!("named here, in {owner}"))
-                .help(format!(
-                    "a name is local to the block or model whose body makes it; to join that \
-                     tensor, write the concat or residual inside {owner}"
-                )),
+                .help(help),
         )
     }
 
@@ -2747,8 +2763,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
                 _ if frame.env.get(target.0).is_some() => d.help(format!(
                     "`{0}` is a variable (a block's parameter or a repeat's), here {1}, not a \
-                     tensor: a block takes no tensors, so crop where the block is called, or \
-                     name the tensor inside the block",
+                     tensor: a block's parameter is a tensor when the call passes a tensor's \
+                     name (`b(…, e1)`)",
                     target.0,
                     frame
                         .env
@@ -2759,8 +2775,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 Some(text) => d.help(text),
                 None if target.0 == "input" => d.help(
                     "`input` is the model's input, a named tensor of the model's body only: a \
-                     block reads only the tensors it names, so crop the input where the block \
-                     is called",
+                     block reads the tensors it names and those passed to it, so pass the \
+                     input to the block (`b(…, input)`) or crop it where the block is called",
                 ),
                 None => match listed_tensors(&names).as_slice() {
                     [] => d.help("name a tensor with `… as NAME` before using it"),
@@ -2908,7 +2924,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         // Bind arguments: positional first, then named; defaults see earlier parameters.
         let mut env = Env::new();
         let mut ok = true;
-        let mut bound: Vec<Option<Value>> = vec![None; block.params.len()];
+        let mut bound: Vec<Option<Argument>> = vec![None; block.params.len()];
         let mut positional = 0;
         for arg in &call.args {
             let slot = match &arg.name {
@@ -2921,8 +2937,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 Diagnostic::error(
                                     "cnnc::elab::argument_count",
                                     format!(
-                                        "block `{name}` takes {} arguments, got {given}",
-                                        block.params.len()
+                                        "block `{name}` takes {} argument{}, got {given}",
+                                        block.params.len(),
+                                        if block.params.len() == 1 { "" } else { "s" }
                                     ),
                                 )
                                 .label(arg.span, "first extra argument")
@@ -2944,7 +2961,26 @@ impl<'a, 'd> Elab<'a, 'd> {
                     }
                 },
             };
-            match eval(&arg.value, &frame.env, cur.shape.as_ref()) {
+            // `up(256, e4)`: a name of the caller's tensors (and no variable) passes the
+            // tensor, which the block reads by the parameter's name.
+            let given = match &arg.value.kind {
+                ast::ExprKind::Var(n) if frame.env.get(n).is_none() => frame.tensors.get_mut(n),
+                _ => None,
+            };
+            let given = match given {
+                Some(named) => {
+                    self.note_read(named);
+                    Ok(Argument::Tensor(named.cur.clone(), arg.span))
+                }
+                None => match eval(&arg.value, &frame.env, cur.shape.as_ref()) {
+                    Err(EvalError::Diag(_)) if self.unknown_name_argument(&arg.value, frame) => {
+                        ok = false;
+                        continue;
+                    }
+                    evaluated => evaluated.map(Argument::Value),
+                },
+            };
+            match given {
                 Ok(_) if bound[slot].is_some() => {
                     self.diags.push(
                         Diagnostic::error(
@@ -2967,13 +3003,31 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         let mut missing: Vec<&ast::Param> = Vec::new();
+        let mut tensors = HashMap::new();
+        let mut tensor_arguments = Vec::new();
         for (i, p) in block.params.iter().enumerate() {
             // `block s(c, c)`, reported at the definition: the second `c` is that one.
             if block.params[..i].iter().any(|q| q.name.name == p.name.name) {
                 continue;
             }
             let v = match bound[i].take() {
-                Some(v) => v,
+                Some(Argument::Value(v)) => v,
+                Some(Argument::Tensor(t, given)) => {
+                    // Its sizes are read as a named tensor's (`skip.h`), also by the
+                    // defaults of later parameters.
+                    env.set_tensor(&p.name.name, t.shape.clone());
+                    tensors.insert(
+                        p.name.name.clone(),
+                        Named {
+                            cur: t,
+                            span: p.name.span,
+                            used: false,
+                            iteration: None,
+                        },
+                    );
+                    tensor_arguments.push((p, given));
+                    continue;
+                }
                 None => match &p.default {
                     Some(d) => match eval(d, &env, cur.shape.as_ref()) {
                         Ok(v) => v,
@@ -3016,13 +3070,14 @@ impl<'a, 'd> Elab<'a, 'd> {
         // without the call: a mistake inside a block is reported once, at its first call.
         self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
-        let mut inner = Frame {
-            env,
-            tensors: HashMap::new(),
-        };
+        let mut inner = Frame { env, tensors };
         let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
         let before = self.diags.0.len();
         let out = self.body(&block.body, cur, &mut inner, &mut sub);
+        // An error in the body may be where the tensor was to be read.
+        if !self.diags.0[before..].iter().any(Diagnostic::is_error) {
+            self.warn_unread_tensor_arguments(name, &tensor_arguments, &inner);
+        }
         self.call_stack.pop();
         self.dedupe_diagnostics(Some((name, call.span)));
         // Point every error and warning from inside the block at the call that expanded it
@@ -3033,6 +3088,89 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         out
+    }
+
+    /// `up(256, x9)`, where `x9` is neither a variable nor a tensor: reported as a name that
+    /// could be either (a tensor is the likelier meaning of a bare name). Returns whether it
+    /// was, leaving literals (`True`, a layer's name, …) to the variable's error.
+    fn unknown_name_argument(&mut self, value: &ast::Expr, frame: &Frame) -> bool {
+        let ast::ExprKind::Var(name) = &value.kind else {
+            return false;
+        };
+        if layers::lookup(name).is_some()
+            || matches!(name.as_str(), "True" | "False" | "None" | "valid")
+        {
+            return false;
+        }
+        if let Some(d) = self.misplaced_name(name, value.span) {
+            self.diags.push(d);
+            return true;
+        }
+        let tensors: Vec<&str> = frame.tensors.keys().map(String::as_str).collect();
+        let mut variables: Vec<&str> = frame.env.variable_names().collect();
+        variables.sort_unstable();
+        let near = tensors.iter().chain(&variables).copied();
+        let help = match did_you_mean_text(name, near) {
+            Some(text) => text,
+            None => {
+                let listed = listed_tensors(&tensors);
+                let mut parts = Vec::new();
+                if !listed.is_empty() {
+                    parts.push(format!("the named tensors here are: {}", listed.join(", ")));
+                }
+                if !variables.is_empty() {
+                    parts.push(format!("the variables: {}", variables.join(", ")));
+                }
+                if parts.is_empty() {
+                    "name a tensor with `… as NAME` before passing it to a block".to_string()
+                } else {
+                    parts.join("; ")
+                }
+            }
+        };
+        self.diags.push(
+            Diagnostic::error(
+                "cnnc::elab::unknown_tensor",
+                format!("no tensor or variable is named `{name}`"),
+            )
+            .label(value.span, "unknown name")
+            .help(help),
+        );
+        true
+    }
+
+    /// A tensor passed to a block that its body never read (in this call): a skip
+    /// connection lost on the way in, as an unread `as` name is one never made.
+    fn warn_unread_tensor_arguments(
+        &mut self,
+        block: &str,
+        arguments: &[(&ast::Param, Span)],
+        inner: &Frame,
+    ) {
+        for (p, given) in arguments {
+            let param = p.name.name.as_str();
+            let unread = inner
+                .tensors
+                .get(param)
+                .is_some_and(|n| n.span == p.name.span && !n.used);
+            if !unread || param.starts_with('_') {
+                continue;
+            }
+            self.diags.push(
+                Diagnostic::warning(
+                    "cnnc::elab::unused_name",
+                    format!("block `{block}` never reads the tensor passed as `{param}`"),
+                )
+                .label(*given, "this tensor is passed")
+                .label(p.name.span, "never read in the block's body")
+                .help(format!(
+                    "the block reads it as a concat branch (`concat {{ {{}} {param} }}`), in a \
+                     shortcut (`shortcut {{ {param} }}`), in `crop({param})`, for its sizes \
+                     (`{param}.h`) or as a layer of its own; if no tensor is meant, pass the \
+                     block a number, or name the parameter `_{param}`"
+                )),
+            );
+        }
     }
 
     /// Gridding check: a run of stacked dilated convs whose rates share a factor > 1.

@@ -2,8 +2,9 @@
 //! `if` no call takes, the body of a `repeat 0`. Elaboration checks what it expands, with
 //! the values; this checks what holds whatever the values are, as a compiler checks dead
 //! code: every call names a layer, a block or a tensor named in its own body (or a block's
-//! parameter, which elaboration judges where it is expanded), and every named argument is
-//! one the layer or block has. A mistake elaboration already reported is not reported again.
+//! parameter, which may be given a tensor and is judged where the block is expanded), and
+//! every named argument is one the layer or block has. A mistake elaboration already
+//! reported is not reported again.
 
 use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions, MAX_DIAGNOSTICS};
 use super::layers;
@@ -102,25 +103,18 @@ fn check_call(
     if tensors.contains(&name) {
         return Vec::new();
     }
-    // A value used as a layer: wrong whatever the value (a tensor of that name would have
-    // been found above).
-    let what = if params.contains(&name) {
-        Some("a parameter of the block")
-    } else if loop_vars.contains(&name) {
-        Some("a repeat's variable")
-    } else {
-        None
-    };
-    if let Some(what) = what {
+    // A block's parameter may be given a tensor, which elaboration judges at the call.
+    if params.contains(&name) {
+        return Vec::new();
+    }
+    // A repeat's variable used as a layer: wrong whatever its values.
+    if loop_vars.contains(&name) {
         return vec![Diagnostic::error(
             "cnnc::elab::unknown_layer",
-            format!("`{name}` is {what}, a value, not a layer or tensor"),
+            format!("`{name}` is a repeat's variable, a value, not a layer or tensor"),
         )
         .label(call.name.span, "used as a layer")
-        .help(
-            "a block takes numbers, lists and flags, not tensors or layers: pick a layer with a \
-             flag and `if`, and join a tensor of the caller where the block is called",
-        )];
+        .help("a repeat's variable is one of its values, never a tensor or a layer")];
     }
     vec![unknown_layer(
         name,

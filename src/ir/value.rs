@@ -78,6 +78,10 @@ impl Env {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.vars.get(name)
     }
+    /// The names of the variables in scope.
+    pub fn variable_names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
     /// Records the shape of the tensor `name` names from here on.
     pub fn set_tensor(&mut self, name: &str, shape: Option<Shape>) {
         self.tensors.insert(name.to_string(), shape);
@@ -264,13 +268,14 @@ fn tensor_query(name: &str, q: &str, e: &Expr, env: &Env) -> Result<Value, EvalE
             named.sort_unstable();
             let help = match crate::diag::did_you_mean_text(name, named.iter().copied()) {
                 _ if env.get(name).is_none() && name == "input" => "`input` is the model's \
-                    input, a named tensor of the model's body only: a block takes no tensors, \
-                    so read its size where the block is called and pass it as a number"
+                    input, a named tensor of the model's body only: pass it to the block as an \
+                    argument (`b(…, input)`) to read its sizes there"
                     .to_string(),
                 _ if env.get(name).is_some() => format!(
-                    "`{name}` is a variable (a block's parameter or a repeat's), not a tensor: \
-                     a block takes no tensors, so read the size where the block is called and \
-                     pass it as a number"
+                    "`{name}` is a variable (a block's parameter or a repeat's), here {}, not a \
+                     tensor: a block's parameter is a tensor when the call passes a tensor's \
+                     name (`b(…, e1)`)",
+                    env.get(name).map(Value::describe).unwrap_or_default()
                 ),
                 Some(text) => text,
                 None => {
