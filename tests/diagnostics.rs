@@ -2362,3 +2362,70 @@ fn tensor_arguments_are_checked_at_the_call() {
         "{d:?}"
     );
 }
+
+/// Group and instance norm say what is wrong with the tensor they get: groups that do not
+/// divide the channels (with the ones that do), groups of a single value (always 0), a
+/// vector to instance norm; PyTorch's names and argument habits point at them.
+#[test]
+fn group_and_instance_norm_are_checked() {
+    let first = |body: &str| {
+        let src = format!("model M(input: [12, 4, 4]) {{ {body} }}");
+        let c = cnnc::compile_source(Path::new("n.cnn"), src);
+        let d = c.diagnostics.iter().find(|d| d.is_error()).cloned();
+        d.unwrap_or_else(|| panic!("{body}: no error in {:?}", c.diagnostics))
+    };
+    let e = first("groupnorm(5)");
+    assert_eq!(e.code, "cnnc::shape::groups");
+    assert_eq!(
+        e.message,
+        "`groupnorm(5)`: 5 groups do not divide the 12 channels"
+    );
+    assert!(e.help.unwrap().ends_with("1, 2, 3, 4, 6 and 12"));
+    let e = first("global_avgpool instancenorm");
+    assert_eq!(e.code, "cnnc::shape::norm_single_value");
+    assert_eq!(
+        e.message,
+        "`instancenorm` of [12, 1, 1]: each channel is a single value, which normalizes to 0"
+    );
+    let e = first("global_avgpool flatten groupnorm(12)");
+    assert_eq!(e.code, "cnnc::shape::norm_single_value");
+    let e = first("flatten instancenorm");
+    assert_eq!(e.code, "cnnc::shape::rank");
+    // Checking goes on after either, with the shape kept.
+    let src = "model M(input: [12, 4, 4]) { groupnorm(5) conv(8, 3) : [8, 2, 2] conv(8, 5) }";
+    let c = cnnc::compile_source(Path::new("n.cnn"), src.to_string());
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        ["cnnc::shape::groups", "cnnc::shape::window_too_large"]
+    );
+    let e = first("GroupNorm(4, 12)");
+    assert!(e
+        .help
+        .unwrap()
+        .contains("`GroupNorm(32, 256)` is `groupnorm(32)`"));
+    let e = first("InstanceNorm2d(12)");
+    assert!(e.help.unwrap().contains("unless `affine=true`"));
+    // PyTorch's channel count is no eps.
+    let e = first("instancenorm(12)");
+    assert_eq!(e.code, "cnnc::elab::argument_count");
+    let e = first("groupnorm(4, 12)");
+    assert_eq!(
+        e.message,
+        "`groupnorm` takes one positional argument, the number of groups"
+    );
+    // Both fine, with and without their parameters.
+    let src = "model M(input: [12, 4, 4]) { groupnorm(3) instancenorm instancenorm(affine=true) \
+               groupnorm(4, eps=0.001, affine=false) flatten linear(6) groupnorm(2) }";
+    let c = cnnc::compile_source(Path::new("n.cnn"), src.to_string());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let params: u64 = c.models[0]
+        .graph
+        .topo_order()
+        .into_iter()
+        .map(|n| c.models[0].graph.node(n).params)
+        .sum();
+    // groupnorm 2·12, instancenorm 0, affine instancenorm 2·12, groupnorm without affine 0,
+    // linear 192·6 + 6, groupnorm on the vector 2·6.
+    assert_eq!(params, 24 + 24 + 192 * 6 + 6 + 12);
+}

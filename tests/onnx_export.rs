@@ -678,6 +678,32 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 serde_json::json!({"op": "pad", "pads": pads, "mode": mode_name}),
             ));
         }
+        // Group norm (several channels a group, and one: instance norm), its statistics the
+        // sample's own, against the definition, with and without the learned scale.
+        for (name, input, groups, affine) in [
+            ("groupnorm_2", [4, 3, 5], Some(2), true),
+            ("groupnorm_1", [6, 2, 3], Some(1), false),
+            ("groupnorm_per_channel", [3, 2, 2], Some(3), true),
+            ("instancenorm", [3, 4, 5], None, false),
+            ("instancenorm_affine", [2, 3, 3], None, true),
+        ] {
+            let c = input[0];
+            v.push((
+                name,
+                input,
+                Op::GroupNorm {
+                    groups,
+                    eps: 1e-3,
+                    affine,
+                },
+                serde_json::json!({
+                    "op": "groupnorm", "groups": groups.unwrap_or(c), "eps": 1e-3,
+                    "weight": affine.then(|| format!("{name}.weight")),
+                    "bias": affine.then(|| format!("{name}.bias")),
+                    "input_scale": 3.0,
+                }),
+            ));
+        }
         // Nearest-neighbour upsampling: each pixel repeated (PyTorch's Upsample, 'nearest').
         for (name, input, scale) in [
             ("upsample_2", [2, 3, 4], [2, 2]),
@@ -762,7 +788,19 @@ fn tricky_lowerings_match_pytorch_semantics() {
         let y = b.add(name, op, &[x]);
         let model = b.finish(name, y);
         let path = dir.path().join(format!("{name}.onnx"));
-        write(&model, &sources, &path, &ExportOptions::default());
+        // Scales and shifts initialized to ones and zeros would not show their layout: a
+        // different value for each channel.
+        let mut weights = onnx::initialize(&model, Init::Default, 7);
+        for (k, t) in weights.tensors.iter_mut() {
+            if k.ends_with(".weight") || k.ends_with(".bias") {
+                for (i, v) in t.data.iter_mut().enumerate() {
+                    *v += 0.25 * (i as f32 + 1.0);
+                }
+            }
+        }
+        let options = ExportOptions::default();
+        let proto = onnx::export(&model, &sources, &weights, &options).unwrap();
+        onnx::write_model(proto, &path, &options).unwrap();
         let spec_path = dir.path().join(format!("{name}.json"));
         std::fs::write(&spec_path, spec.to_string()).unwrap();
         run_check(&path, Some(&spec_path));

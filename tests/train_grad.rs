@@ -475,6 +475,16 @@ grad_test!(
 );
 
 grad_test!(
+    groupnorm_and_instancenorm,
+    2,
+    "model M(input: [2, 5, 5]) {
+    conv(4, 3, pad=1) groupnorm(2) tanh conv(6, 3) instancenorm(affine=true) sigmoid
+    conv(4, 1) instancenorm tanh conv(6, 1) groupnorm(3, eps=0.01, affine=false) flatten
+    linear(6) groupnorm(2) tanh linear(4)
+}"
+);
+
+grad_test!(
     batchnorm_1d,
     6,
     "model M(input: [2, 4, 4]) {

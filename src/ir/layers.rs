@@ -118,6 +118,18 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[opt("eps", Kind::Positive), opt("momentum", Kind::Fraction)],
     },
     LayerSpec {
+        name: "groupnorm",
+        params: &[
+            req("groups", Kind::Count),
+            opt("eps", Kind::Positive),
+            opt("affine", Kind::Bool),
+        ],
+    },
+    LayerSpec {
+        name: "instancenorm",
+        params: &[opt("eps", Kind::Positive), opt("affine", Kind::Bool)],
+    },
+    LayerSpec {
         name: "relu",
         params: &[],
     },
@@ -221,6 +233,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "ConvTranspose2d" => ("convT", "`convT(out_channels, kernel, …)`: the input channels are inferred"),
         "Linear" => ("linear", "`linear(out_features)`: the input features are inferred, so `Linear(400, 120)` is `linear(120)`"),
         "BatchNorm1d" | "BatchNorm2d" => ("batchnorm", "`batchnorm`: the features are inferred, so it takes no number"),
+        "GroupNorm" => ("groupnorm", "`groupnorm(groups)`: the channels are inferred, so `GroupNorm(32, 256)` is `groupnorm(32)`"),
+        "InstanceNorm2d" => ("instancenorm", "`instancenorm`: the channels are inferred, and as in PyTorch it learns no scale and shift unless `affine=true`"),
         "MaxPool2d" => ("maxpool", "`maxpool(kernel, stride=…, pad=…)`"),
         "AvgPool2d" => ("avgpool", "`avgpool(kernel, stride=…, pad=…)`"),
         "AdaptiveAvgPool2d" => ("adaptive_avgpool", "`adaptive_avgpool(output)`, e.g. `adaptive_avgpool([6, 6])`"),
@@ -314,9 +328,12 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
              vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`)"
             )
         }
-        "layernorm" | "groupnorm" | "instancenorm" | "instancenorm2d" => {
-            format!("cnnc has no `{name}`; its normalization layer is `batchnorm`")
-        }
+        "layernorm" => format!(
+            "cnnc has no `{name}`; `groupnorm(1)` normalizes each sample over all its channels \
+             and pixels, as PyTorch's `GroupNorm(1, C)` (a LayerNorm over [C, H, W] whose \
+             scale and shift are per channel, not per value); the other normalizations are \
+             `batchnorm`, `groupnorm(groups)` and `instancenorm`"
+        ),
         "lrn" | "localresponsenorm" => format!(
             "cnnc has no `{name}`; its normalization layer is `batchnorm` (d2l's AlexNet drops \
              the original's local response normalization)"
@@ -614,6 +631,17 @@ pub fn build(
             eps: number("eps", 1e-5),
             momentum: number("momentum", 0.1),
         },
+        "groupnorm" => Op::GroupNorm {
+            groups: Some(int("groups", 1)),
+            eps: number("eps", 1e-5),
+            affine: boolean("affine", true),
+        },
+        // PyTorch's InstanceNorm2d learns no scale and shift by default (GroupNorm does).
+        "instancenorm" => Op::GroupNorm {
+            groups: None,
+            eps: number("eps", 1e-5),
+            affine: boolean("affine", false),
+        },
         "relu" => Op::Relu,
         "sigmoid" => Op::Sigmoid,
         "tanh" => Op::Tanh,
@@ -851,14 +879,41 @@ fn bind(
         let index = match &arg.name {
             // `BatchNorm2d(16)` habit: the feature count is inferred, eps and momentum are
             // named only, so `batchnorm(16)` cannot silently mean eps=16.
-            None if spec.name == "batchnorm" => {
+            None if matches!(spec.name, "batchnorm" | "instancenorm") => {
+                let (counted, options) = if spec.name == "batchnorm" {
+                    ("features", "eps=1e-3, momentum=0.1")
+                } else {
+                    ("channels", "eps=1e-3, affine=true")
+                };
                 diags.push(
                     Diagnostic::error(
                         "cnnc::elab::argument_count",
-                        "`batchnorm` takes no positional arguments",
+                        format!("`{}` takes no positional arguments", spec.name),
                     )
                     .label(arg.span, "this argument")
-                    .help("cnnc infers the number of features from the incoming tensor; write `batchnorm`, or name the options: `batchnorm(eps=1e-3, momentum=0.1)`"),
+                    .help(format!(
+                        "cnnc infers the number of {counted} from the incoming tensor; write \
+                         `{0}`, or name the options: `{0}({options})`",
+                        spec.name
+                    )),
+                );
+                ok = false;
+                continue;
+            }
+            // `GroupNorm(4, 64)`: the groups only; eps and affine are named, so the channel
+            // count cannot silently become eps.
+            None if spec.name == "groupnorm" && positional == 1 => {
+                diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_count",
+                        "`groupnorm` takes one positional argument, the number of groups",
+                    )
+                    .label(arg.span, "this argument")
+                    .help(
+                        "cnnc infers the number of channels from the incoming tensor, so \
+                         PyTorch's `GroupNorm(32, 256)` is `groupnorm(32)`; name the options: \
+                         `groupnorm(32, eps=1e-3, affine=false)`",
+                    ),
                 );
                 ok = false;
                 continue;

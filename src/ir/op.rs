@@ -210,6 +210,15 @@ pub enum Op {
         eps: f64,
         momentum: f64,
     },
+    /// Normalization of each sample over groups of its channels (and all their pixels):
+    /// PyTorch's `GroupNorm(groups, C)`, or with `groups: None` one channel a group,
+    /// `InstanceNorm2d(C)`; then a learned per-channel scale and shift when `affine`. Its
+    /// statistics are the sample's own, so training and inference compute the same.
+    GroupNorm {
+        groups: Option<u64>,
+        eps: f64,
+        affine: bool,
+    },
     Relu,
     Sigmoid,
     Tanh,
@@ -365,6 +374,10 @@ impl Op {
             Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
             Op::GlobalAvgPool => "global_avgpool",
             Op::BatchNorm { .. } => "batchnorm",
+            Op::GroupNorm {
+                groups: Some(_), ..
+            } => "groupnorm",
+            Op::GroupNorm { groups: None, .. } => "instancenorm",
             Op::Relu => "relu",
             Op::Sigmoid => "sigmoid",
             Op::Tanh => "tanh",
@@ -396,6 +409,7 @@ impl Op {
         matches!(
             self,
             Op::BatchNorm { .. }
+                | Op::GroupNorm { .. }
                 | Op::Relu
                 | Op::Sigmoid
                 | Op::Tanh

@@ -57,6 +57,16 @@ pub fn op_text(op: &Op) -> String {
         ),
         Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
         Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
+        Op::GroupNorm {
+            groups: Some(g),
+            eps,
+            affine,
+        } => format!("groupnorm({g}, eps={eps}, affine={affine})"),
+        Op::GroupNorm {
+            groups: None,
+            eps,
+            affine,
+        } => format!("instancenorm(eps={eps}, affine={affine})"),
         Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}(alpha={alpha})", op.kind()),
         Op::Dropout { p } => format!("dropout(p={p})"),
         Op::Linear { out_features, bias } => format!("linear({out_features}, bias={bias})"),

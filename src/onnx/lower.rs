@@ -435,6 +435,14 @@ impl Lowerer<'_> {
         ));
     }
 
+    /// Records the shape of an intermediate value that has no batch dimension.
+    fn value_info_unbatched(&mut self, name: &str, dims: &[i64]) {
+        let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Value(d)).collect();
+        self.graph
+            .value_info
+            .push(ValueInfoProto::tensor(name, data_type::FLOAT, &dims));
+    }
+
     fn init_f32(&mut self, name: &str, dims: &[usize], data: &[f32]) -> Result<(), ExportError> {
         self.claim(name)?;
         self.graph
@@ -635,6 +643,11 @@ impl Lowerer<'_> {
                     ],
                 )
             }
+            Op::GroupNorm {
+                groups,
+                eps,
+                affine,
+            } => self.group_norm(name, x, *groups, *eps, *affine, in_dims, out),
             Op::Relu => simple(self, "Relu", vec![]),
             Op::Sigmoid => simple(self, "Sigmoid", vec![]),
             Op::Tanh => simple(self, "Tanh", vec![]),
@@ -970,6 +983,104 @@ impl Lowerer<'_> {
     /// A transposed conv whose `output_pad` reaches its stride ([`OutputPadPlan`]): the
     /// unpadded ConvTranspose, a Slice of the kept rows and columns, a zero Pad of the rows
     /// and columns no input reaches, then the bias.
+    /// GroupNorm as ONNX's InstanceNormalization, which every opset and ONNX Runtime's
+    /// providers have (GroupNormalization came with opset 18 and changed its scale's meaning
+    /// in 21): one channel a group is InstanceNormalization itself, with the learned scale
+    /// and shift or ones and zeros; otherwise the sample is reshaped to [N, G, rest], each
+    /// group normalized as one channel of values, reshaped back, then scaled and shifted
+    /// per channel.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm(
+        &mut self,
+        name: &str,
+        x: &str,
+        groups: Option<u64>,
+        eps: f64,
+        affine: bool,
+        in_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let c = in_dims[0];
+        let g = groups.unwrap_or(c);
+        let epsilon = vec![AttributeProto::float("epsilon", eps as f32)];
+        let (ones, zeros) = (format!("{name}.ones"), format!("{name}.zeros"));
+        if g == c && in_dims.len() == 3 {
+            let (scale, shift) = if affine {
+                (
+                    self.param(format!("{name}.weight"))?,
+                    self.param(format!("{name}.bias"))?,
+                )
+            } else {
+                self.init_f32(&ones, &[c as usize], &vec![1.0; c as usize])?;
+                self.init_f32(&zeros, &[c as usize], &vec![0.0; c as usize])?;
+                (ones, zeros)
+            };
+            return self.node(
+                "InstanceNormalization",
+                name,
+                &[x, &scale, &shift],
+                out,
+                epsilon,
+            );
+        }
+        let rest = in_dims.iter().product::<u64>() / g;
+        let (grouped_shape, shape) = (format!("{name}.grouped_shape"), format!("{name}.shape"));
+        self.init_i64(&grouped_shape, &[0, g as i64, rest as i64])?;
+        let mut back = vec![0i64];
+        back.extend(i64s(in_dims));
+        self.init_i64(&shape, &back)?;
+        self.init_f32(&ones, &[g as usize], &vec![1.0; g as usize])?;
+        self.init_f32(&zeros, &[g as usize], &vec![0.0; g as usize])?;
+        let grouped = format!("{name}.grouped");
+        self.node("Reshape", &grouped, &[x, &grouped_shape], &grouped, vec![])?;
+        self.value_info(&grouped, &[g, rest]);
+        let normalized = format!("{name}.normalized");
+        self.node(
+            "InstanceNormalization",
+            &normalized,
+            &[&grouped, &ones, &zeros],
+            &normalized,
+            epsilon,
+        )?;
+        self.value_info(&normalized, &[g, rest]);
+        if !affine {
+            return self.node("Reshape", name, &[&normalized, &shape], out, vec![]);
+        }
+        let ungrouped = format!("{name}.ungrouped");
+        self.node(
+            "Reshape",
+            &ungrouped,
+            &[&normalized, &shape],
+            &ungrouped,
+            vec![],
+        )?;
+        self.value_info(&ungrouped, in_dims);
+        // [C] against [N, C, H, W] broadcasts from the right: as [C, 1, 1].
+        let mut per_channel = vec![c as i64];
+        per_channel.extend(std::iter::repeat_n(1, in_dims.len() - 1));
+        let channel_shape = format!("{name}.channel_shape");
+        self.init_i64(&channel_shape, &per_channel)?;
+        let (weight, bias) = (
+            self.param(format!("{name}.weight"))?,
+            self.param(format!("{name}.bias"))?,
+        );
+        let (scale, shift) = (format!("{name}.scale"), format!("{name}.shift"));
+        self.node(
+            "Reshape",
+            &scale,
+            &[&weight, &channel_shape],
+            &scale,
+            vec![],
+        )?;
+        self.node("Reshape", &shift, &[&bias, &channel_shape], &shift, vec![])?;
+        self.value_info_unbatched(&scale, &per_channel);
+        self.value_info_unbatched(&shift, &per_channel);
+        let scaled = format!("{name}.scaled");
+        self.node("Mul", &scaled, &[&ungrouped, &scale], &scaled, vec![])?;
+        self.value_info(&scaled, in_dims);
+        self.node("Add", name, &[&scaled, &shift], out, vec![])
+    }
+
     fn conv_transpose_planned(
         &mut self,
         name: &str,

@@ -129,6 +129,11 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
                     push(ParamKind::Bias, vec![o], i, o);
                 }
             }
+            Op::GroupNorm { affine: true, .. } => {
+                let c = in_ch();
+                push(ParamKind::BnScale, vec![c], 0, 0);
+                push(ParamKind::BnShift, vec![c], 0, 0);
+            }
             Op::BatchNorm { .. } => {
                 let c = in_ch();
                 push(ParamKind::BnScale, vec![c], 0, 0);
@@ -137,6 +142,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
                 push(ParamKind::RunningVar, vec![c], 0, 0);
             }
             Op::Input
+            | Op::GroupNorm { affine: false, .. }
             | Op::MaxPool(_)
             | Op::AvgPool(_)
             | Op::AdaptiveAvgPool { .. }

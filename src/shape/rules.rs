@@ -52,6 +52,17 @@ pub struct RuleWarning {
     pub help: Option<String>,
 }
 
+/// The divisors of `c` other than 1 and `c` (the first twelve), as a list to offer; `None`
+/// for a prime (or 1).
+fn divisors_between(c: u64) -> Option<String> {
+    let divisors: Vec<String> = (2..c)
+        .filter(|g| c.is_multiple_of(*g))
+        .take(12)
+        .map(|g| g.to_string())
+        .collect();
+    (!divisors.is_empty()).then(|| divisors.join(", "))
+}
+
 fn err(code: &'static str, message: impl Into<String>) -> RuleError {
     RuleError {
         code,
@@ -536,7 +547,10 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
             infer(&Op::ConvTranspose(a), inputs).ok().map(|i| i.shape)
         }
         ("cnnc::shape::residual_mismatch", Op::Add) => inputs.first().map(|s| (*s).clone()),
-        ("cnnc::shape::groups", Op::ChannelShuffle { .. }) => inputs.first().map(|s| (*s).clone()),
+        ("cnnc::shape::groups", Op::ChannelShuffle { .. })
+        | ("cnnc::shape::groups" | "cnnc::shape::norm_single_value", Op::GroupNorm { .. }) => {
+            inputs.first().map(|s| (*s).clone())
+        }
         ("cnnc::shape::gate_mismatch", Op::Mul) => inputs.first().map(|s| (*s).clone()),
         ("cnnc::shape::concat_mismatch", Op::Concat) => {
             let first = inputs.first()?;
@@ -606,6 +620,57 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 ));
             }
             finish(s.0.clone(), 2 * s.channels(), 0, Vec::new())
+        }
+        Op::GroupNorm { groups, affine, .. } => {
+            let s = first();
+            let layer = op.kind();
+            let rank_ok = match groups {
+                Some(_) => s.rank() == 3 || s.rank() == 1,
+                None => s.rank() == 3,
+            };
+            if !rank_ok {
+                let needs = if groups.is_some() {
+                    "[C, H, W] or [F]"
+                } else {
+                    "[C, H, W]"
+                };
+                return Err(err(
+                    "cnnc::shape::rank",
+                    format!("`{layer}` needs {needs}, got {s}"),
+                ));
+            }
+            let c = s.channels();
+            let g = groups.unwrap_or(c);
+            if !c.is_multiple_of(g) {
+                let candidates = match divisors_between(c) {
+                    Some(d) => format!("1, {d} and {c}"),
+                    None => format!("1 and {c}"),
+                };
+                return Err(err(
+                    "cnnc::shape::groups",
+                    format!("`groupnorm({g})`: {g} groups do not divide the {c} channels"),
+                )
+                .help(format!(
+                    "each group takes the same number of channels, so the groups must divide \
+                     the channels: {candidates}"
+                )));
+            }
+            if s.elements() / g == 1 {
+                let each = if groups.is_some() { "group" } else { "channel" };
+                return Err(err(
+                    "cnnc::shape::norm_single_value",
+                    format!(
+                        "`{layer}` of {s}: each {each} is a single value, which normalizes to 0"
+                    ),
+                )
+                .help(
+                    "the statistics are each sample's own, over a group's values: normalize \
+                     before the layer that shrank the tensor, use fewer groups, or `batchnorm`, \
+                     whose statistics run over the batch",
+                ));
+            }
+            let params = if *affine { 2 * c } else { 0 };
+            finish(s.0.clone(), params, 0, Vec::new())
         }
         Op::Relu
         | Op::Sigmoid
@@ -814,15 +879,9 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             let x = first();
             let (c, _) = need_image("channel_shuffle", x)?;
             if !c.is_multiple_of(*groups) {
-                let divisors: Vec<String> = (2..c)
-                    .filter(|g| c.is_multiple_of(*g))
-                    .take(12)
-                    .map(|g| g.to_string())
-                    .collect();
-                let candidates = if divisors.is_empty() {
-                    format!("{c} is prime: no groups but 1 and {c} divide it, so no shuffle mixes its channels")
-                } else {
-                    format!("candidates: {}", divisors.join(", "))
+                let candidates = match divisors_between(c) {
+                    None => format!("{c} is prime: no groups but 1 and {c} divide it, so no shuffle mixes its channels"),
+                    Some(d) => format!("candidates: {d}"),
                 };
                 return Err(err(
                     "cnnc::shape::groups",

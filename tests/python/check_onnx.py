@@ -285,7 +285,25 @@ def ref_convT(x, spec):
     return out
 
 
+def ref_groupnorm(x, spec):
+    # PyTorch's GroupNorm: each sample's channels split into groups in order, each group's
+    # values (all its channels' pixels) centred and divided by sqrt(biased variance + eps),
+    # then a scale and shift per channel.
+    n, c = x.shape[:2]
+    g = spec["groups"]
+    xg = x.astype(np.float64).reshape(n, g, -1)
+    mean = xg.mean(axis=2, keepdims=True)
+    var = ((xg - mean) ** 2).mean(axis=2, keepdims=True)
+    y = ((xg - mean) / np.sqrt(var + spec["eps"])).reshape(x.shape)
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if spec.get("weight"):
+        y = y * spec["_init"][spec["weight"]].astype(np.float64).reshape(per_channel)
+        y = y + spec["_init"][spec["bias"]].astype(np.float64).reshape(per_channel)
+    return y
+
+
 REFERENCES = {
+    "groupnorm": ref_groupnorm,
     "convT": ref_convT,
     "silu": ref_silu,
     "gelu": ref_gelu,

@@ -368,6 +368,33 @@ def gen_bn(rng, C, rank):
     return Leaf("batchnorm", text, m, m, ["bn2d" if rank == 3 else "bn1d"])
 
 
+def gen_norm(rng, C, rank, per_channel):
+    """groupnorm(g) or instancenorm, with groups of more than one value (per_channel: the
+    values of one channel of one sample)"""
+    kw = {}
+    eps = 1e-5
+    if rng.random() < 0.3:
+        eps = rng.choice([1e-3, 0.01, 0.1])
+        kw["eps"] = eps
+    if rank == 3 and per_channel > 1 and rng.random() < 0.4:
+        affine = rng.random() < 0.5
+        if affine:
+            kw["affine"] = "true"
+        text = "instancenorm" + ("(" + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")" if kw else "")
+        m = nn.InstanceNorm2d(C, eps=eps, affine=affine)
+        return Leaf("instancenorm", text, m, m if affine else None, ["instancenorm"])
+    groups = [g for g in range(1, C + 1) if C % g == 0 and (C // g) * per_channel > 1]
+    if not groups:
+        return gen_act(rng)
+    g = rng.choice(groups)
+    affine = rng.random() < 0.8
+    if not affine:
+        kw["affine"] = "false"
+    text = f"groupnorm({g}" + "".join(f", {a}={b}" for a, b in kw.items()) + ")"
+    m = nn.GroupNorm(g, C, eps=eps, affine=affine)
+    return Leaf("groupnorm", text, m, m if affine else None, ["groupnorm"])
+
+
 def gen_dropout(rng):
     p = rng.choice([None, 0.1, 0.3, 0.7])
     return Leaf("dropout", "dropout" if p is None else f"dropout({p})", nn.Dropout(p or 0.5), None, ["dropout"])
@@ -397,8 +424,10 @@ def gen_image_leaf(rng, C, H, W):
         if sz[0] > H or sz[1] > W:
             feats.append("adaptive_up")
         return Leaf("adaptive_avgpool", t, nn.AdaptiveAvgPool2d(tuple(sz)), None, feats)
-    if r < 0.76:
+    if r < 0.72:
         return gen_bn(rng, C, 3)
+    if r < 0.76:
+        return gen_norm(rng, C, 3, H * W)
     if r < 0.92:
         return gen_act(rng)
     if r < 0.95:
@@ -732,8 +761,10 @@ class Gen:
                     m = nn.Linear(F_, o, bias=b)
                     lf = Leaf("linear", f"linear({o})" if b else f"linear({o}, bias=false)", m, m,
                               ["linear"] + ([] if b else ["nobias"]))
-                elif r < 0.6:
+                elif r < 0.55:
                     lf = gen_bn(rng, F_, 1)
+                elif r < 0.6:
+                    lf = gen_norm(rng, F_, 1, 1)
                 elif r < 0.9:
                     lf = gen_act(rng)
                 elif r < 0.95 and F_ > 1:
@@ -790,7 +821,11 @@ def randomize(nodes, g):
     for n in nodes:
         for lf in leaves(n):
             m = lf.pmod
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)):
+                with torch.no_grad():
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
+            elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 with torch.no_grad():
                     m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)

@@ -163,6 +163,29 @@ class BatchNorm1d(Module):
         return x
 
 
+class GroupNorm(Module):
+    # nn.GroupNorm(num_groups, num_channels, affine=True): gamma and beta per channel
+    def __init__(self, num_groups, num_channels, affine=True):
+        self.g, self.n, self.affine = num_groups, num_channels, affine
+
+    def forward(self, x, c):
+        assert len(x) in (1, 3) and x[0] == self.n and self.n % self.g == 0, \
+            f"GroupNorm({self.g}, {self.n}) on {x}"
+        c.params += 2 * self.n if self.affine else 0
+        return x
+
+
+class InstanceNorm2d(Module):
+    # nn.InstanceNorm2d(num_features, affine=False): PyTorch's default learns nothing
+    def __init__(self, num_features, affine=False):
+        self.n, self.affine = num_features, affine
+
+    def forward(self, x, c):
+        assert len(x) == 3 and x[0] == self.n, f"InstanceNorm2d({self.n}) on {x}"
+        c.params += 2 * self.n if self.affine else 0
+        return x
+
+
 class _Elementwise(Module):
     def __init__(self, *args, **kwargs):
         pass
@@ -1045,6 +1068,28 @@ class ValidConcatBranchPerIteration(Module):
         return Sequential(AdaptiveAvgPool2d(1), Flatten(), Linear(120, 10)).forward(x, c)
 
 
+class ValidNormsAndTensorArguments(Module):
+    # A small U-Net with GroupNorm in the encoder and InstanceNorm in the decoder, whose
+    # Up block takes its skip tensor: cat(crop(skip), up(x)).
+    def forward(self, x, c):
+        e1 = Sequential(Conv2d(3, 16, 3, padding=1, bias=False), GroupNorm(4, 16), ReLU()
+                        ).forward(x, c)
+        e2 = Sequential(MaxPool2d(2), Conv2d(16, 32, 3, padding=1, bias=False),
+                        GroupNorm(4, 32), ReLU()).forward(e1, c)
+        x = Sequential(MaxPool2d(2), Conv2d(32, 64, 3, padding=1, bias=False),
+                       GroupNorm(4, 64), ReLU()).forward(e2, c)
+        for cin, cout, skip in ((64, 32, e2), (32, 16, e1)):
+            y = ConvTranspose2d(cin, cout, 2, stride=2).forward(x, c)
+            y = _cat([skip, y])
+            mid = skip[0]
+            x = Sequential(Conv2d(2 * cout, mid, 3, padding=1), InstanceNorm2d(mid, affine=True),
+                           ReLU(), Conv2d(mid, cout, 3, padding=1), InstanceNorm2d(cout), ReLU()
+                           ).forward(y, c)
+        return Sequential(Conv2d(16, 8, 1), GroupNorm(2, 8, affine=False), AdaptiveAvgPool2d(1),
+                          Flatten(), Linear(8, 12), GroupNorm(3, 12), ReLU(), Linear(12, 5)
+                          ).forward(x, c)
+
+
 def _cat(outs):
     assert all(o[1:] == outs[0][1:] for o in outs), outs
     return (sum(o[0] for o in outs),) + outs[0][1:]
@@ -1057,6 +1102,7 @@ VALID = {
     "repeat_over_lists": (valid_repeat_over_lists, (3, 32, 32)),
     "skips": (ValidSkips, (1, 66, 66)),
     "rank1": (valid_rank1, (784,)),
+    "norms_and_tensor_arguments": (ValidNormsAndTensorArguments, (3, 32, 32)),
     "gates": (ValidGates, (3, 32, 32)),
     "upsample_modes": (ValidUpsampleModes, (3, 32, 32)),
     "concat_branch_per_iteration": (ValidConcatBranchPerIteration, (3, 24, 24)),

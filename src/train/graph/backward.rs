@@ -11,6 +11,7 @@
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
 //! | global_avgpool | Expand(dY / (H·W)) | — |
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before another batch norm |
+//! | groupnorm, instancenorm | as batch norm's, the means over a sample's group, [N, G, M] | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), with affine |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
@@ -29,7 +30,8 @@
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
-    adaptive_matrix, conv_attrs, pad_maps, pool_overhang, pool_pads, upsample_maps, Separable,
+    adaptive_matrix, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads, upsample_maps,
+    Separable,
 };
 use super::{err, GraphError, Lowering, Saved};
 use crate::ir::UpsampleMode;
@@ -282,6 +284,75 @@ impl Lowering<'_> {
                     let bterm = self.b.mul(&xhat, &mean_t, &format!("{base}.b"));
                     let c = self.b.sub(&a, &bterm, &format!("{base}.c"));
                     Some(self.b.mul(&c, &k, &base))
+                } else {
+                    None
+                };
+                one(dx)
+            }
+            Op::GroupNorm { .. } => {
+                let Saved::GroupNorm {
+                    xhat_grouped,
+                    xhat,
+                    inv_std,
+                    gamma,
+                    groups,
+                } = self.saved[&ix].clone()
+                else {
+                    return Err(err(format!("`{name}`: group norm lost its statistics")));
+                };
+                // γ and β: sums over the batch and the pixels, per channel.
+                let dxhat = match &gamma {
+                    Some(gamma) => {
+                        let axes = bn_axes(in_dims.len());
+                        let t = self.b.mul(dy, &xhat, &format!("{base}.dy_xhat"));
+                        let dg = self.b.reduce(
+                            "ReduceSum",
+                            &t,
+                            &axes,
+                            false,
+                            &format!("grad.{name}.weight"),
+                        );
+                        let db = self.b.reduce(
+                            "ReduceSum",
+                            dy,
+                            &axes,
+                            false,
+                            &format!("grad.{name}.bias"),
+                        );
+                        self.param_grad.insert(format!("{name}.weight"), dg);
+                        self.param_grad.insert(format!("{name}.bias"), db);
+                        self.b.mul(dy, gamma, &format!("{base}.dxhat"))
+                    }
+                    None => dy.to_string(),
+                };
+                let dx = if want0 {
+                    // dx = 1/σ · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), the means over a group's
+                    // values of one sample.
+                    let dg = self.b.reshape(
+                        &dxhat,
+                        &[0, groups as i64, -1],
+                        &format!("{base}.dxhat_grouped"),
+                    );
+                    let m1 =
+                        self.b
+                            .reduce("ReduceMean", &dg, &[2], true, &format!("{base}.mean_dxhat"));
+                    let t = self
+                        .b
+                        .mul(&dg, &xhat_grouped, &format!("{base}.dxhat_xhat"));
+                    let m2 = self.b.reduce(
+                        "ReduceMean",
+                        &t,
+                        &[2],
+                        true,
+                        &format!("{base}.mean_dxhat_xhat"),
+                    );
+                    let a = self.b.sub(&dg, &m1, &format!("{base}.a"));
+                    let bterm = self.b.mul(&xhat_grouped, &m2, &format!("{base}.b"));
+                    let c = self.b.sub(&a, &bterm, &format!("{base}.c"));
+                    let dxg = self.b.mul(&c, &inv_std, &format!("{base}.grouped"));
+                    let mut shape = vec![0i64];
+                    shape.extend(in_dims.iter().map(|&d| d as i64));
+                    Some(self.b.reshape(&dxg, &shape, &base))
                 } else {
                     None
                 };

@@ -408,6 +408,11 @@ impl Lowering<'_> {
             Op::BatchNorm { eps, momentum } => {
                 self.batchnorm(ix, &name, &x, &in_dims, *eps, *momentum)?
             }
+            Op::GroupNorm {
+                groups,
+                eps,
+                affine,
+            } => self.group_norm(ix, &name, &x, &in_dims, *groups, *eps, *affine),
             Op::Relu => self.b.op("Relu", &[&x], &name, vec![]),
             Op::Sigmoid => self.b.op("Sigmoid", &[&x], &name, vec![]),
             Op::Tanh => self.b.op("Tanh", &[&x], &name, vec![]),
@@ -716,6 +721,72 @@ impl Lowering<'_> {
             },
         );
         Ok(y)
+    }
+
+    /// Group norm as its arithmetic, in training and evaluation alike (no running
+    /// statistics): the sample reshaped to [N, G, M], each group centred and scaled by
+    /// 1/√(var + ε) (the biased variance, as PyTorch), reshaped back, then γ and β per
+    /// channel. The backward pass reuses x̂ and 1/σ.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm(
+        &mut self,
+        ix: NodeIndex,
+        name: &str,
+        x: &str,
+        in_dims: &[u64],
+        groups: Option<u64>,
+        eps: f64,
+        affine: bool,
+    ) -> String {
+        let c = in_dims[0];
+        let g = groups.unwrap_or(c);
+        let xg = self
+            .b
+            .reshape(x, &[0, g as i64, -1], &format!("{name}.grouped"));
+        let mean = self
+            .b
+            .reduce("ReduceMean", &xg, &[2], true, &format!("{name}.mean"));
+        let xc = self.b.sub(&xg, &mean, &format!("{name}.centered"));
+        let sq = self.b.mul(&xc, &xc, &format!("{name}.centered_sq"));
+        let var = self
+            .b
+            .reduce("ReduceMean", &sq, &[2], true, &format!("{name}.var"));
+        let e = self.b.scalar(eps as f32);
+        let ve = self.b.add(&var, &e, &format!("{name}.var_eps"));
+        let std = self.b.op("Sqrt", &[&ve], &format!("{name}.std"), vec![]);
+        let inv = self
+            .b
+            .op("Reciprocal", &[&std], &format!("{name}.inv_std"), vec![]);
+        let xhat_grouped = self.b.mul(&xc, &inv, &format!("{name}.xhat_grouped"));
+        let mut shape = vec![0i64];
+        shape.extend(in_dims.iter().map(|&d| d as i64));
+        let (xhat, gamma, y) = if affine {
+            let xhat = self
+                .b
+                .reshape(&xhat_grouped, &shape, &format!("{name}.xhat"));
+            let mut cshape = vec![1i64, c as i64];
+            cshape.extend(std::iter::repeat_n(1, in_dims.len() - 1));
+            let (weight, bias) = (format!("{name}.weight"), format!("{name}.bias"));
+            let gamma = self.b.reshape(&weight, &cshape, &format!("{name}.gamma"));
+            let beta = self.b.reshape(&bias, &cshape, &format!("{name}.beta"));
+            let scaled = self.b.mul(&xhat, &gamma, &format!("{name}.scaled"));
+            let y = self.b.add(&scaled, &beta, name);
+            (xhat, Some(gamma), y)
+        } else {
+            let y = self.b.reshape(&xhat_grouped, &shape, name);
+            (y.clone(), None, y)
+        };
+        self.saved.insert(
+            ix,
+            Saved::GroupNorm {
+                xhat_grouped,
+                xhat,
+                inv_std: inv,
+                gamma,
+                groups: g,
+            },
+        );
+        y
     }
 
     fn dropout(

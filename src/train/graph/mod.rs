@@ -221,6 +221,15 @@ enum Saved {
         gamma: String,
         axes: Vec<i64>,
     },
+    /// Group (and instance) norm: x̂ in groups, [N, G, M], and as the input's shape; 1/σ,
+    /// [N, G, 1]; γ shaped to broadcast over the input (`None` without affine).
+    GroupNorm {
+        xhat_grouped: String,
+        xhat: String,
+        inv_std: String,
+        gamma: Option<String>,
+        groups: u64,
+    },
     /// Bool keep-mask (ONNX Dropout) or float mask (mask input), and the scale 1/(1-p).
     Dropout {
         mask: String,
