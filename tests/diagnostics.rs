@@ -2404,6 +2404,8 @@ fn group_and_instance_norm_are_checked() {
         .help
         .unwrap()
         .contains("`GroupNorm(32, 256)` is `groupnorm(32)`"));
+    let e = first("PReLU(12)");
+    assert!(e.help.unwrap().contains("`prelu(per_channel=true)`"));
     let e = first("InstanceNorm2d(12)");
     assert!(e.help.unwrap().contains("unless `affine=true`"));
     // PyTorch's channel count is no eps.

@@ -628,6 +628,7 @@ fn tricky_lowerings_match_pytorch_semantics() {
         // PyTorch's, against their definitions; inputs scaled ×4 reach the flat parts.
         for (name, op) in [
             ("silu", Op::Silu),
+            ("mish", Op::Mish),
             ("gelu", Op::Gelu),
             ("relu6", Op::Relu6),
             ("hardsigmoid", Op::HardSigmoid),
@@ -676,6 +677,15 @@ fn tricky_lowerings_match_pytorch_semantics() {
                     mode,
                 },
                 serde_json::json!({"op": "pad", "pads": pads, "mode": mode_name}),
+            ));
+        }
+        // PReLU, one slope and one per channel (the slopes differ: see below).
+        for (name, per_channel) in [("prelu", false), ("prelu_per_channel", true)] {
+            v.push((
+                name,
+                [3, 4, 5],
+                Op::Prelu { per_channel },
+                serde_json::json!({"op": "prelu", "weight": format!("{name}.weight")}),
             ));
         }
         // Group norm (several channels a group, and one: instance norm), its statistics the

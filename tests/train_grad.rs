@@ -475,6 +475,15 @@ grad_test!(
 );
 
 grad_test!(
+    mish_and_prelu,
+    3,
+    "model M(input: [2, 5, 5]) {
+    conv(4, 3, pad=1) mish conv(4, 3) prelu(per_channel=true) conv(3, 1) prelu
+    flatten linear(6) prelu(per_channel=true) mish linear(5) prelu linear(4)
+}"
+);
+
+grad_test!(
     groupnorm_and_instancenorm,
     2,
     "model M(input: [2, 5, 5]) {

@@ -134,6 +134,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[],
     },
     LayerSpec {
+        name: "mish",
+        params: &[],
+    },
+    LayerSpec {
+        name: "prelu",
+        params: &[opt("per_channel", Kind::Bool)],
+    },
+    LayerSpec {
         name: "sigmoid",
         params: &[],
     },
@@ -244,6 +252,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Sigmoid" => ("sigmoid", "`sigmoid`"),
         "Tanh" => ("tanh", "`tanh`"),
         "SiLU" => ("silu", "`silu`"),
+        "Mish" => ("mish", "`mish`"),
+        "PReLU" => ("prelu", "`prelu` (one slope, PyTorch's `PReLU()`) or `prelu(per_channel=true)` (a slope per channel, `PReLU(C)`)"),
         "ReLU6" => ("relu6", "`relu6`"),
         "Hardsigmoid" => ("hardsigmoid", "`hardsigmoid`"),
         "Hardswish" => ("hardswish", "`hardswish`"),
@@ -273,11 +283,11 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         .flat_map(char::to_lowercase)
         .collect();
     let activations =
-        "relu, relu6, leaky_relu, elu, sigmoid, hardsigmoid, tanh, silu, hardswish, gelu and softmax";
+        "relu, relu6, leaky_relu, prelu, elu, sigmoid, hardsigmoid, tanh, silu, hardswish, mish, \
+         gelu and softmax";
     let hint = match key.as_str() {
         "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
-        "mish" | "softplus" | "selu" | "celu" | "prelu" | "softsign" | "hardtanh"
-        | "logsigmoid" => {
+        "softplus" | "selu" | "celu" | "softsign" | "hardtanh" | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
         "mul" | "multiply" | "squeezeexcitation" | "squeezeexcite" | "seblock" => {
@@ -652,6 +662,10 @@ pub fn build(
             alpha: number("alpha", 1.0),
         },
         "silu" => Op::Silu,
+        "mish" => Op::Mish,
+        "prelu" => Op::Prelu {
+            per_channel: boolean("per_channel", false),
+        },
         "gelu" => Op::Gelu,
         "relu6" => Op::Relu6,
         "hardsigmoid" => Op::HardSigmoid,

@@ -230,6 +230,13 @@ pub enum Op {
     },
     /// x·σ(x) (PyTorch's `SiLU`, also called swish).
     Silu,
+    /// x·tanh(softplus(x)) (PyTorch's `Mish`).
+    Mish,
+    /// max(0, x) + a·min(0, x) with a learned slope `a`, one for all channels or one per
+    /// channel (PyTorch's `PReLU()` and `PReLU(C)`), initialized to 0.25.
+    Prelu {
+        per_channel: bool,
+    },
     /// x·Φ(x) with Φ the standard normal CDF, the exact form (PyTorch's `GELU()`, whose
     /// default `approximate='none'`).
     Gelu,
@@ -384,6 +391,8 @@ impl Op {
             Op::LeakyRelu { .. } => "leaky_relu",
             Op::Elu { .. } => "elu",
             Op::Silu => "silu",
+            Op::Mish => "mish",
+            Op::Prelu { .. } => "prelu",
             Op::Gelu => "gelu",
             Op::Relu6 => "relu6",
             Op::HardSigmoid => "hardsigmoid",
@@ -416,6 +425,8 @@ impl Op {
                 | Op::LeakyRelu { .. }
                 | Op::Elu { .. }
                 | Op::Silu
+                | Op::Mish
+                | Op::Prelu { .. }
                 | Op::Gelu
                 | Op::Relu6
                 | Op::HardSigmoid

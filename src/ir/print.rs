@@ -57,6 +57,7 @@ pub fn op_text(op: &Op) -> String {
         ),
         Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
         Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
+        Op::Prelu { per_channel } => format!("prelu(per_channel={per_channel})"),
         Op::GroupNorm {
             groups: Some(g),
             eps,

@@ -668,6 +668,30 @@ impl Lowerer<'_> {
                 self.value_info(&s, out_dims);
                 self.node("Mul", name, &[x, &s], out, vec![])
             }
+            // x·tanh(softplus(x)) (ONNX's own Mish needs opset 18).
+            Op::Mish => {
+                let (sp, t) = (format!("{name}.softplus"), format!("{name}.tanh"));
+                self.node("Softplus", &sp, &[x], &sp, vec![])?;
+                self.value_info(&sp, out_dims);
+                self.node("Tanh", &t, &[&sp], &t, vec![])?;
+                self.value_info(&t, out_dims);
+                self.node("Mul", name, &[x, &t], out, vec![])
+            }
+            // ONNX's PRelu broadcasts the slope from the right: one per channel of an image
+            // is reshaped to [C, 1, 1].
+            Op::Prelu { per_channel } => {
+                let weight = self.param(format!("{name}.weight"))?;
+                if !per_channel || in_dims.len() == 1 {
+                    return self.node("PRelu", name, &[x, &weight], out, vec![]);
+                }
+                let mut per = vec![in_dims[0] as i64];
+                per.extend(std::iter::repeat_n(1, in_dims.len() - 1));
+                let (shape, slope) = (format!("{name}.slope_shape"), format!("{name}.slope"));
+                self.init_i64(&shape, &per)?;
+                self.node("Reshape", &slope, &[&weight, &shape], &slope, vec![])?;
+                self.value_info_unbatched(&slope, &per);
+                self.node("PRelu", name, &[x, &slope], out, vec![])
+            }
             // x·½(1 + erf(x/√2)), PyTorch's exact GELU, in the operators of every opset cnnc
             // writes (ONNX's own Gelu needs opset 20).
             Op::Gelu => {

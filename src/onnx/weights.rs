@@ -24,6 +24,8 @@ pub enum ParamKind {
     Bias,
     /// Batch norm γ (`.weight`).
     BnScale,
+    /// PReLU's slopes (`.weight`), 0.25 at first, as PyTorch's.
+    Slope,
     /// Batch norm β (`.bias`).
     BnShift,
     /// Batch norm running mean (a buffer, not trained by gradient).
@@ -36,7 +38,7 @@ impl ParamKind {
     /// The name's suffix after the layer name.
     pub fn suffix(self) -> &'static str {
         match self {
-            ParamKind::Weight | ParamKind::BnScale => "weight",
+            ParamKind::Weight | ParamKind::BnScale | ParamKind::Slope => "weight",
             ParamKind::Bias | ParamKind::BnShift => "bias",
             ParamKind::RunningMean => "running_mean",
             ParamKind::RunningVar => "running_var",
@@ -129,6 +131,10 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
                     push(ParamKind::Bias, vec![o], i, o);
                 }
             }
+            Op::Prelu { per_channel } => {
+                let c = if *per_channel { in_ch() } else { 1 };
+                push(ParamKind::Slope, vec![c], 0, 0);
+            }
             Op::GroupNorm { affine: true, .. } => {
                 let c = in_ch();
                 push(ParamKind::BnScale, vec![c], 0, 0);
@@ -153,6 +159,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::LeakyRelu { .. }
             | Op::Elu { .. }
             | Op::Silu
+            | Op::Mish
             | Op::Gelu
             | Op::Relu6
             | Op::HardSigmoid
@@ -378,6 +385,7 @@ pub fn draw_into(spec: &ParamSpec, init: Init, seed: u64, start: usize, out: &mu
     debug_assert!(start + out.len() <= spec.elements());
     match spec.kind {
         ParamKind::BnScale | ParamKind::RunningVar => out.fill(1.0),
+        ParamKind::Slope => out.fill(0.25),
         ParamKind::BnShift | ParamKind::RunningMean => out.fill(0.0),
         ParamKind::Bias if init != Init::Default => out.fill(0.0),
         ParamKind::Bias | ParamKind::Weight => {

@@ -672,7 +672,13 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             let params = if *affine { 2 * c } else { 0 };
             finish(s.0.clone(), params, 0, Vec::new())
         }
+        Op::Prelu { per_channel } => {
+            let s = first();
+            let params = if *per_channel { s.channels() } else { 1 };
+            finish(s.0.clone(), params, 0, Vec::new())
+        }
         Op::Relu
+        | Op::Mish
         | Op::Sigmoid
         | Op::Tanh
         | Op::LeakyRelu { .. }

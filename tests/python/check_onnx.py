@@ -237,6 +237,18 @@ def ref_silu(x, spec):
     return x / (1.0 + np.exp(-x))
 
 
+def ref_mish(x, spec):
+    x = x.astype(np.float64)
+    return x * np.tanh(np.log1p(np.exp(x)))
+
+
+def ref_prelu(x, spec):
+    a = spec["_init"][spec["weight"]].astype(np.float64)
+    a = a.reshape((1, -1) + (1,) * (x.ndim - 2)) if a.size > 1 else a.reshape(())
+    x = x.astype(np.float64)
+    return np.where(x > 0, x, a * x)
+
+
 def ref_gelu(x, spec):
     # PyTorch's exact GELU: x * Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2.
     x = x.astype(np.float64)
@@ -306,6 +318,8 @@ REFERENCES = {
     "groupnorm": ref_groupnorm,
     "convT": ref_convT,
     "silu": ref_silu,
+    "mish": ref_mish,
+    "prelu": ref_prelu,
     "gelu": ref_gelu,
     "relu6": ref_relu6,
     "hardsigmoid": ref_hardsigmoid,

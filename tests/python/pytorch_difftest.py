@@ -321,7 +321,9 @@ def gen_pool(rng, kind):
 
 
 def gen_act(rng):
-    r = rng.randrange(12)
+    r = rng.randrange(13)
+    if r == 12:
+        return Leaf("mish", "mish", nn.Mish(), None, ["mish"])
     if r == 9:
         return Leaf("relu6", "relu6", nn.ReLU6(), None, ["relu6"])
     if r == 10:
@@ -366,6 +368,12 @@ def gen_bn(rng, C, rank):
     text = "batchnorm" + ("(" + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")" if kw else "")
     m = (nn.BatchNorm2d if rank == 3 else nn.BatchNorm1d)(C, eps=eps, momentum=mom)
     return Leaf("batchnorm", text, m, m, ["bn2d" if rank == 3 else "bn1d"])
+
+
+def gen_prelu(rng, C):
+    per = rng.random() < 0.5
+    m = nn.PReLU(C if per else 1)
+    return Leaf("prelu", "prelu(per_channel=true)" if per else "prelu", m, m, ["prelu"])
 
 
 def gen_norm(rng, C, rank, per_channel):
@@ -428,8 +436,10 @@ def gen_image_leaf(rng, C, H, W):
         return gen_bn(rng, C, 3)
     if r < 0.76:
         return gen_norm(rng, C, 3, H * W)
-    if r < 0.92:
+    if r < 0.90:
         return gen_act(rng)
+    if r < 0.92:
+        return gen_prelu(rng, C)
     if r < 0.95:
         return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
     if r < 0.97 and H * W <= 256:
@@ -765,8 +775,10 @@ class Gen:
                     lf = gen_bn(rng, F_, 1)
                 elif r < 0.6:
                     lf = gen_norm(rng, F_, 1, 1)
-                elif r < 0.9:
+                elif r < 0.85:
                     lf = gen_act(rng)
+                elif r < 0.9:
+                    lf = gen_prelu(rng, F_)
                 elif r < 0.95 and F_ > 1:
                     lf = gen_slice(rng, F_)
                 else:
@@ -809,7 +821,7 @@ def param_list(nodes):
             if m is None:
                 continue
             ps = [("weight", m.weight)]
-            if m.bias is not None:
+            if getattr(m, "bias", None) is not None:
                 ps.append(("bias", m.bias))
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 ps += [("running_mean", m.running_mean), ("running_var", m.running_var)]
@@ -821,7 +833,10 @@ def randomize(nodes, g):
     for n in nodes:
         for lf in leaves(n):
             m = lf.pmod
-            if isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)):
+            if isinstance(m, nn.PReLU):
+                with torch.no_grad():
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.8 - 0.2)
+            elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)):
                 with torch.no_grad():
                     m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
@@ -831,7 +846,7 @@ def randomize(nodes, g):
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
                     m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.5)
                     m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
-            elif m is not None and m.bias is not None:
+            elif m is not None and getattr(m, "bias", None) is not None:
                 with torch.no_grad():
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
 

@@ -17,6 +17,8 @@
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
 //! | hardswish | dY·(0 to −3, x/3 + ½ between, 1 from 3), PyTorch 2's at the kinks | — |
 //! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
+//! | mish | dY·(tanh(sp) + x·σ(x)·(1 − tanh²(sp))), sp = softplus(x) | — |
+//! | prelu | Where(x > 0, dY, a·dY) | a: ReduceSum of x·dY where x ≤ 0, per channel or over all |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
@@ -30,8 +32,8 @@
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
-    adaptive_matrix, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads, upsample_maps,
-    Separable,
+    adaptive_matrix, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads, prelu_slope,
+    upsample_maps, Separable,
 };
 use super::{err, GraphError, Lowering, Saved};
 use crate::ir::UpsampleMode;
@@ -406,6 +408,68 @@ impl Lowering<'_> {
                 let u = self.b.add(&one_c, &xt, &format!("{base}.one_plus"));
                 let slope = self.b.mul(&s, &u, &format!("{base}.slope"));
                 one(Some(self.b.mul(dy, &slope, &base)))
+            }
+            // tanh(sp) + x·σ(x)·(1 − tanh²(sp)), sp = softplus(x) (its derivative is σ(x)).
+            Op::Mish => {
+                let sp = self
+                    .b
+                    .op("Softplus", &[&x], &format!("{base}.softplus"), vec![]);
+                let t = self.b.op("Tanh", &[&sp], &format!("{base}.tanh"), vec![]);
+                let s = self
+                    .b
+                    .op("Sigmoid", &[&x], &format!("{base}.sigmoid"), vec![]);
+                let one_c = self.b.scalar(1.0);
+                let t2 = self.b.mul(&t, &t, &format!("{base}.tanh_sq"));
+                let sech2 = self.b.sub(&one_c, &t2, &format!("{base}.sech_sq"));
+                let xs = self.b.mul(&x, &s, &format!("{base}.x_sigmoid"));
+                let xss = self
+                    .b
+                    .mul(&xs, &sech2, &format!("{base}.x_sigmoid_sech_sq"));
+                let slope = self.b.add(&t, &xss, &format!("{base}.slope"));
+                one(Some(self.b.mul(dy, &slope, &base)))
+            }
+            // PyTorch's: dY where x > 0, a·dY elsewhere; a: Σ x·dY where x ≤ 0, per channel
+            // or over everything.
+            Op::Prelu { per_channel } => {
+                let zero = self.b.scalar(0.0);
+                let pos = self
+                    .b
+                    .op("Greater", &[&x, &zero], &format!("{base}.pos"), vec![]);
+                let xdy = self.b.mul(&x, dy, &format!("{base}.x_dy"));
+                let neg_part = self.b.op(
+                    "Where",
+                    &[&pos, &zero, &xdy],
+                    &format!("{base}.neg_x_dy"),
+                    vec![],
+                );
+                let grad = format!("grad.{name}.weight");
+                let da = if *per_channel {
+                    self.b.reduce(
+                        "ReduceSum",
+                        &neg_part,
+                        &bn_axes(in_dims.len()),
+                        false,
+                        &grad,
+                    )
+                } else {
+                    let all = self.b.reduce(
+                        "ReduceSum",
+                        &neg_part,
+                        &[],
+                        false,
+                        &format!("{base}.sum_all"),
+                    );
+                    self.b.reshape(&all, &[1], &grad)
+                };
+                self.param_grad.insert(format!("{name}.weight"), da);
+                let dx = if want0 {
+                    let slope = prelu_slope(&mut self.b, &name, &base, *per_channel, &in_dims);
+                    let ady = self.b.mul(dy, &slope, &format!("{base}.slope_dy"));
+                    Some(self.b.op("Where", &[&pos, dy, &ady], &base, vec![]))
+                } else {
+                    None
+                };
+                one(dx)
             }
             // Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
             Op::Gelu => {

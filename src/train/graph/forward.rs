@@ -206,6 +206,24 @@ pub(super) fn conv_attrs(
 
 /// Axes a batch norm reduces over for a tensor of per-sample rank `rank`: the batch and
 /// every spatial axis.
+/// PReLU's slope shaped to broadcast over the batch: `[1, C, 1, 1]` (or `[1, F]`) per
+/// channel, the single `[1]` otherwise.
+pub(super) fn prelu_slope(
+    b: &mut super::builder::Builder,
+    layer: &str,
+    base: &str,
+    per_channel: bool,
+    in_dims: &[u64],
+) -> String {
+    let weight = format!("{layer}.weight");
+    if !per_channel {
+        return weight;
+    }
+    let mut shape = vec![1i64, in_dims[0] as i64];
+    shape.extend(std::iter::repeat_n(1, in_dims.len() - 1));
+    b.reshape(&weight, &shape, &format!("{base}.slope"))
+}
+
 pub(super) fn bn_axes(rank: usize) -> Vec<i64> {
     std::iter::once(0)
         .chain((2..=rank).map(|a| a as i64))
@@ -433,6 +451,17 @@ impl Lowering<'_> {
                     .b
                     .op("Sigmoid", &[&x], &format!("{name}.sigmoid"), vec![]);
                 self.b.mul(&x, &s, &name)
+            }
+            Op::Mish => {
+                let sp = self
+                    .b
+                    .op("Softplus", &[&x], &format!("{name}.softplus"), vec![]);
+                let t = self.b.op("Tanh", &[&sp], &format!("{name}.tanh"), vec![]);
+                self.b.mul(&x, &t, &name)
+            }
+            Op::Prelu { per_channel } => {
+                let slope = prelu_slope(&mut self.b, &name, &name, *per_channel, &in_dims);
+                self.b.op("PRelu", &[&x, &slope], &name, vec![])
             }
             Op::Gelu => {
                 let cdf = self.normal_cdf(&x, &name);
