@@ -2361,6 +2361,51 @@ fn tensor_arguments_are_checked_at_the_call() {
         d.iter().all(|d| d.code != "cnnc::elab::unused_name"),
         "{d:?}"
     );
+    // Called twice, the block's unread parameter is one warning.
+    let d = check("up(8, enc1) up(8, enc1)");
+    assert_eq!(d.iter().count(), 1, "{d:?}");
+}
+
+/// The reviewer's cases: a tensor given to a parameter named like a layer (which the body
+/// would read as the layer), a loop variable named like a tensor parameter, a default that
+/// reads a tensor's size (a read) or is a tensor (`b=a`), its errors labelled with the
+/// call, and blocks passed tensors side by side in a concat (no `bare_branch`).
+#[test]
+fn tensor_parameters_keep_their_tensor() {
+    let check = |blocks: &str, body: &str| {
+        let src = format!("{blocks}\nmodel M(input: [4, 8, 8]) {{ conv(4, 1) as e1 {body} }}");
+        cnnc::compile_source(Path::new("t.cnn"), src).diagnostics
+    };
+    let d = check("block f(relu) { concat { relu {} } }", "conv(4, 1) f(e1)");
+    assert_eq!(d.error_count(), 1, "{d:?}");
+    let e = d.iter().find(|d| d.is_error()).unwrap();
+    assert_eq!(
+        e.message,
+        "block `f`'s parameter `relu` is given a tensor, but `relu` names a layer"
+    );
+    let d = check(
+        "block g(skip) { repeat skip in [5, 6] { concat { skip {} } conv(skip, 1) } }",
+        "g(e1)",
+    );
+    let e = d.iter().find(|d| d.is_error()).expect("an error");
+    assert_eq!(
+        e.message,
+        "the loop variable `skip` has the name of a tensor"
+    );
+    let d = check(
+        "block h(skip, c=skip.c) { conv(c, 1) }\nblock k(a, b=a, c=b.c) { concat { b {} } conv(c, 1) }",
+        "h(e1) k(e1) : [4, 8, 8]",
+    );
+    assert!(d.is_empty(), "{d:?}");
+    let d = check("block h(skip, c=skip.c) { conv(c, 1) }", "h(e1) h(e1.c)");
+    let e = d.iter().find(|d| d.is_error()).expect("an error");
+    assert_eq!(e.message, "no tensor is named `skip`");
+    assert!(e.labels.iter().any(|l| l.call), "{e:?}");
+    let d = check(
+        "block head(p, s) { concat { p {} } conv(s, 1) }",
+        "concat { head(e1, 8) head(e1, 4) }",
+    );
+    assert!(d.is_empty(), "{d:?}");
 }
 
 /// Group and instance norm say what is wrong with the tensor they get: groups that do not

@@ -1351,6 +1351,25 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )),
             );
         }
+        // `block f(skip) { repeat skip in [5, 6] { concat { skip {} } conv(skip, 1) } }`: a
+        // statement would read the tensor and an argument the number.
+        if let Some(var) = r.var.as_ref().filter(|_| outer.is_none()) {
+            if let Some(named) = frame.tensors.get(&var.name) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::duplicate_definition",
+                        format!("the loop variable `{}` has the name of a tensor", var.name),
+                    )
+                    .label(var.span, "defined again by this repeat")
+                    .label(named.span, "the tensor")
+                    .help(format!(
+                        "give the loop another name: inside it, `{0}` alone would be the tensor \
+                         and `{0}` in an argument the loop's value",
+                        var.name
+                    )),
+                );
+            }
+        }
         let mut cur = cur;
         if count > 1 {
             self.repeating.push(Iteration {
@@ -1533,7 +1552,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     ) -> Result<Cur, Abort> {
         self.flush_dilation_run();
         let name = scope.fresh("concat");
-        self.warn_bare_branches(c);
+        self.warn_bare_branches(c, frame);
         let branches_first = self.graph.node_count();
         let mut outs = Vec::new();
         for branch in &c.branches {
@@ -1811,7 +1830,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// on the line of the unbraced branch before it (`concat { conv(48, 1) conv(64, 5) }`
     /// reads as a sequence), except the layers that pick part of the input (`crop`, `slice`),
     /// which a sequence would not follow with another.
-    fn warn_bare_branches(&mut self, c: &ast::Concat) {
+    fn warn_bare_branches(&mut self, c: &ast::Concat, frame: &Frame) {
         const SHAPE_KEEPING: [&str; 14] = [
             "relu",
             "sigmoid",
@@ -1851,6 +1870,15 @@ impl<'a, 'd> Elab<'a, 'd> {
                 (layers::lookup(name).is_some() || self.defs.is_block(name))
                     && !matches!(name, "crop" | "slice")
             };
+            // A block passed a tensor starts from it, as `crop(NAME)` does (an FPN's heads,
+            // `head(p5, 8) head(p4, 4)`): no continuation of the branch before.
+            let passes_tensor = call.args.iter().any(|a| {
+                matches!(&a.value.kind, ast::ExprKind::Var(n)
+                    if frame.env.get(n).is_none() && frame.tensors.contains_key(n))
+            });
+            if passes_tensor && self.defs.is_block(layer) {
+                continue;
+            }
             // A call after a call (a statement is not quoted in a fix), unless the one before
             // is shape-keeping and was itself warned of as a branch of its own, after a bare
             // branch (`conv relu conv relu`: the middle pair is no slip of its own).
@@ -3003,16 +3031,85 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         let mut missing: Vec<&ast::Param> = Vec::new();
-        let mut tensors = HashMap::new();
+        let mut tensors: HashMap<String, Named> = HashMap::new();
         let mut tensor_arguments = Vec::new();
+        // Errors of the defaults are in the block's text: labelled with this call, whose
+        // values they were evaluated with.
+        let defaults_from = self.diags.0.len();
         for (i, p) in block.params.iter().enumerate() {
             // `block s(c, c)`, reported at the definition: the second `c` is that one.
             if block.params[..i].iter().any(|q| q.name.name == p.name.name) {
                 continue;
             }
-            let v = match bound[i].take() {
-                Some(Argument::Value(v)) => v,
+            let given = match bound[i].take() {
+                Some(given) => Some(given),
+                None => match &p.default {
+                    Some(d) => {
+                        // A default reads earlier tensors' sizes (`c=skip.c`), or is one
+                        // (`b=a`).
+                        ast::walk_expr(d, &mut |x| {
+                            if let ast::ExprKind::TensorQuery(n, _) = &x.kind {
+                                if let Some(named) = tensors.get_mut(n) {
+                                    named.used = true;
+                                }
+                            }
+                        });
+                        match &d.kind {
+                            ast::ExprKind::Var(n) if env.get(n).is_none() => {
+                                tensors.get_mut(n).map(|named| {
+                                    named.used = true;
+                                    Argument::Tensor(named.cur.clone(), d.span)
+                                })
+                            }
+                            _ => None,
+                        }
+                        .or_else(|| {
+                            match eval(d, &env, cur.shape.as_ref()) {
+                                Ok(v) => Some(Argument::Value(v)),
+                                Err(e) => {
+                                    self.report_eval(e);
+                                    ok = false;
+                                    None
+                                }
+                            }
+                        })
+                    }
+                    None => {
+                        missing.push(p);
+                        None
+                    }
+                },
+            };
+            match given {
+                Some(Argument::Value(v)) => env.set(&p.name.name, v),
                 Some(Argument::Tensor(t, given)) => {
+                    // `block f(relu) { concat { relu {} } }`: the layer would win where the
+                    // tensor is read, and the tensor would be lost.
+                    let layer = layers::lookup(&p.name.name).is_some();
+                    if layer || self.defs.is_block(&p.name.name) {
+                        self.diags.push(
+                            Diagnostic::error(
+                                "cnnc::elab::duplicate_definition",
+                                format!(
+                                    "block `{name}`'s parameter `{}` is given a tensor, but `{}` \
+                                     names a {}",
+                                    p.name.name,
+                                    p.name.name,
+                                    if layer { "layer" } else { "block" }
+                                ),
+                            )
+                            .label(given, "a tensor passed")
+                            .label(p.name.span, "this parameter")
+                            .help(format!(
+                                "in the block's body `{0}` would be the {1}, not the tensor: \
+                                 rename the parameter (`{0}_in`, `skip`)",
+                                p.name.name,
+                                if layer { "layer" } else { "block" }
+                            )),
+                        );
+                        ok = false;
+                        continue;
+                    }
                     // Its sizes are read as a named tensor's (`skip.h`), also by the
                     // defaults of later parameters.
                     env.set_tensor(&p.name.name, t.shape.clone());
@@ -3025,25 +3122,18 @@ impl<'a, 'd> Elab<'a, 'd> {
                             iteration: None,
                         },
                     );
-                    tensor_arguments.push((p, given));
-                    continue;
+                    tensor_arguments.push(p);
                 }
-                None => match &p.default {
-                    Some(d) => match eval(d, &env, cur.shape.as_ref()) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            self.report_eval(e);
-                            ok = false;
-                            continue;
-                        }
-                    },
-                    None => {
-                        missing.push(p);
-                        continue;
-                    }
-                },
-            };
-            env.set(&p.name.name, v);
+                None => {}
+            }
+        }
+        for d in &mut self.diags.0[defaults_from..] {
+            if d.labels
+                .first()
+                .is_some_and(|l| block.span.contains(l.span))
+            {
+                d.labels.push(Label::call(name, call.span));
+            }
         }
         // `… as up` was refused (a block's name), and this bare `up` reads that tensor.
         let meant_the_tensor =
@@ -3144,10 +3234,10 @@ impl<'a, 'd> Elab<'a, 'd> {
     fn warn_unread_tensor_arguments(
         &mut self,
         block: &str,
-        arguments: &[(&ast::Param, Span)],
+        arguments: &[&ast::Param],
         inner: &Frame,
     ) {
-        for (p, given) in arguments {
+        for p in arguments {
             let param = p.name.name.as_str();
             let unread = inner
                 .tensors
@@ -3161,7 +3251,6 @@ impl<'a, 'd> Elab<'a, 'd> {
                     "cnnc::elab::unused_name",
                     format!("block `{block}` never reads the tensor passed as `{param}`"),
                 )
-                .label(*given, "this tensor is passed")
                 .label(p.name.span, "never read in the block's body")
                 .help(format!(
                     "the block reads it as a concat branch (`concat {{ {{}} {param} }}`), in a \
