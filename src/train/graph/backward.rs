@@ -245,14 +245,7 @@ impl Lowering<'_> {
                 else {
                     return Err(err(format!("`{name}`: batch norm lost its statistics")));
                 };
-                let t = self.b.mul(dy, &xhat, &format!("{base}.dy_xhat"));
-                let dg = self.b.reduce(
-                    "ReduceSum",
-                    &t,
-                    &axes,
-                    false,
-                    &format!("grad.{name}.weight"),
-                );
+                let dg = self.scale_grad(&name, &base, dy, &xhat, &axes);
                 // β's gradient is ΣdY, which the input gradient needs too; before another
                 // batch norm it is exactly zero and left so (see `bias_grad`).
                 let beta_zero = self.feeds_only_batchnorm(ix);
@@ -262,7 +255,6 @@ impl Lowering<'_> {
                     format!("grad.{name}.bias")
                 };
                 let db = self.b.reduce("ReduceSum", dy, &axes, false, &db_name);
-                self.param_grad.insert(format!("{name}.weight"), dg.clone());
                 if !beta_zero {
                     self.param_grad.insert(format!("{name}.bias"), db.clone());
                 }
@@ -306,23 +298,8 @@ impl Lowering<'_> {
                 let dxhat = match &gamma {
                     Some(gamma) => {
                         let axes = bn_axes(in_dims.len());
-                        let t = self.b.mul(dy, &xhat, &format!("{base}.dy_xhat"));
-                        let dg = self.b.reduce(
-                            "ReduceSum",
-                            &t,
-                            &axes,
-                            false,
-                            &format!("grad.{name}.weight"),
-                        );
-                        let db = self.b.reduce(
-                            "ReduceSum",
-                            dy,
-                            &axes,
-                            false,
-                            &format!("grad.{name}.bias"),
-                        );
-                        self.param_grad.insert(format!("{name}.weight"), dg);
-                        self.param_grad.insert(format!("{name}.bias"), db);
+                        self.scale_grad(&name, &base, dy, &xhat, &axes);
+                        self.bias_grad(ix, dy, &axes, &name);
                         self.b.mul(dy, gamma, &format!("{base}.dxhat"))
                     }
                     None => dy.to_string(),
@@ -694,7 +671,8 @@ impl Lowering<'_> {
         })
     }
 
-    /// The gradient of layer `ix`'s bias (a conv's, a linear's; a batch norm's β likewise):
+    /// The gradient of layer `ix`'s bias (a conv's, a linear's; a batch or group norm's β
+    /// likewise):
     /// `dy` summed over `axes`, except when the layer's only consumer is a batch norm. Batch norm in training mode subtracts each channel's
     /// batch mean, so a per-channel constant added before it cannot change the loss: the
     /// gradient is exactly zero, and it is left to the zero gradient of parameters that do
@@ -709,6 +687,17 @@ impl Lowering<'_> {
             .b
             .reduce("ReduceSum", dy, axes, false, &format!("grad.{name}.bias"));
         self.param_grad.insert(format!("{name}.bias"), db);
+    }
+
+    /// A normalization's γ gradient, ΣdY·x̂ over `axes` (all but the channels), recorded
+    /// as `grad.<name>.weight`.
+    fn scale_grad(&mut self, name: &str, base: &str, dy: &str, xhat: &str, axes: &[i64]) -> String {
+        let t = self.b.mul(dy, xhat, &format!("{base}.dy_xhat"));
+        let dg = self
+            .b
+            .reduce("ReduceSum", &t, axes, false, &format!("grad.{name}.weight"));
+        self.param_grad.insert(format!("{name}.weight"), dg.clone());
+        dg
     }
 
     /// Whether layer `ix`'s one consumer is a batch norm, directly or through layers that
