@@ -1831,8 +1831,12 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// reads as a sequence), except the layers that pick part of the input (`crop`, `slice`),
     /// which a sequence would not follow with another.
     fn warn_bare_branches(&mut self, c: &ast::Concat, frame: &Frame) {
-        const SHAPE_KEEPING: [&str; 14] = [
+        const SHAPE_KEEPING: [&str; 18] = [
             "relu",
+            "mish",
+            "prelu",
+            "groupnorm",
+            "instancenorm",
             "sigmoid",
             "tanh",
             "leaky_relu",
