@@ -2027,7 +2027,7 @@ fn the_model_input_is_the_tensor_named_input() {
         "cnnc::elab::unknown_layer",
     );
     assert!(
-        h.contains("join the input where the block is called"),
+        h.contains("pass the input to the block (`b(…, input)`)"),
         "{h}"
     );
 }
@@ -2401,6 +2401,12 @@ fn tensor_parameters_keep_their_tensor() {
     let e = d.iter().find(|d| d.is_error()).expect("an error");
     assert_eq!(e.message, "no tensor is named `skip`");
     assert!(e.labels.iter().any(|l| l.call), "{e:?}");
+    // The same mistake of a default at each call is reported once, as the body's are.
+    let d = check(
+        "block h(skip, c=skip.q) { conv(c, 1) }",
+        "h(e1) h(e1) h(e1)",
+    );
+    assert_eq!(d.error_count(), 1, "{d:?}");
     let d = check(
         "block head(p, s) { concat { p {} } conv(s, 1) }",
         "concat { head(e1, 8) head(e1, 4) }",
@@ -2449,6 +2455,8 @@ fn group_and_instance_norm_are_checked() {
         .help
         .unwrap()
         .contains("`GroupNorm(32, 256)` is `groupnorm(32)`"));
+    let e = first("prelu(12)");
+    assert!(e.help.unwrap().contains("`prelu(per_channel=true)`"));
     let e = first("PReLU(12)");
     assert!(e.help.unwrap().contains("`prelu(per_channel=true)`"));
     let e = first("InstanceNorm2d(12)");

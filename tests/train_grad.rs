@@ -78,7 +78,7 @@ fn grad_check(case: &Case<'_>, seed: u64) -> Result<HashMap<String, Vec<f32>>, V
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let specs = onnx::parameter_specs(model);
     let mut weights: Weights = onnx::initialize(model, Init::Default, seed);
-    // Batch norm away from its identity initialization, so γ and β matter.
+    // Batch and group norm away from their identity initialization, so γ and β matter.
     for s in &specs {
         let t = weights.tensors.get_mut(&s.name).unwrap();
         match s.kind {
@@ -87,6 +87,11 @@ fn grad_check(case: &Case<'_>, seed: u64) -> Result<HashMap<String, Vec<f32>>, V
                 .iter_mut()
                 .for_each(|v| *v = 1.0 + 0.3 * normal(&mut rng)),
             ParamKind::BnShift => t.data.iter_mut().for_each(|v| *v = 0.3 * normal(&mut rng)),
+            // PReLU's slopes apart, so that one channel's cannot stand in for another's.
+            ParamKind::Slope => t
+                .data
+                .iter_mut()
+                .for_each(|v| *v = 0.25 + 0.3 * normal(&mut rng)),
             _ => {}
         }
     }

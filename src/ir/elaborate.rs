@@ -171,7 +171,8 @@ pub(crate) fn unknown_layer<'c>(
         // Found wherever a model's body reads it: this is a block's.
         return d.help(
             "`input` is the model's input, a named tensor of the model's body only: a block \
-             reads only the tensors it names, so join the input where the block is called",
+             reads the tensors it names and those passed to it, so pass the input to the \
+             block (`b(…, input)`) or join it where the block is called",
         );
     }
     if defs.models.contains(name) {
@@ -2792,7 +2793,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             )
             .label(target.1, "unknown tensor");
             d = match did_you_mean_text(target.0, names.iter().copied()) {
-                // `block up(c, skip) { … crop(skip) … }`: tensors are not passed to blocks.
+                // `block up(c, skip) { … crop(skip) … }` called with a number for `skip`.
                 _ if frame.env.get(target.0).is_some() => d.help(format!(
                     "`{0}` is a variable (a block's parameter or a repeat's), here {1}, not a \
                      tensor: a block's parameter is a tensor when the call passes a tensor's \
@@ -3131,13 +3132,22 @@ impl<'a, 'd> Elab<'a, 'd> {
                 None => {}
             }
         }
-        for d in &mut self.diags.0[defaults_from..] {
+        // A default's mistake made again at a later call is the one already reported.
+        let from_defaults = self.diags.0.split_off(defaults_from);
+        for mut d in from_defaults {
+            let again = self.diags.0.iter().any(|e| {
+                e.code == d.code && e.message == d.message && e.primary_span() == d.primary_span()
+            });
+            if again {
+                continue;
+            }
             if d.labels
                 .first()
                 .is_some_and(|l| block.span.contains(l.span))
             {
                 d.labels.push(Label::call(name, call.span));
             }
+            self.diags.0.push(d);
         }
         // `… as up` was refused (a block's name), and this bare `up` reads that tensor.
         let meant_the_tensor =

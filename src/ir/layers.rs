@@ -914,6 +914,23 @@ fn bind(
                 ok = false;
                 continue;
             }
+            // `PReLU(64)`: the channels are inferred; one slope or one per channel is a flag.
+            None if spec.name == "prelu" => {
+                diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_count",
+                        "`prelu` takes no positional arguments",
+                    )
+                    .label(arg.span, "this argument")
+                    .help(
+                        "cnnc infers the number of channels from the incoming tensor: PyTorch's \
+                         `PReLU()`, one slope, is `prelu`, and `PReLU(C)`, a slope per channel, \
+                         is `prelu(per_channel=true)`",
+                    ),
+                );
+                ok = false;
+                continue;
+            }
             // `GroupNorm(4, 64)`: the groups only; eps and affine are named, so the channel
             // count cannot silently become eps.
             None if spec.name == "groupnorm" && positional == 1 => {

@@ -1004,9 +1004,6 @@ impl Lowerer<'_> {
         }
     }
 
-    /// A transposed conv whose `output_pad` reaches its stride ([`OutputPadPlan`]): the
-    /// unpadded ConvTranspose, a Slice of the kept rows and columns, a zero Pad of the rows
-    /// and columns no input reaches, then the bias.
     /// GroupNorm as ONNX's InstanceNormalization, which every opset and ONNX Runtime's
     /// providers have (GroupNormalization came with opset 18 and changed its scale's meaning
     /// in 21): one channel a group is InstanceNormalization itself, with the learned scale
@@ -1105,6 +1102,9 @@ impl Lowerer<'_> {
         self.node("Add", name, &[&scaled, &shift], out, vec![])
     }
 
+    /// A transposed conv whose `output_pad` reaches its stride ([`OutputPadPlan`]): the
+    /// unpadded ConvTranspose, a Slice of the kept rows and columns, a zero Pad of the rows
+    /// and columns no input reaches, then the bias.
     fn conv_transpose_planned(
         &mut self,
         name: &str,

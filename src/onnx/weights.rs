@@ -22,12 +22,12 @@ pub enum ParamKind {
     Weight,
     /// Conv, ConvTranspose or Linear bias.
     Bias,
-    /// Batch norm γ (`.weight`).
+    /// Batch or group norm γ (`.weight`), 1 at first.
     BnScale,
+    /// Batch or group norm β (`.bias`), 0 at first.
+    BnShift,
     /// PReLU's slopes (`.weight`), 0.25 at first, as PyTorch's.
     Slope,
-    /// Batch norm β (`.bias`).
-    BnShift,
     /// Batch norm running mean (a buffer, not trained by gradient).
     RunningMean,
     /// Batch norm running variance (a buffer, not trained by gradient).

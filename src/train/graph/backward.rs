@@ -11,7 +11,7 @@
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
 //! | global_avgpool | Expand(dY / (H·W)) | — |
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before another batch norm |
-//! | groupnorm, instancenorm | as batch norm's, the means over a sample's group, [N, G, M] | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), with affine |
+//! | groupnorm, instancenorm | as batch norm's, the means over a sample's group, [N, G, M] | with affine, γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before a batch norm |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |

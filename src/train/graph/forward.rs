@@ -204,8 +204,6 @@ pub(super) fn conv_attrs(
     v
 }
 
-/// Axes a batch norm reduces over for a tensor of per-sample rank `rank`: the batch and
-/// every spatial axis.
 /// PReLU's slope shaped to broadcast over the batch: `[1, C, 1, 1]` (or `[1, F]`) per
 /// channel, the single `[1]` otherwise.
 pub(super) fn prelu_slope(
@@ -224,6 +222,8 @@ pub(super) fn prelu_slope(
     b.reshape(&weight, &shape, &format!("{base}.slope"))
 }
 
+/// Axes a batch norm reduces over for a tensor of per-sample rank `rank`: the batch and
+/// every spatial axis.
 pub(super) fn bn_axes(rank: usize) -> Vec<i64> {
     std::iter::once(0)
         .chain((2..=rank).map(|a| a as i64))
