@@ -1192,7 +1192,9 @@ fn porting_mistakes_get_helps_that_fit() {
         ("chunk(2)", "`slice(start, end)`"),
         ("shuffle(2)", "`channel_shuffle(groups)`"),
         ("view(64, 4)", "only `flatten`"),
-        ("pixel_shuffle(2)", "without weights"),
+        ("depth_to_space(2)", "`pixel_shuffle(r)`"),
+        ("SpaceToDepth(2)", "`pixel_unshuffle(r)`"),
+        ("PixelUnshuffle(2)", "cnnc's layer is `pixel_unshuffle(r)`"),
         ("max_unpool(2)", "indices"),
         (
             "interpolate(2)",
@@ -2108,8 +2110,12 @@ fn helps_for_pytorch_habits() {
         h.contains("`nn.Flatten()`") && h.contains("write `flatten` alone"),
         "{h}"
     );
-    let h = help_for(&m("conv(8, 3) scale(0.17)"), "cnnc::elab::unknown_layer");
-    assert!(h.starts_with("cnnc has no constant scaling"), "{h}");
+    let h = help_for(&m("conv(8, 3) LayerScale(0.17)"), "cnnc::elab::unknown_layer");
+    assert!(h.starts_with("a constant factor is `scale(k)`"), "{h}");
+    let h = help_for(&m("conv(8, 3) scale"), "cnnc::elab::argument_count");
+    assert_eq!(h, "the signature is scale(factor)");
+    let h = help_for(&m("scale(1e39)"), "cnnc::elab::argument_value");
+    assert_eq!(h, "the signature is scale(factor)");
     let h = help_for("model M(input: [3, 8]) { relu }\n", "cnnc::shape::rank");
     assert!(
         h.contains("`input: [3, 1, 8]`") && h.contains("`Conv1d`"),
@@ -2342,6 +2348,18 @@ fn tensor_arguments_are_checked_at_the_call() {
     let e = first_error("cat(enc2)");
     assert_eq!(e.message, "no tensor or variable is named `enc2`");
     assert_eq!(e.help.as_deref(), Some("did you mean `enc1`?"));
+    // A block or model passed as if it were a value: what to do instead.
+    let e = first_error("cat(width)");
+    assert_eq!(e.code, "cnnc::elab::unknown_variable");
+    assert!(e
+        .help
+        .unwrap()
+        .starts_with("`width` is a block, and a block is no value"));
+    let e = first_error("up(8, skip=M)");
+    assert!(e
+        .help
+        .unwrap()
+        .starts_with("`M` is a model, and a model is no value"));
     let e = first_error("cat(later) conv(8, 1) as later");
     assert_eq!(
         e.message,
@@ -2483,4 +2501,71 @@ fn group_and_instance_norm_are_checked() {
     // groupnorm 2·12, instancenorm 0, affine instancenorm 2·12, groupnorm without affine 0,
     // linear 192·6 + 6, groupnorm on the vector 2·6.
     assert_eq!(params, 24 + 24 + 192 * 6 + 6 + 12);
+}
+
+/// `pixel_shuffle(r)` needs channels in multiples of r², `pixel_unshuffle(r)` sizes in
+/// multiples of r; the help lists the factors that would fit, and checking goes on.
+#[test]
+fn pixel_shuffle_is_checked() {
+    let compile = |input: &str, body: &str| {
+        let src = format!("model M(input: {input}) {{ {body} }}");
+        cnnc::compile_source(Path::new("p.cnn"), src)
+    };
+    let first = |input: &str, body: &str| {
+        let c = compile(input, body);
+        let d = c.diagnostics.iter().find(|d| d.is_error()).cloned();
+        d.unwrap_or_else(|| panic!("{body}: no error in {:?}", c.diagnostics))
+    };
+    let e = first("[12, 4, 4]", "pixel_shuffle(3)");
+    assert_eq!(e.code, "cnnc::shape::pixel_shuffle");
+    assert_eq!(
+        e.message,
+        "`pixel_shuffle(3)` needs channels in multiples of 3² = 9, but its input has 12"
+    );
+    assert!(e
+        .help
+        .unwrap()
+        .ends_with("a factor whose square divides 12: 2"));
+    let e = first("[7, 4, 4]", "pixel_shuffle(2)");
+    assert!(e
+        .help
+        .unwrap()
+        .ends_with("for c channels after the shuffle"));
+    let e = first("[3, 12, 8]", "pixel_unshuffle(3)");
+    assert_eq!(
+        e.message,
+        "`pixel_unshuffle(3)` needs a height and width divisible by 3, but its input is 12×8"
+    );
+    assert!(e
+        .help
+        .unwrap()
+        .ends_with("a factor that divides both: 2, 4"));
+    let e = first("[4, 4, 4]", "flatten pixel_shuffle(2)");
+    assert_eq!(e.code, "cnnc::shape::rank");
+    // Checking goes on with the height and width the factor gives.
+    let c = compile("[6, 5, 5]", "pixel_shuffle(2) : [1, 10, 10] conv(4, 11)");
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "cnnc::shape::pixel_shuffle",
+            "cnnc::shape::window_too_large"
+        ]
+    );
+    // Each is the other's inverse, and neither has parameters.
+    let c = compile(
+        "[8, 6, 4]",
+        "pixel_shuffle(2) : [2, 12, 8] pixel_unshuffle(4) : [32, 3, 2] pixel_unshuffle(1)",
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let g = &c.models[0].graph;
+    let params: u64 = g.topo_order().into_iter().map(|n| g.node(n).params).sum();
+    assert_eq!(params, 0);
+    // PyTorch's argument names.
+    let c = compile("[8, 6, 4]", "pixel_shuffle(upscale_factor=2)");
+    let e = c.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert!(
+        e.help.as_deref().unwrap_or("").contains("`factor`"),
+        "{e:?}"
+    );
 }

@@ -167,6 +167,14 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             to: UpsampleTo::Size(size),
             ..
         } => vec![x[0], size[0], size[1]],
+        Op::PixelShuffle {
+            factor: r,
+            unshuffle: false,
+        } => vec![x[0] / (r * r), x[1] * r, x[2] * r],
+        Op::PixelShuffle {
+            factor: r,
+            unshuffle: true,
+        } => vec![x[0] * r * r, x[1] / r, x[2] / r],
         _ => x.clone(),
     }
 }
@@ -637,6 +645,10 @@ fn tricky_lowerings_match_pytorch_semantics() {
             let spec = serde_json::json!({ "op": name, "input_scale": 4.0 });
             v.push((name, [3, 4, 5], op, spec));
         }
+        for (name, factor) in [("scale", 0.17), ("scale_negative", -2.5)] {
+            let spec = serde_json::json!({ "op": "scale", "factor": factor });
+            v.push((name, [2, 3, 4], Op::Scale { factor }, spec));
+        }
         for (name, input, size) in [
             ("crop_odd", [2, 9, 8], [4, 5]),
             ("crop_same", [1, 4, 4], [4, 4]),
@@ -686,6 +698,20 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 [3, 4, 5],
                 Op::Prelu { per_channel },
                 serde_json::json!({"op": "prelu", "weight": format!("{name}.weight")}),
+            ));
+        }
+        // Pixel shuffle and unshuffle, non-square blocks of channels and pixels.
+        for (name, input, factor, unshuffle) in [
+            ("pixel_shuffle_2", [12, 2, 3], 2, false),
+            ("pixel_shuffle_3", [9, 3, 2], 3, false),
+            ("pixel_unshuffle_2", [3, 4, 6], 2, true),
+            ("pixel_unshuffle_3", [2, 3, 6], 3, true),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::PixelShuffle { factor, unshuffle },
+                serde_json::json!({"op": "pixel_shuffle", "factor": factor, "unshuffle": unshuffle}),
             ));
         }
         // Group norm (several channels a group, and one: instance norm), its statistics the

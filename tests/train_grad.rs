@@ -727,6 +727,35 @@ grad_test!(
 }"
 );
 
+// Residual scaling (Inception-ResNet's, EDSR's), a negative factor, and one on the scores.
+grad_test!(
+    scale,
+    3,
+    "model M(input: [2, 5, 5]) {
+    conv(3, 3, pad=1) tanh
+    residual { conv(3, 3, pad=1) tanh scale(0.3) }
+    scale(-2) conv(2, 3) tanh
+    flatten linear(4) scale(0.5)
+}"
+);
+
+// A shuffle whose blocks are not square in the channels' order (factor 2 on 3 output
+// channels, 3 on 1) and an unshuffle of a non-square image: a transposed permutation in
+// either backward gives wrong gradients.
+grad_test!(
+    pixel_shuffle_and_unshuffle,
+    3,
+    "model M(input: [2, 4, 6]) {
+    conv(12, 3, pad=1) tanh
+    pixel_shuffle(2)                  : [3, 8, 12]
+    conv(2, 3, pad=1) tanh
+    pixel_unshuffle(4)                : [32, 2, 3]
+    conv(9, 1) tanh
+    pixel_shuffle(3)                  : [1, 6, 9]
+    flatten linear(4)
+}"
+);
+
 grad_test!(
     upsample_nearest,
     3,

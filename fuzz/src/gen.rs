@@ -98,6 +98,13 @@ pub enum Layer {
     Linear,
     Slice,
     ChannelShuffle,
+    PixelShuffle,
+    PixelUnshuffle,
+    Pad,
+    GroupNorm,
+    InstanceNorm,
+    Mish,
+    Prelu,
     Upsample,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
@@ -450,7 +457,24 @@ impl Gen<'_, '_> {
                 pos.push(self.expr(Want::Stride, 1)?);
                 pos.push(self.expr(Want::Size, 1)?);
             }
-            Layer::ChannelShuffle => pos.push(self.expr(Want::Stride, 1)?),
+            Layer::ChannelShuffle | Layer::PixelShuffle | Layer::PixelUnshuffle => {
+                pos.push(self.expr(Want::Stride, 1)?)
+            }
+            Layer::Pad => {
+                pos.push(self.expr(Want::Pad, 1)?);
+                self.opt(&mut named, "reflect", Want::Bool)?;
+                self.opt(&mut named, "replicate", Want::Bool)?;
+            }
+            Layer::GroupNorm => {
+                pos.push(self.expr(Want::Stride, 1)?);
+                self.opt(&mut named, "eps", Want::Prob)?;
+                self.opt(&mut named, "affine", Want::Bool)?;
+            }
+            Layer::InstanceNorm => {
+                self.opt(&mut named, "eps", Want::Prob)?;
+                self.opt(&mut named, "affine", Want::Bool)?;
+            }
+            Layer::Prelu => self.opt(&mut named, "per_channel", Want::Bool)?,
             Layer::Upsample => {
                 pos.push(self.expr(Want::Stride, 1)?);
                 self.opt(&mut named, "bilinear", Want::Bool)?;
@@ -676,6 +700,13 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::Linear => "linear",
                 Layer::Slice => "slice",
                 Layer::ChannelShuffle => "channel_shuffle",
+                Layer::PixelShuffle => "pixel_shuffle",
+                Layer::PixelUnshuffle => "pixel_unshuffle",
+                Layer::Pad => "pad",
+                Layer::GroupNorm => "groupnorm",
+                Layer::InstanceNorm => "instancenorm",
+                Layer::Mish => "mish",
+                Layer::Prelu => "prelu",
                 Layer::Upsample => "upsample",
                 Layer::Typo => "Conv2d",
             };

@@ -1832,9 +1832,10 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// reads as a sequence), except the layers that pick part of the input (`crop`, `slice`),
     /// which a sequence would not follow with another.
     fn warn_bare_branches(&mut self, c: &ast::Concat, frame: &Frame) {
-        const SHAPE_KEEPING: [&str; 18] = [
+        const SHAPE_KEEPING: [&str; 19] = [
             "relu",
             "mish",
+            "scale",
             "prelu",
             "groupnorm",
             "instancenorm",
@@ -3208,6 +3209,32 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         if let Some(d) = self.misplaced_name(name, value.span) {
             self.diags.push(d);
+            return true;
+        }
+        // `head(p5, classifier)`: a block or model passed as if it were a value.
+        let passed_definition = if self.defs.is_block(name) {
+            Some(format!(
+                "`{name}` is a block, and a block is no value to pass: call it in the body of \
+                 the block, or pass a flag and pick it with `if`, as in `block b(c, \
+                 use_{name}=true) {{ conv(c, 3) if use_{name} {{ {name}(…) }} }}`"
+            ))
+        } else if self.defs.models.contains(name.as_str()) {
+            Some(format!(
+                "`{name}` is a model, and a model is no value to pass: make it a block \
+                 (`block {name}(…) {{ … }}`) and call it in the body of the block"
+            ))
+        } else {
+            None
+        };
+        if let Some(help) = passed_definition {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::unknown_variable",
+                    format!("unknown variable `{name}`"),
+                )
+                .label(value.span, "not defined")
+                .help(help),
+            );
             return true;
         }
         let tensors: Vec<&str> = frame.tensors.keys().map(String::as_str).collect();

@@ -138,6 +138,10 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[],
     },
     LayerSpec {
+        name: "scale",
+        params: &[req("factor", Kind::Number)],
+    },
+    LayerSpec {
         name: "prelu",
         params: &[opt("per_channel", Kind::Bool)],
     },
@@ -215,6 +219,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[req("groups", Kind::Count)],
     },
     LayerSpec {
+        name: "pixel_shuffle",
+        params: &[req("factor", Kind::Count)],
+    },
+    LayerSpec {
+        name: "pixel_unshuffle",
+        params: &[req("factor", Kind::Count)],
+    },
+    LayerSpec {
         name: "upsample",
         params: &[
             opt("scale", Kind::Pair),
@@ -262,6 +274,8 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
+        "PixelShuffle" => ("pixel_shuffle", "`pixel_shuffle(r)`: [C·r², H, W] to [C, H·r, W·r]"),
+        "PixelUnshuffle" => ("pixel_unshuffle", "`pixel_unshuffle(r)`: [C, H·r, W·r] to [C·r², H, W]"),
         "ZeroPad2d" => ("pad", "`pad(p)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
         "ReflectionPad2d" => ("pad", "`pad(p, reflect=true)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
         "ReplicationPad2d" => ("pad", "`pad(p, replicate=true)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
@@ -293,13 +307,16 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         "mul" | "multiply" | "squeezeexcitation" | "squeezeexcite" | "seblock" => {
             "a product of the input and what a few layers make of it is a gate: `gate { \
              global_avgpool conv(c / 4, 1) relu conv(c, 1) sigmoid }` (squeeze-and-excitation; \
-             c the input's channels)"
+             c the input's channels); a product with a constant is `scale(k)`"
                 .to_string()
         }
-        "scale" => "cnnc has no constant scaling (Inception-ResNet's `x + 0.17 * f(x)`, layer \
-                    scale): a following conv or batchnorm learns any constant factor; a product \
-                    with what layers make of the input is a gate, `gate { … sigmoid }`"
-            .to_string(),
+        "layerscale" | "constantscale" | "scalar" | "rescale" | "mulconstant" => {
+            "a constant factor is `scale(k)` (Inception-ResNet's `x + 0.17 * f(x)` is `residual \
+             { … scale(0.17) }`); a learned one per channel is what a following conv or \
+             batchnorm learns; a product with what layers make of the input is a gate, `gate { \
+             … sigmoid }`"
+                .to_string()
+        }
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
                          logits); `cnnc train` applies softmax cross-entropy itself"
             .to_string(),
@@ -312,11 +329,13 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
              learns the upsampling: `convT(64, 2, stride=2)` doubles the height and width, as \
              U-Net's up-convolutions do"
         ),
-        "pixelshuffle" | "depthtospace" => format!(
-            "cnnc has no `{name}` (a depth-to-space rearrangement without weights); the nearest \
-             it has is a learned upsampling, a transposed conv: `convT(64, 2, stride=2)` \
-             doubles the height and width"
-        ),
+        "depthtospace" => "a depth-to-space rearrangement is `pixel_shuffle(r)` (PyTorch's \
+                           `PixelShuffle(r)`, ONNX's DepthToSpace in CRD mode); its inverse is \
+                           `pixel_unshuffle(r)`"
+            .to_string(),
+        "spacetodepth" => "a space-to-depth rearrangement is `pixel_unshuffle(r)` (PyTorch's \
+                           `PixelUnshuffle(r)`); its inverse is `pixel_shuffle(r)`"
+            .to_string(),
         "maxunpool2d" | "maxunpool" => format!(
             "cnnc has no `{name}` (SegNet's unpooling at a max pooling's indices); a learned \
              upsampling takes its place as in U-Net: `convT(64, 2, stride=2)` doubles the \
@@ -415,6 +434,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("output_size", "output"),
     ("scale_factor", "scale"),
     ("rate", "p"),
+    ("upscale_factor", "factor"),
+    ("downscale_factor", "factor"),
 ];
 
 /// The bound, converted arguments of one call, by parameter index.
@@ -663,6 +684,9 @@ pub fn build(
         },
         "silu" => Op::Silu,
         "mish" => Op::Mish,
+        "scale" => Op::Scale {
+            factor: number("factor", 1.0),
+        },
         "prelu" => Op::Prelu {
             per_channel: boolean("per_channel", false),
         },
@@ -706,6 +730,10 @@ pub fn build(
         },
         "channel_shuffle" => Op::ChannelShuffle {
             groups: int("groups", 1),
+        },
+        "pixel_shuffle" | "pixel_unshuffle" => Op::PixelShuffle {
+            factor: int("factor", 1),
+            unshuffle: spec.name == "pixel_unshuffle",
         },
         "upsample" => {
             let align_corners = bound
@@ -1356,7 +1384,8 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
         Kind::Number => match number(v) {
             Some(x) if (x as f32).is_finite() => Ok(()),
             Some(x) if x.is_finite() => Err((VALUE, "a number float32 can hold (|x| < 3.4e38)")),
-            _ => Err((TYPE, "a number")),
+            Some(_) => Err((VALUE, "a finite number")),
+            None => Err((TYPE, "a number")),
         },
         Kind::Positive => match number(v) {
             Some(x) if (x as f32) > 0.0 && (x as f32).is_finite() => Ok(()),

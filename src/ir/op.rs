@@ -232,6 +232,10 @@ pub enum Op {
     Silu,
     /// x·tanh(softplus(x)) (PyTorch's `Mish`).
     Mish,
+    /// x·k for a constant k: Inception-ResNet's and EDSR's residual scaling, `0.17 * f(x)`.
+    Scale {
+        factor: f64,
+    },
     /// max(0, x) + a·min(0, x) with a learned slope `a`, one for all channels or one per
     /// channel (PyTorch's `PReLU()` and `PReLU(C)`), initialized to 0.25.
     Prelu {
@@ -284,6 +288,13 @@ pub enum Op {
     /// goes to j·g + i.
     ChannelShuffle {
         groups: u64,
+    },
+    /// Sub-pixel rearrangement by a factor r (PyTorch's `PixelShuffle(r)`): [C·r², H, W] to
+    /// [C, H·r, W·r], channel c·r² + i·r + j becoming pixel (h·r + i, w·r + j) of channel c;
+    /// with `unshuffle`, its inverse (`PixelUnshuffle(r)`).
+    PixelShuffle {
+        factor: u64,
+        unshuffle: bool,
     },
     /// Upsampling by whole factors `[sh, sw]` (PyTorch's `Upsample(scale_factor=s)`), each
     /// pixel repeated sh × sw times or interpolated bilinearly, or resampling to a size
@@ -392,6 +403,7 @@ impl Op {
             Op::Elu { .. } => "elu",
             Op::Silu => "silu",
             Op::Mish => "mish",
+            Op::Scale { .. } => "scale",
             Op::Prelu { .. } => "prelu",
             Op::Gelu => "gelu",
             Op::Relu6 => "relu6",
@@ -408,6 +420,12 @@ impl Op {
             Op::Pad { .. } => "pad",
             Op::Slice { .. } => "slice",
             Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::PixelShuffle {
+                unshuffle: false, ..
+            } => "pixel_shuffle",
+            Op::PixelShuffle {
+                unshuffle: true, ..
+            } => "pixel_unshuffle",
             Op::Upsample { .. } => "upsample",
         }
     }
@@ -426,6 +444,7 @@ impl Op {
                 | Op::Elu { .. }
                 | Op::Silu
                 | Op::Mish
+                | Op::Scale { .. }
                 | Op::Prelu { .. }
                 | Op::Gelu
                 | Op::Relu6

@@ -58,6 +58,7 @@ pub fn op_text(op: &Op) -> String {
         Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
         Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
         Op::Prelu { per_channel } => format!("prelu(per_channel={per_channel})"),
+        Op::Scale { factor } => format!("scale({factor})"),
         Op::GroupNorm {
             groups: Some(g),
             eps,
@@ -75,6 +76,7 @@ pub fn op_text(op: &Op) -> String {
         Op::Pad { pads: p, mode } => format!("pad({}, mode={})", pads(p), mode.onnx()),
         Op::Slice { start, end } => format!("slice({start}, {end})"),
         Op::ChannelShuffle { groups } => format!("channel_shuffle({groups})"),
+        Op::PixelShuffle { factor, .. } => format!("{}({factor})", op.kind()),
         Op::Upsample { to, mode } => {
             let mode = match mode {
                 UpsampleMode::Nearest => "",

@@ -668,6 +668,12 @@ impl Lowerer<'_> {
                 self.value_info(&s, out_dims);
                 self.node("Mul", name, &[x, &s], out, vec![])
             }
+            // x·k, k a float32 initializer named after the layer.
+            Op::Scale { factor } => {
+                let k = format!("{name}.factor");
+                self.init_f32(&k, &[], &[*factor as f32])?;
+                self.node("Mul", name, &[x, &k], out, vec![])
+            }
             // x·tanh(softplus(x)) (ONNX's own Mish needs opset 18).
             Op::Mish => {
                 let (sp, t) = (format!("{name}.softplus"), format!("{name}.tanh"));
@@ -868,6 +874,57 @@ impl Lowerer<'_> {
                 )?;
                 self.value_info(&swapped, &[c / g, g, h, w]);
                 self.node("Reshape", name, &[&swapped, &shape], out, vec![])
+            }
+            Op::PixelShuffle {
+                factor,
+                unshuffle: false,
+            } => self.node(
+                "DepthToSpace",
+                name,
+                &[x],
+                out,
+                vec![
+                    AttributeProto::int("blocksize", *factor as i64),
+                    AttributeProto::string("mode", "CRD"),
+                ],
+            ),
+            Op::PixelShuffle {
+                factor,
+                unshuffle: true,
+            } => {
+                let [c, h, w] = in_dims[..] else {
+                    return Err(self.unsupported(
+                        name,
+                        "pixel unshuffle of a tensor that is not [C, H, W]".into(),
+                    ));
+                };
+                // [N, C, H/r, r, W/r, r] with the two block axes moved before the pixels,
+                // [N, C, r, r, H/r, W/r], is [N, C·r², H/r, W/r]; ONNX's SpaceToDepth orders
+                // the channels the other way (DCR).
+                let r = *factor;
+                let (blocks_shape, shape) =
+                    (format!("{name}.blocks_shape"), format!("{name}.shape"));
+                let blocks_dims = [c, h / r, r, w / r, r];
+                let mut blocks_i64 = vec![0i64];
+                blocks_i64.extend(blocks_dims.iter().map(|&d| d as i64));
+                self.init_i64(&blocks_shape, &blocks_i64)?;
+                self.init_i64(
+                    &shape,
+                    &[0, (c * r * r) as i64, (h / r) as i64, (w / r) as i64],
+                )?;
+                let blocks = format!("{name}.blocks");
+                self.node("Reshape", &blocks, &[x, &blocks_shape], &blocks, vec![])?;
+                self.value_info(&blocks, &blocks_dims);
+                let moved = format!("{name}.moved");
+                self.node(
+                    "Transpose",
+                    &moved,
+                    &[&blocks],
+                    &moved,
+                    vec![AttributeProto::ints("perm", [0, 1, 3, 5, 2, 4])],
+                )?;
+                self.value_info(&moved, &[c, r, r, h / r, w / r]);
+                self.node("Reshape", name, &[&moved, &shape], out, vec![])
             }
             // ONNX's Resize in linear mode, as PyTorch exports it: the scales by axis (1 for
             // N and C), and PyTorch's coordinate convention. Its inferred output loses the

@@ -160,6 +160,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Elu { .. }
             | Op::Silu
             | Op::Mish
+            | Op::Scale { .. }
             | Op::Gelu
             | Op::Relu6
             | Op::HardSigmoid
@@ -174,6 +175,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Pad { .. }
             | Op::Slice { .. }
             | Op::ChannelShuffle { .. }
+            | Op::PixelShuffle { .. }
             | Op::Upsample { .. } => {}
         }
     }

@@ -529,7 +529,9 @@ fn pool_with(
 /// - `linear` on an image (a forgotten `flatten`): `[out_features]`;
 /// - pooling padding beyond half the kernel, a convT `output_pad` not below the stride: the
 ///   formula's size with the values as written;
-/// - `flatten` of a flat tensor: the same tensor.
+/// - `flatten` of a flat tensor: the same tensor;
+/// - a pixel (un)shuffle of sizes the factor does not divide: the sizes divided (or
+///   multiplied) as far as they go.
 pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
     match (e.code, op) {
         ("cnnc::shape::groups", Op::Conv(a)) => {
@@ -552,6 +554,28 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
             inputs.first().map(|s| (*s).clone())
         }
         ("cnnc::shape::gate_mismatch", Op::Mul) => inputs.first().map(|s| (*s).clone()),
+        // The spatial size is clear; the channels as near as they come.
+        ("cnnc::shape::pixel_shuffle", Op::PixelShuffle { factor, unshuffle }) => {
+            let [c, h, w] = inputs.first()?.dims()[..] else {
+                return None;
+            };
+            let r = *factor;
+            let dims = if *unshuffle {
+                vec![
+                    c.checked_mul(r.checked_mul(r)?)?,
+                    (h / r).max(1),
+                    (w / r).max(1),
+                ]
+            } else {
+                vec![
+                    (c / r.checked_mul(r)?).max(1),
+                    h.checked_mul(r)?,
+                    w.checked_mul(r)?,
+                ]
+            };
+            per_sample("the output", &dims).ok()?;
+            Some(Shape(dims))
+        }
         ("cnnc::shape::concat_mismatch", Op::Concat) => {
             let first = inputs.first()?;
             if inputs.iter().any(|s| s.rank() != first.rank()) {
@@ -679,6 +703,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         }
         Op::Relu
         | Op::Mish
+        | Op::Scale { .. }
         | Op::Sigmoid
         | Op::Tanh
         | Op::LeakyRelu { .. }
@@ -899,6 +924,70 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 .help(format!("the groups must divide the channels; {candidates}")));
             }
             finish(x.dims().to_vec(), 0, 0, Vec::new())
+        }
+        Op::PixelShuffle { factor, unshuffle } => {
+            let (c, [h, w]) = need_image(op.kind(), first())?;
+            let r = *factor;
+            let too_large = || too_large(&format!("the output of `{}({r})`", op.kind()));
+            if !unshuffle {
+                let r2 = r.checked_mul(r).ok_or_else(too_large)?;
+                if !c.is_multiple_of(r2) {
+                    let fits: Vec<String> = (2..=c.isqrt())
+                        .filter(|f| c.is_multiple_of(f * f))
+                        .map(|f| f.to_string())
+                        .collect();
+                    let others = match fits.as_slice() {
+                        [] => String::new(),
+                        f => format!(", or a factor whose square divides {c}: {}", f.join(", ")),
+                    };
+                    return Err(err(
+                        "cnnc::shape::pixel_shuffle",
+                        format!(
+                            "`pixel_shuffle({r})` needs channels in multiples of {r}² = {r2}, \
+                             but its input has {c}"
+                        ),
+                    )
+                    .help(format!(
+                        "each output channel takes its {r}×{r} blocks of pixels from {r2} input \
+                         channels: the layer before it must give a multiple of {r2}, \
+                         `conv({r2} * c, …)` for c channels after the shuffle{others}"
+                    )));
+                }
+                let (oh, ow) = (h.checked_mul(r), w.checked_mul(r));
+                let (Some(oh), Some(ow)) = (oh, ow) else {
+                    return Err(too_large());
+                };
+                finish(vec![c / r2, oh, ow], 0, 0, Vec::new())
+            } else {
+                if !h.is_multiple_of(r) || !w.is_multiple_of(r) {
+                    let fits: Vec<String> = (2..=h.min(w))
+                        .filter(|f| h.is_multiple_of(*f) && w.is_multiple_of(*f))
+                        .take(12)
+                        .map(|f| f.to_string())
+                        .collect();
+                    let others = match fits.as_slice() {
+                        [] => String::new(),
+                        f => format!(", or a factor that divides both: {}", f.join(", ")),
+                    };
+                    return Err(err(
+                        "cnnc::shape::pixel_shuffle",
+                        format!(
+                            "`pixel_unshuffle({r})` needs a height and width divisible by {r}, \
+                             but its input is {h}×{w}"
+                        ),
+                    )
+                    .help(format!(
+                        "each {r}×{r} block of pixels becomes {} channels of one pixel: pad or \
+                         crop the input to multiples of {r}{others}",
+                        r.saturating_mul(r)
+                    )));
+                }
+                let oc = c.checked_mul(r).and_then(|x| x.checked_mul(r));
+                let Some(oc) = oc else {
+                    return Err(too_large());
+                };
+                finish(vec![oc, h / r, w / r], 0, 0, Vec::new())
+            }
         }
         Op::Upsample { to, mode } => {
             let (c, hw) = need_image("upsample", first())?;

@@ -314,7 +314,35 @@ def ref_groupnorm(x, spec):
     return y
 
 
+def ref_pixel_shuffle(x, spec):
+    # PyTorch's pixel_shuffle by its definition, one value at a time: channel c*r*r + i*r + j
+    # at (h, w) is channel c at (h*r + i, w*r + j); unshuffle the other way round.
+    r = spec["factor"]
+    n, c, h, w = x.shape
+    if spec["unshuffle"]:
+        y = np.zeros((n, c * r * r, h // r, w // r))
+        for ci in range(c):
+            for i in range(r):
+                for j in range(r):
+                    y[:, ci * r * r + i * r + j] = x[:, ci, i::r, j::r]
+        return y
+    y = np.zeros((n, c // (r * r), h * r, w * r))
+    for co in range(c // (r * r)):
+        for i in range(r):
+            for j in range(r):
+                for hh in range(h):
+                    for ww in range(w):
+                        y[:, co, hh * r + i, ww * r + j] = x[:, co * r * r + i * r + j, hh, ww]
+    return y
+
+
+def ref_scale(x, spec):
+    return x.astype(np.float64) * spec["factor"]
+
+
 REFERENCES = {
+    "scale": ref_scale,
+    "pixel_shuffle": ref_pixel_shuffle,
     "groupnorm": ref_groupnorm,
     "convT": ref_convT,
     "silu": ref_silu,

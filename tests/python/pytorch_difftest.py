@@ -151,6 +151,20 @@ def gen_shuffle(rng, C):
     return Leaf("channel_shuffle", f"channel_shuffle({g})", ShuffleC(g), None, ["channel_shuffle"])
 
 
+def gen_pixel_shuffle(rng, C, H, W):
+    # PyTorch's own PixelShuffle / PixelUnshuffle, with a factor that fits (else a shuffle).
+    ups = [r for r in (2, 3) if C % (r * r) == 0 and H * W * r * r <= 1024]
+    downs = [r for r in (2, 3, 4) if H % r == 0 and W % r == 0]
+    if ups and (not downs or rng.random() < 0.5):
+        r = rng.choice(ups)
+        return Leaf("pixel_shuffle", f"pixel_shuffle({r})", nn.PixelShuffle(r), None, ["pixel_shuffle"])
+    if downs:
+        r = rng.choice(downs)
+        return Leaf("pixel_unshuffle", f"pixel_unshuffle({r})", nn.PixelUnshuffle(r), None,
+                    ["pixel_unshuffle"])
+    return gen_shuffle(rng, C)
+
+
 class RaiseMod(nn.Module):  # a config torch rejects at construction
     def forward(self, x):
         raise ValueError("torch rejects this config")
@@ -320,8 +334,20 @@ def gen_pool(rng, kind):
     return Leaf(kind, text, mod, None, feats)
 
 
+class ScaleC(nn.Module):  # cnnc's scale(k): x * k, as Inception-ResNet writes it
+    def __init__(self, k):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x * self.k
+
+
 def gen_act(rng):
-    r = rng.randrange(13)
+    r = rng.randrange(14)
+    if r == 13:
+        k = rng.choice([0.1, 0.17, -1.5, 2.0, round(rng.uniform(-3, 3), 3)])
+        return Leaf("scale", f"scale({k})", ScaleC(k), None, ["scale"])
     if r == 12:
         return Leaf("mish", "mish", nn.Mish(), None, ["mish"])
     if r == 9:
@@ -441,7 +467,10 @@ def gen_image_leaf(rng, C, H, W):
     if r < 0.92:
         return gen_prelu(rng, C)
     if r < 0.95:
-        return gen_slice(rng, C) if rng.random() < 0.5 else gen_shuffle(rng, C)
+        pick = rng.random()
+        if pick < 0.3:
+            return gen_slice(rng, C)
+        return gen_shuffle(rng, C) if pick < 0.6 else gen_pixel_shuffle(rng, C, H, W)
     if r < 0.97 and H * W <= 256:
         return gen_upsample(rng, H, W)
     if r < 0.985:

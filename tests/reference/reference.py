@@ -219,6 +219,16 @@ class Upsample(Module):
         return (x[0], x[1] * self.s[0], x[2] * self.s[1])
 
 
+class PixelShuffle(Module):
+    # nn.PixelShuffle(r): [C*r*r, H, W] -> [C, H*r, W*r], no parameters
+    def __init__(self, upscale_factor):
+        self.r = upscale_factor
+
+    def forward(self, x, c):
+        assert x[0] % (self.r * self.r) == 0, f"PixelShuffle({self.r}) of {x}"
+        return (x[0] // (self.r * self.r), x[1] * self.r, x[2] * self.r)
+
+
 class Flatten(Module):
     def forward(self, x, c):
         assert len(x) == 3
@@ -1109,6 +1119,15 @@ VALID = {
 }
 
 
+def super_resolution():
+    # pytorch/examples' super_resolution Net(upscale_factor=3), as PyTorch's ONNX tutorial
+    # builds it.
+    r = 3
+    return Sequential(Conv2d(1, 64, 5, 1, 2), ReLU(), Conv2d(64, 64, 3, 1, 1), ReLU(),
+                      Conv2d(64, 32, 3, 1, 1), ReLU(), Conv2d(32, r * r, 3, 1, 1),
+                      PixelShuffle(r))
+
+
 NETWORKS = {
     # file stem: (builder, input shape)
     "lenet": (lenet, (1, 28, 28)),
@@ -1132,6 +1151,7 @@ NETWORKS = {
     "tconv_decoder": (tconv_decoder, (64, 7, 7)),
     "hdc": (hdc, (3, 32, 32)),
     "cyclegan_resnet_generator": (cyclegan_resnet_generator, (3, 256, 256)),
+    "super_resolution": (super_resolution, (1, 224, 224)),
 }
 
 # Published numbers these must agree with (sanity checks of the reference itself).
@@ -1142,6 +1162,7 @@ PUBLISHED = {
     "squeezenet1_1": 1_235_496,     # torchvision's squeezenet1_1
     "resnext50_32x4d": 25_028_904,  # torchvision's resnext50_32x4d
     "unet_bilinear": 17_263_042,    # milesial/Pytorch-UNet's UNet(3, 2, bilinear=True)
+    "super_resolution": 59_657,     # PyTorch's ONNX tutorial's SuperResolutionNet(3)
     "deeplabv3_resnet50": 39_638_869,  # torchvision's, num_classes=21, aux_loss=False
     # pytorch-CycleGAN-and-pix2pix's ResnetGenerator(3, 3, 64, BatchNorm2d, n_blocks=9),
     # counted with torch 2 here

@@ -18,6 +18,7 @@
 //! | hardswish | dY·(0 to −3, x/3 + ½ between, 1 from 3), PyTorch 2's at the kinks | — |
 //! | silu, gelu | dY·σ(x)(1 + x(1−σ(x))), dY·(Φ(x) + x·φ(x)), σ and Φ computed again from x | — |
 //! | mish | dY·(tanh(sp) + x·σ(x)·(1 − tanh²(sp))), sp = softplus(x) | — |
+//! | scale(k) | k·dY | — |
 //! | prelu | Where(x > 0, dY, a·dY) | a: ReduceSum of x·dY where x ≤ 0, per channel or over all |
 //! | softmax | y·(dY − ReduceSum(dY·y, channels)) | — |
 //! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
@@ -29,6 +30,7 @@
 //! | crop | Pad with zeros back to the input size | — |
 //! | slice | Pad with zeros for the channels (features) left out | — |
 //! | channel_shuffle | the shuffle in C/g groups (its inverse) | — |
+//! | pixel_shuffle, pixel_unshuffle | the other one (each is the other's inverse) | — |
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
@@ -386,6 +388,7 @@ impl Lowering<'_> {
                 let slope = self.b.mul(&s, &u, &format!("{base}.slope"));
                 one(Some(self.b.mul(dy, &slope, &base)))
             }
+            Op::Scale { factor } => one(Some(self.b.scale(dy, *factor as f32, &base))),
             // tanh(sp) + x·σ(x)·(1 − tanh²(sp)), sp = softplus(x) (its derivative is σ(x)).
             Op::Mish => {
                 let sp = self
@@ -638,6 +641,9 @@ impl Lowering<'_> {
                 let inverse = in_dims[0] / groups;
                 one(Some(self.shuffle(dy, &in_dims, inverse, &base)))
             }
+            Op::PixelShuffle { factor, unshuffle } => one(Some(
+                self.pixel_shuffle(dy, &out_dims, *factor, !unshuffle, &base),
+            )),
             Op::Upsample { to, mode } => {
                 match (mode, to.nearest_repeats([in_dims[1], in_dims[2]])) {
                     (UpsampleMode::Nearest, Some(scale)) => {

@@ -452,6 +452,7 @@ impl Lowering<'_> {
                     .op("Sigmoid", &[&x], &format!("{name}.sigmoid"), vec![]);
                 self.b.mul(&x, &s, &name)
             }
+            Op::Scale { factor } => self.b.scale(&x, *factor as f32, &name),
             Op::Mish => {
                 let sp = self
                     .b
@@ -546,6 +547,9 @@ impl Lowering<'_> {
                 )
             }
             Op::ChannelShuffle { groups } => self.shuffle(&x, &in_dims, *groups, &name),
+            Op::PixelShuffle { factor, unshuffle } => {
+                self.pixel_shuffle(&x, &in_dims, *factor, *unshuffle, &name)
+            }
             Op::Upsample {
                 to,
                 mode: UpsampleMode::Nearest,
@@ -654,6 +658,44 @@ impl Lowering<'_> {
             .b
             .transpose(&grouped, &[0, 2, 1, 3, 4], &format!("{base}.swapped"));
         self.b.reshape(&swapped, &[0, c, h, w], base)
+    }
+
+    /// PyTorch's `pixel_shuffle(x, r)` of `[N, C·r², H, W]` (`in_dims` without the batch),
+    /// ONNX's DepthToSpace in CRD mode as the inference model has it, or with `unshuffle` its
+    /// inverse, `pixel_unshuffle`: the blocks [N, C, H/r, r, W/r, r] moved to the channels.
+    /// Each is the other's backward.
+    pub(super) fn pixel_shuffle(
+        &mut self,
+        x: &str,
+        in_dims: &[u64],
+        r: u64,
+        unshuffle: bool,
+        base: &str,
+    ) -> String {
+        if !unshuffle {
+            return self.b.op(
+                "DepthToSpace",
+                &[x],
+                base,
+                vec![
+                    AttributeProto::int("blocksize", r as i64),
+                    AttributeProto::string("mode", "CRD"),
+                ],
+            );
+        }
+        let (c, h, w, r) = (
+            in_dims[0] as i64,
+            in_dims[1] as i64,
+            in_dims[2] as i64,
+            r as i64,
+        );
+        let blocks = self
+            .b
+            .reshape(x, &[0, c, h / r, r, w / r, r], &format!("{base}.blocks"));
+        let moved = self
+            .b
+            .transpose(&blocks, &[0, 1, 3, 5, 2, 4], &format!("{base}.moved"));
+        self.b.reshape(&moved, &[0, c * r * r, h / r, w / r], base)
     }
 
     /// Φ(x) = ½(1 + erf(x/√2)), the standard normal CDF (GELU's gate), under names from
