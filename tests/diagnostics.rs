@@ -1425,6 +1425,33 @@ fn mismatch_helps_fit_how_the_network_was_written() {
     }
     let c = cnnc::compile_source(Path::new("m.cnn"), src("", 2));
     assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
+    // A pixel unshuffle downsamples and a pixel shuffle upsamples, by their factor.
+    let src = |layers: &str| {
+        format!(
+            "model M(input: [4, 16, 16]) {{\n    conv(8, 3, pad=1) as a\n    {layers}\n    concat {{ {{}} crop(a) }}\n}}\n"
+        )
+    };
+    let h = help(
+        &src("pixel_unshuffle(2) upsample(4)"),
+        "cnnc::shape::crop_too_large",
+    );
+    assert!(
+        h.contains("downsample by 2 and upsample by 4: make them equal"),
+        "{h}"
+    );
+    let h = help(
+        &src("maxpool(2) conv(16, 1) pixel_shuffle(4)"),
+        "cnnc::shape::crop_too_large",
+    );
+    assert!(
+        h.contains("downsample by 2 and upsample by 4: make them equal"),
+        "{h}"
+    );
+    let c = cnnc::compile_source(
+        Path::new("m.cnn"),
+        src("pixel_unshuffle(4) pixel_shuffle(4)"),
+    );
+    assert!(!c.diagnostics.has_errors(), "{:?}", c.diagnostics);
 }
 
 /// Helps audited from a PyTorch user's mistakes: a block's signature for an unknown or an
@@ -2110,7 +2137,10 @@ fn helps_for_pytorch_habits() {
         h.contains("`nn.Flatten()`") && h.contains("write `flatten` alone"),
         "{h}"
     );
-    let h = help_for(&m("conv(8, 3) LayerScale(0.17)"), "cnnc::elab::unknown_layer");
+    let h = help_for(
+        &m("conv(8, 3) LayerScale(0.17)"),
+        "cnnc::elab::unknown_layer",
+    );
     assert!(h.starts_with("a constant factor is `scale(k)`"), "{h}");
     let h = help_for(&m("conv(8, 3) scale"), "cnnc::elab::argument_count");
     assert_eq!(h, "the signature is scale(factor)");

@@ -306,6 +306,28 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         let g = &through_grads[name];
         assert_eq!(g.iter().all(|&v| v == 0.0), zero, "{name}: {g:?}");
     }
+    // Through a scale, a channel shuffle, a slice and a pixel unshuffle, which keep
+    // per-channel constants per channel, likewise; not through a pixel shuffle, which
+    // spreads r² of them over one channel.
+    let moved = Case {
+        name: "bias_through_scale_shuffle_slice_unshuffle",
+        src: "model M(input: [2, 6, 6]) {
+    conv(4, 1) scale(-0.5) channel_shuffle(2) batchnorm tanh
+    conv(6, 1) slice(1, 5) pixel_unshuffle(2) batchnorm tanh
+    conv(8, 1) pixel_shuffle(2) batchnorm tanh
+    flatten linear(4)
+}",
+        batch: 4,
+    };
+    let moved_grads = grad_check(&moved, 7).unwrap_or_else(|f| panic!("{}", f.join("\n")));
+    for (name, zero) in [
+        ("conv1.bias", true),
+        ("conv2.bias", true),
+        ("conv3.bias", false),
+    ] {
+        let g = &moved_grads[name];
+        assert_eq!(g.iter().all(|&v| v == 0.0), zero, "{name}: {g:?}");
+    }
     // The model's output is read by the loss, whatever else reads it: its bias keeps its
     // gradient even when a (dead) batch norm is its only other reader.
     let output = Case {

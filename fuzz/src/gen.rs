@@ -105,6 +105,7 @@ pub enum Layer {
     InstanceNorm,
     Mish,
     Prelu,
+    Scale,
     Upsample,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
@@ -475,6 +476,7 @@ impl Gen<'_, '_> {
                 self.opt(&mut named, "affine", Want::Bool)?;
             }
             Layer::Prelu => self.opt(&mut named, "per_channel", Want::Bool)?,
+            Layer::Scale => pos.push(self.expr(Want::Any, 2)?),
             Layer::Upsample => {
                 pos.push(self.expr(Want::Stride, 1)?);
                 self.opt(&mut named, "bilinear", Want::Bool)?;
@@ -707,6 +709,7 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::InstanceNorm => "instancenorm",
                 Layer::Mish => "mish",
                 Layer::Prelu => "prelu",
+                Layer::Scale => "scale",
                 Layer::Upsample => "upsample",
                 Layer::Typo => "Conv2d",
             };

@@ -2455,6 +2455,14 @@ impl<'a, 'd> Elab<'a, 'd> {
                     to: crate::ir::UpsampleTo::Scale(scale),
                     ..
                 } => ([1, 1], *scale),
+                Op::PixelShuffle {
+                    factor,
+                    unshuffle: false,
+                } => ([1, 1], [*factor; 2]),
+                Op::PixelShuffle {
+                    factor,
+                    unshuffle: true,
+                } => ([*factor; 2], [1, 1]),
                 Op::AdaptiveAvgPool { .. }
                 | Op::GlobalAvgPool
                 | Op::Input

@@ -4,7 +4,7 @@
 //!
 //! | layer | input gradient | parameter gradient |
 //! | --- | --- | --- |
-//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer (also through a residual add, concat or flatten) |
+//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer (also through a residual add, concat, flatten, scale, channel shuffle, slice, crop or pixel unshuffle) |
 //! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped; bias as for conv |
 //! | maxpool | ScatterElements(add) of dY at the flat Indices into zeros, Reshape | — |
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
@@ -24,7 +24,7 @@
 //! | gate (mul) | dY·g for x; dY·x for g, ReduceSum over H, W for a per-channel g | — |
 //! | dropout | Where(mask, dY/(1−p), 0) | — |
 //! | flatten | Reshape | — |
-//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer (also through an add, concat or flatten) |
+//! | linear | MatMul(dY, W) | W: Gemm(dYᵀ, x); b: ReduceSum, or exactly zero when a batch norm is the only consumer (also through an add, concat, flatten, scale, channel shuffle or slice) |
 //! | concat | Split by channel counts | — |
 //! | add | dY to both inputs | — |
 //! | crop | Pad with zeros back to the input size | — |
@@ -707,8 +707,9 @@ impl Lowering<'_> {
     }
 
     /// Whether layer `ix`'s one consumer is a batch norm, directly or through layers that
-    /// pass a per-channel constant on as one (a residual add, a concat, a flatten: each the
-    /// one consumer of the last), and none of them is the model's output, which takes the
+    /// pass a per-channel constant on as one (a residual add, a concat, a flatten, a scale,
+    /// a channel shuffle, slice, crop or pixel unshuffle: each the one consumer of the
+    /// last), and none of them is the model's output, which takes the
     /// loss gradient directly, whatever else reads it.
     ///
     /// The walk is iterative and its answer is remembered for every layer on it, so a
@@ -730,7 +731,19 @@ impl Lowering<'_> {
             match (users.next(), users.next()) {
                 (Some(user), None) => match graph[user].op {
                     Op::BatchNorm { .. } => break true,
-                    Op::Add | Op::Concat | Op::Flatten => at = user,
+                    // Each passes a per-channel constant on as one (moved, scaled or
+                    // cut); a pixel shuffle spreads r² of them over one channel, so it does
+                    // not.
+                    Op::Add
+                    | Op::Concat
+                    | Op::Flatten
+                    | Op::Scale { .. }
+                    | Op::ChannelShuffle { .. }
+                    | Op::Slice { .. }
+                    | Op::Crop { .. }
+                    | Op::PixelShuffle {
+                        unshuffle: true, ..
+                    } => at = user,
                     _ => break false,
                 },
                 _ => break false,
