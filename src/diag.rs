@@ -188,7 +188,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 15] = [
+pub const WARNING_CODES: [&str; 16] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
@@ -204,6 +204,7 @@ pub const WARNING_CODES: [&str; 15] = [
     "cnnc::elab::empty_body",
     "cnnc::elab::single_branch",
     "cnnc::elab::keras_momentum",
+    "cnnc::elab::integer_division",
 ];
 
 /// The warning code `s` names: in full, or by its last parts (`unused_input`,

@@ -2146,6 +2146,33 @@ fn helps_for_pytorch_habits() {
     assert_eq!(h, "the signature is scale(factor)");
     let h = help_for(&m("scale(1e39)"), "cnnc::elab::argument_value");
     assert_eq!(h, "the signature is scale(factor)");
+    let c = cnnc::compile_source(Path::new("s.cnn"), m("scale(1e-50)"));
+    let e = c.diagnostics.iter().find(|d| d.is_error()).unwrap();
+    assert!(
+        e.message.contains("from 1.4e-45 to 3.4e38"),
+        "{}",
+        e.message
+    );
+    // A floored division in an argument that takes a fraction is warned, with the exact
+    // value; one that divides evenly, or in a count, is not.
+    let c = cnnc::compile_source(
+        Path::new("s.cnn"),
+        "block b(n) { scale(2 * (1 / n)) dropout(n / 4) }\n\
+         model M(input: [4, 8, 8]) { b(3) scale(6 / 3) conv(8 / 3, 1) scale(1.0 / 3) }\n"
+            .into(),
+    );
+    let w: Vec<(&str, String)> = c
+        .diagnostics
+        .iter()
+        .map(|d| (d.code, d.labels[0].text.clone()))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            ("cnnc::elab::integer_division", "0, not 0.3333…".to_string()),
+            ("cnnc::elab::integer_division", "0, not 0.75".to_string()),
+        ]
+    );
     let h = help_for("model M(input: [3, 8]) { relu }\n", "cnnc::shape::rank");
     assert!(
         h.contains("`input: [3, 1, 8]`") && h.contains("`Conv1d`"),
@@ -2390,6 +2417,28 @@ fn tensor_arguments_are_checked_at_the_call() {
         .help
         .unwrap()
         .starts_with("`M` is a model, and a model is no value"));
+    // Called as a function (PyTorch's `Stage(BasicBlock(16))`), or as a parameter's
+    // default, the same; a layer with required arguments is shown called with them.
+    let e = first_error("width(width(8))");
+    assert_eq!(e.code, "cnnc::elab::unknown_function");
+    assert_eq!(e.labels[0].text, "a block, not a value");
+    assert!(e.help.unwrap().starts_with("`width` is a block"));
+    let src = "block w(c) { conv(c, 1) }\nblock s(n, blk=w) { conv(n, 1) }\n\
+               model M(input: [3, 8, 8]) { s(4) }\n";
+    let d = cnnc::compile_source(Path::new("t.cnn"), src.into()).diagnostics;
+    let e = d.iter().find(|d| d.is_error()).unwrap();
+    assert!(
+        e.help.as_deref().unwrap().starts_with("`w` is a block"),
+        "{e:?}"
+    );
+    let e = first_error("width(pixel_shuffle)");
+    assert_eq!(e.labels[0].text, "a layer, not a value");
+    assert!(e
+        .help
+        .unwrap()
+        .contains("if use_pixel_shuffle { pixel_shuffle(…) }"));
+    let e = first_error("width(relu(2))");
+    assert!(e.help.unwrap().contains("if use_relu { relu }"));
     let e = first_error("cat(later) conv(8, 1) as later");
     assert_eq!(
         e.message,

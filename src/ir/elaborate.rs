@@ -895,8 +895,50 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     fn report_eval(&mut self, e: EvalError) {
-        if let EvalError::Diag(d) = e {
+        if let EvalError::Diag(mut d) = e {
+            // The expression language knows no blocks or models: a name of one, read as a
+            // variable (`blk=basic`) or called as a function (`stage(basic(16))`), gets
+            // what to do instead.
+            let name = match d.code {
+                "cnnc::elab::unknown_variable" => d.message.strip_prefix("unknown variable `"),
+                "cnnc::elab::unknown_function" => d.message.strip_prefix("unknown function `"),
+                _ => None,
+            }
+            .and_then(|rest| rest.strip_suffix('`'));
+            if let Some((what, help)) = name.and_then(|n| self.definition_as_value(n)) {
+                if let Some(label) = d.labels.first_mut() {
+                    label.text = format!("a {what}, not a value");
+                }
+                d.help = Some(help);
+            }
             self.diags.push(*d);
+        }
+    }
+
+    /// For the name of a block or model where a value is read: which it is, and what to
+    /// write instead (a block is called in a block's body, or picked by a flag).
+    fn definition_as_value(&self, name: &str) -> Option<(&'static str, String)> {
+        if self.defs.is_block(name) {
+            Some((
+                "block",
+                format!(
+                    "`{name}` is a block, and a block is no value to pass or compute with: \
+                     call it in the body of the block, or pass a flag and pick it with `if`, \
+                     as in `block b(c, use_{name}=true) {{ conv(c, 3) if use_{name} {{ \
+                     {name}(…) }} }}`"
+                ),
+            ))
+        } else if self.defs.models.contains(name) {
+            Some((
+                "model",
+                format!(
+                    "`{name}` is a model, and a model is no value to pass or compute with: \
+                     make it a block (`block {name}(…) {{ … }}`) and call it in the body of \
+                     the block"
+                ),
+            ))
+        } else {
+            None
         }
     }
 
@@ -3220,27 +3262,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             return true;
         }
         // `head(p5, classifier)`: a block or model passed as if it were a value.
-        let passed_definition = if self.defs.is_block(name) {
-            Some(format!(
-                "`{name}` is a block, and a block is no value to pass: call it in the body of \
-                 the block, or pass a flag and pick it with `if`, as in `block b(c, \
-                 use_{name}=true) {{ conv(c, 3) if use_{name} {{ {name}(…) }} }}`"
-            ))
-        } else if self.defs.models.contains(name.as_str()) {
-            Some(format!(
-                "`{name}` is a model, and a model is no value to pass: make it a block \
-                 (`block {name}(…) {{ … }}`) and call it in the body of the block"
-            ))
-        } else {
-            None
-        };
-        if let Some(help) = passed_definition {
+        if let Some((what, help)) = self.definition_as_value(name) {
             self.diags.push(
                 Diagnostic::error(
                     "cnnc::elab::unknown_variable",
                     format!("unknown variable `{name}`"),
                 )
-                .label(value.span, "not defined")
+                .label(value.span, format!("a {what}, not a value"))
                 .help(help),
             );
             return true;

@@ -34,6 +34,16 @@ pub enum Kind {
     Index,
 }
 
+impl Kind {
+    /// Whether the argument takes a fraction (a float), not a count.
+    fn is_fractional(self) -> bool {
+        matches!(
+            self,
+            Kind::Probability | Kind::Fraction | Kind::Number | Kind::Positive
+        )
+    }
+}
+
 #[derive(Debug)]
 pub struct ParamSpec {
     pub name: &'static str,
@@ -1035,7 +1045,12 @@ fn bind(
         }
         match eval(&arg.value, env, incoming) {
             Ok(v) => match check_kind(spec.params[index].kind, &v) {
-                Ok(()) => values[index] = Some((v, arg.span)),
+                Ok(()) => {
+                    if spec.params[index].kind.is_fractional() {
+                        warn_floored_division(spec, index, &arg.value, env, incoming, diags);
+                    }
+                    values[index] = Some((v, arg.span))
+                }
                 Err((code, expected)) => {
                     let literal = matches!(arg.value.kind, ast::ExprKind::Float(_));
                     let hint = match v {
@@ -1195,6 +1210,75 @@ fn value_text(v: &Value) -> String {
 }
 
 /// Whether an expression divides (`/`) anywhere.
+/// `scale(1 / 3)`, `dropout(1 / n)`: a division of whole numbers, which floors, in an
+/// argument that takes a fraction, where it dropped a remainder: warned
+/// (`cnnc::elab::integer_division`), with the float division to write. The first such
+/// division in the expression, outermost first.
+fn warn_floored_division(
+    spec: &LayerSpec,
+    index: usize,
+    e: &ast::Expr,
+    env: &Env,
+    incoming: Option<&Shape>,
+    diags: &mut Diagnostics,
+) {
+    use ast::ExprKind as K;
+    let mut stack = vec![e];
+    while let Some(e) = stack.pop() {
+        match &e.kind {
+            K::Binary(op, a, b) => {
+                if *op == ast::BinaryOp::Div {
+                    if let (Ok(Value::Int(x)), Ok(Value::Int(y))) =
+                        (eval(a, env, incoming), eval(b, env, incoming))
+                    {
+                        if y != 0 && x % y != 0 {
+                            let floored = x.div_euclid(y);
+                            let exact = short_decimal(x as f64 / y as f64);
+                            diags.push(
+                                Diagnostic::warning(
+                                    "cnnc::elab::integer_division",
+                                    format!(
+                                        "`{x} / {y}` divides whole numbers and rounds down to \
+                                         {floored}, in `{}`'s `{}`, which takes a fraction",
+                                        spec.name, spec.params[index].name
+                                    ),
+                                )
+                                .label(e.span, format!("{floored}, not {exact}"))
+                                .help(format!(
+                                    "`/` of two integers is floor division, as Python's `//` \
+                                     (so that channel counts stay whole); for {exact}, make \
+                                     one a float: `{x}.0 / {y}`, or `1.0 * a / b` for variables"
+                                )),
+                            );
+                            return;
+                        }
+                    }
+                }
+                stack.push(b);
+                stack.push(a);
+            }
+            K::Unary(_, a) => stack.push(a),
+            K::Index(a, b) => {
+                stack.push(b);
+                stack.push(a);
+            }
+            K::List(items) | K::Call(_, _, items) => stack.extend(items.iter().rev()),
+            _ => {}
+        }
+    }
+}
+
+/// `v` to four decimals without trailing zeros, `…` where that cut digits (0.3333…).
+fn short_decimal(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let t = s.trim_end_matches('0').trim_end_matches('.');
+    if t.parse::<f64>().is_ok_and(|r| r == v) {
+        t.to_string()
+    } else {
+        format!("{t}…")
+    }
+}
+
 fn divides(e: &ast::Expr) -> bool {
     use ast::ExprKind as K;
     match &e.kind {
@@ -1382,6 +1466,10 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
         },
         // ONNX stores these as float32: a value it cannot hold would be exported as inf or 0.
         Kind::Number => match number(v) {
+            Some(x) if x != 0.0 && (x as f32) == 0.0 => Err((
+                VALUE,
+                "a number float32 can hold (0, or |x| from 1.4e-45 to 3.4e38)",
+            )),
             Some(x) if (x as f32).is_finite() => Ok(()),
             Some(x) if x.is_finite() => Err((VALUE, "a number float32 can hold (|x| < 3.4e38)")),
             Some(_) => Err((VALUE, "a finite number")),

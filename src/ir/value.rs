@@ -121,12 +121,7 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
                 "valid" => Some("for no padding write `pad=0`".to_string()),
                 "None" => Some("leave the argument out to get its default".to_string()),
                 // `block b(c, act=relu) { … act }`: a layer passed as a value.
-                _ if super::layers::lookup(name).is_some() => Some(format!(
-                    "`{name}` is a layer, and a layer is no value to pass or compute with: \
-                     pass a flag instead and pick the layer with `if`, as in `block b(c, \
-                     use_{name}=true) {{ conv(c, 3) if use_{name} {{ {name} }} }}`"
-                )),
-                _ => None,
+                _ => layer_as_value(name),
             };
             let help = match (literal, did_you_mean(name, names.iter().copied())) {
                 (Some(h), _) => h,
@@ -137,11 +132,16 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
                 }
                 (None, None) => format!("the variables in scope are: {}", names.join(", ")),
             };
+            let label = if super::layers::lookup(name).is_some() {
+                "a layer, not a value"
+            } else {
+                "not defined"
+            };
             fail_help(
                 "cnnc::elab::unknown_variable",
                 format!("unknown variable `{name}`"),
                 e,
-                "not defined",
+                label,
                 help,
             )
         }),
@@ -440,6 +440,23 @@ fn expect_bool(v: Value, e: &Expr, op: BinaryOp) -> Result<bool, EvalError> {
     }
 }
 
+/// For a layer's name where a value is read (`act=relu`, `b(pixel_shuffle(2))`): what to
+/// write instead, a flag that picks the layer with `if`.
+fn layer_as_value(name: &str) -> Option<String> {
+    let spec = super::layers::lookup(name)?;
+    // A layer with required arguments is called with them in the example.
+    let call = if spec.params.iter().any(|p| p.required) {
+        format!("{name}(…)")
+    } else {
+        name.to_string()
+    };
+    Some(format!(
+        "`{name}` is a layer, and a layer is no value to pass or compute with: pass a flag \
+         instead and pick the layer with `if`, as in `block b(c, use_{name}=true) {{ conv(c, \
+         3) if use_{name} {{ {call} }} }}`"
+    ))
+}
+
 /// The functions of the expression language.
 const FUNCTIONS: [&str; 3] = ["min", "max", "len"];
 
@@ -464,6 +481,7 @@ fn call(
             "range" => "a range of a repeat is `repeat i in a..b { … }`, and `repeat w in \
                         widths { … }` runs over a list's items"
                 .to_string(),
+            _ if let Some(help) = layer_as_value(name) => help,
             _ => match did_you_mean(name, FUNCTIONS.iter().copied()) {
                 Some(f) => {
                     format!("did you mean `{f}`? the functions are `min`, `max` and `len`")
@@ -476,7 +494,14 @@ fn call(
                 "cnnc::elab::unknown_function",
                 format!("unknown function `{name}`"),
             )
-            .label(name_span, "not a function cnnc has")
+            .label(
+                name_span,
+                if super::layers::lookup(name).is_some() {
+                    "a layer, not a value"
+                } else {
+                    "not a function cnnc has"
+                },
+            )
             .help(help),
         )));
     }
