@@ -1668,7 +1668,13 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 9] = [
+    let cases: [(&str, &str, &[&str]); 10] = [
+        // A parameter called with arguments, in a block no model calls: a layer passed.
+        (
+            "block stage(blk, n) { repeat n { blk(16) } }\nmodel M(input: [3, 8, 8]) { relu }",
+            "cnnc::elab::unknown_layer",
+            &["`blk` is a block's parameter", "if deep { bottleneck(c) }"],
+        ),
         // In a block no model calls too (a parameter there may be a tensor).
         (
             "block f() { repeat i in 0..2 { conv(8, 1) concat { {} i } } }\n\

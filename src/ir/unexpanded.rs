@@ -103,9 +103,22 @@ fn check_call(
     if tensors.contains(&name) {
         return Vec::new();
     }
-    // A block's parameter may be given a tensor, which elaboration judges at the call.
+    // A block's parameter may be given a tensor, which elaboration judges at the call;
+    // called with arguments (`blk(16)`), it is wrong whatever it is given.
     if params.contains(&name) {
-        return Vec::new();
+        if call.args.is_empty() {
+            return Vec::new();
+        }
+        return vec![Diagnostic::error(
+            "cnnc::elab::unknown_layer",
+            format!("`{name}` is a block's parameter, a value or a tensor, not a layer"),
+        )
+        .label(call.name.span, "called as a layer")
+        .help(
+            "a block's parameters are numbers, lists or tensors, and a layer or block cannot be \
+             passed: pass a flag and pick one with `if`, as in `if deep { bottleneck(c) } else \
+             { basic(c) }`",
+        )];
     }
     // A repeat's variable used as a layer: wrong whatever its values.
     if loop_vars.contains(&name) {
