@@ -296,6 +296,8 @@ impl Diagnostic {
         };
         let handler = miette::GraphicalReportHandler::new_themed(theme)
             .with_width(100)
+            .with_word_separator(textwrap::WordSeparator::Custom(words_keeping_code))
+            .with_word_splitter(textwrap::WordSplitter::NoHyphenation)
             .with_links(false);
         let mut out = String::new();
         // Writing into a String cannot fail.
@@ -305,6 +307,45 @@ impl Diagnostic {
         }
         out
     }
+}
+
+/// The longest inline code span (`` `pad=[0, 1, 0, 1]` ``) kept on one line when miette
+/// wraps a message; a longer one (a whole example statement) breaks at its spaces.
+const MAX_UNBROKEN_CODE: usize = 60;
+
+/// miette's word separator: words end at spaces, except the spaces inside a short
+/// backquoted code span, so that wrapping never splits `` `conv(6, 5, pad=2)` `` over two
+/// lines. An unpaired backquote is an ordinary character.
+fn words_keeping_code(line: &str) -> Box<dyn Iterator<Item = textwrap::core::Word<'_>> + '_> {
+    let ticks: Vec<usize> = line.match_indices('`').map(|(i, _)| i).collect();
+    // Byte ranges of the spans whose spaces do not end a word.
+    let kept: Vec<(usize, usize)> = ticks
+        .chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .filter(|(open, close)| line[*open..=*close].chars().count() <= MAX_UNBROKEN_CODE)
+        .collect();
+    let inside = move |i: usize| kept.iter().any(|(open, close)| *open < i && i < *close);
+    let mut words = Vec::new();
+    let mut start = 0;
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b' ' && !inside(i) {
+            let mut end = i;
+            while end < bytes.len() && bytes[end] == b' ' {
+                end += 1;
+            }
+            words.push(textwrap::core::Word::from(&line[start..end]));
+            start = end;
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    if start < line.len() {
+        words.push(textwrap::core::Word::from(&line[start..]));
+    }
+    Box::new(words.into_iter())
 }
 
 /// The last column at which a label is drawn on its source line.
@@ -862,5 +903,36 @@ mod tests {
         let out = d.render(&sources, false);
         assert!(out.contains("[t.cnn:1001:12]"), "{out}");
         assert!(out.contains("1001 │ last line, no newline"), "{out}");
+    }
+
+    /// Wrapping breaks lines at spaces outside short code spans only; a long span (a whole
+    /// example) and an unpaired backquote break as plain text.
+    #[test]
+    fn wrapping_keeps_short_code_spans_whole() {
+        let words = |line: &str| -> Vec<String> {
+            words_keeping_code(line)
+                .map(|w| format!("{}{}", w.word, w.whitespace))
+                .collect()
+        };
+        assert_eq!(words("a  b c"), ["a  ", "b ", "c"]);
+        assert_eq!(
+            words("write `conv(6, 5, pad=2)` here"),
+            ["write ", "`conv(6, 5, pad=2)` ", "here"]
+        );
+        assert_eq!(words("a `b c"), ["a ", "`b ", "c"]);
+        assert_eq!(words("`a b` c `d e`"), ["`a b` ", "c ", "`d e`"]);
+        let long = format!("`{}`", ["word"; 15].join(" "));
+        assert_eq!(words(&long).len(), 15);
+
+        let mut sources = SourceMap::new();
+        let text = "conv(5, 6)\n".to_string();
+        let id = sources.add("t.cnn", text);
+        let help = format!("{}write `conv(6, 5, pad=2)` instead", "filler ".repeat(10));
+        let d = Diagnostic::error("cnnc::test::x", "a message")
+            .label(Span::new(id, 0, 4), "here")
+            .help(help);
+        let out = d.render(&sources, false);
+        assert!(out.contains("`conv(6, 5, pad=2)`"), "{out}");
+        assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
     }
 }
