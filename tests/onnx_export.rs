@@ -72,6 +72,7 @@ impl Builder {
             graph: self.g,
             input: self.input,
             output,
+            size_reads: Vec::new(),
         };
         cnnc::shape::check(
             name.into(),

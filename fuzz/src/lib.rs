@@ -35,8 +35,8 @@ pub const MAX_LOWERED_PARAMS: u64 = 4_000_000;
 /// one does not).
 pub const MAX_LOWERED_LAYERS: usize = 20_000;
 
-/// Lowers a checked model to ONNX bytes in memory, with the oldest and newest opset; only errors the
-/// exporter documents are allowed (a panic is a bug).
+/// Lowers a checked model to ONNX bytes in memory, with the oldest and newest opset and with
+/// a variable input size; only errors the exporter documents are allowed (a panic is a bug).
 pub fn lower(m: &cnnc::CheckedModel, sources: &cnnc::SourceMap) {
     if m.total_params() > MAX_LOWERED_PARAMS || m.graph.graph.node_count() > MAX_LOWERED_LAYERS {
         return;
@@ -49,4 +49,10 @@ pub fn lower(m: &cnnc::CheckedModel, sources: &cnnc::SourceMap) {
         };
         let _ = onnx::export_bytes(m, sources, &weights, &options);
     }
+    // With the input's size left open: refused (`FixedSize`) or lowered, never a panic.
+    let options = onnx::ExportOptions {
+        dynamic_size: true,
+        ..Default::default()
+    };
+    let _ = onnx::export_bytes(m, sources, &weights, &options);
 }

@@ -46,6 +46,14 @@ pub struct ExportArgs {
     /// a checkpoint of `cnnc train`.
     #[arg(long, value_name = "W.safetensors")]
     pub weights: Option<PathBuf>,
+    /// Leave the input's height and width open (`height`, `width`; the output's
+    /// `output_height`, `output_width`), so the model runs on images of any size, as a
+    /// fully convolutional network (U-Net, super-resolution) should. The shapes are
+    /// checked at the declared size; a layer whose export holds at that size only
+    /// (flatten, crop, ceil-mode pooling, adaptive pooling to more than one pixel, a
+    /// value computed from `in.h`/`in.w`) is refused with its place.
+    #[arg(long, conflicts_with_all = ["grad", "train"])]
+    pub dynamic_size: bool,
     /// Write the gradient graph instead (opset 18): inputs `input`, `labels` and every
     /// parameter (defaulting to the weights); outputs `loss` and `grad.<parameter>`.
     #[arg(long, conflicts_with = "train")]
@@ -217,6 +225,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     }
     let options = ExportOptions {
         opset: if training { TRAIN_OPSET } else { opset },
+        dynamic_size: a.dynamic_size,
         ..Default::default()
     };
     let written = if training {

@@ -74,6 +74,22 @@ pub struct BenchArgs {
     /// Which model of a .cnn file that defines several.
     #[arg(long = "model", value_name = "NAME")]
     pub model_name: Option<String>,
+    /// The input's height and width, for a model whose input leaves them open (`cnnc
+    /// export --dynamic-size`), e.g. `--size 720x1280`.
+    #[arg(long, value_name = "HxW", value_parser = image_size)]
+    pub size: Option<[usize; 2]>,
+}
+
+/// `720x1280` (or `720,1280`): a height and a width, each at least 1.
+fn image_size(s: &str) -> Result<[usize; 2], String> {
+    let parts: Vec<&str> = s.split(['x', 'X', ',', '×']).collect();
+    let [h, w] = parts[..] else {
+        return Err(format!(
+            "give a height and a width as HxW, e.g. 224x224, not `{s}`"
+        ));
+    };
+    let side = |t: &str| super::common::at_least_one::<usize>(t.trim());
+    Ok([side(h)?, side(w)?])
 }
 
 #[derive(clap::Args, Debug)]
@@ -583,9 +599,27 @@ fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, F
     Ok(input)
 }
 
-/// The concrete input shape for `bench`: the batch dimension set, every other one fixed.
-fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<usize>, Failure> {
+/// The concrete input shape for `bench`: the batch dimension set, every other one fixed, or
+/// the height and width open and given by `size`.
+fn bench_shape(
+    spec: &runtime::TensorSpec,
+    batch: Option<usize>,
+    size: Option<[usize; 2]>,
+) -> Result<Vec<usize>, Failure> {
     let dims = runtime::format_dims(&spec.shape);
+    let open_size = matches!(
+        &spec.shape[..],
+        [_, _, runtime::Dim::Symbolic(_), runtime::Dim::Symbolic(_)]
+    );
+    if size.is_some() && !open_size {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model's input is {dims}: --size is for a model whose height and width are \
+                 open (`cnnc export --dynamic-size`)"
+            ),
+        ));
+    }
     if spec.shape.is_empty() && batch.is_some() {
         return Err(Failure(
             EXIT_USAGE,
@@ -610,6 +644,18 @@ fn bench_shape(spec: &runtime::TensorSpec, batch: Option<usize>) -> Result<Vec<u
                 _ => shape.push(*n),
             },
             (_, runtime::Dim::Fixed(n)) => shape.push(*n),
+            (2 | 3, runtime::Dim::Symbolic(_)) if open_size => match size {
+                Some(hw) => shape.push(hw[i - 2]),
+                None => {
+                    return Err(Failure(
+                        EXIT_USAGE,
+                        format!(
+                            "the model's input is {dims}, its height and width open: give them \
+                             with --size HxW, e.g. --size 224x224"
+                        ),
+                    ))
+                }
+            },
             (_, runtime::Dim::Symbolic(_)) => {
                 return Err(Failure(
                     EXIT_USAGE,
@@ -656,7 +702,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     let device: Device = a.device.into();
     let mut session = open_session(rt, &bytes, device, &a.model)?;
     let spec = single_input(&session)?;
-    let shape = bench_shape(spec, a.batch)?;
+    let shape = bench_shape(spec, a.batch, a.size)?;
     let batch = shape.first().copied().unwrap_or(1);
 
     use rand::SeedableRng;
@@ -704,6 +750,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 "model": a.model.display().to_string(),
                 "device": device.to_string(),
                 "batch": batch,
+                "input": shape,
                 "iterations": latencies.len(),
                 "warmup": warmed,
                 "images_per_sec": images_per_sec,

@@ -513,6 +513,17 @@ pub fn elaborate_model<'a>(
     defs: &'a Definitions<'a>,
     diags: &mut Diagnostics,
 ) -> Graph {
+    let (mut graph, size_reads) =
+        super::value::record_size_reads(|| elaborate_model_body(model, defs, diags));
+    graph.size_reads = size_reads;
+    graph
+}
+
+fn elaborate_model_body<'a>(
+    model: &'a ast::ModelDef,
+    defs: &'a Definitions<'a>,
+    diags: &mut Diagnostics,
+) -> Graph {
     let mut e = Elab {
         defs,
         model,
@@ -600,6 +611,7 @@ pub fn elaborate_model<'a>(
         graph: e.graph,
         input,
         output: out,
+        size_reads: Vec::new(),
     }
 }
 
@@ -1147,7 +1159,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         let mut dims = Vec::new();
         for d in &assert.dims {
-            match eval(d, &frame.env, Some(shape)) {
+            // An assertion checks the declared size; the sizes it reads are no part of
+            // the model (`size_reads`).
+            match super::value::record_size_reads(|| eval(d, &frame.env, Some(shape))).0 {
                 Ok(Value::Int(n)) if n >= 0 => dims.push(n as u64),
                 Ok(v) => {
                     self.diags.push(

@@ -84,6 +84,10 @@ pub struct Graph {
     pub graph: DiGraph<Node, usize>,
     pub input: NodeIndex,
     pub output: NodeIndex,
+    /// Where elaboration read an image's height or width (`in.h`, `e1.w`; the first few):
+    /// values fixed at the declared input size, which an export with a variable size
+    /// (`export --dynamic-size`) cannot keep.
+    pub size_reads: Vec<crate::source::Span>,
 }
 
 impl Graph {

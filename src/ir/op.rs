@@ -341,6 +341,20 @@ impl UpsampleTo {
         ((o as f32 * scale).floor() as u64).min(n.saturating_sub(1))
     }
 
+    /// Whether nearest-neighbour upsampling by this scale repeats each pixel exactly at every
+    /// input size up to 2^20 output pixels a side, as PyTorch picks the source pixels
+    /// (`⌊o · fl32(1/s)⌋`): true for every factor up to 40, not for 41, 47, 55 or 61, whose
+    /// float32 reciprocals pick another pixel at some sizes. `false` for a size.
+    pub fn nearest_repeats_at_any_size(&self) -> bool {
+        let UpsampleTo::Scale(scale) = self else {
+            return false;
+        };
+        scale.iter().all(|&s| {
+            let inverse = (1.0 / s as f64) as f32;
+            s <= 2 || (0..1u64 << 20).all(|o| (o as f32 * inverse).floor() as u64 == o / s)
+        })
+    }
+
     /// The whole factors by which nearest-neighbour upsampling of an `[h, w]` input repeats
     /// each pixel, when PyTorch's source pixels ([`Self::nearest_source`]) are exactly that
     /// repetition; `None` when they are not (a size no whole multiple, or a factor whose
@@ -460,6 +474,23 @@ impl Op {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The factors whose nearest upsampling a `--dynamic-size` export may make a plain
+    /// repetition: those the per-size check (`nearest_repeats`) accepts at every size tried,
+    /// and not 41, 47, 55 or 61, which it refuses at some size below 64.
+    #[test]
+    fn nearest_repeats_at_any_size_agrees_with_the_per_size_check() {
+        let failing: Vec<u64> = (1..=64)
+            .filter(|&s| !UpsampleTo::Scale([s, s]).nearest_repeats_at_any_size())
+            .collect();
+        assert_eq!(failing, [41, 47, 55, 61]);
+        for s in 1..=64 {
+            let to = UpsampleTo::Scale([s, 1]);
+            let everywhere = (1..=64).all(|n| to.nearest_repeats([n, 3]).is_some());
+            assert_eq!(to.nearest_repeats_at_any_size(), everywhere, "factor {s}");
+        }
+        assert!(!UpsampleTo::Size([4, 4]).nearest_repeats_at_any_size());
+    }
 
     /// Windows of nearly 2^32 on each side: their product, near 2^64, wrapped in i64 to a
     /// negative divisor (the exported rescale and training's inverse divisors with it).

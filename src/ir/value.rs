@@ -3,8 +3,39 @@
 
 use crate::diag::{did_you_mean, Diagnostic};
 use crate::ir::Shape;
+use crate::source::Span;
 use crate::syntax::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use std::cell::RefCell;
 use std::collections::HashMap;
+
+/// The most size reads one elaboration records: the first few are all a message names.
+const MAX_SIZE_READS: usize = 8;
+
+thread_local! {
+    /// Where this thread's elaboration read an image's height or width (`in.h`, `e1.w`):
+    /// a value that holds at the declared input size only. Evaluation is a pure function of
+    /// its arguments everywhere else; this side record spares threading a log through
+    /// every evaluation site (see [`record_size_reads`]).
+    static SIZE_READS: RefCell<Option<Vec<Span>>> = const { RefCell::new(None) };
+}
+
+/// Records the size reads of what `f` evaluates (up to [`MAX_SIZE_READS`], first first).
+pub fn record_size_reads<T>(f: impl FnOnce() -> T) -> (T, Vec<Span>) {
+    let outer = SIZE_READS.with(|r| r.replace(Some(Vec::new())));
+    let value = f();
+    let reads = SIZE_READS.with(|r| r.replace(outer)).unwrap_or_default();
+    (value, reads)
+}
+
+fn note_size_read(span: Span) {
+    SIZE_READS.with(|r| {
+        if let Some(reads) = r.borrow_mut().as_mut() {
+            if reads.len() < MAX_SIZE_READS {
+                reads.push(span);
+            }
+        }
+    });
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -305,7 +336,10 @@ fn tensor_query(name: &str, q: &str, e: &Expr, env: &Env) -> Result<Value, EvalE
 fn shape_query(prefix: &str, what: &str, q: &str, s: &Shape, e: &Expr) -> Result<Value, EvalError> {
     let dim = match (q, s.dims()) {
         ("c", [c, _, _]) | ("f", [c]) => Some(*c),
-        ("h", [_, h, _]) | ("w", [_, _, h]) => Some(*h),
+        ("h", [_, h, _]) | ("w", [_, _, h]) => {
+            note_size_read(e.span);
+            Some(*h)
+        }
         ("rank", d) => Some(d.len() as u64),
         _ => None,
     };

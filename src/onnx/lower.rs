@@ -11,8 +11,8 @@ use super::proto::{
 };
 use super::weights::{parameter_specs, WeightProblem, Weights};
 use crate::fsutil;
-use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads, PoolAttrs};
+use crate::ir::{UpsampleMode, UpsampleTo};
 use crate::shape::CheckedModel;
 use crate::source::SourceMap;
 use petgraph::graph::NodeIndex;
@@ -37,6 +37,10 @@ pub struct ExportOptions {
     /// When the initializers' raw data exceed this many bytes in total, [`write_model`]
     /// stores them in an external data file.
     pub external_data_threshold: u64,
+    /// The input's height and width are symbolic (`height`, `width`), not the declared
+    /// ones: every layer whose export depends on the size is refused
+    /// ([`ExportError::FixedSize`]).
+    pub dynamic_size: bool,
 }
 
 impl Default for ExportOptions {
@@ -44,6 +48,7 @@ impl Default for ExportOptions {
         ExportOptions {
             opset: DEFAULT_OPSET,
             external_data_threshold: EXTERNAL_DATA_THRESHOLD,
+            dynamic_size: false,
         }
     }
 }
@@ -69,6 +74,12 @@ pub enum ExportError {
     /// A layer cnnc cannot lower exactly.
     Unsupported {
         node: String,
+        location: String,
+        message: String,
+    },
+    /// With [`ExportOptions::dynamic_size`]: a layer or value that holds at the declared
+    /// input size only.
+    FixedSize {
         location: String,
         message: String,
     },
@@ -113,6 +124,10 @@ impl fmt::Display for ExportError {
                 location,
                 message,
             } => write!(f, "{location}: cannot export layer `{node}`: {message}"),
+            ExportError::FixedSize { location, message } => write!(
+                f,
+                "{location}: cannot export with a variable input size (--dynamic-size): {message}"
+            ),
             ExportError::TooLarge { bytes } => write!(
                 f,
                 "the model is {bytes} bytes, over protobuf's 2 GiB limit; write it with \
@@ -195,6 +210,9 @@ pub fn lower(
         ),
         tensor: HashMap::new(),
         doc: String::new(),
+        dynamic: options.dynamic_size,
+        varies: HashSet::default(),
+        cur_varies: false,
     };
     l.lower(sources)?;
     let proto = ModelProto {
@@ -383,6 +401,13 @@ struct Lowerer<'a> {
     tensor: HashMap<NodeIndex, String>,
     /// `path:line:col` of the IR node being lowered.
     doc: String,
+    /// [`ExportOptions::dynamic_size`].
+    dynamic: bool,
+    /// With `dynamic`: the nodes whose height and width follow the input's.
+    varies: HashSet<NodeIndex>,
+    /// Whether the node being lowered reads a tensor whose size varies: its intermediate
+    /// values then get no fixed shape.
+    cur_varies: bool,
 }
 
 /// `[N, ...dims]`.
@@ -390,6 +415,31 @@ fn batched(dims: &[u64]) -> Vec<Dim> {
     std::iter::once(Dim::Param("N".into()))
         .chain(dims.iter().map(|&d| Dim::Value(d as i64)))
         .collect()
+}
+
+/// `[N, C, height, width]` with the two sizes symbolic, named `{prefix}height` and
+/// `{prefix}width`.
+fn batched_variable(dims: &[u64], prefix: &str) -> Vec<Dim> {
+    let mut out = batched(dims);
+    if let [_, _, h, w] = &mut out[..] {
+        *h = Dim::Param(format!("{prefix}height"));
+        *w = Dim::Param(format!("{prefix}width"));
+    }
+    out
+}
+
+/// Whether `op`'s output has the same size whatever its input's: a global pooling, an
+/// upsampling to a size.
+fn fixes_size(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Upsample {
+                to: UpsampleTo::Size(_),
+                ..
+            }
+    )
 }
 
 fn i64s(v: &[u64]) -> Vec<i64> {
@@ -426,8 +476,12 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// Records the shape of an intermediate value (batch dimension excluded).
+    /// Records the shape of an intermediate value (batch dimension excluded); none for a
+    /// value of a node that reads a tensor of variable size.
     fn value_info(&mut self, name: &str, dims: &[u64]) {
+        if self.cur_varies {
+            return;
+        }
         self.graph.value_info.push(ValueInfoProto::tensor(
             name,
             data_type::FLOAT,
@@ -483,16 +537,40 @@ impl Lowerer<'_> {
         let input_ix = model.graph.input;
         let output_ix = model.graph.output;
         self.claim("input")?;
+        if self.dynamic {
+            self.check_variable_input(sources)?;
+            self.varies.insert(input_ix);
+        }
+        let input_dims = if self.dynamic {
+            batched_variable(model.input_shape().dims(), "")
+        } else {
+            batched(model.input_shape().dims())
+        };
         self.graph.input.push(ValueInfoProto::tensor(
             "input",
             data_type::FLOAT,
-            &batched(model.input_shape().dims()),
+            &input_dims,
         ));
         self.tensor.insert(input_ix, "input".into());
+        if self.dynamic {
+            // Which nodes follow the input's size, before lowering any: the output's shape
+            // says so.
+            for ix in model.layers() {
+                let ins = model.graph.inputs(ix);
+                if ins.iter().any(|i| self.varies.contains(i)) && !fixes_size(&model.node(ix).op) {
+                    self.varies.insert(ix);
+                }
+            }
+        }
+        let output_dims = if self.varies.contains(&output_ix) {
+            batched_variable(model.output_shape().dims(), "output_")
+        } else {
+            batched(model.output_shape().dims())
+        };
         self.graph.output.push(ValueInfoProto::tensor(
             "output",
             data_type::FLOAT,
-            &batched(model.output_shape().dims()),
+            &output_dims,
         ));
         if input_ix == output_ix {
             self.doc = location(sources, model.node(input_ix).span);
@@ -519,12 +597,150 @@ impl Lowerer<'_> {
                 .map(|&i| model.shape(i).dims().to_vec())
                 .unwrap_or_default();
             let out_dims = model.shape(ix).dims().to_vec();
+            self.cur_varies = false;
+            if self.dynamic {
+                let ins = model.graph.inputs(ix);
+                self.cur_varies = ins.iter().any(|i| self.varies.contains(i));
+                if self.cur_varies {
+                    self.check_size_independent(ix, &ins)?;
+                }
+            }
             self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
-            if ix != output_ix {
-                self.value_info(&out, &out_dims);
+            if ix != output_ix && !self.varies.contains(&ix) {
+                // Not through `value_info`, which a fixed output of a variable input
+                // (a global pooling's) would skip.
+                self.graph.value_info.push(ValueInfoProto::tensor(
+                    &out,
+                    data_type::FLOAT,
+                    &batched(&out_dims),
+                ));
             }
             self.tensor.insert(ix, out);
         }
+        Ok(())
+    }
+
+    fn fixed_size(&self, message: String) -> ExportError {
+        ExportError::FixedSize {
+            location: self.doc.clone(),
+            message,
+        }
+    }
+
+    /// With `dynamic`: the input is an image, and no value of the model was computed from
+    /// its declared height or width.
+    fn check_variable_input(&mut self, sources: &SourceMap) -> Result<(), ExportError> {
+        let model = self.model;
+        let dims = model.input_shape().dims();
+        let [_, h, w] = dims[..] else {
+            self.doc = location(sources, model.node(model.graph.input).span);
+            return Err(self.fixed_size(format!(
+                "the input is {}, not an image [C, H, W]: it has no height and width to vary",
+                model.input_shape()
+            )));
+        };
+        if let Some(&read) = model.graph.size_reads.first() {
+            let file = sources.get(read.file);
+            let text = file
+                .text
+                .get(read.start as usize..read.end as usize)
+                .unwrap_or("the size");
+            self.doc = location(sources, read);
+            return Err(self.fixed_size(format!(
+                "`{text}` reads a height or width, which at the declared {h}×{w} input gives a \
+                 number the export keeps at every other size; write the model without it, or \
+                 export at the declared size (without --dynamic-size)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// With `dynamic`, for a node that reads a tensor whose size follows the input's: errors
+    /// unless its export, and its output, are right at every size.
+    fn check_size_independent(
+        &self,
+        ix: NodeIndex,
+        inputs: &[NodeIndex],
+    ) -> Result<(), ExportError> {
+        let model = self.model;
+        let node = model.node(ix);
+        let layer = node.name.as_str();
+        let refuse = |why: String| Err(self.fixed_size(format!("layer `{layer}`: {why}")));
+        match &node.op {
+            Op::Flatten => refuse(
+                "`flatten` of a tensor whose height and width follow the input's would give a \
+                 different number of features at every size; pool to one pixel first \
+                 (`global_avgpool`), or export at the declared size"
+                    .into(),
+            ),
+            Op::Crop { .. } => refuse(
+                "`crop` takes the centre of its input at offsets computed for the declared size"
+                    .into(),
+            ),
+            Op::AdaptiveAvgPool { output } if *output != [1, 1] => refuse(format!(
+                "`adaptive_avgpool` to {}×{}: ONNX has no adaptive pooling, and cnnc exports \
+                 one for the declared input size; to one pixel (`global_avgpool`) it exports \
+                 for any size",
+                output[0], output[1]
+            )),
+            Op::MaxPool(p) | Op::AvgPool(p) if p.ceil => refuse(
+                "a ceil-mode pooling: whether its last window overhangs the input depends on \
+                 the size, and cnnc exports it for the declared one"
+                    .into(),
+            ),
+            Op::ConvTranspose(a) if a.needs_output_pad_plan() => refuse(
+                "a transposed conv whose output_pad reaches its stride is exported as a slice \
+                 and a pad sized for the declared input"
+                    .into(),
+            ),
+            Op::Upsample {
+                to: UpsampleTo::Size(_),
+                mode: UpsampleMode::Nearest,
+            } => refuse(
+                "nearest upsampling to a fixed size picks its source pixels for the declared \
+                 input size (`bilinear=true` resamples from any size)"
+                    .into(),
+            ),
+            Op::Upsample {
+                to: to @ UpsampleTo::Scale(scale),
+                mode: UpsampleMode::Nearest,
+            } if !to.nearest_repeats_at_any_size() => refuse(format!(
+                "nearest upsampling by {}×{}: PyTorch picks its source pixels through the \
+                 float32 reciprocal of the factor, which at some sizes is not a plain \
+                 repetition (every factor up to 40 is)",
+                scale[0], scale[1]
+            )),
+            Op::Concat | Op::Add | Op::Mul => {
+                // A gate's [C, 1, 1] broadcasts over any size; other fixed sizes would not
+                // match a variable one.
+                let broadcasts = |i: NodeIndex| {
+                    matches!(node.op, Op::Mul) && matches!(model.shape(i).dims(), [_, 1, 1])
+                };
+                let fixed = inputs
+                    .iter()
+                    .find(|&&i| !self.varies.contains(&i) && !broadcasts(i));
+                match fixed {
+                    Some(&i) => refuse(format!(
+                        "it joins `{}`, whose size is fixed at {}, with tensors whose size \
+                         follows the input's: they match at the declared size only",
+                        model.node(i).name,
+                        model.shape(i)
+                    )),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A Shape node: the runtime shape of `x`, an int64 vector of `rank` values.
+    fn shape_of(&mut self, name: &str, x: &str, rank: usize) -> Result<(), ExportError> {
+        self.node("Shape", name, &[x], name, vec![])?;
+        self.graph.value_info.push(ValueInfoProto::tensor(
+            name,
+            data_type::INT64,
+            &[Dim::Value(rank as i64)],
+        ));
         Ok(())
     }
 
@@ -621,6 +837,10 @@ impl Lowerer<'_> {
                 )
             }
             Op::AvgPool(p) => self.avgpool(name, x, p, in_dims, out_dims, out),
+            // To one pixel from a variable size (any other output is refused then).
+            Op::AdaptiveAvgPool { .. } if self.cur_varies => {
+                simple(self, "GlobalAveragePool", vec![])
+            }
             Op::AdaptiveAvgPool { output } => {
                 self.adaptive_avgpool(name, x, *output, in_dims, out_dims, out)
             }
@@ -844,6 +1064,28 @@ impl Lowerer<'_> {
                 self.init_i64(&a, &[1])?;
                 self.node("Slice", name, &[x, &s, &e, &a], out, vec![])
             }
+            Op::ChannelShuffle { groups } if self.cur_varies => {
+                // [N, g, C/g, H·W], its group axes swapped, back to the input's shape.
+                let (g, c) = (*groups as i64, in_dims[0] as i64);
+                let v = |what: &str| format!("{name}.{what}");
+                self.init_i64(&v("grouped_shape"), &[0, g, c / g, -1])?;
+                self.shape_of(&v("shape"), x, in_dims.len() + 1)?;
+                self.node(
+                    "Reshape",
+                    &v("grouped"),
+                    &[x, &v("grouped_shape")],
+                    &v("grouped"),
+                    vec![],
+                )?;
+                self.node(
+                    "Transpose",
+                    &v("swapped"),
+                    &[&v("grouped")],
+                    &v("swapped"),
+                    vec![AttributeProto::ints("perm", [0, 2, 1, 3])],
+                )?;
+                self.node("Reshape", name, &[&v("swapped"), &v("shape")], out, vec![])
+            }
             Op::ChannelShuffle { groups } => {
                 let [c, h, w] = in_dims[..] else {
                     return Err(self.unsupported(
@@ -888,6 +1130,33 @@ impl Lowerer<'_> {
                     AttributeProto::string("mode", "CRD"),
                 ],
             ),
+            // SpaceToDepth orders the channels block-major (DCR: channel (i·r + j)·C + c);
+            // a Gather puts them in PyTorch's order, c·r² + i·r + j, at any size.
+            Op::PixelShuffle {
+                factor,
+                unshuffle: true,
+            } if self.cur_varies => {
+                let (r, c) = (*factor as i64, in_dims[0] as i64);
+                let order: Vec<i64> = (0..c * r * r)
+                    .map(|k| (k % (r * r)) * c + k / (r * r))
+                    .collect();
+                let (blocks, order_name) = (format!("{name}.blocks"), format!("{name}.order"));
+                self.init_i64(&order_name, &order)?;
+                self.node(
+                    "SpaceToDepth",
+                    &blocks,
+                    &[x],
+                    &blocks,
+                    vec![AttributeProto::int("blocksize", r)],
+                )?;
+                self.node(
+                    "Gather",
+                    name,
+                    &[&blocks, &order_name],
+                    out,
+                    vec![AttributeProto::int("axis", 1)],
+                )
+            }
             Op::PixelShuffle {
                 factor,
                 unshuffle: true,
@@ -931,6 +1200,9 @@ impl Lowerer<'_> {
             // batch dimension's name; the value_info every layer output gets keeps it.
             // Nearest to a size no whole multiple of the input's: the source rows, then the
             // source columns, gathered ([`nearest_indices`]).
+            Op::Upsample { to, mode } if self.cur_varies => {
+                self.upsample_varying(name, x, *to, *mode, out)
+            }
             Op::Upsample {
                 to,
                 mode: UpsampleMode::Nearest,
@@ -974,40 +1246,7 @@ impl Lowerer<'_> {
                 mode: UpsampleMode::Bilinear { align_corners },
             } if !matches!(in_dims, [_, h, w] if to.whole_scale([*h, *w]).is_some()) => {
                 let size = [out_dims[1], out_dims[2]];
-                let (shape, sizes, batch_and_channels) = (
-                    format!("{name}.size"),
-                    format!("{name}.sizes"),
-                    format!("{name}.batch_and_channels"),
-                );
-                self.init_i64(&shape, &i64s(&size))?;
-                self.node(
-                    "Shape",
-                    &batch_and_channels,
-                    &[x],
-                    &batch_and_channels,
-                    vec![AttributeProto::int("end", 2)],
-                )?;
-                self.node(
-                    "Concat",
-                    &sizes,
-                    &[&batch_and_channels, &shape],
-                    &sizes,
-                    vec![AttributeProto::int("axis", 0)],
-                )?;
-                for (value, len) in [(&batch_and_channels, 2), (&sizes, 4)] {
-                    self.graph.value_info.push(ValueInfoProto::tensor(
-                        value,
-                        data_type::INT64,
-                        &[Dim::Value(len)],
-                    ));
-                }
-                self.node(
-                    "Resize",
-                    name,
-                    &[x, "", "", &sizes],
-                    out,
-                    resize_to_size_attrs(*align_corners),
-                )
+                self.resize_to_size(name, x, size, *align_corners, out)
             }
             Op::Upsample {
                 to,
@@ -1061,6 +1300,86 @@ impl Lowerer<'_> {
         }
     }
 
+    /// Bilinear Resize to `size`, with the batch and channels of the input.
+    fn resize_to_size(
+        &mut self,
+        name: &str,
+        x: &str,
+        size: crate::ir::Pair,
+        align_corners: bool,
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let (shape, sizes, batch_and_channels) = (
+            format!("{name}.size"),
+            format!("{name}.sizes"),
+            format!("{name}.batch_and_channels"),
+        );
+        self.init_i64(&shape, &i64s(&size))?;
+        self.node(
+            "Shape",
+            &batch_and_channels,
+            &[x],
+            &batch_and_channels,
+            vec![AttributeProto::int("end", 2)],
+        )?;
+        self.node(
+            "Concat",
+            &sizes,
+            &[&batch_and_channels, &shape],
+            &sizes,
+            vec![AttributeProto::int("axis", 0)],
+        )?;
+        for (value, len) in [(&batch_and_channels, 2), (&sizes, 4)] {
+            self.graph.value_info.push(ValueInfoProto::tensor(
+                value,
+                data_type::INT64,
+                &[Dim::Value(len)],
+            ));
+        }
+        self.node(
+            "Resize",
+            name,
+            &[x, "", "", &sizes],
+            out,
+            resize_to_size_attrs(align_corners),
+        )
+    }
+
+    /// An upsampling of a tensor whose size follows the input's: Resize by the scales, or
+    /// to the size (bilinear). Nearest by a whole factor is the `asymmetric` source
+    /// position o/s rounded down, PyTorch's o·n/m exactly; nearest to a size was refused.
+    fn upsample_varying(
+        &mut self,
+        name: &str,
+        x: &str,
+        to: UpsampleTo,
+        mode: UpsampleMode,
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let attrs = match (to, mode) {
+            (UpsampleTo::Size(size), UpsampleMode::Bilinear { align_corners }) => {
+                return self.resize_to_size(name, x, size, align_corners, out);
+            }
+            (UpsampleTo::Size(_), UpsampleMode::Nearest) => {
+                return Err(self.unsupported(name, "nearest upsampling to a size".into()));
+            }
+            (UpsampleTo::Scale(_), UpsampleMode::Bilinear { align_corners }) => {
+                resize_attrs(align_corners)
+            }
+            (UpsampleTo::Scale(_), UpsampleMode::Nearest) => vec![
+                AttributeProto::string("mode", "nearest"),
+                AttributeProto::string("coordinate_transformation_mode", "asymmetric"),
+                AttributeProto::string("nearest_mode", "floor"),
+            ],
+        };
+        let UpsampleTo::Scale(scale) = to else {
+            unreachable!("a size returned above")
+        };
+        let scales = format!("{name}.scales");
+        self.init_f32(&scales, &[4], &resize_scales(scale))?;
+        self.node("Resize", name, &[x, "", &scales], out, attrs)
+    }
+
     /// GroupNorm as ONNX's InstanceNormalization, which every opset and ONNX Runtime's
     /// providers have (GroupNormalization came with opset 18 and changed its scale's meaning
     /// in 21): one channel a group is InstanceNormalization itself, with the learned scale
@@ -1103,10 +1422,16 @@ impl Lowerer<'_> {
         }
         let rest = in_dims.iter().product::<u64>() / g;
         let (grouped_shape, shape) = (format!("{name}.grouped_shape"), format!("{name}.shape"));
-        self.init_i64(&grouped_shape, &[0, g as i64, rest as i64])?;
-        let mut back = vec![0i64];
-        back.extend(i64s(in_dims));
-        self.init_i64(&shape, &back)?;
+        if self.cur_varies {
+            // The group's values and the shape back: those of the input at run time.
+            self.init_i64(&grouped_shape, &[0, g as i64, -1])?;
+            self.shape_of(&shape, x, in_dims.len() + 1)?;
+        } else {
+            self.init_i64(&grouped_shape, &[0, g as i64, rest as i64])?;
+            let mut back = vec![0i64];
+            back.extend(i64s(in_dims));
+            self.init_i64(&shape, &back)?;
+        }
         self.init_f32(&ones, &[g as usize], &vec![1.0; g as usize])?;
         self.init_f32(&zeros, &[g as usize], &vec![0.0; g as usize])?;
         let grouped = format!("{name}.grouped");

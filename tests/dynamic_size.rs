@@ -1,0 +1,195 @@
+//! `cnnc export --dynamic-size`: the exported model runs at sizes other than the declared
+//! one and gives there what a fixed export at that size gives (same weights); a layer whose
+//! export holds at the declared size only is refused with its place, and nothing written.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn cnnc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A fully convolutional network through every layer kind whose export follows the input's
+/// size (strided and dilated convs, reflection padding, batch, group and instance norms,
+/// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, channel
+/// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
+/// assertion that reads the input's size, which checks and exports nothing), and a
+/// classifier whose bilinear resampling to a size and adaptive pooling to one pixel fix
+/// the size before its `flatten`.
+const MODELS: &str = "
+model Fcn(input: [3, HW]) {
+    pad(1, reflect=true) conv(8, 3) batchnorm relu
+    conv(16, 3, stride=2, pad=1) groupnorm(4) relu
+    concat { { conv(8, 1) } { maxpool(3, stride=1, pad=1) conv(8, 1) } }
+    channel_shuffle(2)
+    gate { global_avgpool conv(4, 1) relu conv(16, 1) sigmoid }
+    residual { conv(16, 3, pad=1) instancenorm relu }
+    avgpool(2, stride=1, pad=[0, 1, 0, 1])
+    pixel_unshuffle(2)
+    avgpool(2, stride=2)
+    convT(32, 2, stride=2)
+    upsample(2)
+    upsample(2, bilinear=true)
+    pixel_shuffle(2)
+    conv(3, 3, pad=2, dilation=2)                  : [3, input.h * 2, input.w * 2]
+}
+model Head(input: [3, HW]) {
+    conv(8, 3, pad=1) relu maxpool(2)
+    upsample(size=[12, 12], bilinear=true) conv(8, 3) relu
+    adaptive_avgpool(1) flatten linear(10)
+}
+";
+
+fn export(dir: &Path, model: &str, hw: &str, dynamic: bool) -> String {
+    let tag = hw.replace(", ", "x");
+    let src = dir.join(format!("{model}_{tag}.cnn"));
+    std::fs::write(&src, MODELS.replace("HW", hw)).unwrap();
+    let out = dir.join(format!(
+        "{model}_{tag}{}.onnx",
+        if dynamic { "_dynamic" } else { "" }
+    ));
+    let (src, out_s) = (src.display().to_string(), out.display().to_string());
+    let mut args = vec![
+        "export", &src, "--model", model, "--seed", "3", "-o", &out_s,
+    ];
+    if dynamic {
+        args.push("--dynamic-size");
+    }
+    let o = cnnc(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    out_s
+}
+
+fn require_python() {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
+    );
+}
+
+#[test]
+fn a_dynamic_export_runs_at_other_sizes_as_fixed_exports_there() {
+    require_python();
+    let dir = tempfile::tempdir().unwrap();
+    for (model, declared, others) in [
+        ("Fcn", "32, 32", &["48, 40", "64, 24", "32, 32"][..]),
+        ("Head", "32, 32", &["33, 29", "20, 50"][..]),
+    ] {
+        let dynamic = export(dir.path(), model, declared, true);
+        let fixed: Vec<String> = others
+            .iter()
+            .map(|hw| export(dir.path(), model, hw, false))
+            .collect();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_dynamic.py");
+        let o = Command::new("python3")
+            .arg(script)
+            .arg(&dynamic)
+            .args(&fixed)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{model}:\n{text}");
+        assert_eq!(
+            text.matches("max difference").count(),
+            others.len(),
+            "{text}"
+        );
+    }
+}
+
+/// Each layer whose export holds at the declared size only, in a model otherwise fine:
+/// the error names its line and column and says why; no file is written.
+#[test]
+fn size_dependent_layers_are_refused_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("flatten linear(10)", "flatten", "global_avgpool"),
+        ("maxpool(3, stride=2, ceil=true)", "maxpool", "ceil-mode"),
+        ("adaptive_avgpool(2)", "adaptive_avgpool", "to 2×2"),
+        ("conv(4, 1) as a crop(a)", "crop", "offsets"),
+        (
+            "upsample(size=[20, 20])",
+            "upsample",
+            "nearest upsampling to a fixed size",
+        ),
+        (
+            "convT(8, 3, stride=2, pad=1, output_pad=2, dilation=3)",
+            "convT",
+            "output_pad",
+        ),
+        (
+            "concat { { upsample(size=[16, 16], bilinear=true) } {} }",
+            "concat",
+            "fixed at [8, 16, 16]",
+        ),
+        ("maxpool([in.h, in.w])", "in.h", "reads a height or width"),
+        ("upsample(41)", "upsample", "float32 reciprocal"),
+    ];
+    for (body, at, why) in cases {
+        let text = format!("model M(input: [8, 16, 16]) {{\n    relu {body}\n}}\n");
+        let column = 10 + body.find(at).unwrap_or_else(|| panic!("{at} in {body}"));
+        let src = dir.path().join("m.cnn");
+        std::fs::write(&src, &text).unwrap();
+        let check = cnnc(&["check", &src.display().to_string()]);
+        assert_eq!(check.status.code(), Some(0), "{body}: {}", stderr(&check));
+        let out = dir.path().join("m.onnx");
+        let _ = std::fs::remove_file(&out);
+        let o = cnnc(&[
+            "export",
+            &src.display().to_string(),
+            "--dynamic-size",
+            "-o",
+            &out.display().to_string(),
+        ]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{body}: {e}");
+        assert!(
+            e.contains(&format!(
+                "m.cnn:2:{column}: cannot export with a variable input size"
+            )),
+            "{body}: {e}"
+        );
+        assert!(e.contains(why), "{body}: {e}");
+        assert!(!out.exists(), "{body}");
+        // At the declared size it exports.
+        let o = cnnc(&[
+            "export",
+            &src.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{body}: {}", stderr(&o));
+    }
+    let flat = dir.path().join("flat.cnn");
+    std::fs::write(&flat, "model F(input: [16]) { linear(4) }\n").unwrap();
+    let o = cnnc(&[
+        "export",
+        &flat.display().to_string(),
+        "--dynamic-size",
+        "-o",
+        &dir.path().join("f.onnx").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("not an image [C, H, W]"),
+        "{}",
+        stderr(&o)
+    );
+}
