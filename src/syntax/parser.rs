@@ -1016,7 +1016,97 @@ fn assigned_value(text: &str, start: usize) -> Option<&str> {
                 || rest.starts_with(['+', '-', '*', '/', '%', '.', '['])
         }
     };
+    let after = leading_expression(after);
     (value && !after.is_empty() && after.len() <= 60).then_some(after)
+}
+
+/// The expression at the start of `s`, up to where a second operand follows the first
+/// without an operator between them: `8` of `8 conv(c, 1)`, `in.c / 4` of `in.c / 4 relu`.
+/// A bracket runs to its match (or to the end).
+fn leading_expression(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut operand_next = true;
+    let skip_group = |mut i: usize| {
+        let mut depth = 0usize;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        i
+    };
+    let word = |i: usize| {
+        let mut j = i;
+        while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'.'))
+        {
+            j += 1;
+        }
+        j
+    };
+    let mut end = 0;
+    loop {
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return s.trim_end();
+        }
+        let c = bytes[i];
+        if operand_next {
+            if matches!(c, b'-' | b'+') {
+                i += 1;
+                continue;
+            }
+            if s[i..].starts_with("not ") {
+                i += 4;
+                continue;
+            }
+            i = if matches!(c, b'(' | b'[') {
+                skip_group(i)
+            } else if c.is_ascii_alphanumeric() || c == b'_' {
+                let j = word(i);
+                if bytes.get(j) == Some(&b'(') {
+                    skip_group(j)
+                } else {
+                    j
+                }
+            } else {
+                return s[..end].trim_end();
+            };
+            operand_next = false;
+            end = i;
+        } else if c == b'[' {
+            i = skip_group(i);
+            end = i;
+        } else {
+            let operator = ["==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "<", ">"]
+                .into_iter()
+                .find(|op| s[i..].starts_with(op))
+                .map(str::len)
+                .or_else(|| {
+                    ["and ", "or "]
+                        .into_iter()
+                        .find(|op| s[i..].starts_with(op))
+                        .map(str::len)
+                });
+            match operator {
+                Some(n) => {
+                    i += n;
+                    operand_next = true;
+                }
+                None => return s[..end].trim_end(),
+            }
+        }
+    }
 }
 
 /// A help for Python written where cnnc was expected, met at the token `tok` at `start`:

@@ -847,6 +847,19 @@ fn habits_from_other_languages_get_a_help() {
             &["`block …(…, s=max(8, in.c / 4))`"],
         ),
         ("widths = [16, 32]", &["`block …(…, widths=[16, 32])`"]),
+        // The statement after the assignment on its line is no part of the value.
+        (
+            "c = 8 conv(c, 1)",
+            &["`block …(…, c=8)`"],
+        ),
+        (
+            "s = in.c / 4 relu conv(s, 1)",
+            &["`block …(…, s=in.c / 4)`"],
+        ),
+        (
+            "k = max(1, in.h / 2) - 1 maxpool(k)",
+            &["`block …(…, k=max(1, in.h / 2) - 1)`"],
+        ),
         (
             "repeat c, s in [[4, 1], [8, 2]] { conv(c, 3, stride=s) }",
             &[
