@@ -1979,9 +1979,9 @@ fn what_cnnc_lacks_is_said_not_guessed() {
             "pad before the conv, `pad(1, reflect=true) conv(c, 3)`",
         ),
         (
-            "avgpool(2, count_include_pad=false)",
+            "avgpool(2, divisor_override=3)",
             "unknown_argument",
-            "`False` is not supported",
+            "divides by the window's size",
         ),
         (
             "maxpool(2, dilation=2)",

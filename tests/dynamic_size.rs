@@ -123,7 +123,13 @@ fn size_dependent_layers_are_refused_with_their_place() {
         ("flatten linear(10)", "flatten", "global_avgpool"),
         ("maxpool(3, stride=2, ceil=true)", "maxpool", "ceil-mode"),
         ("adaptive_avgpool(2)", "adaptive_avgpool", "to 2×2"),
-        ("conv(4, 1) as a crop(a)", "crop", "offsets"),
+        ("conv(4, 1) as a crop(a)", "crop", "keeps that size"),
+        // A crop of a tensor of fixed size to the size of one that varies.
+        (
+            "global_avgpool upsample(size=[24, 24], bilinear=true) as big input conv(4, 3) crop(big)",
+            "crop",
+            "14×14 at the declared input size",
+        ),
         (
             "upsample(size=[20, 20])",
             "upsample",
@@ -141,6 +147,11 @@ fn size_dependent_layers_are_refused_with_their_place() {
         ),
         ("maxpool([in.h, in.w])", "in.h", "reads a height or width"),
         ("upsample(41)", "upsample", "float32 reciprocal"),
+        (
+            "avgpool(3, stride=1, pad=1, count_include_pad=false)",
+            "avgpool",
+            "out of the divisor",
+        ),
     ];
     for (body, at, why) in cases {
         let text = format!("model M(input: [8, 16, 16]) {{\n    relu {body}\n}}\n");

@@ -206,6 +206,7 @@ fn pool(k: [u64; 2], s: [u64; 2], pads: Pads, ceil: bool) -> PoolAttrs {
         stride: s,
         pads,
         ceil,
+        count_pad: true,
     }
 }
 
@@ -489,6 +490,7 @@ fn tricky_lowerings_match_pytorch_semantics() {
             let spec = serde_json::json!({
                 "op": kind, "kernel": p.kernel, "stride": p.stride,
                 "pads": p.pads.onnx().to_vec(), "ceil": p.ceil,
+                "count_include_pad": p.count_pad,
             });
             let op = if kind == "maxpool" {
                 Op::MaxPool(p)
@@ -532,6 +534,35 @@ fn tricky_lowerings_match_pytorch_semantics() {
             "avgpool",
             pool([3, 2], [1, 2], pads(2, 0, 1, 1), true),
         );
+        // The padding left out of the divisor (count_include_pad=False): symmetric, with a
+        // ceil-mode overhang, and asymmetric.
+        for (name, input, p) in [
+            (
+                "avg_nocount_pad",
+                [2, 7, 6],
+                pool([3, 3], [2, 2], Pads::symmetric([1, 1]), false),
+            ),
+            (
+                "avg_nocount_ceil",
+                [2, 7, 10],
+                pool([3, 3], [2, 2], Pads::symmetric([1, 1]), true),
+            ),
+            (
+                "avg_nocount_asym",
+                [2, 6, 7],
+                pool([3, 2], [1, 2], pads(1, 0, 1, 1), true),
+            ),
+        ] {
+            pool_case(
+                name,
+                input,
+                "avgpool",
+                PoolAttrs {
+                    count_pad: false,
+                    ..p
+                },
+            );
+        }
         pool_case(
             "max_ceil",
             [2, 7, 10],

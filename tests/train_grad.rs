@@ -460,6 +460,16 @@ grad_test!(
 );
 
 grad_test!(
+    avgpool_padding_left_out_of_the_divisor,
+    3,
+    "model M(input: [2, 9, 9]) {
+    conv(3, 3, pad=1) avgpool(3, stride=2, pad=1, count_include_pad=false)
+    conv(3, 1) avgpool(3, stride=2, pad=[1, 0, 0, 1], ceil=true, count_include_pad=false)
+    flatten linear(4)
+}"
+);
+
+grad_test!(
     ceil_mode_window_larger_than_the_input,
     3,
     "model M(input: [2, 3, 2]) {

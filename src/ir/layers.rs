@@ -80,6 +80,15 @@ const POOL: &[ParamSpec] = &[
     opt("ceil", Kind::Bool),
 ];
 
+/// `avgpool`'s: the pooling's, and whether the padding counts in the divisor.
+const AVG_POOL: &[ParamSpec] = &[
+    req("kernel", Kind::Pair),
+    opt("stride", Kind::Pair),
+    opt("pad", Kind::Pad),
+    opt("ceil", Kind::Bool),
+    opt("count_include_pad", Kind::Bool),
+];
+
 /// Every built-in layer.
 pub static LAYERS: &[LayerSpec] = &[
     LayerSpec {
@@ -113,7 +122,7 @@ pub static LAYERS: &[LayerSpec] = &[
     },
     LayerSpec {
         name: "avgpool",
-        params: POOL,
+        params: AVG_POOL,
     },
     LayerSpec {
         name: "adaptive_avgpool",
@@ -657,6 +666,7 @@ pub fn build(
                 stride,
                 pads: pads(kernel, [1, 1], stride, diags)?,
                 ceil: boolean("ceil", false),
+                count_pad: spec.name == "maxpool" || boolean("count_include_pad", true),
             };
             if spec.name == "maxpool" {
                 Op::MaxPool(attrs)
@@ -859,10 +869,6 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
             "a conv's `pad` is zeros (PyTorch's default `padding_mode='zeros'`); for \
              `padding_mode='reflect'` or `'replicate'`, pad before the conv, `pad(1, \
              reflect=true) conv(c, 3)`; circular padding is not supported"
-        }
-        ("avgpool", "count_include_pad") => {
-            "cnnc's avgpool counts the padding in the divisor, as PyTorch's default \
-             `count_include_pad=True`; `False` is not supported"
         }
         ("avgpool", "divisor_override") => "cnnc's avgpool divides by the window's size",
         ("maxpool", "dilation") => "cnnc's maxpool has no dilation (PyTorch's default 1)",

@@ -154,12 +154,23 @@ pub struct PoolAttrs {
     pub stride: Pair,
     pub pads: Pads,
     pub ceil: bool,
+    /// Average pooling: whether the zero padding counts in the divisor (PyTorch's
+    /// `count_include_pad`, default true). Always true for max pooling.
+    pub count_pad: bool,
 }
 
 impl PoolAttrs {
-    /// PyTorch's `count_include_pad=True` divisor of each output window: the window clipped to
-    /// the padded input (a ceil-mode overhang past the end padding does not count). Row-major
-    /// `[oh, ow]`.
+    /// Whether every window of an average pooling divides by kh·kw, so that ONNX's
+    /// AveragePool (`count_include_pad=1`, over the padded input and any ceil-mode
+    /// overhang `extra`) is PyTorch's result without a rescale: no overhang, and the
+    /// padding counted or absent.
+    pub fn divides_by_kernel(&self, extra: Pair) -> bool {
+        extra == [0, 0] && (self.count_pad || self.pads == Pads::default())
+    }
+
+    /// PyTorch's divisor of each average-pooling window: with `count_pad`, the window clipped
+    /// to the padded input (a ceil-mode overhang past the end padding does not count);
+    /// without, clipped to the input itself. Row-major `[oh, ow]`.
     ///
     /// In 128-bit integers: sizes below 2^32 (every argument is) and 2^31 windows cannot
     /// overflow them, and a window's two sides, each below 2^33, multiply exactly before the
@@ -179,7 +190,12 @@ impl PoolAttrs {
                 .map(|i| {
                     let start = i * s - pb;
                     let end = (start + k).min(n + pe);
-                    end - start
+                    if self.count_pad {
+                        end - start
+                    } else {
+                        // At least one input value: a pad above half the kernel is refused.
+                        (end.min(n) - start.max(0)).max(1)
+                    }
                 })
                 .collect()
         };
@@ -197,7 +213,7 @@ pub enum Op {
     Conv(ConvAttrs),
     ConvTranspose(ConvTransposeAttrs),
     MaxPool(PoolAttrs),
-    /// PyTorch semantics: padding counts in the divisor (`count_include_pad=True`).
+    /// PyTorch semantics, padding counted in the divisor or not (`count_pad`).
     AvgPool(PoolAttrs),
     /// PyTorch's `AdaptiveAvgPool2d([h, w])`.
     AdaptiveAvgPool {
@@ -341,17 +357,28 @@ impl UpsampleTo {
         ((o as f32 * scale).floor() as u64).min(n.saturating_sub(1))
     }
 
+    /// 2^23: past it, float32 rounding makes even factors below 40 pick another pixel
+    /// somewhere (3 does below 2^24).
+    pub const MAX_EXACT_NEAREST: u64 = 1 << 23;
+
     /// Whether nearest-neighbour upsampling by this scale repeats each pixel exactly at every
-    /// input size up to 2^20 output pixels a side, as PyTorch picks the source pixels
-    /// (`⌊o · fl32(1/s)⌋`): true for every factor up to 40, not for 41, 47, 55 or 61, whose
-    /// float32 reciprocals pick another pixel at some sizes. `false` for a size.
+    /// size up to [`Self::MAX_EXACT_NEAREST`] output pixels a side, as PyTorch picks the
+    /// source pixels (`⌊o · fl32(1/s)⌋`): true for 1 to 40, not for 41, 47, 55, 61, 82, …,
+    /// whose float32 reciprocals pick another pixel at some sizes. `false` for a size.
+    ///
+    /// The float32 product is non-decreasing in o, so within each run of s outputs that
+    /// share a source pixel q it is checked at the run's ends only: not below q at its
+    /// first, not q + 1 at its last.
     pub fn nearest_repeats_at_any_size(&self) -> bool {
         let UpsampleTo::Scale(scale) = self else {
             return false;
         };
         scale.iter().all(|&s| {
             let inverse = (1.0 / s as f64) as f32;
-            s <= 2 || (0..1u64 << 20).all(|o| (o as f32 * inverse).floor() as u64 == o / s)
+            let pick = |o: u64| (o as f32 * inverse).floor() as u64;
+            let last = Self::MAX_EXACT_NEAREST - 1;
+            s <= 2
+                || (0..=last / s).all(|q| pick(q * s) == q && pick((q * s + s - 1).min(last)) == q)
         })
     }
 
@@ -490,6 +517,14 @@ mod tests {
             assert_eq!(to.nearest_repeats_at_any_size(), everywhere, "factor {s}");
         }
         assert!(!UpsampleTo::Size([4, 4]).nearest_repeats_at_any_size());
+        // The check at each run's ends says what a check of every output pixel says.
+        for s in [3, 5, 40, 41, 82, 97, 123, 128] {
+            let inverse = (1.0 / s as f64) as f32;
+            let every = (0..UpsampleTo::MAX_EXACT_NEAREST)
+                .all(|o| (o as f32 * inverse).floor() as u64 == o / s);
+            let to = UpsampleTo::Scale([s, s]);
+            assert_eq!(to.nearest_repeats_at_any_size(), every, "factor {s}");
+        }
     }
 
     /// Windows of nearly 2^32 on each side: their product, near 2^64, wrapped in i64 to a
@@ -501,6 +536,7 @@ mod tests {
             stride: [2, 2],
             pads: Pads::symmetric([2147483647, 2147483647]),
             ceil: true,
+            count_pad: true,
         };
         let d = p.avg_divisors([2, 2], [2, 2]);
         // Window sizes: the whole padded input, 2^32 (clipped at n + pe), then 2^32 − 2.

@@ -48,12 +48,17 @@ pub fn op_text(op: &Op) -> String {
             a.bias
         ),
         Op::MaxPool(a) | Op::AvgPool(a) => format!(
-            "{}({}, stride={}, pad={}, ceil={})",
+            "{}({}, stride={}, pad={}, ceil={}{})",
             op.kind(),
             pair(a.kernel),
             pair(a.stride),
             pads(&a.pads),
-            a.ceil
+            a.ceil,
+            if a.count_pad {
+                ""
+            } else {
+                ", count_include_pad=false"
+            }
         ),
         Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
         Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),

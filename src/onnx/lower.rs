@@ -601,9 +601,7 @@ impl Lowerer<'_> {
             if self.dynamic {
                 let ins = model.graph.inputs(ix);
                 self.cur_varies = ins.iter().any(|i| self.varies.contains(i));
-                if self.cur_varies {
-                    self.check_size_independent(ix, &ins)?;
-                }
+                self.check_size_independent(ix, &ins)?;
             }
             self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
             if ix != output_ix && !self.varies.contains(&ix) {
@@ -655,8 +653,9 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// With `dynamic`, for a node that reads a tensor whose size follows the input's: errors
-    /// unless its export, and its output, are right at every size.
+    /// With `dynamic`: errors unless the node's export, and its output, are right at every
+    /// size. Only a node that reads a tensor whose size follows the input's can be wrong,
+    /// and a `crop`, whose size is the current tensor's (no input of the node).
     fn check_size_independent(
         &self,
         ix: NodeIndex,
@@ -666,15 +665,21 @@ impl Lowerer<'_> {
         let node = model.node(ix);
         let layer = node.name.as_str();
         let refuse = |why: String| Err(self.fixed_size(format!("layer `{layer}`: {why}")));
+        if let Op::Crop { size } = &node.op {
+            return refuse(format!(
+                "`crop` cuts its input to the size of the tensor it joins, {}×{} at the \
+                 declared input size, and keeps that size at every other",
+                size[0], size[1]
+            ));
+        }
+        if !self.cur_varies {
+            return Ok(());
+        }
         match &node.op {
             Op::Flatten => refuse(
                 "`flatten` of a tensor whose height and width follow the input's would give a \
                  different number of features at every size; pool to one pixel first \
                  (`global_avgpool`), or export at the declared size"
-                    .into(),
-            ),
-            Op::Crop { .. } => refuse(
-                "`crop` takes the centre of its input at offsets computed for the declared size"
                     .into(),
             ),
             Op::AdaptiveAvgPool { output } if *output != [1, 1] => refuse(format!(
@@ -686,6 +691,11 @@ impl Lowerer<'_> {
             Op::MaxPool(p) | Op::AvgPool(p) if p.ceil => refuse(
                 "a ceil-mode pooling: whether its last window overhangs the input depends on \
                  the size, and cnnc exports it for the declared one"
+                    .into(),
+            ),
+            Op::AvgPool(p) if !p.count_pad && p.pads != Pads::default() => refuse(
+                "an average pooling that leaves its padding out of the divisor rescales \
+                 its border windows by constants made for the declared size"
                     .into(),
             ),
             Op::ConvTranspose(a) if a.needs_output_pad_plan() => refuse(
@@ -707,7 +717,7 @@ impl Lowerer<'_> {
             } if !to.nearest_repeats_at_any_size() => refuse(format!(
                 "nearest upsampling by {}×{}: PyTorch picks its source pixels through the \
                  float32 reciprocal of the factor, which at some sizes is not a plain \
-                 repetition (every factor up to 40 is)",
+                 repetition (every factor up to 40 is, up to 8,388,608 output pixels a side)",
                 scale[0], scale[1]
             )),
             Op::Concat | Op::Add | Op::Mul => {
@@ -1620,10 +1630,11 @@ impl Lowerer<'_> {
         Ok(extra)
     }
 
-    /// PyTorch `AvgPool2d(count_include_pad=True)`: the divisor counts padding but not the
-    /// part of a ceil-mode window past the end padding. The overhang is added to the end
-    /// padding, so every window lies inside it and AveragePool (`count_include_pad=1`)
-    /// divides by kh·kw; a constant rescales the overhanging windows to PyTorch's divisor.
+    /// PyTorch `AvgPool2d`: with `count_include_pad=True` the divisor counts padding but not
+    /// the part of a ceil-mode window past the end padding; with `False`, only the input's
+    /// values. The overhang is added to the end padding, so every window lies inside it and
+    /// AveragePool (`count_include_pad=1`) divides by kh·kw; a constant rescales the windows
+    /// whose divisor differs to PyTorch's ([`PoolAttrs::avg_divisors`]).
     /// Asymmetric padding is made explicit (Pad with zeros), never given to AveragePool:
     /// ONNX Runtime's CUDA AveragePool applied the begin pads to both sides (fixed in 2026,
     /// onnxruntime#29631), and its CPU one took a wrong divisor for them (#27375).
@@ -1660,7 +1671,7 @@ impl Lowerer<'_> {
             (padded.as_str(), Pads::default())
         };
         let attrs = avgpool_attrs(p, &pads);
-        if extra == [0, 0] {
+        if p.divides_by_kernel(extra) {
             return self.node("AveragePool", name, &[input], out, attrs);
         }
         let full = format!("{name}.full");

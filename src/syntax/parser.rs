@@ -1046,7 +1046,8 @@ fn leading_expression(s: &str) -> &str {
     };
     let word = |i: usize| {
         let mut j = i;
-        while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'.'))
+        while j < bytes.len()
+            && (bytes[j].is_ascii_alphanumeric() || matches!(bytes[j], b'_' | b'.'))
         {
             j += 1;
         }

@@ -848,10 +848,7 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("widths = [16, 32]", &["`block …(…, widths=[16, 32])`"]),
         // The statement after the assignment on its line is no part of the value.
-        (
-            "c = 8 conv(c, 1)",
-            &["`block …(…, c=8)`"],
-        ),
+        ("c = 8 conv(c, 1)", &["`block …(…, c=8)`"]),
         (
             "s = in.c / 4 relu conv(s, 1)",
             &["`block …(…, s=in.c / 4)`"],

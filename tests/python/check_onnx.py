@@ -141,10 +141,13 @@ def ref_pool(x, spec, kind):
         for j in range(ow):
             hs, ws = i * sh - t, j * sw - l
             # AvgPool2d, count_include_pad=True: the divisor is the window clipped to the
-            # padded input (ceil-mode overhang excluded), padding included.
+            # padded input (ceil-mode overhang excluded), padding included; with False, the
+            # window clipped to the input.
             he, we = min(hs + kh, h + b), min(ws + kw, w + r)
             pool_size = (he - hs) * (we - ws)
             hs0, ws0, he0, we0 = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            if not spec.get("count_include_pad", True):
+                pool_size = (he0 - hs0) * (we0 - ws0)
             win = x[:, :, hs0:he0, ws0:we0].astype(np.float64)
             if kind == "maxpool":
                 y[:, :, i, j] = win.max(axis=(2, 3))

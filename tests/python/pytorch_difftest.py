@@ -321,6 +321,11 @@ def gen_pool(rng, kind):
         ceil = True
         kw["ceil"] = "true"
         feats.append("ceil")
+    count_pad = True
+    if kind == "avgpool" and not (isinstance(pad, list) and len(pad) == 4) and rng.random() < 0.3:
+        count_pad = False
+        kw["count_include_pad"] = "false"
+        feats.append("count_include_pad=false")
     text = kind + "(" + ", ".join([fmt(k)] + [f"{a}={fmt(b)}" for a, b in kw.items()]) + ")"
     if isinstance(pad, list) and len(pad) == 4:
         if kind == "maxpool":
@@ -330,7 +335,7 @@ def gen_pool(rng, kind):
     elif kind == "maxpool":
         mod = nn.MaxPool2d(pair(k), pair(stride), pair(pad), ceil_mode=ceil)
     else:
-        mod = nn.AvgPool2d(pair(k), pair(stride), pair(pad), ceil_mode=ceil, count_include_pad=True)
+        mod = nn.AvgPool2d(pair(k), pair(stride), pair(pad), ceil_mode=ceil, count_include_pad=count_pad)
     return Leaf(kind, text, mod, None, feats)
 
 
@@ -1107,16 +1112,21 @@ def sweep_cases():
     """exhaustive single-layer cases (after a 1x1 conv so the layer's backward is exercised by the
     per-pixel loss): pooling, transposed conv, adaptive pooling, pad=same"""
     cases = []
-    for kind in ("maxpool", "avgpool"):
+    for kind in ("maxpool", "avgpool", "avgpool_nocount"):
         for k in range(1, 5):
             for s in range(1, 4):
                 for p in range(0, k // 2 + 1):
                     for ceil in (False, True):
                         for H in range(1, 9):
-                            t = f"{kind}({k}, stride={s}, pad={p}" + (", ceil=true)" if ceil else ")")
+                            if kind == "avgpool_nocount" and p == 0:
+                                continue  # the same as avgpool's
+                            layer = kind.split("_")[0]
+                            t = (f"{layer}({k}, stride={s}, pad={p}" + (", ceil=true" if ceil else "")
+                                 + (", count_include_pad=false)" if kind == "avgpool_nocount" else ")"))
                             m = (nn.MaxPool2d(k, s, p, ceil_mode=ceil) if kind == "maxpool"
-                                 else nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=True))
-                            cases.append(([1, H, H + 1], Leaf(kind, t, m, None, [kind, "sweep"] + (["ceil"] if ceil else []))))
+                                 else nn.AvgPool2d(k, s, p, ceil_mode=ceil,
+                                                   count_include_pad=kind == "avgpool"))
+                            cases.append(([1, H, H + 1], Leaf(layer, t, m, None, [kind, "sweep"] + (["ceil"] if ceil else []))))
     for k in range(1, 4):
         for s in range(1, 4):
             for d in range(1, 3):

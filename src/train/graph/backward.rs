@@ -195,7 +195,7 @@ impl Lowering<'_> {
                 let extra = pool_overhang(p, in_hw, out_hw)?;
                 let pads = pool_pads(p, extra);
                 let k = p.kernel;
-                let scaled = if extra == [0, 0] {
+                let scaled = if p.divides_by_kernel(extra) {
                     self.b
                         .scale(dy, 1.0 / (k[0] * k[1]) as f32, &format!("{base}.scaled"))
                 } else {

@@ -396,7 +396,7 @@ impl Lowering<'_> {
                     (padded, Pads::default())
                 };
                 let attrs = crate::onnx::lower::avgpool_attrs(p, &pads);
-                if extra == [0, 0] {
+                if p.divides_by_kernel(extra) {
                     self.b.op("AveragePool", &[&input], &name, attrs)
                 } else {
                     // Every window lies inside the padding, so AveragePool divides by kh·kw;
@@ -977,6 +977,7 @@ mod tests {
             stride: [2, 2],
             pads: Pads::symmetric([1, 1]),
             ceil: true,
+            count_pad: true,
         };
         let d = p.avg_divisors([5, 5], [4, 4]);
         // Row sizes: 2, 2, 2, 1 (the last window covers the end padding only up to n + pe).
