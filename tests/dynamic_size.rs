@@ -2,6 +2,8 @@
 //! one and gives there what a fixed export at that size gives (same weights); a layer whose
 //! export holds at the declared size only is refused with its place, and nothing written.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -68,21 +70,9 @@ fn export(dir: &Path, model: &str, hw: &str, dynamic: bool) -> String {
     out_s
 }
 
-fn require_python() {
-    let ok = Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
-    );
-}
-
 #[test]
 fn a_dynamic_export_runs_at_other_sizes_as_fixed_exports_there() {
-    require_python();
+    common::require_python();
     let dir = tempfile::tempdir().unwrap();
     for (model, declared, others) in [
         ("Fcn", "32, 32", &["48, 40", "64, 24", "32, 32"][..]),

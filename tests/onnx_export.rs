@@ -4,6 +4,8 @@
 //! Graphs are built by hand (with shapes from PyTorch's formulas, computed here) so that
 //! export is tested independently of the parser and elaborator.
 
+mod common;
+
 use cnnc::diag::Diagnostics;
 use cnnc::ir::{
     ConvAttrs, ConvTransposeAttrs, Graph, Node, Op, PadMode, Pads, PoolAttrs, Shape, UpsampleMode,
@@ -355,18 +357,6 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
     (b.finish("EveryOp", out), shapes)
 }
 
-fn require_python() {
-    let ok = Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
-    );
-}
-
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_onnx.py")
 }
@@ -404,7 +394,7 @@ fn write(
 
 #[test]
 fn every_op_passes_checker_shape_inference_and_runtime() {
-    require_python();
+    common::require_python();
     let mut sources = SourceMap::new();
     let (model, shapes) = every_op(&mut sources);
     // The hand-computed shapes this graph is meant to exercise.
@@ -438,7 +428,7 @@ fn every_op_passes_checker_shape_inference_and_runtime() {
 
 #[test]
 fn external_data_beside_the_model() {
-    require_python();
+    common::require_python();
     let mut sources = SourceMap::new();
     // A conv whose weights (5 KiB) go to the external data, then layers whose small float
     // constants stay inline, Resize's scales among them (shape inference reads them).
@@ -482,7 +472,7 @@ fn external_data_beside_the_model() {
 /// Single-layer models compared with NumPy references of PyTorch's semantics.
 #[test]
 fn tricky_lowerings_match_pytorch_semantics() {
-    require_python();
+    common::require_python();
     let dir = tempfile::tempdir().unwrap();
     let cases: Vec<(&str, [u64; 3], Op, serde_json::Value)> = {
         let mut v = Vec::new();

@@ -25,3 +25,16 @@ pub fn make_runtime_fixtures(name: &str) -> Result<PathBuf, String> {
     }
     Ok(dir)
 }
+
+/// Fails the test, saying what to install, unless python3 has onnx, onnxruntime and numpy.
+pub fn require_python() {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
+    );
+}
