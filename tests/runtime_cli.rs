@@ -115,6 +115,51 @@ fn an_output_to_standard_output_gets_no_text_mixed_in() {
     assert!(stderr.contains("wrote /dev/stdout"), "{stderr}");
 }
 
+/// `-o` never destroys what it names: the input read from `-` when standard input is that
+/// file (`-i - -o /dev/stdin < in.npy`), or an existing file that is no `.npy` array; an
+/// earlier output is replaced.
+#[test]
+fn an_output_that_would_destroy_an_input_or_another_file_is_refused() {
+    let Some(dir) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.npy");
+    std::fs::copy(dir.join("x.npy"), &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let conv = dir.join("conv.onnx").display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", &conv, "-i", "-", "-o", "/dev/stdin"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .env_remove("ORT_DYLIB_PATH")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("it is the input (standard input, `-`)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&input).unwrap(), before);
+
+    let notes = tmp.path().join("notes.txt");
+    std::fs::write(&notes, "notes").unwrap();
+    let notes_s = notes.display().to_string();
+    let input_s = input.display().to_string();
+    let r = cnnc_in(
+        dir,
+        &["run", "conv.onnx", "-i", &input_s, "-o", &notes_s],
+        &[],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("is not a .npy array"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "notes");
+
+    let y = tmp.path().join("y.npy").display().to_string();
+    for _ in 0..2 {
+        let r = cnnc_in(dir, &["run", "conv.onnx", "-i", &input_s, "-o", &y], &[]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+}
+
 #[test]
 fn float64_input_is_converted() {
     let Some(dir) = fixtures() else { return };

@@ -453,11 +453,18 @@ pub fn check_output_path(
     }
     let target = same_file_key(path);
     for (what, other) in others {
+        // An input read from `-` is whatever standard input is: a file redirected in
+        // (`< in.npy`), which `-o /dev/stdin` would name too.
+        let (other, shown) = if *other == Path::new("-") {
+            (Path::new("/dev/stdin"), "standard input, `-`".to_string())
+        } else {
+            (*other, other.display().to_string())
+        };
         if target.is_some() && same_file_key(other) == target {
             return Err(format!(
-                "cannot write {}: it is {what} ({}), which writing it would destroy; choose another file name",
-                path.display(),
-                other.display()
+                "cannot write {}: it is {what} ({shown}), which writing it would destroy; choose \
+                 another file name",
+                path.display()
             ));
         }
     }
@@ -512,6 +519,31 @@ pub fn check_replaces_only_a_model(path: &Path) -> Result<(), String> {
     }
     Err(format!(
         "cannot write {}: it exists and is not an ONNX model, which writing the model would \
+         destroy; remove it or choose another file name",
+        path.display()
+    ))
+}
+
+/// Checks, before any work, that an existing file at `path` (through links) that `run -o`
+/// would replace is a `.npy` array (an earlier run's output), as
+/// [`check_replaces_only_a_model`] does for models. An empty file, a device or a pipe is no
+/// loss; a file that cannot be read is left to the write.
+pub fn check_replaces_only_an_array(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let resolved = cnnc::fsutil::resolve_output(path);
+    let Ok(meta) = std::fs::metadata(&resolved) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.len() == 0 {
+        return Ok(());
+    }
+    let mut magic = Vec::new();
+    let read = std::fs::File::open(&resolved).and_then(|f| f.take(6).read_to_end(&mut magic));
+    if read.is_err() || magic == b"\x93NUMPY" {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot write {}: it exists and is not a .npy array, which writing the output would \
          destroy; remove it or choose another file name",
         path.display()
     ))

@@ -338,6 +338,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             "output.npy",
             &[("the model", &a.model), ("the input", &a.input)],
         )
+        .and_then(|()| super::common::check_replaces_only_an_array(path))
         .map_err(|e| Failure(EXIT_USAGE, e))?;
     }
     let stdin = Path::new("-");
