@@ -216,16 +216,17 @@ fn trained_for(at: &Position) -> String {
 }
 
 fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
-    // The source read from stdin (`-`): no file name to start from.
-    let stem = file
+    // The source read from stdin (`-`): no file name to start from. The stem's bytes are
+    // kept as they are (a name that is not UTF-8 names its own file, not a lossy other).
+    let mut name = file
         .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| s != "-")
-        .unwrap_or_else(|| "stdin".into());
-    match model {
-        Some(m) => PathBuf::from(format!("{stem}.{m}.trained.onnx")),
-        None => PathBuf::from(format!("{stem}.trained.onnx")),
+        .filter(|s| *s != "-")
+        .map_or_else(|| std::ffi::OsString::from("stdin"), |s| s.to_os_string());
+    if let Some(m) = model {
+        name.push(format!(".{m}"));
     }
+    name.push(".trained.onnx");
+    PathBuf::from(name)
 }
 
 /// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
@@ -349,13 +350,14 @@ fn data_arg(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--out` with `.onnx` replaced by `.ckpt.safetensors`, its other bytes as they are (two
+/// names that are not UTF-8 must not share one checkpoint).
 fn default_checkpoint(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let base = name.strip_suffix(".onnx").unwrap_or(&name);
-    out.with_file_name(format!("{base}.ckpt.safetensors"))
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let name = out.file_name().map(OsStrExt::as_bytes).unwrap_or_default();
+    let mut base = name.strip_suffix(b".onnx").unwrap_or(name).to_vec();
+    base.extend_from_slice(b".ckpt.safetensors");
+    out.with_file_name(std::ffi::OsString::from_vec(base))
 }
 
 fn train_fail(format: Format, e: &TrainError) -> ExitCode {
@@ -929,7 +931,37 @@ pub fn run(a: TrainArgs) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::batch_memory_problem;
+    use super::{batch_memory_problem, default_checkpoint, default_out};
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    /// Names that are not UTF-8 keep their bytes: `o\xff.onnx` and `o\xfe.onnx` got one
+    /// checkpoint, `o\u{fffd}.ckpt.safetensors`, and the second run resumed the first's.
+    #[test]
+    fn derived_names_keep_the_bytes_of_names_that_are_not_utf8() {
+        let path = |b: &[u8]| Path::new(OsStr::from_bytes(b)).to_path_buf();
+        assert_eq!(
+            default_checkpoint(&path(b"d/o\xff.onnx")),
+            path(b"d/o\xff.ckpt.safetensors")
+        );
+        assert_ne!(
+            default_checkpoint(&path(b"o\xff.onnx")),
+            default_checkpoint(&path(b"o\xfe.onnx"))
+        );
+        assert_eq!(
+            default_checkpoint(Path::new("run.model")),
+            Path::new("run.model.ckpt.safetensors")
+        );
+        assert_eq!(
+            default_out(&path(b"m\xff.cnn"), Some("A")),
+            path(b"m\xff.A.trained.onnx")
+        );
+        assert_eq!(
+            default_out(Path::new("-"), None),
+            Path::new("stdin.trained.onnx")
+        );
+    }
 
     #[test]
     fn the_input_batch_counts_in_the_memory_a_batch_needs() {
