@@ -188,7 +188,8 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     }
     // The size in the metadata is 0 for devices and pipes (`use "/dev/zero"` read forever):
     // the limit holds for the bytes actually read.
-    let file = std::fs::File::open(path).map_err(|e| err(crate::fsutil::read_message(path, &e)))?;
+    let file = crate::fsutil::open_to_read(path)
+        .map_err(|e| err(crate::fsutil::read_message(path, &e)))?;
     read_limited(path, file)
 }
 

@@ -9,6 +9,29 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
 /// write fails with [`Cancelled`] and its temporary file is removed, the target untouched.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
 
+/// Set while the process may wait in open(2): a pipe with no process at its other end (`-o
+/// fifo`, `--weights fifo`) blocks there until one comes, and the open is restarted after a
+/// signal, so the binary's handlers end the process at once instead of asking the work to
+/// stop ([`open_waiting`]).
+pub static WAITING_TO_OPEN: AtomicBool = AtomicBool::new(false);
+
+/// `options.open(path)`, with [`WAITING_TO_OPEN`] set while it runs, for a path that may
+/// name a pipe.
+pub fn open_waiting(options: &std::fs::OpenOptions, path: &Path) -> std::io::Result<File> {
+    if CANCEL.load(Ordering::SeqCst) {
+        return Err(std::io::Error::other(Cancelled));
+    }
+    WAITING_TO_OPEN.store(true, Ordering::SeqCst);
+    let file = options.open(path);
+    WAITING_TO_OPEN.store(false, Ordering::SeqCst);
+    file
+}
+
+/// Opens `path` to read it, as [`open_waiting`].
+pub fn open_to_read(path: &Path) -> std::io::Result<File> {
+    open_waiting(std::fs::OpenOptions::new().read(true), path)
+}
+
 /// The signal that asked the process to stop (SIGINT or SIGTERM), 0 before one came: set by
 /// the binary's handlers, so that messages name what stopped the work.
 pub static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -171,7 +194,7 @@ pub fn read_input_until(
     worth: impl FnMut(&[u8]) -> Worth,
 ) -> Result<Vec<u8>, String> {
     use std::os::unix::fs::FileTypeExt;
-    let file = std::fs::File::open(path).map_err(|e| read_message(path, &e))?;
+    let file = open_to_read(path).map_err(|e| read_message(path, &e))?;
     let kind = file.metadata().map_err(|e| io_message(&e))?.file_type();
     if kind.is_char_device() || kind.is_block_device() {
         return Err("it is a device, not a file".into());
@@ -495,7 +518,7 @@ pub fn stage_with(
     let resolved = resolve_output(path);
     let path = resolved.as_path();
     if is_special(path) {
-        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        let mut f = open_waiting(std::fs::OpenOptions::new().write(true), path)?;
         let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(&mut f));
         write(&mut out)?;
         out.flush()?;

@@ -750,6 +750,69 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
     assert_eq!(std::fs::read(&out).unwrap(), previous);
 }
 
+/// One Ctrl-C or SIGTERM ends a command that waits in open(2) for the other end of a named
+/// pipe (the open is restarted after a signal, so asking the work to stop would leave it
+/// waiting): writing the model to a pipe no one reads, reading weights from a pipe no one
+/// writes.
+#[test]
+fn one_signal_ends_a_wait_for_a_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = write(dir.path(), "m.cnn", "model M(input: [4]) { linear(2) }\n");
+    let fifo = dir.path().join("p.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let fifo = fifo.to_str().unwrap();
+    let out = dir.path().join("m.onnx");
+    let out = out.to_str().unwrap();
+    for (args, signal) in [
+        (vec!["export", &src, "-o", fifo], libc::SIGINT),
+        (
+            vec!["export", &src, "--weights", fifo, "-o", out],
+            libc::SIGTERM,
+        ),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it waits for the pipe's other end.
+        let wchan = format!("/proc/{}/wchan", child.id());
+        let started = Instant::now();
+        while std::fs::read_to_string(&wchan).unwrap_or_default() != "wait_for_partner" {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{args:?} never waited for the pipe"
+            );
+            assert!(child.try_wait().unwrap().is_none(), "{args:?} ended early");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: kill() with a live child's pid and a valid signal number.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, signal);
+        }
+        // Still waiting a minute later is the bug: end it, and say so.
+        let stopped = Instant::now();
+        while child.try_wait().unwrap().is_none() && stopped.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.signal(), Some(signal), "{args:?}: {err}");
+        assert!(
+            err.contains("stopped while waiting for the other end of a pipe"),
+            "{args:?}: {err}"
+        );
+        assert!(!Path::new(out).exists(), "{args:?} wrote a model");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "{args:?} left a file: {left:?}");
+    }
+}
+
 /// The list limit counts values: 10,000 numbers pass, one more does not; a nested list
 /// counts as one value beside its items.
 #[test]

@@ -614,6 +614,7 @@ fn stop_notice(phase: u8) -> &'static [u8] {
 }
 
 extern "C" fn stop_after_step(signal: libc::c_int) {
+    quit_if_waiting_to_open(signal);
     request_stop(signal, stop_notice(TRAIN_PHASE.load(Ordering::SeqCst)));
 }
 
@@ -621,6 +622,7 @@ const STOPPING_EARLY: &[u8] =
     b"stopping before training starts; nothing is written (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_before_start(signal: libc::c_int) {
+    quit_if_waiting_to_open(signal);
     request_stop(signal, STOPPING_EARLY);
 }
 
@@ -648,10 +650,12 @@ const STOPPING_BENCH: &[u8] =
     b"stopping after this run; the results so far follow (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_measuring(signal: libc::c_int) {
+    quit_if_waiting_to_open(signal);
     request_stop(signal, STOPPING_BENCH);
 }
 
 extern "C" fn cancel_writes(signal: libc::c_int) {
+    quit_if_waiting_to_open(signal);
     FIRST_SIGNAL_AT.store(monotonic_ns(), Ordering::SeqCst);
     cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
     cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
@@ -695,10 +699,28 @@ extern "C" fn quit_now(signal: libc::c_int) {
     {
         return;
     }
+    die_of(signal, QUIT_NOW);
+}
+
+const QUIT_WAITING: &[u8] =
+    b"\ncnnc: stopped while waiting for the other end of a pipe; nothing more is written\n";
+
+/// Ends the process at once when the signal came while it waits in open(2) for a pipe's
+/// other end ([`cnnc::fsutil::WAITING_TO_OPEN`]): the open is restarted after the handler,
+/// so asking the work to stop would leave it waiting.
+fn quit_if_waiting_to_open(signal: libc::c_int) {
+    if cnnc::fsutil::WAITING_TO_OPEN.load(Ordering::SeqCst) {
+        die_of(signal, QUIT_WAITING);
+    }
+}
+
+/// Removes the temporary files of writes in progress, says `notice` and ends the process
+/// of `signal`. Only async-signal-safe calls: it runs in a signal handler.
+fn die_of(signal: libc::c_int, notice: &'static [u8]) -> ! {
     cnnc::fsutil::remove_pending_temp();
     // SAFETY: write(2) is async-signal-safe; the buffer is a static.
     unsafe {
-        libc::write(2, QUIT_NOW.as_ptr().cast(), QUIT_NOW.len());
+        libc::write(2, notice.as_ptr().cast(), notice.len());
     }
     // Die of the signal itself, as the default action would have: a shell loop stops on a
     // child killed by SIGINT, not on one that exited 130.

@@ -10,7 +10,6 @@
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -700,7 +699,7 @@ impl IdxHeader {
             path: path.to_path_buf(),
             message,
         };
-        let mut file = File::open(path).map_err(io_err)?;
+        let mut file = crate::fsutil::open_to_read(path).map_err(io_err)?;
         let file_len = file.metadata().map_err(io_err)?.len();
         let mut sniff = [0u8; 2];
         let gzipped = match file.read_exact(&mut sniff) {
