@@ -281,12 +281,14 @@ impl Diagnostic {
 
     /// Renders with miette's graphical handler: unicode, no colour unless `color`, fixed width.
     pub fn render(&self, sources: &SourceMap, color: bool) -> String {
-        // miette draws the whole source line and pads to the label's column, which fails past
-        // column 65,535; a label far out on a long line (a generated one-line model) is given
-        // as `file:line:col` instead, without the snippet.
+        // miette draws the whole source lines around a label and pads to its column, which
+        // fails past column 65,535; where one of them is long (a generated one-line model,
+        // megabytes of it), the labels are given as `file:line:col` instead, without the
+        // snippet.
         let far_out = self.labels.iter().any(|l| {
             let f = sources.get(l.span.file);
-            f.line_col(l.span.end).1 > MAX_SNIPPET_COLUMN
+            let (start, end) = (l.span.start as usize, l.span.end as usize);
+            f.longest_line_around(start, end, SNIPPET_CONTEXT_LINES) > MAX_SNIPPET_LINE
         });
         let report = MietteReport::new(self, sources, !far_out);
         let theme = if color {
@@ -348,8 +350,11 @@ fn words_keeping_code(line: &str) -> Box<dyn Iterator<Item = textwrap::core::Wor
     Box::new(words.into_iter())
 }
 
-/// The last column at which a label is drawn on its source line.
-const MAX_SNIPPET_COLUMN: usize = 1000;
+/// The longest source line (in bytes) a snippet shows.
+const MAX_SNIPPET_LINE: usize = 1000;
+
+/// The lines miette shows before and after a label's (its default).
+const SNIPPET_CONTEXT_LINES: usize = 1;
 
 /// Adapter from [`Diagnostic`] to miette. miette draws labels of one source only, so the
 /// labels in each other file (the call of a block from another file) are drawn on that
@@ -903,6 +908,40 @@ mod tests {
         let out = d.render(&sources, false);
         assert!(out.contains("[t.cnn:1001:12]"), "{out}");
         assert!(out.contains("1001 │ last line, no newline"), "{out}");
+    }
+
+    /// A label on a long line, or beside one, is given as `file:line:col` without the
+    /// snippet: a generated one-line model of megabytes is not echoed.
+    #[test]
+    fn long_lines_are_not_drawn() {
+        let long = "relu ".repeat(MAX_SNIPPET_LINE / 5 + 1);
+        for (text, at) in [
+            (format!("model M() {{\n bogus {long}\n}}\n"), "bogus"),
+            (format!("model M() {{\n bogus\n{long}\n}}\n"), "bogus"),
+            (format!("{long}\nmodel M() {{\n bogus\n}}\n"), "model"),
+        ] {
+            let mut sources = SourceMap::new();
+            let id = sources.add("t.cnn", text.clone());
+            let start = text.find(at).unwrap();
+            let d = Diagnostic::error("cnnc::test::x", "a message")
+                .label(Span::new(id, start, start + at.len()), "here");
+            let out = d.render(&sources, false);
+            assert!(!out.contains("relu relu"), "{out}");
+            let (line, col) = sources.get(id).line_col(start as u32);
+            assert!(out.contains(&format!("t.cnn:{line}:{col}: here")), "{out}");
+        }
+        // Lines up to the limit are drawn.
+        let text = format!(
+            "model M() {{\n bogus\n{}\n}}\n",
+            "x".repeat(MAX_SNIPPET_LINE - 1)
+        );
+        let mut sources = SourceMap::new();
+        let id = sources.add("t.cnn", text.clone());
+        let start = text.find("bogus").unwrap();
+        let d = Diagnostic::error("cnnc::test::x", "a message")
+            .label(Span::new(id, start, start + 5), "here");
+        let out = d.render(&sources, false);
+        assert!(out.contains(&"x".repeat(MAX_SNIPPET_LINE - 1)), "{out}");
     }
 
     /// Wrapping breaks lines at spaces outside short code spans only; a long span (a whole

@@ -103,6 +103,18 @@ impl SourceFile {
         let to = starts.get(last).copied().unwrap_or(self.text.len());
         (starts[first]..to, first)
     }
+
+    /// The length in bytes of the longest of the lines [`SourceFile::lines_around`] gives.
+    pub fn longest_line_around(&self, start: usize, end: usize, context: usize) -> usize {
+        let (range, first) = self.lines_around(start, end, context, context);
+        let mut bounds: Vec<usize> = self.line_starts()[first..]
+            .iter()
+            .copied()
+            .take_while(|&s| s < range.end)
+            .collect();
+        bounds.push(range.end);
+        bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+    }
 }
 
 /// All files of one compilation: the file given on the command line and those it `use`s.

@@ -28,12 +28,20 @@ pub const MAX_EXPR_DEPTH: usize = 128;
 const UNEXPECTED: &str = "cnnc::syntax::unexpected";
 const TOO_DEEP: &str = "cnnc::syntax::too_deep";
 const INT_TOO_LARGE: &str = "cnnc::syntax::int_too_large";
+const TOO_LONG: &str = "cnnc::syntax::too_long";
+
+/// The longest name or number (in bytes) a file may hold: every message that quotes one
+/// stays readable (a generated file with a name of megabytes echoed it whole).
+pub const MAX_WORD: usize = 256;
+
+/// The longest string (a `use` path), in bytes: Linux's longest path, `PATH_MAX`.
+pub const MAX_STRING: usize = 4096;
 
 /// Parses one `.cnn` file. An empty file is an empty [`File`]; a file with a syntax error
 /// gives at least one error diagnostic.
 pub fn parse(text: &str, file: FileId) -> Result<File, Diagnostics> {
     let one = |d: Diagnostic| Err(Diagnostics(vec![d]));
-    if let Some(d) = check_nesting(text, file) {
+    if let Some(d) = check_nesting(text, file).or_else(|| check_word_lengths(text, file)) {
         return one(d);
     }
     let mut pairs = match CnnParser::parse(Rule::file, text) {
@@ -273,6 +281,72 @@ fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
             format!("this `{}` is {} deep", b as char, MAX_NESTING + 1),
         )
         .help("flatten the nesting: move inner parts into a `block`, or split the expression"),
+    )
+}
+
+/// Reports the first name or number longer than [`MAX_WORD`] bytes, or string longer than
+/// [`MAX_STRING`] (outside comments): a word is a run of anything but spaces and the
+/// language's punctuation, and a string counts from quote to quote.
+fn check_word_lengths(text: &str, file: FileId) -> Option<Diagnostic> {
+    let bytes = text.as_bytes();
+    let ends_word = |b: u8| b.is_ascii_whitespace() || b"{}()[],:=+-*/%<>!\"#".contains(&b);
+    let mut i = 0;
+    let (too_long, limit) = loop {
+        if i >= bytes.len() {
+            return None;
+        }
+        let end = match past_comment_or_string(bytes, i) {
+            // Without the line's end, for a string not closed.
+            Some(past) if bytes[i] == b'"' => {
+                let past = past.min(bytes.len());
+                past - usize::from(bytes[past - 1] == b'\n')
+            }
+            Some(past) => {
+                i = past;
+                continue;
+            }
+            None if ends_word(bytes[i]) => {
+                i += 1;
+                continue;
+            }
+            None => {
+                i + bytes[i..]
+                    .iter()
+                    .position(|&b| ends_word(b))
+                    .unwrap_or(bytes.len() - i)
+            }
+        };
+        let limit = if bytes[i] == b'"' {
+            MAX_STRING
+        } else {
+            MAX_WORD
+        };
+        if end - i > limit {
+            break (i..end, limit);
+        }
+        i = end;
+    };
+    let what = if bytes[too_long.start] == b'"' {
+        "string"
+    } else if bytes[too_long.start].is_ascii_digit() || bytes[too_long.start] == b'.' {
+        "number"
+    } else {
+        "name"
+    };
+    let len = too_long.len();
+    Some(
+        Diagnostic::error(
+            TOO_LONG,
+            format!("a {what} of {len} bytes, longer than the {limit} cnnc reads"),
+        )
+        .label(
+            Span::new(file, too_long.start, too_long.end),
+            format!("this {what}"),
+        )
+        .help(format!(
+            "names and numbers are at most {MAX_WORD} bytes long, strings {MAX_STRING}: \
+             shorten it"
+        )),
     )
 }
 

@@ -1215,6 +1215,56 @@ fn nesting_at_the_limit_parses() {
     parse_ok(&format!("model M(input: [1]) {{ {body} }}"));
 }
 
+const TOO_LONG: &str = "cnnc::syntax::too_long";
+
+#[test]
+fn names_numbers_and_strings_are_limited_in_length() {
+    let name = |n: usize| format!("a{}", "b".repeat(n - 1));
+    parse_ok(&format!("model M(input: [1]) {{ {} }}", name(MAX_WORD)));
+    let number = format!("0.{}1", "0".repeat(MAX_WORD - 3));
+    assert_eq!(number.len(), MAX_WORD);
+    parse_ok(&format!("model M(input: [1]) {{ f({number}) }}"));
+    parse_ok(&format!("use \"{}\"", "a".repeat(MAX_STRING - 2)));
+    // A comment of any length is no word.
+    parse_ok(&format!(
+        "# {}\nmodel M(input: [1]) {{ }}",
+        "x".repeat(100_000)
+    ));
+    let long = name(MAX_WORD + 1);
+    let d = check_error(
+        &format!("model M(input: [1]) {{ relu {long} }}"),
+        TOO_LONG,
+        &["a name of 257 bytes", "256"],
+    );
+    assert_eq!(d.labels[0].span.len(), MAX_WORD + 1);
+    assert_eq!(
+        d.labels[0].span.start as usize,
+        "model M(input: [1]) { relu ".len()
+    );
+    check_error(
+        &format!("model M(input: [1]) {{ f(x={}.5) }}", "1".repeat(MAX_WORD)),
+        TOO_LONG,
+        &["a number of 258 bytes"],
+    );
+    check_error(
+        &format!("use \"{}\"", "a".repeat(MAX_STRING - 1)),
+        TOO_LONG,
+        &["a string of 4097 bytes", "4096"],
+    );
+    // An unclosed string ends at its line's end, or the file's.
+    check_error(
+        &format!("use \"{}", "a".repeat(MAX_STRING)),
+        TOO_LONG,
+        &["a string of 4097 bytes"],
+    );
+    // An unclosed string ends at its line's end.
+    check_error(
+        &format!("use \"{}\nmodel", "a".repeat(MAX_STRING)),
+        TOO_LONG,
+        &["a string of 4097 bytes"],
+    );
+}
+
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
     for (open, close) in [("{", "}"), ("(", ")"), ("[", "]")] {
