@@ -238,6 +238,21 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
     if matches!(&bytes[..], [0x08, v, ..] if (1..=30).contains(v)) {
         return Err(onnx_message());
     }
+    if let Some(encoding) = utf16_encoding(&bytes) {
+        let convert = if path == Path::new("<stdin>") {
+            format!("iconv -f {encoding} -t UTF-8")
+        } else {
+            format!(
+                "iconv -f {encoding} -t UTF-8 {} > {}",
+                shell_word(path),
+                shell_word(&path.with_extension("utf8.cnn"))
+            )
+        };
+        return Err(err(format!(
+            "the file is {encoding} text (as Windows editors and PowerShell's `>` write it); \
+             cnnc reads UTF-8: convert it with `{convert}`"
+        )));
+    }
     String::from_utf8(bytes).map_err(|e| {
         if onnx(e.as_bytes()) {
             return onnx_message();
@@ -247,6 +262,39 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
             e.utf8_error().valid_up_to()
         ))
     })
+}
+
+/// `UTF-16LE` or `UTF-16BE` when `bytes` are UTF-16 text: they start with its byte order
+/// mark, or their first characters are ASCII with a zero byte each (UTF-16 without a mark,
+/// which is also valid UTF-8 and would be read as text with NULs).
+fn utf16_encoding(bytes: &[u8]) -> Option<&'static str> {
+    match bytes {
+        [0xff, 0xfe, ..] => return Some("UTF-16LE"),
+        [0xfe, 0xff, ..] => return Some("UTF-16BE"),
+        _ => {}
+    }
+    let pairs: Vec<&[u8]> = bytes[..bytes.len().min(64) & !1].chunks(2).collect();
+    let ascii = |b: u8| b.is_ascii() && b != 0;
+    if pairs.len() < 2 {
+        None
+    } else if pairs.iter().all(|p| ascii(p[0]) && p[1] == 0) {
+        Some("UTF-16LE")
+    } else if pairs.iter().all(|p| p[0] == 0 && ascii(p[1])) {
+        Some("UTF-16BE")
+    } else {
+        None
+    }
+}
+
+/// `path` as a shell word: quoted unless it is made of plain characters only.
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 /// Compiles a file on disk; `-` is standard input (shown as `<stdin>`, `use` relative to the

@@ -271,6 +271,32 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
 
+    // UTF-16, with its byte order mark or without (then valid UTF-8, with NULs), is named
+    // with the command that converts it.
+    let text = "model M(input: [1, 2, 2]) { relu }\n";
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    for (name, bytes, encoding) in [
+        ("le_bom.cnn", [&[0xff, 0xfe][..], &le].concat(), "UTF-16LE"),
+        ("le.cnn", le.clone(), "UTF-16LE"),
+        ("be_bom.cnn", [&[0xfe, 0xff][..], &be].concat(), "UTF-16BE"),
+        ("be.cnn", be.clone(), "UTF-16BE"),
+    ] {
+        let path = write(dir.path(), name, &bytes);
+        let o = cnnc(&["check", &path]);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        let convert = format!(
+            "`iconv -f {encoding} -t UTF-8 {path} > {}`",
+            path.replace(".cnn", ".utf8.cnn")
+        );
+        assert!(stderr(&o).contains(&convert), "{name}: {}", stderr(&o));
+    }
+    // Text with a NUL here and there is not taken for UTF-16.
+    let nul = write(dir.path(), "nul.cnn", b"model M(input: [1, 2, 2]) { \0 }");
+    let o = cnnc(&["check", &nul]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("UTF-16"), "{}", stderr(&o));
+
     let big = write(dir.path(), "big.cnn", &vec![b'#'; 17 * 1024 * 1024]);
     let o = cnnc(&["check", &big]);
     assert_eq!(o.status.code(), Some(2));
