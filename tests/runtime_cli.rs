@@ -889,6 +889,19 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
         String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
         "{stderr}"
     );
+    // Nothing piped in: said so, with what belongs there.
+    let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["run", "m.cnn", "-i", "-"])
+        .current_dir(out.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("standard input is empty; the input is a .npy array"),
+        "{stderr}"
+    );
     let r = cnnc(out.path(), &["run", "-", "-i", "-"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("both `-`"), "{}", r.stderr);

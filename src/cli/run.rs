@@ -358,22 +358,29 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     } else {
         cnnc::fsutil::read_input_until(&a.input, MAX_INPUT_BYTES, npy::bytes_worth_reading)
     };
+    let input_name = if a.input == stdin {
+        "standard input".to_string()
+    } else {
+        a.input.display().to_string()
+    };
     let input_bytes = input_bytes.map_err(|e| {
         Failure(
             EXIT_USAGE,
-            format!("cannot read the input {}: {e}", a.input.display()),
+            format!("cannot read the input {input_name}: {e}"),
         )
     })?;
-    let array = npy::parse(&input_bytes)
-        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
+    if input_bytes.is_empty() {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("{input_name} is empty; the input is a .npy array (NumPy's `np.save`)"),
+        ));
+    }
+    let array =
+        npy::parse(&input_bytes).map_err(|e| Failure(EXIT_USAGE, format!("{input_name}: {e}")))?;
     if array.data.is_empty() {
         return Err(Failure(
             EXIT_USAGE,
-            format!(
-                "{}: the array {:?} has no elements",
-                a.input.display(),
-                array.shape
-            ),
+            format!("{input_name}: the array {:?} has no elements", array.shape),
         ));
     }
     let bad = array.data.iter().filter(|v| !v.is_finite()).count();
@@ -384,7 +391,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             format!(
                 "{}: {bad} of the input's {} values are NaN or infinite{} (the first at flat \
                  index {first}); the model's output would be meaningless",
-                a.input.display(),
+                input_name,
                 array.data.len(),
                 if array
                     .converted_from
@@ -401,7 +408,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     let mut session = open_session(rt, &bytes, a.device.into(), &a.model)?;
     let spec = single_input(&session)?;
     spec.check_shape(&array.shape)
-        .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", a.input.display())))?;
+        .map_err(|e| Failure(EXIT_USAGE, format!("{input_name}: {e}")))?;
     let output_name = session.outputs()[0].name.clone();
     let (shape, values) = session.run_f32(&array.data, &array.shape)?;
     let bad = values.iter().filter(|v| !v.is_finite()).count();
