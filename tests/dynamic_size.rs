@@ -20,7 +20,7 @@ fn stderr(o: &Output) -> String {
 }
 
 /// A fully convolutional network through every layer kind whose export follows the input's
-/// size (strided and dilated convs, reflection padding, batch, group and instance norms,
+/// size (an input normalization, strided and dilated convs, reflection padding, batch, group and instance norms,
 /// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, channel
 /// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
 /// assertion that reads the input's size, which checks and exports nothing), and a
@@ -28,6 +28,7 @@ fn stderr(o: &Output) -> String {
 /// the size before its `flatten`.
 const MODELS: &str = "
 model Fcn(input: [3, HW]) {
+    normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     pad(1, reflect=true) conv(8, 3) batchnorm relu
     conv(16, 3, stride=2, pad=1) groupnorm(4) relu
     concat { { conv(8, 1) } { maxpool(3, stride=1, pad=1) conv(8, 1) } }

@@ -671,6 +671,18 @@ fn tricky_lowerings_match_pytorch_semantics() {
             let spec = serde_json::json!({ "op": "scale", "factor": factor });
             v.push((name, [2, 3, 4], Op::Scale { factor }, spec));
         }
+        // One constant per channel, and one for all.
+        for (name, mean, std) in [
+            (
+                "normalize_per_channel",
+                vec![0.485, -0.456, 2.0],
+                vec![0.229, 0.224, 3.5],
+            ),
+            ("normalize_one", vec![0.2860], vec![0.3530]),
+        ] {
+            let spec = serde_json::json!({ "op": "normalize", "mean": mean, "std": std });
+            v.push((name, [3, 4, 5], Op::Normalize { mean, std }, spec));
+        }
         for (name, input, size) in [
             ("crop_odd", [2, 9, 8], [4, 5]),
             ("crop_same", [1, 4, 4], [4, 4]),

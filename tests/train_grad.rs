@@ -306,13 +306,14 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         let g = &through_grads[name];
         assert_eq!(g.iter().all(|&v| v == 0.0), zero, "{name}: {g:?}");
     }
-    // Through a scale, a channel shuffle, a slice and a pixel unshuffle, which keep
-    // per-channel constants per channel, likewise; not through a pixel shuffle, which
+    // Through a normalize, a scale, a channel shuffle, a slice and a pixel unshuffle, which
+    // keep per-channel constants per channel, likewise; not through a pixel shuffle, which
     // spreads r² of them over one channel.
     let moved = Case {
         name: "bias_through_scale_shuffle_slice_unshuffle",
         src: "model M(input: [2, 6, 6]) {
-    conv(4, 1) scale(-0.5) channel_shuffle(2) batchnorm tanh
+    conv(4, 1) normalize(mean=[1, -1, 0.5, 2], std=[0.5, 2, 1, 3]) scale(-0.5)
+    channel_shuffle(2) batchnorm tanh
     conv(6, 1) slice(1, 5) pixel_unshuffle(2) batchnorm tanh
     conv(8, 1) pixel_shuffle(2) batchnorm tanh
     flatten linear(4)
@@ -768,6 +769,19 @@ grad_test!(
     residual { conv(3, 3, pad=1) tanh scale(0.3) }
     scale(-2) conv(2, 3) tanh
     flatten linear(4) scale(0.5)
+}"
+);
+
+// torchvision's Normalize in the model: on the input, per channel between layers (its
+// backward divides by each channel's std), and one constant for every feature of a vector.
+grad_test!(
+    normalize,
+    3,
+    "model M(input: [3, 4, 4]) {
+    normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    conv(3, 3, pad=1) tanh
+    normalize(mean=[1, -2, 0.5], std=[0.5, 4, 2]) conv(2, 3) tanh
+    flatten normalize(0.25, std=3) linear(4)
 }"
 );
 

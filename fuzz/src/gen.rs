@@ -106,6 +106,7 @@ pub enum Layer {
     Mish,
     Prelu,
     Scale,
+    Normalize,
     Upsample,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
@@ -477,6 +478,13 @@ impl Gen<'_, '_> {
             }
             Layer::Prelu => self.opt(&mut named, "per_channel", Want::Bool)?,
             Layer::Scale => pos.push(self.expr(Want::Any, 2)?),
+            // A constant, or a list of them (two: mostly not the channel count).
+            Layer::Normalize => {
+                for _ in 0..2 {
+                    let want = if self.u.ratio(1, 3)? { Want::Pair } else { Want::Any };
+                    pos.push(self.expr(want, 2)?);
+                }
+            }
             Layer::Upsample => {
                 pos.push(self.expr(Want::Stride, 1)?);
                 self.opt(&mut named, "bilinear", Want::Bool)?;
@@ -710,6 +718,7 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::Mish => "mish",
                 Layer::Prelu => "prelu",
                 Layer::Scale => "scale",
+                Layer::Normalize => "normalize",
                 Layer::Upsample => "upsample",
                 Layer::Typo => "Conv2d",
             };

@@ -32,6 +32,10 @@ pub enum Kind {
     Positive,
     /// An integer ≥ 0 (a position).
     Index,
+    /// A [`Kind::Number`], or a list of them (one per channel).
+    Numbers,
+    /// A [`Kind::Positive`], or a list of them (one per channel).
+    PositiveNumbers,
 }
 
 impl Kind {
@@ -39,7 +43,12 @@ impl Kind {
     fn is_fractional(self) -> bool {
         matches!(
             self,
-            Kind::Probability | Kind::Fraction | Kind::Number | Kind::Positive
+            Kind::Probability
+                | Kind::Fraction
+                | Kind::Number
+                | Kind::Positive
+                | Kind::Numbers
+                | Kind::PositiveNumbers
         )
     }
 }
@@ -159,6 +168,13 @@ pub static LAYERS: &[LayerSpec] = &[
     LayerSpec {
         name: "scale",
         params: &[req("factor", Kind::Number)],
+    },
+    LayerSpec {
+        name: "normalize",
+        params: &[
+            req("mean", Kind::Numbers),
+            req("std", Kind::PositiveNumbers),
+        ],
     },
     LayerSpec {
         name: "prelu",
@@ -293,6 +309,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Dropout" => ("dropout", "`dropout(p)`"),
         "Dropout2d" => ("dropout", "`dropout(p)`, which zeroes single values: PyTorch's `Dropout2d` zeroes whole channels, which cnnc does not do (the two differ in training only)"),
         "Flatten" => ("flatten", "`flatten`"),
+        "Normalize" => ("normalize", "`normalize(mean, std)`, torchvision's `transforms.Normalize` put into the model: `normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])`"),
         "PixelShuffle" => ("pixel_shuffle", "`pixel_shuffle(r)`: [C·r², H, W] to [C, H·r, W·r]"),
         "PixelUnshuffle" => ("pixel_unshuffle", "`pixel_unshuffle(r)`: [C, H·r, W·r] to [C·r², H, W]"),
         "ZeroPad2d" => ("pad", "`pad(p)`; PyTorch's 4-tuple is `(left, right, top, bottom)`, cnnc's list `[top, bottom, left, right]`"),
@@ -505,6 +522,13 @@ pub fn build(
             _ => default,
         }
     };
+    let numbers = |name: &str| -> Vec<f64> {
+        match bound.get(spec, name) {
+            Some(Value::List(items)) => items.iter().filter_map(self::number).collect(),
+            Some(v) => self::number(v).into_iter().collect(),
+            None => Vec::new(),
+        }
+    };
     let arg_span = |name: &str| {
         let i = spec.params.iter().position(|p| p.name == name)?;
         bound.values[i].as_ref().map(|(_, s)| *s)
@@ -706,6 +730,10 @@ pub fn build(
         "mish" => Op::Mish,
         "scale" => Op::Scale {
             factor: number("factor", 1.0),
+        },
+        "normalize" => Op::Normalize {
+            mean: numbers("mean"),
+            std: numbers("std"),
         },
         "prelu" => Op::Prelu {
             per_channel: boolean("per_channel", false),
@@ -1481,6 +1509,43 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
             Some(_) => Err((VALUE, "a finite number")),
             None => Err((TYPE, "a number")),
         },
+        Kind::Numbers | Kind::PositiveNumbers => {
+            let one = if kind == Kind::Numbers {
+                Kind::Number
+            } else {
+                Kind::Positive
+            };
+            let (code, what) = match v {
+                Value::List(items) if items.is_empty() => (VALUE, "no value"),
+                Value::List(items) => match items.iter().find_map(|i| check_kind(one, i).err()) {
+                    None => return Ok(()),
+                    Some((VALUE, _)) if kind == Kind::Numbers => (
+                        VALUE,
+                        "a list of numbers float32 can hold (|x| < 3.4e38, one per channel)",
+                    ),
+                    Some((VALUE, _)) => (
+                        VALUE,
+                        "a list of positive numbers float32 can hold (one per channel)",
+                    ),
+                    Some(e) => e,
+                },
+                v => match check_kind(one, v) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                },
+            };
+            Err(match (kind, code == TYPE, what == "no value") {
+                (_, _, true) => (VALUE, "a number, or a list of one number per channel"),
+                (Kind::Numbers, true, _) => {
+                    (TYPE, "a number, or a list of numbers (one per channel)")
+                }
+                (_, true, _) => (
+                    TYPE,
+                    "a positive number, or a list of them (one per channel)",
+                ),
+                (_, false, _) => (VALUE, what),
+            })
+        }
         Kind::Positive => match number(v) {
             Some(x) if (x as f32) > 0.0 && (x as f32).is_finite() => Ok(()),
             Some(x) if x > 0.0 && x.is_finite() => Err((

@@ -252,6 +252,12 @@ pub enum Op {
     Scale {
         factor: f64,
     },
+    /// (x − mean) / std per channel (or per feature of a vector), constants one for every
+    /// channel or one each: torchvision's `transforms.Normalize`, put into the model.
+    Normalize {
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
     /// max(0, x) + a·min(0, x) with a learned slope `a`, one for all channels or one per
     /// channel (PyTorch's `PReLU()` and `PReLU(C)`), initialized to 0.25.
     Prelu {
@@ -445,6 +451,7 @@ impl Op {
             Op::Silu => "silu",
             Op::Mish => "mish",
             Op::Scale { .. } => "scale",
+            Op::Normalize { .. } => "normalize",
             Op::Prelu { .. } => "prelu",
             Op::Gelu => "gelu",
             Op::Relu6 => "relu6",
@@ -486,6 +493,7 @@ impl Op {
                 | Op::Silu
                 | Op::Mish
                 | Op::Scale { .. }
+                | Op::Normalize { .. }
                 | Op::Prelu { .. }
                 | Op::Gelu
                 | Op::Relu6

@@ -64,6 +64,16 @@ pub fn op_text(op: &Op) -> String {
         Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
         Op::Prelu { per_channel } => format!("prelu(per_channel={per_channel})"),
         Op::Scale { factor } => format!("scale({factor})"),
+        Op::Normalize { mean, std } => {
+            let list = |v: &[f64]| match v {
+                [one] => one.to_string(),
+                _ => format!(
+                    "[{}]",
+                    v.iter().map(f64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            format!("normalize(mean={}, std={})", list(mean), list(std))
+        }
         Op::GroupNorm {
             groups: Some(g),
             eps,

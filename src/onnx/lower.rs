@@ -904,6 +904,23 @@ impl Lowerer<'_> {
                 self.init_f32(&k, &[], &[*factor as f32])?;
                 self.node("Mul", name, &[x, &k], out, vec![])
             }
+            // (x − mean) / std, float32 initializers of one value or one per channel
+            // ([C, 1, 1] on an image), as torchvision's `Normalize` subtracts and divides.
+            Op::Normalize { mean, std } => {
+                let (m, s, centered) = (
+                    format!("{name}.mean"),
+                    format!("{name}.std"),
+                    format!("{name}.centered"),
+                );
+                for (init, values) in [(&m, mean), (&s, std)] {
+                    let dims = per_channel_dims(values.len(), in_dims.len());
+                    let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+                    self.init_f32(init, &dims, &data)?;
+                }
+                self.node("Sub", &centered, &[x, &m], &centered, vec![])?;
+                self.value_info(&centered, out_dims);
+                self.node("Div", name, &[&centered, &s], out, vec![])
+            }
             // x·tanh(softplus(x)) (ONNX's own Mish needs opset 18).
             Op::Mish => {
                 let (sp, t) = (format!("{name}.softplus"), format!("{name}.tanh"));
@@ -1828,6 +1845,18 @@ pub(crate) fn pad_amounts(pads: &Pads) -> [i64; 8] {
         e[0] as i64,
         e[1] as i64,
     ]
+}
+
+/// The dims of `normalize`'s constants of `n` values for an input of rank `rank` (without
+/// the batch): a scalar for one value, `[C, 1, 1]` (or `[F]`) for one per channel.
+pub(crate) fn per_channel_dims(n: usize, rank: usize) -> Vec<usize> {
+    if n == 1 {
+        Vec::new()
+    } else {
+        let mut dims = vec![n];
+        dims.extend(std::iter::repeat_n(1, rank.saturating_sub(1)));
+        dims
+    }
 }
 
 /// PyTorch's hardsigmoid, relu6(x + 3) / 6, as ONNX's HardSigmoid max(0, min(1, αx + β)).

@@ -161,6 +161,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::Silu
             | Op::Mish
             | Op::Scale { .. }
+            | Op::Normalize { .. }
             | Op::Gelu
             | Op::Relu6
             | Op::HardSigmoid

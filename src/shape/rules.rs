@@ -696,6 +696,32 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             let params = if *affine { 2 * c } else { 0 };
             finish(s.0.clone(), params, 0, Vec::new())
         }
+        Op::Normalize { mean, std } => {
+            let s = first();
+            let c = s.channels();
+            let unit = if s.rank() == 1 { "feature" } else { "channel" };
+            for (arg, values) in [("mean", mean), ("std", std)] {
+                let n = values.len() as u64;
+                if n != 1 && n != c {
+                    return Err(err(
+                        "cnnc::shape::channel_count",
+                        format!(
+                            "`normalize`: `{arg}` has {n} values, but {s} has {c} {unit}{}",
+                            if c == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .help(if c == 1 {
+                        format!("give one number, for the one {unit}")
+                    } else {
+                        format!(
+                            "give a list of {c} numbers, one per {unit}, or one number for \
+                             every {unit}"
+                        )
+                    }));
+                }
+            }
+            finish(s.0.clone(), 0, 0, Vec::new())
+        }
         Op::Prelu { per_channel } => {
             let s = first();
             let params = if *per_channel { s.channels() } else { 1 };

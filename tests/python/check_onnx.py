@@ -343,7 +343,14 @@ def ref_scale(x, spec):
     return x.astype(np.float64) * spec["factor"]
 
 
+def ref_normalize(x, spec):
+    # torchvision's Normalize in float32: (x - mean) / std, per channel.
+    per = lambda v: np.array(v, dtype=np.float32).reshape(-1, *([1] * (x.ndim - 2)))
+    return (x - per(spec["mean"])) / per(spec["std"])
+
+
 REFERENCES = {
+    "normalize": ref_normalize,
     "scale": ref_scale,
     "pixel_shuffle": ref_pixel_shuffle,
     "groupnorm": ref_groupnorm,

@@ -1145,6 +1145,13 @@ def sweep_cases():
             t = f"conv(2, [{k}, {6 - k}], dilation=[{d}, {4 - d}], pad=same)"
             m = nn.Conv2d(2, 2, (k, 6 - k), 1, "same", (d, 4 - d))
             cases.append(([1, 5, 6], Leaf("conv", t, m, m, ["conv", "same", "sweep"])))
+    # torchvision's transforms.Normalize in the model (after the 1x1 conv's 2 channels): one
+    # constant per channel or one for both.
+    import torchvision.transforms as T
+    for mean, std in (([0.485, -0.456], [0.229, 3.5]), ([0.286], [0.353]), ([2.0, 0.0], [1.0, 0.125])):
+        one = lambda v: f"{v[0]}" if len(v) == 1 else f"[{', '.join(map(str, v))}]"
+        t = f"normalize(mean={one(mean)}, std={one(std)})"
+        cases.append(([1, 4, 5], Leaf("normalize", t, T.Normalize(mean, std), None, ["normalize", "sweep"])))
     return cases
 
 

@@ -389,6 +389,16 @@ impl Lowering<'_> {
                 one(Some(self.b.mul(dy, &slope, &base)))
             }
             Op::Scale { factor } => one(Some(self.b.scale(dy, *factor as f32, &base))),
+            // dY / std, as PyTorch's Div gives it.
+            Op::Normalize { std, .. } => {
+                let s = super::forward::normalize_constant(
+                    &mut self.b,
+                    &format!("{base}.std"),
+                    std,
+                    in_dims.len(),
+                );
+                one(Some(self.b.div(dy, &s, &base)))
+            }
             // tanh(sp) + x·σ(x)·(1 − tanh²(sp)), sp = softplus(x) (its derivative is σ(x)).
             Op::Mish => {
                 let sp = self
@@ -738,6 +748,7 @@ impl Lowering<'_> {
                     | Op::Concat
                     | Op::Flatten
                     | Op::Scale { .. }
+                    | Op::Normalize { .. }
                     | Op::ChannelShuffle { .. }
                     | Op::Slice { .. }
                     | Op::Crop { .. }

@@ -222,6 +222,19 @@ pub(super) fn prelu_slope(
     b.reshape(&weight, &shape, &format!("{base}.slope"))
 }
 
+/// One of `normalize`'s constants (its mean or std) as an initializer broadcast against a
+/// batch of rank `rank + 1`, as the export writes it.
+pub(super) fn normalize_constant(
+    b: &mut super::builder::Builder,
+    base: &str,
+    values: &[f64],
+    rank: usize,
+) -> String {
+    let dims = crate::onnx::lower::per_channel_dims(values.len(), rank);
+    let data: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    b.init_f32(base, &dims, &data)
+}
+
 /// Axes a batch norm reduces over for a tensor of per-sample rank `rank`: the batch and
 /// every spatial axis.
 pub(super) fn bn_axes(rank: usize) -> Vec<i64> {
@@ -453,6 +466,13 @@ impl Lowering<'_> {
                 self.b.mul(&x, &s, &name)
             }
             Op::Scale { factor } => self.b.scale(&x, *factor as f32, &name),
+            Op::Normalize { mean, std } => {
+                let rank = in_dims.len();
+                let m = normalize_constant(&mut self.b, &format!("{name}.mean"), mean, rank);
+                let s = normalize_constant(&mut self.b, &format!("{name}.std"), std, rank);
+                let centered = self.b.sub(&x, &m, &format!("{name}.centered"));
+                self.b.div(&centered, &s, &name)
+            }
             Op::Mish => {
                 let sp = self
                     .b
