@@ -898,6 +898,260 @@ def shufflenet_v2():
         AdaptiveAvgPool2d(1), Flatten(), Linear(1024, 1000))
 
 
+def _make_divisible(v, divisor, min_value=None):
+    # torchvision.models._utils._make_divisible: the nearest multiple of divisor (at least
+    # min_value), one step up where rounding down lost more than 10 %
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+class MobileNetV3Block(Module):
+    # torchvision's mobilenetv3.InvertedResidual: expand (if the expanded width differs),
+    # depthwise k x k, squeeze and excitation to _make_divisible(exp // 4, 8) with a ReLU and
+    # a Hardsigmoid gate, project; Hardswish or ReLU; the skip only when stride is 1 and the
+    # channels are kept.
+    def __init__(self, cin, k, exp, cout, use_se, use_hs, stride):
+        act = Hardswish if use_hs else ReLU
+        layers = []
+        if exp != cin:
+            layers += [Conv2d(cin, exp, 1, bias=False), BatchNorm2d(exp), act()]
+        layers += [Conv2d(exp, exp, k, stride=stride, padding=(k - 1) // 2, groups=exp,
+                          bias=False), BatchNorm2d(exp), act()]
+        if use_se:
+            layers.append(SqueezeExcitation(exp, _make_divisible(exp // 4, 8), ReLU,
+                                            Hardsigmoid))
+        layers += [Conv2d(exp, cout, 1, bias=False), BatchNorm2d(cout)]
+        self.block = Sequential(*layers)
+        self.use_res_connect = stride == 1 and cin == cout
+
+    def forward(self, x, c):
+        y = self.block.forward(x, c)
+        if self.use_res_connect:
+            assert y == x, f"residual mismatch {y} vs {x}"
+        return y
+
+
+def mobilenet_v3_small():
+    # torchvision.models.mobilenet_v3_small(num_classes=1000), width_mult 1.0:
+    # bneck_conf(input_channels, kernel, expanded_channels, out_channels, use_se, activation,
+    # stride, dilation) as _mobilenet_v3_conf lists them; BatchNorm eps 0.001 (no weights).
+    setting = [(16, 3, 16, 16, True, "RE", 2), (16, 3, 72, 24, False, "RE", 2),
+               (24, 3, 88, 24, False, "RE", 1), (24, 5, 96, 40, True, "HS", 2),
+               (40, 5, 240, 40, True, "HS", 1), (40, 5, 240, 40, True, "HS", 1),
+               (40, 5, 120, 48, True, "HS", 1), (48, 5, 144, 48, True, "HS", 1),
+               (48, 5, 288, 96, True, "HS", 2), (96, 5, 576, 96, True, "HS", 1),
+               (96, 5, 576, 96, True, "HS", 1)]
+    cfg = [(_make_divisible(i, 8), k, _make_divisible(e, 8), _make_divisible(o, 8), se,
+            act == "HS", s) for i, k, e, o, se, act, s in setting]
+    last_channel = _make_divisible(1024, 8)
+    first = cfg[0][0]
+    features = [Conv2d(3, first, 3, stride=2, padding=1, bias=False), BatchNorm2d(first),
+                Hardswish()]
+    features += [MobileNetV3Block(*c) for c in cfg]
+    lastconv_in = cfg[-1][3]
+    lastconv_out = 6 * lastconv_in
+    features += [Conv2d(lastconv_in, lastconv_out, 1, bias=False), BatchNorm2d(lastconv_out),
+                 Hardswish()]
+    return Sequential(*features, AdaptiveAvgPool2d(1), Flatten(),
+                      Linear(lastconv_out, last_channel), Hardswish(), Dropout(0.2),
+                      Linear(last_channel, 1000))
+
+
+def vgg16_bn():
+    # torchvision.models.vgg16_bn(num_classes=1000): make_layers(cfgs["D"], batch_norm=True)
+    # (3x3 convs with bias, BatchNorm2d, ReLU; "M" a 2x2 max pool), AdaptiveAvgPool2d((7, 7)),
+    # the classifier of three linears with ReLU and dropout.
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+           512, 512, 512, "M"]
+    layers, in_channels = [], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [Conv2d(in_channels, v, kernel_size=3, padding=1), BatchNorm2d(v), ReLU()]
+            in_channels = v
+    return Sequential(
+        *layers, AdaptiveAvgPool2d((7, 7)), Flatten(),
+        Linear(512 * 7 * 7, 4096), ReLU(), Dropout(0.5),
+        Linear(4096, 4096), ReLU(), Dropout(0.5),
+        Linear(4096, 1000))
+
+
+def basic_conv2d(in_channels, out_channels, **kwargs):
+    # torchvision's inception.BasicConv2d: conv without bias, BatchNorm2d(eps=0.001), ReLU
+    return Sequential(Conv2d(in_channels, out_channels, bias=False, **kwargs),
+                      BatchNorm2d(out_channels), ReLU())
+
+
+class _Branches(Module):
+    # torch.cat([branch(x) for branch in branches], 1)
+    def forward(self, x, c):
+        return _cat([b.forward(x, c) for b in self.branches])
+
+
+class InceptionA(_Branches):
+    def __init__(self, in_channels, pool_features):
+        self.branches = [
+            basic_conv2d(in_channels, 64, kernel_size=1),
+            Sequential(basic_conv2d(in_channels, 48, kernel_size=1),
+                       basic_conv2d(48, 64, kernel_size=5, padding=2)),
+            Sequential(basic_conv2d(in_channels, 64, kernel_size=1),
+                       basic_conv2d(64, 96, kernel_size=3, padding=1),
+                       basic_conv2d(96, 96, kernel_size=3, padding=1)),
+            Sequential(AvgPool2d(kernel_size=3, stride=1, padding=1),
+                       basic_conv2d(in_channels, pool_features, kernel_size=1))]
+
+
+class InceptionB(_Branches):
+    def __init__(self, in_channels):
+        self.branches = [
+            basic_conv2d(in_channels, 384, kernel_size=3, stride=2),
+            Sequential(basic_conv2d(in_channels, 64, kernel_size=1),
+                       basic_conv2d(64, 96, kernel_size=3, padding=1),
+                       basic_conv2d(96, 96, kernel_size=3, stride=2)),
+            MaxPool2d(kernel_size=3, stride=2)]
+
+
+class InceptionC(_Branches):
+    def __init__(self, in_channels, channels_7x7):
+        c7 = channels_7x7
+        self.branches = [
+            basic_conv2d(in_channels, 192, kernel_size=1),
+            Sequential(basic_conv2d(in_channels, c7, kernel_size=1),
+                       basic_conv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3)),
+                       basic_conv2d(c7, 192, kernel_size=(7, 1), padding=(3, 0))),
+            Sequential(basic_conv2d(in_channels, c7, kernel_size=1),
+                       basic_conv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0)),
+                       basic_conv2d(c7, c7, kernel_size=(1, 7), padding=(0, 3)),
+                       basic_conv2d(c7, c7, kernel_size=(7, 1), padding=(3, 0)),
+                       basic_conv2d(c7, 192, kernel_size=(1, 7), padding=(0, 3))),
+            Sequential(AvgPool2d(kernel_size=3, stride=1, padding=1),
+                       basic_conv2d(in_channels, 192, kernel_size=1))]
+
+
+class InceptionD(_Branches):
+    def __init__(self, in_channels):
+        self.branches = [
+            Sequential(basic_conv2d(in_channels, 192, kernel_size=1),
+                       basic_conv2d(192, 320, kernel_size=3, stride=2)),
+            Sequential(basic_conv2d(in_channels, 192, kernel_size=1),
+                       basic_conv2d(192, 192, kernel_size=(1, 7), padding=(0, 3)),
+                       basic_conv2d(192, 192, kernel_size=(7, 1), padding=(3, 0)),
+                       basic_conv2d(192, 192, kernel_size=3, stride=2)),
+            MaxPool2d(kernel_size=3, stride=2)]
+
+
+class InceptionE(Module):
+    def __init__(self, in_channels):
+        self.branch1x1 = basic_conv2d(in_channels, 320, kernel_size=1)
+        self.branch3x3_1 = basic_conv2d(in_channels, 384, kernel_size=1)
+        self.branch3x3_2a = basic_conv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3_2b = basic_conv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch3x3dbl_1 = basic_conv2d(in_channels, 448, kernel_size=1)
+        self.branch3x3dbl_2 = basic_conv2d(448, 384, kernel_size=3, padding=1)
+        self.branch3x3dbl_3a = basic_conv2d(384, 384, kernel_size=(1, 3), padding=(0, 1))
+        self.branch3x3dbl_3b = basic_conv2d(384, 384, kernel_size=(3, 1), padding=(1, 0))
+        self.branch_pool = Sequential(AvgPool2d(kernel_size=3, stride=1, padding=1),
+                                      basic_conv2d(in_channels, 192, kernel_size=1))
+
+    def forward(self, x, c):
+        b1 = self.branch1x1.forward(x, c)
+        b3 = self.branch3x3_1.forward(x, c)
+        b3 = _cat([self.branch3x3_2a.forward(b3, c), self.branch3x3_2b.forward(b3, c)])
+        bd = self.branch3x3dbl_2.forward(self.branch3x3dbl_1.forward(x, c), c)
+        bd = _cat([self.branch3x3dbl_3a.forward(bd, c), self.branch3x3dbl_3b.forward(bd, c)])
+        return _cat([b1, b3, bd, self.branch_pool.forward(x, c)])
+
+
+def inception_v3():
+    # torchvision.models.inception_v3(aux_logits=False, transform_input=False): the
+    # auxiliary classifier only runs while training, so it is left out (torchvision's
+    # 27,161,264 parameters count it).
+    return Sequential(
+        basic_conv2d(3, 32, kernel_size=3, stride=2),
+        basic_conv2d(32, 32, kernel_size=3),
+        basic_conv2d(32, 64, kernel_size=3, padding=1),
+        MaxPool2d(kernel_size=3, stride=2),
+        basic_conv2d(64, 80, kernel_size=1),
+        basic_conv2d(80, 192, kernel_size=3),
+        MaxPool2d(kernel_size=3, stride=2),
+        InceptionA(192, pool_features=32), InceptionA(256, pool_features=64),
+        InceptionA(288, pool_features=64),
+        InceptionB(288),
+        InceptionC(768, channels_7x7=128), InceptionC(768, channels_7x7=160),
+        InceptionC(768, channels_7x7=160), InceptionC(768, channels_7x7=192),
+        InceptionD(768),
+        InceptionE(1280), InceptionE(2048),
+        AdaptiveAvgPool2d((1, 1)), Dropout(0.5), Flatten(), Linear(2048, 1000))
+
+
+class ResBottleneckBlock(Module):
+    # torchvision's regnet.ResBottleneckBlock: relu(proj(x) + f(x)), proj (1x1 conv, BN)
+    # only where the width or the stride changes; f = BottleneckTransform: a (1x1), b (3x3
+    # grouped by group width, with the stride), c (1x1, BN, no activation); no SE in RegNetX.
+    def __init__(self, width_in, width_out, stride, group_width, bottleneck_multiplier):
+        w_b = int(round(width_out * bottleneck_multiplier))
+        g = w_b // group_width
+        self.proj = None
+        if width_in != width_out or stride != 1:
+            self.proj = Sequential(Conv2d(width_in, width_out, 1, stride=stride, bias=False),
+                                   BatchNorm2d(width_out))
+        self.f = Sequential(
+            Conv2d(width_in, w_b, 1, bias=False), BatchNorm2d(w_b), ReLU(),
+            Conv2d(w_b, w_b, 3, stride=stride, padding=1, groups=g, bias=False),
+            BatchNorm2d(w_b), ReLU(),
+            Conv2d(w_b, width_out, 1, bias=False), BatchNorm2d(width_out))
+
+    def forward(self, x, c):
+        sc = self.proj.forward(x, c) if self.proj else x
+        y = self.f.forward(x, c)
+        assert sc == y, f"residual mismatch {sc} vs {y}"
+        return y
+
+
+def regnet_block_params(depth, w_0, w_a, w_m, group_width, bottleneck_multiplier=1.0):
+    # torchvision's regnet.BlockParams.from_init_params: per-block widths quantized to
+    # multiples of 8 on a log scale, consecutive blocks of one width form a stage (stride 2
+    # each), then widths and group widths made compatible (_adjust_widths_groups_compatibilty).
+    quant = 8
+    widths_cont = [i * w_a + w_0 for i in range(depth)]
+    capacity = [round(math.log(w / w_0) / math.log(w_m)) for w in widths_cont]
+    block_widths = [int(round(w_0 * w_m ** k / quant) * quant) for k in capacity]
+    stage_widths, stage_depths = [], []
+    for w in block_widths:
+        if stage_widths and stage_widths[-1] == w:
+            stage_depths[-1] += 1
+        else:
+            stage_widths.append(w)
+            stage_depths.append(1)
+    n = len(stage_widths)
+    multipliers = [bottleneck_multiplier] * n
+    widths = [int(w * b) for w, b in zip(stage_widths, multipliers)]
+    group_widths = [min(group_width, w_bot) for w_bot in widths]
+    ws_bot = [_make_divisible(w_bot, g) for w_bot, g in zip(widths, group_widths)]
+    stage_widths = [int(w_bot / b) for w_bot, b in zip(ws_bot, multipliers)]
+    return list(zip(stage_widths, [2] * n, stage_depths, group_widths, multipliers))
+
+
+def regnet_x_400mf():
+    # torchvision.models.regnet_x_400mf(num_classes=1000): BlockParams.from_init_params(
+    # depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16); SimpleStemIN (3x3 stride 2,
+    # BN, ReLU) of 32; AnyStage per stage; AdaptiveAvgPool2d, fc.
+    layers = [Conv2d(3, 32, 3, stride=2, padding=1, bias=False), BatchNorm2d(32), ReLU()]
+    current = 32
+    for width_out, stride, depth, group_width, b in regnet_block_params(
+            depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16):
+        for i in range(depth):
+            layers.append(ResBottleneckBlock(current if i == 0 else width_out, width_out,
+                                             stride if i == 0 else 1, group_width, b))
+        current = width_out
+    return Sequential(*layers, AdaptiveAvgPool2d((1, 1)), Flatten(), Linear(current, 1000))
+
+
 # --------------------------------------------------------------------------------------
 # The valid fixtures (tests/fixtures/valid/*.cnn), written out the same way
 # --------------------------------------------------------------------------------------
@@ -1152,6 +1406,10 @@ NETWORKS = {
     "hdc": (hdc, (3, 32, 32)),
     "cyclegan_resnet_generator": (cyclegan_resnet_generator, (3, 256, 256)),
     "super_resolution": (super_resolution, (1, 224, 224)),
+    "mobilenet_v3_small": (mobilenet_v3_small, (3, 224, 224)),
+    "vgg16_bn": (vgg16_bn, (3, 224, 224)),
+    "inception_v3": (inception_v3, (3, 299, 299)),
+    "regnet_x_400mf": (regnet_x_400mf, (3, 224, 224)),
 }
 
 # Published numbers these must agree with (sanity checks of the reference itself).
@@ -1167,6 +1425,12 @@ PUBLISHED = {
     # pytorch-CycleGAN-and-pix2pix's ResnetGenerator(3, 3, 64, BatchNorm2d, n_blocks=9),
     # counted with torch 2 here
     "cyclegan_resnet_generator": 11_383_427,
+    "mobilenet_v3_small": 2_542_856,  # torchvision's mobilenet_v3_small
+    "vgg16_bn": 138_365_992,          # torchvision's vgg16_bn
+    # torchvision's inception_v3(aux_logits=False); its published 27,161,264 counts the
+    # auxiliary classifier
+    "inception_v3": 23_834_568,
+    "regnet_x_400mf": 5_495_976,      # torchvision's regnet_x_400mf
 }
 
 
