@@ -314,7 +314,10 @@ fn unknown_allow(code: &str, span: Span) -> Diagnostic {
         .collect();
     let mut d = Diagnostic::warning(
         "cnnc::syntax::unknown_allow",
-        format!("`{code}` is not a warning cnnc gives; this allow silences nothing"),
+        format!(
+            "`{}` is not a warning cnnc gives; this allow silences nothing",
+            crate::diag::shortened(code)
+        ),
     )
     .label(span, "not a warning code");
     d = match crate::diag::did_you_mean(code, short.iter().copied()) {

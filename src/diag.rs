@@ -380,7 +380,8 @@ impl<'s> MietteReport<'s> {
         // The other files' labels, by file in order of first appearance.
         let mut related: Vec<(crate::source::FileId, Vec<miette::LabeledSpan>)> = Vec::new();
         for (i, l) in d.labels.iter().enumerate() {
-            let span = miette::SourceSpan::new((l.span.start as usize).into(), l.span.len());
+            let (start, len) = drawn_part(sources.get(l.span.file), l.span);
+            let span = miette::SourceSpan::new(start.into(), len);
             let text = (!l.text.is_empty()).then(|| l.text.clone());
             if Some(l.span.file) == primary_file {
                 labels.push(if i == 0 {
@@ -444,6 +445,27 @@ impl<'s> MietteReport<'s> {
             related,
         }
     }
+}
+
+/// The most lines a label is drawn over: miette draws every line a label covers, and a
+/// residual's body of thousands of lines was echoed whole.
+const MAX_LABEL_LINES: usize = 12;
+
+/// The part of `span` (its start and length) a snippet draws: all of it, or where it covers
+/// more than [`MAX_LABEL_LINES`] lines, its last line (where a body's result comes out: the
+/// `}` that closes it), from that line's first character.
+fn drawn_part(file: &crate::source::SourceFile, span: Span) -> (usize, usize) {
+    let (start, end) = (span.start as usize, span.end as usize);
+    let (first, _) = file.line_col(span.start);
+    let (last, _) = file.line_col(span.end);
+    if last - first < MAX_LABEL_LINES {
+        return (start, end - start);
+    }
+    let text = &file.text[..end.min(file.text.len())];
+    let line_start = text.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
+    let indent = text[line_start..].len() - text[line_start..].trim_start().len();
+    let from = (line_start + indent).min(end);
+    (from, end - from)
 }
 
 /// A file as miette reads it. miette's own reading of a `str` scans it from the start for
@@ -571,21 +593,23 @@ fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) 
         // The edit distance is costly and most candidates are far: skip those that cannot
         // reach the floor or the best so far.
         let need = best.as_ref().map_or(FLOOR, |b| b.0);
-        let shape = Letters::of(c);
+        // Case does not count (`God` is `Good`, `ResNett` `ResNet`), as the word's.
+        let lower_c = c.to_ascii_lowercase();
+        let shape = Letters::of(&lower_c);
         let bound = stripped_shape
             .similarity_bound(&shape.without_underscores())
             .max(word_shape.similarity_bound(&shape));
         if bound < need {
             continue;
         }
-        let score = strsim::normalized_damerau_levenshtein(&stripped, &c.replace('_', ""))
-            .max(strsim::normalized_damerau_levenshtein(&lower, c));
+        let score = strsim::normalized_damerau_levenshtein(&stripped, &lower_c.replace('_', ""))
+            .max(strsim::normalized_damerau_levenshtein(&lower, &lower_c));
         if score < need {
             continue;
         }
         // Between names as many edits away, the one that shares the longer start:
         // `reluu` is `relu`, not `relu6`.
-        let tie = strsim::jaro_winkler(&lower, &c.to_ascii_lowercase());
+        let tie = strsim::jaro_winkler(&lower, &lower_c);
         match &mut best {
             Some(b) if score == b.0 && tie == b.1 => b.2.push(c),
             Some(b) if score.total_cmp(&b.0).then(tie.total_cmp(&b.1)).is_lt() => {}
@@ -739,6 +763,18 @@ pub fn drop_pytorch_order_note(diags: &mut Diagnostics) {
     }
 }
 
+/// `text` as a message quotes it: whole up to [`MAX_QUOTED`] characters, else its start and
+/// `…` (a comment, which no length limit holds, may hold megabytes).
+pub fn shortened(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_QUOTED) {
+        None => text.into(),
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+    }
+}
+
+/// The most characters of source text a message quotes whole ([`shortened`]).
+pub const MAX_QUOTED: usize = 60;
+
 /// `text` with its control characters (but tabs and line breaks) replaced by visible ones
 /// of the same length in bytes, so that spans still fit: a source excerpt must not send an
 /// escape sequence to the terminal. `?` for the one-byte ones, `¿` for U+0080–U+009F.
@@ -850,14 +886,13 @@ mod tests {
             words
                 .iter()
                 .map(|c| {
-                    let score =
-                        strsim::normalized_damerau_levenshtein(&stripped, &c.replace('_', ""))
-                            .max(strsim::normalized_damerau_levenshtein(&lower, c));
-                    (
-                        score,
-                        strsim::jaro_winkler(&lower, &c.to_ascii_lowercase()),
-                        *c,
+                    let lower_c = c.to_ascii_lowercase();
+                    let score = strsim::normalized_damerau_levenshtein(
+                        &stripped,
+                        &lower_c.replace('_', ""),
                     )
+                    .max(strsim::normalized_damerau_levenshtein(&lower, &lower_c));
+                    (score, strsim::jaro_winkler(&lower, &lower_c), *c)
                 })
                 .filter(|(score, _, _)| *score >= 0.6)
                 .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
@@ -870,6 +905,13 @@ mod tests {
             assert_eq!(did_you_mean(w, words.iter().copied()), full(w), "{w:?}");
         }
         assert_eq!(did_you_mean("reluu", ["relu6", "relu"]), Some("relu"));
+        // Case does not count, on either side.
+        assert_eq!(did_you_mean("God", ["Good", "Bad", "Warn"]), Some("Good"));
+        assert_eq!(
+            did_you_mean("ResNett", ["ResNet", "resnet_unit"]),
+            Some("ResNet")
+        );
+        assert_eq!(did_you_mean("ResNt", ["ResNet", "VGG"]), Some("ResNet"));
         assert_eq!(
             did_you_mean("bkl_12", ["blk_3999", "blk_12", "blk_21"]),
             Some("blk_12")
@@ -942,6 +984,36 @@ mod tests {
             .label(Span::new(id, start, start + 5), "here");
         let out = d.render(&sources, false);
         assert!(out.contains(&"x".repeat(MAX_SNIPPET_LINE - 1)), "{out}");
+    }
+
+    /// Quoted source text is cut after [`MAX_QUOTED`] characters, on a character's boundary.
+    #[test]
+    fn quotes_are_shortened() {
+        assert_eq!(shortened("conv_bias"), "conv_bias");
+        let at_limit = "é".repeat(MAX_QUOTED);
+        assert_eq!(shortened(&at_limit), at_limit.as_str());
+        let long = "é".repeat(1_000_000);
+        assert_eq!(shortened(&long), format!("{at_limit}…"));
+    }
+
+    /// A label over more lines than [`MAX_LABEL_LINES`] is drawn on its last line only; one
+    /// over fewer, whole.
+    #[test]
+    fn long_labels_are_drawn_on_their_last_line() {
+        for (lines, whole) in [(MAX_LABEL_LINES - 2, true), (1000, false)] {
+            let body: String = (0..lines).map(|i| format!("  relu{i}\n")).collect();
+            let text = format!("model M() {{\n residual {{\n{body} }}\n}}\n");
+            let mut sources = SourceMap::new();
+            let id = sources.add("t.cnn", text.clone());
+            let start = text.find("residual {").unwrap() + "residual ".len();
+            let end = text.rfind(" }").unwrap() + 2;
+            let d = Diagnostic::error("cnnc::test::x", "a message")
+                .label(Span::new(id, start, end), "the body gives");
+            let out = d.render(&sources, false);
+            assert!(out.contains("the body gives"), "{out}");
+            assert_eq!(out.contains("relu1\n"), whole, "{out}");
+            assert!(out.lines().count() < lines.min(100) + 12, "{out}");
+        }
     }
 
     /// Wrapping breaks lines at spaces outside short code spans only; a long span (a whole

@@ -179,7 +179,14 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     if meta.is_dir() {
         return Err(err("it is a directory, not a .cnn file".into()));
     }
-    if meta.len() > MAX_FILE_BYTES {
+    // A large ONNX model is read no further than its first bytes, and named as one below.
+    let starts_like_onnx = || {
+        let mut head = [0u8; 2];
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_exact(&mut head))
+            .is_ok_and(|()| matches!(head, [0x08, v] if (1..=30).contains(&v)))
+    };
+    if meta.len() > MAX_FILE_BYTES && meta.is_file() && !starts_like_onnx() {
         return Err(err(format!(
             "the file is {} bytes; cnnc reads source files of at most {} bytes",
             meta.len(),
@@ -190,6 +197,9 @@ pub fn read_source(path: &Path) -> Result<String, LoadError> {
     // the limit holds for the bytes actually read.
     let file = crate::fsutil::open_to_read(path)
         .map_err(|e| err(crate::fsutil::read_message(path, &e)))?;
+    if crate::fsutil::is_pipe(&file) {
+        return crate::fsutil::waiting_on_pipe(|| read_limited(path, file));
+    }
     read_limited(path, file)
 }
 
@@ -205,11 +215,6 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
         .take(MAX_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| err(crate::fsutil::io_message(&e)))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(err(format!(
-            "it has more than {MAX_FILE_BYTES} bytes; cnnc reads source files of at most {MAX_FILE_BYTES} bytes"
-        )));
-    }
     // An ONNX file given where a source belongs (named .onnx, or any name: its protobuf
     // starts with the tag of `ir_version`, byte 0x08, which no text starts with): say what
     // it is and what takes it.
@@ -238,8 +243,17 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
     if matches!(&bytes[..], [0x08, v, ..] if (1..=30).contains(v)) {
         return Err(onnx_message());
     }
-    if let Some(encoding) = utf16_encoding(&bytes) {
-        let convert = if path == Path::new("<stdin>") {
+    // After the look at what it is: an ONNX model of any size is named as one.
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "it has more than {MAX_FILE_BYTES} bytes; cnnc reads source files of at most {MAX_FILE_BYTES} bytes"
+        )));
+    }
+    if let Some(encoding) = wide_encoding(&bytes) {
+        // A pipe or standard input has no name a converted copy could take.
+        let unnamed =
+            path == Path::new("<stdin>") || path.starts_with("/dev") || path.starts_with("/proc");
+        let convert = if unnamed {
             format!("iconv -f {encoding} -t UTF-8")
         } else {
             format!(
@@ -249,8 +263,12 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
             )
         };
         return Err(err(format!(
-            "the file is {encoding} text (as Windows editors and PowerShell's `>` write it); \
-             cnnc reads UTF-8: convert it with `{convert}`"
+            "the file is {encoding} text{}; cnnc reads UTF-8: convert it with `{convert}`",
+            if encoding.starts_with("UTF-16") {
+                " (as Windows editors and PowerShell's `>` write it)"
+            } else {
+                ""
+            }
         )));
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -264,22 +282,25 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
     })
 }
 
-/// `UTF-16LE` or `UTF-16BE` when `bytes` are UTF-16 text: they start with its byte order
-/// mark, or their first characters are ASCII with a zero byte each (UTF-16 without a mark,
-/// which is also valid UTF-8 and would be read as text with NULs).
-fn utf16_encoding(bytes: &[u8]) -> Option<&'static str> {
+/// `UTF-16LE`, `UTF-16BE`, `UTF-32LE` or `UTF-32BE` when `bytes` are such text: they start
+/// with its byte order mark, or (UTF-16 without a mark, which is also valid UTF-8 and would
+/// be read as text with NULs) at least three in four of their first characters are Latin-1
+/// ones, a zero byte beside each.
+fn wide_encoding(bytes: &[u8]) -> Option<&'static str> {
     match bytes {
+        [0xff, 0xfe, 0, 0, ..] => return Some("UTF-32LE"),
+        [0, 0, 0xfe, 0xff, ..] => return Some("UTF-32BE"),
         [0xff, 0xfe, ..] => return Some("UTF-16LE"),
         [0xfe, 0xff, ..] => return Some("UTF-16BE"),
         _ => {}
     }
     let pairs: Vec<&[u8]> = bytes[..bytes.len().min(64) & !1].chunks(2).collect();
-    let ascii = |b: u8| b.is_ascii() && b != 0;
-    if pairs.len() < 2 {
-        None
-    } else if pairs.iter().all(|p| ascii(p[0]) && p[1] == 0) {
+    let mostly = |latin1: fn(&[u8]) -> bool| {
+        pairs.len() >= 2 && pairs.iter().filter(|p| latin1(p)).count() * 4 >= pairs.len() * 3
+    };
+    if mostly(|p| p[0] != 0 && p[1] == 0) {
         Some("UTF-16LE")
-    } else if pairs.iter().all(|p| p[0] == 0 && ascii(p[1])) {
+    } else if mostly(|p| p[0] == 0 && p[1] != 0) {
         Some("UTF-16BE")
     } else {
         None
@@ -302,7 +323,8 @@ fn shell_word(path: &Path) -> String {
 pub fn compile_file(path: &Path) -> Result<Compilation, LoadError> {
     if path == Path::new("-") {
         let shown = Path::new("<stdin>");
-        let text = read_limited(shown, std::io::stdin().lock())?;
+        // Standard input waits on whatever writes it (a pipe, a terminal).
+        let text = crate::fsutil::waiting_on_pipe(|| read_limited(shown, std::io::stdin().lock()))?;
         return Ok(compile_source(shown, text));
     }
     let text = read_source(path)?;

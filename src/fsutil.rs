@@ -3,28 +3,45 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 /// Set (by the binary's Ctrl-C handler) to stop every atomic write in progress: its next
 /// write fails with [`Cancelled`] and its temporary file is removed, the target untouched.
 pub static CANCEL: AtomicBool = AtomicBool::new(false);
 
-/// Set while the process may wait in open(2): a pipe with no process at its other end (`-o
-/// fifo`, `--weights fifo`) blocks there until one comes, and the open is restarted after a
-/// signal, so the binary's handlers end the process at once instead of asking the work to
-/// stop ([`open_waiting`]).
-pub static WAITING_TO_OPEN: AtomicBool = AtomicBool::new(false);
+/// How many calls that may wait on a pipe are under way: an open(2) of a pipe with no
+/// process at its other end (`-o fifo`, `--weights fifo`) blocks until one comes, and a read
+/// from (or write to) a pipe until its other end moves; each is restarted after a signal,
+/// so the binary's handlers end the process at once instead of asking the work to stop
+/// ([`waiting_on_pipe`]).
+static WAITING_ON_PIPE: AtomicUsize = AtomicUsize::new(0);
 
-/// `options.open(path)`, with [`WAITING_TO_OPEN`] set while it runs, for a path that may
-/// name a pipe.
+/// Whether a call that may wait on a pipe is under way (async-signal-safe: an atomic load).
+pub fn is_waiting_on_pipe() -> bool {
+    WAITING_ON_PIPE.load(Ordering::SeqCst) > 0
+}
+
+/// `work()`, counted as waiting on a pipe ([`is_waiting_on_pipe`]) while it runs.
+pub fn waiting_on_pipe<T>(work: impl FnOnce() -> T) -> T {
+    WAITING_ON_PIPE.fetch_add(1, Ordering::SeqCst);
+    let done = work();
+    WAITING_ON_PIPE.fetch_sub(1, Ordering::SeqCst);
+    done
+}
+
+/// `options.open(path)`, [`waiting_on_pipe`]: the path may name one.
 pub fn open_waiting(options: &std::fs::OpenOptions, path: &Path) -> std::io::Result<File> {
     if CANCEL.load(Ordering::SeqCst) {
         return Err(std::io::Error::other(Cancelled));
     }
-    WAITING_TO_OPEN.store(true, Ordering::SeqCst);
-    let file = options.open(path);
-    WAITING_TO_OPEN.store(false, Ordering::SeqCst);
-    file
+    waiting_on_pipe(|| options.open(path))
+}
+
+/// Whether `file` is a pipe or a socket, whose reads and writes wait on its other end.
+pub fn is_pipe(file: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    file.metadata()
+        .is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_socket())
 }
 
 /// Opens `path` to read it, as [`open_waiting`].
@@ -201,6 +218,9 @@ pub fn read_input_until(
     }
     if kind.is_dir() {
         return Err("it is a directory".into());
+    }
+    if is_pipe(&file) {
+        return waiting_on_pipe(|| read_capped(file, limit, worth));
     }
     read_capped(file, limit, worth)
 }
@@ -519,9 +539,16 @@ pub fn stage_with(
     let path = resolved.as_path();
     if is_special(path) {
         let mut f = open_waiting(std::fs::OpenOptions::new().write(true), path)?;
-        let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(&mut f));
-        write(&mut out)?;
-        out.flush()?;
+        let write_all = |f: &mut File| {
+            let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(f));
+            write(&mut out)?;
+            out.flush()
+        };
+        if is_pipe(&f) {
+            waiting_on_pipe(|| write_all(&mut f))?;
+        } else {
+            write_all(&mut f)?;
+        }
         return Ok(Staged {
             file: None,
             found: Found::Any,

@@ -291,6 +291,28 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
         );
         assert!(stderr(&o).contains(&convert), "{name}: {}", stderr(&o));
     }
+    // UTF-32 with its mark; UTF-16 without a mark whose first characters are not all ASCII.
+    let wide: Vec<u8> = [0xff, 0xfe, 0, 0]
+        .into_iter()
+        .chain(text.chars().flat_map(|c| (c as u32).to_le_bytes()))
+        .collect();
+    let latin: Vec<u8> = format!("# é, ü\n{text}")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    for (name, bytes, encoding) in [
+        ("wide.cnn", wide, "UTF-32LE"),
+        ("latin.cnn", latin, "UTF-16LE"),
+    ] {
+        let path = write(dir.path(), name, &bytes);
+        let o = cnnc(&["check", &path]);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        assert!(
+            stderr(&o).contains(&format!("the file is {encoding} text")),
+            "{name}: {}",
+            stderr(&o)
+        );
+    }
     // Text with a NUL here and there is not taken for UTF-16.
     let nul = write(dir.path(), "nul.cnn", b"model M(input: [1, 2, 2]) { \0 }");
     let o = cnnc(&["check", &nul]);

@@ -750,10 +750,10 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
     assert_eq!(std::fs::read(&out).unwrap(), previous);
 }
 
-/// One Ctrl-C or SIGTERM ends a command that waits in open(2) for the other end of a named
-/// pipe (the open is restarted after a signal, so asking the work to stop would leave it
-/// waiting): writing the model to a pipe no one reads, reading weights from a pipe no one
-/// writes.
+/// One Ctrl-C or SIGTERM ends a command that waits on the other end of a named pipe (the
+/// call is restarted after a signal, so asking the work to stop would leave it waiting):
+/// opening it to write the model where no one reads, to read weights where no one writes,
+/// and reading the source from a pipe whose writer is silent.
 #[test]
 fn one_signal_ends_a_wait_for_a_pipe() {
     use std::os::unix::process::ExitStatusExt;
@@ -772,7 +772,20 @@ fn one_signal_ends_a_wait_for_a_pipe() {
             vec!["export", &src, "--weights", fifo, "-o", out],
             libc::SIGTERM,
         ),
+        (vec!["export", fifo, "-o", out], libc::SIGINT),
     ] {
+        // The source from the pipe: a writer that opens it once cnnc does, then says
+        // nothing until told (left waiting, if cnnc never opens it, until the tests end).
+        let silent_writer = (args[1] == fifo).then(|| {
+            let (done, wait) = std::sync::mpsc::channel::<()>();
+            let fifo = fifo.to_string();
+            std::thread::spawn(move || {
+                let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                let _ = wait.recv();
+                drop(f);
+            });
+            done
+        });
         let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
             .args(&args)
             .stdout(Stdio::null())
@@ -782,7 +795,8 @@ fn one_signal_ends_a_wait_for_a_pipe() {
         // Wait until it waits for the pipe's other end.
         let wchan = format!("/proc/{}/wchan", child.id());
         let started = Instant::now();
-        while std::fs::read_to_string(&wchan).unwrap_or_default() != "wait_for_partner" {
+        let waiting = |w: String| w == "wait_for_partner" || w.contains("pipe");
+        while !waiting(std::fs::read_to_string(&wchan).unwrap_or_default()) {
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "{args:?} never waited for the pipe"
@@ -810,6 +824,7 @@ fn one_signal_ends_a_wait_for_a_pipe() {
         assert!(!Path::new(out).exists(), "{args:?} wrote a model");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 2, "{args:?} left a file: {left:?}");
+        drop(silent_writer);
     }
 }
 

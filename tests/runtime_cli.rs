@@ -920,3 +920,77 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
         assert!(!out.path().join("-").exists(), "{args:?}");
     }
 }
+
+/// Ctrl-C while `run -o` writes its output stops the write: exit 130, the temporary file
+/// removed, the output not written. (Tried again where the write ended before the signal.)
+#[test]
+fn ctrl_c_during_the_output_write_leaves_no_partial_file() {
+    use std::time::{Duration, Instant};
+    let Some(_) = fixtures() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // 256 MiB of output.
+    std::fs::write(
+        dir.path().join("up.cnn"),
+        "model U(input: [1, 1024, 1024]) { upsample(8) }\n",
+    )
+    .unwrap();
+    let mut x = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut x, &[1, 1, 1024, 1024], &vec![0.5; 1 << 20]).unwrap();
+    std::fs::write(dir.path().join("x.npy"), x).unwrap();
+    let temporary = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().starts_with(".cnnc-tmp-"))
+    };
+    for attempt in 0.. {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["run", "up.cnn", "-i", "x.npy", "-o", "y.npy"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let caught = loop {
+            if temporary().is_some_and(|e| e.metadata().is_ok_and(|m| m.len() > 0)) {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "run never wrote"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if !caught {
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(attempt < 5, "the write always ended before the signal");
+            std::fs::remove_file(dir.path().join("y.npy")).unwrap();
+            continue;
+        }
+        // SAFETY: kill() with a live child's pid and a valid signal number.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            // The write ended between the look and the signal.
+            assert!(attempt < 5, "the write always ended before the signal");
+            std::fs::remove_file(dir.path().join("y.npy")).unwrap();
+            continue;
+        }
+        assert_eq!(o.status.code(), Some(130), "{err}");
+        assert!(
+            err.contains("stopped by Ctrl-C: y.npy was not written"),
+            "{err}"
+        );
+        assert!(temporary().is_none(), "a temporary file was left behind");
+        assert!(!dir.path().join("y.npy").exists());
+        break;
+    }
+}

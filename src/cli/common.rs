@@ -614,7 +614,7 @@ fn stop_notice(phase: u8) -> &'static [u8] {
 }
 
 extern "C" fn stop_after_step(signal: libc::c_int) {
-    quit_if_waiting_to_open(signal);
+    quit_if_waiting_on_pipe(signal);
     request_stop(signal, stop_notice(TRAIN_PHASE.load(Ordering::SeqCst)));
 }
 
@@ -622,7 +622,7 @@ const STOPPING_EARLY: &[u8] =
     b"stopping before training starts; nothing is written (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_before_start(signal: libc::c_int) {
-    quit_if_waiting_to_open(signal);
+    quit_if_waiting_on_pipe(signal);
     request_stop(signal, STOPPING_EARLY);
 }
 
@@ -650,12 +650,12 @@ const STOPPING_BENCH: &[u8] =
     b"stopping after this run; the results so far follow (a second Ctrl-C or SIGTERM quits at once)\n";
 
 extern "C" fn stop_measuring(signal: libc::c_int) {
-    quit_if_waiting_to_open(signal);
+    quit_if_waiting_on_pipe(signal);
     request_stop(signal, STOPPING_BENCH);
 }
 
 extern "C" fn cancel_writes(signal: libc::c_int) {
-    quit_if_waiting_to_open(signal);
+    quit_if_waiting_on_pipe(signal);
     FIRST_SIGNAL_AT.store(monotonic_ns(), Ordering::SeqCst);
     cnnc::fsutil::STOP_SIGNAL.store(signal, Ordering::SeqCst);
     cnnc::fsutil::CANCEL.store(true, Ordering::SeqCst);
@@ -705,11 +705,11 @@ extern "C" fn quit_now(signal: libc::c_int) {
 const QUIT_WAITING: &[u8] =
     b"\ncnnc: stopped while waiting for the other end of a pipe; nothing more is written\n";
 
-/// Ends the process at once when the signal came while it waits in open(2) for a pipe's
-/// other end ([`cnnc::fsutil::WAITING_TO_OPEN`]): the open is restarted after the handler,
-/// so asking the work to stop would leave it waiting.
-fn quit_if_waiting_to_open(signal: libc::c_int) {
-    if cnnc::fsutil::WAITING_TO_OPEN.load(Ordering::SeqCst) {
+/// Ends the process at once when the signal came while it waits on a pipe's other end (to
+/// open it, read or write it: [`cnnc::fsutil::is_waiting_on_pipe`]): the call is restarted
+/// after the handler, so asking the work to stop would leave it waiting.
+fn quit_if_waiting_on_pipe(signal: libc::c_int) {
+    if cnnc::fsutil::is_waiting_on_pipe() {
         die_of(signal, QUIT_WAITING);
     }
 }

@@ -84,7 +84,7 @@ pub enum Command {
     Bench(run::BenchArgs),
     /// Show which ONNX Runtime library is loaded and which execution providers work.
     #[command(
-        after_help = "Environment:\n  ORT_DYLIB_PATH  the ONNX Runtime library to load (else a pip-installed onnxruntime)\n  CNNC_ORT_LOG    show ONNX Runtime's own log: verbose, info, warning, error (default: quiet)\n\nExamples:\n  cnnc doctor\n  ORT_DYLIB_PATH=/path/to/libonnxruntime.so cnnc doctor --format json\n  CNNC_ORT_LOG=warning cnnc run model.onnx --input x.npy --device cuda   # see what CUDA leaves to the CPU"
+        after_help = "Environment:\n  ORT_DYLIB_PATH  the ONNX Runtime library to load (else a pip-installed onnxruntime)\n  CNNC_ORT_LOG    show ONNX Runtime's own log: verbose, info, warning, error, fatal (default: fatal, quiet)\n\nExamples:\n  cnnc doctor\n  ORT_DYLIB_PATH=/path/to/libonnxruntime.so cnnc doctor --format json\n  CNNC_ORT_LOG=warning cnnc run model.onnx --input x.npy --device cuda   # see what CUDA leaves to the CPU"
     )]
     Doctor(run::DoctorArgs),
     /// Train a model on an IDX data set (Fashion-MNIST) through ONNX Runtime.

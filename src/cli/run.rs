@@ -467,8 +467,23 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         let mut buf = Vec::new();
         npy::write_f32(&mut buf, &shape, &values)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
-        cnnc::fsutil::write_atomic(path, &buf)
-            .map_err(|e| Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display())))?;
+        // Until now a signal ends the run as its default does (nothing is written yet); from
+        // here it stops the write and removes its temporary file.
+        super::common::install_sigint(super::common::OnSigint::CancelWrites);
+        cnnc::fsutil::write_atomic(path, &buf).map_err(|e| {
+            if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) {
+                Failure(
+                    super::common::EXIT_INTERRUPTED,
+                    format!(
+                        "stopped by {}: {} was not written",
+                        cnnc::fsutil::stopped_by(),
+                        path.display()
+                    ),
+                )
+            } else {
+                Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display()))
+            }
+        })?;
         super::common::stdout_line(format!("wrote {}", path.display()));
     }
     Ok(())

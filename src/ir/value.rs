@@ -60,14 +60,15 @@ impl Value {
         }
     }
 
-    /// "an integer (3)", "a list of 2", … for messages.
+    /// "the integer 3", "a list of 2 values", … for messages.
     pub fn describe(&self) -> String {
         match self {
             Value::Int(n) => format!("the integer {n}"),
             // `{:?}` keeps the decimal point: "the number 10.0", not "10".
             Value::Float(x) => format!("the number {x:?}"),
             Value::Bool(b) => format!("the boolean {b}"),
-            Value::List(v) => format!("a list of {}", v.len()),
+            Value::List(v) if v.len() == 1 => "a list of 1 value".into(),
+            Value::List(v) => format!("a list of {} values", v.len()),
             Value::Same => "`same`".into(),
         }
     }

@@ -286,10 +286,18 @@ fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
 
 /// Reports the first name or number longer than [`MAX_WORD`] bytes, or string longer than
 /// [`MAX_STRING`] (outside comments): a word is a run of anything but spaces and the
-/// language's punctuation, and a string counts from quote to quote.
+/// language's punctuation (`.` among it: `NAME.h` and `0..n` are two words; a number's
+/// parts count apart, each still limited), and a string counts from quote to quote.
 fn check_word_lengths(text: &str, file: FileId) -> Option<Diagnostic> {
     let bytes = text.as_bytes();
-    let ends_word = |b: u8| b.is_ascii_whitespace() || b"{}()[],:=+-*/%<>!\"#".contains(&b);
+    // The grammar's whitespace is ASCII's and U+FEFF.
+    const FEFF: &[u8] = "\u{feff}".as_bytes();
+    let ends_word = |at: usize| {
+        let b = bytes[at];
+        b.is_ascii_whitespace()
+            || b"{}()[],:=+-*/%<>!\".#".contains(&b)
+            || bytes[at..].starts_with(FEFF)
+    };
     let mut i = 0;
     let (too_long, limit) = loop {
         if i >= bytes.len() {
@@ -305,16 +313,13 @@ fn check_word_lengths(text: &str, file: FileId) -> Option<Diagnostic> {
                 i = past;
                 continue;
             }
-            None if ends_word(bytes[i]) => {
+            None if ends_word(i) => {
                 i += 1;
                 continue;
             }
-            None => {
-                i + bytes[i..]
-                    .iter()
-                    .position(|&b| ends_word(b))
-                    .unwrap_or(bytes.len() - i)
-            }
+            None => (i..bytes.len())
+                .find(|&at| ends_word(at))
+                .unwrap_or(bytes.len()),
         };
         let limit = if bytes[i] == b'"' {
             MAX_STRING
