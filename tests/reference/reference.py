@@ -909,7 +909,7 @@ def _make_divisible(v, divisor, min_value=None):
     return new_v
 
 
-class MobileNetV3Block(Module):
+class MobileNetV3Block(MobileNetV2Block):
     # torchvision's mobilenetv3.InvertedResidual: expand (if the expanded width differs),
     # depthwise k x k, squeeze and excitation to _make_divisible(exp // 4, 8) with a ReLU and
     # a Hardsigmoid gate, project; Hardswish or ReLU; the skip only when stride is 1 and the
@@ -925,14 +925,9 @@ class MobileNetV3Block(Module):
             layers.append(SqueezeExcitation(exp, _make_divisible(exp // 4, 8), ReLU,
                                             Hardsigmoid))
         layers += [Conv2d(exp, cout, 1, bias=False), BatchNorm2d(cout)]
-        self.block = Sequential(*layers)
+        # MobileNetV2Block's forward: the layers, and the skip's shape check.
+        self.conv = Sequential(*layers)
         self.use_res_connect = stride == 1 and cin == cout
-
-    def forward(self, x, c):
-        y = self.block.forward(x, c)
-        if self.use_res_connect:
-            assert y == x, f"residual mismatch {y} vs {x}"
-        return y
 
 
 def mobilenet_v3_small():
