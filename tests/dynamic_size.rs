@@ -20,7 +20,8 @@ fn stderr(o: &Output) -> String {
 }
 
 /// A fully convolutional network through every layer kind whose export follows the input's
-/// size (an input normalization, strided and dilated convs, reflection padding, batch, group and instance norms,
+/// size (an input normalization, strided and dilated convs, reflection padding, batch, group,
+/// instance and layer norms and a layer scale,
 /// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, channel
 /// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
 /// assertion that reads the input's size, which checks and exports nothing), and a
@@ -35,6 +36,7 @@ model Fcn(input: [3, HW]) {
     channel_shuffle(2)
     gate { global_avgpool conv(4, 1) relu conv(16, 1) sigmoid }
     residual { conv(16, 3, pad=1) instancenorm relu }
+    residual { conv(16, 7, pad=3, groups=16) layernorm conv(32, 1) gelu conv(16, 1) layer_scale(0.5) }
     avgpool(2, stride=1, pad=[0, 1, 0, 1])
     pixel_unshuffle(2)
     avgpool(2, stride=2)

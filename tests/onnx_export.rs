@@ -774,6 +774,30 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 }),
             ));
         }
+        // Layer norm over each pixel's channels (ConvNeXt's LayerNorm2d), with and without
+        // the learned scale, and a layer scale: against the definition.
+        for (name, input, affine) in [
+            ("layernorm", [5, 3, 4], true),
+            ("layernorm_no_affine", [3, 2, 5], false),
+        ] {
+            v.push((
+                name,
+                input,
+                Op::LayerNorm { eps: 1e-3, affine },
+                serde_json::json!({
+                    "op": "layernorm", "eps": 1e-3,
+                    "weight": affine.then(|| format!("{name}.weight")),
+                    "bias": affine.then(|| format!("{name}.bias")),
+                    "input_scale": 3.0,
+                }),
+            ));
+        }
+        v.push((
+            "layer_scale",
+            [4, 3, 2],
+            Op::LayerScale { init: 1e-6 },
+            serde_json::json!({"op": "layer_scale", "weight": "layer_scale.weight"}),
+        ));
         // Nearest-neighbour upsampling: each pixel repeated (PyTorch's Upsample, 'nearest').
         for (name, input, scale) in [
             ("upsample_2", [2, 3, 4], [2, 2]),

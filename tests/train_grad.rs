@@ -306,14 +306,14 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
         let g = &through_grads[name];
         assert_eq!(g.iter().all(|&v| v == 0.0), zero, "{name}: {g:?}");
     }
-    // Through a normalize, a scale, a channel shuffle, a slice and a pixel unshuffle, which
-    // keep per-channel constants per channel, likewise; not through a pixel shuffle, which
-    // spreads r² of them over one channel.
+    // Through a normalize, a scale, a layer scale, a channel shuffle, a slice and a pixel
+    // unshuffle, which keep per-channel constants per channel, likewise; not through a pixel
+    // shuffle, which spreads r² of them over one channel.
     let moved = Case {
         name: "bias_through_scale_shuffle_slice_unshuffle",
         src: "model M(input: [2, 6, 6]) {
     conv(4, 1) normalize(mean=[1, -1, 0.5, 2], std=[0.5, 2, 1, 3]) scale(-0.5)
-    channel_shuffle(2) batchnorm tanh
+    layer_scale(-0.7) channel_shuffle(2) batchnorm tanh
     conv(6, 1) slice(1, 5) pixel_unshuffle(2) batchnorm tanh
     conv(8, 1) pixel_shuffle(2) batchnorm tanh
     flatten linear(4)
@@ -528,6 +528,19 @@ grad_test!(
     conv(4, 3, pad=1) groupnorm(2) tanh conv(6, 3) instancenorm(affine=true) sigmoid
     conv(4, 1) instancenorm tanh conv(6, 1) groupnorm(3, eps=0.01, affine=false) flatten
     linear(6) groupnorm(2) tanh linear(4)
+}"
+);
+
+// ConvNeXt's layer norm over each pixel's channels and its layer scale, on images and
+// vectors; a conv bias before a layer norm keeps its gradient (the norm is per pixel, not
+// per channel, so it does not cancel a per-channel constant).
+grad_test!(
+    layernorm_and_layer_scale,
+    2,
+    "model M(input: [2, 5, 5]) {
+    conv(4, 3, pad=1) layernorm tanh conv(6, 3) layer_scale(0.5) layernorm(eps=0.01)
+    sigmoid conv(3, 1) layernorm(affine=false) layer_scale(-1.5) tanh flatten
+    linear(6) layernorm tanh linear(5) layer_scale(2) layernorm(affine=false) linear(4)
 }"
 );
 

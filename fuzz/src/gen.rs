@@ -107,6 +107,8 @@ pub enum Layer {
     Prelu,
     Scale,
     Normalize,
+    LayerNorm,
+    LayerScale,
     Upsample,
     /// A misspelt or PyTorch-style name (did-you-mean).
     Typo,
@@ -477,7 +479,11 @@ impl Gen<'_, '_> {
                 self.opt(&mut named, "affine", Want::Bool)?;
             }
             Layer::Prelu => self.opt(&mut named, "per_channel", Want::Bool)?,
-            Layer::Scale => pos.push(self.expr(Want::Any, 2)?),
+            Layer::Scale | Layer::LayerScale => pos.push(self.expr(Want::Any, 2)?),
+            Layer::LayerNorm => {
+                self.opt(&mut named, "eps", Want::Prob)?;
+                self.opt(&mut named, "affine", Want::Bool)?;
+            }
             // A constant, or a list of them (two: mostly not the channel count).
             Layer::Normalize => {
                 for _ in 0..2 {
@@ -719,6 +725,8 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::Prelu => "prelu",
                 Layer::Scale => "scale",
                 Layer::Normalize => "normalize",
+                Layer::LayerNorm => "layernorm",
+                Layer::LayerScale => "layer_scale",
                 Layer::Upsample => "upsample",
                 Layer::Typo => "Conv2d",
             };

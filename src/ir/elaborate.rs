@@ -1888,7 +1888,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// reads as a sequence), except the layers that pick part of the input (`crop`, `slice`),
     /// which a sequence would not follow with another.
     fn warn_bare_branches(&mut self, c: &ast::Concat, frame: &Frame) {
-        const SHAPE_KEEPING: [&str; 19] = [
+        const SHAPE_KEEPING: [&str; 21] = [
             "relu",
             "mish",
             "scale",
@@ -1907,6 +1907,8 @@ impl<'a, 'd> Elab<'a, 'd> {
             "softmax",
             "dropout",
             "batchnorm",
+            "layernorm",
+            "layer_scale",
             "channel_shuffle",
         ];
         let bare = |b: &ast::Branch| matches!(b.body.as_slice(), [st] if st.span == b.span);

@@ -158,6 +158,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[opt("eps", Kind::Positive), opt("affine", Kind::Bool)],
     },
     LayerSpec {
+        name: "layernorm",
+        params: &[opt("eps", Kind::Positive), opt("affine", Kind::Bool)],
+    },
+    LayerSpec {
+        name: "layer_scale",
+        params: &[req("init", Kind::Number)],
+    },
+    LayerSpec {
         name: "relu",
         params: &[],
     },
@@ -289,6 +297,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "Linear" => ("linear", "`linear(out_features)`: the input features are inferred, so `Linear(400, 120)` is `linear(120)`"),
         "BatchNorm1d" | "BatchNorm2d" => ("batchnorm", "`batchnorm`: the features are inferred, so it takes no number"),
         "GroupNorm" => ("groupnorm", "`groupnorm(groups)`: the channels are inferred, so `GroupNorm(32, 256)` is `groupnorm(32)`"),
+        "LayerNorm" => ("layernorm", LAYERNORM),
         "InstanceNorm2d" => ("instancenorm", "`instancenorm`: the channels are inferred, and as in PyTorch it learns no scale and shift unless `affine=true`"),
         "MaxPool2d" => ("maxpool", "`maxpool(kernel, stride=…, pad=…)`"),
         "AvgPool2d" => ("avgpool", "`avgpool(kernel, stride=…, pad=…)`"),
@@ -348,9 +357,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         }
         "layerscale" | "constantscale" | "scalar" | "rescale" | "mulconstant" => {
             "a constant factor is `scale(k)` (Inception-ResNet's `x + 0.17 * f(x)` is `residual \
-             { … scale(0.17) }`); a learned one per channel is what a following conv or \
-             batchnorm learns; a product with what layers make of the input is a gate, `gate { \
-             … sigmoid }`"
+             { … scale(0.17) }`); a learned one per channel is `layer_scale(init)` (ConvNeXt's \
+             `layer_scale`, `layer_scale(1e-6)`); a product with what layers make of the input \
+             is a gate, `gate { … sigmoid }`"
                 .to_string()
         }
         "logsoftmax" => "cnnc has no `log_softmax`: end the model with its last `linear` (the \
@@ -393,12 +402,7 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
              vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`)"
             )
         }
-        "layernorm" => format!(
-            "cnnc has no `{name}`; `groupnorm(1)` normalizes each sample over all its channels \
-             and pixels, as PyTorch's `GroupNorm(1, C)` (a LayerNorm over [C, H, W] whose \
-             scale and shift are per channel, not per value); the other normalizations are \
-             `batchnorm`, `groupnorm(groups)` and `instancenorm`"
-        ),
+        "layernorm" | "layernorm2d" => format!("`{name}` is {LAYERNORM}"),
         "lrn" | "localresponsenorm" => format!(
             "cnnc has no `{name}`; its normalization layer is `batchnorm` (d2l's AlexNet drops \
              the original's local response normalization)"
@@ -453,6 +457,14 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
     };
     Some(hint)
 }
+
+/// How PyTorch's `LayerNorm` is written.
+const LAYERNORM: &str = "`layernorm`: each sample is normalized at each pixel over its channels \
+                         (ConvNeXt's `LayerNorm2d`, PyTorch's `LayerNorm(C)` on channels-last \
+                         values), and a vector over its features (`LayerNorm(F)`); the size is \
+                         inferred, so it takes no number. A `LayerNorm([C, H, W])` over the \
+                         whole sample is nearest to `groupnorm(1)`, whose scale and shift are \
+                         per channel, not per value";
 
 /// The help of `softmax(dim=1)` and `softmax(1)`.
 const SOFTMAX_DIM: &str = "cnnc's softmax is over the channels of an image or the features of \
@@ -716,6 +728,13 @@ pub fn build(
             groups: None,
             eps: number("eps", 1e-5),
             affine: boolean("affine", false),
+        },
+        "layernorm" => Op::LayerNorm {
+            eps: number("eps", 1e-5),
+            affine: boolean("affine", true),
+        },
+        "layer_scale" => Op::LayerScale {
+            init: number("init", 1.0),
         },
         "relu" => Op::Relu,
         "sigmoid" => Op::Sigmoid,

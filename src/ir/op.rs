@@ -235,6 +235,19 @@ pub enum Op {
         eps: f64,
         affine: bool,
     },
+    /// Normalization of each sample at each pixel over its channels (of a vector, over its
+    /// features), then a learned per-channel scale and shift when `affine`: ConvNeXt's
+    /// `LayerNorm2d` (PyTorch's `LayerNorm(C)` on channels-last values), and on a vector
+    /// PyTorch's `LayerNorm(F)`. Its statistics are the sample's own.
+    LayerNorm {
+        eps: f64,
+        affine: bool,
+    },
+    /// A learned factor per channel (per feature of a vector), `init` at first: ConvNeXt's
+    /// and CaiT's layer scale, `γ · f(x)` with γ of shape [C, 1, 1].
+    LayerScale {
+        init: f64,
+    },
     Relu,
     Sigmoid,
     Tanh,
@@ -443,6 +456,8 @@ impl Op {
                 groups: Some(_), ..
             } => "groupnorm",
             Op::GroupNorm { groups: None, .. } => "instancenorm",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::LayerScale { .. } => "layer_scale",
             Op::Relu => "relu",
             Op::Sigmoid => "sigmoid",
             Op::Tanh => "tanh",
@@ -485,6 +500,8 @@ impl Op {
             self,
             Op::BatchNorm { .. }
                 | Op::GroupNorm { .. }
+                | Op::LayerNorm { .. }
+                | Op::LayerScale { .. }
                 | Op::Relu
                 | Op::Sigmoid
                 | Op::Tanh

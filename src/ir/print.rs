@@ -84,6 +84,8 @@ pub fn op_text(op: &Op) -> String {
             eps,
             affine,
         } => format!("instancenorm(eps={eps}, affine={affine})"),
+        Op::LayerNorm { eps, affine } => format!("layernorm(eps={eps}, affine={affine})"),
+        Op::LayerScale { init } => format!("layer_scale({init})"),
         Op::LeakyRelu { alpha } | Op::Elu { alpha } => format!("{}(alpha={alpha})", op.kind()),
         Op::Dropout { p } => format!("dropout(p={p})"),
         Op::Linear { out_features, bias } => format!("linear({out_features}, bias={bias})"),

@@ -878,6 +878,12 @@ impl Lowerer<'_> {
                 eps,
                 affine,
             } => self.group_norm(name, x, *groups, *eps, *affine, in_dims, out),
+            Op::LayerNorm { eps, affine } => self.layer_norm(name, x, *eps, *affine, in_dims, out),
+            // γ·x, γ the [C, 1, 1] (or [F]) parameter, which broadcasts as it is.
+            Op::LayerScale { .. } => {
+                let weight = self.param(format!("{name}.weight"))?;
+                self.node("Mul", name, &[x, &weight], out, vec![])
+            }
             Op::Relu => simple(self, "Relu", vec![]),
             Op::Sigmoid => simple(self, "Sigmoid", vec![]),
             Op::Tanh => simple(self, "Tanh", vec![]),
@@ -1405,6 +1411,65 @@ impl Lowerer<'_> {
         let scales = format!("{name}.scales");
         self.init_f32(&scales, &[4], &resize_scales(scale))?;
         self.node("Resize", name, &[x, "", &scales], out, attrs)
+    }
+
+    /// LayerNorm over the channels as ONNX's LayerNormalization (opset 17, as every opset cnnc
+    /// writes), which normalizes over the last axes: a vector's features directly, an image's
+    /// channels between a Transpose to channels-last and one back, as PyTorch exports
+    /// ConvNeXt's `LayerNorm2d`. Without affine, the scale is ones and there is no shift.
+    fn layer_norm(
+        &mut self,
+        name: &str,
+        x: &str,
+        eps: f64,
+        affine: bool,
+        in_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let c = in_dims[0] as usize;
+        let mut ins = if affine {
+            vec![
+                self.param(format!("{name}.weight"))?,
+                self.param(format!("{name}.bias"))?,
+            ]
+        } else {
+            let ones = format!("{name}.ones");
+            self.init_f32(&ones, &[c], &vec![1.0; c])?;
+            vec![ones]
+        };
+        let attrs = vec![
+            AttributeProto::int("axis", -1),
+            AttributeProto::float("epsilon", eps as f32),
+        ];
+        if in_dims.len() == 1 {
+            ins.insert(0, x.to_string());
+            let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+            return self.node("LayerNormalization", name, &ins, out, attrs);
+        }
+        let last = [in_dims[1], in_dims[2], in_dims[0]];
+        let (to_last, normalized) = (
+            format!("{name}.channels_last"),
+            format!("{name}.normalized"),
+        );
+        self.node(
+            "Transpose",
+            &to_last,
+            &[x],
+            &to_last,
+            vec![AttributeProto::ints("perm", [0, 2, 3, 1])],
+        )?;
+        self.value_info(&to_last, &last);
+        ins.insert(0, to_last);
+        let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+        self.node("LayerNormalization", &normalized, &ins, &normalized, attrs)?;
+        self.value_info(&normalized, &last);
+        self.node(
+            "Transpose",
+            name,
+            &[&normalized],
+            out,
+            vec![AttributeProto::ints("perm", [0, 3, 1, 2])],
+        )
     }
 
     /// GroupNorm as ONNX's InstanceNormalization, which every opset and ONNX Runtime's

@@ -28,6 +28,9 @@ pub enum ParamKind {
     BnShift,
     /// PReLU's slopes (`.weight`), 0.25 at first, as PyTorch's.
     Slope,
+    /// A layer scale's factors (`.weight`), the layer's `init` at first (its f32 bits, so
+    /// that the kind stays `Eq` and `Hash`).
+    LayerScale { init_bits: u32 },
     /// Batch norm running mean (a buffer, not trained by gradient).
     RunningMean,
     /// Batch norm running variance (a buffer, not trained by gradient).
@@ -38,7 +41,10 @@ impl ParamKind {
     /// The name's suffix after the layer name.
     pub fn suffix(self) -> &'static str {
         match self {
-            ParamKind::Weight | ParamKind::BnScale | ParamKind::Slope => "weight",
+            ParamKind::Weight
+            | ParamKind::BnScale
+            | ParamKind::Slope
+            | ParamKind::LayerScale { .. } => "weight",
             ParamKind::Bias | ParamKind::BnShift => "bias",
             ParamKind::RunningMean => "running_mean",
             ParamKind::RunningVar => "running_var",
@@ -135,10 +141,26 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
                 let c = if *per_channel { in_ch() } else { 1 };
                 push(ParamKind::Slope, vec![c], 0, 0);
             }
-            Op::GroupNorm { affine: true, .. } => {
+            Op::GroupNorm { affine: true, .. } | Op::LayerNorm { affine: true, .. } => {
                 let c = in_ch();
                 push(ParamKind::BnScale, vec![c], 0, 0);
                 push(ParamKind::BnShift, vec![c], 0, 0);
+            }
+            // PyTorch's [C, 1, 1] on an image (torchvision's ConvNeXt), [F] on a vector: it
+            // broadcasts over the pixels as it is.
+            Op::LayerScale { init } => {
+                let image = model
+                    .graph
+                    .inputs(ix)
+                    .first()
+                    .is_some_and(|&i| model.shape(i).rank() == 3);
+                let dims = if image {
+                    vec![in_ch(), 1, 1]
+                } else {
+                    vec![in_ch()]
+                };
+                let init_bits = (*init as f32).to_bits();
+                push(ParamKind::LayerScale { init_bits }, dims, 0, 0);
             }
             Op::BatchNorm { .. } => {
                 let c = in_ch();
@@ -149,6 +171,7 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             }
             Op::Input
             | Op::GroupNorm { affine: false, .. }
+            | Op::LayerNorm { affine: false, .. }
             | Op::MaxPool(_)
             | Op::AvgPool(_)
             | Op::AdaptiveAvgPool { .. }
@@ -389,6 +412,7 @@ pub fn draw_into(spec: &ParamSpec, init: Init, seed: u64, start: usize, out: &mu
     match spec.kind {
         ParamKind::BnScale | ParamKind::RunningVar => out.fill(1.0),
         ParamKind::Slope => out.fill(0.25),
+        ParamKind::LayerScale { init_bits } => out.fill(f32::from_bits(init_bits)),
         ParamKind::BnShift | ParamKind::RunningMean => out.fill(0.0),
         ParamKind::Bias if init != Init::Default => out.fill(0.0),
         ParamKind::Bias | ParamKind::Weight => {

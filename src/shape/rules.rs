@@ -550,7 +550,8 @@ pub fn recover(op: &Op, inputs: &[&Shape], e: &RuleError) -> Option<Shape> {
         }
         ("cnnc::shape::residual_mismatch", Op::Add) => inputs.first().map(|s| (*s).clone()),
         ("cnnc::shape::groups", Op::ChannelShuffle { .. })
-        | ("cnnc::shape::groups" | "cnnc::shape::norm_single_value", Op::GroupNorm { .. }) => {
+        | ("cnnc::shape::groups" | "cnnc::shape::norm_single_value", Op::GroupNorm { .. })
+        | ("cnnc::shape::norm_single_value", Op::LayerNorm { .. }) => {
             inputs.first().map(|s| (*s).clone())
         }
         ("cnnc::shape::gate_mismatch", Op::Mul) => inputs.first().map(|s| (*s).clone()),
@@ -695,6 +696,37 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             }
             let params = if *affine { 2 * c } else { 0 };
             finish(s.0.clone(), params, 0, Vec::new())
+        }
+        Op::LayerNorm { affine, .. } => {
+            let s = first();
+            if s.rank() != 3 && s.rank() != 1 {
+                return Err(err(
+                    "cnnc::shape::rank",
+                    format!("`layernorm` needs [C, H, W] or [F], got {s}"),
+                ));
+            }
+            let c = s.channels();
+            if c == 1 {
+                let unit = if s.rank() == 1 { "feature" } else { "channel" };
+                return Err(err(
+                    "cnnc::shape::norm_single_value",
+                    format!(
+                        "`layernorm` of {s}: it normalizes over the {unit}s, and there is only one, \
+                         which normalizes to 0"
+                    ),
+                )
+                .help(
+                    "`layernorm` normalizes each pixel's channels (a vector's features): put it \
+                     where there are several, or use `groupnorm(1)`, over all of a sample's \
+                     values, or `batchnorm`, whose statistics run over the batch",
+                ));
+            }
+            let params = if *affine { 2 * c } else { 0 };
+            finish(s.0.clone(), params, 0, Vec::new())
+        }
+        Op::LayerScale { .. } => {
+            let s = first();
+            finish(s.0.clone(), s.channels(), 0, Vec::new())
         }
         Op::Normalize { mean, std } => {
             let s = first();

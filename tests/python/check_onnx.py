@@ -317,6 +317,28 @@ def ref_groupnorm(x, spec):
     return y
 
 
+def ref_layernorm(x, spec):
+    # ConvNeXt's LayerNorm2d: each sample's values at one pixel (its channels) centred and
+    # divided by sqrt(biased variance + eps), then a scale and shift per channel.
+    c = x.shape[1]
+    x = x.astype(np.float64)
+    mean = x.mean(axis=1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+    y = (x - mean) / np.sqrt(var + spec["eps"])
+    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    if spec.get("weight"):
+        y = y * spec["_init"][spec["weight"]].astype(np.float64).reshape(per_channel)
+        y = y + spec["_init"][spec["bias"]].astype(np.float64).reshape(per_channel)
+    return y
+
+
+def ref_layer_scale(x, spec):
+    # x times a factor per channel, stored [C, 1, 1] as torchvision's ConvNeXt stores it.
+    w = spec["_init"][spec["weight"]].astype(np.float64)
+    assert w.shape == (x.shape[1], 1, 1), w.shape
+    return x.astype(np.float64) * w[None]
+
+
 def ref_pixel_shuffle(x, spec):
     # PyTorch's pixel_shuffle by its definition, one value at a time: channel c*r*r + i*r + j
     # at (h, w) is channel c at (h*r + i, w*r + j); unshuffle the other way round.
@@ -354,6 +376,8 @@ REFERENCES = {
     "scale": ref_scale,
     "pixel_shuffle": ref_pixel_shuffle,
     "groupnorm": ref_groupnorm,
+    "layernorm": ref_layernorm,
+    "layer_scale": ref_layer_scale,
     "convT": ref_convT,
     "silu": ref_silu,
     "mish": ref_mish,

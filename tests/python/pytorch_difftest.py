@@ -434,6 +434,52 @@ def gen_norm(rng, C, rank, per_channel):
     return Leaf("groupnorm", text, m, m if affine else None, ["groupnorm"])
 
 
+class LayerNorm2d(nn.Module):
+    """ConvNeXt's LayerNorm2d: nn.LayerNorm over the channels of each pixel"""
+
+    def __init__(self, C, eps, affine):
+        super().__init__()
+        self.ln = nn.LayerNorm(C, eps=eps, elementwise_affine=affine)
+
+    def forward(self, x):
+        return self.ln(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale: a learned factor per channel, [C, 1, 1] (or [F])"""
+
+    def __init__(self, C, rank, init):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((C, 1, 1) if rank == 3 else (C,), float(init)))
+
+    def forward(self, x):
+        return x * self.weight
+
+
+def gen_layernorm(rng, C, rank):
+    """layernorm over the channels (features) of more than one"""
+    if C == 1:
+        return gen_act(rng)
+    kw = {}
+    eps = 1e-5
+    if rng.random() < 0.3:
+        eps = rng.choice([1e-6, 1e-3, 0.1])
+        kw["eps"] = eps
+    affine = rng.random() < 0.8
+    if not affine:
+        kw["affine"] = "false"
+    text = "layernorm" + ("(" + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")" if kw else "")
+    m = LayerNorm2d(C, eps, affine) if rank == 3 else nn.LayerNorm(C, eps=eps, elementwise_affine=affine)
+    inner = m.ln if rank == 3 else m
+    return Leaf("layernorm", text, m, inner if affine else None, ["layernorm"])
+
+
+def gen_layer_scale(rng, C, rank):
+    init = rng.choice([1e-6, 0.1, 1.0, -0.5, 2.0])
+    m = LayerScale(C, rank, init)
+    return Leaf("layer_scale", f"layer_scale({init})", m, m, ["layer_scale"])
+
+
 def gen_dropout(rng):
     p = rng.choice([None, 0.1, 0.3, 0.7])
     return Leaf("dropout", "dropout" if p is None else f"dropout({p})", nn.Dropout(p or 0.5), None, ["dropout"])
@@ -466,6 +512,11 @@ def gen_image_leaf(rng, C, H, W):
     if r < 0.72:
         return gen_bn(rng, C, 3)
     if r < 0.76:
+        pick = rng.random()
+        if pick < 0.25:
+            return gen_layernorm(rng, C, 3)
+        if pick < 0.4:
+            return gen_layer_scale(rng, C, 3)
         return gen_norm(rng, C, 3, H * W)
     if r < 0.90:
         return gen_act(rng)
@@ -808,7 +859,13 @@ class Gen:
                 elif r < 0.55:
                     lf = gen_bn(rng, F_, 1)
                 elif r < 0.6:
-                    lf = gen_norm(rng, F_, 1, 1)
+                    pick = rng.random()
+                    if pick < 0.25:
+                        lf = gen_layernorm(rng, F_, 1)
+                    elif pick < 0.4:
+                        lf = gen_layer_scale(rng, F_, 1)
+                    else:
+                        lf = gen_norm(rng, F_, 1, 1)
                 elif r < 0.85:
                     lf = gen_act(rng)
                 elif r < 0.9:
@@ -870,7 +927,10 @@ def randomize(nodes, g):
             if isinstance(m, nn.PReLU):
                 with torch.no_grad():
                     m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.8 - 0.2)
-            elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)):
+            elif isinstance(m, LayerScale):
+                with torch.no_grad():
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 - 0.25)
+            elif isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)):
                 with torch.no_grad():
                     m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
@@ -1152,6 +1212,14 @@ def sweep_cases():
         one = lambda v: f"{v[0]}" if len(v) == 1 else f"[{', '.join(map(str, v))}]"
         t = f"normalize(mean={one(mean)}, std={one(std)})"
         cases.append(([1, 4, 5], Leaf("normalize", t, T.Normalize(mean, std), None, ["normalize", "sweep"])))
+    # ConvNeXt's layer norm over the channels and its layer scale.
+    for eps, affine in ((1e-6, True), (1e-5, False), (0.1, True)):
+        m = LayerNorm2d(2, eps, affine)
+        text = f"layernorm(eps={eps}, affine={str(affine).lower()})"
+        cases.append(([1, 3, 4], Leaf("layernorm", text, m, m.ln if affine else None, ["layernorm", "sweep"])))
+    for init in (1e-6, 0.5, -2.0):
+        m = LayerScale(2, 3, init)
+        cases.append(([1, 3, 4], Leaf("layer_scale", f"layer_scale({init})", m, m, ["layer_scale", "sweep"])))
     return cases
 
 

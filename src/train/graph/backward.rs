@@ -12,6 +12,8 @@
 //! | global_avgpool | Expand(dY / (H·W)) | — |
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before another batch norm |
 //! | groupnorm, instancenorm | as batch norm's, the means over a sample's group, [N, G, M] | with affine, γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before a batch norm |
+//! | layernorm | as batch norm's, the means over a pixel's channels (a vector's features) | as group norm's |
+//! | layer_scale | dY·γ | γ: ReduceSum(dY·x) over the batch and the pixels |
 //! | relu, leaky_relu, elu | Where(x > 0, dY, …) | — |
 //! | sigmoid, tanh | dY·y(1−y), dY·(1−y²) | — |
 //! | relu6, hardsigmoid | Where(lo < x < hi, dY, 0), dY/6 inside | — |
@@ -37,7 +39,7 @@ use super::forward::{
     adaptive_matrix, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads, prelu_slope,
     upsample_maps, Separable,
 };
-use super::{err, GraphError, Lowering, Saved};
+use super::{err, GraphError, Lowering, NormOver, Saved};
 use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads};
 use crate::onnx::proto::AttributeProto;
@@ -285,13 +287,13 @@ impl Lowering<'_> {
                 };
                 one(dx)
             }
-            Op::GroupNorm { .. } => {
+            Op::GroupNorm { .. } | Op::LayerNorm { .. } => {
                 let Saved::GroupNorm {
                     xhat_grouped,
                     xhat,
                     inv_std,
                     gamma,
-                    groups,
+                    over,
                 } = self.saved[&ix].clone()
                 else {
                     return Err(err(format!("`{name}`: group norm lost its statistics")));
@@ -307,37 +309,67 @@ impl Lowering<'_> {
                     None => dy.to_string(),
                 };
                 let dx = if want0 {
-                    // dx = 1/σ · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), the means over a group's
-                    // values of one sample.
-                    let dg = self.b.reshape(
-                        &dxhat,
-                        &[0, groups as i64, -1],
-                        &format!("{base}.dxhat_grouped"),
+                    // dx = 1/σ · (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), the means over the values
+                    // of one statistic: a group's values of one sample, or a pixel's channels.
+                    let dg = match over {
+                        NormOver::Groups(g) => self.b.reshape(
+                            &dxhat,
+                            &[0, g as i64, -1],
+                            &format!("{base}.dxhat_grouped"),
+                        ),
+                        NormOver::Channels => dxhat,
+                    };
+                    let axis = over.axis();
+                    let m1 = self.b.reduce(
+                        "ReduceMean",
+                        &dg,
+                        &[axis],
+                        true,
+                        &format!("{base}.mean_dxhat"),
                     );
-                    let m1 =
-                        self.b
-                            .reduce("ReduceMean", &dg, &[2], true, &format!("{base}.mean_dxhat"));
                     let t = self
                         .b
                         .mul(&dg, &xhat_grouped, &format!("{base}.dxhat_xhat"));
                     let m2 = self.b.reduce(
                         "ReduceMean",
                         &t,
-                        &[2],
+                        &[axis],
                         true,
                         &format!("{base}.mean_dxhat_xhat"),
                     );
                     let a = self.b.sub(&dg, &m1, &format!("{base}.a"));
                     let bterm = self.b.mul(&xhat_grouped, &m2, &format!("{base}.b"));
                     let c = self.b.sub(&a, &bterm, &format!("{base}.c"));
-                    let dxg = self.b.mul(&c, &inv_std, &format!("{base}.grouped"));
-                    let mut shape = vec![0i64];
-                    shape.extend(in_dims.iter().map(|&d| d as i64));
-                    Some(self.b.reshape(&dxg, &shape, &base))
+                    Some(match over {
+                        NormOver::Groups(_) => {
+                            let dxg = self.b.mul(&c, &inv_std, &format!("{base}.grouped"));
+                            let mut shape = vec![0i64];
+                            shape.extend(in_dims.iter().map(|&d| d as i64));
+                            self.b.reshape(&dxg, &shape, &base)
+                        }
+                        NormOver::Channels => self.b.mul(&c, &inv_std, &base),
+                    })
                 } else {
                     None
                 };
                 one(dx)
+            }
+            // γ·x: dY·γ for x; ΣdY·x over the batch and the pixels for γ, in its own shape.
+            Op::LayerScale { .. } => {
+                let weight = format!("{name}.weight");
+                let xdy = self.b.mul(&x, dy, &format!("{base}.x_dy"));
+                let axes = bn_axes(in_dims.len());
+                let grad = format!("grad.{weight}");
+                let dg = if in_dims.len() == 1 {
+                    self.b.reduce("ReduceSum", &xdy, &axes, false, &grad)
+                } else {
+                    let sum =
+                        self.b
+                            .reduce("ReduceSum", &xdy, &axes, false, &format!("{base}.sum_x_dy"));
+                    self.b.reshape(&sum, &[-1, 1, 1], &grad)
+                };
+                self.param_grad.insert(weight.clone(), dg);
+                one(want0.then(|| self.b.mul(dy, &weight, &base)))
             }
             Op::Relu => {
                 let zero = self.b.scalar(0.0);
@@ -749,6 +781,7 @@ impl Lowering<'_> {
                     | Op::Flatten
                     | Op::Scale { .. }
                     | Op::Normalize { .. }
+                    | Op::LayerScale { .. }
                     | Op::ChannelShuffle { .. }
                     | Op::Slice { .. }
                     | Op::Crop { .. }

@@ -5,7 +5,7 @@
 //! draws a mask, and max pooling keeps its Indices for the backward pass.
 
 use super::builder::i64s;
-use super::{err, DropoutMode, GraphError, Lowering, Mode, Saved};
+use super::{err, DropoutMode, GraphError, Lowering, Mode, NormOver, Saved};
 use crate::ir::{Op, Pads, PoolAttrs};
 use crate::ir::{PadMode, UpsampleMode, UpsampleTo};
 use crate::onnx::proto::{data_type, AttributeProto};
@@ -444,6 +444,10 @@ impl Lowering<'_> {
                 eps,
                 affine,
             } => self.group_norm(ix, &name, &x, &in_dims, *groups, *eps, *affine),
+            Op::LayerNorm { eps, affine } => {
+                self.norm(ix, &name, &x, &in_dims, NormOver::Channels, *eps, *affine)
+            }
+            Op::LayerScale { .. } => self.b.mul(&x, &format!("{name}.weight"), &name),
             Op::Relu => self.b.op("Relu", &[&x], &name, vec![]),
             Op::Sigmoid => self.b.op("Sigmoid", &[&x], &name, vec![]),
             Op::Tanh => self.b.op("Tanh", &[&x], &name, vec![]),
@@ -819,6 +823,7 @@ impl Lowering<'_> {
     /// 1/√(var + ε) (the biased variance, as PyTorch), reshaped back, then γ and β per
     /// channel. The backward pass reuses x̂ and 1/σ.
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn group_norm(
         &mut self,
         ix: NodeIndex,
@@ -829,19 +834,40 @@ impl Lowering<'_> {
         eps: f64,
         affine: bool,
     ) -> String {
+        let g = groups.unwrap_or(in_dims[0]);
+        self.norm(ix, name, x, in_dims, NormOver::Groups(g), eps, affine)
+    }
+
+    /// A normalization by each sample's own statistics, over `over`, then the per-channel
+    /// γ and β when `affine`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm(
+        &mut self,
+        ix: NodeIndex,
+        name: &str,
+        x: &str,
+        in_dims: &[u64],
+        over: NormOver,
+        eps: f64,
+        affine: bool,
+    ) -> String {
         let c = in_dims[0];
-        let g = groups.unwrap_or(c);
-        let xg = self
-            .b
-            .reshape(x, &[0, g as i64, -1], &format!("{name}.grouped"));
+        let xg = match over {
+            NormOver::Groups(g) => {
+                self.b
+                    .reshape(x, &[0, g as i64, -1], &format!("{name}.grouped"))
+            }
+            NormOver::Channels => x.to_string(),
+        };
+        let axis = over.axis();
         let mean = self
             .b
-            .reduce("ReduceMean", &xg, &[2], true, &format!("{name}.mean"));
+            .reduce("ReduceMean", &xg, &[axis], true, &format!("{name}.mean"));
         let xc = self.b.sub(&xg, &mean, &format!("{name}.centered"));
         let sq = self.b.mul(&xc, &xc, &format!("{name}.centered_sq"));
         let var = self
             .b
-            .reduce("ReduceMean", &sq, &[2], true, &format!("{name}.var"));
+            .reduce("ReduceMean", &sq, &[axis], true, &format!("{name}.var"));
         let e = self.b.scalar(eps as f32);
         let ve = self.b.add(&var, &e, &format!("{name}.var_eps"));
         let std = self.b.op("Sqrt", &[&ve], &format!("{name}.std"), vec![]);
@@ -852,9 +878,13 @@ impl Lowering<'_> {
         let mut shape = vec![0i64];
         shape.extend(in_dims.iter().map(|&d| d as i64));
         let (xhat, gamma, y) = if affine {
-            let xhat = self
-                .b
-                .reshape(&xhat_grouped, &shape, &format!("{name}.xhat"));
+            let xhat = match over {
+                NormOver::Groups(_) => {
+                    self.b
+                        .reshape(&xhat_grouped, &shape, &format!("{name}.xhat"))
+                }
+                NormOver::Channels => xhat_grouped.clone(),
+            };
             let mut cshape = vec![1i64, c as i64];
             cshape.extend(std::iter::repeat_n(1, in_dims.len() - 1));
             let (weight, bias) = (format!("{name}.weight"), format!("{name}.bias"));
@@ -864,7 +894,10 @@ impl Lowering<'_> {
             let y = self.b.add(&scaled, &beta, name);
             (xhat, Some(gamma), y)
         } else {
-            let y = self.b.reshape(&xhat_grouped, &shape, name);
+            let y = match over {
+                NormOver::Groups(_) => self.b.reshape(&xhat_grouped, &shape, name),
+                NormOver::Channels => xhat_grouped.clone(),
+            };
             (y.clone(), None, y)
         };
         self.saved.insert(
@@ -874,7 +907,7 @@ impl Lowering<'_> {
                 xhat,
                 inv_std: inv,
                 gamma,
-                groups: g,
+                over,
             },
         );
         y

@@ -221,14 +221,16 @@ enum Saved {
         gamma: String,
         axes: Vec<i64>,
     },
-    /// Group (and instance) norm: x̂ in groups, [N, G, M], and as the input's shape; 1/σ,
-    /// [N, G, 1]; γ shaped to broadcast over the input (`None` without affine).
+    /// Group, instance and layer norm: x̂ as the statistics were taken (in groups, [N, G, M],
+    /// or as the input, for a layer norm's over the channels) and as the input's shape; 1/σ,
+    /// [N, G, 1] or [N, 1, H, W]; γ shaped to broadcast over the input (`None` without
+    /// affine).
     GroupNorm {
         xhat_grouped: String,
         xhat: String,
         inv_std: String,
         gamma: Option<String>,
-        groups: u64,
+        over: NormOver,
     },
     /// Bool keep-mask (ONNX Dropout) or float mask (mask input), and the scale 1/(1-p).
     Dropout {
@@ -758,4 +760,24 @@ pub fn eval_model(model: &CheckedModel, sources: &SourceMap) -> Result<ModelProt
         model.name, model.source_path
     );
     Ok(l.finish(doc))
+}
+
+/// The values a per-sample normalization's statistics are taken over.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum NormOver {
+    /// Each of G groups of channels with all their pixels (group and instance norm): the
+    /// input reshaped to [N, G, M], statistics over axis 2.
+    Groups(u64),
+    /// The channels of each pixel (layer norm): statistics over axis 1 of the input as it is.
+    Channels,
+}
+
+impl NormOver {
+    /// The axis of the values one statistic is taken over.
+    pub(crate) fn axis(self) -> i64 {
+        match self {
+            NormOver::Groups(_) => 2,
+            NormOver::Channels => 1,
+        }
+    }
 }
