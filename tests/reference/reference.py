@@ -7,11 +7,12 @@ the PyTorch size formulas on a symbolic single sample. For each network we recor
 
   output  the output shape without the batch dimension
   params  trainable parameters: conv/linear weights and biases, batchnorm gamma and beta
-          (running mean/var are buffers, not parameters)
+          (running mean/var are buffers, not parameters), layer norms' weight and bias,
+          ConvNeXt's layer scale
   macs    multiply-accumulates, biases not counted:
             conv            output elements * in_channels/groups * kh * kw
             transposed conv input elements  * out_channels/groups * kh * kw
-            linear          in_features * out_features
+            linear          in_features * out_features (at each pixel, channels-last)
             everything else 0
 
 This file deliberately shares no code or numbers with the .cnn files: it is a second,
@@ -186,6 +187,40 @@ class InstanceNorm2d(Module):
         return x
 
 
+class LayerNorm(Module):
+    # nn.LayerNorm(C): over the last dimension (the channels of a channels-last [H, W, C],
+    # or a vector's features), weight and bias of C
+    def __init__(self, normalized_shape, eps=1e-5):
+        self.n = normalized_shape
+
+    def forward(self, x, c):
+        assert x[-1] == self.n, f"LayerNorm({self.n}) on {x}"
+        c.params += 2 * self.n
+        return x
+
+
+class LayerNorm2d(Module):
+    # torchvision's convnext.LayerNorm2d(C): nn.LayerNorm(C) between permutes to channels-last
+    # and back, so each pixel is normalized over its C channels; weight and bias of C
+    def __init__(self, num_channels, eps=1e-6):
+        self.n = num_channels
+
+    def forward(self, x, c):
+        assert len(x) == 3 and x[0] == self.n, f"LayerNorm2d({self.n}) on {x}"
+        c.params += 2 * self.n
+        return x
+
+
+class Permute(Module):
+    # torchvision.ops.Permute(dims), dims including the batch (0), which stays first
+    def __init__(self, dims):
+        assert dims[0] == 0
+        self.dims = dims
+
+    def forward(self, x, c):
+        return tuple(x[d - 1] for d in self.dims[1:])
+
+
 class _Elementwise(Module):
     def __init__(self, *args, **kwargs):
         pass
@@ -244,6 +279,16 @@ class Linear(Module):
         c.params += self.i * self.o + (self.o if self.bias else 0)
         c.macs += self.i * self.o
         return (self.o,)
+
+
+class ChannelsLastLinear(Linear):
+    # nn.Linear on a channels-last [H, W, C] tensor (torchvision's CNBlock): the same weight
+    # and bias, applied at each of the H * W pixels
+    def forward(self, x, c):
+        assert len(x) == 3 and x[-1] == self.i, f"Linear({self.i}) on channels-last {x}"
+        c.params += self.i * self.o + (self.o if self.bias else 0)
+        c.macs += x[0] * x[1] * self.i * self.o
+        return x[:-1] + (self.o,)
 
 
 class ZeroPad2d(Module):
@@ -1147,6 +1192,45 @@ def regnet_x_400mf():
     return Sequential(*layers, AdaptiveAvgPool2d((1, 1)), Flatten(), Linear(current, 1000))
 
 
+class CNBlock(Module):
+    # torchvision's convnext.CNBlock: x + layer_scale * block(x), block = depthwise 7x7 conv,
+    # Permute to channels-last, LayerNorm(dim, eps=1e-6), Linear(dim, 4 dim), GELU,
+    # Linear(4 dim, dim), Permute back; layer_scale a parameter of shape (dim, 1, 1) (stochastic
+    # depth is a training-time drop, no shape or weight).
+    def __init__(self, dim):
+        self.dim = dim
+        self.block = Sequential(
+            Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim, bias=True),
+            Permute([0, 2, 3, 1]), LayerNorm(dim, eps=1e-6),
+            ChannelsLastLinear(dim, 4 * dim), GELU(), ChannelsLastLinear(4 * dim, dim),
+            Permute([0, 3, 1, 2]))
+
+    def forward(self, x, c):
+        c.params += self.dim                   # layer_scale, broadcast over H and W
+        y = self.block.forward(x, c)
+        assert y == x and y[0] == self.dim, f"residual mismatch {y} vs {x}"
+        return y
+
+
+def convnext_tiny():
+    # torchvision.models.convnext_tiny(num_classes=1000): CNBlockConfig(input_channels,
+    # out_channels, num_layers) = (96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3);
+    # stem Conv2d(3, 96, 4, stride 4) + LayerNorm2d; after each stage with out_channels a
+    # LayerNorm2d and Conv2d(k=2, stride 2); head AdaptiveAvgPool2d(1), LayerNorm2d, Flatten,
+    # Linear(768, 1000). Every norm eps 1e-6.
+    setting = [(96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)]
+    first = setting[0][0]
+    layers = [Conv2d(3, first, kernel_size=4, stride=4, padding=0, bias=True),
+              LayerNorm2d(first, eps=1e-6)]
+    for cin, cout, n in setting:
+        layers += [CNBlock(cin) for _ in range(n)]
+        if cout is not None:
+            layers += [LayerNorm2d(cin, eps=1e-6), Conv2d(cin, cout, kernel_size=2, stride=2)]
+    last = setting[-1][0]
+    return Sequential(*layers, AdaptiveAvgPool2d(1), LayerNorm2d(last, eps=1e-6), Flatten(),
+                      Linear(last, 1000))
+
+
 # --------------------------------------------------------------------------------------
 # The valid fixtures (tests/fixtures/valid/*.cnn), written out the same way
 # --------------------------------------------------------------------------------------
@@ -1405,6 +1489,7 @@ NETWORKS = {
     "vgg16_bn": (vgg16_bn, (3, 224, 224)),
     "inception_v3": (inception_v3, (3, 299, 299)),
     "regnet_x_400mf": (regnet_x_400mf, (3, 224, 224)),
+    "convnext_tiny": (convnext_tiny, (3, 224, 224)),
 }
 
 # Published numbers these must agree with (sanity checks of the reference itself).
@@ -1426,6 +1511,7 @@ PUBLISHED = {
     # auxiliary classifier
     "inception_v3": 23_834_568,
     "regnet_x_400mf": 5_495_976,      # torchvision's regnet_x_400mf
+    "convnext_tiny": 28_589_128,      # torchvision's convnext_tiny
 }
 
 
