@@ -307,6 +307,36 @@ fn huge_header_claims_fail_fast() {
     }
 }
 
+/// A valid file of more than 2 GiB (sparse here: its length agrees with its header) is no
+/// damaged one: with a limit, its first examples are read.
+#[test]
+fn a_file_over_2_gib_reads_its_first_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2_800_000u32; // 28×28 bytes each: 2.2 GB
+    let (images, labels) = sample(10, 28, 28);
+    let p = dir.path().join("train-images-idx3-ubyte");
+    // `sample` gives whole IDX files: their data follows 16 and 8 header bytes.
+    std::fs::write(&p, idx(IDX_IMAGES_MAGIC, &[n, 28, 28], &images[16..])).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    file.set_len(16 + u64::from(n) * 784).unwrap();
+    let all_labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    write(
+        dir.path(),
+        "train-labels-idx1-ubyte",
+        &idx(IDX_LABELS_MAGIC, &[n], &all_labels),
+    );
+    let (ei, el) = sample(5, 28, 28);
+    write(dir.path(), "t10k-images-idx3-ubyte", &ei);
+    write(dir.path(), "t10k-labels-idx1-ubyte", &el);
+    let source = DataSource::resolve(dir.path().to_str().unwrap()).unwrap();
+    let (splits, ()) = source
+        .load_with(10, [Some(10), None], |_| Ok::<(), DataError>(()))
+        .unwrap();
+    assert_eq!(splits.train.n, 10);
+    let want: Vec<i64> = labels[8..].iter().map(|&l| i64::from(l)).collect();
+    assert_eq!(splits.train.labels, want);
+}
+
 #[test]
 fn image_size_must_match_the_model_unless_resized() {
     let dir = data_dir(false);
@@ -976,7 +1006,7 @@ fn a_truncated_checkpoint_is_damaged_not_foreign() {
     let e = Checkpoint::load(&cut).unwrap_err();
     assert!(matches!(e, CheckpointError::Invalid { .. }), "{e}");
     assert!(e.to_string().contains("cut short or damaged"), "{e}");
-    assert_eq!(Checkpoint::recorded_lr(&path), Some(0.1));
+    assert_eq!(Checkpoint::recorded_lr(&path), Some(Ok(0.1)));
 }
 
 /// `n` images of `c × h × w`, channels first; pixel j of image i is `(i * 7 + j) % 256`.

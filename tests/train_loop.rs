@@ -723,6 +723,31 @@ fn divergence_names_the_epoch_and_step() {
         t.contains("diverged") && t.contains("at epoch 1, step"),
         "{t}"
     );
+    // One step only: its loss is finite, its update blows the outputs up, and no later loss
+    // shows it; the test loss does, before any model or checkpoint is written.
+    let o = cnnc(&[
+        "train",
+        m.to_str().unwrap(),
+        "--lr",
+        "1e30",
+        "--batch",
+        "128",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "128",
+        "--limit-test",
+        "64",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("training diverged in the last step of epoch 1 (step 1 overall)"),
+        "{t}"
+    );
+    assert!(!out.exists() && !d.join("x.ckpt.safetensors").exists());
 }
 
 #[test]
@@ -866,6 +891,33 @@ fn setup_errors_are_clear() {
         "--restart",
     ] {
         assert!(text(&again).contains(words), "{words}: {}", text(&again));
+    }
+    // A file that is no checkpoint is never replaced, --restart or not, and the help does
+    // not offer --restart.
+    let notes = d.join("notes.txt");
+    std::fs::write(&notes, "my notes\n").unwrap();
+    for restart in [false, true] {
+        let mut args = vec![
+            "train",
+            "models/lenet.cnn",
+            "--limit-train",
+            "100",
+            "--out",
+            &out,
+            "--checkpoint",
+            notes.to_str().unwrap(),
+        ];
+        if restart {
+            args.push("--restart");
+        }
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains("is not a cnnc checkpoint") && !text(&o).contains("--restart"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes\n");
     }
     // CUDA is never a silent fall-back.
     let o = cnnc(&[
@@ -1571,8 +1623,8 @@ fn a_full_disk_at_the_checkpoint_is_told_after_the_epochs_line() {
 }
 
 /// The learning rate a checkpoint records (metadata, outside the tensors' checksum) is
-/// judged as `--lr` is: a rate that cannot train is refused on `--resume`, not replaced by
-/// the default in silence; `--lr` overrides it.
+/// judged as `--lr` is: a rate that cannot train, or none (missing, not a number), is refused
+/// on `--resume`, not replaced by the default in silence; `--lr` overrides it.
 #[test]
 fn a_checkpoints_learning_rate_is_judged_on_resume() {
     if !data_ready() {
@@ -1603,7 +1655,7 @@ fn a_checkpoints_learning_rate_is_judged_on_resume() {
         file.extend(&bytes[8 + n..]);
         std::fs::write(&ck, file).unwrap();
     };
-    for bad in ["-5", "0", "1e39"] {
+    for bad in ["-5", "0", "1e39", "null", "\"oops\""] {
         set_lr(bad);
         let mut args = common(&ck, &out);
         let at = args.iter().position(|&a| a == "--lr").unwrap();
@@ -1613,10 +1665,12 @@ fn a_checkpoints_learning_rate_is_judged_on_resume() {
         assert_eq!(o.status.code(), Some(2), "lr {bad}: {}", text(&o));
         let last = json_lines(&o).pop().unwrap();
         let error = last["error"].as_str().unwrap();
-        assert!(
-            error.contains("records a learning rate that cannot train"),
-            "{error}"
-        );
+        let why = if bad == "null" || bad.starts_with('"') {
+            "records no learning rate to resume with"
+        } else {
+            "records a learning rate that cannot train"
+        };
+        assert!(error.contains(why), "{error}");
         assert!(last["help"].as_str().unwrap().contains("--lr"), "{last}");
     }
     let mut args = common(&ck, &out);

@@ -364,7 +364,9 @@ fn train_fail(format: Format, e: &TrainError) -> ExitCode {
     let code = match e {
         TrainError::Runtime(r) if !r.is_user_input() => EXIT_RUNTIME,
         TrainError::Data(d) if d.is_user_input() => EXIT_USAGE,
-        TrainError::Diverged { .. } | TrainError::Data(_) => EXIT_RUNTIME,
+        TrainError::Diverged { .. } | TrainError::DivergedWeights { .. } | TrainError::Data(_) => {
+            EXIT_RUNTIME
+        }
         _ => EXIT_USAGE,
     };
     report_failure(format, code, e, e.help())
@@ -515,29 +517,40 @@ pub fn run(a: TrainArgs) -> ExitCode {
     if let Err(e) = super::common::check_replaces_only_a_model(&out) {
         return fail_as(a.format, EXIT_USAGE, e);
     }
-    if !a.resume && !a.restart && checkpoint.is_file() {
-        let is_checkpoint = cnnc::train::Checkpoint::is_checkpoint(&checkpoint);
+    // A file that is no checkpoint is never replaced, --restart or not (it may be anything:
+    // notes, a trained model, an array); with --resume, the loader says what it is.
+    if !a.resume && checkpoint.is_file() && !cnnc::train::Checkpoint::is_checkpoint(&checkpoint) {
         return report_failure(
             a.format,
             EXIT_USAGE,
             format!(
-                "{} {}",
-                checkpoint.display(),
-                if is_checkpoint {
-                    "holds a checkpoint of an earlier run"
-                } else {
-                    "exists, and is not a cnnc checkpoint"
-                }
+                "{} exists, and is not a cnnc checkpoint",
+                checkpoint.display()
             ),
-            Some(if is_checkpoint {
+            Some(format!(
+                "pass --checkpoint PATH to write the checkpoint elsewhere{}, or remove the file \
+                 if it is not needed",
+                if a.checkpoint.is_none() {
+                    " (the default is --out's name with .onnx replaced by .ckpt.safetensors)"
+                } else {
+                    ""
+                }
+            )),
+        );
+    }
+    if !a.resume && !a.restart && checkpoint.is_file() {
+        return report_failure(
+            a.format,
+            EXIT_USAGE,
+            format!(
+                "{} holds a checkpoint of an earlier run",
+                checkpoint.display()
+            ),
+            Some(
                 "pass --resume to continue it, --restart to train from the start and replace \
                  it, or --checkpoint PATH to keep it"
-                    .into()
-            } else {
-                "pass --checkpoint PATH to write the checkpoint elsewhere, or --restart to \
-                 replace this file with it"
-                    .into()
-            }),
+                    .into(),
+            ),
         );
     }
     if a.resume && !checkpoint.is_file() {
@@ -591,6 +604,20 @@ pub fn run(a: TrainArgs) -> ExitCode {
         cnnc::train::Checkpoint::recorded_lr(&checkpoint)
     } else {
         None
+    };
+    let recorded_lr = match (a.lr, recorded_lr) {
+        (None, Some(Err(what))) => {
+            return report_failure(
+                a.format,
+                EXIT_USAGE,
+                format!(
+                    "{}: the checkpoint records no learning rate to resume with ({what})",
+                    checkpoint.display()
+                ),
+                Some("pass --lr to resume with a rate of your choice".into()),
+            )
+        }
+        (_, recorded) => recorded.and_then(Result::ok),
     };
     let lr = match (a.lr, recorded_lr) {
         (None, Some(recorded)) => match learning_rate(Some(recorded), a.optimizer) {

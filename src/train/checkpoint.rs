@@ -674,12 +674,28 @@ impl Checkpoint {
     /// The learning rate of the run that wrote the checkpoint at `path` (its optimizer
     /// metadata), read from its header only: `--resume` without `--lr` continues with it.
     /// As recorded: the caller judges it (the metadata is not under the tensors' checksum).
-    pub fn recorded_lr(path: &Path) -> Option<f64> {
+    /// `None` where the file is no checkpoint (loading it says why); `Some(Err(what))` where
+    /// a checkpoint records no number as its rate, so that no default stands in for it.
+    pub fn recorded_lr(path: &Path) -> Option<Result<f64, String>> {
         let header = read_header(path).filter(|h| header_says_checkpoint(h))?;
-        let meta: serde_json::Value = serde_json::from_slice(&header).ok()?;
-        let optimizer: serde_json::Value =
-            serde_json::from_str(meta["__metadata__"]["optimizer"].as_str()?).ok()?;
-        optimizer["lr"].as_f64()
+        let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&header) else {
+            return Some(Err("its header is no JSON".into()));
+        };
+        let optimizer = meta["__metadata__"]["optimizer"]
+            .as_str()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+        let Some(optimizer) = optimizer else {
+            return Some(Err("its `optimizer` metadata is missing or no JSON".into()));
+        };
+        Some(match &optimizer["lr"] {
+            serde_json::Value::Null => Err("its `optimizer` metadata has no `lr`".into()),
+            lr => lr.as_f64().ok_or_else(|| {
+                format!(
+                    "its `optimizer` metadata's `lr` is {}, not a number",
+                    crate::diag::shortened(&lr.to_string())
+                )
+            }),
+        })
     }
 
     /// [`Checkpoint::is_checkpoint`] of a whole file already in memory.

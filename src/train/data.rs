@@ -26,9 +26,12 @@ pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 /// IDX magic of a `u8` tensor without its rank byte.
 const IDX_MAGIC_PREFIX: u32 = 0x0000_0800;
 
-/// The largest data payload an IDX header may claim (2 GiB). Larger claims are refused before
-/// anything is allocated.
-pub const MAX_IDX_BYTES: u64 = 1 << 31;
+/// The largest record (one image) an IDX header may claim (2 GiB): a larger one is a damaged
+/// header. The whole file's claim is checked against the file (its length, or what its gzip
+/// data can inflate to) and, before anything is read, against the memory free
+/// ([`Dataset::from_headers`]'s probe), for the examples read only, so a large file with
+/// `--limit-train` reads its first examples.
+pub const MAX_IDX_RECORD_BYTES: u64 = 1 << 31;
 
 /// Deflate's best case is about 1032:1; a gzip file of `c` bytes cannot inflate to more than
 /// this many bytes per compressed byte (plus a little slack for tiny files).
@@ -759,14 +762,14 @@ impl IdxHeader {
         // other dimensions say, and `record_len` multiplies them.
         let product = |dims: &[u64]| dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
         let record = product(dims.get(1..).unwrap_or_default());
-        let claimed = product(&dims).filter(|_| record.is_some_and(|r| r <= MAX_IDX_BYTES));
-        let claimed = match claimed {
-            Some(c) if c <= MAX_IDX_BYTES => c,
-            _ => {
-                return Err(bad_header(format!(
-                    "dimensions {dims:?} claim more than {MAX_IDX_BYTES} bytes"
-                )))
-            }
+        let claimed = product(&dims)
+            .filter(|_| record.is_some_and(|r| r <= MAX_IDX_RECORD_BYTES))
+            .filter(|&c| c <= u64::MAX - header_len);
+        let Some(claimed) = claimed else {
+            return Err(bad_header(format!(
+                "dimensions {dims:?} claim records of more than {MAX_IDX_RECORD_BYTES} bytes, or \
+                 more bytes than a file can hold"
+            )));
         };
         if gzipped {
             let bound = file_len
@@ -838,7 +841,7 @@ impl IdxHeader {
         }
         let n = self.dims[0];
         let records = limit.map_or(n, |l| l.min(n));
-        // Both fit MAX_IDX_BYTES: the header was checked.
+        // No overflow: the header was checked.
         let claimed = (n * self.record_len()) as u64;
         let wanted = (records * self.record_len()) as u64;
         // A raw file's length has confirmed the claim. A gzip claim is only bounded (by 1040×

@@ -91,22 +91,31 @@ pub enum TrainError {
         global_step: u64,
         loss: f32,
     },
+    /// An epoch's last update made a parameter (or running statistic) NaN or infinite, or
+    /// the model's outputs so (overflowing weights): no later training loss shows it, so the
+    /// values and the test loss are looked at before they are kept.
+    DivergedWeights {
+        /// 1-based.
+        epoch: u32,
+        global_step: u64,
+        /// What is not finite.
+        what: String,
+    },
 }
 
 impl TrainError {
     pub fn help(&self) -> Option<String> {
         match self {
             TrainError::Data(e) => e.help(),
-            // Training can always start over instead.
-            TrainError::Checkpoint(
-                e @ (CheckpointError::NotACheckpoint { .. } | CheckpointError::Invalid { .. }),
-            ) => Some(format!(
+            // Training can always start over instead, replacing a damaged checkpoint (never
+            // a file that is none: `cnnc train` refuses to replace it).
+            TrainError::Checkpoint(e @ CheckpointError::Invalid { .. }) => Some(format!(
                 "{}; or train from the start: --restart in place of --resume",
                 e.help().unwrap_or_default()
             )),
             TrainError::Checkpoint(e) => e.help(),
             TrainError::Mismatch { help, .. } => help.clone(),
-            TrainError::Diverged { .. } => Some(
+            TrainError::Diverged { .. } | TrainError::DivergedWeights { .. } => Some(
                 "lower the learning rate (--lr), or use --optimizer adam; the checkpoint \
                  holds the state after the last finished epoch, if any"
                     .into(),
@@ -188,6 +197,15 @@ impl fmt::Display for TrainError {
             } => write!(
                 f,
                 "training diverged: the loss is {loss} at epoch {epoch}, step {step} (step {global_step} overall)"
+            ),
+            TrainError::DivergedWeights {
+                epoch,
+                global_step,
+                what,
+            } => write!(
+                f,
+                "training diverged in the last step of epoch {epoch} (step {global_step} \
+                 overall): {what}"
             ),
         }
     }
@@ -460,6 +478,18 @@ struct State {
     /// How many test examples `test_acc` was measured on (`None`: unknown, from a checkpoint
     /// that does not say).
     test_examples: Option<u64>,
+}
+
+impl State {
+    /// The name of the first parameter or running statistic with a NaN or infinite value.
+    fn first_non_finite(&self) -> Option<String> {
+        self.carried
+            .iter()
+            .zip(&self.values)
+            .filter(|(c, _)| matches!(c.kind, CarriedKind::Param | CarriedKind::RunningStat))
+            .find(|(_, v)| v.iter().any(|x| !x.is_finite()))
+            .map(|(c, _)| c.name.clone())
+    }
 }
 
 /// A fingerprint of the training examples a run sees: their size, every label and a sample
@@ -964,15 +994,31 @@ pub fn train(
         // The training batch's buffer is not needed while evaluating (large with --resize).
         drop(batches);
         state.values = stepper.state()?;
+        // The last update's loss is never computed: a blow-up there shows only in the values.
+        let diverged = |what: String| TrainError::DivergedWeights {
+            epoch,
+            global_step: state.step,
+            what,
+        };
+        if let Some(name) = state.first_non_finite() {
+            return Err(diverged(format!("`{name}` holds NaN or infinite values")));
+        }
         observer.evaluating();
-        let test_acc = evaluate(
+        let test_acc = match evaluate(
             &mut sessions.eval,
             &state,
             &splits.test,
             resize,
             config.batch_size,
             stop,
-        )?;
+        )? {
+            Evaluated::Accuracy(acc) => acc,
+            Evaluated::NonFiniteLoss(loss) => {
+                return Err(diverged(format!(
+                    "the model's outputs overflow: the test loss is {loss}"
+                )))
+            }
+        };
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         state.test_acc = test_acc;
@@ -1027,14 +1073,23 @@ pub fn train(
     let measured_on_others = state.test_examples != Some(splits.test.n as u64);
     if history.is_empty() && at_epoch_end && state.epoch > 0 && (unknown || measured_on_others) {
         observer.evaluating();
-        state.test_acc = evaluate(
+        state.test_acc = match evaluate(
             &mut sessions.eval,
             &state,
             &splits.test,
             resize,
             config.batch_size,
             stop,
-        )?;
+        )? {
+            Evaluated::Accuracy(acc) => acc,
+            Evaluated::NonFiniteLoss(loss) => {
+                return Err(TrainError::DivergedWeights {
+                    epoch: state.epoch,
+                    global_step: state.step,
+                    what: format!("the model's outputs overflow: the test loss is {loss}"),
+                })
+            }
+        };
         state.test_examples = Some(splits.test.n as u64);
         if let (Some(path), Some(_), true) = (&config.checkpoint, state.test_acc, unknown) {
             observer.checkpointing();
@@ -1044,8 +1099,15 @@ pub fn train(
     Ok(outcome(&state, history, false))
 }
 
-/// Test accuracy with the current parameters and running statistics (inference mode);
-/// `None` when `stop` is set before it is done.
+/// What an evaluation found.
+enum Evaluated {
+    /// The test accuracy; `None` when a stop came before it was done.
+    Accuracy(Option<f64>),
+    /// A batch's loss was NaN or infinite: the outputs overflow.
+    NonFiniteLoss(f32),
+}
+
+/// Test accuracy with the current parameters and running statistics (inference mode).
 fn evaluate(
     eval: &mut Session,
     state: &State,
@@ -1053,9 +1115,9 @@ fn evaluate(
     resize: Option<(usize, usize)>,
     batch_size: usize,
     stop: &AtomicBool,
-) -> Result<Option<f64>, TrainError> {
+) -> Result<Evaluated, TrainError> {
     if test.n == 0 {
-        return Ok(Some(0.0));
+        return Ok(Evaluated::Accuracy(Some(0.0)));
     }
     let mut batches = Batches::new(
         test,
@@ -1078,11 +1140,11 @@ fn evaluate(
             values: v,
         })
         .collect();
-    let mut eval = StatefulSession::new(eval, &held, &["correct"])?;
+    let mut eval = StatefulSession::new(eval, &held, &["loss", "correct"])?;
     let mut correct = 0u64;
     while let Some(batch) = batches.next_batch() {
         if stop.load(Ordering::SeqCst) {
-            return Ok(None);
+            return Ok(Evaluated::Accuracy(None));
         }
         let lab_shape = [batch.len()];
         let inputs = [
@@ -1090,9 +1152,14 @@ fn evaluate(
             Input::i64("labels", &lab_shape, batch.labels),
         ];
         let out = eval.run(&inputs)?;
-        if let Some(OutputData::I64(v)) = out.first().map(|o| &o.data) {
+        if let Some(OutputData::F32(v)) = out.first().map(|o| &o.data) {
+            if !v[0].is_finite() {
+                return Ok(Evaluated::NonFiniteLoss(v[0]));
+            }
+        }
+        if let Some(OutputData::I64(v)) = out.get(1).map(|o| &o.data) {
             correct += v[0].max(0) as u64;
         }
     }
-    Ok(Some(correct as f64 / test.n as f64))
+    Ok(Evaluated::Accuracy(Some(correct as f64 / test.n as f64)))
 }
