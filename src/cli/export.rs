@@ -228,6 +228,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
         dynamic_size: a.dynamic_size,
         ..Default::default()
     };
+    // Whether the model about to be replaced keeps its weights in the data file beside it
+    // (read only where that file is there).
+    let used_its_data_file = onnx::lower::external_data_file(&a.output).1.is_file()
+        && onnx::lower::uses_its_data_file(&a.output);
     let written = if training {
         // Training graphs hold the weights in memory (they are their parameters' defaults):
         // drawn, as initializers, the optimizer state's zeros, and all of it encoded.
@@ -321,10 +325,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Some((p, n)) => format!(" + {} ({})", p.display(), bytes(*n)),
         None => String::new(),
     };
-    // A self-contained model beside the external data of an earlier, larger export: that
-    // file is not cnnc's to delete (it may be someone else's), but it is stale.
+    // A self-contained model beside the external data of the earlier, larger export it
+    // replaced: that file is not cnnc's to delete, but it is stale.
     let (_, stale) = onnx::lower::external_data_file(&a.output);
-    if written.data.is_none() && stale.is_file() {
+    if written.data.is_none() && stale.is_file() && used_its_data_file {
         note!(
             "note: {} is left from an earlier export; {} no longer uses it, so it can be deleted",
             stale.display(),

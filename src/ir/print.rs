@@ -1,4 +1,4 @@
-//! A stable, readable text form of the graph, for snapshots and `--emit ir`.
+//! A stable, readable text form of the graph, for the IR snapshot tests (`tests/models.rs`).
 
 use super::{Graph, Op, Pads, Pair};
 use super::{UpsampleMode, UpsampleTo};

@@ -97,6 +97,13 @@ pub enum ExportError {
         path: PathBuf,
         replaced: bool,
     },
+    /// The weights go to an external data file, and a file is at its name that is not the
+    /// data of the model being replaced (it may be anyone's): left as it is.
+    DataFileInTheWay {
+        data: PathBuf,
+        model: PathBuf,
+        bytes: u64,
+    },
 }
 
 impl fmt::Display for ExportError {
@@ -136,6 +143,19 @@ impl fmt::Display for ExportError {
             ExportError::Io { path, message } => {
                 write!(f, "cannot write {}: {message}", path.display())
             }
+            ExportError::DataFileInTheWay { data, model, bytes } => write!(
+                f,
+                "cannot write {}: the model's {} of weights go there as ONNX external data, and \
+                 a file is there that {} does not use (it was left as it is); remove it or \
+                 choose another output name",
+                data.display(),
+                crate::shape::summary::bytes(*bytes),
+                if model.exists() {
+                    format!("the model at {}", model.display())
+                } else {
+                    "no model".to_string()
+                }
+            ),
             ExportError::Exists { path, replaced } => write!(
                 f,
                 "cannot write {}: {}; it was left as it is",
@@ -324,6 +344,34 @@ pub fn external_data_file(path: &Path) -> (String, PathBuf) {
     (location, data_path)
 }
 
+/// Whether the file at `path` is an ONNX model whose weights are in its external data file
+/// ([`external_data_file`]), so that a new export may replace that file with its own.
+pub fn uses_its_data_file(path: &Path) -> bool {
+    let (location, _) = external_data_file(path);
+    std::fs::read(path).ok().is_some_and(|bytes| {
+        super::external_data_locations(&bytes).is_some_and(|l| l.contains(&location))
+    })
+}
+
+/// Refuses to replace a file at the external data name of `path` that is not the data of the
+/// model there (a user's file of that name, a link): only a file cnnc wrote for that model is
+/// replaced.
+pub fn check_data_file_free(path: &Path, bytes: u64) -> Result<(), ExportError> {
+    let (_, data) = external_data_file(path);
+    let in_the_way = match std::fs::symlink_metadata(&data) {
+        Err(_) => false,
+        Ok(m) => !m.file_type().is_file() || !uses_its_data_file(path),
+    };
+    if in_the_way {
+        return Err(ExportError::DataFileInTheWay {
+            data,
+            model: path.to_path_buf(),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
 /// Writes `model` to `path`, atomically; above `options.external_data_threshold` the
 /// initializers go to `<path>.data`, and the two files are replaced together or not at all.
 pub fn write_model(
@@ -366,6 +414,7 @@ fn write_model_as(
     let mut data = None;
     let mut staged = Vec::new();
     if let Some(buf) = externalize(&mut model, &location, options.external_data_threshold) {
+        check_data_file_free(path, buf.len() as u64)?;
         let file = fsutil::stage_with(&data_path, |o| std::io::Write::write_all(o, &buf))
             .map_err(|e| io(&data_path, e))?;
         staged.push(file);

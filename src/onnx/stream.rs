@@ -125,6 +125,7 @@ pub fn export_to_file(
                 bytes: bytes.len() as u64,
             });
         }
+        super::lower::check_data_file_free(path, data_len)?;
         fsutil::check_space(&data_path, data_len + bytes.len() as u64)
             .map_err(|e| io(&data_path, e))?;
         // Both files are staged, then put in place together: a Ctrl-C between the two

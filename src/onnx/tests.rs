@@ -747,6 +747,59 @@ fn streamed_external_data_matches_the_in_memory_writer() {
     assert_eq!(ma, model(&b));
 }
 
+/// An export replaces the external data file beside its model only where that model uses it:
+/// a user's file (or a link) of that name is refused and left as it is, by both writers.
+#[test]
+fn external_data_replaces_only_the_replaced_models_data() {
+    let mut s = SourceMap::new();
+    let m = chunky(&mut s);
+    let dir = tempfile::tempdir().unwrap();
+    let options = ExportOptions {
+        external_data_threshold: 1000,
+        ..Default::default()
+    };
+    let drawn = ParamValues::Drawn {
+        init: Init::Default,
+        seed: 0,
+    };
+    let w = initialize(&m, Init::Default, 0);
+    let path = dir.path().join("m.onnx");
+    let data = dir.path().join("m.onnx.data");
+    std::fs::write(&data, "precious").unwrap();
+    let e = export_to_file(&m, &s, drawn, &path, &options).unwrap_err();
+    assert!(matches!(e, ExportError::DataFileInTheWay { .. }), "{e}");
+    assert!(
+        e.to_string()
+            .contains("remove it or choose another output name"),
+        "{e}"
+    );
+    let e = write_model(export(&m, &s, &w, &options).unwrap(), &path, &options).unwrap_err();
+    assert!(matches!(e, ExportError::DataFileInTheWay { .. }), "{e}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "precious");
+    assert!(!path.exists());
+    // A link there is refused too, and its target left alone.
+    std::fs::remove_file(&data).unwrap();
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, "mine").unwrap();
+        std::os::unix::fs::symlink(&target, &data).unwrap();
+        assert!(export_to_file(&m, &s, drawn, &path, &options).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine");
+        std::fs::remove_file(&data).unwrap();
+    }
+    // The model's own data file is replaced by the next export.
+    export_to_file(&m, &s, drawn, &path, &options).unwrap();
+    assert!(super::lower::uses_its_data_file(&path));
+    let other = ParamValues::Drawn {
+        init: Init::Default,
+        seed: 1,
+    };
+    let before = std::fs::read(&data).unwrap();
+    export_to_file(&m, &s, other, &path, &options).unwrap();
+    assert!(std::fs::read(&data).unwrap() != before);
+}
+
 #[test]
 fn streamed_export_checks_given_weights_and_leaves_nothing_on_error() {
     let mut s = SourceMap::new();
