@@ -1599,8 +1599,9 @@ fn third_review_cases() {
 }
 
 /// `bare_branch` on one line: a layer or block call after an unbraced call is a branch of
-/// its own, whatever the first one is; in `conv relu conv relu` each `relu` is warned of once
-/// and the middle pair is no slip of its own.
+/// its own, whatever the first one is; three or more such calls (`conv relu conv relu`) are
+/// one warning for the line, whose help braces it whole (bracing each `relu` with the conv
+/// before it would leave two branches where one was meant).
 #[test]
 fn bare_branches_on_one_line_are_warned_once_each() {
     let warnings = |body: &str| -> Vec<String> {
@@ -1619,8 +1620,14 @@ fn bare_branches_on_one_line_are_warned_once_each() {
         "{w:?}"
     );
     let w = warnings("conv(8, 1) relu conv(4, 1) relu");
-    assert_eq!(w.len(), 2, "{w:?}");
-    assert!(w.iter().all(|m| m.contains("is `relu` alone")), "{w:?}");
+    assert_eq!(w, ["these 4 calls on one line are 4 concat branches: each statement not in braces is a branch of its own"]);
+    let src = "model M(input: [4, 8, 8]) { concat { conv(8, 1) relu conv(4, 1) relu } }\n";
+    let c = cnnc::compile_source(std::path::Path::new("b.cnn"), src.to_string());
+    let help = c.diagnostics.iter().next().unwrap().help.clone().unwrap();
+    assert!(
+        help.contains("`{ conv(8, 1) relu conv(4, 1) relu }`"),
+        "{help}"
+    );
     assert!(warnings("{ relu } conv(8, 1)").is_empty());
     // A named tensor then a layer: a shortcut's sequence, a concat's two branches.
     let named = |body: &str| -> Vec<String> {

@@ -1916,8 +1916,75 @@ impl<'a, 'd> Elab<'a, 'd> {
             matches!(b.body.as_slice(), [st] if matches!(&st.kind,
                 StmtKind::Call(c) if SHAPE_KEEPING.contains(&c.name.name.as_str())))
         };
+        // Three or more unbraced calls on one line (`conv(96, 1) relu conv(128, 3) relu`) read
+        // as one branch written in a row: one warning for the line, whose fix braces it all
+        // (the pairs within it would each be braced alone, making other branches).
+        // Layers and blocks that compute from the branch's input: not a named tensor (a
+        // concat of skips, `concat { e1 e2 e3 }`), nor a layer that picks a part of it.
+        let call_of = |b: &ast::Branch| match b.body.as_slice() {
+            [st] if st.span == b.span => match &st.kind {
+                StmtKind::Call(call)
+                    if (layers::lookup(&call.name.name).is_some()
+                        || self.defs.is_block(&call.name.name))
+                        && !matches!(call.name.name.as_str(), "crop" | "slice")
+                        && !call.args.iter().any(|a| {
+                            matches!(&a.value.kind, ast::ExprKind::Var(n)
+                                if frame.env.get(n).is_none() && frame.tensors.contains_key(n))
+                        }) =>
+                {
+                    Some(quoted_call(call))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let mut in_a_line = vec![false; c.branches.len()];
+        // (where, warning), told in the order of the source.
+        let mut found: Vec<(u32, Diagnostic)> = Vec::new();
+        let mut start = 0;
+        while start < c.branches.len() {
+            let mut end = start + 1;
+            while end < c.branches.len()
+                && c.branches[end].shares_line
+                && call_of(&c.branches[end]).is_some()
+                && call_of(&c.branches[start]).is_some()
+            {
+                end += 1;
+            }
+            if end - start >= 3 {
+                let run = &c.branches[start..end];
+                let calls: Vec<String> = run.iter().filter_map(call_of).collect();
+                let line = calls.join(" ");
+                let n = calls.len();
+                let mut d = Diagnostic::warning(
+                    "cnnc::elab::bare_branch",
+                    format!(
+                        "these {n} calls on one line are {n} concat branches: each statement \
+                         not in braces is a branch of its own"
+                    ),
+                )
+                .label(
+                    Span::new(
+                        run[0].span.file,
+                        run[0].span.start as usize,
+                        run[n - 1].span.end as usize,
+                    ),
+                    format!("{n} branches"),
+                );
+                d = d.help(format!(
+                    "if they are one branch, brace the line: `{{ {line} }}`; if they are \
+                     several, brace each"
+                ));
+                found.push((run[0].span.start, d));
+                in_a_line[start..end].fill(true);
+            }
+            start = end;
+        }
         for (k, pair) in c.branches.windows(2).enumerate() {
             let (before, branch) = (&pair[0], &pair[1]);
+            if in_a_line[k] && in_a_line[k + 1] && branch.shares_line {
+                continue;
+            }
             let [stmt] = branch.body.as_slice() else {
                 continue;
             };
@@ -1990,12 +2057,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                      `{{ {previous} }} {{ {layer_text} }}`, or put each on a line of its own"
                 )
             };
-            self.diags.push(
+            found.push((
+                before.span.start,
                 Diagnostic::warning("cnnc::elab::bare_branch", message)
                     .label(branch.span, "a branch of its own")
                     .label(before.span, "the branch before, not followed by it")
                     .help(help),
-            );
+            ));
+        }
+        found.sort_by_key(|(at, _)| *at);
+        for (_, d) in found {
+            self.diags.push(d);
         }
     }
 
