@@ -92,10 +92,21 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
             .map_or(blanked.len(), |i| pos + i);
         let line = std::str::from_utf8(&blanked[start..end]).unwrap_or("");
         let before = std::str::from_utf8(&blanked[..start]).unwrap_or("");
-        if line.trim().is_empty() || !balanced(line) || !ends_a_statement(before) {
+        if line.trim().is_empty() || !ends_a_statement(before) {
             break;
         }
+        // A model's or block's header (`model N(input: (3, 32, 32)) {`) opens the body that
+        // follows: it becomes a neutral header of no more bytes, so the body is still read.
+        let replacement = if balanced(line) {
+            Vec::new()
+        } else {
+            match header_stand_in(line) {
+                Some(h) => h.into_bytes(),
+                None => break,
+            }
+        };
         blanked[start..end].fill(b' ');
+        blanked[start..start + replacement.len()].copy_from_slice(&replacement);
         let again = std::str::from_utf8(&blanked).expect("only ASCII bytes were replaced");
         match CnnParser::parse(Rule::file, again) {
             Ok(_) => break,
@@ -112,6 +123,21 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
         }
     }
     Diagnostics(diags)
+}
+
+/// A header that opens a body as `line` does, no longer than it, for a line that starts a
+/// model or block and ends with the `{` of its body (its other brackets balanced).
+fn header_stand_in(line: &str) -> Option<String> {
+    let code = code_of(line).trim();
+    let stand_in = if code.starts_with("model ") {
+        "model R(input: [1]) {"
+    } else if code.starts_with("block ") {
+        "block R() {"
+    } else {
+        return None;
+    };
+    let opens = code.ends_with('{') && balanced(&code[..code.len() - 1]);
+    (opens && line.len() >= stand_in.len()).then(|| stand_in.to_string())
 }
 
 /// The code of a line, without its comment (`#` or `//` outside a string).

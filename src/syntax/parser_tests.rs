@@ -1481,6 +1481,28 @@ fn independent_syntax_errors_are_all_reported() {
     assert!(d.iter().all(|d| d.code == "cnnc::syntax::unexpected"));
 }
 
+/// An error in a model's or block's header (`input: (3, 32, 32)`) does not hide the errors of
+/// its body or of the models after it: the header stands in as a neutral one.
+#[test]
+fn recovery_goes_on_past_an_error_in_a_header() {
+    let text = "model M(input: (3, 32, 32)) {\n    conv(16, 3, pad=1),\n    relu\n}\n\
+                block b(x y) {\n    relu\n}\nmodel O(input: [3, 32, 32]) {\n    relu;\n}\n";
+    let d = parse(text, FILE).unwrap_err();
+    let lines: Vec<usize> = d
+        .iter()
+        .map(|d| {
+            text[..d.labels[0].span.start as usize]
+                .matches('\n')
+                .count()
+                + 1
+        })
+        .collect();
+    assert_eq!(lines, [1, 2, 5, 9], "{:#?}", d.0);
+    // A header too short for the stand-in, or with a statement after its `{`, stops there.
+    let text = "model M(x {\n relu;\n}\n";
+    assert_eq!(parse(text, FILE).unwrap_err().0.len(), 1);
+}
+
 #[test]
 fn recovery_stops_where_blanking_a_line_could_invent_errors() {
     // A missing `)`: the file's brackets do not balance, so only the first error is real.
