@@ -799,7 +799,19 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         _ => ']',
     };
     // Python and PyTorch habits met at the token.
-    if let Some(help) = python_habit(text, start, tok, &expects, innermost_unclosed(text, pos)) {
+    let unclosed = innermost_unclosed(text, pos);
+    if let Some(help) = python_habit(text, start, tok, &expects, unclosed) {
+        // Python's `//`: the mistake is where the comment starts, lines before the token.
+        if let (true, Some((open, _))) = (help.starts_with("`//` starts a comment"), unclosed) {
+            let line_end = text[open..].find('\n').map_or(text.len(), |i| open + i);
+            if let Some(at) = text[open..line_end].find("//") {
+                let at = open + at;
+                d = d.label(
+                    Span::new(file, at, at + 2),
+                    "this `//` starts a comment, which hides the rest of the line",
+                );
+            }
+        }
         return d.help(help);
     }
     if tok == "=" && expects("an operator") {

@@ -1533,11 +1533,21 @@ fn recovery_does_not_blame_the_line_after_an_unfinished_statement() {
 
 #[test]
 fn python_floor_division_and_power_are_explained() {
-    // `//` comments out the rest of the line, leaving the `(` open.
-    check_error(
-        "block se(c=in.c) {\n    gate { global_avgpool conv(in.c // 16, 1) relu }\n}\n",
+    // `//` comments out the rest of the line, leaving the `(` open; the `//` is labelled
+    // where it is, though the error is found at a token lines after it.
+    let text = "block se(c=in.c) {\n    gate { global_avgpool conv(in.c // 16, 1) relu }\n}\n";
+    let d = check_error(
+        text,
         UNEXPECTED,
         &["`//` starts a comment", "write `in.c / 16`"],
+    );
+    let at = text.find("//").unwrap() as u32;
+    assert!(
+        d.labels
+            .iter()
+            .any(|l| l.span.start == at && l.span.end == at + 2 && l.text.contains("comment")),
+        "{:#?}",
+        d.labels
     );
     check_error(
         "model M(input: [3, 8, 8]) { repeat i in 0..3 { conv(16 * 2 ** i, 3) } }",
