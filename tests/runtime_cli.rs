@@ -390,6 +390,23 @@ fn classifier_output_shows_the_top_classes() {
         r.stdout
     );
     assert!(r.stdout.contains("sample 1:"), "{}", r.stdout);
+    // An output that comes out of an activation (a decoder's relu) is no class scores; a
+    // linear layer's is.
+    for (name, layers, classes) in [
+        ("decoder_relu.cnn", "linear(6) relu", false),
+        ("decoder_sigmoid.cnn", "linear(6) sigmoid", false),
+        ("scores.cnn", "linear(6)", true),
+    ] {
+        std::fs::write(
+            dir.join(name),
+            format!("model D(input: [4]) {{ {layers} }}\n"),
+        )
+        .unwrap();
+        let r = cnnc(dir, &["run", name, "--input", "ones.npy"]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(r.stdout.contains("output `output`: [2, 6]"), "{}", r.stdout);
+        assert_eq!(r.stdout.contains("top 5 classes"), classes, "{}", r.stdout);
+    }
 }
 
 /// A `.npy` far longer than its header declares (a sparse 64 GiB file here) is refused after

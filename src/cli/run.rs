@@ -455,8 +455,27 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             ));
         }
     }
+    // Class scores are a linear layer's logits, or their softmax: an output that comes out
+    // of an activation (a decoder's relu, a sigmoid's probabilities per label) is no one's.
+    let activated = cnnc::onnx::first_output_op(&bytes).is_some_and(|op| {
+        matches!(
+            op.as_str(),
+            "Relu"
+                | "Sigmoid"
+                | "Tanh"
+                | "Clip"
+                | "Elu"
+                | "LeakyRelu"
+                | "PRelu"
+                | "HardSigmoid"
+                | "HardSwish"
+                | "Softplus"
+                | "Mish"
+                | "Gelu"
+        )
+    });
     if let [n, k] = shape[..] {
-        if k >= 2 && n >= 1 {
+        if k >= 2 && n >= 1 && !activated {
             out.push_str(&top_classes(&values, n, k, 5, 5));
         }
     }

@@ -22,6 +22,32 @@ pub use weights::{
 #[cfg(test)]
 mod tests;
 
+/// The operator that computes an ONNX model's first output (`Gemm`, `Relu`, …); `None` when
+/// the bytes are no ONNX model or the output is no node's (an input, an initializer). Reads
+/// the nodes and outputs only: the initializers' bytes are skipped, not copied.
+pub fn first_output_op(bytes: &[u8]) -> Option<String> {
+    use prost::Message;
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Model {
+        #[prost(message, optional, tag = "7")]
+        graph: Option<Graph>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Graph {
+        #[prost(message, repeated, tag = "1")]
+        node: Vec<proto::NodeProto>,
+        #[prost(message, repeated, tag = "12")]
+        output: Vec<proto::ValueInfoProto>,
+    }
+    let graph = Model::decode(bytes).ok()?.graph?;
+    let output = &graph.output.first()?.name;
+    graph
+        .node
+        .iter()
+        .find(|n| n.output.contains(output))
+        .map(|n| n.op_type.clone())
+}
+
 /// The files an ONNX model's initializers keep their data in (`location` of each external
 /// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
 pub fn external_data_locations(bytes: &[u8]) -> Option<Vec<String>> {
