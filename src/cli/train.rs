@@ -750,14 +750,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
     let banner = format!(
         "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
         model.name,
-        onnx::parameter_specs(model)
-            .iter()
-            .filter(|s| s.kind.is_trainable())
-            .map(|s| s.elements())
-            .sum::<usize>(),
+        cnnc::shape::summary::group(
+            onnx::parameter_specs(model)
+                .iter()
+                .filter(|s| s.kind.is_trainable())
+                .map(|s| s.elements() as u64)
+                .sum::<u64>()
+        ),
         a.data,
-        splits.train.n,
-        splits.test.n,
+        cnnc::shape::summary::group(splits.train.n as u64),
+        cnnc::shape::summary::group(splits.test.n as u64),
         resize
             .map(|(h, w)| format!(", resized to {h}×{w}"))
             .unwrap_or_default(),
