@@ -2661,3 +2661,24 @@ fn pixel_shuffle_is_checked() {
         "{e:?}"
     );
 }
+
+/// `pad=same` on a pooling: the help gives the padding for this window and stride (it gave
+/// a 3×3 window's `pad=1` whatever the pooling).
+#[test]
+fn pooling_pad_same_gets_this_windows_padding() {
+    let help = |layer: &str| {
+        help_for(
+            &format!("model M(input: [3, 8, 8]) {{ {layer} }}\n"),
+            "cnnc::elab::argument_value",
+        )
+    };
+    assert!(help("maxpool(5, stride=1, pad=same)")
+        .contains("`pad=2` keeps the size with this 5×5 window"));
+    assert!(help("avgpool([3, 1], stride=1, pad=same)").contains("`pad=[1, 0]`"));
+    let strided = help("maxpool(2, pad=same)");
+    assert!(
+        strided.contains("with stride 2 the size shrinks") && strided.contains("ceil=true"),
+        "{strided}"
+    );
+    assert!(help("maxpool(2, stride=1, pad=same)").contains("an even 2×2 window"));
+}

@@ -458,6 +458,39 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
     Some(hint)
 }
 
+/// The help of `pad=same` on a pooling of `kernel` and `stride`: the padding that does what
+/// was meant, for this window.
+fn pool_same_help(kernel: [u64; 2], stride: [u64; 2]) -> String {
+    let window = format!("{}×{}", kernel[0], kernel[1]);
+    if stride != [1, 1] {
+        return format!(
+            "give the padding explicitly: with stride {} the size shrinks whatever the padding \
+             (as PyTorch's pooling, which has no `same` either); `pad=0` drops a last partial \
+             window, `ceil=true` keeps it, `pad=p` (at most half the window) adds p on each side",
+            if stride[0] == stride[1] {
+                stride[0].to_string()
+            } else {
+                format!("{stride:?}")
+            }
+        );
+    }
+    if kernel.iter().all(|k| k % 2 == 1) {
+        let p = kernel.map(|k| (k - 1) / 2);
+        let pad = if p[0] == p[1] {
+            p[0].to_string()
+        } else {
+            format!("[{}, {}]", p[0], p[1])
+        };
+        format!("give the padding explicitly: `pad={pad}` keeps the size with this {window} window")
+    } else {
+        format!(
+            "give the padding explicitly; an even {window} window keeps the size only with \
+             uneven padding, `pad([top, bottom, left, right])` before the pooling (e.g. \
+             `pad([0, 1, 0, 1])` for 2×2)"
+        )
+    }
+}
+
 /// How PyTorch's `LayerNorm` is written.
 const LAYERNORM: &str = "`layernorm`: each sample is normalized at each pixel over its channels \
                          (ConvNeXt's `LayerNorm2d`, PyTorch's `LayerNorm(C)` on channels-last \
@@ -693,7 +726,7 @@ pub fn build(
                         format!("`{}` does not take `pad=same`", spec.name),
                     )
                     .label(pad_span().unwrap_or(call.span), "here")
-                    .help("give the padding explicitly, e.g. pad=1 for a 3×3 window with stride 1"),
+                    .help(pool_same_help(kernel, stride)),
                 );
                 return None;
             }

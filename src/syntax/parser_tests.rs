@@ -1549,11 +1549,12 @@ fn python_floor_division_and_power_are_explained() {
         "{:#?}",
         d.labels
     );
-    check_error(
+    let d = check_error(
         "model M(input: [3, 8, 8]) { repeat i in 0..3 { conv(16 * 2 ** i, 3) } }",
         UNEXPECTED,
         &["no power operator", "[16, 32, 64][i]"],
     );
+    assert_eq!(d.message, "expected an expression, found `*`");
 }
 
 #[test]
