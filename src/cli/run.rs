@@ -389,10 +389,11 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         return Err(Failure(
             EXIT_USAGE,
             format!(
-                "{}: {bad} of the input's {} values are NaN or infinite{} (the first at flat \
+                "{}: {bad} of the input's {} values {} NaN or infinite{} (the first at flat \
                  index {first}); the model's output would be meaningless",
                 input_name,
                 array.data.len(),
+                if bad == 1 { "is" } else { "are" },
                 if array
                     .converted_from
                     .is_some_and(|t| t.starts_with("float64"))
@@ -414,10 +415,11 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     let bad = values.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         note!(
-            "warning: {bad} of the output's {} values are NaN or infinite: the model computes \
+            "warning: {bad} of the output's {} values {} NaN or infinite: the model computes \
              them from this finite input (its weights, or an operator such as a division by \
              zero)",
-            values.len()
+            values.len(),
+            if bad == 1 { "is" } else { "are" }
         );
     }
 
@@ -887,8 +889,9 @@ pub fn doctor(a: DoctorArgs) -> ExitCode {
                 // The reason follows once, as the error below.
                 Err(_) => outln!("library    not found (see the error below)"),
             }
-            if let (Err(e), Ok(_)) = (&rt, &located) {
-                outln!("load       failed: {e}");
+            // The reason follows once, as the error below.
+            if let (Err(_), Ok(_)) = (&rt, &located) {
+                outln!("load       failed (see the error below)");
             }
             if let Ok(rt) = &rt {
                 outln!("version    {}", version.unwrap_or("unknown"));

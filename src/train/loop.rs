@@ -645,9 +645,11 @@ impl State {
         if into_epoch.is_none_or(|k| k >= steps_per_epoch as u64) {
             return Err(resume_err(
                 format!(
-                    "its step count ({} after {} epochs) does not fit {steps_per_epoch} batches \
+                    "its step count ({} after {} epoch{}) does not fit {steps_per_epoch} batches \
                      per epoch: it was written by another version of cnnc, or is damaged",
-                    ck.step, ck.epoch
+                    ck.step,
+                    ck.epoch,
+                    if ck.epoch == 1 { "" } else { "s" }
                 ),
                 "resume it with the cnnc that wrote it",
             ));
