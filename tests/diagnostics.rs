@@ -2682,3 +2682,23 @@ fn pooling_pad_same_gets_this_windows_padding() {
     );
     assert!(help("maxpool(2, stride=1, pad=same)").contains("an even 2×2 window"));
 }
+
+/// A shortcut whose conv strides where the body keeps the size: the help says to remove
+/// that stride (it said only "make it give 32×32").
+#[test]
+fn a_strided_shortcut_beside_a_size_keeping_body_is_told_to_drop_its_stride() {
+    let help = help_for(
+        "model M(input: [32, 32, 32]) {\n    residual { conv(64, 3, pad=1) relu conv(64, 3, pad=1) }\n    shortcut { conv(64, 1, stride=2) }\n}\n",
+        "cnnc::shape::residual_mismatch",
+    );
+    assert!(
+        help.contains("remove the stride of the shortcut's conv"),
+        "{help}"
+    );
+    // The other way round, the body's stride is what the shortcut's conv needs.
+    let help = help_for(
+        "model M(input: [32, 32, 32]) {\n    residual { conv(64, 3, stride=2, pad=1) }\n    shortcut { conv(64, 1) }\n}\n",
+        "cnnc::shape::residual_mismatch",
+    );
+    assert!(help.contains("`stride=2`"), "{help}");
+}

@@ -3928,6 +3928,12 @@ fn shortcut_help(
             body.channels(),
             stride_param(s).map_or(s.to_string(), str::to_string)
         ),
+        // The body keeps the input's size and the shortcut shrinks it: its conv's stride.
+        Some(1) if has_conv && !has_pool && ss[0] <= h && ss[1] <= w => {
+            "remove the stride of the shortcut's conv, as the body keeps the input's size (or \
+             give the body's first conv the same stride, if the block is meant to downsample)"
+                .to_string()
+        }
         _ => format!("make it give {bh}×{bw}"),
     };
     if !has_conv && size_ok {
