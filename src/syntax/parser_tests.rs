@@ -1464,19 +1464,23 @@ fn a_string_where_a_value_goes_names_the_string_and_says_what_to_write() {
     assert_eq!(&text[l.span.start as usize..l.span.end as usize], "\"3)");
 }
 
-#[test]
-fn independent_syntax_errors_are_all_reported() {
-    let text = "model M(input: [3, 32, 32]) {\n  conv(8 3)\n  relu\n  conv(8, 3,, pad=1)\n}\n\nmodel N(input: [3, 8, 8]) {\n  conv(4, = 3)\n}\n";
-    let d = parse(text, FILE).unwrap_err();
-    let lines: Vec<usize> = d
-        .iter()
+/// The 1-based line of each error's first label.
+fn error_lines(text: &str, d: &Diagnostics) -> Vec<usize> {
+    d.iter()
         .map(|d| {
             text[..d.labels[0].span.start as usize]
                 .matches('\n')
                 .count()
                 + 1
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn independent_syntax_errors_are_all_reported() {
+    let text = "model M(input: [3, 32, 32]) {\n  conv(8 3)\n  relu\n  conv(8, 3,, pad=1)\n}\n\nmodel N(input: [3, 8, 8]) {\n  conv(4, = 3)\n}\n";
+    let d = parse(text, FILE).unwrap_err();
+    let lines = error_lines(text, &d);
     assert_eq!(lines, [2, 4, 8], "{:#?}", d.0);
     assert!(d.iter().all(|d| d.code == "cnnc::syntax::unexpected"));
 }
@@ -1488,15 +1492,7 @@ fn recovery_goes_on_past_an_error_in_a_header() {
     let text = "model M(input: (3, 32, 32)) {\n    conv(16, 3, pad=1),\n    relu\n}\n\
                 block b(x y) {\n    relu\n}\nmodel O(input: [3, 32, 32]) {\n    relu;\n}\n";
     let d = parse(text, FILE).unwrap_err();
-    let lines: Vec<usize> = d
-        .iter()
-        .map(|d| {
-            text[..d.labels[0].span.start as usize]
-                .matches('\n')
-                .count()
-                + 1
-        })
-        .collect();
+    let lines = error_lines(text, &d);
     assert_eq!(lines, [1, 2, 5, 9], "{:#?}", d.0);
     // A header too short for the stand-in, or with a statement after its `{`, stops there.
     let text = "model M(x {\n relu;\n}\n";

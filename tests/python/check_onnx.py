@@ -304,13 +304,18 @@ def ref_groupnorm(x, spec):
     # PyTorch's GroupNorm: each sample's channels split into groups in order, each group's
     # values (all its channels' pixels) centred and divided by sqrt(biased variance + eps),
     # then a scale and shift per channel.
-    n, c = x.shape[:2]
+    n = x.shape[0]
     g = spec["groups"]
     xg = x.astype(np.float64).reshape(n, g, -1)
     mean = xg.mean(axis=2, keepdims=True)
     var = ((xg - mean) ** 2).mean(axis=2, keepdims=True)
     y = ((xg - mean) / np.sqrt(var + spec["eps"])).reshape(x.shape)
-    per_channel = (1, c) + (1,) * (x.ndim - 2)
+    return scale_and_shift(y, spec)
+
+
+def scale_and_shift(y, spec):
+    # A normalization's learned scale and shift per channel, when it has them.
+    per_channel = (1, y.shape[1]) + (1,) * (y.ndim - 2)
     if spec.get("weight"):
         y = y * spec["_init"][spec["weight"]].astype(np.float64).reshape(per_channel)
         y = y + spec["_init"][spec["bias"]].astype(np.float64).reshape(per_channel)
@@ -320,16 +325,10 @@ def ref_groupnorm(x, spec):
 def ref_layernorm(x, spec):
     # ConvNeXt's LayerNorm2d: each sample's values at one pixel (its channels) centred and
     # divided by sqrt(biased variance + eps), then a scale and shift per channel.
-    c = x.shape[1]
     x = x.astype(np.float64)
     mean = x.mean(axis=1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
-    y = (x - mean) / np.sqrt(var + spec["eps"])
-    per_channel = (1, c) + (1,) * (x.ndim - 2)
-    if spec.get("weight"):
-        y = y * spec["_init"][spec["weight"]].astype(np.float64).reshape(per_channel)
-        y = y + spec["_init"][spec["bias"]].astype(np.float64).reshape(per_channel)
-    return y
+    return scale_and_shift((x - mean) / np.sqrt(var + spec["eps"]), spec)
 
 
 def ref_layer_scale(x, spec):
