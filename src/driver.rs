@@ -527,13 +527,47 @@ fn load_recursive(
         }
         match read_source(&target) {
             Ok(text) => next = Some(sources.add(target, text)),
-            Err(e) => diagnostics.push(
-                Diagnostic::error("cnnc::syntax::use_not_found", e.to_string())
-                    .label(u.span, "used here")
-                    .help("the path of a `use` is relative to the file that contains it"),
-            ),
+            Err(e) => {
+                let relative = "the path of a `use` is relative to the file that contains it";
+                let help = match nearby_source_file(&target, &u.path) {
+                    Some(near) => format!("did you mean `use \"{near}\"`?"),
+                    None => relative.to_string(),
+                };
+                diagnostics.push(
+                    Diagnostic::error("cnnc::syntax::use_not_found", e.to_string())
+                        .label(u.span, "used here")
+                        .help(help),
+                )
+            }
         }
     }
+}
+
+/// For a used file that does not exist, the nearest `.cnn` file beside where it was looked
+/// for, as the `use` would write it (`written` with its file name replaced); `None` when it
+/// exists or none is near.
+fn nearby_source_file(target: &Path, written: &str) -> Option<String> {
+    if target.symlink_metadata().is_ok() {
+        return None;
+    }
+    let name = target.file_name()?.to_str()?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A folder of many files is not worth listing for a hint.
+    let siblings: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .take(10_000)
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".cnn"))
+        .collect();
+    let near = crate::diag::did_you_mean(name, siblings.iter().map(String::as_str))?;
+    let written_name = Path::new(written).file_name()?.to_str()?;
+    Some(format!(
+        "{}{near}",
+        written.strip_suffix(written_name).unwrap_or_default()
+    ))
 }
 
 /// Parses one file into `files`; its folder and its `use`s, or `None` when it does not

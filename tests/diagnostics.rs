@@ -2702,3 +2702,89 @@ fn a_strided_shortcut_beside_a_size_keeping_body_is_told_to_drop_its_stride() {
     );
     assert!(help.contains("`stride=2`"), "{help}");
 }
+
+/// Keras's layer names, PyTorch's arguments that cnnc has no use for, misspelt PyTorch
+/// argument names and misspelt used files get a help that says what to write; what the
+/// Keras helps write compiles to the shapes Keras gives.
+#[test]
+fn helps_for_keras_habits_and_misspellings() {
+    let m = |body: &str| format!("model M(input: [3, 8, 8]) {{ {body} }}\n");
+    let arg = "cnnc::elab::unknown_argument";
+    let h = help_for(&m("conv(6, 5, paddng=2)"), arg);
+    assert!(h.starts_with("did you mean `pad`?"), "{h}");
+    let h = help_for(&m("maxpool(2, kernal_size=2)"), arg);
+    assert!(h.starts_with("did you mean `kernel`?"), "{h}");
+    let h = help_for(&m("relu(inplace=true)"), arg);
+    assert!(h.contains("remove `inplace`"), "{h}");
+    for (call, name) in [
+        ("batchnorm(num_features=3)", "num_features"),
+        ("groupnorm(1, num_channels=3)", "num_channels"),
+    ] {
+        let h = help_for(&m(call), arg);
+        assert_eq!(
+            h,
+            format!("cnnc infers `{name}` from the incoming tensor; remove it")
+        );
+    }
+    let layer = "cnnc::elab::unknown_layer";
+    for (keras, writes) in [
+        ("Dense(10)", "`linear(120) relu`"),
+        ("Conv2D(8, 3)", "`conv(32, 3, pad=same) relu`"),
+        ("GlobalAveragePooling2D", "`global_avgpool flatten`"),
+        ("BatchNormalization", "`momentum=0.01`"),
+        ("Activation(1)", "`relu`"),
+        ("SeparableConv2D(64, 3)", "conv(64, 1)`"),
+    ] {
+        let h = help_for(&m(keras), layer);
+        assert!(
+            h.contains("is Keras's name; cnnc writes") && h.contains(writes),
+            "{keras}: {h}"
+        );
+    }
+    // The helps' translations, with Keras's output shapes.
+    let c = cnnc::compile_source(
+        Path::new("k.cnn"),
+        "model K(input: [3, 32, 32]) {\n\
+         conv(32, 3, pad=same) relu : [32, 32, 32]\n\
+         conv(32, 3, stride=2, pad=1) : [32, 16, 16]\n\
+         conv(in.c, 3, pad=same, groups=in.c, bias=false) conv(64, 1) : [64, 16, 16]\n\
+         conv(in.c, 3, pad=same, groups=in.c) : [64, 16, 16]\n\
+         maxpool(2) : [64, 8, 8]\n\
+         avgpool(2) : [64, 4, 4]\n\
+         upsample(2) : [64, 8, 8]\n\
+         convT(64, 2, stride=2) : [64, 16, 16]\n\
+         pad([0, 1, 2, 3]) : [64, 17, 21]\n\
+         maxpool([in.h, in.w]) flatten : [64]\n\
+         linear(120) relu : [120]\n\
+         }\n"
+        .into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    // A misspelt used file: the nearest .cnn file beside it, as the `use` writes it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    std::fs::write(dir.path().join("lib/blocks.cnn"), "block b() { relu }\n").unwrap();
+    let main = dir.path().join("main.cnn");
+    let use_help = |used: &str| {
+        std::fs::write(
+            &main,
+            format!("use \"{used}\"\nmodel M(input: [4]) {{ b() }}\n"),
+        )
+        .unwrap();
+        let c = cnnc::compile_file(&main).unwrap();
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::syntax::use_not_found")
+            .unwrap_or_else(|| panic!("{used}: {:?}", c.diagnostics));
+        d.help.clone().unwrap_or_default()
+    };
+    assert_eq!(
+        use_help("lib/blokcs.cnn"),
+        "did you mean `use \"lib/blocks.cnn\"`?"
+    );
+    assert_eq!(
+        use_help("lib/layers.cnn"),
+        "the path of a `use` is relative to the file that contains it"
+    );
+}

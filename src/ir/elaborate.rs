@@ -185,6 +185,9 @@ pub(crate) fn unknown_layer<'c>(
         _ if layers::pytorch_equivalent(name).is_some() => {
             d.help(layers::pytorch_equivalent(name).expect("checked"))
         }
+        _ if layers::keras_equivalent(name).is_some() => {
+            d.help(layers::keras_equivalent(name).expect("checked"))
+        }
         _ if layers::missing_layer_hint(name).is_some() => {
             d.help(layers::missing_layer_hint(name).expect("checked"))
         }

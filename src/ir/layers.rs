@@ -332,6 +332,35 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
     Some(format!("`{name}` is PyTorch's name; cnnc's layer is {how}"))
 }
 
+/// What cnnc writes for a Keras layer class (`Dense`, `Conv2D`, `MaxPooling2D`, …): the help
+/// of an unknown layer written Keras's way. Keras's images are channels-last; cnnc's are
+/// [C, H, W], which the shape errors of a channels-last input say.
+pub fn keras_equivalent(name: &str) -> Option<String> {
+    let how = match name {
+        "Dense" => "`linear(units)`, with the activation as a layer of its own: `Dense(120, activation='relu')` is `linear(120) relu`",
+        "Conv2D" | "Convolution2D" => "`conv(filters, kernel, stride=…, pad=…)`, with the activation as a layer of its own: `Conv2D(32, 3, padding='same', activation='relu')` is `conv(32, 3, pad=same) relu`; with a stride, the padding is given as a number (`strides=2, padding='same'` is `stride=2, pad=1` for a 3×3 kernel); Keras's default `padding='valid'` is `pad=0`, cnnc's default",
+        "Conv2DTranspose" => "`convT(filters, kernel, stride=…, pad=…)`: `Conv2DTranspose(64, 2, strides=2)` is `convT(64, 2, stride=2)`",
+        "DepthwiseConv2D" => "a conv with a group per channel: `DepthwiseConv2D(3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c)`",
+        "SeparableConv2D" => "a depthwise conv and a 1×1 conv: `SeparableConv2D(64, 3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c, bias=false) conv(64, 1)`",
+        "MaxPooling2D" | "MaxPool2D" => "`maxpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `MaxPooling2D(2)` is `maxpool(2)`",
+        "AveragePooling2D" | "AvgPool2D" => "`avgpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `AveragePooling2D(2)` is `avgpool(2)`",
+        "GlobalAveragePooling2D" | "GlobalAvgPool2D" => "`global_avgpool flatten`: `global_avgpool` keeps an image of one pixel, [C, 1, 1], and `flatten` makes the vector that Keras's layer gives",
+        "GlobalMaxPooling2D" | "GlobalMaxPool2D" => "`maxpool([in.h, in.w]) flatten`: a max pooling over the whole image, then the vector",
+        "BatchNormalization" => "`batchnorm`; Keras's `momentum=0.99` (the share of the old running mean) is cnnc's and PyTorch's `momentum=0.01`, and its `epsilon=1e-3` is `eps=1e-3`",
+        "LayerNormalization" => "`layernorm` over the channels of each pixel (Keras's default `axis=-1` on channels-last images)",
+        "GroupNormalization" => "`groupnorm(groups)`",
+        "Activation" => "the activation itself, a layer of its own: `Activation('relu')` is `relu`",
+        "ZeroPadding2D" => "`pad(p)`; Keras's `((top, bottom), (left, right))` is cnnc's list `[top, bottom, left, right]`",
+        "UpSampling2D" => "`upsample(size)`: `UpSampling2D(2)` is `upsample(2)`, and `interpolation='bilinear'` is `bilinear=true` beside it",
+        "SpatialDropout2D" => "`dropout(rate)`, which zeroes single values: Keras's `SpatialDropout2D` zeroes whole channels, which cnnc does not do (the two differ in training only)",
+        "Concatenate" => "`concat { {branch} {branch} … }`: each braced branch takes the same input, and the outputs are joined along the channels",
+        "Add" => "`residual { body }` (body(x) + x), with `shortcut { … }` for a projection",
+        "Multiply" => "a gate: `gate { … sigmoid }` multiplies the input by what its body makes of it",
+        _ => return None,
+    };
+    Some(format!("`{name}` is Keras's name; cnnc writes {how}"))
+}
+
 /// What to write instead of a well-known layer cnnc does not have (`mish`, `upsample`,
 /// `LayerNorm`, `global_maxpool`, `cat`, …), matched ignoring case and underscores: the help
 /// of an unknown layer where a near name would mislead (`mish` is not `relu`).
@@ -965,11 +994,30 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
         format!("`{}` has no argument `{}`", spec.name, n.name),
     )
     .label(n.span, "unknown argument");
-    let alias = ALIASES
+    // PyTorch's names this layer has a parameter for, matched exactly or misspelt
+    // (`paddng` is `padding`, so `pad`), beside the layer's own names.
+    let aliases = ALIASES
         .iter()
-        .find(|(from, to)| *from == n.name && spec.params.iter().any(|p| p.name == *to))
-        .map(|(_, to)| *to);
-    let suggestion = alias.or_else(|| did_you_mean(&n.name, spec.params.iter().map(|p| p.name)));
+        .filter(|(_, to)| spec.params.iter().any(|p| p.name == *to));
+    let suggestion = aliases
+        .clone()
+        .find(|(from, _)| *from == n.name)
+        .map(|(_, to)| *to)
+        .or_else(|| {
+            let near = did_you_mean(
+                &n.name,
+                spec.params
+                    .iter()
+                    .map(|p| p.name)
+                    .chain(aliases.clone().map(|(from, _)| *from)),
+            )?;
+            Some(
+                aliases
+                    .clone()
+                    .find(|(from, _)| *from == near)
+                    .map_or(near, |(_, to)| *to),
+            )
+        });
     if spec.name == "softmax" && n.name == "dim" {
         d.help(SOFTMAX_DIM)
     } else if spec.name == "gelu" && n.name == "approximate" {
@@ -987,10 +1035,20 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
         ))
     } else if let Some(help) = unsupported_argument(spec.name, &n.name) {
         d.help(format!("{help}; the signature is {}", signature(spec)))
-    } else if n.name == "in_channels" || n.name == "in_features" {
+    } else if matches!(
+        n.name.as_str(),
+        "in_channels" | "in_features" | "num_features" | "num_channels"
+    ) {
         d.help(format!(
             "cnnc infers `{}` from the incoming tensor; remove it",
             n.name
+        ))
+    } else if n.name == "inplace" {
+        d.help(format!(
+            "cnnc's layers never change their input in place (the compiled graph decides \
+             where values live), so there is nothing to ask for: remove `inplace`; the \
+             signature is {}",
+            signature(spec)
         ))
     } else if let Some(s) = suggestion {
         d.help(format!(
