@@ -188,8 +188,9 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 16] = [
+pub const WARNING_CODES: [&str; 17] = [
     "cnnc::shape::unused_input",
+    "cnnc::shape::upsample_shrinks",
     "cnnc::shape::gridding",
     "cnnc::shape::even_kernel_same",
     "cnnc::elab::crop_outside_concat",

@@ -2788,3 +2788,169 @@ fn helps_for_keras_habits_and_misspellings() {
         "the path of a `use` is relative to the file that contains it"
     );
 }
+
+/// Keras's argument habits and input shapes get the help that writes them cnnc's way.
+#[test]
+fn helps_for_keras_arguments_and_inputs() {
+    let m = |body: &str| format!("model M(input: [3, 32, 32]) {{ {body} }}\n");
+    let arg = "cnnc::elab::unknown_argument";
+    for (call, words) in [
+        (
+            "conv(8, 3, activation=relu)",
+            "write the activation as the next layer, `conv(…) relu`",
+        ),
+        ("linear(10, activation=softmax)", "`linear(…) relu`"),
+        ("batchnorm(axis=-1)", "remove `axis`"),
+        ("layernorm(dim=1)", "remove `dim`"),
+        ("upsample(2, interpolation=bilinear)", "`bilinear=true`"),
+        ("conv(filters=8, kernel=3)", "did you mean `out`?"),
+        ("flatten linear(units=8)", "did you mean `out`?"),
+        ("maxpool(pool_size=2)", "did you mean `kernel`?"),
+        ("conv(8, 3, use_bias=false)", "did you mean `bias`?"),
+        ("batchnorm(epsilon=1e-3)", "did you mean `eps`?"),
+    ] {
+        let h = help_for(&m(call), arg);
+        assert!(h.contains(words), "{call}: {h}");
+    }
+    let syntax = "cnnc::syntax::unexpected";
+    for (call, words) in [
+        (
+            "conv(8, 3, pad='SAME')",
+            "`pad=same`: it keeps a conv's size at stride 1",
+        ),
+        ("conv(8, 3, pad='valid')", "`pad=0`, the default"),
+        ("relu as c2 concat(c2)", "`concat { {} skip }`"),
+        ("concat(axis=-1) { {} {} }", "`concat` takes no arguments"),
+        (
+            "relu as x conv(32, 3)(x)",
+            "a layer is not called on a tensor",
+        ),
+    ] {
+        let h = help_for(&m(call), syntax);
+        assert!(h.contains(words), "{call}: {h}");
+    }
+    let h = help_for(&m("conv(8, 3, pad=SAME)"), "cnnc::elab::unknown_variable");
+    assert_eq!(h, "`same` is written in lower case: `pad=same`");
+    // The batch dimension, as a number or Keras's None, channels last or first.
+    for (input, code, written) in [
+        (
+            "[1, 28, 28, 1]",
+            "cnnc::shape::rank",
+            "`input: [1, 28, 28]`",
+        ),
+        (
+            "[None, 28, 28, 1]",
+            "cnnc::elab::argument_value",
+            "`input: [1, 28, 28]`",
+        ),
+        (
+            "[None, 3, 32, 32]",
+            "cnnc::elab::argument_value",
+            "`input: [3, 32, 32]`",
+        ),
+        (
+            "[None, 784]",
+            "cnnc::elab::argument_value",
+            "`input: [784]`",
+        ),
+    ] {
+        let h = help_for(&format!("model M(input: {input}) {{ relu }}\n"), code);
+        assert!(h.contains(written), "{input}: {h}");
+    }
+}
+
+/// `convT(…, pad=same)`: the help's padding and output_pad make the output the input times
+/// the stride (Keras's 'same'), for every kernel, stride and dilation it gives them for.
+#[test]
+fn conv_transpose_same_help_gives_the_input_times_the_stride() {
+    let mut given = 0;
+    for k in 1..=7 {
+        for s in 1..=4 {
+            for d in 1..=3 {
+                let call = format!("convT(4, {k}, stride={s}, dilation={d}");
+                let h = help_for(
+                    &format!("model M(input: [2, 9, 9]) {{ {call}, pad=same) }}\n"),
+                    "cnnc::elab::argument_value",
+                );
+                let Some(at) = h.find("`pad=") else {
+                    assert!(h.contains("an odd kernel does"), "{call}: {h}");
+                    assert!(k % 2 == 0 && s == 1 && d == 1, "{call}: {h}");
+                    continue;
+                };
+                given += 1;
+                let fix = &h[at + 1..at + 1 + h[at + 1..].find('`').unwrap()];
+                let c = cnnc::compile_source(
+                    Path::new("t.cnn"),
+                    format!("model M(input: [2, 9, 9]) {{ {call}, {fix}) }}\n"),
+                );
+                assert!(
+                    c.diagnostics.is_empty(),
+                    "{call}, {fix}: {:?}",
+                    c.diagnostics
+                );
+                let out = c.models[0].output_shape().to_string();
+                assert_eq!(out, format!("[4, {0}, {0}]", 9 * s), "{call}, {fix}");
+            }
+        }
+    }
+    assert!(given > 70, "{given}");
+}
+
+/// Concat and stride helps that the Keras walkthrough found wrong: zero padding from a `pad`
+/// layer is no unused input; a reduction block's branches are told the size they must
+/// reach; a transposed conv that falls one short of its input times the stride is told
+/// output_pad, not a stride before it.
+#[test]
+fn reduction_blocks_pad_layers_and_short_transposed_convs() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("t.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    let m = |body: &str| format!("model M(input: [3, 224, 224]) {{ {body} }}\n");
+    assert_eq!(
+        codes(&m("pad(3) conv(64, 7, stride=2)")),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        codes(&m("pad(1) conv(64, 3, stride=2)")),
+        Vec::<&str>::new()
+    );
+    // Padding that covers less than the unread rows: real input is lost.
+    assert_eq!(
+        codes(&m("pad([2, 0, 2, 0]) conv(8, 3, stride=2)")),
+        ["cnnc::shape::unused_input"]
+    );
+    let reduction = "model M(input: [192, 35, 35]) {\n  concat {\n    conv(384, 3, stride=2)\n    \
+         { conv(64, 1) conv(96, 3, pad=1) conv(96, 3, stride=2, pad=1) }\n    \
+         maxpool(3, stride=2)\n  }\n}\n";
+    let c = cnnc::compile_source(Path::new("r.cnn"), reduction.into());
+    let d = &c.diagnostics.0[0];
+    assert_eq!(d.code, "cnnc::shape::concat_mismatch");
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap()
+            .contains("reduce it to the same 17×17"),
+        "{:?}",
+        d.help
+    );
+    assert!(
+        d.labels.iter().any(|l| {
+            l.text
+            == "this branch gives [96, 18, 18]: its 3×3 conv with stride 2 gives 17×17 with `pad=0`"
+        }),
+        "{:?}",
+        d.labels
+    );
+    let fixed = reduction.replace("stride=2, pad=1", "stride=2, pad=0");
+    assert_eq!(codes(&fixed), Vec::<&str>::new());
+    let short = "model M(input: [3, 64, 64]) {\n  conv(16, 3, pad=1) relu as c1\n  maxpool(2)\n  \
+         convT(16, 3, stride=2, pad=1)\n  concat { {} c1 }\n}\n";
+    let h = help_for(short, "cnnc::shape::concat_mismatch");
+    assert!(h.contains("`output_pad=1` makes it that"), "{h}");
+    assert!(!h.contains("odd size"), "{h}");
+    assert_eq!(
+        codes(&short.replace("pad=1)\n  concat", "pad=1, output_pad=1)\n  concat")),
+        Vec::<&str>::new()
+    );
+}

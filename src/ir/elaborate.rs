@@ -300,6 +300,59 @@ struct Cur {
     shape: Option<Shape>,
 }
 
+/// The help of an input written with its batch dimension, given the other dimensions: the
+/// input without it, channels first (Keras's channels-last `(N, 28, 28, 1)` is `[1, 28, 28]`).
+fn input_without_batch(rest: &[u64]) -> String {
+    let list = |d: &[u64]| d.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+    match *rest {
+        // The channels_last warning's test: few channels last, a larger image before.
+        [h, w, c] if c <= 4 && h >= 8 && w >= 8 => format!(
+            "the batch dimension is left out, and cnnc, like PyTorch, puts the channels \
+             first: for {c}-channel {h}×{w} images write `input: [{c}, {h}, {w}]`"
+        ),
+        _ => format!("the batch dimension is left out: `input: [{}]`", list(rest)),
+    }
+}
+
+/// The size a reduction block's branches must reach, and each branch that does not with
+/// the padding that would make it (see [`Elab::reduction_fixes`]).
+type ReductionFixes = ([u64; 2], Vec<(Span, String)>);
+
+/// For a conv or pooling of input size `from`, the same padding on each side that makes it
+/// give `to`, said as a label's fix (`its 3×3 conv with stride 2 gives 17×17 with `pad=0``);
+/// `None` for another layer, or where no padding up to half the window does.
+fn padding_for_size(op: &Op, from: [u64; 2], to: [u64; 2]) -> Option<String> {
+    let (kernel, stride, dilation, ceil, what) = match op {
+        Op::Conv(a) => (a.kernel, a.stride, a.dilation, false, "conv"),
+        Op::MaxPool(p) => (p.kernel, p.stride, [1, 1], p.ceil, "maxpool"),
+        Op::AvgPool(p) => (p.kernel, p.stride, [1, 1], p.ceil, "avgpool"),
+        _ => return None,
+    };
+    let pad = |a: usize| {
+        // A pooling's padding is at most half its window; a conv's, half its reach.
+        let most = (dilation[a] * (kernel[a].max(1) - 1)).div_ceil(2);
+        (0..=most).find(|&p| {
+            rules::window_out(from[a], kernel[a], stride[a], p, p, dilation[a], ceil)
+                .is_some_and(|(out, _)| out == to[a])
+        })
+    };
+    let (ph, pw) = (pad(0)?, pad(1)?);
+    let strided = match stride {
+        [1, 1] => String::new(),
+        [a, b] if a == b => format!(" with stride {a}"),
+        [a, b] => format!(" with stride [{a}, {b}]"),
+    };
+    let padding = if ph == pw {
+        ph.to_string()
+    } else {
+        format!("[{ph}, {pw}]")
+    };
+    Some(format!(
+        "its {}×{} {what}{strided} gives {}×{} with `pad={padding}`",
+        kernel[0], kernel[1], to[0], to[1]
+    ))
+}
+
 /// The padding that takes a transposed conv's output from `from` down to `to` (a few
 /// pixels, in each axis): its padding grows by p and its `output_pad` becomes one that stays
 /// below its stride or dilation, with 2p − (new output_pad − old) the pixels to lose.
@@ -620,6 +673,32 @@ fn elaborate_model_body<'a>(
 
 impl<'a, 'd> Elab<'a, 'd> {
     fn input_shape(&mut self, model: &ast::ModelDef, frame: &Frame) -> Option<Shape> {
+        // Keras's `(None, 28, 28, 1)`: the batch dimension written as `None`.
+        if let Some(first) = model.input.first() {
+            if matches!(&first.kind, ast::ExprKind::Var(n) if n == "None") {
+                let rest: Option<Vec<u64>> = model.input[1..]
+                    .iter()
+                    .map(|d| match eval(d, &frame.env, None) {
+                        Ok(Value::Int(n)) if n > 0 => Some(n as u64),
+                        _ => None,
+                    })
+                    .collect();
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_value",
+                        "the model's input is one example's shape, without the batch dimension",
+                    )
+                    .label(first.span, "the batch dimension")
+                    .help(match rest {
+                        Some(rest) => input_without_batch(&rest),
+                        None => "leave the batch dimension out: [C, H, W] for images (e.g. \
+                                 `input: [1, 28, 28]`) or [F] for features"
+                            .to_string(),
+                    }),
+                );
+                return None;
+            }
+        }
         let mut dims = Vec::new();
         for d in &model.input {
             match eval(d, &frame.env, None) {
@@ -680,9 +759,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                          {h} channels and length {w} (PyTorch's `Conv1d`), write `input: \
                          [{h}, 1, {w}]` and give kernels as `[1, k]`"
                     ),
-                    [_, c, h, w] => {
-                        format!("the batch dimension is left out: `input: [{c}, {h}, {w}]`")
-                    }
+                    [_, rest @ ..] if rest.len() == 3 => input_without_batch(rest),
                     _ => "write [C, H, W] for an image or [F] for features, without the \
                           batch dimension, e.g. `input: [1, 28, 28]`"
                         .to_string(),
@@ -1657,6 +1734,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         if self.diags.0.len() > before {
             let help = self.concat_help(c, &outs, cur_shape.as_ref(), frame);
             let shrinking = self.shrinking_layers(&outs, cur_shape.as_ref(), branches_first);
+            let reduction = self.reduction_fixes(&outs, cur_shape.as_ref(), branches_first);
             if let Some(d) = self.diags.0.last_mut() {
                 if d.code == "cnnc::shape::concat_mismatch" {
                     if let Some(help) = help {
@@ -1676,11 +1754,92 @@ impl<'a, 'd> Elab<'a, 'd> {
                              do"
                             .to_string(),
                         );
+                    } else if let Some((target, fixes)) = reduction {
+                        // A reduction block (every branch strided): the branches that do
+                        // not give the others' size, and the padding that would.
+                        for (branch, fix) in &fixes {
+                            if let Some(l) = d.labels.iter_mut().find(|l| l.span == *branch) {
+                                l.text = format!("{}: {fix}", l.text);
+                            }
+                        }
+                        d.help = Some(format!(
+                            "every branch must give the same spatial size [H, W] (only channels \
+                             may differ); here no branch keeps the input's size, so each must \
+                             reduce it to the same {}×{}{}",
+                            target[0],
+                            target[1],
+                            if fixes.is_empty() {
+                                ": adjust the padding or strides of the others"
+                            } else {
+                                ", with the padding shown in the labels"
+                            }
+                        ));
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// A concat none of whose branches keeps its input's size (an Inception reduction
+    /// block): the size most branches give and, for each branch giving another, the padding
+    /// of its last size-changing conv or pooling that would give that size
+    /// (`its 3×3 conv with stride 2 gives 17×17 with pad=0`). `None` where a branch keeps
+    /// the input's size or a size is unknown.
+    fn reduction_fixes(
+        &self,
+        outs: &[(Cur, Span)],
+        input: Option<&Shape>,
+        first: usize,
+    ) -> Option<ReductionFixes> {
+        let here = input.and_then(Shape::spatial)?;
+        let sizes: Vec<[u64; 2]> = outs
+            .iter()
+            .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
+            .collect::<Option<_>>()?;
+        if sizes.contains(&here) {
+            return None;
+        }
+        // The most common size; between as common, the first branch's.
+        let count = |hw: &[u64; 2]| sizes.iter().filter(|s| *s == hw).count();
+        let target = *sizes
+            .iter()
+            .rev()
+            .max_by_key(|hw| count(hw))
+            .expect("a concat has branches");
+        let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
+        let mut fixes = Vec::new();
+        for ((cur, branch), size) in outs.iter().zip(&sizes) {
+            if *size == target {
+                continue;
+            }
+            // Back along first inputs to the last layer that changes the size.
+            let mut n = cur.node;
+            let fix = loop {
+                if n.index() < first {
+                    break None;
+                }
+                let Some(input) = self
+                    .graph
+                    .edges_directed(n, petgraph::Direction::Incoming)
+                    .find(|e| *e.weight() == 0)
+                    .map(|e| petgraph::visit::EdgeRef::source(&e))
+                else {
+                    break None;
+                };
+                let (Some(from), Some(to)) = (spatial(input), spatial(n)) else {
+                    break None;
+                };
+                if from != to {
+                    break padding_for_size(&self.graph[n].op, from, target);
+                }
+                n = input;
+            };
+            if let Some(fix) = fix {
+                fixes.push((*branch, fix));
+            }
+        }
+        Some((target, fixes))
     }
 
     /// The stride-1 convs and poolings of concat branches (the nodes made since the graph
@@ -1874,6 +2033,27 @@ impl<'a, 'd> Elab<'a, 'd> {
                 } else {
                     format!("[{}, {}]", gap[0], gap[1])
                 };
+                let before = self
+                    .graph
+                    .edges_directed(outs[smaller].0.node, petgraph::Direction::Incoming)
+                    .find(|e| *e.weight() == 0)
+                    .and_then(|e| {
+                        self.graph[petgraph::visit::EdgeRef::source(&e)]
+                            .shape
+                            .as_ref()
+                            .and_then(Shape::spatial)
+                    });
+                // The input times the stride is the skip's size: the transposed conv's own
+                // padding falls short (kernel 3, stride 2, pad=1 gives 2n − 1), and
+                // output_pad is the fix; else a stride before it rounded an odd size down.
+                if before.is_some_and(|n| (0..2).all(|a| n[a] * t.stride[a] == big[a])) {
+                    return Some(format!(
+                        "the transposed conv gives {}×{} where the skip tensor `{skip}` is \
+                         {}×{}, its input times the stride: `output_pad={pad}` makes it that \
+                         (its padding takes off more than its kernel adds)",
+                        small[0], small[1], big[0], big[1]
+                    ));
+                }
                 help.push_str(&format!(
                     ", or let the transposed conv give {}×{} with `output_pad={pad}` (a stride \
                      before it rounded an odd size down)",
@@ -2405,7 +2585,24 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     fn set_inferred(&mut self, node: NodeIndex, inf: rules::Inferred, span: Span) {
+        // A `pad` layer just before: the padding it adds at the end is not lost input.
+        let padded_end = self
+            .graph
+            .edges_directed(node, petgraph::Direction::Incoming)
+            .find(|e| *e.weight() == 0)
+            .and_then(
+                |e| match &self.graph[petgraph::visit::EdgeRef::source(&e)].op {
+                    Op::Pad { pads, .. } => Some(pads.end),
+                    _ => None,
+                },
+            )
+            .unwrap_or_default();
         for w in inf.warnings {
+            if w.code == "cnnc::shape::unused_input"
+                && (0..2).all(|a| w.unread_end[a] <= padded_end[a])
+            {
+                continue;
+            }
             let mut d = Diagnostic::warning(w.code, w.message).label(span, "this layer");
             d.help = w.help;
             self.diags.push(d);

@@ -487,6 +487,54 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
     Some(hint)
 }
 
+/// The help of `pad=same` on a transposed conv: the padding and `output_pad` that make the
+/// output the input times the stride, which is what Keras's `Conv2DTranspose(…,
+/// padding='same')` gives.
+fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 2]) -> String {
+    // out = (n − 1)·s − 2p + d·(k − 1) + 1 + output_pad = n·s  ⇔  2p − output_pad = reach − s.
+    let fit = |a: usize| {
+        let reach = dilation[a] * (kernel[a].max(1) - 1) + 1;
+        let (p, extra) = if reach >= stride[a] {
+            let p = (reach - stride[a]).div_ceil(2);
+            (p, 2 * p - (reach - stride[a]))
+        } else {
+            (0, stride[a] - reach)
+        };
+        // ONNX and PyTorch take an output_pad below the stride or the dilation.
+        (extra < stride[a].max(dilation[a])).then_some((p, extra))
+    };
+    let what = "the padding explicitly (PyTorch's ConvTranspose2d has no 'same' either)";
+    let (Some(h), Some(w)) = (fit(0), fit(1)) else {
+        return format!(
+            "give {what}; no padding on both sides makes this kernel's output exactly the \
+             input times the stride (an even kernel at stride 1 grows or shrinks by one): an \
+             odd kernel does"
+        );
+    };
+    let both = |a: u64, b: u64| {
+        if a == b {
+            a.to_string()
+        } else {
+            format!("[{a}, {b}]")
+        }
+    };
+    let output_pad = if (h.1, w.1) == (0, 0) {
+        String::new()
+    } else {
+        format!(", output_pad={}", both(h.1, w.1))
+    };
+    let times = if stride[0] == stride[1] {
+        format!("{}", stride[0])
+    } else {
+        format!("{}×{}", stride[0], stride[1])
+    };
+    format!(
+        "give {what}: `pad={}{output_pad}` makes the output the input times {times}, as \
+             Keras's `padding='same'` does",
+        both(h.0, w.0)
+    )
+}
+
 /// The help of `pad=same` on a pooling of `kernel` and `stride`: the padding that does what
 /// was meant, for this window.
 fn pool_same_help(kernel: [u64; 2], stride: [u64; 2]) -> String {
@@ -546,6 +594,14 @@ const ALIASES: &[(&str, &str)] = &[
     ("rate", "p"),
     ("upscale_factor", "factor"),
     ("downscale_factor", "factor"),
+    // Keras's.
+    ("filters", "out"),
+    ("units", "out"),
+    ("pool_size", "kernel"),
+    ("strides", "stride"),
+    ("dilation_rate", "dilation"),
+    ("use_bias", "bias"),
+    ("epsilon", "eps"),
 ];
 
 /// The bound, converted arguments of one call, by parameter index.
@@ -728,9 +784,12 @@ pub fn build(
             );
             if bound.get(spec, "pad") == Some(&Value::Same) {
                 diags.push(
-                    Diagnostic::error("cnnc::elab::argument_value", "`convT` does not take `pad=same`")
-                        .label(pad_span().unwrap_or(call.span), "here")
-                        .help("give the padding explicitly; PyTorch's ConvTranspose2d has no 'same' either"),
+                    Diagnostic::error(
+                        "cnnc::elab::argument_value",
+                        "`convT` does not take `pad=same`",
+                    )
+                    .label(pad_span().unwrap_or(call.span), "here")
+                    .help(conv_transpose_same_help(kernel, stride, dilation)),
                 );
                 return None;
             }
@@ -1025,6 +1084,23 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
             "cnnc's gelu is the exact x·Φ(x) (PyTorch's default, \
              approximate='none'); the tanh approximation is not available: \
              write `gelu`",
+        )
+    } else if n.name == "activation" {
+        d.help(format!(
+            "cnnc has no activation argument: write the activation as the next layer, \
+             `{}(…) relu` (Keras's `activation='relu'`)",
+            spec.name
+        ))
+    } else if n.name == "axis" || n.name == "dim" {
+        d.help(format!(
+            "`{}` works on the channels (PyTorch's dim 1, Keras's axis -1 on channels-last \
+             images), the only axis it takes: remove `{}`",
+            spec.name, n.name
+        ))
+    } else if spec.name == "upsample" && n.name == "interpolation" {
+        d.help(
+            "the interpolation is a switch: Keras's `interpolation='bilinear'` is \
+             `bilinear=true`, and `'nearest'` is the default",
         )
     } else if spec.name == "upsample" && n.name == "mode" {
         d.help(format!(

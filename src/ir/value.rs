@@ -150,7 +150,8 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
             let names: Vec<&str> = env.vars.keys().map(String::as_str).collect();
             let literal = match name.as_str() {
                 "True" | "False" => Some(format!("booleans are written `{}`", name.to_lowercase())),
-                "valid" => Some("for no padding write `pad=0`".to_string()),
+                "valid" | "VALID" | "Valid" => Some("for no padding write `pad=0`".to_string()),
+                "SAME" | "Same" => Some("`same` is written in lower case: `pad=same`".to_string()),
                 "None" => Some("leave the argument out to get its default".to_string()),
                 // `block b(c, act=relu) { … act }`: a layer passed as a value.
                 _ => layer_as_value(name),

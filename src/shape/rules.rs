@@ -50,6 +50,9 @@ pub struct RuleWarning {
     pub code: &'static str,
     pub message: String,
     pub help: Option<String>,
+    /// For `unused_input`, the rows and columns at the end of the input that no window
+    /// reads: zero padding there (a `pad` layer just before) is no lost input.
+    pub unread_end: [u64; 2],
 }
 
 /// The divisors of `c` other than 1 and `c` (the first twelve), as a list to offer; `None`
@@ -298,6 +301,10 @@ fn window_spatial(
     }
     let mut warnings = Vec::new();
     if let Some(&(_, _, _, s)) = unused_axes.first() {
+        let mut unread_end = [0; 2];
+        for &(a, unused, _, _) in &unused_axes {
+            unread_end[a] = unused;
+        }
         let parts: Vec<String> = unused_axes
             .iter()
             .map(|&(a, unused, _, _)| {
@@ -333,6 +340,7 @@ fn window_spatial(
                     pads.begin[0], end[0], pads.begin[1], end[1]
                 )
             }),
+            unread_end,
         });
     }
     Ok((out, warnings))
@@ -1068,7 +1076,30 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 constant("the interpolation matrix", &[oh, hw[0]])?;
                 constant("the interpolation matrix", &[ow, hw[1]])?;
             }
-            finish(shape, 0, 0, Vec::new())
+            // `size` is the output's size, not Keras's factor: `UpSampling2D(size=2)` written
+            // as `upsample(size=2)` shrinks a larger image without a word.
+            let mut warnings = Vec::new();
+            if let crate::ir::UpsampleTo::Size(size) = to {
+                let shrinks = size[0] < hw[0] || size[1] < hw[1];
+                if shrinks && size[0] <= hw[0] && size[1] <= hw[1] {
+                    warnings.push(RuleWarning {
+                        code: "cnnc::shape::upsample_shrinks",
+                        message: format!(
+                            "`upsample(size=[{}, {}])` resamples {}×{} down to {}×{}",
+                            size[0], size[1], hw[0], hw[1], size[0], size[1]
+                        ),
+                        help: Some(
+                            "`size` is the output's height and width (PyTorch's \
+                             `Upsample(size=…)`), not a factor: Keras's `UpSampling2D(size=2)` \
+                             is `upsample(2)`; to shrink an image, a pooling or a strided conv \
+                             is the usual layer"
+                                .to_string(),
+                        ),
+                        unread_end: [0, 0],
+                    });
+                }
+            }
+            finish(shape, 0, 0, warnings)
         }
     }
 }

@@ -753,8 +753,14 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         return d.help("a path is written in double quotes: `use \"file.cnn\"`");
     }
     if let Some(inner) = quoted {
-        return d.help(if inner == "same" {
-            "write `same` without quotes, as in `pad=same`".to_string()
+        return d.help(if inner.eq_ignore_ascii_case("same") {
+            "write `same` without quotes, as in `pad=same`: it keeps a conv's size at stride 1; \
+             with a stride, and on a pooling, the padding is a number (`pad=1` for a 3×3 \
+             window)"
+                .to_string()
+        } else if inner.eq_ignore_ascii_case("valid") {
+            "Keras's `padding='valid'` is no padding: `pad=0`, the default, so leave `pad` out"
+                .to_string()
         } else if matches!(inner, "bilinear" | "nearest") {
             // PyTorch's Upsample(mode='bilinear').
             "an upsampling's mode is a switch: PyTorch's `mode='bilinear'` is \
@@ -980,6 +986,15 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 }
             }
             let head = before[at..].trim_end();
+            if keyword == "concat" && tok == "(" {
+                // `concat(skip)`, `concat([x, skip])`, `concat(axis=-1)`: a function call.
+                return d.help(
+                    "`concat` takes no arguments: its braced branches each take the current \
+                     tensor, and their outputs are joined along the channels (the only axis): \
+                     `torch.cat([x, skip], 1)` or Keras's `Concatenate()([x, skip])` is \
+                     `concat { {} skip }`, where the empty branch `{}` is the current tensor",
+                );
+            }
             return d.help(format!(
                 "the body of `{keyword}` is braced, even for one statement: `{head} {{ … }}`"
             ));
@@ -1247,6 +1262,16 @@ fn python_habit(
     };
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..start].trim_start();
+    // Keras's functional API, `Conv2D(32, 3)(x)`: a layer applied to a tensor.
+    if tok == "(" && before.ends_with(')') && expects("a layer") {
+        return Some(
+            "a layer is not called on a tensor: each takes the tensor before it, so Keras's \
+             `x = Conv2D(32, 3)(x)` is `conv(32, 3)` written after the layer that made x; a \
+             named tensor (`… as x`) is joined with `concat { {} x }` or added with `residual \
+             { … } shortcut { x }`"
+                .to_string(),
+        );
+    }
     // Python's floor division `c // 4` inside a call: `//` starts a comment, which eats
     // the rest of the line and leaves the `(` open.
     if let Some((open, b'(' | b'[')) = unclosed {
