@@ -2857,6 +2857,24 @@ fn helps_for_keras_arguments_and_inputs() {
         let h = help_for(&format!("model M(input: {input}) {{ relu }}\n"), code);
         assert!(h.contains(written), "{input}: {h}");
     }
+    // Dense + Reshape in a generator: one transposed conv on a one-pixel input, which the
+    // help's numbers write; not where the flat tensor came from a flatten.
+    let gen = "model G(input: [100]) {\n  linear(3136) relu\n  convT(32, 4, stride=2, pad=1)\n}\n";
+    let h = help_for(gen, "cnnc::shape::rank");
+    assert!(
+        h.contains("`input: [100, 1, 1]`") && h.contains("`convT(64, 7)` gives [64, 7, 7]"),
+        "{h}"
+    );
+    let written =
+        "model G(input: [100, 1, 1]) {\n  convT(64, 7) relu\n  convT(32, 4, stride=2, pad=1)\n}\n";
+    let c = cnnc::compile_source(Path::new("g.cnn"), written.into());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.models[0].output_shape().to_string(), "[32, 14, 14]");
+    let h = help_for(
+        "model G(input: [3, 8, 8]) { flatten linear(48) relu conv(4, 3) }\n",
+        "cnnc::shape::rank",
+    );
+    assert!(h.contains("move it before the `flatten`"), "{h}");
 }
 
 /// `convT(…, pad=same)`: the help's padding and output_pad make the output the input times

@@ -3067,6 +3067,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                          for a vector such as a GAN's latent code, write the input as an image \
                          of one pixel, `input: [{n}, 1, 1]`"
                     ));
+                } else if e.code == "cnnc::shape::rank" && e.message.contains("needs an image") {
+                    if let Some(help) = self.linear_then_reshape_help(input.node, shape) {
+                        e.help = Some(help);
+                    }
                 }
                 self.push_rule_error(e, span, shape);
                 self.graph[node].shape = recovered.clone();
@@ -3076,6 +3080,49 @@ impl<'a, 'd> Elab<'a, 'd> {
                 })
             }
         }
+    }
+
+    /// A generator's `linear(3136)` on the flat model input, then an image layer: PyTorch's
+    /// `Linear` and `view(-1, 64, 7, 7)` (Keras's `Dense` and `Reshape`), which cnnc writes
+    /// as one transposed conv on a one-pixel input. `None` where the flat tensor does not come
+    /// from a linear layer on the input (through layers that keep its shape).
+    fn linear_then_reshape_help(&self, mut n: NodeIndex, flat: &Shape) -> Option<String> {
+        let features = *flat.dims().first()?;
+        let first_input = |n: NodeIndex| {
+            self.graph
+                .edges_directed(n, petgraph::Direction::Incoming)
+                .find(|e| *e.weight() == 0)
+                .map(|e| petgraph::visit::EdgeRef::source(&e))
+        };
+        while !matches!(self.graph[n].op, Op::Linear { .. }) {
+            if self.graph[n].shape.as_ref() != Some(flat) {
+                return None;
+            }
+            n = first_input(n)?;
+        }
+        let input = first_input(n)?;
+        let Op::Input = self.graph[input].op else {
+            return None;
+        };
+        let latent = self.graph[input].shape.as_ref()?.dims().first().copied()?;
+        let example = [7u64, 4, 8, 6, 5, 3, 2]
+            .into_iter()
+            .find(|h| features % (h * h) == 0)
+            .map(|h| {
+                format!(
+                    " (`convT({}, {h})` gives [{0}, {h}, {h}], as `view(-1, {0}, {h}, {h})` \
+                     does)",
+                    features / (h * h)
+                )
+            })
+            .unwrap_or_default();
+        Some(format!(
+            "cnnc has no reshape (PyTorch's `view`, Keras's `Reshape`): a linear layer whose \
+             {features} outputs are reshaped to an image [C, h, w] is a transposed conv with an \
+             h×w kernel on an image of one pixel; write the input as `input: [{latent}, 1, 1]` \
+             and `linear({features})` as `convT(C, [h, w])` with C·h·w = {features}{example}, \
+             as DCGAN's generator begins; its bias is one per channel, not one per value"
+        ))
     }
 
     fn push_rule_error(&mut self, e: RuleError, span: Span, input: &Shape) {

@@ -428,7 +428,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
             format!(
                 "cnnc has no `{name}`: tensors are images [C, H, W] and vectors [N], and only \
              `flatten` turns one into the other; an image of one pixel, [N, 1, 1], is what a \
-             vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`)"
+             vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`); a \
+             linear layer reshaped to an image (a generator's `Dense` and `Reshape`) is \
+             `convT(C, [h, w])` on such a one-pixel input"
             )
         }
         "layernorm" | "layernorm2d" => format!("`{name}` is {LAYERNORM}"),
