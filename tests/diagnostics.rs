@@ -2741,6 +2741,13 @@ fn helps_for_keras_habits_and_misspellings() {
             "{keras}: {h}"
         );
     }
+    let h = help_for(&m("Flatten"), layer);
+    assert_eq!(
+        h,
+        "`Flatten` is PyTorch's and Keras's name; cnnc's layer is `flatten`"
+    );
+    let h = help_for(&m("MaxPool2d(2)"), layer);
+    assert!(h.starts_with("`MaxPool2d` is PyTorch's name;"), "{h}");
     // The helps' translations, with Keras's output shapes.
     let c = cnnc::compile_source(
         Path::new("k.cnn"),
@@ -2824,6 +2831,10 @@ fn helps_for_keras_arguments_and_inputs() {
         (
             "relu as x conv(32, 3)(x)",
             "a layer is not called on a tensor",
+        ),
+        (
+            "if in.c > 1:\n relu",
+            "bodies are braced, not indented: `if in.c > 1 { … }`",
         ),
     ] {
         let h = help_for(&m(call), syntax);

@@ -329,7 +329,16 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         _ => return None,
     };
     debug_assert!(names().any(|n| n == cnnc));
-    Some(format!("`{name}` is PyTorch's name; cnnc's layer is {how}"))
+    // Names Keras's layers share.
+    let whose = if matches!(
+        name,
+        "ReLU" | "LeakyReLU" | "ELU" | "PReLU" | "Softmax" | "Dropout" | "Flatten"
+    ) {
+        "PyTorch's and Keras's name"
+    } else {
+        "PyTorch's name"
+    };
+    Some(format!("`{name}` is {whose}; cnnc's layer is {how}"))
 }
 
 /// What cnnc writes for a Keras layer class (`Dense`, `Conv2D`, `MaxPooling2D`, …): the help

@@ -1333,6 +1333,21 @@ fn python_habit(
         );
     }
     if tok == ":" && expects("`{`") {
+        // `if down:`, `for`-like `repeat i in 0..3:`: the statement's own braced form.
+        let head = line
+            .rsplit(['{', '}'])
+            .next()
+            .unwrap_or_default()
+            .trim();
+        if [
+            "if ", "else", "repeat ", "residual", "shortcut", "gate", "concat",
+        ]
+        .iter()
+        .any(|k| head.starts_with(k))
+            && head.len() <= 80
+        {
+            return Some(format!("bodies are braced, not indented: `{head} {{ … }}`"));
+        }
         return Some(
             "bodies are braced, not indented: `block name(c) { … }`, `model M(input: [C, H, W]) \
              { … }`"
