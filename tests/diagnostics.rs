@@ -2833,6 +2833,11 @@ fn helps_for_keras_arguments_and_inputs() {
             "a layer is not called on a tensor",
         ),
         (
+            "relu as x conv(3, 3, pad=1) add(shortcut)",
+            "`shortcut` is a keyword, not a value or a tensor's name: a sum with a named \
+             tensor x is `residual { … } shortcut { x }`",
+        ),
+        (
             "if in.c > 1:\n relu",
             "bodies are braced, not indented: `if in.c > 1 { … }`",
         ),

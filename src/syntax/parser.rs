@@ -1262,6 +1262,22 @@ fn python_habit(
     };
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line = text[line_start..start].trim_start();
+    // `add(shortcut)`, `cat(concat)`: a keyword where an argument was expected.
+    if let Some((_, b'(')) = unclosed {
+        let statement = match tok {
+            "shortcut" | "residual" => {
+                Some("a sum with a named tensor x is `residual { … } shortcut { x }`")
+            }
+            "concat" => Some("a join with a named tensor x is `concat { {} x }`"),
+            "gate" | "repeat" | "block" | "model" | "use" => Some("it starts a statement"),
+            _ => None,
+        };
+        if let Some(statement) = statement {
+            return Some(format!(
+                "`{tok}` is a keyword, not a value or a tensor's name: {statement}"
+            ));
+        }
+    }
     // Keras's functional API, `Conv2D(32, 3)(x)`: a layer applied to a tensor.
     if tok == "(" && before.ends_with(')') && expects("a layer") {
         return Some(
