@@ -529,7 +529,8 @@ fn load_recursive(
             Ok(text) => next = Some(sources.add(target, text)),
             Err(e) => {
                 let relative = "the path of a `use` is relative to the file that contains it";
-                let help = match nearby_source_file(&target, &u.path) {
+                let using = sources.get(u.span.file).path.clone();
+                let help = match nearby_source_file(&target, &u.path, &using) {
                     Some(near) => format!("did you mean `use \"{near}\"`?"),
                     None => relative.to_string(),
                 };
@@ -545,8 +546,8 @@ fn load_recursive(
 
 /// For a used file that does not exist, the nearest `.cnn` file beside where it was looked
 /// for, as the `use` would write it (`written` with its file name replaced); `None` when it
-/// exists or none is near.
-fn nearby_source_file(target: &Path, written: &str) -> Option<String> {
+/// exists or none is near. The file that has the `use` (`using`) is no candidate.
+fn nearby_source_file(target: &Path, written: &str, using: &Path) -> Option<String> {
     if target.symlink_metadata().is_ok() {
         return None;
     }
@@ -561,6 +562,14 @@ fn nearby_source_file(target: &Path, written: &str) -> Option<String> {
         .take(10_000)
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter(|n| n.ends_with(".cnn"))
+        .filter(|n| {
+            let candidate = dir.join(n);
+            let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => a == b,
+            };
+            !same(&candidate, using)
+        })
         .collect();
     let near = crate::diag::did_you_mean(name, siblings.iter().map(String::as_str))?;
     let written_name = Path::new(written).file_name()?.to_str()?;

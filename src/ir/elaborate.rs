@@ -310,13 +310,21 @@ fn input_without_batch(rest: &[u64]) -> String {
             "the batch dimension is left out, and cnnc, like PyTorch, puts the channels \
              first: for {c}-channel {h}×{w} images write `input: [{c}, {h}, {w}]`"
         ),
+        // Keras's `Input((28, 28))`: one channel, written too.
+        [h, w] => format!(
+            "the batch dimension is left out, and an image has its channels: for one-channel \
+             {h}×{w} images write `input: [1, {h}, {w}]`"
+        ),
+        [] => "the input is one example's shape without the batch: [C, H, W] for images \
+               (e.g. `input: [1, 28, 28]`) or [F] for features"
+            .to_string(),
         _ => format!("the batch dimension is left out: `input: [{}]`", list(rest)),
     }
 }
 
-/// The size a reduction block's branches must reach, and each branch that does not with
-/// the padding that would make it (see [`Elab::reduction_fixes`]).
-type ReductionFixes = ([u64; 2], Vec<(Span, String)>);
+/// The size most of a reduction block's branches give, how many give it, and each branch
+/// that does not with the padding that would make it (see [`Elab::reduction_fixes`]).
+type ReductionFixes = ([u64; 2], usize, Vec<(Span, String)>);
 
 /// For a conv or pooling of input size `from`, the same padding on each side that makes it
 /// give `to`, said as a label's fix (`its 3×3 conv with stride 2 gives 17×17 with `pad=0``);
@@ -330,11 +338,19 @@ fn padding_for_size(op: &Op, from: [u64; 2], to: [u64; 2]) -> Option<String> {
     };
     let pad = |a: usize| {
         // A pooling's padding is at most half its window; a conv's, half its reach.
-        let most = (dilation[a] * (kernel[a].max(1) - 1)).div_ceil(2);
-        (0..=most).find(|&p| {
-            rules::window_out(from[a], kernel[a], stride[a], p, p, dilation[a], ceil)
-                .is_some_and(|(out, _)| out == to[a])
-        })
+        let reach = i128::from(dilation[a]) * (i128::from(kernel[a].max(1)) - 1) + 1;
+        let most = reach / 2;
+        // The output grows with p: around the least p whose floor-mode output reaches `to`
+        // (ceil mode's extra window may reach it one sooner).
+        let least = (i128::from(to[a]) - 1) * i128::from(stride[a]) + reach - i128::from(from[a]);
+        let least = (least.max(0) + 1) / 2;
+        ((least - 1).max(0)..=least + 1)
+            .filter(|&p| p <= most)
+            .filter_map(|p| u64::try_from(p).ok())
+            .find(|&p| {
+                rules::window_out(from[a], kernel[a], stride[a], p, p, dilation[a], ceil)
+                    .is_some_and(|(out, _)| out == to[a])
+            })
     };
     let (ph, pw) = (pad(0)?, pad(1)?);
     let strided = match stride {
@@ -1754,7 +1770,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                              do"
                             .to_string(),
                         );
-                    } else if let Some((target, fixes)) = reduction {
+                    } else if let Some((target, agree, fixes)) = reduction {
                         // A reduction block (every branch strided): the branches that do
                         // not give the others' size, and the padding that would.
                         for (branch, fix) in &fixes {
@@ -1764,14 +1780,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                         }
                         d.help = Some(format!(
                             "every branch must give the same spatial size [H, W] (only channels \
-                             may differ); here no branch keeps the input's size, so each must \
-                             reduce it to the same {}×{}{}",
+                             may differ); each branch here reduces the input with a stride, so \
+                             each must reduce it to the same size: {agree} of {} give {}×{}{}",
+                            outs.len(),
                             target[0],
                             target[1],
                             if fixes.is_empty() {
-                                ": adjust the padding or strides of the others"
+                                ""
                             } else {
-                                ", with the padding shown in the labels"
+                                ", and the labels give the padding that makes the others that \
+                                 size"
                             }
                         ));
                     }
@@ -1797,7 +1815,34 @@ impl<'a, 'd> Elab<'a, 'd> {
             .iter()
             .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
             .collect::<Option<_>>()?;
-        if sizes.contains(&here) {
+        let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
+        let first_input = |n: NodeIndex| {
+            self.graph
+                .edges_directed(n, petgraph::Direction::Incoming)
+                .find(|e| *e.weight() == 0)
+                .map(|e| petgraph::visit::EdgeRef::source(&e))
+        };
+        // Each branch made smaller by a strided conv or pooling of its own: not an Inception
+        // module whose padding is missing, nor upsampling branches.
+        let strided = |mut n: NodeIndex| loop {
+            if n.index() < first {
+                return false;
+            }
+            let stride = match &self.graph[n].op {
+                Op::Conv(a) => a.stride,
+                Op::MaxPool(p) | Op::AvgPool(p) => p.stride,
+                _ => [1, 1],
+            };
+            if stride != [1, 1] {
+                return true;
+            }
+            match first_input(n) {
+                Some(i) => n = i,
+                None => return false,
+            }
+        };
+        let reduced = sizes.iter().all(|hw| hw[0] < here[0] && hw[1] < here[1]);
+        if !reduced || !outs.iter().all(|(cur, _)| strided(cur.node)) {
             return None;
         }
         // The most common size; between as common, the first branch's.
@@ -1807,10 +1852,12 @@ impl<'a, 'd> Elab<'a, 'd> {
             .rev()
             .max_by_key(|hw| count(hw))
             .expect("a concat has branches");
-        let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
         let mut fixes = Vec::new();
         for ((cur, branch), size) in outs.iter().zip(&sizes) {
-            if *size == target {
+            // The iterations of a repeat written as a branch share its span: a label there
+            // would not say which iteration.
+            let shared = outs.iter().filter(|(_, b)| b == branch).count() > 1;
+            if *size == target || shared {
                 continue;
             }
             // Back along first inputs to the last layer that changes the size.
@@ -1819,12 +1866,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if n.index() < first {
                     break None;
                 }
-                let Some(input) = self
-                    .graph
-                    .edges_directed(n, petgraph::Direction::Incoming)
-                    .find(|e| *e.weight() == 0)
-                    .map(|e| petgraph::visit::EdgeRef::source(&e))
-                else {
+                let Some(input) = first_input(n) else {
                     break None;
                 };
                 let (Some(from), Some(to)) = (spatial(input), spatial(n)) else {
@@ -1839,7 +1881,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 fixes.push((*branch, fix));
             }
         }
-        Some((target, fixes))
+        Some((target, count(&target), fixes))
     }
 
     /// The stride-1 convs and poolings of concat branches (the nodes made since the graph
@@ -2046,7 +2088,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 // The input times the stride is the skip's size: the transposed conv's own
                 // padding falls short (kernel 3, stride 2, pad=1 gives 2n − 1), and
                 // output_pad is the fix; else a stride before it rounded an odd size down.
-                if before.is_some_and(|n| (0..2).all(|a| n[a] * t.stride[a] == big[a])) {
+                if before
+                    .is_some_and(|n| (0..2).all(|a| n[a].checked_mul(t.stride[a]) == Some(big[a])))
+                {
                     return Some(format!(
                         "the transposed conv gives {}×{} where the skip tensor `{skip}` is \
                          {}×{}, its input times the stride: `output_pad={pad}` makes it that \

@@ -347,7 +347,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
 pub fn keras_equivalent(name: &str) -> Option<String> {
     let how = match name {
         "Dense" => "`linear(units)`, with the activation as a layer of its own: `Dense(120, activation='relu')` is `linear(120) relu`",
-        "Conv2D" | "Convolution2D" => "`conv(filters, kernel, stride=…, pad=…)`, with the activation as a layer of its own: `Conv2D(32, 3, padding='same', activation='relu')` is `conv(32, 3, pad=same) relu`; with a stride, the padding is given as a number (`strides=2, padding='same'` is `stride=2, pad=1` for a 3×3 kernel); Keras's default `padding='valid'` is `pad=0`, cnnc's default",
+        "Conv2D" | "Convolution2D" => "`conv(filters, kernel, stride=…, pad=…)`, with the activation as a layer of its own: `Conv2D(32, 3, padding='same', activation='relu')` is `conv(32, 3, pad=same) relu`; with a stride, the padding is given as numbers (`strides=2, padding='same'` on an even size pads the bottom and right only, `stride=2, pad=[0, 1, 0, 1]` for a 3×3 kernel; `pad=1` gives the same shapes, its windows a pixel apart); Keras's default `padding='valid'` is `pad=0`, cnnc's default",
         "Conv2DTranspose" => "`convT(filters, kernel, stride=…, pad=…)`: `Conv2DTranspose(64, 2, strides=2)` is `convT(64, 2, stride=2)`",
         "DepthwiseConv2D" => "a conv with a group per channel: `DepthwiseConv2D(3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c)`",
         "SeparableConv2D" => "a depthwise conv and a 1×1 conv: `SeparableConv2D(64, 3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c, bias=false) conv(64, 1)`",
@@ -360,7 +360,7 @@ pub fn keras_equivalent(name: &str) -> Option<String> {
         "GroupNormalization" => "`groupnorm(groups)`",
         "Activation" => "the activation itself, a layer of its own: `Activation('relu')` is `relu`",
         "ZeroPadding2D" => "`pad(p)`; Keras's `((top, bottom), (left, right))` is cnnc's list `[top, bottom, left, right]`",
-        "UpSampling2D" => "`upsample(size)`: `UpSampling2D(2)` is `upsample(2)`, and `interpolation='bilinear'` is `bilinear=true` beside it",
+        "UpSampling2D" => "`upsample(factor)`: `UpSampling2D(2)` and `UpSampling2D(size=2)` are `upsample(2)` (cnnc's own `size=` is the output's height and width), and `interpolation='bilinear'` is `bilinear=true` beside it",
         "SpatialDropout2D" => "`dropout(rate)`, which zeroes single values: Keras's `SpatialDropout2D` zeroes whole channels, which cnnc does not do (the two differ in training only)",
         "Concatenate" => "`concat { {branch} {branch} … }`: each braced branch takes the same input, and the outputs are joined along the channels",
         "Add" => "`residual { body }` (body(x) + x), with `shortcut { … }` for a projection",
@@ -504,10 +504,12 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
 fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 2]) -> String {
     // out = (n − 1)·s − 2p + d·(k − 1) + 1 + output_pad = n·s  ⇔  2p − output_pad = reach − s.
     let fit = |a: usize| {
-        let reach = dilation[a] * (kernel[a].max(1) - 1) + 1;
+        let reach = dilation[a]
+            .saturating_mul(kernel[a].max(1) - 1)
+            .saturating_add(1);
         let (p, extra) = if reach >= stride[a] {
             let p = (reach - stride[a]).div_ceil(2);
-            (p, 2 * p - (reach - stride[a]))
+            (p, (reach - stride[a]) % 2)
         } else {
             (0, stride[a] - reach)
         };
@@ -516,10 +518,19 @@ fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 
     };
     let what = "the padding explicitly (PyTorch's ConvTranspose2d has no 'same' either)";
     let (Some(h), Some(w)) = (fit(0), fit(1)) else {
+        // An even kernel at stride 1: the padding differs between the sides.
+        let side = |a: usize| {
+            let reach = dilation[a]
+                .saturating_mul(kernel[a].max(1) - 1)
+                .saturating_add(1);
+            let total = reach.saturating_sub(stride[a]);
+            (total / 2, total - total / 2)
+        };
+        let ((top, bottom), (left, right)) = (side(0), side(1));
         return format!(
-            "give {what}; no padding on both sides makes this kernel's output exactly the \
-             input times the stride (an even kernel at stride 1 grows or shrinks by one): an \
-             odd kernel does"
+            "give {what}: this kernel needs more padding on one side than the other, \
+             `pad=[{top}, {bottom}, {left}, {right}]` (top, bottom, left, right) makes the \
+             output the input times the stride, as Keras's `padding='same'` does"
         );
     };
     let both = |a: u64, b: u64| {
@@ -1102,7 +1113,17 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
              `{}(…) relu` (Keras's `activation='relu'`)",
             spec.name
         ))
-    } else if n.name == "axis" || n.name == "dim" {
+    } else if (n.name == "axis" || n.name == "dim") && spec.name == "layernorm" {
+        d.help(format!(
+            "`layernorm` takes no axis: it is {LAYERNORM}; the signature is {}",
+            signature(spec)
+        ))
+    } else if (n.name == "axis" || n.name == "dim")
+        && matches!(
+            spec.name,
+            "batchnorm" | "instancenorm" | "groupnorm" | "prelu"
+        )
+    {
         d.help(format!(
             "`{}` works on the channels (PyTorch's dim 1, Keras's axis -1 on channels-last \
              images), the only axis it takes: remove `{}`",

@@ -1077,11 +1077,12 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                 constant("the interpolation matrix", &[ow, hw[1]])?;
             }
             // `size` is the output's size, not Keras's factor: `UpSampling2D(size=2)` written
-            // as `upsample(size=2)` shrinks a larger image without a word.
+            // as `upsample(size=2)` shrinks a larger image without a word. A size of a few
+            // pixels only: a resize to 224×224 or to a skip tensor's size is meant.
             let mut warnings = Vec::new();
             if let crate::ir::UpsampleTo::Size(size) = to {
-                let shrinks = size[0] < hw[0] || size[1] < hw[1];
-                if shrinks && size[0] <= hw[0] && size[1] <= hw[1] {
+                let factor_like = size.iter().all(|&s| s <= MAX_UPSAMPLE_FACTOR_LIKE);
+                if factor_like && size[0] < hw[0] && size[1] < hw[1] {
                     warnings.push(RuleWarning {
                         code: "cnnc::shape::upsample_shrinks",
                         message: format!(
@@ -1091,8 +1092,8 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                         help: Some(
                             "`size` is the output's height and width (PyTorch's \
                              `Upsample(size=…)`), not a factor: Keras's `UpSampling2D(size=2)` \
-                             is `upsample(2)`; to shrink an image, a pooling or a strided conv \
-                             is the usual layer"
+                             is `upsample(2)`; if this small a size is meant, allow the warning \
+                             (`# cnnc: allow(upsample_shrinks)`)"
                                 .to_string(),
                         ),
                         unread_end: [0, 0],
@@ -1103,6 +1104,10 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
         }
     }
 }
+
+/// The largest `upsample(size=…)` that the `upsample_shrinks` warning takes for Keras's
+/// factor (`UpSampling2D(size=2)`, 3, 4) when the input is larger in both axes.
+const MAX_UPSAMPLE_FACTOR_LIKE: u64 = 4;
 
 fn concat(inputs: &[&Shape]) -> Result<Inferred, RuleError> {
     let first = inputs[0];

@@ -1279,7 +1279,10 @@ fn python_habit(
         }
     }
     // Keras's functional API, `Conv2D(32, 3)(x)`: a layer applied to a tensor.
-    if tok == "(" && before.ends_with(')') && expects("a layer") {
+    if tok == "("
+        && text[..start].trim_end_matches([' ', '\t']).ends_with(')')
+        && expects("a layer")
+    {
         return Some(
             "a layer is not called on a tensor: each takes the tensor before it, so Keras's \
              `x = Conv2D(32, 3)(x)` is `conv(32, 3)` written after the layer that made x; a \
@@ -1350,11 +1353,7 @@ fn python_habit(
     }
     if tok == ":" && expects("`{`") {
         // `if down:`, `for`-like `repeat i in 0..3:`: the statement's own braced form.
-        let head = line
-            .rsplit(['{', '}'])
-            .next()
-            .unwrap_or_default()
-            .trim();
+        let head = line.rsplit(['{', '}']).next().unwrap_or_default().trim();
         if [
             "if ", "else", "repeat ", "residual", "shortcut", "gate", "concat",
         ]
