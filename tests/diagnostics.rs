@@ -2731,6 +2731,7 @@ fn helps_for_keras_habits_and_misspellings() {
         ("Dense(10)", "`linear(120) relu`"),
         ("Conv2D(8, 3)", "`conv(32, 3, pad=same) relu`"),
         ("GlobalAveragePooling2D", "`global_avgpool flatten`"),
+        ("GlobalMaxPooling2D", "`global_maxpool flatten`"),
         ("BatchNormalization", "`momentum=0.01`"),
         ("Activation(1)", "`relu`"),
         ("SeparableConv2D(64, 3)", "conv(64, 1)`"),
@@ -2748,6 +2749,18 @@ fn helps_for_keras_habits_and_misspellings() {
     );
     let h = help_for(&m("MaxPool2d(2)"), layer);
     assert!(h.starts_with("`MaxPool2d` is PyTorch's name;"), "{h}");
+    let h = help_for(&m("AdaptiveMaxPool2d(1)"), layer);
+    assert!(
+        h.contains("cnnc's layer is `adaptive_maxpool(output)`"),
+        "{h}"
+    );
+    for (name, writes) in [
+        ("GlobalMaxPool", "`global_maxpool`"),
+        ("adaptiveMaxPool", "`adaptive_maxpool(output)`"),
+    ] {
+        let h = help_for(&m(name), layer);
+        assert!(h.contains(writes), "{name}: {h}");
+    }
     // The helps' translations, with Keras's output shapes.
     let c = cnnc::compile_source(
         Path::new("k.cnn"),
@@ -2761,7 +2774,7 @@ fn helps_for_keras_habits_and_misspellings() {
          upsample(2) : [64, 8, 8]\n\
          convT(64, 2, stride=2) : [64, 16, 16]\n\
          pad([0, 1, 2, 3]) : [64, 17, 21]\n\
-         maxpool([in.h, in.w]) flatten : [64]\n\
+         global_maxpool flatten : [64]\n\
          linear(120) relu : [120]\n\
          }\n"
         .into(),

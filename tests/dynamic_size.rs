@@ -25,8 +25,8 @@ fn stderr(o: &Output) -> String {
 /// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, channel
 /// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
 /// assertion that reads the input's size, which checks and exports nothing), and a
-/// classifier whose bilinear resampling to a size and adaptive pooling to one pixel fix
-/// the size before its `flatten`.
+/// classifier whose bilinear resampling to a size and adaptive and global average and max
+/// pooling to one pixel (fastai's concat pooling) fix the size before its `flatten`.
 const MODELS: &str = "
 model Fcn(input: [3, HW]) {
     normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -49,7 +49,8 @@ model Fcn(input: [3, HW]) {
 model Head(input: [3, HW]) {
     conv(8, 3, pad=1) relu maxpool(2)
     upsample(size=[12, 12], bilinear=true) conv(8, 3) relu
-    adaptive_avgpool(1) flatten linear(10)
+    concat { { adaptive_avgpool(1) } { adaptive_maxpool(1) } { global_maxpool } }
+    flatten linear(10)
 }
 ";
 
@@ -116,6 +117,7 @@ fn size_dependent_layers_are_refused_with_their_place() {
         ("flatten linear(10)", "flatten", "global_avgpool"),
         ("maxpool(3, stride=2, ceil=true)", "maxpool", "ceil-mode"),
         ("adaptive_avgpool(2)", "adaptive_avgpool", "to 2×2"),
+        ("adaptive_maxpool([2, 3])", "adaptive_maxpool", "to 2×3"),
         ("conv(4, 1) as a crop(a)", "crop", "keeps that size"),
         // A crop of a tensor of fixed size to the size of one that varies.
         (

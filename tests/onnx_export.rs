@@ -144,7 +144,8 @@ fn shape_of(op: &Op, ins: &[Vec<u64>]) -> Vec<u64> {
             v
         }
         Op::AdaptiveAvgPool { output } => vec![x[0], output[0], output[1]],
-        Op::GlobalAvgPool => vec![x[0], 1, 1],
+        Op::AdaptiveMaxPool { output } => vec![x[0], output[0], output[1]],
+        Op::GlobalAvgPool | Op::GlobalMaxPool => vec![x[0], 1, 1],
         Op::Flatten => vec![x.iter().product()],
         Op::Linear { out_features, .. } => {
             let mut v = x.clone();
@@ -571,11 +572,12 @@ fn tricky_lowerings_match_pytorch_semantics() {
             "maxpool",
             pool([2, 2], [2, 2], Pads::symmetric([1, 1]), true),
         );
-        for (name, input, out) in [
-            ("adaptive_5_3", [3, 5, 7], [3, 3]),
-            ("adaptive_up", [2, 3, 4], [5, 7]),
-            ("adaptive_div", [2, 8, 6], [4, 3]),
-            ("adaptive_mixed", [2, 8, 7], [4, 3]),
+        for (name, max_name, input, out) in [
+            ("adaptive_5_3", "adaptive_max_5_3", [3, 5, 7], [3, 3]),
+            ("adaptive_up", "adaptive_max_up", [2, 3, 4], [5, 7]),
+            ("adaptive_div", "adaptive_max_div", [2, 8, 6], [4, 3]),
+            ("adaptive_mixed", "adaptive_max_mixed", [2, 8, 7], [4, 3]),
+            ("adaptive_wide", "adaptive_max_wide", [1, 2, 29], [1, 5]),
         ] {
             v.push((
                 name,
@@ -583,7 +585,20 @@ fn tricky_lowerings_match_pytorch_semantics() {
                 Op::AdaptiveAvgPool { output: out },
                 serde_json::json!({"op": "adaptive_avgpool", "output": out}),
             ));
+            // The same bins' maxima: Gathers of the uneven bins and a MaxPool.
+            v.push((
+                max_name,
+                input,
+                Op::AdaptiveMaxPool { output: out },
+                serde_json::json!({"op": "adaptive_maxpool", "output": out}),
+            ));
         }
+        v.push((
+            "global_max",
+            [3, 5, 7],
+            Op::GlobalMaxPool,
+            serde_json::json!({"op": "global_maxpool"}),
+        ));
         // Transposed convs against their definition: plain, and with an output_pad at or
         // above the stride (below the dilation: PyTorch's rule), which ONNX Runtime's
         // ConvTranspose refuses and cnnc lowers as ConvTranspose + Slice + Pad + bias.

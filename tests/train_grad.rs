@@ -496,6 +496,17 @@ grad_test!(
 }"
 );
 
+// Uneven and overlapping bins (gathered), bins of one pixel duplicated (7 → 9), an even
+// split (a plain MaxPool) and the global maximum.
+grad_test!(
+    adaptive_and_global_maxpool,
+    3,
+    "model M(input: [2, 7, 5]) {
+    conv(3, 1) adaptive_maxpool([3, 2]) conv(3, 1) adaptive_maxpool([5, 4]) tanh
+    conv(3, 1) adaptive_maxpool([5, 2]) conv(3, 1) global_maxpool flatten linear(4)
+}"
+);
+
 grad_test!(
     global_avgpool,
     3,

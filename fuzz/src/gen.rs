@@ -81,6 +81,8 @@ pub enum Layer {
     AvgPool,
     AdaptiveAvgPool,
     GlobalAvgPool,
+    AdaptiveMaxPool,
+    GlobalMaxPool,
     BatchNorm,
     Relu,
     Sigmoid,
@@ -446,7 +448,9 @@ impl Gen<'_, '_> {
                 self.opt(&mut named, "pad", Want::Pad)?;
                 self.opt(&mut named, "ceil", Want::Bool)?;
             }
-            Layer::AdaptiveAvgPool => pos.push(self.expr(Want::Pair, 1)?),
+            Layer::AdaptiveAvgPool | Layer::AdaptiveMaxPool => {
+                pos.push(self.expr(Want::Pair, 1)?)
+            }
             Layer::BatchNorm => {
                 self.opt(&mut named, "eps", Want::Prob)?;
                 self.opt(&mut named, "momentum", Want::Prob)?;
@@ -699,6 +703,8 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
                 Layer::AvgPool => "avgpool",
                 Layer::AdaptiveAvgPool => "adaptive_avgpool",
                 Layer::GlobalAvgPool => "global_avgpool",
+                Layer::AdaptiveMaxPool => "adaptive_maxpool",
+                Layer::GlobalMaxPool => "global_maxpool",
                 Layer::BatchNorm => "batchnorm",
                 Layer::Relu => "relu",
                 Layer::Sigmoid => "sigmoid",

@@ -2839,6 +2839,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 } => ([*factor; 2], [1, 1]),
                 Op::AdaptiveAvgPool { .. }
                 | Op::GlobalAvgPool
+                | Op::AdaptiveMaxPool { .. }
+                | Op::GlobalMaxPool
                 | Op::Input
                 | Op::Upsample {
                     to: crate::ir::UpsampleTo::Size(_),

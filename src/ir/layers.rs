@@ -142,6 +142,14 @@ pub static LAYERS: &[LayerSpec] = &[
         params: &[],
     },
     LayerSpec {
+        name: "adaptive_maxpool",
+        params: &[req("output", Kind::Pair)],
+    },
+    LayerSpec {
+        name: "global_maxpool",
+        params: &[],
+    },
+    LayerSpec {
         name: "batchnorm",
         params: &[opt("eps", Kind::Positive), opt("momentum", Kind::Fraction)],
     },
@@ -302,6 +310,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "MaxPool2d" => ("maxpool", "`maxpool(kernel, stride=…, pad=…)`"),
         "AvgPool2d" => ("avgpool", "`avgpool(kernel, stride=…, pad=…)`"),
         "AdaptiveAvgPool2d" => ("adaptive_avgpool", "`adaptive_avgpool(output)`, e.g. `adaptive_avgpool([6, 6])`"),
+        "AdaptiveMaxPool2d" => ("adaptive_maxpool", "`adaptive_maxpool(output)`, e.g. `adaptive_maxpool([6, 6])`; to one pixel it is also `global_maxpool`"),
         "ReLU" => ("relu", "`relu`"),
         "LeakyReLU" => ("leaky_relu", "`leaky_relu`"),
         "ELU" => ("elu", "`elu`"),
@@ -354,7 +363,7 @@ pub fn keras_equivalent(name: &str) -> Option<String> {
         "MaxPooling2D" | "MaxPool2D" => "`maxpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `MaxPooling2D(2)` is `maxpool(2)`",
         "AveragePooling2D" | "AvgPool2D" => "`avgpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `AveragePooling2D(2)` is `avgpool(2)`",
         "GlobalAveragePooling2D" | "GlobalAvgPool2D" => "`global_avgpool flatten`: `global_avgpool` keeps an image of one pixel, [C, 1, 1], and `flatten` makes the vector that Keras's layer gives",
-        "GlobalMaxPooling2D" | "GlobalMaxPool2D" => "`maxpool([in.h, in.w]) flatten`: a max pooling over the whole image, then the vector",
+        "GlobalMaxPooling2D" | "GlobalMaxPool2D" => "`global_maxpool flatten`: `global_maxpool` keeps an image of one pixel, [C, 1, 1], and `flatten` makes the vector that Keras's layer gives",
         "BatchNormalization" => "`batchnorm`; Keras's `momentum=0.99` (the share of the old running mean) is cnnc's and PyTorch's `momentum=0.01`, and its `epsilon=1e-3` is `eps=1e-3`",
         "LayerNormalization" => "`layernorm` over the channels of each pixel (Keras's default `axis=-1` on channels-last images)",
         "GroupNormalization" => "`groupnorm(groups)`",
@@ -371,7 +380,7 @@ pub fn keras_equivalent(name: &str) -> Option<String> {
 }
 
 /// What to write instead of a well-known layer cnnc does not have (`mish`, `upsample`,
-/// `LayerNorm`, `global_maxpool`, `cat`, …), matched ignoring case and underscores: the help
+/// `LayerNorm`, `GlobalMaxPool`, `cat`, …), matched ignoring case and underscores: the help
 /// of an unknown layer where a near name would mislead (`mish` is not `relu`).
 pub fn missing_layer_hint(name: &str) -> Option<String> {
     let key: String = name
@@ -447,10 +456,15 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
             "cnnc has no `{name}`; its normalization layer is `batchnorm` (d2l's AlexNet drops \
              the original's local response normalization)"
         ),
-        "globalmaxpool" | "adaptivemaxpool" | "adaptivemaxpool2d" => format!(
-            "cnnc has no `{name}`; a global max pooling is `maxpool([in.h, in.w])`, and \
-             `global_avgpool` / `adaptive_avgpool(output)` average"
-        ),
+        "globalmaxpool" | "globalmaxpool2d" => "a global max pooling is `global_maxpool` (to \
+                                                one pixel, [C, 1, 1]; `flatten` after it \
+                                                gives the vector)"
+            .to_string(),
+        "adaptivemaxpool" | "adaptivemaxpool2d" => {
+            "an adaptive max pooling is `adaptive_maxpool(output)`, e.g. \
+             `adaptive_maxpool([6, 6])`"
+                .to_string()
+        }
         "cat" | "concatenate" | "stack" => {
             "concatenation is `concat { {branch} {branch} … }`: each braced branch takes the \
              same input, and the outputs are joined along the channels"
@@ -857,6 +871,10 @@ pub fn build(
             output: pair("output", [1, 1]),
         },
         "global_avgpool" => Op::GlobalAvgPool,
+        "adaptive_maxpool" => Op::AdaptiveMaxPool {
+            output: pair("output", [1, 1]),
+        },
+        "global_maxpool" => Op::GlobalMaxPool,
         "batchnorm" => Op::BatchNorm {
             eps: number("eps", 1e-5),
             momentum: number("momentum", 0.1),

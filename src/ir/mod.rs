@@ -12,7 +12,8 @@ pub mod unexpanded;
 pub mod value;
 
 pub use op::{
-    ConvAttrs, ConvTransposeAttrs, Op, PadMode, Pads, Pair, PoolAttrs, UpsampleMode, UpsampleTo,
+    adaptive_bin, adaptive_max_gather, adaptive_max_gather_width, ConvAttrs, ConvTransposeAttrs,
+    Op, PadMode, Pads, Pair, PoolAttrs, UpsampleMode, UpsampleTo,
 };
 
 use crate::source::Span;

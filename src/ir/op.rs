@@ -220,6 +220,12 @@ pub enum Op {
         output: Pair,
     },
     GlobalAvgPool,
+    /// PyTorch's `AdaptiveMaxPool2d([h, w])`: the maximum over the same bins as
+    /// `AdaptiveAvgPool`'s.
+    AdaptiveMaxPool {
+        output: Pair,
+    },
+    GlobalMaxPool,
     /// 2-D on `[C, H, W]`, 1-D on `[F]`. `momentum` in PyTorch's convention (weight of the
     /// new batch statistic, default 0.1).
     BatchNorm {
@@ -418,6 +424,46 @@ impl UpsampleTo {
     }
 }
 
+/// PyTorch's adaptive pooling of `n` values into `m` bins: bin `i` covers
+/// `[⌊i·n/m⌋, ⌈(i+1)·n/m⌉)`, so the bins overlap where `m` does not divide `n`.
+/// (`n`, `m` < 2^32: no overflow.)
+pub fn adaptive_bin(i: u64, n: u64, m: u64) -> std::ops::Range<u64> {
+    i * n / m..((i + 1) * n).div_ceil(m)
+}
+
+/// The width of the widest of the bins of `n` into `m` where `m` does not divide `n`
+/// (`None` where it does: the bins are then a MaxPool's windows, `n/m` wide and apart).
+///
+/// Bin `i`'s width is ⌈(r + n)/m⌉ with r = i·n mod m, a multiple of g = gcd(n, m) below
+/// `m`, and every such multiple occurs: the widest is ⌈(n + m − g)/m⌉.
+pub fn adaptive_max_gather_width(n: u64, m: u64) -> Option<u64> {
+    if m == 0 || n.is_multiple_of(m) {
+        return None;
+    }
+    let (mut a, mut g) = (n, m);
+    while g != 0 {
+        (a, g) = (g, a % g);
+    }
+    Some((n + m - a).div_ceil(m))
+}
+
+/// How adaptive max pooling lowers one axis of `n` into `m` where `m` does not divide `n`:
+/// the width `k` of the widest bin and each bin's indices, a short bin's padded with its
+/// last index (a repeat does not change a maximum, and keeps PyTorch's first-of-equals
+/// order), so that a Gather of the `m·k` indices and a MaxPool with kernel and stride `k`
+/// give the bins' maxima. `None` where `m` divides `n`.
+pub fn adaptive_max_gather(n: u64, m: u64) -> Option<(u64, Vec<i64>)> {
+    let k = adaptive_max_gather_width(n, m)?;
+    let mut index = Vec::with_capacity((m * k) as usize);
+    for i in 0..m {
+        let bin = adaptive_bin(i, n, m);
+        let last = bin.end - 1;
+        index.extend(bin.map(|j| j as i64));
+        index.resize(((i + 1) * k) as usize, last as i64);
+    }
+    Some((k, index))
+}
+
 /// How large [`Op::Upsample`] makes its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpsampleTo {
@@ -451,6 +497,8 @@ impl Op {
             Op::AvgPool(_) => "avgpool",
             Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
             Op::GlobalAvgPool => "global_avgpool",
+            Op::AdaptiveMaxPool { .. } => "adaptive_maxpool",
+            Op::GlobalMaxPool => "global_maxpool",
             Op::BatchNorm { .. } => "batchnorm",
             Op::GroupNorm {
                 groups: Some(_), ..
@@ -550,6 +598,34 @@ mod tests {
             let to = UpsampleTo::Scale([s, s]);
             assert_eq!(to.nearest_repeats_at_any_size(), every, "factor {s}");
         }
+    }
+
+    /// The gather's width is the widest bin's, found by brute force, and every bin's
+    /// indices are the bin's, padded with its last.
+    #[test]
+    fn adaptive_max_gather_pads_every_bin_to_the_widest() {
+        for n in 1..40u64 {
+            for m in 1..40u64 {
+                let Some((k, index)) = adaptive_max_gather(n, m) else {
+                    assert_eq!(n % m, 0, "{n} → {m}");
+                    continue;
+                };
+                let widest = (0..m).map(|i| adaptive_bin(i, n, m).count() as u64).max();
+                assert_eq!(Some(k), widest, "{n} → {m}");
+                assert_eq!(index.len() as u64, m * k);
+                for i in 0..m {
+                    let bin: Vec<i64> = adaptive_bin(i, n, m).map(|j| j as i64).collect();
+                    let got = &index[(i * k) as usize..((i + 1) * k) as usize];
+                    assert_eq!(&got[..bin.len()], &bin[..], "{n} → {m}, bin {i}");
+                    assert!(got[bin.len()..].iter().all(|&j| j == *bin.last().unwrap()));
+                }
+            }
+        }
+        // 5 → 3: [0, 2), [1, 4), [3, 5), widened to 3.
+        assert_eq!(
+            adaptive_max_gather(5, 3),
+            Some((3, vec![0, 1, 1, 1, 2, 3, 3, 4, 4]))
+        );
     }
 
     /// Windows of nearly 2^32 on each side: their product, near 2^64, wrapped in i64 to a

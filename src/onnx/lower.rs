@@ -484,6 +484,8 @@ fn fixes_size(op: &Op) -> bool {
         op,
         Op::GlobalAvgPool
             | Op::AdaptiveAvgPool { .. }
+            | Op::GlobalMaxPool
+            | Op::AdaptiveMaxPool { .. }
             | Op::Upsample {
                 to: UpsampleTo::Size(_),
                 ..
@@ -731,12 +733,18 @@ impl Lowerer<'_> {
                  (`global_avgpool`), or export at the declared size"
                     .into(),
             ),
-            Op::AdaptiveAvgPool { output } if *output != [1, 1] => refuse(format!(
-                "`adaptive_avgpool` to {}×{}: ONNX has no adaptive pooling, and cnnc exports \
-                 one for the declared input size; to one pixel (`global_avgpool`) it exports \
-                 for any size",
-                output[0], output[1]
-            )),
+            Op::AdaptiveAvgPool { output } | Op::AdaptiveMaxPool { output }
+                if *output != [1, 1] =>
+            {
+                refuse(format!(
+                    "`{}` to {}×{}: ONNX has no adaptive pooling, and cnnc exports one for \
+                     the declared input size; to one pixel (`{}`) it exports for any size",
+                    node.op.kind(),
+                    output[0],
+                    output[1],
+                    node.op.kind().replace("adaptive", "global")
+                ))
+            }
             Op::MaxPool(p) | Op::AvgPool(p) if p.ceil => refuse(
                 "a ceil-mode pooling: whether its last window overhangs the input depends on \
                  the size, and cnnc exports it for the declared one"
@@ -904,6 +912,12 @@ impl Lowerer<'_> {
                 self.adaptive_avgpool(name, x, *output, in_dims, out_dims, out)
             }
             Op::GlobalAvgPool => simple(self, "GlobalAveragePool", vec![]),
+            // To one pixel from a variable size (any other output is refused then).
+            Op::AdaptiveMaxPool { .. } if self.cur_varies => simple(self, "GlobalMaxPool", vec![]),
+            Op::AdaptiveMaxPool { output } => {
+                self.adaptive_maxpool(name, x, *output, in_dims, out_dims, out)
+            }
+            Op::GlobalMaxPool => simple(self, "GlobalMaxPool", vec![]),
             Op::BatchNorm { eps, momentum } => {
                 let mut ins = vec![x.to_string()];
                 for s in ["weight", "bias", "running_mean", "running_var"] {
@@ -1902,6 +1916,66 @@ impl Lowerer<'_> {
         debug_assert_eq!(out_dims, [c, oh, ow]);
         self.node("MatMul", name, &[&ph_name, &cols], out, vec![])
     }
+
+    /// PyTorch `AdaptiveMaxPool2d`, over the bins of `adaptive_avgpool`. Divisible sizes
+    /// are a MaxPool; an axis whose bins are uneven or overlap is first gathered, bin after
+    /// bin, each widened to the widest by repeating its last index
+    /// ([`crate::ir::adaptive_max_gather`]), and a MaxPool with that width as kernel and
+    /// stride takes each bin's maximum: exact for any sizes.
+    fn adaptive_maxpool(
+        &mut self,
+        name: &str,
+        x: &str,
+        output: [u64; 2],
+        in_dims: &[u64],
+        out_dims: &[u64],
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let [c, h, w] = in_dims[..] else {
+            return Err(self.unsupported(
+                name,
+                "adaptive pooling of a tensor that is not [C, H, W]".into(),
+            ));
+        };
+        if output.contains(&0) {
+            return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
+        }
+        let (mut y, mut dims, mut kernel) = (x.to_string(), [c, h, w], [0u64; 2]);
+        for axis in 0..2 {
+            let (n, m) = (dims[axis + 1], output[axis]);
+            let Some((k, index)) = crate::ir::adaptive_max_gather(n, m) else {
+                kernel[axis] = n / m;
+                continue;
+            };
+            kernel[axis] = k;
+            let (index_name, bins) = (
+                format!("{name}.index{}", axis + 2),
+                format!("{name}.bins{}", axis + 2),
+            );
+            self.init_i64(&index_name, &index)?;
+            self.node(
+                "Gather",
+                &bins,
+                &[&y, &index_name],
+                &bins,
+                vec![AttributeProto::int("axis", axis as i64 + 2)],
+            )?;
+            dims[axis + 1] = m * k;
+            self.value_info(&bins, &dims);
+            y = bins;
+        }
+        debug_assert_eq!(out_dims, [c, output[0], output[1]]);
+        self.node(
+            "MaxPool",
+            name,
+            &[&y],
+            out,
+            vec![
+                AttributeProto::ints("kernel_shape", i64s(&kernel)),
+                AttributeProto::ints("strides", i64s(&kernel)),
+            ],
+        )
+    }
 }
 
 /// PyTorch's adaptive pooling bins of `n` values into `m` as an averaging matrix, as the
@@ -1913,11 +1987,9 @@ fn averaging_bytes(n: u64, m: u64, transposed: bool) -> Option<Vec<u8>> {
     out.try_reserve_exact(len).ok()?;
     out.resize(len, 0);
     for i in 0..m {
-        // Bin i covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉) (n, m < 2^32: no overflow).
-        let start = i * n / m;
-        let end = ((i + 1) * n).div_ceil(m);
-        let v = (1.0 / (end - start) as f32).to_le_bytes();
-        for j in start..end {
+        let bin = crate::ir::adaptive_bin(i, n, m);
+        let v = (1.0 / (bin.end - bin.start) as f32).to_le_bytes();
+        for j in bin {
             let at = 4 * if transposed { j * m + i } else { i * n + j } as usize;
             out[at..at + 4].copy_from_slice(&v);
         }

@@ -176,6 +176,8 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
             | Op::AvgPool(_)
             | Op::AdaptiveAvgPool { .. }
             | Op::GlobalAvgPool
+            | Op::AdaptiveMaxPool { .. }
+            | Op::GlobalMaxPool
             | Op::Relu
             | Op::Sigmoid
             | Op::Tanh

@@ -640,9 +640,23 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             constant("the averaging matrix", &[w, output[1]])?;
             finish(shape, 0, 0, Vec::new())
         }
-        Op::GlobalAvgPool => {
-            let (c, _) = need_image("global_avgpool", first())?;
+        Op::GlobalAvgPool | Op::GlobalMaxPool => {
+            let (c, _) = need_image(op.kind(), first())?;
             finish(vec![c, 1, 1], 0, 0, Vec::new())
+        }
+        Op::AdaptiveMaxPool { output } => {
+            let (c, [h, w]) = need_image("adaptive_maxpool", first())?;
+            let shape = vec![c, output[0], output[1]];
+            per_sample("the output", &shape)?;
+            // Where the output does not divide the input, export and training gather each
+            // bin's rows and columns, widened to the widest bin, for a MaxPool.
+            let gathered =
+                |n: u64, m: u64| crate::ir::adaptive_max_gather_width(n, m).map_or(n, |k| m * k);
+            per_sample(
+                "the gathered bins",
+                &[c, gathered(h, output[0]), gathered(w, output[1])],
+            )?;
+            finish(shape, 0, 0, Vec::new())
         }
         Op::BatchNorm { .. } => {
             let s = first();

@@ -156,7 +156,7 @@ def ref_pool(x, spec, kind):
     return y
 
 
-def ref_adaptive(x, spec):
+def ref_adaptive(x, spec, reduce=np.mean):
     oh, ow = spec["output"]
     n, c, h, w = x.shape
     y = np.zeros((n, c, oh, ow), dtype=np.float64)
@@ -164,7 +164,7 @@ def ref_adaptive(x, spec):
         hs, he = (i * h) // oh, -(-((i + 1) * h) // oh)
         for j in range(ow):
             ws, we = (j * w) // ow, -(-((j + 1) * w) // ow)
-            y[:, :, i, j] = x[:, :, hs:he, ws:we].astype(np.float64).mean(axis=(2, 3))
+            y[:, :, i, j] = reduce(x[:, :, hs:he, ws:we].astype(np.float64), axis=(2, 3))
     return y
 
 
@@ -388,6 +388,8 @@ REFERENCES = {
     "maxpool": lambda x, s: ref_pool(x, s, "maxpool"),
     "avgpool": lambda x, s: ref_pool(x, s, "avgpool"),
     "adaptive_avgpool": ref_adaptive,
+    "adaptive_maxpool": lambda x, s: ref_adaptive(x, s, np.max),
+    "global_maxpool": lambda x, s: ref_adaptive(x, dict(s, output=[1, 1]), np.max),
     "crop": ref_crop,
     "pad": ref_pad,
     "upsample": ref_upsample,

@@ -508,6 +508,13 @@ def gen_image_leaf(rng, C, H, W):
             feats.append("adaptive_nondiv")
         if sz[0] > H or sz[1] > W:
             feats.append("adaptive_up")
+        if rng.random() < 0.4:
+            if sz == [1, 1] and rng.random() < 0.5:
+                return Leaf("global_maxpool", "global_maxpool", nn.AdaptiveMaxPool2d(1), None,
+                            ["adaptive_max", "global_maxpool"])
+            t = t.replace("avgpool", "maxpool")
+            feats = [f.replace("adaptive", "adaptive_max") for f in feats]
+            return Leaf("adaptive_maxpool", t, nn.AdaptiveMaxPool2d(tuple(sz)), None, feats)
         return Leaf("adaptive_avgpool", t, nn.AdaptiveAvgPool2d(tuple(sz)), None, feats)
     if r < 0.72:
         return gen_bn(rng, C, 3)
@@ -841,7 +848,10 @@ class Gen:
         if flat_input or head < 0.75:  # classifier head
             if not flat_input:
                 if rng.random() < 0.35:
-                    lf = Leaf("global_avgpool", "global_avgpool", nn.AdaptiveAvgPool2d(1), None, ["global_avgpool"])
+                    if rng.random() < 0.3:
+                        lf = Leaf("global_maxpool", "global_maxpool", nn.AdaptiveMaxPool2d(1), None, ["global_maxpool"])
+                    else:
+                        lf = Leaf("global_avgpool", "global_avgpool", nn.AdaptiveAvgPool2d(1), None, ["global_avgpool"])
                     nodes.append(lf)
                     x = lf.mod(x)
                 lf = Leaf("flatten", "flatten", nn.Flatten(), None, ["flatten"])
@@ -1200,6 +1210,8 @@ def sweep_cases():
         for oh in range(1, 9):
             t = f"adaptive_avgpool([{oh}, {max(1, 9 - oh)}])"
             cases.append(([1, H, 9 - H], Leaf("adaptive_avgpool", t, nn.AdaptiveAvgPool2d((oh, max(1, 9 - oh))), None, ["adaptive", "sweep"])))
+            t = f"adaptive_maxpool([{oh}, {max(1, 9 - oh)}])"
+            cases.append(([1, H, 9 - H], Leaf("adaptive_maxpool", t, nn.AdaptiveMaxPool2d((oh, max(1, 9 - oh))), None, ["adaptive_max", "sweep"])))
     for k in range(1, 6):
         for d in range(1, 4):
             t = f"conv(2, [{k}, {6 - k}], dilation=[{d}, {4 - d}], pad=same)"

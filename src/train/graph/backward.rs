@@ -10,6 +10,7 @@
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
 //! | adaptive_avgpool | Phᵀ · dY · Pw (the transposed averaging matrices) | — |
 //! | global_avgpool | Expand(dY / (H·W)) | — |
+//! | adaptive_maxpool, global_maxpool | as maxpool's into the gathered bins, then Rᵀ · dBins · C (the gathers' transposed 0/1 maps) | — |
 //! | batchnorm | (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)) / σ, dx̂ = dY·γ | γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before another batch norm |
 //! | groupnorm, instancenorm | as batch norm's, the means over a sample's group, [N, G, M] | with affine, γ: ReduceSum(dY·x̂), β: ReduceSum(dY), or exactly zero before a batch norm |
 //! | layernorm | as batch norm's, the means over a pixel's channels (a vector's features) | as group norm's |
@@ -36,8 +37,8 @@
 //! | upsample | nearest: dY as [N, C, H, sh, W, sw], ReduceSum over the block axes; bilinear: Rᵀ · dY · C (the transposed interpolation matrices) | — |
 
 use super::forward::{
-    adaptive_matrix, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads, prelu_slope,
-    upsample_maps, Separable,
+    adaptive_matrix, adaptive_max_maps, bn_axes, conv_attrs, pad_maps, pool_overhang, pool_pads,
+    prelu_slope, upsample_maps, Separable,
 };
 use super::{err, GraphError, Lowering, NormOver, Saved};
 use crate::ir::UpsampleMode;
@@ -56,6 +57,38 @@ struct ConvGeom {
 }
 
 impl Lowering<'_> {
+    /// A max pooling's input gradient: `dy` added at the flat `indices` (a MaxPool's
+    /// second output) into zeros shaped as `x`, the MaxPool's input.
+    fn scatter_at_indices(&mut self, indices: &str, x: &str, dy: &str, base: &str) -> String {
+        let shape = self.b.op("Shape", &[x], &format!("{base}.shape"), vec![]);
+        let size = self.b.op("Size", &[x], &format!("{base}.size"), vec![]);
+        let axes0 = self.b.ints(&[0]);
+        let size1 = self.b.op(
+            "Unsqueeze",
+            &[&size, &axes0],
+            &format!("{base}.size1"),
+            vec![],
+        );
+        let zeros = self.b.op(
+            "ConstantOfShape",
+            &[&size1],
+            &format!("{base}.zeros"),
+            vec![],
+        );
+        let idx_flat = self.b.reshape(indices, &[-1], &format!("{base}.indices"));
+        let dy_flat = self.b.reshape(dy, &[-1], &format!("{base}.flat"));
+        let sc = self.b.op(
+            "ScatterElements",
+            &[&zeros, &idx_flat, &dy_flat],
+            &format!("{base}.scattered"),
+            vec![
+                AttributeProto::int("axis", 0),
+                AttributeProto::string("reduction", "add"),
+            ],
+        );
+        self.b.op("Reshape", &[&sc, &shape], base, vec![])
+    }
+
     pub(super) fn backward(
         &mut self,
         ix: NodeIndex,
@@ -163,33 +196,22 @@ impl Lowering<'_> {
                 let Saved::MaxPoolIndices(idx) = self.saved[&ix].clone() else {
                     return Err(err(format!("`{name}`: max pooling lost its indices")));
                 };
-                let shape = self.b.op("Shape", &[&x], &format!("{base}.shape"), vec![]);
-                let size = self.b.op("Size", &[&x], &format!("{base}.size"), vec![]);
-                let axes0 = self.b.ints(&[0]);
-                let size1 = self.b.op(
-                    "Unsqueeze",
-                    &[&size, &axes0],
-                    &format!("{base}.size1"),
-                    vec![],
-                );
-                let zeros = self.b.op(
-                    "ConstantOfShape",
-                    &[&size1],
-                    &format!("{base}.zeros"),
-                    vec![],
-                );
-                let idx_flat = self.b.reshape(&idx, &[-1], &format!("{base}.indices"));
-                let dy_flat = self.b.reshape(dy, &[-1], &format!("{base}.flat"));
-                let sc = self.b.op(
-                    "ScatterElements",
-                    &[&zeros, &idx_flat, &dy_flat],
-                    &format!("{base}.scattered"),
-                    vec![
-                        AttributeProto::int("axis", 0),
-                        AttributeProto::string("reduction", "add"),
-                    ],
-                );
-                one(Some(self.b.op("Reshape", &[&sc, &shape], &base, vec![])))
+                one(Some(self.scatter_at_indices(&idx, &x, dy, &base)))
+            }
+            // The gradient of the gathered bins, then each gather's transposed 0/1 map.
+            Op::AdaptiveMaxPool { .. } | Op::GlobalMaxPool => {
+                let Saved::AdaptiveMaxPool { indices, bins } = self.saved[&ix].clone() else {
+                    return Err(err(format!("`{name}`: max pooling lost its indices")));
+                };
+                let output = [out_dims[1], out_dims[2]];
+                let (rows, cols) = adaptive_max_maps(&in_dims, output);
+                let d_bins = self.scatter_at_indices(&indices, &bins, dy, &format!("{base}.bins"));
+                one(Some(self.separable(
+                    &d_bins,
+                    &rows.transposed(),
+                    &cols.transposed(),
+                    &base,
+                )))
             }
             Op::AvgPool(p) => {
                 let in_hw = [in_dims[1], in_dims[2]];

@@ -49,10 +49,9 @@ pub(super) fn pool_pads(p: &PoolAttrs, extra: [u64; 2]) -> Pads {
 pub(super) fn adaptive_matrix(n: u64, m: u64) -> Vec<f32> {
     let mut out = vec![0.0f32; (n * m) as usize];
     for i in 0..m {
-        let start = i * n / m;
-        let end = ((i + 1) * n).div_ceil(m);
-        let v = 1.0 / (end - start) as f32;
-        for j in start..end {
+        let bin = crate::ir::adaptive_bin(i, n, m);
+        let v = 1.0 / (bin.end - bin.start) as f32;
+        for j in bin {
             out[(i * n + j) as usize] = v;
         }
     }
@@ -88,7 +87,8 @@ pub(super) fn bilinear_weights(n: u64, m: u64, align_corners: bool) -> Vec<f32> 
 }
 
 /// A matrix `[out, in]` (row-major) that maps one axis of an image, as
-/// [`Lowering::separable`] applies it.
+/// [`Lowering::separable`] applies it. An empty matrix stands for the identity.
+#[derive(Clone)]
 pub(super) struct Separable {
     pub(super) matrix: Vec<f32>,
     pub(super) out: u64,
@@ -101,8 +101,20 @@ impl Separable {
         Separable { matrix, out, inp }
     }
 
+    /// The identity on an axis of `n`, without its matrix (it is never multiplied by).
+    pub(super) fn identity(n: u64) -> Separable {
+        Separable {
+            matrix: Vec::new(),
+            out: n,
+            inp: n,
+        }
+    }
+
     /// The transpose, `[in, out]`: the map of the gradient.
     pub(super) fn transposed(&self) -> Separable {
+        if self.matrix.is_empty() {
+            return self.clone();
+        }
         Separable {
             matrix: transpose_matrix(&self.matrix, self.out as usize, self.inp as usize),
             out: self.inp,
@@ -112,11 +124,30 @@ impl Separable {
 
     fn is_identity(&self) -> bool {
         self.out == self.inp
-            && (0..self.out).all(|i| {
-                (0..self.inp)
-                    .all(|j| self.matrix[(i * self.inp + j) as usize] == (i == j) as u8 as f32)
-            })
+            && (self.matrix.is_empty()
+                || (0..self.out).all(|i| {
+                    (0..self.inp)
+                        .all(|j| self.matrix[(i * self.inp + j) as usize] == (i == j) as u8 as f32)
+                }))
     }
+}
+
+/// Adaptive max pooling's gathers of the rows and of the columns of a `[C, H, W]` input
+/// ([`crate::ir::adaptive_max_gather`]) as 0/1 maps `[m·k, n]`, the identity for an axis
+/// not gathered; the backward multiplies by their transposes.
+pub(super) fn adaptive_max_maps(in_dims: &[u64], output: [u64; 2]) -> (Separable, Separable) {
+    let map = |axis: usize| {
+        let n = in_dims[axis + 1];
+        let Some((_, index)) = crate::ir::adaptive_max_gather(n, output[axis]) else {
+            return Separable::identity(n);
+        };
+        let mut a = vec![0f32; index.len() * n as usize];
+        for (o, &src) in index.iter().enumerate() {
+            a[o * n as usize + src as usize] = 1.0;
+        }
+        Separable::new(a, index.len() as u64, n)
+    };
+    (map(0), map(1))
 }
 
 /// Upsampling (or resampling to a size) of a `[C, H, W]` input to `[C, h, w]` as its row
@@ -436,6 +467,44 @@ impl Lowering<'_> {
                 self.separable(&x, &rows, &cols, &name)
             }
             Op::GlobalAvgPool => self.b.op("GlobalAveragePool", &[&x], &name, vec![]),
+            // As the inference model (a global one as an adaptive one to 1×1): the uneven
+            // bins gathered, then a MaxPool, whose indices the backward scatters at.
+            Op::AdaptiveMaxPool { .. } | Op::GlobalMaxPool => {
+                let output = match &node.op {
+                    Op::AdaptiveMaxPool { output } => *output,
+                    _ => [1, 1],
+                };
+                let (mut bins, mut kernel) = (x.clone(), [0u64; 2]);
+                for axis in 0..2 {
+                    let (n, m) = (in_dims[axis + 1], output[axis]);
+                    let Some((k, index)) = crate::ir::adaptive_max_gather(n, m) else {
+                        kernel[axis] = n / m;
+                        continue;
+                    };
+                    kernel[axis] = k;
+                    let index = self.b.ints(&index);
+                    bins = self.b.op(
+                        "Gather",
+                        &[&bins, &index],
+                        &format!("{name}.bins{}", axis + 2),
+                        vec![AttributeProto::int("axis", axis as i64 + 2)],
+                    );
+                }
+                let attrs = vec![
+                    AttributeProto::ints("kernel_shape", i64s(&kernel)),
+                    AttributeProto::ints("strides", i64s(&kernel)),
+                ];
+                if self.mode == Mode::Train {
+                    let y = self.b.fresh(&name);
+                    let indices = self.b.fresh(&format!("{name}.indices"));
+                    self.b.node_to("MaxPool", &[&bins], &[&y, &indices], attrs);
+                    self.saved
+                        .insert(ix, Saved::AdaptiveMaxPool { indices, bins });
+                    y
+                } else {
+                    self.b.op("MaxPool", &[&bins], &name, attrs)
+                }
+            }
             Op::BatchNorm { eps, momentum } => {
                 self.batchnorm(ix, &name, &x, &in_dims, *eps, *momentum)?
             }

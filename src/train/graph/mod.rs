@@ -215,6 +215,12 @@ enum Saved {
     #[default]
     None,
     MaxPoolIndices(String),
+    /// Adaptive and global max pooling: the MaxPool's indices into `bins`, the input with
+    /// its uneven or overlapping bins gathered ([`crate::ir::adaptive_max_gather`]).
+    AdaptiveMaxPool {
+        indices: String,
+        bins: String,
+    },
     BatchNorm {
         xhat: String,
         inv_std: String,
@@ -586,6 +592,14 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
                 (oh.saturating_mul(h))
                     .saturating_add(ow.saturating_mul(w))
                     .saturating_mul(2)
+            }
+            // The backward's 0/1 maps of the gathered bins.
+            Op::AdaptiveMaxPool { output } => {
+                let gathered = |n: u64, m: u64| {
+                    crate::ir::adaptive_max_gather_width(n, m)
+                        .map_or(0, |k| m.saturating_mul(k).saturating_mul(n))
+                };
+                gathered(h, output[0]).saturating_add(gathered(w, output[1]))
             }
             // The backward's kernel of ones; the rescale and inverse divisors.
             Op::AvgPool(p) => c
