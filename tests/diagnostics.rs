@@ -2675,12 +2675,33 @@ fn pooling_pad_same_gets_this_windows_padding() {
     assert!(help("maxpool(5, stride=1, pad=same)")
         .contains("`pad=2` keeps the size with this 5×5 window"));
     assert!(help("avgpool([3, 1], stride=1, pad=same)").contains("`pad=[1, 0]`"));
+    // An even window: the odd row and column at the end, as Keras pads; an average pooling
+    // leaves the padding out of the divisor, as Keras's does.
+    let even = help("avgpool(2, stride=1, pad=same)");
+    assert!(
+        even.contains("`pad=[0, 1, 0, 1]` keeps the size with this 2×2 window")
+            && even.contains("add `count_include_pad=false`"),
+        "{even}"
+    );
+    assert!(help("maxpool([4, 3], stride=1, pad=same)").contains("`pad=[1, 2, 1, 1]`"));
+    assert!(!help("maxpool(3, stride=1, pad=same)").contains("count_include_pad"));
+    // What the helps write keeps the size.
+    let c = cnnc::compile_source(
+        Path::new("p.cnn"),
+        "model P(input: [3, 8, 7]) {\n\
+         avgpool(2, stride=1, pad=[0, 1, 0, 1], count_include_pad=false) : [3, 8, 7]\n\
+         maxpool([4, 3], stride=1, pad=[1, 2, 1, 1]) : [3, 8, 7]\n\
+         }\n"
+        .into(),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let strided = help("maxpool(2, pad=same)");
     assert!(
         strided.contains("with stride 2 the size shrinks") && strided.contains("ceil=true"),
         "{strided}"
     );
-    assert!(help("maxpool(2, stride=1, pad=same)").contains("an even 2×2 window"));
+    assert!(help("maxpool(2, stride=1, pad=same)")
+        .contains("an even window is padded one more at the bottom and right"));
 }
 
 /// A shortcut whose conv strides where the body keeps the size: the help says to remove
@@ -2732,6 +2753,15 @@ fn helps_for_keras_habits_and_misspellings() {
         ("Conv2D(8, 3)", "`conv(32, 3, pad=same) relu`"),
         ("GlobalAveragePooling2D", "`global_avgpool flatten`"),
         ("GlobalMaxPooling2D", "`global_maxpool flatten`"),
+        (
+            "AveragePooling2D(3)",
+            "`avgpool(3, stride=1, pad=1, count_include_pad=false)`",
+        ),
+        ("Cropping2D(2)", "`crop(NAME)`"),
+        ("Input([28, 28, 1])", "`model M(input: [1, 28, 28]) { … }`"),
+        ("InputLayer", "`input`, in lower case"),
+        ("Rescaling(1)", "`scale(1.0 / 255)`"),
+        ("Normalization", "`normalize(mean, std)`"),
         ("BatchNormalization", "`momentum=0.01`"),
         ("Activation(1)", "`relu`"),
         ("SeparableConv2D(64, 3)", "conv(64, 1)`"),
@@ -2774,6 +2804,8 @@ fn helps_for_keras_habits_and_misspellings() {
          upsample(2) : [64, 8, 8]\n\
          convT(64, 2, stride=2) : [64, 16, 16]\n\
          pad([0, 1, 2, 3]) : [64, 17, 21]\n\
+         avgpool(3, stride=1, pad=1, count_include_pad=false) : [64, 17, 21]\n\
+         scale(1.0 / 255) normalize(mean=127.5, std=127.5) : [64, 17, 21]\n\
          global_maxpool flatten : [64]\n\
          linear(120) relu : [120]\n\
          }\n"

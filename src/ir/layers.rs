@@ -361,13 +361,17 @@ pub fn keras_equivalent(name: &str) -> Option<String> {
         "DepthwiseConv2D" => "a conv with a group per channel: `DepthwiseConv2D(3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c)`",
         "SeparableConv2D" => "a depthwise conv and a 1×1 conv: `SeparableConv2D(64, 3, padding='same')` is `conv(in.c, 3, pad=same, groups=in.c, bias=false) conv(64, 1)`",
         "MaxPooling2D" | "MaxPool2D" => "`maxpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `MaxPooling2D(2)` is `maxpool(2)`",
-        "AveragePooling2D" | "AvgPool2D" => "`avgpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `AveragePooling2D(2)` is `avgpool(2)`",
+        "AveragePooling2D" | "AvgPool2D" => "`avgpool(pool_size, stride=…)`; as in Keras, the stride defaults to the window: `AveragePooling2D(2)` is `avgpool(2)`; with `padding='same'` Keras leaves the padding out of each average, `AveragePooling2D(3, strides=1, padding='same')` is `avgpool(3, stride=1, pad=1, count_include_pad=false)`",
         "GlobalAveragePooling2D" | "GlobalAvgPool2D" => "`global_avgpool flatten`: `global_avgpool` keeps an image of one pixel, [C, 1, 1], and `flatten` makes the vector that Keras's layer gives",
         "GlobalMaxPooling2D" | "GlobalMaxPool2D" => "`global_maxpool flatten`: `global_maxpool` keeps an image of one pixel, [C, 1, 1], and `flatten` makes the vector that Keras's layer gives",
         "BatchNormalization" => "`batchnorm`; Keras's `momentum=0.99` (the share of the old running mean) is cnnc's and PyTorch's `momentum=0.01`, and its `epsilon=1e-3` is `eps=1e-3`",
         "LayerNormalization" => "`layernorm` over the channels of each pixel (Keras's default `axis=-1` on channels-last images)",
         "GroupNormalization" => "`groupnorm(groups)`",
         "Activation" => "the activation itself, a layer of its own: `Activation('relu')` is `relu`",
+        "Cropping2D" => "a crop of a named tensor to the current size: `crop(NAME)` takes the centre, as U-Net's copy-and-crop skips do (`… as e1 … concat { crop(e1) {} }`; an odd difference leaves the extra row and column at the end)",
+        "InputLayer" | "Input" => "the model's header: the input's shape without the batch, channels first, so `Input(shape=(28, 28, 1))` is `model M(input: [1, 28, 28]) { … }`; in the body, the input tensor is `input`, in lower case",
+        "Rescaling" => "`scale(k)` for a factor, `Rescaling(1/255)` is `scale(1.0 / 255)` (`cnnc train` already reads pixels as [0, 1]); with an offset, `Rescaling(1/127.5, offset=-1)` is `normalize(mean=127.5, std=127.5)`",
+        "Normalization" => "`normalize(mean, std)`, with the mean and the standard deviation (the square root of Keras's variance) that `adapt` found, one number for every channel or a list with one per channel",
         "ZeroPadding2D" => "`pad(p)`; Keras's `((top, bottom), (left, right))` is cnnc's list `[top, bottom, left, right]`",
         "UpSampling2D" => "`upsample(factor)`: `UpSampling2D(2)` and `UpSampling2D(size=2)` are `upsample(2)` (cnnc's own `size=` is the output's height and width), and `interpolation='bilinear'` is `bilinear=true` beside it",
         "SpatialDropout2D" => "`dropout(rate)`, which zeroes single values: Keras's `SpatialDropout2D` zeroes whole channels, which cnnc does not do (the two differ in training only)",
@@ -571,9 +575,9 @@ fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 
     )
 }
 
-/// The help of `pad=same` on a pooling of `kernel` and `stride`: the padding that does what
-/// was meant, for this window.
-fn pool_same_help(kernel: [u64; 2], stride: [u64; 2]) -> String {
+/// The help of `pad=same` on a pooling (`layer`) of `kernel` and `stride`: the padding that
+/// does what was meant, for this window.
+fn pool_same_help(layer: &str, kernel: [u64; 2], stride: [u64; 2]) -> String {
     let window = format!("{}×{}", kernel[0], kernel[1]);
     if stride != [1, 1] {
         return format!(
@@ -587,21 +591,31 @@ fn pool_same_help(kernel: [u64; 2], stride: [u64; 2]) -> String {
             }
         );
     }
-    if kernel.iter().all(|k| k % 2 == 1) {
-        let p = kernel.map(|k| (k - 1) / 2);
-        let pad = if p[0] == p[1] {
-            p[0].to_string()
-        } else {
-            format!("[{}, {}]", p[0], p[1])
-        };
-        format!("give the padding explicitly: `pad={pad}` keeps the size with this {window} window")
+    // k − 1 in all, the odd one at the end (bottom, right), as Keras's and TensorFlow's
+    // `padding='same'` puts it; at most half the window on a side, as pooling allows.
+    let (begin, end) = (kernel.map(|k| (k - 1) / 2), kernel.map(|k| k / 2));
+    let pad = if begin != end {
+        format!("[{}, {}, {}, {}]", begin[0], end[0], begin[1], end[1])
+    } else if begin[0] == begin[1] {
+        begin[0].to_string()
     } else {
-        format!(
-            "give the padding explicitly; an even {window} window keeps the size only with \
-             uneven padding, `pad([top, bottom, left, right])` before the pooling (e.g. \
-             `pad([0, 1, 0, 1])` for 2×2)"
-        )
+        format!("[{}, {}]", begin[0], begin[1])
+    };
+    let mut help = format!(
+        "give the padding explicitly: `pad={pad}` keeps the size with this {window} window"
+    );
+    if begin != end {
+        help.push_str(
+            " (an even window is padded one more at the bottom and right, as Keras pads it)",
+        );
     }
+    if layer == "avgpool" {
+        help.push_str(
+            "; Keras's `padding='same'` also leaves the padding out of each average: add \
+             `count_include_pad=false` (PyTorch's default counts it)",
+        );
+    }
+    help
 }
 
 /// How PyTorch's `LayerNorm` is written.
@@ -850,7 +864,7 @@ pub fn build(
                         format!("`{}` does not take `pad=same`", spec.name),
                     )
                     .label(pad_span().unwrap_or(call.span), "here")
-                    .help(pool_same_help(kernel, stride)),
+                    .help(pool_same_help(spec.name, kernel, stride)),
                 );
                 return None;
             }
