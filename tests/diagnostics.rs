@@ -771,6 +771,26 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     let h = help("maxpool(4) convT(8, 2, stride=2) conv(8, 3, pad=1) concat { {} e }");
     assert!(h.contains("`concat { {} crop(e) }`"), "{h}");
     assert!(!h.contains("output_pad"), "{h}");
+    // An upsampling by a factor: or to the skip's size, in its mode; what it writes compiles.
+    let h = help("maxpool(2) conv(8, 3, pad=1) upsample(2, bilinear=true) concat { {} e }");
+    let fix = "upsample(size=[e.h, e.w], bilinear=true)";
+    assert!(
+        h.contains("`concat { {} crop(e) }`") && h.contains(&format!("`{fix}` in place")),
+        "{h}"
+    );
+    let fixed = format!(
+        "model U(input: [4, 25, 25]) {{ conv(8, 3, pad=1) as e maxpool(2) conv(8, 3, pad=1) \
+         {fix} concat {{ {{}} e }} : [16, 25, 25] }}"
+    );
+    let c = cnnc::compile_source(std::path::Path::new("u.cnn"), fixed);
+    assert!(
+        c.diagnostics
+            .iter()
+            .all(|d| d.severity != cnnc::diag::Severity::Error),
+        "{:?}",
+        c.diagnostics
+    );
+    assert!(!help("maxpool(2) convT(8, 2, stride=2) concat { e {} }").contains("upsample"));
     // The smaller branch is not the concat's input size: `crop(e)` would not reach it.
     let h = help("concat { e { conv(8, 3) } }");
     assert!(!h.contains("crop(e)"), "{h}");

@@ -2062,8 +2062,28 @@ impl<'a, 'd> Elab<'a, 'd> {
             rewritten.join(" ")
         );
         // The branch that came out small: a transposed conv whose output_pad would close the
-        // gap (less than its stride).
+        // gap (less than its stride), an upsampling by a factor that can take the skip's size.
         let smaller = sizes.iter().position(|hw| *hw == small)?;
+        if let Op::Upsample {
+            to: crate::ir::UpsampleTo::Scale(_),
+            mode,
+        } = &self.graph[outs[smaller].0.node].op
+        {
+            let bilinear = match mode {
+                crate::ir::UpsampleMode::Nearest => "",
+                crate::ir::UpsampleMode::Bilinear {
+                    align_corners: false,
+                } => ", bilinear=true",
+                crate::ir::UpsampleMode::Bilinear {
+                    align_corners: true,
+                } => ", bilinear=true, align_corners=true",
+            };
+            help.push_str(&format!(
+                ", or let the upsampling give {}×{}, `upsample(size=[{skip}.h, {skip}.w]{bilinear})` \
+                 in place of its factor",
+                big[0], big[1]
+            ));
+        }
         if let Op::ConvTranspose(t) = &self.graph[outs[smaller].0.node].op {
             let gap = [
                 big[0] - small[0] + t.output_pad[0],
