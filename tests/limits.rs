@@ -587,6 +587,31 @@ fn adaptive_pooling_matrices_beyond_memory_are_an_error_not_an_abort() {
     assert_eq!(listing(dir.path()), ["m.cnn", "t.cnn"]);
 }
 
+/// Adaptive max pooling's gather indices (16 GiB of int64 here, within the per-sample limit
+/// on the gathered tensor) were built without a check, and the export aborted.
+#[test]
+fn adaptive_max_pooling_indices_beyond_a_model_are_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "m.cnn",
+        "model M(input: [1, 1, 1073741824]) {\n    adaptive_maxpool([1, 1073741823])\n}\n",
+    );
+    let o = cnnc_limited(
+        &["export", "m.cnn", "-o", "m.onnx"],
+        6_000_000_000,
+        dir.path(),
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("m.cnn:2:5: cannot export layer `adaptive_maxpool1`")
+            && err.contains("the indices of its gathered bins need 16.0 GiB"),
+        "{err}"
+    );
+    assert_eq!(listing(dir.path()), ["m.cnn"]);
+}
+
 // ---- exit codes ------------------------------------------------------------------------
 
 #[test]

@@ -1940,6 +1940,25 @@ impl Lowerer<'_> {
         if output.contains(&0) {
             return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
         }
+        // The int64 indices stay in the model (never external data): refused before they
+        // are built where they alone would pass protobuf's limit.
+        let index_bytes = (0..2)
+            .map(|a| {
+                crate::ir::adaptive_max_gather_width(in_dims[a + 1], output[a])
+                    .map_or(0, |k| output[a].saturating_mul(k).saturating_mul(8))
+            })
+            .fold(0, u64::saturating_add);
+        if index_bytes > PROTOBUF_LIMIT {
+            return Err(self.unsupported(
+                name,
+                format!(
+                    "the indices of its gathered bins need {}, over the 2 GiB an ONNX model \
+                     can hold (constants stay in the model, not in external data); an output \
+                     size that divides the input's needs none (the pooling is then a MaxPool)",
+                    crate::shape::summary::bytes(index_bytes)
+                ),
+            ));
+        }
         let (mut y, mut dims, mut kernel) = (x.to_string(), [c, h, w], [0u64; 2]);
         for axis in 0..2 {
             let (n, m) = (dims[axis + 1], output[axis]);

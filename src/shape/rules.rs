@@ -652,10 +652,15 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             // bin's rows and columns, widened to the widest bin, for a MaxPool.
             let gathered =
                 |n: u64, m: u64| crate::ir::adaptive_max_gather_width(n, m).map_or(n, |k| m * k);
-            per_sample(
-                "the gathered bins",
-                &[c, gathered(h, output[0]), gathered(w, output[1])],
-            )?;
+            let bins = [c, gathered(h, output[0]), gathered(w, output[1])];
+            per_sample("the bins", &bins).map_err(|e| {
+                e.help(format!(
+                    "the export gathers each uneven bin, widened to the widest, into a tensor \
+                     {} for a MaxPool to pool; an output size that divides the input's \
+                     needs no gather (the pooling is then a MaxPool)",
+                    Shape(bins.to_vec())
+                ))
+            })?;
             finish(shape, 0, 0, Vec::new())
         }
         Op::BatchNorm { .. } => {
