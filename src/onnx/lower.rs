@@ -1843,6 +1843,26 @@ impl Lowerer<'_> {
         )
     }
 
+    /// An adaptive pooling's input `[C, H, W]`, or why it cannot be exported (the shape
+    /// check refuses both first).
+    fn adaptive_input(
+        &self,
+        name: &str,
+        in_dims: &[u64],
+        output: [u64; 2],
+    ) -> Result<[u64; 3], ExportError> {
+        let [c, h, w] = in_dims[..] else {
+            return Err(self.unsupported(
+                name,
+                "adaptive pooling of a tensor that is not [C, H, W]".into(),
+            ));
+        };
+        if output.contains(&0) {
+            return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
+        }
+        Ok([c, h, w])
+    }
+
     /// PyTorch `AdaptiveAvgPool2d`: bin i of n → m covers [⌊i·n/m⌋, ⌈(i+1)·n/m⌉). Divisible
     /// sizes are an AveragePool; otherwise `Ph · X · Pwᵀ` with constant averaging matrices
     /// (two MatMuls), exact for any sizes.
@@ -1855,16 +1875,8 @@ impl Lowerer<'_> {
         out_dims: &[u64],
         out: &str,
     ) -> Result<(), ExportError> {
-        let [c, h, w] = in_dims[..] else {
-            return Err(self.unsupported(
-                name,
-                "adaptive pooling of a tensor that is not [C, H, W]".into(),
-            ));
-        };
+        let [c, h, w] = self.adaptive_input(name, in_dims, output)?;
         let [oh, ow] = output;
-        if oh == 0 || ow == 0 {
-            return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
-        }
         if h % oh == 0 && w % ow == 0 {
             let k = [h / oh, w / ow];
             return self.node(
@@ -1931,15 +1943,7 @@ impl Lowerer<'_> {
         out_dims: &[u64],
         out: &str,
     ) -> Result<(), ExportError> {
-        let [c, h, w] = in_dims[..] else {
-            return Err(self.unsupported(
-                name,
-                "adaptive pooling of a tensor that is not [C, H, W]".into(),
-            ));
-        };
-        if output.contains(&0) {
-            return Err(self.unsupported(name, "adaptive pooling to an empty size".into()));
-        }
+        let [c, h, w] = self.adaptive_input(name, in_dims, output)?;
         // The int64 indices stay in the model (never external data): refused before they
         // are built where they alone would pass protobuf's limit.
         let index_bytes = (0..2)
