@@ -57,7 +57,14 @@ fn main() {
             weight_decay: 0.0,
         };
         // As `cnnc train` builds it (its dropout masks fed; these models have none).
-        let step = graph::step_model(model, &c.sources, &opt, DropoutMode::MaskInput).unwrap();
+        let step = graph::step_model(
+            model,
+            &c.sources,
+            &opt,
+            DropoutMode::MaskInput,
+            cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+        )
+        .unwrap();
         let eval = graph::eval_model(model, &c.sources).unwrap();
         let mut step_s = rt
             .session_with(&step.model.encode_to_vec(), &like_cnnc_train)

@@ -464,26 +464,11 @@ fn repeated_block_calls(body: &[ast::Stmt], defs: &elaborate::Definitions<'_>) -
                 ast::StmtKind::Call(c) if defs.is_block(&c.name.name) => {
                     out.push((c.name.name.as_str(), st.span));
                 }
-                ast::StmtKind::Call(_) => {}
-                ast::StmtKind::Repeat(r) => walk(&r.body, out, defs),
-                ast::StmtKind::If(i) => {
-                    walk(&i.then_body, out, defs);
-                    if let Some(e) = &i.else_body {
-                        walk(e, out, defs);
+                _ => {
+                    for body in st.bodies() {
+                        walk(body, out, defs);
                     }
                 }
-                ast::StmtKind::Concat(c) => {
-                    for b in &c.branches {
-                        walk(&b.body, out, defs);
-                    }
-                }
-                ast::StmtKind::Residual(r) => {
-                    walk(&r.body, out, defs);
-                    if let Some(s) = &r.shortcut {
-                        walk(&s.body, out, defs);
-                    }
-                }
-                ast::StmtKind::Gate(g) => walk(&g.body, out, defs),
             }
         }
     }

@@ -74,6 +74,7 @@ impl Builder {
             graph: self.g,
             input: self.input,
             output,
+            named_outputs: Vec::new(),
             size_reads: Vec::new(),
         };
         cnnc::shape::check(

@@ -66,6 +66,7 @@ fn grad_check(case: &Case<'_>, seed: u64) -> Result<HashMap<String, Vec<f32>>, V
         &GradOptions {
             weights: None,
             dropout: DropoutMode::MaskInput,
+            ..Default::default()
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", case.name));
@@ -507,6 +508,21 @@ grad_test!(
 }"
 );
 
+// Named outputs: an auxiliary classifier with its own batch norm and dropout, one that taps
+// a residual's body, and an empty one (the tapped tensor itself, here the main output) —
+// each adds its weighted cross-entropy to the loss.
+grad_test!(
+    named_outputs,
+    4,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) batchnorm tanh
+    output aux1 { conv(2, 1) batchnorm tanh flatten dropout(0.5) linear(4) }
+    residual { conv(3, 3, pad=1) tanh output aux2 { global_avgpool flatten linear(4) } }
+    flatten linear(4)
+    output logits {}
+}"
+);
+
 grad_test!(
     global_avgpool,
     3,
@@ -640,6 +656,7 @@ fn activations_take_pytorchs_slopes_at_their_kinks() {
         let options = GradOptions {
             weights: None,
             dropout: DropoutMode::MaskInput,
+            ..Default::default()
         };
         let proto = graph::grad_model(model, &c.sources, &options).unwrap();
         let mut session = Runtime::get()
@@ -991,6 +1008,7 @@ fn gradient_graph_keeps_to_ops_cuda_runs() {
         &GradOptions {
             weights: None,
             dropout: DropoutMode::MaskInput,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -1014,4 +1032,114 @@ fn gradient_graph_keeps_to_ops_cuda_runs() {
             .ints;
         assert_eq!(pads[..2], pads[2..], "{}: pads {pads:?}", n.name);
     }
+}
+
+/// The loss of a model with named outputs is the main output's cross-entropy plus
+/// `aux_weight` times each named output's, each computed here from the exported inference
+/// model's outputs (no batch norm or dropout, so training and inference agree); with weight
+/// 0 an auxiliary head's parameters get exactly zero gradients, and its gradients scale with
+/// the weight.
+#[test]
+fn the_loss_adds_each_named_outputs_cross_entropy_at_its_weight() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed (see `cnnc doctor`)");
+        return;
+    }
+    let src = "model M(input: [1, 5, 5]) {
+    conv(3, 3) tanh
+    output aux { flatten linear(4) }
+    flatten linear(4)
+}";
+    let c = cnnc::compile_source(Path::new("aux.cnn"), src.to_string());
+    assert!(!c.diagnostics.has_errors());
+    let model = c.model(None).unwrap();
+    let w = onnx::initialize(model, Init::Default, 3);
+    let (b, k) = (6usize, 4usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x: Vec<f32> = (0..b * 25).map(|_| normal(&mut rng)).collect();
+    let labels: Vec<i64> = (0..b).map(|_| rng.random_range(0..k as i64)).collect();
+    let rt = Runtime::get().unwrap();
+
+    let inference = onnx::export(model, &c.sources, &w, &onnx::ExportOptions::default())
+        .unwrap()
+        .encode_to_vec();
+    let outs = rt
+        .session(&inference, Device::Cpu)
+        .unwrap()
+        .run_selected(
+            &[Input::f32("input", &[b, 1, 5, 5], &x)],
+            &["output", "aux"],
+        )
+        .unwrap();
+    let cross_entropy = |logits: &[f32]| -> f64 {
+        (0..b)
+            .map(|i| {
+                let row: Vec<f64> = logits[i * k..(i + 1) * k]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                let max = row.iter().cloned().fold(f64::MIN, f64::max);
+                let lse = max + row.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                lse - row[labels[i] as usize]
+            })
+            .sum::<f64>()
+            / b as f64
+    };
+    let mut outs = outs.into_iter().map(|o| o.into_f32().unwrap());
+    let main_ce = cross_entropy(&outs.next().unwrap());
+    let aux_ce = cross_entropy(&outs.next().unwrap());
+    assert!((main_ce - aux_ce).abs() > 1e-3, "the two heads differ");
+
+    let grad_at = |aux_weight: f32| -> (f64, Vec<f32>, Vec<f32>) {
+        let proto = graph::grad_model(
+            model,
+            &c.sources,
+            &GradOptions {
+                weights: Some(&w),
+                dropout: DropoutMode::MaskInput,
+                aux_weight,
+            },
+        )
+        .unwrap();
+        let r = rt
+            .session(&proto.encode_to_vec(), Device::Cpu)
+            .unwrap()
+            .run_selected(
+                &[
+                    Input::f32("input", &[b, 1, 5, 5], &x),
+                    Input::i64("labels", &[b], &labels),
+                ],
+                &["loss", "grad.aux.linear1.weight", "grad.conv1.weight"],
+            )
+            .unwrap();
+        let v: Vec<Vec<f32>> = r.into_iter().map(|o| o.into_f32().unwrap()).collect();
+        (v[0][0] as f64, v[1].clone(), v[2].clone())
+    };
+    for (aux_weight, expected) in [
+        (0.0, main_ce),
+        (0.3, main_ce + 0.3 * aux_ce),
+        (1.0, main_ce + aux_ce),
+    ] {
+        let (loss, _, _) = grad_at(aux_weight);
+        assert!(
+            (loss - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+            "aux weight {aux_weight}: loss {loss}, expected {expected}"
+        );
+    }
+    let (_, head0, _) = grad_at(0.0);
+    assert!(
+        head0.iter().all(|&g| g == 0.0),
+        "weight 0: the head is not trained"
+    );
+    let (_, head_half, trunk_half) = grad_at(0.5);
+    let (_, head1, trunk1) = grad_at(1.0);
+    assert!(head1.iter().any(|&g| g.abs() > 1e-4));
+    for (h, g) in head_half.iter().zip(&head1) {
+        assert!((2.0 * h - g).abs() <= 1e-5 + 1e-4 * g.abs(), "{h} vs {g}");
+    }
+    // The trunk feeds both heads: its gradient changes with the weight.
+    assert!(trunk_half
+        .iter()
+        .zip(&trunk1)
+        .any(|(a, b)| (a - b).abs() > 1e-5));
 }

@@ -1334,8 +1334,14 @@ fn a_stop_during_evaluation_ends_it_with_a_checkpoint() {
         epochs_ended: 0,
         phases: Vec::new(),
     };
-    let mut sessions =
-        cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default()).unwrap();
+    let mut sessions = cnnc::train::sessions(
+        model,
+        &c.sources,
+        &config.optimizer,
+        cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+        &Default::default(),
+    )
+    .unwrap();
     let outcome = cnnc::train::train(
         model,
         &mut sessions,
@@ -1432,9 +1438,14 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
         let mut done = 0;
         for (i, &at) in stops.iter().chain([&usize::MAX]).enumerate() {
             // A new process would build new sessions: so does each part here.
-            let mut sessions =
-                cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default())
-                    .unwrap();
+            let mut sessions = cnnc::train::sessions(
+                model,
+                &c.sources,
+                &config.optimizer,
+                cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+                &Default::default(),
+            )
+            .unwrap();
             assert_eq!(sessions.masks.len(), 2);
             let stop = AtomicBool::new(false);
             let mut observer = StopAtStep {
@@ -1696,8 +1707,14 @@ fn a_checkpoint_written_meanwhile_by_another_run_is_kept() {
     let d = dir("checkpoint_appeared");
     let ck = d.join("t.ckpt");
     let config = tiny_sgd_config(&ck, 2);
-    let mut sessions =
-        cnnc::train::sessions(model, &c.sources, &config.optimizer, &Default::default()).unwrap();
+    let mut sessions = cnnc::train::sessions(
+        model,
+        &c.sources,
+        &config.optimizer,
+        cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+        &Default::default(),
+    )
+    .unwrap();
     let mut train = |config: &TrainConfig| {
         cnnc::train::train(
             model,
@@ -1790,6 +1807,7 @@ fn a_checkpoint_another_run_replaced_meanwhile_is_kept() {
         model,
         &c.sources,
         &tiny_sgd_config(&ck, 1).optimizer,
+        cnnc::train::graph::DEFAULT_AUX_WEIGHT,
         &Default::default(),
     )
     .unwrap();

@@ -25,7 +25,14 @@ const SRC: &str = "model M(input: [2, 4, 4]) {
 fn step_graph(optimizer: &Optimizer) -> (StepGraph, Vec<Vec<f32>>) {
     let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
     let model = c.model(None).unwrap();
-    let step = graph::step_model(model, &c.sources, optimizer, DropoutMode::MaskInput).unwrap();
+    let step = graph::step_model(
+        model,
+        &c.sources,
+        optimizer,
+        DropoutMode::MaskInput,
+        cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+    )
+    .unwrap();
     let w = onnx::initialize(model, Init::Default, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let values = step

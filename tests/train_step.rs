@@ -41,7 +41,14 @@ fn check(optimizer: Optimizer, lr: f32, t: f32) {
     };
     let c = cnnc::compile_source(Path::new("m.cnn"), SRC.to_string());
     let model = c.model(None).unwrap();
-    let step = graph::step_model(model, &c.sources, &optimizer, DropoutMode::Random).unwrap();
+    let step = graph::step_model(
+        model,
+        &c.sources,
+        &optimizer,
+        DropoutMode::Random,
+        cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+    )
+    .unwrap();
     let grad = graph::grad_model(model, &c.sources, &GradOptions::default()).unwrap();
     let mut step_s = rt
         .session(&step.model.encode_to_vec(), Device::Cpu)
@@ -281,7 +288,14 @@ fn dropout_masks_follow_their_seed_in(rt: &Runtime, src: &str) {
             momentum: 0.0,
             weight_decay: 0.0,
         };
-        let mut step = graph::step_model(model, &c.sources, &sgd, DropoutMode::Random).unwrap();
+        let mut step = graph::step_model(
+            model,
+            &c.sources,
+            &sgd,
+            DropoutMode::Random,
+            cnnc::train::graph::DEFAULT_AUX_WEIGHT,
+        )
+        .unwrap();
         step.set_initial_state(&weights).unwrap();
         step.set_dropout_seed(seed);
         let mut s = rt
@@ -324,6 +338,7 @@ fn average_pools_never_get_asymmetric_pads() {
             &c.sources,
             &Optimizer::adam(0.0),
             DropoutMode::MaskInput,
+            graph::DEFAULT_AUX_WEIGHT,
         )
         .unwrap()
         .model,

@@ -71,6 +71,8 @@ pub enum StmtKind {
         shortcut: Option<(Option<Expr>, Vec<Stmt>)>,
     },
     Gate(Vec<Stmt>),
+    /// `output NAME { … }`: 0–3 are `o0`…`o3`, 4 the refused `output`, 5 a tensor's `t0`.
+    Output(u8, Vec<Stmt>),
 }
 
 #[derive(Arbitrary, Clone, Copy, Debug)]
@@ -311,6 +313,13 @@ impl Gen<'_, '_> {
                 if self.u.ratio(1, 4)? {
                     return Ok(Stmt {
                         kind: StmtKind::Gate(body),
+                        alias: None,
+                        assert: None,
+                    });
+                }
+                if self.u.ratio(1, 5)? {
+                    return Ok(Stmt {
+                        kind: StmtKind::Output(self.u.int_in_range(0..=5)?, body),
                         alias: None,
                         assert: None,
                     });
@@ -804,6 +813,16 @@ fn stmt(s: &mut String, st: &Stmt, level: usize) {
         }
         StmtKind::Gate(body) => {
             s.push_str("gate ");
+            braced(s, body, level);
+        }
+        StmtKind::Output(name, body) => {
+            match name {
+                0..=3 => {
+                    let _ = write!(s, "output o{name} ");
+                }
+                4 => s.push_str("output output "),
+                _ => s.push_str("output t0 "),
+            }
             braced(s, body, level);
         }
         StmtKind::Residual {

@@ -58,7 +58,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
                                 .models
                                 .iter()
                                 .map(|m| {
-                                    format!("{} {} → {}", m.name, m.input_shape(), m.output_shape())
+                                    format!("{} {} → {}", m.name, m.input_shape(), m.outputs_text())
                                 })
                                 .collect();
                             let what = if models.is_empty() {

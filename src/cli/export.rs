@@ -75,6 +75,10 @@ pub struct ExportArgs {
     /// Weight decay of the step graph (with --train) [default: 0].
     #[arg(long, value_name = "W", value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: Option<f32>,
+    /// The weight of each named output's cross-entropy in the loss of the gradient or step
+    /// graph (with --grad or --train) [default: 0.3]; 0 leaves the named outputs out.
+    #[arg(long, value_name = "W", value_parser = super::common::non_negative, allow_negative_numbers = true)]
+    pub aux_weight: Option<f32>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +221,16 @@ pub fn run(a: ExportArgs) -> ExitCode {
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
         );
     }
+    if !training && a.aux_weight.is_some() {
+        return fail(
+            EXIT_USAGE,
+            "--aux-weight weighs the named outputs' losses in a training graph: add --grad or \
+             --train",
+        );
+    }
+    let aux_weight = a
+        .aux_weight
+        .unwrap_or(cnnc::train::graph::DEFAULT_AUX_WEIGHT);
     if training && a.opset.is_some_and(|o| o != TRAIN_OPSET) {
         return fail(
             EXIT_USAGE,
@@ -274,6 +288,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         let built = if a.grad {
             let o = GradOptions {
                 weights: Some(&weights),
+                aux_weight,
                 ..Default::default()
             };
             graph::grad_model(model, &compilation.sources, &o)
@@ -285,12 +300,18 @@ pub fn run(a: ExportArgs) -> ExitCode {
         } else {
             super::common::warn_large_momentum(momentum);
             let opt = optimizer.build(momentum, weight_decay);
-            graph::step_model(model, &compilation.sources, &opt, DropoutMode::Random)
-                .and_then(|mut s| {
-                    s.set_dropout_seed(seed);
-                    s.set_initial_state(&weights).map(|()| s.model)
-                })
-                .map_err(|e| e.to_string())
+            graph::step_model(
+                model,
+                &compilation.sources,
+                &opt,
+                DropoutMode::Random,
+                aux_weight,
+            )
+            .and_then(|mut s| {
+                s.set_dropout_seed(seed);
+                s.set_initial_state(&weights).map(|()| s.model)
+            })
+            .map_err(|e| e.to_string())
         };
         built.and_then(|p| onnx::write_model(p, &a.output, &options).map_err(|e| e.to_string()))
     } else {

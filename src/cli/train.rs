@@ -54,6 +54,11 @@ pub struct TrainArgs {
     /// L2 weight decay added to the gradient (PyTorch's `weight_decay`).
     #[arg(long, value_name = "W", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
+    /// The weight of each named output's cross-entropy in the loss (`output NAME { … }`,
+    /// an auxiliary classifier; torchvision trains GoogLeNet's with 0.3); 0 trains on the
+    /// main output alone.
+    #[arg(long, value_name = "W", default_value_t = cnnc::train::graph::DEFAULT_AUX_WEIGHT, value_parser = super::common::non_negative, allow_negative_numbers = true)]
+    pub aux_weight: f32,
     /// Seed of the initial weights, the data order and the dropout masks.
     #[arg(long, value_name = "S", default_value_t = 0, value_parser = whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
@@ -714,11 +719,16 @@ pub fn run(a: TrainArgs) -> ExitCode {
         spin_wait: a.spin_wait,
         ..SessionOptions::default()
     };
-    let mut sessions =
-        match train::sessions(model, &compilation.sources, &optimizer, &session_options) {
-            Ok(s) => s,
-            Err(e) => return train_fail(a.format, &e),
-        };
+    let mut sessions = match train::sessions(
+        model,
+        &compilation.sources,
+        &optimizer,
+        a.aux_weight,
+        &session_options,
+    ) {
+        Ok(s) => s,
+        Err(e) => return train_fail(a.format, &e),
+    };
     let config = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch,
@@ -748,7 +758,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         return ExitCode::from(EXIT_INTERRUPTED);
     }
     let banner = format!(
-        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}",
+        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}{}",
         model.name,
         cnnc::shape::summary::group(
             onnx::parameter_specs(model)
@@ -770,6 +780,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.batch.to_string()
         },
         plural(a.epochs, "epoch"),
+        aux_loss_note(model, a.aux_weight),
     );
     let mut report = Report {
         banner: Some(banner),
@@ -954,6 +965,27 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 model_flag,
                 checkpoint.display()
             )),
+        ),
+    }
+}
+
+/// The banner's note of the named outputs' part in the loss: `; loss + 0.3 × (aux1, aux2)`.
+fn aux_loss_note(model: &cnnc::shape::CheckedModel, aux_weight: f32) -> String {
+    let names: Vec<&str> = model
+        .graph
+        .named_outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    match (names.is_empty(), aux_weight == 0.0) {
+        (true, _) => String::new(),
+        (false, true) => format!(
+            "; outputs {} not trained (--aux-weight 0)",
+            names.join(", ")
+        ),
+        (false, false) => format!(
+            "; loss + {aux_weight} × the cross-entropy of each of {}",
+            names.join(", ")
         ),
     }
 }

@@ -10,7 +10,7 @@
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
 use crate::diag::{did_you_mean, did_you_mean_text, same_way, Diagnostic, Diagnostics, Label};
-use crate::ir::{ConvTransposeAttrs, Graph, Node, Op, Pads, Shape};
+use crate::ir::{ConvTransposeAttrs, Graph, NamedOutput, Node, Op, Pads, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
 use crate::syntax::ast::{self, StmtKind};
@@ -560,6 +560,10 @@ struct Elab<'a, 'd> {
     /// Where a statement continued from a named tensor without reading the current one (a
     /// name alone, or `crop(NAME)` in a concat branch): the tensor left behind, and how.
     left_behind: Vec<LeftBehind<'a>>,
+    /// The `output NAME { }` statements run, with the nodes their bodies made.
+    named_outputs: Vec<(NamedOutput, std::ops::Range<usize>)>,
+    /// The nodes made by the bodies of outputs whose name was refused (already reported).
+    refused_outputs: Vec<std::ops::Range<usize>>,
 }
 
 /// A tensor a statement left behind: the node, the statement, how it continued, and the
@@ -620,6 +624,8 @@ fn elaborate_model_body<'a>(
         iterations: Vec::new(),
         next_iteration: 0,
         left_behind: Vec::new(),
+        named_outputs: Vec::new(),
+        refused_outputs: Vec::new(),
     };
     let mut frame = Frame {
         env: Env::new(),
@@ -658,6 +664,7 @@ fn elaborate_model_body<'a>(
         }
         Err(Abort) => input,
     };
+    e.check_output_names();
     if !e.diags.has_errors() {
         e.warn_unused_names(out);
         e.warn_dropped_tensors(out);
@@ -683,6 +690,7 @@ fn elaborate_model_body<'a>(
         graph: e.graph,
         input,
         output: out,
+        named_outputs: e.named_outputs.into_iter().map(|(o, _)| o).collect(),
         size_reads: Vec::new(),
     }
 }
@@ -1105,6 +1113,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             StmtKind::Concat(c) => self.concat(c, stmt.span, cur, frame, scope)?,
             StmtKind::Residual(r) => self.residual(r, stmt.span, cur, frame, scope)?,
             StmtKind::Gate(g) => self.gate(g, stmt.span, cur, frame, scope)?,
+            StmtKind::Output(o) => self.output(o, cur, frame, scope)?,
         };
         let mut out = out;
         if let Some(assert) = &stmt.assert {
@@ -2414,6 +2423,130 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         Ok(out)
+    }
+
+    /// `output NAME { body }`: the body's result becomes an output of the model named by
+    /// the statement's scope; the statement passes its input on unchanged.
+    fn output(
+        &mut self,
+        o: &'a ast::Output,
+        cur: Cur,
+        frame: &mut Frame,
+        scope: &mut Scope,
+    ) -> Result<Cur, Abort> {
+        let name = format!("{}{}", scope.prefix, o.name.name);
+        let refused = name == "input"
+            || name == "output"
+            || self.named_outputs.iter().any(|(d, _)| d.name == name);
+        if name == "input" || name == "output" {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!(
+                        "`{name}` names the model's {}; an output cannot take that name",
+                        if name == "input" {
+                            "input"
+                        } else {
+                            "main output (its last tensor)"
+                        }
+                    ),
+                )
+                .label(o.name.span, "this name")
+                .help("pick another name for the output, e.g. `aux1`"),
+            );
+        } else if let Some((first, _)) = self.named_outputs.iter().find(|(d, _)| d.name == name) {
+            let d = if first.span == o.name.span {
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!("the output `{name}` is declared again in every iteration"),
+                )
+                .label(o.name.span, "declared in each iteration of a repeat")
+                .help(
+                    "an output has one name: declare it outside the repeat, or in a block, \
+                     where each call's output takes the call's name (`stage1.aux`, \
+                     `stage2.aux`)",
+                )
+            } else {
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!("two outputs are named `{name}`"),
+                )
+                .label(o.name.span, "named again here")
+                .label(first.span, "the first")
+                .help("give each output a name of its own")
+            };
+            self.diags.push(d);
+        }
+        self.flush_dilation_run();
+        let first_node = self.graph.node_count();
+        let mut sub = Scope::new(format!("{name}."));
+        let out = self.body(&o.body, cur.clone(), frame, &mut sub)?;
+        self.flush_dilation_run();
+        let made = first_node..self.graph.node_count();
+        if refused {
+            self.refused_outputs.push(made);
+            return Ok(cur);
+        }
+        self.named_outputs.push((
+            NamedOutput {
+                name,
+                node: out.node,
+                span: o.name.span,
+            },
+            made,
+        ));
+        Ok(cur)
+    }
+
+    /// Refuses an output whose name is a layer's or a scope's outside its body (`concat1`,
+    /// the name of a block's call): the ONNX output, or its layers, would share names.
+    fn check_output_names(&mut self) {
+        let mut clashes = Vec::new();
+        for (o, made) in &self.named_outputs {
+            let scoped = format!("{}.", o.name);
+            let clash = self.graph.node_indices().find(|n| {
+                let node = &self.graph[*n];
+                !made.contains(&n.index())
+                    && !self.refused_outputs.iter().any(|r| r.contains(&n.index()))
+                    && (node.name == o.name || node.name.starts_with(&scoped))
+            });
+            if let Some(n) = clash {
+                let node = &self.graph[n];
+                // `stage1`: the scope of the first call of the block `stage`.
+                let last = o.name.rsplit('.').next().unwrap_or(&o.name);
+                let base = last
+                    .trim_end_matches(|c: char| c.is_ascii_digit())
+                    .trim_end_matches('_');
+                let help = if base != last && self.defs.is_block(base) {
+                    format!(
+                        "`{last}` is the scope of a call of the block `{base}` (its layers \
+                         are `{last}.…`): pick another name for the output"
+                    )
+                } else {
+                    "an output's name is also its layers' scope (`aux1.linear1`): pick one \
+                     that no layer, block call or concat of the model takes"
+                        .to_string()
+                };
+                clashes.push(
+                    Diagnostic::error(
+                        "cnnc::elab::duplicate_definition",
+                        format!(
+                            "the output `{}` has the name of {}",
+                            o.name,
+                            if node.name == o.name {
+                                format!("the layer `{}`", node.name)
+                            } else {
+                                format!("the scope of the layer `{}`", node.name)
+                            }
+                        ),
+                    )
+                    .label(o.span, "this name")
+                    .label(node.span, format!("`{}`", node.name))
+                    .help(help),
+                );
+            }
+        }
+        self.diags.0.extend(clashes);
     }
 
     fn residual(
@@ -3838,6 +3971,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 !self.names_read.contains(span)
                     && !name.starts_with('_')
                     && !nodes.contains(&output)
+                    && !self.named_outputs.iter().any(|(o, _)| nodes.contains(&o.node))
                     && nodes.iter().any(|n| live.contains(n))
                     // Read in the source, in a branch or call that did not run this time.
                     && !self.read_in_source(name)
@@ -3864,10 +3998,12 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.diags.0.extend(warnings);
     }
 
-    /// The nodes the output depends on.
+    /// The nodes the outputs depend on (the main one, `output`, and the named ones).
     fn live_nodes(&self, output: NodeIndex) -> HashSet<NodeIndex> {
-        let mut live = HashSet::from([output]);
-        let mut stack = vec![output];
+        let mut stack: Vec<NodeIndex> = std::iter::once(output)
+            .chain(self.named_outputs.iter().map(|(o, _)| o.node))
+            .collect();
+        let mut live: HashSet<NodeIndex> = stack.iter().copied().collect();
         while let Some(n) = stack.pop() {
             for m in self
                 .graph
@@ -4146,19 +4282,7 @@ fn reads_name(stmts: &[ast::Stmt], name: &str) -> bool {
                         .iter()
                         .any(|a| matches!(&a.value.kind, ast::ExprKind::Var(n) if n == name)))
         }
-        StmtKind::Repeat(r) => reads_name(&r.body, name),
-        StmtKind::If(i) => {
-            reads_name(&i.then_body, name)
-                || i.else_body.as_deref().is_some_and(|b| reads_name(b, name))
-        }
-        StmtKind::Concat(c) => c.branches.iter().any(|b| reads_name(&b.body, name)),
-        StmtKind::Residual(r) => {
-            reads_name(&r.body, name)
-                || r.shortcut
-                    .as_ref()
-                    .is_some_and(|sc| reads_name(&sc.body, name))
-        }
-        StmtKind::Gate(g) => reads_name(&g.body, name),
+        _ => st.bodies().into_iter().any(|b| reads_name(b, name)),
     })
 }
 
@@ -4181,19 +4305,7 @@ fn find_alias(stmts: &[ast::Stmt], name: &str) -> Option<Span> {
         if let Some(alias) = st.alias.as_ref().filter(|a| a.name == name) {
             return Some(alias.span);
         }
-        match &st.kind {
-            StmtKind::Call(_) => None,
-            StmtKind::Repeat(r) => find_alias(&r.body, name),
-            StmtKind::If(i) => find_alias(&i.then_body, name)
-                .or_else(|| i.else_body.as_deref().and_then(|b| find_alias(b, name))),
-            StmtKind::Concat(c) => c.branches.iter().find_map(|b| find_alias(&b.body, name)),
-            StmtKind::Residual(r) => find_alias(&r.body, name).or_else(|| {
-                r.shortcut
-                    .as_ref()
-                    .and_then(|sc| find_alias(&sc.body, name))
-            }),
-            StmtKind::Gate(g) => find_alias(&g.body, name),
-        }
+        st.bodies().into_iter().find_map(|b| find_alias(b, name))
     })
 }
 

@@ -79,12 +79,26 @@ pub struct Node {
     pub macs: u64,
 }
 
+/// An output of the model besides its main one: `output NAME { body }`.
+#[derive(Clone, Debug)]
+pub struct NamedOutput {
+    /// The statement's name in its scope (`aux1`, `stage4.aux`): the ONNX output's name.
+    pub name: String,
+    /// The body's last tensor (the tapped tensor itself for an empty body).
+    pub node: NodeIndex,
+    /// The `NAME` of the statement.
+    pub span: Span,
+}
+
 /// The model graph. Edge weights are the input slot of the target node (0, 1, …).
 #[derive(Clone, Debug)]
 pub struct Graph {
     pub graph: DiGraph<Node, usize>,
     pub input: NodeIndex,
+    /// The main output: the model body's last tensor (ONNX `output`).
     pub output: NodeIndex,
+    /// The other outputs, in the order their statements ran.
+    pub named_outputs: Vec<NamedOutput>,
     /// Where elaboration read an image's height or width (`in.h`, `e1.w`; the first few):
     /// values fixed at the declared input size, which an export with a variable size
     /// (`export --dynamic-size`) cannot keep.
@@ -94,6 +108,11 @@ pub struct Graph {
 impl Graph {
     pub fn node(&self, ix: NodeIndex) -> &Node {
         &self.graph[ix]
+    }
+
+    /// Whether `ix` is the main output's node or a named output's.
+    pub fn is_output(&self, ix: NodeIndex) -> bool {
+        ix == self.output || self.named_outputs.iter().any(|o| o.node == ix)
     }
 
     /// The node's inputs in slot order.

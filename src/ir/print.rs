@@ -147,5 +147,8 @@ fn lines(g: &Graph, with_counts: bool) -> String {
         }
         out.push('\n');
     }
+    for o in &g.named_outputs {
+        let _ = writeln!(out, "output {} <- {}", o.name, g.node(o.node).name);
+    }
     out
 }

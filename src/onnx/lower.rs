@@ -623,15 +623,36 @@ impl Lowerer<'_> {
             data_type::FLOAT,
             &output_dims,
         ));
+        // A named output is its layer's value, named for it; one that is the input, the main
+        // output or another named output's tensor is an Identity of it, after the layers.
+        let mut named: HashMap<NodeIndex, &str> = HashMap::new();
+        let mut copies: Vec<&crate::ir::NamedOutput> = Vec::new();
+        for o in &model.graph.named_outputs {
+            let dims = if self.varies.contains(&o.node) {
+                batched_variable(model.shape(o.node).dims(), &format!("{}_", o.name))
+            } else {
+                batched(model.shape(o.node).dims())
+            };
+            self.graph
+                .output
+                .push(ValueInfoProto::tensor(&o.name, data_type::FLOAT, &dims));
+            if o.node == input_ix || o.node == output_ix || named.contains_key(&o.node) {
+                copies.push(o);
+            } else {
+                named.insert(o.node, &o.name);
+            }
+        }
         if input_ix == output_ix {
             self.doc = location(sources, model.node(input_ix).span);
-            return self.node("Identity", "output", &["input"], "output", vec![]);
+            self.node("Identity", "output", &["input"], "output", vec![])?;
         }
         for ix in model.layers() {
             let node = model.node(ix);
             self.doc = location(sources, node.span);
             let out = if ix == output_ix {
                 "output".to_string()
+            } else if let Some(name) = named.get(&ix) {
+                name.to_string()
             } else {
                 node.name.clone()
             };
@@ -655,7 +676,7 @@ impl Lowerer<'_> {
                 self.check_size_independent(ix, &ins)?;
             }
             self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
-            if ix != output_ix && !self.varies.contains(&ix) {
+            if !model.graph.is_output(ix) && !self.varies.contains(&ix) {
                 // Not through `value_info`, which a fixed output of a variable input
                 // (a global pooling's) would skip.
                 self.graph.value_info.push(ValueInfoProto::tensor(
@@ -665,6 +686,11 @@ impl Lowerer<'_> {
                 ));
             }
             self.tensor.insert(ix, out);
+        }
+        for o in copies {
+            self.doc = location(sources, o.span);
+            let from = self.tensor[&o.node].clone();
+            self.node("Identity", &o.name, &[&from], &o.name, vec![])?;
         }
         Ok(())
     }

@@ -35,6 +35,7 @@ fn chain(sources: &mut SourceMap, input: &[u64], layers: &[(&str, Op, &[u64])]) 
         graph: g,
         input: input_ix,
         output: last,
+        named_outputs: Vec::new(),
         size_reads: Vec::new(),
     };
     crate::shape::check(

@@ -69,6 +69,15 @@ impl CheckedModel {
         self.shape(self.graph.output)
     }
 
+    /// The main output's shape, then each named output's name and shape: `[10], aux1 [10]`.
+    pub fn outputs_text(&self) -> String {
+        let mut text = self.output_shape().to_string();
+        for o in &self.graph.named_outputs {
+            text.push_str(&format!(", {} {}", o.name, self.shape(o.node)));
+        }
+        text
+    }
+
     pub fn total_params(&self) -> u64 {
         // Saturating: each layer's count fits in u64, but 2,000,000 of them need not.
         self.graph

@@ -12,6 +12,9 @@ pub struct Summary {
     pub model: String,
     pub input: Vec<u64>,
     pub output: Vec<u64>,
+    /// The outputs besides the main one (`output NAME { }`), in the model's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub named_outputs: Vec<OutputRow>,
     pub params: u64,
     pub macs: u64,
     /// Parameter bytes as float32.
@@ -19,6 +22,12 @@ pub struct Summary {
     /// Bytes of every layer's output for one sample, as float32 (no buffer reuse assumed).
     pub activation_bytes: u64,
     pub layers: Vec<LayerRow>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct OutputRow {
+    pub name: String,
+    pub shape: Vec<u64>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -54,6 +63,15 @@ pub fn summarize(model: &CheckedModel) -> Summary {
         model: model.name.clone(),
         input: model.input_shape().0.clone(),
         output: model.output_shape().0.clone(),
+        named_outputs: model
+            .graph
+            .named_outputs
+            .iter()
+            .map(|o| OutputRow {
+                name: o.name.clone(),
+                shape: model.shape(o.node).0.clone(),
+            })
+            .collect(),
         params: model.total_params(),
         macs: model.total_macs(),
         param_bytes: model.total_params().saturating_mul(BYTES_PER_ELEMENT),
@@ -125,13 +143,17 @@ impl Summary {
             }
         }
         let mut out = String::new();
-        let _ = writeln!(
+        let _ = write!(
             out,
             "model {}: input {} → output {}",
             self.model,
             shape_str(&self.input),
             shape_str(&self.output)
         );
+        for o in &self.named_outputs {
+            let _ = write!(out, ", {} {}", o.name, shape_str(&o.shape));
+        }
+        out.push('\n');
         let line: usize = widths.iter().sum::<usize>() + 8;
         for (i, r) in rows.iter().enumerate() {
             let _ = writeln!(

@@ -82,6 +82,7 @@ impl Stmt {
                 .chain(r.shortcut.as_ref().map(|s| &s.body[..]))
                 .collect(),
             StmtKind::Gate(g) => vec![&g.body],
+            StmtKind::Output(o) => vec![&o.body],
         }
     }
 }
@@ -117,6 +118,9 @@ pub enum StmtKind {
     Residual(Residual),
     /// `gate { body }`: the input times what the body makes of it (squeeze-and-excitation).
     Gate(Gate),
+    /// `output NAME { body }`: another output of the model, the body applied to the tensor
+    /// here, which goes on unchanged (GoogLeNet's auxiliary classifiers).
+    Output(Output),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -187,6 +191,14 @@ pub struct Residual {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gate {
+    pub body: Vec<Stmt>,
+    /// Span of the body's braces, for labels.
+    pub body_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub name: Ident,
     pub body: Vec<Stmt>,
     /// Span of the body's braces, for labels.
     pub body_span: Span,

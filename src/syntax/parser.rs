@@ -527,7 +527,7 @@ fn expected_word(rule: Rule) -> &'static str {
         // pest reports the whole-file rule when none of an item's first tokens matched.
         file => "`block`, `model` or `use`",
         stmt | call | repeat_stmt | if_stmt | concat_stmt | residual_stmt | gate_stmt
-        | kw_repeat | kw_concat | kw_residual | kw_gate => "a layer",
+        | output_stmt | kw_repeat | kw_concat | kw_residual | kw_gate | kw_output => "a layer",
         branch => "a branch (a layer or `{ … }`)",
         body => "`{`",
         expr | float | int | kw_true | kw_false | kw_same | in_query | paren | fn_call | op_not
@@ -1654,6 +1654,7 @@ impl Builder {
             Rule::concat_stmt => StmtKind::Concat(self.concat(kind_pair)),
             Rule::residual_stmt => StmtKind::Residual(self.residual(kind_pair)),
             Rule::gate_stmt => StmtKind::Gate(self.gate(kind_pair)),
+            Rule::output_stmt => StmtKind::Output(self.output(kind_pair)),
             r => unreachable!("statement kind {r:?}"),
         };
         let mut alias = None;
@@ -1870,6 +1871,27 @@ impl Builder {
             }
         }
         Gate { body, body_span }
+    }
+
+    fn output(&mut self, pair: Pair<'_, Rule>) -> Output {
+        let mut name = None;
+        let mut body = Vec::new();
+        let mut body_span = self.span(&pair);
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::ident => name = Some(self.ident(p)),
+                Rule::body => {
+                    body_span = self.span(&p);
+                    body = self.body(p);
+                }
+                _ => {}
+            }
+        }
+        Output {
+            name: name.expect("an output has a name"),
+            body,
+            body_span,
+        }
     }
 
     fn residual(&mut self, pair: Pair<'_, Rule>) -> Residual {

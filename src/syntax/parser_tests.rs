@@ -196,6 +196,10 @@ fn print_stmt(out: &mut String, s: &Stmt, depth: usize) {
             writeln!(out, "{pad}gate{post}").unwrap();
             print_body(out, &g.body, depth + 1);
         }
+        StmtKind::Output(o) => {
+            writeln!(out, "{pad}output {}{post}", o.name.name).unwrap();
+            print_body(out, &o.body, depth + 1);
+        }
     }
 }
 
@@ -402,6 +406,33 @@ fn gate_with_a_postfix() {
             conv(4, 1)
             sigmoid
           gate
+        ",
+    );
+}
+
+/// `output NAME { body }` is a statement; `output` stays a name elsewhere: a layer's
+/// argument, a block's parameter, a call of a block named so.
+#[test]
+fn output_statements_and_output_as_a_name() {
+    check(
+        "block output(output=1) { adaptive_avgpool(output=output) }
+         model M(input: [1, 8, 8]) {
+             output aux { flatten linear(10) } : [1, 8, 8]
+             output
+             output features {}
+             output(2) flatten
+         }",
+        "
+        block output(output=1)
+          adaptive_avgpool(output=output)
+        model M [1, 8, 8]
+          output aux : [1, 8, 8]
+            flatten
+            linear(10)
+          output
+          output features
+          output(2)
+          flatten
         ",
     );
 }

@@ -766,9 +766,16 @@ pub fn sessions(
     model: &CheckedModel,
     sources: &SourceMap,
     optimizer: &Optimizer,
+    aux_weight: f32,
     options: &SessionOptions,
 ) -> Result<Sessions, TrainError> {
-    let step = graph::step_model(model, sources, optimizer, graph::DropoutMode::MaskInput)?;
+    let step = graph::step_model(
+        model,
+        sources,
+        optimizer,
+        graph::DropoutMode::MaskInput,
+        aux_weight,
+    )?;
     let eval = graph::eval_model(model, sources)?;
     let rt = Runtime::get()?;
     Ok(Sessions {

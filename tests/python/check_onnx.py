@@ -7,8 +7,8 @@
 2. ONNX shape inference (strict mode) on a copy stripped of cnnc's value_info and output
    shape, then every value_info cnnc wrote, and the graph output, must equal the inferred
    shape exactly (the batch dimension is the symbol N; after a Resize, whose inference loses
-   that name, the batch may be unknown instead). Every node output other than `output` must
-   have a value_info from cnnc.
+   that name, the batch may be unknown instead). Every node output other than the graph's
+   outputs (`output`, and a named output's) must have a value_info from cnnc.
 3. ONNX Runtime (CPU) runs the model on a random batch; the output shape must match.
 4. With --reference, SPEC.json describes a single-layer model (op and attributes, PyTorch
    semantics); a NumPy reference written from PyTorch's documented behaviour is compared
@@ -52,8 +52,8 @@ def dims_of(value_info):
 def check_shapes(path):
     model = onnx.load(path, load_external_data=False)
     written = {vi.name: dims_of(vi) for vi in model.graph.value_info}
-    out_vi = model.graph.output[0]
-    written[out_vi.name] = dims_of(out_vi)
+    for out_vi in model.graph.output:
+        written[out_vi.name] = dims_of(out_vi)
 
     produced = [o for n in model.graph.node for o in n.output]
     missing = [o for o in produced if o not in written]
@@ -426,14 +426,16 @@ def main():
         x = (x * spec.get("input_scale", 1.0)).astype(np.float32)
     try:
         sess = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
-        (y,) = sess.run(["output"], {inp.name: x})
+        ys = sess.run([o.name for o in model.graph.output], {inp.name: x})
     except Exception as e:
         fail(f"onnxruntime: {e}")
-    want = [args.batch] + [int(d) for d in dims_of(model.graph.output[0])[1:]]
-    if list(y.shape) != want:
-        fail(f"onnxruntime output shape {list(y.shape)}, cnnc says {want}")
-    if not np.all(np.isfinite(y)):
-        fail("onnxruntime output has non-finite values")
+    y = ys[0]
+    for out_vi, got in zip(model.graph.output, ys):
+        want = [args.batch] + [int(d) for d in dims_of(out_vi)[1:]]
+        if list(got.shape) != want:
+            fail(f"onnxruntime output `{out_vi.name}` shape {list(got.shape)}, cnnc says {want}")
+        if not np.all(np.isfinite(got)):
+            fail(f"onnxruntime output `{out_vi.name}` has non-finite values")
 
     if spec is not None:
         spec["_init"] = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}

@@ -491,6 +491,66 @@ def googlenet():
     return Sequential(b1, b2, b3, b4, b5, Linear(1024, 10))
 
 
+class Tap(Module):
+    # A second output (cnnc's `output NAME { ... }`): its layers are computed and counted,
+    # and the tensor goes on unchanged.
+    def __init__(self, *mods):
+        self.body = Sequential(*mods)
+        self.shape = None
+
+    def forward(self, x, c):
+        self.shape = self.body.forward(x, c)
+        return x
+
+
+class TorchvisionInception(Module):
+    # torchvision's googlenet.Inception: BasicConv2d branches; its "5x5" branch is 3x3, and
+    # the pool branch's max pool rounds up
+    def __init__(self, in_channels, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj):
+        self.branches = (
+            basic_conv2d(in_channels, ch1x1, kernel_size=1),
+            Sequential(basic_conv2d(in_channels, ch3x3red, kernel_size=1),
+                       basic_conv2d(ch3x3red, ch3x3, kernel_size=3, padding=1)),
+            Sequential(basic_conv2d(in_channels, ch5x5red, kernel_size=1),
+                       basic_conv2d(ch5x5red, ch5x5, kernel_size=3, padding=1)),
+            Sequential(MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=True),
+                       basic_conv2d(in_channels, pool_proj, kernel_size=1)))
+
+    def forward(self, x, c):
+        outs = [b.forward(x, c) for b in self.branches]
+        assert all(o[1:] == outs[0][1:] for o in outs)
+        return (sum(o[0] for o in outs),) + outs[0][1:]
+
+
+def googlenet_aux():
+    # torchvision.models.googlenet(aux_logits=True, transform_input=False); InceptionAux:
+    # adaptive average pool to 4x4, BasicConv2d(in, 128, 1), fc1 2048 -> 1024, ReLU,
+    # dropout, fc2 1024 -> 1000
+    def aux(in_channels):
+        return Tap(AdaptiveAvgPool2d((4, 4)), basic_conv2d(in_channels, 128, kernel_size=1),
+                   Flatten(), Linear(2048, 1024), ReLU(), Dropout(0.7), Linear(1024, 1000))
+    return Sequential(
+        basic_conv2d(3, 64, kernel_size=7, stride=2, padding=3),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        basic_conv2d(64, 64, kernel_size=1),
+        basic_conv2d(64, 192, kernel_size=3, padding=1),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        TorchvisionInception(192, 64, 96, 128, 16, 32, 32),
+        TorchvisionInception(256, 128, 128, 192, 32, 96, 64),
+        MaxPool2d(3, stride=2, ceil_mode=True),
+        TorchvisionInception(480, 192, 96, 208, 16, 48, 64),
+        aux(512),
+        TorchvisionInception(512, 160, 112, 224, 24, 64, 64),
+        TorchvisionInception(512, 128, 128, 256, 24, 64, 64),
+        TorchvisionInception(512, 112, 144, 288, 32, 64, 64),
+        aux(528),
+        TorchvisionInception(528, 256, 160, 320, 32, 128, 128),
+        MaxPool2d(2, stride=2, ceil_mode=True),
+        TorchvisionInception(832, 256, 160, 320, 32, 128, 128),
+        TorchvisionInception(832, 384, 192, 384, 48, 128, 128),
+        AdaptiveAvgPool2d((1, 1)), Flatten(), Dropout(0.2), Linear(1024, 1000))
+
+
 class Residual(Module):
     # d2l 8.6: the projection shortcut is a bare 1x1 conv (with bias, no batchnorm)
     def __init__(self, input_channels, num_channels, use_1x1conv=False, strides=1):
@@ -1490,6 +1550,7 @@ NETWORKS = {
     "inception_v3": (inception_v3, (3, 299, 299)),
     "regnet_x_400mf": (regnet_x_400mf, (3, 224, 224)),
     "convnext_tiny": (convnext_tiny, (3, 224, 224)),
+    "googlenet_aux": (googlenet_aux, (3, 224, 224)),
 }
 
 # Published numbers these must agree with (sanity checks of the reference itself).
@@ -1512,6 +1573,7 @@ PUBLISHED = {
     "inception_v3": 23_834_568,
     "regnet_x_400mf": 5_495_976,      # torchvision's regnet_x_400mf
     "convnext_tiny": 28_589_128,      # torchvision's convnext_tiny
+    "googlenet_aux": 13_004_888,      # torchvision's googlenet(aux_logits=True)
 }
 
 

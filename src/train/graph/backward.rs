@@ -788,7 +788,7 @@ impl Lowering<'_> {
                 break known;
             }
             walked.push(at);
-            if at == self.model.graph.output {
+            if self.model.graph.is_output(at) {
                 break false;
             }
             let mut users = graph.neighbors_directed(at, petgraph::Direction::Outgoing);

@@ -82,12 +82,24 @@ pub struct DropoutMask {
 }
 
 /// Options of [`grad_model`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GradOptions<'w> {
     /// Also store every parameter as an initializer holding these weights, so the graph runs
     /// with only `input` and `labels` given (parameters stay overridable inputs).
     pub weights: Option<&'w Weights>,
     pub dropout: DropoutMode,
+    /// The weight of each named output's loss in the total (see [`Lowering::loss_terms`]).
+    pub aux_weight: f32,
+}
+
+impl Default for GradOptions<'_> {
+    fn default() -> Self {
+        GradOptions {
+            weights: None,
+            dropout: DropoutMode::default(),
+            aux_weight: DEFAULT_AUX_WEIGHT,
+        }
+    }
 }
 
 /// A tensor that goes into the step graph and comes back updated as `new.<name>`.
@@ -256,6 +268,10 @@ struct Loss {
     count: String,
 }
 
+/// The weight of the named outputs' losses unless told otherwise: torchvision's for
+/// GoogLeNet's auxiliary classifiers.
+pub const DEFAULT_AUX_WEIGHT: f32 = 0.3;
+
 /// One lowering of a model into a training graph.
 struct Lowering<'a> {
     model: &'a CheckedModel,
@@ -279,6 +295,8 @@ struct Lowering<'a> {
     extra_outputs: Vec<(String, Vec<usize>)>,
     /// The mask inputs made during the forward pass ([`DropoutMode::MaskInput`]).
     masks: Vec<DropoutMask>,
+    /// The weight of each named output's cross-entropy in the loss; 0 leaves them out.
+    aux_weight: f32,
 }
 
 impl<'a> Lowering<'a> {
@@ -298,7 +316,51 @@ impl<'a> Lowering<'a> {
             feeds_only_batchnorm: HashMap::new(),
             extra_outputs: Vec::new(),
             masks: Vec::new(),
+            aux_weight: 0.0,
         }
+    }
+
+    /// The outputs whose cross-entropy makes the loss, with their weights: the main
+    /// output's at 1, and with a nonzero `aux_weight` each named output's at that weight
+    /// (torchvision trains GoogLeNet with 0.3, Inception-v3 with 0.4).
+    fn loss_terms(&self) -> Vec<(NodeIndex, f32)> {
+        let graph = &self.model.graph;
+        let mut terms = vec![(graph.output, 1.0)];
+        if self.aux_weight != 0.0 {
+            terms.extend(
+                graph
+                    .named_outputs
+                    .iter()
+                    .map(|o| (o.node, self.aux_weight)),
+            );
+        }
+        terms
+    }
+
+    /// The total loss over [`Lowering::loss_terms`] as `loss` (exact name), and the gradient
+    /// of each term's output.
+    fn losses(&mut self) -> (Vec<Loss>, Vec<(NodeIndex, String)>) {
+        let terms = self.loss_terms();
+        let mut losses = Vec::new();
+        let mut seeds = Vec::new();
+        let mut parts = Vec::new();
+        for &(ix, weight) in &terms {
+            let logits = self.value[&ix].clone();
+            let target = (terms.len() == 1).then_some("loss");
+            let (loss, value) = self.loss(&logits, target);
+            if weight == 1.0 {
+                parts.push(value);
+            } else {
+                parts.push(self.b.scale(&value, weight, "loss.weighted"));
+            }
+            seeds.push((ix, self.loss_grad(&loss, ix, weight)));
+            losses.push(loss);
+        }
+        if terms.len() > 1 {
+            let ins: Vec<&str> = parts.iter().map(String::as_str).collect();
+            self.b.node_to("Sum", &ins, &["loss"], vec![]);
+        }
+        (losses, seeds)
     }
 
     fn reserve(&mut self, name: &str) -> Result<(), GraphError> {
@@ -376,7 +438,23 @@ impl<'a> Lowering<'a> {
             .filter(|s| s.kind.is_trainable())
             .map(|s| s.node)
             .collect();
+        // Evaluation reads the main output alone: the named outputs' own layers are left out.
+        let evaluated: Option<HashSet<NodeIndex>> =
+            (matches!(self.mode, Mode::Eval) && !model.graph.named_outputs.is_empty()).then(|| {
+                let mut dfs = petgraph::visit::Dfs::new(
+                    petgraph::visit::Reversed(&model.graph.graph),
+                    model.graph.output,
+                );
+                let mut read = HashSet::new();
+                while let Some(n) = dfs.next(petgraph::visit::Reversed(&model.graph.graph)) {
+                    read.insert(n);
+                }
+                read
+            });
         for ix in model.layers() {
+            if evaluated.as_ref().is_some_and(|read| !read.contains(&ix)) {
+                continue;
+            }
             self.b.doc = self.location(ix);
             let has_params = trainable.contains(&ix);
             let needs = has_params || model.graph.inputs(ix).iter().any(|i| self.needs_grad[i]);
@@ -391,7 +469,9 @@ impl<'a> Lowering<'a> {
     /// class axis 1 (per pixel for segmentation outputs). Written with LogSoftmax and
     /// GatherElements rather than SoftmaxCrossEntropyLoss, which ONNX Runtime's CUDA execution
     /// provider lacks (it would run on the CPU, with the logits copied over every step).
-    fn loss(&mut self, logits: &str) -> Loss {
+    /// `target`: the exact name of the loss value; else a fresh one (one term of several).
+    /// Returns the loss's parts for its gradient and the loss value's name.
+    fn loss(&mut self, logits: &str, target: Option<&str>) -> (Loss, String) {
         use crate::onnx::proto::AttributeProto;
         let log_prob = self.b.op(
             "LogSoftmax",
@@ -420,12 +500,21 @@ impl<'a> Lowering<'a> {
         );
         let count = self.b.size_f32("labels", "label_count");
         let mean = self.b.div(&total, &count, "log_prob.mean");
-        self.b.node_to("Neg", &[&mean], &["loss"], vec![]);
-        Loss {
-            log_prob,
-            labels,
-            count,
-        }
+        let value = match target {
+            Some(name) => {
+                self.b.node_to("Neg", &[&mean], &[name], vec![]);
+                name.to_string()
+            }
+            None => self.b.op("Neg", &[&mean], "loss.term", vec![]),
+        };
+        (
+            Loss {
+                log_prob,
+                labels,
+                count,
+            },
+            value,
+        )
     }
 
     /// `correct` (exact name): the number of labels the arg-max of the logits hits.
@@ -450,9 +539,10 @@ impl<'a> Lowering<'a> {
         );
     }
 
-    /// The loss gradient w.r.t. the logits: (softmax − one-hot(labels)) / #labels.
-    fn loss_grad(&mut self, loss: &Loss) -> String {
-        let out = self.model.output_shape().dims().to_vec();
+    /// The gradient of `weight` × the loss w.r.t. the logits of output `ix`:
+    /// weight · (softmax − one-hot(labels)) / #labels.
+    fn loss_grad(&mut self, loss: &Loss, ix: NodeIndex, weight: f32) -> String {
+        let out = self.model.shape(ix).dims().to_vec();
         let k = out[0] as usize;
         let p = self.b.op("Exp", &[&loss.log_prob], "prob", vec![]);
         let mut cdims = vec![1, k];
@@ -464,14 +554,21 @@ impl<'a> Lowering<'a> {
             .op("Equal", &[&loss.labels, &cls], "onehot.bool", vec![]);
         let onehot = self.b.cast(&eq, data_type::FLOAT, "onehot");
         let diff = self.b.sub(&p, &onehot, "dlogits.sum");
+        let diff = if weight == 1.0 {
+            diff
+        } else {
+            self.b.scale(&diff, weight, "dlogits.weighted")
+        };
         self.b.div(&diff, &loss.count, "dlogits")
     }
 
-    /// The backward pass from the logits' gradient; fills `param_grad`.
-    fn backward_all(&mut self, dlogits: String) -> Result<(), GraphError> {
+    /// The backward pass from the gradients of the loss's outputs; fills `param_grad`.
+    fn backward_all(&mut self, seeds: Vec<(NodeIndex, String)>) -> Result<(), GraphError> {
         let model = self.model;
         let mut grads: HashMap<NodeIndex, Vec<String>> = HashMap::new();
-        grads.insert(model.graph.output, vec![dlogits]);
+        for (ix, g) in seeds {
+            grads.entry(ix).or_default().push(g);
+        }
         let mut order = model.layers();
         order.reverse();
         for ix in order {
@@ -530,8 +627,25 @@ impl<'a> Lowering<'a> {
     }
 }
 
-fn check_model(model: &CheckedModel) -> Result<(), GraphError> {
+fn check_model(model: &CheckedModel, aux_weight: f32) -> Result<(), GraphError> {
     let out = model.output_shape();
+    if aux_weight != 0.0 {
+        if let Some(o) = model
+            .graph
+            .named_outputs
+            .iter()
+            .find(|o| model.shape(o.node) != out)
+        {
+            return Err(err(format!(
+                "the output `{}` is {}: training adds each named output's cross-entropy \
+                 against the labels to the loss (weighted by --aux-weight, {aux_weight}), so \
+                 each must be class scores like the main output's {out}; to train on the main \
+                 output alone, pass --aux-weight 0",
+                o.name,
+                model.shape(o.node)
+            )));
+        }
+    }
     if out.rank() != 1 && out.rank() != 3 {
         return Err(err(format!(
             "the model's output is {out}; training needs class scores [K] or per-pixel scores \
@@ -639,9 +753,10 @@ pub fn grad_model(
     sources: &SourceMap,
     options: &GradOptions<'_>,
 ) -> Result<ModelProto, GraphError> {
-    check_model(model)?;
+    check_model(model, options.aux_weight)?;
     let mut l = Lowering::new(model, sources, Mode::Train, &format!("{}_grad", model.name));
     l.dropout = options.dropout;
+    l.aux_weight = options.aux_weight;
     let trainable = l.trainable();
     let mut outs = vec!["loss".to_string()];
     outs.extend(trainable.iter().map(|s| format!("grad.{}", s.name)));
@@ -659,10 +774,9 @@ pub fn grad_model(
             l.b.init_f32_exact(&s.name, &t.dims, &t.data);
         }
     }
-    let logits = l.forward_all()?;
-    let loss = l.loss(&logits);
-    let dl = l.loss_grad(&loss);
-    l.backward_all(dl)?;
+    l.forward_all()?;
+    let (_, seeds) = l.losses();
+    l.backward_all(seeds)?;
     l.b.output("loss", data_type::FLOAT, &[]);
     for s in &trainable {
         let g = l.param_grad[&s.name].clone();
@@ -684,11 +798,13 @@ pub fn step_model(
     sources: &SourceMap,
     optimizer: &Optimizer,
     dropout: DropoutMode,
+    aux_weight: f32,
 ) -> Result<StepGraph, GraphError> {
-    check_model(model)?;
+    check_model(model, aux_weight)?;
     let mut l = Lowering::new(model, sources, Mode::Train, &format!("{}_step", model.name));
     l.update_running = true;
     l.dropout = dropout;
+    l.aux_weight = aux_weight;
     let trainable = l.trainable();
     let running = l.running_stats();
     let mut carried: Vec<Carried> = trainable
@@ -728,10 +844,9 @@ pub fn step_model(
         l.b.input("t", data_type::FLOAT, &[]);
     }
     let logits = l.forward_all()?;
-    let loss = l.loss(&logits);
     l.correct(&logits);
-    let dl = l.loss_grad(&loss);
-    l.backward_all(dl)?;
+    let (_, seeds) = l.losses();
+    l.backward_all(seeds)?;
     optimizer.lower(&mut l.b, &trainable, &l.param_grad);
     l.b.output("loss", data_type::FLOAT, &[]);
     l.b.output("correct", data_type::INT64, &[]);
@@ -761,11 +876,11 @@ pub fn step_model(
 /// The evaluation graph: inference mode, every parameter and running statistic an input;
 /// outputs `loss` (mean over the batch) and `correct`.
 pub fn eval_model(model: &CheckedModel, sources: &SourceMap) -> Result<ModelProto, GraphError> {
-    check_model(model)?;
+    check_model(model, 0.0)?;
     let mut l = Lowering::new(model, sources, Mode::Eval, &format!("{}_eval", model.name));
     l.declare(true, &["loss".to_string(), "correct".to_string()])?;
     let logits = l.forward_all()?;
-    l.loss(&logits);
+    l.loss(&logits, Some("loss"));
     l.correct(&logits);
     l.b.output("loss", data_type::FLOAT, &[]);
     l.b.output("correct", data_type::INT64, &[]);
