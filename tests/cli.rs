@@ -113,6 +113,58 @@ fn json_diagnostics_have_the_documented_fields() {
 }
 
 #[test]
+fn named_outputs_are_listed_by_check_and_summary() {
+    let o = cnnc(&["summary", "--format", "json", "models/googlenet_aux.cnn"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["output"], serde_json::json!([1000]));
+    assert_eq!(
+        v["named_outputs"],
+        serde_json::json!([
+            {"name": "aux1", "shape": [1000]},
+            {"name": "aux2", "shape": [1000]},
+        ])
+    );
+    // The heads' layers are counted, under their output's name.
+    assert_eq!(v["params"], 13_004_888);
+    let layers = v["layers"].as_array().unwrap();
+    assert!(layers
+        .iter()
+        .any(|l| l["name"] == "aux2.aux_classifier1.linear2"));
+    let o = cnnc(&["summary", "models/googlenet_aux.cnn"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with(
+        "model GoogLeNet: input [3, 224, 224] → output [1000], aux1 [1000], aux2 [1000]\n"
+    ));
+    let o = cnnc(&["check", "models/googlenet_aux.cnn"]);
+    assert!(
+        stderr(&o).contains("(GoogLeNet [3, 224, 224] → [1000], aux1 [1000], aux2 [1000])"),
+        "{}",
+        stderr(&o)
+    );
+    // A model without named outputs has no such key.
+    let o = cnnc(&["summary", "--format", "json", "models/lenet.cnn"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v.get("named_outputs").is_none(), "{v}");
+    // --aux-weight weighs a training graph's loss: alone it is refused.
+    let never = Path::new(env!("CARGO_TARGET_TMPDIR")).join("aux_weight_alone.onnx");
+    let o = cnnc(&[
+        "export",
+        "models/googlenet_aux.cnn",
+        "--aux-weight",
+        "0.5",
+        "-o",
+        never.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("add --grad or --train"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!never.exists());
+}
+
+#[test]
 fn summary_json_has_the_documented_keys_and_totals() {
     let o = cnnc(&["summary", "--format", "json", "models/lenet.cnn"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -1530,6 +1530,89 @@ fn rgb_split(dir: &Path, prefix: &str, n: u32, channels_last: bool) {
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
 }
 
+/// A model with an auxiliary classifier (`output aux { … }`) trains with its loss added
+/// (the banner says at which weight), reports the main output's accuracy and writes both
+/// outputs; a named output that is no class scores is refused, with the way out,
+/// `--aux-weight 0`, which trains the main output alone.
+#[test]
+fn trains_a_model_with_named_outputs() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    }
+    let d = dir("named_outputs");
+    let data = d.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    rgb_split(&data, "train", 96, false);
+    rgb_split(&data, "t10k", 30, false);
+    let data = data.display().to_string();
+    let train = |source: &str, extra: &[&str]| {
+        let model = d.join("m.cnn");
+        std::fs::write(&model, source).unwrap();
+        let _ = std::fs::remove_file(d.join("m.ckpt.safetensors"));
+        let out = d.join("m.onnx").display().to_string();
+        let model = model.display().to_string();
+        let mut args = vec![
+            "train",
+            &model,
+            "--data",
+            &data,
+            "--epochs",
+            "8",
+            "--batch",
+            "16",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.05",
+            "--format",
+            "json",
+            "--out",
+            &out,
+        ];
+        args.extend(extra);
+        (cnnc(&args), out)
+    };
+    let (o, out) = train(
+        "model M(input: [3, 4, 4]) {
+            conv(4, 1) relu
+            output aux { global_avgpool flatten linear(3) }
+            global_avgpool flatten linear(3)
+        }\n",
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("loss + 0.3 × the cross-entropy of each of aux"),
+        "{}",
+        text(&o)
+    );
+    let last = epochs(&o).last().cloned().unwrap();
+    assert!(last["test_acc"].as_f64().unwrap() >= 0.9, "{last}");
+    let session = Runtime::get()
+        .unwrap()
+        .session(&std::fs::read(&out).unwrap(), cnnc::runtime::Device::Cpu)
+        .unwrap();
+    assert_eq!(session.output_names(), ["output", "aux"]);
+
+    let features = "model M(input: [3, 4, 4]) {
+        conv(4, 1) relu
+        output features {}
+        global_avgpool flatten linear(3)
+    }\n";
+    let (o, _) = train(features, &[]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("the output `features` is [4, 4, 4]")
+            && text(&o).contains("--aux-weight 0"),
+        "{}",
+        text(&o)
+    );
+    let (o, _) = train(features, &["--aux-weight", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("outputs features not trained (--aux-weight 0)"));
+}
+
 /// A data directory of RGB images (`[N, C, H, W]` IDX files) trains a 3-channel model to
 /// tell which channel is bright (the pixel order itself is pinned by train_data.rs);
 /// channels-last files are refused with how to transpose them, also when `--resize` would
