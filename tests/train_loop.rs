@@ -1583,7 +1583,7 @@ fn trains_a_model_with_named_outputs() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains("loss + 0.3 × the cross-entropy of each of aux"),
+        text(&o).contains("loss + 0.3 × the cross-entropy of aux"),
         "{}",
         text(&o)
     );
@@ -1610,7 +1610,7 @@ fn trains_a_model_with_named_outputs() {
     );
     let (o, _) = train(features, &["--aux-weight", "0"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("outputs features not trained (--aux-weight 0)"));
+    assert!(text(&o).contains("output features not trained (--aux-weight 0)"));
 }
 
 /// A data directory of RGB images (`[N, C, H, W]` IDX files) trains a 3-channel model to

@@ -375,3 +375,74 @@ fn average_pools_never_get_asymmetric_pads() {
         assert!(explicit >= 2, "{which}: {explicit} Pad nodes");
     }
 }
+
+/// A parameter that does not reach the loss (an auxiliary head with aux weight 0) is left
+/// as it is by the step, as PyTorch's optimizers skip a parameter without a gradient: no
+/// weight decay, no Adam or momentum step; the trunk is updated. With the head in the loss,
+/// the head moves too.
+#[test]
+fn a_step_leaves_parameters_that_do_not_reach_the_loss_alone() {
+    let Ok(rt) = Runtime::get() else {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    };
+    let src = "model M(input: [1, 4, 4]) {
+    conv(2, 3) relu
+    output aux { flatten linear(3) }
+    flatten linear(3)
+}";
+    let c = cnnc::compile_source(Path::new("m.cnn"), src.to_string());
+    let model = c.model(None).unwrap();
+    let w = onnx::initialize(model, Init::Default, 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x: Vec<f32> = (0..4 * 16).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<i64> = (0..4).map(|_| rng.random_range(0..3)).collect();
+    for (optimizer, aux_weight) in [
+        (Optimizer::adam(0.1), 0.0),
+        (
+            Optimizer::Sgd {
+                momentum: 0.9,
+                weight_decay: 0.1,
+            },
+            0.0,
+        ),
+        (Optimizer::adam(0.1), 0.3),
+    ] {
+        let mut step = graph::step_model(
+            model,
+            &c.sources,
+            &optimizer,
+            DropoutMode::Random,
+            aux_weight,
+        )
+        .unwrap();
+        step.set_initial_state(&w).unwrap();
+        let mut s = rt
+            .session(&step.model.encode_to_vec(), Device::Cpu)
+            .unwrap();
+        let mut inputs = vec![
+            Input::f32("input", &[4, 1, 4, 4], &x),
+            Input::i64("labels", &[4], &labels),
+            Input::f32("lr", &[], &[0.01]),
+        ];
+        if step.takes_step {
+            inputs.push(Input::f32("t", &[], &[1.0]));
+        }
+        let outs: HashMap<String, Vec<f32>> = s
+            .run(&inputs)
+            .unwrap()
+            .iter()
+            .map(|o| (o.name.clone(), f32s(o)))
+            .collect();
+        let moved = |p: &str| outs[&format!("new.{p}")] != w.get(p).unwrap().data;
+        let what = format!("{} at aux weight {aux_weight}", optimizer.describe());
+        assert!(moved("conv1.weight"), "{what}: the trunk is trained");
+        assert!(moved("linear1.weight"), "{what}: the main head is trained");
+        assert_eq!(
+            moved("aux.linear1.weight"),
+            aux_weight != 0.0,
+            "{what}: the auxiliary head"
+        );
+        assert_eq!(moved("aux.linear1.bias"), aux_weight != 0.0, "{what}");
+    }
+}

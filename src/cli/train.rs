@@ -980,12 +980,17 @@ fn aux_loss_note(model: &cnnc::shape::CheckedModel, aux_weight: f32) -> String {
     match (names.is_empty(), aux_weight == 0.0) {
         (true, _) => String::new(),
         (false, true) => format!(
-            "; outputs {} not trained (--aux-weight 0)",
+            "; output{} {} not trained (--aux-weight 0)",
+            if names.len() == 1 { "" } else { "s" },
             names.join(", ")
         ),
         (false, false) => format!(
-            "; loss + {aux_weight} × the cross-entropy of each of {}",
-            names.join(", ")
+            "; loss + {aux_weight} × the cross-entropy of {}",
+            if names.len() == 1 {
+                names[0].to_string()
+            } else {
+                format!("each of {}", names.join(", "))
+            }
         ),
     }
 }

@@ -14,6 +14,9 @@ pub struct Builder {
     pub graph: GraphProto,
     /// Every value name in use or reserved.
     names: HashSet<String>,
+    /// Per base of [`Builder::fresh`], the suffix to try next (so that many values of one
+    /// base, a loss term per named output, cost linear time, not quadratic).
+    next_suffix: HashMap<String, usize>,
     /// Constants already made: key → value name.
     consts: HashMap<String, String>,
     /// `path:line:col` written into the doc string of the nodes made next.
@@ -57,13 +60,14 @@ impl Builder {
         if self.names.insert(base.to_string()) {
             return base.to_string();
         }
-        let mut i = 1usize;
+        let mut i = self.next_suffix.get(base).copied().unwrap_or(1);
         loop {
             let n = format!("{base}.{i}");
+            i += 1;
             if self.names.insert(n.clone()) {
+                self.next_suffix.insert(base.to_string(), i);
                 return n;
             }
-            i += 1;
         }
     }
 

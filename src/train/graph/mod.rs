@@ -297,6 +297,8 @@ struct Lowering<'a> {
     masks: Vec<DropoutMask>,
     /// The weight of each named output's cross-entropy in the loss; 0 leaves them out.
     aux_weight: f32,
+    /// The trainable parameters that do not reach the loss (given zero gradients).
+    unreached: HashSet<String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -317,6 +319,7 @@ impl<'a> Lowering<'a> {
             extra_outputs: Vec::new(),
             masks: Vec::new(),
             aux_weight: 0.0,
+            unreached: HashSet::new(),
         }
     }
 
@@ -594,6 +597,7 @@ impl<'a> Lowering<'a> {
         // Parameters that do not reach the loss get zero gradients.
         for s in self.trainable() {
             if !self.param_grad.contains_key(&s.name) {
+                self.unreached.insert(s.name.clone());
                 let z = self.b.init_f32(
                     &format!("grad.{}.zero", s.name),
                     &s.dims,
@@ -847,7 +851,26 @@ pub fn step_model(
     l.correct(&logits);
     let (_, seeds) = l.losses();
     l.backward_all(seeds)?;
-    optimizer.lower(&mut l.b, &trainable, &l.param_grad);
+    // As PyTorch's optimizers skip a parameter without a gradient, one that does not reach
+    // the loss (a named output's head with --aux-weight 0) keeps its value and its state:
+    // no weight decay, no Adam step from old momentum.
+    let (updated, kept): (Vec<ParamSpec>, Vec<ParamSpec>) = trainable
+        .iter()
+        .cloned()
+        .partition(|s| !l.unreached.contains(&s.name));
+    optimizer.lower(&mut l.b, &updated, &l.param_grad);
+    for s in &kept {
+        let mut names = vec![s.name.clone()];
+        names.extend(
+            optimizer
+                .slots()
+                .iter()
+                .map(|slot| format!("{}.{slot}", s.name)),
+        );
+        for n in names {
+            l.b.node_to("Identity", &[&n], &[&format!("new.{n}")], vec![]);
+        }
+    }
     l.b.output("loss", data_type::FLOAT, &[]);
     l.b.output("correct", data_type::INT64, &[]);
     for c in &carried {
