@@ -1530,6 +1530,29 @@ fn rgb_split(dir: &Path, prefix: &str, n: u32, channels_last: bool) {
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
 }
 
+/// `cnnc train MODEL` on the RGB data of [`rgb_split`] in `data`: 8 epochs of Adam (lr
+/// 0.05) over batches of 16, JSON lines, the trained model written to `out`.
+fn rgb_train_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        model,
+        "--data",
+        data,
+        "--epochs",
+        "8",
+        "--batch",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.05",
+        "--format",
+        "json",
+        "--out",
+        out,
+    ]
+}
+
 /// A model with an auxiliary classifier (`output aux { … }`) trains with its loss added
 /// (the banner says at which weight), reports the main output's accuracy and writes both
 /// outputs; a named output that is no class scores is refused, with the way out,
@@ -1552,24 +1575,7 @@ fn trains_a_model_with_named_outputs() {
         let _ = std::fs::remove_file(d.join("m.ckpt.safetensors"));
         let out = d.join("m.onnx").display().to_string();
         let model = model.display().to_string();
-        let mut args = vec![
-            "train",
-            &model,
-            "--data",
-            &data,
-            "--epochs",
-            "8",
-            "--batch",
-            "16",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.05",
-            "--format",
-            "json",
-            "--out",
-            &out,
-        ];
+        let mut args = rgb_train_args(&model, &data, &out);
         args.extend(extra);
         (cnnc(&args), out)
     };
@@ -1636,24 +1642,7 @@ fn trains_on_images_of_several_channels() {
     .unwrap();
     let out = d.join("rgb.onnx").display().to_string();
     let (model, data) = (model.display().to_string(), data.display().to_string());
-    let args = [
-        "train",
-        &model,
-        "--data",
-        &data,
-        "--epochs",
-        "8",
-        "--batch",
-        "16",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.05",
-        "--format",
-        "json",
-        "--out",
-        &out,
-    ];
+    let args = rgb_train_args(&model, &data, &out);
     let o = cnnc(&args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let last = epochs(&o).last().cloned().unwrap();
