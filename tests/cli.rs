@@ -164,6 +164,122 @@ fn named_outputs_are_listed_by_check_and_summary() {
     assert!(!never.exists());
 }
 
+/// `export --main-output-only` writes what PyTorch's evaluation mode computes: GoogLeNet
+/// without its auxiliary classifiers has torchvision's `googlenet()` parameter count, and its
+/// graph is the full export's, less the heads' nodes and initializers. The weights may be a
+/// checkpoint of the whole model.
+#[test]
+fn export_can_leave_the_named_outputs_out() {
+    use cnnc::onnx::proto::ModelProto;
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let export = |args: &[&str], out: &Path| -> (ModelProto, String) {
+        let mut all = vec!["export"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", out.to_str().unwrap()]);
+        let o = cnnc(&all);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let bytes = std::fs::read(out).unwrap();
+        (ModelProto::decode(&bytes[..]).unwrap(), stderr(&o))
+    };
+    let model = "models/googlenet_aux.cnn";
+    let (full, _) = export(&[model], &dir.path().join("full.onnx"));
+    let (main, said) = export(
+        &[model, "--main-output-only"],
+        &dir.path().join("main.onnx"),
+    );
+    // torchvision.models.googlenet(aux_logits=False): 6,624,904 parameters.
+    assert!(said.contains("6,624,904 parameters"), "{said}");
+    let (full, main) = (full.graph.unwrap(), main.graph.unwrap());
+    let names = |g: &cnnc::onnx::proto::GraphProto| -> Vec<String> {
+        g.output.iter().map(|o| o.name.clone()).collect()
+    };
+    assert_eq!(names(&full), ["output", "aux1", "aux2"]);
+    assert_eq!(names(&main), ["output"]);
+    let is_head = |name: &str| name.starts_with("aux1.") || name.starts_with("aux2.");
+    let full_nodes: Vec<_> = full.node.iter().filter(|n| !is_head(&n.name)).collect();
+    assert!(full_nodes.len() < full.node.len());
+    assert_eq!(full_nodes, main.node.iter().collect::<Vec<_>>());
+    let full_inits: Vec<_> = full
+        .initializer
+        .iter()
+        .filter(|t| !is_head(&t.name))
+        .collect();
+    assert_eq!(full_inits, main.initializer.iter().collect::<Vec<_>>());
+
+    // A checkpoint of a model with a head: the head's tensors are in it, and left out.
+    let m = write(
+        dir.path(),
+        "m.cnn",
+        b"model M(input: [4]) {\n  linear(3)\n  output aux { linear(2) }\n  linear(2)\n}\n",
+    );
+    let text = std::fs::read_to_string(&m).unwrap();
+    let compiled = cnnc::compile_source(Path::new(&m), text).models.remove(0);
+    let mut tensors = std::collections::BTreeMap::new();
+    let mut value = 0.0f32;
+    for (name, dims) in [
+        ("linear1.weight", vec![3, 4]),
+        ("linear1.bias", vec![3]),
+        ("aux.linear1.weight", vec![2, 3]),
+        ("aux.linear1.bias", vec![2]),
+        ("linear2.weight", vec![2, 3]),
+        ("linear2.bias", vec![2]),
+    ] {
+        let n: usize = dims.iter().product();
+        let data: Vec<f32> = (0..n).map(|i| value + i as f32).collect();
+        value += 100.0;
+        tensors.insert(format!("param.{name}"), (dims, data));
+    }
+    let ckpt = cnnc::train::Checkpoint {
+        tensors: tensors.clone(),
+        epoch: 1,
+        step: 4,
+        rng_seed: 0,
+        model_name: compiled.name.clone(),
+        source_sha256: compiled.source_hash.clone(),
+        model_sha256: Some(compiled.structure_hash()),
+        optimizer: serde_json::json!({}),
+        test_acc: None,
+        test_examples: None,
+    };
+    let ckpt_file = dir.path().join("c.ckpt");
+    ckpt.save(&ckpt_file).unwrap();
+    let (out, said) = export(
+        &[
+            &m,
+            "--main-output-only",
+            "--weights",
+            ckpt_file.to_str().unwrap(),
+        ],
+        &dir.path().join("m.onnx"),
+    );
+    assert!(said.contains(" 23 parameters"), "{said}");
+    let g = out.graph.unwrap();
+    assert_eq!(names(&g), ["output"]);
+    let written: Vec<(String, Vec<f32>)> = g
+        .initializer
+        .iter()
+        .map(|t| {
+            let values = t
+                .raw_data
+                .chunks(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (t.name.clone(), values)
+        })
+        .collect();
+    let expected: Vec<(String, Vec<f32>)> = [
+        "linear1.weight",
+        "linear1.bias",
+        "linear2.weight",
+        "linear2.bias",
+    ]
+    .iter()
+    .map(|n| (n.to_string(), tensors[&format!("param.{n}")].1.clone()))
+    .collect();
+    assert_eq!(written, expected);
+}
+
 #[test]
 fn summary_json_has_the_documented_keys_and_totals() {
     let o = cnnc(&["summary", "--format", "json", "models/lenet.cnn"]);

@@ -16,7 +16,20 @@ fn every_model_exports_to_valid_onnx_with_agreeing_shapes() {
         .collect();
     models.sort();
     assert!(models.len() >= 13);
-    for model in models {
+    // A model with named outputs also without them (`--main-output-only`).
+    let without: &[&str] = &["--main-output-only"];
+    let exports: Vec<(_, &[&str])> = models
+        .into_iter()
+        .flat_map(|m| {
+            let heads = std::fs::read_to_string(&m)
+                .unwrap()
+                .lines()
+                .any(|l| l.trim_start().starts_with("output ") && l.contains('{'));
+            std::iter::once((m.clone(), &[][..])).chain(heads.then_some((m, without)))
+        })
+        .collect();
+    assert!(exports.iter().any(|(_, flags)| !flags.is_empty()));
+    for (model, flags) in exports {
         let out = dir
             .path()
             .join(model.file_stem().unwrap())
@@ -24,13 +37,14 @@ fn every_model_exports_to_valid_onnx_with_agreeing_shapes() {
         let export = Command::new(env!("CARGO_BIN_EXE_cnnc"))
             .arg("export")
             .arg(&model)
+            .args(flags)
             .arg("-o")
             .arg(&out)
             .output()
             .unwrap();
         assert!(
             export.status.success(),
-            "{}: {}",
+            "{} {flags:?}: {}",
             model.display(),
             String::from_utf8_lossy(&export.stderr)
         );
@@ -43,7 +57,7 @@ fn every_model_exports_to_valid_onnx_with_agreeing_shapes() {
             .expect("python3 (pip install onnx onnxruntime numpy)");
         assert!(
             check.status.success(),
-            "{}: check_onnx.py failed:\n{}{}",
+            "{} {flags:?}: check_onnx.py failed:\n{}{}",
             model.display(),
             String::from_utf8_lossy(&check.stdout),
             String::from_utf8_lossy(&check.stderr)

@@ -234,6 +234,38 @@ fn training_exports_warn_of_a_final_softmax() {
     }
 }
 
+/// A named output ending in softmax is warned of too while it is a loss term, and not at
+/// `--aux-weight 0`, which leaves it out of the loss.
+#[test]
+fn training_exports_warn_of_a_named_output_ending_in_softmax() {
+    let src = tmp("head_ends_in_softmax.cnn");
+    std::fs::write(
+        &src,
+        "model S(input: [4]) {\n  linear(3)\n  output aux { linear(3) softmax }\n  linear(3)\n}\n",
+    )
+    .unwrap();
+    let out = tmp("head_ends_in_softmax.onnx");
+    for (flags, warned) in [
+        (&["--grad"][..], true),
+        (&["--train", "--aux-weight", "0.5"][..], true),
+        (&["--grad", "--aux-weight", "0"][..], false),
+        (&[][..], false),
+    ] {
+        let mut args = vec!["export", src.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let o = cnnc(&args);
+        assert!(o.status.success(), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            stderr.contains("warning: the named output `aux` of model `S` ends in softmax"),
+            warned,
+            "{flags:?}: {stderr}"
+        );
+        // The main output is class scores: its own warning is not given.
+        assert!(!stderr.contains("warning: model `S`"), "{stderr}");
+    }
+}
+
 /// The Dropout seeds of a written graph, in node order.
 fn dropout_seeds(path: &Path) -> Vec<i64> {
     use prost::Message;

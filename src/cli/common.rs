@@ -797,15 +797,45 @@ pub fn available_memory() -> Option<u64> {
 }
 
 /// Training and gradient graphs apply log-softmax in their loss: a model that already ends
-/// in softmax squashes twice and learns slowly. Said on stderr.
-pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel) {
-    if matches!(model.node(model.graph.output).op, cnnc::ir::Op::Softmax) {
+/// in softmax squashes twice and learns slowly, and so does a named output that is a loss
+/// term (`aux_weight` above 0). Said on stderr.
+pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel, aux_weight: f32) {
+    let is_softmax = |ix| matches!(model.node(ix).op, cnnc::ir::Op::Softmax);
+    if is_softmax(model.graph.output) {
         note!(
             "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
              the output: training sees probabilities squashed twice and learns slowly; end the \
              model with the class scores (drop the final softmax) as PyTorch's \
              CrossEntropyLoss expects",
             model.name
+        );
+    }
+    let softmax_outputs: Vec<&str> = model
+        .graph
+        .named_outputs
+        .iter()
+        .filter(|o| aux_weight > 0.0 && o.node != model.graph.output && is_softmax(o.node))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !softmax_outputs.is_empty() {
+        note!(
+            "warning: the named output{} `{}` of model `{}` end{} in softmax, and the loss \
+             applies its own log-softmax to {}: training sees probabilities squashed twice and \
+             learns slowly; end {} with the class scores (drop the final softmax)",
+            if softmax_outputs.len() == 1 { "" } else { "s" },
+            softmax_outputs.join("`, `"),
+            model.name,
+            if softmax_outputs.len() == 1 { "s" } else { "" },
+            if softmax_outputs.len() == 1 {
+                "it"
+            } else {
+                "them"
+            },
+            if softmax_outputs.len() == 1 {
+                "it"
+            } else {
+                "each"
+            },
         );
     }
 }

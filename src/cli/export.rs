@@ -54,6 +54,11 @@ pub struct ExportArgs {
     /// value computed from `in.h`/`in.w`) is refused with its place.
     #[arg(long, conflicts_with_all = ["grad", "train"])]
     pub dynamic_size: bool,
+    /// Write the main output alone: leave out the named outputs (`output NAME { … }`) and
+    /// the layers only they read, as PyTorch's evaluation mode drops GoogLeNet's auxiliary
+    /// classifiers. --weights may be a checkpoint of the whole model.
+    #[arg(long, conflicts_with_all = ["grad", "train"])]
+    pub main_output_only: bool,
     /// Write the gradient graph instead (opset 18): inputs `input`, `labels` and every
     /// parameter (defaulting to the weights); outputs `loss` and `grad.<parameter>`.
     #[arg(long, conflicts_with = "train")]
@@ -196,9 +201,6 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let seed = a.seed.unwrap_or(0);
     let training = a.grad || a.train;
-    if training {
-        super::common::warn_final_softmax(model);
-    }
     if !a.train && (a.optimizer.is_some() || a.momentum.is_some() || a.weight_decay.is_some()) {
         return fail(
             EXIT_USAGE,
@@ -231,15 +233,26 @@ pub fn run(a: ExportArgs) -> ExitCode {
     let aux_weight = a
         .aux_weight
         .unwrap_or(cnnc::train::graph::DEFAULT_AUX_WEIGHT);
+    if training {
+        super::common::warn_final_softmax(model, aux_weight);
+    }
     if training && a.opset.is_some_and(|o| o != TRAIN_OPSET) {
         return fail(
             EXIT_USAGE,
             format!("training graphs are written with opset {TRAIN_OPSET}; leave out --opset"),
         );
     }
+    if a.main_output_only && model.graph.named_outputs.is_empty() {
+        note!(
+            "note: model {} has no named outputs (`output NAME {{ … }}`): --main-output-only \
+             changes nothing",
+            model.name
+        );
+    }
     let options = ExportOptions {
         opset: if training { TRAIN_OPSET } else { opset },
         dynamic_size: a.dynamic_size,
+        main_output_only: a.main_output_only,
         ..Default::default()
     };
     // Whether the model about to be replaced keeps its weights in the data file beside it
@@ -337,9 +350,14 @@ pub fn run(a: ExportArgs) -> ExitCode {
         }
         Err(e) => return fail(EXIT_USAGE, e),
     };
+    // The parameters written: with --main-output-only, those of the layers kept.
+    let kept = a
+        .main_output_only
+        .then(|| model.graph.feeding(model.graph.output));
     let params: usize = specs
         .iter()
         .filter(|s| s.kind.is_trainable())
+        .filter(|s| kept.as_ref().is_none_or(|k| k.contains(&s.node)))
         .map(|s| s.elements())
         .sum();
     let data = match &written.data {

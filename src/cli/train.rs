@@ -676,7 +676,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return train_fail(a.format, &e),
         };
-    super::common::warn_final_softmax(model);
+    super::common::warn_final_softmax(model, a.aux_weight);
     let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
         Ok(p) => p,
         Err(e) => return train_fail(a.format, &e),

@@ -115,6 +115,17 @@ impl Graph {
         ix == self.output || self.named_outputs.iter().any(|o| o.node == ix)
     }
 
+    /// `ix` and every node whose value reaches it: what computing `ix` needs.
+    pub fn feeding(&self, ix: NodeIndex) -> std::collections::HashSet<NodeIndex> {
+        let reversed = petgraph::visit::Reversed(&self.graph);
+        let mut dfs = petgraph::visit::Dfs::new(reversed, ix);
+        let mut needed = std::collections::HashSet::new();
+        while let Some(n) = dfs.next(reversed) {
+            needed.insert(n);
+        }
+        needed
+    }
+
     /// The node's inputs in slot order.
     pub fn inputs(&self, ix: NodeIndex) -> Vec<NodeIndex> {
         let mut edges: Vec<(usize, NodeIndex)> = self

@@ -41,6 +41,10 @@ pub struct ExportOptions {
     /// ones: every layer whose export depends on the size is refused
     /// ([`ExportError::FixedSize`]).
     pub dynamic_size: bool,
+    /// The main output alone: the named outputs (`output NAME { … }`) and the layers only
+    /// they read are left out, as PyTorch's evaluation mode drops GoogLeNet's auxiliary
+    /// classifiers. Their parameters are still part of the model's (a checkpoint of it loads).
+    pub main_output_only: bool,
 }
 
 impl Default for ExportOptions {
@@ -49,6 +53,7 @@ impl Default for ExportOptions {
             opset: DEFAULT_OPSET,
             external_data_threshold: EXTERNAL_DATA_THRESHOLD,
             dynamic_size: false,
+            main_output_only: false,
         }
     }
 }
@@ -233,6 +238,8 @@ pub fn lower(
         dynamic: options.dynamic_size,
         varies: HashSet::default(),
         cur_varies: false,
+        lowered: (options.main_output_only && !model.graph.named_outputs.is_empty())
+            .then(|| model.graph.feeding(model.graph.output)),
     };
     l.lower(sources)?;
     let proto = ModelProto {
@@ -457,6 +464,9 @@ struct Lowerer<'a> {
     /// Whether the node being lowered reads a tensor whose size varies: its intermediate
     /// values then get no fixed shape.
     cur_varies: bool,
+    /// With [`ExportOptions::main_output_only`]: the nodes the main output reads, the only
+    /// ones lowered.
+    lowered: Option<HashSet<NodeIndex>>,
 }
 
 /// `[N, ...dims]`.
@@ -627,7 +637,12 @@ impl Lowerer<'_> {
         // output or another named output's tensor is an Identity of it, after the layers.
         let mut named: HashMap<NodeIndex, &str> = HashMap::new();
         let mut copies: Vec<&crate::ir::NamedOutput> = Vec::new();
-        for o in &model.graph.named_outputs {
+        let named_outputs = if self.lowered.is_some() {
+            &[][..]
+        } else {
+            &model.graph.named_outputs[..]
+        };
+        for o in named_outputs {
             let dims = if self.varies.contains(&o.node) {
                 batched_variable(model.shape(o.node).dims(), &format!("{}_", o.name))
             } else {
@@ -647,6 +662,13 @@ impl Lowerer<'_> {
             self.node("Identity", "output", &["input"], "output", vec![])?;
         }
         for ix in model.layers() {
+            if self
+                .lowered
+                .as_ref()
+                .is_some_and(|kept| !kept.contains(&ix))
+            {
+                continue;
+            }
             let node = model.node(ix);
             self.doc = location(sources, node.span);
             let out = if ix == output_ix {
@@ -676,7 +698,7 @@ impl Lowerer<'_> {
                 self.check_size_independent(ix, &ins)?;
             }
             self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
-            if !model.graph.is_output(ix) && !self.varies.contains(&ix) {
+            if ix != output_ix && !named.contains_key(&ix) && !self.varies.contains(&ix) {
                 // Not through `value_info`, which a fixed output of a variable input
                 // (a global pooling's) would skip.
                 self.graph.value_info.push(ValueInfoProto::tensor(

@@ -442,18 +442,9 @@ impl<'a> Lowering<'a> {
             .map(|s| s.node)
             .collect();
         // Evaluation reads the main output alone: the named outputs' own layers are left out.
-        let evaluated: Option<HashSet<NodeIndex>> =
-            (matches!(self.mode, Mode::Eval) && !model.graph.named_outputs.is_empty()).then(|| {
-                let mut dfs = petgraph::visit::Dfs::new(
-                    petgraph::visit::Reversed(&model.graph.graph),
-                    model.graph.output,
-                );
-                let mut read = HashSet::new();
-                while let Some(n) = dfs.next(petgraph::visit::Reversed(&model.graph.graph)) {
-                    read.insert(n);
-                }
-                read
-            });
+        let evaluated: Option<HashSet<NodeIndex>> = (matches!(self.mode, Mode::Eval)
+            && !model.graph.named_outputs.is_empty())
+        .then(|| model.graph.feeding(model.graph.output));
         for ix in model.layers() {
             if evaluated.as_ref().is_some_and(|read| !read.contains(&ix)) {
                 continue;
