@@ -1695,7 +1695,7 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 10] = [
+    let cases: [(&str, &str, &[&str]); 14] = [
         // A parameter called with arguments, in a block no model calls: a layer passed.
         (
             "block stage(blk, n) { repeat n { blk(16) } }\nmodel M(input: [3, 8, 8]) { relu }",
@@ -1742,6 +1742,29 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
             "model M(input: [3, 8, 8]) { repeat i in 0..2 { conv(8, 1) } conv(i + 1, 1) }",
             "cnnc::elab::unknown_variable",
             &["exists only inside that repeat's body"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 1) output aux conv(4, 1) }",
+            "cnnc::elab::unknown_layer",
+            &[
+                "named output `aux` without a body",
+                "write `output aux { … }`",
+            ],
+        ),
+        (
+            "block b() { relu output aux }\nmodel M(input: [3, 8, 8]) { conv(8, 1) }",
+            "cnnc::elab::unknown_layer",
+            &["named output `aux` without a body"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 1) output aux(10) conv(4, 1) }",
+            "cnnc::elab::unknown_layer",
+            &["named output `aux` without a body"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 1) output }",
+            "cnnc::elab::unknown_layer",
+            &["unknown layer `output`", "`output NAME { body }`"],
         ),
         (
             "model A(input: [3, 8, 8]) { conv(8, 1) }\nmodel B(input: [3, 8, 8]) { A }",

@@ -175,6 +175,13 @@ pub(crate) fn unknown_layer<'c>(
              block (`b(…, input)`) or join it where the block is called",
         );
     }
+    if name == "output" {
+        // `output aux` or `output aux(…)`: the statement without its braces.
+        return d.help(
+            "a named output is `output NAME { body }`: its name, then the body in braces \
+             (`output aux { linear(10) }`, or `output features {}` for the tensor as it is)",
+        );
+    }
     if defs.models.contains(name) {
         return d.help(format!(
             "`{name}` is a model, and a model cannot be called: write its layers as a block, \
@@ -202,6 +209,39 @@ pub(crate) fn unknown_layer<'c>(
             layers::names().collect::<Vec<_>>().join(", ")
         )),
     }
+}
+
+/// `output aux` or `output aux(…)` at the start of `stmts`: a named output written without
+/// its braces, which parses as a call of `output` and one of `aux`. Returns the two calls.
+pub(crate) fn output_without_braces(stmts: &[ast::Stmt]) -> Option<(&ast::Call, &ast::Call)> {
+    let [first, second, ..] = stmts else {
+        return None;
+    };
+    match (&first.kind, &second.kind) {
+        (StmtKind::Call(call), StmtKind::Call(name))
+            if call.name.name == "output"
+                && !call.parens
+                && first.alias.is_none()
+                && first.assert.is_none() =>
+        {
+            Some((call, name))
+        }
+        _ => None,
+    }
+}
+
+/// The error for [`output_without_braces`]: one for the pair of calls.
+pub(crate) fn output_without_body(call: &ast::Call, name: &ast::Call) -> Diagnostic {
+    let name_text = &name.name.name;
+    Diagnostic::error(
+        "cnnc::elab::unknown_layer",
+        format!("named output `{name_text}` without a body"),
+    )
+    .label(call.name.span.to(name.span), "no `{ … }` after the name")
+    .help(format!(
+        "a named output is `output NAME {{ body }}`: write `output {name_text} {{ … }}` with \
+         the output's layers in the braces (`output {name_text} {{}}` for the tensor as it is)"
+    ))
 }
 
 /// The tensor names a help lists, sorted: those named with `as`, not the model's `input`,
@@ -1065,10 +1105,30 @@ impl<'a, 'd> Elab<'a, 'd> {
         frame: &mut Frame,
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
-        for stmt in stmts {
+        let mut rest = stmts;
+        while let [stmt, after @ ..] = rest {
+            if self.output_without_body(rest, frame) {
+                cur = unknown(cur);
+                rest = &after[1..];
+                continue;
+            }
             cur = self.stmt(stmt, cur, frame, scope)?;
+            rest = after;
         }
         Ok(cur)
+    }
+
+    /// `output aux` or `output aux(…)` at the start of `stmts` (where no block or tensor is
+    /// named `output`): one error for the pair, which the caller skips.
+    fn output_without_body(&mut self, stmts: &[ast::Stmt], frame: &Frame) -> bool {
+        let Some((call, name)) = output_without_braces(stmts) else {
+            return false;
+        };
+        if self.defs.blocks.contains_key("output") || frame.tensors.contains_key("output") {
+            return false;
+        }
+        self.diags.push(output_without_body(call, name));
+        true
     }
 
     fn stmt(

@@ -6,7 +6,10 @@
 //! every named argument is one the layer or block has. A mistake elaboration already
 //! reported is not reported again.
 
-use super::elaborate::{unknown_block_parameter, unknown_layer, Definitions, MAX_DIAGNOSTICS};
+use super::elaborate::{
+    output_without_body, output_without_braces, unknown_block_parameter, unknown_layer,
+    Definitions, MAX_DIAGNOSTICS,
+};
 use super::layers;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
@@ -46,9 +49,29 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
                 loop_vars.extend(r.var.as_ref().map(|v| v.name.as_str()));
             }
         });
+        // `output aux` without braces: one error for the two calls it parses as.
+        let mut paired: HashSet<Span> = HashSet::new();
+        if defs.block("output").is_none() && !tensors.contains(&"output") {
+            let mut each_body = |stmts: &[ast::Stmt]| {
+                for at in 0..stmts.len() {
+                    if let Some((call, name)) = output_without_braces(&stmts[at..]) {
+                        if paired.insert(call.span) {
+                            paired.insert(name.span);
+                            found.push(output_without_body(call, name));
+                        }
+                    }
+                }
+            };
+            each_body(body);
+            ast::walk(body, &mut |st| {
+                st.bodies().into_iter().for_each(&mut each_body)
+            });
+        }
         ast::walk(body, &mut |st| {
             if let StmtKind::Call(call) = &st.kind {
-                found.extend(check_call(call, defs, &tensors, &params, &loop_vars));
+                if !paired.contains(&call.span) {
+                    found.extend(check_call(call, defs, &tensors, &params, &loop_vars));
+                }
             }
         });
     }

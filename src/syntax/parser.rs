@@ -1430,9 +1430,12 @@ fn python_habit(
             "mul" | "multiply" => {
                 "a product with the input is `gate { body }` (x · body(x))".to_string()
             }
+            "output" => "a named output takes its name before the body, `output aux { … }` \
+                (`output features {}` for the tensor as it is)"
+                .to_string(),
             _ => match crate::diag::did_you_mean(
                 &lower,
-                ["concat", "residual", "shortcut", "gate", "repeat"],
+                ["concat", "residual", "shortcut", "gate", "repeat", "output"],
             ) {
                 Some(keyword) => format!(
                     "did you mean `{keyword}`? `{word_before}` is no statement with a braced \
@@ -1440,8 +1443,8 @@ fn python_habit(
                 ),
                 None => format!(
                     "`{word_before}` takes no body: the statements with a braced body are \
-                 `concat`, `residual`, `gate`, `repeat` and `if`; a layer or block takes \
-                 arguments in parentheses, `{word_before}(…)`"
+                 `concat`, `residual`, `gate`, `repeat`, `if` and `output NAME`; a layer or \
+                 block takes arguments in parentheses, `{word_before}(…)`"
                 ),
             },
         });

@@ -913,8 +913,14 @@ fn habits_from_other_languages_get_a_help() {
         ("add { conv(1, 3, pad=1) }", &["`residual { body }`"]),
         (
             "relu conv_bn { relu }",
-            &["`conv_bn` takes no body", "`conv_bn(…)`"],
+            &["`conv_bn` takes no body", "`output NAME`", "`conv_bn(…)`"],
         ),
+        // A named output without its name.
+        (
+            "output { relu }",
+            &["its name before the body, `output aux { … }`"],
+        ),
+        ("ouptut { relu }", &["did you mean `output`?"]),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }
