@@ -141,6 +141,23 @@ fn named_outputs_are_listed_by_check_and_summary() {
         "{}",
         stderr(&o)
     );
+    // `check`'s one line names the first eight, then says how many more.
+    let dir = tempfile::tempdir().unwrap();
+    let heads: String = (0..10)
+        .map(|i| format!("  output o{i} {{ relu }}\n"))
+        .collect();
+    let many = write(
+        dir.path(),
+        "many.cnn",
+        format!("model M(input: [4]) {{\n  linear(3)\n{heads}  linear(2)\n}}\n").as_bytes(),
+    );
+    let o = cnnc(&["check", &many]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("(M [4] → [2], o0 [3], o1 [3], o2 [3], o3 [3], o4 [3], o5 [3], o6 [3], o7 [3] and 2 more named outputs)"),
+        "{}",
+        stderr(&o)
+    );
     // A model without named outputs has no such key.
     let o = cnnc(&["summary", "--format", "json", "models/lenet.cnn"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

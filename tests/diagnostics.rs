@@ -1695,7 +1695,7 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 14] = [
+    let cases: [(&str, &str, &[&str]); 16] = [
         // A parameter called with arguments, in a block no model calls: a layer passed.
         (
             "block stage(blk, n) { repeat n { blk(16) } }\nmodel M(input: [3, 8, 8]) { relu }",
@@ -1760,6 +1760,22 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
             "model M(input: [3, 8, 8]) { conv(8, 1) output aux(10) conv(4, 1) }",
             "cnnc::elab::unknown_layer",
             &["named output `aux` without a body"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { output aux { conv(8, 1) } }",
+            "cnnc::elab::empty_model",
+            &[
+                "has no layers outside its named outputs",
+                "write the main output's layers after the `output` statements",
+            ],
+        ),
+        (
+            "model M(input: [4]) { linear(3) output aux { linear(2) } : [2] linear(2) }",
+            "cnnc::shape::assertion_failed",
+            &[
+                "an assertion is of the tensor that goes on",
+                "the output `aux` itself is [2]",
+            ],
         ),
         (
             "model M(input: [3, 8, 8]) { conv(8, 1) output }",

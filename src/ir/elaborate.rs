@@ -712,13 +712,25 @@ fn elaborate_model_body<'a>(
     e.dedupe_diagnostics(None);
     e.drop_reuse_warnings_read_within_iterations();
     if out == input && !e.diags.has_errors() {
+        let outputs_only = !e.named_outputs.is_empty();
         e.diags.push(
             Diagnostic::error(
                 "cnnc::elab::empty_model",
-                format!("model `{}` has no layers", model.name.name),
+                if outputs_only {
+                    format!(
+                        "model `{}` has no layers outside its named outputs: its main output \
+                         would be its input",
+                        model.name.name
+                    )
+                } else {
+                    format!("model `{}` has no layers", model.name.name)
+                },
             )
             .label(model.name.span, "this model")
-            .help(if model.body.is_empty() {
+            .help(if outputs_only {
+                "`output NAME { … }` passes its input on, and the main output is the body's \
+                 last tensor: write the main output's layers after the `output` statements"
+            } else if model.body.is_empty() {
                 "add layers between the braces, e.g. `flatten linear(10)`"
             } else {
                 "its statements expand to no layer (a `repeat 0`, an `if` that is false, a \
@@ -1180,9 +1192,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             // As a type ascription does in rustc: after a failed assertion, checking goes on
             // with the shape the user wrote, so the assertions and layers written from that
             // belief do not all fail in turn.
+            let before = self.diags.0.len();
             match self.check_assert(assert, &out, frame) {
                 Ok(()) => self.withdraw_pytorch_order(stmt, first_diag),
                 Err(Some(believed)) => {
+                    if let StmtKind::Output(o) = &stmt.kind {
+                        self.explain_assert_after_output(o, before);
+                    }
                     if let Some(given) = out.shape.replace(believed.clone()) {
                         self.assumed = Some((assert.span, believed, given));
                     }
@@ -1288,6 +1304,32 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// Reports a failed shape assertion: `Ok` when it holds, else the asserted shape when
     /// checking should go on with it (of the tensor's rank, no zero, within the size limit,
     /// not one with the batch written in).
+    /// A failed `output NAME { … } : [shape]`: the assertion is of the tensor that goes on,
+    /// which the help of the diagnostics from `from` on says.
+    fn explain_assert_after_output(&mut self, o: &ast::Output, from: usize) {
+        let own = self
+            .named_outputs
+            .last()
+            .filter(|(n, _)| n.span == o.name.span)
+            .and_then(|(n, _)| self.graph[n.node].shape.clone());
+        for d in &mut self.diags.0[from..] {
+            if d.code != "cnnc::shape::assertion_failed" {
+                continue;
+            }
+            let output = match &own {
+                Some(shape) => format!("the output `{}` itself is {shape}", o.name.name),
+                None => format!("the output `{}` itself", o.name.name),
+            };
+            let said = d.help.take().map(|h| format!("{h}; ")).unwrap_or_default();
+            d.help = Some(format!(
+                "{said}after `output {} {{ … }}` an assertion is of the tensor that goes on \
+                 (the statement's input); {output}: assert it inside the braces, after the \
+                 body's last layer",
+                o.name.name
+            ));
+        }
+    }
+
     fn check_assert(
         &mut self,
         assert: &ast::ShapeAssert,
@@ -2561,14 +2603,30 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// Refuses an output whose name is a layer's or a scope's outside its body (`concat1`,
     /// the name of a block's call): the ONNX output, or its layers, would share names.
     fn check_output_names(&mut self) {
+        if self.named_outputs.is_empty() {
+            return;
+        }
+        // Each name and scope (`a.b.c`: `a`, `a.b`, `a.b.c`) with the nodes that have it, in
+        // index order; the nodes of refused outputs' bodies left out. One pass over the
+        // nodes, not one per output.
+        let mut by_scope: HashMap<&str, Vec<usize>> = HashMap::new();
+        for n in self.graph.node_indices() {
+            if self.refused_outputs.iter().any(|r| r.contains(&n.index())) {
+                continue;
+            }
+            let name = self.graph[n].name.as_str();
+            let ends = name.match_indices('.').map(|(i, _)| i).chain([name.len()]);
+            for end in ends {
+                by_scope.entry(&name[..end]).or_default().push(n.index());
+            }
+        }
         let mut clashes = Vec::new();
         for (o, made) in &self.named_outputs {
-            let scoped = format!("{}.", o.name);
-            let clash = self.graph.node_indices().find(|n| {
-                let node = &self.graph[*n];
-                !made.contains(&n.index())
-                    && !self.refused_outputs.iter().any(|r| r.contains(&n.index()))
-                    && (node.name == o.name || node.name.starts_with(&scoped))
+            // The first node outside the output's own body with its name or scope.
+            let clash = by_scope.get(o.name.as_str()).and_then(|nodes| {
+                let before = nodes.first().filter(|&&i| i < made.start);
+                let after = nodes.get(nodes.partition_point(|&i| i < made.end));
+                before.or(after).map(|&i| NodeIndex::new(i))
             });
             if let Some(n) = clash {
                 let node = &self.graph[n];

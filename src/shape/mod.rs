@@ -14,6 +14,9 @@ use crate::ir::{Graph, Node, Shape};
 use crate::source::Span;
 use petgraph::graph::NodeIndex;
 
+/// How many named outputs [`CheckedModel::outputs_text`] lists by name.
+pub const LISTED_OUTPUTS: usize = 8;
+
 /// A model whose every node has a known, valid output shape.
 // Not `#[non_exhaustive]`: that keeps out other crates only, and the private field keeps
 // out the other modules of this one too.
@@ -69,11 +72,19 @@ impl CheckedModel {
         self.shape(self.graph.output)
     }
 
-    /// The main output's shape, then each named output's name and shape: `[10], aux1 [10]`.
+    /// The main output's shape, then each named output's name and shape: `[10], aux1 [10]`
+    /// (the first [`LISTED_OUTPUTS`], then how many more: a one-line summary).
     pub fn outputs_text(&self) -> String {
         let mut text = self.output_shape().to_string();
-        for o in &self.graph.named_outputs {
+        let named = &self.graph.named_outputs;
+        for o in named.iter().take(LISTED_OUTPUTS) {
             text.push_str(&format!(", {} {}", o.name, self.shape(o.node)));
+        }
+        if named.len() > LISTED_OUTPUTS {
+            text.push_str(&format!(
+                " and {} more named outputs",
+                named.len() - LISTED_OUTPUTS
+            ));
         }
         text
     }
