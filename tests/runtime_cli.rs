@@ -432,27 +432,102 @@ fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
     );
 }
 
+/// Every float32 output is shown, the first written to `-o`'s file and each other beside it
+/// under its (file-safe) name; one of another type is named as left out.
 #[test]
-fn a_model_with_several_outputs_writes_the_first_and_names_the_others() {
+fn a_model_with_several_outputs_writes_each_float_one() {
     let Some(dir) = fixtures() else { return };
     let (r, y) = run_writing(dir, "two_outputs.onnx", "ones.npy", "out_two");
     assert!(r.stdout.contains("output `y`: [2, 4]"), "{}", r.stdout);
+    assert!(r.stdout.contains("output `z/sq`: [2, 4]"), "{}", r.stdout);
     assert!(
-        r.stdout.contains(
-            "the model's other outputs (`z`) are left out: cnnc run shows and writes only the \
-             first"
-        ),
+        r.stdout
+            .contains("the model's outputs that are not float32 are left out: `n` (int64)"),
         "{}",
         r.stdout
     );
     // x + x of ones, not x * x.
     assert_eq!(read_npy(&y), (vec![2, 4], vec![2.0; 8]));
-    let r = cnnc(dir, &["run", "two_outputs.onnx", "-i", "ones.npy"]);
+    let z = y.with_file_name("y.z_sq.npy");
     assert!(
-        r.stdout
-            .contains("(`z`) are left out: cnnc run shows only the first"),
+        r.stdout.contains(&format!(
+            "wrote {} (output `z/sq`)",
+            z.strip_prefix(dir).unwrap().display()
+        )),
         "{}",
         r.stdout
+    );
+    assert_eq!(read_npy(&z), (vec![2, 4], vec![1.0; 8]));
+    let written: Vec<_> = std::fs::read_dir(y.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    // To a device: the first output only, and a note that says so.
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "two_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "/dev/null is no regular file, so the other outputs (`z/sq`) are not written"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A named output of a source is shown and written beside the main one, with the values
+/// ONNX Runtime's Python API gives for the exported model.
+#[test]
+fn named_outputs_of_a_source_are_shown_and_written() {
+    let Some(dir) = fixtures() else { return };
+    let work = dir.join("named_outputs");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("m.cnn"),
+        "model M(input: [4]) {\n  linear(3)\n  output aux { relu linear(2) }\n  linear(5)\n}\n",
+    )
+    .unwrap();
+    let x: Vec<f32> = (0..8).map(|i| i as f32 / 4.0 - 1.0).collect();
+    let mut bytes = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut bytes, &[2, 4], &x).unwrap();
+    std::fs::write(work.join("x.npy"), bytes).unwrap();
+    let r = cnnc(&work, &["run", "m.cnn", "-i", "x.npy", "-o", "y.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("output `output`: [2, 5]\noutput `aux`: [2, 2]\n"),
+        "{}",
+        r.stdout
+    );
+    let r = cnnc(&work, &["export", "m.cnn", "-o", "m.onnx"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let py = std::process::Command::new("python3")
+        .current_dir(&work)
+        .args([
+            "-c",
+            "import numpy as np, onnxruntime as ort\n\
+             s = ort.InferenceSession('m.onnx', providers=['CPUExecutionProvider'])\n\
+             main, aux = s.run(['output', 'aux'], {'input': np.load('x.npy')})\n\
+             assert np.allclose(np.load('y.npy'), main, rtol=1e-6, atol=1e-6)\n\
+             assert np.allclose(np.load('y.aux.npy'), aux, rtol=1e-6, atol=1e-6)\n\
+             assert aux.shape == (2, 2) and np.abs(aux).sum() > 0\n",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
     );
 }
 

@@ -38,7 +38,8 @@ pub struct RunArgs {
     /// `-` reads it from standard input.
     #[arg(long, short)]
     pub input: PathBuf,
-    /// Write the first output here as a float32 .npy file.
+    /// Write the first output here as a float32 .npy file, and each other float32 output
+    /// (a named output, `output aux1 { … }`) beside it as `<stem>.<name>.npy`.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Where ONNX Runtime runs the model.
@@ -410,17 +411,64 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     let spec = single_input(&session)?;
     spec.check_shape(&array.shape)
         .map_err(|e| Failure(EXIT_USAGE, format!("{input_name}: {e}")))?;
-    let output_name = session.outputs()[0].name.clone();
-    let (shape, values) = session.run_f32(&array.data, &array.shape)?;
-    let bad = values.iter().filter(|v| !v.is_finite()).count();
-    if bad > 0 {
-        note!(
-            "warning: {bad} of the output's {} values {} NaN or infinite: the model computes \
-             them from this finite input (its weights, or an operator such as a division by \
-             zero)",
-            values.len(),
-            if bad == 1 { "is" } else { "are" }
-        );
+    // Every float32 output (the first is one: `single_input`); others are named below.
+    let (floats, others): (Vec<_>, Vec<_>) = session
+        .outputs()
+        .iter()
+        .partition(|o| o.element == runtime::ElementType::F32);
+    let names: Vec<String> = floats.iter().map(|o| o.name.clone()).collect();
+    let left_out: Vec<String> = others
+        .iter()
+        .map(|o| format!("`{}` ({})", o.name, o.element))
+        .collect();
+    // Beside `--output`, one file per other output; checked before anything runs.
+    let beside: Vec<PathBuf> = match &a.output {
+        Some(path) if names.len() > 1 && !cnnc::fsutil::is_special(path) => {
+            let mut files = Vec::new();
+            for name in &names[1..] {
+                let file = output_beside(path, name);
+                check_output_path(
+                    &file,
+                    "output.npy",
+                    &[("the model", &a.model), ("the input", &a.input)],
+                )
+                .and_then(|()| super::common::check_replaces_only_an_array(&file))
+                .map_err(|e| Failure(EXIT_USAGE, e))?;
+                files.push(file);
+            }
+            files
+        }
+        _ => Vec::new(),
+    };
+    let input_spec = spec.name.clone();
+    let selected: Vec<&str> = names.iter().map(String::as_str).collect();
+    let results = session.run_selected(
+        &[runtime::Input::f32(&input_spec, &array.shape, &array.data)],
+        &selected,
+    )?;
+    let mut results = results.into_iter();
+    let first = results.next().expect("one output per name asked");
+    let (output_name, shape) = (first.name.clone(), first.shape.clone());
+    let values = first.into_f32()?;
+    let rest: Vec<(String, Vec<usize>, Vec<f32>)> = results
+        .map(|o| {
+            let (name, shape) = (o.name.clone(), o.shape.clone());
+            o.into_f32().map(|v| (name, shape, v))
+        })
+        .collect::<Result<_, _>>()?;
+    for (name, v) in
+        std::iter::once((&output_name, &values)).chain(rest.iter().map(|(n, _, v)| (n, v)))
+    {
+        let bad = v.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            note!(
+                "warning: {bad} of output `{name}`'s {} values {} NaN or infinite: the model \
+                 computes them from this finite input (its weights, or an operator such as a \
+                 division by zero)",
+                v.len(),
+                if bad == 1 { "is" } else { "are" }
+            );
+        }
     }
 
     let mut out = String::new();
@@ -440,22 +488,14 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             .unwrap_or_default()
     ));
     out.push_str(&format!("output `{output_name}`: {shape:?}\n"));
-    if let [_, others @ ..] = session.outputs() {
-        if !others.is_empty() {
-            out.push_str(&format!(
-                "the model's other outputs ({}) are left out: cnnc run shows {}only the first\n",
-                others
-                    .iter()
-                    .map(|o| format!("`{}`", o.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if a.output.is_some() {
-                    "and writes "
-                } else {
-                    ""
-                }
-            ));
-        }
+    for (name, shape, _) in &rest {
+        out.push_str(&format!("output `{name}`: {shape:?}\n"));
+    }
+    if !left_out.is_empty() {
+        out.push_str(&format!(
+            "the model's outputs that are not float32 are left out: {}\n",
+            left_out.join(", ")
+        ));
     }
     // Class scores are a linear layer's logits, or their softmax: an output that comes out
     // of an activation (a decoder's relu, a sigmoid's probabilities per label) is no one's.
@@ -485,29 +525,70 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     super::common::results_to_stderr_if_output_is_stdout(a.output.as_deref());
     super::common::stdout_text(out);
     if let Some(path) = &a.output {
-        let mut buf = Vec::new();
-        npy::write_f32(&mut buf, &shape, &values)
-            .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
         // Until now a signal ends the run as its default does (nothing is written yet); from
         // here it stops the write and removes its temporary file.
         super::common::install_sigint(super::common::OnSigint::CancelWrites);
-        cnnc::fsutil::write_atomic(path, &buf).map_err(|e| {
-            if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) {
-                Failure(
-                    super::common::EXIT_INTERRUPTED,
-                    format!(
-                        "stopped by {}: {} was not written",
-                        cnnc::fsutil::stopped_by(),
-                        path.display()
-                    ),
-                )
-            } else {
-                Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display()))
-            }
-        })?;
+        write_array(path, &shape, &values)?;
         super::common::stdout_line(format!("wrote {}", path.display()));
+        for ((name, shape, values), file) in rest.iter().zip(&beside) {
+            write_array(file, shape, values)?;
+            super::common::stdout_line(format!("wrote {} (output `{name}`)", file.display()));
+        }
+        if beside.is_empty() && !rest.is_empty() {
+            note!(
+                "note: {} is no regular file, so the other outputs ({}) are not written; \
+                 give a file name to have them written beside it",
+                path.display(),
+                rest.iter()
+                    .map(|(n, ..)| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     Ok(())
+}
+
+/// Writes `values` to `path` as a float32 .npy file, atomically.
+fn write_array(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Failure> {
+    let mut buf = Vec::new();
+    npy::write_f32(&mut buf, shape, values)
+        .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
+    cnnc::fsutil::write_atomic(path, &buf).map_err(|e| {
+        if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) {
+            Failure(
+                super::common::EXIT_INTERRUPTED,
+                format!(
+                    "stopped by {}: {} was not written",
+                    cnnc::fsutil::stopped_by(),
+                    path.display()
+                ),
+            )
+        } else {
+            Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display()))
+        }
+    })
+}
+
+/// Where `run -o OUT.npy` writes the output `name`: `OUT.<name>.npy` beside it, the name's
+/// characters other than letters, digits, `_`, `-` and `.` made `_` (an ONNX name may
+/// hold a `/`).
+fn output_beside(path: &Path, name: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    path.with_file_name(format!("{stem}.{safe}.npy"))
 }
 
 /// Each row's probabilities: the row itself when it already is a distribution (a model ending

@@ -177,16 +177,19 @@ def scalar_input_model(path):
 
 
 def two_output_model(path):
-    # y = x + x and z = x * x, x: [N, 4]: `cnnc run` shows and writes the first, y.
+    # y = x + x, z/sq = x * x and n = int64(x), x: [N, 4]: `cnnc run` shows and writes the
+    # float ones, z/sq beside y (as y.z_sq.npy), and names n.
     add = helper.make_node("Add", ["x", "x"], ["y"], name="add")
-    mul = helper.make_node("Mul", ["x", "x"], ["z"], name="mul")
+    mul = helper.make_node("Mul", ["x", "x"], ["z/sq"], name="mul")
+    cast = helper.make_node("Cast", ["x"], ["n"], name="cast", to=TensorProto.INT64)
     graph = helper.make_graph(
-        [add, mul],
+        [add, mul, cast],
         "two_outputs",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [
             helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4]),
-            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("z/sq", TensorProto.FLOAT, ["N", 4]),
+            helper.make_tensor_value_info("n", TensorProto.INT64, ["N", 4]),
         ],
     )
     save(helper.make_model(graph, opset_imports=OPSET), path)
