@@ -266,6 +266,39 @@ fn training_exports_warn_of_a_named_output_ending_in_softmax() {
     }
 }
 
+/// Named outputs that are no class scores are all named (the first four, then how many
+/// more), not only the first, so one fix does not lead to the next refusal.
+#[test]
+fn training_exports_name_every_misshaped_output() {
+    let src = tmp("misshaped_outputs.cnn");
+    let heads: String = (0..6)
+        .map(|i| format!("  output f{i} {{ linear({}) }}\n", 4 + i))
+        .collect();
+    std::fs::write(
+        &src,
+        format!("model S(input: [4]) {{\n  linear(3)\n  output ok {{ linear(2) }}\n{heads}  linear(2)\n}}\n"),
+    )
+    .unwrap();
+    let out = tmp("misshaped_outputs.onnx");
+    let o = cnnc(&[
+        "export",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--grad",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "the output `f0` is [4], the output `f1` is [5], the output `f2` is [6], the output \
+             `f3` is [7] and 2 more: training adds"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`ok`"), "{stderr}");
+}
+
 /// The Dropout seeds of a written graph, in node order.
 fn dropout_seeds(path: &Path) -> Vec<i64> {
     use prost::Message;

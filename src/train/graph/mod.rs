@@ -625,19 +625,25 @@ impl<'a> Lowering<'a> {
 fn check_model(model: &CheckedModel, aux_weight: f32) -> Result<(), GraphError> {
     let out = model.output_shape();
     if aux_weight != 0.0 {
-        if let Some(o) = model
+        let misshaped: Vec<String> = model
             .graph
             .named_outputs
             .iter()
-            .find(|o| model.shape(o.node) != out)
-        {
+            .filter(|o| model.shape(o.node) != out)
+            .map(|o| format!("`{}` is {}", o.name, model.shape(o.node)))
+            .collect();
+        if !misshaped.is_empty() {
+            const NAMED: usize = 4;
+            let more = match misshaped.len().saturating_sub(NAMED) {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
             return Err(err(format!(
-                "the output `{}` is {}: training adds each named output's cross-entropy \
-                 against the labels to the loss (weighted by --aux-weight, {aux_weight}), so \
-                 each must be class scores like the main output's {out}; to train on the main \
-                 output alone, pass --aux-weight 0",
-                o.name,
-                model.shape(o.node)
+                "the output {}{more}: training adds each named output's cross-entropy against \
+                 the labels to the loss (weighted by --aux-weight, {aux_weight}), so each must \
+                 be class scores like the main output's {out}; to train on the main output \
+                 alone, pass --aux-weight 0",
+                misshaped[..misshaped.len().min(NAMED)].join(", the output ")
             )));
         }
     }
