@@ -1695,7 +1695,7 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 16] = [
+    let cases: [(&str, &str, &[&str]); 17] = [
         // A parameter called with arguments, in a block no model calls: a layer passed.
         (
             "block stage(blk, n) { repeat n { blk(16) } }\nmodel M(input: [3, 8, 8]) { relu }",
@@ -1776,6 +1776,11 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
                 "an assertion is of the tensor that goes on",
                 "the output `aux` itself is [2]",
             ],
+        ),
+        (
+            "model M(input: [1, 8, 8]) { conv(4, 3) output aux { flatten linear(3) } : [3] flatten linear(2) }",
+            "cnnc::shape::assertion_failed",
+            &["an assertion is of the tensor that goes on", "the output `aux` itself is [3]"],
         ),
         (
             "model M(input: [3, 8, 8]) { conv(8, 1) output }",
@@ -3139,4 +3144,29 @@ fn reduction_blocks_pad_layers_and_short_transposed_convs() {
         codes(&short.replace("pad=1)\n  concat", "pad=1, output_pad=1)\n  concat")),
         Vec::<&str>::new()
     );
+}
+
+/// `output` stays a name where something is called so: a block's parameter holding a tensor
+/// (`output aux` then reads that tensor and calls the block `aux`) or a block, in code a model
+/// expands and in code none does; and `output flatten` is the layer it names.
+#[test]
+fn output_followed_by_a_name_is_no_statement_where_output_is_a_name() {
+    for src in [
+        "block aux() { relu }\nblock b(output) { output aux }\n\
+         model M(input: [4, 8, 8]) { conv(4, 1) as t relu b(t) conv(2, 1) }",
+        "block aux() { relu }\nblock b(output) { output aux }\n\
+         model M(input: [4, 8, 8]) { conv(4, 1) }",
+        "block output() { relu }\nmodel M(input: [4, 8, 8]) { conv(4, 1) output flatten linear(2) }",
+    ] {
+        let c = cnnc::compile_source(Path::new("k.cnn"), src.to_string());
+        assert_eq!(c.diagnostics.error_count(), 0, "{src}: {:?}", c.diagnostics);
+    }
+    // Where `output` is nothing, `output flatten` is `output` unknown (with the statement's
+    // form in the help), not a named output called `flatten`.
+    let c = cnnc::compile_source(
+        Path::new("k.cnn"),
+        "model M(input: [4, 8, 8]) { conv(4, 1) output flatten linear(2) }".to_string(),
+    );
+    let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(messages, ["unknown layer `output`"]);
 }

@@ -277,7 +277,7 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("warning: 8 of the output's 8 values are NaN or infinite"),
+            .contains("warning: 8 of output `y`'s 8 values are NaN or infinite"),
         "{}",
         r.stderr
     );
@@ -482,6 +482,92 @@ fn a_model_with_several_outputs_writes_each_float_one() {
         ),
         "{}",
         r.stderr
+    );
+    // To standard output redirected to a file: the same, and nothing written into /dev.
+    let out = dir.join("out_two/stdout.npy");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .current_dir(dir)
+        .args([
+            "run",
+            "two_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "/dev/stdout",
+        ])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("are not written"));
+    assert!(!Path::new("/dev/stdout.z_sq.npy").exists());
+    assert_eq!(read_npy(&out), (vec![2, 4], vec![2.0; 8]));
+    // A file beside that is a link to the first output's file: refused before anything runs.
+    let linked = dir.join("out_linked");
+    std::fs::create_dir_all(&linked).unwrap();
+    std::os::unix::fs::symlink("y.npy", linked.join("y.z_sq.npy")).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "two_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "out_linked/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the outputs `y` and `z/sq` would both be written to out_linked/y.z_sq.npy"),
+        "{}",
+        r.stderr
+    );
+    assert!(!linked.join("y.npy").exists());
+}
+
+/// Two outputs whose file-safe names are the same would write one file: refused before
+/// anything runs, naming both.
+#[test]
+fn outputs_that_would_share_a_file_are_refused() {
+    let Some(dir) = fixtures() else { return };
+    std::fs::create_dir_all(dir.join("out_collide")).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "colliding_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "out_collide/c.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the outputs `a/b` and `a_b` would both be written to out_collide/c.a_b.npy"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.join("out_collide")).unwrap().count(),
+        0
+    );
+    // Without -o nothing is written, and every output is shown.
+    let r = cnnc(dir, &["run", "colliding_outputs.onnx", "-i", "ones.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("output `a/b`: [2, 4]\noutput `a_b`: [2, 4]"),
+        "{}",
+        r.stdout
     );
 }
 

@@ -84,7 +84,7 @@ pub fn results_to_stderr_if_output_is_stdout<'p>(outputs: impl IntoIterator<Item
 
 /// Whether `path` is the file or pipe standard output writes to (a device such as
 /// /dev/null takes both without harm).
-fn is_stdout(path: &Path) -> bool {
+pub fn is_stdout(path: &Path) -> bool {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let Ok(target) = std::fs::metadata(path) else {
         return false;

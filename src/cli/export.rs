@@ -244,7 +244,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     }
     if a.main_output_only && model.graph.named_outputs.is_empty() {
         note!(
-            "note: model {} has no named outputs (`output NAME {{ … }}`): --main-output-only \
+            "note: model `{}` has no named outputs (`output NAME {{ … }}`): --main-output-only \
              changes nothing",
             model.name
         );

@@ -4,6 +4,7 @@ use super::common::{check_output_path, fail, report_failure, Format, EXIT_RUNTIM
 use cnnc::runtime::{
     self, npy, Device, Library, Runtime, RuntimeError, Session, CPU_PROVIDER, CUDA_PROVIDER,
 };
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -422,9 +423,18 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         .map(|o| format!("`{}` ({})", o.name, o.element))
         .collect();
     // Beside `--output`, one file per other output; checked before anything runs.
+    // Not beside a device or standard output (`-o /dev/stdout > y.npy` included).
     let beside: Vec<PathBuf> = match &a.output {
-        Some(path) if names.len() > 1 && !cnnc::fsutil::is_special(path) => {
+        Some(path)
+            if names.len() > 1
+                && !cnnc::fsutil::is_special(path)
+                && !super::common::is_stdout(path) =>
+        {
             let mut files = Vec::new();
+            // Each file once: two names made file-safe alike (`a/b`, `a_b`), or a link
+            // from one file to another, would write one over the other.
+            let mut taken: HashMap<PathBuf, &str> = HashMap::new();
+            taken.insert(same_file_key(path), &names[0]);
             for name in &names[1..] {
                 let file = output_beside(path, name);
                 check_output_path(
@@ -433,7 +443,28 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                     &[("the model", &a.model), ("the input", &a.input)],
                 )
                 .and_then(|()| super::common::check_replaces_only_an_array(&file))
-                .map_err(|e| Failure(EXIT_USAGE, e))?;
+                .map_err(|e| {
+                    Failure(
+                        EXIT_USAGE,
+                        format!(
+                            "{e}\n  (the output `{name}` goes beside {}, named after it and \
+                             the output: choose another -o)",
+                            path.display()
+                        ),
+                    )
+                })?;
+                if let Some(other) = taken.insert(same_file_key(&file), name) {
+                    return Err(Failure(
+                        EXIT_USAGE,
+                        format!(
+                            "the outputs `{other}` and `{name}` would both be written to {} \
+                             (beside {}, named after the output, made file-safe): rename one \
+                             of them in the model, or run without -o",
+                            file.display(),
+                            path.display()
+                        ),
+                    ));
+                }
                 files.push(file);
             }
             files
@@ -488,8 +519,14 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             .unwrap_or_default()
     ));
     out.push_str(&format!("output `{output_name}`: {shape:?}\n"));
-    for (name, shape, _) in &rest {
+    for (name, shape, _) in rest.iter().take(SHOWN_OUTPUTS) {
         out.push_str(&format!("output `{name}`: {shape:?}\n"));
+    }
+    if rest.len() > SHOWN_OUTPUTS {
+        out.push_str(&format!(
+            "and {} more outputs\n",
+            cnnc::shape::summary::group((rest.len() - SHOWN_OUTPUTS) as u64)
+        ));
     }
     if !left_out.is_empty() {
         out.push_str(&format!(
@@ -526,13 +563,24 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     super::common::stdout_text(out);
     if let Some(path) = &a.output {
         // Until now a signal ends the run as its default does (nothing is written yet); from
-        // here it stops the write and removes its temporary file.
+        // here it stops the write and removes its temporary files.
         super::common::install_sigint(super::common::OnSigint::CancelWrites);
-        write_array(path, &shape, &values)?;
+        let arrays = std::iter::once((path.as_path(), &shape[..], &values[..])).chain(
+            rest.iter()
+                .zip(&beside)
+                .map(|((_, shape, values), file)| (file.as_path(), &shape[..], &values[..])),
+        );
+        write_arrays(arrays)?;
         super::common::stdout_line(format!("wrote {}", path.display()));
-        for ((name, shape, values), file) in rest.iter().zip(&beside) {
-            write_array(file, shape, values)?;
+        for ((name, ..), file) in rest.iter().zip(&beside).take(SHOWN_OUTPUTS) {
             super::common::stdout_line(format!("wrote {} (output `{name}`)", file.display()));
+        }
+        if beside.len() > SHOWN_OUTPUTS {
+            super::common::stdout_line(format!(
+                "wrote {} more files beside {}, one per output",
+                cnnc::shape::summary::group((beside.len() - SHOWN_OUTPUTS) as u64),
+                path.display()
+            ));
         }
         if beside.is_empty() && !rest.is_empty() {
             note!(
@@ -549,25 +597,57 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Writes `values` to `path` as a float32 .npy file, atomically.
-fn write_array(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Failure> {
-    let mut buf = Vec::new();
-    npy::write_f32(&mut buf, shape, values)
-        .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
-    cnnc::fsutil::write_atomic(path, &buf).map_err(|e| {
+/// How many outputs besides the first `run` names one by one.
+const SHOWN_OUTPUTS: usize = 16;
+
+/// Writes each array to its path as a float32 .npy file: all of them put in place together,
+/// or none (each staged in a temporary file first).
+fn write_arrays<'a>(
+    arrays: impl IntoIterator<Item = (&'a Path, &'a [usize], &'a [f32])>,
+) -> Result<(), Failure> {
+    let failure = |what: String, e: std::io::Error| {
         if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) {
             Failure(
                 super::common::EXIT_INTERRUPTED,
                 format!(
-                    "stopped by {}: {} was not written",
-                    cnnc::fsutil::stopped_by(),
-                    path.display()
+                    "stopped by {}: {what} was not written",
+                    cnnc::fsutil::stopped_by()
                 ),
             )
         } else {
-            Failure(EXIT_USAGE, format!("cannot write {}: {e}", path.display()))
+            Failure(EXIT_USAGE, format!("cannot write {what}: {e}"))
         }
+    };
+    let mut staged = Vec::new();
+    let mut paths = Vec::new();
+    for (path, shape, values) in arrays {
+        let mut buf = Vec::new();
+        npy::write_f32(&mut buf, shape, values)
+            .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
+        let s = cnnc::fsutil::stage_with(path, |out| std::io::Write::write_all(out, &buf))
+            .map_err(|e| failure(path.display().to_string(), e))?;
+        staged.push(s);
+        paths.push(path);
+    }
+    cnnc::fsutil::commit(staged).map_err(|e| {
+        let what = match &paths[..] {
+            [one] => one.display().to_string(),
+            many => format!("the {} output files", many.len()),
+        };
+        failure(what, e)
     })
+}
+
+/// The file a path writes to, for telling two output paths apart: through links, in the
+/// folder's canonical path.
+fn same_file_key(path: &Path) -> PathBuf {
+    let resolved = cnnc::fsutil::resolve_output(path);
+    let dir = resolved
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.join(resolved.file_name().unwrap_or_default())
 }
 
 /// Where `run -o OUT.npy` writes the output `name`: `OUT.<name>.npy` beside it, the name's

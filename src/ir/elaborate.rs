@@ -212,8 +212,12 @@ pub(crate) fn unknown_layer<'c>(
 }
 
 /// `output aux` or `output aux(…)` at the start of `stmts`: a named output written without
-/// its braces, which parses as a call of `output` and one of `aux`. Returns the two calls.
-pub(crate) fn output_without_braces(stmts: &[ast::Stmt]) -> Option<(&ast::Call, &ast::Call)> {
+/// its braces, which parses as a call of `output` and one of `aux` (no layer or block: in
+/// `output flatten`, `flatten` is the layer it says). Returns the two calls.
+pub(crate) fn output_without_braces<'s>(
+    stmts: &'s [ast::Stmt],
+    defs: &Definitions<'_>,
+) -> Option<(&'s ast::Call, &'s ast::Call)> {
     let [first, second, ..] = stmts else {
         return None;
     };
@@ -222,7 +226,9 @@ pub(crate) fn output_without_braces(stmts: &[ast::Stmt]) -> Option<(&ast::Call, 
             if call.name.name == "output"
                 && !call.parens
                 && first.alias.is_none()
-                && first.assert.is_none() =>
+                && first.assert.is_none()
+                && layers::lookup(&name.name.name).is_none()
+                && defs.block(&name.name.name).is_none() =>
         {
             Some((call, name))
         }
@@ -1133,7 +1139,7 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// `output aux` or `output aux(…)` at the start of `stmts` (where no block or tensor is
     /// named `output`): one error for the pair, which the caller skips.
     fn output_without_body(&mut self, stmts: &[ast::Stmt], frame: &Frame) -> bool {
-        let Some((call, name)) = output_without_braces(stmts) else {
+        let Some((call, name)) = output_without_braces(stmts, self.defs) else {
             return false;
         };
         if self.defs.blocks.contains_key("output") || frame.tensors.contains_key("output") {
@@ -1193,12 +1199,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             // with the shape the user wrote, so the assertions and layers written from that
             // belief do not all fail in turn.
             let before = self.diags.0.len();
-            match self.check_assert(assert, &out, frame) {
+            let checked = self.check_assert(assert, &out, frame);
+            if let (Err(_), StmtKind::Output(o)) = (&checked, &stmt.kind) {
+                self.explain_assert_after_output(o, before);
+            }
+            match checked {
                 Ok(()) => self.withdraw_pytorch_order(stmt, first_diag),
                 Err(Some(believed)) => {
-                    if let StmtKind::Output(o) = &stmt.kind {
-                        self.explain_assert_after_output(o, before);
-                    }
                     if let Some(given) = out.shape.replace(believed.clone()) {
                         self.assumed = Some((assert.span, believed, given));
                     }
@@ -1301,9 +1308,6 @@ impl<'a, 'd> Elab<'a, 'd> {
         Ok(out)
     }
 
-    /// Reports a failed shape assertion: `Ok` when it holds, else the asserted shape when
-    /// checking should go on with it (of the tensor's rank, no zero, within the size limit,
-    /// not one with the batch written in).
     /// A failed `output NAME { … } : [shape]`: the assertion is of the tensor that goes on,
     /// which the help of the diagnostics from `from` on says.
     fn explain_assert_after_output(&mut self, o: &ast::Output, from: usize) {
@@ -1330,6 +1334,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
     }
 
+    /// Reports a failed shape assertion: `Ok` when it holds, else the asserted shape when
+    /// checking should go on with it (of the tensor's rank, no zero, within the size limit,
+    /// not one with the batch written in).
     fn check_assert(
         &mut self,
         assert: &ast::ShapeAssert,

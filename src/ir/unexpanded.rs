@@ -51,10 +51,11 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
         });
         // `output aux` without braces: one error for the two calls it parses as.
         let mut paired: HashSet<Span> = HashSet::new();
-        if defs.block("output").is_none() && !tensors.contains(&"output") {
+        let output_is_a_name = tensors.contains(&"output") || params.contains(&"output");
+        if defs.block("output").is_none() && !output_is_a_name {
             let mut each_body = |stmts: &[ast::Stmt]| {
                 for at in 0..stmts.len() {
-                    if let Some((call, name)) = output_without_braces(&stmts[at..]) {
+                    if let Some((call, name)) = output_without_braces(&stmts[at..], defs) {
                         if paired.insert(call.span) {
                             paired.insert(name.span);
                             found.push(output_without_body(call, name));

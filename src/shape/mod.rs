@@ -80,11 +80,13 @@ impl CheckedModel {
         for o in named.iter().take(LISTED_OUTPUTS) {
             text.push_str(&format!(", {} {}", o.name, self.shape(o.node)));
         }
-        if named.len() > LISTED_OUTPUTS {
-            text.push_str(&format!(
+        match named.len().saturating_sub(LISTED_OUTPUTS) {
+            0 => {}
+            1 => text.push_str(" and 1 more named output"),
+            n => text.push_str(&format!(
                 " and {} more named outputs",
-                named.len() - LISTED_OUTPUTS
-            ));
+                summary::group(n as u64)
+            )),
         }
         text
     }

@@ -195,6 +195,22 @@ def two_output_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def colliding_outputs_model(path):
+    # y = x, and `a/b` and `a_b`, whose file-safe names are the same: `cnnc run -o` refuses.
+    nodes = [
+        helper.make_node("Identity", ["x"], ["y"], name="y"),
+        helper.make_node("Relu", ["x"], ["a/b"], name="relu"),
+        helper.make_node("Neg", ["x"], ["a_b"], name="neg"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "colliding_outputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 4]) for n in ["y", "a/b", "a_b"]],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def main(out):
     os.makedirs(out, exist_ok=True)
     conv_model(os.path.join(out, "conv.onnx"))
@@ -208,6 +224,7 @@ def main(out):
     infinite_output_model(os.path.join(out, "infinite.onnx"))
     scalar_input_model(os.path.join(out, "scalar.onnx"))
     two_output_model(os.path.join(out, "two_outputs.onnx"))
+    colliding_outputs_model(os.path.join(out, "colliding_outputs.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
