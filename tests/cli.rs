@@ -295,6 +295,62 @@ fn export_can_leave_the_named_outputs_out() {
     .map(|n| (n.to_string(), tensors[&format!("param.{n}")].1.clone()))
     .collect();
     assert_eq!(written, expected);
+
+    // A safetensors file of the model without its head will do: the head's tensors are not
+    // written, so they need not be given. A main tensor missing is still refused, and so is
+    // the file for the whole model.
+    let main_only: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .filter(|(name, _)| !name.starts_with("param.aux."))
+        .map(|(name, (dims, data))| {
+            let bytes = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name["param.".len()..].to_string(), dims.clone(), bytes)
+        })
+        .collect();
+    let save = |file: &str, skip: &str| -> String {
+        let views: Vec<_> = main_only
+            .iter()
+            .filter(|(name, ..)| name != skip)
+            .map(|(name, dims, bytes)| {
+                let v = safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    dims.clone(),
+                    bytes,
+                )
+                .unwrap();
+                (name.as_str(), v)
+            })
+            .collect();
+        let path = dir.path().join(file);
+        std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+        path.display().to_string()
+    };
+    let heads_left_out = save("main.safetensors", "");
+    let (out, _) = export(
+        &[&m, "--main-output-only", "--weights", &heads_left_out],
+        &dir.path().join("m2.onnx"),
+    );
+    assert_eq!(out.graph.unwrap().initializer.len(), 4);
+    let bias_left_out = save("no_bias.safetensors", "linear2.bias");
+    for (file, flags, says) in [
+        (&bias_left_out, &["--main-output-only"][..], "linear2.bias"),
+        (&heads_left_out, &[][..], "aux.linear1.weight"),
+    ] {
+        let never = dir.path().join("never.onnx");
+        let mut args = vec![
+            "export",
+            &m,
+            "--weights",
+            file,
+            "-o",
+            never.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+        assert!(!never.exists());
+    }
 }
 
 #[test]

@@ -56,7 +56,8 @@ pub struct ExportArgs {
     pub dynamic_size: bool,
     /// Write the main output alone: leave out the named outputs (`output NAME { … }`) and
     /// the layers only they read, as PyTorch's evaluation mode drops GoogLeNet's auxiliary
-    /// classifiers. --weights may be a checkpoint of the whole model.
+    /// classifiers. --weights may be a checkpoint of the whole model, or lack the left-out
+    /// layers' tensors.
     #[arg(long, conflicts_with_all = ["grad", "train"])]
     pub main_output_only: bool,
     /// Write the gradient graph instead (opset 18): inputs `input`, `labels` and every
@@ -151,6 +152,18 @@ pub fn run(a: ExportArgs) -> ExitCode {
         Err(e) => return fail(EXIT_USAGE, e),
     };
     let specs = onnx::parameter_specs(model);
+    // With --main-output-only, the parameters of the layers left out, which need not be
+    // given (`stand_in_for_dropped`).
+    let dropped: std::collections::HashSet<&str> = if a.main_output_only {
+        let kept = model.graph.feeding(model.graph.output);
+        specs
+            .iter()
+            .filter(|s| !kept.contains(&s.node))
+            .map(|s| s.name.as_str())
+            .collect()
+    } else {
+        Default::default()
+    };
     // Read once (a pipe gives its bytes once), then told apart by their header.
     let weights_bytes = match &a.weights {
         // Parameters and up to two optimizer states (a checkpoint), and the header.
@@ -168,8 +181,11 @@ pub fn run(a: ExportArgs) -> ExitCode {
                 .and_then(|c| c.verified_for(path, model))
             {
                 Ok(ck) => {
-                    let w = ck.weights();
-                    if let Err(problems) = w.check(&specs) {
+                    let mut w = ck.weights();
+                    if let Err(problems) = w
+                        .check(&specs)
+                        .or_else(|p| stand_in_for_dropped(&mut w, p, &specs, &dropped))
+                    {
                         let e = onnx::weights::WeightsError::Mismatch {
                             path: path.to_path_buf(),
                             problems,
@@ -190,6 +206,24 @@ pub fn run(a: ExportArgs) -> ExitCode {
         }
         Some((path, bytes)) => match onnx::weights::load_safetensors_bytes(path, bytes, &specs) {
             Ok(w) => Some(w),
+            // Missing only what --main-output-only leaves out: read without those.
+            Err(onnx::weights::WeightsError::Mismatch { problems, .. })
+                if missing_only(&problems, &dropped).is_some() =>
+            {
+                let missing = missing_only(&problems, &dropped).unwrap_or_default();
+                let given: Vec<onnx::ParamSpec> = specs
+                    .iter()
+                    .filter(|s| !missing.contains(s.name.as_str()))
+                    .cloned()
+                    .collect();
+                match onnx::weights::load_safetensors_bytes(path, bytes, &given) {
+                    Ok(mut w) => {
+                        zeros_for(&mut w, &specs, &missing);
+                        Some(w)
+                    }
+                    Err(e) => return fail(EXIT_USAGE, e),
+                }
+            }
             Err(e) => return fail(EXIT_USAGE, e),
         },
         None => None,
@@ -391,6 +425,58 @@ pub fn run(a: ExportArgs) -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     ExitCode::SUCCESS
+}
+
+/// The names of `problems` when each is a missing parameter of `dropped` (none at all when
+/// anything else is wrong).
+fn missing_only<'p>(
+    problems: &'p [onnx::weights::WeightProblem],
+    dropped: &std::collections::HashSet<&str>,
+) -> Option<std::collections::HashSet<&'p str>> {
+    problems
+        .iter()
+        .map(|p| match p {
+            onnx::weights::WeightProblem::Missing { name, .. }
+                if dropped.contains(name.as_str()) =>
+            {
+                Some(name.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// `export --main-output-only`: weights missing only parameters of the layers it leaves out
+/// (a file made for the model without its heads) get zeros in their place, which are never
+/// written; any other problem stands.
+fn stand_in_for_dropped(
+    w: &mut onnx::Weights,
+    problems: Vec<onnx::weights::WeightProblem>,
+    specs: &[onnx::ParamSpec],
+    dropped: &std::collections::HashSet<&str>,
+) -> Result<(), Vec<onnx::weights::WeightProblem>> {
+    let Some(missing) = missing_only(&problems, dropped) else {
+        return Err(problems);
+    };
+    zeros_for(w, specs, &missing);
+    Ok(())
+}
+
+/// Zeros for the parameters of `specs` named in `names`.
+fn zeros_for(
+    w: &mut onnx::Weights,
+    specs: &[onnx::ParamSpec],
+    names: &std::collections::HashSet<&str>,
+) {
+    for s in specs.iter().filter(|s| names.contains(s.name.as_str())) {
+        w.insert(
+            s.name.clone(),
+            onnx::weights::Tensor {
+                dims: s.dims.clone(),
+                data: vec![0.0; s.elements()],
+            },
+        );
+    }
 }
 
 /// The most bytes a `--weights` file for `model` can hold: a checkpoint's parameters and two
