@@ -478,7 +478,8 @@ fn a_model_with_several_outputs_writes_each_float_one() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "/dev/null is no regular file, so the other outputs (`z/sq`) are not written"
+            "/dev/null is a device or pipe, not a file, so the other outputs (`z/sq`) are not \
+             written"
         ),
         "{}",
         r.stderr
@@ -504,7 +505,14 @@ fn a_model_with_several_outputs_writes_each_float_one() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("are not written"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "/dev/stdout is standard output, which holds one array, so the other outputs \
+             (`z/sq`) are not written"
+        ),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!Path::new("/dev/stdout.z_sq.npy").exists());
     assert_eq!(read_npy(&out), (vec![2, 4], vec![2.0; 8]));
     // A file beside that is a link to the first output's file: refused before anything runs.
@@ -530,6 +538,31 @@ fn a_model_with_several_outputs_writes_each_float_one() {
         r.stderr
     );
     assert!(!linked.join("y.npy").exists());
+    // A folder where a file beside goes: refused, and no file name suggested inside it
+    // (the name is cnnc's, not the user's: the way out is another -o).
+    let folder = dir.join("out_folder");
+    std::fs::create_dir_all(folder.join("y.z_sq.npy")).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "two_outputs.onnx",
+            "-i",
+            "ones.npy",
+            "-o",
+            "out_folder/y.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "cannot write out_folder/y.z_sq.npy: it is a folder\n  (the output `z/sq` goes \
+             beside out_folder/y.npy, named after it and the output: choose another -o)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!folder.join("y.npy").exists());
 }
 
 /// Two outputs whose file-safe names are the same would write one file: refused before

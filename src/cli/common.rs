@@ -376,10 +376,11 @@ pub fn non_negative(s: &str) -> Result<f32, String> {
 /// Checks, before any work, that `path` can receive an output: its folder exists, it is not a
 /// folder, and it is none of `others` (the source, the weights read, another output: each
 /// with what it is), which writing it would destroy. `example` is a file name to suggest
-/// when `path` is a folder.
+/// when `path` is a folder or `-` (none for a name cnnc made, such as a `run` output's
+/// file beside `-o`: the way out is another `-o`).
 pub fn check_output_path(
     path: &Path,
-    example: &str,
+    example: Option<&str>,
     others: &[(&str, &Path)],
 ) -> Result<(), String> {
     // `-` reads standard input where a model goes; as an output it would be a file named
@@ -387,7 +388,8 @@ pub fn check_output_path(
     if path == Path::new("-") {
         return Err(format!(
             "cannot write -: an output is a file (`-` would make one named `-`); give a file \
-             name such as {example}, or /dev/stdout to write to standard output"
+             name such as {}, or /dev/stdout to write to standard output",
+            example.unwrap_or("out")
         ));
     }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -422,11 +424,14 @@ pub fn check_output_path(
         }
     }
     if path.is_dir() {
-        return Err(format!(
-            "cannot write {}: it is a folder; give a file name such as {}",
-            path.display(),
-            path.join(example).display()
-        ));
+        return Err(match example {
+            Some(example) => format!(
+                "cannot write {}: it is a folder; give a file name such as {}",
+                path.display(),
+                path.join(example).display()
+            ),
+            None => format!("cannot write {}: it is a folder", path.display()),
+        });
     }
     // A device or pipe (`-o /dev/null`) is written in place: nothing it names is destroyed.
     if cnnc::fsutil::is_special(path) {
@@ -439,10 +444,10 @@ pub fn check_output_path(
             .is_some_and(|e| e.eq_ignore_ascii_case("cnn"))
     {
         // `ckpt.safetensors` is a double extension; the others are one.
-        let stem = path.with_extension(match example.split_once('.') {
-            Some(("ckpt", _)) => example,
-            Some((_, ext)) => ext,
-            None => "out",
+        let stem = path.with_extension(match example.map(|e| (e, e.split_once('.'))) {
+            Some((example, Some(("ckpt", _)))) => example,
+            Some((_, Some((_, ext)))) => ext,
+            _ => "out",
         });
         return Err(format!(
             "cannot write {}: it is a .cnn source, which writing it would destroy; choose \

@@ -123,7 +123,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     }
     let mut inputs = vec![("the model's source", a.file.as_path())];
     inputs.extend(a.weights.as_deref().map(|w| ("the weights file", w)));
-    if let Err(e) = check_output_path(&a.output, "model.onnx", &inputs) {
+    if let Err(e) = check_output_path(&a.output, Some("model.onnx"), &inputs) {
         return fail(EXIT_USAGE, e);
     }
     let compilation = match super::common::compile_for(&a.file, a.model.as_deref()) {
@@ -137,7 +137,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
         .map(|(_, f)| ("a source of the model (through `use`)", f.path.as_path()))
         .collect();
     // After what the path is to this command (a source): what it holds.
-    if let Err(e) = check_output_path(&a.output, "model.onnx", &sources)
+    if let Err(e) = check_output_path(&a.output, Some("model.onnx"), &sources)
         .and_then(|()| super::common::check_replaces_only_a_model(&a.output))
     {
         return fail(EXIT_USAGE, e);

@@ -337,7 +337,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     if let Some(path) = &a.output {
         check_output_path(
             path,
-            "output.npy",
+            Some("output.npy"),
             &[("the model", &a.model), ("the input", &a.input)],
         )
         .and_then(|()| super::common::check_replaces_only_an_array(path))
@@ -434,12 +434,14 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             // Each file once: two names made file-safe alike (`a/b`, `a_b`), or a link
             // from one file to another, would write one over the other.
             let mut taken: HashMap<PathBuf, &str> = HashMap::new();
-            taken.insert(same_file_key(path), &names[0]);
+            let file_key =
+                |p: &Path| super::common::same_file_key(p).unwrap_or_else(|| p.to_path_buf());
+            taken.insert(file_key(path), &names[0]);
             for name in &names[1..] {
                 let file = output_beside(path, name);
                 check_output_path(
                     &file,
-                    "output.npy",
+                    None,
                     &[("the model", &a.model), ("the input", &a.input)],
                 )
                 .and_then(|()| super::common::check_replaces_only_an_array(&file))
@@ -453,7 +455,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                         ),
                     )
                 })?;
-                if let Some(other) = taken.insert(same_file_key(&file), name) {
+                if let Some(other) = taken.insert(file_key(&file), name) {
                     return Err(Failure(
                         EXIT_USAGE,
                         format!(
@@ -583,14 +585,24 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             ));
         }
         if beside.is_empty() && !rest.is_empty() {
+            let what = if super::common::is_stdout(path) || path == Path::new("/dev/stdout") {
+                "standard output, which holds one array"
+            } else {
+                "a device or pipe, not a file"
+            };
+            let mut names: Vec<String> = rest
+                .iter()
+                .take(SHOWN_OUTPUTS)
+                .map(|(n, ..)| format!("`{n}`"))
+                .collect();
+            if rest.len() > SHOWN_OUTPUTS {
+                names.push(format!("{} more", rest.len() - SHOWN_OUTPUTS));
+            }
             note!(
-                "note: {} is no regular file, so the other outputs ({}) are not written; \
-                 give a file name to have them written beside it",
+                "note: {} is {what}, so the other outputs ({}) are not written; give a file \
+                 name to have them written beside it",
                 path.display(),
-                rest.iter()
-                    .map(|(n, ..)| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names.join(", ")
             );
         }
     }
@@ -636,18 +648,6 @@ fn write_arrays<'a>(
         };
         failure(what, e)
     })
-}
-
-/// The file a path writes to, for telling two output paths apart: through links, in the
-/// folder's canonical path.
-fn same_file_key(path: &Path) -> PathBuf {
-    let resolved = cnnc::fsutil::resolve_output(path);
-    let dir = resolved
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    dir.join(resolved.file_name().unwrap_or_default())
 }
 
 /// Where `run -o OUT.npy` writes the output `name`: `OUT.<name>.npy` beside it, the name's

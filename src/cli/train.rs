@@ -483,10 +483,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         .copied()
         .chain([("the checkpoint", checkpoint.as_path())])
         .collect();
-    if let Err(e) = check_output_path(&out, "trained.onnx", &with_checkpoint) {
+    if let Err(e) = check_output_path(&out, Some("trained.onnx"), &with_checkpoint) {
         return fail_as(a.format, EXIT_USAGE, e);
     }
-    if let Err(e) = check_output_path(&checkpoint, "ckpt.safetensors", &inputs) {
+    if let Err(e) = check_output_path(&checkpoint, Some("ckpt.safetensors"), &inputs) {
         // A default path the user never wrote: the way out is the option that sets it.
         if let (None, Some(why)) = (&a.checkpoint, cnnc::fsutil::name_too_long(&checkpoint)) {
             return report_failure(
