@@ -1246,6 +1246,43 @@ fn leading_expression(s: &str) -> &str {
     }
 }
 
+/// A help for a line that fails at its `{` and reads as a named output gone wrong: `line` is
+/// its text before the `{`.
+fn output_statement_slip(line: &str) -> Option<String> {
+    let is_name = |w: &str| {
+        w.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let (&first, rest) = words.split_first()?;
+    let name = rest.first()?;
+    if first == "output" {
+        let name = name.split('(').next().filter(|n| is_name(n))?;
+        return Some(format!(
+            "a named output is `output {name} {{ … }}`: its name, then the body, with no \
+             arguments and no `as` (to name a tensor, put `as` after a layer inside the \
+             body)"
+        ));
+    }
+    let lower = first.to_ascii_lowercase();
+    if rest.len() != 1
+        || !is_name(name)
+        || !(lower == "output" || crate::diag::did_you_mean(&lower, ["output"]).is_some())
+    {
+        return None;
+    }
+    Some(format!(
+        "did you mean `output {name} {{ … }}`?{}",
+        if lower == "output" {
+            " keywords are lowercase"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// A help for Python written where cnnc was expected, met at the token `tok` at `start`:
 /// `for i in range(n)`, `elif`, `x = conv(…)`, a tuple `(3, 3)` as an argument.
 fn python_habit(
@@ -1413,6 +1450,13 @@ fn python_habit(
     let mut words_before = line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
     if word_before == "elif" || words_before.any(|w| w == "elif") {
         return Some("write `else if` for `elif`".into());
+    }
+    // `Output aux {`, `outputs aux {`: a named output misspelt; `output aux as t {`,
+    // `output aux(3) {`: one given more than its name.
+    if tok == "{" {
+        if let Some(help) = output_statement_slip(line) {
+            return Some(help);
+        }
     }
     // `cat { … }`, `add { … }`, `myblock { … }`: a layer or a block call given a body.
     if tok == "{" && expects("`as`") && !word_before.is_empty() {

@@ -921,6 +921,23 @@ fn habits_from_other_languages_get_a_help() {
             &["its name before the body, `output aux { … }`"],
         ),
         ("ouptut { relu }", &["did you mean `output`?"]),
+        // A named output misspelt, or given more than its name.
+        (
+            "Output aux { relu }",
+            &["did you mean `output aux { … }`? keywords are lowercase"],
+        ),
+        (
+            "outputs aux { relu }",
+            &["did you mean `output aux { … }`?"],
+        ),
+        (
+            "output aux as t { relu }",
+            &["`output aux { … }`: its name, then the body, with no arguments and no `as`"],
+        ),
+        (
+            "output aux(3) { relu }",
+            &["`output aux { … }`: its name, then the body"],
+        ),
     ] {
         check_error(&m(body), UNEXPECTED, words);
     }
