@@ -503,10 +503,31 @@ impl Scope {
     }
 }
 
-/// Per block invocation: its variables and its named tensors.
+/// Per block invocation: its variables, its named tensors and the names of the outputs
+/// its body declares (one namespace with the tensors: `as aux` and `output aux` would read
+/// as one thing).
 struct Frame {
     env: Env,
     tensors: HashMap<String, Named>,
+    outputs: HashMap<String, Span>,
+}
+
+/// When `name`, unknown as a tensor where it is used, is an output the body declared before:
+/// an output is not read back as a tensor.
+fn output_read_as_tensor(name: &str, used: Span, frame: &Frame) -> Option<Diagnostic> {
+    let &declared = frame.outputs.get(name)?;
+    Some(
+        Diagnostic::error(
+            "cnnc::elab::unknown_tensor",
+            format!("`{name}` is a named output, not a tensor"),
+        )
+        .label(used, "read as a tensor here")
+        .label(declared, "the output")
+        .help(format!(
+            "an output is not read back in the model: name its body's result, `output {name} \
+             {{ … as {name}_out }}`, and read that name"
+        )),
+    )
 }
 
 /// A tensor named with `as`.
@@ -676,6 +697,7 @@ fn elaborate_model_body<'a>(
     let mut frame = Frame {
         env: Env::new(),
         tensors: HashMap::new(),
+        outputs: HashMap::new(),
     };
     let input_shape = e.input_shape(model, &frame);
     let input = e.graph.add_node(Node {
@@ -1236,6 +1258,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                         ),
                     )
                     .label(alias.span, "this name")
+                    .help("pick another name for the tensor"),
+                );
+                self.refused_names.insert(alias.name.clone());
+            } else if let Some(&output) = frame.outputs.get(&alias.name) {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::duplicate_definition",
+                        format!(
+                            "`{}` names an output of the model; a tensor cannot take that name",
+                            alias.name
+                        ),
+                    )
+                    .label(alias.span, "this name")
+                    .label(output, "the output")
                     .help("pick another name for the tensor"),
                 );
                 self.refused_names.insert(alias.name.clone());
@@ -2544,10 +2580,32 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         let name = format!("{}{}", scope.prefix, o.name.name);
+        let tensor = frame
+            .tensors
+            .get(&o.name.name)
+            .filter(|_| o.name.name != "input")
+            .map(|t| t.span);
         let refused = name == "input"
             || name == "output"
+            || tensor.is_some()
             || self.named_outputs.iter().any(|(d, _)| d.name == name);
-        if name == "input" || name == "output" {
+        if let Some(tensor) = tensor {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::duplicate_definition",
+                    format!(
+                        "the output `{}` has the name of a tensor named before it",
+                        o.name.name
+                    ),
+                )
+                .label(o.name.span, "this name")
+                .label(tensor, "the tensor")
+                .help(
+                    "an output and a tensor of one name would read as one thing: rename one \
+                     of them (`output NAME {}` outputs the tensor here as it is)",
+                ),
+            );
+        } else if name == "input" || name == "output" {
             self.diags.push(
                 Diagnostic::error(
                     "cnnc::elab::duplicate_definition",
@@ -2585,6 +2643,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .help("give each output a name of its own")
             };
             self.diags.push(d);
+        }
+        if !refused {
+            frame.outputs.insert(o.name.name.clone(), o.name.span);
         }
         self.flush_dilation_run();
         let first_node = self.graph.node_count();
@@ -3045,7 +3106,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             );
             return Ok(unknown(cur));
         }
-        if let Some(d) = self.misplaced_name(name, call.name.span) {
+        // A name whose `as` was refused (reported there).
+        if self.refused_names.contains(name) {
+            return Ok(unknown(cur));
+        }
+        if let Some(d) = output_read_as_tensor(name, call.name.span, frame)
+            .or_else(|| self.misplaced_name(name, call.name.span))
+        {
             self.diags.push(d);
             return Ok(unknown(cur));
         }
@@ -3489,10 +3556,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             n.cur.clone()
         });
         let Some(tensor) = found else {
-            if self.named_in_skipped_iterations(target.0) {
+            // A name whose `as` was refused (reported there).
+            if self.named_in_skipped_iterations(target.0) || self.refused_names.contains(target.0) {
                 return Ok(unknown(cur));
             }
-            if let Some(d) = self.misplaced_name(target.0, target.1) {
+            if let Some(d) = output_read_as_tensor(target.0, target.1, frame)
+                .or_else(|| self.misplaced_name(target.0, target.1))
+            {
                 self.diags.push(d);
                 return Ok(unknown(cur));
             }
@@ -3884,7 +3954,11 @@ impl<'a, 'd> Elab<'a, 'd> {
         // without the call: a mistake inside a block is reported once, at its first call.
         self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
-        let mut inner = Frame { env, tensors };
+        let mut inner = Frame {
+            env,
+            tensors,
+            outputs: HashMap::new(),
+        };
         let mut sub = Scope::new(format!("{}.", scope.fresh(name)));
         let before = self.diags.0.len();
         let out = self.body(&block.body, cur, &mut inner, &mut sub);
@@ -3916,7 +3990,13 @@ impl<'a, 'd> Elab<'a, 'd> {
         {
             return false;
         }
-        if let Some(d) = self.misplaced_name(name, value.span) {
+        // A name whose `as` was refused (reported there).
+        if self.refused_names.contains(name) {
+            return true;
+        }
+        if let Some(d) = output_read_as_tensor(name, value.span, frame)
+            .or_else(|| self.misplaced_name(name, value.span))
+        {
             self.diags.push(d);
             return true;
         }
