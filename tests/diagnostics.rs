@@ -1856,6 +1856,44 @@ fn single_branch_is_warned_for_a_concat_that_joins_nothing() {
     }
 }
 
+/// An `if` written as a concat branch without braces is an optional branch: its taken arm
+/// (an `else if` chain followed), or no branch when no condition holds; in braces, a false
+/// condition is the identity branch. An `output` written as a branch is warned of.
+#[test]
+fn an_unbraced_if_in_a_concat_is_an_optional_branch() {
+    for (k, channels) in [(0, 2 + 3), (1, 2 + 5 + 8), (2, 2 + 7 + 8), (3, 2 + 8)] {
+        let src = format!(
+            "block pick(k) {{ concat {{ {{ conv(2, 1) }} if k == 1 {{ conv(5, 1) }} else if \
+             k == 2 {{ conv(7, 1) }} {{ if k == 0 {{ conv(3, 1) }} }} }} }}\n\
+             model M(input: [8, 4, 4]) {{ pick({k}) }}\n"
+        );
+        let c = cnnc::compile_source(Path::new("s.cnn"), src);
+        assert!(!c.diagnostics.has_errors(), "{k}: {:?}", c.diagnostics);
+        assert_eq!(c.models[0].output_shape().0, vec![channels, 4, 4], "{k}");
+    }
+    // With an `else`, an arm is always taken.
+    let src =
+        "model M(input: [8, 4, 4]) { concat { {} if 1 > 2 { conv(5, 1) } else { conv(6, 1) } } }";
+    let c = cnnc::compile_source(Path::new("s.cnn"), src.to_string());
+    assert_eq!(c.models[0].output_shape().0, vec![8 + 6, 4, 4]);
+    // Only branch, not taken: the concat joins nothing.
+    let src = "model M(input: [8, 4, 4]) { concat { if 1 > 2 { conv(5, 1) } } }";
+    let c = cnnc::compile_source(Path::new("s.cnn"), src.to_string());
+    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::elab::argument_count"]);
+    // An output as a branch of its own.
+    let src = "model M(input: [8, 4, 4]) { concat { { conv(8, 1) } output aux { global_avgpool \
+               flatten } } flatten }";
+    let c = cnnc::compile_source(Path::new("s.cnn"), src.to_string());
+    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::elab::output_as_branch"]);
+    assert_eq!(c.models[0].output_shape().0, vec![(8 + 8) * 16]);
+    let src = "model M(input: [8, 4, 4]) { concat { { conv(8, 1) output aux { global_avgpool \
+               flatten } } {} } flatten }";
+    let c = cnnc::compile_source(Path::new("s.cnn"), src.to_string());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}
+
 /// Float arguments go into ONNX as float32: one it cannot hold (inf, or 0 for a positive
 /// epsilon) is an error, not an exported inf.
 #[test]

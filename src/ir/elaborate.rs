@@ -477,6 +477,30 @@ fn repeat_as_branch(branch: &ast::Branch) -> Option<(&ast::Repeat, &ast::Stmt)> 
     }
 }
 
+/// The `if` of a concat branch written without braces (nor `as` or `: [shape]` after it).
+fn if_as_branch(branch: &ast::Branch) -> Option<&ast::IfStmt> {
+    match branch.body.as_slice() {
+        [stmt] if stmt.span == branch.span && stmt.alias.is_none() && stmt.assert.is_none() => {
+            match &stmt.kind {
+                StmtKind::If(i) => Some(i),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The `output` statement of a concat branch written without braces.
+fn output_as_branch(branch: &ast::Branch) -> Option<&ast::Output> {
+    match branch.body.as_slice() {
+        [stmt] if stmt.span == branch.span => match &stmt.kind {
+            StmtKind::Output(o) => Some(o),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// A naming scope: the prefix of node names and per-kind counters.
 struct Scope {
     prefix: String,
@@ -1849,6 +1873,53 @@ impl<'a, 'd> Elab<'a, 'd> {
         None
     }
 
+    /// The arm of an `if` (an `else if` chain followed) whose condition holds: `Some(None)`
+    /// when none does and there is no `else`, `None` when a condition cannot be evaluated
+    /// (reported).
+    fn taken_arm(
+        &mut self,
+        i: &'a ast::IfStmt,
+        frame: &Frame,
+        cur: &Cur,
+    ) -> Option<Option<&'a [ast::Stmt]>> {
+        match self.eval_bool(&i.cond, frame, cur)? {
+            true => Some(Some(&i.then_body)),
+            false => match i.else_body.as_deref() {
+                None => Some(None),
+                // `else if`: its own `if`, followed.
+                Some([stmt]) if stmt.alias.is_none() && stmt.assert.is_none() => match &stmt.kind {
+                    StmtKind::If(inner) => self.taken_arm(inner, frame, cur),
+                    _ => Some(Some(i.else_body.as_deref()?)),
+                },
+                Some(body) => Some(Some(body)),
+            },
+        }
+    }
+
+    /// `concat { {a} {b} output aux { … } }`: the output is a branch of its own, which
+    /// passes the concat's input on into the join; it was meant after the concat, or in a
+    /// branch.
+    fn warn_output_as_branch(&mut self, o: &ast::Output, span: Span) {
+        self.diags.push(
+            Diagnostic::warning(
+                "cnnc::elab::output_as_branch",
+                format!(
+                    "the output `{}` is a branch of the concat: the concat joins the input \
+                     that it passes on",
+                    o.name.name
+                ),
+            )
+            .label(span, "a branch of its own")
+            .help(format!(
+                "to output the concat's result, write `output {0} {{ … }}` after its closing \
+                 brace; to output a branch's, put it inside that branch's braces, `{{ conv(…) \
+                 output {0} {{ … }} }}`; in braces of its own, `{{ output {0} {{ … }} }}`, it \
+                 is an identity branch on purpose",
+                o.name.name
+            )),
+        );
+    }
+
     fn concat(
         &mut self,
         c: &'a ast::Concat,
@@ -1873,9 +1944,27 @@ impl<'a, 'd> Elab<'a, 'd> {
                 self.repeat(r, stmt.span, cur.clone(), frame, scope, iterations)?;
                 continue;
             }
+            // An `if` written as a branch, without braces, is an optional branch: its arm
+            // when a condition holds, no branch when none does (PyTorch's
+            // `torch.cat([a(x), b(x)] + ([c(x)] if cond else []), 1)`); in braces, a false
+            // condition is the identity branch.
+            let body = match if_as_branch(branch) {
+                Some(i) => match self.taken_arm(i, frame, &cur) {
+                    Some(Some(arm)) => arm,
+                    Some(None) => continue,
+                    None => {
+                        outs.push((unknown(cur.clone()), branch.span, None));
+                        continue;
+                    }
+                },
+                None => &branch.body,
+            };
+            if let Some(o) = output_as_branch(branch) {
+                self.warn_output_as_branch(o, branch.span);
+            }
             let mut sub = Scope::new(format!("{name}.branch{}.", outs.len() + 1));
             self.concat_depth += 1;
-            let out = self.body(&branch.body, cur.clone(), frame, &mut sub);
+            let out = self.body(body, cur.clone(), frame, &mut sub);
             self.concat_depth -= 1;
             let out = out?;
             self.flush_dilation_run();
