@@ -12,8 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
 
+// The conv's bias feeds a batch norm: its gradient is exactly zero, and the step still
+// applies weight decay and momentum to it, as PyTorch does.
 const SRC: &str = "model M(input: [2, 4, 4]) {
-    batchnorm conv(3, 3) tanh flatten linear(3)
+    batchnorm conv(3, 3) batchnorm tanh flatten linear(3)
 }";
 const B: usize = 5;
 

@@ -281,7 +281,9 @@ impl Lowering<'_> {
                     format!("grad.{name}.bias")
                 };
                 let db = self.b.reduce("ReduceSum", dy, &axes, false, &db_name);
-                if !beta_zero {
+                if beta_zero {
+                    self.zero_grad.insert(format!("{name}.bias"));
+                } else {
                     self.param_grad.insert(format!("{name}.bias"), db.clone());
                 }
                 let dx = if want0 {
@@ -745,12 +747,13 @@ impl Lowering<'_> {
     /// likewise):
     /// `dy` summed over `axes`, except when the layer's only consumer is a batch norm. Batch norm in training mode subtracts each channel's
     /// batch mean, so a per-channel constant added before it cannot change the loss: the
-    /// gradient is exactly zero, and it is left to the zero gradient of parameters that do
-    /// not reach the loss. Summing `dy` would give rounding noise instead (about 1e-9), which
+    /// gradient is exactly zero, a zero tensor (recorded in `zero_grad`: the optimizer still
+    /// applies weight decay and momentum to it). Summing `dy` would give rounding noise instead (about 1e-9), which
     /// Adam divides by its own size and turns into steps of about `lr` in a random direction
     /// each step; the bias then wanders, and the running mean that evaluation uses lags it.
     fn bias_grad(&mut self, ix: NodeIndex, dy: &str, axes: &[i64], name: &str) {
         if self.feeds_only_batchnorm(ix) {
+            self.zero_grad.insert(format!("{name}.bias"));
             return;
         }
         let db = self

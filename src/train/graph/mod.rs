@@ -299,6 +299,10 @@ struct Lowering<'a> {
     aux_weight: f32,
     /// The trainable parameters that do not reach the loss (given zero gradients).
     unreached: HashSet<String>,
+    /// The trainable parameters that reach the loss with a gradient known to be exactly
+    /// zero (a bias before a batch norm): given zero gradients too, but updated (weight
+    /// decay, momentum), as PyTorch updates a parameter whose gradient is zero.
+    zero_grad: HashSet<String>,
 }
 
 impl<'a> Lowering<'a> {
@@ -320,6 +324,7 @@ impl<'a> Lowering<'a> {
             masks: Vec::new(),
             aux_weight: 0.0,
             unreached: HashSet::new(),
+            zero_grad: HashSet::new(),
         }
     }
 
@@ -585,10 +590,13 @@ impl<'a> Lowering<'a> {
             }
         }
         self.b.doc.clear();
-        // Parameters that do not reach the loss get zero gradients.
+        // Parameters that do not reach the loss get zero gradients, as do those whose
+        // gradient is exactly zero.
         for s in self.trainable() {
             if !self.param_grad.contains_key(&s.name) {
-                self.unreached.insert(s.name.clone());
+                if !self.zero_grad.contains(&s.name) {
+                    self.unreached.insert(s.name.clone());
+                }
                 let z = self.b.init_f32(
                     &format!("grad.{}.zero", s.name),
                     &s.dims,
