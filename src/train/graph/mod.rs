@@ -661,8 +661,18 @@ fn check_model(model: &CheckedModel, aux_weight: f32) -> Result<(), GraphError> 
              [K, H, W]"
         )));
     }
-    if out.channels() < 1 {
-        return Err(err("the model's output has no classes"));
+    match out.channels() {
+        0 => return Err(err("the model's output has no classes")),
+        1 => {
+            return Err(err(format!(
+                "the model's output {out} has one class score{}: the loss is softmax \
+                 cross-entropy over the classes, which is always 0 for one class, so nothing \
+                 would train; a classifier needs two or more (two for a yes/no task; a model \
+                 that outputs an image or one value to regress needs a loss cnnc does not have)",
+                if out.rank() == 3 { " per pixel" } else { "" }
+            )))
+        }
+        _ => {}
     }
     if model.graph.input == model.graph.output {
         return Err(err("the model has no layers to train"));
