@@ -228,6 +228,18 @@ fn nested_repeats_multiply_into_the_node_limit() {
         "{}",
         stderr(&o)
     );
+    // The limit is on layers: 2,000,000 of them (and the input) pass, one more does not.
+    let src = |extra: &str| {
+        format!(
+            "model M(input: [4]) {{ repeat 1000 {{ repeat 1999 {{ relu }} }} repeat 1000 {{ \
+             relu }} {extra} }}"
+        )
+    };
+    let c = cnnc::compile_source(std::path::Path::new("m.cnn"), src(""));
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    let c = cnnc::compile_source(std::path::Path::new("m.cnn"), src("relu"));
+    let codes: Vec<&str> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::elab::too_large"]);
 }
 
 #[test]

@@ -776,7 +776,11 @@ impl Latencies {
 
 /// A batch of uniform random values of `shape`, or a clear refusal when it cannot even be
 /// allocated (a `--batch` far beyond the machine's memory).
-fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, Failure> {
+fn random_input(
+    shape: &[usize],
+    sized: bool,
+    rng: &mut impl rand::Rng,
+) -> Result<Vec<f32>, Failure> {
     let batch = shape.first().copied().unwrap_or(1);
     let too_large = |bytes: Option<u64>| {
         let size = match bytes {
@@ -787,7 +791,12 @@ fn random_input(shape: &[usize], rng: &mut impl rand::Rng) -> Result<Vec<f32>, F
             EXIT_USAGE,
             format!(
                 "a batch of {batch} needs {size} for its input alone, more than this machine \
-                 can allocate; use a smaller --batch"
+                 can allocate; use a smaller {}",
+                match (sized, batch) {
+                    (true, 1) => "--size",
+                    (true, _) => "--batch or --size",
+                    (false, _) => "--batch",
+                }
             ),
         )
     };
@@ -912,7 +921,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
 
     use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let input = random_input(&shape, &mut rng)?;
+    let input = random_input(&shape, a.size.is_some(), &mut rng)?;
 
     note!(
         "measuring: {} warm-up run(s), then {} (Ctrl-C stops early and reports the runs so far)",

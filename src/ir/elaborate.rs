@@ -3031,14 +3031,15 @@ impl<'a, 'd> Elab<'a, 'd> {
         span: Span,
         inputs: Vec<NodeIndex>,
     ) -> Result<NodeIndex, Abort> {
-        if self.graph.node_count() >= MAX_NODES {
+        // The input node is no layer: up to MAX_NODES layers beside it.
+        if self.graph.node_count() > MAX_NODES {
             self.diags.push(
                 Diagnostic::error(
                     "cnnc::elab::too_large",
                     format!("the model expands to more than {MAX_NODES} layers"),
                 )
                 .label(span, "the limit was reached here")
-                .help("check repeat counts and recursive structures"),
+                .help("check the repeat counts (and those of the blocks' calls)"),
             );
             return Err(Abort);
         }

@@ -151,14 +151,14 @@ impl fmt::Display for ExportError {
             ExportError::DataFileInTheWay { data, model, bytes } => write!(
                 f,
                 "cannot write {}: the model's {} of weights go there as ONNX external data, and \
-                 a file is there that {} does not use (it was left as it is); remove it or \
-                 choose another output name",
+                 a file is there that {} (it was left as it is); remove it or choose another \
+                 output name",
                 data.display(),
                 crate::shape::summary::bytes(*bytes),
                 if model.exists() {
-                    format!("the model at {}", model.display())
+                    format!("the model at {} does not use", model.display())
                 } else {
-                    "no model".to_string()
+                    "no model uses".to_string()
                 }
             ),
             ExportError::Exists { path, replaced } => write!(

@@ -770,8 +770,10 @@ fn external_data_replaces_only_the_replaced_models_data() {
     let e = export_to_file(&m, &s, drawn, &path, &options).unwrap_err();
     assert!(matches!(e, ExportError::DataFileInTheWay { .. }), "{e}");
     assert!(
-        e.to_string()
-            .contains("remove it or choose another output name"),
+        e.to_string().contains(
+            "a file is there that no model uses (it was left as it is); remove it or choose \
+             another output name"
+        ),
         "{e}"
     );
     let e = write_model(export(&m, &s, &w, &options).unwrap(), &path, &options).unwrap_err();
