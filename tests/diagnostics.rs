@@ -1695,7 +1695,7 @@ fn carriage_returns_alone_end_lines() {
 /// model called as a layer, the batch written in a shape assertion.
 #[test]
 fn names_used_as_what_they_are_not_are_told_what_they_are() {
-    let cases: [(&str, &str, &[&str]); 17] = [
+    let cases: [(&str, &str, &[&str]); 18] = [
         // A parameter called with arguments, in a block no model calls: a layer passed.
         (
             "block stage(blk, n) { repeat n { blk(16) } }\nmodel M(input: [3, 8, 8]) { relu }",
@@ -1767,6 +1767,14 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
             &[
                 "has no layers outside its named outputs",
                 "write the main output's layers after the `output` statements",
+            ],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(2, 1) as a input }",
+            "cnnc::elab::empty_model",
+            &[
+                "main output is its input: its last statement reads `input` again",
+                "end the model with the layers that make it",
             ],
         ),
         (

@@ -765,6 +765,9 @@ fn elaborate_model_body<'a>(
     e.drop_reuse_warnings_read_within_iterations();
     if out == input && !e.diags.has_errors() {
         let outputs_only = !e.named_outputs.is_empty();
+        // Layers made, then the input read again as the last tensor (`conv(8, 1) as a
+        // input`): the layers' results are dropped.
+        let input_again = !outputs_only && e.graph.node_count() > 1;
         e.diags.push(
             Diagnostic::error(
                 "cnnc::elab::empty_model",
@@ -772,6 +775,12 @@ fn elaborate_model_body<'a>(
                     format!(
                         "model `{}` has no layers outside its named outputs: its main output \
                          would be its input",
+                        model.name.name
+                    )
+                } else if input_again {
+                    format!(
+                        "model `{}`'s main output is its input: its last statement reads \
+                         `input` again, and the layers before it are left unused",
                         model.name.name
                     )
                 } else {
@@ -782,6 +791,10 @@ fn elaborate_model_body<'a>(
             .help(if outputs_only {
                 "`output NAME { … }` passes its input on, and the main output is the body's \
                  last tensor: write the main output's layers after the `output` statements"
+            } else if input_again {
+                "the main output is the body's last tensor: end the model with the layers that \
+                 make it (a named tensor, `input` too, is read where a layer goes as the \
+                 tensor itself)"
             } else if model.body.is_empty() {
                 "add layers between the braces, e.g. `flatten linear(10)`"
             } else {
