@@ -2328,7 +2328,7 @@ fn pad_layer_shapes_and_mistakes() {
             .iter()
             .any(|d| d.code == "cnnc::elab::argument_value"
                 && d.message
-                    .contains("(`same` is a conv's or a pooling's padding")),
+                    .contains("(< 2^32; `same` is a conv's or a pooling's padding")),
         "{:?}",
         c.diagnostics
     );

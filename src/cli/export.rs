@@ -32,7 +32,7 @@ pub struct ExportArgs {
     /// Which model of the file (needed when it defines several).
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// ONNX opset, 17 to 21 [default: 17]; not with --grad or --train, whose graphs are always opset 18.
+    /// ONNX opset, 17 to 21 [default: 17]; --grad and --train graphs are always opset 18 (only --opset 18 is taken with them).
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = super::common::whole_number::<i64>)]
     pub opset: Option<i64>,
     /// Seed of the random initial weights, and with --grad or --train of the dropout masks

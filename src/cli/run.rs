@@ -34,7 +34,7 @@ pub struct RunArgs {
     /// The model: an .onnx file, or a .cnn file (compiled with freshly initialized weights).
     pub model: PathBuf,
     /// The input array, a .npy file of float32 (float64, big-endian and Fortran order are
-    /// converted), with the
+    /// converted; NaN or infinite values are refused), with the
     /// batch dimension first: [N, C, H, W] (numpy: `np.save("x.npy", x[None])` for one image);
     /// `-` reads it from standard input.
     #[arg(long, short)]

@@ -1705,15 +1705,17 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
         },
         Kind::PairOrZero => match to_pair(v) {
             Some(p) if p[0] <= u32::MAX as u64 && p[1] <= u32::MAX as u64 => Ok(()),
-            _ if integers(v, &[2]) => Err((VALUE, "an integer or a pair [h, w] of them ≥ 0")),
+            _ if integers(v, &[2]) => {
+                Err((VALUE, "an integer or a pair [h, w] of them ≥ 0 (< 2^32)"))
+            }
             _ => Err((TYPE, "an integer or a pair [h, w] (≥ 0)")),
         },
         Kind::Pixels => match to_pads(v) {
             Some(p) if p.onnx().iter().all(|&x| x <= u32::MAX as u64) => Ok(()),
             _ if integers(v, &[2, 4]) || matches!(v, Value::Same) => Err((
                 VALUE,
-                "an integer, [h, w] or [top, bottom, left, right] of pixels, each ≥ 0 (`same` \
-                 is a conv's or a pooling's padding that keeps the size)",
+                "an integer, [h, w] or [top, bottom, left, right] of pixels, each ≥ 0 (< 2^32; \
+                 `same` is a conv's or a pooling's padding that keeps the size)",
             )),
             _ => Err((
                 TYPE,
@@ -1726,7 +1728,8 @@ fn check_kind(kind: Kind, v: &Value) -> Result<(), (&'static str, &'static str)>
                 Some(p) if p.onnx().iter().all(|&x| x <= u32::MAX as u64) => Ok(()),
                 _ if integers(v, &[2, 4]) => Err((
                     VALUE,
-                    "an integer, [h, w] or [top, bottom, left, right], each ≥ 0, or `same`",
+                    "an integer, [h, w] or [top, bottom, left, right], each ≥ 0 (< 2^32), or \
+                     `same`",
                 )),
                 _ => Err((
                     TYPE,
