@@ -4826,9 +4826,10 @@ fn projection_help(input: &Shape, body: &Shape, has_shortcut: bool) -> String {
                 }
                 None => format!(
                     "the body turns {h}×{w} into {bh}×{bw}, which no strided 1×1 shortcut matches: \
-                     its convolutions do not keep the size (a k×k conv with dilation d keeps it \
-                     with pad=d·(k−1)/2: `conv(C, 3, pad=1)`, `conv(C, 3, pad=2, dilation=2)`; \
-                     or `pad=same`)"
+                     its layers do not keep the size (a k×k conv or pooling of stride 1 and \
+                     dilation d keeps it with pad=d·(k−1)/2: `conv(C, 3, pad=1)`, `conv(C, 3, \
+                     pad=2, dilation=2)`, `maxpool(3, stride=1, pad=1)`; or `pad=same`), or the \
+                     shortcut must shrink it alike (the body's pooling in `shortcut {{ … }}`)"
                 ),
             }
         }
