@@ -458,23 +458,19 @@ fn a_model_with_several_outputs_writes_each_float_one() {
         r.stdout
     );
     assert_eq!(read_npy(&z), (vec![2, 4], vec![1.0; 8]));
+    let run_two_to = |out: &str| {
+        cnnc(
+            dir,
+            &["run", "two_outputs.onnx", "-i", "ones.npy", "-o", out],
+        )
+    };
     let written: Vec<_> = std::fs::read_dir(y.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(written.len(), 2, "{written:?}");
     // To a device: the first output only, and a note that says so.
-    let r = cnnc(
-        dir,
-        &[
-            "run",
-            "two_outputs.onnx",
-            "-i",
-            "ones.npy",
-            "-o",
-            "/dev/null",
-        ],
-    );
+    let r = run_two_to("/dev/null");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -519,17 +515,7 @@ fn a_model_with_several_outputs_writes_each_float_one() {
     let linked = dir.join("out_linked");
     std::fs::create_dir_all(&linked).unwrap();
     std::os::unix::fs::symlink("y.npy", linked.join("y.z_sq.npy")).unwrap();
-    let r = cnnc(
-        dir,
-        &[
-            "run",
-            "two_outputs.onnx",
-            "-i",
-            "ones.npy",
-            "-o",
-            "out_linked/y.npy",
-        ],
-    );
+    let r = run_two_to("out_linked/y.npy");
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
         r.stderr
@@ -542,17 +528,7 @@ fn a_model_with_several_outputs_writes_each_float_one() {
     // (the name is cnnc's, not the user's: the way out is another -o).
     let folder = dir.join("out_folder");
     std::fs::create_dir_all(folder.join("y.z_sq.npy")).unwrap();
-    let r = cnnc(
-        dir,
-        &[
-            "run",
-            "two_outputs.onnx",
-            "-i",
-            "ones.npy",
-            "-o",
-            "out_folder/y.npy",
-        ],
-    );
+    let r = run_two_to("out_folder/y.npy");
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
         r.stderr.contains(
