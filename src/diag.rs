@@ -188,7 +188,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 17] = [
+pub const WARNING_CODES: [&str; 18] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::upsample_shrinks",
     "cnnc::shape::gridding",
@@ -204,6 +204,7 @@ pub const WARNING_CODES: [&str; 17] = [
     "cnnc::elab::channels_last",
     "cnnc::elab::empty_body",
     "cnnc::elab::single_branch",
+    "cnnc::elab::output_as_branch",
     "cnnc::elab::keras_momentum",
     "cnnc::elab::integer_division",
 ];
