@@ -589,6 +589,11 @@ fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) 
         .trim_end_matches("1d")
         .replace('_', "");
     let (word_shape, stripped_shape) = (Letters::of(&lower), Letters::of(&stripped));
+    // A key held down too long: `kk` for a parameter `k`, too short a name for the edit
+    // distance to reach the floor.
+    let mut collapsed: Vec<char> = lower.chars().collect();
+    collapsed.dedup();
+    let collapsed: String = collapsed.into_iter().collect();
     // (score, tie-break, candidates) of the best so far; a later equal one joins them.
     let mut best: Option<(f64, f64, Vec<&'a str>)> = None;
     for c in candidates {
@@ -597,15 +602,17 @@ fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) 
         let need = best.as_ref().map_or(FLOOR, |b| b.0);
         // Case does not count (`God` is `Good`, `ResNett` `ResNet`), as the word's.
         let lower_c = c.to_ascii_lowercase();
+        let doubled = collapsed != lower && collapsed == lower_c;
         let shape = Letters::of(&lower_c);
         let bound = stripped_shape
             .similarity_bound(&shape.without_underscores())
             .max(word_shape.similarity_bound(&shape));
-        if bound < need {
+        if bound < need && !doubled {
             continue;
         }
         let score = strsim::normalized_damerau_levenshtein(&stripped, &lower_c.replace('_', ""))
-            .max(strsim::normalized_damerau_levenshtein(&lower, &lower_c));
+            .max(strsim::normalized_damerau_levenshtein(&lower, &lower_c))
+            .max(if doubled { FLOOR } else { 0.0 });
         if score < need {
             continue;
         }
@@ -907,6 +914,11 @@ mod tests {
             assert_eq!(did_you_mean(w, words.iter().copied()), full(w), "{w:?}");
         }
         assert_eq!(did_you_mean("reluu", ["relu6", "relu"]), Some("relu"));
+        // A doubled letter in a name too short for the edit distance.
+        assert_eq!(did_you_mean("kk", ["c", "k"]), Some("k"));
+        assert_eq!(did_you_mean("Cc", ["c", "k"]), Some("c"));
+        assert_eq!(did_you_mean("kk", ["c", "s"]), None);
+        assert_eq!(did_you_mean("ks", ["c", "k"]), None);
         // Case does not count, on either side.
         assert_eq!(did_you_mean("God", ["Good", "Bad", "Warn"]), Some("Good"));
         assert_eq!(

@@ -2080,6 +2080,22 @@ fn what_cnnc_lacks_is_said_not_guessed() {
     for (layer, code, words) in [
         ("dropout2d(0.1)", "unknown_layer", "zeroes whole channels"),
         ("ZeroPad2d(1)", "unknown_layer", "cnnc's layer is `pad(p)`"),
+        // Not `conv`, the nearest name.
+        (
+            "deconv(4, 2, stride=2)",
+            "unknown_layer",
+            "`convT(64, 2, stride=2)`",
+        ),
+        (
+            "tconv(4, 2)",
+            "unknown_layer",
+            "the transposed convolution is `convT",
+        ),
+        (
+            "conv_transpose(4, 2)",
+            "unknown_layer",
+            "the transposed convolution is `convT",
+        ),
         (
             "ReflectionPad2d(1)",
             "unknown_layer",

@@ -878,7 +878,14 @@ impl<'a, 'd> Elab<'a, 'd> {
                     return None;
                 }
                 Err(e) => {
+                    let before = self.diags.0.len();
                     self.report_eval(e);
+                    self.retell_none(
+                        before,
+                        "every input size is a number: shapes are checked at one size. For a \
+                         fully convolutional model, check it at a typical size and export with \
+                         `cnnc export --dynamic-size`, which lets the height and width vary",
+                    );
                     return None;
                 }
             }
@@ -1123,6 +1130,18 @@ impl<'a, 'd> Elab<'a, 'd> {
                 self.diags.0.remove(i);
             } else {
                 i += 1;
+            }
+        }
+    }
+
+    /// Gives the "unknown variable `None`" errors reported since `before` the help of the
+    /// place it was written in, in place of [`super::value::NONE_HELP`]'s "leave the
+    /// argument out".
+    fn retell_none(&mut self, before: usize, help: &str) {
+        let before = before.min(self.diags.0.len());
+        for d in &mut self.diags.0[before..] {
+            if d.code == "cnnc::elab::unknown_variable" && d.message == "unknown variable `None`" {
+                d.help = Some(help.to_string());
             }
         }
     }
@@ -1478,6 +1497,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                         }
                     }
                     self.explain_unknown_variables(before, frame, assert.span);
+                    self.retell_none(
+                        before,
+                        "an assertion states every size: write the one this dimension has \
+                         (`cnnc summary` prints each layer's shape), or leave the assertion out",
+                    );
                     return Err(None);
                 }
             }
@@ -3813,18 +3837,40 @@ impl<'a, 'd> Elab<'a, 'd> {
         scope: &mut Scope,
     ) -> Result<Cur, Abort> {
         let name = block.name.name.as_str();
-        if let Some((_, first)) = self.call_stack.iter().find(|(n, _)| *n == name) {
-            let first = *first;
-            let mut d = Diagnostic::error(
-                "cnnc::elab::recursive_block",
-                format!("block `{name}` calls itself"),
-            )
-            .label(call.span, "this call expands the block again")
-            .label(block.name.span, "in this block");
+        if let Some(pos) = self.call_stack.iter().position(|(n, _)| *n == name) {
+            let first = self.call_stack[pos].1;
+            // `a` calls `b`, which calls `a`: the blocks of the cycle, in call order.
+            let cycle = &self.call_stack[pos..];
+            let mut d = if cycle.len() == 1 {
+                Diagnostic::error(
+                    "cnnc::elab::recursive_block",
+                    format!("block `{name}` calls itself"),
+                )
+                .label(call.span, "this call expands the block again")
+                .label(block.name.span, "in this block")
+            } else {
+                let path: Vec<String> = cycle
+                    .iter()
+                    .map(|(n, _)| format!("`{n}`"))
+                    .chain([format!("`{name}`")])
+                    .collect();
+                let mut d = Diagnostic::error(
+                    "cnnc::elab::recursive_block",
+                    format!("block `{name}` calls itself through {}", path.join(" → ")),
+                );
+                for pair in cycle.windows(2) {
+                    d = d.label(
+                        pair[1].1,
+                        format!("`{}` calls `{}` here", pair[0].0, pair[1].0),
+                    );
+                }
+                let caller = cycle[cycle.len() - 1].0;
+                d.label(call.span, format!("`{caller}` calls `{name}` again here"))
+            };
             if first != call.span {
                 d = d.label(first, "first expanded here");
             }
-            self.diags.push(d.help("blocks are expanded at compile time and cannot call themselves, even with a base case; use `repeat n { … }` for a stack of layers"));
+            self.diags.push(d.help("blocks are expanded at compile time and cannot call themselves, directly or through other blocks, even with a base case; use `repeat n { … }` for a stack of layers"));
             return Ok(unknown(cur));
         }
         if self.call_stack.len() >= MAX_CALL_DEPTH {
@@ -3913,7 +3959,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
                 Ok(v) => bound[slot] = Some(v),
                 Err(e) => {
+                    let before = self.diags.0.len();
                     self.report_eval(e);
+                    let param = &block.params[slot];
+                    if param.default.is_none() {
+                        self.retell_none(
+                            before,
+                            &format!(
+                                "cnnc has no `None`, and `{}` of block `{name}` has no default: \
+                                 pass a value ({})",
+                                param.name.name,
+                                block_signature(block)
+                            ),
+                        );
+                    }
                     ok = false;
                 }
             }
@@ -3955,7 +4014,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                             match eval(d, &env, cur.shape.as_ref()) {
                                 Ok(v) => Some(Argument::Value(v)),
                                 Err(e) => {
+                                    let before = self.diags.0.len();
                                     self.report_eval(e);
+                                    self.retell_none(
+                                        before,
+                                        &format!(
+                                            "a parameter without a default is written without \
+                                             `=` (`{}` alone), and every call must then pass it",
+                                            p.name.name
+                                        ),
+                                    );
                                     ok = false;
                                     None
                                 }

@@ -397,6 +397,21 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
          gelu and softmax";
     let hint = match key.as_str() {
         "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
+        "tconv"
+        | "deconv"
+        | "deconvolution"
+        | "convt"
+        | "convtranspose"
+        | "transposeconv"
+        | "transposedconv"
+        | "convtransposed"
+        | "transposedconvolution"
+        | "upconv" => {
+            "the transposed convolution is `convT(out_channels, kernel, stride=…, pad=…, \
+             output_pad=…)`: `convT(64, 2, stride=2)` doubles the height and width, as U-Net's \
+             up-convolutions do"
+                .to_string()
+        }
         "softplus" | "selu" | "celu" | "softsign" | "hardtanh" | "logsigmoid" => {
             format!("cnnc has no `{name}`; its activations are {activations}")
         }
@@ -1419,7 +1434,17 @@ fn bind(
                     ok = false;
                 }
             },
-            Err(EvalError::Diag(d)) => {
+            Err(EvalError::Diag(mut d)) => {
+                let param = &spec.params[index];
+                if param.required && d.message == "unknown variable `None`" {
+                    d.help = Some(format!(
+                        "cnnc has no `None`, and `{}` of `{}` has no default: pass a value (the \
+                         signature is {})",
+                        param.name,
+                        spec.name,
+                        signature(spec)
+                    ));
+                }
                 diags.push(*d);
                 ok = false;
             }

@@ -120,6 +120,11 @@ impl Env {
     }
 }
 
+/// The help for `None` read as a value, where it is an argument; places where it means
+/// something else (an input size, an assertion, a parameter's default) say so instead
+/// (`Elab::retell_none`).
+pub const NONE_HELP: &str = "cnnc has no `None`: leave the argument out to get its default";
+
 #[derive(Debug)]
 pub enum EvalError {
     /// A new problem, to report.
@@ -152,7 +157,7 @@ pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, Eval
                 "True" | "False" => Some(format!("booleans are written `{}`", name.to_lowercase())),
                 "valid" | "VALID" | "Valid" => Some("for no padding write `pad=0`".to_string()),
                 "SAME" | "Same" => Some("`same` is written in lower case: `pad=same`".to_string()),
-                "None" => Some("leave the argument out to get its default".to_string()),
+                "None" => Some(NONE_HELP.to_string()),
                 // `block b(c, act=relu) { … act }`: a layer passed as a value.
                 _ => layer_as_value(name),
             };

@@ -22,7 +22,8 @@ struct CnnParser;
 /// nesting of statements (bodies and `else if` chains).
 pub const MAX_NESTING: usize = 64;
 
-/// The deepest expression tree the parser builds (`- - - x` is three deep below `x`).
+/// The deepest expression tree the parser builds, in operators above a leaf (`- - - x` and
+/// `x + x + x + x` are three deep).
 pub const MAX_EXPR_DEPTH: usize = 128;
 
 const UNEXPECTED: &str = "cnnc::syntax::unexpected";
@@ -2081,16 +2082,21 @@ impl Builder {
         make: impl FnOnce(Expr) -> ExprKind,
         inner: Expr,
     ) -> Operand {
-        if below + 1 > MAX_EXPR_DEPTH {
+        // `below` counts the leaf: an operator over leaves makes a tree two deep.
+        if below > MAX_EXPR_DEPTH {
             if !*reported {
                 *reported = true;
                 self.diags.push(
                     Diagnostic::error(
                         TOO_DEEP,
-                        format!("this expression is nested more than {MAX_EXPR_DEPTH} deep"),
+                        format!("this expression is more than {MAX_EXPR_DEPTH} operators deep"),
                     )
                     .label(Span::new(self.file, at, at + 1), "too deep here")
-                    .help("split the expression into block parameters or simpler parts"),
+                    .help(
+                        "each operator is a level, in a flat chain as in brackets (`a + b + c` \
+                         is `(a + b) + c`, two deep); split the expression into block \
+                         parameters or simpler parts (a sum of equal terms as a product)",
+                    ),
                 );
             }
             return (inner, below);

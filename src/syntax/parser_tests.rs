@@ -1363,13 +1363,24 @@ fn long_prefix_chains_do_not_overflow() {
     let both = format!("{}{}", "not ".repeat(50_000), "-".repeat(50_000));
     check_error(&format!("model M(input: [{both}1]) {{}}"), TOO_DEEP, &[]);
     // Up to the limit they parse.
-    let text = format!("model M(input: [{}1]) {{}}", "-".repeat(MAX_EXPR_DEPTH - 1));
+    let text = format!("model M(input: [{}1]) {{}}", "-".repeat(MAX_EXPR_DEPTH));
     parse_ok(&text);
+    let text = format!("model M(input: [{}1]) {{}}", "-".repeat(MAX_EXPR_DEPTH + 1));
+    check_error(&text, TOO_DEEP, &["128"]);
 }
 
 #[test]
 fn long_operator_chains_do_not_overflow() {
     let text = format!("model M(input: [1{}]) {{}}", " + 1".repeat(100_000));
+    // A flat chain is said to be as deep as its operators, which it is.
+    check_error(&text, TOO_DEEP, &["operators deep", "flat chain"]);
+    // Up to the limit they parse.
+    let text = format!("model M(input: [1{}]) {{}}", " + 1".repeat(MAX_EXPR_DEPTH));
+    parse_ok(&text);
+    let text = format!(
+        "model M(input: [1{}]) {{}}",
+        " + 1".repeat(MAX_EXPR_DEPTH + 1)
+    );
     check_error(&text, TOO_DEEP, &[]);
     let text = format!("model M(input: [{}]) {{}}", vec!["a"; 100_000].join(" or "));
     check_error(&text, TOO_DEEP, &[]);
