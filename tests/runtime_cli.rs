@@ -183,6 +183,32 @@ fn float64_input_is_converted() {
     );
 }
 
+/// An input whose type declares no shape takes any array, where ONNX Runtime's `[]` would
+/// have made it a scalar; bench, which needs a shape to make up its input, says so. A real
+/// scalar input is still one.
+#[test]
+fn an_input_that_declares_no_shape_takes_any_shape() {
+    let Some(dir) = fixtures() else { return };
+    let (r, out) = run_writing(dir, "shapeless.onnx", "x.npy", "shapeless_out");
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let (x_shape, x) = read_npy(&dir.join("x.npy"));
+    let (shape, y) = read_npy(&out);
+    assert_eq!(shape, x_shape);
+    assert_eq!(y, x.iter().map(|v| -v).collect::<Vec<_>>());
+    let r = cnnc(dir, &["bench", "shapeless.onnx", "-n", "1"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("`x` declares no shape"), "{}", r.stderr);
+    let r = cnnc(dir, &["run", "scalar.onnx", "--input", "x.npy"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the model expects [], the input is [1, 1, 3, 3]")
+            && r.stderr.contains("`x` is a scalar"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
     let Some(dir) = fixtures() else { return };
@@ -830,7 +856,8 @@ fn bench_text_and_seconds() {
     let r = cnnc(dir, &["bench", "scalar.onnx", "--batch", "5", "-n", "1"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
-        r.stderr.contains("no batch dimension for --batch"),
+        r.stderr
+            .contains("is a scalar: it has no batch dimension for --batch"),
         "{}",
         r.stderr
     );

@@ -820,6 +820,17 @@ fn bench_shape(
     batch: Option<usize>,
     size: Option<[usize; 2]>,
 ) -> Result<Vec<usize>, Failure> {
+    if !spec.shape_declared {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model's input `{}` declares no shape, so bench cannot tell what to feed \
+                 it: declare one in the model (its graph input's `type.tensor_type.shape`; \
+                 cnnc's own exports always do); `cnnc run` feeds it an array of any shape",
+                spec.name
+            ),
+        ));
+    }
     let dims = runtime::format_dims(&spec.shape);
     let open_size = matches!(
         &spec.shape[..],
@@ -837,9 +848,7 @@ fn bench_shape(
     if spec.shape.is_empty() && batch.is_some() {
         return Err(Failure(
             EXIT_USAGE,
-            "the model's input has no batch dimension for --batch (a scalar, or of a rank the \
-             model leaves unknown)"
-                .into(),
+            "the model's input is a scalar: it has no batch dimension for --batch".into(),
         ));
     }
     let mut shape = Vec::with_capacity(spec.shape.len());

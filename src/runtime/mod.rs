@@ -278,7 +278,9 @@ impl Runtime {
                 },
             }
         })?;
-        Session::new(session, options.device)
+        let mut session = Session::new(session, options.device)?;
+        session.mark_shapeless(&wire::shapeless_inputs(bytes));
+        Ok(session)
     }
 
     fn with_cuda(

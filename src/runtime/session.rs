@@ -48,7 +48,11 @@ impl fmt::Display for ElementType {
 pub struct TensorSpec {
     pub name: String,
     pub element: ElementType,
+    /// Empty for a scalar, and for an input that declares no shape (`shape_declared`).
     pub shape: Vec<Dim>,
+    /// False for an input whose type has no shape at all, not even a rank: it takes a
+    /// tensor of any shape.
+    pub shape_declared: bool,
 }
 
 /// `[N, 1, 28, 28]`.
@@ -102,16 +106,27 @@ impl TensorSpec {
             name: outlet.name().to_string(),
             element,
             shape,
+            shape_declared: true,
+        }
+    }
+
+    /// The shape for messages: `[N, 1, 28, 28]`, or `of any shape` where none is declared.
+    pub fn shape_text(&self) -> String {
+        if self.shape_declared {
+            format_dims(&self.shape)
+        } else {
+            "of any shape".to_string()
         }
     }
 
     /// Checks a concrete shape against this one: the rank and every fixed dimension.
     pub fn check_shape(&self, shape: &[usize]) -> Result<(), RuntimeError> {
-        let fits = shape.len() == self.shape.len()
-            && self.shape.iter().zip(shape).all(|(d, &n)| match d {
-                Dim::Fixed(m) => *m == n,
-                Dim::Symbolic(_) => true,
-            });
+        let fits = !self.shape_declared
+            || shape.len() == self.shape.len()
+                && self.shape.iter().zip(shape).all(|(d, &n)| match d {
+                    Dim::Fixed(m) => *m == n,
+                    Dim::Symbolic(_) => true,
+                });
         // One image without its batch axis: `[3, 224, 224]` for `[N, 3, 224, 224]`.
         let unbatched = shape.len() + 1 == self.shape.len()
             && self.shape[1..].iter().zip(shape).all(|(d, &n)| match d {
@@ -138,13 +153,7 @@ impl TensorSpec {
                     format_dims(&self.shape),
                     format_shape(shape),
                     if self.shape.is_empty() {
-                        // ONNX Runtime reports a scalar and an input without a declared
-                        // shape alike.
-                        format!(
-                            " (the model's input `{}` is a scalar, or declares no shape: give \
-                             it one in the model)",
-                            self.name
-                        )
+                        format!(" (the model's input `{}` is a scalar)", self.name)
                     } else if shape.len() != self.shape.len() {
                         format!(
                             " (rank {} where the model's input `{}` has rank {})",
@@ -307,6 +316,16 @@ impl Session {
     }
 
     /// The shape of the first input (the image batch for a model cnnc exports).
+    /// Marks the inputs named in `names` as declaring no shape ([`TensorSpec::shape_declared`]),
+    /// which ONNX Runtime reports as scalars.
+    pub(super) fn mark_shapeless(&mut self, names: &[String]) {
+        for spec in &mut self.inputs {
+            if spec.shape.is_empty() && names.contains(&spec.name) {
+                spec.shape_declared = false;
+            }
+        }
+    }
+
     pub fn input_shape(&self) -> &[Dim] {
         self.inputs.first().map_or(&[], |s| &s.shape)
     }
@@ -477,7 +496,7 @@ impl Session {
                     "input `{}` ({} {}) is missing",
                     spec.name,
                     spec.element,
-                    format_dims(&spec.shape)
+                    spec.shape_text()
                 ));
             }
         }

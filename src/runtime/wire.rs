@@ -35,7 +35,7 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 /// Walks one message's fields, calling `field(number, wire_type, payload)` for each (the payload
 /// of a length-delimited field without its length); fails on anything that is not well-formed
 /// wire format.
-fn walk(bytes: &[u8], mut field: impl FnMut(u64, u64, &[u8])) -> Result<(), String> {
+fn walk<'b>(bytes: &'b [u8], mut field: impl FnMut(u64, u64, &'b [u8])) -> Result<(), String> {
     let mut pos = 0;
     while pos < bytes.len() {
         let start = pos;
@@ -92,7 +92,7 @@ pub fn check_model_bytes(bytes: &[u8]) -> Result<(), RuntimeError> {
     let mut graph = None;
     let mut bad_field = None;
     walk(bytes, |number, wire, payload| match (number, wire) {
-        (MODEL_GRAPH, LEN) => graph = Some(payload.to_vec()),
+        (MODEL_GRAPH, LEN) => graph = Some(payload),
         (MODEL_IR_VERSION, VARINT) => {}
         (MODEL_GRAPH | MODEL_IR_VERSION, _) => {
             bad_field.get_or_insert(number);
@@ -108,9 +108,47 @@ pub fn check_model_bytes(bytes: &[u8]) -> Result<(), RuntimeError> {
     let graph = graph.ok_or_else(|| {
         not_onnx("the protobuf message has no graph (ModelProto field 7); is this an ONNX file?")
     })?;
-    walk(&graph, |_, _, _| {})
+    walk(graph, |_, _, _| {})
         .map_err(|e| not_onnx(format!("its graph is not a protobuf message ({e})")))?;
     Ok(())
+}
+
+/// The graph inputs of the ONNX model `bytes` whose tensor type declares no shape at all
+/// (not even a rank), by name. ONNX Runtime reports such an input as a scalar, `[]`; this
+/// tells the two apart. Malformed parts are passed over (`check_model_bytes` judges them).
+pub fn shapeless_inputs(bytes: &[u8]) -> Vec<String> {
+    const GRAPH_INPUT: u64 = 11;
+    const VALUE_INFO_NAME: u64 = 1;
+    const VALUE_INFO_TYPE: u64 = 2;
+    const TYPE_TENSOR: u64 = 1;
+    const TENSOR_SHAPE: u64 = 2;
+    // The payloads of the fields `number` of `message`, when length-delimited.
+    fn fields(message: &[u8], number: u64) -> Vec<&[u8]> {
+        let mut found = Vec::new();
+        let _ = walk(message, |n, wire, payload| {
+            if n == number && wire == LEN {
+                found.push(payload);
+            }
+        });
+        found
+    }
+    let mut names = Vec::new();
+    for graph in fields(bytes, MODEL_GRAPH) {
+        for input in fields(graph, GRAPH_INPUT) {
+            let tensors: Vec<&[u8]> = fields(input, VALUE_INFO_TYPE)
+                .into_iter()
+                .flat_map(|t| fields(t, TYPE_TENSOR))
+                .collect();
+            let shapeless =
+                !tensors.is_empty() && tensors.iter().all(|t| fields(t, TENSOR_SHAPE).is_empty());
+            if shapeless {
+                if let Some(name) = fields(input, VALUE_INFO_NAME).last() {
+                    names.push(String::from_utf8_lossy(name).into_owned());
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Whether `prefix`, the first bytes of a file too long to check whole, begins as an ONNX
@@ -236,6 +274,26 @@ mod tests {
     #[test]
     fn tiny_model_passes_the_check() {
         check_model_bytes(&tiny_model()).unwrap();
+    }
+
+    /// Only an input whose tensor type has no shape field is shapeless: a declared scalar
+    /// (a shape with no dimensions) and a shaped input are not.
+    #[test]
+    fn shapeless_inputs_are_told_from_scalars() {
+        assert!(shapeless_inputs(&tiny_model()).is_empty());
+        let float = || Msg::default().varint(1, 1);
+        let input = |name: &str, tensor: Msg| {
+            Msg::default()
+                .string(1, name)
+                .msg(2, Msg::default().msg(1, tensor))
+        };
+        let graph = Msg::default()
+            .msg(11, input("open", float()))
+            .msg(11, input("scalar", float().msg(2, Msg::default())))
+            .msg(11, value_info("shaped"));
+        let model = Msg::default().varint(1, 8).msg(7, graph);
+        check_model_bytes(&model.0).unwrap();
+        assert_eq!(shapeless_inputs(&model.0), ["open"]);
     }
 
     #[test]

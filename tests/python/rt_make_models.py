@@ -176,6 +176,19 @@ def scalar_input_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def shapeless_input_model(path):
+    # y = -x for an x whose type declares no shape, not even a rank: it takes any shape
+    # (ONNX Runtime reports it as a scalar, `[]`).
+    node = helper.make_node("Neg", ["x"], ["y"], name="neg")
+    graph = helper.make_graph(
+        [node],
+        "shapeless",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def two_output_model(path):
     # y = x + x, z/sq = x * x and n = int64(x), x: [N, 4]: `cnnc run` shows and writes the
     # float ones, z/sq beside y (as y.z_sq.npy), and names n.
@@ -223,6 +236,7 @@ def main(out):
     int_output_model(os.path.join(out, "int_out.onnx"))
     infinite_output_model(os.path.join(out, "infinite.onnx"))
     scalar_input_model(os.path.join(out, "scalar.onnx"))
+    shapeless_input_model(os.path.join(out, "shapeless.onnx"))
     two_output_model(os.path.join(out, "two_outputs.onnx"))
     colliding_outputs_model(os.path.join(out, "colliding_outputs.onnx"))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
