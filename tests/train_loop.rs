@@ -167,6 +167,28 @@ fn lenet_learns_a_fashion_mnist_subset() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(accuracy_of(&from_ckpt, 1000), acc);
+    // And says how to feed it and how it was trained, as the trained file does.
+    let (trained, exported) = (read_model(&out), read_model(&from_ckpt));
+    for key in ["cnnc_input", "cnnc_training"] {
+        assert_eq!(metadata(&exported, key), metadata(&trained, key), "{key}");
+    }
+    let training: serde_json::Value =
+        serde_json::from_str(&metadata(&exported, "cnnc_training")).unwrap();
+    assert_eq!(training["data"], "fashion-mnist", "{training}");
+    assert_eq!(training["epochs"], 3, "{training}");
+    assert_eq!(training["lr"], 0.005, "{training}");
+    assert_eq!(training["batch"], 32, "{training}");
+    assert_eq!(training["test_examples"], 1000, "{training}");
+    assert_eq!(training["test_acc"].as_f64(), Some(acc), "{training}");
+    // A model drawn, not trained, says nothing of training.
+    let drawn = d.join("drawn.onnx");
+    let o = cnnc(&["export", "models/lenet.cnn", "-o", drawn.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let drawn = read_model(&drawn);
+    assert!(drawn
+        .metadata_props
+        .iter()
+        .all(|p| !p.key.starts_with("cnnc_input") && p.key != "cnnc_training"));
     // Another model's checkpoint is refused as such, not as a list of missing tensors.
     let o = cnnc(&[
         "export",
@@ -1266,6 +1288,7 @@ fn tiny_sgd_config(checkpoint: &Path, epochs: u32) -> cnnc::train::TrainConfig {
         seed: 1,
         init: cnnc::onnx::Init::Default,
         device: cnnc::runtime::Device::Cpu,
+        data: "tiny".to_string(),
         checkpoint: Some(checkpoint.to_path_buf()),
         resume: false,
         checkpoint_found: cnnc::fsutil::Found::Nothing,
@@ -1431,6 +1454,7 @@ fn a_resumed_run_draws_the_dropout_masks_of_the_uninterrupted_one() {
             seed: 5,
             init: cnnc::onnx::Init::Default,
             device: cnnc::runtime::Device::Cpu,
+            data: "tiny".to_string(),
             checkpoint: Some(d.join(format!("{name}.ckpt"))),
             resume: false,
             checkpoint_found: cnnc::fsutil::Found::Nothing,

@@ -164,6 +164,8 @@ pub fn run(a: ExportArgs) -> ExitCode {
     } else {
         Default::default()
     };
+    // How a checkpoint's weights were trained, for the inference model's metadata.
+    let mut trained_by = None;
     // Read once (a pipe gives its bytes once), then told apart by their header.
     let weights_bytes = match &a.weights {
         // Parameters and up to two optimizer states (a checkpoint), and the header.
@@ -181,6 +183,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
                 .and_then(|c| c.verified_for(path, model))
             {
                 Ok(ck) => {
+                    trained_by = Some(ck.training_summary());
                     let mut w = ck.weights();
                     if let Err(problems) = w
                         .check(&specs)
@@ -287,6 +290,12 @@ pub fn run(a: ExportArgs) -> ExitCode {
         opset: if training { TRAIN_OPSET } else { opset },
         dynamic_size: a.dynamic_size,
         main_output_only: a.main_output_only,
+        // As `cnnc train --out` would have written it (the graphs of --grad and --train are
+        // for training, not for feeding images).
+        metadata: trained_by
+            .filter(|_| !training)
+            .map(|t| t.metadata())
+            .unwrap_or_default(),
         ..Default::default()
     };
     // Whether the model about to be replaced keeps its weights in the data file beside it

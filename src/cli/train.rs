@@ -741,6 +741,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             InitArg::Kaiming => Init::Kaiming,
         },
         device,
+        data: a.data.clone(),
         checkpoint: Some(checkpoint.clone()),
         resume: a.resume,
         checkpoint_found,
@@ -839,21 +840,20 @@ pub fn run(a: TrainArgs) -> ExitCode {
     }
     let options = ExportOptions::default();
     // What a user of the trained file needs to feed it, and how it was trained.
-    let training = serde_json::json!({
-        "data": a.data,
-        "train_examples": splits.train.n,
+    let training = cnnc::train::TrainingSummary {
+        data: Some(a.data.clone()),
+        train_examples: Some(splits.train.n as u64),
         // `test_acc` is measured on these (fewer than the split holds with --limit-test).
-        "test_examples": splits.test.n,
-        "epochs": outcome.position.epochs_done,
-        "steps": outcome.steps_done,
-        "batch": a.batch,
-        "optimizer": optimizer.describe(),
-        // f32 → shortest decimal → f64: 0.1, not 0.10000000149011612.
-        "lr": lr.to_string().parse::<f64>().unwrap_or(f64::from(lr)),
-        "seed": a.seed,
-        "resize": a.resize,
-        "test_acc": outcome.test_acc,
-    });
+        test_examples: Some(splits.test.n as u64),
+        epochs: outcome.position.epochs_done,
+        steps: outcome.steps_done,
+        batch: Some(a.batch as u64),
+        optimizer: Some(optimizer.describe()),
+        lr: Some(cnnc::train::checkpoint::lr_as_written(lr)),
+        seed: a.seed,
+        resize: a.resize.map(|h| h as u64),
+        test_acc: outcome.test_acc,
+    };
     // The export command the messages below suggest picks the same model.
     let model_flag = a
         .model
@@ -863,14 +863,12 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // The trained model to `path`, replacing only what `found` says is there.
     let write_to = |path: &Path, found: Found| {
         onnx::export(model, &compilation.sources, &outcome.weights, &options).and_then(|mut p| {
-            p.metadata_props.extend([
-                StringStringEntryProto::new(
-                    "cnnc_input",
-                    "float32 images [N, C, H, W]: the pixel values divided by 255 (0 to 1), \
-                     nothing subtracted",
-                ),
-                StringStringEntryProto::new("cnnc_training", training.to_string()),
-            ]);
+            p.metadata_props.extend(
+                training
+                    .metadata()
+                    .into_iter()
+                    .map(|(k, v)| StringStringEntryProto::new(&k, v)),
+            );
             onnx::write_model_expecting(p, path, &options, found)
         })
     };

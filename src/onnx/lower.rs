@@ -45,6 +45,9 @@ pub struct ExportOptions {
     /// they read are left out, as PyTorch's evaluation mode drops GoogLeNet's auxiliary
     /// classifiers. Their parameters are still part of the model's (a checkpoint of it loads).
     pub main_output_only: bool,
+    /// More `metadata_props` entries (key, value), after cnnc's own: how the weights were
+    /// trained, where they come from a checkpoint.
+    pub metadata: Vec<(String, String)>,
 }
 
 impl Default for ExportOptions {
@@ -54,6 +57,7 @@ impl Default for ExportOptions {
             external_data_threshold: EXTERNAL_DATA_THRESHOLD,
             dynamic_size: false,
             main_output_only: false,
+            metadata: Vec::new(),
         }
     }
 }
@@ -252,11 +256,19 @@ pub fn lower(
         producer_version: crate::VERSION.into(),
         doc_string: format!("model {} of {}", model.name, model.source_path),
         graph: Some(l.graph),
-        metadata_props: vec![
+        metadata_props: [
             StringStringEntryProto::new("cnnc_version", crate::VERSION),
             StringStringEntryProto::new("source_file", model.source_path.clone()),
             StringStringEntryProto::new("source_sha256", model.source_hash.clone()),
-        ],
+        ]
+        .into_iter()
+        .chain(
+            options
+                .metadata
+                .iter()
+                .map(|(k, v)| StringStringEntryProto::new(k, v.clone())),
+        )
+        .collect(),
         ..Default::default()
     };
     Ok((proto, l.slots))

@@ -54,6 +54,52 @@ pub struct Checkpoint {
     pub test_examples: Option<u64>,
 }
 
+/// What a model trained by cnnc expects as input: its file's `cnnc_input` metadata.
+pub const INPUT_NOTE: &str = "float32 images [N, C, H, W]: the pixel values divided by 255 \
+                              (0 to 1), nothing subtracted";
+
+/// How a model was trained: the `cnnc_training` metadata (as JSON) of the file `cnnc train`
+/// writes, and of the one `cnnc export --weights CKPT` writes from a checkpoint. A value a
+/// checkpoint of an older cnnc lacks is null.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainingSummary {
+    /// What `--data` named.
+    pub data: Option<String>,
+    pub train_examples: Option<u64>,
+    /// How many test examples `test_acc` was measured on.
+    pub test_examples: Option<u64>,
+    pub epochs: u32,
+    pub steps: u64,
+    pub batch: Option<u64>,
+    /// In words: `SGD, momentum 0.9, weight decay 0`.
+    pub optimizer: Option<String>,
+    pub lr: Option<f64>,
+    pub seed: u64,
+    /// `--resize H`: the images were resampled to H×H.
+    pub resize: Option<u64>,
+    pub test_acc: Option<f64>,
+}
+
+impl TrainingSummary {
+    /// The metadata entries (key, value) of a trained model's file: `cnnc_input` and
+    /// `cnnc_training`.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        vec![
+            ("cnnc_input".to_string(), INPUT_NOTE.to_string()),
+            (
+                "cnnc_training".to_string(),
+                serde_json::to_string(self).expect("plain data serializes"),
+            ),
+        ]
+    }
+}
+
+/// A learning rate as written: f32 → shortest decimal → f64, so 0.1 and not
+/// 0.10000000149011612.
+pub fn lr_as_written(lr: f32) -> f64 {
+    lr.to_string().parse::<f64>().unwrap_or(f64::from(lr))
+}
+
 /// Why a checkpoint could not be written or read.
 #[derive(Debug)]
 pub enum CheckpointError {
@@ -714,6 +760,36 @@ impl Checkpoint {
 
     /// The model's weights in the checkpoint (its `param.` tensors: parameters and running
     /// statistics), keyed as `--weights` and the ONNX initializers are.
+    /// How the weights of this checkpoint were trained, from its metadata (the run's
+    /// `optimizer` entry holds the data, batch and learning rate).
+    pub fn training_summary(&self) -> TrainingSummary {
+        let info = &self.optimizer;
+        let optimizer = info
+            .get("optimizer")
+            .cloned()
+            .and_then(|v| serde_json::from_value::<super::graph::Optimizer>(v).ok());
+        TrainingSummary {
+            data: info
+                .get("data")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            train_examples: info.get("train_examples").and_then(|v| v.as_u64()),
+            test_examples: self.test_examples,
+            epochs: self.epoch,
+            steps: self.step,
+            batch: info.get("batch_size").and_then(|v| v.as_u64()),
+            optimizer: optimizer.map(|o| o.describe()),
+            // Written as the f32 it was: read back as one, then as written.
+            lr: info
+                .get("lr")
+                .and_then(|v| v.as_f64())
+                .map(|lr| lr_as_written(lr as f32)),
+            seed: self.rng_seed,
+            resize: info.get("resize").and_then(|v| v.as_u64()),
+            test_acc: self.test_acc,
+        }
+    }
+
     pub fn weights(&self) -> crate::onnx::weights::Weights {
         let mut w = crate::onnx::weights::Weights::new();
         for (name, (dims, data)) in &self.tensors {

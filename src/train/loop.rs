@@ -43,6 +43,8 @@ pub struct TrainConfig {
     pub seed: u64,
     pub init: Init,
     pub device: Device,
+    /// What `--data` named (`fashion-mnist` or a folder), recorded in the checkpoints.
+    pub data: String,
     /// Where the state is written after every epoch (and on a stop request).
     pub checkpoint: Option<PathBuf>,
     /// Continue from `checkpoint`.
@@ -511,12 +513,21 @@ fn data_fingerprint(train: &crate::train::data::Dataset) -> String {
     format!("{:x}", h.finalize())
 }
 
-fn run_info(config: &TrainConfig, train_examples: usize) -> serde_json::Value {
+/// The run's settings, as a checkpoint's `optimizer` metadata entry: what a resume must match
+/// (optimizer, batch size, examples) and what [`Checkpoint::training_summary`] reads back
+/// (`data` and `resize` too).
+fn run_info(
+    config: &TrainConfig,
+    train_examples: usize,
+    resize: Option<(usize, usize)>,
+) -> serde_json::Value {
     serde_json::json!({
         "optimizer": config.optimizer,
         "lr": config.lr,
         "batch_size": config.batch_size,
         "train_examples": train_examples,
+        "data": config.data,
+        "resize": resize.map(|(h, _)| h),
     })
 }
 
@@ -865,7 +876,7 @@ pub fn train(
 ) -> Result<TrainOutcome, TrainError> {
     let n_train = splits.train.n;
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
-    let mut info = run_info(config, n_train);
+    let mut info = run_info(config, n_train, resize);
     info["train_data_sha256"] = data_fingerprint(&splits.train).into();
     // What each write may replace: what was there at the start, then the run's own last. A
     // resumed checkpoint is there: where the caller did not say which file it found, the one

@@ -11,7 +11,7 @@ pub mod progress;
 #[path = "loop.rs"]
 pub mod training;
 
-pub use checkpoint::{Checkpoint, CheckpointError};
+pub use checkpoint::{Checkpoint, CheckpointError, TrainingSummary};
 pub use data::{
     resize_bilinear, Batch, BatchConfig, Batches, DataError, DataSource, Dataset, Splits,
 };
