@@ -1119,6 +1119,34 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
     let r = cnnc(out.path(), &["run", "-", "-i", "-"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("both `-`"), "{}", r.stderr);
+    // The same pipe by another name: said as such, not "the input is empty".
+    #[cfg(target_os = "linux")]
+    for args in [
+        ["run", "-", "-i", "/dev/stdin"],
+        ["run", "/dev/stdin", "-i", "-"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(args)
+            .current_dir(out.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Refused before anything is read: the pipe may close unread.
+        let _ = child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&std::fs::read(out.path().join("m.cnn")).unwrap());
+        let o = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("/dev/stdin is standard input, which `-` reads too"),
+            "{args:?}: {stderr}"
+        );
+    }
     for args in [
         &["export", "m.cnn", "-o", "-"][..],
         &["run", "m.cnn", "--input", "x.npy", "-o", "-"][..],

@@ -556,6 +556,28 @@ pub fn check_replaces_only_an_array(path: &Path) -> Result<(), String> {
 
 /// The absolute path a file name refers to, links resolved (dangling ones too, as the
 /// writer follows them), whether or not the file exists yet (its folder must).
+/// Whether `path` (`/dev/stdin`, `/proc/self/fd/0`) opens the stream that standard input
+/// is, when that can be read only once: a pipe, a socket or a terminal. (A file redirected to
+/// standard input opened again by its name reads from its start, so it is not one.)
+pub fn is_standard_input_stream(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let (Ok(named), Ok(stdin)) = (std::fs::metadata(path), std::fs::metadata("/dev/stdin"))
+        else {
+            return false;
+        };
+        let t = stdin.file_type();
+        (t.is_fifo() || t.is_socket() || t.is_char_device())
+            && (named.dev(), named.ino()) == (stdin.dev(), stdin.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
 pub fn same_file_key(path: &Path) -> Option<std::path::PathBuf> {
     let path = &cnnc::fsutil::resolve_output(path);
     if let Ok(p) = std::fs::canonicalize(path) {

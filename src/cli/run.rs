@@ -350,6 +350,19 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             "the model and the input are both `-`: standard input can be read only once".into(),
         ));
     }
+    // `cnnc run - -i /dev/stdin`: the same stream under another name.
+    for (dash, named, what) in [(&a.model, &a.input, "input"), (&a.input, &a.model, "model")] {
+        if dash == stdin && super::common::is_standard_input_stream(named) {
+            return Err(Failure(
+                EXIT_USAGE,
+                format!(
+                    "the {what} {} is standard input, which `-` reads too: a pipe or terminal \
+                     can be read only once; give one of them as a file",
+                    named.display()
+                ),
+            ));
+        }
+    }
     let bytes = model_bytes(&a.model, a.model_name.as_deref(), "run")?;
     let input_bytes = if a.input == stdin {
         cnnc::fsutil::read_capped(
