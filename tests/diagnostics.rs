@@ -2073,6 +2073,22 @@ fn upsample_takes_a_scale_or_a_size() {
     assert_eq!(c.models[0].output_shape().to_string(), "[3, 5, 16]");
 }
 
+/// A slip for the model's own block or tensor comes before what the name means elsewhere:
+/// `upconv` is U-Net's usual block name, not only a transposed conv.
+#[test]
+fn a_slip_for_an_own_name_is_said_before_a_common_meaning() {
+    let h = help_for(
+        "block up_conv(c) { convT(c, 2, stride=2) }\nmodel M(input: [1, 8, 8]) { upconv(4) }",
+        "cnnc::elab::unknown_layer",
+    );
+    assert_eq!(h, "did you mean `up_conv`?");
+    let h = help_for(
+        "model M(input: [1, 8, 8]) { upconv(4) }",
+        "cnnc::elab::unknown_layer",
+    );
+    assert!(h.contains("`convT("), "{h}");
+}
+
 /// PyTorch layers and arguments cnnc does not have get what to write instead, not a near
 /// name that means something else (`dropout2d` is not `dropout`, `padding_mode` not `pad`).
 #[test]
@@ -2093,6 +2109,16 @@ fn what_cnnc_lacks_is_said_not_guessed() {
         ),
         (
             "conv_transpose(4, 2)",
+            "unknown_layer",
+            "the transposed convolution is `convT",
+        ),
+        (
+            "deconv2d(4, 2)",
+            "unknown_layer",
+            "the transposed convolution is `convT",
+        ),
+        (
+            "conv2d_transpose(4, 2)",
             "unknown_layer",
             "the transposed convolution is `convT",
         ),

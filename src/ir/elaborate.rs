@@ -166,6 +166,9 @@ pub(crate) fn unknown_layer<'c>(
     }
     let tensors: Vec<&str> = candidates.collect();
     near.extend(&tensors);
+    // A slip for one of the model's own names (`upconv` for a block `up_conv`) comes before
+    // what a common name from elsewhere means in cnnc.
+    let own = did_you_mean_text(name, defs.block_names().chain(tensors.iter().copied()));
     let tensors = listed_tensors(&tensors);
     if name == "input" {
         // Found wherever a model's body reads it: this is a block's.
@@ -195,6 +198,7 @@ pub(crate) fn unknown_layer<'c>(
         _ if layers::keras_equivalent(name).is_some() => {
             d.help(layers::keras_equivalent(name).expect("checked"))
         }
+        _ if own.is_some() => d.help(own.expect("checked")),
         _ if layers::missing_layer_hint(name).is_some() => {
             d.help(layers::missing_layer_hint(name).expect("checked"))
         }
@@ -614,6 +618,9 @@ struct Elab<'a, 'd> {
     /// The shape assertions that have held somewhere (a repeat's iteration, a block's call):
     /// one that fails later holds for no single shape.
     held_assertions: HashSet<Span>,
+    /// The blocks of each recursion reported (sorted): a cycle entered again, from another
+    /// of its blocks, is the same mistake.
+    reported_cycles: HashSet<Vec<&'a str>>,
     /// The last failed assertion checking went on from: its place, the shape written and
     /// the one the layer gave. A later assertion that fails may fail only because of it.
     assumed: Option<(Span, Shape, Shape)>,
@@ -702,6 +709,7 @@ fn elaborate_model_body<'a>(
         steps: 0,
         checked_diags: 0,
         held_assertions: HashSet::new(),
+        reported_cycles: HashSet::new(),
         assumed: None,
         refused_names: HashSet::new(),
         residual_bodies: 0,
@@ -3841,6 +3849,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             let first = self.call_stack[pos].1;
             // `a` calls `b`, which calls `a`: the blocks of the cycle, in call order.
             let cycle = &self.call_stack[pos..];
+            let mut blocks: Vec<&'a str> = cycle.iter().map(|(n, _)| *n).collect();
+            blocks.sort_unstable();
+            if !self.reported_cycles.insert(blocks) {
+                return Ok(unknown(cur));
+            }
             let mut d = if cycle.len() == 1 {
                 Diagnostic::error(
                     "cnnc::elab::recursive_block",
@@ -3887,6 +3900,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         let mut env = Env::new();
         let mut ok = true;
         let mut bound: Vec<Option<Argument>> = vec![None; block.params.len()];
+        // The parameters whose argument failed: a default that reads one is not evaluated.
+        let mut failed: Vec<&str> = Vec::new();
         let mut positional = 0;
         for arg in &call.args {
             let slot = match &arg.name {
@@ -3962,17 +3977,21 @@ impl<'a, 'd> Elab<'a, 'd> {
                     let before = self.diags.0.len();
                     self.report_eval(e);
                     let param = &block.params[slot];
-                    if param.default.is_none() {
+                    if is_none_literal(&arg.value) {
                         self.retell_none(
                             before,
-                            &format!(
-                                "cnnc has no `None`, and `{}` of block `{name}` has no default: \
-                                 pass a value ({})",
-                                param.name.name,
-                                block_signature(block)
-                            ),
+                            &match param.default {
+                                None => format!(
+                                    "cnnc has no `None`, and `{}` of block `{name}` has no \
+                                     default: pass it ({})",
+                                    param.name.name,
+                                    block_signature(block)
+                                ),
+                                Some(_) => super::value::NONE_ARGUMENT_HELP.to_string(),
+                            },
                         );
                     }
+                    failed.push(param.name.name.as_str());
                     ok = false;
                 }
             }
@@ -3991,6 +4010,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             let given = match bound[i].take() {
                 Some(given) => Some(given),
                 None => match &p.default {
+                    // `k=c` where the argument for `c` failed: said once, at the argument.
+                    Some(d) if reads_any(d, &failed) => {
+                        failed.push(p.name.name.as_str());
+                        None
+                    }
                     Some(d) => {
                         // A default reads earlier tensors' sizes (`c=skip.c`), or is one
                         // (`b=a`).
@@ -4016,14 +4040,17 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 Err(e) => {
                                     let before = self.diags.0.len();
                                     self.report_eval(e);
-                                    self.retell_none(
-                                        before,
-                                        &format!(
-                                            "a parameter without a default is written without \
-                                             `=` (`{}` alone), and every call must then pass it",
-                                            p.name.name
-                                        ),
-                                    );
+                                    if is_none_literal(d) {
+                                        self.retell_none(
+                                            before,
+                                            &format!(
+                                                "a parameter without a default is written \
+                                                 without `=` (`{}` alone), and every call must \
+                                                 then pass it",
+                                                p.name.name
+                                            ),
+                                        );
+                                    }
                                     ok = false;
                                     None
                                 }
@@ -5078,6 +5105,23 @@ fn keyword_span(span: Span, keyword: &str) -> Span {
 }
 
 /// `block NAME(a, b, c=…)`, for help lines.
+/// `None`, written alone (not within an expression).
+fn is_none_literal(e: &ast::Expr) -> bool {
+    matches!(&e.kind, ast::ExprKind::Var(n) if n == "None")
+}
+
+/// Whether `e` reads one of `names`, as a variable or a tensor's size (`c`, `skip.c`).
+fn reads_any(e: &ast::Expr, names: &[&str]) -> bool {
+    let mut found = false;
+    ast::walk_expr(e, &mut |x| match &x.kind {
+        ast::ExprKind::Var(n) | ast::ExprKind::TensorQuery(n, _) => {
+            found |= names.contains(&n.as_str());
+        }
+        _ => {}
+    });
+    found
+}
+
 fn block_signature(block: &ast::BlockDef) -> String {
     let params: Vec<String> = block
         .params

@@ -397,16 +397,21 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
          gelu and softmax";
     let hint = match key.as_str() {
         "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
-        "tconv"
-        | "deconv"
-        | "deconvolution"
-        | "convt"
-        | "convtranspose"
-        | "transposeconv"
-        | "transposedconv"
-        | "convtransposed"
-        | "transposedconvolution"
-        | "upconv" => {
+        // Also with PyTorch's and TensorFlow's `2d` (`conv_transpose2d`, `conv2d_transpose`).
+        k if matches!(
+            k.replace("2d", "").as_str(),
+            "tconv"
+                | "deconv"
+                | "deconvolution"
+                | "convt"
+                | "convtranspose"
+                | "transposeconv"
+                | "transposedconv"
+                | "convtransposed"
+                | "transposedconvolution"
+                | "upconv"
+        ) =>
+        {
             "the transposed convolution is `convT(out_channels, kernel, stride=…, pad=…, \
              output_pad=…)`: `convT(64, 2, stride=2)` doubles the height and width, as U-Net's \
              up-convolutions do"
@@ -1436,14 +1441,18 @@ fn bind(
             },
             Err(EvalError::Diag(mut d)) => {
                 let param = &spec.params[index];
-                if param.required && d.message == "unknown variable `None`" {
-                    d.help = Some(format!(
-                        "cnnc has no `None`, and `{}` of `{}` has no default: pass a value (the \
-                         signature is {})",
-                        param.name,
-                        spec.name,
-                        signature(spec)
-                    ));
+                if matches!(&arg.value.kind, ast::ExprKind::Var(n) if n == "None") {
+                    d.help = Some(if param.required {
+                        format!(
+                            "cnnc has no `None`, and `{}` of `{}` has no default: pass a value \
+                             (the signature is {})",
+                            param.name,
+                            spec.name,
+                            signature(spec)
+                        )
+                    } else {
+                        super::value::NONE_ARGUMENT_HELP.to_string()
+                    });
                 }
                 diags.push(*d);
                 ok = false;

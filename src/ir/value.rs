@@ -120,10 +120,14 @@ impl Env {
     }
 }
 
-/// The help for `None` read as a value, where it is an argument; places where it means
-/// something else (an input size, an assertion, a parameter's default) say so instead
-/// (`Elab::retell_none`).
-pub const NONE_HELP: &str = "cnnc has no `None`: leave the argument out to get its default";
+/// The help for `None` read as a value. Where it is written says more (`Elab::retell_none`):
+/// an argument ([`NONE_ARGUMENT_HELP`]), an input size, an assertion, a parameter's default.
+pub const NONE_HELP: &str = "cnnc has no `None`: write a value (an argument that has a default \
+                             is left out to get it)";
+
+/// The help for `None` given as an argument that has a default.
+pub const NONE_ARGUMENT_HELP: &str =
+    "cnnc has no `None`: leave the argument out to get its default";
 
 #[derive(Debug)]
 pub enum EvalError {

@@ -22,8 +22,8 @@ struct CnnParser;
 /// nesting of statements (bodies and `else if` chains).
 pub const MAX_NESTING: usize = 64;
 
-/// The deepest expression tree the parser builds, in operators above a leaf (`- - - x` and
-/// `x + x + x + x` are three deep).
+/// The deepest expression tree the parser builds, in nodes (operators, calls, indexing) above
+/// a leaf (`- - - x` and `x + x + x + x` are three deep).
 pub const MAX_EXPR_DEPTH: usize = 128;
 
 const UNEXPECTED: &str = "cnnc::syntax::unexpected";
@@ -2089,13 +2089,13 @@ impl Builder {
                 self.diags.push(
                     Diagnostic::error(
                         TOO_DEEP,
-                        format!("this expression is more than {MAX_EXPR_DEPTH} operators deep"),
+                        format!("this expression is more than {MAX_EXPR_DEPTH} levels deep"),
                     )
                     .label(Span::new(self.file, at, at + 1), "too deep here")
                     .help(
-                        "each operator is a level, in a flat chain as in brackets (`a + b + c` \
-                         is `(a + b) + c`, two deep); split the expression into block \
-                         parameters or simpler parts (a sum of equal terms as a product)",
+                        "each operator, call, list and index is a level, one per operator in a flat \
+                         chain as in brackets (`a + b + c` is `(a + b) + c`, two deep); split \
+                         the expression into block parameters or simpler parts",
                     ),
                 );
             }

@@ -1373,7 +1373,7 @@ fn long_prefix_chains_do_not_overflow() {
 fn long_operator_chains_do_not_overflow() {
     let text = format!("model M(input: [1{}]) {{}}", " + 1".repeat(100_000));
     // A flat chain is said to be as deep as its operators, which it is.
-    check_error(&text, TOO_DEEP, &["operators deep", "flat chain"]);
+    check_error(&text, TOO_DEEP, &["levels deep", "flat chain"]);
     // Up to the limit they parse.
     let text = format!("model M(input: [1{}]) {{}}", " + 1".repeat(MAX_EXPR_DEPTH));
     parse_ok(&text);
