@@ -1044,11 +1044,31 @@ fn export_replaces_models_other_tools_wrote() {
     }
 }
 
+/// Runs cnnc in `dir` with `stdin` piped to it. A write that fails (cnnc refused before
+/// reading) is no error.
+fn cnnc_piped(dir: &Path, args: &[&str], stdin: &[u8]) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// `-` is standard input as a model, for `run` and `bench` as for `check`; as an output it
 /// is refused before any work, rather than made a file named `-`.
 #[test]
 fn a_dash_reads_standard_input_and_is_no_output_name() {
-    use std::io::Write;
     let Some(dir) = fixtures() else { return };
     let out = tempfile::tempdir().unwrap();
     let x = out.path().join("x.npy");
@@ -1060,49 +1080,21 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
         "model M(input: [4]) { linear(3) }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(["run", "-", "--input", x.to_str().unwrap()])
-        .current_dir(dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"model M(input: [4]) { linear(3) }\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{stderr}");
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
-        "{stderr}"
+    let (code, stdout, stderr) = cnnc_piped(
+        dir,
+        &["run", "-", "--input", x.to_str().unwrap()],
+        b"model M(input: [4]) { linear(3) }\n",
     );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("[1, 3]"), "{stderr}");
     // The input from standard input, the model from a file; not both from there.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(["run", "m.cnn", "-i", "-"])
-        .current_dir(out.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(&x).unwrap())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{stderr}");
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("[1, 3]"),
-        "{stderr}"
+    let (code, stdout, stderr) = cnnc_piped(
+        out.path(),
+        &["run", "m.cnn", "-i", "-"],
+        &std::fs::read(&x).unwrap(),
     );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("[1, 3]"), "{stderr}");
     // Nothing piped in: said so, with what belongs there.
     let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(["run", "m.cnn", "-i", "-"])
@@ -1125,23 +1117,10 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
         ["run", "-", "-i", "/dev/stdin"],
         ["run", "/dev/stdin", "-i", "-"],
     ] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
-            .args(args)
-            .current_dir(out.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
         // Refused before anything is read: the pipe may close unread.
-        let _ = child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&std::fs::read(out.path().join("m.cnn")).unwrap());
-        let o = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        let model = std::fs::read(out.path().join("m.cnn")).unwrap();
+        let (code, _, stderr) = cnnc_piped(out.path(), &args, &model);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains("/dev/stdin is standard input, which `-` reads too"),
             "{args:?}: {stderr}"
