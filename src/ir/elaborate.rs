@@ -1143,8 +1143,8 @@ impl<'a, 'd> Elab<'a, 'd> {
     }
 
     /// Gives the "unknown variable `None`" errors reported since `before` the help of the
-    /// place it was written in, in place of [`super::value::NONE_HELP`]'s "leave the
-    /// argument out".
+    /// place it was written in, in place of [`super::value::NONE_HELP`]'s general "write a
+    /// value".
     fn retell_none(&mut self, before: usize, help: &str) {
         let before = before.min(self.diags.0.len());
         for d in &mut self.diags.0[before..] {
