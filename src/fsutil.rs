@@ -467,11 +467,232 @@ impl Found {
     }
 }
 
+/// A file being written beside the output it will become, not yet in place. Where the file
+/// system can (Linux's `O_TMPFILE`: ext4, xfs, btrfs, tmpfs), it has no name until it is put
+/// in place: a process killed meanwhile (SIGKILL, the out-of-memory killer) leaves nothing
+/// behind, where a named temporary file would stay. Elsewhere it is a hidden
+/// `.cnnc-tmp-*` file, removed when dropped and by the signal handlers ([`PendingTemp`]).
+/// Dropped before it is put in place, it is gone.
+pub struct TempBeside {
+    file: File,
+    /// Its name, where it has one (not an `O_TMPFILE` file).
+    named: Option<(tempfile::TempPath, PendingTemp)>,
+}
+
+/// The error of putting a [`TempBeside`] in place, which gives the file back (to try
+/// another name).
+pub struct PersistError {
+    pub error: std::io::Error,
+    pub temp: TempBeside,
+}
+
+impl std::fmt::Debug for PersistError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PersistError({:?})", self.error)
+    }
+}
+
+/// A counter that makes the short-lived names of [`TempBeside::persist`] unique within the
+/// process (the process id makes them unique between processes).
+static LINK_NAMES: AtomicUsize = AtomicUsize::new(0);
+
+impl TempBeside {
+    /// A new empty file in `dir` (mode 0600 until [`TempBeside::give_mode_of`]). Its error
+    /// says "cannot create a file in DIR: …" (a temporary name would mean nothing to the
+    /// user).
+    pub fn new_in(dir: &Path) -> std::io::Result<TempBeside> {
+        match Self::anonymous_in(dir) {
+            Some(file) => Ok(TempBeside { file, named: None }),
+            None => Self::named_in(dir),
+        }
+    }
+
+    /// [`TempBeside::new_in`] where the file system makes no nameless file: a hidden
+    /// `.cnnc-tmp-*` file.
+    pub fn named_in(dir: &Path) -> std::io::Result<TempBeside> {
+        let tmp = tempfile::Builder::new()
+            .prefix(".cnnc-tmp-")
+            .tempfile_in(dir)
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot create a file in {}: {}",
+                        dir.display(),
+                        // Without tempfile's wrapping, which names its random file.
+                        io_message(&std::io::Error::from(e.kind()))
+                    ),
+                )
+            })?;
+        let (file, path) = tmp.into_parts();
+        let pending = PendingTemp::register(&path);
+        Ok(TempBeside {
+            file,
+            named: Some((path, pending)),
+        })
+    }
+
+    /// An `O_TMPFILE` file in `dir`, where the file system makes one and `/proc` is there to
+    /// link it into place by ([`link_anonymous`]); `None` otherwise, for a named file (whose
+    /// error, if it fails too, is the one reported).
+    #[cfg(target_os = "linux")]
+    fn anonymous_in(dir: &Path) -> Option<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if !Path::new("/proc/self/fd").is_dir() {
+            return None;
+        }
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(dir)
+            .ok()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn anonymous_in(_dir: &Path) -> Option<File> {
+        None
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn file_mut(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Whether it has no name until put in place (an `O_TMPFILE` file).
+    pub fn is_anonymous(&self) -> bool {
+        self.named.is_none()
+    }
+
+    /// A path that opens this file, for a writer that takes a path: its name, or its link in
+    /// `/proc/self/fd`.
+    pub fn path_to_open(&self) -> std::path::PathBuf {
+        use std::os::fd::AsRawFd;
+        match &self.named {
+            Some((path, _)) => path.to_path_buf(),
+            None => format!("/proc/self/fd/{}", self.file.as_raw_fd()).into(),
+        }
+    }
+
+    /// Gives it the mode `target` has, or 0644 when `target` is new: an output is an
+    /// ordinary file, and a temporary one is made 0600.
+    pub fn give_mode_of(&self, target: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o777);
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+
+    /// Puts it in place at `target`, replacing what is there.
+    pub fn persist(self, target: &Path) -> Result<(), PersistError> {
+        match self.named {
+            Some((path, pending)) => path.persist(target).map_err(|e| PersistError {
+                error: e.error,
+                temp: TempBeside {
+                    file: self.file,
+                    named: Some((e.path, pending)),
+                },
+            }),
+            // Linked under a name of its own beside the target, then renamed over it: a link
+            // cannot replace a file. A kill between the two leaves that name, for the
+            // microseconds between two system calls.
+            None => {
+                let dir = match target.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let linked = loop {
+                    let name = dir.join(format!(
+                        ".cnnc-tmp-{}-{}",
+                        std::process::id(),
+                        LINK_NAMES.fetch_add(1, Ordering::SeqCst)
+                    ));
+                    match link_anonymous(&self.file, &name) {
+                        Ok(()) => break name,
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(error) => return Err(PersistError { error, temp: self }),
+                    }
+                };
+                let pending = PendingTemp::register(&linked);
+                let renamed = std::fs::rename(&linked, target);
+                if renamed.is_err() {
+                    let _ = std::fs::remove_file(&linked);
+                }
+                drop(pending);
+                renamed.map_err(|error| PersistError { error, temp: self })
+            }
+        }
+    }
+
+    /// Puts it in place at `target` only where nothing is there; otherwise the error is of
+    /// kind `AlreadyExists` and the target is left as it is.
+    pub fn persist_noclobber(self, target: &Path) -> Result<(), PersistError> {
+        match self.named {
+            Some((path, pending)) => path.persist_noclobber(target).map_err(|e| PersistError {
+                error: e.error,
+                temp: TempBeside {
+                    file: self.file,
+                    named: Some((e.path, pending)),
+                },
+            }),
+            None => link_anonymous(&self.file, target)
+                .map_err(|error| PersistError { error, temp: self }),
+        }
+    }
+}
+
+/// Gives the `O_TMPFILE` file `file` the name `to`, which must not exist: through its link
+/// in `/proc/self/fd` (what an unprivileged process may do), else by its descriptor
+/// (`AT_EMPTY_PATH`, for a process with `CAP_DAC_READ_SEARCH` where `/proc` is gone).
+fn link_anonymous(file: &File, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let fd = file.as_raw_fd();
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD resolves them as open(2) does.
+    let linked = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if linked == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::AlreadyExists {
+        return Err(error);
+    }
+    // SAFETY: `fd` is open for the call; the empty path with AT_EMPTY_PATH names it.
+    let by_descriptor = unsafe {
+        libc::linkat(
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    if by_descriptor == 0 {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
 /// A file written in full to a temporary file beside its target, not yet in place: see
 /// [`commit`]. Dropped uncommitted, the temporary file is removed.
 pub struct Staged {
     /// None for a device or pipe, written in place already.
-    file: Option<(tempfile::NamedTempFile, std::path::PathBuf, PendingTemp)>,
+    file: Option<(TempBeside, std::path::PathBuf)>,
     /// What the target must still be ([`Staged::expecting`]).
     found: Found,
 }
@@ -558,30 +779,15 @@ pub fn stage_with(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    // tempfile's error names its random file; the user knows the folder.
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".cnnc-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!(
-                    "cannot create a file in {}: {}",
-                    dir.display(),
-                    // Without tempfile's wrapping, which names its random file.
-                    io_message(&std::io::Error::from(e.kind()))
-                ),
-            )
-        })?;
-    let pending = PendingTemp::register(tmp.path());
+    let mut tmp = TempBeside::new_in(dir)?;
     {
-        let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.as_file_mut()));
+        let mut out = BufWriter::with_capacity(1 << 16, CancellableFile(tmp.file_mut()));
         write(&mut out)?;
         out.flush()?;
     }
-    give_output_mode(tmp.path(), path)?;
+    tmp.give_mode_of(path)?;
     Ok(Staged {
-        file: Some((tmp, path.to_path_buf(), pending)),
+        file: Some((tmp, path.to_path_buf())),
         found: Found::Any,
     })
 }
@@ -612,7 +818,7 @@ pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
     // Each target checked before any is placed: (staged, put in place without replacing).
     let mut plan = Vec::new();
     for s in staged.drain(..) {
-        let Some((_, target, _)) = &s.file else {
+        let Some((_, target)) = &s.file else {
             continue;
         };
         let noclobber = match s.found.still_at(target) {
@@ -626,7 +832,7 @@ pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
     plan.sort_by_key(|(s, noclobber)| (!noclobber, s.found == Found::Any));
     let mut placed = Vec::new();
     for (s, noclobber) in plan {
-        let Some((tmp, target, _pending)) = s.file else {
+        let Some((tmp, target)) = s.file else {
             continue;
         };
         if !noclobber {
@@ -647,20 +853,6 @@ pub fn commit(staged: impl IntoIterator<Item = Staged>) -> std::io::Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Gives the temporary file `tmp`, about to replace `target`, the mode `target` has, or 0644
-/// when it is new: tempfile creates 0600, and an output is an ordinary file.
-pub fn give_output_mode(tmp: &Path, target: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(target).map_or(0o644, |m| m.permissions().mode() & 0o777);
-        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = (tmp, target);
     Ok(())
 }
 
@@ -765,6 +957,78 @@ mod tests {
         assert_eq!(run(Worth::Length(100_000)), (100_001, 2));
         // Nothing known: all of it.
         assert_eq!(run(Worth::ReadOn).0, 1 << 20);
+    }
+
+    /// Both kinds of temporary file: nameless (where this file system makes one) and named.
+    fn temps_in(dir: &Path) -> Vec<TempBeside> {
+        vec![
+            TempBeside::new_in(dir).unwrap(),
+            TempBeside::named_in(dir).unwrap(),
+        ]
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_temporary_file_is_put_in_place_whole_with_the_mode_of_an_output() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        let makers = [TempBeside::new_in, TempBeside::named_in];
+        for (i, make) in makers.into_iter().enumerate() {
+            let mut tmp = make(dir.path()).unwrap();
+            // A nameless file is not in the folder while it is written.
+            let named = !tmp.is_anonymous();
+            assert_eq!(
+                names_in(dir.path()).len(),
+                usize::from(named) + usize::from(i > 0)
+            );
+            tmp.file_mut()
+                .write_all(format!("take {i}").as_bytes())
+                .unwrap();
+            tmp.give_mode_of(&target).unwrap();
+            tmp.persist(&target).unwrap();
+            assert_eq!(
+                std::fs::read(&target).unwrap(),
+                format!("take {i}").as_bytes()
+            );
+            assert_eq!(names_in(dir.path()), ["out.bin"], "take {i}");
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o644, "take {i}");
+        }
+        // A writer that takes a path writes the same file.
+        let tmp = TempBeside::new_in(dir.path()).unwrap();
+        std::fs::write(tmp.path_to_open(), b"by path").unwrap();
+        tmp.persist(&target).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"by path");
+    }
+
+    #[test]
+    fn a_temporary_file_put_in_place_only_where_none_is_leaves_one_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        std::fs::write(&target, b"theirs").unwrap();
+        for mut tmp in temps_in(dir.path()) {
+            tmp.file_mut().write_all(b"mine").unwrap();
+            let e = tmp.persist_noclobber(&target).err().unwrap();
+            assert_eq!(e.error.kind(), std::io::ErrorKind::AlreadyExists);
+            assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+            // Given back: it goes under another name.
+            let other = dir.path().join("other.bin");
+            e.temp.persist_noclobber(&other).unwrap();
+            assert_eq!(std::fs::read(&other).unwrap(), b"mine");
+            std::fs::remove_file(&other).unwrap();
+        }
+        // Dropped before it is in place, nothing is left.
+        drop(temps_in(dir.path()));
+        assert_eq!(names_in(dir.path()), ["out.bin"]);
     }
 
     #[test]

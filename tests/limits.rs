@@ -4,6 +4,8 @@
 //! (tests/cli.rs covers missing, non-UTF-8, oversized and empty files, deep nesting, 1,000
 //! nested block calls and overflow.)
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -735,7 +737,15 @@ fn ctrl_c_during_export_leaves_no_partial_file() {
     }
 }
 
-fn export_stopped_by(signal: libc::c_int, said: &str) {
+/// The export [`export_stopped_by`] and [`a_killed_export_leaves_no_temporary_file`] stop:
+/// started, and writing its temporary file. Returns the folder, the output (holding a
+/// previous model), that model and the process.
+fn an_export_writing() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<u8>,
+    std::process::Child,
+) {
     let dir = tempfile::tempdir().unwrap();
     // 400 million parameters: 1.6 GB to write, seconds of work.
     let src = write(
@@ -753,16 +763,10 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the temporary file has started to fill, then interrupt.
-    let temporary = || {
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .find(|e| e.file_name().to_string_lossy().starts_with(".cnnc-tmp-"))
-    };
+    // Wait until the temporary file has started to fill.
     let started = Instant::now();
     loop {
-        if temporary().is_some_and(|e| e.metadata().is_ok_and(|m| m.len() > 0)) {
+        if common::temporary_file_size(child.id(), dir.path()).is_some_and(|n| n > 0) {
             break;
         }
         assert!(
@@ -775,6 +779,26 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+    (dir, out, previous, child)
+}
+
+/// What is left in an export's folder: the source and the previous model, nothing else.
+fn assert_only_source_and_previous(dir: &Path, out: &Path, previous: &[u8]) {
+    let mut left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["big.cnn", "big.onnx"],
+        "a temporary file was left behind"
+    );
+    assert_eq!(std::fs::read(out).unwrap(), previous);
+}
+
+fn export_stopped_by(signal: libc::c_int, said: &str) {
+    let (dir, out, previous, child) = an_export_writing();
     // SAFETY: kill() with a live child's pid and a valid signal number.
     unsafe {
         libc::kill(child.id() as libc::pid_t, signal);
@@ -783,8 +807,27 @@ fn export_stopped_by(signal: libc::c_int, said: &str) {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains(&format!("stopped by {said}:")), "{err}");
-    assert!(temporary().is_none(), "a temporary file was left behind");
-    assert_eq!(std::fs::read(&out).unwrap(), previous);
+    assert_only_source_and_previous(dir.path(), &out, &previous);
+}
+
+/// An export killed outright (SIGKILL, the out-of-memory killer), which no handler sees,
+/// leaves no temporary file where the file system makes nameless ones (`O_TMPFILE`: ext4,
+/// xfs, btrfs, tmpfs), and the previous model as it was.
+#[test]
+fn a_killed_export_leaves_no_temporary_file() {
+    let probe = tempfile::tempdir().unwrap();
+    if !cnnc::fsutil::TempBeside::new_in(probe.path())
+        .unwrap()
+        .is_anonymous()
+    {
+        eprintln!("skipped: this file system makes no nameless files (O_TMPFILE)");
+        return;
+    }
+    let (dir, out, previous, mut child) = an_export_writing();
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    assert_only_source_and_previous(dir.path(), &out, &previous);
 }
 
 /// One Ctrl-C or SIGTERM ends a command that waits on the other end of a named pipe (the

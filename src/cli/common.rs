@@ -480,16 +480,9 @@ pub fn check_output_path(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if let Err(e) = tempfile::Builder::new()
-        .prefix(".cnnc-probe-")
-        .tempfile_in(dir)
-    {
-        return Err(format!(
-            "cannot write {}: cannot create a file in {}: {}",
-            path.display(),
-            dir.display(),
-            cnnc::fsutil::io_message(&std::io::Error::from(e.kind()))
-        ));
+    // Nameless where the file system can, so even a kill leaves no probe behind.
+    if let Err(e) = cnnc::fsutil::TempBeside::new_in(dir) {
+        return Err(format!("cannot write {}: {e}", path.display()));
     }
     Ok(())
 }

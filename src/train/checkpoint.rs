@@ -340,7 +340,7 @@ fn tensors_hash(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
 /// Where putting a checkpoint in place found another file at `path`: keeps the temporary file
 /// `tmp` beside it, under the first name free, and says so ([`CheckpointError::Appeared`]).
 fn keep_beside(
-    mut tmp: tempfile::TempPath,
+    mut tmp: crate::fsutil::TempBeside,
     path: &Path,
     dir: &Path,
     replaced: bool,
@@ -353,7 +353,7 @@ fn keep_beside(
                 kept = Some(other);
                 break;
             }
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.path,
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => tmp = e.temp,
             Err(_) => break,
         }
     }
@@ -443,26 +443,21 @@ impl Checkpoint {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        // Closed right away: safetensors writes the file by path, then we reopen it to fsync.
-        // A short name of its own, as every output's (`fsutil::stage_with`): one made from
-        // the target's would be longer than the file system takes when the target's is near
-        // the limit.
-        let tmp = tempfile::Builder::new()
-            .prefix(".cnnc-tmp-")
-            .tempfile_in(&dir)
-            .map_err(io_err)?
-            .into_temp_path();
-        let _pending = crate::fsutil::PendingTemp::register(&tmp);
-        safetensors::serialize_to_file(views, Some(self.metadata()), &tmp).map_err(ser_err)?;
+        // As every output's (`fsutil::stage_with`): nameless until in place where the file
+        // system can, so a training killed mid-save leaves no temporary file. safetensors
+        // writes it by path (its link in /proc where it has no name).
+        let tmp = crate::fsutil::TempBeside::new_in(&dir).map_err(io_err)?;
+        safetensors::serialize_to_file(views, Some(self.metadata()), &tmp.path_to_open())
+            .map_err(ser_err)?;
         // Kept open: what it is once in place is read from it, whatever the path holds by then.
-        let written = std::fs::File::open(&tmp).map_err(io_err)?;
+        let written = tmp.file().try_clone().map_err(io_err)?;
         written.sync_all().map_err(io_err)?;
-        crate::fsutil::give_output_mode(&tmp, path).map_err(io_err)?;
+        tmp.give_mode_of(path).map_err(io_err)?;
         // Put in place without replacing a file: one there by then is another process's.
-        let noclobber = |tmp: tempfile::TempPath, replaced| {
+        let noclobber = |tmp: crate::fsutil::TempBeside, replaced| {
             tmp.persist_noclobber(path).map_err(|e| {
                 if e.error.kind() == io::ErrorKind::AlreadyExists {
-                    keep_beside(e.path, path, &dir, replaced)
+                    keep_beside(e.temp, path, &dir, replaced)
                 } else {
                     io_err(e.error)
                 }

@@ -38,3 +38,30 @@ pub fn require_python() {
         "these tests need python3 with onnx, onnxruntime and numpy: pip install onnx onnxruntime numpy"
     );
 }
+
+/// How many bytes the temporary file that process `pid` is writing in `dir` holds: a hidden
+/// `.cnnc-tmp-*` file there, or a nameless one (`O_TMPFILE`), seen among the process's open
+/// files as `DIR/#INODE (deleted)`. `None` before it has one.
+pub fn temporary_file_size(pid: u32, dir: &Path) -> Option<u64> {
+    let dir = dir.canonicalize().ok()?;
+    let named = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with(".cnnc-tmp-"));
+    if let Some(e) = named {
+        return e.metadata().ok().map(|m| m.len());
+    }
+    let nameless = format!("{}/#", dir.display());
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| {
+                let t = t.to_string_lossy();
+                t.starts_with(&nameless) && t.ends_with(" (deleted)")
+            })
+        })
+        // The link opens the file itself.
+        .and_then(|e| std::fs::metadata(e.path()).ok())
+        .map(|m| m.len())
+}
