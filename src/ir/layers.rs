@@ -8,6 +8,11 @@ use crate::ir::{PadMode, UpsampleMode, UpsampleTo};
 use crate::source::Span;
 use crate::syntax::ast;
 
+/// The two ways to write `upsample`, for the helps that ask for one.
+const UPSAMPLE_FORMS: &str = "`upsample(2)` doubles the height and the width (PyTorch's \
+                              `scale_factor=2`), `upsample(size=[h, w])` resamples to h × w \
+                              (PyTorch's `size=(h, w)`)";
+
 /// How an argument's value is checked and converted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -1050,11 +1055,7 @@ pub fn build(
                             "`upsample` needs a `scale` or a `size`",
                         )
                         .label(call.span, "missing `scale` or `size`")
-                        .help(
-                            "`upsample(2)` doubles the height and the width (PyTorch's \
-                             `scale_factor=2`), `upsample(size=[h, w])` resamples to h × w \
-                             (PyTorch's `size=(h, w)`)",
-                        ),
+                        .help(UPSAMPLE_FORMS),
                     );
                     return None;
                 }
@@ -1449,6 +1450,13 @@ fn bind(
                             param.name,
                             spec.name,
                             signature(spec)
+                        )
+                    } else if spec.name == "upsample" {
+                        // Its arguments are optional one by one, but one of the two is
+                        // needed: leaving this one out is half the answer.
+                        format!(
+                            "cnnc has no `None`: `upsample` takes one of `scale` and `size`, \
+                             and the other is left out: {UPSAMPLE_FORMS}"
                         )
                     } else {
                         super::value::NONE_ARGUMENT_HELP.to_string()
