@@ -198,6 +198,17 @@ fn an_input_that_declares_no_shape_takes_any_shape() {
     let r = cnnc(dir, &["bench", "shapeless.onnx", "-n", "1"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("`x` declares no shape"), "{}", r.stderr);
+    assert!(r.stderr.contains("\n  help: declare one"), "{}", r.stderr);
+    // As JSON, the advice is the help, not part of the error.
+    let r = cnnc(dir, &["bench", "shapeless.onnx", "-n", "1", "--format", "json"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().ends_with("cannot tell what to feed it"),
+        "{v}"
+    );
+    assert!(v["help"].as_str().unwrap().starts_with("declare one"), "{v}");
+    assert_eq!(v["exit_code"], 2);
     let r = cnnc(dir, &["run", "scalar.onnx", "--input", "x.npy"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(

@@ -104,6 +104,29 @@ pub struct DoctorArgs {
 /// A failure that ends a subcommand: its exit code and message.
 struct Failure(u8, String);
 
+/// Where a [`Failure`]'s message ends and its help begins: printed as it is, it reads as
+/// every error with a help does (`error: …` then `  help: …`); `--format json` splits it
+/// into `error` and `help` ([`Failure::split_help`]).
+const HELP_SEPARATOR: &str = "\n  help: ";
+
+impl Failure {
+    fn with_help(
+        code: u8,
+        message: impl std::fmt::Display,
+        help: impl std::fmt::Display,
+    ) -> Failure {
+        Failure(code, format!("{message}{HELP_SEPARATOR}{help}"))
+    }
+
+    /// The message and, where it has one, its help.
+    fn split_help(message: &str) -> (&str, Option<&str>) {
+        match message.split_once(HELP_SEPARATOR) {
+            Some((m, h)) => (m, Some(h)),
+            None => (message, None),
+        }
+    }
+}
+
 impl From<RuntimeError> for Failure {
     fn from(e: RuntimeError) -> Failure {
         let code = if e.is_user_input() {
@@ -170,10 +193,13 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(code, message)) if allocation_failed(&message) => fail(
             code,
-            format!(
-                "{message}\n  help: the input's batch does not fit in this machine's memory \
-                 through the model: run it in smaller batches"
-            ),
+            Failure::with_help(
+                code,
+                message,
+                "the input's batch does not fit in this machine's memory through the model: \
+                 run it in smaller batches",
+            )
+            .1,
         ),
         Err(Failure(code, message)) => fail(code, message),
     }
@@ -188,10 +214,13 @@ pub fn bench(a: BenchArgs) -> ExitCode {
         Ok(false) => ExitCode::SUCCESS,
         Ok(true) => ExitCode::from(super::common::EXIT_INTERRUPTED),
         Err(Failure(code, message)) => {
-            let help = allocation_failed(&message).then(|| {
-                "the batch's layer outputs do not fit in this machine's memory: use a smaller \
-                 --batch"
-                    .to_string()
+            let (message, help) = Failure::split_help(&message);
+            let help = help.map(str::to_string).or_else(|| {
+                allocation_failed(message).then(|| {
+                    "the batch's layer outputs do not fit in this machine's memory: use a \
+                     smaller --batch"
+                        .to_string()
+                })
             });
             report_failure(a.format, code, message, help)
         }
@@ -834,14 +863,14 @@ fn bench_shape(
     size: Option<[usize; 2]>,
 ) -> Result<Vec<usize>, Failure> {
     if !spec.shape_declared {
-        return Err(Failure(
+        return Err(Failure::with_help(
             EXIT_USAGE,
             format!(
-                "the model's input `{}` declares no shape, so bench cannot tell what to feed \
-                 it: declare one in the model (its graph input's `type.tensor_type.shape`; \
-                 cnnc's own exports always do); `cnnc run` feeds it an array of any shape",
+                "the model's input `{}` declares no shape, so bench cannot tell what to feed it",
                 spec.name
             ),
+            "declare one in the model (its graph input's `type.tensor_type.shape`; cnnc's own \
+             exports always do); `cnnc run` feeds it an array of any shape",
         ));
     }
     let dims = runtime::format_dims(&spec.shape);
