@@ -10,20 +10,19 @@ use cnnc::runtime::{
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-fn fixtures() -> Option<&'static Path> {
+/// The ONNX models and inputs made by tests/python (python3 with onnx and numpy, which
+/// `.ci/run` installs): a failure to make them fails the test, never skips it.
+fn fixtures() -> &'static Path {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| common::make_runtime_fixtures("runtime_api"));
     match dir {
-        Ok(d) => Some(d),
-        Err(why) => {
-            println!("skipped: {why}");
-            None
-        }
+        Ok(d) => d,
+        Err(why) => panic!("the runtime fixtures cannot be made: {why}"),
     }
 }
 
-fn model(name: &str) -> Option<Vec<u8>> {
-    Some(std::fs::read(fixtures()?.join(name)).unwrap())
+fn model(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(name)).unwrap()
 }
 
 fn runtime() -> &'static Runtime {
@@ -46,9 +45,7 @@ fn one_runtime_per_process() {
 
 #[test]
 fn run_f32_on_a_conv_model() {
-    let Some(bytes) = model("conv.onnx") else {
-        return;
-    };
+    let bytes = model("conv.onnx");
     let mut s = runtime().session(&bytes, Device::Cpu).unwrap();
     assert_eq!(
         s.input_shape(),
@@ -73,9 +70,7 @@ fn run_f32_on_a_conv_model() {
 
 #[test]
 fn named_f32_and_i64_inputs_and_several_outputs() {
-    let Some(bytes) = model("step.onnx") else {
-        return;
-    };
+    let bytes = model("step.onnx");
     let mut s = runtime().session(&bytes, Device::Cpu).unwrap();
     let names: Vec<_> = s
         .inputs()
@@ -124,9 +119,7 @@ fn named_f32_and_i64_inputs_and_several_outputs() {
 
 #[test]
 fn inputs_that_do_not_fit_are_input_errors() {
-    let Some(bytes) = model("step.onnx") else {
-        return;
-    };
+    let bytes = model("step.onnx");
     let mut s = runtime().session(&bytes, Device::Cpu).unwrap();
     let input = [1.0f32, 2.0, 3.0, 4.0];
     let labels = [7i64, -1];

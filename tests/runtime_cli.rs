@@ -10,15 +10,14 @@ use std::sync::OnceLock;
 
 /// The fixture folder, made once per test binary; `None` (with the reason printed) when python3
 /// with onnx and numpy is missing.
-fn fixtures() -> Option<&'static Path> {
+/// The ONNX models and inputs made by tests/python (python3 with onnx and numpy, which
+/// `.ci/run` installs): a failure to make them fails the test, never skips it.
+fn fixtures() -> &'static Path {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let dir = DIR.get_or_init(|| common::make_runtime_fixtures("runtime_cli"));
     match dir {
-        Ok(d) => Some(d),
-        Err(why) => {
-            println!("skipped: {why}");
-            None
-        }
+        Ok(d) => d,
+        Err(why) => panic!("the runtime fixtures cannot be made: {why}"),
     }
 }
 
@@ -73,7 +72,7 @@ fn run_writing(dir: &Path, model: &str, input: &str, out: &str) -> (Run, PathBuf
 
 #[test]
 fn conv_output_matches_the_hand_computed_cross_correlation() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let (r, _) = run_writing(dir, "conv.onnx", "x.npy", "out_conv");
     let out_dir = dir.join("out_conv");
     assert!(
@@ -97,7 +96,7 @@ fn conv_output_matches_the_hand_computed_cross_correlation() {
 /// `-o /dev/stdout` into a pipe: the array alone goes there, the text to standard error.
 #[test]
 fn an_output_to_standard_output_gets_no_text_mixed_in() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let out = Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(["run", "conv.onnx", "--input", "x.npy", "-o", "/dev/stdout"])
         .current_dir(dir)
@@ -120,7 +119,7 @@ fn an_output_to_standard_output_gets_no_text_mixed_in() {
 /// earlier output is replaced.
 #[test]
 fn an_output_that_would_destroy_an_input_or_another_file_is_refused() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let tmp = tempfile::tempdir().unwrap();
     let input = tmp.path().join("in.npy");
     std::fs::copy(dir.join("x.npy"), &input).unwrap();
@@ -162,7 +161,7 @@ fn an_output_that_would_destroy_an_input_or_another_file_is_refused() {
 
 #[test]
 fn float64_input_is_converted() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     std::fs::create_dir_all(dir.join("out64")).unwrap();
     let r = cnnc(
         dir,
@@ -188,7 +187,7 @@ fn float64_input_is_converted() {
 /// scalar input is still one.
 #[test]
 fn an_input_that_declares_no_shape_takes_any_shape() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let (r, out) = run_writing(dir, "shapeless.onnx", "x.npy", "shapeless_out");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let (x_shape, x) = read_npy(&dir.join("x.npy"));
@@ -200,14 +199,23 @@ fn an_input_that_declares_no_shape_takes_any_shape() {
     assert!(r.stderr.contains("`x` declares no shape"), "{}", r.stderr);
     assert!(r.stderr.contains("\n  help: declare one"), "{}", r.stderr);
     // As JSON, the advice is the help, not part of the error.
-    let r = cnnc(dir, &["bench", "shapeless.onnx", "-n", "1", "--format", "json"]);
+    let r = cnnc(
+        dir,
+        &["bench", "shapeless.onnx", "-n", "1", "--format", "json"],
+    );
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert!(
-        v["error"].as_str().unwrap().ends_with("cannot tell what to feed it"),
+        v["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("cannot tell what to feed it"),
         "{v}"
     );
-    assert!(v["help"].as_str().unwrap().starts_with("declare one"), "{v}");
+    assert!(
+        v["help"].as_str().unwrap().starts_with("declare one"),
+        "{v}"
+    );
     assert_eq!(v["exit_code"], 2);
     let r = cnnc(dir, &["run", "scalar.onnx", "--input", "x.npy"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
@@ -222,7 +230,7 @@ fn an_input_that_declares_no_shape_takes_any_shape() {
 
 #[test]
 fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "wrong_shape.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(
@@ -253,7 +261,7 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
 
 #[test]
 fn nan_or_infinite_inputs_are_refused_with_the_count_and_first_index() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "nan.npy"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
@@ -271,7 +279,7 @@ fn nan_or_infinite_inputs_are_refused_with_the_count_and_first_index() {
 
 #[test]
 fn an_output_path_that_is_a_folder_is_refused_before_running() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     // The model does not even exist: the output is checked first.
     let r = cnnc(dir, &["run", "missing.onnx", "--input", "x.npy", "-o", "."]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
@@ -280,7 +288,7 @@ fn an_output_path_that_is_a_folder_is_refused_before_running() {
 
 #[test]
 fn integer_inputs_are_refused_and_fortran_order_is_converted() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "conv.onnx", "--input", "xint.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("dtype int64"), "{}", r.stderr);
@@ -336,7 +344,7 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
 
 #[test]
 fn files_that_are_not_onnx_are_refused_before_onnx_runtime() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     for (model, expect) in [
         ("notes.txt", "not an ONNX model"),
         ("random.onnx", "not an ONNX model"),
@@ -351,7 +359,7 @@ fn files_that_are_not_onnx_are_refused_before_onnx_runtime() {
 
 #[test]
 fn missing_files_are_usage_errors() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "no_such.onnx", "--input", "x.npy"]);
     assert_eq!(r.code, Some(2));
     assert!(
@@ -387,7 +395,7 @@ fn missing_files_are_usage_errors() {
 /// link, beside the file it leads to (`export -o LINK` writes the data there).
 #[test]
 fn external_data_is_read_beside_the_model() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let link = dir.join("classifier_ext_link.onnx");
     if !link.exists() {
         std::os::unix::fs::symlink("ext/classifier_ext.onnx", &link).unwrap();
@@ -416,7 +424,7 @@ fn external_data_is_read_beside_the_model() {
 
 #[test]
 fn classifier_output_shows_the_top_classes() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "classifier.onnx", "--input", "ones.npy"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     // Logits of sample 0 are 0, 2, 4, 6, 8, 10: softmax gives class 5 0.865, class 4 0.117.
@@ -450,7 +458,7 @@ fn classifier_output_shows_the_top_classes() {
 /// the declared length and one byte, not read whole first.
 #[test]
 fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let path = dir.join("sparse.npy");
     std::fs::copy(dir.join("ones.npy"), &path).unwrap();
     std::fs::OpenOptions::new()
@@ -473,7 +481,7 @@ fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
 /// under its (file-safe) name; one of another type is named as left out.
 #[test]
 fn a_model_with_several_outputs_writes_each_float_one() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let (r, y) = run_writing(dir, "two_outputs.onnx", "ones.npy", "out_two");
     assert!(r.stdout.contains("output `y`: [2, 4]"), "{}", r.stdout);
     assert!(r.stdout.contains("output `z/sq`: [2, 4]"), "{}", r.stdout);
@@ -582,7 +590,7 @@ fn a_model_with_several_outputs_writes_each_float_one() {
 /// anything runs, naming both.
 #[test]
 fn outputs_that_would_share_a_file_are_refused() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     std::fs::create_dir_all(dir.join("out_collide")).unwrap();
     let r = cnnc(
         dir,
@@ -621,7 +629,7 @@ fn outputs_that_would_share_a_file_are_refused() {
 /// ONNX Runtime's Python API gives for the exported model.
 #[test]
 fn named_outputs_of_a_source_are_shown_and_written() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let work = dir.join("named_outputs");
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(
@@ -672,7 +680,7 @@ fn cuda_works(dir: &Path) -> bool {
 
 #[test]
 fn cuda_without_cuda_is_an_error_not_a_cpu_fallback() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(
         dir,
         &["run", "conv.onnx", "--input", "x.npy", "--device", "cuda"],
@@ -701,7 +709,7 @@ fn cuda_without_cuda_is_an_error_not_a_cpu_fallback() {
 /// A .cnn model runs with fresh weights, and the output says so.
 #[test]
 fn running_a_source_says_its_weights_are_untrained() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let lenet = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/lenet.cnn");
     let mut x = Vec::new();
     cnnc::runtime::npy::write_f32(&mut x, &[1, 1, 28, 28], &[0.5; 784]).unwrap();
@@ -717,7 +725,7 @@ fn running_a_source_says_its_weights_are_untrained() {
 
 #[test]
 fn bench_json_has_the_keys_and_positive_numbers() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(
         dir,
         &[
@@ -744,6 +752,35 @@ fn bench_json_has_the_keys_and_positive_numbers() {
         assert!(x > 0.0 && x.is_finite(), "{key} = {x}");
     }
     assert!(v["p50_ms"].as_f64() <= v["p99_ms"].as_f64());
+}
+
+/// bench reports the process's peak resident memory, which holds at least the model's
+/// weights (64 MiB here), as JSON and as text.
+#[test]
+fn bench_reports_peak_memory_beyond_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wide.cnn"),
+        "model Wide(input: [4096]) { linear(4096, bias=false) }\n",
+    )
+    .unwrap();
+    let weights = 4096 * 4096 * 4;
+    let args = ["bench", "wide.cnn", "--warmup", "1", "-n", "2"];
+    let r = cnnc(dir.path(), &[&args[..], &["--format", "json"]].concat());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    let peak = v["peak_memory_bytes"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(peak >= weights, "peak {peak} below the weights' {weights}");
+    let r = cnnc(dir.path(), &args);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("memory      peak "))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.contains("MiB resident"), "{line}");
 }
 
 /// The identifiers in backticks in README.md between `from` and the next `to`.
@@ -774,7 +811,7 @@ fn json_keys(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
 /// The keys of bench's and doctor's JSON are the ones README.md lists.
 #[test]
 fn bench_and_doctor_json_keys_are_the_readme_s() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(
         dir,
         &[
@@ -816,7 +853,7 @@ fn bench_and_doctor_json_keys_are_the_readme_s() {
 #[test]
 fn bench_ctrl_c_reports_the_runs_so_far() {
     use std::io::{BufRead, BufReader, Read};
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let warming = ["--warmup", "1000000000", "-n", "1"];
     for extra in [&["--seconds", "600"][..], &warming] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
@@ -863,7 +900,7 @@ fn bench_ctrl_c_reports_the_runs_so_far() {
 
 #[test]
 fn bench_text_and_seconds() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["bench", "scalar.onnx", "--batch", "5", "-n", "1"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
@@ -907,7 +944,7 @@ fn bench_text_and_seconds() {
 
 #[test]
 fn doctor_lists_the_cpu_provider_and_exits_0() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["doctor"]);
     assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("CPUExecutionProvider"), "{}", r.stdout);
@@ -924,7 +961,7 @@ fn doctor_lists_the_cpu_provider_and_exits_0() {
 
 #[test]
 fn a_wrong_ort_dylib_path_is_named_precisely() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let missing = dir.join("nowhere/libonnxruntime.so");
     let missing = missing.to_str().unwrap();
     for args in [
@@ -959,7 +996,7 @@ fn a_wrong_ort_dylib_path_is_named_precisely() {
 /// panics inside, which is said as the library's failure to load (exit 3), not a panic.
 #[test]
 fn a_library_without_an_api_is_no_panic() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let build = tempfile::tempdir().unwrap();
     let c = build.path().join("fake.c");
     std::fs::write(
@@ -1002,7 +1039,7 @@ fn a_library_without_an_api_is_no_panic() {
 /// log line (with its colour codes) stays quiet unless CNNC_ORT_LOG asks for it.
 #[test]
 fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let r = cnnc(dir, &["run", "cycle.onnx", "--input", "ones.npy"]);
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(
@@ -1037,7 +1074,7 @@ fn load_and_run_failures_are_said_once_with_the_right_exit_code() {
 /// or one whose weights are external data, as it replaces its own.
 #[test]
 fn export_replaces_models_other_tools_wrote() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let src = dir.join("tiny.cnn");
     std::fs::write(&src, "model T(input: [1, 3, 3]) { conv(2, 1) }\n").unwrap();
     for model in ["big.onnx", "ext/classifier_ext.onnx"] {
@@ -1080,7 +1117,7 @@ fn cnnc_piped(dir: &Path, args: &[&str], stdin: &[u8]) -> (Option<i32>, String, 
 /// is refused before any work, rather than made a file named `-`.
 #[test]
 fn a_dash_reads_standard_input_and_is_no_output_name() {
-    let Some(dir) = fixtures() else { return };
+    let dir = fixtures();
     let out = tempfile::tempdir().unwrap();
     let x = out.path().join("x.npy");
     let mut npy = Vec::new();
@@ -1158,7 +1195,7 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
 #[test]
 fn ctrl_c_during_the_output_write_leaves_no_partial_file() {
     use std::time::{Duration, Instant};
-    let Some(_) = fixtures() else { return };
+    fixtures();
     let dir = tempfile::tempdir().unwrap();
     // 256 MiB of output.
     std::fs::write(

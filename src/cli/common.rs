@@ -810,8 +810,19 @@ pub fn install_sigint(on: OnSigint) {
 
 /// `MemAvailable` of /proc/meminfo, in bytes (Linux).
 pub fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    kib_field("/proc/meminfo", "MemAvailable:")
+}
+
+/// The most memory this process has held resident so far (`VmHWM` of /proc/self/status, in
+/// bytes; Linux): ONNX Runtime's buffers and the model's weights included.
+pub fn peak_memory() -> Option<u64> {
+    kib_field("/proc/self/status", "VmHWM:")
+}
+
+/// The `KEY  N kB` line of a /proc file, in bytes.
+fn kib_field(file: &str, key: &str) -> Option<u64> {
+    let info = std::fs::read_to_string(file).ok()?;
+    let line = info.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
 }

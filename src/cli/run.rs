@@ -1009,6 +1009,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     let interrupted = stop.load(std::sync::atomic::Ordering::SeqCst);
     let s = latencies.stats();
     let images_per_sec = (batch * latencies.len()) as f64 / s.total_s;
+    let peak = super::common::peak_memory();
     match a.format {
         Format::Json => {
             let json = serde_json::json!({
@@ -1023,6 +1024,7 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 "p99_ms": s.p99_ms,
                 "mean_ms": s.mean_ms,
                 "onnxruntime": rt.version(),
+                "peak_memory_bytes": peak,
                 "interrupted": interrupted,
             });
             outln!("{json}");
@@ -1042,6 +1044,13 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
                 s.p99_ms,
                 s.mean_ms
             );
+            if let Some(peak) = peak {
+                outln!(
+                    "memory      peak {} resident (the whole process: ONNX Runtime, the \
+                     weights, the buffers)",
+                    cnnc::shape::summary::bytes(peak)
+                );
+            }
         }
     }
     if interrupted {

@@ -16,9 +16,10 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = [helper.make_opsetid("", 17)]
 
 
-def save(model, path):
+def save(model, path, check=True):
     model.ir_version = 8
-    onnx.checker.check_model(model)
+    if check:
+        onnx.checker.check_model(model)
     onnx.save(model, path)
 
 
@@ -186,7 +187,9 @@ def shapeless_input_model(path):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
-    save(helper.make_model(graph, opset_imports=OPSET), path)
+    # onnx's checker wants every graph input to declare a shape; ONNX Runtime takes such a
+    # model, and models like it are out there, which is what the test is about.
+    save(helper.make_model(graph, opset_imports=OPSET), path, check=False)
 
 
 def two_output_model(path):
