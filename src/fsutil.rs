@@ -648,6 +648,7 @@ impl TempBeside {
 /// Gives the `O_TMPFILE` file `file` the name `to`, which must not exist: through its link
 /// in `/proc/self/fd` (what an unprivileged process may do), else by its descriptor
 /// (`AT_EMPTY_PATH`, for a process with `CAP_DAC_READ_SEARCH` where `/proc` is gone).
+#[cfg(target_os = "linux")]
 fn link_anonymous(file: &File, to: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::ffi::OsStrExt;
@@ -686,6 +687,12 @@ fn link_anonymous(file: &File, to: &Path) -> std::io::Result<()> {
     } else {
         Err(error)
     }
+}
+
+/// No nameless files outside Linux ([`TempBeside::anonymous_in`] makes none).
+#[cfg(not(target_os = "linux"))]
+fn link_anonymous(_file: &File, _to: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
 }
 
 /// A file written in full to a temporary file beside its target, not yet in place: see
