@@ -486,6 +486,19 @@ pub struct PersistError {
     pub temp: TempBeside,
 }
 
+impl PersistError {
+    /// A named file's failure, the file given back.
+    fn named(file: File, pending: PendingTemp, e: tempfile::PathPersistError) -> PersistError {
+        PersistError {
+            error: e.error,
+            temp: TempBeside {
+                file,
+                named: Some((e.path, pending)),
+            },
+        }
+    }
+}
+
 impl std::fmt::Debug for PersistError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PersistError({:?})", self.error)
@@ -590,13 +603,9 @@ impl TempBeside {
     /// Puts it in place at `target`, replacing what is there.
     pub fn persist(self, target: &Path) -> Result<(), PersistError> {
         match self.named {
-            Some((path, pending)) => path.persist(target).map_err(|e| PersistError {
-                error: e.error,
-                temp: TempBeside {
-                    file: self.file,
-                    named: Some((e.path, pending)),
-                },
-            }),
+            Some((path, pending)) => path
+                .persist(target)
+                .map_err(|e| PersistError::named(self.file, pending, e)),
             // Linked under a name of its own beside the target, then renamed over it: a link
             // cannot replace a file. A kill between the two leaves that name, for the
             // microseconds between two system calls.
@@ -632,13 +641,9 @@ impl TempBeside {
     /// kind `AlreadyExists` and the target is left as it is.
     pub fn persist_noclobber(self, target: &Path) -> Result<(), PersistError> {
         match self.named {
-            Some((path, pending)) => path.persist_noclobber(target).map_err(|e| PersistError {
-                error: e.error,
-                temp: TempBeside {
-                    file: self.file,
-                    named: Some((e.path, pending)),
-                },
-            }),
+            Some((path, pending)) => path
+                .persist_noclobber(target)
+                .map_err(|e| PersistError::named(self.file, pending, e)),
             None => link_anonymous(&self.file, target)
                 .map_err(|error| PersistError { error, temp: self }),
         }
