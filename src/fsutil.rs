@@ -623,7 +623,12 @@ impl TempBeside {
                     match link_anonymous(&self.file, &name) {
                         Ok(()) => break name,
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        Err(error) => return Err(PersistError { error, temp: self }),
+                        Err(error) => {
+                            return match self.copied_to_named(dir) {
+                                Ok(named) => named.persist(target),
+                                Err(_) => Err(PersistError { error, temp: self }),
+                            }
+                        }
                     }
                 };
                 let pending = PendingTemp::register(&linked);
@@ -644,10 +649,48 @@ impl TempBeside {
             Some((path, pending)) => path
                 .persist_noclobber(target)
                 .map_err(|e| PersistError::named(self.file, pending, e)),
-            None => link_anonymous(&self.file, target)
-                .map_err(|error| PersistError { error, temp: self }),
+            None => match link_anonymous(&self.file, target) {
+                Ok(()) => Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(PersistError { error, temp: self })
+                }
+                Err(error) => match self.copied_to_named(target.parent().unwrap_or(Path::new(".")))
+                {
+                    Ok(named) => named.persist_noclobber(target),
+                    Err(_) => Err(PersistError { error, temp: self }),
+                },
+            },
         }
     }
+
+    /// The same bytes and mode in a named file in `dir`, written to disk: for a nameless
+    /// file that cannot be linked into place after it was written (a seccomp or AppArmor
+    /// rule against `linkat`, a file system that makes `O_TMPFILE` files but cannot link
+    /// them). The caller reports the link's error where this fails too.
+    fn copied_to_named(&self, dir: &Path) -> std::io::Result<TempBeside> {
+        use std::io::Seek;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let mut named = Self::named_in(dir)?;
+        let mut from = &self.file;
+        from.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(&mut from, &mut named.file)?;
+        named
+            .file
+            .set_permissions(self.file.metadata()?.permissions())?;
+        named.file.sync_all()?;
+        Ok(named)
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Makes [`link_anonymous`] refuse on this thread, as a seccomp rule would: for the
+    /// tests of [`TempBeside::copied_to_named`].
+    static REFUSE_LINKS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Gives the `O_TMPFILE` file `file` the name `to`, which must not exist: through its link
@@ -656,6 +699,10 @@ impl TempBeside {
 #[cfg(target_os = "linux")]
 fn link_anonymous(file: &File, to: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
+    #[cfg(test)]
+    if REFUSE_LINKS.with(|refuse| refuse.get()) {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    }
     use std::os::unix::ffi::OsStrExt;
     let fd = file.as_raw_fd();
     let from = std::ffi::CString::new(format!("/proc/self/fd/{fd}"))?;
@@ -1020,6 +1067,45 @@ mod tests {
         std::fs::write(tmp.path_to_open(), b"by path").unwrap();
         tmp.persist(&target).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"by path");
+    }
+
+    #[test]
+    fn a_nameless_file_whose_link_is_refused_goes_in_place_as_a_copy() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.bin");
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let fresh = dir.path().join("fresh.bin");
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let write = || {
+            let mut tmp = TempBeside::new_in(dir.path()).unwrap();
+            tmp.file_mut().write_all(&bytes).unwrap();
+            tmp
+        };
+        if !write().is_anonymous() {
+            eprintln!("skipped: this file system makes no nameless files");
+            return;
+        }
+        REFUSE_LINKS.with(|refuse| refuse.set(true));
+        // Replacing a file: its bytes, the mode of what it replaces, nothing else left.
+        let tmp = write();
+        tmp.give_mode_of(&target).unwrap();
+        tmp.persist(&target).unwrap();
+        // Where nothing may be replaced: the same, and the refusal to replace still holds.
+        let tmp = write();
+        tmp.give_mode_of(&fresh).unwrap();
+        tmp.persist_noclobber(&fresh).unwrap();
+        let e = write().persist_noclobber(&fresh).err().unwrap();
+        REFUSE_LINKS.with(|refuse| refuse.set(false));
+        assert_eq!(e.error.kind(), std::io::ErrorKind::AlreadyExists);
+        drop(e);
+        for (path, mode) in [(&target, 0o640), (&fresh, 0o644)] {
+            assert!(std::fs::read(path).unwrap() == bytes, "{}", path.display());
+            let found = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(found, mode, "{}", path.display());
+        }
+        assert_eq!(names_in(dir.path()), ["fresh.bin", "out.bin"]);
     }
 
     #[test]
