@@ -17,6 +17,12 @@ For each of N random networks (seeds SEED0..SEED0+N-1):
   3. cnnc export --grad --weights: loss and grad.<param> vs torch autograd (train mode,
      F.cross_entropy) for networks ending in a class-score vector without dropout, and one
      --train SGD step (parameters and running statistics).
+Some networks have named outputs (`output auxN { … }`, drawn from a random stream of their
+own, so a network without one is what its seed gave before): each is compared with torch's in
+step 1 (`named_outputs`) and 2; where all are class scores of the main output's shape, step
+3 mostly adds their cross-entropy at --aux-weight 0.3 or 1, and otherwise trains the main
+output alone at --aux-weight 0 (their heads then have no gradient, and the SGD step leaves them as they are).
+A network of one class, whose cross-entropy is always 0, must be refused by --grad instead.
 Torch-rejected layer choices are also written as .cnn files and `cnnc check` must reject them.
 A convT output_pad at or above the stride (PyTorch allows it below the dilation), which ONNX
 Runtime's ConvTranspose refuses, is lowered as an unpadded ConvTranspose, a Slice, a Pad and
@@ -99,6 +105,21 @@ class Gate(nn.Module):  # x * body(x), the body's [C, 1, 1] broadcast (squeeze-e
         if g.shape[1] != x.shape[1]:
             raise ValueError("gate channels")
         return x * g
+
+
+class Tap(nn.Module):  # `output NAME { body }`: body(x) kept as a named output, x goes on
+    def __init__(self, name, body):
+        super().__init__()
+        self.name, self.body, self.last = name, body, None
+
+    def forward(self, x):
+        self.last = self.body(x)
+        return x
+
+
+def taps_of(model):
+    """the named outputs' taps in textual order (registration order)"""
+    return [m for m in model.modules() if isinstance(m, Tap)]
 
 
 class Crop(nn.Module):  # crop [t,b,l,r] off (reference for a padded transposed conv)
@@ -622,6 +643,14 @@ def node_text(n, ind):
         return lines
     if n[0] == "block":
         return [p + n[1] + "()"]
+    if n[0] == "output":
+        if not n[2]:
+            return [p + f"output {n[1]} {{}}"]
+        lines = [p + f"output {n[1]} {{"]
+        for m in n[2]:
+            lines += node_text(m, ind + 1)
+        lines.append(p + "}")
+        return lines
     raise ValueError(n)
 
 
@@ -637,6 +666,8 @@ def node_mod(n):
         return Gate(Seq([node_mod(m) for m in n[1]]))
     if n[0] == "block":
         return Seq([node_mod(m) for m in n[2]])
+    if n[0] == "output":
+        return Tap(n[4], Seq([node_mod(m) for m in n[2]]))
 
 
 def leaves(n):
@@ -655,7 +686,7 @@ def leaves(n):
     elif n[0] == "gate":
         for m in n[1]:
             yield from leaves(m)
-    elif n[0] == "block":
+    elif n[0] in ("block", "output"):
         for m in n[2]:
             yield from leaves(m)
 
@@ -715,6 +746,33 @@ class Gen:
         self.rng = random.Random(seed)
         self.rejects = []  # (nodes prefix, bad node, input shape) torch rejects
         self.nblocks = 0
+        # Named outputs draw from a stream of their own: a network without one is the same
+        # network its seed gave before they were generated.
+        self.orng = random.Random(seed + 10**9)
+        # ("output", name, body, channels of class scores to come or None, name in the model)
+        self.taps = []
+        self.aux_weight = 0.0
+
+    def tap(self, x, scope=""):
+        """a named output of x: as it is, after one image layer, or (to become class scores
+        once the head's classes are known) pooled and flattened"""
+        rng = self.orng
+        body, cur = [], x
+        if rng.random() < 0.5:
+            lf = gen_image_leaf(rng, *x.shape[1:])
+            y = try_shape(lf.mod, x)
+            if y is not None and y.numel() <= 4 * 4000:
+                body.append(lf)
+                cur = y
+        scores = rng.random() < 0.65
+        if scores:
+            body += [Leaf("global_avgpool", "global_avgpool", nn.AdaptiveAvgPool2d(1), None, ["global_avgpool"]),
+                     Leaf("flatten", "flatten", nn.Flatten(), None, ["flatten"])]
+        # The channels the head's linear layer will take (None: features as they are).
+        name = f"aux{len(self.taps) + 1}"
+        n = ("output", name, body, cur.shape[1] if scores else None, scope + name)
+        self.taps.append(n)
+        return n
 
     def reject(self, prefix, bad, depth=0):
         if depth == 0 and len(self.rejects) < 2 and self.rng.random() < 0.5:
@@ -817,6 +875,8 @@ class Gen:
                 for _l in range(rng.randint(1, 3)):
                     n2, cur = self.image_node([], cur, depth + 1)
                     inner.append(n2)
+                    if self.orng.random() < 0.3:  # named in the model under the call's name
+                        inner.append(self.tap(cur, f"blk{self.nblocks + 1}_1."))
                 self.nblocks += 1
                 n = ("block", f"blk{self.nblocks}", inner)
                 return n, cur
@@ -844,6 +904,8 @@ class Gen:
             for _ in range(rng.randint(1, 7)):
                 n, x = self.image_node(nodes, x)
                 nodes.append(n)
+                if self.orng.random() < 0.15:
+                    nodes.append(self.tap(x))
         head = rng.random()
         if flat_input or head < 0.75:  # classifier head
             if not flat_input:
@@ -892,8 +954,17 @@ class Gen:
             if rng.random() < 0.05:
                 nodes.append(Leaf("softmax", "softmax", SoftmaxC(), None, ["softmax"]))
             classifier = True
+            # The pooled taps become class scores of K classes too.
+            for _o, _name, body, channels, _q in self.taps:
+                if channels:
+                    m = nn.Linear(channels, K)
+                    body.append(Leaf("linear", f"linear({K})", m, m, ["linear"]))
         else:
             classifier = False
+        # Training adds each named output's cross-entropy, which needs class scores of the
+        # main output's shape: otherwise (or at random) it trains on the main output alone.
+        if self.taps and classifier and all(t[3] for t in self.taps) and self.orng.random() < 0.8:
+            self.aux_weight = self.orng.choice([0.3, 1.0])
         return inshape, nodes, classifier
 
 
@@ -955,15 +1026,28 @@ def randomize(nodes, g):
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
 
 
-def torch32_err(model, x, labels, m, a, tg):
+def torch_loss(model, out, labels, aux_weight):
+    """the training loss: the main output's cross-entropy plus each named output's, weighted"""
+    loss = F.cross_entropy(out, labels)
+    if aux_weight:
+        for t in taps_of(model):
+            loss = loss + aux_weight * F.cross_entropy(t.last, labels)
+    return loss
+
+
+def torch32_err(model, x, labels, m, a, tg, aux_weight):
     import copy
     mods = dict(model.named_modules())
     mname = [k for k, v in mods.items() if v is m][0]
+    for t in taps_of(model):
+        t.last = None  # a tensor inside autograd's graph, which deepcopy refuses
     m32 = copy.deepcopy(model).float().train()
     # the running stats were updated by the float64 train forward; batch stats do not use them
     out = m32(x.float())
-    F.cross_entropy(out, labels).backward()
+    torch_loss(m32, out, labels, aux_weight).backward()
     g32 = getattr(dict(m32.named_modules())[mname], a).grad
+    if g32 is None:  # no path from the loss (a named output's head at --aux-weight 0)
+        g32 = torch.zeros_like(tg)
     return float((g32.double() - tg).abs().max())
 
 
@@ -1027,6 +1111,11 @@ def run_one(seed, stats, fails, dirs, given=None):
         except Exception as e:
             fail("torch_error", repr(e))
             return problems, feats, text
+    ref_taps = [(t.name, t.last) for t in taps_of(model)]
+    for _o, _name, _body, channels, qualified in g.taps:
+        feats.add("output_scores" if channels else "output_features")
+        if "." in qualified:
+            feats.add("output_in_block")
 
     # 1. summary
     rc, so, se = cnnc("summary", path, "--format", "json")
@@ -1039,6 +1128,9 @@ def run_one(seed, stats, fails, dirs, given=None):
         fail("shape", f"cnnc output {summ['output']} torch {list(ref.shape[1:])}")
     if summ["params"] != tparams:
         fail("params", f"cnnc params {summ['params']} torch {tparams}")
+    named = [(o["name"], o["shape"]) for o in summ.get("named_outputs", [])]
+    if named != [(nm, list(t.shape[1:])) for nm, t in ref_taps]:
+        fail("named_outputs", f"cnnc {named} torch {[(nm, list(t.shape[1:])) for nm, t in ref_taps]}")
 
     # name mapping from cnnc's initializers
     rc, so, se = cnnc("export", path, "-o", base + ".plain.onnx")
@@ -1082,24 +1174,39 @@ def run_one(seed, stats, fails, dirs, given=None):
         fail("checker", str(e)[:2000])
     try:
         sess = ort.InferenceSession(base + ".onnx", ort_opts, providers=["CPUExecutionProvider"])
-        y = sess.run(None, {"input": x.numpy()})[0]
-        ok, msg = close(y, ref.numpy())
+        ys = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"input": x.numpy()})))
+        ok, msg = close(ys["output"], ref.numpy())
         stats["forward"] += 1
         if not ok:
             fail("forward", msg)
+        for nm, t in ref_taps:
+            ok, msg = close(ys[nm], t.numpy()) if nm in ys else (False, f"missing from {sorted(ys)}")
+            stats["named_output_forward"] += 1
+            if not ok:
+                fail("forward_named", f"{nm}: {msg}")
     except Exception as e:
         fail("ort_forward", str(e)[:2000])
 
     # 3. gradients (class scores [K], or per-pixel scores [K, H, W]), and one SGD step
-    if "dropout" not in feats and (classifier or ref.dim() == 4):
+    # Only where the network has named outputs, so that the others run as before.
+    aux = ["--aux-weight", str(g.aux_weight)] if g.taps else []
+    if "dropout" not in feats and (classifier or ref.dim() == 4) and ref.shape[1] == 1:
+        # One class: the cross-entropy is 0 whatever the weights, which cnnc refuses to train.
+        rc, so, se = cnnc("export", path, "--grad", *aux, "-o", base + ".grad.onnx")
+        stats["one_class_refused"] += 1
+        if rc == 0 or "one class" not in se:
+            fail("one_class", f"cnnc export --grad rc={rc}: {se[-500:]}")
+    elif "dropout" not in feats and (classifier or ref.dim() == 4):
         if not classifier:
             feats.add("seg_loss")
-        rc, so, se = cnnc("export", path, "--grad", "--weights", base + ".safetensors", "-o", base + ".grad.onnx")
+        if g.taps:
+            feats.add("aux_loss" if g.aux_weight else "aux_weight0")
+        rc, so, se = cnnc("export", path, "--grad", *aux, "--weights", base + ".safetensors", "-o", base + ".grad.onnx")
         if rc != 0:
             fail("export_grad", se)
             return problems, feats, text
         lr, wd = 0.1, g.rng.choice([0.0, 0.0, 0.01])
-        rc, so, se = cnnc("export", path, "--train", "--optimizer", "sgd", "--weight-decay", str(wd),
+        rc, so, se = cnnc("export", path, "--train", *aux, "--optimizer", "sgd", "--weight-decay", str(wd),
                           "--weights", base + ".safetensors", "-o", base + ".train.onnx")
         if rc != 0:
             fail("export_train", se)
@@ -1110,7 +1217,7 @@ def run_one(seed, stats, fails, dirs, given=None):
         model.zero_grad()
         try:
             out = model(x.double())
-            loss = F.cross_entropy(out, labels)
+            loss = torch_loss(model, out, labels, g.aux_weight)
             loss.backward()
         except Exception as e:
             stats["grad_skipped_torch"] += 1
@@ -1146,19 +1253,25 @@ def run_one(seed, stats, fails, dirs, given=None):
                 gk = "grad." + k
                 tg = t.grad if t.grad is not None else torch.zeros_like(t)
                 if gk in res:
-                    ok, msg = close(res[gk], tg.numpy(), rtol=1e-3, atol_scale=max(gscale * 0.1, float(tg.abs().max())))
+                    gtol_scale = max(gscale * 0.1, float(tg.abs().max()))
+                    ok, msg = close(res[gk], tg.numpy(), rtol=1e-3, atol_scale=gtol_scale)
+                    # the SGD step moves by lr times the gradient: the error the gradient's
+                    # comparison accepts, the step's may have too
+                    noisy_step[k] = lr * (1e-3 * gtol_scale + 1e-6)
                     if not ok:
                         # ill-conditioned (e.g. stacked batch norms on a batch of 3): accept if torch's
                         # own float32 gradient is off from the float64 one by a similar amount
-                        e32 = torch32_err(model, x, labels, m, a, tg)
+                        e32 = torch32_err(model, x, labels, m, a, tg, g.aux_weight)
                         ecn = float(np.abs(res[gk] - tg.numpy()).max())
                         if ecn <= 10 * e32:
                             stats["grad_fp32_noise"] += 1
                             # the SGD step moves by lr times that gradient: its error too
-                            noisy_step[k] = lr * ecn
+                            noisy_step[k] = max(noisy_step[k], lr * ecn)
                         else:
                             fail("grad", f"{gk}: {msg}; torch float32 err {e32:.3g}")
-                newp = (t - lr * (tg + wd * t)).detach()
+                # PyTorch's SGD leaves a parameter without a gradient as it is (a named
+                # output's head at --aux-weight 0), weight decay and all.
+                newp = (t - lr * (tg + wd * t)).detach() if t.grad is not None else t.detach()
             else:  # running stats, updated in place by torch's train-mode forward
                 newp = t.detach()
             nk = "new." + k
