@@ -600,12 +600,15 @@ impl TempBeside {
             .set_permissions(std::fs::Permissions::from_mode(mode))
     }
 
-    /// Puts it in place at `target`, replacing what is there.
-    pub fn persist(self, target: &Path) -> Result<(), PersistError> {
+    /// Puts it in place at `target`, replacing what is there. Returns the file now there:
+    /// this one, or the copy made where it could not be linked
+    /// ([`TempBeside::copied_to_named`]), whose identity is another.
+    pub fn persist(self, target: &Path) -> Result<File, PersistError> {
         match self.named {
-            Some((path, pending)) => path
-                .persist(target)
-                .map_err(|e| PersistError::named(self.file, pending, e)),
+            Some((path, pending)) => match path.persist(target) {
+                Ok(()) => Ok(self.file),
+                Err(e) => Err(PersistError::named(self.file, pending, e)),
+            },
             // Linked under a name of its own beside the target, then renamed over it: a link
             // cannot replace a file. A kill between the two leaves that name, for the
             // microseconds between two system calls.
@@ -637,20 +640,25 @@ impl TempBeside {
                     let _ = std::fs::remove_file(&linked);
                 }
                 drop(pending);
-                renamed.map_err(|error| PersistError { error, temp: self })
+                match renamed {
+                    Ok(()) => Ok(self.file),
+                    Err(error) => Err(PersistError { error, temp: self }),
+                }
             }
         }
     }
 
     /// Puts it in place at `target` only where nothing is there; otherwise the error is of
-    /// kind `AlreadyExists` and the target is left as it is.
-    pub fn persist_noclobber(self, target: &Path) -> Result<(), PersistError> {
+    /// kind `AlreadyExists` and the target is left as it is. Returns the file now there, as
+    /// [`TempBeside::persist`] does.
+    pub fn persist_noclobber(self, target: &Path) -> Result<File, PersistError> {
         match self.named {
-            Some((path, pending)) => path
-                .persist_noclobber(target)
-                .map_err(|e| PersistError::named(self.file, pending, e)),
+            Some((path, pending)) => match path.persist_noclobber(target) {
+                Ok(()) => Ok(self.file),
+                Err(e) => Err(PersistError::named(self.file, pending, e)),
+            },
             None => match link_anonymous(&self.file, target) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(self.file),
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                     Err(PersistError { error, temp: self })
                 }
@@ -1091,17 +1099,28 @@ mod tests {
         // Replacing a file: its bytes, the mode of what it replaces, nothing else left.
         let tmp = write();
         tmp.give_mode_of(&target).unwrap();
-        tmp.persist(&target).unwrap();
+        let placed = [tmp.persist(&target).unwrap()];
         // Where nothing may be replaced: the same, and the refusal to replace still holds.
         let tmp = write();
         tmp.give_mode_of(&fresh).unwrap();
-        tmp.persist_noclobber(&fresh).unwrap();
+        let placed = [
+            placed[0].metadata().unwrap(),
+            tmp.persist_noclobber(&fresh).unwrap().metadata().unwrap(),
+        ];
         let e = write().persist_noclobber(&fresh).err().unwrap();
         REFUSE_LINKS.with(|refuse| refuse.set(false));
         assert_eq!(e.error.kind(), std::io::ErrorKind::AlreadyExists);
         drop(e);
-        for (path, mode) in [(&target, 0o640), (&fresh, 0o644)] {
+        for ((path, mode), placed) in [(&target, 0o640), (&fresh, 0o644)].into_iter().zip(placed) {
             assert!(std::fs::read(path).unwrap() == bytes, "{}", path.display());
+            // What it returns is the file there (the copy), as a checkpoint's next save
+            // expects to find.
+            let there = std::fs::metadata(path).unwrap();
+            assert!(
+                FileId::of(&there) == FileId::of(&placed),
+                "{}",
+                path.display()
+            );
             let found = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
             assert_eq!(found, mode, "{}", path.display());
         }

@@ -2130,3 +2130,88 @@ fn nothing_to_train_reports_the_accuracy_of_this_runs_test_examples() {
         (written.test_acc, Some(200))
     );
 }
+
+/// Where a nameless temporary file cannot be linked into place (a seccomp or AppArmor rule
+/// against `linkat`; here a preloaded shim that refuses it, and leaves a mark that it did),
+/// every output goes in place as a named copy: each epoch's checkpoint replaces the run's
+/// own last one (not mistaken for another process's), `--resume` continues from it, the
+/// model is written, and no temporary file is left.
+#[test]
+fn training_goes_on_where_links_are_refused() {
+    if Runtime::get().is_err() {
+        println!("skipped: ONNX Runtime is not installed");
+        return;
+    }
+    let d = dir("links_refused");
+    let mark = d.join("linkat-refused");
+    let shim_source = d.join("nolink.c");
+    std::fs::write(
+        &shim_source,
+        format!(
+            "#include <errno.h>\n#include <fcntl.h>\n#include <unistd.h>\n\
+             int linkat(int a, const char *b, int c, const char *e, int f) {{\n\
+             (void)a; (void)b; (void)c; (void)e; (void)f;\n\
+             int mark = open(\"{}\", O_WRONLY | O_CREAT, 0644);\n\
+             if (mark >= 0) close(mark);\n\
+             errno = EPERM;\n\
+             return -1;\n}}\n",
+            mark.display()
+        ),
+    )
+    .unwrap();
+    let shim = d.join("nolink.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(&shim_source)
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        println!("skipped: no C compiler (cc) to build the shim that refuses linkat");
+        return;
+    }
+    let work = d.join("run");
+    let data = work.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    rgb_split(&data, "train", 48, false);
+    rgb_split(&data, "t10k", 12, false);
+    std::fs::write(
+        work.join("m.cnn"),
+        "model M(input: [3, 4, 4]) { conv(4, 1) relu global_avgpool flatten linear(3) }\n",
+    )
+    .unwrap();
+    let train = |epochs: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["train", "m.cnn", "--data", "data", "--epochs", epochs])
+            .args(["--batch", "16", "--optimizer", "adam", "--lr", "0.05"])
+            .args(["--format", "json", "--out", "m.onnx"])
+            .args(extra)
+            .current_dir(&work)
+            .env("LD_PRELOAD", &shim)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let o = train("2", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(epochs(&o).len(), 2, "{}", text(&o));
+    assert!(
+        mark.exists(),
+        "the shim was not used: the test proves nothing"
+    );
+    let o = train("3", &["--resume"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let resumed = epochs(&o);
+    assert_eq!(resumed.len(), 1, "{}", text(&o));
+    assert_eq!(resumed[0]["epoch"], 3, "{}", text(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data", "m.ckpt.safetensors", "m.cnn", "m.onnx"]);
+    let session = Runtime::get()
+        .unwrap()
+        .session(&std::fs::read(work.join("m.onnx")).unwrap(), Device::Cpu)
+        .unwrap();
+    assert_eq!(session.output_names(), ["output"]);
+}

@@ -349,7 +349,7 @@ fn keep_beside(
     for n in 0..100 {
         let other = crate::fsutil::alternative_name(path, n);
         match tmp.persist_noclobber(&other) {
-            Ok(()) => {
+            Ok(_) => {
                 kept = Some(other);
                 break;
             }
@@ -449,9 +449,7 @@ impl Checkpoint {
         let tmp = crate::fsutil::TempBeside::new_in(&dir).map_err(io_err)?;
         safetensors::serialize_to_file(views, Some(self.metadata()), &tmp.path_to_open())
             .map_err(ser_err)?;
-        // Kept open: what it is once in place is read from it, whatever the path holds by then.
-        let written = tmp.file().try_clone().map_err(io_err)?;
-        written.sync_all().map_err(io_err)?;
+        tmp.file().sync_all().map_err(io_err)?;
         tmp.give_mode_of(path).map_err(io_err)?;
         // Put in place without replacing a file: one there by then is another process's.
         let noclobber = |tmp: crate::fsutil::TempBeside, replaced| {
@@ -475,7 +473,8 @@ impl Checkpoint {
                 None => Err(keep_beside(tmp, path, &dir, true)),
             },
         };
-        placed?;
+        // Kept open: what it is once in place is read from it, whatever the path holds by then.
+        let written = placed?;
         // Make the rename itself durable. Directories cannot be opened for syncing everywhere.
         #[cfg(unix)]
         std::fs::File::open(&dir)
