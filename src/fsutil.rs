@@ -626,12 +626,7 @@ impl TempBeside {
                     match link_anonymous(&self.file, &name) {
                         Ok(()) => break name,
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                        Err(error) => {
-                            return match self.copied_to_named(dir) {
-                                Ok(named) => named.persist(target),
-                                Err(_) => Err(PersistError { error, temp: self }),
-                            }
-                        }
+                        Err(error) => return self.copy_where_refused(dir, error)?.persist(target),
                     }
                 };
                 let pending = PendingTemp::register(&linked);
@@ -662,19 +657,40 @@ impl TempBeside {
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                     Err(PersistError { error, temp: self })
                 }
-                Err(error) => match self.copied_to_named(target.parent().unwrap_or(Path::new(".")))
-                {
-                    Ok(named) => named.persist_noclobber(target),
-                    Err(_) => Err(PersistError { error, temp: self }),
-                },
+                Err(error) => self
+                    .copy_where_refused(target.parent().unwrap_or(Path::new(".")), error)?
+                    .persist_noclobber(target),
             },
+        }
+    }
+
+    /// Where linking this nameless file into place failed with `error`: a named copy to put
+    /// there instead where the link itself was refused ([`TempBeside::copied_to_named`]),
+    /// else `error` (a folder gone, a name too long, a read-only file system: a copy would
+    /// fail the same way, after writing it all). Where the copy fails, its error is the one
+    /// told (a full disk, which the copy needs room for, is what the user can act on).
+    fn copy_where_refused(
+        self,
+        dir: &Path,
+        error: std::io::Error,
+    ) -> Result<TempBeside, PersistError> {
+        let refused = matches!(
+            error.raw_os_error(),
+            Some(libc::EPERM | libc::EACCES | libc::EOPNOTSUPP | libc::ENOSYS)
+        );
+        if !refused {
+            return Err(PersistError { error, temp: self });
+        }
+        match self.copied_to_named(dir) {
+            Ok(named) => Ok(named),
+            Err(error) => Err(PersistError { error, temp: self }),
         }
     }
 
     /// The same bytes and mode in a named file in `dir`, written to disk: for a nameless
     /// file that cannot be linked into place after it was written (a seccomp or AppArmor
     /// rule against `linkat`, a file system that makes `O_TMPFILE` files but cannot link
-    /// them). The caller reports the link's error where this fails too.
+    /// them).
     fn copied_to_named(&self, dir: &Path) -> std::io::Result<TempBeside> {
         use std::io::Seek;
         let dir = if dir.as_os_str().is_empty() {
@@ -1124,6 +1140,21 @@ mod tests {
             let found = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
             assert_eq!(found, mode, "{}", path.display());
         }
+        assert_eq!(names_in(dir.path()), ["fresh.bin", "out.bin"]);
+        // A link that failed for another reason is not copied; a copy that fails is what is
+        // told (here its folder is gone), and nothing is left.
+        let refused = || std::io::Error::from_raw_os_error(libc::EPERM);
+        let too_long = std::io::Error::from_raw_os_error(libc::ENAMETOOLONG);
+        let e = write()
+            .copy_where_refused(dir.path(), too_long)
+            .err()
+            .unwrap();
+        assert_eq!(e.error.raw_os_error(), Some(libc::ENAMETOOLONG));
+        assert!(e.temp.is_anonymous());
+        let gone = dir.path().join("gone");
+        let e = write().copy_where_refused(&gone, refused()).err().unwrap();
+        assert_eq!(e.error.kind(), std::io::ErrorKind::NotFound, "{}", e.error);
+        drop(e);
         assert_eq!(names_in(dir.path()), ["fresh.bin", "out.bin"]);
     }
 

@@ -22,7 +22,8 @@ own, so a network without one is what its seed gave before): each is compared wi
 step 1 (`named_outputs`) and 2; where all are class scores of the main output's shape, step
 3 mostly adds their cross-entropy at --aux-weight 0.3 or 1, and otherwise trains the main
 output alone at --aux-weight 0 (their heads then have no gradient, and the SGD step leaves them as they are).
-A network of one class, whose cross-entropy is always 0, must be refused by --grad instead.
+A network of one class, whose cross-entropy is always 0, must be refused by --grad instead;
+one without parameters has its loss compared alone.
 Torch-rejected layer choices are also written as .cnn files and `cnnc check` must reject them.
 A convT output_pad at or above the stride (PyTorch allows it below the dilation), which ONNX
 Runtime's ConvTranspose refuses, is lowered as an unpadded ConvTranspose, a Slice, a Pad and
@@ -1218,7 +1219,10 @@ def run_one(seed, stats, fails, dirs, given=None):
         try:
             out = model(x.double())
             loss = torch_loss(model, out, labels, g.aux_weight)
-            loss.backward()
+            if loss.requires_grad:  # else no parameters: the loss alone is compared
+                loss.backward()
+            else:
+                feats.add("no_parameters")
         except Exception as e:
             stats["grad_skipped_torch"] += 1
             print(f"seed {seed}: torch grad skipped: {e!r}"[:300])
