@@ -256,6 +256,75 @@ fn nested_repeats_that_add_no_layer_end_by_the_step_budget() {
     }
 }
 
+/// Blocks that each call the next twice in a concat, 98 deep: 2^98 layers, stopped by the
+/// node limit, but only after 2,000,000 names of a kilobyte each (`b0_1.concat1.branch1.
+/// b1_1.…`): 9 GB, or an abort where memory is limited. The names' budget stops it first.
+#[test]
+fn blocks_that_double_the_layers_stop_at_the_names_budget() {
+    let mut text = String::new();
+    for i in 0..98 {
+        text.push_str(&format!(
+            "block b{i}() {{ concat {{ {{ b{}() }} {{ b{}() }} }} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    text.push_str("block b98() { conv(1, 1) }\nmodel M(input: [3, 8, 8]) { b0() }\n");
+    let o = assert_check_fails_with(&text, "cnnc::elab::too_large");
+    let err = stderr(&o);
+    assert!(
+        err.contains("the model's layer names take more than 128.0 MiB"),
+        "{err}"
+    );
+    assert!(err.contains("calls nested 98 deep"), "{err}");
+    // Names of ~2 KB at depth 98: the budget holds tens of thousands of layers, not millions.
+    let layers: u64 = err
+        .split("MiB (")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no layer count in: {err}"));
+    assert!((10_000..200_000).contains(&layers), "{layers}: {err}");
+}
+
+/// A list of 9,999 values read at each of 20,000 calls: 20,000 statements, well within the
+/// step budget, but 400 million values copied (a 10,000-value list at 2,000,000 calls took
+/// four minutes). The evaluation budget stops it; half as many calls pass.
+#[test]
+fn a_long_list_read_at_every_call_stops_at_the_evaluation_budget() {
+    let ones = vec!["1"; 9999].join(", ");
+    let model = |calls: u32| {
+        format!(
+            "block f(l) {{ if l[0] == 2 {{ relu }} }}\n\
+             block g(xs) {{ repeat {calls} {{ f(xs) }} relu }}\n\
+             model M(input: [3, 8, 8]) {{ g([{ones}]) }}\n"
+        )
+    };
+    let o = assert_check_fails_with(&model(20_000), "cnnc::elab::too_large");
+    assert!(
+        stderr(&o).contains("the model's expressions take more than 268435456 evaluation steps"),
+        "{}",
+        stderr(&o)
+    );
+    let c = cnnc::compile_source(std::path::Path::new("m.cnn"), model(10_000));
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}
+
+/// Floor division's remainder, as in Python: `i64::MIN % -1` is 0 (Rust's overflows), and
+/// a float's takes the divisor's sign (`5.0 % -3.0` is -1.0, not 2.0).
+#[test]
+fn remainders_follow_python_at_the_edges() {
+    let text = "model M(input: [3, 8, 8]) {
+        conv((-9223372036854775807 - 1) % -1 + 4, 1)
+        if 5.0 % -3.0 == -1.0 and -5.0 % 3.0 == 1.0 and 7 % -3 == -2 and -7 % 3 == 2 {
+            conv(7, 1)
+        }
+    }";
+    let c = cnnc::compile_source(std::path::Path::new("m.cnn"), text.to_string());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.models[0].output_shape().0, vec![7, 8, 8]);
+}
+
 #[test]
 fn an_error_in_nested_repeats_is_reported_once() {
     let o = assert_check_fails_with(

@@ -19,6 +19,16 @@ use std::collections::{HashMap, HashSet};
 
 /// Most layers one model may expand to.
 pub const MAX_NODES: usize = 2_000_000;
+/// Most bytes of layer names one model may have: 64 a layer at [`MAX_NODES`]. A name
+/// holds the scope of every call it is in (`b0_1.b1_2.….conv1`), so blocks that call the
+/// next one twice, nested a hundred deep, reach the node limit with names of a kilobyte
+/// and gigabytes of them.
+pub const MAX_NAME_BYTES: usize = 128 << 20;
+/// Most evaluation work (expressions evaluated, plus values copied out of variables; see
+/// [`super::value::take_eval_work`]) of one model. A list of thousands of values
+/// evaluated at each of millions of calls stays within [`MAX_STEPS`] and would take
+/// minutes.
+pub const MAX_EVAL_WORK: u64 = 1 << 28;
 /// A repeat being elaborated, at one of its iterations: part of the way to what is reported
 /// from its body.
 struct Iteration {
@@ -615,6 +625,10 @@ struct Elab<'a, 'd> {
     concat_depth: usize,
     /// Statements evaluated and repeat iterations so far (see [`MAX_STEPS`]).
     steps: u64,
+    /// Evaluation work so far (see [`MAX_EVAL_WORK`]).
+    eval_work: u64,
+    /// Bytes of the layer names so far (see [`MAX_NAME_BYTES`]).
+    name_bytes: usize,
     /// The shape assertions that have held somewhere (a repeat's iteration, a block's call):
     /// one that fails later holds for no single shape.
     held_assertions: HashSet<Span>,
@@ -698,6 +712,8 @@ fn elaborate_model_body<'a>(
     defs: &'a Definitions<'a>,
     diags: &mut Diagnostics,
 ) -> Graph {
+    // Work of evaluations before this model's (another model's, a default's) is not its.
+    super::value::take_eval_work();
     let mut e = Elab {
         defs,
         model,
@@ -707,6 +723,8 @@ fn elaborate_model_body<'a>(
         dilation_run: Vec::new(),
         concat_depth: 0,
         steps: 0,
+        eval_work: 0,
+        name_bytes: 0,
         checked_diags: 0,
         held_assertions: HashSet::new(),
         reported_cycles: HashSet::new(),
@@ -963,7 +981,27 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// step that repeat an earlier one, and stops the model at either budget.
     fn step(&mut self, span: Span) -> Result<(), Abort> {
         self.steps += 1;
+        self.eval_work = self
+            .eval_work
+            .saturating_add(super::value::take_eval_work());
         self.dedupe_diagnostics(None);
+        if self.eval_work > MAX_EVAL_WORK {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_large",
+                    format!(
+                        "the model's expressions take more than {MAX_EVAL_WORK} evaluation \
+                         steps"
+                    ),
+                )
+                .label(span, "the limit was reached here")
+                .help(
+                    "a long list evaluated or read at each call or iteration adds up: pass \
+                     each call only the values it needs, or shorten the list",
+                ),
+            );
+            return Err(Abort);
+        }
         if self.steps > MAX_STEPS {
             self.diags.push(
                 Diagnostic::error(
@@ -3076,6 +3114,27 @@ impl<'a, 'd> Elab<'a, 'd> {
         span: Span,
         inputs: Vec<NodeIndex>,
     ) -> Result<NodeIndex, Abort> {
+        self.name_bytes = self.name_bytes.saturating_add(name.len());
+        if self.name_bytes > MAX_NAME_BYTES {
+            self.diags.push(
+                Diagnostic::error(
+                    "cnnc::elab::too_large",
+                    format!(
+                        "the model's layer names take more than {} ({} layers, calls nested \
+                         {} deep)",
+                        crate::shape::summary::bytes(MAX_NAME_BYTES as u64),
+                        self.graph.node_count() - 1,
+                        self.call_stack.len()
+                    ),
+                )
+                .label(span, "the limit was reached here")
+                .help(
+                    "check the block calls: a block that calls another twice, nested, \
+                     doubles the layers at each level",
+                ),
+            );
+            return Err(Abort);
+        }
         // The input node is no layer: up to MAX_NODES layers beside it.
         if self.graph.node_count() > MAX_NODES {
             self.diags.push(

@@ -1388,7 +1388,7 @@ fn bind(
                             }
                         }
                         // `planes * (base_width / 64) * groups`, torchvision's ResNeXt width.
-                        Value::Int(n) if n <= 0 && divides(&arg.value) => {
+                        Value::Int(0) if divides(&arg.value) => {
                             "`/` is floor division on integers, so a quotient here may have \
                              rounded down to 0; multiply before dividing (`a * b / c`, not \
                              `a * (b / c)`); "

@@ -17,6 +17,21 @@ thread_local! {
     /// its arguments everywhere else; this side record spares threading a log through
     /// every evaluation site (see [`record_size_reads`]).
     static SIZE_READS: RefCell<Option<Vec<Span>>> = const { RefCell::new(None) };
+    /// The work this thread's evaluations did since [`take_eval_work`] last read it: one
+    /// per expression evaluated, plus the values copied out of variables. Each evaluation
+    /// is bounded (by the file's size and [`MAX_LIST_VALUES`]), but a large list evaluated
+    /// at each of millions of calls or iterations is not; elaboration charges this against
+    /// a budget of its own.
+    static EVAL_WORK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The evaluation work done on this thread since the last call (see `EVAL_WORK`).
+pub fn take_eval_work() -> u64 {
+    EVAL_WORK.with(|w| w.replace(0))
+}
+
+fn add_eval_work(n: u64) {
+    EVAL_WORK.with(|w| w.set(w.get().saturating_add(n)));
 }
 
 /// Records the size reads of what `f` evaluates (up to [`MAX_SIZE_READS`], first first).
@@ -147,15 +162,22 @@ fn fail_help(code: &'static str, msg: String, e: &Expr, label: &str, help: Strin
     ))
 }
 
+/// A variable's value, its copy counted as evaluation work.
+fn copied_out(v: &Value) -> Value {
+    add_eval_work(v.size() as u64);
+    v.clone()
+}
+
 /// Evaluates `e`. `incoming` is the shape `in.c`/`in.h`/`in.w` refer to: `None` where no
 /// tensor is in scope or its shape is unknown.
 pub fn eval(e: &Expr, env: &Env, incoming: Option<&Shape>) -> Result<Value, EvalError> {
+    add_eval_work(1);
     match &e.kind {
         ExprKind::Int(n) => Ok(Value::Int(*n)),
         ExprKind::Float(x) => Ok(Value::Float(*x)),
         ExprKind::Bool(b) => Ok(Value::Bool(*b)),
         ExprKind::Same => Ok(Value::Same),
-        ExprKind::Var(name) => env.get(name).cloned().ok_or_else(|| {
+        ExprKind::Var(name) => env.get(name).map(copied_out).ok_or_else(|| {
             let names: Vec<&str> = env.vars.keys().map(String::as_str).collect();
             let literal = match name.as_str() {
                 "True" | "False" => Some(format!("booleans are written `{}`", name.to_lowercase())),
@@ -414,11 +436,14 @@ fn binary(
                 })
                 .map(Value::Int)
                 .ok_or_else(|| overflow(e)),
-            Rem => x
-                .checked_rem_euclid(y)
-                .map(|r| if y < 0 && r != 0 { r + y } else { r })
-                .map(Value::Int)
-                .ok_or_else(|| overflow(e)),
+            // `i64::MIN % -1` overflows in Rust; it is 0 in Python, as every `x % -1`.
+            Rem => Ok(Value::Int(x.checked_rem_euclid(y).map_or(0, |r| {
+                if y < 0 && r != 0 {
+                    r + y
+                } else {
+                    r
+                }
+            }))),
             Eq => Ok(Value::Bool(x == y)),
             Ne => Ok(Value::Bool(x != y)),
             Lt => Ok(Value::Bool(x < y)),
@@ -440,7 +465,15 @@ fn binary(
                     "the divisor is 0 here",
                 )),
                 Div => Ok(Value::Float(x / y)),
-                Rem => Ok(Value::Float(x.rem_euclid(y))),
+                // Python's sign: that of the divisor (`5.0 % -3.0` is -1.0).
+                Rem => Ok(Value::Float({
+                    let r = x.rem_euclid(y);
+                    if y < 0.0 && r != 0.0 {
+                        r + y
+                    } else {
+                        r
+                    }
+                })),
                 Eq => Ok(Value::Bool(x == y)),
                 Ne => Ok(Value::Bool(x != y)),
                 Lt => Ok(Value::Bool(x < y)),
