@@ -2329,8 +2329,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             Some((named(b)?, sizes[i], other))
         }) {
             // A transposed conv a few pixels over the skip's size (`convT(16, 3, stride=2)`
-            // doubles and adds one): its padding takes them off.
+            // doubles and adds one): its padding takes them off. Twice the size or more is
+            // an upsampling too many, which no padding should undo.
+            let doubled = other[0] >= 2 * hw[0] && other[1] >= 2 * hw[1];
             let overshoot = outs.iter().zip(&sizes).find_map(|((cur, _), size)| {
+                if doubled {
+                    return None;
+                }
                 let Op::ConvTranspose(t) = &self.graph[cur.node].op else {
                     return None;
                 };
@@ -2378,15 +2383,57 @@ impl<'a, 'd> Elab<'a, 'd> {
                 },
             )
             .collect();
-        let mut help = format!(
-            "the skip tensor `{skip}` is {}×{} and the other branch {}×{}: crop it to the \
-             center, `concat {{ {} }}` (U-Net's copy-and-crop)",
-            big[0],
-            big[1],
-            small[0],
-            small[1],
-            rewritten.join(" ")
-        );
+        // A whole factor of 2 or more: the skip was named before a downsampling, and a crop
+        // would keep only its center; pooling it keeps all of it, at the other's size.
+        let factor = [big[0] / small[0].max(1), big[1] / small[1].max(1)];
+        let whole = big[0] % small[0].max(1) == 0
+            && big[1] % small[1].max(1) == 0
+            && factor.iter().all(|f| *f >= 2);
+        let mut help = if whole {
+            let kernel = if factor[0] == factor[1] {
+                factor[0].to_string()
+            } else {
+                format!("[{}, {}]", factor[0], factor[1])
+            };
+            let pooled: Vec<String> = c
+                .branches
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, b)| match (larger.iter().find(|(j, _, _)| *j == i), b.body.is_empty()) {
+                        (Some((_, n, _)), _) => format!("{{ {n} maxpool({kernel}) }}"),
+                        (None, true) => "{}".to_string(),
+                        (None, false) => named(b).unwrap_or_else(|| "{ … }".to_string()),
+                    },
+                )
+                .collect();
+            format!(
+                "the skip tensor `{skip}` is {}×{}, {}× the other branch's {}×{}: pool it to \
+                 that size, `concat {{ {} }}`, or name the skip after the layers that \
+                 downsample; a crop (`concat {{ {} }}`) would keep only its center",
+                big[0],
+                big[1],
+                if factor[0] == factor[1] {
+                    factor[0].to_string()
+                } else {
+                    format!("{}×{}", factor[0], factor[1])
+                },
+                small[0],
+                small[1],
+                pooled.join(" "),
+                rewritten.join(" ")
+            )
+        } else {
+            format!(
+                "the skip tensor `{skip}` is {}×{} and the other branch {}×{}: crop it to the \
+                 center, `concat {{ {} }}` (U-Net's copy-and-crop)",
+                big[0],
+                big[1],
+                small[0],
+                small[1],
+                rewritten.join(" ")
+            )
+        };
         // The branch that came out small: a transposed conv whose output_pad would close the
         // gap (less than its stride), an upsampling by a factor that can take the skip's size.
         let smaller = sizes.iter().position(|hw| *hw == small)?;
@@ -3616,7 +3663,8 @@ impl<'a, 'd> Elab<'a, 'd> {
                 d.help = Some(format!(
                     "{help}; `in.c` in `groups=…` is {c} here, the channels of the tensor this \
                      layer meets (after the layers before it): a depthwise conv after an \
-                     expansion is `groups=in.c`"
+                     expansion is `conv(in.c, …, groups=in.c)`, with `in.c` as its output \
+                     channels too (each channel filtered on its own)"
                 ));
             }
         }
