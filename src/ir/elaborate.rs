@@ -2371,18 +2371,22 @@ impl<'a, 'd> Elab<'a, 'd> {
             .filter(|(_, _, hw)| hw[0] >= small[0] && hw[1] >= small[1] && *hw != small)
             .collect();
         let (_, skip, big) = larger.first()?.clone();
-        let rewritten: Vec<String> = c
-            .branches
-            .iter()
-            .enumerate()
-            .map(
-                |(i, b)| match (larger.iter().find(|(j, _, _)| *j == i), b.body.is_empty()) {
-                    (Some((_, n, _)), _) => format!("crop({n})"),
-                    (None, true) => "{}".to_string(),
-                    (None, false) => named(b).unwrap_or_else(|| "{ … }".to_string()),
-                },
-            )
-            .collect();
+        // The concat's branches written again, each larger skip `n` as `fix(n)`.
+        let rewrite = |fix: &dyn Fn(&str) -> String| -> String {
+            c.branches
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, b)| match (larger.iter().find(|(j, _, _)| *j == i), b.body.is_empty()) {
+                        (Some((_, n, _)), _) => fix(n),
+                        (None, true) => "{}".to_string(),
+                        (None, false) => named(b).unwrap_or_else(|| "{ … }".to_string()),
+                    },
+                )
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let rewritten = rewrite(&|n| format!("crop({n})"));
         // A whole factor of 2 or more: the skip was named before a downsampling, and a crop
         // would keep only its center; pooling it keeps all of it, at the other's size.
         let factor = [big[0] / small[0].max(1), big[1] / small[1].max(1)];
@@ -2395,18 +2399,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             } else {
                 format!("[{}, {}]", factor[0], factor[1])
             };
-            let pooled: Vec<String> = c
-                .branches
-                .iter()
-                .enumerate()
-                .map(
-                    |(i, b)| match (larger.iter().find(|(j, _, _)| *j == i), b.body.is_empty()) {
-                        (Some((_, n, _)), _) => format!("{{ {n} maxpool({kernel}) }}"),
-                        (None, true) => "{}".to_string(),
-                        (None, false) => named(b).unwrap_or_else(|| "{ … }".to_string()),
-                    },
-                )
-                .collect();
+            let pooled = rewrite(&|n| format!("{{ {n} maxpool({kernel}) }}"));
             format!(
                 "the skip tensor `{skip}` is {}×{}, {}× the other branch's {}×{}: pool it to \
                  that size, `concat {{ {} }}`, or name the skip after the layers that \
@@ -2420,18 +2413,14 @@ impl<'a, 'd> Elab<'a, 'd> {
                 },
                 small[0],
                 small[1],
-                pooled.join(" "),
-                rewritten.join(" ")
+                pooled,
+                rewritten
             )
         } else {
             format!(
                 "the skip tensor `{skip}` is {}×{} and the other branch {}×{}: crop it to the \
                  center, `concat {{ {} }}` (U-Net's copy-and-crop)",
-                big[0],
-                big[1],
-                small[0],
-                small[1],
-                rewritten.join(" ")
+                big[0], big[1], small[0], small[1], rewritten
             )
         };
         // The branch that came out small: a transposed conv whose output_pad would close the
