@@ -275,9 +275,21 @@ fn read_limited(path: &Path, reader: impl Read) -> Result<String, LoadError> {
         if onnx(e.as_bytes()) {
             return onnx_message();
         }
+        // Where an editor shows it: the text before the byte is valid, so it counts in
+        // characters.
+        let at = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
         err(format!(
-            "the file is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
+            "the file is not UTF-8 text: byte 0x{:02X} at line {line}, column {column} (offset \
+             {at}) is not a character; save the file as UTF-8 (from Latin-1: `iconv -f \
+             LATIN1 -t UTF-8`)",
+            bytes[at]
         ))
     })
 }

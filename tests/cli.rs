@@ -506,11 +506,15 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
     let bad = write(
         dir.path(),
         "bad.cnn",
-        b"model M(input: [1, 2, 2]) { \xff\xfe }",
+        b"model M(input: [1, 2, 2]) {\n  relu \xff\xfe }",
     );
     let o = cnnc(&["check", &bad]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not UTF-8 text: byte 0xFF at line 2, column 8 (offset 35)"),
+        "{}",
+        stderr(&o)
+    );
 
     // UTF-16, with its byte order mark or without (then valid UTF-8, with NULs), is named
     // with the command that converts it.

@@ -1375,6 +1375,17 @@ fn bind(
                              drops half; "
                                 .to_string()
                         }
+                        // `upsample(1.5)`, PyTorch's `scale_factor=1.5`: a size, not a scale.
+                        Value::Float(x)
+                            if spec.name == "upsample"
+                                && spec.params[index].name == "scale"
+                                && x.fract() != 0.0 =>
+                        {
+                            "a scale repeats each pixel a whole number of times; for any \
+                             other size, give the output's: `upsample(size=[h, w])`, or a \
+                             named tensor's, `upsample(size=[skip.h, skip.w])`; "
+                                .to_string()
+                        }
                         Value::Float(x) if expected.contains("integer") => {
                             if !literal {
                                 "the value is computed with a float; integer arithmetic keeps \

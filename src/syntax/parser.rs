@@ -750,6 +750,13 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         format!("unexpected {found}")
     };
     let mut d = Diagnostic::error(UNEXPECTED, message).label(Span::new(file, start, end), label);
+    // A NUL or an escape: binary bytes pasted or padded in, not a mistake of the language.
+    if found.starts_with("a control character") {
+        return d.help(
+            "delete it: a .cnn file is plain text, and control characters (an escape \
+             sequence pasted from a terminal, a NUL from a binary file) have no meaning in it",
+        );
+    }
     if single_quoted.is_some() && words.contains(&"a quoted path") {
         return d.help("a path is written in double quotes: `use \"file.cnn\"`");
     }
@@ -890,6 +897,16 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 "statements need no separator: delete the `;` (layers follow each other on a \
                  line or on new lines)",
             )
+        }
+        // `conv(8, 3,, pad=1)`, `conv(, 8)`: a comma with nothing before it.
+        "," if text[..start].trim_end().ends_with([',', '(', '[']) => {
+            let doubled = text[..start].trim_end().ends_with(',');
+            return d.help(if doubled {
+                "two commas with nothing between them: delete one (one `,` separates two \
+                 arguments or list items)"
+            } else {
+                "nothing comes before this `,`: delete it, or write the missing first item"
+            });
         }
         "," if expects("a layer") => {
             return d.help(

@@ -1757,3 +1757,34 @@ fn expressions_print_as_they_parse() {
         );
     }
 }
+
+#[test]
+fn a_comma_with_nothing_before_it_is_named() {
+    let d = check_error(
+        "model M(input: [3, 8, 8]) { conv(8, 3,, pad=1) }",
+        UNEXPECTED,
+        &["two commas with nothing between them: delete one"],
+    );
+    assert!(!d.help.unwrap().contains("not closed"));
+    check_error(
+        "model M(input: [3, 8, 8]) { conv(, 8, 3) }",
+        UNEXPECTED,
+        &["nothing comes before this `,`"],
+    );
+    check_error(
+        "model M(input: [3, 8, 8]) { conv(8, [3,, 3]) }",
+        UNEXPECTED,
+        &["two commas"],
+    );
+}
+
+#[test]
+fn a_control_character_after_the_model_is_not_blamed_on_its_brace() {
+    let d = check_error(
+        "model M(input: [3, 8, 8]) { conv(8, 3) }\n\0",
+        UNEXPECTED,
+        &["a control character (U+0000)", "a .cnn file is plain text"],
+    );
+    assert!(!d.help.unwrap().contains("delete this `}`"));
+    assert_eq!(d.labels.len(), 1, "{:#?}", d.labels);
+}
