@@ -22,7 +22,8 @@ fn stderr(o: &Output) -> String {
 /// A fully convolutional network through every layer kind whose export follows the input's
 /// size (an input normalization, strided and dilated convs, reflection padding, batch, group,
 /// instance and layer norms and a layer scale,
-/// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, channel
+/// concat, a squeeze-and-excitation gate, a residual, asymmetric average pooling, ceil-mode
+/// pooling at stride 1 (torchvision's GoogLeNet), channel
 /// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
 /// assertion that reads the input's size, which checks and exports nothing), and a
 /// classifier whose bilinear resampling to a size and adaptive and global average and max
@@ -32,8 +33,9 @@ model Fcn(input: [3, HW]) {
     normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     pad(1, reflect=true) conv(8, 3) batchnorm relu
     conv(16, 3, stride=2, pad=1) groupnorm(4) relu
-    concat { { conv(8, 1) } { maxpool(3, stride=1, pad=1) conv(8, 1) } }
+    concat { { conv(8, 1) } { maxpool(3, stride=1, pad=1) conv(8, 1) } { maxpool(3, stride=1, pad=1, ceil=true) conv(8, 1) } }
     channel_shuffle(2)
+    conv(16, 1)
     gate { global_avgpool conv(4, 1) relu conv(16, 1) sigmoid }
     residual { conv(16, 3, pad=1) instancenorm relu }
     residual { conv(16, 7, pad=3, groups=16) layernorm conv(32, 1) gelu conv(16, 1) layer_scale(0.5) }
@@ -115,7 +117,8 @@ fn size_dependent_layers_are_refused_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("flatten linear(10)", "flatten", "global_avgpool"),
-        ("maxpool(3, stride=2, ceil=true)", "maxpool", "ceil-mode"),
+        ("maxpool(3, stride=2, ceil=true)", "maxpool", "ceil-mode pooling with a stride"),
+        ("avgpool(3, stride=[1, 2], ceil=true)", "avgpool", "ceil-mode pooling with a stride"),
         ("adaptive_avgpool(2)", "adaptive_avgpool", "to 2×2"),
         ("adaptive_maxpool([2, 3])", "adaptive_maxpool", "to 2×3"),
         ("conv(4, 1) as a crop(a)", "crop", "keeps that size"),

@@ -805,9 +805,12 @@ impl Lowerer<'_> {
                     node.op.kind().replace("adaptive", "global")
                 ))
             }
-            Op::MaxPool(p) | Op::AvgPool(p) if p.ceil => refuse(
-                "a ceil-mode pooling: whether its last window overhangs the input depends on \
-                 the size, and cnnc exports it for the declared one"
+            // At stride 1 every window count is whole: ceil mode is floor mode at any size
+            // (no overhang, `pool_overhang` adds nothing).
+            Op::MaxPool(p) | Op::AvgPool(p) if p.ceil && p.stride != [1, 1] => refuse(
+                "a ceil-mode pooling with a stride: whether its last window overhangs the \
+                 input depends on the size, and cnnc exports it for the declared one (at \
+                 stride 1, or without `ceil=true`, it exports for any size)"
                     .into(),
             ),
             Op::AvgPool(p) if !p.count_pad && p.pads != Pads::default() => refuse(
