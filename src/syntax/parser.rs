@@ -750,8 +750,10 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         format!("unexpected {found}")
     };
     let mut d = Diagnostic::error(UNEXPECTED, message).label(Span::new(file, start, end), label);
-    // A NUL or an escape: binary bytes pasted or padded in, not a mistake of the language.
-    if found.starts_with("a control character") {
+    // A NUL or an escape: binary bytes pasted or padded in, not a mistake of the language
+    // (NEXT LINE, a control character too, is a line break pasted in: its help comes below).
+    if found.starts_with("a control character") && tok.chars().next().and_then(lookalike).is_none()
+    {
         return d.help(
             "delete it: a .cnn file is plain text, and control characters (an escape \
              sequence pasted from a terminal, a NUL from a binary file) have no meaning in it",
