@@ -2733,7 +2733,8 @@ fn group_and_instance_norm_are_checked() {
     );
     // Both fine, with and without their parameters.
     let src = "model M(input: [12, 4, 4]) { groupnorm(3) instancenorm instancenorm(affine=true) \
-               groupnorm(4, eps=0.001, affine=false) flatten linear(6) groupnorm(2) }";
+               groupnorm(4, eps=0.001, affine=false) batchnorm(affine=false) flatten linear(6) \
+               groupnorm(2) batchnorm batchnorm(affine=false) }";
     let c = cnnc::compile_source(Path::new("n.cnn"), src.to_string());
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let params: u64 = c.models[0]
@@ -2743,8 +2744,10 @@ fn group_and_instance_norm_are_checked() {
         .map(|n| c.models[0].graph.node(n).params)
         .sum();
     // groupnorm 2·12, instancenorm 0, affine instancenorm 2·12, groupnorm without affine 0,
-    // linear 192·6 + 6, groupnorm on the vector 2·6.
-    assert_eq!(params, 24 + 24 + 192 * 6 + 6 + 12);
+    // batchnorm without affine 0, linear 192·6 + 6, groupnorm and batchnorm on the vector
+    // 2·6 each (the batch norm's running statistics are no parameters), batchnorm without
+    // affine 0.
+    assert_eq!(params, 24 + 24 + 192 * 6 + 6 + 12 + 12);
 }
 
 /// `pixel_shuffle(r)` needs channels in multiples of r², `pixel_unshuffle(r)` sizes in

@@ -236,6 +236,7 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
         Op::BatchNorm {
             eps: 1e-5,
             momentum: 0.1,
+            affine: true,
         },
         &[c1],
     );
@@ -332,6 +333,7 @@ fn every_op(sources: &mut SourceMap) -> (CheckedModel, Vec<Vec<u64>>) {
         Op::BatchNorm {
             eps: 1e-3,
             momentum: 0.01,
+            affine: false,
         },
         &[fl],
     );

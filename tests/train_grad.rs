@@ -571,6 +571,17 @@ grad_test!(
 }"
 );
 
+// PyTorch's `affine=False`: no γ and β, on images and vectors, after a conv with a bias
+// (whose gradient the norm cancels) and before an affine batch norm (whose β's it does not).
+grad_test!(
+    batchnorm_without_affine,
+    4,
+    "model M(input: [2, 6, 6]) {
+    conv(3, 3) batchnorm(affine=false) tanh conv(3, 3) batchnorm(affine=false, eps=0.001)
+    batchnorm sigmoid flatten linear(6) batchnorm(affine=false) tanh linear(4)
+}"
+);
+
 grad_test!(
     batchnorm_1d,
     6,

@@ -50,7 +50,7 @@ pub struct ExportArgs {
     /// `output_height`, `output_width`), so the model runs on images of any size, as a
     /// fully convolutional network (U-Net, super-resolution) should. The shapes are
     /// checked at the declared size; a layer whose export holds at that size only
-    /// (flatten, crop, ceil-mode pooling, adaptive pooling to more than one pixel, a
+    /// (flatten, crop, ceil-mode pooling with a stride, adaptive pooling to more than one pixel, a
     /// value computed from `in.h`/`in.w`) is refused with its place.
     #[arg(long, conflicts_with_all = ["grad", "train"])]
     pub dynamic_size: bool,

@@ -156,7 +156,11 @@ pub static LAYERS: &[LayerSpec] = &[
     },
     LayerSpec {
         name: "batchnorm",
-        params: &[opt("eps", Kind::Positive), opt("momentum", Kind::Fraction)],
+        params: &[
+            opt("eps", Kind::Positive),
+            opt("momentum", Kind::Fraction),
+            opt("affine", Kind::Bool),
+        ],
     },
     LayerSpec {
         name: "groupnorm",
@@ -917,6 +921,7 @@ pub fn build(
         "batchnorm" => Op::BatchNorm {
             eps: number("eps", 1e-5),
             momentum: number("momentum", 0.1),
+            affine: boolean("affine", true),
         },
         "groupnorm" => Op::GroupNorm {
             groups: Some(int("groups", 1)),

@@ -227,10 +227,12 @@ pub enum Op {
     },
     GlobalMaxPool,
     /// 2-D on `[C, H, W]`, 1-D on `[F]`. `momentum` in PyTorch's convention (weight of the
-    /// new batch statistic, default 0.1).
+    /// new batch statistic, default 0.1). Without `affine` (PyTorch's `affine=False`) it
+    /// learns no scale and shift: the normalized value is the output.
     BatchNorm {
         eps: f64,
         momentum: f64,
+        affine: bool,
     },
     /// Normalization of each sample over groups of its channels (and all their pixels):
     /// PyTorch's `GroupNorm(groups, C)`, or with `groups: None` one channel a group,

@@ -62,7 +62,14 @@ pub fn op_text(op: &Op) -> String {
         ),
         Op::AdaptiveAvgPool { output } => format!("adaptive_avgpool({})", pair(*output)),
         Op::AdaptiveMaxPool { output } => format!("adaptive_maxpool({})", pair(*output)),
-        Op::BatchNorm { eps, momentum } => format!("batchnorm(eps={eps}, momentum={momentum})"),
+        Op::BatchNorm {
+            eps,
+            momentum,
+            affine,
+        } => format!(
+            "batchnorm(eps={eps}, momentum={momentum}{})",
+            if *affine { "" } else { ", affine=false" }
+        ),
         Op::Prelu { per_channel } => format!("prelu(per_channel={per_channel})"),
         Op::Scale { factor } => format!("scale({factor})"),
         Op::Normalize { mean, std } => {

@@ -981,9 +981,26 @@ impl Lowerer<'_> {
                 self.adaptive_maxpool(name, x, *output, in_dims, out_dims, out)
             }
             Op::GlobalMaxPool => simple(self, "GlobalMaxPool", vec![]),
-            Op::BatchNorm { eps, momentum } => {
+            Op::BatchNorm {
+                eps,
+                momentum,
+                affine,
+            } => {
                 let mut ins = vec![x.to_string()];
-                for s in ["weight", "bias", "running_mean", "running_var"] {
+                if *affine {
+                    for s in ["weight", "bias"] {
+                        ins.push(self.param(format!("{name}.{s}"))?);
+                    }
+                } else {
+                    // No learned scale and shift: ONNX's are required, so ones and zeros.
+                    let c = in_dims[0] as usize;
+                    for (s, v) in [("ones", 1.0), ("zeros", 0.0)] {
+                        let constant = format!("{name}.{s}");
+                        self.init_f32(&constant, &[c], &vec![v; c])?;
+                        ins.push(constant);
+                    }
+                }
+                for s in ["running_mean", "running_var"] {
                     ins.push(self.param(format!("{name}.{s}"))?);
                 }
                 let ins: Vec<&str> = ins.iter().map(String::as_str).collect();

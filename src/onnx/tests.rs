@@ -72,6 +72,7 @@ fn small(sources: &mut SourceMap) -> CheckedModel {
                 Op::BatchNorm {
                     eps: 1e-5,
                     momentum: 0.1,
+                    affine: true,
                 },
                 &[4, 6, 6],
             ),
@@ -193,6 +194,7 @@ fn initialization_is_reproducible_bounded_and_per_parameter() {
                 Op::BatchNorm {
                     eps: 1e-5,
                     momentum: 0.1,
+                    affine: true,
                 },
                 &[4, 6, 6],
             ),
@@ -656,6 +658,7 @@ fn chunky(sources: &mut SourceMap) -> CheckedModel {
     let bn = Op::BatchNorm {
         eps: 1e-5,
         momentum: 0.1,
+        affine: true,
     };
     chain(
         sources,

@@ -162,10 +162,12 @@ pub fn parameter_specs(model: &CheckedModel) -> Vec<ParamSpec> {
                 let init_bits = (*init as f32).to_bits();
                 push(ParamKind::LayerScale { init_bits }, dims, 0, 0);
             }
-            Op::BatchNorm { .. } => {
+            Op::BatchNorm { affine, .. } => {
                 let c = in_ch();
-                push(ParamKind::BnScale, vec![c], 0, 0);
-                push(ParamKind::BnShift, vec![c], 0, 0);
+                if *affine {
+                    push(ParamKind::BnScale, vec![c], 0, 0);
+                    push(ParamKind::BnShift, vec![c], 0, 0);
+                }
                 push(ParamKind::RunningMean, vec![c], 0, 0);
                 push(ParamKind::RunningVar, vec![c], 0, 0);
             }

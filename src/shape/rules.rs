@@ -663,7 +663,7 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             })?;
             finish(shape, 0, 0, Vec::new())
         }
-        Op::BatchNorm { .. } => {
+        Op::BatchNorm { affine, .. } => {
             let s = first();
             if s.rank() != 3 && s.rank() != 1 {
                 return Err(err(
@@ -671,7 +671,8 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     format!("`batchnorm` needs [C, H, W] or [F], got {s}"),
                 ));
             }
-            finish(s.0.clone(), 2 * s.channels(), 0, Vec::new())
+            let params = if *affine { 2 * s.channels() } else { 0 };
+            finish(s.0.clone(), params, 0, Vec::new())
         }
         Op::GroupNorm { groups, affine, .. } => {
             let s = first();

@@ -418,9 +418,12 @@ def gen_bn(rng, C, rank):
     if rng.random() < 0.2:
         mom = rng.choice([0.01, 0.3, 0.9])
         kw["momentum"] = mom
+    affine = rng.random() < 0.8
+    if not affine:
+        kw["affine"] = "false"
     text = "batchnorm" + ("(" + ", ".join(f"{a}={b}" for a, b in kw.items()) + ")" if kw else "")
-    m = (nn.BatchNorm2d if rank == 3 else nn.BatchNorm1d)(C, eps=eps, momentum=mom)
-    return Leaf("batchnorm", text, m, m, ["bn2d" if rank == 3 else "bn1d"])
+    m = (nn.BatchNorm2d if rank == 3 else nn.BatchNorm1d)(C, eps=eps, momentum=mom, affine=affine)
+    return Leaf("batchnorm", text, m, m, ["bn2d" if rank == 3 else "bn1d"] + ([] if affine else ["bn_noaffine"]))
 
 
 def gen_prelu(rng, C):
@@ -993,7 +996,8 @@ def param_list(nodes):
             m = lf.pmod
             if m is None:
                 continue
-            ps = [("weight", m.weight)]
+            # A batch norm without affine has running statistics only.
+            ps = [("weight", m.weight)] if m.weight is not None else []
             if getattr(m, "bias", None) is not None:
                 ps.append(("bias", m.bias))
             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -1018,8 +1022,9 @@ def randomize(nodes, g):
                     m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 with torch.no_grad():
-                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
+                    if m.affine:
+                        m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 1.5 + 0.25)
+                        m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.5)
                     m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.5)
                     m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.5)
             elif m is not None and getattr(m, "bias", None) is not None:

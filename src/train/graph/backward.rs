@@ -267,15 +267,28 @@ impl Lowering<'_> {
                     inv_std,
                     gamma,
                     axes,
+                    affine,
                 } = self.saved[&ix].clone()
                 else {
                     return Err(err(format!("`{name}`: batch norm lost its statistics")));
                 };
-                let dg = self.scale_grad(&name, &base, dy, &xhat, &axes);
-                // β's gradient is ΣdY, which the input gradient needs too; before another
-                // batch norm it is exactly zero and left so (see `bias_grad`).
-                let beta_zero = self.feeds_only_batchnorm(ix);
-                let db_name = if beta_zero {
+                // γ's gradient is Σ(dY·x̂) and β's ΣdY, which the input gradient needs too.
+                // Before another batch norm β's is exactly zero and left so (see
+                // `bias_grad`); without `affine` neither is a parameter.
+                let dg = if affine {
+                    self.scale_grad(&name, &base, dy, &xhat, &axes)
+                } else {
+                    let t = self.b.mul(dy, &xhat, &format!("{base}.dy_xhat"));
+                    self.b.reduce(
+                        "ReduceSum",
+                        &t,
+                        &axes,
+                        false,
+                        &format!("{base}.sum_dy_xhat_all"),
+                    )
+                };
+                let beta_zero = affine && self.feeds_only_batchnorm(ix);
+                let db_name = if beta_zero || !affine {
                     format!("{base}.sum_dy_all")
                 } else {
                     format!("grad.{name}.bias")
@@ -283,7 +296,7 @@ impl Lowering<'_> {
                 let db = self.b.reduce("ReduceSum", dy, &axes, false, &db_name);
                 if beta_zero {
                     self.zero_grad.insert(format!("{name}.bias"));
-                } else {
+                } else if affine {
                     self.param_grad.insert(format!("{name}.bias"), db.clone());
                 }
                 let dx = if want0 {

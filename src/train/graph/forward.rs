@@ -505,9 +505,11 @@ impl Lowering<'_> {
                     self.b.op("MaxPool", &[&bins], &name, attrs)
                 }
             }
-            Op::BatchNorm { eps, momentum } => {
-                self.batchnorm(ix, &name, &x, &in_dims, *eps, *momentum)?
-            }
+            Op::BatchNorm {
+                eps,
+                momentum,
+                affine,
+            } => self.batchnorm(ix, &name, &x, &in_dims, (*eps, *momentum, *affine))?,
             Op::GroupNorm {
                 groups,
                 eps,
@@ -811,10 +813,26 @@ impl Lowering<'_> {
         name: &str,
         x: &str,
         in_dims: &[u64],
-        eps: f64,
-        momentum: f64,
+        (eps, momentum, affine): (f64, f64, bool),
     ) -> Result<String, GraphError> {
-        let (gamma, beta) = (format!("{name}.weight"), format!("{name}.bias"));
+        let c = in_dims[0] as usize;
+        // Without `affine`, ones stand in for γ (the backward pass reads its shape) and, in
+        // evaluation, zeros for β (ONNX's BatchNormalization requires both).
+        let (gamma, beta) = if affine {
+            (format!("{name}.weight"), format!("{name}.bias"))
+        } else if self.mode == Mode::Eval {
+            (
+                self.b
+                    .init_f32(&format!("{name}.ones"), &[c], &vec![1.0; c]),
+                self.b
+                    .init_f32(&format!("{name}.zeros"), &[c], &vec![0.0; c]),
+            )
+        } else {
+            let ones = self
+                .b
+                .init_f32(&format!("{name}.ones"), &[c], &vec![1.0; c]);
+            (ones, String::new())
+        };
         let (rm, rv) = (
             format!("{name}.running_mean"),
             format!("{name}.running_var"),
@@ -827,7 +845,6 @@ impl Lowering<'_> {
                 vec![AttributeProto::float("epsilon", eps as f32)],
             ));
         }
-        let c = in_dims[0] as usize;
         let axes = bn_axes(in_dims.len());
         let mut cshape = vec![1i64, c as i64];
         cshape.extend(std::iter::repeat_n(1, in_dims.len() - 1));
@@ -845,11 +862,20 @@ impl Lowering<'_> {
         let inv = self
             .b
             .op("Reciprocal", &[&std], &format!("{name}.inv_std"), vec![]);
-        let xhat = self.b.mul(&xc, &inv, &format!("{name}.xhat"));
+        let xhat_name = if affine {
+            format!("{name}.xhat")
+        } else {
+            name.to_string()
+        };
+        let xhat = self.b.mul(&xc, &inv, &xhat_name);
         let g = self.b.reshape(&gamma, &cshape, &format!("{name}.gamma"));
-        let bt = self.b.reshape(&beta, &cshape, &format!("{name}.beta"));
-        let scaled = self.b.mul(&xhat, &g, &format!("{name}.scaled"));
-        let y = self.b.add(&scaled, &bt, name);
+        let y = if affine {
+            let bt = self.b.reshape(&beta, &cshape, &format!("{name}.beta"));
+            let scaled = self.b.mul(&xhat, &g, &format!("{name}.scaled"));
+            self.b.add(&scaled, &bt, name)
+        } else {
+            xhat.clone()
+        };
         if self.update_running {
             // PyTorch: running = (1 − m)·running + m·batch, with the unbiased variance.
             let m = momentum as f32;
@@ -882,6 +908,7 @@ impl Lowering<'_> {
                 inv_std: inv,
                 gamma: g,
                 axes,
+                affine,
             },
         );
         Ok(y)

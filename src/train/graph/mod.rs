@@ -238,6 +238,8 @@ enum Saved {
         inv_std: String,
         gamma: String,
         axes: Vec<i64>,
+        /// With learned γ and β (else `gamma` is ones and they get no gradient).
+        affine: bool,
     },
     /// Group, instance and layer norm: x̂ as the statistics were taken (in groups, [N, G, M],
     /// or as the input, for a layer norm's over the channels) and as the input's shape; 1/σ,
