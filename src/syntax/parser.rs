@@ -340,8 +340,14 @@ fn check_word_lengths(text: &str, file: FileId) -> Option<Diagnostic> {
                 i = past;
                 continue;
             }
+            // Past the whole of a U+FEFF: a word starting inside it would not start on a
+            // character.
             None if ends_word(i) => {
-                i += 1;
+                i += if bytes[i..].starts_with(FEFF) {
+                    FEFF.len()
+                } else {
+                    1
+                };
                 continue;
             }
             None => (i..bytes.len())
