@@ -27,7 +27,10 @@ fn stderr(o: &Output) -> String {
 /// and pixel (un)shuffles, a transposed conv, nearest and bilinear upsampling; a shape
 /// assertion that reads the input's size, which checks and exports nothing), and a
 /// classifier whose bilinear resampling to a size and adaptive and global average and max
-/// pooling to one pixel (fastai's concat pooling) fix the size before its `flatten`.
+/// pooling to one pixel (fastai's concat pooling) fix the size before its `flatten`; a
+/// U-Net whose upsamplings (bilinear, with and without aligned corners, and nearest, at
+/// ratios no whole factor gives) and crops take the sizes of tensors that follow the
+/// input's, and an image-pooling branch spread back over a named tensor's size (DeepLab's).
 const MODELS: &str = "
 model Fcn(input: [3, HW]) {
     normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
@@ -47,6 +50,21 @@ model Fcn(input: [3, HW]) {
     upsample(2, bilinear=true)
     pixel_shuffle(2)
     conv(3, 3, pad=2, dilation=2)                  : [3, input.h * 2, input.w * 2]
+}
+model Unet(input: [3, HW]) {
+    conv(8, 3, pad=1) relu as e1
+    conv(8, 3, stride=2, pad=1) relu as e2
+    conv(16, 3, stride=3, pad=1) relu as e3
+    concat { {} { global_avgpool conv(4, 1) upsample(size=[e3.h, e3.w]) } }
+    upsample(size=[e2.h, e2.w], bilinear=true)
+    concat { e2 {} } conv(8, 3, pad=1) relu
+    upsample(size=[e1.h, e1.w])
+    residual { conv(8, 3, pad=1) } shortcut { e1 }
+    conv(8, 3) relu as valid
+    maxpool(2) conv(8, 3) relu convT(8, 2, stride=2)
+    concat { crop(valid) {} }
+    upsample(size=[input.h, input.w], bilinear=true, align_corners=true)
+    conv(2, 1)
 }
 model Head(input: [3, HW]) {
     conv(8, 3, pad=1) relu maxpool(2)
@@ -83,31 +101,78 @@ fn a_dynamic_export_runs_at_other_sizes_as_fixed_exports_there() {
     for (model, declared, others) in [
         ("Fcn", "32, 32", &["48, 40", "64, 24", "32, 32"][..]),
         ("Head", "32, 32", &["33, 29", "20, 50"][..]),
+        ("Unet", "32, 32", &["41, 83", "97, 23", "50, 50"][..]),
     ] {
         let dynamic = export(dir.path(), model, declared, true);
         let fixed: Vec<String> = others
             .iter()
             .map(|hw| export(dir.path(), model, hw, false))
             .collect();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_dynamic.py");
-        let o = Command::new("python3")
-            .arg(script)
-            .arg(&dynamic)
-            .args(&fixed)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{model}:\n{text}");
-        assert_eq!(
-            text.matches("max difference").count(),
-            others.len(),
-            "{text}"
-        );
+        agree(model, &dynamic, &fixed);
     }
+}
+
+/// `check_dynamic.py`: the dynamic export runs at each fixed export's size, and gives what
+/// it gives.
+fn agree(what: &str, dynamic: &str, fixed: &[String]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_dynamic.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(dynamic)
+        .args(fixed)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{what}:\n{text}");
+    assert_eq!(
+        text.matches("max difference").count(),
+        fixed.len(),
+        "{text}"
+    );
+}
+
+/// With --main-output-only, the layers that lead only to a tensor the main output takes its
+/// size from are written too (at a fixed size they are left out), and so are their weights.
+#[test]
+fn main_output_only_keeps_the_layers_a_size_is_taken_from() {
+    common::require_python();
+    let dir = tempfile::tempdir().unwrap();
+    let text = "model M(input: [3, HW]) {
+    conv(8, 3, pad=1) relu
+    conv(8, 3, stride=2, pad=1) as half
+    output aux { global_avgpool flatten linear(3) }
+    input conv(4, 3, stride=2, pad=1) relu
+    maxpool(2) upsample(size=[half.h, half.w])
+}
+";
+    let export = |hw: &str, dynamic: bool| {
+        let tag = hw.replace(", ", "x");
+        let src = dir.path().join(format!("m{tag}.cnn"));
+        std::fs::write(&src, text.replace("HW", hw)).unwrap();
+        let out = dir.path().join(format!("m{tag}{dynamic}.onnx"));
+        let (src_s, out_s) = (src.display().to_string(), out.display().to_string());
+        let mut args = vec!["export", &src_s, "--main-output-only", "-o", &out_s];
+        if dynamic {
+            args.push("--dynamic-size");
+        }
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        (out_s, stderr(&o))
+    };
+    let (dynamic, said) = export("32, 32", true);
+    // conv1 (224), conv2 (584) and conv3 (112); not the aux head's linear.
+    assert!(said.contains("920 parameters"), "{said}");
+    let (_, said) = export("32, 32", false);
+    assert!(said.contains("112 parameters"), "{said}");
+    let fixed: Vec<String> = ["40, 24", "17, 50"]
+        .iter()
+        .map(|hw| export(hw, false).0)
+        .collect();
+    agree("main output only", &dynamic, &fixed);
 }
 
 /// Each layer whose export holds at the declared size only, in a model otherwise fine:
@@ -121,12 +186,17 @@ fn size_dependent_layers_are_refused_with_their_place() {
         ("avgpool(3, stride=[1, 2], ceil=true)", "avgpool", "ceil-mode pooling with a stride"),
         ("adaptive_avgpool(2)", "adaptive_avgpool", "to 2×2"),
         ("adaptive_maxpool([2, 3])", "adaptive_maxpool", "to 2×3"),
-        ("conv(4, 1) as a crop(a)", "crop", "keeps that size"),
         // A crop of a tensor of fixed size to the size of one that varies.
         (
             "global_avgpool upsample(size=[24, 24], bilinear=true) as big input conv(4, 3) crop(big)",
             "crop",
-            "14×14 at the declared input size",
+            "crops `upsample1`, whose size is fixed at [8, 24, 24]",
+        ),
+        // A tensor's size read in arithmetic, not as `size=[skip.h, skip.w]`.
+        (
+            "conv(4, 1) as a upsample(size=[a.h, a.w * 2], bilinear=true)",
+            "a.h",
+            "reads a height or width",
         ),
         (
             "upsample(size=[20, 20])",

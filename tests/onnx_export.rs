@@ -76,6 +76,7 @@ impl Builder {
             output,
             named_outputs: Vec::new(),
             size_reads: Vec::new(),
+            size_sources: Default::default(),
         };
         cnnc::shape::check(
             name.into(),

@@ -49,9 +49,10 @@ pub struct ExportArgs {
     /// Leave the input's height and width open (`height`, `width`; the output's
     /// `output_height`, `output_width`), so the model runs on images of any size, as a
     /// fully convolutional network (U-Net, super-resolution) should. The shapes are
-    /// checked at the declared size; a layer whose export holds at that size only
-    /// (flatten, crop, ceil-mode pooling with a stride, adaptive pooling to more than one pixel, a
-    /// value computed from `in.h`/`in.w`) is refused with its place.
+    /// checked at the declared size; `crop(e1)` and `upsample(size=[skip.h, skip.w])` take
+    /// the tensor's size at run time; a layer whose export holds at that size only
+    /// (flatten, ceil-mode pooling with a stride, adaptive pooling to more than one pixel, a
+    /// value computed from `in.h`/`skip.w`) is refused with its place.
     #[arg(long, conflicts_with_all = ["grad", "train"])]
     pub dynamic_size: bool,
     /// Write the main output alone: leave out the named outputs (`output NAME { … }`) and
@@ -155,7 +156,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     // With --main-output-only, the parameters of the layers left out, which need not be
     // given (`stand_in_for_dropped`).
     let dropped: std::collections::HashSet<&str> = if a.main_output_only {
-        let kept = model.graph.feeding(model.graph.output);
+        let kept = onnx::main_output_nodes(model, a.dynamic_size);
         specs
             .iter()
             .filter(|s| !kept.contains(&s.node))
@@ -396,7 +397,7 @@ pub fn run(a: ExportArgs) -> ExitCode {
     // The parameters written: with --main-output-only, those of the layers kept.
     let kept = a
         .main_output_only
-        .then(|| model.graph.feeding(model.graph.output));
+        .then(|| onnx::main_output_nodes(model, a.dynamic_size));
     let params: usize = specs
         .iter()
         .filter(|s| s.kind.is_trainable())

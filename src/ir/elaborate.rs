@@ -552,6 +552,29 @@ struct Frame {
 
 /// When `name`, unknown as a tensor where it is used, is an output the body declared before:
 /// an output is not read back as a tensor.
+/// The named tensor `upsample(…, size=[skip.h, skip.w])` takes its size from (the height and
+/// width of one tensor, as written), with the places of the two reads.
+fn size_of_named_tensor(call: &ast::Call, frame: &Frame) -> Option<(NodeIndex, [Span; 2])> {
+    let size = call
+        .args
+        .iter()
+        .find(|a| a.name.as_ref().is_some_and(|n| n.name == "size"))?;
+    let ast::ExprKind::List(items) = &size.value.kind else {
+        return None;
+    };
+    let [h, w] = items.as_slice() else {
+        return None;
+    };
+    match (&h.kind, &w.kind) {
+        (ast::ExprKind::TensorQuery(a, qh), ast::ExprKind::TensorQuery(b, qw))
+            if a == b && qh == "h" && qw == "w" =>
+        {
+            Some((frame.tensors.get(a.as_str())?.cur.node, [h.span, w.span]))
+        }
+        _ => None,
+    }
+}
+
 fn output_read_as_tensor(name: &str, used: Span, frame: &Frame) -> Option<Diagnostic> {
     let &declared = frame.outputs.get(name)?;
     Some(
@@ -616,6 +639,8 @@ struct Elab<'a, 'd> {
     defs: &'a Definitions<'a>,
     model: &'a ast::ModelDef,
     graph: DiGraph<Node, usize>,
+    /// See [`Graph::size_sources`].
+    size_sources: HashMap<NodeIndex, NodeIndex>,
     diags: &'d mut Diagnostics,
     call_stack: Vec<(&'a str, Span)>,
     /// The current chain of stride-1 convolutions (gridding check).
@@ -718,6 +743,7 @@ fn elaborate_model_body<'a>(
         defs,
         model,
         graph: DiGraph::new(),
+        size_sources: HashMap::new(),
         diags,
         call_stack: Vec::new(),
         dilation_run: Vec::new(),
@@ -835,6 +861,7 @@ fn elaborate_model_body<'a>(
         output: out,
         named_outputs: e.named_outputs.into_iter().map(|(o, _)| o).collect(),
         size_reads: Vec::new(),
+        size_sources: e.size_sources,
     }
 }
 
@@ -3616,7 +3643,25 @@ impl<'a, 'd> Elab<'a, 'd> {
         if spec.name == "crop" {
             return self.crop(call, cur, frame, scope);
         }
-        let op = match layers::build(spec, call, &frame.env, cur.shape.as_ref(), self.diags) {
+        // `upsample(size=[skip.h, skip.w])`: the size is the tensor's at any input size,
+        // which those two reads, alone, do not tie to the declared one.
+        let size_source = (spec.name == "upsample")
+            .then(|| size_of_named_tensor(call, frame))
+            .flatten();
+        let built = |diags: &mut Diagnostics| {
+            layers::build(spec, call, &frame.env, cur.shape.as_ref(), diags)
+        };
+        let built = match &size_source {
+            Some((_, read_spans)) => {
+                let (op, reads) = super::value::record_size_reads(|| built(self.diags));
+                for read in reads.into_iter().filter(|r| !read_spans.contains(r)) {
+                    super::value::note_size_read(read);
+                }
+                op
+            }
+            None => built(self.diags),
+        };
+        let op = match built {
             Some(op) => op,
             None => return Ok(unknown(cur)),
         };
@@ -3632,6 +3677,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             _ => 1,
         };
         let out = self.add_unary(name, op, call.span, &cur);
+        if let (Ok(out), Some((source, _))) = (&out, size_source) {
+            self.size_sources.insert(out.node, source);
+        }
         // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already
         // the expanded count there, and the groups do not divide it.
         let groups_reads_in_c = call.args.iter().any(|a| {
@@ -3877,6 +3925,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         let name = scope.fresh("crop");
         let before = self.diags.0.len();
         let out = self.add_unary(name, Op::Crop { size }, call.span, &tensor);
+        if let Ok(out) = &out {
+            self.size_sources.insert(out.node, cur.node);
+        }
         // The input of the crop is the named tensor, not the current one: say so.
         if let (Some(d), Some(skip)) = (self.diags.0.get_mut(before), &tensor.shape) {
             if d.code == "cnnc::shape::crop_too_large" {

@@ -103,6 +103,11 @@ pub struct Graph {
     /// values fixed at the declared input size, which an export with a variable size
     /// (`export --dynamic-size`) cannot keep.
     pub size_reads: Vec<crate::source::Span>,
+    /// The layers whose output size is another tensor's, by node: an upsampling to a named
+    /// tensor's size (`upsample(size=[skip.h, skip.w])`, whose reads are no `size_reads`)
+    /// and a `crop(skip)` (to the size of the tensor it joins). An export with a variable
+    /// size takes that size at run time.
+    pub size_sources: std::collections::HashMap<NodeIndex, NodeIndex>,
 }
 
 impl Graph {

@@ -121,14 +121,16 @@ pub fn op_text(op: &Op) -> String {
     }
 }
 
-/// One line per node in topological order: `name = op(inputs) : shape  params macs`.
+/// One line per node in topological order: `name = op(inputs) : shape  params macs`, and
+/// `size_of=NODE` for a layer whose output size is another tensor's (`Graph::size_sources`).
 pub fn dump(g: &Graph) -> String {
     lines(g, true)
 }
 
 /// The network's structure as text, for fingerprints (a checkpoint's `model_sha256`): the
 /// lines of [`dump`] without the parameter and MAC counts, which are derived (a fix to how
-/// MACs are counted must not orphan every checkpoint), after a version tag to change
+/// MACs are counted must not orphan every checkpoint), and without the size sources, which
+/// only an export with a variable size reads, after a version tag to change
 /// deliberately if this text ever must.
 pub fn structure(g: &Graph) -> String {
     format!("cnnc-structure 1\n{}", lines(g, false))
@@ -151,6 +153,9 @@ fn lines(g: &Graph, with_counts: bool) -> String {
         let _ = write!(out, " : {shape}");
         if with_counts && (n.params > 0 || n.macs > 0) {
             let _ = write!(out, "  params={} macs={}", n.params, n.macs);
+        }
+        if let Some(&source) = g.size_sources.get(&ix).filter(|_| with_counts) {
+            let _ = write!(out, "  size_of={}", g.node(source).name);
         }
         out.push('\n');
     }

@@ -42,7 +42,8 @@ pub fn record_size_reads<T>(f: impl FnOnce() -> T) -> (T, Vec<Span>) {
     (value, reads)
 }
 
-fn note_size_read(span: Span) {
+/// Records a read of an image's height or width at `span` (while [`record_size_reads`] runs).
+pub fn note_size_read(span: Span) {
     SIZE_READS.with(|r| {
         if let Some(reads) = r.borrow_mut().as_mut() {
             if reads.len() < MAX_SIZE_READS {

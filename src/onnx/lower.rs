@@ -243,7 +243,7 @@ pub fn lower(
         varies: HashSet::default(),
         cur_varies: false,
         lowered: (options.main_output_only && !model.graph.named_outputs.is_empty())
-            .then(|| model.graph.feeding(model.graph.output)),
+            .then(|| main_output_nodes(model, options.dynamic_size)),
     };
     l.lower(sources)?;
     let proto = ModelProto {
@@ -499,6 +499,26 @@ fn batched_variable(dims: &[u64], prefix: &str) -> Vec<Dim> {
     out
 }
 
+/// The nodes an export with `--main-output-only` lowers: what computing the main output
+/// needs; with `dynamic_size`, also the tensors whose size a layer takes at run time
+/// (`Graph::size_sources`), and what they need.
+pub fn main_output_nodes(model: &CheckedModel, dynamic_size: bool) -> HashSet<NodeIndex> {
+    let graph = &model.graph;
+    let mut kept = graph.feeding(graph.output);
+    let mut todo: Vec<NodeIndex> = kept.iter().copied().collect();
+    while let Some(ix) = todo.pop() {
+        let Some(&source) = graph.size_sources.get(&ix).filter(|_| dynamic_size) else {
+            continue;
+        };
+        for n in graph.feeding(source) {
+            if kept.insert(n) {
+                todo.push(n);
+            }
+        }
+    }
+    kept
+}
+
 /// Whether `op`'s output has the same size whatever its input's: a global pooling, an
 /// upsampling to a size.
 fn fixes_size(op: &Op) -> bool {
@@ -630,7 +650,14 @@ impl Lowerer<'_> {
             // says so.
             for ix in model.layers() {
                 let ins = model.graph.inputs(ix);
-                if ins.iter().any(|i| self.varies.contains(i)) && !fixes_size(&model.node(ix).op) {
+                let varies = match model.graph.size_sources.get(&ix) {
+                    Some(source) => self.varies.contains(source),
+                    None => {
+                        ins.iter().any(|i| self.varies.contains(i))
+                            && !fixes_size(&model.node(ix).op)
+                    }
+                };
+                if varies {
                     self.varies.insert(ix);
                 }
             }
@@ -706,7 +733,11 @@ impl Lowerer<'_> {
             self.cur_varies = false;
             if self.dynamic {
                 let ins = model.graph.inputs(ix);
-                self.cur_varies = ins.iter().any(|i| self.varies.contains(i));
+                // A layer sized by another tensor varies with it too.
+                self.cur_varies = ins
+                    .iter()
+                    .chain(model.graph.size_sources.get(&ix))
+                    .any(|i| self.varies.contains(i));
                 self.check_size_independent(ix, &ins)?;
             }
             self.lower_node(ix, &inputs, &in_dims, &out_dims, &out)?;
@@ -776,17 +807,16 @@ impl Lowerer<'_> {
         let node = model.node(ix);
         let layer = node.name.as_str();
         let refuse = |why: String| Err(self.fixed_size(format!("layer `{layer}`: {why}")));
-        if let Op::Crop { size } = &node.op {
-            return refuse(format!(
-                "`crop` cuts its input to the size of the tensor it joins, {}×{} at the \
-                 declared input size, and keeps that size at every other",
-                size[0], size[1]
-            ));
-        }
         if !self.cur_varies {
             return Ok(());
         }
         match &node.op {
+            Op::Crop { .. } if !self.varies.contains(&inputs[0]) => refuse(format!(
+                "it crops `{}`, whose size is fixed at {}, to the size of a tensor that \
+                 follows the input's: past the declared size the crop would not fit",
+                model.node(inputs[0]).name,
+                model.shape(inputs[0])
+            )),
             Op::Flatten => refuse(
                 "`flatten` of a tensor whose height and width follow the input's would give a \
                  different number of features at every size; pool to one pixel first \
@@ -823,12 +853,14 @@ impl Lowerer<'_> {
                  and a pad sized for the declared input"
                     .into(),
             ),
+            // To a tensor's size, the source pixels are picked at run time.
             Op::Upsample {
                 to: UpsampleTo::Size(_),
                 mode: UpsampleMode::Nearest,
-            } => refuse(
+            } if !model.graph.size_sources.contains_key(&ix) => refuse(
                 "nearest upsampling to a fixed size picks its source pixels for the declared \
-                 input size (`bilinear=true` resamples from any size)"
+                 input size (`bilinear=true` resamples from any size, and to a named \
+                 tensor's size, `size=[skip.h, skip.w]`, either mode follows it)"
                     .into(),
             ),
             Op::Upsample {
@@ -1196,6 +1228,10 @@ impl Lowerer<'_> {
                 let ins: Vec<&str> = inputs.iter().map(String::as_str).collect();
                 self.node("Add", name, &ins, out, vec![])
             }
+            Op::Crop { .. } if self.cur_varies => {
+                let source = self.size_source_name(ix);
+                self.crop_varying(name, x, &source, out)
+            }
             Op::Crop { size } => {
                 let [_, h, w] = in_dims[..] else {
                     return Err(
@@ -1376,6 +1412,22 @@ impl Lowerer<'_> {
             // batch dimension's name; the value_info every layer output gets keeps it.
             // Nearest to a size no whole multiple of the input's: the source rows, then the
             // source columns, gathered ([`nearest_indices`]).
+            Op::Upsample {
+                to: UpsampleTo::Size(_),
+                mode: UpsampleMode::Bilinear { align_corners },
+            } if self.cur_varies && self.model.graph.size_sources.contains_key(&ix) => {
+                let source = self.size_source_name(ix);
+                let size = format!("{name}.size");
+                self.spatial_size(&size, &source)?;
+                self.resize_to(name, x, &size, *align_corners, out)
+            }
+            Op::Upsample {
+                to: UpsampleTo::Size(_),
+                mode: UpsampleMode::Nearest,
+            } if self.cur_varies && self.model.graph.size_sources.contains_key(&ix) => {
+                let source = self.size_source_name(ix);
+                self.nearest_to_size_varying(name, x, &source, out)
+            }
             Op::Upsample { to, mode } if self.cur_varies => {
                 self.upsample_varying(name, x, *to, *mode, out)
             }
@@ -1485,12 +1537,203 @@ impl Lowerer<'_> {
         align_corners: bool,
         out: &str,
     ) -> Result<(), ExportError> {
-        let (shape, sizes, batch_and_channels) = (
-            format!("{name}.size"),
+        let shape = format!("{name}.size");
+        self.init_i64(&shape, &i64s(&size))?;
+        self.resize_to(name, x, &shape, align_corners, out)
+    }
+
+    /// The name of the tensor whose size the layer `ix` takes (`Graph::size_sources`).
+    fn size_source_name(&self, ix: NodeIndex) -> String {
+        let source = self.model.graph.size_sources[&ix];
+        self.tensor[&source].clone()
+    }
+
+    /// `name`: the height and width of `x` at run time, an int64 pair.
+    fn spatial_size(&mut self, name: &str, x: &str) -> Result<(), ExportError> {
+        self.node(
+            "Shape",
+            name,
+            &[x],
+            name,
+            vec![
+                AttributeProto::int("start", 2),
+                AttributeProto::int("end", 4),
+            ],
+        )?;
+        self.graph.value_info.push(ValueInfoProto::tensor(
+            name,
+            data_type::INT64,
+            &[Dim::Value(2)],
+        ));
+        Ok(())
+    }
+
+    /// A crop of `x` to the height and width `source` has at run time, centred as
+    /// [`Op::Crop`] at a fixed size: it starts at half the difference, rounded down. A
+    /// Reshape to the size makes a crop larger than its input (which Slice would cut short)
+    /// an error at run time, as the check makes it at the declared size.
+    fn crop_varying(
+        &mut self,
+        name: &str,
+        x: &str,
+        source: &str,
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let [size, own, excess, two, starts, ends, axes, sliced, leading, shape] = [
+            "size",
+            "own_size",
+            "excess",
+            "two",
+            "starts",
+            "ends",
+            "axes",
+            "sliced",
+            "batch_and_channels",
+            "shape",
+        ]
+        .map(|part| format!("{name}.{part}"));
+        self.spatial_size(&size, source)?;
+        self.spatial_size(&own, x)?;
+        self.init_i64(&two, &[2])?;
+        self.init_i64(&axes, &[2, 3])?;
+        for (op, node, inputs) in [
+            ("Sub", &excess, [&own, &size]),
+            ("Div", &starts, [&excess, &two]),
+            ("Add", &ends, [&starts, &size]),
+        ] {
+            self.node(op, node, &[inputs[0], inputs[1]], node, vec![])?;
+            self.graph.value_info.push(ValueInfoProto::tensor(
+                node,
+                data_type::INT64,
+                &[Dim::Value(2)],
+            ));
+        }
+        self.node(
+            "Slice",
+            &sliced,
+            &[x, &starts, &ends, &axes],
+            &sliced,
+            vec![],
+        )?;
+        self.node(
+            "Shape",
+            &leading,
+            &[x],
+            &leading,
+            vec![AttributeProto::int("end", 2)],
+        )?;
+        self.node(
+            "Concat",
+            &shape,
+            &[&leading, &size],
+            &shape,
+            vec![AttributeProto::int("axis", 0)],
+        )?;
+        self.node("Reshape", name, &[&sliced, &shape], out, vec![])
+    }
+
+    /// Nearest-neighbour upsampling of `x` to the height and width `source` has at run time,
+    /// with PyTorch's source pixels ([`crate::ir::UpsampleTo::nearest_source`]): for each
+    /// axis of n pixels to m, ⌊o · fl32(n / m)⌋ (at most n − 1) for o in 0..m, in float32
+    /// as PyTorch computes it (ONNX's Resize divides by m/n, which differs for some sizes),
+    /// then the rows and the columns gathered.
+    fn nearest_to_size_varying(
+        &mut self,
+        name: &str,
+        x: &str,
+        source: &str,
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let part = |p: &str| format!("{name}.{p}");
+        let (own_shape, source_shape) = (part("own_shape"), part("source_shape"));
+        self.shape_of(&own_shape, x, 4)?;
+        self.shape_of(&source_shape, source, 4)?;
+        let (zero, one, one_i) = (part("zero"), part("one"), part("one_int"));
+        for (scalar, value) in [(&zero, 0.0), (&one, 1.0)] {
+            self.claim(scalar)?;
+            self.graph
+                .initializer
+                .push(TensorProto::from_f32(scalar, &[], &[value]));
+        }
+        self.claim(&one_i)?;
+        self.graph
+            .initializer
+            .push(TensorProto::from_i64(&one_i, &[], &[1]));
+        let mut y = x.to_string();
+        for axis in [2i64, 3] {
+            let at = |p: &str| part(&format!("{p}{axis}"));
+            let [axis_ix, n, m, n_f, m_f, scale, o, scaled, floor, floored, last, index] = [
+                "axis",
+                "n",
+                "m",
+                "n_float",
+                "m_float",
+                "scale",
+                "o",
+                "scaled",
+                "floor",
+                "floor_int",
+                "last",
+                "index",
+            ]
+            .map(at);
+            self.claim(&axis_ix)?;
+            self.graph
+                .initializer
+                .push(TensorProto::from_i64(&axis_ix, &[], &[axis]));
+            let float = || vec![AttributeProto::int("to", data_type::FLOAT as i64)];
+            let steps: [(&str, &String, Vec<&str>, Vec<AttributeProto>); 11] = [
+                ("Gather", &n, vec![&own_shape, &axis_ix], vec![]),
+                ("Gather", &m, vec![&source_shape, &axis_ix], vec![]),
+                ("Cast", &n_f, vec![&n], float()),
+                ("Cast", &m_f, vec![&m], float()),
+                ("Div", &scale, vec![&n_f, &m_f], vec![]),
+                ("Range", &o, vec![&zero, &m_f, &one], vec![]),
+                ("Mul", &scaled, vec![&o, &scale], vec![]),
+                ("Floor", &floor, vec![&scaled], vec![]),
+                (
+                    "Cast",
+                    &floored,
+                    vec![&floor],
+                    vec![AttributeProto::int("to", data_type::INT64 as i64)],
+                ),
+                ("Sub", &last, vec![&n, &one_i], vec![]),
+                ("Min", &index, vec![&floored, &last], vec![]),
+            ];
+            for (op, value, inputs, attrs) in steps {
+                self.node(op, value, &inputs, value, attrs)?;
+            }
+            let (node, target) = if axis == 3 {
+                (name.to_string(), out.to_string())
+            } else {
+                let rows = part("rows");
+                (rows.clone(), rows)
+            };
+            self.node(
+                "Gather",
+                &node,
+                &[&y, &index],
+                &target,
+                vec![AttributeProto::int("axis", axis)],
+            )?;
+            y = target;
+        }
+        Ok(())
+    }
+
+    /// Bilinear Resize to the int64 pair `size`, with the batch and channels of the input.
+    fn resize_to(
+        &mut self,
+        name: &str,
+        x: &str,
+        shape: &str,
+        align_corners: bool,
+        out: &str,
+    ) -> Result<(), ExportError> {
+        let (sizes, batch_and_channels) = (
             format!("{name}.sizes"),
             format!("{name}.batch_and_channels"),
         );
-        self.init_i64(&shape, &i64s(&size))?;
         self.node(
             "Shape",
             &batch_and_channels,
@@ -1501,7 +1744,7 @@ impl Lowerer<'_> {
         self.node(
             "Concat",
             &sizes,
-            &[&batch_and_channels, &shape],
+            &[&batch_and_channels, shape],
             &sizes,
             vec![AttributeProto::int("axis", 0)],
         )?;

@@ -10,8 +10,9 @@ pub mod stream;
 pub mod weights;
 
 pub use lower::{
-    export, export_bytes, externalize, ir_version, lower, write_model, write_model_expecting,
-    ExportError, ExportOptions, ParamSlot, Written, DEFAULT_OPSET, EXTERNAL_DATA_THRESHOLD, OPSETS,
+    export, export_bytes, externalize, ir_version, lower, main_output_nodes, write_model,
+    write_model_expecting, ExportError, ExportOptions, ParamSlot, Written, DEFAULT_OPSET,
+    EXTERNAL_DATA_THRESHOLD, OPSETS,
 };
 pub use stream::{export_to_file, ParamValues};
 pub use weights::{

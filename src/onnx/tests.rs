@@ -37,6 +37,7 @@ fn chain(sources: &mut SourceMap, input: &[u64], layers: &[(&str, Op, &[u64])]) 
         output: last,
         named_outputs: Vec::new(),
         size_reads: Vec::new(),
+        size_sources: Default::default(),
     };
     crate::shape::check(
         "T".into(),
