@@ -115,19 +115,11 @@ fn a_dynamic_export_runs_at_other_sizes_as_fixed_exports_there() {
 /// `check_dynamic.py`: the dynamic export runs at each fixed export's size, and gives what
 /// it gives.
 fn agree(what: &str, dynamic: &str, fixed: &[String]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/check_dynamic.py");
-    let o = Command::new("python3")
-        .arg(script)
-        .arg(dynamic)
-        .args(fixed)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{what}:\n{text}");
+    let args: Vec<&str> = std::iter::once(dynamic)
+        .chain(fixed.iter().map(String::as_str))
+        .collect();
+    let (ok, text) = common::python_script("check_dynamic.py", &args);
+    assert!(ok, "{what}:\n{text}");
     assert_eq!(
         text.matches("max difference").count(),
         fixed.len(),

@@ -3,6 +3,8 @@
 //! gradient graph (run with the weights stored as initializers) and one step of the step
 //! graph. A machine without python3 + onnx + onnxruntime + numpy skips with a reason.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -44,20 +46,12 @@ fn export(model: &str, flags: &[&str], out: &Path) {
 }
 
 fn grad_check(file: &Path, extra: &[&str]) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/grad_check.py");
-    let o = Command::new("python3")
-        .arg(&script)
-        .arg(file)
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let args: Vec<&std::ffi::OsStr> = std::iter::once(file.as_os_str())
+        .chain(extra.iter().map(std::ffi::OsStr::new))
+        .collect();
+    let (ok, text) = common::python_script("grad_check.py", &args);
     println!("{text}");
-    assert!(o.status.success(), "{}: {text}", file.display());
+    assert!(ok, "{}: {text}", file.display());
 }
 
 const SMALL_UNET: &str = "block double_conv(c) { conv(c, 3) relu conv(c, 3) relu }

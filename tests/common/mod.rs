@@ -26,6 +26,25 @@ pub fn make_runtime_fixtures(name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// Runs `tests/python/<script>` with `args`: whether it exited 0, and its standard output
+/// then its standard error.
+pub fn python_script<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> (bool, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let o = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("python3 cannot be started");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
 /// Fails the test, saying what to install, unless python3 has onnx, onnxruntime and numpy.
 pub fn require_python() {
     let ok = Command::new("python3")
