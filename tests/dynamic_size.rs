@@ -128,7 +128,9 @@ fn agree(what: &str, dynamic: &str, fixed: &[String]) {
 }
 
 /// With --main-output-only, the layers that lead only to a tensor the main output takes its
-/// size from are written too (at a fixed size they are left out), and so are their weights.
+/// size from are written too (at a fixed size they are left out), and so are their weights;
+/// a --weights file without them will do, as their values reach no output. A tensor read
+/// for its size alone is no dropped tensor.
 #[test]
 fn main_output_only_keeps_the_layers_a_size_is_taken_from() {
     common::require_python();
@@ -165,6 +167,48 @@ fn main_output_only_keeps_the_layers_a_size_is_taken_from() {
         .map(|hw| export(hw, false).0)
         .collect();
     agree("main output only", &dynamic, &fixed);
+
+    let bytes = |n: usize| vec![0u8; 4 * n];
+    let (weight, bias) = (bytes(4 * 3 * 3 * 3), bytes(4));
+    let views = [
+        ("conv3.weight", vec![4, 3, 3, 3], &weight),
+        ("conv3.bias", vec![4], &bias),
+    ]
+    .map(|(name, dims, data)| {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims, data).unwrap();
+        (name, view)
+    });
+    let weights = dir.path().join("conv3.safetensors");
+    std::fs::write(&weights, safetensors::serialize(views, None).unwrap()).unwrap();
+    let src = dir.path().join("m32x32.cnn").display().to_string();
+    let out = dir.path().join("w.onnx").display().to_string();
+    let w = weights.display().to_string();
+    let o = cnnc(&[
+        "export",
+        &src,
+        "--main-output-only",
+        "--dynamic-size",
+        "--weights",
+        &w,
+        "-o",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let alone = dir.path().join("alone.cnn");
+    std::fs::write(
+        &alone,
+        "model M(input: [3, 32, 32]) {
+    conv(8, 3, stride=2, pad=1) as half
+    input conv(4, 3, stride=4, pad=1) upsample(size=[half.h, half.w])
+}
+",
+    )
+    .unwrap();
+    let o = cnnc(&["check", &alone.display().to_string()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("never used"), "{}", stderr(&o));
 }
 
 /// Each layer whose export holds at the declared size only, in a model otherwise fine:

@@ -154,9 +154,10 @@ pub fn run(a: ExportArgs) -> ExitCode {
     };
     let specs = onnx::parameter_specs(model);
     // With --main-output-only, the parameters of the layers left out, which need not be
-    // given (`stand_in_for_dropped`).
+    // given (`stand_in_for_dropped`); with --dynamic-size also those of layers kept only
+    // for a size taken from their output, whose values reach no output.
     let dropped: std::collections::HashSet<&str> = if a.main_output_only {
-        let kept = onnx::main_output_nodes(model, a.dynamic_size);
+        let kept = model.graph.feeding(model.graph.output);
         specs
             .iter()
             .filter(|s| !kept.contains(&s.node))

@@ -550,8 +550,6 @@ struct Frame {
     outputs: HashMap<String, Span>,
 }
 
-/// When `name`, unknown as a tensor where it is used, is an output the body declared before:
-/// an output is not read back as a tensor.
 /// The named tensor `upsample(…, size=[skip.h, skip.w])` takes its size from (the height and
 /// width of one tensor, as written), with the places of the two reads.
 fn size_of_named_tensor(call: &ast::Call, frame: &Frame) -> Option<(NodeIndex, [Span; 2])> {
@@ -575,6 +573,8 @@ fn size_of_named_tensor(call: &ast::Call, frame: &Frame) -> Option<(NodeIndex, [
     }
 }
 
+/// When `name`, unknown as a tensor where it is used, is an output the body declared before:
+/// an output is not read back as a tensor.
 fn output_read_as_tensor(name: &str, used: Span, frame: &Frame) -> Option<Diagnostic> {
     let &declared = frame.outputs.get(name)?;
     Some(
@@ -4574,11 +4574,21 @@ impl<'a, 'd> Elab<'a, 'd> {
     fn warn_dropped_tensors(&mut self, output: NodeIndex) {
         use petgraph::Direction::{Incoming, Outgoing};
         let live = self.live_nodes(output);
+        // A tensor an upsampling takes its size from (`size=[t.h, t.w]`) is read for that:
+        // deleting it is no fix. (A crop's current tensor, dropped by a forgotten `{}`
+        // branch, still is one.)
+        let sizes_read: HashSet<NodeIndex> = self
+            .size_sources
+            .iter()
+            .filter(|(user, _)| matches!(self.graph[**user].op, Op::Upsample { .. }))
+            .map(|(_, &source)| source)
+            .collect();
         let mut warned = HashSet::new();
         let mut warnings = Vec::new();
         for (node, at, how, calls) in &self.left_behind {
             let dropped = &self.graph[*node];
             if live.contains(node)
+                || sizes_read.contains(node)
                 || matches!(dropped.op, Op::Input)
                 || self
                     .graph
