@@ -211,6 +211,71 @@ fn main_output_only_keeps_the_layers_a_size_is_taken_from() {
     assert!(!stderr(&o).contains("never used"), "{}", stderr(&o));
 }
 
+/// A crop that the tensor it joins outgrows at some input size (a transposed conv of
+/// kernel 3 and stride 2 gives 2·⌊n/2⌋ + 1 rows, one more than an even n): the declared,
+/// odd size runs; an even one fails naming the crop and saying what to do, and writes
+/// nothing.
+#[test]
+fn a_crop_its_joined_tensor_outgrows_fails_at_run_time_saying_why() {
+    common::require_python();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("c.cnn");
+    std::fs::write(
+        &src,
+        "model C(input: [1, 33, 33]) {
+    conv(4, 3, pad=1) relu as a
+    maxpool(2) convT(4, 3, stride=2)
+    concat { crop(a) {} }
+    conv(2, 1)
+}
+",
+    )
+    .unwrap();
+    let model = dir.path().join("c.onnx").display().to_string();
+    let o = cnnc(&[
+        "export",
+        &src.display().to_string(),
+        "--dynamic-size",
+        "--allow",
+        "unused_input",
+        "-o",
+        &model,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = |side: usize| {
+        let x = dir.path().join(format!("x{side}.npy"));
+        let mut bytes = Vec::new();
+        let data = vec![0.5f32; side * side];
+        cnnc::runtime::npy::write_f32(&mut bytes, &[1, 1, side, side], &data).unwrap();
+        std::fs::write(&x, bytes).unwrap();
+        let y = dir.path().join(format!("y{side}.npy"));
+        let o = cnnc(&[
+            "run",
+            &model,
+            "-i",
+            &x.display().to_string(),
+            "-o",
+            &y.display().to_string(),
+        ]);
+        (o, y.exists())
+    };
+    let (o, wrote) = run(33);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(wrote);
+    let (o, wrote) = run(32);
+    let said = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{said}");
+    assert!(!wrote, "{said}");
+    for part in [
+        "the Reshape node 'concat1.branch1.crop1' failed",
+        "Input shape:{1,4,32,32}, requested shape:{1,4,33,33}",
+        "the height and width of the tensor it joins",
+        "`cnnc check` shows where the sizes part",
+    ] {
+        assert!(said.contains(part), "{part}: {said}");
+    }
+}
+
 /// Each layer whose export holds at the declared size only, in a model otherwise fine:
 /// the error names its line and column and says why; no file is written.
 #[test]

@@ -122,11 +122,30 @@ pub(crate) fn tidy_ort_message(raw: &str) -> String {
                 } else {
                     format!("the {op} node '{name}'")
                 };
-                return format!("{which} failed: {}", strip_code_location(message.trim()));
+                let mut tidy = format!("{which} failed: {}", strip_code_location(message.trim()));
+                if op == "Reshape" && is_crop_node(name) {
+                    tidy.push_str(CROP_TOO_SMALL);
+                }
+                return tidy;
             }
         }
     }
     strip_code_location(text)
+}
+
+/// What a failed crop of a `--dynamic-size` export means: cnnc lowers `crop(t)` there to a
+/// centred Slice and a Reshape to `t`'s run-time size, so that a crop larger than its input
+/// fails rather than returning a short tensor.
+const CROP_TOO_SMALL: &str = " (this crop cuts its input to the height and width of the \
+    tensor it joins, and at this input size that tensor is the larger: the requested \
+    shape is the crop's, the input shape what it crops; declare this size in the model's `input` \
+    and `cnnc check` shows where the sizes part)";
+
+/// A node cnnc named for a `crop` layer: its scoped name's last part is `crop<n>`.
+fn is_crop_node(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    last.strip_prefix("crop")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `text` without a leading `file.cc:123 signature [condition was false.]` of an
@@ -214,6 +233,27 @@ mod tests {
             tidy_ort_message(raw),
             "the Conv node 'conv1' failed: X num_dims does not match W num_dims."
         );
+    }
+
+    #[test]
+    fn a_failed_crop_says_what_it_means_and_what_to_do() {
+        let raw = "Non-zero status code returned while running Reshape node. \
+                   Name:'concat1.branch1.crop1' Status Message: The input tensor cannot be \
+                   reshaped to the requested shape. Input shape:{1,4,32,32}, requested \
+                   shape:{1,4,33,33}";
+        let tidy = tidy_ort_message(raw);
+        assert!(
+            tidy.starts_with("the Reshape node 'concat1.branch1.crop1' failed: The input")
+                && tidy.ends_with(super::CROP_TOO_SMALL),
+            "{tidy}"
+        );
+        for name in ["reshape1", "cropper", "crop", "up.crop1x"] {
+            let raw = raw.replace("concat1.branch1.crop1", name);
+            assert!(
+                !tidy_ort_message(&raw).ends_with(super::CROP_TOO_SMALL),
+                "{name}"
+            );
+        }
     }
 
     #[test]
