@@ -909,15 +909,15 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "-1"],
-            "--lr -1: the learning rate must be a finite positive number",
+            "invalid value '-1' for '--lr <LR>': the learning rate must be a finite positive number",
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "inf"],
-            "--lr inf: the learning rate must be a finite positive number",
+            "invalid value 'inf' for '--lr <LR>': the learning rate must be a finite positive number",
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "nan"],
-            "--lr NaN: the learning rate must be a finite positive number",
+            "invalid value 'nan' for '--lr <LR>': the learning rate must be a finite positive number",
         ),
         (
             vec!["train", "models/lenet.cnn", "--momentum", "nan"],
@@ -925,11 +925,11 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "1e-50"],
-            "--lr 1e-50: too small for float32",
+            "invalid value '1e-50' for '--lr <LR>': too small for float32",
         ),
         (
             vec!["train", "models/lenet.cnn", "--lr", "1e40"],
-            "--lr 1e40: too large for float32",
+            "invalid value '1e40' for '--lr <LR>': too large for float32",
         ),
         (
             vec!["train", "models/lenet.cnn", "--data", ""],
@@ -974,7 +974,7 @@ fn train_arguments_say_what_is_wrong() {
         ),
         (
             vec!["bench", "models/lenet.cnn", "--seconds", "-1"],
-            "--seconds must be a positive, finite number",
+            "invalid value '-1' for '--seconds <S>': must be a positive, finite number",
         ),
         (
             vec![
@@ -1092,7 +1092,7 @@ fn bench_json_reports_failures_on_stdout() {
     for (args, code, says) in [
         (vec![missing.as_str()], 2, "missing.cnn"),
         (vec![bad.as_str()], 1, "error(s)"),
-        (vec!["models/lenet.cnn", "--seconds", "0"], 2, "--seconds"),
+        (vec!["models/lenet.cnn", "--size", "28x28"], 2, "--size"),
     ] {
         let mut all = vec!["bench"];
         all.extend(args);

@@ -745,6 +745,48 @@ fn divergence_names_the_epoch_and_step() {
         t.contains("diverged") && t.contains("at epoch 1, step"),
         "{t}"
     );
+    assert!(
+        t.contains("this run wrote no checkpoint") && !t.contains("earlier run's"),
+        "{t}"
+    );
+    // The help says what the checkpoint holds: an earlier run's, which a --restart replaces
+    // only after its first epoch; or the state a --resume started from.
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            m.to_str().unwrap(),
+            "--limit-train",
+            "256",
+            "--limit-test",
+            "64",
+            "--batch",
+            "64",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        cnnc(&args)
+    };
+    let o = run(&["--epochs", "1", "--lr", "0.01"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["--epochs", "1", "--lr", "1e30", "--restart"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("this run wrote no checkpoint: ")
+            && text(&o).contains("x.ckpt.safetensors is still an earlier run's"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--epochs", "2", "--lr", "1e30", "--resume"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("x.ckpt.safetensors still holds the state it resumed from, after epoch 1"),
+        "{}",
+        text(&o)
+    );
+    std::fs::remove_file(d.join("x.ckpt.safetensors")).unwrap();
+    std::fs::remove_file(&out).unwrap();
     // One step only: its loss is finite, its update blows the outputs up, and no later loss
     // shows it; the test loss does, before any model or checkpoint is written.
     let o = cnnc(&[
@@ -881,6 +923,29 @@ fn setup_errors_are_clear() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("drop --resize"), "{}", text(&o));
+    // --resize to a side of a model whose input is not square.
+    let wide = d.join("wide.cnn");
+    std::fs::write(
+        &wide,
+        "model W(input: [1, 28, 32]) { flatten linear(10) }\n",
+    )
+    .unwrap();
+    let o = cnnc(&[
+        "train",
+        wide.to_str().unwrap(),
+        "--resize",
+        "28",
+        "--limit-train",
+        "100",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--resize makes square images: declare the model's input as [1, 28, 28]"),
+        "{}",
+        text(&o)
+    );
     // With it, training runs.
     let o = cnnc(&[
         "train",

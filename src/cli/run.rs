@@ -68,8 +68,8 @@ pub struct BenchArgs {
     #[arg(long, short = 'n', conflicts_with = "seconds", value_parser = super::common::at_least_one::<usize>, allow_negative_numbers = true)]
     pub iterations: Option<usize>,
     /// Measure for this long (at least one run).
-    #[arg(long, allow_negative_numbers = true)]
-    pub seconds: Option<f64>,
+    #[arg(long, value_name = "S", value_parser = seconds_arg, allow_negative_numbers = true)]
+    pub seconds: Option<Duration>,
     /// Output format of the results.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -944,24 +944,20 @@ fn bench_shape(
     Ok(shape)
 }
 
+/// `--seconds` as the argument parser reads it: a positive, finite time.
+fn seconds_arg(s: &str) -> Result<Duration, String> {
+    let seconds: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err("must be a positive, finite number of seconds".into());
+    }
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| "too large; give a number of seconds such as 10".into())
+}
+
 /// Measures and reports; `Ok(true)` when Ctrl-C ended the measurement early (the runs so far
 /// are reported).
 fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
-    let budget = match a.seconds {
-        None => Duration::from_secs(3),
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            return Err(Failure(
-                EXIT_USAGE,
-                format!("--seconds must be a positive, finite number of seconds, not {s}"),
-            ))
-        }
-        Some(s) => Duration::try_from_secs_f64(s).map_err(|_| {
-            Failure(
-                EXIT_USAGE,
-                format!("--seconds {s} is too large; give a number of seconds such as 10"),
-            )
-        })?,
-    };
+    let budget = a.seconds.unwrap_or(Duration::from_secs(3));
     let bytes = model_bytes(&a.model, a.model_name.as_deref(), "bench")?;
     let rt = Runtime::get()?;
     let device: Device = a.device.into();

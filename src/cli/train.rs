@@ -46,7 +46,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
     /// Learning rate [default: 0.1 for SGD, 0.001 for Adam].
-    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
+    #[arg(long, value_name = "LR", value_parser = learning_rate_arg, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// SGD momentum (PyTorch semantics).
     #[arg(long, value_name = "M", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
@@ -110,6 +110,31 @@ struct Report {
     format: Format,
     bar: Option<indicatif::ProgressBar>,
     checkpoint: PathBuf,
+    /// Where the run resumed, if it did.
+    resumed_at: Option<Position>,
+    /// The last epoch this run finished (and checkpointed).
+    last_epoch_ended: Option<u32>,
+}
+
+impl Report {
+    /// What the checkpoint holds after this run failed part-way: this run's last epoch, the
+    /// state it resumed from, or (a run that wrote none) nothing of this run's, where an
+    /// earlier run's file may still lie (a `--restart` replaces it only after an epoch).
+    fn checkpoint_after_failure(&self) -> String {
+        let path = self.checkpoint.display();
+        if let Some(epoch) = self.last_epoch_ended {
+            format!("{path} holds the state after epoch {epoch}; --resume continues from it")
+        } else if let Some(at) = self.resumed_at {
+            format!("{path} still holds the state it resumed from, {at}")
+        } else if self.checkpoint.is_file() {
+            format!(
+                "this run wrote no checkpoint: {path} is still an earlier run's, which --resume \
+                 would continue"
+            )
+        } else {
+            "this run wrote no checkpoint".to_string()
+        }
+    }
 }
 
 /// "1 epoch", "3 epochs".
@@ -129,6 +154,7 @@ impl Observer for Report {
         }
     }
     fn resumed(&mut self, at: Position) {
+        self.resumed_at = Some(at);
         note!("resumed from {} {at}", self.checkpoint.display());
     }
     fn epoch_start(&mut self, epoch: u32, batches: usize) {
@@ -162,6 +188,7 @@ impl Observer for Report {
         TrainPhase::Checkpointing.enter();
     }
     fn epoch_end(&mut self, stats: &EpochStats) {
+        self.last_epoch_ended = Some(stats.epoch);
         TrainPhase::Stepping.enter();
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
@@ -173,36 +200,61 @@ impl Observer for Report {
     }
 }
 
-/// The learning rate to train with: `--lr` (parsed as f64 so that a value float32 cannot hold
-/// is named as given, not as the 0 or infinity it would round to), else the optimizer's
-/// default.
+/// `--lr` as the argument parser reads it, so that a rate that cannot train is refused as
+/// every other bad argument is (as text, before anything runs). Kept as f64 so that a value
+/// float32 cannot hold is named as given, not as the 0 or infinity it would round to.
+fn learning_rate_arg(s: &str) -> Result<f64, String> {
+    let lr: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    single_learning_rate(lr)?;
+    Ok(lr)
+}
+
+/// The learning rate to train with: `given` (parsed by [`learning_rate_arg`], or recorded in
+/// a checkpoint), else the optimizer's default; an error names the value.
 fn learning_rate(given: Option<f64>, optimizer: OptimizerArg) -> Result<f32, String> {
-    let Some(lr) = given else {
-        return Ok(match optimizer {
+    match given {
+        Some(lr) => {
+            single_learning_rate(lr).map_err(|why| format!("{}: {why}", compact_number(lr)))
+        }
+        None => Ok(match optimizer {
             OptimizerArg::Sgd => 0.1,
             OptimizerArg::Adam => 0.001,
-        });
-    };
+        }),
+    }
+}
+
+/// `lr` as the float32 the step graph takes, if it can train: finite, positive and normal;
+/// else why not (without the value, which the argument parser's error names).
+fn single_learning_rate(lr: f64) -> Result<f32, String> {
     if !(lr.is_finite() && lr > 0.0) {
-        return Err(format!(
-            "--lr {lr}: the learning rate must be a finite positive number"
-        ));
+        return Err("the learning rate must be a finite positive number".to_string());
     }
     let single = lr as f32;
     if !single.is_finite() {
         return Err(format!(
-            "--lr {lr:e}: too large for float32, whose largest value is {:e}",
+            "too large for float32, whose largest value is {:e}",
             f32::MAX
         ));
     }
     if single < f32::MIN_POSITIVE {
         return Err(format!(
-            "--lr {lr:e}: too small for float32 (it would train as 0 or lose precision); the \
+            "too small for float32 (it would train as 0 or lose precision); the \
              smallest normal value is {:e}",
             f32::MIN_POSITIVE
         ));
     }
     Ok(single)
+}
+
+/// A number as a reader wants it: `0.05` or `3`, but `1e30` and `1e-30` rather than
+/// thirty-one digits.
+fn compact_number<T: Copy + Into<f64> + std::fmt::Display + std::fmt::LowerExp>(x: T) -> String {
+    let wide: f64 = x.into();
+    if wide != 0.0 && wide.is_finite() && !(1e-4..1e6).contains(&wide.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
 }
 
 /// "3 epochs", or "2 epochs and 42 of the 79 steps of epoch 3" for a model written from a
@@ -392,9 +444,6 @@ pub fn run(a: TrainArgs) -> ExitCode {
             EXIT_USAGE,
             "--momentum is SGD's; Adam uses its betas (0.9, 0.999)",
         );
-    }
-    if let Err(message) = learning_rate(a.lr, a.optimizer) {
-        return fail_as(a.format, EXIT_USAGE, message);
     }
     let (compilation, index) = match compile_one_as(&a.file, a.model.as_deref(), a.format, false) {
         Ok(c) => c,
@@ -632,9 +681,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
                     a.format,
                     EXIT_USAGE,
                     format!(
-                        "{}: the checkpoint records a learning rate that cannot train ({})",
+                        "{}: the checkpoint records a learning rate that cannot train ({why})",
                         checkpoint.display(),
-                        why.trim_start_matches("--lr ")
                     ),
                     Some("pass --lr to resume with a rate of your choice".into()),
                 )
@@ -649,6 +697,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         // Recorded as the float32 it trained with: 0.2, not 0.20000000298023224.
         let recorded = recorded as f32;
         if given as f32 != recorded {
+            let (given, recorded) = (compact_number(given), compact_number(recorded));
             note!(
                 "note: --lr {given} differs from the checkpoint's {recorded}: the run continues \
                  with {given}"
@@ -758,8 +807,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
         }
         return ExitCode::from(EXIT_INTERRUPTED);
     }
+    let lr_text = compact_number(lr);
     let banner = format!(
-        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr}, batch {}, {}{}",
+        "training {} ({} parameters) on {} ({} train, {} test examples{}) on {device}: {}, lr {lr_text}, batch {}, {}{}",
         model.name,
         cnnc::shape::summary::group(
             onnx::parameter_specs(model)
@@ -788,6 +838,8 @@ pub fn run(a: TrainArgs) -> ExitCode {
         format: a.format,
         bar: None,
         checkpoint: checkpoint.clone(),
+        resumed_at: None,
+        last_epoch_ended: None,
     };
     let outcome = match train::train(
         model,
@@ -802,6 +854,14 @@ pub fn run(a: TrainArgs) -> ExitCode {
         Err(e) => {
             if let Some(b) = report.bar.take() {
                 b.abandon();
+            }
+            if let TrainError::Diverged { .. } | TrainError::DivergedWeights { .. } = e {
+                let help = format!(
+                    "{}; {}",
+                    e.help().unwrap_or_default(),
+                    report.checkpoint_after_failure()
+                );
+                return report_failure(a.format, EXIT_RUNTIME, &e, Some(help));
             }
             return train_fail(a.format, &e);
         }
@@ -995,6 +1055,51 @@ fn aux_loss_note(model: &cnnc::shape::CheckedModel, aux_weight: f32) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_failed_run_says_which_state_its_checkpoint_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut report = super::Report {
+            banner: None,
+            format: super::Format::Text,
+            bar: None,
+            checkpoint: dir.path().join("c.ckpt.safetensors"),
+            resumed_at: None,
+            last_epoch_ended: None,
+        };
+        assert_eq!(
+            report.checkpoint_after_failure(),
+            "this run wrote no checkpoint"
+        );
+        std::fs::write(&report.checkpoint, b"an earlier run's").unwrap();
+        assert!(report.checkpoint_after_failure().ends_with(
+            "c.ckpt.safetensors is still an earlier run's, which --resume would continue"
+        ));
+        report.resumed_at = Some(cnnc::train::Position {
+            epochs_done: 2,
+            steps_in_epoch: 5,
+            steps_per_epoch: 10,
+        });
+        assert!(report
+            .checkpoint_after_failure()
+            .ends_with("still holds the state it resumed from, in epoch 3, after step 5 of 10"));
+        report.last_epoch_ended = Some(4);
+        assert!(report
+            .checkpoint_after_failure()
+            .ends_with("holds the state after epoch 4; --resume continues from it"));
+    }
+
+    #[test]
+    fn rates_print_as_written_unless_far_from_one() {
+        use super::compact_number;
+        assert_eq!(compact_number(0.2f32), "0.2");
+        assert_eq!(compact_number(0.001f64), "0.001");
+        assert_eq!(compact_number(3.0f64), "3");
+        assert_eq!(compact_number(1e30f32), "1e30");
+        assert_eq!(compact_number(1e-30f64), "1e-30");
+        assert_eq!(compact_number(-2.5e-7f64), "-2.5e-7");
+        assert_eq!(compact_number(f64::NAN), "NaN");
+    }
+
     use super::{batch_memory_problem, default_checkpoint, default_out};
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;

@@ -117,11 +117,10 @@ impl TrainError {
             )),
             TrainError::Checkpoint(e) => e.help(),
             TrainError::Mismatch { help, .. } => help.clone(),
-            TrainError::Diverged { .. } | TrainError::DivergedWeights { .. } => Some(
-                "lower the learning rate (--lr), or use --optimizer adam; the checkpoint \
-                 holds the state after the last finished epoch, if any"
-                    .into(),
-            ),
+            // What the checkpoint holds is the caller's to say (it knows which it wrote).
+            TrainError::Diverged { .. } | TrainError::DivergedWeights { .. } => {
+                Some("lower the learning rate (--lr), or use --optimizer adam".into())
+            }
             TrainError::Resume { help, .. } => Some(help.clone()),
             TrainError::CheckpointWrite {
                 error: CheckpointError::Appeared { kept, .. },
@@ -357,8 +356,14 @@ fn fit_images(
                 "drop --resize: the images are already {}×{}",
                 found[1], found[2]
             ))
+        } else if expected[1] == expected[2] {
+            Some(format!("pass --resize {}", expected[1]))
         } else {
-            (expected[1] == expected[2]).then(|| format!("pass --resize {}", expected[1]))
+            Some(format!(
+                "--resize makes square images: declare the model's input as {:?} to train on \
+                 them, or as {found:?} to train on the images as they are, without --resize",
+                [expected[0], side, side]
+            ))
         };
         return Err(TrainError::Mismatch {
             message: format!(
