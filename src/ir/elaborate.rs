@@ -84,8 +84,9 @@ pub const MAX_DIAGNOSTICS: usize = 1000;
 /// The blocks visible to a model: those of its file and of every file it `use`s.
 pub struct Definitions<'a> {
     blocks: HashMap<&'a str, &'a ast::BlockDef>,
-    /// The names of the models of every file (called as a layer, they get a help).
-    models: HashSet<&'a str>,
+    /// The models of every file, by name (called as a layer, they get a help): the first of
+    /// each name.
+    models: HashMap<&'a str, Span>,
 }
 
 impl<'a> Definitions<'a> {
@@ -107,12 +108,17 @@ impl<'a> Definitions<'a> {
     /// Collects the blocks, reporting duplicates and blocks named like a built-in layer.
     pub fn collect(files: &'a [(FileId, ast::File)], diags: &mut Diagnostics) -> Definitions<'a> {
         let mut blocks: HashMap<&'a str, &'a ast::BlockDef> = HashMap::new();
-        let mut models = HashSet::new();
+        let mut models: HashMap<&'a str, Span> = HashMap::new();
         for (_, file) in files {
             for item in &file.items {
                 if let ast::Item::Model(m) = item {
-                    models.insert(m.name.name.as_str());
+                    models.entry(m.name.name.as_str()).or_insert(m.name.span);
                 }
+            }
+        }
+        let root = files.first().map(|(id, _)| *id);
+        for (_, file) in files {
+            for item in &file.items {
                 if let ast::Item::Block(b) = item {
                     check_parameters(b, diags);
                     let name = b.name.name.as_str();
@@ -125,14 +131,35 @@ impl<'a> Definitions<'a> {
                             .label(b.name.span, "this block")
                             .help("rename the block"),
                         );
-                    } else if let Some(prev) = blocks.get(name) {
+                        continue;
+                    }
+                    if let Some(&model) = models.get(name) {
+                        // `Net()` would call the block, where a reader may see the model; the
+                        // block is kept, so that its calls check as the block's.
+                        let d = Diagnostic::error(
+                            "cnnc::elab::duplicate_definition",
+                            format!("`{name}` is the name of a block and of a model"),
+                        );
+                        // The file being checked's name first (as for a block defined twice).
+                        let d = if model.file != b.name.span.file && Some(model.file) == root {
+                            d.label(model, "the model").label(b.name.span, "the block")
+                        } else {
+                            d.label(b.name.span, "the block").label(model, "the model")
+                        };
+                        diags.push(
+                            d.help(format!(
+                                "rename one of them: a call `{name}(…)` would run the block, \
+                                 where a reader may take it for the model"
+                            )),
+                        );
+                    }
+                    if let Some(prev) = blocks.get(name) {
                         let d = Diagnostic::error(
                             "cnnc::elab::duplicate_definition",
                             format!("block `{name}` is defined twice"),
                         );
                         // Across files, the error belongs to the file being checked (the
                         // first), not to the library it `use`s.
-                        let root = files.first().map(|(id, _)| *id);
                         let d = if prev.name.span.file != b.name.span.file
                             && Some(prev.name.span.file) == root
                         {
@@ -195,7 +222,7 @@ pub(crate) fn unknown_layer<'c>(
              (`output aux { linear(10) }`, or `output features {}` for the tensor as it is)",
         );
     }
-    if defs.models.contains(name) {
+    if defs.models.contains_key(name) {
         return d.help(format!(
             "`{name}` is a model, and a model cannot be called: write its layers as a block, \
              `block {name}_body(…) {{ … }}`, and call that from both models"
@@ -1253,7 +1280,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                      {name}(…) }} }}`"
                 ),
             ))
-        } else if self.defs.models.contains(name) {
+        } else if self.defs.models.contains_key(name) {
             Some((
                 "model",
                 format!(
