@@ -146,12 +146,10 @@ impl<'a> Definitions<'a> {
                         } else {
                             d.label(b.name.span, "the block").label(model, "the model")
                         };
-                        diags.push(
-                            d.help(format!(
-                                "rename one of them: a call `{name}(…)` would run the block, \
+                        diags.push(d.help(format!(
+                            "rename one of them: a call `{name}(…)` would run the block, \
                                  where a reader may take it for the model"
-                            )),
-                        );
+                        )));
                     }
                     if let Some(prev) = blocks.get(name) {
                         let d = Diagnostic::error(
@@ -662,6 +660,18 @@ fn gets_call_labels(code: &str) -> bool {
 /// the same mistake once per iteration or call, which is reported once.
 type DiagKey = (&'static str, Vec<Span>, String);
 
+/// A failed assertion checking went on from, as rustc goes on with an ascribed type.
+struct Assumed {
+    /// The assertion.
+    at: Span,
+    /// The shape it wrote, which the tensor has from there on.
+    written: Shape,
+    /// The shape the layers gave.
+    given: Shape,
+    /// The diagnostics found before checking went on from it (its own included).
+    from_diag: usize,
+}
+
 struct Elab<'a, 'd> {
     defs: &'a Definitions<'a>,
     model: &'a ast::ModelDef,
@@ -687,9 +697,9 @@ struct Elab<'a, 'd> {
     /// The blocks of each recursion reported (sorted): a cycle entered again, from another
     /// of its blocks, is the same mistake.
     reported_cycles: HashSet<Vec<&'a str>>,
-    /// The last failed assertion checking went on from: its place, the shape written and
-    /// the one the layer gave. A later assertion that fails may fail only because of it.
-    assumed: Option<(Span, Shape, Shape)>,
+    /// The last failed assertion checking went on from. A later assertion or shape error
+    /// may fail only because of it.
+    assumed: Option<Assumed>,
     /// Names refused to a tensor (`as up` where `up` is a block): a later bare `up` meant
     /// that tensor, and is not reported again as a call of the block.
     refused_names: HashSet<String>,
@@ -1327,6 +1337,43 @@ impl<'a, 'd> Elab<'a, 'd> {
         true
     }
 
+    /// Points the shape errors found since `first_diag`, after a failed assertion checking
+    /// went on from, at that assertion: the shapes they quote may be its written one, which
+    /// the layers do not give (`concat` branches "[8, 32, 32] and [8, 30, 30]" where both
+    /// are [8, 30, 30]). A later failed assertion says so itself (`check_assert`).
+    fn note_assumed_shape(&mut self, first_diag: usize) {
+        let Some(Assumed {
+            at,
+            written,
+            given,
+            from_diag,
+        }) = &self.assumed
+        else {
+            return;
+        };
+        let from = first_diag.max(*from_diag).min(self.diags.0.len());
+        for d in &mut self.diags.0[from..] {
+            if !d.is_error()
+                || !d.code.starts_with("cnnc::shape::")
+                || d.code == "cnnc::shape::assertion_failed"
+                || d.labels.iter().any(|l| l.span == *at)
+            {
+                continue;
+            }
+            d.labels.push(crate::diag::Label {
+                span: *at,
+                text: format!("checking went on from {written}, as written here"),
+                call: false,
+            });
+            let help = d.help.take().map(|h| format!("; {h}")).unwrap_or_default();
+            d.help = Some(format!(
+                "checking went on from the shape written in a failed assertion, {written}, \
+                 where the layers gave {given}: this error may be that assertion's alone, so \
+                 fix it first{help}"
+            ));
+        }
+    }
+
     fn stmt(
         &mut self,
         stmt: &'a ast::Stmt,
@@ -1371,6 +1418,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             StmtKind::Gate(g) => self.gate(g, stmt.span, cur, frame, scope)?,
             StmtKind::Output(o) => self.output(o, cur, frame, scope)?,
         };
+        self.note_assumed_shape(first_diag);
         let mut out = out;
         if let Some(assert) = &stmt.assert {
             // As a type ascription does in rustc: after a failed assertion, checking goes on
@@ -1385,7 +1433,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                 Ok(()) => self.withdraw_pytorch_order(stmt, first_diag),
                 Err(Some(believed)) => {
                     if let Some(given) = out.shape.replace(believed.clone()) {
-                        self.assumed = Some((assert.span, believed, given));
+                        self.assumed = Some(Assumed {
+                            at: assert.span,
+                            written: believed,
+                            given,
+                            from_diag: self.diags.0.len(),
+                        });
                     }
                 }
                 Err(None) => {}
@@ -1626,8 +1679,8 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
-        } else if let Some((_, written, given)) =
-            self.assumed.as_ref().filter(|(at, ..)| *at != assert.span)
+        } else if let Some(Assumed { written, given, .. }) =
+            self.assumed.as_ref().filter(|a| a.at != assert.span)
         {
             // `: [64, 16, 16]` wrong on a conv giving [64, 32, 32], then a right `: [64, 16,
             // 16]` after a maxpool(2): this one fails from the first one's shape alone.
@@ -1649,10 +1702,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             .assumed
             .as_ref()
             // (The same assertion in a later iteration of a repeat is the same mistake.)
-            .filter(|(at, ..)| *at != assert.span)
+            .filter(|a| a.at != assert.span)
             .filter(|_| !batch_written && !self.held_assertions.contains(&assert.span));
         let message = match assumed {
-            Some((_, written, _)) => format!(
+            Some(Assumed { written, .. }) => format!(
                 "shape assertion failed: expected {expected}; from the shape an earlier failed \
                  assertion wrote, {written}, the layer gives {shape}"
             ),
@@ -1660,7 +1713,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         let mut d = Diagnostic::error("cnnc::shape::assertion_failed", message)
             .label(assert.span, format!("the tensor here is {shape}"));
-        if let Some((at, written, _)) = assumed {
+        if let Some(Assumed { at, written, .. }) = assumed {
             d = d.label(
                 *at,
                 format!("checking went on from {written}, as written here"),
