@@ -932,6 +932,10 @@ fn train_arguments_say_what_is_wrong() {
             "invalid value '1e40' for '--lr <LR>': too large for float32",
         ),
         (
+            vec!["export", "models/lenet.cnn", "-o", "no_such_folder_x/"],
+            "cannot write no_such_folder_x/: a name ending in `/` is a folder's",
+        ),
+        (
             vec!["train", "models/lenet.cnn", "--data", ""],
             "is empty: pass `fashion-mnist` or a directory",
         ),

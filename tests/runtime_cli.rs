@@ -180,6 +180,28 @@ fn float64_input_is_converted() {
         read_npy(&dir.join("out64/y.npy")).1,
         vec![19.0, 25.0, 37.0, 43.0]
     );
+    // numpy's `>f4`: the same values, and said so.
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            "conv.onnx",
+            "--input",
+            "xbe.npy",
+            "-o",
+            "out64/be.npy",
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("(converted from big-endian)"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        read_npy(&dir.join("out64/be.npy")).1,
+        vec![19.0, 25.0, 37.0, 43.0]
+    );
 }
 
 /// An input whose type declares no shape takes any array, where ONNX Runtime's `[]` would

@@ -392,6 +392,19 @@ pub fn check_output_path(
             example.unwrap_or("out")
         ));
     }
+    // `nodir/`: a folder's name (one that exists is refused below, as a folder).
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") && !path.exists() {
+        let name = path.display().to_string();
+        let folder = name.trim_end_matches('/');
+        return Err(format!(
+            "cannot write {name}: a name ending in `/` is a folder's, and {} does not exist; \
+             give a file name{}",
+            folder,
+            example
+                .map(|e| format!(" such as {folder}/{e}, once the folder is made"))
+                .unwrap_or_default()
+        ));
+    }
     if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !dir.is_dir() {
             let why = if dir.exists() {

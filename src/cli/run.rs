@@ -440,7 +440,8 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                 if bad == 1 { "is" } else { "are" },
                 if array
                     .converted_from
-                    .is_some_and(|t| t.starts_with("float64"))
+                    .as_deref()
+                    .is_some_and(|t| t.contains("float64"))
                 {
                     " in float32 (a float64 beyond ±3.4e38 becomes infinite)"
                 } else {
@@ -559,6 +560,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         array.shape,
         array
             .converted_from
+            .as_ref()
             .map(|t| format!(" (converted from {t})"))
             .unwrap_or_default()
     ));

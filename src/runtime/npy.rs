@@ -29,8 +29,9 @@ fn err<T>(message: impl Into<String>) -> Result<T, NpyError> {
 pub struct NpyArray {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
-    /// The file's dtype when it was converted to float32 (`Some("float64")`), else `None`.
-    pub converted_from: Option<&'static str>,
+    /// What the file's array was converted from to become little-endian float32 in C order
+    /// (`Some("float64")`, `Some("big-endian")`), else `None`.
+    pub converted_from: Option<String>,
 }
 
 /// The elements of `data`, laid out with the first index fastest, in C order (the last
@@ -193,13 +194,28 @@ pub fn parse(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     Ok(NpyArray {
         shape: header.shape,
         data,
-        converted_from: match (kind, header.fortran_order) {
-            (Float::F64, false) => Some("float64"),
-            (Float::F64, true) => Some("float64 in Fortran order"),
-            (Float::F32, true) => Some("Fortran order"),
-            (Float::F32, false) => None,
-        },
+        converted_from: converted_from(kind, little_endian, header.fortran_order),
     })
+}
+
+/// What an array was converted from to become little-endian float32 in C order, if
+/// anything: "float64", "big-endian", "big-endian float64 in Fortran order", ...
+fn converted_from(kind: Float, little_endian: bool, fortran_order: bool) -> Option<String> {
+    let mut from: Vec<&str> = Vec::new();
+    if !little_endian {
+        from.push("big-endian");
+    }
+    if let Float::F64 = kind {
+        from.push("float64");
+    }
+    if fortran_order {
+        from.push(if from.is_empty() {
+            "Fortran order"
+        } else {
+            "in Fortran order"
+        });
+    }
+    (!from.is_empty()).then(|| from.join(" "))
 }
 
 /// Writes a float32 array in C order as a version 1.0 `.npy` file.
@@ -463,13 +479,20 @@ mod tests {
             .collect();
         let a = parse(&npy("<f8", false, "(2,)", &body)).unwrap();
         assert_eq!(
-            (a.shape, a.data, a.converted_from),
+            (a.shape, a.data, a.converted_from.as_deref()),
             (vec![2], vec![1.5, -2.0], Some("float64"))
         );
         let body: Vec<u8> = [3.25f32].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let a = parse(&npy(">f4", false, "(1, 1)", &body)).unwrap();
         assert_eq!(
-            parse(&npy(">f4", false, "(1, 1)", &body)).unwrap().data,
-            vec![3.25]
+            (a.data, a.converted_from.as_deref()),
+            (vec![3.25], Some("big-endian"))
+        );
+        let body: Vec<u8> = [1.0f64, 2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let a = parse(&npy(">f8", true, "(2, 1)", &body)).unwrap();
+        assert_eq!(
+            a.converted_from.as_deref(),
+            Some("big-endian float64 in Fortran order")
         );
     }
 
@@ -544,7 +567,7 @@ mod tests {
         let a = parse(&npy("<f4", true, "(2, 3)", &data)).unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-        assert_eq!(a.converted_from, Some("Fortran order"));
+        assert_eq!(a.converted_from.as_deref(), Some("Fortran order"));
         // Rank 3: element (i, j, k) at i + 2 j + 4 k.
         let shape = [2, 2, 2];
         let fortran: Vec<f32> = (0..8)

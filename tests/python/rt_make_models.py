@@ -245,6 +245,7 @@ def main(out):
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
+    np.save(os.path.join(out, "xbe.npy"), x.astype(">f4"))
     np.save(os.path.join(out, "xint.npy"), x.astype(np.int64))
     np.save(os.path.join(out, "xfortran.npy"), np.asfortranarray(np.arange(18, dtype=np.float32).reshape(2, 1, 3, 3)))
     np.save(os.path.join(out, "wrong_shape.npy"), np.zeros((2, 3, 3, 3), dtype=np.float32))
