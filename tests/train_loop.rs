@@ -885,67 +885,48 @@ fn setup_errors_are_clear() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("evaluating the test set"), "{}", text(&o));
-    // Image size: suggests --resize.
-    let o = cnnc(&["train", &m, "--limit-train", "100", "--out", &out]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("--resize 32"), "{}", text(&o));
-    // A 3-channel model of another size: the data's channels at the model's size, resized.
+    // Model and data of other sizes or channels: what to declare or pass, before anything
+    // runs.
     let rgb = d.join("rgb.cnn");
     std::fs::write(
         &rgb,
         "model R(input: [3, 64, 64]) { conv(4, 3) relu global_avgpool flatten linear(10) }\n",
     )
     .unwrap();
-    let o = cnnc(&[
-        "train",
-        rgb.to_str().unwrap(),
-        "--limit-train",
-        "100",
-        "--out",
-        &out,
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("declare the model's input as [1, 64, 64] and pass --resize 64"),
-        "{}",
-        text(&o)
-    );
-    // --resize on images that already fit: drop it.
-    let o = cnnc(&[
-        "train",
-        "models/lenet.cnn",
-        "--resize",
-        "32",
-        "--limit-train",
-        "100",
-        "--out",
-        &out,
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("drop --resize"), "{}", text(&o));
-    // --resize to a side of a model whose input is not square.
-    let wide = d.join("wide.cnn");
+    let oblong = d.join("oblong.cnn");
     std::fs::write(
-        &wide,
+        &oblong,
         "model W(input: [1, 28, 32]) { flatten linear(10) }\n",
     )
     .unwrap();
-    let o = cnnc(&[
-        "train",
-        wide.to_str().unwrap(),
-        "--resize",
-        "28",
-        "--limit-train",
-        "100",
-        "--out",
-        &out,
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("--resize makes square images: declare the model's input as [1, 28, 28]"),
-        "{}",
-        text(&o)
-    );
+    let (rgb, oblong) = (rgb.display().to_string(), oblong.display().to_string());
+    for (model, resize, says) in [
+        // The image size: suggests --resize.
+        (m.as_str(), None, "--resize 32"),
+        // A 3-channel model of another size: the data's channels at the model's size,
+        // resized.
+        (
+            &rgb,
+            None,
+            "declare the model's input as [1, 64, 64] and pass --resize 64",
+        ),
+        // --resize on images that already fit: drop it.
+        ("models/lenet.cnn", Some("32"), "drop --resize"),
+        // --resize to a side of a model whose input is not square.
+        (
+            &oblong,
+            Some("28"),
+            "--resize makes square images: declare the model's input as [1, 28, 28]",
+        ),
+    ] {
+        let mut args = vec!["train", model, "--limit-train", "100", "--out", &out];
+        if let Some(side) = resize {
+            args.extend(["--resize", side]);
+        }
+        let o = cnnc(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+    }
     // With it, training runs.
     let o = cnnc(&[
         "train",
