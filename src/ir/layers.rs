@@ -1467,6 +1467,15 @@ fn bind(
                             spec.name,
                             signature(spec)
                         )
+                    } else if param.name == "momentum" {
+                        // PyTorch's `momentum=None` is a cumulative average, no default.
+                        format!(
+                            "cnnc has no `None`, and no cumulative average of the batch \
+                             statistics (PyTorch's `momentum=None`): the running statistics \
+                             are an exponential average, leaving `momentum` out gives {}'s \
+                             0.1",
+                            spec.name
+                        )
                     } else if spec.name == "upsample" {
                         // Its arguments are optional one by one, but one of the two is
                         // needed: leaving this one out is half the answer.

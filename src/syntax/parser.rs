@@ -1089,6 +1089,28 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             ));
         }
     }
+    // `block stem {`, `model M {`: the parentheses left out.
+    if tok == "{" && expects("`(`") {
+        let words: Vec<&str> = before_tok.rsplit(char::is_whitespace).take(2).collect();
+        match words[..] {
+            [name, "block"] => {
+                return d.help(format!(
+                    "a block's parameters follow its name in parentheses, even none: `block \
+                     {name}() {{ … }}`"
+                ))
+            }
+            [name, "model"] => {
+                return d.help(format!(
+                    "a model's input follows its name: `model {name}(input: [3, 32, 32]) {{ … }}`"
+                ))
+            }
+            _ => {}
+        }
+    }
+    // `repeat i in 0.. { … }`: a range without its end.
+    if tok == "{" && expects("an expression") && before_tok.ends_with("..") {
+        return d.help("a range has both ends: `0..n` runs from 0 up to n - 1");
+    }
     // `relu else { … }`: an else with no if before it.
     if tok == "else" {
         return d.help("`else` follows the `}` of an `if`'s body: `if cond { … } else { … }`");

@@ -973,6 +973,18 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("Model M(input: [1]) { relu }\n", &["did you mean `model`?"]),
         (
+            "block stem { relu }\n",
+            &["even none: `block stem() { … }`"],
+        ),
+        (
+            "model M { relu }\n",
+            &["`model M(input: [3, 32, 32]) { … }`"],
+        ),
+        (
+            "model M(input: [1]) { repeat i in 0.. { relu } }\n",
+            &["a range has both ends"],
+        ),
+        (
             "model M(input: [1]) { repeat i 0..3 { relu } }\n",
             &["`in` is missing"],
         ),
