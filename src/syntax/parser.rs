@@ -499,6 +499,34 @@ fn innermost_unclosed(text: &str, pos: usize) -> Option<(usize, u8)> {
     stack.pop()
 }
 
+/// Whether the bracket at `open` is closed, by `close`, on the line of `pos` (`conv(4 3)`:
+/// an item missing its `,`, not a `)` missing).
+fn closes_on_line_of(text: &str, open: usize, close: u8, pos: usize) -> bool {
+    let line_end = text[pos..].find('\n').map_or(text.len(), |k| pos + k);
+    let mut depth = 0usize;
+    let mut closed = false;
+    for_each_bracket(text, |i, b| {
+        if i < open {
+            return true;
+        }
+        if i >= line_end {
+            return false;
+        }
+        if matches!(b, b'{' | b'(' | b'[') {
+            depth += 1;
+        } else {
+            depth -= 1;
+            if depth == 0 {
+                // By its own kind of bracket (`conv(1, 2 }` closes nothing).
+                closed = b == close;
+                return false;
+            }
+        }
+        true
+    });
+    closed
+}
+
 // ---- pest errors -----------------------------------------------------------------------
 
 fn error_to_diagnostic(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagnostic {
@@ -1111,6 +1139,37 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     if tok == "{" && expects("an expression") && before_tok.ends_with("..") {
         return d.help("a range has both ends: `0..n` runs from 0 up to n - 1");
     }
+    // `1_000`, `0x10`: Python's number forms cnnc does not read.
+    let after_digit =
+        before_tok.len() == start && text[..start].ends_with(|c: char| c.is_ascii_digit());
+    if after_digit && tok.starts_with('_') {
+        let digits = &text[..start][text[..start]
+            .trim_end_matches(|c: char| c.is_ascii_digit())
+            .len()..];
+        return d.help(format!(
+            "numbers have no `_` separators in cnnc: write `{digits}{}`",
+            tok.replace('_', "")
+        ));
+    }
+    let lone_zero = text[..start]
+        .strip_suffix('0')
+        .is_some_and(|b| !b.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+    if lone_zero && tok.starts_with(['x', 'X', 'o', 'O', 'b', 'B']) {
+        let radix = match tok.as_bytes()[0].to_ascii_lowercase() {
+            b'x' => 16,
+            b'o' => 8,
+            _ => 2,
+        };
+        let digits = tok[1..].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        return d.help(match i64::from_str_radix(digits, radix) {
+            Ok(v) => format!("numbers are written in decimal in cnnc: write `{v}` for `0{tok}`"),
+            Err(_) => "numbers are written in decimal in cnnc".to_string(),
+        });
+    }
+    // `conv(+3, 1)`: no unary plus.
+    if tok == "+" && (expects("an argument") || expects("an expression")) {
+        return d.help("cnnc has no unary `+`: write the value without it");
+    }
     // `relu else { … }`: an else with no if before it.
     if tok == "else" {
         return d.help("`else` follows the `}` of an `if`'s body: `if cond { … } else { … }`");
@@ -1167,6 +1226,11 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 "`{tok}` is written at the top level of the file, not inside a model or block: \
                  move it out, above the model"
             ));
+        } else if b != b'{' && closes_on_line_of(text, open, close as u8, start) {
+            // `conv(4 3)`: the `(` is closed; an item lacks its `,`.
+            if expects("`,`") {
+                d = d.help("separate the items with `,`");
+            }
         } else if b != b'{' {
             let help = if expects("`,`") {
                 format!("close it with `{close}`, or separate the items with `,`")

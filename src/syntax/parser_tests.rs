@@ -973,6 +973,19 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("Model M(input: [1]) { relu }\n", &["did you mean `model`?"]),
         (
+            "model M(input: [1]) { conv(4 3) }\n",
+            &["separate the items with `,`"],
+        ),
+        (
+            "model M(input: [1]) { conv(1_000, 1) }\n",
+            &["no `_` separators in cnnc: write `1000`"],
+        ),
+        (
+            "model M(input: [1]) { conv(0x10, 1) }\n",
+            &["write `16` for `0x10`"],
+        ),
+        ("model M(input: [1]) { conv(+3, 1) }\n", &["no unary `+`"]),
+        (
             "block stem { relu }\n",
             &["even none: `block stem() { … }`"],
         ),
