@@ -2,9 +2,16 @@
 # Runs on a lent GPU machine, in the repository's root, after the pieces that
 # scripts/gpu_bundle.sh made were carried into /tmp/cnnc-gpu (see that script): unpacks them,
 # points cnnc at the CUDA build of ONNX Runtime and the CUDA libraries of the machine's
-# PyTorch, then runs the CUDA tests and CUDA-against-CPU runs of bench and train. Everything it
-# prints also goes to $OUT/gpu.log.
+# PyTorch, then runs the steps named (all three when none is):
+#   tests  the CUDA tests (CNNC_REQUIRE_CUDA=1: a CUDA test that would skip fails instead)
+#   runs   bench and train on the CPU, then on CUDA, with the same seed
+#   perf   where ONNX Runtime places every node of the training step of each trainable model
+#          family (its verbose log), and training throughput against PyTorch eager on the GPU
+#          (benches/reference/pytorch_train.py, with the machine's torch)
+# Everything it prints also goes to $OUT/gpu.log.
 set -uo pipefail
+steps=" ${*:-tests runs perf} "
+want() { [[ "$steps" == *" $1 "* ]]; }
 OUT="${OUT:-/tmp/cnnc-gpu/out}"
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu.log") 2>&1
@@ -72,14 +79,18 @@ if ! cuda_ok; then
 fi
 # From here on CUDA works: a CUDA test that would skip fails instead.
 export CNNC_REQUIRE_CUDA=1
-step "CUDA tests"
 failed=0
+if want tests; then
+step "CUDA tests"
 for t in "$x"/tests/*; do
     echo "--- $(basename "$t")"
     "$t" --test-threads 1 >"$OUT/$(basename "$t").log" 2>&1 || failed=1
     grep -E "test result|FAILED|panicked|skipped|CUDA|cuda" "$OUT/$(basename "$t").log"
 done
 "$x"/tests/train_stateful stateful_cuda --nocapture --test-threads 1 || failed=1
+fi
+
+if want runs; then
 
 step "bench: ResNet-18, batch 32, CPU then CUDA"
 $cnnc bench models/resnet18.cnn --batch 32 --device cpu
@@ -99,6 +110,41 @@ step "train: AlexNet at 224x224, 1 epoch on 2,560 images, CUDA"
 $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 1 --batch 128 \
     --optimizer sgd --lr 0.01 --limit-train 2560 --limit-test 1000 --device cuda \
     --out "$work/alexnet.cuda.onnx" || failed=1
+fi
+
+if want perf; then
+step "node placement of the training step on CUDA, one short epoch of each trainable family"
+# ONNX Runtime's verbose log says, per session, which nodes each execution provider runs
+# ("All nodes placed on [CUDAExecutionProvider]" or a list of those left to the CPU).
+for spec in lenet lenet_bn lenet_nopad_maxpool simple_cnn "alexnet --resize 224" \
+    "vgg11 --resize 224" "nin --resize 224" "googlenet --resize 96" "resnet18 --resize 96" \
+    "densenet --resize 96"; do
+    read -r -a args <<<"$spec"
+    m=${args[0]}
+    echo "--- $spec"
+    CNNC_ORT_LOG=verbose $cnnc train "models/$m.cnn" --data fashion-mnist "${args[@]:1}" \
+        --epochs 1 --batch 32 --limit-train 64 --limit-test 32 --optimizer adam --lr 0.001 \
+        --device cuda --out "$work/$m.placement.onnx" >"$work/$m.placement.log" 2>&1 || {
+        failed=1
+        tail -5 "$work/$m.placement.log"
+    }
+    grep -E "placed on|not assigned|Memcpy nodes|^epoch" "$work/$m.placement.log" | sed 's/^.*\] //' | sort | uniq -c
+    grep -E -A12 "placed on \[CPUExecutionProvider\]" "$work/$m.placement.log" | sed 's/^.*\] //' | head -30
+done
+
+step "training throughput on the GPU: cnnc, then PyTorch eager (same model, recipe, data)"
+ref=(python3 benches/reference/pytorch_train.py)
+$cnnc train models/lenet.cnn --data fashion-mnist --epochs 3 --batch 256 --optimizer sgd \
+    --lr 0.9 --init xavier --device cuda --out "$work/lenet.perf.onnx" || failed=1
+"${ref[@]}" lenet --epochs 3 --batch 256 --lr 0.9 --init xavier --device cuda --threads 16 || failed=1
+$cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 3 --batch 128 \
+    --optimizer sgd --lr 0.01 --limit-train 5120 --limit-test 1000 --device cuda \
+    --out "$work/alexnet.perf.onnx" || failed=1
+"${ref[@]}" alexnet --resize 224 --epochs 3 --batch 128 --lr 0.01 --limit-train 5120 \
+    --limit-test 1000 --device cuda --threads 16 || failed=1
+step "inference on the GPU: AlexNet, batch 128"
+$cnnc bench models/alexnet.cnn --batch 128 --device cuda || failed=1
+fi
 if [ "$failed" = 1 ]; then
     echo "done: some CUDA tests or runs FAILED (the tests' logs are in \$OUT)"
     exit 1

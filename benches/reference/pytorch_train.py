@@ -5,6 +5,13 @@ accuracy in eval mode after each epoch) and prints one line per epoch in cnnc's 
 examples/sec counts training examples over the epoch's time, evaluation included, as cnnc does.
 
     python benches/reference/pytorch_train.py lenet_bn --optimizer adam --lr 0.001 --epochs 5 --init xavier --seed 0
+
+On a GPU (`--device cuda`, as scripts/gpu_check.sh runs it) each batch goes to the device as it
+is used, as in d2l's train_ch6, and `--resize` resamples it there (bilinear, as cnnc does on
+the host); `--limit-train`/`--limit-test` take the first examples, as cnnc's options do:
+
+    python benches/reference/pytorch_train.py alexnet --resize 224 --lr 0.01 --batch 128 --epochs 3 \
+        --limit-train 5120 --limit-test 1000 --device cuda
 """
 import argparse, gzip, struct, time
 import numpy as np
@@ -46,19 +53,37 @@ def lenet_bn():
         nn.Linear(120, 84), nn.BatchNorm1d(84), nn.Sigmoid(), nn.Linear(84, 10))
 
 
+def alexnet():
+    # models/alexnet.cnn: d2l's AlexNet for one-channel 224×224 inputs.
+    return nn.Sequential(
+        nn.Conv2d(1, 96, 11, stride=4, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(6400, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, 10))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("model", choices=["lenet", "lenet_bn"])
+    p.add_argument("model", choices=["lenet", "lenet_bn", "alexnet"])
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     p.add_argument("--lr", type=float, default=0.9)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--init", choices=["default", "xavier"], default="default")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (the dev machine has 2)")
+    p.add_argument("--resize", type=int)
+    p.add_argument("--limit-train", type=int)
+    p.add_argument("--limit-test", type=int)
     a = p.parse_args()
     torch.manual_seed(a.seed)
-    torch.set_num_threads(2)
-    net = {"lenet": lenet, "lenet_bn": lenet_bn}[a.model]()
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    net = {"lenet": lenet, "lenet_bn": lenet_bn, "alexnet": alexnet}[a.model]()
     if a.init == "xavier":
         for m in net.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -67,8 +92,19 @@ def main():
     opt = (torch.optim.Adam(net.parameters(), lr=a.lr) if a.optimizer == "adam"
            else torch.optim.SGD(net.parameters(), lr=a.lr))
     loss_fn = nn.CrossEntropyLoss()
+    net.to(dev)
     xtr, ytr = load("train")
     xte, yte = load("t10k")
+    xtr, ytr = xtr[:a.limit_train], ytr[:a.limit_train]
+    xte, yte = xte[:a.limit_test], yte[:a.limit_test]
+
+    def batch(x, y):
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        if a.resize:
+            x = nn.functional.interpolate(x, size=(a.resize, a.resize), mode="bilinear",
+                                          align_corners=False)
+        return x, y
+
     for epoch in range(1, a.epochs + 1):
         t = time.time()
         net.train()
@@ -76,7 +112,7 @@ def main():
         total, correct, seen = 0.0, 0, 0
         for i in range(0, len(xtr), a.batch):
             ix = order[i:i + a.batch]
-            x, y = xtr[ix], ytr[ix]
+            x, y = batch(xtr[ix], ytr[ix])
             out = net(x)
             loss = loss_fn(out, y)
             opt.zero_grad()
@@ -87,8 +123,9 @@ def main():
             seen += len(y)
         net.eval()
         with torch.no_grad():
-            test = sum((net(xte[i:i + 1024]).argmax(1) == yte[i:i + 1024]).sum().item()
-                       for i in range(0, len(xte), 1024))
+            test = sum((net(x).argmax(1) == y).sum().item()
+                       for x, y in (batch(xte[i:i + 1024], yte[i:i + 1024])
+                                    for i in range(0, len(xte), 1024)))
         dt = time.time() - t
         print(f"epoch {epoch}, loss {total / seen:.4f}, train acc {correct / seen:.3f}, "
               f"test acc {test / len(xte):.3f}, {seen / dt:.1f} examples/sec",
