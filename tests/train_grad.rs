@@ -392,6 +392,63 @@ grad_test!(
 }"
 );
 
+// Strided convs with at least 100 output positions: their weight gradient is im2col and a
+// product (see `im2col_weight_gradient_only_where_it_pays`), with asymmetric pads, groups,
+// dilation, unequal strides and a depthwise conv.
+grad_test!(
+    conv_im2col_weight_grad,
+    2,
+    "model M(input: [3, 22, 21]) {
+    conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh                          : [4, 11, 11]
+    conv(6, 3, stride=[1, 2], pad=2, dilation=2, groups=2, bias=false) tanh : [6, 11, 6]
+    flatten linear(3)
+}"
+);
+
+grad_test!(
+    conv_im2col_stem_and_depthwise,
+    2,
+    "model M(input: [2, 33, 31]) {
+    conv(2, 3, stride=3, groups=2) tanh                                  : [2, 11, 10]
+    conv(4, 7, stride=2, pad=3) tanh                                     : [4, 6, 5]
+    flatten linear(3)
+}"
+);
+
+#[test]
+fn im2col_weight_gradient_only_where_it_pays() {
+    let src = "model M(input: [3, 40, 40]) {
+    conv(4, 3, stride=2, pad=1) tanh     # 20×20 outputs, strided: im2col
+    conv(4, 3, pad=1) tanh               # stride 1: one Conv with dY as its kernel
+    conv(4, 3, stride=2, pad=1) tanh     # 10×10: im2col
+    conv(4, 3, stride=2, pad=1) tanh     # 5×5: one Conv
+    flatten linear(3)
+}";
+    let c = cnnc::compile_source(Path::new("im2col.cnn"), src.to_string());
+    assert!(!c.diagnostics.has_errors());
+    let proto = graph::grad_model(
+        c.model(None).unwrap(),
+        &c.sources,
+        &GradOptions {
+            weights: None,
+            dropout: DropoutMode::MaskInput,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let graph = proto.graph.as_ref().unwrap();
+    let im2col: Vec<bool> = (1..=4)
+        .map(|i| {
+            let patches = format!("grad.conv{i}.weight.patches");
+            graph
+                .node
+                .iter()
+                .any(|n| n.op_type == "Conv" && n.name == patches)
+        })
+        .collect();
+    assert_eq!(im2col, [true, false, true, false]);
+}
+
 grad_test!(
     conv_dilation_groups,
     3,

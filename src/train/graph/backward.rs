@@ -4,7 +4,7 @@
 //!
 //! | layer | input gradient | parameter gradient |
 //! | --- | --- | --- |
-//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); bias: ReduceSum, or exactly zero when a batch norm is the only consumer (also through a residual add, concat, flatten, scale, channel shuffle, slice, crop or pixel unshuffle) |
+//! | conv | ConvTranspose(dY, W) with the forward strides, dilations, group, pads and the output padding that restores H×W | Conv of x as (C/g, g·N, H, W) by dY as (M, N, oH, oW): strides ↔ dilations swapped, group g, sliced to the kernel, transposed to (M, C/g, kh, kw); for a strided conv with ≥ 100 output positions (cuDNN is slow on that Conv's large dilated kernel): im2col (a Conv with one-hot kernels, group C) by dY, MatMul per sample and group, ReduceSum over the batch; bias: ReduceSum, or exactly zero when a batch norm is the only consumer (also through a residual add, concat, flatten, scale, channel shuffle, slice, crop or pixel unshuffle) |
 //! | convT | Conv(dY, W) with the forward hyperparameters (sliced to H×W) | the conv weight-gradient routine with input and output gradient swapped; bias as for conv |
 //! | maxpool | ScatterElements(add) of dY at the flat Indices into zeros, Reshape | — |
 //! | avgpool | dY / divisor (PyTorch's count_include_pad divisor per window), then ConvTranspose with a ones kernel, group C | — |
@@ -54,6 +54,19 @@ struct ConvGeom {
     pads: Pads,
     dilation: [u64; 2],
     groups: u64,
+}
+
+/// Whether a conv's weight gradient is computed as im2col and a product
+/// ([`Lowering::conv_weight_grad_im2col`]) rather than as one Conv with dY as the kernel: for a
+/// strided conv with at least 100 output positions, whose patches take at most 4M values
+/// (16 MB) per example. Measured with cuDNN on an H100 (benches/reference/conv_grad_forms.py):
+/// the Conv form takes 10.8 ms for AlexNet's first conv at batch 128 (54×54 outputs, stride
+/// 4) and 11.1 ms for ResNet-18's stem at 96×96, batch 256 (48×48, stride 2), the im2col form
+/// 1.3 and 0.7 ms; at 12×12 outputs they are even, at 6×6 the Conv form is twice as fast.
+fn im2col_pays(g: &ConvGeom, x_dims: &[u64], dy_dims: &[u64]) -> bool {
+    let positions = dy_dims[1] * dy_dims[2];
+    let patch_values = x_dims[0] * g.kernel[0] * g.kernel[1] * positions;
+    g.stride.iter().any(|&s| s > 1) && positions >= 100 && patch_values <= 1 << 22
 }
 
 impl Lowering<'_> {
@@ -125,14 +138,12 @@ impl Lowering<'_> {
                 let w = format!("{name}.weight");
                 let dx =
                     want0.then(|| self.conv_input_grad(dy, &w, &in_dims, &out_dims, &g, &base));
-                let dw = self.conv_weight_grad(
-                    &x,
-                    &in_dims,
-                    dy,
-                    &out_dims,
-                    &g,
-                    &format!("grad.{name}.weight"),
-                );
+                let grad_name = format!("grad.{name}.weight");
+                let dw = if im2col_pays(&g, &in_dims, &out_dims) {
+                    self.conv_weight_grad_im2col(&x, &in_dims, dy, &out_dims, &g, &grad_name)
+                } else {
+                    self.conv_weight_grad(&x, &in_dims, dy, &out_dims, &g, &grad_name)
+                };
                 self.param_grad.insert(w, dw);
                 if a.bias {
                     self.bias_grad(ix, dy, &[0, 2, 3], &name);
@@ -931,6 +942,82 @@ impl Lowering<'_> {
             corr
         };
         self.b.transpose(&corr, &[1, 0, 2, 3], name)
+    }
+
+    /// The weight gradient of a strided conv with a large output, as im2col and a product:
+    /// the patches of x (a Conv with one-hot kernels, one group per input channel, the forward
+    /// strides, pads and dilations: [N, C·kh·kw, oH, oW]) times dY, summed over the batch and
+    /// the output positions (MatMul per sample and group, then ReduceSum over the batch).
+    /// The same numbers as [`Self::conv_weight_grad`], but a product of ordinary shape where
+    /// that routine's Conv has dY (oH×oW, dilated by the stride) as its kernel, which cuDNN
+    /// runs slowly; see [`im2col_pays`].
+    fn conv_weight_grad_im2col(
+        &mut self,
+        x: &str,
+        x_dims: &[u64],
+        dy: &str,
+        dy_dims: &[u64],
+        g: &ConvGeom,
+        name: &str,
+    ) -> String {
+        let [kh, kw] = g.kernel.map(|k| k as usize);
+        let taps = kh * kw;
+        let (c, m) = (x_dims[0] as i64, dy_dims[0] as i64);
+        let groups = g.groups.max(1) as i64;
+        let (cg, mg) = (c / groups, m / groups);
+        let positions = (dy_dims[1] * dy_dims[2]) as i64;
+        // One one-hot kernel per tap, repeated for every input channel.
+        let mut one_hot = vec![0.0f32; taps * taps];
+        for t in 0..taps {
+            one_hot[t * taps + t] = 1.0;
+        }
+        let taps_kernel = self
+            .b
+            .init_f32(&format!("{name}.taps"), &[1, taps, 1, kh, kw], &one_hot);
+        let expand_to = self.b.ints(&[c, taps as i64, 1, kh as i64, kw as i64]);
+        let expanded = self.b.op(
+            "Expand",
+            &[&taps_kernel, &expand_to],
+            &format!("{name}.taps_all"),
+            vec![],
+        );
+        let kernel = self.b.reshape(
+            &expanded,
+            &[c * taps as i64, 1, kh as i64, kw as i64],
+            &format!("{name}.taps_kernel"),
+        );
+        let patches = self.b.op(
+            "Conv",
+            &[x, &kernel],
+            &format!("{name}.patches"),
+            conv_attrs(Some(g.kernel), g.stride, &g.pads, g.dilation, c as u64),
+        );
+        let patches = self.b.reshape(
+            &patches,
+            &[-1, groups, cg * taps as i64, positions],
+            &format!("{name}.patches_g"),
+        );
+        let patches_t = self
+            .b
+            .transpose(&patches, &[0, 1, 3, 2], &format!("{name}.patches_t"));
+        let dy_g = self
+            .b
+            .reshape(dy, &[-1, groups, mg, positions], &format!("{name}.dy_g"));
+        let per_sample = self.b.op(
+            "MatMul",
+            &[&dy_g, &patches_t],
+            &format!("{name}.per_sample"),
+            vec![],
+        );
+        let summed = self.b.reduce(
+            "ReduceSum",
+            &per_sample,
+            &[0],
+            false,
+            &format!("{name}.sum"),
+        );
+        self.b
+            .reshape(&summed, &[m, cg, kh as i64, kw as i64], name)
     }
 
     /// A bool tensor: `lo < x < hi`.
