@@ -1204,6 +1204,22 @@ impl<'d> Batches<'d> {
 
     /// The next batch, or `None` at the end of the epoch.
     pub fn next_batch(&mut self) -> Option<Batch<'_>> {
+        let mut images = std::mem::take(&mut self.images);
+        let mut labels = std::mem::take(&mut self.labels);
+        let shape = self.fill(&mut images, &mut labels);
+        self.images = images;
+        self.labels = labels;
+        Some(Batch {
+            images: &self.images,
+            labels: &self.labels,
+            shape: shape?,
+        })
+    }
+
+    /// The next batch into `images` and `labels` (their contents replaced), and its shape;
+    /// `None` at the end of the epoch. [`Batches::next_batch`] fills buffers allocated once for
+    /// a full batch, which then never reallocate.
+    pub fn fill(&mut self, images: &mut Vec<f32>, labels: &mut Vec<i64>) -> Option<[usize; 4]> {
         if self.next >= self.n_batches {
             return None;
         }
@@ -1215,12 +1231,11 @@ impl<'d> Batches<'d> {
         let in_len = d.image_len();
         let out_plane = oh * ow;
         let b = end - start;
-        // Both buffers were allocated for a full batch: these never reallocate.
-        self.images.resize(b * c * out_plane, 0.0);
-        self.labels.clear();
+        images.resize(b * c * out_plane, 0.0);
+        labels.clear();
         for (slot, &i) in self.order[start..end].iter().enumerate() {
             let src = &d.images[i * in_len..(i + 1) * in_len];
-            let dst = &mut self.images[slot * c * out_plane..(slot + 1) * c * out_plane];
+            let dst = &mut images[slot * c * out_plane..(slot + 1) * c * out_plane];
             match &self.resizer {
                 None => dst.copy_from_slice(src),
                 Some(r) => {
@@ -1233,13 +1248,9 @@ impl<'d> Batches<'d> {
                     }
                 }
             }
-            self.labels.push(d.labels[i]);
+            labels.push(d.labels[i]);
         }
-        Some(Batch {
-            images: &self.images,
-            labels: &self.labels,
-            shape: [b, c, oh, ow],
-        })
+        Some([b, c, oh, ow])
     }
 }
 

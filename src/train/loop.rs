@@ -15,6 +15,7 @@ use super::checkpoint::{Checkpoint, CheckpointError};
 use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::dropout;
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
+use super::prefetch::prefetched;
 use super::progress::EpochStats;
 use crate::fsutil::Found;
 use crate::ir::Op;
@@ -962,63 +963,67 @@ pub fn train(
         observer.epoch_start(epoch, steps_per_epoch - first);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0usize);
         let mut index = first;
-        while let Some(batch) = batches.next_batch() {
-            index += 1;
-            let b = batch.len();
-            let t = [(state.step + 1) as f32];
-            let lab_shape = [b];
-            let mask_shapes: Vec<Vec<usize>> = masks
-                .iter()
-                .zip(&mut mask_values)
-                .map(|(m, values)| {
-                    dropout::draw(m, state.seed, state.step, b, values);
-                    std::iter::once(b).chain(m.dims.iter().copied()).collect()
-                })
-                .collect();
-            let mut inputs = Vec::with_capacity(4 + masks.len());
-            inputs.push(Input::f32("input", &batch.shape, batch.images));
-            inputs.push(Input::i64("labels", &lab_shape, batch.labels));
-            inputs.push(Input::f32("lr", &[], &lr));
-            if takes_step {
-                inputs.push(Input::f32("t", &[], &t));
-            }
-            for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(&mask_values) {
-                inputs.push(Input::f32(&m.input, shape, values));
-            }
-            let outs = stepper.run(&inputs)?;
-            drop(inputs);
-            let mut outs = outs.into_iter();
-            let loss = match outs.next().map(|o| o.data) {
-                Some(OutputData::F32(v)) => v[0],
-                _ => f32::NAN,
-            };
-            if !loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    step: index,
-                    global_step: state.step + 1,
-                    loss,
-                });
-            }
-            if let Some(OutputData::I64(v)) = outs.next().map(|o| o.data) {
-                correct += v[0].max(0) as u64;
-            }
-            state.step += 1;
-            loss_sum += f64::from(loss) * b as f64;
-            seen += b;
-            observer.step(epoch, loss_sum / seen as f64);
-            if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
-                state.values = stepper.state()?;
-                if let Some(path) = &config.checkpoint {
-                    observer.checkpointing();
-                    state.save(model, info.clone(), path, &mut found)?;
+        let stopped = prefetched(batches, |batches| -> Result<bool, TrainError> {
+            while let Some(batch) = batches.next_batch() {
+                index += 1;
+                let b = batch.len();
+                let t = [(state.step + 1) as f32];
+                let lab_shape = [b];
+                let mask_shapes: Vec<Vec<usize>> = masks
+                    .iter()
+                    .zip(&mut mask_values)
+                    .map(|(m, values)| {
+                        dropout::draw(m, state.seed, state.step, b, values);
+                        std::iter::once(b).chain(m.dims.iter().copied()).collect()
+                    })
+                    .collect();
+                let mut inputs = Vec::with_capacity(4 + masks.len());
+                inputs.push(Input::f32("input", &batch.shape, batch.images));
+                inputs.push(Input::i64("labels", &lab_shape, batch.labels));
+                inputs.push(Input::f32("lr", &[], &lr));
+                if takes_step {
+                    inputs.push(Input::f32("t", &[], &t));
                 }
-                return Ok(outcome(&state, history, true));
+                for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(&mask_values) {
+                    inputs.push(Input::f32(&m.input, shape, values));
+                }
+                let outs = stepper.run(&inputs)?;
+                drop(inputs);
+                let mut outs = outs.into_iter();
+                let loss = match outs.next().map(|o| o.data) {
+                    Some(OutputData::F32(v)) => v[0],
+                    _ => f32::NAN,
+                };
+                if !loss.is_finite() {
+                    return Err(TrainError::Diverged {
+                        epoch,
+                        step: index,
+                        global_step: state.step + 1,
+                        loss,
+                    });
+                }
+                if let Some(OutputData::I64(v)) = outs.next().map(|o| o.data) {
+                    correct += v[0].max(0) as u64;
+                }
+                state.step += 1;
+                loss_sum += f64::from(loss) * b as f64;
+                seen += b;
+                observer.step(epoch, loss_sum / seen as f64);
+                if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
+                    return Ok(true);
+                }
             }
-        }
-        // The training batch's buffer is not needed while evaluating (large with --resize).
-        drop(batches);
+            Ok(false)
+        })?;
+        // The batches' buffers are gone (large with --resize) before evaluating.
         state.values = stepper.state()?;
+        if stopped {
+            if let Some(path) = &config.checkpoint {
+                observer.checkpointing();
+                state.save(model, info.clone(), path, &mut found)?;
+            }
+            return Ok(outcome(&state, history, true));
+        }
         // The last update's loss is never computed: a blow-up there shows only in the values.
         let diverged = |what: String| TrainError::DivergedWeights {
             epoch,
@@ -1144,7 +1149,7 @@ fn evaluate(
     if test.n == 0 {
         return Ok(Evaluated::Accuracy(Some(0.0)));
     }
-    let mut batches = Batches::new(
+    let batches = Batches::new(
         test,
         BatchConfig {
             resize,
@@ -1167,24 +1172,26 @@ fn evaluate(
         .collect();
     let mut eval = StatefulSession::new(eval, &held, &["loss", "correct"])?;
     let mut correct = 0u64;
-    while let Some(batch) = batches.next_batch() {
-        if stop.load(Ordering::SeqCst) {
-            return Ok(Evaluated::Accuracy(None));
-        }
-        let lab_shape = [batch.len()];
-        let inputs = [
-            Input::f32("input", &batch.shape, batch.images),
-            Input::i64("labels", &lab_shape, batch.labels),
-        ];
-        let out = eval.run(&inputs)?;
-        if let Some(OutputData::F32(v)) = out.first().map(|o| &o.data) {
-            if !v[0].is_finite() {
-                return Ok(Evaluated::NonFiniteLoss(v[0]));
+    prefetched(batches, |batches| {
+        while let Some(batch) = batches.next_batch() {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(Evaluated::Accuracy(None));
+            }
+            let lab_shape = [batch.len()];
+            let inputs = [
+                Input::f32("input", &batch.shape, batch.images),
+                Input::i64("labels", &lab_shape, batch.labels),
+            ];
+            let out = eval.run(&inputs)?;
+            if let Some(OutputData::F32(v)) = out.first().map(|o| &o.data) {
+                if !v[0].is_finite() {
+                    return Ok(Evaluated::NonFiniteLoss(v[0]));
+                }
+            }
+            if let Some(OutputData::I64(v)) = out.get(1).map(|o| &o.data) {
+                correct += v[0].max(0) as u64;
             }
         }
-        if let Some(OutputData::I64(v)) = out.get(1).map(|o| &o.data) {
-            correct += v[0].max(0) as u64;
-        }
-    }
-    Ok(Evaluated::Accuracy(Some(correct as f64 / test.n as f64)))
+        Ok(Evaluated::Accuracy(Some(correct as f64 / test.n as f64)))
+    })
 }

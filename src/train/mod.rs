@@ -1,5 +1,5 @@
-//! Training: data loading ([`data`]), checkpoints ([`checkpoint`]), dropout masks
-//! ([`dropout`]), progress reporting
+//! Training: data loading ([`data`]) and batches prepared one ahead ([`prefetch`]),
+//! checkpoints ([`checkpoint`]), dropout masks ([`dropout`]), progress reporting
 //! ([`progress`]), the gradient, step and evaluation graphs ([`graph`]) and the training
 //! loop ([`training`], in `loop.rs`).
 
@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod dropout;
 pub mod graph;
+pub mod prefetch;
 pub mod progress;
 #[path = "loop.rs"]
 pub mod training;
