@@ -2,15 +2,16 @@
 # Runs on a lent GPU machine, in the repository's root, after the pieces that
 # scripts/gpu_bundle.sh made were carried into /tmp/cnnc-gpu (see that script): unpacks them,
 # points cnnc at the CUDA build of ONNX Runtime and the CUDA libraries of the machine's
-# PyTorch, then runs the steps named (all three when none is):
-#   tests  the CUDA tests (CNNC_REQUIRE_CUDA=1: a CUDA test that would skip fails instead)
-#   runs   bench and train on the CPU, then on CUDA, with the same seed
-#   perf   where ONNX Runtime places every node of the training step of each trainable model
-#          family (its verbose log), and training throughput against PyTorch eager on the GPU
-#          (benches/reference/pytorch_train.py, with the machine's torch)
+# PyTorch, then runs the steps named (all of them when none is):
+#   tests      the CUDA tests (CNNC_REQUIRE_CUDA=1: a CUDA test that would skip fails instead)
+#   runs       bench and train on the CPU, then on CUDA, with the same seed
+#   placement  where ONNX Runtime places every node of the training step of each trainable
+#              model family (its verbose log)
+#   perf       training throughput against PyTorch eager on the GPU
+#              (benches/reference/pytorch_train.py, with the machine's torch), with --timings
 # Everything it prints also goes to $OUT/gpu.log.
 set -uo pipefail
-steps=" ${*:-tests runs perf} "
+steps=" ${*:-tests runs placement perf} "
 want() { [[ "$steps" == *" $1 "* ]]; }
 OUT="${OUT:-/tmp/cnnc-gpu/out}"
 mkdir -p "$OUT"
@@ -112,7 +113,7 @@ $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 1 --ba
     --out "$work/alexnet.cuda.onnx" || failed=1
 fi
 
-if want perf; then
+if want placement; then
 step "node placement of the training step on CUDA, one short epoch of each trainable family"
 # ONNX Runtime's verbose log says, per session, which nodes each execution provider runs
 # ("All nodes placed on [CUDAExecutionProvider]" or a list of those left to the CPU).
@@ -132,13 +133,16 @@ for spec in lenet lenet_bn lenet_nopad_maxpool simple_cnn "alexnet --resize 224"
     grep -E -A12 "placed on \[CPUExecutionProvider\]" "$work/$m.placement.log" | sed 's/^.*\] //' | head -30
 done
 
+fi
+
+if want perf; then
 step "training throughput on the GPU: cnnc, then PyTorch eager (same model, recipe, data)"
 ref=(python3 benches/reference/pytorch_train.py)
 $cnnc train models/lenet.cnn --data fashion-mnist --epochs 3 --batch 256 --optimizer sgd \
-    --lr 0.9 --init xavier --device cuda --out "$work/lenet.perf.onnx" || failed=1
+    --lr 0.9 --init xavier --device cuda --timings --out "$work/lenet.perf.onnx" || failed=1
 "${ref[@]}" lenet --epochs 3 --batch 256 --lr 0.9 --init xavier --device cuda --threads 16 || failed=1
 $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 3 --batch 128 \
-    --optimizer sgd --lr 0.01 --limit-train 5120 --limit-test 1000 --device cuda \
+    --optimizer sgd --lr 0.01 --limit-train 5120 --limit-test 1000 --device cuda --timings \
     --out "$work/alexnet.perf.onnx" || failed=1
 "${ref[@]}" alexnet --resize 224 --epochs 3 --batch 128 --lr 0.01 --limit-train 5120 \
     --limit-test 1000 --device cuda --threads 16 || failed=1

@@ -869,6 +869,7 @@ fn epoch_lines_in_text_and_json() {
         test_acc: 0.779,
         examples_per_sec: 35726.4,
         steps: None,
+        times: Default::default(),
     };
     assert_eq!(
         s.to_string(),

@@ -390,6 +390,94 @@ fn dropout_runs_repeat_with_the_seed() {
     }
 }
 
+/// `--timings` says on stderr, after each epoch, where its time went; stdout keeps one JSON
+/// object per epoch (and the final summary) with the keys alone.
+#[test]
+fn timings_say_where_each_epoch_went() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("timings");
+    let model = d.join("drop.cnn");
+    std::fs::write(
+        &model,
+        "model D(input: [1, 28, 28]) {\n    flatten linear(32) relu dropout(p=0.5) linear(10)\n}\n",
+    )
+    .unwrap();
+    let (ck, out) = (d.join("t.ckpt"), d.join("t.onnx"));
+    let o = cnnc(&[
+        "train",
+        model.to_str().unwrap(),
+        "--limit-train",
+        "300",
+        "--limit-test",
+        "100",
+        "--batch",
+        "50",
+        "--epochs",
+        "2",
+        "--timings",
+        "--format",
+        "json",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let lines = epochs(&o);
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let keys: Vec<&String> = line.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            ["epoch", "examples_per_sec", "loss", "test_acc", "train_acc"],
+            "{line}"
+        );
+    }
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for epoch in [1, 2] {
+        let prefix = format!("epoch {epoch} time: ");
+        let line = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{stderr}"));
+        let parts: Vec<&str> = line.split(", ").collect();
+        let names = [
+            "steps",
+            "waiting for batches",
+            "dropout masks",
+            "state read back",
+            "evaluation",
+        ];
+        assert_eq!(parts.len(), names.len(), "{line}");
+        for (part, name) in parts.iter().zip(names) {
+            let seconds = part
+                .strip_prefix(name)
+                .and_then(|r| r.strip_suffix(" s"))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("`{part}` is not `{name} <seconds> s`"));
+            assert!(seconds >= 0.0, "{part}");
+        }
+    }
+    // Without the option, no such line.
+    let quiet = cnnc(&[
+        "train",
+        model.to_str().unwrap(),
+        "--limit-train",
+        "100",
+        "--epochs",
+        "1",
+        "--restart",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains(" time: "));
+}
+
 /// Readers of stdout and stderr that go away (`cnnc train … 2>&1 | head -1`) neither stop
 /// training nor turn its exit into a panic: the run ends as usual, its files written.
 #[test]

@@ -102,6 +102,11 @@ pub struct TrainArgs {
     /// One line per epoch (text) or one JSON object per line (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// After each epoch, say on stderr where its time went: the steps (the step graph's runs,
+    /// the batch's copy to the device included), waiting for batches, drawing dropout masks,
+    /// reading the state back and evaluating.
+    #[arg(long)]
+    pub timings: bool,
 }
 
 struct Report {
@@ -114,6 +119,8 @@ struct Report {
     resumed_at: Option<Position>,
     /// The last epoch this run finished (and checkpointed).
     last_epoch_ended: Option<u32>,
+    /// `--timings`: each epoch's times on stderr after its line.
+    timings: bool,
 }
 
 impl Report {
@@ -196,6 +203,9 @@ impl Observer for Report {
         match self.format {
             Format::Text => stdout_line(stats),
             Format::Json => stdout_line(stats.to_json()),
+        }
+        if self.timings {
+            note!("epoch {} time: {}", stats.epoch, stats.times);
         }
     }
 }
@@ -840,6 +850,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         checkpoint: checkpoint.clone(),
         resumed_at: None,
         last_epoch_ended: None,
+        timings: a.timings,
     };
     let outcome = match train::train(
         model,
@@ -1065,6 +1076,7 @@ mod tests {
             checkpoint: dir.path().join("c.ckpt.safetensors"),
             resumed_at: None,
             last_epoch_ended: None,
+            timings: false,
         };
         assert_eq!(
             report.checkpoint_after_failure(),

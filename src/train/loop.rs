@@ -16,7 +16,7 @@ use super::data::{BatchConfig, Batches, DataError, DataSource, Dataset, Splits};
 use super::dropout;
 use super::graph::{self, Carried, CarriedKind, GraphError, Optimizer};
 use super::prefetch::prefetched;
-use super::progress::EpochStats;
+use super::progress::{EpochStats, EpochTimes};
 use crate::fsutil::Found;
 use crate::ir::Op;
 use crate::onnx::{Init, Tensor, Weights};
@@ -963,12 +963,16 @@ pub fn train(
         observer.epoch_start(epoch, steps_per_epoch - first);
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0usize);
         let mut index = first;
+        let mut times = EpochTimes::default();
         let stopped = prefetched(batches, |batches| -> Result<bool, TrainError> {
+            let mut waited = Instant::now();
             while let Some(batch) = batches.next_batch() {
+                times.batches += waited.elapsed();
                 index += 1;
                 let b = batch.len();
                 let t = [(state.step + 1) as f32];
                 let lab_shape = [b];
+                let masks_started = Instant::now();
                 let mask_shapes: Vec<Vec<usize>> = masks
                     .iter()
                     .zip(&mut mask_values)
@@ -977,6 +981,7 @@ pub fn train(
                         std::iter::once(b).chain(m.dims.iter().copied()).collect()
                     })
                     .collect();
+                times.masks += masks_started.elapsed();
                 let mut inputs = Vec::with_capacity(4 + masks.len());
                 inputs.push(Input::f32("input", &batch.shape, batch.images));
                 inputs.push(Input::i64("labels", &lab_shape, batch.labels));
@@ -987,7 +992,9 @@ pub fn train(
                 for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(&mask_values) {
                     inputs.push(Input::f32(&m.input, shape, values));
                 }
+                let step_started = Instant::now();
                 let outs = stepper.run(&inputs)?;
+                times.steps += step_started.elapsed();
                 drop(inputs);
                 let mut outs = outs.into_iter();
                 let loss = match outs.next().map(|o| o.data) {
@@ -1012,10 +1019,12 @@ pub fn train(
                 if stop.load(Ordering::SeqCst) && index < steps_per_epoch {
                     return Ok(true);
                 }
+                waited = Instant::now();
             }
             Ok(false)
         })?;
         // The batches' buffers are gone (large with --resize) before evaluating.
+        let state_started = Instant::now();
         state.values = stepper.state()?;
         if stopped {
             if let Some(path) = &config.checkpoint {
@@ -1033,7 +1042,9 @@ pub fn train(
         if let Some(name) = state.first_non_finite() {
             return Err(diverged(format!("`{name}` holds NaN or infinite values")));
         }
+        times.state = state_started.elapsed();
         observer.evaluating();
+        let evaluation_started = Instant::now();
         let test_acc = match evaluate(
             &mut sessions.eval,
             &state,
@@ -1049,6 +1060,7 @@ pub fn train(
                 )))
             }
         };
+        times.evaluation = evaluation_started.elapsed();
         let elapsed = started.elapsed().as_secs_f64();
         state.epoch = epoch;
         state.test_acc = test_acc;
@@ -1068,6 +1080,7 @@ pub fn train(
             examples_per_sec: seen as f64 / elapsed.max(1e-9),
             steps: (first > 0).then_some((first as u64 + 1, steps_per_epoch as u64)),
             test_acc: test_acc.unwrap_or(f64::NAN),
+            times,
         };
         if let Some(path) = &config.checkpoint {
             observer.checkpointing();

@@ -16,7 +16,7 @@ pub use checkpoint::{Checkpoint, CheckpointError, TrainingSummary};
 pub use data::{
     resize_bilinear, Batch, BatchConfig, Batches, DataError, DataSource, Dataset, Splits,
 };
-pub use progress::EpochStats;
+pub use progress::{EpochStats, EpochTimes};
 pub use training::{
     load_data, sessions, train, EpochPlan, Observer, Position, Quiet, Sessions, TrainConfig,
     TrainError, TrainOutcome,
