@@ -146,6 +146,9 @@ $cnnc train models/alexnet.cnn --data fashion-mnist --resize 224 --epochs 3 --ba
     --out "$work/alexnet.perf.onnx" || failed=1
 "${ref[@]}" alexnet --resize 224 --epochs 3 --batch 128 --lr 0.01 --limit-train 5120 \
     --limit-test 1000 --device cuda --threads 16 || failed=1
+$cnnc train models/resnet18.cnn --data fashion-mnist --resize 96 --epochs 2 --batch 256 \
+    --optimizer adam --lr 0.001 --limit-train 10240 --limit-test 1000 --device cuda --timings \
+    --out "$work/resnet18.perf.onnx" || failed=1
 step "inference on the GPU: AlexNet, batch 128"
 $cnnc bench models/alexnet.cnn --batch 128 --device cuda || failed=1
 fi
