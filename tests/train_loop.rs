@@ -446,7 +446,6 @@ fn timings_say_where_each_epoch_went() {
         let names = [
             "steps",
             "waiting for batches",
-            "dropout masks",
             "state read back",
             "evaluation",
         ];

@@ -103,8 +103,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// After each epoch, say on stderr where its time went: the steps (the step graph's runs,
-    /// the batch's copy to the device included), waiting for batches, drawing dropout masks,
-    /// reading the state back and evaluating.
+    /// the batch's copy to the device included), waiting for batches (prepared, with their
+    /// dropout masks, on another thread), reading the state back and evaluating.
     #[arg(long)]
     pub timings: bool,
 }

@@ -5,6 +5,8 @@
 //! step go in, and the loss and the count of
 //! correct answers come out, each step. The state is copied back to the host (`State::values`)
 //! once per epoch for evaluation and the checkpoint, on a stop request, and at the end.
+//! Each batch and its dropout masks are prepared on another thread while the step before runs
+//! ([`super::prefetch`]).
 //!
 //! After every epoch the state is checkpointed atomically (safetensors, [`Checkpoint`]); a stop
 //! request (Ctrl-C in the CLI) is honoured after the current step, with a checkpoint that
@@ -944,7 +946,6 @@ pub fn train(
     drop(tensors);
     let takes_step = sessions.takes_step;
     let masks = &sessions.masks;
-    let mut mask_values: Vec<Vec<f32>> = vec![Vec::new(); masks.len()];
     let lr = [config.lr];
     let mut history = Vec::new();
     while state.epoch < config.epochs {
@@ -964,24 +965,27 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0usize);
         let mut index = first;
         let mut times = EpochTimes::default();
-        let stopped = prefetched(batches, |batches| -> Result<bool, TrainError> {
+        // The k-th batch from here is the run's step `step0 + k` (counted from 0): its masks
+        // are drawn with the batch, on the preparing thread.
+        let (seed, step0) = (state.seed, state.step);
+        let draw_masks = |k: usize, b: usize, values: &mut Vec<Vec<f32>>| {
+            values.resize_with(masks.len(), Vec::new);
+            for (m, v) in masks.iter().zip(values.iter_mut()) {
+                dropout::draw(m, seed, step0 + k as u64, b, v);
+            }
+        };
+        let stopped = prefetched(batches, draw_masks, |batches| -> Result<bool, TrainError> {
             let mut waited = Instant::now();
-            while let Some(batch) = batches.next_batch() {
+            while let Some((batch, mask_values)) = batches.next_with_extra() {
                 times.batches += waited.elapsed();
                 index += 1;
                 let b = batch.len();
                 let t = [(state.step + 1) as f32];
                 let lab_shape = [b];
-                let masks_started = Instant::now();
                 let mask_shapes: Vec<Vec<usize>> = masks
                     .iter()
-                    .zip(&mut mask_values)
-                    .map(|(m, values)| {
-                        dropout::draw(m, state.seed, state.step, b, values);
-                        std::iter::once(b).chain(m.dims.iter().copied()).collect()
-                    })
+                    .map(|m| std::iter::once(b).chain(m.dims.iter().copied()).collect())
                     .collect();
-                times.masks += masks_started.elapsed();
                 let mut inputs = Vec::with_capacity(4 + masks.len());
                 inputs.push(Input::f32("input", &batch.shape, batch.images));
                 inputs.push(Input::i64("labels", &lab_shape, batch.labels));
@@ -989,7 +993,7 @@ pub fn train(
                 if takes_step {
                     inputs.push(Input::f32("t", &[], &t));
                 }
-                for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(&mask_values) {
+                for ((m, shape), values) in masks.iter().zip(&mask_shapes).zip(mask_values) {
                     inputs.push(Input::f32(&m.input, shape, values));
                 }
                 let step_started = Instant::now();
@@ -1185,26 +1189,30 @@ fn evaluate(
         .collect();
     let mut eval = StatefulSession::new(eval, &held, &["loss", "correct"])?;
     let mut correct = 0u64;
-    prefetched(batches, |batches| {
-        while let Some(batch) = batches.next_batch() {
-            if stop.load(Ordering::SeqCst) {
-                return Ok(Evaluated::Accuracy(None));
-            }
-            let lab_shape = [batch.len()];
-            let inputs = [
-                Input::f32("input", &batch.shape, batch.images),
-                Input::i64("labels", &lab_shape, batch.labels),
-            ];
-            let out = eval.run(&inputs)?;
-            if let Some(OutputData::F32(v)) = out.first().map(|o| &o.data) {
-                if !v[0].is_finite() {
-                    return Ok(Evaluated::NonFiniteLoss(v[0]));
+    prefetched(
+        batches,
+        |_, _, _| {},
+        |batches| {
+            while let Some(batch) = batches.next_batch() {
+                if stop.load(Ordering::SeqCst) {
+                    return Ok(Evaluated::Accuracy(None));
+                }
+                let lab_shape = [batch.len()];
+                let inputs = [
+                    Input::f32("input", &batch.shape, batch.images),
+                    Input::i64("labels", &lab_shape, batch.labels),
+                ];
+                let out = eval.run(&inputs)?;
+                if let Some(OutputData::F32(v)) = out.first().map(|o| &o.data) {
+                    if !v[0].is_finite() {
+                        return Ok(Evaluated::NonFiniteLoss(v[0]));
+                    }
+                }
+                if let Some(OutputData::I64(v)) = out.get(1).map(|o| &o.data) {
+                    correct += v[0].max(0) as u64;
                 }
             }
-            if let Some(OutputData::I64(v)) = out.get(1).map(|o| &o.data) {
-                correct += v[0].max(0) as u64;
-            }
-        }
-        Ok(Evaluated::Accuracy(Some(correct as f64 / test.n as f64)))
-    })
+            Ok(Evaluated::Accuracy(Some(correct as f64 / test.n as f64)))
+        },
+    )
 }

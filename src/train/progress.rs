@@ -44,14 +44,12 @@ pub struct EpochStats {
 }
 
 /// Where an epoch's time went, as the training loop's thread saw it (wall clock). The
-/// batches are prepared on another thread ([`crate::train::prefetch`]): `batches` is only the
-/// time the loop waited for one.
+/// batches and their dropout masks are prepared on another thread
+/// ([`crate::train::prefetch`]): `batches` is only the time the loop waited for one.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EpochTimes {
     /// Waiting for the next batch.
     pub batches: Duration,
-    /// Drawing dropout masks on the host.
-    pub masks: Duration,
     /// Running the step graph: copying the batch and masks in, the step, the loss out.
     pub steps: Duration,
     /// Reading the parameters and optimizer state back after the epoch and checking them.
@@ -60,17 +58,16 @@ pub struct EpochTimes {
     pub evaluation: Duration,
 }
 
-/// `steps 2.310 s, waiting for batches 0.020 s, dropout masks 0.050 s, state read back
-/// 0.120 s, evaluation 0.300 s`.
+/// `steps 2.310 s, waiting for batches 0.020 s, state read back 0.120 s, evaluation
+/// 0.300 s`.
 impl fmt::Display for EpochTimes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "steps {:.3} s, waiting for batches {:.3} s, dropout masks {:.3} s, state read back \
-             {:.3} s, evaluation {:.3} s",
+            "steps {:.3} s, waiting for batches {:.3} s, state read back {:.3} s, evaluation \
+             {:.3} s",
             self.steps.as_secs_f64(),
             self.batches.as_secs_f64(),
-            self.masks.as_secs_f64(),
             self.state.as_secs_f64(),
             self.evaluation.as_secs_f64()
         )
@@ -109,15 +106,14 @@ mod tests {
     fn times_in_seconds_steps_first() {
         let t = EpochTimes {
             batches: Duration::from_millis(20),
-            masks: Duration::from_millis(50),
             steps: Duration::from_millis(2310),
             state: Duration::from_millis(120),
             evaluation: Duration::from_millis(300),
         };
         assert_eq!(
             t.to_string(),
-            "steps 2.310 s, waiting for batches 0.020 s, dropout masks 0.050 s, state read back \
-             0.120 s, evaluation 0.300 s"
+            "steps 2.310 s, waiting for batches 0.020 s, state read back 0.120 s, evaluation \
+             0.300 s"
         );
     }
 }
