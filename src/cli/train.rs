@@ -298,9 +298,10 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
 
 /// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
 /// their gradients (2 × the summary's activations per example, `train` examples) or an
-/// evaluation's layer outputs (`test` examples), each with the batch's input twice (the batch
-/// made on the host, and ONNX Runtime's copy; while evaluating, the step's copy of the last
-/// training batch stays allocated), against the memory Linux reports available.
+/// evaluation's layer outputs (`test` examples), each with the batch's input four times (the
+/// three batches the preparing thread holds at most, `train::prefetch`, and ONNX Runtime's
+/// copy; while evaluating, the step's copy of the last training batch stays allocated),
+/// against the memory Linux reports available.
 /// `None` when both fit or the memory is unknown.
 fn batch_exceeds_memory(
     model: &cnnc::shape::CheckedModel,
@@ -327,7 +328,7 @@ fn batch_memory_problem(
     test: usize,
     available: u64,
 ) -> Option<String> {
-    let inputs = input.saturating_mul(2);
+    let inputs = input.saturating_mul(4);
     let step_per = activations.saturating_mul(2).saturating_add(inputs);
     let eval_per = activations.saturating_add(inputs);
     let step = step_per.saturating_mul(train as u64);
@@ -1151,15 +1152,15 @@ mod tests {
         assert!(batch_memory_problem(MIB, 0, 100, 100, 201 * MIB).is_none());
         assert!(batch_memory_problem(MIB, 0, 100, 100, 199 * MIB).is_some());
         // Huge images under a small network (a 4000×4000 input, a strided conv): the
-        // input, twice, is what does not fit.
+        // input, four times, is what does not fit.
         let input = 64 * MIB;
         let m = batch_memory_problem(MIB, input, 256, 256, 16 * 1024 * MIB).unwrap();
         assert!(
             m.contains("a batch of 256") && m.contains("input images"),
             "{m}"
         );
-        // Per example: 2 × 1 MiB + 2 × 64 MiB for a step, 1 + 3 × 64 MiB while evaluating.
-        assert!(m.contains("at most about 84 examples per batch fit"), "{m}");
+        // Per example: 2 × 1 MiB + 4 × 64 MiB for a step, 1 + 5 × 64 MiB while evaluating.
+        assert!(m.contains("at most about 51 examples per batch fit"), "{m}");
         // The batch named is the one of the phase that does not fit.
         let m = batch_memory_problem(MIB, 0, 200, 256, 100 * MIB).unwrap();
         assert!(
