@@ -369,6 +369,22 @@ fn a_bias_feeding_only_a_batch_norm_has_exactly_zero_gradient() {
     }
 }
 
+/// The gradient graph of `src`'s one model, with dropout masks as inputs (as `cnnc train`).
+fn gradient_graph(name: &str, src: &str) -> cnnc::onnx::proto::ModelProto {
+    let c = cnnc::compile_source(Path::new(name), src.to_string());
+    assert!(!c.diagnostics.has_errors(), "{name} does not compile");
+    graph::grad_model(
+        c.model(None).unwrap(),
+        &c.sources,
+        &GradOptions {
+            weights: None,
+            dropout: DropoutMode::MaskInput,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 macro_rules! grad_test {
     ($name:ident, $batch:expr, $src:expr) => {
         #[test]
@@ -424,18 +440,7 @@ fn im2col_weight_gradient_only_where_it_pays() {
     conv(4, 3, stride=2, pad=1) tanh     # 5×5: one Conv
     flatten linear(3)
 }";
-    let c = cnnc::compile_source(Path::new("im2col.cnn"), src.to_string());
-    assert!(!c.diagnostics.has_errors());
-    let proto = graph::grad_model(
-        c.model(None).unwrap(),
-        &c.sources,
-        &GradOptions {
-            weights: None,
-            dropout: DropoutMode::MaskInput,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let proto = gradient_graph("im2col.cnn", src);
     let graph = proto.graph.as_ref().unwrap();
     let im2col: Vec<bool> = (1..=4)
         .map(|i| {
@@ -1060,26 +1065,14 @@ model UNet(input: [1, 20, 20]) {
 /// pooling, four-value pads). Their gradients are checked numerically above.
 #[test]
 fn gradient_graph_keeps_to_ops_cuda_runs() {
-    let c = cnnc::compile_source(
-        Path::new("cuda_ops.cnn"),
+    let proto = gradient_graph(
+        "cuda_ops.cnn",
         "model M(input: [2, 9, 8]) {
     conv(3, 1) conv(4, 3, stride=2, pad=[0, 2, 1, 1]) relu
     conv(4, 1) avgpool(3, stride=2, pad=1, ceil=true)
     conv(4, 1) maxpool(2, ceil=true) flatten linear(5)
-}"
-        .to_string(),
+}",
     );
-    assert!(!c.diagnostics.has_errors());
-    let proto = graph::grad_model(
-        c.model(None).unwrap(),
-        &c.sources,
-        &GradOptions {
-            weights: None,
-            dropout: DropoutMode::MaskInput,
-            ..Default::default()
-        },
-    )
-    .unwrap();
     let graph = proto.graph.as_ref().unwrap();
     assert!(graph
         .node
