@@ -409,27 +409,50 @@ grad_test!(
 );
 
 // Strided convs with at least 100 output positions: their weight gradient is im2col and a
-// product (see `im2col_weight_gradient_only_where_it_pays`), with asymmetric pads, groups,
-// dilation, unequal strides and a depthwise conv.
-grad_test!(
-    conv_im2col_weight_grad,
-    2,
-    "model M(input: [3, 22, 21]) {
-    conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh                          : [4, 11, 11]
-    conv(6, 3, stride=[1, 2], pad=2, dilation=2, groups=2, bias=false) tanh : [6, 11, 6]
+// product (see `im2col_weight_gradient_only_where_it_pays`), with a non-square kernel,
+// unequal strides and dilations, groups of two channels, asymmetric pads, a depthwise conv
+// with two outputs per channel and a 7×7 stem. `every_conv_of_the_im2col_cases_takes_it`
+// checks that each of these convs takes that path.
+const IM2COL_GROUPS: &str = "model M(input: [4, 24, 40]) {
+    conv(6, [3, 5], stride=[1, 2], pad=2, dilation=[2, 1], groups=2, bias=false) tanh : [6, 24, 20]
+    conv(4, 3, stride=2, pad=[0, 2, 1, 1]) tanh                                         : [4, 12, 10]
     flatten linear(3)
-}"
-);
+}";
 
-grad_test!(
-    conv_im2col_stem_and_depthwise,
-    2,
-    "model M(input: [2, 33, 31]) {
-    conv(2, 3, stride=3, groups=2) tanh                                  : [2, 11, 10]
-    conv(4, 7, stride=2, pad=3) tanh                                     : [4, 6, 5]
+const IM2COL_DEPTHWISE_STEM: &str = "model M(input: [2, 66, 62]) {
+    conv(4, 3, stride=3, groups=2) tanh      : [4, 22, 20]
+    conv(4, 7, stride=2, pad=3) tanh         : [4, 11, 10]
     flatten linear(3)
-}"
-);
+}";
+
+grad_test!(conv_im2col_weight_grad, 2, IM2COL_GROUPS);
+
+grad_test!(conv_im2col_stem_and_depthwise, 2, IM2COL_DEPTHWISE_STEM);
+
+#[test]
+fn every_conv_of_the_im2col_cases_takes_it() {
+    for (name, src) in [("groups", IM2COL_GROUPS), ("stem", IM2COL_DEPTHWISE_STEM)] {
+        let proto = gradient_graph(&format!("{name}.cnn"), src);
+        let graph = proto.graph.as_ref().unwrap();
+        for conv in ["conv1", "conv2"] {
+            let patches = format!("grad.{conv}.weight.patches");
+            assert!(
+                graph.node.iter().any(|n| n.name == patches),
+                "{name}: {conv} does not take the im2col path"
+            );
+        }
+    }
+    // What the memory check counts per example: each conv's patches (C·kh·kw per output
+    // position) and their transposed copy, in float32.
+    let c = cnnc::compile_source(Path::new("groups.cnn"), IM2COL_GROUPS.to_string());
+    let patches = (4 * 15 * 24 * 20) + (6 * 9 * 12 * 10);
+    assert_eq!(
+        graph::im2col_bytes_per_example(c.model(None).unwrap()),
+        patches * 2 * 4
+    );
+    let c = cnnc::compile_file(Path::new("models/lenet.cnn")).unwrap();
+    assert_eq!(graph::im2col_bytes_per_example(c.model(None).unwrap()), 0);
+}
 
 #[test]
 fn im2col_weight_gradient_only_where_it_pays() {

@@ -124,6 +124,13 @@ struct Report {
 }
 
 impl Report {
+    /// `--timings`: where the epoch's time went, on stderr after its line.
+    fn say_times(&self, stats: &EpochStats) {
+        if self.timings {
+            note!("epoch {} time: {}", stats.epoch, stats.times);
+        }
+    }
+
     /// What the checkpoint holds after this run failed part-way: this run's last epoch, the
     /// state it resumed from, or (a run that wrote none) nothing of this run's, where an
     /// earlier run's file may still lie (a `--restart` replaces it only after an epoch).
@@ -190,6 +197,7 @@ impl Observer for Report {
             // `test_acc` is null (NaN); `examples_per_sec` over the epoch's time until the stop.
             Format::Json => stdout_line(stats.to_json()),
         }
+        self.say_times(stats);
     }
     fn checkpointing(&mut self) {
         TrainPhase::Checkpointing.enter();
@@ -204,9 +212,7 @@ impl Observer for Report {
             Format::Text => stdout_line(stats),
             Format::Json => stdout_line(stats.to_json()),
         }
-        if self.timings {
-            note!("epoch {} time: {}", stats.epoch, stats.times);
-        }
+        self.say_times(stats);
     }
 }
 
@@ -297,7 +303,8 @@ fn default_out(file: &Path, model: Option<&str>) -> PathBuf {
 }
 
 /// Why a batch cannot fit in this machine's memory: a training step's layer outputs and
-/// their gradients (2 × the summary's activations per example, `train` examples) or an
+/// their gradients (2 × the summary's activations per example, and the im2col patches of the
+/// strided convs whose weight gradient takes them, `train` examples) or an
 /// evaluation's layer outputs (`test` examples), each with the batch's input four times (the
 /// three batches the preparing thread holds at most, `train::prefetch`, and ONNX Runtime's
 /// copy; while evaluating, the step's copy of the last training batch stays allocated),
@@ -309,9 +316,11 @@ fn batch_exceeds_memory(
     test: usize,
 ) -> Option<String> {
     let activations = cnnc::shape::summary::summarize(model).activation_bytes;
+    let patches = cnnc::train::graph::im2col_bytes_per_example(model);
     let input = model.input_shape().elements().saturating_mul(4);
     batch_memory_problem(
         activations,
+        patches,
         input,
         train,
         test,
@@ -319,17 +328,21 @@ fn batch_exceeds_memory(
     )
 }
 
-/// [`batch_exceeds_memory`] for `activations` and `input` bytes per example and `available`
-/// bytes of memory.
+/// [`batch_exceeds_memory`] for `activations`, `patches` (a step's alone) and `input` bytes
+/// per example and `available` bytes of memory.
 fn batch_memory_problem(
     activations: u64,
+    patches: u64,
     input: u64,
     train: usize,
     test: usize,
     available: u64,
 ) -> Option<String> {
     let inputs = input.saturating_mul(4);
-    let step_per = activations.saturating_mul(2).saturating_add(inputs);
+    let step_per = activations
+        .saturating_mul(2)
+        .saturating_add(patches)
+        .saturating_add(inputs);
     let eval_per = activations.saturating_add(inputs);
     let step = step_per.saturating_mul(train as u64);
     let eval = eval_per
@@ -1149,12 +1162,12 @@ mod tests {
     fn the_input_batch_counts_in_the_memory_a_batch_needs() {
         const MIB: u64 = 1 << 20;
         // 1 MiB of layer outputs per example: a step of 100 needs 200 MiB.
-        assert!(batch_memory_problem(MIB, 0, 100, 100, 201 * MIB).is_none());
-        assert!(batch_memory_problem(MIB, 0, 100, 100, 199 * MIB).is_some());
+        assert!(batch_memory_problem(MIB, 0, 0, 100, 100, 201 * MIB).is_none());
+        assert!(batch_memory_problem(MIB, 0, 0, 100, 100, 199 * MIB).is_some());
         // Huge images under a small network (a 4000×4000 input, a strided conv): the
         // input, four times, is what does not fit.
         let input = 64 * MIB;
-        let m = batch_memory_problem(MIB, input, 256, 256, 16 * 1024 * MIB).unwrap();
+        let m = batch_memory_problem(MIB, 0, input, 256, 256, 16 * 1024 * MIB).unwrap();
         assert!(
             m.contains("a batch of 256") && m.contains("input images"),
             "{m}"
@@ -1162,12 +1175,16 @@ mod tests {
         // Per example: 2 × 1 MiB + 4 × 64 MiB for a step, 1 + 5 × 64 MiB while evaluating.
         assert!(m.contains("at most about 51 examples per batch fit"), "{m}");
         // The batch named is the one of the phase that does not fit.
-        let m = batch_memory_problem(MIB, 0, 200, 256, 100 * MIB).unwrap();
+        let m = batch_memory_problem(MIB, 0, 0, 200, 256, 100 * MIB).unwrap();
         assert!(
             m.contains("a batch of 200") && m.contains("training step"),
             "{m}"
         );
-        let m = batch_memory_problem(MIB, input, 1, 1, 100 * MIB).unwrap();
+        let m = batch_memory_problem(MIB, 0, input, 1, 1, 100 * MIB).unwrap();
         assert!(m.contains("not even one example fits"), "{m}");
+        // A step's im2col patches count for the step alone: 2 + 10 MiB per example.
+        assert!(batch_memory_problem(MIB, 10 * MIB, 0, 100, 100, 1201 * MIB).is_none());
+        let m = batch_memory_problem(MIB, 10 * MIB, 0, 100, 100, 1199 * MIB).unwrap();
+        assert!(m.contains("training step"), "{m}");
     }
 }

@@ -44,6 +44,7 @@ use super::{err, GraphError, Lowering, NormOver, Saved};
 use crate::ir::UpsampleMode;
 use crate::ir::{Op, Pads};
 use crate::onnx::proto::AttributeProto;
+use crate::shape::CheckedModel;
 use petgraph::graph::NodeIndex;
 
 /// The convolution hyperparameters the gradient routines share.
@@ -65,8 +66,39 @@ struct ConvGeom {
 /// 1.3 and 0.7 ms; at 12×12 outputs they are even, at 6×6 the Conv form is twice as fast.
 fn im2col_pays(g: &ConvGeom, x_dims: &[u64], dy_dims: &[u64]) -> bool {
     let positions = dy_dims[1] * dy_dims[2];
-    let patch_values = x_dims[0] * g.kernel[0] * g.kernel[1] * positions;
-    g.stride.iter().any(|&s| s > 1) && positions >= 100 && patch_values <= 1 << 22
+    g.stride.iter().any(|&s| s > 1)
+        && positions >= 100
+        && patch_values(g, x_dims, dy_dims) <= 1 << 22
+}
+
+/// The values of one example's im2col patches: C·kh·kw per output position.
+fn patch_values(g: &ConvGeom, x_dims: &[u64], dy_dims: &[u64]) -> u64 {
+    x_dims[0] * g.kernel[0] * g.kernel[1] * dy_dims[1] * dy_dims[2]
+}
+
+/// The bytes per example that the im2col weight gradients of `model`'s convs hold beyond
+/// the layer outputs: each conv's patches and their transposed copy, in float32. For the
+/// memory a training step needs.
+pub fn im2col_bytes_per_example(model: &CheckedModel) -> u64 {
+    model
+        .layers()
+        .into_iter()
+        .filter_map(|ix| {
+            let Op::Conv(a) = &model.node(ix).op else {
+                return None;
+            };
+            let &input = model.graph.inputs(ix).first()?;
+            let (x_dims, dy_dims) = (model.shape(input).dims(), model.shape(ix).dims());
+            let g = ConvGeom {
+                kernel: a.kernel,
+                stride: a.stride,
+                pads: a.pads,
+                dilation: a.dilation,
+                groups: a.groups,
+            };
+            im2col_pays(&g, x_dims, dy_dims).then(|| patch_values(&g, x_dims, dy_dims) * 2 * 4)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 impl Lowering<'_> {

@@ -18,6 +18,7 @@ pub mod builder;
 mod forward;
 mod optim;
 
+pub use backward::im2col_bytes_per_example;
 pub use optim::Optimizer;
 
 use crate::onnx::proto::{
