@@ -101,7 +101,7 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
         let replacement = if balanced(line) {
             Vec::new()
         } else {
-            match header_stand_in(line) {
+            match header_stand_in(line, balanced(before)) {
                 Some(h) => h.into_bytes(),
                 None => break,
             }
@@ -127,13 +127,24 @@ fn recover(mut pos: usize, first: Diagnostic, text: &str, file: FileId) -> Diagn
 }
 
 /// A header that opens a body as `line` does, no longer than it, for a line that starts a
-/// model or block and ends with the `{` of its body (its other brackets balanced).
-fn header_stand_in(line: &str) -> Option<String> {
+/// model or block and ends with the `{` of its body (its other brackets balanced). At the
+/// top level (`top_level`: every bracket before the line closed), a line that starts with
+/// another word (`modle`, `blok`, `Model`, `def`) and ends so is taken for a header with a
+/// mistyped keyword, so the errors of its body and of the definitions after it are found.
+fn header_stand_in(line: &str, top_level: bool) -> Option<String> {
     let code = code_of(line).trim();
+    let first_word = code
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    let starts_with_a_word = first_word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && code[first_word.len()..].starts_with(char::is_whitespace);
     let stand_in = if code.starts_with("model ") {
         "model R(input: [1]) {"
     } else if code.starts_with("block ") {
         "block R() {"
+    } else if top_level && starts_with_a_word {
+        "block R(){"
     } else {
         return None;
     };

@@ -1589,6 +1589,26 @@ fn recovery_goes_on_past_an_error_in_a_header() {
     assert_eq!(parse(text, FILE).unwrap_err().0.len(), 1);
 }
 
+/// A mistyped keyword (`modle`, `blok`, `Model`) in a header that ends with `{` does not hide
+/// the errors after it: the header stands in as a neutral one, its body is read.
+#[test]
+fn recovery_goes_on_past_a_mistyped_keyword() {
+    let text = "modle M(input: [3, 8, 8]) {\n    conv(8 3)\n}\n\
+                blok B(c) {\n    relu\n}\nModel O(input: [3, 8, 8]) {\n    relu;\n}\n\
+                model P(input: [1]) { linear(2 2) }\n";
+    let d = parse(text, FILE).unwrap_err();
+    let lines = error_lines(text, &d);
+    assert_eq!(lines, [1, 2, 4, 7, 8, 10], "{:#?}", d.0);
+    assert!(d.0[0].help.as_deref().unwrap_or("").contains("`model`"));
+    assert!(d.0[2].help.as_deref().unwrap_or("").contains("`block`"));
+    // Inside a body a line is no header, whatever its first word.
+    let text = "model M(input: [3, 8, 8]) {\n  residual {\n  relu x {\n  }\n  }\n  conv(8 3)\n}\n";
+    assert_eq!(error_lines(text, &parse(text, FILE).unwrap_err()), [3]);
+    // Too short for the stand-in: recovery stops at the first error.
+    let text = "mdl M() {\n relu;\n}\n";
+    assert_eq!(parse(text, FILE).unwrap_err().0.len(), 1);
+}
+
 #[test]
 fn recovery_stops_where_blanking_a_line_could_invent_errors() {
     // A missing `)`: the file's brackets do not balance, so only the first error is real.
