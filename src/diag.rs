@@ -552,12 +552,13 @@ impl miette::Diagnostic for MietteReport<'_> {
     }
 }
 
-/// Suggests the closest of `candidates` to `word` (for "did you mean").
+/// Suggests the closest of `candidates` to `word` (for "did you mean"); the last of those
+/// as near.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    nearest_words(word, candidates).pop()
+    nearest(word, candidates).words.pop()
 }
 
 /// `did you mean `a`?`, or `did you mean `a` or `b`?` when two are as near (`encl`: `enc1`
@@ -566,21 +567,55 @@ pub fn did_you_mean_text<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    let mut near = nearest_words(word, candidates);
-    let mut seen = std::collections::HashSet::new();
-    near.retain(|w| seen.insert(*w));
-    near.sort_unstable();
-    let quoted: Vec<String> = near.iter().take(3).map(|w| format!("`{w}`")).collect();
-    match quoted.as_slice() {
-        [] => None,
-        [one] => Some(format!("did you mean {one}?")),
-        [first @ .., last] => Some(format!("did you mean {} or {last}?", first.join(", "))),
+    nearest(word, candidates).text()
+}
+
+/// The candidates nearest to a word, all equally near, in the order given, and how near
+/// (none when none is near enough to suggest).
+#[derive(Clone, Debug, Default)]
+pub struct Nearest<'a> {
+    /// The similarity and the tie-break of `words` (see [`nearest`]).
+    score: Option<(f64, f64)>,
+    words: Vec<&'a str>,
+}
+
+impl<'a> Nearest<'a> {
+    /// The nearest of two searches for the same word, as one search of both candidate
+    /// lists (this one's first) would find them.
+    pub fn or(self, other: Nearest<'a>) -> Nearest<'a> {
+        match (self.score, other.score) {
+            (Some(a), Some(b)) if a == b => {
+                let mut words = self.words;
+                words.extend(other.words);
+                Nearest {
+                    score: Some(a),
+                    words,
+                }
+            }
+            (Some(a), Some(b)) if a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)).is_lt() => other,
+            (None, _) => other,
+            _ => self,
+        }
+    }
+
+    /// `did you mean `a`?`, or `did you mean `a` or `b`?` when two are as near; `None`
+    /// when none is near.
+    pub fn text(&self) -> Option<String> {
+        let mut near = self.words.clone();
+        let mut seen = std::collections::HashSet::new();
+        near.retain(|w| seen.insert(*w));
+        near.sort_unstable();
+        let quoted: Vec<String> = near.iter().take(3).map(|w| format!("`{w}`")).collect();
+        match quoted.as_slice() {
+            [] => None,
+            [one] => Some(format!("did you mean {one}?")),
+            [first @ .., last] => Some(format!("did you mean {} or {last}?", first.join(", "))),
+        }
     }
 }
 
-/// The candidates nearest to `word`, all equally near, in the order given; empty when none
-/// is near enough to suggest.
-fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+/// The candidates nearest to `word`.
+pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Nearest<'a> {
     const FLOOR: f64 = 0.6;
     let lower = word.to_ascii_lowercase();
     // Strip PyTorch's class-name decorations: `AvgPool2d` -> `avgpool`.
@@ -594,22 +629,37 @@ fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) 
     let mut collapsed: Vec<char> = lower.chars().collect();
     collapsed.dedup();
     let collapsed: String = collapsed.into_iter().collect();
-    // (score, tie-break, candidates) of the best so far; a later equal one joins them.
-    let mut best: Option<(f64, f64, Vec<&'a str>)> = None;
-    for c in candidates {
-        // The edit distance is costly and most candidates are far: skip those that cannot
-        // reach the floor or the best so far.
-        let need = best.as_ref().map_or(FLOOR, |b| b.0);
-        // Case does not count (`God` is `Good`, `ResNett` `ResNet`), as the word's.
-        let lower_c = c.to_ascii_lowercase();
-        let doubled = collapsed != lower && collapsed == lower_c;
-        let shape = Letters::of(&lower_c);
-        let bound = stripped_shape
-            .similarity_bound(&shape.without_underscores())
-            .max(word_shape.similarity_bound(&shape));
-        if bound < need && !doubled {
-            continue;
+    // The edit distance is costly, and a file may define thousands of blocks that each
+    // unknown name is compared with: a cheap upper bound of each candidate's score first
+    // (nothing allocated), those that cannot reach the floor dropped, the rest scored best
+    // bound first, so that the nearest sets the bar early and the search stops at the first
+    // bound below it. Case does not count (`God` is `Good`, `ResNett` `ResNet`), as the
+    // word's.
+    let mut hopeful: Vec<(f64, usize, &'a str, bool)> = candidates
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let doubled = collapsed != lower && c.eq_ignore_ascii_case(&collapsed);
+            let shape = Letters::of(c);
+            let bound = stripped_shape
+                .similarity_bound(&shape.without_underscores())
+                .max(word_shape.similarity_bound(&shape))
+                .max(if doubled { FLOOR } else { 0.0 });
+            (bound >= FLOOR).then_some((bound, i, c, doubled))
+        })
+        .collect();
+    // Stable: among equal bounds, the order given.
+    hopeful.sort_by(|a, b| b.0.total_cmp(&a.0));
+    // The score and tie-break of the best so far, and the candidates that have them with
+    // their places in the list; an equal one joins them.
+    let mut best: Option<(f64, f64)> = None;
+    let mut placed: Vec<(usize, &'a str)> = Vec::new();
+    for (bound, i, c, doubled) in hopeful {
+        let need = best.map_or(FLOOR, |b| b.0);
+        if bound < need {
+            break;
         }
+        let lower_c = c.to_ascii_lowercase();
         let score = strsim::normalized_damerau_levenshtein(&stripped, &lower_c.replace('_', ""))
             .max(strsim::normalized_damerau_levenshtein(&lower, &lower_c))
             .max(if doubled { FLOOR } else { 0.0 });
@@ -619,34 +669,52 @@ fn nearest_words<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) 
         // Between names as many edits away, the one that shares the longer start:
         // `reluu` is `relu`, not `relu6`.
         let tie = strsim::jaro_winkler(&lower, &lower_c);
-        match &mut best {
-            Some(b) if score == b.0 && tie == b.1 => b.2.push(c),
+        match best {
+            Some(b) if (score, tie) == b => placed.push((i, c)),
             Some(b) if score.total_cmp(&b.0).then(tie.total_cmp(&b.1)).is_lt() => {}
-            _ => best = Some((score, tie, vec![c])),
+            _ => {
+                best = Some((score, tie));
+                placed = vec![(i, c)];
+            }
         }
     }
-    best.map_or_else(Vec::new, |(_, _, near)| near)
+    placed.sort_unstable_by_key(|&(i, _)| i);
+    Nearest {
+        score: best,
+        words: placed.into_iter().map(|(_, c)| c).collect(),
+    }
 }
 
-/// A word's length and, for ASCII, how often each character occurs: enough for a cheap
-/// upper bound of the similarity of two words.
+/// How many counters [`Letters`] has.
+const LETTER_BUCKETS: usize = 64;
+/// The counter of `_`.
+const UNDERSCORE_BUCKET: usize = 36;
+
+/// A word's length and how often each character occurs in it, ASCII letters lowercased:
+/// enough for a cheap upper bound of the similarity of two words. Letters, digits and `_`
+/// have a counter each; other characters share the rest, which only loosens the bound.
 struct Letters {
     chars: usize,
     underscores: usize,
-    counts: Option<[u16; 128]>,
+    counts: [u8; LETTER_BUCKETS],
 }
 
 impl Letters {
     fn of(word: &str) -> Letters {
-        let counts = word.is_ascii().then(|| {
-            let mut counts = [0u16; 128];
-            for x in word.bytes() {
-                counts[usize::from(x)] = counts[usize::from(x)].saturating_add(1);
-            }
-            counts
-        });
+        let mut counts = [0u8; LETTER_BUCKETS];
+        let mut chars = 0;
+        for c in word.chars() {
+            chars += 1;
+            let bucket = match c.to_ascii_lowercase() {
+                l @ 'a'..='z' => l as usize - 'a' as usize,
+                d @ '0'..='9' => 26 + (d as usize - '0' as usize),
+                '_' => UNDERSCORE_BUCKET,
+                other => UNDERSCORE_BUCKET + 1 + other as usize % (LETTER_BUCKETS - 37),
+            };
+            counts[bucket] = counts[bucket].saturating_add(1);
+        }
         Letters {
-            chars: word.chars().count(),
+            chars,
             underscores: word.bytes().filter(|&x| x == b'_').count(),
             counts,
         }
@@ -655,9 +723,7 @@ impl Letters {
     /// The same word with its underscores left out.
     fn without_underscores(&self) -> Letters {
         let mut counts = self.counts;
-        if let Some(counts) = &mut counts {
-            counts[usize::from(b'_')] = 0;
-        }
+        counts[UNDERSCORE_BUCKET] = 0;
         Letters {
             chars: self.chars - self.underscores,
             underscores: 0,
@@ -665,23 +731,25 @@ impl Letters {
         }
     }
 
-    /// An upper bound of `strsim::normalized_damerau_levenshtein` of the two words: an
-    /// edit changes the length by at most one and, on ASCII text, the count of each
-    /// character by two in all.
+    /// An upper bound of `strsim::normalized_damerau_levenshtein` of the two words, case
+    /// aside: an edit changes the length by at most one and the counters by two in all (a
+    /// counter that saturated, or one that several characters share, can only count fewer
+    /// differences), and lowercasing never makes two words further apart.
     fn similarity_bound(&self, other: &Letters) -> f64 {
         let longest = self.chars.max(other.chars);
         if longest == 0 {
             return 1.0;
         }
-        let mut fewest_edits = self.chars.abs_diff(other.chars);
-        if let (Some(a), Some(b)) = (&self.counts, &other.counts) {
-            let apart: usize = a
-                .iter()
-                .zip(b)
-                .map(|(x, y)| usize::from(x.abs_diff(*y)))
-                .sum();
-            fewest_edits = fewest_edits.max(apart.div_ceil(2));
-        }
+        let apart: u32 = self
+            .counts
+            .iter()
+            .zip(&other.counts)
+            .map(|(x, y)| u32::from(x.abs_diff(*y)))
+            .sum();
+        let fewest_edits = self
+            .chars
+            .abs_diff(other.chars)
+            .max(apart.div_ceil(2) as usize);
         1.0 - fewest_edits as f64 / longest as f64
     }
 }
@@ -877,8 +945,15 @@ mod tests {
             "ünïcödé",
             "x",
         ];
-        for a in words {
-            for b in words {
+        // Counters that saturate (300 `a`s) or that several characters share (`ü`, `ö`,
+        // CJK) still bound from above.
+        let long: Vec<String> = ["a".repeat(300), "a".repeat(299) + "b", "a".repeat(40)]
+            .into_iter()
+            .chain(["漢字", "字漢", "ünï", "öüï", "ÜNÏ"].map(String::from))
+            .collect();
+        let every = words.iter().copied().chain(long.iter().map(String::as_str));
+        for a in every.clone() {
+            for b in every.clone() {
                 let exact = strsim::normalized_damerau_levenshtein(a, b);
                 assert!(
                     Letters::of(a).similarity_bound(&Letters::of(b)) >= exact,
@@ -913,6 +988,23 @@ mod tests {
         {
             assert_eq!(did_you_mean(w, words.iter().copied()), full(w), "{w:?}");
         }
+        // Two searches joined with `or` find what one search of both lists finds, ties in
+        // the order of the lists.
+        let (first, second) = words.split_at(words.len() / 2);
+        for w in words
+            .iter()
+            .chain(&["blk_1", "reluu", "Relu", "linea", "ünïcöd"])
+        {
+            let joined = nearest(w, first.iter().copied()).or(nearest(w, second.iter().copied()));
+            let whole = nearest(w, words.iter().copied());
+            assert_eq!(joined.words, whole.words, "{w:?}");
+            assert_eq!(joined.text(), whole.text(), "{w:?}");
+        }
+        let tie = nearest("encl", ["enc1"]).or(nearest("encl", ["enc2"]));
+        assert_eq!(
+            tie.text().as_deref(),
+            Some("did you mean `enc1` or `enc2`?")
+        );
         assert_eq!(did_you_mean("reluu", ["relu6", "relu"]), Some("relu"));
         // A doubled letter in a name too short for the edit distance.
         assert_eq!(did_you_mean("kk", ["c", "k"]), Some("k"));

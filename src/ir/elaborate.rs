@@ -9,7 +9,9 @@
 
 use super::layers::{self, LayerSpec};
 use super::value::{eval, Env, EvalError, Value};
-use crate::diag::{did_you_mean, did_you_mean_text, same_way, Diagnostic, Diagnostics, Label};
+use crate::diag::{
+    did_you_mean, did_you_mean_text, nearest, same_way, Diagnostic, Diagnostics, Label,
+};
 use crate::ir::{ConvTransposeAttrs, Graph, NamedOutput, Node, Op, Pads, Shape};
 use crate::shape::rules::{self, RuleError};
 use crate::source::{FileId, Span};
@@ -191,19 +193,13 @@ pub(crate) fn unknown_layer<'c>(
         format!("unknown layer `{name}`"),
     )
     .label(span, "not a layer, block or named tensor");
-    // In this order: a tie goes to the last (`max_by`), a tensor's name before a layer's.
-    let mut near: Vec<&str> = Vec::new();
-    for n in layers::names() {
-        near.push(n);
-    }
-    for n in defs.block_names() {
-        near.push(n);
-    }
     let tensors: Vec<&str> = candidates.collect();
-    near.extend(&tensors);
     // A slip for one of the model's own names (`upconv` for a block `up_conv`) comes before
-    // what a common name from elsewhere means in cnnc.
-    let own = did_you_mean_text(name, defs.block_names().chain(tensors.iter().copied()));
+    // what a common name from elsewhere means in cnnc. The model's names are looked
+    // through once (a file may define thousands of blocks).
+    let own_nearest = nearest(name, defs.block_names().chain(tensors.iter().copied()));
+    let own = own_nearest.text();
+    let near = nearest(name, layers::names()).or(own_nearest).text();
     let tensors = listed_tensors(&tensors);
     if name == "input" {
         // Found wherever a model's body reads it: this is a block's.
@@ -226,7 +222,7 @@ pub(crate) fn unknown_layer<'c>(
              `block {name}_body(…) {{ … }}`, and call that from both models"
         ));
     }
-    match did_you_mean_text(name, near) {
+    match near {
         _ if layers::pytorch_equivalent(name).is_some() => {
             d.help(layers::pytorch_equivalent(name).expect("checked"))
         }

@@ -20,6 +20,10 @@ use std::collections::HashSet;
 /// not already hold at the same place.
 pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut Diagnostics) {
     let reported: HashSet<Span> = diags.iter().filter_map(Diagnostic::primary_span).collect();
+    // As many in all as elaboration reports of one model at most; past them, one that says
+    // so, unless elaboration has said it already.
+    let room = MAX_DIAGNOSTICS.saturating_sub(diags.0.len());
+    let is_new = |d: &Diagnostic| d.primary_span().is_none_or(|s| !reported.contains(&s));
     let mut found = Vec::new();
     let main = files.first().map(|(id, _)| *id);
     for (id, item) in files
@@ -58,7 +62,7 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
                     if let Some((call, name)) = output_without_braces(&stmts[at..], defs) {
                         if paired.insert(call.span) {
                             paired.insert(name.span);
-                            found.push(output_without_body(call, name));
+                            found.extend(Some(output_without_body(call, name)).filter(is_new));
                         }
                     }
                 }
@@ -70,18 +74,19 @@ pub fn check(files: &[(FileId, ast::File)], defs: &Definitions<'_>, diags: &mut 
         }
         ast::walk(body, &mut |st| {
             if let StmtKind::Call(call) = &st.kind {
-                if !paired.contains(&call.span) {
-                    found.extend(check_call(call, defs, &tensors, &params, &loop_vars));
+                // Past what can be shown (and the one that says so), nothing more is
+                // looked for: each unknown name is compared with every name in sight.
+                if !paired.contains(&call.span) && found.len() <= room {
+                    found.extend(
+                        check_call(call, defs, &tensors, &params, &loop_vars, &reported)
+                            .into_iter()
+                            .filter(is_new),
+                    );
                 }
             }
         });
     }
-    let mut found = found
-        .into_iter()
-        .filter(|d| d.primary_span().is_none_or(|s| !reported.contains(&s)));
-    // As many in all as elaboration reports of one model at most; past them, one that says
-    // so, unless elaboration has said it already.
-    let room = MAX_DIAGNOSTICS.saturating_sub(diags.0.len());
+    let mut found = found.into_iter();
     diags.0.extend(found.by_ref().take(room));
     let said = diags
         .iter()
@@ -109,6 +114,7 @@ fn check_call(
     tensors: &[&str],
     params: &[&str],
     loop_vars: &[&str],
+    reported: &HashSet<Span>,
 ) -> Vec<Diagnostic> {
     let name = call.name.name.as_str();
     let named = call.args.iter().filter_map(|a| a.name.as_ref());
@@ -152,6 +158,11 @@ fn check_call(
         )
         .label(call.name.span, "used as a layer")
         .help("a repeat's variable is one of its values, never a tensor or a layer")];
+    }
+    // Elaboration has said it (its did-you-mean looks through every name in sight: not
+    // twice).
+    if reported.contains(&call.name.span) {
+        return Vec::new();
     }
     vec![unknown_layer(
         name,
