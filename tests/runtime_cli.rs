@@ -348,20 +348,74 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
         "{}",
         r.stderr
     );
-    // An output that is not float32 is named before anything runs.
-    for args in [
-        &["run", "int_out.onnx", "--input", "ones.npy"][..],
-        &["bench", "int_out.onnx"],
-    ] {
-        let r = cnnc(dir, args);
-        assert_eq!(r.code, Some(2), "{args:?}");
-        assert!(
-            r.stderr
-                .contains("first output `y` is int64; cnnc run and bench read a float32"),
-            "{}",
-            r.stderr
-        );
-    }
+    // A first output that cannot be written (a string tensor) is named before anything
+    // runs; bench times it all the same (it reads no values).
+    let r = cnnc(dir, &["run", "string_out.onnx", "--input", "ones.npy"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "the model's first output `text` is string; cnnc run writes tensors of the numeric \
+             and bool types NumPy has"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = cnnc(dir, &["bench", "int_out.onnx", "--iterations", "2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
+
+/// A foreign model's outputs of other types than float32 are written as .npy files of their
+/// own types (NumPy reads them back as the same values); one NumPy has no type for is named.
+#[test]
+fn outputs_of_other_types_are_written_in_their_types() {
+    let dir = fixtures();
+    let (r, idx) = run_writing(dir, "typed_outputs.onnx", "ramp.npy", "out_typed");
+    assert!(r.stdout.contains("output `idx`: [2] int64"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("output `above`: [2, 4] bool"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("the model's outputs that cnnc cannot write are left out: `text` (string)"),
+        "{}",
+        r.stdout
+    );
+    // No class scores are made up of indices.
+    assert!(!r.stdout.contains("top"), "{}", r.stdout);
+    // NumPy, the judge: each file holds the type and the values NumPy computes itself.
+    let check = r#"
+import sys, numpy as np
+x = np.load(sys.argv[1])
+base = sys.argv[2][:-len(".npy")]
+want = {
+    "": x.argmax(1),
+    ".above": x > 0.5,
+    ".f64": x.astype(np.float64),
+    ".i32": x.astype(np.int32),
+    ".u8": x.astype(np.uint8),
+}
+for suffix, w in want.items():
+    got = np.load(base + suffix + ".npy")
+    assert got.dtype == w.dtype, (suffix, got.dtype, w.dtype)
+    assert got.shape == w.shape, (suffix, got.shape, w.shape)
+    assert (got == w).all(), (suffix, got, w)
+print("ok", len(want))
+"#;
+    let o = std::process::Command::new("python3")
+        .args(["-c", check])
+        .arg(dir.join("ramp.npy"))
+        .arg(&idx)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("ok 5"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!idx.with_file_name("y.text.npy").exists());
 }
 
 #[test]
@@ -499,20 +553,20 @@ fn an_npy_longer_than_declared_is_refused_without_reading_it_all() {
     );
 }
 
-/// Every float32 output is shown, the first written to `-o`'s file and each other beside it
-/// under its (file-safe) name; one of another type is named as left out.
+/// Every output is shown, the first written to `-o`'s file and each other beside it under
+/// its (file-safe) name.
 #[test]
-fn a_model_with_several_outputs_writes_each_float_one() {
+fn a_model_with_several_outputs_writes_each_one() {
     let dir = fixtures();
     let (r, y) = run_writing(dir, "two_outputs.onnx", "ones.npy", "out_two");
-    assert!(r.stdout.contains("output `y`: [2, 4]"), "{}", r.stdout);
-    assert!(r.stdout.contains("output `z/sq`: [2, 4]"), "{}", r.stdout);
+    assert!(r.stdout.contains("output `y`: [2, 4]\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("output `z/sq`: [2, 4]\n"), "{}", r.stdout);
     assert!(
-        r.stdout
-            .contains("the model's outputs that are not float32 are left out: `n` (int64)"),
+        r.stdout.contains("output `n`: [2, 4] int64"),
         "{}",
         r.stdout
     );
+    assert!(!r.stdout.contains("left out"), "{}", r.stdout);
     // x + x of ones, not x * x.
     assert_eq!(read_npy(&y), (vec![2, 4], vec![2.0; 8]));
     let z = y.with_file_name("y.z_sq.npy");
@@ -535,14 +589,14 @@ fn a_model_with_several_outputs_writes_each_float_one() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written.len(), 3, "{written:?}");
     // To a device: the first output only, and a note that says so.
     let r = run_two_to("/dev/null");
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "/dev/null is a device or pipe, not a file, so the other outputs (`z/sq`) are not \
-             written"
+            "/dev/null is a device or pipe, not a file, so the other outputs (`z/sq`, `n`) are \
+             not written"
         ),
         "{}",
         r.stderr
@@ -571,7 +625,7 @@ fn a_model_with_several_outputs_writes_each_float_one() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains(
             "/dev/stdout is standard output, which holds one array, so the other outputs \
-             (`z/sq`) are not written"
+             (`z/sq`, `n`) are not written"
         ),
         "{}",
         String::from_utf8_lossy(&o.stderr)

@@ -77,6 +77,7 @@ fn scalar_f32(o: &Output) -> f32 {
     match &o.data {
         OutputData::F32(v) => v[0],
         OutputData::I64(v) => v[0] as f32,
+        other => panic!("a step graph has no {} outputs", other.element()),
     }
 }
 

@@ -23,6 +23,7 @@ fn f32s(o: &Output) -> Vec<f32> {
     match &o.data {
         OutputData::F32(v) => v.clone(),
         OutputData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        other => panic!("a step graph has no {} outputs", other.element()),
     }
 }
 

@@ -39,8 +39,9 @@ pub struct RunArgs {
     /// `-` reads it from standard input.
     #[arg(long, short)]
     pub input: PathBuf,
-    /// Write the first output here as a float32 .npy file, and each other float32 output
-    /// (a named output, `output aux1 { … }`) beside it as `<stem>.<name>.npy`.
+    /// Write the first output here as a .npy file, and each other output (a named output,
+    /// `output aux1 { … }`) beside it as `<stem>.<name>.npy`: float32, as a cnnc model's
+    /// outputs are, or a foreign model's own type (int64, bool, float64, …).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
     /// Where ONNX Runtime runs the model.
@@ -325,20 +326,6 @@ fn read(path: &Path, what: &str, limit: u64) -> Result<Vec<u8>, Failure> {
 
 /// The one float32 input of a model that `run` and `bench` feed.
 fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
-    // The first output is what is shown, written and timed: it must be float32 too.
-    if let Some(out) = session
-        .outputs()
-        .first()
-        .filter(|o| o.element != runtime::ElementType::F32)
-    {
-        return Err(Failure(
-            EXIT_USAGE,
-            format!(
-                "the model's first output `{}` is {}; cnnc run and bench read a float32 output",
-                out.name, out.element
-            ),
-        ));
-    }
     match session.inputs() {
         [one] if one.element == runtime::ElementType::F32 => Ok(one),
         [one] => Err(Failure(
@@ -453,14 +440,30 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     let rt = Runtime::get()?;
     let mut session = open_session(rt, &bytes, a.device.into(), &a.model)?;
     let spec = single_input(&session)?;
+    // The first output is what is shown and written to `--output`: it must be one that can
+    // be written.
+    if let Some(out) = session
+        .outputs()
+        .first()
+        .filter(|o| !o.element.has_npy_form())
+    {
+        return Err(Failure(
+            EXIT_USAGE,
+            format!(
+                "the model's first output `{}` is {}; cnnc run writes tensors of the numeric \
+                 and bool types NumPy has (float16 and bfloat16 aside)",
+                out.name, out.element
+            ),
+        ));
+    }
     spec.check_shape(&array.shape)
         .map_err(|e| Failure(EXIT_USAGE, format!("{input_name}: {e}")))?;
-    // Every float32 output (the first is one: `single_input`); others are named below.
-    let (floats, others): (Vec<_>, Vec<_>) = session
+    // Every output that can be written (the first is one); the others are named below.
+    let (written, others): (Vec<_>, Vec<_>) = session
         .outputs()
         .iter()
-        .partition(|o| o.element == runtime::ElementType::F32);
-    let names: Vec<String> = floats.iter().map(|o| o.name.clone()).collect();
+        .partition(|o| o.element.has_npy_form());
+    let names: Vec<String> = written.iter().map(|o| o.name.clone()).collect();
     let left_out: Vec<String> = others
         .iter()
         .map(|o| format!("`{}` ({})", o.name, o.element))
@@ -524,16 +527,10 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     )?;
     let mut results = results.into_iter();
     let first = results.next().expect("one output per name asked");
-    let (output_name, shape) = (first.name.clone(), first.shape.clone());
-    let values = first.into_f32()?;
-    let rest: Vec<(String, Vec<usize>, Vec<f32>)> = results
-        .map(|o| {
-            let (name, shape) = (o.name.clone(), o.shape.clone());
-            o.into_f32().map(|v| (name, shape, v))
-        })
-        .collect::<Result<_, _>>()?;
-    for (name, v) in
-        std::iter::once((&output_name, &values)).chain(rest.iter().map(|(n, _, v)| (n, v)))
+    let rest: Vec<runtime::Output> = results.collect();
+    for (name, v) in std::iter::once(&first)
+        .chain(&rest)
+        .filter_map(|o| o.as_f32().map(|v| (&o.name, v)))
     {
         let bad = v.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
@@ -564,9 +561,13 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             .map(|t| format!(" (converted from {t})"))
             .unwrap_or_default()
     ));
-    out.push_str(&format!("output `{output_name}`: {shape:?}\n"));
-    for (name, shape, _) in rest.iter().take(SHOWN_OUTPUTS) {
-        out.push_str(&format!("output `{name}`: {shape:?}\n"));
+    for o in std::iter::once(&first).chain(rest.iter().take(SHOWN_OUTPUTS)) {
+        out.push_str(&format!(
+            "output `{}`: {:?}{}\n",
+            o.name,
+            o.shape,
+            type_note(o)
+        ));
     }
     if rest.len() > SHOWN_OUTPUTS {
         out.push_str(&format!(
@@ -576,7 +577,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     }
     if !left_out.is_empty() {
         out.push_str(&format!(
-            "the model's outputs that are not float32 are left out: {}\n",
+            "the model's outputs that cnnc cannot write are left out: {}\n",
             left_out.join(", ")
         ));
     }
@@ -599,9 +600,9 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
                 | "Gelu"
         )
     });
-    if let [n, k] = shape[..] {
+    if let (&[n, k], Some(values)) = (&first.shape[..], first.as_f32()) {
         if k >= 2 && n >= 1 && !activated {
-            out.push_str(&top_classes(&values, n, k, 5, 5));
+            out.push_str(&top_classes(values, n, k, 5, 5));
         }
     }
     // Not `print!`: a reader that went away must not stop the `--output` file below.
@@ -611,15 +612,15 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         // Until now a signal ends the run as its default does (nothing is written yet); from
         // here it stops the write and removes its temporary files.
         super::common::install_sigint(super::common::OnSigint::CancelWrites);
-        let arrays = std::iter::once((path.as_path(), &shape[..], &values[..])).chain(
+        let arrays = std::iter::once((path.as_path(), &first)).chain(
             rest.iter()
                 .zip(&beside)
-                .map(|((_, shape, values), file)| (file.as_path(), &shape[..], &values[..])),
+                .map(|(output, file)| (file.as_path(), output)),
         );
         write_arrays(arrays)?;
         super::common::stdout_line(format!("wrote {}", path.display()));
-        for ((name, ..), file) in rest.iter().zip(&beside).take(SHOWN_OUTPUTS) {
-            super::common::stdout_line(format!("wrote {} (output `{name}`)", file.display()));
+        for (o, file) in rest.iter().zip(&beside).take(SHOWN_OUTPUTS) {
+            super::common::stdout_line(format!("wrote {} (output `{}`)", file.display(), o.name));
         }
         if beside.len() > SHOWN_OUTPUTS {
             super::common::stdout_line(format!(
@@ -637,7 +638,7 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
             let mut names: Vec<String> = rest
                 .iter()
                 .take(SHOWN_OUTPUTS)
-                .map(|(n, ..)| format!("`{n}`"))
+                .map(|o| format!("`{}`", o.name))
                 .collect();
             if rest.len() > SHOWN_OUTPUTS {
                 names.push(format!("{} more", rest.len() - SHOWN_OUTPUTS));
@@ -653,13 +654,21 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// ` int64` after an output's shape where it is not float32, as a cnnc model's are.
+fn type_note(output: &runtime::Output) -> String {
+    match output.data.element() {
+        runtime::ElementType::F32 => String::new(),
+        other => format!(" {other}"),
+    }
+}
+
 /// How many outputs besides the first `run` names one by one.
 const SHOWN_OUTPUTS: usize = 16;
 
-/// Writes each array to its path as a float32 .npy file: all of them put in place together,
-/// or none (each staged in a temporary file first).
+/// Writes each output to its path as a .npy file of its type: all of them put in place
+/// together, or none (each staged in a temporary file first).
 fn write_arrays<'a>(
-    arrays: impl IntoIterator<Item = (&'a Path, &'a [usize], &'a [f32])>,
+    arrays: impl IntoIterator<Item = (&'a Path, &'a runtime::Output)>,
 ) -> Result<(), Failure> {
     let failure = |what: String, e: std::io::Error| {
         if cnnc::fsutil::CANCEL.load(std::sync::atomic::Ordering::SeqCst) {
@@ -676,9 +685,10 @@ fn write_arrays<'a>(
     };
     let mut staged = Vec::new();
     let mut paths = Vec::new();
-    for (path, shape, values) in arrays {
+    for (path, output) in arrays {
         let mut buf = Vec::new();
-        npy::write_f32(&mut buf, shape, values)
+        let (descr, body) = output.data.npy_body();
+        npy::write_body(&mut buf, &output.shape, descr, &body)
             .map_err(|e| Failure(EXIT_USAGE, format!("cannot encode {}: {e}", path.display())))?;
         let s = cnnc::fsutil::stage_with(path, |out| std::io::Write::write_all(out, &buf))
             .map_err(|e| failure(path.display().to_string(), e))?;
@@ -987,14 +997,14 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     // many warm-up runs there were.
     let mut warmed = 0;
     while warmed < a.warmup && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        session.run_f32(&input, &shape)?;
+        session.run_first(&input, &shape)?;
         warmed += 1;
     }
     let mut latencies = Latencies::new();
     let started = Instant::now();
     loop {
         let t = Instant::now();
-        session.run_f32(&input, &shape)?;
+        session.run_first(&input, &shape)?;
         latencies.push(t.elapsed());
         let done = match a.iterations {
             Some(n) => latencies.len() >= n,

@@ -1,5 +1,5 @@
 //! NumPy `.npy` files (format versions 1–3): read float32 (and float64, converted) arrays in C
-//! order, write float32. Written here rather than taken from a crate because the subset is
+//! order, write float32 and the other numeric and bool types a model's outputs may have. Written here rather than taken from a crate because the subset is
 //! small and its error messages matter: they name the dtype or order that was refused.
 
 use crate::fsutil::Worth;
@@ -220,17 +220,78 @@ fn converted_from(kind: Float, little_endian: bool, fortran_order: bool) -> Opti
 
 /// Writes a float32 array in C order as a version 1.0 `.npy` file.
 pub fn write_f32(out: &mut impl Write, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
+    write(out, shape, data)
+}
+
+/// An element type `.npy` files hold, with NumPy's name for it (its `descr`).
+pub trait NpyElement: Copy {
+    /// NumPy's type string: byte order, kind, size (`<f4`, `|b1`).
+    const DESCR: &'static str;
+    /// Appends the value's little-endian bytes.
+    fn put(self, out: &mut Vec<u8>);
+}
+
+macro_rules! npy_element {
+    ($($t:ty => $descr:literal),* $(,)?) => {$(
+        impl NpyElement for $t {
+            const DESCR: &'static str = $descr;
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+
+npy_element!(
+    f32 => "<f4", f64 => "<f8",
+    i8 => "|i1", i16 => "<i2", i32 => "<i4", i64 => "<i8",
+    u8 => "|u1", u16 => "<u2", u32 => "<u4", u64 => "<u8",
+);
+
+impl NpyElement for bool {
+    const DESCR: &'static str = "|b1";
+    fn put(self, out: &mut Vec<u8>) {
+        out.push(u8::from(self));
+    }
+}
+
+/// The `.npy` bytes of the values of an array, in order: what follows the header.
+pub fn body<T: NpyElement>(data: &[T]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(std::mem::size_of_val(data));
+    for &v in data {
+        v.put(&mut body);
+    }
+    body
+}
+
+/// Writes an array in C order as a version 1.0 `.npy` file.
+pub fn write<T: NpyElement>(
+    out: &mut impl Write,
+    shape: &[usize],
+    data: &[T],
+) -> std::io::Result<()> {
     assert_eq!(
         shape.iter().product::<usize>(),
         data.len(),
         "the shape and the data disagree"
     );
+    write_body(out, shape, T::DESCR, &body(data))
+}
+
+/// Writes a `.npy` file of version 1.0 from its parts: the shape, NumPy's name of the element
+/// type (`<f4`, see [`NpyElement`]) and the values' bytes in C order.
+pub fn write_body(
+    out: &mut impl Write,
+    shape: &[usize],
+    descr: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let tuple = match dims.len() {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {tuple}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {tuple}, }}");
     // NumPy pads the header with spaces and a newline so that the data starts 64-byte aligned.
     let unpadded = MAGIC.len() + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
@@ -242,11 +303,7 @@ pub fn write_f32(out: &mut impl Write, shape: &[usize], data: &[f32]) -> std::io
     out.write_all(&[1, 0])?;
     out.write_all(&header_len.to_le_bytes())?;
     out.write_all(header.as_bytes())?;
-    let mut body = Vec::with_capacity(data.len() * 4);
-    for v in data {
-        body.extend_from_slice(&v.to_le_bytes());
-    }
-    out.write_all(&body)
+    out.write_all(body)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

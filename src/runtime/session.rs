@@ -75,6 +75,68 @@ fn describe_value_type(t: &ValueType) -> String {
     }
 }
 
+/// The element type cnnc names `ty`.
+fn element_type(ty: TensorElementType) -> ElementType {
+    match ty {
+        TensorElementType::Float32 => ElementType::F32,
+        TensorElementType::Int64 => ElementType::I64,
+        other => ElementType::Other(format!("{other:?}").to_lowercase()),
+    }
+}
+
+/// The tensor element types other than float32 and int64 that NumPy has, and so that
+/// `cnnc run` writes as `.npy` files (float16 aside: reading it needs the `half` crate), as
+/// [`other_npy_tensor`] reads them.
+const OTHER_NPY_TYPES: [TensorElementType; 9] = [
+    TensorElementType::Float64,
+    TensorElementType::Int8,
+    TensorElementType::Int16,
+    TensorElementType::Int32,
+    TensorElementType::Uint8,
+    TensorElementType::Uint16,
+    TensorElementType::Uint32,
+    TensorElementType::Uint64,
+    TensorElementType::Bool,
+];
+
+/// NumPy's name of the type and the `.npy` bytes of a tensor of one of [`OTHER_NPY_TYPES`];
+/// `None` for another type.
+fn other_npy_tensor(
+    value: &ort::value::DynValue,
+    ty: TensorElementType,
+) -> Option<ort::Result<(ort::value::Shape, &'static str, Vec<u8>)>> {
+    use super::npy::NpyElement;
+    fn take<T: ort::value::PrimitiveTensorElementType + NpyElement + std::fmt::Debug>(
+        value: &ort::value::DynValue,
+    ) -> ort::Result<(ort::value::Shape, &'static str, Vec<u8>)> {
+        let (shape, data) = value.try_extract_tensor::<T>()?;
+        Ok((shape.clone(), T::DESCR, super::npy::body(data)))
+    }
+    Some(match ty {
+        TensorElementType::Float64 => take::<f64>(value),
+        TensorElementType::Int8 => take::<i8>(value),
+        TensorElementType::Int16 => take::<i16>(value),
+        TensorElementType::Int32 => take::<i32>(value),
+        TensorElementType::Uint8 => take::<u8>(value),
+        TensorElementType::Uint16 => take::<u16>(value),
+        TensorElementType::Uint32 => take::<u32>(value),
+        TensorElementType::Uint64 => take::<u64>(value),
+        TensorElementType::Bool => take::<bool>(value),
+        _ => return None,
+    })
+}
+
+impl ElementType {
+    /// Whether cnnc reads a tensor of this type (float32, int64 and [`OTHER_NPY_TYPES`]),
+    /// so that `cnnc run` can write it as a `.npy` file.
+    pub fn has_npy_form(&self) -> bool {
+        match self {
+            ElementType::F32 | ElementType::I64 => true,
+            other => OTHER_NPY_TYPES.iter().any(|&t| element_type(t) == *other),
+        }
+    }
+}
+
 impl TensorSpec {
     fn from_outlet(outlet: &ort::value::Outlet) -> TensorSpec {
         let (element, shape) = match outlet.dtype() {
@@ -83,11 +145,7 @@ impl TensorSpec {
                 shape,
                 dimension_symbols,
             } => {
-                let element = match ty {
-                    TensorElementType::Float32 => ElementType::F32,
-                    TensorElementType::Int64 => ElementType::I64,
-                    other => ElementType::Other(format!("{other:?}").to_lowercase()),
-                };
+                let element = element_type(*ty);
                 let dims = shape
                     .iter()
                     .enumerate()
@@ -231,6 +289,34 @@ impl<'a> Input<'a> {
 pub enum OutputData {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    /// Another numeric or bool tensor (a foreign model's), as a `.npy` file holds it: its
+    /// element type, NumPy's name of it (`descr`, `<f8`) and the values' bytes.
+    Other {
+        element: ElementType,
+        descr: &'static str,
+        bytes: Vec<u8>,
+    },
+}
+
+impl OutputData {
+    /// The element type.
+    pub fn element(&self) -> ElementType {
+        match self {
+            OutputData::F32(_) => ElementType::F32,
+            OutputData::I64(_) => ElementType::I64,
+            OutputData::Other { element, .. } => element.clone(),
+        }
+    }
+
+    /// NumPy's name of the element type and the values' bytes, as a `.npy` file holds them.
+    pub fn npy_body(&self) -> (&'static str, std::borrow::Cow<'_, [u8]>) {
+        use super::npy::{body, NpyElement};
+        match self {
+            OutputData::F32(v) => (f32::DESCR, body(v).into()),
+            OutputData::I64(v) => (i64::DESCR, body(v).into()),
+            OutputData::Other { descr, bytes, .. } => (descr, bytes.as_slice().into()),
+        }
+    }
 }
 
 /// A named output, copied out of ONNX Runtime.
@@ -246,7 +332,7 @@ impl Output {
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             OutputData::F32(v) => Some(v),
-            OutputData::I64(_) => None,
+            _ => None,
         }
     }
 
@@ -254,8 +340,8 @@ impl Output {
     pub fn into_f32(self) -> Result<Vec<f32>, RuntimeError> {
         match self.data {
             OutputData::F32(v) => Ok(v),
-            OutputData::I64(_) => Err(RuntimeError::Input {
-                message: format!("output `{}` is int64, not float32", self.name),
+            other => Err(RuntimeError::Input {
+                message: format!("output `{}` is {}, not float32", self.name, other.element()),
             }),
         }
     }
@@ -340,12 +426,20 @@ impl Session {
         input: &[f32],
         shape: &[usize],
     ) -> Result<(Vec<usize>, Vec<f32>), RuntimeError> {
+        let out = self.run_first(input, shape)?;
+        let shape = out.shape.clone();
+        Ok((shape, out.into_f32()?))
+    }
+
+    /// Runs a model with one float32 input and returns its first output, of any type cnnc
+    /// reads.
+    pub fn run_first(&mut self, input: &[f32], shape: &[usize]) -> Result<Output, RuntimeError> {
         let name = match self.inputs.as_slice() {
             [one] => one.name.clone(),
             many => {
                 return Err(RuntimeError::Input {
                     message: format!(
-                        "the model has {} inputs ({}); run_f32 takes a model with one",
+                        "the model has {} inputs ({}); run_first takes a model with one",
                         many.len(),
                         many.iter()
                             .map(|s| s.name.as_str())
@@ -356,11 +450,9 @@ impl Session {
             }
         };
         let first = self.outputs[0].name.clone();
-        let out = self
+        Ok(self
             .run_selected(&[Input::f32(&name, shape, input)], &[first.as_str()])?
-            .remove(0);
-        let shape = out.shape.clone();
-        Ok((shape, out.into_f32()?))
+            .remove(0))
     }
 
     /// Runs the model on named inputs (every model input, each once) and returns every output,
@@ -530,13 +622,29 @@ pub(super) fn read_output(
                 .map_err(|e| RuntimeError::ort(context(), e))?;
             (shape.clone(), OutputData::I64(data.to_vec()))
         }
-        other => {
-            return Err(RuntimeError::Input {
+        t => {
+            let unreadable = || RuntimeError::Input {
                 message: format!(
-                    "output `{name}` is {}; cnnc reads float32 and int64 tensors",
-                    describe_value_type(other)
+                    "output `{name}` is {}; cnnc reads tensors of the numeric and bool types \
+                     NumPy has (float16 and bfloat16 aside)",
+                    describe_value_type(t)
                 ),
-            })
+            };
+            let ValueType::Tensor { ty, .. } = t else {
+                return Err(unreadable());
+            };
+            let (shape, descr, bytes) = other_npy_tensor(value, *ty)
+                .ok_or_else(unreadable)?
+                .map_err(|e| RuntimeError::ort(context(), e))?;
+            let element = element_type(*ty);
+            (
+                shape,
+                OutputData::Other {
+                    element,
+                    descr,
+                    bytes,
+                },
+            )
         }
     };
     Ok(Output {

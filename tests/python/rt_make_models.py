@@ -211,6 +211,47 @@ def two_output_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def typed_outputs_model(path):
+    # A foreign model's outputs of other types, x: [N, 4]: `cnnc run` writes each as a .npy
+    # file of its type (the first to -o), and names the one NumPy has no type for (string).
+    half = helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])
+    nodes = [
+        helper.make_node("ArgMax", ["x"], ["idx"], name="argmax", axis=1, keepdims=0),
+        helper.make_node("Greater", ["x", "half"], ["above"], name="greater"),
+        helper.make_node("Cast", ["x"], ["f64"], name="to_f64", to=TensorProto.DOUBLE),
+        helper.make_node("Cast", ["x"], ["i32"], name="to_i32", to=TensorProto.INT32),
+        helper.make_node("Cast", ["x"], ["u8"], name="to_u8", to=TensorProto.UINT8),
+        helper.make_node("Cast", ["x"], ["text"], name="to_text", to=TensorProto.STRING),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "typed_outputs",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info("idx", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("above", TensorProto.BOOL, ["N", 4]),
+            helper.make_tensor_value_info("f64", TensorProto.DOUBLE, ["N", 4]),
+            helper.make_tensor_value_info("i32", TensorProto.INT32, ["N", 4]),
+            helper.make_tensor_value_info("u8", TensorProto.UINT8, ["N", 4]),
+            helper.make_tensor_value_info("text", TensorProto.STRING, ["N", 4]),
+        ],
+        [half],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
+def string_output_model(path):
+    # text = string(x), x: [N, 4]: a first output `cnnc run` cannot write.
+    node = helper.make_node("Cast", ["x"], ["text"], name="to_text", to=TensorProto.STRING)
+    graph = helper.make_graph(
+        [node],
+        "string_out",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["N", 4])],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def colliding_outputs_model(path):
     # y = x, and `a/b` and `a_b`, whose file-safe names are the same: `cnnc run -o` refuses.
     nodes = [
@@ -242,6 +283,9 @@ def main(out):
     shapeless_input_model(os.path.join(out, "shapeless.onnx"))
     two_output_model(os.path.join(out, "two_outputs.onnx"))
     colliding_outputs_model(os.path.join(out, "colliding_outputs.onnx"))
+    typed_outputs_model(os.path.join(out, "typed_outputs.onnx"))
+    string_output_model(os.path.join(out, "string_out.onnx"))
+    np.save(os.path.join(out, "ramp.npy"), np.array([[0.0, 0.75, 2.5, 1.0], [3.25, 0.25, 0.5, 7.0]], dtype=np.float32))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
     np.save(os.path.join(out, "x.npy"), x)
     np.save(os.path.join(out, "x64.npy"), x.astype(np.float64))
