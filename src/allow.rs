@@ -294,12 +294,18 @@ fn allow_on_block_header(code: &str, span: Span) -> Diagnostic {
     )
 }
 
-/// An allow comment of the allow warnings themselves: they are about the comments, which
-/// cannot silence them (only `--allow` does).
+/// An allow comment of a `syntax` warning: those of the allow warnings themselves are about
+/// the comments, which cannot silence them, and a file with nothing in it has no line for
+/// one (only `--allow` silences them).
 fn unsilenceable(code: &str, span: Span) -> Diagnostic {
+    let why = if code.ends_with("empty_file") {
+        "it is about a file with nothing in it, not about a line"
+    } else {
+        "it is about allow comments"
+    };
     Diagnostic::warning(
         "cnnc::syntax::unknown_allow",
-        format!("`{code}` is about allow comments and cannot be silenced by one"),
+        format!("`{code}` cannot be silenced by an allow comment: {why}"),
     )
     .label(span, "silences nothing")
     .help(format!(

@@ -188,7 +188,7 @@ impl Diagnostics {
 
 /// The codes of every warning cnnc gives (`--allow` takes them; a test checks each warning
 /// fixture's code against it).
-pub const WARNING_CODES: [&str; 18] = [
+pub const WARNING_CODES: [&str; 19] = [
     "cnnc::shape::unused_input",
     "cnnc::shape::upsample_shrinks",
     "cnnc::shape::gridding",
@@ -207,6 +207,7 @@ pub const WARNING_CODES: [&str; 18] = [
     "cnnc::elab::output_as_branch",
     "cnnc::elab::keras_momentum",
     "cnnc::elab::integer_division",
+    "cnnc::syntax::empty_file",
 ];
 
 /// The warning code `s` names: in full, or by its last parts (`unused_input`,

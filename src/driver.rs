@@ -416,6 +416,31 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             }
         }
     }
+    // A file with nothing in it (empty, or comments alone): most likely the wrong file, or
+    // one cut short. A warning, not an error: `cnnc check` still passes, and says so.
+    // (`--allow empty_file` silences it; an allow comment cannot, as no syntax warning.)
+    if files
+        .iter()
+        .any(|(id, f)| *id == main && f.items.is_empty())
+    {
+        let text = &sources.get(main).text;
+        let what = if text.trim().is_empty() {
+            "the file is empty"
+        } else {
+            "the file holds only comments"
+        };
+        diagnostics.push(
+            Diagnostic::warning(
+                "cnnc::syntax::empty_file",
+                format!("{what}: it defines no model, block or `use`"),
+            )
+            .label(
+                Span::new(main, 0, 0),
+                "nothing is defined from here to the end",
+            )
+            .help("check that this is the file you meant, and that it was saved whole"),
+        );
+    }
     // Allows on a `block` line, which no warning points at (the main file's blocks: a used
     // file's are its own, reported when it is checked).
     let block_headers: Vec<(Span, u32)> = files

@@ -570,11 +570,38 @@ fn missing_file_directory_and_bad_bytes_exit_2() {
     assert!(stderr(&o).contains("at most"), "{}", stderr(&o));
 }
 
+/// An empty file (or one of comments alone) checks with a warning that it defines nothing,
+/// which `--deny-warnings` makes fail; a file of blocks alone (a library to `use`) is no
+/// such file.
 #[test]
 fn an_empty_file_checks_but_has_no_model_to_summarize() {
     let dir = tempfile::tempdir().unwrap();
     let empty = write(dir.path(), "empty.cnn", b"");
-    assert_eq!(cnnc(&["check", &empty]).status.code(), Some(0));
+    let o = cnnc(&["check", &empty]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("the file is empty: it defines no model, block or `use`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("ok (no models)"), "{}", stderr(&o));
+    let o = cnnc(&["check", "--deny-warnings", &empty]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let comments = write(
+        dir.path(),
+        "comments.cnn",
+        b"# a model goes here\n\n// soon\n",
+    );
+    let o = cnnc(&["check", &comments]);
+    assert!(
+        stderr(&o).contains("the file holds only comments"),
+        "{}",
+        stderr(&o)
+    );
+    let blocks = write(dir.path(), "blocks.cnn", b"block b(c) { conv(c, 3) }\n");
+    let o = cnnc(&["check", &blocks]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
     let o = cnnc(&["summary", &empty]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
