@@ -3261,3 +3261,107 @@ fn output_followed_by_a_name_is_no_statement_where_output_is_a_name() {
     let messages: Vec<&str> = c.diagnostics.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(messages, ["unknown layer `output`"]);
 }
+
+/// Habits from PyTorch and papers get the help that fixes them, not a near name that does
+/// not (`drop` is one letter from `crop`): PyTorch's norm sizes, its argument order (also
+/// with the kernel named, and past a transposed conv's `output_padding`), `==` for `=`.
+#[test]
+fn pytorch_and_paper_habits_get_the_fitting_help() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "model M(input: [64, 8, 8]) { layernorm(64) flatten linear(10) }",
+            "cnnc::elab::argument_count",
+            &[
+                "`layernorm` takes no positional arguments",
+                "`layernorm(eps=",
+            ],
+        ),
+        (
+            "model M(input: [64, 32, 32]) { conv(64, 128, kernel=3, stride=1, pad=1) }",
+            "cnnc::elab::argument_count",
+            &[
+                "`kernel` of `conv` is given twice",
+                "drop the first argument",
+            ],
+        ),
+        (
+            "model M(input: [64, 8, 8]) { convT(64, 32, 4, 2, 1, 0, 2) }",
+            "cnnc::elab::argument_value",
+            &[
+                "drop the first argument, and name what follows PyTorch's `output_padding`",
+                "`convT(32, 4, 2, 1, 0, groups=2)`",
+            ],
+        ),
+        (
+            "model M(input: [3, 32, 32]) { conv(16, 3, pad==1) }",
+            "cnnc::elab::argument_value",
+            &["`pad==…` compares", "did you mean `pad=…`?"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { flatten fc(10) }",
+            "cnnc::elab::unknown_layer",
+            &["`linear(out_features)`"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { flatten dense(10) }",
+            "cnnc::elab::unknown_layer",
+            &["`linear(out_features)`"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 3) bn }",
+            "cnnc::elab::unknown_layer",
+            &["is `batchnorm`"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 3) gap }",
+            "cnnc::elab::unknown_layer",
+            &["`global_avgpool`"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 3) drop(0.5) }",
+            "cnnc::elab::unknown_layer",
+            &["`dropout(p)`"],
+        ),
+        (
+            "model M(input: [3, 8, 8]) { conv(8, 3) lrelu }",
+            "cnnc::elab::unknown_layer",
+            &["`leaky_relu`"],
+        ),
+    ];
+    for (src, code, says) in cases {
+        let c = cnnc::compile_source(Path::new("h.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == *code)
+            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+        let text = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
+        for s in *says {
+            assert!(text.contains(s), "{src}: {s:?} not in {text:?}");
+        }
+        assert!(!text.contains("`crop`"), "{src}: {text:?}");
+        assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
+    }
+    // A depthwise conv in PyTorch's order, `Conv2d(32, 32, 3, 1, 1, groups=32)`: warned with
+    // the rewrite; cnnc's own depthwise conv is not.
+    for (src, warned) in [
+        ("conv(32, 32, 3, 1, 1, groups=32)", true),
+        ("conv(32, 3, 1, 1, groups=32)", false),
+        ("conv(in.c, 3, pad=1, groups=in.c)", false),
+        ("conv(64, 64, 3, 1, 1, groups=32)", false),
+    ] {
+        let c = cnnc::compile_source(
+            Path::new("d.cnn"),
+            format!("model M(input: [32, 64, 64]) {{ {src} }}"),
+        );
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::elab::pytorch_argument_order");
+        assert_eq!(d.is_some(), warned, "{src}: {:?}", c.diagnostics);
+        if let Some(d) = d {
+            let help = d.help.clone().unwrap_or_default();
+            assert!(help.contains("`conv(32, 3, 1, 1, groups=32)`"), "{help}");
+        }
+    }
+}

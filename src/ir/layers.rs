@@ -540,6 +540,28 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         }
         "conv1d" | "conv3d" | "maxpool1d" | "maxpool3d" | "avgpool1d" | "avgpool3d"
         | "batchnorm3d" => format!("cnnc is for 2-D images only: it has no `{name}`"),
+        // Short names from papers and code: nearer to other layers by edit distance (`drop`
+        // is one letter from `crop`, `lrelu` from `relu`) than to what they mean.
+        "fc" | "dense" | "fullyconnected" | "innerproduct" => {
+            "a fully connected layer is `linear(out_features)`: the input features are \
+             inferred (`flatten` first on an image)"
+                .to_string()
+        }
+        "bn" | "bn2d" | "batchnormalization" => {
+            "batch normalization is `batchnorm`: the features are inferred, so it takes no \
+             number"
+                .to_string()
+        }
+        "gap" | "globalaveragepooling" | "globalaveragepooling2d" | "avgpoolglobal" => {
+            "a global average pooling is `global_avgpool` (to one pixel, [C, 1, 1]; `flatten` \
+             after it gives the vector)"
+                .to_string()
+        }
+        "gmp" => "a global max pooling is `global_maxpool` (to one pixel, [C, 1, 1])".to_string(),
+        "drop" => "dropout is `dropout(p)`, p the probability of zeroing a value".to_string(),
+        "lrelu" | "leaky" => "the leaky ReLU is `leaky_relu` (`leaky_relu(alpha=0.2)` for \
+                              another slope than 0.01)"
+            .to_string(),
         _ => return None,
     };
     Some(hint)
@@ -1240,12 +1262,13 @@ fn bind(
     for arg in &call.args {
         let index = match &arg.name {
             // `BatchNorm2d(16)` habit: the feature count is inferred, eps and momentum are
-            // named only, so `batchnorm(16)` cannot silently mean eps=16.
-            None if matches!(spec.name, "batchnorm" | "instancenorm") => {
-                let (counted, options) = if spec.name == "batchnorm" {
-                    ("features", "eps=1e-3, momentum=0.1")
-                } else {
-                    ("channels", "eps=1e-3, affine=true")
+            // named only, so `batchnorm(16)` cannot silently mean eps=16 (nor
+            // `layernorm(64)`, PyTorch's `LayerNorm(64)`).
+            None if matches!(spec.name, "batchnorm" | "instancenorm" | "layernorm") => {
+                let (counted, options) = match spec.name {
+                    "batchnorm" => ("features", "eps=1e-3, momentum=0.1"),
+                    "layernorm" => ("channels (or features)", "eps=1e-6, affine=false"),
+                    _ => ("channels", "eps=1e-3, affine=true"),
                 };
                 diags.push(
                     Diagnostic::error(
@@ -1320,7 +1343,8 @@ fn bind(
             // `convT(1024, 512, 2, stride=2)` on 1024 channels: PyTorch's order pushes the
             // kernel onto `stride`.
             let pytorch = match &arg.name {
-                Some(_) => pytorch_class(spec, call, &values, incoming),
+                Some(_) => pytorch_class(spec, call, &values, incoming)
+                    .or_else(|| channels_then_named_kernel(spec, index, &values, incoming)),
                 None => None,
             };
             // The earlier one: by position, or by name (`pad=1, pad=2`).
@@ -1334,10 +1358,13 @@ fn bind(
                 format!("`{param}` by position")
             };
             let help = match pytorch {
-                Some(torch) => format!(
-                    "the first argument is the input's channel count, as in PyTorch's \
-                     `{torch}(in_channels, out_channels, kernel_size, …)`; cnnc infers it, and \
-                     its order is PyTorch's without it: drop the first argument"
+                Some(torch) => drop_first_help(
+                    &format!(
+                        "the first argument is the input's channel count, as in PyTorch's \
+                         `{torch}(in_channels, out_channels, kernel_size, …)`"
+                    ),
+                    spec,
+                    call,
                 ),
                 None => format!("give `{param}` once; the signature is {}", signature(spec)),
             };
@@ -1425,11 +1452,14 @@ fn bind(
                         // `conv(512, 1, 4, 1, 0)` from `Conv2d(512, 1, 4, 1, 0)`: PyTorch's
                         // padding lands on `dilation`.
                         _ => match pytorch_class(spec, call, &values, incoming) {
-                            Some(torch) => format!(
-                                "the first argument looks like the input's channel count, as \
-             in PyTorch's `{torch}(in_channels, out_channels, \
-             kernel_size, stride, padding, …)`; cnnc infers it, and its \
-             order is PyTorch's without it: drop the first argument"
+                            Some(torch) => drop_first_help(
+                                &format!(
+                                    "the first argument looks like the input's channel count, \
+                                     as in PyTorch's `{torch}(in_channels, out_channels, \
+                                     kernel_size, stride, padding, …)`"
+                                ),
+                                spec,
+                                call,
                             ),
                             None => format!("{hint}the signature is {}", signature(spec)),
                         },
@@ -1458,7 +1488,24 @@ fn bind(
             },
             Err(EvalError::Diag(mut d)) => {
                 let param = &spec.params[index];
-                if matches!(&arg.value.kind, ast::ExprKind::Var(n) if n == "None") {
+                if let Some(name) = doubled_equals(arg, spec) {
+                    // `pad==1`: a comparison that failed because `pad` is no value here.
+                    d = Box::new(
+                        Diagnostic::error(
+                            "cnnc::elab::argument_value",
+                            format!(
+                                "`{name}==…` compares `{name}` with a value, and `{name}` is \
+                                 no value here"
+                            ),
+                        )
+                        .label(arg.value.span, "a comparison, passed by position")
+                        .help(format!(
+                            "did you mean `{name}=…`? an argument is named with one `=`; the \
+                             signature is {}",
+                            signature(spec)
+                        )),
+                    );
+                } else if matches!(&arg.value.kind, ast::ExprKind::Var(n) if n == "None") {
                     d.help = Some(if param.required {
                         format!(
                             "cnnc has no `None`, and `{}` of `{}` has no default: pass a value \
@@ -1674,12 +1721,69 @@ fn pytorch_class(
         .iter()
         .any(|a| a.name.as_ref().is_some_and(|n| n.name == "groups"));
     let channel_like = second >= 6 && (second % 2 == 0 || second > 11) && second > third;
+    // A depthwise conv, PyTorch's `Conv2d(C, C, k, groups=C)`: as many channels out as in.
+    let depthwise = grouped && second == first && channel_like;
     // PyTorch's stride is cnnc's 4th value (its `pad`): 0 there is cnnc's own order
     // (`conv(64, 1, 2, 0)`, a 1×1 stride-2 projection), which PyTorch could not mean.
     let fourth = int(3);
     let stride_over_kernel = positional >= 4 && third > second && fourth.is_some_and(|s| s >= 1);
-    (first == channels && !grouped && positional >= 3 && (channel_like || stride_over_kernel))
-        .then_some(class)
+    let ungrouped = !grouped && (channel_like || stride_over_kernel);
+    (first == channels && positional >= 3 && (ungrouped || depthwise)).then_some(class)
+}
+
+/// The parameter `p` of `spec` when `arg` is `p==…` by position: `conv(16, 3, pad==1)`, a
+/// slip for `pad=1`.
+fn doubled_equals<'a>(arg: &'a ast::Arg, spec: &LayerSpec) -> Option<&'a str> {
+    let ast::ExprKind::Binary(ast::BinaryOp::Eq, left, _) = &arg.value.kind else {
+        return None;
+    };
+    match &left.kind {
+        ast::ExprKind::Var(name)
+            if arg.name.is_none() && spec.params.iter().any(|p| p.name == name) =>
+        {
+            Some(name)
+        }
+        _ => None,
+    }
+}
+
+/// The help for a call written in PyTorch's order (`why` says what gave it away): cnnc's
+/// order is PyTorch's without `in_channels`, except past a transposed conv's
+/// `output_padding`, where PyTorch's `ConvTranspose2d` goes on with `groups, bias, dilation`
+/// and cnnc's `convT` with `dilation, groups, bias`.
+fn drop_first_help(why: &str, spec: &LayerSpec, call: &ast::Call) -> String {
+    let positional = call.args.iter().filter(|a| a.name.is_none()).count();
+    let tail = if spec.name == "convT" && positional > 6 {
+        ", and name what follows PyTorch's `output_padding`: its next arguments are `groups`, \
+         `bias` and `dilation`, where cnnc's are `dilation`, `groups` and `bias` \
+         (`ConvTranspose2d(64, 32, 4, 2, 1, 0, 2)` is `convT(32, 4, 2, 1, 0, groups=2)`)"
+    } else {
+        ""
+    };
+    format!("{why}; cnnc infers it, and its order is PyTorch's without it: drop the first argument{tail}")
+}
+
+/// `conv(64, 128, kernel=3)` on 64 channels, from PyTorch's `Conv2d(64, 128, kernel_size=3)`:
+/// the output channels land on `kernel`, which is then given twice. The class when the
+/// parameter given again is `kernel` and the first two values, by position, read as the
+/// input's channels and a channel count.
+fn channels_then_named_kernel(
+    spec: &LayerSpec,
+    index: usize,
+    values: &[Option<(Value, Span)>],
+    incoming: Option<&Shape>,
+) -> Option<&'static str> {
+    let class = match spec.name {
+        "conv" => "Conv2d",
+        "convT" => "ConvTranspose2d",
+        _ => return None,
+    };
+    let channels = incoming.filter(|s| s.rank() == 3)?.dims()[0] as i64;
+    let int = |i: usize| match values.get(i)? {
+        Some((Value::Int(n), _)) => Some(*n),
+        _ => None,
+    };
+    (spec.params[index].name == "kernel" && int(0)? == channels && int(1)? >= 2).then_some(class)
 }
 
 /// `conv(1, 6, 5)` written from PyTorch's `Conv2d(1, 6, 5)`: valid (out 1, kernel 6, stride 5)
