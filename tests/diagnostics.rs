@@ -3365,3 +3365,63 @@ fn pytorch_and_paper_habits_get_the_fitting_help() {
         }
     }
 }
+
+/// Warnings found after the block call they came from returned (a dilated chain that ends
+/// past the call, a name never read by the model's end) are labelled at that call, as any
+/// warning from inside a block is, and an allow at every call that gave one silences it.
+#[test]
+fn warnings_found_after_a_call_returned_are_labelled_at_it() {
+    let warnings = |src: &str| {
+        let c = cnnc::compile_source(Path::new("w.cnn"), src.to_string());
+        assert!(!c.diagnostics.has_errors(), "{src}: {:?}", c.diagnostics);
+        c.diagnostics
+            .iter()
+            .map(|d| {
+                let calls: Vec<usize> = d
+                    .labels
+                    .iter()
+                    .filter(|l| l.call)
+                    .map(|l| src[..l.span.start as usize].matches('\n').count() + 1)
+                    .collect();
+                (d.code, calls)
+            })
+            .collect::<Vec<_>>()
+    };
+    let gridding = "block g(c, d1, d2) {\n    conv(c, 3, pad=d1, dilation=d1)\n    conv(c, 3, pad=d2, dilation=d2)\n}\n\
+                    model M(input: [3, 32, 32]) {\n    g(8, 2, 4)ALLOW\n    maxpool(2)\n    g(8, 1, 2)\n}\n";
+    assert_eq!(
+        warnings(&gridding.replace("ALLOW", "")),
+        [("cnnc::shape::gridding", vec![6])]
+    );
+    assert_eq!(
+        warnings(&gridding.replace("ALLOW", "  # cnnc: allow(gridding)")),
+        []
+    );
+    let unused = "block b(c) {\n    conv(c, 3, pad=1) as x\n    maxpool(2)\n}\n\
+                  model M(input: [3, 32, 32]) {\n    b(8)ALLOW\n    b(8)SECOND\n}\n";
+    assert_eq!(
+        warnings(&unused.replace("ALLOW", "").replace("SECOND", "")),
+        [("cnnc::elab::unused_name", vec![6])]
+    );
+    // Allowed at the first call only: reported at the second, which gave it too.
+    assert_eq!(
+        warnings(
+            &unused
+                .replace("ALLOW", "  # cnnc: allow(unused_name)")
+                .replace("SECOND", "")
+        ),
+        [("cnnc::elab::unused_name", vec![7])]
+    );
+    assert_eq!(
+        warnings(
+            &unused
+                .replace("ALLOW", "  # cnnc: allow(unused_name)")
+                .replace("SECOND", "  # cnnc: allow(unused_name)")
+        ),
+        []
+    );
+    // A chain that ends inside the call: labelled as the call returns, once.
+    let inside = "block g(c) {\n    conv(c, 3, pad=2, dilation=2)\n    conv(c, 3, pad=4, dilation=4)\n    maxpool(2)\n}\n\
+                  model M(input: [3, 64, 64]) {\n    g(8)\n    g(8)\n}\n";
+    assert_eq!(warnings(inside), [("cnnc::shape::gridding", vec![7])]);
+}

@@ -716,6 +716,9 @@ struct Elab<'a, 'd> {
     skipped_repeats: Vec<Span>,
     /// Every `as NAME` elaborated (by its place), with the nodes it named.
     names: HashMap<Span, (String, Vec<NodeIndex>)>,
+    /// The calls each `as NAME` inside a block was met through, one chain of call labels
+    /// per way (innermost first), for the warnings given of it after the calls returned.
+    name_calls: HashMap<Span, Vec<Vec<Label>>>,
     /// The `as NAME` places whose tensor was read by name at least once, or that a
     /// `name_reused` warning already covers.
     names_read: HashSet<Span>,
@@ -795,6 +798,7 @@ fn elaborate_model_body<'a>(
         errors_repeated: 0,
         skipped_repeats: Vec::new(),
         names: HashMap::new(),
+        name_calls: HashMap::new(),
         names_read: HashSet::new(),
         read_within_iteration: HashSet::new(),
         iterations: Vec::new(),
@@ -1492,6 +1496,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .or_insert_with(|| (alias.name.clone(), Vec::new()))
                     .1
                     .push(out.node);
+                let chain = self.call_chain();
+                let ways = self.name_calls.entry(alias.span).or_default();
+                if !chain.is_empty() && !ways.iter().any(|w| same_way(w, &chain)) {
+                    ways.push(chain);
+                }
                 frame.env.set_tensor(&alias.name, out.shape.clone());
                 if let Some(old) = frame.tensors.insert(alias.name.clone(), named) {
                     // The same `as` in the next iteration of a repeat, the last one's tensor
@@ -4505,11 +4514,13 @@ impl<'a, 'd> Elab<'a, 'd> {
     fn track_dilation(&mut self, op: &Op, span: Span) {
         match op {
             Op::Conv(c) => {
+                let calls = self.call_chain();
                 self.dilation_run.push(ChainConv {
                     kernel: c.kernel,
                     dilation: c.dilation,
                     span,
                     pooling: false,
+                    calls,
                 });
                 if c.stride != [1, 1] {
                     self.flush_dilation_run();
@@ -4518,11 +4529,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             // A pooling window covers its offsets as a plain conv of its size does: at stride
             // 1 it fills holes like one (DeepLab-LargeFOV's 3×3 pools before its rates).
             Op::MaxPool(p) | Op::AvgPool(p) if p.stride == [1, 1] => {
+                let calls = self.call_chain();
                 self.dilation_run.push(ChainConv {
                     kernel: p.kernel,
                     dilation: [1, 1],
                     span,
                     pooling: true,
+                    calls,
                 });
             }
             // Padding moves no offset (`pad(2, reflect=true) conv(8, 3, dilation=2)` is the
@@ -4605,10 +4618,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             .map(|(span, (name, _))| (span, name))
             .collect();
         unused.sort_by_key(|(span, _)| (span.file, span.start));
-        let warnings: Vec<Diagnostic> = unused
+        let warnings: Vec<(Diagnostic, Vec<Vec<Label>>)> = unused
             .into_iter()
             .map(|(&span, name)| {
-                Diagnostic::warning(
+                let d = Diagnostic::warning(
                     "cnnc::elab::unused_name",
                     format!("the tensor named `{name}` is never used"),
                 )
@@ -4618,10 +4631,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                      residual's shortcut (`shortcut {{ {name} }}`), in `crop({name})`, for its \
                      sizes (`{name}.h`) or as a layer of its own; if no skip connection was \
                      meant, drop `as {name}`, or write `as _{name}` to keep it as a label"
-                ))
+                ));
+                (d, self.name_calls.get(&span).cloned().unwrap_or_default())
             })
             .collect();
-        self.diags.0.extend(warnings);
+        for (d, ways) in warnings {
+            self.push_with_calls(d, ways);
+        }
     }
 
     /// The nodes the outputs depend on (the main one, `output`, and the named ones).
@@ -4826,7 +4842,72 @@ impl<'a, 'd> Elab<'a, 'd> {
                 d = d.label(c.span, format!("dilation {}", c.dilation[axis]));
             }
         }
-        self.diags.push(d.help("choose rates whose receptive field has no holes, as hybrid dilated convolution does: e.g. [1, 2, 3] or [1, 2, 5]"));
+        let d = d.help("choose rates whose receptive field has no holes, as hybrid dilated convolution does: e.g. [1, 2, 3] or [1, 2, 5]");
+        // The chain may have ended after the calls its convs are in returned (`g(8, 2, 4)
+        // maxpool(2)`): labelled at those calls here, as a returning call labels what it
+        // gave (the calls still under way do so when they return).
+        let open: Vec<Span> = self.call_stack.iter().map(|(_, span)| *span).collect();
+        let mut chain: Vec<Label> = Vec::new();
+        for c in spread.iter().filter(|c| c.dilation[axis] > 1) {
+            for l in &c.calls {
+                if !open.contains(&l.span) && !chain.iter().any(|k| k.span == l.span) {
+                    chain.push(l.clone());
+                }
+            }
+        }
+        self.push_with_calls(d, vec![chain]);
+    }
+
+    /// The labels of the calls under way, innermost first: those a diagnostic from here
+    /// gets (see [`Elab::dedupe_diagnostics`]).
+    fn call_chain(&self) -> Vec<Label> {
+        self.call_stack
+            .iter()
+            .rev()
+            .map(|(block, span)| Label::call(block, *span))
+            .collect()
+    }
+
+    /// Adds `d`, found after the calls it came through returned, with the labels of the
+    /// first of `ways` (chains of call labels) and the others as its other calls; a
+    /// diagnostic already there of the same code and places takes `d`'s ways as its other
+    /// calls instead, as a block's warning is reported once, at its first call.
+    fn push_with_calls(&mut self, mut d: Diagnostic, ways: Vec<Vec<Label>>) {
+        // From no call, or from the calls under way only: labelled as they return, and made
+        // one with a repeat by `dedupe_diagnostics`, as any diagnostic.
+        if ways.iter().all(Vec::is_empty) {
+            self.diags.push(d);
+            return;
+        }
+        let places: Vec<Span> = d.labels.iter().map(|l| l.span).collect();
+        let same = self.diags.0.iter_mut().rev().find(|k| {
+            k.code == d.code
+                && k.labels
+                    .iter()
+                    .filter(|l| !l.call)
+                    .map(|l| l.span)
+                    .eq(places.iter().copied())
+        });
+        let mut ways = ways.into_iter().filter(|w| !w.is_empty());
+        match same {
+            Some(kept) => {
+                let first: Vec<Label> = kept.labels.iter().filter(|l| l.call).cloned().collect();
+                for way in ways {
+                    if !same_way(&first, &way) {
+                        kept.other_calls.add(way, None);
+                    }
+                }
+            }
+            None => {
+                if let Some(first) = ways.next() {
+                    d.labels.extend(first);
+                }
+                for way in ways {
+                    d.other_calls.add(way, None);
+                }
+                self.diags.push(d);
+            }
+        }
     }
 }
 
@@ -4837,6 +4918,8 @@ struct ChainConv {
     span: Span,
     /// A stride-1 pooling: it covers its window as a plain conv does, but has no rate.
     pooling: bool,
+    /// The calls of blocks it was met through, innermost first (see [`Elab::call_chain`]).
+    calls: Vec<Label>,
 }
 
 /// The receptive field of a stack of convolutions along one axis.
