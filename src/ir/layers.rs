@@ -1490,21 +1490,19 @@ fn bind(
                 let param = &spec.params[index];
                 if let Some(name) = doubled_equals(arg, spec) {
                     // `pad==1`: a comparison that failed because `pad` is no value here.
-                    d = Box::new(
-                        Diagnostic::error(
-                            "cnnc::elab::argument_value",
-                            format!(
-                                "`{name}==…` compares `{name}` with a value, and `{name}` is \
+                    *d = Diagnostic::error(
+                        "cnnc::elab::argument_value",
+                        format!(
+                            "`{name}==…` compares `{name}` with a value, and `{name}` is \
                                  no value here"
-                            ),
-                        )
-                        .label(arg.value.span, "a comparison, passed by position")
-                        .help(format!(
-                            "did you mean `{name}=…`? an argument is named with one `=`; the \
+                        ),
+                    )
+                    .label(arg.value.span, "a comparison, passed by position")
+                    .help(format!(
+                        "did you mean `{name}=…`? an argument is named with one `=`; the \
                              signature is {}",
-                            signature(spec)
-                        )),
-                    );
+                        signature(spec)
+                    ));
                 } else if matches!(&arg.value.kind, ast::ExprKind::Var(n) if n == "None") {
                     d.help = Some(if param.required {
                         format!(
