@@ -3425,3 +3425,24 @@ fn warnings_found_after_a_call_returned_are_labelled_at_it() {
                   model M(input: [3, 64, 64]) {\n    g(8)\n    g(8)\n}\n";
     assert_eq!(warnings(inside), [("cnnc::shape::gridding", vec![7])]);
 }
+
+/// An `as` left at the end of a line takes the next line's layer as its name: one error,
+/// which says so, and no follow-on from the layer it ate (`linear` without `flatten`).
+#[test]
+fn an_as_at_the_end_of_a_line_is_one_error() {
+    let src = "model M(input: [3, 32, 32]) {\n    conv(16, 3, pad=1) relu as\n    flatten\n    linear(10)\n}\n";
+    let c = cnnc::compile_source(Path::new("a.cnn"), src.to_string());
+    assert_eq!(c.diagnostics.error_count(), 1, "{:?}", c.diagnostics);
+    let d = &c.diagnostics.0[0];
+    assert!(
+        d.message.contains("`flatten` names a layer or block"),
+        "{d:?}"
+    );
+    assert!(
+        d.help
+            .as_deref()
+            .unwrap_or("")
+            .contains("an `as` at the end of a line"),
+        "{d:?}"
+    );
+}

@@ -1467,9 +1467,16 @@ impl<'a, 'd> Elab<'a, 'd> {
                         ),
                     )
                     .label(alias.span, "this name")
-                    .help("pick another name for the tensor"),
+                    .help(
+                        "pick another name for the tensor; an `as` at the end of a line takes \
+                         the first word of the next as its name",
+                    ),
                 );
                 self.refused_names.insert(alias.name.clone());
+                // Most likely a layer taken as the name (`relu as` above `flatten`): the
+                // tensor after it is not what the layers after it were written for, so what
+                // they would say of it is left unsaid, as after any failed layer.
+                out = unknown(out);
             } else if let Some(&output) = frame.outputs.get(&alias.name) {
                 self.diags.push(
                     Diagnostic::error(
