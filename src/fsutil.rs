@@ -242,10 +242,26 @@ pub fn read_capped(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io_message(&e)),
         };
+        // Not an abort where memory runs out: an error that says so.
+        bytes.try_reserve(n).map_err(|_| {
+            format!(
+                "not enough memory to read it: {} read so far",
+                crate::shape::summary::bytes(bytes.len() as u64)
+            )
+        })?;
         bytes.extend_from_slice(&chunk[..n]);
         match worth(&bytes) {
             Worth::ReadOn => {}
             Worth::Stop => break,
+            // What the header declares is refused before it is read (from a pipe, the
+            // length is known from the header alone).
+            Worth::Length(declared) if declared > limit => {
+                return Err(format!(
+                    "its header declares {} in all, more than the {} that can be read here",
+                    crate::shape::summary::bytes(declared),
+                    crate::shape::summary::bytes(limit)
+                ));
+            }
             Worth::Length(declared) => {
                 let cap = declared.saturating_add(1).min(limit.saturating_add(1));
                 if bytes.len() as u64 >= cap {
@@ -1040,6 +1056,13 @@ mod tests {
         assert_eq!(run(Worth::Length(100_000)), (100_001, 2));
         // Nothing known: all of it.
         assert_eq!(run(Worth::ReadOn).0, 1 << 20);
+        // More declared than may be read: refused after the first read (a pipe of zeros
+        // after a header of 300 GB is not read on until memory runs out).
+        let reads = std::cell::Cell::new(0);
+        let source = Counted(std::io::Cursor::new(vec![0u8; 1 << 20]), &reads);
+        let e = read_capped(source, 1 << 18, |_| Worth::Length(300 << 30)).unwrap_err();
+        assert!(e.contains("its header declares 300.0 GiB in all"), "{e}");
+        assert_eq!(reads.get(), 1);
     }
 
     /// Both kinds of temporary file: nameless (where this file system makes one) and named.

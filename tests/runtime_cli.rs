@@ -1224,6 +1224,19 @@ fn a_dash_reads_standard_input_and_is_no_output_name() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("[1, 3]"), "{stderr}");
+    // A header that declares more than can be read: refused from the header, not read on
+    // until memory runs out (an abort, before).
+    let mut huge = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut huge, &[1, 4], &[0.0; 4]).unwrap();
+    let length = u16::from_le_bytes([huge[8], huge[9]]) as usize;
+    let header =
+        String::from_utf8_lossy(&huge[10..10 + length]).replace("(1, 4)", "(99999999999, 4)");
+    let mut huge = huge[..8].to_vec();
+    huge.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    huge.extend_from_slice(header.as_bytes());
+    let (code, _, stderr) = cnnc_piped(out.path(), &["run", "m.cnn", "-i", "-"], &huge);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("its header declares"), "{stderr}");
     // Nothing piped in: said so, with what belongs there.
     let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(["run", "m.cnn", "-i", "-"])

@@ -380,14 +380,13 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
         }
     }
     let bytes = model_bytes(&a.model, a.model_name.as_deref(), "run")?;
+    // No more than memory holds: an array declared larger is refused from its header.
+    let limit =
+        super::common::available_memory().map_or(MAX_INPUT_BYTES, |m| m.min(MAX_INPUT_BYTES));
     let input_bytes = if a.input == stdin {
-        cnnc::fsutil::read_capped(
-            std::io::stdin().lock(),
-            MAX_INPUT_BYTES,
-            npy::bytes_worth_reading,
-        )
+        cnnc::fsutil::read_capped(std::io::stdin().lock(), limit, npy::bytes_worth_reading)
     } else {
-        cnnc::fsutil::read_input_until(&a.input, MAX_INPUT_BYTES, npy::bytes_worth_reading)
+        cnnc::fsutil::read_input_until(&a.input, limit, npy::bytes_worth_reading)
     };
     let input_name = if a.input == stdin {
         "standard input".to_string()
