@@ -360,8 +360,10 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
         "{}",
         r.stderr
     );
-    let r = cnnc(dir, &["bench", "int_out.onnx", "--iterations", "2"]);
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for model in ["int_out.onnx", "string_out.onnx"] {
+        let r = cnnc(dir, &["bench", model, "--iterations", "2"]);
+        assert_eq!(r.code, Some(0), "{model}: {}", r.stderr);
+    }
 }
 
 /// A foreign model's outputs of other types than float32 are written as .npy files of their

@@ -996,14 +996,14 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     // many warm-up runs there were.
     let mut warmed = 0;
     while warmed < a.warmup && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        session.run_first(&input, &shape)?;
+        session.run_unread(&input, &shape)?;
         warmed += 1;
     }
     let mut latencies = Latencies::new();
     let started = Instant::now();
     loop {
         let t = Instant::now();
-        session.run_first(&input, &shape)?;
+        session.run_unread(&input, &shape)?;
         latencies.push(t.elapsed());
         let done = match a.iterations {
             Some(n) => latencies.len() >= n,

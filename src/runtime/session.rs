@@ -431,24 +431,42 @@ impl Session {
         Ok((shape, out.into_f32()?))
     }
 
+    /// Runs a model with one float32 input and reads none of its outputs back (what a
+    /// benchmark times: the run, whatever the outputs' types).
+    pub fn run_unread(&mut self, input: &[f32], shape: &[usize]) -> Result<(), RuntimeError> {
+        let name = self.single_input_name()?;
+        self.check_inputs(&[Input::f32(&name, shape, input)])?;
+        let value: ort::session::SessionInputValue<'_> = TensorRef::from_array_view((shape, input))
+            .map_err(|e| RuntimeError::ort(format!("preparing input `{name}`"), e))?
+            .into();
+        let device = self.device;
+        self.inner
+            .run(vec![(Cow::Borrowed(name.as_str()), value)])
+            .map_err(|e| RuntimeError::ort(format!("running the model on {device}"), e))?;
+        Ok(())
+    }
+
+    /// The name of the model's only input; an error naming them when it has several.
+    fn single_input_name(&self) -> Result<String, RuntimeError> {
+        match self.inputs.as_slice() {
+            [one] => Ok(one.name.clone()),
+            many => Err(RuntimeError::Input {
+                message: format!(
+                    "the model has {} inputs ({}); cnnc feeds a model with one",
+                    many.len(),
+                    many.iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+
     /// Runs a model with one float32 input and returns its first output, of any type cnnc
     /// reads.
     pub fn run_first(&mut self, input: &[f32], shape: &[usize]) -> Result<Output, RuntimeError> {
-        let name = match self.inputs.as_slice() {
-            [one] => one.name.clone(),
-            many => {
-                return Err(RuntimeError::Input {
-                    message: format!(
-                        "the model has {} inputs ({}); run_first takes a model with one",
-                        many.len(),
-                        many.iter()
-                            .map(|s| s.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                })
-            }
-        };
+        let name = self.single_input_name()?;
         let first = self.outputs[0].name.clone();
         Ok(self
             .run_selected(&[Input::f32(&name, shape, input)], &[first.as_str()])?
