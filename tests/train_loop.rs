@@ -1757,6 +1757,25 @@ fn trains_a_model_with_named_outputs() {
         .session(&std::fs::read(&out).unwrap(), cnnc::runtime::Device::Cpu)
         .unwrap();
     assert_eq!(session.output_names(), ["output", "aux"]);
+    assert_eq!(onnx_metadata(&out, "cnnc_training")["aux_weight"], 0.3);
+    // The weight is the loss's: a resume with another is refused, naming the one to give.
+    let model = d.join("m.cnn").display().to_string();
+    let resume = |weight: &str| {
+        let mut args = rgb_train_args(&model, &data, &out);
+        let at = args.iter().position(|a| *a == "--epochs").unwrap();
+        args[at + 1] = "9";
+        args.extend(["--resume", "--aux-weight", weight]);
+        cnnc(&args)
+    };
+    let o = resume("1");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("it was written with --aux-weight 0.3; this run has --aux-weight 1")
+            && text(&o).contains("resume with --aux-weight 0.3"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(resume("0.3").status.code(), Some(0));
 
     let features = "model M(input: [3, 4, 4]) {
         conv(4, 1) relu

@@ -937,6 +937,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
         lr: Some(cnnc::train::checkpoint::lr_as_written(lr)),
         seed: a.seed,
         resize: a.resize.map(|h| h as u64),
+        aux_weight: sessions
+            .aux_weight
+            .map(cnnc::train::checkpoint::lr_as_written),
         test_acc: outcome.test_acc,
     };
     // The export command the messages below suggest picks the same model.

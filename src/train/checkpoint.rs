@@ -77,6 +77,9 @@ pub struct TrainingSummary {
     pub seed: u64,
     /// `--resize H`: the images were resampled to H×H.
     pub resize: Option<u64>,
+    /// `--aux-weight`: the weight of the named outputs' cross-entropy (null for a model
+    /// without named outputs).
+    pub aux_weight: Option<f64>,
     pub test_acc: Option<f64>,
 }
 
@@ -780,6 +783,10 @@ impl Checkpoint {
                 .map(|lr| lr_as_written(lr as f32)),
             seed: self.rng_seed,
             resize: info.get("resize").and_then(|v| v.as_u64()),
+            aux_weight: info
+                .get("aux_weight")
+                .and_then(|v| v.as_f64())
+                .map(|w| lr_as_written(w as f32)),
             test_acc: self.test_acc,
         }
     }

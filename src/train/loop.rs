@@ -526,6 +526,7 @@ fn data_fingerprint(train: &crate::train::data::Dataset) -> String {
 /// (`data` and `resize` too).
 fn run_info(
     config: &TrainConfig,
+    aux_weight: Option<f32>,
     train_examples: usize,
     resize: Option<(usize, usize)>,
 ) -> serde_json::Value {
@@ -536,6 +537,7 @@ fn run_info(
         "train_examples": train_examples,
         "data": config.data,
         "resize": resize.map(|(h, _)| h),
+        "aux_weight": aux_weight,
     })
 }
 
@@ -589,6 +591,7 @@ impl State {
         model: &CheckedModel,
         carried: Vec<Carried>,
         config: &TrainConfig,
+        aux_weight: Option<f32>,
         train: &crate::train::data::Dataset,
         steps_per_epoch: usize,
     ) -> Result<State, TrainError> {
@@ -646,6 +649,22 @@ impl State {
                     .into(),
                 "resume with the --data and --limit-train of the run that wrote it",
             ));
+        }
+        // The loss weighs the named outputs as it did (checkpoints of a cnnc that did not
+        // record it are trusted).
+        let written_aux = info.get("aux_weight").and_then(|v| v.as_f64());
+        if let (Some(written), Some(now)) = (written_aux, aux_weight) {
+            if written as f32 != now {
+                let written = super::checkpoint::lr_as_written(written as f32);
+                return Err(resume_err(
+                    format!(
+                        "it was written with --aux-weight {written}; this run has \
+                         --aux-weight {}",
+                        super::checkpoint::lr_as_written(now)
+                    ),
+                    &format!("resume with --aux-weight {written}"),
+                ));
+            }
         }
         if ck.rng_seed != config.seed {
             return Err(resume_err(
@@ -777,6 +796,9 @@ pub struct Sessions {
     pub takes_step: bool,
     /// The dropout masks the step takes, drawn by [`crate::train::dropout::draw`].
     pub masks: Vec<graph::DropoutMask>,
+    /// The weight of the named outputs' cross-entropy in the step's loss; `None` for a model
+    /// without named outputs, whose loss it leaves alone.
+    pub aux_weight: Option<f32>,
 }
 
 /// Builds both graphs and loads them with `options` (CUDA fails clearly when unavailable).
@@ -807,6 +829,7 @@ pub fn sessions(
         carried: step.carried,
         takes_step: step.takes_step,
         masks: step.masks,
+        aux_weight: (!model.graph.named_outputs.is_empty()).then_some(aux_weight),
     })
 }
 
@@ -884,7 +907,7 @@ pub fn train(
 ) -> Result<TrainOutcome, TrainError> {
     let n_train = splits.train.n;
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
-    let mut info = run_info(config, n_train, resize);
+    let mut info = run_info(config, sessions.aux_weight, n_train, resize);
     info["train_data_sha256"] = data_fingerprint(&splits.train).into();
     // What each write may replace: what was there at the start, then the run's own last. A
     // resumed checkpoint is there: where the caller did not say which file it found, the one
@@ -899,6 +922,7 @@ pub fn train(
             model,
             sessions.carried.clone(),
             config,
+            sessions.aux_weight,
             &splits.train,
             plan.batches,
         )?,
