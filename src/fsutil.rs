@@ -995,6 +995,21 @@ pub fn check_space(path: &Path, bytes: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether two output paths are on one file system (their folders' devices); false where
+/// either cannot be read.
+pub fn same_file_system(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let device = |path: &Path| {
+        let path = resolve_output(path);
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::metadata(dir).ok().map(|m| m.dev())
+    };
+    matches!((device(a), device(b)), (Some(x), Some(y)) if x == y)
+}
+
 /// What statvfs says of a file system.
 struct Space {
     /// Bytes this user may still write.
@@ -1039,6 +1054,16 @@ mod tests {
             self.1.set(self.1.get() + 1);
             self.0.read(buf)
         }
+    }
+
+    #[test]
+    fn same_file_system_tells_folders_apart_by_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.onnx"), dir.path().join("b.ckpt"));
+        assert!(same_file_system(&a, &b));
+        // /proc is a file system of its own everywhere Linux runs.
+        assert!(!same_file_system(&a, Path::new("/proc/x")));
+        assert!(!same_file_system(&a, Path::new("/no/such/folder/x")));
     }
 
     #[test]

@@ -699,6 +699,37 @@ fn sigterm_stops_after_the_step_with_a_checkpoint() {
     );
 }
 
+/// A run stopped with its checkpoint going to a device (`--checkpoint /dev/null`) does not
+/// say to resume: there is nothing to resume from.
+#[test]
+fn a_stop_with_the_checkpoint_in_a_device_offers_no_resume() {
+    use std::io::Read;
+    if !data_ready() {
+        return;
+    }
+    let d = dir("sigint_devnull");
+    let out = d.join("c.onnx").display().to_string();
+    let mut args = common("/dev/null", &out);
+    let limit = args.iter().position(|a| *a == "1000").unwrap();
+    args[limit] = "10000";
+    args.extend(["--epochs", "50"]);
+    let (mut child, mut err, mut seen) = spawn_training(&args, Stdio::null());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: signalling our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    err.read_to_string(&mut seen).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{seen}");
+    assert!(
+        seen.contains(
+            "the checkpoint went to /dev/null, which is no file, so there is none to resume from"
+        ),
+        "{seen}"
+    );
+    assert!(!seen.contains("continue with --resume"), "{seen}");
+}
+
 /// Two signals at once (GNU `timeout -s INT` signals the process, then its group) are one
 /// request: training stops after its step with a checkpoint, not at once without one.
 #[test]
@@ -999,11 +1030,19 @@ fn setup_errors_are_clear() {
         ),
         // --resize on images that already fit: drop it.
         ("models/lenet.cnn", Some("32"), "drop --resize"),
-        // --resize to a side of a model whose input is not square.
+        // --resize to a side of a model whose input is not square: the images' own size,
+        // one way out (not the same one twice); another side, both.
         (
             &oblong,
             Some("28"),
-            "--resize makes square images: declare the model's input as [1, 28, 28]",
+            "--resize makes square images, and these are 28×28 already: declare the model's \
+             input as [1, 28, 28] and drop --resize",
+        ),
+        (
+            &oblong,
+            Some("32"),
+            "--resize makes square images: declare the model's input as [1, 32, 32] to train on \
+             them, or as [1, 28, 28]",
         ),
     ] {
         let mut args = vec!["train", model, "--limit-train", "100", "--out", &out];

@@ -669,6 +669,41 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Some(help),
         );
     }
+    // Room for what the run writes, before it trains: a checkpoint after each epoch (the
+    // weights and the optimizer's state, and the one before it until the new one is in
+    // place) and the model at the end. The running statistics and metadata are a margin.
+    let weights = model.total_params().saturating_mul(4);
+    let slots = a.optimizer.build(a.momentum, a.weight_decay).slots().len() as u64;
+    let margin = 1 << 20;
+    let checkpoint_bytes = weights.saturating_mul(1 + slots).saturating_add(margin);
+    let same_disk = cnnc::fsutil::same_file_system(&out, &checkpoint);
+    let needs = [
+        (
+            &checkpoint,
+            "the checkpoint",
+            // A resumed checkpoint's own space is taken already.
+            checkpoint_bytes.saturating_mul(if a.resume { 1 } else { 2 })
+                + if same_disk { weights } else { 0 },
+        ),
+        (&out, "the trained model", weights.saturating_add(margin)),
+    ];
+    for (path, what, bytes) in needs {
+        if let Err(e) = cnnc::fsutil::check_space(path, bytes) {
+            return report_failure(
+                a.format,
+                EXIT_USAGE,
+                format!("cannot write {what} to {}: {e}", path.display()),
+                Some(format!(
+                    "free space, or pass {} with a path on another disk",
+                    if what == "the checkpoint" {
+                        "--checkpoint"
+                    } else {
+                        "--out"
+                    }
+                )),
+            );
+        }
+    }
     // Each output replaces only what was there at the start (nothing, or a file: the
     // checkpoint resumed, the model of an earlier run), and the checkpoint then only the
     // run's own last one: a file there by then is another process's (runs at the same time,
@@ -898,11 +933,20 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // stops: the model is not written, the checkpoint holds it. Otherwise Ctrl-C now stops
     // the export (its temporary file removed), not a training step.
     if outcome.interrupted || switch_sigint_unless_stopped(OnSigint::CancelWrites) {
-        note!(
-            "stopped {}: checkpoint written to {}; continue with --resume",
-            outcome.position,
-            checkpoint.display()
-        );
+        if cnnc::fsutil::is_special(&checkpoint) {
+            note!(
+                "stopped {}: the checkpoint went to {}, which is no file, so there is none to \
+                 resume from",
+                outcome.position,
+                checkpoint.display()
+            );
+        } else {
+            note!(
+                "stopped {}: checkpoint written to {}; continue with --resume",
+                outcome.position,
+                checkpoint.display()
+            );
+        }
         if a.format == Format::Json {
             stdout_line(stopped_json(&outcome, &checkpoint));
         }

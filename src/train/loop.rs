@@ -140,7 +140,8 @@ impl TrainError {
             )),
             TrainError::CheckpointWrite { error, .. } => Some(format!(
                 "the checkpoint written before, if any, is intact (no partial file is left): \
-                 {}, and add --resume to continue from it",
+                 {}; add --resume to continue from it (copy it to the new --checkpoint path \
+                 first)",
                 checkpoint_write_remedy(error)
             )),
             _ => None,
@@ -361,6 +362,12 @@ fn fit_images(
             ))
         } else if expected[1] == expected[2] {
             Some(format!("pass --resize {}", expected[1]))
+        } else if [found[1], found[2]] == [side, side] {
+            // The images are that size already: one way, not the same one twice.
+            Some(format!(
+                "--resize makes square images, and these are {side}×{side} already: declare \
+                 the model's input as {found:?} and drop --resize"
+            ))
         } else {
             Some(format!(
                 "--resize makes square images: declare the model's input as {:?} to train on \
