@@ -378,6 +378,17 @@ fn safetensors_round_trip_and_every_problem_reported() {
     .unwrap();
     let e = load_safetensors(&path, &specs).unwrap_err();
     assert!(e.to_string().contains("it starts with text"), "{e}");
+    // A trained ONNX model, or a NumPy array, given as the weights: named as what it is.
+    let mut model = vec![0x08, 0x08, 0x12, 0x04];
+    model.extend_from_slice(b"cnnc and more bytes than a header");
+    std::fs::write(&path, &model).unwrap();
+    let e = load_safetensors(&path, &specs).unwrap_err();
+    assert!(e.to_string().contains("it is an ONNX model"), "{e}");
+    let mut array = Vec::new();
+    crate::runtime::npy::write_f32(&mut array, &[2], &[1.0, 2.0]).unwrap();
+    std::fs::write(&path, &array).unwrap();
+    let e = load_safetensors(&path, &specs).unwrap_err();
+    assert!(e.to_string().contains("it is a NumPy `.npy` array"), "{e}");
     let missing = dir.path().join("none.safetensors");
     let e = load_safetensors(&missing, &specs).unwrap_err();
     assert!(matches!(e, WeightsError::Io { .. }));

@@ -674,6 +674,18 @@ pub fn load_safetensors_bytes(
             "it starts with text, not with the 8-byte header length of a safetensors file \
              (give the weights, e.g. saved with `safetensors.torch.save_file`, not a source)"
                 .to_string()
+        } else if matches!(bytes, [0x08, v, ..] if (1..=30).contains(v)) {
+            // An ONNX model starts with the tag of `ir_version`: a trained model given where
+            // its checkpoint belongs.
+            "it is an ONNX model: --weights takes a safetensors file, such as the \
+             `.ckpt.safetensors` checkpoint `cnnc train` writes beside its model (a trained \
+             `.onnx` holds its weights already: `cnnc run` and `cnnc bench` take it as it is)"
+                .to_string()
+        } else if bytes.starts_with(b"\x93NUMPY") {
+            "it is a NumPy `.npy` array: --weights takes a safetensors file of the model's \
+             parameters by name (`safetensors.numpy.save_file`, or `cnnc train`'s \
+             `.ckpt.safetensors`)"
+                .to_string()
         } else {
             e.to_string()
         },
