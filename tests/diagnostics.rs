@@ -3446,3 +3446,57 @@ fn an_as_at_the_end_of_a_line_is_one_error() {
         "{d:?}"
     );
 }
+
+/// Helps that said false things (found by a QA pass): a warning from a shape that a failed
+/// assertion wrote says so; a crop's scales count from the skip along the current tensor's
+/// way, through an earlier concat's crop; a block default that reads a later parameter or a
+/// caller's tensor says what a default sees.
+#[test]
+fn helps_tell_the_truth_of_what_went_wrong() {
+    let help_of = |src: &str, code: &str| {
+        let c = cnnc::compile_source(Path::new("t.cnn"), src.to_string());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+        d.help.clone().unwrap_or_default()
+    };
+    let help = help_of(
+        "model M(input: [3, 32, 32]) {\n conv(16, 3, pad=1)\n maxpool(2) : [16, 15, 15]\n \
+         conv(32, 3, pad=1)\n maxpool(2)\n flatten linear(10)\n}\n",
+        "cnnc::shape::unused_input",
+    );
+    assert!(
+        help.contains("this warning may be that assertion's alone"),
+        "{help}"
+    );
+    let help = help_of(
+        "model U(input: [1, 64, 64]) {\n conv(8, 3) relu as e1\n maxpool(2)\n conv(16, 3) relu\n \
+         upsample(2)\n concat { crop(e1) {} }\n upsample(4)\n concat { {} crop(e1) }\n}\n",
+        "cnnc::shape::crop_too_large",
+    );
+    assert!(
+        help.contains("the layers downsample by 2 and upsample by 8"),
+        "{help}"
+    );
+    let help = help_of(
+        "block g(c=d, d=2) { conv(c, 1) }\nmodel M(input: [3, 8, 8]) { g() }\n",
+        "cnnc::elab::unknown_variable",
+    );
+    assert!(
+        help.contains("a default reads only the parameters before it")
+            && help.contains("put `d` before `c`"),
+        "{help}"
+    );
+    let c = cnnc::compile_source(
+        Path::new("t.cnn"),
+        "block f(c=x.c) { conv(c, 1) }\nmodel M(input: [3, 8, 8]) { conv(4, 1) as x f() }\n"
+            .to_string(),
+    );
+    let help = c.diagnostics.0[0].help.clone().unwrap_or_default();
+    assert!(
+        help.contains("not the tensors named where it is called") && help.contains("`f(c=x.c)`"),
+        "{help}"
+    );
+}

@@ -1256,6 +1256,49 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
     }
 
+    /// A default of parameter `i` of `block` (`d`) that read what it cannot see: a later
+    /// parameter (`block g(c=d, d=2)`), or a tensor of the caller's (`block f(c=x.c)`).
+    /// The errors since `before` get the help that says what a default sees.
+    fn retell_default_scope(
+        &mut self,
+        before: usize,
+        block: &ast::BlockDef,
+        i: usize,
+        d: &ast::Expr,
+        tensors: &HashMap<String, Named>,
+    ) {
+        let param = &block.params[i].name.name;
+        let mut later: Option<String> = None;
+        let mut foreign: Option<String> = None;
+        ast::walk_expr(d, &mut |x| match &x.kind {
+            ast::ExprKind::Var(n) if block.params[i..].iter().any(|p| p.name.name == *n) => {
+                later.get_or_insert_with(|| n.clone());
+            }
+            ast::ExprKind::TensorQuery(n, _) if !tensors.contains_key(n) => {
+                foreign.get_or_insert_with(|| n.clone());
+            }
+            _ => {}
+        });
+        let (later, foreign) = (later.as_deref(), foreign.as_deref());
+        let before = before.min(self.diags.0.len());
+        for diag in &mut self.diags.0[before..] {
+            if let Some(n) = later.filter(|n| diag.message == format!("unknown variable `{n}`")) {
+                diag.help = Some(format!(
+                    "a default reads only the parameters before it (and the incoming tensor, \
+                     `in.c`): put `{n}` before `{param}` in `{}`'s parameters, or pass `{param}`",
+                    block.name.name
+                ));
+            } else if let Some(n) = foreign.filter(|n| diag.message.contains(&format!("`{n}`"))) {
+                diag.help = Some(format!(
+                    "a default is computed in the block, which sees its parameters and the \
+                     incoming tensor (`in.c`), not the tensors named where it is called: pass \
+                     the size (`{}({param}={n}.c)`), or the tensor to a parameter of its own",
+                    block.name.name
+                ));
+            }
+        }
+    }
+
     fn report_eval(&mut self, e: EvalError) {
         if let EvalError::Diag(mut d) = e {
             // The expression language knows no blocks or models: a name of one, read as a
@@ -1353,7 +1396,14 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         let from = first_diag.max(*from_diag).min(self.diags.0.len());
         for d in &mut self.diags.0[from..] {
-            if !d.is_error()
+            // The errors of shapes, and the warnings that sizes give (rows a stride leaves
+            // unused, an upsampling that shrinks), may be the written shape's alone.
+            let of_sizes = d.is_error()
+                || matches!(
+                    d.code,
+                    "cnnc::shape::unused_input" | "cnnc::shape::upsample_shrinks"
+                );
+            if !of_sizes
                 || !d.code.starts_with("cnnc::shape::")
                 || d.code == "cnnc::shape::assertion_failed"
                 || d.labels.iter().any(|l| l.span == *at)
@@ -1368,8 +1418,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             let help = d.help.take().map(|h| format!("; {h}")).unwrap_or_default();
             d.help = Some(format!(
                 "checking went on from the shape written in a failed assertion, {written}, \
-                 where the layers gave {given}: this error may be that assertion's alone, so \
-                 fix it first{help}"
+                 where the layers gave {given}: this {} may be that assertion's alone, so \
+                 fix it first{help}",
+                if d.is_error() { "error" } else { "warning" }
             ));
         }
     }
@@ -3540,6 +3591,13 @@ impl<'a, 'd> Elab<'a, 'd> {
                     to: crate::ir::UpsampleTo::Size(_),
                     ..
                 } => return None,
+                // A crop's size is the tensor it was cropped to, not the skip it cuts: the
+                // way back goes on from there (`concat { crop(e1) {} }` as a concat's first
+                // branch).
+                Op::Crop { .. } => {
+                    n = *self.size_sources.get(&n)?;
+                    continue;
+                }
                 _ => ([1, 1], [1, 1]),
             };
             for a in 0..2 {
@@ -4279,6 +4337,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 Err(e) => {
                                     let before = self.diags.0.len();
                                     self.report_eval(e);
+                                    self.retell_default_scope(before, block, i, d, &tensors);
                                     if is_none_literal(d) {
                                         self.retell_none(
                                             before,
