@@ -687,7 +687,9 @@ pub fn run(a: TrainArgs) -> ExitCode {
         ),
         (&out, "the trained model", weights.saturating_add(margin)),
     ];
-    for (path, what, bytes) in needs {
+    // Weights beyond memory are refused later, as what stops the run first.
+    let fits = super::common::available_memory().is_none_or(|m| weights <= m);
+    for (path, what, bytes) in needs.into_iter().filter(|_| fits) {
         if let Err(e) = cnnc::fsutil::check_space(path, bytes) {
             return report_failure(
                 a.format,
