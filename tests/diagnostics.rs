@@ -3499,4 +3499,22 @@ fn helps_tell_the_truth_of_what_went_wrong() {
         help.contains("not the tensors named where it is called") && help.contains("`f(c=x.c)`"),
         "{help}"
     );
+    // A shortcut from a named skip of other channels and size: the projection that fixes
+    // both, reckoned from the skip, and it does.
+    let residual = "model R(input: [3, 32, 32]) {\n conv(16, 3, pad=1) relu as skip\n \
+                    conv(32, 3, stride=2, pad=1) relu\n residual { conv(32, 3, pad=1) } \
+                    shortcut { skip FIX }\n}\n";
+    let help = help_of(
+        &residual.replace("FIX", ""),
+        "cnnc::shape::residual_mismatch",
+    );
+    assert!(
+        help.contains("add a projection `conv(32, 1, stride=2)` to it"),
+        "{help}"
+    );
+    let fixed = cnnc::compile_source(
+        Path::new("t.cnn"),
+        residual.replace("FIX", "conv(32, 1, stride=2)"),
+    );
+    assert!(fixed.diagnostics.is_empty(), "{:?}", fixed.diagnostics);
 }

@@ -5197,7 +5197,43 @@ fn shortcut_help(
             "the shortcut must give {body}, like the body: make its conv produce {} channels and {stride_fix}",
             body.channels()
         ),
-        _ => format!("the shortcut must give {body}, like the body: {stride_fix}"),
+        // No conv to fix, channels and size both off: a projection does both. Without a
+        // pooling, the shortcut's size is that of the tensor it starts from (a named skip
+        // may be another than the residual's input): its stride is reckoned from there.
+        _ => {
+            let from_start = (!has_pool)
+                .then(|| {
+                    (1..=64u64).find(|&s| {
+                        (ss[0].max(1) - 1) / s + 1 == bh && (ss[1].max(1) - 1) / s + 1 == bw
+                    })
+                })
+                .flatten();
+            match from_start {
+                Some(s) => format!(
+                    "the shortcut must give {body}, like the body: add a projection \
+                     `conv({}, 1{})` to it, for the body's {} channels (it gives {}){}",
+                    body.channels(),
+                    if s > 1 {
+                        format!(", stride={}", stride_param(s).map_or(s.to_string(), str::to_string))
+                    } else {
+                        String::new()
+                    },
+                    body.channels(),
+                    shortcut.channels(),
+                    if s > 1 {
+                        format!(" and its {}×{}", bh, bw)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => format!(
+                    "the shortcut must give {body}, like the body: it needs a conv for the \
+                     body's {} channels (it gives {}), and to {stride_fix}",
+                    body.channels(),
+                    shortcut.channels()
+                ),
+            }
+        }
     }
 }
 
