@@ -366,6 +366,34 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
     }
 }
 
+/// A model `cnnc train` wrote (its `cnnc_input` metadata: pixels divided by 255) run on raw
+/// pixels runs, with a warning that says to divide them; scaled pixels, or a model without
+/// the metadata, get none.
+#[test]
+fn raw_pixels_into_a_model_trained_on_scaled_ones_are_warned() {
+    let dir = fixtures();
+    let r = cnnc(dir, &["run", "scaled_input.onnx", "-i", "raw_pixels.npy"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("warning: the input's values reach 200, but this model was trained on pixels divided by 255"),
+        "{}",
+        r.stderr
+    );
+    for (model, input) in [
+        ("scaled_input.onnx", "ones.npy"),
+        ("two_outputs.onnx", "raw_pixels.npy"),
+    ] {
+        let r = cnnc(dir, &["run", model, "-i", input]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains("divided by 255"),
+            "{model}: {}",
+            r.stderr
+        );
+    }
+}
+
 /// A foreign model's outputs of other types than float32 are written as .npy files of their
 /// own types (NumPy reads them back as the same values); one NumPy has no type for is named.
 #[test]

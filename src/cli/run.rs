@@ -457,6 +457,18 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     }
     spec.check_shape(&array.shape)
         .map_err(|e| Failure(EXIT_USAGE, format!("{input_name}: {e}")))?;
+    // A model `cnnc train` wrote takes pixels divided by 255 (its `cnnc_input` says so):
+    // raw pixels, PyTorch users' usual slip, give confident nonsense.
+    let scaled = cnnc::onnx::metadata_value(&bytes, "cnnc_input")
+        .is_some_and(|note| note.contains("divided by 255"));
+    let largest = array.data.iter().fold(0f32, |m, v| m.max(*v));
+    if scaled && largest > 2.0 {
+        note!(
+            "warning: the input's values reach {largest}, but this model was trained on pixels \
+             divided by 255, from 0 to 1 (its `cnnc_input` metadata): divide the images by 255 \
+             first (`x / 255`)"
+        );
+    }
     // Every output that can be written (the first is one); the others are named below.
     let (written, others): (Vec<_>, Vec<_>) = session
         .outputs()

@@ -49,6 +49,23 @@ pub fn first_output_op(bytes: &[u8]) -> Option<String> {
         .map(|n| n.op_type.clone())
 }
 
+/// The value of a model's metadata entry `key` (`cnnc_input`, `cnnc_training`); `None`
+/// when it has none, or the bytes are no ONNX model. The graph is skipped, not decoded.
+pub fn metadata_value(bytes: &[u8], key: &str) -> Option<String> {
+    use prost::Message;
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Model {
+        #[prost(message, repeated, tag = "14")]
+        metadata_props: Vec<proto::StringStringEntryProto>,
+    }
+    Model::decode(bytes)
+        .ok()?
+        .metadata_props
+        .into_iter()
+        .find(|p| p.key == key)
+        .map(|p| p.value)
+}
+
 /// The files an ONNX model's initializers keep their data in (`location` of each external
 /// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
 pub fn external_data_locations(bytes: &[u8]) -> Option<Vec<String>> {

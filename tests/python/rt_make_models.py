@@ -252,6 +252,21 @@ def string_output_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def scaled_input_model(path):
+    # y = x, x: [N, 4], with the `cnnc_input` metadata of a model `cnnc train` wrote: its
+    # pixels are divided by 255, so `cnnc run` warns of an input of raw pixels.
+    node = helper.make_node("Identity", ["x"], ["y"], name="id")
+    graph = helper.make_graph(
+        [node],
+        "scaled_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+    model = helper.make_model(graph, opset_imports=OPSET)
+    helper.set_model_props(model, {"cnnc_input": "float32 images [N, C, H, W]: the pixel values divided by 255 (0 to 1), nothing subtracted"})
+    save(model, path)
+
+
 def colliding_outputs_model(path):
     # y = x, and `a/b` and `a_b`, whose file-safe names are the same: `cnnc run -o` refuses.
     nodes = [
@@ -284,6 +299,8 @@ def main(out):
     two_output_model(os.path.join(out, "two_outputs.onnx"))
     colliding_outputs_model(os.path.join(out, "colliding_outputs.onnx"))
     typed_outputs_model(os.path.join(out, "typed_outputs.onnx"))
+    scaled_input_model(os.path.join(out, "scaled_input.onnx"))
+    np.save(os.path.join(out, "raw_pixels.npy"), np.full((2, 4), 200.0, dtype=np.float32))
     string_output_model(os.path.join(out, "string_out.onnx"))
     np.save(os.path.join(out, "ramp.npy"), np.array([[0.0, 0.75, 2.5, 1.0], [3.25, 0.25, 0.5, 7.0]], dtype=np.float32))
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
