@@ -2033,3 +2033,27 @@ fn resume_without_a_checkpoint_helps_after_what_was_given() {
         "{help}"
     );
 }
+
+/// `--aux-weight` on a model without named outputs changes nothing, and export says so (as
+/// train does, with the same words).
+#[test]
+fn aux_weight_without_named_outputs_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write(
+        dir.path(),
+        "m.cnn",
+        b"model M(input: [1, 4, 4]) { flatten linear(3) }\n",
+    );
+    let out = dir.path().join("g.onnx").display().to_string();
+    let o = cnnc(&["export", &m, "--grad", "--aux-weight", "1", "-o", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "model `M` has no named outputs (`output NAME { … }`): --aux-weight changes nothing"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = cnnc(&["export", &m, "--grad", "-o", &out]);
+    assert!(!stderr(&o).contains("--aux-weight"), "{}", stderr(&o));
+}

@@ -281,6 +281,13 @@ pub fn run(a: ExportArgs) -> ExitCode {
             format!("training graphs are written with opset {TRAIN_OPSET}; leave out --opset"),
         );
     }
+    if a.aux_weight.is_some() && model.graph.named_outputs.is_empty() {
+        note!(
+            "note: model `{}` has no named outputs (`output NAME {{ … }}`): --aux-weight \
+             changes nothing",
+            model.name
+        );
+    }
     if a.main_output_only && model.graph.named_outputs.is_empty() {
         note!(
             "note: model `{}` has no named outputs (`output NAME {{ … }}`): --main-output-only \

@@ -55,10 +55,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "W", default_value_t = 0.0, value_parser = super::common::non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// The weight of each named output's cross-entropy in the loss (`output NAME { … }`,
-    /// an auxiliary classifier; torchvision trains GoogLeNet's with 0.3); 0 trains on the
-    /// main output alone.
-    #[arg(long, value_name = "W", default_value_t = cnnc::train::graph::DEFAULT_AUX_WEIGHT, value_parser = super::common::non_negative, allow_negative_numbers = true)]
-    pub aux_weight: f32,
+    /// an auxiliary classifier; torchvision trains GoogLeNet's with 0.3) [default: 0.3]; 0
+    /// trains on the main output alone.
+    #[arg(long, value_name = "W", value_parser = super::common::non_negative, allow_negative_numbers = true)]
+    pub aux_weight: Option<f32>,
     /// Seed of the initial weights, the data order and the dropout masks.
     #[arg(long, value_name = "S", default_value_t = 0, value_parser = whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: u64,
@@ -786,7 +786,17 @@ pub fn run(a: TrainArgs) -> ExitCode {
             Ok(d) => d,
             Err(e) => return train_fail(a.format, &e),
         };
-    super::common::warn_final_softmax(model, a.aux_weight);
+    let aux_weight = a
+        .aux_weight
+        .unwrap_or(cnnc::train::graph::DEFAULT_AUX_WEIGHT);
+    if a.aux_weight.is_some() && model.graph.named_outputs.is_empty() {
+        note!(
+            "note: model `{}` has no named outputs (`output NAME {{ … }}`): --aux-weight \
+             changes nothing",
+            model.name
+        );
+    }
+    super::common::warn_final_softmax(model, aux_weight);
     let plan = match EpochPlan::new(model, splits.train.n, a.batch) {
         Ok(p) => p,
         Err(e) => return train_fail(a.format, &e),
@@ -833,7 +843,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
         model,
         &compilation.sources,
         &optimizer,
-        a.aux_weight,
+        aux_weight,
         &session_options,
     ) {
         Ok(s) => s,
@@ -892,7 +902,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             a.batch.to_string()
         },
         plural(a.epochs, "epoch"),
-        aux_loss_note(model, a.aux_weight),
+        aux_loss_note(model, aux_weight),
     );
     let mut report = Report {
         banner: Some(banner),
