@@ -335,6 +335,12 @@ fn single_input(session: &Session) -> Result<&runtime::TensorSpec, Failure> {
                 one.name, one.element
             ),
         )),
+        [] => Err(Failure(
+            EXIT_USAGE,
+            "the model has no inputs (it computes from its constants alone); cnnc run and \
+             bench feed a model with one"
+                .to_string(),
+        )),
         many => Err(Failure(
             EXIT_USAGE,
             format!(
