@@ -333,10 +333,23 @@ fn dtype(descr: &str) -> Result<(Float, bool), NpyError> {
         "f4" => Ok((Float::F32, little)),
         "f8" => Ok((Float::F64, little)),
         _ => err(format!(
-            "the array has dtype {} ('{descr}'); cnnc takes float32 (float64 is converted), \
+            "the array has dtype {} ('{}'); cnnc takes float32 (float64 is converted), \
              e.g. np.save(path, x.astype(np.float32))",
-            numpy_name(code)
+            shortened(&numpy_name(code)),
+            shortened(descr)
         )),
+    }
+}
+
+/// How much of a header's text an error quotes: a header may be megabytes long.
+const QUOTED_CHARS: usize = 200;
+
+/// `text` as an error quotes it: whole up to [`QUOTED_CHARS`] characters, else its start,
+/// and how long it is.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => text.to_string(),
+        Some((at, _)) => format!("{}… ({} bytes in all)", &text[..at], text.len()),
     }
 }
 
@@ -369,7 +382,13 @@ impl Header {
     /// Parses the Python dict literal NumPy writes, e.g.
     /// `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
     fn parse(text: &str) -> Result<Header, NpyError> {
-        let bad = |what: &str| NpyError(format!("malformed .npy header ({what}): {}", text.trim()));
+        let bad = |what: &str| {
+            NpyError(format!(
+                "malformed .npy header ({}): {}",
+                shortened(what),
+                shortened(text.trim())
+            ))
+        };
         let mut p = Parser {
             s: text.trim().as_bytes(),
             i: 0,
@@ -525,6 +544,17 @@ mod tests {
             assert_eq!(back.shape, shape);
             assert_eq!(back.data, data);
             assert_eq!(back.converted_from, None);
+        }
+    }
+
+    /// A header of tens of kilobytes (a hand-made one) is quoted by its start in errors.
+    #[test]
+    fn long_headers_are_quoted_short() {
+        let long = "x".repeat(20_000);
+        for descr in [format!("<f4', 'junk': '{long}"), format!("{long}f4")] {
+            let e = parse(&npy(&descr, false, "(2,)", &[0; 8])).unwrap_err();
+            assert!(e.0.len() < 1_000, "{} bytes", e.0.len());
+            assert!(e.0.contains("bytes in all)"), "{}", e.0);
         }
     }
 
