@@ -477,6 +477,27 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
             d.primary_span()
                 .is_none_or(|s| !model_spans.iter().any(|m| m.contains(s)))
         }));
+    // A name a failed `use` may have defined: unknown only because that file was not read.
+    if diagnostics
+        .iter()
+        .any(|d| d.code == "cnnc::syntax::use_not_found")
+    {
+        for d in &mut diagnostics.0 {
+            if d.code == "cnnc::elab::unknown_layer" && d.message.starts_with("unknown layer") {
+                // A near name still helps; the list of every layer would bury the point.
+                let near = d
+                    .help
+                    .take()
+                    .filter(|h| h.starts_with("did you mean"))
+                    .map(|h| format!("; or, {h}"))
+                    .unwrap_or_default();
+                d.help = Some(format!(
+                    "a `use` above failed, and this may be a block of the file it names: fix \
+                     the `use` first{near}"
+                ));
+            }
+        }
+    }
     Compilation {
         sources,
         main,

@@ -2057,3 +2057,29 @@ fn aux_weight_without_named_outputs_is_noted() {
     let o = cnnc(&["export", &m, "--grad", "-o", &out]);
     assert!(!stderr(&o).contains("--aux-weight"), "{}", stderr(&o));
 }
+
+/// A name that a failed `use` may have defined is an unknown layer whose help points at the
+/// `use`, not a list of every layer.
+#[test]
+fn an_unknown_name_after_a_failed_use_points_at_the_use() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "blocks.cnn",
+        b"block fz(c) { conv(c, 3, pad=1) }\n",
+    );
+    let m = write(
+        dir.path(),
+        "m.cnn",
+        b"use \"blcoks.cnn\"\nmodel C(input: [3, 16, 16]) { fz(8) }\n",
+    );
+    let o = cnnc(&["check", &m]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("did you mean `use \"blocks.cnn\"`?"), "{err}");
+    assert!(
+        err.contains("a `use` above failed, and this may be a block of the file it names"),
+        "{err}"
+    );
+    assert!(!err.contains("the layers are:"), "{err}");
+}

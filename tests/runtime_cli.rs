@@ -279,6 +279,32 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
         r.stderr
     );
     assert!(!r.stderr.contains("channels last") || !r.stderr.contains("batch axis"));
+    // The values of the examples in another shape: told the reshape that fits.
+    let tmp = tempfile::tempdir().unwrap();
+    for (shape, says) in [
+        (
+            vec![3, 3],
+            "it holds the 9 values of one example: give it the model's shape, batch axis first \
+             (numpy: `x.reshape(1, 1, 3, 3)`)",
+        ),
+        (
+            vec![2, 9],
+            "each of its 2 examples holds the 9 values the model takes, in another shape: \
+             reshape them to its shape (numpy: `x.reshape(2, 1, 3, 3)`)",
+        ),
+    ] {
+        let path = tmp.path().join("x.npy");
+        let mut bytes = Vec::new();
+        let n = shape.iter().product();
+        cnnc::runtime::npy::write_f32(&mut bytes, &shape, &vec![0.5; n]).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let r = cnnc(
+            dir,
+            &["run", "conv.onnx", "--input", path.to_str().unwrap()],
+        );
+        assert_eq!(r.code, Some(2));
+        assert!(r.stderr.contains(says), "{shape:?}: {}", r.stderr);
+    }
 }
 
 #[test]

@@ -2406,3 +2406,46 @@ fn training_goes_on_where_links_are_refused() {
         .unwrap();
     assert_eq!(session.output_names(), ["output"]);
 }
+
+/// A batch beyond the training examples is all of them: a checkpoint written with
+/// `--batch 1000` over 300 examples resumes with `--batch 300`, the same batches.
+#[test]
+fn a_whole_data_set_batch_resumes_under_any_size_that_covers_it() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("whole_batch");
+    let (ck, out) = (
+        d.join("w.ckpt").display().to_string(),
+        d.join("w.onnx").display().to_string(),
+    );
+    let run = |batch: &str, epochs: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "models/lenet.cnn",
+            "--limit-train",
+            "300",
+            "--limit-test",
+            "100",
+            "--batch",
+            batch,
+            "--epochs",
+            epochs,
+            "--checkpoint",
+            &ck,
+            "--out",
+            &out,
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        cnnc(&args)
+    };
+    let o = run("1000", "1", false);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run("300", "2", true);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A batch that splits the examples otherwise is still refused.
+    let o = run("100", "3", true);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}

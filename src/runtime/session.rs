@@ -202,6 +202,50 @@ impl TensorSpec {
                     Dim::Fixed(m) => *m == n,
                     Dim::Symbolic(_) => true,
                 });
+        // The values of the examples in another shape: `[28, 28]` for `[N, 1, 28, 28]`, or
+        // images `[N, 1, 28, 28]` for a flat `[N, 784]`. Only where the model's example size
+        // is fixed.
+        let example: Option<Vec<usize>> = self
+            .shape
+            .get(1..)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(m) => Some(*m),
+                Dim::Symbolic(_) => None,
+            })
+            .collect();
+        let values = |dims: &[usize]| dims.iter().product::<usize>();
+        let reshape = |n: usize, example: &[usize]| {
+            let dims: Vec<String> = std::iter::once(n)
+                .chain(example.iter().copied())
+                .map(|d| d.to_string())
+                .collect();
+            format!("(numpy: `x.reshape({})`)", dims.join(", "))
+        };
+        let reshaped = match &example {
+            Some(e) if !shape.is_empty() && !e.is_empty() && !unbatched && !channels_last => {
+                if values(shape) == values(e) {
+                    Some(format!(
+                        "; it holds the {} values of one example: give it the model's shape, \
+                         batch axis first {}",
+                        values(e),
+                        reshape(1, e)
+                    ))
+                } else if shape.len() > 1 && values(&shape[1..]) == values(e) {
+                    Some(format!(
+                        "; each of its {} examples holds the {} values the model takes, in \
+                         another shape: reshape them to its shape {}",
+                        shape[0],
+                        values(e),
+                        reshape(shape[0], e)
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
         if fits {
             Ok(())
         } else {
@@ -229,7 +273,7 @@ impl TensorSpec {
                         "; it is channels last, [N, H, W, C]: save it channels first (numpy: \
                          `x.transpose(0, 3, 1, 2)`)"
                     } else {
-                        ""
+                        reshaped.as_deref().unwrap_or("")
                     }
                 ),
             })

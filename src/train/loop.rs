@@ -626,8 +626,10 @@ impl State {
         }
         // The position in the data is a step count: it means the same batches only with the
         // same batch size over the same examples.
-        let same_batches = info.get("batch_size").and_then(|v| v.as_u64())
-            == Some(config.batch_size as u64)
+        // A batch beyond the examples is all of them, whatever number was asked for.
+        let whole = |b: u64| b.min(train_examples as u64);
+        let same_batches = info.get("batch_size").and_then(|v| v.as_u64()).map(whole)
+            == Some(whole(config.batch_size as u64))
             && info.get("train_examples").and_then(|v| v.as_u64()) == Some(train_examples as u64);
         if !same_batches {
             return Err(resume_err(
