@@ -373,3 +373,58 @@ fn size_dependent_layers_are_refused_with_their_place() {
         stderr(&o)
     );
 }
+
+/// At a size its downsampling does not divide, a U-Net's concat meets tensors a pixel apart
+/// and ONNX Runtime fails: `cnnc run` and `bench` add what the model's metadata says (it was
+/// exported with a variable size, downsampling by 2 here) and the nearest size that fits.
+#[test]
+fn a_size_the_downsampling_does_not_divide_is_told_the_nearest_that_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("u.cnn");
+    std::fs::write(
+        &src,
+        "model U(input: [1, 16, 16]) {\n conv(4, 3, pad=1) relu as e1\n maxpool(2)\n \
+         conv(8, 3, pad=1) relu\n upsample(2)\n concat { {} e1 }\n conv(2, 1)\n}\n",
+    )
+    .unwrap();
+    let model = dir.path().join("u.onnx");
+    let o = cnnc(&[
+        "export",
+        src.to_str().unwrap(),
+        "--dynamic-size",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let x = dir.path().join("x.npy");
+    for (side, fails) in [(15, true), (14, false)] {
+        let mut bytes = Vec::new();
+        let n = side * side;
+        cnnc::runtime::npy::write_f32(&mut bytes, &[1, 1, side, side], &vec![0.5; n]).unwrap();
+        std::fs::write(&x, bytes).unwrap();
+        let o = cnnc(&["run", model.to_str().unwrap(), "-i", x.to_str().unwrap()]);
+        if fails {
+            assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains(
+                    "the model was exported with --dynamic-size (and checked at 16×16); it \
+                     downsamples by 2×2 in all, and at 15×15"
+                ) && stderr(&o).contains("try 16×16"),
+                "{}",
+                stderr(&o)
+            );
+        } else {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        }
+    }
+    let o = cnnc(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--size",
+        "15x15",
+        "-n",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("try 16×16"), "{}", stderr(&o));
+}

@@ -538,10 +538,12 @@ fn run_inner(a: &RunArgs) -> Result<(), Failure> {
     };
     let input_spec = spec.name.clone();
     let selected: Vec<&str> = names.iter().map(String::as_str).collect();
-    let results = session.run_selected(
-        &[runtime::Input::f32(&input_spec, &array.shape, &array.data)],
-        &selected,
-    )?;
+    let results = session
+        .run_selected(
+            &[runtime::Input::f32(&input_spec, &array.shape, &array.data)],
+            &selected,
+        )
+        .map_err(|e| with_size_step_hint(e, &bytes, &array.shape))?;
     let mut results = results.into_iter();
     let first = results.next().expect("one output per name asked");
     let rest: Vec<runtime::Output> = results.collect();
@@ -676,6 +678,44 @@ fn type_note(output: &runtime::Output) -> String {
     match output.data.element() {
         runtime::ElementType::F32 => String::new(),
         other => format!(" {other}"),
+    }
+}
+
+/// `e`, a failure of ONNX Runtime running the model `bytes` on an input of `shape`, with a
+/// help where the model was exported with `--dynamic-size` (its `cnnc_size_step` metadata)
+/// and the input's height and width are sizes its downsampling does not divide: a U-Net's
+/// concat of a skip and an upsampled tensor then meets tensors a pixel apart.
+fn with_size_step_hint(e: RuntimeError, bytes: &[u8], shape: &[usize]) -> Failure {
+    let failure = Failure::from(e);
+    let hxw = |text: String| -> Option<[usize; 2]> {
+        let (h, w) = text.split_once('x')?;
+        Some([h.parse().ok()?, w.parse().ok()?])
+    };
+    let hint = (|| {
+        let step = hxw(cnnc::onnx::metadata_value(bytes, "cnnc_size_step")?)?;
+        let declared = cnnc::onnx::metadata_value(bytes, "cnnc_declared_size")?.replace('x', "×");
+        let [h, w] = shape.get(shape.len().checked_sub(2)?..)? else {
+            return None;
+        };
+        let (h, w) = (*h, *w);
+        if step.contains(&0) || (h % step[0] == 0 && w % step[1] == 0) {
+            return None;
+        }
+        let nearest = |n: usize, s: usize| (n.saturating_add(s / 2) / s).max(1) * s;
+        Some(format!(
+            "the model was exported with --dynamic-size (and checked at {declared}); it \
+             downsamples by {}×{} in all, and at {h}×{w}, which that does not divide, the \
+             tensors a layer joins (a skip and an upsampled tensor) can differ by a pixel: try \
+             {}×{}",
+            step[0],
+            step[1],
+            nearest(h, step[0]),
+            nearest(w, step[1])
+        ))
+    })();
+    match hint {
+        Some(hint) if failure.0 == EXIT_RUNTIME => Failure::with_help(failure.0, failure.1, hint),
+        _ => failure,
     }
 }
 
@@ -1014,14 +1054,18 @@ fn bench_inner(a: &BenchArgs) -> Result<bool, Failure> {
     // many warm-up runs there were.
     let mut warmed = 0;
     while warmed < a.warmup && !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        session.run_unread(&input, &shape)?;
+        session
+            .run_unread(&input, &shape)
+            .map_err(|e| with_size_step_hint(e, &bytes, &shape))?;
         warmed += 1;
     }
     let mut latencies = Latencies::new();
     let started = Instant::now();
     loop {
         let t = Instant::now();
-        session.run_unread(&input, &shape)?;
+        session
+            .run_unread(&input, &shape)
+            .map_err(|e| with_size_step_hint(e, &bytes, &shape))?;
         latencies.push(t.elapsed());
         let done = match a.iterations {
             Some(n) => latencies.len() >= n,

@@ -264,6 +264,13 @@ pub fn lower(
         .into_iter()
         .chain(
             options
+                .dynamic_size
+                .then(|| size_step_metadata(model))
+                .into_iter()
+                .flatten(),
+        )
+        .chain(
+            options
                 .metadata
                 .iter()
                 .map(|(k, v)| StringStringEntryProto::new(k, v.clone())),
@@ -517,6 +524,60 @@ pub fn main_output_nodes(model: &CheckedModel, dynamic_size: bool) -> HashSet<No
         }
     }
     kept
+}
+
+/// The metadata of a model exported with a variable size: the size it was declared at
+/// (`cnnc_declared_size`, `HxW`) and how far it downsamples (`cnnc_size_step`, `HxW`: the
+/// largest product of strides from the input to any tensor), which `cnnc run` names when
+/// ONNX Runtime fails at a size that step does not divide (a U-Net's concat of a skip and an
+/// upsampled tensor).
+fn size_step_metadata(model: &CheckedModel) -> Vec<StringStringEntryProto> {
+    let graph = &model.graph.graph;
+    let mut step: HashMap<NodeIndex, [u64; 2]> = HashMap::new();
+    let mut largest = [1u64; 2];
+    // Nodes are added after their inputs: index order is an order of the graph.
+    for ix in graph.node_indices() {
+        let before = graph
+            .neighbors_directed(ix, petgraph::Direction::Incoming)
+            .filter_map(|n| step.get(&n))
+            .fold([1u64; 2], |m, s| [m[0].max(s[0]), m[1].max(s[1])]);
+        let own = match &graph[ix].op {
+            Op::Conv(c) => [c.stride[0], c.stride[1]],
+            Op::MaxPool(p) | Op::AvgPool(p) => [p.stride[0], p.stride[1]],
+            Op::PixelShuffle {
+                factor,
+                unshuffle: true,
+            } => [*factor; 2],
+            // Past a global or adaptive pooling the size is fixed.
+            op if fixes_size(op) => [0, 0],
+            _ => [1, 1],
+        };
+        let here = if own == [0, 0] {
+            [1, 1]
+        } else {
+            [
+                before[0].saturating_mul(own[0]),
+                before[1].saturating_mul(own[1]),
+            ]
+        };
+        largest = [largest[0].max(here[0]), largest[1].max(here[1])];
+        step.insert(ix, here);
+    }
+    let declared = model
+        .input_shape()
+        .spatial()
+        .map(|[h, w]| format!("{h}x{w}"));
+    declared
+        .map(|d| {
+            vec![
+                StringStringEntryProto::new("cnnc_declared_size", d),
+                StringStringEntryProto::new(
+                    "cnnc_size_step",
+                    format!("{}x{}", largest[0], largest[1]),
+                ),
+            ]
+        })
+        .unwrap_or_default()
 }
 
 /// Whether `op`'s output has the same size whatever its input's: a global pooling, an
