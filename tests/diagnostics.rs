@@ -1807,18 +1807,24 @@ fn names_used_as_what_they_are_not_are_told_what_they_are() {
         ),
     ];
     for (src, code, says) in cases {
-        let c = cnnc::compile_source(Path::new("k.cnn"), src.to_string());
-        let d = c
-            .diagnostics
-            .iter()
-            .find(|d| d.code == code)
-            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
-        let text = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
-        for s in says {
-            assert!(text.contains(s), "{src}: {s:?} not in {text:?}");
-        }
-        assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
+        assert_one_error_saying(src, code, says);
     }
+}
+
+/// The one error `src` gives: of `code`, its message and help saying each of `says`.
+fn assert_one_error_saying(src: &str, code: &str, says: &[&str]) -> String {
+    let c = cnnc::compile_source(Path::new("k.cnn"), src.to_string());
+    let d = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
+    let text = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
+    for s in says {
+        assert!(text.contains(s), "{src}: {s:?} not in {text:?}");
+    }
+    assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
+    text
 }
 
 /// As in Python, a negative index counts from the end of a list; past either end it is an
@@ -3329,18 +3335,8 @@ fn pytorch_and_paper_habits_get_the_fitting_help() {
         ),
     ];
     for (src, code, says) in cases {
-        let c = cnnc::compile_source(Path::new("h.cnn"), src.to_string());
-        let d = c
-            .diagnostics
-            .iter()
-            .find(|d| d.code == *code)
-            .unwrap_or_else(|| panic!("{src}: no {code} in {:?}", c.diagnostics));
-        let text = format!("{} {}", d.message, d.help.clone().unwrap_or_default());
-        for s in *says {
-            assert!(text.contains(s), "{src}: {s:?} not in {text:?}");
-        }
+        let text = assert_one_error_saying(src, code, says);
         assert!(!text.contains("`crop`"), "{src}: {text:?}");
-        assert_eq!(c.diagnostics.error_count(), 1, "{src}: {:?}", c.diagnostics);
     }
     // A depthwise conv in PyTorch's order, `Conv2d(32, 32, 3, 1, 1, groups=32)`: warned with
     // the rewrite; cnnc's own depthwise conv is not.

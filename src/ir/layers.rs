@@ -1702,16 +1702,8 @@ fn pytorch_class(
     values: &[Option<(Value, Span)>],
     incoming: Option<&Shape>,
 ) -> Option<&'static str> {
-    let class = match spec.name {
-        "conv" => "Conv2d",
-        "convT" => "ConvTranspose2d",
-        _ => return None,
-    };
-    let channels = incoming.filter(|s| s.rank() == 3)?.dims()[0] as i64;
-    let int = |i: usize| match values.get(i)? {
-        Some((Value::Int(n), _)) => Some(*n),
-        _ => None,
-    };
+    let (class, channels) = pytorch_conv(spec, incoming)?;
+    let int = |i: usize| int_value(values, i);
     let (first, second, third) = (int(0)?, int(1)?, int(2)?);
     let positional = call.args.iter().filter(|a| a.name.is_none()).count();
     let grouped = call
@@ -1771,17 +1763,27 @@ fn channels_then_named_kernel(
     values: &[Option<(Value, Span)>],
     incoming: Option<&Shape>,
 ) -> Option<&'static str> {
+    let (class, channels) = pytorch_conv(spec, incoming)?;
+    let int = |i: usize| int_value(values, i);
+    (spec.params[index].name == "kernel" && int(0)? == channels && int(1)? >= 2).then_some(class)
+}
+
+/// PyTorch's class of a `conv` or `convT` on an image, and the image's channels.
+fn pytorch_conv(spec: &LayerSpec, incoming: Option<&Shape>) -> Option<(&'static str, i64)> {
     let class = match spec.name {
         "conv" => "Conv2d",
         "convT" => "ConvTranspose2d",
         _ => return None,
     };
-    let channels = incoming.filter(|s| s.rank() == 3)?.dims()[0] as i64;
-    let int = |i: usize| match values.get(i)? {
+    Some((class, incoming.filter(|s| s.rank() == 3)?.dims()[0] as i64))
+}
+
+/// The `i`th bound value, where it is an integer.
+fn int_value(values: &[Option<(Value, Span)>], i: usize) -> Option<i64> {
+    match values.get(i)? {
         Some((Value::Int(n), _)) => Some(*n),
         _ => None,
-    };
-    (spec.params[index].name == "kernel" && int(0)? == channels && int(1)? >= 2).then_some(class)
+    }
 }
 
 /// `conv(1, 6, 5)` written from PyTorch's `Conv2d(1, 6, 5)`: valid (out 1, kernel 6, stride 5)
