@@ -128,14 +128,12 @@ fn header(bytes: &[u8]) -> Result<(Header, usize, Float, bool, usize), NpyError>
         .shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| NpyError(format!("shape {:?} is too large", header.shape)))?;
+        .ok_or_else(|| too_large(&header))?;
     let width = match kind {
         Float::F32 => 4,
         Float::F64 => 8,
     };
-    let expected = count
-        .checked_mul(width)
-        .ok_or_else(|| NpyError(format!("shape {:?} is too large", header.shape)))?;
+    let expected = count.checked_mul(width).ok_or_else(|| too_large(&header))?;
     Ok((header, header_end, kind, little_endian, expected))
 }
 
@@ -341,6 +339,14 @@ fn dtype(descr: &str) -> Result<(Float, bool), NpyError> {
     }
 }
 
+/// The error of a shape whose array would not fit in memory's addresses.
+fn too_large(header: &Header) -> NpyError {
+    NpyError(format!(
+        "shape {} is too large",
+        shortened(header.shape_written.trim())
+    ))
+}
+
 /// How much of a header's text an error quotes: a header may be megabytes long.
 const QUOTED_CHARS: usize = 200;
 
@@ -376,6 +382,9 @@ struct Header {
     descr: String,
     fortran_order: bool,
     shape: Vec<usize>,
+    /// The shape as the header writes it (a size beyond usize is read as usize::MAX: the
+    /// errors quote this).
+    shape_written: String,
 }
 
 impl Header {
@@ -394,6 +403,7 @@ impl Header {
             i: 0,
         };
         let (mut descr, mut fortran, mut shape) = (None, None, None);
+        let mut shape_written = String::new();
         p.expect(b'{').ok_or_else(|| bad("no opening brace"))?;
         loop {
             p.skip_ws();
@@ -415,10 +425,12 @@ impl Header {
                     fortran = Some(p.boolean().ok_or_else(|| bad("fortran_order"))?);
                 }
                 "shape" => {
-                    shape =
-                        Some(p.tuple().ok_or_else(|| {
-                            bad("shape is not a tuple of sizes (whole numbers ≥ 0)")
-                        })?)
+                    let start = p.i;
+                    let dims = p
+                        .tuple()
+                        .ok_or_else(|| bad("shape is not a tuple of sizes (whole numbers ≥ 0)"))?;
+                    shape_written = String::from_utf8_lossy(&p.s[start..p.i]).into_owned();
+                    shape = Some(dims)
                 }
                 _ => return Err(bad(&format!("unknown key '{key}'"))),
             }
@@ -433,6 +445,7 @@ impl Header {
             descr: descr.ok_or_else(|| bad("no descr"))?,
             fortran_order: fortran.ok_or_else(|| bad("no fortran_order"))?,
             shape: shape.ok_or_else(|| bad("no shape"))?,
+            shape_written,
         })
     }
 }
@@ -595,7 +608,7 @@ mod tests {
             ),
             (
                 npy("<f4", false, "(99999999999999999999999, 2)", &[0; 4]),
-                "is too large",
+                "shape (99999999999999999999999, 2) is too large",
             ),
             (npy("\u{e9}4", false, "(1,)", &[0; 4]), "dtype '\u{e9}4'"),
             (npy("<i99999999999999999", false, "(1,)", &[0; 4]), "dtype"),
