@@ -390,6 +390,16 @@ fn integer_inputs_are_refused_and_fortran_order_is_converted() {
         let r = cnnc(dir, &["bench", model, "--iterations", "2"]);
         assert_eq!(r.code, Some(0), "{model}: {}", r.stderr);
     }
+    // A batch the model fixes at 0 is said to be the model's.
+    let r = cnnc(dir, &["bench", "zero_batch.onnx", "--iterations", "2"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "the model's input is [0, 4]: its batch is fixed at 0, which cannot be timed"
+        ),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A model `cnnc train` wrote (its `cnnc_input` metadata: pixels divided by 255) run on raw

@@ -1002,7 +1002,11 @@ fn bench_shape(
         }
     }
     if shape.first() == Some(&0) {
-        return Err(Failure(EXIT_USAGE, "the batch must be at least 1".into()));
+        // --batch is at least 1 (its parser says so): a 0 here is the model's own.
+        return Err(Failure(
+            EXIT_USAGE,
+            format!("the model's input is {dims}: its batch is fixed at 0, which cannot be timed"),
+        ));
     }
     if shape.contains(&0) {
         return Err(Failure(

@@ -267,6 +267,18 @@ def scaled_input_model(path):
     save(model, path)
 
 
+def zero_batch_model(path):
+    # y = x, x: [0, 4]: a batch fixed at 0, which `cnnc bench` names as the model's own.
+    node = helper.make_node("Identity", ["x"], ["y"], name="id")
+    graph = helper.make_graph(
+        [node],
+        "zero_batch",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 4])],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def colliding_outputs_model(path):
     # y = x, and `a/b` and `a_b`, whose file-safe names are the same: `cnnc run -o` refuses.
     nodes = [
@@ -300,6 +312,7 @@ def main(out):
     colliding_outputs_model(os.path.join(out, "colliding_outputs.onnx"))
     typed_outputs_model(os.path.join(out, "typed_outputs.onnx"))
     scaled_input_model(os.path.join(out, "scaled_input.onnx"))
+    zero_batch_model(os.path.join(out, "zero_batch.onnx"))
     np.save(os.path.join(out, "raw_pixels.npy"), np.full((2, 4), 200.0, dtype=np.float32))
     string_output_model(os.path.join(out, "string_out.onnx"))
     np.save(os.path.join(out, "ramp.npy"), np.array([[0.0, 0.75, 2.5, 1.0], [3.25, 0.25, 0.5, 7.0]], dtype=np.float32))
