@@ -1087,6 +1087,16 @@ fn bench_text_and_seconds() {
         "{}",
         r.stderr
     );
+    // A model that fixes a shape too large at batch 1: no option to suggest.
+    let r = cnnc(dir, &["bench", "huge_input.onnx", "-n", "1"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the model fixes the rest of the input's shape")
+            && !r.stderr.contains("--batch"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

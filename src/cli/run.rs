@@ -902,11 +902,14 @@ fn random_input(
             EXIT_USAGE,
             format!(
                 "a batch of {batch} needs {size} for its input alone, more than this machine \
-                 can allocate; use a smaller {}",
+                 can allocate; {}",
                 match (sized, batch) {
-                    (true, 1) => "--size",
-                    (true, _) => "--batch or --size",
-                    (false, _) => "--batch",
+                    (true, 1) => "use a smaller --size",
+                    (true, _) => "use a smaller --batch or --size",
+                    (false, 1) =>
+                        "the model fixes the rest of the input's shape, so it cannot \
+                                   be benchmarked on this machine",
+                    (false, _) => "use a smaller --batch",
                 }
             ),
         )

@@ -279,6 +279,19 @@ def zero_batch_model(path):
     save(helper.make_model(graph, opset_imports=OPSET), path)
 
 
+def huge_input_model(path):
+    # y = x, x: [1, 3, 10^6, 10^6]: an input of 12 TB fixed by the model, even at batch 1.
+    node = helper.make_node("Identity", ["x"], ["y"], name="id")
+    dims = [1, 3, 1000000, 1000000]
+    graph = helper.make_graph(
+        [node],
+        "huge_input",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)],
+    )
+    save(helper.make_model(graph, opset_imports=OPSET), path)
+
+
 def colliding_outputs_model(path):
     # y = x, and `a/b` and `a_b`, whose file-safe names are the same: `cnnc run -o` refuses.
     nodes = [
@@ -313,6 +326,7 @@ def main(out):
     typed_outputs_model(os.path.join(out, "typed_outputs.onnx"))
     scaled_input_model(os.path.join(out, "scaled_input.onnx"))
     zero_batch_model(os.path.join(out, "zero_batch.onnx"))
+    huge_input_model(os.path.join(out, "huge_input.onnx"))
     np.save(os.path.join(out, "raw_pixels.npy"), np.full((2, 4), 200.0, dtype=np.float32))
     string_output_model(os.path.join(out, "string_out.onnx"))
     np.save(os.path.join(out, "ramp.npy"), np.array([[0.0, 0.75, 2.5, 1.0], [3.25, 0.25, 0.5, 7.0]], dtype=np.float32))
