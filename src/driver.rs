@@ -484,12 +484,13 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     {
         for d in &mut diagnostics.0 {
             if d.code == "cnnc::elab::unknown_layer" && d.message.starts_with("unknown layer") {
-                // A near name still helps; the list of every layer would bury the point.
+                // What it says of the name still helps (a near name, PyTorch's); the list of
+                // every layer would bury the point.
                 let near = d
                     .help
                     .take()
-                    .filter(|h| h.starts_with("did you mean"))
-                    .map(|h| format!("; or, {h}"))
+                    .filter(|h| !h.contains("the layers are:"))
+                    .map(|h| format!("; or: {h}"))
                     .unwrap_or_default();
                 d.help = Some(format!(
                     "a `use` above failed, and this may be a block of the file it names: fix \

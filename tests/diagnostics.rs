@@ -3420,6 +3420,29 @@ fn warnings_found_after_a_call_returned_are_labelled_at_it() {
     let inside = "block g(c) {\n    conv(c, 3, pad=2, dilation=2)\n    conv(c, 3, pad=4, dilation=4)\n    maxpool(2)\n}\n\
                   model M(input: [3, 64, 64]) {\n    g(8)\n    g(8)\n}\n";
     assert_eq!(warnings(inside), [("cnnc::shape::gridding", vec![7])]);
+    // A chain that ends in an outer call still under way, after the inner one returned:
+    // an allow at each outer call silences it.
+    let nested =
+        "block g(c) {\n    conv(c, 3, dilation=2, pad=2)\n    conv(c, 3, dilation=2, pad=2)\n}\n\
+                  block a(c) {\n    g(c)\n    maxpool(2)\n}\n\
+                  model M(input: [8, 32, 32]) {\n    a(8)ALLOW\n    a(8)ALLOW\n}\n";
+    assert_eq!(
+        warnings(&nested.replace("ALLOW", "")),
+        [("cnnc::shape::gridding", vec![6, 10])]
+    );
+    assert_eq!(
+        warnings(&nested.replace("ALLOW", "  # cnnc: allow(gridding)")),
+        []
+    );
+    // A later call with other rates, the first one allowed: reported with its own rates.
+    let other = gridding
+        .replace("ALLOW", "  # cnnc: allow(gridding)")
+        .replace("g(8, 1, 2)", "g(8, 4, 8)\n    maxpool(2)");
+    let c = cnnc::compile_source(Path::new("w.cnn"), other.clone());
+    let d: Vec<_> = c.diagnostics.iter().collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].message.contains("rates [4, 8]"), "{}", d[0].message);
+    assert_eq!(warnings(&other), [("cnnc::shape::gridding", vec![8])]);
 }
 
 /// An `as` left at the end of a line takes the next line's layer as its name: one error,
@@ -3483,6 +3506,14 @@ fn helps_tell_the_truth_of_what_went_wrong() {
     assert!(
         help.contains("a default reads only the parameters before it")
             && help.contains("put `d` before `c`"),
+        "{help}"
+    );
+    let help = help_of(
+        "block g(c=c) { conv(c, 1) }\nmodel M(input: [3, 8, 8]) { g() }\n",
+        "cnnc::elab::unknown_variable",
+    );
+    assert!(
+        help.contains("a default cannot read its own parameter"),
         "{help}"
     );
     let c = cnnc::compile_source(

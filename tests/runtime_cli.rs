@@ -305,6 +305,29 @@ fn wrong_input_shape_is_a_usage_error_naming_both_shapes() {
         assert_eq!(r.code, Some(2));
         assert!(r.stderr.contains(says), "{shape:?}: {}", r.stderr);
     }
+    // One image of several channels, channels last: the transpose, never a reshape (which
+    // would scramble its pixels).
+    let model = tmp.path().join("c.cnn");
+    std::fs::write(&model, "model C(input: [3, 4, 4]) { conv(2, 1) }\n").unwrap();
+    let path = tmp.path().join("hwc.npy");
+    let mut bytes = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut bytes, &[4, 4, 3], &[0.5; 48]).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let r = cnnc(
+        dir,
+        &[
+            "run",
+            model.to_str().unwrap(),
+            "--input",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("(numpy: `x.transpose(2, 0, 1)[None]`)") && !r.stderr.contains("reshape"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

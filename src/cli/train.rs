@@ -674,19 +674,48 @@ pub fn run(a: TrainArgs) -> ExitCode {
     // place) and the model at the end. The running statistics and metadata are a margin.
     let weights = model.total_params().saturating_mul(4);
     let slots = a.optimizer.build(a.momentum, a.weight_decay).slots().len() as u64;
-    let margin = 1 << 20;
+    // Headers, names, running statistics: a margin.
+    let margin = 256 << 10;
     let checkpoint_bytes = weights.saturating_mul(1 + slots).saturating_add(margin);
-    let same_disk = cnnc::fsutil::same_file_system(&out, &checkpoint);
-    let needs = [
-        (
+    let model_bytes = weights.saturating_add(margin);
+    // What the run's files take at most, beside what is there already and gets replaced: a
+    // checkpoint is written beside the one before it (from the second epoch, or over an
+    // earlier run's), and the model, at the end, beside the last checkpoint and the model
+    // it replaces.
+    let existing = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map_or(0, |m| m.len())
+    };
+    let (old_checkpoint, old_model) = (existing(&checkpoint), existing(&out));
+    let checkpoints_at_once = if a.epochs >= 2 || old_checkpoint > 0 {
+        2
+    } else {
+        1
+    };
+    let checkpoint_peak = checkpoint_bytes.saturating_mul(checkpoints_at_once);
+    let needs = if cnnc::fsutil::same_file_system(&out, &checkpoint) {
+        let peak = checkpoint_peak.max(
+            checkpoint_bytes
+                .saturating_add(model_bytes)
+                .saturating_add(old_model),
+        );
+        vec![(
             &checkpoint,
-            "the checkpoint",
-            // A resumed checkpoint's own space is taken already.
-            checkpoint_bytes.saturating_mul(if a.resume { 1 } else { 2 })
-                + if same_disk { weights } else { 0 },
-        ),
-        (&out, "the trained model", weights.saturating_add(margin)),
-    ];
+            "the checkpoint and the model",
+            peak.saturating_sub(old_checkpoint.saturating_add(old_model)),
+        )]
+    } else {
+        vec![
+            (
+                &checkpoint,
+                "the checkpoint",
+                checkpoint_peak.saturating_sub(old_checkpoint),
+            ),
+            (&out, "the trained model", model_bytes),
+        ]
+    };
     // Weights beyond memory are refused later, as what stops the run first.
     let fits = super::common::available_memory().is_none_or(|m| weights <= m);
     for (path, what, bytes) in needs.into_iter().filter(|_| fits) {
@@ -697,10 +726,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 format!("cannot write {what} to {}: {e}", path.display()),
                 Some(format!(
                     "free space, or pass {} with a path on another disk",
-                    if what == "the checkpoint" {
-                        "--checkpoint"
-                    } else {
-                        "--out"
+                    match what {
+                        "the checkpoint" => "--checkpoint",
+                        "the trained model" => "--out",
+                        _ => "--checkpoint or --out",
                     }
                 )),
             );

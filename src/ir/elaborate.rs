@@ -1271,7 +1271,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let mut later: Option<String> = None;
         let mut foreign: Option<String> = None;
         ast::walk_expr(d, &mut |x| match &x.kind {
-            ast::ExprKind::Var(n) if block.params[i..].iter().any(|p| p.name.name == *n) => {
+            ast::ExprKind::Var(n) if block.params[i + 1..].iter().any(|p| p.name.name == *n) => {
                 later.get_or_insert_with(|| n.clone());
             }
             ast::ExprKind::TensorQuery(n, _) if !tensors.contains_key(n) => {
@@ -1282,7 +1282,14 @@ impl<'a, 'd> Elab<'a, 'd> {
         let (later, foreign) = (later.as_deref(), foreign.as_deref());
         let before = before.min(self.diags.0.len());
         for diag in &mut self.diags.0[before..] {
-            if let Some(n) = later.filter(|n| diag.message == format!("unknown variable `{n}`")) {
+            if diag.message == format!("unknown variable `{param}`") {
+                diag.help = Some(format!(
+                    "a default cannot read its own parameter: give `{param}` a value, or read \
+                     the parameters before it or the incoming tensor (`in.c`)"
+                ));
+            } else if let Some(n) =
+                later.filter(|n| diag.message == format!("unknown variable `{n}`"))
+            {
                 diag.help = Some(format!(
                     "a default reads only the parameters before it (and the incoming tensor, \
                      `in.c`): put `{n}` before `{param}` in `{}`'s parameters, or pass `{param}`",
@@ -4939,9 +4946,16 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// diagnostic already there of the same code and places takes `d`'s ways as its other
     /// calls instead, as a block's warning is reported once, at its first call.
     fn push_with_calls(&mut self, mut d: Diagnostic, ways: Vec<Vec<Label>>) {
-        // From no call, or from the calls under way only: labelled as they return, and made
-        // one with a repeat by `dedupe_diagnostics`, as any diagnostic.
-        if ways.iter().all(Vec::is_empty) {
+        let ways: Vec<Vec<Label>> = ways.into_iter().filter(|w| !w.is_empty()).collect();
+        let none = ways.is_empty();
+        let mut ways = ways.into_iter();
+        // Inside a call still under way: labelled with the calls that returned (one way:
+        // a chain of convs ends once), the open ones label it as they return, and
+        // `dedupe_diagnostics` makes it one with a repeat then, as any diagnostic.
+        if !self.call_stack.is_empty() || none {
+            if let Some(first) = ways.next() {
+                d.labels.extend(first);
+            }
             self.diags.push(d);
             return;
         }
@@ -4954,13 +4968,21 @@ impl<'a, 'd> Elab<'a, 'd> {
                     .map(|l| l.span)
                     .eq(places.iter().copied())
         });
-        let mut ways = ways.into_iter().filter(|w| !w.is_empty());
         match same {
             Some(kept) => {
+                // As `dedupe_diagnostics` keeps it: the later call's own diagnostic where it
+                // says other things (other rates).
+                let alike = d.message == kept.message
+                    && d.help == kept.help
+                    && d.labels.iter().map(|l| &l.text).eq(kept
+                        .labels
+                        .iter()
+                        .filter(|l| !l.call)
+                        .map(|l| &l.text));
                 let first: Vec<Label> = kept.labels.iter().filter(|l| l.call).cloned().collect();
                 for way in ways {
                     if !same_way(&first, &way) {
-                        kept.other_calls.add(way, None);
+                        kept.other_calls.add(way, (!alike).then(|| d.clone()));
                     }
                 }
             }

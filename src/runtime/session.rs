@@ -215,7 +215,7 @@ impl TensorSpec {
                 Dim::Symbolic(_) => None,
             })
             .collect();
-        let values = |dims: &[usize]| dims.iter().product::<usize>();
+        let values = |dims: &[usize]| dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         let reshape = |n: usize, example: &[usize]| {
             let dims: Vec<String> = std::iter::once(n)
                 .chain(example.iter().copied())
@@ -224,20 +224,45 @@ impl TensorSpec {
             format!("(numpy: `x.reshape({})`)", dims.join(", "))
         };
         let reshaped = match &example {
-            Some(e) if !shape.is_empty() && !e.is_empty() && !unbatched && !channels_last => {
-                if values(shape) == values(e) {
+            // One image channels last, `[H, W, C]`: a transpose, not a reshape.
+            Some(e)
+                if e.len() == 3
+                    && e[0] > 1
+                    && shape.len() == 3
+                    && [shape[2], shape[0], shape[1]] == e[..] =>
+            {
+                Some(
+                    "; it is one image, channels last [H, W, C]: save it channels first, with \
+                     the batch axis (numpy: `x.transpose(2, 0, 1)[None]`)"
+                        .to_string(),
+                )
+            }
+            // A reshape keeps the values' order: right for a flat input or one channel, a
+            // guess for several.
+            Some(e)
+                if !shape.is_empty()
+                    && !e.is_empty()
+                    && (e.len() == 1 || e[0] == 1)
+                    && !unbatched
+                    && !channels_last =>
+            {
+                let per_example = values(e);
+                if per_example.is_some() && values(shape) == per_example {
                     Some(format!(
                         "; it holds the {} values of one example: give it the model's shape, \
                          batch axis first {}",
-                        values(e),
+                        per_example.unwrap_or_default(),
                         reshape(1, e)
                     ))
-                } else if shape.len() > 1 && values(&shape[1..]) == values(e) {
+                } else if shape.len() > 1
+                    && per_example.is_some()
+                    && values(&shape[1..]) == per_example
+                {
                     Some(format!(
                         "; each of its {} examples holds the {} values the model takes, in \
                          another shape: reshape them to its shape {}",
                         shape[0],
-                        values(e),
+                        per_example.unwrap_or_default(),
                         reshape(shape[0], e)
                     ))
                 } else {

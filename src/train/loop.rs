@@ -140,8 +140,8 @@ impl TrainError {
             )),
             TrainError::CheckpointWrite { error, .. } => Some(format!(
                 "the checkpoint written before, if any, is intact (no partial file is left): \
-                 {}; add --resume to continue from it (copy it to the new --checkpoint path \
-                 first)",
+                 {}; add --resume to continue from it (with another --checkpoint path, copy \
+                 it there first)",
                 checkpoint_write_remedy(error)
             )),
             _ => None,
