@@ -670,11 +670,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         );
     }
     // Room for what the run writes, before it trains: a checkpoint after each epoch (the
-    // weights and the optimizer's state, and the one before it until the new one is in
-    // place) and the model at the end. The running statistics and metadata are a margin.
+    // weights and the optimizer's state) and the model at the end. The headers, names and
+    // running statistics are a margin.
     let weights = model.total_params().saturating_mul(4);
     let slots = a.optimizer.build(a.momentum, a.weight_decay).slots().len() as u64;
-    // Headers, names, running statistics: a margin.
     let margin = 256 << 10;
     let checkpoint_bytes = weights.saturating_mul(1 + slots).saturating_add(margin);
     let model_bytes = weights.saturating_add(margin);
