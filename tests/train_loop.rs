@@ -1113,6 +1113,44 @@ fn setup_errors_are_clear() {
         );
         assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes\n");
     }
+    // An empty file holds nothing to lose (`mktemp`): replaced, as one at -o is; --resume
+    // from it says it is empty.
+    let empty = d.join("empty.ckpt");
+    std::fs::write(&empty, "").unwrap();
+    let empty_arg = empty.to_str().unwrap();
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--limit-train",
+        "100",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--checkpoint",
+        empty_arg,
+        "--resume",
+        "-o",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("the file is empty"), "{}", text(&o));
+    let o = cnnc(&[
+        "train",
+        "models/lenet.cnn",
+        "--limit-train",
+        "100",
+        "--limit-test",
+        "100",
+        "--epochs",
+        "1",
+        "--checkpoint",
+        empty_arg,
+        "-o",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(cnnc::train::Checkpoint::is_checkpoint(&empty));
     // CUDA is never a silent fall-back.
     let o = cnnc(&[
         "train",

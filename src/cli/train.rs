@@ -78,7 +78,12 @@ pub struct TrainArgs {
     pub spin_wait: bool,
     /// Where to write the trained model (inference ONNX) [default: <file stem>.trained.onnx
     /// in the current directory; <file stem>.<model>.trained.onnx with --model].
-    #[arg(long, value_name = "TRAINED.onnx")]
+    #[arg(
+        long,
+        short = 'o',
+        visible_alias = "output",
+        value_name = "TRAINED.onnx"
+    )]
     pub out: Option<PathBuf>,
     /// Where to write the checkpoint after every epoch [default: --out with .onnx replaced
     /// by .ckpt.safetensors; when --out is a device such as /dev/null, the default --out's].
@@ -140,7 +145,7 @@ impl Report {
             format!("{path} holds the state after epoch {epoch}; --resume continues from it")
         } else if let Some(at) = self.resumed_at {
             format!("{path} still holds the state it resumed from, {at}")
-        } else if self.checkpoint.is_file() {
+        } else if holds_data(&self.checkpoint) {
             format!(
                 "this run wrote no checkpoint: {path} is still an earlier run's, which --resume \
                  would continue"
@@ -149,6 +154,11 @@ impl Report {
             "this run wrote no checkpoint".to_string()
         }
     }
+}
+
+/// A regular file with something in it: what a checkpoint path must not silently lose.
+fn holds_data(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0)
 }
 
 /// "1 epoch", "3 epochs".
@@ -596,8 +606,10 @@ pub fn run(a: TrainArgs) -> ExitCode {
         return fail_as(a.format, EXIT_USAGE, e);
     }
     // A file that is no checkpoint is never replaced, --restart or not (it may be anything:
-    // notes, a trained model, an array); with --resume, the loader says what it is.
-    if !a.resume && checkpoint.is_file() && !cnnc::train::Checkpoint::is_checkpoint(&checkpoint) {
+    // notes, a trained model, an array); with --resume, the loader says what it is. An empty
+    // file holds nothing to lose (`mktemp`, `touch`): it is replaced, as at --out.
+    if !a.resume && holds_data(&checkpoint) && !cnnc::train::Checkpoint::is_checkpoint(&checkpoint)
+    {
         return report_failure(
             a.format,
             EXIT_USAGE,
@@ -616,7 +628,7 @@ pub fn run(a: TrainArgs) -> ExitCode {
             )),
         );
     }
-    if !a.resume && !a.restart && checkpoint.is_file() {
+    if !a.resume && !a.restart && holds_data(&checkpoint) {
         return report_failure(
             a.format,
             EXIT_USAGE,

@@ -508,6 +508,9 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message,
         };
+        if bytes.is_empty() {
+            return Err(not_ckpt("the file is empty".to_string()));
+        }
         // A header that says "cnnc checkpoint" over a body that does not parse is one cut
         // short or damaged, not some other file.
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
