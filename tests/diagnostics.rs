@@ -1382,12 +1382,65 @@ fn mismatch_helps_fit_how_the_network_was_written() {
         RESIDUAL,
     );
     assert!(h.contains("shortcut { linear(32) }"), "{h}");
-    // A dilated conv keeps the size with pad = d·(k−1)/2.
-    let h = help(
-        "model M(input: [16, 32, 32]) { residual { conv(16, 3, pad=1, dilation=2) relu } }",
-        RESIDUAL,
+    // A dilated conv keeps the size with pad = d·(k−1)/2: its label says so.
+    let c = cnnc::compile_source(
+        Path::new("m.cnn"),
+        "model M(input: [16, 32, 32]) { residual { conv(16, 3, pad=1, dilation=2) relu } }".into(),
     );
-    assert!(h.contains("dilation=2"), "{h}");
+    let d = c.diagnostics.iter().next().unwrap();
+    assert_eq!(d.code, RESIDUAL);
+    assert!(
+        d.labels[0].text.ends_with("its 3×3 conv needs `pad=2`"),
+        "{:?}",
+        d.labels
+    );
+    assert!(
+        d.help.as_ref().unwrap().contains("d·(k−1)/2"),
+        "{:?}",
+        d.help
+    );
+    // ResNet's block with its second conv unpadded: that conv, not the shortcut or its
+    // condition, whichever the call; with a stride, the size the shortcut gives.
+    let block = "block unit(c, stride=1) {\n    residual { conv(c, 3, stride=stride, pad=1) relu conv(c, 3) }\n    shortcut if stride != 1 or in.c != c { conv(c, 1, stride=stride) }\n}\n";
+    for (call, body, target) in [
+        ("unit(64)", "[64, 30, 30]", "identity's 32×32"),
+        ("unit(128, stride=2)", "[128, 14, 14]", "shortcut's 16×16"),
+    ] {
+        let src = format!("{block}model M(input: [64, 32, 32]) {{ {call} }}\n");
+        let c = cnnc::compile_source(Path::new("m.cnn"), src.clone());
+        let d = c.diagnostics.iter().next().unwrap();
+        assert_eq!(d.code, RESIDUAL, "{src}");
+        assert_eq!(
+            d.labels[0].text,
+            format!("the body gives {body}: its 3×3 conv needs `pad=1`"),
+            "{src}"
+        );
+        let h = d.help.clone().unwrap();
+        assert!(
+            h.starts_with(&format!("the body must give the {target}")),
+            "{h}"
+        );
+        assert!(!h.contains("condition"), "{h}");
+    }
+    // Two alike layers are said once; a stride the shortcut lacks is not a padding fault.
+    let c = cnnc::compile_source(
+        Path::new("m.cnn"),
+        "model M(input: [16, 32, 32]) { residual { conv(16, 3) relu conv(16, 3) } }\n\
+         model N(input: [16, 32, 32]) { residual { conv(16, 3, stride=2, pad=1) conv(16, 3) } }\n"
+            .into(),
+    );
+    let labels: Vec<&str> = c
+        .diagnostics
+        .iter()
+        .map(|d| d.labels[0].text.as_str())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "the body gives [16, 28, 28]: its two 3×3 convs need `pad=1`",
+            "the body gives [16, 14, 14]"
+        ]
+    );
     // Concat branches of different ranks: flatten after the concat.
     let h = help(
         "model M(input: [16, 8, 8]) { concat { {} { global_avgpool flatten } } }",
@@ -1582,7 +1635,7 @@ fn review_cases_of_allows_notes_and_conditions() {
     // fault, not the condition.
     let unpadded = "block b(out, stride=1) {\n    residual if stride == 1 { conv(out, 3, stride=stride) relu }\n}\nmodel M(input: [8, 32, 32]) {\n    b(8)\n    global_avgpool flatten linear(10)\n}\n";
     let h = help_of(unpadded, "cnnc::shape::residual_mismatch");
-    assert!(h.contains("do not keep the size"), "{h}");
+    assert!(h.contains("the padding shown"), "{h}");
     assert!(!h.contains("to the condition"), "{h}");
 }
 

@@ -2263,7 +2263,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                         // padding that keeps the size: its label says which, and the pad.
                         for (branch, fixes) in &shrinking {
                             if let Some(l) = d.labels.iter_mut().find(|l| l.span == *branch) {
-                                l.text = format!("{}: {}", l.text, fixes.join(", "));
+                                l.text = format!("{}: {fixes}", l.text);
                             }
                         }
                         d.help = Some(
@@ -2396,7 +2396,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         outs: &[(Cur, Span)],
         input: Option<&Shape>,
         first: usize,
-    ) -> Vec<(Span, Vec<String>)> {
+    ) -> Vec<(Span, String)> {
         let Some(here) = input.and_then(Shape::spatial) else {
             return Vec::new();
         };
@@ -2412,50 +2412,115 @@ impl<'a, 'd> Elab<'a, 'd> {
             if *size == Some(here) {
                 continue;
             }
-            let mut fixes = Vec::new();
-            // Back along first inputs, within this concat's branches.
-            let mut n = cur.node;
-            while n.index() >= first {
-                let node = &self.graph[n];
-                let (kernel, stride, dilation, pads, what) = match &node.op {
-                    Op::Conv(a) => (a.kernel, a.stride, a.dilation, a.pads, "conv"),
-                    Op::MaxPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "maxpool"),
-                    Op::AvgPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "avgpool"),
-                    _ => ([1, 1], [1, 1], [1, 1], Pads::default(), ""),
-                };
-                let keep = |a: usize| dilation[a] * (kernel[a].max(1) - 1) / 2;
-                let odd = (0..2).all(|a| (dilation[a] * (kernel[a].max(1) - 1)) % 2 == 0);
-                let short = (0..2).any(|a| pads.begin[a] + pads.end[a] < 2 * keep(a));
-                if !what.is_empty() && stride == [1, 1] && odd && short {
-                    let pad = if keep(0) == keep(1) {
-                        keep(0).to_string()
-                    } else {
-                        format!("[{}, {}]", keep(0), keep(1))
-                    };
-                    let k = if kernel[0] == kernel[1] {
-                        format!("{}×{}", kernel[0], kernel[0])
-                    } else {
-                        format!("{}×{}", kernel[0], kernel[1])
-                    };
-                    fixes.push(format!("its {k} {what} needs `pad={pad}`"));
-                }
-                let input = self
-                    .graph
-                    .edges_directed(n, petgraph::Direction::Incoming)
-                    .find(|e| *e.weight() == 0)
-                    .map(|e| petgraph::visit::EdgeRef::source(&e));
-                let Some(input) = input else {
-                    break;
-                };
-                n = input;
-            }
+            let fixes: Vec<PadFix> = self
+                .path_since(cur.node, first)
+                .into_iter()
+                .filter_map(|n| self.padding_that_keeps_size(n))
+                .collect();
             if !fixes.is_empty() {
-                // Walked from the branch's end: said in source order.
-                fixes.reverse();
-                found.push((*branch, fixes));
+                found.push((*branch, PadFix::say(&fixes)));
             }
         }
         found
+    }
+
+    /// The nodes made since the graph had `first` that lead to `end` along first inputs
+    /// (a branch's or a body's main line), in source order.
+    fn path_since(&self, end: NodeIndex, first: usize) -> Vec<NodeIndex> {
+        let mut path = Vec::new();
+        let mut n = end;
+        while n.index() >= first {
+            path.push(n);
+            let input = self
+                .graph
+                .edges_directed(n, petgraph::Direction::Incoming)
+                .find(|e| *e.weight() == 0)
+                .map(|e| petgraph::visit::EdgeRef::source(&e));
+            let Some(input) = input else {
+                break;
+            };
+            n = input;
+        }
+        path.reverse();
+        path
+    }
+
+    /// A stride-1 conv or pooling of odd reach whose padding falls short of keeping the size:
+    /// which it is and the padding that keeps it.
+    fn padding_that_keeps_size(&self, n: NodeIndex) -> Option<PadFix> {
+        let (kernel, stride, dilation, pads, layer) = match &self.graph[n].op {
+            Op::Conv(a) => (a.kernel, a.stride, a.dilation, a.pads, "conv"),
+            Op::MaxPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "maxpool"),
+            Op::AvgPool(p) => (p.kernel, p.stride, [1, 1], p.pads, "avgpool"),
+            _ => return None,
+        };
+        let keep = |a: usize| dilation[a] * (kernel[a].max(1) - 1) / 2;
+        let odd = (0..2).all(|a| (dilation[a] * (kernel[a].max(1) - 1)) % 2 == 0);
+        let short = (0..2).any(|a| pads.begin[a] + pads.end[a] < 2 * keep(a));
+        (stride == [1, 1] && odd && short).then(|| PadFix {
+            kernel,
+            layer,
+            pads: Pads::symmetric([keep(0), keep(1)]),
+        })
+    }
+
+    /// The layers of a residual body (its main line, the nodes since `first` up to `end`)
+    /// whose missing padding alone makes it give another size than `target`: each with the
+    /// padding it needs, when with that padding the body gives `target`. Empty when the
+    /// padding does not explain the difference (a stride, an upsampling), or is not missing.
+    fn body_padding_fixes(&self, end: NodeIndex, first: usize, target: [u64; 2]) -> Vec<PadFix> {
+        let path = self.path_since(end, first);
+        let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
+        let first_input = |n: NodeIndex| {
+            self.graph
+                .edges_directed(n, petgraph::Direction::Incoming)
+                .find(|e| *e.weight() == 0)
+                .map(|e| petgraph::visit::EdgeRef::source(&e))
+        };
+        let Some(mut size) = path.first().and_then(|&n| first_input(n)).and_then(spatial) else {
+            return Vec::new();
+        };
+        let mut fixes = Vec::new();
+        for &n in &path {
+            let fix = self.padding_that_keeps_size(n);
+            let window = match &self.graph[n].op {
+                Op::Conv(a) => Some((a.kernel, a.stride, a.dilation, a.pads, false)),
+                Op::MaxPool(p) | Op::AvgPool(p) => {
+                    Some((p.kernel, p.stride, [1, 1], p.pads, p.ceil))
+                }
+                _ => None,
+            };
+            match window {
+                Some((kernel, stride, dilation, pads, ceil)) => {
+                    let pads = fix.as_ref().map_or(pads, |f| f.pads);
+                    for a in 0..2 {
+                        let Some((out, _)) = rules::window_out(
+                            size[a],
+                            kernel[a],
+                            stride[a],
+                            pads.begin[a],
+                            pads.end[a],
+                            dilation[a],
+                            ceil,
+                        ) else {
+                            return Vec::new();
+                        };
+                        size[a] = out;
+                    }
+                }
+                // Any other layer must keep the size it was given.
+                None => match (first_input(n).and_then(spatial), spatial(n)) {
+                    (Some(i), Some(o)) if i == o => {}
+                    _ => return Vec::new(),
+                },
+            }
+            fixes.extend(fix);
+        }
+        if size == target {
+            fixes
+        } else {
+            Vec::new()
+        }
     }
 
     /// The fix for a concat whose branches differ in size, when a skip connection is plain
@@ -3156,6 +3221,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             _ => None,
         };
         self.residual_bodies += 1;
+        let body_first = self.graph.node_count();
         let body = self.body(&r.body, cur.clone(), frame, scope);
         self.flush_dilation_run();
         self.residual_bodies -= 1;
@@ -3208,6 +3274,12 @@ impl<'a, 'd> Elab<'a, 'd> {
                 matches!(op, Op::BatchNorm { .. })
             });
             let block_params = self.block_params(frame);
+            let padding_fixes = inputs[1]
+                .0
+                .shape
+                .as_ref()
+                .and_then(Shape::spatial)
+                .map(|t| (t, self.body_padding_fixes(inputs[0].0.node, body_first, t)));
             if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
@@ -3250,6 +3322,30 @@ impl<'a, 'd> Elab<'a, 'd> {
                             help = narrowed;
                         } else if let Some(note) = ends_with_in_query(&r.body, x, b) {
                             help = format!("{note}; or {help}");
+                        }
+                        // A body that loses pixels to a conv or pooling without the padding
+                        // that keeps the size (ResNet's 3×3 conv without `pad=1`): that
+                        // layer, whatever the shortcut or its condition.
+                        if let Some((target, fixes)) = &padding_fixes {
+                            let target = *target;
+                            if !fixes.is_empty() && b.spatial() != Some(target) {
+                                if let Some(l) = d.labels.first_mut() {
+                                    l.text = format!("{}: {}", l.text, PadFix::say(fixes));
+                                }
+                                help = format!(
+                                    "the body must give the {}'s {}×{}: give the layers named \
+                                     in its label the padding shown (`pad=d·(k−1)/2` for a k×k \
+                                     kernel of dilation d, or `pad=same`), as a ResNet block's \
+                                     3×3 convs have `pad=1`",
+                                    if short_is_identity {
+                                        "identity"
+                                    } else {
+                                        "shortcut"
+                                    },
+                                    target[0],
+                                    target[1],
+                                );
+                            }
                         }
                         d.help = Some(help);
                         if short_is_identity {
@@ -5016,6 +5112,55 @@ struct Holes {
     span: u64,
     /// Offsets (from the first) that no path reaches.
     missing: Vec<u64>,
+}
+
+/// A conv or pooling of stride 1 whose padding falls short of keeping the size, and the
+/// padding that keeps it: `(k − 1)/2` times the dilation on each side.
+#[derive(Clone, Debug, PartialEq)]
+struct PadFix {
+    kernel: [u64; 2],
+    /// `conv`, `maxpool` or `avgpool`.
+    layer: &'static str,
+    pads: Pads,
+}
+
+impl PadFix {
+    /// The fixes of one line of layers, alike ones said once, in source order: "its 3×3
+    /// conv needs `pad=1`", "its two 3×3 convs need `pad=1`, its 5×5 conv needs `pad=2`".
+    fn say(fixes: &[PadFix]) -> String {
+        let mut groups: Vec<(&PadFix, usize)> = Vec::new();
+        for f in fixes {
+            match groups.iter_mut().find(|(g, _)| *g == f) {
+                Some((_, n)) => *n += 1,
+                None => groups.push((f, 1)),
+            }
+        }
+        let said: Vec<String> = groups
+            .into_iter()
+            .map(|(f, n)| {
+                let [kh, kw] = f.kernel;
+                let [ph, pw] = f.pads.begin;
+                let pad = if ph == pw {
+                    ph.to_string()
+                } else {
+                    format!("[{ph}, {pw}]")
+                };
+                let layers = match n {
+                    1 => format!("its {kh}×{kw} {} needs", f.layer),
+                    n => {
+                        let count = [
+                            "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                        ]
+                        .get(n - 2)
+                        .map_or(n.to_string(), |w| w.to_string());
+                        format!("its {count} {kh}×{kw} {}s need", f.layer)
+                    }
+                };
+                format!("{layers} `pad={pad}`")
+            })
+            .collect();
+        said.join(", ")
+    }
 }
 
 /// The holes in the receptive field of convolutions `(kernel, dilation)` stacked along one
