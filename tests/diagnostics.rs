@@ -3598,3 +3598,38 @@ fn helps_tell_the_truth_of_what_went_wrong() {
     );
     assert!(fixed.diagnostics.is_empty(), "{:?}", fixed.diagnostics);
 }
+
+/// A U-Net's `up` block whose transposed conv falls a pixel short at one scale: the
+/// `output_pad` offered reads the skip's size, so that applied it fits every call (a constant
+/// right for one call breaks another); in a model's own body, the constant.
+#[test]
+fn output_pad_help_in_a_block_fits_every_call() {
+    let src = "block up(c, skip) {\n    convT(c, 2, stride=2)\n    concat { skip {} }\n    conv(c, 3, pad=1)\n}\n\
+               model U(input: [3, 100, 100]) {\n    conv(8, 3, pad=1) as e1\n    maxpool(2) conv(16, 3, pad=1) as e2\n    maxpool(2) conv(32, 3, pad=1) as e3\n    maxpool(2) conv(64, 3, pad=1)\n    up(32, e3)\n    up(16, e2)\n    up(8, e1)\n}\n";
+    let h = help_for(src, "cnnc::shape::concat_mismatch");
+    let fix = "output_pad=skip.h - 2 * in.h";
+    assert!(h.contains(&format!("`{fix}` (1 in this call")), "{h}");
+    assert!(h.contains("every call of `up`"), "{h}");
+    let fixed = src.replace(
+        "convT(c, 2, stride=2)",
+        &format!("convT(c, 2, stride=2, {fix})"),
+    );
+    let c = cnnc::compile_source(Path::new("u.cnn"), fixed.clone());
+    // The pooling of 25×25 leaves a row unused, a warning the fix leaves as it is.
+    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["cnnc::shape::unused_input"], "{fixed}");
+    // The constant that fits the failing call alone breaks another.
+    let constant = src.replace(
+        "convT(c, 2, stride=2)",
+        "convT(c, 2, stride=2, output_pad=1)",
+    );
+    let c = cnnc::compile_source(Path::new("u.cnn"), constant);
+    assert!(c
+        .diagnostics
+        .iter()
+        .any(|d| d.code == "cnnc::shape::concat_mismatch"));
+    // Unrolled into the model's body, each transposed conv has its own: the number.
+    let flat = "model U(input: [3, 51, 51]) {\n    conv(8, 3, pad=1) as e1\n    maxpool(2)\n    convT(8, 2, stride=2)\n    concat { e1 {} }\n}\n";
+    let h = help_for(flat, "cnnc::shape::concat_mismatch");
+    assert!(h.contains("`output_pad=1` (a stride"), "{h}");
+}

@@ -2722,11 +2722,23 @@ impl<'a, 'd> Elab<'a, 'd> {
                         small[0], small[1], big[0], big[1]
                     ));
                 }
-                help.push_str(&format!(
-                    ", or let the transposed conv give {}×{} with `output_pad={pad}` (a stride \
-                     before it rounded an odd size down)",
-                    big[0], big[1]
-                ));
+                // In a block, the pad one call needs may not be another's (a U-Net's `up`
+                // block at each scale): the expression that reads it off the skip fits all.
+                match self.call_stack.last() {
+                    Some((block, _)) => help.push_str(&format!(
+                        ", or let the transposed conv give {}×{} with `output_pad={}` ({pad} in \
+                         this call: a stride before it rounded an odd size down; the \
+                         expression fits every call of `{block}`)",
+                        big[0],
+                        big[1],
+                        output_pad_expression(t, &skip, big[0] == big[1] && small[0] == small[1])
+                    )),
+                    None => help.push_str(&format!(
+                        ", or let the transposed conv give {}×{} with `output_pad={pad}` (a \
+                         stride before it rounded an odd size down)",
+                        big[0], big[1]
+                    )),
+                }
             }
         }
         Some(help)
@@ -5112,6 +5124,37 @@ struct Holes {
     span: u64,
     /// Offsets (from the first) that no path reaches.
     missing: Vec<u64>,
+}
+
+/// The `output_pad` that makes transposed conv `t` give the size of the named tensor `skip`,
+/// as an expression of the conv's input (`skip.h - 2 * in.h` for U-Net's `convT(c, 2,
+/// stride=2)`): its output is `(n − 1)·s + d·(k − 1) + 1 − pads + output_pad`. One
+/// expression for both axes where `square` and the conv is alike in both, else a pair.
+fn output_pad_expression(t: &ConvTransposeAttrs, skip: &str, square: bool) -> String {
+    let axis = |a: usize, q: &str| {
+        // (n − 1)·s + d·(k − 1) + 1 − pads = s·n + rest.
+        let rest = (t.dilation[a] * (t.kernel[a].max(1) - 1) + 1) as i64
+            - (t.pads.begin[a] + t.pads.end[a]) as i64
+            - t.stride[a] as i64;
+        let scaled = match t.stride[a] {
+            1 => format!("in.{q}"),
+            s => format!("{s} * in.{q}"),
+        };
+        match rest {
+            0 => format!("{skip}.{q} - {scaled}"),
+            r if r > 0 => format!("{skip}.{q} - {scaled} - {r}"),
+            r => format!("{skip}.{q} - {scaled} + {}", -r),
+        }
+    };
+    let alike = t.kernel[0] == t.kernel[1]
+        && t.stride[0] == t.stride[1]
+        && t.dilation[0] == t.dilation[1]
+        && t.pads.begin[0] + t.pads.end[0] == t.pads.begin[1] + t.pads.end[1];
+    if square && alike {
+        axis(0, "h")
+    } else {
+        format!("[{}, {}]", axis(0, "h"), axis(1, "w"))
+    }
 }
 
 /// A conv or pooling of stride 1 whose padding falls short of keeping the size, and the
