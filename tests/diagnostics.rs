@@ -3633,3 +3633,29 @@ fn output_pad_help_in_a_block_fits_every_call() {
     let h = help_for(flat, "cnnc::shape::concat_mismatch");
     assert!(h.contains("`output_pad=1` (a stride"), "{h}");
 }
+
+/// PyTorch's `torch.cat((a, b))` and `torch.add(a, b)` of named tensors get the statements
+/// that do it, which check.
+#[test]
+fn calls_joining_named_tensors_get_the_statement() {
+    let model = |line: &str| {
+        format!("model M(input: [3, 8, 8]) {{\n    conv(4, 1) as a\n    conv(4, 1) as b\n    {line}\n}}\n")
+    };
+    let h = help_for(&model("cat(a, b)"), "cnnc::elab::unknown_layer");
+    assert!(h.contains("`concat { a b }`"), "{h}");
+    assert!(
+        cnnc::compile_source(Path::new("m.cnn"), model("concat { a b }"))
+            .diagnostics
+            .is_empty()
+    );
+    let h = help_for(&model("add(a, b)"), "cnnc::elab::unknown_layer");
+    assert!(h.contains("`a residual {} shortcut { b }`"), "{h}");
+    assert!(
+        cnnc::compile_source(Path::new("m.cnn"), model("a residual {} shortcut { b }"))
+            .diagnostics
+            .is_empty()
+    );
+    // Not tensors: the general help.
+    let h = help_for(&model("cat(1, 2)"), "cnnc::elab::unknown_layer");
+    assert!(h.starts_with("concatenation is `concat {"), "{h}");
+}

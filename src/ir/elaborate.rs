@@ -183,17 +183,28 @@ impl<'a> Definitions<'a> {
 /// The error for a call of `name` that is no layer, block or tensor in sight, with the
 /// fitting help; `candidates` are the names it may be a slip for.
 pub(crate) fn unknown_layer<'c>(
-    name: &str,
-    span: Span,
+    call: &ast::Call,
     defs: &Definitions<'_>,
     candidates: impl Iterator<Item = &'c str>,
 ) -> Diagnostic {
+    let (name, span) = (call.name.name.as_str(), call.name.span);
     let d = Diagnostic::error(
         "cnnc::elab::unknown_layer",
         format!("unknown layer `{name}`"),
     )
     .label(span, "not a layer, block or named tensor");
     let tensors: Vec<&str> = candidates.collect();
+    // PyTorch's `torch.cat((a, b))` and `a + b` written as calls of named tensors.
+    let named_args: Option<Vec<&str>> = call
+        .args
+        .iter()
+        .map(|a| match &a.value.kind {
+            ast::ExprKind::Var(n) if a.name.is_none() && tensors.contains(&n.as_str()) => {
+                Some(n.as_str())
+            }
+            _ => None,
+        })
+        .collect();
     // A slip for one of the model's own names (`upconv` for a block `up_conv`) comes before
     // what a common name from elsewhere means in cnnc. The model's names are looked
     // through once (a file may define thousands of blocks).
@@ -221,6 +232,23 @@ pub(crate) fn unknown_layer<'c>(
             "`{name}` is a model, and a model cannot be called: write its layers as a block, \
              `block {name}_body(…) {{ … }}`, and call that from both models"
         ));
+    }
+    match (name.to_ascii_lowercase().as_str(), named_args.as_deref()) {
+        ("cat" | "concatenate" | "stack" | "hstack", Some(named)) if named.len() >= 2 => {
+            return d.help(format!(
+                "named tensors are joined along the channels by `concat {{ {} }}`: a branch \
+                 that is a tensor's name gives that tensor (and `{{}}` the current one)",
+                named.join(" ")
+            ));
+        }
+        ("add" | "sum", Some([a, b])) => {
+            return d.help(format!(
+                "a sum of two tensors is a residual: `{a} residual {{}} shortcut {{ {b} }}` \
+                 (`{a}` made the current tensor, then `{b}` added to it; `residual {{}} \
+                 shortcut {{ {b} }}` alone adds `{b}` to the current tensor)"
+            ));
+        }
+        _ => {}
     }
     match near {
         _ if layers::pytorch_equivalent(name).is_some() => {
@@ -3632,8 +3660,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             return Ok(unknown(cur));
         }
         let tensors = frame.tensors.keys().map(String::as_str);
-        self.diags
-            .push(unknown_layer(name, call.name.span, self.defs, tensors));
+        self.diags.push(unknown_layer(call, self.defs, tensors));
         Ok(unknown(cur))
     }
 

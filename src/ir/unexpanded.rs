@@ -164,10 +164,5 @@ fn check_call(
     if reported.contains(&call.name.span) {
         return Vec::new();
     }
-    vec![unknown_layer(
-        name,
-        call.name.span,
-        defs,
-        tensors.iter().copied(),
-    )]
+    vec![unknown_layer(call, defs, tensors.iter().copied())]
 }

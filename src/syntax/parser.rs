@@ -1369,15 +1369,17 @@ fn leading_expression(s: &str) -> &str {
     }
 }
 
+/// Whether `w` is written as a name: a letter or `_`, then letters, digits and `_`.
+fn is_name(w: &str) -> bool {
+    w.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// A help for a line that fails at its `{` and reads as a named output gone wrong: `line` is
 /// its text before the `{`.
 fn output_statement_slip(line: &str) -> Option<String> {
-    let is_name = |w: &str| {
-        w.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
     let words: Vec<&str> = line.split_whitespace().collect();
     let (&first, rest) = words.split_first()?;
     let name = rest.first()?;
@@ -1404,6 +1406,18 @@ fn output_statement_slip(line: &str) -> Option<String> {
             ""
         }
     ))
+}
+
+/// The help for PyTorch's `a + b` of two tensors (`out = a + b` when `out` is given): cnnc
+/// has no variables, and a sum of tensors is a residual.
+fn tensor_sum_help(a: &str, b: &str, named: Option<&str>) -> String {
+    let name = named.map_or(String::new(), |n| format!(" as {n}"));
+    format!(
+        "cnnc has no variables, and a sum of two tensors is a residual: `{a} residual {{}} \
+         shortcut {{ {b} }}{name}` (`{a}` made the current tensor, then `{b}` added to it; \
+         `residual {{}} shortcut {{ {b} }}` alone adds `{b}` to the current tensor); a tensor \
+         is named after the layers that make it, `conv(16, 3) as {a}`"
+    )
 }
 
 /// A help for Python written where cnnc was expected, met at the token `tok` at `start`:
@@ -1616,8 +1630,27 @@ fn python_habit(
             },
         });
     }
+    // `a + b` (PyTorch's sum of two tensors) where a statement goes on: a residual.
+    if tok == "+" && expects("`as`") && is_name(line.trim_end()) {
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let after = text[start + 1..line_end]
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if is_name(after) {
+            return Some(tensor_sum_help(line.trim_end(), after, None));
+        }
+    }
     if tok == "=" && !expects("an operator") && expects("`as`") {
-        if let Some(value) = assigned_value(text, start).filter(|_| !word_before.is_empty()) {
+        let value = assigned_value(text, start).filter(|_| !word_before.is_empty());
+        if let Some((a, b)) = value.and_then(|v| v.split_once('+')) {
+            let (a, b) = (a.trim(), b.trim());
+            if is_name(a) && is_name(b) {
+                return Some(tensor_sum_help(a, b, Some(word_before)));
+            }
+        }
+        if let Some(value) = value {
             return Some(format!(
                 "cnnc has no variables: a value worked out from the parameters is a parameter \
                  with a default, `block …(…, {word_before}={value})` (a default may use the \

@@ -868,6 +868,16 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("x = conv(4, 3)", &["with `as`", "`conv(16, 3) as x`"]),
         ("x = relu", &["with `as`"]),
+        // PyTorch's sum of two tensors: a residual.
+        (
+            "out = x + y",
+            &[
+                "a sum of two tensors is a residual",
+                "`x residual {} shortcut { y } as out`",
+            ],
+        ),
+        ("a + b", &["`a residual {} shortcut { b }`"]),
+        ("s = in.c + 4", &["`block …(…, s=in.c + 4)`"]),
         // A number worked out is a parameter's default, not a tensor's name.
         (
             "s = in.c / 4 # squeeze",
