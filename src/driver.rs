@@ -572,11 +572,22 @@ fn load_recursive(
         match read_source(&target) {
             Ok(text) => next = Some(sources.add(target, text)),
             Err(e) => {
-                let relative = "the path of a `use` is relative to the file that contains it";
                 let using = sources.get(u.span.file).path.clone();
+                // A source read from standard input has no folder: its uses are read from
+                // the current one.
+                let relative = if using == Path::new("<stdin>") {
+                    format!(
+                        "the path of a `use` is relative to the file that contains it, and for a \
+                         source read from standard input to the current folder, {}",
+                        std::env::current_dir()
+                            .map_or_else(|_| ".".to_string(), |d| d.display().to_string())
+                    )
+                } else {
+                    "the path of a `use` is relative to the file that contains it".to_string()
+                };
                 let help = match nearby_source_file(&target, &u.path, &using) {
                     Some(near) => format!("did you mean `use \"{near}\"`?"),
-                    None => relative.to_string(),
+                    None => relative,
                 };
                 diagnostics.push(
                     Diagnostic::error("cnnc::syntax::use_not_found", e.to_string())

@@ -1472,6 +1472,12 @@ fn check_reads_standard_input() {
             1,
             "<stdin>:1:29",
         ),
+        // A use from standard input is read from the current folder, which the help names.
+        (
+            &b"use \"no_such_blocks.cnn\"\nmodel M(input: [1, 8, 8]) { conv(4, 3) }"[..],
+            1,
+            "to the current folder, ",
+        ),
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cnnc"))
             .args(["check", "-"])
