@@ -3659,3 +3659,25 @@ fn calls_joining_named_tensors_get_the_statement() {
     let h = help_for(&model("cat(1, 2)"), "cnnc::elab::unknown_layer");
     assert!(h.starts_with("concatenation is `concat {"), "{h}");
 }
+
+/// A `flatten : [N]` counted by hand and wrong: the image flattened, and the one the count
+/// was made for when it has the same channels and proportions.
+#[test]
+fn a_wrong_flatten_count_says_what_it_was_counted_for() {
+    let src = |count: &str| {
+        format!(
+            "model M(input: [1, 28, 36]) {{\n    conv(6, 5) relu maxpool(2)\n    conv(16, 5) relu maxpool(2)\n    flatten : [{count}]\n    linear(10)\n}}\n"
+        )
+    };
+    // The layers give [16, 4, 6]; 16 × 6 × 9 is an image of the same proportions.
+    let h = help_for(&src("864"), "cnnc::shape::assertion_failed");
+    assert!(
+        h.contains("turns [16, 4, 6] into 16 × 4 × 6 = 384 values"),
+        "{h}"
+    );
+    assert!(h.contains("[864] is [16, 6, 9] flattened"), "{h}");
+    assert!(h.contains("write `: [384]`"), "{h}");
+    // A count of no such image: the flattened size alone.
+    let h = help_for(&src("385"), "cnnc::shape::assertion_failed");
+    assert!(h.contains("= 384 values, not 385"), "{h}");
+}

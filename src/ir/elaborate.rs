@@ -1777,6 +1777,8 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!("shapes leave out the batch dimension: write `: {shape}`")
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
+        } else if let Some(h) = self.flattened_count_help(out.node, &expected, shape) {
+            h
         } else if let Some(Assumed { written, given, .. }) =
             self.assumed.as_ref().filter(|a| a.at != assert.span)
         {
@@ -2450,6 +2452,54 @@ impl<'a, 'd> Elab<'a, 'd> {
             }
         }
         found
+    }
+
+    /// A `flatten : [400]` that fails (PyTorch's hand-counted `in_features`): the image it
+    /// flattens, and the image the number was counted from when it is one of the same
+    /// channels and proportions (`[400]` is [16, 5, 5] where the layers give [16, 4, 4]).
+    fn flattened_count_help(
+        &self,
+        n: NodeIndex,
+        expected: &Shape,
+        shape: &Shape,
+    ) -> Option<String> {
+        if !matches!(self.graph[n].op, Op::Flatten) || expected.rank() != 1 || shape.rank() != 1 {
+            return None;
+        }
+        let input = self
+            .graph
+            .edges_directed(n, petgraph::Direction::Incoming)
+            .find(|e| *e.weight() == 0)
+            .map(|e| petgraph::visit::EdgeRef::source(&e))?;
+        let image = self.graph[input].shape.clone()?;
+        let &[c, h, w] = image.dims() else {
+            return None;
+        };
+        let counted = expected.dims()[0];
+        let gives = format!(
+            "`flatten` turns {image} into {c} × {h} × {w} = {} values",
+            shape.dims()[0]
+        );
+        // The size the count was made for: the same channels, and h × w scaled alike.
+        let fit = (c > 0 && counted % c == 0)
+            .then(|| counted / c)
+            .and_then(|pixels| {
+                (1..=pixels.min(1 << 20))
+                    .map(|a| (a, pixels / a))
+                    .find(|&(a, b)| a * b == pixels && a.checked_mul(w) == b.checked_mul(h))
+            });
+        Some(match fit {
+            Some((a, b)) => format!(
+                "{gives}; [{counted}] is [{c}, {a}, {b}] flattened: the count assumed {a}×{b} \
+                 where the layers before it give {h}×{w} (a conv or pooling with other padding \
+                 or stride, or another input size); write `: {shape}` if the layers are right, \
+                 since `linear` counts its inputs itself"
+            ),
+            None => format!(
+                "{gives}, not {counted}; write `: {shape}` if the layers are right, since \
+                 `linear` counts its inputs itself, or fix the layers before it"
+            ),
+        })
     }
 
     /// The nodes made since the graph had `first` that lead to `end` along first inputs
