@@ -2481,7 +2481,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             shape.dims()[0]
         );
         // The size the count was made for: the same channels, and h × w scaled alike.
-        let fit = (c > 0 && counted % c == 0)
+        let fit = (c > 0 && counted.is_multiple_of(c))
             .then(|| counted / c)
             .and_then(|pixels| {
                 (1..=pixels.min(1 << 20))
