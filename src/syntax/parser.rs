@@ -1568,6 +1568,16 @@ fn python_habit(
             }
             _ => {}
         }
+        // `net = nn.Sequential(` at the top level: PyTorch's container.
+        let rest_of_line = text[start..].lines().next().unwrap_or_default();
+        if rest_of_line.contains("Sequential(") || rest_of_line.contains("ModuleList(") {
+            return Some(
+                "a network is a model, its layers one after another without commas: `model \
+                 Net(input: [C, H, W]) { conv(16, 3, pad=1) relu flatten linear(10) }` (the \
+                 input's shape is declared, and each layer's input size is worked out)"
+                    .into(),
+            );
+        }
     }
     let mut last_two = before.rsplit(char::is_whitespace).filter(|w| !w.is_empty());
     let (_, before_that) = (last_two.next(), last_two.next());

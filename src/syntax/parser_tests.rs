@@ -966,6 +966,10 @@ fn habits_from_other_languages_get_a_help() {
         ),
         ("import torch\n", &["nothing is imported"]),
         (
+            "net = nn.Sequential(\n    conv(16, 3, pad=1),\n    relu,\n)\n",
+            &["without commas", "`model Net(input: [C, H, W]) {"],
+        ),
+        (
             "model M(input: [3, 32, 32], classes=10) { relu }\n",
             &["a model takes only its input shape", "`body(10)`"],
         ),
