@@ -64,6 +64,11 @@ fn epochs(o: &Output) -> Vec<serde_json::Value> {
 
 /// Accuracy of an exported inference model on the first `n` test images.
 fn accuracy_of(onnx: &Path, n: usize) -> f64 {
+    accuracy_in_shape(onnx, n, &[n, 1, 28, 28])
+}
+
+/// [`accuracy_of`] with the images given in `shape` (`[n, 784]` for a flat input).
+fn accuracy_in_shape(onnx: &Path, n: usize, shape: &[usize]) -> f64 {
     let src = DataSource::resolve("fashion-mnist").unwrap();
     let mut test = src.load(10).unwrap().test;
     test.n = n;
@@ -72,7 +77,7 @@ fn accuracy_of(onnx: &Path, n: usize) -> f64 {
         .unwrap()
         .session(&bytes, Device::Cpu)
         .unwrap();
-    let (_, logits) = s.run_f32(&test.images[..n * 784], &[n, 1, 28, 28]).unwrap();
+    let (_, logits) = s.run_f32(&test.images[..n * 784], shape).unwrap();
     let hits = logits
         .chunks_exact(10)
         .zip(&test.labels)
@@ -87,6 +92,68 @@ fn accuracy_of(onnx: &Path, n: usize) -> f64 {
         })
         .count();
     hits as f64 / n as f64
+}
+
+/// A model of a flat input (an MLP on the pixels, PyTorch's `x.view(-1, 784)`) trains on
+/// the images' values in a row; the accuracy it reports is the exported model's on the test
+/// images given as `[N, 784]`. Input sizes that do not hold the images' values, and
+/// `--resize`, are refused before training.
+#[test]
+fn a_flat_input_trains_on_the_pixels_in_a_row() {
+    if !data_ready() {
+        return;
+    }
+    let d = dir("mlp");
+    let m = d.join("mlp.cnn");
+    std::fs::write(
+        &m,
+        "model MLP(input: [784]) { linear(64) relu linear(10) }\n",
+    )
+    .unwrap();
+    let out = d.join("mlp.onnx");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            m.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--limit-train",
+            "2000",
+            "--limit-test",
+            "300",
+            "--format",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        cnnc(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let o = run(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let e = epochs(&o);
+    let acc = e[1]["test_acc"].as_f64().unwrap();
+    // Chance is 0.1; two epochs of 2,000 examples reach about 0.63.
+    assert!(acc > 0.45, "{}", text(&o));
+    assert_eq!(accuracy_in_shape(&out, 300, &[300, 784]), acc);
+    let o = run(&["--resize", "32", "--restart"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("a flat input, not an image"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(&m, "model MLP(input: [700]) { linear(10) }\n").unwrap();
+    let o = run(&["--restart"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("`input: [784]`"), "{}", text(&o));
 }
 
 #[test]

@@ -251,14 +251,24 @@ pub fn load_data(
 ) -> Result<(Splits, Option<(usize, usize)>), TrainError> {
     let input = model.input_shape();
     let output = model.output_shape();
-    let [c, h, w] = input.dims()[..] else {
-        return Err(TrainError::Mismatch {
-            message: format!(
-                "model `{}` takes {input}; training on images needs an input [C, H, W]",
-                model.name
-            ),
-            help: None,
-        });
+    // An image [C, H, W], or the image's values in a row ([F]: an MLP on the pixels).
+    let (expected, flat) = match input.dims()[..] {
+        [c, h, w] => ([c as usize, h as usize, w as usize], None),
+        [f] => ([0; 3], Some(f as usize)),
+        _ => {
+            return Err(TrainError::Mismatch {
+                message: format!(
+                    "model `{}` takes {input}; training on images needs an input [C, H, W] (or \
+                     [C·H·W], the pixels in a row)",
+                    model.name
+                ),
+                help: Some(
+                    "declare the input as the images are, `input: [1, 28, 28]` for \
+                            Fashion-MNIST"
+                        .into(),
+                ),
+            });
+        }
     };
     if output.rank() != 1 {
         return Err(TrainError::Mismatch {
@@ -273,9 +283,11 @@ pub fn load_data(
         });
     }
     let source = DataSource::resolve(data)?;
-    let expected = [c as usize, h as usize, w as usize];
     // The image size is judged from the headers, before gigabytes of examples are read.
-    let check = |found: [usize; 3]| fit_images(model, expected, found, resize);
+    let check = |found: [usize; 3]| match flat {
+        Some(values) => fit_flat(model, values, found, resize),
+        None => fit_images(model, expected, found, resize),
+    };
     // The model's class count bounds the labels: every label must name one of its scores.
     let (splits, fit) = source
         .load_with(
@@ -311,6 +323,45 @@ pub fn load_data(
         }));
     }
     Ok((splits, fit))
+}
+
+/// Judges images of `found` `[C, H, W]` against a model whose input is flat, `[values]`:
+/// they fit when they hold that many values, which go in as they lie (C, then H, then W, as
+/// PyTorch's `x.view(-1, C * H * W)`).
+fn fit_flat(
+    model: &CheckedModel,
+    values: usize,
+    found: [usize; 3],
+    resize: Option<usize>,
+) -> Result<Option<(usize, usize)>, TrainError> {
+    let [c, h, w] = found;
+    if let Some(side) = resize {
+        return Err(TrainError::Mismatch {
+            message: format!(
+                "--resize {side}: model `{}` takes [{values}], a flat input, not an image",
+                model.name
+            ),
+            help: Some(format!(
+                "declare the input as an image, `input: [{c}, {side}, {side}]`, with `flatten` \
+                 first if the layers take a vector, or drop --resize"
+            )),
+        });
+    }
+    let held = c.saturating_mul(h).saturating_mul(w);
+    if held == values {
+        return Ok(None);
+    }
+    Err(TrainError::Mismatch {
+        message: format!(
+            "model `{}` takes [{values}] values per example, but the images are {c}×{h}×{w}, \
+             {held} values",
+            model.name
+        ),
+        help: Some(format!(
+            "declare the input as `input: [{held}]` (the pixels in a row), or as the image, \
+             `input: [{c}, {h}, {w}]`, with `flatten` first"
+        )),
+    })
 }
 
 /// Judges images of `found` `[C, H, W]` against the model's input `expected`: `Some((h, w))`
@@ -915,6 +966,7 @@ pub fn train(
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     let n_train = splits.train.n;
+    let flat = model.input_shape().rank() == 1;
     let plan = EpochPlan::new(model, n_train, config.batch_size)?;
     let mut info = run_info(config, sessions.aux_weight, n_train, resize);
     info["train_data_sha256"] = data_fingerprint(&splits.train).into();
@@ -1020,7 +1072,8 @@ pub fn train(
                     .map(|m| std::iter::once(b).chain(m.dims.iter().copied()).collect())
                     .collect();
                 let mut inputs = Vec::with_capacity(4 + masks.len());
-                inputs.push(Input::f32("input", &batch.shape, batch.images));
+                let input_dims = model_input_dims(&batch, flat);
+                inputs.push(Input::f32("input", &input_dims, batch.images));
                 inputs.push(Input::i64("labels", &lab_shape, batch.labels));
                 inputs.push(Input::f32("lr", &[], &lr));
                 if takes_step {
@@ -1088,6 +1141,7 @@ pub fn train(
             &splits.test,
             resize,
             config.batch_size,
+            flat,
             stop,
         )? {
             Evaluated::Accuracy(acc) => acc,
@@ -1159,6 +1213,7 @@ pub fn train(
             &splits.test,
             resize,
             config.batch_size,
+            flat,
             stop,
         )? {
             Evaluated::Accuracy(acc) => acc,
@@ -1187,6 +1242,17 @@ enum Evaluated {
     NonFiniteLoss(f32),
 }
 
+/// The shape the model's `input` takes `batch` in: `[B, C, H, W]`, or `[B, C·H·W]` for a
+/// model whose input is flat (the same values in the same order).
+fn model_input_dims(batch: &super::data::Batch<'_>, flat: bool) -> Vec<usize> {
+    let [b, c, h, w] = batch.shape;
+    if flat {
+        vec![b, c * h * w]
+    } else {
+        vec![b, c, h, w]
+    }
+}
+
 /// Test accuracy with the current parameters and running statistics (inference mode).
 fn evaluate(
     eval: &mut Session,
@@ -1194,6 +1260,7 @@ fn evaluate(
     test: &Dataset,
     resize: Option<(usize, usize)>,
     batch_size: usize,
+    flat: bool,
     stop: &AtomicBool,
 ) -> Result<Evaluated, TrainError> {
     if test.n == 0 {
@@ -1231,8 +1298,9 @@ fn evaluate(
                     return Ok(Evaluated::Accuracy(None));
                 }
                 let lab_shape = [batch.len()];
+                let input_dims = model_input_dims(&batch, flat);
                 let inputs = [
-                    Input::f32("input", &batch.shape, batch.images),
+                    Input::f32("input", &input_dims, batch.images),
                     Input::i64("labels", &lab_shape, batch.labels),
                 ];
                 let out = eval.run(&inputs)?;
