@@ -276,10 +276,18 @@ pub fn load_data(
                 "model `{}` gives {output} per example, but the data set has one label per image",
                 model.name
             ),
-            help: Some(
+            help: Some(if output.rank() == 3 {
+                format!(
+                    "end the model with class scores [K] (e.g. global_avgpool flatten \
+                     linear(K)) to classify the images; a segmentation model such as this one \
+                     ({output}: scores per pixel) trains on labels per pixel, which `cnnc \
+                     export FILE --train -o STEP.onnx` (or `--grad`) gives a step for, to drive \
+                     from your own loop"
+                )
+            } else {
                 "end the model with class scores [K] (e.g. global_avgpool flatten linear(K))"
-                    .into(),
-            ),
+                    .into()
+            }),
         });
     }
     let source = DataSource::resolve(data)?;
