@@ -143,6 +143,12 @@ fn a_flat_input_trains_on_the_pixels_in_a_row() {
     // Chance is 0.1; two epochs of 2,000 examples reach about 0.63.
     assert!(acc > 0.45, "{}", text(&o));
     assert_eq!(accuracy_in_shape(&out, 300, &[300, 784]), acc);
+    // The banner names the folder the package's data was read from.
+    assert!(
+        text(&o).contains("on fashion-mnist in /usr/share/datasets/fashion-mnist ("),
+        "{}",
+        text(&o)
+    );
     let o = run(&["--resize", "32", "--restart"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(

@@ -929,7 +929,12 @@ pub fn run(a: TrainArgs) -> ExitCode {
                 .map(|s| s.elements() as u64)
                 .sum::<u64>()
         ),
-        a.data,
+        // The package's folder said, as a folder given is.
+        if a.data == "fashion-mnist" {
+            format!("fashion-mnist in {}", cnnc::train::data::FASHION_MNIST_DIR)
+        } else {
+            a.data.clone()
+        },
         cnnc::shape::summary::group(splits.train.n as u64),
         cnnc::shape::summary::group(splits.test.n as u64),
         resize
