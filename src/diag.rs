@@ -763,7 +763,7 @@ const PYTORCH_ORDER_NOTE: &str = "a layer checked before this one reads as PyTor
 /// The same, for the shape error of the very layer the warning is about.
 const PYTORCH_ORDER_NOTE_HERE: &str = "this layer reads as PyTorch's argument order (its \
      `cnnc::elab::pytorch_argument_order` warning), so its numbers mean other things here: \
-     fix that first; ";
+     fix that first; if they are meant as written, ";
 
 /// A layer read in PyTorch's argument order (`conv(1, 6, 5)`: 1 channel, kernel 6, stride
 /// 5) shrinks the tensor, and the layers checked after it fail for no fault of their own:
@@ -783,34 +783,46 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics, sources: &SourceMap) 
         .filter(|d| d.code == "cnnc::elab::pytorch_argument_order")
         .filter_map(|d| d.labels.first().map(|l| l.span))
         .collect();
-    for d in &mut diags.0[first + 1..] {
+    // A diagnostic is the warned layer's own when its span is that call: from the layer's
+    // name to the warned first argument lies only `name(` (an error on a residual or concat
+    // around the layer is not the layer's).
+    let on_warned_layer = |d: &Diagnostic| {
+        d.labels.first().map(|l| l.span).is_some_and(|layer| {
+            warned.iter().any(|w| {
+                w.file == layer.file
+                    && w.start >= layer.start
+                    && w.end <= layer.end
+                    && sources
+                        .get(layer.file)
+                        .text
+                        .get(layer.start as usize..w.start as usize)
+                        .and_then(|head| head.trim_end().strip_suffix('('))
+                        .is_some_and(|name| {
+                            let name = name.trim_end();
+                            !name.is_empty()
+                                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        })
+            })
+        })
+    };
+    // A shape warning of the misread layer itself (the rows a "stride" of 3 leaves unused)
+    // is about numbers that mean something else: not said.
+    let mut index = 0;
+    diags.0.retain(|d| {
+        index += 1;
+        index <= first + 1
+            || d.is_error()
+            || !d.code.starts_with("cnnc::shape::")
+            || !on_warned_layer(d)
+    });
+    let here: Vec<bool> = diags.0.iter().map(&on_warned_layer).collect();
+    for (d, here) in diags.0.iter_mut().zip(here).skip(first + 1) {
         if d.is_error() && d.code.starts_with("cnnc::shape::") {
             let help = d.help.take().unwrap_or_default();
             if help.starts_with(PYTORCH_ORDER_NOTE) || help.starts_with(PYTORCH_ORDER_NOTE_HERE) {
                 d.help = Some(help);
                 continue;
             }
-            // The error is the warned layer's own when its span is that call: from the
-            // layer's name to the warned first argument lies only `name(` (an error on a
-            // residual or concat around the layer is not the layer's).
-            let layer = d.labels.first().map(|l| l.span);
-            let here = layer.is_some_and(|layer| {
-                warned.iter().any(|w| {
-                    w.file == layer.file
-                        && w.start >= layer.start
-                        && w.end <= layer.end
-                        && sources
-                            .get(layer.file)
-                            .text
-                            .get(layer.start as usize..w.start as usize)
-                            .and_then(|head| head.trim_end().strip_suffix('('))
-                            .is_some_and(|name| {
-                                let name = name.trim_end();
-                                !name.is_empty()
-                                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            })
-                })
-            });
             let note = if here {
                 PYTORCH_ORDER_NOTE_HERE
             } else {

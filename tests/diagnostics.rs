@@ -3681,3 +3681,18 @@ fn a_wrong_flatten_count_says_what_it_was_counted_for() {
     let h = help_for(&src("385"), "cnnc::shape::assertion_failed");
     assert!(h.contains("= 384 values, not 385"), "{h}");
 }
+
+/// A conv in PyTorch's order that happens to fit (`conv(3, 64, 3)`: kernel 64, stride 3) gets
+/// its warning alone, not also the rows its misread stride leaves unused; silenced, the
+/// layer is taken as written, and that warning is the layer's again.
+#[test]
+fn a_pytorch_order_layer_gets_no_warnings_of_its_misread_numbers() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("p.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    let src = "model M(input: [3, 224, 224]) {\n    conv(3, 64, 3) relu\n    global_avgpool flatten linear(10)\n}\n";
+    assert_eq!(codes(src), ["cnnc::elab::pytorch_argument_order"]);
+    let allowed = src.replace("relu\n", "relu  # cnnc: allow(pytorch_argument_order)\n");
+    assert_eq!(codes(&allowed), ["cnnc::shape::unused_input"]);
+}

@@ -1274,7 +1274,11 @@ fn setup_errors_are_clear() {
     let o = cnnc(&["train", seg.to_str().unwrap(), "--out", &out, "--restart"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("one label per image"), "{}", text(&o));
-    assert!(text(&o).contains("`cnnc export FILE --train"), "{}", text(&o));
+    assert!(
+        text(&o).contains("`cnnc export FILE --train"),
+        "{}",
+        text(&o)
+    );
     // A missing data directory: a bad data set (exit 3, as README says).
     let o = cnnc(&[
         "train",

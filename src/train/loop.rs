@@ -285,8 +285,7 @@ pub fn load_data(
                      from your own loop"
                 )
             } else {
-                "end the model with class scores [K] (e.g. global_avgpool flatten linear(K))"
-                    .into()
+                "end the model with class scores [K] (e.g. global_avgpool flatten linear(K))".into()
             }),
         });
     }
