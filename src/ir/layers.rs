@@ -477,9 +477,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
         }
         "reshape" | "view" | "permute" | "transpose" | "unflatten" | "squeeze" | "unsqueeze" => {
             format!(
-                "cnnc has no `{name}`: tensors are images [C, H, W] and vectors [N], and only \
-             `flatten` turns one into the other; an image of one pixel, [N, 1, 1], is what a \
-             vector becomes to `conv` (write the model's input so, `input: [N, 1, 1]`); a \
+                "cnnc has no `{name}`: tensors are images [C, H, W] and vectors [F], and only \
+             `flatten` turns one into the other; an image of one pixel, [F, 1, 1], is what a \
+             vector becomes to `conv` (write the model's input so, `input: [F, 1, 1]`); a \
              linear layer reshaped to an image (a generator's `Dense` and `Reshape`) is \
              `convT(C, [h, w])` on such a one-pixel input"
             )
