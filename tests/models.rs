@@ -96,3 +96,29 @@ fn lenet_has_the_parameter_counts_of_the_notes() {
     let nopad = compile(&root.join("lenet_nopad_maxpool.cnn"));
     assert_eq!(nopad.model(None).unwrap().total_params(), 44_426);
 }
+
+/// README's ```cnn examples check with no diagnostic at all, and give what their comments say
+/// (the tour's output is 10 class scores).
+#[test]
+fn readme_examples_check_clean() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```cnn\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty(), "no ```cnn example in README");
+    for block in &blocks {
+        let c = cnnc::compile_source(Path::new("readme.cnn"), block.to_string());
+        let rendered: Vec<String> = c
+            .diagnostics
+            .iter()
+            .map(|d| d.render(&c.sources, false))
+            .collect();
+        assert!(c.diagnostics.is_empty(), "{block}\n{}", rendered.join("\n"));
+        for m in &c.models {
+            assert_eq!(m.output_shape().dims(), [10], "{block}");
+        }
+    }
+}

@@ -89,7 +89,7 @@ pub enum Command {
     Doctor(run::DoctorArgs),
     /// Train a model on an IDX data set (Fashion-MNIST) through ONNX Runtime.
     #[command(
-        after_help = "Examples:\n  cnnc train models/lenet.cnn --data fashion-mnist --epochs 10 --optimizer sgd --lr 0.9 --init xavier\n  cnnc train models/lenet_bn.cnn --epochs 5 --optimizer adam --lr 0.001\n  cnnc train models/alexnet.cnn --resize 224 --batch 128 --lr 0.01 --device cuda\n  cnnc train models/lenet.cnn --resume                # after Ctrl-C or a crash"
+        after_help = "Examples:\n  cnnc train models/lenet.cnn --data fashion-mnist --epochs 10 --optimizer sgd --lr 0.9 --init xavier\n  cnnc train models/lenet_bn.cnn --epochs 5 --optimizer adam --lr 0.001 --init xavier\n  cnnc train models/alexnet.cnn --resize 224 --batch 128 --lr 0.01 --device cuda\n  cnnc train models/lenet.cnn --resume                # after Ctrl-C or a crash"
     )]
     Train(train::TrainArgs),
 }
