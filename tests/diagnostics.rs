@@ -3696,3 +3696,44 @@ fn a_pytorch_order_layer_gets_no_warnings_of_its_misread_numbers() {
     let allowed = src.replace("relu\n", "relu  # cnnc: allow(pytorch_argument_order)\n");
     assert_eq!(codes(&allowed), ["cnnc::shape::unused_input"]);
 }
+
+/// ResNet's block with `stride=stride` in both body convs: the second conv is labelled and
+/// the help says to drop its stride (which fixes it), not to make the shortcut stride 4.
+#[test]
+fn a_body_that_strides_twice_names_the_second_stride() {
+    let src = "block basic(c, stride=1) {\n    residual {\n        conv(c, 3, stride=stride, pad=1) relu\n        conv(c, 3, stride=stride, pad=1)\n    } shortcut if stride != 1 or in.c != c {\n        conv(c, 1, stride=stride)\n    }\n}\nmodel R(input: [16, 32, 32]) {\n    basic(16)\n    basic(32, stride=2)\n    global_avgpool flatten linear(10)\n}\n";
+    let c = cnnc::compile_source(Path::new("r.cnn"), src.into());
+    let d = c.diagnostics.iter().next().unwrap();
+    assert_eq!(d.code, "cnnc::shape::residual_mismatch");
+    let help = d.help.clone().unwrap();
+    assert!(
+        help.starts_with(
+            "the body strides twice, 32×32 → 8×8, where the shortcut strides once, to 16×16"
+        ),
+        "{help}"
+    );
+    assert!(!help.contains("stride=4"), "{help}");
+    let again: Vec<_> = d
+        .labels
+        .iter()
+        .filter(|l| l.text == "this conv strides again")
+        .collect();
+    assert_eq!(again.len(), 1, "{:?}", d.labels);
+    // The label is the second conv's.
+    assert_eq!(
+        &src[again[0].span.start as usize..again[0].span.end as usize],
+        "conv(c, 3, stride=stride, pad=1)"
+    );
+    assert!(
+        src.find("conv(c, 3, stride=stride, pad=1)\n    }")
+            .map(|i| i as u32)
+            == Some(again[0].span.start)
+    );
+    let fixed = src.replace(
+        "conv(c, 3, stride=stride, pad=1)\n    }",
+        "conv(c, 3, pad=1)\n    }",
+    );
+    assert!(cnnc::compile_source(Path::new("r.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+}

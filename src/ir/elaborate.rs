@@ -2548,6 +2548,64 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// padding does not explain the difference (a stride, an upsampling), or is not missing.
     fn body_padding_fixes(&self, end: NodeIndex, first: usize, target: [u64; 2]) -> Vec<PadFix> {
         let path = self.path_since(end, first);
+        let fixes: Vec<(NodeIndex, PadFix)> = path
+            .iter()
+            .filter_map(|&n| Some((n, self.padding_that_keeps_size(n)?)))
+            .collect();
+        let resized = self.simulate_path(&path, |n, stride, pads| {
+            let pads = fixes
+                .iter()
+                .find(|(m, _)| *m == n)
+                .map_or(pads, |(_, f)| f.pads);
+            (stride, pads)
+        });
+        if resized == Some(target) {
+            fixes.into_iter().map(|(_, f)| f).collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A residual body that strides more than once where once gives `target` (ResNet's
+    /// block with `stride=stride` written in both convs): the strided layers after the
+    /// first, which would give `target` at stride 1.
+    fn body_stride_repeats(
+        &self,
+        end: NodeIndex,
+        first: usize,
+        target: [u64; 2],
+    ) -> Vec<NodeIndex> {
+        let path = self.path_since(end, first);
+        let strided: Vec<NodeIndex> = path
+            .iter()
+            .copied()
+            .filter(|&n| match &self.graph[n].op {
+                Op::Conv(a) => a.stride != [1, 1],
+                Op::MaxPool(p) | Op::AvgPool(p) => p.stride != [1, 1],
+                _ => false,
+            })
+            .collect();
+        let Some((_, later)) = strided.split_first() else {
+            return Vec::new();
+        };
+        let resized = self.simulate_path(&path, |n, stride, pads| {
+            (if later.contains(&n) { [1, 1] } else { stride }, pads)
+        });
+        if later.is_empty() || resized != Some(target) {
+            return Vec::new();
+        }
+        later.to_vec()
+    }
+
+    /// The spatial size at the end of `path` (a line of layers, each the first input of the
+    /// next) with each conv's and pooling's stride and padding as `change(node, stride,
+    /// pads)` makes them: `None` when a size cannot be worked out, or a layer other than
+    /// those changes the size.
+    fn simulate_path(
+        &self,
+        path: &[NodeIndex],
+        change: impl Fn(NodeIndex, [u64; 2], Pads) -> ([u64; 2], Pads),
+    ) -> Option<[u64; 2]> {
         let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
         let first_input = |n: NodeIndex| {
             self.graph
@@ -2555,12 +2613,11 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .find(|e| *e.weight() == 0)
                 .map(|e| petgraph::visit::EdgeRef::source(&e))
         };
-        let Some(mut size) = path.first().and_then(|&n| first_input(n)).and_then(spatial) else {
-            return Vec::new();
-        };
-        let mut fixes = Vec::new();
-        for &n in &path {
-            let fix = self.padding_that_keeps_size(n);
+        let mut size = path
+            .first()
+            .and_then(|&n| first_input(n))
+            .and_then(spatial)?;
+        for &n in path {
             let window = match &self.graph[n].op {
                 Op::Conv(a) => Some((a.kernel, a.stride, a.dilation, a.pads, false)),
                 Op::MaxPool(p) | Op::AvgPool(p) => {
@@ -2570,35 +2627,28 @@ impl<'a, 'd> Elab<'a, 'd> {
             };
             match window {
                 Some((kernel, stride, dilation, pads, ceil)) => {
-                    let pads = fix.as_ref().map_or(pads, |f| f.pads);
+                    let (stride, given) = change(n, stride, pads);
                     for a in 0..2 {
-                        let Some((out, _)) = rules::window_out(
+                        size[a] = rules::window_out(
                             size[a],
                             kernel[a],
                             stride[a],
-                            pads.begin[a],
-                            pads.end[a],
+                            given.begin[a],
+                            given.end[a],
                             dilation[a],
                             ceil,
-                        ) else {
-                            return Vec::new();
-                        };
-                        size[a] = out;
+                        )?
+                        .0;
                     }
                 }
                 // Any other layer must keep the size it was given.
                 None => match (first_input(n).and_then(spatial), spatial(n)) {
                     (Some(i), Some(o)) if i == o => {}
-                    _ => return Vec::new(),
+                    _ => return None,
                 },
             }
-            fixes.extend(fix);
         }
-        if size == target {
-            fixes
-        } else {
-            Vec::new()
-        }
+        Some(size)
     }
 
     /// The fix for a concat whose branches differ in size, when a skip connection is plain
@@ -3370,6 +3420,18 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .as_ref()
                 .and_then(Shape::spatial)
                 .map(|t| (t, self.body_padding_fixes(inputs[0].0.node, body_first, t)));
+            // The strided layers of the body after its first, where striding once gives the
+            // shortcut's size: with their kinds and places.
+            let stride_repeats: Vec<(Span, &'static str)> = inputs[1]
+                .0
+                .shape
+                .as_ref()
+                .and_then(Shape::spatial)
+                .map(|t| self.body_stride_repeats(inputs[0].0.node, body_first, t))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| (self.graph[n].span, self.graph[n].op.kind()))
+                .collect();
             if let (Some(b), Some(x)) = (&inputs[0].0.shape, &cur.shape) {
                 if let Some(d) = self.diags.0.last_mut() {
                     if d.code == "cnnc::shape::residual_mismatch" {
@@ -3436,6 +3498,46 @@ impl<'a, 'd> Elab<'a, 'd> {
                                     target[1],
                                 );
                             }
+                        }
+                        // A body that strides again where the shortcut strides once.
+                        if !stride_repeats.is_empty() && !short_is_identity {
+                            // Before the call labels, beside the body's own.
+                            let at = d
+                                .labels
+                                .iter()
+                                .position(|l| l.call)
+                                .unwrap_or(d.labels.len());
+                            for (i, (span, kind)) in stride_repeats.iter().enumerate() {
+                                d.labels.insert(
+                                    at + i,
+                                    Label {
+                                        span: *span,
+                                        text: format!("this {kind} strides again"),
+                                        call: false,
+                                    },
+                                );
+                            }
+                            let target = inputs[1].0.shape.as_ref().and_then(Shape::spatial);
+                            let size = |s: Option<[u64; 2]>| {
+                                s.map_or(String::new(), |[h, w]| format!("{h}×{w}"))
+                            };
+                            help = format!(
+                                "the body strides {}, {} → {}, where the shortcut strides \
+                                 once, to {}: give the {} labelled `stride=1` (ResNet's block \
+                                 strides in its first conv alone)",
+                                match stride_repeats.len() {
+                                    1 => "twice".to_string(),
+                                    n => format!("{} times", n + 1),
+                                },
+                                size(x.spatial()),
+                                size(b.spatial()),
+                                size(target),
+                                if stride_repeats.len() == 1 {
+                                    "layer"
+                                } else {
+                                    "layers"
+                                },
+                            );
                         }
                         d.help = Some(help);
                         if short_is_identity {
