@@ -3737,3 +3737,18 @@ fn a_body_that_strides_twice_names_the_second_stride() {
         .diagnostics
         .is_empty());
 }
+
+/// MobileNetV2's block with a stride parameter named `s`: `residual if in.c == c` on the
+/// call that downsamples is told to add `and s == 1` (which fixes it), not that every call
+/// downsamples.
+#[test]
+fn a_short_stride_name_is_a_stride_in_condition_helps() {
+    let src = "block ir(c, t, s=1) {\n    residual if in.c == c {\n        conv(in.c * t, 1) relu6\n        conv(in.c, 3, stride=s, pad=1, groups=in.c) relu6\n        conv(c, 1)\n    }\n}\nmodel M(input: [16, 32, 32]) {\n    ir(16, 6)\n    ir(16, 6, s=2)\n    global_avgpool flatten linear(10)\n}\n";
+    let h = help_for(src, "cnnc::shape::residual_mismatch");
+    assert!(h.ends_with("add `and s == 1` to the condition"), "{h}");
+    assert!(!h.contains("every call"), "{h}");
+    let fixed = src.replace("in.c == c {", "in.c == c and s == 1 {");
+    assert!(cnnc::compile_source(Path::new("m.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+}

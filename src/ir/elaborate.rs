@@ -5510,7 +5510,7 @@ fn shortcut_help(
         let candidates = || {
             block_params
                 .iter()
-                .filter(move |(n, v)| n.contains("stride") && *v == s as i64)
+                .filter(move |(n, v)| is_stride_name(n) && *v == s as i64)
         };
         candidates()
             .find(|(n, _)| n == "stride")
@@ -5642,6 +5642,12 @@ fn rank_change_help(input: &Shape, body: &Shape) -> String {
 /// `None` when no such term is missing (the condition tests the channels and the stride
 /// already, or no argument of this call downsamples): the change has another cause (a
 /// missing padding, say), which the general help names.
+/// Whether a block's parameter is named as a stride: `stride`, `strides`, `down_stride`, or
+/// the short `s` and `st` (torchvision's MobileNet blocks).
+fn is_stride_name(n: &str) -> bool {
+    n.contains("stride") || matches!(n, "s" | "st")
+}
+
 fn widen_condition_help(
     input: &Shape,
     body: &Shape,
@@ -5657,7 +5663,7 @@ fn widen_condition_help(
     if input.channels() != body.channels() && !reads_in_c(cond) {
         let c = params
             .iter()
-            .find(|(n, v)| *v == body.channels() as i64 && !n.contains("stride"))
+            .find(|(n, v)| *v == body.channels() as i64 && !is_stride_name(n))
             .map(|(n, _)| n.clone())
             .unwrap_or_else(|| body.channels().to_string());
         terms.push(format!("in.c {ne} {c}"));
@@ -5666,7 +5672,7 @@ fn widen_condition_help(
     if input.spatial() != body.spatial() {
         if let Some((n, _)) = params
             .iter()
-            .find(|(n, v)| n.contains("stride") && *v != 1 && !reads_var(cond, n))
+            .find(|(n, v)| is_stride_name(n) && *v != 1 && !reads_var(cond, n))
         {
             terms.push(format!("{n} {ne} 1"));
         }
@@ -5763,7 +5769,7 @@ fn block_projection_help(
     let ([h, w], [bh, bw]) = (input.spatial()?, body.spatial()?);
     let stride =
         (1..=64).find(|&s| (h.max(1) - 1) / s + 1 == bh && (w.max(1) - 1) / s + 1 == bw)?;
-    let is_stride = |n: &str| n.contains("stride");
+    let is_stride = is_stride_name;
     let channels = params
         .iter()
         .find(|(n, v)| *v == body.channels() as i64 && !is_stride(n))
