@@ -3752,3 +3752,19 @@ fn a_short_stride_name_is_a_stride_in_condition_helps() {
         .diagnostics
         .is_empty());
 }
+
+/// The groups that fit are all listed, by their ends when there are many, with the depthwise
+/// one (the input's channels) among them and named.
+#[test]
+fn group_candidates_reach_the_depthwise_value() {
+    let h = help_for(
+        "model M(input: [144, 8, 8]) { conv(144, 3, pad=1, groups=145) }",
+        "cnnc::shape::groups",
+    );
+    assert!(h.contains("candidates: 1, 2, 3, 4, 6, 8, …, 36, 48, 72, 144 (144, the input's channels, is depthwise"), "{h}");
+    let h = help_for(
+        "model M(input: [6, 8, 8]) { conv(4, 1, groups=3) }",
+        "cnnc::shape::groups",
+    );
+    assert!(h.ends_with("candidates: 1, 2"), "{h}");
+}

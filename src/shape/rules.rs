@@ -358,17 +358,40 @@ fn check_groups(op: &str, c_in: u64, c_out: u64, groups: u64) -> Result<(), Rule
         } else {
             format!("the {c_out} output channels")
         };
-        let divisors: Vec<String> = (1..=c_in.min(c_out).min(64))
-            .filter(|g| c_in.is_multiple_of(*g) && c_out.is_multiple_of(*g))
-            .map(|g| g.to_string())
+        // The common divisors are those of the greatest one; many are said by the ends.
+        let (mut a, mut b) = (c_in, c_out);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        let common = a;
+        let mut divisors: Vec<u64> = (1..)
+            .take_while(|d| d * d <= common)
+            .filter(|d| common.is_multiple_of(*d))
+            .flat_map(|d| [d, common / d])
             .collect();
+        divisors.sort_unstable();
+        divisors.dedup();
+        let said: Vec<String> = divisors.iter().map(u64::to_string).collect();
+        let listed = if said.len() > 12 {
+            format!(
+                "{}, …, {}",
+                said[..6].join(", "),
+                said[said.len() - 4..].join(", ")
+            )
+        } else {
+            said.join(", ")
+        };
+        let depthwise = if common == c_in && c_in > 1 {
+            format!(" ({c_in}, the input's channels, is depthwise: each input channel a group of its own)")
+        } else {
+            String::new()
+        };
         return Err(err(
             "cnnc::shape::groups",
             format!("`{op}` with groups={groups}: {groups} does not divide {which}"),
         )
         .help(format!(
-            "groups must divide both the input ({c_in}) and output ({c_out}) channels; candidates: {}",
-            divisors.join(", ")
+            "groups must divide both the input ({c_in}) and output ({c_out}) channels; candidates: {listed}{depthwise}"
         )));
     }
     Ok(())
