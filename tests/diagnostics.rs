@@ -3070,7 +3070,12 @@ fn helps_for_keras_arguments_and_inputs() {
             "conv(8, 3, activation=relu)",
             "write the activation as the next layer, `conv(…) relu`",
         ),
-        ("linear(10, activation=softmax)", "`linear(…) relu`"),
+        ("linear(10, activation=softmax)", "`linear(…) softmax`"),
+        (
+            "conv(8, 3, activation=SiLU)",
+            "`conv(…) silu` (Keras's `activation='silu'`)",
+        ),
+        ("conv(8, 3, activation=1)", "`conv(…) relu`"),
         ("batchnorm(axis=-1)", "remove `axis`"),
         ("layernorm(dim=1)", "`layernorm` takes no axis"),
         ("groupnorm(2, axis=1)", "remove `axis`"),

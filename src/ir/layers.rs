@@ -1149,7 +1149,7 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
 
 /// The error for `n=…`, an argument `spec` does not have, with the fitting help (PyTorch's
 /// names, a near name, the signature).
-pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
+pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Expr) -> Diagnostic {
     let d = Diagnostic::error(
         "cnnc::elab::unknown_argument",
         format!("`{}` has no argument `{}`", spec.name, n.name),
@@ -1188,9 +1188,18 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident) -> Diagnostic {
              write `gelu`",
         )
     } else if n.name == "activation" {
+        // The activation given, where it is one of the layers (`activation=silu`).
+        let given = match &value.kind {
+            ast::ExprKind::Var(v) => {
+                let v = v.to_ascii_lowercase();
+                lookup(&v).map(|s| s.name)
+            }
+            _ => None,
+        };
+        let given = given.unwrap_or("relu");
         d.help(format!(
             "cnnc has no activation argument: write the activation as the next layer, \
-             `{}(…) relu` (Keras's `activation='relu'`)",
+             `{}(…) {given}` (Keras's `activation='{given}'`)",
             spec.name
         ))
     } else if (n.name == "axis" || n.name == "dim") && spec.name == "layernorm" {
@@ -1332,7 +1341,7 @@ fn bind(
             Some(n) => match spec.params.iter().position(|p| p.name == n.name) {
                 Some(i) => i,
                 None => {
-                    diags.push(unknown_argument(spec, n));
+                    diags.push(unknown_argument(spec, n, &arg.value));
                     ok = false;
                     continue;
                 }

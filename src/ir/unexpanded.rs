@@ -119,9 +119,12 @@ fn check_call(
     let name = call.name.name.as_str();
     let named = call.args.iter().filter_map(|a| a.name.as_ref());
     if let Some(spec) = layers::lookup(name) {
-        return named
-            .filter(|n| !spec.params.iter().any(|p| p.name == n.name))
-            .map(|n| layers::unknown_argument(spec, n))
+        return call
+            .args
+            .iter()
+            .filter_map(|a| Some((a.name.as_ref()?, &a.value)))
+            .filter(|(n, _)| !spec.params.iter().any(|p| p.name == n.name))
+            .map(|(n, value)| layers::unknown_argument(spec, n, value))
             .collect();
     }
     if let Some(block) = defs.block(name) {
