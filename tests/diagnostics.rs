@@ -3773,3 +3773,19 @@ fn group_candidates_reach_the_depthwise_value() {
     );
     assert!(h.ends_with("candidates: 1, 2"), "{h}");
 }
+
+/// PyTorch's `LayerNorm([C, H, W])` is told what cnnc's layernorm is, and the layer nearest
+/// to PyTorch's; `layernorm(64)` the inferred size.
+#[test]
+fn layernorm_over_the_whole_sample_is_pointed_at_groupnorm() {
+    let h = help_for(
+        "model M(input: [8, 16, 16]) { layernorm([8, 16, 16]) }",
+        "cnnc::elab::argument_count",
+    );
+    assert!(h.contains("nearest to `groupnorm(1)`"), "{h}");
+    let h = help_for(
+        "model M(input: [8, 16, 16]) { layernorm(8) }",
+        "cnnc::elab::argument_count",
+    );
+    assert!(h.starts_with("cnnc infers the number of channels"), "{h}");
+}

@@ -1279,17 +1279,29 @@ fn bind(
                     "layernorm" => ("channels (or features)", "eps=1e-6, affine=false"),
                     _ => ("channels", "eps=1e-3, affine=true"),
                 };
+                // PyTorch's `LayerNorm([C, H, W])`, over the whole sample, is not what
+                // cnnc's layernorm does: the help says which layer is.
+                let whole_sample = spec.name == "layernorm"
+                    && matches!(&arg.value.kind, ast::ExprKind::List(items) if items.len() == 3);
+                let help = if whole_sample {
+                    format!(
+                        "PyTorch's `LayerNorm([C, H, W])` normalizes each sample as a whole; \
+                         cnnc's {LAYERNORM}"
+                    )
+                } else {
+                    format!(
+                        "cnnc infers the number of {counted} from the incoming tensor; write \
+                         `{0}`, or name the options: `{0}({options})`",
+                        spec.name
+                    )
+                };
                 diags.push(
                     Diagnostic::error(
                         "cnnc::elab::argument_count",
                         format!("`{}` takes no positional arguments", spec.name),
                     )
                     .label(arg.span, "this argument")
-                    .help(format!(
-                        "cnnc infers the number of {counted} from the incoming tensor; write \
-                         `{0}`, or name the options: `{0}({options})`",
-                        spec.name
-                    )),
+                    .help(help),
                 );
                 ok = false;
                 continue;
