@@ -1060,6 +1060,16 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                      `concat { {} skip }`, where the empty branch `{}` is the current tensor",
                 );
             }
+            // `repeat i of 0..3`, `repeat i from …`: the loop's word is `in`.
+            if let Some(var) = head.strip_prefix("repeat ").map(str::trim) {
+                let loop_word = ["of", "from", "over", "through", "to", "upto", "within", "In"];
+                if is_name(var) && loop_word.contains(&tok) {
+                    return d.help(format!(
+                        "a repeat over values is `repeat {var} in 0..3 {{ … }}`: `in`, then a \
+                         range `a..b` (a up to b - 1) or a list `[16, 32, 64]`"
+                    ));
+                }
+            }
             return d.help(format!(
                 "the body of `{keyword}` is braced, even for one statement: `{head} {{ … }}`"
             ));
@@ -1626,7 +1636,9 @@ fn python_habit(
                 .to_string(),
             _ => match crate::diag::did_you_mean(
                 &lower,
-                ["concat", "residual", "shortcut", "gate", "repeat", "output"],
+                [
+                    "concat", "residual", "shortcut", "gate", "repeat", "output", "else",
+                ],
             ) {
                 Some(keyword) => format!(
                     "did you mean `{keyword}`? `{word_before}` is no statement with a braced \
@@ -1639,6 +1651,24 @@ fn python_habit(
                 ),
             },
         });
+    }
+    // `repaet 2 {`, `Repeat 2 {`: a number after a lone word where a statement goes on.
+    if tok.starts_with(|c: char| c.is_ascii_digit()) && expects("`as`") {
+        let word = line.trim_end();
+        let lower = word.to_ascii_lowercase();
+        if is_name(word)
+            && (lower == "repeat" || crate::diag::did_you_mean(&lower, ["repeat"]).is_some())
+        {
+            return Some(format!(
+                "did you mean `repeat`?{} a repeat is `repeat 2 {{ … }}`, or `repeat i in 0..2 \
+                 {{ … }}` with a variable",
+                if lower == "repeat" {
+                    " keywords are lowercase:"
+                } else {
+                    ""
+                }
+            ));
+        }
     }
     // `a + b` (PyTorch's sum of two tensors) where a statement goes on: a residual.
     if tok == "+" && expects("`as`") && is_name(line.trim_end()) {

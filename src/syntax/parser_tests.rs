@@ -877,6 +877,14 @@ fn habits_from_other_languages_get_a_help() {
             ],
         ),
         ("a + b", &["`a residual {} shortcut { b }`"]),
+        // Misspelt keywords.
+        ("repaet 2 { relu }", &["did you mean `repeat`?"]),
+        ("Repeat 2 { relu }", &["keywords are lowercase"]),
+        ("repeat i of 0..3 { relu }", &["`repeat i in 0..3 { … }`"]),
+        (
+            "if in.c > 2 { relu } esle { relu }",
+            &["did you mean `else`?"],
+        ),
         ("s = in.c + 4", &["`block …(…, s=in.c + 4)`"]),
         // A number worked out is a parameter's default, not a tensor's name.
         (
