@@ -3789,3 +3789,26 @@ fn layernorm_over_the_whole_sample_is_pointed_at_groupnorm() {
     );
     assert!(h.starts_with("cnnc infers the number of channels"), "{h}");
 }
+
+/// A U-Net decoder whose skips are passed shallow first, its upsampling written to the skip's
+/// size: the second call resamples down, which checks, and is warned at that call.
+#[test]
+fn an_upsampling_to_a_smaller_skip_is_warned() {
+    let src = "block up(c, skip) {\n    upsample(size=[skip.h, skip.w])\n    concat { skip {} }\n    conv(c, 3, pad=1)\n}\nmodel U(input: [3, 64, 64]) {\n    conv(16, 3, pad=1) as e1\n    maxpool(2) conv(32, 3, pad=1) as e2\n    maxpool(2) conv(64, 3, pad=1)\n    up(32, e1)\n    up(16, e2)\n}\n";
+    let c = cnnc::compile_source(Path::new("u.cnn"), src.into());
+    let d: Vec<_> = c.diagnostics.iter().collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code, "cnnc::shape::upsample_shrinks");
+    assert!(
+        d[0].message
+            .contains("64×64 down to 32×32, the size of `skip`"),
+        "{}",
+        d[0].message
+    );
+    assert!(d[0].labels.iter().any(|l| l.call), "{:?}", d[0].labels);
+    // In the right order, nothing.
+    let right = src.replace("up(32, e1)\n    up(16, e2)", "up(32, e2)\n    up(16, e1)");
+    assert!(cnnc::compile_source(Path::new("u.cnn"), right)
+        .diagnostics
+        .is_empty());
+}

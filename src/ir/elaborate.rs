@@ -4075,6 +4075,69 @@ impl<'a, 'd> Elab<'a, 'd> {
         );
     }
 
+    /// `upsample(size=[skip.h, skip.w])` on the main line where `skip` is smaller than the
+    /// tensor here: a decoder given its skips in the wrong order (the shallow one first)
+    /// resamples down, and the model checks with a smaller output than meant. In a concat
+    /// branch or shortcut, resizing a tensor down to join another is meant (multi-scale
+    /// fusion: `concat { {} { full upsample(size=[half.h, half.w]) } }`). (The shape rule's
+    /// own `upsample_shrinks`, for a size of a few pixels, is not said twice.)
+    fn warn_upsample_to_smaller_tensor(
+        &mut self,
+        call: &ast::Call,
+        cur: &Cur,
+        out: &Cur,
+        from: usize,
+    ) {
+        if self.concat_depth > 0 {
+            return;
+        }
+        let (Some([h, w]), Some([oh, ow])) = (
+            cur.shape.as_ref().and_then(Shape::spatial),
+            out.shape.as_ref().and_then(Shape::spatial),
+        ) else {
+            return;
+        };
+        if !(oh <= h && ow <= w && (oh, ow) != (h, w)) {
+            return;
+        }
+        if self.diags.0[from..]
+            .iter()
+            .any(|d| d.code == "cnnc::shape::upsample_shrinks")
+        {
+            return;
+        }
+        let skip = call
+            .args
+            .iter()
+            .find_map(|a| match (&a.name, &a.value.kind) {
+                (Some(n), ast::ExprKind::List(items)) if n.name == "size" => match &items[0].kind {
+                    ast::ExprKind::TensorQuery(t, _) => Some(t.clone()),
+                    _ => None,
+                },
+                _ => None,
+            });
+        let Some(skip) = skip else {
+            return;
+        };
+        self.diags.push(
+            Diagnostic::warning(
+                "cnnc::shape::upsample_shrinks",
+                format!(
+                    "`upsample` resamples {h}×{w} down to {oh}×{ow}, the size of `{skip}`, which \
+                     is smaller than the tensor here"
+                ),
+            )
+            .label(call.span, format!("takes {h}×{w} down to {oh}×{ow}"))
+            .help(format!(
+                "a decoder upsamples to the skip of the next larger scale: if `{skip}` is a \
+                 skip connection, check that the skips are passed in the order the decoder \
+                 meets them (the deepest first); a downsampling is a pooling or a strided \
+                 conv, or allow the warning (`# cnnc: allow(upsample_shrinks)`) if a resize \
+                 down is meant"
+            )),
+        );
+    }
+
     fn layer(
         &mut self,
         spec: &'static LayerSpec,
@@ -4123,6 +4186,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let out = self.add_unary(name, op, call.span, &cur);
         if let (Ok(out), Some((source, _))) = (&out, size_source) {
             self.size_sources.insert(out.node, source);
+            self.warn_upsample_to_smaller_tensor(call, &cur, out, before);
         }
         // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already
         // the expanded count there, and the groups do not divide it.

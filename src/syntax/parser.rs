@@ -1062,7 +1062,9 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             }
             // `repeat i of 0..3`, `repeat i from …`: the loop's word is `in`.
             if let Some(var) = head.strip_prefix("repeat ").map(str::trim) {
-                let loop_word = ["of", "from", "over", "through", "to", "upto", "within", "In"];
+                let loop_word = [
+                    "of", "from", "over", "through", "to", "upto", "within", "In",
+                ];
                 if is_name(var) && loop_word.contains(&tok) {
                     return d.help(format!(
                         "a repeat over values is `repeat {var} in 0..3 {{ … }}`: `in`, then a \
