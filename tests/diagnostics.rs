@@ -3812,3 +3812,41 @@ fn an_upsampling_to_a_smaller_skip_is_warned() {
         .diagnostics
         .is_empty());
 }
+
+/// ConvNeXt's block written with PyTorch's channels-last `nn.Linear`s: each linear gets the
+/// 1×1 conv, and nothing after it is reported for the same mistake (the residual, the next
+/// call, the pooling); `permute` is told that no permute is needed.
+#[test]
+fn a_linear_in_a_residual_body_is_a_per_pixel_conv() {
+    let src = "block cnb(c) {\n    residual {\n        conv(c, 7, pad=3, groups=c)\n        layernorm\n        linear(4 * c) gelu\n        linear(c)\n    }\n}\nmodel M(input: [3, 64, 64]) {\n    conv(96, 4, stride=4)\n    cnb(96) cnb(96)\n    global_avgpool flatten linear(10)\n}\n";
+    let c = cnnc::compile_source(Path::new("m.cnn"), src.into());
+    let helps: Vec<String> = c
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.code, d.help.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(helps.len(), 2, "{helps:#?}");
+    assert!(helps[0].contains("write `conv(384, 1)`"), "{}", helps[0]);
+    assert!(helps[1].contains("write `conv(96, 1)`"), "{}", helps[1]);
+    let fixed = src
+        .replace("linear(4 * c) gelu", "conv(4 * c, 1) gelu")
+        .replace("linear(c)\n", "conv(c, 1)\n");
+    assert!(cnnc::compile_source(Path::new("m.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+    // Outside a residual: flatten first, or the 1×1 conv.
+    let h = help_for(
+        "model M(input: [8, 4, 4]) { linear(10) }",
+        "cnnc::shape::rank",
+    );
+    assert!(
+        h.starts_with("insert `flatten` before this `linear`"),
+        "{h}"
+    );
+    assert!(h.contains("`conv(10, 1)`"), "{h}");
+    let h = help_for(
+        "model M(input: [8, 4, 4]) { permute(0, 2, 3, 1) }",
+        "cnnc::elab::unknown_layer",
+    );
+    assert!(h.contains("need no permute"), "{h}");
+}

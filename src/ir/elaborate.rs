@@ -4250,6 +4250,24 @@ impl<'a, 'd> Elab<'a, 'd> {
                         e.help = Some(help);
                     }
                 }
+                // A `linear` on an image inside a residual body is one meant per pixel (a
+                // ConvNeXt block's MLP written as PyTorch's channels-last `nn.Linear`): the
+                // 1×1 conv first, and checking goes on as if it were one, so the residual and
+                // the layers after it are not reported for this mistake.
+                let mut recovered = recovered;
+                if let (Op::Linear { out_features, .. }, true, [_, h, w]) = (
+                    &self.graph[node].op,
+                    self.residual_bodies > 0 && e.code == "cnnc::shape::rank",
+                    shape.dims(),
+                ) {
+                    e.help = Some(format!(
+                        "in a residual body, a linear over the channels at every pixel is \
+                         meant (PyTorch's `nn.Linear` on channels-last values, as in ConvNeXt's \
+                         block): write `conv({out_features}, 1)`; `flatten` would make the \
+                         body a vector, which the residual cannot add to its input"
+                    ));
+                    recovered = Some(Shape(vec![*out_features, *h, *w]));
+                }
                 self.push_rule_error(e, span, shape);
                 self.graph[node].shape = recovered.clone();
                 Ok(Cur {

@@ -475,7 +475,13 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
             "a channel shuffle is `channel_shuffle(groups)` (PyTorch's `ChannelShuffle`)"
                 .to_string()
         }
-        "reshape" | "view" | "permute" | "transpose" | "unflatten" | "squeeze" | "unsqueeze" => {
+        "permute" | "transpose" => "cnnc's tensors stay channels first, [C, H, W], and need \
+                                    no permute: the channels-last round trip of PyTorch's \
+                                    ConvNeXt block (`permute(0, 2, 3, 1)`, `nn.Linear`, \
+                                    `nn.LayerNorm`, back) is `conv(n, 1)` and `layernorm` on \
+                                    the channels directly"
+            .to_string(),
+        "reshape" | "view" | "unflatten" | "squeeze" | "unsqueeze" => {
             format!(
                 "cnnc has no `{name}`: tensors are images [C, H, W] and vectors [F], and only \
              `flatten` turns one into the other; an image of one pixel, [F, 1, 1], is what a \

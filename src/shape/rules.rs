@@ -842,10 +842,20 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
                     "cnnc::shape::rank",
                     format!("`linear` needs a flat [F] input, but its input is {s}"),
                 )
-                .help(format!(
-                    "insert `flatten` before this `linear`; it will then receive {} features",
-                    s.elements()
-                )));
+                .help(if s.rank() == 3 {
+                    format!(
+                        "insert `flatten` before this `linear` to read the whole image (it \
+                         will then receive {} features); for a linear at every pixel, over \
+                         the channels (PyTorch's `nn.Linear` on channels-last values, as in \
+                         ConvNeXt's block), write `conv({out_features}, 1)`",
+                        s.elements()
+                    )
+                } else {
+                    format!(
+                        "insert `flatten` before this `linear`; it will then receive {} features",
+                        s.elements()
+                    )
+                }));
             }
             let shape = vec![*out_features];
             per_sample("the output", &shape)?;
