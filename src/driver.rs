@@ -459,7 +459,7 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
     // in the main file and the files it `use`s.
     let dead_start = diagnostics.0.len();
     crate::ir::unexpanded::check(&files, &defs, &mut diagnostics);
-    let dead_code_diagnostics = dead_start..diagnostics.0.len();
+    let mut dead_code_diagnostics = dead_start..diagnostics.0.len();
     // An allow that names no warning outside every model is the file's own diagnostic (one
     // inside a model is that model's, reported above).
     let model_spans: Vec<Span> = files
@@ -498,6 +498,11 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
                 ));
             }
         }
+        merge_unknown_after_failed_use(
+            &mut diagnostics,
+            &mut model_diagnostics,
+            &mut dead_code_diagnostics,
+        );
     }
     Compilation {
         sources,
@@ -507,6 +512,95 @@ pub fn compile_source(path: &Path, text: String) -> Compilation {
         model_names,
         model_diagnostics,
         dead_code_diagnostics,
+    }
+}
+
+/// After a failed `use`, every call of a name it may have defined is unknown: one error per
+/// name (in each model, and in the code no model expands) with the other places labelled on
+/// it, not one error per call. The index ranges are kept true.
+fn merge_unknown_after_failed_use(
+    diagnostics: &mut Diagnostics,
+    model_ranges: &mut [(String, std::ops::Range<usize>)],
+    dead: &mut std::ops::Range<usize>,
+) {
+    /// The most other places labelled on one error; the rest are counted.
+    const SHOWN: usize = 8;
+    let group_of = |i: usize| {
+        model_ranges
+            .iter()
+            .position(|(_, r)| r.contains(&i))
+            .unwrap_or(if dead.contains(&i) {
+                usize::MAX - 1
+            } else {
+                usize::MAX
+            })
+    };
+    let n = diagnostics.0.len();
+    let mut first_of: std::collections::HashMap<(usize, String), usize> =
+        std::collections::HashMap::new();
+    let mut keep = vec![true; n];
+    let mut others: Vec<(usize, Span)> = Vec::new();
+    for (i, d) in diagnostics.0.iter().enumerate() {
+        if d.code != "cnnc::elab::unknown_layer" || !d.message.starts_with("unknown layer") {
+            continue;
+        }
+        match first_of.entry((group_of(i), d.message.clone())) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if let Some(span) = d.primary_span() {
+                    others.push((*o.get(), span));
+                }
+                keep[i] = false;
+            }
+        }
+    }
+    if others.is_empty() {
+        return;
+    }
+    let mut more = std::collections::HashMap::<usize, usize>::new();
+    for (first, span) in others {
+        let d = &mut diagnostics.0[first];
+        let labelled = d
+            .labels
+            .iter()
+            .filter(|l| l.text == "also used here")
+            .count();
+        if labelled < SHOWN && !d.labels.iter().any(|l| l.span == span) {
+            d.labels.push(crate::diag::Label {
+                span,
+                text: "also used here".into(),
+                call: false,
+            });
+        } else {
+            *more.entry(first).or_default() += 1;
+        }
+    }
+    for (first, count) in more {
+        let d = &mut diagnostics.0[first];
+        let help = d.help.take().unwrap_or_default();
+        d.help = Some(format!("{help} (it is used in {count} more places)"));
+    }
+    // Where each index lands once the merged ones are gone.
+    let mut landed = Vec::with_capacity(n + 1);
+    let mut kept = 0;
+    for &k in &keep {
+        landed.push(kept);
+        kept += k as usize;
+    }
+    landed.push(kept);
+    let mut i = 0;
+    diagnostics.0.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    for r in model_ranges
+        .iter_mut()
+        .map(|(_, r)| r)
+        .chain(std::iter::once(dead))
+    {
+        *r = landed[r.start]..landed[r.end];
     }
 }
 

@@ -3850,3 +3850,53 @@ fn a_linear_in_a_residual_body_is_a_per_pixel_conv() {
     );
     assert!(h.contains("need no permute"), "{h}");
 }
+
+/// After a failed `use`, the calls of a block it may have defined are one error per name and
+/// model, the other calls labelled on it (the first model's, the second's), and `--model`
+/// still picks each model's own.
+#[test]
+fn calls_after_a_failed_use_are_one_error_per_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.cnn");
+    std::fs::write(
+        &main,
+        "use \"missing.cnn\"\nmodel M(input: [3, 8, 8]) {\n    cbr(16) cbr(16)\n    repeat 2 { cbr(32) }\n    other(4)\n}\nmodel N(input: [3, 8, 8]) { cbr(8) cbr(8) }\n",
+    )
+    .unwrap();
+    let c = cnnc::compile_file(&main).unwrap();
+    let unknown: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "cnnc::elab::unknown_layer")
+        .collect();
+    let summary: Vec<(String, usize)> = unknown
+        .iter()
+        .map(|d| {
+            (
+                d.message.clone(),
+                d.labels
+                    .iter()
+                    .filter(|l| l.text == "also used here")
+                    .count(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("unknown layer `cbr`".to_string(), 2),
+            ("unknown layer `other`".to_string(), 0),
+            ("unknown layer `cbr`".to_string(), 1),
+        ]
+    );
+    for (model, says) in [("M", "`other`"), ("N", "`cbr`")] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(["summary", main.to_str().unwrap(), "--model", model])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "{model}: {err}");
+    }
+}
