@@ -3900,3 +3900,26 @@ fn calls_after_a_failed_use_are_one_error_per_name() {
         assert!(err.contains(says), "{model}: {err}");
     }
 }
+
+/// PyTorch's name of a layer's own argument (`padding=1`) is an error, and checking goes on
+/// with it as meant: the mistakes after it are found in the same run, and none that the
+/// argument, read as meant, avoids.
+#[test]
+fn a_pytorch_argument_name_does_not_hide_later_mistakes() {
+    let codes = |src: &str| -> Vec<&'static str> {
+        let c = cnnc::compile_source(Path::new("m.cnn"), src.to_string());
+        c.diagnostics.iter().map(|d| d.code).collect()
+    };
+    let src = "model M(input: [3, 64, 64]) {\n    conv(16, 3, padding=1) relu\n    conv(32, 3, pad=1, groups=5)\n    maxpool(2) : [32, 16, 16]\n    flatten linear(10)\n}\n";
+    assert_eq!(
+        codes(src),
+        [
+            "cnnc::elab::unknown_argument",
+            "cnnc::shape::groups",
+            "cnnc::shape::assertion_failed"
+        ]
+    );
+    // Read as `pad=1`, the size is kept: nothing else to report.
+    let only = "model M(input: [3, 8, 8]) { conv(4, 3, padding=1) : [4, 8, 8] }\n";
+    assert_eq!(codes(only), ["cnnc::elab::unknown_argument"]);
+}

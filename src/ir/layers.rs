@@ -1360,8 +1360,20 @@ fn bind(
                 Some(i) => i,
                 None => {
                     diags.push(unknown_argument(spec, n, &arg.value));
-                    ok = false;
-                    continue;
+                    // PyTorch's name of one of this layer's own (`padding=1` for `pad`):
+                    // reported, and checking goes on with it as meant, so that the mistakes
+                    // after it are found in the same run.
+                    let alias = ALIASES
+                        .iter()
+                        .find(|(from, _)| *from == n.name)
+                        .and_then(|(_, to)| spec.params.iter().position(|p| p.name == *to));
+                    match alias {
+                        Some(i) => i,
+                        None => {
+                            ok = false;
+                            continue;
+                        }
+                    }
                 }
             },
         };
