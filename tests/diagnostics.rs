@@ -3923,3 +3923,35 @@ fn a_pytorch_argument_name_does_not_hide_later_mistakes() {
     let only = "model M(input: [3, 8, 8]) { conv(4, 3, padding=1) : [4, 8, 8] }\n";
     assert_eq!(codes(only), ["cnnc::elab::unknown_argument"]);
 }
+
+/// ASPP's image branch resized with `upsample(size=[in.h, in.w])`: `in` is the pooled tensor
+/// there; the help says so, and its fix (a block parameter defaulting to the input's size)
+/// checks.
+#[test]
+fn in_size_in_a_branch_is_the_branchs_own() {
+    let src = "block aspp(c) {\n    concat {\n        conv(c, 1)\n        { global_avgpool conv(c, 1) upsample(size=[in.h, in.w]) }\n    }\n}\nmodel M(input: [32, 16, 16]) { aspp(8) }\n";
+    let h = help_for(src, "cnnc::shape::concat_mismatch");
+    assert!(
+        h.contains(
+            "read the tensor coming into the upsampling, 1×1 there, not the concat's input, 16×16"
+        ),
+        "{h}"
+    );
+    assert!(h.contains("`block aspp(…, h=in.h, w=in.w)`"), "{h}");
+    let fixed = src
+        .replace("block aspp(c)", "block aspp(c, h=in.h, w=in.w)")
+        .replace("size=[in.h, in.w]", "size=[h, w]");
+    assert!(cnnc::compile_source(Path::new("a.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+    // In a model's body: a name.
+    let flat = "model M(input: [32, 16, 16]) {\n    conv(32, 1)\n    concat {\n        conv(8, 1)\n        { global_avgpool conv(8, 1) upsample(size=[in.h, in.w]) }\n    }\n}\n";
+    let h = help_for(flat, "cnnc::shape::concat_mismatch");
+    assert!(h.ends_with("and write `upsample(size=[x.h, x.w])`"), "{h}");
+    let fixed = flat
+        .replace("conv(32, 1)\n", "conv(32, 1) as x\n")
+        .replace("size=[in.h, in.w]", "size=[x.h, x.w]");
+    assert!(cnnc::compile_source(Path::new("a.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+}

@@ -2281,7 +2281,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             .unzip();
         let out = self.merge_labelled(Op::Concat, name, span, &outs, &iterations)?;
         if self.diags.0.len() > before {
-            let help = self.concat_help(c, &outs, cur_shape.as_ref(), frame);
+            let block = self.call_stack.last().map(|(b, _)| *b);
+            let help = in_size_read_in_branch_help(c, &outs, cur_shape.as_ref(), block)
+                .or_else(|| self.concat_help(c, &outs, cur_shape.as_ref(), frame));
             let shrinking = self.shrinking_layers(&outs, cur_shape.as_ref(), branches_first);
             let reduction = self.reduction_fixes(&outs, cur_shape.as_ref(), branches_first);
             if let Some(d) = self.diags.0.last_mut() {
@@ -5416,6 +5418,52 @@ fn output_pad_expression(t: &ConvTransposeAttrs, skip: &str, square: bool) -> St
     } else {
         format!("[{}, {}]", axis(0, "h"), axis(1, "w"))
     }
+}
+
+/// A concat branch that ends in `upsample(size=[in.h, in.w])` and comes out another size
+/// than the concat's input: `in` there is the tensor coming into the upsampling (pooled to a
+/// pixel in ASPP's image branch), not the concat's input, which a name reaches.
+fn in_size_read_in_branch_help(
+    c: &ast::Concat,
+    outs: &[(Cur, Span)],
+    input: Option<&Shape>,
+    block: Option<&str>,
+) -> Option<String> {
+    let here = input.and_then(Shape::spatial)?;
+    outs.iter().find_map(|(cur, span)| {
+        let branch = c.branches.iter().find(|b| b.span == *span)?;
+        let StmtKind::Call(call) = &branch.body.last()?.kind else {
+            return None;
+        };
+        if call.name.name != "upsample" {
+            return None;
+        }
+        let reads_in = call.args.iter().any(|a| {
+            a.name.as_ref().is_some_and(|n| n.name == "size")
+                && matches!(&a.value.kind, ast::ExprKind::List(items)
+                    if items.iter().any(|i| matches!(&i.kind, ast::ExprKind::InQuery(q) if q == "h" || q == "w")))
+        });
+        let size = cur.shape.as_ref().and_then(Shape::spatial)?;
+        (reads_in && size != here).then(|| {
+            let reach = match block {
+                // A default sees the block's input as `in`.
+                Some(b) => format!(
+                    "give the block parameters of that size, `block {b}(…, h=in.h, w=in.w)` (a \
+                     default reads the block's input), and write `upsample(size=[h, w])`, or \
+                     name the concat's input (`… as x` on a statement before the `concat`) and \
+                     write `upsample(size=[x.h, x.w])`"
+                ),
+                None => "name the concat's input (`… as x` on the statement before the \
+                         `concat`) and write `upsample(size=[x.h, x.w])`"
+                    .to_string(),
+            };
+            format!(
+                "`in.h` and `in.w` in this branch's `upsample(size=[in.h, in.w])` read the tensor \
+                 coming into the upsampling, {}×{} there, not the concat's input, {}×{}: {reach}",
+                size[0], size[1], here[0], here[1]
+            )
+        })
+    })
 }
 
 /// A conv or pooling of stride 1 whose padding falls short of keeping the size, and the
