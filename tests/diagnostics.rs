@@ -3955,3 +3955,17 @@ fn in_size_in_a_branch_is_the_branchs_own() {
         .diagnostics
         .is_empty());
 }
+
+/// An SE block's `c / r` that floors to 0 at a small width: the values and `max(1, …)`.
+#[test]
+fn a_division_that_floors_to_zero_gives_its_values() {
+    let h = help_for(
+        "block se(c=in.c, r=16) {\n    gate { global_avgpool conv(c / r, 1) relu conv(c, 1) sigmoid }\n}\nmodel M(input: [8, 4, 4]) { se }\n",
+        "cnnc::elab::argument_value",
+    );
+    assert!(
+        h.starts_with("`/` is floor division: `c / r` is 8 / 16 = 0 here"),
+        "{h}"
+    );
+    assert!(h.contains("`max(1, c / r)`"), "{h}");
+}

@@ -675,6 +675,11 @@ fn pool_same_help(layer: &str, kernel: [u64; 2], stride: [u64; 2]) -> String {
     help
 }
 
+/// The help of a whole-number argument that a division inside it rounded down to 0.
+const FLOORED_TO_ZERO: &str = "`/` is floor division on integers, so a quotient here may have \
+                               rounded down to 0; multiply before dividing (`a * b / c`, not \
+                               `a * (b / c)`); ";
+
 /// How PyTorch's `LayerNorm` is written.
 const LAYERNORM: &str = "`layernorm`: each sample is normalized at each pixel over its channels \
                          (ConvNeXt's `LayerNorm2d`, PyTorch's `LayerNorm(C)` on channels-last \
@@ -1470,12 +1475,28 @@ fn bind(
                             }
                         }
                         // `planes * (base_width / 64) * groups`, torchvision's ResNeXt width.
-                        Value::Int(0) if divides(&arg.value) => {
-                            "`/` is floor division on integers, so a quotient here may have \
-                             rounded down to 0; multiply before dividing (`a * b / c`, not \
-                             `a * (b / c)`); "
-                                .to_string()
-                        }
+                        // `c / r` of an SE block at a small `c`: the values, and the
+                        // floor of 1 torchvision keeps.
+                        Value::Int(0) => match &arg.value.kind {
+                            ast::ExprKind::Binary(ast::BinaryOp::Div, l, r) => {
+                                let value = |e: &ast::Expr| match eval(e, env, incoming) {
+                                    Ok(Value::Int(n)) => Some(n),
+                                    _ => None,
+                                };
+                                match (value(l), value(r)) {
+                                    (Some(a), Some(b)) => format!(
+                                        "`/` is floor division: `{}` is {a} / {b} = 0 here; \
+                                         a width worked out by a division is kept at least 1 \
+                                         with `max(1, {})` (an SE block's squeeze, as \
+                                         torchvision keeps it); ",
+                                        arg.value, arg.value
+                                    ),
+                                    _ => FLOORED_TO_ZERO.to_string(),
+                                }
+                            }
+                            _ if divides(&arg.value) => FLOORED_TO_ZERO.to_string(),
+                            _ => String::new(),
+                        },
                         _ => String::new(),
                     };
                     // `linear(400, 120)` from PyTorch's `Linear(400, 120)`: the second number

@@ -961,6 +961,13 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                  line or on new lines; `,` separates arguments and list items)",
             )
         }
+        // `concat { {}, conv(8, 1) }`: a Python list's comma between branches.
+        "," if expects("a branch (a layer or `{ … }`)") => {
+            return d.help(
+                "branches need no separator: delete the `,` (`concat { {} conv(8, 1) }`: each \
+                 braced body or single statement is a branch)",
+            )
+        }
         "." => {
             let before =
                 text[..start].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');

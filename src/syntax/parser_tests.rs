@@ -877,6 +877,7 @@ fn habits_from_other_languages_get_a_help() {
             ],
         ),
         ("a + b", &["`a residual {} shortcut { b }`"]),
+        ("concat { {}, conv(8, 1) }", &["branches need no separator"]),
         // Misspelt keywords.
         ("repaet 2 { relu }", &["did you mean `repeat`?"]),
         ("Repeat 2 { relu }", &["keywords are lowercase"]),
