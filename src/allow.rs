@@ -14,6 +14,21 @@ use crate::source::{FileId, SourceMap, Span};
 
 const MARKER: &str = "cnnc: allow(";
 
+/// The warnings the command line silences everywhere (`--allow`), set once at start. They are
+/// dropped after compiling; what depends on a warning being shown (the notes and drops of
+/// [`crate::diag::note_pytorch_order_cascade`]) asks here first.
+static EVERYWHERE: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+
+/// Sets the warnings silenced everywhere (the first call wins).
+pub fn silence_everywhere(codes: Vec<&'static str>) {
+    let _ = EVERYWHERE.set(codes);
+}
+
+/// Whether `code` is silenced everywhere by the command line.
+pub fn silenced_everywhere(code: &str) -> bool {
+    EVERYWHERE.get().is_some_and(|codes| codes.contains(&code))
+}
+
 /// One `cnnc: allow(…)` comment: the line it is on, whether the line holds nothing else,
 /// and its codes with their spans and whether a warning was silenced by each.
 struct Allow {

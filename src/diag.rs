@@ -770,6 +770,11 @@ const PYTORCH_ORDER_NOTE_HERE: &str = "this layer reads as PyTorch's argument or
 /// their shape errors say where to look first. Run on one model's diagnostics (in the order
 /// they were found) once warnings are silenced: a warning not shown is not pointed at.
 pub fn note_pytorch_order_cascade(diags: &mut Diagnostics, sources: &SourceMap) {
+    // `--allow pytorch_argument_order` drops the warning after compiling: nothing here may
+    // point at it, nor drop a warning in its favour.
+    if crate::allow::silenced_everywhere("cnnc::elab::pytorch_argument_order") {
+        return;
+    }
     let Some(first) = diags
         .0
         .iter()

@@ -3700,6 +3700,18 @@ fn a_pytorch_order_layer_gets_no_warnings_of_its_misread_numbers() {
     assert_eq!(codes(src), ["cnnc::elab::pytorch_argument_order"]);
     let allowed = src.replace("relu\n", "relu  # cnnc: allow(pytorch_argument_order)\n");
     assert_eq!(codes(&allowed), ["cnnc::shape::unused_input"]);
+    // So with `--allow pytorch_argument_order` on the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.cnn");
+    std::fs::write(&file, src).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
+        .args(["check", file.to_str().unwrap(), "--allow", "pytorch_argument_order"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cnnc::shape::unused_input"), "{err}");
+    assert!(!err.contains("pytorch_argument_order"), "{err}");
 }
 
 /// ResNet's block with `stride=stride` in both body convs: the second conv is labelled and

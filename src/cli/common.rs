@@ -171,6 +171,7 @@ pub fn warning_code(s: &str) -> Result<&'static str, String> {
 static ALLOWED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
 
 pub fn allow_warnings(codes: Vec<&'static str>) {
+    cnnc::allow::silence_everywhere(codes.clone());
     let _ = ALLOWED.set(codes);
 }
 
