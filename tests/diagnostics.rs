@@ -1422,6 +1422,15 @@ fn mismatch_helps_fit_how_the_network_was_written() {
         );
         assert!(!h.contains("condition"), "{h}");
     }
+    // The channels differing too: both fixes, the projection as of the padded body.
+    let h = help(
+        "model M(input: [32, 8, 8]) { residual { conv(64, 3) relu conv(64, 3, pad=1) } }",
+        RESIDUAL,
+    );
+    assert!(
+        h.ends_with("the channels differ too (64 and 32): add a projection shortcut: `residual { … } shortcut { conv(64, 1) }`"),
+        "{h}"
+    );
     // Two alike layers are said once; a stride the shortcut lacks is not a padding fault.
     let c = cnnc::compile_source(
         Path::new("m.cnn"),
@@ -3705,7 +3714,12 @@ fn a_pytorch_order_layer_gets_no_warnings_of_its_misread_numbers() {
     let file = dir.path().join("p.cnn");
     std::fs::write(&file, src).unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(["check", file.to_str().unwrap(), "--allow", "pytorch_argument_order"])
+        .args([
+            "check",
+            file.to_str().unwrap(),
+            "--allow",
+            "pytorch_argument_order",
+        ])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();

@@ -3486,7 +3486,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                                 if let Some(l) = d.labels.first_mut() {
                                     l.text = format!("{}: {}", l.text, PadFix::say(fixes));
                                 }
-                                help = format!(
+                                let padding = format!(
                                     "the body must give the {}'s {}×{}: give the layers named \
                                      in its label the padding shown (`pad=d·(k−1)/2` for a k×k \
                                      kernel of dilation d, or `pad=same`), as a ResNet block's \
@@ -3499,6 +3499,65 @@ impl<'a, 'd> Elab<'a, 'd> {
                                     target[0],
                                     target[1],
                                 );
+                                // The channels differing too: their fix, as it would be
+                                // said of the body once padded.
+                                let short_shape = inputs[1].0.shape.as_ref();
+                                help = match short_shape {
+                                    Some(sc) if sc.channels() != b.channels() => {
+                                        let padded =
+                                            Shape(vec![b.channels(), target[0], target[1]]);
+                                        let channels = match (&r.cond, &r.shortcut) {
+                                            (Some(c), None) => widen_condition_help(
+                                                x,
+                                                &padded,
+                                                c,
+                                                "residual if",
+                                                "and",
+                                                &block_params,
+                                            ),
+                                            (_, Some(s)) if short_is_identity => {
+                                                s.cond.as_ref().and_then(|c| {
+                                                    widen_condition_help(
+                                                        x,
+                                                        &padded,
+                                                        c,
+                                                        "shortcut if",
+                                                        "or",
+                                                        &block_params,
+                                                    )
+                                                })
+                                            }
+                                            (_, Some(_)) => Some(shortcut_help(
+                                                x,
+                                                &padded,
+                                                sc,
+                                                has_conv,
+                                                has_pool,
+                                                &block_params,
+                                            )),
+                                            (_, None) => Some(
+                                                block_projection_help(
+                                                    x,
+                                                    &padded,
+                                                    &block_params,
+                                                    body_bn,
+                                                )
+                                                .unwrap_or_else(|| {
+                                                    projection_help(x, &padded, false)
+                                                }),
+                                            ),
+                                        };
+                                        format!(
+                                            "{padding}; the channels differ too ({} and {}): {}",
+                                            b.channels(),
+                                            sc.channels(),
+                                            channels.unwrap_or_else(|| {
+                                                "the shortcut must give the body's".to_string()
+                                            })
+                                        )
+                                    }
+                                    _ => padding,
+                                };
                             }
                         }
                         // A body that strides again where the shortcut strides once.
