@@ -3995,3 +3995,19 @@ fn a_division_that_floors_to_zero_gives_its_values() {
     );
     assert!(h.contains("`max(1, c / r)`"), "{h}");
 }
+
+/// The block-parameter fix of an `in.h` read in a branch is offered only where the concat is
+/// the block's first statement (its input is the block's); after a layer, a name.
+#[test]
+fn in_size_help_offers_a_default_only_for_the_blocks_input() {
+    let src = "block aspp(c) {\n    conv(32, 3, stride=2, pad=1)\n    concat {\n        conv(c, 1)\n        { global_avgpool conv(c, 1) upsample(size=[in.h, in.w]) }\n    }\n}\nmodel M(input: [16, 32, 32]) { aspp(8) }\n";
+    let h = help_for(src, "cnnc::shape::concat_mismatch");
+    assert!(!h.contains("h=in.h"), "{h}");
+    assert!(h.ends_with("and write `upsample(size=[x.h, x.w])`"), "{h}");
+    let fixed = src
+        .replace("pad=1)\n", "pad=1) as x\n")
+        .replace("size=[in.h, in.w]", "size=[x.h, x.w]");
+    assert!(cnnc::compile_source(Path::new("a.cnn"), fixed)
+        .diagnostics
+        .is_empty());
+}

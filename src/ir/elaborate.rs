@@ -2281,7 +2281,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             .unzip();
         let out = self.merge_labelled(Op::Concat, name, span, &outs, &iterations)?;
         if self.diags.0.len() > before {
-            let block = self.call_stack.last().map(|(b, _)| *b);
+            // The block whose first statement this concat is: its input is the block's.
+            let block = self.call_stack.last().map(|(b, _)| *b).filter(|b| {
+                self.defs.blocks.get(*b).is_some_and(|def| {
+                    def.body.first().is_some_and(
+                        |st| matches!(&st.kind, StmtKind::Concat(first) if std::ptr::eq(first, c)),
+                    )
+                })
+            });
             let help = in_size_read_in_branch_help(c, &outs, cur_shape.as_ref(), block)
                 .or_else(|| self.concat_help(c, &outs, cur_shape.as_ref(), frame));
             let shrinking = self.shrinking_layers(&outs, cur_shape.as_ref(), branches_first);
@@ -5481,7 +5488,8 @@ fn output_pad_expression(t: &ConvTransposeAttrs, skip: &str, square: bool) -> St
 
 /// A concat branch that ends in `upsample(size=[in.h, in.w])` and comes out another size
 /// than the concat's input: `in` there is the tensor coming into the upsampling (pooled to a
-/// pixel in ASPP's image branch), not the concat's input, which a name reaches.
+/// pixel in ASPP's image branch), not the concat's input, which a name reaches, or (`block`:
+/// the block whose first statement the concat is) a parameter defaulting to `in.h`.
 fn in_size_read_in_branch_help(
     c: &ast::Concat,
     outs: &[(Cur, Span)],
@@ -5508,9 +5516,8 @@ fn in_size_read_in_branch_help(
                 // A default sees the block's input as `in`.
                 Some(b) => format!(
                     "give the block parameters of that size, `block {b}(…, h=in.h, w=in.w)` (a \
-                     default reads the block's input), and write `upsample(size=[h, w])`, or \
-                     name the concat's input (`… as x` on a statement before the `concat`) and \
-                     write `upsample(size=[x.h, x.w])`"
+                     default reads the block's input, which the concat takes), and write \
+                     `upsample(size=[h, w])`"
                 ),
                 None => "name the concat's input (`… as x` on the statement before the \
                          `concat`) and write `upsample(size=[x.h, x.w])`"
