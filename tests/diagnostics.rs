@@ -3642,6 +3642,12 @@ fn output_pad_help_in_a_block_fits_every_call() {
         .diagnostics
         .iter()
         .any(|d| d.code == "cnnc::shape::concat_mismatch"));
+    // A transposed conv of the model's body before a block that joins: the block's `skip`
+    // is no name there, so the number.
+    let join = "block join(skip) {\n    concat { {} skip }\n}\nmodel U(input: [3, 51, 51]) {\n    conv(8, 3, pad=1) as e1\n    maxpool(2)\n    convT(8, 2, stride=2)\n    join(e1)\n}\n";
+    let h = help_for(join, "cnnc::shape::concat_mismatch");
+    assert!(!h.contains("skip.h"), "{h}");
+    assert!(h.contains("`output_pad=1` (a stride"), "{h}");
     // Unrolled into the model's body, each transposed conv has its own: the number.
     let flat = "model U(input: [3, 51, 51]) {\n    conv(8, 3, pad=1) as e1\n    maxpool(2)\n    convT(8, 2, stride=2)\n    concat { e1 {} }\n}\n";
     let h = help_for(flat, "cnnc::shape::concat_mismatch");

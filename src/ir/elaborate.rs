@@ -704,6 +704,9 @@ struct Elab<'a, 'd> {
     size_sources: HashMap<NodeIndex, NodeIndex>,
     diags: &'d mut Diagnostics,
     call_stack: Vec<(&'a str, Span)>,
+    /// For each call of `call_stack`, the graph's node count when its body began: the
+    /// nodes that call made are those from it on.
+    call_first_nodes: Vec<usize>,
     /// The current chain of stride-1 convolutions (gridding check).
     dilation_run: Vec<ChainConv>,
     /// How many concat branches or residual shortcuts are being elaborated (a `crop` outside
@@ -810,6 +813,7 @@ fn elaborate_model_body<'a>(
         size_sources: HashMap::new(),
         diags,
         call_stack: Vec::new(),
+        call_first_nodes: Vec::new(),
         dilation_run: Vec::new(),
         concat_depth: 0,
         steps: 0,
@@ -2861,7 +2865,15 @@ impl<'a, 'd> Elab<'a, 'd> {
                 }
                 // In a block, the pad one call needs may not be another's (a U-Net's `up`
                 // block at each scale): the expression that reads it off the skip fits all.
-                match self.call_stack.last() {
+                // Only where the transposed conv is the block's own (made in this call),
+                // so that `skip` is a name where it stands.
+                let own_block = self
+                    .call_stack
+                    .last()
+                    .zip(self.call_first_nodes.last())
+                    .filter(|(_, first)| outs[smaller].0.node.index() >= **first)
+                    .map(|(call, _)| call);
+                match own_block {
                     Some((block, _)) => help.push_str(&format!(
                         ", or let the transposed conv give {}×{} with `output_pad={}` ({pad} in \
                          this call: a stride before it rounded an odd size down; the \
@@ -4894,6 +4906,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         // without the call: a mistake inside a block is reported once, at its first call.
         self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
+        self.call_first_nodes.push(self.graph.node_count());
         let mut inner = Frame {
             env,
             tensors,
@@ -4907,6 +4920,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             self.warn_unread_tensor_arguments(name, &tensor_arguments, &inner);
         }
         self.call_stack.pop();
+        self.call_first_nodes.pop();
         self.dedupe_diagnostics(Some((name, call.span)));
         // Point every error and warning from inside the block at the call that expanded it
         // (the sizes in its message are that call's), except those about the text alone.
