@@ -1199,20 +1199,34 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
              write `gelu`",
         )
     } else if n.name == "activation" {
-        // The activation given, where it is one of the layers (`activation=silu`).
-        let given = match &value.kind {
-            ast::ExprKind::Var(v) => {
-                let v = v.to_ascii_lowercase();
-                lookup(&v).map(|s| s.name)
-            }
+        // The activation given, where it is one of the activation layers (`activation=silu`);
+        // Keras's `'linear'` (and `None`) is none at all.
+        const ACTIVATIONS: [&str; 14] = [
+            "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "prelu", "sigmoid",
+            "tanh", "hardsigmoid", "hardswish", "softmax", "selu",
+        ];
+        let named = match &value.kind {
+            ast::ExprKind::Var(v) => Some(v.to_ascii_lowercase()),
             _ => None,
         };
-        let given = given.unwrap_or("relu");
-        d.help(format!(
-            "cnnc has no activation argument: write the activation as the next layer, \
-             `{}(…) {given}` (Keras's `activation='{given}'`)",
-            spec.name
-        ))
+        match named.as_deref() {
+            Some("linear" | "none" | "identity") => d.help(format!(
+                "cnnc has no activation argument, and `{value}` is none: delete the argument \
+                 (Keras's `activation='linear'` applies nothing)"
+            )),
+            _ => {
+                let given = named
+                    .as_deref()
+                    .and_then(|v| lookup(v).map(|s| s.name))
+                    .filter(|name| ACTIVATIONS.contains(name))
+                    .unwrap_or("relu");
+                d.help(format!(
+                    "cnnc has no activation argument: write the activation as the next layer, \
+                     `{}(…) {given}` (Keras's `activation='{given}'`)",
+                    spec.name
+                ))
+            }
+        }
     } else if (n.name == "axis" || n.name == "dim") && spec.name == "layernorm" {
         d.help(format!(
             "`layernorm` takes no axis: it is {LAYERNORM}; the signature is {}",
