@@ -3954,6 +3954,9 @@ fn a_pytorch_argument_name_does_not_hide_later_mistakes() {
             "cnnc::shape::assertion_failed"
         ]
     );
+    // Given twice, in both spellings: the one error.
+    let twice = "model M(input: [3, 8, 8]) { conv(4, 3, pad=1, padding=1) }\n";
+    assert_eq!(codes(twice), ["cnnc::elab::unknown_argument"]);
     // Read as `pad=1`, the size is kept: nothing else to report.
     let only = "model M(input: [3, 8, 8]) { conv(4, 3, padding=1) : [4, 8, 8] }\n";
     assert_eq!(codes(only), ["cnnc::elab::unknown_argument"]);

@@ -1382,10 +1382,12 @@ fn bind(
                     // PyTorch's name of one of this layer's own (`padding=1` for `pad`):
                     // reported, and checking goes on with it as meant, so that the mistakes
                     // after it are found in the same run.
+                    // (Not where that argument is given already: one error for one mistake.)
                     let alias = ALIASES
                         .iter()
                         .find(|(from, _)| *from == n.name)
-                        .and_then(|(_, to)| spec.params.iter().position(|p| p.name == *to));
+                        .and_then(|(_, to)| spec.params.iter().position(|p| p.name == *to))
+                        .filter(|&i| values[i].is_none());
                     match alias {
                         Some(i) => i,
                         None => {
