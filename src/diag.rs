@@ -833,7 +833,15 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics, sources: &SourceMap) 
             } else {
                 PYTORCH_ORDER_NOTE
             };
-            d.help = Some(format!("{note}{help}"));
+            d.help = Some(if help.is_empty() {
+                // No help of its own to follow the note: it ends where its advice does.
+                note.trim_end_matches(|c: char| c == ' ' || c == ',')
+                    .trim_end_matches("if they are meant as written")
+                    .trim_end_matches([' ', ';'])
+                    .to_string()
+            } else {
+                format!("{note}{help}")
+            });
         }
     }
 }

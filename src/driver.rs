@@ -568,11 +568,20 @@ fn merge_unknown_after_failed_use(
             .filter(|l| l.text == "also used here")
             .count();
         if labelled < SHOWN && !d.labels.iter().any(|l| l.span == span) {
-            d.labels.push(crate::diag::Label {
-                span,
-                text: "also used here".into(),
-                call: false,
-            });
+            // Before the call labels, beside the first place's own.
+            let at = d
+                .labels
+                .iter()
+                .position(|l| l.call)
+                .unwrap_or(d.labels.len());
+            d.labels.insert(
+                at,
+                crate::diag::Label {
+                    span,
+                    text: "also used here".into(),
+                    call: false,
+                },
+            );
         } else {
             *more.entry(first).or_default() += 1;
         }
@@ -580,7 +589,8 @@ fn merge_unknown_after_failed_use(
     for (first, count) in more {
         let d = &mut diagnostics.0[first];
         let help = d.help.take().unwrap_or_default();
-        d.help = Some(format!("{help} (it is used in {count} more places)"));
+        let places = if count == 1 { "place" } else { "places" };
+        d.help = Some(format!("{help} (it is used in {count} more {places})"));
     }
     // Where each index lands once the merged ones are gone.
     let mut landed = Vec::with_capacity(n + 1);

@@ -3086,8 +3086,14 @@ fn helps_for_keras_arguments_and_inputs() {
         ),
         ("conv(8, 3, activation=1)", "`conv(…) relu`"),
         ("conv(8, 3, activation=conv)", "`conv(…) relu`"),
-        ("conv(8, 3, activation=None)", "and `None` is none: delete the argument"),
-        ("conv(8, 3, activation=linear)", "and `linear` is none: delete the argument"),
+        (
+            "conv(8, 3, activation=None)",
+            "and `None` is none: delete the argument",
+        ),
+        (
+            "conv(8, 3, activation=linear)",
+            "and `linear` is none: delete the argument",
+        ),
         ("batchnorm(axis=-1)", "remove `axis`"),
         ("layernorm(dim=1)", "`layernorm` takes no axis"),
         ("groupnorm(2, axis=1)", "remove `axis`"),

@@ -5845,6 +5845,12 @@ fn rank_change_help(input: &Shape, body: &Shape) -> String {
     )
 }
 
+/// Whether a block's parameter is named as a stride: `stride`, `strides`, `down_stride`, or
+/// the short `s` and `st` (torchvision's MobileNet blocks).
+fn is_stride_name(n: &str) -> bool {
+    n.contains("stride") || matches!(n, "s" | "st")
+}
+
 /// A residual with a condition (`residual if`, `shortcut if`) that lets the body's shape
 /// change through in this call: the condition should take in the change, joined with
 /// `join` (`and` for `residual if`, which must be false there; `or` for `shortcut if`,
@@ -5852,12 +5858,6 @@ fn rank_change_help(input: &Shape, body: &Shape) -> String {
 /// `None` when no such term is missing (the condition tests the channels and the stride
 /// already, or no argument of this call downsamples): the change has another cause (a
 /// missing padding, say), which the general help names.
-/// Whether a block's parameter is named as a stride: `stride`, `strides`, `down_stride`, or
-/// the short `s` and `st` (torchvision's MobileNet blocks).
-fn is_stride_name(n: &str) -> bool {
-    n.contains("stride") || matches!(n, "s" | "st")
-}
-
 fn widen_condition_help(
     input: &Shape,
     body: &Shape,

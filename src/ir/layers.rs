@@ -1202,8 +1202,20 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
         // The activation given, where it is one of the activation layers (`activation=silu`);
         // Keras's `'linear'` (and `None`) is none at all.
         const ACTIVATIONS: [&str; 14] = [
-            "relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "mish", "prelu", "sigmoid",
-            "tanh", "hardsigmoid", "hardswish", "softmax", "selu",
+            "relu",
+            "relu6",
+            "leaky_relu",
+            "elu",
+            "gelu",
+            "silu",
+            "mish",
+            "prelu",
+            "sigmoid",
+            "tanh",
+            "hardsigmoid",
+            "hardswish",
+            "softmax",
+            "selu",
         ];
         let named = match &value.kind {
             ast::ExprKind::Var(v) => Some(v.to_ascii_lowercase()),
