@@ -835,7 +835,7 @@ pub fn note_pytorch_order_cascade(diags: &mut Diagnostics, sources: &SourceMap) 
             };
             d.help = Some(if help.is_empty() {
                 // No help of its own to follow the note: it ends where its advice does.
-                note.trim_end_matches(|c: char| c == ' ' || c == ',')
+                note.trim_end_matches([' ', ','])
                     .trim_end_matches("if they are meant as written")
                     .trim_end_matches([' ', ';'])
                     .to_string()
