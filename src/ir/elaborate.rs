@@ -2362,12 +2362,6 @@ impl<'a, 'd> Elab<'a, 'd> {
             .map(|(cur, _)| cur.shape.as_ref().and_then(Shape::spatial))
             .collect::<Option<_>>()?;
         let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
-        let first_input = |n: NodeIndex| {
-            self.graph
-                .edges_directed(n, petgraph::Direction::Incoming)
-                .find(|e| *e.weight() == 0)
-                .map(|e| petgraph::visit::EdgeRef::source(&e))
-        };
         // Each branch made smaller by a strided conv or pooling of its own: not an Inception
         // module whose padding is missing, nor upsampling branches.
         let strided = |mut n: NodeIndex| loop {
@@ -2382,7 +2376,7 @@ impl<'a, 'd> Elab<'a, 'd> {
             if stride != [1, 1] {
                 return true;
             }
-            match first_input(n) {
+            match self.first_input(n) {
                 Some(i) => n = i,
                 None => return false,
             }
@@ -2412,7 +2406,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 if n.index() < first {
                     break None;
                 }
-                let Some(input) = first_input(n) else {
+                let Some(input) = self.first_input(n) else {
                     break None;
                 };
                 let (Some(from), Some(to)) = (spatial(input), spatial(n)) else {
@@ -2515,6 +2509,14 @@ impl<'a, 'd> Elab<'a, 'd> {
         })
     }
 
+    /// The node `n` reads first (its input, or a merge's first branch).
+    fn first_input(&self, n: NodeIndex) -> Option<NodeIndex> {
+        self.graph
+            .edges_directed(n, petgraph::Direction::Incoming)
+            .find(|e| *e.weight() == 0)
+            .map(|e| petgraph::visit::EdgeRef::source(&e))
+    }
+
     /// The nodes made since the graph had `first` that lead to `end` along first inputs
     /// (a branch's or a body's main line), in source order.
     fn path_since(&self, end: NodeIndex, first: usize) -> Vec<NodeIndex> {
@@ -2522,12 +2524,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         let mut n = end;
         while n.index() >= first {
             path.push(n);
-            let input = self
-                .graph
-                .edges_directed(n, petgraph::Direction::Incoming)
-                .find(|e| *e.weight() == 0)
-                .map(|e| petgraph::visit::EdgeRef::source(&e));
-            let Some(input) = input else {
+            let Some(input) = self.first_input(n) else {
                 break;
             };
             n = input;
@@ -2620,15 +2617,9 @@ impl<'a, 'd> Elab<'a, 'd> {
         change: impl Fn(NodeIndex, [u64; 2], Pads) -> ([u64; 2], Pads),
     ) -> Option<[u64; 2]> {
         let spatial = |n: NodeIndex| self.graph[n].shape.as_ref().and_then(Shape::spatial);
-        let first_input = |n: NodeIndex| {
-            self.graph
-                .edges_directed(n, petgraph::Direction::Incoming)
-                .find(|e| *e.weight() == 0)
-                .map(|e| petgraph::visit::EdgeRef::source(&e))
-        };
         let mut size = path
             .first()
-            .and_then(|&n| first_input(n))
+            .and_then(|&n| self.first_input(n))
             .and_then(spatial)?;
         for &n in path {
             let window = match &self.graph[n].op {
@@ -2655,7 +2646,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                     }
                 }
                 // Any other layer must keep the size it was given.
-                None => match (first_input(n).and_then(spatial), spatial(n)) {
+                None => match (self.first_input(n).and_then(spatial), spatial(n)) {
                     (Some(i), Some(o)) if i == o => {}
                     _ => return None,
                 },
@@ -4364,19 +4355,13 @@ impl<'a, 'd> Elab<'a, 'd> {
     /// from a linear layer on the input (through layers that keep its shape).
     fn linear_then_reshape_help(&self, mut n: NodeIndex, flat: &Shape) -> Option<String> {
         let features = *flat.dims().first()?;
-        let first_input = |n: NodeIndex| {
-            self.graph
-                .edges_directed(n, petgraph::Direction::Incoming)
-                .find(|e| *e.weight() == 0)
-                .map(|e| petgraph::visit::EdgeRef::source(&e))
-        };
         while !matches!(self.graph[n].op, Op::Linear { .. }) {
             if self.graph[n].shape.as_ref() != Some(flat) {
                 return None;
             }
-            n = first_input(n)?;
+            n = self.first_input(n)?;
         }
-        let input = first_input(n)?;
+        let input = self.first_input(n)?;
         let Op::Input = self.graph[input].op else {
             return None;
         };
