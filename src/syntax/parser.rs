@@ -807,6 +807,22 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     if single_quoted.is_some() && words.contains(&"a quoted path") {
         return d.help("a path is written in double quotes: `use \"file.cnn\"`");
     }
+    // `use lib/blocks.cnn`: the path as written, quoted.
+    // (A path in other quotes, curly ones say, is told below what they are.)
+    if words.contains(&"a quoted path") {
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let path = text[start..line_end].split('#').next().unwrap_or("").trim();
+        let plain = !path.is_empty()
+            && path.len() <= 200
+            && path
+                .chars()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '`'));
+        if plain {
+            return d.help(format!(
+                "a path is written in double quotes: `use \"{path}\"`"
+            ));
+        }
+    }
     if let Some(inner) = quoted {
         return d.help(if inner.eq_ignore_ascii_case("same") {
             "write `same` without quotes, as in `pad=same`: it keeps a conv's size at stride 1; \

@@ -1123,6 +1123,11 @@ fn unexpected_tokens_are_named_in_words() {
     check_error("model M(input: 1) {}", UNEXPECTED, &["a list `[…]`"]);
     check_error("use blocks.cnn", UNEXPECTED, &["a quoted path"]);
     check_error(
+        "use lib/blocks.cnn\n",
+        UNEXPECTED,
+        &["in double quotes: `use \"lib/blocks.cnn\"`"],
+    );
+    check_error(
         "block b() { repeat { relu } }",
         UNEXPECTED,
         &["an expression", "found `{`"],
