@@ -4029,3 +4029,31 @@ fn in_size_help_offers_a_default_only_for_the_blocks_input() {
         .diagnostics
         .is_empty());
 }
+
+/// After a residual whose body lacks padding, checking goes on with the shape the body was
+/// meant to give (the identity's), so a later error has the numbers it keeps once the body is
+/// fixed.
+#[test]
+fn checking_goes_on_with_the_shape_an_unpadded_body_was_meant_to_give() {
+    let src = "model M(input: [3, 32, 32]) {\n    conv(16, 3, pad=1)\n    residual { conv(16, 7, pad=2) }\n    gate { conv(1, 7, pad=2) sigmoid }\n}\n";
+    let c = cnnc::compile_source(Path::new("m.cnn"), src.into());
+    let gate = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::shape::gate_mismatch")
+        .unwrap();
+    assert_eq!(
+        gate.message,
+        "a gate multiplies its input [16, 32, 32] by [1, 30, 30]"
+    );
+    let fixed = src.replace(
+        "residual { conv(16, 7, pad=2) }",
+        "residual { conv(16, 7, pad=3) }",
+    );
+    let c = cnnc::compile_source(Path::new("m.cnn"), fixed);
+    let gate = c.diagnostics.iter().next().unwrap();
+    assert_eq!(
+        gate.message,
+        "a gate multiplies its input [16, 32, 32] by [1, 30, 30]"
+    );
+}

@@ -3432,6 +3432,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .as_ref()
                 .and_then(Shape::spatial)
                 .map(|t| (t, self.body_padding_fixes(inputs[0].0.node, body_first, t)));
+            // A body short of padding (or striding again) is the one at fault: checking goes
+            // on with the shortcut's shape, the one the body was meant to give, so that the
+            // errors after it have the numbers they will have once it is fixed.
+            let body_at_fault = padding_fixes.as_ref().is_some_and(|(_, f)| !f.is_empty());
+            if let (true, Some(short), Some(body)) = (
+                body_at_fault,
+                inputs[1].0.shape.as_ref(),
+                inputs[0].0.shape.as_ref(),
+            ) {
+                if short.channels() == body.channels() && short.rank() == body.rank() {
+                    out.shape = Some(short.clone());
+                    self.graph[out.node].shape = Some(short.clone());
+                }
+            }
             // The strided layers of the body after its first, where striding once gives the
             // shortcut's size: with their kinds and places.
             let stride_repeats: Vec<(Span, &'static str)> = inputs[1]
