@@ -4046,14 +4046,26 @@ fn checking_goes_on_with_the_shape_an_unpadded_body_was_meant_to_give() {
         gate.message,
         "a gate multiplies its input [16, 32, 32] by [1, 30, 30]"
     );
+    // The gate's own unpadded conv is named, as a residual body's is; its fix checks.
+    assert!(
+        gate.labels
+            .iter()
+            .any(|l| l.text == "the gate gives [1, 30, 30]: its 7×7 conv needs `pad=3`"),
+        "{:?}",
+        gate.labels
+    );
     let fixed = src.replace(
         "residual { conv(16, 7, pad=2) }",
         "residual { conv(16, 7, pad=3) }",
     );
-    let c = cnnc::compile_source(Path::new("m.cnn"), fixed);
+    let c = cnnc::compile_source(Path::new("m.cnn"), fixed.clone());
     let gate = c.diagnostics.iter().next().unwrap();
     assert_eq!(
         gate.message,
         "a gate multiplies its input [16, 32, 32] by [1, 30, 30]"
     );
+    let fixed = fixed.replace("gate { conv(1, 7, pad=2)", "gate { conv(1, 7, pad=3)");
+    assert!(cnnc::compile_source(Path::new("m.cnn"), fixed)
+        .diagnostics
+        .is_empty());
 }

@@ -3146,8 +3146,10 @@ impl<'a, 'd> Elab<'a, 'd> {
         if g.body.is_empty() {
             self.warn_empty_body(span, "gate", "multiplies its input by itself (x · x)");
         }
+        let body_first = self.graph.node_count();
         let body = self.body(&g.body, cur.clone(), frame, scope)?;
         self.flush_dilation_run();
+        let body_node = body.node;
         let name = scope.fresh("mul");
         let keyword = keyword_span(span, "gate");
         let before = self.diags.0.len();
@@ -3166,6 +3168,27 @@ impl<'a, 'd> Elab<'a, 'd> {
             if let Some(note) = ends_with_in_query(&g.body, &x, &gate) {
                 if let Some(d) = self.diags.0.last_mut() {
                     d.help = Some(format!("{note}; {}", d.help.take().unwrap_or_default()));
+                }
+            }
+            // A per-place gate (a spatial attention map) that lost pixels to a conv without
+            // the padding that keeps the size: that layer, as a residual body's.
+            let fixes = match (x.spatial(), gate.spatial()) {
+                (Some(here), Some(given)) if given != here && given != [1, 1] => {
+                    self.body_padding_fixes(body_node, body_first, here)
+                }
+                _ => Vec::new(),
+            };
+            if let (false, Some(d)) = (fixes.is_empty(), self.diags.0.last_mut()) {
+                if d.code == "cnnc::shape::gate_mismatch" {
+                    if let Some(l) = d.labels.iter_mut().find(|l| l.span == g.body_span) {
+                        l.text = format!("{}: {}", l.text, PadFix::say(&fixes));
+                    }
+                    d.help = Some(format!(
+                        "give the layers named in the gate's label the padding shown \
+                         (`pad=d·(k−1)/2` for a k×k kernel of dilation d, or `pad=same`), so \
+                         that it keeps the input's size; {}",
+                        d.help.take().unwrap_or_default()
+                    ));
                 }
             }
         }
