@@ -730,12 +730,27 @@ fn nearby_source_file(target: &Path, written: &str, using: &Path) -> Option<Stri
             !same(&candidate, using)
         })
         .collect();
-    let near = crate::diag::did_you_mean(name, siblings.iter().map(String::as_str))?;
     let written_name = Path::new(written).file_name()?.to_str()?;
-    Some(format!(
-        "{}{near}",
-        written.strip_suffix(written_name).unwrap_or_default()
-    ))
+    let written_dir = written.strip_suffix(written_name).unwrap_or_default();
+    match crate::diag::did_you_mean(name, siblings.iter().map(String::as_str)) {
+        Some(near) => Some(format!("{written_dir}{near}")),
+        // The file of that name one folder down (`use "blocks.cnn"` for lib/blocks.cnn),
+        // where exactly one folder has it.
+        None => {
+            let mut found = std::fs::read_dir(dir)
+                .ok()?
+                .take(1_000)
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|sub| dir.join(sub).join(name).is_file());
+            let sub = found.next()?;
+            found
+                .next()
+                .is_none()
+                .then(|| format!("{written_dir}{sub}/{name}"))
+        }
+    }
 }
 
 /// Parses one file into `files`; its folder and its `use`s, or `None` when it does not

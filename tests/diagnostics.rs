@@ -3062,6 +3062,11 @@ fn helps_for_keras_habits_and_misspellings() {
         use_help("lib/layers.cnn"),
         "the path of a `use` is relative to the file that contains it"
     );
+    // A file of that name one folder down.
+    assert_eq!(
+        use_help("blocks.cnn"),
+        "did you mean `use \"lib/blocks.cnn\"`?"
+    );
     // Not the file that has the `use`.
     assert_eq!(
         use_help("mian.cnn"),
