@@ -808,6 +808,67 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
     assert!(!h.contains("smaller than"), "{h}");
 }
 
+/// A U-Net's `up` block given the skip of another scale (`up(32, d1)` where `d2` was meant):
+/// the help names the caller's tensor that was passed and the one of the size wanted, and
+/// passing it checks clean; a transposed conv far over the skip's size is not told to pad it
+/// away.
+#[test]
+fn concat_help_names_the_callers_skip_of_the_right_scale() {
+    let src = |calls: &str, conv: &str| {
+        format!(
+            "block down(c) {{ conv(c, 3, pad=1) relu }}\n\
+             block up(c, skip) {{ convT(c, 2, stride=2) concat {{ {{}} skip }} {conv} relu }}\n\
+             model U(input: [1, 64, 64]) {{\n\
+             down(16) as d1 maxpool(2) down(32) as d2 maxpool(2) down(64)\n{calls}\nconv(2, 1) }}\n"
+        )
+    };
+    let check = |text: String| cnnc::compile_source(std::path::Path::new("u.cnn"), text);
+    let help = |text: String| -> String {
+        let c = check(text.clone());
+        let d = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::concat_mismatch")
+            .unwrap_or_else(|| panic!("{text}: no concat_mismatch"));
+        d.help.clone().unwrap_or_default()
+    };
+    let padded = "conv(c, 3, pad=1)";
+    // The skip of the scale above: 2× the other branch.
+    let h = help(src("up(32, d1) up(16, d1)", padded));
+    assert!(h.contains("`skip` (`d1` in this call)"), "{h}");
+    assert!(
+        h.contains("pass the caller's `d2` (32×32) in place of `d1`"),
+        "{h}"
+    );
+    // The skip of the scale below: smaller, and the caller's tensor of the right size.
+    let h = help(src("up(32, d2) up(16, d2)", padded));
+    assert!(h.contains("`skip` (`d2` in this call)"), "{h}");
+    assert!(
+        h.contains("pass the caller's `d1` (64×64) in place of `d2`"),
+        "{h}"
+    );
+    assert!(h.contains("since `d2` was named"), "{h}");
+    // The fix checks clean.
+    let fixed = check(src("up(32, d2) up(16, d1)", padded));
+    assert!(
+        fixed
+            .diagnostics
+            .iter()
+            .all(|d| d.severity != cnnc::diag::Severity::Error),
+        "{:?}",
+        fixed.diagnostics
+    );
+    // A skip named in the block itself is not the caller's: no call is named.
+    let own = "block up(c, x) { convT(c, 2, stride=2) as skip maxpool(2) concat { {} skip } }\n\
+               model U(input: [1, 8, 8]) { conv(4, 3, pad=1) as d up(4, d) }\n";
+    let h = help(own.to_string());
+    assert!(!h.contains("in this call"), "{h}");
+    // Unpadded convs leave the transposed conv at 60×60 against a 32×32 skip: pad=14 would
+    // hide the lost borders, and is not offered.
+    let h = help(src("up(32, d2) up(16, d2)", "conv(c, 3)"));
+    assert!(!h.contains("pad=14"), "{h}");
+}
+
 /// An argument given twice: PyTorch's order is named only when the numbers look like it;
 /// otherwise the help says to give it once. The earlier one is labelled as it was given.
 #[test]

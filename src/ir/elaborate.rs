@@ -498,6 +498,12 @@ fn transposed_conv_fix(t: &ConvTransposeAttrs, from: [u64; 2], to: [u64; 2]) -> 
         })?;
         pad[a] = t.pads.begin[a] + (over + op - t.output_pad[a]) / 2;
         output_pad[a] = op;
+        // At most half the kernel's reach (`convT(c, 3, stride=2, pad=1)`): more takes off
+        // what the layers before it made (an unpadded conv's lost border, a stride too
+        // many), which a padding should not hide.
+        if pad[a] > t.dilation[a] * t.kernel[a].saturating_sub(1) / 2 {
+            return None;
+        }
     }
     let written = |p: [u64; 2]| {
         if p[0] == p[1] {
@@ -651,6 +657,62 @@ struct Named {
     iteration: Option<u64>,
 }
 
+/// The tensors a block call was given by name (`up(32, d1)`: parameter `skip`, the caller's
+/// `d1`), and the caller's named tensors at the call with their sizes: where the block finds
+/// a passed tensor at the wrong scale, the help can name the caller's tensor that fits.
+#[derive(Default)]
+struct PassedTensors {
+    /// (parameter, the caller's name for the tensor).
+    args: Vec<(String, String)>,
+    /// The caller's named tensors, in the order they were made, and their height and width.
+    named: Vec<(String, [u64; 2])>,
+}
+
+impl PassedTensors {
+    fn of(args: Vec<(String, String)>, frame: &Frame) -> Self {
+        if args.is_empty() {
+            return Self::default();
+        }
+        let mut named: Vec<(NodeIndex, String, [u64; 2])> = frame
+            .tensors
+            .iter()
+            .filter_map(|(n, t)| {
+                let hw = t.cur.shape.as_ref().and_then(Shape::spatial)?;
+                Some((t.cur.node, n.clone(), hw))
+            })
+            .collect();
+        named.sort();
+        Self {
+            args,
+            named: named.into_iter().map(|(_, n, hw)| (n, hw)).collect(),
+        }
+    }
+
+    /// `skip` is `d1` of the call, and the caller's tensor of height and width `hw` made
+    /// last: "(`d1` in this call)" and "pass the caller's `d2` (32×32) in place of `d1`".
+    fn wrong_scale(&self, param: &str, hw: [u64; 2]) -> Option<(String, Option<String>, String)> {
+        let (_, given) = self.args.iter().find(|(p, _)| p == param)?;
+        // The last one made is the nearest to the call: a U-Net names each scale's skip
+        // after its convs, and its input is of the first scale too.
+        let fix = self
+            .named
+            .iter()
+            .rev()
+            .find(|(n, size)| *size == hw && n != given)
+            .map(|(n, _)| {
+                format!(
+                    "pass the caller's `{n}` ({}×{}) in place of `{given}`",
+                    hw[0], hw[1]
+                )
+            });
+        Some((
+            format!("`{param}` (`{given}` in this call)"),
+            fix,
+            given.clone(),
+        ))
+    }
+}
+
 /// A block's argument: a value, or a tensor of the caller's (with the argument's place).
 #[derive(Clone)]
 enum Argument {
@@ -707,6 +769,9 @@ struct Elab<'a, 'd> {
     /// For each call of `call_stack`, the graph's node count when its body began: the
     /// nodes that call made are those from it on.
     call_first_nodes: Vec<usize>,
+    /// For each call of `call_stack`, the tensors its caller passed by name and the caller's
+    /// other named tensors then (see [`PassedTensors`]).
+    passed_tensors: Vec<PassedTensors>,
     /// The current chain of stride-1 convolutions (gridding check).
     dilation_run: Vec<ChainConv>,
     /// How many concat branches or residual shortcuts are being elaborated (a `crop` outside
@@ -813,6 +878,7 @@ fn elaborate_model_body<'a>(
         size_sources: HashMap::new(),
         diags,
         call_stack: Vec::new(),
+        passed_tensors: Vec::new(),
         call_first_nodes: Vec::new(),
         dilation_run: Vec::new(),
         concat_depth: 0,
@@ -2698,6 +2764,19 @@ impl<'a, 'd> Elab<'a, 'd> {
                 .then(|| sizes.iter().find(|o| **o != hw).copied())
                 .flatten()
         };
+        // A block's parameter given the caller's tensor: which, and the caller's tensor of
+        // the size wanted (a U-Net's `up(32, d1)` where `d2` was meant).
+        let passed = |skip: &str, wanted: [u64; 2]| -> (String, Option<String>, String) {
+            let from_caller = frame.tensors.get(skip).is_some_and(|t| {
+                self.call_first_nodes
+                    .last()
+                    .is_some_and(|first| t.cur.node.index() < *first)
+            });
+            from_caller
+                .then(|| self.passed_tensors.last()?.wrong_scale(skip, wanted))
+                .flatten()
+                .unwrap_or_else(|| (format!("`{skip}`"), None, skip.to_string()))
+        };
         if let Some((skip, hw, other)) = c.branches.iter().enumerate().find_map(|(i, b)| {
             let other = larger_than(sizes[i])?;
             Some((named(b)?, sizes[i], other))
@@ -2724,12 +2803,20 @@ impl<'a, 'd> Elab<'a, 'd> {
                     hw[0], hw[1], other[0], other[1]
                 ));
             }
-            return Some(format!(
-                "the skip tensor `{skip}` is {}×{}, smaller than the other branch's {}×{}: a \
-                 crop cannot make it larger; the layers before this concat upsample once too \
-                 often (or downsample once too few) since `{skip}` was named",
+            let (said, fix, origin) = passed(&skip, other);
+            let mut help = format!(
+                "the skip tensor {said} is {}×{}, smaller than the other branch's {}×{}: a \
+                 crop cannot make it larger; ",
                 hw[0], hw[1], other[0], other[1]
+            );
+            if let Some(fix) = fix {
+                help.push_str(&format!("{fix}, or "));
+            }
+            help.push_str(&format!(
+                "the layers before this concat upsample once too often (or downsample once \
+                 too few) since `{origin}` was named"
             ));
+            return Some(help);
         }
         let here = input.and_then(Shape::spatial)?;
         // `crop(skip)` cuts to the concat's input size: the fix only where that is the size
@@ -2774,8 +2861,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                 format!("[{}, {}]", factor[0], factor[1])
             };
             let pooled = rewrite(&|n| format!("{{ {n} maxpool({kernel}) }}"));
+            let (said, fix, _) = passed(&skip, small);
             format!(
-                "the skip tensor `{skip}` is {}×{}, {}× the other branch's {}×{}: pool it to \
+                "the skip tensor {said} is {}×{}, {}× the other branch's {}×{}: {}pool it to \
                  that size, `concat {{ {} }}`, or name the skip after the layers that \
                  downsample; a crop (`concat {{ {} }}`) would keep only its center",
                 big[0],
@@ -2787,6 +2875,7 @@ impl<'a, 'd> Elab<'a, 'd> {
                 },
                 small[0],
                 small[1],
+                fix.map(|f| format!("{f}; or ")).unwrap_or_default(),
                 pooled,
                 rewritten
             )
@@ -4678,6 +4767,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         // The parameters whose argument failed: a default that reads one is not evaluated.
         let mut failed: Vec<&str> = Vec::new();
         let mut positional = 0;
+        // The tensors passed by name, for helps inside the body (see [`PassedTensors`]).
+        let mut passed: Vec<(String, String)> = Vec::new();
         for arg in &call.args {
             let slot = match &arg.name {
                 None => {
@@ -4722,6 +4813,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             let given = match given {
                 Some(named) => {
                     self.note_read(named);
+                    if let ast::ExprKind::Var(n) = &arg.value.kind {
+                        passed.push((block.params[slot].name.name.clone(), n.clone()));
+                    }
                     Ok(Argument::Tensor(named.cur.clone(), arg.span))
                 }
                 None => match eval(&arg.value, &frame.env, cur.shape.as_ref()) {
@@ -4929,6 +5023,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
         self.call_first_nodes.push(self.graph.node_count());
+        self.passed_tensors.push(PassedTensors::of(passed, frame));
         let mut inner = Frame {
             env,
             tensors,
@@ -4943,6 +5038,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         }
         self.call_stack.pop();
         self.call_first_nodes.pop();
+        self.passed_tensors.pop();
         self.dedupe_diagnostics(Some((name, call.span)));
         // Point every error and warning from inside the block at the call that expanded it
         // (the sizes in its message are that call's), except those about the text alone.
