@@ -811,7 +811,7 @@ fn concat_mismatch_help_crops_the_skip_or_pads_the_upsampling() {
 /// A U-Net's `up` block given the skip of another scale (`up(32, d1)` where `d2` was meant):
 /// the help names the caller's tensor that was passed and the one of the size wanted, and
 /// passing it checks clean; a transposed conv far over the skip's size is not told to pad it
-/// away.
+/// away; an FPN's coarse tensor is offered an upsampling to the skip's size.
 #[test]
 fn concat_help_names_the_callers_skip_of_the_right_scale() {
     let src = |calls: &str, conv: &str| {
@@ -863,6 +863,32 @@ fn concat_help_names_the_callers_skip_of_the_right_scale() {
                model U(input: [1, 8, 8]) { conv(4, 3, pad=1) as d up(4, d) }\n";
     let h = help(own.to_string());
     assert!(!h.contains("in this call"), "{h}");
+    // An FPN's top-down concat of the coarse tensor as it came with a finer skip: upsampling
+    // it is offered beside pooling the skip, and checks clean as written.
+    let fpn = |fix: &str| {
+        format!(
+            "model F(input: [3, 64, 64]) {{ conv(16, 3, stride=2, pad=1) as c3 \
+             conv(32, 3, stride=2, pad=1) conv(16, 1) {fix} concat {{ {{}} c3 }} }}"
+        )
+    };
+    let h = help(fpn(""));
+    assert!(
+        h.contains("upsample this tensor to the skip's size before the concat, `upsample(2)`"),
+        "{h}"
+    );
+    assert!(h.contains("`concat { {} { c3 maxpool(2) } }`"), "{h}");
+    for fix in ["upsample(2)", "upsample(size=[c3.h, c3.w])"] {
+        let c = check(fpn(fix));
+        assert!(
+            c.diagnostics
+                .iter()
+                .all(|d| d.severity != cnnc::diag::Severity::Error),
+            "{fix}: {:?}",
+            c.diagnostics
+        );
+    }
+    // A tensor a transposed conv made is not told to upsample again (U-Net's `up` above).
+    assert!(!help(src("up(32, d1) up(16, d1)", padded)).contains("upsample this tensor"));
     // Unpadded convs leave the transposed conv at 60×60 against a 32×32 skip: pad=14 would
     // hide the lost borders, and is not offered.
     let h = help(src("up(32, d2) up(16, d2)", "conv(c, 3)"));

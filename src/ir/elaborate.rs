@@ -2862,10 +2862,39 @@ impl<'a, 'd> Elab<'a, 'd> {
             };
             let pooled = rewrite(&|n| format!("{{ {n} maxpool({kernel}) }}"));
             let (said, fix, _) = passed(&skip, small);
+            // The smaller branch is the concat's input as it came (`{}`), not made by an
+            // upsampling: a decoder or FPN may have meant to upsample it to the skip's size.
+            let input_small = c
+                .branches
+                .iter()
+                .zip(&sizes)
+                .zip(outs)
+                .any(|((b, hw), (cur, _))| {
+                    b.body.is_empty()
+                        && *hw == small
+                        && !matches!(
+                            self.graph[cur.node].op,
+                            Op::Upsample { .. } | Op::ConvTranspose(_)
+                        )
+                });
+            let upsampled = if !input_small {
+                String::new()
+            } else if factor[0] == factor[1] {
+                format!(
+                    ", or upsample this tensor to the skip's size before the concat, \
+                     `upsample({})` (`upsample(size=[{skip}.h, {skip}.w])` fits any size)",
+                    factor[0]
+                )
+            } else {
+                format!(
+                    ", or upsample this tensor to the skip's size before the concat, \
+                     `upsample(size=[{skip}.h, {skip}.w])`"
+                )
+            };
             format!(
                 "the skip tensor {said} is {}×{}, {}× the other branch's {}×{}: {}pool it to \
                  that size, `concat {{ {} }}`, or name the skip after the layers that \
-                 downsample; a crop (`concat {{ {} }}`) would keep only its center",
+                 downsample{upsampled}; a crop (`concat {{ {} }}`) would keep only its center",
                 big[0],
                 big[1],
                 if factor[0] == factor[1] {
