@@ -985,14 +985,50 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             )
         }
         "." => {
-            let before =
-                text[..start].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
-            let module = &text[before.len()..start];
-            if matches!(module, "nn" | "torch" | "F") {
+            // The start of the dotted chain: `tf.nn.relu` fails at its second `.` (`tf.nn`
+            // reads as a tensor's size).
+            let mut chain = start;
+            loop {
+                let before =
+                    text[..chain].trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+                chain = before.len();
+                if !before.ends_with('.') {
+                    break;
+                }
+                chain -= 1;
+            }
+            let module = text[chain..]
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .next()
+                .unwrap_or("");
+            if module == "self" {
+                let attribute = text[chain + 5..]
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or("conv1");
                 return d.help(format!(
-                    "cnnc's layers are plain names, not PyTorch modules: drop `{module}.` (and \
-                     the `()` of a layer without arguments), e.g. `relu` for `nn.ReLU()`"
+                    "PyTorch's `self.{attribute}` is a layer made in `__init__`: in cnnc the \
+                     layer itself is written where it applies (`conv(16, 3)` for \
+                     `nn.Conv2d(3, 16, 3)`), with no `self.`"
                 ));
+            }
+            if let Some(prefix) = module_prefix(&text[chain..]) {
+                return d.help(
+                    if matches!(module, "nn" | "torch" | "F") && !prefix.contains("keras") {
+                        format!(
+                            "cnnc's layers are plain names, not PyTorch modules: drop `{prefix}` \
+                         (and the `()` of a layer without arguments), e.g. `relu` for \
+                         `nn.ReLU()`"
+                        )
+                    } else {
+                        format!(
+                            "cnnc's layers are plain names, not Keras or TensorFlow modules: drop \
+                         `{prefix}` (cnnc then names its own layer for a Keras one: \
+                         `Dense(10)` is `linear(10)`, `Flatten()` is `flatten`)"
+                        )
+                    },
+                );
             }
         }
         // `repeat i in 1..=3`: Rust's inclusive range.
@@ -1266,6 +1302,12 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             d = d
                 .label(opener, "this `{` is not closed")
                 .help(format!("add a `}}` before this `{tok}` to close it"));
+        } else if b == b'{' && tok == "model" && text[start + tok.len()..].starts_with(".add(") {
+            // Keras's `model.add(Dense(10))` in a model's body.
+            d = d.help(
+                "cnnc has no `model.add`: a model's body lists its layers in order, so write the \
+                 layer alone, `Dense(10)` in cnnc's words (`linear(10)`), on a line of its own",
+            );
         } else if b == b'{' && matches!(tok, "model" | "block" | "use") {
             // Indented: written inside on purpose, as Python nests a function.
             d = d.help(format!(
@@ -1289,6 +1331,122 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
     }
     d
+}
+
+/// The modules whose layers and functions a line of PyTorch, Keras or TensorFlow names with a
+/// prefix (`nn.ReLU()`, `layers.Conv2D(…)`, `tf.keras.layers.Dense(…)`, `tf.nn.relu`).
+const MODULES: [&str; 8] = [
+    "nn",
+    "torch",
+    "F",
+    "layers",
+    "keras",
+    "tf",
+    "K",
+    "functional",
+];
+
+/// The module prefix `s` starts with, dots included, up to the name after it: `tf.keras.layers.`
+/// of `tf.keras.layers.Dense(10)`, `nn.` of `nn.ReLU()`. None unless its first word is one of
+/// [`MODULES`].
+fn module_prefix(s: &str) -> Option<&str> {
+    let mut end = 0;
+    loop {
+        let rest = &s[end..];
+        let word = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if word == 0 || !rest[word..].starts_with('.') {
+            break;
+        }
+        if end == 0 && !MODULES.contains(&&rest[..word]) {
+            return None;
+        }
+        end += word + 1;
+    }
+    (end > 0).then(|| &s[..end])
+}
+
+/// The help for Keras's functional API or a PyTorch `forward` line, `x = Conv2D(32, 3)(x)`,
+/// `x = layers.add([x, s])`, `y = torch.cat([a, b], 1)`: `rhs` is the right side of `named = …`.
+fn functional_line_help(rhs: &str, named: &str) -> Option<String> {
+    let rhs = &rhs[module_prefix(rhs).map_or(0, str::len)..];
+    let name_len = rhs
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rhs.len());
+    let (name, rest) = rhs.split_at(name_len);
+    // The parenthesized groups after the name: its arguments, then (Keras's functional API)
+    // the tensors it is applied to.
+    let mut groups = Vec::new();
+    let mut rest = rest.trim_start();
+    while rest.starts_with('(') {
+        let mut depth = 0usize;
+        let close = rest.char_indices().find_map(|(i, c)| {
+            match c {
+                '(' | '[' => depth += 1,
+                ')' | ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            (depth == 0).then_some(i)
+        })?;
+        groups.push(&rest[1..close]);
+        rest = rest[close + 1..].trim_start();
+    }
+    if name.is_empty() || groups.is_empty() {
+        return None;
+    }
+    // The names of the tensors a group lists: `[x, s]`, `x, s`, `[a, b], 1` (a dim after).
+    let tensors = |g: &str| -> Vec<String> {
+        let g = g.trim();
+        let listed = match g.strip_prefix('[') {
+            Some(inner) => inner.split(']').next().unwrap_or(""),
+            None => g,
+        };
+        listed
+            .split(',')
+            .map(str::trim)
+            .filter(|t| is_name(t))
+            .map(str::to_string)
+            .collect()
+    };
+    let inputs: Vec<String> = groups
+        .iter()
+        .rev()
+        .map(|g| tensors(g))
+        .find(|t| t.len() >= 2)?;
+    let lower = name.to_ascii_lowercase();
+    if matches!(lower.as_str(), "add" | "sum") && inputs.len() == 2 {
+        return Some(tensor_sum_help(&inputs[0], &inputs[1], Some(named)));
+    }
+    if matches!(lower.as_str(), "concatenate" | "cat" | "concat") {
+        return Some(format!(
+            "named tensors are joined along the channels by `concat {{ {} }} as {named}`: a \
+             branch that is a tensor's name gives that tensor (and `{{}}` the current one)",
+            inputs.join(" ")
+        ));
+    }
+    None
+}
+
+/// `x = Conv2D(32, 3)(x)`: a layer applied to a named tensor (Keras's functional API; PyTorch's
+/// `self.conv1(x)` in `forward`): the help says where the layer goes instead.
+fn applied_layer_help(rhs: &str, named: &str) -> Option<String> {
+    let rhs = rhs.trim_end();
+    let applied = rhs.strip_suffix(')')?;
+    let open = applied.rfind('(')?;
+    let input = applied[open + 1..].trim();
+    // `Conv2D(32, 3)(x)`, or one group after a module: `self.conv1(x)`, `F.relu(x)`.
+    let prefixed = rhs.starts_with("self.") || module_prefix(rhs).is_some();
+    if !is_name(input) || !(prefixed || applied[..open].trim_end().ends_with(')')) {
+        return None;
+    }
+    Some(format!(
+        "cnnc has no variables, and a layer is not applied to a tensor by name: the layers of a \
+         statement apply to the current tensor, so write the layer alone, after the layers \
+         that made `{input}` (cnnc names its own layer for a Keras or PyTorch one), then `as \
+         {named}` to name its result for later; a tensor named earlier is read back by its \
+         name alone, `{input}`"
+    ))
 }
 
 /// The right side of `name = …` at the `=` at `start`, when it reads as a number worked
@@ -1708,7 +1866,22 @@ fn python_habit(
         }
     }
     if tok == "=" && !expects("an operator") && expects("`as`") {
-        let value = assigned_value(text, start).filter(|_| !word_before.is_empty());
+        // `x = layers.add([x, s])`, `x = Conv2D(32, 3)(x)`: Keras's functional API.
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let rhs = text[start + 1..line_end]
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .trim();
+        if !word_before.is_empty() {
+            if let Some(help) = functional_line_help(rhs, word_before)
+                .or_else(|| applied_layer_help(rhs, word_before))
+            {
+                return Some(help);
+            }
+        }
+        let value = assigned_value(text, start)
+            .filter(|_| !word_before.is_empty() && module_prefix(rhs).is_none());
         if let Some((a, b)) = value.and_then(|v| v.split_once('+')) {
             let (a, b) = (a.trim(), b.trim());
             if is_name(a) && is_name(b) {

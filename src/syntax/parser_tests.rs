@@ -814,6 +814,48 @@ fn habits_from_other_languages_get_a_help() {
     for (body, words) in [
         ("conv(6, 5) nn.ReLU()", &["drop `nn.`", "`relu`"][..]),
         ("conv(6, 5) torch.relu", &["drop `torch.`"]),
+        ("conv(6, 5) torch.nn.ReLU()", &["drop `torch.nn.`"]),
+        // Keras's and TensorFlow's modules, the whole prefix.
+        (
+            "layers.Conv2D(32, 3)",
+            &["not Keras or TensorFlow modules", "drop `layers.`"],
+        ),
+        (
+            "tf.keras.layers.Dense(10)",
+            &["drop `tf.keras.layers.`", "`linear(10)`"],
+        ),
+        ("conv(8, 3, activation=tf.nn.relu)", &["drop `tf.nn.`"]),
+        (
+            "self.conv1(x)",
+            &["`self.conv1` is a layer made in `__init__`", "no `self.`"],
+        ),
+        // Keras's functional API and PyTorch's `forward`.
+        (
+            "x = layers.Conv2D(32, 3)(x)",
+            &["a layer is not applied to a tensor by name", "then `as x`"],
+        ),
+        (
+            "x = self.conv1(x)",
+            &["a layer is not applied to a tensor by name"],
+        ),
+        (
+            "y = F.relu(x)",
+            &["after the layers that made `x`", "then `as y`"],
+        ),
+        (
+            "x = layers.add([x, s])",
+            &["`x residual {} shortcut { s } as x`"],
+        ),
+        (
+            "z = layers.Add()([x, s])",
+            &["`x residual {} shortcut { s } as z`"],
+        ),
+        ("y = torch.cat([x, s], 1)", &["`concat { x s } as y`"]),
+        (
+            "y = layers.Concatenate()([a, b])",
+            &["`concat { a b } as y`"],
+        ),
+        ("model.add(Dense(10))", &["cnnc has no `model.add`"]),
         ("conv(6, 5), relu", &["delete the `,`"]),
         ("conv(6, 5); relu", &["delete the `;`"]),
         (
