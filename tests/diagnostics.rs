@@ -3047,6 +3047,14 @@ fn helps_for_keras_habits_and_misspellings() {
     assert!(h.starts_with("did you mean `kernel`?"), "{h}");
     let h = help_for(&m("relu(inplace=true)"), arg);
     assert!(h.contains("remove `inplace`"), "{h}");
+    let h = help_for(&m("relu(max_value=6)"), arg);
+    assert!(h.contains("is cnnc's `relu6`"), "{h}");
+    // The slope the help gives is one `leaky_relu` takes.
+    let c = cnnc::compile_source(
+        std::path::Path::new("m.cnn"),
+        m("leaky_relu(0.3) leaky_relu(0.2)"),
+    );
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     for (call, name) in [
         ("batchnorm(num_features=3)", "num_features"),
         ("groupnorm(1, num_channels=3)", "num_channels"),
@@ -3081,6 +3089,18 @@ fn helps_for_keras_habits_and_misspellings() {
             h.contains("is Keras's name; cnnc writes") && h.contains(writes),
             "{keras}: {h}"
         );
+    }
+    // Keras's capped ReLU and its LeakyReLU's own default slope.
+    for (keras, writes) in [
+        ("ReLU(6.0)", "is cnnc's `relu6`"),
+        ("ReLU(max_value=6)", "is cnnc's `relu6`"),
+        (
+            "LeakyReLU()",
+            "Keras's `LeakyReLU()`, whose default is 0.3, `leaky_relu(0.3)`",
+        ),
+    ] {
+        let h = help_for(&m(keras), layer);
+        assert!(h.contains(writes), "{keras}: {h}");
     }
     let h = help_for(&m("Flatten"), layer);
     assert_eq!(
@@ -3177,6 +3197,18 @@ fn helps_for_keras_arguments_and_inputs() {
             "`conv(…) silu` (Keras's `activation='silu'`)",
         ),
         ("conv(8, 3, activation=1)", "`conv(…) relu`"),
+        // Keras's names of cnnc's activations; one cnnc lacks is not made a relu.
+        ("conv(8, 3, activation=swish)", "`conv(…) silu`"),
+        (
+            "conv(8, 3, activation=hard_sigmoid)",
+            "`conv(…) hardsigmoid`",
+        ),
+        ("conv(8, 3, activation=hard_swish)", "`conv(…) hardswish`"),
+        ("conv(8, 3, activation=leaky_relu)", "`leaky_relu(0.2)`"),
+        (
+            "conv(8, 3, activation=selu)",
+            "and no `selu` activation: write one of its activations",
+        ),
         ("conv(8, 3, activation=conv)", "`conv(…) relu`"),
         (
             "conv(8, 3, activation=None)",

@@ -233,6 +233,17 @@ pub(crate) fn unknown_layer<'c>(
              `block {name}_body(…) {{ … }}`, and call that from both models"
         ));
     }
+    // Keras's `ReLU(6.0)`, `ReLU(max_value=6)`: capped at 6, cnnc's `relu6`.
+    let capped_at_six = call.args.iter().any(|a| {
+        matches!(&a.value.kind, ast::ExprKind::Int(6))
+            || matches!(&a.value.kind, ast::ExprKind::Float(f) if *f == 6.0)
+    });
+    if name == "ReLU" && capped_at_six {
+        return d.help(
+            "a ReLU capped at 6 (Keras's `ReLU(6.0)`, `ReLU(max_value=6)`; PyTorch's `ReLU6`) \
+             is cnnc's `relu6`",
+        );
+    }
     match (name.to_ascii_lowercase().as_str(), named_args.as_deref()) {
         ("cat" | "concatenate" | "stack" | "hstack", Some(named)) if named.len() >= 2 => {
             return d.help(format!(

@@ -321,7 +321,7 @@ pub fn pytorch_equivalent(name: &str) -> Option<String> {
         "AdaptiveAvgPool2d" => ("adaptive_avgpool", "`adaptive_avgpool(output)`, e.g. `adaptive_avgpool([6, 6])`"),
         "AdaptiveMaxPool2d" => ("adaptive_maxpool", "`adaptive_maxpool(output)`, e.g. `adaptive_maxpool([6, 6])`; to one pixel it is also `global_maxpool`"),
         "ReLU" => ("relu", "`relu`"),
-        "LeakyReLU" => ("leaky_relu", "`leaky_relu`"),
+        "LeakyReLU" => ("leaky_relu", "`leaky_relu(slope)`, by default PyTorch's 0.01: `LeakyReLU(0.2)` is `leaky_relu(0.2)`, and Keras's `LeakyReLU()`, whose default is 0.3, `leaky_relu(0.3)`"),
         "ELU" => ("elu", "`elu`"),
         "Sigmoid" => ("sigmoid", "`sigmoid`"),
         "Tanh" => ("tanh", "`tanh`"),
@@ -1192,6 +1192,11 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
         });
     if spec.name == "softmax" && n.name == "dim" {
         d.help(SOFTMAX_DIM)
+    } else if spec.name == "relu" && n.name == "max_value" {
+        d.help(
+            "a ReLU capped at 6 (Keras's `max_value=6`, PyTorch's `ReLU6`) is cnnc's `relu6`; \
+             other caps are not available",
+        )
     } else if spec.name == "gelu" && n.name == "approximate" {
         d.help(
             "cnnc's gelu is the exact x·Φ(x) (PyTorch's default, \
@@ -1201,7 +1206,7 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
     } else if n.name == "activation" {
         // The activation given, where it is one of the activation layers (`activation=silu`);
         // Keras's `'linear'` (and `None`) is none at all.
-        const ACTIVATIONS: [&str; 14] = [
+        const ACTIVATIONS: [&str; 13] = [
             "relu",
             "relu6",
             "leaky_relu",
@@ -1215,10 +1220,17 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
             "hardsigmoid",
             "hardswish",
             "softmax",
-            "selu",
         ];
         let named = match &value.kind {
             ast::ExprKind::Var(v) => Some(v.to_ascii_lowercase()),
+            _ => None,
+        };
+        // Keras's and PyTorch's other names of cnnc's activations.
+        let alias = |v: &str| match v.replace('_', "").as_str() {
+            "swish" => Some("silu"),
+            "hardsigmoid" => Some("hardsigmoid"),
+            "hardswish" | "hardsilu" => Some("hardswish"),
+            "leakyrelu" => Some("leaky_relu"),
             _ => None,
         };
         match named.as_deref() {
@@ -1226,18 +1238,36 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
                 "cnnc has no activation argument, and `{value}` is none: delete the argument \
                  (Keras's `activation='linear'` applies nothing)"
             )),
-            _ => {
-                let given = named
-                    .as_deref()
-                    .and_then(|v| lookup(v).map(|s| s.name))
+            Some(v) => {
+                let given = lookup(v)
+                    .map(|s| s.name)
                     .filter(|name| ACTIVATIONS.contains(name))
-                    .unwrap_or("relu");
-                d.help(format!(
-                    "cnnc has no activation argument: write the activation as the next layer, \
-                     `{}(…) {given}` (Keras's `activation='{given}'`)",
-                    spec.name
-                ))
+                    .or_else(|| alias(v));
+                d.help(match given {
+                    Some(given) => format!(
+                        "cnnc has no activation argument: write the activation as the next \
+                         layer, `{}(…) {given}` (Keras's `activation='{v}'`){}",
+                        spec.name,
+                        if given == "leaky_relu" {
+                            "; Keras's function slopes by 0.2 there, `leaky_relu(0.2)`, \
+                             where cnnc's default is PyTorch's 0.01"
+                        } else {
+                            ""
+                        }
+                    ),
+                    None => format!(
+                        "cnnc has no activation argument, and no `{v}` activation: write one \
+                         of its activations as the next layer, `{}(…) relu`; they are {}",
+                        spec.name,
+                        ACTIVATIONS.join(", ")
+                    ),
+                })
             }
+            None => d.help(format!(
+                "cnnc has no activation argument: write the activation as the next layer, \
+                 `{}(…) relu` (Keras's `activation='relu'`)",
+                spec.name
+            )),
         }
     } else if (n.name == "axis" || n.name == "dim") && spec.name == "layernorm" {
         d.help(format!(
