@@ -164,6 +164,26 @@ fn strip_code_location(text: &str) -> String {
     if !is_location {
         return text.to_string();
     }
+    // A build that names the function alone (ONNX Runtime 1.32's `concatbase.h:135
+    // PrepareForComputeImpl Non concat axis …`): the name is a plain word, and what follows
+    // it no qualified name of a signature (`void onnxruntime::Foo(…)`).
+    let mut words = rest.splitn(3, ' ');
+    let (first, second) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let plain =
+        |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    // `void f(int)`: a return type, then the function's name and its parameters.
+    let signature_part = |w: &str| {
+        w.contains("::")
+            || w.split_once('(').is_some_and(|(name, _)| {
+                !name.is_empty()
+                    && name.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'_' | b'<' | b'>' | b'~')
+                    })
+            })
+    };
+    if plain(first) && !signature_part(second) && !matches!(first, "virtual" | "static") {
+        return finish_after_signature(text, rest[first.len()..].trim_start());
+    }
     // The signature runs to the parenthesis that closes its parameter list, then maybe
     // ` const` and GCC's ` [with T = float]`.
     let Some(open) = rest.find('(') else {
@@ -195,12 +215,23 @@ fn strip_code_location(text: &str) -> String {
             None => return text.to_string(),
         }
     }
-    match after.split_once(" was false.") {
+    finish_after_signature(text, after)
+}
+
+/// What a failed check says after its code location and signature: its own message, or the
+/// condition that was false where it has none (`text` is the whole, kept if nothing is left).
+fn finish_after_signature(text: &str, after: &str) -> String {
+    let tidy = match after.split_once(" was false.") {
         Some((condition, message)) if message.trim().is_empty() => {
             format!("{condition} was false")
         }
         Some((_, message)) => message.trim().to_string(),
         None => after.to_string(),
+    };
+    if tidy.is_empty() {
+        text.to_string()
+    } else {
+        tidy
     }
 }
 
@@ -220,6 +251,25 @@ mod tests {
             tidy_ort_message(raw),
             "an unnamed Reshape node failed: The input tensor cannot be reshaped to the \
              requested shape. Input shape:{2,6}, requested shape:{5,-1}"
+        );
+    }
+
+    /// ONNX Runtime 1.32 names the function alone, without its parameter list.
+    #[test]
+    fn a_check_that_names_its_function_alone() {
+        let raw = "Non-zero status code returned while running Concat node. Name:'up3.concat1' \
+                   Status Message: concatbase.h:135 PrepareForComputeImpl Non concat axis \
+                   dimensions must match: Axis 2 has mismatched dimensions of 17 and 16";
+        assert_eq!(
+            tidy_ort_message(raw),
+            "the Concat node 'up3.concat1' failed: Non concat axis dimensions must match: Axis \
+             2 has mismatched dimensions of 17 and 16"
+        );
+        let raw = "Non-zero status code returned while running Conv node. Name:'c' Status \
+                   Message: conv.h:50 Compute W.dims() == 4 was false.";
+        assert_eq!(
+            tidy_ort_message(raw),
+            "the Conv node 'c' failed: W.dims() == 4 was false"
         );
     }
 
