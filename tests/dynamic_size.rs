@@ -409,7 +409,8 @@ fn a_size_the_downsampling_does_not_divide_is_told_the_nearest_that_does() {
                 stderr(&o).contains(
                     "the model was exported with --dynamic-size (and checked at 16×16); it \
                      downsamples by 2×2 in all, and at 15×15"
-                ) && stderr(&o).contains("try 16×16"),
+                ) && stderr(&o).contains("try 16×16")
+                    && stderr(&o).contains("the tensors a layer joins"),
                 "{}",
                 stderr(&o)
             );
@@ -427,4 +428,43 @@ fn a_size_the_downsampling_does_not_divide_is_told_the_nearest_that_does() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("try 16×16"), "{}", stderr(&o));
+}
+
+/// A conv left too small for its window at a size the downsampling does not divide is not
+/// blamed on a join, is named as the model names it (not ONNX Runtime's rewrite), and the
+/// sizes offered include those from the checked size up, which always fit.
+#[test]
+fn a_layer_too_small_for_its_window_at_a_variable_size_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("f.cnn");
+    std::fs::write(
+        &src,
+        "model F(input: [1, 16, 16]) {\n conv(4, 3) maxpool(2) conv(4, 5) as last relu\n}\n",
+    )
+    .unwrap();
+    let model = dir.path().join("f.onnx");
+    let o = cnnc(&[
+        "export",
+        src.to_str().unwrap(),
+        "--dynamic-size",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let x = dir.path().join("x.npy");
+    let mut bytes = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut bytes, &[1, 1, 7, 7], &[0.5; 49]).unwrap();
+    std::fs::write(&x, bytes).unwrap();
+    let o = cnnc(&["run", model.to_str().unwrap(), "-i", x.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        !e.contains("joins") && e.contains("smaller than its window"),
+        "{e}"
+    );
+    assert!(
+        e.contains("or a size from 16×16 up that 2×2 divides"),
+        "{e}"
+    );
+    assert!(!e.contains("_nchwc"), "{e}");
 }

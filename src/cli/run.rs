@@ -693,7 +693,9 @@ fn with_size_step_hint(e: RuntimeError, bytes: &[u8], shape: &[usize]) -> Failur
     };
     let hint = (|| {
         let step = hxw(cnnc::onnx::metadata_value(bytes, "cnnc_size_step")?)?;
-        let declared = cnnc::onnx::metadata_value(bytes, "cnnc_declared_size")?.replace('x', "×");
+        let declared_size = cnnc::onnx::metadata_value(bytes, "cnnc_declared_size")?;
+        let checked = hxw(declared_size.clone());
+        let declared = declared_size.replace('x', "×");
         let [h, w] = shape.get(shape.len().checked_sub(2)?..)? else {
             return None;
         };
@@ -702,15 +704,42 @@ fn with_size_step_hint(e: RuntimeError, bytes: &[u8], shape: &[usize]) -> Failur
             return None;
         }
         let nearest = |n: usize, s: usize| (n.saturating_add(s / 2) / s).max(1) * s;
+        // A join (a concat, a residual's sum, a gate's product) meets tensors a pixel
+        // apart; any other layer was left too small for its window.
+        let joins = [
+            "the Concat node",
+            "the Add node",
+            "the Mul node",
+            "the Sum node",
+        ]
+        .iter()
+        .any(|op| failure.1.contains(op));
+        let what = if joins {
+            "the tensors a layer joins (a skip and an upsampled tensor) can differ by a pixel"
+        } else {
+            "a layer's input can come out smaller than its window, or of a size the layers \
+             after it do not expect"
+        };
+        let near = [nearest(h, step[0]), nearest(w, step[1])];
+        // Below the size it was checked at, a size the steps divide may still leave a
+        // window too large; from it up, none does.
+        let below = checked.is_some_and(|c| near[0] < c[0] || near[1] < c[1]);
         Some(format!(
             "the model was exported with --dynamic-size (and checked at {declared}); it \
-             downsamples by {}×{} in all, and at {h}×{w}, which that does not divide, the \
-             tensors a layer joins (a skip and an upsampled tensor) can differ by a pixel: try \
-             {}×{}",
+             downsamples by {}×{} in all, and at {h}×{w}, which that does not divide, {what}: \
+             try {}×{}{}",
             step[0],
             step[1],
-            nearest(h, step[0]),
-            nearest(w, step[1])
+            near[0],
+            near[1],
+            if below {
+                format!(
+                    ", or a size from {declared} up that {}×{} divides",
+                    step[0], step[1]
+                )
+            } else {
+                String::new()
+            }
         ))
     })();
     match hint {

@@ -1119,6 +1119,10 @@ fn fmt_pair(p: Pair) -> String {
 
 /// How `spec` is called: `conv(out_channels, kernel, stride=…, …)`.
 fn signature(spec: &LayerSpec) -> String {
+    // `crop` takes a named tensor, which no parameter declares.
+    if spec.name == "crop" {
+        return "crop(NAME), NAME a tensor named earlier".to_string();
+    }
     let ps: Vec<String> = spec
         .params
         .iter()

@@ -117,6 +117,10 @@ pub(crate) fn tidy_ort_message(raw: &str) -> String {
         if let Some((node, message)) = rest.split_once(STATUS) {
             if let Some((op, name)) = node.split_once(" node. Name:") {
                 let name = name.trim().trim_matches('\'');
+                // ONNX Runtime's layout rewrite renames `conv2` to `conv2_nchwc`: the model's
+                // own name is the one the reader knows.
+                let name = name.strip_suffix("_nchwc").unwrap_or(name);
+                let op = op.strip_prefix("com.microsoft.nchwc.").unwrap_or(op);
                 let which = if name.is_empty() {
                     format!("an unnamed {op} node")
                 } else {
@@ -251,6 +255,17 @@ mod tests {
             tidy_ort_message(raw),
             "an unnamed Reshape node failed: The input tensor cannot be reshaped to the \
              requested shape. Input shape:{2,6}, requested shape:{5,-1}"
+        );
+    }
+
+    /// A node ONNX Runtime's layout rewrite renamed is named as the model names it.
+    #[test]
+    fn a_rewritten_node_keeps_the_models_name() {
+        let raw = "Non-zero status code returned while running Conv node. Name:'conv2_nchwc' \
+                   Status Message: Invalid input shape: {1,1}";
+        assert_eq!(
+            tidy_ort_message(raw),
+            "the Conv node 'conv2' failed: Invalid input shape: {1,1}"
         );
     }
 

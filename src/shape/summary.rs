@@ -16,6 +16,8 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub named_outputs: Vec<OutputRow>,
     pub params: u64,
+    /// Saturated at `u64::MAX`, which the JSON writes as `null` (beyond 64 bits).
+    #[serde(serialize_with = "count_or_null")]
     pub macs: u64,
     /// Parameter bytes as float32.
     pub param_bytes: u64,
@@ -36,7 +38,17 @@ pub struct LayerRow {
     pub op: String,
     pub output: Vec<u64>,
     pub params: u64,
+    #[serde(serialize_with = "count_or_null")]
     pub macs: u64,
+}
+
+/// A count saturated at `u64::MAX` is beyond 64 bits, not that number: JSON's `null`.
+fn count_or_null<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    if *n == u64::MAX {
+        s.serialize_none()
+    } else {
+        s.serialize_u64(*n)
+    }
 }
 
 pub fn summarize(model: &CheckedModel) -> Summary {
