@@ -822,9 +822,81 @@ pub fn install_sigint(on: OnSigint) {
     }
 }
 
-/// `MemAvailable` of /proc/meminfo, in bytes (Linux).
+/// The memory this process can still take, in bytes (Linux): `MemAvailable` of
+/// /proc/meminfo, or less where its control group's limit (a container's, a systemd unit's,
+/// a job scheduler's) leaves less, since going past that gets the process killed without a
+/// word.
 pub fn available_memory() -> Option<u64> {
-    kib_field("/proc/meminfo", "MemAvailable:")
+    let host = kib_field("/proc/meminfo", "MemAvailable:");
+    let group = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|groups| cgroup_headroom(&groups, Path::new("/sys/fs/cgroup")));
+    match (host, group) {
+        (Some(h), Some(g)) => Some(h.min(g)),
+        (h, g) => h.or(g),
+    }
+}
+
+/// What the memory limits of the control groups in `groups` (the text of /proc/self/cgroup)
+/// still allow, the least over each group and those above it: the limit less the memory in
+/// use, not counting the inactive file cache, which the kernel reclaims first. cgroup v2
+/// (`memory.max`, `memory.current`) and v1 (`memory.limit_in_bytes`, `memory.usage_in_bytes`)
+/// under `root`; None where no group sets a limit.
+fn cgroup_headroom(groups: &str, root: &Path) -> Option<u64> {
+    let mut least: Option<u64> = None;
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let (top, limit, usage, inactive) = if controllers.is_empty() {
+            (
+                root.to_path_buf(),
+                "memory.max",
+                "memory.current",
+                "inactive_file",
+            )
+        } else if controllers.split(',').any(|c| c == "memory") {
+            (
+                root.join("memory"),
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+                "total_inactive_file",
+            )
+        } else {
+            continue;
+        };
+        let mut dir = top.join(path.trim_start_matches('/'));
+        loop {
+            let number = |file: &str| -> Option<u64> {
+                std::fs::read_to_string(dir.join(file))
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()
+            };
+            // v2 writes no limit as `max`, v1 as a number near 2^63.
+            if let (Some(max), Some(used)) = (number(limit).filter(|m| *m < 1 << 60), number(usage))
+            {
+                let cache = std::fs::read_to_string(dir.join("memory.stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        stat.lines().find_map(|l| {
+                            let (key, n) = l.split_once(' ')?;
+                            (key == inactive).then(|| n.trim().parse::<u64>().ok())?
+                        })
+                    })
+                    .unwrap_or(0);
+                let room = max.saturating_sub(used.saturating_sub(cache));
+                least = Some(least.map_or(room, |l| l.min(room)));
+            }
+            if dir == top || !dir.pop() || !dir.starts_with(&top) {
+                break;
+            }
+        }
+    }
+    least
 }
 
 /// The most memory this process has held resident so far (`VmHWM` of /proc/self/status, in
@@ -888,6 +960,45 @@ pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel, aux_weight: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A container's memory limit, in cgroup v2 and v1 layouts: the least room over the
+    /// group and those above it, inactive file cache counted free, no limit none.
+    #[test]
+    fn the_memory_left_under_a_cgroup_limit() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = root.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        // v2: the job's group has no limit of its own, its parent 1.5 GB, 1 GB in use of
+        // which 200 MB is inactive cache.
+        write("jobs/memory.max", "1500000000\n");
+        write("jobs/memory.current", "1000000000\n");
+        write(
+            "jobs/memory.stat",
+            "anon 800000000\ninactive_file 200000000\n",
+        );
+        write("jobs/one/memory.max", "max\n");
+        write("jobs/one/memory.current", "900000000\n");
+        assert_eq!(
+            cgroup_headroom("0::/jobs/one\n", root.path()),
+            Some(700_000_000)
+        );
+        // v1: the limit on the group itself; a controller list without memory is skipped.
+        write("memory/box/memory.limit_in_bytes", "2000000000\n");
+        write("memory/box/memory.usage_in_bytes", "500000000\n");
+        write("memory/memory.limit_in_bytes", "9223372036854771712\n");
+        write("memory/memory.usage_in_bytes", "1\n");
+        assert_eq!(
+            cgroup_headroom("5:cpu:/other\n4:memory:/box\n", root.path()),
+            Some(1_500_000_000)
+        );
+        // No limit anywhere (v1's near-2^63, v2's `max`), a group that is not there.
+        assert_eq!(cgroup_headroom("4:memory:/\n", root.path()), None);
+        assert_eq!(cgroup_headroom("0::/missing\n", root.path()), None);
+        assert_eq!(cgroup_headroom("", root.path()), None);
+    }
 
     #[test]
     fn colour_follows_no_color_clicolor_force_and_dumb_terminals() {
