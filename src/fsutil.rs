@@ -243,7 +243,7 @@ pub fn read_capped(
             Err(e) => return Err(io_message(&e)),
         };
         // Not an abort where memory runs out: an error that says so.
-        bytes.try_reserve(n).map_err(|_| {
+        crate::oom::try_reserve(&mut bytes, n).map_err(|_| {
             format!(
                 "not enough memory to read it: {} read so far",
                 crate::shape::summary::bytes(bytes.len() as u64)

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod fsutil;
 pub mod ir;
 pub mod onnx;
+pub mod oom;
 pub mod runtime;
 pub mod shape;
 pub mod source;

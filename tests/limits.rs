@@ -1037,3 +1037,66 @@ fn a_chain_of_20_000_used_files_loads() {
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     assert_eq!(c.sources.files().count(), N + 1);
 }
+
+// ---- memory the system refuses ----------------------------------------------------------
+
+/// `cnnc run` of a 100 MB input under address-space limits from too little to load ONNX
+/// Runtime up to enough: wherever the system refuses memory (reading the input, converting
+/// it, ONNX Runtime's buffers, copying the output), the run ends in a message and exit 2 or
+/// 3, never Rust's abort (exit 134, "memory allocation of N bytes failed"), and `-o` is
+/// either the whole output or absent.
+#[test]
+fn memory_the_system_refuses_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(p("r.cnn"), "model R(input: [1, 4, 4]) { relu }\n").unwrap();
+    let o = cnnc(&["export", &p("r.cnn"), "--dynamic-size", "-o", &p("r.onnx")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let side = 5000;
+    let mut bytes = Vec::new();
+    cnnc::runtime::npy::write_f32(&mut bytes, &[1, 1, side, side], &vec![0.25; side * side])
+        .unwrap();
+    std::fs::write(p("x.npy"), bytes).unwrap();
+    let script = "ulimit -v \"$1\"; shift; exec \"$@\"";
+    let mut outcomes = Vec::new();
+    for kib in (150_000..=1_550_000).step_by(100_000) {
+        let _ = std::fs::remove_file(p("y.npy"));
+        let o = Command::new("sh")
+            .args([
+                "-c",
+                script,
+                "sh",
+                &kib.to_string(),
+                env!("CARGO_BIN_EXE_cnnc"),
+            ])
+            .args(["run", &p("r.onnx"), "-i", &p("x.npy"), "-o", &p("y.npy")])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(
+            matches!(o.status.code(), Some(0 | 2 | 3)),
+            "ulimit -v {kib}: {:?}\n{err}",
+            o.status
+        );
+        match o.status.code() {
+            Some(0) => {
+                let y = cnnc::runtime::npy::parse(&std::fs::read(p("y.npy")).unwrap()).unwrap();
+                assert_eq!(y.data.len(), side * side, "ulimit -v {kib}");
+            }
+            _ => {
+                assert!(err.contains("error: "), "ulimit -v {kib}: {err}");
+                assert!(!dir.path().join("y.npy").exists(), "ulimit -v {kib}");
+            }
+        }
+        outcomes.push(o.status.code());
+    }
+    // Enough memory at the top of the range: the sweep reached a run that works.
+    assert_eq!(outcomes.last(), Some(&Some(0)), "{outcomes:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -949,9 +949,7 @@ fn random_input(
         .ok_or_else(|| too_large(None))?;
     let bytes = (count as u64).checked_mul(4);
     let mut input: Vec<f32> = Vec::new();
-    input
-        .try_reserve_exact(count)
-        .map_err(|_| too_large(bytes))?;
+    cnnc::oom::try_reserve_exact(&mut input, count).map_err(|_| too_large(bytes))?;
     input.extend((0..count).map(|_| rng.random::<f32>()));
     Ok(input)
 }

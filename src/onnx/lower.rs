@@ -2391,7 +2391,7 @@ impl Lowerer<'_> {
 fn averaging_bytes(n: u64, m: u64, transposed: bool) -> Option<Vec<u8>> {
     let len = usize::try_from(n.checked_mul(m)?.checked_mul(4)?).ok()?;
     let mut out = Vec::new();
-    out.try_reserve_exact(len).ok()?;
+    crate::oom::try_reserve_exact(&mut out, len).ok()?;
     out.resize(len, 0);
     for i in 0..m {
         let bin = crate::ir::adaptive_bin(i, n, m);

@@ -370,7 +370,7 @@ pub fn check_fits_in_memory(model: &CheckedModel, copies: u64) -> Result<(), Out
     let too_large = OutOfMemory { bytes };
     let len = usize::try_from(bytes).map_err(|_| too_large)?;
     let mut probe: Vec<u8> = Vec::new();
-    probe.try_reserve_exact(len).map_err(|_| too_large)
+    crate::oom::try_reserve_exact(&mut probe, len).map_err(|_| too_large)
 }
 
 /// The weights of a model do not fit in memory.
@@ -394,7 +394,7 @@ impl std::error::Error for OutOfMemory {}
 /// A zeroed buffer of `n` values, or [`OutOfMemory`].
 fn try_filled<T: Clone>(n: usize, value: T) -> Result<Vec<T>, OutOfMemory> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| OutOfMemory {
+    crate::oom::try_reserve_exact(&mut v, n).map_err(|_| OutOfMemory {
         bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
     })?;
     v.resize(n, value);

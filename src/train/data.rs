@@ -329,9 +329,11 @@ impl Dataset {
             bytes,
         };
         let mut probe: Vec<u8> = Vec::new();
-        probe
-            .try_reserve_exact(usize::try_from(bytes).map_err(|_| out_of_memory())?)
-            .map_err(|_| out_of_memory())?;
+        crate::oom::try_reserve_exact(
+            &mut probe,
+            usize::try_from(bytes).map_err(|_| out_of_memory())?,
+        )
+        .map_err(|_| out_of_memory())?;
         drop(probe);
 
         let raw_labels = labels.read_records(Some(n))?;
@@ -852,11 +854,12 @@ impl IdxHeader {
             wanted
         };
         let mut data = Vec::new();
-        data.try_reserve_exact(capacity as usize)
-            .map_err(|_| DataError::OutOfMemory {
+        crate::oom::try_reserve_exact(&mut data, capacity as usize).map_err(|_| {
+            DataError::OutOfMemory {
                 path: self.path.clone(),
                 bytes: wanted,
-            })?;
+            }
+        })?;
         // Everything: one byte more than claimed, to catch a file longer than its header.
         let take = if wanted == claimed {
             claimed + 1

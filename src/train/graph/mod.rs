@@ -757,15 +757,13 @@ fn check_constants(model: &CheckedModel) -> Result<(), GraphError> {
     }
     // Built as f32 (and a bilinear map first as f64), transposed, and copied into the graph.
     let mut probe: Vec<u8> = Vec::new();
-    probe
-        .try_reserve_exact(bytes.saturating_mul(4) as usize)
-        .map_err(|_| {
-            err(format!(
-                "cannot allocate {} for the training graph's constants: the model is too \
+    crate::oom::try_reserve_exact(&mut probe, bytes.saturating_mul(4) as usize).map_err(|_| {
+        err(format!(
+            "cannot allocate {} for the training graph's constants: the model is too \
                  large for this machine's memory",
-                crate::shape::summary::bytes(bytes.saturating_mul(4))
-            ))
-        })
+            crate::shape::summary::bytes(bytes.saturating_mul(4))
+        ))
+    })
 }
 
 /// The gradient graph: `loss` and `grad.<parameter>` for every trainable parameter, batch
