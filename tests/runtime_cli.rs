@@ -1454,3 +1454,30 @@ fn ctrl_c_during_the_output_write_leaves_no_partial_file() {
         break;
     }
 }
+
+/// A .cnn whose weights pass protobuf's 2 GiB cannot be run from memory: `run` and `bench`
+/// refuse it before making its weights (at once, with nothing allocated for them), and say
+/// to export it first.
+#[test]
+fn a_source_over_two_gib_of_weights_is_refused_before_its_weights_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("w.cnn"),
+        "model W(input: [23200]) { linear(23200) }\n",
+    )
+    .unwrap();
+    for args in [
+        &["run", "w.cnn", "-i", "missing.npy"][..],
+        &["bench", "w.cnn", "-n", "1"],
+    ] {
+        let r = cnnc(dir.path(), args);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("has 2,153,052,800 bytes of weights, over the 2,147,483,647")
+                && r.stderr.contains("`cnnc export w.cnn -o W.onnx`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}

@@ -301,6 +301,30 @@ fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
     let model = compilation
         .model(model_name)
         .map_err(|m| Failure(EXIT_USAGE, m))?;
+    // An ONNX model held in memory is one protobuf message, below 2 GiB: one with more
+    // weights is refused before they are made, with the way that works.
+    let weight_bytes = model
+        .total_params()
+        .saturating_mul(cnnc::shape::summary::BYTES_PER_ELEMENT);
+    if weight_bytes > cnnc::onnx::lower::PROTOBUF_LIMIT {
+        return Err(Failure::with_help(
+            EXIT_USAGE,
+            format!(
+                "{}: model `{}` has {} bytes of weights, over the {} an ONNX model held in \
+                 memory can be (protobuf's 2 GiB)",
+                path.display(),
+                model.name,
+                cnnc::shape::summary::group(weight_bytes),
+                cnnc::shape::summary::group(cnnc::onnx::lower::PROTOBUF_LIMIT)
+            ),
+            format!(
+                "export it first, `cnnc export {} -o {}.onnx`, which writes the weights beside \
+                 the model as ONNX external data, then give that .onnx file",
+                path.display(),
+                model.name
+            ),
+        ));
+    }
     let weights = cnnc::onnx::weights::try_initialize(model, cnnc::onnx::Init::Default, 0)
         .map_err(|e| Failure(EXIT_USAGE, format!("{}: {e}", path.display())))?;
     cnnc::onnx::export_bytes(
