@@ -160,7 +160,7 @@ impl fmt::Display for ExportError {
                 data.display(),
                 crate::shape::summary::bytes(*bytes),
                 if model.exists() {
-                    format!("the model at {} does not use", model.display())
+                    format!("is not the data of the model at {}", model.display())
                 } else {
                     "no model uses".to_string()
                 }
@@ -371,12 +371,23 @@ pub fn external_data_file(path: &Path) -> (String, PathBuf) {
 }
 
 /// Whether the file at `path` is an ONNX model whose weights are in its external data file
-/// ([`external_data_file`]), so that a new export may replace that file with its own.
+/// ([`external_data_file`]), and the file there is as long as those weights say, so that a
+/// new export may replace that file with its own (a user's file put at that name since is
+/// not that model's data).
 pub fn uses_its_data_file(path: &Path) -> bool {
-    let (location, _) = external_data_file(path);
-    std::fs::read(path).ok().is_some_and(|bytes| {
-        super::external_data_locations(&bytes).is_some_and(|l| l.contains(&location))
-    })
+    let (location, data) = external_data_file(path);
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let extent = super::external_data_extent(&bytes, &location);
+    let length = std::fs::metadata(&data).map(|m| m.len());
+    match (extent, length) {
+        (Some((end, false)), Ok(length)) => end == length,
+        (Some((end, true)), Ok(length)) => end <= length,
+        // No data file there: nothing of a user's to keep.
+        (Some(_), Err(_)) => true,
+        (None, _) => false,
+    }
 }
 
 /// Refuses to replace a file at the external data name of `path` that is not the data of the

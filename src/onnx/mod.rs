@@ -68,6 +68,42 @@ pub fn metadata_value(bytes: &[u8], key: &str) -> Option<String> {
 
 /// The files an ONNX model's initializers keep their data in (`location` of each external
 /// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
+/// Where the external data of the model `bytes` stored in the file `location` ends: the
+/// largest offset + length of its tensors there, and whether one of them has no length (its
+/// data runs to the end of the file, so the file may be longer). None for a model that does
+/// not parse or keeps nothing there, or a value that is not a number.
+pub fn external_data_extent(bytes: &[u8], location: &str) -> Option<(u64, bool)> {
+    use prost::Message;
+    let model = proto::ModelProto::decode(bytes).ok()?;
+    let ends: Option<Vec<(u64, bool)>> = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.initializer)
+        .filter(|t| t.data_location == proto::data_location::EXTERNAL)
+        .filter(|t| {
+            t.external_data
+                .iter()
+                .any(|e| e.key == "location" && e.value == location)
+        })
+        .map(|t| {
+            let field = |key: &str| -> Option<Option<u64>> {
+                match t.external_data.iter().find(|e| e.key == key) {
+                    None => Some(None),
+                    Some(e) => e.value.parse().ok().map(Some),
+                }
+            };
+            let offset = field("offset")?.unwrap_or(0);
+            match field("length")? {
+                Some(length) => Some((offset.checked_add(length)?, false)),
+                None => Some((offset, true)),
+            }
+        })
+        .collect();
+    let ends = ends?;
+    let end = ends.iter().map(|(e, _)| *e).max()?;
+    Some((end, ends.iter().any(|(_, open)| *open)))
+}
+
 pub fn external_data_locations(bytes: &[u8]) -> Option<Vec<String>> {
     use prost::Message;
     let model = proto::ModelProto::decode(bytes).ok()?;

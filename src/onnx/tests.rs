@@ -809,6 +809,18 @@ fn external_data_replaces_only_the_replaced_models_data() {
     // The model's own data file is replaced by the next export.
     export_to_file(&m, &s, drawn, &path, &options).unwrap();
     assert!(super::lower::uses_its_data_file(&path));
+    // A file of another length put at its name since is not its data: left alone.
+    let data_bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, "my notes").unwrap();
+    assert!(!super::lower::uses_its_data_file(&path));
+    let e = export_to_file(&m, &s, drawn, &path, &options).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("a file is there that is not the data of the model at"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "my notes");
+    std::fs::write(&data, &data_bytes).unwrap();
     let other = ParamValues::Drawn {
         init: Init::Default,
         seed: 1,
