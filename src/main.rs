@@ -85,6 +85,9 @@ fn out_of_memory(size: usize) -> ! {
 }
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return cli::argument_error(e),
+    };
     cli::dispatch(args)
 }

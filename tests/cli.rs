@@ -1520,6 +1520,35 @@ fn an_unwritable_standard_output_is_an_error() {
             stderr(&o)
         );
     }
+    // The help and the version, which clap would print and call a success.
+    for args in [
+        &["--help"][..],
+        &["train", "--help"],
+        &["--version"],
+        &["check", "-h"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(args)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write the help to standard output"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        // Where it can be written, it is, and that is a success.
+        let o = Command::new(env!("CARGO_BIN_EXE_cnnc"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("cnnc"),
+            "{args:?}"
+        );
+    }
 }
 
 /// An ONNX model given where a source belongs, whatever its name, is said to be one, with

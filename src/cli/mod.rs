@@ -94,6 +94,28 @@ pub enum Command {
     Train(train::TrainArgs),
 }
 
+/// A command line clap did not take as a command: `--help` and `--version` printed (exit 0,
+/// or 2 where standard output cannot take them, `> /dev/full`), any other mistake reported
+/// as clap does (exit 2). (A closed standard output, `>&-`, is /dev/null by then: Rust's
+/// runtime opens it there at start, so no file cnnc opens can take descriptor 1.)
+pub fn argument_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    use std::io::Write;
+    if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let printed = e.print().and_then(|()| std::io::stdout().lock().flush());
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`cnnc --help | head -1`) took what it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(why) => {
+            note!("error: cannot write the help to standard output: {why}");
+            ExitCode::from(common::EXIT_USAGE)
+        }
+    }
+}
+
 pub fn dispatch(cli: Cli) -> ExitCode {
     common::allow_warnings(cli.allow);
     // Only where ONNX Runtime may be loaded; an empty value is as good as none.
