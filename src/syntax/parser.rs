@@ -1298,10 +1298,31 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             }
         } else if b == b'{' && matches!(tok, "model" | "block" | "use") && start == line_start {
             // The next definition begins inside the last one's body (at the start of its
-            // line, as a top-level one is written): its `}` is missing.
-            d = d
-                .label(opener, "this `{` is not closed")
-                .help(format!("add a `}}` before this `{tok}` to close it"));
+            // line, as a top-level one is written): a `}` is missing, the definition's own
+            // or, where a `}` lines up with an outer statement while a more indented `{` is
+            // open, that inner one's (a `}` before this `model` would then close the
+            // definition after the layers meant to follow the inner body).
+            match misindented_open_brace(&text[..start]) {
+                Some(inner) if inner != open => {
+                    d = d
+                        .label(
+                            Span::new(file, inner, inner + 1),
+                            "this `{` is probably the one not closed",
+                        )
+                        .label(opener, "left open, by count")
+                        .help(format!(
+                            "add a `}}` after the body of the `{{` the indentation points at: \
+                             the `}}` that lines up with an outer statement closes this one \
+                             instead (a `}}` before this `{tok}` would put the lines after \
+                             that body inside it)"
+                        ));
+                }
+                _ => {
+                    d = d
+                        .label(opener, "this `{` is not closed")
+                        .help(format!("add a `}}` before this `{tok}` to close it"));
+                }
+            }
         } else if b == b'{' && tok == "model" && text[start + tok.len()..].starts_with(".add(") {
             // Keras's `model.add(Dense(10))` in a model's body.
             d = d.help(

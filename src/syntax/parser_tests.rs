@@ -1292,6 +1292,33 @@ fn unclosed_brace_points_at_the_opening_brace() {
     assert_eq!(d.labels[1].span.start as usize, text.rfind('{').unwrap());
     assert!(d.labels[1].text.contains("probably the one not closed"));
     assert_eq!(d.labels[2].span.start as usize, text.find('{').unwrap());
+    // The same with a definition after it: not "add a `}` before this `model`", which
+    // would put `relu` inside the residual's body.
+    let text = "block a(c) {\n    residual {\n        conv(c, 3, pad=1)\n    relu\n}\n\
+                model M(input: [4, 8, 8]) {\n    a(4)\n}\n";
+    let d = check_error(
+        text,
+        UNEXPECTED,
+        &[
+            "found `model`",
+            "add a `}` after the body",
+            "would put the lines after",
+        ],
+    );
+    assert!(
+        d.labels.iter().any(
+            |l| l.span.start as usize == text.find("residual {").unwrap() + 9
+                && l.text.contains("probably the one not closed")
+        ),
+        "{d:#?}"
+    );
+    // A definition left open with nothing inside misindented: its own `}`.
+    let text = "block a(c) {\n    conv(c, 3)\nmodel M(input: [4, 8, 8]) {\n    a(4)\n}\n";
+    check_error(
+        text,
+        UNEXPECTED,
+        &["add a `}` before this `model` to close it"],
+    );
 }
 
 #[test]
