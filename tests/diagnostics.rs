@@ -4193,3 +4193,43 @@ fn checking_goes_on_with_the_shape_an_unpadded_body_was_meant_to_give() {
         .diagnostics
         .is_empty());
 }
+
+/// `pad=same` with a stride gets the padding of Keras's and TensorFlow's `padding='same'` on
+/// the layer's input (⌈n / stride⌉ out, the odd pixel at the bottom and right), and what it
+/// writes gives that size, even kernels and odd sizes included.
+#[test]
+fn strided_same_padding_is_given_as_keras_pads_it() {
+    for (kernel, side) in [
+        (4u64, 7u64),
+        (4, 8),
+        (3, 8),
+        (3, 33),
+        (2, 33),
+        (5, 10),
+        (1, 9),
+    ] {
+        let m = |conv: &str| format!("model N(input: [4, {side}, {side}]) {{ {conv} }}\n");
+        let c = cnnc::compile_source(
+            std::path::Path::new("s.cnn"),
+            m(&format!("conv(8, {kernel}, stride=2, pad=same)")),
+        );
+        let help = c
+            .diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::elab::argument_value")
+            .and_then(|d| d.help.clone())
+            .unwrap_or_else(|| panic!("{kernel}, {side}: {:?}", c.diagnostics));
+        let out = side.div_ceil(2);
+        assert!(help.contains(&format!("which gives {out}×{out}")), "{help}");
+        let pad = help
+            .split("`pad=")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or_else(|| panic!("{help}"));
+        let fixed = m(&format!(
+            "conv(8, {kernel}, stride=2, pad={pad}) : [8, {out}, {out}]"
+        ));
+        let c = cnnc::compile_source(std::path::Path::new("s.cnn"), fixed.clone());
+        assert!(c.diagnostics.is_empty(), "{fixed}: {:?}", c.diagnostics);
+    }
+}

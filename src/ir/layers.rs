@@ -632,6 +632,59 @@ fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 
     )
 }
 
+/// The help of `pad=same` on a strided conv of `kernel` on an input of `size`: the padding of
+/// Keras's and TensorFlow's `padding='same'` (⌈n / stride⌉ out, the odd pixel of padding at
+/// the bottom and right), and the symmetric padding PyTorch writes where it gives that size
+/// too.
+fn tensorflow_same_help(size: [u64; 2], kernel: Pair, stride: Pair, dilation: Pair) -> String {
+    let mut out = [0u64; 2];
+    let mut sides = [[0u64; 2]; 2];
+    let mut symmetric = [0u64; 2];
+    let mut symmetric_fits = true;
+    for a in 0..2 {
+        let (n, s, reach) = (
+            size[a],
+            stride[a].max(1),
+            dilation[a] * (kernel[a].max(1) - 1),
+        );
+        out[a] = n.div_ceil(s);
+        let total = ((out[a] - 1) * s + reach + 1).saturating_sub(n);
+        sides[a] = [total / 2, total - total / 2];
+        symmetric[a] = reach / 2;
+        let symmetric_out = (n + 2 * symmetric[a]).saturating_sub(reach + 1) / s + 1;
+        symmetric_fits &= symmetric_out == out[a];
+    }
+    let pad = if sides[0][0] == sides[0][1] && sides[1][0] == sides[1][1] {
+        if sides[0] == sides[1] {
+            sides[0][0].to_string()
+        } else {
+            format!("[{}, {}]", sides[0][0], sides[1][0])
+        }
+    } else {
+        format!(
+            "[{}, {}, {}, {}]` ([top, bottom, left, right]",
+            sides[0][0], sides[0][1], sides[1][0], sides[1][1]
+        )
+    };
+    let mut help = format!(
+        "with a stride, give the padding explicitly: Keras's and TensorFlow's `padding='same'` \
+         on this {}×{} input is `pad={pad}`, which gives {}×{}",
+        size[0], size[1], out[0], out[1]
+    );
+    let written = if symmetric[0] == symmetric[1] {
+        symmetric[0].to_string()
+    } else {
+        format!("[{}, {}]", symmetric[0], symmetric[1])
+    };
+    if symmetric_fits && pad != written {
+        help.push_str(&format!(
+            "; `pad={written}` (both sides alike, as PyTorch pads) gives that size too, its \
+             windows a pixel apart"
+        ));
+    }
+    help
+}
+
 /// The help of `pad=same` on a pooling (`layer`) of `kernel` and `stride`: the padding that
 /// does what was meant, for this window.
 fn pool_same_help(layer: &str, kernel: [u64; 2], stride: [u64; 2]) -> String {
@@ -806,17 +859,20 @@ pub fn build(
                             } else {
                                 format!("[{h}, {w}]")
                             };
-                            format!(
-                                "with a stride, give the padding explicitly: `pad={pad}` for \
+                            match incoming.and_then(Shape::spatial) {
+                                Some(size) => tensorflow_same_help(size, kernel, stride, dilation),
+                                None => format!(
+                                    "with a stride, give the padding explicitly: `pad={pad}` for \
                                  this {}×{} kernel{}",
-                                kernel[0],
-                                kernel[1],
-                                if dilation != [1, 1] {
-                                    format!(" with dilation {}", fmt_pair(dilation))
-                                } else {
-                                    String::new()
-                                }
-                            )
+                                    kernel[0],
+                                    kernel[1],
+                                    if dilation != [1, 1] {
+                                        format!(" with dilation {}", fmt_pair(dilation))
+                                    } else {
+                                        String::new()
+                                    }
+                                ),
+                            }
                         }),
                     );
                     return None;
