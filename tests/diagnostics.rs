@@ -4233,3 +4233,47 @@ fn strided_same_padding_is_given_as_keras_pads_it() {
         assert!(c.diagnostics.is_empty(), "{fixed}: {:?}", c.diagnostics);
     }
 }
+
+/// Shape assertions written channels-last ([H, W, C], Keras's and TensorFlow's order) are
+/// said to be so, each with its [C, H, W], and checking goes on from the real shape: one
+/// error per assertion, none from a shape that was never the model's. `[None, …]` with the
+/// batch is told to leave the batch out.
+#[test]
+fn channels_last_shape_assertions_are_named_and_do_not_cascade() {
+    let src = "model K(input: [1, 28, 28]) {\n    conv(32, 3, pad=1) relu : [28, 28, 32]\n    \
+               maxpool(2) : [14, 14, 32]\n    conv(64, 3) relu : [12, 12, 64]\n}\n";
+    let c = cnnc::compile_source(std::path::Path::new("k.cnn"), src.to_string());
+    let failed: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "cnnc::shape::assertion_failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{:?}", c.diagnostics);
+    for (d, fix) in failed
+        .iter()
+        .zip(["[32, 28, 28]", "[32, 14, 14]", "[64, 12, 12]"])
+    {
+        let help = d.help.as_deref().unwrap_or_default();
+        assert!(
+            help.contains("channels-last, [H, W, C]") && help.contains(&format!("`: {fix}`")),
+            "{help}"
+        );
+        assert!(!d.message.contains("earlier failed"), "{}", d.message);
+    }
+    // A shape that is not a permutation keeps the general help.
+    let c = cnnc::compile_source(
+        std::path::Path::new("k.cnn"),
+        "model K(input: [1, 8, 8]) { conv(4, 3) : [8, 8, 4] }\n".to_string(),
+    );
+    let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
+    assert!(!help.contains("channels-last"), "{help}");
+    let c = cnnc::compile_source(
+        std::path::Path::new("k.cnn"),
+        "model K(input: [1, 8, 8]) { conv(4, 3, pad=1) : [None, 4, 8, 8] }\n".to_string(),
+    );
+    let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
+    assert!(
+        help.contains("the batch dimension is left out of shapes: write `: [4, 8, 8]`"),
+        "{help}"
+    );
+}

@@ -1829,10 +1829,22 @@ impl<'a, 'd> Elab<'a, 'd> {
                         }
                     }
                     self.explain_unknown_variables(before, frame, assert.span);
+                    let batch =
+                        assert.dims.len() == shape.rank() + 1 && std::ptr::eq(d, &assert.dims[0]);
                     self.retell_none(
                         before,
-                        "an assertion states every size: write the one this dimension has \
-                         (`cnnc summary` prints each layer's shape), or leave the assertion out",
+                        &if batch {
+                            // `: [None, 32, 28, 28]`, Keras's summary with its batch.
+                            format!(
+                                "the batch dimension is left out of shapes: write `: {}`",
+                                Shape(shape.dims().to_vec())
+                            )
+                        } else {
+                            "an assertion states every size: write the one this dimension has \
+                             (`cnnc summary` prints each layer's shape), or leave the assertion \
+                             out"
+                            .to_string()
+                        },
                     );
                     return Err(None);
                 }
@@ -1846,6 +1858,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             return Ok(());
         }
         let batch_written = expected.dims().get(1..) == Some(shape.dims());
+        // `: [28, 28, 32]` for [32, 28, 28]: Keras's and TensorFlow's channels-last order.
+        let channels_last = match (expected.dims(), shape.dims()) {
+            (&[h, w, c], &[c2, h2, w2]) => [h, w, c] == [h2, w2, c2] && c != h,
+            _ => false,
+        };
         let help = if self.held_assertions.contains(&assert.span) {
             format!(
                 "this assertion held before, at an earlier iteration of the repeat or call of \
@@ -1856,6 +1873,11 @@ impl<'a, 'd> Elab<'a, 'd> {
             )
         } else if batch_written {
             format!("shapes leave out the batch dimension: write `: {shape}`")
+        } else if channels_last {
+            format!(
+                "this is the shape channels-last, [H, W, C], as Keras and TensorFlow write it; \
+                 cnnc's shapes are [C, H, W], channels first: write `: {shape}`"
+            )
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
         } else if let Some(h) = self.flattened_count_help(out.node, &expected, shape) {
@@ -1884,7 +1906,9 @@ impl<'a, 'd> Elab<'a, 'd> {
             .as_ref()
             // (The same assertion in a later iteration of a repeat is the same mistake.)
             .filter(|a| a.at != assert.span)
-            .filter(|_| !batch_written && !self.held_assertions.contains(&assert.span));
+            .filter(|_| {
+                !batch_written && !channels_last && !self.held_assertions.contains(&assert.span)
+            });
         let message = match assumed {
             Some(Assumed { written, .. }) => format!(
                 "shape assertion failed: expected {expected}; from the shape an earlier failed \
@@ -1908,7 +1932,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             .dims()
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d));
+        // Nor one in the wrong order: the layers after it are checked on the real shape,
+        // where each channels-last assertion is its own error with its own fix.
         let usable = !batch_written
+            && !channels_last
             && expected.rank() == shape.rank()
             && expected.dims().iter().all(|&d| d > 0)
             && elements.is_some_and(|n| n <= rules::MAX_ELEMENTS);
