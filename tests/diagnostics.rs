@@ -3289,6 +3289,17 @@ fn helps_for_keras_arguments_and_inputs() {
             "cnnc::elab::argument_value",
             "`input: [784]`",
         ),
+        // A fully convolutional net's open height and width, with or without the batch.
+        (
+            "[None, None, 3]",
+            "cnnc::elab::argument_value",
+            "`input: [3, 224, 224]`; `cnnc export --dynamic-size`",
+        ),
+        (
+            "[None, None, None, 3]",
+            "cnnc::elab::argument_value",
+            "`input: [3, 224, 224]` (without the batch)",
+        ),
     ] {
         let h = help_for(&format!("model M(input: {input}) {{ relu }}\n"), code);
         assert!(h.contains(written), "{input}: {h}");

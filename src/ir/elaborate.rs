@@ -1013,6 +1013,39 @@ fn elaborate_model_body<'a>(
 
 impl<'a, 'd> Elab<'a, 'd> {
     fn input_shape(&mut self, model: &ast::ModelDef, frame: &Frame) -> Option<Shape> {
+        // Keras's `Input(shape=(None, None, 3))` (with its batch, `(None, None, None, 3)`): a
+        // fully convolutional model's height and width left open, channels last.
+        let is_none = |d: &ast::Expr| matches!(&d.kind, ast::ExprKind::Var(n) if n == "None");
+        if let [.., h, w, c] = model.input.as_slice() {
+            let channels = match eval(c, &frame.env, None) {
+                Ok(Value::Int(n)) if n > 0 => Some(n),
+                _ => None,
+            };
+            let batch_too = model.input.len() == 4 && is_none(&model.input[0]);
+            if let (true, Some(channels)) =
+                (is_none(h) && is_none(w) && (model.input.len() == 3 || batch_too), channels)
+            {
+                self.diags.push(
+                    Diagnostic::error(
+                        "cnnc::elab::argument_value",
+                        "the model's input has no height and width: shapes are checked at one \
+                         size",
+                    )
+                    .label(h.span.to(w.span), "a size left open, as Keras writes it")
+                    .help(format!(
+                        "write a typical size, channels first as cnnc's shapes are: `input: \
+                         [{channels}, 224, 224]`{}; `cnnc export --dynamic-size` then lets the \
+                         height and width vary in the exported model",
+                        if batch_too {
+                            " (without the batch)"
+                        } else {
+                            ""
+                        }
+                    )),
+                );
+                return None;
+            }
+        }
         // Keras's `(None, 28, 28, 1)`: the batch dimension written as `None`.
         if let Some(first) = model.input.first() {
             if matches!(&first.kind, ast::ExprKind::Var(n) if n == "None") {
