@@ -3435,6 +3435,21 @@ fn reduction_blocks_pad_layers_and_short_transposed_convs() {
         let src = format!("model M(input: [3, 256, 256]) {{ {body} }}\n");
         assert_eq!(codes(&src), Vec::<&str>::new(), "{src}");
     }
+    // Keras's `UpSampling2D(size=2)` on a 2×2 image: the same size, nothing done, warned;
+    // a size read off a tensor is no factor, even of a few pixels (multi-scale fusion at
+    // 4×4, a block's resize that has nothing to do at one scale).
+    let src = "model M(input: [8, 2, 2]) { upsample(size=2) }\n";
+    assert_eq!(codes(src), vec!["cnnc::shape::upsample_shrinks"], "{src}");
+    let c = cnnc::compile_source(Path::new("u.cnn"), src.into());
+    assert!(c.diagnostics.0[0].message.contains("it does nothing"));
+    for body in [
+        "relu as s upsample(size=[s.h, s.w])",
+        "conv(8, 3, pad=1) as full maxpool(2) as half concat { {} { full upsample(size=[half.h, \
+         half.w]) } }",
+    ] {
+        let src = format!("model M(input: [8, 8, 8]) {{ {body} }}\n");
+        assert_eq!(codes(&src), Vec::<&str>::new(), "{src}");
+    }
     // The axis help only where the layer works on the channels.
     let h = help_for(
         "model M(input: [3, 8, 8]) { global_avgpool(dim=[2, 3]) }\n",

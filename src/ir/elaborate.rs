@@ -1022,9 +1022,10 @@ impl<'a, 'd> Elab<'a, 'd> {
                 _ => None,
             };
             let batch_too = model.input.len() == 4 && is_none(&model.input[0]);
-            if let (true, Some(channels)) =
-                (is_none(h) && is_none(w) && (model.input.len() == 3 || batch_too), channels)
-            {
+            if let (true, Some(channels)) = (
+                is_none(h) && is_none(w) && (model.input.len() == 3 || batch_too),
+                channels,
+            ) {
                 self.diags.push(
                     Diagnostic::error(
                         "cnnc::elab::argument_value",
@@ -4483,6 +4484,18 @@ impl<'a, 'd> Elab<'a, 'd> {
         let out = self.add_unary(name, op, call.span, &cur);
         if let (Ok(out), Some((source, _))) = (&out, size_source) {
             self.size_sources.insert(out.node, source);
+            // The shape rule's warning of a few-pixel size is of Keras's factor written as a
+            // size: one read off a tensor is no factor (and the same size, in a block called
+            // at every scale, is a resize with nothing to do at one of them).
+            let from = before.min(self.diags.0.len());
+            let mut i = from;
+            while i < self.diags.0.len() {
+                if self.diags.0[i].code == "cnnc::shape::upsample_shrinks" {
+                    self.diags.0.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
             self.warn_upsample_to_smaller_tensor(call, &cur, out, before);
         }
         // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already

@@ -1135,13 +1135,23 @@ pub fn infer(op: &Op, inputs: &[&Shape]) -> Result<Inferred, RuleError> {
             let mut warnings = Vec::new();
             if let crate::ir::UpsampleTo::Size(size) = to {
                 let factor_like = size.iter().all(|&s| s <= MAX_UPSAMPLE_FACTOR_LIKE);
-                if factor_like && size[0] < hw[0] && size[1] < hw[1] {
+                // The same size is no resampling at all: `upsample(size=2)` on a 2×2 image.
+                let same = *size == [hw[0], hw[1]];
+                if factor_like && size[0] <= hw[0] && size[1] <= hw[1] {
                     warnings.push(RuleWarning {
                         code: "cnnc::shape::upsample_shrinks",
-                        message: format!(
-                            "`upsample(size=[{}, {}])` resamples {}×{} down to {}×{}",
-                            size[0], size[1], hw[0], hw[1], size[0], size[1]
-                        ),
+                        message: if same {
+                            format!(
+                                "`upsample(size=[{}, {}])` gives the {}×{} it is given: it does \
+                                 nothing",
+                                size[0], size[1], hw[0], hw[1]
+                            )
+                        } else {
+                            format!(
+                                "`upsample(size=[{}, {}])` resamples {}×{} down to {}×{}",
+                                size[0], size[1], hw[0], hw[1], size[0], size[1]
+                            )
+                        },
                         help: Some(
                             "`size` is the output's height and width (PyTorch's \
                              `Upsample(size=…)`), not a factor: Keras's `UpSampling2D(size=2)` \
