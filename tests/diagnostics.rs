@@ -3047,6 +3047,45 @@ fn helps_for_keras_habits_and_misspellings() {
     assert!(h.starts_with("did you mean `kernel`?"), "{h}");
     let h = help_for(&m("relu(inplace=true)"), arg);
     assert!(h.contains("remove `inplace`"), "{h}");
+    // Keras's arguments of every layer: what cnnc does instead.
+    for (call, words) in [
+        (
+            "conv(8, 3, kernel_initializer=he_normal)",
+            "`--init kaiming`",
+        ),
+        (
+            "linear(8, kernel_initializer=glorot_uniform)",
+            "`--init xavier`",
+        ),
+        (
+            "conv(8, 3, kernel_regularizer=l2)",
+            "`cnnc train --weight-decay W`",
+        ),
+        (
+            "conv(8, 3, input_shape=[28, 28, 1])",
+            "`model M(input: [1, 28, 28]) { … }`",
+        ),
+        (
+            "conv(8, 3, data_format=channels_last)",
+            "always channels first",
+        ),
+        ("conv(8, 3, name=conv1)", "`conv(8, 3) as conv1`"),
+    ] {
+        let h = help_for(&m(call), arg);
+        assert!(h.contains(words), "{call}: {h}");
+    }
+    // The activation by position, Keras's `Dense(10, 'relu')`; Keras's nested pad pairs.
+    let h = help_for(
+        &m("flatten linear(10, relu)"),
+        "cnnc::elab::unknown_variable",
+    );
+    assert!(h.contains("`linear(…) relu`"), "{h}");
+    let h = help_for(&m("pad([[0, 1], [2, 3]])"), "cnnc::elab::argument_type");
+    assert!(h.contains("`pad=[0, 1, 2, 3]`"), "{h}");
+    let h = help_for(&m("conv(8, 3, return_x)"), "cnnc::elab::unknown_variable");
+    assert!(!h.contains("a layer of its own"), "{h}");
+    let h = help_for(&m("conv(8, 3) return"), "cnnc::elab::unknown_layer");
+    assert!(h.contains("delete the `return`"), "{h}");
     let h = help_for(&m("relu(max_value=6)"), arg);
     assert!(h.contains("is cnnc's `relu6`"), "{h}");
     // The slope the help gives is one `leaky_relu` takes.

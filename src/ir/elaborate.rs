@@ -220,6 +220,14 @@ pub(crate) fn unknown_layer<'c>(
              block (`b(…, input)`) or join it where the block is called",
         );
     }
+    if name == "return" {
+        // PyTorch's `forward` and Keras's functional model end in `return x`.
+        return d.help(
+            "a block's or model's result is the tensor its last statement makes: delete the \
+             `return` (to end on a tensor named earlier, its name alone as the last statement \
+             reads it back)",
+        );
+    }
     if name == "output" {
         // `output aux` or `output aux(…)`: the statement without its braces.
         return d.help(

@@ -1214,6 +1214,29 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
         ("avgpool", "divisor_override") => "cnnc's avgpool divides by the window's size",
         ("maxpool", "dilation") => "cnnc's maxpool has no dilation (PyTorch's default 1)",
         ("maxpool", "return_indices") => "cnnc's maxpool returns the maximum values alone",
+        // Keras's arguments of every layer.
+        (_, "kernel_initializer" | "bias_initializer") => {
+            "the weights are drawn when the model is exported or trained, for every layer at \
+             once: `--init xavier` (Keras's default `glorot_uniform`), `--init kaiming` \
+             (`he_uniform`, `he_normal`) or `--init default` (PyTorch's); remove the argument"
+        }
+        (_, "kernel_regularizer" | "bias_regularizer" | "activity_regularizer") => {
+            "an L2 penalty on the weights is `cnnc train --weight-decay W` (for every \
+             layer); remove the argument"
+        }
+        (_, "input_shape" | "input_dim" | "batch_input_shape") => {
+            "the input's shape goes in the model's header, without the batch and channels \
+             first: `model M(input: [1, 28, 28]) { … }` for Keras's `input_shape=(28, 28, \
+             1)`; remove the argument"
+        }
+        (_, "data_format") => {
+            "cnnc's images are always channels first, [C, H, W] (Keras's \
+             `data_format='channels_first'`); remove the argument"
+        }
+        (_, "name") => {
+            "a layer is named with `as` after it, `conv(8, 3) as conv1`, which names its \
+             tensor for later too"
+        }
         _ => return None,
     })
 }
@@ -1592,6 +1615,27 @@ fn bind(
                                 String::new()
                             }
                         }
+                        // Keras's `ZeroPadding2D(((0, 1), (0, 1)))`: two pairs.
+                        Value::List(ref items)
+                            if spec.params[index].name == "pad"
+                                && items.len() == 2
+                                && items.iter().all(
+                                    |i| matches!(i, Value::List(p) if p.len() == 2 && p.iter().all(|x| matches!(x, Value::Int(_)))),
+                                ) =>
+                        {
+                            let flat: Vec<String> = items
+                                .iter()
+                                .flat_map(|i| match i {
+                                    Value::List(p) => p.iter().map(value_text).collect(),
+                                    _ => Vec::new(),
+                                })
+                                .collect();
+                            format!(
+                                "Keras's `((top, bottom), (left, right))` is one flat list in \
+                                 cnnc, `[top, bottom, left, right]`: `pad=[{}]`; ",
+                                flat.join(", ")
+                            )
+                        }
                         // `planes * (base_width / 64) * groups`, torchvision's ResNeXt width.
                         // `c / r` of an SE block at a small `c`: the values, and the
                         // floor of 1 torchvision keeps.
@@ -1680,6 +1724,19 @@ fn bind(
                         "did you mean `{name}=…`? an argument is named with one `=`; the \
                              signature is {}",
                         signature(spec)
+                    ));
+                } else if let Some(act) = match &arg.value.kind {
+                    ast::ExprKind::Var(n) if arg.name.is_none() => lookup(n)
+                        .filter(|l| l.params.iter().all(|p| !p.required) && l.name != spec.name)
+                        .map(|l| l.name),
+                    _ => None,
+                } {
+                    // `linear(10, relu)`: Keras's `Dense(10, 'relu')`, the activation
+                    // passed by position.
+                    d.help = Some(format!(
+                        "`{act}` is a layer of its own, written after this one: `{}(…) {act}` \
+                         (Keras's `Dense(10, 'relu')` is `linear(10) relu`)",
+                        spec.name
                     ));
                 } else if matches!(&arg.value.kind, ast::ExprKind::Var(n) if n == "None") {
                     d.help = Some(if param.required {

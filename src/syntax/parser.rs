@@ -861,6 +861,24 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     }
     let mut chars = tok.chars();
     if let (Some(c), None) = (chars.next(), chars.next()) {
+        // `pad=‘same’` pasted from a document: a name in curly quotes is the name alone.
+        let quoted_name = matches!(c, '\u{2018}' | '\u{2019}' | '\u{201c}' | '\u{201d}')
+            .then(|| {
+                let after = &text[start + c.len_utf8()..];
+                let end =
+                    after.find(['\u{2018}', '\u{2019}', '\u{201c}', '\u{201d}', '\'', '"'])?;
+                let inner = &after[..end];
+                is_name(inner).then_some(inner)
+            })
+            .flatten()
+            .filter(|_| !text[..start].trim_end().ends_with("use"));
+        if let (Some(inner), Some((name, _))) = (quoted_name, lookalike(c)) {
+            return d.help(format!(
+                "this is U+{:04X} {name}, which often comes in when code is pasted from a \
+                 document; values are not quoted in cnnc: write `{inner}`",
+                c as u32
+            ));
+        }
         if let Some((name, instead)) = lookalike(c) {
             return d.help(format!(
                 "this is U+{:04X} {name}, which often comes in when code is pasted from a \
@@ -1873,6 +1891,21 @@ fn python_habit(
                 }
             ));
         }
+    }
+    // `shortcut = x` (a ResNet block's forward, Keras's or PyTorch's): a keyword taken
+    // for a variable.
+    let assigned = |word: &str, at: usize| {
+        matches!(word, "shortcut" | "residual" | "identity")
+            && text[at..].trim_start().starts_with('=')
+            && !text[at..].trim_start().starts_with("==")
+    };
+    if assigned(tok, start + tok.len()) || assigned(word_before, start) {
+        return Some(
+            "cnnc has no variables: a block whose result is added to its input is `residual { \
+             body }` (body(x) + x, the input kept for you), and `residual { body } shortcut { \
+             conv(c, 1) }` when the input needs a projection first"
+                .into(),
+        );
     }
     // `a + b` (PyTorch's sum of two tensors) where a statement goes on: a residual.
     if tok == "+" && expects("`as`") && is_name(line.trim_end()) {

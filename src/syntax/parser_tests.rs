@@ -856,6 +856,15 @@ fn habits_from_other_languages_get_a_help() {
             &["`concat { a b } as y`"],
         ),
         ("model.add(Dense(10))", &["cnnc has no `model.add`"]),
+        // A ResNet block's `shortcut = x` / `identity = x`.
+        ("shortcut = x", &["`residual { body }` (body(x) + x"]),
+        ("identity = x", &["`residual { body }` (body(x) + x"]),
+        // A name in curly quotes pasted from a document is the name alone.
+        (
+            "conv(8, 3, pad=\u{2018}same\u{2019})",
+            &["values are not quoted in cnnc: write `same`"],
+        ),
+        ("conv(8, 3, pad=\u{201c}same\u{201d})", &["write `same`"]),
         ("conv(6, 5), relu", &["delete the `,`"]),
         ("conv(6, 5); relu", &["delete the `;`"]),
         (
