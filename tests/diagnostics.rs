@@ -475,7 +475,7 @@ fn residual_mismatch_helps_fit_the_mistake() {
         "{:?}",
         d.help
     );
-    let cases: [(&str, &[&str]); 9] = [
+    let cases: [(&str, &[&str]); 11] = [
         // A written shortcut without the stride, in a block that takes one: the block's
         // argument, not the literal, which would break the calls of stride 1.
         (
@@ -528,6 +528,17 @@ fn residual_mismatch_helps_fit_the_mistake() {
         (
             "model M(input: [8, 8, 8]) { residual { conv(16, 3, stride=2, pad=1) } }",
             &["shortcut { conv(16, 1, stride=2) }"],
+        ),
+        // A shortcut from a skip named before a downsampling, or after an upsampling.
+        (
+            "model R(input: [3, 32, 32]) { conv(16, 3, pad=1) as e1 conv(16, 3, stride=2, pad=1) \
+             residual { conv(16, 3, pad=1) } shortcut { e1 } }",
+            &["pool it to 16×16 at its end, `maxpool(2)`", "`conv(16, 1, stride=2)`"],
+        ),
+        (
+            "model R(input: [3, 32, 32]) { conv(16, 3, stride=2, pad=1) as e1 upsample(2) \
+             residual { conv(16, 3, pad=1) } shortcut { e1 } }",
+            &["upsample it to 32×32 at its end, `upsample(2)`"],
         ),
     ];
     for (src, says) in cases {

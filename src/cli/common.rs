@@ -923,7 +923,7 @@ pub fn warn_final_softmax(model: &cnnc::shape::CheckedModel, aux_weight: f32) {
             "warning: model `{}` ends in softmax, and the loss applies its own log-softmax to \
              the output: training sees probabilities squashed twice and learns slowly; end the \
              model with the class scores (drop the final softmax) as PyTorch's \
-             CrossEntropyLoss expects",
+             CrossEntropyLoss (and Keras's `from_logits=True`) expects",
             model.name
         );
     }

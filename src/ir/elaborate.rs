@@ -5982,7 +5982,25 @@ fn shortcut_help(
              give the body's first conv the same stride, if the block is meant to downsample)"
                 .to_string()
         }
-        _ => format!("make it give {bh}×{bw}"),
+        // A shortcut from a skip at another scale (`shortcut { e1 }` named before a
+        // downsampling): a whole factor off, pooled or projected down, or upsampled.
+        _ => {
+            let whole = |big: [u64; 2], small: [u64; 2]| {
+                (small[0] > 0 && small[1] > 0 && big[0] % small[0] == 0 && big[1] % small[1] == 0)
+                    .then(|| (big[0] / small[0], big[1] / small[1]))
+                    .filter(|(fh, fw)| fh == fw && *fh > 1)
+                    .map(|(f, _)| f)
+            };
+            match (whole(ss, [bh, bw]), whole([bh, bw], ss)) {
+                (Some(f), _) => format!(
+                    "pool it to {bh}×{bw} at its end, `maxpool({f})`, or project it with a \
+                     stride, `conv({}, 1, stride={f})` (ResNet's downsampling shortcut)",
+                    body.channels()
+                ),
+                (_, Some(f)) => format!("upsample it to {bh}×{bw} at its end, `upsample({f})`"),
+                _ => format!("make it give {bh}×{bw}"),
+            }
+        }
     };
     if !has_conv && size_ok {
         return format!(
