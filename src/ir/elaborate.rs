@@ -5986,10 +5986,13 @@ fn shortcut_help(
         // downsampling): a whole factor off, pooled or projected down, or upsampled.
         _ => {
             let whole = |big: [u64; 2], small: [u64; 2]| {
-                (small[0] > 0 && small[1] > 0 && big[0] % small[0] == 0 && big[1] % small[1] == 0)
-                    .then(|| (big[0] / small[0], big[1] / small[1]))
-                    .filter(|(fh, fw)| fh == fw && *fh > 1)
-                    .map(|(f, _)| f)
+                (small[0] > 0
+                    && small[1] > 0
+                    && big[0].is_multiple_of(small[0])
+                    && big[1].is_multiple_of(small[1]))
+                .then(|| (big[0] / small[0], big[1] / small[1]))
+                .filter(|(fh, fw)| fh == fw && *fh > 1)
+                .map(|(f, _)| f)
             };
             match (whole(ss, [bh, bw]), whole([bh, bw], ss)) {
                 (Some(f), _) => format!(
