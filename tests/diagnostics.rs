@@ -4353,3 +4353,36 @@ fn channels_last_shape_assertions_are_named_and_do_not_cascade() {
         "{help}"
     );
 }
+
+/// A failed assertion after a block call, repeat or `if` that made no layer (a repeat of no
+/// iteration, a defaulted count of 0) says that the input was passed on; one after layers
+/// that were made keeps the plain help.
+#[test]
+fn an_assertion_after_a_statement_that_made_nothing_says_so() {
+    let help = |src: &str| -> String {
+        let c = cnnc::compile_source(Path::new("r.cnn"), src.to_string());
+        c.diagnostics
+            .iter()
+            .find(|d| d.code == "cnnc::shape::assertion_failed")
+            .and_then(|d| d.help.clone())
+            .unwrap_or_else(|| panic!("{src}: {:?}", c.diagnostics))
+    };
+    let h = help(
+        "block stage(c, n=2) { repeat n { conv(c, 3, pad=1) relu } }\n\
+         model M(input: [3, 32, 32]) { stage(16, 0) : [16, 32, 32] }\n",
+    );
+    assert!(
+        h.starts_with("the call of `stage` makes no layer with these arguments")
+            && h.contains("`: [3, 32, 32]`"),
+        "{h}"
+    );
+    let h = help("model M(input: [3, 8, 8]) { repeat 0 { conv(4, 3, pad=1) } : [4, 8, 8] }\n");
+    assert!(h.starts_with("the repeat runs no iteration"), "{h}");
+    let h = help("model M(input: [3, 8, 8]) { if in.c == 4 { conv(4, 1) } : [4, 8, 8] }\n");
+    assert!(h.starts_with("the `if` takes no branch"), "{h}");
+    let h = help(
+        "block stage(c, n=2) { repeat n { conv(c, 3, pad=1) relu } }\n\
+         model M(input: [3, 32, 32]) { stage(16) : [16, 30, 30] }\n",
+    );
+    assert!(!h.contains("makes no layer"), "{h}");
+}

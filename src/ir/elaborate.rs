@@ -1609,6 +1609,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         };
         let asserted = stmt.assert.iter().flat_map(|a| a.dims.iter());
         self.mark_size_reads(own.into_iter().chain(asserted), frame);
+        let input_node = cur.node;
         let out = match &stmt.kind {
             StmtKind::Call(call) => self.call(call, cur, frame, scope)?,
             StmtKind::Repeat(r) => {
@@ -1637,6 +1638,35 @@ impl<'a, 'd> Elab<'a, 'd> {
             let checked = self.check_assert(assert, &out, frame);
             if let (Err(_), StmtKind::Output(o)) = (&checked, &stmt.kind) {
                 self.explain_assert_after_output(o, before);
+            }
+            // A block call, repeat or `if` that made no layer passed its input on: a repeat
+            // that ran no iteration (`n=0`, a defaulted count), an `if` that took no branch.
+            if checked.is_err() && out.node == input_node && out.shape.is_some() {
+                let what = match &stmt.kind {
+                    StmtKind::Call(c) if self.defs.is_block(&c.name.name) => Some(format!(
+                        "the call of `{}` makes no layer with these arguments (a `repeat` in it \
+                         runs no iteration, or an `if` takes no branch) and passes its input \
+                         on",
+                        c.name.name
+                    )),
+                    StmtKind::Repeat(_) => {
+                        Some("the repeat runs no iteration and passes its input on".to_string())
+                    }
+                    StmtKind::If(_) => {
+                        Some("the `if` takes no branch and passes its input on".to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(what) = what {
+                    for d in &mut self.diags.0[before..] {
+                        if d.code == "cnnc::shape::assertion_failed" {
+                            d.help = Some(match d.help.take() {
+                                Some(h) => format!("{what}; {h}"),
+                                None => what.clone(),
+                            });
+                        }
+                    }
+                }
             }
             match checked {
                 Ok(()) => self.withdraw_pytorch_order(stmt, first_diag),
