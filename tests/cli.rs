@@ -2118,3 +2118,33 @@ fn an_unknown_name_after_a_failed_use_points_at_the_use() {
     );
     assert!(!err.contains("the layers are:"), "{err}");
 }
+
+/// `cnnc --help` ends with the language in brief: its example checks clean, with the
+/// shapes and outputs it claims, and it names every layer there is.
+#[test]
+fn the_help_shows_the_language_and_every_layer() {
+    let o = cnnc(&["--help"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let help = String::from_utf8(o.stdout).unwrap();
+    let example: String = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("block basic"))
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    assert!(example.contains("model Net"), "{help}");
+    let c = cnnc::compile_source(Path::new("help.cnn"), example.clone());
+    assert!(c.diagnostics.is_empty(), "{example}\n{:?}", c.diagnostics);
+    let model = c.model(None).unwrap();
+    assert_eq!(model.output_shape().dims(), &[10]);
+    assert_eq!(model.graph.named_outputs.len(), 1);
+    let listed = help.split("inferred:").nth(1).expect("the layer list");
+    for layer in cnnc::ir::layers::names() {
+        assert!(
+            listed
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == layer),
+            "`{layer}` is missing from cnnc --help"
+        );
+    }
+}

@@ -42,9 +42,39 @@ pub mod train;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// The language in brief, after `cnnc --help`: a model that checks (a test checks it, and
+/// that every layer is listed).
+const LANGUAGE: &str = "\
+The language in brief (README.md has all of it; models/ holds the classic networks):
+
+  block basic(c, stride=1) {                 # a block: layers with parameters
+      residual { conv(c, 3, stride=stride, pad=1) batchnorm relu conv(c, 3, pad=1) }
+      shortcut if stride != 1 or in.c != c { conv(c, 1, stride=stride) }
+      relu
+  }
+  model Net(input: [1, 28, 28]) {            # one example's shape, channels first
+      conv(16, 3, pad=1) relu as c1          # layers in order; `as` names a tensor
+      basic(16) : [16, 28, 28]               # `: [C, H, W]` asserts the shape
+      concat { {} c1 }                       # branches side by side ({} is the tensor as it is)
+      repeat c in [32, 64] { basic(c, stride=2) }
+      output aux { global_avgpool flatten linear(10) }   # a second output
+      global_avgpool flatten linear(10)
+  }
+
+`in.c`, `in.h` and `in.w` read the incoming tensor's size; `repeat n { … }` and `repeat i in
+0..n { … }` repeat; `if cond { … } else { … }` picks layers; `use \"blocks.cnn\"` brings in
+another file's blocks. A layer's arguments are PyTorch's, its input sizes inferred:
+  conv(out, kernel, stride=1, pad=0|same, dilation=1, groups=1, bias=true), convT(...),
+  maxpool, avgpool, adaptive_avgpool, global_avgpool, adaptive_maxpool, global_maxpool,
+  batchnorm, groupnorm, instancenorm, layernorm, layer_scale, relu, relu6, leaky_relu, prelu,
+  elu, sigmoid, hardsigmoid, tanh, silu, hardswish, mish, gelu, softmax, dropout, flatten,
+  linear(out), crop(NAME), pad, slice, scale, normalize, channel_shuffle, pixel_shuffle,
+  pixel_unshuffle, upsample.
+`cnnc check` says what is wrong with a file, where, and what to write instead.";
+
 /// cnnc: check, summarize, export, run and train convolutional networks written in .cnn.
 #[derive(Parser, Debug)]
-#[command(name = "cnnc", version, about, long_about = None, propagate_version = true)]
+#[command(name = "cnnc", version, about, long_about = None, propagate_version = true, after_help = LANGUAGE)]
 pub struct Cli {
     /// Silence a warning everywhere it would be printed (repeatable): its code, with or
     /// without the `cnnc::…::` prefix, e.g. `--allow unused_input`. Errors cannot be
