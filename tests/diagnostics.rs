@@ -3244,7 +3244,7 @@ fn helps_for_keras_arguments_and_inputs() {
         ("linear(10, activation=softmax)", "`linear(…) softmax`"),
         (
             "conv(8, 3, activation=SiLU)",
-            "`conv(…) silu` (Keras's `activation='silu'`)",
+            "`conv(…) silu` (for `activation=SiLU`)",
         ),
         ("conv(8, 3, activation=1)", "`conv(…) relu`"),
         // Keras's names of cnnc's activations; one cnnc lacks is not made a relu.
@@ -3492,12 +3492,16 @@ fn reduction_blocks_pad_layers_and_short_transposed_convs() {
     assert_eq!(codes(src), vec!["cnnc::shape::upsample_shrinks"], "{src}");
     let c = cnnc::compile_source(Path::new("u.cnn"), src.into());
     assert!(c.diagnostics.0[0].message.contains("it does nothing"));
-    for body in [
-        "relu as s upsample(size=[s.h, s.w])",
-        "conv(8, 3, pad=1) as full maxpool(2) as half concat { {} { full upsample(size=[half.h, \
-         half.w]) } }",
+    for (body, side) in [
+        ("relu as s upsample(size=[s.h, s.w])", 4),
+        ("relu upsample(size=[in.h, in.w])", 2),
+        (
+            "conv(8, 3, pad=1) as full maxpool(2) as half concat { {} { full \
+             upsample(size=[half.h, half.w]) } }",
+            8,
+        ),
     ] {
-        let src = format!("model M(input: [8, 8, 8]) {{ {body} }}\n");
+        let src = format!("model M(input: [8, {side}, {side}]) {{ {body} }}\n");
         assert_eq!(codes(&src), Vec::<&str>::new(), "{src}");
     }
     // The axis help only where the layer works on the channels.

@@ -1475,7 +1475,7 @@ fn a_source_over_two_gib_of_weights_is_refused_before_its_weights_are_made() {
         assert!(
             r.stderr
                 .contains("has 2,153,052,800 bytes of weights, over the 2,147,483,647")
-                && r.stderr.contains("`cnnc export w.cnn -o W.onnx`"),
+                && r.stderr.contains("`cnnc export w.cnn --model W -o W.onnx`"),
             "{args:?}: {}",
             r.stderr
         );

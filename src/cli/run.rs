@@ -318,9 +318,10 @@ fn compile_cnn(path: &Path, model_name: Option<&str>) -> Result<Vec<u8>, Failure
                 cnnc::shape::summary::group(cnnc::onnx::lower::PROTOBUF_LIMIT)
             ),
             format!(
-                "export it first, `cnnc export {} -o {}.onnx`, which writes the weights beside \
-                 the model as ONNX external data, then give that .onnx file",
+                "export it first, `cnnc export {} --model {} -o {}.onnx`, which writes the \
+                 weights beside the model as ONNX external data, then give that .onnx file",
                 path.display(),
+                model.name,
                 model.name
             ),
         ));

@@ -688,13 +688,15 @@ struct PassedTensors {
 }
 
 impl PassedTensors {
-    fn of(args: Vec<(String, String)>, frame: &Frame) -> Self {
+    fn of(args: Vec<(String, String)>, frame: &Frame, input: NodeIndex) -> Self {
         if args.is_empty() {
             return Self::default();
         }
+        // Not the call's own input: passed as the skip too, it would be joined with itself.
         let mut named: Vec<(NodeIndex, String, [u64; 2])> = frame
             .tensors
             .iter()
+            .filter(|(_, t)| t.cur.node != input)
             .filter_map(|(n, t)| {
                 let hw = t.cur.shape.as_ref().and_then(Shape::spatial)?;
                 Some((t.cur.node, n.clone(), hw))
@@ -4520,11 +4522,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             _ => 1,
         };
         let out = self.add_unary(name, op, call.span, &cur);
-        if let (Ok(out), Some((source, _))) = (&out, size_source) {
-            self.size_sources.insert(out.node, source);
-            // The shape rule's warning of a few-pixel size is of Keras's factor written as a
-            // size: one read off a tensor is no factor (and the same size, in a block called
-            // at every scale, is a resize with nothing to do at one of them).
+        // The shape rule's warning of a few-pixel size is of Keras's factor written as a
+        // size: one read off a tensor (`skip.h`, `in.h`) is no factor (and the same size, in a
+        // block called at every scale, is a resize with nothing to do at one of them).
+        let size_read = size_source.is_some()
+            || call.args.iter().any(|a| {
+                a.name.as_ref().is_some_and(|n| n.name == "size") && reads_tensor_size(&a.value)
+            });
+        if out.is_ok() && size_read {
             let from = before.min(self.diags.0.len());
             let mut i = from;
             while i < self.diags.0.len() {
@@ -4534,6 +4539,9 @@ impl<'a, 'd> Elab<'a, 'd> {
                     i += 1;
                 }
             }
+        }
+        if let (Ok(out), Some((source, _))) = (&out, size_source) {
+            self.size_sources.insert(out.node, source);
             self.warn_upsample_to_smaller_tensor(call, &cur, out, before);
         }
         // A depthwise conv written `groups=in.c * t` after an expansion: `in.c` is already
@@ -5174,7 +5182,8 @@ impl<'a, 'd> Elab<'a, 'd> {
         self.dedupe_diagnostics(None);
         self.call_stack.push((name, call.span));
         self.call_first_nodes.push(self.graph.node_count());
-        self.passed_tensors.push(PassedTensors::of(passed, frame));
+        self.passed_tensors
+            .push(PassedTensors::of(passed, frame, cur.node));
         let mut inner = Frame {
             env,
             tensors,
@@ -5937,6 +5946,18 @@ fn reads_name(stmts: &[ast::Stmt], name: &str) -> bool {
         }
         _ => st.bodies().into_iter().any(|b| reads_name(b, name)),
     })
+}
+
+/// Whether `e` reads a tensor's size, `in.h` or `skip.w`, anywhere in it.
+fn reads_tensor_size(e: &ast::Expr) -> bool {
+    let mut found = false;
+    ast::walk_expr(e, &mut |x| {
+        found |= matches!(
+            x.kind,
+            ast::ExprKind::InQuery(_) | ast::ExprKind::TensorQuery(..)
+        );
+    });
+    found
 }
 
 /// The place of the first `as NAME` in `stmts`, at any depth.

@@ -662,13 +662,18 @@ fn tensorflow_same_help(size: [u64; 2], kernel: Pair, stride: Pair, dilation: Pa
         }
     } else {
         format!(
-            "[{}, {}, {}, {}]` ([top, bottom, left, right]",
+            "[{}, {}, {}, {}]",
             sides[0][0], sides[0][1], sides[1][0], sides[1][1]
         )
     };
+    let order = if pad.matches(',').count() == 3 {
+        " ([top, bottom, left, right])"
+    } else {
+        ""
+    };
     let mut help = format!(
         "with a stride, give the padding explicitly: Keras's and TensorFlow's `padding='same'` \
-         on this {}×{} input is `pad={pad}`, which gives {}×{}",
+         on this {}×{} input is `pad={pad}`{order}, which gives {}×{}",
         size[0], size[1], out[0], out[1]
     );
     let written = if symmetric[0] == symmetric[1] {
@@ -679,7 +684,7 @@ fn tensorflow_same_help(size: [u64; 2], kernel: Pair, stride: Pair, dilation: Pa
     if symmetric_fits && pad != written {
         help.push_str(&format!(
             "; `pad={written}` (both sides alike, as PyTorch pads) gives that size too, its \
-             windows a pixel apart"
+             windows shifted by the difference"
         ));
     }
     help
@@ -1308,6 +1313,10 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
             ast::ExprKind::Var(v) => Some(v.to_ascii_lowercase()),
             _ => None,
         };
+        let written = match &value.kind {
+            ast::ExprKind::Var(v) => v.as_str(),
+            _ => "",
+        };
         // Keras's and PyTorch's other names of cnnc's activations.
         let alias = |v: &str| match v.replace('_', "").as_str() {
             "swish" => Some("silu"),
@@ -1329,7 +1338,7 @@ pub(crate) fn unknown_argument(spec: &LayerSpec, n: &ast::Ident, value: &ast::Ex
                 d.help(match given {
                     Some(given) => format!(
                         "cnnc has no activation argument: write the activation as the next \
-                         layer, `{}(…) {given}` (Keras's `activation='{v}'`){}",
+                         layer, `{}(…) {given}` (for `activation={written}`){}",
                         spec.name,
                         if given == "leaky_relu" {
                             "; Keras's function slopes by 0.2 there, `leaky_relu(0.2)`, \

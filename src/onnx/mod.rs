@@ -66,8 +66,6 @@ pub fn metadata_value(bytes: &[u8], key: &str) -> Option<String> {
         .map(|p| p.value)
 }
 
-/// The files an ONNX model's initializers keep their data in (`location` of each external
-/// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
 /// Where the external data of the model `bytes` stored in the file `location` ends: the
 /// largest offset + length of its tensors there, and whether one of them has no length (its
 /// data runs to the end of the file, so the file may be longer). None for a model that does
@@ -104,6 +102,8 @@ pub fn external_data_extent(bytes: &[u8], location: &str) -> Option<(u64, bool)>
     Some((end, ends.iter().any(|(_, open)| *open)))
 }
 
+/// The files an ONNX model's initializers keep their data in (`location` of each external
+/// tensor, relative to the model's folder); `None` when the bytes are no ONNX model.
 pub fn external_data_locations(bytes: &[u8]) -> Option<Vec<String>> {
     use prost::Message;
     let model = proto::ModelProto::decode(bytes).ok()?;

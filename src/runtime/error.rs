@@ -212,6 +212,11 @@ fn strip_code_location(text: &str) -> String {
         return text.to_string();
     };
     let mut after = rest[close + 1..].trim_start();
+    // `Compute IsScalar(x) was false.`: the parentheses were the condition's, after a bare
+    // function name.
+    if after.starts_with("was false") && plain(first) {
+        return finish_after_signature(text, rest[first.len()..].trim_start());
+    }
     after = after.strip_prefix("const").unwrap_or(after).trim_start();
     if after.starts_with("[with ") {
         match after.find(']') {
@@ -286,6 +291,11 @@ mod tests {
             tidy_ort_message(raw),
             "the Conv node 'c' failed: W.dims() == 4 was false"
         );
+        // A condition that is a call or a qualified name, read as no signature.
+        let raw = "conv.h:50 Compute IsScalar(x) was false. the scale is one number";
+        assert_eq!(tidy_ort_message(raw), "the scale is one number");
+        let raw = "conv.h:50 Compute utils::HasDimValue(d) was false.";
+        assert_eq!(tidy_ort_message(raw), "utils::HasDimValue(d) was false");
     }
 
     #[test]
