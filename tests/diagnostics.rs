@@ -869,6 +869,17 @@ fn concat_help_names_the_callers_skip_of_the_right_scale() {
         "{:?}",
         fixed.diagnostics
     );
+    // The call's own input is never offered as the skip: it would be joined with itself.
+    let h = help(
+        "block fuse(c, skip) { concat { skip {} } conv(c, 3, pad=1) relu }\n\
+         model F(input: [3, 64, 64]) { conv(8, 3, pad=1) as x1 maxpool(2) conv(16, 3, pad=1) \
+         as x2 fuse(16, x1) }\n"
+            .to_string(),
+    );
+    assert!(
+        h.contains("`skip` (`x1` in this call)") && !h.contains("`x2`"),
+        "{h}"
+    );
     // A skip named in the block itself is not the caller's: no call is named.
     let own = "block up(c, x) { convT(c, 2, stride=2) as skip maxpool(2) concat { {} skip } }\n\
                model U(input: [1, 8, 8]) { conv(4, 3, pad=1) as d up(4, d) }\n";
@@ -4306,6 +4317,14 @@ fn strided_same_padding_is_given_as_keras_pads_it() {
             .nth(1)
             .and_then(|rest| rest.split('`').next())
             .unwrap_or_else(|| panic!("{help}"));
+        if pad.matches(',').count() == 3 {
+            assert!(
+                help.contains(&format!(
+                    "`pad={pad}` ([top, bottom, left, right]), which gives"
+                )),
+                "{help}"
+            );
+        }
         let fixed = m(&format!(
             "conv(8, {kernel}, stride=2, pad={pad}) : [8, {out}, {out}]"
         ));
