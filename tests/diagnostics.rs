@@ -4409,3 +4409,36 @@ fn an_assertion_after_a_statement_that_made_nothing_says_so() {
     );
     assert!(!h.contains("makes no layer"), "{h}");
 }
+
+/// A model with two heads, the second meant as an output: `return (main, aux)`, `main aux`
+/// (the one dropped) and `output aux {}` after `as aux` each point at `output NAME { … }`,
+/// and the forms the helps write check clean with two outputs.
+#[test]
+fn a_second_head_is_pointed_at_named_outputs() {
+    let m = |tail: &str| {
+        format!(
+            "model M(input: [1, 28, 28]) {{\n    conv(8, 3, pad=1) relu as feat\n    \
+             flatten linear(10) as aux\n    feat flatten linear(10) as main\n    {tail}\n}}\n"
+        )
+    };
+    let help = |src: String, code: &str| -> String {
+        let c = cnnc::compile_source(Path::new("o.cnn"), src.clone());
+        c.diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .and_then(|d| d.help.clone())
+            .unwrap_or_else(|| panic!("{src}: {:?}", c.diagnostics))
+    };
+    let h = help(m("return (main, aux)"), "cnnc::elab::unknown_layer");
+    assert!(
+        h.contains("every other output is an `output NAME { … }`"),
+        "{h}"
+    );
+    let h = help(m("main aux"), "cnnc::elab::dropped_tensor");
+    assert!(h.contains("a second output of the model"), "{h}");
+    let h = help(m("output aux {}"), "cnnc::elab::duplicate_definition");
+    assert!(h.contains("`output aux_out { aux }`"), "{h}");
+    let c = cnnc::compile_source(Path::new("o.cnn"), m("output aux_out { aux }"));
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    assert_eq!(c.model(None).unwrap().graph.named_outputs.len(), 1);
+}

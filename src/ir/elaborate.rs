@@ -182,6 +182,13 @@ impl<'a> Definitions<'a> {
 
 /// The error for a call of `name` that is no layer, block or tensor in sight, with the
 /// fitting help; `candidates` are the names it may be a slip for.
+/// The help for `return a, b`: one result, the others named outputs.
+pub(crate) const RETURN_SEVERAL: &str =
+    "a model's main output is the tensor its last statement makes, and every other output is \
+     an `output NAME { … }` statement around the layers that make it (an auxiliary head: \
+     `output aux { flatten linear(10) }`); delete the `return`, and end the model on the main \
+     output";
+
 pub(crate) fn unknown_layer<'c>(
     call: &ast::Call,
     defs: &Definitions<'_>,
@@ -221,12 +228,15 @@ pub(crate) fn unknown_layer<'c>(
         );
     }
     if name == "return" {
-        // PyTorch's `forward` and Keras's functional model end in `return x`.
-        return d.help(
+        // PyTorch's `forward` and Keras's functional model end in `return x`; `return (a,
+        // b)`, two outputs.
+        return d.help(if call.args.len() >= 2 {
+            RETURN_SEVERAL
+        } else {
             "a block's or model's result is the tensor its last statement makes: delete the \
              `return` (to end on a tensor named earlier, its name alone as the last statement \
-             reads it back)",
-        );
+             reads it back)"
+        });
     }
     if name == "output" {
         // `output aux` or `output aux(…)`: the statement without its braces.
@@ -3455,10 +3465,22 @@ impl<'a, 'd> Elab<'a, 'd> {
                 )
                 .label(o.name.span, "this name")
                 .label(tensor, "the tensor")
-                .help(
-                    "an output and a tensor of one name would read as one thing: rename one \
-                     of them (`output NAME {}` outputs the tensor here as it is)",
-                ),
+                .help(if o.body.is_empty() {
+                    // `… as aux` then `output aux {}`: that tensor was meant as the output.
+                    format!(
+                        "an output and a tensor of one name would read as one thing: rename \
+                         one of them; `output {0}_out {{ {0} }}` outputs the tensor named \
+                         `{0}`, and `output {0} {{ … }}` around the layers that make it names \
+                         the output `{0}` (then drop their `as {0}`)",
+                        o.name.name
+                    )
+                } else {
+                    format!(
+                        "an output and a tensor of one name would read as one thing: rename \
+                         one of them (`output {0}_out {{ … }}`)",
+                        o.name.name
+                    )
+                }),
             );
         } else if name == "input" || name == "output" {
             self.diags.push(
@@ -5538,6 +5560,15 @@ impl<'a, 'd> Elab<'a, 'd> {
                         "a concat branch starts from its input only when it does not name a \
                          tensor: add a `{{}}` branch, which passes this one on (`concat {{ … \
                          {{}} }}`); if `{name}` alone is meant, delete {cost}"
+                    )
+                } else if dropped.shape.as_ref().is_some_and(|s| s.rank() == 1) {
+                    // `main aux` at a model's end: two classifier heads, the second meant as
+                    // an output too.
+                    format!(
+                        "a second output of the model (an auxiliary head) is written `output \
+                         NAME {{ … }}` around its layers, its tensor then no longer dropped; \
+                         to join the two, concatenate them, `concat {{ {name} {{}} }}`; if \
+                         `{name}` alone is meant, delete {cost}"
                     )
                 } else {
                     format!(

@@ -1032,6 +1032,27 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                 ));
             }
             if let Some(prefix) = module_prefix(&text[chain..]) {
+                // `torch.cat([a, b], dim=1)`, `torch.add(a, b)`: a join, whose cnnc form is
+                // no layer to drop the prefix of.
+                let function = text[chain + prefix.len()..]
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("");
+                let joined = match function {
+                    "cat" | "concat" | "concatenate" | "stack" => Some(
+                        "tensors are joined along the channels by `concat { a b }` (a branch \
+                         that is a tensor's name gives that tensor, `{}` the current one): \
+                         `torch.cat([a, b], dim=1)` is `concat { a b }`",
+                    ),
+                    "add" => Some(
+                        "a sum of two tensors is a residual: `a residual {} shortcut { b }` (`a` \
+                         the current tensor, then `b` added to it)",
+                    ),
+                    _ => None,
+                };
+                if let Some(help) = joined {
+                    return d.help(help);
+                }
                 return d.help(
                     if matches!(module, "nn" | "torch" | "F") && !prefix.contains("keras") {
                         format!(
@@ -1891,6 +1912,10 @@ fn python_habit(
                 }
             ));
         }
+    }
+    // `return main, aux`: several outputs.
+    if line.starts_with("return ") && tok == "," {
+        return Some(crate::ir::elaborate::RETURN_SEVERAL.to_string());
     }
     // `shortcut = x` (a ResNet block's forward, Keras's or PyTorch's): a keyword taken
     // for a variable.

@@ -856,6 +856,16 @@ fn habits_from_other_languages_get_a_help() {
             &["`concat { a b } as y`"],
         ),
         ("model.add(Dense(10))", &["cnnc has no `model.add`"]),
+        // Two outputs returned, PyTorch's `torch.cat`.
+        (
+            "return main, aux",
+            &["every other output is an `output NAME { … }` statement"],
+        ),
+        (
+            "y = torch.cat([a, b], dim=1) relu",
+            &["`concat { a b } as y`"],
+        ),
+        ("torch.cat([a, b], dim=1)", &["is `concat { a b }`"]),
         // A ResNet block's `shortcut = x` / `identity = x`.
         ("shortcut = x", &["`residual { body }` (body(x) + x"]),
         ("identity = x", &["`residual { body }` (body(x) + x"]),
