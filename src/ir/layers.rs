@@ -513,7 +513,9 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
                           `shortcut { … }` for a projection"
             .to_string(),
         "identity" => "in a sequence of layers, delete it; as a branch of a concat or a \
-                       shortcut, the identity is an empty branch, `{}`"
+                       shortcut, the identity is an empty branch, `{}`; to keep the tensor a \
+                       block starts from for later, `residual { … }` adds it back, and a \
+                       block can take it as a parameter, `block b(x, c)` called as `b(t, 16)`"
             .to_string(),
         "sequential" | "modulelist" => {
             "layers in a row are simply written one after another; `block Name(params) { … }` \

@@ -1178,10 +1178,24 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     // `in` is the incoming tensor only through its fields; alone it is the keyword of
     // `repeat i in a..b`.
     if tok == "in" && !text[end..].starts_with('.') && !expects("a name") {
+        // `in as x`: the block's input named for later, as PyTorch's `identity = x`.
+        if text[end..].trim_start().starts_with("as ") {
+            return d.help(format!("`in` cannot be named: {UNNAMED_INPUT}"));
+        }
         return d.help(
             "`in` alone is not a value: the incoming tensor's sizes are `in.c`, `in.h`, `in.w` \
              (an image) and `in.f` (features)",
         );
+    }
+    // `as x` as a statement of its own: the tensor a block starts from, named.
+    let starts_statement = {
+        let before = text[..start].trim_end_matches([' ', '\t']);
+        before.is_empty() || before.ends_with(['\n', '{', '}'])
+    };
+    if tok == "as" && expects("a layer") && starts_statement {
+        return d.help(format!(
+            "`as NAME` follows the layers that make the tensor it names; {UNNAMED_INPUT}"
+        ));
     }
     if is_keyword(tok) && expects("a name") {
         return d.help(format!("`{tok}` is a keyword and cannot be used as a name"));
@@ -1392,6 +1406,14 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
     }
     d
 }
+
+/// Why the tensor a block starts from cannot be named (PyTorch's `identity = x`), and what
+/// does the same.
+pub(crate) const UNNAMED_INPUT: &str =
+    "the tensor a block starts from has no name to give it; `residual { … }` adds it to what \
+     its body makes, `concat { {} … }` joins it as it is, and a block that needs it further on \
+     takes it as a parameter, `block b(x, c) { … x … }`, called as `b(t, 16)` after the layers \
+     `… as t` (in a model, it is `input`)";
 
 /// The modules whose layers and functions a line of PyTorch, Keras or TensorFlow names with a
 /// prefix (`nn.ReLU()`, `layers.Conv2D(…)`, `tf.keras.layers.Dense(…)`, `tf.nn.relu`).
@@ -1958,6 +1980,10 @@ fn python_habit(
             {
                 return Some(help);
             }
+        }
+        // `x = in`, `identity = input`: the block's input named.
+        if !word_before.is_empty() && matches!(rhs, "in" | "input") {
+            return Some(format!("cnnc has no variables, and {}", UNNAMED_INPUT));
         }
         let value = assigned_value(text, start)
             .filter(|_| !word_before.is_empty() && module_prefix(rhs).is_none());

@@ -856,6 +856,19 @@ fn habits_from_other_languages_get_a_help() {
             &["`concat { a b } as y`"],
         ),
         ("model.add(Dense(10))", &["cnnc has no `model.add`"]),
+        // The tensor a block starts from, named as PyTorch's `identity = x` names it.
+        (
+            "as x conv(4, 3)",
+            &["`as NAME` follows the layers", "takes it as a parameter"],
+        ),
+        (
+            "in as x",
+            &["`in` cannot be named", "`block b(x, c) { … x … }`"],
+        ),
+        (
+            "x = in",
+            &["cnnc has no variables", "takes it as a parameter"],
+        ),
         // Two outputs returned, PyTorch's `torch.cat`.
         (
             "return main, aux",
