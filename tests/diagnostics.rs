@@ -4442,3 +4442,26 @@ fn a_second_head_is_pointed_at_named_outputs() {
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     assert_eq!(c.model(None).unwrap().graph.named_outputs.len(), 1);
 }
+
+/// torchvision's `_make_layer` strides, `[stride] + [1] * (blocks - 1)`: lists neither join
+/// nor repeat, and the help's indexed list checks clean and downsamples once.
+#[test]
+fn list_arithmetic_points_at_an_indexed_list() {
+    let src = "block layer(c, blocks, stride) {\n    repeat s in [stride] + [1] * (blocks - 1) { \
+               conv(c, 3, stride=s, pad=1) }\n}\nmodel K(input: [8, 8, 8]) { layer(16, 2, 2) }\n";
+    let c = cnnc::compile_source(Path::new("l.cnn"), src.to_string());
+    let h = c
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "cnnc::elab::type_error")
+        .and_then(|d| d.help.clone())
+        .unwrap_or_else(|| panic!("{:?}", c.diagnostics));
+    let fix = "repeat i in 0..blocks { conv(c, 3, stride=[stride, 1][min(i, 1)], pad=1) }";
+    assert!(h.contains(fix), "{h}");
+    let fixed = format!(
+        "block layer(c, blocks, stride) {{ {fix} }}\nmodel K(input: [8, 8, 8]) {{ layer(16, 3, \
+         2) : [16, 4, 4] }}\n"
+    );
+    let c = cnnc::compile_source(Path::new("l.cnn"), fixed);
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}

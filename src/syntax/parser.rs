@@ -1187,6 +1187,26 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
              (an image) and `in.f` (features)",
         );
     }
+    // `as skips[i]`, `concat { {} skips[2 - i] }`: PyTorch's list of skips.
+    let text_before = text[..start].trim_end();
+    let word_before = &text_before[text_before
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        .len()..];
+    if tok == "["
+        && !word_before.is_empty()
+        && !expects("an operator")
+        && (text_before
+            .trim_end_matches(word_before)
+            .trim_end()
+            .ends_with(" as")
+            || expects("a branch (a layer or `{ … }`)"))
+    {
+        return d.help(format!(
+            "names cannot be indexed: a tensor takes a plain name (`as {word_before}1`, `as \
+             {word_before}2`), so a loop that collects skips is written out level by level, \
+             or each skip is passed to a block's parameter (`up(64, {word_before}2)`)"
+        ));
+    }
     // `as x` as a statement of its own: the tensor a block starts from, named.
     let starts_statement = {
         let before = text[..start].trim_end_matches([' ', '\t']);

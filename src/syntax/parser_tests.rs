@@ -869,6 +869,12 @@ fn habits_from_other_languages_get_a_help() {
             "x = in",
             &["cnnc has no variables", "takes it as a parameter"],
         ),
+        // PyTorch's list of skips.
+        (
+            "conv(8, 3, pad=1) as skips[0]",
+            &["names cannot be indexed", "`as skips1`"],
+        ),
+        ("concat { {} skips[1] }", &["names cannot be indexed"]),
         // Two outputs returned, PyTorch's `torch.cat`.
         (
             "return main, aux",
