@@ -1210,6 +1210,29 @@ fn porting_mistakes_get_helps_that_fit() {
     const RANK: &str = "cnnc::shape::rank";
     let h = help("model G(input: [100]) { convT(512, 4) }", RANK);
     assert!(h.contains("`input: [100, 1, 1]`"), "{h}");
+    assert!(!h.contains("image flattened"), "{h}");
+    // MNIST's and CIFAR's flattened images: the image itself first.
+    for (n, image) in [(784, "[1, 28, 28]"), (3072, "[3, 32, 32]")] {
+        let h = help(&format!("model K(input: [{n}]) {{ conv(8, 3) }}"), RANK);
+        assert!(
+            h.contains(&format!("image flattened, `input: {image}`")),
+            "{h}"
+        );
+    }
+    // Keras's separable and depthwise convs.
+    for (layer, writes) in [
+        (
+            "separable_conv(16, 3)",
+            "`conv(in.c, 3, pad=1, groups=in.c) conv(64, 1)`",
+        ),
+        ("depthwise_conv(3)", "`conv(in.c, 3, pad=1, groups=in.c)`"),
+    ] {
+        let h = help(
+            &format!("model K(input: [8, 8, 8]) {{ {layer} }}"),
+            "cnnc::elab::unknown_layer",
+        );
+        assert!(h.contains(writes), "{h}");
+    }
     // After a flatten, the flatten is what to move.
     let h = help("model G(input: [4, 8, 8]) { flatten conv(8, 3) }", RANK);
     assert!(h.contains("move it before the `flatten`"), "{h}");

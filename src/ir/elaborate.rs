@@ -4618,11 +4618,27 @@ impl<'a, 'd> Elab<'a, 'd> {
                     && shape.rank() == 1
                 {
                     let n = shape.dims()[0];
-                    e.help = Some(format!(
-                        "the model's input is flat, [{n}], and a layer of images needs [C, H, W]: \
-                         for a vector such as a GAN's latent code, write the input as an image \
-                         of one pixel, `input: [{n}, 1, 1]`"
-                    ));
+                    // 784 = 28², 3072 = 3·32²: a flattened image of a data set's size, as
+                    // MNIST's and CIFAR's loaders give it (not 100 = 10², a GAN's code).
+                    let image = [1u64, 3].into_iter().find_map(|c| {
+                        [28u64, 32, 64, 96, 224]
+                            .into_iter()
+                            .find(|side| side * side * c == n)
+                            .map(|side| (c, side))
+                    });
+                    e.help = Some(match image {
+                        Some((c, side)) => format!(
+                            "the model's input is flat, [{n}], and a layer of images needs [C, \
+                             H, W]: {n} is a {c}×{side}×{side} image flattened, `input: [{c}, \
+                             {side}, {side}]`; for a vector such as a GAN's latent code, an \
+                             image of one pixel, `input: [{n}, 1, 1]`"
+                        ),
+                        None => format!(
+                            "the model's input is flat, [{n}], and a layer of images needs [C, \
+                             H, W]: for a vector such as a GAN's latent code, write the input as \
+                             an image of one pixel, `input: [{n}, 1, 1]`"
+                        ),
+                    });
                 } else if e.code == "cnnc::shape::rank" && e.message.contains("needs an image") {
                     if let Some(help) = self.linear_then_reshape_help(input.node, shape) {
                         e.help = Some(help);

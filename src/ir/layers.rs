@@ -406,6 +406,13 @@ pub fn missing_layer_hint(name: &str) -> Option<String> {
          gelu and softmax";
     let hint = match key.as_str() {
         "swish" => "swish is `silu` (x·sigmoid(x), PyTorch's `SiLU`)".to_string(),
+        "separableconv" | "separableconv2d" | "sepconv" => "a depthwise separable conv is a \
+            depthwise conv and a 1×1 conv: `conv(in.c, 3, pad=1, groups=in.c) conv(64, 1)` \
+            (Keras's `SeparableConv2D(64, 3, padding='same')`)"
+            .to_string(),
+        "depthwiseconv" | "depthwiseconv2d" | "dwconv" => "a depthwise conv is a conv with a \
+            group per channel: `conv(in.c, 3, pad=1, groups=in.c)`"
+            .to_string(),
         // Also with PyTorch's and TensorFlow's `2d` (`conv_transpose2d`, `conv2d_transpose`).
         k if matches!(
             k.replace("2d", "").as_str(),

@@ -2034,7 +2034,13 @@ fn python_habit(
         // `(3, 3)` where an argument goes: a Python tuple.
         let (open, b) = unclosed?;
         let lead = text[..open].trim_end();
-        if b == b'(' && (lead.ends_with(',') || lead.ends_with('=') || lead.ends_with('(')) {
+        // Also `repeat f in (32, 64)`, Python's tuple to loop over.
+        if b == b'('
+            && (lead.ends_with(',')
+                || lead.ends_with('=')
+                || lead.ends_with('(')
+                || lead.ends_with(" in"))
+        {
             let inner = text[open + 1..]
                 .find(')')
                 .map(|i| &text[open + 1..open + 1 + i])

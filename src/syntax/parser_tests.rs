@@ -869,6 +869,8 @@ fn habits_from_other_languages_get_a_help() {
             "x = in",
             &["cnnc has no variables", "takes it as a parameter"],
         ),
+        // Python's tuple to loop over.
+        ("repeat f in (32, 64) { conv(f, 3) }", &["`[32, 64]`"]),
         // PyTorch's list of skips.
         (
             "conv(8, 3, pad=1) as skips[0]",
