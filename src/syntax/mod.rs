@@ -4,5 +4,6 @@
 
 pub mod ast;
 pub mod parser;
+pub mod port;
 
 pub use parser::parse;

@@ -548,7 +548,23 @@ fn error_to_diagnostic(e: pest::error::Error<Rule>, text: &str, file: FileId) ->
     match e.variant {
         // The grammar's negative lookaheads (`!keyword`) only ever explain a missing
         // positive, so the positives say everything worth saying.
-        ErrorVariant::ParsingError { positives, .. } => unexpected(&positives, text, pos, file),
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut d = unexpected(&positives, text, pos, file);
+            // A line of PyTorch or Keras layer code: the whole of it in cnnc, where one
+            // error a run would take a round trip per habit (a tuple, a quote, a prefix).
+            let line_start = text[..pos.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[line_start..]
+                .find('\n')
+                .map_or(text.len(), |i| line_start + i);
+            if let Some(cnnc) = super::port::translate_line(&text[line_start..line_end]) {
+                let whole = format!("this line in cnnc is `{cnnc}`");
+                d.help = Some(match d.help.take() {
+                    Some(h) => format!("{h}; {whole}"),
+                    None => whole,
+                });
+            }
+            d
+        }
         // pest's own guard: it stops before the native stack runs out.
         ErrorVariant::CustomError { message } if message.contains("limit") => {
             Diagnostic::error(TOO_DEEP, "the file is nested too deeply to parse")

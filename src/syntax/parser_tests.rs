@@ -869,6 +869,15 @@ fn habits_from_other_languages_get_a_help() {
             "x = in",
             &["cnnc has no variables", "takes it as a parameter"],
         ),
+        // A line of PyTorch or Keras layer code: the whole of it in cnnc at once.
+        (
+            "nn.Conv2d(3, 16, kernel_size=(3, 3), padding=(1, 1))",
+            &["drop `nn.`", "this line in cnnc is `conv(16, 3, pad=1)`"],
+        ),
+        (
+            "x = layers.Conv2D(32, (3, 3), activation='relu', padding='same')(x)",
+            &["this line in cnnc is `conv(32, 3, pad=same) relu`"],
+        ),
         // Python's tuple to loop over.
         ("repeat f in (32, 64) { conv(f, 3) }", &["`[32, 64]`"]),
         // PyTorch's list of skips.
