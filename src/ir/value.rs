@@ -485,40 +485,32 @@ fn binary(
             }
         }
         (l, r) if matches!(op, Eq | Ne) => Ok(Value::Bool((l == r) == (op == Eq))),
-        // Python's `[stride] + [1] * (blocks - 1)` (torchvision's `_make_layer`): lists do
-        // not join or repeat; a list indexed by the loop variable does the same.
-        (l, r)
-            if matches!(op, Add | Mul)
-                && (matches!(l, Value::List(_)) || matches!(r, Value::List(_))) =>
-        {
-            Err(fail_help(
-                "cnnc::elab::type_error",
-                format!(
-                    "`{}` does not apply to {} and {}",
-                    op.symbol(),
-                    l.describe(),
-                    r.describe()
-                ),
-                e,
-                "here",
-                "lists do not join or repeat in cnnc: write the list out (`[2, 1, 1]`), or \
-                 index one by the loop variable, as PyTorch's `[stride] + [1] * (blocks - 1)` \
-                 is `repeat i in 0..blocks { conv(c, 3, stride=[stride, 1][min(i, 1)], pad=1) \
-                 }`"
-                .to_string(),
-            ))
-        }
-        (l, r) => Err(fail(
-            "cnnc::elab::type_error",
-            format!(
+        (l, r) => {
+            let message = format!(
                 "`{}` does not apply to {} and {}",
                 op.symbol(),
                 l.describe(),
                 r.describe()
-            ),
-            e,
-            "here",
-        )),
+            );
+            // Python's `[stride] + [1] * (blocks - 1)` (torchvision's `_make_layer`): lists
+            // do not join or repeat; a list indexed by the loop variable does the same.
+            let lists = matches!(l, Value::List(_)) || matches!(r, Value::List(_));
+            Err(if matches!(op, Add | Mul) && lists {
+                fail_help(
+                    "cnnc::elab::type_error",
+                    message,
+                    e,
+                    "here",
+                    "lists do not join or repeat in cnnc: write the list out (`[2, 1, 1]`), or \
+                     index one by the loop variable, as PyTorch's `[stride] + [1] * (blocks - \
+                     1)` is `repeat i in 0..blocks { conv(c, 3, stride=[stride, 1][min(i, 1)], \
+                     pad=1) }`"
+                        .to_string(),
+                )
+            } else {
+                fail("cnnc::elab::type_error", message, e, "here")
+            })
+        }
     }
 }
 
