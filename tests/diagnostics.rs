@@ -3114,7 +3114,7 @@ fn helps_for_keras_habits_and_misspellings() {
             "conv(8, 3, data_format=channels_last)",
             "always channels first",
         ),
-        ("conv(8, 3, name=conv1)", "`conv(8, 3) as conv1`"),
+        ("conv(8, 3, name=conv1)", "cnnc names each layer itself"),
     ] {
         let h = help_for(&m(call), arg);
         assert!(h.contains(words), "{call}: {h}");
@@ -4382,10 +4382,10 @@ fn channels_last_shape_assertions_are_named_and_do_not_cascade() {
         );
         assert!(!d.message.contains("earlier failed"), "{}", d.message);
     }
-    // A shape that is not a permutation keeps the general help.
+    // A shape channels-first, its sizes off, keeps the general help.
     let c = cnnc::compile_source(
         std::path::Path::new("k.cnn"),
-        "model K(input: [1, 8, 8]) { conv(4, 3) : [8, 8, 4] }\n".to_string(),
+        "model K(input: [1, 8, 8]) { conv(4, 3) : [4, 8, 8] }\n".to_string(),
     );
     let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
     assert!(!help.contains("channels-last"), "{help}");
@@ -4487,4 +4487,50 @@ fn list_arithmetic_points_at_an_indexed_list() {
     );
     let c = cnnc::compile_source(Path::new("l.cnn"), fixed);
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+}
+
+/// Keras habits, second round: a quoted activation is not told to drop only its quotes;
+/// `model.summary()` in a body names the commands; a channels-last assertion whose sizes are
+/// off too is named so and not checked on from; `relu(6)` is `relu6`.
+#[test]
+fn keras_habits_second_round() {
+    let m = |body: &str| format!("model M(input: [1, 28, 28]) {{\n    {body}\n}}\n");
+    let first_help = |src: String| -> String {
+        let c = cnnc::compile_source(Path::new("k.cnn"), src.clone());
+        c.diagnostics
+            .iter()
+            .find_map(|d| d.help.clone())
+            .unwrap_or_else(|| panic!("{src}: {:?}", c.diagnostics))
+    };
+    let h = first_help(m("conv(8, 3, activation='relu')"));
+    assert!(
+        h.contains("cnnc has no activation argument") && !h.contains("without quotes: `relu`"),
+        "{h}"
+    );
+    let h = first_help(m("model.summary()"));
+    assert!(h.contains("`cnnc summary FILE`"), "{h}");
+    let src = m("conv(32, 3) relu : [28, 28, 32]\n    maxpool(2) : [13, 13, 32]\n    conv(64, 3) relu : [11, 11, 64]");
+    let c = cnnc::compile_source(Path::new("k.cnn"), src);
+    let failed: Vec<_> = c
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "cnnc::shape::assertion_failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{:?}", c.diagnostics);
+    assert!(failed[0]
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("reads as a shape channels-last"));
+    assert!(failed.iter().all(|d| !d.message.contains("earlier failed")));
+    assert!(c.diagnostics.warning_count() == 0, "{:?}", c.diagnostics);
+    let h = first_help(m("relu(6)"));
+    assert!(h.contains("is cnnc's `relu6`"), "{h}");
+    let h = first_help(m(
+        "Conv2D(64, (3, 3), padding='same', strides=(2, 2), activation='relu')",
+    ));
+    assert!(
+        h.contains("this line in cnnc is `conv(64, 3, stride=2, pad=same) relu`"),
+        "{h}"
+    );
 }

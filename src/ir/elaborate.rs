@@ -1947,6 +1947,13 @@ impl<'a, 'd> Elab<'a, 'd> {
             (&[h, w, c], &[c2, h2, w2]) => [h, w, c] == [h2, w2, c2] && c != h,
             _ => false,
         };
+        // The same order with the sizes off too (`conv(32, 3) : [28, 28, 32]`, Keras's
+        // valid padding forgotten): the channels last, where the layer gives them first.
+        let channels_last_off = !channels_last
+            && match (expected.dims(), shape.dims()) {
+                (&[h, _, c], &[c2, _, _]) => c == c2 && h != c2,
+                _ => false,
+            };
         let help = if self.held_assertions.contains(&assert.span) {
             format!(
                 "this assertion held before, at an earlier iteration of the repeat or call of \
@@ -1961,6 +1968,14 @@ impl<'a, 'd> Elab<'a, 'd> {
             format!(
                 "this is the shape channels-last, [H, W, C], as Keras and TensorFlow write it; \
                  cnnc's shapes are [C, H, W], channels first: write `: {shape}`"
+            )
+        } else if channels_last_off {
+            format!(
+                "this reads as a shape channels-last, [H, W, C], as Keras and TensorFlow write \
+                 it, with other sizes too; cnnc's shapes are [C, H, W], channels first, and the \
+                 layer gives {shape}: write `: {shape}` if that is what you meant, or fix the \
+                 layers before it (an unpadded conv shrinks each side by its kernel less one, as \
+                 Keras's `padding='valid'`)"
             )
         } else if let Some(h) = convt_short(&self.graph[out.node].op, &expected, shape) {
             h
@@ -1991,7 +2006,10 @@ impl<'a, 'd> Elab<'a, 'd> {
             // (The same assertion in a later iteration of a repeat is the same mistake.)
             .filter(|a| a.at != assert.span)
             .filter(|_| {
-                !batch_written && !channels_last && !self.held_assertions.contains(&assert.span)
+                !batch_written
+                    && !channels_last
+                    && !channels_last_off
+                    && !self.held_assertions.contains(&assert.span)
             });
         let message = match assumed {
             Some(Assumed { written, .. }) => format!(
@@ -2020,6 +2038,7 @@ impl<'a, 'd> Elab<'a, 'd> {
         // where each channels-last assertion is its own error with its own fix.
         let usable = !batch_written
             && !channels_last
+            && !channels_last_off
             && expected.rank() == shape.rank()
             && expected.dims().iter().all(|&d| d > 0)
             && elements.is_some_and(|n| n <= rules::MAX_ELEMENTS);

@@ -1232,7 +1232,8 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
         (_, "kernel_initializer" | "bias_initializer") => {
             "the weights are drawn when the model is exported or trained, for every layer at \
              once: `--init xavier` (Keras's default `glorot_uniform`), `--init kaiming` \
-             (`he_uniform`, `he_normal`) or `--init default` (PyTorch's); remove the argument"
+             (`he_uniform`; cnnc draws uniformly, so `he_normal` too is this) or `--init \
+             default` (PyTorch's); remove the argument"
         }
         (_, "kernel_regularizer" | "bias_regularizer" | "activity_regularizer") => {
             "an L2 penalty on the weights is `cnnc train --weight-decay W` (for every \
@@ -1248,8 +1249,9 @@ fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
              `data_format='channels_first'`); remove the argument"
         }
         (_, "name") => {
-            "a layer is named with `as` after it, `conv(8, 3) as conv1`, which names its \
-             tensor for later too"
+            "cnnc names each layer itself, by its kind and count (`conv1`, `conv2`, … in \
+             `cnnc summary` and in the ONNX model, `stage1.conv1` inside a block call); `as \
+             NAME` after a layer names its tensor, to read it later; remove the argument"
         }
         _ => return None,
     })
@@ -1816,6 +1818,12 @@ fn bind(
                 "flatten" => {
                     "`flatten` is PyTorch's `nn.Flatten()`, `flatten(x, 1)`: it keeps the \
                           batch and flattens everything after it; write `flatten` alone"
+                        .to_string()
+                }
+                // Keras's `ReLU(6)`, capped at 6.
+                "relu" if call.args.len() == 1 => {
+                    "a ReLU capped at 6 (Keras's `ReLU(6)`, PyTorch's `ReLU6`) is cnnc's \
+                     `relu6`; `relu` takes no arguments"
                         .to_string()
                 }
                 _ => format!("the signature is {}", signature(spec)),

@@ -840,7 +840,18 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
         }
     }
     if let Some(inner) = quoted {
-        return d.help(if inner.eq_ignore_ascii_case("same") {
+        // `activation='relu'`: no such argument, quoted or not.
+        let after_activation = text[..start]
+            .trim_end()
+            .strip_suffix('=')
+            .is_some_and(|b| b.trim_end().ends_with("activation"));
+        return d.help(if after_activation {
+            format!(
+                "cnnc has no activation argument: an activation is a layer of its own, written \
+                 after this one without quotes (Keras's `activation='{inner}'`): delete the \
+                 argument and write the activation next"
+            )
+        } else if inner.eq_ignore_ascii_case("same") {
             "write `same` without quotes, as in `pad=same`: it keeps a conv's size at stride 1; \
              with a stride, and on a pooling, the padding is a number (`pad=1` for a 3×3 \
              window)"
@@ -1412,6 +1423,17 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
                         .help(format!("add a `}}` before this `{tok}` to close it"));
                 }
             }
+        } else if b == b'{'
+            && tok == "model"
+            && text[start + tok.len()..].starts_with('.')
+            && !text[start + tok.len()..].starts_with(".add(")
+        {
+            // `model.summary()`, `model.compile(…)`, `model.fit(…)`: Keras's model object.
+            d = d.help(
+                "cnnc has no model object: `model.summary()` is `cnnc summary FILE`, and \
+                 `compile`/`fit` are `cnnc train FILE` (its `--optimizer`, `--lr`, `--epochs`); \
+                 a model's body lists only its layers",
+            );
         } else if b == b'{' && tok == "model" && text[start + tok.len()..].starts_with(".add(") {
             // Keras's `model.add(Dense(10))` in a model's body.
             d = d.help(
@@ -1559,11 +1581,11 @@ fn applied_layer_help(rhs: &str, named: &str) -> Option<String> {
         return None;
     }
     Some(format!(
-        "cnnc has no variables, and a layer is not applied to a tensor by name: the layers of a \
-         statement apply to the current tensor, so write the layer alone, after the layers \
-         that made `{input}` (cnnc names its own layer for a Keras or PyTorch one), then `as \
-         {named}` to name its result for later; a tensor named earlier is read back by its \
-         name alone, `{input}`"
+        "cnnc has no variables, and a layer is not applied to a tensor by name: each layer \
+         applies to the tensor the one before it made, so write the layer alone, after the \
+         layers that made `{input}` (cnnc names its own layer for a Keras or PyTorch one), \
+         with no `{named} =`; `as {named}` after it only where a later layer reads it by name \
+         (a skip), and a tensor named earlier is read back by its name alone, `{input}`"
     ))
 }
 
@@ -1727,7 +1749,9 @@ fn tensor_sum_help(a: &str, b: &str, named: Option<&str>) -> String {
         "cnnc has no variables, and a sum of two tensors is a residual: `{a} residual {{}} \
          shortcut {{ {b} }}{name}` (`{a}` made the current tensor, then `{b}` added to it; \
          `residual {{}} shortcut {{ {b} }}` alone adds `{b}` to the current tensor); a tensor \
-         is named after the layers that make it, `conv(16, 3) as {a}`"
+         is named after the layers that make it, `conv(16, 3) as {a}`; where one of them is \
+         the tensor a block or model started from, `residual {{ … }}` around the layers since \
+         adds it"
     )
 }
 

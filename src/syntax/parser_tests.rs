@@ -832,7 +832,10 @@ fn habits_from_other_languages_get_a_help() {
         // Keras's functional API and PyTorch's `forward`.
         (
             "x = layers.Conv2D(32, 3)(x)",
-            &["a layer is not applied to a tensor by name", "then `as x`"],
+            &[
+                "a layer is not applied to a tensor by name",
+                "with no `x =`",
+            ],
         ),
         (
             "x = self.conv1(x)",
@@ -840,7 +843,10 @@ fn habits_from_other_languages_get_a_help() {
         ),
         (
             "y = F.relu(x)",
-            &["after the layers that made `x`", "then `as y`"],
+            &[
+                "after the layers that made `x`",
+                "`as y` after it only where a later layer reads it",
+            ],
         ),
         (
             "x = layers.add([x, s])",

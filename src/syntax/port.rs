@@ -229,10 +229,9 @@ fn translate_call(class: &str, args: &Args) -> Option<String> {
             let same = args
                 .get(None, &["padding"])
                 .is_some_and(|v| v.text() == Some("same"));
-            let strided = stride.is_some_and(|s| !s.is("1"));
             // With a stride, `same` is padding cnnc gives as numbers, which the layer's
-            // input size decides: the check's own help gives them.
-            if same && (class == "Conv2DTranspose" || strided) {
+            // input size decides: written `pad=same`, the check's own error gives them.
+            if same && class == "Conv2DTranspose" {
                 return None;
             }
             if same {
@@ -514,8 +513,14 @@ mod tests {
             assert!(!c.diagnostics.has_errors(), "{src}: {:?}", c.diagnostics);
         }
         // Not one layer cnnc has, or an argument it cannot say: no translation.
+        // `same` with a stride: the check then gives the padding for the layer's input.
+        assert_eq!(
+            translate_line("Conv2D(64, (3, 3), padding='same', strides=(2, 2), activation='relu')")
+                .as_deref(),
+            Some("conv(64, 3, stride=2, pad=same) relu")
+        );
         for line in [
-            "layers.Conv2D(64, 3, strides=2, padding='same')",
+            "layers.Conv2DTranspose(64, 3, strides=2, padding='same')",
             "nn.Conv2d(3, 16, 3, padding_mode='reflect')",
             "layers.Lambda(lambda x: x * 2)",
             "x = torch.cat([a, b], dim=1)",
