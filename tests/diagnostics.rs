@@ -4524,6 +4524,24 @@ fn keras_habits_second_round() {
         .contains("reads as a shape channels-last"));
     assert!(failed.iter().all(|d| !d.message.contains("earlier failed")));
     assert!(c.diagnostics.warning_count() == 0, "{:?}", c.diagnostics);
+    // Keras's model object and input at the top level, a model of two inputs.
+    for (src, says) in [
+        (
+            "model = keras.Sequential([\n    layers.Dense(10),\n])\n",
+            "a network is a model",
+        ),
+        (
+            "inputs = keras.Input(shape=(28, 28, 1))\n",
+            "`model M(input: [1, 28, 28]) { … }`",
+        ),
+        (
+            "model M(img: [3, 32, 32], meta: [10]) { relu }\n",
+            "a model takes one input",
+        ),
+    ] {
+        let h = first_help(src.to_string());
+        assert!(h.contains(says), "{src}: {h}");
+    }
     let h = first_help(m("relu(6)"));
     assert!(h.contains("is cnnc's `relu6`"), "{h}");
     let h = first_help(m(

@@ -976,10 +976,21 @@ fn unexpected(positives: &[Rule], text: &str, pos: usize, file: FileId) -> Diagn
             return d.help(format!("logical operators are words: write `{word}`"));
         }
         _ if expects("`input`") => {
-            return d.help(
+            // `model M(img: [3, 32, 32], meta: [10])`: Keras's multi-input model.
+            let header = text[start..].lines().next().unwrap_or_default();
+            let several = header
+                .split_once(')')
+                .map_or(header, |(h, _)| h)
+                .matches(':')
+                .count()
+                > 1;
+            return d.help(if several {
+                "a model takes one input, always named `input` (the exported graph's input): \
+                 `model M(input: [C, H, W]) { … }`; models of several inputs are not supported"
+            } else {
                 "a model's input is always named `input` (the exported graph's input): \
-                 `model M(input: [C, H, W]) { … }`",
-            );
+                 `model M(input: [C, H, W]) { … }`"
+            });
         }
         // `conv(16, 3) -> relu`: a diagram's arrow.
         "-" if text[end..].starts_with('>') && expects("a layer") => {
@@ -1903,9 +1914,25 @@ fn python_habit(
             }
             _ => {}
         }
-        // `net = nn.Sequential(` at the top level: PyTorch's container.
+        // `inputs = keras.Input(shape=(28, 28, 1))` at the top level: the model's header.
         let rest_of_line = text[start..].lines().next().unwrap_or_default();
-        if rest_of_line.contains("Sequential(") || rest_of_line.contains("ModuleList(") {
+        if rest_of_line.contains("Input(") {
+            return Some(
+                "the model's input is declared in its header, one example's shape channels \
+                 first: Keras's `Input(shape=(28, 28, 1))` is `model M(input: [1, 28, 28]) { … }`"
+                    .into(),
+            );
+        }
+    }
+    // `net = nn.Sequential(` at the top level: PyTorch's container (also Keras's, whose
+    // `model = keras.Sequential([` fails at the `=` after the keyword `model`).
+    let keras_model = tok == "=" && line.trim_end() == "model";
+    if expects("`block`") || expects("`block`, `model` or `use`") || keras_model {
+        let rest_of_line = text[start..].lines().next().unwrap_or_default();
+        if rest_of_line.contains("Sequential(")
+            || rest_of_line.contains("ModuleList(")
+            || rest_of_line.contains("Model(")
+        {
             return Some(
                 "a network is a model, its layers one after another without commas: `model \
                  Net(input: [C, H, W]) { conv(16, 3, pad=1) relu flatten linear(10) }` (the \
