@@ -3426,18 +3426,22 @@ fn conv_transpose_same_help_gives_the_input_times_the_stride() {
                     assert!(k % 2 == 0 && s == 1 && d == 1, "{call}: {h}");
                 }
                 given += 1;
-                let fix = &h[at + 1..at + 1 + h[at + 1..].find('`').unwrap()];
-                let c = cnnc::compile_source(
-                    Path::new("t.cnn"),
-                    format!("model M(input: [2, 9, 9]) {{ {call}, {fix}) }}\n"),
-                );
-                assert!(
-                    c.diagnostics.is_empty(),
-                    "{call}, {fix}: {:?}",
-                    c.diagnostics
-                );
-                let out = c.models[0].output_shape().to_string();
-                assert_eq!(out, format!("[4, {0}, {0}]", 9 * s), "{call}, {fix}");
+                // Every padding it offers (Keras's exact list, and PyTorch's form beside it).
+                assert!(at > 0);
+                for (at, _) in h.match_indices("`pad=") {
+                    let fix = &h[at + 1..at + 1 + h[at + 1..].find('`').unwrap()];
+                    let c = cnnc::compile_source(
+                        Path::new("t.cnn"),
+                        format!("model M(input: [2, 9, 9]) {{ {call}, {fix}) }}\n"),
+                    );
+                    assert!(
+                        c.diagnostics.is_empty(),
+                        "{call}, {fix}: {:?}",
+                        c.diagnostics
+                    );
+                    let out = c.models[0].output_shape().to_string();
+                    assert_eq!(out, format!("[4, {0}, {0}]", 9 * s), "{call}, {fix}");
+                }
             }
         }
     }

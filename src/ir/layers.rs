@@ -634,6 +634,27 @@ fn conv_transpose_same_help(kernel: [u64; 2], stride: [u64; 2], dilation: [u64; 
     } else {
         format!("{}×{}", stride[0], stride[1])
     };
+    // An odd number of pixels to take off (kernel 3, stride 2): TensorFlow takes the odd one
+    // at the bottom and right, where `pad=p, output_pad=1` takes p on both sides and adds
+    // one back at the end, a pixel shifted; the padding list is Keras's exactly.
+    let tf_sides = |a: usize| {
+        let reach = dilation[a]
+            .saturating_mul(kernel[a].max(1) - 1)
+            .saturating_add(1);
+        let total = reach.checked_sub(stride[a])?;
+        Some((total / 2, total - total / 2))
+    };
+    if let (Some((top, bottom)), Some((left, right))) = (tf_sides(0), tf_sides(1)) {
+        if top != bottom || left != right {
+            return format!(
+                "give {what}: `pad=[{top}, {bottom}, {left}, {right}]` (top, bottom, left, \
+                 right) makes the output the input times {times} with the pixels of Keras's \
+                 `padding='same'`; `pad={}{output_pad}`, PyTorch's way, gives that size too, \
+                 its output shifted by a pixel",
+                both(h.0, w.0)
+            );
+        }
+    }
     format!(
         "give {what}: `pad={}{output_pad}` makes the output the input times {times}, as \
              Keras's `padding='same'` does",
