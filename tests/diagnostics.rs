@@ -4395,6 +4395,12 @@ fn channels_last_shape_assertions_are_named_and_do_not_cascade() {
     assert!(!help.contains("channels-last"), "{help}");
     let c = cnnc::compile_source(
         std::path::Path::new("k.cnn"),
+        "model K(input: [1, 8, 8]) { conv(4, 3, pad=1) : [-1, 4, 8, 8] }\n".to_string(),
+    );
+    let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
+    assert!(help.contains("write `: [4, 8, 8]`"), "{help}");
+    let c = cnnc::compile_source(
+        std::path::Path::new("k.cnn"),
         "model K(input: [1, 8, 8]) { conv(4, 3, pad=1) : [None, 4, 8, 8] }\n".to_string(),
     );
     let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();

@@ -1886,16 +1886,22 @@ impl<'a, 'd> Elab<'a, 'd> {
             match super::value::record_size_reads(|| eval(d, &frame.env, Some(shape))).0 {
                 Ok(Value::Int(n)) if n >= 0 => dims.push(n as u64),
                 Ok(v) => {
-                    self.diags.push(
-                        Diagnostic::error(
-                            "cnnc::elab::argument_type",
-                            format!(
-                                "a shape dimension must be a non-negative integer, got {}",
-                                v.describe()
-                            ),
-                        )
-                        .label(d.span, "here"),
-                    );
+                    let mut e = Diagnostic::error(
+                        "cnnc::elab::argument_type",
+                        format!(
+                            "a shape dimension must be a non-negative integer, got {}",
+                            v.describe()
+                        ),
+                    )
+                    .label(d.span, "here");
+                    // `: [-1, 32, 14, 14]`, a view's batch of any size.
+                    if assert.dims.len() == shape.rank() + 1 && std::ptr::eq(d, &assert.dims[0]) {
+                        e = e.help(format!(
+                            "the batch dimension is left out of shapes: write `: {}`",
+                            Shape(shape.dims().to_vec())
+                        ));
+                    }
+                    self.diags.push(e);
                     return Err(None);
                 }
                 Err(e) => {
