@@ -4312,6 +4312,32 @@ fn checking_goes_on_with_the_shape_an_unpadded_body_was_meant_to_give() {
         .is_empty());
 }
 
+/// In a block called at several sizes, the symmetric padding the help offers for an odd
+/// kernel gives Keras's ⌈n / stride⌉ at every call.
+#[test]
+fn strided_same_padding_in_a_block_fits_every_call() {
+    let c = cnnc::compile_source(
+        Path::new("s.cnn"),
+        "model N(input: [4, 18, 18]) { conv(8, 3, stride=2, pad=same) }\n".into(),
+    );
+    let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
+    assert!(
+        help.contains("`pad=1` (both sides alike") && help.contains("at every input size"),
+        "{help}"
+    );
+    let fixed = "block down(c) { conv(c, 3, stride=2, pad=1) }\n\
+                 model N(input: [4, 18, 18]) { down(8) : [8, 9, 9] down(8) : [8, 5, 5] down(8) : [8, 3, 3] }\n";
+    let c = cnnc::compile_source(Path::new("s.cnn"), fixed.into());
+    assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    // An even kernel's symmetric padding fits some sizes only: not said to fit all.
+    let c = cnnc::compile_source(
+        Path::new("s.cnn"),
+        "model N(input: [4, 8, 8]) { conv(8, 4, stride=2, pad=same) }\n".into(),
+    );
+    let help = c.diagnostics.iter().find_map(|d| d.help.clone()).unwrap();
+    assert!(!help.contains("at every input size"), "{help}");
+}
+
 /// `pad=same` with a stride gets the padding of Keras's and TensorFlow's `padding='same'` on
 /// the layer's input (⌈n / stride⌉ out, the odd pixel at the bottom and right), and what it
 /// writes gives that size, even kernels and odd sizes included.

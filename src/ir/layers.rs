@@ -712,9 +712,18 @@ fn tensorflow_same_help(size: [u64; 2], kernel: Pair, stride: Pair, dilation: Pa
         format!("[{}, {}]", symmetric[0], symmetric[1])
     };
     if symmetric_fits && pad != written {
+        // With an odd reach, half of it on each side gives ⌈n / stride⌉ at every n: the form
+        // for a block called at several sizes, where the list fits this one only.
+        let every_size = (0..2).all(|a| (dilation[a] * (kernel[a].max(1) - 1)).is_multiple_of(2));
         help.push_str(&format!(
             "; `pad={written}` (both sides alike, as PyTorch pads) gives that size too, its \
-             windows shifted by the difference"
+             windows shifted by the difference{}",
+            if every_size {
+                ", and does at every input size (the list is for this one: in a block called \
+                 at several sizes, write this)"
+            } else {
+                ""
+            }
         ));
     }
     help
