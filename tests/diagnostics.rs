@@ -834,15 +834,7 @@ fn concat_help_names_the_callers_skip_of_the_right_scale() {
         )
     };
     let check = |text: String| cnnc::compile_source(std::path::Path::new("u.cnn"), text);
-    let help = |text: String| -> String {
-        let c = check(text.clone());
-        let d = c
-            .diagnostics
-            .iter()
-            .find(|d| d.code == "cnnc::shape::concat_mismatch")
-            .unwrap_or_else(|| panic!("{text}: no concat_mismatch"));
-        d.help.clone().unwrap_or_default()
-    };
+    let help = |text: String| help_for(&text, "cnnc::shape::concat_mismatch");
     let padded = "conv(c, 3, pad=1)";
     // The skip of the scale above: 2× the other branch.
     let h = help(src("up(32, d1) up(16, d1)", padded));
@@ -4441,14 +4433,7 @@ fn channels_last_shape_assertions_are_named_and_do_not_cascade() {
 /// that were made keeps the plain help.
 #[test]
 fn an_assertion_after_a_statement_that_made_nothing_says_so() {
-    let help = |src: &str| -> String {
-        let c = cnnc::compile_source(Path::new("r.cnn"), src.to_string());
-        c.diagnostics
-            .iter()
-            .find(|d| d.code == "cnnc::shape::assertion_failed")
-            .and_then(|d| d.help.clone())
-            .unwrap_or_else(|| panic!("{src}: {:?}", c.diagnostics))
-    };
+    let help = |src: &str| help_for(src, "cnnc::shape::assertion_failed");
     let h = help(
         "block stage(c, n=2) { repeat n { conv(c, 3, pad=1) relu } }\n\
          model M(input: [3, 32, 32]) { stage(16, 0) : [16, 32, 32] }\n",
@@ -4480,14 +4465,7 @@ fn a_second_head_is_pointed_at_named_outputs() {
              flatten linear(10) as aux\n    feat flatten linear(10) as main\n    {tail}\n}}\n"
         )
     };
-    let help = |src: String, code: &str| -> String {
-        let c = cnnc::compile_source(Path::new("o.cnn"), src.clone());
-        c.diagnostics
-            .iter()
-            .find(|d| d.code == code)
-            .and_then(|d| d.help.clone())
-            .unwrap_or_else(|| panic!("{src}: {:?}", c.diagnostics))
-    };
+    let help = |src: String, code: &str| help_for(&src, code);
     let h = help(m("return (main, aux)"), "cnnc::elab::unknown_layer");
     assert!(
         h.contains("every other output is an `output NAME { … }`"),
