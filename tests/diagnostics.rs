@@ -4556,6 +4556,22 @@ fn keras_habits_second_round() {
         let h = first_help(src.to_string());
         assert!(h.contains(says), "{src}: {h}");
     }
+    // An argument to remove that changes no shape hides none of the layer's other mistakes.
+    let c = cnnc::compile_source(
+        Path::new("k.cnn"),
+        m("conv(64, 3, pad=same, stride=2, activation=relu, kernel_initializer=he_normal)"),
+    );
+    let codes: Vec<_> = c.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "cnnc::elab::unknown_argument",
+            "cnnc::elab::unknown_argument",
+            "cnnc::elab::argument_value"
+        ],
+        "{:?}",
+        c.diagnostics
+    );
     let h = first_help(m("relu(6)"));
     assert!(h.contains("is cnnc's `relu6`"), "{h}");
     let h = first_help(m(

@@ -1237,6 +1237,27 @@ fn signature(spec: &LayerSpec) -> String {
     format!("{}({})", spec.name, ps.join(", "))
 }
 
+/// Arguments of other frameworks whose fix is to remove them and that change no layer's
+/// output shape: the layer is checked without them (see [`bind`]).
+const SHAPELESS_ARGUMENTS: [&str; 16] = [
+    "activation",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "input_shape",
+    "input_dim",
+    "batch_input_shape",
+    "data_format",
+    "name",
+    "inplace",
+    "in_channels",
+    "in_features",
+    "num_features",
+    "num_channels",
+];
+
 /// What cnnc does instead of a PyTorch argument it does not have, where a near name would
 /// mislead (`padding_mode` is not `pad`).
 fn unsupported_argument(layer: &str, argument: &str) -> Option<&'static str> {
@@ -1565,6 +1586,11 @@ fn bind(
                         .filter(|&i| values[i].is_none());
                     match alias {
                         Some(i) => i,
+                        // An argument whose fix is to remove it, and that changes no shape
+                        // (Keras's `activation=`, `kernel_initializer=`, PyTorch's
+                        // `in_channels=`): reported, and the layer checked without it, so that
+                        // its other mistakes show in the same run.
+                        None if SHAPELESS_ARGUMENTS.contains(&n.name.as_str()) => continue,
                         None => {
                             ok = false;
                             continue;
